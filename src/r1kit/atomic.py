@@ -1,0 +1,57 @@
+"""Files and folders that are complete or absent: a kill never leaves half of one behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+COMPLETE_MARKER = "r1kit_complete.json"  # written last: a folder without it is incomplete
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a kill leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value: Any) -> None:
+    write_atomic(path, json.dumps(value, indent=2, default=jsonable) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """json.dumps fallback: numpy / torch scalars become numbers, anything else its text."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / COMPLETE_MARKER).exists()
+
+
+def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
+    """Mark a fully written folder complete and rename it into place (atomic on one filesystem)."""
+    (staging / COMPLETE_MARKER).write_text(json.dumps(info))
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, dest)
+
+
+def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
+    """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind."""
+    staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        build(staging)
+        commit_folder(staging, dest, info)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest

@@ -1,0 +1,122 @@
+"""`r1kit chat`: talk to a trained model, its thinking and its answer shown apart as the tokens stream in."""
+
+from __future__ import annotations
+
+from threading import Thread
+
+from rich.console import Console
+from transformers import TextIteratorStreamer
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.config.sources import ResolvedConfig, resolve_config
+from r1kit.hardware import setup_hardware
+from r1kit.models import load_model, load_tokenizer
+from r1kit.prompts import chat_prompt
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
+from r1kit.runs import run_of
+from r1kit.stages.common import model_reference
+
+_STYLES = {"text": "", "think": "dim italic", "answer": "bold green"}
+_SWITCHES = {THINK_OPEN: "think", THINK_CLOSE: "text", ANSWER_OPEN: "answer", ANSWER_CLOSE: "text"}
+_HEADINGS = {"think": "\n── thinking ──\n", "answer": "\n── answer ──\n"}
+
+
+class StreamRenderer:
+    """Prints streamed text, switching style at the R1 tags, even when a tag arrives split over two chunks."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.mode = "text"
+        self.pending = ""
+        self.text = ""
+
+    def feed(self, chunk: str) -> None:
+        self.text += chunk
+        self.pending += chunk
+        while True:
+            found = [(self.pending.find(tag), tag) for tag in _SWITCHES if tag in self.pending]
+            if not found:
+                break
+            position, tag = min(found)
+            self._emit(self.pending[:position])
+            self.mode = _SWITCHES[tag]
+            if self.mode in _HEADINGS:
+                self.console.print(_HEADINGS[self.mode], end="", style="bold", markup=False, highlight=False)
+            self.pending = self.pending[position + len(tag) :]
+        # keep back a tail that could be the start of a tag (at most one character short of the longest tag)
+        longest = min(len(self.pending), max(map(len, _SWITCHES)) - 1)
+        keep = max(
+            (k for k in range(1, longest + 1) if any(t.startswith(self.pending[-k:]) for t in _SWITCHES)), default=0
+        )
+        self._emit(self.pending[: len(self.pending) - keep])
+        self.pending = self.pending[len(self.pending) - keep :]
+
+    def close(self) -> None:
+        self._emit(self.pending)
+        self.pending = ""
+        self.console.print()
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self.console.print(text, end="", style=_STYLES[self.mode], markup=False, highlight=False)
+
+
+def reply(model, tokenizer, question: str, system_prompt: str, max_new_tokens: int, console: Console) -> str:
+    """Generate an answer, streaming it to the console; returns the full text."""
+    inputs = tokenizer.apply_chat_template(
+        chat_prompt(question, system_prompt), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(model.device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    generation = Thread(
+        target=model.generate,
+        kwargs={
+            **inputs,
+            "streamer": streamer,
+            "max_new_tokens": max_new_tokens,
+            "do_sample": False,
+            "top_p": None,
+            "top_k": None,
+            "temperature": None,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+    )
+    generation.start()
+    renderer = StreamRenderer(console)
+    for chunk in streamer:
+        renderer.feed(chunk)
+    renderer.close()
+    generation.join()
+    answer = extract_answer(renderer.text)
+    console.print(f"answer: {answer}" if answer is not None else "(no <answer> block)", style="bold", markup=False)
+    return renderer.text
+
+
+def main(resolved: ResolvedConfig, prompt: str | None) -> None:
+    config = _with_run_prompt(resolved)
+    hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
+    reference = model_reference(config)
+    tokenizer = load_tokenizer(config.model, reference)
+    model = load_model(config.model, reference, hardware, for_training=False).eval()
+    console = Console()
+    if prompt is not None:
+        reply(model, tokenizer, prompt, config.prompt.system, config.evaluation.max_new_tokens, console)
+        return
+    console.print(f"r1kit chat · {config.model.name} · empty line or Ctrl-D to quit", style="bold")
+    while True:
+        try:
+            question = console.input("[bold]you>[/bold] ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        reply(model, tokenizer, question, config.prompt.system, config.evaluation.max_new_tokens, console)
+
+
+def _with_run_prompt(resolved: ResolvedConfig) -> R1kitConfig:
+    """A model trained by r1kit is asked with the system prompt it was trained with, unless one is given."""
+    config = resolved.config
+    run = run_of(config.model.name)
+    if run is None or resolved.sources.get("prompt.system") != "default":
+        return config
+    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={})
+    return config.model_copy(update={"prompt": trained.config.prompt})

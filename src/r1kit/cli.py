@@ -1,0 +1,189 @@
+"""The `r1kit` command line.
+
+Every command takes `--config FILE`, `--recipe NAME`, `--profile NAME` and any config key as `--section.key value`
+(see `r1kit <command> --help`). A config error exits with code 2 and one line naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from r1kit.config.sources import (
+    FLAG_ALIASES,
+    PATH_ALIASES,
+    ConfigError,
+    ResolvedConfig,
+    builtin_profiles,
+    field_help,
+    flatten,
+    list_recipes,
+    resolve_config,
+    to_yaml,
+)
+
+_ABOUT = {
+    "run": "the main job: evaluate the base model, cold-start SFT, GRPO, evaluate again, before/after table",
+    "sft": "supervised fine-tuning alone (the cold start: worked solutions in <think>/<answer> format)",
+    "grpo": "GRPO reinforcement learning alone, with the configured rule-based rewards",
+    "eval": "evaluate a model (alias, folder, hub id or run folder): pass@1, format rate, pass@k",
+    "chat": "chat with a model; its thinking and answer shown apart",
+    "config show": "print the fully resolved config (--explain: where each value came from)",
+    "report": "write RUN_DIR/report.html: plots, evaluations, alerts and examples of a run",
+}
+
+
+def _keys_help() -> str:
+    rows = [f"  --{path} (default: {json.dumps(default)})\n      {text}" for path, default, text in field_help()]
+    aliases = "\n".join(
+        f"  {flag} → {alias.path}" + (f"={alias.value}" if alias.value is not None else "")
+        for flag, alias in FLAG_ALIASES.items()
+    )
+    paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
+    return (
+        "config keys (--section.key value, --section.key=value, lists as [a, b]; "
+        "env: R1KIT_SECTION_KEY or GRPO_SECTION_KEY):\n"
+        + "\n".join(rows)
+        + f"\n\nflag aliases:\n{aliases}\n\npath aliases:\n{paths}\n\n"
+        + f"profiles: {', '.join(builtin_profiles())} (+ your own under `profiles:` in --config)\n"
+        + f"recipes: {', '.join(list_recipes())}"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--config", help="YAML file with config values (and optional `profiles:`)")
+    common.add_argument("--recipe", help="a shipped recipe name or a recipe YAML path (applied before --config)")
+    common.add_argument("--profile", default="default", help="profile applied over the files (default: default)")
+
+    parser = argparse.ArgumentParser(
+        prog="r1kit",
+        description="Train small language models to reason the way DeepSeek-R1 was trained.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, parent: argparse._SubParsersAction = commands, key: str | None = None
+    ) -> argparse.ArgumentParser:
+        key = key or name
+        return parent.add_parser(
+            name,
+            parents=[common],
+            allow_abbrev=False,
+            help=_ABOUT[key],
+            description=_ABOUT[key],
+            epilog=_keys_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    for name in ("run", "sft", "grpo", "eval"):
+        command(name)
+    command("chat").add_argument("--prompt", help="ask one question and exit (default: interactive)")
+    show = command(
+        "show",
+        commands.add_parser("config", help="inspect the configuration").add_subparsers(dest="action", required=True),
+        "config show",
+    )
+    show.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    show.add_argument("--explain", action="store_true", help="show where each value came from")
+    report = commands.add_parser("report", help=_ABOUT["report"], description=_ABOUT["report"], allow_abbrev=False)
+    report.add_argument("run_dir", type=Path)
+    return parser
+
+
+def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfig:
+    """Resolve and check the config (before any model is loaded). With --resume, the run's saved config is the base."""
+    from r1kit.config.checks import check_machine
+
+    resolved = resolve_config(recipe=args.recipe, config_file=args.config, profile=args.profile, overrides=overrides)
+    if resolved.config.run.resume and not args.config:
+        saved = _resumable_run(resolved.config.run.output_dir) / "config.yaml"
+        resolved = resolve_config(
+            recipe=args.recipe,
+            config_file=str(saved),
+            profile=args.profile,
+            overrides=[*overrides, "--run.output_dir", str(saved.parent)],
+        )
+    check_machine(resolved.config)
+    return resolved
+
+
+def _resumable_run(output_dir: str | None) -> Path:
+    """The run to resume: --out, or the newest run under runs/."""
+    if output_dir:
+        if not (Path(output_dir) / "config.yaml").exists():
+            raise ConfigError(f"--resume: no run to resume in {output_dir} (it has no config.yaml)")
+        return Path(output_dir)
+    runs = sorted(Path("runs").glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise ConfigError("--resume: no run found under runs/; name one with --out RUN_DIR")
+    return runs[-1].parent
+
+
+def _show(resolved: ResolvedConfig, fmt: str, explain: bool) -> None:
+    if explain:
+        for path, value in flatten(resolved.config.model_dump()).items():
+            print(f"{path} = {json.dumps(value)}    # {resolved.sources.get(path, 'default')}")
+    elif fmt == "json":
+        print(json.dumps(resolved.config.model_dump(), indent=2))
+    else:
+        print(to_yaml(resolved.config), end="")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the tokenizer's thread pool
+    args, overrides = _parser().parse_known_args(argv)
+
+    if args.command == "report":
+        from r1kit.monitoring.report import write_report
+
+        if overrides:
+            print(f"r1kit: report takes only RUN_DIR (got {' '.join(overrides)})", file=sys.stderr)
+            return 2
+        print(write_report(args.run_dir))
+        return 0
+
+    try:
+        resolved = load_config(args, overrides)
+    except ConfigError as error:
+        print(f"r1kit: config error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        _show(resolved, args.format, args.explain)
+        return 0
+    return _execute(args, resolved)
+
+
+def _execute(args: argparse.Namespace, resolved: ResolvedConfig) -> int:
+    from r1kit import chat, pipeline
+    from r1kit.data.loading import DatasetError
+    from r1kit.models import ModelError
+    from r1kit.runs import RunDirError
+    from r1kit.stages import evaluate, grpo, sft
+
+    commands = {
+        "run": lambda: pipeline.run(resolved.config),
+        "sft": lambda: sft.main(resolved.config),
+        "grpo": lambda: grpo.main(resolved.config),
+        "eval": lambda: evaluate.main(resolved.config),
+        "chat": lambda: chat.main(resolved, args.prompt),
+    }
+    try:
+        commands[args.command]()
+    except (ModelError, DatasetError, RunDirError) as error:
+        print(f"r1kit: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("r1kit: interrupted; run the same command again to continue from the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Checks of a valid config against this machine, run before any model is loaded."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from r1kit import hardware
+from r1kit.config.schema import R1kitConfig
+from r1kit.config.sources import ConfigError
+
+
+def check_machine(config: R1kitConfig) -> None:
+    """Raise ConfigError when the config asks for hardware or packages this machine does not have."""
+    model = config.model
+    devices = hardware.available_devices()
+    if model.device != "auto" and model.device not in devices:
+        raise ConfigError(f"model.device: {model.device} is not available here (available: {', '.join(devices)})")
+    device = hardware.pick_device(model.device)
+    if model.precision != "auto" and not hardware.supports_precision(device, model.precision):
+        why = (
+            "this CPU has no native bf16 instructions (avx512_bf16 / amx_bf16)"
+            if device == "cpu"
+            else f"{device} does not support it"
+        )
+        raise ConfigError(f"model.precision: {model.precision} on {device}: {why}; use auto or fp32")
+    if config.grpo.use_vllm:
+        if device != "cuda":
+            raise ConfigError(
+                f"grpo.use_vllm: vLLM generation needs a CUDA GPU, and this run is on {device}; set it to false"
+            )
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError("grpo.use_vllm: the vllm package is not installed (pip install vllm)")
+    integrations = {"tensorboard": config.monitoring.tensorboard.enabled, "wandb": config.monitoring.wandb.enabled}
+    for name, enabled in integrations.items():
+        if enabled and importlib.util.find_spec(name) is None:
+            raise ConfigError(
+                f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]')"
+            )

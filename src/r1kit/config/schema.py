@@ -1,0 +1,370 @@
+"""The one configuration schema for every r1kit command: types, defaults, ranges and help text live here only.
+
+YAML files, profiles, environment variables and the command line only set values of these fields
+(see `r1kit.config.sources`). Each stage reads its own section.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
+from r1kit.rewards.registry import REWARD_NAMES
+
+
+class Section(BaseModel):
+    # forbid: a misspelt key is an error, not a silently ignored value.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+
+
+# ---------------------------------------------------------------------------------------------------- run & model
+
+
+class RunConfig(Section):
+    output_dir: str | None = Field(
+        None, description="Run folder (checkpoints, metrics, evals, report). Default: runs/<timestamp>."
+    )
+    seed: int = Field(42, description="Seed for data order, sampling and initialisation.")
+    resume: bool = Field(
+        False, description="Continue from the newest complete checkpoint in the run folder instead of starting over."
+    )
+
+
+class LoraConfig(Section):
+    enabled: bool = Field(True, description="Train LoRA adapters (PEFT) instead of every weight.")
+    rank: int = Field(16, ge=1, description="LoRA rank r.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (the update is scaled by alpha / rank).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get adapters.",
+    )
+
+
+class ModelConfig(Section):
+    name: str = Field(
+        "smollm2-135m",
+        description="Model alias (smollm2-135m: the embedded SmolLM2-135M-Instruct; tiny-random: a tiny test model), "
+        "a Hugging Face hub id, or a local folder.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub model.")
+    trust_remote_code: bool = Field(
+        False, description="Allow a hub model to run its own Python code. Off: only ask for it if you trust the repo."
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Device; auto picks cuda → mps → cpu.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="Numeric precision; auto picks bf16 where the hardware runs it natively, else fp16/fp32."
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: the real CPU quota.")
+    cache_dir: str | None = Field(
+        None, description="Where converted built-in models are cached. Default: $R1KIT_CACHE or ~/.cache/r1kit."
+    )
+    chat_template: str | None = Field(
+        None, description="Chat template to use instead of the tokenizer's: 'chatml' or a Jinja template string."
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+class PromptConfig(Section):
+    system: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt for training, evaluation and chat.")
+
+
+# ---------------------------------------------------------------------------------------------------------- data
+
+
+class SplitConfig(Section):
+    test_size: float = Field(0.1, gt=0.0, lt=1.0, description="Share of rows held out for evaluation.")
+    seed: int = Field(42, description="Seed of the train / held-out split.")
+
+
+class SyntheticConfig(Section):
+    num_examples: int = Field(3000, ge=10, description="Rows generated for a built-in task (before the split).")
+    seed: int = Field(1234, description="Seed of the built-in task generator.")
+
+
+class DatasetConfig(Section):
+    name: str = Field(
+        "arithmetic",
+        description="Built-in task (arithmetic, word_problems, mixed), a local .json/.jsonl/.parquet/.csv file, "
+        "or a hub dataset id.",
+    )
+    subset: str | None = Field(None, description="Hub dataset configuration name.")
+    train_split: str = Field("train", description="Split to train on (hub datasets).")
+    test_split: str | None = Field(
+        None, description="Use this split as held-out set instead of carving one out of the train split."
+    )
+    format: Literal["auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly"] = Field(
+        "auto", description="Row format; auto detects it from the column names."
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    max_train_samples: int | None = Field(None, ge=1, description="Keep at most this many training rows.")
+    max_test_samples: int | None = Field(None, ge=1, description="Keep at most this many held-out rows.")
+    on_bad_row: Literal["error", "skip"] = Field(
+        "error", description="A row missing a needed field: stop with an error naming it, or skip and count it."
+    )
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+
+# ------------------------------------------------------------------------------------------------------- rewards
+
+
+class RewardParams(Section):
+    weight: float = Field(1.0, description="Weight of this reward in the total GRPO reward.")
+
+
+class VerificationConfig(Section):
+    """How `accuracy` and `cosine` run math-verify: in worker processes with a hard deadline per item."""
+
+    timeout_seconds: float = Field(
+        5.0, gt=0.0, description="Hard time limit per verification; past it the item scores None (excluded), counted."
+    )
+    workers: int = Field(1, ge=1, description="Verifier worker processes (a worker past the limit is replaced).")
+
+
+class ReasoningStepsParams(RewardParams):
+    target_steps: int = Field(3, ge=1, description="Indicator count that earns the full reward.")
+
+
+class CosineParams(RewardParams):
+    min_value_wrong: float = Field(-0.5, description="Reward of the shortest wrong answer.")
+    max_value_wrong: float = Field(-0.1, description="Reward of a wrong answer at max_len.")
+    min_value_correct: float = Field(0.8, description="Reward of a correct answer at max_len.")
+    max_value_correct: float = Field(1.0, description="Reward of the shortest correct answer.")
+    max_len: int = Field(1000, ge=1, description="Length (characters) where the cosine schedule ends.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CosineParams:
+        if self.min_value_wrong > self.max_value_wrong:
+            raise ValueError("min_value_wrong must be <= max_value_wrong")
+        if self.min_value_correct > self.max_value_correct:
+            raise ValueError("min_value_correct must be <= max_value_correct")
+        return self
+
+
+class RepetitionPenaltyParams(RewardParams):
+    ngram_size: int = Field(3, ge=1, description="n of the repeated word n-grams.")
+    max_penalty: float = Field(-0.1, le=0.0, description="Penalty (<= 0) of a completion that is all repetition.")
+
+
+class LanguageConsistencyParams(RewardParams):
+    language: str = Field(
+        "auto", description="ISO 639-1 code the completion should be written in; auto: the prompt's language."
+    )
+
+
+class OverlongParams(RewardParams):
+    max_length: int | None = Field(
+        None, ge=1, description="Length limit in tokens; default: grpo.max_completion_length."
+    )
+    soft_cache: int = Field(
+        16, ge=1, description="Tokens before the limit where the penalty ramps linearly from 0 to -1."
+    )
+
+
+class RewardsConfig(Section):
+    functions: list[str] = Field(
+        default_factory=lambda: ["accuracy", "format", "tag_count"],
+        description=f"Rewards used by GRPO, from: {', '.join(REWARD_NAMES)}.",
+    )
+    verification: VerificationConfig = Field(default_factory=VerificationConfig)
+    accuracy: RewardParams = Field(default_factory=RewardParams)
+    format: RewardParams = Field(default_factory=lambda: RewardParams(weight=0.5))
+    tag_count: RewardParams = Field(default_factory=lambda: RewardParams(weight=0.25))
+    reasoning_steps: ReasoningStepsParams = Field(default_factory=ReasoningStepsParams)
+    cosine: CosineParams = Field(default_factory=CosineParams)
+    repetition_penalty: RepetitionPenaltyParams = Field(default_factory=RepetitionPenaltyParams)
+    language_consistency: LanguageConsistencyParams = Field(default_factory=LanguageConsistencyParams)
+    overlong: OverlongParams = Field(default_factory=OverlongParams)
+
+    @field_validator("functions")
+    @classmethod
+    def _known_rewards(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError(f"needs at least one reward; valid: {', '.join(REWARD_NAMES)}")
+        unknown = [n for n in names if n not in REWARD_NAMES]
+        if unknown:
+            raise ValueError(f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(REWARD_NAMES)}")
+        if len(set(names)) != len(names):
+            raise ValueError("lists a reward twice")
+        return names
+
+    def params(self, name: str) -> RewardParams:
+        return getattr(self, name)
+
+
+# ------------------------------------------------------------------------------------------------------ training
+
+
+class OptimizationConfig(Section):
+    learning_rate: float = Field(1e-5, gt=0.0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        "constant_with_warmup", description="Learning-rate schedule after warm-up."
+    )
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
+
+
+class BatchSizeConfig(Section):
+    per_device_train: int = Field(8, ge=1, description="Sequences per device per optimizer micro-step.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps accumulated per optimizer step.")
+
+
+class CheckpointConfig(Section):
+    save_steps: int = Field(25, ge=1, description="Save a resumable checkpoint every N optimizer steps.")
+    save_total_limit: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
+
+
+class SFTConfig(Section):
+    enabled: bool = Field(
+        True, description="Run the cold-start SFT warm-up before GRPO in `r1kit run` (teaches the tag format)."
+    )
+    epochs: float = Field(1.0, gt=0.0, description="Passes over the SFT data (when max_steps is not set).")
+    max_steps: int | None = Field(60, ge=1, description="Optimizer steps; overrides epochs when set.")
+    max_length: int = Field(256, ge=16, description="Longest SFT sequence in tokens (prompt + completion).")
+    optimization: OptimizationConfig = Field(
+        default_factory=lambda: OptimizationConfig(learning_rate=1e-3, warmup_ratio=0.05, lr_scheduler="cosine")
+    )
+    batch_size: BatchSizeConfig = Field(default_factory=BatchSizeConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+class TrainingConfig(Section):
+    """The reinforcement-learning stage (GRPO)."""
+
+    epochs: float = Field(1.0, gt=0.0, description="Passes over the prompts (when max_steps is not set).")
+    max_steps: int | None = Field(30, ge=1, description="Optimizer steps; overrides epochs when set.")
+    optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
+    # 16 completions per step: 2 prompts × 8 generations
+    batch_size: BatchSizeConfig = Field(default_factory=lambda: BatchSizeConfig(per_device_train=16))
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, ~20% slower."
+    )
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+class GRPOConfig(Section):
+    num_generations: int = Field(8, ge=2, description="Completions sampled per prompt (the GRPO group).")
+    max_completion_length: int = Field(96, ge=1, description="Longest completion in tokens.")
+    temperature: float = Field(
+        0.7,
+        gt=0.0,
+        description="Sampling temperature of the rollouts (below 1: closer to the greedy answers evaluated).",
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold of the rollouts.")
+    beta: float = Field(0.0, ge=0.0, description="KL coefficient; 0 loads no reference model (faster).")
+    epsilon: float = Field(0.2, gt=0.0, description="PPO-style clipping range.")
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field("dapo", description="TRL GRPO loss variant.")
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Divide advantages by the reward std of the group, of the batch, or not at all."
+    )
+    num_iterations: int = Field(1, ge=1, description="Policy updates per generated batch (μ).")
+    mask_truncated_completions: bool = Field(
+        False, description="Leave completions cut at the length limit out of the loss."
+    )
+    use_vllm: bool = Field(False, description="Generate with vLLM (CUDA only).")
+    vllm_mode: Literal["colocate", "server"] = Field("colocate", description="vLLM inside the trainer or a server.")
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+
+
+class EvaluationConfig(Section):
+    max_samples: int | None = Field(200, ge=1, description="Evaluate at most this many held-out problems.")
+    max_new_tokens: int = Field(128, ge=1, description="Longest generated answer in tokens.")
+    batch_size: int = Field(32, ge=1, description="Prompts generated together.")
+    num_samples: int = Field(1, ge=1, description="Sampled completions per problem for pass@k (1: greedy only).")
+    pass_k: list[int] = Field(default_factory=lambda: [1], description="k values of pass@k (each <= num_samples).")
+    temperature: float = Field(0.8, gt=0.0, description="Sampling temperature for pass@k samples.")
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> EvaluationConfig:
+        too_big = [k for k in self.pass_k if k < 1 or k > self.num_samples]
+        if too_big:
+            raise ValueError(f"pass_k {too_big} must be between 1 and num_samples ({self.num_samples})")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------- monitoring
+
+
+class IntegrationConfig(Section):
+    enabled: bool = Field(False, description="Report metrics to this integration.")
+
+
+class WandbConfig(IntegrationConfig):
+    project: str = Field("r1kit", description="Weights & Biases project.")
+    run_name: str | None = Field(None, description="Weights & Biases run name; default: the run folder name.")
+
+
+class AlertsConfig(Section):
+    window: int = Field(
+        20, ge=2, description="Logging steps in the moving window that trends and shares are read over."
+    )
+    plateau_min_change: float = Field(
+        0.01, ge=0.0, description="Reward plateau: total reward moved less than this over a full window."
+    )
+    drop_share: float = Field(
+        0.3, gt=0.0, lt=1.0, description="Alert when a reward or format compliance falls by more than this share."
+    )
+    length_blowup_factor: float = Field(
+        2.0, gt=1.0, description="Alert when mean completion length grows by more than this factor."
+    )
+    zero_advantage_max: float = Field(
+        0.8, gt=0.0, le=1.0, description="Alert when this share of prompt groups has identical rewards."
+    )
+    truncated_max: float = Field(
+        0.95, gt=0.0, le=1.0, description="Alert when at least this share of completions hits the length limit."
+    )
+
+
+class ProfilerConfig(Section):
+    enabled: bool = Field(False, description="Record a torch.profiler trace of a few training steps.")
+    wait: int = Field(1, ge=0, description="Steps skipped before profiling.")
+    warmup: int = Field(1, ge=0, description="Profiler warm-up steps.")
+    active: int = Field(2, ge=1, description="Steps recorded.")
+
+
+class MonitoringConfig(Section):
+    logging_steps: int = Field(1, ge=1, description="Write metrics every N optimizer steps.")
+    examples_every: int = Field(5, ge=1, description="Show the best and worst completion every N steps.")
+    progress: bool = Field(True, description="Show progress bars and the per-step console block.")
+    tensorboard: IntegrationConfig = Field(default_factory=IntegrationConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------- root
+
+
+class R1kitConfig(Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    rewards: RewardsConfig = Field(default_factory=RewardsConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @model_validator(mode="after")
+    def _grpo_batch_holds_whole_groups(self) -> R1kitConfig:
+        # TRL samples one generation batch (per_device_train × processes × gradient_accumulation_steps completions)
+        # and groups it by prompt, so it must hold whole groups of num_generations.
+        batch = self.training.batch_size
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        generation_batch = batch.per_device_train * processes * batch.gradient_accumulation_steps
+        if generation_batch % self.grpo.num_generations:
+            raise ValueError(
+                f"training.batch_size: the GRPO generation batch (per_device_train {batch.per_device_train} "
+                f"× {processes} process(es) × gradient_accumulation_steps {batch.gradient_accumulation_steps} "
+                f"= {generation_batch} completions) must be divisible by grpo.num_generations "
+                f"({self.grpo.num_generations})"
+            )
+        return self

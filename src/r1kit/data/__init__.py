@@ -1,0 +1,1 @@
+"""Datasets: built-in synthetic tasks, adapters for common formats, and loaders."""

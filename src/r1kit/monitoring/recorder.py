@@ -1,0 +1,158 @@
+"""What the policy generated: every GRPO batch, seen through the reward functions.
+
+TRL calls each reward function with the same batch of completions, one after the other. `RolloutRecorder.tap`
+wraps the reward functions so the recorder collects, per batch, the completions, their token lengths and every
+reward's values. The monitor turns a window of batches into quality statistics and best/worst examples.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1kit.rewards.functions import count_reasoning_steps
+from r1kit.rewards.text import THINK_CLOSE, THINK_OPEN, completion_text, extract_answer, prompt_text, split_r1
+
+
+@dataclass
+class Rollout:
+    """One generation batch: num_generations consecutive completions share a prompt."""
+
+    step: int
+    prompts: list[str]
+    completions: list[str]
+    lengths: list[int]  # completion tokens
+    rewards: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def totals(self, weights: dict[str, float]) -> list[float | None]:
+        """Weighted reward per completion, None-values skipped, None if every reward was None (as TRL does)."""
+        totals: list[float | None] = []
+        for index in range(len(self.completions)):
+            values = [(weights[name], v[index]) for name, v in self.rewards.items() if v[index] is not None]
+            totals.append(sum(w * value for w, value in values) if values else None)
+        return totals
+
+
+@dataclass
+class RolloutRecorder:
+    weights: dict[str, float]
+    num_generations: int
+    max_completion_length: int
+    rollouts: list[Rollout] = field(default_factory=list)
+    _batch: Any = None  # the completions list object of the batch being scored
+
+    def tap(self, name: str, reward: Callable[..., list[float | None]]) -> Callable[..., list[float | None]]:
+        """`reward`, recording its values for the current batch."""
+
+        def recorded_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+            values = reward(completions, **kwargs)
+            if completions is not self._batch:  # the first reward of a new batch
+                self._batch = completions
+                state = kwargs.get("trainer_state")
+                self.rollouts.append(
+                    Rollout(
+                        step=(state.global_step + 1) if state is not None else 0,  # the step being computed
+                        prompts=[prompt_text(p) for p in kwargs.get("prompts") or [""] * len(completions)],
+                        completions=[completion_text(c) for c in completions],
+                        lengths=[len(ids) for ids in kwargs.get("completion_ids") or [[]] * len(completions)],
+                    )
+                )
+            self.rollouts[-1].rewards[name] = list(values)
+            return values
+
+        recorded_reward.__name__ = name
+        return recorded_reward
+
+    def take(self) -> list[Rollout]:
+        """The batches recorded since the last call."""
+        taken, self.rollouts = self.rollouts, []
+        return taken
+
+    # ------------------------------------------------------------------------------------------------ statistics
+
+    def statistics(self, rollouts: list[Rollout]) -> dict[str, float | None]:
+        """Per-reward mean/std/min/max, the weighted total, and generation-quality figures of a window."""
+        stats: dict[str, float | None] = {}
+        if not rollouts:
+            return stats
+        for name in rollouts[0].rewards:
+            stats.update(_describe(f"rewards/{name}", [v for r in rollouts for v in r.rewards.get(name, [])]))
+        totals = [t for r in rollouts for t in r.totals(self.weights)]
+        stats.update(_describe("rewards/total", totals))
+
+        texts = [c for r in rollouts for c in r.completions]
+        lengths = [n for r in rollouts for n in r.lengths]
+        thinks = [len(t) for t in (_think(c) for c in texts) if t is not None]
+        answers = [len(a) for a in (extract_answer(c) for c in texts) if a is not None]
+        stats["quality/format_rate"] = _mean([float(split_r1(c) is not None) for c in texts])
+        stats["quality/completion_tokens"] = _mean([float(n) for n in lengths])
+        stats["quality/think_chars"] = _mean([float(n) for n in thinks])
+        stats["quality/answer_chars"] = _mean([float(n) for n in answers])
+        stats["quality/truncated_share"] = _mean([float(n >= self.max_completion_length) for n in lengths])
+        stats["quality/reasoning_steps"] = _mean([float(count_reasoning_steps(c)) for c in texts])
+        stats["quality/zero_advantage_share"] = _mean(
+            [
+                float(_all_equal(group))
+                for r in rollouts
+                for group in _groups(r.totals(self.weights), self.num_generations)
+            ]
+        )
+        return stats
+
+    def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:
+        """The best and the worst completion of a window by total reward, each with its reward breakdown."""
+        scored = []
+        for rollout in rollouts:
+            for index, total in enumerate(rollout.totals(self.weights)):
+                if total is not None:
+                    scored.append((total, rollout, index))
+        if not scored:
+            return []
+        best, worst = max(scored, key=lambda s: s[0]), min(scored, key=lambda s: s[0])
+        return [
+            {
+                "kind": kind,
+                "step": rollout.step,
+                "total": total,
+                "rewards": {name: values[index] for name, values in rollout.rewards.items()},
+                "prompt": rollout.prompts[index],
+                "completion": rollout.completions[index],
+                "tokens": rollout.lengths[index],
+            }
+            for kind, (total, rollout, index) in (("best", best), ("worst", worst))
+        ]
+
+
+def _think(text: str) -> str | None:
+    start = text.find(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start + 1)
+    return text[start + len(THINK_OPEN) : end].strip() if 0 <= start < end else None
+
+
+def _groups(values: list[float | None], size: int) -> list[list[float | None]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _all_equal(group: list[float | None]) -> bool:
+    """Identical rewards across a prompt's group: zero advantage, no learning signal from this prompt."""
+    finite = [v for v in group if v is not None]
+    return len(finite) < 2 or max(finite) - min(finite) < 1e-9
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _describe(prefix: str, values: list[float | None]) -> dict[str, float | None]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return {f"{prefix}/mean": None, f"{prefix}/std": None, f"{prefix}/min": None, f"{prefix}/max": None}
+    return {
+        f"{prefix}/mean": statistics.fmean(finite),
+        f"{prefix}/std": statistics.pstdev(finite),
+        f"{prefix}/min": min(finite),
+        f"{prefix}/max": max(finite),
+    }

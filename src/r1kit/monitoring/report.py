@@ -1,0 +1,271 @@
+"""`r1kit report RUN_DIR`: one self-contained HTML page of a run (inline CSS and SVG plots, nothing fetched).
+
+It shows the evaluation table, per-stage plots (each reward, format compliance, lengths, speed), the alerts,
+and the best and worst completions with their reward breakdown.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render straight to SVG
+import matplotlib.pyplot as plt
+
+from r1kit.atomic import write_atomic
+from r1kit.runs import RunDir
+
+_EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
+
+# (title, [(metric key, label)], y-axis label, percent?) — a plot is drawn when any of its keys was logged.
+_PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
+    ("Format compliance", [("quality/format_rate", "strict format")], "share", True),
+    (
+        "Completion length",
+        [
+            ("quality/completion_tokens", "completion tokens"),
+            ("quality/think_chars", "think chars"),
+            ("quality/answer_chars", "answer chars"),
+        ],
+        "length",
+        False,
+    ),
+    (
+        "Learning signal",
+        [("quality/zero_advantage_share", "zero-advantage groups"), ("quality/truncated_share", "truncated")],
+        "share",
+        True,
+    ),
+    ("Loss", [("loss", "loss")], "loss", False),
+    ("Token accuracy", [("mean_token_accuracy", "token accuracy")], "share", True),
+    ("Gradient norm", [("grad_norm", "grad norm")], "norm", False),
+    ("Speed", [("perf/tokens_per_second", "tokens/s")], "tokens/s", False),
+    ("Step time", [("perf/step_seconds", "seconds/step")], "seconds", False),
+    ("Memory", [("perf/rss_gb", "RSS"), ("perf/gpu_peak_memory_gb", "GPU peak")], "GB", False),
+]
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write RUN_DIR/report.html and return its path."""
+    run = RunDir(run_dir)
+    if not run.root.is_dir():
+        raise FileNotFoundError(f"no run folder at {run.root}")
+    metrics = [r for r in run.read("metrics.jsonl") if r.get("kind") == "step"]
+    stages = list(dict.fromkeys(r["stage"] for r in metrics))
+    summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}
+    evaluations = summary.get("evaluations") or {
+        p.stem: json.loads(p.read_text()) for p in sorted(run.root.glob("eval/*.json"))
+    }
+
+    body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
+    if evaluations:
+        body += ["<h2>Evaluation</h2>", _eval_table(evaluations)]
+    for stage in stages:
+        rows = [r for r in metrics if r["stage"] == stage]
+        body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
+        body += _stage_plots(stage, rows)
+        body.append("</div>")
+    alerts = run.read("alerts.jsonl")
+    body += ["<h2>Alerts</h2>", _alerts(alerts)]
+    examples = run.read("completions.jsonl")
+    if examples:
+        body += ["<h2>Best and worst completions</h2>", _examples(examples)]
+    if evaluations:
+        last = list(evaluations)[-1]
+        samples = json.loads(run.eval_path(last).read_text()).get("samples") if run.eval_path(last).exists() else None
+        if samples:
+            body += [f"<h2>Held-out samples ({_e(last)})</h2>", _samples(samples)]
+
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>r1kit · {_e(run.root.name)}</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    out = run.path("report.html")
+    write_atomic(out, page)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- sections
+
+
+def _overview(run: RunDir, summary: dict[str, Any]) -> str:
+    config = run.path("config.yaml").read_text() if run.path("config.yaml").exists() else "(no config.yaml)"
+    final = f"<p>Final model: <code>{_e(summary['final_model'])}</code></p>" if summary.get("final_model") else ""
+    return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
+
+
+def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
+    labels = list(evaluations)
+    ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {}) if k != "1"}, key=int)
+    rows = [("accuracy (pass@1)", "accuracy", True), ("format rate", "format_rate", True)]
+    rows += [(f"pass@{k}", f"pass@{k}", True) for k in ks]
+    rows += [
+        ("mean completion tokens", "mean_completion_tokens", False),
+        ("truncated", "truncated_rate", True),
+        ("problems", "problems", False),
+    ]
+    head = "".join(f"<th>{_e(label)}</th>" for label in labels)
+    lines = []
+    for title, key, percent in rows:
+        values = [
+            (e.get("pass_at_k") or {}).get(key[5:]) if key.startswith("pass@") else e.get(key)
+            for e in evaluations.values()
+        ]
+        cells = "".join(f"<td>{_fmt(v, percent)}</td>" for v in values)
+        change = ""
+        if len(values) > 1 and values[0] is not None and values[-1] is not None and key != "problems":
+            delta = values[-1] - values[0]
+            change = f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"
+        lines.append(f"<tr><th>{title}</th>{cells}<td class='change'>{change}</td></tr>")
+    return f"<table class='eval'><tr><th></th>{head}<th>change</th></tr>{''.join(lines)}</table>"
+
+
+def _stage_plots(stage: str, rows: list[dict[str, Any]]) -> list[str]:
+    steps = [r["step"] for r in rows]
+    reward_names = sorted(
+        {
+            k.split("/")[1]
+            for r in rows
+            for k in r
+            if k.startswith("rewards/") and k.endswith("/mean") and k.count("/") == 2
+        }
+    )
+    figures = []
+    if reward_names:
+        figures.append(
+            _figure(
+                stage,
+                "Rewards",
+                steps,
+                [(f"rewards/{n}/mean", n) for n in reward_names],
+                rows,
+                "reward",
+                False,
+                band=True,
+            )
+        )
+    for title, series, ylabel, percent in _PLOTS:
+        if any(r.get(key) is not None for r in rows for key, _ in series):
+            figures.append(_figure(stage, title, steps, series, rows, ylabel, percent))
+    return figures
+
+
+def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> str:
+    fig, ax = plt.subplots(figsize=(5.2, 3.0), dpi=100)
+    for key, label in series:
+        values = [_finite(r.get(key)) for r in rows]
+        if all(v is None for v in values):
+            continue
+        ys = [math.nan if v is None else v for v in values]
+        line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.6, label=label)[0]
+        if band:  # the spread of the reward within each step's batch
+            low = [
+                math.nan if _finite(r.get(key.replace("/mean", "/min"))) is None else r[key.replace("/mean", "/min")]
+                for r in rows
+            ]
+            high = [
+                math.nan if _finite(r.get(key.replace("/mean", "/max"))) is None else r[key.replace("/mean", "/max")]
+                for r in rows
+            ]
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    if percent:
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    if len(series) > 1 or band:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]  # drop the XML prologue: the SVG is inlined
+    slug = f"{stage}-{title}".lower().replace(" ", "-")
+    return f"<figure class='plot' id='plot-{_e(slug)}'>{svg}</figure>"
+
+
+def _alerts(alerts: list[dict[str, Any]]) -> str:
+    if not alerts:
+        return "<p class='ok'>No alerts were raised.</p>"
+    rows = "".join(
+        f"<tr><td>{_e(a.get('stage', ''))}</td><td>{_e(a.get('step', ''))}</td><td class='kind'>{_e(a.get('kind', ''))}</td><td>{_e(a.get('message', ''))}</td></tr>"
+        for a in alerts
+    )
+    return f"<table class='alerts'><tr><th>stage</th><th>step</th><th>alert</th><th>message</th></tr>{rows}</table>"
+
+
+def _examples(examples: list[dict[str, Any]]) -> str:
+    cards = []
+    for stage in dict.fromkeys(e["stage"] for e in examples):
+        newest = [e for e in examples if e["stage"] == stage][-_EXAMPLES_SHOWN:]
+        for example in newest:
+            breakdown = " · ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in example.get("rewards", {}).items())
+            cards.append(
+                f"<div class='example {_e(example['kind'])}'><div class='meta'><b>{_e(example['kind'])}</b> · {_e(stage)} step {_e(example['step'])}"
+                f" · total {_fmt(example.get('total'), False)} · {breakdown}</div>"
+                f"<div class='prompt'>{_e(example.get('prompt', ''))}</div>{_completion(example.get('completion', ''))}</div>"
+            )
+    return f"<div class='examples'>{''.join(cards)}</div>"
+
+
+def _samples(samples: list[dict[str, Any]]) -> str:
+    cards = []
+    for sample in samples[:8]:
+        verdict = {1.0: "correct", 0.0: "wrong"}.get(sample.get("correct"), "excluded")
+        cards.append(
+            f"<div class='example {verdict}'><div class='meta'><b>{verdict}</b> · gold {_e(sample.get('gold'))}"
+            f" · format {'✓' if sample.get('format') else '✗'}</div><div class='prompt'>{_e(sample.get('question', ''))}</div>"
+            f"{_completion(sample.get('completion', ''))}</div>"
+        )
+    return f"<div class='examples'>{''.join(cards)}</div>"
+
+
+def _completion(text: str) -> str:
+    """A completion with its <think> and <answer> parts marked up."""
+    escaped = _e(text)
+    for tag, css in (("think", "think"), ("answer", "answer")):
+        escaped = escaped.replace(f"&lt;{tag}&gt;", f"<span class='{css}'><span class='tag'>&lt;{tag}&gt;</span>")
+        escaped = escaped.replace(f"&lt;/{tag}&gt;", f"<span class='tag'>&lt;/{tag}&gt;</span></span>")
+    return f"<pre class='completion'>{escaped}</pre>"
+
+
+# ----------------------------------------------------------------------------------------------------- helpers
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _finite(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _fmt(value: Any, percent: bool) -> str:
+    if value is None:
+        return "–"
+    if percent:
+        return f"{value:.1%}"
+    return f"{value:.3g}" if isinstance(value, float) else _e(value)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#1d2430;background:#fafbfc}
+h1{font-size:24px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #dde2e8;padding-bottom:4px}
+code{background:#eef1f5;padding:1px 5px;border-radius:4px}
+table{border-collapse:collapse;margin:8px 0;background:#fff}th,td{border:1px solid #dde2e8;padding:5px 10px;text-align:right}
+table.alerts td,table.alerts th{text-align:left}td.kind{font-weight:600;color:#b4441c}td.change{font-weight:600}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
+figure.plot{margin:0;background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:4px}figure.plot svg{width:100%;height:auto}
+.examples{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
+.example{background:#fff;border:1px solid #dde2e8;border-left:5px solid #8892a0;border-radius:6px;padding:8px}
+.example.best,.example.correct{border-left-color:#2e9e5b}.example.worst,.example.wrong{border-left-color:#d0453a}
+.meta{font-size:13px;color:#4a5565}.prompt{margin:6px 0;font-size:14px}
+pre{white-space:pre-wrap;word-break:break-word;font-size:13px}pre.completion{background:#f4f6f9;padding:6px;border-radius:4px;margin:0}
+.think{color:#5c6675;font-style:italic}.answer{color:#1d4ed8;font-weight:700}.tag{color:#9aa3af;font-weight:400;font-style:normal}
+.ok{color:#2e9e5b}details pre{background:#fff;border:1px solid #dde2e8;padding:8px;max-height:400px;overflow:auto}
+"""

@@ -1,0 +1,79 @@
+"""Reading completions: plain text out of TRL's completion forms, and the R1 tags out of the text.
+
+Everything here is plain string scanning (no backtracking regular expressions), so hostile completions such as
+megabyte strings or thousands of tags cost linear time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+Completion = str | Sequence[dict[str, Any]]
+
+
+def completion_text(completion: Completion) -> str:
+    """The text of a completion given as a string or as TRL's list of chat messages.
+
+    >>> completion_text([{"role": "assistant", "content": "<answer>4</answer>"}])
+    '<answer>4</answer>'
+    """
+    if isinstance(completion, str):
+        return completion
+    return "".join(message.get("content") or "" for message in completion)
+
+
+def prompt_text(prompt: Completion) -> str:
+    """The user's words of a prompt: the last user message of a conversation, or the string itself."""
+    if isinstance(prompt, str):
+        return prompt
+    user_messages = [m.get("content") or "" for m in prompt if m.get("role") == "user"]
+    return user_messages[-1] if user_messages else ""
+
+
+def extract_answer(text: str) -> str | None:
+    """Content of the last complete <answer>…</answer> block, or None.
+
+    >>> extract_answer("<think>2+2</think><answer> 4 </answer>")
+    '4'
+    >>> extract_answer("no tags, answer 4") is None
+    True
+    """
+    end = text.rfind(ANSWER_CLOSE)
+    if end < 0:
+        return None
+    start = text.rfind(ANSWER_OPEN, 0, end)
+    if start < 0:
+        return None
+    return text[start + len(ANSWER_OPEN) : end].strip()
+
+
+def split_r1(text: str) -> tuple[str, str] | None:
+    """(think, answer) of a completion in the strict R1 format, else None.
+
+    Strict: exactly one <think>…</think> followed by exactly one <answer>…</answer>, nothing but whitespace
+    around and between them, and neither block empty.
+
+    >>> split_r1("<think>3*4=12</think>\\n<answer>12</answer>")
+    ('3*4=12', '12')
+    >>> split_r1("<think>a</think><answer>1</answer><answer>2</answer>") is None
+    True
+    """
+    body = text.strip()
+    if not (body.startswith(THINK_OPEN) and body.endswith(ANSWER_CLOSE)):
+        return None
+    if any(body.count(tag) != 1 for tag in TAGS):
+        return None
+    think_end = body.index(THINK_CLOSE)
+    answer_start = body.index(ANSWER_OPEN)
+    if answer_start < think_end or body[think_end + len(THINK_CLOSE) : answer_start].strip():
+        return None
+    think = body[len(THINK_OPEN) : think_end].strip()
+    answer = body[answer_start + len(ANSWER_OPEN) : -len(ANSWER_CLOSE)].strip()
+    if not think or not answer:
+        return None
+    return think, answer

@@ -1,0 +1,1 @@
+"""Training and evaluation stages, each runnable alone and by the pipeline."""

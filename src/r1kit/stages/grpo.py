@@ -1,0 +1,81 @@
+"""GRPO: reinforcement learning with rule-based rewards, the core of R1-Zero and of R1's reasoning RL.
+
+Runnable alone (`r1kit grpo`) and by the pipeline. Reads `training` (optimizer, batch, steps), `grpo` (sampling and
+loss) and `rewards`. Load → build rewards → build trainer → train → save.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trl import GRPOConfig, GRPOTrainer
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.data.loading import Splits, grpo_rows
+from r1kit.models import load_model, load_tokenizer
+from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards import build_reward
+from r1kit.rewards.guard import guarded
+from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
+
+STAGE = "grpo"
+_VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
+
+
+def build_rewards(config: R1kitConfig) -> dict:
+    """name → reward function, for the configured rewards, each with its own parameters."""
+    rewards = {}
+    for name in config.rewards.functions:
+        params = config.rewards.params(name).model_dump(exclude={"weight"})
+        if name in _VERIFIED:
+            params |= config.rewards.verification.model_dump()
+        if name == "overlong" and params["max_length"] is None:
+            params["max_length"] = config.grpo.max_completion_length
+        rewards[name] = guarded(name, build_reward(name, **params))
+    return rewards
+
+
+def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
+    config = ctx.config
+    tokenizer = load_tokenizer(config.model, model_reference)
+    model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
+    rows = grpo_rows(splits.train, config.prompt.system)
+
+    weights = {name: config.rewards.params(name).weight for name in config.rewards.functions}
+    recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
+    reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
+
+    grpo = config.grpo
+    args = GRPOConfig(
+        **trainer_arguments(ctx, STAGE, config.training),
+        num_generations=grpo.num_generations,
+        max_completion_length=grpo.max_completion_length,
+        temperature=grpo.temperature,
+        top_p=grpo.top_p,
+        beta=grpo.beta,
+        epsilon=grpo.epsilon,
+        loss_type=grpo.loss_type,
+        scale_rewards=grpo.scale_rewards,
+        num_iterations=grpo.num_iterations,
+        mask_truncated_completions=grpo.mask_truncated_completions,
+        use_vllm=grpo.use_vllm,
+        vllm_mode=grpo.vllm_mode,
+        reward_weights=list(weights.values()),
+        gradient_checkpointing=config.training.gradient_checkpointing,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=rows,
+        processing_class=tokenizer,
+        peft_config=lora_config(config.model),
+        callbacks=callbacks(ctx, STAGE, config.training, model.num_parameters(), recorder=recorder),
+    )
+    return train_and_save(trainer, tokenizer, ctx, STAGE)
+
+
+def main(config: R1kitConfig) -> Path:
+    """`r1kit grpo`: this stage alone, from model.name, into the run folder."""
+    ctx, base, splits = setup(config, STAGE)
+    return train(ctx, base, splits)

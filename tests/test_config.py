@@ -1,0 +1,342 @@
+"""The configuration system: precedence, every syntax, aliases, environment, validation, shipped YAML."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from r1kit.cli import main
+from r1kit.config.schema import R1kitConfig
+from r1kit.config.sources import (
+    LEAF_PATHS,
+    ConfigError,
+    list_recipes,
+    profile_layer,
+    resolve_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "r1kit" / "configs"
+
+
+def resolve(*args: str, environ: dict | None = None, **kwargs):
+    return resolve_config(overrides=list(args), environ=environ or {}, **kwargs)
+
+
+def lr(resolved) -> float:
+    return resolved.config.training.optimization.learning_rate
+
+
+# -------------------------------------------------------------------------------------------------- precedence
+
+
+def test_precedence_defaults_file_profile_env_cli(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(
+        "training: {optimization: {learning_rate: 1.0e-4}, max_steps: 7}\n"
+        "grpo: {temperature: 0.5}\n"
+        "profiles: {mine: {training: {optimization: {learning_rate: 2.0e-4}}, grpo: {temperature: 0.6}}}\n"
+    )
+    assert lr(resolve()) == R1kitConfig().training.optimization.learning_rate
+    assert lr(resolve(config_file=str(config_file))) == 1e-4
+    assert lr(resolve(config_file=str(config_file), profile="mine")) == 2e-4
+    env = {"R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE": "3e-4"}
+    assert lr(resolve(config_file=str(config_file), profile="mine", environ=env)) == 3e-4
+    final = resolve("--learning_rate", "4e-4", config_file=str(config_file), profile="mine", environ=env)
+    assert lr(final) == 4e-4
+    # values nobody overrode keep the lower layers' values, and every value names its source
+    assert final.config.training.max_steps == 7 and final.config.grpo.temperature == 0.6
+    assert final.sources["training.max_steps"] == f"file:{config_file}"
+    assert final.sources["grpo.temperature"] == "profile:mine"
+    assert final.sources["training.optimization.learning_rate"] == "cli:--learning_rate"
+    assert final.sources["model.name"] == "default"
+
+
+def test_recipe_then_config_file(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("sft: {enabled: true}\n")
+    assert resolve(recipe="r1_zero").config.sft.enabled is False
+    assert resolve(recipe="r1_zero", config_file=str(config_file)).config.sft.enabled is True
+
+
+# ------------------------------------------------------------------------------------------------------ syntax
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--rewards.functions", "[accuracy,format,reasoning_steps]"],
+        ["--rewards.functions", "[accuracy, format, reasoning_steps]"],
+        ["--rewards.functions", "[accuracy,", "format,", "reasoning_steps]"],  # as the shell splits it
+        ["--rewards.functions=[accuracy,format,reasoning_steps]"],
+        ["--reward_funcs", "accuracy,format,reasoning_steps"],
+        ["--reward_funcs", "accuracy", "format", "reasoning_steps"],
+    ],
+)
+def test_list_syntaxes(args: list[str]) -> None:
+    assert resolve(*args).config.rewards.functions == ["accuracy", "format", "reasoning_steps"]
+
+
+def test_values_are_typed() -> None:
+    config = resolve(
+        "--training.optimization.learning_rate",
+        "1e-4",
+        "--model.lora.enabled",
+        "false",
+        "--grpo.num_generations=4",
+        "--training.batch_size.per_device_train",
+        "4",
+        "--run.output_dir",
+        "runs/x",
+        "--model.revision",
+        "1234",
+    ).config
+    assert config.training.optimization.learning_rate == 1e-4
+    assert config.model.lora.enabled is False
+    assert config.grpo.num_generations == 4
+    assert config.run.output_dir == "runs/x"
+    assert config.model.revision == "1234"  # a number-looking string stays a string where the field is text
+
+
+def test_the_r1_tutorial_paths_work() -> None:
+    config = resolve(
+        "--model.name",
+        "tiny-random",
+        "--training.optimization.learning_rate",
+        "2e-5",
+        "--training.batch_size.per_device_train",
+        "16",
+        "--training.epochs",
+        "2",
+        "--rewards.functions",
+        "[accuracy]",
+        "--dataset.split.test_size",
+        "0.2",
+        "--monitoring.wandb.enabled",
+        "true",
+    ).config
+    assert (config.model.name, config.training.epochs, config.dataset.split.test_size) == ("tiny-random", 2.0, 0.2)
+    assert config.training.batch_size.per_device_train == 16 and config.monitoring.wandb.enabled is True
+
+
+def test_seed_flag_aliases() -> None:
+    config = resolve(
+        "--model_name",
+        "tiny-random",
+        "--learning_rate",
+        "4e-5",
+        "--per_device_train_batch_size",
+        "16",
+        "--reward_funcs",
+        "accuracy,format",
+        "--no_wandb",
+        "--data",
+        "mixed",
+        "--out",
+        "runs/y",
+        "--resume",
+    ).config
+    assert config.model.name == "tiny-random" and config.training.optimization.learning_rate == 4e-5
+    assert config.training.batch_size.per_device_train == 16 and config.rewards.functions == ["accuracy", "format"]
+    assert config.monitoring.wandb.enabled is False and config.dataset.name == "mixed"
+    assert config.run.output_dir == "runs/y" and config.run.resume is True
+
+
+def test_environment_variables_both_prefixes() -> None:
+    assert lr(resolve(environ={"GRPO_TRAINING_LEARNING_RATE": "5e-5"})) == 5e-5
+    assert lr(resolve(environ={"R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE": "6e-5"})) == 6e-5
+    config = resolve(
+        environ={"R1KIT_REWARDS_FUNCTIONS": "[accuracy, format]", "R1KIT_MODEL_LORA_ENABLED": "false"}
+    ).config
+    assert config.rewards.functions == ["accuracy", "format"] and config.model.lora.enabled is False
+    assert resolve(environ={"GRPO_SOMETHING_ELSE": "1", "R1KIT_CACHE": "/tmp"}).config  # not ours / not a config key
+
+
+def test_environment_names_are_unambiguous() -> None:
+    names = [path.replace(".", "_").upper() for path in LEAF_PATHS]
+    assert len(names) == len(set(names))
+
+
+# -------------------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--learning_rate", "-1"], "training.optimization.learning_rate: Input should be greater than 0"),
+        (
+            ["--rewards.functions", "[accuracy,", "nope]"],
+            "rewards.functions: unknown reward 'nope'; valid: accuracy, format",
+        ),
+        (["--rewards.functions", "[]"], "rewards.functions: needs at least one reward"),
+        (["--dataset.split.test_size", "1.5"], "dataset.split.test_size: Input should be less than 1"),
+        (["--model.lora.rank", "abc"], "model.lora.rank: Input should be a valid integer"),
+        (["--model.precision", "fp8"], "model.precision: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
+        (["--grpo.num_generations", "3"], "must be divisible by grpo.num_generations (3)"),
+        (["--grpo.num_generations", "1"], "grpo.num_generations: Input should be greater than or equal to 2"),
+        (["--training.optimisation.learning_rate", "1"], "did you mean 'training.optimization.learning_rate'"),
+        (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
+        (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
+        (["--learning_rate"], "--learning_rate: missing value"),
+        (["--no_wandb", "yes"], "--no_wandb is a switch"),
+    ],
+)
+def test_invalid_values_name_the_key(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(*args)
+
+
+def test_generation_batch_rule_states_the_real_constraint() -> None:
+    config = resolve(
+        "--grpo.num_generations",
+        "4",
+        "--training.batch_size.per_device_train",
+        "2",
+        "--training.batch_size.gradient_accumulation_steps",
+        "2",
+    ).config
+    assert config.grpo.num_generations == 4  # 2 × 2 = 4 completions: divisible, although 4 is not divisible by 8
+    with pytest.raises(ConfigError, match=r"= 6 completions\) must be divisible by grpo.num_generations \(4\)"):
+        resolve(
+            "--grpo.num_generations",
+            "4",
+            "--training.batch_size.per_device_train",
+            "3",
+            "--training.batch_size.gradient_accumulation_steps",
+            "2",
+        )
+
+
+def test_unknown_keys_in_files_and_environment(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("model: {nmae: x}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'model.nmae' \(from file:.*\); did you mean 'model.name'"):
+        resolve(config_file=str(config_file))
+    with pytest.raises(
+        ConfigError, match=r"environment variable R1KIT_MODEL_NMAE is not a config key; did you mean 'model.name'"
+    ):
+        resolve(environ={"R1KIT_MODEL_NMAE": "x"})
+
+
+def test_unknown_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'laptop'; known: default, dev, prod, test, profile"):
+        resolve(profile="laptop")
+
+
+def test_broken_yaml_is_one_clear_line(tmp_path: Path) -> None:
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve(config_file=str(config_file))
+    with pytest.raises(ConfigError, match="file not found"):
+        resolve(config_file=str(tmp_path / "missing.yaml"))
+
+
+# --------------------------------------------------------------------------------------------- shipped files
+
+
+@pytest.mark.parametrize("profile", list(yaml.safe_load((CONFIGS / "profiles.yaml").read_text())))
+def test_every_shipped_profile_validates(profile: str) -> None:
+    assert profile_layer(profile, {}).values is not None
+    resolve(profile=profile)
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_shipped_recipe_validates(recipe: str) -> None:
+    for profile in ("default", "test"):
+        resolve(recipe=recipe, profile=profile)
+
+
+def test_required_profiles_exist() -> None:
+    assert {"default", "dev", "prod", "test", "profile"} <= set(yaml.safe_load((CONFIGS / "profiles.yaml").read_text()))
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def test_config_show_json_has_exactly_the_requested_values(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "config",
+            "show",
+            "--format",
+            "json",
+            "--profile",
+            "test",
+            "--training.optimization.learning_rate",
+            "3e-5",
+            "--rewards.functions",
+            "[accuracy,",
+            "format,",
+            "reasoning_steps]",
+        ]
+    )
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert shown["training"]["optimization"]["learning_rate"] == 3e-5
+    assert shown["rewards"]["functions"] == ["accuracy", "format", "reasoning_steps"]
+    assert shown["model"]["name"] == "tiny-random"  # from the test profile
+
+
+def test_config_show_explain_names_sources(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRPO_TRAINING_LEARNING_RATE", "5e-5")
+    assert main(["config", "show", "--explain", "--profile", "test", "--no_wandb"]) == 0
+    out = capsys.readouterr().out
+    assert "training.optimization.learning_rate = 5e-05    # env:GRPO_TRAINING_LEARNING_RATE" in out
+    assert 'model.name = "tiny-random"    # profile:test' in out
+    assert "monitoring.wandb.enabled = false    # cli:--no_wandb" in out
+    assert "grpo.beta = 0.0    # default" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--learning_rate", "-1"], "training.optimization.learning_rate"),
+        (["--rewards.functions", "[accuracy,", "nope]"], "'nope'; valid: accuracy, format, tag_count"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "show", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["config", "show", "--grpo.use_vllm", "true"]) == 2
+    assert "grpo.use_vllm: vLLM generation needs a CUDA GPU" in capsys.readouterr().err
+    assert main(["config", "show", "--model.device", "cuda"]) == 2
+    assert "model.device: cuda is not available here" in capsys.readouterr().err
+
+
+def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for path in LEAF_PATHS:
+        assert f"--{path} (default: " in out
+    assert "Peak learning rate (AdamW)." in out
+
+
+def test_saved_config_repeats_the_run(tmp_path: Path) -> None:
+    from r1kit.config.sources import to_yaml
+
+    config = resolve("--learning_rate", "7e-5", profile="test").config
+    saved = tmp_path / "config.yaml"
+    saved.write_text(to_yaml(config))
+    assert resolve(config_file=str(saved)).config == config
+
+
+def test_an_integration_without_its_package_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    assert main(["config", "show", "--monitoring.wandb.enabled", "true"]) == 2
+    assert "monitoring.wandb.enabled: the wandb package is not installed" in capsys.readouterr().err

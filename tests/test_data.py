@@ -1,0 +1,180 @@
+"""Built-in tasks, adapters for each seed format, local loaders, and bad rows named precisely."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.conftest import GSM8K
+
+from r1kit.config.schema import DatasetConfig
+from r1kit.data import synthetic
+from r1kit.data.adapters import detect_format
+from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, sft_rows
+from r1kit.rewards import build_reward
+
+
+def dataset(name: str | Path, **kwargs) -> DatasetConfig:
+    return DatasetConfig(name=str(name), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- built-in
+
+
+@pytest.mark.parametrize("task", synthetic.BUILTIN_TASKS)
+def test_builtin_tasks_are_seeded_distinct_and_exactly_answered(task: str) -> None:
+    rows = synthetic.generate(task, 300, seed=7)
+    assert rows == synthetic.generate(task, 300, seed=7)
+    assert rows != synthetic.generate(task, 300, seed=8)
+    assert len({r["question"] for r in rows}) == 300
+    for row in rows:
+        # the trace is a chain of correct equations that ends at the gold answer
+        for line in str(row["reasoning"]).splitlines():
+            left, right = line.split(" = ")
+            assert eval(left) == int(right)
+        assert str(row["reasoning"]).splitlines()[-1].endswith(f"= {row['solution']}")
+        assert int(str(row["solution"])) >= 0
+
+
+def test_builtin_difficulty_is_graded() -> None:
+    levels = {r["level"] for r in synthetic.generate("arithmetic", 200, seed=0)}
+    assert levels == {1, 2, 3, 4}
+
+
+def test_builtin_split_keeps_held_out_problems_out_of_training() -> None:
+    splits = load_splits(dataset("mixed", synthetic={"num_examples": 500, "seed": 3}))
+    assert len(splits.test) == 50 and len(splits.train) == 450
+    assert not set(splits.train["question"]) & set(splits.test["question"])
+
+
+def test_gold_answers_verify_against_their_own_traces() -> None:
+    rows = load_splits(dataset("word_problems", synthetic={"num_examples": 40, "seed": 1})).train
+    completions = sft_rows(rows, "sys")["completion"]
+    assert build_reward("accuracy")(completions, solution=list(rows["solution"])) == [1.0] * len(rows)
+    assert build_reward("format")(completions) == [1.0] * len(rows)
+
+
+# ------------------------------------------------------------------------------------------------------ GSM8K
+
+
+def test_real_gsm8k_file() -> None:
+    splits = load_splits(dataset(GSM8K / "train.jsonl", test_split=str(GSM8K / "test.jsonl")))
+    assert (len(splits.train), len(splits.test)) == (7473, 1319)
+    row = splits.train[0]
+    assert row["solution"] == "72" and "<<" not in row["reasoning"] and "####" not in row["reasoning"]
+    completion = sft_rows(splits.train.select(range(1)), "sys")["completion"][0][0]["content"]
+    assert completion.startswith("<think>\n") and completion.endswith("<answer>72</answer>")
+
+
+def test_eval_rows_of_a_file_are_the_whole_file() -> None:
+    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl"))) == 1319
+    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl", max_test_samples=25))) == 25
+    assert len(load_eval_rows(dataset("arithmetic", synthetic={"num_examples": 100, "seed": 0}))) == 10
+
+
+# -------------------------------------------------------------------------------------------------- adapters
+
+SAMPLES = {
+    "numina": {"problem": "What is $1+1$?", "solution": "Adding gives $\\boxed{2}$."},
+    "gsm8k": {"question": "Sam has 3 + 4 apples?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+    "sharegpt": {
+        "system": "sys",
+        "conversations": [
+            {"from": "user", "value": "What is 2*3?"},
+            {
+                "from": "assistant",
+                "value": "<|begin_of_thought|>2*3 is 6<|end_of_thought|><|begin_of_solution|>So \\boxed{6}<|end_of_solution|>",
+            },
+        ],
+    },
+    "messages": {"messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]},
+    "dolly": {
+        "instruction": "Summarise",
+        "context": "Some text.",
+        "response": "A summary.",
+        "category": "summarization",
+    },
+    "r1kit": {"question": "What is 5-2?", "solution": 3},
+}
+EXPECTED = {
+    "numina": ("What is $1+1$?", "2", "Adding gives $\\boxed{2}$.", None),
+    "gsm8k": ("Sam has 3 + 4 apples?", "7", "3 + 4 = 7", None),
+    "sharegpt": ("What is 2*3?", "6", "2*3 is 6", "So \\boxed{6}"),
+    "messages": ("Hi there", None, None, "Hello!"),
+    "dolly": ("Summarise\n\nSome text.", None, None, "A summary."),
+    "r1kit": ("What is 5-2?", "3", None, None),
+}
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    if path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows))
+    elif path.suffix == ".parquet":
+        pd.DataFrame(rows).to_parquet(path)
+    else:
+        pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("fmt", SAMPLES)
+def test_each_format_is_detected_and_adapted(fmt: str, tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "data.jsonl", [SAMPLES[fmt]] * 4)
+    rows = load_eval_rows(dataset(path))
+    assert detect_format(list(SAMPLES[fmt]), SAMPLES[fmt]) == fmt
+    row = rows[0]
+    assert (row["question"], row["solution"], row["reasoning"], row["response"]) == EXPECTED[fmt]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])
+def test_local_file_types(suffix: str, tmp_path: Path) -> None:
+    rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(20)]
+    splits = load_splits(dataset(write_rows(tmp_path / f"data{suffix}", rows), split={"test_size": 0.25, "seed": 0}))
+    assert (len(splits.train), len(splits.test)) == (15, 5)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "broken", "field"),
+    [
+        ("gsm8k", {"question": "q"}, "answer"),
+        ("gsm8k", {"question": "q", "answer": "no final line"}, "answer"),
+        ("numina", {"problem": "", "solution": "s"}, "problem"),
+        ("sharegpt", {"conversations": [{"from": "user", "value": "q"}]}, "conversations"),
+        ("messages", {"messages": []}, "messages"),
+        ("dolly", {"instruction": "i", "context": ""}, "response"),
+        ("r1kit", {"question": "q"}, "solution"),
+    ],
+)
+def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, tmp_path: Path) -> None:
+    good = {key: value for key, value in SAMPLES[fmt].items()}
+    path = write_rows(tmp_path / "data.jsonl", [good, good, {**{k: None for k in good}, **broken}, good])
+    with pytest.raises(DatasetError, match=rf"data.jsonl: row 2: field '{field}' .*\({fmt} format\)"):
+        load_eval_rows(dataset(path, format=fmt))
+    skipped = load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
+    assert skipped.skipped_rows == 1 and len(skipped.train) + len(skipped.test) == 3
+
+
+def test_missing_file_unknown_columns_and_offline_hub_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="dataset file not found"):
+        load_splits(dataset(tmp_path / "nope.jsonl"))
+    with pytest.raises(
+        DatasetError, match=r"cannot tell the dataset format from its columns \['x', 'y'\]; set dataset.format"
+    ):
+        load_splits(dataset(write_rows(tmp_path / "odd.jsonl", [{"x": 1, "y": 2}] * 3)))
+    with pytest.raises(DatasetError, match=r"cannot load dataset 'no-such-org/no-such-dataset'.*Offline"):
+        load_splits(dataset("no-such-org/no-such-dataset"))
+
+
+def test_rows_for_each_trainer() -> None:
+    rows = load_splits(dataset("arithmetic", synthetic={"num_examples": 20, "seed": 0})).train
+    grpo = grpo_rows(rows, "SYSTEM")
+    assert grpo.column_names == ["prompt", "solution"]
+    assert grpo[0]["prompt"] == [
+        {"role": "system", "content": "SYSTEM"},
+        {"role": "user", "content": rows[0]["question"]},
+    ]
+    sft = sft_rows(rows, "SYSTEM")
+    assert sft[0]["completion"][0]["role"] == "assistant"

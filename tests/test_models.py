@@ -1,0 +1,113 @@
+"""Models by alias, folder or hub id; the embedded GGUF conversion; clear errors; safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from r1kit import hardware
+from r1kit.config.schema import ModelConfig
+from r1kit.hardware import Hardware
+from r1kit.models import BUILTIN_MODELS, ModelError, builtin_model_path, load_model, load_tokenizer, resolve_model
+
+CPU = Hardware(device="cpu", precision="fp32", threads=1)
+SRC = Path(__file__).resolve().parents[1] / "src" / "r1kit"
+
+
+def test_tiny_random_is_built_once_and_complete(tiny_model: Path) -> None:
+    assert (tiny_model / "r1kit_complete.json").exists()
+    stamp = (tiny_model / "model.safetensors").stat().st_mtime
+    assert builtin_model_path("tiny-random") == tiny_model
+    assert (tiny_model / "model.safetensors").stat().st_mtime == stamp  # not rebuilt
+
+
+def test_an_interrupted_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(dest: Path) -> None:
+        (dest / "config.json").write_text("{}")
+        raise KeyboardInterrupt  # killed half way
+
+    monkeypatch.setitem(BUILTIN_MODELS, "tiny-random", ("broken", broken))
+    with pytest.raises(KeyboardInterrupt):
+        builtin_model_path("tiny-random", cache_dir=str(tmp_path))
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_embedded_smollm2_converts_once_to_a_plain_folder(model_cache: Path) -> None:
+    folder = builtin_model_path("smollm2-135m")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    tokenizer = load_tokenizer(ModelConfig(), str(folder))
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert text.endswith("<|im_start|>assistant\n")  # ChatML
+    model = load_model(ModelConfig(), str(folder), CPU, for_training=False)
+    assert round(model.num_parameters() / 1e6, 1) == 134.5
+
+
+def test_resolving_names() -> None:
+    assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"  # a hub id
+    with pytest.raises(ModelError, match="model folder not found"):
+        resolve_model("./no/such/model")
+    with pytest.raises(ModelError, match="is not a model folder"):
+        resolve_model(str(SRC))
+
+
+def test_offline_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match=r"cannot load model 'no-such-org/no-such-model'.*offline"):
+        load_tokenizer(ModelConfig(), "no-such-org/no-such-model")
+
+
+def test_a_tokenizer_without_chat_template_says_what_to_do(tiny_model: Path, tmp_path: Path) -> None:
+    tokenizer = load_tokenizer(ModelConfig(), str(tiny_model))
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(tmp_path)
+    (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
+    with pytest.raises(ModelError, match=r"has no chat template.*model.chat_template=chatml"):
+        load_tokenizer(ModelConfig(), str(tmp_path))
+    assert load_tokenizer(ModelConfig(chat_template="chatml"), str(tmp_path)).chat_template
+
+
+def test_remote_code_does_not_run_unless_asked_for(tiny_model: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (tmp_path / name).write_bytes((tiny_model / name).read_bytes())
+    config = json.loads((tiny_model / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('x')\nfrom transformers import LlamaForCausalLM as EvilModel\n"
+    )
+    model = load_model(ModelConfig(), str(tmp_path), CPU, for_training=False)  # trust_remote_code off: built-in class
+    assert type(model).__name__ == "LlamaForCausalLM" and not marker.exists()
+
+
+def test_no_unsafe_deserialisation_in_r1kit() -> None:
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        assert "pickle" not in text, path
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, (path, call)
+
+
+def test_precision_is_detected_not_assumed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert hardware.pick_precision("cpu") == "fp32" and not hardware.supports_precision("cpu", "bf16")
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert hardware.pick_precision("cpu") == "bf16" and hardware.supports_precision("cpu", "bf16")
+    assert hardware.pick_precision("cpu", "fp32") == "fp32"
+
+
+def test_threads_follow_the_cpu_quota() -> None:
+    quota = hardware.cpu_quota()
+    assert 1 <= quota <= os.cpu_count()
+    hardware.setup_hardware(threads=1)
+    assert torch.get_num_threads() == 1
+    hardware.setup_hardware()
+    assert torch.get_num_threads() == quota

@@ -1,0 +1,167 @@
+"""The commands end to end on the test profile, and nothing lost to a kill."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from transformers import AutoModelForCausalLM
+
+from r1kit.runs import RunDir
+from tests.conftest import REPO, r1kit_cli
+
+VARIED_REWARDS = ["--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64"]
+
+
+def grpo_steps(run: Path) -> list[int]:
+    return [r["step"] for r in RunDir(run).read("metrics.jsonl") if r["stage"] == "grpo" and r["kind"] == "step"]
+
+
+def test_run_leaves_a_complete_run_folder(finished_run: Path) -> None:
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "completions.jsonl",
+        "summary.json",
+        "eval/base.json",
+        "eval/sft.json",
+        "eval/final.json",
+        "sft/model/model.safetensors",
+        "grpo/model/model.safetensors",
+    ):
+        assert (finished_run / name).exists(), name
+    summary = json.loads((finished_run / "summary.json").read_text())
+    assert list(summary["evaluations"]) == ["base", "sft", "final"] and summary["final_model"] == "grpo/model"
+    assert {"accuracy", "format_rate", "pass_at_k", "mean_completion_tokens"} <= set(summary["evaluations"]["final"])
+    assert AutoModelForCausalLM.from_pretrained(finished_run / "grpo" / "model").num_parameters() > 0
+
+
+def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:
+    started = time.monotonic()
+    again = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing the run" in again.stderr and "accuracy (pass@1)" in again.stdout
+    assert time.monotonic() - started < 60
+
+    other = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), "--learning_rate", "0.5", cwd=REPO)
+    assert other.returncode == 1
+    assert "holds a run with another config (training.optimization.learning_rate" in other.stderr
+
+
+def test_the_saved_config_repeats_the_run(finished_run: Path) -> None:
+    shown = r1kit_cli("config", "show", "--format", "json", "--config", str(finished_run / "config.yaml"), cwd=REPO)
+    assert json.loads(shown.stdout)["model"]["name"] == "tiny-random"
+
+
+def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None:
+    done = r1kit_cli(
+        "eval",
+        "--model",
+        str(finished_run),
+        "--data",
+        "arithmetic",
+        "--profile",
+        "test",
+        "--out",
+        str(tmp_path),
+        "--evaluation.num_samples",
+        "4",
+        "--evaluation.pass_k",
+        "[1, 2, 4]",
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert result["model"].endswith("grpo/model") and result["problems"] == 8
+    assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout
+
+
+def test_chat_one_shot(finished_run: Path) -> None:
+    done = r1kit_cli(
+        "chat", "--model", str(finished_run), "--prompt", "What is 12*13?", "--evaluation.max_new_tokens", "8", cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "answer:" in done.stdout or "(no <answer> block)" in done.stdout
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_model_and_folder_inputs_are_clear_errors(tmp_path: Path) -> None:
+    missing = r1kit_cli("eval", "--model", str(tmp_path / "nowhere"), "--profile", "test", cwd=REPO)
+    assert missing.returncode == 1 and "model folder not found" in missing.stderr
+    offline = r1kit_cli(
+        "eval", "--model", "no-such-org/no-such-model", "--profile", "test", cwd=REPO, env={"HF_HUB_OFFLINE": "1"}
+    )
+    assert offline.returncode == 1 and "cannot load model 'no-such-org/no-such-model'" in offline.stderr
+    unwritable = r1kit_cli("run", "--profile", "test", "--out", "/proc/r1kit-cannot-write-here", cwd=REPO)
+    assert unwritable.returncode == 1 and "is not writable" in unwritable.stderr
+    assert "Loading weights" not in unwritable.stderr  # refused before any model was loaded
+
+
+# ------------------------------------------------------------------------------------------- kill, resume
+
+GRPO_ARGS = [
+    "grpo",
+    "--profile",
+    "test",
+    "--training.max_steps",
+    "24",
+    "--training.checkpoint.save_steps",
+    "2",
+    *VARIED_REWARDS,
+]
+
+
+def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [*GRPO_ARGS, "--out", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "r1kit", *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not grpo_steps(out) or max(grpo_steps(out)) < 7):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(grpo_steps(out))
+    assert killed_at < 24 and not (out / "grpo" / "model").exists()
+
+    resumed = r1kit_cli(*args, "--resume", cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    assert grpo_steps(out) == list(range(1, 25))  # no step lost, none twice
+    assert (out / "grpo" / "model" / "r1kit_complete.json").exists()
+
+
+def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [*GRPO_ARGS, "--training.max_steps", "8", "--out", str(out)]
+    # Die inside the trainer's checkpoint write at step 6: model and optimizer written, RNG and state not yet.
+    driver = (
+        "import os, signal, sys\n"
+        "from transformers import Trainer\n"
+        "original = Trainer._save_rng_state\n"
+        "def dying(self, output_dir):\n"
+        "    if self.state.global_step == 6:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return original(self, output_dir)\n"
+        "Trainer._save_rng_state = dying\n"
+        "from r1kit.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "grpo" / ".staging" / "checkpoint-6").exists()  # the half-written checkpoint
+    assert sorted(p.name for p in (out / "grpo" / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+
+    resumed = r1kit_cli(*args, cwd=REPO)  # re-running the same command continues the run
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "checkpoint-4" in resumed.stderr
+    assert grpo_steps(out) == list(range(1, 9))
+    assert sorted(p.name for p in (out / "grpo" / "checkpoints").iterdir()) == ["checkpoint-6", "checkpoint-8"]

@@ -1,0 +1,187 @@
+"""Rewards that cannot hang or crash training: hard time limits in any thread or process, hostile input, fuzzing."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.hostile import HOSTILE
+
+from r1kit.rewards import REWARD_NAMES, build_reward
+from r1kit.rewards.guard import guarded
+from r1kit.rewards.verifier import VerifierPool
+
+TIMEOUT = 2.0  # seconds per verification in these tests
+
+
+def all_rewards(timeout: float = TIMEOUT) -> dict:
+    params = {
+        "accuracy": {"timeout_seconds": timeout},
+        "cosine": {"timeout_seconds": timeout},
+        "overlong": {"max_length": 64},
+    }
+    return {name: build_reward(name, **params.get(name, {})) for name in REWARD_NAMES}
+
+
+def call(name: str, reward, completions: list[str], gold: str = "4"):
+    return reward(
+        completions,
+        solution=[gold] * len(completions),
+        prompts=[[{"role": "user", "content": "How many apples are there in total?"}]] * len(completions),
+        completion_ids=[[0] * min(len(c), 100) for c in completions],
+    )
+
+
+RANGES = {
+    "accuracy": (0.0, 1.0),
+    "format": (0.0, 1.0),
+    "tag_count": (0.0, 1.0),
+    "reasoning_steps": (0.0, 1.0),
+    "cosine": (-0.5, 1.0),
+    "repetition_penalty": (-0.1, 0.0),
+    "language_consistency": (0.0, 1.0),
+    "overlong": (-1.0, 0.0),
+}
+
+
+def assert_valid(name: str, values: list, count: int) -> None:
+    assert isinstance(values, list) and len(values) == count
+    low, high = RANGES[name]
+    for value in values:
+        assert value is None or (
+            isinstance(value, float) and math.isfinite(value) and low - 1e-9 <= value <= high + 1e-9
+        ), (name, value)
+
+
+# ------------------------------------------------------------------------------------ any thread, any process
+
+
+def test_correct_answer_scores_one_in_main_thread_worker_thread_and_subprocess() -> None:
+    accuracy = build_reward("accuracy", timeout_seconds=10)
+    assert accuracy(["<answer>14</answer>"], solution=["14"]) == [1.0]
+
+    from_thread: list = []
+    worker = threading.Thread(target=lambda: from_thread.append(accuracy(["<answer>14</answer>"], solution=["14"])))
+    worker.start()
+    worker.join(timeout=60)
+    assert from_thread == [[1.0]]
+
+    script = (
+        "from r1kit.rewards import build_reward\n"
+        "import threading\n"
+        "out = []\n"
+        "t = threading.Thread(target=lambda: out.append(build_reward('accuracy')(['<answer>14</answer>'], solution=['14'])))\n"
+        "t.start(); t.join()\n"
+        "print(out[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1.0]"
+
+
+def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> None:
+    pool = VerifierPool(workers=1, timeout=1.0)
+    try:
+        pool.verify([("1", "1")])  # a warm worker
+        first_worker = pool._workers[0].process.pid
+        started = time.monotonic()
+        verdicts = pool.verify(
+            [("10**10**10**10**10", "1"), ("14", "14"), ("\\frac{1}{2}", "0.5")]
+        )  # sympy hangs on the first
+        elapsed = time.monotonic() - started
+        assert verdicts[0].status == "timeout" and verdicts[0].score is None and verdicts[0].failed
+        assert [v.score for v in verdicts[1:]] == [1.0, 1.0]  # a fresh worker took over
+        assert pool._workers[0].process.pid != first_worker
+        assert elapsed < 1.0 + 30  # the limit, plus the replacement worker's start
+    finally:
+        pool.close()
+
+
+def test_timeouts_are_counted_in_the_metrics() -> None:
+    logged: dict[str, float] = {}
+    accuracy = build_reward("accuracy", timeout_seconds=0.05)
+    hostile = [HOSTILE["huge_python_power"], "<answer>1</answer>"]
+    values = accuracy(hostile, solution=["1", "1"], log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert values == [None, 1.0]
+    assert logged == {"rewards/accuracy/timeouts": 1.0, "rewards/accuracy/errors": 0.0}
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_completions_return_within_the_limit(case: str) -> None:
+    for name, reward in all_rewards().items():
+        started = time.monotonic()
+        values = call(name, reward, [HOSTILE[case]])
+        elapsed = time.monotonic() - started
+        assert_valid(name, values, 1)
+        # verification may use its limit once, then a worker restart; everything else is linear-time text work
+        assert elapsed < TIMEOUT + 30, f"{name} took {elapsed:.1f}s on {case}"
+
+
+def test_a_hostile_batch_mixed_with_normal_items_keeps_the_normal_verdicts() -> None:
+    accuracy = build_reward("accuracy", timeout_seconds=TIMEOUT)
+    completions = [
+        "<answer>4</answer>",
+        HOSTILE["huge_python_power"],
+        "<answer>5</answer>",
+        HOSTILE["nested_latex"],
+        "<answer>4</answer>",
+    ]
+    values = accuracy(completions, solution=["4"] * 5)
+    assert values == [1.0, None, 0.0, 0.0, 1.0]
+
+
+# ------------------------------------------------------------------------------------------------ fuzzing
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(max_size=300), tagged=st.booleans())
+def test_every_reward_returns_valid_values_for_any_text(text: str, tagged: bool) -> None:
+    completion = f"<think>{text}</think><answer>{text}</answer>" if tagged else text
+    for name, reward in REWARDS.items():
+        assert_valid(name, call(name, reward, [completion, text]), 2)
+        assert_valid(
+            name,
+            reward(
+                [[{"role": "assistant", "content": completion}]],
+                solution=[text or "1"],
+                prompts=[[{"role": "user", "content": text}]],
+                completion_ids=[[1, 2]],
+            ),
+            1,
+        )
+
+
+REWARDS = all_rewards()
+
+
+@settings(max_examples=40, deadline=None)
+@given(gold=st.text(max_size=40))
+def test_any_gold_answer_gives_a_verdict_or_none(gold: str) -> None:
+    assert_valid("accuracy", REWARDS["accuracy"](["<answer>3</answer>"], solution=[gold]), 1)
+
+
+# --------------------------------------------------------------------------------------------------- guard
+
+
+def test_a_reward_that_raises_costs_only_its_failing_items() -> None:
+    logged: dict[str, float] = {}
+
+    def fragile(completions, **kwargs):
+        return [1.0 if "ok" in c else float("nan") if "nan" in c else 1 / 0 for c in completions]
+
+    values = guarded("fragile", fragile)(["ok", "boom", "nan", "ok"], log_metric=lambda n, v: logged.__setitem__(n, v))
+    assert values == [1.0, None, None, 1.0]
+    assert logged == {"rewards/fragile/exceptions": 2.0}
+
+
+def test_a_reward_returning_the_wrong_count_is_isolated() -> None:
+    assert guarded("short", lambda completions, **kw: [1.0])(["a", "b"]) == [1.0, 1.0]

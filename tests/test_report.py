@@ -1,0 +1,82 @@
+"""`r1kit report`: one self-contained HTML page, drawn by a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tests.conftest import REPO, r1kit_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Flags for a closed network: no background connections, no first-run work, a throwaway profile.
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+
+
+@pytest.fixture(scope="module")
+def report(finished_run: Path) -> Path:
+    done = r1kit_cli("report", str(finished_run), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return finished_run / "report.html"
+
+
+def test_report_is_self_contained_with_plots_and_examples(report: Path) -> None:
+    page = report.read_text()
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from a network
+    assert "@import" not in page and "url(http" not in page
+    for needle in (
+        "Evaluation",
+        "accuracy (pass@1)",
+        "Stage <code>sft</code>",
+        "Stage <code>grpo</code>",
+        "plot-grpo-rewards",
+        "plot-grpo-format-compliance",
+        "plot-grpo-completion-length",
+        "plot-grpo-speed",
+        "Alerts",
+        "Best and worst completions",
+        "zero_advantage",
+    ):
+        assert needle in page, needle
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package `chromium`)")
+def test_a_browser_draws_the_plots(report: Path, tmp_path: Path) -> None:
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, *profile, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    figures = re.findall(r"<figure class=\"plot\" id=\"(plot-[^\"]+)\">(.*?)</figure>", dom.stdout, re.DOTALL)
+    assert len(figures) >= 8
+    for name, svg in figures:
+        assert "<svg" in svg and "<path" in svg, name
+
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, *profile, "--window-size=1280,2600", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    image = Image.open(shot).convert("RGB")
+    pixels = image.getdata()
+    # matplotlib's first line colour (tab:blue) must be on screen: the plots were rendered, not just embedded
+    blue = sum(1 for r, g, b in pixels if abs(r - 31) < 30 and abs(g - 119) < 30 and abs(b - 180) < 30)
+    assert blue > 2000, blue
+    assert len(set(image.resize((64, 64)).getdata())) > 50  # not a blank page

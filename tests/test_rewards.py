@@ -1,0 +1,171 @@
+"""Every reward on hand-written completions, in both TRL completion forms."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from r1kit.rewards import REWARD_NAMES, build_reward
+from r1kit.rewards.text import extract_answer, split_r1
+
+GOOD = "<think>\n6 * 7 = 42\n</think>\n<answer>42</answer>"
+
+
+def as_messages(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+@pytest.mark.parametrize("name", REWARD_NAMES)
+def test_each_reward_has_a_passing_docstring_example(name: str) -> None:
+    reward = build_reward(name, **({"max_length": 10, "soft_cache": 4} if name == "overlong" else {}))
+    tests = doctest.DocTestFinder(recurse=False).find(reward, name, globs=reward.__globals__)
+    examples = sum(len(t.examples) for t in tests)
+    assert examples, f"{name} has no docstring example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0
+
+
+def test_unknown_reward_lists_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="unknown reward 'nope'; valid: accuracy, format, tag_count"):
+        build_reward("nope")
+
+
+# ------------------------------------------------------------------------------------------------------ accuracy
+
+
+def test_accuracy_reads_the_answer_tag_that_math_verify_alone_misses() -> None:
+    accuracy = build_reward("accuracy")
+    assert accuracy(["<answer>14</answer>"], solution=["14"]) == [1.0]
+    assert accuracy([as_messages("<answer>14</answer>")], solution=["14"]) == [1.0]
+
+
+def test_accuracy_uses_the_last_answer_block() -> None:
+    assert build_reward("accuracy")(["<answer>3</answer> no wait <answer>14</answer>"], solution=["14"]) == [1.0]
+
+
+def test_accuracy_checks_mathematical_equality() -> None:
+    accuracy = build_reward("accuracy")
+    completions = [
+        "<answer>0.5</answer>",
+        "<answer>\\frac{1}{2}</answer>",
+        "<answer>1/3</answer>",
+        "<answer>42.0</answer>",
+    ]
+    assert accuracy(completions, solution=["1/2", "0.5", "0.5", "42"]) == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_accuracy_without_tags_falls_back_to_boxed_then_whole_text() -> None:
+    accuracy = build_reward("accuracy")
+    assert accuracy(["so the result is \\boxed{12}", "The total is 12."], solution=["12", "12"]) == [1.0, 1.0]
+    assert accuracy(["I have no idea."], solution=["12"]) == [0.0]
+
+
+def test_accuracy_excludes_unparseable_gold_instead_of_scoring_it() -> None:
+    accuracy = build_reward("accuracy")
+    assert accuracy(["<answer>7</answer>"] * 3, solution=["not math at all", "", None]) == [None, None, None]
+
+
+def test_accuracy_takes_a_full_worked_solution_as_gold() -> None:
+    numina_solution = "We add the two parts, giving $3 + 4 = 7$. The answer is $\\boxed{7}$."
+    assert build_reward("accuracy")(["<answer>7</answer>"], solution=[numina_solution]) == [1.0]
+
+
+def test_accuracy_reports_failures_through_log_metric() -> None:
+    logged = []
+    build_reward("accuracy")(["<answer>1</answer>"], solution=["1"], log_metric=lambda n, v: logged.append((n, v)))
+    assert ("rewards/accuracy/timeouts", 0.0) in logged and ("rewards/accuracy/errors", 0.0) in logged
+
+
+# -------------------------------------------------------------------------------------------------------- format
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD, 1.0),
+        ("  \n<think>a</think>   <answer>1</answer>\n", 1.0),
+        ("<think>a</think><answer>1</answer><answer>2</answer>", 0.0),  # the tutorial's regex accepted this
+        ("<think>a</think><think>b</think><answer>1</answer>", 0.0),
+        ("<answer>1</answer><think>a</think>", 0.0),
+        ("<think>a</think> and so <answer>1</answer>", 0.0),
+        ("Sure! <think>a</think><answer>1</answer>", 0.0),
+        ("<think>a</think><answer>1</answer> Hope this helps", 0.0),
+        ("<think></think><answer>1</answer>", 0.0),
+        ("<think>a</think><answer> </answer>", 0.0),
+        ("<think>a</think>", 0.0),
+        ("", 0.0),
+    ],
+)
+def test_format_is_strict(text: str, expected: float) -> None:
+    assert build_reward("format")([text]) == [expected]
+    assert build_reward("format")([as_messages(text)]) == [expected]
+
+
+def test_tag_count_gives_partial_credit_per_tag() -> None:
+    tag_count = build_reward("tag_count")
+    texts = [GOOD, "<think>x</think>", "<think>x<think>y</think>", "<answer>1</answer>", "nothing"]
+    assert tag_count(texts) == [1.0, 0.5, 0.25, 0.5, 0.0]
+
+
+# ------------------------------------------------------------------------------------------------- reasoning
+
+
+def test_reasoning_steps_counts_indicators_and_caps_at_one() -> None:
+    reward = build_reward("reasoning_steps")
+    texts = ["Step 1: add\nStep 2: subtract\nStep 3: done\nStep 4: check", "First, add.", "1. a\n2. b", "just 42"]
+    assert reward(texts) == [1.0, pytest.approx(1 / 3), pytest.approx(2 / 3), 0.0]
+    assert build_reward("reasoning_steps", target_steps=1)(["First, add."]) == [1.0]
+
+
+def test_cosine_orders_short_and_long_right_and_wrong() -> None:
+    cosine = build_reward("cosine", max_len=200)
+    short_right, long_right = "<answer>7</answer>", "<think>" + "thinking " * 20 + "</think><answer>7</answer>"
+    short_wrong, long_wrong = "<answer>8</answer>", "<think>" + "thinking " * 20 + "</think><answer>8</answer>"
+    r = dict(
+        zip(
+            ["sr", "lr", "sw", "lw"],
+            cosine([short_right, long_right, short_wrong, long_wrong], solution=["7"] * 4),
+            strict=True,
+        )
+    )
+    assert 1.0 >= r["sr"] > r["lr"] >= 0.8  # concise correct answers earn most
+    assert -0.5 <= r["sw"] < r["lw"] <= -0.1  # short wrong answers are punished most
+    assert cosine(["<answer>7</answer>" + "x" * 5000], solution=["7"]) == [pytest.approx(0.8)]  # capped at max_len
+
+
+def test_cosine_needs_no_accuracy_kwarg_and_skips_unparseable_gold() -> None:
+    assert build_reward("cosine")(["<answer>7</answer>"], solution=["no gold here"]) == [None]
+
+
+def test_repetition_penalty_factory_returns_the_reward_function() -> None:
+    reward = build_reward("repetition_penalty", ngram_size=2, max_penalty=-1.0)
+    assert callable(reward) and reward.__name__ == "repetition_penalty"
+    assert reward(["a b a b a b", "a b c d", "", "one"]) == [pytest.approx(-0.6), 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        build_reward("repetition_penalty", max_penalty=0.5)
+
+
+def test_overlong_ramps_down_near_the_limit() -> None:
+    reward = build_reward("overlong", max_length=100, soft_cache=20)
+    ids = [[0] * n for n in (10, 80, 90, 100, 120)]
+    assert reward([""] * 5, completion_ids=ids) == [0.0, 0.0, -0.5, -1.0, -1.0]
+
+
+def test_language_consistency_follows_the_prompt_language() -> None:
+    reward = build_reward("language_consistency")
+    english_prompt = [{"role": "user", "content": "How many apples does Sam have after buying three more?"}]
+    french_prompt = [{"role": "user", "content": "Combien de pommes Sam a-t-il après en avoir acheté trois?"}]
+    english = "<think>Sam has five apples and buys three more apples.</think><answer>8</answer>"
+    french = "<think>Sam a cinq pommes et il en achète encore trois.</think><answer>8</answer>"
+    assert reward([english, french], prompts=[english_prompt, english_prompt]) == [1.0, 0.0]
+    assert reward([french], prompts=[french_prompt]) == [1.0]
+    assert reward(["<answer>8</answer>"], prompts=[english_prompt]) == [None]  # no words to judge
+
+
+def test_text_helpers() -> None:
+    assert extract_answer("<answer>1</answer> <answer> 2 </answer>") == "2"
+    assert extract_answer("<answer>unclosed") is None
+    assert split_r1(GOOD) == ("6 * 7 = 42", "42")

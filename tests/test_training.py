@@ -1,0 +1,173 @@
+"""Training stages on the tiny random model: parameters change, metrics are logged, bad steps are skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from r1kit.config.sources import resolve_config
+from r1kit.runs import RunDir
+from r1kit.stages import grpo, sft
+from r1kit.stages.common import setup
+
+
+def context(tmp_path: Path, *overrides: str):
+    config = resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run"), *overrides]).config
+    return setup(config, "test")
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
+    return [name for name in before if not torch.equal(before[name].float(), after[name].float())]
+
+
+def step_records(run: RunDir, stage: str) -> list[dict]:
+    return [r for r in run.read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
+
+
+# cosine scores wrong answers by length, so even a random model's completions get different rewards: a signal.
+VARIED_REWARDS = ("--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64")
+
+
+def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> None:
+    ctx, base, splits = context(tmp_path, "--training.max_steps", "2", *VARIED_REWARDS)
+    model_dir = grpo.train(ctx, base, splits)
+
+    assert changed(weights(Path(base)), weights(model_dir)), "GRPO did not change any weight"
+    records = step_records(ctx.run, "grpo")
+    assert [r["step"] for r in records] == [1, 2]
+    for key in (
+        "loss",
+        "rewards/cosine/mean",
+        "rewards/cosine/std",
+        "rewards/cosine/min",
+        "rewards/cosine/max",
+        "rewards/total/mean",
+        "quality/format_rate",
+        "quality/completion_tokens",
+        "quality/truncated_share",
+        "quality/zero_advantage_share",
+        "quality/reasoning_steps",
+        "perf/step_seconds",
+        "perf/tokens_per_second",
+        "perf/mfu",
+        "perf/rss_gb",
+        "rewards/cosine/timeouts",
+        "rewards/cosine/exceptions",
+    ):
+        assert key in records[-1], key
+    examples = ctx.run.read("completions.jsonl")
+    assert {e["kind"] for e in examples} == {"best", "worst"}
+    assert set(examples[0]["rewards"]) == {"cosine", "format"}
+    # the final model is a plain HF folder
+    loaded = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert loaded.num_parameters() > 0 and (model_dir / "chat_template.jinja").exists()
+
+
+def test_sft_changes_parameters_and_logs_loss(tmp_path: Path) -> None:
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "2")
+    model_dir = sft.train(ctx, base, splits)
+    assert changed(weights(Path(base)), weights(model_dir))
+    records = step_records(ctx.run, "sft")
+    assert [r["step"] for r in records] == [1, 2] and all("loss" in r and "mean_token_accuracy" in r for r in records)
+
+
+def test_full_fine_tune_without_lora(tmp_path: Path) -> None:
+    ctx, base, splits = context(
+        tmp_path, "--sft.max_steps", "1", "--model.lora.enabled", "false", "--sft.optimization.warmup_ratio", "0"
+    )
+    model_dir = sft.train(ctx, base, splits)
+    assert len(changed(weights(Path(base)), weights(model_dir))) > 5  # every layer moves, not only LoRA targets
+
+
+class _Snapshots(TrainerCallback):
+    def __init__(self):
+        self.by_step: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.by_step[state.global_step] = {
+            n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+        }
+
+
+def test_a_non_finite_step_is_skipped_and_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "3", "--sft.optimization.warmup_ratio", "0")
+    snapshots = _Snapshots()
+    real_load, real_callbacks = sft.load_model, sft.callbacks
+    calls = {"n": 0}
+
+    def poisoned_load(*args, **kwargs):
+        model = real_load(*args, **kwargs)
+
+        def nan_on_second_step(module, inputs, output):
+            if module.training and torch.is_grad_enabled():
+                calls["n"] += 1
+                if calls["n"] == 2:  # as a diverged model would: every output the loss may be built from is NaN
+                    for name in ("loss", "logits", "log_probs"):
+                        if getattr(output, name, None) is not None:
+                            setattr(output, name, getattr(output, name) * float("nan"))
+            return output
+
+        model.register_forward_hook(nan_on_second_step)
+        return model
+
+    monkeypatch.setattr(sft, "load_model", poisoned_load)
+    monkeypatch.setattr(sft, "callbacks", lambda *a, **k: [*real_callbacks(*a, **k), snapshots])
+    sft.train(ctx, base, splits)
+
+    step1, step2, step3 = snapshots.by_step[1], snapshots.by_step[2], snapshots.by_step[3]
+    assert all(torch.equal(step1[n], step2[n]) for n in step1), "the NaN step was applied"
+    assert any(not torch.equal(step2[n], step3[n]) for n in step2), "training stopped after the NaN step"
+    assert all(torch.isfinite(p).all() for p in step3.values())
+    assert step_records(ctx.run, "sft")[-1]["train/skipped_nonfinite_steps"] == 1
+    assert any(a["kind"] == "non_finite" for a in ctx.run.read("alerts.jsonl"))
+
+
+def test_a_forced_collapse_raises_an_alert(tmp_path: Path) -> None:
+    # Strict format on a random model: every completion scores 0, every group has zero advantage.
+    ctx, base, splits = context(tmp_path, "--training.max_steps", "2", "--rewards.functions", "[format]")
+    grpo.train(ctx, base, splits)
+    alerts = ctx.run.read("alerts.jsonl")
+    assert any(a["kind"] == "zero_advantage" and a["stage"] == "grpo" for a in alerts)
+    assert step_records(ctx.run, "grpo")[-1]["quality/zero_advantage_share"] == 1.0
+
+
+def test_checkpoints_are_complete_plain_folders(tmp_path: Path) -> None:
+    ctx, base, splits = context(
+        tmp_path,
+        "--training.max_steps",
+        "3",
+        "--training.checkpoint.save_steps",
+        "1",
+        "--training.checkpoint.save_total_limit",
+        "2",
+        *VARIED_REWARDS,
+    )
+    grpo.train(ctx, base, splits)
+    checkpoints = sorted(p.name for p in ctx.run.checkpoints("grpo").iterdir())
+    assert checkpoints == ["checkpoint-2", "checkpoint-3"]  # the newest two, each complete
+    for name in checkpoints:
+        folder = ctx.run.checkpoints("grpo") / name
+        assert json.loads((folder / "r1kit_complete.json").read_text())["step"] == int(name.split("-")[1])
+        assert (folder / "adapter_model.safetensors").exists() and (folder / "optimizer.pt").exists()
+        assert (folder / "tokenizer.json").exists() and (folder / "chat_template.jinja").exists()
+    assert not (ctx.run.root / "grpo" / ".staging").exists()
+    # transformers loads a checkpoint directly (the base model plus the LoRA adapter saved in it)
+    model = AutoModelForCausalLM.from_pretrained(ctx.run.checkpoints("grpo") / "checkpoint-3")
+    assert model.num_parameters() > 0
+
+
+def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
+    ctx, base, splits = context(
+        tmp_path, "--training.max_steps", "2", "--monitoring.tensorboard.enabled", "true", *VARIED_REWARDS
+    )
+    grpo.train(ctx, base, splits)
+    assert list((ctx.run.root / "tensorboard" / "grpo").rglob("events.out.tfevents.*"))
