@@ -18,11 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.hostile import HOSTILE  # noqa: E402
-
 from r1kit.data.synthetic import generate  # noqa: E402
 from r1kit.rewards import REWARD_NAMES, build_reward  # noqa: E402
 from r1kit.rewards.verifier import shared_verifier  # noqa: E402
+from tests.hostile import HOSTILE  # noqa: E402
 
 
 def mixed_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import GSM8K
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import detect_format
 from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, sft_rows
 from r1kit.rewards import build_reward
+from tests.conftest import GSM8K
 
 
 def dataset(name: str | Path, **kwargs) -> DatasetConfig:
@@ -59,6 +59,12 @@ def test_gold_answers_verify_against_their_own_traces() -> None:
 # ------------------------------------------------------------------------------------------------------ GSM8K
 
 
+needs_gsm8k = pytest.mark.skipif(
+    not GSM8K.exists(), reason=f"GSM8K sample data not found at {GSM8K} (CI has it in ../shared)"
+)
+
+
+@needs_gsm8k
 def test_real_gsm8k_file() -> None:
     splits = load_splits(dataset(GSM8K / "train.jsonl", test_split=str(GSM8K / "test.jsonl")))
     assert (len(splits.train), len(splits.test)) == (7473, 1319)
@@ -68,9 +74,13 @@ def test_real_gsm8k_file() -> None:
     assert completion.startswith("<think>\n") and completion.endswith("<answer>72</answer>")
 
 
+@needs_gsm8k
 def test_eval_rows_of_a_file_are_the_whole_file() -> None:
     assert len(load_eval_rows(dataset(GSM8K / "test.jsonl"))) == 1319
     assert len(load_eval_rows(dataset(GSM8K / "test.jsonl", max_test_samples=25))) == 25
+
+
+def test_eval_rows_of_a_builtin_task_are_its_held_out_split() -> None:
     assert len(load_eval_rows(dataset("arithmetic", synthetic={"num_examples": 100, "seed": 0}))) == 10
 
 

@@ -11,11 +11,11 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.hostile import HOSTILE
 
 from r1kit.rewards import REWARD_NAMES, build_reward
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.verifier import VerifierPool
+from tests.hostile import HOSTILE
 
 TIMEOUT = 2.0  # seconds per verification in these tests
 

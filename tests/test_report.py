@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
 from tests.conftest import REPO, r1kit_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

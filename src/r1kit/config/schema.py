@@ -247,6 +247,8 @@ class TrainingConfig(Section):
 
 
 class GRPOConfig(Section):
+    """Sampling and loss of GRPO. Every key is passed as is to TRL's GRPOConfig, so the names are TRL's."""
+
     num_generations: int = Field(8, ge=2, description="Completions sampled per prompt (the GRPO group).")
     max_completion_length: int = Field(96, ge=1, description="Longest completion in tokens.")
     temperature: float = Field(

@@ -45,21 +45,9 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
     recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 
-    grpo = config.grpo
     args = GRPOConfig(
         **trainer_arguments(ctx, STAGE, config.training),
-        num_generations=grpo.num_generations,
-        max_completion_length=grpo.max_completion_length,
-        temperature=grpo.temperature,
-        top_p=grpo.top_p,
-        beta=grpo.beta,
-        epsilon=grpo.epsilon,
-        loss_type=grpo.loss_type,
-        scale_rewards=grpo.scale_rewards,
-        num_iterations=grpo.num_iterations,
-        mask_truncated_completions=grpo.mask_truncated_completions,
-        use_vllm=grpo.use_vllm,
-        vllm_mode=grpo.vllm_mode,
+        **config.grpo.model_dump(),  # the grpo section's keys are TRL's GRPOConfig parameters
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,
     )
