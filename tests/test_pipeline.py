@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from transformers import AutoModelForCausalLM
 
-from r1kit.runs import RunDir
+from r1kit.config.sources import resolve_config
+from r1kit.runs import RunDir, RunDirError
 from tests.conftest import REPO, r1kit_cli
 
 VARIED_REWARDS = ["--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64"]
@@ -165,3 +167,10 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     assert "resuming from" in resumed.stderr and "checkpoint-4" in resumed.stderr
     assert grpo_steps(out) == list(range(1, 9))
     assert sorted(p.name for p in (out / "grpo" / "checkpoints").iterdir()) == ["checkpoint-6", "checkpoint-8"]
+
+
+def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:
+    config = resolve_config(profile="test", environ={}).config
+    with pytest.raises(RunDirError, match=r"GB free, but this run needs about .* choose another folder with --out"):
+        RunDir(tmp_path / "run").prepare(config, needed_bytes=10**18)
+    assert not (tmp_path / "run" / "config.yaml").exists()

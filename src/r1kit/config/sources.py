@@ -71,6 +71,11 @@ class Layer:
     values: dict[str, Any]
     value_sources: dict[str, str] = field(default_factory=dict)  # leaf path → source, where it differs per value
 
+    def add(self, path: str, text: str, source: str) -> None:
+        """Parse `text` as the value of `path`, merge it in, and remember where it came from."""
+        self.values = OmegaConf.to_container(OmegaConf.merge(self.values, _parse_value(path, text, source)))
+        self.value_sources[path] = source
+
 
 @dataclass
 class ResolvedConfig:
@@ -211,11 +216,7 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
                 guess = did_you_mean(name[len(prefix) :].lower().replace("_", "."))
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
             continue
-        path = canonical_path(path)
-        layer.values = OmegaConf.to_container(
-            OmegaConf.merge(layer.values, _parse_value(path, environ[name], f"env:{name}"))
-        )
-        layer.value_sources[path] = f"env:{name}"
+        layer.add(canonical_path(path), environ[name], f"env:{name}")
     return layer
 
 
@@ -247,8 +248,7 @@ def cli_layer(args: list[str]) -> Layer:
                 text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
         if path not in LEAF_PATHS:
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
-        layer.values = OmegaConf.to_container(OmegaConf.merge(layer.values, _parse_value(path, text, flag)))
-        layer.value_sources[path] = f"cli:{flag}"
+        layer.add(path, text, f"cli:{flag}")
     return layer
 
 
