@@ -172,5 +172,7 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
 def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:
     config = resolve_config(profile="test", environ={}).config
     with pytest.raises(RunDirError, match=r"GB free, but this run needs about .* choose another folder with --out"):
-        RunDir(tmp_path / "run").prepare(config, needed_bytes=10**18)
+        run = RunDir(tmp_path / "run")
+        run.create()
+        run.prepare(config, needed_bytes=10**18)
     assert not (tmp_path / "run" / "config.yaml").exists()

@@ -61,8 +61,8 @@ class RunDir:
 
     # --------------------------------------------------------------------------------------------- preparing
 
-    def prepare(self, config: R1kitConfig, needed_bytes: int) -> None:
-        """Create the folder, prove it writable and roomy enough, and save the resolved config."""
+    def create(self) -> None:
+        """Create the folder and prove it writable: checked first, before any model is built or loaded."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".write-test-{os.getpid()}"
@@ -72,6 +72,9 @@ class RunDir:
             raise RunDirError(
                 f"run folder {self.root} is not writable ({error.strerror}); choose another with --out"
             ) from None
+
+    def prepare(self, config: R1kitConfig, needed_bytes: int) -> None:
+        """Prove the (created) folder roomy enough for the run, and save the resolved config."""
         free = shutil.disk_usage(self.root).free
         if free < needed_bytes:
             raise RunDirError(
@@ -107,23 +110,23 @@ class RunDir:
 
 
 def open_run(config: R1kitConfig) -> RunDir:
-    """The run folder: a new one, or an existing run to continue (same config, or --resume)."""
+    """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume)."""
     run = RunDir.for_config(config)
     saved = run.path("config.yaml")
-    if not saved.exists():
-        if config.run.resume:
-            raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
-        return run
-    if not config.run.resume:
-        before, now = flatten(yaml.safe_load(saved.read_text())), flatten(config.model_dump())
-        changed = [key for key in now if key != "run.resume" and before.get(key) != now[key]]
-        if changed:
-            key = changed[0]
-            raise RunDirError(
-                f"{run.root} holds a run with another config ({key}: {before.get(key)!r} there, {now[key]!r} now); "
-                "continue it with --resume, or choose another folder with --out"
-            )
-    logger.warning("continuing the run in %s", run.root)
+    if saved.exists():
+        if not config.run.resume:
+            before, now = flatten(yaml.safe_load(saved.read_text())), flatten(config.model_dump())
+            changed = [key for key in now if key != "run.resume" and before.get(key) != now[key]]
+            if changed:
+                key = changed[0]
+                raise RunDirError(
+                    f"{run.root} holds a run with another config ({key}: {before.get(key)!r} there, {now[key]!r} now); "
+                    "continue it with --resume, or choose another folder with --out"
+                )
+        logger.warning("continuing the run in %s", run.root)
+    elif config.run.resume:
+        raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
+    run.create()
     return run
 
 
