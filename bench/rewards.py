@@ -3,12 +3,15 @@
     python bench/rewards.py
 
 Prints verifications/s for 1,000 mixed completions (one batch call, as GRPO makes them) with 1 and 2 verifier
-workers, the per-batch latency of TRL-sized batches (16), and the slowest reward call on each hostile completion
-(tests/hostile.py) with the default 5 s verification limit.
+workers, the per-batch latency of TRL-sized batches (16), the slowest reward call on each hostile completion
+(tests/hostile.py), and the worst GRPO-shaped batch (2 groups of 8, accuracy then cosine, as a step scores them) over
+a hostile mix in which a quarter of the groups have an adversarial gold answer, against the batch budget. All with
+r1kit's default verification settings. The last line is JSON.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import sys
@@ -18,10 +21,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from r1kit.config.schema import VerificationConfig  # noqa: E402
 from r1kit.data.synthetic import generate  # noqa: E402
 from r1kit.rewards import REWARD_NAMES, build_reward  # noqa: E402
 from r1kit.rewards.verifier import shared_verifier  # noqa: E402
 from tests.hostile import HOSTILE  # noqa: E402
+
+DEFAULTS = VerificationConfig()
+HOSTILE_GOLDS = [
+    "16**2**5**19",
+    "9^{9^{9^{9}}}",
+    "(10^{10})!",
+    "10**10**10**10**10",
+    "\\frac{" * 300 + "1" + "}{2}" * 300,
+]
 
 
 def mixed_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -62,7 +75,7 @@ def main() -> None:
             f"  {workers} worker(s): {len(completions) / seconds:8.0f} verifications/s "
             f"({sum(s == 1.0 for s in scores)} correct, {sum(s is None for s in scores)} excluded)"
         )
-        shared_verifier(workers, 5.0).close()
+        shared_verifier(workers, DEFAULTS.timeout_seconds, DEFAULTS.batch_budget_seconds).close()
 
     accuracy = build_reward("accuracy")
     latencies = []
@@ -74,7 +87,7 @@ def main() -> None:
         f"  batches of 16 (one GRPO step): median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
     )
 
-    print("hostile completions, slowest reward call each (limit 5 s per verification):")
+    print(f"hostile completions, slowest reward call each (limit {DEFAULTS.timeout_seconds:.0f} s per verification):")
     rewards = {name: build_reward(name, **({"max_length": 128} if name == "overlong" else {})) for name in REWARD_NAMES}
     worst_case = 0.0
     for case, text in HOSTILE.items():
@@ -93,6 +106,48 @@ def main() -> None:
         worst_case = max(worst_case, slowest)
         print(f"  {case:26} {slowest:6.2f} s  ({slowest_name})")
     print(f"  worst case: {worst_case:.2f} s")
+
+    worst_batch, worst_total = hostile_batches(completions, golds)
+    print(
+        json.dumps(
+            {
+                "hostile_worst_batch_seconds": round(worst_batch, 2),
+                "hostile_worst_step_seconds": round(worst_total, 2),
+                "batch_budget_seconds": DEFAULTS.batch_budget_seconds,
+            }
+        )
+    )
+
+
+def hostile_batches(completions: list[str], golds: list[str], batches: int = 24) -> tuple[float, float]:
+    """GRPO-shaped batches (2 groups of 8) over a hostile mix: a quarter of the groups get an adversarial gold shared
+    by the group, some completions are hostile. Returns the worst accuracy call and the worst accuracy + cosine step."""
+    rng = random.Random(1)
+    accuracy, cosine = build_reward("accuracy"), build_reward("cosine")
+    accuracy(completions[:2], solution=golds[:2])  # warm workers, as after a run's first step
+    worst_batch = worst_total = 0.0
+    hostile_texts = list(HOSTILE.values())
+    for batch in range(batches):
+        batch_completions, batch_golds = [], []
+        for group in range(2):
+            start = (batch * 2 + group) * 8
+            gold = rng.choice(HOSTILE_GOLDS) if rng.random() < 0.25 else golds[start]
+            group_completions = completions[start : start + 8]
+            if rng.random() < 0.25:
+                group_completions[rng.randrange(8)] = rng.choice(hostile_texts)
+            batch_completions += group_completions
+            batch_golds += [gold] * 8
+        started = time.perf_counter()
+        accuracy(batch_completions, solution=batch_golds)
+        middle = time.perf_counter()
+        cosine(batch_completions, solution=batch_golds)
+        ended = time.perf_counter()
+        worst_batch, worst_total = max(worst_batch, middle - started), max(worst_total, ended - started)
+    print(
+        f"hostile mix, {batches} GRPO-shaped batches of 16 (budget {DEFAULTS.batch_budget_seconds:.0f} s a batch): "
+        f"worst accuracy call {worst_batch:.2f} s, worst accuracy + cosine {worst_total:.2f} s"
+    )
+    return worst_batch, worst_total
 
 
 if __name__ == "__main__":

@@ -86,10 +86,10 @@ def test_correct_answer_scores_one_in_main_thread_worker_thread_and_subprocess()
 
 
 def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> None:
-    pool = VerifierPool(workers=1, timeout=1.0)
+    pool = VerifierPool(workers=1, timeout=1.0, batch_budget=30.0)
     try:
         pool.verify([("1", "1")])  # a warm worker
-        first_worker = pool._workers[0].process.pid
+        first_worker = pool._slots[0].process.pid
         started = time.monotonic()
         verdicts = pool.verify(
             [("10**10**10**10**10", "1"), ("14", "14"), ("\\frac{1}{2}", "0.5")]
@@ -97,7 +97,7 @@ def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> Non
         elapsed = time.monotonic() - started
         assert verdicts[0].status == "timeout" and verdicts[0].score is None and verdicts[0].failed
         assert [v.score for v in verdicts[1:]] == [1.0, 1.0]  # a fresh worker took over
-        assert pool._workers[0].process.pid != first_worker
+        assert pool._slots[0].process.pid != first_worker
         assert elapsed < 1.0 + 30  # the limit, plus the replacement worker's start
     finally:
         pool.close()
@@ -105,11 +105,76 @@ def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> Non
 
 def test_timeouts_are_counted_in_the_metrics() -> None:
     logged: dict[str, float] = {}
-    accuracy = build_reward("accuracy", timeout_seconds=0.05)
+    accuracy = build_reward("accuracy", timeout_seconds=0.05, batch_budget_seconds=30)
     hostile = [HOSTILE["huge_python_power"], "<answer>1</answer>"]
     values = accuracy(hostile, solution=["1", "1"], log_metric=lambda name, value: logged.__setitem__(name, value))
     assert values == [None, 1.0]
-    assert logged == {"rewards/accuracy/timeouts": 1.0, "rewards/accuracy/errors": 0.0}
+    assert logged == {
+        "rewards/accuracy/timeouts": 1.0,
+        "rewards/accuracy/hostile_gold": 0.0,
+        "rewards/accuracy/over_budget": 0.0,
+        "rewards/accuracy/errors": 0.0,
+    }
+
+
+# ------------------------------------------------------------------------------------ hostile gold, batch budget
+
+HOSTILE_GOLDS = ["16**2**5**19", "9^{9^{9^{9}}}", "(10^{10})!"]
+
+
+def grpo_batch(gold: str) -> tuple[list[str], list[str]]:
+    """A GRPO-shaped batch: 2 groups of 8 completions; the first group's gold is `gold`, the second's is 42."""
+    first = [f"<think>guess</think><answer>{answer}</answer>" for answer in (16, 9, 0, 1, 2, 3, 4, 5)]
+    second = [f"<think>6*7</think><answer>{answer}</answer>" for answer in (42, 41, 42, 40, 42, 43, 44, 42)]
+    return first + second, [gold] * 8 + ["42"] * 8
+
+
+@pytest.mark.parametrize("gold", HOSTILE_GOLDS)
+def test_a_hostile_gold_costs_its_group_once_within_the_batch_budget(gold: str) -> None:
+    budget = 4.0
+    accuracy = build_reward("accuracy", timeout_seconds=2.0, batch_budget_seconds=budget)
+    cosine = build_reward("cosine", timeout_seconds=2.0, batch_budget_seconds=budget)
+    accuracy(["<answer>1</answer>"], solution=["1"])  # warm workers, as in training after the first step
+    logged: dict[str, float] = {}
+    completions, golds = grpo_batch(gold)
+
+    started = time.monotonic()
+    scores = accuracy(completions, solution=golds, log_metric=logged.__setitem__)
+    cosine_scores = cosine(completions, solution=golds)  # shares the verdicts: no second wait
+    elapsed = time.monotonic() - started
+
+    assert scores[:8] == [None] * 8 and cosine_scores[:8] == [None] * 8
+    assert scores[8:] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    assert logged["rewards/accuracy/hostile_gold"] == 8.0
+    assert elapsed < budget + 1.0, f"took {elapsed:.1f}s"
+
+
+def test_unfinished_items_past_the_batch_budget_are_none_and_counted() -> None:
+    pool = VerifierPool(workers=1, timeout=5.0, batch_budget=1.0)
+    try:
+        pool.verify([("1", "1")])
+        started = time.monotonic()
+        verdicts = pool.verify([("10**10**10**10**10", "1"), ("2", "2"), ("3", "3")])
+        elapsed = time.monotonic() - started
+        assert [v.status for v in verdicts] == ["over_budget"] * 3 and all(v.score is None for v in verdicts)
+        assert elapsed < 1.0 + 0.5
+        # the killed worker is replaced in the background: the next batch is scored normally
+        assert [v.score for v in pool.verify([("6", "6"), ("4", "3")])] == [1.0, 0.0]
+    finally:
+        pool.close()
+
+
+def test_the_workers_verify_in_parallel() -> None:
+    pool = VerifierPool(workers=2, timeout=1.5, batch_budget=30.0)
+    try:
+        pool.verify([("1", "1"), ("2", "2")])
+        started = time.monotonic()
+        verdicts = pool.verify([("10**10**10**10**10", "1"), ("10**10**10**10**11", "1"), ("5", "5")])
+        elapsed = time.monotonic() - started
+        assert [v.status for v in verdicts] == ["timeout", "timeout", "correct"]
+        assert elapsed < 2 * 1.5  # two hanging items side by side, not one after the other
+    finally:
+        pool.close()
 
 
 # ---------------------------------------------------------------------------------------------- hostile input

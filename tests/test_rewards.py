@@ -57,6 +57,24 @@ def test_accuracy_checks_mathematical_equality() -> None:
     assert accuracy(completions, solution=["1/2", "0.5", "0.5", "42"]) == [1.0, 1.0, 0.0, 1.0]
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("2^{999999}", "2^{1000000}", 0.0),  # math-verify alone reads both as 2
+        ("2^{1000000}", "2^{1000000}", 1.0),
+        ("10^{100}", "10^{100}+1", 0.0),  # numeric tolerance would call it equal
+        ("10^{100}+1", "10^{100}+1", 1.0),
+        ("1024", "2^{10}", 1.0),
+        ("\\frac{2}{6}", "\\frac{1}{3}", 1.0),
+        ("\\frac{333333333}{1000000000}", "\\frac{1}{3}", 0.0),
+        ("x^2+1", "1+x^2", 1.0),
+        ("14 apples", "14", 1.0),
+    ],
+)
+def test_accuracy_compares_integers_and_fractions_exactly(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
 def test_accuracy_without_tags_falls_back_to_boxed_then_whole_text() -> None:
     accuracy = build_reward("accuracy")
     assert accuracy(["so the result is \\boxed{12}", "The total is 12."], solution=["12", "12"]) == [1.0, 1.0]

@@ -1,7 +1,9 @@
 """The `r1kit` command line.
 
 Every command takes `--config FILE`, `--recipe NAME`, `--profile NAME` and any config key as `--section.key value`
-(see `r1kit <command> --help`). A config error exits with code 2 and one line naming the key.
+(see `r1kit <command> --help`). Every expected failure is one line on stderr: a config error exits with code 2 and
+names the key, any other (a file, folder, data row, model) exits with 1 and names the culprit. An unexpected error
+(a bug) is one line too; `--debug` or R1KIT_DEBUG=1 shows its traceback.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help="YAML file with config values (and optional `profiles:`)")
     common.add_argument("--recipe", help="a shipped recipe name or a recipe YAML path (applied before --config)")
     common.add_argument("--profile", default="default", help="profile applied over the files (default: default)")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
 
     parser = argparse.ArgumentParser(
         prog="r1kit",
@@ -93,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--explain", action="store_true", help="show where each value came from")
     report = commands.add_parser("report", help=_ABOUT["report"], description=_ABOUT["report"], allow_abbrev=False)
     report.add_argument("run_dir", type=Path)
+    report.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return parser
 
 
@@ -139,32 +143,53 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the tokenizer's thread pool
     args, overrides = _parser().parse_known_args(argv)
+    try:
+        return _command(args, overrides)
+    except ConfigError as error:
+        print(f"r1kit: config error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("r1kit: interrupted; run the same command again to continue from the last checkpoint", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if _expected(error):
+            print(f"r1kit: error: {error}", file=sys.stderr)
+            return 1
+        if args.debug or os.environ.get("R1KIT_DEBUG", "") not in ("", "0"):
+            raise
+        reason = " ".join(str(error).split())[:500]
+        print(
+            f"r1kit: unexpected error (a bug in r1kit or a library): {type(error).__name__}: {reason}; "
+            "rerun with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return 1
 
+
+def _expected(error: Exception) -> bool:
+    """Failures of the user's input or machine, each with its own one-line message."""
+    from r1kit.data.loading import DatasetError
+    from r1kit.models import ModelError
+    from r1kit.runs import RunDirError
+
+    return isinstance(error, (ModelError, DatasetError, RunDirError))
+
+
+def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command == "report":
         from r1kit.monitoring.report import write_report
 
         if overrides:
-            print(f"r1kit: report takes only RUN_DIR (got {' '.join(overrides)})", file=sys.stderr)
-            return 2
+            raise ConfigError(f"report takes only RUN_DIR (got {' '.join(overrides)})")
         print(write_report(args.run_dir))
         return 0
 
-    try:
-        resolved = load_config(args, overrides)
-    except ConfigError as error:
-        print(f"r1kit: config error: {error}", file=sys.stderr)
-        return 2
+    resolved = load_config(args, overrides)
     if args.command == "config":
         _show(resolved, args.format, args.explain)
         return 0
-    return _execute(args, resolved)
 
-
-def _execute(args: argparse.Namespace, resolved: ResolvedConfig) -> int:
     from r1kit import chat, pipeline
-    from r1kit.data.loading import DatasetError
-    from r1kit.models import ModelError
-    from r1kit.runs import RunDirError
     from r1kit.stages import evaluate, grpo, sft
 
     commands = {
@@ -174,14 +199,7 @@ def _execute(args: argparse.Namespace, resolved: ResolvedConfig) -> int:
         "eval": lambda: evaluate.main(resolved.config),
         "chat": lambda: chat.main(resolved, args.prompt),
     }
-    try:
-        commands[args.command]()
-    except (ModelError, DatasetError, RunDirError) as error:
-        print(f"r1kit: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("r1kit: interrupted; run the same command again to continue from the last checkpoint", file=sys.stderr)
-        return 130
+    commands[args.command]()
     return 0
 
 

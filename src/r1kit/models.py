@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from safetensors import SafetensorError
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from r1kit.atomic import build_complete, is_complete
-from r1kit.config.schema import ModelConfig
+from r1kit.cache import cache_root
+from r1kit.config.schema import ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 
 CHATML_TEMPLATE = (
@@ -23,10 +24,6 @@ CHATML_TEMPLATE = (
 
 class ModelError(RuntimeError):
     """A model that cannot be loaded as configured; the message says what to do."""
-
-
-def cache_root(cache_dir: str | None = None) -> Path:
-    return Path(cache_dir or os.environ.get("R1KIT_CACHE") or Path.home() / ".cache" / "r1kit").expanduser()
 
 
 # ------------------------------------------------------------------------------------------- built-in models
@@ -136,7 +133,43 @@ def resolve_model(name: str, cache_dir: str | None = None) -> str:
         )
     if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
         raise ModelError(f"{path} is not a model folder: it has no config.json")
+    for weights in sorted(path.glob("*.safetensors")):
+        _check_safetensors(weights)
     return str(path)
+
+
+def _check_safetensors(weights: Path) -> None:
+    """A damaged weights file (garbage, cut short by a full disk or a kill) is an error now, not mid-run."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt"):  # reads and checks the header; the tensors stay on disk
+            pass
+    except (SafetensorError, OSError) as error:
+        raise ModelError(f"{weights} is damaged ({error}): copy or save the model again (save_pretrained)") from None
+
+
+def check_model(cfg: ModelConfig, reference: str) -> None:
+    """What can be checked of a model before any weight is loaded: that its config loads (a hub id offline, a broken
+    config.json) and that the LoRA targets name layers it has. Runs on an empty (meta) model in about a second."""
+    if Path(reference).is_dir() and not (Path(reference) / "config.json").exists():
+        return  # an adapter folder: its base model is checked when it loads
+    try:
+        model_config = AutoConfig.from_pretrained(
+            reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
+        raise _load_error(reference, error) from error
+    if not cfg.lora.enabled:
+        return
+    with torch.device("meta"):
+        empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)
+    linear = {name.rsplit(".", 1)[-1] for name, module in empty.named_modules() if isinstance(module, torch.nn.Linear)}
+    if not linear & set(cfg.lora.target_modules):  # PEFT would raise this mid-run, after the base evaluation
+        raise ModelError(
+            f"model.lora.target_modules {cfg.lora.target_modules}: none is a layer of {reference}; "
+            f"its linear layers are {sorted(linear)}"
+        )
 
 
 def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
@@ -144,7 +177,7 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         tokenizer = AutoTokenizer.from_pretrained(
             reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
-    except (OSError, ValueError) as error:
+    except Exception as error:  # tokenizers' own parser raises a bare Exception on a broken tokenizer.json
         raise _load_error(reference, error) from error
     if cfg.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE if cfg.chat_template == "chatml" else cfg.chat_template
@@ -153,6 +186,12 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
             f"the tokenizer of {reference} has no chat template, and r1kit builds chat prompts with it: "
             "set model.chat_template=chatml (or to your own Jinja template), or use an instruct/chat model"
         )
+    if not isinstance(tokenizer.chat_template, str):  # a few tokenizers ship a dict of named templates
+        raise ModelError(f"the tokenizer of {reference} has several named chat templates; set model.chat_template")
+    try:
+        check_jinja(tokenizer.chat_template)
+    except ValueError as error:
+        raise ModelError(f"the chat template of {reference} is {error}; set model.chat_template=chatml") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
     return tokenizer
@@ -170,13 +209,15 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
         model = AutoModelForCausalLM.from_pretrained(
             reference, revision=cfg.revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise _load_error(reference, error) from error
     return model.to(hardware.device)
 
 
 def _load_error(name: str, error: Exception) -> ModelError:
     reason = " ".join(str(error).split())  # one line: library messages span several
+    if Path(name).expanduser().exists():
+        return ModelError(f"cannot load the model in {name}: {reason}")
     return ModelError(
         f"cannot load model {name!r}: {reason} If it is a hub id, this machine may be offline: use the embedded "
         "model (model.name=smollm2-135m) or a local folder saved with save_pretrained."

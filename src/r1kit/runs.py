@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from r1kit.atomic import jsonable, write_atomic
+from r1kit.atomic import COMPLETE_MARKER, jsonable, write_atomic
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import flatten, to_yaml
 
@@ -83,6 +83,11 @@ class RunDir:
             )
         write_atomic(self.path("config.yaml"), to_yaml(config))
 
+    def finished_work(self) -> list[str]:
+        """Finished training a restart would lose: stage models and complete checkpoints (paths inside the run)."""
+        markers = [*self.root.glob(f"*/model/{COMPLETE_MARKER}"), *self.root.glob(f"*/checkpoints/*/{COMPLETE_MARKER}")]
+        return sorted(str(marker.parent.relative_to(self.root)) for marker in markers)
+
     # ---------------------------------------------------------------------------------------------- logs
 
     def append(self, log: str, record: dict[str, Any]) -> None:
@@ -110,24 +115,50 @@ class RunDir:
 
 
 def open_run(config: R1kitConfig) -> RunDir:
-    """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume)."""
+    """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume).
+
+    The rule for a folder that holds a run with another config: finished training (a stage model, a complete
+    checkpoint) is never overwritten; a failed start that finished no stage is taken over, so the command with its
+    mistake corrected just runs.
+    """
     run = RunDir.for_config(config)
     saved = run.path("config.yaml")
     if saved.exists():
-        if not config.run.resume:
-            before, now = flatten(yaml.safe_load(saved.read_text())), flatten(config.model_dump())
-            changed = [key for key in now if key != "run.resume" and before.get(key) != now[key]]
-            if changed:
-                key = changed[0]
-                raise RunDirError(
-                    f"{run.root} holds a run with another config ({key}: {before.get(key)!r} there, {now[key]!r} now); "
-                    "continue it with --resume, or choose another folder with --out"
-                )
-        logger.warning("continuing the run in %s", run.root)
+        changed = [] if config.run.resume else _changed_keys(saved, config)
+        if not changed:
+            logger.warning("continuing the run in %s", run.root)
+        elif run.finished_work():
+            key, before, now = changed[0]
+            raise RunDirError(
+                f"{run.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+                f"training ({run.finished_work()[0]}); continue it with --resume, or choose another folder with --out"
+            )
+        else:
+            key, before, now = changed[0]
+            logger.warning(
+                "%s holds a failed start that finished no stage (%s was %r there); starting over with this config",
+                run.root,
+                key,
+                before,
+            )
+            # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
+            # model or data set.
+            for stale in [*map(run.path, [*JSONL_LOGS, "summary.json"]), *run.root.glob("eval/*.json")]:
+                stale.unlink(missing_ok=True)
     elif config.run.resume:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
     run.create()
     return run
+
+
+def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, new value) for every key whose value differs from the saved config's."""
+    try:
+        before = flatten(yaml.safe_load(saved.read_text()) or {})
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+        before = {}  # a damaged config.yaml: nothing in it can be trusted to match
+    now = flatten(config.model_dump())
+    return [(key, before.get(key), now[key]) for key in now if key != "run.resume" and before.get(key) != now[key]]
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:

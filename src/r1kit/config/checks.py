@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from r1kit import hardware
+from r1kit.cache import cache_problem, cache_root
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import ConfigError
 
@@ -12,6 +14,12 @@ from r1kit.config.sources import ConfigError
 def check_machine(config: R1kitConfig) -> None:
     """Raise ConfigError when the config asks for hardware or packages this machine does not have."""
     model = config.model
+    problem = cache_problem(model.cache_dir)
+    if problem:
+        setting = (
+            "model.cache_dir" if model.cache_dir else "R1KIT_CACHE" if os.environ.get("R1KIT_CACHE") else "the cache"
+        )
+        raise ConfigError(f"{setting}: {cache_root(model.cache_dir)} {problem}; point it at a writable folder")
     devices = hardware.available_devices()
     if model.device != "auto" and model.device not in devices:
         raise ConfigError(f"model.device: {model.device} is not available here (available: {', '.join(devices)})")

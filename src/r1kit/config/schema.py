@@ -16,8 +16,9 @@ from r1kit.rewards.registry import REWARD_NAMES
 
 
 class Section(BaseModel):
-    # forbid: a misspelt key is an error, not a silently ignored value.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+    # forbid: a misspelt key is an error, not a silently ignored value. No inf/nan: a learning rate or weight of inf
+    # would otherwise pass validation and blow up mid-run.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------------------- run & model
@@ -66,6 +67,24 @@ class ModelConfig(Section):
         None, description="Chat template to use instead of the tokenizer's: 'chatml' or a Jinja template string."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
+
+    @field_validator("chat_template")
+    @classmethod
+    def _valid_jinja(cls, template: str | None) -> str | None:
+        if template not in (None, "chatml"):
+            check_jinja(template)
+        return template
+
+
+def check_jinja(template: str) -> None:
+    """Raise ValueError (one line) when `template` is not a valid Jinja template."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # what transformers renders chat templates with
+
+    try:
+        ImmutableSandboxedEnvironment().parse(template)
+    except TemplateSyntaxError as error:
+        raise ValueError(f"not a valid Jinja chat template: {error.message} (line {error.lineno})") from None
 
 
 class PromptConfig(Section):
@@ -116,12 +135,20 @@ class RewardParams(Section):
 
 
 class VerificationConfig(Section):
-    """How `accuracy` and `cosine` run math-verify: in worker processes with a hard deadline per item."""
+    """How `accuracy` and `cosine` run math-verify: in worker processes, with a hard deadline per item and a time
+    budget per batch (a GRPO step's rewards)."""
 
     timeout_seconds: float = Field(
-        5.0, gt=0.0, description="Hard time limit per verification; past it the item scores None (excluded), counted."
+        2.0, gt=0.0, description="Hard time limit per verification; past it the item scores None (excluded), counted."
     )
-    workers: int = Field(1, ge=1, description="Verifier worker processes (a worker past the limit is replaced).")
+    batch_budget_seconds: float = Field(
+        4.0,
+        gt=0.0,
+        description="Time limit for verifying a whole batch; items unfinished then score None (excluded), counted.",
+    )
+    workers: int = Field(
+        2, ge=1, description="Verifier worker processes, used in parallel (one past its limit is replaced)."
+    )
 
 
 class ReasoningStepsParams(RewardParams):
@@ -354,6 +381,19 @@ class R1kitConfig(Section):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @model_validator(mode="after")
+    def _overlong_fits_the_completion_limit(self) -> R1kitConfig:
+        overlong = self.rewards.overlong
+        if "overlong" in self.rewards.functions:
+            limit = overlong.max_length or self.grpo.max_completion_length
+            source = "rewards.overlong.max_length" if overlong.max_length else "grpo.max_completion_length"
+            if overlong.soft_cache >= limit:
+                raise ValueError(
+                    f"rewards.overlong.soft_cache ({overlong.soft_cache}) must be smaller than the length limit "
+                    f"({source} = {limit}); lower soft_cache or raise the limit"
+                )
+        return self
 
     @model_validator(mode="after")
     def _grpo_batch_holds_whole_groups(self) -> R1kitConfig:

@@ -8,7 +8,9 @@ Precedence, lowest first:
 - Environment: `R1KIT_<PATH>` (dots → underscores, upper case), and the R1 tutorial's `GRPO_<PATH>`.
 - Command line: `--a.b.c value`, `--a.b.c=value`, lists as `[x,y]` or `[x, y]`, plus the flag aliases below.
 
-Values are parsed as YAML (OmegaConf) and merged with OmegaConf, then validated by the pydantic schema. Every
+Files are YAML. A value given as text (environment, command line) is read by the type of its field: text fields take
+it as given (`0123`, `a: b` and `[draft]` stay text), list fields parse `[a, b]`, optional fields take `null`, and
+numbers and booleans are left to the schema. Layers are deep-merged, then validated by the pydantic schema. Every
 value keeps the name of its source, for `r1kit config show --explain` and for errors.
 """
 
@@ -16,15 +18,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
 from r1kit.config.schema import R1kitConfig
@@ -72,8 +73,12 @@ class Layer:
     value_sources: dict[str, str] = field(default_factory=dict)  # leaf path → source, where it differs per value
 
     def add(self, path: str, text: str, source: str) -> None:
-        """Parse `text` as the value of `path`, merge it in, and remember where it came from."""
-        self.values = OmegaConf.to_container(OmegaConf.merge(self.values, _parse_value(path, text, source)))
+        """Read `text` as the value of the leaf `path`, set it, and remember where it came from."""
+        node = self.values
+        *sections, leaf = path.split(".")
+        for name in sections:
+            node = node.setdefault(name, {})
+        node[leaf] = _value_from_text(path, text, source)
         self.value_sources[path] = source
 
 
@@ -97,7 +102,8 @@ def _walk_schema(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str
             yield from _walk_schema(info.annotation, f"{path}.")
 
 
-LEAF_PATHS = [path for path, _, is_section in _walk_schema(R1kitConfig) if not is_section]
+LEAF_FIELDS = {path: info for path, info, is_section in _walk_schema(R1kitConfig) if not is_section}
+LEAF_PATHS = list(LEAF_FIELDS)
 SECTION_PATHS = [path for path, _, is_section in _walk_schema(R1kitConfig) if is_section]
 
 
@@ -135,12 +141,42 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _parse_value(path: str, text: str, source: str) -> dict[str, Any]:
-    """`text` parsed as YAML (1e-4 → float, [a, b] → list, true → bool) under `path`, as a nested dict."""
-    try:
-        return OmegaConf.to_container(OmegaConf.from_dotlist([f"{path}={text}"]))
-    except OmegaConfBaseException as error:
-        raise ConfigError(f"{path}: cannot parse value {text!r} (from {source}): {error}") from None
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`: mappings merge key by key, anything else (lists too) is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_NULLS = ("null", "~")
+
+
+def _value_from_text(path: str, text: str, source: str) -> Any:
+    """The value of leaf `path` given as text, read by the field's type.
+
+    >>> _value_from_text("prompt.system", "Format: <think> then <answer>", "cli"), _value_from_text("run.output_dir", "null", "cli")
+    ('Format: <think> then <answer>', None)
+    >>> _value_from_text("rewards.functions", "[accuracy, format]", "cli"), _value_from_text("rewards.functions", "format", "cli")
+    (['accuracy', 'format'], ['format'])
+    """
+    annotation = LEAF_FIELDS[path].annotation
+    union = get_origin(annotation) in (Union, types.UnionType)
+    kinds = [kind for kind in get_args(annotation) if kind is not type(None)] if union else [annotation]
+    if union and len(kinds) < len(get_args(annotation)) and text.strip() in _NULLS:
+        return None
+    if any(get_origin(kind) is list for kind in kinds):
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"{path}: cannot read {text!r} as a list (from {source}): {str(error).splitlines()[0]}"
+            ) from None
+        return value if isinstance(value, list) else [value]
+    return text  # text fields keep it as given; the schema reads numbers and booleans (1e-4, 8, true) itself
 
 
 def _builtin_yaml(name: str) -> Path:
@@ -165,15 +201,35 @@ def list_recipes() -> list[str]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML config file")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"--config: file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (it is not UTF-8); a config is a YAML text file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of config sections, not {type(values).__name__}")
     return values
+
+
+def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """The `profiles:` of a config file, each a mapping of config values (or empty)."""
+    profiles = values.pop("profiles", None) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: profiles must map profile names to config values, not {type(profiles).__name__}")
+    for name, body in profiles.items():
+        if body is not None and not isinstance(body, dict):
+            raise ConfigError(
+                f"{path}: profiles.{name} must be a mapping of config values (like the file itself), "
+                f"not {type(body).__name__}"
+            )
+    return profiles
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -186,7 +242,7 @@ def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer
         if path is None:
             continue
         values = _read_yaml(path)
-        profiles.update(values.pop("profiles", None) or {})
+        profiles.update(_profiles_in(path, values))
         layers.append(Layer(f"file:{path}", values))
     return layers, profiles
 
@@ -268,16 +324,13 @@ def resolve_config(
     layers = [*files, profile_layer(profile, user_profiles), env_layer(os.environ if environ is None else environ)]
     layers.append(cli_layer(overrides or []))
 
-    defaults = R1kitConfig().model_dump()
-    sources = dict.fromkeys(flatten(defaults), "default")
+    merged = R1kitConfig().model_dump()
+    sources = dict.fromkeys(flatten(merged), "default")
     for layer in layers:
         for path in flatten(layer.values):
             _check_known(path, layer)
             sources[path] = layer.value_sources.get(path, layer.source)
-    try:
-        merged = OmegaConf.to_container(OmegaConf.merge(defaults, *(layer.values for layer in layers)), resolve=True)
-    except OmegaConfBaseException as error:
-        raise ConfigError(f"cannot merge the configuration: {str(error).splitlines()[0]}") from None
+        merged = deep_merge(merged, layer.values)
     try:
         config = R1kitConfig.model_validate(merged)
     except ValidationError as error:

@@ -96,15 +96,24 @@ def numina_row(row: Mapping[str, Any]) -> Canonical:
     }
 
 
+def _turns(row: Mapping[str, Any], field: str, shape: str) -> list[Mapping[str, Any]]:
+    """The list of chat turns in `field`, each an object (a plain string is not a turn: whose words would it be?)."""
+    turns = row.get(field)
+    if not isinstance(turns, list) or not turns:
+        raise BadRow(field, f"must be a non-empty list of {shape} turns")
+    for position, turn in enumerate(turns):
+        if not isinstance(turn, Mapping):
+            raise BadRow(field, f"turn {position} must be a {shape} object (got {type(turn).__name__} {turn!r:.40})")
+    return turns
+
+
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.DOTALL)
 
 
 def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]}."""
-    turns = row.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        raise BadRow("conversations", "must be a non-empty list of {from, value} turns")
+    turns = _turns(row, "conversations", "{from, value}")
     user = next((t.get("value") for t in turns if t.get("from") in ("user", "human")), None)
     reply = next((t.get("value") for t in turns if t.get("from") in ("assistant", "gpt")), None)
     if not user:
@@ -123,9 +132,7 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
 
 def messages_row(row: Mapping[str, Any]) -> Canonical:
     """Chat messages (smoltalk …): {messages: [{role, content}, …]}; the first user turn and the reply to it."""
-    messages = row.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRow("messages", "must be a non-empty list of {role, content} messages")
+    messages = _turns(row, "messages", "{role, content}")
     user_index = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
     if user_index is None or not messages[user_index].get("content"):
         raise BadRow("messages", "has no user message")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +81,42 @@ def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
 def _load_file(path: Path) -> Dataset:
     if not path.exists():
         raise DatasetError(f"dataset file not found: {path}")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder; dataset.name takes a .jsonl/.json/.parquet/.csv file")
     builder = _LOCAL_BUILDERS.get(path.suffix)
     if builder is None:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path}: the file is empty")
+    if path.suffix == ".jsonl":
+        _check_json_lines(path)
+    library_logger = logging.getLogger("datasets")
+    level = library_logger.level
+    library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
     try:
         return load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:
         raise DatasetError(f"{path}: cannot be read as {builder}: {' '.join(str(error).split())}") from error
+    finally:
+        library_logger.setLevel(level)
+
+
+def _check_json_lines(path: Path) -> None:
+    """Name the first line of a JSONL file that is not one JSON object (the datasets library names none)."""
+    seen = 0
+    with path.open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            if not raw.strip():
+                continue
+            seen += 1
+            try:
+                record = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise DatasetError(f"{path}: line {number} is not valid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise DatasetError(f"{path}: line {number} must be a JSON object, not {type(record).__name__}")
+    if not seen:
+        raise DatasetError(f"{path}: the file is empty (only blank lines)")
 
 
 def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:

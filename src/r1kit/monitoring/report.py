@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # no display: render straight to SVG
 import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
-from r1kit.runs import RunDir
+from r1kit.runs import RunDir, RunDirError
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 
@@ -54,8 +54,12 @@ _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
 def write_report(run_dir: Path) -> Path:
     """Write RUN_DIR/report.html and return its path."""
     run = RunDir(run_dir)
+    if not run.root.exists():
+        raise RunDirError(f"no run folder at {run.root}")
     if not run.root.is_dir():
-        raise FileNotFoundError(f"no run folder at {run.root}")
+        raise RunDirError(f"{run.root} is a file; r1kit report takes a run folder (the --out of a run)")
+    if not run.path("config.yaml").exists():
+        raise RunDirError(f"{run.root} holds no r1kit run (it has no config.yaml)")
     metrics = [r for r in run.read("metrics.jsonl") if r.get("kind") == "step"]
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
     summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}

@@ -2,32 +2,84 @@
 
 Runs as `python -m r1kit.rewards._verify_worker`. The parent (`r1kit.rewards.verifier.VerifierPool`) enforces the
 time limit by killing this process, so math-verify's own `signal.alarm` timeouts are switched off here.
+
+Requests:
+- `{"gold": g}`: can `g` be verified against at all? Parses it and compares it with a plain number, which is where a
+  hostile gold (`16**2**5**19`, `(10^{10})!`) hangs: the parent then gives up on the gold's whole group at once.
+- `{"answer": a, "gold": g}`: is `a` mathematically equal to `g`?
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+
+_LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
+_LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
+_SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
 
 
 def main() -> None:
     # With its timeouts disabled, math-verify warns on every call; the parent's hard limit replaces them.
     logging.disable(logging.WARNING)
+    import sympy
     from math_verify import parse, verify
 
-    gold_cache: dict[str, list] = {}
+    def read(text: str) -> list:
+        """math-verify's parse, reading a short bare LaTeX expression as LaTeX.
+
+        Undelimited, math-verify reads `2^{999999}` as its first number, 2 (so it would equal `2^{1000000}`), and
+        `x^2+1` as nothing; delimited as `$…$` they parse as written. Text with words (`14 apples`) or without LaTeX
+        syntax (`16**2`) keeps the plain reading.
+        """
+        bare_latex = (
+            len(text) <= _SHORT
+            and not any(mark in text for mark in _LATEX_DELIMITERS)
+            and any(mark in text for mark in _LATEX_SYNTAX)
+            and not _WORD.search(text)
+        )
+        as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []
+        return as_latex or parse(text, parsing_timeout=None)
+
+    def exact(parsed: list):
+        """The value of an exact rational number (no floats, no symbols), else None."""
+        value = parsed[0] if parsed else None
+        if isinstance(value, sympy.Basic) and value.is_number and value.is_rational and not value.has(sympy.Float):
+            return value.doit()
+        return None
+
+    golds: dict[str, list] = {}
+
+    def gold_of(gold: str) -> list:
+        if gold not in golds:
+            golds[gold] = read(gold)
+        return golds[gold]
+
+    def check_gold(gold: str) -> tuple[float | None, str]:
+        parsed = gold_of(gold)
+        if not parsed:
+            return None, "unparseable_gold"
+        exact(parsed)  # what judge() computes of the gold
+        verify(parsed, parse("0", parsing_timeout=None), timeout_seconds=None, raise_on_error=True)
+        return 1.0, "ok"
 
     def judge(answer: str, gold: str) -> tuple[float | None, str]:
-        if gold not in gold_cache:
-            gold_cache[gold] = parse(gold, parsing_timeout=None)
-        gold_parsed = gold_cache[gold]
+        gold_parsed = gold_of(gold)
         if not gold_parsed:
             return None, "unparseable_gold"
-        answer_parsed = parse(answer, parsing_timeout=None)
+        answer_parsed = read(answer)
         if not answer_parsed:
             return 0.0, "wrong"
-        correct = verify(gold_parsed, answer_parsed, timeout_seconds=None, raise_on_error=True)
+        gold_value, answer_value = exact(gold_parsed), exact(answer_parsed)
+        if gold_value is not None and answer_value is not None:
+            # Integers and fractions compare exactly: math-verify's numeric tolerance would pass a near miss on a
+            # huge number (10^{100} for 10^{100}+1).
+            correct = bool(gold_value == answer_value)
+        else:
+            correct = verify(gold_parsed, answer_parsed, timeout_seconds=None, raise_on_error=True)
         return (1.0, "correct") if correct else (0.0, "wrong")
 
     out = sys.stdout
@@ -36,7 +88,10 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            score, status = judge(request["answer"], request["gold"])
+            if "answer" in request:
+                score, status = judge(request["answer"], request["gold"])
+            else:
+                score, status = check_gold(request["gold"])
         except Exception as error:  # a verifier bug must cost one item, not the worker
             score, status = None, f"error: {type(error).__name__}: {error}"[:300]
         out.write(json.dumps({"score": score, "status": status}) + "\n")

@@ -69,9 +69,14 @@ def get_reasoning_steps_reward(target_steps: int = 3) -> RewardFn:
 
 
 def _verdicts(
-    completions: Sequence[Completion], solution: Sequence[str | None], workers: int, timeout_seconds: float
+    completions: Sequence[Completion],
+    solution: Sequence[str | None],
+    workers: int,
+    timeout_seconds: float,
+    batch_budget_seconds: float,
 ) -> list[Verdict]:
-    """Verify each completion against its gold answer in one batch of the shared verifier pool.
+    """Verify each completion against its gold answer in one batch of the shared verifier pool (which remembers
+    verdicts, so `accuracy` and `cosine` on the same batch verify each pair once).
 
     The answer is the content of the last <answer> block (math-verify finds nothing in "<answer>14</answer>");
     a completion without one is parsed whole (boxed answers first).
@@ -85,21 +90,28 @@ def _verdicts(
         text = completion_text(completion)
         answer = extract_answer(text)
         pending.append((index, text if answer is None else answer, str(gold)))
-    judged = shared_verifier(workers, timeout_seconds).verify([(answer, gold) for _, answer, gold in pending])
+    pool = shared_verifier(workers, timeout_seconds, batch_budget_seconds)
+    judged = pool.verify([(answer, gold) for _, answer, gold in pending])
     for (index, _, _), verdict in zip(pending, judged, strict=True):
         verdicts[index] = verdict
     return verdicts  # type: ignore[return-value]
 
 
 def _report_failures(name: str, verdicts: list[Verdict], kwargs: dict[str, Any]) -> None:
-    """Count verifier timeouts and errors into TRL's metrics (kwarg `log_metric`) when training."""
+    """Count verifier failures into TRL's metrics (kwarg `log_metric`) when training: items past their own time
+    limit, items of a gold answer that hangs the verifier, items left when the batch budget ran out, and errors."""
     log_metric = kwargs.get("log_metric")
     if log_metric is not None:
-        log_metric(f"rewards/{name}/timeouts", float(sum(v.status == "timeout" for v in verdicts)))
+        for status, metric in (
+            ("timeout", "timeouts"),
+            ("hostile_gold", "hostile_gold"),
+            ("over_budget", "over_budget"),
+        ):
+            log_metric(f"rewards/{name}/{metric}", float(sum(v.status == status for v in verdicts)))
         log_metric(f"rewards/{name}/errors", float(sum(v.status.startswith("error") for v in verdicts)))
 
 
-def get_accuracy_reward(timeout_seconds: float = 5.0, workers: int = 1) -> RewardFn:
+def get_accuracy_reward(timeout_seconds: float = 2.0, workers: int = 2, batch_budget_seconds: float = 4.0) -> RewardFn:
     def accuracy(
         completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
     ) -> list[float | None]:
@@ -110,7 +122,7 @@ def get_accuracy_reward(timeout_seconds: float = 5.0, workers: int = 1) -> Rewar
         ...                       solution=["42", "42", "42"])
         [1.0, 0.0, 1.0]
         """
-        verdicts = _verdicts(completions, solution, workers, timeout_seconds)
+        verdicts = _verdicts(completions, solution, workers, timeout_seconds, batch_budget_seconds)
         _report_failures("accuracy", verdicts, kwargs)
         return [v.score for v in verdicts]
 
@@ -123,8 +135,9 @@ def get_cosine_reward(
     min_value_correct: float = 0.8,
     max_value_correct: float = 1.0,
     max_len: int = 1000,
-    timeout_seconds: float = 5.0,
-    workers: int = 1,
+    timeout_seconds: float = 2.0,
+    workers: int = 2,
+    batch_budget_seconds: float = 4.0,
 ) -> RewardFn:
     def cosine(completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any) -> list[float | None]:
         """Length-scaled correctness: short correct answers earn most, short wrong answers lose most.
@@ -136,7 +149,7 @@ def get_cosine_reward(
         ...                                                       solution=["4", "4"])]
         [0.98, -0.47]
         """
-        verdicts = _verdicts(completions, solution, workers, timeout_seconds)
+        verdicts = _verdicts(completions, solution, workers, timeout_seconds, batch_budget_seconds)
         _report_failures("cosine", verdicts, kwargs)
         rewards: list[float | None] = []
         for completion, verdict in zip(completions, verdicts, strict=True):

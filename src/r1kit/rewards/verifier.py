@@ -1,9 +1,16 @@
-"""Math verification that cannot hang or crash the caller.
+"""Math verification that cannot hang or crash the caller, with a time budget per batch.
 
 math-verify can take unbounded time on hostile input (deeply nested LaTeX, huge exponents), and its own timeouts use
 `signal.alarm`, which only works in the main thread of the main process. r1kit runs it instead in warm worker
 subprocesses: each item gets a hard deadline, a worker that misses it is killed and replaced, and that item's
 verdict is `timeout` (score None, excluded from the advantage). This works from any thread or process.
+
+A GRPO batch is verified as a whole, within one time budget:
+1. each distinct gold answer is checked once (parsed, and compared with a plain number, which is where a hostile
+   gold such as `16**2**5**19` hangs); a gold that cannot be parsed or hangs is None for its whole group at once;
+2. the remaining (answer, gold) pairs are spread over the workers in parallel;
+3. whatever is unfinished when the budget runs out is None (`over_budget`), counted.
+Verdicts are remembered, so `accuracy` and `cosine` on the same batch verify each pair once.
 """
 
 from __future__ import annotations
@@ -16,19 +23,23 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import IO
+
+FAILURE_STATUSES = ("timeout", "hostile_gold", "over_budget")
 
 
 @dataclass(frozen=True)
 class Verdict:
     score: float | None  # 1.0 correct, 0.0 wrong, None when it could not be decided
-    status: str  # correct | wrong | unparseable_gold | timeout | error: ...
+    status: str  # correct | wrong | unparseable_gold | hostile_gold | timeout | over_budget | error: ...
 
     @property
     def failed(self) -> bool:
         """A failure of the verifier (not of the model): worth counting and reporting."""
-        return self.status == "timeout" or self.status.startswith("error")
+        return self.status in FAILURE_STATUSES or self.status.startswith("error")
 
 
 class VerifierWorkerError(RuntimeError):
@@ -67,9 +78,9 @@ class _Worker:
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")[-2000:] or "(no output)"
 
-    def ask(self, answer: str, gold: str, timeout: float) -> Verdict:
+    def ask(self, request: dict[str, str], timeout: float) -> Verdict:
         try:
-            self.process.stdin.write(json.dumps({"answer": answer, "gold": gold}) + "\n")
+            self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
             reply = self.replies.get(timeout=timeout)
         except queue.Empty:
@@ -93,8 +104,31 @@ class _Worker:
                 stream.close()
 
 
+class _Memory:
+    """Recent verdicts by key. Definite ones are kept (LRU); failures only briefly, so the sibling reward of the same
+    step (called right after) reuses them but a later step tries again."""
+
+    def __init__(self, size: int = 8192, failure_seconds: float = 10.0):
+        self._size, self._failure_seconds = size, failure_seconds
+        self._verdicts: OrderedDict[tuple, tuple[Verdict, float]] = OrderedDict()
+
+    def get(self, key: tuple) -> Verdict | None:
+        found = self._verdicts.get(key)
+        if found is None or found[1] < time.monotonic():
+            return None
+        self._verdicts.move_to_end(key)
+        return found[0]
+
+    def put(self, key: tuple, verdict: Verdict) -> None:
+        transient = verdict.status in ("timeout", "over_budget") or verdict.status.startswith("error")
+        self._verdicts[key] = (verdict, time.monotonic() + self._failure_seconds if transient else float("inf"))
+        self._verdicts.move_to_end(key)
+        while len(self._verdicts) > self._size:
+            self._verdicts.popitem(last=False)
+
+
 class VerifierPool:
-    """Warm verifier workers with a hard per-item time limit.
+    """Warm verifier workers with a hard per-item time limit and a time budget per batch.
 
     >>> pool = VerifierPool(workers=1, timeout=10)
     >>> [v.score for v in pool.verify([("14", "14"), ("15", "14"), ("x", "not math")])]
@@ -102,66 +136,131 @@ class VerifierPool:
     >>> pool.close()
     """
 
-    def __init__(self, workers: int = 1, timeout: float = 5.0, startup_timeout: float = 120.0):
+    def __init__(
+        self, workers: int = 1, timeout: float = 5.0, batch_budget: float | None = None, startup_timeout: float = 120.0
+    ):
         self.timeout = timeout
+        self.batch_budget = batch_budget if batch_budget is not None else 4 * timeout
         self.startup_timeout = startup_timeout
-        self._size = workers
-        self._workers: list[_Worker] = []
+        self._slots: list[_Worker | None] = [None] * workers
+        self._spawning: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._golds = _Memory()
+        self._pairs = _Memory()
 
     def verify(self, items: list[tuple[str, str]]) -> list[Verdict]:
-        """Verdicts for (answer, gold) pairs, in order. Items are spread over the workers."""
-        if not items:
-            return []
+        """Verdicts for (answer, gold) pairs, in order, all within the batch budget."""
         with self._lock:
-            self._start_workers()
-            verdicts: list[Verdict | None] = [None] * len(items)
-            todo: queue.Queue[int] = queue.Queue()
-            for index in range(len(items)):
-                todo.put(index)
-            threads = [
-                threading.Thread(target=self._drain, args=(slot, items, todo, verdicts))
-                for slot in range(len(self._workers))
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            return verdicts  # type: ignore[return-value]
+            deadline = time.monotonic() + self.batch_budget
+            verdicts: dict[tuple[str, str], Verdict] = {}
+            todo: list[tuple[str, str]] = []
+            for pair in dict.fromkeys(items):  # distinct pairs: a group often repeats an answer
+                known = self._pairs.get(pair)
+                if known is not None:
+                    verdicts[pair] = known
+                else:
+                    todo.append(pair)
+            golds = [gold for gold in dict.fromkeys(gold for _, gold in todo) if self._golds.get((gold,)) is None]
+            for gold, verdict in zip(golds, self._run([{"gold": g} for g in golds], deadline), strict=True):
+                if verdict.status == "timeout":
+                    verdict = Verdict(None, "hostile_gold")  # it hung on a plain comparison: every answer would
+                self._golds.put((gold,), verdict)
+            pending = []
+            for answer, gold in todo:
+                gold_verdict = self._golds.get((gold,))
+                if gold_verdict is None or gold_verdict.status != "ok":
+                    verdicts[answer, gold] = gold_verdict or Verdict(None, "over_budget")
+                else:
+                    pending.append((answer, gold))
+            judged = self._run([{"answer": answer, "gold": gold} for answer, gold in pending], deadline)
+            for pair, verdict in zip(pending, judged, strict=True):
+                verdicts[pair] = verdict
+            for pair, verdict in verdicts.items():
+                self._pairs.put(pair, verdict)
+            return [verdicts[pair] for pair in items]
 
-    def _start_workers(self) -> None:
-        while len(self._workers) < self._size:
-            self._workers.append(_Worker(self.startup_timeout))
+    def _run(self, requests: list[dict[str, str]], deadline: float) -> list[Verdict]:
+        """Answer `requests` in parallel over the workers; what is not done by `deadline` is `over_budget`."""
+        if not requests:
+            return []
+        self._start_workers()
+        verdicts: list[Verdict] = [Verdict(None, "over_budget")] * len(requests)
+        todo: queue.Queue[int] = queue.Queue()
+        for index in range(len(requests)):
+            todo.put(index)
+        threads = [
+            threading.Thread(target=self._drain, args=(slot, requests, todo, verdicts, deadline))
+            for slot in range(len(self._slots))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return verdicts
 
-    def _drain(self, slot: int, items, todo: queue.Queue[int], verdicts: list) -> None:
+    def _drain(self, slot: int, requests, todo: queue.Queue[int], verdicts: list, deadline: float) -> None:
         while True:
             try:
                 index = todo.get_nowait()
             except queue.Empty:
                 return
-            answer, gold = items[index]
-            verdict = self._workers[slot].ask(answer, gold, self.timeout)
-            if verdict.status == "timeout" or not self._workers[slot].alive:
-                # A worker past its deadline may be stuck forever, a dead one is gone: replace it (~2 s of imports).
-                self._workers[slot].kill()
-                self._workers[slot] = _Worker(self.startup_timeout)
+            worker = self._worker_by(slot, deadline)
+            left = deadline - time.monotonic()
+            if worker is None or left <= 0:
+                return  # the budget is spent: this item and the rest stay `over_budget`
+            verdict = worker.ask(requests[index], min(self.timeout, left))
+            if verdict.status == "timeout" or not worker.alive:
+                # A worker past its deadline may be stuck forever, a dead one is gone: replace it in the background
+                # (~2 s of imports) while the other workers go on.
+                worker.kill()
+                self._slots[slot] = None
+                self._spawn(slot)
+                if verdict.status == "timeout" and self.timeout > left:
+                    verdict = Verdict(None, "over_budget")  # the budget ran out, not the item's own limit
             verdicts[index] = verdict
+
+    def _worker_by(self, slot: int, deadline: float) -> _Worker | None:
+        """The slot's worker, waiting for a replacement being started until `deadline`."""
+        while self._slots[slot] is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self._slots[slot]
+
+    def _spawn(self, slot: int) -> None:
+        def start() -> None:
+            with contextlib.suppress(VerifierWorkerError):
+                self._slots[slot] = _Worker(self.startup_timeout)
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        self._spawning.append(thread)
+
+    def _start_workers(self) -> None:
+        for thread in self._spawning:
+            thread.join()
+        self._spawning.clear()
+        for slot, worker in enumerate(self._slots):
+            if worker is None or not worker.alive:
+                self._slots[slot] = _Worker(self.startup_timeout)
 
     def close(self) -> None:
         with self._lock:
-            for worker in self._workers:
-                worker.kill()
-            self._workers.clear()
+            for thread in self._spawning:
+                thread.join()
+            self._spawning.clear()
+            for slot, worker in enumerate(self._slots):
+                if worker is not None:
+                    worker.kill()
+                self._slots[slot] = None
 
 
-_shared_pools: dict[tuple[int, float], VerifierPool] = {}
+_shared_pools: dict[tuple[int, float, float], VerifierPool] = {}
 
 
-def shared_verifier(workers: int = 1, timeout: float = 5.0) -> VerifierPool:
-    """One warm pool per (workers, timeout) for the whole process, closed at exit."""
-    key = (workers, timeout)
+def shared_verifier(workers: int = 2, timeout: float = 2.0, batch_budget: float = 4.0) -> VerifierPool:
+    """One warm pool per setting for the whole process (so rewards share its verdicts), closed at exit."""
+    key = (workers, timeout, batch_budget)
     if key not in _shared_pools:
-        _shared_pools[key] = VerifierPool(workers=workers, timeout=timeout)
+        _shared_pools[key] = VerifierPool(workers=workers, timeout=timeout, batch_budget=batch_budget)
     return _shared_pools[key]
 
 

@@ -20,7 +20,7 @@ from r1kit.atomic import build_complete, is_complete
 from r1kit.config.schema import ModelConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
-from r1kit.models import ModelError, resolve_model, save_for_inference
+from r1kit.models import ModelError, check_model, resolve_model, save_for_inference
 from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
@@ -51,6 +51,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     set_seed(config.run.seed)
     run = open_run(config)
     base = resolve_model(config.model.name, config.model.cache_dir)
+    check_model(config.model, base)
     run.prepare(config, disk_needed(base, config))
     splits = load_splits(config.dataset)
     skipped = f" ({splits.skipped_rows} bad rows skipped)" if splits.skipped_rows else ""

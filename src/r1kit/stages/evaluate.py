@@ -100,7 +100,8 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
-    accuracy = build_reward("accuracy", **config.rewards.verification.model_dump())
+    # Evaluation scores every item: only the per-item limit applies, not a training step's batch budget.
+    accuracy = build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
     prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
     progress = config.monitoring.progress
 

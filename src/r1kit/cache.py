@@ -1,0 +1,25 @@
+"""Where r1kit caches what it builds once (converted built-in models): a folder, checked before anything runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    return Path(cache_dir or os.environ.get("R1KIT_CACHE") or Path.home() / ".cache" / "r1kit").expanduser()
+
+
+def cache_problem(cache_dir: str | None = None) -> str | None:
+    """Why the cache folder cannot be used (a file in its place, no permission), or None. Creates nothing.
+
+    >>> cache_problem("/dev/null")
+    'is a file, not a folder'
+    """
+    path = cache_root(cache_dir)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"lies under {existing}, which is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be created or written ({existing} is not writable)"
+    return None

@@ -1,0 +1,340 @@
+"""Bad input through the real command line: one clear line naming the culprit, exit 2 (config) or 1 (anything
+else), no traceback; and a failed start never blocks the corrected command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from r1kit.cli import main
+from r1kit.config.sources import ConfigError, resolve_config
+from r1kit.runs import RunDirError, open_run
+from tests.conftest import REPO, r1kit_cli
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`r1kit ARGS` in this process: (exit code, stderr)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(handler)  # bound to an earlier test's captured stderr; main() adds one for this one
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(stderr: str, *needles: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.startswith("r1kit:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+# ------------------------------------------------------------------------------------------------ config files
+
+
+def test_a_folder_or_a_binary_file_as_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "config", "show", "--config", str(tmp_path))
+    assert code == 2
+    assert_one_line(err, str(tmp_path), "is a folder")
+
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    code, err = cli(capsys, "config", "show", "--config", str(binary))
+    assert code == 2
+    assert_one_line(err, str(binary), "not a text file")
+
+
+@pytest.mark.parametrize("profiles", ["profiles: {mine: [1, 2]}", "profiles: [mine]", "profiles: {mine: 3}"])
+def test_profiles_of_the_wrong_shape(profiles: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(profiles + "\n")
+    code, err = cli(capsys, "config", "show", "--config", str(config), "--profile", "mine")
+    assert code == 2
+    assert_one_line(err, str(config), "profiles")
+
+
+# ------------------------------------------------------------------------------------- values that fail late
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--training.optimization.learning_rate", "inf"], "training.optimization.learning_rate"),
+        (["--learning_rate", "nan"], "training.optimization.learning_rate"),
+        (["--sft.optimization.learning_rate", "-inf"], "sft.optimization.learning_rate"),
+        (["--rewards.accuracy.weight", "inf"], "rewards.accuracy.weight"),
+        (["--grpo.temperature", "nan"], "grpo.temperature"),
+    ],
+)
+def test_non_finite_numbers_are_refused(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "config", "show", *args)
+    assert code == 2
+    assert_one_line(err, needle, "finite")
+
+
+def test_overlong_against_the_completion_limit_is_checked_up_front(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--rewards.functions", "[accuracy, overlong]", "--grpo.max_completion_length", "4"]
+    code, err = cli(capsys, "config", "show", *args)
+    assert code == 2
+    assert_one_line(err, "rewards.overlong.soft_cache (16)", "grpo.max_completion_length = 4")
+    code, err = cli(capsys, "config", "show", *args, "--rewards.overlong.soft_cache", "2")
+    assert code == 0, err
+    # an explicit overlong.max_length is the limit that counts
+    code, err = cli(capsys, "config", "show", *args, "--rewards.overlong.max_length", "8")
+    assert code == 2
+    assert_one_line(err, "rewards.overlong.max_length = 8")
+
+
+def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("R1KIT_CACHE", str(not_a_folder))
+    code, err = cli(capsys, "run", "--profile", "test", "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert_one_line(err, "R1KIT_CACHE", str(not_a_folder), "is a file")
+    code, err = cli(capsys, "config", "show", "--model.cache_dir", str(not_a_folder / "below"))
+    assert code == 2
+    assert_one_line(err, "model.cache_dir", "which is a file")
+
+
+def test_an_invalid_jinja_chat_template_in_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "config", "show", "--model.chat_template", "{% for m in messages %}{{ m.content }")
+    assert code == 2
+    assert_one_line(err, "model.chat_template", "not a valid Jinja")
+
+
+# ----------------------------------------------------------------------------------- values kept as written
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        ("prompt.system", "Think first. Format: <think> then <answer>"),
+        ("prompt.system", "[draft] be brief"),
+        ("prompt.system", "{braces: yes} and ${not_interpolated}"),
+        ("model.chat_template", "{% for m in messages %}{{ m['content'] }}{% endfor %}"),
+        ("monitoring.wandb.run_name", "0123"),
+        ("monitoring.wandb.run_name", "true"),
+        ("model.revision", "1e3"),
+    ],
+)
+def test_text_fields_take_the_text_as_given(key: str, text: str) -> None:
+    for args in (["--" + key, text], [f"--{key}={text}"]):
+        config = resolve_config(overrides=args, environ={}).config.model_dump()
+        section, *rest = key.split(".")
+        value = config[section]
+        for part in rest:
+            value = value[part]
+        assert value == text
+    env_name = "R1KIT_" + key.replace(".", "_").upper()
+    assert resolve_config(environ={env_name: text}).sources[key] == f"env:{env_name}"
+
+
+def test_numbers_booleans_lists_and_null_are_read_by_field_type() -> None:
+    config = resolve_config(
+        overrides=[
+            "--training.max_steps",
+            "null",
+            "--training.epochs",
+            "2",
+            "--grpo.num_generations",
+            "08",  # a decimal 8, not octal
+            "--model.lora.enabled",
+            "False",
+            "--rewards.functions",
+            "accuracy",
+            "--run.output_dir",
+            "null",
+        ],
+        environ={},
+    ).config
+    assert config.training.max_steps is None and config.training.epochs == 2.0
+    assert config.grpo.num_generations == 8 and config.model.lora.enabled is False
+    assert config.rewards.functions == ["accuracy"] and config.run.output_dir is None
+    with pytest.raises(ConfigError, match=r"training.max_steps: .*got 'many'"):
+        resolve_config(overrides=["--training.max_steps", "many"], environ={})
+
+
+# ------------------------------------------------------------------------------------------------ data files
+
+
+def _data_file(tmp_path: Path, name: str, content: str | bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+BAD_DATA = {
+    "empty.jsonl": ("", "the file is empty"),
+    "blank.jsonl": ("\n\n  \n", "the file is empty"),
+    "one_bad_line.jsonl": (
+        '{"question": "1+1?", "solution": "2"}\n{"question": "2+2?", "solution": "4"}\n{"question": "3+3?",\n',
+        "line 3 is not valid JSON",
+    ),
+    "not_objects.jsonl": ('{"question": "1+1?", "solution": "2"}\n[1, 2]\n', "line 2 must be a JSON object"),
+    "sharegpt_strings.jsonl": (
+        json.dumps({"conversations": ["hello", "hi"]}) + "\n",
+        "row 0: field 'conversations' turn 0 must be a {from, value} object",
+    ),
+    "messages_strings.jsonl": (
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, "a reply"]}) + "\n",
+        "row 0: field 'messages' turn 1 must be a {role, content} object",
+    ),
+    "fake.parquet": ("question,solution\n1+1,2\n", "cannot be read as parquet"),
+    "binary.jsonl": (b"\x00\xff\xfe" * 50, "line 1 is not valid JSON"),
+    "unknown_columns.jsonl": ('{"q": "1+1?", "a": "2"}\n', "cannot tell the dataset format"),
+    "data.txt": ("question,solution\n", "unsupported file type"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_DATA))
+def test_malformed_data_files_sweep(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, needle = BAD_DATA[name]
+    path = _data_file(tmp_path, name, content)
+    code, err = cli(capsys, "run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "run"))
+    assert code == 1
+    assert_one_line(err, str(path), needle)
+
+
+# ----------------------------------------------------------------------------------------- malformed configs
+
+BAD_CONFIGS = {
+    "not a mapping": ("- a\n- b\n", "must hold a mapping"),
+    "broken yaml": ("training: {max_steps: 3\n", "not valid YAML"),
+    "unknown key": ("trainig: {max_steps: 3}\n", "did you mean 'training.max_steps'"),
+    "section as scalar": ("training: 5\n", "training"),
+    "wrong type": ("training: {max_steps: lots}\n", "training.max_steps"),
+    "bad literal": ("grpo: {loss_type: ppo}\n", "grpo.loss_type"),
+    "leaf as mapping": ("grpo: {temperature: {value: 1}}\n", "grpo.temperature"),
+    "infinite weight": ("rewards: {format: {weight: .inf}}\n", "rewards.format.weight"),
+    "unknown reward": ("rewards: {functions: [accuracy, speling]}\n", "unknown reward 'speling'"),
+    "empty rewards": ("rewards: {functions: []}\n", "at least one reward"),
+    "bad template": ("model: {chat_template: '{{ unclosed'}\n", "model.chat_template"),
+    "batch rule": ("training: {batch_size: {per_device_train: 6}}\n", "divisible by grpo.num_generations"),
+    "cosine order": ("rewards: {cosine: {min_value_wrong: 1, max_value_wrong: 0}}\n", "min_value_wrong"),
+    "profiles list": ("profiles: {x: [1]}\n", "profiles.x"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_malformed_configs_sweep(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, needle = BAD_CONFIGS[case]
+    config = _data_file(tmp_path, "config.yaml", content)
+    code, err = cli(capsys, "run", "--config", str(config), "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert_one_line(err, needle)
+    assert not (tmp_path / "run").exists()  # refused before anything was created
+
+
+# ------------------------------------------------------------------------------------------ models and runs
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_weights_file(damage: str, tiny_model: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(b"not safetensors at all " * 40 if damage == "garbage" else data[: len(data) // 2])
+    code, err = cli(capsys, "eval", "--model", str(folder), "--profile", "test", "--out", str(tmp_path / "e"))
+    assert code == 1
+    assert_one_line(err, str(weights), "is damaged")
+
+
+def test_a_tokenizer_with_an_invalid_jinja_template(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }")
+    code, err = cli(capsys, "eval", "--model", str(folder), "--profile", "test", "--out", str(tmp_path / "e"))
+    assert code == 1
+    assert_one_line(err, str(folder), "not a valid Jinja", "model.chat_template=chatml")
+
+
+def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys) -> None:
+    code, err = cli(capsys, "report", str(tmp_path / "nothing"))
+    assert code == 1
+    assert_one_line(err, "no run folder at")
+    a_file = _data_file(tmp_path, "notes.txt", "x")
+    code, err = cli(capsys, "report", str(a_file))
+    assert code == 1
+    assert_one_line(err, "is a file")
+    code, err = cli(capsys, "report", str(tmp_path))
+    assert code == 1
+    assert_one_line(err, "holds no r1kit run")
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
+    from r1kit.monitoring import report
+
+    def broken(run_dir: Path) -> Path:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(report, "write_report", broken)
+    code, err = cli(capsys, "report", "anywhere")
+    assert code == 1
+    assert_one_line(err, "unexpected error", "ZeroDivisionError: a bug", "--debug")
+    with pytest.raises(ZeroDivisionError):
+        main(["report", "anywhere", "--debug"])
+
+
+# ------------------------------------------------------------------------------------------- run-folder rule
+
+
+def _config(out: Path, *args: str):
+    return resolve_config(profile="test", overrides=["--out", str(out), *args], environ={}).config
+
+
+def test_a_failed_start_is_taken_over_but_finished_training_is_protected(tmp_path: Path, caplog) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(_config(out, "--data", "missing.jsonl").model_dump()))
+    (out / "metrics.jsonl").write_text('{"stage": "sft", "step": 1}\n')
+    (out / "eval").mkdir()
+    (out / "eval" / "base.json").write_text("{}")  # evaluated with the old data: stale now
+
+    open_run(_config(out))  # the corrected command
+    assert "failed start that finished no stage (dataset.name was 'missing.jsonl'" in caplog.text
+    assert not (out / "metrics.jsonl").exists() and not (out / "eval" / "base.json").exists()
+
+    (out / "config.yaml").write_text(yaml.safe_dump(_config(out).model_dump()))
+    (out / "sft" / "model").mkdir(parents=True)
+    (out / "sft" / "model" / "r1kit_complete.json").write_text("{}")
+    with pytest.raises(RunDirError) as refused:
+        open_run(_config(out, "--learning_rate", "0.5"))
+    message = str(refused.value)
+    assert "finished training (sft/model)" in message and "--resume" in message and "--out" in message
+    assert (out / "sft" / "model" / "r1kit_complete.json").exists()
+
+    shutil.rmtree(out / "sft")
+    (out / "grpo" / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (out / "grpo" / "checkpoints" / "checkpoint-2" / "r1kit_complete.json").write_text("{}")
+    with pytest.raises(RunDirError, match="grpo/checkpoints/checkpoint-2"):
+        open_run(_config(out, "--learning_rate", "0.5"))
+
+
+def test_the_corrected_command_runs_after_a_failed_start(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    failed = r1kit_cli(
+        "sft", "--profile", "test", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out), cwd=REPO
+    )
+    assert failed.returncode == 1
+    assert_one_line(failed.stderr, "dataset file not found")
+    assert (out / "config.yaml").exists()
+
+    fixed = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert "failed start that finished no stage" in fixed.stderr
+    assert (out / "sft" / "model" / "r1kit_complete.json").exists()
+
+
+def test_lora_targets_the_model_lacks_are_refused_before_any_weight_loads(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code, err = cli(capsys, "run", "--profile", "test", "--model.lora.target_modules", "[qkv_proj]", "--out", str(out))
+    assert code == 1
+    assert_one_line(err, "model.lora.target_modules ['qkv_proj']", "q_proj")
+    assert not (out / "eval").exists()  # stopped before the base evaluation
