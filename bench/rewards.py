@@ -78,10 +78,12 @@ def main() -> None:
         shared_verifier(workers, DEFAULTS.timeout_seconds, DEFAULTS.batch_budget_seconds).close()
 
     accuracy = build_reward("accuracy")
+    fresh, fresh_golds = mixed_completions(320, seed=1)  # not seen yet: the pool remembers verdicts
+    accuracy(["<answer>1</answer>"], solution=["1"])  # warm workers
     latencies = []
     for start in range(0, 320, 16):
         started = time.perf_counter()
-        accuracy(completions[start : start + 16], solution=golds[start : start + 16])
+        accuracy(fresh[start : start + 16], solution=fresh_golds[start : start + 16])
         latencies.append(time.perf_counter() - started)
     print(
         f"  batches of 16 (one GRPO step): median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
