@@ -243,6 +243,11 @@ class BatchSizeConfig(Section):
 class CheckpointConfig(Section):
     save_steps: int = Field(25, ge=1, description="Save a resumable checkpoint every N optimizer steps.")
     save_total_limit: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
+    keep_every: int | None = Field(
+        None,
+        ge=1,
+        description="Also keep every checkpoint whose step is a multiple of N, past save_total_limit (milestones).",
+    )
 
 
 class SFTConfig(Section):
