@@ -340,3 +340,38 @@ def test_an_integration_without_its_package_is_a_config_error(capsys: pytest.Cap
         pytest.skip("wandb is installed here")
     assert main(["config", "show", "--monitoring.wandb.enabled", "true"]) == 2
     assert "monitoring.wandb.enabled: the wandb package is not installed" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- epochs and steps
+
+
+def test_an_explicit_epochs_trains_by_epochs_and_says_why() -> None:
+    resolved = resolve("--training.epochs", "2.0")
+    assert resolved.config.training.epochs == 2.0 and resolved.config.training.max_steps is None
+    assert "gives way to training.epochs" in resolved.sources["training.max_steps"]
+    # a profile's max_steps gives way to epochs set on the command line (the R1 tutorial's `--profile dev --training.epochs 0.5`)
+    dev = resolve("--training.epochs", "0.5", profile="dev").config.training
+    assert (dev.epochs, dev.max_steps) == (0.5, None)
+    # and the other way round: the later layer wins
+    steps = resolve("--training.max_steps", "7", environ={"R1KIT_TRAINING_EPOCHS": "3"})
+    assert (steps.config.training.epochs, steps.config.training.max_steps) == (None, 7)
+    assert "gives way to training.max_steps" in steps.sources["training.epochs"]
+    sft = resolve("--sft.epochs", "1.5").config.sft
+    assert (sft.epochs, sft.max_steps) == (1.5, None)
+
+
+def test_epochs_and_max_steps_in_one_layer_is_an_error_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"training.epochs \(cli:--training.epochs\) and training.max_steps"):
+        resolve("--training.epochs", "2", "--training.max_steps", "5")
+    both = tmp_path / "both.yaml"
+    both.write_text("sft: {epochs: 2, max_steps: 4}\n")
+    with pytest.raises(ConfigError, match=r"sft.epochs .* and sft.max_steps .* are both set"):
+        resolve(config_file=str(both))
+
+
+def test_a_saved_config_repeats_without_an_epochs_conflict(tmp_path: Path) -> None:
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(resolve("--training.epochs", "2").config.model_dump()))
+    assert resolve(config_file=str(saved)).config.training.epochs == 2.0
+    saved.write_text(yaml.safe_dump(R1kitConfig().model_dump()))
+    assert resolve(config_file=str(saved)).config.training.max_steps == 30

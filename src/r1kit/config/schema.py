@@ -254,8 +254,13 @@ class SFTConfig(Section):
     enabled: bool = Field(
         True, description="Run the cold-start SFT warm-up before GRPO in `r1kit run` (teaches the tag format)."
     )
-    epochs: float = Field(1.0, gt=0.0, description="Passes over the SFT data (when max_steps is not set).")
-    max_steps: int | None = Field(60, ge=1, description="Optimizer steps; overrides epochs when set.")
+    epochs: float | None = Field(
+        None,
+        gt=0.0,
+        description="Passes over the SFT data. Setting it trains by epochs: a max_steps from a lower layer (or the "
+        "default) gives way. Neither set: one pass.",
+    )
+    max_steps: int | None = Field(60, ge=1, description="Optimizer steps (null: train by epochs).")
     max_length: int = Field(256, ge=16, description="Longest SFT sequence in tokens (prompt + completion).")
     optimization: OptimizationConfig = Field(
         default_factory=lambda: OptimizationConfig(learning_rate=1e-3, warmup_ratio=0.05, lr_scheduler="cosine")
@@ -267,8 +272,13 @@ class SFTConfig(Section):
 class TrainingConfig(Section):
     """The reinforcement-learning stage (GRPO)."""
 
-    epochs: float = Field(1.0, gt=0.0, description="Passes over the prompts (when max_steps is not set).")
-    max_steps: int | None = Field(30, ge=1, description="Optimizer steps; overrides epochs when set.")
+    epochs: float | None = Field(
+        None,
+        gt=0.0,
+        description="Passes over the prompts. Setting it trains by epochs: a max_steps from a lower layer (or the "
+        "default) gives way. Neither set: one pass.",
+    )
+    max_steps: int | None = Field(30, ge=1, description="Optimizer steps (null: train by epochs).")
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
     # 16 completions per step: 2 prompts × 8 generations
     batch_size: BatchSizeConfig = Field(default_factory=lambda: BatchSizeConfig(per_device_train=16))

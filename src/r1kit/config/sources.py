@@ -326,16 +326,45 @@ def resolve_config(
 
     merged = R1kitConfig().model_dump()
     sources = dict.fromkeys(flatten(merged), "default")
-    for layer in layers:
+    rank: dict[str, int] = {}  # leaf path → the precedence of the layer that set it last (1 = lowest)
+    for index, layer in enumerate(layers, start=1):
         for path in flatten(layer.values):
             _check_known(path, layer)
             sources[path] = layer.value_sources.get(path, layer.source)
+            rank[path] = index
         merged = deep_merge(merged, layer.values)
+    _epochs_or_steps(merged, sources, rank)
     try:
         config = R1kitConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     return ResolvedConfig(config=config, sources=sources, profile=profile)
+
+
+# A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
+STEP_LIMITS = {"training.epochs": "training.max_steps", "sft.epochs": "sft.max_steps"}
+
+
+def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapping[str, int]) -> None:
+    """The later of `epochs` and `max_steps` wins: an explicitly set `epochs` trains by epochs, and a max_steps from a
+    lower layer (or the default) gives way, and the other way round. Both set in one layer (the same file, or both on
+    the command line) is an error naming both."""
+    for epochs, steps in STEP_LIMITS.items():
+        section, steps_key = steps.split(".")
+        epochs_key = epochs.split(".")[1]
+        if merged[section][epochs_key] is None or merged[section][steps_key] is None:
+            continue
+        if rank[epochs] == rank.get(steps):
+            raise ConfigError(
+                f"{epochs} ({sources[epochs]}) and {steps} ({sources[steps]}) are both set; set one: epochs counts "
+                "passes over the data, max_steps optimizer steps"
+            )
+        if rank[epochs] > rank.get(steps, 0):
+            merged[section][steps_key] = None
+            sources[steps] = f"gives way to {epochs} (set by {sources[epochs]}): training runs by epochs"
+        else:
+            merged[section][epochs_key] = None
+            sources[epochs] = f"gives way to {steps} (set by {sources[steps]}): training runs by steps"
 
 
 def _check_known(path: str, layer: Layer) -> None:

@@ -113,7 +113,7 @@ def trainer_arguments(ctx: StageContext, stage: str, section: SFTConfig | Traini
         "output_dir": str(staging_dir(ctx.run, stage)),
         "run_name": config.monitoring.wandb.run_name or f"{ctx.run.root.name}-{stage}",
         "max_steps": section.max_steps or -1,
-        "num_train_epochs": section.epochs,
+        "num_train_epochs": section.epochs or 1.0,
         "per_device_train_batch_size": section.batch_size.per_device_train,
         "gradient_accumulation_steps": section.batch_size.gradient_accumulation_steps,
         "learning_rate": section.optimization.learning_rate,
