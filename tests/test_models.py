@@ -111,3 +111,41 @@ def test_threads_follow_the_cpu_quota() -> None:
     assert torch.get_num_threads() == 1
     hardware.setup_hardware()
     assert torch.get_num_threads() == quota
+
+
+def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:
+    """`--model path/to/file.gguf`: converted once into the cache, then evaluated like any model."""
+    import importlib.util
+
+    from r1kit.models import SMOLLM2_GGUF, SMOLLM2_PACKAGE
+    from tests.conftest import REPO, r1kit_cli
+
+    gguf = Path(importlib.util.find_spec(SMOLLM2_PACKAGE).submodule_search_locations[0]) / SMOLLM2_GGUF
+    args = ["eval", "--model", str(gguf), "--evaluation.max_samples", "2", "--evaluation.max_new_tokens", "4"]
+    done = r1kit_cli(*args, "--out", str(tmp_path / "eval"), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "eval" / "eval" / "eval.json").read_text())
+    assert result["problems"] == 2
+    folder = resolve_model(str(gguf))  # cached: no second conversion
+    assert "gguf-SmolLM2-135M-Instruct" in folder and (Path(folder) / "r1kit_complete.json").exists()
+    with pytest.raises(ModelError, match="GGUF file not found"):
+        resolve_model(str(tmp_path / "missing.gguf"))
+
+
+def test_a_lora_adapter_is_saved_beside_the_merged_model_and_loads_on_its_base(tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import REPO, r1kit_cli
+
+    out = tmp_path / "run"
+    done = r1kit_cli("sft", "--profile", "test", "--model.save_adapter", "true", "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    adapter = out / "sft" / "adapter"
+    assert (adapter / "adapter_config.json").exists() and not (adapter / "model.safetensors").exists()
+    assert resolve_model(str(adapter)) == str(adapter)
+    merged = AutoModelForCausalLM.from_pretrained(out / "sft" / "model", dtype=torch.float32)
+    on_base = AutoModelForCausalLM.from_pretrained(adapter, dtype=torch.float32)
+    ids = torch.tensor([[1, 5, 9, 42, 7]])
+    with torch.no_grad():
+        # bf16 training, merged in bf16: equal up to bf16 rounding of the merged weights
+        assert torch.allclose(merged(ids).logits, on_base(ids).logits, atol=0.05)

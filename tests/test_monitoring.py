@@ -1,18 +1,25 @@
-"""Monitoring pieces on hand-made inputs: the rollout statistics, each alert rule, the console block, chat rendering."""
+"""Monitoring pieces on hand-made inputs: the rollout statistics, each alert and notice rule, the per-step metrics,
+the console block, the report's alerts table, chat rendering."""
 
 from __future__ import annotations
 
 import io
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from rich.console import Console
 
 from r1kit.chat import StreamRenderer
-from r1kit.config.schema import AlertsConfig
+from r1kit.config.schema import AlertsConfig, MonitoringConfig
 from r1kit.monitoring.alerts import TrendAlerts
+from r1kit.monitoring.callbacks import TrainingMonitor
 from r1kit.monitoring.console import step_block
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.monitoring.report import _alerts
+from r1kit.runs import RunDir
 
 GOOD = "<think>\nStep 1: 2 + 2 = 4\n</think>\n<answer>4</answer>"
 
@@ -77,10 +84,10 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
     ],
 )
 def test_each_alert_rule_fires(records: list[dict], kind: str) -> None:
-    assert kind in [a["kind"] for a in alerts_over(records)]
+    assert (kind, "alert") in [(a["kind"], a["level"]) for a in alerts_over(records)]
 
 
-def test_healthy_training_raises_nothing() -> None:
+def test_healthy_training_raises_no_alert() -> None:
     records = [
         {
             "step": s,
@@ -92,7 +99,30 @@ def test_healthy_training_raises_nothing() -> None:
         }
         for s in range(6)
     ]
-    assert alerts_over(records) == []
+    raised = alerts_over(records)
+    assert [a for a in raised if a["level"] == "alert"] == []
+    assert {(a["kind"], a["level"]) for a in raised} == {("improvement", "notice")}  # the rising reward and format
+
+
+def test_an_improving_reward_gives_one_notice() -> None:
+    rising = [0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]  # the rise holds over every full window: noticed once
+    raised = alerts_over([{"step": s, "rewards/accuracy/mean": v} for s, v in enumerate(rising)])
+    assert [(a["kind"], a["level"], a["key"], a["step"]) for a in raised] == [
+        ("improvement", "notice", "improvement:rewards/accuracy/mean", 3)
+    ]
+    assert raised[0]["message"] == "rewards/accuracy/mean rose 150% (0.1 → 0.25)"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.5] * 8,  # flat
+        [0.5, 0.52, 0.55, 0.57, 0.6, 0.62, 0.6, 0.63],  # rising, but by less than drop_share over a window
+        [0.0, 0.0, 0.0, 0.0, 0.2, 0.2],  # from zero: no notice while the earlier half of the window is at zero
+    ],
+)
+def test_no_notice_without_a_clear_improvement(values: list[float]) -> None:
+    assert alerts_over([{"step": s, "quality/format_rate": v} for s, v in enumerate(values)]) == []
 
 
 def test_an_alert_fires_once_until_it_clears() -> None:
@@ -121,9 +151,42 @@ def test_console_block_shows_the_three_sections() -> None:
         "perf/step_seconds": 17.0,
         "perf/mfu": 0.02,
     }
-    block = step_block(record, 30)
+    block = step_block(record | {"perf/cpu_percent": 87.4, "perf/ram_percent": 41.6}, 30)
     assert "[grpo] step 5/30" in block and "accuracy 0.5±0.5" in block and "total 1.2" in block
     assert "format 90%" in block and "17 s/step" in block and "MFU 2.0%" in block
+    assert "CPU 87%" in block and "RAM 42%" in block
+
+
+def test_each_logging_step_records_cpu_ram_and_gpu_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # CPU machines: fake the two CUDA readings
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 2e9)
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda: 3e9)
+    run = RunDir(tmp_path)
+    monitor = TrainingMonitor(run, "grpo", MonitoringConfig(progress=False), total_params=1000, peak_flops=None)
+    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
+    state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
+    monitor.on_train_begin(args, state, None)
+    busy_until = time.perf_counter() + 0.05
+    while time.perf_counter() < busy_until:  # CPU time for the monitor to measure
+        pass
+    state.global_step = 2
+    monitor.on_log(args, state, None, logs={"loss": 0.5})
+    (record,) = run.read("metrics.jsonl")
+    assert 0 < record["perf/cpu_percent"] <= 100
+    assert 0 < record["perf/ram_percent"] <= 100
+    assert (record["perf/gpu_peak_memory_gb"], record["perf/gpu_reserved_memory_gb"]) == (2.0, 3.0)
+
+
+def test_the_report_shows_notices_apart_from_alerts() -> None:
+    alert = {"stage": "grpo", "step": 4, "kind": "plateau", "level": "alert", "message": "flat"}
+    notice = {"stage": "grpo", "step": 6, "kind": "improvement", "level": "notice", "message": "rose"}
+    legacy = {"stage": "grpo", "step": 8, "kind": "drop", "message": "fell"}  # logged before levels existed
+    both = _alerts([alert, notice, legacy])
+    assert both.count("<tr class='alert'>") == 2 and both.count("<tr class='notice'>") == 1
+    assert "No alerts were raised" not in both
+    only_notices = _alerts([notice])
+    assert "No alerts were raised" in only_notices and "<tr class='notice'>" in only_notices
+    assert _alerts([]) == "<p class='ok'>No alerts were raised.</p>"
 
 
 @pytest.mark.parametrize(

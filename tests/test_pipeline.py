@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from rich.console import Console
 from transformers import AutoModelForCausalLM
 
 from r1kit.config.sources import resolve_config
@@ -84,10 +87,30 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
 
 def test_chat_one_shot(finished_run: Path) -> None:
     done = r1kit_cli(
-        "chat", "--model", str(finished_run), "--prompt", "What is 12*13?", "--evaluation.max_new_tokens", "8", cwd=REPO
+        "chat", "--model", str(finished_run), "--prompt", "What is 12*13?", "--chat.max_new_tokens", "8", cwd=REPO
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "answer:" in done.stdout or "(no <answer> block)" in done.stdout
+
+
+def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
+    from r1kit.chat import reply
+    from r1kit.hardware import setup_hardware
+    from r1kit.models import load_model, load_tokenizer
+
+    model_dir = str(finished_run / "grpo" / "model")
+    config = resolve_config(
+        profile="test", overrides=["--chat.raw", "true", "--chat.max_new_tokens", "6"], environ={}
+    ).config
+    tokenizer = load_tokenizer(config.model, model_dir)
+    model = load_model(config.model, model_dir, setup_hardware("cpu", "fp32"), for_training=False)
+    console = Console(file=io.StringIO())
+    raw = reply(model, tokenizer, "12*13=", config, console)
+    assert len(tokenizer(raw, add_special_tokens=False)["input_ids"]) <= 6 + 1
+    sampled_config = config.model_copy(update={"chat": config.chat.model_copy(update={"temperature": 1.5})})
+    torch.manual_seed(0)
+    replies = {reply(model, tokenizer, "What is 2+3?", sampled_config, console) for _ in range(4)}
+    assert len(replies) > 1  # sampling at temperature 1.5 varies; greedy (the default) would not
 
 
 # --------------------------------------------------------------------------------------------- bad input

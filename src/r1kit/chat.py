@@ -61,22 +61,30 @@ class StreamRenderer:
             self.console.print(text, end="", style=_STYLES[self.mode], markup=False, highlight=False)
 
 
-def reply(model, tokenizer, question: str, system_prompt: str, max_new_tokens: int, console: Console) -> str:
-    """Generate an answer, streaming it to the console; returns the full text."""
-    inputs = tokenizer.apply_chat_template(
-        chat_prompt(question, system_prompt), add_generation_prompt=True, return_tensors="pt", return_dict=True
-    ).to(model.device)
+def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console) -> str:
+    """Generate an answer with the `chat` settings, streaming it to the console; returns the full text."""
+    settings = config.chat
+    if settings.raw:  # the text as it is: no chat template, no system prompt
+        inputs = tokenizer(question, return_tensors="pt")
+    else:
+        inputs = tokenizer.apply_chat_template(
+            chat_prompt(question, config.prompt.system),
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sampled = settings.temperature > 0
     generation = Thread(
         target=model.generate,
         kwargs={
-            **inputs,
+            **inputs.to(model.device),
             "streamer": streamer,
-            "max_new_tokens": max_new_tokens,
-            "do_sample": False,
-            "top_p": None,
-            "top_k": None,
-            "temperature": None,
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": sampled,
+            "temperature": settings.temperature if sampled else None,
+            "top_p": settings.top_p if sampled else None,
+            "top_k": settings.top_k if sampled else None,
             "pad_token_id": tokenizer.pad_token_id,
         },
     )
@@ -99,7 +107,7 @@ def main(resolved: ResolvedConfig, prompt: str | None) -> None:
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     console = Console()
     if prompt is not None:
-        reply(model, tokenizer, prompt, config.prompt.system, config.evaluation.max_new_tokens, console)
+        reply(model, tokenizer, prompt, config, console)
         return
     console.print(f"r1kit chat · {config.model.name} · empty line or Ctrl-D to quit", style="bold")
     while True:
@@ -109,7 +117,7 @@ def main(resolved: ResolvedConfig, prompt: str | None) -> None:
             break
         if not question:
             break
-        reply(model, tokenizer, question, config.prompt.system, config.evaluation.max_new_tokens, console)
+        reply(model, tokenizer, question, config, console)
 
 
 def _with_run_prompt(resolved: ResolvedConfig) -> R1kitConfig:

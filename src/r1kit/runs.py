@@ -8,6 +8,7 @@ RUN/
   eval/<label>.json     evaluation results (base, sft, final, …)
   <stage>/checkpoints/  resumable checkpoints, each complete or absent
   <stage>/model/        the stage's final model: a plain HF folder (safetensors, tokenizer, chat template)
+  <stage>/adapter/      its LoRA adapter alone, with model.save_adapter
   summary.json          the before/after table and where the final model is
   report.html           `r1kit report RUN`
 """
@@ -58,6 +59,9 @@ class RunDir:
 
     def model_dir(self, stage: str) -> Path:
         return self.root / stage / "model"
+
+    def adapter_dir(self, stage: str) -> Path:
+        return self.root / stage / "adapter"
 
     # --------------------------------------------------------------------------------------------- preparing
 

@@ -52,6 +52,14 @@ class ModelConfig(Section):
         "a Hugging Face hub id, or a local folder.",
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub model.")
+    gguf_file: str | None = Field(
+        None,
+        description="GGUF file to load from model.name (a hub repo or a folder), converted once into the cache. "
+        "A path to a .gguf file works as model.name directly.",
+    )
+    save_adapter: bool = Field(
+        False, description="Also save each LoRA stage's adapter alone in RUN/<stage>/adapter (loads on its base)."
+    )
     trust_remote_code: bool = Field(
         False, description="Allow a hub model to run its own Python code. Off: only ask for it if you trust the repo."
     )
@@ -85,6 +93,20 @@ def check_jinja(template: str) -> None:
         ImmutableSandboxedEnvironment().parse(template)
     except TemplateSyntaxError as error:
         raise ValueError(f"not a valid Jinja chat template: {error.message} (line {error.lineno})") from None
+
+
+class ChatConfig(Section):
+    """`r1kit chat`: how replies are generated."""
+
+    max_new_tokens: int = Field(256, ge=1, description="Longest reply in tokens.")
+    temperature: float = Field(0.0, ge=0.0, description="Sampling temperature; 0 answers greedily.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (with temperature > 0).")
+    top_k: int | None = Field(None, ge=1, description="Sample only from the k likeliest tokens (with temperature > 0).")
+    raw: bool = Field(
+        False,
+        description="Send the text as it is, without the chat template or system prompt (for base models and "
+        "prompt experiments).",
+    )
 
 
 class PromptConfig(Section):
@@ -396,6 +418,7 @@ class R1kitConfig(Section):
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    chat: ChatConfig = Field(default_factory=ChatConfig)
 
     @model_validator(mode="after")
     def _overlong_fits_the_completion_limit(self) -> R1kitConfig:

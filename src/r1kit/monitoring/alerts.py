@@ -1,5 +1,7 @@
 """Trend alerts: the quiet failures of RL on language models, noticed over a moving window of logged steps.
 
+Besides alerts (level "alert"), the rules raise notices (level "notice") when a reward or format compliance clearly
+improves, so the turns a run takes for the better are on record next to the ones for the worse.
 Each rule fires once when its condition starts to hold, and again only after it has cleared.
 """
 
@@ -12,8 +14,9 @@ from typing import Any
 
 from r1kit.config.schema import AlertsConfig
 
-# Series watched for drops: the per-reward means and format compliance.
-_DROP_WATCHED_PREFIX, _DROP_WATCHED_SUFFIX = "rewards/", "/mean"
+# Series watched for drops and improvements: the per-reward means and format compliance.
+_WATCHED_PREFIX, _WATCHED_SUFFIX = "rewards/", "/mean"
+_NOTICE_KINDS = {"improvement"}  # every other kind is an alert
 
 
 class TrendAlerts:
@@ -23,7 +26,7 @@ class TrendAlerts:
         self.active: set[str] = set()
 
     def check(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """Alerts raised by this logged record: [{kind, message, step, …}]."""
+        """Alerts and notices raised by this logged record: [{kind, level, key, message, step}]."""
         self.history.append(record)
         holding: dict[str, str] = {}
         holding.update(self._non_finite(record))
@@ -31,9 +34,7 @@ class TrendAlerts:
         if len(self.history) == self.history.maxlen:
             holding.update(self._trends())
         raised = [
-            {"kind": kind.split(":")[0], "key": kind, "message": message, "step": record.get("step")}
-            for kind, message in holding.items()
-            if kind not in self.active
+            _raised(key, message, record.get("step")) for key, message in holding.items() if key not in self.active
         ]
         self.active = set(holding)
         return raised
@@ -85,14 +86,19 @@ class TrendAlerts:
             )
 
         watched = {"quality/format_rate"} | {
-            key
-            for key in self.history[-1]
-            if key.startswith(_DROP_WATCHED_PREFIX) and key.endswith(_DROP_WATCHED_SUFFIX)
+            key for key in self.history[-1] if key.startswith(_WATCHED_PREFIX) and key.endswith(_WATCHED_SUFFIX)
         }
+        # One threshold both ways, relative to a positive earlier level: a reward rising from zero gets its notice
+        # once the earlier half of the window is above zero.
+        share = self.config.drop_share
         for key in sorted(watched):
             before, now = _mean(earlier, key), _mean(recent, key)
-            if before is not None and now is not None and before > 0 and now < before * (1 - self.config.drop_share):
+            if before is None or now is None or before <= 0:
+                continue
+            if now < before * (1 - share):
                 found[f"drop:{key}"] = f"{key} fell {1 - now / before:.0%} ({before:.3g} → {now:.3g})"
+            elif now > before * (1 + share):
+                found[f"improvement:{key}"] = f"{key} rose {now / before - 1:.0%} ({before:.3g} → {now:.3g})"
 
         before, now = _mean(earlier, "quality/completion_tokens"), _mean(recent, "quality/completion_tokens")
         if before and now and now > before * self.config.length_blowup_factor:
@@ -100,6 +106,18 @@ class TrendAlerts:
                 f"mean completion length grew {now / before:.1f}x ({before:.0f} → {now:.0f} tokens)"
             )
         return found
+
+
+def _raised(key: str, message: str, step: Any) -> dict[str, Any]:
+    """The record of a rule starting to hold; its key names the rule and the series (`drop:quality/format_rate`)."""
+    kind = key.split(":")[0]
+    return {
+        "kind": kind,
+        "level": "notice" if kind in _NOTICE_KINDS else "alert",
+        "key": key,
+        "message": message,
+        "step": step,
+    }
 
 
 def _mean(records: list[dict[str, Any]], key: str) -> float | None:

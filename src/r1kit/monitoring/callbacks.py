@@ -16,7 +16,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from r1kit.atomic import commit_folder, is_complete
-from r1kit.config.schema import MonitoringConfig, ProfilerConfig
+from r1kit.config.schema import CheckpointConfig, MonitoringConfig, ProfilerConfig
+from r1kit.hardware import cpu_quota
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.console import step_block
 from r1kit.monitoring.recorder import RolloutRecorder
@@ -44,11 +45,17 @@ class TrainingMonitor(TrainerCallback):
         self.alerts = TrendAlerts(config.alerts)
         self._window: list = []  # rollouts since the last best/worst examples
         self._last_examples_step = 0
-        self._clock: tuple[float, int, int] | None = None  # (time, step, tokens seen) at the last log
+        self._cpus = cpu_quota()  # read once: it comes from the affinity mask and cgroup files
+        # (wall time, CPU time of this process, step, tokens seen) at the last log
+        self._clock: tuple[float, float, int, int] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self._clock = (time.perf_counter(), state.global_step, state.num_input_tokens_seen or 0)
+        self._clock = self._reading(state)
         self._last_examples_step = state.global_step
+
+    @staticmethod
+    def _reading(state) -> tuple[float, float, int, int]:
+        return time.perf_counter(), time.process_time(), state.global_step, state.num_input_tokens_seen or 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or logs is None:
@@ -70,9 +77,8 @@ class TrainingMonitor(TrainerCallback):
         if self.config.progress:
             _write(step_block(record, state.max_steps))
 
-        for alert in self.alerts.check(record):
-            self.run.append("alerts.jsonl", {"stage": self.stage, **alert})
-            logger.warning("ALERT [%s step %s] %s: %s", self.stage, alert["step"], alert["kind"], alert["message"])
+        for raised in self.alerts.check(record):
+            self._report(raised)
 
         self._window += rollouts
         due = state.global_step - self._last_examples_step >= self.config.examples_every
@@ -83,28 +89,51 @@ class TrainingMonitor(TrainerCallback):
                     _write(_example_block(example))
             self._window, self._last_examples_step = [], state.global_step
 
+    def _report(self, raised: dict[str, Any]) -> None:
+        """Alerts are warnings, shown even without the progress display; notices are part of that display."""
+        self.run.append("alerts.jsonl", {"stage": self.stage, **raised})
+        where = f"[{self.stage} step {raised['step']}] {raised['kind']}: {raised['message']}"
+        if raised["level"] == "alert":
+            logger.warning("ALERT %s", where)
+        elif self.config.progress:
+            _write(f"  notice  {where}")
+
     def _performance(self, args, state) -> dict[str, float | None]:
-        now, tokens = time.perf_counter(), state.num_input_tokens_seen or 0
-        last_time, last_step, last_tokens = self._clock or (now, state.global_step, tokens)
-        self._clock = (now, state.global_step, tokens)
-        steps, seconds = state.global_step - last_step, now - last_time
+        now = self._reading(state)
+        last = self._clock or now
+        self._clock = now
+        seconds, cpu_seconds, steps, tokens = (current - before for current, before in zip(now, last, strict=True))
         if steps <= 0 or seconds <= 0:
             return {}
         samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
         perf: dict[str, float | None] = {
             "perf/step_seconds": seconds / steps,
             "perf/samples_per_second": samples / seconds,
-            "perf/tokens_per_second": (tokens - last_tokens) / seconds,
-            "perf/rss_gb": psutil.Process().memory_info().rss / 1e9,
-            "perf/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,  # Linux reports KiB
+            "perf/tokens_per_second": tokens / seconds,
+            # MFU estimate: 6·N FLOPs per token processed (forward + backward), against the measured matmul peak.
+            "perf/mfu": 6 * self.total_params * tokens / seconds / self.peak_flops if self.peak_flops else None,
+            **system_usage(cpu_seconds, seconds, self._cpus),
         }
-        # MFU estimate: 6·N FLOPs per token processed (forward + backward), against the measured matmul peak.
-        perf["perf/mfu"] = (
-            6 * self.total_params * (tokens - last_tokens) / seconds / self.peak_flops if self.peak_flops else None
-        )
         if torch.cuda.is_available():
             perf["perf/gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+            # Reserved by torch's caching allocator: what other processes cannot have, above what tensors hold.
+            perf["perf/gpu_reserved_memory_gb"] = torch.cuda.memory_reserved() / 1e9
         return perf
+
+
+def system_usage(cpu_seconds: float, seconds: float, cpus: int) -> dict[str, float]:
+    """CPU and memory use over the last `seconds` of wall time.
+
+    perf/cpu_percent is this process's CPU time (all its threads) as a share of the CPUs it may use (the affinity
+    mask capped by the cgroup quota, as torch's thread pool is sized): 100 means it kept every one of them busy.
+    Other processes on the machine do not count. perf/ram_percent is the system's used memory, as `free` shows it.
+    """
+    return {
+        "perf/cpu_percent": 100 * cpu_seconds / (seconds * cpus),
+        "perf/ram_percent": psutil.virtual_memory().percent,
+        "perf/rss_gb": psutil.Process().memory_info().rss / 1e9,
+        "perf/peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,  # Linux reports KiB
+    }
 
 
 def _write(text: str) -> None:
@@ -151,11 +180,13 @@ class AtomicCheckpoints(TrainerCallback):
 
     The trainer writes `checkpoint-N` into a staging folder; once it has finished (on_save), the folder gets a
     completion marker and is renamed into the checkpoints folder. A kill mid-write leaves only staging debris,
-    which a resume ignores and the next start removes.
+    which a resume ignores and the next start removes. It keeps the newest `save_total_limit` complete checkpoints,
+    and also every one whose step is a multiple of `keep_every` (milestones to compare or go back to).
     """
 
-    def __init__(self, staging: Path, checkpoints: Path, keep: int):
-        self.staging, self.checkpoints, self.keep = staging, checkpoints, keep
+    def __init__(self, staging: Path, checkpoints: Path, config: CheckpointConfig):
+        self.staging, self.checkpoints = staging, checkpoints
+        self.keep, self.keep_every = config.save_total_limit, config.keep_every
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -163,7 +194,11 @@ class AtomicCheckpoints(TrainerCallback):
         name = f"checkpoint-{state.global_step}"
         commit_folder(self.staging / name, self.checkpoints / name, {"step": state.global_step})
         for old in complete_checkpoints(self.checkpoints)[: -self.keep]:
-            shutil.rmtree(old)
+            if not self._milestone(old):
+                shutil.rmtree(old)
+
+    def _milestone(self, checkpoint: Path) -> bool:
+        return self.keep_every is not None and checkpoint_step(checkpoint) % self.keep_every == 0
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
@@ -171,7 +206,12 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     if not folder.exists():
         return []
     found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and is_complete(p)]
-    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step in a `checkpoint-N` folder's name."""
+    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 class QuietProgress(ProgressCallback):

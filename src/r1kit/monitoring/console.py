@@ -57,15 +57,16 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
 
     if "perf/step_seconds" in record:
         perf = [f"{_number(record['perf/step_seconds'])} s/step"]
-        for key, label, fmt in (
-            ("perf/samples_per_second", "samples/s", ".3g"),
-            ("perf/tokens_per_second", "tok/s", ".0f"),
-            ("perf/mfu", "MFU", ".1%"),
-            ("perf/rss_gb", "GB RSS", ".2f"),
+        for key, template in (
+            ("perf/samples_per_second", "{:.3g} samples/s"),
+            ("perf/tokens_per_second", "{:.0f} tok/s"),
+            ("perf/mfu", "MFU {:.1%}"),
+            ("perf/rss_gb", "{:.2f} GB RSS"),
+            ("perf/cpu_percent", "CPU {:.0f}%"),  # percentages already, not shares
+            ("perf/ram_percent", "RAM {:.0f}%"),
         ):
             if record.get(key) is not None:
-                value = _number(record[key], fmt)
-                perf.append(f"MFU {value}" if label == "MFU" else f"{value} {label}")
+                perf.append(template.format(record[key]))
         lines.append("  performance       " + "  ".join(perf))
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
 """`r1kit report RUN_DIR`: one self-contained HTML page of a run (inline CSS and SVG plots, nothing fetched).
 
-It shows the evaluation table, per-stage plots (each reward, format compliance, lengths, speed), the alerts,
-and the best and worst completions with their reward breakdown.
+It shows the evaluation table, per-stage plots (each reward, format compliance, lengths, speed, memory, CPU and
+RAM use), the alerts and notices, and the best and worst completions with their reward breakdown.
 """
 
 from __future__ import annotations
@@ -47,7 +47,18 @@ _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     ("Gradient norm", [("grad_norm", "grad norm")], "norm", False),
     ("Speed", [("perf/tokens_per_second", "tokens/s")], "tokens/s", False),
     ("Step time", [("perf/step_seconds", "seconds/step")], "seconds", False),
-    ("Memory", [("perf/rss_gb", "RSS"), ("perf/gpu_peak_memory_gb", "GPU peak")], "GB", False),
+    (
+        "Memory",
+        [
+            ("perf/rss_gb", "RSS"),
+            ("perf/gpu_peak_memory_gb", "GPU peak"),
+            ("perf/gpu_reserved_memory_gb", "GPU reserved"),
+        ],
+        "GB",
+        False,
+    ),
+    # Percentages (0-100), not shares: CPU of the quota the process may use, RAM of the whole machine.
+    ("System", [("perf/cpu_percent", "CPU %"), ("perf/ram_percent", "RAM %")], "percent", False),
 ]
 
 
@@ -76,7 +87,7 @@ def write_report(run_dir: Path) -> Path:
         body += _stage_plots(stage, rows)
         body.append("</div>")
     alerts = run.read("alerts.jsonl")
-    body += ["<h2>Alerts</h2>", _alerts(alerts)]
+    body += ["<h2>Alerts and notices</h2>", _alerts(alerts)]
     examples = run.read("completions.jsonl")
     if examples:
         body += ["<h2>Best and worst completions</h2>", _examples(examples)]
@@ -194,13 +205,18 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
 
 
 def _alerts(alerts: list[dict[str, Any]]) -> str:
+    """Alerts and notices in the order they were raised, each row marked (and coloured) by its level."""
+    levels = [a.get("level", "alert") for a in alerts]  # runs from before notices existed logged alerts only
+    ok = "" if "alert" in levels else "<p class='ok'>No alerts were raised.</p>"
     if not alerts:
-        return "<p class='ok'>No alerts were raised.</p>"
+        return ok
     rows = "".join(
-        f"<tr><td>{_e(a.get('stage', ''))}</td><td>{_e(a.get('step', ''))}</td><td class='kind'>{_e(a.get('kind', ''))}</td><td>{_e(a.get('message', ''))}</td></tr>"
-        for a in alerts
+        f"<tr class='{_e(level)}'><td>{_e(a.get('stage', ''))}</td><td>{_e(a.get('step', ''))}</td><td>{_e(level)}</td>"
+        f"<td class='kind'>{_e(a.get('kind', ''))}</td><td>{_e(a.get('message', ''))}</td></tr>"
+        for a, level in zip(alerts, levels, strict=True)
     )
-    return f"<table class='alerts'><tr><th>stage</th><th>step</th><th>alert</th><th>message</th></tr>{rows}</table>"
+    head = "<tr><th>stage</th><th>step</th><th>level</th><th>kind</th><th>message</th></tr>"
+    return f"{ok}<table class='alerts'>{head}{rows}</table>"
 
 
 def _examples(examples: list[dict[str, Any]]) -> str:
@@ -263,6 +279,7 @@ h1{font-size:24px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #dde
 code{background:#eef1f5;padding:1px 5px;border-radius:4px}
 table{border-collapse:collapse;margin:8px 0;background:#fff}th,td{border:1px solid #dde2e8;padding:5px 10px;text-align:right}
 table.alerts td,table.alerts th{text-align:left}td.kind{font-weight:600;color:#b4441c}td.change{font-weight:600}
+tr.notice td.kind{color:#2e9e5b}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}
 figure.plot{margin:0;background:#fff;border:1px solid #dde2e8;border-radius:6px;padding:4px}figure.plot svg{width:100%;height:auto}
 .examples{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}

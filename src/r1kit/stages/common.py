@@ -12,6 +12,7 @@ from typing import Any
 
 import datasets
 from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel
 from transformers import PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
@@ -20,7 +21,7 @@ from r1kit.atomic import build_complete, is_complete
 from r1kit.config.schema import ModelConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
-from r1kit.models import ModelError, check_model, resolve_model, save_for_inference
+from r1kit.models import ModelError, check_model, resolve_model, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
@@ -50,7 +51,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
     run = open_run(config)
-    base = resolve_model(config.model.name, config.model.cache_dir)
+    base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file)
     check_model(config.model, base)
     run.prepare(config, disk_needed(base, config))
     splits = load_splits(config.dataset)
@@ -77,7 +78,7 @@ def model_reference(config: R1kitConfig) -> str:
         if final is None:
             raise ModelError(f"run {run.root} has no finished model yet")
         return str(final)
-    return resolve_model(config.model.name, config.model.cache_dir)
+    return resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file)
 
 
 def quiet_libraries(progress: bool) -> None:
@@ -161,7 +162,7 @@ def callbacks(
     found = [
         guard,
         TrainingMonitor(ctx.run, stage, monitoring, total_params, peak, recorder=recorder, nonfinite=guard),
-        AtomicCheckpoints(staging_dir(ctx.run, stage), ctx.run.checkpoints(stage), section.checkpoint.save_total_limit),
+        AtomicCheckpoints(staging_dir(ctx.run, stage), ctx.run.checkpoints(stage), section.checkpoint),
     ]
     if monitoring.profiler.enabled:
         found.append(TorchProfiler(monitoring.profiler, ctx.run.root / stage / "profile"))
@@ -195,6 +196,9 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     trainer.train(resume_from_checkpoint=str(resume) if (resume := prepare_resume(ctx, stage)) else None)
     dest = ctx.run.model_dir(stage)
     if trainer.accelerator.is_main_process:  # one writer under `accelerate launch`
+        if ctx.config.model.save_adapter and isinstance(trainer.model, PeftModel):  # before merging it away
+            adapter = ctx.run.adapter_dir(stage)
+            build_complete(adapter, lambda folder: save_adapter(trainer.model, tokenizer, folder), {"stage": stage})
         build_complete(dest, lambda folder: save_for_inference(trainer.model, tokenizer, folder), {"stage": stage})
         shutil.rmtree(staging_dir(ctx.run, stage), ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
