@@ -191,6 +191,16 @@ def test_hostile_completions_return_within_the_limit(case: str) -> None:
         assert elapsed < TIMEOUT + 30, f"{name} took {elapsed:.1f}s on {case}"
 
 
+def test_repetition_penalty_reads_megabyte_text_of_any_script_quickly() -> None:
+    reward = build_reward("repetition_penalty")  # without completion_ids: the text itself is split into n-grams
+    texts = [*HOSTILE.values(), "苹果" * 500_000, "".join(map(chr, range(0x4E00, 0x9FFF))) * 50]
+    started = time.monotonic()
+    values = reward(texts)
+    assert time.monotonic() - started < 30
+    assert_valid("repetition_penalty", values, len(texts))
+    assert values[-2] == pytest.approx(-0.1, abs=1e-3)
+
+
 def test_a_hostile_batch_mixed_with_normal_items_keeps_the_normal_verdicts() -> None:
     accuracy = build_reward("accuracy", timeout_seconds=TIMEOUT)
     completions = [
@@ -213,6 +223,8 @@ def test_every_reward_returns_valid_values_for_any_text(text: str, tagged: bool)
     completion = f"<think>{text}</think><answer>{text}</answer>" if tagged else text
     for name, reward in REWARDS.items():
         assert_valid(name, call(name, reward, [completion, text]), 2)
+        if name == "repetition_penalty":  # call() passes token ids, which it prefers to the text
+            assert_valid(name, reward([completion, text]), 2)
         assert_valid(
             name,
             reward(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import inspect
 
 import pytest
 
@@ -19,7 +20,7 @@ def as_messages(text: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize("name", REWARD_NAMES)
 def test_each_reward_has_a_passing_docstring_example(name: str) -> None:
     reward = build_reward(name, **({"max_length": 10, "soft_cache": 4} if name == "overlong" else {}))
-    tests = doctest.DocTestFinder(recurse=False).find(reward, name, globs=reward.__globals__)
+    tests = doctest.DocTestFinder(recurse=False).find(reward, name, globs=vars(inspect.getmodule(reward)))
     examples = sum(len(t.examples) for t in tests)
     assert examples, f"{name} has no docstring example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
@@ -164,6 +165,45 @@ def test_repetition_penalty_factory_returns_the_reward_function() -> None:
     assert reward(["a b a b a b", "a b c d", "", "one"]) == [pytest.approx(-0.6), 0.0, 0.0, 0.0]
     with pytest.raises(ValueError):
         build_reward("repetition_penalty", max_penalty=0.5)
+
+
+# The same short piece of reasoning in four languages; three of them put no spaces between words.
+REASONING = {
+    "en": "First, Sam has five apples and buys three more at the market. Then his sister gives him two apples, but "
+    "he eats one on the way home. So the count is five plus three plus two minus one, which is nine apples.",
+    "zh": "首先，小明有五个苹果，又在市场上买了三个。接着姐姐给了他两个苹果，但是他在回家的路上吃掉了一个。"
+    "所以苹果的数量是五加三加二减一，等于九个苹果。",
+    "ja": "まず、サムはりんごを五個持っていて、市場でさらに三個買いました。それから姉が二個くれましたが、"
+    "帰り道で一個食べてしまいました。したがって、りんごの数は五たす三たす二ひく一で、九個です。",
+    "th": "ก่อนอื่น แซมมีแอปเปิ้ลห้าผล และซื้อเพิ่มอีกสามผลที่ตลาด จากนั้นพี่สาวของเขาให้แอปเปิ้ลอีกสองผล "
+    "แต่เขากินไปหนึ่งผลระหว่างทางกลับบ้าน ดังนั้นจำนวนแอปเปิ้ลคือห้าบวกสามบวกสองลบหนึ่ง ซึ่งเท่ากับเก้าผล",
+}
+
+
+def test_repetition_penalty_catches_loops_in_scripts_without_spaces() -> None:
+    reward = build_reward("repetition_penalty", max_penalty=-1.0)
+    looped = reward([text * 20 for text in REASONING.values()])
+    assert looped[0] == pytest.approx(-0.95, abs=0.01)  # English: 19 of 20 copies repeat the first
+    for language, value in zip(REASONING, looped, strict=True):
+        assert value == pytest.approx(looped[0], abs=0.01), language
+
+
+def test_repetition_penalty_leaves_normal_text_in_any_script_alone() -> None:
+    reward = build_reward("repetition_penalty", max_penalty=-1.0)
+    assert reward(list(REASONING.values())) == [0.0, 0.0, 0.0, 0.0]
+    assert reward([[{"role": "assistant", "content": REASONING["zh"]}]]) == [0.0]
+    # a few Chinese words in English text keep the word n-grams: "五个" is one word among the English ones
+    assert reward(["Sam has five apples, 五个 in Chinese, and buys three more."]) == [0.0]
+
+
+def test_repetition_penalty_counts_token_ngrams_when_trl_passes_completion_ids() -> None:
+    reward = build_reward("repetition_penalty", ngram_size=2, max_penalty=-0.5)
+    ids = [[5, 6, 7, 5, 6, 8, 5, 6], [1, 2, 3, 4], [9] * 6, [3]]
+    # bigrams of the first: (5,6) (6,7) (7,5) (5,6) (6,8) (8,5) (5,6): 7 bigrams, 5 distinct -> 2/7 repeated
+    expected = [pytest.approx(-0.5 * 2 / 7), 0.0, pytest.approx(-0.5 * 4 / 5), 0.0]
+    assert reward(["text that the tokens win over"] * 4, completion_ids=ids) == expected
+    # the tokens decide, not the words: repeated words in different tokens are not repetition
+    assert reward(["a b a b a b"], completion_ids=[[1, 2, 3, 4, 5, 6]]) == [0.0]
 
 
 def test_overlong_ramps_down_near_the_limit() -> None:

