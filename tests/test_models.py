@@ -91,7 +91,7 @@ def test_remote_code_does_not_run_unless_asked_for(tiny_model: Path, tmp_path: P
 def test_no_unsafe_deserialisation_in_r1kit() -> None:
     for path in SRC.rglob("*.py"):
         text = path.read_text()
-        assert "pickle" not in text, path
+        assert not re.search(r"^\s*(import|from) (c?pickle|dill|joblib)\b|pickle\.loads?\(", text, re.MULTILINE), path
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, (path, call)
 

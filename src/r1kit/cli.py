@@ -15,9 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, REFUSED
 from r1kit.config.sources import (
-    FLAG_ALIASES,
-    PATH_ALIASES,
     ConfigError,
     ResolvedConfig,
     builtin_profiles,
@@ -46,11 +45,12 @@ def _keys_help() -> str:
         for flag, alias in FLAG_ALIASES.items()
     )
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
+    refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
     return (
         "config keys (--section.key value, --section.key=value, lists as [a, b]; "
         "env: R1KIT_SECTION_KEY or GRPO_SECTION_KEY):\n"
         + "\n".join(rows)
-        + f"\n\nflag aliases:\n{aliases}\n\npath aliases:\n{paths}\n\n"
+        + f"\n\nflag aliases:\n{aliases}\n\npath aliases:\n{paths}\n\nnot r1kit settings:\n{refused}\n\n"
         + f"profiles: {', '.join(builtin_profiles())} (+ your own under `profiles:` in --config)\n"
         + f"recipes: {', '.join(list_recipes())}"
     )
@@ -185,6 +185,11 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
 
     resolved = load_config(args, overrides)
+    if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
+        print(
+            f"r1kit: note: the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}", file=sys.stderr
+        )
+    logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":
         _show(resolved, args.format, args.explain)
         return 0

@@ -244,7 +244,11 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     dtype = torch.float32 if full_finetune else hardware.dtype
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            reference, revision=cfg.revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code
+            reference,
+            revision=cfg.revision,
+            dtype=dtype,
+            trust_remote_code=cfg.trust_remote_code,
+            attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,
         )
     except (OSError, ValueError, SafetensorError) as error:
         raise _load_error(reference, error) from error

@@ -31,6 +31,12 @@ def check_machine(config: R1kitConfig) -> None:
             else f"{device} does not support it"
         )
         raise ConfigError(f"model.precision: {model.precision} on {device}: {why}; use auto or fp32")
+    if model.tf32 and device != "cuda":
+        raise ConfigError(f"model.tf32: TF32 is an NVIDIA GPU feature, and this run is on {device}; set it to false")
+    if model.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "model.attn_implementation: flash_attention_2 needs the flash-attn package (and CUDA); use sdpa"
+        )
     if config.grpo.use_vllm:
         if device != "cuda":
             raise ConfigError(

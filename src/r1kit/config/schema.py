@@ -6,12 +6,14 @@ YAML files, profiles, environment variables and the command line only set values
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
+from r1kit.rewards.plugins import is_plugin, load_plugin, short_name
 from r1kit.rewards.registry import REWARD_NAMES
 
 
@@ -57,6 +59,10 @@ class ModelConfig(Section):
         description="GGUF file to load from model.name (a hub repo or a folder), converted once into the cache. "
         "A path to a .gguf file works as model.name directly.",
     )
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel; auto lets transformers pick (sdpa where available)."
+    )
+    tf32: bool = Field(False, description="Allow TF32 matmuls (NVIDIA Ampere or newer; CUDA only).")
     save_adapter: bool = Field(
         False, description="Also save each LoRA stage's adapter alone in RUN/<stage>/adapter (loads on its base)."
     )
@@ -213,10 +219,24 @@ class OverlongParams(RewardParams):
     )
 
 
+class PluginRewardParams(RewardParams):
+    """A plug-in reward's parameters: `weight`, and any others, passed to its function as keyword arguments."""
+
+    model_config = ConfigDict(**Section.model_config | {"extra": "allow"})
+
+
 class RewardsConfig(Section):
+    """The rewards GRPO adds up. Besides the built-ins, `functions` takes plug-ins as `module:function` (a function
+    with TRL's reward signature); a plug-in's parameters sit under its spec or its function's name."""
+
+    model_config = ConfigDict(**Section.model_config | {"extra": "allow"})  # plug-in parameters, checked below
+
     functions: list[str] = Field(
         default_factory=lambda: ["accuracy", "format", "tag_count"],
-        description=f"Rewards used by GRPO, from: {', '.join(REWARD_NAMES)}.",
+        description=f"Rewards used by GRPO, from: {', '.join(REWARD_NAMES)}; or your own as module:function.",
+    )
+    plugin_timeout_seconds: float = Field(
+        30.0, gt=0.0, description="Time limit of one call of a plug-in reward; past it the batch scores None, counted."
     )
     verification: VerificationConfig = Field(default_factory=VerificationConfig)
     accuracy: RewardParams = Field(default_factory=RewardParams)
@@ -233,15 +253,40 @@ class RewardsConfig(Section):
     def _known_rewards(cls, names: list[str]) -> list[str]:
         if not names:
             raise ValueError(f"needs at least one reward; valid: {', '.join(REWARD_NAMES)}")
-        unknown = [n for n in names if n not in REWARD_NAMES]
+        unknown = [n for n in names if n not in REWARD_NAMES and not is_plugin(n)]
         if unknown:
-            raise ValueError(f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(REWARD_NAMES)}")
-        if len(set(names)) != len(names):
-            raise ValueError("lists a reward twice")
+            raise ValueError(
+                f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(REWARD_NAMES)}, "
+                "or your own as module:function"
+            )
+        for spec in filter(is_plugin, names):
+            load_plugin(spec)  # a missing module or function is a config error now, before any model loads
+        short = [short_name(n) if is_plugin(n) else n for n in names]
+        if len(set(short)) != len(short):
+            raise ValueError("lists a reward twice (plug-ins count by their function's name)")
         return names
 
+    @model_validator(mode="after")
+    def _plugin_params(self) -> RewardsConfig:
+        plugins = {short_name(n): n for n in self.functions if is_plugin(n)}
+        for key, value in list((self.model_extra or {}).items()):
+            if key not in plugins and key not in plugins.values():
+                close = difflib.get_close_matches(key, [*type(self).model_fields, *plugins], n=1, cutoff=0.8)
+                raise ValueError(
+                    f"{key!r} is neither a setting nor a plug-in reward listed in rewards.functions (plug-ins: "
+                    f"{', '.join(plugins) or 'none'})" + (f"; did you mean {close[0]!r}?" if close else "")
+                )
+            if not isinstance(value, dict | PluginRewardParams):
+                raise ValueError(f"rewards.{key}: a plug-in's parameters are a mapping (weight: …, your_param: …)")
+            self.model_extra[key] = PluginRewardParams.model_validate(value)
+        return self
+
     def params(self, name: str) -> RewardParams:
-        return getattr(self, name)
+        """The parameters of a built-in reward or a plug-in (by its spec)."""
+        if not is_plugin(name):
+            return getattr(self, name)
+        extra = self.model_extra or {}
+        return extra.get(name) or extra.get(short_name(name)) or PluginRewardParams()
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -260,6 +305,11 @@ class OptimizationConfig(Section):
 class BatchSizeConfig(Section):
     per_device_train: int = Field(8, ge=1, description="Sequences per device per optimizer micro-step.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-steps accumulated per optimizer step.")
+
+
+class DataloaderConfig(Section):
+    num_workers: int = Field(0, ge=0, description="Data-loader worker processes (0: load in the training process).")
+    pin_memory: bool = Field(True, description="Pin host memory for faster copies to a GPU (no effect on CPU).")
 
 
 class CheckpointConfig(Section):
@@ -288,6 +338,7 @@ class SFTConfig(Section):
         default_factory=lambda: OptimizationConfig(learning_rate=1e-3, warmup_ratio=0.05, lr_scheduler="cosine")
     )
     batch_size: BatchSizeConfig = Field(default_factory=BatchSizeConfig)
+    dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
 
@@ -307,6 +358,7 @@ class TrainingConfig(Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory, ~20% slower."
     )
+    dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
 
@@ -314,6 +366,12 @@ class GRPOConfig(Section):
     """Sampling and loss of GRPO. Every key is passed as is to TRL's GRPOConfig, so the names are TRL's."""
 
     num_generations: int = Field(8, ge=2, description="Completions sampled per prompt (the GRPO group).")
+    generation_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Completions generated at once and then trained on over several optimizer micro-steps; "
+        "default: per_device_train × processes × gradient_accumulation_steps.",
+    )
     max_completion_length: int = Field(96, ge=1, description="Longest completion in tokens.")
     temperature: float = Field(
         0.7,
@@ -333,6 +391,9 @@ class GRPOConfig(Section):
     )
     use_vllm: bool = Field(False, description="Generate with vLLM (CUDA only).")
     vllm_mode: Literal["colocate", "server"] = Field("colocate", description="vLLM inside the trainer or a server.")
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take in colocate mode."
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -345,6 +406,15 @@ class EvaluationConfig(Section):
     num_samples: int = Field(1, ge=1, description="Sampled completions per problem for pass@k (1: greedy only).")
     pass_k: list[int] = Field(default_factory=lambda: [1], description="k values of pass@k (each <= num_samples).")
     temperature: float = Field(0.8, gt=0.0, description="Sampling temperature for pass@k samples.")
+    every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Also score a held-out slice every N optimizer steps inside SFT and GRPO (greedy pass@1, "
+        "format rate) into metrics.jsonl, the console and the report; null: off.",
+    )
+    during_training_samples: int = Field(
+        32, ge=1, description="Held-out problems scored each time during training (the first N of the held-out set)."
+    )
 
     @model_validator(mode="after")
     def _k_fits(self) -> EvaluationConfig:
@@ -395,6 +465,9 @@ class ProfilerConfig(Section):
 
 
 class MonitoringConfig(Section):
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "WARNING", description="Console log level of r1kit and its libraries (DEBUG shows the most)."
+    )
     logging_steps: int = Field(1, ge=1, description="Write metrics every N optimizer steps.")
     examples_every: int = Field(5, ge=1, description="Show the best and worst completion every N steps.")
     progress: bool = Field(True, description="Show progress bars and the per-step console block.")
@@ -435,16 +508,27 @@ class R1kitConfig(Section):
 
     @model_validator(mode="after")
     def _grpo_batch_holds_whole_groups(self) -> R1kitConfig:
-        # TRL samples one generation batch (per_device_train × processes × gradient_accumulation_steps completions)
-        # and groups it by prompt, so it must hold whole groups of num_generations.
+        # TRL samples one generation batch and groups it by prompt, so it must hold whole groups of num_generations;
+        # it is then trained on in micro-batches of per_device_train × processes, so it must hold whole micro-batches.
         batch = self.training.batch_size
         processes = int(os.environ.get("WORLD_SIZE", "1"))
-        generation_batch = batch.per_device_train * processes * batch.gradient_accumulation_steps
+        step = batch.per_device_train * processes
+        generation_batch = self.grpo.generation_batch_size
+        if generation_batch is None:
+            generation_batch = step * batch.gradient_accumulation_steps
+            how = (
+                f"the GRPO generation batch (per_device_train {batch.per_device_train} × {processes} process(es) "
+                f"× gradient_accumulation_steps {batch.gradient_accumulation_steps} = {generation_batch} completions)"
+            )
+        else:
+            how = f"grpo.generation_batch_size ({generation_batch})"
+            if generation_batch % step:
+                raise ValueError(
+                    f"{how} must be divisible by per_device_train {batch.per_device_train} × {processes} process(es) "
+                    f"= {step}"
+                )
         if generation_batch % self.grpo.num_generations:
             raise ValueError(
-                f"training.batch_size: the GRPO generation batch (per_device_train {batch.per_device_train} "
-                f"× {processes} process(es) × gradient_accumulation_steps {batch.gradient_accumulation_steps} "
-                f"= {generation_batch} completions) must be divisible by grpo.num_generations "
-                f"({self.grpo.num_generations})"
+                f"training.batch_size: {how} must be divisible by grpo.num_generations ({self.grpo.num_generations})"
             )
         return self

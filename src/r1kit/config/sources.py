@@ -28,38 +28,11 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, refusal
 from r1kit.config.schema import R1kitConfig
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE"}  # r1kit variables that are not config paths
-
-# Dotted paths the R1 tutorial uses that differ from the schema's (used by GRPO_* variables and the command line).
-PATH_ALIASES = {
-    "training.learning_rate": "training.optimization.learning_rate",
-    "training.per_device_train_batch_size": "training.batch_size.per_device_train",
-    "training.gradient_accumulation_steps": "training.batch_size.gradient_accumulation_steps",
-}
-
-
-@dataclass(frozen=True)
-class FlagAlias:
-    path: str
-    value: Any = None  # a switch's fixed value; None: the flag takes a value
-    as_list: bool = False  # split "a,b" / "a b" into a list
-
-
-# Short and seed-style flags, each the same as a full path.
-FLAG_ALIASES = {
-    "--model": FlagAlias("model.name"),
-    "--data": FlagAlias("dataset.name"),
-    "--out": FlagAlias("run.output_dir"),
-    "--resume": FlagAlias("run.resume", value=True),
-    "--model_name": FlagAlias("model.name"),
-    "--learning_rate": FlagAlias("training.optimization.learning_rate"),
-    "--per_device_train_batch_size": FlagAlias("training.batch_size.per_device_train"),
-    "--reward_funcs": FlagAlias("rewards.functions", as_list=True),
-    "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
-}
 
 
 class ConfigError(ValueError):
@@ -71,15 +44,41 @@ class Layer:
     source: str  # "file:…", "profile:…", "env:…", "cli:…" — per value for env and cli
     values: dict[str, Any]
     value_sources: dict[str, str] = field(default_factory=dict)  # leaf path → source, where it differs per value
+    notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
 
     def add(self, path: str, text: str, source: str) -> None:
-        """Read `text` as the value of the leaf `path`, set it, and remember where it came from."""
-        node = self.values
-        *sections, leaf = path.split(".")
-        for name in sections:
-            node = node.setdefault(name, {})
-        node[leaf] = _value_from_text(path, text, source)
-        self.value_sources[path] = source
+        """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
+        target, _ = canonical(path, None)
+        target, value = canonical(path, _value_from_text(target, text, source))
+        _set(self.values, target, value)
+        self.value_sources[target] = source
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    *sections, leaf = split_path(path)
+    for name in sections:
+        tree = tree.setdefault(name, {})
+    tree[leaf] = value
+
+
+def split_path(path: str) -> list[str]:
+    """A dotted path's keys; a plug-in reward's `module.path:function` is one key, dots and all.
+
+    >>> split_path("rewards.my_package.rewards:short_answer.weight")
+    ['rewards', 'my_package.rewards:short_answer', 'weight']
+    """
+    head, colon, tail = path.partition(":")
+    if not colon:
+        return path.split(".")
+    section, _, module = head.partition(".")
+    function, *rest = tail.split(".")
+    return [section, f"{module}:{function}", *rest]
+
+
+def plugin_param(path: str) -> bool:
+    """`rewards.<plug-in>.<parameter>`: a key the schema checks against rewards.functions once all layers are in."""
+    keys = split_path(path)
+    return len(keys) == 3 and keys[0] == "rewards" and f"rewards.{keys[1]}" not in SECTION_PATHS + LEAF_PATHS
 
 
 @dataclass
@@ -87,6 +86,7 @@ class ResolvedConfig:
     config: R1kitConfig
     sources: dict[str, str]  # every leaf path → where its value came from
     profile: str
+    notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
 
 
 # --------------------------------------------------------------------------------------------------- schema paths
@@ -117,12 +117,13 @@ def field_help() -> list[tuple[str, Any, str]]:
     ]
 
 
-def canonical_path(path: str) -> str:
-    return PATH_ALIASES.get(path, path)
-
-
 def did_you_mean(path: str) -> str:
-    close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.6)
+    """A suggestion only for a near miss (a typo), never a merely related key.
+
+    >>> did_you_mean("trainig.max_steps"), did_you_mean("monitoring.logging.colour")
+    ("; did you mean 'training.max_steps'?", '')
+    """
+    close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -163,6 +164,11 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     >>> _value_from_text("rewards.functions", "[accuracy, format]", "cli"), _value_from_text("rewards.functions", "format", "cli")
     (['accuracy', 'format'], ['format'])
     """
+    if path not in LEAF_FIELDS:  # a plug-in reward's parameter: its type is the plug-in's business
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError:
+            return text
     annotation = LEAF_FIELDS[path].annotation
     union = get_origin(annotation) in (Union, types.UnionType)
     kinds = [kind for kind in get_args(annotation) if kind is not type(None)] if union else [annotation]
@@ -219,17 +225,31 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """The `profiles:` of a config file, each a mapping of config values (or empty)."""
-    profiles = values.pop("profiles", None) or {}
-    if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: profiles must map profile names to config values, not {type(profiles).__name__}")
-    for name, body in profiles.items():
-        if body is not None and not isinstance(body, dict):
-            raise ConfigError(
-                f"{path}: profiles.{name} must be a mapping of config values (like the file itself), "
-                f"not {type(body).__name__}"
-            )
+    """The `profiles:` (or the R1 tutorial's `_profiles:`) of a config file, each a mapping of config values."""
+    profiles: dict[str, Any] = {}
+    for section in ("_profiles", "profiles"):
+        found = values.pop(section, None) or {}
+        if not isinstance(found, dict):
+            raise ConfigError(f"{path}: {section} must map profile names to config values, not {type(found).__name__}")
+        for name, body in found.items():
+            if body is not None and not isinstance(body, dict):
+                raise ConfigError(
+                    f"{path}: {section}.{name} must be a mapping of config values (like the file itself), "
+                    f"not {type(body).__name__}"
+                )
+            profiles[name] = _normalised(body or {}, f"{path} {section}.{name}")
     return profiles
+
+
+def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """YAML values with dotted keys (`training.epochs: 0.1`) nested, and the tutorial's paths renamed to r1kit's."""
+    tree: dict[str, Any] = {}
+    for path, value in flatten(values).items():
+        reason = refusal(path)
+        if reason:
+            raise ConfigError(f"{where}: {path} is not an r1kit setting: {reason}")
+        _set(tree, *canonical(path, value))
+    return tree
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -243,7 +263,7 @@ def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer
             continue
         values = _read_yaml(path)
         profiles.update(_profiles_in(path, values))
-        layers.append(Layer(f"file:{path}", values))
+        layers.append(Layer(f"file:{path}", _normalised(values, str(path))))
     return layers, profiles
 
 
@@ -272,7 +292,7 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
                 guess = did_you_mean(name[len(prefix) :].lower().replace("_", "."))
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
             continue
-        layer.add(canonical_path(path), environ[name], f"env:{name}")
+        layer.add(path, environ[name], f"env:{name}")
     return layer
 
 
@@ -291,20 +311,25 @@ def cli_layer(args: list[str]) -> Layer:
             words.append(args[index])
             index += 1
         alias = FLAG_ALIASES.get(flag)
+        reason = refusal(flag) or refusal(flag[2:])
+        if reason:
+            raise ConfigError(f"{flag} is not an r1kit option: {reason}")
         if alias is not None and alias.value is not None:
             if words:
                 raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
             path, text = alias.path, str(alias.value).lower()
         else:
-            path = alias.path if alias else canonical_path(flag[2:])
+            path = alias.path if alias else flag[2:]
             if not words:
                 raise ConfigError(f"{flag}: missing value")
             text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
             if alias and alias.as_list and not text.startswith("["):
                 text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
-        if path not in LEAF_PATHS:
+        if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
         layer.add(path, text, f"cli:{flag}")
+        if (alias and alias.tutorial) or path in PATH_ALIASES:
+            layer.notes.append(f"{flag} → --{canonical(path, None)[0]}")
     return layer
 
 
@@ -338,7 +363,8 @@ def resolve_config(
         config = R1kitConfig.model_validate(merged)
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
-    return ResolvedConfig(config=config, sources=sources, profile=profile)
+    notes = [note for layer in layers for note in layer.notes]
+    return ResolvedConfig(config=config, sources=sources, profile=profile, notes=list(dict.fromkeys(notes)))
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
@@ -352,23 +378,24 @@ def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapp
     for epochs, steps in STEP_LIMITS.items():
         section, steps_key = steps.split(".")
         epochs_key = epochs.split(".")[1]
-        if merged[section][epochs_key] is None or merged[section][steps_key] is None:
-            continue
+        values = merged[section]
+        if not isinstance(values, dict) or values.get(epochs_key) is None or values.get(steps_key) is None:
+            continue  # nothing to decide (or a malformed section, which validation reports)
         if rank[epochs] == rank.get(steps):
             raise ConfigError(
                 f"{epochs} ({sources[epochs]}) and {steps} ({sources[steps]}) are both set; set one: epochs counts "
                 "passes over the data, max_steps optimizer steps"
             )
         if rank[epochs] > rank.get(steps, 0):
-            merged[section][steps_key] = None
+            values[steps_key] = None
             sources[steps] = f"gives way to {epochs} (set by {sources[epochs]}): training runs by epochs"
         else:
-            merged[section][epochs_key] = None
+            values[epochs_key] = None
             sources[epochs] = f"gives way to {steps} (set by {sources[steps]}): training runs by steps"
 
 
 def _check_known(path: str, layer: Layer) -> None:
-    if path in LEAF_PATHS:
+    if path in LEAF_PATHS or plugin_param(path):
         return
     if path in SECTION_PATHS:  # an empty mapping for a whole section: harmless
         return

@@ -71,7 +71,9 @@ def write_report(run_dir: Path) -> Path:
         raise RunDirError(f"{run.root} is a file; r1kit report takes a run folder (the --out of a run)")
     if not run.path("config.yaml").exists():
         raise RunDirError(f"{run.root} holds no r1kit run (it has no config.yaml)")
-    metrics = [r for r in run.read("metrics.jsonl") if r.get("kind") == "step"]
+    logged = run.read("metrics.jsonl")
+    metrics = [r for r in logged if r.get("kind") == "step"]
+    during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
     summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}
     evaluations = summary.get("evaluations") or {
@@ -85,6 +87,11 @@ def write_report(run_dir: Path) -> Path:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
         body += _stage_plots(stage, rows)
+        evaluated = [r for r in during if r["stage"] == stage]
+        if evaluated:
+            series = [("eval/accuracy", "pass@1 (greedy)"), ("eval/format_rate", "format rate")]
+            steps = [r["step"] for r in evaluated]
+            body.append(_figure(stage, "Held-out during training", steps, series, evaluated, "share", True))
         body.append("</div>")
     alerts = run.read("alerts.jsonl")
     body += ["<h2>Alerts and notices</h2>", _alerts(alerts)]

@@ -1,9 +1,11 @@
-"""Rewards that cannot crash training: a reward that raises costs the failing items (None), not the run."""
+"""Rewards that cannot crash training: a reward that raises or hangs costs the failing items (None), not the run."""
 
 from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,18 +13,22 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
-def guarded(name: str, reward: Callable[..., list[float | None]]) -> GuardedReward:
+def guarded(
+    name: str, reward: Callable[..., list[float | None]], timeout_seconds: float | None = None
+) -> GuardedReward:
     """`reward`, made safe for a training loop.
 
     If the batch call raises, each item is scored alone so only the failing ones become None. Non-finite values
-    become None too. Both are counted into TRL's metrics as `rewards/<name>/exceptions`.
+    become None too. Both are counted into TRL's metrics as `rewards/<name>/exceptions`. With `timeout_seconds`, a
+    call still running then scores its batch None (`rewards/<name>/timeouts`); Python cannot stop a thread, so the
+    stuck call is left behind in a daemon thread. (The verified rewards bound their own time in worker processes.)
 
     >>> def shaky(completions, **kwargs):
     ...     return [1 / len(c) for c in completions]
     >>> guarded("shaky", shaky)(["ab", "", "abcd"])
     [0.5, None, 0.25]
     """
-    return GuardedReward(name, reward)
+    return GuardedReward(name, reward, timeout_seconds)
 
 
 @dataclass(frozen=True)
@@ -31,12 +37,29 @@ class GuardedReward:
 
     name: str
     reward: Callable[..., list[float | None]]
+    timeout_seconds: float | None = None
 
     @property
     def __name__(self) -> str:  # the name TRL logs the reward under
         return self.name
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        if self.timeout_seconds is None:
+            return self._scored(completions, kwargs)
+        done: queue.Queue[list[float | None]] = queue.Queue()
+        threading.Thread(target=lambda: done.put(self._scored(completions, kwargs)), daemon=True).start()
+        try:
+            values = done.get(timeout=self.timeout_seconds)
+            timed_out = 0.0
+        except queue.Empty:
+            logger.warning("reward %s took over %ss; its batch scores None", self.name, self.timeout_seconds)
+            values, timed_out = [None] * len(completions), float(len(completions))
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None:
+            log_metric(f"rewards/{self.name}/timeouts", timed_out)
+        return values
+
+    def _scored(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[float | None]:
         try:
             values = _checked(self.reward(completions, **kwargs), len(completions))
             raised = 0

@@ -129,7 +129,9 @@ def trainer_arguments(ctx: StageContext, stage: str, section: SFTConfig | Traini
         "report_to": reporters or "none",
         "seed": config.run.seed,
         "disable_tqdm": not config.monitoring.progress,
-        "dataloader_num_workers": 0,
+        "dataloader_num_workers": section.dataloader.num_workers,
+        "dataloader_pin_memory": section.dataloader.pin_memory,
+        "tf32": config.model.tf32 or None,  # None: leave torch's default (False would touch CUDA settings)
         "bf16": hardware.precision == "bf16",
         "fp16": hardware.precision == "fp16",
         "use_cpu": hardware.device == "cpu",

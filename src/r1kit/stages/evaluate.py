@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
+from transformers import TrainerCallback
 
 from r1kit.atomic import write_json
 from r1kit.config.schema import R1kitConfig
@@ -94,43 +95,60 @@ def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> int:
     return int(ends[0, 0]) + 1 if len(ends) else len(ids)
 
 
-def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str) -> dict[str, Any]:
-    """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result."""
-    config, settings = ctx.config, ctx.config.evaluation
-    rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
-    tokenizer = load_tokenizer(config.model, model_reference)
-    model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
+def _accuracy(config: R1kitConfig):
     # Evaluation scores every item: only the per-item limit applies, not a training step's batch budget.
-    accuracy = build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
-    prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
-    progress = config.monitoring.progress
+    return build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
 
-    started = time.perf_counter()
+
+def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: str) -> dict[str, Any]:
+    """Greedy pass@1, format rate and lengths of `model` on canonical rows, with each completion and its score."""
+    settings = config.evaluation
+    prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
     greedy, greedy_lengths = generate(
         model,
         tokenizer,
         prompts,
         max_new_tokens=settings.max_new_tokens,
         batch_size=settings.batch_size,
-        progress=progress,
-        desc=f"eval {label}",
+        progress=config.monitoring.progress,
+        desc=desc,
     )
     completions = [g[0] for g in greedy]
-    scores = accuracy(completions, solution=list(rows["solution"]))
+    scores = _accuracy(config)(completions, solution=list(rows["solution"]))
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
     lengths = [n[0] for n in greedy_lengths]
-
-    result: dict[str, Any] = {
-        "label": label,
-        "model": model_reference,
-        "dataset": config.dataset.name,
+    return {
         "problems": len(rows),
         "excluded": len(scores) - len(scored),  # gold answer unparseable or verification failed
         "accuracy": statistics.fmean(scored) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
         "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
         "truncated_rate": statistics.fmean(n >= settings.max_new_tokens for n in lengths) if lengths else None,
+        "completions": completions,
+        "scores": scores,
+        "formats": formats,
+    }
+
+
+def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str) -> dict[str, Any]:
+    """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result."""
+    config, settings = ctx.config, ctx.config.evaluation
+    rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
+    tokenizer = load_tokenizer(config.model, model_reference)
+    model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
+    accuracy = _accuracy(config)
+    prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
+    progress = config.monitoring.progress
+
+    started = time.perf_counter()
+    scored = greedy_scores(model, tokenizer, rows, config, desc=f"eval {label}")
+    completions, scores, formats = scored.pop("completions"), scored.pop("scores"), scored.pop("formats")
+    result: dict[str, Any] = {
+        "label": label,
+        "model": model_reference,
+        "dataset": config.dataset.name,
+        **scored,
         "pass_at_k": {},
     }
     if settings.num_samples > 1:
@@ -165,6 +183,41 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
     ]
     write_json(ctx.run.eval_path(label), result)
     return result
+
+
+class EvaluateEvery(TrainerCallback):
+    """Greedy pass@1 and format rate on the first `evaluation.during_training_samples` held-out problems every
+    `evaluation.every_steps` optimizer steps: a `kind: eval` record in metrics.jsonl, a console line, report curves."""
+
+    def __init__(self, ctx: StageContext, stage: str, held_out: Dataset, tokenizer):
+        settings = ctx.config.evaluation
+        self.ctx, self.stage, self.tokenizer, self.every = ctx, stage, tokenizer, settings.every_steps
+        self.rows = held_out.select(range(min(settings.during_training_samples, len(held_out))))
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if not self.every or state.global_step % self.every or not state.is_world_process_zero:
+            return
+        padding_side, was_training = self.tokenizer.padding_side, model.training
+        model.eval()
+        try:
+            scored = greedy_scores(
+                model, self.tokenizer, self.rows, self.ctx.config, desc=f"eval @ {state.global_step}"
+            )
+        finally:  # the trainer's collator pads on its own side, and the model trains on
+            self.tokenizer.padding_side = padding_side
+            model.train(was_training)
+        record = {"stage": self.stage, "kind": "eval", "step": state.global_step}
+        record |= {f"eval/{key}": scored[key] for key in ("accuracy", "format_rate", "mean_completion_tokens")}
+        self.ctx.run.append("metrics.jsonl", record)
+        accuracy, formats = scored["accuracy"], scored["format_rate"]
+        logger.warning(
+            "  eval    [%s step %d] held-out pass@1 %s · format %.0f%% · %d problems",
+            self.stage,
+            state.global_step,
+            "n/a" if accuracy is None else f"{accuracy:.1%}",
+            100 * formats,
+            scored["problems"],
+        )
 
 
 def main(config: R1kitConfig) -> dict[str, Any]:

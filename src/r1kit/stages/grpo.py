@@ -16,17 +16,25 @@ from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards import build_reward
 from r1kit.rewards.guard import guarded
+from r1kit.rewards.plugins import PluginReward, is_plugin, short_name
 from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
+from r1kit.stages.evaluate import EvaluateEvery
 
 STAGE = "grpo"
 _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
 
 
 def build_rewards(config: R1kitConfig) -> dict:
-    """name → reward function, for the configured rewards, each with its own parameters."""
+    """name → reward function, for the configured rewards (built-ins and plug-ins), each with its own parameters.
+    A plug-in goes by its function's name."""
     rewards = {}
     for name in config.rewards.functions:
         params = config.rewards.params(name).model_dump(exclude={"weight"})
+        if is_plugin(name):
+            rewards[short_name(name)] = guarded(
+                short_name(name), PluginReward(name, params), config.rewards.plugin_timeout_seconds
+            )
+            continue
         if name in _VERIFIED:
             params |= config.rewards.verification.model_dump()
         if name == "overlong" and params["max_length"] is None:
@@ -41,7 +49,10 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
     rows = grpo_rows(splits.train, config.prompt.system)
 
-    weights = {name: config.rewards.params(name).weight for name in config.rewards.functions}
+    weights = {
+        short_name(name) if is_plugin(name) else name: config.rewards.params(name).weight
+        for name in config.rewards.functions
+    }
     recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 
@@ -58,7 +69,10 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
         train_dataset=rows,
         processing_class=tokenizer,
         peft_config=lora_config(config.model),
-        callbacks=callbacks(ctx, STAGE, config.training, model.num_parameters(), recorder=recorder),
+        callbacks=[
+            *callbacks(ctx, STAGE, config.training, model.num_parameters(), recorder=recorder),
+            EvaluateEvery(ctx, STAGE, splits.test, tokenizer),
+        ],
     )
     return train_and_save(trainer, tokenizer, ctx, STAGE)
 

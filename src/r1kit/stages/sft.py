@@ -14,6 +14,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import Splits, sft_rows
 from r1kit.models import load_model, load_tokenizer
 from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
+from r1kit.stages.evaluate import EvaluateEvery
 
 STAGE = "sft"
 
@@ -37,7 +38,10 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
         train_dataset=rows,
         processing_class=tokenizer,
         peft_config=lora_config(config.model),
-        callbacks=callbacks(ctx, STAGE, config.sft, model.num_parameters()),
+        callbacks=[
+            *callbacks(ctx, STAGE, config.sft, model.num_parameters()),
+            EvaluateEvery(ctx, STAGE, splits.test, tokenizer),
+        ],
     )
     return train_and_save(trainer, tokenizer, ctx, STAGE)
 

@@ -1,0 +1,126 @@
+"""The names users bring from the R1 tutorial and TRL scripts, mapped onto the schema's keys.
+
+Each name is either an alias of one schema key (its value is set on that key, converted where the meanings differ),
+or a setting r1kit does not have, refused with one line saying what to use instead. Aliases add no second config
+system: they only rename, so the schema stays the one source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def _bf16_precision(enabled: Any) -> str:
+    """The tutorial's `training.precision.bf16: true/false` as r1kit's `model.precision`."""
+    on = enabled if isinstance(enabled, bool) else str(enabled).strip().lower() in ("true", "1", "yes", "on")
+    return "bf16" if on else "fp32"
+
+
+# The tutorial's dotted paths (in its YAML, profiles, GRPO_* variables and command lines) → the schema's.
+PATH_ALIASES = {
+    "training.learning_rate": "training.optimization.learning_rate",
+    "training.per_device_train_batch_size": "training.batch_size.per_device_train",
+    "training.gradient_accumulation_steps": "training.batch_size.gradient_accumulation_steps",
+    "training.precision.bf16": "model.precision",
+    "training.precision.tf32": "model.tf32",
+    "training.precision.gradient_checkpointing": "training.gradient_checkpointing",
+    "grpo.vllm.enabled": "grpo.use_vllm",
+    "grpo.vllm.mode": "grpo.vllm_mode",
+    "grpo.vllm.gpu_memory_utilization": "grpo.vllm_gpu_memory_utilization",
+    "monitoring.logging.level": "monitoring.log_level",
+    "monitoring.logging.profiling_mode": "monitoring.profiler.enabled",
+    "callbacks.checkpoint_preservation.every_n_steps": "training.checkpoint.keep_every",
+}
+VALUE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {"training.precision.bf16": _bf16_precision}
+
+
+def canonical(path: str, value: Any) -> tuple[str, Any]:
+    """(schema path, value) for a path that may be an alias.
+
+    >>> canonical("training.precision.bf16", True), canonical("training.epochs", 2.0)
+    (('model.precision', 'bf16'), ('training.epochs', 2.0))
+    """
+    convert = VALUE_CONVERSIONS.get(path)
+    return PATH_ALIASES.get(path, path), convert(value) if convert else value
+
+
+@dataclass(frozen=True)
+class FlagAlias:
+    path: str
+    value: Any = None  # a switch's fixed value; None: the flag takes a value
+    as_list: bool = False  # split "a,b" / "a b" into a list
+    tutorial: bool = True  # the R1 tutorial's or TRL's name: a one-line note names r1kit's key
+
+
+# Short flags of r1kit's own, and the R1 tutorial's / TRL's flags, each the same as one key.
+FLAG_ALIASES = {
+    "--model": FlagAlias("model.name", tutorial=False),
+    "--data": FlagAlias("dataset.name", tutorial=False),
+    "--out": FlagAlias("run.output_dir", tutorial=False),
+    "--resume": FlagAlias("run.resume", value=True, tutorial=False),
+    "--model_name": FlagAlias("model.name"),
+    "--model_name_or_path": FlagAlias("model.name"),
+    "--output_dir": FlagAlias("run.output_dir"),
+    "--learning_rate": FlagAlias("training.optimization.learning_rate"),
+    "--per_device_train_batch_size": FlagAlias("training.batch_size.per_device_train"),
+    "--gradient_accumulation_steps": FlagAlias("training.batch_size.gradient_accumulation_steps"),
+    "--num_train_epochs": FlagAlias("training.epochs"),
+    "--max_steps": FlagAlias("training.max_steps"),
+    "--warmup_ratio": FlagAlias("training.optimization.warmup_ratio"),
+    "--weight_decay": FlagAlias("training.optimization.weight_decay"),
+    "--lr_scheduler_type": FlagAlias("training.optimization.lr_scheduler"),
+    "--max_grad_norm": FlagAlias("training.optimization.max_grad_norm"),
+    "--save_steps": FlagAlias("training.checkpoint.save_steps"),
+    "--save_total_limit": FlagAlias("training.checkpoint.save_total_limit"),
+    "--logging_steps": FlagAlias("monitoring.logging_steps"),
+    "--seed": FlagAlias("run.seed"),
+    "--gradient_checkpointing": FlagAlias("training.gradient_checkpointing", value=True),
+    "--bf16": FlagAlias("model.precision", value="bf16"),
+    "--fp16": FlagAlias("model.precision", value="fp16"),
+    "--dataloader_num_workers": FlagAlias("training.dataloader.num_workers"),
+    "--num_generations": FlagAlias("grpo.num_generations"),
+    "--max_completion_length": FlagAlias("grpo.max_completion_length"),
+    "--generation_batch_size": FlagAlias("grpo.generation_batch_size"),
+    "--temperature": FlagAlias("grpo.temperature"),
+    "--beta": FlagAlias("grpo.beta"),
+    "--use_vllm": FlagAlias("grpo.use_vllm", value=True),
+    "--eval_steps": FlagAlias("evaluation.every_steps"),
+    "--reward_funcs": FlagAlias("rewards.functions", as_list=True),
+    "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
+    "--wandb_project": FlagAlias("monitoring.wandb.project"),
+    "--attn_implementation": FlagAlias("model.attn_implementation"),
+}
+
+# Settings of the tutorial or of TRL scripts that r1kit does not have, by flag or by dotted-path prefix.
+REFUSED = {
+    "callbacks.comprehensive_logging": "r1kit's monitoring is always on; tune it with monitoring.logging_steps, "
+    "monitoring.examples_every and monitoring.progress",
+    "callbacks.reward_trend": "trend alerts are always on; tune them under monitoring.alerts (window, drop_share, …)",
+    "callbacks": "r1kit's callbacks are always on: see monitoring.* and training.checkpoint.keep_every",
+    "project": "name the run folder with run.output_dir (--out) and the W&B project with monitoring.wandb.project",
+    "system": "set the device and threads with model.device and model.threads",
+    "rewards.code": "r1kit has no code-execution reward (it never runs model-written code); see rewards.functions",
+    "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
+    "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",
+    "--eval_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
+    "--evaluation_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
+    "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
+    "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
+    "--trust_remote_code": "set model.trust_remote_code true (only for a repo you trust)",
+}
+
+
+def refusal(name: str) -> str | None:
+    """The one-line reason a flag or dotted path is not a setting of r1kit, or None.
+
+    >>> refusal("callbacks.comprehensive_logging.enabled").split(";")[0]
+    "r1kit's monitoring is always on"
+    """
+    if name in PATH_ALIASES or name in FLAG_ALIASES:
+        return None
+    for prefix, message in REFUSED.items():
+        if name == prefix or name.startswith(prefix + "."):
+            return message
+    return None

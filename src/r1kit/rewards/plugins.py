@@ -1,0 +1,69 @@
+"""Plug-in rewards: your own function with TRL's reward signature, listed in `rewards.functions` as `module:function`.
+
+    rewards:
+      functions: [accuracy, format, my_package.rewards:short_answer]
+      short_answer: {weight: 0.5, max_words: 40}   # or under "my_package.rewards:short_answer"
+
+`weight` weighs it in the total reward like a built-in's; every other parameter is passed to the function as a
+keyword argument at each call. It runs under the same guard as the built-ins: an exception, a non-finite value or
+a call past `rewards.plugin_timeout_seconds` costs the items (None, counted), never the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+
+def is_plugin(name: str) -> bool:
+    return ":" in name
+
+
+def short_name(spec: str) -> str:
+    """The name a plug-in's statistics and parameters go under: its function's name.
+
+    >>> short_name("my_package.rewards:short_answer")
+    'short_answer'
+    """
+    return spec.rsplit(":", 1)[1]
+
+
+@cache
+def load_plugin(spec: str) -> Callable[..., list[float | None]]:
+    """The function named by `module:function`, imported (the current folder is on the path, as for `python -m`).
+    Raises ValueError saying what is missing."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name.isidentifier():
+        raise ValueError(f"plug-in reward {spec!r} must look like module.path:function_name")
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"plug-in reward {spec!r}: cannot import module {module_name!r} ({error})") from None
+    function = getattr(module, function_name, None)
+    if function is None:
+        raise ValueError(f"plug-in reward {spec!r}: module {module_name!r} has no {function_name!r}")
+    if not callable(function):
+        raise ValueError(f"plug-in reward {spec!r}: {function_name!r} is not a function")
+    return function
+
+
+@dataclass(frozen=True, eq=False)
+class PluginReward:
+    """A plug-in reward with its parameters. It holds the name, not the function, so it pickles (TRL's async GRPO,
+    process pools) and is imported again in another process."""
+
+    spec: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def __name__(self) -> str:
+        return short_name(self.spec)
+
+    def __call__(self, completions, **kwargs: Any) -> list[float | None]:
+        return load_plugin(self.spec)(completions, **kwargs, **self.params)
