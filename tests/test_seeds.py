@@ -274,3 +274,22 @@ def test_a_plugin_reward_trains_and_is_logged_with_evaluation_during_training(tm
     assert all("rewards/my_reward/mean" in r for r in steps) and len(steps) == 3
     assert [r["step"] for r in records if r["kind"] == "eval"] == [2]
     assert "eval    [grpo step 2] held-out pass@1" in done.stderr
+
+
+def test_an_optimized_training_command_trains(tmp_path: Path) -> None:
+    """The tutorial's "Optimized Training Commands" flags on the tiny model: a generation batch spanning two
+    micro-steps, data-loader workers, and the tutorial's reward list."""
+    from r1kit.runs import RunDir
+    from tests.conftest import REPO, r1kit_cli
+
+    out = tmp_path / "run"
+    done = r1kit_cli(
+        "grpo", "--profile", "test", "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+        "--max_completion_length", "16", "--generation_batch_size", "8", "--dataloader_num_workers", "2",
+        "--reward_funcs", "accuracy", "format", "reasoning_steps", "--no_wandb", "--out", str(out),
+        cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [r for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert "rewards/reasoning_steps/mean" in steps[0]
