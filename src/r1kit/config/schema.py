@@ -396,6 +396,23 @@ class GRPOConfig(Section):
     )
 
 
+class FastConfig(Section):
+    """r1kit's fast paths; each computes what TRL's plain path computes (tested for equivalence)."""
+
+    shared_prefix: bool = Field(
+        True,
+        description="GRPO loss with each prompt forwarded once per group (its cache shared by the group's "
+        "completions). Used where it applies (one process, no gradient checkpointing, text models); false: TRL's "
+        "path exactly.",
+    )
+    generation: bool = Field(
+        True,
+        description="GRPO rollouts from r1kit's sampler (LoRA merged into a copy refreshed every step, each prompt "
+        "prefilled once, a static cache, finished rows dropped). Used where it applies (one process, no vLLM, the "
+        "sampling options it implements); false: TRL's model.generate.",
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- evaluation
 
 
@@ -489,6 +506,7 @@ class R1kitConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    fast: FastConfig = Field(default_factory=FastConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import Splits, grpo_rows
@@ -19,6 +19,7 @@ from r1kit.rewards.guard import guarded
 from r1kit.rewards.plugins import PluginReward, is_plugin, short_name
 from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
 from r1kit.stages.evaluate import EvaluateEvery
+from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 
 STAGE = "grpo"
 _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
@@ -62,7 +63,9 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,
     )
-    trainer = GRPOTrainer(
+    trainer = R1kitGRPOTrainer(
+        shared_prefix=config.fast.shared_prefix,
+        fast_generation=config.fast.generation,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

@@ -1,0 +1,174 @@
+"""r1kit's GRPO trainer: TRL's `GRPOTrainer` with r1kit's fast rollout and loss paths, and where the time goes.
+
+Subclassing is TRL's documented hook here: the overridden steps keep TRL's signatures and fall back to TRL's own
+code wherever a fast path does not apply (several processes, DeepSpeed/FSDP, vLLM or continuous batching,
+gradient checkpointing, vision inputs, MoE auxiliary losses, a LoRA on the LM head, generation options the sampler
+does not implement, or `fast.* false`), so accelerate, DeepSpeed and vLLM keep working as in TRL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import torch
+from peft import PeftModel
+from trl import GRPOTrainer
+
+from r1kit.fast.generation import PolicySampler
+from r1kit.fast.shared_prefix import shared_prefix_logps, supports
+
+PHASES = ("generation", "reward", "forward", "backward", "other")  # of one optimizer step, in seconds
+
+
+class R1kitGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, shared_prefix: bool = True, fast_generation: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shared_prefix = shared_prefix and self._single_plain_process() and not self.args.gradient_checkpointing
+        self.sampler = (
+            PolicySampler(self.model, self._tokenizer.pad_token_id, self.eos_token_ids)
+            if fast_generation and self._fast_generation_applies()
+            else None
+        )
+        self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
+        self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
+        self._phase_seconds: dict[str, float] = defaultdict(float)
+        self._step_started: float | None = None
+
+    def _single_plain_process(self) -> bool:
+        causal_lm = self._causal_lm(self.model)
+        return (
+            self.accelerator.num_processes == 1
+            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+            and supports(causal_lm)
+            and type(causal_lm.get_output_embeddings()) is torch.nn.Linear  # no adapter on the LM head
+        )
+
+    def _fast_generation_applies(self) -> bool:
+        # options of TRL's generation config that the sampler does not implement
+        extra = set(self.args.generation_kwargs or {})
+        return (
+            self._single_plain_process()
+            and not (self.use_vllm or self.use_transformers_continuous_batching or self._is_vlm or self.tools)
+            and self.repetition_penalty == 1.0
+            and not extra
+        )
+
+    @staticmethod
+    def _causal_lm(model):
+        return model.get_base_model() if isinstance(model, PeftModel) else model
+
+    # ------------------------------------------------------------------------------------------ the loss path
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **multimodal,
+    ):
+        if not self.shared_prefix or compute_aux_loss or any(value is not None for value in multimodal.values()):
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size,
+                compute_entropy,
+                compute_aux_loss,
+                **multimodal,
+            )
+        causal_lm = self._causal_lm(self.accelerator.unwrap_model(model))
+        split = input_ids.size(1) - logits_to_keep  # prompt | completion
+        batch_size = batch_size or input_ids.size(0)  # chunks, as TRL's path: a smaller memory peak
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            rows = slice(start, start + batch_size)
+            with self.accelerator.autocast():
+                chunk_logps, chunk_entropies = shared_prefix_logps(
+                    causal_lm,
+                    input_ids[rows, :split],
+                    attention_mask[rows, :split],
+                    input_ids[rows, split:],
+                    attention_mask[rows, split:],
+                    self.temperature,
+                    compute_entropy,
+                )
+            logps.append(chunk_logps)
+            entropies.append(chunk_entropies)
+        self._loss_logps = torch.cat(logps)
+        return self._loss_logps, torch.cat(entropies) if compute_entropy else None, None
+
+    def _compute_loss(self, model, inputs):
+        loss = super()._compute_loss(model, inputs)
+        sampled = inputs.get("sampling_per_token_logps")
+        if sampled is not None and self._loss_logps is not None and self._loss_logps.shape == sampled.shape:
+            # how far the sampler's policy (merged LoRA weights) is from the one the loss differentiates
+            mask = inputs["completion_mask"].bool()
+            gap = (self._loss_logps.detach() - sampled)[mask].abs().mean()
+            self._metrics["train"]["fast/sampling_logprob_gap"].append(gap.item())
+        return loss
+
+    # ------------------------------------------------------------------------------------------- rollouts
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if self.sampler is None or images is not None or multimodal_fields:
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        if self._sampled_at_step != self.state.global_step:  # the policy has changed since the last rollouts
+            self.sampler.refresh()
+            self._sampled_at_step = self.state.global_step
+        return self.sampler.sample(
+            prompt_ids,
+            self.max_completion_length,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+        )
+
+    # --------------------------------------------------------------------------------- where the time goes
+
+    def _timed(self, phase: str, call, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._phase_seconds[phase] += time.perf_counter() - started
+
+    def _generate(self, prompts):
+        return self._timed("generation", super()._generate, prompts)
+
+    def _calculate_rewards(self, *args, **kwargs):
+        return self._timed("reward", super()._calculate_rewards, *args, **kwargs)
+
+    def compute_loss(self, *args, **kwargs):
+        return self._timed("forward", super().compute_loss, *args, **kwargs)
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        if self._step_started is None:
+            self._step_started = time.perf_counter()
+        before = sum(self._phase_seconds.values())
+        started = time.perf_counter()
+        output = super().training_step(model, inputs, num_items_in_batch)
+        # what training_step spent outside generation, rewards and the forward: the backward pass
+        self._phase_seconds["backward"] += time.perf_counter() - started - (sum(self._phase_seconds.values()) - before)
+        if self._step % self.current_gradient_accumulation_steps == 0:  # an optimizer step is complete
+            self._close_step()
+        return output
+
+    def _close_step(self) -> None:
+        """Log this optimizer step's phases; `other` is the rest of the wall time since the previous step ended
+        (the optimizer step, data loading, callbacks)."""
+        now = time.perf_counter()
+        measured = sum(self._phase_seconds[phase] for phase in PHASES if phase != "other")
+        self._phase_seconds["other"] = max(0.0, now - self._step_started - measured)
+        for phase in PHASES:
+            self._metrics["train"][f"timing/{phase}_seconds"].append(self._phase_seconds[phase])
+        self._phase_seconds.clear()
+        self._step_started = now

@@ -1,0 +1,193 @@
+"""The shared-prefix GRPO loss path computes what TRL's plain path computes, and trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig
+
+from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
+
+GROUPS, GENERATIONS = 3, 4
+
+
+def trainer_for(
+    tiny_model: Path, tmp_path: Path, dtype: torch.dtype, shared_prefix: bool, fast_generation: bool = True
+) -> R1kitGRPOTrainer:
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompts = [[{"role": "user", "content": f"What is {a} + {a * 3}?"}] for a in range(1, 7)]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=GROUPS * GENERATIONS,
+        num_generations=GENERATIONS,
+        max_completion_length=12,
+        max_steps=2,
+        learning_rate=1e-2,
+        temperature=0.7,
+        bf16=dtype == torch.bfloat16,
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        gradient_checkpointing=False,  # TRL's default is on; the shared prefix needs the cache it turns off
+    )
+    return R1kitGRPOTrainer(
+        shared_prefix=shared_prefix,
+        fast_generation=fast_generation,
+        model=model,
+        reward_funcs=lambda completions, **kw: [float(len(c[0]["content"]) % 3) for c in completions],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM"
+        ),
+    )
+
+
+def fixed_batch(tokenizer, shuffle: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """GROUPS prompts of different lengths (left-padded), each with GENERATIONS completions of different lengths
+    (right-padded), rows optionally shuffled as TRL shuffles a generation batch."""
+    prompts = ["Add 2 and 3.", "What is 12 times 13? Think step by step.", "Hi"]
+    rows = []
+    for group, prompt in enumerate(prompts):
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        for index in range(GENERATIONS):
+            rows.append((prompt_ids, tokenizer(f"<think>{group * 7 + index * 11}</think>" + " x" * index)["input_ids"]))
+    if shuffle:
+        rows = [rows[i] for i in torch.randperm(len(rows), generator=torch.Generator().manual_seed(1))]
+    width_p = max(len(p) for p, _ in rows)
+    width_c = max(len(c) for _, c in rows)
+    pad = tokenizer.pad_token_id
+    ids = [[pad] * (width_p - len(p)) + p + c + [pad] * (width_c - len(c)) for p, c in rows]
+    mask = [[0] * (width_p - len(p)) + [1] * (len(p) + len(c)) + [0] * (width_c - len(c)) for p, c in rows]
+    return torch.tensor(ids), torch.tensor(mask), width_c
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float32, 1e-4), (torch.bfloat16, 0.06)])
+def test_shared_prefix_log_probs_and_loss_gradient_match_trl(
+    tiny_model: Path, tmp_path: Path, dtype, tolerance
+) -> None:
+    fast = trainer_for(tiny_model, tmp_path, dtype, shared_prefix=True)
+    assert fast.shared_prefix
+    input_ids, attention_mask, completion_width = fixed_batch(fast.processing_class, shuffle=True)
+    completion_mask = attention_mask[:, -completion_width:].float()
+    advantages = torch.linspace(-1, 1, len(input_ids)).unsqueeze(1)
+
+    def logps_and_grads(shared_prefix: bool):
+        fast.shared_prefix = shared_prefix  # the same model and weights, the other path
+        fast.model.zero_grad()
+        logps, entropies, _ = fast._get_per_token_logps_and_entropies(
+            fast.model, input_ids, attention_mask, completion_width, compute_entropy=True
+        )
+        # a GRPO-style objective: advantage-weighted log-probs over the completion tokens
+        (-(logps * advantages * completion_mask).sum() / completion_mask.sum()).backward()
+        grads = {n: p.grad.float().clone() for n, p in fast.model.named_parameters() if p.grad is not None}
+        return logps.detach().float(), entropies.detach().float(), grads
+
+    fast_logps, fast_entropy, fast_grads = logps_and_grads(True)
+    plain_logps, plain_entropy, plain_grads = logps_and_grads(False)
+    scored = completion_mask.bool()
+    assert torch.allclose(fast_logps[scored], plain_logps[scored], atol=tolerance, rtol=0)
+    assert torch.allclose(fast_entropy[scored], plain_entropy[scored], atol=tolerance, rtol=0)
+    assert (fast_logps[~scored] == 0).all()
+    assert fast_grads.keys() == plain_grads.keys() and fast_grads  # LoRA weights, nothing else
+    for name, grad in plain_grads.items():
+        scale = grad.abs().max().clamp(min=1e-8)
+        assert (fast_grads[name] - grad).abs().max() / scale < tolerance * 10, name
+
+
+def test_training_through_the_shared_prefix_path_changes_the_adapters(tiny_model: Path, tmp_path: Path) -> None:
+    trainer = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    changed = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed and all("lora_" in n for n in changed)
+    phases = [key for key in trainer.state.log_history[0] if key.startswith("timing/")]
+    assert {f"timing/{phase}_seconds" for phase in ("generation", "reward", "forward", "backward", "other")} <= set(
+        phases
+    )
+
+
+def test_the_switches_give_trls_paths(tiny_model: Path, tmp_path: Path) -> None:
+    plain = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=False, fast_generation=False)
+    assert not plain.shared_prefix and plain.sampler is None
+
+
+# ---------------------------------------------------------------------------------------------------- rollouts
+
+
+def with_trained_adapters(trainer: R1kitGRPOTrainer) -> R1kitGRPOTrainer:
+    """LoRA B matrices start at zero; random ones make the merged weights differ from the base's."""
+    torch.manual_seed(3)
+    for name, parameter in trainer.model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.2)
+    trainer.sampler.refresh()
+    return trainer
+
+
+def test_greedy_rollouts_equal_generate_on_the_policy(tiny_model: Path, tmp_path: Path) -> None:
+    trainer = with_trained_adapters(trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True))
+    tokenizer = trainer.processing_class
+    prompts = [tokenizer("Add 2 and 3.")["input_ids"]] * 2 + [tokenizer("What is 12 times 13? Think.")["input_ids"]] * 2
+    completions, _ = trainer.sampler.sample(prompts, max_new_tokens=10, top_k=1)  # top-1: greedy
+    width = max(map(len, prompts))
+    padded = torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompts])
+    mask = (padded != tokenizer.pad_token_id).long()
+    with torch.no_grad():
+        generated = trainer.model.generate(
+            input_ids=padded,
+            attention_mask=mask,
+            max_new_tokens=10,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )[:, width:]
+    for ours, theirs in zip(completions, generated.tolist(), strict=True):
+        assert ours == theirs[: len(ours)]
+        assert len(ours) == 10 or ours[-1] in trainer.eos_token_ids  # ends at an EOS, which is kept, or at the limit
+
+
+def test_sampled_log_probs_are_the_policys(tiny_model: Path, tmp_path: Path) -> None:
+    """What the sampler reports for each sampled token is the training path's log-prob of it (fp32)."""
+    trainer = with_trained_adapters(trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True))
+    tokenizer = trainer.processing_class
+    prompts = [tokenizer("What is 4 + 4?")["input_ids"]] * 3 + [tokenizer("Hi")["input_ids"]] * 3
+    torch.manual_seed(0)
+    completions, sampled = trainer.sampler.sample(prompts, max_new_tokens=8, temperature=0.7)
+    width_p, width_c = max(map(len, prompts)), max(map(len, completions))
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor(
+        [
+            [pad] * (width_p - len(p)) + p + c + [pad] * (width_c - len(c))
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+    )
+    mask = torch.tensor(
+        [
+            [0] * (width_p - len(p)) + [1] * (len(p) + len(c)) + [0] * (width_c - len(c))
+            for p, c in zip(prompts, completions, strict=True)
+        ]
+    )
+    trainer.shared_prefix = False  # TRL's own path as the reference
+    with torch.no_grad():
+        logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, width_c)
+    for row, values in enumerate(sampled):
+        assert torch.allclose(logps[row, : len(values)], torch.tensor(values), atol=1e-4)
+
+
+def test_training_with_both_fast_paths_logs_the_sampling_gap(tiny_model: Path, tmp_path: Path) -> None:
+    trainer = trainer_for(tiny_model, tmp_path, torch.bfloat16, shared_prefix=True)
+    assert trainer.sampler is not None and trainer.shared_prefix
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
+    gaps = [log["fast/sampling_logprob_gap"] for log in trainer.state.log_history if "fast/sampling_logprob_gap" in log]
+    assert gaps and all(0 <= gap < 0.1 for gap in gaps)  # bf16 rounding of merged vs unmerged weights
