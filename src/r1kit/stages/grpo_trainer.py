@@ -24,7 +24,13 @@ PHASES = ("generation", "reward", "forward", "backward", "other")  # of one opti
 class R1kitGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, shared_prefix: bool = True, fast_generation: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.shared_prefix = shared_prefix and self._single_plain_process() and not self.args.gradient_checkpointing
+        self.shared_prefix = (
+            shared_prefix
+            and self._single_plain_process()
+            and not self.args.gradient_checkpointing  # it turns the cache off, and the shared prompt lives there
+            and self.args.entropy_coef == 0.0  # an entropy bonus needs the entropy's gradient: TRL's kernel has it
+            and not self.args.use_adaptive_entropy
+        )
         self.sampler = (
             PolicySampler(self.model, self._tokenizer.pad_token_id, self.eos_token_ids)
             if fast_generation and self._fast_generation_applies()
