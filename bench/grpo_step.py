@@ -1,179 +1,220 @@
-"""GRPO step benchmark: r1kit's default settings next to plain TRL GRPOTrainer with the R1 tutorial's settings.
+"""GRPO step benchmark: r1kit's fast paths against TRL's GRPOTrainer on the same work.
 
-Same model (the embedded SmolLM2-135M-Instruct), task (built-in arithmetic), batch (2 prompts × 8 completions) and
-completion limit. Each variant runs in its own process so its peak RSS is its own; both are measured by r1kit's
-TrainingMonitor callback (step time, tokens/s, MFU against this machine's measured matmul peak for the precision in
-use). The first step is a warm-up and is left out.
+Every variant does the same work: the embedded SmolLM2-135M-Instruct, 2 prompts × 8 completions of exactly
+`--tokens` tokens each (EOS ignored, so no variant gets shorter completions by chance), the same prompts, and the same
+completion tokens for the loss. Variants, each in its own process (so that its peak RSS is its own):
+- `trl`: TRL's GRPOTrainer with r1kit's settings: LoRA (r 16, all linear layers) on frozen bf16 weights, bf16
+  autocast, r1kit's short system prompt, no gradient checkpointing. Rollouts from `model.generate`, loss from TRL's
+  fused-LM-head path. The real peer.
+- `r1kit`: the same trainer with r1kit's fast paths on (`fast.generation`, `fast.shared_prefix`).
+- `tutorial`: TRL with the R1 tutorial's settings, for context: a full fp32 fine-tune (its bf16 needs a GPU),
+  gradient checkpointing, the paper's long system prompt.
+A step is generation + loss forward + backward + optimizer step (rewards are the same cheap call for all, ~10 ms,
+and left out). Each phase is the median of `--repeats` measured steps after one warm-up step.
 
-    python bench/grpo_step.py            # both variants, then the ratio
-    python bench/grpo_step.py --steps 6  # more measured steps
+MFU counts model FLOPs: 2 × (parameters in matmuls) per token for the forward and as much again for the backward
+(the base weights are frozen: the backward computes input gradients only; LoRA's own are negligible), over the tokens
+a path actually processes (the shared-prefix path forwards each prompt once per group), against this machine's
+measured bf16 matmul peak.
+
+    python bench/grpo_step.py                # all variants; the last line is JSON
+    python bench/grpo_step.py --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
-BATCH, GENERATIONS, MAX_COMPLETION = 16, 8, 128
+PROMPTS, GENERATIONS = 2, 8
+VARIANTS = ("trl", "r1kit", "tutorial")
 
 
-def r1kit_variant(out: Path, steps: int) -> None:
-    """r1kit's defaults: LoRA on bf16 weights, bf16 autocast where the CPU has it, short prompt, no checkpointing."""
-    from r1kit.config.sources import resolve_config
-    from r1kit.stages import grpo
-    from r1kit.stages.common import setup
-
-    config = resolve_config(
-        environ={},
-        overrides=[
-            "--out",
-            str(out),
-            "--training.max_steps",
-            str(steps),
-            "--training.batch_size.per_device_train",
-            str(BATCH),
-            "--grpo.num_generations",
-            str(GENERATIONS),
-            "--grpo.max_completion_length",
-            str(MAX_COMPLETION),
-            "--monitoring.progress",
-            "false",
-            "--training.checkpoint.save_steps",
-            "10000",
-        ],
-    ).config
-    ctx, base, splits = setup(config, "bench")
-    grpo.train(ctx, base, splits)
-
-
-def tutorial_variant(out: Path, steps: int) -> None:
-    """Plain TRL with the R1 tutorial's settings: full fp32 fine-tune (its bf16=True needs a GPU), gradient
-    checkpointing, the paper's long system prompt, learning rate 5e-5, rewards accuracy + format."""
+def build(variant: str, tokens: int):
+    """The trainer, the prompts (token ids, each repeated for its group) and a fixed loss batch for `variant`."""
     import torch
+    from datasets import Dataset
+    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
-    from r1kit.config.schema import DatasetConfig, MonitoringConfig
-    from r1kit.data.loading import grpo_rows, load_splits
-    from r1kit.hardware import measure_matmul_peak, setup_hardware
+    from r1kit.config.schema import R1kitConfig
+    from r1kit.data.synthetic import generate
+    from r1kit.hardware import setup_hardware
     from r1kit.models import builtin_model_path
-    from r1kit.monitoring.callbacks import TrainingMonitor
-    from r1kit.prompts import R1_SYSTEM_PROMPT
-    from r1kit.rewards import build_reward
-    from r1kit.runs import RunDir
+    from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, R1_SYSTEM_PROMPT, chat_prompt
+    from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 
     setup_hardware()
+    tutorial = variant == "tutorial"
     path = builtin_model_path("smollm2-135m")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    rows = grpo_rows(load_splits(DatasetConfig()).train, R1_SYSTEM_PROMPT)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if tutorial else torch.bfloat16)
+    system = R1_SYSTEM_PROMPT if tutorial else DEFAULT_SYSTEM_PROMPT
+    questions = [row["question"] for row in generate("arithmetic", PROMPTS, seed=0)]
+    conversations = [chat_prompt(q, system) for q in questions]
+    defaults = R1kitConfig()
     args = GRPOConfig(
-        output_dir=str(out / "trl"),
-        max_steps=steps,
-        per_device_train_batch_size=BATCH,
+        output_dir="/tmp/r1kit-bench-grpo",
+        per_device_train_batch_size=PROMPTS * GENERATIONS,
         num_generations=GENERATIONS,
-        max_completion_length=MAX_COMPLETION,
+        max_completion_length=tokens,
+        temperature=defaults.grpo.temperature,
         learning_rate=5e-5,
-        gradient_checkpointing=True,
-        bf16=False,
+        bf16=not tutorial,
+        gradient_checkpointing=tutorial,
         use_cpu=True,
-        logging_steps=1,
-        save_strategy="no",
         report_to="none",
+        save_strategy="no",
         disable_tqdm=True,
     )
-    run = RunDir(out)
-    run.root.mkdir(parents=True, exist_ok=True)
-    monitor = TrainingMonitor(
-        run, "grpo", MonitoringConfig(progress=False), model.num_parameters(), measure_matmul_peak(torch.float32)
-    )
-    trainer = GRPOTrainer(
+    lora = defaults.model.lora
+    trainer = R1kitGRPOTrainer(
+        shared_prefix=variant == "r1kit",
+        fast_generation=variant == "r1kit",
         model=model,
-        reward_funcs=[build_reward("accuracy"), build_reward("format")],
+        reward_funcs=lambda completions, **kwargs: [0.0] * len(completions),
         args=args,
-        train_dataset=rows,
+        train_dataset=Dataset.from_dict({"prompt": conversations}),
         processing_class=tokenizer,
-        callbacks=[monitor],
+        peft_config=None
+        if tutorial
+        else LoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=lora.target_modules, task_type="CAUSAL_LM"),
     )
-    trainer.train()
+    trainer.create_optimizer()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this benchmark steps by hand
+    # Equal work: exactly `tokens` tokens per completion, EOS or not.
+    trainer.generation_config.min_new_tokens = tokens
+    if trainer.sampler is not None:
+        trainer.sampler.eos = torch.tensor([], dtype=torch.long)
 
-
-def summarise(out: Path) -> dict[str, float]:
-    from r1kit.runs import RunDir
-
-    steps = [r for r in RunDir(out).read("metrics.jsonl") if r["stage"] == "grpo" and r["kind"] == "step"][
-        1:
-    ]  # no warm-up
-    mean = lambda key: statistics.fmean(r[key] for r in steps)  # noqa: E731
-    completion_tokens = statistics.fmean(r["completions/mean_length"] * BATCH for r in steps)
-    return {
-        "step_seconds": mean("perf/step_seconds"),
-        "completion_tokens_per_second": completion_tokens / mean("perf/step_seconds"),
-        "tokens_per_second": mean("perf/tokens_per_second"),
-        "mfu": mean("perf/mfu"),
-        "peak_rss_gb": max(r["perf/peak_rss_gb"] for r in steps),
-        "mean_completion_tokens": completion_tokens / BATCH,
-        "measured_steps": len(steps),
+    prompt_ids = [
+        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        for c in conversations
+        for _ in range(GENERATIONS)
+    ]
+    width = max(map(len, prompt_ids))
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "prompt_ids": torch.tensor([[tokenizer.pad_token_id] * (width - len(p)) + p for p in prompt_ids]),
+        "prompt_mask": torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids]),
+        "completion_ids": torch.randint(100, 20000, (len(prompt_ids), tokens), generator=generator),
+        "completion_mask": torch.ones(len(prompt_ids), tokens, dtype=torch.long),
+        "advantages": torch.randn(len(prompt_ids), generator=generator),
+        "num_items_in_batch": torch.tensor(len(prompt_ids) * tokens),
     }
+    return trainer, prompt_ids, batch
+
+
+def measure(variant: str, tokens: int, repeats: int) -> dict[str, float]:
+    import torch
+
+    from r1kit.hardware import measure_matmul_peak
+
+    trainer, prompt_ids, batch = build(variant, tokens)
+    model = trainer.model
+    phases: dict[str, list[float]] = {"generation": [], "forward": [], "backward": [], "optimizer": []}
+    for repeat in range(repeats + 1):  # the first is a warm-up
+        trainer.state.global_step = repeat  # the policy "changed": r1kit's sampler refreshes its merged weights
+        times = [time.perf_counter()]
+        trainer._generate_single_turn(prompt_ids, None, {}, GENERATIONS)
+        times.append(time.perf_counter())
+        model.train()
+        loss = trainer._compute_loss(model, batch)
+        times.append(time.perf_counter())
+        loss.backward()
+        times.append(time.perf_counter())
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+        times.append(time.perf_counter())
+        if repeat:
+            for phase, start, end in zip(phases, times, times[1:], strict=False):
+                phases[phase].append(end - start)
+    result = {f"{phase}_seconds": statistics.median(values) for phase, values in phases.items()}
+    result["step_seconds"] = sum(result.values())
+
+    rows, completion = len(prompt_ids), tokens
+    prompt_rows = len(set(map(tuple, prompt_ids))) if trainer.shared_prefix else rows
+    width = batch["prompt_ids"].size(1)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings().weight.numel()
+    body = sum(m.weight.numel() for m in base.modules() if isinstance(m, torch.nn.Linear)) - head
+    # forward FLOPs of the tokens this path processes (backbone) and scores (LM head); the backward as much again
+    forward_flops = 2 * body * (prompt_rows * width + rows * completion) + 2 * head * rows * completion
+    train_seconds = result["forward_seconds"] + result["backward_seconds"]
+    peak = measure_matmul_peak(torch.bfloat16)
+    result |= {
+        "generation_tokens_per_second": rows * tokens / result["generation_seconds"],
+        "train_tokens_per_second": rows * (width + completion) / train_seconds,
+        "train_mfu_bf16": 2 * forward_flops / train_seconds / peak,
+        "bf16_peak_gflops": peak / 1e9,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+        "prompt_tokens": width,
+        "shared_prefix": trainer.shared_prefix,
+        "fast_generation": trainer.sampler is not None,
+    }
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=4, help="steps per variant, the first one a warm-up (default 4)")
-    parser.add_argument("--variant", choices=("r1kit", "tutorial"), help=argparse.SUPPRESS)  # child process
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", type=int, default=64, help="tokens per completion (default 64)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured steps per variant (default 3)")
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # in a child process
     args = parser.parse_args()
-
     if args.variant:
-        {"r1kit": r1kit_variant, "tutorial": tutorial_variant}[args.variant](args.out, args.steps)
-        print(json.dumps(summarise(args.out)))
+        print(json.dumps(measure(args.variant, args.tokens, args.repeats)))
         return
 
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for variant in ("r1kit", "tutorial"):
-            print(f"running {variant} ({args.steps} steps) …", file=sys.stderr, flush=True)
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--variant",
-                    variant,
-                    "--steps",
-                    str(args.steps),
-                    "--out",
-                    f"{tmp}/{variant}",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode:
-                sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
-            results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    for variant in VARIANTS:
+        print(f"measuring {variant} …", file=sys.stderr, flush=True)
+        command = [sys.executable, __file__, "--variant", variant, "--tokens", str(args.tokens)]
+        done = subprocess.run([*command, "--repeats", str(args.repeats)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
 
-    rows = [
-        ("step time (s)", "step_seconds", ".1f"),
-        ("completion tokens/s", "completion_tokens_per_second", ".1f"),
-        ("all tokens/s (fwd+bwd)", "tokens_per_second", ".0f"),
-        ("MFU estimate", "mfu", ".1%"),
-        ("peak RSS (GB)", "peak_rss_gb", ".2f"),
-        ("mean completion tokens", "mean_completion_tokens", ".0f"),
-    ]
+    ours, peer, tutorial = results["r1kit"], results["trl"], results["tutorial"]
     print(
-        f"GRPO step, SmolLM2-135M, {BATCH // GENERATIONS} prompts × {GENERATIONS} completions, ≤{MAX_COMPLETION} tokens"
+        f"GRPO step, SmolLM2-135M, {PROMPTS} prompts × {GENERATIONS} completions of {args.tokens} tokens, "
+        f"{ours['prompt_tokens']}-token prompts (tutorial: {tutorial['prompt_tokens']}); median of {args.repeats} steps"
     )
-    print(f"{'':26}{'r1kit':>12}{'TRL+tutorial':>14}{'ratio':>10}")
-    for label, key, fmt in rows:
-        mine, theirs = results["r1kit"][key], results["tutorial"][key]
-        ratio = theirs / mine if key in ("step_seconds", "peak_rss_gb") else mine / theirs
-        print(f"{label:26}{mine:>12{fmt}}{theirs:>14{fmt}}{ratio:>9.2f}x")
-    print("ratio: how many times better r1kit is (faster, or less memory)")
+    print(f"{'':30}{'r1kit':>10}{'TRL same settings':>19}{'ratio':>8}{'TRL tutorial':>14}")
+    rows = [
+        ("step (s)", "step_seconds", ".2f", True),
+        ("  generation (s)", "generation_seconds", ".2f", True),
+        ("  loss forward (s)", "forward_seconds", ".2f", True),
+        ("  backward (s)", "backward_seconds", ".2f", True),
+        ("  optimizer (s)", "optimizer_seconds", ".3f", True),
+        ("generation tokens/s", "generation_tokens_per_second", ".0f", False),
+        ("train tokens/s (fwd+bwd)", "train_tokens_per_second", ".0f", False),
+        ("train MFU (bf16 peak)", "train_mfu_bf16", ".1%", False),
+        ("peak RSS (GB)", "peak_rss_gb", ".2f", True),
+    ]
+    for label, key, fmt, lower_is_better in rows:
+        ratio = peer[key] / ours[key] if lower_is_better else ours[key] / peer[key]
+        print(f"{label:30}{ours[key]:>10{fmt}}{peer[key]:>19{fmt}}{ratio:>7.2f}x{tutorial[key]:>14{fmt}}")
+    print(f"ratio: how many times better r1kit is than TRL with the same settings; bf16 peak {ours['bf16_peak_gflops']:.0f} GFLOP/s")
+    print(
+        json.dumps(
+            {
+                "speedup_vs_trl_same_settings": round(peer["step_seconds"] / ours["step_seconds"], 3),
+                "peak_rss_ratio_vs_trl": round(ours["peak_rss_gb"] / peer["peak_rss_gb"], 3),
+                "train_mfu_bf16": round(ours["train_mfu_bf16"], 3),
+                "generation_speedup_vs_hf_generate": round(
+                    ours["generation_tokens_per_second"] / peer["generation_tokens_per_second"], 3
+                ),
+                "speedup_vs_trl_tutorial_settings": round(tutorial["step_seconds"] / ours["step_seconds"], 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ def _number(value: Any, fmt: str = ".3g") -> str:
     return "–" if value is None else format(value, fmt)
 
 
+TIMING_PHASES = ("generation", "reward", "forward", "backward", "other")  # of a GRPO step, as r1kit's trainer logs them
+
+
 def step_block(record: dict[str, Any], max_steps: int) -> str:
     """Lines for one logged step, as in the R1 tutorial's Reward Breakdown / Generation Quality / Performance block.
 
@@ -68,6 +71,14 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
             if record.get(key) is not None:
                 perf.append(template.format(record[key]))
         lines.append("  performance       " + "  ".join(perf))
+
+    phases = [(name, record.get(f"timing/{name}_seconds")) for name in TIMING_PHASES]
+    if any(seconds is not None for _, seconds in phases):
+        parts = [f"{name} {seconds:.2f}s" for name, seconds in phases if seconds is not None]
+        gap = record.get("fast/sampling_logprob_gap")
+        if gap is not None:
+            parts.append(f"(sampler log-prob gap {gap:.3f})")
+        lines.append("  time              " + "  ".join(parts))
     return "\n".join(lines)
 
 

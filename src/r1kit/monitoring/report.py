@@ -48,6 +48,13 @@ _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     ("Speed", [("perf/tokens_per_second", "tokens/s")], "tokens/s", False),
     ("Step time", [("perf/step_seconds", "seconds/step")], "seconds", False),
     (
+        "Where the time goes",
+        [(f"timing/{phase}_seconds", phase) for phase in ("generation", "reward", "forward", "backward", "other")],
+        "seconds/step",
+        False,
+    ),
+    ("Sampler vs policy", [("fast/sampling_logprob_gap", "mean |log-prob gap|")], "nats/token", False),
+    (
         "Memory",
         [
             ("perf/rss_gb", "RSS"),
