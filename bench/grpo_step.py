@@ -201,7 +201,9 @@ def main() -> None:
     for label, key, fmt, lower_is_better in rows:
         ratio = peer[key] / ours[key] if lower_is_better else ours[key] / peer[key]
         print(f"{label:30}{ours[key]:>10{fmt}}{peer[key]:>19{fmt}}{ratio:>7.2f}x{tutorial[key]:>14{fmt}}")
-    print(f"ratio: how many times better r1kit is than TRL with the same settings; bf16 peak {ours['bf16_peak_gflops']:.0f} GFLOP/s")
+    print(
+        f"ratio: how many times better r1kit is than TRL with the same settings; bf16 peak {ours['bf16_peak_gflops']:.0f} GFLOP/s"
+    )
     print(
         json.dumps(
             {
