@@ -45,6 +45,15 @@ def test_run_leaves_a_complete_run_folder(finished_run: Path) -> None:
     assert AutoModelForCausalLM.from_pretrained(finished_run / "grpo" / "model").num_parameters() > 0
 
 
+def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> None:
+    summary = json.loads((finished_run / "summary.json").read_text())
+    low, high = summary["evaluations"]["final"]["accuracy_ci95"]
+    assert 0.0 <= low <= summary["evaluations"]["final"]["accuracy"] <= high <= 1.0
+    assert set(summary["paired"]) == {"base→sft", "sft→final", "base→final"}
+    assert summary["paired"]["base→final"]["problems"] == 8
+    assert len(json.loads((finished_run / "eval" / "final.json").read_text())["scores"]) == 8
+
+
 def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:
     started = time.monotonic()
     again = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), cwd=REPO)

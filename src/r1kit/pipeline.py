@@ -6,6 +6,7 @@ on the same folder skips what is done and resumes the interrupted stage from its
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from r1kit.monitoring.console import print_eval_table
 from r1kit.stages import grpo, sft
 from r1kit.stages.common import setup, stage_done
 from r1kit.stages.evaluate import evaluate
+from r1kit.stats import paired_difference
 
 
 def run(config: R1kitConfig) -> dict[str, Any]:
@@ -38,11 +40,22 @@ def run(config: R1kitConfig) -> dict[str, Any]:
     current = trained("grpo", lambda: grpo.train(ctx, current, splits))
     evals["final"] = evaluated(current, "final")
 
+    labels = list(evals)
+    # each stage against the one before it, and the whole run, on the same problems
+    pairs = dict.fromkeys([*itertools.pairwise(labels), (labels[0], labels[-1])])
     summary = {
         "run": str(run_dir.root),
         "final_model": str(Path(current).relative_to(run_dir.root)),
-        "evaluations": {label: {k: v for k, v in result.items() if k != "samples"} for label, result in evals.items()},
+        "evaluations": {
+            label: {k: v for k, v in result.items() if k not in ("samples", "scores")}
+            for label, result in evals.items()
+        },
+        "paired": {
+            f"{before}→{after}": paired_difference(evals[before]["scores"], evals[after]["scores"])
+            for before, after in pairs
+            if len(evals[before].get("scores") or []) == len(evals[after].get("scores") or []) > 0
+        },
     }
     write_json(run_dir.path("summary.json"), summary)
-    print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}")
+    print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
     return summary

@@ -82,7 +82,9 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
     return "\n".join(lines)
 
 
-def print_eval_table(evaluations: dict[str, dict[str, Any]], title: str) -> None:
+def print_eval_table(
+    evaluations: dict[str, dict[str, Any]], title: str, paired: dict[str, dict[str, Any]] | None = None
+) -> None:
     """Evaluations side by side (base, after each stage), with the change from the first to the last."""
     from rich.console import Console
     from rich.table import Table
@@ -104,6 +106,11 @@ def print_eval_table(evaluations: dict[str, dict[str, Any]], title: str) -> None
         table.add_row(name, *cells)
 
     row("accuracy (pass@1)", [evaluations[label]["accuracy"] for label in labels], percent=True)
+    intervals = [evaluations[label].get("accuracy_ci95") for label in labels]
+    if any(intervals):
+        cells = [f"{low:.1%}–{high:.1%}" if (low, high) != (None, None) else "–" for low, high in
+                 [interval or (None, None) for interval in intervals]]  # fmt: skip
+        table.add_row("  95% interval", *cells, *([""] if len(labels) > 1 else []))
     row("format rate", [evaluations[label]["format_rate"] for label in labels], percent=True)
     for k in evaluations[labels[-1]].get("pass_at_k") or {}:
         if k != "1":
@@ -111,4 +118,15 @@ def print_eval_table(evaluations: dict[str, dict[str, Any]], title: str) -> None
     row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
     row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
     table.caption = f"{evaluations[labels[-1]]['problems']} held-out problems · {evaluations[labels[-1]]['dataset']}"
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for pair, change in (paired or {}).items():
+        if change.get("difference") is not None:
+            low, high = change["ci95"]
+            verdict = "above zero" if low > 0 else "below zero" if high < 0 else "includes zero: within the noise"
+            console.print(
+                f"paired change {pair}: {change['difference'] * 100:+.1f} pts, 95% interval "
+                f"[{low * 100:+.1f}, {high * 100:+.1f}] over {change['problems']} problems ({verdict})",
+                markup=False,
+                highlight=False,
+            )

@@ -89,7 +89,7 @@ def write_report(run_dir: Path) -> Path:
 
     body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
-        body += ["<h2>Evaluation</h2>", _eval_table(evaluations)]
+        body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
@@ -126,6 +126,17 @@ def _overview(run: RunDir, summary: dict[str, Any]) -> str:
     return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
 
 
+def _paired(paired: dict[str, dict[str, Any]]) -> str:
+    """Each stage's change on the same problems, with its 95% interval."""
+    items = [
+        f"<li>{_e(pair)}: {change['difference'] * 100:+.1f} pts, 95% interval [{change['ci95'][0] * 100:+.1f}, "
+        f"{change['ci95'][1] * 100:+.1f}] over {change['problems']} problems</li>"
+        for pair, change in paired.items()
+        if change.get("difference") is not None
+    ]
+    return f"<p>Paired changes:</p><ul>{''.join(items)}</ul>" if items else ""
+
+
 def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
     labels = list(evaluations)
     ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {}) if k != "1"}, key=int)
@@ -149,6 +160,10 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
             delta = values[-1] - values[0]
             change = f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"
         lines.append(f"<tr><th>{title}</th>{cells}<td class='change'>{change}</td></tr>")
+        if key == "accuracy":  # its 95% interval right below it
+            intervals = [e.get("accuracy_ci95") for e in evaluations.values()]
+            cells = "".join(f"<td>{_fmt(i[0], True)}–{_fmt(i[1], True)}</td>" if i else "<td>–</td>" for i in intervals)
+            lines.append(f"<tr><th>95% interval</th>{cells}<td></td></tr>")
     return f"<table class='eval'><tr><th></th>{head}<th>change</th></tr>{''.join(lines)}</table>"
 
 

@@ -28,6 +28,7 @@ from r1kit.rewards import build_reward
 from r1kit.rewards.text import split_r1
 from r1kit.runs import RunDir
 from r1kit.stages.common import StageContext, model_reference
+from r1kit.stats import wilson_interval
 
 logger = logging.getLogger("r1kit")
 
@@ -122,6 +123,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "problems": len(rows),
         "excluded": len(scores) - len(scored),  # gold answer unparseable or verification failed
         "accuracy": statistics.fmean(scored) if scored else None,
+        "accuracy_ci95": list(wilson_interval(sum(s > 0.5 for s in scored), len(scored))) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
         "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
         "truncated_rate": statistics.fmean(n >= settings.max_new_tokens for n in lengths) if lengths else None,
@@ -149,6 +151,7 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
         "model": model_reference,
         "dataset": config.dataset.name,
         **scored,
+        "scores": scores,  # per problem, in order: paired comparisons between models on the same problems
         "pass_at_k": {},
     }
     if settings.num_samples > 1:

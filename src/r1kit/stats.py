@@ -1,0 +1,49 @@
+"""Intervals for held-out accuracy: a gain inside the noise is no gain.
+
+- `wilson_interval`: the 95% interval of a pass rate (Wilson score interval: sound at 0% and 100% and for small n,
+  where the normal approximation gives impossible bounds).
+- `paired_difference`: the change between two models scored on the same problems, with the 95% interval of the mean
+  per-problem difference (pairing removes the problems' own difficulty from the noise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson interval of a pass rate of successes / n.
+
+    >>> [round(x, 4) for x in wilson_interval(11, 200)]
+    [0.031, 0.0958]
+    >>> wilson_interval(0, 10)[0], round(wilson_interval(10, 10)[1], 6)
+    (0.0, 1.0)
+    """
+    if n == 0:
+        return 0.0, 1.0
+    rate = successes / n
+    center = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def paired_difference(before: Sequence[float | None], after: Sequence[float | None], z: float = Z95) -> dict:
+    """Mean of after − before over the problems both scored (None: not scored), with its 95% interval (normal
+    approximation of the mean of the per-problem differences).
+
+    >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 1, 1, 1])
+    >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]]
+    (6, 0.3333, [-0.0799, 0.7465])
+    """
+    pairs = [(a, b) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+    n = len(pairs)
+    if n == 0:
+        return {"problems": 0, "difference": None, "ci95": None}
+    differences = [b - a for a, b in pairs]
+    mean = sum(differences) / n
+    variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
+    half = z * math.sqrt(variance / n)
+    return {"problems": n, "difference": mean, "ci95": [mean - half, mean + half]}
