@@ -191,3 +191,66 @@ def test_training_with_both_fast_paths_logs_the_sampling_gap(tiny_model: Path, t
     assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
     gaps = [log["fast/sampling_logprob_gap"] for log in trainer.state.log_history if "fast/sampling_logprob_gap" in log]
     assert gaps and all(0 <= gap < 0.1 for gap in gaps)  # bf16 rounding of merged vs unmerged weights
+
+
+# --------------------------------------------------------------------------------------------- dynamic sampling
+
+
+def test_replace_groups_pads_both_batches_alike() -> None:
+    from r1kit.fast.dynamic_sampling import replace_groups
+
+    batch = {
+        "prompt_ids": torch.tensor([[5, 6], [5, 6], [7, 8], [7, 8]]),
+        "prompt_mask": torch.ones(4, 2, dtype=torch.long),
+        "completion_ids": torch.tensor([[1, 0], [1, 0], [2, 2], [3, 0]]),
+        "completion_mask": torch.tensor([[1, 0], [1, 0], [1, 1], [1, 0]]),
+        "advantages": torch.tensor([0.0, 0.0, 0.5, -0.5]),
+        "num_items_in_batch": torch.tensor(5),
+    }
+    fresh = {  # wider prompts and completions
+        "prompt_ids": torch.tensor([[9, 9, 9], [9, 9, 9]]),
+        "prompt_mask": torch.ones(2, 3, dtype=torch.long),
+        "completion_ids": torch.tensor([[4, 4, 4], [4, 0, 0]]),
+        "completion_mask": torch.tensor([[1, 1, 1], [1, 0, 0]]),
+        "advantages": torch.tensor([1.0, -1.0]),
+        "num_items_in_batch": torch.tensor(4),
+    }
+    spliced = replace_groups(batch, torch.tensor([0]), fresh, torch.tensor([0]), group_size=2, pad_token_id=0)
+    assert spliced["prompt_ids"].tolist() == [[9, 9, 9], [9, 9, 9], [0, 7, 8], [0, 7, 8]]  # prompts padded left
+    assert spliced["prompt_mask"].tolist() == [[1, 1, 1], [1, 1, 1], [0, 1, 1], [0, 1, 1]]
+    assert spliced["completion_ids"].tolist() == [[4, 4, 4], [4, 0, 0], [2, 2, 0], [3, 0, 0]]  # completions right
+    assert spliced["advantages"].tolist() == [1.0, -1.0, 0.5, -0.5]
+    assert spliced["num_items_in_batch"].item() == 4 + 3  # the spliced batch's completion tokens
+
+
+def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(tiny_model: Path, tmp_path: Path) -> None:
+    import random
+
+    from r1kit.fast.dynamic_sampling import dead_groups
+
+    def reward(completions, prompts, **kwargs):  # a group on a "same" prompt all score 1: no learning signal
+        return [1.0 if "same" in p[-1]["content"] else random.random() for p in prompts]
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    prompts = [[{"role": "user", "content": text}] for text in ["same 1+1?", "vary 2+2?", "vary 3+3?", "vary 4+4?"]]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4, max_completion_length=6,
+        max_steps=2, use_cpu=True, report_to="none", save_strategy="no", gradient_checkpointing=False, seed=3,
+    )  # fmt: skip
+    trainer = R1kitGRPOTrainer(
+        resample_retries=4,
+        model=model,
+        reward_funcs=reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model),
+    )
+    rows = [{"prompt": prompts[0]}] * 4 + [{"prompt": prompts[1]}] * 4  # the first group has no signal
+    trainer.model.train()  # as in a training step: dynamic sampling is for training batches only
+    batch = trainer._generate_and_score_completions(rows)
+    assert len(dead_groups(batch["advantages"], 4)) == 0
+    assert trainer._metrics["train"]["dynamic_sampling/replaced_groups"] == [1.0]
+    first_prompt = trainer.processing_class.decode(batch["prompt_ids"][0], skip_special_tokens=True)
+    assert "vary" in first_prompt and batch["num_items_in_batch"] == batch["completion_mask"].sum()
+    trainer.train()  # and it trains through it

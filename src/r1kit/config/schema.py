@@ -396,6 +396,17 @@ class GRPOConfig(Section):
     )
 
 
+class DynamicSamplingConfig(Section):
+    """DAPO's dynamic sampling for GRPO."""
+
+    max_retries: int = Field(
+        0,
+        ge=0,
+        description="Replace prompt groups whose completions all got the same reward (zero advantage: no learning "
+        "signal) by fresh prompts, generating up to this many extra rounds per batch; 0: off.",
+    )
+
+
 class FastConfig(Section):
     """r1kit's fast paths; each computes what TRL's plain path computes (tested for equivalence)."""
 
@@ -507,6 +518,7 @@ class R1kitConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
     fast: FastConfig = Field(default_factory=FastConfig)
+    dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)

@@ -66,6 +66,7 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,
         fast_generation=config.fast.generation,
+        resample_retries=config.dynamic_sampling.max_retries,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

@@ -15,6 +15,7 @@ import torch
 from peft import PeftModel
 from trl import GRPOTrainer
 
+from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, replace_groups
 from r1kit.fast.generation import PolicySampler
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 
@@ -22,8 +23,12 @@ PHASES = ("generation", "reward", "forward", "backward", "other")  # of one opti
 
 
 class R1kitGRPOTrainer(GRPOTrainer):
-    def __init__(self, *args, shared_prefix: bool = True, fast_generation: bool = True, **kwargs):
+    def __init__(
+        self, *args, shared_prefix: bool = True, fast_generation: bool = True, resample_retries: int = 0, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.resample_retries = resample_retries  # DAPO dynamic sampling: 0 is off
+        self._resample_draws = torch.Generator().manual_seed(self.args.seed)  # which fresh prompts replace groups
         self.shared_prefix = (
             shared_prefix
             and self._single_plain_process()
@@ -120,6 +125,31 @@ class R1kitGRPOTrainer(GRPOTrainer):
         return loss
 
     # ------------------------------------------------------------------------------------------- rollouts
+
+    def _generate_and_score_completions(self, inputs):
+        batch = super()._generate_and_score_completions(inputs)
+        if not (self.resample_retries and self.model.training) or set(batch) - SPLICEABLE:
+            return batch  # off, evaluating, or a batch with parts it cannot splice (images, tools)
+        size, replaced = self.num_generations, 0
+        for _ in range(self.resample_retries):
+            dead = dead_groups(batch["advantages"], size)
+            if not len(dead):
+                break
+            fresh = super()._generate_and_score_completions(self._fresh_rows(len(dead)))
+            alive = live_groups(fresh["advantages"], size)
+            if len(alive):
+                batch = replace_groups(batch, dead[: len(alive)], fresh, alive, size, self._tokenizer.pad_token_id)
+                replaced += len(alive)
+        self._metrics["train"]["dynamic_sampling/replaced_groups"].append(float(replaced))
+        self._metrics["train"]["dynamic_sampling/zero_advantage_groups_left"].append(
+            float(len(dead_groups(batch["advantages"], size)))
+        )
+        return batch
+
+    def _fresh_rows(self, groups: int) -> list[dict]:
+        """`groups` training prompts drawn at random (seeded by the run's seed), each repeated for its group."""
+        picks = torch.randint(len(self.train_dataset), (groups,), generator=self._resample_draws).tolist()
+        return [self.train_dataset[index] for index in picks for _ in range(self.num_generations)]
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         if self.sampler is None or images is not None or multimodal_fields:

@@ -1,0 +1,77 @@
+"""DAPO's dynamic sampling: prompt groups whose completions all got the same reward teach nothing (zero advantage),
+so they are replaced by groups of fresh prompts before the update.
+
+`replace_groups` splices scored groups from one GRPO batch (TRL's output of `_generate_and_score_completions`) into
+another. The two batches were padded separately, so each tensor is first padded to the wider of the two: prompts on
+the left, completions and per-token values on the right, as TRL pads them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# per-row tensors of a scored GRPO batch: (pad on the left?, padding value); the token ids take the pad token
+_PADDING = {
+    "prompt_ids": (True, None),
+    "prompt_mask": (True, 0),
+    "completion_ids": (False, None),
+    "completion_mask": (False, 0),
+    "old_per_token_logps": (False, 0.0),
+    "ref_per_token_logps": (False, 0.0),
+    "sampling_per_token_logps": (False, 0.0),
+}
+SPLICEABLE = {*_PADDING, "advantages", "num_items_in_batch"}
+
+
+def dead_groups(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Indices of the groups whose completions all have zero advantage (identical rewards).
+
+    >>> dead_groups(torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0]), 2).tolist()
+    [0, 2]
+    """
+    return (~_has_signal(advantages, group_size)).nonzero().flatten()
+
+
+def live_groups(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Indices of the groups with a learning signal (some non-zero advantage).
+
+    >>> live_groups(torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0]), 2).tolist()
+    [1]
+    """
+    return _has_signal(advantages, group_size).nonzero().flatten()
+
+
+def _has_signal(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
+    return advantages.view(-1, group_size).abs().sum(1) > 0  # (groups,)
+
+
+def replace_groups(
+    batch: dict, groups: torch.Tensor, fresh: dict, fresh_groups: torch.Tensor, group_size: int, pad_token_id: int
+) -> dict:
+    """`batch` with its `groups` replaced, in place of each, by `fresh_groups` of `fresh` (same count)."""
+    rows = (groups[:, None] * group_size + torch.arange(group_size)).flatten()
+    fresh_rows = (fresh_groups[:, None] * group_size + torch.arange(group_size)).flatten()
+    spliced = dict(batch)
+    for key, (left, value) in _PADDING.items():
+        if key not in batch:
+            continue
+        ours, theirs = _same_width(batch[key], fresh[key], left, pad_token_id if value is None else value)
+        ours = ours.clone()
+        ours[rows] = theirs[fresh_rows]
+        spliced[key] = ours
+    spliced["advantages"] = batch["advantages"].clone()
+    spliced["advantages"][rows] = fresh["advantages"][fresh_rows]
+    # the loss normalises by the completion tokens of the batch (`dapo`): count the spliced batch's
+    spliced["num_items_in_batch"] = spliced["completion_mask"].sum()
+    return spliced
+
+
+def _same_width(a: torch.Tensor, b: torch.Tensor, left: bool, value) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(a.size(1), b.size(1))
+
+    def padded(t: torch.Tensor) -> torch.Tensor:
+        missing = width - t.size(1)
+        return F.pad(t, (missing, 0) if left else (0, missing), value=value) if missing else t
+
+    return padded(a), padded(b)
