@@ -322,16 +322,20 @@ class CheckpointConfig(Section):
     )
 
 
+def _epochs(data: str):
+    return Field(
+        None,
+        gt=0.0,
+        description=f"Passes over {data}. Setting it trains by epochs: a max_steps from a lower layer (or the "
+        "default) gives way. Neither set: one pass.",
+    )
+
+
 class SFTConfig(Section):
     enabled: bool = Field(
         True, description="Run the cold-start SFT warm-up before GRPO in `r1kit run` (teaches the tag format)."
     )
-    epochs: float | None = Field(
-        None,
-        gt=0.0,
-        description="Passes over the SFT data. Setting it trains by epochs: a max_steps from a lower layer (or the "
-        "default) gives way. Neither set: one pass.",
-    )
+    epochs: float | None = _epochs("the SFT data")
     max_steps: int | None = Field(60, ge=1, description="Optimizer steps (null: train by epochs).")
     max_length: int = Field(256, ge=16, description="Longest SFT sequence in tokens (prompt + completion).")
     optimization: OptimizationConfig = Field(
@@ -345,12 +349,7 @@ class SFTConfig(Section):
 class TrainingConfig(Section):
     """The reinforcement-learning stage (GRPO)."""
 
-    epochs: float | None = Field(
-        None,
-        gt=0.0,
-        description="Passes over the prompts. Setting it trains by epochs: a max_steps from a lower layer (or the "
-        "default) gives way. Neither set: one pass.",
-    )
+    epochs: float | None = _epochs("the prompts")
     max_steps: int | None = Field(30, ge=1, description="Optimizer steps (null: train by epochs).")
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
     # 16 completions per step: 2 prompts × 8 generations

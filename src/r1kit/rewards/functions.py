@@ -136,6 +136,22 @@ def _report_failures(name: str, verdicts: list[Verdict], kwargs: dict[str, Any])
 
 
 @dataclass(frozen=True)
+class Verification:
+    """How `accuracy` and `cosine` verify: the shared pool's settings (the pool itself stays in each process)."""
+
+    timeout_seconds: float
+    workers: int
+    batch_budget_seconds: float
+
+    def verdicts(
+        self, reward: str, completions: Sequence[Completion], solution: Sequence[str | None], kwargs: dict[str, Any]
+    ) -> list[Verdict]:
+        verdicts = _verdicts(completions, solution, self.workers, self.timeout_seconds, self.batch_budget_seconds)
+        _report_failures(reward, verdicts, kwargs)
+        return verdicts
+
+
+@dataclass(frozen=True)
 class AccuracyReward:
     """1.0 when the answer is mathematically equal to the gold `solution`, 0.0 when not, None when the gold
     cannot be parsed or verification failed (timeout, error): such items are excluded, not scored 0 or 0.5.
@@ -146,20 +162,16 @@ class AccuracyReward:
     """
 
     __name__ = "accuracy"
-    timeout_seconds: float
-    workers: int
-    batch_budget_seconds: float
+    verification: Verification
 
     def __call__(
         self, completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
     ) -> list[float | None]:
-        verdicts = _verdicts(completions, solution, self.workers, self.timeout_seconds, self.batch_budget_seconds)
-        _report_failures("accuracy", verdicts, kwargs)
-        return [v.score for v in verdicts]
+        return [v.score for v in self.verification.verdicts("accuracy", completions, solution, kwargs)]
 
 
 def get_accuracy_reward(timeout_seconds: float = 2.0, workers: int = 2, batch_budget_seconds: float = 4.0) -> RewardFn:
-    return AccuracyReward(timeout_seconds, workers, batch_budget_seconds)
+    return AccuracyReward(Verification(timeout_seconds, workers, batch_budget_seconds))
 
 
 @dataclass(frozen=True)
@@ -180,15 +192,12 @@ class CosineReward:
     min_value_correct: float
     max_value_correct: float
     max_len: int
-    timeout_seconds: float
-    workers: int
-    batch_budget_seconds: float
+    verification: Verification
 
     def __call__(
         self, completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
     ) -> list[float | None]:
-        verdicts = _verdicts(completions, solution, self.workers, self.timeout_seconds, self.batch_budget_seconds)
-        _report_failures("cosine", verdicts, kwargs)
+        verdicts = self.verification.verdicts("cosine", completions, solution, kwargs)
         rewards: list[float | None] = []
         for completion, verdict in zip(completions, verdicts, strict=True):
             if verdict.score is None:
@@ -219,9 +228,7 @@ def get_cosine_reward(
         min_value_correct,
         max_value_correct,
         max_len,
-        timeout_seconds,
-        workers,
-        batch_budget_seconds,
+        Verification(timeout_seconds, workers, batch_budget_seconds),
     )
 
 
