@@ -149,7 +149,9 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
 # ------------------------------------------------------------------------------------------------- resolving
 
 
-def resolve_model(name: str, cache_dir: str | None = None, gguf_file: str | None = None) -> str:
+def resolve_model(
+    name: str, cache_dir: str | None = None, gguf_file: str | None = None, revision: str | None = None
+) -> str:
     """A loadable reference: a built-in alias becomes its cached folder, a GGUF file (or a hub repo with
     `gguf_file`) its converted cached folder, a folder is checked, a hub id passes."""
     if name in BUILTIN_MODELS:
@@ -160,7 +162,7 @@ def resolve_model(name: str, cache_dir: str | None = None, gguf_file: str | None
             raise ModelError(f"GGUF file not found: {path}")
         return str(gguf_model_path(str(path.parent), path.name, cache_dir=cache_dir))
     if gguf_file:
-        return str(gguf_model_path(name, gguf_file, cache_dir=cache_dir))
+        return str(gguf_model_path(name, gguf_file, revision, cache_dir))
     looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
     if not looks_local:
         return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct

@@ -129,13 +129,14 @@ def open_run(config: R1kitConfig) -> RunDir:
     saved = run.path("config.yaml")
     if saved.exists():
         changed = [] if config.run.resume else _changed_keys(saved, config)
+        finished = run.finished_work() if changed else []
         if not changed:
             logger.warning("continuing the run in %s", run.root)
-        elif run.finished_work():
+        elif finished:
             key, before, now = changed[0]
             raise RunDirError(
                 f"{run.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
-                f"training ({run.finished_work()[0]}); continue it with --resume, or choose another folder with --out"
+                f"training ({finished[0]}); continue it with --resume, or choose another folder with --out"
             )
         else:
             key, before, now = changed[0]

@@ -261,7 +261,7 @@ class RewardsConfig(Section):
             )
         for spec in filter(is_plugin, names):
             load_plugin(spec)  # a missing module or function is a config error now, before any model loads
-        short = [short_name(n) if is_plugin(n) else n for n in names]
+        short = [short_name(n) for n in names]
         if len(set(short)) != len(short):
             raise ValueError("lists a reward twice (plug-ins count by their function's name)")
         return names

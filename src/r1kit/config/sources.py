@@ -48,8 +48,7 @@ class Layer:
 
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
-        target, _ = canonical(path, None)
-        target, value = canonical(path, _value_from_text(target, text, source))
+        target, value = canonical(path, _value_from_text(PATH_ALIASES.get(path, path), text, source))
         _set(self.values, target, value)
         self.value_sources[target] = source
 
@@ -329,7 +328,7 @@ def cli_layer(args: list[str]) -> Layer:
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
         layer.add(path, text, f"cli:{flag}")
         if (alias and alias.tutorial) or path in PATH_ALIASES:
-            layer.notes.append(f"{flag} → --{canonical(path, None)[0]}")
+            layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}")
     return layer
 
 

@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # no display: render straight to SVG
 import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
+from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.runs import RunDir, RunDirError
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -49,7 +50,7 @@ _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     ("Step time", [("perf/step_seconds", "seconds/step")], "seconds", False),
     (
         "Where the time goes",
-        [(f"timing/{phase}_seconds", phase) for phase in ("generation", "reward", "forward", "backward", "other")],
+        [(f"timing/{phase}_seconds", phase) for phase in TIMING_PHASES],
         "seconds/step",
         False,
     ),

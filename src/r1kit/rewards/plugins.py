@@ -24,12 +24,13 @@ def is_plugin(name: str) -> bool:
 
 
 def short_name(spec: str) -> str:
-    """The name a plug-in's statistics and parameters go under: its function's name.
+    """The name a reward's statistics (and a plug-in's parameters) go under: a plug-in's function name, a built-in's
+    own name.
 
-    >>> short_name("my_package.rewards:short_answer")
-    'short_answer'
+    >>> short_name("my_package.rewards:short_answer"), short_name("accuracy")
+    ('short_answer', 'accuracy')
     """
-    return spec.rsplit(":", 1)[1]
+    return spec.rsplit(":", 1)[-1]
 
 
 @cache

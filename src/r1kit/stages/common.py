@@ -51,7 +51,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
     run = open_run(config)
-    base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file)
+    base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
     check_model(config.model, base)
     run.prepare(config, disk_needed(base, config))
     splits = load_splits(config.dataset)
@@ -78,7 +78,7 @@ def model_reference(config: R1kitConfig) -> str:
         if final is None:
             raise ModelError(f"run {run.root} has no finished model yet")
         return str(final)
-    return resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file)
+    return resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
 
 
 def quiet_libraries(progress: bool) -> None:

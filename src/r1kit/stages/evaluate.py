@@ -139,31 +139,29 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
-    accuracy = _accuracy(config)
-    prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
-    progress = config.monitoring.progress
 
     started = time.perf_counter()
     scored = greedy_scores(model, tokenizer, rows, config, desc=f"eval {label}")
-    completions, scores, formats = scored.pop("completions"), scored.pop("scores"), scored.pop("formats")
+    completions, formats = scored.pop("completions"), scored.pop("formats")
+    # scored["scores"] stays: per problem, in order, for paired comparisons between models on the same problems
     result: dict[str, Any] = {
         "label": label,
         "model": model_reference,
         "dataset": config.dataset.name,
         **scored,
-        "scores": scores,  # per problem, in order: paired comparisons between models on the same problems
         "pass_at_k": {},
     }
     if settings.num_samples > 1:
+        accuracy = _accuracy(config)
         sampled, _ = generate(
             model,
             tokenizer,
-            prompts,
+            [chat_prompt(q, config.prompt.system) for q in rows["question"]],
             max_new_tokens=settings.max_new_tokens,
             batch_size=max(1, settings.batch_size // settings.num_samples),
             samples=settings.num_samples,
             temperature=settings.temperature,
-            progress=progress,
+            progress=config.monitoring.progress,
             desc=f"pass@k {label}",
         )
         per_problem = []
@@ -180,9 +178,9 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
     result["seconds"] = time.perf_counter() - started
     result["samples"] = [
         {"question": q, "gold": g, "completion": c, "correct": s, "format": f}
-        for q, g, c, s, f in list(zip(rows["question"], rows["solution"], completions, scores, formats, strict=True))[
-            :_SAMPLES_KEPT
-        ]
+        for q, g, c, s, f in list(
+            zip(rows["question"], rows["solution"], completions, scored["scores"], formats, strict=True)
+        )[:_SAMPLES_KEPT]
     ]
     write_json(ctx.run.eval_path(label), result)
     return result

@@ -50,10 +50,7 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
     rows = grpo_rows(splits.train, config.prompt.system)
 
-    weights = {
-        short_name(name) if is_plugin(name) else name: config.rewards.params(name).weight
-        for name in config.rewards.functions
-    }
+    weights = {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
     recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 

@@ -18,8 +18,7 @@ from trl import GRPOTrainer
 from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, replace_groups
 from r1kit.fast.generation import PolicySampler
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
-
-PHASES = ("generation", "reward", "forward", "backward", "other")  # of one optimizer step, in seconds
+from r1kit.monitoring.console import TIMING_PHASES
 
 
 class R1kitGRPOTrainer(GRPOTrainer):
@@ -202,9 +201,9 @@ class R1kitGRPOTrainer(GRPOTrainer):
         """Log this optimizer step's phases; `other` is the rest of the wall time since the previous step ended
         (the optimizer step, data loading, callbacks)."""
         now = time.perf_counter()
-        measured = sum(self._phase_seconds[phase] for phase in PHASES if phase != "other")
+        measured = sum(self._phase_seconds[phase] for phase in TIMING_PHASES if phase != "other")
         self._phase_seconds["other"] = max(0.0, now - self._step_started - measured)
-        for phase in PHASES:
+        for phase in TIMING_PHASES:
             self._metrics["train"][f"timing/{phase}_seconds"].append(self._phase_seconds[phase])
         self._phase_seconds.clear()
         self._step_started = now
