@@ -57,9 +57,9 @@ def test_precedence_defaults_file_profile_env_cli(tmp_path: Path) -> None:
 
 def test_recipe_then_config_file(tmp_path: Path) -> None:
     config_file = tmp_path / "c.yaml"
-    config_file.write_text("sft: {enabled: true}\n")
-    assert resolve(recipe="r1_zero").config.sft.enabled is False
-    assert resolve(recipe="r1_zero", config_file=str(config_file)).config.sft.enabled is True
+    config_file.write_text("stages: [{name: sft}, {name: grpo}]\n")
+    assert [s.name for s in resolve(recipe="r1_zero").config.stages] == ["grpo"]
+    assert [s.name for s in resolve(recipe="r1_zero", config_file=str(config_file)).config.stages] == ["sft", "grpo"]
 
 
 # ------------------------------------------------------------------------------------------------------ syntax

@@ -32,26 +32,31 @@ def test_run_leaves_a_complete_run_folder(finished_run: Path) -> None:
         "metrics.jsonl",
         "completions.jsonl",
         "summary.json",
+        "manifest.json",
         "eval/base.json",
         "eval/sft.json",
-        "eval/final.json",
-        "sft/model/model.safetensors",
-        "grpo/model/model.safetensors",
+        "eval/grpo.json",
+        "01_sft/model/model.safetensors",
+        "01_sft/manifest.json",
+        "02_grpo/model/model.safetensors",
+        "02_grpo/manifest.json",
     ):
         assert (finished_run / name).exists(), name
     summary = json.loads((finished_run / "summary.json").read_text())
-    assert list(summary["evaluations"]) == ["base", "sft", "final"] and summary["final_model"] == "grpo/model"
-    assert {"accuracy", "format_rate", "pass_at_k", "mean_completion_tokens"} <= set(summary["evaluations"]["final"])
-    assert AutoModelForCausalLM.from_pretrained(finished_run / "grpo" / "model").num_parameters() > 0
+    assert list(summary["evaluations"]) == ["base", "sft", "grpo"] and summary["final_model"] == "02_grpo/model"
+    assert {"accuracy", "format_rate", "pass_at_k", "mean_completion_tokens"} <= set(summary["evaluations"]["grpo"])
+    assert AutoModelForCausalLM.from_pretrained(finished_run / "02_grpo" / "model").num_parameters() > 0
+    stages = json.loads((finished_run / "manifest.json").read_text())["stages"]
+    assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "complete")]
 
 
 def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> None:
     summary = json.loads((finished_run / "summary.json").read_text())
-    low, high = summary["evaluations"]["final"]["accuracy_ci95"]
-    assert 0.0 <= low <= summary["evaluations"]["final"]["accuracy"] <= high <= 1.0
-    assert set(summary["paired"]) == {"base→sft", "sft→final", "base→final"}
-    assert summary["paired"]["base→final"]["problems"] == 8
-    assert len(json.loads((finished_run / "eval" / "final.json").read_text())["scores"]) == 8
+    low, high = summary["evaluations"]["grpo"]["accuracy_ci95"]
+    assert 0.0 <= low <= summary["evaluations"]["grpo"]["accuracy"] <= high <= 1.0
+    assert set(summary["paired"]) == {"base→sft", "sft→grpo", "base→grpo"}
+    assert summary["paired"]["base→grpo"]["problems"] == 8
+    assert len(json.loads((finished_run / "eval" / "grpo.json").read_text())["scores"]) == 8
 
 
 def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:
@@ -59,11 +64,14 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
     again = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "continuing the run" in again.stderr and "accuracy (pass@1)" in again.stdout
+    assert "01_sft: complete, skipped" in again.stderr and "02_grpo: complete, skipped" in again.stderr
     assert time.monotonic() - started < 60
 
-    other = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), "--learning_rate", "0.5", cwd=REPO)
+    # a change to the first stage would keep nothing of the finished run: refused, the way out named
+    other = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), "--sft.max_steps", "5", cwd=REPO)
     assert other.returncode == 1
-    assert "holds a run with another config (training.optimization.learning_rate" in other.stderr
+    assert "holds a run with another config (sft.max_steps: 3 there, 5 now)" in other.stderr
+    assert "--from sft" in other.stderr and "--out" in other.stderr
 
 
 def test_the_saved_config_repeats_the_run(finished_run: Path) -> None:
@@ -90,7 +98,7 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
-    assert result["model"].endswith("grpo/model") and result["problems"] == 8
+    assert result["model"].endswith("02_grpo/model") and result["problems"] == 8
     assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout
 
 
@@ -107,7 +115,7 @@ def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
     from r1kit.hardware import setup_hardware
     from r1kit.models import load_model, load_tokenizer
 
-    model_dir = str(finished_run / "grpo" / "model")
+    model_dir = str(finished_run / "02_grpo" / "model")
     config = resolve_config(
         profile="test", overrides=["--chat.raw", "true", "--chat.max_new_tokens", "6"], environ={}
     ).config

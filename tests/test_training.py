@@ -13,12 +13,19 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from r1kit.config.sources import resolve_config
 from r1kit.runs import RunDir
 from r1kit.stages import grpo, sft
-from r1kit.stages.common import setup
+from r1kit.stages.common import StageInputs, setup
 
 
 def context(tmp_path: Path, *overrides: str):
     config = resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run"), *overrides]).config
     return setup(config, "test")
+
+
+def train(stage, ctx, base: str, splits) -> Path:
+    """A training stage alone, as `r1kit <stage>` runs it: into RUN/<stage>; its model folder."""
+    name = stage.__name__.rsplit(".", 1)[1]
+    ctx = ctx.for_stage(ctx.config, name, name)
+    return stage.run(ctx, StageInputs(model=base, base=base, splits=splits)).model
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -39,7 +46,7 @@ VARIED_REWARDS = ("--rewards.functions", "[cosine, format]", "--rewards.cosine.m
 
 def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> None:
     ctx, base, splits = context(tmp_path, "--training.max_steps", "2", *VARIED_REWARDS)
-    model_dir = grpo.train(ctx, base, splits)
+    model_dir = train(grpo, ctx, base, splits)
 
     assert changed(weights(Path(base)), weights(model_dir)), "GRPO did not change any weight"
     records = step_records(ctx.run, "grpo")
@@ -74,7 +81,7 @@ def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> Non
 
 def test_sft_changes_parameters_and_logs_loss(tmp_path: Path) -> None:
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "2")
-    model_dir = sft.train(ctx, base, splits)
+    model_dir = train(sft, ctx, base, splits)
     assert changed(weights(Path(base)), weights(model_dir))
     records = step_records(ctx.run, "sft")
     assert [r["step"] for r in records] == [1, 2] and all("loss" in r and "mean_token_accuracy" in r for r in records)
@@ -84,7 +91,7 @@ def test_full_fine_tune_without_lora(tmp_path: Path) -> None:
     ctx, base, splits = context(
         tmp_path, "--sft.max_steps", "1", "--model.lora.enabled", "false", "--sft.optimization.warmup_ratio", "0"
     )
-    model_dir = sft.train(ctx, base, splits)
+    model_dir = train(sft, ctx, base, splits)
     assert len(changed(weights(Path(base)), weights(model_dir))) > 5  # every layer moves, not only LoRA targets
 
 
@@ -121,7 +128,7 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path: Path, monkeypatch: p
 
     monkeypatch.setattr(sft, "load_model", poisoned_load)
     monkeypatch.setattr(sft, "callbacks", lambda *a, **k: [*real_callbacks(*a, **k), snapshots])
-    sft.train(ctx, base, splits)
+    train(sft, ctx, base, splits)
 
     step1, step2, step3 = snapshots.by_step[1], snapshots.by_step[2], snapshots.by_step[3]
     assert all(torch.equal(step1[n], step2[n]) for n in step1), "the NaN step was applied"
@@ -134,7 +141,7 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path: Path, monkeypatch: p
 def test_a_forced_collapse_raises_an_alert(tmp_path: Path) -> None:
     # Strict format on a random model: every completion scores 0, every group has zero advantage.
     ctx, base, splits = context(tmp_path, "--training.max_steps", "2", "--rewards.functions", "[format]")
-    grpo.train(ctx, base, splits)
+    train(grpo, ctx, base, splits)
     alerts = ctx.run.read("alerts.jsonl")
     assert any(a["kind"] == "zero_advantage" and a["stage"] == "grpo" for a in alerts)
     assert step_records(ctx.run, "grpo")[-1]["quality/zero_advantage_share"] == 1.0
@@ -151,7 +158,7 @@ def test_checkpoints_are_complete_plain_folders(tmp_path: Path) -> None:
         "2",
         *VARIED_REWARDS,
     )
-    grpo.train(ctx, base, splits)
+    train(grpo, ctx, base, splits)
     checkpoints = sorted(p.name for p in ctx.run.checkpoints("grpo").iterdir())
     assert checkpoints == ["checkpoint-2", "checkpoint-3"]  # the newest two, each complete
     for name in checkpoints:
@@ -169,5 +176,5 @@ def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
     ctx, base, splits = context(
         tmp_path, "--training.max_steps", "2", "--monitoring.tensorboard.enabled", "true", *VARIED_REWARDS
     )
-    grpo.train(ctx, base, splits)
+    train(grpo, ctx, base, splits)
     assert list((ctx.run.root / "tensorboard" / "grpo").rglob("events.out.tfevents.*"))

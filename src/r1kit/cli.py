@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,11 +27,13 @@ from r1kit.config.sources import (
     resolve_config,
     to_yaml,
 )
+from r1kit.stages.registry import ABOUT, STAGE_KINDS
 
 _ABOUT = {
-    "run": "the main job: evaluate the base model, cold-start SFT, GRPO, evaluate again, before/after table",
-    "sft": "supervised fine-tuning alone (the cold start: worked solutions in <think>/<answer> format)",
-    "grpo": "GRPO reinforcement learning alone, with the configured rule-based rewards",
+    "run": "the main job: a recipe's stages in order (default: cold-start SFT, then GRPO), each stage's model "
+    "evaluated on the same held-out problems, a per-stage table; the same command again skips finished stages and "
+    "resumes an interrupted one",
+    **ABOUT,
     "eval": "evaluate a model (alias, folder, hub id or run folder): pass@1, format rate, pass@k",
     "chat": "chat with a model; its thinking and answer shown apart",
     "config show": "print the fully resolved config (--explain: where each value came from)",
@@ -62,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--recipe", help="a shipped recipe name or a recipe YAML path (applied before --config)")
     common.add_argument("--profile", default="default", help="profile applied over the files (default: default)")
     common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    common.add_argument(
+        "--launch",
+        metavar="NAME",
+        help=f"run under `accelerate launch` with a shipped config ({', '.join(accelerate_configs())}) or an accelerate "
+        "config file; --num_processes N sets the process count",
+    )
+    common.add_argument("--num_processes", type=int, help="processes (devices) for --launch")
 
     parser = argparse.ArgumentParser(
         prog="r1kit",
@@ -84,7 +94,10 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    for name in ("run", "sft", "grpo", "eval"):
+    run = command("run")
+    run.add_argument("--from", dest="from_stage", metavar="STAGE", help="redo this stage and every one after it")
+    run.add_argument("--only", metavar="STAGE", help="run only this stage (the stages before it must be complete)")
+    for name in (*STAGE_KINDS, "eval"):
         command(name)
     command("chat").add_argument("--prompt", help="ask one question and exit (default: interactive)")
     show = command(
@@ -139,11 +152,46 @@ def _show(resolved: ResolvedConfig, fmt: str, explain: bool) -> None:
         print(to_yaml(resolved.config), end="")
 
 
+def accelerate_configs() -> list[str]:
+    from importlib import resources
+
+    return sorted(p.stem for p in Path(str(resources.files("r1kit") / "configs" / "accelerate")).glob("*.yaml"))
+
+
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """The same command again under `accelerate launch` with the named config: scaling out is accelerate's job."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("r1kit") / "configs" / "accelerate")) / f"{args.launch}.yaml"
+    config = shipped if shipped.exists() else Path(args.launch)
+    if not config.is_file():
+        raise ConfigError(
+            f"--launch {args.launch}: neither a shipped config ({', '.join(accelerate_configs())}) nor a file"
+        )
+    rest, skip = [], False
+    for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
+        if skip:
+            skip = False
+        elif arg in ("--launch", "--num_processes"):
+            skip = True
+        elif not arg.startswith(("--launch=", "--num_processes=")):
+            rest.append(arg)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    if args.num_processes:
+        command += ["--num_processes", str(args.num_processes)]
+    command += ["-m", "r1kit.cli", *rest]
+    print(f"r1kit: {' '.join(command)}", file=sys.stderr)
+    return subprocess.run(command, check=False).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the tokenizer's thread pool
+    argv = sys.argv[1:] if argv is None else argv
     args, overrides = _parser().parse_known_args(argv)
     try:
+        if args.command != "report" and args.launch:
+            return _launch(args, argv)
         return _command(args, overrides)
     except ConfigError as error:
         print(f"r1kit: config error: {error}", file=sys.stderr)
@@ -194,13 +242,17 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         _show(resolved, args.format, args.explain)
         return 0
 
-    from r1kit import chat, pipeline
-    from r1kit.stages import evaluate, grpo, sft
+    import importlib
 
+    from r1kit import chat, pipeline
+    from r1kit.stages import evaluate
+    from r1kit.stages.registry import STAGES
+
+    if args.command in STAGES:
+        importlib.import_module(STAGES[args.command]).main(resolved.config)
+        return 0
     commands = {
-        "run": lambda: pipeline.run(resolved.config),
-        "sft": lambda: sft.main(resolved.config),
-        "grpo": lambda: grpo.main(resolved.config),
+        "run": lambda: pipeline.run(resolved.config, from_stage=args.from_stage, only=args.only),
         "eval": lambda: evaluate.main(resolved.config),
         "chat": lambda: chat.main(resolved, args.prompt),
     }

@@ -101,9 +101,12 @@ def _cgroup_cpu_limit() -> float | None:
 
 
 def setup_hardware(device: str = "auto", precision: str = "auto", threads: int | None = None) -> Hardware:
-    """Resolve the device and precision, and size torch's thread pool to the CPU quota."""
+    """Resolve the device and precision, and size torch's thread pool to the CPU quota (each process launched on this
+    machine to its share of it: more threads than cores only slows every process down)."""
+    from r1kit.distributed import local_count
+
     chosen_device = pick_device(device)
-    n_threads = threads or cpu_quota()
+    n_threads = threads or max(1, cpu_quota() // local_count())
     torch.set_num_threads(n_threads)
     return Hardware(device=chosen_device, precision=pick_precision(chosen_device, precision), threads=n_threads)
 

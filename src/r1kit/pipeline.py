@@ -1,61 +1,311 @@
-"""The main job, `r1kit run`: evaluate the base model, cold-start SFT, GRPO, evaluate again, before/after table.
+"""`r1kit run`: a recipe's stages in order, each into RUN/NN_<name>, each model evaluated on the same held-out problems.
 
-Every step leaves something complete in the run folder (an eval JSON, a stage model); running the pipeline again
-on the same folder skips what is done and resumes the interrupted stage from its newest complete checkpoint.
+RUN/manifest.json lists the stages and their status. RUN/NN_<name>/manifest.json holds what the stage ran with (its
+resolved config), what it consumed (content hashes of its model and data), its figures, its evaluation and its time.
+
+Running the same command again skips every complete stage whose config and inputs are unchanged and resumes an
+interrupted one from its newest complete checkpoint. A stage whose config or inputs changed is redone, and so is every
+stage after it, with one line saying why. A change that would discard every finished stage is refused (that is another
+run: `--out`, or `--from FIRST_STAGE` to redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE`
+runs one stage on the complete stages before it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import itertools
 import json
-from collections.abc import Callable
+import logging
+import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
+
+from r1kit import distributed
 from r1kit.atomic import write_json
-from r1kit.config.schema import R1kitConfig
+from r1kit.config.schema import R1kitConfig, StageSpec
+from r1kit.config.sources import ConfigError, flatten
+from r1kit.data.loading import read_rows
 from r1kit.monitoring.console import print_eval_table
-from r1kit.stages import grpo, sft
-from r1kit.stages.common import setup, stage_done
+from r1kit.runs import RunDir, RunDirError
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, setup
 from r1kit.stages.evaluate import evaluate
+from r1kit.stages.registry import STAGES
 from r1kit.stats import paired_difference
 
+logger = logging.getLogger("r1kit")
 
-def run(config: R1kitConfig) -> dict[str, Any]:
+
+def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> dict[str, Any]:
+    names = [spec.name for spec in config.stages]
+    for flag, name in (("--from", from_stage), ("--only", only)):
+        if name is not None and name not in names:
+            raise ConfigError(f"{flag} {name}: not a stage of this recipe ({', '.join(names)})")
     ctx, base, splits = setup(config, "run")
     run_dir = ctx.run
+    hashes = _Hashes()
 
-    def evaluated(model: str, label: str) -> dict[str, Any]:
-        path = run_dir.eval_path(label)
-        return json.loads(path.read_text()) if path.exists() else evaluate(ctx, model, splits.test, label)
+    evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
+    outputs: dict[str, StageOutput] = {}
+    plan = _plan(config, run_dir, from_stage, only)
+    model = base
+    for index, spec in enumerate(config.stages, start=1):
+        folder = f"{index:02d}_{spec.name}"
+        stage_ctx = ctx.for_stage(config.for_stage(spec), spec.name, folder)
+        inputs = _inputs(spec, base, model, splits, outputs)
+        fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
+        manifest = distributed.from_main(_read_manifest(stage_ctx.dir))  # one decision for every process
+        if manifest.get("status") == "complete" and manifest.get("fingerprint") == fingerprint and not plan[spec.name]:
+            output = StageOutput.from_json(manifest["output"], run_dir.root)
+            logger.warning("%s: complete, skipped", folder)
+        elif only is not None and spec.name != only:
+            raise RunDirError(
+                f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
+            )
+        else:
+            _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name])
+            output = _run_stage(stage_ctx, spec, inputs, fingerprint)
+        outputs[spec.name] = output
+        if output.model is not None and output.evaluate:
+            model = str(output.model)
+            models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
+            evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
+        if distributed.is_main():
+            _write_run_manifest(run_dir, config, outputs)
+        if spec.name == only:  # the stages after it stay as they are
+            break
 
-    def trained(stage: str, train: Callable[[], Path]) -> str:
-        return str(run_dir.model_dir(stage)) if stage_done(ctx, stage) else str(train())
+    summary = _summary(run_dir, model, evals, outputs)
+    if distributed.is_main():  # every process ends with the same summary; one writes and shows it
+        write_json(run_dir.path("summary.json"), summary)
+        print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
+        for name, figures in summary["stage_figures"].items():
+            logger.warning("  %s: %s", name, ", ".join(f"{key} {value}" for key, value in figures.items()))
+    return summary
 
-    evals = {"base": evaluated(base, "base")}
-    current = base
-    if config.sft.enabled:
-        current = trained("sft", lambda: sft.train(ctx, current, splits))
-        evals["sft"] = evaluated(current, "sft")
-    current = trained("grpo", lambda: grpo.train(ctx, current, splits))
-    evals["final"] = evaluated(current, "final")
 
+# ------------------------------------------------------------------------------------------------------- planning
+
+
+def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: str | None) -> dict[str, bool]:
+    """Stage name → forced to run again (by --from or --only), and the refusal of a change that keeps nothing."""
+    names = [spec.name for spec in config.stages]
+    start = names.index(from_stage) if from_stage else names.index(only) if only else len(names)
+    forced = {name: index >= start and (only is None or name == only) for index, name in enumerate(names)}
+    if from_stage or only:
+        return forced
+    first = config.stages[0]
+    manifest = distributed.from_main(_read_manifest(run_dir.root / f"01_{first.name}"))
+    if manifest.get("status") == "complete":
+        folder = f"01_{first.name}"
+        changed = _changed(manifest.get("config", {}), config.for_stage(first), first)
+        if changed:
+            key, before, now = changed[0]
+            raise RunDirError(
+                f"{run_dir.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+                f"training ({folder}); nothing of it would be kept. Continue it with --resume, redo it here with "
+                f"--from {names[0]}, or choose another folder with --out"
+            )
+    return forced
+
+
+def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:
+    model = base if spec.model_from == "base" else str(outputs[spec.model_from].model) if spec.model_from else latest
+    if spec.data_from:
+        dataset = outputs[spec.data_from].dataset
+        if dataset is None:
+            raise ConfigError(f"stages: {spec.name}: data_from {spec.data_from!r} wrote no dataset")
+        splits = replace(splits, train=read_rows(dataset), source=str(dataset))
+    return StageInputs(model=model, base=base, splits=splits, earlier=dict(outputs))
+
+
+def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hashes: _Hashes) -> dict[str, Any]:
+    """What a stage's result depends on: its config and the content of what it reads."""
+    consumed = {"model": hashes.of(inputs.model)}
+    if spec.data_from:
+        consumed["data"] = hashes.of(str(inputs.earlier[spec.data_from].dataset))
+    for name, output in inputs.earlier.items():  # earlier stages a stage may read by name (a reward model, a dataset)
+        for kind, path in (("model", output.model), ("dataset", output.dataset)):
+            if path is not None:
+                consumed[f"{name}.{kind}"] = hashes.of(str(path))
+    return {"config": _digest(stage_values(config, spec)), "inputs": consumed}
+
+
+def stage_values(config: R1kitConfig, spec: StageSpec) -> dict[str, Any]:
+    """The part of a stage's config that shapes what it makes: the sections it reads, and the seed."""
+    sections = importlib.import_module(STAGES[spec.stage_kind]).CONFIG_SECTIONS
+    return {"seed": config.run.seed, **config.model_dump(include=set(sections))}
+
+
+def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
+    before, now = flatten(saved), flatten(stage_values(config, spec))
+    return [(key, before.get(key), now[key]) for key in now if before.get(key) != now[key]]
+
+
+def _restart_if_changed(
+    ctx: StageContext, spec: StageSpec, manifest: dict[str, Any], fingerprint: dict, forced: bool
+) -> None:
+    """Clear a stage folder whose work no longer fits (config or inputs changed, or redo asked for); an interrupted
+    stage with the same fingerprint keeps its checkpoints and resumes."""
+    if not manifest or (manifest.get("fingerprint") == fingerprint and not forced):
+        return
+    if forced:
+        why = "asked for by --from / --only"
+    elif manifest.get("fingerprint", {}).get("config") != fingerprint["config"]:
+        key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
+        why = f"its config changed ({key}: {before!r} → {now!r})"
+    else:
+        why = "what it starts from changed (an earlier stage was redone)"
+    logger.warning("%s: %s; redoing it", ctx.folder, why)
+    if distributed.is_main():
+        shutil.rmtree(ctx.dir, ignore_errors=True)
+        ctx.run.truncate_logs(ctx.stage, after_step=0)
+        ctx.run.eval_path(ctx.stage).unlink(missing_ok=True)
+    distributed.wait()  # the folder is cleared before any process works in it again
+
+
+def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerprint: dict) -> StageOutput:
+    module = importlib.import_module(STAGES[spec.stage_kind])
+    record = {
+        "stage": spec.name,
+        "kind": spec.stage_kind,
+        "status": "running",
+        "fingerprint": fingerprint,
+        "config": stage_values(ctx.config, spec),
+        "inputs": {"model": inputs.model, "data": inputs.splits.source},
+    }
+    if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
+        write_json(ctx.dir / "manifest.json", record)
+    logger.warning("%s: starting (%s from %s)", ctx.folder, spec.stage_kind, inputs.model)
+    started = time.perf_counter()
+    output = module.run(ctx, inputs)
+    record |= {"status": "complete", "seconds": round(time.perf_counter() - started, 1)}
+    record["output"] = output.to_json(ctx.run.root)
+    if distributed.is_main():
+        write_json(ctx.dir / "manifest.json", record)
+    return output
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+# ----------------------------------------------------------------------------------------------------- evaluation
+
+
+def _evaluated(
+    ctx: StageContext,
+    model: str,
+    label: str,
+    held_out: Dataset,
+    hashes: _Hashes,
+    manifest: Path | None = None,
+    models: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
+    model, held-out data and evaluation settings are the same; also recorded in the stage's manifest."""
+    config = ctx.config
+    key = _digest(
+        {
+            "model": hashes.of(model),
+            "evaluation": config.evaluation.model_dump(exclude={"every_steps", "during_training_samples"}),
+            "dataset": config.dataset.model_dump(),
+            "prompt": config.prompt.system,
+        }
+    )
+    path = ctx.run.eval_path(label)
+    saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)  # one decision for all
+    if saved is not None and saved.get("key") == key:
+        return saved
+    result = evaluate(ctx, model, held_out, label, models=models) | {"key": key}
+    if distributed.is_main():
+        write_json(path, result)
+        if manifest is not None:
+            record = _read_manifest(manifest)
+            record["evaluation"] = {k: v for k, v in result.items() if k not in ("samples", "scores", "key")}
+            write_json(manifest / "manifest.json", record)
+    distributed.wait()  # written before any process goes on to read the run folder
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------- summary
+
+
+def _write_run_manifest(run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput]) -> None:
+    stages = []
+    for index, spec in enumerate(config.stages, start=1):
+        folder = f"{index:02d}_{spec.name}"
+        manifest = _read_manifest(run_dir.root / folder)
+        stages.append(
+            {
+                "name": spec.name,
+                "kind": spec.stage_kind,
+                "folder": folder,
+                "status": manifest.get("status", "pending"),
+                "seconds": manifest.get("seconds"),
+            }
+        )
+    write_json(run_dir.path("manifest.json"), {"stages": stages})
+
+
+def _summary(
+    run_dir: RunDir, final: str, evals: dict[str, dict[str, Any]], outputs: dict[str, StageOutput]
+) -> dict[str, Any]:
     labels = list(evals)
     # each stage against the one before it, and the whole run, on the same problems
     pairs = dict.fromkeys([*itertools.pairwise(labels), (labels[0], labels[-1])])
-    summary = {
+    final_path = Path(final)
+    return {
         "run": str(run_dir.root),
-        "final_model": str(Path(current).relative_to(run_dir.root)),
+        "final_model": str(final_path.relative_to(run_dir.root)) if final_path.is_relative_to(run_dir.root) else final,
         "evaluations": {
-            label: {k: v for k, v in result.items() if k not in ("samples", "scores")}
+            label: {k: v for k, v in result.items() if k not in ("samples", "scores", "key")}
             for label, result in evals.items()
         },
         "paired": {
             f"{before}→{after}": paired_difference(evals[before]["scores"], evals[after]["scores"])
             for before, after in pairs
-            if len(evals[before].get("scores") or []) == len(evals[after].get("scores") or []) > 0
+            if before != after and len(evals[before].get("scores") or []) == len(evals[after].get("scores") or []) > 0
         },
+        "stage_figures": {name: output.metrics for name, output in outputs.items() if output.metrics},
     }
-    write_json(run_dir.path("summary.json"), summary)
-    print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
-    return summary
+
+
+# ------------------------------------------------------------------------------------------------------- hashing
+
+
+class _Hashes:
+    """Content hashes of models and datasets, each computed once per run."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, str] = {}
+
+    def of(self, reference: str) -> str:
+        if reference not in self._known:
+            self._known[reference] = _content_hash(Path(reference)) if Path(reference).exists() else reference
+        return self._known[reference]
+
+
+def _content_hash(path: Path) -> str:
+    """sha256 over a file, or over a folder's files (names and contents; the completion marker's time left out)."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file.name == "r1kit_complete.json":
+            continue
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -18,6 +18,10 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+# For general, non-reasoning chat (the sft2 stage's general data): a plain answer, no reasoning format.
+GENERAL_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and clearly."
+
+
 def chat_prompt(question: str, system_prompt: str) -> list[dict[str, str]]:
     """The conversational prompt TRL trainers and the chat template expect."""
     return [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]

@@ -118,19 +118,19 @@ class RunDir:
                 write_atomic(self.path(log), "".join(json.dumps(r) + "\n" for r in keep))
 
 
-def open_run(config: R1kitConfig) -> RunDir:
+def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
     """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume).
 
     The rule for a folder that holds a run with another config: finished training (a stage model, a complete
     checkpoint) is never overwritten; a failed start that finished no stage is taken over, so the command with its
-    mistake corrected just runs.
+    mistake corrected just runs. With `per_stage` (a recipe run), each stage's manifest decides what a change redoes.
     """
     run = RunDir.for_config(config)
     saved = run.path("config.yaml")
     if saved.exists():
         changed = [] if config.run.resume else _changed_keys(saved, config)
         finished = run.finished_work() if changed else []
-        if not changed:
+        if not changed or (finished and per_stage):
             logger.warning("continuing the run in %s", run.root)
         elif finished:
             key, before, now = changed[0]
@@ -170,7 +170,7 @@ def disk_needed(model_reference: str, config: R1kitConfig) -> int:
     """Rough bytes a run writes: a model folder per stage, and checkpoints (optimizer state for a full fine-tune)."""
     folder = Path(model_reference)
     model_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
-    stages = 1 + int(config.sft.enabled)
+    stages = len(config.stages)
     checkpoint_bytes = 0 if config.model.lora.enabled else 3 * model_bytes * config.training.checkpoint.save_total_limit
     return model_bytes * stages + checkpoint_bytes + 50_000_000
 

@@ -47,3 +47,25 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
     half = z * math.sqrt(variance / n)
     return {"problems": n, "difference": mean, "ci95": [mean - half, mean + half]}
+
+
+def accuracy_by_group(scores: Sequence[float | None], groups: Sequence[str | None]) -> dict[str, dict]:
+    """Pass@1 per group of problems (a difficulty level, a task) with its 95% Wilson interval; problems without a
+    group or a score are left out. Empty when no problem has a group.
+
+    >>> by = accuracy_by_group([1.0, 0.0, 1.0, None, 1.0], ["1", "1", "2", "2", None])
+    >>> {g: (v["problems"], v["accuracy"]) for g, v in by.items()}
+    {'1': (2, 0.5), '2': (1, 1.0)}
+    """
+    found: dict[str, list[float]] = {}
+    for score, group in zip(scores, groups, strict=True):
+        if score is not None and group is not None:
+            found.setdefault(group, []).append(score)
+    return {
+        group: {
+            "problems": len(values),
+            "accuracy": sum(values) / len(values),
+            "ci95": list(wilson_interval(sum(v > 0.5 for v in values), len(values))),
+        }
+        for group, values in sorted(found.items())
+    }

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
 from r1kit.rewards.plugins import is_plugin, load_plugin, short_name
-from r1kit.rewards.registry import REWARD_NAMES
+from r1kit.rewards.registry import KNOWN_REWARDS
+from r1kit.stages.registry import STAGE_KINDS
 
 
 class Section(BaseModel):
@@ -149,6 +151,11 @@ class DatasetConfig(Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_train_samples: int | None = Field(None, ge=1, description="Keep at most this many training rows.")
     max_test_samples: int | None = Field(None, ge=1, description="Keep at most this many held-out rows.")
+    group_column: str = Field(
+        "level",
+        description="Column that groups problems (a difficulty level, a task): held-out accuracy and acceptance rates "
+        "are broken down by it; data without it is not grouped.",
+    )
     on_bad_row: Literal["error", "skip"] = Field(
         "error", description="A row missing a needed field: stop with an error naming it, or skip and count it."
     )
@@ -219,6 +226,19 @@ class OverlongParams(RewardParams):
     )
 
 
+class RewardModelParams(RewardParams):
+    path: str | None = Field(
+        None,
+        description="The reward model: a folder or hub id of a sequence-classification model, or the name of an "
+        "earlier recipe stage (a reward_model stage), resolved to that stage's model by the stage that builds "
+        "its rewards.",
+    )
+    batch_size: int = Field(8, ge=1, description="Completions scored together.")
+    max_length: int = Field(
+        1024, ge=16, description="Longest prompt + completion scored, in tokens (longer ones keep their end)."
+    )
+
+
 class PluginRewardParams(RewardParams):
     """A plug-in reward's parameters: `weight`, and any others, passed to its function as keyword arguments."""
 
@@ -233,7 +253,7 @@ class RewardsConfig(Section):
 
     functions: list[str] = Field(
         default_factory=lambda: ["accuracy", "format", "tag_count"],
-        description=f"Rewards used by GRPO, from: {', '.join(REWARD_NAMES)}; or your own as module:function.",
+        description=f"Rewards used by GRPO and RLOO, from: {', '.join(KNOWN_REWARDS)}; or your own as module:function.",
     )
     plugin_timeout_seconds: float = Field(
         30.0, gt=0.0, description="Time limit of one call of a plug-in reward; past it the batch scores None, counted."
@@ -247,16 +267,17 @@ class RewardsConfig(Section):
     repetition_penalty: RepetitionPenaltyParams = Field(default_factory=RepetitionPenaltyParams)
     language_consistency: LanguageConsistencyParams = Field(default_factory=LanguageConsistencyParams)
     overlong: OverlongParams = Field(default_factory=OverlongParams)
+    reward_model: RewardModelParams = Field(default_factory=RewardModelParams)
 
     @field_validator("functions")
     @classmethod
     def _known_rewards(cls, names: list[str]) -> list[str]:
         if not names:
-            raise ValueError(f"needs at least one reward; valid: {', '.join(REWARD_NAMES)}")
-        unknown = [n for n in names if n not in REWARD_NAMES and not is_plugin(n)]
+            raise ValueError(f"needs at least one reward; valid: {', '.join(KNOWN_REWARDS)}")
+        unknown = [n for n in names if n not in KNOWN_REWARDS and not is_plugin(n)]
         if unknown:
             raise ValueError(
-                f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(REWARD_NAMES)}, "
+                f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(KNOWN_REWARDS)}, "
                 "or your own as module:function"
             )
         for spec in filter(is_plugin, names):
@@ -279,6 +300,15 @@ class RewardsConfig(Section):
             if not isinstance(value, dict | PluginRewardParams):
                 raise ValueError(f"rewards.{key}: a plug-in's parameters are a mapping (weight: …, your_param: …)")
             self.model_extra[key] = PluginRewardParams.model_validate(value)
+        return self
+
+    @model_validator(mode="after")
+    def _reward_model_has_a_path(self) -> RewardsConfig:
+        if "reward_model" in self.functions and not self.reward_model.path:
+            raise ValueError(
+                "rewards.functions lists reward_model but rewards.reward_model.path is not set: give a reward model "
+                "folder or the name of an earlier reward_model stage"
+            )
         return self
 
     def params(self, name: str) -> RewardParams:
@@ -332,9 +362,8 @@ def _epochs(data: str):
 
 
 class SFTConfig(Section):
-    enabled: bool = Field(
-        True, description="Run the cold-start SFT warm-up before GRPO in `r1kit run` (teaches the tag format)."
-    )
+    """Supervised fine-tuning: the `sft`, `sft2` and `distill` stages train with these settings."""
+
     epochs: float | None = _epochs("the SFT data")
     max_steps: int | None = Field(60, ge=1, description="Optimizer steps (null: train by epochs).")
     max_length: int = Field(256, ge=16, description="Longest SFT sequence in tokens (prompt + completion).")
@@ -395,6 +424,60 @@ class GRPOConfig(Section):
     )
 
 
+class PPOConfig(Section):
+    """The `ppo` stage: r1kit's own PPO (clipped surrogate or a TRPO natural-gradient step) with a value head, a KL
+    penalty to the input model, and the `rewards` section's rule-based rewards plus an optional reward model."""
+
+    max_steps: int = Field(20, ge=1, description="PPO steps: each samples a rollout batch and updates on it.")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per rollout batch (one completion each).")
+    ppo_epochs: int = Field(2, ge=1, description="Passes over each rollout batch (policy and value updates).")
+    minibatch_size: int = Field(4, ge=1, description="Completions per optimizer step within a pass.")
+    learning_rate: float = Field(5e-5, gt=0.0, description="AdamW learning rate of the policy (LoRA) parameters.")
+    value_learning_rate: float = Field(
+        5e-4, gt=0.0, description="AdamW learning rate of the value head (a fresh linear layer, so higher)."
+    )
+    max_new_tokens: int = Field(96, ge=1, description="Longest sampled completion in tokens.")
+    temperature: float = Field(0.7, gt=0.0, description="Sampling temperature (log-probs use the same scaling).")
+    gamma: float = Field(1.0, ge=0.0, le=1.0, description="Discount factor of GAE.")
+    lam: float = Field(0.95, ge=0.0, le=1.0, description="GAE lambda (bias/variance trade-off of advantages).")
+    cliprange: float = Field(0.2, gt=0.0, description="Clip range of the probability ratio in the surrogate.")
+    cliprange_value: float = Field(0.2, gt=0.0, description="Clip range of value predictions around the old ones.")
+    vf_coef: float = Field(0.1, ge=0.0, description="Weight of the value loss in the clipped objective.")
+    kl_coef: float = Field(0.05, ge=0.0, description="Per-token KL penalty coefficient (the start value if adaptive).")
+    adaptive_kl: bool = Field(
+        False, description="Adapt kl_coef toward target_kl (Ziegler et al. 2019); false: a fixed coefficient."
+    )
+    target_kl: float = Field(6.0, gt=0.0, description="Adaptive KL target: KL to the input model per completion.")
+    kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon in completions (larger: slower changes).")
+    max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
+    whiten_advantages: bool = Field(True, description="Normalise advantages to mean 0, std 1 over the batch.")
+    reward_model: str | None = Field(
+        None,
+        description="A sequence-classification reward model whose score is added to the `rewards` (a shortcut for "
+        "listing reward_model in rewards.functions with this rewards.reward_model.path): a model folder or hub id, "
+        "or the name of an earlier recipe stage that trained one.",
+    )
+    reward_model_weight: float = Field(1.0, description="Weight of the reward model's score in the sequence reward.")
+    policy_update: Literal["clip", "trpo"] = Field(
+        "clip",
+        description="clip: PPO's clipped surrogate with AdamW; trpo: one natural-gradient step per rollout batch "
+        "(conjugate gradient on Fisher-vector products, a KL-bounded line search); the value head uses AdamW.",
+    )
+    trpo_max_kl: float = Field(0.01, gt=0.0, description="TRPO trust region: largest mean KL(old‖new) per token.")
+    trpo_damping: float = Field(0.1, ge=0.0, description="Damping added to the Fisher matrix (F + damping·I).")
+    trpo_cg_iters: int = Field(10, ge=1, description="Conjugate-gradient iterations for the natural gradient.")
+    trpo_fisher_fraction: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="Share of the rollout batch (every k-th completion, at least one) the Fisher-vector products "
+        "use: each is a double backward, the bulk of a TRPO step's time.",
+    )
+    trpo_backtrack_ratio: float = Field(0.5, gt=0.0, lt=1.0, description="Line-search step shrink factor.")
+    trpo_max_backtracks: int = Field(10, ge=0, description="Line-search shrinks tried before giving up the step.")
+    save_steps: int = Field(10, ge=1, description="Save a resumable checkpoint every N steps (the newest 2 kept).")
+
+
 class DynamicSamplingConfig(Section):
     """DAPO's dynamic sampling for GRPO."""
 
@@ -404,6 +487,29 @@ class DynamicSamplingConfig(Section):
         description="Replace prompt groups whose completions all got the same reward (zero advantage: no learning "
         "signal) by fresh prompts, generating up to this many extra rounds per batch; 0: off.",
     )
+
+
+class CurriculumConfig(Section):
+    """A difficulty curriculum for GRPO from pass rates: the prompts the model always or never solves teach nothing
+    (every completion gets the same reward), so GRPO trains on those it solves sometimes."""
+
+    enabled: bool = Field(
+        False,
+        description="Score the training prompts with the stage's model first and keep those "
+        "whose pass rate lies between min_pass_rate and max_pass_rate.",
+    )
+    max_prompts: int = Field(
+        128, ge=1, description="Training prompts scored (the first N); the kept ones are trained on."
+    )
+    samples_per_prompt: int = Field(4, ge=2, description="Samples per prompt that estimate its pass rate.")
+    min_pass_rate: float = Field(0.1, ge=0.0, le=1.0, description="Keep prompts solved at least this often.")
+    max_pass_rate: float = Field(0.9, ge=0.0, le=1.0, description="Keep prompts solved at most this often.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CurriculumConfig:
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError("min_pass_rate must be <= max_pass_rate")
+        return self
 
 
 class FastConfig(Section):
@@ -421,6 +527,251 @@ class FastConfig(Section):
         "prefilled once, a static cache, finished rows dropped). Used where it applies (one process, no vLLM, the "
         "sampling options it implements); false: TRL's model.generate.",
     )
+
+
+# ----------------------------------------------------------------------------------- generated data (R1 stages)
+
+
+class SamplingConfig(Section):
+    """How a data-generating stage samples: which prompts, how many completions each, how long."""
+
+    max_prompts: int = Field(200, ge=1, description="Training problems sampled (the first N of the train split).")
+    samples_per_prompt: int = Field(4, ge=1, description="Completions sampled per problem (k).")
+    max_new_tokens: int = Field(128, ge=1, description="Longest sampled completion in tokens.")
+    temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together.")
+
+
+class TraceFilterConfig(Section):
+    """What makes a generated reasoning trace worth training on (cold start, rejection sampling, distillation)."""
+
+    max_repetition: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Drop a trace whose share of repeated word 3-grams is above this (looping text).",
+    )
+    language: str = Field(
+        "auto", description="ISO 639-1 code traces must be written in; auto: the language of the problem."
+    )
+    min_think_words: int = Field(3, ge=0, description="Drop a trace whose <think> block has fewer words.")
+
+
+class ColdStartConfig(SamplingConfig):
+    """The `cold_start` stage: long-CoT SFT data, built from worked solutions and from the model itself."""
+
+    max_prompts: int = Field(64, ge=1, description="Training problems the model is prompted with (the first N).")
+    samples_per_prompt: int = Field(2, ge=1, description="Completions sampled per problem and method.")
+
+    methods: list[Literal["convert", "few_shot", "direct", "refine"]] = Field(
+        default_factory=lambda: ["convert", "few_shot", "direct"],
+        description="convert: the data's worked solutions (GSM8K, Bespoke-Stratos, ShareGPT traces) in "
+        "<think>/<answer> form; few_shot: the model prompted with worked long-CoT examples; direct: the model asked to "
+        "reason step by step and verify; refine: R1-Zero outputs of cold_start.refine_from normalised and filtered.",
+    )
+    few_shot_examples: int = Field(2, ge=1, description="Worked examples shown in each few-shot prompt.")
+    refine_from: str | None = Field(
+        None,
+        description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id); "
+        "default: the stage's input model.",
+    )
+    max_rows: int | None = Field(None, ge=1, description="Keep at most this many rows in the written dataset.")
+
+
+class RejectionSamplingConfig(SamplingConfig):
+    """The `rejection_sampling` stage: k samples per prompt from the RL model, the best verified one kept."""
+
+    keep_per_prompt: int = Field(1, ge=1, description="Accepted traces kept per problem (best first).")
+
+
+class SFT2Config(Section):
+    """The `sft2` stage: accepted reasoning data mixed with general, non-reasoning chat data."""
+
+    general_ratio: float = Field(
+        0.2, ge=0.0, lt=1.0, description="Share of general chat rows in the SFT 2 mix (0: reasoning data only)."
+    )
+    general_dataset: str | None = Field(
+        None,
+        description="General chat data: a file or hub id in a chat format (messages, sharegpt, dolly). Default: the "
+        "base model's own answers to general prompts shipped with r1kit (offline).",
+    )
+    general_max_new_tokens: int = Field(96, ge=1, description="Longest base-model answer to a general prompt.")
+
+
+class DistillConfig(SamplingConfig):
+    """The `distill` stage: the final model as teacher writes verified traces, a student is fine-tuned on them."""
+
+    samples_per_prompt: int = Field(2, ge=1, description="Teacher completions sampled per problem.")
+
+    student: str | None = Field(
+        None, description="Student model (alias, folder or hub id); default: the run's untouched base model."
+    )
+    keep_per_prompt: int = Field(1, ge=1, description="Verified teacher traces kept per problem.")
+
+
+# ------------------------------------------------------------------------------------------ classic RLHF stages
+
+
+class PairSamplingConfig(SamplingConfig):
+    """How the built-in preference pairs are made when `preferences.dataset` is unset: offline, from the stage's
+    input model."""
+
+    max_prompts: int = Field(100, ge=1, description="Training problems sampled (the first N of the train split).")
+    pairs_per_prompt: int = Field(
+        2, ge=1, description="Most pairs made from one problem: each a verified-correct reply against a rejected one."
+    )
+    reference_fallback: bool = Field(
+        True,
+        description="When no sample of a problem is verified correct, take the data's worked solution (in R1 form, "
+        "if it passes the trace filters) as the chosen reply: a small model rarely solves a problem, yet its wrong "
+        "or malformed samples still make good rejected replies.",
+    )
+    general_prompts: int = Field(
+        50,
+        ge=0,
+        description="General prompts shipped with r1kit made into pairs: the model's greedy answer against a degraded "
+        "copy of it (truncated, sentences shuffled, or repeated); 0: none.",
+    )
+    general_max_new_tokens: int = Field(96, ge=1, description="Longest greedy answer to a general prompt in tokens.")
+
+
+class PreferencesConfig(Section):
+    """Preference pairs for the `reward_model` and `dpo` stages: a pairwise dataset, or built-in pairs made offline.
+    Rows that lack a needed field are handled as dataset.on_bad_row says."""
+
+    dataset: str | None = Field(
+        None,
+        description="Pairwise data: a local .jsonl/.json/.parquet file or a hub dataset id. Default: built-in pairs "
+        "from the stage's input model (its verified-correct against its wrong samples on dataset.name's training "
+        "problems, and answers to general prompts against degraded copies), cached as RUN/<stage>/pairs.jsonl.",
+    )
+    subset: str | None = Field(None, description="Hub dataset configuration name.")
+    train_split: str = Field(
+        "train", description="Split of pairs to train on (hub datasets; train_prefs for UltraFeedback-binarized)."
+    )
+    test_split: str | None = Field(
+        None,
+        description="Hold out this split (a hub split, or a local file) instead of carving pairs out of the "
+        "training split.",
+    )
+    format: Literal["auto", "pairs", "hh", "ultrafeedback"] = Field(
+        "auto",
+        description="Row format; auto detects it. pairs: prompt, chosen, rejected as text or chat-message lists "
+        "(TRL's preference format); hh: Anthropic-HH chosen/rejected dialogues ('\\n\\nHuman: … \\n\\nAssistant: …') "
+        "sharing their prompt; ultrafeedback: prompt text with chosen/rejected conversations (UltraFeedback-binarized).",
+    )
+    max_pairs: int | None = Field(2000, ge=1, description="Keep at most this many training pairs.")
+    held_out: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of pairs held out for evaluation (pairwise accuracy), split by prompt so no prompt is on "
+        "both sides; unused when test_split is set.",
+    )
+    max_held_out: int = Field(100, ge=1, description="Keep at most this many held-out pairs.")
+    seed: int = Field(42, description="Seed of the held-out split and of the built-in degradations.")
+    sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
+
+
+class PairTrainingConfig(Section):
+    """What every preference-training stage shares: steps, optimizer, batch, checkpoints."""
+
+    epochs: float | None = Field(
+        None, gt=0.0, description="Passes over the training data, used when max_steps is null (default one pass)."
+    )
+    max_steps: int | None = Field(50, ge=1, description="Optimizer steps (null: train by epochs).")
+    optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
+    batch_size: BatchSizeConfig = Field(default_factory=BatchSizeConfig)
+    dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+class RewardModelConfig(PairTrainingConfig):
+    """The `reward_model` stage: a scalar head on the input model trained on preference pairs (TRL's
+    RewardTrainer, Bradley-Terry loss). Full or LoRA as model.lora says; the score head is always trained."""
+
+    optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=2e-4))
+    max_length: int = Field(
+        512, ge=16, description="Longest prompt + reply in tokens; pairs with a longer side are left out."
+    )
+    center_rewards_coefficient: float | None = Field(
+        None, ge=0.0, description="Pull the scores toward mean zero with this weight (e.g. 0.01); null: off."
+    )
+
+
+class DPOConfig(PairTrainingConfig):
+    """The `dpo` stage: Direct Preference Optimization of the input model on preference pairs (TRL's DPOTrainer);
+    the input model is the frozen reference (with LoRA: the model with its adapter switched off)."""
+
+    beta: float = Field(
+        0.1, gt=0.0, description="Strength of the pull toward the reference model (higher: stays closer)."
+    )
+    loss_type: Literal[
+        "sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down", "sigmoid_norm"
+    ] = Field("sigmoid", description="TRL DPO loss: sigmoid is the DPO paper's; ipo, hinge, robust … its variants.")
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=0.5, description="Assumed share of flipped preference labels (robust / cDPO); 0: none."
+    )
+    max_length: int = Field(512, ge=16, description="Longest prompt + reply in tokens (longer ones are cut).")
+
+
+class RLOOConfig(PairTrainingConfig):
+    """The `rloo` stage: REINFORCE Leave-One-Out (TRL's RLOOTrainer) with the configured `rewards` (the rule-based
+    ones and, listed as reward_model, a trained reward model)."""
+
+    max_steps: int | None = Field(30, ge=1, description="Optimizer steps (null: train by epochs).")
+    batch_size: BatchSizeConfig = Field(default_factory=lambda: BatchSizeConfig(per_device_train=16))
+    num_generations: int = Field(
+        4, ge=2, description="Completions sampled per prompt; each one's baseline is the mean reward of the others."
+    )
+    max_completion_length: int = Field(96, ge=1, description="Longest completion in tokens.")
+    temperature: float = Field(0.7, gt=0.0, description="Sampling temperature of the rollouts.")
+    beta: float = Field(
+        0.05, ge=0.0, description="KL penalty toward the input model; 0 loads no reference model (faster)."
+    )
+
+    @model_validator(mode="after")
+    def _batch_holds_whole_groups(self) -> RLOOConfig:
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        batch = self.batch_size
+        generation_batch = batch.per_device_train * processes * batch.gradient_accumulation_steps
+        if generation_batch % self.num_generations:
+            raise ValueError(
+                f"the RLOO generation batch (per_device_train {batch.per_device_train} × {processes} process(es) × "
+                f"gradient_accumulation_steps {batch.gradient_accumulation_steps} = {generation_batch} completions) "
+                f"must be divisible by rloo.num_generations ({self.num_generations})"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------- recipes
+
+
+class StageSpec(Section):
+    """One stage of a recipe."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="The stage's name: its folder RUN/NN_<name> and its label in logs, evaluations and tables.",
+    )
+    kind: str | None = Field(None, description=f"What it does, one of {', '.join(STAGE_KINDS)}; default: its name.")
+    model_from: str | None = Field(
+        None, description="Start from this earlier stage's model ('base': the run's model); default: the latest model."
+    )
+    data_from: str | None = Field(
+        None, description="Train on the dataset this earlier stage wrote instead of dataset.name."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Config values for this stage only, laid over the run's config."
+    )
+
+    @property
+    def stage_kind(self) -> str:
+        return self.kind or self.name
+
+
+def _default_stages() -> list[StageSpec]:
+    return [StageSpec(name="sft"), StageSpec(name="grpo")]
 
 
 # ---------------------------------------------------------------------------------------------------- evaluation
@@ -442,6 +793,21 @@ class EvaluationConfig(Section):
     during_training_samples: int = Field(
         32, ge=1, description="Held-out problems scored each time during training (the first N of the held-out set)."
     )
+    win_rate_against: str | None = Field(
+        None,
+        description="Also report each evaluated model's win rate against this model (a stage name such as sft, or a "
+        "model folder): the share of held-out problems where evaluation.reward_model scores its greedy completion "
+        "above this model's, ties counting half. Needs evaluation.reward_model; null: off.",
+    )
+    reward_model: str | None = Field(
+        None, description="The reward model that judges win_rate_against: a reward_model stage's name or a folder."
+    )
+
+    @model_validator(mode="after")
+    def _win_rate_has_a_judge(self) -> EvaluationConfig:
+        if self.win_rate_against and not self.reward_model:
+            raise ValueError("evaluation.win_rate_against needs evaluation.reward_model (the judge of the win rate)")
+        return self
 
     @model_validator(mode="after")
     def _k_fits(self) -> EvaluationConfig:
@@ -507,6 +873,17 @@ class MonitoringConfig(Section):
 # ---------------------------------------------------------------------------------------------------------- root
 
 
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base`: mappings merge key by key, anything else (lists too) is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class R1kitConfig(Section):
     run: RunConfig = Field(default_factory=RunConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -516,11 +893,60 @@ class R1kitConfig(Section):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
     fast: FastConfig = Field(default_factory=FastConfig)
     dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
+    rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
+    sft2: SFT2Config = Field(default_factory=SFT2Config)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    filters: TraceFilterConfig = Field(default_factory=TraceFilterConfig)
+    preferences: PreferencesConfig = Field(default_factory=PreferencesConfig)
+    reward_model: RewardModelConfig = Field(default_factory=RewardModelConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
+    rloo: RLOOConfig = Field(default_factory=RLOOConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    stages: list[StageSpec] = Field(
+        default_factory=_default_stages,
+        description="The stages `r1kit run` goes through, in order (a recipe sets them); each model a stage makes is "
+        "evaluated on the held-out problems.",
+    )
+
+    def for_stage(self, spec: StageSpec) -> R1kitConfig:
+        """This config with a stage's own values laid over it (they win over every other source)."""
+        # The stage's own config lists only itself, without overrides: what it runs is already laid in.
+        merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config)
+        return R1kitConfig.model_validate(merged | {"stages": [{"name": spec.name, "kind": spec.stage_kind}]})
+
+    @model_validator(mode="after")
+    def _stages_make_a_pipeline(self) -> R1kitConfig:
+        if not self.stages:
+            raise ValueError("stages: a run needs at least one stage")
+        seen: list[str] = []
+        for spec in self.stages:
+            where = f"stages: {spec.name}"
+            if spec.name in seen:
+                raise ValueError(f"{where} is listed twice; give each stage its own name")
+            if spec.stage_kind not in STAGE_KINDS:
+                raise ValueError(f"{where}: unknown kind {spec.stage_kind!r}; known: {', '.join(STAGE_KINDS)}")
+            for key, earlier in (("model_from", spec.model_from), ("data_from", spec.data_from)):
+                if earlier is not None and earlier not in [*seen, "base"][: len(seen) + (key == "model_from")]:
+                    raise ValueError(
+                        f"{where}: {key} {earlier!r} is not an earlier stage ({', '.join(seen) or 'none'})"
+                    )
+            for section in ("stages", "run"):
+                if section in spec.config:
+                    raise ValueError(f"{where}: a stage's config cannot set {section!r} (it is the run's)")
+            if spec.config:
+                try:
+                    self.for_stage(spec)
+                except ValueError as error:
+                    raise ValueError(f"{where}: its config is invalid: {' '.join(str(error).split())}") from None
+            seen.append(spec.name)
+        return self
 
     @model_validator(mode="after")
     def _overlong_fits_the_completion_limit(self) -> R1kitConfig:

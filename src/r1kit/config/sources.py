@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, refusal
-from r1kit.config.schema import R1kitConfig
+from r1kit.config.schema import R1kitConfig, deep_merge
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE"}  # r1kit variables that are not config paths
@@ -139,17 +139,6 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[path] = value
     return flat
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` laid over `base`: mappings merge key by key, anything else (lists too) is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 _NULLS = ("null", "~")
@@ -367,7 +356,9 @@ def resolve_config(
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
-STEP_LIMITS = {"training.epochs": "training.max_steps", "sft.epochs": "sft.max_steps"}
+STEP_LIMITS = {
+    f"{section}.epochs": f"{section}.max_steps" for section in ("training", "sft", "reward_model", "dpo", "rloo")
+}
 
 
 def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapping[str, int]) -> None:

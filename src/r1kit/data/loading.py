@@ -52,6 +52,11 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
 
+def read_rows(path: Path) -> Dataset:
+    """Canonical rows a stage wrote (JSONL, one row per line)."""
+    return Dataset.from_list([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+
+
 def load_eval_rows(cfg: DatasetConfig) -> Dataset:
     """The rows `r1kit eval` scores: a local file as a whole (or its test_split file), else the held-out split."""
     if _is_local(cfg.name) and not cfg.test_split:
@@ -127,7 +132,10 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
     rows, skipped = [], 0
     for index, row in enumerate(raw):
         try:
-            rows.append(adapter(row))
+            # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
+            # acceptance rates down in evaluations and reports
+            group = row.get(cfg.group_column)
+            rows.append(adapter(row) | {"group": None if group is None else str(group)})
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(

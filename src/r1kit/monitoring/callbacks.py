@@ -15,6 +15,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from r1kit import distributed
 from r1kit.atomic import commit_folder, is_complete
 from r1kit.config.schema import CheckpointConfig, MonitoringConfig, ProfilerConfig
 from r1kit.hardware import cpu_quota
@@ -58,16 +59,21 @@ class TrainingMonitor(TrainerCallback):
         return time.perf_counter(), time.process_time(), state.global_step, state.num_input_tokens_seen or 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or logs is None:
+        if logs is None:
             return
-        if "train_loss" in logs:  # the trainer's end-of-training summary, not a step
+        step_log = "train_loss" not in logs  # else the trainer's end-of-training summary, not a step
+        # Every process logs at the same steps and scored its own share of the rollouts: the main process writes
+        # statistics and examples of all of them.
+        rollouts = distributed.gather(self.recorder.take()) if self.recorder and step_log else []
+        if not state.is_world_process_zero:
+            return
+        if not step_log:
             self.run.append(
                 "metrics.jsonl", {"stage": self.stage, "step": state.global_step, "kind": "summary", **logs}
             )
             return
         record: dict[str, Any] = {"stage": self.stage, "step": state.global_step, "kind": "step", "time": time.time()}
         record.update({key: value for key, value in logs.items() if key != "step"})
-        rollouts = self.recorder.take() if self.recorder else []
         if self.recorder:
             record.update(self.recorder.statistics(rollouts))
         record.update(self._performance(args, state))
@@ -189,6 +195,9 @@ class AtomicCheckpoints(TrainerCallback):
         self.keep, self.keep_every = config.save_total_limit, config.keep_every
 
     def on_save(self, args, state, control, **kwargs):
+        # Under several processes each one writes its own part (its RNG state) into the staging checkpoint, with no
+        # barrier in the trainer before this callback: the folder is committed once every process is done with it.
+        distributed.wait()
         if not state.is_world_process_zero:
             return
         name = f"checkpoint-{state.global_step}"

@@ -116,6 +116,10 @@ def print_eval_table(
         if k != "1":
             row(f"pass@{k}", [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
     row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
+    for key, name, percent in (("perplexity", "perplexity (reference text)", False), ("rouge_l", "ROUGE-L", True),
+                               ("win_rate", "win rate (reward model)", True)):  # fmt: skip
+        if any(evaluations[label].get(key) is not None for label in labels):
+            row(name, [evaluations[label].get(key) for label in labels], percent=percent)
     row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
     table.caption = f"{evaluations[labels[-1]]['problems']} held-out problems · {evaluations[labels[-1]]['dataset']}"
     console = Console()

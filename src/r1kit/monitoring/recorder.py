@@ -87,6 +87,7 @@ class RolloutRecorder:
         lengths = [n for r in rollouts for n in r.lengths]
         thinks = [len(t) for t in (_think(c) for c in texts) if t is not None]
         answers = [len(a) for a in (extract_answer(c) for c in texts) if a is not None]
+        stats["quality/completions"] = len(texts)  # scored in the window, by every process
         stats["quality/format_rate"] = _mean([float(split_r1(c) is not None) for c in texts])
         stats["quality/completion_tokens"] = _mean([float(n) for n in lengths])
         stats["quality/think_chars"] = _mean([float(n) for n in thinks])

@@ -1,7 +1,8 @@
 """`r1kit report RUN_DIR`: one self-contained HTML page of a run (inline CSS and SVG plots, nothing fetched).
 
-It shows the evaluation table, per-stage plots (each reward, format compliance, lengths, speed, memory, CPU and
-RAM use), the alerts and notices, and the best and worst completions with their reward breakdown.
+It shows the evaluation table, the recipe's stages (status, time, figures, pass-rate histograms), per-stage plots
+(each reward, format compliance, lengths, speed, memory, CPU and RAM use; noisy series with their moving average), the
+alerts and notices, and the best and worst completions with their reward breakdown.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.runs import RunDir, RunDirError
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
+_SMOOTHED_FROM = 6  # logged steps from which a series also gets its moving average (a line per step is noise)
 
 # (title, [(metric key, label)], y-axis label, percent?) — a plot is drawn when any of its keys was logged.
 _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
@@ -91,6 +93,8 @@ def write_report(run_dir: Path) -> Path:
     body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
+    if run.path("manifest.json").exists():
+        body += ["<h2>Stages</h2>", _stages(run)]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
@@ -127,6 +131,44 @@ def _overview(run: RunDir, summary: dict[str, Any]) -> str:
     return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
 
 
+def _stages(run: RunDir) -> str:
+    """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one."""
+    lines, histograms = [], []
+    for stage in json.loads(run.path("manifest.json").read_text())["stages"]:
+        folder = run.root / stage["folder"]
+        manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
+        figures = (manifest.get("output") or {}).get("metrics") or {}
+        shown = ", ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in figures.items())
+        seconds = stage.get("seconds")
+        lines.append(
+            f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(stage['status'])}</td>"
+            f"<td>{'–' if seconds is None else f'{seconds / 60:.1f} min'}</td><td>{shown}</td></tr>"
+        )
+        if (folder / "pass_rates.json").exists():
+            saved = json.loads((folder / "pass_rates.json").read_text())
+            cells = "".join(f"<td>{_e(rate)}: {n}</td>" for rate, n in saved["histogram"].items())
+            histograms.append(
+                f"<p>{_e(stage['folder'])}: pass rates of {saved['scored']} prompts ({saved['samples_per_prompt']} "
+                f"samples each), {saved['kept']} within {saved['bounds']}</p><table><tr>{cells}</tr></table>"
+            )
+    head = "<tr><th>folder</th><th>kind</th><th>status</th><th>time</th><th>figures</th></tr>"
+    return f"<table class='alerts'>{head}{''.join(lines)}</table>{''.join(histograms)}"
+
+
+def moving_average(values: list[float | None], window: int) -> list[float]:
+    """Mean of the last `window` finite values at each point (nan before any).
+
+    >>> moving_average([1.0, None, 3.0, 5.0], 2)
+    [1.0, 1.0, 2.0, 4.0]
+    """
+    averaged, recent = [], []
+    for value in values:
+        if value is not None:
+            recent = [*recent, value][-window:]
+        averaged.append(sum(recent) / len(recent) if recent else math.nan)
+    return averaged
+
+
 def _paired(paired: dict[str, dict[str, Any]]) -> str:
     """Each stage's change on the same problems, with its 95% interval."""
     items = [
@@ -145,6 +187,9 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
     rows += [(f"pass@{k}", f"pass@{k}", True) for k in ks]
     rows += [
         ("mean completion tokens", "mean_completion_tokens", False),
+        ("perplexity (reference text)", "perplexity", False),
+        ("ROUGE-L", "rouge_l", True),
+        ("win rate (reward model)", "win_rate", True),
         ("truncated", "truncated_rate", True),
         ("problems", "problems", False),
     ]
@@ -205,7 +250,13 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         if all(v is None for v in values):
             continue
         ys = [math.nan if v is None else v for v in values]
-        line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.6, label=label)[0]
+        smoothed = len(steps) >= _SMOOTHED_FROM
+        line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
+                       alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
+        if smoothed:  # what the trend is, through the step-to-step noise
+            window = max(3, len(steps) // 8)
+            ax.plot(steps, moving_average(values, window), color=line.get_color(), linewidth=2.2,
+                    label=f"{label} (mean of {window})")  # fmt: skip
         if band:  # the spread of the reward within each step's batch
             low = [
                 math.nan if _finite(r.get(key.replace("/mean", "/min"))) is None else r[key.replace("/mean", "/min")]
@@ -222,7 +273,7 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
     if percent:
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
-    if len(series) > 1 or band:
+    if len(series) > 1 or band or len(steps) >= _SMOOTHED_FROM:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     buffer = io.StringIO()

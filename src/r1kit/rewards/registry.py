@@ -15,6 +15,12 @@ REWARD_NAMES = (
     "overlong",
 )
 
+# Rewards scored by a trained model rather than by rules: configured like the others, but they load weights, so the
+# rule-based suites (REWARD_NAMES) leave them out.
+MODEL_REWARD_NAMES = ("reward_model",)
+
+KNOWN_REWARDS = (*REWARD_NAMES, *MODEL_REWARD_NAMES)
+
 
 def build_reward(name: str, **params: Any):
     """The reward callable `name` with TRL's signature, built with `params`.
@@ -24,9 +30,10 @@ def build_reward(name: str, **params: Any):
     >>> build_reward("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown reward 'nope'; valid: accuracy, format, tag_count, reasoning_steps, cosine, repetition_penalty, language_consistency, overlong
+    ValueError: unknown reward 'nope'; valid: accuracy, format, tag_count, reasoning_steps, cosine, repetition_penalty, language_consistency, overlong, reward_model
     """
     from r1kit.rewards import functions as f  # imported here so the config schema can list names cheaply
+    from r1kit.rewards.reward_model import get_reward_model_reward
 
     factories = {
         "accuracy": f.get_accuracy_reward,
@@ -37,7 +44,8 @@ def build_reward(name: str, **params: Any):
         "repetition_penalty": f.get_repetition_penalty_reward,
         "language_consistency": f.get_language_consistency_reward,
         "overlong": f.get_overlong_reward,
+        "reward_model": get_reward_model_reward,
     }
     if name not in factories:
-        raise ValueError(f"unknown reward {name!r}; valid: {', '.join(REWARD_NAMES)}")
+        raise ValueError(f"unknown reward {name!r}; valid: {', '.join(KNOWN_REWARDS)}")
     return factories[name](**params)

@@ -6,7 +6,8 @@ import logging
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from transformers import PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
-from r1kit.atomic import build_complete, is_complete
+from r1kit import distributed
+from r1kit.atomic import build_complete
 from r1kit.config.schema import ModelConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
@@ -38,22 +40,85 @@ logger = logging.getLogger("r1kit")
 
 @dataclass
 class StageContext:
-    """What a stage needs besides its config: where it writes and what it runs on."""
+    """What a stage needs besides its config: where it writes and what it runs on.
+
+    `stage` is the stage's name (its label in logs and evaluations); `folder` its folder in the run, RUN/NN_<name>
+    inside a recipe, RUN/<name> when the stage runs alone.
+    """
 
     config: R1kitConfig
     run: RunDir
     hardware: Hardware
+    stage: str = "eval"
+    folder: str = "eval"
+
+    def for_stage(self, config: R1kitConfig, stage: str, folder: str) -> StageContext:
+        return StageContext(config, self.run, self.hardware, stage, folder)
+
+    @property
+    def dir(self) -> Path:
+        return self.run.root / self.folder
+
+
+@dataclass
+class StageInputs:
+    """What a stage starts from: the latest model, the run's first model, the data, and what earlier stages made."""
+
+    model: str
+    base: str
+    splits: Splits
+    earlier: dict[str, StageOutput] = field(default_factory=dict)  # stage name → its output
+
+
+@dataclass
+class StageOutput:
+    """What a stage leaves: a model (evaluated on the held-out problems), a dataset (canonical rows, JSONL), or both,
+    and its own figures for the manifest and the table."""
+
+    model: Path | None = None
+    dataset: Path | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    evaluate: bool = True  # a reward model has no answers to score
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        return {
+            "model": str(self.model.relative_to(root)) if self.model else None,
+            "dataset": str(self.dataset.relative_to(root)) if self.dataset else None,
+            "metrics": self.metrics,
+            "evaluate": self.evaluate,
+        }
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any], root: Path) -> StageOutput:
+        return cls(
+            model=root / record["model"] if record.get("model") else None,
+            dataset=root / record["dataset"] if record.get("dataset") else None,
+            metrics=record.get("metrics") or {},
+            evaluate=record.get("evaluate", True),
+        )
+
+
+def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, StageInputs], StageOutput]) -> StageOutput:
+    """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>."""
+    ctx, base, splits = setup(config, kind)
+    return run(ctx.for_stage(config, kind, kind), StageInputs(model=base, base=base, splits=splits))
 
 
 def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]:
     """Start a stage or the pipeline: hardware, seed, run folder (checked before training), base model, data."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
+    distributed.start(hardware.device)
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
-    run = open_run(config)
-    base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
+    # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
+    # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
+    run = open_run(config, per_stage=command == "run") if distributed.is_main() else None
+    with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
+        base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
     check_model(config.model, base)
-    run.prepare(config, disk_needed(base, config))
+    if run is not None:
+        run.prepare(config, disk_needed(base, config))
+    run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
     splits = load_splits(config.dataset)
     skipped = f" ({splits.skipped_rows} bad rows skipped)" if splits.skipped_rows else ""
     logger.warning(
@@ -72,13 +137,20 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
 
 def model_reference(config: R1kitConfig) -> str:
     """model.name made loadable; a run folder stands for its final model."""
-    run = run_of(config.model.name)
-    if run is not None and Path(config.model.name).resolve() == run.root.resolve():
+    return model_reference_of(config.model.name, config)
+
+
+def model_reference_of(name: str, config: R1kitConfig) -> str:
+    """A model alias, hub id, folder or run folder (its final model) made loadable, with the config's model options."""
+    run = run_of(name)
+    if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
         if final is None:
             raise ModelError(f"run {run.root} has no finished model yet")
         return str(final)
-    return resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
+    same = name == config.model.name  # gguf_file and revision belong to model.name
+    model = config.model
+    return resolve_model(name, model.cache_dir, model.gguf_file if same else None, model.revision if same else None)
 
 
 def quiet_libraries(progress: bool) -> None:
@@ -90,11 +162,11 @@ def quiet_libraries(progress: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
-def staging_dir(run: RunDir, stage: str) -> Path:
-    return run.root / stage / ".staging"
+def staging_dir(ctx: StageContext) -> Path:
+    return ctx.dir / ".staging"
 
 
-def trainer_arguments(ctx: StageContext, stage: str, section: SFTConfig | TrainingConfig) -> dict[str, Any]:
+def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig) -> dict[str, Any]:
     """Keyword arguments common to TRL's SFTConfig and GRPOConfig, from a stage's config section."""
     config, hardware = ctx.config, ctx.hardware
     reporters = [
@@ -109,10 +181,10 @@ def trainer_arguments(ctx: StageContext, stage: str, section: SFTConfig | Traini
     if config.monitoring.wandb.enabled:
         os.environ.setdefault("WANDB_PROJECT", config.monitoring.wandb.project)
     if config.monitoring.tensorboard.enabled:
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.root / "tensorboard" / stage)
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.root / "tensorboard" / ctx.stage)
     return {
-        "output_dir": str(staging_dir(ctx.run, stage)),
-        "run_name": config.monitoring.wandb.run_name or f"{ctx.run.root.name}-{stage}",
+        "output_dir": str(staging_dir(ctx)),
+        "run_name": config.monitoring.wandb.run_name or f"{ctx.run.root.name}-{ctx.stage}",
         "max_steps": section.max_steps or -1,
         "num_train_epochs": section.epochs or 1.0,
         "per_device_train_batch_size": section.batch_size.per_device_train,
@@ -152,7 +224,6 @@ def lora_config(model: ModelConfig) -> PeftLoraConfig | None:
 
 def callbacks(
     ctx: StageContext,
-    stage: str,
     section: SFTConfig | TrainingConfig,
     total_params: int,
     recorder: RolloutRecorder | None = None,
@@ -163,49 +234,48 @@ def callbacks(
     peak = measure_matmul_peak(ctx.hardware.dtype, ctx.hardware.device)
     found = [
         guard,
-        TrainingMonitor(ctx.run, stage, monitoring, total_params, peak, recorder=recorder, nonfinite=guard),
-        AtomicCheckpoints(staging_dir(ctx.run, stage), ctx.run.checkpoints(stage), section.checkpoint),
+        TrainingMonitor(ctx.run, ctx.stage, monitoring, total_params, peak, recorder=recorder, nonfinite=guard),
+        AtomicCheckpoints(staging_dir(ctx), ctx.run.checkpoints(ctx.folder), section.checkpoint),
     ]
     if monitoring.profiler.enabled:
-        found.append(TorchProfiler(monitoring.profiler, ctx.run.root / stage / "profile"))
+        found.append(TorchProfiler(monitoring.profiler, ctx.dir / "profile"))
     return found
 
 
-def prepare_resume(ctx: StageContext, stage: str) -> Path | None:
+def prepare_resume(ctx: StageContext) -> Path | None:
     """The checkpoint to resume from (the newest complete one), with the stage's logs cut back to it.
 
     Staging debris of a kill mid-save is removed; log lines past the checkpoint are dropped because the resumed
     run redoes those steps, so metrics.jsonl continues without duplicate or missing steps.
     """
-    shutil.rmtree(staging_dir(ctx.run, stage), ignore_errors=True)
-    found = complete_checkpoints(ctx.run.checkpoints(stage))
-    if not found:
-        ctx.run.truncate_logs(stage, after_step=0)
-        return None
-    latest = found[-1]
-    step = int(latest.name.rsplit("-", 1)[1])
-    ctx.run.truncate_logs(stage, after_step=step)
-    logger.warning("%s: resuming from %s (step %d)", stage, latest, step)
+    # Every process resumes from the checkpoint the main process found; only the main process clears and cuts, and
+    # the others wait for it before any of them writes into the staging folder again.
+    found = distributed.from_main(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
+    latest = found[-1] if found else None
+    step = int(latest.name.rsplit("-", 1)[1]) if latest else 0
+    if distributed.is_main():
+        shutil.rmtree(staging_dir(ctx), ignore_errors=True)
+        ctx.run.truncate_logs(ctx.stage, after_step=step)
+    distributed.wait()
+    if latest:
+        logger.warning("%s: resuming from %s (step %d)", ctx.stage, latest, step)
     return latest
 
 
-def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: StageContext, stage: str) -> Path:
+def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
     """Train (resuming when a complete checkpoint exists) and save the stage's final model, complete or absent."""
     trainer.remove_callback(PrinterCallback)  # TrainingMonitor prints each logging step instead
     if ctx.config.monitoring.progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
-    trainer.train(resume_from_checkpoint=str(resume) if (resume := prepare_resume(ctx, stage)) else None)
-    dest = ctx.run.model_dir(stage)
+    trainer.train(resume_from_checkpoint=str(resume) if (resume := prepare_resume(ctx)) else None)
+    dest = ctx.run.model_dir(ctx.folder)
+    marker = {"stage": ctx.stage}
     if trainer.accelerator.is_main_process:  # one writer under `accelerate launch`
         if ctx.config.model.save_adapter and isinstance(trainer.model, PeftModel):  # before merging it away
-            adapter = ctx.run.adapter_dir(stage)
-            build_complete(adapter, lambda folder: save_adapter(trainer.model, tokenizer, folder), {"stage": stage})
-        build_complete(dest, lambda folder: save_for_inference(trainer.model, tokenizer, folder), {"stage": stage})
-        shutil.rmtree(staging_dir(ctx.run, stage), ignore_errors=True)
+            adapter = ctx.run.adapter_dir(ctx.folder)
+            build_complete(adapter, lambda folder: save_adapter(trainer.model, tokenizer, folder), marker)
+        build_complete(dest, lambda folder: save_for_inference(trainer.model, tokenizer, folder), marker)
+        shutil.rmtree(staging_dir(ctx), ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     return dest
-
-
-def stage_done(ctx: StageContext, stage: str) -> bool:
-    return is_complete(ctx.run.model_dir(stage))

@@ -1,4 +1,6 @@
-"""Evaluation: batched generation on held-out problems, pass@1 (greedy), format rate, and pass@k from n samples.
+"""Evaluation: batched generation on held-out problems, pass@1 (greedy), format rate, pass@k from n samples,
+perplexity of the held-out reference solutions, ROUGE-L of the answers, and (when configured) the win rate against
+another model as judged by a reward model.
 
 Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the `evaluation` section.
 """
@@ -7,25 +9,28 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from r1kit import distributed
 from r1kit.atomic import write_json
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import load_eval_rows
 from r1kit.hardware import setup_hardware
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
-from r1kit.prompts import chat_prompt
+from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
-from r1kit.rewards.text import split_r1
+from r1kit.rewards.text import extract_answer, split_r1
 from r1kit.runs import RunDir
 from r1kit.stages.common import StageContext, model_reference
 from r1kit.stats import wilson_interval
@@ -46,6 +51,15 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     return 1.0 - math.comb(n - correct, k) / math.comb(n, k)
 
 
+class Generations(NamedTuple):
+    """Completions per prompt, in the prompts' order: their texts, their token counts, and the index of the process
+    that generated them (0 throughout for a single process)."""
+
+    texts: list[list[str]]
+    lengths: list[list[int]]
+    processes: list[int]
+
+
 def generate(
     model,
     tokenizer,
@@ -57,16 +71,20 @@ def generate(
     temperature: float = 1.0,
     progress: bool = True,
     desc: str = "generating",
-) -> tuple[list[list[str]], list[list[int]]]:
-    """Completions (text, token count) per prompt: greedy when samples == 1, else `samples` sampled ones."""
+) -> Generations:
+    """Completions (text, token count) per prompt: greedy when samples == 1, else `samples` sampled ones.
+
+    Under several processes (`accelerate launch`) each process generates for its contiguous share of the prompts and
+    the shares are gathered back in order, so every process returns the same complete result."""
+    share = distributed.shard(prompts)
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
-    bar = tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False)
-    for start in range(0, len(prompts), batch_size):
+    bar = tqdm(total=len(share), desc=desc, disable=not (progress and distributed.is_main()), leave=False)
+    for start in range(0, len(share), batch_size):
         batch = [
             tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-            for p in prompts[start : start + batch_size]
+            for p in share[start : start + batch_size]
         ]
         inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
@@ -87,7 +105,10 @@ def generate(
             lengths.append([_generated_length(ids, tokenizer.pad_token_id, tokenizer.eos_token_id) for ids in group])
         bar.update(len(batch))
     bar.close()
-    return texts, lengths
+    if not distributed.launched():
+        return Generations(texts, lengths, [0] * len(texts))
+    gathered = distributed.gather([(t, n, distributed.index()) for t, n in zip(texts, lengths, strict=True)])
+    return Generations([t for t, _, _ in gathered], [n for _, n, _ in gathered], [p for _, _, p in gathered])
 
 
 def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> int:
@@ -105,7 +126,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
     """Greedy pass@1, format rate and lengths of `model` on canonical rows, with each completion and its score."""
     settings = config.evaluation
     prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
-    greedy, greedy_lengths = generate(
+    greedy = generate(
         model,
         tokenizer,
         prompts,
@@ -114,11 +135,17 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         progress=config.monitoring.progress,
         desc=desc,
     )
-    completions = [g[0] for g in greedy]
+    completions = [g[0] for g in greedy.texts]
     scores = _accuracy(config)(completions, solution=list(rows["solution"]))
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
-    lengths = [n[0] for n in greedy_lengths]
+    lengths = [n[0] for n in greedy.lengths]
+    shared_out = {}
+    if distributed.launched():  # who generated what: each problem once, by one of the processes
+        shared_out = {
+            "processes": distributed.count(),
+            "problems_per_process": [greedy.processes.count(p) for p in range(distributed.count())],
+        }
     return {
         "problems": len(rows),
         "excluded": len(scores) - len(scored),  # gold answer unparseable or verification failed
@@ -130,11 +157,17 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "completions": completions,
         "scores": scores,
         "formats": formats,
+        **shared_out,
     }
 
 
-def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str) -> dict[str, Any]:
-    """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result."""
+def evaluate(
+    ctx: StageContext, model_reference: str, rows: Dataset, label: str, models: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
+
+    `models` (stage name → model folder) resolves the stage names evaluation.win_rate_against and
+    evaluation.reward_model may give; the win rate is left out (None) while either is not there yet."""
     config, settings = ctx.config, ctx.config.evaluation
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
@@ -153,7 +186,7 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
     }
     if settings.num_samples > 1:
         accuracy = _accuracy(config)
-        sampled, _ = generate(
+        sampled = generate(
             model,
             tokenizer,
             [chat_prompt(q, config.prompt.system) for q in rows["question"]],
@@ -163,7 +196,7 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
             temperature=settings.temperature,
             progress=config.monitoring.progress,
             desc=f"pass@k {label}",
-        )
+        ).texts
         per_problem = []
         for samples, gold in zip(sampled, rows["solution"], strict=True):
             verdicts = accuracy(samples, solution=[gold] * len(samples))
@@ -175,6 +208,11 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
             else None
             for k in settings.pass_k
         }
+    prompts, references = reference_texts(rows, config.prompt.system)
+    result["perplexity"] = perplexity(model, tokenizer, prompts, references)
+    result["rouge_l"] = rouge_l(*answers_and_references(completions, rows))
+    if settings.win_rate_against and settings.reward_model:
+        result |= _win_rate_entry(ctx, model_reference, rows, completions, models or {})
     result["seconds"] = time.perf_counter() - started
     result["samples"] = [
         {"question": q, "gold": g, "completion": c, "correct": s, "format": f}
@@ -182,21 +220,220 @@ def evaluate(ctx: StageContext, model_reference: str, rows: Dataset, label: str)
             zip(rows["question"], rows["solution"], completions, scored["scores"], formats, strict=True)
         )[:_SAMPLES_KEPT]
     ]
-    write_json(ctx.run.eval_path(label), result)
+    if distributed.is_main():  # every process holds the same result; one writes it
+        write_json(ctx.run.eval_path(label), result)
     return result
+
+
+# ------------------------------------------------------------------------------------- perplexity, ROUGE-L, win rate
+
+
+def reference_texts(rows: Dataset, system_prompt: str) -> tuple[list[list[dict]], list[str]]:
+    """(prompt, reference completion) of each held-out row that has one: its worked solution in R1 form, or its
+    reference reply for chat data."""
+    prompts, texts = [], []
+    for row in rows:
+        if row.get("reasoning") and row.get("solution"):
+            text = r1_completion(row["reasoning"], row["solution"])
+        elif row.get("response"):
+            text = row["response"]
+        else:
+            continue
+        prompts.append(chat_prompt(row["question"], system_prompt))
+        texts.append(text)
+    return prompts, texts
+
+
+def completion_logprobs(
+    model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], batch_size: int = 8
+) -> list[tuple[float, int]]:
+    """(sum of log-probabilities of the completion's tokens given the prompt, completion tokens) per pair.
+
+    Prompt and completion are rendered with the chat template, the completion as the assistant's reply (its
+    end-of-turn tokens included); the prompt's tokens are masked out. Rows of similar length are batched together,
+    and the output layer runs only where a completion token is predicted (most of the cost on a small model).
+    """
+    rows: list[tuple[list[int], int]] = []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        full_text = tokenizer.apply_chat_template(
+            [*prompt, {"role": "assistant", "content": completion}], tokenize=False
+        )
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
+        start = 0  # where prompt and prompt + completion part (usually the prompt's end)
+        while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
+            start += 1
+        rows.append((full_ids, max(start, 1)))  # the first token has no prediction
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    decoder, head = _decoder_and_head(model)
+    results: list[tuple[float, int] | None] = [None] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    for begin in range(0, len(order), batch_size):
+        batch = order[begin : begin + batch_size]
+        width = max(len(rows[i][0]) for i in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        scored = torch.zeros((len(batch), width), dtype=torch.bool)  # positions whose token is a completion token
+        for row, index in enumerate(batch):
+            tokens, start = rows[index]
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            attention[row, : len(tokens)] = 1
+            scored[row, start : len(tokens)] = True
+        ids, attention, scored = ids.to(model.device), attention.to(model.device), scored.to(model.device)
+        predicts = scored[:, 1:]  # position t predicts token t + 1
+        with torch.inference_mode():
+            if decoder is not None:
+                hidden = decoder(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1][predicts]
+                logits = head(hidden)
+            else:  # a model without a separable output layer: every position's logits
+                logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1][predicts]
+            token_logprobs = -torch.nn.functional.cross_entropy(logits.float(), ids[:, 1:][predicts], reduction="none")
+            row_of = torch.arange(len(batch), device=ids.device).unsqueeze(1).expand_as(predicts)[predicts]
+            sums = torch.zeros(len(batch), device=ids.device).index_add_(0, row_of, token_logprobs).cpu()
+            counts = predicts.sum(-1).cpu()
+        for row, index in enumerate(batch):
+            results[index] = (float(sums[row]), int(counts[row]))
+    return results  # type: ignore[return-value]
+
+
+def _decoder_and_head(model) -> tuple[Any, Any]:
+    """The model's backbone and output layer when it has the usual causal-LM shape, else (None, None)."""
+    decoder = getattr(model, "get_decoder", lambda: None)()
+    head = model.get_output_embeddings()
+    if decoder is None or head is None or decoder is model:
+        return None, None
+    if getattr(model.config, "final_logit_softcapping", None):  # Gemma-style logits post-processing
+        return None, None
+    return decoder, head
+
+
+def perplexity(
+    model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], batch_size: int = 8
+) -> float | None:
+    """exp(mean negative log-likelihood per completion token) of the completions given their prompts; None without
+    any completion token."""
+    if not completions:
+        return None
+    # under several processes each scores its share of the pairs (see `generate`)
+    share = distributed.shard(list(zip(prompts, completions, strict=True)))
+    logprobs = distributed.gather(
+        completion_logprobs(model, tokenizer, [p for p, _ in share], [c for _, c in share], batch_size) if share else []
+    )
+    tokens = sum(count for _, count in logprobs)
+    if not tokens:
+        return None
+    return math.exp(-sum(total for total, _ in logprobs) / tokens)
+
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+class _Tokenizer:
+    """Words and single symbols, lower-cased, in any script (rouge-score's default keeps only ASCII letters and
+    digits, which would make "-3" and "3" the same answer and drop non-English text)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return _WORDS.findall(text.lower())
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float | None:
+    """Mean ROUGE-L F-measure (longest common subsequence of tokens) of predictions against references, from the
+    rouge-score library; None for no pair.
+
+    >>> rouge_l(["the answer is 42"], ["the answer is 42"]), rouge_l(["cat"], ["dog"])
+    (1.0, 0.0)
+    """
+    from rouge_score import rouge_scorer
+
+    if not predictions:
+        return None
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Tokenizer())
+    return statistics.fmean(
+        scorer.score(reference, prediction)["rougeL"].fmeasure
+        for prediction, reference in zip(predictions, references, strict=True)
+    )
+
+
+def answers_and_references(completions: Sequence[str], rows: Dataset) -> tuple[list[str], list[str]]:
+    """What ROUGE-L compares: for chat rows the completion against the reference reply, for problems the
+    completion's answer (its <answer> block, else the whole text) against the gold answer."""
+    predictions, references = [], []
+    for completion, row in zip(completions, rows, strict=True):
+        if row.get("response"):
+            predictions.append(completion)
+            references.append(row["response"])
+        elif row.get("solution") is not None:
+            predictions.append(extract_answer(completion) or completion)
+            references.append(str(row["solution"]))
+    return predictions, references
+
+
+def win_rate(
+    policy_completions: Sequence[Any],
+    reference_completions: Sequence[Any],
+    prompts: Sequence[Any],
+    reward_model: Callable[..., Sequence[float | None]],
+) -> float | None:
+    """Share of prompts where `reward_model` scores the policy's completion above the reference model's (ties count
+    half). `reward_model` has the reward signature `(completions, prompts=…) -> scores`, as the `reward_model`
+    reward does; prompts either completion has no score for are left out.
+
+    >>> judge = lambda completions, prompts=None, **kwargs: [float(len(c)) for c in completions]
+    >>> win_rate(["a long answer", "a", "same"], ["short", "bb", "same"], ["p1", "p2", "p3"], judge)
+    0.5
+    """
+    policy = reward_model(list(policy_completions), prompts=list(prompts))
+    reference = reward_model(list(reference_completions), prompts=list(prompts))
+    outcomes = [
+        1.0 if p > r else 0.5 if p == r else 0.0
+        for p, r in zip(policy, reference, strict=True)
+        if p is not None and r is not None
+    ]
+    return statistics.fmean(outcomes) if outcomes else None
+
+
+def _win_rate_entry(
+    ctx: StageContext, model_reference: str, rows: Dataset, completions: list[str], models: Mapping[str, str]
+) -> dict[str, Any]:
+    """The evaluated model's win rate against evaluation.win_rate_against, judged by evaluation.reward_model."""
+    config, settings = ctx.config, ctx.config.evaluation
+    against = str(models.get(settings.win_rate_against, settings.win_rate_against))
+    judge = str(models.get(settings.reward_model, settings.reward_model))
+    entry: dict[str, Any] = {"win_rate": None, "win_rate_against": settings.win_rate_against}
+    missing = [name for name in (against, judge) if not Path(name).exists()]
+    if missing or Path(against).resolve() == Path(model_reference).resolve():
+        return entry  # a stage not run yet (or the model against itself): nothing to compare
+    tokenizer = load_tokenizer(config.model, against)
+    reference_model = load_model(config.model, against, ctx.hardware, for_training=False).eval()
+    prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
+    reference = generate(
+        reference_model,
+        tokenizer,
+        prompts,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=settings.batch_size,
+        progress=config.monitoring.progress,
+        desc=f"win rate: {settings.win_rate_against}",
+    ).texts
+    del reference_model
+    reward = build_reward("reward_model", path=judge)
+    entry["win_rate"] = win_rate(completions, [r[0] for r in reference], prompts, reward)
+    return entry
 
 
 class EvaluateEvery(TrainerCallback):
     """Greedy pass@1 and format rate on the first `evaluation.during_training_samples` held-out problems every
     `evaluation.every_steps` optimizer steps: a `kind: eval` record in metrics.jsonl, a console line, report curves."""
 
-    def __init__(self, ctx: StageContext, stage: str, held_out: Dataset, tokenizer):
+    def __init__(self, ctx: StageContext, held_out: Dataset, tokenizer):
         settings = ctx.config.evaluation
-        self.ctx, self.stage, self.tokenizer, self.every = ctx, stage, tokenizer, settings.every_steps
+        self.ctx, self.stage, self.tokenizer, self.every = ctx, ctx.stage, tokenizer, settings.every_steps
         self.rows = held_out.select(range(min(settings.during_training_samples, len(held_out))))
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if not self.every or state.global_step % self.every or not state.is_world_process_zero:
+        # Every process takes part: the problems are shared out between them (see `generate`); the main one writes.
+        if not self.every or state.global_step % self.every:
             return
         padding_side, was_training = self.tokenizer.padding_side, model.training
         model.eval()
@@ -207,6 +444,8 @@ class EvaluateEvery(TrainerCallback):
         finally:  # the trainer's collator pads on its own side, and the model trains on
             self.tokenizer.padding_side = padding_side
             model.train(was_training)
+        if not state.is_world_process_zero:
+            return
         record = {"stage": self.stage, "kind": "eval", "step": state.global_step}
         record |= {f"eval/{key}": scored[key] for key in ("accuracy", "format_rate", "mean_completion_tokens")}
         self.ctx.run.append("metrics.jsonl", record)
@@ -224,10 +463,13 @@ class EvaluateEvery(TrainerCallback):
 def main(config: R1kitConfig) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
+    distributed.start(hardware.device)
     reference = model_reference(config)
     rows = load_eval_rows(config.dataset)
-    run = RunDir(config.run.output_dir or Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S"))
+    # one folder for every process: the main process's (a name from the clock could differ by a second)
+    run = RunDir(distributed.from_main(config.run.output_dir or f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"))
     result = evaluate(StageContext(config, run, hardware), reference, rows, "eval")
-    print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
-    logger.warning("evaluation written to %s", run.eval_path("eval"))
+    if distributed.is_main():
+        print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
+        logger.warning("evaluation written to %s", run.eval_path("eval"))
     return result

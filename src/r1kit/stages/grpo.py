@@ -1,33 +1,56 @@
 """GRPO: reinforcement learning with rule-based rewards, the core of R1-Zero and of R1's reasoning RL.
 
-Runnable alone (`r1kit grpo`) and by the pipeline. Reads `training` (optimizer, batch, steps), `grpo` (sampling and
+Runnable alone (`r1kit grpo`) and from a recipe (the `reasoning_rl` stage of `r1` is this with its own rewards). Reads `training` (optimizer, batch, steps), `grpo` (sampling and
 loss) and `rewards`. Load → build rewards → build trainer → train → save.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import Splits, grpo_rows
+from r1kit.data.loading import grpo_rows
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards import build_reward
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.plugins import PluginReward, is_plugin, short_name
-from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
+from r1kit.rewards.reward_model import resolve_reward_models
+from r1kit.stages import curriculum
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    callbacks,
+    lora_config,
+    stage_main,
+    train_and_save,
+    trainer_arguments,
+)
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 
-STAGE = "grpo"
 _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
 
 
-def build_rewards(config: R1kitConfig) -> dict:
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = (
+    "model",
+    "prompt",
+    "dataset",
+    "rewards",
+    "training",
+    "grpo",
+    "fast",
+    "dynamic_sampling",
+    "curriculum",
+)
+
+
+def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> dict:
     """name → reward function, for the configured rewards (built-ins and plug-ins), each with its own parameters.
-    A plug-in goes by its function's name."""
+    A plug-in goes by its function's name. `completion_limit`: the stage's completion length limit, overlong's
+    default (GRPO's grpo.max_completion_length unless given)."""
     rewards = {}
     for name in config.rewards.functions:
         params = config.rewards.params(name).model_dump(exclude={"weight"})
@@ -39,23 +62,26 @@ def build_rewards(config: R1kitConfig) -> dict:
         if name in _VERIFIED:
             params |= config.rewards.verification.model_dump()
         if name == "overlong" and params["max_length"] is None:
-            params["max_length"] = config.grpo.max_completion_length
+            params["max_length"] = completion_limit or config.grpo.max_completion_length
         rewards[name] = guarded(name, build_reward(name, **params))
     return rewards
 
 
-def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
-    config = ctx.config
-    tokenizer = load_tokenizer(config.model, model_reference)
-    model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
-    rows = grpo_rows(splits.train, config.prompt.system)
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder
+    train = inputs.splits.train
+    if config.curriculum.enabled:  # before the training model loads: the scoring copy is freed by then
+        train = curriculum.apply(ctx, inputs.model, train)
+    rows = grpo_rows(train, config.prompt.system)
+    tokenizer = load_tokenizer(config.model, inputs.model)
+    model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
     weights = {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
     recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 
     args = GRPOConfig(
-        **trainer_arguments(ctx, STAGE, config.training),
+        **trainer_arguments(ctx, config.training),
         **config.grpo.model_dump(),  # the grpo section's keys are TRL's GRPOConfig parameters
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,
@@ -71,14 +97,13 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
         processing_class=tokenizer,
         peft_config=lora_config(config.model),
         callbacks=[
-            *callbacks(ctx, STAGE, config.training, model.num_parameters(), recorder=recorder),
-            EvaluateEvery(ctx, STAGE, splits.test, tokenizer),
+            *callbacks(ctx, config.training, model.num_parameters(), recorder=recorder),
+            EvaluateEvery(ctx, inputs.splits.test, tokenizer),
         ],
     )
-    return train_and_save(trainer, tokenizer, ctx, STAGE)
+    return StageOutput(model=train_and_save(trainer, tokenizer, ctx))
 
 
-def main(config: R1kitConfig) -> Path:
-    """`r1kit grpo`: this stage alone, from model.name, into the run folder."""
-    ctx, base, splits = setup(config, STAGE)
-    return train(ctx, base, splits)
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit grpo`: this stage alone, from model.name, into RUN/grpo."""
+    return stage_main(config, "grpo", run)

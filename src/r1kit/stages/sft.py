@@ -1,32 +1,49 @@
 """Supervised fine-tuning: the cold start of R1, teaching the <think>/<answer> format from worked solutions.
 
-Runnable alone (`r1kit sft`) and by the pipeline. Reads the `sft` section. Load → build → train → save:
-the model folder it returns is a plain HF folder with the LoRA adapters merged in.
+Runnable alone (`r1kit sft`) and from a recipe. Reads the `sft` section. Load → build → train → save: the model
+folder it returns is a plain HF folder with the LoRA adapters merged in. `train` is also what `sft2` and `distill`
+call with their own rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import Splits, sft_rows
+from r1kit.data.loading import sft_rows
 from r1kit.models import load_model, load_tokenizer
-from r1kit.stages.common import StageContext, callbacks, lora_config, setup, train_and_save, trainer_arguments
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    callbacks,
+    lora_config,
+    stage_main,
+    train_and_save,
+    trainer_arguments,
+)
 from r1kit.stages.evaluate import EvaluateEvery
 
-STAGE = "sft"
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "sft")
 
 
-def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    rows = sft_rows(inputs.splits.train, ctx.config.prompt.system)
+    return StageOutput(model=train(ctx, inputs.model, rows, inputs.splits.test), metrics={"train_rows": len(rows)})
+
+
+def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Dataset) -> Path:
+    """Fine-tune `model_reference` on TRL prompt-completion rows; the stage's model folder."""
     config = ctx.config
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
-    rows = sft_rows(splits.train, config.prompt.system)
 
     args = SFTConfig(
-        **trainer_arguments(ctx, STAGE, config.sft),
+        **trainer_arguments(ctx, config.sft),
         max_length=config.sft.max_length,
         completion_only_loss=True,  # learn the answer, not the prompt (works with SmolLM2's template as is)
         include_num_input_tokens_seen="non_padding",
@@ -39,14 +56,13 @@ def train(ctx: StageContext, model_reference: str, splits: Splits) -> Path:
         processing_class=tokenizer,
         peft_config=lora_config(config.model),
         callbacks=[
-            *callbacks(ctx, STAGE, config.sft, model.num_parameters()),
-            EvaluateEvery(ctx, STAGE, splits.test, tokenizer),
+            *callbacks(ctx, config.sft, model.num_parameters()),
+            EvaluateEvery(ctx, held_out, tokenizer),
         ],
     )
-    return train_and_save(trainer, tokenizer, ctx, STAGE)
+    return train_and_save(trainer, tokenizer, ctx)
 
 
-def main(config: R1kitConfig) -> Path:
-    """`r1kit sft`: this stage alone, from model.name, into the run folder."""
-    ctx, base, splits = setup(config, STAGE)
-    return train(ctx, base, splits)
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit sft`: this stage alone, from model.name, into RUN/sft."""
+    return stage_main(config, "sft", run)

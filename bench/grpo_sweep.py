@@ -1,0 +1,72 @@
+"""Sweep GRPO settings from one SFT model, each variant scored on the same held-out problems against that model.
+
+    .venv/bin/python bench/grpo_sweep.py --model runs/r1/02_sft/model --out runs/sweep \
+        --variant base: --variant lr2e-4:--training.optimization.learning_rate=2e-4 \
+        --variant curriculum:--curriculum.enabled=true,--training.optimization.learning_rate=2e-4
+
+Each `--variant NAME:ARGS` (ARGS: comma-separated `r1kit grpo` options, `--key=value`) runs `r1kit grpo --model MODEL`
+with those options into OUT/NAME, then `r1kit eval` of its model on the held-out split. The SFT model itself is
+evaluated once. Prints a markdown table (pass@1, its 95% interval, paired change against the SFT model with its 95%
+interval, format rate, minutes) and, last, one JSON line with the same figures. Extra options after `--` go to every
+`r1kit` call (e.g. `-- --evaluation.max_samples 200`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from r1kit.stats import paired_difference
+
+
+def r1kit(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
+
+
+def evaluated(model: str, out: Path, common: list[str]) -> dict:
+    if not (out / "eval" / "eval.json").exists():
+        r1kit("eval", "--model", model, "--out", str(out), *common)
+    return json.loads((out / "eval" / "eval.json").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the SFT model every variant starts from")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--variant", action="append", required=True, help="NAME:--key=value,--key=value")
+    args, common = parser.parse_known_args()
+    common = [a for a in common if a != "--"]
+
+    reference = evaluated(args.model, args.out / "sft-eval", common)
+    rows = []
+    for variant in args.variant:
+        name, _, options = variant.partition(":")
+        out = args.out / name
+        started = time.perf_counter()
+        if not (out / "grpo" / "model").exists():
+            r1kit("grpo", "--model", args.model, "--out", str(out), *[o for o in options.split(",") if o], *common)
+        minutes = (time.perf_counter() - started) / 60
+        result = evaluated(str(out / "grpo" / "model"), out / "eval-run", common)
+        change = paired_difference(reference["scores"], result["scores"])
+        rows.append({"variant": name, "options": options, "pass@1": result["accuracy"],
+                     "ci95": result["accuracy_ci95"], "change": change["difference"], "change_ci95": change["ci95"],
+                     "format_rate": result["format_rate"], "minutes": round(minutes, 1)})  # fmt: skip
+
+    print(f"\nSFT model: pass@1 {reference['accuracy']:.1%} on {reference['problems']} held-out problems\n")
+    print("| variant | options | pass@1 | 95% interval | paired change vs SFT | 95% interval | format | minutes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['variant']} | `{r['options'] or 'defaults'}` | {r['pass@1']:.1%} | {r['ci95'][0]:.1%}–{r['ci95'][1]:.1%}"
+            f" | {r['change'] * 100:+.1f} pts | [{r['change_ci95'][0] * 100:+.1f}, {r['change_ci95'][1] * 100:+.1f}]"
+            f" | {r['format_rate']:.1%} | {r['minutes']} |"
+        )
+    print(json.dumps({"sft_pass@1": reference["accuracy"], "variants": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Run a recipe end to end and score every stage's model on a second, fixed held-out set (the issue's GSM8K subset).
+
+    .venv/bin/python bench/recipe_table.py --recipe r1 --out runs/r1-bench --gsm8k ../shared/data/gsm8k/test.jsonl
+
+Prints a markdown table (per stage: built-in held-out pass@1 with its 95% interval, format rate, mean length; GSM8K
+pass@1 with its interval) and, last, one JSON line with the same figures and the run's minutes. Extra arguments after
+`--` go to `r1kit run` (e.g. `-- --profile dev`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def r1kit(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="r1")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--gsm8k", type=Path, help="GSM8K test.jsonl; its first --problems rows are scored")
+    parser.add_argument("--problems", type=int, default=200)
+    args, run_args = parser.parse_known_args()
+    run_args = [a for a in run_args if a != "--"]
+
+    started = time.perf_counter()
+    r1kit("run", "--recipe", args.recipe, "--out", str(args.out), *run_args)
+    minutes = (time.perf_counter() - started) / 60
+    summary = json.loads((args.out / "summary.json").read_text())
+
+    models = {"base": None}
+    for stage in json.loads((args.out / "manifest.json").read_text())["stages"]:
+        manifest = json.loads((args.out / stage["folder"] / "manifest.json").read_text())
+        output = manifest["output"]
+        if output["model"] and output["evaluate"]:
+            models[stage["name"]] = str(args.out / output["model"])
+    figures: dict[str, dict] = {}
+    for label, evaluation in summary["evaluations"].items():
+        figures[label] = {
+            "pass@1": evaluation["accuracy"],
+            "ci95": evaluation["accuracy_ci95"],
+            "format_rate": evaluation["format_rate"],
+            "mean_tokens": evaluation["mean_completion_tokens"],
+        }
+        if args.gsm8k and label in models:
+            out = args.out / "gsm8k" / label
+            model = models[label] or str(args.out)  # base: the run's config names it
+            model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
+            r1kit("eval", *model_args, "--data", str(args.gsm8k), "--dataset.max_test_samples", str(args.problems),
+                  "--out", str(out), *run_args)  # fmt: skip
+            scored = json.loads((out / "eval" / "eval.json").read_text())
+            figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"]}
+
+    print(f"\n{args.recipe}: {minutes:.1f} min\n")
+    print("| stage | pass@1 (built-in held-out) | 95% interval | format | mean tokens | GSM8K pass@1 | 95% interval |")
+    print("|---|---|---|---|---|---|---|")
+    for label, f in figures.items():
+        gsm = f.get("gsm8k_pass@1")
+        gsm_ci = f.get("gsm8k_ci95") or [None, None]
+        print(
+            f"| {label} | {f['pass@1']:.1%} | {f['ci95'][0]:.1%}–{f['ci95'][1]:.1%} | {f['format_rate']:.1%} | "
+            f"{f['mean_tokens']:.1f} | {'–' if gsm is None else f'{gsm:.1%}'} | "
+            f"{'–' if gsm is None else f'{gsm_ci[0]:.1%}–{gsm_ci[1]:.1%}'} |"
+        )
+    print(json.dumps({"recipe": args.recipe, "minutes": round(minutes, 1), "stages": figures}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Several processes under `accelerate launch` (or torchrun): who writes the run folder, and how evaluation and
+generation share out their prompts.
+
+One process (nothing launched) is the common case and stays exactly as it was: every helper here is then a no-op
+that never touches accelerate or torch.distributed. Launched with N processes:
+- generation is split into N contiguous shares, one per process, and gathered back in order on every process, so
+  each process goes on with the same, complete results (`shard`, `gather`);
+- only the main process writes the run folder (`is_main`); the others `wait` where they then read what it wrote;
+- a decision taken from the run folder's state (a stage complete, a result cached) is the main process's, sent to all
+  (`from_main`): a process that read the folder a moment later, after the main process wrote to it, would otherwise
+  skip work that holds a collective operation, and every other process would wait for it forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+
+T = TypeVar("T")
+
+# What torchrun (accelerate's multi-process launcher) and the MPI launchers set: the number of processes, in all and
+# on this machine (read as accelerate reads them, without importing it for a single process).
+_WORLD_SIZE = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_LOCAL_SIZE = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
+_cpu: bool | None = None  # the run's device is the CPU: set by `start`, before anything joins the process group
+
+
+def _env_int(names: Sequence[str]) -> int:
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 1
+
+
+def launched() -> bool:
+    """Running as one of several processes."""
+    return _env_int(_WORLD_SIZE) > 1
+
+
+def local_count() -> int:
+    """Processes launched on this machine (1 when not launched): they share its CPUs."""
+    return _env_int(_LOCAL_SIZE) if launched() else 1
+
+
+def start(device: str) -> None:
+    """Join the process group now, for the run's device: the first process-group set-up fixes the backend (gloo on
+    CPUs, nccl on GPUs), and the trainer later asks for the same. Processes other than the main one keep r1kit's
+    console lines to errors, so the console shows each line once."""
+    global _cpu
+    _cpu = device == "cpu"
+    if launched() and not is_main():
+        logging.getLogger("r1kit").setLevel(logging.ERROR)
+
+
+def _state() -> PartialState:
+    # PartialState is one shared state per process; the trainer's arguments reset and rebuild it with the same device
+    # choice, so it is looked up at each use rather than kept.
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    cpu = _cpu if _cpu is not None else parse_flag_from_env("ACCELERATE_USE_CPU") or not _has_gpu()
+    return PartialState(cpu=cpu)
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def count() -> int:
+    """The number of processes (1 when not launched)."""
+    return _state().num_processes if launched() else 1
+
+
+def index() -> int:
+    """This process's index (0 when not launched)."""
+    return _state().process_index if launched() else 0
+
+
+def is_main() -> bool:
+    """The process that writes the run folder and prints."""
+    return not launched() or _state().is_main_process
+
+
+def wait() -> None:
+    """Every process waits here for the others (after the main process wrote what they read next)."""
+    if launched():
+        _state().wait_for_everyone()
+
+
+def shard(items: Sequence[T]) -> list[T]:
+    """This process's contiguous share of `items`, in order (all of them when not launched). Shares differ in size
+    by at most one item; a process may get none."""
+    if not launched():
+        return list(items)
+    with _state().split_between_processes(list(items)) as share:
+        return list(share)
+
+
+def gather(share: Sequence[T]) -> list[T]:
+    """Every process's share, concatenated in process order, on every process: the inverse of `shard`."""
+    if not launched():
+        return list(share)
+    from accelerate.utils import gather_object
+
+    _state()  # the shared state gather_object reads
+    return list(gather_object(list(share)))
+
+
+def from_main(value: T) -> T:
+    """The main process's `value`, on every process."""
+    if not launched():
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    _state()
+    return broadcast_object_list([value], from_process=0)[0]
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """The main process runs the block first (builds what is missing), the others after it (and find it built)."""
+    if not launched():
+        yield
+        return
+    with _state().main_process_first():
+        yield

@@ -1,0 +1,145 @@
+"""Cold start: long chain-of-thought SFT data in the <think>/<answer> format, before any RL (R1 paper, §2.3.1).
+
+Runnable alone (`r1kit cold_start`) and from a recipe (the `r1` recipe's first stage; the `sft` stage after it trains
+on what it writes). Reads `cold_start` (methods, sampling) and `filters`. Four ways to a trace, as in the paper:
+- convert: the data's own worked solutions (GSM8K steps, NuminaMath solutions, Bespoke-Stratos / ShareGPT thoughts);
+- few_shot: the model shown worked long-CoT examples, then the problem;
+- direct: the model asked to reason step by step and verify its result;
+- refine: R1-Zero outputs (another model's, or this one's) normalised to <think>/<answer>, filler stripped.
+Every trace then passes the same judge (well-formed, reasons, no loops, one language, verified answer) and is
+deduplicated; the dataset is written with its counts kept and dropped by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.prompts import R1_SYSTEM_PROMPT, chat_prompt, r1_completion
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
+from r1kit.stages.traces import (
+    TraceJudge,
+    best_of,
+    first_rows,
+    normalise,
+    sample,
+    strip_filler,
+    trace_row,
+    write_dataset,
+)
+
+logger = logging.getLogger("r1kit")
+
+DIRECT_INSTRUCTION = (
+    "Reason through the problem step by step inside <think> </think>. Before you finish, check the result with a "
+    "second calculation. Then give only the final answer inside <answer> </answer>."
+)
+
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "cold_start", "filters", "rewards")
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    settings = ctx.config.cold_start
+    rows = first_rows(inputs.splits.train, len(inputs.splits.train))
+    worked = [row for row in rows if row["reasoning"] and row["solution"]]
+    generated_from = rows[: settings.max_prompts]
+    judge = TraceJudge(ctx.config)
+    kept: list[dict] = []
+    stats: dict[str, dict] = {}
+    for method in settings.methods:
+        if method == "convert":
+            found, counts = _converted(rows, judge)
+        else:
+            if method == "few_shot" and not worked:
+                logger.warning("cold_start: few_shot skipped: the data has no worked solutions to show")
+                continue
+            found, counts = _sampled(ctx, inputs, method, generated_from, worked, judge)
+        kept += found
+        stats[method] = dict(counts)
+        logger.warning("cold_start %s: %d kept, dropped %s", method, len(found), _dropped(counts))
+    kept = _deduplicated(kept)[: settings.max_rows]
+    summary = {"rows": len(kept), "methods": stats, "dropped": _total_dropped(stats)}
+    dataset = write_dataset(ctx, kept, summary)
+    return StageOutput(
+        dataset=dataset, metrics={"rows": len(kept), **{f"kept_{m}": s["kept"] for m, s in stats.items()}}
+    )
+
+
+def _converted(rows: list[dict], judge: TraceJudge) -> tuple[list[dict], Counter]:
+    """The data's worked solutions as R1 traces, through the same judge as generated ones (it catches bad gold)."""
+    counts: Counter = Counter()
+    candidates = [row for row in rows if row["reasoning"] and row["solution"]]
+    counts["no_worked_solution"] = len(rows) - len(candidates)
+    traces = [r1_completion(strip_filler(row["reasoning"]) or row["reasoning"], row["solution"]) for row in candidates]
+    reasons = judge(traces, [row["question"] for row in candidates], [row["solution"] for row in candidates])
+    kept = [trace_row(row, t, "convert") for row, t, r in zip(candidates, traces, reasons, strict=True) if r == "kept"]
+    counts.update(reasons)
+    return kept, counts
+
+
+def _sampled(
+    ctx: StageContext, inputs: StageInputs, method: str, rows: list[dict], worked: list[dict], judge: TraceJudge
+) -> tuple[list[dict], Counter]:
+    settings = ctx.config.cold_start
+    if method == "refine":
+        model = model_reference_of(settings.refine_from, ctx.config) if settings.refine_from else inputs.model
+        prompts = [chat_prompt(row["question"], R1_SYSTEM_PROMPT) for row in rows]  # the R1-Zero prompt
+    else:
+        model = inputs.model
+        prompts = [_prompt(method, row, worked, settings.few_shot_examples, ctx.config) for row in rows]
+    samples = sample(ctx, model, prompts, settings, desc=f"cold_start {method}")
+    counts: Counter = Counter()
+    kept: list[dict] = []
+    for row, completions in zip(rows, samples, strict=True):
+        # normalise first: the point of these methods is turning loosely formatted reasoning into clean traces
+        normalised = [normalise(c) for c in completions]
+        counts["no_answer"] += sum(n is None for n in normalised)
+        traces = [r1_completion(*n) for n in normalised if n is not None]
+        reasons = judge(traces, [row["question"]] * len(traces), [row["solution"]] * len(traces))
+        counts.update(reasons)
+        kept += [trace_row(row, t, method) for t in best_of(traces, reasons, keep=settings.samples_per_prompt)]
+    counts["kept"] = len(kept)  # after per-problem deduplication
+    return kept, counts
+
+
+def _prompt(method: str, row: dict, worked: list[dict], shots: int, config: R1kitConfig) -> list[dict]:
+    if method == "direct":
+        return chat_prompt(f"{row['question']}\n\n{DIRECT_INSTRUCTION}", config.prompt.system)
+    examples = [w for w in worked if w["question"] != row["question"]][:shots]
+    messages = [{"role": "system", "content": config.prompt.system}]
+    for example in examples:  # worked long-CoT examples as earlier turns of the conversation
+        messages += [
+            {"role": "user", "content": example["question"]},
+            {"role": "assistant", "content": r1_completion(example["reasoning"], example["solution"])},
+        ]
+    return [*messages, {"role": "user", "content": row["question"]}]
+
+
+def _deduplicated(rows: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for row in rows:
+        key = (row["question"], " ".join(row["reasoning"].lower().split()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
+def _dropped(counts: Counter) -> str:
+    dropped = {reason: n for reason, n in counts.items() if reason != "kept" and n}
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items())) or "none"
+
+
+def _total_dropped(stats: dict[str, dict]) -> dict[str, int]:
+    total: Counter = Counter()
+    for counts in stats.values():
+        total.update({reason: n for reason, n in counts.items() if reason != "kept"})
+    return dict(total)
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit cold_start`: build the data alone, from model.name and dataset.name, into RUN/cold_start."""
+    return stage_main(config, "cold_start", run)

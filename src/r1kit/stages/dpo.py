@@ -1,0 +1,102 @@
+"""DPO: Direct Preference Optimization of the input model on preference pairs (TRL's DPOTrainer), the classic-RLHF
+alternative to a reward model plus RL. The input model is the frozen reference (with LoRA: the same model with its
+adapter switched off).
+
+Runnable alone (`r1kit dpo`) and from a recipe. Reads `dpo` (trainer settings, beta, loss) and `preferences` (the
+pairs: a dataset, or built offline from the input model). Load → pairs → train → save → held-out preference accuracy
+of the implicit reward.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from trl import DPOConfig, DPOTrainer
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
+from r1kit.models import load_model, load_tokenizer
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    callbacks,
+    lora_config,
+    stage_main,
+    train_and_save,
+    trainer_arguments,
+)
+from r1kit.stages.evaluate import EvaluateEvery, completion_logprobs
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "preferences", "dpo", "rewards", "filters")
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    config = ctx.config
+    section = config.dpo
+    pairs = stage_pairs(ctx, inputs.model, inputs.splits.train)
+    tokenizer = load_tokenizer(config.model, inputs.model)
+    model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
+
+    args = DPOConfig(
+        **trainer_arguments(ctx, section),
+        beta=section.beta,
+        loss_type=[section.loss_type],
+        label_smoothing=section.label_smoothing,
+        max_length=section.max_length,
+        gradient_checkpointing=False,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=trl_pairs(pairs.train),
+        processing_class=tokenizer,
+        peft_config=lora_config(config.model),
+        callbacks=[
+            *callbacks(ctx, section, model.num_parameters()),
+            EvaluateEvery(ctx, inputs.splits.test, tokenizer),
+        ],
+    )
+    folder = train_and_save(trainer, tokenizer, ctx)
+    del trainer, model
+
+    accuracy, margin = implicit_reward_accuracy(ctx, str(folder), inputs.model, pairs.test, section.beta)
+    metrics = {
+        "train_pairs": len(pairs.train),
+        "held_out_pairs": len(pairs.test),
+        "preference_accuracy": accuracy,
+        "mean_reward_margin": margin,
+        "pairs_source": pairs.source,
+    }
+    if pairs.skipped_rows:
+        metrics["skipped_rows"] = pairs.skipped_rows
+    return StageOutput(model=folder, metrics=metrics)
+
+
+def implicit_reward_accuracy(
+    ctx: StageContext, policy: str, reference: str, pairs: Sequence[Pair], beta: float
+) -> tuple[float | None, float | None]:
+    """DPO's implicit reward on held-out pairs, beta · (log π(y|x) − log π_ref(y|x)): the share of pairs where it
+    ranks the chosen reply above the rejected one (ties half), and its mean margin."""
+    if not pairs:
+        return None, None
+    config = ctx.config
+    prompts = [p["prompt"] for p in pairs] * 2
+    replies = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    logprobs = {}
+    for name, reference_model in (("policy", policy), ("reference", reference)):
+        tokenizer = load_tokenizer(config.model, reference_model)
+        model = load_model(config.model, reference_model, ctx.hardware, for_training=False).eval()
+        logprobs[name] = [total for total, _ in completion_logprobs(model, tokenizer, prompts, replies)]
+        del model
+    rewards = [beta * (p - r) for p, r in zip(logprobs["policy"], logprobs["reference"], strict=True)]
+    chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
+    wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True)]
+    return statistics.fmean(wins), statistics.fmean(c - r for c, r in zip(chosen, rejected, strict=True))
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit dpo`: this stage alone, from model.name, into RUN/dpo."""
+    return stage_main(config, "dpo", run)

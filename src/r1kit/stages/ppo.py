@@ -1,0 +1,576 @@
+"""PPO: r1kit's own trainer (TRL removed its PPOTrainer), with TRPO's natural-gradient step as the other update.
+
+One step: sample a completion for each of `prompts_per_step` training prompts → score each (the `rewards` section's
+rule-based rewards, weighted as in GRPO, plus an optional reward model) → per-token rewards: a KL penalty to the
+input model on every token, the sequence score on the last → values from a linear head on the policy's last hidden
+state → GAE advantages → update: `ppo_epochs` passes of PPO's clipped surrogate and clipped value loss over
+minibatches (`policy_update: clip`), or one TRPO step on the policy while AdamW fits the value head (`trpo`).
+The reference is the input model: with LoRA, the policy with its adapter disabled (no second copy).
+
+Shapes: B completions, P prompt width (left-padded), T completion width (right-padded), V vocabulary, D hidden size.
+The math is in small pure functions first, tested by hand; the stage's loop follows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+import torch
+from peft import PeftModel, get_peft_model
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from r1kit import distributed
+from r1kit.atomic import build_complete
+from r1kit.config.schema import PPOConfig, R1kitConfig
+from r1kit.data.loading import grpo_rows
+from r1kit.fast.generation import PolicySampler
+from r1kit.fast.shared_prefix import supports
+from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
+from r1kit.monitoring.callbacks import complete_checkpoints
+from r1kit.rewards.plugins import short_name
+from r1kit.rewards.reward_model import resolve_reward_models
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
+from r1kit.stages.grpo import build_rewards
+
+logger = logging.getLogger("r1kit")
+_KEEP_CHECKPOINTS = 2
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "rewards", "ppo", "fast")
+
+# ----------------------------------------------------------------------------------------------------- the math
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean 0, std 1 over the masked entries (zeros elsewhere): advantages on one scale whatever the rewards'."""
+    mean = masked_mean(x, mask)
+    return (x - mean) * torch.rsqrt(masked_mean((x - mean) ** 2, mask) + 1e-8) * mask
+
+
+def kl_penalty_rewards(
+    logps: torch.Tensor, ref_logps: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> torch.Tensor:
+    """Per-token rewards (B, T): -kl_coef·(logp - ref_logp) on each completion token (the sampled-token estimate of
+    KL to the reference), and each sequence's score (B,) added on its last token."""
+    rewards = -kl_coef * (logps - ref_logps) * mask
+    last = mask.sum(1).long().clamp(min=1) - 1  # (B,)
+    rewards[torch.arange(len(scores)), last] += scores
+    return rewards
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over completion tokens: (advantages, returns = advantages + values), (B, T).
+    Past a completion's end rewards and values are 0, so its last token bootstraps from 0 (the episode ends)."""
+    rewards, values = rewards * mask, values * mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros(len(rewards), device=rewards.device)
+    for t in reversed(range(rewards.size(1))):
+        next_value = values[:, t + 1] if t + 1 < rewards.size(1) else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    return advantages * mask, (advantages + values) * mask
+
+
+def clipped_policy_loss(
+    logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cliprange: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, as a loss to minimise; also the share of tokens where the clip binds and the
+    approximate KL ½·mean(log ratio²), both detached."""
+    log_ratio = logps - old_logps
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    clipfrac = masked_mean((clipped > unclipped).float(), mask)
+    return loss, clipfrac.detach(), (0.5 * masked_mean(log_ratio**2, mask)).detach()
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange_value: float
+) -> torch.Tensor:
+    """½·mean of the larger squared error of the new values and of the new values clipped around the old ones."""
+    clipped = old_values + (values - old_values).clamp(-cliprange_value, cliprange_value)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+def adaptive_kl_coef(kl_coef: float, kl: float, target: float, horizon: int, n_samples: int) -> float:
+    """Ziegler et al.'s controller: the coefficient grows when the KL is above target, shrinks below it; the
+    proportional error is clipped to ±0.2 and the change spread over `horizon` samples."""
+    error = min(max(kl / target - 1.0, -0.2), 0.2)
+    return kl_coef * (1.0 + error * n_samples / horizon)
+
+
+def conjugate_gradient(
+    matrix_vector: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tolerance: float = 1e-10
+) -> torch.Tensor:
+    """x ≈ A⁻¹b for a symmetric positive-definite A given only as a product A·v (here A is the Fisher matrix)."""
+    x, residual = torch.zeros_like(b), b.clone()
+    direction, squared = b.clone(), b @ b
+    for _ in range(iters):
+        if squared < tolerance:  # solved (or b = 0: nothing to solve)
+            break
+        product = matrix_vector(direction)
+        alpha = squared / (direction @ product)
+        x += alpha * direction
+        residual -= alpha * product
+        new_squared = residual @ residual
+        direction = residual + (new_squared / squared) * direction
+        squared = new_squared
+    return x
+
+
+def line_search(
+    evaluate: Callable[[torch.Tensor], tuple[float, float]],
+    full_step: torch.Tensor,
+    max_kl: float,
+    shrink: float,
+    max_backtracks: int,
+) -> tuple[float, float, float]:
+    """Backtracking along `full_step`: the first fraction (1, shrink, shrink², …) whose step improves the surrogate
+    and keeps the KL within `max_kl`; `evaluate(step)` gives (improvement, kl). Returns (fraction, improvement, kl),
+    (0, 0, 0) when no fraction is accepted (no step). NaN fails both tests, so it is never accepted."""
+    fraction = 1.0
+    for _ in range(max_backtracks + 1):
+        improvement, kl = evaluate(fraction * full_step)
+        if improvement > 0 and kl <= max_kl:
+            return fraction, improvement, kl
+        fraction *= shrink
+    return 0.0, 0.0, 0.0
+
+
+def _flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+@torch.no_grad()
+def _assign(params: list[torch.Tensor], flat: torch.Tensor) -> None:
+    for param, chunk in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        param.copy_(chunk.view_as(param))
+
+
+def trpo_step(
+    params: list[torch.Tensor],
+    surrogate: torch.Tensor,
+    kl: torch.Tensor,
+    evaluate: Callable[[], tuple[float, float]],
+    section: PPOConfig,
+) -> tuple[float, float, float]:
+    """One natural-gradient step on `params`: x ≈ F⁻¹g by conjugate gradient, where g is the surrogate's gradient
+    and F·v the Hessian-vector product of the mean KL(old‖new) (zero gradient at the old policy, so its Hessian is
+    the Fisher matrix; double backprop) plus damping·v; step sqrt(2·max_kl / xᵀFx)·x, then the line search.
+    `surrogate` and `kl` are graphs at the old parameters; `evaluate()` gives (improvement, kl) at the current ones.
+    Returns (step fraction, improvement, kl); the parameters are left moved by the accepted step, or unmoved."""
+    g = _flat(torch.autograd.grad(surrogate, params, retain_graph=True))
+    if not g.any():  # e.g. every reward equal and no KL penalty yet: all advantages 0, nothing to do
+        return 0.0, 0.0, 0.0
+    grad_kl = _flat(torch.autograd.grad(kl, params, create_graph=True))
+
+    def fisher_vector(v: torch.Tensor) -> torch.Tensor:
+        return _flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True)) + section.trpo_damping * v
+
+    x = conjugate_gradient(fisher_vector, g, section.trpo_cg_iters)
+    curvature = (x @ fisher_vector(x)).item()
+    if not (curvature > 0 and math.isfinite(curvature)):
+        return 0.0, 0.0, 0.0
+    old = _flat(params).detach().clone()
+
+    def moved(step: torch.Tensor) -> tuple[float, float]:
+        _assign(params, old + step)
+        return evaluate()
+
+    full_step = math.sqrt(2 * section.trpo_max_kl / curvature) * x  # where the quadratic KL model reaches max_kl
+    fraction, improvement, new_kl = line_search(
+        moved, full_step, section.trpo_max_kl, section.trpo_backtrack_ratio, section.trpo_max_backtracks
+    )
+    _assign(params, old + fraction * full_step)
+    return fraction, improvement, new_kl
+
+
+# ------------------------------------------------------------------------------------------------- rollouts
+
+
+@dataclass
+class Rollout:
+    """A scored batch of completions, with everything the update reads."""
+
+    input_ids: torch.Tensor  # (B, P+T): left-padded prompt | right-padded completion
+    attention_mask: torch.Tensor  # (B, P+T)
+    mask: torch.Tensor  # (B, T) float: 1 on completion tokens (EOS included)
+    logps: torch.Tensor  # (B, T) log-probs of the sampled tokens under the rollout policy
+    values: torch.Tensor  # (B, T)
+    hidden: torch.Tensor  # (B, T, D) fp32 features the values came from (TRPO fits the value head on them)
+    advantages: torch.Tensor  # (B, T)
+    returns: torch.Tensor  # (B, T)
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        return self.input_ids[:, -self.mask.size(1) :]
+
+    def rows(self, index: torch.Tensor) -> Rollout:
+        return Rollout(*(getattr(self, f.name)[index] for f in fields(self)))
+
+
+def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, width: int, temperature: float, states=False):
+    """Temperature-scaled fp32 logits (B, T, V) at the T completion positions, and the last hidden states (B, T, D)
+    there when asked. Position P-1+t predicts completion token t: its hidden state is the state token t is chosen
+    in, so it also gives that token's value."""
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        logits_to_keep=width + 1,  # the LM head skips the prompt
+        output_hidden_states=states,
+        use_cache=False,
+    )
+    logits = out.logits[:, :-1].float() / temperature
+    return logits, out.hidden_states[-1][:, -width - 1 : -1].float() if states else None
+
+
+def token_logps(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return logits.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+
+
+def prompt_indices(n_rows: int, step: int, count: int, seed: int) -> list[int]:
+    """The rows of step `step` (0-based): consecutive slices of seeded permutations, one per pass over the data,
+    so a resumed run sees the prompts the uninterrupted one would have."""
+    indices = []
+    for position in range(step * count, (step + 1) * count):
+        epoch, offset = divmod(position, n_rows)
+        order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed + epoch))
+        indices.append(int(order[offset]))
+    return indices
+
+
+# ---------------------------------------------------------------------------------------------------- trainer
+
+
+class PPOTrainer:
+    """The policy (LoRA or full), its value head, the reference, the rewards, and the loop with its checkpoints."""
+
+    def __init__(self, ctx: StageContext, model, reference, tokenizer, rows, rewards: dict):
+        self.ctx, self.section = ctx, ctx.config.ppo
+        self.model, self.reference, self.tokenizer, self.rows, self.rewards = model, reference, tokenizer, rows, rewards
+        self.policy = {name: p for name, p in model.named_parameters() if p.requires_grad}
+        size = model.config.get_text_config().hidden_size
+        self.head = torch.nn.Linear(size, 1, device=model.device)  # fp32; zeros: every value starts at 0
+        torch.nn.init.zeros_(self.head.weight), torch.nn.init.zeros_(self.head.bias)
+        groups = [{"params": list(self.head.parameters()), "lr": self.section.value_learning_rate}]
+        if self.section.policy_update == "clip":  # TRPO moves the policy itself; AdamW fits only the value head
+            groups.append({"params": list(self.policy.values()), "lr": self.section.learning_rate})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        self.kl_coef, self.step = self.section.kl_coef, 0
+        eos = model.generation_config.eos_token_id
+        self.eos = sorted(
+            {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
+        )
+        self.sampler = None
+        base = model.get_base_model() if isinstance(model, PeftModel) else model
+        plain_head = type(base.get_output_embeddings()) is torch.nn.Linear  # the sampler's conditions, as in GRPO
+        if ctx.config.fast.generation and model.device.type == "cpu" and supports(base) and plain_head:
+            try:
+                self.sampler = PolicySampler(model, tokenizer.pad_token_id, self.eos)
+            except ValueError as error:  # an architecture the sampling copy cannot be built for: generate instead
+                logger.warning("ppo: fast sampler unavailable (%s); using model.generate", error)
+
+    # --------------------------------------------------------------------------------------------- rollouts
+
+    def sample(self, prompts: list[list[int]]) -> list[list[int]]:
+        """Completion ids per prompt, through the first EOS (kept), at the section's temperature."""
+        section = self.section
+        if self.sampler is not None:
+            self.sampler.refresh()  # the policy's current weights
+            return self.sampler.sample(prompts, section.max_new_tokens, temperature=section.temperature)[0]
+        width, pad = max(map(len, prompts)), self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
+        with torch.no_grad():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                do_sample=True,
+                temperature=section.temperature,
+                top_k=0,  # the full distribution, the one the loss computes
+                top_p=1.0,
+                max_new_tokens=section.max_new_tokens,
+                pad_token_id=pad,
+                eos_token_id=self.eos,
+            )[:, width:].tolist()
+        return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
+
+    def score(self, prompts: list, solutions: list, completion_ids: list[list[int]]) -> tuple[torch.Tensor, dict]:
+        """Sequence rewards (B,): the weighted sum of every reward (None counts 0), and each one's mean."""
+        texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+        completions = [[{"role": "assistant", "content": text}] for text in texts]  # conversational, as TRL's
+        total, means = torch.zeros(len(texts)), {}
+        for name, (reward, weight) in self.rewards.items():
+            values = reward(completions, prompts=prompts, solution=solutions, completion_ids=completion_ids)
+            scored = torch.tensor([0.0 if v is None else float(v) for v in values])
+            total += weight * scored
+            means[f"rewards/{name}/mean"] = scored.mean().item()
+        return total, means
+
+    @torch.no_grad()
+    def rollout(self, step: int) -> tuple[Rollout, dict]:
+        section, tokenizer = self.section, self.tokenizer
+        picked = [self.rows[i] for i in prompt_indices(len(self.rows), step, section.prompts_per_step, self.seed)]
+        prompts = [row["prompt"] for row in picked]
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+        prompt_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        completion_ids = self.sample(prompt_ids)
+        scores, stats = self.score(prompts, [row["solution"] for row in picked], completion_ids)
+
+        pad, width, length = tokenizer.pad_token_id, max(map(len, prompt_ids)), max(map(len, completion_ids))
+        pairs = list(zip(prompt_ids, completion_ids, strict=True))
+        ids = [[pad] * (width - len(p)) + p + c + [pad] * (length - len(c)) for p, c in pairs]
+        attention = [[0] * (width - len(p)) + [1] * (len(p) + len(c)) + [0] * (length - len(c)) for p, c in pairs]
+        device = self.model.device
+        input_ids, attention_mask = torch.tensor(ids, device=device), torch.tensor(attention, device=device)
+        mask = attention_mask[:, width:].float()  # (B, T)
+        tokens = input_ids[:, width:]
+
+        logps, ref_logps, hidden, entropy = [], [], [], []
+        for rows in torch.arange(len(ids)).split(section.minibatch_size):  # chunks: a smaller memory peak
+            logits, features = forward(
+                self.model, input_ids[rows], attention_mask[rows], length, section.temperature, True
+            )
+            logps.append(token_logps(logits, tokens[rows]))
+            hidden.append(features)
+            entropy.append(-(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1))
+            if self.kl_coef or section.adaptive_kl:
+                with self._reference() as reference:
+                    ref = forward(reference, input_ids[rows], attention_mask[rows], length, section.temperature)[0]
+                ref_logps.append(token_logps(ref, tokens[rows]))
+        logps, hidden = torch.cat(logps), torch.cat(hidden)
+        ref_logps = torch.cat(ref_logps) if ref_logps else logps
+        values = self.head(hidden).squeeze(-1)  # (B, T)
+
+        rewards = kl_penalty_rewards(logps, ref_logps, scores.to(device), mask, self.kl_coef)
+        advantages, returns = gae(rewards, values, mask, section.gamma, section.lam)
+        if section.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        batch = Rollout(input_ids, attention_mask, mask, logps, values, hidden, advantages, returns)
+        stats |= {
+            "reward": scores.mean().item(),
+            "kl": ((logps - ref_logps) * mask).sum(1).mean().item(),  # per completion, as the KL target reads it
+            "entropy": masked_mean(torch.cat(entropy), mask).item(),
+            "quality/completion_tokens": mask.sum(1).mean().item(),
+            "quality/truncated_share": sum(c[-1] not in self.eos for c in completion_ids) / len(completion_ids),
+        }
+        return batch, stats
+
+    @contextmanager
+    def _reference(self):
+        """The reference model: a separate frozen copy, or the policy with its LoRA adapter disabled."""
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.model.disable_adapter():
+                yield self.model
+
+    # ---------------------------------------------------------------------------------------------- updates
+
+    def update_clip(self, batch: Rollout) -> dict:
+        section, totals = self.section, {"loss/policy": 0.0, "loss/value": 0.0, "clipfrac": 0.0, "approx_kl": 0.0}
+        count = 0
+        for _ in range(section.ppo_epochs):
+            for rows in torch.randperm(len(batch.mask)).split(section.minibatch_size):
+                part = batch.rows(rows)
+                logits, hidden = forward(
+                    self.model, part.input_ids, part.attention_mask, part.mask.size(1), section.temperature, True
+                )
+                policy_loss, clipfrac, approx_kl = clipped_policy_loss(
+                    token_logps(logits, part.tokens), part.logps, part.advantages, part.mask, section.cliprange
+                )
+                values = self.head(hidden).squeeze(-1)
+                value_loss = clipped_value_loss(values, part.values, part.returns, part.mask, section.cliprange_value)
+                self._optimize(policy_loss + section.vf_coef * value_loss)
+                for key, value in zip(totals, (policy_loss, value_loss, clipfrac, approx_kl), strict=True):
+                    totals[key] += value.item()
+                count += 1
+        return {key: value / count for key, value in totals.items()}
+
+    def update_trpo(self, batch: Rollout) -> dict:
+        section, params = self.section, list(self.policy.values())
+        value_loss = self._fit_values(batch)
+        width = batch.mask.size(1)
+        # The math kernel of attention: the flash one on CPU has no double backward, and one kernel for every
+        # forward here keeps the old and new policies' numbers comparable.
+        with sdpa_kernel(SDPBackend.MATH):
+            logits, _ = forward(self.model, batch.input_ids, batch.attention_mask, width, section.temperature)
+            all_logps = logits.log_softmax(-1)  # (B, T, V)
+            old_all = all_logps.detach()
+            logps = all_logps.gather(-1, batch.tokens[..., None]).squeeze(-1)
+            old_logps = logps.detach()  # this forward's own: the ratio is exactly 1 at the old parameters
+            surrogate = masked_mean((logps - old_logps).exp() * batch.advantages, batch.mask)
+            # The Fisher products (a double backward each, cg_iters + 1 of them) dominate the step's time, so they
+            # use every k-th completion, as OpenAI baselines' TRPO does; the gradient and line search use all.
+            fisher = batch.rows(slice(None, None, max(1, round(1 / section.trpo_fisher_fraction))))
+            sub = forward(self.model, fisher.input_ids, fisher.attention_mask, width, section.temperature)[0]
+            sub = sub.log_softmax(-1)
+            kl = masked_mean((sub.detach().exp() * (sub.detach() - sub)).sum(-1), fisher.mask)
+
+            @torch.no_grad()
+            def evaluate() -> tuple[float, float]:  # (surrogate improvement, mean KL(old‖new)) at the current weights
+                new = forward(self.model, batch.input_ids, batch.attention_mask, width, section.temperature)[0]
+                new = new.log_softmax(-1)
+                ratio = (new.gather(-1, batch.tokens[..., None]).squeeze(-1) - old_logps).exp()
+                gain = masked_mean(ratio * batch.advantages, batch.mask) - surrogate.detach()
+                return gain.item(), masked_mean((old_all.exp() * (old_all - new)).sum(-1), batch.mask).item()
+
+            fraction, improvement, new_kl = trpo_step(params, surrogate, kl, evaluate, section)
+        return {
+            "loss/policy": 0.0 - (surrogate.item() + improvement),  # 0.0 -: no "-0" when nothing moved
+            "loss/value": value_loss,
+            "approx_kl": new_kl,
+            "trpo/step_fraction": fraction,
+            "trpo/improvement": improvement,
+        }
+
+    def _fit_values(self, batch: Rollout) -> float:
+        """The value head alone on the rollout's (fixed) features: `ppo_epochs` passes of AdamW over minibatches."""
+        losses = []
+        for _ in range(self.section.ppo_epochs):
+            for rows in torch.randperm(len(batch.mask)).split(self.section.minibatch_size):
+                part = batch.rows(rows)
+                values = self.head(part.hidden).squeeze(-1)
+                loss = clipped_value_loss(values, part.values, part.returns, part.mask, self.section.cliprange_value)
+                self._optimize(loss)
+                losses.append(loss.item())
+        return sum(losses) / len(losses)
+
+    def _optimize(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(trainable, self.section.max_grad_norm)
+        self.optimizer.step()
+
+    # ------------------------------------------------------------------------------------------------- loop
+
+    @property
+    def seed(self) -> int:
+        return self.ctx.config.run.seed
+
+    def train(self) -> dict:
+        ctx, section, last = self.ctx, self.section, {}
+        resume = prepare_resume(ctx)
+        if resume is not None:
+            self.load(resume)
+        while self.step < section.max_steps:
+            started = time.time()
+            batch, stats = self.rollout(self.step)
+            stats["perf/rollout_seconds"] = time.time() - started
+            stats |= self.update_clip(batch) if section.policy_update == "clip" else self.update_trpo(batch)
+            stats["kl_coef"] = self.kl_coef  # the one this step's rewards used
+            if section.adaptive_kl:
+                self.kl_coef = adaptive_kl_coef(
+                    self.kl_coef, stats["kl"], section.target_kl, section.kl_horizon, len(batch.mask)
+                )
+            self.step += 1
+            stats["perf/step_seconds"] = time.time() - started
+            last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
+            if distributed.is_main():
+                ctx.run.append("metrics.jsonl", last)
+            if ctx.config.monitoring.progress:
+                shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
+                seconds = stats["perf/step_seconds"]
+                logger.warning("%s step %d/%d: %s · %.1fs", ctx.stage, self.step, section.max_steps, shown, seconds)
+            if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
+                self.save(self.step)
+        return last
+
+    def save(self, step: int) -> None:
+        """A resumable checkpoint, complete or absent: trainable policy weights, value head, optimizer, KL
+        coefficient, RNG; the newest two are kept."""
+        state = {
+            "step": step,
+            "kl_coef": self.kl_coef,
+            "policy": {name: p.detach().cpu().clone() for name, p in self.policy.items()},
+            "value_head": self.head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),  # the sampler draws from torch's global generator
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        folder = self.ctx.run.checkpoints(self.ctx.folder)
+        build_complete(folder / f"checkpoint-{step}", lambda dest: torch.save(state, dest / "state.pt"), {"step": step})
+        for old in complete_checkpoints(folder)[:-_KEEP_CHECKPOINTS]:
+            shutil.rmtree(old)
+
+    def load(self, checkpoint) -> None:
+        state = torch.load(checkpoint / "state.pt", weights_only=True)
+        with torch.no_grad():
+            for name, tensor in state["policy"].items():
+                self.policy[name].copy_(tensor)
+        self.head.load_state_dict(state["value_head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.kl_coef = state["step"], state["kl_coef"]
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+# ------------------------------------------------------------------------------------------------------ stage
+
+
+def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
+    """name → (reward function, weight): the `rewards` section's rewards, built as GRPO builds them (a listed
+    `reward_model` included). `ppo.reward_model` is a shortcut that adds the reward model with that path (a folder,
+    hub id or earlier stage) and `ppo.reward_model_weight`."""
+    section, rules = config.ppo, config.model_copy(deep=True)
+    if section.reward_model:
+        rules.rewards.reward_model.path = section.reward_model
+        rules.rewards.reward_model.weight = section.reward_model_weight
+        if "reward_model" not in rules.rewards.functions:
+            rules.rewards.functions = [*rules.rewards.functions, "reward_model"]
+    rules = resolve_reward_models(rules, inputs.earlier)  # a reward model named by its stage → its folder
+    weights = {short_name(name): rules.rewards.params(name).weight for name in rules.rewards.functions}
+    return {name: (reward, weights[name]) for name, reward in build_rewards(rules, section.max_new_tokens).items()}
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    config = ctx.config
+    tokenizer = load_tokenizer(config.model, inputs.model)
+    model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
+    reference = None
+    if (peft := lora_config(config.model)) is not None:
+        model = get_peft_model(model, peft)
+    elif config.ppo.kl_coef or config.ppo.adaptive_kl:  # a full fine-tune: a frozen copy, in the policy's dtype
+        reference = load_model(config.model, inputs.model, ctx.hardware, for_training=True).requires_grad_(False)
+        reference.eval()
+    model.eval()  # no dropout: rollout and update log-probs come from the same function
+    rows = grpo_rows(inputs.splits.train, config.prompt.system)
+    trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs))
+    last = trainer.train()
+
+    dest = ctx.run.model_dir(ctx.folder)
+    if distributed.is_main():  # this loop is not data-parallel: every process ran all of it; the main one saves
+        ctx.dir.mkdir(parents=True, exist_ok=True)  # the value head: for a later PPO stage, not for inference
+        staged = ctx.dir / f".value_head.pt.tmp-{os.getpid()}"
+        torch.save(trainer.head.state_dict(), staged)
+        os.replace(staged, ctx.dir / "value_head.pt")
+        marker = {"stage": ctx.stage}
+        if config.model.save_adapter and isinstance(model, PeftModel):  # before merging it away
+            adapter = ctx.run.adapter_dir(ctx.folder)
+            build_complete(adapter, lambda folder: save_adapter(model, tokenizer, folder), marker)
+        build_complete(dest, lambda folder: save_for_inference(model, tokenizer, folder), marker)
+    distributed.wait()
+    metrics = {key: last[key] for key in ("reward", "kl", "kl_coef") if key in last}
+    return StageOutput(model=dest, metrics={"steps": trainer.step, **metrics})
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit ppo`: this stage alone, from model.name, into RUN/ppo."""
+    return stage_main(config, "ppo", run)

@@ -1,0 +1,38 @@
+"""Every stage a recipe can use: kind → the module that runs it, and one line about it (the CLI's help).
+
+A stage module has `run(ctx, inputs) -> StageOutput` (parse → load → build → train or generate → save, top to bottom)
+and `main(config)`, which runs it alone as `r1kit <kind>`. Adding a stage is one module and one line here. This file
+imports nothing, so the config schema and the CLI can read it without loading torch.
+"""
+
+from __future__ import annotations
+
+STAGES = {
+    "cold_start": "r1kit.stages.cold_start",
+    "sft": "r1kit.stages.sft",
+    "grpo": "r1kit.stages.grpo",
+    "rejection_sampling": "r1kit.stages.rejection_sampling",
+    "sft2": "r1kit.stages.sft2",
+    "distill": "r1kit.stages.distill",
+    "ppo": "r1kit.stages.ppo",
+    "reward_model": "r1kit.stages.reward_model",
+    "dpo": "r1kit.stages.dpo",
+    "rloo": "r1kit.stages.rloo",
+}
+
+ABOUT = {
+    "cold_start": "build long-CoT SFT data: worked solutions converted, few-shot and direct prompting, R1-Zero "
+    "outputs refined; verified, filtered, deduplicated (a dataset with kept/dropped counts)",
+    "sft": "supervised fine-tuning alone (the cold start: worked solutions in <think>/<answer> format)",
+    "grpo": "GRPO reinforcement learning alone, with the configured rule-based rewards",
+    "rejection_sampling": "k samples per problem from a model; the best verified, well-formed, non-repetitive one kept "
+    "(a dataset with acceptance rates by difficulty)",
+    "sft2": "SFT on accepted reasoning data mixed with general chat data (R1's second SFT)",
+    "distill": "a teacher writes verified traces, a student (default: the base model) is fine-tuned on them",
+    "ppo": "PPO (clipped or TRPO update) with a value head and a KL penalty; rule-based rewards, a reward model",
+    "reward_model": "a reward model (scalar head) trained on preference pairs; reports held-out pairwise accuracy",
+    "dpo": "Direct Preference Optimization on preference pairs (a dataset, or built offline from the model)",
+    "rloo": "RLOO reinforcement learning with the configured rewards (rule-based, and a reward model if listed)",
+}
+
+STAGE_KINDS = tuple(STAGES)

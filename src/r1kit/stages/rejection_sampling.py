@@ -1,0 +1,71 @@
+"""Rejection sampling: k samples per problem from the RL model, the best verified trace kept (R1 paper, §2.3.3).
+
+Runnable alone (`r1kit rejection_sampling`) and from a recipe (after reasoning RL; `sft2` trains on what it writes).
+Reads `rejection_sampling` (k, prompts, temperature) and `filters`. A sample is accepted when it is well-formed,
+reasons, does not loop, stays in the problem's language and its answer verifies; per problem the shortest accepted
+ones are kept, duplicates dropped. Acceptance rates go by group (dataset.group_column: difficulty level by default).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.prompts import chat_prompt
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
+from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, first_rows, sample, trace_row, write_dataset
+
+logger = logging.getLogger("r1kit")
+
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "rejection_sampling", "filters", "rewards")
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    settings = ctx.config.rejection_sampling
+    rows = first_rows(inputs.splits.train, settings.max_prompts)
+    prompts = [chat_prompt(row["question"], ctx.config.prompt.system) for row in rows]
+    samples = sample(ctx, inputs.model, prompts, settings, desc="rejection sampling")
+
+    judge = TraceJudge(ctx.config)
+    reasons_count: Counter = Counter()
+    kept, accepted = [], []
+    for row, completions in zip(rows, samples, strict=True):
+        reasons = judge(completions, [row["question"]] * len(completions), [row["solution"]] * len(completions))
+        reasons_count.update(reasons)
+        chosen = best_of(completions, reasons, settings.keep_per_prompt)
+        kept += [trace_row(row, trace, "rejection_sampling") for trace in chosen]
+        accepted.append(bool(chosen))
+    by_group = acceptance_by_group([row.get("group") for row in rows], accepted)
+    stats = {
+        "problems": len(rows),
+        "samples": sum(reasons_count.values()),
+        "sample_acceptance": reasons_count["kept"] / max(1, sum(reasons_count.values())),
+        "problem_acceptance_by_group": by_group,
+        "dropped": {reason: n for reason, n in reasons_count.items() if reason != "kept"},
+        "rows": len(kept),
+    }
+    logger.warning(
+        "rejection sampling: %d of %d problems accepted (%s), %d rows; dropped %s",
+        sum(accepted),
+        len(rows),
+        ", ".join(f"{k} {v:.0%}" for k, v in by_group.items()),
+        len(kept),
+        stats["dropped"],
+    )
+    dataset = write_dataset(ctx, kept, stats)
+    return StageOutput(
+        dataset=dataset,
+        metrics={
+            "rows": len(kept),
+            "problem_acceptance": by_group["all"],
+            "sample_acceptance": stats["sample_acceptance"],
+        },
+    )
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit rejection_sampling`: sample and filter alone, from model.name, into RUN/rejection_sampling."""
+    return stage_main(config, "rejection_sampling", run)

@@ -1,0 +1,75 @@
+"""RLOO: REINFORCE Leave-One-Out (TRL's RLOOTrainer), reinforcement learning whose baseline for each completion is
+the mean reward of the prompt's other completions. It uses the same rewards as GRPO (`rewards`: the rule-based ones,
+weighted, and a trained reward model when `reward_model` is listed).
+
+Runnable alone (`r1kit rloo`) and from a recipe. Reads `rloo` (steps, optimizer, batch, sampling, KL) and `rewards`.
+`rewards.reward_model.path` may name an earlier reward_model stage. Load → build rewards → train → save.
+"""
+
+from __future__ import annotations
+
+from trl import RLOOConfig, RLOOTrainer
+
+from r1kit.config.schema import R1kitConfig
+from r1kit.data.loading import grpo_rows
+from r1kit.models import load_model, load_tokenizer
+from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards.plugins import short_name
+from r1kit.rewards.reward_model import resolve_reward_models
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    callbacks,
+    lora_config,
+    stage_main,
+    train_and_save,
+    trainer_arguments,
+)
+from r1kit.stages.evaluate import EvaluateEvery
+from r1kit.stages.grpo import build_rewards
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "rewards", "rloo")
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder
+    section = config.rloo
+    tokenizer = load_tokenizer(config.model, inputs.model)
+    model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
+    rows = grpo_rows(inputs.splits.train, config.prompt.system)
+
+    weights = {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
+    recorder = RolloutRecorder(weights, section.num_generations, section.max_completion_length)
+    reward_funcs = [
+        recorder.tap(name, reward) for name, reward in build_rewards(config, section.max_completion_length).items()
+    ]
+
+    args = RLOOConfig(
+        **trainer_arguments(ctx, section),
+        num_generations=section.num_generations,
+        max_completion_length=section.max_completion_length,
+        temperature=section.temperature,
+        beta=section.beta,
+        reward_weights=list(weights.values()),
+        gradient_checkpointing=False,
+    )
+    trainer = RLOOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=rows,
+        processing_class=tokenizer,
+        peft_config=lora_config(config.model),
+        callbacks=[
+            *callbacks(ctx, section, model.num_parameters(), recorder=recorder),
+            EvaluateEvery(ctx, inputs.splits.test, tokenizer),
+        ],
+    )
+    return StageOutput(model=train_and_save(trainer, tokenizer, ctx), metrics={"prompts": len(rows)})
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit rloo`: this stage alone, from model.name, into RUN/rloo."""
+    return stage_main(config, "rloo", run)

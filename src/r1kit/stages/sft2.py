@@ -1,0 +1,90 @@
+"""SFT 2: accepted reasoning traces mixed with general, non-reasoning chat data (R1 paper, §2.3.3).
+
+Runnable alone (`r1kit sft2`, reasoning rows from dataset.name) and from a recipe (the `r1` recipe trains it on what
+`rejection_sampling` wrote). Reads `sft2` (the mix) and `sft` (training). General data comes from `sft2.general_dataset`
+(a chat file or hub id: messages, ShareGPT, Dolly), or, offline by default, from the base model's own answers to the
+general prompts shipped with r1kit, as the paper reused its base model's pipeline for non-reasoning data. General rows
+are trained with a plain assistant prompt, so the model keeps answering them without the reasoning format.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from datasets import Dataset, concatenate_datasets
+
+from r1kit.config.schema import DatasetConfig, R1kitConfig, SamplingConfig
+from r1kit.data.loading import load_splits, sft_rows
+from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
+from r1kit.rewards import build_reward
+from r1kit.stages import sft
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
+from r1kit.stages.traces import sample
+
+logger = logging.getLogger("r1kit")
+
+
+# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
+CONFIG_SECTIONS = ("model", "prompt", "dataset", "sft", "sft2", "filters")
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    config, settings = ctx.config, ctx.config.sft2
+    accepted = inputs.splits.train
+    reasoning = sft_rows(accepted, config.prompt.system) if len(accepted) else None
+    # general rows make up general_ratio of the mix (at least a few when no reasoning row was accepted)
+    wanted = round(len(accepted) * settings.general_ratio / (1 - settings.general_ratio)) if len(accepted) else 8
+    general = _general_rows(ctx, inputs, wanted) if settings.general_ratio > 0 else []
+    logger.warning("sft2: %d reasoning rows + %d general rows", len(accepted), len(general))
+    parts = [reasoning] if reasoning is not None else []
+    if general:
+        chat = Dataset.from_list(
+            [{"question": q, "reasoning": None, "solution": None, "response": r} for q, r in general]
+        )
+        parts.append(sft_rows(chat, GENERAL_SYSTEM_PROMPT))
+    if not parts:
+        logger.warning("sft2: nothing to train on; the model goes on unchanged")
+        return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
+    rows = concatenate_datasets(parts).shuffle(seed=config.run.seed)
+    model = sft.train(ctx, inputs.model, rows, inputs.splits.test)
+    return StageOutput(model=model, metrics={"reasoning_rows": len(accepted), "general_rows": len(general)})
+
+
+def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[tuple[str, str]]:
+    """Up to `wanted` general (question, response) pairs: from the configured data, else the base model's answers."""
+    settings = ctx.config.sft2
+    if settings.general_dataset:
+        rows = load_splits(DatasetConfig(name=settings.general_dataset, on_bad_row="skip")).train
+        return [(row["question"], row["response"]) for row in rows if row["response"]][:wanted]
+    questions = shipped_general_prompts()[:wanted]
+    answers = sample(
+        ctx,
+        inputs.base,
+        [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in questions],
+        SamplingConfig(
+            max_prompts=len(questions),
+            samples_per_prompt=1,
+            max_new_tokens=settings.general_max_new_tokens,
+            batch_size=ctx.config.evaluation.batch_size,
+        ),
+        desc="general answers",
+    )
+    repeated_share = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)
+    pairs = []
+    for question, (answer,) in zip(questions, answers, strict=True):
+        # a looping or empty answer teaches nothing general; reasoning tags do not belong in one
+        looping = -repeated_share([answer])[0] > ctx.config.filters.max_repetition
+        if answer.strip() and "<think>" not in answer and not looping:
+            pairs.append((question, answer.strip()))
+    return pairs
+
+
+def shipped_general_prompts() -> list[str]:
+    text = (resources.files("r1kit") / "configs" / "general_prompts.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def main(config: R1kitConfig) -> StageOutput:
+    """`r1kit sft2`: the mix alone, from model.name, into RUN/sft2."""
+    return stage_main(config, "sft2", run)

@@ -1,0 +1,199 @@
+"""Reasoning traces sampled from a model, kept only when worth training on: what cold_start, rejection_sampling,
+sft2 and distill share.
+
+A trace is kept when it is well-formed (one <think> block, one <answer> block), reasons (a think block of a few words),
+does not loop (repeated word 3-grams), stays in the problem's language, and its answer verifies against the gold
+answer. Every other trace is counted under the reason it was dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from r1kit import distributed
+from r1kit.atomic import write_atomic, write_json
+from r1kit.config.schema import R1kitConfig, SamplingConfig
+from r1kit.models import load_model, load_tokenizer
+from r1kit.rewards import build_reward
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, split_r1
+from r1kit.stages.common import StageContext
+from r1kit.stages.evaluate import generate
+
+logger = logging.getLogger("r1kit")
+
+KEPT = "kept"
+_LANGUAGE_MIN = 0.9  # share of a trace's letters in the problem's language
+
+# Openers a model pads its thinking with ("Okay, so", "Hmm,", "Let me think."): no reasoning in them.
+_FILLER = re.compile(
+    r"^\s*(?:(?:okay|ok|alright|hmm+|well|so|um+|let me think(?: about (?:this|it))?|let's see|let me see)[\s,.!:;]*)+",
+    re.IGNORECASE,
+)
+_ANSWER_PHRASE = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*\$?([^\n$]+?)\$?\s*\.?\s*$", re.IGNORECASE)
+
+
+def strip_filler(reasoning: str) -> str:
+    """Reasoning without filler openers or blank lines.
+
+    >>> strip_filler("Okay, so we add.\\n\\nHmm. 3 + 4 = 7\\nSo, done.")
+    'we add.\\n3 + 4 = 7\\ndone.'
+    """
+    lines = (_FILLER.sub("", line).strip() for line in reasoning.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def normalise(text: str) -> tuple[str, str] | None:
+    """(reasoning, answer) of a completion in any of the shapes R1-Zero-style models write, or None without an answer.
+
+    Strict R1 form; a think block followed by a bare answer; or untagged reasoning ending in an <answer> block,
+    \\boxed{…}, `#### x` or "the answer is x". Filler openers are stripped from the reasoning.
+
+    >>> normalise("<think>Okay, 2 + 2 = 4</think> The answer is 4.")
+    ('2 + 2 = 4', '4')
+    >>> normalise("2 * 3 = 6\\n#### 6")
+    ('2 * 3 = 6', '6')
+    >>> normalise("I do not know") is None
+    True
+    """
+    from r1kit.data.adapters import last_boxed
+
+    strict = split_r1(text)
+    if strict:
+        reasoning, answer = strict
+    else:
+        body = text.strip()
+        if THINK_CLOSE in body:
+            reasoning, _, rest = body.partition(THINK_CLOSE)
+            reasoning = reasoning.replace(THINK_OPEN, "")
+        else:
+            reasoning, rest = body.split(ANSWER_OPEN)[0], body
+        answer = extract_answer(rest) or last_boxed(rest)
+        if answer is None and "####" in rest:
+            reasoning, _, answer = rest.rpartition("####")
+        if answer is None and (found := _ANSWER_PHRASE.search(rest)):
+            answer = found.group(1)
+        for tag in (ANSWER_OPEN, ANSWER_CLOSE, THINK_OPEN):
+            reasoning = reasoning.replace(tag, " ")
+    reasoning, answer = strip_filler(reasoning), (answer or "").strip()
+    return (reasoning, answer) if reasoning and answer else None
+
+
+class TraceJudge:
+    """Why a trace is dropped (or `kept`), with the config's filters and the run's verification settings."""
+
+    def __init__(self, config: R1kitConfig):
+        filters = config.filters
+        self.min_think_words = filters.min_think_words
+        self.max_repetition = filters.max_repetition
+        self.repetition = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)  # -share repeated
+        self.language = build_reward("language_consistency", language=filters.language)
+        self.accuracy = build_reward("accuracy", **config.rewards.verification.model_dump())
+
+    def __call__(self, traces: Sequence[str], questions: Sequence[str], golds: Sequence[str | None]) -> list[str]:
+        reasons = ["" for _ in traces]
+        for index, trace in enumerate(traces):
+            parts = split_r1(trace)
+            if parts is None:
+                reasons[index] = "malformed"
+            elif len(parts[0].split()) < self.min_think_words:
+                reasons[index] = "too_short"
+            elif -self.repetition([trace])[0] > self.max_repetition:
+                reasons[index] = "repetitive"
+        open_ = [i for i, reason in enumerate(reasons) if not reason]
+        prompts = [[{"role": "user", "content": questions[i]}] for i in open_]
+        for i, share in zip(open_, self.language([traces[i] for i in open_], prompts=prompts), strict=True):
+            if share is not None and share < _LANGUAGE_MIN:
+                reasons[i] = "wrong_language"
+        open_ = [i for i in open_ if not reasons[i]]
+        verdicts = self.accuracy([traces[i] for i in open_], solution=[golds[i] for i in open_]) if open_ else []
+        for i, verdict in zip(open_, verdicts, strict=True):
+            reasons[i] = "unverifiable" if verdict is None else KEPT if verdict >= 1.0 else "wrong"
+        return reasons
+
+
+def sample(
+    ctx: StageContext, model_reference: str, prompts: list[list[dict]], settings: SamplingConfig, desc: str
+) -> list[list[str]]:
+    """`settings.samples_per_prompt` sampled completions per prompt."""
+    tokenizer = load_tokenizer(ctx.config.model, model_reference)
+    model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
+    samples = settings.samples_per_prompt
+    return generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=settings.max_new_tokens,
+        batch_size=max(1, settings.batch_size // samples),
+        samples=samples,
+        temperature=settings.temperature,
+        progress=ctx.config.monitoring.progress,
+        desc=desc,
+    ).texts
+
+
+def best_of(traces: Sequence[str], reasons: Sequence[str], keep: int) -> list[str]:
+    """Up to `keep` kept traces, shortest first (the same answer in fewer words), duplicates dropped."""
+    seen, chosen = set(), []
+    for trace in sorted((t for t, r in zip(traces, reasons, strict=True) if r == KEPT), key=len):
+        key = " ".join(trace.lower().split())
+        if key not in seen:
+            seen.add(key)
+            chosen.append(trace)
+    return chosen[:keep]
+
+
+def trace_row(row: dict[str, Any], trace: str, source: str) -> dict[str, Any]:
+    """A canonical row whose worked solution is a kept trace's reasoning (SFT writes it back in R1 form)."""
+    reasoning, _ = split_r1(trace) or normalise(trace) or (trace, "")
+    return {
+        "question": row["question"],
+        "solution": row["solution"],
+        "reasoning": reasoning,
+        "response": None,
+        "group": row.get("group"),
+        "source": source,
+    }
+
+
+def acceptance_by_group(groups: Sequence[str | None], accepted: Sequence[bool]) -> dict[str, float]:
+    """Share of problems with an accepted trace, per group (dataset.group_column: a difficulty level, a task), and
+    over `all`.
+
+    >>> acceptance_by_group(["1", "1", "2", None], [True, False, True, True])
+    {'1': 0.5, '2': 1.0, 'all': 0.75}
+    """
+    totals, hits = Counter(), Counter()
+    for group, ok in zip(groups, accepted, strict=True):
+        for key in ([group] if group is not None else []) + ["all"]:
+            totals[key] += 1
+            hits[key] += ok
+    return {key: hits[key] / totals[key] for key in sorted(totals, key=lambda k: (k == "all", k))}
+
+
+def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str, Any]) -> Path:
+    """RUN/NN_<stage>/data.jsonl (canonical rows) and stats.json, each complete or absent. No row kept is said loudly:
+    the stages after it then train on what else they have, or pass their model on unchanged."""
+    if not rows:
+        logger.warning(
+            "%s: no trace was kept (dropped: %s); sample more (samples_per_prompt, max_prompts) or relax `filters`",
+            ctx.stage,
+            json.dumps(stats.get("dropped", stats)),
+        )
+    path = ctx.dir / "data.jsonl"
+    if distributed.is_main():  # every process holds the same rows (generation gathers them); one writes them
+        write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        write_json(ctx.dir / "stats.json", stats)
+    distributed.wait()  # the next stage reads the file, in every process
+    return path
+
+
+def first_rows(rows: Dataset, limit: int) -> list[dict[str, Any]]:
+    return [rows[i] for i in range(min(limit, len(rows)))]

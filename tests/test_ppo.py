@@ -1,0 +1,220 @@
+"""r1kit's PPO stage: its math against numbers worked out by hand, and the stage on the tiny random model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from r1kit.config.schema import PPOConfig
+from r1kit.config.sources import resolve_config
+from r1kit.stages import ppo
+from r1kit.stages.common import StageInputs, StageOutput, setup
+
+
+def close(actual: torch.Tensor, expected: list) -> None:
+    torch.testing.assert_close(actual, torch.tensor(expected), atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------- the math
+
+
+def test_gae_by_hand() -> None:
+    # gamma 0.9, lam 0.8 (gamma·lam = 0.72); row 0 has 3 tokens, row 1 ends after 2 (its third entries are padding,
+    # with junk reward and value that must not leak in).
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 5.0]])
+    values = torch.tensor([[0.5, 0.6, 0.7], [0.5, 0.6, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    advantages, returns = ppo.gae(rewards, values, mask, gamma=0.9, lam=0.8)
+    # row 0: δ2 = 1 + 0.9·0 - 0.7 = 0.3;  δ1 = 0 + 0.9·0.7 - 0.6 = 0.03;  δ0 = 0 + 0.9·0.6 - 0.5 = 0.04
+    #        A2 = 0.3;  A1 = 0.03 + 0.72·0.3 = 0.246;  A0 = 0.04 + 0.72·0.246 = 0.21712
+    #        returns = A + V = 0.71712, 0.846, 1.0
+    # row 1: δ1 = 1 + 0.9·0 - 0.6 = 0.4 (the episode ends: no bootstrap from the padding's 9.0);  δ0 = 0.04
+    #        A1 = 0.4;  A0 = 0.04 + 0.72·0.4 = 0.328;  returns = 0.828, 1.0, 0 (padding)
+    close(advantages, [[0.21712, 0.246, 0.3], [0.328, 0.4, 0.0]])
+    close(returns, [[0.71712, 0.846, 1.0], [0.828, 1.0, 0.0]])
+
+
+def test_whitened_advantages_have_mean_zero_and_unit_std_over_the_mask() -> None:
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    white = ppo.whiten(torch.tensor([[1.0, 2.0, 100.0], [3.0, 4.0, 5.0]]), mask)
+    assert abs(ppo.masked_mean(white, mask).item()) < 1e-6
+    assert abs(ppo.masked_mean(white**2, mask).item() - 1) < 1e-5 and white[0, 2] == 0
+
+
+@pytest.mark.parametrize(
+    ("advantage", "ratio", "loss", "clipped"),
+    [
+        # cliprange 0.2: loss = max(-A·r, -A·clip(r, 0.8, 1.2))
+        (1.0, 1.1, -1.1, False),  # inside the range: the plain surrogate
+        (1.0, 1.5, -1.2, True),  # A > 0 pushed above 1.2: capped at -1.2 (no gain from moving further)
+        (1.0, 0.5, -0.5, False),  # A > 0 below 0.8: max(-0.5, -0.8) = -0.5, the unclipped (pessimistic) term
+        (-1.0, 1.5, 1.5, False),  # A < 0 above 1.2: max(1.5, 1.2) = 1.5, unclipped
+        (-1.0, 0.5, 0.8, True),  # A < 0 pushed below 0.8: max(0.5, 0.8) = 0.8, capped
+    ],
+)
+def test_clipped_policy_loss(advantage: float, ratio: float, loss: float, clipped: bool) -> None:
+    logps = torch.tensor([[math.log(ratio)]], requires_grad=True)
+    value, clipfrac, approx_kl = ppo.clipped_policy_loss(
+        logps, torch.zeros(1, 1), torch.tensor([[advantage]]), torch.ones(1, 1), cliprange=0.2
+    )
+    assert value.item() == pytest.approx(loss)
+    assert clipfrac.item() == float(clipped)
+    assert approx_kl.item() == pytest.approx(0.5 * math.log(ratio) ** 2)  # ½·(log r)²
+    value.backward()
+    # where the clip binds the token has no gradient; elsewhere d(-A·r)/d(log r) = -A·r
+    assert logps.grad.item() == pytest.approx(0.0 if clipped else -advantage * ratio)
+
+
+def test_clipped_value_loss() -> None:
+    old, returns, mask = torch.tensor([[1.0]]), torch.tensor([[2.0]]), torch.ones(1, 1)
+    # cliprange_value 0.2 around the old value 1.0: clipped value in [0.8, 1.2]
+    # new 1.1, inside: (1.1 - 2)² = 0.81 both ways → ½·0.81
+    assert ppo.clipped_value_loss(torch.tensor([[1.1]]), old, returns, mask, 0.2).item() == pytest.approx(0.405)
+    # new 1.8, past the clip toward the return: max((1.8-2)², (1.2-2)²) = max(0.04, 0.64) → ½·0.64
+    assert ppo.clipped_value_loss(torch.tensor([[1.8]]), old, returns, mask, 0.2).item() == pytest.approx(0.32)
+    # new 0.0, away from the return: max((0-2)², (0.8-2)²) = max(4, 1.44) → ½·4
+    assert ppo.clipped_value_loss(torch.tensor([[0.0]]), old, returns, mask, 0.2).item() == pytest.approx(2.0)
+
+
+def test_kl_penalty_rewards() -> None:
+    logps = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -7.0]])
+    ref_logps = torch.tensor([[-1.5, -2.0, -0.3], [-1.2, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    rewards = ppo.kl_penalty_rewards(logps, ref_logps, torch.tensor([2.0, -1.0]), mask, kl_coef=0.1)
+    # row 0: -0.1·(0.5, 0, -0.2) = (-0.05, 0, 0.02), its score 2 on the last token → (-0.05, 0, 2.02)
+    # row 1: -0.1·(0.2, 0) = (-0.02, 0), its score -1 on its last token (index 1); the padding stays 0
+    close(rewards, [[-0.05, 0.0, 2.02], [-0.02, -1.0, 0.0]])
+
+
+def test_adaptive_kl_controller_moves_toward_the_target() -> None:
+    # error = clip(kl/target - 1, ±0.2); coef·(1 + error·n/horizon) with n/horizon = 10/100
+    assert ppo.adaptive_kl_coef(0.1, kl=12.0, target=6.0, horizon=100, n_samples=10) == pytest.approx(0.102)  # +0.2
+    assert ppo.adaptive_kl_coef(0.1, kl=3.0, target=6.0, horizon=100, n_samples=10) == pytest.approx(0.098)  # -0.2
+    assert ppo.adaptive_kl_coef(0.1, kl=6.6, target=6.0, horizon=100, n_samples=10) == pytest.approx(0.101)  # +0.1
+    assert ppo.adaptive_kl_coef(0.1, kl=6.0, target=6.0, horizon=100, n_samples=10) == pytest.approx(0.1)
+
+
+def test_conjugate_gradient_solves_a_small_spd_system() -> None:
+    a, b = torch.tensor([[4.0, 1.0], [1.0, 3.0]]), torch.tensor([1.0, 2.0])
+    # A⁻¹ = 1/11·[[3, -1], [-1, 4]], so x = 1/11·(3 - 2, -1 + 8) = (1/11, 7/11); CG is exact in 2 iterations
+    close(ppo.conjugate_gradient(lambda v: a @ v, b, iters=2), [1 / 11, 7 / 11])
+    spd = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+    spd = spd @ spd.T + 6 * torch.eye(6)
+    rhs = torch.arange(6.0)
+    torch.testing.assert_close(ppo.conjugate_gradient(lambda v: spd @ v, rhs, iters=20), torch.linalg.solve(spd, rhs))
+
+
+def _toy(step: torch.Tensor) -> tuple[float, float]:
+    """A toy trust region along (1, 0): improvement is the gain g·s = s₀, KL is |s|²."""
+    return step[0].item(), (step @ step).item()
+
+
+def test_line_search_shrinks_a_step_that_breaks_the_trust_region() -> None:
+    # full step (1, 0): KL 1 > 0.3; halved: KL 0.25 <= 0.3 and improvement 0.5 > 0 → accepted at fraction 0.5
+    fraction, improvement, kl = ppo.line_search(_toy, torch.tensor([1.0, 0.0]), 0.3, shrink=0.5, max_backtracks=5)
+    assert (fraction, improvement, kl) == (0.5, 0.5, 0.25)
+
+
+def test_line_search_takes_no_step_when_none_is_acceptable() -> None:
+    # only 1 backtrack: fractions 1 (KL 1) and 0.5 (KL 0.25) both exceed max_kl 0.1
+    assert ppo.line_search(_toy, torch.tensor([1.0, 0.0]), 0.1, 0.5, max_backtracks=1) == (0.0, 0.0, 0.0)
+    # a step that makes things worse at every size (improvement < 0) is never taken, however small its KL
+    assert ppo.line_search(_toy, torch.tensor([-1.0, 0.0]), 10.0, 0.5, max_backtracks=8) == (0.0, 0.0, 0.0)
+
+
+def test_trpo_step_on_a_categorical_policy_stays_in_the_trust_region() -> None:
+    # a 4-action softmax policy; actions 0 and 1 have positive advantage: the step moves probability to them,
+    # within KL(old‖new) <= max_kl, through the real double-backprop Fisher products and the line search
+    theta = torch.zeros(4, requires_grad=True)
+    advantages = torch.tensor([1.0, 0.5, -0.5, -1.0])
+    old = theta.detach().log_softmax(-1)
+    new_logps = theta.log_softmax(-1)
+    surrogate = (new_logps.exp() * advantages).sum()  # Σ p_old·(p/p_old)·A
+    kl = (old.exp() * (old - new_logps)).sum()
+
+    def evaluate() -> tuple[float, float]:
+        with torch.no_grad():
+            now = theta.log_softmax(-1)
+            return ((now.exp() * advantages).sum() - surrogate).item(), (old.exp() * (old - now)).sum().item()
+
+    section = PPOConfig(trpo_max_kl=0.01, trpo_damping=0.0, trpo_cg_iters=10)
+    fraction, improvement, step_kl = ppo.trpo_step([theta], surrogate, kl, evaluate, section)
+    assert fraction > 0 and improvement > 0 and 0 < step_kl <= 0.01
+    probs = theta.detach().softmax(-1)
+    assert probs[0] > probs[1] > 0.25 > probs[2] > probs[3]
+    assert step_kl == pytest.approx(evaluate()[1])  # the parameters hold the accepted step
+
+
+# ------------------------------------------------------------------------------------------------- the stage
+
+# cosine scores wrong answers by length, so even a random model's completions get different rewards: a signal.
+VARIED_REWARDS = ("--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64")
+
+
+def ppo_stage(tmp_path: Path, *overrides: str):
+    config = resolve_config(
+        profile="test", environ={}, overrides=["--out", str(tmp_path / "run"), *VARIED_REWARDS, *overrides]
+    ).config
+    ctx, base, splits = setup(config, "test")
+    return ctx.for_stage(config, "ppo", "ppo"), StageInputs(model=base, base=base, splits=splits)
+
+
+def changed(before: Path, after: Path) -> list[str]:
+    old, new = load_file(str(before / "model.safetensors")), load_file(str(after / "model.safetensors"))
+    return [name for name in old if not torch.equal(old[name].float(), new[name].float())]
+
+
+def steps(ctx) -> list[dict]:
+    return [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
+
+
+@pytest.mark.parametrize("update", ["clip", "trpo"])
+def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, update: str) -> None:
+    ctx, inputs = ppo_stage(tmp_path, "--ppo.policy_update", update)
+    output = ppo.run(ctx, inputs)
+
+    assert changed(tiny_model, output.model), f"{update}: no weight changed"
+    records = steps(ctx)
+    assert [r["step"] for r in records] == [1, 2]
+    for key in ("reward", "kl", "kl_coef", "loss/policy", "loss/value", "approx_kl", "entropy", "time"):
+        assert all(math.isfinite(r[key]) for r in records), key
+    if update == "trpo":
+        assert all(0 < r["trpo/step_fraction"] <= 1 and r["approx_kl"] <= 0.01 for r in records)
+    else:
+        assert all(0 <= r["clipfrac"] <= 1 for r in records)
+    assert AutoModelForCausalLM.from_pretrained(output.model).num_parameters() > 0
+    head = torch.load(ctx.dir / "value_head.pt", weights_only=True)
+    assert head["weight"].abs().sum() > 0  # the value head was trained from its zero start
+    assert output.metrics["steps"] == 2
+
+
+def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
+    ctx, inputs = ppo_stage(tmp_path)
+    ppo.run(ctx, inputs)
+    first = steps(ctx)
+    checkpoints = ctx.run.checkpoints(ctx.folder)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    # as after a kill during step 2: its checkpoint never completed
+    (checkpoints / "checkpoint-2" / "r1kit_complete.json").unlink()
+    ppo.run(ctx, inputs)
+    again = steps(ctx)
+    assert [r["step"] for r in again] == [1, 2]  # step 2 redone once, not logged twice
+    # the policy, value head, optimizer and RNG came back: step 2 samples and scores the same completions
+    assert again[1]["reward"] == pytest.approx(first[1]["reward"])
+    assert again[1]["loss/value"] == pytest.approx(first[1]["loss/value"], rel=1e-3)
+
+
+def test_ppo_adds_a_reward_model_named_by_an_earlier_stage(tmp_path: Path, tiny_model: Path) -> None:
+    folder = tmp_path / "rm"  # a reward model: the tiny model with a fresh scalar head (random, but it scores)
+    AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    ctx, inputs = ppo_stage(tmp_path, "--ppo.max_steps", "1", "--ppo.reward_model", "rm")
+    inputs.earlier["rm"] = StageOutput(model=folder)
+    ppo.run(ctx, inputs)
+    (record,) = steps(ctx)
+    assert record["rewards/reward_model/mean"] != 0 and math.isfinite(record["rewards/reward_model/mean"])

@@ -1,0 +1,259 @@
+"""Recipes and the R1 pipeline: every shipped recipe resolves, the `r1` recipe runs every stage into its own folder
+with manifests, a second run skips finished stages, a changed stage is redone with those after it, and a kill -9
+mid-stage resumes it. The trace filters are tested on hand-written completions."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from r1kit.config.sources import ConfigError, list_recipes, resolve_config
+from r1kit.runs import RunDir
+from r1kit.stages.registry import STAGES
+from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
+from tests.conftest import REPO, r1kit_cli
+
+R1_FOLDERS = ["01_cold_start", "02_sft", "03_reasoning_rl", "04_rejection_sampling", "05_sft2", "06_distill"]
+
+
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_every_shipped_recipe_resolves_to_registered_stages(recipe: str) -> None:
+    config = resolve_config(recipe=recipe, environ={}).config
+    for spec in config.stages:
+        module = importlib.import_module(STAGES[spec.stage_kind])
+        assert callable(module.run) and callable(module.main) and module.CONFIG_SECTIONS
+        config.for_stage(spec)  # each stage's own values validate
+
+
+def test_a_stage_config_is_laid_over_the_run_config() -> None:
+    config = resolve_config(recipe="r1", environ={}).config
+    rl = next(spec for spec in config.stages if spec.name == "reasoning_rl")
+    assert config.for_stage(rl).rewards.functions == ["accuracy", "format", "language_consistency"]
+    assert config.rewards.functions == ["accuracy", "format", "tag_count"]  # the run's own rewards untouched
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ("[{name: sft}, {name: sft}]", "listed twice"),
+        ("[{name: sft, kind: nonsense}]", "unknown kind 'nonsense'"),
+        ("[{name: sft2, data_from: later}, {name: later, kind: cold_start}]", "data_from 'later' is not an earlier"),
+        ("[{name: grpo, config: {training: {max_steps: 0}}}]", "stages: grpo: its config is invalid"),
+        ("[{name: grpo, config: {run: {seed: 1}}}]", "cannot set 'run'"),
+    ],
+)
+def test_bad_stage_lists_are_config_errors(tmp_path: Path, stages: str, message: str) -> None:
+    file = tmp_path / "recipe.yaml"
+    file.write_text(f"stages: {stages}\n")
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(recipe=str(file), environ={})
+
+
+# ---------------------------------------------------------------------------------------------- the r1 recipe
+
+
+def _general_chat_file(folder: Path) -> Path:
+    """A few Dolly-style rows, so sft2's general data comes from a file (the tiny model's own answers are blank)."""
+    rows = [{"instruction": f"Name a colour, please ({i}).", "context": "", "response": "Blue."} for i in range(6)]
+    path = folder / "general.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def r1_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[Path, list[str]]:
+    folder = tmp_path_factory.mktemp("r1")
+    args = ["run", "--recipe", "r1", "--profile", "test", "--out", str(folder / "run")]
+    args += ["--sft2.general_dataset", str(_general_chat_file(folder))]
+    done = r1kit_cli(*args, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "run", args
+
+
+def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, list[str]]) -> None:
+    run, _ = r1_run
+    assert sorted(p.name for p in run.iterdir() if p.name[:2].isdigit()) == R1_FOLDERS
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert [s["status"] for s in stages] == ["complete"] * 6
+    for folder in R1_FOLDERS:
+        manifest = json.loads((run / folder / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["seconds"] >= 0
+        assert manifest["fingerprint"]["inputs"]["model"]  # what it started from, by content hash
+        assert "seed" in manifest["config"]
+    cold_start = json.loads((run / "01_cold_start" / "stats.json").read_text())
+    assert cold_start["methods"]["convert"]["kept"] > 0 and cold_start["rows"] > 0
+    assert (run / "02_sft" / "model" / "model.safetensors").exists()
+    assert (run / "03_reasoning_rl" / "model" / "model.safetensors").exists()
+    assert json.loads((run / "03_reasoning_rl" / "manifest.json").read_text())["evaluation"]["problems"] == 8
+    assert "problem_acceptance_by_group" in json.loads((run / "04_rejection_sampling" / "stats.json").read_text())
+    sft2 = json.loads((run / "05_sft2" / "manifest.json").read_text())["output"]
+    assert sft2["metrics"]["general_rows"] == 5 and sft2["model"] == "05_sft2/model"  # 1 of 6 held out by the loader
+    summary = json.loads((run / "summary.json").read_text())
+    assert list(summary["evaluations"])[:4] == ["base", "sft", "reasoning_rl", "sft2"]
+    assert summary["final_model"] == "05_sft2/model"  # the tiny model's teacher traces all fail: no student
+    assert json.loads((run / "06_distill" / "stats.json").read_text())["rows"] == 0
+
+
+def test_the_report_lists_the_stages(r1_run: tuple[Path, list[str]]) -> None:
+    from r1kit.monitoring.report import write_report
+
+    page = write_report(r1_run[0]).read_text()
+    assert page.count("<td>complete</td>") == 6 and "<td>04_rejection_sampling</td>" in page
+
+
+def test_r1_recipe_again_skips_finished_stages_and_redoes_a_changed_one(r1_run: tuple[Path, list[str]]) -> None:
+    run, args = r1_run
+    started = time.monotonic()
+    again = r1kit_cli(*args, cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(f"{folder}: complete, skipped" in again.stderr for folder in R1_FOLDERS)
+    assert time.monotonic() - started < 45
+
+    sft_model = (run / "02_sft" / "model" / "model.safetensors").stat().st_mtime
+    changed = r1kit_cli(*args, "--rejection_sampling.samples_per_prompt", "3", cwd=REPO)
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "04_rejection_sampling: its config changed (rejection_sampling.samples_per_prompt: 2 → 3)" in changed.stderr
+    assert "03_reasoning_rl: complete, skipped" in changed.stderr
+    assert "05_sft2: complete, skipped" in changed.stderr  # same (empty) accepted data: same inputs, kept
+    assert (run / "02_sft" / "model" / "model.safetensors").stat().st_mtime == sft_model
+    stats = json.loads((run / "04_rejection_sampling" / "stats.json").read_text())
+    assert stats["samples"] == 3 * stats["problems"]
+
+
+def test_only_and_from_name_stages_of_the_recipe(r1_run: tuple[Path, list[str]]) -> None:
+    run, args = r1_run
+    unknown = r1kit_cli(*args, "--only", "ppo", cwd=REPO)
+    assert unknown.returncode == 2 and "--only ppo: not a stage of this recipe" in unknown.stderr
+    saved = json.loads((run / "04_rejection_sampling" / "manifest.json").read_text())["config"]
+    samples = str(saved["rejection_sampling"]["samples_per_prompt"])  # as the stage was last run
+    only = r1kit_cli(*args, "--rejection_sampling.samples_per_prompt", samples, "--only", "distill", cwd=REPO)
+    assert only.returncode == 0, only.stderr[-2000:]
+    assert "06_distill: asked for by --from / --only" in only.stderr and "02_sft: complete, skipped" in only.stderr
+
+
+def _steps(run: Path, stage: str) -> list[int]:
+    return [r["step"] for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
+
+
+def test_kill_9_mid_stage_resumes_that_stage(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--profile", "test", "--out", str(out), "--training.max_steps", "16"]
+    args += ["--training.checkpoint.save_steps", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "r1kit", *args], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not _steps(out, "grpo") or max(_steps(out, "grpo")) < 5):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads((out / "02_grpo" / "manifest.json").read_text())["status"] == "running"
+
+    resumed = r1kit_cli(*args, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "01_sft: complete, skipped" in resumed.stderr and "resuming from" in resumed.stderr
+    assert _steps(out, "grpo") == list(range(1, 17))  # no step lost, none twice
+    assert json.loads((out / "02_grpo" / "manifest.json").read_text())["status"] == "complete"
+
+
+# ------------------------------------------------------------------------------------------------ trace filters
+
+
+def test_normalise_turns_loose_reasoning_into_r1_parts() -> None:
+    assert normalise("<think>Okay, so 2 + 2 = 4</think><answer>4</answer>") == ("2 + 2 = 4", "4")
+    assert normalise("Hmm. 5 * 3 = 15, then \\boxed{15}") == ("5 * 3 = 15, then \\boxed{15}", "15")
+    assert normalise("<think>6 - 1 = 5</think>\nThe answer is 5.") == ("6 - 1 = 5", "5")
+    assert normalise("no answer at all") is None
+    assert strip_filler("Alright, let me think.\n7 + 1 = 8") == "7 + 1 = 8"
+
+
+def test_the_judge_names_why_a_trace_is_dropped() -> None:
+    config = resolve_config(environ={}).config
+    judge = TraceJudge(config)
+    traces = [
+        "<think>We add 3 and 4 to get 7.</think><answer>7</answer>",  # kept
+        "<think>We add 3 and 4 to get 8.</think><answer>8</answer>",  # wrong
+        "We add 3 and 4 to get 7. <answer>7</answer>",  # malformed
+        "<think>7</think><answer>7</answer>",  # too short
+        "<think>" + "add the numbers and " * 12 + "</think><answer>7</answer>",  # repetitive
+        "<think>Nous additionnons trois et quatre pour obtenir sept pommes.</think><answer>7</answer>",  # language
+    ]
+    reasons = judge(traces, ["What is 3 + 4? Add the two numbers."] * len(traces), ["7"] * len(traces))
+    assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
+
+
+def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:
+    traces = ["<think>long way round</think><answer>7</answer>", "<think>short</think><answer>7</answer>"] * 2
+    assert best_of(traces, ["kept", "kept", "kept", "wrong"], keep=2) == [traces[1], traces[0]]
+    assert best_of(traces, ["wrong"] * 4, keep=1) == []
+
+
+def test_acceptance_by_group() -> None:
+    assert acceptance_by_group(["a", "b", "b"], [False, True, False]) == {"a": 0.0, "b": 0.5, "all": 1 / 3}
+    assert acceptance_by_group([None, None], [True, True]) == {"all": 1.0}
+
+
+# ------------------------------------------------------------------------------------------- pass-rate curriculum
+
+
+def test_the_pass_rate_filter_keeps_prompts_within_the_bounds() -> None:
+    from r1kit.stages.curriculum import pass_rate_filter
+
+    rates = [0.0, 0.25, 0.5, 0.75, 1.0, None, 0.5]
+    assert pass_rate_filter(rates, 0.25, 0.75)[0] == [1, 2, 3, 6]
+    assert pass_rate_filter(rates, 0.0, 1.0)[0] == [0, 1, 2, 3, 4, 6]  # an unscored prompt is never kept
+    assert pass_rate_filter(rates, 0.9, 0.95) == (
+        [],
+        {"0.00": 1, "0.25": 1, "0.50": 2, "0.75": 1, "1.00": 1, "unscored": 1},
+    )
+
+
+def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["grpo", "--profile", "test", "--out", str(out), "--curriculum.enabled", "true"]
+    args += ["--curriculum.max_prompts", "8", "--curriculum.samples_per_prompt", "2"]
+    done = r1kit_cli(*args, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = json.loads((out / "grpo" / "pass_rates.json").read_text())
+    assert saved["scored"] == 8 and sum(saved["histogram"].values()) == 8 and len(saved["rates"]) == 8
+    low, high = saved["bounds"]
+    within = [i for i, rate in enumerate(saved["rates"]) if rate is not None and low <= rate <= high]
+    assert saved["kept"] == len(within), saved
+    if within:
+        assert saved["trained_on"] == within
+    else:  # the tiny random model mostly solves nothing: then it trains on all scored prompts, and says so
+        assert saved["trained_on"] == list(range(8)) and "curriculum: no prompt has a pass rate within" in done.stderr
+    assert (out / "grpo" / "model" / "model.safetensors").exists()
+
+
+# ------------------------------------------------------------------------------------------------- the rlhf recipe
+
+
+@pytest.mark.parametrize("policy_update", ["clip", "trpo"])
+def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_path: Path, policy_update: str) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--recipe", "rlhf", "--profile", "test", "--out", str(out), "--ppo.policy_update", policy_update]
+    done = r1kit_cli(*args, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = ["01_sft", "02_reward_model", "03_dpo", "04_ppo", "05_rloo"]
+    assert sorted(p.name for p in out.iterdir() if p.name[:2].isdigit()) == folders
+    for folder in folders:
+        assert (out / folder / "model" / "config.json").exists(), folder
+    for label in ("base", "sft", "dpo", "ppo", "rloo"):
+        result = json.loads((out / "eval" / f"{label}.json").read_text())
+        assert result["perplexity"] > 1.0 and 0.0 <= result["rouge_l"] <= 1.0, label
+    for label in ("dpo", "ppo", "rloo"):  # judged against the SFT model by the trained reward model
+        assert 0.0 <= json.loads((out / "eval" / f"{label}.json").read_text())["win_rate"] <= 1.0
+    reward_model = json.loads((out / "02_reward_model" / "manifest.json").read_text())["output"]
+    assert reward_model["evaluate"] is False and 0.0 <= reward_model["metrics"]["pairwise_accuracy"] <= 1.0
+    assert "reward_model" not in json.loads((out / "summary.json").read_text())["evaluations"]
+    ppo_steps = [r for r in RunDir(out).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
+    assert [r["step"] for r in ppo_steps] == [1, 2]

@@ -1,0 +1,476 @@
+"""Classic RLHF: preference data, the reward_model / dpo / rloo stages on the tiny model, the reward-model reward, and
+the evaluation figures they add (perplexity, ROUGE-L, win rate)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from r1kit.config.sources import ConfigError, resolve_config
+from r1kit.data.adapters import BadRow
+from r1kit.data.loading import DatasetError
+from r1kit.data.preferences import (
+    degrade,
+    detect_pair_format,
+    general_pairs,
+    general_prompts,
+    hh_row,
+    load_pairs,
+    math_pairs,
+    pairs_row,
+    repeated,
+    sentences,
+    shuffled,
+    split_hh,
+    split_pairs,
+    stage_pairs,
+    truncated,
+    ultrafeedback_row,
+)
+from r1kit.rewards import build_reward
+from r1kit.rewards.guard import guarded
+from r1kit.rewards.reward_model import resolve_reward_models
+from r1kit.stages import dpo, reward_model, rloo
+from r1kit.stages import evaluate as evaluate_module
+from r1kit.stages.common import StageInputs, setup
+from r1kit.stages.evaluate import evaluate, perplexity, reference_texts, rouge_l, win_rate
+from r1kit.stages.traces import KEPT, TraceJudge
+
+USER = [{"role": "user", "content": "What is 2 + 2?"}]
+
+
+def config_for(tmp_path: Path, *overrides: str):
+    return resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run"), *overrides]).config
+
+
+def stage_setup(tmp_path: Path, kind: str, *overrides: str):
+    ctx, base, splits = setup(config_for(tmp_path, *overrides), "test")
+    return ctx.for_stage(ctx.config, kind, kind), StageInputs(model=base, base=base, splits=splits)
+
+
+def moved(base: Path, after: Path) -> list[str]:
+    """Weights of `after` that differ from the same-named weights of `base` (compared in `after`'s dtype)."""
+    before, now = load_file(str(base / "model.safetensors")), load_file(str(after / "model.safetensors"))
+    return [k for k in before if k in now and not torch.equal(before[k].to(now[k].dtype), now[k])]
+
+
+# ------------------------------------------------------------------------------------------------------ adapters
+
+
+def test_pairs_rows_as_text_and_as_messages() -> None:
+    assert pairs_row({"prompt": "What is 2 + 2?", "chosen": " 4 ", "rejected": "5"}) == {
+        "prompt": USER,
+        "chosen": "4",
+        "rejected": "5",
+    }
+    conversational = {
+        "prompt": [{"role": "system", "content": "Be brief."}, *USER],
+        "chosen": [{"role": "assistant", "content": "4"}],
+        "rejected": [{"role": "assistant", "content": "22"}],
+    }
+    assert pairs_row(conversational) == {
+        "prompt": conversational["prompt"],
+        "chosen": "4",
+        "rejected": "22",
+    }
+    # TRL's implicit-prompt form: whole conversations that share their beginning
+    implicit = {
+        "chosen": [*USER, {"role": "assistant", "content": "4"}],
+        "rejected": [*USER, {"role": "assistant", "content": "5"}],
+    }
+    assert pairs_row(implicit) == {"prompt": USER, "chosen": "4", "rejected": "5"}
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "problem"),
+    [
+        ({"prompt": "q", "rejected": "5"}, "chosen", "is missing"),
+        ({"prompt": "  ", "chosen": "4", "rejected": "5"}, "prompt", "non-empty text"),
+        ({"prompt": "q", "chosen": "4", "rejected": "   "}, "rejected", "empty reply"),
+        ({"prompt": "q", "chosen": "4", "rejected": "4"}, "rejected", "same reply"),
+        ({"prompt": [{"role": "assistant", "content": "hi"}], "chosen": "4", "rejected": "5"}, "prompt", "user"),
+        ({"prompt": [{"content": "hi"}], "chosen": "4", "rejected": "5"}, "prompt", "role"),
+        ({"prompt": "q", "chosen": [{"role": "user", "content": "4"}], "rejected": "5"}, "chosen", "assistant"),
+        ({"prompt": "q", "chosen": ["4"], "rejected": "5"}, "chosen", "message 0"),
+        (
+            {
+                "chosen": [*USER, {"role": "assistant", "content": "4"}],
+                "rejected": [{"role": "user", "content": "other"}, {"role": "assistant", "content": "5"}],
+            },
+            "rejected",
+            "same conversation",
+        ),
+    ],
+)
+def test_a_bad_pairs_row_names_its_field(row: dict, field: str, problem: str) -> None:
+    with pytest.raises(BadRow, match=problem) as raised:
+        pairs_row(row)
+    assert raised.value.field == field
+
+
+def test_ultrafeedback_rows() -> None:
+    row = {
+        "prompt": "What is 2 + 2?",
+        "chosen": [*USER, {"role": "assistant", "content": "It is 4."}],
+        "rejected": [*USER, {"role": "assistant", "content": "Maybe 5."}],
+        "score_chosen": 9.0,
+        "score_rejected": 2.0,
+    }
+    assert ultrafeedback_row(row) == {"prompt": USER, "chosen": "It is 4.", "rejected": "Maybe 5."}
+    with pytest.raises(BadRow) as raised:
+        ultrafeedback_row(row | {"rejected": "Maybe 5."})
+    assert raised.value.field == "rejected"
+    with pytest.raises(BadRow) as raised:
+        ultrafeedback_row(row | {"prompt": None})
+    assert raised.value.field == "prompt"
+
+
+HH_PROMPT = "\n\nHuman: Hi, can you help me?\n\nAssistant: Of course.\n\nHuman: What is 2 + 2?"
+
+
+def test_hh_dialogues_split_into_the_shared_prompt_and_the_final_replies() -> None:
+    pair = hh_row({"chosen": HH_PROMPT + "\n\nAssistant: It is 4.", "rejected": HH_PROMPT + "\n\nAssistant: Go away."})
+    assert pair == {
+        "prompt": [
+            {"role": "user", "content": "Hi, can you help me?"},
+            {"role": "assistant", "content": "Of course."},
+            {"role": "user", "content": "What is 2 + 2?"},
+        ],
+        "chosen": "It is 4.",
+        "rejected": "Go away.",
+    }
+    # Without the leading blank lines it reads the same
+    assert split_hh("Human: q\n\nAssistant: a", "Human: q\n\nAssistant: b")["prompt"] == [
+        {"role": "user", "content": "q"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "rejected", "field", "problem"),
+    [
+        (HH_PROMPT + "\n\nAssistant:", HH_PROMPT + "\n\nAssistant: no", "chosen", "empty Assistant reply"),
+        (HH_PROMPT + "\n\nAssistant: 4", "\n\nHuman: other\n\nAssistant: 5", "rejected", "share"),
+        (HH_PROMPT, HH_PROMPT + "\n\nAssistant: 5", "chosen", "must end with an Assistant reply"),
+        ("just some text", HH_PROMPT + "\n\nAssistant: 5", "chosen", "dialogue"),
+    ],
+)
+def test_a_bad_hh_row_names_its_field(chosen: str, rejected: str, field: str, problem: str) -> None:
+    with pytest.raises(BadRow, match=problem) as raised:
+        hh_row({"chosen": chosen, "rejected": rejected})
+    assert raised.value.field == field
+
+
+def test_the_pair_format_is_detected_from_the_columns() -> None:
+    assert detect_pair_format(["chosen", "rejected"], {"chosen": HH_PROMPT}) == "hh"
+    assert detect_pair_format(["prompt", "chosen", "rejected"], {"prompt": "q", "chosen": "a"}) == "pairs"
+    messages = [*USER, {"role": "assistant", "content": "4"}]
+    assert detect_pair_format(["prompt", "chosen", "rejected"], {"prompt": "q", "chosen": messages}) == "ultrafeedback"
+    assert detect_pair_format(["chosen", "rejected"], {"chosen": messages}) == "pairs"
+    with pytest.raises(ValueError, match="chosen and rejected"):
+        detect_pair_format(["question", "answer"], {})
+
+
+# ------------------------------------------------------------------------------------------------------- loading
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+GOOD_ROWS = [{"prompt": f"What is {i} + {i}?", "chosen": str(2 * i), "rejected": str(2 * i + 1)} for i in range(20)]
+
+
+def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: Path) -> None:
+    cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "p.jsonl", GOOD_ROWS)))
+    splits = load_pairs(cfg.preferences.model_copy(update={"max_held_out": 100, "max_pairs": None}))
+    assert len(splits.train) + len(splits.test) == 20 and splits.test and "pairs" in splits.source
+    train_prompts = {json.dumps(p["prompt"]) for p in splits.train}
+    assert not train_prompts & {json.dumps(p["prompt"]) for p in splits.test}
+    # parquet loads the same way, and a test_split file is the held-out set as it is
+    parquet = tmp_path / "p.parquet"
+    Dataset.from_list(GOOD_ROWS).to_parquet(str(parquet))
+    held = write_jsonl(tmp_path / "held.jsonl", GOOD_ROWS[:3])
+    splits = load_pairs(cfg.preferences.model_copy(update={"dataset": str(parquet), "test_split": str(held)}))
+    assert len(splits.test) == 3 and len(splits.train) == 16  # test profile: max_pairs 16
+
+
+def test_a_bad_row_in_a_file_names_the_file_row_and_field(tmp_path: Path) -> None:
+    rows = [*GOOD_ROWS[:3], {"prompt": "q", "chosen": "a"}, *GOOD_ROWS[3:6]]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    cfg = config_for(tmp_path, "--preferences.dataset", str(path))
+    with pytest.raises(DatasetError, match=r"bad\.jsonl: row 3: field 'rejected' is missing") as raised:
+        load_pairs(cfg.preferences, cfg.dataset.on_bad_row)
+    assert "on_bad_row=skip" in str(raised.value)
+    splits = load_pairs(cfg.preferences, "skip")
+    assert splits.skipped_rows == 1 and len(splits.train) + len(splits.test) == 6
+
+
+def test_a_file_that_is_not_preference_data_is_refused(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "qa.jsonl", [{"question": "q", "solution": "1"}])
+    cfg = config_for(tmp_path, "--preferences.dataset", str(path))
+    with pytest.raises(DatasetError, match=r"qa\.jsonl: cannot tell the preference format"):
+        load_pairs(cfg.preferences)
+
+
+def test_split_pairs_keeps_every_prompt_on_one_side() -> None:
+    pairs = [
+        {"prompt": [{"role": "user", "content": str(i % 7)}], "chosen": "a", "rejected": str(i)} for i in range(30)
+    ]
+    train, test = split_pairs(pairs, 0.3, seed=1)
+    assert len(train) + len(test) == 30 and test and train
+    assert not {p["prompt"][0]["content"] for p in train} & {p["prompt"][0]["content"] for p in test}
+    assert split_pairs(pairs[:1], 0.5, seed=1) == (pairs[:1], [])
+
+
+# ------------------------------------------------------------------------------------------------ built-in pairs
+
+
+CORRECT = "<think>\n2 + 2 = 4, so the total is 4.\n</think>\n<answer>4</answer>"
+WRONG = "<think>\n2 + 2 = 5, so the total is 5.\n</think>\n<answer>5</answer>"
+MALFORMED = "the answer is 4 I think"
+
+
+def test_built_in_math_pairs_prefer_verified_correct_traces(tmp_path: Path) -> None:
+    judge = TraceJudge(config_for(tmp_path))
+    samples = [[CORRECT, WRONG, MALFORMED, WRONG], [WRONG, MALFORMED], [MALFORMED]]
+    questions, golds = ["What is 2 + 2?", "What is 2 + 2?", "What is 2 + 2?"], ["4", "4", "4"]
+    reasons = [
+        judge(group, [q] * len(group), [g] * len(group)) for group, q, g in zip(samples, questions, golds, strict=True)
+    ]
+    assert reasons[0] == [KEPT, "wrong", "malformed", "wrong"]
+    prompts = [USER] * 3
+    pairs = math_pairs(prompts, samples, reasons, [None, None, None], pairs_per_prompt=3)
+    # problem 1: the kept trace against each distinct rejected one; problems 2 and 3: nothing verified correct
+    assert [(p["chosen"], p["rejected"]) for p in pairs] == [(CORRECT, WRONG), (CORRECT, MALFORMED)]
+    chosen_verdicts = judge([p["chosen"] for p in pairs], [questions[0]] * 2, ["4"] * 2)
+    assert chosen_verdicts == [KEPT, KEPT]
+    assert KEPT not in judge([p["rejected"] for p in pairs], [questions[0]] * 2, ["4"] * 2)
+    # a problem without a verified sample falls back to its (verified) worked solution
+    with_reference = math_pairs(prompts, samples, reasons, [None, CORRECT, None], pairs_per_prompt=1)
+    assert [(p["chosen"], p["rejected"]) for p in with_reference] == [(CORRECT, WRONG), (CORRECT, WRONG)]
+
+
+def test_degradations_make_a_worse_copy() -> None:
+    answer = "Paris is the capital of France. It lies on the Seine. It is known for the Eiffel Tower."
+    assert truncated(answer) == "Paris is the capital of France."  # the first third of the words
+    mixed = shuffled(answer, random.Random(0))
+    assert mixed != answer and sorted(sentences(mixed)) == sorted(sentences(answer))
+    assert repeated(answer) == " ".join(["Paris is the capital of France."] * 4)
+    assert truncated("two words") is None and shuffled("One sentence only.", random.Random(0)) is None
+    hows = {degrade(answer, random.Random(seed))[0] for seed in range(30)}
+    assert hows == {"truncated", "shuffled", "repeated"}
+    pairs = general_pairs([USER, USER], [answer, "   "], seed=0)
+    assert len(pairs) == 1 and pairs[0]["chosen"] == answer and pairs[0]["rejected"] != answer
+
+
+def test_the_shipped_general_prompts_are_read() -> None:
+    prompts = general_prompts()
+    assert len(prompts) >= 8 and all(p and not p.startswith("#") for p in prompts)
+
+
+# ----------------------------------------------------------------------------------------------------- stages
+
+
+def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Path, monkeypatch) -> None:
+    ctx, inputs = stage_setup(tmp_path, "reward_model")
+    output = reward_model.run(ctx, inputs)
+
+    assert output.evaluate is False  # not a policy
+    assert 0.0 <= output.metrics["pairwise_accuracy"] <= 1.0
+    assert output.metrics["train_pairs"] > 0 and output.metrics["held_out_pairs"] > 0
+    assert moved(Path(inputs.model), output.model), "training changed no weight of the backbone"
+    loaded = AutoModelForSequenceClassification.from_pretrained(output.model)
+    assert loaded.config.num_labels == 1 and loaded.config.pad_token_id is not None
+    records = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "reward_model" and r["kind"] == "step"]
+    assert [r["step"] for r in records] == [1, 2] and all("loss" in r and "accuracy" in r for r in records)
+
+    # the built-in pairs are cached in the stage folder and reused
+    lines = (ctx.dir / "pairs.jsonl").read_text().splitlines()
+    assert {json.loads(line)["split"] for line in lines} == {"train", "test"}
+    monkeypatch.setattr("r1kit.data.preferences.builtin_pairs", lambda *a, **k: pytest.fail("not reused"))
+    again = stage_pairs(ctx, inputs.model, inputs.splits.train)
+    assert len(again.train) == output.metrics["train_pairs"]
+
+    # the trained model is a reward for RL: deterministic scores, the same after pickling
+    reward = guarded("reward_model", build_reward("reward_model", path=str(output.model)))
+    prompts = [USER, USER]
+    first = reward([CORRECT, MALFORMED], prompts=prompts)
+    assert first == reward([CORRECT, MALFORMED], prompts=prompts) and all(math.isfinite(s) for s in first)
+    assert pickle.loads(pickle.dumps(reward))([CORRECT, MALFORMED], prompts=prompts) == first
+
+
+def test_dpo_trains_on_preference_pairs(tmp_path: Path) -> None:
+    ctx, inputs = stage_setup(tmp_path, "dpo")
+    output = dpo.run(ctx, inputs)
+    assert output.evaluate and moved(Path(inputs.model), output.model)
+    assert 0.0 <= output.metrics["preference_accuracy"] <= 1.0
+    records = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "dpo" and r["kind"] == "step"]
+    assert [r["step"] for r in records] == [1, 2]
+    assert AutoModelForCausalLM.from_pretrained(output.model).num_parameters() > 0
+
+
+def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", GOOD_ROWS)
+    ctx, inputs = stage_setup(
+        tmp_path, "dpo", "--preferences.dataset", str(path), "--model.lora.enabled", "false", "--dpo.max_steps", "1"
+    )
+    output = dpo.run(ctx, inputs)
+    assert len(moved(Path(inputs.model), output.model)) > 14  # every layer, not only LoRA targets
+    assert not (ctx.dir / "pairs.jsonl").exists()  # a configured dataset is read, not cached
+
+
+def test_rloo_trains_with_rule_rewards_and_a_reward_model(tmp_path: Path, tiny_model: Path) -> None:
+    judge = tiny_reward_model(tmp_path / "rm", tiny_model)
+    ctx, inputs = stage_setup(
+        tmp_path,
+        "rloo",
+        "--rewards.functions",
+        "[cosine, reward_model]",
+        "--rewards.cosine.max_len",
+        "64",
+        "--rewards.reward_model.path",
+        "judge",  # an earlier stage's name, resolved to its model
+    )
+    inputs.earlier["judge"] = SimpleNamespace(model=judge)
+    output = rloo.run(ctx, inputs)
+    assert moved(Path(inputs.model), output.model)
+    step = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "rloo" and r["kind"] == "step"][-1]
+    assert step["step"] == 2 and "rewards/reward_model/mean" in step and "rewards/cosine/mean" in step
+
+
+# --------------------------------------------------------------------------------------------- reward-model reward
+
+
+def tiny_reward_model(dest: Path, tiny_model: Path) -> Path:
+    """The tiny model with a random score head, saved as a reward model folder."""
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest
+
+
+def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: Path, tiny_model: Path) -> None:
+    path = tiny_reward_model(tmp_path / "rm", tiny_model)
+    reward = build_reward("reward_model", path=str(path), batch_size=2)
+    completions = [CORRECT, WRONG, MALFORMED, [{"role": "assistant", "content": CORRECT}]]
+    scores = reward(completions, prompts=[USER] * 4, solution=["4"] * 4)
+    assert len(scores) == 4 and all(isinstance(s, float) and math.isfinite(s) for s in scores)
+    assert scores[0] == pytest.approx(scores[3])  # text or chat-message completions score the same
+    assert len(set(scores[:3])) == 3
+    assert reward(completions, prompts=[USER] * 4) == scores  # same batch, same scores
+    assert [reward([c], prompts=[USER])[0] for c in completions] == pytest.approx(scores, abs=1e-4)  # padding-free
+    copy = pickle.loads(pickle.dumps(reward))
+    assert copy == reward and copy.__name__ == "reward_model" and copy(completions, prompts=[USER] * 4) == scores
+    with pytest.raises(ValueError, match=r"rewards\.reward_model\.path"):
+        build_reward("reward_model")
+    with pytest.raises(ValueError, match="neither a model folder nor a hub id"):
+        build_reward("reward_model", path="rm")  # a stage name nobody resolved
+
+
+def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"rewards\.reward_model\.path is not set"):
+        config_for(tmp_path, "--rewards.functions", "[accuracy, reward_model]")
+    config = config_for(
+        tmp_path,
+        "--rewards.functions",
+        "[reward_model]",
+        "--rewards.reward_model.path",
+        "rm",
+        "--evaluation.win_rate_against",
+        "sft",
+        "--evaluation.reward_model",
+        "rm",
+    )
+    resolved = resolve_reward_models(config, {"rm": SimpleNamespace(model=Path("/runs/x/02_rm/model"))})
+    assert resolved.rewards.reward_model.path == "/runs/x/02_rm/model"
+    assert resolved.evaluation.reward_model == "/runs/x/02_rm/model"
+    assert resolved.evaluation.win_rate_against == "sft"  # not (yet) a stage: left as given
+    assert config.rewards.reward_model.path == "rm"  # the original is untouched
+    with pytest.raises(ConfigError, match=r"win_rate_against needs evaluation\.reward_model"):
+        config_for(tmp_path, "--evaluation.win_rate_against", "sft")
+    with pytest.raises(ConfigError, match=r"divisible by rloo\.num_generations"):
+        config_for(tmp_path, "--rloo.num_generations", "3")
+
+
+# ---------------------------------------------------------------------------------------------------- evaluation
+
+
+def test_perplexity_of_held_out_solutions_is_finite_and_above_one(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    rows = Dataset.from_list(
+        [
+            {"question": "What is 2 + 2?", "solution": "4", "reasoning": "2 + 2 = 4", "response": None},
+            {"question": "Say hi.", "solution": None, "reasoning": None, "response": "Hi there!"},
+            {"question": "What is 3 + 3?", "solution": "6", "reasoning": None, "response": None},  # no reference
+        ]
+    )
+    prompts, texts = reference_texts(rows, "Solve it.")
+    assert texts == ["<think>\n2 + 2 = 4\n</think>\n<answer>4</answer>", "Hi there!"]
+    value = perplexity(model, tokenizer, prompts, texts, batch_size=1)
+    assert math.isfinite(value) and value > 1.0
+    assert perplexity(model, tokenizer, prompts, texts, batch_size=2) == pytest.approx(value, rel=1e-4)  # padding
+    # the output layer applied only where completion tokens are predicted = every position's logits, masked
+    monkeypatch.setattr(evaluate_module, "_decoder_and_head", lambda model: (None, None))
+    assert perplexity(model, tokenizer, prompts, texts, batch_size=2) == pytest.approx(value, rel=1e-4)
+    assert perplexity(model, tokenizer, [], []) is None
+
+
+def test_rouge_l_of_identical_and_of_disjoint_texts() -> None:
+    assert rouge_l(["the answer is 42"], ["the answer is 42"]) == 1.0
+    assert rouge_l(["completely different words"], ["nothing shared here"]) == 0.0
+    assert 0.0 < rouge_l(["the answer is 41"], ["the answer is 42"]) < 1.0
+    assert rouge_l(["-3"], ["3"]) < 1.0  # the sign counts
+    assert rouge_l([], []) is None
+
+
+def test_win_rate_on_hand_made_scores() -> None:
+    scores = {"great": 3.0, "good": 2.0, "poor": 1.0, "unscored": None}
+
+    def judge(completions, prompts=None, **kwargs):
+        return [scores[c] for c in completions]
+
+    prompts = ["p1", "p2", "p3", "p4"]
+    assert win_rate(["great", "good", "poor", "good"], ["poor", "poor", "great", "good"], prompts, judge) == 0.625
+    assert win_rate(["great", "unscored"], ["poor", "poor"], prompts[:2], judge) == 1.0  # unscored prompts left out
+    assert win_rate(["unscored"], ["poor"], prompts[:1], judge) is None
+
+
+def test_evaluation_reports_perplexity_rouge_and_win_rate(tmp_path: Path, tiny_model: Path) -> None:
+    other = tmp_path / "other"  # a second policy: the tiny model with nudged weights
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.save_pretrained(other)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(other)
+    judge = tiny_reward_model(tmp_path / "rm", tiny_model)
+
+    ctx, inputs = stage_setup(
+        tmp_path, "eval", "--evaluation.win_rate_against", "sft", "--evaluation.reward_model", "rm"
+    )
+    result = evaluate(ctx, inputs.model, inputs.splits.test, "base", models={"sft": str(other), "rm": str(judge)})
+    assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1.0
+    assert 0.0 <= result["rouge_l"] <= 1.0
+    assert 0.0 <= result["win_rate"] <= 1.0 and result["win_rate_against"] == "sft"
+    saved = json.loads(ctx.run.eval_path("base").read_text())
+    assert saved["perplexity"] == result["perplexity"] and "rouge_l" in saved
+    # a stage that has not run yet: no win rate, no error
+    later = evaluate(ctx, inputs.model, inputs.splits.test, "base2", models={"rm": str(judge)})
+    assert later["win_rate"] is None

@@ -1,0 +1,141 @@
+"""Scaling out through accelerate: every shipped launch config loads with accelerate's own loader, `--launch` runs a
+command under `accelerate launch` in several processes, a run shares its evaluation and generation out between them
+and writes its folder once, and two processes train as one process with gradient accumulation does."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.commands.config.config_args import load_config_from_file
+from safetensors.torch import load_file
+
+from r1kit.cli import accelerate_configs
+from r1kit.runs import RunDir
+from tests.conftest import REPO, r1kit_cli
+
+CONFIGS = REPO / "src" / "r1kit" / "configs" / "accelerate"
+EXPECTED = {
+    # accelerate's MULTI_CPU type starts one process unless launched through mpirun; the multi-process launcher
+    # (torchrun) with use_cpu starts N CPU processes, which accelerate then runs as MULTI_CPU over gloo.
+    "cpu": "MULTI_GPU",
+    "ddp": "MULTI_GPU",
+    "deepspeed_zero2": "DEEPSPEED",
+    "deepspeed_zero3": "DEEPSPEED",
+    "fsdp": "FSDP",
+}
+TWO_CPUS = ("--launch", "cpu", "--num_processes", "2")
+
+
+def test_the_five_launch_configs_ship() -> None:
+    assert set(EXPECTED) <= set(accelerate_configs())
+
+
+@pytest.mark.parametrize("name", accelerate_configs())
+def test_each_shipped_config_loads_with_accelerates_loader(name: str) -> None:
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    if name in EXPECTED:
+        assert config.distributed_type.value == EXPECTED[name]
+    assert config.num_processes >= 2 and config.num_machines == 1
+    if config.distributed_type.value == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] in (2, 3)
+    if name == "cpu":
+        assert config.use_cpu
+
+
+def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
+    done = r1kit_cli("sft", "--profile", "test", "--launch", "nowhere", "--out", str(tmp_path / "run"), cwd=REPO)
+    assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr
+
+
+def steps(run: Path, stage: str) -> list[dict]:
+    return [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
+
+
+def launched(*args: str, out: Path) -> str:
+    """`r1kit ARGS --out OUT` under `accelerate launch` with two CPU processes; its console output."""
+    done = r1kit_cli(*args, *TWO_CPUS, "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accelerate.commands.launch --config_file" in done.stderr and "--num_processes 2" in done.stderr
+    return done.stdout
+
+
+def alone(*args: str, out: Path) -> None:
+    done = r1kit_cli(*args, "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# Two processes with per-device batch b against one process with batch b and 2 accumulation steps: the same samples
+# in each optimizer step, the same averaged gradient. fp32 keeps the arithmetic tight.
+FP32 = ("--profile", "test", "--model.precision", "fp32")
+LOSS_TOLERANCE = 1e-4  # |Δloss| per step, absolute (losses ≈ 6 here; measured: equal to every printed digit)
+
+
+def test_sft_on_two_processes_matches_one_with_gradient_accumulation(tmp_path: Path) -> None:
+    two, one = tmp_path / "two", tmp_path / "one"
+    launched("sft", *FP32, out=two)
+    alone("sft", *FP32, "--sft.batch_size.gradient_accumulation_steps", "2", out=one)
+
+    # both processes trained: each saved its own RNG state into the (complete) checkpoint
+    assert {p.name for p in (two / "sft" / "checkpoints").glob("checkpoint-*/rng_state_*.pth")} == {
+        "rng_state_0.pth",
+        "rng_state_1.pth",
+    }
+    curve_two, curve_one = steps(two, "sft"), steps(one, "sft")
+    assert [r["step"] for r in curve_two] == [r["step"] for r in curve_one] == [1, 2, 3]
+    for a, b in zip(curve_two, curve_one, strict=True):
+        assert abs(a["loss"] - b["loss"]) <= LOSS_TOLERANCE, (a["step"], a["loss"], b["loss"])
+        assert abs(a["grad_norm"] - b["grad_norm"]) <= LOSS_TOLERANCE, (a["step"], a["grad_norm"], b["grad_norm"])
+        assert a["num_input_tokens_seen"] == b["num_input_tokens_seen"]  # the same samples in each step
+    weights_two = load_file(str(two / "sft" / "model" / "model.safetensors"))
+    weights_one = load_file(str(one / "sft" / "model" / "model.safetensors"))
+    assert all(torch.allclose(weights_two[k], weights_one[k], atol=1e-5) for k in weights_one)
+
+
+def test_grpo_on_two_processes_runs_the_same_steps_as_one_with_gradient_accumulation(tmp_path: Path) -> None:
+    """GRPO's curves cannot match: its completions are sampled, and each process samples its share of the prompts
+    from its own random stream (every process starts from the same seed), where one process draws all of them from
+    one stream. So the completions, rewards and losses differ by chance, not by a fault. What must hold: the same
+    steps, the same number of completions scored per step (8: 2 prompts × 4 generations, gathered from both
+    processes), finite losses and gradient norms, and rewards in the reward functions' range."""
+    both = (*FP32, "--fast.shared_prefix", "false", "--fast.generation", "false")  # one code path in both layouts
+    both += ("--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64")  # rewards that vary
+    two, one = tmp_path / "two", tmp_path / "one"
+    launched("grpo", *both, out=two)
+    alone("grpo", *both, "--training.batch_size.gradient_accumulation_steps", "2", out=one)
+
+    curve_two, curve_one = steps(two, "grpo"), steps(one, "grpo")
+    assert [r["step"] for r in curve_two] == [r["step"] for r in curve_one] == [1, 2, 3]
+    for record in (*curve_two, *curve_one):
+        assert record["quality/completions"] == 8
+        assert math.isfinite(record["loss"]) and math.isfinite(record["grad_norm"])
+        assert -1.0 <= record["rewards/cosine/mean"] <= 1.0 and 0.0 <= record["rewards/format/mean"] <= 1.0
+
+
+@pytest.mark.parametrize("recipe", ["default", "r1"])
+def test_a_run_on_two_processes_evaluates_each_problem_once_and_writes_its_folder_once(
+    tmp_path: Path, recipe: str
+) -> None:
+    out = tmp_path / "run"
+    console = launched("run", "--recipe", recipe, "--profile", "test", "--evaluation.every_steps", "2", out=out)
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert console.count("8 held-out problems ·") == 1  # the table's caption: printed by the main process only
+    for label in summary["evaluations"]:
+        result = json.loads((out / "eval" / f"{label}.json").read_text())
+        # the problems were shared out, each generated by exactly one of the two processes, then gathered
+        assert result["processes"] == 2 and result["problems_per_process"] == [4, 4] and result["problems"] == 8
+        assert len(result["scores"]) == 8
+    records = RunDir(out).read("metrics.jsonl")
+    written = [(r["stage"], r["kind"], r["step"]) for r in records]
+    assert len(written) == len(set(written))  # each line once: only the main process writes the logs
+    assert {kind for _, kind, _ in written} >= {"step", "eval"}  # evaluation during training ran on both processes
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {stage["status"] for stage in manifest["stages"]} == {"complete"}
+    if recipe == "r1":  # the data stages' files, written once and read by the stages after them in both processes
+        rows = summary["stage_figures"]["cold_start"]["rows"]
+        assert rows and (out / "01_cold_start" / "data.jsonl").read_text().count("\n") == rows
+        assert (out / "02_sft" / "model" / "model.safetensors").exists()
