@@ -48,6 +48,9 @@ def main() -> None:
             "ci95": evaluation["accuracy_ci95"],
             "format_rate": evaluation["format_rate"],
             "mean_tokens": evaluation["mean_completion_tokens"],
+            "perplexity": evaluation.get("perplexity"),
+            "rouge_l": evaluation.get("rouge_l"),
+            "win_rate": evaluation.get("win_rate"),
         }
         if args.gsm8k and label in models:
             out = args.out / "gsm8k" / label
@@ -58,16 +61,23 @@ def main() -> None:
             scored = json.loads((out / "eval" / "eval.json").read_text())
             figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"]}
 
-    print(f"\n{args.recipe}: {minutes:.1f} min\n")
-    print("| stage | pass@1 (built-in held-out) | 95% interval | format | mean tokens | GSM8K pass@1 | 95% interval |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{args.recipe}: {minutes:.1f} min; stage figures: {json.dumps(summary['stage_figures'])}\n")
+    print(
+        "| stage | pass@1 (built-in held-out) | 95% interval | format | mean tokens | perplexity | ROUGE-L | "
+        "win rate | GSM8K pass@1 | 95% interval |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+
+    def shown(value, pattern: str) -> str:
+        return "–" if value is None else format(value, pattern)
+
     for label, f in figures.items():
-        gsm = f.get("gsm8k_pass@1")
         gsm_ci = f.get("gsm8k_ci95") or [None, None]
         print(
             f"| {label} | {f['pass@1']:.1%} | {f['ci95'][0]:.1%}–{f['ci95'][1]:.1%} | {f['format_rate']:.1%} | "
-            f"{f['mean_tokens']:.1f} | {'–' if gsm is None else f'{gsm:.1%}'} | "
-            f"{'–' if gsm is None else f'{gsm_ci[0]:.1%}–{gsm_ci[1]:.1%}'} |"
+            f"{f['mean_tokens']:.1f} | {shown(f['perplexity'], '.2f')} | {shown(f['rouge_l'], '.1%')} | "
+            f"{shown(f['win_rate'], '.1%')} | {shown(f.get('gsm8k_pass@1'), '.1%')} | "
+            f"{shown(gsm_ci[0], '.1%')}–{shown(gsm_ci[1], '.1%')} |"
         )
     print(json.dumps({"recipe": args.recipe, "minutes": round(minutes, 1), "stages": figures}))
 

@@ -57,6 +57,10 @@ def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> N
     assert set(summary["paired"]) == {"base→sft", "sft→grpo", "base→grpo"}
     assert summary["paired"]["base→grpo"]["problems"] == 8
     assert len(json.loads((finished_run / "eval" / "grpo.json").read_text())["scores"]) == 8
+    # the built-in task's difficulty levels break pass@1 down (dataset.group_column)
+    final = summary["evaluations"]["grpo"]
+    assert final["by_group"] and set(final["by_group"]) <= {"1", "2", "3", "4"}
+    assert sum(group["problems"] for group in final["by_group"].values()) == 8 - final["excluded"]
 
 
 def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:

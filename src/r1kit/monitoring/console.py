@@ -124,6 +124,11 @@ def print_eval_table(
     table.caption = f"{evaluations[labels[-1]]['problems']} held-out problems · {evaluations[labels[-1]]['dataset']}"
     console = Console()
     console.print(table)
+    for label in labels:  # pass@1 by group of problems (difficulty level, task), where the data has groups
+        groups = evaluations[label].get("by_group") or {}
+        if groups:
+            shown = "  ".join(f"{group} {v['accuracy']:.0%} ({v['problems']})" for group, v in groups.items())
+            console.print(f"by group, {label}: {shown}", markup=False, highlight=False)
     for pair, change in (paired or {}).items():
         if change.get("difference") is not None:
             low, high = change["ci95"]

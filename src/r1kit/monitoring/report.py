@@ -93,6 +93,7 @@ def write_report(run_dir: Path) -> Path:
     body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
+        body.append(_by_group(evaluations))
     if run.path("manifest.json").exists():
         body += ["<h2>Stages</h2>", _stages(run)]
     for stage in stages:
@@ -129,6 +130,24 @@ def _overview(run: RunDir, summary: dict[str, Any]) -> str:
     config = run.path("config.yaml").read_text() if run.path("config.yaml").exists() else "(no config.yaml)"
     final = f"<p>Final model: <code>{_e(summary['final_model'])}</code></p>" if summary.get("final_model") else ""
     return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
+
+
+def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
+    """Pass@1 per group of problems (dataset.group_column) and evaluation, where the data has groups."""
+    groups = sorted({g for e in evaluations.values() for g in (e.get("by_group") or {})})
+    if not groups:
+        return ""
+    head = "".join(f"<th>{_e(label)}</th>" for label in evaluations)
+    lines = []
+    for group in groups:
+        cells = []
+        for e in evaluations.values():
+            found = (e.get("by_group") or {}).get(group)
+            cells.append(f"<td>{_fmt(found['accuracy'], True)} ({found['problems']})</td>" if found else "<td>–</td>")
+        lines.append(f"<tr><th>{_e(group)}</th>{''.join(cells)}</tr>")
+    return (
+        f"<p>Pass@1 by group (problems):</p><table class='eval'><tr><th>group</th>{head}</tr>{''.join(lines)}</table>"
+    )
 
 
 def _stages(run: RunDir) -> str:

@@ -33,7 +33,7 @@ from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
 from r1kit.runs import RunDir
 from r1kit.stages.common import StageContext, model_reference
-from r1kit.stats import wilson_interval
+from r1kit.stats import accuracy_by_group, wilson_interval
 
 logger = logging.getLogger("r1kit")
 
@@ -154,6 +154,8 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "format_rate": statistics.fmean(formats) if formats else None,
         "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
         "truncated_rate": statistics.fmean(n >= settings.max_new_tokens for n in lengths) if lengths else None,
+        # pass@1 per group (dataset.group_column: a difficulty level, a task); empty for data without groups
+        "by_group": accuracy_by_group(scores, rows["group"]) if "group" in rows.column_names else {},
         "completions": completions,
         "scores": scores,
         "formats": formats,

@@ -9,12 +9,10 @@ ones are kept, duplicates dropped. Acceptance rates go by group (dataset.group_c
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.prompts import chat_prompt
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, first_rows, sample, trace_row, write_dataset
+from r1kit.stages.traces import best_verified, first_rows, write_dataset
 
 logger = logging.getLogger("r1kit")
 
@@ -26,30 +24,11 @@ CONFIG_SECTIONS = ("model", "prompt", "dataset", "rejection_sampling", "filters"
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.rejection_sampling
     rows = first_rows(inputs.splits.train, settings.max_prompts)
-    prompts = [chat_prompt(row["question"], ctx.config.prompt.system) for row in rows]
-    samples = sample(ctx, inputs.model, prompts, settings, desc="rejection sampling")
-
-    judge = TraceJudge(ctx.config)
-    reasons_count: Counter = Counter()
-    kept, accepted = [], []
-    for row, completions in zip(rows, samples, strict=True):
-        reasons = judge(completions, [row["question"]] * len(completions), [row["solution"]] * len(completions))
-        reasons_count.update(reasons)
-        chosen = best_of(completions, reasons, settings.keep_per_prompt)
-        kept += [trace_row(row, trace, "rejection_sampling") for trace in chosen]
-        accepted.append(bool(chosen))
-    by_group = acceptance_by_group([row.get("group") for row in rows], accepted)
-    stats = {
-        "problems": len(rows),
-        "samples": sum(reasons_count.values()),
-        "sample_acceptance": reasons_count["kept"] / max(1, sum(reasons_count.values())),
-        "problem_acceptance_by_group": by_group,
-        "dropped": {reason: n for reason, n in reasons_count.items() if reason != "kept"},
-        "rows": len(kept),
-    }
+    kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "rejection_sampling")
+    by_group = stats["problem_acceptance_by_group"]
     logger.warning(
         "rejection sampling: %d of %d problems accepted (%s), %d rows; dropped %s",
-        sum(accepted),
+        round(by_group["all"] * len(rows)),
         len(rows),
         ", ".join(f"{k} {v:.0%}" for k, v in by_group.items()),
         len(kept),

@@ -22,6 +22,7 @@ from r1kit import distributed
 from r1kit.atomic import write_atomic, write_json
 from r1kit.config.schema import R1kitConfig, SamplingConfig
 from r1kit.models import load_model, load_tokenizer
+from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, split_r1
 from r1kit.stages.common import StageContext
@@ -161,6 +162,39 @@ def trace_row(row: dict[str, Any], trace: str, source: str) -> dict[str, Any]:
         "group": row.get("group"),
         "source": source,
     }
+
+
+def best_verified(
+    ctx: StageContext,
+    model_reference: str,
+    rows: list[dict[str, Any]],
+    settings: SamplingConfig,
+    keep: int,
+    source: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """k samples per problem from a model, judged; the best `keep` accepted traces per problem as canonical rows, and
+    the statistics (acceptance per group and per sample, dropped by reason): rejection sampling and distillation."""
+    prompts = [chat_prompt(row["question"], ctx.config.prompt.system) for row in rows]
+    samples = sample(ctx, model_reference, prompts, settings, desc=source.replace("_", " "))
+    judge = TraceJudge(ctx.config)
+    reasons_count: Counter = Counter()
+    kept, accepted = [], []
+    for row, completions in zip(rows, samples, strict=True):
+        reasons = judge(completions, [row["question"]] * len(completions), [row["solution"]] * len(completions))
+        reasons_count.update(reasons)
+        chosen = best_of(completions, reasons, keep)
+        kept += [trace_row(row, trace, source) for trace in chosen]
+        accepted.append(bool(chosen))
+    total = sum(reasons_count.values())
+    stats = {
+        "problems": len(rows),
+        "samples": total,
+        "sample_acceptance": reasons_count[KEPT] / max(1, total),
+        "problem_acceptance_by_group": acceptance_by_group([row.get("group") for row in rows], accepted),
+        "dropped": {reason: n for reason, n in reasons_count.items() if reason != KEPT},
+        "rows": len(kept),
+    }
+    return kept, stats
 
 
 def acceptance_by_group(groups: Sequence[str | None], accepted: Sequence[bool]) -> dict[str, float]:
