@@ -77,7 +77,7 @@ def gguf_model_path(source: str, gguf_file: str, revision: str | None = None, ca
         except ModelError:
             raise
         except Exception as error:  # a file that is not GGUF, an architecture transformers cannot de-quantise, offline
-            raise _load_error(f"{source}/{gguf_file}", error) from error
+            raise load_error(f"{source}/{gguf_file}", error) from error
     return dest
 
 
@@ -198,7 +198,7 @@ def check_model(cfg: ModelConfig, reference: str) -> None:
             reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
     except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
-        raise _load_error(reference, error) from error
+        raise load_error(reference, error) from error
     if not cfg.lora.enabled:
         return
     with torch.device("meta"):
@@ -217,7 +217,7 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
             reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
         )
     except Exception as error:  # tokenizers' own parser raises a bare Exception on a broken tokenizer.json
-        raise _load_error(reference, error) from error
+        raise load_error(reference, error) from error
     if cfg.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE if cfg.chat_template == "chatml" else cfg.chat_template
     if not tokenizer.chat_template:
@@ -253,11 +253,11 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
             attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,
         )
     except (OSError, ValueError, SafetensorError) as error:
-        raise _load_error(reference, error) from error
+        raise load_error(reference, error) from error
     return model.to(hardware.device)
 
 
-def _load_error(name: str, error: Exception) -> ModelError:
+def load_error(name: str, error: Exception) -> ModelError:
     reason = " ".join(str(error).split())  # one line: library messages span several
     if Path(name).expanduser().exists():
         return ModelError(f"cannot load the model in {name}: {reason}")

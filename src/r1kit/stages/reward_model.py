@@ -9,7 +9,6 @@ accuracy. It is not a policy: the pipeline does not evaluate it on the held-out 
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -17,11 +16,12 @@ import torch
 from peft import LoraConfig as PeftLoraConfig
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from trl import RewardConfig, RewardTrainer
+from trl.trainer.reward_trainer import suppress_seqcls_warning  # "score.weight newly initialized": expected
 
 from r1kit.config.schema import ModelConfig, R1kitConfig
 from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
 from r1kit.hardware import Hardware
-from r1kit.models import _load_error, load_tokenizer
+from r1kit.models import load_error, load_tokenizer
 from r1kit.rewards.reward_model import RewardModelScorer
 from r1kit.stages.common import (
     StageContext,
@@ -84,10 +84,6 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
     dtype load_model would use."""
     dtype = torch.float32 if for_training and not cfg.lora.enabled else hardware.dtype
     try:
-        from trl.trainer.reward_trainer import suppress_seqcls_warning  # "score.weight newly initialized": expected
-    except ImportError:  # pragma: no cover - a TRL without the helper
-        suppress_seqcls_warning = contextlib.nullcontext
-    try:
         with suppress_seqcls_warning():
             model = AutoModelForSequenceClassification.from_pretrained(
                 reference,
@@ -98,7 +94,7 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
                 attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,
             )
     except (OSError, ValueError) as error:
-        raise _load_error(reference, error) from error
+        raise load_error(reference, error) from error
     return model.to(hardware.device)
 
 
