@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/recipe_table.py --recipe r1 --out runs/r1-bench --gsm8k ../shared/data/gsm8k/test.jsonl
 
+With `--scored-run` the run folder is taken as it is (no `r1kit run`): the minutes are then the stages' own seconds
+from their manifests, and stages whose GSM8K evaluation already exists are not scored again.
+
 Prints a markdown table (per stage: built-in held-out pass@1 with its 95% interval, format rate, mean length; GSM8K
 pass@1 with its interval) and, last, one JSON line with the same figures and the run's minutes. Extra arguments after
 `--` go to `r1kit run` (e.g. `-- --profile dev`).
@@ -27,13 +30,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--gsm8k", type=Path, help="GSM8K test.jsonl; its first --problems rows are scored")
     parser.add_argument("--problems", type=int, default=200)
+    parser.add_argument("--scored-run", action="store_true", help="score the finished run in --out; don't run it")
     args, run_args = parser.parse_known_args()
     run_args = [a for a in run_args if a != "--"]
 
     started = time.perf_counter()
-    r1kit("run", "--recipe", args.recipe, "--out", str(args.out), *run_args)
+    if not args.scored_run:
+        r1kit("run", "--recipe", args.recipe, "--out", str(args.out), *run_args)
     minutes = (time.perf_counter() - started) / 60
     summary = json.loads((args.out / "summary.json").read_text())
+    if args.scored_run:  # stage seconds exclude the held-out evaluations between stages
+        stages = json.loads((args.out / "manifest.json").read_text())["stages"]
+        minutes = sum(stage["seconds"] or 0 for stage in stages) / 60
 
     models = {"base": None}
     for stage in json.loads((args.out / "manifest.json").read_text())["stages"]:
@@ -56,8 +64,9 @@ def main() -> None:
             out = args.out / "gsm8k" / label
             model = models[label] or str(args.out)  # base: the run's config names it
             model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
-            r1kit("eval", *model_args, "--data", str(args.gsm8k), "--dataset.max_test_samples", str(args.problems),
-                  "--out", str(out), *run_args)  # fmt: skip
+            if not (args.scored_run and (out / "eval" / "eval.json").exists()):
+                r1kit("eval", *model_args, "--data", str(args.gsm8k), "--dataset.max_test_samples", str(args.problems),
+                      "--out", str(out), *run_args)  # fmt: skip
             scored = json.loads((out / "eval" / "eval.json").read_text())
             figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"]}
 

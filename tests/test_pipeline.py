@@ -26,6 +26,12 @@ def grpo_steps(run: Path) -> list[int]:
     return [r["step"] for r in RunDir(run).read("metrics.jsonl") if r["stage"] == "grpo" and r["kind"] == "step"]
 
 
+def grpo_rewards(run: Path) -> list[float]:
+    """The mean total reward of each GRPO step."""
+    records = RunDir(run).read("metrics.jsonl")
+    return [r["rewards/total/mean"] for r in records if r["stage"] == "grpo" and r["kind"] == "step"]
+
+
 def test_run_leaves_a_complete_run_folder(finished_run: Path) -> None:
     for name in (
         "config.yaml",
@@ -211,6 +217,12 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     assert "resuming from" in resumed.stderr and "checkpoint-4" in resumed.stderr
     assert grpo_steps(out) == list(range(1, 9))
     assert sorted(p.name for p in (out / "grpo" / "checkpoints").iterdir()) == ["checkpoint-6", "checkpoint-8"]
+
+    # the resumed steps sampled and scored what an uninterrupted run does: rollouts are seeded by step and row
+    whole = tmp_path / "whole"
+    assert r1kit_cli(*args[:-1], str(whole), cwd=REPO).returncode == 0
+    resumed_rewards, whole_rewards = grpo_rewards(out), grpo_rewards(whole)
+    assert resumed_rewards == pytest.approx(whole_rewards, abs=1e-6)
 
 
 def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:

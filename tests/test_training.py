@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from r1kit.config.sources import resolve_config
+from r1kit.monitoring.callbacks import TimeLimit
 from r1kit.runs import RunDir
-from r1kit.stages import grpo, sft
+from r1kit.stages import distill, grpo, sft
 from r1kit.stages.common import StageInputs, setup
 
 
@@ -178,3 +179,44 @@ def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
     )
     train(grpo, ctx, base, splits)
     assert list((ctx.run.root / "tensorboard" / "grpo").rglob("events.out.tfevents.*"))
+
+
+def test_a_time_limit_stops_training_with_a_checkpoint_that_keeps_the_time_spent(tmp_path: Path) -> None:
+    # 0.6 ms: the limit is reached within the first step, which still completes and is saved
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "50", "--sft.time_limit_minutes", "0.00001")
+    model_dir = train(sft, ctx, base, splits)
+    assert [r["step"] for r in step_records(ctx.run, "sft")] == [1]
+    assert changed(weights(Path(base)), weights(model_dir))
+    checkpoint = ctx.run.checkpoints("sft") / "checkpoint-1"
+    spent = json.loads((checkpoint / TimeLimit.FILE).read_text())["seconds"]
+    assert spent > 0
+    # a resumed run starts its clock from what the interrupted one had spent
+    assert TimeLimit.resumed_from(5.0, checkpoint).spent() >= spent
+    assert TimeLimit.resumed_from(5.0, None).spent() == 0.0
+
+
+def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Path) -> None:
+    # A random model never answers right, so the teacher is made to: full fine-tuning memorises one worked problem.
+    data = tmp_path / "one_problem.jsonl"
+    data.write_text((json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n") * 12)
+    ctx, base, splits = context(
+        tmp_path,
+        "--data", str(data),
+        "--model.lora.enabled", "false",
+        "--sft.max_steps", "80",
+        "--sft.optimization.learning_rate", "1e-2",
+        "--sft.optimization.lr_scheduler", "constant",
+        "--sft.optimization.warmup_ratio", "0",
+        "--distill.max_prompts", "1",
+        "--distill.max_new_tokens", "32",
+        "--distill.temperature", "0.05",
+    )  # fmt: skip
+    teacher = train(sft, ctx, base, splits)
+    ctx = ctx.for_stage(ctx.config, "distill", "distill")
+    output = distill.run(ctx, StageInputs(model=str(teacher), base=base, splits=splits))
+
+    assert output.metrics["teacher_rows"] == 1 and output.metrics["teacher_acceptance"] == 1.0
+    kept = [json.loads(line) for line in Path(output.dataset).read_text().splitlines()]
+    assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
+    # the student is the untouched base model, fine-tuned on that trace
+    assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))

@@ -361,11 +361,21 @@ def _epochs(data: str):
     )
 
 
+def _time_limit():
+    return Field(
+        None,
+        gt=0.0,
+        description="Stop training after this many minutes of steps (kept across resume), saving a checkpoint and the "
+        "model as at that step: the same budget for every variant compared. null: no limit.",
+    )
+
+
 class SFTConfig(Section):
     """Supervised fine-tuning: the `sft`, `sft2` and `distill` stages train with these settings."""
 
     epochs: float | None = _epochs("the SFT data")
     max_steps: int | None = Field(60, ge=1, description="Optimizer steps (null: train by epochs).")
+    time_limit_minutes: float | None = _time_limit()
     max_length: int = Field(256, ge=16, description="Longest SFT sequence in tokens (prompt + completion).")
     optimization: OptimizationConfig = Field(
         default_factory=lambda: OptimizationConfig(learning_rate=1e-3, warmup_ratio=0.05, lr_scheduler="cosine")
@@ -380,6 +390,7 @@ class TrainingConfig(Section):
 
     epochs: float | None = _epochs("the prompts")
     max_steps: int | None = Field(30, ge=1, description="Optimizer steps (null: train by epochs).")
+    time_limit_minutes: float | None = _time_limit()
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
     # 16 completions per step: 2 prompts × 8 generations
     batch_size: BatchSizeConfig = Field(default_factory=lambda: BatchSizeConfig(per_device_train=16))
@@ -524,8 +535,9 @@ class FastConfig(Section):
     generation: bool = Field(
         True,
         description="GRPO rollouts from r1kit's sampler (LoRA merged into a copy refreshed every step, each prompt "
-        "prefilled once, a static cache, finished rows dropped). Used where it applies (one process, no vLLM, the "
-        "sampling options it implements); false: TRL's model.generate.",
+        "prefilled once, a static cache, finished rows dropped, a random stream per row: the same completions on "
+        "any number of processes). Used where it applies (whole weights in each process: no DeepSpeed/FSDP; no "
+        "vLLM; the sampling options it implements); false: TRL's model.generate.",
     )
 
 
@@ -680,6 +692,7 @@ class PairTrainingConfig(Section):
         None, gt=0.0, description="Passes over the training data, used when max_steps is null (default one pass)."
     )
     max_steps: int | None = Field(50, ge=1, description="Optimizer steps (null: train by epochs).")
+    time_limit_minutes: float | None = _time_limit()
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
     batch_size: BatchSizeConfig = Field(default_factory=BatchSizeConfig)
     dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)

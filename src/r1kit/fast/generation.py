@@ -9,7 +9,10 @@ concatenation every token, scaled-dot-product attention runs its flash kernel on
 2. prefills each distinct prompt once, then copies its cache to the rows of its group;
 3. decodes into a preallocated (static) cache, one token for all unfinished rows at a time, dropping rows as they end
    and stopping when all have ended.
-Sampling semantics are the config's: temperature, top-p, top-k, min-p, EOS, max length.
+Sampling semantics are the config's: temperature, top-p, top-k, min-p, EOS, max length. Each row draws from its own
+random stream, seeded by the caller: a row's completion then depends on its prompt, the policy and its seed only, not
+on which other rows share the batch, so one process sampling all rows and two processes sampling half each produce the
+same completions (the GRPO trainer seeds a row by the run's seed, the step and the row's place in the global batch).
 """
 
 from __future__ import annotations
@@ -72,9 +75,15 @@ class PolicySampler:
         top_p: float = 1.0,
         top_k: int | None = None,
         min_p: float | None = None,
+        row_seeds: list[int] | None = None,
     ) -> tuple[list[list[int]], list[list[float]]]:
         """Completion token ids per prompt (through the first EOS, which is kept) and the log-probability of each
-        sampled token under the temperature-scaled distribution (the one the loss computes)."""
+        sampled token under the temperature-scaled distribution (the one the loss computes).
+
+        `row_seeds` seeds each row's random stream; by default the seeds are drawn from torch's global generator."""
+        if row_seeds is None:
+            row_seeds = torch.randint(2**62, (len(prompts),)).tolist()
+        streams = [torch.Generator().manual_seed(seed) for seed in row_seeds]
         distinct = list(dict.fromkeys(map(tuple, prompts)))
         row_to_prompt = torch.tensor([distinct.index(tuple(p)) for p in prompts])  # (B,)
         width = max(map(len, distinct))
@@ -98,7 +107,8 @@ class PolicySampler:
         lengths = torch.full((len(prompts),), max_new_tokens)
         for step in range(max_new_tokens):
             probs = logits.float().mul_(1 / temperature).softmax(-1)  # (b, V)
-            chosen = _sample(probs, top_p, top_k, min_p)  # (b,)
+            uniform = torch.cat([torch.rand(1, generator=streams[row]) for row in rows.tolist()])  # (b,)
+            chosen = _sample(probs, uniform, top_p, top_k, min_p)  # (b,)
             tokens[rows, step] = chosen
             logprobs[rows, step] = probs.gather(1, chosen[:, None]).squeeze(1).log()
             ended = torch.isin(chosen, self.eos)
@@ -123,8 +133,11 @@ class PolicySampler:
         )
 
 
-def _sample(probs: torch.Tensor, top_p: float, top_k: int | None, min_p: float | None) -> torch.Tensor:
-    """One token per row from temperature-scaled probabilities (b, V), restricted as `generate` restricts them.
+def _sample(
+    probs: torch.Tensor, uniform: torch.Tensor, top_p: float, top_k: int | None, min_p: float | None
+) -> torch.Tensor:
+    """One token per row from temperature-scaled probabilities (b, V), restricted as `generate` restricts them, with
+    the row's uniform number in [0, 1) (b,).
 
     Inverse-CDF sampling: one uniform number per row against the cumulative probabilities. `torch.multinomial`
     draws an exponential variate for every vocabulary entry (49k per row), which cost 16 ms of a ~60 ms decode step.
@@ -139,5 +152,5 @@ def _sample(probs: torch.Tensor, top_p: float, top_k: int | None, min_p: float |
         outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
         probs = probs.scatter(1, order, sorted_probs.masked_fill(outside, 0.0))
     cumulative = probs.cumsum(-1)  # (b, V); restricted rows are not renormalised, so scale the draw instead
-    draw = torch.rand(len(probs), 1) * cumulative[:, -1:]
+    draw = uniform[:, None] * cumulative[:, -1:]
     return torch.searchsorted(cumulative, draw).squeeze(1).clamp(max=probs.size(-1) - 1)

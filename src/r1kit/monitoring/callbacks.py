@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import resource
@@ -208,6 +209,52 @@ class AtomicCheckpoints(TrainerCallback):
 
     def _milestone(self, checkpoint: Path) -> bool:
         return self.keep_every is not None and checkpoint_step(checkpoint) % self.keep_every == 0
+
+
+class TimeLimit(TrainerCallback):
+    """Stops training once `minutes` of steps have passed, with a checkpoint and the model saved as at that step.
+
+    The clock runs from the first step (model loading and set-up don't count) and is written into each checkpoint, so
+    a resumed run goes on with what it had left. Under several processes the main process's clock decides for all of
+    them: a process that stopped alone would leave the others waiting in a collective.
+    """
+
+    FILE = "time_spent.json"
+
+    def __init__(self, minutes: float, spent_seconds: float = 0.0):
+        self.limit, self.spent_before = minutes * 60, spent_seconds
+        self._started: float | None = None
+
+    @classmethod
+    def resumed_from(cls, minutes: float, checkpoint: Path | None) -> TimeLimit:
+        """The limit with the time already spent by the run that wrote `checkpoint` (none: a fresh start)."""
+        spent = 0.0
+        if checkpoint is not None and (checkpoint / cls.FILE).exists():
+            spent = json.loads((checkpoint / cls.FILE).read_text())["seconds"]
+        return cls(minutes, spent)
+
+    def spent(self) -> float:
+        return self.spent_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self._started is None:
+            self._started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if distributed.from_main(self.spent() >= self.limit) and not control.should_training_stop:
+            control.should_training_stop = control.should_save = True
+            logger.warning(
+                "time limit of %.1f min reached at step %d of %d: training stops here",
+                self.limit / 60,
+                state.global_step,
+                state.max_steps,
+            )
+
+    def on_save(self, args, state, control, **kwargs):
+        # Runs before AtomicCheckpoints commits the staging folder, so the file is part of the complete checkpoint.
+        if state.is_world_process_zero:
+            staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (staged / self.FILE).write_text(json.dumps({"seconds": self.spent()}))
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:

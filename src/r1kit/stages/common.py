@@ -20,7 +20,7 @@ from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
 from r1kit.atomic import build_complete
-from r1kit.config.schema import ModelConfig, R1kitConfig, SFTConfig, TrainingConfig
+from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
 from r1kit.models import ModelError, check_model, resolve_model, save_adapter, save_for_inference
@@ -28,6 +28,7 @@ from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
     QuietProgress,
+    TimeLimit,
     TorchProfiler,
     TrainingMonitor,
     complete_checkpoints,
@@ -224,19 +225,22 @@ def lora_config(model: ModelConfig) -> PeftLoraConfig | None:
 
 def callbacks(
     ctx: StageContext,
-    section: SFTConfig | TrainingConfig,
+    section: SFTConfig | TrainingConfig | PairTrainingConfig,
     total_params: int,
     recorder: RolloutRecorder | None = None,
 ) -> list:
-    """Monitoring, non-finite step guard, atomic checkpoints, and the profiler when asked for."""
+    """Monitoring, non-finite step guard, the time limit if set, atomic checkpoints, and the profiler when asked for."""
     monitoring = ctx.config.monitoring
     guard = NonFiniteGuard()
     peak = measure_matmul_peak(ctx.hardware.dtype, ctx.hardware.device)
     found = [
         guard,
         TrainingMonitor(ctx.run, ctx.stage, monitoring, total_params, peak, recorder=recorder, nonfinite=guard),
-        AtomicCheckpoints(staging_dir(ctx), ctx.run.checkpoints(ctx.folder), section.checkpoint),
     ]
+    if section.time_limit_minutes is not None:  # before AtomicCheckpoints: it writes into the staged checkpoint
+        resumed = complete_checkpoints(ctx.run.checkpoints(ctx.folder))
+        found.append(TimeLimit.resumed_from(section.time_limit_minutes, resumed[-1] if resumed else None))
+    found.append(AtomicCheckpoints(staging_dir(ctx), ctx.run.checkpoints(ctx.folder), section.checkpoint))
     if monitoring.profiler.enabled:
         found.append(TorchProfiler(monitoring.profiler, ctx.dir / "profile"))
     return found

@@ -41,24 +41,29 @@ class R1kitGRPOTrainer(GRPOTrainer):
             else None
         )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
+        self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._step_started: float | None = None
 
-    def _single_plain_process(self) -> bool:
+    def _plain_model(self) -> bool:
+        """Whole weights in every process (no DeepSpeed or FSDP sharding), a model the fast paths know."""
         causal_lm = self._causal_lm(self.model)
         return (
-            self.accelerator.num_processes == 1
-            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+            not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
             and supports(causal_lm)
             and type(causal_lm.get_output_embeddings()) is torch.nn.Linear  # no adapter on the LM head
         )
+
+    def _single_plain_process(self) -> bool:
+        # The shared-prefix loss calls the model's modules directly: under DDP that would skip the gradient sync.
+        return self.accelerator.num_processes == 1 and self._plain_model()
 
     def _fast_generation_applies(self) -> bool:
         # options of TRL's generation config that the sampler does not implement
         extra = set(self.args.generation_kwargs or {})
         return (
-            self._single_plain_process()
+            self._plain_model()
             and not (self.use_vllm or self.use_transformers_continuous_batching or self._is_vlm or self.tools)
             and self.repetition_penalty == 1.0
             and not extra
@@ -157,7 +162,8 @@ class R1kitGRPOTrainer(GRPOTrainer):
             )
         if self._sampled_at_step != self.state.global_step:  # the policy has changed since the last rollouts
             self.sampler.refresh()
-            self._sampled_at_step = self.state.global_step
+            self._sampled_at_step, self._rollouts_this_step = self.state.global_step, 0
+        self._rollouts_this_step += 1
         return self.sampler.sample(
             prompt_ids,
             self.max_completion_length,
@@ -165,7 +171,16 @@ class R1kitGRPOTrainer(GRPOTrainer):
             top_p=self.top_p,
             top_k=self.top_k,
             min_p=self.min_p,
+            row_seeds=self._row_seeds(len(prompt_ids)),
         )
+
+    def _row_seeds(self, rows: int) -> list[int]:
+        """A seed per row from the run's seed, the step, the rollout within the step and the row's place in the
+        global batch: each process samples its own slice of that batch, so any number of processes (with the same
+        global batch) draws the same completions, and a resumed run draws those the uninterrupted one would have."""
+        first = self.accelerator.process_index * rows  # TRL gives each process an equal, consecutive slice
+        key = (self.args.seed, self.state.global_step, self._rollouts_this_step)
+        return [hash((*key, first + row)) & (2**63 - 1) for row in range(rows)]
 
     # --------------------------------------------------------------------------------- where the time goes
 
