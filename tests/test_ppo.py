@@ -213,7 +213,15 @@ def test_ppo_adds_a_reward_model_named_by_an_earlier_stage(tmp_path: Path, tiny_
     folder = tmp_path / "rm"  # a reward model: the tiny model with a fresh scalar head (random, but it scores)
     AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=1).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    ctx, inputs = ppo_stage(tmp_path, "--ppo.max_steps", "1", "--ppo.reward_model", "rm")
+    ctx, inputs = ppo_stage(
+        tmp_path,
+        "--ppo.max_steps",
+        "1",
+        "--rewards.functions",
+        "[accuracy, reward_model]",
+        "--rewards.reward_model.path",
+        "rm",
+    )
     inputs.earlier["rm"] = StageOutput(model=folder)
     ppo.run(ctx, inputs)
     (record,) = steps(ctx)

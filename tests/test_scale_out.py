@@ -5,6 +5,8 @@ and writes its folder once, and two processes train as one process with gradient
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,40 @@ def test_a_run_on_two_processes_evaluates_each_problem_once_and_writes_its_folde
         rows = summary["stage_figures"]["cold_start"]["rows"]
         assert rows and (out / "01_cold_start" / "data.jsonl").read_text().count("\n") == rows
         assert (out / "02_sft" / "model" / "model.safetensors").exists()
+
+
+def test_accelerates_own_cpu_launch_runs_two_processes(tmp_path: Path) -> None:
+    """`accelerate launch --cpu --num_processes 2` alone starts one process (its multi-CPU mode needs mpirun); r1kit
+    sees that and relaunches the command as two CPU processes, so this command scales out as the user meant."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
+    command += ["-m", "r1kit.cli", "run", "--profile", "test", "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "accelerate launch --cpu started 1 of 2 processes" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    for label in summary["evaluations"]:
+        result = json.loads((out / "eval" / f"{label}.json").read_text())
+        assert result["processes"] == 2 and result["problems_per_process"] == [4, 4] and len(result["scores"]) == 8
+
+
+@pytest.mark.parametrize("update", ["clip", "trpo"])
+def test_ppo_on_two_processes_matches_one(tmp_path: Path, update: str) -> None:
+    """Each process samples half of a step's 4 prompts (rows seeded by their place in the step, so the same
+    completions), advantages are whitened over the whole batch, and gradients (TRPO: g and every F·v) are averaged
+    over the processes with each process's mean weighted by its share of the tokens. With one minibatch of the whole
+    batch the update is then the one-process update."""
+    both = (*FP32, "--ppo.policy_update", update, "--ppo.minibatch_size", "4", "--ppo.trpo_fisher_fraction", "1")
+    both += ("--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64")  # rewards that vary
+    two, one = tmp_path / "two", tmp_path / "one"
+    launched("ppo", *both, out=two)
+    alone("ppo", *both, out=one)
+
+    curve_two, curve_one = steps(two, "ppo"), steps(one, "ppo")
+    assert [r["step"] for r in curve_two] == [r["step"] for r in curve_one] == [1, 2]
+    for a, b in zip(curve_two, curve_one, strict=True):
+        for key in ("reward", "kl", "quality/completion_tokens", "loss/policy", "loss/value", "approx_kl"):
+            assert a[key] == pytest.approx(b[key], abs=LOSS_TOLERANCE), (a["step"], key, a[key], b[key])
+    weights_two = load_file(str(two / "ppo" / "model" / "model.safetensors"))
+    weights_one = load_file(str(one / "ppo" / "model" / "model.safetensors"))
+    assert all(torch.allclose(weights_two[k], weights_one[k], atol=1e-5) for k in weights_one)

@@ -184,12 +184,50 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     return subprocess.run(command, check=False).returncode
 
 
+def _processes_accelerate_left_out() -> int | None:
+    """N when `accelerate launch --cpu --num_processes N` (N > 1) started this single process.
+
+    Without mpirun, accelerate's multi-CPU mode runs the script once: one process, with MASTER_ADDR set (it does that
+    for N > 1) but no rank or world size. N is only on the launcher's own command line (or in its --config_file).
+    r1kit then relaunches the command as N CPU processes with its `cpu` config (torchrun over gloo), as the user asked.
+    """
+    env = os.environ
+    ranked = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+    if env.get("ACCELERATE_USE_CPU", "").lower() != "true" or "MASTER_ADDR" not in env or any(k in env for k in ranked):
+        return None
+    import psutil
+
+    launcher = psutil.Process(os.getppid()).cmdline()
+    values = {}
+    for index, arg in enumerate(launcher):
+        for flag in ("--num_processes", "--config_file"):
+            if arg == flag and index + 1 < len(launcher):
+                values[flag] = launcher[index + 1]
+            elif arg.startswith(flag + "="):
+                values[flag] = arg.split("=", 1)[1]
+    processes = None
+    if "--num_processes" in values:
+        processes = int(values["--num_processes"])
+    elif "--config_file" in values:
+        from accelerate.commands.config.config_args import load_config_from_file
+
+        processes = load_config_from_file(values["--config_file"]).num_processes
+    return processes if processes and processes > 1 else None
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the tokenizer's thread pool
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = _parser().parse_known_args(argv)
     try:
+        if args.command != "report" and not args.launch and (processes := _processes_accelerate_left_out()):
+            print(
+                f"r1kit: accelerate launch --cpu started 1 of {processes} processes (its multi-CPU mode needs "
+                f"mpirun); relaunching as {processes} CPU processes with --launch cpu",
+                file=sys.stderr,
+            )
+            args.launch, args.num_processes = "cpu", processes
         if args.command != "report" and args.launch:
             return _launch(args, argv)
         return _command(args, overrides)

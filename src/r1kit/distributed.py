@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    import torch
     from accelerate import PartialState
 
 T = TypeVar("T")
@@ -123,6 +124,43 @@ def from_main(value: T) -> T:
 
     _state()
     return broadcast_object_list([value], from_process=0)[0]
+
+
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise sum of `tensor` over every process, on every process (`tensor` itself when not launched)."""
+    if not launched():
+        return tensor
+    import torch.distributed as dist
+
+    _state()  # the process group accelerate set up
+    total = tensor.detach().clone()
+    dist.all_reduce(total)
+    return total
+
+
+def broadcast_parameters(parameters: Sequence[torch.Tensor]) -> None:
+    """Copy the main process's values of `parameters` into every process, as DDP does when it wraps a model, for a
+    loop that is not DDP-wrapped: freshly initialised weights (a LoRA adapter, a value head) then start equal."""
+    if not launched():
+        return
+    import torch.distributed as dist
+
+    _state()
+    for parameter in parameters:
+        dist.broadcast(parameter.data, src=0)
+
+
+def average_gradients(parameters: Sequence[torch.Tensor]) -> None:
+    """Replace each parameter's gradient by its mean over the processes, as DDP's backward does, for a training loop
+    that is not DDP-wrapped (r1kit's PPO). One flat all-reduce for all of them."""
+    if not launched():
+        return
+    import torch
+
+    grads = [p.grad for p in parameters if p.grad is not None]
+    flat = all_sum(torch.cat([g.reshape(-1) for g in grads])) / count()
+    for grad, chunk in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        grad.copy_(chunk.view_as(grad))
 
 
 @contextmanager

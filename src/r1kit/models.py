@@ -119,8 +119,10 @@ def _build_tiny_random(dest: Path) -> None:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(dest)
+    with torch.random.fork_rng(devices=[]):  # the same weights every time, and the caller's random state untouched
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 
 

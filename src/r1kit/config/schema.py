@@ -462,13 +462,6 @@ class PPOConfig(Section):
     kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon in completions (larger: slower changes).")
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
     whiten_advantages: bool = Field(True, description="Normalise advantages to mean 0, std 1 over the batch.")
-    reward_model: str | None = Field(
-        None,
-        description="A sequence-classification reward model whose score is added to the `rewards` (a shortcut for "
-        "listing reward_model in rewards.functions with this rewards.reward_model.path): a model folder or hub id, "
-        "or the name of an earlier recipe stage that trained one.",
-    )
-    reward_model_weight: float = Field(1.0, description="Weight of the reward model's score in the sequence reward.")
     policy_update: Literal["clip", "trpo"] = Field(
         "clip",
         description="clip: PPO's clipped surrogate with AdamW; trpo: one natural-gradient step per rollout batch "

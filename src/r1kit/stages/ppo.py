@@ -29,6 +29,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from r1kit import distributed
 from r1kit.atomic import build_complete
 from r1kit.config.schema import PPOConfig, R1kitConfig
+from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
 from r1kit.fast.generation import PolicySampler
 from r1kit.fast.shared_prefix import supports
@@ -52,10 +53,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean 0, std 1 over the masked entries (zeros elsewhere): advantages on one scale whatever the rewards'."""
-    mean = masked_mean(x, mask)
-    return (x - mean) * torch.rsqrt(masked_mean((x - mean) ** 2, mask) + 1e-8) * mask
+def whiten(
+    x: torch.Tensor, mask: torch.Tensor, total: Callable[[torch.Tensor], torch.Tensor] = lambda sum_: sum_
+) -> torch.Tensor:
+    """Mean 0, std 1 over the masked entries (zeros elsewhere): advantages on one scale whatever the rewards'.
+    `total` turns a sum over this batch into one over the whole batch (the sum over processes, data-parallel)."""
+    count = total(mask.sum()).clamp(min=1)
+    mean = total((x * mask).sum()) / count
+    return (x - mean) * torch.rsqrt(total(((x - mean) ** 2 * mask).sum()) / count + 1e-8) * mask
 
 
 def kl_penalty_rewards(
@@ -168,19 +173,22 @@ def trpo_step(
     kl: torch.Tensor,
     evaluate: Callable[[], tuple[float, float]],
     section: PPOConfig,
+    average: Callable[[torch.Tensor], torch.Tensor] = lambda vector: vector,
 ) -> tuple[float, float, float]:
     """One natural-gradient step on `params`: x ≈ F⁻¹g by conjugate gradient, where g is the surrogate's gradient
     and F·v the Hessian-vector product of the mean KL(old‖new) (zero gradient at the old policy, so its Hessian is
     the Fisher matrix; double backprop) plus damping·v; step sqrt(2·max_kl / xᵀFx)·x, then the line search.
     `surrogate` and `kl` are graphs at the old parameters; `evaluate()` gives (improvement, kl) at the current ones.
-    Returns (step fraction, improvement, kl); the parameters are left moved by the accepted step, or unmoved."""
-    g = _flat(torch.autograd.grad(surrogate, params, retain_graph=True))
+    Returns (step fraction, improvement, kl); the parameters are left moved by the accepted step, or unmoved.
+    Data-parallel, `average` makes g and each F·v the mean over the processes, so every process takes the same step.
+    """
+    g = average(_flat(torch.autograd.grad(surrogate, params, retain_graph=True)))
     if not g.any():  # e.g. every reward equal and no KL penalty yet: all advantages 0, nothing to do
         return 0.0, 0.0, 0.0
     grad_kl = _flat(torch.autograd.grad(kl, params, create_graph=True))
 
     def fisher_vector(v: torch.Tensor) -> torch.Tensor:
-        return _flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True)) + section.trpo_damping * v
+        return average(_flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True))) + section.trpo_damping * v
 
     x = conjugate_gradient(fisher_vector, g, section.trpo_cg_iters)
     curvature = (x @ fisher_vector(x)).item()
@@ -272,6 +280,15 @@ class PPOTrainer:
             groups.append({"params": list(self.policy.values()), "lr": self.section.learning_rate})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_coef, self.step = self.section.kl_coef, 0
+        # Data-parallel: each process samples and trains on an equal share of each step's prompts; gradients (and
+        # TRPO's vectors) are averaged over the processes, so they all keep the same weights.
+        self.processes = distributed.count()
+        distributed.broadcast_parameters([*self.policy.values(), *self.head.parameters()])
+        for name in ("prompts_per_step", "minibatch_size"):
+            if getattr(self.section, name) % self.processes:
+                raise ConfigError(
+                    f"ppo.{name} ({getattr(self.section, name)}) must be a multiple of the {self.processes} processes"
+                )
         eos = model.generation_config.eos_token_id
         self.eos = sorted(
             {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
@@ -287,12 +304,17 @@ class PPOTrainer:
 
     # --------------------------------------------------------------------------------------------- rollouts
 
-    def sample(self, prompts: list[list[int]]) -> list[list[int]]:
-        """Completion ids per prompt, through the first EOS (kept), at the section's temperature."""
+    def sample(self, prompts: list[list[int]], first_row: int = 0) -> list[list[int]]:
+        """Completion ids per prompt, through the first EOS (kept), at the section's temperature. The fast sampler
+        seeds each row by the run's seed, the step and its place in the step's batch (`first_row` + its index), so
+        any number of processes samples the same completions."""
         section = self.section
         if self.sampler is not None:
             self.sampler.refresh()  # the policy's current weights
-            return self.sampler.sample(prompts, section.max_new_tokens, temperature=section.temperature)[0]
+            seeds = [hash((self.seed, self.step, first_row + row)) & (2**63 - 1) for row in range(len(prompts))]
+            return self.sampler.sample(
+                prompts, section.max_new_tokens, temperature=section.temperature, row_seeds=seeds
+            )[0]
         width, pad = max(map(len, prompts)), self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
@@ -325,11 +347,14 @@ class PPOTrainer:
     @torch.no_grad()
     def rollout(self, step: int) -> tuple[Rollout, dict]:
         section, tokenizer = self.section, self.tokenizer
-        picked = [self.rows[i] for i in prompt_indices(len(self.rows), step, section.prompts_per_step, self.seed)]
+        everyone = prompt_indices(len(self.rows), step, section.prompts_per_step, self.seed)
+        share = len(everyone) // self.processes
+        first = distributed.index() * share  # this process's consecutive share of the step's prompts
+        picked = [self.rows[i] for i in everyone[first : first + share]]
         prompts = [row["prompt"] for row in picked]
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
         prompt_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-        completion_ids = self.sample(prompt_ids)
+        completion_ids = self.sample(prompt_ids, first)
         scores, stats = self.score(prompts, [row["solution"] for row in picked], completion_ids)
 
         pad, width, length = tokenizer.pad_token_id, max(map(len, prompt_ids)), max(map(len, completion_ids))
@@ -359,8 +384,8 @@ class PPOTrainer:
 
         rewards = kl_penalty_rewards(logps, ref_logps, scores.to(device), mask, self.kl_coef)
         advantages, returns = gae(rewards, values, mask, section.gamma, section.lam)
-        if section.whiten_advantages:
-            advantages = whiten(advantages, mask)
+        if section.whiten_advantages:  # over the whole step's batch, every process's share
+            advantages = whiten(advantages, mask, distributed.all_sum)
         batch = Rollout(input_ids, attention_mask, mask, logps, values, hidden, advantages, returns)
         stats |= {
             "reward": scores.mean().item(),
@@ -369,7 +394,24 @@ class PPOTrainer:
             "quality/completion_tokens": mask.sum(1).mean().item(),
             "quality/truncated_share": sum(c[-1] not in self.eos for c in completion_ids) / len(completion_ids),
         }
-        return batch, stats
+        return batch, self._averaged(stats)
+
+    def _averaged(self, stats: dict) -> dict:
+        """Each figure's mean over the processes (equal shares: the figure of the whole batch for per-completion
+        means)."""
+        if self.processes == 1:
+            return stats
+        values = distributed.all_sum(torch.tensor(list(stats.values()), dtype=torch.float64)) / self.processes
+        return dict(zip(stats, values.tolist(), strict=True))
+
+    def _token_share(self, mask: torch.Tensor) -> torch.Tensor:
+        """This process's tokens over the mean tokens per process: a local masked mean times it, averaged over the
+        processes, is the masked mean over all of them (1 in one process)."""
+        return mask.sum() * self.processes / distributed.all_sum(mask.sum()).clamp(min=1)
+
+    def _mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Its mean over the processes (itself in one process)."""
+        return distributed.all_sum(tensor) / self.processes
 
     @contextmanager
     def _reference(self):
@@ -386,7 +428,7 @@ class PPOTrainer:
         section, totals = self.section, {"loss/policy": 0.0, "loss/value": 0.0, "clipfrac": 0.0, "approx_kl": 0.0}
         count = 0
         for _ in range(section.ppo_epochs):
-            for rows in torch.randperm(len(batch.mask)).split(section.minibatch_size):
+            for rows in torch.randperm(len(batch.mask)).split(section.minibatch_size // self.processes):
                 part = batch.rows(rows)
                 logits, hidden = forward(
                     self.model, part.input_ids, part.attention_mask, part.mask.size(1), section.temperature, True
@@ -396,11 +438,11 @@ class PPOTrainer:
                 )
                 values = self.head(hidden).squeeze(-1)
                 value_loss = clipped_value_loss(values, part.values, part.returns, part.mask, section.cliprange_value)
-                self._optimize(policy_loss + section.vf_coef * value_loss)
+                self._optimize((policy_loss + section.vf_coef * value_loss) * self._token_share(part.mask))
                 for key, value in zip(totals, (policy_loss, value_loss, clipfrac, approx_kl), strict=True):
                     totals[key] += value.item()
                 count += 1
-        return {key: value / count for key, value in totals.items()}
+        return self._averaged({key: value / count for key, value in totals.items()})
 
     def update_trpo(self, batch: Rollout) -> dict:
         section, params = self.section, list(self.policy.values())
@@ -414,26 +456,31 @@ class PPOTrainer:
             old_all = all_logps.detach()
             logps = all_logps.gather(-1, batch.tokens[..., None]).squeeze(-1)
             old_logps = logps.detach()  # this forward's own: the ratio is exactly 1 at the old parameters
-            surrogate = masked_mean((logps - old_logps).exp() * batch.advantages, batch.mask)
+            share = self._token_share(batch.mask)
+            surrogate = masked_mean((logps - old_logps).exp() * batch.advantages, batch.mask) * share
             # The Fisher products (a double backward each, cg_iters + 1 of them) dominate the step's time, so they
             # use every k-th completion, as OpenAI baselines' TRPO does; the gradient and line search use all.
             fisher = batch.rows(slice(None, None, max(1, round(1 / section.trpo_fisher_fraction))))
             sub = forward(self.model, fisher.input_ids, fisher.attention_mask, width, section.temperature)[0]
             sub = sub.log_softmax(-1)
             kl = masked_mean((sub.detach().exp() * (sub.detach() - sub)).sum(-1), fisher.mask)
+            kl = kl * self._token_share(fisher.mask)
 
             @torch.no_grad()
             def evaluate() -> tuple[float, float]:  # (surrogate improvement, mean KL(old‖new)) at the current weights
                 new = forward(self.model, batch.input_ids, batch.attention_mask, width, section.temperature)[0]
                 new = new.log_softmax(-1)
                 ratio = (new.gather(-1, batch.tokens[..., None]).squeeze(-1) - old_logps).exp()
-                gain = masked_mean(ratio * batch.advantages, batch.mask) - surrogate.detach()
-                return gain.item(), masked_mean((old_all.exp() * (old_all - new)).sum(-1), batch.mask).item()
+                gain = masked_mean(ratio * batch.advantages, batch.mask) * share - surrogate.detach()
+                new_kl = masked_mean((old_all.exp() * (old_all - new)).sum(-1), batch.mask) * share
+                both = distributed.all_sum(torch.stack([gain, new_kl])) / self.processes  # the whole batch's
+                return both[0].item(), both[1].item()
 
-            fraction, improvement, new_kl = trpo_step(params, surrogate, kl, evaluate, section)
+            fraction, improvement, new_kl = trpo_step(params, surrogate, kl, evaluate, section, self._mean)
+        surrogate = self._mean(surrogate.detach())  # the whole batch's
         return {
             "loss/policy": 0.0 - (surrogate.item() + improvement),  # 0.0 -: no "-0" when nothing moved
-            "loss/value": value_loss,
+            "loss/value": self._averaged({"loss": value_loss})["loss"],
             "approx_kl": new_kl,
             "trpo/step_fraction": fraction,
             "trpo/improvement": improvement,
@@ -443,11 +490,11 @@ class PPOTrainer:
         """The value head alone on the rollout's (fixed) features: `ppo_epochs` passes of AdamW over minibatches."""
         losses = []
         for _ in range(self.section.ppo_epochs):
-            for rows in torch.randperm(len(batch.mask)).split(self.section.minibatch_size):
+            for rows in torch.randperm(len(batch.mask)).split(self.section.minibatch_size // self.processes):
                 part = batch.rows(rows)
                 values = self.head(part.hidden).squeeze(-1)
                 loss = clipped_value_loss(values, part.values, part.returns, part.mask, self.section.cliprange_value)
-                self._optimize(loss)
+                self._optimize(loss * self._token_share(part.mask))
                 losses.append(loss.item())
         return sum(losses) / len(losses)
 
@@ -455,6 +502,7 @@ class PPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+        distributed.average_gradients(trainable)  # before clipping: every process clips the same gradient
         torch.nn.utils.clip_grad_norm_(trainable, self.section.max_grad_norm)
         self.optimizer.step()
 
@@ -477,7 +525,7 @@ class PPOTrainer:
             stats["kl_coef"] = self.kl_coef  # the one this step's rewards used
             if section.adaptive_kl:
                 self.kl_coef = adaptive_kl_coef(
-                    self.kl_coef, stats["kl"], section.target_kl, section.kl_horizon, len(batch.mask)
+                    self.kl_coef, stats["kl"], section.target_kl, section.kl_horizon, section.prompts_per_step
                 )
             self.step += 1
             stats["perf/step_seconds"] = time.time() - started
@@ -527,17 +575,10 @@ class PPOTrainer:
 
 def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
     """name → (reward function, weight): the `rewards` section's rewards, built as GRPO builds them (a listed
-    `reward_model` included). `ppo.reward_model` is a shortcut that adds the reward model with that path (a folder,
-    hub id or earlier stage) and `ppo.reward_model_weight`."""
-    section, rules = config.ppo, config.model_copy(deep=True)
-    if section.reward_model:
-        rules.rewards.reward_model.path = section.reward_model
-        rules.rewards.reward_model.weight = section.reward_model_weight
-        if "reward_model" not in rules.rewards.functions:
-            rules.rewards.functions = [*rules.rewards.functions, "reward_model"]
-    rules = resolve_reward_models(rules, inputs.earlier)  # a reward model named by its stage → its folder
+    `reward_model` included, its path a folder, hub id or earlier reward_model stage)."""
+    rules = resolve_reward_models(config, inputs.earlier)  # a reward model named by its stage → its folder
     weights = {short_name(name): rules.rewards.params(name).weight for name in rules.rewards.functions}
-    return {name: (reward, weights[name]) for name, reward in build_rewards(rules, section.max_new_tokens).items()}
+    return {name: (reward, weights[name]) for name, reward in build_rewards(rules, config.ppo.max_new_tokens).items()}
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
@@ -556,7 +597,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     last = trainer.train()
 
     dest = ctx.run.model_dir(ctx.folder)
-    if distributed.is_main():  # this loop is not data-parallel: every process ran all of it; the main one saves
+    if distributed.is_main():  # every process holds the same weights; the main one saves
         ctx.dir.mkdir(parents=True, exist_ok=True)  # the value head: for a later PPO stage, not for inference
         staged = ctx.dir / f".value_head.pt.tmp-{os.getpid()}"
         torch.save(trainer.head.state_dict(), staged)
