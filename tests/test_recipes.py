@@ -252,8 +252,16 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
         assert result["perplexity"] > 1.0 and 0.0 <= result["rouge_l"] <= 1.0, label
     for label in ("dpo", "ppo", "rloo"):  # judged against the SFT model by the trained reward model
         assert 0.0 <= json.loads((out / "eval" / f"{label}.json").read_text())["win_rate"] <= 1.0
+    # the SFT model's reference completions were generated once, for all three
+    (reference,) = (out / "eval" / "win_rate_reference").iterdir()
+    assert len(json.loads(reference.read_text())) == 8
     reward_model = json.loads((out / "02_reward_model" / "manifest.json").read_text())["output"]
     assert reward_model["evaluate"] is False and 0.0 <= reward_model["metrics"]["pairwise_accuracy"] <= 1.0
     assert "reward_model" not in json.loads((out / "summary.json").read_text())["evaluations"]
     ppo_steps = [r for r in RunDir(out).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
     assert [r["step"] for r in ppo_steps] == [1, 2]
+    assert "rewards/reward_model/mean" in ppo_steps[-1]  # the recipe lists the trained reward model for PPO
+    # DPO starts from the same SFT model with the same settings: it trains on the reward model's pairs, not new ones
+    assert "dpo: reusing the preference pairs in" in done.stderr
+    pairs = [(out / folder / "pairs.jsonl").read_text() for folder in ("02_reward_model", "03_dpo")]
+    assert pairs[0] and pairs[0] == pairs[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -55,3 +56,18 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over a file, or over a folder's files (names and contents; the completion marker left out): what a
+    file or model folder holds, whatever its path or time."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file.name == COMPLETE_MARKER:
+            continue
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]

@@ -26,7 +26,7 @@ from typing import Any
 from datasets import Dataset
 
 from r1kit import distributed
-from r1kit.atomic import write_json
+from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError, flatten
 from r1kit.data.loading import read_rows
@@ -289,22 +289,8 @@ class _Hashes:
 
     def of(self, reference: str) -> str:
         if reference not in self._known:
-            self._known[reference] = _content_hash(Path(reference)) if Path(reference).exists() else reference
+            self._known[reference] = content_hash(Path(reference)) if Path(reference).exists() else reference
         return self._known[reference]
-
-
-def _content_hash(path: Path) -> str:
-    """sha256 over a file, or over a folder's files (names and contents; the completion marker's time left out)."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if file.name == "r1kit_complete.json":
-            continue
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with file.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _digest(value: Any) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
     from r1kit.config.schema import PreferencesConfig
     from r1kit.stages.common import StageContext
+
+logger = logging.getLogger("r1kit")
 
 Message = dict[str, str]
 Pair = dict[str, Any]
@@ -520,9 +523,11 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
 
 def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
     """The pairs a preference stage trains and is scored on: `preferences.dataset` when set, else the built-in pairs
-    from `model_reference` on `rows` (the training problems), cached in RUN/<stage>/pairs.jsonl."""
+    from `model_reference` on `rows` (the training problems), cached in RUN/<stage>/pairs.jsonl. Pairs another stage
+    of the run built from the same model (by content) with the same settings are copied, not sampled again: the
+    `rlhf` recipe's reward model and DPO train on the same pairs."""
     from r1kit import distributed
-    from r1kit.atomic import write_atomic, write_json
+    from r1kit.atomic import content_hash, write_atomic, write_json
 
     config = ctx.config
     prefs = config.preferences
@@ -533,7 +538,7 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairS
     key = hashlib.sha256(
         json.dumps(
             {
-                "model": str(model_reference),
+                "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
                 "preferences": prefs.model_dump(),
                 "dataset": config.dataset.model_dump(),
                 "system": config.prompt.system,
@@ -544,10 +549,20 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairS
         ).encode()
     ).hexdigest()
     source = f"built-in pairs from {model_reference}"
+
+    def same_key(meta: Path) -> bool:
+        return meta.exists() and (meta.parent / "pairs.jsonl").exists() and json.loads(meta.read_text())["key"] == key
+
+    if distributed.is_main() and not same_key(meta_path):
+        built = next((meta for meta in sorted(ctx.run.root.glob("*/pairs.json")) if same_key(meta)), None)
+        if built is not None:
+            logger.warning(
+                "%s: reusing the preference pairs in %s (same model, same settings)", ctx.stage, built.parent
+            )
+            write_atomic(path, (built.parent / "pairs.jsonl").read_text())
+            write_atomic(meta_path, built.read_text())
     # the main process's reading decides for all: see r1kit.distributed
-    cached = distributed.from_main(
-        path.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("key") == key
-    )
+    cached = distributed.from_main(same_key(meta_path))
     if cached:
         meta = json.loads(meta_path.read_text())
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

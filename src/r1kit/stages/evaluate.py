@@ -7,6 +7,8 @@ Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import re
@@ -22,7 +24,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from r1kit import distributed
-from r1kit.atomic import write_json
+from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import load_eval_rows
 from r1kit.hardware import setup_hardware
@@ -406,22 +408,38 @@ def _win_rate_entry(
     missing = [name for name in (against, judge) if not Path(name).exists()]
     if missing or Path(against).resolve() == Path(model_reference).resolve():
         return entry  # a stage not run yet (or the model against itself): nothing to compare
-    tokenizer = load_tokenizer(config.model, against)
-    reference_model = load_model(config.model, against, ctx.hardware, for_training=False).eval()
     prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
-    reference = generate(
+    reward = build_reward("reward_model", path=judge)
+    entry["win_rate"] = win_rate(completions, _reference_completions(ctx, against, prompts), prompts, reward)
+    return entry
+
+
+def _reference_completions(ctx: StageContext, against: str, prompts: list[list[dict]]) -> list[str]:
+    """The win-rate reference model's greedy completions of `prompts`: generated once per run and kept in
+    RUN/eval/win_rate_reference/, keyed by that model's content and the prompts, for every model judged after."""
+    settings = ctx.config.evaluation
+    key = hashlib.sha256(
+        json.dumps([content_hash(Path(against)), prompts, settings.max_new_tokens]).encode()
+    ).hexdigest()[:16]
+    path = ctx.run.root / "eval" / "win_rate_reference" / f"{key}.json"
+    kept = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
+    if kept is not None:
+        return kept
+    tokenizer = load_tokenizer(ctx.config.model, against)
+    reference_model = load_model(ctx.config.model, against, ctx.hardware, for_training=False).eval()
+    texts = generate(
         reference_model,
         tokenizer,
         prompts,
         max_new_tokens=settings.max_new_tokens,
         batch_size=settings.batch_size,
-        progress=config.monitoring.progress,
+        progress=ctx.config.monitoring.progress,
         desc=f"win rate: {settings.win_rate_against}",
     ).texts
-    del reference_model
-    reward = build_reward("reward_model", path=judge)
-    entry["win_rate"] = win_rate(completions, [r[0] for r in reference], prompts, reward)
-    return entry
+    completions = [samples[0] for samples in texts]
+    if distributed.is_main():
+        write_json(path, completions)
+    return completions
 
 
 class EvaluateEvery(TrainerCallback):
