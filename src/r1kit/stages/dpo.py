@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from trl import DPOConfig, DPOTrainer
 
+from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
 from r1kit.models import load_model, load_tokenizer
@@ -85,11 +86,14 @@ def implicit_reward_accuracy(
     config = ctx.config
     prompts = [p["prompt"] for p in pairs] * 2
     replies = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    # several processes score a share of the replies each; every process gets all the log-probs, in order
+    mine = distributed.shard(list(zip(prompts, replies, strict=True)))
     logprobs = {}
     for name, reference_model in (("policy", policy), ("reference", reference)):
         tokenizer = load_tokenizer(config.model, reference_model)
         model = load_model(config.model, reference_model, ctx.hardware, for_training=False).eval()
-        logprobs[name] = [total for total, _ in completion_logprobs(model, tokenizer, prompts, replies)]
+        scored = completion_logprobs(model, tokenizer, *map(list, zip(*mine, strict=True))) if mine else []
+        logprobs[name] = distributed.gather([total for total, _ in scored])
         del model
     rewards = [beta * (p - r) for p, r in zip(logprobs["policy"], logprobs["reference"], strict=True)]
     chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]

@@ -18,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import suppress_seqcls_warning  # "score.weight newly initialized": expected
 
+from r1kit import distributed
 from r1kit.config.schema import ModelConfig, R1kitConfig
 from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
 from r1kit.hardware import Hardware
@@ -118,9 +119,10 @@ def pairwise_accuracy(
     """
     if not pairs:
         return None, None
-    prompts = [p["prompt"] for p in pairs]
-    chosen = score(prompts, [p["chosen"] for p in pairs])
-    rejected = score(prompts, [p["rejected"] for p in pairs])
+    mine = distributed.shard(pairs)  # several processes score a share each; every process gets all the scores
+    prompts = [p["prompt"] for p in mine]
+    chosen = distributed.gather(list(score(prompts, [p["chosen"] for p in mine])) if mine else [])
+    rejected = distributed.gather(list(score(prompts, [p["rejected"] for p in mine])) if mine else [])
     wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True)]
     return statistics.fmean(wins), statistics.fmean(c - r for c, r in zip(chosen, rejected, strict=True))
 
