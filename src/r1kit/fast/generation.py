@@ -133,6 +133,16 @@ class PolicySampler:
         )
 
 
+def row_seeds(key: tuple[int, ...], first_row: int, rows: int) -> list[int]:
+    """A seed for each of `rows` rows, numbered from `first_row` in the batch that `key` names (the run's seed, the
+    step, …): a row gets the same seed however the batch is split between processes.
+
+    >>> row_seeds((7, 3), 2, 2) == row_seeds((7, 3), 0, 4)[2:]
+    True
+    """
+    return [hash((*key, first_row + row)) & (2**63 - 1) for row in range(rows)]
+
+
 def _sample(
     probs: torch.Tensor, uniform: torch.Tensor, top_p: float, top_k: int | None, min_p: float | None
 ) -> torch.Tensor:

@@ -67,6 +67,11 @@ def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> d
     return rewards
 
 
+def reward_weights(config: R1kitConfig) -> dict[str, float]:
+    """name → weight of each configured reward, named as `build_rewards` names it."""
+    return {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
+
+
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder
     train = inputs.splits.train
@@ -76,7 +81,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     tokenizer = load_tokenizer(config.model, inputs.model)
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
-    weights = {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
+    weights = reward_weights(config)
     recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 

@@ -16,7 +16,7 @@ from peft import PeftModel
 from trl import GRPOTrainer
 
 from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, replace_groups
-from r1kit.fast.generation import PolicySampler
+from r1kit.fast.generation import PolicySampler, row_seeds
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.console import TIMING_PHASES
 
@@ -171,16 +171,15 @@ class R1kitGRPOTrainer(GRPOTrainer):
             top_p=self.top_p,
             top_k=self.top_k,
             min_p=self.min_p,
-            row_seeds=self._row_seeds(len(prompt_ids)),
+            # Seeded by the run's seed, the step, the rollout within the step and the row's place in the global batch
+            # (TRL gives each process an equal, consecutive slice of it): any number of processes draws the same
+            # completions, and a resumed run draws those the uninterrupted one would have.
+            row_seeds=row_seeds(
+                (self.args.seed, self.state.global_step, self._rollouts_this_step),
+                self.accelerator.process_index * len(prompt_ids),
+                len(prompt_ids),
+            ),
         )
-
-    def _row_seeds(self, rows: int) -> list[int]:
-        """A seed per row from the run's seed, the step, the rollout within the step and the row's place in the
-        global batch: each process samples its own slice of that batch, so any number of processes (with the same
-        global batch) draws the same completions, and a resumed run draws those the uninterrupted one would have."""
-        first = self.accelerator.process_index * rows  # TRL gives each process an equal, consecutive slice
-        key = (self.args.seed, self.state.global_step, self._rollouts_this_step)
-        return [hash((*key, first + row)) & (2**63 - 1) for row in range(rows)]
 
     # --------------------------------------------------------------------------------- where the time goes
 

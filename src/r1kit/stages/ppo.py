@@ -31,14 +31,13 @@ from r1kit.atomic import build_complete
 from r1kit.config.schema import PPOConfig, R1kitConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
-from r1kit.fast.generation import PolicySampler
+from r1kit.fast.generation import PolicySampler, row_seeds
 from r1kit.fast.shared_prefix import supports
 from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import complete_checkpoints
-from r1kit.rewards.plugins import short_name
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
-from r1kit.stages.grpo import build_rewards
+from r1kit.stages.grpo import build_rewards, reward_weights
 
 logger = logging.getLogger("r1kit")
 _KEEP_CHECKPOINTS = 2
@@ -311,7 +310,7 @@ class PPOTrainer:
         section = self.section
         if self.sampler is not None:
             self.sampler.refresh()  # the policy's current weights
-            seeds = [hash((self.seed, self.step, first_row + row)) & (2**63 - 1) for row in range(len(prompts))]
+            seeds = row_seeds((self.seed, self.step), first_row, len(prompts))
             return self.sampler.sample(
                 prompts, section.max_new_tokens, temperature=section.temperature, row_seeds=seeds
             )[0]
@@ -473,14 +472,14 @@ class PPOTrainer:
                 ratio = (new.gather(-1, batch.tokens[..., None]).squeeze(-1) - old_logps).exp()
                 gain = masked_mean(ratio * batch.advantages, batch.mask) * share - surrogate.detach()
                 new_kl = masked_mean((old_all.exp() * (old_all - new)).sum(-1), batch.mask) * share
-                both = distributed.all_sum(torch.stack([gain, new_kl])) / self.processes  # the whole batch's
+                both = self._mean(torch.stack([gain, new_kl]))  # the whole batch's
                 return both[0].item(), both[1].item()
 
             fraction, improvement, new_kl = trpo_step(params, surrogate, kl, evaluate, section, self._mean)
         surrogate = self._mean(surrogate.detach())  # the whole batch's
         return {
             "loss/policy": 0.0 - (surrogate.item() + improvement),  # 0.0 -: no "-0" when nothing moved
-            "loss/value": self._averaged({"loss": value_loss})["loss"],
+            "loss/value": self._mean(torch.tensor(value_loss)).item(),
             "approx_kl": new_kl,
             "trpo/step_fraction": fraction,
             "trpo/improvement": improvement,
@@ -577,7 +576,7 @@ def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
     """name → (reward function, weight): the `rewards` section's rewards, built as GRPO builds them (a listed
     `reward_model` included, its path a folder, hub id or earlier reward_model stage)."""
     rules = resolve_reward_models(config, inputs.earlier)  # a reward model named by its stage → its folder
-    weights = {short_name(name): rules.rewards.params(name).weight for name in rules.rewards.functions}
+    weights = reward_weights(rules)
     return {name: (reward, weights[name]) for name, reward in build_rewards(rules, config.ppo.max_new_tokens).items()}
 
 

@@ -14,7 +14,6 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
-from r1kit.rewards.plugins import short_name
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import (
     StageContext,
@@ -27,7 +26,7 @@ from r1kit.stages.common import (
     trainer_arguments,
 )
 from r1kit.stages.evaluate import EvaluateEvery
-from r1kit.stages.grpo import build_rewards
+from r1kit.stages.grpo import build_rewards, reward_weights
 
 # The config sections this stage reads: a change in one of them redoes it (and the stages after it).
 CONFIG_SECTIONS = ("model", "prompt", "dataset", "rewards", "rloo")
@@ -40,7 +39,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
 
-    weights = {short_name(name): config.rewards.params(name).weight for name in config.rewards.functions}
+    weights = reward_weights(config)
     recorder = RolloutRecorder(weights, section.num_generations, section.max_completion_length)
     reward_funcs = [
         recorder.tap(name, reward) for name, reward in build_rewards(config, section.max_completion_length).items()
