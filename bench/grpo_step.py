@@ -10,7 +10,8 @@ completion tokens for the loss. Variants, each in its own process (so that its p
 - `tutorial`: TRL with the R1 tutorial's settings, for context: a full fp32 fine-tune (its bf16 needs a GPU),
   gradient checkpointing, the paper's long system prompt.
 A step is generation + loss forward + backward + optimizer step (rewards are the same cheap call for all, ~10 ms,
-and left out). Each phase is the median of `--repeats` measured steps after one warm-up step.
+and left out). Each phase is the median of `--repeats` measured steps after two warm-up steps (the first pays for
+kernel selection, the second still grows the allocator's heap).
 
 MFU counts model FLOPs: 2 × (parameters in matmuls) per token for the forward and as much again for the backward
 (the base weights are frozen: the backward computes input gradients only; LoRA's own are negligible), over the tokens
@@ -34,6 +35,7 @@ from pathlib import Path
 
 PROMPTS, GENERATIONS = 2, 8
 VARIANTS = ("trl", "r1kit", "tutorial")
+WARMUP = 2
 
 
 def build(variant: str, tokens: int):
@@ -120,7 +122,7 @@ def measure(variant: str, tokens: int, repeats: int) -> dict[str, float]:
     trainer, prompt_ids, batch = build(variant, tokens)
     model = trainer.model
     phases: dict[str, list[float]] = {"generation": [], "forward": [], "backward": [], "optimizer": []}
-    for repeat in range(repeats + 1):  # the first is a warm-up
+    for repeat in range(repeats + WARMUP):
         trainer.state.global_step = repeat  # the policy "changed": r1kit's sampler refreshes its merged weights
         times = [time.perf_counter()]
         trainer._generate_single_turn(prompt_ids, None, {}, GENERATIONS)
@@ -133,7 +135,7 @@ def measure(variant: str, tokens: int, repeats: int) -> dict[str, float]:
         trainer.optimizer.step()
         trainer.optimizer.zero_grad()
         times.append(time.perf_counter())
-        if repeat:
+        if repeat >= WARMUP:
             for phase, start, end in zip(phases, times, times[1:], strict=False):
                 phases[phase].append(end - start)
     result = {f"{phase}_seconds": statistics.median(values) for phase, values in phases.items()}

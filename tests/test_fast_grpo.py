@@ -9,8 +9,11 @@ import torch
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from trl import GRPOConfig
 
+from r1kit.fast.generation import decode_attention
+from r1kit.fast.shared_prefix import TokenLogProbs
 from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 
 GROUPS, GENERATIONS = 3, 4
@@ -102,6 +105,41 @@ def test_shared_prefix_log_probs_and_loss_gradient_match_trl(
     for name, grad in plain_grads.items():
         scale = grad.abs().max().clamp(min=1e-8)
         assert (fast_grads[name] - grad).abs().max() / scale < tolerance * 10, name
+
+
+def test_token_log_probs_gradient_and_entropy_are_those_of_a_log_softmax() -> None:
+    """The LM-head chunk function's hand-written backward against autograd's numerical gradient (fp64), and its
+    entropy and log-probs against a plain log-softmax."""
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(5, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(7, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(7, dtype=torch.float64, generator=generator, requires_grad=True)
+    targets = torch.tensor([0, 6, 3, 3, 1])
+    assert torch.autograd.gradcheck(
+        lambda h, w, b: TokenLogProbs.apply(h, w, b, targets, 0.7)[0], (hidden, weight, bias)
+    )
+    logps, entropy = TokenLogProbs.apply(hidden, weight, bias, targets, 0.7)
+    reference = ((hidden @ weight.T + bias) / 0.7).log_softmax(-1)
+    assert torch.allclose(logps, reference[torch.arange(5), targets])
+    assert torch.allclose(entropy, -(reference.exp() * reference).sum(-1))
+    assert not entropy.requires_grad
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_decode_attention_is_sdpa_for_one_query(padded: bool) -> None:
+    """The sampler's attention for a decode step (grouped query heads, sdpa's boolean mask) equals sdpa's."""
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(4, 6, 1, 8, generator=generator)  # 6 query heads share 2 key/value heads
+    key, value = torch.randn(2, 4, 2, 11, 8, generator=generator)
+    mask = torch.ones(4, 1, 1, 11, dtype=torch.bool)
+    mask[1, ..., :3] = False  # a left-padded row
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    mask = mask if padded else None
+    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    got, _ = decode_attention(module, query, key, value, mask, scaling=0.3)
+    assert got.shape == expected.shape == (4, 1, 6, 8)
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 def test_training_through_the_shared_prefix_path_changes_the_adapters(tiny_model: Path, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import os
 import time
@@ -108,6 +110,8 @@ def setup_hardware(device: str = "auto", precision: str = "auto", threads: int |
     chosen_device = pick_device(device)
     n_threads = threads or max(1, cpu_quota() // local_count())
     torch.set_num_threads(n_threads)
+    if chosen_device == "cpu":
+        keep_freed_memory()
     return Hardware(device=chosen_device, precision=pick_precision(chosen_device, precision), threads=n_threads)
 
 
@@ -123,3 +127,28 @@ def measure_matmul_peak(dtype: torch.dtype, device: str = "cpu", size: int = 102
     if device == "cuda":
         torch.cuda.synchronize()
     return 2 * size**3 * count / (time.perf_counter() - start)
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 1024**2  # glibc's ceiling for the mmap threshold on 64-bit systems
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks up to 32 MB for reuse instead of handing them back to the kernel.
+
+    By default a block over a (dynamic) threshold is mmapped and unmapped on free, so every step's fresh activation
+    and logits tensors page-fault on every 4 KB page as the kernel zeroes it again: measured on a GRPO loss step of
+    SmolLM2-135M (2 CPU cores), ~600k page faults and elementwise ops over the [positions, vocabulary] logits 5–10×
+    slower than on reused memory. With the threshold fixed at its maximum and no trimming, the faults drop to ~0.
+    Peak RSS is unchanged (what is kept is what the next step allocates again). False where libc is not glibc."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name)
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    )

@@ -10,20 +10,30 @@ Positions match the plain path: without explicit position_ids, the model numbers
 padding included, in both.
 
 The log-probs come from the LM head in chunks of positions, so the full-vocabulary fp32 logits of the whole batch
-never exist at once; each chunk is recomputed in the backward pass (activation checkpointing). TRL has a fused kernel
-for this, but off-GPU it falls back to many elementwise passes over every [positions, vocabulary] tile: measured on
-SmolLM2's 49k vocabulary, 864 positions, 2 CPU cores, its backward took 2.2 s where this one takes 0.26 s, with
-equal results.
+never exist at once; the backward recomputes each chunk's logits instead of keeping them. TRL has a fused kernel for
+this, but off-GPU it falls back to many elementwise passes over every [positions, vocabulary] tile: measured on
+SmolLM2's 49k vocabulary, 864 positions, 2 CPU cores, its backward took 2.2 s where checkpointing a plain
+log-softmax took 0.26 s, with equal results. `TokenLogProbs` writes that gradient out by hand (softmax minus the
+one-hot target), which makes about 13 passes over each tile where autograd through a recomputed log-softmax made ~23:
+on this CPU those passes, not the LM head's matmuls, were most of the head's time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache, PreTrainedModel
 
 _POSITIONS_PER_CHUNK = 128  # full-vocabulary logits held at once: 128 × 49k × 4 bytes ≈ 25 MB for SmolLM2
+# exp() of anything lower underflows below fp32's smallest normal number (1.2e-38); on x86 CPUs torch.exp then
+# runs ~20× slower (measured: 2.3 ms → 47 ms on a 128 × 49k tile, flush-to-zero mode or not). Clamping there changes a
+# softmax's sum by < 49k × 1.7e-38: nothing at fp32 precision.
+_EXP_FLOOR = -87.0
+# Eager attention keeps every layer's attention probabilities for the backward: allowed up to this many bytes.
+_EAGER_ATTENTION_BYTES = 1024**3
 
 
 def supports(model: PreTrainedModel) -> bool:
@@ -63,16 +73,17 @@ def shared_prefix_logps(
 
     backbone = model.model
     cache = DynamicCache(config=model.config)
-    prompt_hidden = backbone(
-        input_ids=unique_prompts, attention_mask=unique_mask, past_key_values=cache, use_cache=True
-    )
-    cache.batch_select_indices(row_to_prompt)  # (U, …) → (B, …): a gather, so gradients reach the shared prompts
-    completion_hidden = backbone(
-        input_ids=completion_ids,
-        attention_mask=torch.cat([prompt_mask, completion_mask], dim=1),
-        past_key_values=cache,
-        use_cache=True,
-    ).last_hidden_state  # (B, C, D)
+    with _attention_for(model, completion_ids.shape, prompt_ids.size(1)):
+        prompt_hidden = backbone(
+            input_ids=unique_prompts, attention_mask=unique_mask, past_key_values=cache, use_cache=True
+        )
+        cache.batch_select_indices(row_to_prompt)  # (U, …) → (B, …): a gather, so gradients reach the shared prompts
+        completion_hidden = backbone(
+            input_ids=completion_ids,
+            attention_mask=torch.cat([prompt_mask, completion_mask], dim=1),
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state  # (B, C, D)
 
     # The hidden state before each completion token predicts it: the prompt's last one, then the completion's own.
     last_prompt = prompt_hidden.last_hidden_state[:, -1:][row_to_prompt]  # (B, 1, D)
@@ -82,8 +93,8 @@ def shared_prefix_logps(
     lm_head = model.get_output_embeddings()
     hidden, targets = predicting[scored], completion_ids[scored]  # (N, D), (N,): the real completion tokens
     chunks = [
-        checkpoint(_token_logps, hidden[start : start + _POSITIONS_PER_CHUNK], lm_head.weight, lm_head.bias,
-                   targets[start : start + _POSITIONS_PER_CHUNK], temperature, use_reentrant=False)
+        TokenLogProbs.apply(hidden[start : start + _POSITIONS_PER_CHUNK], lm_head.weight, lm_head.bias,
+                          targets[start : start + _POSITIONS_PER_CHUNK], temperature)
         for start in range(0, len(targets), _POSITIONS_PER_CHUNK)
     ]  # fmt: skip
     if not chunks:  # nothing to score: a differentiable zero keeps the batch connected to the graph
@@ -100,10 +111,76 @@ def shared_prefix_logps(
     return per_token, entropy.new_zeros(scored.shape).masked_scatter(scored, entropy)
 
 
-def _token_logps(hidden, weight, bias, targets, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs (N,) of `targets` at `temperature`, and the entropies (N,) of the distributions (without gradient:
-    in GRPO a metric and a token mask; the trainer leaves an entropy bonus to TRL's path)."""
-    logits = F.linear(hidden, weight, bias).float() / temperature  # (N, V)
-    logps = logits.log_softmax(-1)
-    entropy = -(logps.exp() * logps).sum(-1).detach()
-    return logps.gather(1, targets[:, None]).squeeze(1), entropy
+@contextmanager
+def _attention_for(model: PreTrainedModel, completion_shape: torch.Size, prompt_width: int) -> Iterator[None]:
+    """Eager attention for this forward on a CPU, when its saved attention probabilities are small.
+
+    Measured on SmolLM2-135M, 16 rows, 2 CPU cores: torch's CPU flash-attention kernel (what sdpa picks) made the
+    loss's forward + backward 2.5 s at 64-token completions, 3.5 s at 96 and 9.6 s at 256, where eager attention
+    (two matmuls and a softmax) made it 2.1, 2.8 and 8.0 s, with the same log-probs. Decoding one token at a time is
+    the other way round, so the sampler keeps the model's own kernel. Eager keeps each layer's attention
+    probabilities (rows × heads × completion × (prompt + completion)) for the backward, hence the size bound."""
+    config = model.config
+    rows, completion = completion_shape
+    probabilities = config.num_hidden_layers * rows * config.num_attention_heads * completion
+    eager = (
+        model.device.type == "cpu"
+        and config._attn_implementation != "eager"
+        and probabilities * (prompt_width + completion) * model.dtype.itemsize <= _EAGER_ATTENTION_BYTES
+    )
+    if not eager:
+        yield
+        return
+    kernel = config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(kernel)
+
+
+class TokenLogProbs(torch.autograd.Function):
+    """Log-probs (N,) of `targets` under softmax((hidden · weightᵀ + bias) / temperature), and the entropies (N,) of
+    those distributions (without gradient: in GRPO a metric and a token mask; the trainer leaves an entropy bonus to
+    TRL's path). Keeps only the hidden states and each row's log-sum-exp; the backward recomputes the logits, with
+    its matmuls in the precision the forward's ran in (under autocast: bf16), whatever autocast says then."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, temperature: float):
+        raw = F.linear(hidden, weight, bias)  # (N, V), in the autocast dtype if autocast is on
+        logits = raw.to(_at_least_fp32(raw.dtype)).div_(temperature)  # (N, V)
+        top = logits.amax(-1, keepdim=True)  # (N, 1)
+        unnormalised = (logits - top).clamp_(min=_EXP_FLOOR).exp_()  # (N, V)
+        total = unnormalised.sum(-1)  # (N,)
+        log_normaliser = top.squeeze(1) + total.log()  # (N,)
+        # entropy = log Z − Σ p·logit, the sum as a batched dot product: one pass, no (N, V) temporary
+        expected_logit = torch.bmm(unnormalised[:, None, :], logits[:, :, None]).view(-1) / total
+        ctx.save_for_backward(hidden, weight, bias, targets, log_normaliser)
+        ctx.temperature, ctx.matmul_dtype = temperature, raw.dtype
+        entropy = log_normaliser - expected_logit
+        ctx.mark_non_differentiable(entropy)
+        return logits.gather(1, targets[:, None]).squeeze(1) - log_normaliser, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logps, _grad_entropy):
+        hidden, weight, bias, targets, log_normaliser = ctx.saved_tensors
+        dtype = ctx.matmul_dtype
+        low_hidden, low_weight = hidden.to(dtype), weight.to(dtype)
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = F.linear(low_hidden, low_weight, None if bias is None else bias.to(dtype))
+        logits = logits.to(_at_least_fp32(dtype))
+        # d log p(target) / d logit = one-hot(target) − softmax, and the temperature divides once more
+        scale = grad_logps / ctx.temperature  # (N,)
+        grad = logits.div_(ctx.temperature).sub_(log_normaliser[:, None]).clamp_(min=_EXP_FLOOR).exp_()  # softmax
+        grad.mul_(-scale[:, None])  # (N, V)
+        grad[torch.arange(len(targets)), targets] += scale
+        grad = grad.to(dtype)
+        with torch.autocast(hidden.device.type, enabled=False):
+            grad_hidden = (grad @ low_weight).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+            grad_weight = (grad.T @ low_hidden).to(weight.dtype) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.to(_at_least_fp32(dtype)).sum(0).to(bias.dtype) if ctx.needs_input_grad[2] else None
+        return grad_hidden, grad_weight, grad_bias, None, None
+
+
+def _at_least_fp32(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
