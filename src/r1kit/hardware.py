@@ -132,6 +132,7 @@ def measure_matmul_peak(dtype: torch.dtype, device: str = "cpu", size: int = 102
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_MAX = 32 * 1024**2  # glibc's ceiling for the mmap threshold on 64-bit systems
+_NEVER_TRIM = 2**31 - 1  # the largest trim threshold mallopt takes (an int): the heap's free top is never returned
 
 
 @cache
@@ -150,5 +151,5 @@ def keep_freed_memory() -> bool:
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return False
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
-        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+        libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM)
     )

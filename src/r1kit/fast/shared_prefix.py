@@ -142,13 +142,15 @@ def _attention_for(model: PreTrainedModel, completion_shape: torch.Size, prompt_
 class TokenLogProbs(torch.autograd.Function):
     """Log-probs (N,) of `targets` under softmax((hidden · weightᵀ + bias) / temperature), and the entropies (N,) of
     those distributions (without gradient: in GRPO a metric and a token mask; the trainer leaves an entropy bonus to
-    TRL's path). Keeps only the hidden states and each row's log-sum-exp; the backward recomputes the logits, with
-    its matmuls in the precision the forward's ran in (under autocast: bf16), whatever autocast says then."""
+    TRL's path). Keeps only the hidden states and each row's log-sum-exp; the backward recomputes the logits. The
+    matmuls run in the autocast dtype the forward saw (else the hidden states' dtype), whatever autocast says when
+    the backward runs."""
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature: float):
-        raw = F.linear(hidden, weight, bias)  # (N, V), in the autocast dtype if autocast is on
-        logits = raw.to(_at_least_fp32(raw.dtype)).div_(temperature)  # (N, V)
+        device = hidden.device.type
+        matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else hidden.dtype
+        logits = _scaled_logits(hidden, weight, bias, matmul_dtype, temperature)  # (N, V)
         top = logits.amax(-1, keepdim=True)  # (N, 1)
         unnormalised = (logits - top).clamp_(min=_EXP_FLOOR).exp_()  # (N, V)
         total = unnormalised.sum(-1)  # (N,)
@@ -156,7 +158,7 @@ class TokenLogProbs(torch.autograd.Function):
         # entropy = log Z − Σ p·logit, the sum as a batched dot product: one pass, no (N, V) temporary
         expected_logit = torch.bmm(unnormalised[:, None, :], logits[:, :, None]).view(-1) / total
         ctx.save_for_backward(hidden, weight, bias, targets, log_normaliser)
-        ctx.temperature, ctx.matmul_dtype = temperature, raw.dtype
+        ctx.temperature, ctx.matmul_dtype = temperature, matmul_dtype
         entropy = log_normaliser - expected_logit
         ctx.mark_non_differentiable(entropy)
         return logits.gather(1, targets[:, None]).squeeze(1) - log_normaliser, entropy
@@ -165,21 +167,28 @@ class TokenLogProbs(torch.autograd.Function):
     def backward(ctx, grad_logps, _grad_entropy):
         hidden, weight, bias, targets, log_normaliser = ctx.saved_tensors
         dtype = ctx.matmul_dtype
-        low_hidden, low_weight = hidden.to(dtype), weight.to(dtype)
-        with torch.autocast(hidden.device.type, enabled=False):
-            logits = F.linear(low_hidden, low_weight, None if bias is None else bias.to(dtype))
-        logits = logits.to(_at_least_fp32(dtype))
+        logits = _scaled_logits(hidden, weight, bias, dtype, ctx.temperature)  # (N, V), as the forward's
         # d log p(target) / d logit = one-hot(target) − softmax, and the temperature divides once more
         scale = grad_logps / ctx.temperature  # (N,)
-        grad = logits.div_(ctx.temperature).sub_(log_normaliser[:, None]).clamp_(min=_EXP_FLOOR).exp_()  # softmax
+        grad = logits.sub_(log_normaliser[:, None]).clamp_(min=_EXP_FLOOR).exp_()  # softmax
         grad.mul_(-scale[:, None])  # (N, V)
         grad[torch.arange(len(targets)), targets] += scale
         grad = grad.to(dtype)
         with torch.autocast(hidden.device.type, enabled=False):
-            grad_hidden = (grad @ low_weight).to(hidden.dtype) if ctx.needs_input_grad[0] else None
-            grad_weight = (grad.T @ low_hidden).to(weight.dtype) if ctx.needs_input_grad[1] else None
+            grad_hidden = (grad @ weight.to(dtype)).to(hidden.dtype) if ctx.needs_input_grad[0] else None
+            grad_weight = (grad.T @ hidden.to(dtype)).to(weight.dtype) if ctx.needs_input_grad[1] else None
         grad_bias = grad.to(_at_least_fp32(dtype)).sum(0).to(bias.dtype) if ctx.needs_input_grad[2] else None
         return grad_hidden, grad_weight, grad_bias, None, None
+
+
+def _scaled_logits(hidden, weight, bias, matmul_dtype: torch.dtype, temperature: float) -> torch.Tensor:
+    """(hidden · weightᵀ + bias) / temperature, the matmul in `matmul_dtype` whatever autocast says, the result in
+    at least fp32: the forward and the backward's recomputation get the same logits."""
+    with torch.autocast(hidden.device.type, enabled=False):
+        raw = F.linear(
+            hidden.to(matmul_dtype), weight.to(matmul_dtype), None if bias is None else bias.to(matmul_dtype)
+        )
+    return raw.to(_at_least_fp32(matmul_dtype)).div_(temperature)
 
 
 def _at_least_fp32(dtype: torch.dtype) -> torch.dtype:
