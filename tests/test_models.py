@@ -180,4 +180,5 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         for mode in ("default", "keep")
     }
     assert faults["default"] > 10 * 10_000, faults  # ~6,250 pages a tensor, faulted again every step
-    assert faults["keep"] < 1_000, faults
+    # kept: usually 0; now and then the heap grows once or twice more (another allocation took its top): 6,250 each
+    assert faults["keep"] < faults["default"] / 10, faults
