@@ -12,5 +12,7 @@ HOSTILE = {
     "unbalanced_braces": "<answer>" + "{" * 50_000 + "</answer>",
     "lone_surrogates_and_rtl": "<think>\ud800\udfff\u202e\u200b</think><answer>\u0661\u0662</answer>",
     "deep_parentheses": "<answer>" + "(" * 5000 + "1" + ")" * 5000 + "</answer>",
+    "digit_flood_in_thinking": "<think>" + "1" * 1_000_000 + " = 1</think><answer>1</answer>",
+    "endless_equation_chain": "<think>" + "9 * 9 = " * 100_000 + "81</think><answer>81</answer>",
     "matrix_bomb": "<answer>\\begin{pmatrix}" + "&".join(["x"] * 3000) + "\\end{pmatrix}^{1000}</answer>",
 }

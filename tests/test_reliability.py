@@ -43,6 +43,7 @@ RANGES = {
     "format": (0.0, 1.0),
     "tag_count": (0.0, 1.0),
     "reasoning_steps": (0.0, 1.0),
+    "arithmetic_steps": (0.0, 1.0),
     "cosine": (-0.5, 1.0),
     "repetition_penalty": (-0.1, 0.0),
     "language_consistency": (0.0, 1.0),

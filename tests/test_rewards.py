@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import inspect
+import time
 
 import pytest
 
@@ -137,6 +138,41 @@ def test_reasoning_steps_counts_indicators_and_caps_at_one() -> None:
     texts = ["Step 1: add\nStep 2: subtract\nStep 3: done\nStep 4: check", "First, add.", "1. a\n2. b", "just 42"]
     assert reward(texts) == [1.0, pytest.approx(1 / 3), pytest.approx(2 / 3), 0.0]
     assert build_reward("reasoning_steps", target_steps=1)(["First, add."]) == [1.0]
+
+
+def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
+    reward = build_reward("arithmetic_steps")
+    texts = [
+        GOOD,
+        "<think>\n40 - 9 = 27\n27 + 4 = 31\n</think>\n<answer>31</answer>",  # one slip, one true step
+        "<think>\n81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\n</think>\n<answer>124</answer>",  # a chain: 3 checks
+        "<think>48/2 = 24 and 24 × 3 = 72.</think><answer>72</answer>",  # prose around, × and a full stop
+        "<think>\n3 * (4 + 1) = 16\n</think>\n<answer>15</answer>",
+    ]
+    assert reward(texts) == [1.0, 0.5, 1.0, 1.0, 0.0]
+    assert reward([as_messages(texts[1])]) == [0.5]
+
+
+def test_arithmetic_steps_has_no_verdict_without_checkable_steps() -> None:
+    reward = build_reward("arithmetic_steps")
+    texts = [
+        "<think>I just know it.</think><answer>7</answer>",
+        "<think>x = 5, so y = 2x</think><answer>10</answer>",  # algebra, not arithmetic
+        "<think>10 / 0 = 3</think><answer>3</answer>",  # no value to compare
+        "<think>think</think><answer>2 + 2 = 5</answer>",  # the answer block is not a step
+    ]
+    assert reward(texts) == [None, None, None, None]
+
+
+def test_arithmetic_steps_reads_a_flood_of_digits_or_equations_quickly() -> None:
+    from tests.hostile import HOSTILE
+
+    reward = build_reward("arithmetic_steps")
+    started = time.monotonic()
+    flood, chain = reward([HOSTILE["digit_flood_in_thinking"], HOSTILE["endless_equation_chain"]])
+    assert time.monotonic() - started < 10
+    assert flood is None  # a million-digit side is not a written step: nothing checked
+    assert chain == 1.0  # 100,000 true equalities (9 * 9 = 9 * 9 = … = 81), each checked
 
 
 def test_cosine_orders_short_and_long_right_and_wrong() -> None:

@@ -263,6 +263,7 @@ class RewardsConfig(Section):
     format: RewardParams = Field(default_factory=lambda: RewardParams(weight=0.5))
     tag_count: RewardParams = Field(default_factory=lambda: RewardParams(weight=0.25))
     reasoning_steps: ReasoningStepsParams = Field(default_factory=ReasoningStepsParams)
+    arithmetic_steps: RewardParams = Field(default_factory=lambda: RewardParams(weight=0.5))
     cosine: CosineParams = Field(default_factory=CosineParams)
     repetition_penalty: RepetitionPenaltyParams = Field(default_factory=RepetitionPenaltyParams)
     language_consistency: LanguageConsistencyParams = Field(default_factory=LanguageConsistencyParams)

@@ -12,13 +12,17 @@ which do not pickle). A dataclass's `__name__` class attribute is the name TRL l
 
 from __future__ import annotations
 
+import ast
+import itertools
 import math
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from r1kit.rewards.text import (
+    ANSWER_OPEN,
     LETTERS,
     TAGS,
     Completion,
@@ -84,6 +88,78 @@ class ReasoningStepsReward:
 
 def get_reasoning_steps_reward(target_steps: int = 3) -> RewardFn:
     return ReasoningStepsReward(target_steps)
+
+
+# Maximal runs of arithmetic characters: found in one linear pass (no backtracking over a megabyte of digits).
+_ARITHMETIC_RUN = re.compile(r"[\d \t.+\-*/×÷()=]+")
+_LONGEST_SIDE = 100  # characters: a written step is short; longer sides (a policy's digit flood) are not checked
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _arithmetic_value(expression: str) -> float | None:
+    """The value of a plain arithmetic expression, or None if it is anything else (or divides by zero)."""
+    expression = expression.replace("×", "*").replace("÷", "/").strip()
+    if not expression or len(expression) > _LONGEST_SIDE:
+        return None
+    try:
+        tree = ast.parse(expression, mode="eval").body
+    except (SyntaxError, ValueError):
+        return None
+
+    def value(node: ast.AST) -> float | None:
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            inner = value(node.operand)
+            return None if inner is None else -inner
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None or (isinstance(node.op, ast.Div) and right == 0):
+                return None
+            return _OPERATORS[type(node.op)](left, right)
+        return None
+
+    return value(tree)
+
+
+def checked_equalities(text: str) -> tuple[int, int]:
+    """(true, checked): the arithmetic equalities written in `text` that hold, and all that could be evaluated. A
+    chain `a = b = c` is two equalities; a side that is not plain arithmetic (a word, a unit) is not checked.
+
+    >>> checked_equalities("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
+    (3, 4)
+    """
+    true = checked = 0
+    for run in _ARITHMETIC_RUN.findall(text):
+        if "=" not in run:
+            continue
+        values = [_arithmetic_value(side) for side in run.split("=")]
+        for left, right in itertools.pairwise(values):
+            if left is not None and right is not None:
+                checked += 1
+                true += math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)
+    return true, checked
+
+
+def arithmetic_steps(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
+    """Share of the arithmetic equalities in the thinking that are true; None (no verdict) when it has none.
+
+    A rule-based check of the steps, not only of the final answer: a completion that reaches the gold answer through
+    a wrong step ("10 + 11 = 20", then "20 - 1 = 20") is not fully credited, and completions that all miss the
+    answer are still told apart by how many of their steps hold.
+
+    >>> arithmetic_steps(["<think>\\n12 + 9 = 21\\n21 * 2 = 42\\n</think>\\n<answer>42</answer>",
+    ...                   "<think>\\n10 + 11 = 20\\n20 - 1 = 20\\n</think>\\n<answer>20</answer>",
+    ...                   "<think>I just know it.</think><answer>7</answer>"])
+    [1.0, 0.0, None]
+    """
+    scores: list[float | None] = []
+    for completion in completions:
+        text = completion_text(completion)
+        think = text.split(ANSWER_OPEN, 1)[0]  # the steps, not the answer block (the whole text if no answer)
+        true, checked = checked_equalities(think)
+        scores.append(true / checked if checked else None)
+    return scores
 
 
 # ------------------------------------------------------------------------------------------------------ accuracy

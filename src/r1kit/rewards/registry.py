@@ -9,6 +9,7 @@ REWARD_NAMES = (
     "format",
     "tag_count",
     "reasoning_steps",
+    "arithmetic_steps",
     "cosine",
     "repetition_penalty",
     "language_consistency",
@@ -30,7 +31,7 @@ def build_reward(name: str, **params: Any):
     >>> build_reward("nope")
     Traceback (most recent call last):
     ...
-    ValueError: unknown reward 'nope'; valid: accuracy, format, tag_count, reasoning_steps, cosine, repetition_penalty, language_consistency, overlong, reward_model
+    ValueError: unknown reward 'nope'; valid: accuracy, format, tag_count, reasoning_steps, arithmetic_steps, cosine, repetition_penalty, language_consistency, overlong, reward_model
     """
     from r1kit.rewards import functions as f  # imported here so the config schema can list names cheaply
     from r1kit.rewards.reward_model import get_reward_model_reward
@@ -40,6 +41,7 @@ def build_reward(name: str, **params: Any):
         "format": lambda: f.format,
         "tag_count": lambda: f.tag_count,
         "reasoning_steps": f.get_reasoning_steps_reward,
+        "arithmetic_steps": lambda: f.arithmetic_steps,
         "cosine": f.get_cosine_reward,
         "repetition_penalty": f.get_repetition_penalty_reward,
         "language_consistency": f.get_language_consistency_reward,
