@@ -10,6 +10,7 @@ import pytest
 
 from r1kit.rewards import REWARD_NAMES, build_reward
 from r1kit.rewards.text import extract_answer, split_r1
+from tests.hostile import HOSTILE
 
 GOOD = "<think>\n6 * 7 = 42\n</think>\n<answer>42</answer>"
 
@@ -165,8 +166,6 @@ def test_arithmetic_steps_has_no_verdict_without_checkable_steps() -> None:
 
 
 def test_arithmetic_steps_reads_a_flood_of_digits_or_equations_quickly() -> None:
-    from tests.hostile import HOSTILE
-
     reward = build_reward("arithmetic_steps")
     started = time.monotonic()
     flood, chain = reward([HOSTILE["digit_flood_in_thinking"], HOSTILE["endless_equation_chain"]])
