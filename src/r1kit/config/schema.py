@@ -494,6 +494,19 @@ class DynamicSamplingConfig(Section):
     )
 
 
+class StepCreditConfig(Section):
+    """Per-token credit from checked arithmetic steps for GRPO: DeepSeekMath's process supervision (Shao et al.
+    2024, §4.1.3) with a rule-based step checker (`r1kit.rewards.step_credit`) in place of a process reward model."""
+
+    weight: float = Field(
+        0.0,
+        ge=0.0,
+        description="Weight of the process advantage added to each token's outcome advantage: every arithmetic "
+        "equality in the thinking is a step rewarded 1 if it holds and 0 if not, normalised over the batch's steps, "
+        "summed from each token over the steps at or after it; 0: off (outcome rewards only).",
+    )
+
+
 class CurriculumConfig(Section):
     """A difficulty curriculum for GRPO from pass rates: the prompts the model always or never solves teach nothing
     (every completion gets the same reward), so GRPO trains on those it solves sometimes."""
@@ -904,6 +917,7 @@ class R1kitConfig(Section):
     fast: FastConfig = Field(default_factory=FastConfig)
     dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    step_credit: StepCreditConfig = Field(default_factory=StepCreditConfig)
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
     rejection_sampling: RejectionSamplingConfig = Field(default_factory=RejectionSamplingConfig)
     sft2: SFT2Config = Field(default_factory=SFT2Config)

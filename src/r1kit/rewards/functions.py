@@ -122,23 +122,37 @@ def _arithmetic_value(expression: str) -> float | None:
     return value(tree)
 
 
+def equality_verdicts(text: str) -> list[tuple[int, bool]]:
+    """(end, holds) for each arithmetic equality written in `text` that could be evaluated, in order: `end` is the
+    character offset just past its right side. A chain `a = b = c` is two equalities; a side that is not plain
+    arithmetic (a word, a unit) is not checked.
+
+    >>> equality_verdicts("81 + 43 = 124\\n27 - 2 = 23 = 20 + 3")
+    [(13, True), (25, False), (34, True)]
+    """
+    verdicts = []
+    for run in _ARITHMETIC_RUN.finditer(text):
+        if "=" not in run.group():
+            continue
+        sides, ends, offset = [], [], run.start()
+        for side in run.group().split("="):
+            sides.append(_arithmetic_value(side))
+            ends.append(offset + len(side.rstrip()))
+            offset += len(side) + 1  # past the side and its "="
+        for (left, right), end in zip(itertools.pairwise(sides), ends[1:], strict=True):
+            if left is not None and right is not None:
+                verdicts.append((end, math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)))
+    return verdicts
+
+
 def checked_equalities(text: str) -> tuple[int, int]:
-    """(true, checked): the arithmetic equalities written in `text` that hold, and all that could be evaluated. A
-    chain `a = b = c` is two equalities; a side that is not plain arithmetic (a word, a unit) is not checked.
+    """(true, checked): the arithmetic equalities written in `text` that hold, and all that could be evaluated.
 
     >>> checked_equalities("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
     (3, 4)
     """
-    true = checked = 0
-    for run in _ARITHMETIC_RUN.findall(text):
-        if "=" not in run:
-            continue
-        values = [_arithmetic_value(side) for side in run.split("=")]
-        for left, right in itertools.pairwise(values):
-            if left is not None and right is not None:
-                checked += 1
-                true += math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)
-    return true, checked
+    verdicts = equality_verdicts(text)
+    return sum(holds for _, holds in verdicts), len(verdicts)
 
 
 def arithmetic_steps(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:

@@ -44,6 +44,7 @@ CONFIG_SECTIONS = (
     "fast",
     "dynamic_sampling",
     "curriculum",
+    "step_credit",
 )
 
 
@@ -95,6 +96,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         shared_prefix=config.fast.shared_prefix,
         fast_generation=config.fast.generation,
         resample_retries=config.dynamic_sampling.max_retries,
+        step_credit=config.step_credit.weight,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

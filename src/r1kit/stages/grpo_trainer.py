@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from functools import partial
 
 import torch
 from peft import PeftModel
@@ -19,14 +20,22 @@ from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, re
 from r1kit.fast.generation import PolicySampler, row_seeds
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.console import TIMING_PHASES
+from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
 
 
 class R1kitGRPOTrainer(GRPOTrainer):
     def __init__(
-        self, *args, shared_prefix: bool = True, fast_generation: bool = True, resample_retries: int = 0, **kwargs
+        self,
+        *args,
+        shared_prefix: bool = True,
+        fast_generation: bool = True,
+        resample_retries: int = 0,
+        step_credit: float = 0.0,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.resample_retries = resample_retries  # DAPO dynamic sampling: 0 is off
+        self.step_credit = step_credit  # weight of the process advantage from checked steps: 0 is off
         self._resample_draws = torch.Generator().manual_seed(self.args.seed)  # which fresh prompts replace groups
         self.shared_prefix = (
             shared_prefix
@@ -132,8 +141,15 @@ class R1kitGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         batch = super()._generate_and_score_completions(inputs)
-        if not (self.resample_retries and self.model.training) or set(batch) - SPLICEABLE:
-            return batch  # off, evaluating, or a batch with parts it cannot splice (images, tools)
+        if not self.model.training or set(batch) - SPLICEABLE:
+            return batch  # evaluating, or a batch with parts it cannot splice or credit (images, tools)
+        if self.resample_retries:
+            batch = self._replace_dead_groups(batch)
+        if self.step_credit:
+            batch["advantages"] = batch["advantages"].unsqueeze(1) + self.step_credit * self._process_advantages(batch)
+        return batch
+
+    def _replace_dead_groups(self, batch: dict) -> dict:
         size, replaced = self.num_generations, 0
         for _ in range(self.resample_retries):
             dead = dead_groups(batch["advantages"], size)
@@ -149,6 +165,22 @@ class R1kitGRPOTrainer(GRPOTrainer):
             float(len(dead_groups(batch["advantages"], size)))
         )
         return batch
+
+    def _process_advantages(self, batch: dict) -> torch.Tensor:
+        """[rows, completion tokens] process advantages of the batch's checked arithmetic steps (`step_credit`),
+        normalised over this process's rows (under several processes, its share of the generation batch)."""
+        decode = partial(self._tokenizer.decode, skip_special_tokens=True)
+        steps = []
+        for ids, mask in zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), strict=True):
+            ids = ids[: sum(mask)]
+            steps.append(step_verdicts(decode(ids), token_ends(decode, ids)) if ids else [])
+        verdicts = [holds for row in steps for _, holds in row]
+        self._metrics["train"]["step_credit/steps_per_completion"].append(len(verdicts) / len(steps))
+        self._metrics["train"]["step_credit/false_step_share"].append(
+            verdicts.count(False) / len(verdicts) if verdicts else 0.0
+        )
+        width = batch["completion_ids"].size(1)
+        return process_advantages(steps, width).to(batch["advantages"].device)
 
     def _fresh_rows(self, groups: int) -> list[dict]:
         """`groups` training prompts drawn at random (seeded by the run's seed), each repeated for its group."""

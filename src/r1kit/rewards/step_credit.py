@@ -1,0 +1,61 @@
+"""Per-token credit from checked arithmetic steps: GRPO's process supervision (DeepSeekMath, Shao et al. 2024,
+§4.1.3) with a rule-based step checker in place of a learned process reward model.
+
+An outcome reward blames every token of a wrong completion alike, and a group whose completions all get the same
+reward teaches nothing. Each arithmetic equality in the thinking is a step the checker can judge on its own ("40 - 9 =
+27" is wrong wherever it appears), so every step gets a reward: 1 if it holds, 0 if not. The step rewards of the batch
+are normalised (minus their mean, over their std), and a token's process advantage is the sum of the normalised
+rewards of the steps that end at or after it: the reward-to-go, as in the paper, since a step depends on every token
+before it. The trainer adds it, times a weight, to the usual outcome advantage.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+
+import torch
+
+from r1kit.rewards.functions import equality_verdicts
+from r1kit.rewards.text import ANSWER_OPEN
+
+
+def token_ends(decode, ids: Sequence[int]) -> list[int]:
+    """The length of the decoded text after each token of `ids` (`decode`: token ids → text).
+
+    Prefixes are decoded whole rather than token by token: a byte-level tokenizer splits a character across tokens.
+
+    >>> token_ends(lambda ids: "".join(["12", " +", " 3"][i] for i in ids), [0, 1, 2])
+    [2, 4, 6]
+    """
+    return [len(decode(ids[: count + 1])) for count in range(len(ids))]
+
+
+def step_verdicts(text: str, ends: Sequence[int]) -> list[tuple[int, bool]]:
+    """(token, holds) for each checked equality in the thinking (the text before the first `<answer>`), where `token`
+    is the index of the token that completes its right side; `ends` as from `token_ends`.
+
+    >>> step_verdicts("4 + 5 = 9\\n5 - 2 = 2<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27])
+    [(4, True), (9, False)]
+    """
+    think = text.split(ANSWER_OPEN, 1)[0]
+    return [(bisect_left(ends, end), holds) for end, holds in equality_verdicts(think) if end <= ends[-1]]
+
+
+def process_advantages(steps: Sequence[Sequence[tuple[int, bool]]], width: int) -> torch.Tensor:
+    """[rows, width] process advantages: each step's reward (1 holds, 0 not) normalised over every step of the batch,
+    summed into each token from the steps that end at or after it. All zero when the batch's steps all agree.
+
+    >>> process_advantages([[(1, True), (3, False)], [(0, True)]], 4)
+    tensor([[-0.5774, -0.5774, -1.1547, -1.1547],
+            [ 0.5774,  0.0000,  0.0000,  0.0000]])
+    """
+    advantages = torch.zeros(len(steps), width)
+    rewards = torch.tensor([float(holds) for row in steps for _, holds in row])
+    if len(rewards) < 2 or rewards.std() == 0:
+        return advantages
+    mean, std = rewards.mean(), rewards.std()
+    for row, row_steps in enumerate(steps):
+        for token, holds in row_steps:
+            advantages[row, : token + 1] += (float(holds) - mean) / std
+    return advantages
