@@ -292,3 +292,56 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(tiny_mo
     first_prompt = trainer.processing_class.decode(batch["prompt_ids"][0], skip_special_tokens=True)
     assert "vary" in first_prompt and batch["num_items_in_batch"] == batch["completion_mask"].sum()
     trainer.train()  # and it trains through it
+
+
+# ------------------------------------------------------------------------------------------ re-scored curriculum
+
+
+def test_the_kept_prompts_replace_the_others_alike_in_every_copy() -> None:
+    from r1kit.stages.curriculum import KeptPrompts
+
+    prompts = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
+    kept = KeptPrompts(prompts, kept=[1, 4], seed=0)
+    rollout = [prompts[0]] * 3 + [prompts[1]] * 3 + [prompts[5]] * 3
+    picks = kept.replacements(rollout, step=7)
+    assert picks[3:6] == [None] * 3  # a kept prompt stays
+    assert len(set(picks[:3])) == 1 and len(set(picks[6:])) == 1  # a group's copies all get the same one
+    assert {picks[0], picks[6]} <= {1, 4}
+    assert KeptPrompts(prompts, kept=[1, 4], seed=0).replacements(rollout, step=7) == picks  # a resumed run's pick
+    assert {KeptPrompts(prompts, [1, 4], seed=0).replacements([prompts[0]], step)[0] for step in range(40)} == {1, 4}
+    with pytest.raises(KeyError):  # the trainer's data is the scored prompts: a stranger is a bug, not a keep
+        kept.replacements([[{"role": "user", "content": "unknown"}]], step=0)
+
+
+def test_rollouts_under_a_re_scored_curriculum_are_of_kept_prompts_only(tiny_model: Path, tmp_path: Path) -> None:
+    from r1kit.stages.curriculum import KeptPrompts
+
+    seen: list[str] = []
+
+    def reward(completions, prompts, **kwargs):
+        seen.extend(p[-1]["content"] for p in prompts)
+        return [float(len(c[0]["content"]) % 3) for c in completions]
+
+    torch.manual_seed(0)
+    prompts = [[{"role": "user", "content": f"What is {a} + {a * 3}?"}] for a in range(1, 7)]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=GROUPS * GENERATIONS,
+        num_generations=GENERATIONS, max_completion_length=6, max_steps=2, use_cpu=True, report_to="none",
+        logging_steps=1, save_strategy="no", gradient_checkpointing=False,
+    )  # fmt: skip
+    kept = KeptPrompts(prompts, kept=[1, 4], seed=0)
+    trainer = R1kitGRPOTrainer(
+        curriculum=kept,
+        resample_retries=2,  # dynamic sampling's fresh prompts come from the kept ones too
+        model=AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
+        reward_funcs=reward,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model),
+    )
+    trainer.train()
+    assert seen and set(seen) == {prompts[1][0]["content"], prompts[4][0]["content"]}
+    logged = [log for log in trainer.state.log_history if "curriculum/swapped_prompts" in log]
+    assert len(logged) == 2 and all(log["curriculum/kept_prompts"] == 2 for log in logged)
+    # 2 steps of 3 prompts from 6 (one epoch, each once): the 4 outside the kept set were swapped
+    assert sum(log["curriculum/swapped_prompts"] for log in logged) == 4

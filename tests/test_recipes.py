@@ -234,6 +234,50 @@ def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path) -
     assert (out / "grpo" / "model" / "model.safetensors").exists()
 
 
+def test_a_re_scored_curriculum_resumes_with_its_kept_set_and_shows_in_the_report(tmp_path: Path) -> None:
+    from r1kit.monitoring.report import write_report
+
+    config = tmp_path / "rescored.yaml"
+    config.write_text(
+        "stages: [{name: grpo}]\n"
+        "curriculum: {enabled: true, max_prompts: 8, samples_per_prompt: 2, rescore_every: 2, min_pass_rate: 0.0}\n"
+    )
+    out = tmp_path / "run"
+    args = ["run", "--profile", "test", "--config", str(config), "--training.max_steps", "8", "--out", str(out)]
+    # Die inside the checkpoint write of step 6: after that step's re-scoring was saved, before the checkpoint was.
+    driver = (
+        "import os, signal, sys\n"
+        "from transformers import Trainer\n"
+        "original = Trainer._save_rng_state\n"
+        "def dying(self, output_dir):\n"
+        "    if self.state.global_step == 6:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return original(self, output_dir)\n"
+        "Trainer._save_rng_state = dying\n"
+        "from r1kit.cli import main\n"
+        f"sys.exit(main({args!r}))\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    path = out / "01_grpo" / "pass_rates.json"
+    assert [entry["step"] for entry in json.loads(path.read_text())["rescored"]] == [2, 4, 6]
+
+    resumed = r1kit_cli(*args, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "checkpoint-4" in resumed.stderr
+    saved = json.loads(path.read_text())
+    assert [entry["step"] for entry in saved["rescored"]] == [2, 4, 6]  # step 6's re-scoring reused, none at 8
+    for entry in [saved, *saved["rescored"]]:  # each scoring keeps what lies within the bounds, or all it had
+        within = [i for i, rate in enumerate(entry["rates"]) if rate is not None and rate <= 0.9]
+        assert entry["kept"] == len(within) and entry["trained_on"] == (within or saved["trained_on"])
+        assert sum(entry["histogram"].values()) == 8
+    steps = [r["step"] for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"]
+    assert steps == list(range(1, 9)) and all(
+        r["curriculum/kept_prompts"] >= 1 for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"
+    )
+    assert "re-scored at step 6" in write_report(out).read_text()
+
+
 # ------------------------------------------------------------------------------------------------- the rlhf recipe
 
 

@@ -522,6 +522,12 @@ class CurriculumConfig(Section):
     samples_per_prompt: int = Field(4, ge=2, description="Samples per prompt that estimate its pass rate.")
     min_pass_rate: float = Field(0.1, ge=0.0, le=1.0, description="Keep prompts solved at least this often.")
     max_pass_rate: float = Field(0.9, ge=0.0, le=1.0, description="Keep prompts solved at most this often.")
+    rescore_every: int = Field(
+        0,
+        ge=0,
+        description="Score the prompts again with the policy being trained every N optimizer steps and train on "
+        "those then within the bounds (each re-scoring in pass_rates.json); 0: scored once, before training.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> CurriculumConfig:

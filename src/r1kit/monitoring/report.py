@@ -170,6 +170,13 @@ def _stages(run: RunDir) -> str:
                 f"<p>{_e(stage['folder'])}: pass rates of {saved['scored']} prompts ({saved['samples_per_prompt']} "
                 f"samples each), {saved['kept']} within {saved['bounds']}</p><table><tr>{cells}</tr></table>"
             )
+            # re-scored with the policy during training (`curriculum.rescore_every`); older runs have no such list
+            for entry in saved.get("rescored", []):
+                cells = "".join(f"<td>{_e(rate)}: {n}</td>" for rate, n in entry["histogram"].items())
+                histograms.append(
+                    f"<p>re-scored at step {entry['step']}: {entry['kept']} within {entry['bounds']}</p>"
+                    f"<table><tr>{cells}</tr></table>"
+                )
     head = "<tr><th>folder</th><th>kind</th><th>status</th><th>time</th><th>figures</th></tr>"
     return f"<table class='alerts'>{head}{''.join(lines)}</table>{''.join(histograms)}"
 

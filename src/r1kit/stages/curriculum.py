@@ -4,6 +4,12 @@ stage's model, and GRPO trains on the prompts whose pass rate lies between the c
 Why: a group whose completions all get the same reward has zero advantage and teaches nothing; a prompt the model
 always solves, or never does, gives exactly such groups. The pass-rate histogram is written to
 RUN/<stage>/pass_rates.json (and shown in the report); a resumed stage reuses it, so it trains on the same prompts.
+
+With `curriculum.rescore_every` N > 0 the policy outgrows its first scores, so every N optimizer steps the scored
+prompts are scored again with the policy being trained (`Rescore`) and the kept set follows. The trainer's data is
+then all scored prompts; at each rollout a prompt outside the kept set gives its place to a kept one (`KeptPrompts`).
+Each re-scoring is appended to pass_rates.json under `rescored`; a resumed stage restores the kept set of its
+checkpoint's step and reuses a re-scoring already made instead of sampling it again.
 """
 
 from __future__ import annotations
@@ -11,18 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import statistics
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
+import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 from r1kit import distributed
 from r1kit.atomic import write_json
-from r1kit.config.schema import SamplingConfig
+from r1kit.config.schema import R1kitConfig, SamplingConfig
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.stages.common import StageContext
+from r1kit.stages.evaluate import generate
 from r1kit.stages.traces import sample
 
 logger = logging.getLogger("r1kit")
@@ -39,59 +50,170 @@ def pass_rate_filter(rates: Sequence[float | None], low: float, high: float) -> 
     return kept, dict(sorted(histogram.items()))
 
 
-def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[float | None]:
-    """Share of k sampled completions per prompt whose answer verifies (None when no verdict could be had)."""
-    config, settings = ctx.config, ctx.config.curriculum
-    prompts = [chat_prompt(question, config.prompt.system) for question in rows["question"]]
-    sampling = SamplingConfig(
-        max_prompts=len(prompts),
-        samples_per_prompt=settings.samples_per_prompt,
-        max_new_tokens=config.grpo.max_completion_length,
-        temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
-        batch_size=config.evaluation.batch_size,
-    )
-    samples = sample(ctx, model_reference, prompts, sampling, desc="pass rates")
+def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str]) -> list[float | None]:
+    """Share of each prompt's completions whose answer verifies against its gold (None when no verdict could be had)."""
     # every prompt is scored: only the per-item time limit applies, not a training step's batch budget
     accuracy = build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
     rates: list[float | None] = []
-    for completions, gold in zip(samples, rows["solution"], strict=True):
-        verdicts = [v for v in accuracy(completions, solution=[gold] * len(completions)) if v is not None]
+    for completions, gold in zip(samples, golds, strict=True):
+        verdicts = [v for v in accuracy(list(completions), solution=[gold] * len(completions)) if v is not None]
         rates.append(statistics.fmean(v >= 1.0 for v in verdicts) if verdicts else None)
     return rates
 
 
-def apply(ctx: StageContext, model_reference: str, train: Dataset) -> Dataset:
-    """The training rows GRPO learns from under the curriculum (all rows when none falls within the bounds)."""
+def _sampling(config: R1kitConfig, prompts: int) -> SamplingConfig:
+    return SamplingConfig(
+        max_prompts=prompts,
+        samples_per_prompt=config.curriculum.samples_per_prompt,
+        max_new_tokens=config.grpo.max_completion_length,
+        temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
+        batch_size=config.evaluation.batch_size,
+    )
+
+
+def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[float | None]:
+    """Pass rates of `rows` under the model at `model_reference` (a scoring copy, loaded before training)."""
+    prompts = [chat_prompt(question, ctx.config.prompt.system) for question in rows["question"]]
+    samples = sample(ctx, model_reference, prompts, _sampling(ctx.config, len(prompts)), desc="pass rates")
+    return verified_rates(ctx.config, samples, rows["solution"])
+
+
+class KeptPrompts:
+    """The scored prompts GRPO may train on now (`kept`, row indices); at rollout time a prompt outside them gives
+    its place to a kept one.
+
+    >>> kept = KeptPrompts(["a", "b", "c"], kept=[1], seed=0)
+    >>> kept.replacements(["a", "a", "b", "b"], step=3)
+    [1, 1, None, None]
+    """
+
+    def __init__(self, prompts: Sequence[Any], kept: list[int], seed: int):
+        self.row_of: dict[str, int] = {}  # a prompt (as JSON) → its first row
+        for row, prompt in enumerate(prompts):
+            self.row_of.setdefault(_key(prompt), row)
+        self.seed = seed
+        self.kept = kept
+
+    def replacements(self, prompts: Sequence[Any], step: int) -> list[int | None]:
+        """For each prompt, the row of the kept prompt that takes its place (None: it is kept itself).
+
+        The pick depends only on the run's seed, the step and the prompt, so every copy of a prompt in a group, in any
+        process, gets the same replacement, and a resumed run picks what the uninterrupted one picked."""
+        allowed = set(self.kept)
+        picks: list[int | None] = []
+        for prompt in prompts:
+            row = self.row_of[_key(prompt)]  # the trainer's data is the scored prompts: every one is known
+            if row in allowed:
+                picks.append(None)
+            else:
+                picks.append(self.kept[random.Random(f"{self.seed}/{step}/{row}").randrange(len(self.kept))])
+        return picks
+
+
+def _key(prompt: Any) -> str:
+    return json.dumps(prompt, sort_keys=True)
+
+
+def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Dataset, KeptPrompts | None]:
+    """The training rows GRPO learns from under the curriculum (all rows when none falls within the bounds), and,
+    when the curriculum re-scores during training, the kept set that the trainer's rollouts follow (the rows are
+    then all scored prompts)."""
     settings = ctx.config.curriculum
     path = ctx.dir / "pass_rates.json"
     # a resumed stage trains on the prompts it chose before (the main process's reading: see r1kit.distributed)
     saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
-    if saved is not None:
-        return train.select(saved["trained_on"])
-    scored = train.select(range(min(settings.max_prompts, len(train))))
-    rates = pass_rates(ctx, model_reference, scored)
+    if saved is None:
+        scored = train.select(range(min(settings.max_prompts, len(train))))
+        saved = _choose(ctx, pass_rates(ctx, model_reference, scored), len(scored), fallback=range(len(scored)))
+        saved["rescored"] = []
+        if distributed.is_main():  # the same rates in every process (sampling gathers them); one writes them
+            write_json(path, saved)
+    scored = train.select(range(saved["scored"]))
+    if not settings.rescore_every:
+        return scored.select(saved["trained_on"]), None
+    prompts = [chat_prompt(question, ctx.config.prompt.system) for question in scored["question"]]
+    return scored, KeptPrompts(prompts, saved["trained_on"], ctx.config.run.seed)
+
+
+def _choose(ctx: StageContext, rates: list[float | None], scored: int, fallback: Sequence[int]) -> dict[str, Any]:
+    """The record of one scoring: its histogram, and the prompts trained on (`fallback` when none is in bounds)."""
+    settings = ctx.config.curriculum
     kept, histogram = pass_rate_filter(rates, settings.min_pass_rate, settings.max_pass_rate)
+    bounds = f"[{settings.min_pass_rate:.2f}, {settings.max_pass_rate:.2f}]"
     if not kept:
         logger.warning(
-            "curriculum: no prompt has a pass rate within [%.2f, %.2f] (histogram %s); training on all %d scored",
-            settings.min_pass_rate,
-            settings.max_pass_rate,
+            "curriculum: no prompt has a pass rate within %s (histogram %s); training on %d prompts instead",
+            bounds,
             histogram,
-            len(scored),
+            len(fallback),
         )
-    trained_on = kept or list(range(len(scored)))
-    if distributed.is_main():  # the same rates in every process (sampling gathers them); one writes them
-        write_json(
-            path,
-            {
-                "samples_per_prompt": settings.samples_per_prompt,
-                "bounds": [settings.min_pass_rate, settings.max_pass_rate],
-                "histogram": histogram,
-                "scored": len(scored),
-                "kept": len(kept),
-                "trained_on": trained_on,
-                "rates": rates,
-            },
+    logger.warning("curriculum: %d of %d prompts within %s; pass rates %s", len(kept), scored, bounds, histogram)
+    return {
+        "samples_per_prompt": settings.samples_per_prompt,
+        "bounds": [settings.min_pass_rate, settings.max_pass_rate],
+        "histogram": histogram,
+        "scored": scored,
+        "kept": len(kept),
+        "trained_on": kept or list(fallback),
+        "rates": rates,
+    }
+
+
+class Rescore(TrainerCallback):
+    """Every `curriculum.rescore_every` optimizer steps: the scored prompts scored again with the policy being trained
+    (k samples each, at the rollout temperature), and `kept` set to those now within the bounds."""
+
+    def __init__(self, ctx: StageContext, scored: Dataset, kept: KeptPrompts, tokenizer):
+        self.ctx, self.kept, self.tokenizer = ctx, kept, tokenizer
+        self.every = ctx.config.curriculum.rescore_every
+        self.prompts = [chat_prompt(question, ctx.config.prompt.system) for question in scored["question"]]
+        self.golds = list(scored["solution"])
+        self.path = ctx.dir / "pass_rates.json"
+
+    def _saved(self) -> dict[str, Any]:
+        # the main process's reading: it alone writes the file (see r1kit.distributed)
+        return distributed.from_main(json.loads(self.path.read_text()) if distributed.is_main() else None)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # a resumed run goes on with the kept set of its checkpoint's step (the first scoring's before any re-scoring)
+        earlier = [entry for entry in self._saved()["rescored"] if entry["step"] <= state.global_step]
+        if earlier:
+            self.kept.kept = earlier[-1]["trained_on"]
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = state.global_step
+        if step % self.every or step >= state.max_steps:
+            return
+        saved = self._saved()
+        made = [entry for entry in saved["rescored"] if entry["step"] == step]
+        if made:  # scored at this step before the run was interrupted: the same policy, the same seed
+            self.kept.kept = made[0]["trained_on"]
+            return
+        padding_side, was_training = self.tokenizer.padding_side, model.training
+        model.eval()
+        # Seeded by the step, with the training's random state left as it was: a resumed run samples the same.
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed + step)
+            try:
+                samples = generate(
+                    model,
+                    self.tokenizer,
+                    self.prompts,
+                    max_new_tokens=self.ctx.config.grpo.max_completion_length,
+                    batch_size=max(
+                        1, self.ctx.config.evaluation.batch_size // self.ctx.config.curriculum.samples_per_prompt
+                    ),
+                    samples=self.ctx.config.curriculum.samples_per_prompt,
+                    temperature=self.ctx.config.grpo.temperature,
+                    progress=self.ctx.config.monitoring.progress,
+                    desc=f"pass rates @ {step}",
+                ).texts
+            finally:  # the trainer's collator pads on its own side, and the model trains on
+                self.tokenizer.padding_side = padding_side
+                model.train(was_training)
+        entry = {"step": step} | _choose(
+            self.ctx, verified_rates(self.ctx.config, samples, self.golds), len(self.prompts), fallback=self.kept.kept
         )
-    logger.warning("curriculum: %d of %d prompts within the bounds; pass rates %s", len(kept), len(scored), histogram)
-    return scored.select(trained_on)
+        self.kept.kept = entry["trained_on"]
+        if distributed.is_main():
+            write_json(self.path, saved | {"rescored": [*saved["rescored"], entry]})

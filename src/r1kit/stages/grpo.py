@@ -75,9 +75,9 @@ def reward_weights(config: R1kitConfig) -> dict[str, float]:
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder
-    train = inputs.splits.train
+    train, kept = inputs.splits.train, None
     if config.curriculum.enabled:  # before the training model loads: the scoring copy is freed by then
-        train = curriculum.apply(ctx, inputs.model, train)
+        train, kept = curriculum.apply(ctx, inputs.model, train)  # kept: the re-scored curriculum's prompts
     rows = grpo_rows(train, config.prompt.system)
     tokenizer = load_tokenizer(config.model, inputs.model)
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
@@ -97,6 +97,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         fast_generation=config.fast.generation,
         resample_retries=config.dynamic_sampling.max_retries,
         step_credit=config.step_credit.weight,
+        curriculum=kept,
         model=model,
         reward_funcs=reward_funcs,
         args=args,
@@ -106,6 +107,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         callbacks=[
             *callbacks(ctx, config.training, model.num_parameters(), recorder=recorder),
             EvaluateEvery(ctx, inputs.splits.test, tokenizer),
+            *([curriculum.Rescore(ctx, train, kept, tokenizer)] if kept is not None else []),
         ],
     )
     return StageOutput(model=train_and_save(trainer, tokenizer, ctx))

@@ -21,6 +21,7 @@ from r1kit.fast.generation import PolicySampler, row_seeds
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
+from r1kit.stages.curriculum import KeptPrompts
 
 
 class R1kitGRPOTrainer(GRPOTrainer):
@@ -31,9 +32,11 @@ class R1kitGRPOTrainer(GRPOTrainer):
         fast_generation: bool = True,
         resample_retries: int = 0,
         step_credit: float = 0.0,
+        curriculum: KeptPrompts | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.curriculum = curriculum  # a re-scored curriculum: rollouts only of the prompts it keeps now
         self.resample_retries = resample_retries  # DAPO dynamic sampling: 0 is off
         self.step_credit = step_credit  # weight of the process advantage from checked steps: 0 is off
         self._resample_draws = torch.Generator().manual_seed(self.args.seed)  # which fresh prompts replace groups
@@ -140,6 +143,8 @@ class R1kitGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------------- rollouts
 
     def _generate_and_score_completions(self, inputs):
+        if self.curriculum is not None and self.model.training:
+            inputs = self._kept_rows(inputs)
         batch = super()._generate_and_score_completions(inputs)
         if not self.model.training or set(batch) - SPLICEABLE:
             return batch  # evaluating, or a batch with parts it cannot splice or credit (images, tools)
@@ -182,10 +187,20 @@ class R1kitGRPOTrainer(GRPOTrainer):
         width = batch["completion_ids"].size(1)
         return process_advantages(steps, width).to(batch["advantages"].device)
 
+    def _kept_rows(self, inputs: list[dict]) -> list[dict]:
+        """The rollout's rows, each prompt the curriculum no longer keeps replaced by one it keeps."""
+        picks = self.curriculum.replacements([row["prompt"] for row in inputs], self.state.global_step)
+        swapped = sum(pick is not None for pick in picks)
+        self._metrics["train"]["curriculum/kept_prompts"].append(float(len(self.curriculum.kept)))
+        self._metrics["train"]["curriculum/swapped_prompts"].append(swapped / self.num_generations)
+        return [row if pick is None else self.train_dataset[pick] for row, pick in zip(inputs, picks, strict=True)]
+
     def _fresh_rows(self, groups: int) -> list[dict]:
-        """`groups` training prompts drawn at random (seeded by the run's seed), each repeated for its group."""
-        picks = torch.randint(len(self.train_dataset), (groups,), generator=self._resample_draws).tolist()
-        return [self.train_dataset[index] for index in picks for _ in range(self.num_generations)]
+        """`groups` training prompts drawn at random (seeded by the run's seed; those the curriculum keeps, when it is
+        re-scored), each repeated for its group."""
+        pool = self.curriculum.kept if self.curriculum is not None else range(len(self.train_dataset))
+        picks = torch.randint(len(pool), (groups,), generator=self._resample_draws).tolist()
+        return [self.train_dataset[pool[index]] for index in picks for _ in range(self.num_generations)]
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         if self.sampler is None or images is not None or multimodal_fields:
