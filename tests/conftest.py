@@ -44,6 +44,24 @@ def r1kit_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = No
     )
 
 
+def r1kit_killed_in_checkpoint_write(*args: str, step: int, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `r1kit` in a fresh process that kills itself with SIGKILL inside the trainer's checkpoint write at `step`:
+    model and optimizer written, RNG and trainer state not yet."""
+    driver = (
+        "import os, signal, sys\n"
+        "from transformers import Trainer\n"
+        "original = Trainer._save_rng_state\n"
+        "def dying(self, output_dir):\n"
+        f"    if self.state.global_step == {step}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return original(self, output_dir)\n"
+        "Trainer._save_rng_state = dying\n"
+        "from r1kit.cli import main\n"
+        f"sys.exit(main({list(args)!r}))\n"
+    )
+    return subprocess.run([sys.executable, "-c", driver], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
     """A whole `r1kit run` on the test profile (tiny model: base eval, SFT, GRPO, final eval)."""

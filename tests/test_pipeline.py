@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 
 from r1kit.config.sources import resolve_config
 from r1kit.runs import RunDir, RunDirError
-from tests.conftest import REPO, r1kit_cli
+from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
 VARIED_REWARDS = ["--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64"]
 
@@ -195,19 +195,7 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [*GRPO_ARGS, "--training.max_steps", "8", "--out", str(out)]
     # Die inside the trainer's checkpoint write at step 6: model and optimizer written, RNG and state not yet.
-    driver = (
-        "import os, signal, sys\n"
-        "from transformers import Trainer\n"
-        "original = Trainer._save_rng_state\n"
-        "def dying(self, output_dir):\n"
-        "    if self.state.global_step == 6:\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return original(self, output_dir)\n"
-        "Trainer._save_rng_state = dying\n"
-        "from r1kit.cli import main\n"
-        f"sys.exit(main({args!r}))\n"
-    )
-    killed = subprocess.run([sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=300)
+    killed = r1kit_killed_in_checkpoint_write(*args, step=6, cwd=REPO)
     assert killed.returncode == -signal.SIGKILL
     assert (out / "grpo" / ".staging" / "checkpoint-6").exists()  # the half-written checkpoint
     assert sorted(p.name for p in (out / "grpo" / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]

@@ -18,7 +18,7 @@ from r1kit.config.sources import ConfigError, list_recipes, resolve_config
 from r1kit.runs import RunDir
 from r1kit.stages.registry import STAGES
 from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
-from tests.conftest import REPO, r1kit_cli
+from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
 R1_FOLDERS = ["01_cold_start", "02_sft", "03_reasoning_rl", "04_rejection_sampling", "05_sft2", "06_distill"]
 
@@ -245,19 +245,7 @@ def test_a_re_scored_curriculum_resumes_with_its_kept_set_and_shows_in_the_repor
     out = tmp_path / "run"
     args = ["run", "--profile", "test", "--config", str(config), "--training.max_steps", "8", "--out", str(out)]
     # Die inside the checkpoint write of step 6: after that step's re-scoring was saved, before the checkpoint was.
-    driver = (
-        "import os, signal, sys\n"
-        "from transformers import Trainer\n"
-        "original = Trainer._save_rng_state\n"
-        "def dying(self, output_dir):\n"
-        "    if self.state.global_step == 6:\n"
-        "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return original(self, output_dir)\n"
-        "Trainer._save_rng_state = dying\n"
-        "from r1kit.cli import main\n"
-        f"sys.exit(main({args!r}))\n"
-    )
-    killed = subprocess.run([sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=300)
+    killed = r1kit_killed_in_checkpoint_write(*args, step=6, cwd=REPO)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     path = out / "01_grpo" / "pass_rates.json"
     assert [entry["step"] for entry in json.loads(path.read_text())["rescored"]] == [2, 4, 6]
