@@ -29,12 +29,12 @@ from transformers import TrainerCallback
 
 from r1kit import distributed
 from r1kit.atomic import write_json
-from r1kit.config.schema import R1kitConfig, SamplingConfig
+from r1kit.config.schema import R1kitConfig
+from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import generate
-from r1kit.stages.traces import sample
 
 logger = logging.getLogger("r1kit")
 
@@ -61,21 +61,28 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     return rates
 
 
-def _sampling(config: R1kitConfig, prompts: int) -> SamplingConfig:
-    return SamplingConfig(
-        max_prompts=prompts,
-        samples_per_prompt=config.curriculum.samples_per_prompt,
+def sampled(model, tokenizer, config: R1kitConfig, prompts: list[list[dict]], desc: str) -> list[list[str]]:
+    """`curriculum.samples_per_prompt` completions per prompt, as GRPO samples them (its temperature and length)."""
+    settings = config.curriculum
+    return generate(
+        model,
+        tokenizer,
+        prompts,
         max_new_tokens=config.grpo.max_completion_length,
+        batch_size=max(1, config.evaluation.batch_size // settings.samples_per_prompt),
+        samples=settings.samples_per_prompt,
         temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
-        batch_size=config.evaluation.batch_size,
-    )
+        progress=config.monitoring.progress,
+        desc=desc,
+    ).texts
 
 
 def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[float | None]:
     """Pass rates of `rows` under the model at `model_reference` (a scoring copy, loaded before training)."""
     prompts = [chat_prompt(question, ctx.config.prompt.system) for question in rows["question"]]
-    samples = sample(ctx, model_reference, prompts, _sampling(ctx.config, len(prompts)), desc="pass rates")
-    return verified_rates(ctx.config, samples, rows["solution"])
+    tokenizer = load_tokenizer(ctx.config.model, model_reference)
+    model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
+    return verified_rates(ctx.config, sampled(model, tokenizer, ctx.config, prompts, "pass rates"), rows["solution"])
 
 
 class KeptPrompts:
@@ -195,19 +202,7 @@ class Rescore(TrainerCallback):
         with torch.random.fork_rng():
             torch.manual_seed(args.seed + step)
             try:
-                samples = generate(
-                    model,
-                    self.tokenizer,
-                    self.prompts,
-                    max_new_tokens=self.ctx.config.grpo.max_completion_length,
-                    batch_size=max(
-                        1, self.ctx.config.evaluation.batch_size // self.ctx.config.curriculum.samples_per_prompt
-                    ),
-                    samples=self.ctx.config.curriculum.samples_per_prompt,
-                    temperature=self.ctx.config.grpo.temperature,
-                    progress=self.ctx.config.monitoring.progress,
-                    desc=f"pass rates @ {step}",
-                ).texts
+                samples = sampled(model, self.tokenizer, self.ctx.config, self.prompts, f"pass rates @ {step}")
             finally:  # the trainer's collator pads on its own side, and the model trains on
                 self.tokenizer.padding_side = padding_side
                 model.train(was_training)
