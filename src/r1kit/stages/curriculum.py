@@ -121,10 +121,10 @@ def _key(prompt: Any) -> str:
     return json.dumps(prompt, sort_keys=True)
 
 
-def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Dataset, KeptPrompts | None]:
+def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Dataset, list[int] | None]:
     """The training rows GRPO learns from under the curriculum (all rows when none falls within the bounds), and,
-    when the curriculum re-scores during training, the kept set that the trainer's rollouts follow (the rows are
-    then all scored prompts)."""
+    when the curriculum re-scores during training, the rows kept at first (the rows are then all scored prompts,
+    and `KeptPrompts` over them tells the trainer's rollouts which to use)."""
     settings = ctx.config.curriculum
     path = ctx.dir / "pass_rates.json"
     # a resumed stage trains on the prompts it chose before (the main process's reading: see r1kit.distributed)
@@ -138,8 +138,7 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
     scored = train.select(range(saved["scored"]))
     if not settings.rescore_every:
         return scored.select(saved["trained_on"]), None
-    prompts = [chat_prompt(question, ctx.config.prompt.system) for question in scored["question"]]
-    return scored, KeptPrompts(prompts, saved["trained_on"], ctx.config.run.seed)
+    return scored, saved["trained_on"]
 
 
 def _choose(ctx: StageContext, rates: list[float | None], scored: int, fallback: Sequence[int]) -> dict[str, Any]:
@@ -170,11 +169,11 @@ class Rescore(TrainerCallback):
     """Every `curriculum.rescore_every` optimizer steps: the scored prompts scored again with the policy being trained
     (k samples each, at the rollout temperature), and `kept` set to those now within the bounds."""
 
-    def __init__(self, ctx: StageContext, scored: Dataset, kept: KeptPrompts, tokenizer):
+    def __init__(self, ctx: StageContext, rows: Dataset, kept: KeptPrompts, tokenizer):
+        """`rows`: the trainer's GRPO rows (`prompt`, `solution`) of the scored prompts."""
         self.ctx, self.kept, self.tokenizer = ctx, kept, tokenizer
         self.every = ctx.config.curriculum.rescore_every
-        self.prompts = [chat_prompt(question, ctx.config.prompt.system) for question in scored["question"]]
-        self.golds = list(scored["solution"])
+        self.prompts, self.golds = rows["prompt"], rows["solution"]
         self.path = ctx.dir / "pass_rates.json"
 
     def _saved(self) -> dict[str, Any]:

@@ -75,10 +75,12 @@ def reward_weights(config: R1kitConfig) -> dict[str, float]:
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder
-    train, kept = inputs.splits.train, None
+    train, first_kept = inputs.splits.train, None
     if config.curriculum.enabled:  # before the training model loads: the scoring copy is freed by then
-        train, kept = curriculum.apply(ctx, inputs.model, train)  # kept: the re-scored curriculum's prompts
+        train, first_kept = curriculum.apply(ctx, inputs.model, train)  # first_kept: when re-scored in training
     rows = grpo_rows(train, config.prompt.system)
+    # the re-scored curriculum's kept prompts, named by the rows' own prompts: what the trainer's rollouts carry
+    kept = None if first_kept is None else curriculum.KeptPrompts(rows["prompt"], first_kept, config.run.seed)
     tokenizer = load_tokenizer(config.model, inputs.model)
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
@@ -107,7 +109,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         callbacks=[
             *callbacks(ctx, config.training, model.num_parameters(), recorder=recorder),
             EvaluateEvery(ctx, inputs.splits.test, tokenizer),
-            *([curriculum.Rescore(ctx, train, kept, tokenizer)] if kept is not None else []),
+            *([curriculum.Rescore(ctx, rows, kept, tokenizer)] if kept is not None else []),
         ],
     )
     return StageOutput(model=train_and_save(trainer, tokenizer, ctx))
