@@ -313,6 +313,11 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     assert "grpo.use_vllm: vLLM generation needs a CUDA GPU" in capsys.readouterr().err
     assert main(["config", "show", "--model.device", "cuda"]) == 2
     assert "model.device: cuda is not available here" in capsys.readouterr().err
+    # a config written for a GPU machine gets every problem at once, a line each
+    assert main(["config", "show", "--grpo.use_vllm", "true", "--model.tf32", "true"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("r1kit: config error: ") for line in lines)
+    assert "model.tf32: TF32 is an NVIDIA GPU feature" in lines[0] and "grpo.use_vllm: vLLM" in lines[1]
 
 
 def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -345,3 +345,46 @@ def test_rollouts_under_a_re_scored_curriculum_are_of_kept_prompts_only(tiny_mod
     assert len(logged) == 2 and all(log["curriculum/kept_prompts"] == 2 for log in logged)
     # 2 steps of 3 prompts from 6 (one epoch, each once): the 4 outside the kept set were swapped
     assert sum(log["curriculum/swapped_prompts"] for log in logged) == 4
+
+
+def scoring_config(temperature: float):
+    from r1kit.config.schema import R1kitConfig
+
+    return R1kitConfig.model_validate(
+        {
+            "grpo": {"temperature": temperature, "max_completion_length": 8},
+            "curriculum": {"samples_per_prompt": 2},
+            "evaluation": {"batch_size": 4},  # 2 prompts a batch: 3 prompts take two
+            "monitoring": {"progress": False},
+        }
+    )
+
+
+def test_scoring_through_the_sampler_equals_generate_on_the_policy(tiny_model: Path, tmp_path: Path) -> None:
+    """The curriculum's fast scoring samples what `model.generate` samples through the adapters: at a near-zero
+    temperature both are the greedy completions, which must match."""
+    from r1kit.stages.curriculum import RESCORING, sampled
+
+    trainer = with_trained_adapters(trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True))
+    assert trainer.sampler is not None
+    config, tokenizer = scoring_config(temperature=1e-5), trainer.processing_class
+    prompts = [[{"role": "user", "content": q}] for q in ("Add 2 and 3.", "What is 12 times 13?", "Hi")]
+    fast = sampled(trainer.model, tokenizer, config, prompts, "fast", trainer.sampler, seed_key=(0, 5, RESCORING))
+    plain = sampled(trainer.model, tokenizer, config, prompts, "plain", None, seed_key=(0, 5, RESCORING))
+    assert len(fast) == 3 and all(len(texts) == 2 for texts in fast)
+    assert fast == plain and any(text for texts in fast for text in texts)
+
+
+def test_fast_scoring_is_seeded_by_its_key(tiny_model: Path, tmp_path: Path) -> None:
+    from r1kit.stages.curriculum import RESCORING, sampled
+
+    trainer = with_trained_adapters(trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True))
+    config, tokenizer = scoring_config(temperature=1.0), trainer.processing_class
+    prompts = [[{"role": "user", "content": f"What is {a} + {a}?"}] for a in range(4)]
+
+    def scored(step: int) -> list[list[str]]:
+        torch.manual_seed(step)  # torch's global random state plays no part
+        return sampled(trainer.model, tokenizer, config, prompts, "s", trainer.sampler, seed_key=(0, step, RESCORING))
+
+    assert scored(4) == scored(4)  # a resumed run re-scores what the uninterrupted one did
+    assert scored(4) != scored(6)

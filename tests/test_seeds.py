@@ -150,7 +150,8 @@ def test_the_tutorials_profiles_section_with_dotted_keys(tmp_path: Path, capsys)
     code, config, err = show(capsys, "--config", str(config_file), "--profile", "dev")
     assert code == 0, err
     assert value(config, "training.epochs") == 0.1 and value(config, "training.max_steps") is None
-    # gpu_optimized is read key by key; on this CPU machine its TF32 is refused with what to do
+    # gpu_optimized is read key by key; on a CPU machine its TF32 is refused with what to do (with its bf16 too,
+    # where the CPU has no bf16 instructions)
     code, _, err = show(capsys, "--config", str(config_file), "--profile", "gpu_optimized")
     assert code == 2 and "model.tf32: TF32 is an NVIDIA GPU feature" in err and "set it to false" in err
 

@@ -2,8 +2,9 @@
 
 Every command takes `--config FILE`, `--recipe NAME`, `--profile NAME` and any config key as `--section.key value`
 (see `r1kit <command> --help`). Every expected failure is one line on stderr: a config error exits with code 2 and
-names the key, any other (a file, folder, data row, model) exits with 1 and names the culprit. An unexpected error
-(a bug) is one line too; `--debug` or R1KIT_DEBUG=1 shows its traceback.
+names the key (a config with several problems for this machine gets a line for each), any other (a file, folder,
+data row, model) exits with 1 and names the culprit. An unexpected error (a bug) is one line too; `--debug` or
+R1KIT_DEBUG=1 shows its traceback.
 """
 
 from __future__ import annotations
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             return _launch(args, argv)
         return _command(args, overrides)
     except ConfigError as error:
-        print(f"r1kit: config error: {error}", file=sys.stderr)
+        for problem in str(error).splitlines():  # one line each (the machine checks report all problems at once)
+            print(f"r1kit: config error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("r1kit: interrupted; run the same command again to continue from the last checkpoint", file=sys.stderr)

@@ -12,7 +12,8 @@ from r1kit.config.sources import ConfigError
 
 
 def check_machine(config: R1kitConfig) -> None:
-    """Raise ConfigError when the config asks for hardware or packages this machine does not have."""
+    """Raise ConfigError when the config asks for hardware or packages this machine does not have (one line for
+    each problem)."""
     model = config.model
     problem = cache_problem(model.cache_dir)
     if problem:
@@ -24,29 +25,32 @@ def check_machine(config: R1kitConfig) -> None:
     if model.device != "auto" and model.device not in devices:
         raise ConfigError(f"model.device: {model.device} is not available here (available: {', '.join(devices)})")
     device = hardware.pick_device(model.device)
+    # every remaining problem at once: a config written for another machine is mended in one go, not one per run
+    problems = []
     if model.precision != "auto" and not hardware.supports_precision(device, model.precision):
         why = (
             "this CPU has no native bf16 instructions (avx512_bf16 / amx_bf16)"
             if device == "cpu"
             else f"{device} does not support it"
         )
-        raise ConfigError(f"model.precision: {model.precision} on {device}: {why}; use auto or fp32")
+        problems.append(f"model.precision: {model.precision} on {device}: {why}; use auto or fp32")
     if model.tf32 and device != "cuda":
-        raise ConfigError(f"model.tf32: TF32 is an NVIDIA GPU feature, and this run is on {device}; set it to false")
+        problems.append(f"model.tf32: TF32 is an NVIDIA GPU feature, and this run is on {device}; set it to false")
     if model.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        raise ConfigError(
+        problems.append(
             "model.attn_implementation: flash_attention_2 needs the flash-attn package (and CUDA); use sdpa"
         )
-    if config.grpo.use_vllm:
-        if device != "cuda":
-            raise ConfigError(
-                f"grpo.use_vllm: vLLM generation needs a CUDA GPU, and this run is on {device}; set it to false"
-            )
-        if importlib.util.find_spec("vllm") is None:
-            raise ConfigError("grpo.use_vllm: the vllm package is not installed (pip install vllm)")
+    if config.grpo.use_vllm and device != "cuda":
+        problems.append(
+            f"grpo.use_vllm: vLLM generation needs a CUDA GPU, and this run is on {device}; set it to false"
+        )
+    elif config.grpo.use_vllm and importlib.util.find_spec("vllm") is None:
+        problems.append("grpo.use_vllm: the vllm package is not installed (pip install vllm)")
     integrations = {"tensorboard": config.monitoring.tensorboard.enabled, "wandb": config.monitoring.wandb.enabled}
     for name, enabled in integrations.items():
         if enabled and importlib.util.find_spec(name) is None:
-            raise ConfigError(
+            problems.append(
                 f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]')"
             )
+    if problems:
+        raise ConfigError("\n".join(problems))

@@ -547,10 +547,11 @@ class FastConfig(Section):
     )
     generation: bool = Field(
         True,
-        description="GRPO rollouts from r1kit's sampler (LoRA merged into a copy refreshed every step, each prompt "
-        "prefilled once, a static cache, finished rows dropped, a random stream per row: the same completions on "
-        "any number of processes). Used where it applies (whole weights in each process: no DeepSpeed/FSDP; no "
-        "vLLM; the sampling options it implements); false: TRL's model.generate.",
+        description="GRPO rollouts and the curriculum's pass-rate scoring from r1kit's sampler (LoRA merged into a "
+        "copy refreshed every step, each prompt prefilled once, a static cache, finished rows dropped, a random "
+        "stream per row: the same completions on any number of processes). Used where it applies (a CPU; whole "
+        "weights in each process: no DeepSpeed/FSDP; no vLLM; the sampling options it implements); false: "
+        "model.generate (TRL's, for rollouts).",
     )
 
 

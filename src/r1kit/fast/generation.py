@@ -29,11 +29,20 @@ from transformers import AttentionInterface, PreTrainedModel, StaticCache
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from r1kit.fast.shared_prefix import supports
+
 DECODE_ATTENTION = "r1kit_decode"
 
 
 class PolicySampler:
     """Samples completions of token-id prompts from `policy` (a causal LM, LoRA-wrapped or not)."""
+
+    @staticmethod
+    def applies_to(model: PreTrainedModel) -> bool:
+        """Whether it samples `model` (the causal LM, unwrapped) as `generate` would: a model family whose forward
+        the fast paths reproduce, with a plain linear LM head, on a CPU (its tensors are built on the CPU; elsewhere
+        `generate` or vLLM are the fast paths)."""
+        return model.device.type == "cpu" and supports(model) and type(model.get_output_embeddings()) is torch.nn.Linear
 
     def __init__(self, policy: PreTrainedModel, pad_token_id: int, eos_token_ids: list[int]):
         self.policy, self.pad_token_id = policy, pad_token_id
@@ -166,6 +175,14 @@ def decode_attention(module, query, key, value, attention_mask, dropout=0.0, sca
 
 AttentionInterface.register(DECODE_ATTENTION, decode_attention)
 AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
+    """The tokens that end a completion, as TRL's GRPO trainer takes them: the tokenizer's EOS and the generation
+    config's (an instruct model's end-of-turn token may be only there)."""
+    configured = model.generation_config.eos_token_id
+    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    return list(dict.fromkeys([tokenizer.eos_token_id, *configured]))
 
 
 def row_seeds(key: tuple[int, ...], first_row: int, rows: int) -> list[int]:

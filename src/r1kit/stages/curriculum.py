@@ -25,11 +25,13 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from r1kit import distributed
 from r1kit.atomic import write_json
 from r1kit.config.schema import R1kitConfig
+from r1kit.fast.generation import PolicySampler, eos_token_ids, row_seeds
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
@@ -37,6 +39,11 @@ from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import generate
 
 logger = logging.getLogger("r1kit")
+
+# A scoring's rows hash (seed key…, prompt's place, sample); a rollout's rows hash (run seed, step, rollout ≥ 1, row).
+# The scoring's keys, (run seed, SCORING) before training and (run seed, step, RESCORING) after a step, hold a negative
+# number where a rollout's hold a step or a rollout: no scoring draws a rollout's random streams.
+SCORING, RESCORING = -1, -2
 
 
 def pass_rate_filter(rates: Sequence[float | None], low: float, high: float) -> tuple[list[int], dict[str, int]]:
@@ -61,20 +68,66 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     return rates
 
 
-def sampled(model, tokenizer, config: R1kitConfig, prompts: list[list[dict]], desc: str) -> list[list[str]]:
-    """`curriculum.samples_per_prompt` completions per prompt, as GRPO samples them (its temperature and length)."""
+def sampled(
+    model,
+    tokenizer,
+    config: R1kitConfig,
+    prompts: list[list[dict]],
+    desc: str,
+    sampler: PolicySampler | None,
+    seed_key: tuple[int, ...],
+) -> list[list[str]]:
+    """`curriculum.samples_per_prompt` completions per prompt, as GRPO samples them (its temperature and length).
+
+    With `sampler` (r1kit's fast sampler over `model`, where it applies) each prompt's rows are seeded by `seed_key`
+    and the prompt's place, so any number of processes, or a resumed run, draws the same; else `model.generate`
+    (from torch's global random state)."""
     settings = config.curriculum
-    return generate(
-        model,
-        tokenizer,
-        prompts,
-        max_new_tokens=config.grpo.max_completion_length,
-        batch_size=max(1, config.evaluation.batch_size // settings.samples_per_prompt),
-        samples=settings.samples_per_prompt,
-        temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
-        progress=config.monitoring.progress,
-        desc=desc,
-    ).texts
+    prompts_per_batch = max(1, config.evaluation.batch_size // settings.samples_per_prompt)
+    if sampler is None:
+        return generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=config.grpo.max_completion_length,
+            batch_size=prompts_per_batch,
+            samples=settings.samples_per_prompt,
+            temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
+            progress=config.monitoring.progress,
+            desc=desc,
+        ).texts
+    k = settings.samples_per_prompt
+    share = distributed.shard(list(enumerate(prompts)))  # (place, prompt): a row's seed names its prompt's place
+    texts: list[list[str]] = []
+    bar = tqdm(
+        total=len(share), desc=desc, disable=not (config.monitoring.progress and distributed.is_main()), leave=False
+    )
+    for start in range(0, len(share), prompts_per_batch):
+        batch = share[start : start + prompts_per_batch]
+        # the prompt's tokens as `generate` (and TRL's rollouts) make them: the chat template, no special tokens added
+        chats = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for _, p in batch]
+        ids = tokenizer(chats, add_special_tokens=False)["input_ids"]
+        completions, _ = sampler.sample(
+            [prompt for prompt in ids for _ in range(k)],
+            config.grpo.max_completion_length,
+            temperature=config.grpo.temperature,
+            top_p=config.grpo.top_p,
+            row_seeds=[s for place, _ in batch for s in row_seeds((*seed_key, place), 0, k)],
+        )
+        texts += [
+            tokenizer.batch_decode(completions[row : row + k], skip_special_tokens=True)
+            for row in range(0, len(completions), k)
+        ]
+        bar.update(len(batch))
+    bar.close()
+    return distributed.gather(texts)
+
+
+def scoring_sampler(model, tokenizer, config: R1kitConfig) -> PolicySampler | None:
+    """r1kit's fast sampler over a plain scoring model, where it applies (`fast.generation`, `applies_to`)."""
+    if not (config.fast.generation and PolicySampler.applies_to(model)):
+        return None
+    return PolicySampler(model, tokenizer.pad_token_id, eos_token_ids(model, tokenizer))
 
 
 def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[float | None]:
@@ -82,7 +135,11 @@ def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[f
     prompts = [chat_prompt(question, ctx.config.prompt.system) for question in rows["question"]]
     tokenizer = load_tokenizer(ctx.config.model, model_reference)
     model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
-    return verified_rates(ctx.config, sampled(model, tokenizer, ctx.config, prompts, "pass rates"), rows["solution"])
+    sampler = scoring_sampler(model, tokenizer, ctx.config)
+    samples = sampled(
+        model, tokenizer, ctx.config, prompts, "pass rates", sampler, seed_key=(ctx.config.run.seed, SCORING)
+    )
+    return verified_rates(ctx.config, samples, rows["solution"])
 
 
 class KeptPrompts:
@@ -169,9 +226,10 @@ class Rescore(TrainerCallback):
     """Every `curriculum.rescore_every` optimizer steps: the scored prompts scored again with the policy being trained
     (k samples each, at the rollout temperature), and `kept` set to those now within the bounds."""
 
-    def __init__(self, ctx: StageContext, rows: Dataset, kept: KeptPrompts, tokenizer):
-        """`rows`: the trainer's GRPO rows (`prompt`, `solution`) of the scored prompts."""
-        self.ctx, self.kept, self.tokenizer = ctx, kept, tokenizer
+    def __init__(self, ctx: StageContext, rows: Dataset, kept: KeptPrompts, tokenizer, sampler: PolicySampler | None):
+        """`rows`: the trainer's GRPO rows (`prompt`, `solution`) of the scored prompts; `sampler`: the trainer's
+        fast sampler (None where it does not apply: then `model.generate` through the adapters)."""
+        self.ctx, self.kept, self.tokenizer, self.sampler = ctx, kept, tokenizer, sampler
         self.every = ctx.config.curriculum.rescore_every
         self.prompts, self.golds = rows["prompt"], rows["solution"]
         self.path = ctx.dir / "pass_rates.json"
@@ -201,7 +259,17 @@ class Rescore(TrainerCallback):
         with torch.random.fork_rng():
             torch.manual_seed(args.seed + step)
             try:
-                samples = sampled(model, self.tokenizer, self.ctx.config, self.prompts, f"pass rates @ {step}")
+                if self.sampler is not None:
+                    self.sampler.refresh()  # this step's policy, LoRA merged (the rollouts refresh it the same way)
+                samples = sampled(
+                    model,
+                    self.tokenizer,
+                    self.ctx.config,
+                    self.prompts,
+                    f"pass rates @ {step}",
+                    self.sampler,
+                    seed_key=(args.seed, step, RESCORING),
+                )
             finally:  # the trainer's collator pads on its own side, and the model trains on
                 self.tokenizer.padding_side = padding_side
                 model.train(was_training)

@@ -109,9 +109,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         callbacks=[
             *callbacks(ctx, config.training, model.num_parameters(), recorder=recorder),
             EvaluateEvery(ctx, inputs.splits.test, tokenizer),
-            *([curriculum.Rescore(ctx, rows, kept, tokenizer)] if kept is not None else []),
         ],
     )
+    if kept is not None:  # re-scored with the trainer's own sampler, where it has one
+        trainer.add_callback(curriculum.Rescore(ctx, rows, kept, tokenizer, trainer.sampler))
     return StageOutput(model=train_and_save(trainer, tokenizer, ctx))
 
 

@@ -76,6 +76,7 @@ class R1kitGRPOTrainer(GRPOTrainer):
         extra = set(self.args.generation_kwargs or {})
         return (
             self._plain_model()
+            and PolicySampler.applies_to(self._causal_lm(self.model))
             and not (self.use_vllm or self.use_transformers_continuous_batching or self._is_vlm or self.tools)
             and self.repetition_penalty == 1.0
             and not extra
