@@ -177,6 +177,26 @@ def test_each_logging_step_records_cpu_ram_and_gpu_memory(tmp_path: Path, monkey
     assert (record["perf/gpu_peak_memory_gb"], record["perf/gpu_reserved_memory_gb"]) == (2.0, 3.0)
 
 
+@pytest.mark.parametrize(("frozen", "flops_per_token"), [(False, 6 * 300), (True, 4 * 300 + 2 * 60)])
+def test_mfu_counts_weight_gradients_of_the_trained_weights_only(
+    tmp_path: Path, frozen: bool, flops_per_token: int
+) -> None:
+    """6·N FLOPs a token when every weight trains; under LoRA the frozen weights get no gradient: 4·N + 2·trained."""
+    model = torch.nn.Sequential(torch.nn.Linear(12, 20, bias=False), torch.nn.Linear(6, 10, bias=False))  # 300
+    model[0].requires_grad_(not frozen)  # 240 frozen, 60 trained
+    run = RunDir(tmp_path)
+    monitor = TrainingMonitor(run, "grpo", MonitoringConfig(progress=False), total_params=300, peak_flops=1e6)
+    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
+    state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
+    monitor.on_train_begin(args, state, None, model=model)
+    time.sleep(0.05)
+    state.global_step, state.num_input_tokens_seen = 1, 100
+    monitor.on_log(args, state, None, logs={"loss": 0.5})
+    (record,) = run.read("metrics.jsonl")
+    expected = flops_per_token * 100 / record["perf/step_seconds"] / 1e6
+    assert record["perf/mfu"] == pytest.approx(expected, rel=1e-6)
+
+
 def test_the_report_shows_notices_apart_from_alerts() -> None:
     alert = {"stage": "grpo", "step": 4, "kind": "plateau", "level": "alert", "message": "flat"}
     notice = {"stage": "grpo", "step": 6, "kind": "improvement", "level": "notice", "message": "rose"}

@@ -50,10 +50,18 @@ class TrainingMonitor(TrainerCallback):
         self._cpus = cpu_quota()  # read once: it comes from the affinity mask and cgroup files
         # (wall time, CPU time of this process, step, tokens seen) at the last log
         self._clock: tuple[float, float, int, int] | None = None
+        self._flops_per_token = 6 * total_params  # every weight trained; on_train_begin counts the trained ones
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step
+        model = kwargs.get("model")
+        trainable = (
+            self.total_params if model is None else sum(p.numel() for p in model.parameters() if p.requires_grad)
+        )
+        # FLOPs per token: 2·N forward, 2·N for the backward's input gradients, 2 per trained weight for its gradient.
+        # 6·N when every weight trains; ~4·N under LoRA, whose frozen weights get no gradient (6·N read 100%+ there).
+        self._flops_per_token = 4 * self.total_params + 2 * min(trainable, self.total_params)
 
     @staticmethod
     def _reading(state) -> tuple[float, float, int, int]:
@@ -117,8 +125,8 @@ class TrainingMonitor(TrainerCallback):
             "perf/step_seconds": seconds / steps,
             "perf/samples_per_second": samples / seconds,
             "perf/tokens_per_second": tokens / seconds,
-            # MFU estimate: 6·N FLOPs per token processed (forward + backward), against the measured matmul peak.
-            "perf/mfu": 6 * self.total_params * tokens / seconds / self.peak_flops if self.peak_flops else None,
+            # MFU estimate: the FLOPs of a forward and backward per token processed, against the measured matmul peak
+            "perf/mfu": self._flops_per_token * tokens / seconds / self.peak_flops if self.peak_flops else None,
             **system_usage(cpu_seconds, seconds, self._cpus),
         }
         if torch.cuda.is_available():
