@@ -35,7 +35,7 @@ def main() -> None:
 
     from r1kit.config.schema import R1kitConfig
     from r1kit.data.synthetic import generate as builtin_rows
-    from r1kit.fast.generation import PolicySampler, eos_token_ids
+    from r1kit.fast.generation import sampler_for
     from r1kit.hardware import setup_hardware
     from r1kit.models import builtin_model_path, load_model, load_tokenizer
     from r1kit.prompts import chat_prompt
@@ -54,7 +54,9 @@ def main() -> None:
         if "lora_B" in name:
             torch.nn.init.normal_(parameter, std=1e-3)
     policy.eval()
-    sampler = PolicySampler(policy, tokenizer.pad_token_id, eos_token_ids(policy, tokenizer))
+    sampler = sampler_for(policy, tokenizer)
+    if sampler is None:
+        raise SystemExit(f"r1kit's fast sampler does not apply to {reference} on this machine: nothing to compare")
     sampler.refresh()
 
     rows = builtin_rows(args.data, args.prompts, seed=config.run.seed)

@@ -21,6 +21,7 @@ same completions (the GRPO trainer seeds a row by the run's seed, the step and t
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 from peft import PeftModel
@@ -32,6 +33,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from r1kit.fast.shared_prefix import supports
 
 DECODE_ATTENTION = "r1kit_decode"
+
+logger = logging.getLogger("r1kit")
 
 
 class PolicySampler:
@@ -183,6 +186,18 @@ def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
     configured = model.generation_config.eos_token_id
     configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
     return list(dict.fromkeys([tokenizer.eos_token_id, *configured]))
+
+
+def sampler_for(model: PreTrainedModel, tokenizer) -> PolicySampler | None:
+    """r1kit's sampler over `model` (LoRA-wrapped or not), ending completions at TRL's EOS tokens, where it applies;
+    None where it does not, or where its sampling copy cannot be built for the architecture (then `generate`)."""
+    if not PolicySampler.applies_to(model.get_base_model() if isinstance(model, PeftModel) else model):
+        return None
+    try:
+        return PolicySampler(model, tokenizer.pad_token_id, eos_token_ids(model, tokenizer))
+    except ValueError as error:
+        logger.warning("fast sampler unavailable (%s); using model.generate", error)
+        return None
 
 
 def row_seeds(key: tuple[int, ...], first_row: int, rows: int) -> list[int]:

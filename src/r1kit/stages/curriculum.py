@@ -30,13 +30,13 @@ from transformers import TrainerCallback
 
 from r1kit import distributed
 from r1kit.atomic import write_json
-from r1kit.config.schema import R1kitConfig
-from r1kit.fast.generation import PolicySampler, eos_token_ids, row_seeds
+from r1kit.config.schema import R1kitConfig, SamplingConfig
+from r1kit.fast.generation import PolicySampler, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import generate
+from r1kit.stages.traces import sample_from
 
 logger = logging.getLogger("r1kit")
 
@@ -68,6 +68,16 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     return rates
 
 
+def _sampling(config: R1kitConfig, prompts: int) -> SamplingConfig:
+    return SamplingConfig(
+        max_prompts=prompts,
+        samples_per_prompt=config.curriculum.samples_per_prompt,
+        max_new_tokens=config.grpo.max_completion_length,
+        temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
+        batch_size=config.evaluation.batch_size,
+    )
+
+
 def sampled(
     model,
     tokenizer,
@@ -82,21 +92,10 @@ def sampled(
     With `sampler` (r1kit's fast sampler over `model`, where it applies) each prompt's rows are seeded by `seed_key`
     and the prompt's place, so any number of processes, or a resumed run, draws the same; else `model.generate`
     (from torch's global random state)."""
-    settings = config.curriculum
-    prompts_per_batch = max(1, config.evaluation.batch_size // settings.samples_per_prompt)
+    settings = _sampling(config, len(prompts))
     if sampler is None:
-        return generate(
-            model,
-            tokenizer,
-            prompts,
-            max_new_tokens=config.grpo.max_completion_length,
-            batch_size=prompts_per_batch,
-            samples=settings.samples_per_prompt,
-            temperature=config.grpo.temperature,  # the rollouts' own temperature: the pass rate GRPO will see
-            progress=config.monitoring.progress,
-            desc=desc,
-        ).texts
-    k = settings.samples_per_prompt
+        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc)
+    k, prompts_per_batch = settings.samples_per_prompt, max(1, settings.batch_size // settings.samples_per_prompt)
     share = distributed.shard(list(enumerate(prompts)))  # (place, prompt): a row's seed names its prompt's place
     texts: list[list[str]] = []
     bar = tqdm(
@@ -109,8 +108,8 @@ def sampled(
         ids = tokenizer(chats, add_special_tokens=False)["input_ids"]
         completions, _ = sampler.sample(
             [prompt for prompt in ids for _ in range(k)],
-            config.grpo.max_completion_length,
-            temperature=config.grpo.temperature,
+            settings.max_new_tokens,
+            temperature=settings.temperature,
             top_p=config.grpo.top_p,
             row_seeds=[s for place, _ in batch for s in row_seeds((*seed_key, place), 0, k)],
         )
@@ -123,19 +122,12 @@ def sampled(
     return distributed.gather(texts)
 
 
-def scoring_sampler(model, tokenizer, config: R1kitConfig) -> PolicySampler | None:
-    """r1kit's fast sampler over a plain scoring model, where it applies (`fast.generation`, `applies_to`)."""
-    if not (config.fast.generation and PolicySampler.applies_to(model)):
-        return None
-    return PolicySampler(model, tokenizer.pad_token_id, eos_token_ids(model, tokenizer))
-
-
 def pass_rates(ctx: StageContext, model_reference: str, rows: Dataset) -> list[float | None]:
     """Pass rates of `rows` under the model at `model_reference` (a scoring copy, loaded before training)."""
     prompts = [chat_prompt(question, ctx.config.prompt.system) for question in rows["question"]]
     tokenizer = load_tokenizer(ctx.config.model, model_reference)
     model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
-    sampler = scoring_sampler(model, tokenizer, ctx.config)
+    sampler = sampler_for(model, tokenizer) if ctx.config.fast.generation else None
     samples = sampled(
         model, tokenizer, ctx.config, prompts, "pass rates", sampler, seed_key=(ctx.config.run.seed, SCORING)
     )

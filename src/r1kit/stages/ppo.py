@@ -31,8 +31,7 @@ from r1kit.atomic import build_complete
 from r1kit.config.schema import PPOConfig, R1kitConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
-from r1kit.fast.generation import PolicySampler, row_seeds
-from r1kit.fast.shared_prefix import supports
+from r1kit.fast.generation import eos_token_ids, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -288,18 +287,8 @@ class PPOTrainer:
                 raise ConfigError(
                     f"ppo.{name} ({getattr(self.section, name)}) must be a multiple of the {self.processes} processes"
                 )
-        eos = model.generation_config.eos_token_id
-        self.eos = sorted(
-            {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos] if eos is not None else [])}
-        )
-        self.sampler = None
-        base = model.get_base_model() if isinstance(model, PeftModel) else model
-        plain_head = type(base.get_output_embeddings()) is torch.nn.Linear  # the sampler's conditions, as in GRPO
-        if ctx.config.fast.generation and model.device.type == "cpu" and supports(base) and plain_head:
-            try:
-                self.sampler = PolicySampler(model, tokenizer.pad_token_id, self.eos)
-            except ValueError as error:  # an architecture the sampling copy cannot be built for: generate instead
-                logger.warning("ppo: fast sampler unavailable (%s); using model.generate", error)
+        self.eos = eos_token_ids(model, tokenizer)
+        self.sampler = sampler_for(model, tokenizer) if ctx.config.fast.generation else None
 
     # --------------------------------------------------------------------------------------------- rollouts
 

@@ -123,9 +123,16 @@ class TraceJudge:
 def sample(
     ctx: StageContext, model_reference: str, prompts: list[list[dict]], settings: SamplingConfig, desc: str
 ) -> list[list[str]]:
-    """`settings.samples_per_prompt` sampled completions per prompt."""
+    """`settings.samples_per_prompt` sampled completions per prompt, from the model at `model_reference`."""
     tokenizer = load_tokenizer(ctx.config.model, model_reference)
     model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
+    return sample_from(model, tokenizer, prompts, settings, ctx.config.monitoring.progress, desc)
+
+
+def sample_from(
+    model, tokenizer, prompts: list[list[dict]], settings: SamplingConfig, progress: bool, desc: str
+) -> list[list[str]]:
+    """`settings.samples_per_prompt` sampled completions per prompt from a loaded model, with `model.generate`."""
     samples = settings.samples_per_prompt
     return generate(
         model,
@@ -135,7 +142,7 @@ def sample(
         batch_size=max(1, settings.batch_size // samples),
         samples=samples,
         temperature=settings.temperature,
-        progress=ctx.config.monitoring.progress,
+        progress=progress,
         desc=desc,
     ).texts
 
