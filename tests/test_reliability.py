@@ -104,9 +104,32 @@ def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> Non
         pool.close()
 
 
+def test_a_replacement_worker_the_os_refuses_once_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from r1kit.rewards import verifier
+
+    pool = VerifierPool(workers=1, timeout=1.0, batch_budget=30.0)
+    try:
+        pool.verify([("1", "1")])  # a warm worker
+        real, refused = subprocess.Popen, []
+
+        def refusing_once(*args, **kwargs):
+            if not refused:
+                refused.append(True)
+                raise OSError(14, "Bad address")  # what fork/exec raised on this machine, now and then
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(verifier.subprocess, "Popen", refusing_once)
+        verdicts = pool.verify([("10**10**10**10**10", "1"), ("14", "14")])  # sympy hangs on the first
+        assert refused and verdicts[0].status == "timeout" and verdicts[1].score == 1.0
+    finally:
+        pool.close()
+
+
 def test_timeouts_are_counted_in_the_metrics() -> None:
     logged: dict[str, float] = {}
-    accuracy = build_reward("accuracy", timeout_seconds=0.05, batch_budget_seconds=30)
+    # 0.5 s: the hostile answer never finishes, and a fresh worker's first check of the gold fits even on a busy CPU
+    # (at 0.05 s it sometimes did not: the gold was then taken for hostile and the plain answer scored None too)
+    accuracy = build_reward("accuracy", timeout_seconds=0.5, batch_budget_seconds=30)
     hostile = [HOSTILE["huge_python_power"], "<answer>1</answer>"]
     values = accuracy(hostile, solution=["1", "1"], log_metric=lambda name, value: logged.__setitem__(name, value))
     assert values == [None, 1.0]

@@ -42,6 +42,9 @@ class Verdict:
         return self.status in FAILURE_STATUSES or self.status.startswith("error")
 
 
+SPAWN_ATTEMPTS = 3  # starts of a replacement worker the OS refused (fork/exec errors) before its slot stays empty
+
+
 class VerifierWorkerError(RuntimeError):
     pass
 
@@ -227,8 +230,16 @@ class VerifierPool:
 
     def _spawn(self, slot: int) -> None:
         def start() -> None:
-            with contextlib.suppress(VerifierWorkerError):
-                self._slots[slot] = _Worker(self.startup_timeout)
+            # The OS can refuse a fork/exec for a moment (seen: EFAULT, "Bad address", on a busy 2-core machine); an
+            # empty slot would leave the rest of the batch unverified, so the start is tried again.
+            for _ in range(SPAWN_ATTEMPTS):
+                try:
+                    self._slots[slot] = _Worker(self.startup_timeout)
+                    return
+                except VerifierWorkerError:
+                    return  # it started and did not come up: trying again would only wait as long again
+                except OSError:
+                    time.sleep(0.1)
 
         thread = threading.Thread(target=start, daemon=True)
         thread.start()
