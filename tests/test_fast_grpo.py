@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from trl import GRPOConfig
 
+from r1kit.fast import generation
 from r1kit.fast.generation import decode_attention
 from r1kit.fast.shared_prefix import TokenLogProbs
 from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
@@ -157,6 +158,20 @@ def test_training_through_the_shared_prefix_path_changes_the_adapters(tiny_model
 def test_the_switches_give_trls_paths(tiny_model: Path, tmp_path: Path) -> None:
     plain = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=False, fast_generation=False)
     assert not plain.shared_prefix and plain.sampler is None
+
+
+def test_rollouts_fall_back_to_trls_generation_where_no_sampling_copy_can_be_built(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot build a sampling copy of TestModel: ['lm_head.weight'] not set")
+
+    monkeypatch.setattr(generation.PolicySampler, "__init__", refuse)  # an architecture the copy cannot rebuild
+    trainer = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True)
+    assert trainer.sampler is None
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()  # TRL's generate produces the rollouts
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
 
 
 # ---------------------------------------------------------------------------------------------------- rollouts

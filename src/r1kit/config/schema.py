@@ -550,8 +550,8 @@ class FastConfig(Section):
         description="GRPO rollouts and the curriculum's pass-rate scoring from r1kit's sampler (LoRA merged into a "
         "copy refreshed every step, each prompt prefilled once, a static cache, finished rows dropped, a random "
         "stream per row: the same completions on any number of processes). Used where it applies (a CPU; whole "
-        "weights in each process: no DeepSpeed/FSDP; no vLLM; the sampling options it implements); false: "
-        "model.generate (TRL's, for rollouts).",
+        "weights in each process: no DeepSpeed/FSDP; no vLLM; the sampling options it implements; a model family "
+        "whose sampling copy it can build); elsewhere, and with false: model.generate (TRL's, for rollouts).",
     )
 
 

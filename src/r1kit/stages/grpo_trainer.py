@@ -3,7 +3,8 @@
 Subclassing is TRL's documented hook here: the overridden steps keep TRL's signatures and fall back to TRL's own
 code wherever a fast path does not apply (several processes, DeepSpeed/FSDP, vLLM or continuous batching,
 gradient checkpointing, vision inputs, MoE auxiliary losses, a LoRA on the LM head, generation options the sampler
-does not implement, or `fast.* false`), so accelerate, DeepSpeed and vLLM keep working as in TRL.
+does not implement, a model whose sampling copy cannot be built, or `fast.* false`), so accelerate, DeepSpeed and
+vLLM keep working as in TRL.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from peft import PeftModel
 from trl import GRPOTrainer
 
 from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, replace_groups
-from r1kit.fast.generation import PolicySampler, row_seeds
+from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
@@ -47,10 +48,9 @@ class R1kitGRPOTrainer(GRPOTrainer):
             and self.args.entropy_coef == 0.0  # an entropy bonus needs the entropy's gradient: TRL's kernel has it
             and not self.args.use_adaptive_entropy
         )
+        # None where it does not apply, or its sampling copy cannot be built: then TRL's generation
         self.sampler = (
-            PolicySampler(self.model, self._tokenizer.pad_token_id, self.eos_token_ids)
-            if fast_generation and self._fast_generation_applies()
-            else None
+            sampler_for(self.model, self._tokenizer) if fast_generation and self._fast_generation_applies() else None
         )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
@@ -76,7 +76,6 @@ class R1kitGRPOTrainer(GRPOTrainer):
         extra = set(self.args.generation_kwargs or {})
         return (
             self._plain_model()
-            and PolicySampler.applies_to(self._causal_lm(self.model))
             and not (self.use_vllm or self.use_transformers_continuous_batching or self._is_vlm or self.tools)
             and self.repetition_penalty == 1.0
             and not extra
