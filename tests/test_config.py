@@ -210,6 +210,14 @@ def test_generation_batch_rule_states_the_real_constraint() -> None:
         )
 
 
+def test_dynamic_sampling_under_several_processes_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve("--dynamic_sampling.max_retries", "2").config.dynamic_sampling.max_retries == 2
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as accelerate launch sets it in each process
+    assert resolve().config.dynamic_sampling.max_retries == 0  # off: fine on any number of processes
+    with pytest.raises(ConfigError, match=r"dynamic_sampling: max_retries 2: .* this run has 2 processes"):
+        resolve("--dynamic_sampling.max_retries", "2")
+
+
 def test_unknown_keys_in_files_and_environment(tmp_path: Path) -> None:
     config_file = tmp_path / "c.yaml"
     config_file.write_text("model: {nmae: x}\n")

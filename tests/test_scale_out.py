@@ -52,6 +52,16 @@ def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr
 
 
+def test_dynamic_sampling_on_two_processes_stops_with_a_config_error(tmp_path: Path) -> None:
+    """Each process would retry its own zero-advantage groups, and TRL's gathers then wait for a process that does
+    not call them: without the check the run hangs (seen: no step in 4 minutes), so the timeout fails the test."""
+    args = ("grpo", "--profile", "test", *TWO_CPUS, "--dynamic_sampling.max_retries", "2")
+    done = r1kit_cli(*args, "--out", str(tmp_path / "run"), cwd=REPO, timeout=120)
+    assert done.returncode != 0
+    assert "config error: dynamic_sampling: max_retries 2" in done.stderr and "this run has 2 processes" in done.stderr
+    assert not (tmp_path / "run" / "grpo" / "checkpoints").exists()
+
+
 def steps(run: Path, stage: str) -> list[dict]:
     return [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
 
