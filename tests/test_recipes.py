@@ -190,6 +190,26 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
     assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
 
 
+def test_the_judge_gives_every_trace_a_verdict_whatever_the_batch_budget() -> None:
+    """The batch budget bounds a GRPO step's rewards; a data filter must judge every trace, or on a busy machine its
+    later traces are dropped as unverifiable (seen: all 72 gold traces of a two-process cold start)."""
+    overrides = ["--rewards.verification.batch_budget_seconds", "1e-6"]
+    judge = TraceJudge(resolve_config(environ={}, overrides=overrides).config)
+    traces = [f"<think>We add {n} and 4 to get {n + 4}.</think><answer>{n + 4}</answer>" for n in range(20)]
+    golds = [str(n + 4) for n in range(20)]
+    assert judge(traces, ["Add the two numbers."] * 20, golds) == ["kept"] * 20
+
+
+def test_a_cold_start_conversion_that_keeps_nothing_counts_zero_kept() -> None:
+    from r1kit.stages.cold_start import _converted
+
+    judge = TraceJudge(resolve_config(environ={}).config)
+    rows = [{"question": "What is 3 + 4?", "reasoning": "7", "solution": "7"}] * 2  # a thinking too short to keep
+    kept, counts = _converted(rows, judge)
+    stats = dict(counts)  # as the stage stores them; its metrics read stats["kept"], a KeyError when none was kept
+    assert kept == [] and stats["kept"] == 0 and stats["too_short"] == 2
+
+
 def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:
     traces = ["<think>long way round</think><answer>7</answer>", "<think>short</think><answer>7</answer>"] * 2
     assert best_of(traces, ["kept", "kept", "kept", "wrong"], keep=2) == [traces[1], traces[0]]

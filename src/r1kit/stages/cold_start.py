@@ -77,6 +77,7 @@ def _converted(rows: list[dict], judge: TraceJudge) -> tuple[list[dict], Counter
     reasons = judge(traces, [row["question"] for row in candidates], [row["solution"] for row in candidates])
     kept = [trace_row(row, t, "convert") for row, t, r in zip(candidates, traces, reasons, strict=True) if r == "kept"]
     counts.update(reasons)
+    counts["kept"] = len(kept)  # also when none is: the stage's metrics read it
     return kept, counts
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import statistics
 from collections import Counter
@@ -34,8 +33,8 @@ from r1kit.config.schema import R1kitConfig, SamplingConfig
 from r1kit.fast.generation import PolicySampler, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
-from r1kit.rewards import build_reward
 from r1kit.stages.common import StageContext
+from r1kit.stages.evaluate import scoring_accuracy
 from r1kit.stages.traces import sample_from
 
 logger = logging.getLogger("r1kit")
@@ -59,8 +58,7 @@ def pass_rate_filter(rates: Sequence[float | None], low: float, high: float) -> 
 
 def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str]) -> list[float | None]:
     """Share of each prompt's completions whose answer verifies against its gold (None when no verdict could be had)."""
-    # every prompt is scored: only the per-item time limit applies, not a training step's batch budget
-    accuracy = build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
+    accuracy = scoring_accuracy(config)
     rates: list[float | None] = []
     for completions, gold in zip(samples, golds, strict=True):
         verdicts = [v for v in accuracy(list(completions), solution=[gold] * len(completions)) if v is not None]

@@ -119,8 +119,10 @@ def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> int:
     return int(ends[0, 0]) + 1 if len(ends) else len(ids)
 
 
-def _accuracy(config: R1kitConfig):
-    # Evaluation scores every item: only the per-item limit applies, not a training step's batch budget.
+def scoring_accuracy(config: R1kitConfig):
+    """The accuracy reward for scoring that must judge every item (evaluation, the curriculum's pass rates, the trace
+    filters): only the per-item time limit applies, not a training step's batch budget, which on a busy machine
+    would leave the batch's later items without a verdict."""
     return build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
 
 
@@ -138,7 +140,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         desc=desc,
     )
     completions = [g[0] for g in greedy.texts]
-    scores = _accuracy(config)(completions, solution=list(rows["solution"]))
+    scores = scoring_accuracy(config)(completions, solution=list(rows["solution"]))
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
     lengths = [n[0] for n in greedy.lengths]
@@ -189,7 +191,7 @@ def evaluate(
         "pass_at_k": {},
     }
     if settings.num_samples > 1:
-        accuracy = _accuracy(config)
+        accuracy = scoring_accuracy(config)
         sampled = generate(
             model,
             tokenizer,

@@ -26,7 +26,7 @@ from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, split_r1
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import generate
+from r1kit.stages.evaluate import generate, scoring_accuracy
 
 logger = logging.getLogger("r1kit")
 
@@ -96,7 +96,8 @@ class TraceJudge:
         self.max_repetition = filters.max_repetition
         self.repetition = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)  # -share repeated
         self.language = build_reward("language_consistency", language=filters.language)
-        self.accuracy = build_reward("accuracy", **config.rewards.verification.model_dump())
+        # every trace judged: a batch budget would drop good traces as unverifiable on a busy machine
+        self.accuracy = scoring_accuracy(config)
 
     def __call__(self, traces: Sequence[str], questions: Sequence[str], golds: Sequence[str | None]) -> list[str]:
         reasons = ["" for _ in traces]
