@@ -40,9 +40,15 @@ def _env_int(names: Sequence[str]) -> int:
     return 1
 
 
+def launched_count() -> int:
+    """Processes in the run, as its launcher set them in the environment (1 when not launched). Readable before
+    anything joins the process group, so the config's batch rules can check it."""
+    return _env_int(_WORLD_SIZE)
+
+
 def launched() -> bool:
     """Running as one of several processes."""
-    return _env_int(_WORLD_SIZE) > 1
+    return launched_count() > 1
 
 
 def local_count() -> int:

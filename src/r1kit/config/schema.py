@@ -7,12 +7,12 @@ YAML files, profiles, environment variables and the command line only set values
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from r1kit import distributed
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
 from r1kit.rewards.plugins import is_plugin, load_plugin, short_name
 from r1kit.rewards.registry import KNOWN_REWARDS
@@ -497,7 +497,7 @@ class DynamicSamplingConfig(Section):
     def _one_process(self) -> DynamicSamplingConfig:
         # Several processes split a generation batch mid-group, and each would retry on its own: its extra rounds
         # call TRL's cross-process gathers that the other processes do not call, and the run hangs.
-        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        processes = distributed.launched_count()
         if self.max_retries and processes > 1:
             raise ValueError(
                 f"max_retries {self.max_retries}: dynamic sampling replaces groups within one process, and this run "
@@ -771,7 +771,7 @@ class RLOOConfig(PairTrainingConfig):
 
     @model_validator(mode="after")
     def _batch_holds_whole_groups(self) -> RLOOConfig:
-        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        processes = distributed.launched_count()
         batch = self.batch_size
         generation_batch = batch.per_device_train * processes * batch.gradient_accumulation_steps
         if generation_batch % self.num_generations:
@@ -1006,7 +1006,7 @@ class R1kitConfig(Section):
         # TRL samples one generation batch and groups it by prompt, so it must hold whole groups of num_generations;
         # it is then trained on in micro-batches of per_device_train × processes, so it must hold whole micro-batches.
         batch = self.training.batch_size
-        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        processes = distributed.launched_count()
         step = batch.per_device_train * processes
         generation_batch = self.grpo.generation_batch_size
         if generation_batch is None:
