@@ -89,6 +89,24 @@ def test_accuracy_excludes_unparseable_gold_instead_of_scoring_it() -> None:
     assert accuracy(["<answer>7</answer>"] * 3, solution=["not math at all", "", None]) == [None, None, None]
 
 
+def test_accuracy_excludes_broken_latex_gold() -> None:
+    """math-verify keeps the text of an unclosed LaTeX group as a string (or reads its first number: 2^{ as 2), so a
+    broken gold would score every answer 0 and a copy of itself 1."""
+    accuracy = build_reward("accuracy")
+    broken = ["\\frac{", "\\sqrt{", "2^{", "\\frac{1}{2", "{", "\\text{", "\\frac{}{}"]
+    assert accuracy(["<answer>2</answer>"] * len(broken), solution=broken) == [None] * len(broken)
+    assert accuracy([f"<answer>{gold}</answer>" for gold in broken], solution=broken) == [None] * len(broken)
+
+
+@pytest.mark.parametrize(
+    "answer", ["\\$18", "\\$18.00", "The total is \\$18.", "\\$18 per hour", "+18", "x = +18", "`18`", "$\\$18$"]
+)
+def test_accuracy_reads_money_signs_and_markdown_as_written(answer: str) -> None:
+    accuracy = build_reward("accuracy")
+    assert accuracy([f"<answer>{answer}</answer>"], solution=["18"]) == [1.0]
+    assert accuracy([f"<answer>{answer}</answer>"], solution=["19"]) == [0.0]
+
+
 def test_accuracy_takes_a_full_worked_solution_as_gold() -> None:
     numina_solution = "We add the two parts, giving $3 + 4 = 7$. The answer is $\\boxed{7}$."
     assert build_reward("accuracy")(["<answer>7</answer>"], solution=[numina_solution]) == [1.0]
@@ -152,6 +170,36 @@ def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
     ]
     assert reward(texts) == [1.0, 0.5, 1.0, 1.0, 0.0]
     assert reward([as_messages(texts[1])]) == [0.5]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Maila read 12 x 2 = 24 pages",  # GSM8K's own solutions write x for times
+        "1,200 + 300 = 1,500",  # thousands separators
+        "20% of 50 = 10",
+        "1/2 of 10 = 5",
+        "3/5 x 100 = 60",
+        "100 x .20 = 20",
+        "20 − 13 = 7",  # the Unicode minus sign
+        "$40 – $4 = $36",  # an en dash, and dollar signs
+        "12 \\times 2 = 24",
+        "3 times 4 = 12",
+    ],
+)
+def test_arithmetic_steps_reads_steps_as_people_write_them(step: str) -> None:
+    reward = build_reward("arithmetic_steps")
+    assert reward([f"<think>{step}</think><answer>1</answer>"]) == [1.0]
+    slipped = step.replace("= ", "= 1")  # the same step with a wrong result
+    assert reward([f"<think>{slipped}</think><answer>1</answer>"]) == [0.0]
+
+
+def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
+    """A run of arithmetic characters that starts or ends mid-expression is not a false step."""
+    reward = build_reward("arithmetic_steps")
+    cut = ["5 apples - 3 = 2", "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40", "100 = 5A"]
+    cut += ["1/2 = 50%"]
+    assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
 
 
 def test_arithmetic_steps_has_no_verdict_without_checkable_steps() -> None:

@@ -20,6 +20,28 @@ _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
+_UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
+_SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
+
+
+def plain(text: str) -> str:
+    """How answers are written, as math-verify reads them: Markdown code marks dropped (`18`), an escaped dollar
+    outside math (\\$18, as Markdown needs it) as a dollar sign, and a plus sign before a number dropped (+18)."""
+    text = text.replace("`", "")
+    if not _UNESCAPED_DOLLAR.search(text):
+        text = text.replace("\\$", "$")
+    return _SIGN_PLUS.sub(r"\1\2", text)
+
+
+def balanced(text: str) -> bool:
+    """Every { closed: an unclosed one (`\\frac{`, `2^{`) is broken LaTeX, which math-verify reads in part (2^{ as 2)."""
+    depth = 0
+    for match in re.finditer(r"\\[{}]|[{}]", text):
+        if len(match.group()) == 1:
+            depth += 1 if match.group() == "{" else -1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def main() -> None:
@@ -29,12 +51,17 @@ def main() -> None:
     from math_verify import parse, verify
 
     def read(text: str) -> list:
-        """math-verify's parse, reading a short bare LaTeX expression as LaTeX.
+        """math-verify's parse, reading a short bare LaTeX expression as LaTeX; [] for text with no mathematical
+        value.
 
         Undelimited, math-verify reads `2^{999999}` as its first number, 2 (so it would equal `2^{1000000}`), and
         `x^2+1` as nothing; delimited as `$…$` they parse as written. Text with words (`14 apples`) or without LaTeX
-        syntax (`16**2`) keeps the plain reading.
+        syntax (`16**2`) keeps the plain reading. What math-verify could only keep as a string (`\\frac{`) has no
+        value: as a gold it is unparseable, as an answer wrong (otherwise two broken strings would compare equal).
         """
+        text = plain(text)
+        if len(text) <= _SHORT and not balanced(text):
+            return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
         bare_latex = (
             len(text) <= _SHORT
             and not any(mark in text for mark in _LATEX_DELIMITERS)
@@ -42,7 +69,8 @@ def main() -> None:
             and not _WORD.search(text)
         )
         as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []
-        return as_latex or parse(text, parsing_timeout=None)
+        parsed = as_latex or parse(text, parsing_timeout=None)
+        return parsed if parsed and not isinstance(parsed[0], str) else []
 
     def exact(parsed: list):
         """The value of an exact rational number (no floats, no symbols), else None."""

@@ -91,9 +91,48 @@ def get_reasoning_steps_reward(target_steps: int = 3) -> RewardFn:
 
 
 # Maximal runs of arithmetic characters: found in one linear pass (no backtracking over a megabyte of digits).
-_ARITHMETIC_RUN = re.compile(r"[\d \t.+\-*/×÷()=]+")
+_ARITHMETIC_RUN = re.compile(r"[\d_ \t.+\-*/×÷()=]+")
 _LONGEST_SIDE = 100  # characters: a written step is short; longer sides (a policy's digit flood) are not checked
 _OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+# How steps are written besides Python's operators (GSM8K's own solutions: "12 x 2 = 24", "1,200 + 300 = 1,500",
+# "20% of 50 = 10", "3/5 x 100 = 60", "20 − 13 = 7"). Left as written, each would break a run of arithmetic characters
+# mid-expression, and the cut-off left side ("2 = 24") would be checked as a false step.
+_WRITTEN = re.compile(
+    r"(?P<thousands>(?<=\d),(?=\d{3}(?!\d)))"  # 1,500 -> 1_500 (a Python digit separator)
+    r"|(?P<minus>−)"  # the Unicode minus sign
+    r"|(?P<currency>[$€£](?=\d))"  # $50 - $10 = $40
+    r"|(?<=[\d)])(?P<times>[ \t]*(?:[xX·⋅]|times|\\times|\\cdot)[ \t]*)(?=[$€£]?[\d(.])"
+    r"|(?<=[\d)])(?P<divide>[ \t]*\\div[ \t]*)(?=[$€£]?[\d(])"
+    r"|(?<=[\d)])(?P<dash>[ \t]*[–—][ \t]*)(?=[$€£]?[\d(])"  # an en or em dash between two numbers: a minus
+    r"|(?<=\d)(?P<percent_of>[ \t]*%[ \t]*of[ \t]*)(?=[\d(])"
+    r"|(?<=\d/\d)(?P<fraction_of>[ \t]*of[ \t]*)(?=[\d(])"  # 1/2 of 10 (one-digit denominators)
+)
+_AS_PYTHON = {
+    "thousands": "_",
+    "minus": "-",
+    "currency": "",
+    "times": "*",
+    "divide": "/",
+    "dash": "-",
+    "percent_of": "/100*",
+}
+_AS_PYTHON["fraction_of"] = "*"
+
+
+def _as_python(text: str) -> tuple[str, list[int]]:
+    """`text` with written operators replaced by Python's, and for each of its characters the offset in `text` of the
+    character it came from (so a step's place in the original text is known)."""
+    pieces, origin, last = [], [], 0
+    for match in _WRITTEN.finditer(text):
+        pieces.append(text[last : match.start()])
+        origin.extend(range(last, match.start()))
+        replacement = _AS_PYTHON[match.lastgroup]
+        pieces.append(replacement)
+        origin.extend([match.start()] * len(replacement))
+        last = match.end()
+    pieces.append(text[last:])
+    origin.extend(range(last, len(text)))
+    return "".join(pieces), origin
 
 
 def _arithmetic_value(expression: str) -> float | None:
@@ -122,6 +161,24 @@ def _arithmetic_value(expression: str) -> float | None:
     return value(tree)
 
 
+# A run of arithmetic characters that starts or ends mid-expression has a side cut off: "5 apples - 3 = 2",
+# "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40" (before); "100 = 5A", "1/2 = 50%" (after).
+_ATTACHED = ",:%^"
+_OPERATOR_BEFORE = re.compile(r"(?:\b[xX]|\btimes|\bof|\\times|\\cdot|\\div|[×÷·⋅^–—])\s*$")
+
+
+def _cut_off_before(text: str, run: re.Match) -> bool:
+    if re.match(r"\s*[-+*/]\s", run.group()) or _OPERATOR_BEFORE.search(text[max(0, run.start() - 8) : run.start()]):
+        return True
+    before = text[run.start() - 1] if run.start() and not run.group()[0].isspace() else " "
+    return before.isalnum() or before in _ATTACHED
+
+
+def _cut_off_after(text: str, run: re.Match) -> bool:
+    after = text[run.end()] if run.end() < len(text) and not run.group()[-1].isspace() else " "
+    return after.isalnum() or after in _ATTACHED
+
+
 def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     """(end, holds) for each arithmetic equality written in `text` that could be evaluated, in order: `end` is the
     character offset just past its right side. A chain `a = b = c` is two equalities; a side that is not plain
@@ -129,9 +186,12 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
 
     >>> equality_verdicts("81 + 43 = 124\\n27 - 2 = 23 = 20 + 3")
     [(13, True), (25, False), (34, True)]
+    >>> equality_verdicts("She read 12 x 2 = 24 pages, 1,200 + 300 = 1,500 words, 20% of 50 = 10 a day.")
+    [(20, True), (47, True), (69, True)]
     """
+    python, origin = _as_python(text)
     verdicts = []
-    for run in _ARITHMETIC_RUN.finditer(text):
+    for run in _ARITHMETIC_RUN.finditer(python):
         if "=" not in run.group():
             continue
         sides, ends, offset = [], [], run.start()
@@ -139,9 +199,13 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             sides.append(_arithmetic_value(side))
             ends.append(offset + len(side.rstrip()))
             offset += len(side) + 1  # past the side and its "="
+        if _cut_off_before(python, run):
+            sides[0] = None
+        if _cut_off_after(python, run):
+            sides[-1] = None
         for (left, right), end in zip(itertools.pairwise(sides), ends[1:], strict=True):
             if left is not None and right is not None:
-                verdicts.append((end, math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)))
+                verdicts.append((origin[end - 1] + 1, math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)))
     return verdicts
 
 
