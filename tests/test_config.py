@@ -145,6 +145,36 @@ def test_seed_flag_aliases() -> None:
     assert config.run.output_dir == "runs/y" and config.run.resume is True
 
 
+def test_trl_flags_set_the_section_of_the_stage_run_alone() -> None:
+    """TRL's --max_steps / --learning_rate name GRPO's keys; `r1kit sft` (a TRL SFT script's user) means SFT's."""
+    trl_flags = ("--max_steps", "2", "--learning_rate", "0.5", "--save_steps", "3")
+    sft = resolve(*trl_flags, command="sft").config
+    assert (sft.sft.max_steps, sft.sft.optimization.learning_rate, sft.sft.checkpoint.save_steps) == (2, 0.5, 3)
+    assert sft.training.max_steps == 30 and sft.training.optimization.learning_rate == 5e-5  # GRPO's, untouched
+    dpo = resolve(*trl_flags, "--beta", "0.3", command="dpo").config
+    assert (dpo.dpo.max_steps, dpo.dpo.optimization.learning_rate, dpo.dpo.beta) == (2, 0.5, 0.3)
+    ppo = resolve(*trl_flags, "--temperature", "0.9", command="ppo").config
+    assert (ppo.ppo.max_steps, ppo.ppo.learning_rate, ppo.ppo.save_steps, ppo.ppo.temperature) == (2, 0.5, 3, 0.9)
+    distill = resolve("--max_steps", "2", "--temperature", "0.9", command="distill").config  # trains with sft.*
+    assert (distill.sft.max_steps, distill.distill.temperature) == (2, 0.9)
+    for command in ("grpo", "run", None):
+        assert resolve(*trl_flags, command=command).config.training.max_steps == 2
+    with pytest.raises(ConfigError, match=r"--per_device_train_batch_size sets training.batch_size.per_device_train, "):
+        resolve("--per_device_train_batch_size", "4", command="ppo")  # PPO batches by prompts_per_step
+    with pytest.raises(ConfigError, match=r"--num_generations .* `r1kit sft` does not read"):
+        resolve("--num_generations", "4", command="sft")
+
+
+def test_a_list_key_takes_comma_separated_values_as_the_reward_funcs_flag_does() -> None:
+    config = resolve("--rewards.functions", "accuracy,format", "--evaluation.num_samples", "4").config
+    assert config.rewards.functions == ["accuracy", "format"]
+    assert resolve(environ={"R1KIT_REWARDS_FUNCTIONS": "accuracy, format"}).config.rewards.functions == [
+        "accuracy",
+        "format",
+    ]
+    assert resolve("--evaluation.num_samples", "4", "--evaluation.pass_k", "1,4").config.evaluation.pass_k == [1, 4]
+
+
 def test_environment_variables_both_prefixes() -> None:
     assert lr(resolve(environ={"GRPO_TRAINING_LEARNING_RATE": "5e-5"})) == 5e-5
     assert lr(resolve(environ={"R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE": "6e-5"})) == 6e-5

@@ -115,6 +115,31 @@ def test_the_keep_every_alias_and_wandb_flag_map_onto_r1kit_keys(capsys) -> None
     )
 
 
+def test_the_tutorials_reward_arguments_set_each_rewards_parameters(capsys) -> None:
+    """GRPOScriptArguments (tutorial lines 33-39): cosine_* and repetition_* as flags."""
+    args = ["--cosine_max_len", "300", "--cosine_min_value_correct", "0.7", "--repetition_n_grams", "4"]
+    code, config, err = show(capsys, *args, "--repetition_max_penalty", "-0.2")
+    assert code == 0, err
+    assert value(config, "rewards.cosine.max_len") == 300 and value(config, "rewards.cosine.min_value_correct") == 0.7
+    assert value(config, "rewards.repetition_penalty.ngram_size") == 4
+    assert value(config, "rewards.repetition_penalty.max_penalty") == -0.2
+
+
+@pytest.mark.parametrize(
+    ("section", "pointer"),
+    [
+        ("rewards.repetition.n_grams", "rewards.repetition_penalty.ngram_size"),
+        ("rewards.soft_punish.max_length", "rewards.overlong.max_length"),
+        ("training.scheduling.num_train_epochs", "training.epochs"),
+    ],
+)
+def test_the_tutorials_config_sections_r1kit_names_otherwise_point_to_its_keys(
+    section: str, pointer: str, capsys
+) -> None:
+    code, _, err = show(capsys, f"--{section}", "1")  # tutorial lines 284-286: sections of its YAML layout
+    assert code == 2 and err.startswith("r1kit: config error:") and pointer in err, err
+
+
 def test_tutorial_environment_variables(capsys, monkeypatch) -> None:
     monkeypatch.setenv("GRPO_TRAINING_LEARNING_RATE", "1e-4")
     monkeypatch.setenv("GRPO_MODEL_NAME", "Qwen/Qwen2.5-7B")

@@ -118,7 +118,10 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
     """Resolve and check the config (before any model is loaded). With --resume, the run's saved config is the base."""
     from r1kit.config.checks import check_machine
 
-    resolved = resolve_config(recipe=args.recipe, config_file=args.config, profile=args.profile, overrides=overrides)
+    command = args.command
+    resolved = resolve_config(
+        recipe=args.recipe, config_file=args.config, profile=args.profile, overrides=overrides, command=command
+    )
     if resolved.config.run.resume and not args.config:
         saved = _resumable_run(resolved.config.run.output_dir) / "config.yaml"
         resolved = resolve_config(
@@ -126,6 +129,7 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
             config_file=str(saved),
             profile=args.profile,
             overrides=[*overrides, "--run.output_dir", str(saved.parent)],
+            command=command,
         )
     check_machine(resolved.config)
     return resolved

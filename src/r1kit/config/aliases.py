@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from r1kit.stages.registry import STAGE_KINDS
+
 
 def _bf16_precision(enabled: Any) -> str:
     """The tutorial's `training.precision.bf16: true/false` as r1kit's `model.precision`."""
@@ -91,7 +93,43 @@ FLAG_ALIASES = {
     "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
     "--wandb_project": FlagAlias("monitoring.wandb.project"),
     "--attn_implementation": FlagAlias("model.attn_implementation"),
+    # the R1 tutorial's GRPOScriptArguments: each reward's parameters
+    "--cosine_min_value_wrong": FlagAlias("rewards.cosine.min_value_wrong"),
+    "--cosine_max_value_wrong": FlagAlias("rewards.cosine.max_value_wrong"),
+    "--cosine_min_value_correct": FlagAlias("rewards.cosine.min_value_correct"),
+    "--cosine_max_value_correct": FlagAlias("rewards.cosine.max_value_correct"),
+    "--cosine_max_len": FlagAlias("rewards.cosine.max_len"),
+    "--repetition_n_grams": FlagAlias("rewards.repetition_penalty.ngram_size"),
+    "--repetition_max_penalty": FlagAlias("rewards.repetition_penalty.max_penalty"),
 }
+
+# TRL's trainer flags (--max_steps, --learning_rate, --beta, …) name GRPO's keys (training.*, grpo.*), which `r1kit run`
+# and `r1kit grpo` read. A stage run alone reads its own section instead: the flag lands there (sft2 and distill train
+# with sft.*), or is refused where that stage has no such setting, rather than being set on keys the stage ignores.
+_OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
+_GRPO_SECTIONS = ("training", "grpo")
+
+
+def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:
+    """Where a trainer flag's `path` (a training.* or grpo.* key) lands when `r1kit COMMAND` runs one stage alone:
+    the same key in the stage's own section, else None (the stage has no such setting). Other paths and commands
+    (run, grpo, eval, chat, config) keep the path.
+
+    >>> known = {"sft.max_steps", "sft.optimization.learning_rate", "ppo.learning_rate"}.__contains__
+    >>> for_stage("training.max_steps", "sft", known), for_stage("training.optimization.learning_rate", "ppo", known)
+    ('sft.max_steps', 'ppo.learning_rate')
+    >>> for_stage("grpo.num_generations", "sft", known), for_stage("training.max_steps", "grpo", known)
+    (None, 'training.max_steps')
+    """
+    section, _, rest = path.partition(".")
+    if command not in STAGE_KINDS or command == "grpo" or section not in _GRPO_SECTIONS:
+        return path
+    for own in _OWN_SECTIONS.get(command, (command,)):
+        for candidate in (f"{own}.{rest}", f"{own}.{rest.rsplit('.', 1)[-1]}"):  # optimization.learning_rate, or flat
+            if known(candidate):
+                return candidate
+    return None
+
 
 # Settings of the tutorial or of TRL scripts that r1kit does not have, by flag or by dotted-path prefix.
 REFUSED = {
@@ -101,6 +139,12 @@ REFUSED = {
     "callbacks": "r1kit's callbacks are always on: see monitoring.* and training.checkpoint.keep_every",
     "project": "name the run folder with run.output_dir (--out) and the W&B project with monitoring.wandb.project",
     "system": "set the device and threads with model.device and model.threads",
+    "rewards.repetition": "the repetition penalty's settings are rewards.repetition_penalty.ngram_size and "
+    "rewards.repetition_penalty.max_penalty",
+    "rewards.soft_punish": "DAPO's soft punishment of long completions is the overlong reward: "
+    "rewards.overlong.max_length and rewards.overlong.soft_cache",
+    "training.scheduling": "set the schedule with training.epochs or training.max_steps, and "
+    "training.optimization.lr_scheduler / warmup_ratio",
     "rewards.code": "r1kit has no code-execution reward (it never runs model-written code); see rewards.functions",
     "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
     "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",

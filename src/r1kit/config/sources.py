@@ -28,7 +28,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, refusal
+from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stage, refusal
 from r1kit.config.schema import R1kitConfig, deep_merge
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
@@ -151,6 +151,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     ('Format: <think> then <answer>', None)
     >>> _value_from_text("rewards.functions", "[accuracy, format]", "cli"), _value_from_text("rewards.functions", "format", "cli")
     (['accuracy', 'format'], ['format'])
+    >>> _value_from_text("rewards.functions", "accuracy,format", "cli")
+    ['accuracy', 'format']
     """
     if path not in LEAF_FIELDS:  # a plug-in reward's parameter: its type is the plug-in's business
         try:
@@ -169,6 +171,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
             raise ConfigError(
                 f"{path}: cannot read {text!r} as a list (from {source}): {str(error).splitlines()[0]}"
             ) from None
+        if isinstance(value, str) and "," in value:  # accuracy,format: as TRL's --reward_funcs takes it
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value if isinstance(value, list) else [value]
     return text  # text fields keep it as given; the schema reads numbers and booleans (1e-4, 8, true) itself
 
@@ -284,8 +288,9 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
     return layer
 
 
-def cli_layer(args: list[str]) -> Layer:
-    """`--a.b.c value`, `--a.b.c=value`, multi-word values such as `[x, y]`, and the flag aliases."""
+def cli_layer(args: list[str], command: str | None = None) -> Layer:
+    """`--a.b.c value`, `--a.b.c=value`, multi-word values such as `[x, y]`, and the flag aliases (TRL's trainer
+    flags set the section of the stage that `r1kit COMMAND` runs alone)."""
     layer = Layer("cli", {})
     index = 0
     while index < len(args):
@@ -313,6 +318,14 @@ def cli_layer(args: list[str]) -> Layer:
             text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
             if alias and alias.as_list and not text.startswith("["):
                 text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
+        if alias and alias.tutorial:
+            stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
+            if stage_path is None:
+                raise ConfigError(
+                    f"{flag} sets {path}, which `r1kit {command}` does not read, and the {command} stage has no such "
+                    f"setting; see `r1kit {command} --help`"
+                )
+            path = stage_path
         if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
         layer.add(path, text, f"cli:{flag}")
@@ -331,11 +344,13 @@ def resolve_config(
     profile: str = "default",
     environ: Mapping[str, str] | None = None,
     overrides: list[str] | None = None,
+    command: str | None = None,
 ) -> ResolvedConfig:
-    """The validated config and the source of every value. Raises ConfigError (one line) on any problem."""
+    """The validated config and the source of every value (`command`: the r1kit command it is for, which places
+    TRL's trainer flags). Raises ConfigError (one line) on any problem."""
     files, user_profiles = file_layers(recipe, config_file)
     layers = [*files, profile_layer(profile, user_profiles), env_layer(os.environ if environ is None else environ)]
-    layers.append(cli_layer(overrides or []))
+    layers.append(cli_layer(overrides or [], command))
 
     merged = R1kitConfig().model_dump()
     sources = dict.fromkeys(flatten(merged), "default")
