@@ -255,6 +255,18 @@ def test_a_tokenizer_with_an_invalid_jinja_template(tiny_model: Path, tmp_path: 
     assert_one_line(err, str(folder), "not a valid Jinja", "model.chat_template=chatml")
 
 
+def test_eval_counts_the_bad_rows_it_skipped(tiny_model: Path, tmp_path: Path, capsys, caplog) -> None:
+    data = tmp_path / "gsm.jsonl"
+    good = {"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}
+    data.write_text("\n".join(json.dumps(row) for row in [good, {"question": "q", "answer": "no final line"}, good]))
+    args = ["eval", "--model", str(tiny_model), "--profile", "test", "--data", str(data), "--out", str(tmp_path / "e")]
+    code, err = cli(capsys, *args, "--dataset.on_bad_row", "skip")
+    assert code == 0, err
+    assert "gsm.jsonl: 1 bad rows skipped" in caplog.text
+    result = json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())
+    assert result["skipped_rows"] == 1 and result["problems"] == 2
+
+
 def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys) -> None:
     code, err = cli(capsys, "report", str(tmp_path / "nothing"))
     assert code == 1

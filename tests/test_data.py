@@ -76,12 +76,12 @@ def test_real_gsm8k_file() -> None:
 
 @needs_gsm8k
 def test_eval_rows_of_a_file_are_the_whole_file() -> None:
-    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl"))) == 1319
-    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl", max_test_samples=25))) == 25
+    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl"))[0]) == 1319
+    assert len(load_eval_rows(dataset(GSM8K / "test.jsonl", max_test_samples=25))[0]) == 25
 
 
 def test_eval_rows_of_a_builtin_task_are_its_held_out_split() -> None:
-    assert len(load_eval_rows(dataset("arithmetic", synthetic={"num_examples": 100, "seed": 0}))) == 10
+    assert len(load_eval_rows(dataset("arithmetic", synthetic={"num_examples": 100, "seed": 0}))[0]) == 10
 
 
 # -------------------------------------------------------------------------------------------------- adapters
@@ -133,7 +133,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 @pytest.mark.parametrize("fmt", SAMPLES)
 def test_each_format_is_detected_and_adapted(fmt: str, tmp_path: Path) -> None:
     path = write_rows(tmp_path / "data.jsonl", [SAMPLES[fmt]] * 4)
-    rows = load_eval_rows(dataset(path))
+    rows, _ = load_eval_rows(dataset(path))
     assert detect_format(list(SAMPLES[fmt]), SAMPLES[fmt]) == fmt
     row = rows[0]
     assert (row["question"], row["solution"], row["reasoning"], row["response"]) == EXPECTED[fmt]
@@ -165,6 +165,8 @@ def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, 
         load_eval_rows(dataset(path, format=fmt))
     skipped = load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
     assert skipped.skipped_rows == 1 and len(skipped.train) + len(skipped.test) == 3
+    rows, skipped_rows = load_eval_rows(dataset(path, format=fmt, on_bad_row="skip"))
+    assert skipped_rows == 1 and len(rows) == 3
 
 
 def test_missing_file_unknown_columns_and_offline_hub_are_clear(tmp_path: Path) -> None:

@@ -330,6 +330,18 @@ def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> Non
     assert not (ctx.dir / "pairs.jsonl").exists()  # a configured dataset is read, not cached
 
 
+def test_a_stage_run_alone_keeps_its_figures(tmp_path: Path) -> None:
+    """`r1kit dpo` alone: the held-out preference accuracy and the skipped rows go to RUN/dpo/manifest.json."""
+    path = write_jsonl(tmp_path / "p.jsonl", [*GOOD_ROWS, {"prompt": "What is 1 + 1?", "chosen": "2"}])  # no rejected
+    dpo.main(
+        config_for(tmp_path, "--preferences.dataset", str(path), "--dataset.on_bad_row", "skip", "--dpo.max_steps", "1")
+    )
+    manifest = json.loads((tmp_path / "run" / "dpo" / "manifest.json").read_text())
+    figures = manifest["output"]["metrics"]
+    assert manifest["status"] == "complete" and manifest["output"]["model"] == "dpo/model"
+    assert figures["skipped_rows"] == 1 and 0.0 <= figures["preference_accuracy"] <= 1.0
+
+
 def test_rloo_trains_with_rule_rewards_and_a_reward_model(tmp_path: Path, tiny_model: Path) -> None:
     judge = tiny_reward_model(tmp_path / "rm", tiny_model)
     ctx, inputs = stage_setup(

@@ -57,12 +57,14 @@ def read_rows(path: Path) -> Dataset:
     return Dataset.from_list([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
 
 
-def load_eval_rows(cfg: DatasetConfig) -> Dataset:
-    """The rows `r1kit eval` scores: a local file as a whole (or its test_split file), else the held-out split."""
+def load_eval_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
+    """The rows `r1kit eval` scores (a local file as a whole, or its test_split file, else the held-out split) and
+    the bad rows skipped under dataset.on_bad_row=skip."""
     if _is_local(cfg.name) and not cfg.test_split:
-        rows, _ = _adapt(_load_raw(cfg), cfg, cfg.name)
-        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows))))
-    return load_splits(cfg).test
+        rows, skipped = _adapt(_load_raw(cfg), cfg, cfg.name)
+        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
+    splits = load_splits(cfg)
+    return splits.test, splits.skipped_rows
 
 
 def _is_local(name: str) -> bool:

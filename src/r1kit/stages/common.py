@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
-from r1kit.atomic import build_complete
+from r1kit.atomic import build_complete, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
@@ -100,9 +101,36 @@ class StageOutput:
 
 
 def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, StageInputs], StageOutput]) -> StageOutput:
-    """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>."""
+    """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>. Its figures (held-out
+    preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
+    and onto the console."""
     ctx, base, splits = setup(config, kind)
-    return run(ctx.for_stage(config, kind, kind), StageInputs(model=base, base=base, splits=splits))
+    ctx = ctx.for_stage(config, kind, kind)
+    started = time.perf_counter()
+    output = run(ctx, StageInputs(model=base, base=base, splits=splits))
+    if distributed.is_main():
+        record = {
+            "stage": kind,
+            "kind": kind,
+            "status": "complete",
+            "seconds": round(time.perf_counter() - started, 1),
+            "inputs": {"model": base, "data": splits.source},
+            "output": output.to_json(ctx.run.root),
+        }
+        write_json(ctx.dir / "manifest.json", record)
+        figures = " · ".join(
+            f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in output.metrics.items()
+            if isinstance(value, int | float | str)
+        )
+        logger.warning(
+            "%s done in %.0f s%s → %s",
+            kind,
+            record["seconds"],
+            f": {figures}" if figures else "",
+            ctx.dir / "manifest.json",
+        )
+    return output
 
 
 def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]:

@@ -487,11 +487,16 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
     reference = model_reference(config)
-    rows = load_eval_rows(config.dataset)
+    rows, skipped = load_eval_rows(config.dataset)
+    if skipped:
+        logger.warning("%s: %d bad rows skipped (dataset.on_bad_row skip)", config.dataset.name, skipped)
     # one folder for every process: the main process's (a name from the clock could differ by a second)
     run = RunDir(distributed.from_main(config.run.output_dir or f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"))
     result = evaluate(StageContext(config, run, hardware), reference, rows, "eval")
     if distributed.is_main():
+        if skipped:
+            result["skipped_rows"] = skipped
+            write_json(run.eval_path("eval"), result)
         print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
         logger.warning("evaluation written to %s", run.eval_path("eval"))
     return result
