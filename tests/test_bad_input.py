@@ -350,3 +350,9 @@ def test_lora_targets_the_model_lacks_are_refused_before_any_weight_loads(tmp_pa
     assert code == 1
     assert_one_line(err, "model.lora.target_modules ['qkv_proj']", "q_proj")
     assert not (out / "eval").exists()  # stopped before the base evaluation
+    # one misspelt name among real ones: PEFT would leave that layer without adapters, silently
+    code, err = cli(
+        capsys, "sft", "--profile", "test", "--model.lora.target_modules", "[q_proj, v_prj]", "--out", str(out)
+    )
+    assert code == 1
+    assert_one_line(err, "model.lora.target_modules ['q_proj', 'v_prj']: v_prj is not a linear layer", "v_proj")

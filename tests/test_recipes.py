@@ -47,6 +47,7 @@ def test_a_stage_config_is_laid_over_the_run_config() -> None:
         ("[{name: sft2, data_from: later}, {name: later, kind: cold_start}]", "data_from 'later' is not an earlier"),
         ("[{name: grpo, config: {training: {max_steps: 0}}}]", "stages: grpo: its config is invalid"),
         ("[{name: grpo, config: {run: {seed: 1}}}]", "cannot set 'run'"),
+        ("[{name: base, kind: sft}, {name: rl, kind: grpo}]", "'base' names the run's untouched model"),
     ],
 )
 def test_bad_stage_lists_are_config_errors(tmp_path: Path, stages: str, message: str) -> None:

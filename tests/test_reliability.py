@@ -284,5 +284,20 @@ def test_a_reward_that_raises_costs_only_its_failing_items() -> None:
     assert logged == {"rewards/fragile/exceptions": 2.0}
 
 
+def test_a_reward_returning_text_scores_none_at_once() -> None:
+    """Strings made the NaN check raise inside the guard's thread, and every step waited out the plug-in timeout."""
+    logged: dict[str, float] = {}
+
+    def texty(completions, **kwargs):
+        return ["1.0" if "text" in c else 1 for c in completions]
+
+    started = time.monotonic()
+    reward = guarded("texty", texty, timeout_seconds=30)
+    values = reward(["text", "number", "text"], log_metric=lambda n, v: logged.__setitem__(n, v))
+    assert time.monotonic() - started < 5
+    assert values == [None, 1.0, None]
+    assert logged == {"rewards/texty/exceptions": 2.0, "rewards/texty/timeouts": 0.0}
+
+
 def test_a_reward_returning_the_wrong_count_is_isolated() -> None:
     assert guarded("short", lambda completions, **kw: [1.0])(["a", "b"]) == [1.0, 1.0]

@@ -37,6 +37,7 @@ from r1kit.data.preferences import (
     truncated,
     ultrafeedback_row,
 )
+from r1kit.models import ModelError
 from r1kit.rewards import build_reward
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -391,6 +392,11 @@ def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: 
         build_reward("reward_model")
     with pytest.raises(ValueError, match="neither a model folder nor a hub id"):
         build_reward("reward_model", path="rm")  # a stage name nobody resolved
+    # a missing folder, or a run folder instead of its model folder: refused when the rewards are built (before
+    # training), not found batch after batch while the run goes on without a reward signal
+    for wrong in (tmp_path / "nope", tmp_path):
+        with pytest.raises(ModelError, match=r"rewards.reward_model.path .*: not a model folder \(no config.json\)"):
+            build_reward("reward_model", path=str(wrong))
 
 
 def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 
 from r1kit.atomic import build_complete, is_complete
 from r1kit.cache import cache_root
-from r1kit.config.schema import ModelConfig, check_jinja
+from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 
 CHATML_TEMPLATE = (
@@ -206,9 +206,19 @@ def check_model(cfg: ModelConfig, reference: str) -> None:
     with torch.device("meta"):
         empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)
     linear = {name.rsplit(".", 1)[-1] for name, module in empty.named_modules() if isinstance(module, torch.nn.Linear)}
-    if not linear & set(cfg.lora.target_modules):  # PEFT would raise this mid-run, after the base evaluation
+    targets = cfg.lora.target_modules
+    if not linear & set(targets):  # PEFT would raise this mid-run, after the base evaluation
         raise ModelError(
-            f"model.lora.target_modules {cfg.lora.target_modules}: none is a layer of {reference}; "
+            f"model.lora.target_modules {targets}: none is a layer of {reference}; its linear layers are {sorted(linear)}"
+        )
+    # A list the user wrote must name only real layers: PEFT skips a misspelt one among several (v_prj) silently,
+    # and that layer trains without adapters. The default list names the Llama / Qwen layers; other families get
+    # adapters on those of them they have.
+    missing = [name for name in targets if name not in linear]
+    if missing and targets != LoraConfig.model_fields["target_modules"].default_factory():
+        raise ModelError(
+            f"model.lora.target_modules {targets}: {', '.join(missing)} "
+            f"{'is not a linear layer' if len(missing) == 1 else 'are not linear layers'} of {reference}; "
             f"its linear layers are {sorted(linear)}"
         )
 

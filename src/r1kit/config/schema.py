@@ -804,6 +804,16 @@ class StageSpec(Section):
         default_factory=dict, description="Config values for this stage only, laid over the run's config."
     )
 
+    @field_validator("name")
+    @classmethod
+    def _not_base(cls, name: str) -> str:
+        if name == "base":  # the untouched model's label: its evaluation, the table's first column, model_from
+            raise ValueError(
+                "'base' names the run's untouched model (its evaluation and model_from: base); "
+                "give the stage another name"
+            )
+        return name
+
     @property
     def stage_kind(self) -> str:
         return self.kind or self.name

@@ -89,7 +89,18 @@ def _item_kwargs(kwargs: dict[str, Any], index: int, size: int) -> dict[str, Any
 
 
 def _checked(values: Sequence[float | None], expected: int) -> list[float | None]:
+    """The reward's values as floats (None kept); a wrong count or a value that is not a number raises, so the
+    failing items score None like any other reward error, instead of failing later in the NaN check or in TRL."""
     values = list(values)
     if len(values) != expected:
         raise ValueError(f"returned {len(values)} values for {expected} completions")
-    return values
+    return [None if value is None else _number(value) for value in values]
+
+
+def _number(value: Any) -> float:
+    if not isinstance(value, (str, bytes)):
+        try:
+            return float(value)  # int, bool, numpy and 0-d torch scalars
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"returned {value!r} ({type(value).__name__}); a reward returns numbers or None")

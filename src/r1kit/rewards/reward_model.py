@@ -108,7 +108,7 @@ class RewardModelReward:
     Nothing loads until the first call, so the reward copies (and pickles) cheaply to other processes:
 
     >>> import copy
-    >>> reward = get_reward_model_reward("runs/demo/02_reward_model/model")
+    >>> reward = RewardModelReward("runs/demo/02_reward_model/model")  # get_reward_model_reward checks the folder
     >>> reward.__name__, copy.deepcopy(reward) == reward
     ('reward_model', True)
     >>> reward(["<think>2 + 2 = 4</think><answer>4</answer>"], prompts=[[{"role": "user", "content": "2 + 2?"}]])
@@ -142,6 +142,17 @@ def get_reward_model_reward(
             f"rewards.reward_model.path {path!r} is neither a model folder nor a hub id; a recipe stage's name is "
             "resolved to its model by the stage that builds the rewards (resolve_reward_models), and only once that "
             "stage has run"
+        )
+    local = Path(path).expanduser()
+    looks_local = local.exists() or str(path).startswith((".", "/", "~")) or str(path).count("/") > 1
+    # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
+    # rewards (the guard scores them None) while the run goes on without a reward signal
+    if looks_local and not (local / "config.json").is_file():
+        from r1kit.models import ModelError
+
+        raise ModelError(
+            f"rewards.reward_model.path {path}: not a model folder (no config.json); a reward_model stage "
+            "saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"
         )
     return RewardModelReward(str(path), batch_size, max_length, device)
 
