@@ -151,6 +151,11 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
 # ------------------------------------------------------------------------------------------------- resolving
 
 
+def looks_local(name: str) -> bool:
+    """`name` is a folder (or meant as one), not a hub id: it exists, starts like a path, or has more than one slash."""
+    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
 def resolve_model(
     name: str, cache_dir: str | None = None, gguf_file: str | None = None, revision: str | None = None
 ) -> str:
@@ -165,8 +170,7 @@ def resolve_model(
         return str(gguf_model_path(str(path.parent), path.name, cache_dir=cache_dir))
     if gguf_file:
         return str(gguf_model_path(name, gguf_file, revision, cache_dir))
-    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
-    if not looks_local:
+    if not looks_local(name):
         return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
     if not path.is_dir():
         raise ModelError(

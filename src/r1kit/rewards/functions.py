@@ -115,8 +115,8 @@ _AS_PYTHON = {
     "divide": "/",
     "dash": "-",
     "percent_of": "/100*",
+    "fraction_of": "*",
 }
-_AS_PYTHON["fraction_of"] = "*"
 
 
 def _as_python(text: str) -> tuple[str, list[int]]:

@@ -143,13 +143,11 @@ def get_reward_model_reward(
             "resolved to its model by the stage that builds the rewards (resolve_reward_models), and only once that "
             "stage has run"
         )
-    local = Path(path).expanduser()
-    looks_local = local.exists() or str(path).startswith((".", "/", "~")) or str(path).count("/") > 1
+    from r1kit.models import ModelError, looks_local
+
     # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
     # rewards (the guard scores them None) while the run goes on without a reward signal
-    if looks_local and not (local / "config.json").is_file():
-        from r1kit.models import ModelError
-
+    if looks_local(str(path)) and not (Path(path).expanduser() / "config.json").is_file():
         raise ModelError(
             f"rewards.reward_model.path {path}: not a model folder (no config.json); a reward_model stage "
             "saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"

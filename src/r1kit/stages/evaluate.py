@@ -168,12 +168,18 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
 
 
 def evaluate(
-    ctx: StageContext, model_reference: str, rows: Dataset, label: str, models: Mapping[str, str] | None = None
+    ctx: StageContext,
+    model_reference: str,
+    rows: Dataset,
+    label: str,
+    models: Mapping[str, str] | None = None,
+    skipped_rows: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
 
     `models` (stage name → model folder) resolves the stage names evaluation.win_rate_against and
-    evaluation.reward_model may give; the win rate is left out (None) while either is not there yet."""
+    evaluation.reward_model may give; the win rate is left out (None) while either is not there yet. `skipped_rows`
+    (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any."""
     config, settings = ctx.config, ctx.config.evaluation
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
@@ -226,6 +232,8 @@ def evaluate(
             zip(rows["question"], rows["solution"], completions, scored["scores"], formats, strict=True)
         )[:_SAMPLES_KEPT]
     ]
+    if skipped_rows:
+        result["skipped_rows"] = skipped_rows
     if distributed.is_main():  # every process holds the same result; one writes it
         write_json(ctx.run.eval_path(label), result)
     return result
@@ -492,11 +500,8 @@ def main(config: R1kitConfig) -> dict[str, Any]:
         logger.warning("%s: %d bad rows skipped (dataset.on_bad_row skip)", config.dataset.name, skipped)
     # one folder for every process: the main process's (a name from the clock could differ by a second)
     run = RunDir(distributed.from_main(config.run.output_dir or f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"))
-    result = evaluate(StageContext(config, run, hardware), reference, rows, "eval")
+    result = evaluate(StageContext(config, run, hardware), reference, rows, "eval", skipped_rows=skipped)
     if distributed.is_main():
-        if skipped:
-            result["skipped_rows"] = skipped
-            write_json(run.eval_path("eval"), result)
         print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
         logger.warning("evaluation written to %s", run.eval_path("eval"))
     return result
