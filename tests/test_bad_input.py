@@ -201,6 +201,15 @@ def test_malformed_data_files_sweep(name: str, tmp_path: Path, capsys: pytest.Ca
     assert_one_line(err, str(path), needle)
 
 
+def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = "".join(json.dumps({"question": f"{i}+1?", "solution": str(i + 1), "task": "add"}) + "\n" for i in range(8))
+    path = _data_file(tmp_path, "grouped.jsonl", rows)
+    args = ["run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "run")]
+    code, err = cli(capsys, *args, "--dataset.group_column", "tsak")  # a misspelt name: no breakdown, said once
+    assert code == 1
+    assert_one_line(err, str(path), "dataset.group_column 'tsak' is not a column (question, solution, task)")
+
+
 # ----------------------------------------------------------------------------------------- malformed configs
 
 BAD_CONFIGS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 from rich.console import Console
 from transformers import AutoModelForCausalLM
 
-from r1kit.config.sources import resolve_config
+from r1kit.config.sources import resolve_config, to_yaml
 from r1kit.runs import RunDir, RunDirError
 from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
@@ -84,6 +85,34 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
     assert "--from sft" in other.stderr and "--out" in other.stderr
 
 
+def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
+    sft_weights = finished_run / "01_sft" / "model" / "model.safetensors"
+    written = sft_weights.stat().st_mtime
+    args = ["run", "--profile", "test", "--out", str(finished_run), "--sft.max_steps", "5"]
+    later = r1kit_cli(*args, "--from", "grpo", cwd=REPO)
+    assert later.returncode == 1
+    assert "another config (sft.max_steps: 3 there, 5 now)" in later.stderr and "--from sft" in later.stderr
+    both = r1kit_cli(*args, "--from", "sft", "--only", "grpo", cwd=REPO)
+    assert both.returncode == 2 and "--from and --only: give one" in both.stderr
+    assert sft_weights.stat().st_mtime == written
+
+
+def test_only_a_stage_whose_earlier_stages_never_ran_stops_before_any_work(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--only", "grpo", cwd=REPO)
+    assert done.returncode == 1 and "--only grpo: 01_sft, before it, never finished" in done.stderr
+    assert not (run / "eval" / "base.json").exists()  # the base model was not evaluated first
+
+
+def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--sft.max_steps", "4", "--only", "sft", cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "outdated")]
+
+
 def test_the_saved_config_repeats_the_run(finished_run: Path) -> None:
     shown = r1kit_cli("config", "show", "--format", "json", "--config", str(finished_run / "config.yaml"), cwd=REPO)
     assert json.loads(shown.stdout)["model"]["name"] == "tiny-random"
@@ -118,6 +147,32 @@ def test_chat_one_shot(finished_run: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "answer:" in done.stdout or "(no <answer> block)" in done.stdout
+
+
+def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_trained_with(tmp_path: Path) -> None:
+    from r1kit.stages.common import with_trained_prompt
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "prompt: {system: Run prompt.}\n"
+        "stages: [{name: sft}, {name: rl, kind: grpo, config: {prompt: {system: RL prompt.}}}]\n"
+    )
+    run = tmp_path / "run"
+    for folder in ("eval", "01_sft/model", "02_rl/model"):  # model folders as far as finding them goes
+        (run / folder).mkdir(parents=True)
+        (run / folder / "config.json").write_text("{}")
+    (run / "config.yaml").write_text(to_yaml(resolve_config(recipe=str(recipe), environ={}).config))
+    (run / "summary.json").write_text(json.dumps({"final_model": "02_rl/model"}))
+
+    def asked_with(model: Path, *flags: str) -> str:
+        return with_trained_prompt(
+            resolve_config(overrides=["--model.name", str(model), *flags], environ={})
+        ).prompt.system
+
+    assert asked_with(run) == "RL prompt."  # the run's final model: its stage's own prompt
+    assert asked_with(run / "02_rl" / "model") == "RL prompt."
+    assert asked_with(run / "01_sft" / "model") == "Run prompt."
+    assert asked_with(run, "--prompt.system", "Mine.") == "Mine."  # one the user gives wins
 
 
 def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:

@@ -45,9 +45,24 @@ def test_a_stage_config_is_laid_over_the_run_config() -> None:
         ("[{name: sft}, {name: sft}]", "listed twice"),
         ("[{name: sft, kind: nonsense}]", "unknown kind 'nonsense'"),
         ("[{name: sft2, data_from: later}, {name: later, kind: cold_start}]", "data_from 'later' is not an earlier"),
-        ("[{name: grpo, config: {training: {max_steps: 0}}}]", "stages: grpo: its config is invalid"),
+        (
+            "[{name: grpo, config: {training: {max_steps: 0}}}]",
+            r"stages: grpo: its config is invalid: training.max_steps: .*greater than or equal to 1 \(got 0\)$",
+        ),
+        (
+            "[{name: grpo, config: {trainig: {max_steps: 3}}}]",
+            "stages: grpo: unknown key 'trainig.max_steps' in its config; did you mean 'training.max_steps'",
+        ),
         ("[{name: grpo, config: {run: {seed: 1}}}]", "cannot set 'run'"),
         ("[{name: base, kind: sft}, {name: rl, kind: grpo}]", "'base' names the run's untouched model"),
+        # what a stage asks an earlier one for must be something that kind writes, known before anything trains
+        (
+            "[{name: cs, kind: cold_start}, {name: rl, kind: grpo, model_from: cs}]",
+            "a cold_start stage writes no model",
+        ),
+        ("[{name: sft}, {name: sft2, data_from: sft}]", "data_from 'sft': a sft stage writes no dataset"),
+        ("[{name: rm, kind: reward_model}, {name: rl, kind: grpo, model_from: rm}]", "stages that write one: none"),
+        ("[{name: sft}, {name: d, kind: distill}, {name: s2, kind: sft2, data_from: base}]", "not an earlier stage"),
     ],
 )
 def test_bad_stage_lists_are_config_errors(tmp_path: Path, stages: str, message: str) -> None:

@@ -8,12 +8,10 @@ from rich.console import Console
 from transformers import TextIteratorStreamer
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.config.sources import ResolvedConfig, resolve_config
 from r1kit.hardware import setup_hardware
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
-from r1kit.runs import run_of
 from r1kit.stages.common import model_reference
 
 _STYLES = {"text": "", "think": "dim italic", "answer": "bold green"}
@@ -99,10 +97,10 @@ def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console
     return renderer.text
 
 
-def main(resolved: ResolvedConfig, prompt: str | None) -> None:
-    config = _with_run_prompt(resolved)
-    hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
+def main(config: R1kitConfig, prompt: str | None) -> None:
+    """`r1kit chat`; `config` as `with_trained_prompt` gives it (a run's model is asked as it was trained)."""
     reference = model_reference(config)
+    hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     tokenizer = load_tokenizer(config.model, reference)
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     console = Console()
@@ -118,13 +116,3 @@ def main(resolved: ResolvedConfig, prompt: str | None) -> None:
         if not question:
             break
         reply(model, tokenizer, question, config, console)
-
-
-def _with_run_prompt(resolved: ResolvedConfig) -> R1kitConfig:
-    """A model trained by r1kit is asked with the system prompt it was trained with, unless one is given."""
-    config = resolved.config
-    run = run_of(config.model.name)
-    if run is None or resolved.sources.get("prompt.system") != "default":
-        return config
-    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={})
-    return config.model_copy(update={"prompt": trained.config.prompt})

@@ -7,7 +7,8 @@ Running the same command again skips every complete stage whose config and input
 interrupted one from its newest complete checkpoint. A stage whose config or inputs changed is redone, and so is every
 stage after it, with one line saying why. A change that would discard every finished stage is refused (that is another
 run: `--out`, or `--from FIRST_STAGE` to redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE`
-runs one stage on the complete stages before it.
+runs one stage on the complete stages before it; the complete stages after it are then listed as outdated in
+RUN/manifest.json until the next run checks them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import itertools
 import json
 import logging
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from r1kit.config.sources import ConfigError, flatten
 from r1kit.data.loading import read_rows
 from r1kit.monitoring.console import print_eval_table
 from r1kit.runs import RunDir, RunDirError
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, setup
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
 from r1kit.stages.registry import STAGES
 from r1kit.stats import paired_difference
@@ -45,13 +45,16 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     for flag, name in (("--from", from_stage), ("--only", only)):
         if name is not None and name not in names:
             raise ConfigError(f"{flag} {name}: not a stage of this recipe ({', '.join(names)})")
+    if from_stage is not None and only is not None:
+        raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     ctx, base, splits = setup(config, "run")
     run_dir = ctx.run
     hashes = _Hashes()
+    plan = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
 
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}
-    plan = _plan(config, run_dir, from_stage, only)
+    redone: list[str] = []
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
@@ -69,13 +72,14 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         else:
             _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name])
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
+            redone.append(folder)
         outputs[spec.name] = output
         if output.model is not None and output.evaluate:
             model = str(output.model)
             models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
-            _write_run_manifest(run_dir, config, outputs)
+            _write_run_manifest(run_dir, config, outputs, redone)
         if spec.name == only:  # the stages after it stay as they are
             break
 
@@ -92,35 +96,47 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
 
 def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: str | None) -> dict[str, bool]:
-    """Stage name → forced to run again (by --from or --only), and the refusal of a change that keeps nothing."""
+    """Stage name → forced to run again (by --from or --only), and two refusals: a change that would discard the
+    finished first stage unasked (with or without --from / --only, unless they name the first stage), and --only on a
+    stage whose earlier stages never finished."""
     names = [spec.name for spec in config.stages]
     start = names.index(from_stage) if from_stage else names.index(only) if only else len(names)
     forced = {name: index >= start and (only is None or name == only) for index, name in enumerate(names)}
-    if from_stage or only:
-        return forced
-    first = config.stages[0]
-    manifest = distributed.from_main(_read_manifest(run_dir.root / f"01_{first.name}"))
-    if manifest.get("status") == "complete":
-        folder = f"01_{first.name}"
-        changed = _changed(manifest.get("config", {}), config.for_stage(first), first)
-        if changed:
-            key, before, now = changed[0]
+    manifests = [distributed.from_main(_read_manifest(run_dir.root / f"{i:02d}_{n}")) for i, n in enumerate(names, 1)]
+    if only is not None:
+        unfinished = [
+            f"{i:02d}_{n}" for i, n in enumerate(names[:start], 1) if manifests[i - 1].get("status") != "complete"
+        ]
+        if unfinished:
             raise RunDirError(
-                f"{run_dir.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
-                f"training ({folder}); nothing of it would be kept. Continue it with --resume, redo it here with "
-                f"--from {names[0]}, or choose another folder with --out"
+                f"--only {only}: {', '.join(unfinished)}, before it, never finished in {run_dir.root}; "
+                "run without --only first"
             )
+    first = config.stages[0]
+    if forced[first.name] or manifests[0].get("status") != "complete":
+        return forced
+    changed = _changed(manifests[0].get("config", {}), config.for_stage(first), first)
+    if changed:
+        key, before, now = changed[0]
+        asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
+        raise RunDirError(
+            f"{run_dir.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+            f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it with --resume, redo it here "
+            f"with --from {names[0]}, or choose another folder with --out"
+        )
     return forced
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:
-    model = base if spec.model_from == "base" else str(outputs[spec.model_from].model) if spec.model_from else latest
+    model = latest if spec.model_from is None else base if spec.model_from == "base" else outputs[spec.model_from].model
+    if model is None:  # a model-making stage that kept nothing to train on (said in its log) makes none
+        raise RunDirError(f"{spec.name}: model_from {spec.model_from!r} made no model in this run (see its log)")
     if spec.data_from:
         dataset = outputs[spec.data_from].dataset
         if dataset is None:
             raise ConfigError(f"stages: {spec.name}: data_from {spec.data_from!r} wrote no dataset")
         splits = replace(splits, train=read_rows(dataset), source=str(dataset))
-    return StageInputs(model=model, base=base, splits=splits, earlier=dict(outputs))
+    return StageInputs(model=str(model), base=base, splits=splits, earlier=dict(outputs))
 
 
 def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hashes: _Hashes) -> dict[str, Any]:
@@ -170,24 +186,9 @@ def _restart_if_changed(
 
 def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerprint: dict) -> StageOutput:
     module = importlib.import_module(STAGES[spec.stage_kind])
-    record = {
-        "stage": spec.name,
-        "kind": spec.stage_kind,
-        "status": "running",
-        "fingerprint": fingerprint,
-        "config": stage_values(ctx.config, spec),
-        "inputs": {"model": inputs.model, "data": inputs.splits.source},
-    }
-    if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
-        write_json(ctx.dir / "manifest.json", record)
     logger.warning("%s: starting (%s from %s)", ctx.folder, spec.stage_kind, inputs.model)
-    started = time.perf_counter()
-    output = module.run(ctx, inputs)
-    record |= {"status": "complete", "seconds": round(time.perf_counter() - started, 1)}
-    record["output"] = output.to_json(ctx.run.root)
-    if distributed.is_main():
-        write_json(ctx.dir / "manifest.json", record)
-    return output
+    facts = {"fingerprint": fingerprint, "config": stage_values(ctx.config, spec)}
+    return run_recorded(ctx, spec.stage_kind, inputs, module.run, **facts)[0]
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
@@ -238,17 +239,25 @@ def _evaluated(
 # ------------------------------------------------------------------------------------------------------- summary
 
 
-def _write_run_manifest(run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput]) -> None:
+def _write_run_manifest(
+    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: list[str]
+) -> None:
+    """Each stage's status. A stage this command has not reached, made before an earlier stage was redone, is
+    `outdated`: what it was made from has changed, and the next run checks it (it is kept only if its inputs are the
+    same as before)."""
     stages = []
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
         manifest = _read_manifest(run_dir.root / folder)
+        status = manifest.get("status", "pending")
+        if status == "complete" and spec.name not in outputs and redone:
+            status = "outdated"
         stages.append(
             {
                 "name": spec.name,
                 "kind": spec.stage_kind,
                 "folder": folder,
-                "status": manifest.get("status", "pending"),
+                "status": status,
                 "seconds": manifest.get("seconds"),
             }
         )

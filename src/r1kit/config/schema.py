@@ -10,13 +10,13 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from r1kit import distributed
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
 from r1kit.rewards.plugins import is_plugin, load_plugin, short_name
 from r1kit.rewards.registry import KNOWN_REWARDS
-from r1kit.stages.registry import STAGE_KINDS
+from r1kit.stages.registry import MAKES, STAGE_KINDS
 
 
 class Section(BaseModel):
@@ -976,16 +976,29 @@ class R1kitConfig(Section):
         if not self.stages:
             raise ValueError("stages: a run needs at least one stage")
         seen: list[str] = []
+        kinds: dict[str, str] = {}
         for spec in self.stages:
             where = f"stages: {spec.name}"
             if spec.name in seen:
                 raise ValueError(f"{where} is listed twice; give each stage its own name")
             if spec.stage_kind not in STAGE_KINDS:
                 raise ValueError(f"{where}: unknown kind {spec.stage_kind!r}; known: {', '.join(STAGE_KINDS)}")
-            for key, earlier in (("model_from", spec.model_from), ("data_from", spec.data_from)):
-                if earlier is not None and earlier not in [*seen, "base"][: len(seen) + (key == "model_from")]:
+            for key, earlier, made in (
+                ("model_from", spec.model_from, "model"),
+                ("data_from", spec.data_from, "dataset"),
+            ):
+                if earlier is None or (key == "model_from" and earlier == "base"):
+                    continue
+                if earlier not in seen:
                     raise ValueError(
                         f"{where}: {key} {earlier!r} is not an earlier stage ({', '.join(seen) or 'none'})"
+                    )
+                kind = kinds[earlier]
+                if made not in MAKES[kind]:
+                    raise ValueError(
+                        f"{where}: {key} {earlier!r}: a {kind} stage writes no {made} (it writes: "
+                        f"{', '.join(sorted(MAKES[kind]))}); stages that write one: "
+                        f"{', '.join(name for name in seen if made in MAKES[kinds[name]]) or 'none before it'}"
                     )
             for section in ("stages", "run"):
                 if section in spec.config:
@@ -993,9 +1006,16 @@ class R1kitConfig(Section):
             if spec.config:
                 try:
                     self.for_stage(spec)
-                except ValueError as error:
-                    raise ValueError(f"{where}: its config is invalid: {' '.join(str(error).split())}") from None
+                except ValidationError as error:  # the first problem, as the run's own config reports one
+                    problem = error.errors()[0]
+                    key = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+                    message = problem["msg"].removeprefix("Value error, ")
+                    got = f" (got {problem['input']!r})" if key and not isinstance(problem["input"], dict) else ""
+                    raise ValueError(
+                        f"{where}: its config is invalid: {key + ': ' if key else ''}{message}{got}"
+                    ) from None
             seen.append(spec.name)
+            kinds[spec.name] = spec.stage_kind
         return self
 
     @model_validator(mode="after")

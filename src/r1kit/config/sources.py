@@ -362,6 +362,7 @@ def resolve_config(
             rank[path] = index
         merged = deep_merge(merged, layer.values)
     _epochs_or_steps(merged, sources, rank)
+    _check_stage_keys(merged["stages"])
     try:
         config = R1kitConfig.model_validate(merged)
     except ValidationError as error:
@@ -406,6 +407,17 @@ def _check_known(path: str, layer: Layer) -> None:
         return
     source = layer.value_sources.get(path, layer.source)
     raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path)}")
+
+
+def _check_stage_keys(stages: Any) -> None:
+    """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
+    then checks their values (and reports a malformed stage list)."""
+    for spec in stages if isinstance(stages, list) else []:
+        if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping):
+            for path in flatten(spec["config"]):
+                if path not in LEAF_PATHS and path not in SECTION_PATHS and not plugin_param(path):
+                    name = spec.get("name")
+                    raise ConfigError(f"stages: {name}: unknown key {path!r} in its config{did_you_mean(path)}")
 
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:

@@ -131,6 +131,11 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         raise DatasetError(f"{source}: the dataset is empty")
     fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
     adapter = ADAPTERS[fmt]
+    # data without the default grouping column is simply not grouped; a column the user names must be there
+    if cfg.group_column not in raw.column_names and cfg.group_column != type(cfg).model_fields["group_column"].default:
+        raise DatasetError(
+            f"{source}: dataset.group_column {cfg.group_column!r} is not a column ({', '.join(raw.column_names)})"
+        )
     rows, skipped = [], 0
     for index, row in enumerate(raw):
         try:

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 from r1kit import distributed
 from r1kit.atomic import build_complete, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
+from r1kit.config.sources import ResolvedConfig, resolve_config
 from r1kit.data.loading import Splits, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
 from r1kit.models import ModelError, check_model, resolve_model, save_adapter, save_for_inference
@@ -106,18 +107,8 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     and onto the console."""
     ctx, base, splits = setup(config, kind)
     ctx = ctx.for_stage(config, kind, kind)
-    started = time.perf_counter()
-    output = run(ctx, StageInputs(model=base, base=base, splits=splits))
+    output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run)
     if distributed.is_main():
-        record = {
-            "stage": kind,
-            "kind": kind,
-            "status": "complete",
-            "seconds": round(time.perf_counter() - started, 1),
-            "inputs": {"model": base, "data": splits.source},
-            "output": output.to_json(ctx.run.root),
-        }
-        write_json(ctx.dir / "manifest.json", record)
         figures = " · ".join(
             f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
             for key, value in output.metrics.items()
@@ -131,6 +122,33 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             ctx.dir / "manifest.json",
         )
     return output
+
+
+def run_recorded(
+    ctx: StageContext,
+    kind: str,
+    inputs: StageInputs,
+    run: Callable[[StageContext, StageInputs], StageOutput],
+    **facts: Any,
+) -> tuple[StageOutput, dict[str, Any]]:
+    """Run a stage with its RUN/<folder>/manifest.json: `running` while it works, then `complete` with its time and
+    output (model, dataset, figures). `facts` go in too (a recipe adds the fingerprint and config it resumes by)."""
+    record = {
+        "stage": ctx.stage,
+        "kind": kind,
+        "status": "running",
+        **facts,
+        "inputs": {"model": inputs.model, "data": inputs.splits.source},
+    }
+    if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
+        write_json(ctx.dir / "manifest.json", record)
+    started = time.perf_counter()
+    output = run(ctx, inputs)
+    record |= {"status": "complete", "seconds": round(time.perf_counter() - started, 1)}
+    record["output"] = output.to_json(ctx.run.root)
+    if distributed.is_main():
+        write_json(ctx.dir / "manifest.json", record)
+    return output, record
 
 
 def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]:
@@ -167,6 +185,21 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
 def model_reference(config: R1kitConfig) -> str:
     """model.name made loadable; a run folder stands for its final model."""
     return model_reference_of(config.model.name, config)
+
+
+def with_trained_prompt(resolved: ResolvedConfig) -> R1kitConfig:
+    """The config to evaluate or chat with: a model trained by r1kit is asked with the system prompt it was trained
+    with, unless one is given: its stage's own (a recipe stage's `config: {prompt: ...}`), else its run's."""
+    config = resolved.config
+    run = run_of(config.model.name)
+    if run is None or resolved.sources.get("prompt.system") != "default":
+        return config
+    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
+    stage_folder = Path(model_reference(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
+    for index, spec in enumerate(trained.stages, start=1):
+        if stage_folder == f"{index:02d}_{spec.name}":
+            trained = trained.for_stage(spec)
+    return config.model_copy(update={"prompt": trained.prompt})
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:

@@ -1,7 +1,7 @@
 """Every stage a recipe can use: kind → the module that runs it, and one line about it (the CLI's help).
 
 A stage module has `run(ctx, inputs) -> StageOutput` (parse → load → build → train or generate → save, top to bottom)
-and `main(config)`, which runs it alone as `r1kit <kind>`. Adding a stage is one module and one line here. This file
+and `main(config)`, which runs it alone as `r1kit <kind>`. Adding a stage is one module and a line in each table here. This file
 imports nothing, so the config schema and the CLI can read it without loading torch.
 """
 
@@ -33,6 +33,22 @@ ABOUT = {
     "reward_model": "a reward model (scalar head) trained on preference pairs; reports held-out pairwise accuracy",
     "dpo": "Direct Preference Optimization on preference pairs (a dataset, or built offline from the model)",
     "rloo": "RLOO reinforcement learning with the configured rewards (rule-based, and a reward model if listed)",
+}
+
+# What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a
+# `reward_model` (rewards.reward_model.path and evaluation.reward_model may name it). The recipe check reads this, so
+# a stage that can never give what a later one asks for is refused before anything trains.
+MAKES = {
+    "cold_start": {"dataset"},
+    "sft": {"model"},
+    "grpo": {"model"},
+    "rejection_sampling": {"dataset"},
+    "sft2": {"model"},
+    "distill": {"model", "dataset"},
+    "ppo": {"model"},
+    "reward_model": {"reward_model"},
+    "dpo": {"model"},
+    "rloo": {"model"},
 }
 
 STAGE_KINDS = tuple(STAGES)
