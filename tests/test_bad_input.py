@@ -210,6 +210,17 @@ def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.Capture
     assert_one_line(err, str(path), "dataset.group_column 'tsak' is not a column (question, solution, task)")
 
 
+def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    math = "".join(
+        json.dumps({"question": f"{i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"}) + "\n" for i in range(4)
+    )
+    path = _data_file(tmp_path, "gsm.jsonl", math)
+    args = ["sft2", "--profile", "test", "--sft2.general_dataset", str(path), "--out", str(tmp_path / "run")]
+    code, err = cli(capsys, *args)  # was: exit 0, "0 general rows", SFT 2 without its general data
+    assert code == 1
+    assert_one_line(err, f"sft2.general_dataset {path}: none of its 3 training rows has a reply")
+
+
 # ----------------------------------------------------------------------------------------- malformed configs
 
 BAD_CONFIGS = {
@@ -240,6 +251,12 @@ def test_malformed_configs_sweep(case: str, tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "run").exists()  # refused before anything was created
 
 
+def test_an_empty_run_folder_is_not_read_as_unset(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = cli(capsys, "run", "--profile", "test", "--out", "")  # `--out "$RUN"` with RUN unset
+    assert code == 2  # was: a run in runs/<timestamp>, without a word
+    assert_one_line(err, "run.output_dir: is empty")
+
+
 # ------------------------------------------------------------------------------------------ models and runs
 
 
@@ -262,6 +279,13 @@ def test_a_tokenizer_with_an_invalid_jinja_template(tiny_model: Path, tmp_path: 
     code, err = cli(capsys, "eval", "--model", str(folder), "--profile", "test", "--out", str(tmp_path / "e"))
     assert code == 1
     assert_one_line(err, str(folder), "not a valid Jinja", "model.chat_template=chatml")
+
+
+def test_eval_refuses_a_win_rate_model_that_is_not_a_folder(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    args = ["eval", "--model", str(tiny_model), "--profile", "test", "--out", str(tmp_path / "e")]
+    code, err = cli(capsys, *args, "--evaluation.win_rate_against", str(tiny_model), "--evaluation.reward_model", "rm")
+    assert code == 1  # was: exit 0 with win_rate None, no word of why
+    assert_one_line(err, "evaluation.reward_model rm: no such model folder")
 
 
 def test_eval_counts_the_bad_rows_it_skipped(tiny_model: Path, tmp_path: Path, capsys, caplog) -> None:

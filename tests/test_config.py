@@ -17,6 +17,7 @@ from r1kit.config.sources import (
     list_recipes,
     profile_layer,
     resolve_config,
+    to_yaml,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "r1kit" / "configs"
@@ -163,6 +164,22 @@ def test_trl_flags_set_the_section_of_the_stage_run_alone() -> None:
         resolve("--per_device_train_batch_size", "4", command="ppo")  # PPO batches by prompts_per_step
     with pytest.raises(ConfigError, match=r"--num_generations .* `r1kit sft` does not read"):
         resolve("--num_generations", "4", command="sft")
+
+
+def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
+    """GRPOConfig's and ModelConfig's flags a TRL script's user brings, beside the tutorial's."""
+    flags = ("--num_iterations", "2", "--epsilon", "0.3", "--loss_type", "dr_grpo", "--top_p", "0.9")
+    grpo = resolve(*flags, "--scale_rewards", "false", "--mask_truncated_completions", "true").config.grpo
+    assert (grpo.num_iterations, grpo.epsilon, grpo.loss_type, grpo.top_p) == (2, 0.3, "dr_grpo", 0.9)
+    assert grpo.scale_rewards == "none" and grpo.mask_truncated_completions is True  # TRL reads false as none
+    assert resolve("--loss_type", "ipo", command="dpo").config.dpo.loss_type == "ipo"  # the stage's own key
+    lora = resolve("--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "q_proj,v_proj")
+    assert (lora.config.model.lora.enabled, lora.config.model.lora.rank, lora.config.model.lora.alpha) == (True, 8, 16)
+    assert lora.config.model.lora.target_modules == ["q_proj", "v_proj"]
+    assert resolve("--dataset_name", "gsm8k").config.dataset.name == "gsm8k"
+    for flag, pointer in (("--warmup_steps", "--warmup_ratio"), ("--log_completions", "completions.jsonl")):
+        with pytest.raises(ConfigError, match=rf"{flag} is not an r1kit option: .*{pointer}"):
+            resolve(flag, "1")
 
 
 def test_a_list_key_takes_comma_separated_values_as_the_reward_funcs_flag_does() -> None:
@@ -368,6 +385,8 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     assert "grpo.use_vllm: vLLM generation needs a CUDA GPU" in capsys.readouterr().err
     assert main(["config", "show", "--model.device", "cuda"]) == 2
     assert "model.device: cuda is not available here" in capsys.readouterr().err
+    assert main(["config", "show", "--fp16"]) == 2  # the reason given is fp16's, not bf16's
+    assert "model.precision: fp16 on cpu: fp16 training is a GPU feature" in capsys.readouterr().err
     # a config written for a GPU machine gets every problem at once, a line each
     assert main(["config", "show", "--grpo.use_vllm", "true", "--model.tf32", "true"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -385,8 +404,6 @@ def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixtur
 
 
 def test_saved_config_repeats_the_run(tmp_path: Path) -> None:
-    from r1kit.config.sources import to_yaml
-
     config = resolve("--learning_rate", "7e-5", profile="test").config
     saved = tmp_path / "config.yaml"
     saved.write_text(to_yaml(config))
@@ -435,3 +452,20 @@ def test_a_saved_config_repeats_without_an_epochs_conflict(tmp_path: Path) -> No
     assert resolve(config_file=str(saved)).config.training.epochs == 2.0
     saved.write_text(yaml.safe_dump(R1kitConfig().model_dump()))
     assert resolve(config_file=str(saved)).config.training.max_steps == 30
+
+
+def test_resume_continues_the_saved_config_over_a_profile_given_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first command set --sft.max_steps above the test profile; --resume with the profile keeps it, and R1KIT_DEBUG
+    (the traceback switch) is not read as a config key."""
+    (tmp_path / "config.yaml").write_text(to_yaml(resolve("--sft.max_steps", "300", profile="test").config))
+    args = ["config", "show", "--format", "json", "--profile", "test", "--resume", "--out", str(tmp_path)]
+    assert main([*args, "--sft.optimization.learning_rate", "0.01"]) == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert (
+        shown["sft"]["max_steps"] == 300 and shown["sft"]["optimization"]["learning_rate"] == 0.01
+    )  # saved, then the flags given
+    assert "--resume continues" in captured.err and "--profile test is in it" in captured.err
+    assert resolve(environ={"R1KIT_DEBUG": "1"}).config

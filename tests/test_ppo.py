@@ -207,6 +207,10 @@ def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
     # the policy, value head, optimizer and RNG came back: step 2 samples and scores the same completions
     assert again[1]["reward"] == pytest.approx(first[1]["reward"])
     assert again[1]["loss/value"] == pytest.approx(first[1]["loss/value"], rel=1e-3)
+    # run again once finished: no step to train, and the figures are the last step's, not lost
+    finished = ppo.run(ctx, inputs)
+    assert [r["step"] for r in steps(ctx)] == [1, 2]
+    assert finished.metrics["reward"] == pytest.approx(again[1]["reward"]) and "kl" in finished.metrics
 
 
 def test_ppo_adds_a_reward_model_named_by_an_earlier_stage(tmp_path: Path, tiny_model: Path) -> None:

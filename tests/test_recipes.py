@@ -172,6 +172,8 @@ def test_kill_9_mid_stage_resumes_that_stage(tmp_path: Path) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert json.loads((out / "02_grpo" / "manifest.json").read_text())["status"] == "running"
+    stages = json.loads((out / "manifest.json").read_text())["stages"]  # the run's list says so too (and the report)
+    assert [stage["status"] for stage in stages] == ["complete", "running"]
 
     resumed = r1kit_cli(*args, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -303,6 +305,44 @@ def test_a_re_scored_curriculum_resumes_with_its_kept_set_and_shows_in_the_repor
 
 
 # ------------------------------------------------------------------------------------------------- the rlhf recipe
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["--evaluation.reward_model", "reward_modl"], "evaluation.reward_model 'reward_modl': not a folder here"),
+        (
+            ["--evaluation.win_rate_against", "sfft"],
+            r"win_rate_against 'sfft': .* makes a model \(sft, dpo, ppo, rloo\)",
+        ),
+        (["--evaluation.reward_model", "dpo"], r"makes a reward model \(reward_model\)"),
+    ],
+)
+def test_stage_names_given_as_models_are_checked_before_any_work(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    from r1kit import pipeline
+
+    config = resolve_config(recipe="rlhf", profile="test", overrides=overrides, environ={}).config
+    config.run.output_dir = str(tmp_path / "run")
+    with pytest.raises(ConfigError, match=message):
+        pipeline.run(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_reward_model_path_naming_a_later_or_misspelt_stage_is_refused_up_front(tmp_path: Path) -> None:
+    from r1kit import pipeline
+
+    for path in ("reward_modl", "rm_later"):
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(
+            "stages:\n  - name: sft\n  - name: rl\n    kind: grpo\n    config:\n      rewards:\n"
+            f"        functions: [accuracy, reward_model]\n        reward_model: {{path: {path}}}\n"
+            "  - name: rm_later\n    kind: reward_model\n"
+        )
+        config = resolve_config(recipe=str(recipe), profile="test", environ={}).config
+        with pytest.raises(ConfigError, match=rf"stages: rl: rewards.reward_model.path '{path}'.* \(none\)"):
+            pipeline.run(config)
 
 
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])

@@ -306,6 +306,23 @@ def test_language_consistency_follows_the_prompt_language() -> None:
     assert reward(["<answer>8</answer>"], prompts=[english_prompt]) == [None]  # no words to judge
 
 
+def test_language_consistency_reads_english_with_names_and_units_as_english() -> None:
+    """Worked solutions like GSM8K's: short lines of names and units, which fastText alone reads as Portuguese or
+    Italian (1.4% of GSM8K's gold solutions scored below 0.9); a sentence in another language still counts against."""
+    reward = build_reward("language_consistency", language="en")
+    english = [
+        "<think>Mira jogs x miles per day\nIn 5 days she jogs 5x = 25 miles, so x = 5.</think><answer>5</answer>",
+        "<think>Let L = Leeward Center\nChrysler = L + 11\nTogether 2L + 11 = 35 floors, so L = 12.</think>",
+        "<think>3 packs with 10 cards each is 3 * 10 = 30 cards.\npacks of cards cards per pack cards\n</think>",
+    ]
+    assert reward(english) == [1.0, 1.0, 1.0]
+    mixed = (
+        "<think>First we find how many apples each basket holds, then multiply by the baskets.\n"
+        "Ensuite nous multiplions le nombre de paniers par le nombre de pommes dans chaque panier.</think>"
+    )
+    assert 0.3 < reward([mixed])[0] < 0.7
+
+
 def test_text_helpers() -> None:
     assert extract_answer("<answer>1</answer> <answer> 2 </answer>") == "2"
     assert extract_answer("<answer>unclosed") is None

@@ -206,6 +206,14 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     assert len(splits.test) == 3 and len(splits.train) == 16  # test profile: max_pairs 16
 
 
+def test_pairs_that_share_one_prompt_say_nothing_is_held_out(tmp_path: Path, caplog) -> None:
+    rows = [{"prompt": "Name a colour.", "chosen": f"Blue {i}.", "rejected": f"Car {i}."} for i in range(6)]
+    cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "one.jsonl", rows)))
+    splits = load_pairs(cfg.preferences)
+    assert len(splits.train) == 6 and not splits.test
+    assert "none is held out and pairwise accuracy is not measured" in caplog.text  # was: null, without a word
+
+
 def test_a_bad_row_in_a_file_names_the_file_row_and_field(tmp_path: Path) -> None:
     rows = [*GOOD_ROWS[:3], {"prompt": "q", "chosen": "a"}, *GOOD_ROWS[3:6]]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
@@ -388,9 +396,9 @@ def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: 
     assert [reward([c], prompts=[USER])[0] for c in completions] == pytest.approx(scores, abs=1e-4)  # padding-free
     copy = pickle.loads(pickle.dumps(reward))
     assert copy == reward and copy.__name__ == "reward_model" and copy(completions, prompts=[USER] * 4) == scores
-    with pytest.raises(ValueError, match=r"rewards\.reward_model\.path"):
+    with pytest.raises(ModelError, match=r"rewards\.reward_model\.path"):
         build_reward("reward_model")
-    with pytest.raises(ValueError, match="neither a model folder nor a hub id"):
+    with pytest.raises(ModelError, match="neither a model folder nor a hub id"):
         build_reward("reward_model", path="rm")  # a stage name nobody resolved
     # a missing folder, or a run folder instead of its model folder: refused when the rewards are built (before
     # training), not found batch after batch while the run goes on without a reward signal

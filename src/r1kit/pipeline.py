@@ -31,10 +31,11 @@ from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError, flatten
 from r1kit.data.loading import read_rows
 from r1kit.monitoring.console import print_eval_table
+from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import STAGES
+from r1kit.stages.registry import MAKES, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -47,6 +48,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             raise ConfigError(f"{flag} {name}: not a stage of this recipe ({', '.join(names)})")
     if from_stage is not None and only is not None:
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
+    _check_stage_references(config)
     ctx, base, splits = setup(config, "run")
     run_dir = ctx.run
     hashes = _Hashes()
@@ -71,6 +73,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             )
         else:
             _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name])
+            if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
+                _write_run_manifest(run_dir, config, outputs, redone, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             redone.append(folder)
         outputs[spec.name] = output
@@ -125,6 +129,30 @@ def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: st
             f"with --from {names[0]}, or choose another folder with --out"
         )
     return forced
+
+
+def _check_stage_references(config: R1kitConfig) -> None:
+    """Model settings that name a stage (a reward model; the win rate's judge and reference) name one that makes
+    such a model, checked before any work: the stage reading them would find a misspelt name only after the stages
+    before it had trained, and the win rate would silently stay empty."""
+    kinds = {spec.name: spec.stage_kind for spec in config.stages}
+
+    def check(key: str, value: str | None, made: str, stages: dict[str, str]) -> None:
+        if value and names_a_stage(value) and (value not in stages or made not in MAKES[stages[value]]):
+            makers = [name for name, kind in stages.items() if made in MAKES[kind]]
+            raise ConfigError(
+                f"{key} {value!r}: not a folder here, a hub id (owner/name), or a stage of this recipe that makes a "
+                f"{made.replace('_', ' ')} ({', '.join(makers) or 'none'})"
+            )
+
+    check("evaluation.reward_model", config.evaluation.reward_model, "reward_model", kinds)
+    check("evaluation.win_rate_against", config.evaluation.win_rate_against, "model", kinds)
+    for index, spec in enumerate(config.stages):
+        stage = config.for_stage(spec)
+        if "reward_model" in stage.rewards.functions:
+            earlier = {name: kinds[name] for name in list(kinds)[:index]}
+            path = stage.rewards.reward_model.path
+            check(f"stages: {spec.name}: rewards.reward_model.path", path, "reward_model", earlier)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:
@@ -240,7 +268,7 @@ def _evaluated(
 
 
 def _write_run_manifest(
-    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: list[str]
+    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: list[str], running: str = ""
 ) -> None:
     """Each stage's status. A stage this command has not reached, made before an earlier stage was redone, is
     `outdated`: what it was made from has changed, and the next run checks it (it is kept only if its inputs are the
@@ -249,7 +277,7 @@ def _write_run_manifest(
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
         manifest = _read_manifest(run_dir.root / folder)
-        status = manifest.get("status", "pending")
+        status = "running" if spec.name == running else manifest.get("status", "pending")
         if status == "complete" and spec.name not in outputs and redone:
             status = "outdated"
         stages.append(

@@ -93,6 +93,19 @@ FLAG_ALIASES = {
     "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
     "--wandb_project": FlagAlias("monitoring.wandb.project"),
     "--attn_implementation": FlagAlias("model.attn_implementation"),
+    "--num_iterations": FlagAlias("grpo.num_iterations"),
+    "--epsilon": FlagAlias("grpo.epsilon"),
+    "--loss_type": FlagAlias("grpo.loss_type"),
+    "--top_p": FlagAlias("grpo.top_p"),
+    "--scale_rewards": FlagAlias("grpo.scale_rewards"),
+    "--mask_truncated_completions": FlagAlias("grpo.mask_truncated_completions"),
+    "--dataset_name": FlagAlias("dataset.name"),
+    # TRL's ModelConfig (its scripts' LoRA flags)
+    "--use_peft": FlagAlias("model.lora.enabled", value=True),
+    "--lora_r": FlagAlias("model.lora.rank"),
+    "--lora_alpha": FlagAlias("model.lora.alpha"),
+    "--lora_dropout": FlagAlias("model.lora.dropout"),
+    "--lora_target_modules": FlagAlias("model.lora.target_modules", as_list=True),
     # the R1 tutorial's GRPOScriptArguments: each reward's parameters
     "--cosine_min_value_wrong": FlagAlias("rewards.cosine.min_value_wrong"),
     "--cosine_max_value_wrong": FlagAlias("rewards.cosine.max_value_wrong"),
@@ -153,6 +166,11 @@ REFUSED = {
     "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
     "--trust_remote_code": "set model.trust_remote_code true (only for a repo you trust)",
+    "--warmup_steps": "warmup is a share of the steps in r1kit: --warmup_ratio (training.optimization.warmup_ratio)",
+    "--max_prompt_length": "r1kit does not cut prompts (TRL 1.x no longer does either); the completion limit is "
+    "--max_completion_length",
+    "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
+    "every monitoring.examples_every steps",
 }
 
 

@@ -28,11 +28,10 @@ def check_machine(config: R1kitConfig) -> None:
     # every remaining problem at once: a config written for another machine is mended in one go, not one per run
     problems = []
     if model.precision != "auto" and not hardware.supports_precision(device, model.precision):
-        why = (
-            "this CPU has no native bf16 instructions (avx512_bf16 / amx_bf16)"
-            if device == "cpu"
-            else f"{device} does not support it"
-        )
+        why = {
+            ("cpu", "bf16"): "this CPU has no native bf16 instructions (avx512_bf16 / amx_bf16)",
+            ("cpu", "fp16"): "fp16 training is a GPU feature (a CPU has no fp16 matrix units; bf16 or fp32 there)",
+        }.get((device, model.precision), f"{device} does not support it")
         problems.append(f"model.precision: {model.precision} on {device}: {why}; use auto or fp32")
     if model.tf32 and device != "cuda":
         problems.append(f"model.tf32: TF32 is an NVIDIA GPU feature, and this run is on {device}; set it to false")

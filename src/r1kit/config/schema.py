@@ -37,6 +37,13 @@ class RunConfig(Section):
         False, description="Continue from the newest complete checkpoint in the run folder instead of starting over."
     )
 
+    @field_validator("output_dir")
+    @classmethod
+    def _a_folder_or_unset(cls, folder: str | None) -> str | None:
+        if folder is not None and not folder.strip():  # an unset shell variable: not a wish for runs/<timestamp>
+            raise ValueError("is empty; name a folder, or leave it out for runs/<timestamp>")
+        return folder
+
 
 class LoraConfig(Section):
     enabled: bool = Field(True, description="Train LoRA adapters (PEFT) instead of every weight.")
@@ -423,7 +430,9 @@ class GRPOConfig(Section):
     epsilon: float = Field(0.2, gt=0.0, description="PPO-style clipping range.")
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field("dapo", description="TRL GRPO loss variant.")
     scale_rewards: Literal["group", "batch", "none"] = Field(
-        "group", description="Divide advantages by the reward std of the group, of the batch, or not at all."
+        "group",
+        description="Divide advantages by the reward std of the group, of the batch, or not at all (TRL's older "
+        "true/false read as group/none).",
     )
     num_iterations: int = Field(1, ge=1, description="Policy updates per generated batch (μ).")
     mask_truncated_completions: bool = Field(
@@ -434,6 +443,11 @@ class GRPOConfig(Section):
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take in colocate mode."
     )
+
+    @field_validator("scale_rewards", mode="before")
+    @classmethod
+    def _scale_rewards_as_trl_reads_a_bool(cls, value: Any) -> Any:
+        return {"true": "group", "false": "none"}.get(str(value).strip().lower(), value)
 
 
 class PPOConfig(Section):

@@ -32,7 +32,7 @@ from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stag
 from r1kit.config.schema import R1kitConfig, deep_merge
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
-ENV_NOT_CONFIG = {"R1KIT_CACHE"}  # r1kit variables that are not config paths
+ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
 
 
 class ConfigError(ValueError):

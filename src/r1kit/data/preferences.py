@@ -286,6 +286,12 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
         skipped += skipped_test
     else:
         train, test = split_pairs(train, cfg.held_out, cfg.seed)
+        if not test:  # split by prompt, so no prompt is on both sides: one prompt leaves none to hold out
+            logger.warning(
+                "%s: every pair has the same prompt, so none is held out and pairwise accuracy is not measured; "
+                "give preferences.test_split a file of other prompts",
+                source,
+            )
     return PairSplits(
         train=train[: cfg.max_pairs] if cfg.max_pairs else train,
         test=test[: cfg.max_held_out],

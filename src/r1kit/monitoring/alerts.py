@@ -62,7 +62,8 @@ class TrendAlerts:
         if truncated is not None and truncated >= self.config.truncated_max:
             found["truncated"] = (
                 f"{truncated:.0%} of completions hit the length limit over the last {len(history)} logs: "
-                "raise grpo.max_completion_length or penalise length (overlong reward)"
+                "raise the stage's limit (grpo.max_completion_length, rloo.max_completion_length or "
+                "ppo.max_new_tokens) or penalise length (overlong reward)"
             )
         zero = _mean(history, "quality/zero_advantage_share")
         if zero is not None and zero >= self.config.zero_advantage_max:

@@ -94,7 +94,7 @@ def write_report(run_dir: Path) -> Path:
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
         body.append(_by_group(evaluations))
-    if run.path("manifest.json").exists():
+    if run.path("manifest.json").exists() or any(run.root.glob("*/manifest.json")):
         body += ["<h2>Stages</h2>", _stages(run)]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
@@ -150,10 +150,21 @@ def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
     )
 
 
+def _stage_list(run: RunDir) -> list[dict]:
+    """A recipe's stages from RUN/manifest.json, or the stage run alone in RUN/<stage> from its own manifest."""
+    if run.path("manifest.json").exists():
+        return json.loads(run.path("manifest.json").read_text())["stages"]
+    stages = []
+    for path in sorted(run.root.glob("*/manifest.json")):
+        manifest = json.loads(path.read_text())
+        stages.append({"folder": path.parent.name, **{k: manifest.get(k) for k in ("kind", "status", "seconds")}})
+    return stages
+
+
 def _stages(run: RunDir) -> str:
     """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one."""
     lines, histograms = [], []
-    for stage in json.loads(run.path("manifest.json").read_text())["stages"]:
+    for stage in _stage_list(run):
         folder = run.root / stage["folder"]
         manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
         figures = (manifest.get("output") or {}).get("metrics") or {}

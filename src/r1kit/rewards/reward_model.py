@@ -132,19 +132,19 @@ class RewardModelReward:
 def get_reward_model_reward(
     path: str | None = None, batch_size: int = 8, max_length: int | None = 1024, device: str = "auto"
 ) -> RewardModelReward:
+    from r1kit.models import ModelError, looks_local
+
+    # errors of the user's input (one line, before training), not ValueErrors a caller would take for a bug
     if not path:
-        raise ValueError(
+        raise ModelError(
             "the reward_model reward needs rewards.reward_model.path: a reward model folder or the name of an "
             "earlier reward_model stage"
         )
-    if "/" not in str(path) and not Path(path).expanduser().exists():
-        raise ValueError(
-            f"rewards.reward_model.path {path!r} is neither a model folder nor a hub id; a recipe stage's name is "
-            "resolved to its model by the stage that builds the rewards (resolve_reward_models), and only once that "
-            "stage has run"
+    if names_a_stage(path):
+        raise ModelError(
+            f"rewards.reward_model.path {path!r} is neither a model folder nor a hub id (owner/name); a stage's name "
+            "is resolved to its model only inside `r1kit run`, for a reward_model stage before this one"
         )
-    from r1kit.models import ModelError, looks_local
-
     # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
     # rewards (the guard scores them None) while the run goes on without a reward signal
     if looks_local(str(path)) and not (Path(path).expanduser() / "config.json").is_file():
@@ -153,6 +153,15 @@ def get_reward_model_reward(
             "saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"
         )
     return RewardModelReward(str(path), batch_size, max_length, device)
+
+
+def names_a_stage(reference: str) -> bool:
+    """A model reference that can only be a recipe stage's name: no folder here, and no hub id (owner/name).
+
+    >>> names_a_stage("reward_model"), names_a_stage("OpenAssistant/reward-model-deberta-v3-large"), names_a_stage("/")
+    (True, False, False)
+    """
+    return "/" not in reference and not Path(reference).expanduser().exists()
 
 
 def resolve_model_path(path: str, earlier: Mapping[str, Any], key: str) -> str:

@@ -28,7 +28,7 @@ from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import load_eval_rows
 from r1kit.hardware import setup_hardware
-from r1kit.models import load_model, load_tokenizer
+from r1kit.models import ModelError, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
@@ -495,6 +495,10 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
     reference = model_reference(config)
+    settings = config.evaluation
+    for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
+        if value and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
+            raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
     rows, skipped = load_eval_rows(config.dataset)
     if skipped:
         logger.warning("%s: %d bad rows skipped (dataset.on_bad_row skip)", config.dataset.name, skipped)

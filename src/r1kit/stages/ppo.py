@@ -278,6 +278,7 @@ class PPOTrainer:
             groups.append({"params": list(self.policy.values()), "lr": self.section.learning_rate})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_coef, self.step = self.section.kl_coef, 0
+        self.last: dict = {}  # the newest step's record, kept in checkpoints: a finished run's figures on a re-run
         # Data-parallel: each process samples and trains on an equal share of each step's prompts; gradients (and
         # TRPO's vectors) are averaged over the processes, so they all keep the same weights.
         self.processes = distributed.count()
@@ -501,7 +502,7 @@ class PPOTrainer:
         return self.ctx.config.run.seed
 
     def train(self) -> dict:
-        ctx, section, last = self.ctx, self.section, {}
+        ctx, section = self.ctx, self.section
         resume = prepare_resume(ctx)
         if resume is not None:
             self.load(resume)
@@ -517,16 +518,16 @@ class PPOTrainer:
                 )
             self.step += 1
             stats["perf/step_seconds"] = time.time() - started
-            last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
+            self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
             if distributed.is_main():
-                ctx.run.append("metrics.jsonl", last)
+                ctx.run.append("metrics.jsonl", self.last)
             if ctx.config.monitoring.progress:
                 shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
                 seconds = stats["perf/step_seconds"]
                 logger.warning("%s step %d/%d: %s · %.1fs", ctx.stage, self.step, section.max_steps, shown, seconds)
             if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
                 self.save(self.step)
-        return last
+        return self.last
 
     def save(self, step: int) -> None:
         """A resumable checkpoint, complete or absent: trainable policy weights, value head, optimizer, KL
@@ -534,6 +535,7 @@ class PPOTrainer:
         state = {
             "step": step,
             "kl_coef": self.kl_coef,
+            "last": self.last,
             "policy": {name: p.detach().cpu().clone() for name, p in self.policy.items()},
             "value_head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -552,7 +554,7 @@ class PPOTrainer:
                 self.policy[name].copy_(tensor)
         self.head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.kl_coef = state["step"], state["kl_coef"]
+        self.step, self.kl_coef, self.last = state["step"], state["kl_coef"], state.get("last", {})  # older: none
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])

@@ -15,7 +15,7 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig, SamplingConfig
-from r1kit.data.loading import load_splits, sft_rows
+from r1kit.data.loading import DatasetError, load_splits, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.stages import sft
@@ -56,7 +56,13 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     settings = ctx.config.sft2
     if settings.general_dataset:
         rows = load_splits(DatasetConfig(name=settings.general_dataset, on_bad_row="skip")).train
-        return [(row["question"], row["response"]) for row in rows if row["response"]][:wanted]
+        pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
+        if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
+            raise DatasetError(
+                f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} training rows has a reply (chat "
+                "data: messages, conversations, or instruction/response columns)"
+            )
+        return pairs[:wanted]
     questions = shipped_general_prompts()[:wanted]
     answers = sample(
         ctx,
