@@ -126,9 +126,8 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
         saved = _resumable_run(resolved.config.run.output_dir) / "config.yaml"
         # The saved config already holds the run's profile and recipe; laid over it again they would replace the
         # values that were set above them (a --sft.max_steps on the first command line), so only env and CLI apply.
-        given = [f"--profile {args.profile}"] * (args.profile != "default") + [f"--recipe {args.recipe}"] * bool(
-            args.recipe
-        )
+        chosen = (("profile", args.profile, "default"), ("recipe", args.recipe, None))  # (flag, value, when not given)
+        given = [f"--{flag} {value}" for flag, value, unset in chosen if value != unset]
         if given:
             print(f"r1kit: note: --resume continues {saved} as saved; {', '.join(given)} is in it", file=sys.stderr)
         resolved = resolve_config(

@@ -56,7 +56,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}
-    redone: list[str] = []
+    redone = False  # a stage was (re)trained by this command: complete ones after it may be outdated
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
@@ -76,7 +76,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 _write_run_manifest(run_dir, config, outputs, redone, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
-            redone.append(folder)
+            redone = True
         outputs[spec.name] = output
         if output.model is not None and output.evaluate:
             model = str(output.model)
@@ -268,7 +268,7 @@ def _evaluated(
 
 
 def _write_run_manifest(
-    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: list[str], running: str = ""
+    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: bool, running: str = ""
 ) -> None:
     """Each stage's status. A stage this command has not reached, made before an earlier stage was redone, is
     `outdated`: what it was made from has changed, and the next run checks it (it is kept only if its inputs are the

@@ -19,6 +19,13 @@ from r1kit.rewards.registry import KNOWN_REWARDS
 from r1kit.stages.registry import MAKES, STAGE_KINDS
 
 
+def first_problem(error: ValidationError) -> tuple[str, str, Any]:
+    """A validation error's first problem: its dotted key ('' for a rule across sections), message and value."""
+    problem = error.errors()[0]
+    key = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+    return key, problem["msg"].removeprefix("Value error, "), problem.get("input")
+
+
 class Section(BaseModel):
     # forbid: a misspelt key is an error, not a silently ignored value. No inf/nan: a learning rate or weight of inf
     # would otherwise pass validation and blow up mid-run.
@@ -1021,10 +1028,8 @@ class R1kitConfig(Section):
                 try:
                     self.for_stage(spec)
                 except ValidationError as error:  # the first problem, as the run's own config reports one
-                    problem = error.errors()[0]
-                    key = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
-                    message = problem["msg"].removeprefix("Value error, ")
-                    got = f" (got {problem['input']!r})" if key and not isinstance(problem["input"], dict) else ""
+                    key, message, value = first_problem(error)
+                    got = f" (got {value!r})" if key and not isinstance(value, dict) else ""
                     raise ValueError(
                         f"{where}: its config is invalid: {key + ': ' if key else ''}{message}{got}"
                     ) from None

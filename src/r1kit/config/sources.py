@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stage, refusal
-from r1kit.config.schema import R1kitConfig, deep_merge
+from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -422,15 +422,13 @@ def _check_stage_keys(stages: Any) -> None:
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     """The first validation problem as one line: key, problem, offending value and where it came from."""
-    problem = error.errors()[0]
-    path = ".".join(str(part) for part in problem["loc"] if not isinstance(part, int))
-    message = problem["msg"].removeprefix("Value error, ")
+    path, message, value = first_problem(error)
     if not path:  # a rule across sections: its message names the keys
         return message
     if path not in LEAF_PATHS:  # a rule across the keys of one section
         return f"{path}: {message}"
     source = sources.get(path, "default")
-    return f"{path}: {message} (got {problem.get('input')!r}, from {source})"
+    return f"{path}: {message} (got {value!r}, from {source})"
 
 
 def to_yaml(config: R1kitConfig) -> str:

@@ -94,8 +94,9 @@ def write_report(run_dir: Path) -> Path:
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
         body.append(_by_group(evaluations))
-    if run.path("manifest.json").exists() or any(run.root.glob("*/manifest.json")):
-        body += ["<h2>Stages</h2>", _stages(run)]
+    stage_list = _stage_list(run)
+    if stage_list:
+        body += ["<h2>Stages</h2>", _stages(run, stage_list)]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
@@ -161,10 +162,10 @@ def _stage_list(run: RunDir) -> list[dict]:
     return stages
 
 
-def _stages(run: RunDir) -> str:
+def _stages(run: RunDir, stage_list: list[dict]) -> str:
     """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one."""
     lines, histograms = [], []
-    for stage in _stage_list(run):
+    for stage in stage_list:
         folder = run.root / stage["folder"]
         manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
         figures = (manifest.get("output") or {}).get("metrics") or {}
