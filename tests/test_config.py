@@ -236,14 +236,17 @@ def test_invalid_values_name_the_key(args: list[str], message: str) -> None:
         resolve(*args)
 
 
-def test_batch_rules_count_the_processes_an_mpi_launcher_started(monkeypatch: pytest.MonkeyPatch) -> None:
+# torchrun (accelerate launch) and the MPI launchers (accelerate's multi-CPU mode under mpirun) each name the process
+# count their own way; the config's process rules read them as the launched run does.
+@pytest.mark.parametrize("variable", ["WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])
+def test_batch_rules_count_the_launched_processes(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
     args = ("--training.batch_size.per_device_train", "4", "--training.batch_size.gradient_accumulation_steps", "1")
     args += ("--grpo.num_generations", "8")
     with pytest.raises(ConfigError, match=r"× 1 process\(es\) × gradient_accumulation_steps 1 = 4 completions\)"):
         resolve(*args)
-    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")  # 4 × 2 processes × 1 = 8 completions: whole groups of 8
+    monkeypatch.setenv(variable, "2")  # 4 × 2 processes × 1 = 8 completions: whole groups of 8
     assert resolve(*args).config.grpo.num_generations == 8
-    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "3")
+    monkeypatch.setenv(variable, "3")
     with pytest.raises(ConfigError, match=r"× 3 process\(es\) × gradient_accumulation_steps 1 = 12 completions\)"):
         resolve(*args)
 
@@ -267,19 +270,6 @@ def test_generation_batch_rule_states_the_real_constraint() -> None:
             "--training.batch_size.gradient_accumulation_steps",
             "2",
         )
-
-
-# torchrun (accelerate launch) and the MPI launchers (accelerate's multi-CPU mode under mpirun) each name the process
-# count their own way; the config's process rules read them as the launched run does.
-@pytest.mark.parametrize("variable", ["WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])
-def test_dynamic_sampling_under_several_processes_is_a_config_error(
-    monkeypatch: pytest.MonkeyPatch, variable: str
-) -> None:
-    assert resolve("--dynamic_sampling.max_retries", "2").config.dynamic_sampling.max_retries == 2
-    monkeypatch.setenv(variable, "2")
-    assert resolve().config.dynamic_sampling.max_retries == 0  # off: fine on any number of processes
-    with pytest.raises(ConfigError, match=r"dynamic_sampling: max_retries 2: .* this run has 2 processes"):
-        resolve("--dynamic_sampling.max_retries", "2")
 
 
 def test_unknown_keys_in_files_and_environment(tmp_path: Path) -> None:

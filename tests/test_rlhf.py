@@ -349,6 +349,7 @@ def test_a_stage_run_alone_keeps_its_figures(tmp_path: Path) -> None:
     figures = manifest["output"]["metrics"]
     assert manifest["status"] == "complete" and manifest["output"]["model"] == "dpo/model"
     assert figures["skipped_rows"] == 1 and 0.0 <= figures["preference_accuracy"] <= 1.0
+    assert manifest["inputs"]["data"] == f"preference pairs from {path}"  # the pairs file, not the built-in task
 
 
 def test_rloo_trains_with_rule_rewards_and_a_reward_model(tmp_path: Path, tiny_model: Path) -> None:
@@ -403,8 +404,39 @@ def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: 
     # a missing folder, or a run folder instead of its model folder: refused when the rewards are built (before
     # training), not found batch after batch while the run goes on without a reward signal
     for wrong in (tmp_path / "nope", tmp_path):
-        with pytest.raises(ModelError, match=r"rewards.reward_model.path .*: not a model folder \(no config.json\)"):
+        with pytest.raises(
+            ModelError,
+            match=r"rewards.reward_model.path .*: not a model folder \(no config.json or adapter_config.json\)",
+        ):
             build_reward("reward_model", path=str(wrong))
+
+
+def test_a_lora_adapter_folder_is_a_reward_model(tmp_path: Path, tiny_model: Path) -> None:
+    """A reward model trained elsewhere with LoRA (task_type SEQ_CLS) and saved as an adapter, without a tokenizer:
+    it scores as its merged model does; a causal-LM adapter is refused (it would score with a random head)."""
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_reward_model(tmp_path / "base", tiny_model)
+    torch.manual_seed(1)
+    model = get_peft_model(
+        AutoModelForSequenceClassification.from_pretrained(base, num_labels=1),
+        LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    model.save_pretrained(tmp_path / "adapter")
+    merged = tmp_path / "merged"
+    model.merge_and_unload().save_pretrained(merged)
+    AutoTokenizer.from_pretrained(base).save_pretrained(merged)
+    completions = [CORRECT, WRONG, MALFORMED]
+    scores = build_reward("reward_model", path=str(tmp_path / "adapter"))(completions, prompts=[USER] * 3)
+    assert scores == pytest.approx(
+        build_reward("reward_model", path=str(merged))(completions, prompts=[USER] * 3), abs=1e-5
+    )
+    assert scores != pytest.approx(build_reward("reward_model", path=str(base))(completions, prompts=[USER] * 3))
+
+    policy = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(task_type="CAUSAL_LM", r=4))
+    policy.save_pretrained(tmp_path / "policy_adapter")
+    with pytest.raises(ModelError, match="a CAUSAL_LM adapter, not a reward model's"):
+        build_reward("reward_model", path=str(tmp_path / "policy_adapter"))
 
 
 def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ class FlagAlias:
     value: Any = None  # a switch's fixed value; None: the flag takes a value
     as_list: bool = False  # split "a,b" / "a b" into a list
     tutorial: bool = True  # the R1 tutorial's or TRL's name: a one-line note names r1kit's key
+    hint: str = ""  # added to that note where r1kit's meaning differs from the tutorial's
 
 
 # Short flags of r1kit's own, and the R1 tutorial's / TRL's flags, each the same as one key.
@@ -91,7 +92,11 @@ FLAG_ALIASES = {
     "--eval_steps": FlagAlias("evaluation.every_steps"),
     "--reward_funcs": FlagAlias("rewards.functions", as_list=True),
     "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
-    "--wandb_project": FlagAlias("monitoring.wandb.project"),
+    # the tutorial logs to W&B unless --no_wandb; r1kit is offline unless asked, so the note says how to ask
+    "--wandb_project": FlagAlias(
+        "monitoring.wandb.project",
+        hint="W&B stays off, r1kit's offline default, unless --monitoring.wandb.enabled true",
+    ),
     "--attn_implementation": FlagAlias("model.attn_implementation"),
     "--num_iterations": FlagAlias("grpo.num_iterations"),
     "--epsilon": FlagAlias("grpo.epsilon"),

@@ -511,20 +511,8 @@ class DynamicSamplingConfig(Section):
         0,
         ge=0,
         description="Replace prompt groups whose completions all got the same reward (zero advantage: no learning "
-        "signal) by fresh prompts, generating up to this many extra rounds per batch; 0: off. One process only.",
+        "signal) by fresh prompts, generating up to this many extra rounds per batch; 0: off.",
     )
-
-    @model_validator(mode="after")
-    def _one_process(self) -> DynamicSamplingConfig:
-        # Several processes split a generation batch mid-group, and each would retry on its own: its extra rounds
-        # call TRL's cross-process gathers that the other processes do not call, and the run hangs.
-        processes = distributed.launched_count()
-        if self.max_retries and processes > 1:
-            raise ValueError(
-                f"max_retries {self.max_retries}: dynamic sampling replaces groups within one process, and this run "
-                f"has {processes} processes; set dynamic_sampling.max_retries 0 or run on one process"
-            )
-        return self
 
 
 class StepCreditConfig(Section):

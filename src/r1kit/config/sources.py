@@ -330,7 +330,8 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
         layer.add(path, text, f"cli:{flag}")
         if (alias and alias.tutorial) or path in PATH_ALIASES:
-            layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}")
+            hint = f" ({alias.hint})" if alias and alias.hint else ""
+            layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
     return layer
 
 

@@ -4,12 +4,20 @@ so they are replaced by groups of fresh prompts before the update.
 `replace_groups` splices scored groups from one GRPO batch (TRL's output of `_generate_and_score_completions`) into
 another. The two batches were padded separately, so each tensor is first padded to the wider of the two: prompts on
 the left, completions and per-token values on the right, as TRL pads them.
+
+Under several processes each holds a slice of the generation batch, and a group may span two slices. So the slices
+are gathered (`gather_batch`), groups are found and replaced in the whole batch, identically in every process, and
+each process takes its slice back (`process_rows`). Every process then makes the same collective calls, in the same
+number: TRL's scoring gathers rewards across processes, and a process retrying alone would wait forever.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 
 # per-row tensors of a scored GRPO batch: (pad on the left?, padding value); the token ids take the pad token
 _PADDING = {
@@ -75,3 +83,35 @@ def _same_width(a: torch.Tensor, b: torch.Tensor, left: bool, value) -> tuple[to
         return F.pad(t, (missing, 0) if left else (0, missing), value=value) if missing else t
 
     return padded(a), padded(b)
+
+
+def fresh_group_count(dead: int, group_size: int, processes: int) -> int:
+    """Fresh groups to draw for `dead` dead ones: at least as many, and enough rows to split evenly between the
+    processes (each generates an equal share, as TRL's gathers need).
+
+    >>> fresh_group_count(1, 8, 2), fresh_group_count(1, 3, 2), fresh_group_count(3, 2, 4)
+    (1, 2, 4)
+    """
+    step = processes // math.gcd(group_size, processes)  # groups whose rows split evenly
+    return -(-dead // step) * step
+
+
+def gather_batch(batch: dict, accelerator: Accelerator, pad_token_id: int) -> dict:
+    """Every process's slice of a scored batch, concatenated in process order (the generation batch's order).
+    Per-token tensors are first padded to the widest slice, on the side TRL pads them."""
+    whole = dict(batch)
+    for key, (left, value) in _PADDING.items():
+        if key in batch:
+            padded = accelerator.pad_across_processes(
+                batch[key], dim=1, pad_index=pad_token_id if value is None else value, pad_first=left
+            )
+            whole[key] = accelerator.gather(padded)
+    whole["advantages"] = accelerator.gather(batch["advantages"])
+    return whole  # num_items_in_batch is already the whole batch's count (TRL gathers it)
+
+
+def process_rows(whole: dict, accelerator: Accelerator) -> dict:
+    """This process's slice of a gathered batch (equal slices, in process order)."""
+    rows = whole["advantages"].size(0) // accelerator.num_processes
+    mine = slice(accelerator.process_index * rows, (accelerator.process_index + 1) * rows)
+    return {key: value[mine] if key in _PADDING or key == "advantages" else value for key, value in whole.items()}

@@ -11,6 +11,7 @@ resolved by the stage that builds its rewards, which knows the earlier stages' o
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,12 +39,13 @@ class RewardModelScorer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(path))
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
         self.tokenizer.truncation_side = "left"  # the score is read at the last token: keep the end
         dtype = torch.float32 if device == "cpu" else "auto"
+        # an adapter folder (LoRA trained with task_type SEQ_CLS, its score head saved with it) loads its base here
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
         # The score is read at the last non-pad token, which the model finds through its pad_token_id.
         model.config.pad_token_id = self.tokenizer.pad_token_id
@@ -86,6 +88,16 @@ class RewardModelScorer:
                 logits = self.model(**batch).logits[:, 0]
             scores += [float(v) for v in logits.float().cpu()]
         return scores
+
+
+def tokenizer_source(path: str) -> str:
+    """Where a reward model's tokenizer is: its folder, or for an adapter folder saved without one, the base model
+    its adapter_config.json names."""
+    folder = Path(path).expanduser()
+    adapter = folder / "adapter_config.json"
+    if not adapter.is_file() or (folder / "tokenizer_config.json").is_file():
+        return path
+    return json.loads(adapter.read_text())["base_model_name_or_path"]
 
 
 _SCORERS: dict[tuple[str, str], RewardModelScorer] = {}
@@ -147,10 +159,17 @@ def get_reward_model_reward(
         )
     # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
     # rewards (the guard scores them None) while the run goes on without a reward signal
-    if looks_local(str(path)) and not (Path(path).expanduser() / "config.json").is_file():
+    folder = Path(path).expanduser()
+    if looks_local(str(path)) and not any((folder / name).is_file() for name in ("config.json", "adapter_config.json")):
         raise ModelError(
-            f"rewards.reward_model.path {path}: not a model folder (no config.json); a reward_model stage "
-            "saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"
+            f"rewards.reward_model.path {path}: not a model folder (no config.json or adapter_config.json); a "
+            "reward_model stage saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"
+        )
+    adapter = folder / "adapter_config.json"
+    task = json.loads(adapter.read_text()).get("task_type") if adapter.is_file() else "SEQ_CLS"
+    if task != "SEQ_CLS":  # a policy's adapter would load with a random score head and score noise
+        raise ModelError(
+            f"rewards.reward_model.path {path}: a {task} adapter, not a reward model's (LoRA task_type SEQ_CLS)"
         )
     return RewardModelReward(str(path), batch_size, max_length, device)
 

@@ -37,6 +37,7 @@ from r1kit.monitoring.callbacks import (
 )
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, run_of
+from r1kit.stages.registry import PAIR_KINDS
 
 logger = logging.getLogger("r1kit")
 
@@ -138,7 +139,7 @@ def run_recorded(
         "kind": kind,
         "status": "running",
         **facts,
-        "inputs": {"model": inputs.model, "data": inputs.splits.source},
+        "inputs": {"model": inputs.model, "data": data_read(ctx.config, kind, inputs)},
     }
     if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
         write_json(ctx.dir / "manifest.json", record)
@@ -149,6 +150,15 @@ def run_recorded(
     if distributed.is_main():
         write_json(ctx.dir / "manifest.json", record)
     return output, record
+
+
+def data_read(config: R1kitConfig, kind: str, inputs: StageInputs) -> str:
+    """What a stage of `kind` trains on, in words, for its manifest."""
+    if kind not in PAIR_KINDS:
+        return inputs.splits.source
+    if config.preferences.dataset:
+        return f"preference pairs from {config.preferences.dataset}"
+    return f"preference pairs built from {inputs.model} on {inputs.splits.source}"
 
 
 def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]:

@@ -17,7 +17,15 @@ import torch
 from peft import PeftModel
 from trl import GRPOTrainer
 
-from r1kit.fast.dynamic_sampling import SPLICEABLE, dead_groups, live_groups, replace_groups
+from r1kit.fast.dynamic_sampling import (
+    SPLICEABLE,
+    dead_groups,
+    fresh_group_count,
+    gather_batch,
+    live_groups,
+    process_rows,
+    replace_groups,
+)
 from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.console import TIMING_PHASES
@@ -155,21 +163,29 @@ class R1kitGRPOTrainer(GRPOTrainer):
         return batch
 
     def _replace_dead_groups(self, batch: dict) -> dict:
-        size, replaced = self.num_generations, 0
+        """DAPO's dynamic sampling on the whole generation batch (gathered from every process, where there are
+        several: see r1kit.fast.dynamic_sampling); each process returns with its own slice of the result."""
+        size, pad, replaced = self.num_generations, self._tokenizer.pad_token_id, 0
+        accelerator, several = self.accelerator, self.accelerator.num_processes > 1
+        whole = gather_batch(batch, accelerator, pad) if several else batch
         for _ in range(self.resample_retries):
-            dead = dead_groups(batch["advantages"], size)
+            dead = dead_groups(whole["advantages"], size)  # the same in every process: the same whole batch
             if not len(dead):
                 break
-            fresh = super()._generate_and_score_completions(self._fresh_rows(len(dead)))
-            alive = live_groups(fresh["advantages"], size)
+            rows = self._fresh_rows(fresh_group_count(len(dead), size, accelerator.num_processes))
+            share = len(rows) // accelerator.num_processes
+            mine = rows[accelerator.process_index * share : (accelerator.process_index + 1) * share]
+            fresh = super()._generate_and_score_completions(mine)
+            fresh = gather_batch(fresh, accelerator, pad) if several else fresh
+            alive = live_groups(fresh["advantages"], size)[: len(dead)]
             if len(alive):
-                batch = replace_groups(batch, dead[: len(alive)], fresh, alive, size, self._tokenizer.pad_token_id)
+                whole = replace_groups(whole, dead[: len(alive)], fresh, alive, size, pad)
                 replaced += len(alive)
         self._metrics["train"]["dynamic_sampling/replaced_groups"].append(float(replaced))
         self._metrics["train"]["dynamic_sampling/zero_advantage_groups_left"].append(
-            float(len(dead_groups(batch["advantages"], size)))
+            float(len(dead_groups(whole["advantages"], size)))
         )
-        return batch
+        return process_rows(whole, accelerator) if several else whole
 
     def _process_advantages(self, batch: dict) -> torch.Tensor:
         """[rows, completion tokens] process advantages of the batch's checked arithmetic steps (`step_credit`),
@@ -197,7 +213,7 @@ class R1kitGRPOTrainer(GRPOTrainer):
 
     def _fresh_rows(self, groups: int) -> list[dict]:
         """`groups` training prompts drawn at random (seeded by the run's seed; those the curriculum keeps, when it is
-        re-scored), each repeated for its group."""
+        re-scored), each repeated for its group. Every process draws the same prompts: the same seed, the same draws."""
         pool = self.curriculum.kept if self.curriculum is not None else range(len(self.train_dataset))
         picks = torch.randint(len(pool), (groups,), generator=self._resample_draws).tolist()
         return [self.train_dataset[pool[index]] for index in picks for _ in range(self.num_generations)]

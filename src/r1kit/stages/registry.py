@@ -51,4 +51,8 @@ MAKES = {
     "rloo": {"model"},
 }
 
+# The kinds that train on preference pairs: `preferences.dataset` when set, else pairs they build from their input
+# model on the training problems. Their manifest names that data, not only the problems.
+PAIR_KINDS = ("reward_model", "dpo")
+
 STAGE_KINDS = tuple(STAGES)
