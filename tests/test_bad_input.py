@@ -179,11 +179,11 @@ BAD_DATA = {
     "not_objects.jsonl": ('{"question": "1+1?", "solution": "2"}\n[1, 2]\n', "line 2 must be a JSON object"),
     "sharegpt_strings.jsonl": (
         json.dumps({"conversations": ["hello", "hi"]}) + "\n",
-        "row 0: field 'conversations' turn 0 must be a {from, value} object",
+        "row 1: field 'conversations' turn 0 must be a {from, value} object",
     ),
     "messages_strings.jsonl": (
         json.dumps({"messages": [{"role": "user", "content": "hi"}, "a reply"]}) + "\n",
-        "row 0: field 'messages' turn 1 must be a {role, content} object",
+        "row 1: field 'messages' turn 1 must be a {role, content} object",
     ),
     "fake.parquet": ("question,solution\n1+1,2\n", "cannot be read as parquet"),
     "binary.jsonl": (b"\x00\xff\xfe" * 50, "line 1 is not valid JSON"),
@@ -208,6 +208,27 @@ def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.Capture
     code, err = cli(capsys, *args, "--dataset.group_column", "tsak")  # a misspelt name: no breakdown, said once
     assert code == 1
     assert_one_line(err, str(path), "dataset.group_column 'tsak' is not a column (question, solution, task)")
+
+
+def test_data_a_stage_cannot_use_is_refused_before_the_base_evaluation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers_only = "".join(json.dumps({"question": f"{i}+1?", "solution": str(i + 1)}) + "\n" for i in range(8))
+    path = _data_file(tmp_path, "answers.jsonl", answers_only)
+    code, err = cli(capsys, "run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "a"))
+    assert code == 1  # was: the base evaluation first, then a bare "no row has a worked solution" at the SFT stage
+    assert_one_line(err, f"{path}: stages: sft (sft): no row has a worked solution", "--recipe r1_zero")
+    assert not (tmp_path / "a" / "eval").exists()
+
+    chat = [
+        {"messages": [{"role": "user", "content": f"Hi {i}"}, {"role": "assistant", "content": "Hi."}]}
+        for i in range(8)
+    ]
+    path = _data_file(tmp_path, "chat.jsonl", "".join(json.dumps(row) + "\n" for row in chat))
+    code, err = cli(capsys, "run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "c"))
+    assert code == 1  # was: GRPO trained with its accuracy reward None on every step, and no word of it
+    assert_one_line(err, f"{path}: stages: grpo (grpo): no row has a gold answer, and its rewards accuracy")
+    assert not (tmp_path / "c" / "eval").exists()
 
 
 def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

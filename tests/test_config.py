@@ -228,10 +228,32 @@ def test_environment_names_are_unambiguous() -> None:
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
         (["--learning_rate"], "--learning_rate: missing value"),
-        (["--no_wandb", "yes"], "--no_wandb is a switch"),
+        (["--no_wandb", "maybe"], "--no_wandb is a switch and takes no value (got 'maybe')"),
+        (["--bf16", "false"], "--bf16 is a switch"),  # not a true/false setting: bf16 or nothing
     ],
 )
 def test_invalid_values_name_the_key(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(*args)
+
+
+def test_true_false_switches_take_a_value_as_trl_reads_them() -> None:
+    assert resolve("--use_peft", "false").config.model.lora.enabled is False  # was: "a switch and takes no value"
+    assert resolve("--use_peft", "True").config.model.lora.enabled is True
+    assert (
+        resolve("--no_wandb", "false", "--monitoring.wandb.enabled", "false").config.monitoring.wandb.enabled is False
+    )
+    assert resolve("--gradient_checkpointing", "no").config.training.gradient_checkpointing is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--system.seed", "3"], "the seed with run.seed"),
+        (["--dataset.processing.max_length", "3"], "dataset.max_train_samples"),
+    ],
+)
+def test_the_tutorials_sections_r1kit_lacks_say_what_to_use(args: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(*args)
 

@@ -49,6 +49,49 @@ def test_builtin_split_keeps_held_out_problems_out_of_training() -> None:
     assert not set(splits.train["question"]) & set(splits.test["question"])
 
 
+def test_a_builtin_task_is_evaluated_on_the_held_out_file_given(tmp_path: Path) -> None:
+    """dataset.test_split with a built-in task: training rows from the task, held-out rows from the file (it was
+    silently ignored, and the task's own split evaluated)."""
+    path = tmp_path / "held_out.jsonl"
+    path.write_text(
+        "".join(json.dumps({"question": f"Subtract {n} from 50.", "solution": str(50 - n)}) + "\n" for n in range(5))
+    )
+    config = dataset("arithmetic", test_split=str(path), synthetic={"num_examples": 100})
+    splits = load_splits(config)
+    assert len(splits.train) == 100 and splits.test["question"][0] == "Subtract 0 from 50."
+    assert load_eval_rows(config)[0]["solution"] == ["50", "49", "48", "47", "46"]
+    with pytest.raises(DatasetError, match="dataset file not found: test"):  # a hub split name means nothing here
+        load_splits(dataset("arithmetic", test_split="test"))
+
+
+def test_other_column_names_are_renamed_with_dataset_columns(tmp_path: Path) -> None:
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps({"problem": "What is 3 + 4?", "answer": 7}) + "\n")
+    with pytest.raises(DatasetError, match=r"or rename columns to them with dataset.columns"):
+        load_eval_rows(dataset(path))
+    rows, _ = load_eval_rows(dataset(path, columns={"problem": "question", "answer": "solution"}))
+    assert (rows["question"], rows["solution"]) == (["What is 3 + 4?"], ["7"])
+    with pytest.raises(DatasetError, match=r"renames prompt, which the data does not have .*: problem, answer"):
+        load_eval_rows(dataset(path, columns={"prompt": "question"}))
+    with pytest.raises(DatasetError, match="renames a column to answer, which the data has"):
+        load_eval_rows(dataset(path, columns={"problem": "answer"}))
+
+
+def test_dataset_columns_is_read_from_flags_env_and_yaml(tmp_path: Path) -> None:
+    from r1kit.config.sources import resolve_config
+
+    wanted = {"q": "question", "a": "solution"}
+    assert (
+        resolve_config(overrides=["--dataset.columns", "{q: question, a: solution}"], environ={}).config.dataset.columns
+        == wanted
+    )
+    assert (
+        resolve_config(environ={"R1KIT_DATASET_COLUMNS": "{q: question, a: solution}"}).config.dataset.columns == wanted
+    )
+    (tmp_path / "c.yaml").write_text("dataset:\n  columns: {q: question, a: solution}\n")
+    assert resolve_config(config_file=str(tmp_path / "c.yaml"), environ={}).config.dataset.columns == wanted
+
+
 def test_gold_answers_verify_against_their_own_traces() -> None:
     rows = load_splits(dataset("word_problems", synthetic={"num_examples": 40, "seed": 1})).train
     completions = sft_rows(rows, "sys")["completion"]
@@ -161,7 +204,7 @@ def test_local_file_types(suffix: str, tmp_path: Path) -> None:
 def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, tmp_path: Path) -> None:
     good = {key: value for key, value in SAMPLES[fmt].items()}
     path = write_rows(tmp_path / "data.jsonl", [good, good, {**{k: None for k in good}, **broken}, good])
-    with pytest.raises(DatasetError, match=rf"data.jsonl: row 2: field '{field}' .*\({fmt} format\)"):
+    with pytest.raises(DatasetError, match=rf"data.jsonl: row 3: field '{field}' .*\({fmt} format\)"):
         load_eval_rows(dataset(path, format=fmt))
     skipped = load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
     assert skipped.skipped_rows == 1 and len(skipped.train) + len(skipped.test) == 3

@@ -177,6 +177,27 @@ def test_each_logging_step_records_cpu_ram_and_gpu_memory(tmp_path: Path, monkey
     assert (record["perf/gpu_peak_memory_gb"], record["perf/gpu_reserved_memory_gb"]) == (2.0, 3.0)
 
 
+def test_speed_figures_leave_out_evaluation_during_training(tmp_path: Path) -> None:
+    """A held-out evaluation inside the training loop (evaluation.every_steps) is not training: s/step, samples and
+    tokens per second and MFU were read over the wall time with it (an SFT run logged 171 s/step, 235 s of it eval)."""
+    from r1kit.monitoring.callbacks import SideWork
+
+    run, side_work = RunDir(tmp_path), SideWork()
+    monitor = TrainingMonitor(
+        run, "sft", MonitoringConfig(progress=False), total_params=300, peak_flops=None, side_work=side_work
+    )
+    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
+    state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
+    monitor.on_train_begin(args, state, None)
+    time.sleep(0.05)  # training
+    with side_work.timed():
+        time.sleep(0.5)  # the evaluation
+    state.global_step = 1
+    monitor.on_log(args, state, None, logs={"loss": 0.5})
+    (record,) = run.read("metrics.jsonl")
+    assert 0.05 <= record["perf/step_seconds"] < 0.3 and side_work.seconds >= 0.5
+
+
 @pytest.mark.parametrize(("frozen", "flops_per_token"), [(False, 6 * 300), (True, 4 * 300 + 2 * 60)])
 def test_mfu_counts_weight_gradients_of_the_trained_weights_only(
     tmp_path: Path, frozen: bool, flops_per_token: int

@@ -139,6 +139,22 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert result["model"].endswith("02_grpo/model") and result["problems"] == 8
     assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout
+    assert "pass@1 (sampled)" in done.stdout  # told apart from the greedy pass@1 row, not left out
+
+
+def test_eval_names_and_scores_the_held_out_file_given(tiny_model: Path, tmp_path: Path) -> None:
+    held_out = tmp_path / "held_out.jsonl"
+    rows = [{"question": f"What is {n} + 1?", "solution": str(n + 1)} for n in range(3)]
+    rows.append({"question": "What is x?", "solution": "?!"})  # a gold answer the verifier cannot read
+    held_out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ("eval", "--profile", "test", "--model", str(tiny_model), "--dataset.test_split", str(held_out))
+    done = r1kit_cli(*args, "--out", str(tmp_path / "e"), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())
+    assert result["problems"] == 4 and result["dataset"] == str(held_out)  # was: the built-in task's own problems
+    assert "4 held-out problems · " in done.stdout and "held_out.jsonl" in done.stdout
+    shown = " ".join(done.stdout.split())  # the table's caption wraps at its width
+    assert result["excluded"] == 1 and "1 left out of pass@1 (no readable gold answer" in shown
 
 
 def test_chat_one_shot(finished_run: Path) -> None:

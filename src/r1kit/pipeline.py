@@ -29,13 +29,14 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError, flatten
-from r1kit.data.loading import read_rows
+from r1kit.data.loading import DatasetError, Splits, read_rows, sft_rows
 from r1kit.monitoring.console import print_eval_table
+from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, STAGES
+from r1kit.stages.registry import MAKES, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -50,6 +51,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
     ctx, base, splits = setup(config, "run")
+    _check_data(config, splits)
     run_dir = ctx.run
     hashes = _Hashes()
     plan = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
@@ -153,6 +155,25 @@ def _check_stage_references(config: R1kitConfig) -> None:
             earlier = {name: kinds[name] for name in list(kinds)[:index]}
             path = stage.rewards.reward_model.path
             check(f"stages: {spec.name}: rewards.reward_model.path", path, "reward_model", earlier)
+
+
+def _check_data(config: R1kitConfig, splits: Splits) -> None:
+    """The run's data has what the stages reading it need, checked before the base evaluation: an SFT stage needs
+    worked solutions or replies, a rollout stage scored by gold answers needs gold answers."""
+    for spec in config.stages:
+        stage = config.for_stage(spec)
+        where = f"{splits.source}: stages: {spec.name} ({spec.stage_kind})"
+        if spec.stage_kind == "sft" and spec.data_from is None:
+            try:
+                sft_rows(splits.train, stage.prompt.system)
+            except DatasetError as error:
+                raise DatasetError(f"{where}: {error}") from None
+        gold = [name for name in stage.rewards.functions if name in GOLD_REWARDS]
+        if spec.stage_kind in ROLLOUT_KINDS and gold and not any(splits.train["solution"]):
+            raise DatasetError(
+                f"{where}: no row has a gold answer, and its rewards {', '.join(gold)} compare answers with it (they "
+                "would score nothing); use data with answers, or rewards that need none (rewards.functions)"
+            )
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:

@@ -157,10 +157,17 @@ class DatasetConfig(Section):
     subset: str | None = Field(None, description="Hub dataset configuration name.")
     train_split: str = Field("train", description="Split to train on (hub datasets).")
     test_split: str | None = Field(
-        None, description="Use this split as held-out set instead of carving one out of the train split."
+        None,
+        description="The held-out set, instead of one carved out of the training rows: a file (.jsonl/.json/"
+        ".parquet/.csv) for local data or a built-in task, a split name (or a file) for a hub dataset.",
     )
     format: Literal["auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly"] = Field(
         "auto", description="Row format; auto detects it from the column names."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Columns renamed before the format is read, {file column: format column}: e.g. {problem: "
+        "question, answer: solution} makes a file of problems and final answers r1kit's question + solution.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_train_samples: int | None = Field(None, ge=1, description="Keep at most this many training rows.")

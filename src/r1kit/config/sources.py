@@ -130,11 +130,11 @@ def did_you_mean(path: str) -> str:
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping → {dotted path: leaf value}; lists are leaves."""
+    """Nested mapping → {dotted path: leaf value}; lists and mapping-valued fields (dataset.columns) are leaves."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and path not in LEAF_FIELDS:
             flat.update(flatten(value, f"{path}."))
         else:
             flat[path] = value
@@ -142,6 +142,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 _NULLS = ("null", "~")
+_TRUE, _FALSE = ("true", "yes", "y", "t", "1"), ("false", "no", "n", "f", "0")  # transformers' string_to_bool
 
 
 def _value_from_text(path: str, text: str, source: str) -> Any:
@@ -153,6 +154,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     (['accuracy', 'format'], ['format'])
     >>> _value_from_text("rewards.functions", "accuracy,format", "cli")
     ['accuracy', 'format']
+    >>> _value_from_text("dataset.columns", "{q: question, answer: solution}", "cli")
+    {'q': 'question', 'answer': 'solution'}
     """
     if path not in LEAF_FIELDS:  # a plug-in reward's parameter: its type is the plug-in's business
         try:
@@ -174,6 +177,13 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
         if isinstance(value, str) and "," in value:  # accuracy,format: as TRL's --reward_funcs takes it
             return [item.strip() for item in value.split(",") if item.strip()]
         return value if isinstance(value, list) else [value]
+    if any(get_origin(kind) is dict for kind in kinds):
+        try:
+            return yaml.safe_load(text)  # {a: b}; the schema says what a wrong shape is
+        except yaml.YAMLError as error:
+            raise ConfigError(
+                f"{path}: cannot read {text!r} as a mapping (from {source}): {str(error).splitlines()[0]}"
+            ) from None
     return text  # text fields keep it as given; the schema reads numbers and booleans (1e-4, 8, true) itself
 
 
@@ -308,9 +318,12 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         if reason:
             raise ConfigError(f"{flag} is not an r1kit option: {reason}")
         if alias is not None and alias.value is not None:
-            if words:
-                raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
             path, text = alias.path, str(alias.value).lower()
+            said = " ".join(words).strip().lower()
+            if words and isinstance(alias.value, bool) and said in _TRUE + _FALSE:
+                text = str(alias.value if said in _TRUE else not alias.value).lower()  # TRL's `--use_peft false`
+            elif words:
+                raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
         else:
             path = alias.path if alias else flag[2:]
             if not words:

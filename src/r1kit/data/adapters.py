@@ -188,5 +188,6 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
     raise ValueError(
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
-        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response)"
+        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response), or rename columns "
+        "to them with dataset.columns (e.g. {problem: question, answer: solution})"
     )

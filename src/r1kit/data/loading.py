@@ -33,17 +33,17 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
     if cfg.name in synthetic.BUILTIN_TASKS:
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
-        raw_train, raw_test, source = Dataset.from_list(rows), None, f"built-in task {cfg.name}"
+        raw_train, source = Dataset.from_list(rows), f"built-in task {cfg.name}"
     else:
         raw_train, source = _load_raw(cfg), cfg.name
-        raw_test = _load_raw(cfg, held_out=cfg.test_split) if cfg.test_split else None
+    raw_test = _load_held_out(cfg) if cfg.test_split else None
 
     train, skipped = _adapt(raw_train, cfg, source)
     if raw_test is None:
         parts = train.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
         train, test = parts["train"], parts["test"]
     else:
-        test, skipped_test = _adapt(raw_test, cfg, f"{source} [{cfg.test_split}]")
+        test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
         skipped += skipped_test
     if cfg.max_train_samples:
         train = train.select(range(min(cfg.max_train_samples, len(train))))
@@ -67,14 +67,39 @@ def load_eval_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
     return splits.test, splits.skipped_rows
 
 
+def held_out_source(cfg: DatasetConfig) -> str:
+    """What the held-out problems are, in words: the test_split file or hub split when one is given.
+
+    >>> from r1kit.config.schema import DatasetConfig
+    >>> held_out_source(DatasetConfig(test_split="data/test.jsonl")), held_out_source(DatasetConfig(name="a/b"))
+    ('data/test.jsonl', 'a/b')
+    """
+    if not cfg.test_split:
+        return cfg.name
+    return cfg.test_split if _names_a_file(cfg) else f"{cfg.name} [{cfg.test_split}]"
+
+
 def _is_local(name: str) -> bool:
     return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
 
 
+def _names_a_file(cfg: DatasetConfig) -> bool:
+    """dataset.test_split is a file: always with local data or a built-in task, and with a hub dataset when it looks
+    like one (a hub dataset's other splits are names such as `test`)."""
+    split = cfg.test_split or ""
+    return cfg.name in synthetic.BUILTIN_TASKS or _is_local(cfg.name) or Path(split).suffix in _LOCAL_BUILDERS
+
+
+def _load_held_out(cfg: DatasetConfig) -> Dataset:
+    if _names_a_file(cfg):
+        return _load_file(Path(cfg.test_split).expanduser())
+    return _load_raw(cfg, held_out=cfg.test_split)
+
+
 def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
-    """The training rows, or with `held_out` the held-out rows: a file for local data, a split on the hub."""
+    """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
     if _is_local(cfg.name):
-        return _load_file(Path(held_out or cfg.name).expanduser())
+        return _load_file(Path(cfg.name).expanduser())
     split = held_out or cfg.train_split
     try:
         return load_dataset(cfg.name, cfg.subset, split=split)
@@ -129,6 +154,7 @@ def _check_json_lines(path: Path) -> None:
 def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
     if len(raw) == 0:
         raise DatasetError(f"{source}: the dataset is empty")
+    raw = _renamed(raw, cfg.columns, source)
     fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
     adapter = ADAPTERS[fmt]
     # data without the default grouping column is simply not grouped; a column the user names must be there
@@ -146,12 +172,26 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(
-                    f"{source}: row {index}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
+                    f"{source}: row {index + 1}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
                 ) from None
             skipped += 1
     if not rows:
         raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
     return Dataset.from_list(rows), skipped
+
+
+def _renamed(raw: Dataset, columns: dict[str, str], source: str) -> Dataset:
+    """`raw` with dataset.columns renamed ({file column: format column})."""
+    missing = [column for column in columns if column not in raw.column_names]
+    if missing:
+        raise DatasetError(
+            f"{source}: dataset.columns renames {', '.join(missing)}, which the data does not have "
+            f"(its columns: {', '.join(raw.column_names)})"
+        )
+    taken = [new for old, new in columns.items() if new in raw.column_names and new not in columns]
+    if taken:
+        raise DatasetError(f"{source}: dataset.columns renames a column to {', '.join(taken)}, which the data has")
+    return raw.rename_columns(columns) if columns else raw
 
 
 def _detect(raw: Dataset, source: str) -> str:
@@ -191,5 +231,9 @@ def sft_rows(rows: Dataset, system_prompt: str) -> Dataset:
         prompts.append(chat_prompt(row["question"], system_prompt))
         completions.append([{"role": "assistant", "content": target}])
     if not prompts:
-        raise DatasetError("no row has a worked solution or a reference reply to fine-tune on")
+        raise DatasetError(
+            "no row has a worked solution (r1kit's `reasoning` column, GSM8K's steps) or a reference reply (chat "
+            "formats) to fine-tune on: add worked solutions, or train on final answers with `r1kit grpo` or "
+            "`r1kit run --recipe r1_zero`"
+        )
     return Dataset.from_dict({"prompt": prompts, "completion": completions})

@@ -240,7 +240,7 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
         except BadRow as bad:
             if on_bad_row == "error":
                 raise DatasetError(
-                    f"{source}: row {index}: {bad} ({fmt} preference format); fix the row or set dataset.on_bad_row=skip"
+                    f"{source}: row {index + 1}: {bad} ({fmt} preference format); fix the row or set dataset.on_bad_row=skip"
                 ) from None
             skipped += 1
     if not seen:

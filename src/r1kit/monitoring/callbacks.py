@@ -8,6 +8,9 @@ import math
 import resource
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,24 @@ from r1kit.runs import RunDir
 logger = logging.getLogger("r1kit")
 
 
+@dataclass
+class SideWork:
+    """Wall and CPU seconds a stage spends inside its training loop on work that is not training (held-out
+    evaluation during training): the speed figures (s/step, samples and tokens per second, MFU) leave them out."""
+
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - wall
+            self.cpu_seconds += time.process_time() - cpu
+
+
 class TrainingMonitor(TrainerCallback):
     """Writes metrics.jsonl, completions.jsonl and alerts.jsonl at each logging step, and shows them."""
 
@@ -40,8 +61,10 @@ class TrainingMonitor(TrainerCallback):
         peak_flops: float | None,
         recorder: RolloutRecorder | None = None,
         nonfinite: NonFiniteGuard | None = None,
+        side_work: SideWork | None = None,
     ):
         self.run, self.stage, self.config = run, stage, config
+        self.side_work = side_work or SideWork()
         self.total_params, self.peak_flops = total_params, peak_flops
         self.recorder, self.nonfinite = recorder, nonfinite
         self.alerts = TrendAlerts(config.alerts)
@@ -63,9 +86,11 @@ class TrainingMonitor(TrainerCallback):
         # 6·N when every weight trains; ~4·N under LoRA, whose frozen weights get no gradient (6·N read 100%+ there).
         self._flops_per_token = 4 * self.total_params + 2 * min(trainable, self.total_params)
 
-    @staticmethod
-    def _reading(state) -> tuple[float, float, int, int]:
-        return time.perf_counter(), time.process_time(), state.global_step, state.num_input_tokens_seen or 0
+    def _reading(self, state) -> tuple[float, float, int, int]:
+        # clocks that stop during side work: their differences are training time only
+        wall = time.perf_counter() - self.side_work.seconds
+        cpu = time.process_time() - self.side_work.cpu_seconds
+        return wall, cpu, state.global_step, state.num_input_tokens_seen or 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None:

@@ -82,6 +82,15 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
     return "\n".join(lines)
 
 
+def pass_k_name(k: str) -> str:
+    """A pass@k row's name; pass@1 from the samples is told apart from the greedy accuracy (pass@1) row.
+
+    >>> pass_k_name("1"), pass_k_name("4")
+    ('pass@1 (sampled)', 'pass@4')
+    """
+    return "pass@1 (sampled)" if k == "1" else f"pass@{k}"
+
+
 def print_eval_table(
     evaluations: dict[str, dict[str, Any]], title: str, paired: dict[str, dict[str, Any]] | None = None
 ) -> None:
@@ -113,15 +122,17 @@ def print_eval_table(
         table.add_row("  95% interval", *cells, *([""] if len(labels) > 1 else []))
     row("format rate", [evaluations[label]["format_rate"] for label in labels], percent=True)
     for k in evaluations[labels[-1]].get("pass_at_k") or {}:
-        if k != "1":
-            row(f"pass@{k}", [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
+        row(pass_k_name(k), [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
     row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
     for key, name, percent in (("perplexity", "perplexity (reference text)", False), ("rouge_l", "ROUGE-L", True),
                                ("win_rate", "win rate (reward model)", True)):  # fmt: skip
         if any(evaluations[label].get(key) is not None for label in labels):
             row(name, [evaluations[label].get(key) for label in labels], percent=percent)
     row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
-    table.caption = f"{evaluations[labels[-1]]['problems']} held-out problems · {evaluations[labels[-1]]['dataset']}"
+    last = evaluations[labels[-1]]
+    table.caption = f"{last['problems']} held-out problems · {last['dataset']}"
+    if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
+        table.caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
     console = Console()
     console.print(table)
     for label in labels:  # pass@1 by group of problems (difficulty level, task), where the data has groups

@@ -20,7 +20,7 @@ matplotlib.use("Agg")  # no display: render straight to SVG
 import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
-from r1kit.monitoring.console import TIMING_PHASES
+from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
 from r1kit.runs import RunDir, RunDirError
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -220,9 +220,9 @@ def _paired(paired: dict[str, dict[str, Any]]) -> str:
 
 def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
     labels = list(evaluations)
-    ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {}) if k != "1"}, key=int)
+    ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int)
     rows = [("accuracy (pass@1)", "accuracy", True), ("format rate", "format_rate", True)]
-    rows += [(f"pass@{k}", f"pass@{k}", True) for k in ks]
+    rows += [(pass_k_name(k), f"pass@{k}", True) for k in ks]
     rows += [
         ("mean completion tokens", "mean_completion_tokens", False),
         ("perplexity (reference text)", "perplexity", False),

@@ -22,6 +22,9 @@ MODEL_REWARD_NAMES = ("reward_model",)
 
 KNOWN_REWARDS = (*REWARD_NAMES, *MODEL_REWARD_NAMES)
 
+# Rewards that compare the answer with the row's gold `solution`: on data without gold answers they score nothing.
+GOLD_REWARDS = ("accuracy", "cosine")
+
 
 def build_reward(name: str, **params: Any):
     """The reward callable `name` with TRL's signature, built with `params`.

@@ -30,6 +30,7 @@ from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
     QuietProgress,
+    SideWork,
     TimeLimit,
     TorchProfiler,
     TrainingMonitor,
@@ -55,6 +56,7 @@ class StageContext:
     hardware: Hardware
     stage: str = "eval"
     folder: str = "eval"
+    side_work: SideWork = field(default_factory=SideWork)  # evaluation during training, left out of speed figures
 
     def for_stage(self, config: R1kitConfig, stage: str, folder: str) -> StageContext:
         return StageContext(config, self.run, self.hardware, stage, folder)
@@ -306,7 +308,9 @@ def callbacks(
     peak = measure_matmul_peak(ctx.hardware.dtype, ctx.hardware.device)
     found = [
         guard,
-        TrainingMonitor(ctx.run, ctx.stage, monitoring, total_params, peak, recorder=recorder, nonfinite=guard),
+        TrainingMonitor(
+            ctx.run, ctx.stage, monitoring, total_params, peak, recorder, nonfinite=guard, side_work=ctx.side_work
+        ),
     ]
     if section.time_limit_minutes is not None:  # before AtomicCheckpoints: it writes into the staged checkpoint
         resumed = complete_checkpoints(ctx.run.checkpoints(ctx.folder))

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import load_eval_rows
+from r1kit.data.loading import held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
 from r1kit.models import ModelError, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
@@ -192,7 +192,7 @@ def evaluate(
     result: dict[str, Any] = {
         "label": label,
         "model": model_reference,
-        "dataset": config.dataset.name,
+        "dataset": held_out_source(config.dataset),
         **scored,
         "pass_at_k": {},
     }
@@ -468,9 +468,10 @@ class EvaluateEvery(TrainerCallback):
         padding_side, was_training = self.tokenizer.padding_side, model.training
         model.eval()
         try:
-            scored = greedy_scores(
-                model, self.tokenizer, self.rows, self.ctx.config, desc=f"eval @ {state.global_step}"
-            )
+            with self.ctx.side_work.timed():  # not training: the speed figures leave it out
+                scored = greedy_scores(
+                    model, self.tokenizer, self.rows, self.ctx.config, desc=f"eval @ {state.global_step}"
+                )
         finally:  # the trainer's collator pads on its own side, and the model trains on
             self.tokenizer.padding_side = padding_side
             model.train(was_training)

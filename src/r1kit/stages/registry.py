@@ -55,4 +55,7 @@ MAKES = {
 # model on the training problems. Their manifest names that data, not only the problems.
 PAIR_KINDS = ("reward_model", "dpo")
 
+# The kinds that sample rollouts and score them with rewards.functions.
+ROLLOUT_KINDS = ("grpo", "ppo", "rloo")
+
 STAGE_KINDS = tuple(STAGES)
