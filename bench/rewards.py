@@ -11,6 +11,7 @@ r1kit's default verification settings. The last line is JSON.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import statistics
@@ -63,6 +64,8 @@ def mixed_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
 
 
 def main() -> None:
+    # no options: --help says what it measures instead of running it
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     completions, golds = mixed_completions(1000)
     print("accuracy reward, 1,000 mixed completions in one call:")
     for workers in (1, 2):

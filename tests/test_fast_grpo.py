@@ -15,13 +15,19 @@ from trl import GRPOConfig
 from r1kit.fast import generation
 from r1kit.fast.generation import decode_attention
 from r1kit.fast.shared_prefix import TokenLogProbs
+from r1kit.monitoring.callbacks import SideWork
 from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 
 GROUPS, GENERATIONS = 3, 4
 
 
 def trainer_for(
-    tiny_model: Path, tmp_path: Path, dtype: torch.dtype, shared_prefix: bool, fast_generation: bool = True
+    tiny_model: Path,
+    tmp_path: Path,
+    dtype: torch.dtype,
+    shared_prefix: bool,
+    fast_generation: bool = True,
+    side_work: SideWork | None = None,
 ) -> R1kitGRPOTrainer:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype)
@@ -45,6 +51,7 @@ def trainer_for(
     return R1kitGRPOTrainer(
         shared_prefix=shared_prefix,
         fast_generation=fast_generation,
+        side_work=side_work,
         model=model,
         reward_funcs=lambda completions, **kw: [float(len(c[0]["content"]) % 3) for c in completions],
         args=args,
@@ -153,6 +160,26 @@ def test_training_through_the_shared_prefix_path_changes_the_adapters(tiny_model
     assert {f"timing/{phase}_seconds" for phase in ("generation", "reward", "forward", "backward", "other")} <= set(
         phases
     )
+
+
+def test_side_work_between_steps_is_not_counted_as_a_steps_other_time(tiny_model: Path, tmp_path: Path) -> None:
+    """A held-out evaluation (or a curriculum re-scoring) after a step ran inside the next step's `other` time."""
+    import time
+
+    from transformers import TrainerCallback
+
+    side_work = SideWork()
+
+    class Evaluation(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            with side_work.timed():
+                time.sleep(1.0)
+
+    trainer = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True, side_work=side_work)
+    trainer.add_callback(Evaluation())
+    trainer.train()
+    others = [log["timing/other_seconds"] for log in trainer.state.log_history if "timing/other_seconds" in log]
+    assert len(others) == 2 and max(others) < 0.5 and side_work.seconds >= 2.0
 
 
 def test_the_switches_give_trls_paths(tiny_model: Path, tmp_path: Path) -> None:

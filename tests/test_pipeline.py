@@ -79,10 +79,17 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
     assert time.monotonic() - started < 60
 
     # a change to the first stage would keep nothing of the finished run: refused, the way out named
+    saved = (finished_run / "config.yaml").read_text()
     other = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), "--sft.max_steps", "5", cwd=REPO)
     assert other.returncode == 1
     assert "holds a run with another config (sft.max_steps: 3 there, 5 now)" in other.stderr
-    assert "--from sft" in other.stderr and "--out" in other.stderr
+    assert "--from sft" in other.stderr and "--out" in other.stderr and "as saved with --resume" in other.stderr
+    # and the refused command left the saved config as it was: --resume continues the finished run as it was
+    # (it had saved the refused settings, and the next --resume redid stages with them)
+    assert (finished_run / "config.yaml").read_text() == saved
+    resumed = r1kit_cli("run", "--out", str(finished_run), "--resume", cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "01_sft: complete, skipped" in resumed.stderr and "02_grpo: complete, skipped" in resumed.stderr
 
 
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
@@ -302,9 +309,8 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
 
 
 def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:
-    config = resolve_config(profile="test", environ={}).config
     with pytest.raises(RunDirError, match=r"GB free, but this run needs about .* choose another folder with --out"):
         run = RunDir(tmp_path / "run")
         run.create()
-        run.prepare(config, needed_bytes=10**18)
+        run.prepare(needed_bytes=10**18)
     assert not (tmp_path / "run" / "config.yaml").exists()

@@ -149,6 +149,13 @@ def test_only_and_from_name_stages_of_the_recipe(r1_run: tuple[Path, list[str]])
     assert unknown.returncode == 2 and "--only ppo: not a stage of this recipe" in unknown.stderr
     saved = json.loads((run / "04_rejection_sampling" / "manifest.json").read_text())["config"]
     samples = str(saved["rejection_sampling"]["samples_per_prompt"])  # as the stage was last run
+    config = (run / "config.yaml").read_text()
+    refused = r1kit_cli(*args, "--rejection_sampling.samples_per_prompt", samples, "--sft.max_steps", "4",
+                        "--only", "distill", cwd=REPO)  # fmt: skip
+    assert refused.returncode == 1 and "--only distill: 02_sft, before it, is not complete with this config" in (
+        refused.stderr
+    )
+    assert (run / "config.yaml").read_text() == config  # was: saved with the refused settings, which --resume used
     only = r1kit_cli(*args, "--rejection_sampling.samples_per_prompt", samples, "--only", "distill", cwd=REPO)
     assert only.returncode == 0, only.stderr[-2000:]
     assert "06_distill: asked for by --from / --only" in only.stderr and "02_sft: complete, skipped" in only.stderr

@@ -76,6 +76,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         else:
             _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name])
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
+                if not redone:  # the first stage this command trains: no refusal can come any more
+                    run_dir.save_config(config)
                 _write_run_manifest(run_dir, config, outputs, redone, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             redone = True
@@ -91,6 +93,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
     summary = _summary(run_dir, model, evals, outputs)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
+        run_dir.save_config(config)  # also when every stage was skipped (settings that redo no stage)
         write_json(run_dir.path("summary.json"), summary)
         print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
         for name, figures in summary["stage_figures"].items():
@@ -127,8 +130,8 @@ def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: st
         asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
         raise RunDirError(
             f"{run_dir.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
-            f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it with --resume, redo it here "
-            f"with --from {names[0]}, or choose another folder with --out"
+            f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
+            f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
         )
     return forced
 

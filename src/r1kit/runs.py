@@ -77,14 +77,18 @@ class RunDir:
                 f"run folder {self.root} is not writable ({error.strerror}); choose another with --out"
             ) from None
 
-    def prepare(self, config: R1kitConfig, needed_bytes: int) -> None:
-        """Prove the (created) folder roomy enough for the run, and save the resolved config."""
+    def prepare(self, needed_bytes: int) -> None:
+        """Prove the (created) folder roomy enough for the run."""
         free = shutil.disk_usage(self.root).free
         if free < needed_bytes:
             raise RunDirError(
                 f"run folder {self.root}: {free / 1e9:.2f} GB free, but this run needs about {needed_bytes / 1e9:.2f} GB "
                 "for checkpoints and models; free some space or choose another folder with --out"
             )
+
+    def save_config(self, config: R1kitConfig) -> None:
+        """Save the resolved config: what --resume continues and what the next command is compared with. Saved only
+        once the command is going to train, so a refused command leaves the folder's config as it was."""
         write_atomic(self.path("config.yaml"), to_yaml(config))
 
     def finished_work(self) -> list[str]:

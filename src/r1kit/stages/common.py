@@ -176,7 +176,9 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
         base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
     check_model(config.model, base)
     if run is not None:
-        run.prepare(config, disk_needed(base, config))
+        run.prepare(disk_needed(base, config))
+        if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
+            run.save_config(config)
     run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
     splits = load_splits(config.dataset)
     skipped = f" ({splits.skipped_rows} bad rows skipped)" if splits.skipped_rows else ""

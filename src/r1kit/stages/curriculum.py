@@ -246,7 +246,8 @@ class Rescore(TrainerCallback):
         padding_side, was_training = self.tokenizer.padding_side, model.training
         model.eval()
         # Seeded by the step, with the training's random state left as it was: a resumed run samples the same.
-        with torch.random.fork_rng():
+        # Not training: the speed figures leave its time out.
+        with self.ctx.side_work.timed(), torch.random.fork_rng():
             torch.manual_seed(args.seed + step)
             try:
                 if self.sampler is not None:

@@ -100,6 +100,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         resample_retries=config.dynamic_sampling.max_retries,
         step_credit=config.step_credit.weight,
         curriculum=kept,
+        side_work=ctx.side_work,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

@@ -28,6 +28,7 @@ from r1kit.fast.dynamic_sampling import (
 )
 from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
+from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
 from r1kit.stages.curriculum import KeptPrompts
@@ -42,9 +43,13 @@ class R1kitGRPOTrainer(GRPOTrainer):
         resample_retries: int = 0,
         step_credit: float = 0.0,
         curriculum: KeptPrompts | None = None,
+        side_work: SideWork | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        # evaluation and re-scoring between steps: not part of any step's time
+        self.side_work = side_work or SideWork()
+        self._side_seconds_at_close = self.side_work.seconds
         self.curriculum = curriculum  # a re-scored curriculum: rollouts only of the prompts it keeps now
         self.resample_retries = resample_retries  # DAPO dynamic sampling: 0 is off
         self.step_credit = step_credit  # weight of the process advantage from checked steps: 0 is off
@@ -276,10 +281,12 @@ class R1kitGRPOTrainer(GRPOTrainer):
 
     def _close_step(self) -> None:
         """Log this optimizer step's phases; `other` is the rest of the wall time since the previous step ended
-        (the optimizer step, data loading, callbacks)."""
+        (the optimizer step, data loading, callbacks), less side work (evaluation, re-scoring) in between."""
         now = time.perf_counter()
         measured = sum(self._phase_seconds[phase] for phase in TIMING_PHASES if phase != "other")
-        self._phase_seconds["other"] = max(0.0, now - self._step_started - measured)
+        side = self.side_work.seconds - self._side_seconds_at_close
+        self._side_seconds_at_close = self.side_work.seconds
+        self._phase_seconds["other"] = max(0.0, now - self._step_started - measured - side)
         for phase in TIMING_PHASES:
             self._metrics["train"][f"timing/{phase}_seconds"].append(self._phase_seconds[phase])
         self._phase_seconds.clear()
