@@ -29,7 +29,7 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError, flatten
-from r1kit.data.loading import DatasetError, Splits, read_rows, sft_rows
+from r1kit.data.loading import NO_SFT_ROWS, DatasetError, Splits, has_sft_rows, read_rows
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import names_a_stage
@@ -93,7 +93,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
     summary = _summary(run_dir, model, evals, outputs)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
-        run_dir.save_config(config)  # also when every stage was skipped (settings that redo no stage)
+        if not redone:  # every stage skipped: settings that redo no stage are saved too
+            run_dir.save_config(config)
         write_json(run_dir.path("summary.json"), summary)
         print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
         for name, figures in summary["stage_figures"].items():
@@ -166,11 +167,8 @@ def _check_data(config: R1kitConfig, splits: Splits) -> None:
     for spec in config.stages:
         stage = config.for_stage(spec)
         where = f"{splits.source}: stages: {spec.name} ({spec.stage_kind})"
-        if spec.stage_kind == "sft" and spec.data_from is None:
-            try:
-                sft_rows(splits.train, stage.prompt.system)
-            except DatasetError as error:
-                raise DatasetError(f"{where}: {error}") from None
+        if spec.stage_kind == "sft" and spec.data_from is None and not has_sft_rows(splits.train):
+            raise DatasetError(f"{where}: {NO_SFT_ROWS}")
         gold = [name for name in stage.rewards.functions if name in GOLD_REWARDS]
         if spec.stage_kind in ROLLOUT_KINDS and gold and not any(splits.train["solution"]):
             raise DatasetError(

@@ -214,26 +214,34 @@ def grpo_rows(rows: Dataset, system_prompt: str) -> Dataset:
     )
 
 
-def sft_rows(rows: Dataset, system_prompt: str) -> Dataset:
-    """TRL prompt-completion rows for cold-start SFT.
+NO_SFT_ROWS = (
+    "no row has a worked solution (r1kit's `reasoning` column, GSM8K's steps) or a reference reply (chat formats) to "
+    "fine-tune on: add worked solutions, or train on final answers with `r1kit grpo` or `r1kit run --recipe r1_zero`"
+)
 
-    Rows with a worked solution and a gold answer become R1-format completions (<think>reasoning</think>
-    <answer>gold</answer>); chat rows train on their reference reply; rows with neither are left out.
-    """
+
+def sft_target(row: dict) -> str | None:
+    """A row's SFT completion: its worked solution and gold answer in R1 format (<think>reasoning</think>
+    <answer>gold</answer>), else its reference reply (chat rows), else None (nothing to fine-tune on)."""
+    if row["reasoning"] and row["solution"]:
+        return r1_completion(row["reasoning"], row["solution"])
+    return row["response"] or None
+
+
+def has_sft_rows(rows: Dataset) -> bool:
+    """Whether `sft_rows` finds something to train on; stops at the first row that has it."""
+    return any(sft_target(row) for row in rows)
+
+
+def sft_rows(rows: Dataset, system_prompt: str) -> Dataset:
+    """TRL prompt-completion rows for cold-start SFT: each row with an `sft_target`; rows without one are left out."""
     prompts, completions = [], []
     for row in rows:
-        if row["reasoning"] and row["solution"]:
-            target = r1_completion(row["reasoning"], row["solution"])
-        elif row["response"]:
-            target = row["response"]
-        else:
+        target = sft_target(row)
+        if target is None:
             continue
         prompts.append(chat_prompt(row["question"], system_prompt))
         completions.append([{"role": "assistant", "content": target}])
     if not prompts:
-        raise DatasetError(
-            "no row has a worked solution (r1kit's `reasoning` column, GSM8K's steps) or a reference reply (chat "
-            "formats) to fine-tune on: add worked solutions, or train on final answers with `r1kit grpo` or "
-            "`r1kit run --recipe r1_zero`"
-        )
+        raise DatasetError(NO_SFT_ROWS)
     return Dataset.from_dict({"prompt": prompts, "completion": completions})
