@@ -242,6 +242,16 @@ def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.Captur
     assert_one_line(err, f"sft2.general_dataset {path}: none of its 3 training rows has a reply")
 
 
+def test_sft2_says_why_the_base_models_general_answers_were_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    code, _ = cli(capsys, "sft2", "--profile", "test", "--out", str(tmp_path / "run"))
+    assert code == 0
+    # the tiny random model answers the shipped general prompts with blanks; was: "0 general rows", no reason
+    assert "sft2: 18 of the base model's 18 general answers dropped (18 empty)" in caplog.text
+    assert "72 reasoning rows + 0 general rows" in caplog.text
+
+
 # ----------------------------------------------------------------------------------------- malformed configs
 
 BAD_CONFIGS = {

@@ -705,8 +705,8 @@ class PreferencesConfig(Section):
     )
     test_split: str | None = Field(
         None,
-        description="Hold out this split (a hub split, or a local file) instead of carving pairs out of the "
-        "training split.",
+        description="The held-out pairs, instead of carving some out of the training split: a file (.jsonl/.json/"
+        ".parquet/.csv) for local pairs, a split name (or a file) for a hub dataset.",
     )
     format: Literal["auto", "pairs", "hh", "ultrafeedback"] = Field(
         "auto",

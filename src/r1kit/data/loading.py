@@ -83,11 +83,19 @@ def _is_local(name: str) -> bool:
     return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
 
 
+def split_is_file(name: str, split: str) -> bool:
+    """A held-out split is a file: always with local data, and with a hub dataset when it looks like one (a hub
+    dataset's other splits are names such as `test`). The one rule for problems and preference pairs alike.
+
+    >>> split_is_file("data/train.jsonl", "test"), split_is_file("org/set", "test"), split_is_file("org/set", "t.jsonl")
+    (True, False, True)
+    """
+    return _is_local(name) or Path(split).suffix in _LOCAL_BUILDERS
+
+
 def _names_a_file(cfg: DatasetConfig) -> bool:
-    """dataset.test_split is a file: always with local data or a built-in task, and with a hub dataset when it looks
-    like one (a hub dataset's other splits are names such as `test`)."""
-    split = cfg.test_split or ""
-    return cfg.name in synthetic.BUILTIN_TASKS or _is_local(cfg.name) or Path(split).suffix in _LOCAL_BUILDERS
+    """dataset.test_split is a file: always with a built-in task, otherwise as `split_is_file` says."""
+    return cfg.name in synthetic.BUILTIN_TASKS or split_is_file(cfg.name, cfg.test_split or "")
 
 
 def _load_held_out(cfg: DatasetConfig) -> Dataset:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, _text
-from r1kit.data.loading import DatasetError, _is_local, _load_file
+from r1kit.data.loading import DatasetError, _is_local, _load_file, split_is_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -280,8 +280,9 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
             raise DatasetError(f"{source}: {error}") from None
     train, skipped = adapt_pairs(raw, fmt, source, on_bad_row)
     if cfg.test_split:
-        held_source = cfg.test_split if _is_local(cfg.dataset) else f"{source} [{cfg.test_split}]"
-        raw_test = _load_raw(cfg.test_split if _is_local(cfg.dataset) else cfg.dataset, cfg.subset, cfg.test_split)
+        held_is_file = split_is_file(cfg.dataset, cfg.test_split)
+        held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
+        raw_test = _load_raw(cfg.test_split if held_is_file else cfg.dataset, cfg.subset, cfg.test_split)
         test, skipped_test = adapt_pairs(raw_test, fmt, held_source, on_bad_row)
         skipped += skipped_test
     else:

@@ -10,6 +10,7 @@ are trained with a plain assistant prompt, so the model keeps answering them wit
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from importlib import resources
 
 from datasets import Dataset, concatenate_datasets
@@ -76,14 +77,43 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
         ),
         desc="general answers",
     )
-    repeated_share = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)
-    pairs = []
+    pairs, dropped = [], Counter()
     for question, (answer,) in zip(questions, answers, strict=True):
-        # a looping or empty answer teaches nothing general; reasoning tags do not belong in one
-        looping = -repeated_share([answer])[0] > ctx.config.filters.max_repetition
-        if answer.strip() and "<think>" not in answer and not looping:
+        reason = unusable_general_answer(answer, ctx.config.filters.max_repetition)
+        if reason:
+            dropped[reason] += 1
+        else:
             pairs.append((question, answer.strip()))
+    if dropped:  # say why, or "0 general rows" reads like a bug
+        reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
+        logger.warning(
+            "sft2: %d of the base model's %d general answers dropped (%s)", dropped.total(), len(questions), reasons
+        )
     return pairs
+
+
+def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
+    """Why a base-model answer cannot be a general SFT row, or None when it can.
+
+    An empty or looping answer teaches nothing general; reasoning tags do not belong in one.
+
+    >>> unusable_general_answer("Paris is the capital of France.", 0.5) is None
+    True
+    >>> unusable_general_answer("   ", 0.5), unusable_general_answer("<think>hm</think> yes", 0.5)
+    ('empty', 'reasoning tags')
+    >>> unusable_general_answer("the cat sat " * 10, 0.5)
+    'looping'
+    """
+    if not answer.strip():
+        return "empty"
+    if "<think>" in answer:
+        return "reasoning tags"
+    if -_REPEATED_SHARE([answer])[0] > max_repetition:
+        return "looping"
+    return None
+
+
+_REPEATED_SHARE = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)
 
 
 def shipped_general_prompts() -> list[str]:
