@@ -60,6 +60,16 @@ def test_resolving_names() -> None:
         resolve_model(str(SRC))
 
 
+def test_a_mistyped_path_inside_a_local_folder_is_not_taken_for_a_hub_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run1").mkdir()
+    with pytest.raises(ModelError, match="model folder not found: run1/nosuch"):  # was: a hub download, "offline?"
+        resolve_model("run1/nosuch")
+    assert resolve_model("no-such-org/model") == "no-such-org/model"  # a hub id still passes
+
+
 def test_offline_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match=r"cannot load model 'no-such-org/no-such-model'.*offline"):

@@ -152,8 +152,11 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
 
 
 def looks_local(name: str) -> bool:
-    """`name` is a folder (or meant as one), not a hub id: it exists, starts like a path, or has more than one slash."""
-    return Path(name).expanduser().exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    """`name` is a folder (or meant as one), not a hub id: it exists, starts like a path, has more than one slash,
+    or its first part is a local folder (`run1/modle` is a typo in a path, not a hub repo of user `run1`)."""
+    path = Path(name).expanduser()
+    within_a_folder = "/" in name and path.parent.is_dir()
+    return path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1 or within_a_folder
 
 
 def resolve_model(
