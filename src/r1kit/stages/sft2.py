@@ -18,10 +18,9 @@ from datasets import Dataset, concatenate_datasets
 from r1kit.config.schema import DatasetConfig, R1kitConfig, SamplingConfig
 from r1kit.data.loading import DatasetError, load_splits, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
-from r1kit.rewards import build_reward
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import sample
+from r1kit.stages.traces import loops, sample
 
 logger = logging.getLogger("r1kit")
 
@@ -108,12 +107,9 @@ def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
         return "empty"
     if "<think>" in answer:
         return "reasoning tags"
-    if -_REPEATED_SHARE([answer])[0] > max_repetition:
+    if loops(answer, max_repetition):
         return "looping"
     return None
-
-
-_REPEATED_SHARE = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)
 
 
 def shipped_general_prompts() -> list[str]:

@@ -87,6 +87,15 @@ def normalise(text: str) -> tuple[str, str] | None:
     return (reasoning, answer) if reasoning and answer else None
 
 
+def loops(text: str, max_repetition: float) -> bool:
+    """More than `max_repetition` (filters.max_repetition) of the text's 3-grams are repeats: the text loops.
+
+    >>> loops("a b c a b c a b c", 0.5), loops("the cat sat on the mat", 0.5)
+    (True, False)
+    """
+    return -build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)([text])[0] > max_repetition
+
+
 class TraceJudge:
     """Why a trace is dropped (or `kept`), with the config's filters and the run's verification settings."""
 
@@ -94,7 +103,6 @@ class TraceJudge:
         filters = config.filters
         self.min_think_words = filters.min_think_words
         self.max_repetition = filters.max_repetition
-        self.repetition = build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)  # -share repeated
         self.language = build_reward("language_consistency", language=filters.language)
         # every trace judged: a batch budget would drop good traces as unverifiable on a busy machine
         self.accuracy = scoring_accuracy(config)
@@ -107,7 +115,7 @@ class TraceJudge:
                 reasons[index] = "malformed"
             elif len(parts[0].split()) < self.min_think_words:
                 reasons[index] = "too_short"
-            elif -self.repetition([trace])[0] > self.max_repetition:
+            elif loops(trace, self.max_repetition):
                 reasons[index] = "repetitive"
         open_ = [i for i, reason in enumerate(reasons) if not reason]
         prompts = [[{"role": "user", "content": questions[i]}] for i in open_]
