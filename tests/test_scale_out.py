@@ -96,19 +96,38 @@ def test_sft_on_two_processes_matches_one_with_gradient_accumulation(tmp_path: P
     assert all(torch.allclose(weights_two[k], weights_one[k], atol=1e-5) for k in weights_one)
 
 
+def half_unscorable(folder: Path) -> Path:
+    """16 problems, every second one with a gold answer that cannot be read: the curriculum can never score those."""
+    rows = [
+        {"question": f"What is {i + 3} + {2 * i + 1}?", "solution": str(3 * i + 4) if i % 2 == 0 else "no answer"}
+        for i in range(16)
+    ]
+    path = folder / "half_unscorable.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def test_grpo_on_two_processes_matches_one_with_gradient_accumulation(tmp_path: Path) -> None:
     """Each completion comes from its own random stream, seeded by the run's seed, the step and the row's place in the
     global batch, so one process sampling all 8 rows of a step and two processes sampling 4 each draw the same
     completions; rewards and advantages are then the same, and so is the averaged gradient. The loss path is TRL's in
-    both layouts (r1kit's shared-prefix loss runs in one process only)."""
-    both = (*FP32, "--fast.shared_prefix", "false")
+    both layouts (r1kit's shared-prefix loss runs in one process only).
+
+    The re-scored curriculum keeps only the prompts it could score, so the rollouts' other prompts are swapped for
+    kept ones; each process swaps in its own share of the batch, and the logged count is the whole batch's (before,
+    two processes logged the main process's share only)."""
+    both = (*FP32, "--fast.shared_prefix", "false", "--data", str(half_unscorable(tmp_path)))
     both += ("--rewards.functions", "[cosine, format]", "--rewards.cosine.max_len", "64")  # rewards that vary
+    both += ("--curriculum.enabled", "true", "--curriculum.max_prompts", "8", "--curriculum.samples_per_prompt", "2")
+    both += ("--curriculum.rescore_every", "2", "--curriculum.min_pass_rate", "0.0")
     two, one = tmp_path / "two", tmp_path / "one"
     launched("grpo", *both, out=two)
     alone("grpo", *both, "--training.batch_size.gradient_accumulation_steps", "2", out=one)
 
     curve_two, curve_one = steps(two, "grpo"), steps(one, "grpo")
     assert [r["step"] for r in curve_two] == [r["step"] for r in curve_one] == [1, 2, 3]
+    swapped = [r["curriculum/swapped_prompts"] for r in curve_one]
+    assert sum(swapped) > 0 and [r["curriculum/swapped_prompts"] for r in curve_two] == swapped
     for a, b in zip(curve_two, curve_one, strict=True):
         assert a["quality/completions"] == b["quality/completions"] == 8
         assert a["quality/completion_tokens"] == b["quality/completion_tokens"]  # the same completions

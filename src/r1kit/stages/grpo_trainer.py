@@ -211,7 +211,9 @@ class R1kitGRPOTrainer(GRPOTrainer):
     def _kept_rows(self, inputs: list[dict]) -> list[dict]:
         """The rollout's rows, each prompt the curriculum no longer keeps replaced by one it keeps."""
         picks = self.curriculum.replacements([row["prompt"] for row in inputs], self.state.global_step)
-        swapped = sum(pick is not None for pick in picks)
+        # each process holds its share of the generation batch (a group may span two): the whole batch's count
+        mine = torch.tensor([float(sum(pick is not None for pick in picks))], device=self.accelerator.device)
+        swapped = self.accelerator.gather(mine).sum().item()
         self._metrics["train"]["curriculum/kept_prompts"].append(float(len(self.curriculum.kept)))
         self._metrics["train"]["curriculum/swapped_prompts"].append(swapped / self.num_generations)
         return [row if pick is None else self.train_dataset[pick] for row, pick in zip(inputs, picks, strict=True)]
