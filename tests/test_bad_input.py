@@ -13,7 +13,7 @@ import yaml
 
 from r1kit.cli import main
 from r1kit.config.sources import ConfigError, resolve_config
-from r1kit.runs import RunDirError, open_run
+from r1kit.runs import RunDir, RunDirError, open_run
 from tests.conftest import REPO, r1kit_cli
 
 
@@ -188,6 +188,11 @@ BAD_DATA = {
     "fake.parquet": ("question,solution\n1+1,2\n", "cannot be read as parquet"),
     "binary.jsonl": (b"\x00\xff\xfe" * 50, "line 1 is not valid JSON"),
     "unknown_columns.jsonl": ('{"q": "1+1?", "a": "2"}\n', "cannot tell the dataset format"),
+    "pairs.jsonl": (  # was: "cannot tell the dataset format … set dataset.format", which pairs have none of
+        json.dumps({"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}) + "\n",
+        "are preference pairs, not problems: the preference stages (reward_model, dpo) read pairs from "
+        "preferences.dataset (--preferences.dataset FILE)",
+    ),
     "data.txt": ("question,solution\n", "unsupported file type"),
 }
 
@@ -229,6 +234,59 @@ def test_data_a_stage_cannot_use_is_refused_before_the_base_evaluation(
     assert code == 1  # was: GRPO trained with its accuracy reward None on every step, and no word of it
     assert_one_line(err, f"{path}: stages: grpo (grpo): no row has a gold answer, and its rewards accuracy")
     assert not (tmp_path / "c" / "eval").exists()
+
+
+def _golds_file(tmp_path: Path, name: str, readable: int) -> Path:
+    """16 problems; the first `readable` golds are numbers, the rest text the verifier cannot read (a wrong column)."""
+    rows = [
+        {"question": f"What is {i} + 3?", "solution": str(i + 3) if i < readable else "see the worked solution"}
+        for i in range(16)
+    ]
+    return _data_file(tmp_path, name, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_gold_answers_the_verifier_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _golds_file(tmp_path, "unreadable.jsonl", readable=0)
+    for args, stage in ((["grpo"], "grpo"), (["run", "--recipe", "r1_zero"], "stages: grpo (grpo)")):
+        code, err = cli(capsys, *args, "--profile", "test", "--data", str(path), "--out", str(tmp_path / "none"))
+        assert code == 1  # was: exit 0, GRPO trained with its accuracy reward None on every step, and no word of it
+        assert_one_line(
+            err,
+            f"{path}: {stage}: none of the first 14 gold answers holds an answer the verifier can read",
+            "'see the worked solution'",
+        )
+
+    path = _golds_file(tmp_path, "half.jsonl", readable=8)  # some unreadable: said, counted, and training goes on
+    code, err = cli(capsys, "grpo", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "half"))
+    assert code == 0, err
+    assert "grpo: 7 of the first 14 gold answers hold no answer the verifier can read" in caplog.text
+    counted = [
+        r["rewards/accuracy/unreadable_gold"]
+        for r in RunDir(tmp_path / "half").read("metrics.jsonl")
+        if r["kind"] == "step"
+    ]
+    assert len(counted) == 3 and sum(counted) > 0
+
+
+@pytest.mark.parametrize(
+    ("recipe", "setting", "message"),
+    [
+        ("r1", "--sft2.general_dataset", "stages: sft2: sft2.general_dataset"),
+        ("r1", "--distill.student", "stages: distill: distill.student"),
+        ("rlhf", "--preferences.dataset", "stages: reward_model: preferences.dataset"),
+    ],
+)
+def test_a_later_stages_missing_file_is_refused_before_any_work(
+    recipe: str, setting: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.jsonl"
+    args = ["run", "--profile", "test", "--recipe", recipe, setting, str(missing), "--out", str(tmp_path / "run")]
+    code, err = cli(capsys, *args)
+    assert code == 2  # was: "dataset file not found" once the stages before it had trained (13+ minutes on SmolLM2)
+    assert f"r1kit: config error: {message} '{missing}': no such file or folder" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,7 +423,7 @@ def _config(out: Path, *args: str):
     return resolve_config(profile="test", overrides=["--out", str(out), *args], environ={}).config
 
 
-def test_a_failed_start_is_taken_over_but_finished_training_is_protected(tmp_path: Path, caplog) -> None:
+def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: Path, caplog) -> None:
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(_config(out, "--data", "missing.jsonl").model_dump()))
@@ -383,14 +441,26 @@ def test_a_failed_start_is_taken_over_but_finished_training_is_protected(tmp_pat
     with pytest.raises(RunDirError) as refused:
         open_run(_config(out, "--learning_rate", "0.5"))
     message = str(refused.value)
-    assert "finished training (sft/model)" in message and "--resume" in message and "--out" in message
+    assert "finished work (sft/model)" in message and "--resume" in message and "--out" in message
     assert (out / "sft" / "model" / "r1kit_complete.json").exists()
 
     shutil.rmtree(out / "sft")
     (out / "grpo" / "checkpoints" / "checkpoint-2").mkdir(parents=True)
     (out / "grpo" / "checkpoints" / "checkpoint-2" / "r1kit_complete.json").write_text("{}")
-    with pytest.raises(RunDirError, match="grpo/checkpoints/checkpoint-2"):
+    (out / "grpo" / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    (out / "grpo" / "checkpoints" / "checkpoint-10" / "r1kit_complete.json").write_text("{}")
+    with pytest.raises(RunDirError, match="grpo/checkpoints/checkpoint-10"):  # the newest named
         open_run(_config(out, "--learning_rate", "0.5"))
+
+    # a complete data stage leaves no model: its manifest says it finished (before: "a failed start", data lost)
+    shutil.rmtree(out / "grpo")
+    (out / "cold_start").mkdir()
+    (out / "cold_start" / "manifest.json").write_text('{"status": "complete"}')
+    with pytest.raises(RunDirError, match=r"finished work \(cold_start\)"):
+        open_run(_config(out, "--learning_rate", "0.5"))
+    (out / "cold_start" / "manifest.json").write_text('{"status": "running"}')  # an interrupted one: no finished work
+    open_run(_config(out, "--learning_rate", "0.5"))
+    assert "failed start that finished no stage (training.optimization.learning_rate" in caplog.text
 
 
 def test_the_corrected_command_runs_after_a_failed_start(tmp_path: Path) -> None:

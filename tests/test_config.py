@@ -415,6 +415,26 @@ def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixtur
     assert "Peak learning rate (AdamW)." in out
 
 
+@pytest.mark.parametrize(
+    ("command", "lands", "refused"),
+    [
+        ("run", "--max_steps → training.max_steps", None),
+        ("sft", "--max_steps → sft.max_steps", "--beta → grpo.beta (not read by `r1kit sft`: refused)"),
+        ("dpo", "--beta → dpo.beta", "--num_generations → grpo.num_generations (not read by `r1kit dpo`: refused)"),
+    ],
+)
+def test_help_says_where_a_trainer_flag_lands_for_the_command(
+    command: str, lands: str, refused: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stage run alone reads its own section (`r1kit sft --max_steps 5` sets sft.max_steps); its help said
+    training.max_steps, the key `r1kit run` reads, for every command."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert f"\n  {lands}\n" in out
+    assert refused is None or refused in out
+
+
 def test_saved_config_repeats_the_run(tmp_path: Path) -> None:
     config = resolve("--learning_rate", "7e-5", profile="test").config
     saved = tmp_path / "config.yaml"

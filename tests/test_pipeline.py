@@ -314,3 +314,46 @@ def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> Non
         run.create()
         run.prepare(needed_bytes=10**18)
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_a_finished_stage_run_again_alone_is_left_as_it_is(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same `r1kit grpo` again: its result stands. Before, it trained on from its last checkpoint (step 3 of 3):
+    a 4th step, another model, each time. With --resume and another setting the stage runs again, and a checkpoint
+    at max_steps is its end: nothing more is trained, its weights are the model."""
+    from r1kit.cli import main
+
+    out, data = tmp_path / "run", tmp_path / "problems.jsonl"
+    data.write_text("".join(json.dumps({"question": f"{i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(16)))
+    args = ["grpo", "--profile", "test", "--data", str(data), "--out", str(out)]
+    weights = out / "grpo" / "model" / "model.safetensors"
+    assert main(args) == 0
+    made = weights.read_bytes()
+    assert main(args) == 0
+    assert f"grpo: complete in {out / 'grpo'} with this config and data; nothing to do" in caplog.text
+    with data.open("a") as rows:  # the data changed: not "nothing to do"
+        rows.write(json.dumps({"question": "9 + 9?", "solution": "18"}) + "\n")
+    assert main(args) == 0
+    assert caplog.text.count("nothing to do") == 1
+    assert main([*args, "--resume", "--training.optimization.learning_rate", "0.5"]) == 0
+    assert "grpo: resuming from" in caplog.text
+    assert weights.read_bytes() == made
+    assert sorted(p.name for p in (out / "grpo" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
+    assert [r["step"] for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"] == [1, 2, 3]
+
+
+def test_another_recipe_into_a_finished_run_is_refused(finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, the run went on: the rlhf recipe's 02_reward_model trained beside the default run's 02_grpo, and the
+    run's config, manifest and summary were the new recipe's; r1's 02_sft and this run's 01_sft shared one label in
+    the logs and evaluations."""
+    from r1kit.cli import main
+
+    saved = (finished_run / "config.yaml").read_text()
+    for recipe, stage in (("rlhf", "02_grpo"), ("r1", "01_sft")):
+        assert main(["run", "--profile", "test", "--recipe", recipe, "--out", str(finished_run)]) == 1
+        err = capsys.readouterr().err
+        assert f"holds stage {stage} of another recipe" in err and "--out" in err, err
+    assert (finished_run / "config.yaml").read_text() == saved
+    assert sorted(p.name for p in finished_run.glob("0*")) == ["01_sft", "02_grpo"]

@@ -135,6 +135,7 @@ def test_timeouts_are_counted_in_the_metrics() -> None:
     assert values == [None, 1.0]
     assert logged == {
         "rewards/accuracy/timeouts": 1.0,
+        "rewards/accuracy/unreadable_gold": 0.0,
         "rewards/accuracy/hostile_gold": 0.0,
         "rewards/accuracy/over_budget": 0.0,
         "rewards/accuracy/errors": 0.0,

@@ -52,6 +52,15 @@ def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr
 
 
+def test_a_process_count_without_launch_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from r1kit.cli import main
+
+    # was: one process, and no word of it
+    assert main(["sft", "--profile", "test", "--num_processes", "2", "--out", str(tmp_path / "run")]) == 2
+    assert "--num_processes 2 sets the process count of --launch: add --launch cpu" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def steps(run: Path, stage: str) -> list[dict]:
     return [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
 

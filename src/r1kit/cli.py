@@ -17,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, REFUSED
+from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, REFUSED, FlagAlias, for_stage
 from r1kit.config.sources import (
+    LEAF_PATHS,
     ConfigError,
     ResolvedConfig,
     builtin_profiles,
@@ -42,12 +43,9 @@ _ABOUT = {
 }
 
 
-def _keys_help() -> str:
+def _keys_help(command: str) -> str:
     rows = [f"  --{path} (default: {json.dumps(default)})\n      {text}" for path, default, text in field_help()]
-    aliases = "\n".join(
-        f"  {flag} → {alias.path}" + (f"={alias.value}" if alias.value is not None else "")
-        for flag, alias in FLAG_ALIASES.items()
-    )
+    aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in FLAG_ALIASES.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
     return (
@@ -58,6 +56,14 @@ def _keys_help() -> str:
         + f"profiles: {', '.join(builtin_profiles())} (+ your own under `profiles:` in --config)\n"
         + f"recipes: {', '.join(list_recipes())}"
     )
+
+
+def _alias_target(alias: FlagAlias, command: str) -> str:
+    """Where a flag alias lands for `r1kit COMMAND` (a trainer flag lands in a stage's own section when it runs alone)."""
+    path = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
+    if path is None:
+        return f"{alias.path} (not read by `r1kit {command}`: refused)"
+    return path + (f"={alias.value}" if alias.value is not None else "")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
             allow_abbrev=False,
             help=_ABOUT[key],
             description=_ABOUT[key],
-            epilog=_keys_help(),
+            epilog=_keys_help(name),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -237,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             args.launch, args.num_processes = "cpu", processes
+        if args.command != "report" and args.num_processes and not args.launch:  # alone: one process, silently
+            raise ConfigError(
+                f"--num_processes {args.num_processes} sets the process count of --launch: add --launch cpu (CPU "
+                "processes), ddp or another accelerate config"
+            )
         if args.command != "report" and args.launch:
             return _launch(args, argv)
         return _command(args, overrides)

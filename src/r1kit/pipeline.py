@@ -29,14 +29,14 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError, flatten
-from r1kit.data.loading import NO_SFT_ROWS, DatasetError, Splits, has_sft_rows, read_rows
+from r1kit.data.loading import Splits, is_local_data, read_rows
+from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
-from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, run_recorded, setup
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, check_data, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, ROLLOUT_KINDS, STAGES
+from r1kit.stages.registry import MAKES, PAIR_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -50,6 +50,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if from_stage is not None and only is not None:
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
+    _check_stage_files(config)
     ctx, base, splits = setup(config, "run")
     _check_data(config, splits)
     run_dir = ctx.run
@@ -122,6 +123,7 @@ def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: st
                 f"--only {only}: {', '.join(unfinished)}, before it, never finished in {run_dir.root}; "
                 "run without --only first"
             )
+    _check_same_stages(config, run_dir)
     first = config.stages[0]
     if forced[first.name] or manifests[0].get("status") != "complete":
         return forced
@@ -135,6 +137,28 @@ def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: st
             f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
         )
     return forced
+
+
+def _check_same_stages(config: R1kitConfig, run_dir: RunDir) -> None:
+    """A run folder holds one recipe's stages: a stage folder where this recipe has another stage (or none) was made
+    by another recipe, whose folders, logs and evaluations this run would mix with its own."""
+    expected = {f"{i:02d}_{spec.name}": spec.stage_kind for i, spec in enumerate(config.stages, 1)}
+    found = distributed.from_main(
+        {
+            manifest.parent.name: _read_manifest(manifest.parent).get("kind")
+            for manifest in run_dir.root.glob("*/manifest.json")
+        }
+        if distributed.is_main()
+        else None
+    )
+    other = sorted(
+        folder for folder, kind in found.items() if folder[:2].isdigit() and kind not in (None, expected.get(folder))
+    )
+    if other:
+        raise RunDirError(
+            f"{run_dir.root} holds stage {other[0]} of another recipe (this recipe's stages: {', '.join(expected)}); "
+            "run that recipe again (--recipe, or --config RUN/config.yaml), or choose another folder with --out"
+        )
 
 
 def _check_stage_references(config: R1kitConfig) -> None:
@@ -161,20 +185,28 @@ def _check_stage_references(config: R1kitConfig) -> None:
             check(f"stages: {spec.name}: rewards.reward_model.path", path, "reward_model", earlier)
 
 
-def _check_data(config: R1kitConfig, splits: Splits) -> None:
-    """The run's data has what the stages reading it need, checked before the base evaluation: an SFT stage needs
-    worked solutions or replies, a rollout stage scored by gold answers needs gold answers."""
+def _check_stage_files(config: R1kitConfig) -> None:
+    """Files and folders a later stage reads (its general chat data, its preference pairs, its student model) exist,
+    checked before any work: the stage would find a typo only after the stages before it had trained."""
     for spec in config.stages:
         stage = config.for_stage(spec)
-        where = f"{splits.source}: stages: {spec.name} ({spec.stage_kind})"
-        if spec.stage_kind == "sft" and spec.data_from is None and not has_sft_rows(splits.train):
-            raise DatasetError(f"{where}: {NO_SFT_ROWS}")
-        gold = [name for name in stage.rewards.functions if name in GOLD_REWARDS]
-        if spec.stage_kind in ROLLOUT_KINDS and gold and not any(splits.train["solution"]):
-            raise DatasetError(
-                f"{where}: no row has a gold answer, and its rewards {', '.join(gold)} compare answers with it (they "
-                "would score nothing); use data with answers, or rewards that need none (rewards.functions)"
-            )
+        named = {
+            "sft2": [("sft2.general_dataset", stage.sft2.general_dataset, is_local_data)],
+            "distill": [("distill.student", stage.distill.student, looks_local)],
+        }.get(spec.stage_kind, [])
+        if spec.stage_kind in PAIR_KINDS:
+            named.append(("preferences.dataset", stage.preferences.dataset, is_local_data))
+        for key, value, local in named:
+            if value and local(value) and not Path(value).expanduser().exists():
+                raise ConfigError(f"stages: {spec.name}: {key} {value!r}: no such file or folder")
+
+
+def _check_data(config: R1kitConfig, splits: Splits) -> None:
+    """The run's data has what the stages reading it need, checked before the base evaluation."""
+    for spec in config.stages:
+        if spec.data_from is None:  # an earlier stage's dataset does not exist yet
+            where = f"{splits.source}: stages: {spec.name} ({spec.stage_kind})"
+            check_data(config.for_stage(spec), spec.stage_kind, splits.train, where)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -92,9 +93,15 @@ class RunDir:
         write_atomic(self.path("config.yaml"), to_yaml(config))
 
     def finished_work(self) -> list[str]:
-        """Finished training a restart would lose: stage models and complete checkpoints (paths inside the run)."""
+        """Finished work a restart would lose (paths inside the run), the newest last within each stage: complete
+        stages (a data stage leaves no model), stage models and complete checkpoints."""
         markers = [*self.root.glob(f"*/model/{COMPLETE_MARKER}"), *self.root.glob(f"*/checkpoints/*/{COMPLETE_MARKER}")]
-        return sorted(str(marker.parent.relative_to(self.root)) for marker in markers)
+        found = {str(marker.parent.relative_to(self.root)) for marker in markers}
+        found |= {manifest.parent.name for manifest in self.root.glob("*/manifest.json") if _complete(manifest)}
+        # checkpoint-10 after checkpoint-9
+        return sorted(
+            found, key=lambda path: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
+        )
 
     # ---------------------------------------------------------------------------------------------- logs
 
@@ -125,9 +132,10 @@ class RunDir:
 def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
     """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume).
 
-    The rule for a folder that holds a run with another config: finished training (a stage model, a complete
-    checkpoint) is never overwritten; a failed start that finished no stage is taken over, so the command with its
-    mistake corrected just runs. With `per_stage` (a recipe run), each stage's manifest decides what a change redoes.
+    The rule for a folder that holds a run with another config: finished work (a complete stage, a stage model, a
+    complete checkpoint) is never overwritten; a failed start that finished no stage is taken over, so the command
+    with its mistake corrected just runs. With `per_stage` (a recipe run), each stage's manifest decides what a change
+    redoes.
     """
     run = RunDir.for_config(config)
     saved = run.path("config.yaml")
@@ -140,7 +148,7 @@ def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
             key, before, now = changed[0]
             raise RunDirError(
                 f"{run.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
-                f"training ({finished[0]}); continue it with --resume, or choose another folder with --out"
+                f"work ({finished[-1]}); continue it with --resume, or choose another folder with --out"
             )
         else:
             key, before, now = changed[0]
@@ -158,6 +166,13 @@ def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
     run.create()
     return run
+
+
+def _complete(manifest: Path) -> bool:
+    try:
+        return json.loads(manifest.read_text()).get("status") == "complete"
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return False  # a manifest cut short by a kill: its stage did not finish
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:

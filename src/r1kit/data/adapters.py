@@ -171,6 +171,9 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
 
     >>> detect_format(["question", "answer"], {"answer": "3 + 4 = 7\\n#### 7"})
     'gsm8k'
+    >>> detect_format(["prompt", "chosen", "rejected"], {})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: its columns ['chosen', 'prompt', 'rejected'] are preference pairs, not problems: ...
     """
     present = set(columns)
     if {"problem", "solution"} <= present:
@@ -185,6 +188,11 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "gsm8k"
     if {"question", "solution"} <= present:
         return "r1kit"
+    if {"chosen", "rejected"} <= present:
+        raise ValueError(
+            f"its columns {sorted(present)} are preference pairs, not problems: the preference stages (reward_model, "
+            "dpo) read pairs from preferences.dataset (--preferences.dataset FILE); dataset.name holds the problems"
+        )
     raise ValueError(
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "

@@ -60,7 +60,7 @@ def read_rows(path: Path) -> Dataset:
 def load_eval_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
     """The rows `r1kit eval` scores (a local file as a whole, or its test_split file, else the held-out split) and
     the bad rows skipped under dataset.on_bad_row=skip."""
-    if _is_local(cfg.name) and not cfg.test_split:
+    if is_local_data(cfg.name) and not cfg.test_split:
         rows, skipped = _adapt(_load_raw(cfg), cfg, cfg.name)
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     splits = load_splits(cfg)
@@ -79,7 +79,12 @@ def held_out_source(cfg: DatasetConfig) -> str:
     return cfg.test_split if _names_a_file(cfg) else f"{cfg.name} [{cfg.test_split}]"
 
 
-def _is_local(name: str) -> bool:
+def is_local_data(name: str) -> bool:
+    """`name` is a data file or folder here (or meant as one: a data-file suffix, a path), not a hub dataset id.
+
+    >>> is_local_data("data/train.jsonl"), is_local_data("./mine"), is_local_data("openai/gsm8k")
+    (True, True, False)
+    """
     return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
 
 
@@ -90,7 +95,7 @@ def split_is_file(name: str, split: str) -> bool:
     >>> split_is_file("data/train.jsonl", "test"), split_is_file("org/set", "test"), split_is_file("org/set", "t.jsonl")
     (True, False, True)
     """
-    return _is_local(name) or Path(split).suffix in _LOCAL_BUILDERS
+    return is_local_data(name) or Path(split).suffix in _LOCAL_BUILDERS
 
 
 def _names_a_file(cfg: DatasetConfig) -> bool:
@@ -106,7 +111,7 @@ def _load_held_out(cfg: DatasetConfig) -> Dataset:
 
 def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
     """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
-    if _is_local(cfg.name):
+    if is_local_data(cfg.name):
         return _load_file(Path(cfg.name).expanduser())
     split = held_out or cfg.train_split
     try:

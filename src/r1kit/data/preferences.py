@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, _text
-from r1kit.data.loading import DatasetError, _is_local, _load_file, split_is_file
+from r1kit.data.loading import DatasetError, _load_file, is_local_data, split_is_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -252,7 +252,7 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
 
 def _load_raw(name: str, subset: str | None, split: str) -> Dataset:
     """A local file as a whole, or a split of a hub dataset."""
-    if _is_local(name):
+    if is_local_data(name):
         return _load_file(Path(name).expanduser())
     from datasets import load_dataset
 

@@ -275,13 +275,37 @@ def _verdicts(
     return verdicts  # type: ignore[return-value]
 
 
+def unreadable_golds(
+    golds: Sequence[str | None], workers: int, timeout_seconds: float, batch_budget_seconds: float
+) -> list[int]:
+    """Indices of the gold answers that are empty or hold no math the verifier can read: `accuracy` and `cosine`
+    leave those rows out (None). A gold that hangs the verifier, or is not reached within the budget, is not counted.
+
+    >>> unreadable_golds(["42", "see the steps above", "", "1/2", "x + 1"], 1, 10.0, 20.0)
+    [1, 2]
+    """
+    verdicts: list[Verdict] = []
+    for start in range(0, len(golds), _GOLDS_PER_BATCH):
+        chunk = golds[start : start + _GOLDS_PER_BATCH]
+        # each gold as its own answer: the pool checks the gold first, as it does in training
+        verdicts += _verdicts(
+            [str(gold or "") for gold in chunk], chunk, workers, timeout_seconds, batch_budget_seconds
+        )
+    return [index for index, verdict in enumerate(verdicts) if verdict.status == "unparseable_gold"]
+
+
+_GOLDS_PER_BATCH = 32  # a batch of golds, each checked and then judged against itself, well within the batch budget
+
+
 def _report_failures(name: str, verdicts: list[Verdict], kwargs: dict[str, Any]) -> None:
     """Count verifier failures into TRL's metrics (kwarg `log_metric`) when training: items past their own time
-    limit, items of a gold answer that hangs the verifier, items left when the batch budget ran out, and errors."""
+    limit, items of a gold answer that cannot be read or that hangs the verifier, items left when the batch budget ran
+    out, and errors."""
     log_metric = kwargs.get("log_metric")
     if log_metric is not None:
         for status, metric in (
             ("timeout", "timeouts"),
+            ("unparseable_gold", "unreadable_gold"),
             ("hostile_gold", "hostile_gold"),
             ("over_budget", "over_budget"),
         ):

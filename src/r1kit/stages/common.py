@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -20,10 +21,10 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
-from r1kit.atomic import build_complete, write_json
+from r1kit.atomic import build_complete, content_hash, jsonable, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.config.sources import ResolvedConfig, resolve_config
-from r1kit.data.loading import Splits, load_splits
+from r1kit.data.loading import NO_SFT_ROWS, DatasetError, Splits, has_sft_rows, is_local_data, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
 from r1kit.models import ModelError, check_model, resolve_model, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import (
@@ -34,11 +35,14 @@ from r1kit.monitoring.callbacks import (
     TimeLimit,
     TorchProfiler,
     TrainingMonitor,
+    checkpoint_step,
     complete_checkpoints,
 )
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards.functions import unreadable_golds
+from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, run_of
-from r1kit.stages.registry import PAIR_KINDS
+from r1kit.stages.registry import PAIR_KINDS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
 
@@ -109,8 +113,23 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
     and onto the console."""
     ctx, base, splits = setup(config, kind)
+    check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     ctx = ctx.for_stage(config, kind, kind)
-    output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run)
+    # what the stage made depends on: its config (not --resume or the folder's path) and a local data file's content
+    data = Path(config.dataset.name).expanduser()
+    settings = {
+        "config": json.loads(
+            json.dumps(config.model_dump(exclude={"run": {"resume", "output_dir"}}), default=jsonable)
+        ),
+        "data": content_hash(data) if is_local_data(config.dataset.name) and data.exists() else None,
+    }
+    manifest = ctx.dir / "manifest.json"
+    done = distributed.from_main(json.loads(manifest.read_text()) if manifest.exists() else {})
+    if done.get("status") == "complete" and done.get("settings") == settings:
+        # the same command again: its result stands (training on from the last checkpoint would add steps)
+        logger.warning("%s: complete in %s with this config and data; nothing to do", kind, ctx.dir)
+        return StageOutput.from_json(done["output"], ctx.run.root)
+    output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
             f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
@@ -194,6 +213,45 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
         hardware.describe(),
     )
     return StageContext(config, run, hardware), base, splits
+
+
+GOLDS_READ = 256  # the first training rows whose gold answers are read before a rollout stage: a wrong column shows
+
+
+def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: str) -> None:
+    """`rows` have what a stage of `kind` (with its `config`) needs, checked before any work: an SFT stage needs worked
+    solutions or replies; a rollout stage scored by gold answers needs gold answers the verifier can read. `where`
+    names the data and the stage in the message."""
+    if kind == "sft" and not has_sft_rows(rows):
+        raise DatasetError(f"{where}: {NO_SFT_ROWS}")
+    gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
+    if kind not in ROLLOUT_KINDS or not gold:
+        return
+    if not any(rows["solution"]):
+        raise DatasetError(
+            f"{where}: no row has a gold answer, and its rewards {', '.join(gold)} compare answers with it (they "
+            "would score nothing); use data with answers, or rewards that need none (rewards.functions)"
+        )
+    golds = rows.select(range(min(GOLDS_READ, len(rows))))["solution"]
+    unreadable = unreadable_golds(golds, **config.rewards.verification.model_dump())
+    if not unreadable:
+        return
+    example = f"row {unreadable[0] + 1}: {str(golds[unreadable[0]] or '')[:60]!r}"
+    if len(unreadable) == len(golds):
+        raise DatasetError(
+            f"{where}: none of the first {len(golds)} gold answers holds an answer the verifier can read ({example}), "
+            f"and its rewards {', '.join(gold)} compare answers with them (they would score nothing); point the "
+            "answer column at final answers (dataset.columns), or use rewards that need none (rewards.functions)"
+        )
+    logger.warning(
+        "%s: %d of the first %d gold answers hold no answer the verifier can read (%s); the rewards comparing answers "
+        "with them (%s) leave those prompts out (no reward, not 0), counted as rewards/<name>/unreadable_gold",
+        where,
+        len(unreadable),
+        len(golds),
+        example,
+        ", ".join(gold),
+    )
 
 
 def model_reference(config: R1kitConfig) -> str:
@@ -349,7 +407,13 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     if ctx.config.monitoring.progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
-    trainer.train(resume_from_checkpoint=str(resume) if (resume := prepare_resume(ctx)) else None)
+    resume = prepare_resume(ctx)
+    if resume is not None and 0 < trainer.args.max_steps <= checkpoint_step(resume):
+        # Nothing is left to train (killed after the last checkpoint, before the model was saved): its weights are
+        # the stage's. trainer.train would run one more step before it checks max_steps.
+        trainer._load_from_checkpoint(str(resume))
+    else:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     dest = ctx.run.model_dir(ctx.folder)
     marker = {"stage": ctx.stage}
     if trainer.accelerator.is_main_process:  # one writer under `accelerate launch`
