@@ -14,6 +14,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import (
     LEAF_PATHS,
     ConfigError,
+    flatten,
     list_recipes,
     profile_layer,
     resolve_config,
@@ -229,7 +230,7 @@ def test_environment_names_are_unambiguous() -> None:
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
         (["--learning_rate"], "--learning_rate: missing value"),
         (["--no_wandb", "maybe"], "--no_wandb is a switch and takes no value (got 'maybe')"),
-        (["--bf16", "false"], "--bf16 is a switch"),  # not a true/false setting: bf16 or nothing
+        (["--bf16", "maybe"], "--bf16 is a switch"),  # true or false (TRL's `--bf16 false`: fp32), nothing else
     ],
 )
 def test_invalid_values_name_the_key(args: list[str], message: str) -> None:
@@ -501,3 +502,72 @@ def test_resume_continues_the_saved_config_over_a_profile_given_again(
     )  # saved, then the flags given
     assert "--resume continues" in captured.err and "--profile test is in it" in captured.err
     assert resolve(environ={"R1KIT_DEBUG": "1"}).config
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "value"),
+    [
+        (["--bf16", "false"], "model.precision", "fp32"),  # was: "--bf16 is a switch and takes no value"
+        (["--fp16", "False"], "model.precision", "fp32"),
+        (["--torch_dtype", "bfloat16"], "model.precision", "bf16"),  # TRL's ModelConfig
+        (["--dtype", "float32"], "model.precision", "fp32"),
+        (["--dataset_config", "main"], "dataset.subset", "main"),  # TRL's ScriptArguments
+        (["--per_device_eval_batch_size", "16"], "evaluation.batch_size", 16),
+        (["--log_level", "debug"], "monitoring.log_level", "DEBUG"),
+        (["--vllm_mode", "server"], "grpo.vllm_mode", "server"),
+        (["--lora_target_modules", "all-linear"], "model.lora.target_modules", ["all-linear"]),
+    ],
+)
+def test_trl_and_seed_flags_set_their_keys(args: list[str], key: str, value) -> None:
+    """Flags of TRL's scripts and the seed documents that used to be "unknown option"s or refused."""
+    assert flatten(resolve(*args).config.model_dump())[key] == value
+
+
+def test_all_linear_lora_targets_go_to_peft_as_its_own_choice(tiny_model: Path) -> None:
+    from r1kit.models import check_model
+    from r1kit.stages.common import lora_config
+
+    model = resolve("--lora_target_modules", "all-linear").config.model
+    check_model(model, str(tiny_model))  # was: "none is a layer of …"
+    assert lora_config(model).target_modules == "all-linear"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trainig.max_steps"], "unknown option --trainig.max_steps; did you mean 'training.max_steps'?"),
+        (["--use_liger_kernel"], "unknown option --use_liger_kernel"),  # both were "missing value"
+        (["--learning_rate"], "--learning_rate: missing value"),
+        (["--save_strategy", "epoch"], "--save_strategy is not an r1kit option: r1kit checkpoints every"),
+        (["--logging_strategy", "epoch"], "--logging_strategy is not an r1kit option: r1kit logs every"),
+    ],
+)
+def test_flags_without_a_value_or_a_place_say_what_is_wrong(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(*args)
+
+
+def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """r1's reasoning_rl stage sets its own rewards; `--reward_funcs accuracy cosine` was read, said to be read, and
+    reached no stage, with no word of it."""
+    assert main(["config", "show", "--profile", "test", "--recipe", "r1", "--reward_funcs", "accuracy", "cosine"]) == 0
+    err = capsys.readouterr().err
+    assert "r1kit: note: stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', " in err
+    assert "which wins over --reward_funcs's ['accuracy', 'cosine']" in err
+    assert main(["config", "show", "--profile", "test", "--reward_funcs", "accuracy", "cosine"]) == 0
+    assert "sets its own" not in capsys.readouterr().err  # the default recipe's stages set nothing of their own
+
+
+def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "tutorial.yaml"
+    config.write_text("training:\n  precision:\n    bf16: false\nmonitoring.logging.level: INFO\n")
+    monkeypatch.setenv("GRPO_TRAINING_LEARNING_RATE", "1e-4")
+    assert main(["config", "show", "--profile", "test", "--config", str(config)]) == 0
+    err = capsys.readouterr().err  # was: nothing (only command-line names were noted)
+    assert "training.precision.bf16 → model.precision (tutorial.yaml)" in err
+    assert "monitoring.logging.level → monitoring.log_level (tutorial.yaml)" in err
+    assert "GRPO_TRAINING_LEARNING_RATE → training.optimization.learning_rate" in err

@@ -192,3 +192,16 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     assert faults["default"] > 10 * 10_000, faults  # ~6,250 pages a tensor, faulted again every step
     # kept: usually 0; now and then the heap grows once or twice more (another allocation took its top): 6,250 each
     assert faults["keep"] < faults["default"] / 10, faults
+
+
+def test_a_stage_folder_given_as_a_model_names_its_model_or_says_it_made_none(tmp_path: Path) -> None:
+    stage = tmp_path / "run" / "02_sft"
+    (stage / "model").mkdir(parents=True)
+    (stage / "model" / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match=f"stage folder of a run: its model is {stage / 'model'}"):
+        resolve_model(str(stage))  # was: "is not a model folder: it has no config.json"
+    data_stage = tmp_path / "run" / "04_rejection_sampling"
+    data_stage.mkdir()
+    (data_stage / "manifest.json").write_text('{"status": "complete"}')
+    with pytest.raises(ModelError, match="and that stage made no model"):
+        resolve_model(str(data_stage))

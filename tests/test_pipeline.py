@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -357,3 +358,26 @@ def test_another_recipe_into_a_finished_run_is_refused(finished_run: Path, capsy
         assert f"holds stage {stage} of another recipe" in err and "--out" in err, err
     assert (finished_run / "config.yaml").read_text() == saved
     assert sorted(p.name for p in finished_run.glob("0*")) == ["01_sft", "02_grpo"]
+
+
+NAME_LOOKUPS = """
+import socket, sys
+looked_up = []
+real = socket.getaddrinfo
+socket.getaddrinfo = lambda host, *args, **kwargs: looked_up.append(str(host)) or real(host, *args, **kwargs)
+from r1kit.cli import main
+code = main(sys.argv[1:])
+print("looked up:", sorted(set(looked_up)), "exit", code)
+"""
+
+
+def test_a_training_stage_contacts_no_host(tmp_path: Path) -> None:
+    """TRL's trainers send usage telemetry to huggingface.co when they start (seen as a name lookup); r1kit turns it
+    off unless the user's environment sets HF_HUB_DISABLE_TELEMETRY. Run as a user runs it: not in offline mode
+    (which the tests otherwise set, and which stops telemetry too)."""
+    unset = ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_OFFLINE")
+    env = {key: value for key, value in os.environ.items() if key not in unset}
+    command = [sys.executable, "-c", NAME_LOOKUPS, "grpo", "--profile", "test", "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "looked up: [] exit 0" in done.stdout  # was: ['huggingface.co']

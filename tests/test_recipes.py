@@ -105,6 +105,10 @@ def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, li
         assert "seed" in manifest["config"]
     cold_start = json.loads((run / "01_cold_start" / "stats.json").read_text())
     assert cold_start["methods"]["convert"]["kept"] > 0 and cold_start["rows"] > 0
+    # every kept trace accounted for (was: 72 kept, 40 rows, the 32 cut by cold_start.max_rows nowhere)
+    kept = sum(method["kept"] for method in cold_start["methods"].values())
+    assert kept == cold_start["rows"] + cold_start["duplicates"] + cold_start["past_max_rows"]
+    assert cold_start["past_max_rows"] > 0  # the test profile keeps 40 rows
     assert (run / "02_sft" / "model" / "model.safetensors").exists()
     assert (run / "03_reasoning_rl" / "model" / "model.safetensors").exists()
     assert json.loads((run / "03_reasoning_rl" / "manifest.json").read_text())["evaluation"]["problems"] == 8

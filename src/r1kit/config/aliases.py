@@ -14,6 +14,17 @@ from typing import Any
 from r1kit.stages.registry import STAGE_KINDS
 
 
+def _dtype_precision(dtype: Any) -> str:
+    """TRL's `--torch_dtype` / `--dtype` (a torch dtype name) as r1kit's `model.precision`.
+
+    >>> _dtype_precision("bfloat16"), _dtype_precision("float32"), _dtype_precision("auto")
+    ('bf16', 'fp32', 'auto')
+    """
+    names = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32"}
+    text = str(dtype).strip().lower().removeprefix("torch.")
+    return names.get(text, text)  # auto, or a value the schema then refuses with its choices
+
+
 def _bf16_precision(enabled: Any) -> str:
     """The tutorial's `training.precision.bf16: true/false` as r1kit's `model.precision`."""
     on = enabled if isinstance(enabled, bool) else str(enabled).strip().lower() in ("true", "1", "yes", "on")
@@ -34,8 +45,12 @@ PATH_ALIASES = {
     "monitoring.logging.level": "monitoring.log_level",
     "monitoring.logging.profiling_mode": "monitoring.profiler.enabled",
     "callbacks.checkpoint_preservation.every_n_steps": "training.checkpoint.keep_every",
+    "model.torch_dtype": "model.precision",  # TRL's ModelConfig (`--torch_dtype`, `--dtype`)
 }
-VALUE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {"training.precision.bf16": _bf16_precision}
+VALUE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "training.precision.bf16": _bf16_precision,
+    "model.torch_dtype": _dtype_precision,
+}
 
 
 def canonical(path: str, value: Any) -> tuple[str, Any]:
@@ -55,6 +70,7 @@ class FlagAlias:
     as_list: bool = False  # split "a,b" / "a b" into a list
     tutorial: bool = True  # the R1 tutorial's or TRL's name: a one-line note names r1kit's key
     hint: str = ""  # added to that note where r1kit's meaning differs from the tutorial's
+    off: Any = None  # a switch's value when given false (TRL's `--bf16 false`); None: `not value` for a bool switch
 
 
 # Short flags of r1kit's own, and the R1 tutorial's / TRL's flags, each the same as one key.
@@ -80,8 +96,11 @@ FLAG_ALIASES = {
     "--logging_steps": FlagAlias("monitoring.logging_steps"),
     "--seed": FlagAlias("run.seed"),
     "--gradient_checkpointing": FlagAlias("training.gradient_checkpointing", value=True),
-    "--bf16": FlagAlias("model.precision", value="bf16"),
-    "--fp16": FlagAlias("model.precision", value="fp16"),
+    "--bf16": FlagAlias("model.precision", value="bf16", off="fp32"),
+    "--fp16": FlagAlias("model.precision", value="fp16", off="fp32"),
+    "--tf32": FlagAlias("model.tf32", value=True),
+    "--per_device_eval_batch_size": FlagAlias("evaluation.batch_size"),
+    "--log_level": FlagAlias("monitoring.log_level"),
     "--dataloader_num_workers": FlagAlias("training.dataloader.num_workers"),
     "--num_generations": FlagAlias("grpo.num_generations"),
     "--max_completion_length": FlagAlias("grpo.max_completion_length"),
@@ -89,6 +108,7 @@ FLAG_ALIASES = {
     "--temperature": FlagAlias("grpo.temperature"),
     "--beta": FlagAlias("grpo.beta"),
     "--use_vllm": FlagAlias("grpo.use_vllm", value=True),
+    "--vllm_mode": FlagAlias("grpo.vllm_mode"),
     "--eval_steps": FlagAlias("evaluation.every_steps"),
     "--reward_funcs": FlagAlias("rewards.functions", as_list=True),
     "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
@@ -105,7 +125,10 @@ FLAG_ALIASES = {
     "--scale_rewards": FlagAlias("grpo.scale_rewards"),
     "--mask_truncated_completions": FlagAlias("grpo.mask_truncated_completions"),
     "--dataset_name": FlagAlias("dataset.name"),
-    # TRL's ModelConfig (its scripts' LoRA flags)
+    "--dataset_config": FlagAlias("dataset.subset"),
+    # TRL's ModelConfig (its scripts' dtype and LoRA flags)
+    "--torch_dtype": FlagAlias("model.torch_dtype"),
+    "--dtype": FlagAlias("model.torch_dtype"),
     "--use_peft": FlagAlias("model.lora.enabled", value=True),
     "--lora_r": FlagAlias("model.lora.rank"),
     "--lora_alpha": FlagAlias("model.lora.alpha"),
@@ -169,6 +192,10 @@ REFUSED = {
     "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
     "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",
     "--eval_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
+    "--logging_strategy": "r1kit logs every monitoring.logging_steps optimizer steps (--logging_steps N)",
+    "--save_strategy": "r1kit checkpoints every training.checkpoint.save_steps steps (--save_steps N; sft.checkpoint.* "
+    "for SFT)",
+    "--remove_unused_columns": "r1kit builds each stage's columns itself from dataset.format and dataset.columns",
     "--evaluation_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
     "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",

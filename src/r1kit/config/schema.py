@@ -59,7 +59,7 @@ class LoraConfig(Section):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names that get adapters.",
+        description="Module names that get adapters; [all-linear]: every linear layer but the output head (PEFT's).",
     )
 
 
@@ -933,6 +933,11 @@ class MonitoringConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, level: Any) -> Any:
+        return level.upper() if isinstance(level, str) else level  # TRL's `--log_level debug`
 
 
 # ---------------------------------------------------------------------------------------------------------- root

@@ -265,7 +265,8 @@ def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer
             continue
         values = _read_yaml(path)
         profiles.update(_profiles_in(path, values))
-        layers.append(Layer(f"file:{path}", _normalised(values, str(path))))
+        notes = [f"{key} → {PATH_ALIASES[key]} ({path.name})" for key in flatten(values) if key in PATH_ALIASES]
+        layers.append(Layer(f"file:{path}", _normalised(values, str(path)), notes=notes))
     return layers, profiles
 
 
@@ -295,6 +296,8 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
             continue
         layer.add(path, environ[name], f"env:{name}")
+        if path in PATH_ALIASES:
+            layer.notes.append(f"{name} → {PATH_ALIASES[path]}")
     return layer
 
 
@@ -317,19 +320,19 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         reason = refusal(flag) or refusal(flag[2:])
         if reason:
             raise ConfigError(f"{flag} is not an r1kit option: {reason}")
-        if alias is not None and alias.value is not None:
+        switch = alias is not None and alias.value is not None
+        if switch:
             path, text = alias.path, str(alias.value).lower()
             said = " ".join(words).strip().lower()
-            if words and isinstance(alias.value, bool) and said in _TRUE + _FALSE:
-                text = str(alias.value if said in _TRUE else not alias.value).lower()  # TRL's `--use_peft false`
+            off = alias.off if alias.off is not None else not alias.value if isinstance(alias.value, bool) else None
+            if words and off is not None and said in _TRUE + _FALSE:
+                text = str(alias.value if said in _TRUE else off).lower()  # TRL's `--use_peft false`, `--bf16 false`
             elif words:
                 raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
         else:
             path = alias.path if alias else flag[2:]
-            if not words:
-                raise ConfigError(f"{flag}: missing value")
             text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
-            if alias and alias.as_list and not text.startswith("["):
+            if alias and alias.as_list and text and not text.startswith("["):
                 text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
         if alias and alias.tutorial:
             stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
@@ -341,11 +344,34 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
             path = stage_path
         if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
             raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
+        if not switch and not words:  # after the name is known: a misspelt switch is an unknown option
+            raise ConfigError(f"{flag}: missing value")
         layer.add(path, text, f"cli:{flag}")
         if (alias and alias.tutorial) or path in PATH_ALIASES:
             hint = f" ({alias.hint})" if alias and alias.hint else ""
             layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
     return layer
+
+
+def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
+    """A line for each value the user set on the command line or in the environment that a recipe stage sets
+    otherwise for itself: the stage's own value wins (R1kitConfig.for_stage), so the user's does not reach it.
+
+    >>> resolved = resolve_config(recipe="r1", overrides=["--rewards.functions", "[accuracy, cosine]"], environ={})
+    >>> overridden_by_stages(resolved)  # doctest: +ELLIPSIS
+    ["stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', 'language_consistency']), ..."]
+    """
+    values = flatten(resolved.config.model_dump(exclude={"stages"}))
+    lines = []
+    for spec in resolved.config.stages:
+        for key, own in flatten(spec.config).items():
+            source = resolved.sources.get(key, "")
+            if source.startswith(("cli:", "env:")) and values.get(key) != own:
+                lines.append(
+                    f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source[4:]}'s "
+                    f"{values.get(key)!r}; to change it, edit that stage in a copy of the recipe (r1kit config show)"
+                )
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------------ resolve

@@ -173,7 +173,7 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
         seconds = stage.get("seconds")
         lines.append(
             f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(stage['status'])}</td>"
-            f"<td>{'–' if seconds is None else f'{seconds / 60:.1f} min'}</td><td>{shown}</td></tr>"
+            f"<td>{_duration(seconds)}</td><td>{shown}</td></tr>"
         )
         if (folder / "pass_rates.json").exists():
             saved = json.loads((folder / "pass_rates.json").read_text())
@@ -389,7 +389,18 @@ def _fmt(value: Any, percent: bool) -> str:
         return "–"
     if percent:
         return f"{value:.1%}"
-    return f"{value:.3g}" if isinstance(value, float) else _e(value)
+    return f"{value:.4g}" if isinstance(value, float) else _e(value)  # perplexity 499.4 against 499.5: not 499
+
+
+def _duration(seconds: float | None) -> str:
+    """A stage's time: seconds under a minute (a tiny test run's 1.7 s is not "0.0 min").
+
+    >>> _duration(1.74), _duration(150.0), _duration(None)
+    ('1.7 s', '2.5 min', '–')
+    """
+    if seconds is None:
+        return "–"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 _CSS = """

@@ -60,11 +60,14 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         kept += found
         stats[method] = dict(counts)
         logger.warning("cold_start %s: %d kept, dropped %s", method, len(found), _dropped(counts))
-    kept = _deduplicated(kept)[: settings.max_rows]
-    summary = {"rows": len(kept), "methods": stats, "dropped": _total_dropped(stats)}
+    distinct = _deduplicated(kept)
+    # every trace the methods kept is accounted for: a row, a duplicate of another, or one past cold_start.max_rows
+    cut = {"duplicates": len(kept) - len(distinct), "past_max_rows": max(0, len(distinct) - settings.max_rows)}
+    kept = distinct[: settings.max_rows]
+    summary = {"rows": len(kept), "methods": stats, "dropped": _total_dropped(stats), **cut}
     dataset = write_dataset(ctx, kept, summary)
     return StageOutput(
-        dataset=dataset, metrics={"rows": len(kept), **{f"kept_{m}": s["kept"] for m, s in stats.items()}}
+        dataset=dataset, metrics={"rows": len(kept), **{f"kept_{m}": s["kept"] for m, s in stats.items()}, **cut}
     )
 
 

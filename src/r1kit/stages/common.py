@@ -26,7 +26,7 @@ from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SF
 from r1kit.config.sources import ResolvedConfig, resolve_config
 from r1kit.data.loading import NO_SFT_ROWS, DatasetError, Splits, has_sft_rows, is_local_data, load_splits
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
-from r1kit.models import ModelError, check_model, resolve_model, save_adapter, save_for_inference
+from r1kit.models import ALL_LINEAR, ModelError, check_model, resolve_model, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
@@ -351,7 +351,8 @@ def lora_config(model: ModelConfig) -> PeftLoraConfig | None:
         r=model.lora.rank,
         lora_alpha=model.lora.alpha,
         lora_dropout=model.lora.dropout,
-        target_modules=model.lora.target_modules,
+        # PEFT takes its every-linear-layer choice as a string, not as a list holding it
+        target_modules=ALL_LINEAR if model.lora.target_modules == [ALL_LINEAR] else model.lora.target_modules,
         task_type="CAUSAL_LM",
     )
 
