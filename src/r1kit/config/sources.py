@@ -324,7 +324,9 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         if switch:
             path, text = alias.path, str(alias.value).lower()
             said = " ".join(words).strip().lower()
-            off = alias.off if alias.off is not None else not alias.value if isinstance(alias.value, bool) else None
+            off = alias.off  # the switch's value when given false: its own, or the opposite of a bool switch's
+            if off is None and isinstance(alias.value, bool):
+                off = not alias.value
             if words and off is not None and said in _TRUE + _FALSE:
                 text = str(alias.value if said in _TRUE else off).lower()  # TRL's `--use_peft false`, `--bf16 false`
             elif words:
