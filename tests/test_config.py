@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import trl
 import yaml
 
 from r1kit.cli import main
@@ -173,6 +174,11 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
     grpo = resolve(*flags, "--scale_rewards", "false", "--mask_truncated_completions", "true").config.grpo
     assert (grpo.num_iterations, grpo.epsilon, grpo.loss_type, grpo.top_p) == (2, 0.3, "dr_grpo", 0.9)
     assert grpo.scale_rewards == "none" and grpo.mask_truncated_completions is True  # TRL reads false as none
+    sampling = ("--top_k", "20", "--min_p", "0.05", "--repetition_penalty", "1.1", "--epsilon_high", "0.28")
+    grpo = resolve(*sampling).config.grpo
+    assert (grpo.top_k, grpo.min_p, grpo.repetition_penalty, grpo.epsilon_high) == (20, 0.05, 1.1, 0.28)
+    args = trl.GRPOConfig(output_dir="unused", report_to="none", use_cpu=True, **grpo.model_dump())  # TRL's names
+    assert (args.top_k, args.min_p, args.repetition_penalty, args.epsilon_high) == (20, 0.05, 1.1, 0.28)
     assert resolve("--loss_type", "ipo", command="dpo").config.dpo.loss_type == "ipo"  # the stage's own key
     lora = resolve("--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "q_proj,v_proj")
     assert (lora.config.model.lora.enabled, lora.config.model.lora.rank, lora.config.model.lora.alpha) == (True, 8, 16)

@@ -28,7 +28,9 @@ def trainer_for(
     shared_prefix: bool,
     fast_generation: bool = True,
     side_work: SideWork | None = None,
+    **arguments,
 ) -> R1kitGRPOTrainer:
+    """A GRPO trainer on the tiny model; `arguments` are more of GRPOConfig's."""
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
@@ -47,6 +49,7 @@ def trainer_for(
         logging_steps=1,
         save_strategy="no",
         gradient_checkpointing=False,  # TRL's default is on; the shared prefix needs the cache it turns off
+        **arguments,
     )
     return R1kitGRPOTrainer(
         shared_prefix=shared_prefix,
@@ -187,6 +190,17 @@ def test_the_switches_give_trls_paths(tiny_model: Path, tmp_path: Path) -> None:
     assert not plain.shared_prefix and plain.sampler is None
 
 
+def test_a_repetition_penalty_samples_with_trls_generation(tiny_model: Path, tmp_path: Path) -> None:
+    """The sampler has no repetition penalty: with one, TRL's generation samples the rollouts, and trains."""
+    plain = trainer_for(
+        tiny_model, tmp_path, torch.float32, shared_prefix=True, repetition_penalty=1.3, top_k=4, min_p=0.05
+    )
+    assert plain.sampler is None and plain.shared_prefix  # the loss path still applies
+    before = {n: p.detach().clone() for n, p in plain.model.named_parameters() if p.requires_grad}
+    plain.train()
+    assert any(not torch.equal(p, before[n]) for n, p in plain.model.named_parameters() if p.requires_grad)
+
+
 def test_rollouts_fall_back_to_trls_generation_where_no_sampling_copy_can_be_built(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,6 +275,24 @@ def test_sampled_log_probs_are_the_policys(tiny_model: Path, tmp_path: Path) -> 
         logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, width_c)
     for row, values in enumerate(sampled):
         assert torch.allclose(logps[row, : len(values)], torch.tensor(values), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("top_p", "top_k", "min_p"), [(0.9, 0, None), (0.6, 5, None), (1.0, 0, 0.1), (0.8, 10, 0.05), (0.5, 3, 0.3)]
+)
+def test_the_sampler_samples_from_the_tokens_generate_keeps(top_p: float, top_k: int, min_p: float | None) -> None:
+    """Top-k, top-p and min-p restrict the distribution as transformers' warpers do, in `generate`'s order (top-p is
+    a share of what top-k left)."""
+    from transformers.generation import MinPLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    logits = torch.randn(256, 40, generator=torch.Generator().manual_seed(0)) * 3 / 0.7  # temperature-scaled
+    warped = logits
+    for warper, applies in ((TopKLogitsWarper(max(top_k, 1)), top_k), (TopPLogitsWarper(top_p), top_p < 1.0)):
+        warped = warper(None, warped) if applies else warped
+    warped = MinPLogitsWarper(min_p)(None, warped) if min_p else warped
+    kept = generation.restrict(logits.softmax(-1), top_p, top_k, min_p) > 0
+    assert torch.equal(kept, warped.isfinite())
+    assert 0 < kept.sum() < kept.numel()
 
 
 def test_training_with_both_fast_paths_logs_the_sampling_gap(tiny_model: Path, tmp_path: Path) -> None:
@@ -415,6 +447,27 @@ def test_scoring_through_the_sampler_equals_generate_on_the_policy(tiny_model: P
     plain = sampled(trainer.model, tokenizer, config, prompts, "plain", None, seed_key=(0, 5, RESCORING))
     assert len(fast) == 3 and all(len(texts) == 2 for texts in fast)
     assert fast == plain and any(text for texts in fast for text in texts)
+
+
+def test_scoring_restricts_the_distribution_as_the_rollouts_do(tiny_model: Path, tmp_path: Path) -> None:
+    """grpo.top_k (and top_p, min_p) reach the curriculum's scorings on both paths; a repetition penalty, which the
+    sampler does not implement, sends them through `generate`. At top-k 1 every sample is the greedy completion."""
+    from r1kit.stages.curriculum import RESCORING, sampled
+
+    trainer = with_trained_adapters(trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=True))
+    tokenizer = trainer.processing_class
+    prompts = [[{"role": "user", "content": q}] for q in ("Add 2 and 3.", "What is 12 times 13?", "Hi")]
+
+    def scored(sampler, **grpo) -> list[list[str]]:
+        config = scoring_config(temperature=1.0)
+        config.grpo = config.grpo.model_copy(update=grpo)
+        return sampled(trainer.model, tokenizer, config, prompts, "s", sampler, seed_key=(0, 5, RESCORING))
+
+    greedy = scored(None, top_k=1)
+    assert all(texts[0] == texts[1] for texts in greedy)  # top-k 1 samples the likeliest token only
+    assert scored(trainer.sampler, top_k=1) == greedy
+    penalised = scored(trainer.sampler, top_k=1, repetition_penalty=5.0)
+    assert penalised == scored(None, top_k=1, repetition_penalty=5.0) and penalised != greedy
 
 
 def test_fast_scoring_is_seeded_by_its_key(tiny_model: Path, tmp_path: Path) -> None:

@@ -440,8 +440,29 @@ class GRPOConfig(Section):
         description="Sampling temperature of the rollouts (below 1: closer to the greedy answers evaluated).",
     )
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold of the rollouts.")
+    top_k: int = Field(0, ge=0, description="Sample rollouts from the k likeliest tokens only; 0: no limit.")
+    min_p: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Leave out of the rollouts' sampling the tokens less likely than min_p × the likeliest one's "
+        "probability; null: off.",
+    )
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0.0,
+        description="`generate`'s repetition penalty of the rollouts (above 1: discourages tokens already in the "
+        "prompt or completion); 1: none. Any other value samples with TRL's generation, not r1kit's sampler.",
+    )
     beta: float = Field(0.0, ge=0.0, description="KL coefficient; 0 loads no reference model (faster).")
     epsilon: float = Field(0.2, gt=0.0, description="PPO-style clipping range.")
+    epsilon_high: float | None = Field(
+        None,
+        gt=0.0,
+        description="Upper clipping range, when it differs from epsilon (DAPO's clip-higher: 0.28 in the paper, to "
+        "keep rare tokens from being clipped out); null: epsilon. Like epsilon it only acts where an update reuses "
+        "rollouts (num_iterations > 1, or a generation batch spanning several optimizer steps).",
+    )
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = Field("dapo", description="TRL GRPO loss variant.")
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group",
@@ -457,6 +478,15 @@ class GRPOConfig(Section):
     vllm_gpu_memory_utilization: float = Field(
         0.3, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take in colocate mode."
     )
+
+    def sampling_options(self) -> dict[str, Any]:
+        """How the rollouts restrict the sampled distribution, as `generate` names it."""
+        return {
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repetition_penalty": self.repetition_penalty,
+        }
 
     @field_validator("scale_rewards", mode="before")
     @classmethod

@@ -210,6 +210,29 @@ def row_seeds(key: tuple[int, ...], first_row: int, rows: int) -> list[int]:
     return [hash((*key, first_row + row)) & (2**63 - 1) for row in range(rows)]
 
 
+def restrict(probs: torch.Tensor, top_p: float, top_k: int | None, min_p: float | None) -> torch.Tensor:
+    """Temperature-scaled probabilities (b, V) with the tokens `generate` would not sample set to 0 (not
+    renormalised): its warpers' order (top-k, then top-p over what top-k left, then min-p) and its boundaries.
+
+    >>> restrict(torch.tensor([[0.5, 0.3, 0.2]]), top_p=0.5, top_k=None, min_p=None)
+    tensor([[0.5000, 0.0000, 0.0000]])
+    >>> restrict(torch.tensor([[0.5, 0.3, 0.2]]), top_p=0.6, top_k=2, min_p=None)  # 0.6 of what top-k kept
+    tensor([[0.5000, 0.0000, 0.0000]])
+    """
+    if top_k:
+        kth = probs.topk(min(top_k, probs.size(-1)), dim=-1).values[:, -1:]
+        probs = probs.masked_fill(probs < kth, 0.0)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        mass_above = sorted_probs.cumsum(-1) - sorted_probs  # of the likelier tokens
+        # generate keeps the smallest set whose mass reaches top_p of what top-k left (so the likeliest token always)
+        outside = mass_above >= top_p * sorted_probs.sum(-1, keepdim=True)
+        probs = probs.scatter(1, order, sorted_probs.masked_fill(outside, 0.0))
+    if min_p:  # relative to the likeliest token, so renormalising or not gives the same set
+        probs = probs.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, 0.0)
+    return probs
+
+
 def _sample(
     probs: torch.Tensor, uniform: torch.Tensor, top_p: float, top_k: int | None, min_p: float | None
 ) -> torch.Tensor:
@@ -219,15 +242,7 @@ def _sample(
     Inverse-CDF sampling: one uniform number per row against the cumulative probabilities. `torch.multinomial`
     draws an exponential variate for every vocabulary entry (49k per row), which cost 16 ms of a ~60 ms decode step.
     """
-    if top_k:
-        kth = probs.topk(min(top_k, probs.size(-1)), dim=-1).values[:, -1:]
-        probs = probs.masked_fill(probs < kth, 0.0)
-    if min_p:
-        probs = probs.masked_fill(probs < min_p * probs.max(-1, keepdim=True).values, 0.0)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(-1, descending=True)
-        outside = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest set reaching top_p
-        probs = probs.scatter(1, order, sorted_probs.masked_fill(outside, 0.0))
+    probs = restrict(probs, top_p, top_k, min_p)
     cumulative = probs.cumsum(-1)  # (b, V); restricted rows are not renormalised, so scale the draw instead
     draw = uniform[:, None] * cumulative[:, -1:]
     return torch.searchsorted(cumulative, draw).squeeze(1).clamp(max=probs.size(-1) - 1)

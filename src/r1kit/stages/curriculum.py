@@ -85,14 +85,15 @@ def sampled(
     sampler: PolicySampler | None,
     seed_key: tuple[int, ...],
 ) -> list[list[str]]:
-    """`curriculum.samples_per_prompt` completions per prompt, as GRPO samples them (its temperature and length).
+    """`curriculum.samples_per_prompt` completions per prompt, as GRPO samples them (its temperature, restrictions of
+    the distribution and length).
 
     With `sampler` (r1kit's fast sampler over `model`, where it applies) each prompt's rows are seeded by `seed_key`
     and the prompt's place, so any number of processes, or a resumed run, draws the same; else `model.generate`
     (from torch's global random state)."""
-    settings = _sampling(config, len(prompts))
-    if sampler is None:
-        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc)
+    settings, options = _sampling(config, len(prompts)), config.grpo.sampling_options()
+    if sampler is None or options.pop("repetition_penalty") != 1.0:  # a penalty the sampler does not implement
+        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc, config.grpo)
     k, prompts_per_batch = settings.samples_per_prompt, max(1, settings.batch_size // settings.samples_per_prompt)
     share = distributed.shard(list(enumerate(prompts)))  # (place, prompt): a row's seed names its prompt's place
     texts: list[list[str]] = []
@@ -108,7 +109,7 @@ def sampled(
             [prompt for prompt in ids for _ in range(k)],
             settings.max_new_tokens,
             temperature=settings.temperature,
-            top_p=config.grpo.top_p,
+            **options,
             row_seeds=[s for place, _ in batch for s in row_seeds((*seed_key, place), 0, k)],
         )
         texts += [

@@ -71,14 +71,17 @@ def generate(
     batch_size: int,
     samples: int = 1,
     temperature: float = 1.0,
+    restrictions: dict[str, Any] | None = None,
     progress: bool = True,
     desc: str = "generating",
 ) -> Generations:
-    """Completions (text, token count) per prompt: greedy when samples == 1, else `samples` sampled ones.
+    """Completions (text, token count) per prompt: greedy when samples == 1, else `samples` sampled ones, from the
+    distribution restricted by `restrictions` (`generate`'s top_p, top_k, …; default: none).
 
     Under several processes (`accelerate launch`) each process generates for its contiguous share of the prompts and
     the shares are gathered back in order, so every process returns the same complete result."""
     share = distributed.shard(prompts)
+    restricted = (restrictions or {}) if samples > 1 else {}
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
@@ -95,8 +98,7 @@ def generate(
                 max_new_tokens=max_new_tokens,
                 do_sample=samples > 1,
                 temperature=temperature if samples > 1 else None,
-                top_p=None,
-                top_k=None,
+                **{"top_p": None, "top_k": None, **restricted},  # None: not the model's generation_config values
                 num_return_sequences=samples,
                 pad_token_id=tokenizer.pad_token_id,
             )

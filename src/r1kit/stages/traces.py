@@ -20,7 +20,7 @@ from datasets import Dataset
 
 from r1kit import distributed
 from r1kit.atomic import write_atomic, write_json
-from r1kit.config.schema import R1kitConfig, SamplingConfig
+from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
@@ -139,9 +139,16 @@ def sample(
 
 
 def sample_from(
-    model, tokenizer, prompts: list[list[dict]], settings: SamplingConfig, progress: bool, desc: str
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    settings: SamplingConfig,
+    progress: bool,
+    desc: str,
+    rollouts: GRPOConfig | None = None,
 ) -> list[list[str]]:
-    """`settings.samples_per_prompt` sampled completions per prompt from a loaded model, with `model.generate`."""
+    """`settings.samples_per_prompt` sampled completions per prompt from a loaded model, with `model.generate`; with
+    `rollouts`, the distribution restricted as GRPO's rollouts restrict it (top-p, top-k, min-p, repetition penalty)."""
     samples = settings.samples_per_prompt
     return generate(
         model,
@@ -151,6 +158,7 @@ def sample_from(
         batch_size=max(1, settings.batch_size // samples),
         samples=samples,
         temperature=settings.temperature,
+        restrictions=rollouts.sampling_options() if rollouts else None,
         progress=progress,
         desc=desc,
     ).texts
