@@ -411,6 +411,7 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("r1kit: config error: ") for line in lines)
     assert "model.tf32: TF32 is an NVIDIA GPU feature" in lines[0] and "grpo.use_vllm: vLLM" in lines[1]
+    assert lines[0].endswith("(from cli:--model.tf32)") and lines[1].endswith("(from cli:--grpo.use_vllm)")
 
 
 def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:

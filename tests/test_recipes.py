@@ -39,6 +39,18 @@ def test_a_stage_config_is_laid_over_the_run_config() -> None:
     assert config.rewards.functions == ["accuracy", "format", "tag_count"]  # the run's own rewards untouched
 
 
+def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Path) -> None:
+    file = tmp_path / "recipe.yaml"
+    file.write_text("stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.precision.bf16: false}\n")
+    resolved = resolve_config(recipe=str(file), environ={})
+    stage = resolved.config.for_stage(resolved.config.stages[0])
+    assert (stage.training.optimization.learning_rate, stage.model.precision) == (1e-4, "fp32")
+    assert "training.learning_rate → training.optimization.learning_rate (recipe.yaml, stage grpo)" in resolved.notes
+    file.write_text("stages: [{name: grpo, config: {callbacks.comprehensive_logging: true}}]\n")
+    with pytest.raises(ConfigError, match=r"recipe.yaml: stage grpo: callbacks.comprehensive_logging is not an r1kit"):
+        resolve_config(recipe=str(file), environ={})
+
+
 @pytest.mark.parametrize(
     ("stages", "message"),
     [

@@ -181,6 +181,10 @@ def test_the_tutorials_profiles_section_with_dotted_keys(tmp_path: Path, capsys)
     # where the CPU has no bf16 instructions)
     code, _, err = show(capsys, "--config", str(config_file), "--profile", "gpu_optimized")
     assert code == 2 and "model.tf32: TF32 is an NVIDIA GPU feature" in err and "set it to false" in err
+    assert "(from profile:gpu_optimized, as training.precision.tf32)" in err  # the key the file has
+    config_file.write_text("training.precision.tf32: true\n")
+    code, _, err = show(capsys, "--config", str(config_file))
+    assert code == 2 and f"(from file:{config_file}, as training.precision.tf32)" in err
 
 
 def test_the_tutorials_hierarchical_config_example(tmp_path: Path, capsys) -> None:

@@ -142,7 +142,7 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
             overrides=[*overrides, "--run.output_dir", str(saved.parent)],
             command=command,
         )
-    check_machine(resolved.config)
+    check_machine(resolved.config, resolved.sources)
     return resolved
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 
 from r1kit import hardware
 from r1kit.cache import cache_problem, cache_root
@@ -11,9 +12,9 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import ConfigError
 
 
-def check_machine(config: R1kitConfig) -> None:
+def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None) -> None:
     """Raise ConfigError when the config asks for hardware or packages this machine does not have (one line for
-    each problem)."""
+    each problem, naming where the value came from when `sources`, the resolved config's, says)."""
     model = config.model
     problem = cache_problem(model.cache_dir)
     if problem:
@@ -23,7 +24,8 @@ def check_machine(config: R1kitConfig) -> None:
         raise ConfigError(f"{setting}: {cache_root(model.cache_dir)} {problem}; point it at a writable folder")
     devices = hardware.available_devices()
     if model.device != "auto" and model.device not in devices:
-        raise ConfigError(f"model.device: {model.device} is not available here (available: {', '.join(devices)})")
+        available = f"model.device: {model.device} is not available here (available: {', '.join(devices)})"
+        raise ConfigError(_with_source(available, sources or {}))
     device = hardware.pick_device(model.device)
     # every remaining problem at once: a config written for another machine is mended in one go, not one per run
     problems = []
@@ -52,4 +54,14 @@ def check_machine(config: R1kitConfig) -> None:
                 f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]')"
             )
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError("\n".join(_with_source(problem, sources or {}) for problem in problems))
+
+
+def _with_source(problem: str, sources: Mapping[str, str]) -> str:
+    """`problem` ("key: …") with the key's source, as a validation error names it, where the user set it.
+
+    >>> _with_source("model.tf32: no GPU", {"model.tf32": "cli:--tf32"})
+    'model.tf32: no GPU (from cli:--tf32)'
+    """
+    source = sources.get(problem.partition(":")[0], "default")
+    return problem if source == "default" else f"{problem} (from {source})"

@@ -226,9 +226,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return values
 
 
-def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """The `profiles:` (or the R1 tutorial's `_profiles:`) of a config file, each a mapping of config values."""
-    profiles: dict[str, Any] = {}
+def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Layer]:
+    """The `profiles:` (or the R1 tutorial's `_profiles:`) of a config file, each a layer of config values."""
+    profiles: dict[str, Layer] = {}
     for section in ("_profiles", "profiles"):
         found = values.pop(section, None) or {}
         if not isinstance(found, dict):
@@ -239,8 +239,29 @@ def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Any]:
                     f"{path}: {section}.{name} must be a mapping of config values (like the file itself), "
                     f"not {type(body).__name__}"
                 )
-            profiles[name] = _normalised(body or {}, f"{path} {section}.{name}")
+            where = f"{path} {section}.{name}"
+            profiles[name] = _yaml_layer(f"profile:{name}", body or {}, where, f"{path.name} {section}.{name}")
     return profiles
+
+
+def _yaml_layer(source: str, values: Mapping[str, Any], where: str, label: str) -> Layer:
+    """A layer of YAML values (a file's, or a profile's in it; `where` names it in errors, `label` in notes). A value
+    set under the tutorial's name is traced to that name, so a message about it names the key the user wrote, and
+    gets a note line."""
+    aliased = [key for key in flatten(values) if key in PATH_ALIASES]
+    spelled = {PATH_ALIASES[key]: f"{source}, as {key}" for key in aliased}
+    notes = [f"{key} → {PATH_ALIASES[key]} ({label})" for key in aliased]
+    for name, config in _stage_configs(values):
+        notes += [f"{key} → {PATH_ALIASES[key]} ({label}, stage {name})" for key in config if key in PATH_ALIASES]
+    return Layer(source, _normalised(values, where), spelled, notes)
+
+
+def _stage_configs(values: Mapping[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(name, flattened `config`) of each recipe stage in a file's `stages:` list that has one."""
+    stages = values.get("stages")
+    for spec in stages if isinstance(stages, list) else []:
+        if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping):
+            yield spec.get("name"), flatten(spec["config"])
 
 
 def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -251,13 +272,20 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         if reason:
             raise ConfigError(f"{where}: {path} is not an r1kit setting: {reason}")
         _set(tree, *canonical(path, value))
+    if isinstance(tree.get("stages"), list):  # a recipe stage's own values are read as the file's are
+        tree["stages"] = [
+            {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
+            if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)
+            else spec
+            for spec in tree["stages"]
+        ]
     return tree
 
 
 # ------------------------------------------------------------------------------------------------------ sources
 
 
-def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer], dict[str, Any]]:
+def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer], dict[str, Layer]]:
     """Layers of the recipe and --config files, and the profiles they define."""
     layers, profiles = [], {}
     for path in [recipe_path(recipe) if recipe else None, Path(config_file) if config_file else None]:
@@ -265,8 +293,7 @@ def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer
             continue
         values = _read_yaml(path)
         profiles.update(_profiles_in(path, values))
-        notes = [f"{key} → {PATH_ALIASES[key]} ({path.name})" for key in flatten(values) if key in PATH_ALIASES]
-        layers.append(Layer(f"file:{path}", _normalised(values, str(path)), notes=notes))
+        layers.append(_yaml_layer(f"file:{path}", values, str(path), path.name))
     return layers, profiles
 
 
@@ -274,11 +301,14 @@ def builtin_profiles() -> dict[str, Any]:
     return _read_yaml(_builtin_yaml("profiles.yaml"))
 
 
-def profile_layer(name: str, user_profiles: Mapping[str, Any]) -> Layer:
-    profiles = {**builtin_profiles(), **user_profiles}
-    if name not in profiles:
-        raise ConfigError(f"--profile: unknown profile {name!r}; known: {', '.join(profiles)}")
-    return Layer(f"profile:{name}", profiles[name] or {})
+def profile_layer(name: str, user_profiles: Mapping[str, Layer]) -> Layer:
+    """The profile `name`: one a config file defines, else one of r1kit's own."""
+    builtin = builtin_profiles()
+    if name in user_profiles:
+        return user_profiles[name]
+    if name not in builtin:
+        raise ConfigError(f"--profile: unknown profile {name!r}; known: {', '.join({**builtin, **user_profiles})}")
+    return Layer(f"profile:{name}", builtin[name] or {})
 
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
