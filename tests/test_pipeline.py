@@ -317,24 +317,37 @@ def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> Non
     assert not (tmp_path / "run" / "config.yaml").exists()
 
 
-def test_a_finished_stage_run_again_alone_is_left_as_it_is(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_finished_stage_run_again_alone_is_left_as_it_is(
+    tmp_path: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The same `r1kit grpo` again: its result stands. Before, it trained on from its last checkpoint (step 3 of 3):
-    a 4th step, another model, each time. With --resume and another setting the stage runs again, and a checkpoint
-    at max_steps is its end: nothing more is trained, its weights are the model."""
+    a 4th step, another model, each time. Changed data, or a model retrained in place under the same name, is
+    another input. With --resume and another setting the stage runs again, and a checkpoint at max_steps is its
+    end: nothing more is trained, its weights are the model."""
+    from transformers import AutoModelForCausalLM
+
     from r1kit.cli import main
 
-    out, data = tmp_path / "run", tmp_path / "problems.jsonl"
+    out, data, model = tmp_path / "run", tmp_path / "problems.jsonl", tmp_path / "model"
+    shutil.copytree(tiny_model, model)
     data.write_text("".join(json.dumps({"question": f"{i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(16)))
-    args = ["grpo", "--profile", "test", "--data", str(data), "--out", str(out)]
+    args = ["grpo", "--profile", "test", "--model", str(model), "--data", str(data), "--out", str(out)]
     weights = out / "grpo" / "model" / "model.safetensors"
     assert main(args) == 0
     made = weights.read_bytes()
     assert main(args) == 0
-    assert f"grpo: complete in {out / 'grpo'} with this config and data; nothing to do" in caplog.text
+    assert f"grpo: complete in {out / 'grpo'} with this config, model and data; nothing to do" in caplog.text
     with data.open("a") as rows:  # the data changed: not "nothing to do"
         rows.write(json.dumps({"question": "9 + 9?", "solution": "18"}) + "\n")
     assert main(args) == 0
     assert caplog.text.count("nothing to do") == 1
+    retrained = AutoModelForCausalLM.from_pretrained(model)
+    with torch.no_grad():
+        retrained.lm_head.weight.mul_(1.5)
+    retrained.save_pretrained(model)  # the same folder, other weights
+    assert main(args) == 0
+    assert caplog.text.count("nothing to do") == 1
+    made = weights.read_bytes()
     assert main([*args, "--resume", "--training.optimization.learning_rate", "0.5"]) == 0
     assert "grpo: resuming from" in caplog.text
     assert weights.read_bytes() == made

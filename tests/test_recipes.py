@@ -41,7 +41,9 @@ def test_a_stage_config_is_laid_over_the_run_config() -> None:
 
 def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Path) -> None:
     file = tmp_path / "recipe.yaml"
-    file.write_text("stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.precision.bf16: false}\n")
+    file.write_text(
+        "stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.precision.bf16: false}\n"
+    )
     resolved = resolve_config(recipe=str(file), environ={})
     stage = resolved.config.for_stage(resolved.config.stages[0])
     assert (stage.training.optimization.learning_rate, stage.model.precision) == (1e-4, "fp32")

@@ -115,19 +115,19 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     ctx, base, splits = setup(config, kind)
     check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     ctx = ctx.for_stage(config, kind, kind)
-    # what the stage made depends on: its config (not --resume or the folder's path) and a local data file's content
-    data = Path(config.dataset.name).expanduser()
+    # what the stage made depends on: its config (not --resume or the folder's path) and the content of the local
+    # files and folders it reads (a model retrained in place under the same name is another input)
     settings = {
         "config": json.loads(
             json.dumps(config.model_dump(exclude={"run": {"resume", "output_dir"}}), default=jsonable)
         ),
-        "data": content_hash(data) if is_local_data(config.dataset.name) and data.exists() else None,
+        "inputs": local_inputs(config, base),
     }
     manifest = ctx.dir / "manifest.json"
     done = distributed.from_main(json.loads(manifest.read_text()) if manifest.exists() else {})
     if done.get("status") == "complete" and done.get("settings") == settings:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
-        logger.warning("%s: complete in %s with this config and data; nothing to do", kind, ctx.dir)
+        logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return StageOutput.from_json(done["output"], ctx.run.root)
     output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
@@ -144,6 +144,21 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             ctx.dir / "manifest.json",
         )
     return output
+
+
+def local_inputs(config: R1kitConfig, base: str) -> dict[str, str]:
+    """The content hash of each local file or folder a stage run alone may read: its model (`base`, resolved), data,
+    preference pairs, general chat data, distillation student and reward model; hub ids and unset ones left out."""
+    named = {
+        "model": base,
+        "data": config.dataset.name if is_local_data(config.dataset.name) else None,
+        "preferences": config.preferences.dataset,
+        "general_data": config.sft2.general_dataset,
+        "student": config.distill.student,
+        "reward_model": config.rewards.reward_model.path,
+    }
+    paths = {key: Path(value).expanduser() for key, value in named.items() if value}
+    return {key: content_hash(path) for key, path in paths.items() if path.exists()}
 
 
 def run_recorded(
