@@ -263,6 +263,7 @@ def _restart_if_changed(
         shutil.rmtree(ctx.dir, ignore_errors=True)
         ctx.run.truncate_logs(ctx.stage, after_step=0)
         ctx.run.eval_path(ctx.stage).unlink(missing_ok=True)
+        ctx.run.problems_path(ctx.stage).unlink(missing_ok=True)
     distributed.wait()  # the folder is cleared before any process works in it again
 
 

@@ -6,6 +6,7 @@ RUN/
   completions.jsonl     best and worst completions with their reward breakdown
   alerts.jsonl          trend alerts raised during training
   eval/<label>.json     evaluation results (base, sft, final, …)
+  eval/<label>.problems.jsonl  each held-out problem: question, gold, completion, score, format, group
   <stage>/checkpoints/  resumable checkpoints, each complete or absent
   <stage>/model/        the stage's final model: a plain HF folder (safetensors, tokenizer, chat template)
   <stage>/adapter/      its LoRA adapter alone, with model.save_adapter
@@ -54,6 +55,10 @@ class RunDir:
 
     def eval_path(self, label: str) -> Path:
         return self.root / "eval" / f"{label}.json"
+
+    def problems_path(self, label: str) -> Path:
+        """Every evaluated problem of evaluation `label`, one JSON line each, in the order of eval.json's scores."""
+        return self.root / "eval" / f"{label}.problems.jsonl"
 
     def checkpoints(self, stage: str) -> Path:
         return self.root / stage / "checkpoints"

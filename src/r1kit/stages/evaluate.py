@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from r1kit import distributed
-from r1kit.atomic import content_hash, write_json
+from r1kit.atomic import content_hash, jsonable, write_atomic, write_json
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
@@ -228,15 +228,19 @@ def evaluate(
     if settings.win_rate_against and settings.reward_model:
         result |= _win_rate_entry(ctx, model_reference, rows, completions, models or {})
     result["seconds"] = time.perf_counter() - started
-    result["samples"] = [
-        {"question": q, "gold": g, "completion": c, "correct": s, "format": f}
-        for q, g, c, s, f in list(
-            zip(rows["question"], rows["solution"], completions, scored["scores"], formats, strict=True)
-        )[:_SAMPLES_KEPT]
+    groups = rows["group"] if "group" in rows.column_names else [None] * len(rows)
+    problems = [
+        {"question": q, "gold": g, "completion": c, "correct": s, "format": f, "group": group}
+        for q, g, c, s, f, group in zip(
+            rows["question"], rows["solution"], completions, scored["scores"], formats, groups, strict=True
+        )
     ]
+    result["samples"] = problems[:_SAMPLES_KEPT]
     if skipped_rows:
         result["skipped_rows"] = skipped_rows
     if distributed.is_main():  # every process holds the same result; one writes it
+        # each problem with its completion and verdict: which ones a stage fixed or broke, not only how many
+        write_atomic(ctx.run.problems_path(label), "".join(json.dumps(p, default=jsonable) + "\n" for p in problems))
         write_json(ctx.run.eval_path(label), result)
     return result
 
