@@ -17,6 +17,7 @@ from r1kit.config.sources import (
     ConfigError,
     flatten,
     list_recipes,
+    not_read_by,
     profile_layer,
     resolve_config,
     to_yaml,
@@ -421,6 +422,27 @@ def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixtur
     for path in LEAF_PATHS:
         assert f"--{path} (default: " in out
     assert "Peak learning rate (AdamW)." in out
+
+
+def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_noted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["sft", "--help"])
+    out = capsys.readouterr().out
+    assert "`r1kit sft` reads the sections run, evaluation, monitoring, model, prompt, dataset, sft;" in out
+    assert "--sft.max_steps (default: " in out and "--model.name (default: " in out
+    assert "--ppo.kl_coef (default: " not in out and "--grpo.temperature (default: " not in out
+    # set anyway, it is valid (a config file may hold every section) and said to reach nothing here
+    assert main(["config", "show", "--grpo.temperature", "0.9"]) == 0
+    assert "does not read" not in capsys.readouterr().err  # config show and run read every section
+    resolved = resolve("--grpo.temperature", "0.9", "--sft.max_steps", "3", command="sft")
+    assert not_read_by(resolved, "sft") == [
+        "`r1kit sft` does not read grpo.temperature (from cli:--grpo.temperature): it is for other stages"
+    ]
+    assert not_read_by(resolved, "grpo") == [
+        "`r1kit grpo` does not read sft.max_steps (from cli:--sft.max_steps): it is for other stages"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from r1kit.config.sources import ConfigError, list_recipes, resolve_config
+from r1kit.config.sources import SECTION_PATHS, ConfigError, list_recipes, resolve_config
 from r1kit.runs import RunDir
-from r1kit.stages.registry import STAGES
+from r1kit.stages.registry import READS, STAGES
 from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
 from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
@@ -28,7 +28,7 @@ def test_every_shipped_recipe_resolves_to_registered_stages(recipe: str) -> None
     config = resolve_config(recipe=recipe, environ={}).config
     for spec in config.stages:
         module = importlib.import_module(STAGES[spec.stage_kind])
-        assert callable(module.run) and callable(module.main) and module.CONFIG_SECTIONS
+        assert callable(module.run) and callable(module.main) and set(READS[spec.stage_kind]) <= set(SECTION_PATHS)
         config.for_stage(spec)  # each stage's own values validate
 
 

@@ -26,11 +26,12 @@ from r1kit.config.sources import (
     field_help,
     flatten,
     list_recipes,
+    not_read_by,
     overridden_by_stages,
     resolve_config,
     to_yaml,
 )
-from r1kit.stages.registry import ABOUT, STAGE_KINDS
+from r1kit.stages.registry import ABOUT, COMMON_SECTIONS, READS, STAGE_KINDS
 
 _ABOUT = {
     "run": "the main job: a recipe's stages in order (default: cold-start SFT, then GRPO), each stage's model "
@@ -45,12 +46,20 @@ _ABOUT = {
 
 
 def _keys_help(command: str) -> str:
-    rows = [f"  --{path} (default: {json.dumps(default)})\n      {text}" for path, default, text in field_help()]
+    """The config keys `r1kit COMMAND` reads (a stage run alone: its own sections and the common ones), the aliases,
+    the refused settings, profiles and recipes."""
+    sections = (*COMMON_SECTIONS, *READS[command]) if command in READS else None
+    rows = [
+        f"  --{path} (default: {json.dumps(default)})\n      {text}"
+        for path, default, text in field_help()
+        if sections is None or path.split(".")[0] in sections
+    ]
+    read = f"`r1kit {command}` reads the sections {', '.join(sections)}; " if sections else ""
     aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in FLAG_ALIASES.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
     return (
-        "config keys (--section.key value, --section.key=value, lists as [a, b]; "
+        f"config keys ({read}--section.key value, --section.key=value, lists as [a, b]; "
         "env: R1KIT_SECTION_KEY or GRPO_SECTION_KEY):\n"
         + "\n".join(rows)
         + f"\n\nflag aliases:\n{aliases}\n\npath aliases:\n{paths}\n\nnot r1kit settings:\n{refused}\n\n"
@@ -303,6 +312,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command in ("run", "config"):  # the commands that read the recipe's stages
         for line in overridden_by_stages(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
+    for line in not_read_by(resolved, args.command):
+        print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":
         _show(resolved, args.format, args.explain)

@@ -36,7 +36,7 @@ from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, check_data, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, PAIR_KINDS, STAGES
+from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -235,8 +235,7 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
 
 def stage_values(config: R1kitConfig, spec: StageSpec) -> dict[str, Any]:
     """The part of a stage's config that shapes what it makes: the sections it reads, and the seed."""
-    sections = importlib.import_module(STAGES[spec.stage_kind]).CONFIG_SECTIONS
-    return {"seed": config.run.seed, **config.model_dump(include=set(sections))}
+    return {"seed": config.run.seed, **config.model_dump(include=set(READS[spec.stage_kind]))}
 
 
 def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:

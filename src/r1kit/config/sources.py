@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stage, refusal
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
+from r1kit.stages.registry import COMMON_SECTIONS, READS
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -404,6 +405,23 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
                     f"{values.get(key)!r}; to change it, edit that stage in a copy of the recipe (r1kit config show)"
                 )
     return lines
+
+
+def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
+    """A line for each value the user set on the command line or in the environment in a section that `r1kit
+    COMMAND`, a stage run alone, does not read (registry.READS): accepted, as any valid key is, but said.
+
+    >>> not_read_by(resolve_config(overrides=["--grpo.temperature", "0.9"], environ={}), "sft")
+    ['`r1kit sft` does not read grpo.temperature (from cli:--grpo.temperature): it is for other stages']
+    """
+    if command not in READS:
+        return []
+    sections = {*COMMON_SECTIONS, *READS[command]}
+    return [
+        f"`r1kit {command}` does not read {key} (from {source}): it is for other stages"
+        for key, source in resolved.sources.items()
+        if source.startswith(("cli:", "env:")) and key.split(".")[0] not in sections
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------ resolve

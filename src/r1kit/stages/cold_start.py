@@ -37,10 +37,6 @@ DIRECT_INSTRUCTION = (
 )
 
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "cold_start", "filters", "rewards")
-
-
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.cold_start
     rows = first_rows(inputs.splits.train, len(inputs.splits.train))

@@ -18,10 +18,6 @@ from r1kit.stages.traces import best_verified, first_rows, write_dataset
 logger = logging.getLogger("r1kit")
 
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "sft", "distill", "filters", "rewards")
-
-
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
     rows = first_rows(inputs.splits.train, settings.max_prompts)

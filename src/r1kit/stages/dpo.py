@@ -30,9 +30,6 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery, completion_logprobs
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "preferences", "dpo", "rewards", "filters")
-
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = ctx.config

@@ -33,21 +33,6 @@ from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
 
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = (
-    "model",
-    "prompt",
-    "dataset",
-    "rewards",
-    "training",
-    "grpo",
-    "fast",
-    "dynamic_sampling",
-    "curriculum",
-    "step_credit",
-)
-
-
 def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> dict:
     """name → reward function, for the configured rewards (built-ins and plug-ins), each with its own parameters.
     A plug-in goes by its function's name. `completion_limit`: the stage's completion length limit, overlong's

@@ -41,8 +41,6 @@ from r1kit.stages.grpo import build_rewards, reward_weights
 logger = logging.getLogger("r1kit")
 _KEEP_CHECKPOINTS = 2
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "rewards", "ppo", "fast")
 
 # ----------------------------------------------------------------------------------------------------- the math
 

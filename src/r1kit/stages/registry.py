@@ -35,6 +35,34 @@ ABOUT = {
     "rloo": "RLOO reinforcement learning with the configured rewards (rule-based, and a reward model if listed)",
 }
 
+# The config sections each kind reads: a change in one of them redoes the stage (and the stages after it), and
+# `r1kit KIND --help` lists their keys. Every command also reads COMMON_SECTIONS: the run folder and seed (the
+# pipeline adds the seed to every stage's fingerprint), evaluation and monitoring.
+READS = {
+    "cold_start": ("model", "prompt", "dataset", "cold_start", "filters", "rewards"),
+    "sft": ("model", "prompt", "dataset", "sft"),
+    "grpo": (
+        "model",
+        "prompt",
+        "dataset",
+        "rewards",
+        "training",
+        "grpo",
+        "fast",
+        "dynamic_sampling",
+        "curriculum",
+        "step_credit",
+    ),
+    "rejection_sampling": ("model", "prompt", "dataset", "rejection_sampling", "filters", "rewards"),
+    "sft2": ("model", "prompt", "dataset", "sft", "sft2", "filters"),
+    "distill": ("model", "prompt", "dataset", "sft", "distill", "filters", "rewards"),
+    "ppo": ("model", "prompt", "dataset", "rewards", "ppo", "fast"),
+    "reward_model": ("model", "prompt", "dataset", "preferences", "reward_model", "rewards", "filters"),
+    "dpo": ("model", "prompt", "dataset", "preferences", "dpo", "rewards", "filters"),
+    "rloo": ("model", "prompt", "dataset", "rewards", "rloo"),
+}
+COMMON_SECTIONS = ("run", "evaluation", "monitoring")
+
 # What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a
 # `reward_model` (rewards.reward_model.path and evaluation.reward_model may name it). The recipe check reads this, so
 # a stage that can never give what a later one asks for is refused before anything trains.

@@ -35,9 +35,6 @@ from r1kit.stages.common import (
     trainer_arguments,
 )
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "preferences", "reward_model", "rewards", "filters")
-
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = ctx.config

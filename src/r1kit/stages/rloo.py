@@ -28,9 +28,6 @@ from r1kit.stages.common import (
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "rewards", "rloo")
-
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = resolve_reward_models(ctx.config, inputs.earlier)  # a reward model named by its stage → its folder

@@ -27,9 +27,6 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "sft")
-
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     rows = sft_rows(inputs.splits.train, ctx.config.prompt.system)

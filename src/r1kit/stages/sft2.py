@@ -25,10 +25,6 @@ from r1kit.stages.traces import loops, sample
 logger = logging.getLogger("r1kit")
 
 
-# The config sections this stage reads: a change in one of them redoes it (and the stages after it).
-CONFIG_SECTIONS = ("model", "prompt", "dataset", "sft", "sft2", "filters")
-
-
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config, settings = ctx.config, ctx.config.sft2
     accepted = inputs.splits.train
