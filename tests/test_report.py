@@ -51,8 +51,35 @@ def test_report_is_self_contained_with_plots_and_examples(report: Path) -> None:
         "Alerts",
         "Best and worst completions",
         "zero_advantage",
+        "Problems each stage fixed and broke",
     ):
         assert needle in page, needle
+
+
+def test_the_report_shows_the_problems_a_stage_fixed_and_broke(tmp_path: Path) -> None:
+    """From the evaluations' per-problem files: which problems changed between two stages, not only how many."""
+    import json
+
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    verdicts = {"sft": [1.0, 0.0, 0.0, 1.0, None], "grpo": [1.0, 1.0, 0.0, 0.0, 1.0]}
+    (tmp_path / "eval").mkdir()
+    for label, scores in verdicts.items():
+        rows = [
+            {"question": f"What is {i} + {i}?", "gold": str(2 * i), "completion": f"{label} says {i}", "correct": c}
+            for i, c in enumerate(scores)
+        ]
+        (tmp_path / "eval" / f"{label}.problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    change = {"difference": 0.0, "ci95": [-0.5, 0.5], "problems": 4}
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"evaluations": {"sft": {}, "grpo": {}}, "paired": {"sft→grpo": change}})
+    )
+    page = write_report(tmp_path).read_text()
+    assert "<b>sft→grpo</b>: 1 fixed, 1 broken, of 4 problems" in page  # the unjudged fifth left out
+    fixed, broken = page.index("<b>fixed</b>"), page.index("<b>broken</b>")
+    assert page.index("What is 1 + 1?") > fixed and "grpo says 1" in page[fixed:broken]
+    assert page.index("What is 3 + 3?") > broken and "sft says 3" in page[broken:]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package `chromium`)")

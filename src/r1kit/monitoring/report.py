@@ -11,6 +11,7 @@ import html
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
 from r1kit.runs import RunDir, RunDirError
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
+_CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
 _SMOOTHED_FROM = 6  # logged steps from which a series also gets its moving average (a line per step is noise)
 
 # (title, [(metric key, label)], y-axis label, percent?) — a plot is drawn when any of its keys was logged.
@@ -93,7 +95,7 @@ def write_report(run_dir: Path) -> Path:
     body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
-        body.append(_by_group(evaluations))
+        body += [_by_group(evaluations), _changed_problems(run, summary.get("paired") or {})]
     stage_list = _stage_list(run)
     if stage_list:
         body += ["<h2>Stages</h2>", _stages(run, stage_list)]
@@ -216,6 +218,32 @@ def _paired(paired: dict[str, dict[str, Any]]) -> str:
         if change.get("difference") is not None
     ]
     return f"<p>Paired changes:</p><ul>{''.join(items)}</ul>" if items else ""
+
+
+def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
+    """For each pair of evaluations on the same problems ("sft→grpo"), the problems the later model solves and the
+    earlier did not (fixed) and the reverse (broken), with a few of each: what a stage changed, not only how much."""
+    parts = []
+    for pair in pairs:
+        before, _, after = pair.partition("→")
+        old, new = run.read(f"eval/{before}.problems.jsonl"), run.read(f"eval/{after}.problems.jsonl")
+        if not old or len(old) != len(new):  # an evaluation from before these files were written
+            continue
+        judged = [(a, b) for a, b in zip(old, new, strict=True) if None not in (a["correct"], b["correct"])]
+        fixed = [(a, b) for a, b in judged if a["correct"] < 0.5 <= b["correct"]]
+        broken = [(a, b) for a, b in judged if b["correct"] < 0.5 <= a["correct"]]
+        cards = [
+            f"<div class='example {css}'><div class='meta'><b>{verdict}</b> · gold {_e(a['gold'])}</div>"
+            f"<div class='prompt'>{_e(a['question'])}</div><div class='meta'>{_e(before)}</div>"
+            f"{_completion(a['completion'])}<div class='meta'>{_e(after)}</div>{_completion(b['completion'])}</div>"
+            for verdict, css, changed in (("fixed", "correct", fixed), ("broken", "wrong", broken))
+            for a, b in changed[:_CHANGED_SHOWN]
+        ]
+        parts.append(
+            f"<p><b>{_e(pair)}</b>: {len(fixed)} fixed, {len(broken)} broken, of {len(judged)} problems</p>"
+            f"<div class='examples'>{''.join(cards)}</div>"
+        )
+    return "<h3>Problems each stage fixed and broke</h3>" + "".join(parts) if parts else ""
 
 
 def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
