@@ -21,4 +21,5 @@ def test_paired_difference_on_a_hand_computed_case() -> None:
     assert change["problems"] == 5 and change["difference"] == pytest.approx(0.2)
     half = 1.959964 * (0.7 / 5) ** 0.5
     assert change["ci95"] == pytest.approx([0.2 - half, 0.2 + half], abs=1e-5)
+    assert (change["fixed"], change["broken"]) == (2, 1)  # 0 → 1 twice, 1 → 0 once
     assert paired_difference([None], [1])["difference"] is None

@@ -35,21 +35,28 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 def paired_difference(before: Sequence[float | None], after: Sequence[float | None], z: float = Z95) -> dict:
     """Mean of after − before over the problems both scored (None: not scored), with its 95% interval (normal
-    approximation of the mean of the per-problem differences).
+    approximation of the mean of the per-problem differences), and how many problems went from wrong to right
+    (`fixed`) and from right to wrong (`broken`): a small change can hide much churn.
 
-    >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 1, 1, 1])
-    >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]]
-    (6, 0.3333, [-0.0799, 0.7465])
+    >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 1])
+    >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]], d["fixed"], d["broken"]
+    (6, 0.1667, [-0.4357, 0.769], 2, 1)
     """
     pairs = [(a, b) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
     n = len(pairs)
     if n == 0:
-        return {"problems": 0, "difference": None, "ci95": None}
+        return {"problems": 0, "difference": None, "ci95": None, "fixed": 0, "broken": 0}
     differences = [b - a for a, b in pairs]
     mean = sum(differences) / n
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
     half = z * math.sqrt(variance / n)
-    return {"problems": n, "difference": mean, "ci95": [mean - half, mean + half]}
+    return {
+        "problems": n,
+        "difference": mean,
+        "ci95": [mean - half, mean + half],
+        "fixed": sum(a < 0.5 <= b for a, b in pairs),
+        "broken": sum(b < 0.5 <= a for a, b in pairs),
+    }
 
 
 def accuracy_by_group(scores: Sequence[float | None], groups: Sequence[str | None]) -> dict[str, dict]:
