@@ -510,7 +510,9 @@ def test_win_rate_on_hand_made_scores() -> None:
     assert win_rate(["unscored"], ["poor"], prompts[:1], judge) is None
 
 
-def test_evaluation_reports_perplexity_rouge_and_win_rate(tmp_path: Path, tiny_model: Path) -> None:
+def test_evaluation_reports_perplexity_rouge_and_win_rate(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = tmp_path / "other"  # a second policy: the tiny model with nudged weights
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     with torch.no_grad():
@@ -532,3 +534,6 @@ def test_evaluation_reports_perplexity_rouge_and_win_rate(tmp_path: Path, tiny_m
     # a stage that has not run yet: no win rate, no error
     later = evaluate(ctx, inputs.model, inputs.splits.test, "base2", models={"rm": str(judge)})
     assert later["win_rate"] is None
+    monkeypatch.setenv("HOME", str(tmp_path))  # folders named from the home folder, as `r1kit eval` accepts them
+    home = evaluate(ctx, inputs.model, inputs.splits.test, "base3", models={"sft": "~/other", "rm": "~/rm"})
+    assert home["win_rate"] == result["win_rate"]  # was None: `~/other` taken for a stage not run yet

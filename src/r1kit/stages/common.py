@@ -269,7 +269,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     )
 
 
-def model_reference(config: R1kitConfig) -> str:
+def loadable_model(config: R1kitConfig) -> str:
     """model.name made loadable; a run folder stands for its final model."""
     return model_reference_of(config.model.name, config)
 
@@ -282,7 +282,7 @@ def with_trained_prompt(resolved: ResolvedConfig) -> R1kitConfig:
     if run is None or resolved.sources.get("prompt.system") != "default":
         return config
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
-    stage_folder = Path(model_reference(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
+    stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
     for index, spec in enumerate(trained.stages, start=1):
         if stage_folder == f"{index:02d}_{spec.name}":
             trained = trained.for_stage(spec)

@@ -34,7 +34,7 @@ from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
 from r1kit.runs import RunDir
-from r1kit.stages.common import StageContext, model_reference
+from r1kit.stages.common import StageContext, loadable_model
 from r1kit.stats import accuracy_by_group, wilson_interval
 
 logger = logging.getLogger("r1kit")
@@ -418,8 +418,9 @@ def _win_rate_entry(
 ) -> dict[str, Any]:
     """The evaluated model's win rate against evaluation.win_rate_against, judged by evaluation.reward_model."""
     config, settings = ctx.config, ctx.config.evaluation
-    against = str(models.get(settings.win_rate_against, settings.win_rate_against))
-    judge = str(models.get(settings.reward_model, settings.reward_model))
+    # a stage's model, else a folder as given (`~/judge` too: `r1kit eval` accepts it)
+    against = str(Path(models.get(settings.win_rate_against, settings.win_rate_against)).expanduser())
+    judge = str(Path(models.get(settings.reward_model, settings.reward_model)).expanduser())
     entry: dict[str, Any] = {"win_rate": None, "win_rate_against": settings.win_rate_against}
     missing = [name for name in (against, judge) if not Path(name).exists()]
     if missing or Path(against).resolve() == Path(model_reference).resolve():
@@ -501,7 +502,7 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
-    reference = model_reference(config)
+    reference = loadable_model(config)
     settings = config.evaluation
     for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
         if value and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
