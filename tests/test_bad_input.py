@@ -430,10 +430,12 @@ def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: P
     (out / "metrics.jsonl").write_text('{"stage": "sft", "step": 1}\n')
     (out / "eval").mkdir()
     (out / "eval" / "base.json").write_text("{}")  # evaluated with the old data: stale now
+    (out / "eval" / "base.problems.jsonl").write_text('{"question": "old"}\n')
 
     open_run(_config(out))  # the corrected command
     assert "failed start that finished no stage (dataset.name was 'missing.jsonl'" in caplog.text
     assert not (out / "metrics.jsonl").exists() and not (out / "eval" / "base.json").exists()
+    assert not (out / "eval" / "base.problems.jsonl").exists()
 
     (out / "config.yaml").write_text(yaml.safe_dump(_config(out).model_dump()))
     (out / "sft" / "model").mkdir(parents=True)

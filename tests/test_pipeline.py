@@ -147,7 +147,7 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert result["model"].endswith("02_grpo/model") and result["problems"] == 8
-    problems = RunDir(tmp_path).read("eval/eval.problems.jsonl")  # every problem, in the order of the scores
+    problems = RunDir(tmp_path).read_problems("eval")  # every problem, in the order of the scores
     assert [p["correct"] for p in problems] == result["scores"] and all(p["question"] and p["gold"] for p in problems)
     assert all(p["group"] in {"1", "2", "3", "4"} for p in problems)  # the built-in task's levels
     assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout

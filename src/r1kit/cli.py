@@ -22,6 +22,7 @@ from r1kit.config.sources import (
     LEAF_PATHS,
     ConfigError,
     ResolvedConfig,
+    builtin_config,
     builtin_profiles,
     field_help,
     flatten,
@@ -177,17 +178,16 @@ def _show(resolved: ResolvedConfig, fmt: str, explain: bool) -> None:
         print(to_yaml(resolved.config), end="")
 
 
-def accelerate_configs() -> list[str]:
-    from importlib import resources
+_ACCELERATE_CONFIGS = builtin_config("accelerate")  # the shipped accelerate configs
 
-    return sorted(p.stem for p in Path(str(resources.files("r1kit") / "configs" / "accelerate")).glob("*.yaml"))
+
+def accelerate_configs() -> list[str]:
+    return sorted(p.stem for p in _ACCELERATE_CONFIGS.glob("*.yaml"))
 
 
 def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     """The same command again under `accelerate launch` with the named config: scaling out is accelerate's job."""
-    from importlib import resources
-
-    shipped = Path(str(resources.files("r1kit") / "configs" / "accelerate")) / f"{args.launch}.yaml"
+    shipped = _ACCELERATE_CONFIGS / f"{args.launch}.yaml"
     config = shipped if shipped.exists() else Path(args.launch)
     if not config.is_file():
         raise ConfigError(

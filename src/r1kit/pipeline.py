@@ -28,12 +28,12 @@ from datasets import Dataset
 from r1kit import distributed
 from r1kit.atomic import content_hash, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
-from r1kit.config.sources import ConfigError, flatten
+from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, read_rows
 from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
-from r1kit.runs import RunDir, RunDirError
+from r1kit.runs import RunDir, RunDirError, changed_keys, read_manifest
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, check_data, run_recorded, setup
 from r1kit.stages.evaluate import evaluate
 from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, STAGES
@@ -55,7 +55,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     _check_data(config, splits)
     run_dir = ctx.run
     hashes = _Hashes()
-    plan = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
+    plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
 
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}
@@ -66,7 +66,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         stage_ctx = ctx.for_stage(config.for_stage(spec), spec.name, folder)
         inputs = _inputs(spec, base, model, splits, outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
-        manifest = distributed.from_main(_read_manifest(stage_ctx.dir))  # one decision for every process
+        manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
         if manifest.get("status") == "complete" and manifest.get("fingerprint") == fingerprint and not plan[spec.name]:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             logger.warning("%s: complete, skipped", folder)
@@ -106,28 +106,34 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 # ------------------------------------------------------------------------------------------------------- planning
 
 
-def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: str | None) -> dict[str, bool]:
-    """Stage name → forced to run again (by --from or --only), and two refusals: a change that would discard the
-    finished first stage unasked (with or without --from / --only, unless they name the first stage), and --only on a
-    stage whose earlier stages never finished."""
+def _plan(
+    config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: str | None
+) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
+    """Stage name → forced to run again (by --from or --only), and the manifest of every stage folder in the run
+    (NN_<name> → manifest, read once by the main process). Three refusals: --only on a stage whose earlier stages
+    never finished, another recipe's stages in the folder, and a change that would discard the finished first stage
+    unasked (with or without --from / --only, unless they name the first stage)."""
     names = [spec.name for spec in config.stages]
+    folders = [f"{index:02d}_{name}" for index, name in enumerate(names, 1)]
     start = names.index(from_stage) if from_stage else names.index(only) if only else len(names)
     forced = {name: index >= start and (only is None or name == only) for index, name in enumerate(names)}
-    manifests = [distributed.from_main(_read_manifest(run_dir.root / f"{i:02d}_{n}")) for i, n in enumerate(names, 1)]
+    manifests = distributed.from_main(
+        {path.parent.name: read_manifest(path.parent) for path in run_dir.root.glob("*/manifest.json")}
+        if distributed.is_main()
+        else None
+    )
     if only is not None:
-        unfinished = [
-            f"{i:02d}_{n}" for i, n in enumerate(names[:start], 1) if manifests[i - 1].get("status") != "complete"
-        ]
+        unfinished = [folder for folder in folders[:start] if manifests.get(folder, {}).get("status") != "complete"]
         if unfinished:
             raise RunDirError(
                 f"--only {only}: {', '.join(unfinished)}, before it, never finished in {run_dir.root}; "
                 "run without --only first"
             )
-    _check_same_stages(config, run_dir)
-    first = config.stages[0]
-    if forced[first.name] or manifests[0].get("status") != "complete":
-        return forced
-    changed = _changed(manifests[0].get("config", {}), config.for_stage(first), first)
+    _check_same_stages(config, run_dir, manifests)
+    first, done = config.stages[0], manifests.get(folders[0], {})
+    if forced[first.name] or done.get("status") != "complete":
+        return forced, manifests
+    changed = _changed(done.get("config", {}), config.for_stage(first), first)
     if changed:
         key, before, now = changed[0]
         asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
@@ -136,23 +142,18 @@ def _plan(config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: st
             f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
             f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
         )
-    return forced
+    return forced, manifests
 
 
-def _check_same_stages(config: R1kitConfig, run_dir: RunDir) -> None:
-    """A run folder holds one recipe's stages: a stage folder where this recipe has another stage (or none) was made
-    by another recipe, whose folders, logs and evaluations this run would mix with its own."""
+def _check_same_stages(config: R1kitConfig, run_dir: RunDir, manifests: dict[str, dict[str, Any]]) -> None:
+    """A run folder holds one recipe's stages: a stage folder (in `manifests`, folder → its manifest) where this
+    recipe has another stage (or none) was made by another recipe, whose folders, logs and evaluations this run would
+    mix with its own."""
     expected = {f"{i:02d}_{spec.name}": spec.stage_kind for i, spec in enumerate(config.stages, 1)}
-    found = distributed.from_main(
-        {
-            manifest.parent.name: _read_manifest(manifest.parent).get("kind")
-            for manifest in run_dir.root.glob("*/manifest.json")
-        }
-        if distributed.is_main()
-        else None
-    )
     other = sorted(
-        folder for folder, kind in found.items() if folder[:2].isdigit() and kind not in (None, expected.get(folder))
+        folder
+        for folder, manifest in manifests.items()
+        if folder[:2].isdigit() and manifest.get("kind") not in (None, expected.get(folder))
     )
     if other:
         raise RunDirError(
@@ -239,8 +240,7 @@ def stage_values(config: R1kitConfig, spec: StageSpec) -> dict[str, Any]:
 
 
 def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
-    before, now = flatten(saved), flatten(stage_values(config, spec))
-    return [(key, before.get(key), now[key]) for key in now if before.get(key) != now[key]]
+    return changed_keys(saved, stage_values(config, spec))
 
 
 def _restart_if_changed(
@@ -273,13 +273,6 @@ def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerpr
     return run_recorded(ctx, spec.stage_kind, inputs, module.run, **facts)[0]
 
 
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
 # ----------------------------------------------------------------------------------------------------- evaluation
 
 
@@ -307,13 +300,11 @@ def _evaluated(
     saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)  # one decision for all
     if saved is not None and saved.get("key") == key:
         return saved
-    result = evaluate(ctx, model, held_out, label, models=models) | {"key": key}
-    if distributed.is_main():
-        write_json(path, result)
-        if manifest is not None:
-            record = _read_manifest(manifest)
-            record["evaluation"] = {k: v for k, v in result.items() if k not in ("samples", "scores", "key")}
-            write_json(manifest / "manifest.json", record)
+    result = evaluate(ctx, model, held_out, label, models=models, key=key)
+    if distributed.is_main() and manifest is not None:
+        record = read_manifest(manifest)
+        record["evaluation"] = _figures(result)
+        write_json(manifest / "manifest.json", record)
     distributed.wait()  # written before any process goes on to read the run folder
     return result
 
@@ -330,7 +321,7 @@ def _write_run_manifest(
     stages = []
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
-        manifest = _read_manifest(run_dir.root / folder)
+        manifest = read_manifest(run_dir.root / folder)
         status = "running" if spec.name == running else manifest.get("status", "pending")
         if status == "complete" and spec.name not in outputs and redone:
             status = "outdated"
@@ -356,10 +347,7 @@ def _summary(
     return {
         "run": str(run_dir.root),
         "final_model": str(final_path.relative_to(run_dir.root)) if final_path.is_relative_to(run_dir.root) else final,
-        "evaluations": {
-            label: {k: v for k, v in result.items() if k not in ("samples", "scores", "key")}
-            for label, result in evals.items()
-        },
+        "evaluations": {label: _figures(result) for label, result in evals.items()},
         "paired": {
             f"{before}→{after}": paired_difference(evals[before]["scores"], evals[after]["scores"])
             for before, after in pairs
@@ -367,6 +355,11 @@ def _summary(
         },
         "stage_figures": {name: output.metrics for name, output in outputs.items() if output.metrics},
     }
+
+
+def _figures(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's figures, for a manifest or the summary: without its examples, per-problem scores and key."""
+    return {k: v for k, v in evaluation.items() if k not in ("samples", "scores", "key")}
 
 
 # ------------------------------------------------------------------------------------------------------- hashing

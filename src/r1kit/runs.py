@@ -40,6 +40,18 @@ class RunDirError(RuntimeError):
     """The run folder cannot be used (unwritable, disk full); raised before any training starts."""
 
 
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+    return records
+
+
 class RunDir:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
@@ -102,7 +114,11 @@ class RunDir:
         stages (a data stage leaves no model), stage models and complete checkpoints."""
         markers = [*self.root.glob(f"*/model/{COMPLETE_MARKER}"), *self.root.glob(f"*/checkpoints/*/{COMPLETE_MARKER}")]
         found = {str(marker.parent.relative_to(self.root)) for marker in markers}
-        found |= {manifest.parent.name for manifest in self.root.glob("*/manifest.json") if _complete(manifest)}
+        found |= {
+            manifest.parent.name
+            for manifest in self.root.glob("*/manifest.json")
+            if read_manifest(manifest.parent).get("status") == "complete"
+        }
         # checkpoint-10 after checkpoint-9
         return sorted(
             found, key=lambda path: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
@@ -115,16 +131,12 @@ class RunDir:
             stream.write(json.dumps(record, default=jsonable) + "\n")
 
     def read(self, log: str) -> list[dict[str, Any]]:
-        path = self.path(log)
-        if not path.exists():
-            return []
-        records = []
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-        return records
+        """The records of a JSONL log of the run folder (metrics.jsonl, …); none when it is not there."""
+        return _read_jsonl(self.path(log))
+
+    def read_problems(self, label: str) -> list[dict[str, Any]]:
+        """Every problem of evaluation `label` (see problems_path); none for an evaluation made without the file."""
+        return _read_jsonl(self.problems_path(label))
 
     def truncate_logs(self, stage: str, after_step: int) -> None:
         """Drop a stage's log lines past `after_step`: a resume redoes those steps, so they must not appear twice."""
@@ -165,7 +177,8 @@ def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
             )
             # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
             # model or data set.
-            for stale in [*map(run.path, [*JSONL_LOGS, "summary.json"]), *run.root.glob("eval/*.json")]:
+            evaluations = [*run.root.glob("eval/*.json"), *run.root.glob("eval/*.problems.jsonl")]
+            for stale in [*map(run.path, [*JSONL_LOGS, "summary.json"]), *evaluations]:
                 stale.unlink(missing_ok=True)
     elif config.run.resume:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
@@ -173,21 +186,34 @@ def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
     return run
 
 
-def _complete(manifest: Path) -> bool:
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A stage folder's manifest.json; empty where there is none, or one a person damaged (r1kit writes it atomically,
+    so a kill leaves the old one or the new one)."""
     try:
-        return json.loads(manifest.read_text()).get("status") == "complete"
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return False  # a manifest cut short by a kill: its stage did not finish
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, value before, value now) for every leaf of `now` whose value differs from `before`'s.
+
+    >>> changed_keys({"sft": {"max_steps": 60, "lr": 1e-3}}, {"sft": {"max_steps": 20, "lr": 1e-3}})
+    [('sft.max_steps', 60, 20)]
+    """
+    was, now = flatten(before), flatten(now)
+    return [(key, was.get(key), value) for key, value in now.items() if was.get(key) != value]
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
     """(key, saved value, new value) for every key whose value differs from the saved config's."""
     try:
-        before = flatten(yaml.safe_load(saved.read_text()) or {})
-    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+        before = yaml.safe_load(saved.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
         before = {}  # a damaged config.yaml: nothing in it can be trusted to match
-    now = flatten(config.model_dump())
-    return [(key, before.get(key), now[key]) for key in now if key != "run.resume" and before.get(key) != now[key]]
+    before = before if isinstance(before, dict) else {}
+    return [change for change in changed_keys(before, config.model_dump()) if change[0] != "run.resume"]
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:
@@ -215,5 +241,5 @@ def final_model(run: RunDir) -> Path | None:
     summary = run.path("summary.json")
     if summary.exists():
         return run.root / json.loads(summary.read_text())["final_model"]
-    stages = sorted(run.root.glob("*/model/r1kit_complete.json"), key=lambda marker: marker.stat().st_mtime)
+    stages = sorted(run.root.glob(f"*/model/{COMPLETE_MARKER}"), key=lambda marker: marker.stat().st_mtime)
     return stages[-1].parent if stages else None

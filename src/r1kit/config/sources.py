@@ -85,7 +85,6 @@ def plugin_param(path: str) -> bool:
 class ResolvedConfig:
     config: R1kitConfig
     sources: dict[str, str]  # every leaf path → where its value came from
-    profile: str
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
 
 
@@ -110,11 +109,7 @@ SECTION_PATHS = [path for path, _, is_section in _walk_schema(R1kitConfig) if is
 def field_help() -> list[tuple[str, Any, str]]:
     """(path, default, help) of every key: what `--help` prints."""
     defaults = flatten(R1kitConfig().model_dump())
-    return [
-        (path, defaults[path], info.description or "")
-        for path, info, is_section in _walk_schema(R1kitConfig)
-        if not is_section
-    ]
+    return [(path, defaults[path], info.description or "") for path, info in LEAF_FIELDS.items()]
 
 
 def did_you_mean(path: str) -> str:
@@ -188,7 +183,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     return text  # text fields keep it as given; the schema reads numbers and booleans (1e-4, 8, true) itself
 
 
-def _builtin_yaml(name: str) -> Path:
+def builtin_config(name: str) -> Path:
+    """A file or folder shipped in r1kit/configs."""
     return Path(str(resources.files("r1kit") / "configs" / name))
 
 
@@ -199,14 +195,14 @@ def recipe_path(recipe: str) -> Path:
         if not path.exists():
             raise ConfigError(f"--recipe: file not found: {path}")
         return path
-    path = _builtin_yaml("recipes") / f"{recipe}.yaml"
+    path = builtin_config("recipes") / f"{recipe}.yaml"
     if not path.exists():
         raise ConfigError(f"--recipe: unknown recipe {recipe!r}; known: {', '.join(list_recipes())}")
     return path
 
 
 def list_recipes() -> list[str]:
-    return sorted(p.stem for p in _builtin_yaml("recipes").glob("*.yaml"))
+    return sorted(p.stem for p in builtin_config("recipes").glob("*.yaml"))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -299,7 +295,7 @@ def file_layers(recipe: str | None, config_file: str | None) -> tuple[list[Layer
 
 
 def builtin_profiles() -> dict[str, Any]:
-    return _read_yaml(_builtin_yaml("profiles.yaml"))
+    return _read_yaml(builtin_config("profiles.yaml"))
 
 
 def profile_layer(name: str, user_profiles: Mapping[str, Layer]) -> Layer:
@@ -458,7 +454,7 @@ def resolve_config(
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     notes = [note for layer in layers for note in layer.notes]
-    return ResolvedConfig(config=config, sources=sources, profile=profile, notes=list(dict.fromkeys(notes)))
+    return ResolvedConfig(config=config, sources=sources, notes=list(dict.fromkeys(notes)))
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
@@ -490,24 +486,24 @@ def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapp
             sources[epochs] = f"gives way to {steps} (set by {sources[steps]}): training runs by steps"
 
 
+def _is_known(path: str) -> bool:
+    # a section's path too: an empty mapping for a whole section is harmless
+    return path in LEAF_PATHS or path in SECTION_PATHS or plugin_param(path)
+
+
 def _check_known(path: str, layer: Layer) -> None:
-    if path in LEAF_PATHS or plugin_param(path):
-        return
-    if path in SECTION_PATHS:  # an empty mapping for a whole section: harmless
-        return
-    source = layer.value_sources.get(path, layer.source)
-    raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path)}")
+    if not _is_known(path):
+        source = layer.value_sources.get(path, layer.source)
+        raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path)}")
 
 
 def _check_stage_keys(stages: Any) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
     then checks their values (and reports a malformed stage list)."""
-    for spec in stages if isinstance(stages, list) else []:
-        if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping):
-            for path in flatten(spec["config"]):
-                if path not in LEAF_PATHS and path not in SECTION_PATHS and not plugin_param(path):
-                    name = spec.get("name")
-                    raise ConfigError(f"stages: {name}: unknown key {path!r} in its config{did_you_mean(path)}")
+    for name, config in _stage_configs({"stages": stages}):
+        unknown = next((path for path in config if not _is_known(path)), None)
+        if unknown is not None:
+            raise ConfigError(f"stages: {name}: unknown key {unknown!r} in its config{did_you_mean(unknown)}")
 
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:

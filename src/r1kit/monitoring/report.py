@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
-from r1kit.runs import RunDir, RunDirError
+from r1kit.runs import RunDir, RunDirError, read_manifest
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 _CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
@@ -130,7 +130,7 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _overview(run: RunDir, summary: dict[str, Any]) -> str:
-    config = run.path("config.yaml").read_text() if run.path("config.yaml").exists() else "(no config.yaml)"
+    config = run.path("config.yaml").read_text()  # write_report refuses a folder without one
     final = f"<p>Final model: <code>{_e(summary['final_model'])}</code></p>" if summary.get("final_model") else ""
     return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
 
@@ -155,12 +155,13 @@ def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
 
 def _stage_list(run: RunDir) -> list[dict]:
     """A recipe's stages from RUN/manifest.json, or the stage run alone in RUN/<stage> from its own manifest."""
-    if run.path("manifest.json").exists():
-        return json.loads(run.path("manifest.json").read_text())["stages"]
+    recipe = read_manifest(run.root)
+    if recipe:
+        return recipe.get("stages", [])
     stages = []
-    for path in sorted(run.root.glob("*/manifest.json")):
-        manifest = json.loads(path.read_text())
-        stages.append({"folder": path.parent.name, **{k: manifest.get(k) for k in ("kind", "status", "seconds")}})
+    for folder in sorted(path.parent for path in run.root.glob("*/manifest.json")):
+        manifest = read_manifest(folder)
+        stages.append({"folder": folder.name, **{k: manifest.get(k) for k in ("kind", "status", "seconds")}})
     return stages
 
 
@@ -169,8 +170,7 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
     lines, histograms = [], []
     for stage in stage_list:
         folder = run.root / stage["folder"]
-        manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
-        figures = (manifest.get("output") or {}).get("metrics") or {}
+        figures = (read_manifest(folder).get("output") or {}).get("metrics") or {}
         shown = ", ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in figures.items())
         seconds = stage.get("seconds")
         lines.append(
@@ -226,7 +226,7 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
     parts = []
     for pair in pairs:
         before, _, after = pair.partition("→")
-        old, new = run.read(f"eval/{before}.problems.jsonl"), run.read(f"eval/{after}.problems.jsonl")
+        old, new = run.read_problems(before), run.read_problems(after)
         if not old or len(old) != len(new):  # an evaluation from before these files were written
             continue
         judged = [(a, b) for a, b in zip(old, new, strict=True) if None not in (a["correct"], b["correct"])]

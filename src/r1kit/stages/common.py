@@ -41,7 +41,7 @@ from r1kit.monitoring.callbacks import (
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
-from r1kit.runs import RunDir, disk_needed, final_model, open_run, run_of
+from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
 from r1kit.stages.registry import PAIR_KINDS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
@@ -123,8 +123,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         ),
         "inputs": local_inputs(config, base),
     }
-    manifest = ctx.dir / "manifest.json"
-    done = distributed.from_main(json.loads(manifest.read_text()) if manifest.exists() else {})
+    done = distributed.from_main(read_manifest(ctx.dir))
     if done.get("status") == "complete" and done.get("settings") == settings:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)

@@ -176,12 +176,14 @@ def evaluate(
     label: str,
     models: Mapping[str, str] | None = None,
     skipped_rows: int = 0,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
 
     `models` (stage name → model folder) resolves the stage names evaluation.win_rate_against and
     evaluation.reward_model may give; the win rate is left out (None) while either is not there yet. `skipped_rows`
-    (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any."""
+    (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any, and `key` (what
+    the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
@@ -238,6 +240,8 @@ def evaluate(
     result["samples"] = problems[:_SAMPLES_KEPT]
     if skipped_rows:
         result["skipped_rows"] = skipped_rows
+    if key is not None:
+        result["key"] = key
     if distributed.is_main():  # every process holds the same result; one writes it
         # each problem with its completion and verdict: which ones a stage fixed or broke, not only how many
         write_atomic(ctx.run.problems_path(label), "".join(json.dumps(p, default=jsonable) + "\n" for p in problems))
