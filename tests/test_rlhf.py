@@ -26,14 +26,12 @@ from r1kit.data.preferences import (
     general_prompts,
     hh_row,
     load_pairs,
-    math_pairs,
     pairs_row,
     repeated,
     sentences,
     shuffled,
     split_hh,
     split_pairs,
-    stage_pairs,
     truncated,
     ultrafeedback_row,
 )
@@ -45,6 +43,7 @@ from r1kit.stages import dpo, reward_model, rloo
 from r1kit.stages import evaluate as evaluate_module
 from r1kit.stages.common import StageInputs, setup
 from r1kit.stages.evaluate import evaluate, perplexity, reference_texts, rouge_l, win_rate
+from r1kit.stages.pairs import math_pairs, stage_pairs
 from r1kit.stages.traces import KEPT, TraceJudge
 
 USER = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -307,7 +306,7 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     # the built-in pairs are cached in the stage folder and reused
     lines = (ctx.dir / "pairs.jsonl").read_text().splitlines()
     assert {json.loads(line)["split"] for line in lines} == {"train", "test"}
-    monkeypatch.setattr("r1kit.data.preferences.builtin_pairs", lambda *a, **k: pytest.fail("not reused"))
+    monkeypatch.setattr("r1kit.stages.pairs.builtin_pairs", lambda *a, **k: pytest.fail("not reused"))
     again = stage_pairs(ctx, inputs.model, inputs.splits.train)
     assert len(again.train) == output.metrics["train_pairs"]
 

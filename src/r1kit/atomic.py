@@ -58,6 +58,15 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     return dest
 
 
+def json_digest(value: Any) -> str:
+    """A short sha256 of a JSON-able value (dict keys in any order): a key for what a result was made from.
+
+    >>> json_digest({"a": 1, "b": [2]}) == json_digest({"b": [2], "a": 1})
+    True
+    """
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def content_hash(path: Path) -> str:
     """sha256 over a file, or over a folder's files (names and contents; the completion marker left out): what a
     file or model folder holds, whatever its path or time."""

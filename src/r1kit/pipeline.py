@@ -13,7 +13,6 @@ RUN/manifest.json until the next run checks them.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import itertools
 import json
@@ -26,7 +25,7 @@ from typing import Any
 from datasets import Dataset
 
 from r1kit import distributed
-from r1kit.atomic import content_hash, write_json
+from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, read_rows
@@ -34,9 +33,17 @@ from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError, changed_keys, read_manifest
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, check_data, run_recorded, setup
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    check_data,
+    run_recorded,
+    setup,
+    stage_values,
+)
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, STAGES
+from r1kit.stages.registry import MAKES, PAIR_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -231,16 +238,11 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
         for kind, path in (("model", output.model), ("dataset", output.dataset)):
             if path is not None:
                 consumed[f"{name}.{kind}"] = hashes.of(str(path))
-    return {"config": _digest(stage_values(config, spec)), "inputs": consumed}
-
-
-def stage_values(config: R1kitConfig, spec: StageSpec) -> dict[str, Any]:
-    """The part of a stage's config that shapes what it makes: the sections it reads, and the seed."""
-    return {"seed": config.run.seed, **config.model_dump(include=set(READS[spec.stage_kind]))}
+    return {"config": json_digest(stage_values(config, spec.stage_kind)), "inputs": consumed}
 
 
 def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
-    return changed_keys(saved, stage_values(config, spec))
+    return changed_keys(saved, stage_values(config, spec.stage_kind))
 
 
 def _restart_if_changed(
@@ -269,7 +271,7 @@ def _restart_if_changed(
 def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerprint: dict) -> StageOutput:
     module = importlib.import_module(STAGES[spec.stage_kind])
     logger.warning("%s: starting (%s from %s)", ctx.folder, spec.stage_kind, inputs.model)
-    facts = {"fingerprint": fingerprint, "config": stage_values(ctx.config, spec)}
+    facts = {"fingerprint": fingerprint, "config": stage_values(ctx.config, spec.stage_kind)}
     return run_recorded(ctx, spec.stage_kind, inputs, module.run, **facts)[0]
 
 
@@ -288,7 +290,7 @@ def _evaluated(
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
     model, held-out data and evaluation settings are the same; also recorded in the stage's manifest."""
     config = ctx.config
-    key = _digest(
+    key = json_digest(
         {
             "model": hashes.of(model),
             "evaluation": config.evaluation.model_dump(exclude={"every_steps", "during_training_samples"}),
@@ -375,7 +377,3 @@ class _Hashes:
         if reference not in self._known:
             self._known[reference] = content_hash(Path(reference)) if Path(reference).exists() else reference
         return self._known[reference]
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]

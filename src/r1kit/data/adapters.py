@@ -28,7 +28,7 @@ class BadRow(ValueError):
         self.field = field
 
 
-def _text(row: Mapping[str, Any], field: str) -> str:
+def required_text(row: Mapping[str, Any], field: str) -> str:
     value = row.get(field)
     if value is None:
         raise BadRow(field, "is missing")
@@ -61,7 +61,7 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
         raise BadRow("solution", "is missing")
     reasoning = row.get("reasoning")
     return {
-        "question": _text(row, "question"),
+        "question": required_text(row, "question"),
         "solution": str(solution).strip(),  # numbers in JSON files become their text
         "reasoning": reasoning.strip() if isinstance(reasoning, str) and reasoning.strip() else None,
         "response": None,
@@ -73,12 +73,12 @@ _CALCULATOR = re.compile(r"<<[^>]*>>")
 
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
     """GSM8K: {question, answer} where the answer's steps end with a `#### 72` line."""
-    answer = _text(row, "answer")
+    answer = required_text(row, "answer")
     steps, marker, final = answer.rpartition("####")
     if not marker or not final.strip():
         raise BadRow("answer", "has no final '#### <answer>' line")
     return {
-        "question": _text(row, "question"),
+        "question": required_text(row, "question"),
         "solution": final.strip().replace(",", ""),
         "reasoning": _CALCULATOR.sub("", steps).strip() or None,  # drop calculator annotations <<48/2=24>>
         "response": None,
@@ -87,9 +87,9 @@ def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
 
 def numina_row(row: Mapping[str, Any]) -> Canonical:
     """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}."""
-    solution = _text(row, "solution")
+    solution = required_text(row, "solution")
     return {
-        "question": _text(row, "problem"),
+        "question": required_text(row, "problem"),
         "solution": last_boxed(solution) or solution,  # math-verify can still find an unboxed final answer
         "reasoning": solution,
         "response": None,
@@ -150,10 +150,10 @@ def messages_row(row: Mapping[str, Any]) -> Canonical:
 def dolly_row(row: Mapping[str, Any]) -> Canonical:
     """Dolly: {instruction, context, response}; a non-empty context is appended to the instruction."""
     context = row.get("context")
-    question = _text(row, "instruction")
+    question = required_text(row, "instruction")
     if isinstance(context, str) and context.strip():
         question = f"{question}\n\n{context.strip()}"
-    return {"question": question, "solution": None, "reasoning": None, "response": _text(row, "response")}
+    return {"question": question, "solution": None, "reasoning": None, "response": required_text(row, "response")}
 
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {

@@ -105,25 +105,32 @@ def _names_a_file(cfg: DatasetConfig) -> bool:
 
 def _load_held_out(cfg: DatasetConfig) -> Dataset:
     if _names_a_file(cfg):
-        return _load_file(Path(cfg.test_split).expanduser())
+        return load_file(Path(cfg.test_split).expanduser())
     return _load_raw(cfg, held_out=cfg.test_split)
 
 
 def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
     """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
-    if is_local_data(cfg.name):
-        return _load_file(Path(cfg.name).expanduser())
-    split = held_out or cfg.train_split
+    offline = "Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
+    return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline)
+
+
+def load_raw(name: str, subset: str | None, split: str, what: str, offline: str) -> Dataset:
+    """A local file as a whole, or a split of a hub dataset; a hub that cannot be reached is an error naming `what`
+    is loaded and what to use `offline`."""
+    if is_local_data(name):
+        return load_file(Path(name).expanduser())
     try:
-        return load_dataset(cfg.name, cfg.subset, split=split)
+        return load_dataset(name, subset, split=split)
     except Exception as error:
         raise DatasetError(
-            f"cannot load dataset {cfg.name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
-            "Offline? Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
+            f"cannot load {what} {name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
+            f"Offline? {offline}"
         ) from error
 
 
-def _load_file(path: Path) -> Dataset:
+def load_file(path: Path) -> Dataset:
+    """A local .jsonl/.json/.parquet/.csv file as a dataset (a missing or unreadable one: DatasetError)."""
     if not path.exists():
         raise DatasetError(f"dataset file not found: {path}")
     if path.is_dir():

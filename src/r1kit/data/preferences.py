@@ -1,5 +1,6 @@
 """Preference pairs for the reward model and DPO: adapters from pairwise formats to r1kit's canonical pair, a loader
-for files and hub datasets, and built-in pairs made offline from a model.
+for files and hub datasets, and the pieces of built-in pairs that need no model (general prompts, degraded answers;
+`r1kit.stages.pairs` samples the model).
 
 Canonical pair:
 - `prompt`: the conversation the replies answer, a list of chat messages ending with the user's turn;
@@ -13,14 +14,13 @@ Each adapter takes one raw row and returns the canonical pair, or raises `BadRow
   in the final reply;
 - `ultrafeedback`: UltraFeedback-binarized, a prompt text and chosen / rejected conversations [user, assistant].
 
-Built-in pairs (no download): a model's samples on the training problems, its verified-correct ones against its
-wrong or malformed ones; and its answers to general prompts against degraded copies (cut short, sentences shuffled,
-or a sentence looped).
+Built-in pairs (no download, `r1kit.stages.pairs`): a model's samples on the training problems, its verified-correct
+ones against its wrong or malformed ones; and its answers to general prompts against degraded copies (cut short,
+sentences shuffled, or a sentence looped: `degrade`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -28,17 +28,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r1kit.data.adapters import BadRow, _text
-from r1kit.data.loading import DatasetError, _load_file, is_local_data, split_is_file
+from r1kit.data.adapters import BadRow, required_text
+from r1kit.data.loading import DatasetError, load_raw, split_is_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
     from r1kit.config.schema import PreferencesConfig
-    from r1kit.stages.common import StageContext
 
 logger = logging.getLogger("r1kit")
 
@@ -75,7 +73,7 @@ def _prompt(row: Mapping[str, Any], field: str = "prompt") -> list[Message]:
     """The prompt as chat messages: a text becomes one user message; messages must end with the user's turn."""
     value = row.get(field)
     if isinstance(value, str) or value is None:
-        return [{"role": "user", "content": _text(row, field)}]
+        return [{"role": "user", "content": required_text(row, field)}]
     messages = _messages(value, field)
     if messages[-1]["role"] != "user":
         raise BadRow(field, "must end with a user message (the turn the replies answer)")
@@ -132,7 +130,7 @@ def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
     ... })["chosen"]
     'Blue.'
     """
-    question = _text(row, "prompt")
+    question = required_text(row, "prompt")
     for side in ("chosen", "rejected"):
         if isinstance(row.get(side), str):
             raise BadRow(side, "must be a conversation (a list of {role, content} messages) in UltraFeedback rows")
@@ -183,7 +181,7 @@ def split_hh(chosen: str, rejected: str) -> Pair:
 
 def hh_row(row: Mapping[str, Any]) -> Pair:
     """Anthropic-HH: {chosen, rejected}, each a whole dialogue."""
-    return split_hh(_text(row, "chosen"), _text(row, "rejected"))
+    return split_hh(required_text(row, "chosen"), required_text(row, "rejected"))
 
 
 PAIR_ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Pair]] = {
@@ -250,28 +248,13 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
     return pairs, skipped
 
 
-def _load_raw(name: str, subset: str | None, split: str) -> Dataset:
-    """A local file as a whole, or a split of a hub dataset."""
-    if is_local_data(name):
-        return _load_file(Path(name).expanduser())
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(name, subset, split=split)
-    except Exception as error:
-        raise DatasetError(
-            f"cannot load preference dataset {name!r} (split {split!r}) from the Hugging Face hub: "
-            f"{' '.join(str(error).split())} Offline? Use a local .jsonl/.json/.parquet file, or leave "
-            "preferences.dataset unset for the built-in pairs."
-        ) from error
-
-
 def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
     """Training and held-out pairs from `cfg.dataset` (a local file or a hub id)."""
     if not cfg.dataset:
         raise ValueError("preferences.dataset is not set")
     source = cfg.dataset
-    raw = _load_raw(cfg.dataset, cfg.subset, cfg.train_split)
+    offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
+    raw = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline)
     fmt = cfg.format
     if fmt == "auto":
         try:
@@ -282,7 +265,8 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
     if cfg.test_split:
         held_is_file = split_is_file(cfg.dataset, cfg.test_split)
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
-        raw_test = _load_raw(cfg.test_split if held_is_file else cfg.dataset, cfg.subset, cfg.test_split)
+        held = cfg.test_split if held_is_file else cfg.dataset
+        raw_test = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline)
         test, skipped_test = adapt_pairs(raw_test, fmt, held_source, on_bad_row)
         skipped += skipped_test
     else:
@@ -338,43 +322,6 @@ def trl_pairs(pairs: Sequence[Pair]) -> Dataset:
 
 
 # ------------------------------------------------------------------------------------------------ built-in pairs
-
-
-def math_pairs(
-    prompts: Sequence[list[Message]],
-    samples: Sequence[Sequence[str]],
-    reasons: Sequence[Sequence[str]],
-    references: Sequence[str | None],
-    pairs_per_prompt: int,
-) -> list[Pair]:
-    """Pairs from judged samples (TraceJudge's reasons): a kept sample (correct and well-formed), else the problem's
-    reference solution, against a rejected one (wrong, malformed, looping …; not `unverifiable`, whose answer could
-    not be checked). At most `pairs_per_prompt` pairs per problem, no reply twice.
-
-    >>> prompt = [{"role": "user", "content": "1 + 1?"}]
-    >>> math_pairs([prompt], [["<think>1+1=2</think><answer>2</answer>", "3", "3"]], [["kept", "malformed", "malformed"]],
-    ...            [None], pairs_per_prompt=2)
-    [{'prompt': [{'role': 'user', 'content': '1 + 1?'}], 'chosen': '<think>1+1=2</think><answer>2</answer>', 'rejected': '3'}]
-    """
-    from r1kit.stages.traces import KEPT
-
-    pairs = []
-    for prompt, group, why, reference in zip(prompts, samples, reasons, references, strict=True):
-        chosen = _unique(t for t, r in zip(group, why, strict=True) if r == KEPT)
-        if not chosen and reference:
-            chosen = [reference.strip()]
-        rejected = _unique(t for t, r in zip(group, why, strict=True) if r not in (KEPT, "unverifiable"))
-        rejected = [t for t in rejected if t not in chosen]
-        if not chosen:
-            continue
-        for index, worse in enumerate(rejected[:pairs_per_prompt]):
-            pairs.append({"prompt": prompt, "chosen": chosen[index % len(chosen)], "rejected": worse})
-    return pairs
-
-
-def _unique(texts: Iterable[str]) -> list[str]:
-    """Non-empty texts, stripped, first occurrence only."""
-    return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -463,141 +410,3 @@ def general_prompts() -> list[str]:
         return list(_FALLBACK_GENERAL_PROMPTS)
     lines = [line.strip() for line in text.splitlines()]
     return [line for line in lines if line and not line.startswith("#")] or list(_FALLBACK_GENERAL_PROMPTS)
-
-
-def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tuple[list[Pair], dict[str, Any]]:
-    """Pairs made offline from `model_reference`: its samples on the first training problems (judged like every
-    generated trace) and its answers to general prompts against degraded copies; with counts of what was made."""
-    from r1kit.models import load_model, load_tokenizer
-    from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
-    from r1kit.stages.evaluate import generate
-    from r1kit.stages.traces import KEPT, TraceJudge, first_rows, sample
-
-    config = ctx.config
-    settings = config.preferences.sampling
-    problems = first_rows(rows, settings.max_prompts)
-    prompts = [chat_prompt(row["question"], config.prompt.system) for row in problems]
-    samples = sample(ctx, model_reference, prompts, settings, desc="preference samples") if prompts else []
-    judge = TraceJudge(config)
-    flat = [trace for group in samples for trace in group]
-    questions = [row["question"] for row, group in zip(problems, samples, strict=True) for _ in group]
-    golds = [row["solution"] for row, group in zip(problems, samples, strict=True) for _ in group]
-    flat_reasons = judge(flat, questions, golds) if flat else []
-    reasons, start = [], 0
-    for group in samples:
-        reasons.append(flat_reasons[start : start + len(group)])
-        start += len(group)
-
-    references: list[str | None] = [None] * len(problems)
-    if settings.reference_fallback:
-        worked = [i for i, row in enumerate(problems) if row.get("reasoning") and row.get("solution")]
-        texts = [r1_completion(problems[i]["reasoning"], problems[i]["solution"]) for i in worked]
-        asked = [problems[i]["question"] for i in worked]
-        verdicts = judge(texts, asked, [problems[i]["solution"] for i in worked]) if worked else []
-        for i, text, verdict in zip(worked, texts, verdicts, strict=True):
-            references[i] = text if verdict == KEPT else None
-    pairs = math_pairs(prompts, samples, reasons, references, settings.pairs_per_prompt)
-
-    general: list[Pair] = []
-    requests = general_prompts()[: settings.general_prompts]
-    if requests:
-        tokenizer = load_tokenizer(config.model, model_reference)
-        model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
-        chats = [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in requests]
-        answers = generate(
-            model,
-            tokenizer,
-            chats,
-            max_new_tokens=settings.general_max_new_tokens,
-            batch_size=settings.batch_size,
-            progress=config.monitoring.progress,
-            desc="general answers",
-        ).texts
-        general = general_pairs(chats, [a[0] for a in answers], config.preferences.seed)
-        del model
-    kept = sum(r == KEPT for group in reasons for r in group)
-    stats = {
-        "problems": len(problems),
-        "samples": len(flat),
-        "samples_kept": kept,
-        "references_used": sum(1 for why, ref in zip(reasons, references, strict=True) if ref and KEPT not in why),
-        "math_pairs": len(pairs),
-        "general_prompts": len(requests),
-        "general_pairs": len(general),
-    }
-    return pairs + general, stats
-
-
-def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
-    """The pairs a preference stage trains and is scored on: `preferences.dataset` when set, else the built-in pairs
-    from `model_reference` on `rows` (the training problems), cached in RUN/<stage>/pairs.jsonl. Pairs another stage
-    of the run built from the same model (by content) with the same settings are copied, not sampled again: the
-    `rlhf` recipe's reward model and DPO train on the same pairs."""
-    from r1kit import distributed
-    from r1kit.atomic import content_hash, write_atomic, write_json
-
-    config = ctx.config
-    prefs = config.preferences
-    if prefs.dataset:
-        return load_pairs(prefs, config.dataset.on_bad_row)
-
-    path, meta_path = ctx.dir / "pairs.jsonl", ctx.dir / "pairs.json"
-    key = hashlib.sha256(
-        json.dumps(
-            {
-                "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
-                "preferences": prefs.model_dump(),
-                "dataset": config.dataset.model_dump(),
-                "system": config.prompt.system,
-                "filters": config.filters.model_dump(),
-                "seed": config.run.seed,
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
-    source = f"built-in pairs from {model_reference}"
-
-    def same_key(meta: Path) -> bool:
-        return meta.exists() and (meta.parent / "pairs.jsonl").exists() and json.loads(meta.read_text())["key"] == key
-
-    if distributed.is_main() and not same_key(meta_path):
-        built = next((meta for meta in sorted(ctx.run.root.glob("*/pairs.json")) if same_key(meta)), None)
-        if built is not None:
-            logger.warning(
-                "%s: reusing the preference pairs in %s (same model, same settings)", ctx.stage, built.parent
-            )
-            write_atomic(path, (built.parent / "pairs.jsonl").read_text())
-            write_atomic(meta_path, built.read_text())
-    # the main process's reading decides for all: see r1kit.distributed
-    cached = distributed.from_main(same_key(meta_path))
-    if cached:
-        meta = json.loads(meta_path.read_text())
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        strip = ("split",)
-        return PairSplits(
-            train=[{k: v for k, v in r.items() if k not in strip} for r in records if r["split"] == "train"],
-            test=[{k: v for k, v in r.items() if k not in strip} for r in records if r["split"] == "test"],
-            source=source,
-            stats=meta.get("stats", {}),
-        )
-
-    pairs, stats = builtin_pairs(ctx, model_reference, rows)
-    if not pairs:
-        raise DatasetError(
-            f"{ctx.stage}: no preference pair could be built from {model_reference} ({json.dumps(stats)}): no "
-            "problem had both a verified-correct reply and a rejected one, and no general answer could be degraded. "
-            "Sample more (preferences.sampling.samples_per_prompt, max_prompts), or set preferences.dataset"
-        )
-    train, test = split_pairs(pairs, prefs.held_out, prefs.seed)
-    train, test = (train[: prefs.max_pairs] if prefs.max_pairs else train), test[: prefs.max_held_out]
-    stats |= {"train_pairs": len(train), "held_out_pairs": len(test)}
-    lines = [
-        json.dumps({"split": split, **p}, ensure_ascii=False)
-        for split, part in (("train", train), ("test", test))
-        for p in part
-    ]
-    if distributed.is_main():  # the same pairs in every process (generation gathers them); one writes them
-        write_atomic(path, "".join(line + "\n" for line in lines))
-        write_json(meta_path, {"key": key, "model": str(model_reference), "stats": stats})
-    distributed.wait()
-    return PairSplits(train=train, test=test, source=source, stats=stats)

@@ -42,7 +42,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
-from r1kit.stages.registry import PAIR_KINDS, ROLLOUT_KINDS
+from r1kit.stages.registry import PAIR_KINDS, READS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
 
@@ -115,12 +115,10 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     ctx, base, splits = setup(config, kind)
     check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     ctx = ctx.for_stage(config, kind, kind)
-    # what the stage made depends on: its config (not --resume or the folder's path) and the content of the local
-    # files and folders it reads (a model retrained in place under the same name is another input)
+    # what the stage made depends on, as in a recipe: the config sections it reads, the seed, and the content of the
+    # local files and folders it reads (a model retrained in place under the same name is another input)
     settings = {
-        "config": json.loads(
-            json.dumps(config.model_dump(exclude={"run": {"resume", "output_dir"}}), default=jsonable)
-        ),
+        "config": json.loads(json.dumps(stage_values(config, kind), default=jsonable)),
         "inputs": local_inputs(config, base),
     }
     done = distributed.from_main(read_manifest(ctx.dir))
@@ -143,6 +141,11 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             ctx.dir / "manifest.json",
         )
     return output
+
+
+def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
+    """The part of the config that shapes what a stage of `kind` makes: the sections it reads, and the seed."""
+    return {"seed": config.run.seed, **config.model_dump(include=set(READS[kind]))}
 
 
 def local_inputs(config: R1kitConfig, base: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from trl import DPOConfig, DPOTrainer
 
 from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
+from r1kit.data.preferences import Pair, trl_pairs
 from r1kit.models import load_model, load_tokenizer
 from r1kit.stages.common import (
     StageContext,
@@ -29,6 +29,7 @@ from r1kit.stages.common import (
     trainer_arguments,
 )
 from r1kit.stages.evaluate import EvaluateEvery, completion_logprobs
+from r1kit.stages.pairs import stage_pairs
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:

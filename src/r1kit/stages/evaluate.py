@@ -7,7 +7,6 @@ Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -24,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from r1kit import distributed
-from r1kit.atomic import content_hash, jsonable, write_atomic, write_json
+from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
@@ -439,9 +438,7 @@ def _reference_completions(ctx: StageContext, against: str, prompts: list[list[d
     """The win-rate reference model's greedy completions of `prompts`: generated once per run and kept in
     RUN/eval/win_rate_reference/, keyed by that model's content and the prompts, for every model judged after."""
     settings = ctx.config.evaluation
-    key = hashlib.sha256(
-        json.dumps([content_hash(Path(against)), prompts, settings.max_new_tokens]).encode()
-    ).hexdigest()[:16]
+    key = json_digest([content_hash(Path(against)), prompts, settings.max_new_tokens])
     path = ctx.run.root / "eval" / "win_rate_reference" / f"{key}.json"
     kept = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
     if kept is not None:

@@ -20,7 +20,7 @@ from trl.trainer.reward_trainer import suppress_seqcls_warning  # "score.weight 
 
 from r1kit import distributed
 from r1kit.config.schema import ModelConfig, R1kitConfig
-from r1kit.data.preferences import Pair, stage_pairs, trl_pairs
+from r1kit.data.preferences import Pair, trl_pairs
 from r1kit.hardware import Hardware
 from r1kit.models import load_error, load_tokenizer
 from r1kit.rewards.reward_model import RewardModelScorer
@@ -34,6 +34,7 @@ from r1kit.stages.common import (
     train_and_save,
     trainer_arguments,
 )
+from r1kit.stages.pairs import stage_pairs
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:

@@ -1,0 +1,187 @@
+"""Preference pairs for the `reward_model` and `dpo` stages: a pairwise dataset (`preferences.dataset`), or pairs
+built offline from the stage's input model: its judged samples on the training problems (a verified-correct reply
+against a wrong or malformed one) and its answers to general prompts against degraded copies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from r1kit import distributed
+from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
+from r1kit.data.loading import DatasetError
+from r1kit.data.preferences import Message, Pair, PairSplits, general_pairs, general_prompts, load_pairs, split_pairs
+from r1kit.models import load_model, load_tokenizer
+from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
+from r1kit.stages.common import StageContext
+from r1kit.stages.evaluate import generate
+from r1kit.stages.traces import KEPT, TraceJudge, first_rows, sample
+
+logger = logging.getLogger("r1kit")
+
+
+def math_pairs(
+    prompts: Sequence[list[Message]],
+    samples: Sequence[Sequence[str]],
+    reasons: Sequence[Sequence[str]],
+    references: Sequence[str | None],
+    pairs_per_prompt: int,
+) -> list[Pair]:
+    """Pairs from judged samples (TraceJudge's reasons): a kept sample (correct and well-formed), else the problem's
+    reference solution, against a rejected one (wrong, malformed, looping …; not `unverifiable`, whose answer could
+    not be checked). At most `pairs_per_prompt` pairs per problem, no reply twice.
+
+    >>> prompt = [{"role": "user", "content": "1 + 1?"}]
+    >>> math_pairs([prompt], [["<think>1+1=2</think><answer>2</answer>", "3", "3"]], [["kept", "malformed", "malformed"]],
+    ...            [None], pairs_per_prompt=2)
+    [{'prompt': [{'role': 'user', 'content': '1 + 1?'}], 'chosen': '<think>1+1=2</think><answer>2</answer>', 'rejected': '3'}]
+    """
+    pairs = []
+    for prompt, group, why, reference in zip(prompts, samples, reasons, references, strict=True):
+        chosen = _unique(t for t, r in zip(group, why, strict=True) if r == KEPT)
+        if not chosen and reference:
+            chosen = [reference.strip()]
+        rejected = _unique(t for t, r in zip(group, why, strict=True) if r not in (KEPT, "unverifiable"))
+        rejected = [t for t in rejected if t not in chosen]
+        if not chosen:
+            continue
+        for index, worse in enumerate(rejected[:pairs_per_prompt]):
+            pairs.append({"prompt": prompt, "chosen": chosen[index % len(chosen)], "rejected": worse})
+    return pairs
+
+
+def _unique(texts: Iterable[str]) -> list[str]:
+    """Non-empty texts, stripped, first occurrence only."""
+    return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
+
+
+def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tuple[list[Pair], dict[str, Any]]:
+    """Pairs made offline from `model_reference`: its samples on the first training problems (judged like every
+    generated trace) and its answers to general prompts against degraded copies; with counts of what was made."""
+    config = ctx.config
+    settings = config.preferences.sampling
+    problems = first_rows(rows, settings.max_prompts)
+    prompts = [chat_prompt(row["question"], config.prompt.system) for row in problems]
+    samples = sample(ctx, model_reference, prompts, settings, desc="preference samples") if prompts else []
+    judge = TraceJudge(config)
+    flat = [trace for group in samples for trace in group]
+    questions = [row["question"] for row, group in zip(problems, samples, strict=True) for _ in group]
+    golds = [row["solution"] for row, group in zip(problems, samples, strict=True) for _ in group]
+    flat_reasons = judge(flat, questions, golds) if flat else []
+    reasons, start = [], 0
+    for group in samples:
+        reasons.append(flat_reasons[start : start + len(group)])
+        start += len(group)
+
+    references: list[str | None] = [None] * len(problems)
+    if settings.reference_fallback:
+        worked = [i for i, row in enumerate(problems) if row.get("reasoning") and row.get("solution")]
+        texts = [r1_completion(problems[i]["reasoning"], problems[i]["solution"]) for i in worked]
+        asked = [problems[i]["question"] for i in worked]
+        verdicts = judge(texts, asked, [problems[i]["solution"] for i in worked]) if worked else []
+        for i, text, verdict in zip(worked, texts, verdicts, strict=True):
+            references[i] = text if verdict == KEPT else None
+    pairs = math_pairs(prompts, samples, reasons, references, settings.pairs_per_prompt)
+
+    general: list[Pair] = []
+    requests = general_prompts()[: settings.general_prompts]
+    if requests:
+        tokenizer = load_tokenizer(config.model, model_reference)
+        model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
+        chats = [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in requests]
+        answers = generate(
+            model,
+            tokenizer,
+            chats,
+            max_new_tokens=settings.general_max_new_tokens,
+            batch_size=settings.batch_size,
+            progress=config.monitoring.progress,
+            desc="general answers",
+        ).texts
+        general = general_pairs(chats, [a[0] for a in answers], config.preferences.seed)
+        del model
+    kept = sum(r == KEPT for group in reasons for r in group)
+    stats = {
+        "problems": len(problems),
+        "samples": len(flat),
+        "samples_kept": kept,
+        "references_used": sum(1 for why, ref in zip(reasons, references, strict=True) if ref and KEPT not in why),
+        "math_pairs": len(pairs),
+        "general_prompts": len(requests),
+        "general_pairs": len(general),
+    }
+    return pairs + general, stats
+
+
+def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
+    """The pairs a preference stage trains and is scored on: `preferences.dataset` when set, else the built-in pairs
+    from `model_reference` on `rows` (the training problems), cached in RUN/<stage>/pairs.jsonl. Pairs another stage
+    of the run built from the same model (by content) with the same settings are copied, not sampled again: the
+    `rlhf` recipe's reward model and DPO train on the same pairs."""
+    config = ctx.config
+    prefs = config.preferences
+    if prefs.dataset:
+        return load_pairs(prefs, config.dataset.on_bad_row)
+
+    path, meta_path = ctx.dir / "pairs.jsonl", ctx.dir / "pairs.json"
+    key = json_digest(
+        {
+            "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
+            "preferences": prefs.model_dump(),
+            "dataset": config.dataset.model_dump(),
+            "system": config.prompt.system,
+            "filters": config.filters.model_dump(),
+            "seed": config.run.seed,
+        }
+    )
+    source = f"built-in pairs from {model_reference}"
+
+    def same_key(meta: Path) -> bool:
+        return meta.exists() and (meta.parent / "pairs.jsonl").exists() and json.loads(meta.read_text())["key"] == key
+
+    if distributed.is_main() and not same_key(meta_path):
+        built = next((meta for meta in sorted(ctx.run.root.glob("*/pairs.json")) if same_key(meta)), None)
+        if built is not None:
+            logger.warning(
+                "%s: reusing the preference pairs in %s (same model, same settings)", ctx.stage, built.parent
+            )
+            write_atomic(path, (built.parent / "pairs.jsonl").read_text())
+            write_atomic(meta_path, built.read_text())
+    # the main process's reading decides for all: see r1kit.distributed
+    cached = distributed.from_main(same_key(meta_path))
+    if cached:
+        meta = json.loads(meta_path.read_text())
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        strip = ("split",)
+        return PairSplits(
+            train=[{k: v for k, v in r.items() if k not in strip} for r in records if r["split"] == "train"],
+            test=[{k: v for k, v in r.items() if k not in strip} for r in records if r["split"] == "test"],
+            source=source,
+            stats=meta.get("stats", {}),
+        )
+
+    pairs, stats = builtin_pairs(ctx, model_reference, rows)
+    if not pairs:
+        raise DatasetError(
+            f"{ctx.stage}: no preference pair could be built from {model_reference} ({json.dumps(stats)}): no "
+            "problem had both a verified-correct reply and a rejected one, and no general answer could be degraded. "
+            "Sample more (preferences.sampling.samples_per_prompt, max_prompts), or set preferences.dataset"
+        )
+    train, test = split_pairs(pairs, prefs.held_out, prefs.seed)
+    train, test = (train[: prefs.max_pairs] if prefs.max_pairs else train), test[: prefs.max_held_out]
+    stats |= {"train_pairs": len(train), "held_out_pairs": len(test)}
+    lines = [
+        json.dumps({"split": split, **p}, ensure_ascii=False)
+        for split, part in (("train", train), ("test", test))
+        for p in part
+    ]
+    if distributed.is_main():  # the same pairs in every process (generation gathers them); one writes them
+        write_atomic(path, "".join(line + "\n" for line in lines))
+        write_json(meta_path, {"key": key, "model": str(model_reference), "stats": stats})
+    distributed.wait()
+    return PairSplits(train=train, test=test, source=source, stats=stats)
