@@ -180,6 +180,7 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
     assert (grpo.top_k, grpo.min_p, grpo.repetition_penalty, grpo.epsilon_high) == (20, 0.05, 1.1, 0.28)
     args = trl.GRPOConfig(output_dir="unused", report_to="none", use_cpu=True, **grpo.model_dump())  # TRL's names
     assert (args.top_k, args.min_p, args.repetition_penalty, args.epsilon_high) == (20, 0.05, 1.1, 0.28)
+    assert resolve("--min_p", "0").config.grpo.min_p == 0.0  # vLLM's and TRL scripts' "off"
     assert resolve("--loss_type", "ipo", command="dpo").config.dpo.loss_type == "ipo"  # the stage's own key
     lora = resolve("--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "q_proj,v_proj")
     assert (lora.config.model.lora.enabled, lora.config.model.lora.rank, lora.config.model.lora.alpha) == (True, 8, 16)
@@ -433,6 +434,8 @@ def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_not
     assert "`r1kit sft` reads the sections run, evaluation, monitoring, model, prompt, dataset, sft;" in out
     assert "--sft.max_steps (default: " in out and "--model.name (default: " in out
     assert "--ppo.kl_coef (default: " not in out and "--grpo.temperature (default: " not in out
+    assert "--reward_funcs → rewards.functions (not read by this command)" in out
+    assert "--torch_dtype → model.precision\n" in out  # the key a tutorial path stands for
     # set anyway, it is valid (a config file may hold every section) and said to reach nothing here
     assert main(["config", "show", "--grpo.temperature", "0.9"]) == 0
     assert "does not read" not in capsys.readouterr().err  # config show and run read every section

@@ -190,12 +190,15 @@ def test_the_switches_give_trls_paths(tiny_model: Path, tmp_path: Path) -> None:
     assert not plain.shared_prefix and plain.sampler is None
 
 
-def test_a_repetition_penalty_samples_with_trls_generation(tiny_model: Path, tmp_path: Path) -> None:
-    """The sampler has no repetition penalty: with one, TRL's generation samples the rollouts, and trains."""
+def test_a_repetition_penalty_samples_with_trls_generation(
+    tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sampler has no repetition penalty: with one, TRL's generation samples the rollouts (said), and trains."""
     plain = trainer_for(
         tiny_model, tmp_path, torch.float32, shared_prefix=True, repetition_penalty=1.3, top_k=4, min_p=0.05
     )
     assert plain.sampler is None and plain.shared_prefix  # the loss path still applies
+    assert "TRL's generation samples the rollouts (r1kit's sampler has no repetition_penalty)" in caplog.text
     before = {n: p.detach().clone() for n, p in plain.model.named_parameters() if p.requires_grad}
     plain.train()
     assert any(not torch.equal(p, before[n]) for n, p in plain.model.named_parameters() if p.requires_grad)

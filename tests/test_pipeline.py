@@ -341,16 +341,19 @@ def test_a_finished_stage_run_again_alone_is_left_as_it_is(
     made = weights.read_bytes()
     assert main(args) == 0
     assert f"grpo: complete in {out / 'grpo'} with this config, model and data; nothing to do" in caplog.text
-    with data.open("a") as rows:  # the data changed: not "nothing to do"
+    assert main([*args, "--sft.max_steps", "7"]) == 0  # a key grpo does not read: the same work, not a refusal
+    assert caplog.text.count("nothing to do") == 2
+    with data.open("a") as rows:  # the data changed: trained again from the start (before: resumed at the end)
         rows.write(json.dumps({"question": "9 + 9?", "solution": "18"}) + "\n")
     assert main(args) == 0
-    assert caplog.text.count("nothing to do") == 1
+    assert caplog.text.count("nothing to do") == 2 and "grpo: what it reads (data) changed" in caplog.text
     retrained = AutoModelForCausalLM.from_pretrained(model)
     with torch.no_grad():
         retrained.lm_head.weight.mul_(1.5)
     retrained.save_pretrained(model)  # the same folder, other weights
     assert main(args) == 0
-    assert caplog.text.count("nothing to do") == 1
+    assert caplog.text.count("nothing to do") == 2 and "grpo: what it reads (model) changed" in caplog.text
+    assert "resuming from" not in caplog.text  # trained from the start each time (before: resumed at its last step)
     made = weights.read_bytes()
     assert main([*args, "--resume", "--training.optimization.learning_rate", "0.5"]) == 0
     assert "grpo: resuming from" in caplog.text

@@ -39,7 +39,9 @@ def test_a_stage_config_is_laid_over_the_run_config() -> None:
     assert config.rewards.functions == ["accuracy", "format", "tag_count"]  # the run's own rewards untouched
 
 
-def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Path) -> None:
+def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Path, capsys) -> None:
+    from r1kit.cli import main
+
     file = tmp_path / "recipe.yaml"
     file.write_text(
         "stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.precision.bf16: false}\n"
@@ -48,6 +50,9 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
     stage = resolved.config.for_stage(resolved.config.stages[0])
     assert (stage.training.optimization.learning_rate, stage.model.precision) == (1e-4, "fp32")
     assert "training.learning_rate → training.optimization.learning_rate (recipe.yaml, stage grpo)" in resolved.notes
+    file.write_text("stages: [{name: grpo, config: {training.precision.tf32: true}}]\n")  # checked before any work
+    assert main(["config", "show", "--recipe", str(file)]) == 2
+    assert "model.tf32: TF32 is an NVIDIA GPU feature" in capsys.readouterr().err  # was: a crash at grpo's turn
     file.write_text("stages: [{name: grpo, config: {callbacks.comprehensive_logging: true}}]\n")
     with pytest.raises(ConfigError, match=r"recipe.yaml: stage grpo: callbacks.comprehensive_logging is not an r1kit"):
         resolve_config(recipe=str(file), environ={})
@@ -68,6 +73,13 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
             "stages: grpo: unknown key 'trainig.max_steps' in its config; did you mean 'training.max_steps'",
         ),
         ("[{name: grpo, config: {run: {seed: 1}}}]", "cannot set 'run'"),
+        # a key the stage does not read would change nothing, without a word
+        (
+            "[{name: sft, config: {training: {optimization: {learning_rate: 0.1}}}}]",
+            "stages: sft: training.optimization.learning_rate is not read by a sft stage .* its own setting is "
+            "sft.optimization.learning_rate",
+        ),
+        ("[{name: sft}, {name: rl, kind: grpo, config: {sft: {max_steps: 3}}}]", "sft.max_steps is not read by a grpo"),
         ("[{name: base, kind: sft}, {name: rl, kind: grpo}]", "'base' names the run's untouched model"),
         # what a stage asks an earlier one for must be something that kind writes, known before anything trains
         (

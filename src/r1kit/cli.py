@@ -70,11 +70,18 @@ def _keys_help(command: str) -> str:
 
 
 def _alias_target(alias: FlagAlias, command: str) -> str:
-    """Where a flag alias lands for `r1kit COMMAND` (a trainer flag lands in a stage's own section when it runs alone)."""
+    """Where a flag alias lands for `r1kit COMMAND` (a trainer flag lands in a stage's own section when it runs alone),
+    with the schema key a tutorial path stands for."""
     path = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
     if path is None:
         return f"{alias.path} (not read by `r1kit {command}`: refused)"
-    return path + (f"={alias.value}" if alias.value is not None else "")
+    path = PATH_ALIASES.get(path, path)
+    unread = command in READS and path.split(".")[0] not in (*READS[command], *COMMON_SECTIONS)
+    return (
+        path
+        + (f"={alias.value}" if alias.value is not None else "")
+        + (" (not read by this command)" if unread else "")
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -153,6 +160,9 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
             command=command,
         )
     check_machine(resolved.config, resolved.sources)
+    for spec in resolved.config.stages:  # a recipe stage's own values: checked before any stage runs, not at its turn
+        own = {key: f"stages: {spec.name}'s config" for key in flatten(spec.config)}
+        check_machine(resolved.config.for_stage(spec), own)
     return resolved
 
 

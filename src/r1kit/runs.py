@@ -30,6 +30,7 @@ import yaml
 from r1kit.atomic import COMPLETE_MARKER, jsonable, write_atomic
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import flatten, to_yaml
+from r1kit.stages.registry import READS
 
 logger = logging.getLogger("r1kit")
 
@@ -146,18 +147,22 @@ class RunDir:
                 write_atomic(self.path(log), "".join(json.dumps(r) + "\n" for r in keep))
 
 
-def open_run(config: R1kitConfig, per_stage: bool = False) -> RunDir:
-    """The run folder, created and writable: a new one, or an existing run to continue (same config, or --resume).
+def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
+    """The run folder of `r1kit COMMAND`, created and writable: a new one, or an existing run to continue (same
+    config, or --resume).
 
     The rule for a folder that holds a run with another config: finished work (a complete stage, a stage model, a
     complete checkpoint) is never overwritten; a failed start that finished no stage is taken over, so the command
-    with its mistake corrected just runs. With `per_stage` (a recipe run), each stage's manifest decides what a change
-    redoes.
+    with its mistake corrected just runs. For a recipe run (`run`), each stage's manifest decides what a change
+    redoes; for a stage run alone, only the keys it reads (its sections and the seed) are its config.
     """
     run = RunDir.for_config(config)
     saved = run.path("config.yaml")
+    per_stage = command == "run"
     if saved.exists():
         changed = [] if config.run.resume else _changed_keys(saved, config)
+        if command in READS:  # a stage alone: a key it does not read changes nothing it made
+            changed = [c for c in changed if c[0].split(".")[0] in READS[command] or c[0] == "run.seed"]
         finished = run.finished_work() if changed else []
         if not changed or (finished and per_stage):
             logger.warning("continuing the run in %s", run.root)

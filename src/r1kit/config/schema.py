@@ -443,10 +443,10 @@ class GRPOConfig(Section):
     top_k: int = Field(0, ge=0, description="Sample rollouts from the k likeliest tokens only; 0: no limit.")
     min_p: float | None = Field(
         None,
-        gt=0.0,
+        ge=0.0,
         le=1.0,
         description="Leave out of the rollouts' sampling the tokens less likely than min_p × the likeliest one's "
-        "probability; null: off.",
+        "probability; null or 0: off.",
     )
     repetition_penalty: float = Field(
         1.0,

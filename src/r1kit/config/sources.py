@@ -500,10 +500,20 @@ def _check_known(path: str, layer: Layer) -> None:
 def _check_stage_keys(stages: Any) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
     then checks their values (and reports a malformed stage list)."""
-    for name, config in _stage_configs({"stages": stages}):
-        unknown = next((path for path in config if not _is_known(path)), None)
-        if unknown is not None:
-            raise ConfigError(f"stages: {name}: unknown key {unknown!r} in its config{did_you_mean(unknown)}")
+    for spec in stages if isinstance(stages, list) else []:
+        if not (isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)):
+            continue
+        name, kind = spec.get("name"), spec.get("kind") or spec.get("name")
+        for path in flatten(spec["config"]):
+            if not _is_known(path):
+                raise ConfigError(f"stages: {name}: unknown key {path!r} in its config{did_you_mean(path)}")
+            reads = (*READS[kind], *COMMON_SECTIONS) if kind in READS else None
+            if reads is not None and path.split(".")[0] not in reads:  # it would change nothing, without a word
+                own = for_stage(path, kind, LEAF_PATHS.__contains__)  # training.* → sft.* where sft has the setting
+                hint = f"its own setting is {own}" if own and own != path else "set it on the stage that uses it"
+                raise ConfigError(
+                    f"stages: {name}: {path} is not read by a {kind} stage (it reads {', '.join(reads)}); {hint}"
+                )
 
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:

@@ -126,6 +126,19 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return StageOutput.from_json(done["output"], ctx.run.root)
+    if done and done.get("settings") != settings and not config.run.resume:
+        # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
+        before = done.get("settings") or {}
+        inputs, now = before.get("inputs", {}), settings["inputs"]
+        changed = [name for name in {**inputs, **now} if inputs.get(name) != now.get(name)]
+        changed += ["its config"] if before.get("config") != settings["config"] else []
+        logger.warning(
+            "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
+        )
+        if distributed.is_main():
+            shutil.rmtree(ctx.dir, ignore_errors=True)
+            ctx.run.truncate_logs(ctx.stage, after_step=0)
+        distributed.wait()  # cleared before any process works in it again
     output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
@@ -207,7 +220,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     set_seed(config.run.seed)
     # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
-    run = open_run(config, per_stage=command == "run") if distributed.is_main() else None
+    run = open_run(config, command) if distributed.is_main() else None
     with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
         base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
     check_model(config.model, base)

@@ -9,6 +9,7 @@ vLLM keep working as in TRL.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from functools import partial
@@ -32,6 +33,8 @@ from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
 from r1kit.stages.curriculum import KeptPrompts
+
+logger = logging.getLogger("r1kit")
 
 
 class R1kitGRPOTrainer(GRPOTrainer):
@@ -65,6 +68,14 @@ class R1kitGRPOTrainer(GRPOTrainer):
         self.sampler = (
             sampler_for(self.model, self._tokenizer) if fast_generation and self._fast_generation_applies() else None
         )
+        unsupported = ["repetition_penalty"] * (self.repetition_penalty != 1.0) + list(
+            self.args.generation_kwargs or {}
+        )
+        if fast_generation and unsupported:  # slower rollouts: say why
+            logger.warning(
+                "fast.generation: TRL's generation samples the rollouts (r1kit's sampler has no %s)",
+                ", ".join(unsupported),
+            )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
