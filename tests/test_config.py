@@ -425,6 +425,13 @@ def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixtur
     assert "Peak learning rate (AdamW)." in out
 
 
+def test_a_trl_flags_name_written_as_a_key_in_a_file_names_its_key(tmp_path: Path) -> None:
+    config_file = tmp_path / "trl.yaml"
+    config_file.write_text("top_k: 5\n")  # TRL's GRPOConfig is flat; r1kit's file is sectioned
+    with pytest.raises(ConfigError, match=r"unknown key 'top_k' .*; the flag --top_k sets grpo.top_k: write that key"):
+        resolve_config(config_file=str(config_file), environ={})
+
+
 def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_noted(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

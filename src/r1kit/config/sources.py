@@ -113,11 +113,16 @@ def field_help() -> list[tuple[str, Any, str]]:
 
 
 def did_you_mean(path: str) -> str:
-    """A suggestion only for a near miss (a typo), never a merely related key.
+    """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key.
 
     >>> did_you_mean("trainig.max_steps"), did_you_mean("monitoring.logging.colour")
     ("; did you mean 'training.max_steps'?", '')
+    >>> did_you_mean("top_k")
+    '; the flag --top_k sets grpo.top_k: write that key here'
     """
+    alias = FLAG_ALIASES.get(f"--{path}")
+    if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
+        return f"; the flag --{path} sets {alias.path}: write that key here"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
 

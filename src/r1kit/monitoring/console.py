@@ -104,7 +104,7 @@ def print_eval_table(
     for label in labels:
         table.add_column(label, justify="right")
     if len(labels) > 1:
-        table.add_column("change", justify="right")
+        table.add_column(f"change {labels[0]}→{labels[-1]}", justify="right")
 
     def row(name: str, values: list[Any], percent: bool) -> None:
         cells = [_number(v, ".1%") if percent else _number(v, ".1f") for v in values]
