@@ -32,7 +32,7 @@ from r1kit.config.sources import (
     resolve_config,
     to_yaml,
 )
-from r1kit.stages.registry import ABOUT, COMMON_SECTIONS, READS, STAGE_KINDS
+from r1kit.stages.registry import ABOUT, READS, STAGE_KINDS, reads, sections_read
 
 _ABOUT = {
     "run": "the main job: a recipe's stages in order (default: cold-start SFT, then GRPO), each stage's model "
@@ -49,13 +49,13 @@ _ABOUT = {
 def _keys_help(command: str) -> str:
     """The config keys `r1kit COMMAND` reads (a stage run alone: its own sections and the common ones), the aliases,
     the refused settings, profiles and recipes."""
-    sections = (*COMMON_SECTIONS, *READS[command]) if command in READS else None
+    stage = command in READS
     rows = [
         f"  --{path} (default: {json.dumps(default)})\n      {text}"
         for path, default, text in field_help()
-        if sections is None or path.split(".")[0] in sections
+        if not stage or reads(command, path)
     ]
-    read = f"`r1kit {command}` reads the sections {', '.join(sections)}; " if sections else ""
+    read = f"`r1kit {command}` reads the sections {', '.join(sections_read(command))}; " if stage else ""
     aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in FLAG_ALIASES.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
@@ -76,7 +76,7 @@ def _alias_target(alias: FlagAlias, command: str) -> str:
     if path is None:
         return f"{alias.path} (not read by `r1kit {command}`: refused)"
     path = PATH_ALIASES.get(path, path)
-    unread = command in READS and path.split(".")[0] not in (*READS[command], *COMMON_SECTIONS)
+    unread = command in READS and not reads(command, path)
     return (
         path
         + (f"={alias.value}" if alias.value is not None else "")

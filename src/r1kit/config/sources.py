@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stage, refusal
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
-from r1kit.stages.registry import COMMON_SECTIONS, READS
+from r1kit.stages.registry import READS, reads, sections_read
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -253,17 +253,18 @@ def _yaml_layer(source: str, values: Mapping[str, Any], where: str, label: str) 
     aliased = [key for key in flatten(values) if key in PATH_ALIASES]
     spelled = {PATH_ALIASES[key]: f"{source}, as {key}" for key in aliased}
     notes = [f"{key} → {PATH_ALIASES[key]} ({label})" for key in aliased]
-    for name, config in _stage_configs(values):
-        notes += [f"{key} → {PATH_ALIASES[key]} ({label}, stage {name})" for key in config if key in PATH_ALIASES]
+    for spec, config in _stage_configs(values.get("stages")):
+        stage = spec.get("name")
+        notes += [f"{key} → {PATH_ALIASES[key]} ({label}, stage {stage})" for key in config if key in PATH_ALIASES]
     return Layer(source, _normalised(values, where), spelled, notes)
 
 
-def _stage_configs(values: Mapping[str, Any]) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """(name, flattened `config`) of each recipe stage in a file's `stages:` list that has one."""
-    stages = values.get("stages")
+def _stage_configs(stages: Any) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
+    """(stage, its flattened `config`) of each recipe stage in a `stages:` list that has one; the schema reports
+    a malformed list."""
     for spec in stages if isinstance(stages, list) else []:
         if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping):
-            yield spec.get("name"), flatten(spec["config"])
+            yield spec, flatten(spec["config"])
 
 
 def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -417,11 +418,10 @@ def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     """
     if command not in READS:
         return []
-    sections = {*COMMON_SECTIONS, *READS[command]}
     return [
         f"`r1kit {command}` does not read {key} (from {source}): it is for other stages"
         for key, source in resolved.sources.items()
-        if source.startswith(("cli:", "env:")) and key.split(".")[0] not in sections
+        if source.startswith(("cli:", "env:")) and not reads(command, key)
     ]
 
 
@@ -505,19 +505,17 @@ def _check_known(path: str, layer: Layer) -> None:
 def _check_stage_keys(stages: Any) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
     then checks their values (and reports a malformed stage list)."""
-    for spec in stages if isinstance(stages, list) else []:
-        if not (isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)):
-            continue
+    for spec, config in _stage_configs(stages):
         name, kind = spec.get("name"), spec.get("kind") or spec.get("name")
-        for path in flatten(spec["config"]):
+        for path in config:
             if not _is_known(path):
                 raise ConfigError(f"stages: {name}: unknown key {path!r} in its config{did_you_mean(path)}")
-            reads = (*READS[kind], *COMMON_SECTIONS) if kind in READS else None
-            if reads is not None and path.split(".")[0] not in reads:  # it would change nothing, without a word
+            if kind in READS and not reads(kind, path):  # it would change nothing, without a word
                 own = for_stage(path, kind, LEAF_PATHS.__contains__)  # training.* → sft.* where sft has the setting
                 hint = f"its own setting is {own}" if own and own != path else "set it on the stage that uses it"
                 raise ConfigError(
-                    f"stages: {name}: {path} is not read by a {kind} stage (it reads {', '.join(reads)}); {hint}"
+                    f"stages: {name}: {path} is not read by a {kind} stage (it reads "
+                    f"{', '.join(sections_read(kind))}); {hint}"
                 )
 
 

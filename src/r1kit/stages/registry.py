@@ -63,6 +63,21 @@ READS = {
 }
 COMMON_SECTIONS = ("run", "evaluation", "monitoring")
 
+
+def sections_read(kind: str) -> tuple[str, ...]:
+    """Every config section `r1kit KIND` reads: the common ones and its own."""
+    return (*COMMON_SECTIONS, *READS[kind])
+
+
+def reads(kind: str, path: str) -> bool:
+    """Whether a stage of `kind` reads the config key `path` (a dotted key, or a section).
+
+    >>> reads("sft", "sft.max_steps"), reads("sft", "grpo.temperature"), reads("sft", "monitoring.progress")
+    (True, False, True)
+    """
+    return path.split(".")[0] in sections_read(kind)
+
+
 # What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a
 # `reward_model` (rewards.reward_model.path and evaluation.reward_model may name it). The recipe check reads this, so
 # a stage that can never give what a later one asks for is refused before anything trains.
