@@ -161,8 +161,9 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
         )
     check_machine(resolved.config, resolved.sources)
     for spec in resolved.config.stages:  # a recipe stage's own values: checked before any stage runs, not at its turn
-        own = {key: f"stages: {spec.name}'s config" for key in flatten(spec.config)}
-        check_machine(resolved.config.for_stage(spec), own)
+        if spec.config:  # the others are the run's values, checked above
+            own = {key: f"stages: {spec.name}'s config" for key in flatten(spec.config)}
+            check_machine(resolved.config.for_stage(spec), own)
     return resolved
 
 

@@ -17,7 +17,6 @@ import importlib
 import itertools
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     check_data,
+    clear_stage,
     run_recorded,
     setup,
     stage_values,
@@ -260,12 +260,7 @@ def _restart_if_changed(
     else:
         why = "what it starts from changed (an earlier stage was redone)"
     logger.warning("%s: %s; redoing it", ctx.folder, why)
-    if distributed.is_main():
-        shutil.rmtree(ctx.dir, ignore_errors=True)
-        ctx.run.truncate_logs(ctx.stage, after_step=0)
-        ctx.run.eval_path(ctx.stage).unlink(missing_ok=True)
-        ctx.run.problems_path(ctx.stage).unlink(missing_ok=True)
-    distributed.wait()  # the folder is cleared before any process works in it again
+    clear_stage(ctx)
 
 
 def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerprint: dict) -> StageOutput:

@@ -33,6 +33,16 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return low, high
 
 
+def flipped(before: Sequence[float | None], after: Sequence[float | None]) -> tuple[list[int], list[int]]:
+    """Indices of the problems both scored that went from wrong to right (fixed) and from right to wrong (broken).
+
+    >>> flipped([0, 0, 1, 1, None], [1, 0, 0, 1, 1])
+    ([0], [2])
+    """
+    both = [(i, a, b) for i, (a, b) in enumerate(zip(before, after, strict=True)) if a is not None and b is not None]
+    return [i for i, a, b in both if a < 0.5 <= b], [i for i, a, b in both if b < 0.5 <= a]
+
+
 def paired_difference(before: Sequence[float | None], after: Sequence[float | None], z: float = Z95) -> dict:
     """Mean of after − before over the problems both scored (None: not scored), with its 95% interval (normal
     approximation of the mean of the per-problem differences), and how many problems went from wrong to right
@@ -50,12 +60,13 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     mean = sum(differences) / n
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
     half = z * math.sqrt(variance / n)
+    fixed, broken = flipped(before, after)
     return {
         "problems": n,
         "difference": mean,
         "ci95": [mean - half, mean + half],
-        "fixed": sum(a < 0.5 <= b for a, b in pairs),
-        "broken": sum(b < 0.5 <= a for a, b in pairs),
+        "fixed": len(fixed),
+        "broken": len(broken),
     }
 
 

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
 from r1kit.runs import RunDir, RunDirError, read_manifest
+from r1kit.stats import flipped
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 _CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
@@ -229,18 +230,19 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
         old, new = run.read_problems(before), run.read_problems(after)
         if not old or len(old) != len(new):  # an evaluation from before these files were written
             continue
-        judged = [(a, b) for a, b in zip(old, new, strict=True) if None not in (a["correct"], b["correct"])]
-        fixed = [(a, b) for a, b in judged if a["correct"] < 0.5 <= b["correct"]]
-        broken = [(a, b) for a, b in judged if b["correct"] < 0.5 <= a["correct"]]
+        scores = [p["correct"] for p in old], [p["correct"] for p in new]
+        fixed, broken = flipped(*scores)
+        judged = sum(a is not None and b is not None for a, b in zip(*scores, strict=True))
         cards = [
-            f"<div class='example {css}'><div class='meta'><b>{verdict}</b> · gold {_e(a['gold'])}</div>"
-            f"<div class='prompt'>{_e(a['question'])}</div><div class='meta'>{_e(before)}</div>"
-            f"{_completion(a['completion'])}<div class='meta'>{_e(after)}</div>{_completion(b['completion'])}</div>"
+            f"<div class='example {css}'><div class='meta'><b>{verdict}</b> · gold {_e(old[i]['gold'])}</div>"
+            f"<div class='prompt'>{_e(old[i]['question'])}</div><div class='meta'>{_e(before)}</div>"
+            f"{_completion(old[i]['completion'])}<div class='meta'>{_e(after)}</div>{_completion(new[i]['completion'])}"
+            "</div>"
             for verdict, css, changed in (("fixed", "correct", fixed), ("broken", "wrong", broken))
-            for a, b in changed[:_CHANGED_SHOWN]
+            for i in changed[:_CHANGED_SHOWN]
         ]
         parts.append(
-            f"<p><b>{_e(pair)}</b>: {len(fixed)} fixed, {len(broken)} broken, of {len(judged)} problems</p>"
+            f"<p><b>{_e(pair)}</b>: {len(fixed)} fixed, {len(broken)} broken, of {judged} problems</p>"
             f"<div class='examples'>{''.join(cards)}</div>"
         )
     return "<h3>Problems each stage fixed and broke</h3>" + "".join(parts) if parts else ""

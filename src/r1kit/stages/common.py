@@ -135,10 +135,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         logger.warning(
             "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
         )
-        if distributed.is_main():
-            shutil.rmtree(ctx.dir, ignore_errors=True)
-            ctx.run.truncate_logs(ctx.stage, after_step=0)
-        distributed.wait()  # cleared before any process works in it again
+        clear_stage(ctx)
     output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
@@ -154,6 +151,16 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             ctx.dir / "manifest.json",
         )
     return output
+
+
+def clear_stage(ctx: StageContext) -> None:
+    """Remove what a stage made (its folder, its log lines, its evaluation), so it is done again from the start."""
+    if distributed.is_main():
+        shutil.rmtree(ctx.dir, ignore_errors=True)
+        ctx.run.truncate_logs(ctx.stage, after_step=0)
+        ctx.run.eval_path(ctx.stage).unlink(missing_ok=True)
+        ctx.run.problems_path(ctx.stage).unlink(missing_ok=True)
+    distributed.wait()  # cleared before any process works in it again
 
 
 def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:

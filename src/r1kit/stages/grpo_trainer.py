@@ -68,13 +68,10 @@ class R1kitGRPOTrainer(GRPOTrainer):
         self.sampler = (
             sampler_for(self.model, self._tokenizer) if fast_generation and self._fast_generation_applies() else None
         )
-        unsupported = ["repetition_penalty"] * (self.repetition_penalty != 1.0) + list(
-            self.args.generation_kwargs or {}
-        )
-        if fast_generation and unsupported:  # slower rollouts: say why
+        lacks = self._options_the_sampler_lacks()
+        if fast_generation and lacks:  # slower rollouts: say why
             logger.warning(
-                "fast.generation: TRL's generation samples the rollouts (r1kit's sampler has no %s)",
-                ", ".join(unsupported),
+                "fast.generation: TRL's generation samples the rollouts (r1kit's sampler has no %s)", ", ".join(lacks)
             )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
@@ -95,14 +92,15 @@ class R1kitGRPOTrainer(GRPOTrainer):
         # The shared-prefix loss calls the model's modules directly: under DDP that would skip the gradient sync.
         return self.accelerator.num_processes == 1 and self._plain_model()
 
+    def _options_the_sampler_lacks(self) -> list[str]:
+        """Generation options of TRL's config that r1kit's sampler does not implement, where set."""
+        return ["repetition_penalty"] * (self.repetition_penalty != 1.0) + list(self.args.generation_kwargs or {})
+
     def _fast_generation_applies(self) -> bool:
-        # options of TRL's generation config that the sampler does not implement
-        extra = set(self.args.generation_kwargs or {})
         return (
             self._plain_model()
             and not (self.use_vllm or self.use_transformers_continuous_batching or self._is_vlm or self.tools)
-            and self.repetition_penalty == 1.0
-            and not extra
+            and not self._options_the_sampler_lacks()
         )
 
     @staticmethod
