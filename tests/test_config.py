@@ -181,6 +181,8 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
     args = trl.GRPOConfig(output_dir="unused", report_to="none", use_cpu=True, **grpo.model_dump())  # TRL's names
     assert (args.top_k, args.min_p, args.repetition_penalty, args.epsilon_high) == (20, 0.05, 1.1, 0.28)
     assert resolve("--min_p", "0").config.grpo.min_p == 0.0  # vLLM's and TRL scripts' "off"
+    with pytest.raises(ConfigError, match=r"epsilon_high \(0.1\) must be >= epsilon \(0.2\)"):
+        resolve("--epsilon_high", "0.1")  # TRL would take it and clip the tokens worth raising hardest
     assert resolve("--loss_type", "ipo", command="dpo").config.dpo.loss_type == "ipo"  # the stage's own key
     lora = resolve("--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_target_modules", "q_proj,v_proj")
     assert (lora.config.model.lora.enabled, lora.config.model.lora.rank, lora.config.model.lora.alpha) == (True, 8, 16)
@@ -234,6 +236,10 @@ def test_environment_names_are_unambiguous() -> None:
         (["--grpo.num_generations", "3"], "must be divisible by grpo.num_generations (3)"),
         (["--grpo.num_generations", "1"], "grpo.num_generations: Input should be greater than or equal to 2"),
         (["--training.optimisation.learning_rate", "1"], "did you mean 'training.optimization.learning_rate'"),
+        # the setting one level off, or in GRPO's other section, before a near spelling elsewhere (ppo.learning_rate)
+        (["--sft.learning_rate", "1"], "did you mean 'sft.optimization.learning_rate'"),
+        (["--grpo.learning_rate", "1"], "did you mean 'training.optimization.learning_rate'"),
+        (["--training.num_generations", "4"], "did you mean 'grpo.num_generations'"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
         (["--learning_rate"], "--learning_rate: missing value"),
@@ -587,16 +593,22 @@ def test_flags_without_a_value_or_a_place_say_what_is_wrong(args: list[str], mes
 
 
 def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """r1's reasoning_rl stage sets its own rewards; `--reward_funcs accuracy cosine` was read, said to be read, and
     reached no stage, with no word of it."""
     assert main(["config", "show", "--profile", "test", "--recipe", "r1", "--reward_funcs", "accuracy", "cosine"]) == 0
     err = capsys.readouterr().err
     assert "r1kit: note: stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', " in err
-    assert "which wins over --reward_funcs's ['accuracy', 'cosine']" in err
+    assert "which wins over --reward_funcs's ['accuracy', 'cosine']; to change it, edit that stage in a copy" in err
     assert main(["config", "show", "--profile", "test", "--reward_funcs", "accuracy", "cosine"]) == 0
     assert "sets its own" not in capsys.readouterr().err  # the default recipe's stages set nothing of their own
+    own = tmp_path / "mine.yaml"  # the user's own recipe is edited in place, not copied
+    own.write_text("stages: [{name: sft}, {name: rl, kind: grpo, config: {grpo: {temperature: 0.9}}}]\n")
+    assert main(["config", "show", "--profile", "test", "--recipe", str(own), "--grpo.temperature", "0.5"]) == 0
+    assert (
+        f"which wins over --grpo.temperature's 0.5; to change it, edit that stage in {own}\n" in capsys.readouterr().err
+    )
 
 
 def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the_command_line(

@@ -61,16 +61,18 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
 @pytest.mark.parametrize(
     ("stages", "message"),
     [
-        ("[{name: sft}, {name: sft}]", "listed twice"),
+        ("[{name: sft}, {name: sft}]", r"listed twice; give each stage its own name \(from file:.*recipe.yaml\)"),
         ("[{name: sft, kind: nonsense}]", "unknown kind 'nonsense'"),
         ("[{name: sft2, data_from: later}, {name: later, kind: cold_start}]", "data_from 'later' is not an earlier"),
         (
             "[{name: grpo, config: {training: {max_steps: 0}}}]",
-            r"stages: grpo: its config is invalid: training.max_steps: .*greater than or equal to 1 \(got 0\)$",
+            r"stages: grpo: its config is invalid: training.max_steps: .*greater than or equal to 1 \(got 0\) "
+            r"\(from file:.*recipe.yaml\)$",  # the stage and the file it is in
         ),
         (
             "[{name: grpo, config: {trainig: {max_steps: 3}}}]",
-            "stages: grpo: unknown key 'trainig.max_steps' in its config; did you mean 'training.max_steps'",
+            r"stages: grpo: unknown key 'trainig.max_steps' in its config \(from file:.*recipe.yaml\); did you mean "
+            "'training.max_steps'",
         ),
         ("[{name: grpo, config: {run: {seed: 1}}}]", "cannot set 'run'"),
         # a key the stage does not read would change nothing, without a word

@@ -152,7 +152,7 @@ FLAG_ALIASES = {
 # and `r1kit grpo` read. A stage run alone reads its own section instead: the flag lands there (sft2 and distill train
 # with sft.*), or is refused where that stage has no such setting, rather than being set on keys the stage ignores.
 _OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
-_GRPO_SECTIONS = ("training", "grpo")
+GRPO_SECTIONS = ("training", "grpo")
 
 
 def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:
@@ -167,7 +167,7 @@ def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> s
     (None, 'training.max_steps')
     """
     section, _, rest = path.partition(".")
-    if command not in STAGE_KINDS or command == "grpo" or section not in _GRPO_SECTIONS:
+    if command not in STAGE_KINDS or command == "grpo" or section not in GRPO_SECTIONS:
         return path
     for own in _OWN_SECTIONS.get(command, (command,)):
         for candidate in (f"{own}.{rest}", f"{own}.{rest.rsplit('.', 1)[-1]}"):  # optimization.learning_rate, or flat

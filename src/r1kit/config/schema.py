@@ -479,6 +479,17 @@ class GRPOConfig(Section):
         0.3, gt=0.0, le=1.0, description="Share of GPU memory vLLM may take in colocate mode."
     )
 
+    @model_validator(mode="after")
+    def _clip_higher_not_lower(self) -> GRPOConfig:
+        # An upper clip below the lower one is almost surely epsilon_high mistaken for a separate range (TRL accepts
+        # it and clips the tokens worth raising hardest): DAPO's clip-higher raises it, 0.28 over 0.2.
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ValueError(
+                f"epsilon_high ({self.epsilon_high}) must be >= epsilon ({self.epsilon}): it is the upper clip range "
+                "(DAPO's clip-higher: 0.28 with epsilon 0.2); null uses epsilon"
+            )
+        return self
+
     def sampling_options(self) -> dict[str, Any]:
         """How the rollouts restrict the sampled distribution, as `generate` names it."""
         return {

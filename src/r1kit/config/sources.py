@@ -28,7 +28,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, canonical, for_stage, refusal
+from r1kit.config.aliases import FLAG_ALIASES, GRPO_SECTIONS, PATH_ALIASES, canonical, for_stage, refusal
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
 from r1kit.stages.registry import READS, reads, sections_read
 
@@ -119,10 +119,20 @@ def did_you_mean(path: str) -> str:
     ("; did you mean 'training.max_steps'?", '')
     >>> did_you_mean("top_k")
     '; the flag --top_k sets grpo.top_k: write that key here'
+    >>> did_you_mean("sft.learning_rate"), did_you_mean("grpo.learning_rate")
+    ("; did you mean 'sft.optimization.learning_rate'?", "; did you mean 'training.optimization.learning_rate'?")
     """
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
         return f"; the flag --{path} sets {alias.path}: write that key here"
+    section, _, _ = path.partition(".")
+    name = path.rsplit(".", 1)[-1]
+    # The setting under its own name one level off (sft.learning_rate) is a better guess than a near spelling in
+    # another section (ppo.learning_rate); GRPO's settings are split over grpo.* and training.*.
+    for sections in ((section,), GRPO_SECTIONS if section in GRPO_SECTIONS else ()):
+        same = [key for key in LEAF_PATHS if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
+        if len(same) == 1 and same[0] != path:
+            return f"; did you mean {same[0]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -397,6 +407,9 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     ["stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', 'language_consistency']), ..."]
     """
     values = flatten(resolved.config.model_dump(exclude={"stages"}))
+    recipe = Path(resolved.sources["stages"].removeprefix("file:"))
+    # r1kit's own recipes live in the installed package: the user edits a copy of one, and their own file in place
+    edit = "a copy of the recipe (r1kit config show)" if recipe.parent == builtin_config("recipes") else str(recipe)
     lines = []
     for spec in resolved.config.stages:
         for key, own in flatten(spec.config).items():
@@ -404,7 +417,7 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
             if source.startswith(("cli:", "env:")) and values.get(key) != own:
                 lines.append(
                     f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source[4:]}'s "
-                    f"{values.get(key)!r}; to change it, edit that stage in a copy of the recipe (r1kit config show)"
+                    f"{values.get(key)!r}; to change it, edit that stage in {edit}"
                 )
     return lines
 
@@ -453,7 +466,7 @@ def resolve_config(
             rank[path] = index
         merged = deep_merge(merged, layer.values)
     _epochs_or_steps(merged, sources, rank)
-    _check_stage_keys(merged["stages"])
+    _check_stage_keys(merged["stages"], sources["stages"])
     try:
         config = R1kitConfig.model_validate(merged)
     except ValidationError as error:
@@ -502,28 +515,30 @@ def _check_known(path: str, layer: Layer) -> None:
         raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path)}")
 
 
-def _check_stage_keys(stages: Any) -> None:
+def _check_stage_keys(stages: Any, source: str) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
-    then checks their values (and reports a malformed stage list)."""
+    then checks their values (and reports a malformed stage list). `source` says where the stage list came from."""
     for spec, config in _stage_configs(stages):
         name, kind = spec.get("name"), spec.get("kind") or spec.get("name")
         for path in config:
             if not _is_known(path):
-                raise ConfigError(f"stages: {name}: unknown key {path!r} in its config{did_you_mean(path)}")
+                raise ConfigError(
+                    f"stages: {name}: unknown key {path!r} in its config (from {source}){did_you_mean(path)}"
+                )
             if kind in READS and not reads(kind, path):  # it would change nothing, without a word
                 own = for_stage(path, kind, LEAF_PATHS.__contains__)  # training.* → sft.* where sft has the setting
                 hint = f"its own setting is {own}" if own and own != path else "set it on the stage that uses it"
                 raise ConfigError(
                     f"stages: {name}: {path} is not read by a {kind} stage (it reads "
-                    f"{', '.join(sections_read(kind))}); {hint}"
+                    f"{', '.join(sections_read(kind))}; from {source}); {hint}"
                 )
 
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     """The first validation problem as one line: key, problem, offending value and where it came from."""
     path, message, value = first_problem(error)
-    if not path:  # a rule across sections: its message names the keys
-        return message
+    if not path:  # a rule across sections: its message names the keys; a recipe stage's, its file too
+        return f"{message} (from {sources['stages']})" if message.startswith("stages:") else message
     if path not in LEAF_PATHS:  # a rule across the keys of one section
         return f"{path}: {message}"
     source = sources.get(path, "default")
