@@ -384,6 +384,26 @@ def test_a_reward_model_path_naming_a_later_or_misspelt_stage_is_refused_up_fron
             pipeline.run(config)
 
 
+def test_a_stage_trains_on_its_own_dataset_and_is_evaluated_on_the_runs(tmp_path: Path) -> None:
+    """Seed 001's flow sets each stage's data in its config. It was recorded and ignored: the stage trained on the
+    run's data."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft, config: {dataset: {name: word_problems}}}]\n")
+    out = tmp_path / "run"
+    done = r1kit_cli("run", "--recipe", str(recipe), "--profile", "test", "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "stages: sft trains on built-in task word_problems" in done.stderr
+    assert json.loads((out / "01_sft" / "manifest.json").read_text())["inputs"]["data"] == "built-in task word_problems"
+    problems = [json.loads(line)["question"] for line in (out / "eval" / "sft.problems.jsonl").read_text().splitlines()]
+    base = [json.loads(line)["question"] for line in (out / "eval" / "base.problems.jsonl").read_text().splitlines()]
+    assert problems == base and all("+" in q or "-" in q or "×" in q for q in problems)  # the run's arithmetic
+    recipe.write_text("stages: [{name: cs, kind: cold_start}, {name: sft, data_from: cs, config: {dataset: {}}}]\n")
+    clash = r1kit_cli("run", "--recipe", str(recipe), "--profile", "test", "--out", str(tmp_path / "r2"), cwd=REPO)
+    assert (
+        clash.returncode == 2 and "data_from 'cs' and its own dataset both name the data it trains on" in clash.stderr
+    )
+
+
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])
 def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_path: Path, policy_update: str) -> None:
     out = tmp_path / "run"
@@ -412,3 +432,8 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
     assert "dpo: reusing the preference pairs in" in done.stderr
     pairs = [(out / folder / "pairs.jsonl").read_text() for folder in ("02_reward_model", "03_dpo")]
     assert pairs[0] and pairs[0] == pairs[1]
+    if policy_update == "clip":  # PPO and RLOO start from SFT and read no DPO output: a DPO change keeps them
+        changed = r1kit_cli(*args, "--dpo.beta", "0.3", cwd=REPO)
+        assert changed.returncode == 0, changed.stderr[-3000:]
+        assert "03_dpo: its config changed (dpo.beta: 0.1 → 0.3)" in changed.stderr
+        assert "04_ppo: complete, skipped" in changed.stderr and "05_rloo: complete, skipped" in changed.stderr

@@ -5,10 +5,12 @@ resolved config), what it consumed (content hashes of its model and data), its f
 
 Running the same command again skips every complete stage whose config and inputs are unchanged and resumes an
 interrupted one from its newest complete checkpoint. A stage whose config or inputs changed is redone, and so is every
-stage after it, with one line saying why. A change that would discard every finished stage is refused (that is another
-run: `--out`, or `--from FIRST_STAGE` to redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE`
-runs one stage on the complete stages before it; the complete stages after it are then listed as outdated in
-RUN/manifest.json until the next run checks them.
+later stage that reads what it made (its model, its dataset, or its name in the config), with one line saying why. A
+change that would discard every finished stage is refused (that is another run: `--out`, or `--from FIRST_STAGE` to
+redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE` runs one stage on the complete stages
+before it; the complete stages after it are then listed as outdated in RUN/manifest.json until the next run checks
+them. A stage's own `dataset` (in its recipe config) is the data it trains on; every model is evaluated on the run's
+held-out problems.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError
-from r1kit.data.loading import Splits, is_local_data, read_rows
+from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows
 from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
@@ -59,7 +61,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     _check_stage_references(config)
     _check_stage_files(config)
     ctx, base, splits = setup(config, "run")
-    _check_data(config, splits)
+    own_data = _own_data(config)  # loaded before any work: a stage's bad data file costs nothing
+    _check_data(config, splits, own_data)
     run_dir = ctx.run
     hashes = _Hashes()
     plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
@@ -71,7 +74,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
         stage_ctx = ctx.for_stage(config.for_stage(spec), spec.name, folder)
-        inputs = _inputs(spec, base, model, splits, outputs)
+        inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
         if manifest.get("status") == "complete" and manifest.get("fingerprint") == fingerprint and not plan[spec.name]:
@@ -209,15 +212,39 @@ def _check_stage_files(config: R1kitConfig) -> None:
                 raise ConfigError(f"stages: {spec.name}: {key} {value!r}: no such file or folder")
 
 
-def _check_data(config: R1kitConfig, splits: Splits) -> None:
-    """The run's data has what the stages reading it need, checked before the base evaluation."""
+def _own_data(config: R1kitConfig) -> dict[str, Splits]:
+    """Stage name → the data it trains on, for each stage whose own config sets `dataset`. Every model is still
+    evaluated on the run's held-out problems, so the stages' scores stay paired; the held-out part of a stage's own
+    data is left out of its training, as it is when that stage runs alone."""
+    own = {}
+    for spec in config.stages:
+        if "dataset" in spec.config:
+            if spec.data_from is not None:
+                raise ConfigError(
+                    f"stages: {spec.name}: data_from {spec.data_from!r} and its own dataset both name the data it "
+                    "trains on; give one"
+                )
+            own[spec.name] = load_splits(config.for_stage(spec).dataset)
+            logger.warning(
+                "stages: %s trains on %s (%d rows; its own dataset)",
+                spec.name,
+                own[spec.name].source,
+                len(own[spec.name].train),
+            )
+    return own
+
+
+def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]) -> None:
+    """The data each stage trains on has what it needs, checked before the base evaluation."""
     for spec in config.stages:
         if spec.data_from is None:  # an earlier stage's dataset does not exist yet
-            where = f"{splits.source}: stages: {spec.name} ({spec.stage_kind})"
-            check_data(config.for_stage(spec), spec.stage_kind, splits.train, where)
+            data = own_data.get(spec.name, splits)
+            where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
+            check_data(config.for_stage(spec), spec.stage_kind, data.train, where)
 
 
-def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, StageOutput]) -> StageInputs:
+def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:
+    """What a stage starts from; `splits`: the run's data, or the stage's own."""
     model = latest if spec.model_from is None else base if spec.model_from == "base" else outputs[spec.model_from].model
     if model is None:  # a model-making stage that kept nothing to train on (said in its log) makes none
         raise RunDirError(f"{spec.name}: model_from {spec.model_from!r} made no model in this run (see its log)")
@@ -230,12 +257,13 @@ def _inputs(spec: StageSpec, base: str, latest: str, splits, outputs: dict[str, 
 
 
 def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hashes: _Hashes) -> dict[str, Any]:
-    """What a stage's result depends on: its config and the content of what it reads."""
-    consumed = {"model": hashes.of(inputs.model)}
-    if spec.data_from:
-        consumed["data"] = hashes.of(str(inputs.earlier[spec.data_from].dataset))
-    for name, output in inputs.earlier.items():  # earlier stages a stage may read by name (a reward model, a dataset)
-        for kind, path in (("model", output.model), ("dataset", output.dataset)):
+    """What a stage's result depends on: its config and the content of what it reads (its model, its data, and the
+    earlier stages its config names). A stage that reads nothing of a redone stage (PPO beside DPO, both from SFT)
+    is kept."""
+    consumed = {"model": hashes.of(inputs.model), "data": hashes.of(inputs.splits.source)}
+    named = (config.rewards.reward_model.path, config.evaluation.reward_model, config.evaluation.win_rate_against)
+    for name in sorted({name for name in named if name in inputs.earlier}):
+        for kind, path in (("model", inputs.earlier[name].model), ("dataset", inputs.earlier[name].dataset)):
             if path is not None:
                 consumed[f"{name}.{kind}"] = hashes.of(str(path))
     return {"config": json_digest(stage_values(config, spec.stage_kind)), "inputs": consumed}
@@ -258,7 +286,10 @@ def _restart_if_changed(
         key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
         why = f"its config changed ({key}: {before!r} → {now!r})"
     else:
-        why = "what it starts from changed (an earlier stage was redone)"
+        before = manifest.get("fingerprint", {}).get("inputs", {})
+        now = fingerprint["inputs"]
+        changed = [name for name in {**before, **now} if before.get(name) != now.get(name)]
+        why = f"what it reads changed ({', '.join(changed)})"
     logger.warning("%s: %s; redoing it", ctx.folder, why)
     clear_stage(ctx)
 
