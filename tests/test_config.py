@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trl
@@ -191,6 +192,39 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
     for flag, pointer in (("--warmup_steps", "--warmup_ratio"), ("--log_completions", "completions.jsonl")):
         with pytest.raises(ConfigError, match=rf"{flag} is not an r1kit option: .*{pointer}"):
             resolve(flag, "1")
+
+
+@pytest.mark.parametrize(
+    ("command", "flags", "key", "value"),
+    [
+        # a TRL trainer's config fields are its flags: on a stage run alone, a bare name is that stage's key
+        ("ppo", ["--kl_coef", "0.1"], "ppo.kl_coef", 0.1),
+        ("ppo", ["--cliprange", "0.1"], "ppo.cliprange", 0.1),
+        ("dpo", ["--max_length", "128"], "dpo.max_length", 128),
+        ("reward_model", ["--max_length", "128"], "reward_model.max_length", 128),
+        ("sft2", ["--max_length", "100"], "sft.max_length", 100),  # sft2 trains with sft.*
+        ("rloo", ["--kl_coef", "0.1"], "rloo.beta", 0.1),  # TRL's RLOO named its KL coefficient kl_coef
+        # TRL's PPOConfig names where r1kit's differ, and the RLHF notebook's training arguments
+        ("ppo", ["--num_ppo_epochs", "3"], "ppo.ppo_epochs", 3),
+        ("ppo", ["--response_length", "32"], "ppo.max_new_tokens", 32),
+        ("sft", ["--num_epochs", "1"], "sft.epochs", 1.0),
+        ("sft", ["--batch_size", "2"], "sft.batch_size.per_device_train", 2),
+        ("sft", ["--max_seq_length", "200"], "sft.max_length", 200),
+        ("sft", ["--target_modules", "q_proj", "v_proj"], "model.lora.target_modules", ["q_proj", "v_proj"]),
+    ],
+)
+def test_a_trainers_own_flag_names_set_the_stages_key(command: str, flags: list[str], key: str, value: Any) -> None:
+    """They were bare "unknown option" errors, though the stage had the setting."""
+    resolved = resolve(*flags, command=command)
+    assert flatten(resolved.config.model_dump())[key] == value
+    assert f"{flags[0]} → --{key}" in resolved.notes
+
+
+def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:
+    with pytest.raises(ConfigError, match=r"unknown option --kl_coef; did you mean 'ppo.kl_coef'"):
+        resolve("--kl_coef", "0.1", command="run")
+    with pytest.raises(ConfigError, match=r"--max_prompt_length .* limit prompt \+ reply with --max_length"):
+        resolve("--max_prompt_length", "12", command="dpo")  # it pointed at --max_completion_length, refused there
 
 
 def test_a_list_key_takes_comma_separated_values_as_the_reward_funcs_flag_does() -> None:

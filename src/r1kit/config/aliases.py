@@ -146,6 +146,14 @@ FLAG_ALIASES = {
     "--cosine_max_len": FlagAlias("rewards.cosine.max_len"),
     "--repetition_n_grams": FlagAlias("rewards.repetition_penalty.ngram_size"),
     "--repetition_max_penalty": FlagAlias("rewards.repetition_penalty.max_penalty"),
+    # the RLHF notebook's training arguments (num_epochs, batch_size, max_seq_length, LoRA's target_modules), the
+    # last also TRL's older SFTConfig name, and TRL's PPOConfig names where r1kit's key differs
+    "--num_epochs": FlagAlias("training.epochs"),
+    "--batch_size": FlagAlias("training.batch_size.per_device_train"),
+    "--max_seq_length": FlagAlias("sft.max_length"),
+    "--target_modules": FlagAlias("model.lora.target_modules", as_list=True),
+    "--num_ppo_epochs": FlagAlias("ppo.ppo_epochs"),
+    "--response_length": FlagAlias("ppo.max_new_tokens"),
 }
 
 # TRL's trainer flags (--max_steps, --learning_rate, --beta, …) name GRPO's keys (training.*, grpo.*), which `r1kit run`
@@ -153,6 +161,29 @@ FLAG_ALIASES = {
 # with sft.*), or is refused where that stage has no such setting, rather than being set on keys the stage ignores.
 _OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
 GRPO_SECTIONS = ("training", "grpo")
+
+
+def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> str | None:
+    """The key a bare trainer flag `--NAME` sets when `r1kit COMMAND` runs one stage alone: NAME in that stage's own
+    sections (as a TRL trainer's flags are its config's fields), else None.
+
+    >>> known = {"ppo.kl_coef", "dpo.max_length", "sft.max_length", "training.max_steps"}.__contains__
+    >>> stage_key("kl_coef", "ppo", known), stage_key("max_length", "dpo", known), stage_key("max_length", "sft2", known)
+    ('ppo.kl_coef', 'dpo.max_length', 'sft.max_length')
+    >>> stage_key("kl_coef", "sft", known), stage_key("kl_coef", "run", known)
+    (None, None)
+    >>> stage_key("kl_coef", "rloo", {"rloo.beta"}.__contains__)
+    'rloo.beta'
+    """
+    if command not in STAGE_KINDS:
+        return None
+    sections = GRPO_SECTIONS if command == "grpo" else _OWN_SECTIONS.get(command, (command,))
+    name = _RENAMED.get((command, name), name)
+    return next((f"{own}.{name}" for own in sections if known(f"{own}.{name}")), None)
+
+
+# A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`.
+_RENAMED = {("rloo", "kl_coef"): "beta"}
 
 
 def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:
@@ -205,8 +236,8 @@ REFUSED = {
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
     "--trust_remote_code": "set model.trust_remote_code true (only for a repo you trust)",
     "--warmup_steps": "warmup is a share of the steps in r1kit: --warmup_ratio (training.optimization.warmup_ratio)",
-    "--max_prompt_length": "r1kit does not cut prompts (TRL 1.x no longer does either); the completion limit is "
-    "--max_completion_length",
+    "--max_prompt_length": "r1kit does not cut prompts (TRL 1.x no longer does either); GRPO's completion limit is "
+    "--max_completion_length, and SFT, DPO and the reward model limit prompt + reply with --max_length",
     "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
     "every monitoring.examples_every steps",
 }

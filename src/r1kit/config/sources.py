@@ -28,7 +28,15 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from r1kit.config.aliases import FLAG_ALIASES, GRPO_SECTIONS, PATH_ALIASES, canonical, for_stage, refusal
+from r1kit.config.aliases import (
+    FLAG_ALIASES,
+    GRPO_SECTIONS,
+    PATH_ALIASES,
+    canonical,
+    for_stage,
+    refusal,
+    stage_key,
+)
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
 from r1kit.stages.registry import READS, reads, sections_read
 
@@ -125,8 +133,11 @@ def did_you_mean(path: str) -> str:
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
         return f"; the flag --{path} sets {alias.path}: write that key here"
-    section, _, _ = path.partition(".")
+    section, dotted, _ = path.partition(".")
     name = path.rsplit(".", 1)[-1]
+    anywhere = [key for key in LEAF_PATHS if key.rsplit(".", 1)[-1] == name]
+    if not dotted and len(anywhere) == 1:  # a bare name (`kl_coef: 0.1` at the top of a file) of one setting
+        return f"; did you mean {anywhere[0]!r}?"
     # The setting under its own name one level off (sft.learning_rate) is a better guess than a near spelling in
     # another section (ppo.learning_rate); GRPO's settings are split over grpo.* and training.*.
     for sections in ((section,), GRPO_SECTIONS if section in GRPO_SECTIONS else ()):
@@ -376,6 +387,11 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
                 raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
         else:
             path = alias.path if alias else flag[2:]
+            if alias is None and "." not in path:  # `r1kit ppo --kl_coef 0.1`: the stage's own key, as in TRL
+                own = stage_key(path, command, LEAF_PATHS.__contains__)
+                if own:
+                    layer.notes.append(f"{flag} → --{own}")
+                    path = own
             text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
             if alias and alias.as_list and text and not text.startswith("["):
                 text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
