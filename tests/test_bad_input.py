@@ -492,3 +492,29 @@ def test_lora_targets_the_model_lacks_are_refused_before_any_weight_loads(tmp_pa
     )
     assert code == 1
     assert_one_line(err, "model.lora.target_modules ['q_proj', 'v_prj']: v_prj is not a linear layer", "v_proj")
+
+
+def test_chat_replies_trained_behind_the_reasoning_prompt_get_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dolly replies were trained behind "Think step by step inside <think> </think> tags…" without a word."""
+    from r1kit.data.loading import load_splits
+    from r1kit.prompts import GENERAL_SYSTEM_PROMPT
+    from r1kit.stages.common import check_data
+
+    chat = tmp_path / "dolly.jsonl"
+    chat.write_text("".join(json.dumps({"instruction": f"Colour {i}?", "response": "Blue."}) + "\n" for i in range(8)))
+    for data, system, warned in (
+        (str(chat), None, True),
+        (str(chat), GENERAL_SYSTEM_PROMPT, False),  # the plain prompt the warning names
+        ("arithmetic", None, False),  # worked solutions, written as <think>/<answer>
+    ):
+        config = resolve_config(
+            profile="test", overrides=["--data", data, *(["--prompt.system", system] if system else [])], environ={}
+        ).config
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r1kit"):
+            check_data(config, "sft", load_splits(config.dataset).train, "data: sft")
+        assert ("the rows are chat replies" in caplog.text) is warned, (data, system)
+        if warned:
+            assert f"set --prompt.system '{GENERAL_SYSTEM_PROMPT}'" in caplog.text

@@ -150,6 +150,8 @@ SAMPLES = {
         "category": "summarization",
     },
     "r1kit": {"question": "What is 5-2?", "solution": 3},
+    "alpaca": {"instruction": "Translate", "input": "bonjour", "output": "hello"},
+    "prompt_completion": {"prompt": "Name a colour.", "completion": "Blue."},  # TRL's SFT format
 }
 EXPECTED = {
     "numina": ("What is $1+1$?", "2", "Adding gives $\\boxed{2}$.", None),
@@ -158,6 +160,8 @@ EXPECTED = {
     "messages": ("Hi there", None, None, "Hello!"),
     "dolly": ("Summarise\n\nSome text.", None, None, "A summary."),
     "r1kit": ("What is 5-2?", "3", None, None),
+    "alpaca": ("Translate\n\nbonjour", None, None, "hello"),
+    "prompt_completion": ("Name a colour.", None, None, "Blue."),
 }
 
 
@@ -182,6 +186,23 @@ def test_each_format_is_detected_and_adapted(fmt: str, tmp_path: Path) -> None:
     assert (row["question"], row["solution"], row["reasoning"], row["response"]) == EXPECTED[fmt]
 
 
+def test_conversational_prompt_completion_rows_and_input_output_files_are_read(tmp_path: Path) -> None:
+    """TRL's conversational prompt-completion rows and a file of input/output pairs could not be told apart from
+    unknown columns ("cannot tell the dataset format")."""
+    turns = {
+        "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}],
+        "completion": [{"role": "assistant", "content": "Blue."}],
+    }
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "turns.jsonl", [turns] * 3)))
+    assert (rows[0]["question"], rows[0]["response"]) == ("Name a colour.", "Blue.")
+    pairs = [{"input": "2 + 2?", "output": "4"}] * 3
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "io.jsonl", pairs)))
+    assert (rows[0]["question"], rows[0]["response"]) == ("2 + 2?", "4")
+    no_reply = {"prompt": "Hi", "completion": [{"role": "user", "content": "Hi"}]}
+    with pytest.raises(DatasetError, match=r"row 1: field 'completion' has no assistant message with text"):
+        load_eval_rows(dataset(write_rows(tmp_path / "bad.jsonl", [no_reply])))
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])
 def test_local_file_types(suffix: str, tmp_path: Path) -> None:
     rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(20)]
@@ -199,6 +220,8 @@ def test_local_file_types(suffix: str, tmp_path: Path) -> None:
         ("messages", {"messages": []}, "messages"),
         ("dolly", {"instruction": "i", "context": ""}, "response"),
         ("r1kit", {"question": "q"}, "solution"),
+        ("alpaca", {"instruction": "", "input": ""}, "instruction"),
+        ("prompt_completion", {"prompt": "p", "completion": ""}, "completion"),
     ],
 )
 def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, tmp_path: Path) -> None:

@@ -161,9 +161,9 @@ class DatasetConfig(Section):
         description="The held-out set, instead of one carved out of the training rows: a file (.jsonl/.json/"
         ".parquet/.csv) for local data or a built-in task, a split name (or a file) for a hub dataset.",
     )
-    format: Literal["auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly"] = Field(
-        "auto", description="Row format; auto detects it from the column names."
-    )
+    format: Literal[
+        "auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion"
+    ] = Field("auto", description="Row format; auto detects it from the column names.")
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Columns renamed before the format is read, {file column: format column}: e.g. {problem: "

@@ -17,7 +17,7 @@ from typing import Any
 
 Canonical = dict[str, str | None]
 
-FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly")
+FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion")
 
 
 class BadRow(ValueError):
@@ -156,6 +156,39 @@ def dolly_row(row: Mapping[str, Any]) -> Canonical:
     return {"question": question, "solution": None, "reasoning": None, "response": required_text(row, "response")}
 
 
+def alpaca_row(row: Mapping[str, Any]) -> Canonical:
+    """Alpaca: {instruction, input, output}; a non-empty input is appended to the instruction, and a file of
+    {input, output} alone is read the same way."""
+    parts = [row.get(field) for field in ("instruction", "input")]
+    question = "\n\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    if not question:
+        raise BadRow("instruction", "and input are both missing or empty")
+    return {"question": question, "solution": None, "reasoning": None, "response": required_text(row, "output")}
+
+
+def _said(row: Mapping[str, Any], field: str, role: str) -> str:
+    """A prompt-completion field's text: plain text, or the `role` turn of its {role, content} messages (the last
+    user turn of a prompt, the first assistant turn of a completion)."""
+    value = row.get(field)
+    if isinstance(value, list):
+        said = [turn.get("content") for turn in _turns(row, field, "{role, content}") if turn.get("role") == role]
+        said = said[-1:] if role == "user" else said[:1]
+        if not said or not isinstance(said[0], str) or not said[0].strip():
+            raise BadRow(field, f"has no {role} message with text")
+        return said[0].strip()
+    return required_text(row, field)
+
+
+def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
+    """TRL's prompt-completion rows: {prompt, completion}, each text or {role, content} messages."""
+    return {
+        "question": _said(row, "prompt", "user"),
+        "solution": None,
+        "reasoning": None,
+        "response": _said(row, "completion", "assistant"),
+    }
+
+
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
     "r1kit": r1kit_row,
     "gsm8k": gsm8k_row,
@@ -163,6 +196,8 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
     "sharegpt": sharegpt_row,
     "messages": messages_row,
     "dolly": dolly_row,
+    "alpaca": alpaca_row,
+    "prompt_completion": prompt_completion_row,
 }
 
 
@@ -184,6 +219,10 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "messages"
     if {"instruction", "response"} <= present:
         return "dolly"
+    if "output" in present and present & {"instruction", "input"}:
+        return "alpaca"
+    if {"prompt", "completion"} <= present:
+        return "prompt_completion"
     if {"question", "answer"} <= present and "####" in str(first_row.get("answer", "")):
         return "gsm8k"
     if {"question", "solution"} <= present:
@@ -196,6 +235,7 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
     raise ValueError(
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
-        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response), or rename columns "
+        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
+        "input + output, prompt_completion: prompt + completion), or rename columns "
         "to them with dataset.columns (e.g. {problem: question, answer: solution})"
     )

@@ -39,6 +39,7 @@ from r1kit.monitoring.callbacks import (
     complete_checkpoints,
 )
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.prompts import GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
@@ -261,6 +262,16 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     names the data and the stage in the message."""
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
+    first = rows.select(range(min(GOLDS_READ, len(rows))))
+    if kind == "sft" and "<think>" in config.prompt.system and not any(r["reasoning"] and r["solution"] for r in first):
+        # chat replies trained behind a prompt asking for <think>/<answer> teach the model to ignore its prompt
+        logger.warning(
+            "%s: the rows are chat replies, without worked solutions to write as <think>/<answer>, and prompt.system "
+            "asks for that format; for plain chat data set --prompt.system %r (training, evaluation and chat all "
+            "use it)",
+            where,
+            GENERAL_SYSTEM_PROMPT,
+        )
     gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
     if kind not in ROLLOUT_KINDS or not gold:
         return
@@ -269,7 +280,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             f"{where}: no row has a gold answer, and its rewards {', '.join(gold)} compare answers with it (they "
             "would score nothing); use data with answers, or rewards that need none (rewards.functions)"
         )
-    golds = rows.select(range(min(GOLDS_READ, len(rows))))["solution"]
+    golds = first["solution"]
     unreadable = unreadable_golds(golds, **config.rewards.verification.model_dump())
     if not unreadable:
         return
