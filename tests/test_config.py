@@ -60,6 +60,19 @@ def test_precedence_defaults_file_profile_env_cli(tmp_path: Path) -> None:
     assert final.sources["model.name"] == "default"
 
 
+def test_a_wrong_value_is_an_error_even_where_a_later_source_overrides_it(tmp_path: Path) -> None:
+    """`sft: {max_steps: two}` in a file passed without a word under --profile test, which sets sft.max_steps."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("sft: {max_steps: two}\n")
+    with pytest.raises(ConfigError, match=r"sft.max_steps: .*valid integer.* \(got 'two', from file:.*c.yaml, though "):
+        resolve(config_file=str(config_file), profile="test")
+    with pytest.raises(ConfigError, match=r"grpo.temperature: .*greater than 0 .*from env:.*though cli:--temperature"):
+        resolve("--temperature", "0.7", environ={"R1KIT_GRPO_TEMPERATURE": "-1"})
+    # a value valid on its own is not judged by rules across keys that the final config then satisfies
+    config_file.write_text("grpo: {scale_rewards: false, num_generations: 3}\n")
+    assert resolve("--num_generations", "4", config_file=str(config_file)).config.grpo.num_generations == 4
+
+
 def test_recipe_then_config_file(tmp_path: Path) -> None:
     config_file = tmp_path / "c.yaml"
     config_file.write_text("stages: [{name: sft}, {name: grpo}]\n")

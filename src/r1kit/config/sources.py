@@ -475,12 +475,17 @@ def resolve_config(
     merged = R1kitConfig().model_dump()
     sources = dict.fromkeys(flatten(merged), "default")
     rank: dict[str, int] = {}  # leaf path → the precedence of the layer that set it last (1 = lowest)
+    replaced: list[tuple[str, Any, str]] = []  # (path, value, source) that a later layer set again
     for index, layer in enumerate(layers, start=1):
         for path in flatten(layer.values):
             _check_known(path, layer)
+            if path in rank and path in LEAF_FIELDS:
+                replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
             rank[path] = index
         merged = deep_merge(merged, layer.values)
+    for path, value, source in replaced:
+        _check_replaced(path, value, source, sources[path])
     _epochs_or_steps(merged, sources, rank)
     _check_stage_keys(merged["stages"], sources["stages"])
     try:
@@ -518,6 +523,33 @@ def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapp
         else:
             values[epochs_key] = None
             sources[epochs] = f"gives way to {steps} (set by {sources[steps]}): training runs by steps"
+
+
+def _get(tree: Mapping[str, Any], path: str) -> Any:
+    for name in split_path(path):
+        tree = tree[name]
+    return tree
+
+
+def _check_replaced(path: str, value: Any, source: str, winner: str) -> None:
+    """A value a later source replaces is still checked on its own: a file that is wrong stays wrong (it fails as
+    soon as the profile or flag that hides it is dropped). Only the key's own rules apply; rules across keys are the
+    final config's."""
+    try:
+        R1kitConfig.model_validate(_nested(path, value))
+    except ValidationError as error:
+        for problem in error.errors():
+            if ".".join(str(part) for part in problem["loc"]) == path:
+                message = problem["msg"].removeprefix("Value error, ")
+                raise ConfigError(
+                    f"{path}: {message} (got {value!r}, from {source}, though {winner} overrides it)"
+                ) from None
+
+
+def _nested(path: str, value: Any) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    _set(tree, path, value)
+    return tree
 
 
 def _is_known(path: str) -> bool:
