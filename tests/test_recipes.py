@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from r1kit.config.sources import SECTION_PATHS, ConfigError, list_recipes, resolve_config
-from r1kit.runs import RunDir
+from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.registry import READS, STAGES
 from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
 from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
@@ -380,8 +380,23 @@ def test_a_reward_model_path_naming_a_later_or_misspelt_stage_is_refused_up_fron
             "  - name: rm_later\n    kind: reward_model\n"
         )
         config = resolve_config(recipe=str(recipe), profile="test", environ={}).config
-        with pytest.raises(ConfigError, match=rf"stages: rl: rewards.reward_model.path '{path}'.* \(none\)"):
+        problem = r"that stage runs after rl" if path == "rm_later" else r"\(none\)"
+        with pytest.raises(ConfigError, match=rf"stages: rl: rewards.reward_model.path '{path}'.* {problem}"):
             pipeline.run(config)
+
+
+def test_a_reward_model_flag_for_the_rl_stages_is_not_checked_on_the_sft_stage(tmp_path: Path) -> None:
+    """Set on the command line, it was refused for sft (which reads no rewards) as naming a stage that makes a reward
+    model "(none)" before it."""
+    from r1kit import pipeline
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}, {name: rm, kind: reward_model}, {name: rl, kind: grpo}]\n")
+    flags = ["--rewards.functions", "[accuracy, reward_model]", "--rewards.reward_model.path", "rm"]
+    config = resolve_config(recipe=str(recipe), profile="test", overrides=flags, environ={}).config
+    config.run.output_dir = str(tmp_path / "run")
+    with pytest.raises(RunDirError, match="--only rl: 01_sft, 02_rm, before it, never finished"):
+        pipeline.run(config, only="rl")  # past the reference checks, stopped before any work
 
 
 def test_a_stage_trains_on_its_own_dataset_and_is_evaluated_on_the_runs(tmp_path: Path) -> None:

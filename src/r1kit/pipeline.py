@@ -45,7 +45,7 @@ from r1kit.stages.common import (
     stage_values,
 )
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, PAIR_KINDS, STAGES
+from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -190,10 +190,18 @@ def _check_stage_references(config: R1kitConfig) -> None:
     check("evaluation.win_rate_against", config.evaluation.win_rate_against, "model", kinds)
     for index, spec in enumerate(config.stages):
         stage = config.for_stage(spec)
-        if "reward_model" in stage.rewards.functions:
+        # only the stages that score rollouts load it (an SFT stage before the reward model is trained reads no rewards)
+        if spec.stage_kind in ROLLOUT_KINDS and "reward_model" in stage.rewards.functions:
             earlier = {name: kinds[name] for name in list(kinds)[:index]}
             path = stage.rewards.reward_model.path
-            check(f"stages: {spec.name}: rewards.reward_model.path", path, "reward_model", earlier)
+            later = [name for name in list(kinds)[index:] if "reward_model" in MAKES[kinds[name]]]
+            where = f"stages: {spec.name}: rewards.reward_model.path"
+            if later and path in later:
+                raise ConfigError(
+                    f"{where} {path!r}: that stage runs after {spec.name}; its reward model does not "
+                    "exist yet when this stage runs"
+                )
+            check(where, path, "reward_model", earlier)
 
 
 def _check_stage_files(config: R1kitConfig) -> None:
