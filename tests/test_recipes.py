@@ -439,7 +439,10 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
     assert len(json.loads(reference.read_text())) == 8
     reward_model = json.loads((out / "02_reward_model" / "manifest.json").read_text())["output"]
     assert reward_model["evaluate"] is False and 0.0 <= reward_model["metrics"]["pairwise_accuracy"] <= 1.0
-    assert "reward_model" not in json.loads((out / "summary.json").read_text())["evaluations"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert "reward_model" not in summary["evaluations"]
+    # each method against the SFT model it started from, not against the method before it in the list
+    assert set(summary["paired"]) == {"base→sft", "sft→dpo", "sft→ppo", "sft→rloo", "base→rloo"}
     ppo_steps = [r for r in RunDir(out).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
     assert [r["step"] for r in ppo_steps] == [1, 2]
     assert "rewards/reward_model/mean" in ppo_steps[-1]  # the recipe lists the trained reward model for PPO

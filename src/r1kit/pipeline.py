@@ -69,6 +69,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}
+    labels = {base: "base"}  # model → the label it is evaluated under
+    started_from: dict[str, str] = {}  # stage label → the label of the model it started from
     redone = False  # a stage was (re)trained by this command: complete ones after it may be outdated
     model = base
     for index, spec in enumerate(config.stages, start=1):
@@ -94,7 +96,10 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             redone = True
         outputs[spec.name] = output
         if output.model is not None and output.evaluate:
+            if inputs.model in labels:
+                started_from[spec.name] = labels[inputs.model]
             model = str(output.model)
+            labels[model] = spec.name
             models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
@@ -102,7 +107,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         if spec.name == only:  # the stages after it stay as they are
             break
 
-    summary = _summary(run_dir, model, evals, outputs)
+    summary = _summary(run_dir, model, evals, outputs, started_from)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
         if not redone:  # every stage skipped: settings that redo no stage are saved too
             run_dir.save_config(config)
@@ -374,11 +379,17 @@ def _write_run_manifest(
 
 
 def _summary(
-    run_dir: RunDir, final: str, evals: dict[str, dict[str, Any]], outputs: dict[str, StageOutput]
+    run_dir: RunDir,
+    final: str,
+    evals: dict[str, dict[str, Any]],
+    outputs: dict[str, StageOutput],
+    started_from: dict[str, str],
 ) -> dict[str, Any]:
     labels = list(evals)
-    # each stage against the one before it, and the whole run, on the same problems
-    pairs = dict.fromkeys([*itertools.pairwise(labels), (labels[0], labels[-1])])
+    # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other), else
+    # the one evaluated before it, and the whole run, on the same problems
+    steps = [(started_from.get(after, before), after) for before, after in itertools.pairwise(labels)]
+    pairs = dict.fromkeys([*steps, (labels[0], labels[-1])])
     final_path = Path(final)
     return {
         "run": str(run_dir.root),
