@@ -231,10 +231,11 @@ def disk_needed(model_reference: str, config: R1kitConfig) -> int:
 
 
 def run_of(model_path: str | Path) -> RunDir | None:
-    """The run a path belongs to: the run folder itself, or a stage model inside it (RUN/<stage>/model). A run folder
-    has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a stage run alone)."""
+    """The run a path belongs to: the run folder itself, a stage folder in it (RUN/<stage>), or a stage model inside
+    it (RUN/<stage>/model). A run folder has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a
+    stage run alone)."""
     path = Path(model_path).expanduser()
-    for candidate in (path, path.parent.parent):
+    for candidate in (path, path.parent, path.parent.parent):
         made = (candidate / "eval").is_dir() or any(candidate.glob("*/manifest.json"))
         if (candidate / "config.yaml").exists() and made:
             return RunDir(candidate)

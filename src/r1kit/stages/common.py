@@ -323,13 +323,17 @@ def with_trained_prompt(resolved: ResolvedConfig) -> R1kitConfig:
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:
-    """A model alias, hub id, folder or run folder (its final model) made loadable, with the config's model options."""
+    """A model alias, hub id, folder, run folder (its final model) or stage folder of a run (its model) made
+    loadable, with the config's model options."""
     run = run_of(name)
     if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
         if final is None:
             raise ModelError(f"run {run.root} has no finished model yet")
         return str(final)
+    stage_model = Path(name).expanduser() / "model"
+    if run is not None and (stage_model / "config.json").exists():  # RUN/NN_<stage>: what that stage made
+        return resolve_model(str(stage_model))
     same = name == config.model.name  # gguf_file and revision belong to model.name
     model = config.model
     return resolve_model(name, model.cache_dir, model.gguf_file if same else None, model.revision if same else None)
