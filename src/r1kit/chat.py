@@ -12,7 +12,7 @@ from r1kit.hardware import setup_hardware
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
-from r1kit.stages.common import loadable_model
+from r1kit.stages.common import loadable_model, quiet_libraries
 
 _STYLES = {"text": "", "think": "dim italic", "answer": "bold green"}
 _SWITCHES = {THINK_OPEN: "think", THINK_CLOSE: "text", ANSWER_OPEN: "answer", ANSWER_CLOSE: "text"}
@@ -101,6 +101,7 @@ def main(config: R1kitConfig, prompt: str | None) -> None:
     """`r1kit chat`; `config` as `with_trained_prompt` gives it (a run's model is asked as it was trained)."""
     reference = loadable_model(config)
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
+    quiet_libraries(config.monitoring.progress)  # no weight-loading bar before the conversation
     tokenizer = load_tokenizer(config.model, reference)
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     console = Console()

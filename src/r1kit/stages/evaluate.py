@@ -33,7 +33,7 @@ from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
 from r1kit.runs import RunDir
-from r1kit.stages.common import StageContext, loadable_model
+from r1kit.stages.common import StageContext, loadable_model, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
 
 logger = logging.getLogger("r1kit")
@@ -503,6 +503,7 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
+    quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
     reference = loadable_model(config)
     settings = config.evaluation
     for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
