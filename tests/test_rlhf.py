@@ -368,6 +368,7 @@ def test_rloo_trains_with_rule_rewards_and_a_reward_model(tmp_path: Path, tiny_m
     assert moved(Path(inputs.model), output.model)
     step = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "rloo" and r["kind"] == "step"][-1]
     assert step["step"] == 2 and "rewards/reward_model/mean" in step and "rewards/cosine/mean" in step
+    assert output.metrics["steps"] == 2  # the run table's figure (it was the prompt count alone, read as steps)
 
 
 # --------------------------------------------------------------------------------------------- reward-model reward

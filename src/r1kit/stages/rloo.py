@@ -63,7 +63,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             EvaluateEvery(ctx, inputs.splits.test, tokenizer),
         ],
     )
-    return StageOutput(model=train_and_save(trainer, tokenizer, ctx), metrics={"prompts": len(rows)})
+    model_dir = train_and_save(trainer, tokenizer, ctx)
+    return StageOutput(model=model_dir, metrics={"steps": trainer.state.global_step, "train_prompts": len(rows)})
 
 
 def main(config: R1kitConfig) -> StageOutput:
