@@ -68,6 +68,9 @@ def test_a_wrong_value_is_an_error_even_where_a_later_source_overrides_it(tmp_pa
         resolve(config_file=str(config_file), profile="test")
     with pytest.raises(ConfigError, match=r"grpo.temperature: .*greater than 0 .*from env:.*though cli:--temperature"):
         resolve("--temperature", "0.7", environ={"R1KIT_GRPO_TEMPERATURE": "-1"})
+    config_file.write_text("evaluation: {pass_k: [1, x]}\n")  # an item of a list
+    with pytest.raises(ConfigError, match=r"evaluation.pass_k: .*valid integer.*though cli:--evaluation.pass_k"):
+        resolve("--evaluation.pass_k", "[1]", config_file=str(config_file))
     # a value valid on its own is not judged by rules across keys that the final config then satisfies
     config_file.write_text("grpo: {scale_rewards: false, num_generations: 3}\n")
     assert resolve("--num_generations", "4", config_file=str(config_file)).config.grpo.num_generations == 4
@@ -224,6 +227,8 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
         ("sft", ["--batch_size", "2"], "sft.batch_size.per_device_train", 2),
         ("sft", ["--max_seq_length", "200"], "sft.max_length", 200),
         ("sft", ["--target_modules", "q_proj", "v_proj"], "model.lora.target_modules", ["q_proj", "v_proj"]),
+        ("dpo", ["--max_seq_length", "512"], "dpo.max_length", 512),  # sft's key's name, DPO's own setting
+        ("sft2", ["--general_dataset", "chat.jsonl"], "sft2.general_dataset", "chat.jsonl"),  # its own section too
     ],
 )
 def test_a_trainers_own_flag_names_set_the_stages_key(command: str, flags: list[str], key: str, value: Any) -> None:
@@ -238,6 +243,11 @@ def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:
         resolve("--kl_coef", "0.1", command="run")
     with pytest.raises(ConfigError, match=r"--max_prompt_length .* limit prompt \+ reply with --max_length"):
         resolve("--max_prompt_length", "12", command="dpo")  # it pointed at --max_completion_length, refused there
+    # another stage's setting on a stage without it is refused, not set where nothing reads it
+    with pytest.raises(ConfigError, match=r"--response_length sets ppo.max_new_tokens, which `r1kit rloo` does not"):
+        resolve("--response_length", "64", command="rloo")
+    with pytest.raises(ConfigError, match=r"--num_ppo_epochs sets ppo.ppo_epochs, which `r1kit grpo` does not"):
+        resolve("--num_ppo_epochs", "2", command="grpo")
 
 
 def test_a_list_key_takes_comma_separated_values_as_the_reward_funcs_flag_does() -> None:

@@ -113,6 +113,25 @@ def test_only_a_stage_whose_earlier_stages_never_ran_stops_before_any_work(tmp_p
     assert not (run / "eval" / "base.json").exists()  # the base model was not evaluated first
 
 
+def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked(tmp_path: Path) -> None:
+    """The data file's content was in no fingerprint: edited in place, its run was skipped as complete."""
+    data = tmp_path / "problems.jsonl"
+    rows = [
+        {"question": f"What is {i} + 2?", "solution": str(i + 2), "reasoning": f"{i} + 2 = {i + 2}"} for i in range(12)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}]\n")
+    args = ["run", "--recipe", str(recipe), "--profile", "test", "--data", str(data), "--out", str(tmp_path / "run")]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    data.write_text(data.read_text().replace("What is 3 + 2?", "What is 3 plus 2?"))
+    again = r1kit_cli(*args, cwd=REPO)
+    assert again.returncode == 1 and "holds finished training (01_sft) made from other inputs: its data" in again.stderr
+    assert "--from sft" in again.stderr
+    redone = r1kit_cli(*args, "--from", "sft", cwd=REPO)
+    assert redone.returncode == 0 and "01_sft: asked for by --from / --only" in redone.stderr
+
+
 def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)

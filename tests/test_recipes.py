@@ -413,10 +413,30 @@ def test_a_stage_trains_on_its_own_dataset_and_is_evaluated_on_the_runs(tmp_path
     base = [json.loads(line)["question"] for line in (out / "eval" / "base.problems.jsonl").read_text().splitlines()]
     assert problems == base and all("+" in q or "-" in q or "×" in q for q in problems)  # the run's arithmetic
     recipe.write_text("stages: [{name: cs, kind: cold_start}, {name: sft, data_from: cs, config: {dataset: {}}}]\n")
-    clash = r1kit_cli("run", "--recipe", str(recipe), "--profile", "test", "--out", str(tmp_path / "r2"), cwd=REPO)
-    assert (
-        clash.returncode == 2 and "data_from 'cs' and its own dataset both name the data it trains on" in clash.stderr
-    )
+    with pytest.raises(ConfigError, match="data_from 'cs' and its own dataset both name the data it trains on"):
+        resolve_config(recipe=str(recipe), environ={})  # a config error, before any work (and in `config show`)
+
+
+def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:
+    """DPO, PPO and RLOO each start from SFT; PPO and RLOO also read the reward model, DPO its pairs file."""
+    from r1kit.pipeline import _reads, _same_work
+    from r1kit.stages.common import files_read
+
+    config = resolve_config(recipe="rlhf", overrides=["--preferences.dataset", "pairs.jsonl"], environ={}).config
+    reads = _reads(config)
+    assert reads == {"sft": set(), "reward_model": {"sft"}, "dpo": {"sft"}, "ppo": {"sft", "reward_model"},
+                     "rloo": {"sft", "reward_model"}}  # fmt: skip
+    stages = {spec.name: config.for_stage(spec) for spec in config.stages}
+    assert files_read(stages["dpo"], "dpo") == {"preferences": "pairs.jsonl"}
+    assert files_read(stages["ppo"], "ppo") == {"reward_model": "reward_model"}  # an earlier stage, by name
+    assert files_read(stages["sft"], "sft") == {}  # it reads no rewards, preferences or student
+    # the default recipe: GRPO starts from the latest model, SFT's
+    assert _reads(resolve_config(environ={}).config) == {"sft": set(), "grpo": {"sft"}}
+    # a manifest from before an input was recorded keeps its work; a recorded input that changed does not
+    saved = {"config": "c", "inputs": {"model": "m1", "dpo.model": "d1"}}
+    assert _same_work(saved, {"config": "c", "inputs": {"model": "m1", "data": "x"}})
+    assert not _same_work(saved, {"config": "c", "inputs": {"model": "m2", "data": "x"}})
+    assert not _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}})
 
 
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])
@@ -455,3 +475,7 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
         assert changed.returncode == 0, changed.stderr[-3000:]
         assert "03_dpo: its config changed (dpo.beta: 0.1 → 0.3)" in changed.stderr
         assert "04_ppo: complete, skipped" in changed.stderr and "05_rloo: complete, skipped" in changed.stderr
+        only = r1kit_cli(*args, "--dpo.beta", "0.4", "--only", "dpo", cwd=REPO)
+        assert only.returncode == 0, only.stderr[-3000:]
+        stages = json.loads((out / "manifest.json").read_text())["stages"]
+        assert {s["name"]: s["status"] for s in stages}["ppo"] == "complete"  # not outdated: it reads no DPO output

@@ -8,9 +8,9 @@ interrupted one from its newest complete checkpoint. A stage whose config or inp
 later stage that reads what it made (its model, its dataset, or its name in the config), with one line saying why. A
 change that would discard every finished stage is refused (that is another run: `--out`, or `--from FIRST_STAGE` to
 redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE` runs one stage on the complete stages
-before it; the complete stages after it are then listed as outdated in RUN/manifest.json until the next run checks
-them. A stage's own `dataset` (in its recipe config) is the data it trains on; every model is evaluated on the run's
-held-out problems.
+before it; the complete stages after it that read what it made are then listed as outdated in RUN/manifest.json
+until the next run checks them. A stage's own `dataset` (in its recipe config) is the data it trains on; every model
+is evaluated on the run's held-out problems.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from r1kit.stages.common import (
     StageOutput,
     check_data,
     clear_stage,
+    files_read,
     run_recorded,
     setup,
     stage_values,
@@ -70,8 +71,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
-    started_from: dict[str, str] = {}  # stage label → the label of the model it started from
-    redone = False  # a stage was (re)trained by this command: complete ones after it may be outdated
+    started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
+    trained: set[str] = set()  # the stages this command (re)trained: complete ones reading them are outdated
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
@@ -79,7 +80,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
-        if manifest.get("status") == "complete" and manifest.get("fingerprint") == fingerprint and not plan[spec.name]:
+        same = _same_work(manifest.get("fingerprint", {}), fingerprint)
+        if manifest.get("status") == "complete" and same and not plan[spec.name]:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             logger.warning("%s: complete, skipped", folder)
         elif only is not None and spec.name != only:
@@ -87,29 +89,30 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
             )
         else:
-            _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name])
+            _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
-                if not redone:  # the first stage this command trains: no refusal can come any more
+                if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)
-                _write_run_manifest(run_dir, config, outputs, redone, running=spec.name)
+                _write_run_manifest(run_dir, config, outputs, trained, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
-            redone = True
+            trained.add(spec.name)
         outputs[spec.name] = output
         if output.model is not None and output.evaluate:
-            if inputs.model in labels:
-                started_from[spec.name] = labels[inputs.model]
+            # distillation trains its student (the base model unless distill.student), not the teacher it reads
+            start = (stage_ctx.config.distill.student or base) if spec.stage_kind == "distill" else inputs.model
+            started_from[spec.name] = labels.get(start)
             model = str(output.model)
             labels[model] = spec.name
             models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
-            _write_run_manifest(run_dir, config, outputs, redone)
+            _write_run_manifest(run_dir, config, outputs, trained)
         if spec.name == only:  # the stages after it stay as they are
             break
 
     summary = _summary(run_dir, model, evals, outputs, started_from)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
-        if not redone:  # every stage skipped: settings that redo no stage are saved too
+        if not trained:  # every stage skipped: settings that redo no stage are saved too
             run_dir.save_config(config)
         write_json(run_dir.path("summary.json"), summary)
         print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
@@ -201,7 +204,7 @@ def _check_stage_references(config: R1kitConfig) -> None:
             path = stage.rewards.reward_model.path
             later = [name for name in list(kinds)[index:] if "reward_model" in MAKES[kinds[name]]]
             where = f"stages: {spec.name}: rewards.reward_model.path"
-            if later and path in later:
+            if path in later and names_a_stage(path):
                 raise ConfigError(
                     f"{where} {path!r}: that stage runs after {spec.name}; its reward model does not "
                     "exist yet when this stage runs"
@@ -232,11 +235,6 @@ def _own_data(config: R1kitConfig) -> dict[str, Splits]:
     own = {}
     for spec in config.stages:
         if "dataset" in spec.config:
-            if spec.data_from is not None:
-                raise ConfigError(
-                    f"stages: {spec.name}: data_from {spec.data_from!r} and its own dataset both name the data it "
-                    "trains on; give one"
-                )
             own[spec.name] = load_splits(config.for_stage(spec).dataset)
             logger.warning(
                 "stages: %s trains on %s (%d rows; its own dataset)",
@@ -271,15 +269,29 @@ def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: di
 
 def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hashes: _Hashes) -> dict[str, Any]:
     """What a stage's result depends on: its config and the content of what it reads (its model, its data, and the
-    earlier stages its config names). A stage that reads nothing of a redone stage (PPO beside DPO, both from SFT)
-    is kept."""
+    files or earlier stages of `files_read`). A stage that reads nothing of a redone stage (PPO beside DPO, both from
+    SFT) is kept."""
     consumed = {"model": hashes.of(inputs.model), "data": hashes.of(inputs.splits.source)}
-    named = (config.rewards.reward_model.path, config.evaluation.reward_model, config.evaluation.win_rate_against)
-    for name in sorted({name for name in named if name in inputs.earlier}):
-        for kind, path in (("model", inputs.earlier[name].model), ("dataset", inputs.earlier[name].dataset)):
+    for role, reference in files_read(config, spec.stage_kind).items():
+        earlier = inputs.earlier.get(reference)
+        if earlier is None:  # a file, folder or hub id
+            consumed[role] = hashes.of(reference)
+            continue
+        for kind, path in (("model", earlier.model), ("dataset", earlier.dataset)):  # an earlier stage, by name
             if path is not None:
-                consumed[f"{name}.{kind}"] = hashes.of(str(path))
+                consumed[f"{reference}.{kind}"] = hashes.of(str(path))
     return {"config": json_digest(stage_values(config, spec.stage_kind)), "inputs": consumed}
+
+
+def _same_work(saved: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a stage's saved fingerprint matches: the same config, and the same content of every input both record
+    (a manifest written before r1kit recorded an input keeps its work rather than being redone for it)."""
+    return saved.get("config") == now["config"] and not _changed_inputs(saved, now)
+
+
+def _changed_inputs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    before, after = saved.get("inputs", {}), now["inputs"]
+    return [name for name in after if name in before and before[name] != after[name]]
 
 
 def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
@@ -287,11 +299,12 @@ def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> lis
 
 
 def _restart_if_changed(
-    ctx: StageContext, spec: StageSpec, manifest: dict[str, Any], fingerprint: dict, forced: bool
+    ctx: StageContext, spec: StageSpec, manifest: dict[str, Any], fingerprint: dict, forced: bool, first: bool
 ) -> None:
     """Clear a stage folder whose work no longer fits (config or inputs changed, or redo asked for); an interrupted
-    stage with the same fingerprint keeps its checkpoints and resumes."""
-    if not manifest or (manifest.get("fingerprint") == fingerprint and not forced):
+    stage with the same fingerprint keeps its checkpoints and resumes. The finished first stage made from other
+    inputs (its data file edited, say) is not discarded unasked, as `_plan` refuses a change of its config."""
+    if not manifest or (_same_work(manifest.get("fingerprint", {}), fingerprint) and not forced):
         return
     if forced:
         why = "asked for by --from / --only"
@@ -299,10 +312,14 @@ def _restart_if_changed(
         key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
         why = f"its config changed ({key}: {before!r} → {now!r})"
     else:
-        before = manifest.get("fingerprint", {}).get("inputs", {})
-        now = fingerprint["inputs"]
-        changed = [name for name in {**before, **now} if before.get(name) != now.get(name)]
-        why = f"what it reads changed ({', '.join(changed)})"
+        changed = ", ".join(_changed_inputs(manifest.get("fingerprint", {}), fingerprint))
+        if first and manifest.get("status") == "complete":
+            raise RunDirError(
+                f"{ctx.run.root} holds finished training ({ctx.folder}) made from other inputs: its {changed} changed "
+                f"since; nothing of it would be kept. Redo it here with --from {spec.name}, or choose another folder "
+                "with --out"
+            )
+        why = f"what it reads changed ({changed})"
     logger.warning("%s: %s; redoing it", ctx.folder, why)
     clear_stage(ctx)
 
@@ -329,10 +346,17 @@ def _evaluated(
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
     model, held-out data and evaluation settings are the same; also recorded in the stage's manifest."""
     config = ctx.config
+    settings = config.evaluation
+    judges = {  # the reward model scoring and the model the win rate is against, by content
+        key: hashes.of((models or {}).get(name, name))
+        for key, name in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against))
+        if name
+    }
     key = json_digest(
         {
             "model": hashes.of(model),
-            "evaluation": config.evaluation.model_dump(exclude={"every_steps", "during_training_samples"}),
+            "judges": judges,
+            "evaluation": settings.model_dump(exclude={"every_steps", "during_training_samples"}),
             "dataset": config.dataset.model_dump(),
             "prompt": config.prompt.system,
         }
@@ -354,17 +378,18 @@ def _evaluated(
 
 
 def _write_run_manifest(
-    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], redone: bool, running: str = ""
+    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], trained: set[str], running: str = ""
 ) -> None:
-    """Each stage's status. A stage this command has not reached, made before an earlier stage was redone, is
-    `outdated`: what it was made from has changed, and the next run checks it (it is kept only if its inputs are the
-    same as before)."""
+    """Each stage's status. A complete stage this command has not reached that reads (directly or through another)
+    a stage it trained is `outdated`: what it was made from has changed, and the next run checks it (it is kept only
+    if its inputs are the same as before)."""
+    reads = _reads(config)
     stages = []
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
         manifest = read_manifest(run_dir.root / folder)
         status = "running" if spec.name == running else manifest.get("status", "pending")
-        if status == "complete" and spec.name not in outputs and redone:
+        if status == "complete" and spec.name not in outputs and reads[spec.name] & trained:
             status = "outdated"
         stages.append(
             {
@@ -378,6 +403,21 @@ def _write_run_manifest(
     write_json(run_dir.path("manifest.json"), {"stages": stages})
 
 
+def _reads(config: R1kitConfig) -> dict[str, set[str]]:
+    """Stage name → the earlier stages whose output it reads, directly or through another: its start model (the
+    latest model unless model_from), its data_from, and stages its config names (`files_read`)."""
+    reads: dict[str, set[str]] = {}
+    latest = None
+    for spec in config.stages:
+        start = latest if spec.model_from is None else spec.model_from
+        named = files_read(config.for_stage(spec), spec.stage_kind).values()
+        direct = {name for name in (start, spec.data_from, *named) if name in reads}
+        reads[spec.name] = direct.union(*(reads[name] for name in direct))
+        if "model" in MAKES[spec.stage_kind]:
+            latest = spec.name
+    return reads
+
+
 def _summary(
     run_dir: RunDir,
     final: str,
@@ -389,7 +429,7 @@ def _summary(
     # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other), else
     # the one evaluated before it, and the whole run, on the same problems
     steps = [(started_from.get(after, before), after) for before, after in itertools.pairwise(labels)]
-    pairs = dict.fromkeys([*steps, (labels[0], labels[-1])])
+    pairs = dict.fromkeys([*[(before, after) for before, after in steps if before], (labels[0], labels[-1])])
     final_path = Path(final)
     return {
         "run": str(run_dir.root),
@@ -420,5 +460,6 @@ class _Hashes:
 
     def of(self, reference: str) -> str:
         if reference not in self._known:
-            self._known[reference] = content_hash(Path(reference)) if Path(reference).exists() else reference
+            path = Path(reference).expanduser()
+            self._known[reference] = content_hash(path) if path.exists() else reference
         return self._known[reference]

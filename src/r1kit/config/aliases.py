@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from r1kit.stages.registry import STAGE_KINDS
+from r1kit.stages.registry import READS, STAGE_KINDS
 
 
 def _dtype_precision(dtype: Any) -> str:
@@ -160,6 +160,8 @@ FLAG_ALIASES = {
 # and `r1kit grpo` read. A stage run alone reads its own section instead: the flag lands there (sft2 and distill train
 # with sft.*), or is refused where that stage has no such setting, rather than being set on keys the stage ignores.
 _OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
+# A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`.
+_RENAMED = {("rloo", "kl_coef"): "beta"}
 GRPO_SECTIONS = ("training", "grpo")
 
 
@@ -177,28 +179,30 @@ def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> s
     """
     if command not in STAGE_KINDS:
         return None
-    sections = GRPO_SECTIONS if command == "grpo" else _OWN_SECTIONS.get(command, (command,))
+    sections = GRPO_SECTIONS if command == "grpo" else (command, *_OWN_SECTIONS.get(command, ()))
     name = _RENAMED.get((command, name), name)
     return next((f"{own}.{name}" for own in sections if known(f"{own}.{name}")), None)
 
 
-# A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`.
-_RENAMED = {("rloo", "kl_coef"): "beta"}
-
-
 def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:
-    """Where a trainer flag's `path` (a training.* or grpo.* key) lands when `r1kit COMMAND` runs one stage alone:
-    the same key in the stage's own section, else None (the stage has no such setting). Other paths and commands
-    (run, grpo, eval, chat, config) keep the path.
+    """Where a trainer flag's `path` (a training.* or grpo.* key, or another stage's key such as sft.max_length)
+    lands when `r1kit COMMAND` runs one stage alone: the same key in the stage's own section, else None (the stage has
+    no such setting). Other paths and commands (run, eval, chat, config) keep the path.
 
     >>> known = {"sft.max_steps", "sft.optimization.learning_rate", "ppo.learning_rate"}.__contains__
     >>> for_stage("training.max_steps", "sft", known), for_stage("training.optimization.learning_rate", "ppo", known)
     ('sft.max_steps', 'ppo.learning_rate')
     >>> for_stage("grpo.num_generations", "sft", known), for_stage("training.max_steps", "grpo", known)
     (None, 'training.max_steps')
+    >>> for_stage("sft.max_length", "dpo", {"dpo.max_length"}.__contains__), for_stage("ppo.ppo_epochs", "grpo", known)
+    ('dpo.max_length', None)
     """
     section, _, rest = path.partition(".")
-    if command not in STAGE_KINDS or command == "grpo" or section not in GRPO_SECTIONS:
+    if command not in STAGE_KINDS:
+        return path
+    if section in STAGE_KINDS and section not in READS[command]:  # another stage's key (--max_seq_length: sft's)
+        return stage_key(rest.rsplit(".", 1)[-1], command, known)
+    if command == "grpo" or section not in GRPO_SECTIONS:
         return path
     for own in _OWN_SECTIONS.get(command, (command,)):
         for candidate in (f"{own}.{rest}", f"{own}.{rest.rsplit('.', 1)[-1]}"):  # optimization.learning_rate, or flat

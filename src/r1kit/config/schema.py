@@ -1065,6 +1065,11 @@ class R1kitConfig(Section):
             for section in ("stages", "run"):
                 if section in spec.config:
                     raise ValueError(f"{where}: a stage's config cannot set {section!r} (it is the run's)")
+            if spec.data_from is not None and "dataset" in spec.config:
+                raise ValueError(
+                    f"{where}: data_from {spec.data_from!r} and its own dataset both name the data it trains on; "
+                    "give one"
+                )
             if spec.config:
                 try:
                     self.for_stage(spec)

@@ -142,7 +142,7 @@ def did_you_mean(path: str) -> str:
     # another section (ppo.learning_rate); GRPO's settings are split over grpo.* and training.*.
     for sections in ((section,), GRPO_SECTIONS if section in GRPO_SECTIONS else ()):
         same = [key for key in LEAF_PATHS if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
-        if len(same) == 1 and same[0] != path:
+        if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -423,9 +423,10 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     ["stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', 'language_consistency']), ..."]
     """
     values = flatten(resolved.config.model_dump(exclude={"stages"}))
-    recipe = Path(resolved.sources["stages"].removeprefix("file:"))
+    recipe = Path(resolved.sources["stages"].removeprefix("file:")).resolve()
     # r1kit's own recipes live in the installed package: the user edits a copy of one, and their own file in place
-    edit = "a copy of the recipe (r1kit config show)" if recipe.parent == builtin_config("recipes") else str(recipe)
+    shipped = recipe.parent == builtin_config("recipes").resolve()
+    edit = "a copy of the recipe (r1kit config show)" if shipped else str(recipe)
     lines = []
     for spec in resolved.config.stages:
         for key, own in flatten(spec.config).items():
@@ -539,7 +540,8 @@ def _check_replaced(path: str, value: Any, source: str, winner: str) -> None:
         R1kitConfig.model_validate(_nested(path, value))
     except ValidationError as error:
         for problem in error.errors():
-            if ".".join(str(part) for part in problem["loc"]) == path:
+            where = ".".join(str(part) for part in problem["loc"])
+            if where == path or where.startswith(f"{path}."):  # the key, or an item of its list or mapping
                 message = problem["msg"].removeprefix("Value error, ")
                 raise ConfigError(
                     f"{path}: {message} (got {value!r}, from {source}, though {winner} overrides it)"

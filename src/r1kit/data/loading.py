@@ -240,12 +240,16 @@ NO_SFT_ROWS = (
 )
 
 
+def r1_target(row: dict) -> str | None:
+    """A row's worked solution and gold answer in R1 format (<think>reasoning</think><answer>gold</answer>), or
+    None (a chat row, or a problem without a worked solution)."""
+    return r1_completion(row["reasoning"], row["solution"]) if row["reasoning"] and row["solution"] else None
+
+
 def sft_target(row: dict) -> str | None:
-    """A row's SFT completion: its worked solution and gold answer in R1 format (<think>reasoning</think>
-    <answer>gold</answer>), else its reference reply (chat rows), else None (nothing to fine-tune on)."""
-    if row["reasoning"] and row["solution"]:
-        return r1_completion(row["reasoning"], row["solution"])
-    return row["response"] or None
+    """A row's SFT completion: its `r1_target`, else its reference reply (chat rows), else None (nothing to
+    fine-tune on)."""
+    return r1_target(row) or row["response"] or None
 
 
 def has_sft_rows(rows: Dataset) -> bool:

@@ -21,10 +21,18 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
-from r1kit.atomic import build_complete, content_hash, jsonable, write_json
+from r1kit.atomic import build_complete, content_hash, is_complete, jsonable, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.config.sources import ResolvedConfig, resolve_config
-from r1kit.data.loading import NO_SFT_ROWS, DatasetError, Splits, has_sft_rows, is_local_data, load_splits
+from r1kit.data.loading import (
+    NO_SFT_ROWS,
+    DatasetError,
+    Splits,
+    has_sft_rows,
+    is_local_data,
+    load_splits,
+    r1_target,
+)
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
 from r1kit.models import ALL_LINEAR, ModelError, check_model, resolve_model, save_adapter, save_for_inference
 from r1kit.monitoring.callbacks import (
@@ -120,7 +128,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     # local files and folders it reads (a model retrained in place under the same name is another input)
     settings = {
         "config": json.loads(json.dumps(stage_values(config, kind), default=jsonable)),
-        "inputs": local_inputs(config, base),
+        "inputs": local_inputs(config, base, kind),
     }
     done = distributed.from_main(read_manifest(ctx.dir))
     if done.get("status") == "complete" and done.get("settings") == settings:
@@ -169,17 +177,27 @@ def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
     return {"seed": config.run.seed, **config.model_dump(include=set(READS[kind]))}
 
 
-def local_inputs(config: R1kitConfig, base: str) -> dict[str, str]:
-    """The content hash of each local file or folder a stage run alone may read: its model (`base`, resolved), data,
-    preference pairs, general chat data, distillation student and reward model; hub ids and unset ones left out."""
+def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
+    """What a stage of `kind` reads besides its model and data, by role: preference pairs, general chat data, a
+    distillation student, a reward model to score rollouts; each a file, folder, hub id or (in a recipe) the name
+    of an earlier stage. Unset ones left out."""
+    rewards = config.rewards
     named = {
-        "model": base,
-        "data": config.dataset.name if is_local_data(config.dataset.name) else None,
-        "preferences": config.preferences.dataset,
-        "general_data": config.sft2.general_dataset,
-        "student": config.distill.student,
-        "reward_model": config.rewards.reward_model.path,
+        "preferences": config.preferences.dataset if kind in PAIR_KINDS else None,
+        "general_data": config.sft2.general_dataset if kind == "sft2" else None,
+        "student": config.distill.student if kind == "distill" else None,
+        "reward_model": rewards.reward_model.path
+        if kind in ROLLOUT_KINDS and "reward_model" in rewards.functions
+        else None,
     }
+    return {role: value for role, value in named.items() if value}
+
+
+def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:
+    """The content hash of each local file or folder a stage of `kind` run alone reads: its model (`base`,
+    resolved), data, and `files_read`; hub ids left out."""
+    data = config.dataset.name if is_local_data(config.dataset.name) else None
+    named = {"model": base, "data": data, **files_read(config, kind)}
     paths = {key: Path(value).expanduser() for key, value in named.items() if value}
     return {key: content_hash(path) for key, path in paths.items() if path.exists()}
 
@@ -263,7 +281,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
     first = rows.select(range(min(GOLDS_READ, len(rows))))
-    if kind == "sft" and "<think>" in config.prompt.system and not any(r["reasoning"] and r["solution"] for r in first):
+    if kind == "sft" and "<think>" in config.prompt.system and not any(r1_target(row) for row in first):
         # chat replies trained behind a prompt asking for <think>/<answer> teach the model to ignore its prompt
         logger.warning(
             "%s: the rows are chat replies, without worked solutions to write as <think>/<answer>, and prompt.system "
@@ -332,7 +350,7 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
             raise ModelError(f"run {run.root} has no finished model yet")
         return str(final)
     stage_model = Path(name).expanduser() / "model"
-    if run is not None and (stage_model / "config.json").exists():  # RUN/NN_<stage>: what that stage made
+    if run is not None and is_complete(stage_model):  # RUN/NN_<stage>: what that stage made
         return resolve_model(str(stage_model))
     same = name == config.model.name  # gguf_file and revision belong to model.name
     model = config.model
@@ -465,6 +483,7 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
         # Nothing is left to train (killed after the last checkpoint, before the model was saved): its weights are
         # the stage's. trainer.train would run one more step before it checks max_steps.
         trainer._load_from_checkpoint(str(resume))
+        trainer.state.global_step = checkpoint_step(resume)  # the steps it took, for the stage's figures
     else:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     dest = ctx.run.model_dir(ctx.folder)
