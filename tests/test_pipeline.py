@@ -127,9 +127,7 @@ def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked
     data.write_text(data.read_text().replace("What is 3 + 2?", "What is 3 plus 2?"))
     again = r1kit_cli(*args, cwd=REPO)
     assert again.returncode == 1 and "holds finished training (01_sft) made from other inputs: its data" in again.stderr
-    assert "--from sft" in again.stderr
-    redone = r1kit_cli(*args, "--from", "sft", cwd=REPO)
-    assert redone.returncode == 0 and "01_sft: asked for by --from / --only" in redone.stderr
+    assert "--from sft" in again.stderr  # the way to redo it here
 
 
 def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Path, tmp_path: Path) -> None:
