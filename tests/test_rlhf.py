@@ -4,6 +4,7 @@ the evaluation figures they add (perplexity, ROUGE-L, win rate)."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 import random
@@ -338,12 +339,16 @@ def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> Non
     assert not (ctx.dir / "pairs.jsonl").exists()  # a configured dataset is read, not cached
 
 
-def test_a_stage_run_alone_keeps_its_figures(tmp_path: Path) -> None:
+def test_a_stage_run_alone_keeps_its_figures(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """`r1kit dpo` alone: the held-out preference accuracy and the skipped rows go to RUN/dpo/manifest.json."""
     path = write_jsonl(tmp_path / "p.jsonl", [*GOOD_ROWS, {"prompt": "What is 1 + 1?", "chosen": "2"}])  # no rejected
-    dpo.main(
-        config_for(tmp_path, "--preferences.dataset", str(path), "--dataset.on_bad_row", "skip", "--dpo.max_steps", "1")
-    )
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        dpo.main(
+            config_for(
+                tmp_path, "--preferences.dataset", str(path), "--dataset.on_bad_row", "skip", "--dpo.max_steps", "1"
+            )
+        )
+    assert f"held-out | pairs {path} |" in caplog.text  # the header named only the problems it is evaluated on
     manifest = json.loads((tmp_path / "run" / "dpo" / "manifest.json").read_text())
     figures = manifest["output"]["metrics"]
     assert manifest["status"] == "complete" and manifest["output"]["model"] == "dpo/model"

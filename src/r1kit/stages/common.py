@@ -257,8 +257,10 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
     splits = load_splits(config.dataset)
     skipped = f" ({splits.skipped_rows} bad rows skipped)" if splits.skipped_rows else ""
+    # a preference stage alone trains on its pairs file; the problems are what it is evaluated on
+    pairs = f" | pairs {config.preferences.dataset}" if command in PAIR_KINDS and config.preferences.dataset else ""
     logger.warning(
-        "r1kit %s → %s | model %s | %s: %d train / %d held-out%s | %s",
+        "r1kit %s → %s | model %s | %s: %d train / %d held-out%s%s | %s",
         command,
         run.root,
         config.model.name,
@@ -266,6 +268,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
         len(splits.train),
         len(splits.test),
         skipped,
+        pairs,
         hardware.describe(),
     )
     return StageContext(config, run, hardware), base, splits
