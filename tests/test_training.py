@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,11 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
     assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
     # the student is the untouched base model, fine-tuned on that trace
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))
+
+
+def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """TRL cut long worked solutions at sft.max_length, <answer> and all, without a word (a fifth of GSM8K at 256)."""
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "140")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        train(sft, ctx, base, splits)
+    assert re.search(r"sft: \d+ of \d+ rows are longer than sft.max_length \(140 tokens\): \d+ are cut", caplog.text)

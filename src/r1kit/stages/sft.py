@@ -7,6 +7,7 @@ call with their own rows.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from datasets import Dataset
@@ -26,6 +27,8 @@ from r1kit.stages.common import (
     trainer_arguments,
 )
 from r1kit.stages.evaluate import EvaluateEvery
+
+logger = logging.getLogger("r1kit")
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
@@ -57,7 +60,26 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
             EvaluateEvery(ctx, held_out, tokenizer),
         ],
     )
+    _say_what_the_length_limit_cut(rows, trainer.train_dataset, config.sft.max_length)
     return train_and_save(trainer, tokenizer, ctx)
+
+
+def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> None:
+    """TRL cuts each tokenized row at max_length, keeping its start, and drops rows left without a completion token:
+    a long worked solution loses its end, <answer> included, without a word from TRL."""
+    cut = sum(len(ids) >= max_length for ids in prepared["input_ids"])
+    dropped = len(rows) - len(prepared)
+    if cut or dropped:
+        logger.warning(
+            "sft: %d of %d rows are longer than sft.max_length (%d tokens): %d are cut at the limit (the end of "
+            "their completion, with its answer, is not learned) and %d dropped (no completion token left); raise "
+            "--sft.max_length to keep them whole",
+            cut + dropped,
+            len(rows),
+            max_length,
+            cut,
+            dropped,
+        )
 
 
 def main(config: R1kitConfig) -> StageOutput:
