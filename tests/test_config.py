@@ -253,6 +253,11 @@ def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:
 def test_a_list_key_takes_comma_separated_values_as_the_reward_funcs_flag_does() -> None:
     config = resolve("--rewards.functions", "accuracy,format", "--evaluation.num_samples", "4").config
     assert config.rewards.functions == ["accuracy", "format"]
+    # and space-separated ones, as --reward_funcs does (it was "unknown reward 'accuracy format'")
+    spaced = resolve(
+        "--rewards.functions", "accuracy", "format", "--evaluation.pass_k", "1", "4", "--evaluation.num_samples", "4"
+    )
+    assert spaced.config.rewards.functions == ["accuracy", "format"] and spaced.config.evaluation.pass_k == [1, 4]
     assert resolve(environ={"R1KIT_REWARDS_FUNCTIONS": "accuracy, format"}).config.rewards.functions == [
         "accuracy",
         "format",

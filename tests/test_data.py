@@ -60,8 +60,10 @@ def test_a_builtin_task_is_evaluated_on_the_held_out_file_given(tmp_path: Path) 
     splits = load_splits(config)
     assert len(splits.train) == 100 and splits.test["question"][0] == "Subtract 0 from 50."
     assert load_eval_rows(config)[0]["solution"] == ["50", "49", "48", "47", "46"]
-    with pytest.raises(DatasetError, match="dataset file not found: test"):  # a hub split name means nothing here
-        load_splits(dataset("arithmetic", test_split="test"))
+    # a hub split name means nothing here: it was a bare "dataset file not found: validation"
+    for name in ("arithmetic", str(path)):
+        with pytest.raises(DatasetError, match=r"test_split 'validation': .* split names are for hub datasets"):
+            load_splits(dataset(name, test_split="validation"))
 
 
 def test_other_column_names_are_renamed_with_dataset_columns(tmp_path: Path) -> None:

@@ -222,7 +222,7 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
 
 def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Path) -> None:
     from r1kit.monitoring.report import write_report
-    from r1kit.stages.common import loadable_model, with_trained_prompt
+    from r1kit.stages.common import loadable_model, setup, with_trained_prompt
 
     out = tmp_path / "sft_alone"
     done = r1kit_cli("sft", "--profile", "test", "--out", str(out), "--prompt.system", "Answer in one word.", cwd=REPO)
@@ -232,6 +232,12 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
         resolved = resolve_config(overrides=["--model.name", str(model)], environ={})
         assert with_trained_prompt(resolved).prompt.system == "Answer in one word."
         assert loadable_model(resolved.config) == str(out / "sft" / "model")
+    # a stage trains on from a run or stage folder too (the Kaggle flow: SFT, then GRPO on its output)
+    for model in (out, out / "sft"):
+        overrides = ["--model.name", str(model), "--out", str(tmp_path / f"next_{model.name}")]
+        assert setup(resolve_config(profile="test", overrides=overrides, environ={}).config, "grpo")[1] == str(
+            out / "sft" / "model"
+        )
     evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), "--out", str(tmp_path / "e"), cwd=REPO)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())["model"].endswith("sft/model")

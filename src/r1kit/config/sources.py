@@ -174,8 +174,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     ('Format: <think> then <answer>', None)
     >>> _value_from_text("rewards.functions", "[accuracy, format]", "cli"), _value_from_text("rewards.functions", "format", "cli")
     (['accuracy', 'format'], ['format'])
-    >>> _value_from_text("rewards.functions", "accuracy,format", "cli")
-    ['accuracy', 'format']
+    >>> _value_from_text("rewards.functions", "accuracy,format", "cli"), _value_from_text("rewards.functions", "a b", "cli")
+    (['accuracy', 'format'], ['a', 'b'])
     >>> _value_from_text("dataset.columns", "{q: question, answer: solution}", "cli")
     {'q': 'question', 'answer': 'solution'}
     """
@@ -196,8 +196,8 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
             raise ConfigError(
                 f"{path}: cannot read {text!r} as a list (from {source}): {str(error).splitlines()[0]}"
             ) from None
-        if isinstance(value, str) and "," in value:  # accuracy,format: as TRL's --reward_funcs takes it
-            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, str):  # accuracy,format or `accuracy format`: as TRL's --reward_funcs takes them
+            return value.replace(",", " ").split()
         return value if isinstance(value, list) else [value]
     if any(get_origin(kind) is dict for kind in kinds):
         try:

@@ -105,7 +105,14 @@ def _names_a_file(cfg: DatasetConfig) -> bool:
 
 def _load_held_out(cfg: DatasetConfig) -> Dataset:
     if _names_a_file(cfg):
-        return load_file(Path(cfg.test_split).expanduser())
+        path = Path(cfg.test_split).expanduser()
+        if not path.exists() and not path.suffix:  # a hub-style split name (`validation`) for local data
+            raise DatasetError(
+                f"dataset.test_split {cfg.test_split!r}: for a built-in task or a local file the held-out set is a "
+                "file (.jsonl/.json/.parquet/.csv); split names are for hub datasets. Leave it unset to hold out "
+                "dataset.split.test_size of the rows"
+            )
+        return load_file(path)
     return _load_raw(cfg, held_out=cfg.test_split)
 
 

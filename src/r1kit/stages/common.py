@@ -248,7 +248,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
     run = open_run(config, command) if distributed.is_main() else None
     with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
-        base = resolve_model(config.model.name, config.model.cache_dir, config.model.gguf_file, config.model.revision)
+        base = model_reference_of(config.model.name, config)  # a run or stage folder: the model it made
     check_model(config.model, base)
     if run is not None:
         run.prepare(disk_needed(base, config))
