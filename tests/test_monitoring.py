@@ -81,10 +81,19 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
         ([{"step": 1, "quality/truncated_share": 1.0}], "truncated"),
         ([{"step": 1, "loss": float("nan")}], "non_finite"),
         ([{"step": 1, "grad_norm": float("inf")}], "non_finite"),
+        # a plug-in returning a bare float: every item scored None, blamed on the task by the zero-advantage alert
+        ([{"step": 1, "rewards/scalar/mean": None, "rewards/scalar/exceptions": 4.0}], "failing_reward"),
+        ([{"step": 1, "rewards/slow/mean": None, "rewards/slow/timeouts": 4.0}], "failing_reward"),
     ],
 )
 def test_each_alert_rule_fires(records: list[dict], kind: str) -> None:
     assert (kind, "alert") in [(a["kind"], a["level"]) for a in alerts_over(records)]
+
+
+def test_a_reward_failing_on_some_items_or_scoring_none_by_design_is_not_failing() -> None:
+    partly = {"step": 1, "rewards/accuracy/mean": 0.5, "rewards/accuracy/exceptions": 1.0}
+    unreadable_gold = {"step": 2, "rewards/accuracy/mean": None, "rewards/accuracy/exceptions": 0.0}
+    assert not [a for a in alerts_over([partly, unreadable_gold]) if a["kind"] == "failing_reward"]
 
 
 def test_healthy_training_raises_no_alert() -> None:

@@ -108,3 +108,21 @@ def test_a_browser_draws_the_plots(report: Path, tmp_path: Path) -> None:
     blue = sum(1 for r, g, b in pixels if abs(r - 31) < 30 and abs(g - 119) < 30 and abs(b - 180) < 30)
     assert blue > 2000, blue
     assert len(set(image.resize((64, 64)).getdata())) > 50  # not a blank page
+
+
+def test_a_reward_that_scored_nothing_is_drawn_without_a_legend_warning(tmp_path: Path) -> None:
+    """A plug-in failing on every item left only missing values; matplotlib warned of a legend with no artists."""
+    import json
+    import warnings
+
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    rows = [
+        {"stage": "grpo", "kind": "step", "step": step, "rewards/scalar/mean": None, "rewards/scalar/exceptions": 4.0}
+        for step in range(1, 13)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert "<svg" in write_report(tmp_path).read_text()

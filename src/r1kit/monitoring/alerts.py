@@ -30,6 +30,7 @@ class TrendAlerts:
         self.history.append(record)
         holding: dict[str, str] = {}
         holding.update(self._non_finite(record))
+        holding.update(self._failing_rewards(record))
         holding.update(self._thresholds())
         if len(self.history) == self.history.maxlen:
             holding.update(self._trends())
@@ -52,6 +53,22 @@ class TrendAlerts:
             found["non_finite:skipped"] = (
                 f"{int(record['train/skipped_nonfinite_steps'])} step(s) with a non-finite loss or gradient skipped so far"
             )
+        return found
+
+    @staticmethod
+    def _failing_rewards(record: dict[str, Any]) -> dict[str, str]:
+        """A reward that scored nothing at a logged step because every call raised, returned what is not a number,
+        or timed out: it gives no signal, which the zero-advantage alert would otherwise blame on the task."""
+        found = {}
+        for key, failures in record.items():
+            name, _, what = key.removeprefix(_WATCHED_PREFIX).rpartition("/")
+            failed = key.startswith(_WATCHED_PREFIX) and what in ("exceptions", "timeouts") and failures
+            if failed and record.get(f"{_WATCHED_PREFIX}{name}{_WATCHED_SUFFIX}") is None:
+                why = "raised or returned something that is not a number" if what == "exceptions" else "timed out"
+                found[f"failing_reward:{name}"] = (
+                    f"reward {name} scored none of the completions it was given ({failures:g} {what}: it {why}); it "
+                    f"gives no learning signal. The log's 'reward {name} …' lines say why"
+                )
         return found
 
     def _thresholds(self) -> dict[str, str]:

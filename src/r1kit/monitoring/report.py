@@ -341,7 +341,8 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
     if percent:
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
-    if len(series) > 1 or band or len(steps) >= _SMOOTHED_FROM:
+    labelled = ax.get_legend_handles_labels()[0]  # none where every value was missing (a reward that failed)
+    if labelled and (len(series) > 1 or band or len(steps) >= _SMOOTHED_FROM):
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     buffer = io.StringIO()
