@@ -236,7 +236,7 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None:
-    from r1kit.config.sources import resolve_config
+    from r1kit.config.sources import ConfigError, resolve_config
     from r1kit.stages.grpo import build_rewards
 
     spec = f"{plugin_module}:short_answer"
@@ -252,6 +252,16 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
         overrides=["--rewards.functions", f"[{spec}]", "--rewards.short_answer.max_words", "9"], environ={}
     )
     assert on_cli.config.rewards.params(spec).model_extra == {"max_words": 9}
+    # a misspelt parameter went to the function's **kwargs, and max_words kept its default without a word
+    with pytest.raises(
+        ConfigError, match=r"max_wordz is not a parameter of .*:short_answer .*did you mean 'max_words'"
+    ):
+        resolve_config(
+            overrides=["--rewards.functions", f"[{spec}]", "--rewards.short_answer.max_wordz", "9"], environ={}
+        )
+    # a name close to none it takes is its **kwargs' business (a function may read kwargs itself)
+    extra = ["--rewards.functions", f"[{plugin_module}:broken]", "--rewards.broken.limit", "3"]
+    assert resolve_config(overrides=extra, environ={}).config.rewards.params(f"{plugin_module}:broken").model_extra
 
 
 def test_a_plugin_that_raises_or_hangs_costs_its_items_not_the_run(plugin_module: str) -> None:

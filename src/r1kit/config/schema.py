@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from r1kit import distributed
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
-from r1kit.rewards.plugins import is_plugin, load_plugin, short_name
+from r1kit.rewards.plugins import is_plugin, load_plugin, misfit_parameter, short_name
 from r1kit.rewards.registry import KNOWN_REWARDS
 from r1kit.stages.registry import MAKES, STAGE_KINDS
 
@@ -322,6 +322,9 @@ class RewardsConfig(Section):
             if not isinstance(value, dict | PluginRewardParams):
                 raise ValueError(f"rewards.{key}: a plug-in's parameters are a mapping (weight: …, your_param: …)")
             self.model_extra[key] = PluginRewardParams.model_validate(value)
+            misfit = misfit_parameter(plugins.get(key, key), list(self.model_extra[key].model_extra or {}))
+            if misfit:
+                raise ValueError(f"rewards.{key}: {misfit}")
         return self
 
     @model_validator(mode="after")

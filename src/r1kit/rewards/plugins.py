@@ -11,7 +11,9 @@ a call past `rewards.plugin_timeout_seconds` costs the items (None, counted), ne
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,30 @@ def load_plugin(spec: str) -> Callable[..., list[float | None]]:
     if not callable(function):
         raise ValueError(f"plug-in reward {spec!r}: {function_name!r} is not a function")
     return function
+
+
+def misfit_parameter(spec: str, names: list[str]) -> str | None:
+    """Why one of the parameters `names` set for plug-in `spec` would not reach its function as meant, or None: a
+    name it does not take (a TypeError at every call), or a near miss of one it does (swallowed by its **kwargs, so
+    the parameter keeps its default without a word).
+
+    >>> import types, sys
+    >>> sys.modules["doctest_rewards"] = types.SimpleNamespace(short=lambda completions, max_words=40, **kwargs: [])
+    >>> misfit_parameter("doctest_rewards:short", ["max_wordz"]), misfit_parameter("doctest_rewards:short", ["max_words"])
+    ("max_wordz is not a parameter of doctest_rewards:short (it takes: max_words); did you mean 'max_words'?", None)
+    """
+    try:
+        parameters = list(inspect.signature(load_plugin(spec)).parameters.values())
+    except (TypeError, ValueError):  # a callable without a readable signature: its business
+        return None
+    named = [p.name for p in parameters[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    for name in names:
+        close = difflib.get_close_matches(name, named, n=1, cutoff=0.8)
+        if name not in named and (close or not takes_any):
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return f"{name} is not a parameter of {spec} (it takes: {', '.join(named) or 'none'}){hint}"
+    return None
 
 
 @dataclass(frozen=True, eq=False)
