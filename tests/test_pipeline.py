@@ -195,11 +195,11 @@ def test_chat_one_shot(finished_run: Path) -> None:
 
 
 def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_trained_with(tmp_path: Path) -> None:
-    from r1kit.stages.common import with_trained_prompt
+    from r1kit.stages.common import as_trained
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        "prompt: {system: Run prompt.}\n"
+        "prompt: {system: Run prompt.}\ndataset: {name: word_problems}\n"
         "stages: [{name: sft}, {name: rl, kind: grpo, config: {prompt: {system: RL prompt.}}}]\n"
     )
     run = tmp_path / "run"
@@ -210,19 +210,26 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     (run / "summary.json").write_text(json.dumps({"final_model": "02_rl/model"}))
 
     def asked_with(model: Path, *flags: str) -> str:
-        return with_trained_prompt(
-            resolve_config(overrides=["--model.name", str(model), *flags], environ={})
-        ).prompt.system
+        return as_trained(resolve_config(overrides=["--model.name", str(model), *flags], environ={})).prompt.system
 
     assert asked_with(run) == "RL prompt."  # the run's final model: its stage's own prompt
     assert asked_with(run / "02_rl" / "model") == "RL prompt."
     assert asked_with(run / "01_sft" / "model") == "Run prompt."
     assert asked_with(run, "--prompt.system", "Mine.") == "Mine."  # one the user gives wins
 
+    def scored_on(*flags: str):
+        return as_trained(resolve_config(overrides=["--model.name", str(run), *flags], environ={})).dataset
+
+    # the run's held-out problems, as in its table (it was the built-in arithmetic task), unless other data is given
+    assert scored_on().name == "word_problems"
+    assert scored_on("--data", "arithmetic").name == "arithmetic"
+    limited = scored_on("--dataset.max_test_samples", "5")  # the user's own dataset.* laid over the run's
+    assert (limited.name, limited.max_test_samples) == ("word_problems", 5)
+
 
 def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Path) -> None:
     from r1kit.monitoring.report import write_report
-    from r1kit.stages.common import loadable_model, setup, with_trained_prompt
+    from r1kit.stages.common import as_trained, loadable_model, setup
 
     out = tmp_path / "sft_alone"
     done = r1kit_cli("sft", "--profile", "test", "--out", str(out), "--prompt.system", "Answer in one word.", cwd=REPO)
@@ -230,7 +237,7 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     # the run folder and the stage folder stand for its model (the stage folder was an error), asked as trained
     for model in (out, out / "sft", out / "sft" / "model"):
         resolved = resolve_config(overrides=["--model.name", str(model)], environ={})
-        assert with_trained_prompt(resolved).prompt.system == "Answer in one word."
+        assert as_trained(resolved).prompt.system == "Answer in one word."
         assert loadable_model(resolved.config) == str(out / "sft" / "model")
     # a stage trains on from a run or stage folder too (the Kaggle flow: SFT, then GRPO on its output)
     for model in (out, out / "sft"):

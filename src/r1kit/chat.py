@@ -98,7 +98,7 @@ def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console
 
 
 def main(config: R1kitConfig, prompt: str | None) -> None:
-    """`r1kit chat`; `config` as `with_trained_prompt` gives it (a run's model is asked as it was trained)."""
+    """`r1kit chat`; `config` as `as_trained` gives it (a run's model is asked as it was trained)."""
     reference = loadable_model(config)
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar before the conversation

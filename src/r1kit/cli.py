@@ -334,7 +334,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from r1kit import chat, pipeline
     from r1kit.stages import evaluate
-    from r1kit.stages.common import with_trained_prompt
+    from r1kit.stages.common import as_trained
     from r1kit.stages.registry import STAGES
 
     if args.command in STAGES:
@@ -342,8 +342,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
     commands = {
         "run": lambda: pipeline.run(resolved.config, from_stage=args.from_stage, only=args.only),
-        "eval": lambda: evaluate.main(with_trained_prompt(resolved)),
-        "chat": lambda: chat.main(with_trained_prompt(resolved), args.prompt),
+        "eval": lambda: evaluate.main(as_trained(resolved)),
+        "chat": lambda: chat.main(as_trained(resolved), args.prompt),
     }
     commands[args.command]()
     return 0

@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 from r1kit import distributed
 from r1kit.atomic import build_complete, content_hash, is_complete, jsonable, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
-from r1kit.config.sources import ResolvedConfig, resolve_config
+from r1kit.config.sources import ResolvedConfig, flatten, resolve_config
 from r1kit.data.loading import (
     NO_SFT_ROWS,
     DatasetError,
@@ -328,19 +328,37 @@ def loadable_model(config: R1kitConfig) -> str:
     return model_reference_of(config.model.name, config)
 
 
-def with_trained_prompt(resolved: ResolvedConfig) -> R1kitConfig:
+def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     """The config to evaluate or chat with: a model trained by r1kit is asked with the system prompt it was trained
-    with, unless one is given: its stage's own (a recipe stage's `config: {prompt: ...}`), else its run's."""
+    with (its stage's own, a recipe stage's `config: {prompt: ...}`, else its run's) and scored on its run's data
+    (the same held-out problems as the run's table), each unless the user gives one."""
     config = resolved.config
     run = run_of(config.model.name)
-    if run is None or resolved.sources.get("prompt.system") != "default":
+    if run is None:
         return config
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
     stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
     for index, spec in enumerate(trained.stages, start=1):
         if stage_folder == f"{index:02d}_{spec.name}":
             trained = trained.for_stage(spec)
-    return config.model_copy(update={"prompt": trained.prompt})
+    update: dict[str, Any] = {}
+    if resolved.sources.get("prompt.system") == "default":
+        update["prompt"] = trained.prompt
+    if resolved.sources.get("dataset.name") == "default":  # the run's data, with the user's own dataset.* over it
+        given = {
+            key: value
+            for key, value in flatten(config.dataset.model_dump(), "dataset.").items()
+            if resolved.sources.get(key, "default").startswith(("cli:", "env:", "file:"))
+        }
+        data = trained.dataset.model_dump()
+        for key, value in given.items():
+            *sections, leaf = key.split(".")[1:]
+            target = data
+            for section in sections:
+                target = target[section]
+            target[leaf] = value
+        update["dataset"] = type(trained.dataset).model_validate(data)
+    return config.model_copy(update=update)
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:
