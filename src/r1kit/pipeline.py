@@ -16,7 +16,6 @@ is evaluated on the run's held-out problems.
 from __future__ import annotations
 
 import importlib
-import itertools
 import json
 import logging
 from dataclasses import replace
@@ -46,7 +45,7 @@ from r1kit.stages.common import (
     stage_values,
 )
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
+from r1kit.stages.registry import MAKES, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -73,6 +72,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     labels = {base: "base"}  # model → the label it is evaluated under
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
     trained: set[str] = set()  # the stages this command (re)trained: complete ones reading them are outdated
+    reads = _reads(config)
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
@@ -93,7 +93,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)
-                _write_run_manifest(run_dir, config, outputs, trained, running=spec.name)
+                _write_run_manifest(run_dir, config, outputs, trained, reads, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             trained.add(spec.name)
         outputs[spec.name] = output
@@ -106,7 +106,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
-            _write_run_manifest(run_dir, config, outputs, trained)
+            _write_run_manifest(run_dir, config, outputs, trained, reads)
         if spec.name == only:  # the stages after it stay as they are
             break
 
@@ -212,19 +212,24 @@ def _check_stage_references(config: R1kitConfig) -> None:
             check(where, path, "reward_model", earlier)
 
 
+# The files of `files_read` whose existence is checked up front: the key that names each, and what looks local.
+# (A reward model may name an earlier stage: `_check_stage_references` checks it.)
+_LOCAL_FILES = {
+    "general_data": ("sft2.general_dataset", is_local_data),
+    "student": ("distill.student", looks_local),
+    "preferences": ("preferences.dataset", is_local_data),
+}
+
+
 def _check_stage_files(config: R1kitConfig) -> None:
     """Files and folders a later stage reads (its general chat data, its preference pairs, its student model) exist,
     checked before any work: the stage would find a typo only after the stages before it had trained."""
     for spec in config.stages:
-        stage = config.for_stage(spec)
-        named = {
-            "sft2": [("sft2.general_dataset", stage.sft2.general_dataset, is_local_data)],
-            "distill": [("distill.student", stage.distill.student, looks_local)],
-        }.get(spec.stage_kind, [])
-        if spec.stage_kind in PAIR_KINDS:
-            named.append(("preferences.dataset", stage.preferences.dataset, is_local_data))
-        for key, value, local in named:
-            if value and local(value) and not Path(value).expanduser().exists():
+        for role, value in files_read(config.for_stage(spec), spec.stage_kind).items():
+            if role not in _LOCAL_FILES:
+                continue
+            key, local = _LOCAL_FILES[role]
+            if local(value) and not Path(value).expanduser().exists():
                 raise ConfigError(f"stages: {spec.name}: {key} {value!r}: no such file or folder")
 
 
@@ -378,12 +383,16 @@ def _evaluated(
 
 
 def _write_run_manifest(
-    run_dir: RunDir, config: R1kitConfig, outputs: dict[str, StageOutput], trained: set[str], running: str = ""
+    run_dir: RunDir,
+    config: R1kitConfig,
+    outputs: dict[str, StageOutput],
+    trained: set[str],
+    reads: dict[str, set[str]],
+    running: str = "",
 ) -> None:
-    """Each stage's status. A complete stage this command has not reached that reads (directly or through another)
-    a stage it trained is `outdated`: what it was made from has changed, and the next run checks it (it is kept only
-    if its inputs are the same as before)."""
-    reads = _reads(config)
+    """Each stage's status. A complete stage this command has not reached that reads (`reads`, directly or through
+    another) a stage it trained is `outdated`: what it was made from has changed, and the next run checks it (it is
+    kept only if its inputs are the same as before)."""
     stages = []
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
@@ -423,13 +432,13 @@ def _summary(
     final: str,
     evals: dict[str, dict[str, Any]],
     outputs: dict[str, StageOutput],
-    started_from: dict[str, str],
+    started_from: dict[str, str | None],
 ) -> dict[str, Any]:
     labels = list(evals)
-    # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other), else
-    # the one evaluated before it, and the whole run, on the same problems
-    steps = [(started_from.get(after, before), after) for before, after in itertools.pairwise(labels)]
-    pairs = dict.fromkeys([*[(before, after) for before, after in steps if before], (labels[0], labels[-1])])
+    # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other; none
+    # for a student that was not evaluated), and the whole run, on the same problems
+    steps = [(started_from[label], label) for label in labels[1:] if started_from[label]]
+    pairs = dict.fromkeys([*steps, (labels[0], labels[-1])])
     final_path = Path(final)
     return {
         "run": str(run_dir.root),

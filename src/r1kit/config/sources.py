@@ -58,11 +58,12 @@ class Layer:
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
         target, value = canonical(path, _value_from_text(PATH_ALIASES.get(path, path), text, source))
-        _set(self.values, target, value)
+        set_path(self.values, target, value)
         self.value_sources[target] = source
 
 
-def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+def set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set the leaf at dotted `path` in a nested mapping, making the sections on the way."""
     *sections, leaf = split_path(path)
     for name in sections:
         tree = tree.setdefault(name, {})
@@ -295,7 +296,7 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         reason = refusal(path)
         if reason:
             raise ConfigError(f"{where}: {path} is not an r1kit setting: {reason}")
-        _set(tree, *canonical(path, value))
+        set_path(tree, *canonical(path, value))
     if isinstance(tree.get("stages"), list):  # a recipe stage's own values are read as the file's are
         tree["stages"] = [
             {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
@@ -550,7 +551,7 @@ def _check_replaced(path: str, value: Any, source: str, winner: str) -> None:
 
 def _nested(path: str, value: Any) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    _set(tree, path, value)
+    set_path(tree, path, value)
     return tree
 
 

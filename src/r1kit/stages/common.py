@@ -23,7 +23,7 @@ from transformers.utils import logging as hf_logging
 from r1kit import distributed
 from r1kit.atomic import build_complete, content_hash, is_complete, jsonable, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
-from r1kit.config.sources import ResolvedConfig, flatten, resolve_config
+from r1kit.config.sources import ResolvedConfig, flatten, resolve_config, set_path
 from r1kit.data.loading import (
     NO_SFT_ROWS,
     DatasetError,
@@ -352,11 +352,7 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
         }
         data = trained.dataset.model_dump()
         for key, value in given.items():
-            *sections, leaf = key.split(".")[1:]
-            target = data
-            for section in sections:
-                target = target[section]
-            target[leaf] = value
+            set_path(data, key.removeprefix("dataset."), value)
         update["dataset"] = type(trained.dataset).model_validate(data)
     return config.model_copy(update=update)
 
