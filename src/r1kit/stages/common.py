@@ -428,6 +428,9 @@ def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig) ->
         "bf16": hardware.precision == "bf16",
         "fp16": hardware.precision == "fp16",
         "use_cpu": hardware.device == "cpu",
+        # Every trainable weight (LoRA's or the full model's) takes part in each step's loss, so DDP's search for
+        # unused ones costs a graph walk a step and warns that it found none (transformers turns it on for PEFT models).
+        "ddp_find_unused_parameters": False,
     }
 
 
