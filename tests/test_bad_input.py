@@ -206,6 +206,26 @@ def test_malformed_data_files_sweep(name: str, tmp_path: Path, capsys: pytest.Ca
     assert_one_line(err, str(path), needle)
 
 
+def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path, caplog) -> None:
+    from r1kit.config.schema import DatasetConfig
+    from r1kit.data.loading import DatasetError, load_splits
+
+    good = "".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(9))
+    path = _data_file(tmp_path, "broken.jsonl", good + '{"question": "3 + 3?",\n' + "[1, 2]\n")
+    with pytest.raises(DatasetError) as raised:  # was: "(… line 2 column 1 (char 24))" of a file's line 10
+        load_splits(DatasetConfig(name=str(path)))
+    message = str(raised.value)
+    assert "line 10 is not valid JSON (Expecting property name enclosed in double quotes at the end of the line)" in (
+        message
+    )
+    assert "set dataset.on_bad_row=skip" in message
+
+    # was: the same error under skip, which left out only rows that parse but lack a field
+    splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip", split={"test_size": 0.3}))
+    assert len(splits.train) + len(splits.test) == 9 and splits.skipped_rows == 2
+    assert "broken.jsonl: 2 lines that are not JSON objects skipped" in caplog.text
+
+
 def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = "".join(json.dumps({"question": f"{i}+1?", "solution": str(i + 1), "task": "add"}) + "\n" for i in range(8))
     path = _data_file(tmp_path, "grouped.jsonl", rows)
@@ -384,7 +404,7 @@ def test_eval_counts_the_bad_rows_it_skipped(tiny_model: Path, tmp_path: Path, c
     args = ["eval", "--model", str(tiny_model), "--profile", "test", "--data", str(data), "--out", str(tmp_path / "e")]
     code, err = cli(capsys, *args, "--dataset.on_bad_row", "skip")
     assert code == 0, err
-    assert "gsm.jsonl: 1 bad rows skipped" in caplog.text
+    assert "gsm.jsonl: 1 bad row skipped" in caplog.text
     result = json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())
     assert result["skipped_rows"] == 1 and result["problems"] == 2
 

@@ -302,6 +302,9 @@ def test_environment_names_are_unambiguous() -> None:
         (["--sft.learning_rate", "1"], "did you mean 'sft.optimization.learning_rate'"),
         (["--grpo.learning_rate", "1"], "did you mean 'training.optimization.learning_rate'"),
         (["--training.num_generations", "4"], "did you mean 'grpo.num_generations'"),
+        # a misspelt flag name: was a bare "unknown option"
+        (["--learnig_rate", "1"], "unknown option --learnig_rate; did you mean --learning_rate?"),
+        (["--ouput_dir", "x"], "unknown option --ouput_dir; did you mean --output_dir?"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
         (["--learning_rate"], "--learning_rate: missing value"),
@@ -645,13 +648,30 @@ def test_all_linear_lora_targets_go_to_peft_as_its_own_choice(tiny_model: Path) 
         (["--trainig.max_steps"], "unknown option --trainig.max_steps; did you mean 'training.max_steps'?"),
         (["--use_liger_kernel"], "unknown option --use_liger_kernel"),  # both were "missing value"
         (["--learning_rate"], "--learning_rate: missing value"),
-        (["--save_strategy", "epoch"], "--save_strategy is not an r1kit option: r1kit checkpoints every"),
-        (["--logging_strategy", "epoch"], "--logging_strategy is not an r1kit option: r1kit logs every"),
+        (["--save_strategy", "epoch"], "--save_strategy epoch: r1kit counts in optimizer steps, not epochs; give "),
+        (["--save_strategy", "no"], "--save_strategy no: r1kit always checkpoints, so that a killed run resumes"),
+        (["--logging_strategy", "sometimes"], "--logging_strategy takes steps, no or epoch (got 'sometimes')"),
     ],
 )
 def test_flags_without_a_value_or_a_place_say_what_is_wrong(args: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(*args)
+
+
+def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_once() -> None:
+    """TRL's `--eval_strategy epoch --logging_strategy epoch --save_strategy epoch` took three tries to learn of the
+    three refusals, and `steps` or `no`, which r1kit can honour, were refused too."""
+    config = resolve("--eval_steps", "5", "--eval_strategy", "no", "--save_strategy", "steps").config
+    assert config.evaluation.every_steps is None
+    assert resolve("--eval_strategy", "steps", "--eval_steps", "5").config.evaluation.every_steps == 5
+    with pytest.raises(ConfigError) as raised:
+        resolve("--eval_strategy", "epoch", "--push_to_hub", "--save_strategy", "epoch", "--learning_rate", "1e-4")
+    lines = str(raised.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "--eval_strategy epoch",
+        "--push_to_hub is not an r1kit option",
+        "--save_strategy epoch",
+    ]
 
 
 def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(

@@ -8,6 +8,7 @@ import logging
 import math
 import pickle
 import random
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -349,6 +350,7 @@ def test_a_stage_run_alone_keeps_its_figures(tmp_path: Path, caplog: pytest.LogC
             )
         )
     assert f"held-out | pairs {path} |" in caplog.text  # the header named only the problems it is evaluated on
+    assert re.search(r"\| model \S+ \(LoRA r\d+\) \|", caplog.text)  # was: no word that only an adapter trains
     manifest = json.loads((tmp_path / "run" / "dpo" / "manifest.json").read_text())
     figures = manifest["output"]["metrics"]
     assert manifest["status"] == "complete" and manifest["output"]["model"] == "dpo/model"

@@ -230,12 +230,7 @@ REFUSED = {
     "rewards.code": "r1kit has no code-execution reward (it never runs model-written code); see rewards.functions",
     "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
     "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",
-    "--eval_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
-    "--logging_strategy": "r1kit logs every monitoring.logging_steps optimizer steps (--logging_steps N)",
-    "--save_strategy": "r1kit checkpoints every training.checkpoint.save_steps steps (--save_steps N; sft.checkpoint.* "
-    "for SFT)",
     "--remove_unused_columns": "r1kit builds each stage's columns itself from dataset.format and dataset.columns",
-    "--evaluation_strategy": "evaluation during training runs every evaluation.every_steps steps (--eval_steps N)",
     "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
     "--trust_remote_code": "set model.trust_remote_code true (only for a repo you trust)",
@@ -244,6 +239,34 @@ REFUSED = {
     "--max_completion_length, and SFT, DPO and the reward model limit prompt + reply with --max_length",
     "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
     "every monitoring.examples_every steps",
+}
+
+
+@dataclass(frozen=True)
+class StrategyFlag:
+    """TRL's `--*_strategy` flags. r1kit counts in optimizer steps, so `steps` is its way already."""
+
+    every: str  # the flag that sets how many steps apart
+    off: tuple[str, str] | None = None  # the key and value that turn it off (`no`); None: it cannot be turned off
+    always: str = ""  # why it cannot be
+
+    def answer(self, flag: str, value: str) -> str:
+        """Why `flag value` is not an r1kit setting (`steps` and a possible `no` are set, not answered here)."""
+        if value == "epoch":
+            return (
+                f"{flag} epoch: r1kit counts in optimizer steps, not epochs; give {self.every} with N the steps of "
+                "one epoch (training rows ÷ (per-device batch × gradient accumulation × processes))"
+            )
+        if value == "no":
+            return f"{flag} no: {self.always}; set how often with {self.every}"
+        return f"{flag} takes steps, no or epoch (got {value!r})"
+
+
+STRATEGY_FLAGS = {
+    "--eval_strategy": StrategyFlag("--eval_steps N", off=("evaluation.every_steps", "null")),
+    "--evaluation_strategy": StrategyFlag("--eval_steps N", off=("evaluation.every_steps", "null")),
+    "--save_strategy": StrategyFlag("--save_steps N", always="r1kit always checkpoints, so that a killed run resumes"),
+    "--logging_strategy": StrategyFlag("--logging_steps N", always="r1kit's monitoring is always on"),
 }
 
 

@@ -32,6 +32,7 @@ from r1kit.config.aliases import (
     FLAG_ALIASES,
     GRPO_SECTIONS,
     PATH_ALIASES,
+    STRATEGY_FLAGS,
     canonical,
     for_stage,
     refusal,
@@ -128,6 +129,8 @@ def did_you_mean(path: str) -> str:
     ("; did you mean 'training.max_steps'?", '')
     >>> did_you_mean("top_k")
     '; the flag --top_k sets grpo.top_k: write that key here'
+    >>> did_you_mean("learnig_rate"), did_you_mean("num_generatons")
+    ('; did you mean --learning_rate?', '; did you mean --num_generations?')
     >>> did_you_mean("sft.learning_rate"), did_you_mean("grpo.learning_rate")
     ("; did you mean 'sft.optimization.learning_rate'?", "; did you mean 'training.optimization.learning_rate'?")
     """
@@ -145,6 +148,14 @@ def did_you_mean(path: str) -> str:
         same = [key for key in LEAF_PATHS if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
         if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
+    if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
+        flags = [name[2:] for name in FLAG_ALIASES]  # what a flag sets depends on the command: not named here
+        names = {key.rsplit(".", 1)[-1]: key for key in LEAF_PATHS}
+        close = difflib.get_close_matches(path, [*flags, *names], n=1, cutoff=0.8)
+        if close and close[0] in flags:
+            return f"; did you mean --{close[0]}?"
+        if close and [key.rsplit(".", 1)[-1] for key in LEAF_PATHS].count(close[0]) == 1:
+            return f"; did you mean {names[close[0]]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -360,6 +371,7 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     """`--a.b.c value`, `--a.b.c=value`, multi-word values such as `[x, y]`, and the flag aliases (TRL's trainer
     flags set the section of the stage that `r1kit COMMAND` runs alone)."""
     layer = Layer("cli", {})
+    refused = []  # TRL flags r1kit has no use for: all named at once, not one per try
     index = 0
     while index < len(args):
         flag = args[index]
@@ -374,7 +386,19 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         alias = FLAG_ALIASES.get(flag)
         reason = refusal(flag) or refusal(flag[2:])
         if reason:
-            raise ConfigError(f"{flag} is not an r1kit option: {reason}")
+            refused.append(f"{flag} is not an r1kit option: {reason}")
+            continue
+        strategy = STRATEGY_FLAGS.get(flag)
+        if strategy is not None:
+            said = " ".join(words).strip().lower()
+            if said == "steps":
+                layer.notes.append(f"{flag} steps: r1kit's way already (every {strategy.every} steps)")
+            elif said == "no" and strategy.off:
+                layer.add(*strategy.off, f"cli:{flag}")
+                layer.notes.append(f"{flag} no → --{strategy.off[0]} {strategy.off[1]}")
+            else:
+                refused.append(strategy.answer(flag, said))
+            continue
         switch = alias is not None and alias.value is not None
         if switch:
             path, text = alias.path, str(alias.value).lower()
@@ -412,6 +436,8 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         if (alias and alias.tutorial) or path in PATH_ALIASES:
             hint = f" ({alias.hint})" if alias and alias.hint else ""
             layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
+    if refused:
+        raise ConfigError("\n".join(refused))
     return layer
 
 

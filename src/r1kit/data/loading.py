@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import ADAPTERS, BadRow, detect_format
 from r1kit.prompts import chat_prompt, r1_completion
+
+logger = logging.getLogger("r1kit")
 
 _LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -33,12 +36,13 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
     if cfg.name in synthetic.BUILTIN_TASKS:
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
-        raw_train, source = Dataset.from_list(rows), f"built-in task {cfg.name}"
+        raw_train, bad_lines, source = Dataset.from_list(rows), 0, f"built-in task {cfg.name}"
     else:
-        raw_train, source = _load_raw(cfg), cfg.name
-    raw_test = _load_held_out(cfg) if cfg.test_split else None
+        (raw_train, bad_lines), source = _load_raw(cfg), cfg.name
+    raw_test, bad_test_lines = _load_held_out(cfg) if cfg.test_split else (None, 0)
 
     train, skipped = _adapt(raw_train, cfg, source)
+    skipped += bad_lines + bad_test_lines
     if raw_test is None:
         parts = train.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
         train, test = parts["train"], parts["test"]
@@ -52,6 +56,15 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
 
+def bad_rows_skipped(count: int) -> str:
+    """The count of bad rows left out, for a log line.
+
+    >>> bad_rows_skipped(1), bad_rows_skipped(3)
+    ('1 bad row skipped', '3 bad rows skipped')
+    """
+    return f"{count} bad row{'' if count == 1 else 's'} skipped"
+
+
 def read_rows(path: Path) -> Dataset:
     """Canonical rows a stage wrote (JSONL, one row per line)."""
     return Dataset.from_list([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
@@ -61,8 +74,9 @@ def load_eval_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
     """The rows `r1kit eval` scores (a local file as a whole, or its test_split file, else the held-out split) and
     the bad rows skipped under dataset.on_bad_row=skip."""
     if is_local_data(cfg.name) and not cfg.test_split:
-        rows, skipped = _adapt(_load_raw(cfg), cfg, cfg.name)
-        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
+        raw, bad_lines = _load_raw(cfg)
+        rows, skipped = _adapt(raw, cfg, cfg.name)
+        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped + bad_lines
     splits = load_splits(cfg)
     return splits.test, splits.skipped_rows
 
@@ -103,7 +117,7 @@ def _names_a_file(cfg: DatasetConfig) -> bool:
     return cfg.name in synthetic.BUILTIN_TASKS or split_is_file(cfg.name, cfg.test_split or "")
 
 
-def _load_held_out(cfg: DatasetConfig) -> Dataset:
+def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
     if _names_a_file(cfg):
         path = Path(cfg.test_split).expanduser()
         if not path.exists() and not path.suffix:  # a hub-style split name (`validation`) for local data
@@ -112,23 +126,27 @@ def _load_held_out(cfg: DatasetConfig) -> Dataset:
                 "file (.jsonl/.json/.parquet/.csv); split names are for hub datasets. Leave it unset to hold out "
                 "dataset.split.test_size of the rows"
             )
-        return load_file(path)
+        return load_file(path, cfg.on_bad_row)
     return _load_raw(cfg, held_out=cfg.test_split)
 
 
-def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Dataset:
-    """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
+def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> tuple[Dataset, int]:
+    """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it), and the
+    unreadable lines skipped."""
     offline = "Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
-    return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline)
+    return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline, cfg.on_bad_row)
 
 
-def load_raw(name: str, subset: str | None, split: str, what: str, offline: str) -> Dataset:
-    """A local file as a whole, or a split of a hub dataset; a hub that cannot be reached is an error naming `what`
-    is loaded and what to use `offline`."""
+def load_raw(
+    name: str, subset: str | None, split: str, what: str, offline: str, on_bad_row: str = "error"
+) -> tuple[Dataset, int]:
+    """A local file as a whole, or a split of a hub dataset, and the number of a JSONL file's lines that are not
+    JSON objects, skipped under `on_bad_row` skip; a hub that cannot be reached is an error naming `what` is loaded
+    and what to use `offline`."""
     if is_local_data(name):
-        return load_file(Path(name).expanduser())
+        return load_file(Path(name).expanduser(), on_bad_row)
     try:
-        return load_dataset(name, subset, split=split)
+        return load_dataset(name, subset, split=split), 0
     except Exception as error:
         raise DatasetError(
             f"cannot load {what} {name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
@@ -136,8 +154,10 @@ def load_raw(name: str, subset: str | None, split: str, what: str, offline: str)
         ) from error
 
 
-def load_file(path: Path) -> Dataset:
-    """A local .jsonl/.json/.parquet/.csv file as a dataset (a missing or unreadable one: DatasetError)."""
+def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
+    """A local .jsonl/.json/.parquet/.csv file as a dataset (a missing or unreadable one: DatasetError), and how many
+    of a JSONL file's lines were left out as not JSON objects (`on_bad_row` skip; under `error` the first one stops
+    the load)."""
     if not path.exists():
         raise DatasetError(f"dataset file not found: {path}")
     if path.is_dir():
@@ -147,8 +167,18 @@ def load_file(path: Path) -> Dataset:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
-    if path.suffix == ".jsonl":
-        _check_json_lines(path)
+    bad_lines = _bad_json_lines(path, on_bad_row) if path.suffix == ".jsonl" else []
+    with tempfile.TemporaryDirectory() as scratch:
+        if bad_lines:  # the datasets library reads a file or nothing: hand it the good lines
+            count = f"{len(bad_lines)} line{'s' if len(bad_lines) > 1 else ''}"
+            logger.warning("%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, count)
+            good = [line for number, line in enumerate(path.read_bytes().splitlines(), 1) if number not in bad_lines]
+            path = Path(scratch) / path.name
+            path.write_bytes(b"\n".join(good))
+        return _load_with_builder(path, builder), len(bad_lines)
+
+
+def _load_with_builder(path: Path, builder: str) -> Dataset:
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -160,22 +190,34 @@ def load_file(path: Path) -> Dataset:
         library_logger.setLevel(level)
 
 
-def _check_json_lines(path: Path) -> None:
-    """Name the first line of a JSONL file that is not one JSON object (the datasets library names none)."""
-    seen = 0
+def _bad_json_lines(path: Path, on_bad_row: str) -> set[int]:
+    """The numbers of a JSONL file's lines that are not one JSON object; under `on_bad_row` error the first one is
+    a DatasetError naming it (the datasets library names none)."""
+    bad, seen = set(), 0
     with path.open("rb") as stream:
         for number, raw in enumerate(stream, start=1):
             if not raw.strip():
                 continue
             seen += 1
+            text = raw.strip()
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise DatasetError(f"{path}: line {number} is not valid JSON ({error})") from None
-            if not isinstance(record, dict):
-                raise DatasetError(f"{path}: line {number} must be a JSON object, not {type(record).__name__}")
+                record = json.loads(text)
+                problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
+            except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
+                where = "at the end of the line" if error.pos >= len(text) else f"at column {error.colno}"
+                problem = f"is not valid JSON ({error.msg} {where})"
+            except UnicodeDecodeError as error:
+                problem = f"is not valid JSON ({error.reason})"
+            if problem is None:
+                continue
+            if on_bad_row == "error":
+                raise DatasetError(f"{path}: line {number} {problem}; fix the line or set dataset.on_bad_row=skip")
+            bad.add(number)
     if not seen:
         raise DatasetError(f"{path}: the file is empty (only blank lines)")
+    if len(bad) == seen:
+        raise DatasetError(f"{path}: none of its {seen} lines is a JSON object")
+    return bad
 
 
 def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:

@@ -254,7 +254,7 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
         raise ValueError("preferences.dataset is not set")
     source = cfg.dataset
     offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
-    raw = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline)
+    raw, skipped_lines = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
     fmt = cfg.format
     if fmt == "auto":
         try:
@@ -262,13 +262,14 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
         except ValueError as error:
             raise DatasetError(f"{source}: {error}") from None
     train, skipped = adapt_pairs(raw, fmt, source, on_bad_row)
+    skipped += skipped_lines
     if cfg.test_split:
         held_is_file = split_is_file(cfg.dataset, cfg.test_split)
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
         held = cfg.test_split if held_is_file else cfg.dataset
-        raw_test = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline)
+        raw_test, skipped_lines = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
         test, skipped_test = adapt_pairs(raw_test, fmt, held_source, on_bad_row)
-        skipped += skipped_test
+        skipped += skipped_test + skipped_lines
     else:
         train, test = split_pairs(train, cfg.held_out, cfg.seed)
         if not test:  # split by prompt, so no prompt is on both sides: one prompt leaves none to hold out

@@ -25,7 +25,7 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import held_out_source, load_eval_rows
+from r1kit.data.loading import bad_rows_skipped, held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
 from r1kit.models import ModelError, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
@@ -511,7 +511,7 @@ def main(config: R1kitConfig) -> dict[str, Any]:
             raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
     rows, skipped = load_eval_rows(config.dataset)
     if skipped:
-        logger.warning("%s: %d bad rows skipped (dataset.on_bad_row skip)", config.dataset.name, skipped)
+        logger.warning("%s: %s (dataset.on_bad_row skip)", config.dataset.name, bad_rows_skipped(skipped))
     # one folder for every process: the main process's (a name from the clock could differ by a second)
     run = RunDir(distributed.from_main(config.run.output_dir or f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"))
     result = evaluate(StageContext(config, run, hardware), reference, rows, "eval", skipped_rows=skipped)
