@@ -245,11 +245,14 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
         assert setup(resolve_config(profile="test", overrides=overrides, environ={}).config, "grpo")[1] == str(
             out / "sft" / "model"
         )
-    evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), "--out", str(tmp_path / "e"), cwd=REPO)
+    # evaluated into its own run folder, where the report finds it (was: ./runs/eval-<time>, which no report reads)
+    evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    assert json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())["model"].endswith("sft/model")
+    assert json.loads((out / "eval" / "eval.json").read_text())["model"].endswith("sft/model")
+    assert not (tmp_path / "runs").exists()
     page = write_report(out).read_text()
     assert "<td>sft</td><td>sft</td><td>complete</td>" in page and "train_rows" in page
+    assert "<h2>Evaluation</h2>" in page
 
 
 def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:

@@ -32,7 +32,7 @@ from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
-from r1kit.runs import RunDir
+from r1kit.runs import RunDir, run_of
 from r1kit.stages.common import StageContext, loadable_model, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
 
@@ -512,8 +512,11 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     rows, skipped = load_eval_rows(config.dataset)
     if skipped:
         logger.warning("%s: %s (dataset.on_bad_row skip)", config.dataset.name, bad_rows_skipped(skipped))
-    # one folder for every process: the main process's (a name from the clock could differ by a second)
-    run = RunDir(distributed.from_main(config.run.output_dir or f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"))
+    # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
+    # folder, one for every process: the main process's (a name from the clock could differ by a second).
+    trained_in = run_of(config.model.name)
+    fresh = str(trained_in.root) if trained_in else f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"
+    run = RunDir(distributed.from_main(config.run.output_dir or fresh))
     result = evaluate(StageContext(config, run, hardware), reference, rows, "eval", skipped_rows=skipped)
     if distributed.is_main():
         print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
