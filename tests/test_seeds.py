@@ -75,7 +75,7 @@ def test_tutorial_command_runs_as_documented(line: int, args: list[str], expecte
         assert value(config, path) == wanted, path
     legacy = [a for a in args if a.startswith("--") and "." not in a and a not in ("--profile", "--config")]
     if legacy:  # the tutorial's names work, and one line says which r1kit keys they are
-        assert "the R1 tutorial's names were read as r1kit's" in err and all(flag in err for flag in legacy)
+        assert "TRL's and the R1 tutorial's names were read as r1kit's" in err and all(flag in err for flag in legacy)
     if "--wandb_project" in args:  # the tutorial logs to W&B by default, r1kit does not: the note says so
         assert config["monitoring"]["wandb"]["enabled"] is False and "unless --monitoring.wandb.enabled true" in err
 

@@ -318,7 +318,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     resolved = load_config(args, overrides)
     if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
         print(
-            f"r1kit: note: the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}", file=sys.stderr
+            f"r1kit: note: TRL's and the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}",
+            file=sys.stderr,
         )
     if args.command in ("run", "config"):  # the commands that read the recipe's stages
         for line in overridden_by_stages(resolved):

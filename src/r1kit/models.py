@@ -16,6 +16,7 @@ from r1kit.atomic import build_complete, is_complete
 from r1kit.cache import cache_root
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
+from r1kit.hub import offline_if_unreachable, unreachable
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
@@ -175,6 +176,7 @@ def resolve_model(
     if gguf_file:
         return str(gguf_model_path(name, gguf_file, revision, cache_dir))
     if not looks_local(name):
+        offline_if_unreachable()
         return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
     if not path.is_dir():
         raise ModelError(
@@ -285,6 +287,13 @@ def load_error(name: str, error: Exception) -> ModelError:
     reason = " ".join(str(error).split())  # one line: library messages span several
     if Path(name).expanduser().exists():
         return ModelError(f"cannot load the model in {name}: {reason}")
+    offline = unreachable()
+    if offline:  # the library's own words are about its offline mode, which r1kit turned on
+        folder = "" if "/" in name else f"there is no folder {name!r} here, and "
+        return ModelError(
+            f"cannot load model {name!r}: {folder}{offline} to download it as a hub id (it is not in the local hub "
+            "cache): use the embedded model (model.name=smollm2-135m) or a local folder saved with save_pretrained"
+        )
     return ModelError(
         f"cannot load model {name!r}: {reason} If it is a hub id, this machine may be offline: use the embedded "
         "model (model.name=smollm2-135m) or a local folder saved with save_pretrained."

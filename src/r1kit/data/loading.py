@@ -13,6 +13,7 @@ from datasets import Dataset, load_dataset
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import ADAPTERS, BadRow, detect_format
+from r1kit.hub import offline_if_unreachable
 from r1kit.prompts import chat_prompt, r1_completion
 
 logger = logging.getLogger("r1kit")
@@ -138,19 +139,25 @@ def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> tuple[Dataset,
 
 
 def load_raw(
-    name: str, subset: str | None, split: str, what: str, offline: str, on_bad_row: str = "error"
+    name: str, subset: str | None, split: str, what: str, instead: str, on_bad_row: str = "error"
 ) -> tuple[Dataset, int]:
     """A local file as a whole, or a split of a hub dataset, and the number of a JSONL file's lines that are not
     JSON objects, skipped under `on_bad_row` skip; a hub that cannot be reached is an error naming `what` is loaded
-    and what to use `offline`."""
+    and what to use `instead`."""
     if is_local_data(name):
         return load_file(Path(name).expanduser(), on_bad_row)
+    unreachable = offline_if_unreachable()
     try:
         return load_dataset(name, subset, split=split), 0
     except Exception as error:
+        if unreachable:  # the library's own words are about its offline mode, which r1kit turned on
+            raise DatasetError(
+                f"cannot load {what} {name!r} (split {split!r}): {unreachable} to download it (it is not in the "
+                f"local cache). {instead}"
+            ) from error
         raise DatasetError(
             f"cannot load {what} {name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
-            f"Offline? {offline}"
+            f"Offline? {instead}"
         ) from error
 
 

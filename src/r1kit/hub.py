@@ -1,0 +1,45 @@
+"""The Hugging Face hub, asked only when a hub id is about to be loaded (a run on local files contacts no host).
+
+Where the hub's host name does not resolve (no network), the libraries are switched to their offline mode for the
+rest of the process and its children: a model or dataset cached before loads at once, and anything else fails at
+once, instead of after half a minute of retries.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import sys
+from urllib.parse import urlparse
+
+from huggingface_hub import constants
+
+logger = logging.getLogger("r1kit")
+
+
+@functools.cache
+def unreachable() -> str | None:
+    """Why the hub cannot be reached (its host name does not resolve), or None (reachable, or offline already)."""
+    if constants.HF_HUB_OFFLINE:  # the user's HF_HUB_OFFLINE=1: the libraries never ask, and say so themselves
+        return None
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return f"the hub ({host}) cannot be reached from this machine"
+    return None
+
+
+def offline_if_unreachable() -> str | None:
+    """Switch huggingface_hub, transformers and datasets to offline mode where the hub cannot be reached; the reason,
+    or None."""
+    reason = unreachable()
+    if reason and not constants.HF_HUB_OFFLINE:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # processes started from here (accelerate launch)
+        constants.HF_HUB_OFFLINE = True  # read at each call by huggingface_hub and transformers
+        if "datasets.config" in sys.modules:  # datasets keeps its own copy, read at each call too
+            sys.modules["datasets.config"].HF_HUB_OFFLINE = True
+        logger.warning("r1kit: %s: hub ids load from the local cache only", reason)
+    return reason
