@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -203,6 +204,22 @@ def test_conversational_prompt_completion_rows_and_input_output_files_are_read(t
     no_reply = {"prompt": "Hi", "completion": [{"role": "user", "content": "Hi"}]}
     with pytest.raises(DatasetError, match=r"row 1: field 'completion' has no assistant message with text"):
         load_eval_rows(dataset(write_rows(tmp_path / "bad.jsonl", [no_reply])))
+
+
+def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(tmp_path: Path, caplog) -> None:
+    """smoltalk's rows are mostly conversations of several exchanges: all but the first were dropped without a word."""
+    say = lambda role, text: {"role": role, "content": text}  # noqa: E731
+    long = {"messages": [say("user", "Hi"), say("assistant", "Hello."), say("user", "Bye"), say("assistant", "Bye.")]}
+    own_system = {"messages": [say("system", "Be brief."), say("user", "Hi"), say("assistant", "Hello.")]}
+    one = {"messages": [say("user", "Hi"), say("assistant", "Hello.")]}
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "chat.jsonl", [long, own_system, one, one])))
+    assert (rows[0]["question"], rows[0]["response"]) == ("Hi", "Hello.")
+    assert "chat.jsonl: 2 of 4 rows hold their own system message or more than one exchange" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_eval_rows(dataset(write_rows(tmp_path / "plain.jsonl", [one] * 3)))
+    assert "exchange" not in caplog.text
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])

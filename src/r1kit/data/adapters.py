@@ -189,6 +189,35 @@ def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
     }
 
 
+_CHAT_FIELDS = {"sharegpt": ("conversations", "from"), "messages": ("messages", "role")}
+
+
+def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
+    """Whether a chat row holds more than its canonical row keeps: its own system message, or turns after the first
+    exchange (a canonical row is one question and one reply).
+
+    >>> turn = lambda role: {"role": role, "content": "…"}
+    >>> left_out_turns({"messages": [turn("user"), turn("assistant")]}, "messages")
+    False
+    >>> left_out_turns({"messages": [turn("system"), turn("user"), turn("assistant")]}, "messages")
+    True
+    >>> left_out_turns({"messages": [turn("user"), turn("assistant"), turn("user"), turn("assistant")]}, "messages")
+    True
+    """
+    if fmt == "prompt_completion":  # a conversational prompt: its last user turn is kept
+        prompt = row.get("prompt")
+        speakers = (
+            [turn.get("role") for turn in prompt if isinstance(turn, Mapping)] if isinstance(prompt, list) else []
+        )
+        return "system" in speakers or speakers.count("user") > 1
+    if fmt not in _CHAT_FIELDS:
+        return False
+    field, speaker = _CHAT_FIELDS[fmt]
+    turns = row.get(field) or []
+    speakers = [turn.get(speaker) for turn in turns if isinstance(turn, Mapping)]
+    return "system" in speakers or len([who for who in speakers if who != "system"]) > 2
+
+
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
     "r1kit": r1kit_row,
     "gsm8k": gsm8k_row,

@@ -12,7 +12,7 @@ from datasets import Dataset, load_dataset
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
-from r1kit.data.adapters import ADAPTERS, BadRow, detect_format
+from r1kit.data.adapters import ADAPTERS, BadRow, detect_format, left_out_turns
 from r1kit.hub import offline_if_unreachable
 from r1kit.prompts import chat_prompt, r1_completion
 
@@ -238,8 +238,9 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         raise DatasetError(
             f"{source}: dataset.group_column {cfg.group_column!r} is not a column ({', '.join(raw.column_names)})"
         )
-    rows, skipped = [], 0
+    rows, skipped, cut = [], 0, 0
     for index, row in enumerate(raw):
+        cut += left_out_turns(row, fmt)
         try:
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
             # acceptance rates down in evaluations and reports
@@ -253,6 +254,15 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             skipped += 1
     if not rows:
         raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
+    if cut:
+        logger.warning(
+            "%s: %d of %d rows hold their own system message or more than one exchange; r1kit keeps one user message "
+            "of each row and the reply to it, asked with prompt.system (the other turns and the rows' system "
+            "messages are left out)",
+            source,
+            cut,
+            len(raw),
+        )
     return Dataset.from_list(rows), skipped
 
 
