@@ -274,6 +274,14 @@ def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
     torch.manual_seed(0)
     replies = {reply(model, tokenizer, "What is 2+3?", sampled_config, console) for _ in range(4)}
     assert len(replies) > 1  # sampling at temperature 1.5 varies; greedy (the default) would not
+    # a reply not asked for <answer> (raw text, or a chat model's plain prompt) is not marked as lacking one
+    assert "(no <answer> block)" not in console.file.getvalue()
+    asked = config.model_copy(update={"chat": config.chat.model_copy(update={"raw": False})})
+    for system, marked in (("You are a helpful assistant.", False), (asked.prompt.system, True)):
+        console = Console(file=io.StringIO())
+        prompt = asked.prompt.model_copy(update={"system": system})
+        text = reply(model, tokenizer, "What is 2+3?", asked.model_copy(update={"prompt": prompt}), console)
+        assert ("(no <answer> block)" in console.file.getvalue()) == (marked and "<answer>" not in text)
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -93,7 +93,10 @@ def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console
     renderer.close()
     generation.join()
     answer = extract_answer(renderer.text)
-    console.print(f"answer: {answer}" if answer is not None else "(no <answer> block)", style="bold", markup=False)
+    if answer is not None:
+        console.print(f"answer: {answer}", style="bold", markup=False)
+    elif "<answer>" in config.prompt.system and not settings.raw:  # only a reply asked for that format lacks it
+        console.print("(no <answer> block)", style="bold", markup=False)
     return renderer.text
 
 
