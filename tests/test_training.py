@@ -233,3 +233,30 @@ def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: py
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         train(sft, ctx, base, splits)
     assert re.search(r"sft: \d+ of \d+ rows are longer than sft.max_length \(140 tokens\): \d+ are cut", caplog.text)
+
+
+def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_path: Path, caplog) -> None:
+    """Chat data has no gold answers: each evaluation inside SFT printed "pass@1 n/a · format 0%" after generating
+    for nothing. It now scores the held-out replies' perplexity (math data gets it beside pass@1) and draws it."""
+    from r1kit.monitoring.report import write_report
+
+    chat = tmp_path / "chat.jsonl"
+    turns = [
+        [{"role": "user", "content": f"Name colour {i}."}, {"role": "assistant", "content": "Blue."}] for i in range(12)
+    ]
+    chat.write_text("".join(json.dumps({"messages": row}) + "\n" for row in turns))
+    every = ("--sft.max_steps", "2", "--evaluation.every_steps", "1", "--prompt.system", "Be brief.")
+    ctx, base, splits = context(tmp_path, "--data", str(chat), *every)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        train(sft, ctx, base, splits)
+    during = [r for r in ctx.run.read("metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["step"] for r in during] == [1, 2] and all(r["eval/perplexity"] > 1 for r in during)
+    assert not any("eval/accuracy" in r for r in during)  # nothing generated to be scored against no gold
+    assert re.search(r"eval    \[sft step 1\] held-out perplexity [\d.e+]+ · \d+ problems", caplog.text)
+    page = write_report(ctx.run.root).read_text()
+    assert "Held-out perplexity" in page and "Held-out during training" not in page
+
+    ctx, base, splits = context(tmp_path / "math", *every[:4])  # the built-in task: both
+    train(sft, ctx, base, splits)
+    during = [r for r in ctx.run.read("metrics.jsonl") if r["kind"] == "eval"]
+    assert all("eval/accuracy" in r and r["eval/perplexity"] > 1 for r in during)

@@ -896,8 +896,9 @@ class EvaluationConfig(Section):
     every_steps: int | None = Field(
         None,
         ge=1,
-        description="Also score a held-out slice every N optimizer steps inside SFT and GRPO (greedy pass@1, "
-        "format rate) into metrics.jsonl, the console and the report; null: off.",
+        description="Also score a held-out slice every N optimizer steps inside SFT and GRPO (greedy pass@1 and "
+        "format rate where there are gold answers, the references' perplexity) into metrics.jsonl, the console and "
+        "the report; null: off.",
     )
     during_training_samples: int = Field(
         32, ge=1, description="Held-out problems scored each time during training (the first N of the held-out set)."

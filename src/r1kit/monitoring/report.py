@@ -105,10 +105,13 @@ def write_report(run_dir: Path) -> Path:
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
         body += _stage_plots(stage, rows)
         evaluated = [r for r in during if r["stage"] == stage]
-        if evaluated:
+        steps = [r["step"] for r in evaluated]
+        if any("eval/accuracy" in r for r in evaluated):  # data with gold answers
             series = [("eval/accuracy", "pass@1 (greedy)"), ("eval/format_rate", "format rate")]
-            steps = [r["step"] for r in evaluated]
             body.append(_figure(stage, "Held-out during training", steps, series, evaluated, "share", True))
+        if any(r.get("eval/perplexity") is not None for r in evaluated):  # the only held-out figure of chat data
+            series = [("eval/perplexity", "perplexity of the references")]
+            body.append(_figure(stage, "Held-out perplexity", steps, series, evaluated, "perplexity", False))
         body.append("</div>")
     alerts = run.read("alerts.jsonl")
     body += ["<h2>Alerts and notices</h2>", _alerts(alerts)]

@@ -477,26 +477,39 @@ class EvaluateEvery(TrainerCallback):
         model.eval()
         try:
             with self.ctx.side_work.timed():  # not training: the speed figures leave it out
-                scored = greedy_scores(
-                    model, self.tokenizer, self.rows, self.ctx.config, desc=f"eval @ {state.global_step}"
-                )
+                record = self._scores(model, state.global_step)
         finally:  # the trainer's collator pads on its own side, and the model trains on
             self.tokenizer.padding_side = padding_side
             model.train(was_training)
         if not state.is_world_process_zero:
             return
-        record = {"stage": self.stage, "kind": "eval", "step": state.global_step}
-        record |= {f"eval/{key}": scored[key] for key in ("accuracy", "format_rate", "mean_completion_tokens")}
-        self.ctx.run.append("metrics.jsonl", record)
-        accuracy, formats = scored["accuracy"], scored["format_rate"]
+        self.ctx.run.append("metrics.jsonl", {"stage": self.stage, "kind": "eval", "step": state.global_step} | record)
+        shown = []
+        if "eval/accuracy" in record:
+            accuracy = record["eval/accuracy"]
+            shown += [
+                f"pass@1 {'n/a' if accuracy is None else f'{accuracy:.1%}'}",
+                f"format {record['eval/format_rate']:.0%}",
+            ]
+        if record.get("eval/perplexity") is not None:
+            shown.append(f"perplexity {record['eval/perplexity']:.3g}")
         logger.warning(
-            "  eval    [%s step %d] held-out pass@1 %s · format %.0f%% · %d problems",
+            "  eval    [%s step %d] held-out %s · %d problems",
             self.stage,
             state.global_step,
-            "n/a" if accuracy is None else f"{accuracy:.1%}",
-            100 * formats,
-            scored["problems"],
+            " · ".join(shown),
+            len(self.rows),
         )
+
+    def _scores(self, model, step: int) -> dict[str, Any]:
+        """Greedy pass@1 and format rate where the rows have gold answers (chat data has none: generating would only
+        give "n/a"), and the perplexity of their reference solutions or replies."""
+        config, record = self.ctx.config, {}
+        if any(self.rows["solution"]):
+            scored = greedy_scores(model, self.tokenizer, self.rows, config, desc=f"eval @ {step}")
+            record |= {f"eval/{key}": scored[key] for key in ("accuracy", "format_rate", "mean_completion_tokens")}
+        record["eval/perplexity"] = perplexity(model, self.tokenizer, *reference_texts(self.rows, config.prompt.system))
+        return record
 
 
 def main(config: R1kitConfig) -> dict[str, Any]:
