@@ -222,6 +222,16 @@ def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(
     assert "exchange" not in caplog.text
 
 
+def test_a_hub_configuration_name_given_for_a_local_file_is_said_to_be_unused(tmp_path: Path, caplog) -> None:
+    rows = [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(4)]
+    path = write_rows(tmp_path / "mine.jsonl", rows)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):  # was: read, and nothing said
+        load_splits(DatasetConfig(name=str(path), subset="all"))
+    assert f"dataset.subset 'all' names a configuration of a hub dataset; {path} has none, so it is not used" in (
+        caplog.text
+    )
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])
 def test_local_file_types(suffix: str, tmp_path: Path) -> None:
     rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(20)]

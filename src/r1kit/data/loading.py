@@ -35,6 +35,12 @@ class Splits:
 
 def load_splits(cfg: DatasetConfig) -> Splits:
     """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
+    if cfg.subset and (cfg.name in synthetic.BUILTIN_TASKS or is_local_data(cfg.name)):  # TRL's --dataset_config all
+        logger.warning(
+            "dataset.subset %r names a configuration of a hub dataset; %s has none, so it is not used",
+            cfg.subset,
+            cfg.name,
+        )
     if cfg.name in synthetic.BUILTIN_TASKS:
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
         raw_train, bad_lines, source = Dataset.from_list(rows), 0, f"built-in task {cfg.name}"

@@ -160,6 +160,8 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             f": {figures}" if figures else "",
             ctx.dir / "manifest.json",
         )
+        if output.model is not None:  # a stage alone scores nothing at its end (a recipe's table does)
+            logger.warning("score its model on the held-out rows: r1kit eval --model %s", ctx.run.root)
     return output
 
 
