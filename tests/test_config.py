@@ -658,19 +658,28 @@ def test_flags_without_a_value_or_a_place_say_what_is_wrong(args: list[str], mes
         resolve(*args)
 
 
+def test_a_misspelt_flag_name_in_a_file_is_answered_with_its_key(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("learnig_rate: 1e-4\n")  # a flag's name is no key of a file: its key is the answer
+    with pytest.raises(ConfigError, match=re.escape("did you mean 'training.optimization.learning_rate'?")):
+        resolve(config_file=str(path))
+
+
 def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_once() -> None:
     """TRL's `--eval_strategy epoch --logging_strategy epoch --save_strategy epoch` took three tries to learn of the
     three refusals, and `steps` or `no`, which r1kit can honour, were refused too."""
-    config = resolve("--eval_steps", "5", "--eval_strategy", "no", "--save_strategy", "steps").config
-    assert config.evaluation.every_steps is None
+    for order in (("--eval_steps", "5", "--eval_strategy", "no"), ("--eval_strategy", "no", "--eval_steps", "5")):
+        assert resolve(*order, "--save_strategy", "steps").config.evaluation.every_steps is None  # off, as in TRL
     assert resolve("--eval_strategy", "steps", "--eval_steps", "5").config.evaluation.every_steps == 5
     with pytest.raises(ConfigError) as raised:
-        resolve("--eval_strategy", "epoch", "--push_to_hub", "--save_strategy", "epoch", "--learning_rate", "1e-4")
+        resolve("--eval_strategy", "epoch", "--push_to_hub", "--save_strategy", "epoch", "--nosuch", "--bf16", "x")
     lines = str(raised.value).splitlines()
     assert [line.split(":")[0] for line in lines] == [
         "--eval_strategy epoch",
         "--push_to_hub is not an r1kit option",
         "--save_strategy epoch",
+        "unknown option --nosuch",
+        "--bf16 is a switch and takes no value (got 'x')",
     ]
 
 

@@ -255,7 +255,8 @@ class StrategyFlag:
         if value == "epoch":
             return (
                 f"{flag} epoch: r1kit counts in optimizer steps, not epochs; give {self.every} with N the steps of "
-                "one epoch (training rows ÷ (per-device batch × gradient accumulation × processes))"
+                "one epoch (training rows ÷ (per-device batch × gradient accumulation × processes), times "
+                "num_generations for GRPO and RLOO, whose batch counts completions)"
             )
         if value == "no":
             return f"{flag} no: {self.always}; set how often with {self.every}"

@@ -122,15 +122,16 @@ def field_help() -> list[tuple[str, Any, str]]:
     return [(path, defaults[path], info.description or "") for path, info in LEAF_FIELDS.items()]
 
 
-def did_you_mean(path: str) -> str:
-    """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key.
+def did_you_mean(path: str, as_flag: bool = False) -> str:
+    """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key. A bare
+    name near a flag's is answered with that flag on the command line (`as_flag`), with the flag's key elsewhere.
 
     >>> did_you_mean("trainig.max_steps"), did_you_mean("monitoring.logging.colour")
     ("; did you mean 'training.max_steps'?", '')
     >>> did_you_mean("top_k")
     '; the flag --top_k sets grpo.top_k: write that key here'
-    >>> did_you_mean("learnig_rate"), did_you_mean("num_generatons")
-    ('; did you mean --learning_rate?', '; did you mean --num_generations?')
+    >>> did_you_mean("learnig_rate", as_flag=True), did_you_mean("learnig_rate")
+    ('; did you mean --learning_rate?', "; did you mean 'training.optimization.learning_rate'?")
     >>> did_you_mean("sft.learning_rate"), did_you_mean("grpo.learning_rate")
     ("; did you mean 'sft.optimization.learning_rate'?", "; did you mean 'training.optimization.learning_rate'?")
     """
@@ -149,11 +150,11 @@ def did_you_mean(path: str) -> str:
         if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
-        flags = [name[2:] for name in FLAG_ALIASES]  # what a flag sets depends on the command: not named here
+        flags = {name[2:]: alias.path for name, alias in FLAG_ALIASES.items()}
         names = {key.rsplit(".", 1)[-1]: key for key in LEAF_PATHS}
         close = difflib.get_close_matches(path, [*flags, *names], n=1, cutoff=0.8)
-        if close and close[0] in flags:
-            return f"; did you mean --{close[0]}?"
+        if close and close[0] in flags:  # what a flag sets depends on the command: not named on the command line
+            return f"; did you mean --{close[0]}?" if as_flag else f"; did you mean {flags[close[0]]!r}?"
         if close and [key.rsplit(".", 1)[-1] for key in LEAF_PATHS].count(close[0]) == 1:
             return f"; did you mean {names[close[0]]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
@@ -369,9 +370,10 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
 
 def cli_layer(args: list[str], command: str | None = None) -> Layer:
     """`--a.b.c value`, `--a.b.c=value`, multi-word values such as `[x, y]`, and the flag aliases (TRL's trainer
-    flags set the section of the stage that `r1kit COMMAND` runs alone)."""
+    flags set the section of the stage that `r1kit COMMAND` runs alone). Every flag's problem is named at once, not
+    one per try."""
     layer = Layer("cli", {})
-    refused = []  # TRL flags r1kit has no use for: all named at once, not one per try
+    problems, turned_off = [], []
     index = 0
     while index < len(args):
         flag = args[index]
@@ -383,62 +385,71 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         while not has_equals and index < len(args) and not args[index].startswith("--"):
             words.append(args[index])
             index += 1
-        alias = FLAG_ALIASES.get(flag)
-        reason = refusal(flag) or refusal(flag[2:])
-        if reason:
-            refused.append(f"{flag} is not an r1kit option: {reason}")
-            continue
         strategy = STRATEGY_FLAGS.get(flag)
-        if strategy is not None:
+        try:
+            if strategy is None:
+                _read_flag(layer, flag, words, command)
+                continue
             said = " ".join(words).strip().lower()
             if said == "steps":
-                layer.notes.append(f"{flag} steps: r1kit's way already (every {strategy.every} steps)")
+                layer.notes.append(f"{flag} steps: r1kit's way already ({strategy.every}; off until that is set)")
             elif said == "no" and strategy.off:
-                layer.add(*strategy.off, f"cli:{flag}")
-                layer.notes.append(f"{flag} no → --{strategy.off[0]} {strategy.off[1]}")
+                turned_off.append((flag, strategy.off))
             else:
-                refused.append(strategy.answer(flag, said))
-            continue
-        switch = alias is not None and alias.value is not None
-        if switch:
-            path, text = alias.path, str(alias.value).lower()
-            said = " ".join(words).strip().lower()
-            off = alias.off  # the switch's value when given false: its own, or the opposite of a bool switch's
-            if off is None and isinstance(alias.value, bool):
-                off = not alias.value
-            if words and off is not None and said in _TRUE + _FALSE:
-                text = str(alias.value if said in _TRUE else off).lower()  # TRL's `--use_peft false`, `--bf16 false`
-            elif words:
-                raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
-        else:
-            path = alias.path if alias else flag[2:]
-            if alias is None and "." not in path:  # `r1kit ppo --kl_coef 0.1`: the stage's own key, as in TRL
-                own = stage_key(path, command, LEAF_PATHS.__contains__)
-                if own:
-                    layer.notes.append(f"{flag} → --{own}")
-                    path = own
-            text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
-            if alias and alias.as_list and text and not text.startswith("["):
-                text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
-        if alias and alias.tutorial:
-            stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
-            if stage_path is None:
-                raise ConfigError(
-                    f"{flag} sets {path}, which `r1kit {command}` does not read, and the {command} stage has no such "
-                    f"setting; see `r1kit {command} --help`"
-                )
-            path = stage_path
-        if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
-            raise ConfigError(f"unknown option {flag}{did_you_mean(path)}")
-        if not switch and not words:  # after the name is known: a misspelt switch is an unknown option
-            raise ConfigError(f"{flag}: missing value")
-        layer.add(path, text, f"cli:{flag}")
-        if (alias and alias.tutorial) or path in PATH_ALIASES:
-            hint = f" ({alias.hint})" if alias and alias.hint else ""
-            layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
-    if refused:
-        raise ConfigError("\n".join(refused))
+                raise ConfigError(strategy.answer(flag, said))
+        except ConfigError as problem:
+            problems.append(str(problem))
+    for flag, (path, value) in turned_off:  # TRL's `--eval_strategy no` wins over an --eval_steps in any place
+        layer.add(path, value, f"cli:{flag}")
+        layer.notes.append(f"{flag} no → --{path} {value}")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return layer
+
+
+def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
+    """One flag and its words into `layer`, or a ConfigError saying what is wrong with it."""
+    alias = FLAG_ALIASES.get(flag)
+    reason = refusal(flag) or refusal(flag[2:])
+    if reason:
+        raise ConfigError(f"{flag} is not an r1kit option: {reason}")
+    switch = alias is not None and alias.value is not None
+    if switch:
+        path, text = alias.path, str(alias.value).lower()
+        said = " ".join(words).strip().lower()
+        off = alias.off  # the switch's value when given false: its own, or the opposite of a bool switch's
+        if off is None and isinstance(alias.value, bool):
+            off = not alias.value
+        if words and off is not None and said in _TRUE + _FALSE:
+            text = str(alias.value if said in _TRUE else off).lower()  # TRL's `--use_peft false`, `--bf16 false`
+        elif words:
+            raise ConfigError(f"{flag} is a switch and takes no value (got {' '.join(words)!r})")
+    else:
+        path = alias.path if alias else flag[2:]
+        if alias is None and "." not in path:  # `r1kit ppo --kl_coef 0.1`: the stage's own key, as in TRL
+            own = stage_key(path, command, LEAF_PATHS.__contains__)
+            if own:
+                layer.notes.append(f"{flag} → --{own}")
+                path = own
+        text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
+        if alias and alias.as_list and text and not text.startswith("["):
+            text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
+    if alias and alias.tutorial:
+        stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
+        if stage_path is None:
+            raise ConfigError(
+                f"{flag} sets {path}, which `r1kit {command}` does not read, and the {command} stage has no such "
+                f"setting; see `r1kit {command} --help`"
+            )
+        path = stage_path
+    if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
+        raise ConfigError(f"unknown option {flag}{did_you_mean(path, as_flag=True)}")
+    if not switch and not words:  # after the name is known: a misspelt switch is an unknown option
+        raise ConfigError(f"{flag}: missing value")
+    layer.add(path, text, f"cli:{flag}")
+    if (alias and alias.tutorial) or path in PATH_ALIASES:
+        hint = f" ({alias.hint})" if alias and alias.hint else ""
+        layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
 
 
 def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
