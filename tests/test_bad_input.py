@@ -211,7 +211,8 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     from r1kit.data.loading import DatasetError, load_splits
 
     good = "".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(9))
-    path = _data_file(tmp_path, "broken.jsonl", good + '{"question": "3 + 3?",\n' + "[1, 2]\n")
+    carriage = '{"question": "9 + 1?",\r "solution": "10"}\n'  # a bare \r is JSON whitespace, not a line's end
+    path = _data_file(tmp_path, "broken.jsonl", good + '{"question": "3 + 3?",\n' + "[1, 2]\n" + carriage)
     with pytest.raises(DatasetError) as raised:  # was: "(… line 2 column 1 (char 24))" of a file's line 10
         load_splits(DatasetConfig(name=str(path)))
     message = str(raised.value)
@@ -222,7 +223,7 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
 
     # was: the same error under skip, which left out only rows that parse but lack a field
     splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip", split={"test_size": 0.3}))
-    assert len(splits.train) + len(splits.test) == 9 and splits.skipped_rows == 2
+    assert len(splits.train) + len(splits.test) == 10 and splits.skipped_rows == 2
     assert "broken.jsonl: 2 lines that are not JSON objects skipped" in caplog.text
 
 

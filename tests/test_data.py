@@ -212,10 +212,21 @@ def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(
     long = {"messages": [say("user", "Hi"), say("assistant", "Hello."), say("user", "Bye"), say("assistant", "Bye.")]}
     own_system = {"messages": [say("system", "Be brief."), say("user", "Hi"), say("assistant", "Hello.")]}
     one = {"messages": [say("user", "Hi"), say("assistant", "Hello.")]}
+    no_reply = {"messages": [say("user", "Hi"), say("user", "Hello?"), say("user", "Anyone?")]}  # skipped, not cut
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "chat.jsonl", [long, own_system, one, one])))
+        rows, _ = load_eval_rows(
+            dataset(write_rows(tmp_path / "chat.jsonl", [long, own_system, one, one, no_reply]), on_bad_row="skip")
+        )
     assert (rows[0]["question"], rows[0]["response"]) == ("Hi", "Hello.")
-    assert "chat.jsonl: 2 of 4 rows hold their own system message or more than one exchange" in caplog.text
+    assert "chat.jsonl: 2 of 5 rows hold their own system message or more than one exchange" in caplog.text
+    caplog.clear()
+    stratos = {
+        "system": "Think first.",
+        "conversations": [{"from": "user", "value": "Hi"}, {"from": "gpt", "value": "Yo"}],
+    }
+    with caplog.at_level(logging.WARNING, logger="r1kit"):  # Bespoke-Stratos: its system prompt is a top-level field
+        load_eval_rows(dataset(write_rows(tmp_path / "stratos.jsonl", [stratos] * 2)))
+    assert "stratos.jsonl: 2 of 2 rows hold their own system message" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         load_eval_rows(dataset(write_rows(tmp_path / "plain.jsonl", [one] * 3)))

@@ -215,7 +215,8 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
     field, speaker = _CHAT_FIELDS[fmt]
     turns = row.get(field) or []
     speakers = [turn.get(speaker) for turn in turns if isinstance(turn, Mapping)]
-    return "system" in speakers or len([who for who in speakers if who != "system"]) > 2
+    own_system = isinstance(row.get("system"), str) and bool(row["system"].strip())  # ShareGPT's top-level field
+    return own_system or "system" in speakers or len([who for who in speakers if who != "system"]) > 2
 
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {

@@ -63,13 +63,13 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
 
-def bad_rows_skipped(count: int) -> str:
-    """The count of bad rows left out, for a log line.
+def counted(count: int, noun: str) -> str:
+    """A count and its noun, for a log line.
 
-    >>> bad_rows_skipped(1), bad_rows_skipped(3)
-    ('1 bad row skipped', '3 bad rows skipped')
+    >>> counted(1, "bad row"), counted(3, "line")
+    ('1 bad row', '3 lines')
     """
-    return f"{count} bad row{'' if count == 1 else 's'} skipped"
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def read_rows(path: Path) -> Dataset:
@@ -180,44 +180,50 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
-    bad_lines = _bad_json_lines(path, on_bad_row) if path.suffix == ".jsonl" else []
-    with tempfile.TemporaryDirectory() as scratch:
-        if bad_lines:  # the datasets library reads a file or nothing: hand it the good lines
-            count = f"{len(bad_lines)} line{'s' if len(bad_lines) > 1 else ''}"
-            logger.warning("%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, count)
-            good = [line for number, line in enumerate(path.read_bytes().splitlines(), 1) if number not in bad_lines]
-            path = Path(scratch) / path.name
-            path.write_bytes(b"\n".join(good))
-        return _load_with_builder(path, builder), len(bad_lines)
+    if path.suffix != ".jsonl":
+        return _load_with_builder(path, builder, path), 0
+    bad = _bad_json_lines(path, on_bad_row)
+    if not bad:
+        return _load_with_builder(path, builder, path), 0
+    logger.warning(
+        "%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, counted(len(bad), "line")
+    )
+    with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
+        kept = Path(scratch) / path.name
+        with path.open("rb") as lines, kept.open("wb") as out:
+            out.writelines(line for number, line in enumerate(lines, start=1) if number not in bad)
+        return _load_with_builder(kept, builder, path), len(bad)
 
 
-def _load_with_builder(path: Path, builder: str) -> Dataset:
+def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
+    """`path` read by a datasets builder; an error names `shown`, the user's file."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
     try:
         return load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:
-        raise DatasetError(f"{path}: cannot be read as {builder}: {' '.join(str(error).split())}") from error
+        raise DatasetError(f"{shown}: cannot be read as {builder}: {' '.join(str(error).split())}") from error
     finally:
         library_logger.setLevel(level)
 
 
 def _bad_json_lines(path: Path, on_bad_row: str) -> set[int]:
-    """The numbers of a JSONL file's lines that are not one JSON object; under `on_bad_row` error the first one is
-    a DatasetError naming it (the datasets library names none)."""
+    """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
+    not one JSON object each; under `on_bad_row` error the first one is a DatasetError naming it (the datasets
+    library names none)."""
     bad, seen = set(), 0
-    with path.open("rb") as stream:
-        for number, raw in enumerate(stream, start=1):
-            if not raw.strip():
+    with path.open("rb") as lines:  # a binary file's lines end at b"\n" only, not at a bare b"\r"
+        for number, raw in enumerate(lines, start=1):
+            text = raw.strip()
+            if not text:
                 continue
             seen += 1
-            text = raw.strip()
             try:
                 record = json.loads(text)
                 problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
             except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
-                where = "at the end of the line" if error.pos >= len(text) else f"at column {error.colno}"
+                where = "at the end of the line" if error.pos >= len(error.doc) else f"at column {error.colno}"
                 problem = f"is not valid JSON ({error.msg} {where})"
             except UnicodeDecodeError as error:
                 problem = f"is not valid JSON ({error.reason})"
@@ -246,12 +252,12 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         )
     rows, skipped, cut = [], 0, 0
     for index, row in enumerate(raw):
-        cut += left_out_turns(row, fmt)
         try:
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
             # acceptance rates down in evaluations and reports
             group = row.get(cfg.group_column)
             rows.append(adapter(row) | {"group": None if group is None else str(group)})
+            cut += left_out_turns(row, fmt)
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(

@@ -28,7 +28,7 @@ from r1kit.data.loading import (
     NO_SFT_ROWS,
     DatasetError,
     Splits,
-    bad_rows_skipped,
+    counted,
     has_sft_rows,
     is_local_data,
     load_splits,
@@ -259,7 +259,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
             run.save_config(config)
     run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
     splits = load_splits(config.dataset)
-    skipped = f" ({bad_rows_skipped(splits.skipped_rows)})" if splits.skipped_rows else ""
+    skipped = f" ({counted(splits.skipped_rows, 'bad row')} skipped)" if splits.skipped_rows else ""
     # a preference stage alone trains on its pairs file; the problems are what it is evaluated on
     pairs = f" | pairs {config.preferences.dataset}" if command in PAIR_KINDS and config.preferences.dataset else ""
     # a TRL user's learning rate is meant for all the weights, and r1kit trains a LoRA adapter by default: say which

@@ -25,7 +25,7 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import bad_rows_skipped, held_out_source, load_eval_rows
+from r1kit.data.loading import counted, held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
 from r1kit.models import ModelError, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
@@ -524,7 +524,7 @@ def main(config: R1kitConfig) -> dict[str, Any]:
             raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
     rows, skipped = load_eval_rows(config.dataset)
     if skipped:
-        logger.warning("%s: %s (dataset.on_bad_row skip)", config.dataset.name, bad_rows_skipped(skipped))
+        logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
     # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
     # folder, one for every process: the main process's (a name from the clock could differ by a second).
     trained_in = run_of(config.model.name)
