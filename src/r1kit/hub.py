@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+import urllib.request
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
@@ -23,6 +24,9 @@ logger = logging.getLogger("r1kit")
 def unreachable() -> str | None:
     """Why the hub cannot be reached (its host name does not resolve), or None (reachable, or offline already)."""
     if constants.HF_HUB_OFFLINE:  # the user's HF_HUB_OFFLINE=1: the libraries never ask, and say so themselves
+        return None
+    proxies = urllib.request.getproxies()
+    if proxies.get("https") or proxies.get("all"):  # behind a proxy a host may not resolve here and still be reached
         return None
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
     try:

@@ -174,6 +174,8 @@ def resolve_model(
             raise ModelError(f"GGUF file not found: {path}")
         return str(gguf_model_path(str(path.parent), path.name, cache_dir=cache_dir))
     if gguf_file:
+        if not looks_local(name):  # a hub repo's GGUF file is downloaded
+            offline_if_unreachable()
         return str(gguf_model_path(name, gguf_file, revision, cache_dir))
     if not looks_local(name):
         offline_if_unreachable()
@@ -288,11 +290,11 @@ def load_error(name: str, error: Exception) -> ModelError:
     if Path(name).expanduser().exists():
         return ModelError(f"cannot load the model in {name}: {reason}")
     offline = unreachable()
-    if offline:  # the library's own words are about its offline mode, which r1kit turned on
+    if offline:  # the library speaks of its offline mode, which r1kit turned on: say why, and keep its words
         folder = "" if "/" in name else f"there is no folder {name!r} here, and "
         return ModelError(
-            f"cannot load model {name!r}: {folder}{offline} to download it as a hub id (it is not in the local hub "
-            "cache): use the embedded model (model.name=smollm2-135m) or a local folder saved with save_pretrained"
+            f"cannot load model {name!r}: {folder}{offline}, so only the local hub cache was searched ({reason}) "
+            "Use the embedded model (model.name=smollm2-135m) or a local folder saved with save_pretrained."
         )
     return ModelError(
         f"cannot load model {name!r}: {reason} If it is a hub id, this machine may be offline: use the embedded "

@@ -156,10 +156,10 @@ def load_raw(
     try:
         return load_dataset(name, subset, split=split), 0
     except Exception as error:
-        if unreachable:  # the library's own words are about its offline mode, which r1kit turned on
+        if unreachable:  # the library speaks of its offline mode, which r1kit turned on: say why, keep its words
             raise DatasetError(
-                f"cannot load {what} {name!r} (split {split!r}): {unreachable} to download it (it is not in the "
-                f"local cache). {instead}"
+                f"cannot load {what} {name!r} (split {split!r}): {unreachable}, so only the local cache was searched "
+                f"({' '.join(str(error).split())}) {instead}"
             ) from error
         raise DatasetError(
             f"cannot load {what} {name!r} (split {split!r}) from the Hugging Face hub: {' '.join(str(error).split())} "
