@@ -260,6 +260,7 @@ def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
     from r1kit.chat import reply
     from r1kit.hardware import setup_hardware
     from r1kit.models import load_model, load_tokenizer
+    from r1kit.rewards.text import extract_answer
 
     model_dir = str(finished_run / "02_grpo" / "model")
     config = resolve_config(
@@ -281,7 +282,7 @@ def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
         console = Console(file=io.StringIO())
         prompt = asked.prompt.model_copy(update={"system": system})
         text = reply(model, tokenizer, "What is 2+3?", asked.model_copy(update={"prompt": prompt}), console)
-        assert ("(no <answer> block)" in console.file.getvalue()) == (marked and "<answer>" not in text)
+        assert ("(no <answer> block)" in console.file.getvalue()) == (marked and extract_answer(text) is None)
 
 
 # --------------------------------------------------------------------------------------------- bad input

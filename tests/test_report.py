@@ -126,3 +126,16 @@ def test_a_reward_that_scored_nothing_is_drawn_without_a_legend_warning(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert "<svg" in write_report(tmp_path).read_text()
+
+
+def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_run: Path, tmp_path: Path) -> None:
+    """`r1kit eval --model RUN` writes RUN/eval/eval.json; a pipeline run's report read only its summary's stages."""
+    from r1kit.monitoring.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    done = r1kit_cli("eval", "--profile", "test", "--model", str(run), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = write_report(run).read_text()
+    run_table, later = page.split("Evaluated later (<code>r1kit eval</code>)</h2>")
+    assert "<th>eval</th>" in later.split("</table>")[0] and "<th>eval</th>" not in run_table

@@ -251,3 +251,18 @@ def test_ppo_on_two_processes_matches_one(tmp_path: Path, update: str) -> None:
     weights_two = load_file(str(two / "ppo" / "model" / "model.safetensors"))
     weights_one = load_file(str(one / "ppo" / "model" / "model.safetensors"))
     assert all(torch.allclose(weights_two[k], weights_one[k], atol=1e-5) for k in weights_one)
+
+
+def test_ddp_searches_for_unused_weights_only_in_a_mixture_of_experts(tiny_model: Path) -> None:
+    """Off for a dense model (every weight takes part in each step: the search only warned); a mixture of experts can
+    leave an expert without tokens in a step, and DDP without the search would then stop with an error."""
+    from transformers import AutoModelForCausalLM, MixtralConfig, MixtralForCausalLM
+
+    from r1kit.stages.common import routes_tokens
+
+    assert not routes_tokens(AutoModelForCausalLM.from_pretrained(tiny_model))
+    experts = MixtralConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=1,
+    )  # fmt: skip
+    assert routes_tokens(MixtralForCausalLM(experts))

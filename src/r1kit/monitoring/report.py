@@ -89,14 +89,16 @@ def write_report(run_dir: Path) -> Path:
     during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
     summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}
-    evaluations = summary.get("evaluations") or {
-        p.stem: json.loads(p.read_text()) for p in sorted(run.root.glob("eval/*.json"))
-    }
+    written = {p.stem: json.loads(p.read_text()) for p in sorted(run.root.glob("eval/*.json"))}
+    evaluations = summary.get("evaluations") or written
+    later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
 
     body = [f"<h1>r1kit run <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
         body += [_by_group(evaluations), _changed_problems(run, summary.get("paired") or {})]
+    if later:  # its own table: it may score other data, so no change against the run's first column
+        body += ["<h2>Evaluated later (<code>r1kit eval</code>)</h2>", _eval_table(later)]
     stage_list = _stage_list(run)
     if stage_list:
         body += ["<h2>Stages</h2>", _stages(run, stage_list)]

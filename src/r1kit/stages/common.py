@@ -16,7 +16,7 @@ from typing import Any
 import datasets
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel
-from transformers import PreTrainedTokenizerBase, Trainer, set_seed
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
@@ -394,8 +394,8 @@ def staging_dir(ctx: StageContext) -> Path:
     return ctx.dir / ".staging"
 
 
-def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig) -> dict[str, Any]:
-    """Keyword arguments common to TRL's SFTConfig and GRPOConfig, from a stage's config section."""
+def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig, model: PreTrainedModel) -> dict[str, Any]:
+    """Keyword arguments common to TRL's SFTConfig and GRPOConfig, from a stage's config section and its `model`."""
     config, hardware = ctx.config, ctx.hardware
     reporters = [
         name
@@ -435,10 +435,17 @@ def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig) ->
         "bf16": hardware.precision == "bf16",
         "fp16": hardware.precision == "fp16",
         "use_cpu": hardware.device == "cpu",
-        # Every trainable weight (LoRA's or the full model's) takes part in each step's loss, so DDP's search for
-        # unused ones costs a graph walk a step and warns that it found none (transformers turns it on for PEFT models).
-        "ddp_find_unused_parameters": False,
+        # In a dense model every trainable weight (LoRA's or the full model's) takes part in each step's loss, so
+        # DDP's search for unused ones costs a graph walk a step and warns that it found none (transformers turns it
+        # on for PEFT models); a mixture of experts may leave an expert without tokens in a step, and needs it.
+        "ddp_find_unused_parameters": routes_tokens(model),
     }
+
+
+def routes_tokens(model: PreTrainedModel) -> bool:
+    """Whether `model` is a mixture of experts (its config counts experts under one of transformers' names)."""
+    config = model.config
+    return any(getattr(config, name, None) for name in ("num_experts", "num_local_experts", "n_routed_experts"))
 
 
 def lora_config(model: ModelConfig) -> PeftLoraConfig | None:

@@ -40,7 +40,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
     args = DPOConfig(
-        **trainer_arguments(ctx, section),
+        **trainer_arguments(ctx, section, model),
         beta=section.beta,
         loss_type=[section.loss_type],
         label_smoothing=section.label_smoothing,

@@ -74,7 +74,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 
     args = GRPOConfig(
-        **trainer_arguments(ctx, config.training),
+        **trainer_arguments(ctx, config.training, model),
         **config.grpo.model_dump(),  # the grpo section's keys are TRL's GRPOConfig parameters
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,

@@ -46,7 +46,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
 
     section = config.reward_model
     args = RewardConfig(
-        **trainer_arguments(ctx, section),
+        **trainer_arguments(ctx, section, model),
         max_length=section.max_length,
         center_rewards_coefficient=section.center_rewards_coefficient,
         gradient_checkpointing=False,

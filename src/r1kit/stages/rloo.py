@@ -43,7 +43,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     ]
 
     args = RLOOConfig(
-        **trainer_arguments(ctx, section),
+        **trainer_arguments(ctx, section, model),
         num_generations=section.num_generations,
         max_completion_length=section.max_completion_length,
         temperature=section.temperature,

@@ -43,7 +43,7 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
 
     args = SFTConfig(
-        **trainer_arguments(ctx, config.sft),
+        **trainer_arguments(ctx, config.sft, model),
         max_length=config.sft.max_length,
         completion_only_loss=True,  # learn the answer, not the prompt (works with SmolLM2's template as is)
         include_num_input_tokens_seen="non_padding",
