@@ -343,6 +343,12 @@ def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
     killed_at = max(grpo_steps(out))
     assert killed_at < 24 and not (out / "grpo" / "model").exists()
 
+    # a new learning rate would be saved in config.yaml while the checkpoint's schedule trained on: refused, and
+    # nothing written (the resume below continues the run as it was)
+    new_rate = r1kit_cli(*args, "--resume", "--learning_rate", "1e-3", cwd=REPO)
+    assert new_rate.returncode == 1 and "training.optimization.learning_rate: " in new_rate.stderr
+    assert "--resume continues grpo's checkpoint with its optimizer and learning-rate schedule" in new_rate.stderr
+
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr

@@ -160,6 +160,8 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     saved = run.path("config.yaml")
     per_stage = command == "run"
     if saved.exists():
+        if config.run.resume:
+            _refuse_a_schedule_a_checkpoint_overrides(run, _changed_keys(saved, config), config, command)
         changed = [] if config.run.resume else _changed_keys(saved, config)
         if command in READS:  # a stage alone: a key it does not read changes nothing it made
             changed = [c for c in changed if c[0].split(".")[0] in READS[command] or c[0] == "run.seed"]
@@ -209,6 +211,31 @@ def changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str,
     """
     was, now = flatten(before), flatten(now)
     return [(key, was.get(key), value) for key, value in now.items() if was.get(key) != value]
+
+
+def _refuse_a_schedule_a_checkpoint_overrides(
+    run: RunDir, changed: list[tuple[str, Any, Any]], config: R1kitConfig, command: str | None
+) -> None:
+    """An interrupted stage resumes with its checkpoint's optimizer and learning-rate schedule, so a new learning
+    rate, weight decay, schedule or warm-up for it (`--resume --learning_rate …`) would be saved in config.yaml and
+    never used: refused before anything is written. `max_grad_norm` is read at each step, and applies."""
+    optimization = [c for c in changed if ".optimization." in c[0] and not c[0].endswith(".max_grad_norm")]
+    if command in READS:  # a stage alone trains in RUN/<stage>
+        folders = {command: command}
+    else:  # a recipe's stages in RUN/NN_<stage>
+        folders = {f"{index:02d}_{spec.name}": spec.stage_kind for index, spec in enumerate(config.stages, start=1)}
+    for folder, kind in folders.items():
+        interrupted = (
+            any(run.root.glob(f"{folder}/checkpoints/*/{COMPLETE_MARKER}"))
+            and not (run.root / folder / "model" / COMPLETE_MARKER).exists()
+        )
+        for key, before, now in optimization:
+            if interrupted and key.split(".")[0] in READS[kind]:
+                raise RunDirError(
+                    f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint with its "
+                    "optimizer and learning-rate schedule, so the new value would be recorded and not used. Resume "
+                    "without it, or train anew into another folder (--out)"
+                )
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
