@@ -7,6 +7,7 @@ Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -196,22 +197,28 @@ def evaluate(
         "label": label,
         "model": model_reference,
         "dataset": held_out_source(config.dataset),
+        "system_prompt": config.prompt.system,  # what the model was asked with: a score depends on it
         **scored,
         "pass_at_k": {},
     }
     if settings.num_samples > 1:
         accuracy = scoring_accuracy(config)
-        sampled = generate(
-            model,
-            tokenizer,
-            [chat_prompt(q, config.prompt.system) for q in rows["question"]],
-            max_new_tokens=settings.max_new_tokens,
-            batch_size=max(1, settings.batch_size // settings.num_samples),
-            samples=settings.num_samples,
-            temperature=settings.temperature,
-            progress=config.monitoring.progress,
-            desc=f"pass@k {label}",
-        ).texts
+        result["sampling"] = {"num_samples": settings.num_samples, "temperature": settings.temperature}
+        # seeded by the run's seed, not by whatever drew random numbers before: the same model, problems and
+        # settings give the same pass@k in `r1kit eval` and inside `r1kit run`
+        with torch.random.fork_rng():
+            torch.manual_seed(config.run.seed)
+            sampled = generate(
+                model,
+                tokenizer,
+                [chat_prompt(q, config.prompt.system) for q in rows["question"]],
+                max_new_tokens=settings.max_new_tokens,
+                batch_size=max(1, settings.batch_size // settings.num_samples),
+                samples=settings.num_samples,
+                temperature=settings.temperature,
+                progress=config.monitoring.progress,
+                desc=f"pass@k {label}",
+            ).texts
         per_problem = []
         for samples, gold in zip(sampled, rows["solution"], strict=True):
             verdicts = accuracy(samples, solution=[gold] * len(samples))
@@ -512,6 +519,12 @@ class EvaluateEvery(TrainerCallback):
         return record
 
 
+def _new_label(run: RunDir) -> str:
+    """`eval`, or `eval_2`, `eval_3`, … where earlier evaluations were written into the same folder: each is kept."""
+    labels = ("eval" if n == 1 else f"eval_{n}" for n in itertools.count(1))
+    return next(label for label in labels if not run.eval_path(label).exists())
+
+
 def main(config: R1kitConfig) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
@@ -530,8 +543,9 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     trained_in = run_of(config.model.name)
     fresh = str(trained_in.root) if trained_in else f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"
     run = RunDir(distributed.from_main(config.run.output_dir or fresh))
-    result = evaluate(StageContext(config, run, hardware), reference, rows, "eval", skipped_rows=skipped)
+    label = distributed.from_main(_new_label(run))
+    result = evaluate(StageContext(config, run, hardware), reference, rows, label, skipped_rows=skipped)
     if distributed.is_main():
         print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
-        logger.warning("evaluation written to %s", run.eval_path("eval"))
+        logger.warning("evaluation written to %s", run.eval_path(label))
     return result
