@@ -231,8 +231,10 @@ def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: py
     """TRL cut long worked solutions at sft.max_length, <answer> and all, without a word (a fifth of GSM8K at 256)."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "140")
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        train(sft, ctx, base, splits)
+        output = sft.run(ctx.for_stage(ctx.config, "sft", "sft"), StageInputs(model=base, base=base, splits=splits))
     assert re.search(r"sft: \d+ of \d+ rows are longer than sft.max_length \(140 tokens\): \d+ are cut", caplog.text)
+    figures = output.metrics  # the manifest's: rows dropped at the limit are not counted as trained
+    assert figures["rows_cut"] > 0 and figures["train_rows"] == len(splits.train) - figures["rows_dropped"]
 
 
 def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_path: Path, caplog) -> None:

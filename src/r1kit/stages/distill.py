@@ -28,11 +28,15 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     student = model_reference_of(settings.student, ctx.config) if settings.student else inputs.base
     logger.warning("distill: %d teacher traces from %s → student %s", len(kept), inputs.model, student)
-    model = sft.train(ctx, student, sft_rows(read_rows(dataset), ctx.config.prompt.system), inputs.splits.test)
+    model, length = sft.train(ctx, student, sft_rows(read_rows(dataset), ctx.config.prompt.system), inputs.splits.test)
     return StageOutput(
         model=model,
         dataset=dataset,
-        metrics={"teacher_rows": len(kept), "teacher_acceptance": stats["problem_acceptance_by_group"]["all"]},
+        metrics={
+            "teacher_rows": len(kept),
+            "teacher_acceptance": stats["problem_acceptance_by_group"]["all"],
+            **length,
+        },
     )
 
 

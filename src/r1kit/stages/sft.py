@@ -33,11 +33,13 @@ logger = logging.getLogger("r1kit")
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     rows = sft_rows(inputs.splits.train, ctx.config.prompt.system)
-    return StageOutput(model=train(ctx, inputs.model, rows, inputs.splits.test), metrics={"train_rows": len(rows)})
+    model, length = train(ctx, inputs.model, rows, inputs.splits.test)
+    return StageOutput(model=model, metrics={"train_rows": len(rows) - length["rows_dropped"], **length})
 
 
-def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Dataset) -> Path:
-    """Fine-tune `model_reference` on TRL prompt-completion rows; the stage's model folder."""
+def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Dataset) -> tuple[Path, dict[str, int]]:
+    """Fine-tune `model_reference` on TRL prompt-completion rows: the stage's model folder, and how many rows
+    sft.max_length cut and dropped."""
     config = ctx.config
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
@@ -60,13 +62,13 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
             EvaluateEvery(ctx, held_out, tokenizer),
         ],
     )
-    _say_what_the_length_limit_cut(rows, trainer.train_dataset, config.sft.max_length)
-    return train_and_save(trainer, tokenizer, ctx)
+    length = _say_what_the_length_limit_cut(rows, trainer.train_dataset, config.sft.max_length)
+    return train_and_save(trainer, tokenizer, ctx), length
 
 
-def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> None:
+def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> dict[str, int]:
     """TRL cuts each tokenized row at max_length, keeping its start, and drops rows left without a completion token:
-    a long worked solution loses its end, <answer> included, without a word from TRL."""
+    a long worked solution loses its end, <answer> included, without a word from TRL. The counts of both."""
     cut = sum(len(ids) >= max_length for ids in prepared["input_ids"])
     dropped = len(rows) - len(prepared)
     if cut or dropped:
@@ -80,6 +82,7 @@ def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length:
             cut,
             dropped,
         )
+    return {"rows_cut": cut, "rows_dropped": dropped}
 
 
 def main(config: R1kitConfig) -> StageOutput:

@@ -43,8 +43,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         logger.warning("sft2: nothing to train on; the model goes on unchanged")
         return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
     rows = concatenate_datasets(parts).shuffle(seed=config.run.seed)
-    model = sft.train(ctx, inputs.model, rows, inputs.splits.test)
-    return StageOutput(model=model, metrics={"reasoning_rows": len(accepted), "general_rows": len(general)})
+    model, length = sft.train(ctx, inputs.model, rows, inputs.splits.test)
+    return StageOutput(model=model, metrics={"reasoning_rows": len(accepted), "general_rows": len(general), **length})
 
 
 def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[tuple[str, str]]:
