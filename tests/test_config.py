@@ -292,6 +292,7 @@ def test_environment_names_are_unambiguous() -> None:
             "rewards.functions: unknown reward 'nope'; valid: accuracy, format",
         ),
         (["--rewards.functions", "[]"], "rewards.functions: needs at least one reward"),
+        (["--rewards.functions", "[formatt]"], "unknown reward 'formatt' (did you mean 'formatt' → 'format'?); valid"),
         (["--dataset.split.test_size", "1.5"], "dataset.split.test_size: Input should be less than 1"),
         (["--model.lora.rank", "abc"], "model.lora.rank: Input should be a valid integer"),
         (["--model.precision", "fp8"], "model.precision: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),

@@ -65,6 +65,9 @@ def test_a_builtin_task_is_evaluated_on_the_held_out_file_given(tmp_path: Path) 
     for name in ("arithmetic", str(path)):
         with pytest.raises(DatasetError, match=r"test_split 'validation': .* split names are for hub datasets"):
             load_splits(dataset(name, test_split="validation"))
+        # was: "dataset file not found: tset.jsonl", which named no key
+        with pytest.raises(DatasetError, match=r"dataset.test_split 'tset.jsonl': held-out file not found"):
+            load_splits(dataset(name, test_split="tset.jsonl"))
 
 
 def test_other_column_names_are_renamed_with_dataset_columns(tmp_path: Path) -> None:
@@ -231,6 +234,18 @@ def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         load_eval_rows(dataset(write_rows(tmp_path / "plain.jsonl", [one] * 3)))
     assert "exchange" not in caplog.text
+
+
+def test_held_out_problems_that_are_also_training_problems_are_counted(tmp_path: Path, caplog) -> None:
+    rows = [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(6)]
+    path = write_rows(tmp_path / "same.jsonl", rows)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):  # was: "6 train / 6 held-out", and nothing said
+        load_splits(DatasetConfig(name=str(path), test_split=str(path)))
+    assert "6 of 6 held-out problems are also training problems" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_splits(DatasetConfig(name="arithmetic"))  # the built-in task's split keeps them apart
+    assert "also training problems" not in caplog.text
 
 
 def test_a_hub_configuration_name_given_for_a_local_file_is_said_to_be_unused(tmp_path: Path, caplog) -> None:

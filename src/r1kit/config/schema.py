@@ -298,9 +298,12 @@ class RewardsConfig(Section):
             raise ValueError(f"needs at least one reward; valid: {', '.join(KNOWN_REWARDS)}")
         unknown = [n for n in names if n not in KNOWN_REWARDS and not is_plugin(n)]
         if unknown:
+            near = [difflib.get_close_matches(n, KNOWN_REWARDS, n=1, cutoff=0.8) for n in unknown]
+            guesses = [f"{n!r} → {close[0]!r}" for n, close in zip(unknown, near, strict=True) if close]
             raise ValueError(
-                f"unknown reward {', '.join(map(repr, unknown))}; valid: {', '.join(KNOWN_REWARDS)}, "
-                "or your own as module:function"
+                f"unknown reward {', '.join(map(repr, unknown))}"
+                + (f" (did you mean {', '.join(guesses)}?)" if guesses else "")
+                + f"; valid: {', '.join(KNOWN_REWARDS)}, or your own as module:function"
             )
         for spec in filter(is_plugin, names):
             load_plugin(spec)  # a missing module or function is a config error now, before any model loads

@@ -60,6 +60,16 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train = train.select(range(min(cfg.max_train_samples, len(train))))
     if cfg.max_test_samples:
         test = test.select(range(min(cfg.max_test_samples, len(test))))
+    seen = set(train["question"])
+    both = sum(question in seen for question in test["question"])
+    if both:  # the same file twice, or a file with repeated rows
+        logger.warning(
+            "%s: %d of %d held-out problems are also training problems (the same question): their scores measure "
+            "what was memorised, not reasoning",
+            source,
+            both,
+            len(test),
+        )
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
 
@@ -133,6 +143,8 @@ def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
                 "file (.jsonl/.json/.parquet/.csv); split names are for hub datasets. Leave it unset to hold out "
                 "dataset.split.test_size of the rows"
             )
+        if not path.exists():
+            raise DatasetError(f"dataset.test_split {cfg.test_split!r}: held-out file not found")
         return load_file(path, cfg.on_bad_row)
     return _load_raw(cfg, held_out=cfg.test_split)
 
