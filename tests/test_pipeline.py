@@ -385,6 +385,9 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     assert r1kit_cli(*args[:-1], str(whole), cwd=REPO).returncode == 0
     resumed_rewards, whole_rewards = grpo_rewards(out), grpo_rewards(whole)
     assert resumed_rewards == pytest.approx(whole_rewards, abs=1e-6)
+    # and raised the alerts it does, each once (they were raised again at the first step after the resume)
+    raised = [[(a["key"], a["step"]) for a in RunDir(folder).read("alerts.jsonl")] for folder in (out, whole)]
+    assert raised[0] == raised[1] and raised[1]
 
 
 def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:

@@ -78,6 +78,12 @@ class TrainingMonitor(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step
+        if state.global_step and state.is_world_process_zero:
+            # Resumed: the steps logged up to the checkpoint rebuild the alerts' window and the alerts standing, as
+            # the interrupted run left them; each one standing was raised already and is not raised again.
+            for record in self.run.read("metrics.jsonl"):
+                if record.get("stage") == self.stage and record.get("kind") == "step":
+                    self.alerts.check(record)
         model = kwargs.get("model")
         trainable = (
             self.total_params if model is None else sum(p.numel() for p in model.parameters() if p.requires_grad)
