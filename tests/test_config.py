@@ -714,3 +714,14 @@ def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the
     assert "training.precision.bf16 → model.precision (tutorial.yaml)" in err
     assert "monitoring.logging.level → monitoring.log_level (tutorial.yaml)" in err
     assert "GRPO_TRAINING_LEARNING_RATE → training.optimization.learning_rate" in err
+
+
+def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(tmp_path: Path, capsys) -> None:
+    """A profile comes after --config, as documented; a value the user wrote and a profile replaced went unsaid."""
+    mine = tmp_path / "my.yaml"
+    mine.write_text("training:\n  max_steps: 5\nsft:\n  max_steps: 7\n")
+    assert main(["config", "show", "--config", str(mine), "--profile", "test"]) == 0
+    err = capsys.readouterr().err
+    assert f"r1kit: note: --profile test sets training.max_steps to 3 over 5 from {mine} (a flag wins over both)" in err
+    assert main(["config", "show", "--config", str(mine), "--profile", "test", "--max_steps", "5"]) == 0
+    assert "over 5 from" not in capsys.readouterr().err  # the flag's value stands: nothing of the file was replaced

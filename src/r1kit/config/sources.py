@@ -55,6 +55,7 @@ class Layer:
     values: dict[str, Any]
     value_sources: dict[str, str] = field(default_factory=dict)  # leaf path → source, where it differs per value
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
+    overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
 
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
@@ -96,6 +97,7 @@ class ResolvedConfig:
     config: R1kitConfig
     sources: dict[str, str]  # every leaf path → where its value came from
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
+    overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
 
 
 # --------------------------------------------------------------------------------------------------- schema paths
@@ -532,7 +534,13 @@ def resolve_config(
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     notes = [note for layer in layers for note in layer.notes]
-    return ResolvedConfig(config=config, sources=sources, notes=list(dict.fromkeys(notes)))
+    overridden = [  # a profile comes after --config: said where it replaces a value the user wrote
+        f"--{sources[path].replace(':', ' ')} sets {path} to {_get(merged, path)!r} over {value!r} from "
+        f"{config_file} (a flag wins over both)"
+        for path, value, source in replaced
+        if config_file and source == f"file:{config_file}" and sources[path].startswith("profile:")
+    ]
+    return ResolvedConfig(config=config, sources=sources, notes=list(dict.fromkeys(notes)), overridden=overridden)
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
