@@ -253,9 +253,12 @@ def test_a_hub_configuration_name_given_for_a_local_file_is_said_to_be_unused(tm
     path = write_rows(tmp_path / "mine.jsonl", rows)
     with caplog.at_level(logging.WARNING, logger="r1kit"):  # was: read, and nothing said
         load_splits(DatasetConfig(name=str(path), subset="all"))
-    assert f"dataset.subset 'all' names a configuration of a hub dataset; {path} has none, so it is not used" in (
-        caplog.text
-    )
+    said = f"dataset.subset 'all' names a configuration of a hub dataset; {path} has none, so it is not used"
+    assert caplog.text.count(said) == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):  # `r1kit eval` of a local file reads it on its own path
+        load_eval_rows(DatasetConfig(name=str(path), subset="all"))
+    assert caplog.text.count(said) == 1
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])

@@ -262,7 +262,7 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     assert not (tmp_path / "runs").exists()
     page = write_report(out).read_text()
     assert "<td>sft</td><td>sft</td><td>complete</td>" in page and "train_rows" in page
-    assert "<h2>Evaluation</h2>" in page
+    assert "<h2>Evaluation</h2>" in page and "<h1>r1kit sft <code>sft_alone</code></h1>" in page  # was: "r1kit run"
 
 
 def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:

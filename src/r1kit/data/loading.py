@@ -35,13 +35,8 @@ class Splits:
 
 def load_splits(cfg: DatasetConfig) -> Splits:
     """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
-    if cfg.subset and (cfg.name in synthetic.BUILTIN_TASKS or is_local_data(cfg.name)):  # TRL's --dataset_config all
-        logger.warning(
-            "dataset.subset %r names a configuration of a hub dataset; %s has none, so it is not used",
-            cfg.subset,
-            cfg.name,
-        )
     if cfg.name in synthetic.BUILTIN_TASKS:
+        _say_an_unused_subset(cfg)
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
         raw_train, bad_lines, source = Dataset.from_list(rows), 0, f"built-in task {cfg.name}"
     else:
@@ -149,9 +144,20 @@ def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
     return _load_raw(cfg, held_out=cfg.test_split)
 
 
+def _say_an_unused_subset(cfg: DatasetConfig) -> None:
+    if cfg.subset:  # TRL's --dataset_config all, given for data that has no configurations
+        logger.warning(
+            "dataset.subset %r names a configuration of a hub dataset; %s has none, so it is not used",
+            cfg.subset,
+            cfg.name,
+        )
+
+
 def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> tuple[Dataset, int]:
     """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it), and the
     unreadable lines skipped."""
+    if held_out is None and is_local_data(cfg.name):
+        _say_an_unused_subset(cfg)
     offline = "Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
     return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline, cfg.on_bad_row)
 
