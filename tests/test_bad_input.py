@@ -488,11 +488,19 @@ def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: P
 
 def test_the_corrected_command_runs_after_a_failed_start(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    failed = r1kit_cli(
+    no_data = r1kit_cli(
         "sft", "--profile", "test", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out), cwd=REPO
     )
+    assert no_data.returncode == 1
+    assert_one_line(no_data.stderr, "dataset file not found")
+    assert not out.exists()  # the data is read before the run folder is made
+    answers_only = tmp_path / "answers.jsonl"  # nothing for SFT to imitate: refused after the folder is made
+    answers_only.write_text(
+        "".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(9))
+    )
+    failed = r1kit_cli("sft", "--profile", "test", "--data", str(answers_only), "--out", str(out), cwd=REPO)
     assert failed.returncode == 1
-    assert_one_line(failed.stderr, "dataset file not found")
+    assert_one_line(failed.stderr, "no row has a worked solution")
     assert (out / "config.yaml").exists()
 
     fixed = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)

@@ -265,6 +265,28 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     assert "<h2>Evaluation</h2>" in page and "<h1>r1kit sft <code>sft_alone</code></h1>" in page  # was: "r1kit run"
 
 
+def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_path: Path) -> None:
+    """Chat data under the default reasoning prompt was trained to ignore its prompt, with only a warning; the
+    prompt that trained is what eval and chat ask with, so it is saved with the run."""
+    from r1kit.prompts import GENERAL_SYSTEM_PROMPT
+    from r1kit.stages.common import as_trained
+
+    chat = tmp_path / "chat.jsonl"
+    turns = [
+        [{"role": "user", "content": f"Name colour {i}."}, {"role": "assistant", "content": "Blue."}] for i in range(12)
+    ]
+    chat.write_text("".join(json.dumps({"messages": row}) + "\n" for row in turns))
+    out = tmp_path / "run"
+    args = ("sft", "--profile", "test", "--data", str(chat), "--sft.max_steps", "1", "--out", str(out))
+    done = r1kit_cli(*args, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "so training, evaluation and chat ask with the plain prompt" in done.stderr
+    resolved = resolve_config(overrides=["--model.name", str(out)], environ={})
+    assert as_trained(resolved).prompt.system == GENERAL_SYSTEM_PROMPT
+    again = r1kit_cli(*args, cwd=REPO)  # the same command: its saved config matches, nothing to do
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
+
+
 def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:
     from r1kit.chat import reply
     from r1kit.hardware import setup_hardware

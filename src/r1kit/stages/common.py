@@ -48,7 +48,7 @@ from r1kit.monitoring.callbacks import (
     complete_checkpoints,
 )
 from r1kit.monitoring.recorder import RolloutRecorder
-from r1kit.prompts import GENERAL_SYSTEM_PROMPT
+from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
@@ -123,6 +123,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
     and onto the console."""
     ctx, base, splits = setup(config, kind)
+    config = ctx.config  # with the prompt setup chose for chat data
     check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     ctx = ctx.for_stage(config, kind, kind)
     # what the stage made depends on, as in a recipe: the config sections it reads, the seed, and the content of the
@@ -247,6 +248,8 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
     distributed.start(hardware.device)
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
+    splits = load_splits(config.dataset)  # before the run folder: data that cannot be read leaves no folder behind
+    config = plain_prompt_for_chat_data(config, command, splits)
     # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
     run = open_run(config, command) if distributed.is_main() else None
@@ -258,7 +261,6 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
         if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
             run.save_config(config)
     run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
-    splits = load_splits(config.dataset)
     skipped = f" ({counted(splits.skipped_rows, 'bad row')} skipped)" if splits.skipped_rows else ""
     # a preference stage alone trains on its pairs file; the problems are what it is evaluated on
     pairs = f" | pairs {config.preferences.dataset}" if command in PAIR_KINDS and config.preferences.dataset else ""
@@ -282,6 +284,23 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
 
 
 GOLDS_READ = 256  # the first training rows whose gold answers are read before a rollout stage: a wrong column shows
+
+
+def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits) -> R1kitConfig:
+    """`r1kit sft` on chat replies (no worked solution to write as <think>/<answer>) under the default reasoning
+    prompt: the plain prompt instead, said, and saved with the run's config, so eval and chat ask as it trained. A
+    prompt the user set is kept (check_data warns where it asks for <think>)."""
+    if command != "sft" or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
+        return config
+    first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
+    if any(r1_target(row) for row in first) or not has_sft_rows(first):
+        return config
+    logger.warning(
+        "sft: the rows are chat replies without worked solutions, so training, evaluation and chat ask with the plain "
+        "prompt %r, not the reasoning one (set prompt.system for another)",
+        GENERAL_SYSTEM_PROMPT,
+    )
+    return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
 
 
 def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: str) -> None:
