@@ -236,6 +236,16 @@ def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(
     assert "exchange" not in caplog.text
 
 
+def test_numina_rows_without_a_boxed_answer_are_counted(tmp_path: Path, caplog) -> None:
+    """Their gold is the whole solution: a silent fallback that scored "Adding gives 6." as the gold answer."""
+    rows = [{"problem": "2 + 4?", "solution": "Adding gives $\\boxed{6}$."}] * 3 + [
+        {"problem": "5 + 5?", "solution": "It is 10."}
+    ]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", rows)))
+    assert "numina.jsonl: 1 of 4 NuminaMath rows have no \\boxed{} answer" in caplog.text
+
+
 def test_held_out_problems_that_are_also_training_problems_are_counted(tmp_path: Path, caplog) -> None:
     rows = [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(6)]
     path = write_rows(tmp_path / "same.jsonl", rows)

@@ -201,6 +201,8 @@ def test_chat_one_shot(finished_run: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "answer:" in done.stdout or "(no <answer> block)" in done.stdout
+    shown = " ".join(done.stdout.split())  # the console wraps at its width
+    assert f"model {finished_run / '02_grpo' / 'model'} · system prompt: Solve the problem." in shown  # who answers
 
 
 def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_trained_with(tmp_path: Path) -> None:

@@ -108,6 +108,8 @@ def main(config: R1kitConfig, prompt: str | None) -> None:
     tokenizer = load_tokenizer(config.model, reference)
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     console = Console()
+    # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
+    console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)
     if prompt is not None:
         reply(model, tokenizer, prompt, config, console)
         return

@@ -51,6 +51,8 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 1])
     >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]], d["fixed"], d["broken"]
     (6, 0.1667, [-0.4357, 0.769], 2, 1)
+    >>> [round(x, 4) for x in paired_difference([1, 0] * 4, [1, 0] * 4)["ci95"]]  # nothing changed, 8 problems
+    [-0.3244, 0.3244]
     """
     pairs = [(a, b) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
     n = len(pairs)
@@ -61,6 +63,10 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
     half = z * math.sqrt(variance / n)
     fixed, broken = flipped(before, after)
+    if not fixed and not broken:
+        # no problem changed: the differences' spread is 0, and so would the normal interval be ("[+0.0, +0.0]" over
+        # 8 problems). The change is bounded by the share of problems that could have changed: its Wilson bound.
+        half = wilson_interval(0, n, z)[1]
     return {
         "problems": n,
         "difference": mean,

@@ -1051,7 +1051,10 @@ class R1kitConfig(Section):
             if spec.name in seen:
                 raise ValueError(f"{where} is listed twice; give each stage its own name")
             if spec.stage_kind not in STAGE_KINDS:
-                raise ValueError(f"{where}: unknown kind {spec.stage_kind!r}; known: {', '.join(STAGE_KINDS)}")
+                raise ValueError(
+                    f"{where}: unknown kind {spec.stage_kind!r}; known: {', '.join(STAGE_KINDS)} (a stage's kind is "
+                    "its name unless it sets `kind`: `- {name: rl, kind: grpo}`)"
+                )
             for key, earlier, made in (
                 ("model_from", spec.model_from, "model"),
                 ("data_from", spec.data_from, "dataset"),

@@ -268,7 +268,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         raise DatasetError(
             f"{source}: dataset.group_column {cfg.group_column!r} is not a column ({', '.join(raw.column_names)})"
         )
-    rows, skipped, cut = [], 0, 0
+    rows, skipped, cut, unboxed = [], 0, 0, 0
     for index, row in enumerate(raw):
         try:
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
@@ -276,6 +276,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             group = row.get(cfg.group_column)
             rows.append(adapter(row) | {"group": None if group is None else str(group)})
             cut += left_out_turns(row, fmt)
+            unboxed += fmt == "numina" and rows[-1]["solution"] == rows[-1]["reasoning"]
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(
@@ -284,6 +285,14 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             skipped += 1
     if not rows:
         raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
+    if unboxed:  # its gold is then the whole solution, whose last number the verifier reads
+        logger.warning(
+            "%s: %d of %d NuminaMath rows have no \\boxed{} answer: their gold answer is the last number of the whole "
+            "solution, which may not be the answer",
+            source,
+            unboxed,
+            len(raw),
+        )
     if cut:
         logger.warning(
             "%s: %d of %d rows hold their own system message or more than one exchange; r1kit keeps one user message "

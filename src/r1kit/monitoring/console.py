@@ -146,7 +146,8 @@ def print_eval_table(
             verdict = "above zero" if low > 0 else "below zero" if high < 0 else "includes zero: within the noise"
             console.print(
                 f"paired change {pair}: {change['difference'] * 100:+.1f} pts, 95% interval "
-                f"[{low * 100:+.1f}, {high * 100:+.1f}] over {change['problems']} problems ({verdict}; "
+                f"[{low * 100:+.1f}, {high * 100:+.1f}] over {change['problems']} "
+                f"problem{'' if change['problems'] == 1 else 's'} ({verdict}; "
                 f"{change['fixed']} fixed, {change['broken']} broken)",
                 markup=False,
                 highlight=False,
