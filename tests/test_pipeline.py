@@ -191,6 +191,9 @@ def test_eval_names_and_scores_the_held_out_file_given(tiny_model: Path, tmp_pat
     result = json.loads((tmp_path / "e" / "eval" / "eval.json").read_text())
     assert result["problems"] == 4 and result["dataset"] == str(held_out)  # was: the built-in task's own problems
     assert "4 held-out problems · " in done.stdout and "held_out.jsonl" in done.stdout
+    capped = r1kit_cli(*done.args[3:], "--evaluation.max_samples", "3", cwd=REPO)  # was "3 held-out problems"
+    assert capped.returncode == 0, capped.stderr[-2000:]
+    assert "3 of 4 held-out problems (evaluation.max_samples)" in " ".join(capped.stdout.split())
     shown = " ".join(done.stdout.split())  # the table's caption wraps at its width
     assert result["excluded"] == 1 and "1 left out of pass@1 (no readable gold answer" in shown
 

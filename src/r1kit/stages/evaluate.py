@@ -185,6 +185,7 @@ def evaluate(
     (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any, and `key` (what
     the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
+    held_out_rows = len(rows)
     rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
@@ -198,6 +199,7 @@ def evaluate(
         "model": model_reference,
         "dataset": held_out_source(config.dataset),
         "system_prompt": config.prompt.system,  # what the model was asked with: a score depends on it
+        "held_out_rows": held_out_rows,  # of which evaluation.max_samples are scored
         **scored,
         "pass_at_k": {},
     }
