@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,19 @@ def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_pat
     train(sft, ctx, base, splits)
     during = [r for r in ctx.run.read("metrics.jsonl") if r["kind"] == "eval"]
     assert all("eval/accuracy" in r and r["eval/perplexity"] > 1 for r in during)
+
+
+def test_sft2_says_when_it_trains_on_general_rows_alone(tmp_path: Path, caplog) -> None:
+    """Rejection sampling that kept no trace left sft2 fine-tuning the reasoning model on chat alone, without a word."""
+    from r1kit.stages import sft2
+
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"instruction": f"Say hi {i}.", "response": "Hi."}) + "\n" for i in range(8)))
+    ctx, base, splits = context(tmp_path, "--sft2.general_dataset", str(chat), "--sft.max_steps", "1")
+    no_traces = splits.train.select([])
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft2.run(
+            ctx.for_stage(ctx.config, "sft2", "sft2"),
+            StageInputs(model=base, base=base, splits=replace(splits, train=no_traces)),
+        )
+    assert "sft2: rejection sampling kept no reasoning trace, so it trains on general rows only" in caplog.text

@@ -390,7 +390,10 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
         if final is None:
-            raise ModelError(f"run {run.root} has no finished model yet")
+            raise ModelError(
+                f"run {run.root} has no finished model: its stages are still running or made none (see their "
+                "manifest.json)"
+            )
         return str(final)
     stage_model = Path(name).expanduser() / "model"
     if run is not None and is_complete(stage_model):  # RUN/NN_<stage>: what that stage made

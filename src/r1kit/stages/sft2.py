@@ -33,6 +33,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     wanted = round(len(accepted) * settings.general_ratio / (1 - settings.general_ratio)) if len(accepted) else 8
     general = _general_rows(ctx, inputs, wanted) if settings.general_ratio > 0 else []
     logger.warning("sft2: %d reasoning rows + %d general rows", len(accepted), len(general))
+    if not len(accepted) and general:  # the reasoning model is then fine-tuned on chat alone
+        logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
     parts = [reasoning] if reasoning is not None else []
     if general:
         chat = Dataset.from_list(
