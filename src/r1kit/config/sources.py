@@ -153,12 +153,14 @@ def did_you_mean(path: str, as_flag: bool = False) -> str:
             return f"; did you mean {same[0]!r}?"
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
         flags = {name[2:]: alias.path for name, alias in FLAG_ALIASES.items()}
-        names = {key.rsplit(".", 1)[-1]: key for key in LEAF_PATHS}
+        names: dict[str, list[str]] = {}  # a setting's own name → the keys that end in it
+        for key in LEAF_PATHS:
+            names.setdefault(key.rsplit(".", 1)[-1], []).append(key)
         close = difflib.get_close_matches(path, [*flags, *names], n=1, cutoff=0.8)
         if close and close[0] in flags:  # what a flag sets depends on the command: not named on the command line
             return f"; did you mean --{close[0]}?" if as_flag else f"; did you mean {flags[close[0]]!r}?"
-        if close and [key.rsplit(".", 1)[-1] for key in LEAF_PATHS].count(close[0]) == 1:
-            return f"; did you mean {names[close[0]]!r}?"
+        if close and len(names[close[0]]) == 1:
+            return f"; did you mean {names[close[0]][0]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -131,9 +131,8 @@ def print_eval_table(
     row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
     last = evaluations[labels[-1]]
     held = last.get("held_out_rows", last["problems"])  # the header counts them all: say which part is scored
-    scored = f"{last['problems']} of {held}" if held > last["problems"] else f"{last['problems']}"
-    limit = " (evaluation.max_samples)" if held > last["problems"] else ""
-    table.caption = f"{scored} held-out problems{limit} · {last['dataset']}"
+    scored = f"{last['problems']} of {held} held-out problems (evaluation.max_samples)"
+    table.caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {last['dataset']}"
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
         table.caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
     console = Console()

@@ -286,6 +286,12 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
 GOLDS_READ = 256  # the first training rows whose gold answers are read before a rollout stage: a wrong column shows
 
 
+def no_worked_solutions(rows: datasets.Dataset) -> bool:
+    """Whether none of the first GOLDS_READ rows has a worked solution to write as <think>/<answer> (chat replies)."""
+    first = rows.select(range(min(GOLDS_READ, len(rows))))
+    return not any(r1_target(row) for row in first)
+
+
 def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits) -> R1kitConfig:
     """`r1kit sft` on chat replies (no worked solution to write as <think>/<answer>) under the default reasoning
     prompt: the plain prompt instead, said, and saved with the run's config, so eval and chat ask as it trained. A
@@ -293,7 +299,7 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     if command != "sft" or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
         return config
     first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
-    if any(r1_target(row) for row in first) or not has_sft_rows(first):
+    if not no_worked_solutions(first) or not has_sft_rows(first):
         return config
     logger.warning(
         "sft: the rows are chat replies without worked solutions, so training, evaluation and chat ask with the plain "
@@ -310,7 +316,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
     first = rows.select(range(min(GOLDS_READ, len(rows))))
-    if kind == "sft" and "<think>" in config.prompt.system and not any(r1_target(row) for row in first):
+    if kind == "sft" and "<think>" in config.prompt.system and no_worked_solutions(rows):
         # chat replies trained behind a prompt asking for <think>/<answer> teach the model to ignore its prompt
         logger.warning(
             "%s: the rows are chat replies, without worked solutions to write as <think>/<answer>, and prompt.system "
