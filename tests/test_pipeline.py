@@ -85,6 +85,7 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
     other = r1kit_cli("run", "--profile", "test", "--out", str(finished_run), "--sft.max_steps", "5", cwd=REPO)
     assert other.returncode == 1
     assert "holds a run with another config (sft.max_steps: 3 there, 5 now)" in other.stderr
+    assert "continuing the run" not in other.stderr  # it said so, then refused to
     assert "--from sft" in other.stderr and "--out" in other.stderr and "as saved with --resume" in other.stderr
     # and the refused command left the saved config as it was: --resume continues the finished run as it was
     # (it had saved the refused settings, and the next --resume redid stages with them)

@@ -66,6 +66,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     run_dir = ctx.run
     hashes = _Hashes()
     plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
+    if run_dir.continued:
+        logger.warning("continuing the run in %s", run_dir.root)
 
     evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
     outputs: dict[str, StageOutput] = {}

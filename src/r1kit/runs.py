@@ -54,8 +54,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 class RunDir:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, continued: bool = False):
         self.root = Path(root).expanduser()
+        self.continued = continued  # open_run found a run here to go on with
 
     @classmethod
     def for_config(cls, config: R1kitConfig) -> RunDir:
@@ -167,7 +168,9 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
             changed = [c for c in changed if c[0].split(".")[0] in READS[command] or c[0] == "run.seed"]
         finished = run.finished_work() if changed else []
         if not changed or (finished and per_stage):
-            logger.warning("continuing the run in %s", run.root)
+            run.continued = True
+            if not per_stage:  # a recipe run says so once its stages' plan is accepted: it may still be refused
+                logger.warning("continuing the run in %s", run.root)
         elif finished:
             key, before, now = changed[0]
             raise RunDirError(

@@ -260,7 +260,7 @@ def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]
         run.prepare(disk_needed(base, config))
         if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
             run.save_config(config)
-    run = RunDir(distributed.from_main(str(run.root) if run is not None else None))
+    run = RunDir(*distributed.from_main((str(run.root), run.continued) if run is not None else None))
     skipped = f" ({counted(splits.skipped_rows, 'bad row')} skipped)" if splits.skipped_rows else ""
     # a preference stage alone trains on its pairs file; the problems are what it is evaluated on
     pairs = f" | pairs {config.preferences.dataset}" if command in PAIR_KINDS and config.preferences.dataset else ""
