@@ -391,6 +391,9 @@ def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
     assert "resuming from" in resumed.stderr
     assert grpo_steps(out) == list(range(1, 25))  # no step lost, none twice
     assert (out / "grpo" / "model" / "r1kit_complete.json").exists()
+    # the stage's time is the whole stage's: the killed run's, up to the checkpoint resumed from, counts too
+    manifest = json.loads((out / "grpo" / "manifest.json").read_text())
+    assert 0 < manifest["seconds_before_resume"] < manifest["seconds"]
 
 
 def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
-from r1kit.atomic import build_complete, content_hash, is_complete, jsonable, write_json
+from r1kit.atomic import COMPLETE_MARKER, build_complete, content_hash, is_complete, jsonable, write_json
 from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.config.sources import ResolvedConfig, flatten, resolve_config, set_path
 from r1kit.data.loading import (
@@ -215,22 +215,41 @@ def run_recorded(
 ) -> tuple[StageOutput, dict[str, Any]]:
     """Run a stage with its RUN/<folder>/manifest.json: `running` while it works, then `complete` with its time and
     output (model, dataset, figures). `facts` go in too (a recipe adds the fingerprint and config it resumes by)."""
+    before = seconds_before_resume(read_manifest(ctx.dir), ctx.run.checkpoints(ctx.folder))
     record = {
         "stage": ctx.stage,
         "kind": kind,
         "status": "running",
         **facts,
         "inputs": {"model": inputs.model, "data": data_read(ctx.config, kind, inputs)},
+        "started_at": time.time(),
+        "seconds_before_resume": before,
     }
     if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
         write_json(ctx.dir / "manifest.json", record)
     started = time.perf_counter()
     output = run(ctx, inputs)
-    record |= {"status": "complete", "seconds": round(time.perf_counter() - started, 1)}
+    record |= {"status": "complete", "seconds": round(before + time.perf_counter() - started, 1)}
     record["output"] = output.to_json(ctx.run.root)
     if distributed.is_main():
         write_json(ctx.dir / "manifest.json", record)
     return output, record
+
+
+def seconds_before_resume(previous: dict[str, Any], checkpoints: Path) -> float:
+    """The time a stage's interrupted runs spent up to the newest checkpoint it resumes from, so that its manifest's
+    `seconds` is the whole stage's and not its last part's. `previous`: the manifest the last of them left (status
+    `running`, with when it started and what the runs before it had spent). A run killed before writing a checkpoint
+    left nothing to resume from, and adds nothing.
+
+    >>> seconds_before_resume({"status": "complete", "seconds": 80.0}, Path("no-checkpoints"))
+    0.0
+    """
+    saved = complete_checkpoints(checkpoints)
+    if previous.get("status") != "running" or "started_at" not in previous or not saved:
+        return 0.0
+    newest = (saved[-1] / COMPLETE_MARKER).stat().st_mtime
+    return round(previous.get("seconds_before_resume", 0.0) + max(0.0, newest - previous["started_at"]), 1)
 
 
 def data_read(config: R1kitConfig, kind: str, inputs: StageInputs) -> str:
