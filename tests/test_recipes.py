@@ -146,6 +146,7 @@ def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, li
     summary = json.loads((run / "summary.json").read_text())
     assert list(summary["evaluations"])[:4] == ["base", "sft", "reasoning_rl", "sft2"]
     assert summary["final_model"] == "05_sft2/model"  # the tiny model's teacher traces all fail: no student
+    assert summary["made_no_model"] == ["distill"]  # said under the table, which has a column per model
     assert json.loads((run / "06_distill" / "stats.json").read_text())["rows"] == 0
 
 
@@ -191,6 +192,7 @@ def test_only_and_from_name_stages_of_the_recipe(r1_run: tuple[Path, list[str]])
     only = r1kit_cli(*args, "--rejection_sampling.samples_per_prompt", samples, "--only", "distill", cwd=REPO)
     assert only.returncode == 0, only.stderr[-2000:]
     assert "06_distill: asked for by --from / --only" in only.stderr and "02_sft: complete, skipped" in only.stderr
+    assert "distill made no model: it kept nothing to train on" in only.stderr
 
 
 def _steps(run: Path, stage: str) -> list[int]:

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from r1kit.config.sources import resolve_config
+from r1kit.data.loading import DatasetError
 from r1kit.monitoring.callbacks import TimeLimit
 from r1kit.runs import RunDir
 from r1kit.stages import distill, grpo, sft
@@ -226,6 +227,15 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
     assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
     # the student is the untouched base model, fine-tuned on that trace
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))
+
+
+def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path) -> None:
+    """`r1kit distill` whose teacher kept no trace ended complete, with exit code 0 and no student."""
+    overrides = ["--out", str(tmp_path / "run"), "--distill.max_prompts", "2", "--distill.max_new_tokens", "8"]
+    config = resolve_config(profile="test", environ={}, overrides=overrides).config
+    for _ in range(2):  # and the same command again, which finds the stage complete
+        with pytest.raises(DatasetError, match="distill made no model: it kept nothing to train on"):
+            distill.main(config)
 
 
 def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

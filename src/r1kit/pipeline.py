@@ -112,7 +112,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         if spec.name == only:  # the stages after it stay as they are
             break
 
-    summary = _summary(run_dir, model, evals, outputs, started_from)
+    makers = {spec.name for spec in config.stages if "model" in MAKES[spec.stage_kind]}
+    summary = _summary(run_dir, model, evals, outputs, started_from, makers)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
         if not trained:  # every stage skipped: settings that redo no stage are saved too
             run_dir.save_config(config)
@@ -120,6 +121,11 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         print_eval_table(summary["evaluations"], title=f"r1kit run · {run_dir.root}", paired=summary["paired"])
         for name, figures in summary["stage_figures"].items():
             logger.warning("  %s: %s", name, ", ".join(f"{key} {value}" for key, value in figures.items()))
+        for name in summary["made_no_model"]:  # not in the table, which has a column per model
+            logger.warning(
+                "  %s made no model: it kept nothing to train on (its warnings say why); the model before it went on",
+                name,
+            )
     return summary
 
 
@@ -435,6 +441,7 @@ def _summary(
     evals: dict[str, dict[str, Any]],
     outputs: dict[str, StageOutput],
     started_from: dict[str, str | None],
+    makers: set[str],
 ) -> dict[str, Any]:
     labels = list(evals)
     # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other; none
@@ -452,6 +459,8 @@ def _summary(
             if before != after and len(evals[before].get("scores") or []) == len(evals[after].get("scores") or []) > 0
         },
         "stage_figures": {name: output.metrics for name, output in outputs.items() if output.metrics},
+        # a stage that kept nothing to train on (distillation without a kept trace): the model before it went on
+        "made_no_model": [name for name, output in outputs.items() if name in makers and output.model is None],
     }
 
 

@@ -52,7 +52,7 @@ from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
-from r1kit.stages.registry import PAIR_KINDS, READS, ROLLOUT_KINDS
+from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
 
@@ -136,7 +136,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     if done.get("status") == "complete" and done.get("settings") == settings:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
-        return StageOutput.from_json(done["output"], ctx.run.root)
+        return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
     if done and done.get("settings") != settings and not config.run.resume:
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
         before = done.get("settings") or {}
@@ -163,6 +163,18 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         )
         if output.model is not None:  # a stage alone scores nothing at its end (a recipe's table does)
             logger.warning("score its model on the held-out rows: r1kit eval --model %s", ctx.run.root)
+    return made_a_model(kind, output, ctx.dir)
+
+
+def made_a_model(kind: str, output: StageOutput, folder: Path) -> StageOutput:
+    """`output` of a stage run alone, unless its kind makes a model and it made none (distillation that kept no
+    teacher trace, SFT 2 with no row): the command then fails, as a user who asked for a model has none. In a recipe
+    the latest model goes on instead, and the run's table says so."""
+    if "model" in MAKES[kind] and output.model is None:
+        raise DatasetError(
+            f"{kind} made no model: it kept nothing to train on (the warnings above say why; its figures are in "
+            f"{folder / 'manifest.json'})"
+        )
     return output
 
 
