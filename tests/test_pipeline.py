@@ -140,6 +140,21 @@ def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Pa
     assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "outdated")]
 
 
+def test_an_outdated_stage_whose_inputs_are_unchanged_is_kept_and_said_so(finished_run: Path, tmp_path: Path) -> None:
+    """After --only, a later stage whose inputs turned out the same was reported as plain "complete, skipped"."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["stages"][1]["status"] = "outdated"  # as `--only sft` leaves it, whether or not SFT's model changed
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    again = r1kit_cli("run", "--profile", "test", "--out", str(run), cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "02_grpo: complete, skipped (outdated after --only, but what it reads is unchanged)" in again.stderr
+    assert "01_sft: complete, skipped\n" in again.stderr
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert [s["status"] for s in stages] == ["complete", "complete"]
+
+
 def test_the_saved_config_repeats_the_run(finished_run: Path) -> None:
     shown = r1kit_cli("config", "show", "--format", "json", "--config", str(finished_run / "config.yaml"), cwd=REPO)
     assert json.loads(shown.stdout)["model"]["name"] == "tiny-random"

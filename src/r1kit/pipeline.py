@@ -66,6 +66,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     run_dir = ctx.run
     hashes = _Hashes()
     plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
+    outdated = _outdated(run_dir)  # listed so by an earlier --only: checked below
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
 
@@ -85,7 +86,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         same = _same_work(manifest.get("fingerprint", {}), fingerprint)
         if manifest.get("status") == "complete" and same and not plan[spec.name]:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
-            logger.warning("%s: complete, skipped", folder)
+            checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
+            logger.warning("%s: complete, skipped%s", folder, checked)
         elif only is not None and spec.name != only:
             raise RunDirError(
                 f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
@@ -418,6 +420,14 @@ def _write_run_manifest(
             }
         )
     write_json(run_dir.path("manifest.json"), {"stages": stages})
+
+
+def _outdated(run_dir: RunDir) -> set[str]:
+    """The stages RUN/manifest.json lists as outdated (`_write_run_manifest`), as the main process read it."""
+    stages = None
+    if distributed.is_main() and run_dir.path("manifest.json").exists():
+        stages = json.loads(run_dir.path("manifest.json").read_text()).get("stages", [])
+    return {stage["name"] for stage in distributed.from_main(stages) or [] if stage.get("status") == "outdated"}
 
 
 def _reads(config: R1kitConfig) -> dict[str, set[str]]:
