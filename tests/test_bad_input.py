@@ -244,7 +244,10 @@ def test_data_a_stage_cannot_use_is_refused_before_the_base_evaluation(
     code, err = cli(capsys, "run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "a"))
     assert code == 1  # was: the base evaluation first, then a bare "no row has a worked solution" at the SFT stage
     assert_one_line(err, f"{path}: stages: sft (sft): no row has a worked solution", "--recipe r1_zero")
-    assert not (tmp_path / "a" / "eval").exists()
+    assert not (tmp_path / "a").exists()  # nor a run folder: was an empty one, or a stage's with config.yaml alone
+    code, err = cli(capsys, "sft", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "s"))
+    assert code == 1 and not (tmp_path / "s").exists()
+    assert_one_line(err, f"{path}: sft: no row has a worked solution")
 
     chat = [
         {"messages": [{"role": "user", "content": f"Hi {i}"}, {"role": "assistant", "content": "Hi."}]}
@@ -254,7 +257,7 @@ def test_data_a_stage_cannot_use_is_refused_before_the_base_evaluation(
     code, err = cli(capsys, "run", "--profile", "test", "--data", str(path), "--out", str(tmp_path / "c"))
     assert code == 1  # was: GRPO trained with its accuracy reward None on every step, and no word of it
     assert_one_line(err, f"{path}: stages: grpo (grpo): no row has a gold answer, and its rewards accuracy")
-    assert not (tmp_path / "c" / "eval").exists()
+    assert not (tmp_path / "c").exists()
 
 
 def _golds_file(tmp_path: Path, name: str, readable: int) -> Path:
@@ -494,15 +497,18 @@ def test_the_corrected_command_runs_after_a_failed_start(tmp_path: Path) -> None
     assert no_data.returncode == 1
     assert_one_line(no_data.stderr, "dataset file not found")
     assert not out.exists()  # the data is read before the run folder is made
-    answers_only = tmp_path / "answers.jsonl"  # nothing for SFT to imitate: refused after the folder is made
+    answers_only = tmp_path / "answers.jsonl"  # nothing for SFT to imitate: refused before the folder is made too
     answers_only.write_text(
         "".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(9))
     )
     failed = r1kit_cli("sft", "--profile", "test", "--data", str(answers_only), "--out", str(out), cwd=REPO)
     assert failed.returncode == 1
     assert_one_line(failed.stderr, "no row has a worked solution")
-    assert (out / "config.yaml").exists()
+    assert not out.exists()  # was: a folder holding config.yaml alone
 
+    # a start that failed once the folder was made (its config saved): the corrected command takes it over
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(_config(out, "--data", str(answers_only)).model_dump()))
     fixed = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "failed start that finished no stage" in fixed.stderr

@@ -361,6 +361,11 @@ def test_bad_model_and_folder_inputs_are_clear_errors(tmp_path: Path) -> None:
     assert "cannot load model 'out9': there is no folder 'out9' here, and the hub (hub.invalid) cannot be reached" in (
         typo.stderr
     )
+    # a stage whose model cannot be loaded leaves no empty run folder behind (the corrected command took it over)
+    no_model = r1kit_cli("sft", "--profile", "test", "--model.name", str(tmp_path / "nowhere"), "--out",
+                         str(tmp_path / "sft_run"), cwd=REPO)  # fmt: skip
+    assert no_model.returncode == 1 and "model folder not found" in no_model.stderr
+    assert not (tmp_path / "sft_run").exists()
     unwritable = r1kit_cli("run", "--profile", "test", "--out", "/proc/r1kit-cannot-write-here", cwd=REPO)
     assert unwritable.returncode == 1 and "is not writable" in unwritable.stderr
     assert "Loading weights" not in unwritable.stderr  # refused before any model was loaded

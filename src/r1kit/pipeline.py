@@ -60,9 +60,13 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
     _check_stage_files(config)
-    ctx, base, splits = setup(config, "run")
-    own_data = _own_data(config)  # loaded before any work: a stage's bad data file costs nothing
-    _check_data(config, splits, own_data)
+    own_data: dict[str, Splits] = {}
+
+    def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
+        own_data.update(_own_data(config))  # and before any work: a stage's bad data file costs nothing
+        _check_data(config, splits, own_data)
+
+    ctx, base, splits = setup(config, "run", check=check)
     run_dir = ctx.run
     hashes = _Hashes()
     plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing

@@ -122,9 +122,10 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>. Its figures (held-out
     preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
     and onto the console."""
-    ctx, base, splits = setup(config, kind)
+    ctx, base, splits = setup(
+        config, kind, check=lambda config, splits: check_data(config, kind, splits.train, f"{splits.source}: {kind}")
+    )
     config = ctx.config  # with the prompt setup chose for chat data
-    check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     ctx = ctx.for_stage(config, kind, kind)
     # what the stage made depends on, as in a recipe: the config sections it reads, the seed, and the content of the
     # local files and folders it reads (a model retrained in place under the same name is another input)
@@ -273,20 +274,31 @@ def data_read(config: R1kitConfig, kind: str, inputs: StageInputs) -> str:
     return f"preference pairs built from {inputs.model} on {inputs.splits.source}"
 
 
-def setup(config: R1kitConfig, command: str) -> tuple[StageContext, str, Splits]:
-    """Start a stage or the pipeline: hardware, seed, run folder (checked before training), base model, data."""
+def setup(
+    config: R1kitConfig, command: str, check: Callable[[R1kitConfig, Splits], None] | None = None
+) -> tuple[StageContext, str, Splits]:
+    """Start a stage or the pipeline: hardware, seed, data (`check`ed), run folder (checked before training), base
+    model."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
     splits = load_splits(config.dataset)  # before the run folder: data that cannot be read leaves no folder behind
     config = plain_prompt_for_chat_data(config, command, splits)
+    if check is not None:  # before the run folder too: data a stage cannot use leaves no folder behind
+        check(config, splits)
     # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
+    new_folder = not RunDir.for_config(config).root.exists()
     run = open_run(config, command) if distributed.is_main() else None
-    with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
-        base = model_reference_of(config.model.name, config)  # a run or stage folder: the model it made
-    check_model(config.model, base)
+    try:
+        with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
+            base = model_reference_of(config.model.name, config)  # a run or stage folder: the model it made
+        check_model(config.model, base)
+    except Exception:
+        if run is not None and new_folder and not any(run.root.iterdir()):  # a failed start leaves no empty folder
+            run.root.rmdir()
+        raise
     if run is not None:
         run.prepare(disk_needed(base, config))
         if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
