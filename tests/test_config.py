@@ -527,6 +527,24 @@ def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_not
     ]
 
 
+def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[str]) -> None:
+    """`r1kit eval --help` listed every training key and TRL trainer flag (705 lines) for a command that trains nothing."""
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = capsys.readouterr().out
+    assert "`r1kit eval` reads the sections run, evaluation, monitoring, model, prompt, dataset, rewards;" in out
+    assert "--evaluation.pass_k (default: " in out and "--grpo.temperature (default: " not in out
+    assert "--per_device_eval_batch_size → evaluation.batch_size\n" in out and "--num_generations" not in out
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    out = capsys.readouterr().out
+    assert "--chat.temperature (default: " in out and "--evaluation.pass_k (default: " not in out
+    resolved = resolve("--grpo.temperature", "0.9", "--evaluation.num_samples", "4", command="eval")
+    assert not_read_by(resolved, "eval") == [
+        "`r1kit eval` does not read grpo.temperature (from cli:--grpo.temperature): it is for other commands"
+    ]
+
+
 @pytest.mark.parametrize(
     ("command", "lands", "refused"),
     [

@@ -32,7 +32,7 @@ from r1kit.config.sources import (
     resolve_config,
     to_yaml,
 )
-from r1kit.stages.registry import ABOUT, READS, STAGE_KINDS, reads, sections_read
+from r1kit.stages.registry import ABOUT, READS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
     "run": "the main job: a recipe's stages in order (default: cold-start SFT, then GRPO), each stage's model "
@@ -49,14 +49,18 @@ _ABOUT = {
 def _keys_help(command: str) -> str:
     """The config keys `r1kit COMMAND` reads (a stage run alone: its own sections and the common ones), the aliases,
     the refused settings, profiles and recipes."""
-    stage = command in READS
+    some = command in READS or command in TOOL_READS  # run and config show read every section
     rows = [
         f"  --{path} (default: {json.dumps(default)})\n      {text}"
         for path, default, text in field_help()
-        if not stage or reads(command, path)
+        if not some or reads(command, path)
     ]
-    read = f"`r1kit {command}` reads the sections {', '.join(sections_read(command))}; " if stage else ""
-    aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in FLAG_ALIASES.items())
+    read = f"`r1kit {command}` reads the sections {', '.join(sections_read(command))}; " if some else ""
+    # a stage lists the trainer flags it does not read too (a TRL user tries them on it); eval and chat train nothing
+    shown = {
+        flag: alias for flag, alias in FLAG_ALIASES.items() if command not in TOOL_READS or reads(command, alias.path)
+    }
+    aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in shown.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
     return (

@@ -39,7 +39,7 @@ from r1kit.config.aliases import (
     stage_key,
 )
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
-from r1kit.stages.registry import READS, reads, sections_read
+from r1kit.stages.registry import READS, TOOL_READS, reads, sections_read
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -488,10 +488,11 @@ def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     >>> not_read_by(resolve_config(overrides=["--grpo.temperature", "0.9"], environ={}), "sft")
     ['`r1kit sft` does not read grpo.temperature (from cli:--grpo.temperature): it is for other stages']
     """
-    if command not in READS:
+    if command not in READS and command not in TOOL_READS:
         return []
+    others = "stages" if command in READS else "commands"
     return [
-        f"`r1kit {command}` does not read {key} (from {source}): it is for other stages"
+        f"`r1kit {command}` does not read {key} (from {source}): it is for other {others}"
         for key, source in resolved.sources.items()
         if source.startswith(("cli:", "env:")) and not reads(command, key)
     ]

@@ -63,19 +63,28 @@ READS = {
 }
 COMMON_SECTIONS = ("run", "evaluation", "monitoring")
 
+# The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
+TOOL_READS = {
+    "eval": (*COMMON_SECTIONS, "model", "prompt", "dataset", "rewards"),
+    "chat": ("run", "monitoring", "model", "prompt", "chat"),
+}
 
-def sections_read(kind: str) -> tuple[str, ...]:
-    """Every config section `r1kit KIND` reads: the common ones and its own."""
-    return (*COMMON_SECTIONS, *READS[kind])
+
+def sections_read(command: str) -> tuple[str, ...]:
+    """Every config section `r1kit COMMAND` reads: for a stage kind, the common ones and its own; for eval and chat,
+    TOOL_READS."""
+    return TOOL_READS[command] if command in TOOL_READS else (*COMMON_SECTIONS, *READS[command])
 
 
-def reads(kind: str, path: str) -> bool:
-    """Whether a stage of `kind` reads the config key `path` (a dotted key, or a section).
+def reads(command: str, path: str) -> bool:
+    """Whether `r1kit COMMAND` (a stage kind, eval or chat) reads the config key `path` (a dotted key, or a section).
 
     >>> reads("sft", "sft.max_steps"), reads("sft", "grpo.temperature"), reads("sft", "monitoring.progress")
     (True, False, True)
+    >>> reads("eval", "evaluation.pass_k"), reads("eval", "grpo.temperature"), reads("chat", "chat.temperature")
+    (True, False, True)
     """
-    return path.split(".")[0] in sections_read(kind)
+    return path.split(".")[0] in sections_read(command)
 
 
 # What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a
