@@ -43,7 +43,13 @@ _ABOUT = {
     "chat": "chat with a model; its thinking and answer shown apart",
     "config show": "print the fully resolved config (--explain: where each value came from)",
     "report": "write RUN_DIR/report.html: plots, evaluations, alerts and examples of a run",
+    "compare": "evaluations of different runs side by side, each against the first with its paired change and 95% "
+    "interval",
 }
+
+
+# The commands that read only run folders: no config, no model, no processes to launch.
+_READ_ONLY = ("report", "compare")
 
 
 def _keys_help(command: str) -> str:
@@ -139,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help=_ABOUT["report"], description=_ABOUT["report"], allow_abbrev=False)
     report.add_argument("run_dir", type=Path)
     report.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    compared = commands.add_parser("compare", help=_ABOUT["compare"], description=_ABOUT["compare"], allow_abbrev=False)
+    compared.add_argument(
+        "evaluations",
+        nargs="+",
+        metavar="EVAL",
+        help="a run folder (its final model's evaluation), an eval JSON file, or RUN:LABEL (base, sft, eval_2, …)",
+    )
+    compared.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return parser
 
 
@@ -264,19 +278,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, overrides = _parser().parse_known_args(argv)
     try:
-        if args.command != "report" and not args.launch and (processes := _processes_accelerate_left_out()):
+        if args.command not in _READ_ONLY and not args.launch and (processes := _processes_accelerate_left_out()):
             print(
                 f"r1kit: accelerate launch --cpu started 1 of {processes} processes (its multi-CPU mode needs "
                 f"mpirun); relaunching as {processes} CPU processes with --launch cpu",
                 file=sys.stderr,
             )
             args.launch, args.num_processes = "cpu", processes
-        if args.command != "report" and args.num_processes and not args.launch:  # alone: one process, silently
+        if args.command not in _READ_ONLY and args.num_processes and not args.launch:  # alone: one process, silently
             raise ConfigError(
                 f"--num_processes {args.num_processes} sets the process count of --launch: add --launch cpu (CPU "
                 "processes), ddp or another accelerate config"
             )
-        if args.command != "report" and args.launch:
+        if args.command not in _READ_ONLY and args.launch:
             return _launch(args, argv)
         return _command(args, overrides)
     except ConfigError as error:
@@ -317,6 +331,13 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         if overrides:
             raise ConfigError(f"report takes only RUN_DIR (got {' '.join(overrides)})")
         print(write_report(args.run_dir))
+        return 0
+    if args.command == "compare":
+        from r1kit.monitoring.compare import compare
+
+        if overrides:
+            raise ConfigError(f"compare takes only evaluations (got {' '.join(overrides)})")
+        compare(args.evaluations)
         return 0
 
     resolved = load_config(args, overrides)

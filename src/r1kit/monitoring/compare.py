@@ -1,0 +1,114 @@
+"""`r1kit compare A B [C …]`: evaluations of different runs side by side, each against the first with the paired change
+on the same held-out problems and its 95% interval.
+
+A run's own table pairs only its stages. Two runs (another learning rate, another recipe) are compared here: each
+argument is a run folder (its final model's evaluation), an evaluation file (`RUN/eval/eval_2.json`, from `r1kit
+eval`), or `RUN:LABEL` (the evaluation `LABEL` of a run: `base`, `sft`, …). Their per-problem scores are paired by
+position, so they must score the same problems in the same order: the questions are checked where the evaluations
+kept them (`eval/<label>.problems.jsonl`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from r1kit.monitoring.console import print_eval_table
+from r1kit.runs import RunDir, RunDirError
+from r1kit.stats import paired_difference
+
+
+def compare(references: list[str]) -> dict[str, Any]:
+    """Print the comparison table of the evaluations `references` name; return its figures (label → evaluation
+    without per-problem scores, and `A→B` → paired change)."""
+    if len(references) < 2:
+        raise RunDirError("compare: name two evaluations or more (run folders, eval JSON files or RUN:LABEL)")
+    found = [evaluation_file(reference) for reference in references]
+    labels = _column_labels(found)
+    evaluations = {label: json.loads(path.read_text()) for label, path in zip(labels, found, strict=True)}
+    questions = {label: _questions(path) for label, path in zip(labels, found, strict=True)}
+    first = labels[0]
+    for label in labels[1:]:
+        _check_same_problems(first, evaluations[first], questions[first], label, evaluations[label], questions[label])
+    paired = {
+        f"{first}→{label}": paired_difference(evaluations[first]["scores"], evaluations[label]["scores"])
+        for label in labels[1:]
+    }
+    figures = {label: {k: v for k, v in e.items() if k not in ("samples", "scores", "key")} for label, e in
+               evaluations.items()}  # fmt: skip
+    print_eval_table(figures, title="r1kit compare", paired=paired)
+    for label, path in zip(labels, found, strict=True):
+        print(f"{label}: {path}")
+    return {"evaluations": figures, "paired": paired}
+
+
+def evaluation_file(reference: str) -> Path:
+    """The eval JSON a reference names: a file, `RUN:LABEL`, or a run folder (its final evaluation: the last of its
+    summary.json, else its newest evaluation file)."""
+    folder, _, label = reference.rpartition(":") if ":" in reference else (reference, "", "")
+    path = Path(folder).expanduser()
+    if label:
+        found = RunDir(path).eval_path(label)
+        if not found.exists():
+            labels = sorted(p.stem for p in path.glob("eval/*.json"))
+            raise RunDirError(f"compare {reference}: no evaluation {label!r} in {path} ({', '.join(labels) or 'none'})")
+        return found
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise RunDirError(f"compare {reference}: no such file or folder")
+    summary = path / "summary.json"
+    if summary.exists():  # a recipe run: its final model's evaluation
+        return RunDir(path).eval_path(list(json.loads(summary.read_text())["evaluations"])[-1])
+    files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)
+    if not files:
+        raise RunDirError(
+            f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"
+        )
+    return files[-1]
+
+
+def _column_labels(files: list[Path]) -> list[str]:
+    """A column name for each evaluation: `<run folder>/<label>`, numbered where two are the same."""
+    labels = []
+    for path in files:
+        base = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "eval" else path.stem
+        label, count = base, 1
+        while label in labels:
+            count += 1
+            label = f"{base} ({count})"
+        labels.append(label)
+    return labels
+
+
+def _questions(path: Path) -> list[str] | None:
+    """The questions an evaluation scored, in the order of its scores; None where it did not keep them."""
+    problems = path.with_name(f"{path.stem}.problems.jsonl")
+    if not problems.exists():
+        return None
+    return [json.loads(line)["question"] for line in problems.read_text().splitlines() if line.strip()]
+
+
+def _check_same_problems(
+    first: str,
+    a: dict[str, Any],
+    a_questions: list[str] | None,
+    other: str,
+    b: dict[str, Any],
+    b_questions: list[str] | None,
+) -> None:
+    """Paired scores mean the same problems in the same order: refused where the counts, or the kept questions,
+    differ."""
+    if len(a.get("scores") or []) != len(b.get("scores") or []) or not a.get("scores"):
+        raise RunDirError(
+            f"compare: {first} scored {len(a.get('scores') or [])} problems of {a.get('dataset')}, {other} "
+            f"{len(b.get('scores') or [])} of {b.get('dataset')}: not the same held-out problems (score both with "
+            "`r1kit eval --model M --data D` on the same data)"
+        )
+    if a_questions is not None and b_questions is not None and a_questions != b_questions:
+        index = next(i for i, (x, y) in enumerate(zip(a_questions, b_questions, strict=True)) if x != y)
+        raise RunDirError(
+            f"compare: {first} and {other} scored other problems (problem {index + 1}: {a_questions[index][:60]!r} "
+            f"and {b_questions[index][:60]!r}); score both on the same data"
+        )

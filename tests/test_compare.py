@@ -1,0 +1,90 @@
+"""`r1kit compare`: evaluations of different runs, paired on the same held-out problems."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from r1kit.cli import main
+from r1kit.stats import paired_difference
+
+
+def _evaluation(run: Path, label: str, scores: list[float], questions: list[str]) -> Path:
+    """An evaluation as `r1kit run` / `r1kit eval` write it: RUN/eval/<label>.json and its problems file."""
+    (run / "eval").mkdir(parents=True, exist_ok=True)
+    figures = {"label": label, "dataset": "arithmetic", "problems": len(scores), "excluded": 0}
+    figures |= {"accuracy": sum(scores) / len(scores), "format_rate": 1.0, "mean_completion_tokens": 30.0}
+    figures |= {"truncated_rate": 0.0, "scores": scores}
+    path = run / "eval" / f"{label}.json"
+    path.write_text(json.dumps(figures))
+    rows = [{"question": q, "correct": s} for q, s in zip(questions, scores, strict=True)]
+    path.with_name(f"{label}.problems.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+QUESTIONS = [f"What is {i} + {i}?" for i in range(8)]
+
+
+def test_two_runs_final_models_are_paired_on_the_same_problems(tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "lr_low", tmp_path / "lr_high"
+    _evaluation(first, "sft", [0, 0, 1, 1, 0, 0, 1, 0], QUESTIONS)
+    _evaluation(first, "grpo", [0, 1, 1, 1, 0, 0, 1, 0], QUESTIONS)
+    (first / "summary.json").write_text(json.dumps({"evaluations": {"base": {}, "sft": {}, "grpo": {}}}))
+    _evaluation(second, "eval", [1, 1, 1, 1, 0, 1, 1, 0], QUESTIONS)  # a stage run alone, then `r1kit eval`
+    _evaluation(second, "eval_2", [1, 1, 1, 1, 1, 1, 1, 1], QUESTIONS)  # written later: its newest evaluation
+
+    assert main(["compare", str(first), f"{first}:sft", str(second)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps lines at the terminal's width
+    expected = paired_difference([0, 1, 1, 1, 0, 0, 1, 0], [1] * 8)  # the run's final model against eval_2
+    low, high = expected["ci95"]
+    assert "lr_low/grpo" in out and "lr_low/sft" in out and "lr_high/eval_2" in out
+    assert f"paired change lr_low/grpo→lr_high/eval_2: +{expected['difference'] * 100:.1f} pts" in out
+    assert f"[{low * 100:+.1f}, {high * 100:+.1f}] over 8 problems" in out and "4 fixed, 0 broken" in out
+    assert "paired change lr_low/grpo→lr_low/sft: -12.5 pts" in out
+
+
+def test_evaluations_of_other_problems_are_refused(tmp_path: Path, capsys) -> None:
+    a = _evaluation(tmp_path / "a", "eval", [1, 0, 1, 0, 1, 0, 1, 0], QUESTIONS)
+    b = _evaluation(
+        tmp_path / "b", "eval", [1, 0, 1, 0, 1, 0, 1, 0], [*QUESTIONS[:3], "What is 9 + 9?", *QUESTIONS[4:]]
+    )
+    assert main(["compare", str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert "a/eval and b/eval scored other problems (problem 4: 'What is 3 + 3?' and 'What is 9 + 9?')" in err
+    c = _evaluation(tmp_path / "c", "eval", [1, 0, 1], QUESTIONS[:3])
+    assert main(["compare", str(a), str(c)]) == 1
+    assert "scored 8 problems of arithmetic, c/eval 3 of arithmetic: not the same held-out problems" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        ("nowhere", "compare nowhere: no such file or folder"),
+        ("empty", "holds no evaluation"),
+        ("a:sft2", "no evaluation 'sft2' in a (eval)"),
+    ],
+)
+def test_a_reference_to_no_evaluation_is_a_clear_error(
+    reference: str, message: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _evaluation(tmp_path / "a", "eval", [1, 0], QUESTIONS[:2])
+    (tmp_path / "empty").mkdir()
+    assert main(["compare", "a", reference]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("r1kit: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_real_runs_stages_compare_as_its_own_table_pairs_them(finished_run: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "again"
+    shutil.copytree(finished_run, copy)
+    assert main(["compare", f"{finished_run}:sft", str(copy)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    summary = json.loads((finished_run / "summary.json").read_text())
+    change = summary["paired"]["sft→grpo"]
+    assert f"paired change run/sft→again/grpo: {change['difference'] * 100:+.1f} pts" in out
