@@ -158,6 +158,7 @@ SAMPLES = {
     "r1kit": {"question": "What is 5-2?", "solution": 3},
     "alpaca": {"instruction": "Translate", "input": "bonjour", "output": "hello"},
     "prompt_completion": {"prompt": "Name a colour.", "completion": "Blue."},  # TRL's SFT format
+    "text": {"text": "What is 2 + 5?\n<think>2 + 5 = 7</think>\n<answer>7</answer>"},  # TRL's dataset_text_field
 }
 EXPECTED = {
     "numina": ("What is $1+1$?", "2", "Adding gives $\\boxed{2}$.", None),
@@ -168,6 +169,7 @@ EXPECTED = {
     "r1kit": ("What is 5-2?", "3", None, None),
     "alpaca": ("Translate\n\nbonjour", None, None, "hello"),
     "prompt_completion": ("Name a colour.", None, None, "Blue."),
+    "text": ("What is 2 + 5?", "7", "2 + 5 = 7", None),
 }
 
 
@@ -207,6 +209,21 @@ def test_conversational_prompt_completion_rows_and_input_output_files_are_read(t
     no_reply = {"prompt": "Hi", "completion": [{"role": "user", "content": "Hi"}]}
     with pytest.raises(DatasetError, match=r"row 1: field 'completion' has no assistant message with text"):
         load_eval_rows(dataset(write_rows(tmp_path / "bad.jsonl", [no_reply])))
+
+
+def test_chat_replies_in_r1_format_are_worked_solutions_with_a_gold_answer(tmp_path: Path) -> None:
+    """A prompt-completion or messages file of R1-format replies (the shape r1kit's own traces have) was read as plain
+    chat: no gold answer, so GRPO refused it and evaluation had nothing to verify."""
+    reply = "<think>6 * 7 = 42</think>\n<answer>42</answer>"
+    pairs = [{"prompt": "What is 6 * 7?", "completion": reply}] * 3
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "pc.jsonl", pairs)))
+    assert (rows[0]["question"], rows[0]["reasoning"], rows[0]["solution"]) == ("What is 6 * 7?", "6 * 7 = 42", "42")
+    turns = [{"messages": [{"role": "user", "content": "What is 6 * 7?"}, {"role": "assistant", "content": reply}]}]
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "m.jsonl", turns * 3)))
+    assert rows[0]["solution"] == "42" and rows[0]["response"] == reply
+    chatty = [{"prompt": "Hi", "completion": "Hello! <think>a</think><answer>b</answer>"}] * 3  # not a worked example
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "chat.jsonl", chatty)))
+    assert rows[0]["solution"] is None and rows[0]["response"].startswith("Hello!")
 
 
 def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(tmp_path: Path, caplog) -> None:
@@ -290,6 +307,7 @@ def test_local_file_types(suffix: str, tmp_path: Path) -> None:
         ("r1kit", {"question": "q"}, "solution"),
         ("alpaca", {"instruction": "", "input": ""}, "instruction"),
         ("prompt_completion", {"prompt": "p", "completion": ""}, "completion"),
+        ("text", {"text": "Free text, with no question and worked answer in it."}, "text"),
     ],
 )
 def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, tmp_path: Path) -> None:

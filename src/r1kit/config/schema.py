@@ -162,8 +162,13 @@ class DatasetConfig(Section):
         ".parquet/.csv) for local data or a built-in task, a split name (or a file) for a hub dataset.",
     )
     format: Literal[
-        "auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion"
-    ] = Field("auto", description="Row format; auto detects it from the column names.")
+        "auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion", "text"
+    ] = Field(
+        "auto",
+        description="Row format; auto detects it from the column names. A chat reply (messages, prompt_completion) "
+        "in <think>…</think><answer>…</answer> form is a worked solution with its gold answer; text: a question then "
+        "that, in one string.",
+    )
     columns: dict[str, str] = Field(
         default_factory=dict,
         description="Columns renamed before the format is read, {file column: format column}: e.g. {problem: "

@@ -17,7 +17,7 @@ from typing import Any
 
 Canonical = dict[str, str | None]
 
-FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion")
+FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion", "text")
 
 
 class BadRow(ValueError):
@@ -130,6 +130,39 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     }
 
 
+def r1_parts(text: str) -> tuple[str, str, str] | None:
+    """(what comes before <think>, the reasoning, the answer) of a text holding a worked example in R1 format
+    (<think>…</think> then <answer>…</answer>, neither empty), else None. Plain scanning: linear in the text.
+
+    >>> r1_parts("What is 2 + 3? <think>2 + 3 = 5</think>\\n<answer>5</answer>")
+    ('What is 2 + 3?', '2 + 3 = 5', '5')
+    >>> r1_parts("The answer is 5."), r1_parts("<think></think><answer>5</answer>")
+    (None, None)
+    """
+    think = text.find("<think>")
+    think_end = text.find("</think>", think + 1) if think >= 0 else -1
+    answer = text.find("<answer>", think_end + 1) if think_end >= 0 else -1
+    answer_end = text.find("</answer>", answer + 1) if answer >= 0 else -1
+    if answer_end < 0:
+        return None
+    reasoning = text[think + len("<think>") : think_end].strip()
+    final = text[answer + len("<answer>") : answer_end].strip()
+    return (text[:think].strip(), reasoning, final) if reasoning and final else None
+
+
+def _reply(question: str, reply: str) -> Canonical:
+    """A chat row's canonical form: a reply in R1 format is a worked solution with its gold answer (which the
+    accuracy reward and evaluation verify), any other reply a reference reply."""
+    parts = r1_parts(reply)
+    worked = parts is not None and not parts[0]  # nothing before <think>: the whole reply is the worked example
+    return {
+        "question": question,
+        "solution": parts[2] if worked else None,
+        "reasoning": parts[1] if worked else None,
+        "response": reply,
+    }
+
+
 def messages_row(row: Mapping[str, Any]) -> Canonical:
     """Chat messages (smoltalk …): {messages: [{role, content}, …]}; the first user turn and the reply to it."""
     messages = _turns(row, "messages", "{role, content}")
@@ -139,12 +172,7 @@ def messages_row(row: Mapping[str, Any]) -> Canonical:
     reply = next((m.get("content") for m in messages[user_index + 1 :] if m.get("role") == "assistant"), None)
     if not reply:
         raise BadRow("messages", "has no assistant reply after the first user message")
-    return {
-        "question": messages[user_index]["content"].strip(),
-        "solution": None,
-        "reasoning": None,
-        "response": reply.strip(),
-    }
+    return _reply(messages[user_index]["content"].strip(), reply.strip())
 
 
 def dolly_row(row: Mapping[str, Any]) -> Canonical:
@@ -181,12 +209,25 @@ def _said(row: Mapping[str, Any], field: str, role: str) -> str:
 
 def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
     """TRL's prompt-completion rows: {prompt, completion}, each text or {role, content} messages."""
-    return {
-        "question": _said(row, "prompt", "user"),
-        "solution": None,
-        "reasoning": None,
-        "response": _said(row, "completion", "assistant"),
-    }
+    return _reply(_said(row, "prompt", "user"), _said(row, "completion", "assistant"))
+
+
+def text_row(row: Mapping[str, Any]) -> Canonical:
+    """{text}: a whole worked example in one string (TRL's `dataset_text_field`, the Kaggle notebook's `text` column):
+    the question, then <think>reasoning</think><answer>answer</answer>.
+
+    >>> text_row({"text": "What is 2 + 3?\\n<think>2 + 3 = 5</think><answer>5</answer>"})["solution"]
+    '5'
+    """
+    parts = r1_parts(required_text(row, "text"))
+    if parts is None or not parts[0]:
+        raise BadRow(
+            "text",
+            "must hold a question, then <think>reasoning</think><answer>answer</answer>: r1kit trains a model to "
+            "answer prompts, not on free text (chat data: prompt + completion or messages columns)",
+        )
+    question, reasoning, answer = parts
+    return {"question": question, "solution": answer, "reasoning": reasoning, "response": None}
 
 
 _CHAT_FIELDS = {"sharegpt": ("conversations", "from"), "messages": ("messages", "role")}
@@ -228,6 +269,7 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
     "dolly": dolly_row,
     "alpaca": alpaca_row,
     "prompt_completion": prompt_completion_row,
+    "text": text_row,
 }
 
 
@@ -257,6 +299,8 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "gsm8k"
     if {"question", "solution"} <= present:
         return "r1kit"
+    if "text" in present:
+        return "text"
     if {"chosen", "rejected"} <= present:
         raise ValueError(
             f"its columns {sorted(present)} are preference pairs, not problems: the preference stages (reward_model, "
@@ -266,6 +310,7 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
         "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
-        "input + output, prompt_completion: prompt + completion), or rename columns "
+        "input + output, prompt_completion: prompt + completion, text: a question then <think>…</think>"
+        "<answer>…</answer> in one string), or rename columns "
         "to them with dataset.columns (e.g. {problem: question, answer: solution})"
     )
