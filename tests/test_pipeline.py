@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -230,7 +231,7 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         "prompt: {system: Run prompt.}\ndataset: {name: word_problems}\n"
-        "stages: [{name: sft}, {name: rl, kind: grpo, config: {prompt: {system: RL prompt.}}}]\n"
+        "stages: [{name: sft}, {name: rl, kind: grpo, config: {prompt: {system: RL prompt.}, dataset: {name: mixed}}}]\n"
     )
     run = tmp_path / "run"
     for folder in ("eval", "01_sft/model", "02_rl/model"):  # model folders as far as finding them goes
@@ -250,7 +251,8 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     def scored_on(*flags: str):
         return as_trained(resolve_config(overrides=["--model.name", str(run), *flags], environ={})).dataset
 
-    # the run's held-out problems, as in its table (it was the built-in arithmetic task), unless other data is given
+    # the run's held-out problems, as in its table (not the final stage's own training data), unless other data is
+    # given
     assert scored_on().name == "word_problems"
     assert scored_on("--data", "arithmetic").name == "arithmetic"
     limited = scored_on("--dataset.max_test_samples", "5")  # the user's own dataset.* laid over the run's
@@ -304,6 +306,11 @@ def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_p
     assert "so training, evaluation and chat ask with the plain prompt" in done.stderr
     resolved = resolve_config(overrides=["--model.name", str(out)], environ={})
     assert as_trained(resolved).prompt.system == GENERAL_SYSTEM_PROMPT
+    # scored on the rows the stage held out, not on the whole file, training rows and all
+    held_out = int(re.search(r"(\d+) held-out", done.stderr).group(1))
+    evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), cwd=REPO)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert json.loads((out / "eval" / "eval.json").read_text())["held_out_rows"] == held_out < 12
     again = r1kit_cli(*args, cwd=REPO)  # the same command: its saved config matches, nothing to do
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 

@@ -368,7 +368,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
     commands = {
         "run": lambda: pipeline.run(resolved.config, from_stage=args.from_stage, only=args.only),
-        "eval": lambda: evaluate.main(as_trained(resolved)),
+        # a run's own data file (no --data) is scored on its held-out split, as the run's table was
+        "eval": lambda: evaluate.main(as_trained(resolved), data_named=resolved.sources["dataset.name"] != "default"),
         "chat": lambda: chat.main(as_trained(resolved), args.prompt),
     }
     commands[args.command]()

@@ -82,10 +82,11 @@ def read_rows(path: Path) -> Dataset:
     return Dataset.from_list([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
 
 
-def load_eval_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
-    """The rows `r1kit eval` scores (a local file as a whole, or its test_split file, else the held-out split) and
-    the bad rows skipped under dataset.on_bad_row=skip."""
-    if is_local_data(cfg.name) and not cfg.test_split:
+def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset, int]:
+    """The rows `r1kit eval` scores and the bad rows skipped under dataset.on_bad_row=skip: a local file as a whole
+    where `whole_file` (the user named it to score), its test_split file, else the held-out split, as training
+    carved it (a run's own data: the problems its table scored, not its training rows)."""
+    if whole_file and is_local_data(cfg.name) and not cfg.test_split:
         raw, bad_lines = _load_raw(cfg)
         rows, skipped = _adapt(raw, cfg, cfg.name)
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped + bad_lines

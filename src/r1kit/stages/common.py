@@ -412,13 +412,14 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     if run is None:
         return config
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
+    stage = trained  # the stage that made the model: its own prompt, if its recipe gave it one
     stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
     for index, spec in enumerate(trained.stages, start=1):
         if stage_folder == f"{index:02d}_{spec.name}":
-            trained = trained.for_stage(spec)
+            stage = trained.for_stage(spec)
     update: dict[str, Any] = {}
     if resolved.sources.get("prompt.system") == "default":
-        update["prompt"] = trained.prompt
+        update["prompt"] = stage.prompt
     if resolved.sources.get("dataset.name") == "default":  # the run's data, with the user's own dataset.* over it
         given = {
             key: value

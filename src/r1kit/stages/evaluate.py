@@ -527,8 +527,10 @@ def _new_label(run: RunDir) -> str:
     return next(label for label in labels if not run.eval_path(label).exists())
 
 
-def main(config: R1kitConfig) -> dict[str, Any]:
-    """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json."""
+def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
+    """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json. `data_named`:
+    the user named the data (a local file is then scored whole); else it is a run's own, scored on its held-out
+    split."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     distributed.start(hardware.device)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
@@ -537,7 +539,7 @@ def main(config: R1kitConfig) -> dict[str, Any]:
     for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
         if value and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
             raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
-    rows, skipped = load_eval_rows(config.dataset)
+    rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
     if skipped:
         logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
     # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
