@@ -248,6 +248,13 @@ def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: py
     assert figures["rows_cut"] > 0 and figures["train_rows"] == len(splits.train) - figures["rows_dropped"]
 
 
+def test_a_max_length_that_leaves_no_row_is_a_clear_error(tmp_path: Path) -> None:
+    """SFT (and DPO, the reward model) with every row over max_length stopped with "unexpected error: num_samples=0"."""
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "16")
+    with pytest.raises(DatasetError, match=r"sft: no training row is left: .* raise sft.max_length"):
+        train(sft, ctx, base, splits)
+
+
 def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_path: Path, caplog) -> None:
     """Chat data has no gold answers: each evaluation inside SFT printed "pass@1 n/a · format 0%" after generating
     for nothing. It now scores the held-out replies' perplexity (math data gets it beside pass@1) and draws it."""

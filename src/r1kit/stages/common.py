@@ -584,6 +584,11 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     if ctx.config.monitoring.progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
+    if len(trainer.train_dataset) == 0:  # TRL dropped every row at max_length; its sampler would fail on none
+        raise DatasetError(
+            f"{ctx.stage}: no training row is left: each is longer than max_length ({trainer.args.max_length} tokens) "
+            f"once tokenized; raise {ctx.stage}.max_length"
+        )
     resume = prepare_resume(ctx)
     if resume is not None and 0 < trainer.args.max_steps <= checkpoint_step(resume):
         # Nothing is left to train (killed after the last checkpoint, before the model was saved): its weights are
