@@ -37,7 +37,7 @@ from r1kit.data.preferences import (
     truncated,
     ultrafeedback_row,
 )
-from r1kit.models import ModelError
+from r1kit.models import ModelError, check_model
 from r1kit.rewards import build_reward
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -318,6 +318,11 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     first = reward([CORRECT, MALFORMED], prompts=prompts)
     assert first == reward([CORRECT, MALFORMED], prompts=prompts) and all(math.isfinite(s) for s in first)
     assert pickle.loads(pickle.dumps(reward))([CORRECT, MALFORMED], prompts=prompts) == first
+
+    # it scores replies and writes none: eval, chat and a stage starting from it refuse it, naming where it belongs
+    for training in (False, True):
+        with pytest.raises(ModelError, match=r"is a reward model \(\w+ForSequenceClassification: it scores replies"):
+            check_model(ctx.config.model, str(output.model), training=training)
 
 
 def test_dpo_trains_on_preference_pairs(tmp_path: Path) -> None:

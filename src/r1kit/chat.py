@@ -9,7 +9,7 @@ from transformers import TextIteratorStreamer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.hardware import setup_hardware
-from r1kit.models import load_model, load_tokenizer
+from r1kit.models import check_model, load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
 from r1kit.stages.common import loadable_model, quiet_libraries
@@ -103,6 +103,7 @@ def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console
 def main(config: R1kitConfig, prompt: str | None) -> None:
     """`r1kit chat`; `config` as `as_trained` gives it (a run's model is asked as it was trained)."""
     reference = loadable_model(config)
+    check_model(config.model, reference, training=False)
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar before the conversation
     tokenizer = load_tokenizer(config.model, reference)

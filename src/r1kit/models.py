@@ -206,9 +206,10 @@ def _check_safetensors(weights: Path) -> None:
         raise ModelError(f"{weights} is damaged ({error}): copy or save the model again (save_pretrained)") from None
 
 
-def check_model(cfg: ModelConfig, reference: str) -> None:
+def check_model(cfg: ModelConfig, reference: str, training: bool = True) -> None:
     """What can be checked of a model before any weight is loaded: that its config loads (a hub id offline, a broken
-    config.json) and that the LoRA targets name layers it has. Runs on an empty (meta) model in about a second."""
+    config.json), that it writes text (not a reward model), and, to train it, that the LoRA targets name layers it
+    has. Runs on an empty (meta) model in about a second."""
     if Path(reference).is_dir() and not (Path(reference) / "config.json").exists():
         return  # an adapter folder: its base model is checked when it loads
     try:
@@ -217,7 +218,13 @@ def check_model(cfg: ModelConfig, reference: str) -> None:
         )
     except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
         raise load_error(reference, error) from error
-    if not cfg.lora.enabled or cfg.lora.target_modules == [ALL_LINEAR]:  # PEFT finds the layers itself
+    architectures = model_config.architectures or []
+    if architectures and all(name.endswith("ForSequenceClassification") for name in architectures):
+        raise ModelError(
+            f"{reference} is a reward model ({architectures[0]}: it scores replies, it does not write them); it "
+            "belongs in rewards.reward_model.path or evaluation.reward_model, and model.name takes a text model"
+        )
+    if not training or not cfg.lora.enabled or cfg.lora.target_modules == [ALL_LINEAR]:  # PEFT finds the layers
         return
     with torch.device("meta"):
         empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)

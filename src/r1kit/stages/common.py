@@ -162,8 +162,14 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             f": {figures}" if figures else "",
             ctx.dir / "manifest.json",
         )
-        if output.model is not None:  # a stage alone scores nothing at its end (a recipe's table does)
+        if output.model is not None and output.evaluate:  # a stage alone scores nothing at its end (a recipe does)
             logger.warning("score its model on the held-out rows: r1kit eval --model %s", ctx.run.root)
+        elif output.model is not None:  # a reward model scores replies: it is used, not evaluated
+            logger.warning(
+                "use it to score rollouts or models: --rewards.reward_model.path %s or --evaluation.reward_model %s",
+                output.model,
+                output.model,
+            )
     return made_a_model(kind, output, ctx.dir)
 
 

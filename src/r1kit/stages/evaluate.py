@@ -28,7 +28,7 @@ from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, writ
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import counted, held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
-from r1kit.models import ModelError, load_model, load_tokenizer
+from r1kit.models import ModelError, check_model, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
@@ -535,6 +535,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     distributed.start(hardware.device)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
     reference = loadable_model(config)
+    check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
     settings = config.evaluation
     for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
         if value and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
