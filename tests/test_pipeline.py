@@ -292,7 +292,7 @@ def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_p
     """Chat data under the default reasoning prompt was trained to ignore its prompt, with only a warning; the
     prompt that trained is what eval and chat ask with, so it is saved with the run."""
     from r1kit.prompts import GENERAL_SYSTEM_PROMPT
-    from r1kit.stages.common import as_trained
+    from r1kit.stages.common import as_trained, with_trained_prompt
 
     chat = tmp_path / "chat.jsonl"
     turns = [
@@ -306,6 +306,11 @@ def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_p
     assert "so training, evaluation and chat ask with the plain prompt" in done.stderr
     resolved = resolve_config(overrides=["--model.name", str(out)], environ={})
     assert as_trained(resolved).prompt.system == GENERAL_SYSTEM_PROMPT
+    # a stage that trains on from it does so with that prompt too (PPO asked it with the reasoning prompt), unless
+    # the user sets one
+    assert with_trained_prompt(resolved, "ppo").prompt.system == GENERAL_SYSTEM_PROMPT
+    mine = resolve_config(overrides=["--model.name", str(out), "--prompt.system", "Mine."], environ={})
+    assert with_trained_prompt(mine, "ppo").prompt.system == "Mine."
     # scored on the rows the stage held out, not on the whole file, training rows and all
     held_out = int(re.search(r"(\d+) held-out", done.stderr).group(1))
     evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), cwd=REPO)

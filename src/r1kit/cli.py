@@ -360,11 +360,11 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from r1kit import chat, pipeline
     from r1kit.stages import evaluate
-    from r1kit.stages.common import as_trained
+    from r1kit.stages.common import as_trained, with_trained_prompt
     from r1kit.stages.registry import STAGES
 
     if args.command in STAGES:
-        importlib.import_module(STAGES[args.command]).main(resolved.config)
+        importlib.import_module(STAGES[args.command]).main(with_trained_prompt(resolved, args.command))
         return 0
     commands = {
         "run": lambda: pipeline.run(resolved.config, from_stage=args.from_stage, only=args.only),

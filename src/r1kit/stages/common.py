@@ -409,20 +409,48 @@ def loadable_model(config: R1kitConfig) -> str:
     return model_reference_of(config.model.name, config)
 
 
+def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None:
+    """The config of the run that trained model.name and that of the stage that made it (a recipe stage's own
+    `config:` laid over the run's); None for a model r1kit did not train."""
+    run = run_of(config.model.name)
+    if run is None:
+        return None
+    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
+    stage = trained
+    stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
+    for index, spec in enumerate(trained.stages, start=1):
+        if stage_folder == f"{index:02d}_{spec.name}":
+            stage = trained.for_stage(spec)
+    return trained, stage
+
+
+def with_trained_prompt(resolved: ResolvedConfig, command: str) -> R1kitConfig:
+    """The config of a stage run alone: a model trained by r1kit trains on with the system prompt it was trained
+    with unless the user sets one (PPO from a chat SFT model asked with the reasoning prompt it never saw)."""
+    config = resolved.config
+    found = _trained_with(config)
+    if found is None or resolved.sources.get("prompt.system") != "default":
+        return config
+    prompt = found[1].prompt
+    if prompt.system != config.prompt.system:
+        logger.warning(
+            "%s: %s was trained with the system prompt %r, so it trains on with it (set prompt.system for another)",
+            command,
+            config.model.name,
+            prompt.system,
+        )
+    return config.model_copy(update={"prompt": prompt})
+
+
 def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     """The config to evaluate or chat with: a model trained by r1kit is asked with the system prompt it was trained
     with (its stage's own, a recipe stage's `config: {prompt: ...}`, else its run's) and scored on its run's data
     (the same held-out problems as the run's table), each unless the user gives one."""
     config = resolved.config
-    run = run_of(config.model.name)
-    if run is None:
+    found = _trained_with(config)
+    if found is None:
         return config
-    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
-    stage = trained  # the stage that made the model: its own prompt, if its recipe gave it one
-    stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
-    for index, spec in enumerate(trained.stages, start=1):
-        if stage_folder == f"{index:02d}_{spec.name}":
-            stage = trained.for_stage(spec)
+    trained, stage = found
     update: dict[str, Any] = {}
     if resolved.sources.get("prompt.system") == "default":
         update["prompt"] = stage.prompt
