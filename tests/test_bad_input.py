@@ -313,6 +313,19 @@ def test_a_later_stages_missing_file_is_refused_before_any_work(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_bad_preference_pair_is_found_before_any_stage_trains(tmp_path: Path, capsys) -> None:
+    """In the rlhf recipe a pair with an empty reply stopped DPO after SFT had trained; skipping it then took a
+    dataset.on_bad_row that redid SFT."""
+    pairs = [{"prompt": f"Name a colour ({i}).", "chosen": "Blue.", "rejected": "Dog."} for i in range(6)]
+    pairs[3]["chosen"] = " "
+    path = _data_file(tmp_path, "pairs.jsonl", "".join(json.dumps(pair) + "\n" for pair in pairs))
+    run = tmp_path / "run"
+    code, err = cli(capsys, "run", "--profile", "test", "--recipe", "rlhf", "--preferences.dataset", str(path),
+                    "--out", str(run))  # fmt: skip
+    assert code == 1 and not run.exists()
+    assert_one_line(err, f"{path}: row 4: field 'chosen'")
+
+
 def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     math = "".join(
         json.dumps({"question": f"{i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"}) + "\n" for i in range(4)

@@ -29,6 +29,7 @@ from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows
+from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
@@ -45,7 +46,7 @@ from r1kit.stages.common import (
     stage_values,
 )
 from r1kit.stages.evaluate import evaluate
-from r1kit.stages.registry import MAKES, ROLLOUT_KINDS, STAGES
+from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_difference
 
 logger = logging.getLogger("r1kit")
@@ -265,12 +266,21 @@ def _own_data(config: R1kitConfig) -> dict[str, Splits]:
 
 
 def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]) -> None:
-    """The data each stage trains on has what it needs, checked before the base evaluation."""
+    """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, and
+    a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
+    by a dataset.on_bad_row that redoes SFT)."""
+    pairs_read = set()  # the reward model and DPO of the rlhf recipe read the same file
     for spec in config.stages:
+        stage = config.for_stage(spec)
         if spec.data_from is None:  # an earlier stage's dataset does not exist yet
             data = own_data.get(spec.name, splits)
             where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
-            check_data(config.for_stage(spec), spec.stage_kind, data.train, where)
+            check_data(stage, spec.stage_kind, data.train, where)
+        prefs, on_bad_row = stage.preferences, stage.dataset.on_bad_row
+        key = json.dumps([prefs.model_dump(), on_bad_row])
+        if spec.stage_kind in PAIR_KINDS and is_local_data(prefs.dataset or "") and key not in pairs_read:
+            load_pairs(prefs, on_bad_row)
+            pairs_read.add(key)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:
