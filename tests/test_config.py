@@ -702,6 +702,17 @@ def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_onc
     ]
 
 
+def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: pytest.CaptureFixture[str]) -> None:
+    """TRL's PPO/RLOO/DPO flags were "unknown option" with no hint, and `r1kit trpo` an invalid choice."""
+    with pytest.raises(ConfigError) as raised:
+        resolve("--num_mini_batches", "2", "--whiten_rewards", "true", "--rpo_alpha", "0.5", command="ppo")
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 3 and "--ppo.minibatch_size" in lines[0] and "--ppo.whiten_advantages" in lines[1]
+    assert resolve("--rloo_k", "8", command="rloo").config.rloo.num_generations == 8  # TRL's older name
+    assert main(["trpo", "--profile", "test"]) == 2
+    assert "r1kit ppo --ppo.policy_update trpo" in capsys.readouterr().err
+
+
 def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -276,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     # huggingface_hub is imported (it reads the variable once); HF_HUB_DISABLE_TELEMETRY=0 turns it back on.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trpo"]:  # the RLHF notebook's fourth method: argparse would only say "invalid choice"
+        print(
+            "r1kit: config error: TRPO is PPO's other policy update: r1kit ppo --ppo.policy_update trpo (its settings "
+            "are ppo.trpo_*)",
+            file=sys.stderr,
+        )
+        return 2
     args, overrides = _parser().parse_known_args(argv)
     try:
         if args.command not in _READ_ONLY and not args.launch and (processes := _processes_accelerate_left_out()):

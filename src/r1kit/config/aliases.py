@@ -103,6 +103,7 @@ FLAG_ALIASES = {
     "--log_level": FlagAlias("monitoring.log_level"),
     "--dataloader_num_workers": FlagAlias("training.dataloader.num_workers"),
     "--num_generations": FlagAlias("grpo.num_generations"),
+    "--rloo_k": FlagAlias("rloo.num_generations", tutorial=False),  # TRL's RLOO before num_generations
     "--max_completion_length": FlagAlias("grpo.max_completion_length"),
     "--generation_batch_size": FlagAlias("grpo.generation_batch_size"),
     "--temperature": FlagAlias("grpo.temperature"),
@@ -239,6 +240,21 @@ REFUSED = {
     "--max_completion_length, and SFT, DPO and the reward model limit prompt + reply with --max_length",
     "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
     "every monitoring.examples_every steps",
+    "--dataset_text_field": "r1kit reads a `text` column itself (dataset.format text: a question, then "
+    "<think>…</think><answer>…</answer>); other columns are renamed with dataset.columns",
+    # TRL's PPO, RLOO and DPO trainers (the RLHF notebook's flags)
+    "--num_mini_batches": "r1kit's PPO sets its minibatches by size: --ppo.minibatch_size rollouts each, over "
+    "--ppo.ppo_epochs passes",
+    "--total_episodes": "r1kit's PPO counts steps: --ppo.max_steps steps of --ppo.prompts_per_step prompts (the "
+    "episodes are their product)",
+    "--kl_estimator": "r1kit's PPO penalises each token's log-ratio to the start model (k1) times --ppo.kl_coef "
+    "(--ppo.adaptive_kl true to steer it to --ppo.target_kl)",
+    "--missing_eos_penalty": "r1kit has no missing-EOS penalty: a completion cut at the limit is scored by the "
+    "overlong reward (rewards.functions, rewards.overlong.*)",
+    "--whiten_rewards": "r1kit's PPO whitens advantages, not rewards: --ppo.whiten_advantages",
+    "--rpo_alpha": "r1kit's DPO has no RPO term (an NLL loss on the chosen reply); --dpo.loss_type picks TRL's loss",
+    "--precompute_ref_log_probs": "r1kit's DPO computes the reference log-probs as it trains (under LoRA, the start "
+    "model is the model with its adapter off)",
 }
 
 
