@@ -709,6 +709,12 @@ def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: py
     lines = str(raised.value).splitlines()
     assert len(lines) == 3 and "--ppo.minibatch_size" in lines[0] and "--ppo.whiten_advantages" in lines[1]
     assert resolve("--rloo_k", "8", command="rloo").config.rloo.num_generations == 8  # TRL's older name
+    # a flag no stage of the recipe reads is said to change nothing (--beta is GRPO's, and rlhf has no GRPO stage)
+    assert not_read_by(resolve("--beta", "0.3", "--dpo.beta", "0.2", recipe="rlhf", command="run"), "run") == [
+        "no stage of this recipe (sft, reward_model, dpo, ppo, rloo) reads grpo.beta (from cli:--beta): it changes "
+        "nothing"
+    ]
+    assert not not_read_by(resolve("--beta", "0.3", command="run"), "run")  # the default recipe's grpo does
     assert main(["trpo", "--profile", "test"]) == 2
     assert "r1kit ppo --ppo.policy_update trpo" in capsys.readouterr().err
 

@@ -356,7 +356,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command in ("run", "config"):  # the commands that read the recipe's stages
         for line in overridden_by_stages(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
-    for line in [*resolved.overridden, *not_read_by(resolved, args.command)]:
+    for line in [*resolved.overridden, *not_read_by(resolved, "run" if args.command == "config" else args.command)]:
         print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":

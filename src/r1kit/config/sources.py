@@ -483,11 +483,21 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
 
 def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     """A line for each value the user set on the command line or in the environment in a section that `r1kit
-    COMMAND`, a stage run alone, does not read (registry.READS): accepted, as any valid key is, but said.
+    COMMAND` does not read (a stage run alone: registry.READS; eval, chat: TOOL_READS; run: none of its recipe's
+    stages): accepted, as any valid key is, but said.
 
     >>> not_read_by(resolve_config(overrides=["--grpo.temperature", "0.9"], environ={}), "sft")
     ['`r1kit sft` does not read grpo.temperature (from cli:--grpo.temperature): it is for other stages']
     """
+    if command == "run":  # a recipe: what none of its stages reads (the rlhf recipe and --beta, which is GRPO's)
+        stages = resolved.config.stages
+        read = {section for spec in stages for section in sections_read(spec.stage_kind)}
+        return [
+            f"no stage of this recipe ({', '.join(spec.name for spec in stages)}) reads {key} (from {source}): it "
+            "changes nothing"
+            for key, source in resolved.sources.items()
+            if source.startswith(("cli:", "env:")) and key.split(".")[0] not in read
+        ]
     if command not in READS and command not in TOOL_READS:
         return []
     others = "stages" if command in READS else "commands"
