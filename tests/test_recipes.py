@@ -481,3 +481,26 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
         assert only.returncode == 0, only.stderr[-3000:]
         stages = json.loads((out / "manifest.json").read_text())["stages"]
         assert {s["name"]: s["status"] for s in stages}["ppo"] == "complete"  # not outdated: it reads no DPO output
+
+
+def test_rlhf_on_chat_data_scores_ppo_and_rloo_with_the_reward_model_alone(tmp_path: Path) -> None:
+    """The rlhf recipe on instruction data stopped at PPO (its accuracy reward needs gold answers), and the fix its
+    message named did not reach a recipe stage; the built-in pairs needed gold answers too."""
+    rows = [{"instruction": f"Name a colour, please ({i}).", "response": f"Blue is a colour, number {i}."} for i in
+            range(12)]  # fmt: skip
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["run", "--profile", "test", "--data", str(data), "--out", str(tmp_path / "run")]
+    refused = r1kit_cli(*args, "--recipe", "rlhf", cwd=REPO)
+    assert refused.returncode == 1 and "r1kit run --recipe rlhf_chat" in refused.stderr
+    done = r1kit_cli(*args, "--recipe", "rlhf_chat", cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "run: the rows are chat replies without worked solutions" in done.stderr  # asked with the plain prompt
+    run = tmp_path / "run"
+    stats = json.loads((run / "02_reward_model" / "pairs.json").read_text())["stats"]
+    assert stats["reply_pairs"] > 0 and stats["math_pairs"] == 0  # the data's own replies against degraded copies
+    ppo = [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
+    assert ppo and [key for key in ppo[-1] if key.startswith("rewards/") and key.endswith("/mean")] == [
+        "rewards/reward_model/mean"
+    ]
+    assert 0.0 <= json.loads((run / "eval" / "rloo.json").read_text())["win_rate"] <= 1.0

@@ -278,7 +278,8 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             check_data(stage, spec.stage_kind, data.train, where)
         prefs, on_bad_row = stage.preferences, stage.dataset.on_bad_row
         key = json.dumps([prefs.model_dump(), on_bad_row])
-        if spec.stage_kind in PAIR_KINDS and is_local_data(prefs.dataset or "") and key not in pairs_read:
+        local_pairs = prefs.dataset is not None and is_local_data(prefs.dataset)
+        if spec.stage_kind in PAIR_KINDS and local_pairs and key not in pairs_read:
             load_pairs(prefs, on_bad_row)
             pairs_read.add(key)
 

@@ -749,7 +749,8 @@ class PreferencesConfig(Section):
         None,
         description="Pairwise data: a local .jsonl/.json/.parquet file or a hub dataset id. Default: built-in pairs "
         "from the stage's input model (its verified-correct against its wrong samples on dataset.name's training "
-        "problems, and answers to general prompts against degraded copies), cached as RUN/<stage>/pairs.jsonl.",
+        "problems, chat rows' own replies and answers to general prompts against degraded copies), cached as "
+        "RUN/<stage>/pairs.jsonl.",
     )
     subset: str | None = Field(None, description="Hub dataset configuration name.")
     train_split: str = Field(

@@ -342,17 +342,18 @@ def no_worked_solutions(rows: datasets.Dataset) -> bool:
 
 
 def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits) -> R1kitConfig:
-    """`r1kit sft` on chat replies (no worked solution to write as <think>/<answer>) under the default reasoning
-    prompt: the plain prompt instead, said, and saved with the run's config, so eval and chat ask as it trained. A
-    prompt the user set is kept (check_data warns where it asks for <think>)."""
-    if command != "sft" or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
+    """`r1kit sft` or `r1kit run` on chat replies (no worked solution to write as <think>/<answer>) under the default
+    reasoning prompt: the plain prompt instead, said, and saved with the run's config, so eval and chat ask as it
+    trained. A prompt the user set is kept (check_data warns where it asks for <think>)."""
+    if command not in ("sft", "run") or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
         return config
     first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
     if not no_worked_solutions(first) or not has_sft_rows(first):
         return config
     logger.warning(
-        "sft: the rows are chat replies without worked solutions, so training, evaluation and chat ask with the plain "
+        "%s: the rows are chat replies without worked solutions, so training, evaluation and chat ask with the plain "
         "prompt %r, not the reasoning one (set prompt.system for another)",
+        command,
         GENERAL_SYSTEM_PROMPT,
     )
     return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
@@ -380,7 +381,8 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     if not any(rows["solution"]):
         raise DatasetError(
             f"{where}: no row has a gold answer, and its rewards {', '.join(gold)} compare answers with it (they "
-            "would score nothing); use data with answers, or rewards that need none (rewards.functions)"
+            "would score nothing); use data with answers, or rewards that need none (rewards.functions; classic "
+            "RLHF on chat data, PPO and RLOO scored by a reward model alone: r1kit run --recipe rlhf_chat)"
         )
     golds = first["solution"]
     unreadable = unreadable_golds(golds, **config.rewards.verification.model_dump())

@@ -62,10 +62,19 @@ def _unique(texts: Iterable[str]) -> list[str]:
 
 def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tuple[list[Pair], dict[str, Any]]:
     """Pairs made offline from `model_reference`: its samples on the first training problems (judged like every
-    generated trace) and its answers to general prompts against degraded copies; with counts of what was made."""
+    generated trace), the data's own replies of chat rows and its answers to general prompts, each against a
+    degraded copy; with counts of what was made."""
     config = ctx.config
     settings = config.preferences.sampling
-    problems = first_rows(rows, settings.max_prompts)
+    first = first_rows(rows, settings.max_prompts)
+    # chat rows have no gold answer to judge samples by: their own reference reply is the chosen one
+    chat = [row for row in first if row["response"] and not row["solution"]]
+    replies = general_pairs(
+        [chat_prompt(row["question"], config.prompt.system) for row in chat],
+        [row["response"] for row in chat],
+        config.preferences.seed,
+    )
+    problems = [row for row in first if row["solution"]]
     prompts = [chat_prompt(row["question"], config.prompt.system) for row in problems]
     samples = sample(ctx, model_reference, prompts, settings, desc="preference samples") if prompts else []
     judge = TraceJudge(config)
@@ -112,10 +121,11 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
         "samples_kept": kept,
         "references_used": sum(1 for why, ref in zip(reasons, references, strict=True) if ref and KEPT not in why),
         "math_pairs": len(pairs),
+        "reply_pairs": len(replies),
         "general_prompts": len(requests),
         "general_pairs": len(general),
     }
-    return pairs + general, stats
+    return pairs + replies + general, stats
 
 
 def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
