@@ -191,6 +191,8 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     head = torch.load(ctx.dir / "value_head.pt", weights_only=True)
     assert head["weight"].abs().sum() > 0  # the value head was trained from its zero start
     assert output.metrics["steps"] == 2
+    # trend alerts, as TRL's trainers get them (PPO wrote none): the random model's completions all hit the limit
+    assert [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")] == [("ppo", "truncated")]
 
 
 def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
@@ -204,6 +206,7 @@ def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
     ppo.run(ctx, inputs)
     again = steps(ctx)
     assert [r["step"] for r in again] == [1, 2]  # step 2 redone once, not logged twice
+    assert len(ctx.run.read("alerts.jsonl")) == 1  # the alert standing at the checkpoint is not raised again
     # the policy, value head, optimizer and RNG came back: step 2 samples and scores the same completions
     assert again[1]["reward"] == pytest.approx(first[1]["reward"])
     assert again[1]["loss/value"] == pytest.approx(first[1]["loss/value"], rel=1e-3)

@@ -79,11 +79,7 @@ class TrainingMonitor(TrainerCallback):
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step
         if state.global_step and state.is_world_process_zero:
-            # Resumed: the steps logged up to the checkpoint rebuild the alerts' window and the alerts standing, as
-            # the interrupted run left them; each one standing was raised already and is not raised again.
-            for record in self.run.read("metrics.jsonl"):
-                if record.get("stage") == self.stage and record.get("kind") == "step":
-                    self.alerts.check(record)
+            replay_alerts(self.alerts, self.run, self.stage)
         model = kwargs.get("model")
         trainable = (
             self.total_params if model is None else sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -124,7 +120,7 @@ class TrainingMonitor(TrainerCallback):
             _write(step_block(record, state.max_steps))
 
         for raised in self.alerts.check(record):
-            self._report(raised)
+            report_alert(self.run, self.stage, raised, self.config.progress)
 
         self._window += rollouts
         due = state.global_step - self._last_examples_step >= self.config.examples_every
@@ -134,15 +130,6 @@ class TrainingMonitor(TrainerCallback):
                 if self.config.progress:
                     _write(_example_block(example))
             self._window, self._last_examples_step = [], state.global_step
-
-    def _report(self, raised: dict[str, Any]) -> None:
-        """Alerts are warnings, shown even without the progress display; notices are part of that display."""
-        self.run.append("alerts.jsonl", {"stage": self.stage, **raised})
-        where = f"[{self.stage} step {raised['step']}] {raised['kind']}: {raised['message']}"
-        if raised["level"] == "alert":
-            logger.warning("ALERT %s", where)
-        elif self.config.progress:
-            _write(f"  notice  {where}")
 
     def _performance(self, args, state) -> dict[str, float | None]:
         now = self._reading(state)
@@ -165,6 +152,26 @@ class TrainingMonitor(TrainerCallback):
             # Reserved by torch's caching allocator: what other processes cannot have, above what tensors hold.
             perf["perf/gpu_reserved_memory_gb"] = torch.cuda.memory_reserved() / 1e9
         return perf
+
+
+def replay_alerts(alerts: TrendAlerts, run: RunDir, stage: str) -> None:
+    """A resumed stage's alerts rebuilt from the steps it logged up to its checkpoint (the log past it was cut): the
+    window and the alerts standing, as the interrupted run left them; each one standing was raised already and is not
+    raised again."""
+    for record in run.read("metrics.jsonl"):
+        if record.get("stage") == stage and record.get("kind") == "step":
+            alerts.check(record)
+
+
+def report_alert(run: RunDir, stage: str, raised: dict[str, Any], progress: bool) -> None:
+    """Into RUN/alerts.jsonl and onto the console: alerts are warnings, shown even without the progress display;
+    notices are part of that display."""
+    run.append("alerts.jsonl", {"stage": stage, **raised})
+    where = f"[{stage} step {raised['step']}] {raised['kind']}: {raised['message']}"
+    if raised["level"] == "alert":
+        logger.warning("ALERT %s", where)
+    elif progress:
+        _write(f"  notice  {where}")
 
 
 def system_usage(cpu_seconds: float, seconds: float, cpus: int) -> dict[str, float]:

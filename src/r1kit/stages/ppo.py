@@ -33,7 +33,8 @@ from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
 from r1kit.fast.generation import eos_token_ids, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
-from r1kit.monitoring.callbacks import complete_checkpoints
+from r1kit.monitoring.alerts import TrendAlerts
+from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, report_alert
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
@@ -501,9 +502,12 @@ class PPOTrainer:
 
     def train(self) -> dict:
         ctx, section = self.ctx, self.section
+        alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
         resume = prepare_resume(ctx)
         if resume is not None:
             self.load(resume)
+            if distributed.is_main():
+                replay_alerts(alerts, ctx.run, ctx.stage)
         while self.step < section.max_steps:
             started = time.time()
             batch, stats = self.rollout(self.step)
@@ -519,6 +523,8 @@ class PPOTrainer:
             self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
             if distributed.is_main():
                 ctx.run.append("metrics.jsonl", self.last)
+                for raised in alerts.check(self.last):
+                    report_alert(ctx.run, ctx.stage, raised, ctx.config.monitoring.progress)
             if ctx.config.monitoring.progress:
                 shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
                 seconds = stats["perf/step_seconds"]
