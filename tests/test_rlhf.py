@@ -332,6 +332,7 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path) -> None:
     assert 0.0 <= output.metrics["preference_accuracy"] <= 1.0
     records = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "dpo" and r["kind"] == "step"]
     assert [r["step"] for r in records] == [1, 2]
+    assert records[-1]["perf/tokens_per_second"] > 0  # from TRL's num_tokens: it read 0 tok/s, MFU 0.0%
     assert AutoModelForCausalLM.from_pretrained(output.model).num_parameters() > 0
 
 

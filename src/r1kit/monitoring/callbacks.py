@@ -74,6 +74,7 @@ class TrainingMonitor(TrainerCallback):
         # (wall time, CPU time of this process, step, tokens seen) at the last log
         self._clock: tuple[float, float, int, int] | None = None
         self._flops_per_token = 6 * total_params  # every weight trained; on_train_begin counts the trained ones
+        self._logged_tokens = 0  # TRL's cumulative `num_tokens`, as last logged
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._clock = self._reading(state)
@@ -92,11 +93,13 @@ class TrainingMonitor(TrainerCallback):
         # clocks that stop during side work: their differences are training time only
         wall = time.perf_counter() - self.side_work.seconds
         cpu = time.process_time() - self.side_work.cpu_seconds
-        return wall, cpu, state.global_step, state.num_input_tokens_seen or 0
+        # the trainer's count where it keeps one (SFT, GRPO); TRL's own `num_tokens` log (DPO, the reward model)
+        return wall, cpu, state.global_step, state.num_input_tokens_seen or self._logged_tokens
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None:
             return
+        self._logged_tokens = int(logs.get("num_tokens", self._logged_tokens))
         step_log = "train_loss" not in logs  # else the trainer's end-of-training summary, not a step
         # Every process logs at the same steps and scored its own share of the rollouts: the main process writes
         # statistics and examples of all of them.
