@@ -318,6 +318,9 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     first = reward([CORRECT, MALFORMED], prompts=prompts)
     assert first == reward([CORRECT, MALFORMED], prompts=prompts) and all(math.isfinite(s) for s in first)
     assert pickle.loads(pickle.dumps(reward))([CORRECT, MALFORMED], prompts=prompts) == first
+    # its stage folder and its run folder stand for it, as they do for model.name (both were "not a model folder")
+    for folder in (ctx.dir, ctx.run.root):
+        assert build_reward("reward_model", path=str(folder)).path == str(output.model)
 
     # it scores replies and writes none: eval, chat and a stage starting from it refuse it, naming where it belongs
     for training in (False, True):

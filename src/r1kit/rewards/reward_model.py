@@ -160,6 +160,10 @@ def get_reward_model_reward(
     # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
     # rewards (the guard scores them None) while the run goes on without a reward signal
     folder = Path(path).expanduser()
+    made = _reward_model_in(folder)  # a run or stage folder, as model.name takes them
+    if made is not None:
+        folder = made
+        path = str(made)
     if looks_local(str(path)) and not any((folder / name).is_file() for name in ("config.json", "adapter_config.json")):
         raise ModelError(
             f"rewards.reward_model.path {path}: not a model folder (no config.json or adapter_config.json); a "
@@ -172,6 +176,24 @@ def get_reward_model_reward(
             f"rewards.reward_model.path {path}: a {task} adapter, not a reward model's (LoRA task_type SEQ_CLS)"
         )
     return RewardModelReward(str(path), batch_size, max_length, device)
+
+
+def _reward_model_in(folder: Path) -> Path | None:
+    """The reward model a stage folder (RUN/<stage>/model) or a run folder (its one reward model stage) holds; None
+    for a model folder itself, or where there is no such model or several."""
+    if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
+        return None
+    candidates = [folder / "model"] if (folder / "model").is_dir() else sorted(folder.glob("*/model"))
+    found = [
+        model
+        for model in candidates
+        if (model / "config.json").is_file()
+        and any(
+            a.endswith("ForSequenceClassification")
+            for a in json.loads((model / "config.json").read_text()).get("architectures") or []
+        )
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def names_a_stage(reference: str) -> bool:

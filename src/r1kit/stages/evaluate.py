@@ -28,13 +28,13 @@ from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, writ
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import counted, held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
-from r1kit.models import ModelError, check_model, load_model, load_tokenizer
+from r1kit.models import BUILTIN_MODELS, ModelError, check_model, load_model, load_tokenizer
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
 from r1kit.runs import RunDir, run_of
-from r1kit.stages.common import StageContext, loadable_model, quiet_libraries
+from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
 
 logger = logging.getLogger("r1kit")
@@ -538,8 +538,12 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
     settings = config.evaluation
     for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
-        if value and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
+        alias = key == "win_rate_against" and value in BUILTIN_MODELS
+        if value and not alias and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
             raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
+    if settings.win_rate_against:  # a model alias, or a run or stage folder: the model it stands for
+        against = model_reference_of(settings.win_rate_against, config)
+        config = config.model_copy(update={"evaluation": settings.model_copy(update={"win_rate_against": against})})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
     if skipped:
         logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
