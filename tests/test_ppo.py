@@ -193,6 +193,11 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     assert output.metrics["steps"] == 2
     # trend alerts, as TRL's trainers get them (PPO wrote none): the random model's completions all hit the limit
     assert [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")] == [("ppo", "truncated")]
+    # and the best and worst completions with their rewards (PPO wrote none to RUN/completions.jsonl)
+    examples = ctx.run.read("completions.jsonl")
+    assert {(e["stage"], e["kind"]) for e in examples} == {("ppo", "best"), ("ppo", "worst")}
+    assert max(e["step"] for e in examples) == 2
+    assert all(set(e["rewards"]) == {"cosine", "format"} and e["completion"] is not None for e in examples)
 
 
 def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:

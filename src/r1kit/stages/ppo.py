@@ -35,6 +35,7 @@ from r1kit.fast.generation import eos_token_ids, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, report_alert
+from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
@@ -267,6 +268,10 @@ class PPOTrainer:
 
     def __init__(self, ctx: StageContext, model, reference, tokenizer, rows, rewards: dict):
         self.ctx, self.section = ctx, ctx.config.ppo
+        # each reward tapped, so the best and worst completions go to RUN/completions.jsonl as under TRL's trainers
+        weights = {name: weight for name, (_, weight) in rewards.items()}
+        self.recorder = RolloutRecorder(weights, num_generations=1, max_completion_length=self.section.max_new_tokens)
+        rewards = {name: (self.recorder.tap(name, reward), weight) for name, (reward, weight) in rewards.items()}
         self.model, self.reference, self.tokenizer, self.rows, self.rewards = model, reference, tokenizer, rows, rewards
         self.policy = {name: p for name, p in model.named_parameters() if p.requires_grad}
         size = model.config.get_text_config().hidden_size
@@ -503,6 +508,7 @@ class PPOTrainer:
     def train(self) -> dict:
         ctx, section = self.ctx, self.section
         alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
+        window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
         resume = prepare_resume(ctx)
         if resume is not None:
             self.load(resume)
@@ -521,10 +527,18 @@ class PPOTrainer:
             self.step += 1
             stats["perf/step_seconds"] = time.time() - started
             self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
+            rollouts = distributed.gather(self.recorder.take())  # every process scored its share of the prompts
+            for rollout in rollouts:
+                rollout.step = self.step
+            window += rollouts
+            due = self.step % examples_every == 0 or self.step == section.max_steps
             if distributed.is_main():
                 ctx.run.append("metrics.jsonl", self.last)
                 for raised in alerts.check(self.last):
                     report_alert(ctx.run, ctx.stage, raised, ctx.config.monitoring.progress)
+                for example in self.recorder.extremes(window) if due else []:
+                    ctx.run.append("completions.jsonl", {"stage": ctx.stage, **example})
+            window = [] if due else window
             if ctx.config.monitoring.progress:
                 shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
                 seconds = stats["perf/step_seconds"]
