@@ -215,6 +215,17 @@ def test_pairs_that_share_one_prompt_say_nothing_is_held_out(tmp_path: Path, cap
     assert "none is held out and pairwise accuracy is not measured" in caplog.text  # was: null, without a word
 
 
+def test_pairs_whose_replies_hold_turns_the_pair_leaves_out_are_counted(tmp_path: Path, caplog) -> None:
+    """A chosen conversation beside the row's own prompt was cut to its final reply without a word."""
+    say = lambda role, text: {"role": role, "content": text}  # noqa: E731
+    rows = [{"prompt": f"Name a colour ({i}).", "chosen": f"Blue {i}.", "rejected": f"Car {i}."} for i in range(6)]
+    rows[1]["chosen"] = [say("user", "Name a colour (1)."), say("assistant", "Blue 1.")]  # the prompt again: kept
+    rows[2]["chosen"] = [say("user", "Something else."), say("assistant", "Blue 2.")]  # a turn left out
+    cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "odd.jsonl", rows)))
+    load_pairs(cfg.preferences)
+    assert "odd.jsonl: 1 of 6 pairs hold earlier turns in a reply, other than the prompt" in caplog.text
+
+
 def test_a_bad_row_in_a_file_names_the_file_row_and_field(tmp_path: Path) -> None:
     rows = [*GOOD_ROWS[:3], {"prompt": "q", "chosen": "a"}, *GOOD_ROWS[3:6]]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)

@@ -120,6 +120,23 @@ def pairs_row(row: Mapping[str, Any]) -> Pair:
     return _pair(_prompt(row), _reply(row, "chosen"), _reply(row, "rejected"))
 
 
+def turns_left_out(row: Mapping[str, Any]) -> bool:
+    """Whether a pairs row with its own prompt holds conversation in a reply that the pair leaves out: a reply is its
+    final assistant message, so earlier turns of a message-list reply count unless they repeat the prompt.
+
+    >>> say = lambda role, text: {"role": role, "content": text}
+    >>> turns_left_out({"prompt": "Hi", "chosen": [say("user", "Hi"), say("assistant", "Hello")], "rejected": "Go"})
+    False
+    >>> turns_left_out({"prompt": "Hi", "chosen": [say("user", "Bye"), say("assistant", "Hello")], "rejected": "Go"})
+    True
+    """
+    if row.get("prompt") is None:
+        return False
+    asked = [{"role": "user", "content": row["prompt"]}] if isinstance(row["prompt"], str) else row["prompt"]
+    replies = [row.get(field) for field in ("chosen", "rejected")]
+    return any(isinstance(reply, list) and len(reply) > 1 and reply[:-1] != asked for reply in replies)
+
+
 def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
     """UltraFeedback-binarized: prompt text; chosen and rejected conversations ending with the assistant's reply.
 
@@ -230,11 +247,12 @@ class PairSplits:
 def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_row: str) -> tuple[list[Pair], int]:
     """Canonical pairs of raw rows in format `fmt`; a bad row stops with its file, row and field (or is skipped)."""
     adapter = PAIR_ADAPTERS[fmt]
-    pairs, skipped, seen = [], 0, 0
+    pairs, skipped, seen, cut = [], 0, 0, 0
     for index, row in enumerate(raw):
         seen += 1
         try:
             pairs.append(adapter(row))
+            cut += fmt == "pairs" and turns_left_out(row)
         except BadRow as bad:
             if on_bad_row == "error":
                 raise DatasetError(
@@ -245,6 +263,14 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
         raise DatasetError(f"{source}: the preference dataset is empty")
     if not pairs:
         raise DatasetError(f"{source}: all {seen} rows are unusable as {fmt} preference pairs")
+    if cut:
+        logger.warning(
+            "%s: %d of %d pairs hold earlier turns in a reply, other than the prompt; each reply is its final "
+            "assistant message, asked with the row's prompt (the other turns are left out)",
+            source,
+            cut,
+            seen,
+        )
     return pairs, skipped
 
 
