@@ -311,22 +311,19 @@ def setup(
             run.save_config(config)
     run = RunDir(*distributed.from_main((str(run.root), run.continued) if run is not None else None))
     skipped = f" ({counted(splits.skipped_rows, 'bad row')} skipped)" if splits.skipped_rows else ""
-    # a preference stage alone trains on its pairs file; the problems are what it is evaluated on
-    pairs = f" | pairs {config.preferences.dataset}" if command in PAIR_KINDS and config.preferences.dataset else ""
+    data = f"{splits.source}: {len(splits.train)} train / {len(splits.test)} held-out{skipped}"
+    if command in PAIR_KINDS and config.preferences.dataset:  # it trains on its pairs; the problems score its model
+        data = f"pairs {config.preferences.dataset} | scored on {splits.source}: {len(splits.test)} held-out{skipped}"
     # a TRL user's learning rate is meant for all the weights, and r1kit trains a LoRA adapter by default: say which
     lora = config.model.lora
     trains = f"LoRA r{lora.rank}" if lora.enabled else "all weights"
     logger.warning(
-        "r1kit %s → %s | model %s (%s) | %s: %d train / %d held-out%s%s | %s",
+        "r1kit %s → %s | model %s (%s) | %s | %s",
         command,
         run.root,
         config.model.name,
         trains,
-        splits.source,
-        len(splits.train),
-        len(splits.test),
-        skipped,
-        pairs,
+        data,
         hardware.describe(),
     )
     return StageContext(config, run, hardware), base, splits
