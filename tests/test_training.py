@@ -248,6 +248,19 @@ def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: py
     assert figures["rows_cut"] > 0 and figures["train_rows"] == len(splits.train) - figures["rows_dropped"]
 
 
+def test_a_stage_alone_after_a_start_that_failed_early_does_not_speak_of_redoing_work(tmp_path: Path, caplog) -> None:
+    """After "a failed start ... starting over", the stage said its inputs "changed since its work; redoing it"."""
+    from r1kit.stages.common import stage_main
+
+    overrides = ["--out", str(tmp_path / "run"), "--sft.max_steps", "1"]
+    config = resolve_config(profile="test", environ={}, overrides=overrides).config
+    (tmp_path / "run" / "sft").mkdir(parents=True)  # the manifest a start with other settings left, and no checkpoint
+    (tmp_path / "run" / "sft" / "manifest.json").write_text(json.dumps({"status": "running", "settings": {}}))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        stage_main(config, "sft", sft.run)
+    assert "changed since its work" not in caplog.text and (tmp_path / "run" / "sft" / "model").exists()
+
+
 def test_a_max_length_that_leaves_no_row_is_a_clear_error(tmp_path: Path) -> None:
     """SFT (and DPO, the reward model) with every row over max_length stopped with "unexpected error: num_samples=0"."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "16")

@@ -144,10 +144,11 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         inputs, now = before.get("inputs", {}), settings["inputs"]
         changed = [name for name in {**inputs, **now} if inputs.get(name) != now.get(name)]
         changed += ["its config"] if before.get("config") != settings["config"] else []
-        logger.warning(
-            "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
-        )
-        clear_stage(ctx)
+        if done.get("status") == "complete" or complete_checkpoints(ctx.run.checkpoints(ctx.folder)):
+            logger.warning(
+                "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
+            )
+        clear_stage(ctx)  # else a start that failed before its first checkpoint: there is no work to speak of
     output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
