@@ -226,6 +226,24 @@ def test_chat_replies_in_r1_format_are_worked_solutions_with_a_gold_answer(tmp_p
     assert rows[0]["solution"] is None and rows[0]["response"].startswith("Hello!")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("User: Name a colour.\n\nAssistant: Blue.", ("Name a colour.", None, None, "Blue.")),  # the RLHF notebook's
+        ("### Human: Name a colour. ### Assistant: Blue.", ("Name a colour.", None, None, "Blue.")),  # Guanaco
+        ("Human: Hi\n\nAssistant: Hello.\n\nHuman: Bye\n\nAssistant: Bye.", ("Hi", None, None, "Hello.")),
+        (
+            "User: What is 2 + 2?\nAssistant: <think>2 + 2 = 4</think><answer>4</answer>",
+            ("What is 2 + 2?", "4", "2 + 2 = 4", "<think>2 + 2 = 4</think><answer>4</answer>"),
+        ),
+    ],
+)
+def test_a_text_column_of_written_out_exchanges_is_read(text: str, expected: tuple, tmp_path: Path) -> None:
+    """TRL's text-field SFT data ("User: …\n\nAssistant: …") was "cannot tell the dataset format"."""
+    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "text.jsonl", [{"text": text}] * 3)))
+    assert (rows[0]["question"], rows[0]["solution"], rows[0]["reasoning"], rows[0]["response"]) == expected
+
+
 def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(tmp_path: Path, caplog) -> None:
     """smoltalk's rows are mostly conversations of several exchanges: all but the first were dropped without a word."""
     say = lambda role, text: {"role": role, "content": text}  # noqa: E731

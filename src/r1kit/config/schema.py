@@ -167,7 +167,7 @@ class DatasetConfig(Section):
         "auto",
         description="Row format; auto detects it from the column names. A chat reply (messages, prompt_completion) "
         "in <think>…</think><answer>…</answer> form is a worked solution with its gold answer; text: a question then "
-        "that, in one string.",
+        "that, or a 'User: …' turn then 'Assistant: …', in one string.",
     )
     columns: dict[str, str] = Field(
         default_factory=dict,

@@ -212,22 +212,38 @@ def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
     return _reply(_said(row, "prompt", "user"), _said(row, "completion", "assistant"))
 
 
+# One exchange written out as text: "User: …\n\nAssistant: …" (the RLHF notebook's formatted_text), "Human: …"
+# (Anthropic-HH), "### Human: … ### Assistant: …" (Guanaco); the reply runs to the next user turn, if any.
+_DIALOGUE = re.compile(
+    r"\s*(?:###\s*)?(?:User|Human)\s*:\s*(?P<question>.+?)\s*(?:###\s*)?Assistant\s*:\s*(?P<reply>.+?)\s*"
+    r"(?=(?:###\s*)?(?:User|Human)\s*:|\Z)",
+    re.DOTALL,
+)
+
+
 def text_row(row: Mapping[str, Any]) -> Canonical:
-    """{text}: a whole worked example in one string (TRL's `dataset_text_field`, the Kaggle notebook's `text` column):
-    the question, then <think>reasoning</think><answer>answer</answer>.
+    """{text}: a whole example in one string (TRL's `dataset_text_field`, the notebooks' `text` and `formatted_text`):
+    a question, then <think>reasoning</think><answer>answer</answer>; or a "User: …" (or "Human: …") turn, then
+    "Assistant: …", its reply.
 
     >>> text_row({"text": "What is 2 + 3?\\n<think>2 + 3 = 5</think><answer>5</answer>"})["solution"]
     '5'
+    >>> text_row({"text": "User: Name a colour.\\n\\nAssistant: Blue."})["response"]
+    'Blue.'
     """
-    parts = r1_parts(required_text(row, "text"))
-    if parts is None or not parts[0]:
+    text = required_text(row, "text")
+    parts = r1_parts(text)
+    if parts is not None and parts[0] and not _DIALOGUE.match(text):
+        question, reasoning, answer = parts
+        return {"question": question, "solution": answer, "reasoning": reasoning, "response": None}
+    dialogue = _DIALOGUE.match(text)
+    if dialogue is None:
         raise BadRow(
             "text",
-            "must hold a question, then <think>reasoning</think><answer>answer</answer>: r1kit trains a model to "
-            "answer prompts, not on free text (chat data: prompt + completion or messages columns)",
+            "must hold a question, then <think>reasoning</think><answer>answer</answer>, or a 'User: …' turn, then "
+            "'Assistant: …': r1kit trains a model to answer prompts, not on free text",
         )
-    question, reasoning, answer = parts
-    return {"question": question, "solution": answer, "reasoning": reasoning, "response": None}
+    return _reply(dialogue["question"], dialogue["reply"])
 
 
 _CHAT_FIELDS = {"sharegpt": ("conversations", "from"), "messages": ("messages", "role")}
