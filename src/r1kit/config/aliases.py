@@ -241,7 +241,8 @@ REFUSED = {
     "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
     "every monitoring.examples_every steps",
     "--dataset_text_field": "r1kit reads a `text` column itself (dataset.format text: a question, then "
-    "<think>…</think><answer>…</answer>); other columns are renamed with dataset.columns",
+    "<think>…</think><answer>…</answer>, or 'User: …' then 'Assistant: …'); another column is renamed to it with "
+    "dataset.columns",
     # TRL's PPO, RLOO and DPO trainers (the RLHF notebook's flags)
     "--num_mini_batches": "r1kit's PPO sets its minibatches by size: --ppo.minibatch_size rollouts each, over "
     "--ppo.ppo_epochs passes",
