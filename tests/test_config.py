@@ -488,6 +488,14 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     assert lines[0].endswith("(from cli:--model.tf32)") and lines[1].endswith("(from cli:--grpo.use_vllm)")
 
 
+def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`r1kit --help` crashed on a percent sign in one command's help."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and all(name in out for name in ("run", "eval", "compare", "report", "ppo"))
+
+
 def test_help_lists_every_key_with_default_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])

@@ -43,7 +43,8 @@ _ABOUT = {
     "chat": "chat with a model; its thinking and answer shown apart",
     "config show": "print the fully resolved config (--explain: where each value came from)",
     "report": "write RUN_DIR/report.html: plots, evaluations, alerts and examples of a run",
-    "compare": "evaluations of different runs side by side, each against the first with its paired change and 95% "
+    # no percent sign: argparse formats each command's help with %
+    "compare": "evaluations of different runs side by side, each against the first with its paired change and its "
     "interval",
 }
 
