@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from r1kit.cli import main
 from r1kit.stats import paired_difference
@@ -61,12 +62,30 @@ def test_evaluations_of_other_problems_are_refused(tmp_path: Path, capsys) -> No
     )
 
 
+def test_what_else_differs_between_the_evaluations_is_said(tmp_path: Path, capsys) -> None:
+    """A paired change between models asked with another prompt or limit, or trained with another config, was shown
+    as the models' alone; the user diffed config.yaml by hand."""
+    first = _evaluation(tmp_path / "a", "grpo", [1, 0, 1, 0], QUESTIONS[:4])
+    other = _evaluation(tmp_path / "b", "grpo", [1, 1, 1, 0], QUESTIONS[:4])
+    for path, prompt, limit, rate in ((first, "Think.", 96, 1e-3), (other, "Answer.", 8, 5e-4)):
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"system_prompt": prompt, "max_new_tokens": limit}))
+        config = {"run": {"output_dir": str(path.parent.parent)}, "training": {"learning_rate": rate}}
+        (path.parent.parent / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "note: a/grpo and b/grpo were asked with another system prompt ('Think.', 'Answer.')" in out
+    assert "another completion limit (96, 8)" in out
+    assert "b/grpo's run differs from a/grpo's in training.learning_rate 0.001 → 0.0005\n" in out  # not output_dir
+
+
 @pytest.mark.parametrize(
     ("reference", "message"),
     [
         ("nowhere", "compare nowhere: no such file or folder"),
         ("empty", "holds no evaluation"),
         ("a:sft2", "no evaluation 'sft2' in a (eval)"),
+        ("rows.jsonl", "compare rows.jsonl: not an r1kit evaluation"),  # was: "unexpected error: JSONDecodeError"
+        ("other.json", "compare other.json: not an r1kit evaluation"),
     ],
 )
 def test_a_reference_to_no_evaluation_is_a_clear_error(
@@ -75,6 +94,8 @@ def test_a_reference_to_no_evaluation_is_a_clear_error(
     monkeypatch.chdir(tmp_path)
     _evaluation(tmp_path / "a", "eval", [1, 0], QUESTIONS[:2])
     (tmp_path / "empty").mkdir()
+    (tmp_path / "rows.jsonl").write_text('{"question": "q"}\n{"question": "r"}\n')
+    (tmp_path / "other.json").write_text("{}")
     assert main(["compare", "a", reference]) == 1
     err = capsys.readouterr().err
     assert err.startswith("r1kit: error: ") and message in err and len(err.strip().splitlines()) == 1

@@ -14,8 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from r1kit.monitoring.console import print_eval_table
-from r1kit.runs import RunDir, RunDirError
+from r1kit.runs import RunDir, RunDirError, changed_keys
 from r1kit.stats import paired_difference
 
 
@@ -26,7 +28,7 @@ def compare(references: list[str]) -> dict[str, Any]:
         raise RunDirError("compare: name two evaluations or more (run folders, eval JSON files or RUN:LABEL)")
     found = [evaluation_file(reference) for reference in references]
     labels = _column_labels(found)
-    evaluations = {label: json.loads(path.read_text()) for label, path in zip(labels, found, strict=True)}
+    evaluations = {label: _read_evaluation(path) for label, path in zip(labels, found, strict=True)}
     questions = {label: _questions(path) for label, path in zip(labels, found, strict=True)}
     first = labels[0]
     for label in labels[1:]:
@@ -40,7 +42,64 @@ def compare(references: list[str]) -> dict[str, Any]:
     print_eval_table(figures, title="r1kit compare", paired=paired)
     for label, path in zip(labels, found, strict=True):
         print(f"{label}: {path}")
+    for label in labels[1:]:  # what else differs: a change of score is the models' only where nothing else does
+        for line in _asked_differently(first, evaluations[first], label, evaluations[label]):
+            print(f"note: {line}")
+        for line in _config_differences(first, found[0], label, found[labels.index(label)]):
+            print(line)
     return {"evaluations": figures, "paired": paired}
+
+
+def _read_evaluation(path: Path) -> dict[str, Any]:
+    try:
+        evaluation = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        evaluation = None
+    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("scores"), list):
+        raise RunDirError(
+            f"compare {path}: not an r1kit evaluation (the JSON `r1kit run` and `r1kit eval` write in RUN/eval/)"
+        )
+    return evaluation
+
+
+# What an evaluation records of how its model was asked (older evaluations lack some: not compared).
+_ASKED = {"system_prompt": "system prompt", "max_new_tokens": "completion limit", "sampling": "pass@k sampling"}
+
+
+def _asked_differently(first: str, a: dict[str, Any], other: str, b: dict[str, Any]) -> list[str]:
+    """A line for each setting two evaluations asked their models with differently.
+
+    >>> _asked_differently("a", {"max_new_tokens": 8}, "b", {"max_new_tokens": 16})
+    ["a and b were asked with another completion limit (8, 16): the change is not the models' alone"]
+    """
+    return [
+        f"{first} and {other} were asked with another {name} ({_short(a[key])}, {_short(b[key])}): the change is not "
+        "the models' alone"
+        for key, name in _ASKED.items()
+        if key in a and key in b and a[key] != b[key]
+    ]
+
+
+def _short(value: Any, width: int = 48) -> str:
+    """A value as Python writes it, cut to `width` characters.
+
+    >>> _short("a" * 60, 10), _short(5e-05)
+    ("'aaaaaaaa…", '5e-05')
+    """
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _config_differences(first: str, a: Path, other: str, b: Path) -> list[str]:
+    """How the configs of the runs that made two evaluations differ, where both are in run folders."""
+    configs = [path.parent.parent / "config.yaml" for path in (a, b)]
+    if not all(config.is_file() for config in configs) or configs[0].resolve() == configs[1].resolve():
+        return []
+    before, after = (yaml.safe_load(config.read_text()) or {} for config in configs)
+    changed = [(key, was, now) for key, was, now in changed_keys(before, after) if key != "run.output_dir"]
+    shown = ", ".join(f"{key} {_short(was)} → {_short(now)}" for key, was, now in changed[:8])
+    more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+    return [f"{other}'s run differs from {first}'s in {shown}{more}"] if changed else []
 
 
 def evaluation_file(reference: str) -> Path:

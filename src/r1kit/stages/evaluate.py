@@ -199,6 +199,7 @@ def evaluate(
         "model": model_reference,
         "dataset": held_out_source(config.dataset),
         "system_prompt": config.prompt.system,  # what the model was asked with: a score depends on it
+        "max_new_tokens": settings.max_new_tokens,  # and how long it could answer
         "held_out_rows": held_out_rows,  # of which evaluation.max_samples are scored
         **scored,
         "pass_at_k": {},
