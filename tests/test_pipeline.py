@@ -141,6 +141,23 @@ def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Pa
     assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "outdated")]
 
 
+def test_a_redone_stage_takes_the_later_evaluations_of_its_old_model_with_it(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """`r1kit eval` results of a model that a changed setting then retrained stayed, read as the new model's by the
+    report and compare."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    for data in ([], ["--data", "word_problems"]):  # eval.json and eval_2.json, both of the final (GRPO) model
+        assert r1kit_cli("eval", "--profile", "test", "--model", str(run), *data, cwd=REPO).returncode == 0
+    sft_eval = run / "eval" / "eval_3.json"  # an evaluation of the SFT model, which stays
+    assert r1kit_cli("eval", "--profile", "test", "--model", str(run / "01_sft"), cwd=REPO).returncode == 0
+    redone = r1kit_cli("run", "--profile", "test", "--out", str(run), "--training.max_steps", "2", cwd=REPO)
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    assert "02_grpo: removed the evaluations of its old model (eval, eval_2)" in redone.stderr
+    assert sorted(p.name for p in (run / "eval").glob("eval*.json")) == [sft_eval.name]
+
+
 def test_an_outdated_stage_whose_inputs_are_unchanged_is_kept_and_said_so(finished_run: Path, tmp_path: Path) -> None:
     """After --only, a later stage whose inputs turned out the same was reported as plain "complete, skipped"."""
     run = tmp_path / "run"

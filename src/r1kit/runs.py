@@ -136,6 +136,18 @@ class RunDir:
         """The records of a JSONL log of the run folder (metrics.jsonl, …); none when it is not there."""
         return _read_jsonl(self.path(log))
 
+    def later_evaluations(self) -> dict[str, Path]:
+        """Label → evaluated model folder of each `r1kit eval` of this run's models (eval.json, eval_2.json, …)."""
+        found = {}
+        for path in sorted(self.root.glob("eval/eval*.json")):
+            try:
+                model = json.loads(path.read_text()).get("model")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                continue
+            if isinstance(model, str):
+                found[path.stem] = Path(model).expanduser().resolve()
+        return found
+
     def read_problems(self, label: str) -> list[dict[str, Any]]:
         """Every problem of evaluation `label` (see problems_path); none for an evaluation made without the file."""
         return _read_jsonl(self.problems_path(label))

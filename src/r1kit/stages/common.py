@@ -187,12 +187,19 @@ def made_a_model(kind: str, output: StageOutput, folder: Path) -> StageOutput:
 
 
 def clear_stage(ctx: StageContext) -> None:
-    """Remove what a stage made (its folder, its log lines, its evaluation), so it is done again from the start."""
+    """Remove what a stage made (its folder, its log lines, its evaluation, and the later `r1kit eval` results of its
+    model, which would be read as the new model's), so it is done again from the start."""
     if distributed.is_main():
+        later = [
+            label for label, model in ctx.run.later_evaluations().items() if model.is_relative_to(ctx.dir.resolve())
+        ]
         shutil.rmtree(ctx.dir, ignore_errors=True)
         ctx.run.truncate_logs(ctx.stage, after_step=0)
-        ctx.run.eval_path(ctx.stage).unlink(missing_ok=True)
-        ctx.run.problems_path(ctx.stage).unlink(missing_ok=True)
+        for label in [ctx.stage, *later]:
+            ctx.run.eval_path(label).unlink(missing_ok=True)
+            ctx.run.problems_path(label).unlink(missing_ok=True)
+        if later:
+            logger.warning("%s: removed the evaluations of its old model (%s)", ctx.folder, ", ".join(later))
     distributed.wait()  # cleared before any process works in it again
 
 

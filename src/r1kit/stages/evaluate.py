@@ -196,7 +196,8 @@ def evaluate(
     # scored["scores"] stays: per problem, in order, for paired comparisons between models on the same problems
     result: dict[str, Any] = {
         "label": label,
-        "model": model_reference,
+        # a folder by its full path: a stage redone later removes the evaluations of its old model (clear_stage)
+        "model": str(Path(model_reference).resolve()) if Path(model_reference).exists() else model_reference,
         "dataset": held_out_source(config.dataset),
         "system_prompt": config.prompt.system,  # what the model was asked with: a score depends on it
         "max_new_tokens": settings.max_new_tokens,  # and how long it could answer
