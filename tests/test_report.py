@@ -139,3 +139,9 @@ def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_
     page = write_report(run).read_text()
     run_table, later = page.split("Evaluated later (<code>r1kit eval</code>)</h2>")
     assert "<th>eval</th>" in later.split("</table>")[0] and "<th>eval</th>" not in run_table
+    # one on other data: each column's data named, and no change between different problems
+    other = r1kit_cli("eval", "--profile", "test", "--model", str(run), "--data", "word_problems", cwd=REPO)
+    assert other.returncode == 0, other.stderr[-2000:]
+    later = write_report(run).read_text().split("Evaluated later")[1].split("</table>")[0]
+    assert "<th>held-out data</th>" in later and "word_problems" in later
+    assert "<td class='change'></td>" in later and "pts</td>" not in later

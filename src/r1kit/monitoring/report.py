@@ -256,7 +256,11 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
 
 
 def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
+    """Evaluations side by side, each column's held-out data named where they differ; the change from the first to
+    the last only between evaluations of the same problems."""
     labels = list(evaluations)
+    data = [f"{e.get('dataset')} ({e.get('problems')})" for e in evaluations.values()]
+    same_problems = len(set(data)) == 1
     ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int)
     rows = [("accuracy (pass@1)", "accuracy", True), ("format rate", "format_rate", True)]
     rows += [(pass_k_name(k), f"pass@{k}", True) for k in ks]
@@ -269,7 +273,11 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
         ("problems", "problems", False),
     ]
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
-    lines = []
+    lines = (
+        []
+        if same_problems
+        else [f"<tr><th>held-out data</th>{''.join(f'<td>{_e(d)}</td>' for d in data)}<td></td></tr>"]
+    )
     for title, key, percent in rows:
         values = [
             (e.get("pass_at_k") or {}).get(key[5:]) if key.startswith("pass@") else e.get(key)
@@ -277,7 +285,7 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
         ]
         cells = "".join(f"<td>{_fmt(v, percent)}</td>" for v in values)
         change = ""
-        if len(values) > 1 and values[0] is not None and values[-1] is not None and key != "problems":
+        if same_problems and len(values) > 1 and values[0] is not None and values[-1] is not None and key != "problems":
             delta = values[-1] - values[0]
             change = f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"
         lines.append(f"<tr><th>{title}</th>{cells}<td class='change'>{change}</td></tr>")
