@@ -439,6 +439,19 @@ def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys)
     assert_one_line(err, "holds no r1kit run")
 
 
+def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, capsys) -> None:
+    """An interrupted eval said to run it again "to continue from the last checkpoint"; eval keeps none."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("r1kit.stages.evaluate.main", interrupted)
+    monkeypatch.setattr("r1kit.stages.sft.main", interrupted)
+    assert cli(capsys, "eval", "--profile", "test") == (130, "r1kit: interrupted\n")
+    code, err = cli(capsys, "sft", "--profile", "test")
+    assert code == 130 and "continue from the last checkpoint" in err
+
+
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
     from r1kit.monitoring import report
 

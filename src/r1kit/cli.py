@@ -306,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"r1kit: config error: {problem}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("r1kit: interrupted; run the same command again to continue from the last checkpoint", file=sys.stderr)
+        trains = args.command == "run" or args.command in STAGE_KINDS  # eval and chat keep nothing to go on from
+        again = "; run the same command again to continue from the last checkpoint" if trains else ""
+        print(f"r1kit: interrupted{again}", file=sys.stderr)
         return 130
     except Exception as error:
         if _expected(error):
