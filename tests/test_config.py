@@ -768,3 +768,6 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(tmp_path: Pat
     assert f"r1kit: note: --profile test sets training.max_steps to 3 over 5 from {mine} (a flag wins over both)" in err
     assert main(["config", "show", "--config", str(mine), "--profile", "test", "--max_steps", "5"]) == 0
     assert "over 5 from" not in capsys.readouterr().err  # the flag's value stands: nothing of the file was replaced
+    mine.write_text("training:\n  max_steps: 3\n")  # what the profile sets too: nothing to say
+    assert main(["config", "show", "--config", str(mine), "--profile", "test"]) == 0
+    assert "over 3 from" not in capsys.readouterr().err

@@ -551,7 +551,10 @@ def resolve_config(
         f"--{sources[path].replace(':', ' ')} sets {path} to {_get(merged, path)!r} over {value!r} from "
         f"{config_file} (a flag wins over both)"
         for path, value, source in replaced
-        if config_file and source == f"file:{config_file}" and sources[path].startswith("profile:")
+        if config_file
+        and source == f"file:{config_file}"
+        and sources[path].startswith("profile:")
+        and _get(merged, path) != value  # the same value again changes nothing
     ]
     return ResolvedConfig(config=config, sources=sources, notes=list(dict.fromkeys(notes)), overridden=overridden)
 
