@@ -710,6 +710,19 @@ def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_onc
     ]
 
 
+def test_settings_of_a_reward_no_list_names_are_said_to_change_nothing() -> None:
+    """The tutorial's cosine settings without cosine in the reward list were accepted without a word."""
+    from r1kit.config.sources import unused_reward_settings
+
+    lines = unused_reward_settings(resolve("--rewards.cosine.max_len", "64", "--rewards.format.weight", "0.2"))
+    assert lines == ["rewards.cosine.max_len (from cli:--rewards.cosine.max_len): cosine is not in rewards.functions, "
+                     "so it changes nothing"]  # fmt: skip
+    # a recipe stage's own list counts: r1's reasoning_rl scores language consistency
+    assert not unused_reward_settings(resolve("--rewards.language_consistency.language", "en", recipe="r1"))
+    with pytest.raises(ConfigError, match=r"--reward_weights is not an r1kit option: .*--rewards.<name>.weight"):
+        resolve("--reward_funcs", "accuracy", "--reward_weights", "1.0")
+
+
 def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: pytest.CaptureFixture[str]) -> None:
     """TRL's PPO/RLOO/DPO flags were "unknown option" with no hint, and `r1kit trpo` an invalid choice."""
     with pytest.raises(ConfigError) as raised:

@@ -31,8 +31,9 @@ from r1kit.config.sources import (
     overridden_by_stages,
     resolve_config,
     to_yaml,
+    unused_reward_settings,
 )
-from r1kit.stages.registry import ABOUT, READS, STAGE_KINDS, TOOL_READS, reads, sections_read
+from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
     "run": "the main job: a recipe's stages in order (default: cold-start SFT, then GRPO), each stage's model "
@@ -358,6 +359,9 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         )
     if args.command in ("run", "config"):  # the commands that read the recipe's stages
         for line in overridden_by_stages(resolved):
+            print(f"r1kit: note: {line}", file=sys.stderr)
+    if args.command in ("run", "config", *ROLLOUT_KINDS):  # the commands that score with rewards
+        for line in unused_reward_settings(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
     for line in [*resolved.overridden, *not_read_by(resolved, "run" if args.command == "config" else args.command)]:
         print(f"r1kit: note: {line}", file=sys.stderr)

@@ -240,6 +240,8 @@ REFUSED = {
     "--max_completion_length, and SFT, DPO and the reward model limit prompt + reply with --max_length",
     "--log_completions": "completions are always logged: RUN/completions.jsonl, and the best and worst on the console "
     "every monitoring.examples_every steps",
+    "--reward_weights": "each reward's weight sits with it: --rewards.<name>.weight (e.g. --rewards.format.weight "
+    "0.2) for each name of --reward_funcs",
     "--dataset_text_field": "r1kit reads a `text` column itself (dataset.format text: a question, then "
     "<think>…</think><answer>…</answer>, or 'User: …' then 'Assistant: …'); another column is renamed to it with "
     "dataset.columns",

@@ -481,6 +481,30 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     return lines
 
 
+# The rewards section's settings that are not one reward's.
+_NOT_A_REWARD = ("functions", "plugin_timeout_seconds", "verification")
+
+
+def unused_reward_settings(resolved: ResolvedConfig) -> list[str]:
+    """A line for each value the user set for a reward that no rewards.functions list names (the run's, or a recipe
+    stage's own): it changes nothing, as the tutorial's cosine settings do without `cosine` in its list.
+
+    >>> unused_reward_settings(resolve_config(overrides=["--rewards.cosine.weight", "2"], environ={}))
+    ['rewards.cosine.weight (from cli:--rewards.cosine.weight): cosine is not in rewards.functions, so it changes nothing']
+    """
+    config = resolved.config
+    used = {name for spec in config.stages for name in config.for_stage(spec).rewards.functions}
+    used |= set(config.rewards.functions)
+    return [
+        f"{key} (from {source}): {key.split('.')[1]} is not in rewards.functions, so it changes nothing"
+        for key, source in resolved.sources.items()
+        if key.startswith("rewards.")
+        and key.count(".") >= 2
+        and key.split(".")[1] not in (*_NOT_A_REWARD, *used)
+        and source.startswith(("cli:", "env:", "file:"))
+    ]
+
+
 def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     """A line for each value the user set on the command line or in the environment in a section that `r1kit
     COMMAND` does not read (a stage run alone: registry.READS; eval, chat: TOOL_READS; run: none of its recipe's
