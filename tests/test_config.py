@@ -339,6 +339,23 @@ def test_the_tutorials_sections_r1kit_lacks_say_what_to_use(args: list[str], mes
         resolve(*args)
 
 
+def test_every_tutorial_section_r1kit_lacks_in_a_file_is_named_at_once(tmp_path: Path) -> None:
+    """Three such sections in a YAML file took three edit-and-rerun cycles to learn of."""
+    tutorial = tmp_path / "tut.yaml"
+    tutorial.write_text(
+        "rewards:\n  repetition: {n_grams: 3}\n  soft_punish: {cache: 4}\n"
+        "callbacks:\n  comprehensive_logging: {enabled: true, every: 5}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        resolve_config(config_file=str(tutorial), environ={})
+    lines = str(raised.value).splitlines()
+    assert [line.split(" is not")[0] for line in lines] == [  # one line per section, not per key
+        f"{tutorial}: rewards.repetition.n_grams",
+        f"{tutorial}: rewards.soft_punish.cache",
+        f"{tutorial}: callbacks.comprehensive_logging.enabled",
+    ]
+
+
 # torchrun (accelerate launch) and the MPI launchers (accelerate's multi-CPU mode under mpirun) each name the process
 # count their own way; the config's process rules read them as the launched run does.
 @pytest.mark.parametrize("variable", ["WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])

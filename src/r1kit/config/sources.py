@@ -308,11 +308,17 @@ def _stage_configs(stages: Any) -> Iterator[tuple[Mapping[str, Any], dict[str, A
 def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """YAML values with dotted keys (`training.epochs: 0.1`) nested, and the tutorial's paths renamed to r1kit's."""
     tree: dict[str, Any] = {}
+    refused: dict[str, str] = {}  # reason → the first path refused for it: every refused section named at once
     for path, value in flatten(values).items():
         reason = refusal(path)
         if reason:
-            raise ConfigError(f"{where}: {path} is not an r1kit setting: {reason}")
+            refused.setdefault(reason, path)
+            continue
         set_path(tree, *canonical(path, value))
+    if refused:
+        raise ConfigError(
+            "\n".join(f"{where}: {path} is not an r1kit setting: {reason}" for reason, path in refused.items())
+        )
     if isinstance(tree.get("stages"), list):  # a recipe stage's own values are read as the file's are
         tree["stages"] = [
             {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
