@@ -273,6 +273,14 @@ def test_environment_variables_both_prefixes() -> None:
     ).config
     assert config.rewards.functions == ["accuracy", "format"] and config.model.lora.enabled is False
     assert resolve(environ={"GRPO_SOMETHING_ELSE": "1", "R1KIT_CACHE": "/tmp"}).config  # not ours / not a config key
+    # but said, with the key meant where it can be told: a misspelt tutorial variable changed nothing, without a word
+    ignored = resolve(environ={"GRPO_LEARNING_RATE": "1e-3", "GRPO_TRAINING_MAXSTEPS": "5"}).ignored
+    assert ignored == [
+        "environment variable GRPO_LEARNING_RATE names no config key, so it is not read; the flag --learning_rate "
+        "sets training.optimization.learning_rate: GRPO_TRAINING_OPTIMIZATION_LEARNING_RATE",
+        "environment variable GRPO_TRAINING_MAXSTEPS names no config key, so it is not read; did you mean "
+        "'training.max_steps'?",
+    ]
 
 
 def test_environment_names_are_unambiguous() -> None:

@@ -363,7 +363,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command in ("run", "config", *ROLLOUT_KINDS):  # the commands that score with rewards
         for line in unused_reward_settings(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
-    for line in [*resolved.overridden, *not_read_by(resolved, "run" if args.command == "config" else args.command)]:
+    unread = not_read_by(resolved, "run" if args.command == "config" else args.command)
+    for line in [*resolved.overridden, *resolved.ignored, *unread]:
         print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":

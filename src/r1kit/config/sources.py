@@ -56,6 +56,7 @@ class Layer:
     value_sources: dict[str, str] = field(default_factory=dict)  # leaf path → source, where it differs per value
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
     overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
+    ignored: list[str] = field(default_factory=list)  # GRPO_* variables that name no key (another tool's, or a typo)
 
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
@@ -98,6 +99,7 @@ class ResolvedConfig:
     sources: dict[str, str]  # every leaf path → where its value came from
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
     overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
+    ignored: list[str] = field(default_factory=list)  # GRPO_* variables that name no key, said and left alone
 
 
 # --------------------------------------------------------------------------------------------------- schema paths
@@ -368,9 +370,16 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             continue
         path = by_env_name.get(name[len(prefix) :])
         if path is None:
-            if prefix == "R1KIT_":  # GRPO_* may belong to other tools; R1KIT_* is ours, so a typo is an error
-                guess = did_you_mean(name[len(prefix) :].lower().replace("_", "."))
+            flag = FLAG_ALIASES.get(f"--{name[len(prefix) :].lower()}")  # GRPO_LEARNING_RATE: a flag's name
+            guess = did_you_mean(name[len(prefix) :].lower().replace("_", "."))
+            if flag is not None and flag.value is None:
+                guess = f"; the flag --{name[len(prefix) :].lower()} sets {flag.path}: {prefix}" + (
+                    flag.path.replace(".", "_").upper()
+                )
+            if prefix == "R1KIT_":  # R1KIT_* is ours, so a typo is an error
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
+            # GRPO_* may belong to another tool: said, not refused (a typo of the tutorial's name changed nothing)
+            layer.ignored.append(f"environment variable {name} names no config key, so it is not read{guess}")
             continue
         layer.add(path, environ[name], f"env:{name}")
         if path in PATH_ALIASES:
@@ -586,7 +595,8 @@ def resolve_config(
         and sources[path].startswith("profile:")
         and _get(merged, path) != value  # the same value again changes nothing
     ]
-    return ResolvedConfig(config=config, sources=sources, notes=list(dict.fromkeys(notes)), overridden=overridden)
+    ignored = [line for layer in layers for line in layer.ignored]
+    return ResolvedConfig(config, sources, list(dict.fromkeys(notes)), overridden, ignored)
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
