@@ -227,7 +227,8 @@ REFUSED = {
     "rewards.soft_punish": "DAPO's soft punishment of long completions is the overlong reward: "
     "rewards.overlong.max_length and rewards.overlong.soft_cache",
     "training.scheduling": "set the schedule with training.epochs or training.max_steps, and "
-    "training.optimization.lr_scheduler / warmup_ratio",
+    "training.optimization.lr_scheduler / warmup_ratio; how often to log, checkpoint and evaluate with "
+    "monitoring.logging_steps, training.checkpoint.save_steps and evaluation.every_steps",
     "rewards.code": "r1kit has no code-execution reward (it never runs model-written code); see rewards.functions",
     "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
     "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",
