@@ -284,8 +284,8 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     done = r1kit_cli("sft", "--profile", "test", "--out", str(out), "--prompt.system", "Answer in one word.", cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"score its model on the held-out rows: r1kit eval --model {out}" in done.stderr  # it scores nothing itself
-    # the run folder and the stage folder stand for its model (the stage folder was an error), asked as trained
-    for model in (out, out / "sft", out / "sft" / "model"):
+    # the run folder, the stage folder and RUN:STAGE (as compare names it) stand for its model, asked as trained
+    for model in (out, out / "sft", out / "sft" / "model", f"{out}:sft"):
         resolved = resolve_config(overrides=["--model.name", str(model)], environ={})
         assert as_trained(resolved).prompt.system == "Answer in one word."
         assert loadable_model(resolved.config) == str(out / "sft" / "model")

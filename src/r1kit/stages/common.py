@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import warnings
@@ -419,7 +420,8 @@ def loadable_model(config: R1kitConfig) -> str:
 def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None:
     """The config of the run that trained model.name and that of the stage that made it (a recipe stage's own
     `config:` laid over the run's); None for a model r1kit did not train."""
-    run = run_of(config.model.name)
+    folder, _, _ = config.model.name.rpartition(":")  # RUN:STAGE names a model of RUN
+    run = run_of(folder) if folder and run_of(folder) is not None else run_of(config.model.name)
     if run is None:
         return None
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
@@ -475,8 +477,23 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:
-    """A model alias, hub id, folder, run folder (its final model) or stage folder of a run (its model) made
-    loadable, with the config's model options."""
+    """A model alias, hub id, folder, run folder (its final model), stage folder of a run (its model) or `RUN:STAGE`
+    (the model of that stage of the run, as `r1kit compare` names evaluations) made loadable, with the config's model
+    options."""
+    folder, _, stage = name.rpartition(":")
+    if folder and run_of(folder) is not None:
+        made = [
+            *Path(folder).expanduser().glob(f"[0-9][0-9]_{stage}/model"),
+            Path(folder).expanduser() / stage / "model",
+        ]
+        found = [model for model in made if is_complete(model)]
+        if not found:
+            made = Path(folder).expanduser().glob(f"*/model/{COMPLETE_MARKER}")
+            stages = sorted(re.sub(r"^\d\d_", "", marker.parent.parent.name) for marker in made)
+            raise ModelError(
+                f"{name}: no stage {stage!r} with a finished model in {folder} ({', '.join(stages) or 'none'})"
+            )
+        name = str(found[0])
     run = run_of(name)
     if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
