@@ -109,3 +109,13 @@ def test_a_real_runs_stages_compare_as_its_own_table_pairs_them(finished_run: Pa
     summary = json.loads((finished_run / "summary.json").read_text())
     change = summary["paired"]["sft→grpo"]
     assert f"paired change run/sft→again/grpo: {change['difference'] * 100:+.1f} pts" in out
+
+
+def test_perplexity_near_one_shows_its_change(tmp_path: Path, capsys) -> None:
+    """1.127 and 1.153 read 1.1 and 1.2 with a change of +0.0."""
+    for run, perplexity in (("a", 1.127), ("b", 1.153)):
+        path = _evaluation(tmp_path / run, "eval", [1, 0], QUESTIONS[:2])
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"perplexity": perplexity}))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1.13 │ 1.15 │ +0.03" in out

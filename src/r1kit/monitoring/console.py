@@ -106,12 +106,12 @@ def print_eval_table(
     if len(labels) > 1:
         table.add_column(f"change {labels[0]}→{labels[-1]}", justify="right")
 
-    def row(name: str, values: list[Any], percent: bool) -> None:
-        cells = [_number(v, ".1%") if percent else _number(v, ".1f") for v in values]
+    def row(name: str, values: list[Any], percent: bool, fmt: str = ".1f") -> None:
+        cells = [_number(v, ".1%") if percent else _number(v, fmt) for v in values]
         if len(labels) > 1:
             first, last = values[0], values[-1]
             delta = None if first is None or last is None else last - first
-            cells.append("–" if delta is None else (f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"))
+            cells.append("–" if delta is None else (f"{delta * 100:+.1f} pts" if percent else format(delta, "+" + fmt)))
         table.add_row(name, *cells)
 
     row("accuracy (pass@1)", [evaluations[label]["accuracy"] for label in labels], percent=True)
@@ -127,7 +127,8 @@ def print_eval_table(
     for key, name, percent in (("perplexity", "perplexity (reference text)", False), ("rouge_l", "ROUGE-L", True),
                                ("win_rate", "win rate (reward model)", True)):  # fmt: skip
         if any(evaluations[label].get(key) is not None for label in labels):
-            row(name, [evaluations[label].get(key) for label in labels], percent=percent)
+            # two decimals: a trained model's perplexity is near 1, where one decimal hid its change
+            row(name, [evaluations[label].get(key) for label in labels], percent=percent, fmt=".2f")
     row("truncated", [evaluations[label]["truncated_rate"] for label in labels], percent=True)
     last = evaluations[labels[-1]]
     held = last.get("held_out_rows", last["problems"])  # the header counts them all: say which part is scored
