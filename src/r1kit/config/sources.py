@@ -138,6 +138,8 @@ def did_you_mean(path: str, as_flag: bool = False) -> str:
     ('; did you mean --learning_rate?', "; did you mean 'training.optimization.learning_rate'?")
     >>> did_you_mean("sft.learning_rate"), did_you_mean("grpo.learning_rate")
     ("; did you mean 'sft.optimization.learning_rate'?", "; did you mean 'training.optimization.learning_rate'?")
+    >>> did_you_mean("training.logging_steps")
+    "; did you mean 'monitoring.logging_steps'?"
     """
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
@@ -153,6 +155,8 @@ def did_you_mean(path: str, as_flag: bool = False) -> str:
         same = [key for key in LEAF_PATHS if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
         if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
+    if len(anywhere) == 1:  # the one setting of that name, in another section (training.logging_steps)
+        return f"; did you mean {anywhere[0]!r}?"
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
         flags = {name[2:]: alias.path for name, alias in FLAG_ALIASES.items()}
         names: dict[str, list[str]] = {}  # a setting's own name → the keys that end in it
