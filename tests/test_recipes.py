@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from r1kit.config.sources import SECTION_PATHS, ConfigError, list_recipes, resolve_config
+from r1kit.prompts import GENERAL_SYSTEM_PROMPT
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.registry import READS, STAGES
 from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
@@ -497,6 +499,10 @@ def test_rlhf_on_chat_data_scores_ppo_and_rloo_with_the_reward_model_alone(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     assert "run: the rows are chat replies without worked solutions" in done.stderr  # asked with the plain prompt
     run = tmp_path / "run"
+    # and every stage trained with it, and the run saved it (only the table had asked with it)
+    saved = yaml.safe_load((run / "config.yaml").read_text())["prompt"]["system"]
+    sft_prompt = json.loads((run / "01_sft" / "manifest.json").read_text())["config"]["prompt"]["system"]
+    assert saved == sft_prompt == GENERAL_SYSTEM_PROMPT
     stats = json.loads((run / "02_reward_model" / "pairs.json").read_text())["stats"]
     assert stats["reply_pairs"] > 0 and stats["math_pairs"] == 0  # the data's own replies against degraded copies
     ppo = [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]

@@ -264,7 +264,7 @@ def test_a_stage_alone_after_a_start_that_failed_early_does_not_speak_of_redoing
 def test_a_max_length_that_leaves_no_row_is_a_clear_error(tmp_path: Path) -> None:
     """SFT (and DPO, the reward model) with every row over max_length stopped with "unexpected error: num_samples=0"."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "16")
-    with pytest.raises(DatasetError, match=r"sft: no training row is left: .* raise sft.max_length"):
+    with pytest.raises(DatasetError, match=r"sft: no training row is left: .* \(sft.max_length for SFT"):
         train(sft, ctx, base, splits)
 
 

@@ -68,6 +68,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         _check_data(config, splits, own_data)
 
     ctx, base, splits = setup(config, "run", check=check)
+    config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
     run_dir = ctx.run
     hashes = _Hashes()
     plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing

@@ -644,8 +644,8 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
         trainer.add_callback(QuietProgress())
     if len(trainer.train_dataset) == 0:  # TRL dropped every row at max_length; its sampler would fail on none
         raise DatasetError(
-            f"{ctx.stage}: no training row is left: each is longer than max_length ({trainer.args.max_length} tokens) "
-            f"once tokenized; raise {ctx.stage}.max_length"
+            f"{ctx.stage}: no training row is left: each is longer than the stage's max_length once tokenized; raise "
+            "it (sft.max_length for SFT, SFT 2 and distillation; dpo.max_length; reward_model.max_length)"
         )
     resume = prepare_resume(ctx)
     if resume is not None and 0 < trainer.args.max_steps <= checkpoint_step(resume):

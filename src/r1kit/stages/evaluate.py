@@ -551,7 +551,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
         logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
     # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
     # folder, one for every process: the main process's (a name from the clock could differ by a second).
-    trained_in = run_of(config.model.name)
+    trained_in = run_of(reference)  # the resolved model: RUN:STAGE is RUN's too
     fresh = str(trained_in.root) if trained_in else f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"
     run = RunDir(distributed.from_main(config.run.output_dir or fresh))
     label = distributed.from_main(_new_label(run))
