@@ -232,6 +232,11 @@ def test_chat_replies_in_r1_format_are_worked_solutions_with_a_gold_answer(tmp_p
         ("User: Name a colour.\n\nAssistant: Blue.", ("Name a colour.", None, None, "Blue.")),  # the RLHF notebook's
         ("### Human: Name a colour. ### Assistant: Blue.", ("Name a colour.", None, None, "Blue.")),  # Guanaco
         ("Human: Hi\n\nAssistant: Hello.\n\nHuman: Bye\n\nAssistant: Bye.", ("Hi", None, None, "Hello.")),
+        ("User: Hi\n\nAssistant: Click NewUser: then save.", ("Hi", None, None, "Click NewUser: then save.")),
+        (
+            "System: Be kind.\nuser: Is Assistant: a word?\nassistant: Yes.",
+            ("Is Assistant: a word?", None, None, "Yes."),
+        ),
         (
             "User: What is 2 + 2?\nAssistant: <think>2 + 2 = 4</think><answer>4</answer>",
             ("What is 2 + 2?", "4", "2 + 2 = 4", "<think>2 + 2 = 4</think><answer>4</answer>"),
@@ -242,6 +247,16 @@ def test_a_text_column_of_written_out_exchanges_is_read(text: str, expected: tup
     """TRL's text-field SFT data ("User: …\n\nAssistant: …") was "cannot tell the dataset format"."""
     rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "text.jsonl", [{"text": text}] * 3)))
     assert (rows[0]["question"], rows[0]["solution"], rows[0]["reasoning"], rows[0]["response"]) == expected
+
+
+def test_text_rows_whose_later_turns_are_left_out_are_counted(tmp_path: Path, caplog) -> None:
+    rows = [
+        {"text": "Human: Hi\n\nAssistant: Hello.\n\nHuman: Bye\n\nAssistant: Bye."},
+        {"text": "User: A\nAssistant: B"},
+    ]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_eval_rows(dataset(write_rows(tmp_path / "text.jsonl", rows * 2)))
+    assert "text.jsonl: 2 of 4 rows hold their own system message or more than one exchange" in caplog.text
 
 
 def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(tmp_path: Path, caplog) -> None:

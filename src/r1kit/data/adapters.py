@@ -213,11 +213,14 @@ def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
 
 
 # One exchange written out as text: "User: …\n\nAssistant: …" (the RLHF notebook's formatted_text), "Human: …"
-# (Anthropic-HH), "### Human: … ### Assistant: …" (Guanaco); the reply runs to the next user turn, if any.
+# (Anthropic-HH), "### Human: … ### Assistant: …" (Guanaco), after an optional "System: …" line. A turn's marker
+# starts the text, a line or a "###" section, so "Assistant:" inside a sentence is text; the reply runs to the next
+# user turn, whose exchange is left out (counted by left_out_turns).
+_TURN = r"(?:^|\n|###)\s*(?:###\s*)?"
 _DIALOGUE = re.compile(
-    r"\s*(?:###\s*)?(?:User|Human)\s*:\s*(?P<question>.+?)\s*(?:###\s*)?Assistant\s*:\s*(?P<reply>.+?)\s*"
-    r"(?=(?:###\s*)?(?:User|Human)\s*:|\Z)",
-    re.DOTALL,
+    rf"\A\s*(?:(?:###\s*)?System\s*:[^\n]*)?{_TURN}(?:User|Human)\s*:\s*(?P<question>\S.*?)\s*{_TURN}Assistant\s*:"
+    rf"\s*(?P<reply>\S.*?)\s*(?={_TURN}(?:User|Human)\s*:|\Z)",
+    re.DOTALL | re.IGNORECASE,
 )
 
 
@@ -267,6 +270,12 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
             [turn.get("role") for turn in prompt if isinstance(turn, Mapping)] if isinstance(prompt, list) else []
         )
         return "system" in speakers or speakers.count("user") > 1
+    if fmt == "text":  # an exchange written out: a turn after its reply, or a system line before it
+        text = str(row.get("text") or "")
+        dialogue = _DIALOGUE.match(text)
+        return dialogue is not None and (
+            dialogue.end() < len(text.rstrip()) or bool(re.match(r"\s*(?:###\s*)?System\s*:", text, re.IGNORECASE))
+        )
     if fmt not in _CHAT_FIELDS:
         return False
     field, speaker = _CHAT_FIELDS[fmt]
@@ -327,6 +336,6 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
         "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
         "input + output, prompt_completion: prompt + completion, text: a question then <think>…</think>"
-        "<answer>…</answer> in one string), or rename columns "
+        "<answer>…</answer>, or 'User: …' then 'Assistant: …', in one string), or rename columns "
         "to them with dataset.columns (e.g. {problem: question, answer: solution})"
     )
