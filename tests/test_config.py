@@ -739,11 +739,14 @@ def test_settings_of_a_reward_no_list_names_are_said_to_change_nothing() -> None
     """The tutorial's cosine settings without cosine in the reward list were accepted without a word."""
     from r1kit.config.sources import unused_reward_settings
 
-    lines = unused_reward_settings(resolve("--rewards.cosine.max_len", "64", "--rewards.format.weight", "0.2"))
+    lines = unused_reward_settings(resolve("--rewards.cosine.max_len", "64", "--rewards.format.weight", "0.2"), "run")
     assert lines == ["rewards.cosine.max_len (from cli:--rewards.cosine.max_len): cosine is not in rewards.functions, "
                      "so it changes nothing"]  # fmt: skip
     # a recipe stage's own list counts: r1's reasoning_rl scores language consistency
-    assert not unused_reward_settings(resolve("--rewards.language_consistency.language", "en", recipe="r1"))
+    assert not unused_reward_settings(resolve("--rewards.language_consistency.language", "en", recipe="r1"), "run")
+    # and only it: rlhf_chat's PPO and RLOO score with the reward model alone, whatever the run's list says
+    assert unused_reward_settings(resolve("--rewards.format.weight", "2", recipe="rlhf_chat"), "run")
+    assert not unused_reward_settings(resolve("--rewards.format.weight", "2"), "grpo")
     with pytest.raises(ConfigError, match=r"--reward_weights is not an r1kit option: .*--rewards.<name>.weight"):
         resolve("--reward_funcs", "accuracy", "--reward_weights", "1.0")
 

@@ -361,7 +361,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         for line in overridden_by_stages(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
     if args.command in ("run", "config", *ROLLOUT_KINDS):  # the commands that score with rewards
-        for line in unused_reward_settings(resolved):
+        for line in unused_reward_settings(resolved, "run" if args.command == "config" else args.command):
             print(f"r1kit: note: {line}", file=sys.stderr)
     unread = not_read_by(resolved, "run" if args.command == "config" else args.command)
     for line in [*resolved.overridden, *resolved.ignored, *unread]:

@@ -39,7 +39,8 @@ from r1kit.config.aliases import (
     stage_key,
 )
 from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
-from r1kit.stages.registry import READS, TOOL_READS, reads, sections_read
+from r1kit.rewards.plugins import short_name
+from r1kit.stages.registry import READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_read
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -504,16 +505,20 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
 _NOT_A_REWARD = ("functions", "plugin_timeout_seconds", "verification")
 
 
-def unused_reward_settings(resolved: ResolvedConfig) -> list[str]:
-    """A line for each value the user set for a reward that no rewards.functions list names (the run's, or a recipe
-    stage's own): it changes nothing, as the tutorial's cosine settings do without `cosine` in its list.
+def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
+    """A line for each value the user set for a reward that no reward list read by `r1kit COMMAND` names (a rollout
+    stage's own: the run's list for `r1kit grpo`, each rollout stage's in a recipe): it changes nothing, as the
+    tutorial's cosine settings do without `cosine` in its list.
 
-    >>> unused_reward_settings(resolve_config(overrides=["--rewards.cosine.weight", "2"], environ={}))
+    >>> unused_reward_settings(resolve_config(overrides=["--rewards.cosine.weight", "2"], environ={}), "run")
     ['rewards.cosine.weight (from cli:--rewards.cosine.weight): cosine is not in rewards.functions, so it changes nothing']
     """
     config = resolved.config
-    used = {name for spec in config.stages for name in config.for_stage(spec).rewards.functions}
-    used |= set(config.rewards.functions)
+    if command in ROLLOUT_KINDS:
+        lists = [config.rewards.functions]
+    else:  # a recipe: what its rollout stages score with, each list after the stage's own config
+        lists = [config.for_stage(spec).rewards.functions for spec in config.stages if spec.stage_kind in ROLLOUT_KINDS]
+    used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
     return [
         f"{key} (from {source}): {key.split('.')[1]} is not in rewards.functions, so it changes nothing"
         for key, source in resolved.sources.items()
