@@ -119,3 +119,16 @@ def test_perplexity_near_one_shows_its_change(tmp_path: Path, capsys) -> None:
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "1.13 │ 1.15 │ +0.03" in out
+
+
+def test_a_path_with_a_colon_and_evaluations_without_their_problems(tmp_path: Path, capsys) -> None:
+    """A folder with ':' in its name was read as RUN:LABEL; without the problems files, equal counts of different data
+    were paired."""
+    a = _evaluation(tmp_path / "run:a", "eval", [1, 0], QUESTIONS[:2])
+    b = _evaluation(tmp_path / "b", "eval", [1, 1], QUESTIONS[:2])
+    assert main(["compare", str(a), str(b)]) == 0
+    b.write_text(json.dumps(json.loads(b.read_text()) | {"dataset": "gsm8k.jsonl"}))
+    b.with_name("eval.problems.jsonl").unlink()
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 1
+    assert "scored arithmetic, b/eval gsm8k.jsonl: not the same held-out problems" in capsys.readouterr().err

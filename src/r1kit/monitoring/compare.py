@@ -105,7 +105,8 @@ def _config_differences(first: str, a: Path, other: str, b: Path) -> list[str]:
 def evaluation_file(reference: str) -> Path:
     """The eval JSON a reference names: a file, `RUN:LABEL`, or a run folder (its final evaluation: the last of its
     summary.json, else its newest evaluation file)."""
-    folder, _, label = reference.rpartition(":") if ":" in reference else (reference, "", "")
+    exists = Path(reference).expanduser().exists()  # a path with a ':' in it is a path
+    folder, _, label = reference.rpartition(":") if ":" in reference and not exists else (reference, "", "")
     path = Path(folder).expanduser()
     if label:
         found = RunDir(path).eval_path(label)
@@ -119,7 +120,10 @@ def evaluation_file(reference: str) -> Path:
         raise RunDirError(f"compare {reference}: no such file or folder")
     summary = path / "summary.json"
     if summary.exists():  # a recipe run: its final model's evaluation
-        return RunDir(path).eval_path(list(json.loads(summary.read_text())["evaluations"])[-1])
+        labels = list(json.loads(summary.read_text()).get("evaluations") or [])
+        if not labels or not RunDir(path).eval_path(labels[-1]).exists():  # its last stage redone, not finished
+            raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
+        return RunDir(path).eval_path(labels[-1])
     files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)
     if not files:
         raise RunDirError(
@@ -132,7 +136,8 @@ def _column_labels(files: list[Path]) -> list[str]:
     """A column name for each evaluation: `<run folder>/<label>`, numbered where two are the same."""
     labels = []
     for path in files:
-        base = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "eval" else path.stem
+        run = path.resolve().parent.parent.name  # `compare .` names the folder, not ""
+        base = f"{run}/{path.stem}" if path.parent.name == "eval" else path.stem
         label, count = base, 1
         while label in labels:
             count += 1
@@ -165,8 +170,15 @@ def _check_same_problems(
             f"{len(b.get('scores') or [])} of {b.get('dataset')}: not the same held-out problems (score both with "
             "`r1kit eval --model M --data D` on the same data)"
         )
+    if a.get("dataset") != b.get("dataset") and (a_questions is None or b_questions is None):
+        raise RunDirError(
+            f"compare: {first} scored {a.get('dataset')}, {other} {b.get('dataset')}: not the same held-out problems"
+        )
     if a_questions is not None and b_questions is not None and a_questions != b_questions:
-        index = next(i for i, (x, y) in enumerate(zip(a_questions, b_questions, strict=True)) if x != y)
+        pairs = zip(a_questions, b_questions, strict=False)
+        index = next((i for i, (x, y) in enumerate(pairs) if x != y), min(len(a_questions), len(b_questions)))
+        if index >= min(len(a_questions), len(b_questions)):
+            raise RunDirError(f"compare: {first} and {other} kept other problem lists; score both on the same data")
         raise RunDirError(
             f"compare: {first} and {other} scored other problems (problem {index + 1}: {a_questions[index][:60]!r} "
             f"and {b_questions[index][:60]!r}); score both on the same data"
