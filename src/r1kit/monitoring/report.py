@@ -287,7 +287,9 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
         change = ""
         if same_problems and len(values) > 1 and values[0] is not None and values[-1] is not None and key != "problems":
             delta = values[-1] - values[0]
-            change = f"{delta * 100:+.1f} pts" if percent else f"{delta:+.1f}"
+            change = (
+                f"{delta * 100:+.1f} pts" if percent else f"{delta:+.2f}" if key == "perplexity" else f"{delta:+.1f}"
+            )
         lines.append(f"<tr><th>{title}</th>{cells}<td class='change'>{change}</td></tr>")
         if key == "accuracy":  # its 95% interval right below it
             intervals = [e.get("accuracy_ci95") for e in evaluations.values()]
