@@ -206,6 +206,15 @@ def _check_safetensors(weights: Path) -> None:
         raise ModelError(f"{weights} is damaged ({error}): copy or save the model again (save_pretrained)") from None
 
 
+def is_reward_model(architectures: list[str] | None) -> bool:
+    """Whether a model of these architectures (its config.json's) scores replies rather than writes them.
+
+    >>> is_reward_model(["LlamaForSequenceClassification"]), is_reward_model(["LlamaForCausalLM"]), is_reward_model(None)
+    (True, False, False)
+    """
+    return bool(architectures) and all(name.endswith("ForSequenceClassification") for name in architectures)
+
+
 def check_model(cfg: ModelConfig, reference: str, training: bool = True) -> None:
     """What can be checked of a model before any weight is loaded: that its config loads (a hub id offline, a broken
     config.json), that it writes text (not a reward model), and, to train it, that the LoRA targets name layers it
@@ -219,7 +228,7 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True) -> None
     except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
         raise load_error(reference, error) from error
     architectures = model_config.architectures or []
-    if architectures and all(name.endswith("ForSequenceClassification") for name in architectures):
+    if is_reward_model(architectures):
         raise ModelError(
             f"{reference} is a reward model ({architectures[0]}: it scores replies, it does not write them); it "
             "belongs in rewards.reward_model.path or evaluation.reward_model, and model.name takes a text model"

@@ -284,6 +284,14 @@ def run_of(model_path: str | Path) -> RunDir | None:
     return None
 
 
+def stage_named(reference: str) -> tuple[RunDir, str] | None:
+    """(the run, the stage) of `RUN:STAGE`, a stage's model named as `r1kit compare` names evaluations; None for any
+    other reference (a folder, an alias, a hub id)."""
+    folder, _, stage = reference.rpartition(":")
+    run = run_of(folder) if folder else None
+    return (run, stage) if run is not None else None
+
+
 def final_model(run: RunDir) -> Path | None:
     """The final model of a finished run (from summary.json), or the newest complete stage model."""
     summary = run.path("summary.json")

@@ -181,6 +181,8 @@ def get_reward_model_reward(
 def _reward_model_in(folder: Path) -> Path | None:
     """The reward model a stage folder (RUN/<stage>/model) or a run folder (its one reward model stage) holds; None
     for a model folder itself, or where there is no such model or several."""
+    from r1kit.models import is_reward_model
+
     if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
         return None
     candidates = [folder / "model"] if (folder / "model").is_dir() else sorted(folder.glob("*/model"))
@@ -188,10 +190,7 @@ def _reward_model_in(folder: Path) -> Path | None:
         model
         for model in candidates
         if (model / "config.json").is_file()
-        and any(
-            a.endswith("ForSequenceClassification")
-            for a in json.loads((model / "config.json").read_text()).get("architectures") or []
-        )
+        and is_reward_model(json.loads((model / "config.json").read_text()).get("architectures"))
     ]
     return found[0] if len(found) == 1 else None
 

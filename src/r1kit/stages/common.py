@@ -52,7 +52,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
-from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of
+from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of, stage_named
 from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
@@ -420,8 +420,8 @@ def loadable_model(config: R1kitConfig) -> str:
 def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None:
     """The config of the run that trained model.name and that of the stage that made it (a recipe stage's own
     `config:` laid over the run's); None for a model r1kit did not train."""
-    folder, _, _ = config.model.name.rpartition(":")  # RUN:STAGE names a model of RUN
-    run = run_of(folder) if folder and run_of(folder) is not None else run_of(config.model.name)
+    named = stage_named(config.model.name)  # RUN:STAGE names a model of RUN
+    run = named[0] if named is not None else run_of(config.model.name)
     if run is None:
         return None
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
@@ -480,18 +480,15 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     """A model alias, hub id, folder, run folder (its final model), stage folder of a run (its model) or `RUN:STAGE`
     (the model of that stage of the run, as `r1kit compare` names evaluations) made loadable, with the config's model
     options."""
-    folder, _, stage = name.rpartition(":")
-    if folder and run_of(folder) is not None:
-        made = [
-            *Path(folder).expanduser().glob(f"[0-9][0-9]_{stage}/model"),
-            Path(folder).expanduser() / stage / "model",
-        ]
-        found = [model for model in made if is_complete(model)]
+    named = stage_named(name)
+    if named is not None:
+        run, stage = named
+        found = [m for m in [*run.root.glob(f"[0-9][0-9]_{stage}/model"), run.root / stage / "model"] if is_complete(m)]
         if not found:
-            made = Path(folder).expanduser().glob(f"*/model/{COMPLETE_MARKER}")
+            made = run.root.glob(f"*/model/{COMPLETE_MARKER}")
             stages = sorted(re.sub(r"^\d\d_", "", marker.parent.parent.name) for marker in made)
             raise ModelError(
-                f"{name}: no stage {stage!r} with a finished model in {folder} ({', '.join(stages) or 'none'})"
+                f"{name}: no stage {stage!r} with a finished model in {run.root} ({', '.join(stages) or 'none'})"
             )
         name = str(found[0])
     run = run_of(name)
