@@ -565,3 +565,34 @@ def test_evaluation_reports_perplexity_rouge_and_win_rate(
     monkeypatch.setenv("HOME", str(tmp_path))  # folders named from the home folder, as `r1kit eval` accepts them
     home = evaluate(ctx, inputs.model, inputs.splits.test, "base3", models={"sft": "~/other", "rm": "~/rm"})
     assert home["win_rate"] == result["win_rate"]  # was None: `~/other` taken for a stage not run yet
+
+
+def test_eval_resolves_win_rate_against_before_checking_it(tmp_path: Path, tiny_model: Path) -> None:
+    """`RUN:STAGE` names a stage's model everywhere a model goes; it was refused here as "no such model folder",
+    being checked before it was resolved. A reward model there is refused up front, as for model.name."""
+    from r1kit.atomic import COMPLETE_MARKER
+    from r1kit.config.sources import resolve_config as resolved
+    from r1kit.stages.evaluate import main as eval_main
+
+    run = tmp_path / "run"  # a run folder as `r1kit sft --out run` leaves it
+    (run / "sft").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}\n")
+    (run / "sft" / "manifest.json").write_text("{}\n")
+    model = run / "sft" / "model"
+    model.mkdir()
+    for file in tiny_model.iterdir():
+        (model / file.name).write_bytes(file.read_bytes())
+    (model / COMPLETE_MARKER).write_text("{}\n")
+    judge = tiny_reward_model(tmp_path / "rm", tiny_model)
+
+    def evaluated(against: str) -> dict:
+        overrides = ["--model.name", str(tiny_model), "--out", str(tmp_path / "e"), "--evaluation.reward_model"]
+        overrides += [str(judge), "--evaluation.win_rate_against", against]
+        return eval_main(resolved(profile="test", overrides=overrides, environ={}).config)
+
+    result = evaluated(f"{run}:sft")
+    assert result["win_rate"] is not None and result["win_rate_against"] == str(model)
+    with pytest.raises(ModelError, match=r"is a reward model .* evaluation\.win_rate_against takes a text model"):
+        evaluated(str(judge))
+    with pytest.raises(ModelError, match=r"win_rate_against .*nowhere: no such model folder"):
+        evaluated(str(tmp_path / "nowhere"))

@@ -215,10 +215,11 @@ def is_reward_model(architectures: list[str] | None) -> bool:
     return bool(architectures) and all(name.endswith("ForSequenceClassification") for name in architectures)
 
 
-def check_model(cfg: ModelConfig, reference: str, training: bool = True) -> None:
+def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: str = "model.name") -> None:
     """What can be checked of a model before any weight is loaded: that its config loads (a hub id offline, a broken
     config.json), that it writes text (not a reward model), and, to train it, that the LoRA targets name layers it
-    has. Runs on an empty (meta) model in about a second."""
+    has. Runs on an empty (meta) model in about a second. `key`: the setting that named the model, for the
+    message."""
     if Path(reference).is_dir() and not (Path(reference) / "config.json").exists():
         return  # an adapter folder: its base model is checked when it loads
     try:
@@ -231,7 +232,7 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True) -> None
     if is_reward_model(architectures):
         raise ModelError(
             f"{reference} is a reward model ({architectures[0]}: it scores replies, it does not write them); it "
-            "belongs in rewards.reward_model.path or evaluation.reward_model, and model.name takes a text model"
+            f"belongs in rewards.reward_model.path or evaluation.reward_model, and {key} takes a text model"
         )
     if not training or not cfg.lora.enabled or cfg.lora.target_modules == [ALL_LINEAR]:  # PEFT finds the layers
         return

@@ -33,7 +33,7 @@ from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
-from r1kit.runs import RunDir, run_of
+from r1kit.runs import RunDir, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
 
@@ -529,6 +529,9 @@ def _new_label(run: RunDir) -> str:
     return next(label for label in labels if not run.eval_path(label).exists())
 
 
+_STAGE_NAMES = " (stage names are read by `r1kit run`)"
+
+
 def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json. `data_named`:
     the user named the data (a local file is then scored whole); else it is a run's own, scored on its held-out
@@ -539,12 +542,14 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
     settings = config.evaluation
-    for key, value in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against)):
-        alias = key == "win_rate_against" and value in BUILTIN_MODELS
-        if value and not alias and not Path(value).expanduser().is_dir():  # the win rate would silently stay empty
-            raise ModelError(f"evaluation.{key} {value}: no such model folder (stage names are read by `r1kit run`)")
-    if settings.win_rate_against:  # a model alias, or a run or stage folder: the model it stands for
-        against = model_reference_of(settings.win_rate_against, config)
+    # A name that is no folder would leave the win rate silently empty: stage names are read by `r1kit run` only.
+    if settings.reward_model and not Path(settings.reward_model).expanduser().is_dir():
+        raise ModelError(f"evaluation.reward_model {settings.reward_model}: no such model folder{_STAGE_NAMES}")
+    if against := settings.win_rate_against:  # a model alias, a run or stage folder or RUN:STAGE
+        if against not in BUILTIN_MODELS and stage_named(against) is None and not Path(against).expanduser().is_dir():
+            raise ModelError(f"evaluation.win_rate_against {against}: no such model folder{_STAGE_NAMES}")
+        against = model_reference_of(against, config)  # the model it stands for
+        check_model(config.model, against, training=False, key="evaluation.win_rate_against")
         config = config.model_copy(update={"evaluation": settings.model_copy(update={"win_rate_against": against})})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
     if skipped:
