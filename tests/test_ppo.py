@@ -181,8 +181,10 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     assert changed(tiny_model, output.model), f"{update}: no weight changed"
     records = steps(ctx)
     assert [r["step"] for r in records] == [1, 2]
-    for key in ("reward", "kl", "kl_coef", "loss/policy", "loss/value", "approx_kl", "entropy", "time"):
+    keys = ["reward", "kl", "kl_coef", "loss", "loss/policy", "loss/value", "approx_kl", "entropy", "time"]
+    for key in keys if update == "trpo" else [*keys, "grad_norm"]:  # TRPO's policy step takes no gradient norm
         assert all(math.isfinite(r[key]) for r in records), key
+    assert all(r["train/skipped_nonfinite_steps"] == 0 for r in records)
     if update == "trpo":
         assert all(0 < r["trpo/step_fraction"] <= 1 and r["approx_kl"] <= 0.01 for r in records)
     else:
@@ -198,6 +200,28 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     assert {(e["stage"], e["kind"]) for e in examples} == {("ppo", "best"), ("ppo", "worst")}
     assert max(e["step"] for e in examples) == 2
     assert all(set(e["rewards"]) == {"cosine", "format"} and e["completion"] is not None for e in examples)
+
+
+def test_ppo_skips_a_non_finite_update_and_raises_the_alert(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One NaN loss turned every weight into NaN, and PPO logged no loss or gradient norm for the alert to see."""
+    plain = ppo.clipped_policy_loss
+
+    def nan_loss(*args, **kwargs):
+        loss, clipfrac, approx_kl = plain(*args, **kwargs)
+        return loss * float("nan"), clipfrac, approx_kl
+
+    monkeypatch.setattr(ppo, "clipped_policy_loss", nan_loss)
+    ctx, inputs = ppo_stage(tmp_path, "--model.lora.enabled", "false")
+    output = ppo.run(ctx, inputs)
+
+    assert not changed(tiny_model, output.model)  # every update dropped, none applied
+    records = steps(ctx)
+    assert all(math.isnan(r["grad_norm"]) and math.isnan(r["loss"]) for r in records)
+    assert [r["train/skipped_nonfinite_steps"] for r in records] == [2, 4]  # 2 minibatch updates a step
+    raised = {a["key"] for a in ctx.run.read("alerts.jsonl")}
+    assert {"non_finite:loss", "non_finite:grad_norm", "non_finite:skipped"} <= raised
 
 
 def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:

@@ -282,6 +282,7 @@ class PPOTrainer:
             groups.append({"params": list(self.policy.values()), "lr": self.section.learning_rate})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_coef, self.step = self.section.kl_coef, 0
+        self.skipped_updates = 0  # optimizer steps dropped for a non-finite loss or gradient
         self.last: dict = {}  # the newest step's record, kept in checkpoints: a finished run's figures on a re-run
         # Data-parallel: each process samples and trains on an equal share of each step's prompts; gradients (and
         # TRPO's vectors) are averaged over the processes, so they all keep the same weights.
@@ -419,7 +420,7 @@ class PPOTrainer:
 
     def update_clip(self, batch: Rollout) -> dict:
         section, totals = self.section, {"loss/policy": 0.0, "loss/value": 0.0, "clipfrac": 0.0, "approx_kl": 0.0}
-        count = 0
+        count, grad_norms = 0, []
         for _ in range(section.ppo_epochs):
             for rows in torch.randperm(len(batch.mask)).split(section.minibatch_size // self.processes):
                 part = batch.rows(rows)
@@ -431,11 +432,16 @@ class PPOTrainer:
                 )
                 values = self.head(hidden).squeeze(-1)
                 value_loss = clipped_value_loss(values, part.values, part.returns, part.mask, section.cliprange_value)
-                self._optimize((policy_loss + section.vf_coef * value_loss) * self._token_share(part.mask))
+                grad_norms.append(
+                    self._optimize((policy_loss + section.vf_coef * value_loss) * self._token_share(part.mask))
+                )
                 for key, value in zip(totals, (policy_loss, value_loss, clipfrac, approx_kl), strict=True):
                     totals[key] += value.item()
                 count += 1
-        return self._averaged({key: value / count for key, value in totals.items()})
+        # NaN when any update was skipped: the non-finite alert names the step
+        return self._averaged({key: value / count for key, value in totals.items()}) | {
+            "grad_norm": sum(grad_norms) / len(grad_norms)
+        }
 
     def update_trpo(self, batch: Rollout) -> dict:
         section, params = self.section, list(self.policy.values())
@@ -491,13 +497,27 @@ class PPOTrainer:
                 losses.append(loss.item())
         return sum(losses) / len(losses)
 
-    def _optimize(self, loss: torch.Tensor) -> None:
+    def _optimize(self, loss: torch.Tensor) -> float:
+        """One optimizer step on `loss`; its gradient's norm before clipping. A non-finite gradient (a NaN loss gives
+        one) is dropped with the step, as `NonFiniteGuard` does under TRL's trainers: one such step would turn every
+        weight into NaN."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
         distributed.average_gradients(trainable)  # before clipping: every process clips the same gradient
-        torch.nn.utils.clip_grad_norm_(trainable, self.section.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(trainable, self.section.max_grad_norm).item()
+        if not math.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are left as they are
+            self.skipped_updates += 1
+            logger.warning(
+                "%s step %d: non-finite loss or gradient, update skipped (%d so far)",
+                self.ctx.stage,
+                self.step + 1,
+                self.skipped_updates,
+            )
+            return norm
         self.optimizer.step()
+        return norm
 
     # ------------------------------------------------------------------------------------------------- loop
 
@@ -519,6 +539,8 @@ class PPOTrainer:
             batch, stats = self.rollout(self.step)
             stats["perf/rollout_seconds"] = time.time() - started
             stats |= self.update_clip(batch) if section.policy_update == "clip" else self.update_trpo(batch)
+            stats["loss"] = stats["loss/policy"] + section.vf_coef * stats["loss/value"]  # what the alerts watch
+            stats["train/skipped_nonfinite_steps"] = self.skipped_updates
             stats["kl_coef"] = self.kl_coef  # the one this step's rewards used
             if section.adaptive_kl:
                 self.kl_coef = adaptive_kl_coef(
@@ -553,6 +575,7 @@ class PPOTrainer:
         state = {
             "step": step,
             "kl_coef": self.kl_coef,
+            "skipped_updates": self.skipped_updates,
             "last": self.last,
             "policy": {name: p.detach().cpu().clone() for name, p in self.policy.items()},
             "value_head": self.head.state_dict(),
@@ -573,6 +596,7 @@ class PPOTrainer:
         self.head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.kl_coef, self.last = state["step"], state["kl_coef"], state.get("last", {})  # older: none
+        self.skipped_updates = state.get("skipped_updates", 0)  # checkpoints written before it was counted
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
