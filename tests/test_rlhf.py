@@ -222,8 +222,14 @@ def test_pairs_whose_replies_hold_turns_the_pair_leaves_out_are_counted(tmp_path
     rows[1]["chosen"] = [say("user", "Name a colour (1)."), say("assistant", "Blue 1.")]  # the prompt again: kept
     rows[2]["chosen"] = [say("user", "Something else."), say("assistant", "Blue 2.")]  # a turn left out
     cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "odd.jsonl", rows)))
-    load_pairs(cfg.preferences)
+    first = load_pairs(cfg.preferences)
     assert "odd.jsonl: 1 of 6 pairs hold earlier turns in a reply, other than the prompt" in caplog.text
+    # read once: a recipe checks the file up front, then its reward model and DPO stages read it (the warning came
+    # once for each), unless the file changed
+    assert load_pairs(cfg.preferences) is first and caplog.text.count("hold earlier turns") == 1
+    write_jsonl(tmp_path / "odd.jsonl", rows[:5])
+    assert len(load_pairs(cfg.preferences).train) + len(load_pairs(cfg.preferences).test) == 5
+    assert caplog.text.count("hold earlier turns") == 2
 
 
 def test_a_bad_row_in_a_file_names_the_file_row_and_field(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, required_text
@@ -274,10 +275,29 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
     return pairs, skipped
 
 
+_READ_PAIRS: dict[str, PairSplits] = {}
+
+
+def _file_state(name: str | None) -> tuple[int, int] | None:
+    path = Path(name).expanduser() if name else None
+    return (path.stat().st_mtime_ns, path.stat().st_size) if path and path.is_file() else None
+
+
 def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
-    """Training and held-out pairs from `cfg.dataset` (a local file or a hub id)."""
+    """Training and held-out pairs from `cfg.dataset` (a local file or a hub id).
+
+    Read once a process for the same settings and unchanged files: a recipe reads a local file up front, then its
+    reward model and DPO stages read it again, and each read printed the file's warnings (skipped rows, no
+    held-out prompt) once more."""
     if not cfg.dataset:
         raise ValueError("preferences.dataset is not set")
+    key = json.dumps([cfg.model_dump(), on_bad_row, _file_state(cfg.dataset), _file_state(cfg.test_split)])
+    if key not in _READ_PAIRS:
+        _READ_PAIRS[key] = _read_pairs(cfg, on_bad_row)
+    return _READ_PAIRS[key]
+
+
+def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
     source = cfg.dataset
     offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
     raw, skipped_lines = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
