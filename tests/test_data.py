@@ -221,9 +221,16 @@ def test_chat_replies_in_r1_format_are_worked_solutions_with_a_gold_answer(tmp_p
     turns = [{"messages": [{"role": "user", "content": "What is 6 * 7?"}, {"role": "assistant", "content": reply}]}]
     rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "m.jsonl", turns * 3)))
     assert rows[0]["solution"] == "42" and rows[0]["response"] == reply
-    chatty = [{"prompt": "Hi", "completion": "Hello! <think>a</think><answer>b</answer>"}] * 3  # not a worked example
-    rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "chat.jsonl", chatty)))
-    assert rows[0]["solution"] is None and rows[0]["response"].startswith("Hello!")
+    # not worked examples: text before the blocks, between them (the format reward gives such a reply 0), after
+    for name, completion in [
+        ("before", "Hello! <think>a</think><answer>b</answer>"),
+        ("between", "<think>6 * 7 = 42</think> So the answer: <answer>42</answer>"),
+        ("after", "<think>6 * 7 = 42</think><answer>42</answer> Hope that helps!"),
+    ]:
+        rows, _ = load_eval_rows(
+            dataset(write_rows(tmp_path / f"{name}.jsonl", [{"prompt": "Hi", "completion": completion}] * 3))
+        )
+        assert rows[0]["solution"] is None and rows[0]["response"] == completion, name
 
 
 @pytest.mark.parametrize(

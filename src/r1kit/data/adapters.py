@@ -15,6 +15,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from r1kit.rewards.text import THINK_OPEN, split_r1
+
 Canonical = dict[str, str | None]
 
 FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion", "text")
@@ -131,34 +133,29 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
 
 
 def r1_parts(text: str) -> tuple[str, str, str] | None:
-    """(what comes before <think>, the reasoning, the answer) of a text holding a worked example in R1 format
-    (<think>…</think> then <answer>…</answer>, neither empty), else None. Plain scanning: linear in the text.
+    """(what comes before <think>, the reasoning, the answer) of a text holding a worked example in R1 format after
+    it: from <think> on, the strict form the format reward asks for (`split_r1`), else None.
 
     >>> r1_parts("What is 2 + 3? <think>2 + 3 = 5</think>\\n<answer>5</answer>")
     ('What is 2 + 3?', '2 + 3 = 5', '5')
     >>> r1_parts("The answer is 5."), r1_parts("<think></think><answer>5</answer>")
     (None, None)
+    >>> r1_parts("Q? <think>2 + 3 = 5</think> So: <answer>5</answer>") is None  # text between the blocks
+    True
     """
-    think = text.find("<think>")
-    think_end = text.find("</think>", think + 1) if think >= 0 else -1
-    answer = text.find("<answer>", think_end + 1) if think_end >= 0 else -1
-    answer_end = text.find("</answer>", answer + 1) if answer >= 0 else -1
-    if answer_end < 0:
-        return None
-    reasoning = text[think + len("<think>") : think_end].strip()
-    final = text[answer + len("<answer>") : answer_end].strip()
-    return (text[:think].strip(), reasoning, final) if reasoning and final else None
+    think = text.find(THINK_OPEN)
+    parts = split_r1(text[think:]) if think >= 0 else None
+    return (text[:think].strip(), *parts) if parts else None
 
 
 def _reply(question: str, reply: str) -> Canonical:
     """A chat row's canonical form: a reply in R1 format is a worked solution with its gold answer (which the
     accuracy reward and evaluation verify), any other reply a reference reply."""
-    parts = r1_parts(reply)
-    worked = parts is not None and not parts[0]  # nothing before <think>: the whole reply is the worked example
+    worked = split_r1(reply)  # the whole reply is the worked example, in the form the format reward asks for
     return {
         "question": question,
-        "solution": parts[2] if worked else None,
-        "reasoning": parts[1] if worked else None,
+        "solution": worked[1] if worked else None,
+        "reasoning": worked[0] if worked else None,
         "response": reply,
     }
 
