@@ -1,0 +1,62 @@
+"""Single-step drills: each arithmetic step of the built-in task's worked solutions asked as a problem of its own.
+
+    .venv/bin/python bench/step_drills.py --out runs/drills.jsonl
+    r1kit grpo --model RUN/01_sft/model --data runs/drills.jsonl --out runs/drill-grpo \
+        --training.max_steps 100 --training.batch_size.per_device_train 32 --dataset.split.test_size 0.02
+    r1kit eval --model runs/drill-grpo --data arithmetic --out runs/drill-eval
+
+Every wrong answer of the SFT models holds a false step (`37 + 48 = 75`, README), so this asks whether RL on the
+steps alone, one bit per step instead of one per problem, teaches the arithmetic the problems need. The steps come
+from problems drawn with another seed than the built-in task's; no problem of its training or held-out split is
+used (a step may recur, being a fact, not a problem). Rows: `question` ("What is 37 + 48?"), `solution`,
+`reasoning` (the step), one row per distinct step. `--min-operand N` keeps steps with an operand of at least N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+
+from r1kit.config.schema import SyntheticConfig
+from r1kit.data.synthetic import generate
+
+_ASK = ("What is {}?", "Compute {}.", "Calculate {}.")
+
+
+def drills(problems: int, seed: int, min_operand: int = 0) -> list[dict[str, str]]:
+    defaults = SyntheticConfig()
+    builtin = {row["question"] for row in generate("arithmetic", defaults.num_examples, defaults.seed)}
+    rows, seen = [], set()
+    for problem in generate("arithmetic", problems, seed):
+        if problem["question"] in builtin:
+            continue
+        for step in str(problem["reasoning"]).splitlines():
+            expression, result = step.split(" = ")
+            operands = [int(n) for n in re.findall(r"\d+", expression)]
+            if expression in seen or max(operands) < min_operand:
+                continue
+            seen.add(expression)
+            question = random.Random(expression).choice(_ASK).format(expression)
+            rows.append({"question": question, "solution": result, "reasoning": step})
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--problems", type=int, default=4000, help="built-in problems whose steps are drilled")
+    parser.add_argument("--seed", type=int, default=999)
+    parser.add_argument("--min-operand", type=int, default=0)
+    args = parser.parse_args()
+    rows = drills(args.problems, args.seed, args.min_operand)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    print(f"{len(rows)} drills → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
