@@ -751,6 +751,20 @@ def test_settings_of_a_reward_no_list_names_are_said_to_change_nothing() -> None
         resolve("--reward_funcs", "accuracy", "--reward_weights", "1.0")
 
 
+def test_a_config_file_holding_every_key_gives_no_reward_notes(tmp_path: Path) -> None:
+    """A run's saved config.yaml, read again by --resume, holds every key (so does `r1kit config`'s dump): each
+    reward's defaults gave a note, 20 of them on every --resume."""
+    from r1kit.config.sources import to_yaml, unused_reward_settings
+
+    saved = tmp_path / "config.yaml"
+    saved.write_text(to_yaml(resolve_config(environ={}).config))
+    assert not unused_reward_settings(resolve_config(config_file=str(saved), environ={}), "run")
+    # a value the file changes is still said
+    saved.write_text(saved.read_text().replace("max_len: 1000", "max_len: 64"))
+    lines = unused_reward_settings(resolve_config(config_file=str(saved), environ={}), "run")
+    assert [line.split(" (")[0] for line in lines] == ["rewards.cosine.max_len"]
+
+
 def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: pytest.CaptureFixture[str]) -> None:
     """TRL's PPO/RLOO/DPO flags were "unknown option" with no hint, and `r1kit trpo` an invalid choice."""
     with pytest.raises(ConfigError) as raised:

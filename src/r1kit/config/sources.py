@@ -519,13 +519,18 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     else:  # a recipe: what its rollout stages score with, each list after the stage's own config
         lists = [config.for_stage(spec).rewards.functions for spec in config.stages if spec.stage_kind in ROLLOUT_KINDS]
     used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
+    # A file's value equal to the default is no setting: a run's saved config.yaml (read again by --resume) and the
+    # dump of `r1kit config` hold every key, and each gave a note.
+    values, defaults = flatten(config.model_dump()), flatten(R1kitConfig().model_dump())
     return [
         f"{key} (from {source}): {key.split('.')[1]} is not in rewards.functions, so it changes nothing"
         for key, source in resolved.sources.items()
         if key.startswith("rewards.")
         and key.count(".") >= 2
         and key.split(".")[1] not in (*_NOT_A_REWARD, *used)
-        and source.startswith(("cli:", "env:", "file:"))
+        and (
+            source.startswith(("cli:", "env:")) or (source.startswith("file:") and values.get(key) != defaults.get(key))
+        )
     ]
 
 
