@@ -156,7 +156,9 @@ def test_the_report_lists_the_stages(r1_run: tuple[Path, list[str]]) -> None:
     from r1kit.monitoring.report import write_report
 
     page = write_report(r1_run[0]).read_text()
-    assert page.count("<td>complete</td>") == 6 and "<td>04_rejection_sampling</td>" in page
+    assert page.count("<td>complete</td>") == 5 and "<td>04_rejection_sampling</td>" in page
+    # distillation kept no trace of the tiny model: its row says so ("complete" alone read as a trained stage)
+    assert "<td>06_distill</td><td>distill</td><td>complete: made no model (it kept nothing to train on" in page
 
 
 def test_r1_recipe_again_skips_finished_stages_and_redoes_a_changed_one(r1_run: tuple[Path, list[str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -139,6 +140,8 @@ def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_
     page = write_report(run).read_text()
     run_table, later = page.split("Evaluated later (<code>r1kit eval</code>)</h2>")
     assert "<th>eval</th>" in later.split("</table>")[0] and "<th>eval</th>" not in run_table
+    final = json.loads((run / "summary.json").read_text())["final_model"]
+    assert f"<tr><th>model</th><td>{final}</td>" in later  # eval, eval_2 … said nothing of what they scored
     # one on other data: each column's data named, and no change between different problems
     other = r1kit_cli("eval", "--profile", "test", "--model", str(run), "--data", "word_problems", cwd=REPO)
     assert other.returncode == 0, other.stderr[-2000:]

@@ -100,10 +100,10 @@ def write_report(run_dir: Path) -> Path:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
         body += [_by_group(evaluations), _changed_problems(run, summary.get("paired") or {})]
     if later:  # its own table: it may score other data, so no change against the run's first column
-        body += ["<h2>Evaluated later (<code>r1kit eval</code>)</h2>", _eval_table(later)]
+        body += ["<h2>Evaluated later (<code>r1kit eval</code>)</h2>", _eval_table(later, run.root.resolve())]
     stage_list = _stage_list(run)
     if stage_list:
-        body += ["<h2>Stages</h2>", _stages(run, stage_list)]
+        body += ["<h2>Stages</h2>", _stages(run, stage_list, set(summary.get("made_no_model", [])))]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
@@ -173,16 +173,21 @@ def _stage_list(run: RunDir) -> list[dict]:
     return stages
 
 
-def _stages(run: RunDir, stage_list: list[dict]) -> str:
-    """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one."""
+def _stages(run: RunDir, stage_list: list[dict], made_no_model: set[str]) -> str:
+    """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one.
+    `made_no_model`: the stages that kept nothing to train on (summary.json), whose model the one before stood in
+    for; "complete" alone read as a trained stage."""
     lines, histograms = [], []
     for stage in stage_list:
         folder = run.root / stage["folder"]
         figures = (read_manifest(folder).get("output") or {}).get("metrics") or {}
         shown = ", ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in figures.items())
         seconds = stage.get("seconds")
+        status = stage["status"]
+        if stage.get("name") in made_no_model:
+            status += ": made no model (it kept nothing to train on; the model before it went on)"
         lines.append(
-            f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(stage['status'])}</td>"
+            f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(status)}</td>"
             f"<td>{_duration(seconds)}</td><td>{shown}</td></tr>"
         )
         if (folder / "pass_rates.json").exists():
@@ -255,9 +260,10 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
     return "<h3>Problems each stage fixed and broke</h3>" + "".join(parts) if parts else ""
 
 
-def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
+def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None = None) -> str:
     """Evaluations side by side, each column's held-out data named where they differ; the change from the first to
-    the last only between evaluations of the same problems."""
+    the last only between evaluations of the same problems. `models_in`: a run folder; each column then names the
+    model it scored (`r1kit eval`'s labels, eval, eval_2, …, do not), relative to that folder where inside it."""
     labels = list(evaluations)
     data = [f"{e.get('dataset')} ({e.get('problems')})" for e in evaluations.values()]
     same_problems = len(set(data)) == 1
@@ -278,6 +284,9 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
         if same_problems
         else [f"<tr><th>held-out data</th>{''.join(f'<td>{_e(d)}</td>' for d in data)}<td></td></tr>"]
     )
+    if models_in is not None:
+        models = [_model_name(e.get("model"), models_in) for e in evaluations.values()]
+        lines.insert(0, f"<tr><th>model</th>{''.join(f'<td>{_e(m)}</td>' for m in models)}<td></td></tr>")
     for title, key, percent in rows:
         values = [
             (e.get("pass_at_k") or {}).get(key[5:]) if key.startswith("pass@") else e.get(key)
@@ -296,6 +305,18 @@ def _eval_table(evaluations: dict[str, dict[str, Any]]) -> str:
             cells = "".join(f"<td>{_fmt(i[0], True)}–{_fmt(i[1], True)}</td>" if i else "<td>–</td>" for i in intervals)
             lines.append(f"<tr><th>95% interval</th>{cells}<td></td></tr>")
     return f"<table class='eval'><tr><th></th>{head}<th>change</th></tr>{''.join(lines)}</table>"
+
+
+def _model_name(model: str | None, run_root: Path) -> str:
+    """A stage's model of the run by its folder (`02_sft/model`), another by its path.
+
+    >>> _model_name("/runs/a/02_sft/model", Path("/runs/a")), _model_name("/models/x", Path("/runs/a"))
+    ('02_sft/model', '/models/x')
+    """
+    if not model:
+        return "?"
+    path = Path(model)
+    return str(path.relative_to(run_root)) if path.is_relative_to(run_root) else model
 
 
 def _stage_plots(stage: str, rows: list[dict[str, Any]]) -> list[str]:
