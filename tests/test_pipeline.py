@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -132,13 +133,29 @@ def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked
     assert "--from sft" in again.stderr  # the way to redo it here
 
 
-def test_stages_after_one_redone_by_only_are_listed_as_outdated(finished_run: Path, tmp_path: Path) -> None:
+def test_stages_after_one_redone_by_only_are_listed_as_outdated(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--sft.max_steps", "4", "--only", "sft", cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "outdated")]
+    # compared, chatted with or evaluated, the outdated model is used with a word (compare named only the config's
+    # new sft setting as what differed, which its GRPO model was not trained from)
+    from r1kit.monitoring.compare import compare
+    from r1kit.stages.common import model_reference_of
+
+    compare([f"{run}:sft", f"{run}:grpo"])
+    assert "note: run/grpo is outdated: grpo was trained from what an earlier stage made before `--only`" in (
+        capsys.readouterr().out
+    )
+    config = resolve_config(environ={}).config
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        assert model_reference_of(f"{run}:grpo", config) == str(run / "02_grpo" / "model")
+        assert model_reference_of(f"{run}:sft", config) == str(run / "01_sft" / "model")
+    assert caplog.text.count("is outdated: grpo was trained from") == 1
 
 
 def test_a_redone_stage_takes_the_later_evaluations_of_its_old_model_with_it(

@@ -33,7 +33,7 @@ from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
-from r1kit.runs import RunDir, RunDirError, changed_keys, read_manifest
+from r1kit.runs import RunDir, RunDirError, changed_keys, outdated_stages, read_manifest
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -440,10 +440,7 @@ def _write_run_manifest(
 
 def _outdated(run_dir: RunDir) -> set[str]:
     """The stages RUN/manifest.json lists as outdated (`_write_run_manifest`), as the main process read it."""
-    stages = None
-    if distributed.is_main() and run_dir.path("manifest.json").exists():
-        stages = json.loads(run_dir.path("manifest.json").read_text()).get("stages", [])
-    return {stage["name"] for stage in distributed.from_main(stages) or [] if stage.get("status") == "outdated"}
+    return set(distributed.from_main(sorted(outdated_stages(run_dir.root)) if distributed.is_main() else None))
 
 
 def _reads(config: R1kitConfig) -> dict[str, set[str]]:

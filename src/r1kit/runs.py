@@ -208,6 +208,13 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     return run
 
 
+def outdated_stages(run_root: Path) -> set[str]:
+    """The stages a recipe run's manifest.json lists as outdated: complete, but made from what an earlier stage made
+    before `--only` redid it. The next `r1kit run` of the folder checks them."""
+    stages = read_manifest(run_root).get("stages") or []
+    return {stage["name"] for stage in stages if stage.get("status") == "outdated"}
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     """A stage folder's manifest.json; empty where there is none, or one a person damaged (r1kit writes it atomically,
     so a kill leaves the old one or the new one)."""

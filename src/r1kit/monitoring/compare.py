@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from r1kit.monitoring.console import print_eval_table
-from r1kit.runs import RunDir, RunDirError, changed_keys
+from r1kit.runs import RunDir, RunDirError, changed_keys, outdated_stages
 from r1kit.stats import paired_difference
 
 
@@ -42,6 +42,13 @@ def compare(references: list[str]) -> dict[str, Any]:
     print_eval_table(figures, title="r1kit compare", paired=paired)
     for label, path in zip(labels, found, strict=True):
         print(f"{label}: {path}")
+    for label, path in zip(labels, found, strict=True):
+        if path.stem in outdated_stages(path.parent.parent):
+            print(
+                f"note: {label} is outdated: {path.stem} was trained from what an earlier stage made before `--only` "
+                f"redid it, so its run's config is not what it was made with (`r1kit run --out "
+                f"{path.parent.parent}` redoes it)"
+            )
     for label in labels[1:]:  # what else differs: a change of score is the models' only where nothing else does
         for line in _asked_differently(first, evaluations[first], label, evaluations[label]):
             print(f"note: {line}")

@@ -52,7 +52,16 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
-from r1kit.runs import RunDir, disk_needed, final_model, open_run, read_manifest, run_of, stage_named
+from r1kit.runs import (
+    RunDir,
+    disk_needed,
+    final_model,
+    open_run,
+    outdated_stages,
+    read_manifest,
+    run_of,
+    stage_named,
+)
 from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
@@ -492,6 +501,8 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
             )
         name = str(found[0])
     run = run_of(name)
+    if run is not None:
+        _say_if_outdated(name)
     if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
         if final is None:
@@ -506,6 +517,22 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     same = name == config.model.name  # gguf_file and revision belong to model.name
     model = config.model
     return resolve_model(name, model.cache_dir, model.gguf_file if same else None, model.revision if same else None)
+
+
+def _say_if_outdated(reference: str) -> None:
+    """A stage model of a recipe run that `--only` left outdated is used as asked, with a word: it was made from what
+    an earlier stage made before being redone."""
+    path = Path(reference).expanduser()
+    folder = path.parent if path.name == "model" else path
+    stage = re.sub(r"^\d\d_", "", folder.name)
+    if stage in outdated_stages(folder.parent):
+        logger.warning(
+            "%s is outdated: %s was trained from what an earlier stage made before `--only` redid it "
+            "(`r1kit run --out %s` redoes it)",
+            reference,
+            stage,
+            folder.parent,
+        )
 
 
 def quiet_libraries(progress: bool) -> None:
