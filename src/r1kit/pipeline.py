@@ -351,7 +351,9 @@ def _restart_if_changed(
                 "with --out"
             )
         why = f"what it reads changed ({changed})"
-    logger.warning("%s: %s; redoing it", ctx.folder, why)
+    finished = not forced and manifest.get("status") == "complete"  # work the user may have meant to compare
+    replaced = "; what it made is replaced (another --out keeps both)" if finished else ""
+    logger.warning("%s: %s; redoing it%s", ctx.folder, why, replaced)
     clear_stage(ctx)
 
 
