@@ -259,6 +259,40 @@ def test_chat_one_shot(finished_run: Path) -> None:
     assert f"model {finished_run / '02_grpo' / 'model'} · system prompt: Solve the problem." in shown  # who answers
 
 
+def test_interactive_chat_keeps_the_conversation_and_knows_its_commands(finished_run: Path) -> None:
+    """`/exit` and `/help` went to the model as questions, and each question was asked alone, with no word of it."""
+    typed = "What is 2+3?\n/help\nWhat is 4+4?\n/clear\n/exit\nnever asked\n"
+    command = [sys.executable, "-m", "r1kit", "chat", "--model", str(finished_run), "--chat.max_new_tokens", "8"]
+    done = subprocess.run(command, cwd=REPO, input=typed, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = " ".join(done.stdout.split())
+    assert "an empty line, /exit or Ctrl-D to quit · /help" in shown
+    assert "/clear forgets the conversation so far" in shown and "(the conversation so far is forgotten)" in shown
+    assert shown.count("you>") == 5  # two questions, /help, /clear, /exit: "never asked" was not
+
+
+def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path) -> None:
+    from r1kit.chat import reply
+    from r1kit.hardware import setup_hardware
+    from r1kit.models import load_model, load_tokenizer
+    from r1kit.prompts import chat_prompt
+
+    model_dir = str(finished_run / "02_grpo" / "model")
+    config = resolve_config(profile="test", overrides=["--chat.max_new_tokens", "4"], environ={}).config
+    tokenizer = load_tokenizer(config.model, model_dir)
+    model = load_model(config.model, model_dir, setup_hardware("cpu", "fp32"), for_training=False)
+    console = Console(file=io.StringIO())
+    earlier = [("What is 1+1?", "<answer>2</answer>")]
+    assert [m["role"] for m in chat_prompt("What is 2+3?", "S.", earlier)] == ["system", "user", "assistant", "user"]
+    reply(model, tokenizer, "What is 2+3?", config, console, earlier)
+    assert earlier == [("What is 1+1?", "<answer>2</answer>")]  # it fits: kept
+    # a turn the context cannot hold any more goes first, the latest stay
+    limit = model.config.max_position_embeddings
+    earlier = [("long " * limit, "<answer>1</answer>"), ("What is 1+1?", "<answer>2</answer>")]
+    reply(model, tokenizer, "What is 2+3?", config, console, earlier)
+    assert earlier == [("What is 1+1?", "<answer>2</answer>")]
+
+
 def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_trained_with(tmp_path: Path) -> None:
     from r1kit.stages.common import as_trained
 

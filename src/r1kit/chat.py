@@ -19,6 +19,14 @@ _SWITCHES = {THINK_OPEN: "think", THINK_CLOSE: "text", ANSWER_OPEN: "answer", AN
 _HEADINGS = {"think": "\n── thinking ──\n", "answer": "\n── answer ──\n"}
 
 
+_QUIT = "an empty line, /exit or Ctrl-D"
+_COMMANDS = {
+    "/help": f"/clear forgets the conversation so far (chat.history keeps it; false asks each question alone); {_QUIT} "
+    "quits",
+    "/clear": "(the conversation so far is forgotten)",
+}
+
+
 class StreamRenderer:
     """Prints streamed text, switching style at the R1 tags, even when a tag arrives split over two chunks."""
 
@@ -59,18 +67,44 @@ class StreamRenderer:
             self.console.print(text, end="", style=_STYLES[self.mode], markup=False, highlight=False)
 
 
-def reply(model, tokenizer, question: str, config: R1kitConfig, console: Console) -> str:
-    """Generate an answer with the `chat` settings, streaming it to the console; returns the full text."""
+def without_thinking(text: str) -> str:
+    """A reply as an earlier turn of the conversation: its <think> block left out, as DeepSeek-R1's multi-turn use
+    feeds back only the final answer (the reasoning would crowd the context and is not what was said).
+
+    >>> without_thinking("<think>\\n2 + 3 = 5\\n</think>\\n<answer>5</answer>"), without_thinking("<think>2 + 3")
+    ('<answer>5</answer>', '')
+    """
+    start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+    if start < 0:
+        return text.strip()
+    after = text[end + len(THINK_CLOSE) :] if end > start else ""  # cut off while thinking: nothing was said
+    return (text[:start] + after).strip()
+
+
+def reply(
+    model, tokenizer, question: str, config: R1kitConfig, console: Console, earlier: list[tuple[str, str]] | None = None
+) -> str:
+    """Generate an answer with the `chat` settings, streaming it to the console; returns the full text. `earlier`:
+    the conversation's (question, reply) turns before it, kept by `main`; the oldest are dropped from it where the
+    prompt and the reply would not fit the model's context."""
     settings = config.chat
     if settings.raw:  # the text as it is: no chat template, no system prompt
         inputs = tokenizer(question, return_tensors="pt")
     else:
-        inputs = tokenizer.apply_chat_template(
-            chat_prompt(question, config.prompt.system),
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
-        )
+        earlier = [] if earlier is None else earlier
+        # architectures without learned positions (state-space models) name no limit: nothing is dropped for them
+        limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+        room = float("inf") if limit is None else limit - settings.max_new_tokens
+        while True:
+            inputs = tokenizer.apply_chat_template(
+                chat_prompt(question, config.prompt.system, earlier),
+                add_generation_prompt=True,
+                return_tensors="pt",
+                return_dict=True,
+            )
+            if not earlier or inputs["input_ids"].size(1) <= room:
+                break
+            del earlier[0]  # in place: the conversation goes on without it
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampled = settings.temperature > 0
     generation = Thread(
@@ -114,12 +148,20 @@ def main(config: R1kitConfig, prompt: str | None) -> None:
     if prompt is not None:
         reply(model, tokenizer, prompt, config, console)
         return
-    console.print(f"r1kit chat · {config.model.name} · empty line or Ctrl-D to quit", style="bold")
+    console.print(f"r1kit chat · {config.model.name} · {_QUIT} to quit · /help", style="bold", markup=False)
+    earlier: list[tuple[str, str]] = []  # the conversation so far, when chat.history keeps it
     while True:
         try:
             question = console.input("[bold]you>[/bold] ").strip()
         except EOFError:
             break
-        if not question:
+        if not question or question in ("/exit", "/quit"):
             break
-        reply(model, tokenizer, question, config, console)
+        if question in _COMMANDS:
+            if question == "/clear":
+                earlier.clear()
+            console.print(_COMMANDS[question], style="dim", markup=False)
+            continue
+        answered = reply(model, tokenizer, question, config, console, earlier)
+        if config.chat.history and not config.chat.raw:
+            earlier.append((question, without_thinking(answered)))

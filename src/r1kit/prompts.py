@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # The prompt of the DeepSeek-R1 paper (Table 1), for users who want the paper's exact template.
 R1_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
@@ -22,9 +24,15 @@ DEFAULT_SYSTEM_PROMPT = (
 GENERAL_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and clearly."
 
 
-def chat_prompt(question: str, system_prompt: str) -> list[dict[str, str]]:
-    """The conversational prompt TRL trainers and the chat template expect."""
-    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": question}]
+def chat_prompt(question: str, system_prompt: str, earlier: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """The conversational prompt TRL trainers and the chat template expect; `earlier`: (question, reply) turns of a
+    conversation before this question."""
+    turns = [
+        message
+        for asked, replied in earlier
+        for message in ({"role": "user", "content": asked}, {"role": "assistant", "content": replied})
+    ]
+    return [{"role": "system", "content": system_prompt}, *turns, {"role": "user", "content": question}]
 
 
 def r1_completion(reasoning: str, answer: str) -> str:

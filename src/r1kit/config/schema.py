@@ -129,6 +129,13 @@ class ChatConfig(Section):
         description="Send the text as it is, without the chat template or system prompt (for base models and "
         "prompt experiments).",
     )
+    history: bool = Field(
+        True,
+        description="In an interactive chat, send the earlier turns with each question, each reply without its "
+        "thinking (as DeepSeek-R1 is used: its reasoning is not fed back); the oldest go first where the model's "
+        "context would overflow, and /clear forgets them. False asks each question alone, as r1kit's stages train "
+        "and evaluate.",
+    )
 
 
 class PromptConfig(Section):
