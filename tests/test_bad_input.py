@@ -579,3 +579,16 @@ def test_chat_replies_trained_behind_the_reasoning_prompt_get_a_warning(
         assert ("the rows are chat replies" in caplog.text) is warned, (data, system)
         if warned:
             assert f"set --prompt.system '{GENERAL_SYSTEM_PROMPT}'" in caplog.text
+
+
+def test_a_stage_that_makes_data_is_named_so_when_asked_for_as_a_model(tmp_path: Path, capsys) -> None:
+    """`eval --model RUN:rejection_sampling` said "no stage 'rejection_sampling' with a finished model"."""
+    run = tmp_path / "run"
+    (run / "04_rejection_sampling").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}\n")
+    output = {"model": None, "dataset": "04_rejection_sampling/data"}
+    manifest = {"kind": "rejection_sampling", "status": "complete", "output": output}
+    (run / "04_rejection_sampling" / "manifest.json").write_text(json.dumps(manifest))
+    code, err = cli(capsys, "eval", "--model", f"{run}:rejection_sampling", "--profile", "test")
+    assert code == 1
+    assert_one_line(err, "stage rejection_sampling (rejection_sampling) makes data, not a model")

@@ -82,8 +82,12 @@ def test_what_else_differs_between_the_evaluations_is_said(tmp_path: Path, capsy
     ("reference", "message"),
     [
         ("nowhere", "compare nowhere: no such file or folder"),
-        ("empty", "holds no evaluation"),
+        ("empty", "compare empty: empty holds no r1kit run (no config.yaml); name run folders"),  # was: eval it
+        ("run", "compare run: run holds no evaluation"),
         ("a:sft2", "no evaluation 'sft2' in a (eval)"),
+        # stages without a model: said, not "no evaluation 'distill' in a (eval, sft)"
+        ("a:distill", "compare a:distill: stage distill (distill) made no model (it kept nothing to train on), so"),
+        ("a:rejection_sampling", "stage rejection_sampling (rejection_sampling) makes data, not a model, so"),
         ("rows.jsonl", "compare rows.jsonl: not an r1kit evaluation"),  # was: "unexpected error: JSONDecodeError"
         ("other.json", "compare other.json: not an r1kit evaluation"),
     ],
@@ -94,6 +98,13 @@ def test_a_reference_to_no_evaluation_is_a_clear_error(
     monkeypatch.chdir(tmp_path)
     _evaluation(tmp_path / "a", "eval", [1, 0], QUESTIONS[:2])
     (tmp_path / "empty").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("{}\n")
+    for folder, output in (("04_rejection_sampling", {"dataset": "04_rejection_sampling/data"}), ("06_distill", {})):
+        (tmp_path / "a" / folder).mkdir()
+        kind = folder[3:]
+        manifest = {"stage": kind, "kind": kind, "status": "complete", "output": {"model": None, **output}}
+        (tmp_path / "a" / folder / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "rows.jsonl").write_text('{"question": "q"}\n{"question": "r"}\n')
     (tmp_path / "other.json").write_text("{}")
     assert main(["compare", "a", reference]) == 1
@@ -109,6 +120,11 @@ def test_a_real_runs_stages_compare_as_its_own_table_pairs_them(finished_run: Pa
     summary = json.loads((finished_run / "summary.json").read_text())
     change = summary["paired"]["sft→grpo"]
     assert f"paired change run/sft→again/grpo: {change['difference'] * 100:+.1f} pts" in out
+    # a stage folder of the run stands for its model's evaluation (was: "holds no evaluation")
+    assert main(["compare", str(finished_run / "01_sft"), str(copy)]) == 0
+    assert f"paired change run/sft→again/grpo: {change['difference'] * 100:+.1f} pts" in " ".join(
+        capsys.readouterr().out.split()
+    )
 
 
 def test_perplexity_near_one_shows_its_change(tmp_path: Path, capsys) -> None:

@@ -208,6 +208,18 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     return run
 
 
+def modelless_stage(run_root: Path, stage: str) -> str | None:
+    """Why a finished stage of the run has no model, in words, or None (no such finished stage, or it has one): it
+    makes data (rejection sampling), or it kept nothing to train on (`StageOutput.model` None)."""
+    for folder in [*run_root.glob(f"[0-9][0-9]_{stage}"), run_root / stage]:
+        manifest = read_manifest(folder)
+        if manifest.get("status") == "complete" and not (manifest.get("output") or {}).get("model"):
+            made = (manifest.get("output") or {}).get("dataset")
+            what = "makes data, not a model" if made else "made no model (it kept nothing to train on)"
+            return f"stage {stage} ({manifest.get('kind', '?')}) {what}"
+    return None
+
+
 def outdated_stages(run_root: Path) -> set[str]:
     """The stages a recipe run's manifest.json lists as outdated: complete, but made from what an earlier stage made
     before `--only` redid it. The next `r1kit run` of the folder checks them."""

@@ -11,13 +11,14 @@ kept them (`eval/<label>.problems.jsonl`).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from r1kit.monitoring.console import print_eval_table
-from r1kit.runs import RunDir, RunDirError, changed_keys, outdated_stages
+from r1kit.runs import RunDir, RunDirError, changed_keys, modelless_stage, outdated_stages
 from r1kit.stats import paired_difference
 
 
@@ -117,6 +118,8 @@ def evaluation_file(reference: str) -> Path:
     path = Path(folder).expanduser()
     if label:
         found = RunDir(path).eval_path(label)
+        if not found.exists() and (why := modelless_stage(path, label)):
+            raise RunDirError(f"compare {reference}: {why}, so nothing of it was evaluated")
         if not found.exists():
             labels = sorted(p.stem for p in path.glob("eval/*.json"))
             raise RunDirError(f"compare {reference}: no evaluation {label!r} in {path} ({', '.join(labels) or 'none'})")
@@ -131,7 +134,15 @@ def evaluation_file(reference: str) -> Path:
         if not labels or not RunDir(path).eval_path(labels[-1]).exists():  # its last stage redone, not finished
             raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
         return RunDir(path).eval_path(labels[-1])
+    stage = path.parent / "eval" / f"{re.sub(r'^[0-9][0-9]_', '', path.name)}.json"
+    if (path / "manifest.json").exists() and stage.exists():  # a recipe's stage folder: its model's evaluation
+        return stage
     files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)
+    if not files and not (path / "config.yaml").exists():
+        raise RunDirError(
+            f"compare {reference}: {path} holds no r1kit run (no config.yaml); name run folders, eval JSON files or "
+            "RUN:LABEL"
+        )
     if not files:
         raise RunDirError(
             f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"

@@ -56,6 +56,7 @@ from r1kit.runs import (
     RunDir,
     disk_needed,
     final_model,
+    modelless_stage,
     open_run,
     outdated_stages,
     read_manifest,
@@ -493,6 +494,8 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     if named is not None:
         run, stage = named
         found = [m for m in [*run.root.glob(f"[0-9][0-9]_{stage}/model"), run.root / stage / "model"] if is_complete(m)]
+        if not found and (why := modelless_stage(run.root, stage)):
+            raise ModelError(f"{name}: {why}; its manifest.json in {run.root} says what it did")
         if not found:
             made = run.root.glob(f"*/model/{COMPLETE_MARKER}")
             stages = sorted(re.sub(r"^\d\d_", "", marker.parent.parent.name) for marker in made)
