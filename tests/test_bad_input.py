@@ -437,6 +437,11 @@ def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys)
     code, err = cli(capsys, "report", str(tmp_path))
     assert code == 1
     assert_one_line(err, "holds no r1kit run")
+    (tmp_path / "config.yaml").write_text("{}\n")  # tmp_path is now a run, and a folder in it one of its stages
+    (tmp_path / "02_sft").mkdir()
+    code, err = cli(capsys, "report", str(tmp_path / "02_sft"))
+    assert code == 1
+    assert_one_line(err, "02_sft is a stage folder of a run: r1kit report ")  # was: "holds no r1kit run"
 
 
 def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, capsys) -> None:

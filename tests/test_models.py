@@ -58,6 +58,8 @@ def test_resolving_names() -> None:
         resolve_model("./no/such/model")
     with pytest.raises(ModelError, match="is not a model folder"):
         resolve_model(str(SRC))
+    with pytest.raises(ModelError, match=r"models\.py is a file, not a model folder \(model\.name takes"):
+        resolve_model(str(SRC / "models.py"))  # was: "model folder not found", of a file that is there
 
 
 def test_a_mistyped_path_inside_a_local_folder_is_not_taken_for_a_hub_id(

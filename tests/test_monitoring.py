@@ -257,3 +257,14 @@ def test_stream_renderer_separates_think_and_answer(chunks: list[str]) -> None:
     assert "── thinking ──\n12*13 is 156" in shown and "── answer ──\n156" in shown
     assert "<think>" not in shown and "</answer>" not in shown
     assert renderer.text == "".join(chunks)
+
+
+def test_the_eval_table_names_what_its_groups_are(capsys: pytest.CaptureFixture[str]) -> None:
+    """The breakdown read "by group, sft: 1 94% (35) …", the levels unnamed."""
+    from r1kit.monitoring.console import print_eval_table
+
+    figures = {"label": "sft", "dataset": "arithmetic", "problems": 2, "accuracy": 0.5, "accuracy_ci95": [0.1, 0.9]}
+    figures |= {"format_rate": 1.0, "mean_completion_tokens": 9.0, "truncated_rate": 0.0}
+    groups = {"1": {"problems": 1, "accuracy": 1.0}, "2": {"problems": 1, "accuracy": 0.0}}
+    print_eval_table({"sft": figures | {"by_group": groups, "group_column": "level"}}, title="t")
+    assert "by level, sft: 1 100% (1)  2 0% (1)" in capsys.readouterr().out

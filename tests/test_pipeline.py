@@ -72,6 +72,7 @@ def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> N
     final = summary["evaluations"]["grpo"]
     assert final["by_group"] and set(final["by_group"]) <= {"1", "2", "3", "4"}
     assert sum(group["problems"] for group in final["by_group"].values()) == 8 - final["excluded"]
+    assert final["group_column"] == "level"  # what a group is: the table said "by group, grpo: 1 …"
 
 
 def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:
@@ -140,6 +141,10 @@ def test_stages_after_one_redone_by_only_are_listed_as_outdated(
     shutil.copytree(finished_run, run)
     done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--sft.max_steps", "4", "--only", "sft", cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
+    # the new value is said (it read as a plain redo)
+    assert re.search(
+        r"01_sft: asked for by --from / --only, and its config changed \(sft.max_steps: \d+ → 4\)", done.stderr
+    )
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "complete"), ("02_grpo", "outdated")]
     # compared, chatted with or evaluated, the outdated model is used with a word (compare named only the config's

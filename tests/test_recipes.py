@@ -120,6 +120,7 @@ def r1_run(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple
     args += ["--sft2.general_dataset", str(_general_chat_file(folder))]
     done = r1kit_cli(*args, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
+    (folder / "stderr.txt").write_text(done.stderr)  # its log, for the tests that read what it said
     return folder / "run", args
 
 
@@ -149,6 +150,8 @@ def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, li
     assert list(summary["evaluations"])[:4] == ["base", "sft", "reasoning_rl", "sft2"]
     assert summary["final_model"] == "05_sft2/model"  # the tiny model's teacher traces all fail: no student
     assert summary["made_no_model"] == ["distill"]  # said under the table, which has a column per model
+    said = (run.parent / "stderr.txt").read_text()  # the keys to change, named with their section (were bare)
+    assert "sample more (distill.samples_per_prompt, distill.max_prompts) or relax `filters`" in said
     assert json.loads((run / "06_distill" / "stats.json").read_text())["rows"] == 0
 
 

@@ -181,8 +181,9 @@ def resolve_model(
         offline_if_unreachable()
         return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
     if not path.is_dir():
+        what = f"{path} is a file, not a model folder" if path.is_file() else f"model folder not found: {path}"
         raise ModelError(
-            f"model folder not found: {path} (model.name takes an alias {sorted(BUILTIN_MODELS)}, a hub id or a folder)"
+            f"{what} (model.name takes an alias {sorted(BUILTIN_MODELS)}, a hub id, a folder or a .gguf file)"
         )
     if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
         if (path / "model" / "config.json").exists():  # RUN/NN_<stage>: the stage's model is inside

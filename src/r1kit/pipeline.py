@@ -337,11 +337,14 @@ def _restart_if_changed(
     inputs (its data file edited, say) is not discarded unasked, as `_plan` refuses a change of its config."""
     if not manifest or (_same_work(manifest.get("fingerprint", {}), fingerprint) and not forced):
         return
-    if forced:
-        why = "asked for by --from / --only"
-    elif manifest.get("fingerprint", {}).get("config") != fingerprint["config"]:
+    config_changed = manifest.get("fingerprint", {}).get("config") != fingerprint["config"]
+    if config_changed:
         key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
-        why = f"its config changed ({key}: {before!r} → {now!r})"
+        change = f"its config changed ({key}: {before!r} → {now!r})"
+    if forced:  # the change is said too: --only with a new value read as a plain redo
+        why = "asked for by --from / --only" + (f", and {change}" if config_changed else "")
+    elif config_changed:
+        why = change
     else:
         changed = ", ".join(_changed_inputs(manifest.get("fingerprint", {}), fingerprint))
         if first and manifest.get("status") == "complete":

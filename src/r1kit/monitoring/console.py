@@ -142,7 +142,8 @@ def print_eval_table(
         groups = evaluations[label].get("by_group") or {}
         if groups:
             shown = "  ".join(f"{group} {v['accuracy']:.0%} ({v['problems']})" for group, v in groups.items())
-            console.print(f"by group, {label}: {shown}", markup=False, highlight=False)
+            kind = evaluations[label].get("group_column") or "group"  # older evaluations did not record it
+            console.print(f"by {kind}, {label}: {shown}", markup=False, highlight=False)
     for pair, change in (paired or {}).items():
         if change.get("difference") is not None:
             low, high = change["ci95"]

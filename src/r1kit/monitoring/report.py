@@ -83,6 +83,8 @@ def write_report(run_dir: Path) -> Path:
     if not run.root.is_dir():
         raise RunDirError(f"{run.root} is a file; r1kit report takes a run folder (the --out of a run)")
     if not run.path("config.yaml").exists():
+        if (run.root.parent / "config.yaml").exists():  # RUN/NN_<stage>: the report is the run's
+            raise RunDirError(f"{run.root} is a stage folder of a run: r1kit report {run.root.parent}")
         raise RunDirError(f"{run.root} holds no r1kit run (it has no config.yaml)")
     logged = run.read("metrics.jsonl")
     metrics = [r for r in logged if r.get("kind") == "step"]

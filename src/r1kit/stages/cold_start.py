@@ -61,7 +61,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     cut = {"duplicates": len(kept) - len(distinct), "past_max_rows": max(0, len(distinct) - settings.max_rows)}
     kept = distinct[: settings.max_rows]
     summary = {"rows": len(kept), "methods": stats, "dropped": _total_dropped(stats), **cut}
-    dataset = write_dataset(ctx, kept, summary)
+    dataset = write_dataset(ctx, kept, summary, "cold_start")
     return StageOutput(
         dataset=dataset, metrics={"rows": len(kept), **{f"kept_{m}": s["kept"] for m, s in stats.items()}, **cut}
     )

@@ -22,7 +22,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
     rows = first_rows(inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
-    dataset = write_dataset(ctx, kept, stats)
+    dataset = write_dataset(ctx, kept, stats, "distill")
 
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})

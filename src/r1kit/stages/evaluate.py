@@ -162,6 +162,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "truncated_rate": statistics.fmean(n >= settings.max_new_tokens for n in lengths) if lengths else None,
         # pass@1 per group (dataset.group_column: a difficulty level, a task); empty for data without groups
         "by_group": accuracy_by_group(scores, rows["group"]) if "group" in rows.column_names else {},
+        "group_column": config.dataset.group_column if "group" in rows.column_names else None,  # what a group is
         "completions": completions,
         "scores": scores,
         "formats": formats,

@@ -30,7 +30,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         len(kept),
         stats["dropped"],
     )
-    dataset = write_dataset(ctx, kept, stats)
+    dataset = write_dataset(ctx, kept, stats, "rejection_sampling")
     return StageOutput(
         dataset=dataset,
         metrics={

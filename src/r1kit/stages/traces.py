@@ -236,14 +236,18 @@ def acceptance_by_group(groups: Sequence[str | None], accepted: Sequence[bool]) 
     return {key: hits[key] / totals[key] for key in sorted(totals, key=lambda k: (k == "all", k))}
 
 
-def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str, Any]) -> Path:
+def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str, Any], section: str) -> Path:
     """RUN/NN_<stage>/data.jsonl (canonical rows) and stats.json, each complete or absent. No row kept is said loudly:
-    the stages after it then train on what else they have, or pass their model on unchanged."""
+    the stages after it then train on what else they have, or pass their model on unchanged. `section`: the
+    stage's config section, whose sampling keys the warning names."""
     if not rows:
         logger.warning(
-            "%s: no trace was kept (dropped: %s); sample more (samples_per_prompt, max_prompts) or relax `filters`",
+            "%s: no trace was kept (dropped: %s); sample more (%s.samples_per_prompt, %s.max_prompts) or relax "
+            "`filters`",
             ctx.stage,
             json.dumps(stats.get("dropped", stats)),
+            section,
+            section,
         )
     path = ctx.dir / "data.jsonl"
     if distributed.is_main():  # every process holds the same rows (generation gathers them); one writes them
