@@ -138,6 +138,7 @@ def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_
     done = r1kit_cli("eval", "--profile", "test", "--model", str(run), cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     page = write_report(run).read_text()
+    assert "<p>Pass@1 by level (problems):</p>" in page  # the built-in task's groups named (was: "by group")
     run_table, later = page.split("Evaluated later (<code>r1kit eval</code>)</h2>")
     assert "<th>eval</th>" in later.split("</table>")[0] and "<th>eval</th>" not in run_table
     final = json.loads((run / "summary.json").read_text())["final_model"]

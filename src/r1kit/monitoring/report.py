@@ -158,8 +158,10 @@ def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
             found = (e.get("by_group") or {}).get(group)
             cells.append(f"<td>{_fmt(found['accuracy'], True)} ({found['problems']})</td>" if found else "<td>–</td>")
         lines.append(f"<tr><th>{_e(group)}</th>{''.join(cells)}</tr>")
+    kind = next((e["group_column"] for e in evaluations.values() if e.get("group_column")), "group")  # level, task
     return (
-        f"<p>Pass@1 by group (problems):</p><table class='eval'><tr><th>group</th>{head}</tr>{''.join(lines)}</table>"
+        f"<p>Pass@1 by {_e(kind)} (problems):</p><table class='eval'><tr><th>{_e(kind)}</th>{head}</tr>"
+        f"{''.join(lines)}</table>"
     )
 
 
