@@ -7,8 +7,9 @@
 
 Every wrong answer of the SFT models holds a false step (`37 + 48 = 75`, README), so this asks whether RL on the
 steps alone, one bit per step instead of one per problem, teaches the arithmetic the problems need. The steps come
-from problems drawn with another seed than the built-in task's; no problem of its training or held-out split is
-used (a step may recur, being a fact, not a problem). Rows: `question` ("What is 37 + 48?"), `solution`,
+from problems drawn with another seed than the built-in task's that are not among its 3,000 (training and
+held-out), and no step is one of those problems: a level-1 problem ("What is 3 + 17?") is a single step, and asked
+as a drill it would be a held-out problem trained on. Rows: `question` ("What is 37 + 48?"), `solution`,
 `reasoning` (the step), one row per distinct step. `--min-operand N` keeps steps with an operand of at least N.
 """
 
@@ -26,17 +27,24 @@ from r1kit.data.synthetic import generate
 _ASK = ("What is {}?", "Compute {}.", "Calculate {}.")
 
 
+def _expression(question: str) -> str:
+    """The expression a built-in arithmetic question asks about ("What is 3 + 17?" → "3 + 17")."""
+    return re.sub(r"^(?:What is|Compute|Calculate|Evaluate) (.*)[?.]$", r"\1", question)
+
+
 def drills(problems: int, seed: int, min_operand: int = 0) -> list[dict[str, str]]:
     defaults = SyntheticConfig()
-    builtin = {row["question"] for row in generate("arithmetic", defaults.num_examples, defaults.seed)}
+    builtin = generate("arithmetic", defaults.num_examples, defaults.seed)
+    # a one-step built-in problem (level 1) is a step itself: asked as a drill, it would be a held-out problem
+    taken = {row["question"] for row in builtin} | {_expression(row["question"]) for row in builtin}
     rows, seen = [], set()
     for problem in generate("arithmetic", problems, seed):
-        if problem["question"] in builtin:
+        if problem["question"] in taken:
             continue
         for step in str(problem["reasoning"]).splitlines():
             expression, result = step.split(" = ")
             operands = [int(n) for n in re.findall(r"\d+", expression)]
-            if expression in seen or max(operands) < min_operand:
+            if expression in seen or expression in taken or max(operands) < min_operand:
                 continue
             seen.add(expression)
             question = random.Random(expression).choice(_ASK).format(expression)

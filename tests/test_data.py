@@ -248,6 +248,10 @@ def test_chat_replies_in_r1_format_are_worked_solutions_with_a_gold_answer(tmp_p
             "User: What is 2 + 2?\nAssistant: <think>2 + 2 = 4</think><answer>4</answer>",
             ("What is 2 + 2?", "4", "2 + 2 = 4", "<think>2 + 2 = 4</think><answer>4</answer>"),
         ),
+        (  # a worked example a notebook ended with the end-of-text token: still one (it became a bad row)
+            "What is 2 + 2? <think>2 + 2 = 4</think><answer>4</answer><|endoftext|>",
+            ("What is 2 + 2?", "4", "2 + 2 = 4", None),
+        ),
     ],
 )
 def test_a_text_column_of_written_out_exchanges_is_read(text: str, expected: tuple, tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def test_ppo_skips_a_non_finite_update_and_raises_the_alert(
     assert not changed(tiny_model, output.model)  # every update dropped, none applied
     records = steps(ctx)
     assert all(math.isnan(r["grad_norm"]) and math.isnan(r["loss"]) for r in records)
-    assert [r["train/skipped_nonfinite_steps"] for r in records] == [2, 4]  # 2 minibatch updates a step
+    assert [r["train/skipped_nonfinite_steps"] for r in records] == [1, 2]  # steps, as the alert says
     raised = {a["key"] for a in ctx.run.read("alerts.jsonl")}
     assert {"non_finite:loss", "non_finite:grad_norm", "non_finite:skipped"} <= raised
 

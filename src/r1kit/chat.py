@@ -73,10 +73,14 @@ def without_thinking(text: str) -> str:
 
     >>> without_thinking("<think>\\n2 + 3 = 5\\n</think>\\n<answer>5</answer>"), without_thinking("<think>2 + 3")
     ('<answer>5</answer>', '')
+    >>> without_thinking("2 + 3 = 5\\n</think>\\nIt is 5.")  # a template that opens <think> itself
+    'It is 5.'
     """
     start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
-    if start < 0:
+    if start < 0 and end < 0:
         return text.strip()
+    if start < 0:  # the chat template opened the block (R1-distill models): the reply starts inside it
+        return text[end + len(THINK_CLOSE) :].strip()
     after = text[end + len(THINK_CLOSE) :] if end > start else ""  # cut off while thinking: nothing was said
     return (text[:start] + after).strip()
 

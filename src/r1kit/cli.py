@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from r1kit import distributed
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, REFUSED, FlagAlias, for_stage
 from r1kit.config.sources import (
     LEAF_PATHS,
@@ -301,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command not in _READ_ONLY and args.launch:
             return _launch(args, argv)
-        return _command(args, overrides)
+        code = _command(args, overrides)
+        distributed.finish()
+        return code
     except ConfigError as error:
         for problem in str(error).splitlines():  # one line each (the machine checks report all problems at once)
             print(f"r1kit: config error: {problem}", file=sys.stderr)

@@ -122,6 +122,19 @@ def gather(share: Sequence[T]) -> list[T]:
     return list(gather_object(list(share)))
 
 
+def finish() -> None:
+    """Leave the process group once the command is done, on every process. Left to the interpreter's exit, gloo's
+    worker threads were now and then torn down mid-way, and a process ended in "terminate called without an active
+    exception" (SIGABRT) after its work was written (pytorch/pytorch#190489)."""
+    if not launched():
+        return
+    import torch.distributed
+
+    if torch.distributed.is_initialized():
+        _state().wait_for_everyone()  # no process still in a collective operation with the others
+        torch.distributed.destroy_process_group()
+
+
 def from_main(value: T) -> T:
     """The main process's `value`, on every process."""
     if not launched():

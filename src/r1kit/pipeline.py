@@ -270,19 +270,15 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
     """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, and
     a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
     by a dataset.on_bad_row that redoes SFT)."""
-    pairs_read = set()  # the reward model and DPO of the rlhf recipe read the same file
     for spec in config.stages:
         stage = config.for_stage(spec)
         if spec.data_from is None:  # an earlier stage's dataset does not exist yet
             data = own_data.get(spec.name, splits)
             where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
             check_data(stage, spec.stage_kind, data.train, where)
-        prefs, on_bad_row = stage.preferences, stage.dataset.on_bad_row
-        key = json.dumps([prefs.model_dump(), on_bad_row])
-        local_pairs = prefs.dataset is not None and is_local_data(prefs.dataset)
-        if spec.stage_kind in PAIR_KINDS and local_pairs and key not in pairs_read:
-            load_pairs(prefs, on_bad_row)
-            pairs_read.add(key)
+        prefs = stage.preferences
+        if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
+            load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:
@@ -354,7 +350,7 @@ def _restart_if_changed(
                 "with --out"
             )
         why = f"what it reads changed ({changed})"
-    finished = not forced and manifest.get("status") == "complete"  # work the user may have meant to compare
+    finished = manifest.get("status") == "complete"  # work the user may have meant to compare
     replaced = "; what it made is replaced (another --out keeps both)" if finished else ""
     logger.warning("%s: %s; redoing it%s", ctx.folder, why, replaced)
     clear_stage(ctx)

@@ -30,7 +30,7 @@ import yaml
 from r1kit.atomic import COMPLETE_MARKER, jsonable, write_atomic
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import flatten, to_yaml
-from r1kit.stages.registry import READS
+from r1kit.stages.registry import MAKES, READS
 
 logger = logging.getLogger("r1kit")
 
@@ -208,16 +208,37 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     return run
 
 
-def modelless_stage(run_root: Path, stage: str) -> str | None:
-    """Why a finished stage of the run has no model, in words, or None (no such finished stage, or it has one): it
-    makes data (rejection sampling), or it kept nothing to train on (`StageOutput.model` None)."""
+def stage_of_folder(name: str) -> str:
+    """The stage a run's folder holds: a recipe's `NN_<stage>`, or a stage run alone's `<stage>`.
+
+    >>> stage_of_folder("03_reasoning_rl"), stage_of_folder("sft")
+    ('reasoning_rl', 'sft')
+    """
+    return re.sub(r"^\d\d_", "", name)
+
+
+KEPT_NOTHING = "made no model (it kept nothing to train on)"
+
+
+def modelless_stage(run_root: Path, stage: str) -> tuple[str, str] | None:
+    """(its kind, why) of a finished stage of the run that has no model, or None (no such finished stage, or it has
+    one). Why: its kind makes data (rejection sampling), or `KEPT_NOTHING` (distillation without a kept trace)."""
     for folder in [*run_root.glob(f"[0-9][0-9]_{stage}"), run_root / stage]:
         manifest = read_manifest(folder)
         if manifest.get("status") == "complete" and not (manifest.get("output") or {}).get("model"):
-            made = (manifest.get("output") or {}).get("dataset")
-            what = "makes data, not a model" if made else "made no model (it kept nothing to train on)"
-            return f"stage {stage} ({manifest.get('kind', '?')}) {what}"
+            kind = manifest.get("kind", "?")
+            return kind, KEPT_NOTHING if "model" in MAKES.get(kind, ()) else "makes data, not a model"
     return None
+
+
+def no_model_said(run_root: Path, stage: str) -> str | None:
+    """`modelless_stage` in words, for a message.
+
+    >>> no_model_said(Path("nowhere"), "sft") is None
+    True
+    """
+    found = modelless_stage(run_root, stage)
+    return f"stage {stage} ({found[0]}) {found[1]}" if found else None
 
 
 def outdated_stages(run_root: Path) -> set[str]:

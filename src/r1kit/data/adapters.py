@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from r1kit.rewards.text import THINK_OPEN, split_r1
+from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, split_r1
 
 Canonical = dict[str, str | None]
 
@@ -134,7 +134,8 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
 
 def r1_parts(text: str) -> tuple[str, str, str] | None:
     """(what comes before <think>, the reasoning, the answer) of a text holding a worked example in R1 format after
-    it: from <think> on, the strict form the format reward asks for (`split_r1`), else None.
+    it: from <think> to the last </answer>, the strict form the format reward asks for (`split_r1`), else None. What
+    follows </answer> (an end-of-text token a notebook appended) is left out.
 
     >>> r1_parts("What is 2 + 3? <think>2 + 3 = 5</think>\\n<answer>5</answer>")
     ('What is 2 + 3?', '2 + 3 = 5', '5')
@@ -142,9 +143,11 @@ def r1_parts(text: str) -> tuple[str, str, str] | None:
     (None, None)
     >>> r1_parts("Q? <think>2 + 3 = 5</think> So: <answer>5</answer>") is None  # text between the blocks
     True
+    >>> r1_parts("Q? <think>2 + 3 = 5</think><answer>5</answer><|endoftext|>")
+    ('Q?', '2 + 3 = 5', '5')
     """
-    think = text.find(THINK_OPEN)
-    parts = split_r1(text[think:]) if think >= 0 else None
+    think, end = text.find(THINK_OPEN), text.rfind(ANSWER_CLOSE)
+    parts = split_r1(text[think : end + len(ANSWER_CLOSE)]) if 0 <= think < end else None
     return (text[:think].strip(), *parts) if parts else None
 
 

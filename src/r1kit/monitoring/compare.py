@@ -11,14 +11,13 @@ kept them (`eval/<label>.problems.jsonl`).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from r1kit.monitoring.console import print_eval_table
-from r1kit.runs import RunDir, RunDirError, changed_keys, modelless_stage, outdated_stages
+from r1kit.runs import RunDir, RunDirError, changed_keys, no_model_said, outdated_stages, stage_of_folder
 from r1kit.stats import paired_difference
 
 
@@ -44,11 +43,12 @@ def compare(references: list[str]) -> dict[str, Any]:
     for label, path in zip(labels, found, strict=True):
         print(f"{label}: {path}")
     for label, path in zip(labels, found, strict=True):
-        if path.stem in outdated_stages(path.parent.parent):
+        run = path.resolve().parent.parent
+        if path.stem in outdated_stages(run):
             print(
                 f"note: {label} is outdated: {path.stem} was trained from what an earlier stage made before `--only` "
-                f"redid it, so its run's config is not what it was made with (`r1kit run --out "
-                f"{path.parent.parent}` redoes it)"
+                f"redid it, so its run's config is not what it was made with (`r1kit run --out {run} --resume` "
+                "redoes it)"
             )
     for label in labels[1:]:  # what else differs: a change of score is the models' only where nothing else does
         for line in _asked_differently(first, evaluations[first], label, evaluations[label]):
@@ -118,7 +118,7 @@ def evaluation_file(reference: str) -> Path:
     path = Path(folder).expanduser()
     if label:
         found = RunDir(path).eval_path(label)
-        if not found.exists() and (why := modelless_stage(path, label)):
+        if not found.exists() and (why := no_model_said(path, label)):
             raise RunDirError(f"compare {reference}: {why}, so nothing of it was evaluated")
         if not found.exists():
             labels = sorted(p.stem for p in path.glob("eval/*.json"))
@@ -134,9 +134,12 @@ def evaluation_file(reference: str) -> Path:
         if not labels or not RunDir(path).eval_path(labels[-1]).exists():  # its last stage redone, not finished
             raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
         return RunDir(path).eval_path(labels[-1])
-    stage = path.parent / "eval" / f"{re.sub(r'^[0-9][0-9]_', '', path.name)}.json"
-    if (path / "manifest.json").exists() and stage.exists():  # a recipe's stage folder: its model's evaluation
-        return stage
+    run, stage = path.resolve().parent, stage_of_folder(path.resolve().name)
+    if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
+        if RunDir(run).eval_path(stage).exists():  # its model's evaluation
+            return RunDir(run).eval_path(stage)
+        why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
+        raise RunDirError(f"compare {reference}: {why}")
     files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)
     if not files and not (path / "config.yaml").exists():
         raise RunDirError(

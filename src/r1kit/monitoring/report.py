@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
-from r1kit.runs import RunDir, RunDirError, read_manifest
+from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, modelless_stage, read_manifest, stage_of_folder
 from r1kit.stats import flipped
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -105,7 +105,7 @@ def write_report(run_dir: Path) -> Path:
         body += ["<h2>Evaluated later (<code>r1kit eval</code>)</h2>", _eval_table(later, run.root.resolve())]
     stage_list = _stage_list(run)
     if stage_list:
-        body += ["<h2>Stages</h2>", _stages(run, stage_list, set(summary.get("made_no_model", [])))]
+        body += ["<h2>Stages</h2>", _stages(run, stage_list)]
     for stage in stages:
         rows = [r for r in metrics if r["stage"] == stage]
         body += [f"<h2>Stage <code>{_e(stage)}</code> · {len(rows)} logged steps</h2>", '<div class="plots">']
@@ -177,10 +177,9 @@ def _stage_list(run: RunDir) -> list[dict]:
     return stages
 
 
-def _stages(run: RunDir, stage_list: list[dict], made_no_model: set[str]) -> str:
-    """The recipe's stages: status, time, their own figures, and a pass-rate histogram where a curriculum made one.
-    `made_no_model`: the stages that kept nothing to train on (summary.json), whose model the one before stood in
-    for; "complete" alone read as a trained stage."""
+def _stages(run: RunDir, stage_list: list[dict]) -> str:
+    """The recipe's stages: status (with why a stage has no model: "complete" alone read as a trained one), time,
+    their own figures, and a pass-rate histogram where a curriculum made one."""
     lines, histograms = [], []
     for stage in stage_list:
         folder = run.root / stage["folder"]
@@ -188,8 +187,9 @@ def _stages(run: RunDir, stage_list: list[dict], made_no_model: set[str]) -> str
         shown = ", ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in figures.items())
         seconds = stage.get("seconds")
         status = stage["status"]
-        if stage.get("name") in made_no_model:
-            status += ": made no model (it kept nothing to train on; the model before it went on)"
+        no_model = modelless_stage(run.root, stage_of_folder(stage["folder"]))
+        if no_model and no_model[1] == KEPT_NOTHING:  # a stage that makes data is complete as it is
+            status += f": {KEPT_NOTHING}; the model before it went on"
         lines.append(
             f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(status)}</td>"
             f"<td>{_duration(seconds)}</td><td>{shown}</td></tr>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
 import warnings
@@ -56,12 +55,13 @@ from r1kit.runs import (
     RunDir,
     disk_needed,
     final_model,
-    modelless_stage,
+    no_model_said,
     open_run,
     outdated_stages,
     read_manifest,
     run_of,
     stage_named,
+    stage_of_folder,
 )
 from r1kit.stages.registry import MAKES, PAIR_KINDS, READS, ROLLOUT_KINDS
 
@@ -268,6 +268,7 @@ def run_recorded(
     started = time.perf_counter()
     output = run(ctx, inputs)
     record |= {"status": "complete", "seconds": round(before + time.perf_counter() - started, 1)}
+    record["finished_at"] = time.time()
     record["output"] = output.to_json(ctx.run.root)
     if distributed.is_main():
         write_json(ctx.dir / "manifest.json", record)
@@ -494,18 +495,16 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     if named is not None:
         run, stage = named
         found = [m for m in [*run.root.glob(f"[0-9][0-9]_{stage}/model"), run.root / stage / "model"] if is_complete(m)]
-        if not found and (why := modelless_stage(run.root, stage)):
+        if not found and (why := no_model_said(run.root, stage)):
             raise ModelError(f"{name}: {why}; its manifest.json in {run.root} says what it did")
         if not found:
             made = run.root.glob(f"*/model/{COMPLETE_MARKER}")
-            stages = sorted(re.sub(r"^\d\d_", "", marker.parent.parent.name) for marker in made)
+            stages = sorted(stage_of_folder(marker.parent.parent.name) for marker in made)
             raise ModelError(
                 f"{name}: no stage {stage!r} with a finished model in {run.root} ({', '.join(stages) or 'none'})"
             )
         name = str(found[0])
     run = run_of(name)
-    if run is not None:
-        _say_if_outdated(name)
     if run is not None and Path(name).resolve() == run.root.resolve():
         final = final_model(run)
         if final is None:
@@ -513,7 +512,10 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
                 f"run {run.root} has no finished model: its stages are still running or made none (see their "
                 "manifest.json)"
             )
+        _say_if_outdated(final)
         return str(final)
+    if run is not None:
+        _say_if_outdated(Path(name))
     stage_model = Path(name).expanduser() / "model"
     if run is not None and is_complete(stage_model):  # RUN/NN_<stage>: what that stage made
         return resolve_model(str(stage_model))
@@ -522,17 +524,17 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     return resolve_model(name, model.cache_dir, model.gguf_file if same else None, model.revision if same else None)
 
 
-def _say_if_outdated(reference: str) -> None:
-    """A stage model of a recipe run that `--only` left outdated is used as asked, with a word: it was made from what
-    an earlier stage made before being redone."""
-    path = Path(reference).expanduser()
+def _say_if_outdated(model: Path) -> None:
+    """A stage model of a recipe run (RUN/NN_<stage> or its model folder) that `--only` left outdated is used as
+    asked, with a word: it was made from what an earlier stage made before being redone."""
+    path = model.expanduser().resolve()
     folder = path.parent if path.name == "model" else path
-    stage = re.sub(r"^\d\d_", "", folder.name)
+    stage = stage_of_folder(folder.name)
     if stage in outdated_stages(folder.parent):
         logger.warning(
             "%s is outdated: %s was trained from what an earlier stage made before `--only` redid it "
-            "(`r1kit run --out %s` redoes it)",
-            reference,
+            "(`r1kit run --out %s --resume` redoes it)",
+            model,
             stage,
             folder.parent,
         )

@@ -530,7 +530,8 @@ def _new_label(run: RunDir) -> str:
     return next(label for label in labels if not run.eval_path(label).exists())
 
 
-_STAGE_NAMES = " (stage names are read by `r1kit run`)"
+# what a folder setting takes here; a bare stage name (`sft`) is a recipe's own, read by `r1kit run`
+_STAGE_NAMES = " (a model folder, a run or stage folder or RUN:STAGE here; a bare stage name only in `r1kit run`)"
 
 
 def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
@@ -543,7 +544,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
     settings = config.evaluation
-    # A name that is no folder would leave the win rate silently empty: stage names are read by `r1kit run` only.
+    # A name that is no folder would leave the win rate silently empty.
     if settings.reward_model and not Path(settings.reward_model).expanduser().is_dir():
         raise ModelError(f"evaluation.reward_model {settings.reward_model}: no such model folder{_STAGE_NAMES}")
     if against := settings.win_rate_against:  # a model alias, a run or stage folder or RUN:STAGE

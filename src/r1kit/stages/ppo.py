@@ -282,7 +282,8 @@ class PPOTrainer:
             groups.append({"params": list(self.policy.values()), "lr": self.section.learning_rate})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
         self.kl_coef, self.step = self.section.kl_coef, 0
-        self.skipped_updates = 0  # optimizer steps dropped for a non-finite loss or gradient
+        self.skipped_steps = 0  # steps with an update dropped for a non-finite loss or gradient
+        self._skipped_now = 0  # updates dropped in the current step
         self.last: dict = {}  # the newest step's record, kept in checkpoints: a finished run's figures on a re-run
         # Data-parallel: each process samples and trains on an equal share of each step's prompts; gradients (and
         # TRPO's vectors) are averaged over the processes, so they all keep the same weights.
@@ -508,13 +509,7 @@ class PPOTrainer:
         norm = torch.nn.utils.clip_grad_norm_(trainable, self.section.max_grad_norm).item()
         if not math.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)  # parameters without a gradient are left as they are
-            self.skipped_updates += 1
-            logger.warning(
-                "%s step %d: non-finite loss or gradient, update skipped (%d so far)",
-                self.ctx.stage,
-                self.step + 1,
-                self.skipped_updates,
-            )
+            self._skipped_now += 1
             return norm
         self.optimizer.step()
         return norm
@@ -540,7 +535,17 @@ class PPOTrainer:
             stats["perf/rollout_seconds"] = time.time() - started
             stats |= self.update_clip(batch) if section.policy_update == "clip" else self.update_trpo(batch)
             stats["loss"] = stats["loss/policy"] + section.vf_coef * stats["loss/value"]  # what the alerts watch
-            stats["train/skipped_nonfinite_steps"] = self.skipped_updates
+            if self._skipped_now:
+                self.skipped_steps += 1
+                logger.warning(
+                    "%s step %d: non-finite loss or gradient, %d update(s) skipped (%d step(s) so far)",
+                    ctx.stage,
+                    self.step + 1,
+                    self._skipped_now,
+                    self.skipped_steps,
+                )
+                self._skipped_now = 0
+            stats["train/skipped_nonfinite_steps"] = self.skipped_steps
             stats["kl_coef"] = self.kl_coef  # the one this step's rewards used
             if section.adaptive_kl:
                 self.kl_coef = adaptive_kl_coef(
@@ -575,7 +580,7 @@ class PPOTrainer:
         state = {
             "step": step,
             "kl_coef": self.kl_coef,
-            "skipped_updates": self.skipped_updates,
+            "skipped_steps": self.skipped_steps,
             "last": self.last,
             "policy": {name: p.detach().cpu().clone() for name, p in self.policy.items()},
             "value_head": self.head.state_dict(),
@@ -596,7 +601,7 @@ class PPOTrainer:
         self.head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.kl_coef, self.last = state["step"], state["kl_coef"], state.get("last", {})  # older: none
-        self.skipped_updates = state.get("skipped_updates", 0)  # checkpoints written before it was counted
+        self.skipped_steps = state.get("skipped_steps", 0)  # checkpoints written before it was counted
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
