@@ -222,6 +222,10 @@ def test_ppo_skips_a_non_finite_update_and_raises_the_alert(
     assert [r["train/skipped_nonfinite_steps"] for r in records] == [1, 2]  # steps, as the alert says
     raised = {a["key"] for a in ctx.run.read("alerts.jsonl")}
     assert {"non_finite:loss", "non_finite:grad_norm", "non_finite:skipped"} <= raised
+    # the count goes on from the checkpoint a resume starts from (step 2 redone: 1 from step 1, then its own)
+    (ctx.run.checkpoints(ctx.folder) / "checkpoint-2" / "r1kit_complete.json").unlink()
+    ppo.run(ctx, inputs)
+    assert [r["train/skipped_nonfinite_steps"] for r in steps(ctx)] == [1, 2]
 
 
 def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
