@@ -276,6 +276,29 @@ def test_interactive_chat_keeps_the_conversation_and_knows_its_commands(finished
     assert shown.count("you>") == 5  # two questions, /help, /clear, /exit: "never asked" was not
 
 
+def test_interactive_chat_feeds_the_kept_turns_back(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The turns the chat keeps are what the next question is asked after (`reply`'s `earlier`): each reply without
+    its thinking; /clear empties them, and chat.history false or chat.raw keeps none."""
+    from r1kit.chat import main as chat_main
+    from r1kit.chat import without_thinking
+    from r1kit.stages.common import as_trained
+
+    def chat(typed: str, *overrides: str) -> list[tuple[str, str]]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+        args = ["--model.name", str(finished_run), "--chat.max_new_tokens", "6", *overrides]
+        return chat_main(as_trained(resolve_config(overrides=args, environ={})), None)
+
+    kept = chat("What is 2+3?\nWhat is 4+4?\n")
+    assert [question for question, _ in kept] == ["What is 2+3?", "What is 4+4?"]
+    assert all(answer == without_thinking(answer) for _, answer in kept)
+    assert [q for q, _ in chat("What is 2+3?\n/clear\nWhat is 4+4?\n")] == ["What is 4+4?"]
+    assert chat("What is 2+3?\nWhat is 4+4?\n", "--chat.history", "false") == []
+    assert chat("What is 2+3?\n", "--chat.raw", "true") == []
+    capsys.readouterr()
+
+
 def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path) -> None:
     from r1kit.chat import reply
     from r1kit.hardware import setup_hardware

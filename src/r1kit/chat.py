@@ -138,8 +138,9 @@ def reply(
     return renderer.text
 
 
-def main(config: R1kitConfig, prompt: str | None) -> None:
-    """`r1kit chat`; `config` as `as_trained` gives it (a run's model is asked as it was trained)."""
+def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
+    """`r1kit chat`; `config` as `as_trained` gives it (a run's model is asked as it was trained). Returns the
+    conversation it ended with: the (question, reply without thinking) turns it kept."""
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
@@ -151,7 +152,7 @@ def main(config: R1kitConfig, prompt: str | None) -> None:
     console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)
     if prompt is not None:
         reply(model, tokenizer, prompt, config, console)
-        return
+        return []
     console.print(f"r1kit chat · {config.model.name} · {_QUIT} to quit · /help", style="bold", markup=False)
     earlier: list[tuple[str, str]] = []  # the conversation so far, when chat.history keeps it
     while True:
@@ -169,3 +170,4 @@ def main(config: R1kitConfig, prompt: str | None) -> None:
         answered = reply(model, tokenizer, question, config, console, earlier)
         if config.chat.history and not config.chat.raw:
             earlier.append((question, without_thinking(answered)))
+    return earlier
