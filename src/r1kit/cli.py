@@ -363,10 +363,11 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command in ("run", "config"):  # the commands that read the recipe's stages
         for line in overridden_by_stages(resolved):
             print(f"r1kit: note: {line}", file=sys.stderr)
-    if args.command in ("run", "config", *ROLLOUT_KINDS):  # the commands that score with rewards
-        for line in unused_reward_settings(resolved, "run" if args.command == "config" else args.command):
+    noted = "run" if args.command == "config" else args.command  # `config` shows what `run` would read
+    if noted in ("run", *ROLLOUT_KINDS):  # the commands that score with rewards
+        for line in unused_reward_settings(resolved, noted):
             print(f"r1kit: note: {line}", file=sys.stderr)
-    unread = not_read_by(resolved, "run" if args.command == "config" else args.command)
+    unread = not_read_by(resolved, noted)
     for line in [*resolved.overridden, *resolved.ignored, *unread]:
         print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)

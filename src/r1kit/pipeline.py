@@ -333,13 +333,13 @@ def _restart_if_changed(
     inputs (its data file edited, say) is not discarded unasked, as `_plan` refuses a change of its config."""
     if not manifest or (_same_work(manifest.get("fingerprint", {}), fingerprint) and not forced):
         return
-    config_changed = manifest.get("fingerprint", {}).get("config") != fingerprint["config"]
-    if config_changed:
+    change = ""
+    if manifest.get("fingerprint", {}).get("config") != fingerprint["config"]:
         key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
         change = f"its config changed ({key}: {before!r} → {now!r})"
     if forced:  # the change is said too: --only with a new value read as a plain redo
-        why = "asked for by --from / --only" + (f", and {change}" if config_changed else "")
-    elif config_changed:
+        why = "asked for by --from / --only" + (f", and {change}" if change else "")
+    elif change:
         why = change
     else:
         changed = ", ".join(_changed_inputs(manifest.get("fingerprint", {}), fingerprint))

@@ -220,14 +220,25 @@ def stage_of_folder(name: str) -> str:
 KEPT_NOTHING = "made no model (it kept nothing to train on)"
 
 
+def stage_folders(run_root: Path, stage: str) -> list[Path]:
+    """Where a stage of the run may be: a recipe's `NN_<stage>`, or a stage run alone's `<stage>`."""
+    return [*run_root.glob(f"[0-9][0-9]_{stage}"), run_root / stage]
+
+
+def without_model(manifest: dict[str, Any]) -> str | None:
+    """Why a stage manifest's finished stage has no model, or None (not finished, or it has one): its kind makes
+    data (rejection sampling), or `KEPT_NOTHING` (distillation without a kept trace)."""
+    if manifest.get("status") != "complete" or (manifest.get("output") or {}).get("model"):
+        return None
+    return KEPT_NOTHING if "model" in MAKES.get(manifest.get("kind", ""), ()) else "makes data, not a model"
+
+
 def modelless_stage(run_root: Path, stage: str) -> tuple[str, str] | None:
-    """(its kind, why) of a finished stage of the run that has no model, or None (no such finished stage, or it has
-    one). Why: its kind makes data (rejection sampling), or `KEPT_NOTHING` (distillation without a kept trace)."""
-    for folder in [*run_root.glob(f"[0-9][0-9]_{stage}"), run_root / stage]:
+    """(its kind, why) of a finished stage of the run that has no model (`without_model`), or None."""
+    for folder in stage_folders(run_root, stage):
         manifest = read_manifest(folder)
-        if manifest.get("status") == "complete" and not (manifest.get("output") or {}).get("model"):
-            kind = manifest.get("kind", "?")
-            return kind, KEPT_NOTHING if "model" in MAKES.get(kind, ()) else "makes data, not a model"
+        if why := without_model(manifest):
+            return manifest.get("kind", "?"), why
     return None
 
 

@@ -373,14 +373,13 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         prefix = next((p for p in ENV_PREFIXES if name.startswith(p)), None)
         if prefix is None or name in ENV_NOT_CONFIG:
             continue
-        path = by_env_name.get(name[len(prefix) :])
+        key = name[len(prefix) :]
+        path = by_env_name.get(key)
         if path is None:
-            flag = FLAG_ALIASES.get(f"--{name[len(prefix) :].lower()}")  # GRPO_LEARNING_RATE: a flag's name
-            guess = did_you_mean(name[len(prefix) :].lower().replace("_", "."))
+            flag = FLAG_ALIASES.get(f"--{key.lower()}")  # GRPO_LEARNING_RATE: a flag's name
+            guess = did_you_mean(key.lower().replace("_", "."))
             if flag is not None and flag.value is None:
-                guess = f"; the flag --{name[len(prefix) :].lower()} sets {flag.path}: {prefix}" + (
-                    flag.path.replace(".", "_").upper()
-                )
+                guess = f"; the flag --{key.lower()} sets {flag.path}: {prefix}{flag.path.replace('.', '_').upper()}"
             if prefix == "R1KIT_":  # R1KIT_* is ours, so a typo is an error
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
             # GRPO_* may belong to another tool: said, not refused (a typo of the tutorial's name changed nothing)
@@ -521,7 +520,8 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
     # A file's value equal to the default is no setting: a run's saved config.yaml (read again by --resume) and the
     # dump of `r1kit config` hold every key, and each gave a note.
-    values, defaults = flatten(config.model_dump()), flatten(R1kitConfig().model_dump())
+    values = flatten(config.rewards.model_dump(), "rewards.")
+    defaults = flatten(type(config.rewards)().model_dump(), "rewards.")
     return [
         f"{key} (from {source}): {key.split('.')[1]} is not in rewards.functions, so it changes nothing"
         for key, source in resolved.sources.items()

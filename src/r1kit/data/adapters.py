@@ -235,11 +235,10 @@ def text_row(row: Mapping[str, Any]) -> Canonical:
     'Blue.'
     """
     text = required_text(row, "text")
-    parts = r1_parts(text)
-    if parts is not None and parts[0] and not _DIALOGUE.match(text):
+    parts, dialogue = r1_parts(text), _DIALOGUE.match(text)
+    if parts is not None and parts[0] and dialogue is None:
         question, reasoning, answer = parts
         return {"question": question, "solution": answer, "reasoning": reasoning, "response": None}
-    dialogue = _DIALOGUE.match(text)
     if dialogue is None:
         raise BadRow(
             "text",

@@ -50,10 +50,11 @@ def compare(references: list[str]) -> dict[str, Any]:
                 f"redid it, so its run's config is not what it was made with (`r1kit run --out {run} --resume` "
                 "redoes it)"
             )
-    for label in labels[1:]:  # what else differs: a change of score is the models' only where nothing else does
+    # what else differs: a change of score is the models' only where nothing else does
+    for label, path in zip(labels[1:], found[1:], strict=True):
         for line in _asked_differently(first, evaluations[first], label, evaluations[label]):
             print(f"note: {line}")
-        for line in _config_differences(first, found[0], label, found[labels.index(label)]):
+        for line in _config_differences(first, found[0], label, path):
             print(line)
     return {"evaluations": figures, "paired": paired}
 

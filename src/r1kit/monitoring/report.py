@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
-from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, modelless_stage, read_manifest, stage_of_folder
+from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, read_manifest, without_model
 from r1kit.stats import flipped
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -183,12 +183,12 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
     lines, histograms = [], []
     for stage in stage_list:
         folder = run.root / stage["folder"]
-        figures = (read_manifest(folder).get("output") or {}).get("metrics") or {}
+        manifest = read_manifest(folder)
+        figures = (manifest.get("output") or {}).get("metrics") or {}
         shown = ", ".join(f"{_e(k)} {_fmt(v, False)}" for k, v in figures.items())
         seconds = stage.get("seconds")
         status = stage["status"]
-        no_model = modelless_stage(run.root, stage_of_folder(stage["folder"]))
-        if no_model and no_model[1] == KEPT_NOTHING:  # a stage that makes data is complete as it is
+        if without_model(manifest) == KEPT_NOTHING:  # a stage that makes data is complete as it is
             status += f": {KEPT_NOTHING}; the model before it went on"
         lines.append(
             f"<tr><td>{_e(stage['folder'])}</td><td>{_e(stage['kind'])}</td><td>{_e(status)}</td>"

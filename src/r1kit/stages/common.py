@@ -60,6 +60,7 @@ from r1kit.runs import (
     outdated_stages,
     read_manifest,
     run_of,
+    stage_folders,
     stage_named,
     stage_of_folder,
 )
@@ -494,7 +495,7 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     named = stage_named(name)
     if named is not None:
         run, stage = named
-        found = [m for m in [*run.root.glob(f"[0-9][0-9]_{stage}/model"), run.root / stage / "model"] if is_complete(m)]
+        found = [folder / "model" for folder in stage_folders(run.root, stage) if is_complete(folder / "model")]
         if not found and (why := no_model_said(run.root, stage)):
             raise ModelError(f"{name}: {why}; its manifest.json in {run.root} says what it did")
         if not found:
