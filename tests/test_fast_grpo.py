@@ -371,6 +371,49 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(tiny_mo
     trainer.train()  # and it trains through it
 
 
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_a_reward_without_a_verdict_neither_rewards_nor_punishes_the_item(
+    tiny_model: Path, tmp_path: Path, algorithm: str
+) -> None:
+    """accuracy None (a timed-out check) with format 1: the item's advantage is 0 as if its accuracy were its
+    group's mean, not the advantage of a wrong answer; an item no reward judged has advantage 0."""
+    from trl import RLOOConfig
+
+    from r1kit.stages.rloo import R1kitRLOOTrainer
+
+    def accuracy(completions, **kwargs):  # per group of 4: no verdict, wrong, right, no verdict
+        return [[None, 0.0, 1.0, None][index % 4] for index in range(len(completions))]
+
+    def formatted(completions, **kwargs):  # judges all but the last of each group
+        return [None if index % 4 == 3 else 1.0 for index in range(len(completions))]
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    prompts = [[{"role": "user", "content": "1+1?"}], [{"role": "user", "content": "2+2?"}]]
+    trainer_class, config_class = {
+        "grpo": (R1kitGRPOTrainer, GRPOConfig), "rloo": (R1kitRLOOTrainer, RLOOConfig)
+    }[algorithm]  # fmt: skip
+    args = config_class(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4, max_completion_length=4,
+        max_steps=1, use_cpu=True, report_to="none", save_strategy="no", gradient_checkpointing=False,
+    )  # fmt: skip
+    trainer = trainer_class(
+        model=model,
+        reward_funcs=[accuracy, formatted],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model),
+    )
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions([{"prompt": p} for p in prompts for _ in range(4)])
+    # rewards per group: 1.5, 1, 2 and unscorable. GRPO: mean 1.5, std 0.5, so 0, −1, +1, 0. RLOO: each less the
+    # mean of the others, 1.5 − 1.5, 1 − 1.75, 2 − 1.25, unscorable 0 (then scaled by the batch's std)
+    advantages = batch["advantages"].view(2, 4)
+    assert advantages[:, 0].abs().max() < 1e-3 and (advantages[:, 3] == 0).all()
+    assert (advantages[:, 1] < 0).all() and torch.allclose(advantages[:, 2], -advantages[:, 1])
+    if algorithm == "grpo":
+        torch.testing.assert_close(batch["advantages"], torch.tensor([0.0, -1.0, 1.0, 0.0] * 2), atol=1e-3, rtol=0)
+
+
 # ------------------------------------------------------------------------------------------ re-scored curriculum
 
 

@@ -2,7 +2,8 @@
 
 Every reward has TRL's signature `(completions, **kwargs) -> list[float | None]`: completions are plain strings or
 lists of chat messages, dataset columns (`solution`, …) and TRL's extras (`prompts`, `completion_ids`, `log_metric`)
-arrive as keyword arguments. None means "no verdict for this item" and TRL leaves it out of the advantage.
+arrive as keyword arguments. None means "no verdict for this item": r1kit's GRPO, RLOO and PPO count it at that
+reward's mean over the item's group (PPO: batch), and an item no reward judged is left out of the advantage.
 Parameterised rewards come from small factories; `r1kit.rewards.registry.build_reward` builds them by name.
 
 Every reward pickles, because TRL's asynchronous GRPO and process-pool reward workers send rewards to other

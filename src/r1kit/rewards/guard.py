@@ -1,4 +1,5 @@
-"""Rewards that cannot crash training: a reward that raises or hangs costs the failing items (None), not the run."""
+"""Rewards that cannot crash training: a reward that raises or hangs costs the failing items (None), not the run;
+and what such a None (no verdict) weighs in a group's advantages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +107,34 @@ def _number(value: Any) -> float:
         except (TypeError, ValueError):
             pass
     raise TypeError(f"returned {value!r} ({type(value).__name__}); a reward returns numbers or None")
+
+
+def no_verdict_as_group_mean(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[completions, rewards] scores (NaN: the reward gave no verdict, None) with each NaN replaced by the mean of
+    that reward over the rest of the completion's group, so an item one reward could not judge (a timed-out
+    verification, a gold that cannot be read, a reward that raised) is neither rewarded nor punished by it. TRL sums
+    the rewards with NaN as 0, which scores a correct answer whose check timed out like a wrong one wherever another
+    reward (format) judged it. Rows no reward judged stay NaN, for TRL to leave out of the advantage; a reward that
+    judged no item of a group stays NaN there (0 for the whole group: no effect on its advantages).
+
+    >>> nan = float("nan")
+    >>> no_verdict_as_group_mean(torch.tensor([[nan, 1.0], [0.0, 1.0], [1.0, 1.0], [nan, nan]]), 4).tolist()
+    [[0.5, 1.0], [0.0, 1.0], [1.0, 1.0], [nan, nan]]
+    """
+    grouped = rewards.view(-1, group_size, rewards.size(1))  # (groups, group_size, rewards)
+    means = torch.nanmean(grouped, dim=1, keepdim=True).expand_as(grouped)
+    filled = torch.where(torch.isnan(grouped), means, grouped).reshape(rewards.shape)
+    filled[torch.isnan(rewards).all(dim=1)] = torch.nan  # unscorable: TRL zeroes its advantage
+    return filled
+
+
+def no_verdict_as_mean(values: Sequence[float | None]) -> list[float]:
+    """One reward's values with each None (no verdict) replaced by the mean of the judged ones (0 if none is): the
+    same neutral score for a loss without groups (PPO), whose batch is the group.
+
+    >>> no_verdict_as_mean([1.0, None, 0.0, 0.5]), no_verdict_as_mean([None, None])
+    ([1.0, 0.5, 0.0, 0.5], [0.0, 0.0])
+    """
+    judged = [value for value in values if value is not None]
+    neutral = sum(judged) / len(judged) if judged else 0.0
+    return [neutral if value is None else value for value in values]

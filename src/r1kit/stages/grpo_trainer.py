@@ -31,6 +31,7 @@ from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
+from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
 from r1kit.stages.curriculum import KeptPrompts
 
@@ -273,7 +274,9 @@ class R1kitGRPOTrainer(GRPOTrainer):
         return self._timed("generation", super()._generate, prompts)
 
     def _calculate_rewards(self, *args, **kwargs):
-        return self._timed("reward", super()._calculate_rewards, *args, **kwargs)
+        rewards = self._timed("reward", super()._calculate_rewards, *args, **kwargs)  # the whole generation batch's
+        group_size = self.num_generations if self.model.training else self.num_generations_eval
+        return no_verdict_as_group_mean(rewards, group_size)
 
     def compute_loss(self, *args, **kwargs):
         return self._timed("forward", super().compute_loss, *args, **kwargs)

@@ -36,6 +36,7 @@ from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_infe
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, report_alert
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
@@ -328,13 +329,15 @@ class PPOTrainer:
         return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
 
     def score(self, prompts: list, solutions: list, completion_ids: list[list[int]]) -> tuple[torch.Tensor, dict]:
-        """Sequence rewards (B,): the weighted sum of every reward (None counts 0), and each one's mean."""
+        """Sequence rewards (B,): the weighted sum of every reward, and each one's mean. An item a reward gave no
+        verdict (None) counts at that reward's mean over the batch's judged items, not at 0, so a correct answer
+        whose check timed out is not scored as a wrong one (0 where the reward judged none)."""
         texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
         completions = [[{"role": "assistant", "content": text}] for text in texts]  # conversational, as TRL's
         total, means = torch.zeros(len(texts)), {}
         for name, (reward, weight) in self.rewards.items():
             values = reward(completions, prompts=prompts, solution=solutions, completion_ids=completion_ids)
-            scored = torch.tensor([0.0 if v is None else float(v) for v in values])
+            scored = torch.tensor(no_verdict_as_mean([None if v is None else float(v) for v in values]))
             total += weight * scored
             means[f"rewards/{name}/mean"] = scored.mean().item()
         return total, means

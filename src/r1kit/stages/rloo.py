@@ -14,6 +14,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import (
     StageContext,
@@ -27,6 +28,16 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
+
+
+class R1kitRLOOTrainer(RLOOTrainer):
+    """TRL's RLOOTrainer, with an item a reward gave no verdict (None) counted at its group's mean of that reward,
+    not at 0 (`no_verdict_as_group_mean`): the one step overridden, as in r1kit's GRPO trainer."""
+
+    def _calculate_rewards(self, *args, **kwargs):
+        rewards = super()._calculate_rewards(*args, **kwargs)  # the whole generation batch's
+        group_size = self.num_generations if self.model.training else self.num_generations_eval
+        return no_verdict_as_group_mean(rewards, group_size)
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
@@ -51,7 +62,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         reward_weights=list(weights.values()),
         gradient_checkpointing=False,
     )
-    trainer = RLOOTrainer(
+    trainer = R1kitRLOOTrainer(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
