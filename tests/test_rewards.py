@@ -78,6 +78,34 @@ def test_accuracy_compares_integers_and_fractions_exactly(answer: str, gold: str
     assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("(5, 2)", "(1, 2)", 0.0),  # a pair, plainly read as its last number 2
+        ("(1,2)", "\\left( 1, 2 \\right)", 1.0),
+        ("(1, 2)", "[1, 2]", 0.0),  # an open interval is not a closed one
+        ("[1,2]", "[1, 2]", 1.0),
+        ("7, 2", "1, 2", 0.0),  # roots
+        ("2, 1", "1, 2", 1.0),
+        ("x = 1, 2", "1, 2", 1.0),
+        ("3", "-1, 3", 0.0),  # half the roots
+        ("0", "10\\,000", 0.0),  # LaTeX's thin space between thousands, read as 10 times 000
+        ("10,000", "10\\,000", 1.0),
+        ("\\boxed{1\\,000\\,000}", "1000000", 1.0),
+        ("1", "\\$1,\\!000", 0.0),  # MATH's money: an unclosed $ that read as 1
+        ("1000", "\\$1,\\!000", 1.0),
+        ("−5", "-5", 1.0),  # a Unicode minus
+        ("- 5", "-5", 1.0),
+        ("(-5)", "-5", 1.0),
+        ("5", "−5", 0.0),
+        ("1,5", "1.5", 1.0),  # no space after the comma: a decimal comma, not two roots
+        ("12 + 9 = 21, 21 * 2 = 42", "42", 1.0),  # a chain: still its last number
+    ],
+)
+def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
 def test_accuracy_without_tags_falls_back_to_boxed_then_whole_text() -> None:
     accuracy = build_reward("accuracy")
     assert accuracy(["so the result is \\boxed{12}", "The total is 12."], solution=["12", "12"]) == [1.0, 1.0]
@@ -185,6 +213,12 @@ def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
         "$40 – $4 = $36",  # an en dash, and dollar signs
         "12 \\times 2 = 24",
         "3 times 4 = 12",
+        "10 minus 3 = 7",
+        "10 plus 5 = 15",
+        "20 divided by 4 = 5",
+        "3 multiplied by 4 = 12",
+        "100 / 3 = 33.33",  # a result rounded where it is written
+        "2/3 = 0.667",
     ],
 )
 def test_arithmetic_steps_reads_steps_as_people_write_them(step: str) -> None:
@@ -198,8 +232,14 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     """A run of arithmetic characters that starts or ends mid-expression is not a false step."""
     reward = build_reward("arithmetic_steps")
     cut = ["5 apples - 3 = 2", "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40", "100 = 5A"]
-    cut += ["1/2 = 50%"]
+    cut += ["1/2 = 50%", "double 5 = 10", "twice 6 = 12", "√16 = 4", "10 % 3 = 1", "the 3 boxes minus 1 = 2"]
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
+
+
+def test_a_rounded_result_holds_only_where_it_is_rounded_right() -> None:
+    reward = build_reward("arithmetic_steps")
+    steps = ["10 / 3 = 3", "22 / 7 = 3.2", "2/3 = 0.66", "15 / 7 = 2.14", "0.5 + 0.25 = 0.75"]
+    assert reward([f"<think>{step}</think><answer>1</answer>" for step in steps]) == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 
 def test_arithmetic_steps_has_no_verdict_without_checkable_steps() -> None:

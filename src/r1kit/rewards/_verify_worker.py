@@ -18,19 +18,31 @@ import sys
 
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
+# What math-verify reads right only as LaTeX too, as plainly read each is its last number: a pair or an interval,
+# (1, 2), [0, 1], and a list of roots, -1, 3 (a comma and a space: 1,5 may be a decimal, 1,000 is a thousand).
+_BRACKETED = re.compile(r"\s*[(\[]")
+_LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)*,\s+-?\d+(?:\.\d+)?\s*")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
+_SIGN_MINUS = re.compile(r"(^|=)(\s*)[-−]\s*(?=\d)")  # "−5" (Unicode minus), "- 5": the sign math-verify reads, "-5"
+# thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
+_THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 
 
 def plain(text: str) -> str:
-    """How answers are written, as math-verify reads them: Markdown code marks dropped (`18`), an escaped dollar
-    outside math (\\$18, as Markdown needs it) as a dollar sign, and a plus sign before a number dropped (+18)."""
-    text = text.replace("`", "")
+    """How answers are written, as math-verify reads them: Markdown code marks dropped (`18`), LaTeX's thousands
+    spacing (10\\,000, 1,\\!000) as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as
+    a dollar sign, a plus sign before a number dropped (+18) and a minus sign before one written -5 (−5, - 5).
+
+    >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18")
+    ('$1,000', '10000', 'x = -5', '18')
+    """
+    text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
     if not _UNESCAPED_DOLLAR.search(text):
         text = text.replace("\\$", "$")
-    return _SIGN_PLUS.sub(r"\1\2", text)
+    return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
 
 
 def balanced(text: str) -> bool:
@@ -65,7 +77,7 @@ def main() -> None:
         bare_latex = (
             len(text) <= _SHORT
             and not any(mark in text for mark in _LATEX_DELIMITERS)
-            and any(mark in text for mark in _LATEX_SYNTAX)
+            and (any(mark in text for mark in _LATEX_SYNTAX) or _BRACKETED.match(text) or _LIST.fullmatch(text))
             and not _WORD.search(text)
         )
         as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []

@@ -102,8 +102,10 @@ _WRITTEN = re.compile(
     r"(?P<thousands>(?<=\d),(?=\d{3}(?!\d)))"  # 1,500 -> 1_500 (a Python digit separator)
     r"|(?P<minus>−)"  # the Unicode minus sign
     r"|(?P<currency>[$€£](?=\d))"  # $50 - $10 = $40
-    r"|(?<=[\d)])(?P<times>[ \t]*(?:[xX·⋅]|times|\\times|\\cdot)[ \t]*)(?=[$€£]?[\d(.])"
-    r"|(?<=[\d)])(?P<divide>[ \t]*\\div[ \t]*)(?=[$€£]?[\d(])"
+    r"|(?<=[\d)])(?P<times>[ \t]*(?:[xX·⋅]|times|multiplied by|\\times|\\cdot)[ \t]*)(?=[$€£]?[\d(.])"
+    r"|(?<=[\d)])(?P<divide>[ \t]*(?:\\div|divided by)[ \t]*)(?=[$€£]?[\d(])"
+    r"|(?<=[\d)])(?P<plus>[ \t]+plus[ \t]+)(?=[$€£]?[\d(])"
+    r"|(?<=[\d)])(?P<word_minus>[ \t]+minus[ \t]+)(?=[$€£]?[\d(])"
     r"|(?<=[\d)])(?P<dash>[ \t]*[–—][ \t]*)(?=[$€£]?[\d(])"  # an en or em dash between two numbers: a minus
     r"|(?<=\d)(?P<percent_of>[ \t]*%[ \t]*of[ \t]*)(?=[\d(])"
     r"|(?<=\d/\d)(?P<fraction_of>[ \t]*of[ \t]*)(?=[\d(])"  # 1/2 of 10 (one-digit denominators)
@@ -114,6 +116,8 @@ _AS_PYTHON = {
     "currency": "",
     "times": "*",
     "divide": "/",
+    "plus": "+",
+    "word_minus": "-",
     "dash": "-",
     "percent_of": "/100*",
     "fraction_of": "*",
@@ -163,9 +167,14 @@ def _arithmetic_value(expression: str) -> float | None:
 
 
 # A run of arithmetic characters that starts or ends mid-expression has a side cut off: "5 apples - 3 = 2",
-# "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40" (before); "100 = 5A", "1/2 = 50%" (after).
+# "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40", "double 5 = 10", "√16 = 4", "10 % 3 = 1"
+# (before); "100 = 5A", "1/2 = 50%" (after).
 _ATTACHED = ",:%^"
-_OPERATOR_BEFORE = re.compile(r"(?:\b[xX]|\btimes|\bof|\\times|\\cdot|\\div|[×÷·⋅^–—])\s*$")
+_OPERATOR_BEFORE = re.compile(
+    r"(?:\b[xX]|\btimes|\bof|\bplus|\bminus|\bdouble|\btwice|\bmod|\\times|\\cdot|\\div|[×÷·⋅^–—√%])\s*$"
+)
+# A result written with d decimals is right if it is the true value rounded there: 100 / 3 = 33.33, 2/3 = 0.667.
+_DECIMALS = re.compile(r"\s*-?[\d_]*\.(\d+)\s*")
 
 
 def _cut_off_before(text: str, run: re.Match) -> bool:
@@ -196,7 +205,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
         if "=" not in run.group():
             continue
         sides, ends, offset = [], [], run.start()
-        for side in run.group().split("="):
+        written = run.group().split("=")
+        for side in written:
             sides.append(_arithmetic_value(side))
             ends.append(offset + len(side.rstrip()))
             offset += len(side) + 1  # past the side and its "="
@@ -204,10 +214,20 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             sides[0] = None
         if _cut_off_after(python, run):
             sides[-1] = None
-        for (left, right), end in zip(itertools.pairwise(sides), ends[1:], strict=True):
+        for (left, right), pair, end in zip(
+            itertools.pairwise(sides), itertools.pairwise(written), ends[1:], strict=True
+        ):
             if left is not None and right is not None:
-                verdicts.append((origin[end - 1] + 1, math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)))
+                verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
     return verdicts
+
+
+def _equal_as_written(left: float, right: float, written: tuple[str, str]) -> bool:
+    """Equal, or equal up to the rounding of a side written as a decimal (33.33 for 100 / 3, not 3 for 10 / 3)."""
+    decimals = [len(match.group(1)) for side in written if (match := _DECIMALS.fullmatch(side))]
+    if decimals:
+        return abs(left - right) <= 0.5 * 10.0 ** -min(decimals) * (1 + 1e-9)
+    return math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def checked_equalities(text: str) -> tuple[int, int]:
