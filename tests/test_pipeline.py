@@ -128,10 +128,18 @@ def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked
     recipe.write_text("stages: [{name: sft}]\n")
     args = ["run", "--recipe", str(recipe), "--profile", "test", "--data", str(data), "--out", str(tmp_path / "run")]
     assert r1kit_cli(*args, cwd=REPO).returncode == 0
-    data.write_text(data.read_text().replace("What is 3 + 2?", "What is 3 plus 2?"))
+    base_eval = tmp_path / "run" / "eval" / "base.json"
+    key_before = json.loads(base_eval.read_text())["key"]
+    data.write_text(data.read_text().replace("What is ", "What's "))  # every problem, held-out ones too
     again = r1kit_cli(*args, cwd=REPO)
     assert again.returncode == 1 and "holds finished training (01_sft) made from other inputs: its data" in again.stderr
     assert "--from sft" in again.stderr  # the way to redo it here
+    # redone, the base model is evaluated again: its old evaluation was of other problems, and would have been paired
+    # problem by problem with the new model's
+    assert r1kit_cli(*args, "--from", "sft", cwd=REPO).returncode == 0
+    assert json.loads(base_eval.read_text())["key"] != key_before
+    problems = [json.loads(line)["question"] for line in (base_eval.parent / "base.problems.jsonl").open()]
+    assert problems and all(question.startswith("What's") for question in problems)
 
 
 def test_stages_after_one_redone_by_only_are_listed_as_outdated(

@@ -23,3 +23,15 @@ def test_paired_difference_on_a_hand_computed_case() -> None:
     assert change["ci95"] == pytest.approx([0.2 - half, 0.2 + half], abs=1e-5)
     assert (change["fixed"], change["broken"]) == (2, 1)  # 0 → 1 twice, 1 → 0 once
     assert paired_difference([None], [1])["difference"] is None
+
+
+def test_a_paired_interval_is_never_certain_and_stays_within_plus_minus_one() -> None:
+    # all 5 problems fixed: the differences' spread is 0; the half-width is Wilson's bound for 0 of 5,
+    # z²/(n + z²) = 3.8415/8.8415, and the upper end is clipped at +1 (+100 points)
+    assert paired_difference([0] * 5, [1] * 5)["ci95"] == pytest.approx([1 - 3.8415 / 8.8415, 1.0], abs=1e-4)
+    assert paired_difference([1] * 5, [0] * 5)["ci95"] == pytest.approx([-1.0, -1 + 3.8415 / 8.8415], abs=1e-4)
+    # 49 of 50 fixed: the normal interval's upper end, 0.98 + 1.96·sqrt(0.0196/50) = 1.019, is clipped at 1
+    assert paired_difference([0] * 50, [1] * 49 + [0])["ci95"][1] == 1.0
+    # one of 200 fixed: at least as wide as when none changed (±3.8415/203.8415), not narrower
+    one, none = paired_difference([0] * 200, [1] + [0] * 199)["ci95"], paired_difference([0] * 200, [0] * 200)["ci95"]
+    assert one[1] - one[0] >= none[1] - none[0] == pytest.approx(2 * 3.8415 / 203.8415, abs=1e-4)

@@ -376,7 +376,7 @@ def _evaluated(
     models: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
-    model, held-out data and evaluation settings are the same; also recorded in the stage's manifest."""
+    model, the held-out problems and the evaluation settings are the same; also recorded in the stage's manifest."""
     config = ctx.config
     settings = config.evaluation
     judges = {  # the reward model scoring and the model the win rate is against, by content
@@ -390,6 +390,9 @@ def _evaluated(
             "judges": judges,
             "evaluation": settings.model_dump(exclude={"every_steps", "during_training_samples"}),
             "dataset": config.dataset.model_dump(),
+            # the problems themselves: a data file edited in place keeps its name, and an evaluation of the old
+            # problems would be paired problem by problem with one of the new
+            "problems": json_digest(held_out.to_dict()),
             "prompt": config.prompt.system,
         }
     )

@@ -45,14 +45,16 @@ def flipped(before: Sequence[float | None], after: Sequence[float | None]) -> tu
 
 def paired_difference(before: Sequence[float | None], after: Sequence[float | None], z: float = Z95) -> dict:
     """Mean of after − before over the problems both scored (None: not scored), with its 95% interval (normal
-    approximation of the mean of the per-problem differences), and how many problems went from wrong to right
-    (`fixed`) and from right to wrong (`broken`): a small change can hide much churn.
+    approximation of the mean of the per-problem differences, kept within [−1, 1]), and how many problems went from
+    wrong to right (`fixed`) and from right to wrong (`broken`): a small change can hide much churn.
 
     >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 1])
     >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]], d["fixed"], d["broken"]
     (6, 0.1667, [-0.4357, 0.769], 2, 1)
     >>> [round(x, 4) for x in paired_difference([1, 0] * 4, [1, 0] * 4)["ci95"]]  # nothing changed, 8 problems
     [-0.3244, 0.3244]
+    >>> [round(x, 4) for x in paired_difference([0] * 5, [1] * 5)["ci95"]]  # every problem fixed: not certainty
+    [0.5655, 1.0]
     """
     pairs = [(a, b) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
     n = len(pairs)
@@ -61,16 +63,15 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     differences = [b - a for a, b in pairs]
     mean = sum(differences) / n
     variance = sum((d - mean) ** 2 for d in differences) / (n - 1) if n > 1 else 0.0
-    half = z * math.sqrt(variance / n)
+    # Where every problem changed alike (none, or all fixed) the differences' spread is 0, and so would the normal
+    # interval be ("[+0.0, +0.0]" over 8 problems), and with few changes it is too narrow. The half-width is at least
+    # the Wilson bound of the share of problems that could have gone the other way, none of n seen.
+    half = max(z * math.sqrt(variance / n), wilson_interval(0, n, z)[1])
     fixed, broken = flipped(before, after)
-    if not fixed and not broken:
-        # no problem changed: the differences' spread is 0, and so would the normal interval be ("[+0.0, +0.0]" over
-        # 8 problems). The change is bounded by the share of problems that could have changed: its Wilson bound.
-        half = wilson_interval(0, n, z)[1]
     return {
         "problems": n,
         "difference": mean,
-        "ci95": [mean - half, mean + half],
+        "ci95": [max(-1.0, mean - half), min(1.0, mean + half)],
         "fixed": len(fixed),
         "broken": len(broken),
     }

@@ -54,11 +54,13 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
 
 
 class Generations(NamedTuple):
-    """Completions per prompt, in the prompts' order: their texts, their token counts, and the index of the process
+    """Completions per prompt, in the prompts' order: their texts, their token counts, whether each was cut at
+    max_new_tokens (no end token: one that ends on the last token allowed is complete), and the index of the process
     that generated them (0 throughout for a single process)."""
 
     texts: list[list[str]]
     lengths: list[list[int]]
+    truncated: list[list[bool]]
     processes: list[int]
 
 
@@ -85,6 +87,7 @@ def generate(
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
+    truncated: list[list[bool]] = []
     bar = tqdm(total=len(share), desc=desc, disable=not (progress and distributed.is_main()), leave=False)
     for start in range(0, len(share), batch_size):
         batch = [
@@ -106,19 +109,26 @@ def generate(
         for row in range(0, new_tokens.shape[0], samples):
             group = new_tokens[row : row + samples]
             texts.append(tokenizer.batch_decode(group, skip_special_tokens=True))
-            lengths.append([_generated_length(ids, tokenizer.pad_token_id, tokenizer.eos_token_id) for ids in group])
+            ends = [_generated_length(ids, tokenizer.pad_token_id, tokenizer.eos_token_id) for ids in group]
+            lengths.append([n for n, _ in ends])
+            truncated.append([not ended for _, ended in ends])
         bar.update(len(batch))
     bar.close()
     if not distributed.launched():
-        return Generations(texts, lengths, [0] * len(texts))
-    gathered = distributed.gather([(t, n, distributed.index()) for t, n in zip(texts, lengths, strict=True)])
-    return Generations([t for t, _, _ in gathered], [n for _, n, _ in gathered], [p for _, _, p in gathered])
+        return Generations(texts, lengths, truncated, [0] * len(texts))
+    mine = [(*row, distributed.index()) for row in zip(texts, lengths, truncated, strict=True)]
+    gathered = distributed.gather(mine)
+    return Generations(*([row[part] for row in gathered] for part in range(len(Generations._fields))))
 
 
-def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> int:
-    """Tokens generated up to and including the first eos (what follows is padding)."""
+def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> tuple[int, bool]:
+    """(tokens generated up to and including the first eos, whether there is one): what follows is padding.
+
+    >>> _generated_length(torch.tensor([5, 6, 2]), pad_id=0, eos_id=2), _generated_length(torch.tensor([5, 6, 7]), 0, 2)
+    ((3, True), (3, False))
+    """
     ends = ((ids == eos_id) | (ids == pad_id)).nonzero()
-    return int(ends[0, 0]) + 1 if len(ends) else len(ids)
+    return (int(ends[0, 0]) + 1, True) if len(ends) else (len(ids), False)
 
 
 def scoring_accuracy(config: R1kitConfig):
@@ -159,7 +169,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "accuracy_ci95": list(wilson_interval(sum(s > 0.5 for s in scored), len(scored))) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
         "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
-        "truncated_rate": statistics.fmean(n >= settings.max_new_tokens for n in lengths) if lengths else None,
+        "truncated_rate": statistics.fmean(cut[0] for cut in greedy.truncated) if lengths else None,
         # pass@1 per group (dataset.group_column: a difficulty level, a task); empty for data without groups
         "by_group": accuracy_by_group(scores, rows["group"]) if "group" in rows.column_names else {},
         "group_column": config.dataset.group_column if "group" in rows.column_names else None,  # what a group is
