@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1kit.stats import paired_difference, wilson_interval
+from r1kit.stats import accuracy_by_group, paired_difference, wilson_interval
 
 
 def test_wilson_interval_on_hand_computed_cases() -> None:
@@ -35,3 +35,8 @@ def test_a_paired_interval_is_never_certain_and_stays_within_plus_minus_one() ->
     # one of 200 fixed: at least as wide as when none changed (±3.8415/203.8415), not narrower
     one, none = paired_difference([0] * 200, [1] + [0] * 199)["ci95"], paired_difference([0] * 200, [0] * 200)["ci95"]
     assert one[1] - one[0] >= none[1] - none[0] == pytest.approx(2 * 3.8415 / 203.8415, abs=1e-4)
+
+
+def test_groups_are_listed_in_reading_order() -> None:
+    by = accuracy_by_group([1.0, 0.0, 1.0, 1.0], ["10", "2", "1", "hard"])
+    assert list(by) == ["1", "2", "10", "hard"]  # as text, "10" came before "2"

@@ -393,6 +393,7 @@ def _evaluated(
             # the problems themselves: a data file edited in place keeps its name, and an evaluation of the old
             # problems would be paired problem by problem with one of the new
             "problems": json_digest(held_out.to_dict()),
+            "numerics": [ctx.hardware.device, ctx.hardware.precision],  # bf16 and fp32 greedy answers differ
             "prompt": config.prompt.system,
         }
     )

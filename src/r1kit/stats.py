@@ -95,5 +95,17 @@ def accuracy_by_group(scores: Sequence[float | None], groups: Sequence[str | Non
             "accuracy": sum(values) / len(values),
             "ci95": list(wilson_interval(sum(v > 0.5 for v in values), len(values))),
         }
-        for group, values in sorted(found.items())
+        for group, values in sorted(found.items(), key=lambda item: group_order(item[0]))
     }
+
+
+def group_order(group: str) -> tuple:
+    """Groups in reading order: numbers by value (level 2 before level 10), then names.
+
+    >>> sorted(["10", "2", "b", "1.5", "a"], key=group_order)
+    ['1.5', '2', '10', 'a', 'b']
+    """
+    try:
+        return (0, float(group), group)
+    except ValueError:
+        return (1, 0.0, group)

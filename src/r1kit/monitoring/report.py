@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
 from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, read_manifest, without_model
-from r1kit.stats import flipped
+from r1kit.stats import flipped, group_order
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 _CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
@@ -147,7 +147,7 @@ def _overview(run: RunDir, summary: dict[str, Any]) -> str:
 
 def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
     """Pass@1 per group of problems (dataset.group_column) and evaluation, where the data has groups."""
-    groups = sorted({g for e in evaluations.values() for g in (e.get("by_group") or {})})
+    groups = sorted({g for e in evaluations.values() for g in (e.get("by_group") or {})}, key=group_order)
     if not groups:
         return ""
     head = "".join(f"<th>{_e(label)}</th>" for label in evaluations)
