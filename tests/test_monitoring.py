@@ -37,6 +37,14 @@ def recorded_batch(
     recorder.tap("format", lambda c, **k: [1.0 if c_.startswith("<think>") else 0.0 for c_ in c])(completions, **kwargs)
 
 
+def test_a_completion_that_ends_on_the_last_token_allowed_is_not_truncated() -> None:
+    recorder = RolloutRecorder({"format": 1.0}, num_generations=3, max_completion_length=4, end_token_ids=[2])
+    ids = [[5, 6, 7, 2], [5, 6, 7, 8], [5, 2]]  # ended at the limit, cut at it, ended early
+    recorder.tap("format", lambda c, **k: [1.0] * len(c))(["a", "b", "c"], completion_ids=ids)
+    assert recorder.rollouts[0].truncated == [False, True, False]
+    assert recorder.statistics(recorder.rollouts)["quality/truncated_share"] == 1 / 3
+
+
 def test_recorder_statistics_and_extremes() -> None:
     recorder = RolloutRecorder({"accuracy": 1.0, "format": 0.5}, num_generations=2, max_completion_length=40)
     # group 1 has different rewards, group 2 identical ones (zero advantage)

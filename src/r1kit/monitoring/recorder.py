@@ -25,6 +25,7 @@ class Rollout:
     prompts: list[str]
     completions: list[str]
     lengths: list[int]  # completion tokens
+    truncated: list[bool]  # cut at the token limit: no end token there (one that ends on the last token is complete)
     rewards: dict[str, list[float | None]] = field(default_factory=dict)
 
     def totals(self, weights: dict[str, float]) -> list[float | None]:
@@ -41,6 +42,7 @@ class RolloutRecorder:
     weights: dict[str, float]
     num_generations: int
     max_completion_length: int
+    end_token_ids: Sequence[int] = ()  # the tokens that end a completion (EOS, end of turn)
     rollouts: list[Rollout] = field(default_factory=list)
     _batch: Any = None  # the completions list object of the batch being scored
 
@@ -52,12 +54,16 @@ class RolloutRecorder:
             if completions is not self._batch:  # the first reward of a new batch
                 self._batch = completions
                 state = kwargs.get("trainer_state")
+                ids = kwargs.get("completion_ids") or [[]] * len(completions)
                 self.rollouts.append(
                     Rollout(
                         step=(state.global_step + 1) if state is not None else 0,  # the step being computed
                         prompts=[prompt_text(p) for p in kwargs.get("prompts") or [""] * len(completions)],
                         completions=[completion_text(c) for c in completions],
-                        lengths=[len(ids) for ids in kwargs.get("completion_ids") or [[]] * len(completions)],
+                        lengths=[len(row) for row in ids],
+                        truncated=[
+                            len(row) >= self.max_completion_length and row[-1] not in self.end_token_ids for row in ids
+                        ],
                     )
                 )
             self.rollouts[-1].rewards[name] = list(values)
@@ -92,7 +98,7 @@ class RolloutRecorder:
         stats["quality/completion_tokens"] = _mean([float(n) for n in lengths])
         stats["quality/think_chars"] = _mean([float(n) for n in thinks])
         stats["quality/answer_chars"] = _mean([float(n) for n in answers])
-        stats["quality/truncated_share"] = _mean([float(n >= self.max_completion_length) for n in lengths])
+        stats["quality/truncated_share"] = _mean([float(cut) for r in rollouts for cut in r.truncated])
         stats["quality/reasoning_steps"] = _mean([float(count_reasoning_steps(c)) for c in texts])
         stats["quality/zero_advantage_share"] = _mean(
             [

@@ -10,6 +10,7 @@ from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
+from r1kit.fast.generation import eos_token_ids
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards import build_reward
@@ -70,7 +71,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
     weights = reward_weights(config)
-    recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length)
+    recorder = RolloutRecorder(
+        weights, config.grpo.num_generations, config.grpo.max_completion_length, eos_token_ids(model, tokenizer)
+    )
     reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
 
     args = GRPOConfig(

@@ -271,7 +271,8 @@ class PPOTrainer:
         self.ctx, self.section = ctx, ctx.config.ppo
         # each reward tapped, so the best and worst completions go to RUN/completions.jsonl as under TRL's trainers
         weights = {name: weight for name, (_, weight) in rewards.items()}
-        self.recorder = RolloutRecorder(weights, num_generations=1, max_completion_length=self.section.max_new_tokens)
+        self.eos = eos_token_ids(model, tokenizer)
+        self.recorder = RolloutRecorder(weights, 1, self.section.max_new_tokens, self.eos)
         rewards = {name: (self.recorder.tap(name, reward), weight) for name, (reward, weight) in rewards.items()}
         self.model, self.reference, self.tokenizer, self.rows, self.rewards = model, reference, tokenizer, rows, rewards
         self.policy = {name: p for name, p in model.named_parameters() if p.requires_grad}
@@ -295,7 +296,6 @@ class PPOTrainer:
                 raise ConfigError(
                     f"ppo.{name} ({getattr(self.section, name)}) must be a multiple of the {self.processes} processes"
                 )
-        self.eos = eos_token_ids(model, tokenizer)
         self.sampler = sampler_for(model, tokenizer) if ctx.config.fast.generation else None
 
     # --------------------------------------------------------------------------------------------- rollouts

@@ -12,6 +12,7 @@ from trl import RLOOConfig, RLOOTrainer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
+from r1kit.fast.generation import eos_token_ids
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_group_mean
@@ -48,7 +49,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
 
     weights = reward_weights(config)
-    recorder = RolloutRecorder(weights, section.num_generations, section.max_completion_length)
+    recorder = RolloutRecorder(
+        weights, section.num_generations, section.max_completion_length, eos_token_ids(model, tokenizer)
+    )
     reward_funcs = [
         recorder.tap(name, reward) for name, reward in build_rewards(config, section.max_completion_length).items()
     ]
