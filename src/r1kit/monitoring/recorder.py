@@ -29,7 +29,8 @@ class Rollout:
     rewards: dict[str, list[float | None]] = field(default_factory=dict)
 
     def totals(self, weights: dict[str, float]) -> list[float | None]:
-        """Weighted reward per completion, None-values skipped, None if every reward was None (as TRL does)."""
+        """Weighted reward per completion, None-values skipped, None if every reward was None (for the console and
+        the examples; the trainer counts a None at its group's mean of that reward)."""
         totals: list[float | None] = []
         for index in range(len(self.completions)):
             values = [(weights[name], v[index]) for name, v in self.rewards.items() if v[index] is not None]
