@@ -173,6 +173,36 @@ def steps(ctx) -> list[dict]:
     return [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
 
 
+def test_log_probs_of_a_left_padded_row_are_those_of_the_unpadded_one_with_absolute_positions() -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=16)).eval()
+    tokens = torch.tensor([[5, 6, 7, 8, 9, 10]])  # a 3-token prompt, a 3-token completion
+    padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), tokens], 1)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1]])
+    alone, _ = ppo.forward(model, tokens, torch.ones_like(tokens), width=3, temperature=1.0)
+    after_padding, _ = ppo.forward(model, padded, mask, width=3, temperature=1.0)
+    torch.testing.assert_close(after_padding, alone)
+
+
+def test_rollouts_through_generate_sample_the_distribution_the_loss_computes(tiny_model: Path) -> None:
+    """Where r1kit's sampler does not apply (a GPU), `generate` samples the rollouts: the model's own settings (an
+    instruct model's repetition penalty) must not reshape the distribution, or the ratio and KL are off-policy."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    shaping = {"repetition_penalty": 1.5, "no_repeat_ngram_size": 2, "top_k": 5, "top_p": 0.5, "min_p": 0.2}
+    shaping |= {"typical_p": 0.5, "epsilon_cutoff": 0.01, "eta_cutoff": 0.01, "min_new_tokens": 6}
+    for setting, value in shaping.items():
+        setattr(model.generation_config, setting, value)
+    config = ppo.sampling_config(0.7, 6, pad_token_id=0, eos_token_ids=[2])
+    config.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
+    ids = torch.tensor([[5, 7, 9, 5, 7, 9]])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+    for sampled, logits in zip(out.scores, out.logits, strict=True):
+        torch.testing.assert_close(sampled.log_softmax(-1), (logits / 0.7).log_softmax(-1))
+
+
 @pytest.mark.parametrize("update", ["clip", "trpo"])
 def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, update: str) -> None:
     ctx, inputs = ppo_stage(tmp_path, "--ppo.policy_update", update)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 import torch
 from peft import PeftModel, get_peft_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import GenerationConfig
 
 from r1kit import distributed
 from r1kit.atomic import build_complete
@@ -238,12 +239,40 @@ def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, width:
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
+        # counted from each row's first real token, as `generate` counts them: a left-padded prompt's padding would
+        # shift the positions of a model with absolute position embeddings (GPT-2)
+        position_ids=(attention_mask.cumsum(1) - 1).clamp(min=0),
         logits_to_keep=width + 1,  # the LM head skips the prompt
         output_hidden_states=states,
         use_cache=False,
     )
     logits = out.logits[:, :-1].float() / temperature
     return logits, out.hidden_states[-1][:, -width - 1 : -1].float() if states else None
+
+
+def sampling_config(temperature: float, max_new_tokens: int, pad_token_id: int, eos_token_ids: list[int]):
+    """`generate`'s settings for rollouts from the distribution the loss computes, softmax(logits / temperature), so
+    that none of the model's own generation settings (a repetition penalty, min_p, top_k, …, as instruct models ship
+    them) reshape it: `generate` fills every setting left None from the model's, so each is set to its neutral
+    value."""
+    return GenerationConfig(
+        do_sample=True,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        min_p=0.0,
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        min_length=0,
+        min_new_tokens=0,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_ids,
+    )
 
 
 def token_logps(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -314,18 +343,9 @@ class PPOTrainer:
         width, pad = max(map(len, prompts)), self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
+        config = sampling_config(section.temperature, section.max_new_tokens, pad, self.eos)
         with torch.no_grad():
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                do_sample=True,
-                temperature=section.temperature,
-                top_k=0,  # the full distribution, the one the loss computes
-                top_p=1.0,
-                max_new_tokens=section.max_new_tokens,
-                pad_token_id=pad,
-                eos_token_id=self.eos,
-            )[:, width:].tolist()
+            out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
 
     def score(self, prompts: list, solutions: list, completion_ids: list[list[int]]) -> tuple[torch.Tensor, dict]:
