@@ -19,7 +19,7 @@ from r1kit.config.sources import SECTION_PATHS, ConfigError, list_recipes, resol
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.registry import READS, STAGES
-from r1kit.stages.traces import TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
+from r1kit.stages.traces import KEPT, TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
 from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
 R1_FOLDERS = ["01_cold_start", "02_sft", "03_reasoning_rl", "04_rejection_sampling", "05_sft2", "06_distill"]
@@ -241,7 +241,13 @@ def test_normalise_turns_loose_reasoning_into_r1_parts() -> None:
     assert normalise("Hmm. 5 * 3 = 15, then \\boxed{15}") == ("5 * 3 = 15, then \\boxed{15}", "15")
     assert normalise("<think>6 - 1 = 5</think>\nThe answer is 5.") == ("6 - 1 = 5", "5")
     assert normalise("no answer at all") is None
+    # a GSM8K-style answer line after the think block keeps the block as the reasoning
+    assert normalise("<think>12 + 30 = 42</think>\n#### 42") == ("12 + 30 = 42", "42")
+    assert normalise("<think>12 + 30 = 42</think>\nSo 42\n#### 42") == ("12 + 30 = 42", "42")
     assert strip_filler("Alright, let me think.\n7 + 1 = 8") == "7 + 1 = 8"
+    # words that begin like a filler are words ("Sophia" lost "So", "Umar" "Um", "Wells" "Well")
+    names = "Sophia sold 12.\nSome of them.\nUmar has 3.\nOksana, Wells Fargo."
+    assert strip_filler(names) == names
 
 
 def test_the_judge_names_why_a_trace_is_dropped() -> None:
@@ -277,6 +283,42 @@ def test_a_cold_start_conversion_that_keeps_nothing_counts_zero_kept() -> None:
     kept, counts = _converted(rows, judge)
     stats = dict(counts)  # as the stage stores them; its metrics read stats["kept"], a KeyError when none was kept
     assert kept == [] and stats["kept"] == 0 and stats["too_short"] == 2
+
+
+def test_cold_start_without_a_row_limit_keeps_every_distinct_trace(tmp_path: Path) -> None:
+    """cold_start.max_rows is unset by default (the test profile sets it): the stage crashed on `len - None`."""
+    from r1kit.stages import cold_start
+    from r1kit.stages.common import StageInputs, setup
+
+    config = resolve_config(
+        profile="test", environ={}, overrides=["--out", str(tmp_path / "run"), "--cold_start.methods", "[convert]"]
+    ).config
+    config = config.model_copy(update={"cold_start": config.cold_start.model_copy(update={"max_rows": None})})
+    ctx, base, splits = setup(config, "test")
+    output = cold_start.run(ctx.for_stage(config, "cold_start", "cold_start"), StageInputs(base, base, splits))
+    stats = json.loads((tmp_path / "run" / "cold_start" / "stats.json").read_text())
+    assert stats["past_max_rows"] == 0 and output.metrics["rows"] == stats["rows"] > 40
+    assert stats["rows"] + stats["duplicates"] == stats["methods"]["convert"]["kept"]
+
+
+def test_a_trace_cut_at_the_token_limit_is_dropped_even_where_it_parses() -> None:
+    judge = TraceJudge(resolve_config(environ={}).config)
+    trace = "<think>We add the numbers: 12 + 30 = 42, which we check by 42 - 30 = 12.</think><answer>42</answer>"
+    assert judge([trace, trace], ["Add 12 and 30."] * 2, ["42", "42"], truncated=[True, False]) == ["truncated", KEPT]
+
+
+def test_cold_start_sampling_counts_completions_cut_at_the_limit(tmp_path: Path) -> None:
+    """normalise made a trace of a cut completion ending in a boxed answer, its reasoning stopping mid-sentence."""
+    from r1kit.stages import cold_start
+    from r1kit.stages.common import StageInputs, setup
+
+    overrides = ["--out", str(tmp_path / "run"), "--cold_start.methods", "[direct]", "--cold_start.max_new_tokens", "3"]
+    config = resolve_config(profile="test", environ={}, overrides=overrides).config
+    ctx, base, splits = setup(config, "test")
+    cold_start.run(ctx.for_stage(config, "cold_start", "cold_start"), StageInputs(base, base, splits))
+    direct = json.loads((tmp_path / "run" / "cold_start" / "stats.json").read_text())["methods"]["direct"]
+    sampled = config.cold_start.max_prompts * config.cold_start.samples_per_prompt
+    assert direct["truncated"] == sampled and direct["kept"] == 0  # 3 tokens: every completion is cut
 
 
 def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:

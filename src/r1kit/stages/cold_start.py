@@ -57,9 +57,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         stats[method] = dict(counts)
         logger.warning("cold_start %s: %d kept, dropped %s", method, len(found), _dropped(counts))
     distinct = _deduplicated(kept)
+    rows_kept = distinct[: settings.max_rows]  # max_rows None: all
     # every trace the methods kept is accounted for: a row, a duplicate of another, or one past cold_start.max_rows
-    cut = {"duplicates": len(kept) - len(distinct), "past_max_rows": max(0, len(distinct) - settings.max_rows)}
-    kept = distinct[: settings.max_rows]
+    cut = {"duplicates": len(kept) - len(distinct), "past_max_rows": len(distinct) - len(rows_kept)}
+    kept = rows_kept
     summary = {"rows": len(kept), "methods": stats, "dropped": _total_dropped(stats), **cut}
     dataset = write_dataset(ctx, kept, summary, "cold_start")
     return StageOutput(
@@ -93,9 +94,10 @@ def _sampled(
     samples = sample(ctx, model, prompts, settings, desc=f"cold_start {method}")
     counts: Counter = Counter()
     kept: list[dict] = []
-    for row, completions in zip(rows, samples, strict=True):
+    for row, completions, cuts in zip(rows, samples.texts, samples.truncated, strict=True):
+        counts["truncated"] += sum(cuts)  # cut at max_new_tokens: its reasoning stops mid-sentence
         # normalise first: the point of these methods is turning loosely formatted reasoning into clean traces
-        normalised = [normalise(c) for c in completions]
+        normalised = [normalise(c) for c, cut in zip(completions, cuts, strict=True) if not cut]
         counts["no_answer"] += sum(n is None for n in normalised)
         traces = [r1_completion(*n) for n in normalised if n is not None]
         reasons = judge(traces, [row["question"]] * len(traces), [row["solution"]] * len(traces))

@@ -93,7 +93,7 @@ def sampled(
     (from torch's global random state)."""
     settings, options = _sampling(config, len(prompts)), config.grpo.sampling_options()
     if sampler is None or options.pop("repetition_penalty") != 1.0:  # a penalty the sampler does not implement
-        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc, config.grpo)
+        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc, config.grpo).texts
     k, prompts_per_batch = settings.samples_per_prompt, max(1, settings.batch_size // settings.samples_per_prompt)
     share = distributed.shard(list(enumerate(prompts)))  # (place, prompt): a row's seed names its prompt's place
     texts: list[list[str]] = []

@@ -19,7 +19,7 @@ from r1kit.data.preferences import Message, Pair, PairSplits, general_pairs, gen
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import generate
+from r1kit.stages.evaluate import Generations, generate
 from r1kit.stages.traces import KEPT, TraceJudge, first_rows, sample
 
 logger = logging.getLogger("r1kit")
@@ -76,14 +76,16 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
     )
     problems = [row for row in first if row["solution"]]
     prompts = [chat_prompt(row["question"], config.prompt.system) for row in problems]
-    samples = sample(ctx, model_reference, prompts, settings, desc="preference samples") if prompts else []
+    no_samples = Generations([], [], [], [])
+    samples = sample(ctx, model_reference, prompts, settings, desc="preference samples") if prompts else no_samples
     judge = TraceJudge(config)
-    flat = [trace for group in samples for trace in group]
-    questions = [row["question"] for row, group in zip(problems, samples, strict=True) for _ in group]
-    golds = [row["solution"] for row, group in zip(problems, samples, strict=True) for _ in group]
-    flat_reasons = judge(flat, questions, golds) if flat else []
+    flat = [trace for group in samples.texts for trace in group]
+    questions = [row["question"] for row, group in zip(problems, samples.texts, strict=True) for _ in group]
+    golds = [row["solution"] for row, group in zip(problems, samples.texts, strict=True) for _ in group]
+    cuts = [cut for group in samples.truncated for cut in group]
+    flat_reasons = judge(flat, questions, golds, truncated=cuts) if flat else []
     reasons, start = [], 0
-    for group in samples:
+    for group in samples.texts:
         reasons.append(flat_reasons[start : start + len(group)])
         start += len(group)
 
@@ -95,7 +97,7 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
         verdicts = judge(texts, asked, [problems[i]["solution"] for i in worked]) if worked else []
         for i, text, verdict in zip(worked, texts, verdicts, strict=True):
             references[i] = text if verdict == KEPT else None
-    pairs = math_pairs(prompts, samples, reasons, references, settings.pairs_per_prompt)
+    pairs = math_pairs(prompts, samples.texts, reasons, references, settings.pairs_per_prompt)
 
     general: list[Pair] = []
     requests = general_prompts()[: settings.general_prompts]

@@ -29,9 +29,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config, settings = ctx.config, ctx.config.sft2
     accepted = inputs.splits.train
     reasoning = sft_rows(accepted, config.prompt.system) if len(accepted) else None
-    # general rows make up general_ratio of the mix (at least a few when no reasoning row was accepted)
-    wanted = round(len(accepted) * settings.general_ratio / (1 - settings.general_ratio)) if len(accepted) else 8
-    general = _general_rows(ctx, inputs, wanted) if settings.general_ratio > 0 else []
+    general = _general_rows(ctx, inputs, general_wanted(len(accepted), settings.general_ratio))
     logger.warning("sft2: %d reasoning rows + %d general rows", len(accepted), len(general))
     if not len(accepted) and general:  # the reasoning model is then fine-tuned on chat alone
         logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
@@ -49,9 +47,23 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     return StageOutput(model=model, metrics={"reasoning_rows": len(accepted), "general_rows": len(general), **length})
 
 
+def general_wanted(reasoning_rows: int, ratio: float) -> int:
+    """How many general rows make them `ratio` of the mix: none at ratio 0, else at least one (rounding gave none for
+    1 or 2 traces at 0.2, and asked the sampler for 0 prompts), and a few when no reasoning row was accepted.
+
+    >>> general_wanted(100, 0.2), general_wanted(2, 0.2), general_wanted(0, 0.2), general_wanted(100, 0.0)
+    (25, 1, 8, 0)
+    """
+    if ratio <= 0:
+        return 0
+    return max(1, round(reasoning_rows * ratio / (1 - ratio))) if reasoning_rows else 8
+
+
 def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[tuple[str, str]]:
     """Up to `wanted` general (question, response) pairs: from the configured data, else the base model's answers."""
     settings = ctx.config.sft2
+    if not wanted:
+        return []
     if settings.general_dataset:
         rows = load_splits(DatasetConfig(name=settings.general_dataset, on_bad_row="skip")).train
         pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
@@ -75,8 +87,10 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
         desc="general answers",
     )
     pairs, dropped = [], Counter()
-    for question, (answer,) in zip(questions, answers, strict=True):
-        reason = unusable_general_answer(answer, ctx.config.filters.max_repetition)
+    for question, (answer,), (cut,) in zip(questions, answers.texts, answers.truncated, strict=True):
+        # an answer cut mid-sentence would teach the model to stop there
+        usable = unusable_general_answer(answer, ctx.config.filters.max_repetition)
+        reason = "cut at sft2.general_max_new_tokens" if cut else usable
         if reason:
             dropped[reason] += 1
         else:

@@ -26,7 +26,7 @@ from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, split_r1
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import generate, scoring_accuracy
+from r1kit.stages.evaluate import Generations, generate, scoring_accuracy
 
 logger = logging.getLogger("r1kit")
 
@@ -35,7 +35,7 @@ _LANGUAGE_MIN = 0.9  # share of a trace's letters in the problem's language
 
 # Openers a model pads its thinking with ("Okay, so", "Hmm,", "Let me think."): no reasoning in them.
 _FILLER = re.compile(
-    r"^\s*(?:(?:okay|ok|alright|hmm+|well|so|um+|let me think(?: about (?:this|it))?|let's see|let me see)[\s,.!:;]*)+",
+    r"^\s*(?:(?:okay|ok|alright|hmm+|well|so|um+|let me think(?: about (?:this|it))?|let's see|let me see)\b[\s,.!:;]*)+",
     re.IGNORECASE,
 )
 _ANSWER_PHRASE = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*\$?([^\n$]+?)\$?\s*\.?\s*$", re.IGNORECASE)
@@ -46,6 +46,8 @@ def strip_filler(reasoning: str) -> str:
 
     >>> strip_filler("Okay, so we add.\\n\\nHmm. 3 + 4 = 7\\nSo, done.")
     'we add.\\n3 + 4 = 7\\ndone.'
+    >>> strip_filler("Sophia sold 12.\\nWells Fargo pays.\\nUmar has 3.")  # words that begin like a filler
+    'Sophia sold 12.\\nWells Fargo pays.\\nUmar has 3.'
     """
     lines = (_FILLER.sub("", line).strip() for line in reasoning.splitlines())
     return "\n".join(line for line in lines if line)
@@ -78,7 +80,9 @@ def normalise(text: str) -> tuple[str, str] | None:
             reasoning, rest = body.split(ANSWER_OPEN)[0], body
         answer = extract_answer(rest) or last_boxed(rest)
         if answer is None and "####" in rest:
-            reasoning, _, answer = rest.rpartition("####")
+            before, _, answer = rest.rpartition("####")
+            if THINK_CLOSE not in body:  # after a think block, the reasoning is the block's
+                reasoning = before
         if answer is None and (found := _ANSWER_PHRASE.search(rest)):
             answer = found.group(1)
         for tag in (ANSWER_OPEN, ANSWER_CLOSE, THINK_OPEN):
@@ -107,10 +111,20 @@ class TraceJudge:
         # every trace judged: a batch budget would drop good traces as unverifiable on a busy machine
         self.accuracy = scoring_accuracy(config)
 
-    def __call__(self, traces: Sequence[str], questions: Sequence[str], golds: Sequence[str | None]) -> list[str]:
-        reasons = ["" for _ in traces]
+    def __call__(
+        self,
+        traces: Sequence[str],
+        questions: Sequence[str],
+        golds: Sequence[str | None],
+        truncated: Sequence[bool] | None = None,
+    ) -> list[str]:
+        """A reason per trace; `truncated`: which were cut at the token limit (a cut trace may still parse: its
+        reasoning stops mid-sentence)."""
+        reasons = ["truncated" if cut else "" for cut in truncated or [False] * len(traces)]
         for index, trace in enumerate(traces):
             parts = split_r1(trace)
+            if reasons[index]:
+                continue
             if parts is None:
                 reasons[index] = "malformed"
             elif len(parts[0].split()) < self.min_think_words:
@@ -131,8 +145,9 @@ class TraceJudge:
 
 def sample(
     ctx: StageContext, model_reference: str, prompts: list[list[dict]], settings: SamplingConfig, desc: str
-) -> list[list[str]]:
-    """`settings.samples_per_prompt` sampled completions per prompt, from the model at `model_reference`."""
+) -> Generations:
+    """`settings.samples_per_prompt` sampled completions per prompt (texts, and which were cut at the token limit),
+    from the model at `model_reference`."""
     tokenizer = load_tokenizer(ctx.config.model, model_reference)
     model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
     return sample_from(model, tokenizer, prompts, settings, ctx.config.monitoring.progress, desc)
@@ -146,7 +161,7 @@ def sample_from(
     progress: bool,
     desc: str,
     rollouts: GRPOConfig | None = None,
-) -> list[list[str]]:
+) -> Generations:
     """`settings.samples_per_prompt` sampled completions per prompt from a loaded model, with `model.generate`; with
     `rollouts`, the distribution restricted as GRPO's rollouts restrict it (top-p, top-k, min-p, repetition penalty)."""
     samples = settings.samples_per_prompt
@@ -161,7 +176,7 @@ def sample_from(
         restrictions=rollouts.sampling_options() if rollouts else None,
         progress=progress,
         desc=desc,
-    ).texts
+    )
 
 
 def best_of(traces: Sequence[str], reasons: Sequence[str], keep: int) -> list[str]:
@@ -203,8 +218,9 @@ def best_verified(
     judge = TraceJudge(ctx.config)
     reasons_count: Counter = Counter()
     kept, accepted = [], []
-    for row, completions in zip(rows, samples, strict=True):
-        reasons = judge(completions, [row["question"]] * len(completions), [row["solution"]] * len(completions))
+    for row, completions, cuts in zip(rows, samples.texts, samples.truncated, strict=True):
+        asked, golds = [row["question"]] * len(completions), [row["solution"]] * len(completions)
+        reasons = judge(completions, asked, golds, truncated=cuts)
         reasons_count.update(reasons)
         chosen = best_of(completions, reasons, keep)
         kept += [trace_row(row, trace, source) for trace in chosen]
