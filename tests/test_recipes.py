@@ -307,6 +307,17 @@ def test_a_trace_cut_at_the_token_limit_is_dropped_even_where_it_parses() -> Non
     assert judge([trace, trace], ["Add 12 and 30."] * 2, ["42", "42"], truncated=[True, False]) == ["truncated", KEPT]
 
 
+def test_traces_for_a_built_in_template_are_judged_in_the_runs_language() -> None:
+    """An English trace for "Evaluate 3 + 17 + 33 - 32." (read as French at 0.35) was dropped as wrong_language."""
+    judge = TraceJudge(resolve_config(environ={}).config)
+    thinking = (
+        "The first number is three and the second is seventeen, so their sum is twenty. Adding thirty three gives "
+        "fifty three, and taking away thirty two leaves twenty one."
+    )
+    trace = f"<think>\n{thinking}\n</think>\n<answer>21</answer>"
+    assert judge([trace], ["Evaluate 3 + 17 + 33 - 32."], ["21"]) == [KEPT]
+
+
 def test_cold_start_sampling_counts_completions_cut_at_the_limit(tmp_path: Path) -> None:
     """normalise made a trace of a cut completion ending in a boxed answer, its reasoning stopping mid-sentence."""
     from r1kit.stages import cold_start

@@ -346,6 +346,20 @@ def test_language_consistency_follows_the_prompt_language() -> None:
     assert reward(["<answer>8</answer>"], prompts=[english_prompt]) == [None]  # no words to judge
 
 
+def test_a_short_or_unsure_question_takes_its_language_from_the_whole_prompt() -> None:
+    """ "Evaluate 9 - 4." reads as French at 0.35 (an English trace for it scored 0), "What is 3 + 4?" has too few
+    letters (a Chinese trace went unjudged): with the run's system prompt, both are English."""
+    reward = build_reward("language_consistency")
+    system = {"role": "system", "content": "Think step by step inside think tags, then give the final answer."}
+    english = "<think>We take nine and subtract four from it, which leaves five in the end.</think><answer>5</answer>"
+    chinese = "<think>我们先把三和四加在一起，得到七。然后再检查一遍这个结果，确认没有错误。</think><answer>7</answer>"
+    evaluate, short = (
+        [system, {"role": "user", "content": "Evaluate 9 - 4."}],
+        [system, {"role": "user", "content": "What is 3 + 4?"}],
+    )
+    assert reward([english, chinese], prompts=[evaluate, short]) == [1.0, 0.0]
+
+
 def test_language_consistency_reads_english_with_names_and_units_as_english() -> None:
     """Worked solutions like GSM8K's: short lines of names and units, which fastText alone reads as Portuguese or
     Italian (1.4% of GSM8K's gold solutions scored below 0.9); a sentence in another language still counts against."""

@@ -543,6 +543,7 @@ _RUN_LETTERS = 40
 # ...and a run counts as another language only when the model is this sure: there, GSM8K's misread English runs
 # scored 0.07-0.71, while switched sentences (French, German, Spanish, Chinese) score 0.97 and more.
 _SURE = 0.8
+_PROMPT_SURE = 0.5  # a prompt is short: its language is told at a lower confidence
 
 
 def detect_language(text: str) -> tuple[str, float] | None:
@@ -555,6 +556,24 @@ def detect_language(text: str) -> tuple[str, float] | None:
         return None
     (best,) = detect(letters, model="lite", k=1)
     return str(best["lang"]), float(best["score"])
+
+
+def prompt_language(prompt: Completion) -> str | None:
+    """The language a prompt asks in: its question's where that can be told (confidence 0.5 or more: "Evaluate 9 -
+    4." reads as French at 0.35), else its whole conversation's, a system prompt included; None when neither can.
+
+    >>> prompt_language("Combien font trois plus quatre ?"), prompt_language("Evaluate 9 - 4.")
+    ('fr', None)
+    >>> prompt_language([{"role": "system", "content": "Think step by step, then give the final answer."},
+    ...                  {"role": "user", "content": "Evaluate 9 - 4."}])
+    'en'
+    """
+    whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
+    for text in (prompt_text(prompt), whole):
+        identified = detect_language(text)
+        if identified is not None and identified[1] >= _PROMPT_SURE:
+            return identified[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -579,8 +598,7 @@ class LanguageConsistencyReward:
         for completion, prompt in zip(completions, prompts, strict=True):
             target = self.language
             if target == "auto":
-                identified = detect_language(prompt_text(prompt)) if prompt else None
-                target = identified[0] if identified else None
+                target = prompt_language(prompt) if prompt else None
             text = completion_text(completion)
             for tag in TAGS:
                 text = text.replace(tag, "\n")

@@ -108,6 +108,8 @@ class TraceJudge:
         self.min_think_words = filters.min_think_words
         self.max_repetition = filters.max_repetition
         self.language = build_reward("language_consistency", language=filters.language)
+        # asked as the run asks: a question too short to tell its language by ("What is 3 + 4?") is told by the rest
+        self.system = [{"role": "system", "content": config.prompt.system}] if config.prompt.system else []
         # every trace judged: a batch budget would drop good traces as unverifiable on a busy machine
         self.accuracy = scoring_accuracy(config)
 
@@ -132,7 +134,7 @@ class TraceJudge:
             elif loops(trace, self.max_repetition):
                 reasons[index] = "repetitive"
         open_ = [i for i, reason in enumerate(reasons) if not reason]
-        prompts = [[{"role": "user", "content": questions[i]}] for i in open_]
+        prompts = [[*self.system, {"role": "user", "content": questions[i]}] for i in open_]
         for i, share in zip(open_, self.language([traces[i] for i in open_], prompts=prompts), strict=True):
             if share is not None and share < _LANGUAGE_MIN:
                 reasons[i] = "wrong_language"
