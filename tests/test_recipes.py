@@ -318,6 +318,24 @@ def test_traces_for_a_built_in_template_are_judged_in_the_runs_language() -> Non
     assert judge([trace], ["Evaluate 3 + 17 + 33 - 32."], ["21"]) == [KEPT]
 
 
+def test_sampled_traces_do_not_depend_on_what_drew_random_numbers_before(tmp_path: Path) -> None:
+    """A resumed run skips the training stage before rejection sampling: its data must be what the whole run drew."""
+    import torch
+
+    from r1kit.config.schema import SamplingConfig
+    from r1kit.prompts import chat_prompt
+    from r1kit.stages.common import setup
+    from r1kit.stages.traces import sample
+
+    config = resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run")]).config
+    ctx, base, _ = setup(config, "test")
+    prompts = [chat_prompt(f"What is {n} + 2?", config.prompt.system) for n in range(3)]
+    settings = SamplingConfig(max_prompts=3, samples_per_prompt=2, max_new_tokens=8, temperature=1.0)
+    first = sample(ctx, base, prompts, settings, desc="first").texts
+    torch.rand(1000)  # as a training stage would
+    assert sample(ctx, base, prompts, settings, desc="again").texts == first
+
+
 def test_cold_start_sampling_counts_completions_cut_at_the_limit(tmp_path: Path) -> None:
     """normalise made a trace of a cut completion ending in a boxed answer, its reasoning stopping mid-sentence."""
     from r1kit.stages import cold_start

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 
 from r1kit import distributed
@@ -149,10 +150,13 @@ def sample(
     ctx: StageContext, model_reference: str, prompts: list[list[dict]], settings: SamplingConfig, desc: str
 ) -> Generations:
     """`settings.samples_per_prompt` sampled completions per prompt (texts, and which were cut at the token limit),
-    from the model at `model_reference`."""
+    from the model at `model_reference`, seeded by the run's seed: not by whatever drew random numbers before (a
+    training stage, or none where a run resumed after it), so the same model and settings give the same data."""
     tokenizer = load_tokenizer(ctx.config.model, model_reference)
     model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
-    return sample_from(model, tokenizer, prompts, settings, ctx.config.monitoring.progress, desc)
+    with torch.random.fork_rng():
+        torch.manual_seed(ctx.config.run.seed)
+        return sample_from(model, tokenizer, prompts, settings, ctx.config.monitoring.progress, desc)
 
 
 def sample_from(
