@@ -88,9 +88,9 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     )
     pairs, dropped = [], Counter()
     for question, (answer,), (cut,) in zip(questions, answers.texts, answers.truncated, strict=True):
-        # an answer cut mid-sentence would teach the model to stop there
-        usable = unusable_general_answer(answer, ctx.config.filters.max_repetition)
-        reason = "cut at sft2.general_max_new_tokens" if cut else usable
+        # what is wrong with the answer itself first; one cut mid-sentence would teach the model to stop there
+        reason = unusable_general_answer(answer, ctx.config.filters.max_repetition)
+        reason = reason or ("cut at sft2.general_max_new_tokens" if cut else None)
         if reason:
             dropped[reason] += 1
         else:
