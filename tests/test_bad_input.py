@@ -363,6 +363,7 @@ BAD_CONFIGS = {
     "bad template": ("model: {chat_template: '{{ unclosed'}\n", "model.chat_template"),
     "batch rule": ("training: {batch_size: {per_device_train: 6}}\n", "divisible by grpo.num_generations"),
     "cosine order": ("rewards: {cosine: {min_value_wrong: 1, max_value_wrong: 0}}\n", "min_value_wrong"),
+    "adaptive kl from 0": ("ppo: {adaptive_kl: true, kl_coef: 0}\n", "kl_coef 0 with adaptive_kl true"),
     "profiles list": ("profiles: {x: [1]}\n", "profiles.x"),
 }
 

@@ -569,6 +569,16 @@ class PPOConfig(Section):
     trpo_max_backtracks: int = Field(10, ge=0, description="Line-search shrinks tried before giving up the step.")
     save_steps: int = Field(10, ge=1, description="Save a resumable checkpoint every N steps (the newest 2 kept).")
 
+    @model_validator(mode="after")
+    def _adaptive_kl_has_a_start(self) -> PPOConfig:
+        # The controller multiplies the coefficient: from 0 it stays 0, and the run has no KL penalty at all
+        if self.adaptive_kl and self.kl_coef == 0:
+            raise ValueError(
+                "kl_coef 0 with adaptive_kl true: the adaptive coefficient scales its start value, so it would stay 0 "
+                "(no KL penalty); give a start value (0.05) or set adaptive_kl false"
+            )
+        return self
+
 
 class DynamicSamplingConfig(Section):
     """DAPO's dynamic sampling for GRPO."""
