@@ -38,7 +38,18 @@ from r1kit.stages.curriculum import KeptPrompts
 logger = logging.getLogger("r1kit")
 
 
-class R1kitGRPOTrainer(GRPOTrainer):
+class NoVerdictAtGroupMean:
+    """For TRL's group trainers (GRPO, RLOO): an item a reward gave no verdict (None) counts at its group's mean of
+    that reward, not at 0 (`no_verdict_as_group_mean`). TRL's `_calculate_rewards` returns the whole generation
+    batch's rewards, gathered from every process, so groups are whole."""
+
+    def _calculate_rewards(self, *args, **kwargs):
+        rewards = super()._calculate_rewards(*args, **kwargs)
+        group_size = self.num_generations if self.model.training else self.num_generations_eval
+        return no_verdict_as_group_mean(rewards, group_size)
+
+
+class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
     def __init__(
         self,
         *args,
@@ -274,9 +285,7 @@ class R1kitGRPOTrainer(GRPOTrainer):
         return self._timed("generation", super()._generate, prompts)
 
     def _calculate_rewards(self, *args, **kwargs):
-        rewards = self._timed("reward", super()._calculate_rewards, *args, **kwargs)  # the whole generation batch's
-        group_size = self.num_generations if self.model.training else self.num_generations_eval
-        return no_verdict_as_group_mean(rewards, group_size)
+        return self._timed("reward", super()._calculate_rewards, *args, **kwargs)
 
     def compute_loss(self, *args, **kwargs):
         return self._timed("forward", super().compute_loss, *args, **kwargs)

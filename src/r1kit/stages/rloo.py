@@ -15,7 +15,6 @@ from r1kit.data.loading import grpo_rows
 from r1kit.fast.generation import eos_token_ids
 from r1kit.models import load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
-from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import (
     StageContext,
@@ -29,16 +28,12 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
+from r1kit.stages.grpo_trainer import NoVerdictAtGroupMean
 
 
-class R1kitRLOOTrainer(RLOOTrainer):
+class R1kitRLOOTrainer(NoVerdictAtGroupMean, RLOOTrainer):
     """TRL's RLOOTrainer, with an item a reward gave no verdict (None) counted at its group's mean of that reward,
-    not at 0 (`no_verdict_as_group_mean`): the one step overridden, as in r1kit's GRPO trainer."""
-
-    def _calculate_rewards(self, *args, **kwargs):
-        rewards = super()._calculate_rewards(*args, **kwargs)  # the whole generation batch's
-        group_size = self.num_generations if self.model.training else self.num_generations_eval
-        return no_verdict_as_group_mean(rewards, group_size)
+    as in r1kit's GRPO trainer."""
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:

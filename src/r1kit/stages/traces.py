@@ -125,9 +125,9 @@ class TraceJudge:
         reasoning stops mid-sentence)."""
         reasons = ["truncated" if cut else "" for cut in truncated or [False] * len(traces)]
         for index, trace in enumerate(traces):
-            parts = split_r1(trace)
-            if reasons[index]:
+            if reasons[index]:  # truncated
                 continue
+            parts = split_r1(trace)
             if parts is None:
                 reasons[index] = "malformed"
             elif len(parts[0].split()) < self.min_think_words:
