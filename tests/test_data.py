@@ -12,7 +12,7 @@ import pytest
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import detect_format
-from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, sft_rows
+from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, r1_target, sft_rows
 from r1kit.rewards import build_reward
 from tests.conftest import GSM8K
 
@@ -385,4 +385,92 @@ def test_rows_for_each_trainer() -> None:
         {"role": "user", "content": rows[0]["question"]},
     ]
     sft = sft_rows(rows, "SYSTEM")
-    assert sft[0]["completion"][0]["role"] == "assistant"
+    assert sft[0]["completion"] == [{"role": "assistant", "content": r1_target(rows[0])}]
+    assert sft[0]["completion"][0]["content"].endswith(f"<answer>{rows[0]['solution']}</answer>")
+
+
+# ------------------------------------------------------------------------------------- rows read as they mean
+
+
+@pytest.mark.parametrize("task", synthetic.BUILTIN_TASKS)
+def test_builtin_held_out_problems_are_not_trained_on_in_other_words(task: str) -> None:
+    """The same sum asked with another template ("What is 3 + 17?" / "Compute 3 + 17.") or a word problem with
+    another name was a new question: 37 of the 300 held-out arithmetic problems were training problems reworded."""
+    splits = load_splits(dataset(task))
+    assert len(splits.test) == 300  # the held-out problems are unchanged: training leaves out their twins
+    held_out = set(splits.test["reasoning"])
+    assert not held_out & set(splits.train["reasoning"])
+    assert len(splits.train) > 2600
+
+
+def test_chat_content_given_as_text_parts_is_read_and_other_content_is_a_bad_row(tmp_path: Path) -> None:
+    """OpenAI-style content parts crashed the load with an AttributeError that `on_bad_row skip` did not catch."""
+    parts = [{"type": "text", "text": "What is"}, {"type": "text", "text": "2 + 2?"}]
+    reply = [{"type": "text", "text": "4"}]
+    rows = [{"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": reply}]}] * 3
+    assert load_eval_rows(dataset(write_rows(tmp_path / "parts.jsonl", rows)))[0][0]["question"] == "What is\n2 + 2?"
+    good = rows[0]
+    image = [{"type": "image", "text": None}]  # nothing to read
+    bad = {"messages": [{"role": "user", "content": image}, {"role": "assistant", "content": reply}]}
+    path = write_rows(tmp_path / "images.jsonl", [good, bad, good])
+    with pytest.raises(DatasetError, match=r"row 2: field 'messages' .*must be text"):
+        load_eval_rows(dataset(path))
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (len(rows), skipped) == (2, 1)
+
+
+def test_a_sharegpt_reply_is_the_one_after_the_question(tmp_path: Path) -> None:
+    """A conversation that opens with the assistant's greeting trained on the greeting and lost the gold answer."""
+    turns = [
+        {"from": "gpt", "value": "Hi! How can I help?"},
+        {"from": "human", "value": "What is 2+2?"},
+        {"from": "gpt", "value": "It is \\boxed{4}."},
+    ]
+    row = load_eval_rows(dataset(write_rows(tmp_path / "greeting.jsonl", [{"conversations": turns}] * 2)))[0][0]
+    assert (row["question"], row["solution"], row["response"]) == ("What is 2+2?", "4", "It is \\boxed{4}.")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_whole_numbers_read_as_floats_stay_whole(suffix: str, tmp_path: Path) -> None:
+    """One blank cell (or one 2.5) makes the column float: gold 10 became "10.0", the SFT target <answer>10.0</answer>."""
+    rows = [{"question": f"What is {i} + {i}?", "solution": 2 * i} for i in range(6)]
+    rows += [{"question": "Half of 5?", "solution": 2.5}, {"question": "Blank?", "solution": None}]
+    loaded, skipped = load_eval_rows(dataset(write_rows(tmp_path / f"data{suffix}", rows), on_bad_row="skip"))
+    assert skipped == 1
+    assert loaded["solution"] == ["0", "2", "4", "6", "8", "10", "2.5"]
+
+
+def test_a_numina_style_answer_column_is_the_gold(tmp_path: Path) -> None:
+    """MATH-500 / OpenR1-Math rows: {problem, solution, answer}; a solution without \\boxed{} made the whole solution
+    the gold, whose last number ("1" of "1/2 … 1 half") the verifier read."""
+    rows = [{"problem": "Half of one?", "solution": "One half, that is 1 of 2 equal parts.", "answer": "\\frac{1}{2}"}]
+    row = load_eval_rows(dataset(write_rows(tmp_path / "math.jsonl", rows * 2)))[0][0]
+    assert (row["solution"], row["reasoning"]) == ("\\frac{1}{2}", "One half, that is 1 of 2 equal parts.")
+
+
+def test_gsm8k_drops_thousands_separators_only(tmp_path: Path) -> None:
+    rows = [
+        {"question": "Big?", "answer": "steps\n#### 1,234,567"},
+        {"question": "Decimal comma?", "answer": "steps\n#### 3,5"},
+    ]
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "gsm.jsonl", rows)))[0]
+    assert loaded["solution"] == ["1234567", "3,5"]  # was "35"
+
+
+def test_too_few_usable_rows_to_hold_some_out_is_a_dataset_error(tmp_path: Path) -> None:
+    """One usable row gave scikit-style "With n_samples=1 … the train set will be empty", reported as a bug."""
+    path = write_rows(tmp_path / "one.jsonl", [{"question": "2 + 2?", "solution": "4"}, {"question": "3?"}])
+    with pytest.raises(DatasetError, match=r"one.jsonl: 1 usable row.*dataset.test_split"):
+        load_splits(dataset(path, on_bad_row="skip"))
+
+
+def test_a_file_the_library_cannot_read_names_the_underlying_cause() -> None:
+    from r1kit.data.loading import innermost_cause
+
+    try:
+        try:
+            raise ValueError("Failed to parse string: '1/2' as a scalar of type int64")
+        except ValueError as inner:
+            raise RuntimeError("An error occurred while generating the dataset") from inner
+    except RuntimeError as outer:
+        assert innermost_cause(outer) == "Failed to parse string: '1/2' as a scalar of type int64"

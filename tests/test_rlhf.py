@@ -112,6 +112,8 @@ def test_pairs_rows_as_text_and_as_messages() -> None:
             "rejected",
             "same conversation",
         ),
+        # was: "must be text or a non-empty list", of a reply that is text
+        ({"chosen": [*USER, {"role": "assistant", "content": "4"}], "rejected": "5"}, "rejected", "text while chosen"),
     ],
 )
 def test_a_bad_pairs_row_names_its_field(row: dict, field: str, problem: str) -> None:
@@ -129,6 +131,9 @@ def test_ultrafeedback_rows() -> None:
         "score_rejected": 2.0,
     }
     assert ultrafeedback_row(row) == {"prompt": USER, "chosen": "It is 4.", "rejected": "Maybe 5."}
+    other = [{"role": "user", "content": "Something else"}, {"role": "assistant", "content": "Maybe 5."}]
+    with pytest.raises(BadRow, match="same conversation"):  # was a pair of answers to two questions
+        ultrafeedback_row(row | {"rejected": other})
     with pytest.raises(BadRow) as raised:
         ultrafeedback_row(row | {"rejected": "Maybe 5."})
     assert raised.value.field == "rejected"

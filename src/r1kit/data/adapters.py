@@ -56,21 +56,37 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+def answer_text(value: Any) -> str | None:
+    """A gold answer as text: numbers in JSON/CSV files become their text, a whole number read as a float (a column
+    with one blank cell or one 2.5 is read as floats) without ".0"; None for a missing or empty answer.
+
+    >>> answer_text(72), answer_text(72.0), answer_text(2.5), answer_text(" 1/2 "), answer_text(float("nan"))
+    ('72', '72', '2.5', '1/2', None)
+    """
+    if isinstance(value, float):
+        if value != value:  # NaN: pandas' empty CSV cell
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    text = None if value is None else str(value).strip()
+    return text or None
+
+
 def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     """{question, solution[, reasoning]}: r1kit's own format (the built-in tasks and plain Q/A files)."""
-    solution = row.get("solution")
-    if solution is None or not str(solution).strip():
+    solution = answer_text(row.get("solution"))
+    if solution is None:
         raise BadRow("solution", "is missing")
     reasoning = row.get("reasoning")
     return {
         "question": required_text(row, "question"),
-        "solution": str(solution).strip(),  # numbers in JSON files become their text
+        "solution": solution,
         "reasoning": reasoning.strip() if isinstance(reasoning, str) and reasoning.strip() else None,
         "response": None,
     }
 
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,234,567; not the decimal comma of 3,5
 
 
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
@@ -81,18 +97,21 @@ def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
         raise BadRow("answer", "has no final '#### <answer>' line")
     return {
         "question": required_text(row, "question"),
-        "solution": final.strip().replace(",", ""),
+        "solution": _THOUSANDS.sub("", final.strip()),
         "reasoning": _CALCULATOR.sub("", steps).strip() or None,  # drop calculator annotations <<48/2=24>>
         "response": None,
     }
 
 
 def numina_row(row: Mapping[str, Any]) -> Canonical:
-    """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}."""
+    """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}; an `answer` column
+    (MATH-500, OpenR1-Math) is the final answer itself."""
     solution = required_text(row, "solution")
+    answer = answer_text(row.get("answer"))
     return {
         "question": required_text(row, "problem"),
-        "solution": last_boxed(solution) or solution,  # math-verify can still find an unboxed final answer
+        # math-verify can still find an unboxed final answer in the whole solution
+        "solution": answer or last_boxed(solution) or solution,
         "reasoning": solution,
         "response": None,
     }
@@ -109,6 +128,21 @@ def _turns(row: Mapping[str, Any], field: str, shape: str) -> list[Mapping[str, 
     return turns
 
 
+def said_text(content: Any, field: str) -> str:
+    """A chat turn's words: its text, or the text parts of OpenAI-style content ([{type: text, text: …}, …]) joined
+    by newlines; anything else (a number, an image part alone) is a bad row.
+
+    >>> said_text([{"type": "text", "text": "What is"}, {"type": "image"}, {"type": "text", "text": "2 + 2?"}], "m")
+    'What is\\n2 + 2?'
+    """
+    if isinstance(content, list):
+        parts = [part.get("text") for part in content if isinstance(part, Mapping) and part.get("type") == "text"]
+        content = "\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    if not isinstance(content, str) or not content.strip():
+        raise BadRow(field, f"has a turn whose content must be text or text parts (got {content!r:.40})")
+    return content.strip()
+
+
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.DOTALL)
 
@@ -116,16 +150,19 @@ _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.
 def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]}."""
     turns = _turns(row, "conversations", "{from, value}")
-    user = next((t.get("value") for t in turns if t.get("from") in ("user", "human")), None)
-    reply = next((t.get("value") for t in turns if t.get("from") in ("assistant", "gpt")), None)
-    if not user:
+    user_index = next((i for i, t in enumerate(turns) if t.get("from") in ("user", "human")), None)
+    if user_index is None or not turns[user_index].get("value"):
         raise BadRow("conversations", "has no user turn")
+    user = said_text(turns[user_index]["value"], "conversations")
+    # the reply to the question: an assistant's greeting before it is not the answer
+    reply = next((t.get("value") for t in turns[user_index + 1 :] if t.get("from") in ("assistant", "gpt")), None)
     if not reply:
-        raise BadRow("conversations", "has no assistant turn")
+        raise BadRow("conversations", "has no assistant turn after the first user turn")
+    reply = said_text(reply, "conversations")
     thought, solution = _THOUGHT.search(reply), _SOLUTION.search(reply)
     final = solution.group(1).strip() if solution else reply.strip()
     return {
-        "question": user.strip(),
+        "question": user,
         "solution": last_boxed(final),
         "reasoning": thought.group(1).strip() if thought else None,
         "response": final,
@@ -172,7 +209,7 @@ def messages_row(row: Mapping[str, Any]) -> Canonical:
     reply = next((m.get("content") for m in messages[user_index + 1 :] if m.get("role") == "assistant"), None)
     if not reply:
         raise BadRow("messages", "has no assistant reply after the first user message")
-    return _reply(messages[user_index]["content"].strip(), reply.strip())
+    return _reply(said_text(messages[user_index]["content"], "messages"), said_text(reply, "messages"))
 
 
 def dolly_row(row: Mapping[str, Any]) -> Canonical:
@@ -201,9 +238,9 @@ def _said(row: Mapping[str, Any], field: str, role: str) -> str:
     if isinstance(value, list):
         said = [turn.get("content") for turn in _turns(row, field, "{role, content}") if turn.get("role") == role]
         said = said[-1:] if role == "user" else said[:1]
-        if not said or not isinstance(said[0], str) or not said[0].strip():
+        if not said or not said[0]:
             raise BadRow(field, f"has no {role} message with text")
-        return said[0].strip()
+        return said_text(said[0], field)
     return required_text(row, field)
 
 

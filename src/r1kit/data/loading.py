@@ -46,8 +46,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     train, skipped = _adapt(raw_train, cfg, source)
     skipped += bad_lines + bad_test_lines
     if raw_test is None:
-        parts = train.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
-        train, test = parts["train"], parts["test"]
+        train, test = _held_out_split(train, cfg, source)
     else:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
         skipped += skipped_test
@@ -66,6 +65,33 @@ def load_splits(cfg: DatasetConfig) -> Splits:
             len(test),
         )
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
+
+
+def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, Dataset]:
+    """dataset.split.test_size of `rows` held out. A built-in task asks the same sum in several wordings ("What is
+    3 + 17?", "Compute 3 + 17.") and a word problem with other names: training leaves out every problem whose worked
+    solution (its arithmetic) is a held-out one's, so the held-out score is not one of reworded training problems."""
+    try:
+        parts = rows.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
+    except ValueError as error:  # too few rows to hold some out and train on the rest
+        raise DatasetError(
+            f"{source}: {counted(len(rows), 'usable row')}, too few to hold out dataset.split.test_size "
+            f"({cfg.split.test_size}) of them and train on the rest ({error}); add rows, or give the held-out "
+            "problems as a file with dataset.test_split"
+        ) from None
+    train, test = parts["train"], parts["test"]
+    if cfg.name in synthetic.BUILTIN_TASKS:
+        held_out = set(test["reasoning"])
+        train = train.select([i for i, worked in enumerate(train["reasoning"]) if worked not in held_out])
+    return train, test
+
+
+def innermost_cause(error: BaseException) -> str:
+    """The message of the exception at the bottom of `error`'s chain: the datasets library wraps what went wrong
+    ("Failed to parse string: '1/2' as a scalar of type int64") in "An error occurred while generating the dataset"."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return " ".join(str(error).split())
 
 
 def counted(count: int, noun: str) -> str:
@@ -222,7 +248,9 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
     try:
         return load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:
-        raise DatasetError(f"{shown}: cannot be read as {builder}: {' '.join(str(error).split())}") from error
+        said, cause = " ".join(str(error).split()), innermost_cause(error)
+        because = f" ({cause})" if cause not in said else ""
+        raise DatasetError(f"{shown}: cannot be read as {builder}: {said}{because}") from error
     finally:
         library_logger.setLevel(level)
 

@@ -111,6 +111,12 @@ def pairs_row(row: Mapping[str, Any]) -> Pair:
     {'prompt': [{'role': 'user', 'content': '2 + 2?'}], 'chosen': '4', 'rejected': '5'}
     """
     if row.get("prompt") is None and isinstance(row.get("chosen"), list):  # conversations with an implicit prompt
+        if isinstance(row.get("rejected"), str):
+            raise BadRow(
+                "rejected",
+                "is text while chosen is a conversation and the row has no prompt: give rejected as a conversation "
+                "too, or the question as a prompt column",
+            )
         chosen, rejected = _messages(row["chosen"], "chosen"), _messages(row.get("rejected"), "rejected")
         prompt = chosen[:-1]
         if not prompt or prompt[-1]["role"] != "user":
@@ -153,6 +159,8 @@ def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
         if isinstance(row.get(side), str):
             raise BadRow(side, "must be a conversation (a list of {role, content} messages) in UltraFeedback rows")
     context = _messages(row.get("chosen"), "chosen")[:-1]
+    if context and _messages(row.get("rejected"), "rejected")[:-1] != context:
+        raise BadRow("rejected", "does not answer the same conversation as chosen")
     prompt = context if context and context[-1]["role"] == "user" else [{"role": "user", "content": question}]
     return _pair(prompt, _reply(row, "chosen"), _reply(row, "rejected"))
 
