@@ -20,7 +20,7 @@ GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test builds built-in models into one session cache, never into the user's ~/.cache."""
-    cache = Path(os.environ.get("R1KIT_TEST_CACHE") or tmp_path_factory.mktemp("r1kit-cache"))
+    cache = Path(os.environ.get("PYTEST_R1KIT_CACHE") or tmp_path_factory.mktemp("r1kit-cache"))
     os.environ["R1KIT_CACHE"] = str(cache)
     return cache
 

@@ -799,6 +799,11 @@ def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
     assert (
         f"which wins over --grpo.temperature's 0.5; to change it, edit that stage in {own}\n" in capsys.readouterr().err
     )
+    # the user's --config file too (its value was replaced without a word)
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("rewards: {functions: [accuracy, cosine]}\n")
+    assert main(["config", "show", "--profile", "test", "--recipe", "r1", "--config", str(config_file)]) == 0
+    assert f"which wins over {config_file}'s ['accuracy', 'cosine']" in capsys.readouterr().err
 
 
 def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the_command_line(
@@ -826,3 +831,75 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(tmp_path: Pat
     mine.write_text("training:\n  max_steps: 3\n")  # what the profile sets too: nothing to say
     assert main(["config", "show", "--config", str(mine), "--profile", "test"]) == 0
     assert "over 3 from" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ values reach the key they name
+
+
+def test_a_mapping_setting_is_replaced_whole_by_a_later_source(tmp_path: Path) -> None:
+    """dataset.columns merged key by key: a flag's renames were added to the file's, and a recipe stage with its own
+    data inherited the run's renames (which its file does not have)."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("dataset:\n  columns: {problem: question, answer: solution}\n")
+    flag = resolve("--dataset.columns", "{question_text: question}", config_file=str(config_file))
+    assert flag.config.dataset.columns == {"question_text": "question"}
+    assert resolve("--dataset.columns", "{}", config_file=str(config_file)).config.dataset.columns == {}
+    env = resolve(config_file=str(config_file), environ={"R1KIT_DATASET_COLUMNS": "{q: question}"})
+    assert env.config.dataset.columns == {"q": "question"}
+    config_file.write_text(
+        "dataset:\n  columns: {problem: question}\n"
+        "stages:\n  - {name: sft, config: {dataset: {name: y.jsonl, columns: {prompt_text: question}}}}\n"
+    )
+    config = resolve(config_file=str(config_file)).config
+    assert config.for_stage(config.stages[0]).dataset.columns == {"prompt_text": "question"}
+
+
+def test_a_stages_own_epochs_or_steps_decides_how_long_it_trains(tmp_path: Path) -> None:
+    """A stage's `sft: {epochs: 2}` kept the default max_steps (60), which wins in the trainer: it trained 60 steps."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("stages:\n  - {name: sft, config: {sft: {epochs: 2}}}\n  - {name: grpo}\n")
+    config = resolve("--sft.max_steps", "5", config_file=str(config_file)).config
+    sft = config.for_stage(config.stages[0]).sft
+    assert (sft.epochs, sft.max_steps) == (2.0, None)
+    config_file.write_text("stages:\n  - {name: sft, config: {sft: {max_steps: 4}}}\n")
+    config = resolve("--sft.epochs", "3", config_file=str(config_file)).config
+    sft = config.for_stage(config.stages[0]).sft
+    assert (sft.epochs, sft.max_steps) == (None, 4)
+    config_file.write_text("stages:\n  - {name: sft, config: {sft: {max_steps: 4, epochs: 1}}}\n")
+    with pytest.raises(ConfigError, match=r"stages: sft: .*sft.epochs and sft.max_steps are both set"):
+        resolve(config_file=str(config_file))
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [("model.name", "model_from"), ("model.precision", "the run's"), ("model.threads", "the run's")],
+)
+def test_a_stage_cannot_set_what_the_run_decides_for_every_stage(key: str, hint: str, tmp_path: Path) -> None:
+    """A stage's model.name or precision was accepted and ignored: the stage trained the previous stage's model on the
+    run's device."""
+    section, name = key.split(".")
+    value = {"name": "other-model", "precision": "fp32", "threads": 1}[name]
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"stages:\n  - {{name: grpo, config: {{{section}: {{{name}: {value}}}}}}}\n")
+    with pytest.raises(ConfigError, match=rf"stages: grpo: {key} .*{hint}"):
+        resolve(config_file=str(config_file))
+
+
+def test_chat_and_eval_take_sampling_flags_for_their_own_settings() -> None:
+    """`r1kit chat --temperature 0.7` set grpo.temperature (and said chat does not read it): chat stayed greedy."""
+    chat = resolve("--temperature", "0.7", "--top_p", "0.9", "--max_new_tokens", "64", command="chat").config.chat
+    assert (chat.temperature, chat.top_p, chat.max_new_tokens) == (0.7, 0.9, 64)
+    evaluation = resolve("--temperature", "0.5", "--max_new_tokens", "32", command="eval").config.evaluation
+    assert (evaluation.temperature, evaluation.max_new_tokens) == (0.5, 32)
+    assert resolve("--temperature", "0.5", command="run").config.grpo.temperature == 0.5
+
+
+def test_a_tutorial_name_and_its_key_in_one_file_is_an_error_naming_both(tmp_path: Path) -> None:
+    """The last one written won, silently: `training.learning_rate` beside `training.optimization.learning_rate`."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("training:\n  learning_rate: 1.0e-4\n  optimization: {learning_rate: 3.0e-5}\n")
+    with pytest.raises(ConfigError, match=r"training.learning_rate and training.optimization.learning_rate both set"):
+        resolve(config_file=str(config_file))
+    config_file.write_text("model: {precision: fp16}\ntraining: {precision: {bf16: true}}\n")
+    with pytest.raises(ConfigError, match=r"model.precision and training.precision.bf16 both set model.precision"):
+        resolve(config_file=str(config_file))

@@ -45,13 +45,15 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
     from r1kit.cli import main
 
     file = tmp_path / "recipe.yaml"
-    file.write_text(
-        "stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.precision.bf16: false}\n"
-    )
+    file.write_text("stages:\n  - name: grpo\n    config: {training.learning_rate: 1.0e-4, training.max_steps: 3}\n")
     resolved = resolve_config(recipe=str(file), environ={})
     stage = resolved.config.for_stage(resolved.config.stages[0])
-    assert (stage.training.optimization.learning_rate, stage.model.precision) == (1e-4, "fp32")
+    assert (stage.training.optimization.learning_rate, stage.training.max_steps) == (1e-4, 3)
     assert "training.learning_rate → training.optimization.learning_rate (recipe.yaml, stage grpo)" in resolved.notes
+    # the precision is the run's (one device for every stage): a stage's own was accepted and not used
+    file.write_text("stages: [{name: grpo, config: {training.precision.bf16: false}}]\n")
+    with pytest.raises(ConfigError, match=r"stages: grpo: model.precision cannot be set for one stage"):
+        resolve_config(recipe=str(file), environ={})
     file.write_text("stages: [{name: grpo, config: {training.precision.tf32: true}}]\n")  # checked before any work
     assert main(["config", "show", "--recipe", str(file)]) == 2
     assert "model.tf32: TF32 is an NVIDIA GPU feature" in capsys.readouterr().err  # was: a crash at grpo's turn
@@ -226,10 +228,12 @@ def test_kill_9_mid_stage_resumes_that_stage(tmp_path: Path) -> None:
     stages = json.loads((out / "manifest.json").read_text())["stages"]  # the run's list says so too (and the report)
     assert [stage["status"] for stage in stages] == ["complete", "running"]
 
-    resumed = r1kit_cli(*args, cwd=REPO)
+    # --resume with more steps goes on from the checkpoint (it cleared the stage: "its config changed; redoing it")
+    resumed = r1kit_cli("run", "--out", str(out), "--resume", "--training.max_steps", "18", cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "01_sft: complete, skipped" in resumed.stderr and "resuming from" in resumed.stderr
-    assert _steps(out, "grpo") == list(range(1, 17))  # no step lost, none twice
+    assert "01_sft: complete, skipped" in resumed.stderr and "grpo: resuming from" in resumed.stderr
+    assert "02_grpo: its config changed (training.max_steps: 16 → 18); --resume goes on" in resumed.stderr
+    assert _steps(out, "grpo") == list(range(1, 19))  # no step lost, none twice
     assert json.loads((out / "02_grpo" / "manifest.json").read_text())["status"] == "complete"
 
 

@@ -31,6 +31,7 @@ from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows
 from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
+from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import RunDir, RunDirError, changed_keys, outdated_stages, read_manifest
@@ -339,6 +340,11 @@ def _restart_if_changed(
         change = f"its config changed ({key}: {before!r} → {now!r})"
     if forced:  # the change is said too: --only with a new value read as a plain redo
         why = "asked for by --from / --only" + (f", and {change}" if change else "")
+    elif change and _resumable(ctx, manifest, fingerprint):
+        # `--resume --training.max_steps 100`: goes on from its checkpoint, as a stage run alone does (a new
+        # optimizer setting is refused before this, open_run's check)
+        logger.warning("%s: %s; --resume goes on from its checkpoint with it", ctx.folder, change)
+        return
     elif change:
         why = change
     else:
@@ -354,6 +360,16 @@ def _restart_if_changed(
     replaced = "; what it made is replaced (another --out keeps both)" if finished else ""
     logger.warning("%s: %s; redoing it%s", ctx.folder, why, replaced)
     clear_stage(ctx)
+
+
+def _resumable(ctx: StageContext, manifest: dict[str, Any], fingerprint: dict) -> bool:
+    """--resume of an interrupted stage (a complete checkpoint, no final model) that reads the same inputs."""
+    return (
+        ctx.config.run.resume
+        and manifest.get("status") != "complete"
+        and not _changed_inputs(manifest.get("fingerprint", {}), fingerprint)
+        and bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
+    )
 
 
 def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerprint: dict) -> StageOutput:

@@ -164,23 +164,28 @@ _OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
 # A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`.
 _RENAMED = {("rloo", "kl_coef"): "beta"}
 GRPO_SECTIONS = ("training", "grpo")
+# The commands that train nothing read their own section's sampling settings: `r1kit chat --temperature 0.7`.
+COMMAND_SECTIONS = {"chat": "chat", "eval": "evaluation"}
 
 
 def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> str | None:
     """The key a bare trainer flag `--NAME` sets when `r1kit COMMAND` runs one stage alone: NAME in that stage's own
-    sections (as a TRL trainer's flags are its config's fields), else None.
+    sections (as a TRL trainer's flags are its config's fields), else None; for chat and eval, their own section's.
 
     >>> known = {"ppo.kl_coef", "dpo.max_length", "sft.max_length", "training.max_steps"}.__contains__
     >>> stage_key("kl_coef", "ppo", known), stage_key("max_length", "dpo", known), stage_key("max_length", "sft2", known)
     ('ppo.kl_coef', 'dpo.max_length', 'sft.max_length')
     >>> stage_key("kl_coef", "sft", known), stage_key("kl_coef", "run", known)
     (None, None)
-    >>> stage_key("kl_coef", "rloo", {"rloo.beta"}.__contains__)
-    'rloo.beta'
+    >>> stage_key("kl_coef", "rloo", {"rloo.beta"}.__contains__), stage_key("max_new_tokens", "chat", {"chat.max_new_tokens"}.__contains__)
+    ('rloo.beta', 'chat.max_new_tokens')
     """
-    if command not in STAGE_KINDS:
+    if command in COMMAND_SECTIONS:
+        sections = (COMMAND_SECTIONS[command],)
+    elif command in STAGE_KINDS:
+        sections = GRPO_SECTIONS if command == "grpo" else (command, *_OWN_SECTIONS.get(command, ()))
+    else:
         return None
-    sections = GRPO_SECTIONS if command == "grpo" else (command, *_OWN_SECTIONS.get(command, ()))
     name = _RENAMED.get((command, name), name)
     return next((f"{own}.{name}" for own in sections if known(f"{own}.{name}")), None)
 
@@ -188,7 +193,8 @@ def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> s
 def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:
     """Where a trainer flag's `path` (a training.* or grpo.* key, or another stage's key such as sft.max_length)
     lands when `r1kit COMMAND` runs one stage alone: the same key in the stage's own section, else None (the stage has
-    no such setting). Other paths and commands (run, eval, chat, config) keep the path.
+    no such setting); for `r1kit chat` and `r1kit eval`, their own setting of that name where they have one. Other
+    paths and commands (run, config) keep the path.
 
     >>> known = {"sft.max_steps", "sft.optimization.learning_rate", "ppo.learning_rate"}.__contains__
     >>> for_stage("training.max_steps", "sft", known), for_stage("training.optimization.learning_rate", "ppo", known)
@@ -197,8 +203,13 @@ def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> s
     (None, 'training.max_steps')
     >>> for_stage("sft.max_length", "dpo", {"dpo.max_length"}.__contains__), for_stage("ppo.ppo_epochs", "grpo", known)
     ('dpo.max_length', None)
+    >>> for_stage("grpo.temperature", "chat", {"chat.temperature"}.__contains__), for_stage("grpo.beta", "eval", known)
+    ('chat.temperature', 'grpo.beta')
     """
     section, _, rest = path.partition(".")
+    if command in COMMAND_SECTIONS:  # its own setting of that name, else the path (said to be unread by it)
+        own = f"{COMMAND_SECTIONS[command]}.{rest.rsplit('.', 1)[-1]}"
+        return own if section in GRPO_SECTIONS and known(own) else path
     if command not in STAGE_KINDS:
         return path
     if section in STAGE_KINDS and section not in READS[command]:  # another stage's key (--max_seq_length: sft's)

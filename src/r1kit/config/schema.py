@@ -7,8 +7,8 @@ YAML files, profiles, environment variables and the command line only set values
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -1014,15 +1014,54 @@ class MonitoringConfig(Section):
 # ---------------------------------------------------------------------------------------------------------- root
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` laid over `base`: mappings merge key by key, anything else (lists too) is replaced."""
+def walk_schema(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any, bool]]:
+    """(dotted path, field info, is_section) for every field of the schema."""
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        is_section = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        yield path, info, is_section
+        if is_section:
+            yield from walk_schema(info.annotation, f"{path}.")
+
+
+def deep_merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], whole: Collection[str] = (), prefix: str = ""
+) -> dict[str, Any]:
+    """`override` laid over `base`: sections merge key by key; a setting (a list, or a mapping-valued one named in
+    `whole`, such as dataset.columns: a later source's renames replace the earlier ones) is replaced.
+
+    >>> deep_merge({"dataset": {"columns": {"a": "question"}, "name": "x"}}, {"dataset": {"columns": {}}}, ["dataset.columns"])
+    {'dataset': {'columns': {}, 'name': 'x'}}
+    """
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and path not in whole:
+            merged[key] = deep_merge(merged[key], value, whole, f"{path}.")
         else:
             merged[key] = value
     return merged
+
+
+def _epochs_or_steps_of_the_stage(merged: dict[str, Any], own: Mapping[str, Any]) -> None:
+    """A stage that sets a section's `epochs` trains by epochs (the run's max_steps gives way), and the other way
+    round, as the later source decides for the run's own config; a stage never sets both (its validator says so)."""
+    for section, values in own.items():
+        limits = merged.get(section)
+        if (
+            not isinstance(values, Mapping)
+            or not isinstance(limits, dict)
+            or not {"epochs", "max_steps"} <= limits.keys()
+        ):
+            continue
+        if values.get("epochs") is not None:
+            limits["max_steps"] = None
+        elif values.get("max_steps") is not None:
+            limits["epochs"] = None
+
+
+# What loads every stage's model: set for the run, not for one stage (a stage trains the model of its model_from).
+RUN_WIDE_MODEL_SETTINGS = ("name", "revision", "gguf_file", "device", "precision", "threads", "cache_dir")
 
 
 class R1kitConfig(Section):
@@ -1060,7 +1099,8 @@ class R1kitConfig(Section):
     def for_stage(self, spec: StageSpec) -> R1kitConfig:
         """This config with a stage's own values laid over it (they win over every other source)."""
         # The stage's own config lists only itself, without overrides: what it runs is already laid in.
-        merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config)
+        merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config, MAPPING_SETTINGS)
+        _epochs_or_steps_of_the_stage(merged, spec.config)
         return R1kitConfig.model_validate(merged | {"stages": [{"name": spec.name, "kind": spec.stage_kind}]})
 
     @model_validator(mode="after")
@@ -1098,6 +1138,22 @@ class R1kitConfig(Section):
             for section in ("stages", "run"):
                 if section in spec.config:
                     raise ValueError(f"{where}: a stage's config cannot set {section!r} (it is the run's)")
+            model = spec.config.get("model")
+            for key in RUN_WIDE_MODEL_SETTINGS if isinstance(model, Mapping) else ():
+                if key in model:
+                    because = (
+                        "a stage trains the model of model_from (the previous stage's by default, `base` for the "
+                        "run's model.name)"
+                        if key == "name"
+                        else "the run's model settings load every stage's model on one device"
+                    )
+                    raise ValueError(f"{where}: model.{key} cannot be set for one stage: {because}")
+            for section, values in spec.config.items():
+                if isinstance(values, Mapping) and None not in (values.get("epochs"), values.get("max_steps")):
+                    raise ValueError(
+                        f"{where}: {section}.epochs and {section}.max_steps are both set; set one: epochs counts "
+                        "passes over the data, max_steps optimizer steps"
+                    )
             if spec.data_from is not None and "dataset" in spec.config:
                 raise ValueError(
                     f"{where}: data_from {spec.data_from!r} and its own dataset both name the data it trains on; "
@@ -1155,3 +1211,7 @@ class R1kitConfig(Section):
                 f"training.batch_size: {how} must be divisible by grpo.num_generations ({self.grpo.num_generations})"
             )
         return self
+
+
+# Settings whose value is a mapping (dataset.columns): a later source replaces them whole, as it replaces a list.
+MAPPING_SETTINGS = frozenset(path for path, info, _ in walk_schema(R1kitConfig) if get_origin(info.annotation) is dict)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from r1kit.config.aliases import (
     FLAG_ALIASES,
@@ -38,7 +38,7 @@ from r1kit.config.aliases import (
     refusal,
     stage_key,
 )
-from r1kit.config.schema import R1kitConfig, deep_merge, first_problem
+from r1kit.config.schema import R1kitConfig, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
 from r1kit.stages.registry import READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_read
 
@@ -106,19 +106,9 @@ class ResolvedConfig:
 # --------------------------------------------------------------------------------------------------- schema paths
 
 
-def _walk_schema(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, Any, bool]]:
-    """(dotted path, field info, is_section) for every field of the schema."""
-    for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
-        is_section = isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-        yield path, info, is_section
-        if is_section:
-            yield from _walk_schema(info.annotation, f"{path}.")
-
-
-LEAF_FIELDS = {path: info for path, info, is_section in _walk_schema(R1kitConfig) if not is_section}
+LEAF_FIELDS = {path: info for path, info, is_section in walk_schema(R1kitConfig) if not is_section}
 LEAF_PATHS = list(LEAF_FIELDS)
-SECTION_PATHS = [path for path, _, is_section in _walk_schema(R1kitConfig) if is_section]
+SECTION_PATHS = [path for path, _, is_section in walk_schema(R1kitConfig) if is_section]
 
 
 def field_help() -> list[tuple[str, Any, str]]:
@@ -316,12 +306,17 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """YAML values with dotted keys (`training.epochs: 0.1`) nested, and the tutorial's paths renamed to r1kit's."""
     tree: dict[str, Any] = {}
     refused: dict[str, str] = {}  # reason → the first path refused for it: every refused section named at once
+    written: dict[str, str] = {}  # r1kit path → the name it was written under
     for path, value in flatten(values).items():
         reason = refusal(path)
         if reason:
             refused.setdefault(reason, path)
             continue
-        set_path(tree, *canonical(path, value))
+        key, value = canonical(path, value)
+        if key in written:  # a tutorial name and r1kit's (or two tutorial names) for one key: which one counts?
+            raise ConfigError(f"{where}: {written[key]} and {path} both set {key}; keep one")
+        written[key] = path
+        set_path(tree, key, value)
     if refused:
         raise ConfigError(
             "\n".join(f"{where}: {path} is not an r1kit setting: {reason}" for reason, path in refused.items())
@@ -476,8 +471,9 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
 
 
 def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
-    """A line for each value the user set on the command line or in the environment that a recipe stage sets
-    otherwise for itself: the stage's own value wins (R1kitConfig.for_stage), so the user's does not reach it.
+    """A line for each value the user set on the command line, in the environment or in their --config file that a
+    recipe stage sets otherwise for itself: the stage's own value wins (R1kitConfig.for_stage), so the user's does not
+    reach it.
 
     >>> resolved = resolve_config(recipe="r1", overrides=["--rewards.functions", "[accuracy, cosine]"], environ={})
     >>> overridden_by_stages(resolved)  # doctest: +ELLIPSIS
@@ -492,9 +488,12 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     for spec in resolved.config.stages:
         for key, own in flatten(spec.config).items():
             source = resolved.sources.get(key, "")
-            if source.startswith(("cli:", "env:")) and values.get(key) != own:
+            users = source.startswith(("cli:", "env:")) or (
+                source.startswith("file:") and source != resolved.sources["stages"]  # not the recipe's own file
+            )
+            if users and values.get(key) != own:
                 lines.append(
-                    f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source[4:]}'s "
+                    f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source.split(':', 1)[1]}'s "
                     f"{values.get(key)!r}; to change it, edit that stage in {edit}"
                 )
     return lines
@@ -590,7 +589,7 @@ def resolve_config(
                 replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
             rank[path] = index
-        merged = deep_merge(merged, layer.values)
+        merged = deep_merge(merged, layer.values, LEAF_FIELDS)
     for path, value, source in replaced:
         _check_replaced(path, value, source, sources[path])
     _epochs_or_steps(merged, sources, rank)
