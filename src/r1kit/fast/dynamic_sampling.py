@@ -1,5 +1,5 @@
-"""DAPO's dynamic sampling: prompt groups whose completions all got the same reward teach nothing (zero advantage),
-so they are replaced by groups of fresh prompts before the update.
+"""DAPO's dynamic sampling: prompt groups whose completions all got the same reward teach nothing (one advantage for
+all, zero up to rounding), so they are replaced by groups of fresh prompts before the update.
 
 `replace_groups` splices scored groups from one GRPO batch (TRL's output of `_generate_and_score_completions`) into
 another. The two batches were padded separately, so each tensor is first padded to the wider of the two: prompts on
@@ -33,16 +33,18 @@ SPLICEABLE = {*_PADDING, "advantages", "num_items_in_batch"}
 
 
 def dead_groups(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
-    """Indices of the groups whose completions all have zero advantage (identical rewards).
+    """Indices of the groups whose completions all have one advantage (identical rewards): zero, or a constant
+    that TRL's float group mean leaves (rewards of 0.3 give 0.3 − mean(0.3, …) ≈ 1e-8, over its std + 1e-4) or its
+    normalize_then_sum mode gives.
 
-    >>> dead_groups(torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0]), 2).tolist()
-    [0, 2]
+    >>> dead_groups(torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 3e-4, 3e-4]), 2).tolist()
+    [0, 2, 3]
     """
     return (~_has_signal(advantages, group_size)).nonzero().flatten()
 
 
 def live_groups(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
-    """Indices of the groups with a learning signal (some non-zero advantage).
+    """Indices of the groups with a learning signal (advantages that differ).
 
     >>> live_groups(torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0]), 2).tolist()
     [1]
@@ -51,7 +53,8 @@ def live_groups(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 def _has_signal(advantages: torch.Tensor, group_size: int) -> torch.Tensor:
-    return advantages.view(-1, group_size).abs().sum(1) > 0  # (groups,)
+    groups = advantages.view(-1, group_size)
+    return groups.amax(1) > groups.amin(1)  # (groups,): one advantage for all moves no completion against another
 
 
 def replace_groups(

@@ -244,5 +244,8 @@ def _sample(
     """
     probs = restrict(probs, top_p, top_k, min_p)
     cumulative = probs.cumsum(-1)  # (b, V); restricted rows are not renormalised, so scale the draw instead
-    draw = uniform[:, None] * cumulative[:, -1:]
-    return torch.searchsorted(cumulative, draw).squeeze(1).clamp(max=probs.size(-1) - 1)
+    total = cumulative[:, -1:]
+    # token i covers [cumulative[i-1], cumulative[i]): the first entry above the draw, so a draw of exactly 0 takes
+    # the first token with probability, not token 0; kept below the total, which float rounding could reach
+    draw = torch.minimum(uniform[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cumulative, draw, right=True).squeeze(1)

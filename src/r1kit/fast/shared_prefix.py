@@ -66,10 +66,11 @@ def shared_prefix_logps(
 
     `model` is the causal LM (a LoRA-wrapped one's base model); its backbone is `model.model`.
     """
-    unique_prompts, row_to_prompt = torch.unique(prompt_ids, dim=0, return_inverse=True)  # (U, P), (B,)
-    first_row = torch.zeros(len(unique_prompts), dtype=torch.long, device=prompt_ids.device)
-    first_row.scatter_(0, row_to_prompt, torch.arange(len(prompt_ids), device=prompt_ids.device))
-    unique_mask = prompt_mask[first_row]  # identical prompts are padded identically within a batch
+    # one prompt: the same ids and the same mask (a prompt that starts with the pad token id is told from a padded one)
+    prompts = torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], dim=1)  # (B, 2P)
+    unique, row_to_prompt = torch.unique(prompts, dim=0, return_inverse=True)  # (U, 2P), (B,)
+    width = prompt_ids.size(1)
+    unique_prompts, unique_mask = unique[:, :width], unique[:, width:].to(prompt_mask.dtype)  # (U, P) each
 
     backbone = model.model
     cache = DynamicCache(config=model.config)

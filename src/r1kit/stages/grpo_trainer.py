@@ -33,9 +33,11 @@ from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
-from r1kit.stages.curriculum import KeptPrompts
+from r1kit.stages.curriculum import RESCORING, KeptPrompts
 
 logger = logging.getLogger("r1kit")
+
+RESAMPLING = RESCORING - 1  # the seed-key tag of dynamic sampling's prompt draws (the curriculum's are -1 and -2)
 
 
 class NoVerdictAtGroupMean:
@@ -68,7 +70,6 @@ class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
         self.curriculum = curriculum  # a re-scored curriculum: rollouts only of the prompts it keeps now
         self.resample_retries = resample_retries  # DAPO dynamic sampling: 0 is off
         self.step_credit = step_credit  # weight of the process advantage from checked steps: 0 is off
-        self._resample_draws = torch.Generator().manual_seed(self.args.seed)  # which fresh prompts replace groups
         self.shared_prefix = (
             shared_prefix
             and self._single_plain_process()
@@ -194,11 +195,13 @@ class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
         size, pad, replaced = self.num_generations, self._tokenizer.pad_token_id, 0
         accelerator, several = self.accelerator, self.accelerator.num_processes > 1
         whole = gather_batch(batch, accelerator, pad) if several else batch
-        for _ in range(self.resample_retries):
+        # TRL logs each scoring's reward, its spread and lengths: the retries' rollouts are not the batch trained on
+        logged = {key: len(values) for key, values in self._metrics["train"].items()}
+        for retry in range(self.resample_retries):
             dead = dead_groups(whole["advantages"], size)  # the same in every process: the same whole batch
             if not len(dead):
                 break
-            rows = self._fresh_rows(fresh_group_count(len(dead), size, accelerator.num_processes))
+            rows = self._fresh_rows(fresh_group_count(len(dead), size, accelerator.num_processes), retry)
             share = len(rows) // accelerator.num_processes
             mine = rows[accelerator.process_index * share : (accelerator.process_index + 1) * share]
             fresh = super()._generate_and_score_completions(mine)
@@ -207,6 +210,8 @@ class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
             if len(alive):
                 whole = replace_groups(whole, dead[: len(alive)], fresh, alive, size, pad)
                 replaced += len(alive)
+        for key, values in self._metrics["train"].items():
+            del values[logged.get(key, 0) :]
         self._metrics["train"]["dynamic_sampling/replaced_groups"].append(float(replaced))
         self._metrics["train"]["dynamic_sampling/zero_advantage_groups_left"].append(
             float(len(dead_groups(whole["advantages"], size)))
@@ -239,11 +244,15 @@ class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
         self._metrics["train"]["curriculum/swapped_prompts"].append(swapped / self.num_generations)
         return [row if pick is None else self.train_dataset[pick] for row, pick in zip(inputs, picks, strict=True)]
 
-    def _fresh_rows(self, groups: int) -> list[dict]:
-        """`groups` training prompts drawn at random (seeded by the run's seed; those the curriculum keeps, when it is
-        re-scored), each repeated for its group. Every process draws the same prompts: the same seed, the same draws."""
+    def _fresh_rows(self, groups: int, retry: int) -> list[dict]:
+        """`groups` training prompts drawn at random (those the curriculum keeps, when it is re-scored), each repeated
+        for its group. The draw is seeded by the run's seed, the step and the retry: every process draws the same
+        prompts, and a resumed run draws what the uninterrupted one would have."""
         pool = self.curriculum.kept if self.curriculum is not None else range(len(self.train_dataset))
-        picks = torch.randint(len(pool), (groups,), generator=self._resample_draws).tolist()
+        # a rollout's seeds hash (seed, step, rollout ≥ 1, row): RESAMPLING < 0 keeps this draw out of their streams
+        key = (self.args.seed, self.state.global_step, RESAMPLING)
+        draws = torch.Generator().manual_seed(row_seeds(key, retry, 1)[0])
+        picks = torch.randint(len(pool), (groups,), generator=draws).tolist()
         return [self.train_dataset[pool[index]] for index in picks for _ in range(self.num_generations)]
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
