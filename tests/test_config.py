@@ -903,3 +903,17 @@ def test_a_tutorial_name_and_its_key_in_one_file_is_an_error_naming_both(tmp_pat
     config_file.write_text("model: {precision: fp16}\ntraining: {precision: {bf16: true}}\n")
     with pytest.raises(ConfigError, match=r"model.precision and training.precision.bf16 both set model.precision"):
         resolve(config_file=str(config_file))
+
+
+def test_text_that_looks_like_a_yaml_1_1_number_stays_as_written(tmp_path: Path) -> None:
+    """`run_name: 0123` in a file became '83' (YAML 1.1 octal), `revision: 2023_01` '202301'."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(
+        "monitoring: {wandb: {run_name: 0123}}\nmodel: {revision: 2023_01}\ntraining: {max_steps: 12}\n"
+    )
+    config = resolve(config_file=str(config_file)).config
+    assert (config.monitoring.wandb.run_name, config.model.revision, config.training.max_steps) == (
+        "0123",
+        "2023_01",
+        12,
+    )

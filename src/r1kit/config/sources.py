@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -177,6 +178,29 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's integers: YAML 1.1 read `0123` as octal 83 and `2023_01` as 202301, so
+    a run name or revision written so became another text."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text as values, numbers read as YAML 1.2 reads them.
+
+    >>> read_yaml("{revision: 0123, run: 2023_01, steps: 30, lr: 1.0e-4, hex: 0x10}")
+    {'revision': '0123', 'run': '2023_01', 'steps': 30, 'lr': 0.0001, 'hex': 16}
+    """
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: builds no Python objects
+
+
 _NULLS = ("null", "~")
 _TRUE, _FALSE = ("true", "yes", "y", "t", "1"), ("false", "no", "n", "f", "0")  # transformers' string_to_bool
 
@@ -195,7 +219,7 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
     """
     if path not in LEAF_FIELDS:  # a plug-in reward's parameter: its type is the plug-in's business
         try:
-            return yaml.safe_load(text)
+            return read_yaml(text)
         except yaml.YAMLError:
             return text
     annotation = LEAF_FIELDS[path].annotation
@@ -205,7 +229,7 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
         return None
     if any(get_origin(kind) is list for kind in kinds):
         try:
-            value = yaml.safe_load(text)
+            value = read_yaml(text)
         except yaml.YAMLError as error:
             raise ConfigError(
                 f"{path}: cannot read {text!r} as a list (from {source}): {str(error).splitlines()[0]}"
@@ -215,7 +239,7 @@ def _value_from_text(path: str, text: str, source: str) -> Any:
         return value if isinstance(value, list) else [value]
     if any(get_origin(kind) is dict for kind in kinds):
         try:
-            return yaml.safe_load(text)  # {a: b}; the schema says what a wrong shape is
+            return read_yaml(text)  # {a: b}; the schema says what a wrong shape is
         except yaml.YAMLError as error:
             raise ConfigError(
                 f"{path}: cannot read {text!r} as a mapping (from {source}): {str(error).splitlines()[0]}"
@@ -249,7 +273,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a YAML config file")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = read_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except UnicodeDecodeError:
