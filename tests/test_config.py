@@ -917,3 +917,10 @@ def test_text_that_looks_like_a_yaml_1_1_number_stays_as_written(tmp_path: Path)
         "2023_01",
         12,
     )
+
+
+def test_dpo_label_smoothing_is_refused_where_the_loss_ignores_it() -> None:
+    """TRL 1.16's sigmoid loss dropped label smoothing: `--dpo.label_smoothing 0.1` trained plain DPO, silently."""
+    with pytest.raises(ConfigError, match=r"label_smoothing 0.1 is read by loss_type robust only"):
+        resolve("--dpo.label_smoothing", "0.1")
+    assert resolve("--dpo.label_smoothing", "0.1", "--dpo.loss_type", "robust").config.dpo.label_smoothing == 0.1

@@ -207,3 +207,70 @@ def test_a_stage_folder_given_as_a_model_names_its_model_or_says_it_made_none(tm
     (data_stage / "manifest.json").write_text('{"status": "complete"}')
     with pytest.raises(ModelError, match="and that stage made no model"):
         resolve_model(str(data_stage))
+
+
+def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, tmp_path: Path) -> None:
+    """An adapter folder (model.save_adapter) loaded as transformers' adapter: TRL then wrapped it in a second LoRA
+    and the final save failed, and without LoRA nothing trained."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.models import save_adapter
+
+    torch.manual_seed(0)
+    lora = PeftLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora)
+    for name, parameter in adapted.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # B starts at zero: an adapter that changes the outputs
+    save_adapter(adapted, load_tokenizer(ModelConfig(), str(tiny_model)), tmp_path / "adapter")
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        expected = adapted(ids).logits
+    loaded = load_model(ModelConfig(), str(tmp_path / "adapter"), CPU, for_training=True)
+    assert not isinstance(loaded, PeftModel) and not getattr(loaded, "_hf_peft_config_loaded", False)
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).logits, expected, atol=1e-4)
+
+
+def test_chatml_on_a_base_model_ends_replies_with_its_turn_end(tiny_model: Path, tmp_path: Path) -> None:
+    """model.chat_template=chatml kept a base model's <|endoftext|> as the end token: SFT taught <|im_end|>, and
+    generation, stopping only at <|endoftext|>, ran every reply to the token limit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = tmp_path / "base"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.eos_token, tokenizer.chat_template = "<|endoftext|>", None
+    tokenizer.save_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.generation_config.eos_token_id = model.config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(base)
+
+    cfg = ModelConfig(chat_template="chatml")
+    chatml = load_tokenizer(cfg, str(base))
+    end = chatml.convert_tokens_to_ids("<|im_end|>")
+    assert chatml.eos_token_id == end != tokenizer.eos_token_id
+    assert end in load_model(cfg, str(base), CPU, for_training=False).generation_config.eos_token_id
+
+
+def test_a_model_folder_without_a_tokenizer_says_so(tiny_model: Path, tmp_path: Path) -> None:
+    """A Trainer checkpoint saved without its tokenizer gave "You need to have sentencepiece or tiktoken installed"."""
+    import shutil
+
+    folder = tmp_path / "weights-only"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model / name, folder / name)
+    with pytest.raises(ModelError, match=r"weights-only has no tokenizer .*tokenizer.save_pretrained"):
+        load_tokenizer(ModelConfig(), str(folder))
+
+
+def test_a_chat_template_that_refuses_a_system_message_is_a_model_error(tiny_model: Path) -> None:
+    """Gemma-style templates raise on a system role: chat, eval and training crashed as "unexpected error"."""
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}{{ m['content'] }}{% endfor %}"
+    )
+    with pytest.raises(ModelError, match=r"cannot ask with a system message \(System role not supported\)"):
+        load_tokenizer(ModelConfig(chat_template=template), str(tiny_model))

@@ -178,6 +178,8 @@ def test_each_logging_step_records_cpu_ram_and_gpu_memory(tmp_path: Path, monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # CPU machines: fake the two CUDA readings
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 2e9)
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda: 3e9)
+    resets = []  # the peak is the stage's own: earlier stages and evaluations ran in the same process
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: resets.append(1))
     run = RunDir(tmp_path)
     monitor = TrainingMonitor(run, "grpo", MonitoringConfig(progress=False), total_params=1000, peak_flops=None)
     args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
@@ -192,6 +194,7 @@ def test_each_logging_step_records_cpu_ram_and_gpu_memory(tmp_path: Path, monkey
     assert 0 < record["perf/cpu_percent"] <= 100
     assert 0 < record["perf/ram_percent"] <= 100
     assert (record["perf/gpu_peak_memory_gb"], record["perf/gpu_reserved_memory_gb"]) == (2.0, 3.0)
+    assert resets == [1]  # at the stage's start
 
 
 def test_speed_figures_leave_out_evaluation_during_training(tmp_path: Path) -> None:
@@ -215,23 +218,26 @@ def test_speed_figures_leave_out_evaluation_during_training(tmp_path: Path) -> N
     assert 0.05 <= record["perf/step_seconds"] < 0.3 and side_work.seconds >= 0.5
 
 
-@pytest.mark.parametrize(("frozen", "flops_per_token"), [(False, 6 * 300), (True, 4 * 300 + 2 * 60)])
+@pytest.mark.parametrize(
+    ("frozen", "flops_per_token", "processes"), [(False, 6 * 300, 1), (True, 4 * 300 + 2 * 60, 1), (False, 6 * 300, 4)]
+)
 def test_mfu_counts_weight_gradients_of_the_trained_weights_only(
-    tmp_path: Path, frozen: bool, flops_per_token: int
+    tmp_path: Path, frozen: bool, flops_per_token: int, processes: int
 ) -> None:
-    """6·N FLOPs a token when every weight trains; under LoRA the frozen weights get no gradient: 4·N + 2·trained."""
+    """6·N FLOPs a token when every weight trains; under LoRA the frozen weights get no gradient: 4·N + 2·trained.
+    The token count is every process's, the peak one device's: 4 processes read 4× the MFU."""
     model = torch.nn.Sequential(torch.nn.Linear(12, 20, bias=False), torch.nn.Linear(6, 10, bias=False))  # 300
     model[0].requires_grad_(not frozen)  # 240 frozen, 60 trained
     run = RunDir(tmp_path)
     monitor = TrainingMonitor(run, "grpo", MonitoringConfig(progress=False), total_params=300, peak_flops=1e6)
-    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
+    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=processes)
     state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
     monitor.on_train_begin(args, state, None, model=model)
     time.sleep(0.05)
     state.global_step, state.num_input_tokens_seen = 1, 100
     monitor.on_log(args, state, None, logs={"loss": 0.5})
     (record,) = run.read("metrics.jsonl")
-    expected = flops_per_token * 100 / record["perf/step_seconds"] / 1e6
+    expected = flops_per_token * 100 / record["perf/step_seconds"] / 1e6 / processes
     assert record["perf/mfu"] == pytest.approx(expected, rel=1e-6)
 
 
@@ -276,3 +282,18 @@ def test_the_eval_table_names_what_its_groups_are(capsys: pytest.CaptureFixture[
     groups = {"1": {"problems": 1, "accuracy": 1.0}, "2": {"problems": 1, "accuracy": 0.0}}
     print_eval_table({"sft": figures | {"by_group": groups, "group_column": "level"}}, title="t")
     assert "by level, sft: 1 100% (1)  2 0% (1)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("series", "kind"),
+    [
+        ([-0.1, -0.1, -0.45, -0.45], "drop"),  # a cosine reward below zero getting worse
+        ([0.0, 0.0, -0.6, -0.6], "drop"),  # a repetition penalty from none to much
+        ([-0.5, -0.5, -0.1, -0.1], "improvement"),
+        ([0.0, 0.0, 0.02, 0.02], None),  # a small move near zero is noise
+    ],
+)
+def test_rewards_at_or_below_zero_can_drop_and_improve(series: list[float], kind: str | None) -> None:
+    """The rules skipped a series whose earlier level was 0 or below: penalties getting worse raised nothing."""
+    raised = alerts_over([{"step": s, "rewards/repetition/mean": v} for s, v in enumerate(series)])
+    assert [a["kind"] for a in raised] == ([kind] if kind else [])

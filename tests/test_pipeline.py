@@ -647,3 +647,32 @@ def test_a_training_stage_contacts_no_host(tmp_path: Path) -> None:
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "looked up: [] exit 0" in done.stdout  # was: ['huggingface.co']
+
+
+def test_the_chat_renderer_starts_in_the_thinking_a_template_opened() -> None:
+    """R1-distill and Qwen3 templates end the prompt with <think>: the reply's thinking was shown as plain text."""
+    from r1kit.chat import StreamRenderer
+    from r1kit.rewards.text import extract_answer
+
+    console = Console(file=io.StringIO())
+    renderer = StreamRenderer(console, thinking=True)
+    for chunk in ["2 + 3 ", "= 5\n</th", "ink>\n", "<answer>5</answer>"]:
+        renderer.feed(chunk)
+    renderer.close()
+    shown = console.file.getvalue()
+    assert shown.index("── thinking ──") < shown.index("2 + 3 = 5") < shown.index("── answer ──")
+    assert extract_answer(renderer.text) == "5"
+
+
+def test_an_interrupted_chat_reply_stops_its_generation() -> None:
+    """Ctrl-C printed "interrupted" at once, and the process ended only when the generation reached max_new_tokens."""
+    from threading import Event
+
+    from r1kit.chat import _StopWhenSet
+
+    stop = Event()
+    criterion = _StopWhenSet(stop)
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    assert criterion(ids, None).tolist() == [False, False]
+    stop.set()
+    assert criterion(ids, None).tolist() == [True, True]

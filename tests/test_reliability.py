@@ -302,3 +302,62 @@ def test_a_reward_returning_text_scores_none_at_once() -> None:
 
 def test_a_reward_returning_the_wrong_count_is_isolated() -> None:
     assert guarded("short", lambda completions, **kw: [1.0])(["a", "b"]) == [1.0, 1.0]
+
+
+# ---------------------------------------------------------------------------------------------- folders and paths
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monkeypatch) -> None:
+    """Both took runs/<second>: the second took the first's over as a failed start and deleted its logs."""
+    from r1kit.runs import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda pattern: "20261205-061500")
+    first, second, evaluation = RunDir.new(), RunDir.new(), RunDir.new(prefix="eval-")
+    assert [first.root.name, second.root.name, evaluation.root.name] == [
+        "20261205-061500",
+        "20261205-061500-2",
+        "eval-20261205-061500",
+    ]
+    assert first.root.is_dir() and second.root.is_dir()
+
+
+def test_an_eval_folder_that_cannot_be_written_is_said_before_the_evaluation(tmp_path, capsys) -> None:
+    """It evaluated, then failed to write: "unexpected error (a bug in r1kit …): NotADirectoryError"."""
+    from r1kit.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["eval", "--profile", "test", "--out", str(blocker / "x")]) == 1
+    err = capsys.readouterr().err
+    assert f"run folder {blocker / 'x'} is not writable" in err and "unexpected error" not in err
+    assert "pass@1" not in err
+
+
+def test_a_home_folder_path_is_expanded_in_the_run_folder_and_model_name() -> None:
+    """`--out=~/x` reached r1kit as written: --resume found no run there, and `--model=~/m` was taken for a hub id."""
+    import os
+
+    from r1kit.config.sources import resolve_config
+
+    config = resolve_config(overrides=["--out", "~/runs/x", "--model", "~/models/m"], environ={}).config
+    assert config.run.output_dir == os.path.expanduser("~/runs/x")
+    assert config.model.name == os.path.expanduser("~/models/m")
+
+
+def test_a_build_left_by_a_killed_process_is_removed_by_the_next(tmp_path) -> None:
+    import os
+
+    from r1kit.atomic import build_complete, is_complete
+
+    dest = tmp_path / "model"
+    dead = tmp_path / ".model.tmp-999999999"  # no such process
+    dead.mkdir()
+    (dead / "weights").write_text("half")
+    mine = tmp_path / f".other.tmp-{os.getpid()}"  # another folder's build in progress: not this one's to remove
+    mine.mkdir()
+    build_complete(dest, lambda folder: (folder / "weights").write_text("v1"), {})
+    assert not dead.exists() and mine.exists()
+    build_complete(dest, lambda folder: (folder / "weights").write_text("v2"), {})  # replaces the first, whole
+    assert is_complete(dest) and (dest / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "model"]

@@ -149,3 +149,43 @@ def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_
     later = write_report(run).read_text().split("Evaluated later")[1].split("</table>")[0]
     assert "<th>held-out data</th>" in later and "word_problems" in later
     assert "<td class='change'></td>" in later and "pts</td>" not in later
+
+
+def test_a_run_without_a_summary_shows_its_evaluations_in_stage_order(tmp_path: Path) -> None:
+    """A killed run (no summary.json) listed its evaluations alphabetically: base, reasoning_rl, sft, and the change
+    column compared base with sft; `r1kit eval`'s eval_10 came before eval_2, all in the run's own table."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "config.yaml").write_text("{}\n")
+    stages = [
+        {"name": "sft", "kind": "sft", "folder": "01_sft", "status": "complete", "seconds": 60.0},
+        {"name": "reasoning_rl", "kind": "grpo", "folder": "02_reasoning_rl", "status": "complete", "seconds": 90.0},
+        {
+            "name": "rejection_sampling",
+            "kind": "rejection_sampling",
+            "folder": "03_rejection_sampling",
+            "status": "running",
+            "seconds": None,
+        },
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+
+    def evaluation(label: str, accuracy: float) -> None:
+        result = {"label": label, "model": "/m", "problems": 4, "accuracy": accuracy, "format_rate": 1.0}
+        (tmp_path / "eval" / f"{label}.json").write_text(json.dumps(result))
+
+    for label, accuracy in (("base", 0.1), ("sft", 0.3), ("reasoning_rl", 0.6), ("eval", 0.7), ("eval_2", 0.75)):
+        evaluation(label, accuracy)
+    evaluation("eval_10", 0.8)
+    page = write_report(tmp_path).read_text()
+    own, later = page.split("<h2>Evaluation</h2>")[1].split("Evaluated later")
+    assert re.findall(r"<th>([^<]*)</th>", own.split("</table>")[0])[:5] == [
+        "",
+        "base",
+        "sft",
+        "reasoning_rl",
+        "change",
+    ]
+    assert "+50.0 pts" in own
+    assert re.findall(r"<th>([^<]*)</th>", later.split("</table>")[0])[1:4] == ["eval", "eval_2", "eval_10"]

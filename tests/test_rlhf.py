@@ -607,3 +607,24 @@ def test_eval_resolves_win_rate_against_before_checking_it(tmp_path: Path, tiny_
         evaluated(str(judge))
     with pytest.raises(ModelError, match=r"win_rate_against .*nowhere: no such model folder"):
         evaluated(str(tmp_path / "nowhere"))
+
+
+def test_the_reward_models_trained_weights_are_fp32_master_weights(tiny_model: Path) -> None:
+    """PEFT trains the new score head in full, in the load dtype (bf16/fp16); under fp16 the gradient scaler then
+    refused the first step."""
+    from peft import get_peft_model
+
+    from r1kit.config.schema import ModelConfig
+    from r1kit.hardware import Hardware
+    from r1kit.stages.reward_model import load_reward_model, sequence_lora_config, trained_in_fp32
+
+    cfg = ModelConfig()
+    bf16 = Hardware(device="cpu", precision="bf16", threads=1)
+    model = get_peft_model(load_reward_model(cfg, str(tiny_model), bf16, for_training=True), sequence_lora_config(cfg))
+    trained = lambda: {p.dtype for p in model.parameters() if p.requires_grad}  # noqa: E731
+    assert torch.bfloat16 in trained()  # the score head's copy
+    trained_in_fp32(model)
+    assert trained() == {torch.float32}
+    assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}  # frozen: as loaded
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(torch.tensor([[5, 6, 7]])).logits.shape == (1, 1)

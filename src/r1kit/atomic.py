@@ -37,16 +37,25 @@ def is_complete(folder: Path) -> bool:
 
 
 def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
-    """Mark a fully written folder complete and rename it into place (atomic on one filesystem)."""
+    """Mark a fully written folder complete and rename it into place (atomic on one filesystem). A folder it
+    replaces is first renamed aside, then deleted: deleted in place, a kill half way left `dest` with its marker and
+    without some of its files, which then read as complete."""
     (staging / COMPLETE_MARKER).write_text(json.dumps(info))
-    if dest.exists():
-        shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
     os.replace(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
-    """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind."""
+    """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind, and its
+    temporary folder is removed by the next build (a converted model's is half a gigabyte)."""
+    leftovers = [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]
+    for leftover in leftovers if dest.parent.exists() else ():
+        if not _running(leftover.name.rpartition("-")[2]):
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -56,6 +65,17 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def _running(pid: str) -> bool:
+    """Whether process `pid` is alive (a build in progress keeps its temporary folder)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def json_digest(value: Any) -> str:

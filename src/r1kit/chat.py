@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from threading import Thread
+from threading import Event, Thread
 
+import torch
 from rich.console import Console
-from transformers import TextIteratorStreamer
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer, set_seed
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.hardware import setup_hardware
@@ -27,14 +28,28 @@ _COMMANDS = {
 }
 
 
+class _StopWhenSet(StoppingCriteria):
+    """Ends a generation running in its thread once `event` is set."""
+
+    def __init__(self, event: Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.size(0),), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class StreamRenderer:
     """Prints streamed text, switching style at the R1 tags, even when a tag arrives split over two chunks."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, thinking: bool = False):
+        """`thinking`: the prompt itself opened <think> (R1-distill and Qwen3 templates), so the reply starts inside it."""
         self.console = console
         self.mode = "text"
         self.pending = ""
-        self.text = ""
+        self.text = THINK_OPEN if thinking else ""
+        if thinking:
+            self.mode = "think"
+            self.console.print(_HEADINGS["think"], end="", style="bold", markup=False, highlight=False)
 
     def feed(self, chunk: str) -> None:
         self.text += chunk
@@ -111,8 +126,10 @@ def reply(
             del earlier[0]  # in place: the conversation goes on without it
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampled = settings.temperature > 0
+    stop = Event()  # Ctrl-C stops the generation too (it went on to max_new_tokens before the process could end)
     generation = Thread(
         target=model.generate,
+        daemon=True,
         kwargs={
             **inputs.to(model.device),
             "streamer": streamer,
@@ -122,14 +139,19 @@ def reply(
             "top_p": settings.top_p if sampled else None,
             "top_k": settings.top_k if sampled else None,
             "pad_token_id": tokenizer.pad_token_id,
+            "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)]),
         },
     )
     generation.start()
-    renderer = StreamRenderer(console)
-    for chunk in streamer:
-        renderer.feed(chunk)
+    prompt_end = tokenizer.decode(inputs["input_ids"][0, -8:])
+    renderer = StreamRenderer(console, thinking=prompt_end.rstrip().endswith(THINK_OPEN))
+    try:
+        for chunk in streamer:
+            renderer.feed(chunk)
+    finally:
+        stop.set()
+        generation.join()
     renderer.close()
-    generation.join()
     answer = extract_answer(renderer.text)
     if answer is not None:
         console.print(f"answer: {answer}", style="bold", markup=False)
@@ -147,6 +169,7 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar before the conversation
     tokenizer = load_tokenizer(config.model, reference)
     model = load_model(config.model, reference, hardware, for_training=False).eval()
+    set_seed(config.run.seed)  # chat.temperature > 0 samples: the same seed, the same replies
     console = Console()
     # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
     console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)

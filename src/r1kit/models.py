@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from peft import PeftModel
+from peft import AutoPeftModelForCausalLM, PeftModel
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
@@ -18,6 +18,9 @@ from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 from r1kit.hub import offline_if_unreachable, unreachable
 
+ADAPTER_CONFIG = "adapter_config.json"  # a LoRA adapter folder (save_adapter) holds it beside its weights
+
+IM_END = "<|im_end|>"  # the end of a ChatML turn
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
     "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
@@ -185,7 +188,7 @@ def resolve_model(
         raise ModelError(
             f"{what} (model.name takes an alias {sorted(BUILTIN_MODELS)}, a hub id, a folder or a .gguf file)"
         )
-    if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+    if not (path / "config.json").exists() and not (path / ADAPTER_CONFIG).exists():
         if (path / "model" / "config.json").exists():  # RUN/NN_<stage>: the stage's model is inside
             raise ModelError(f"{path} is a stage folder of a run: its model is {path / 'model'}")
         if (path / "manifest.json").exists():
@@ -257,7 +260,18 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
         )
 
 
+# What a tokenizer is saved as (save_pretrained writes some of them; a model folder saved without one has none).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
 def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
+    folder = Path(reference)
+    if folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
+        # transformers then asks for sentencepiece or tiktoken, which would not help
+        raise ModelError(
+            f"{reference} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save one beside the weights with "
+            "tokenizer.save_pretrained(folder), from the model it was trained from"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
@@ -266,6 +280,15 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         raise load_error(reference, error) from error
     if cfg.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE if cfg.chat_template == "chatml" else cfg.chat_template
+    if cfg.chat_template == "chatml":
+        # a reply ends with <|im_end|>, the token SFT teaches; a base model's end token (<|endoftext|>) is never
+        # learned, so replies ran to the token limit
+        if tokenizer.convert_tokens_to_ids(IM_END) in (None, tokenizer.unk_token_id):
+            raise ModelError(
+                f"model.chat_template=chatml: the tokenizer of {reference} has no {IM_END} token to end a reply with; "
+                f"give a template of your own that ends each turn with its end token ({tokenizer.eos_token})"
+            )
+        tokenizer.eos_token = IM_END
     if not tokenizer.chat_template:
         raise ModelError(
             f"the tokenizer of {reference} has no chat template, and r1kit builds chat prompts with it: "
@@ -277,6 +300,14 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         check_jinja(tokenizer.chat_template)
     except ValueError as error:
         raise ModelError(f"the chat template of {reference} is {error}; set model.chat_template=chatml") from None
+    try:  # r1kit asks with prompt.system as a system message, which some templates refuse (Gemma's)
+        asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+        tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    except Exception as error:  # jinja2's TemplateError (raise_exception), or a template's own mistake
+        raise ModelError(
+            f"the chat template of {reference} cannot ask with a system message ({error}); r1kit puts prompt.system "
+            "in one: set model.chat_template=chatml or to a template of your own that takes it"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
     return tokenizer
@@ -290,8 +321,11 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     """
     full_finetune = for_training and not cfg.lora.enabled
     dtype = torch.float32 if full_finetune else hardware.dtype
+    # A LoRA adapter folder (model.save_adapter) loads on its base model, merged: transformers would load it as an
+    # adapter that TRL wraps in a second one (the final save then failed), or, without LoRA, train nothing.
+    loader = AutoPeftModelForCausalLM if (Path(reference) / ADAPTER_CONFIG).exists() else AutoModelForCausalLM
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = loader.from_pretrained(
             reference,
             revision=cfg.revision,
             dtype=dtype,
@@ -300,6 +334,13 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
         )
     except (OSError, ValueError, SafetensorError) as error:
         raise load_error(reference, error) from error
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    if cfg.chat_template == "chatml":  # generate stops at the end of a ChatML turn too (load_tokenizer's end token)
+        end = load_tokenizer(cfg, reference).convert_tokens_to_ids(IM_END)
+        ends = model.generation_config.eos_token_id
+        ends = [ends] if isinstance(ends, int) else list(ends or [])
+        model.generation_config.eos_token_id = ends if end in ends else [*ends, end]
     return model.to(hardware.device)
 
 

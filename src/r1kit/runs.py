@@ -16,6 +16,7 @@ RUN/
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -59,8 +60,20 @@ class RunDir:
         self.continued = continued  # open_run found a run here to go on with
 
     @classmethod
-    def for_config(cls, config: R1kitConfig) -> RunDir:
-        return cls(config.run.output_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    def new(cls, prefix: str = "") -> RunDir:
+        """A new folder runs/<prefix>YYYYmmdd-HHMMSS, created now: a second run started in the same second gets `-2`
+        (two runs took one folder, and the second deleted the first's logs as a failed start's)."""
+        stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
+        for number in itertools.count(1):
+            root = Path("runs") / (stamp if number == 1 else f"{stamp}-{number}")
+            try:
+                root.mkdir(parents=True)
+                return cls(root)
+            except FileExistsError:
+                continue
+            except OSError as error:
+                raise RunDirError(f"cannot create {root} ({error.strerror}); choose a run folder with --out") from None
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------------------------------------- paths
 
@@ -169,7 +182,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     with its mistake corrected just runs. For a recipe run (`run`), each stage's manifest decides what a change
     redoes; for a stage run alone, only the keys it reads (its sections and the seed) are its config.
     """
-    run = RunDir.for_config(config)
+    run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
     saved = run.path("config.yaml")
     per_stage = command == "run"
     if saved.exists():

@@ -7,6 +7,7 @@ YAML files, profiles, environment variables and the command line only set values
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Literal, get_origin
 
@@ -35,9 +36,20 @@ class Section(BaseModel):
 # ---------------------------------------------------------------------------------------------------- run & model
 
 
+def home_expanded(path: str | None) -> str | None:
+    """`~/x` as the user's home folder: the shell leaves `--out=~/x`, quoted paths and variables' `~` as written.
+
+    >>> home_expanded("runs/a"), home_expanded(None), home_expanded("~/x") == os.path.expanduser("~/x")
+    ('runs/a', None, True)
+    """
+    return os.path.expanduser(path) if path and path.startswith("~") else path
+
+
 class RunConfig(Section):
     output_dir: str | None = Field(
-        None, description="Run folder (checkpoints, metrics, evals, report). Default: runs/<timestamp>."
+        None,
+        description="Run folder (checkpoints, metrics, evals, report). Default: runs/<timestamp> (-2, -3, … for runs "
+        "started in the same second).",
     )
     seed: int = Field(42, description="Seed for data order, sampling and initialisation.")
     resume: bool = Field(
@@ -49,7 +61,7 @@ class RunConfig(Section):
     def _a_folder_or_unset(cls, folder: str | None) -> str | None:
         if folder is not None and not folder.strip():  # an unset shell variable: not a wish for runs/<timestamp>
             raise ValueError("is empty; name a folder, or leave it out for runs/<timestamp>")
-        return folder
+        return home_expanded(folder)
 
 
 class LoraConfig(Section):
@@ -97,6 +109,11 @@ class ModelConfig(Section):
         None, description="Chat template to use instead of the tokenizer's: 'chatml' or a Jinja template string."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _home_expanded(cls, name: str) -> str:
+        return home_expanded(name)
 
     @field_validator("chat_template")
     @classmethod
@@ -835,9 +852,22 @@ class DPOConfig(PairTrainingConfig):
         "sigmoid", "hinge", "ipo", "robust", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "apo_down", "sigmoid_norm"
     ] = Field("sigmoid", description="TRL DPO loss: sigmoid is the DPO paper's; ipo, hinge, robust … its variants.")
     label_smoothing: float = Field(
-        0.0, ge=0.0, lt=0.5, description="Assumed share of flipped preference labels (robust / cDPO); 0: none."
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Assumed share of flipped preference labels, read by the robust loss (cDPO); 0: none.",
     )
     max_length: int = Field(512, ge=16, description="Longest prompt + reply in tokens (longer ones are cut).")
+
+    @model_validator(mode="after")
+    def _label_smoothing_is_the_robust_losss(self) -> DPOConfig:
+        # TRL 1.16 reads it in the robust loss alone (its sigmoid loss dropped it): elsewhere it would change nothing
+        if self.label_smoothing and self.loss_type != "robust":
+            raise ValueError(
+                f"label_smoothing {self.label_smoothing} is read by loss_type robust only (cDPO); this loss_type "
+                f"({self.loss_type}) ignores it: set loss_type robust, or label_smoothing 0"
+            )
+        return self
 
 
 class RLOOConfig(PairTrainingConfig):

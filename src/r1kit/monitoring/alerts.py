@@ -17,6 +17,7 @@ from r1kit.config.schema import AlertsConfig
 # Series watched for drops and improvements: the per-reward means and format compliance.
 _WATCHED_PREFIX, _WATCHED_SUFFIX = "rewards/", "/mean"
 _NOTICE_KINDS = {"improvement"}  # every other kind is an alert
+_LEVEL_FLOOR = 0.1  # a drop or rise is measured against at least this level: rewards are about unit-sized
 
 
 class TrendAlerts:
@@ -49,9 +50,10 @@ class TrendAlerts:
             value = record.get(key)
             if isinstance(value, float) and not math.isfinite(value):
                 found[f"non_finite:{key}"] = f"{key} is {value}: the step's update was skipped"
-        if record.get("train/skipped_nonfinite_steps"):
-            found["non_finite:skipped"] = (
-                f"{int(record['train/skipped_nonfinite_steps'])} step(s) with a non-finite loss or gradient skipped so far"
+        skipped = int(record.get("train/skipped_nonfinite_steps") or 0)
+        if skipped:  # one key per count: each newly skipped step raises it again
+            found[f"non_finite:skipped:{skipped}"] = (
+                f"{skipped} step(s) with a non-finite loss or gradient skipped so far"
             )
         return found
 
@@ -106,17 +108,23 @@ class TrendAlerts:
         watched = {"quality/format_rate"} | {
             key for key in self.history[-1] if key.startswith(_WATCHED_PREFIX) and key.endswith(_WATCHED_SUFFIX)
         }
-        # One threshold both ways, relative to a positive earlier level: a reward rising from zero gets its notice
-        # once the earlier half of the window is above zero.
+        # One threshold both ways, relative to the earlier level's size, at least _LEVEL_FLOOR: penalties (repetition,
+        # ≤ 0) and a cosine reward below zero move too.
         share = self.config.drop_share
         for key in sorted(watched):
             before, now = _mean(earlier, key), _mean(recent, key)
-            if before is None or now is None or before <= 0:
+            if before is None or now is None:
                 continue
-            if now < before * (1 - share):
-                found[f"drop:{key}"] = f"{key} fell {1 - now / before:.0%} ({before:.3g} → {now:.3g})"
-            elif now > before * (1 + share):
-                found[f"improvement:{key}"] = f"{key} rose {now / before - 1:.0%} ({before:.3g} → {now:.3g})"
+            moved = share * max(abs(before), _LEVEL_FLOOR)
+            change = (
+                f"{abs(now - before) / abs(before):.0%} ({before:.3g} → {now:.3g})"
+                if before
+                else f"from 0 to {now:.3g}"
+            )
+            if now < before - moved:
+                found[f"drop:{key}"] = f"{key} fell {change}"
+            elif now > before + moved and before:  # from zero: noticed once the earlier half is off zero too
+                found[f"improvement:{key}"] = f"{key} rose {change}"
 
         before, now = _mean(earlier, "quality/completion_tokens"), _mean(recent, "quality/completion_tokens")
         if before and now and now > before * self.config.length_blowup_factor:

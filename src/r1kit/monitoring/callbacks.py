@@ -79,6 +79,13 @@ class TrainingMonitor(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step
+        if torch.cuda.is_available():  # the stage's own peak: earlier stages and evaluations ran in this process
+            torch.cuda.reset_peak_memory_stats()
+        if state.global_step and self.nonfinite is not None:  # a resumed stage counts on from its logged count
+            logged = [
+                r for r in self.run.read("metrics.jsonl") if r.get("stage") == self.stage and r.get("kind") == "step"
+            ]
+            self.nonfinite.skipped = int(logged[-1].get("train/skipped_nonfinite_steps", 0)) if logged else 0
         if state.global_step and state.is_world_process_zero:
             replay_alerts(self.alerts, self.run, self.stage)
         model = kwargs.get("model")
@@ -147,7 +154,12 @@ class TrainingMonitor(TrainerCallback):
             "perf/samples_per_second": samples / seconds,
             "perf/tokens_per_second": tokens / seconds,
             # MFU estimate: the FLOPs of a forward and backward per token processed, against the measured matmul peak
-            "perf/mfu": self._flops_per_token * tokens / seconds / self.peak_flops if self.peak_flops else None,
+            # `tokens` is every process's (the trainers gather it), `peak_flops` one device's
+            "perf/mfu": (
+                self._flops_per_token * tokens / seconds / (self.peak_flops * args.world_size)
+                if self.peak_flops
+                else None
+            ),
             **system_usage(cpu_seconds, seconds, self._cpus),
         }
         if torch.cuda.is_available():

@@ -91,8 +91,10 @@ def write_report(run_dir: Path) -> Path:
     during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
     summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}
-    written = {p.stem: json.loads(p.read_text()) for p in sorted(run.root.glob("eval/*.json"))}
-    evaluations = summary.get("evaluations") or written
+    # the run's own, then eval.json, eval_2.json, …, eval_10.json in the order they were written
+    paths = sorted(run.root.glob("eval/*.json"), key=lambda path: (_later(path.stem), path.stem))
+    written = {path.stem: json.loads(path.read_text()) for path in paths}
+    evaluations = summary.get("evaluations") or _run_evaluations(run, written)
     later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
 
     # a recipe run has a summary; a stage run alone (`r1kit sft`) only its stage folder
@@ -163,6 +165,29 @@ def _by_group(evaluations: dict[str, dict[str, Any]]) -> str:
         f"<p>Pass@1 by {_e(kind)} (problems):</p><table class='eval'><tr><th>{_e(kind)}</th>{head}</tr>"
         f"{''.join(lines)}</table>"
     )
+
+
+def _later(label: str) -> tuple:
+    """`r1kit eval`'s labels (eval, eval_2, …, eval_10) in the order they were written, after a run's own.
+
+    >>> sorted(["eval_10", "eval", "sft", "eval_2"], key=_later)
+    ['sft', 'eval', 'eval_2', 'eval_10']
+    """
+    name, _, number = label.rpartition("_")
+    if label == "eval":
+        return (1, 1)
+    if name == "eval" and number.isdigit():
+        return (1, int(number))
+    return (0, 0)
+
+
+def _run_evaluations(run: RunDir, written: dict[str, Any]) -> dict[str, Any]:
+    """The run's own evaluations when it has no summary (killed, or a stage run alone): the base model's, then each
+    stage's in the recipe's order (alphabetical order made the change column compare the wrong stages)."""
+    order = ["base", *(stage.get("name") for stage in _stage_list(run))]
+    own = [label for label in written if _later(label)[0] == 0]
+    own.sort(key=lambda label: order.index(label) if label in order else len(order))
+    return {label: written[label] for label in own}
 
 
 def _stage_list(run: RunDir) -> list[dict]:

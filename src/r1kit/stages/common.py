@@ -316,7 +316,7 @@ def setup(
         check(config, splits)
     # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
-    new_folder = not RunDir.for_config(config).root.exists()
+    new_folder = not config.run.output_dir or not Path(config.run.output_dir).expanduser().exists()
     run = open_run(config, command) if distributed.is_main() else None
     try:
         with distributed.main_first():  # a built-in model is built once, by the main process; the others find it

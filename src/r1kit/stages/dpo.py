@@ -47,8 +47,14 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         max_length=section.max_length,
         gradient_checkpointing=False,
     )
+    # Without LoRA the reference is a frozen copy: loaded as the policy was (TRL would reload it by the config's
+    # name, without model.revision or trust_remote_code, and the base of a merged adapter folder)
+    reference = None
+    if not config.model.lora.enabled:
+        reference = load_model(config.model, inputs.model, ctx.hardware, for_training=True).requires_grad_(False)
     trainer = DPOTrainer(
         model=model,
+        ref_model=reference,
         args=args,
         train_dataset=trl_pairs(pairs.train),
         processing_class=tokenizer,

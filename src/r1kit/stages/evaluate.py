@@ -569,8 +569,11 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
     # folder, one for every process: the main process's (a name from the clock could differ by a second).
     trained_in = run_of(reference)  # the resolved model: RUN:STAGE is RUN's too
-    fresh = str(trained_in.root) if trained_in else f"runs/{time.strftime('eval-%Y%m%d-%H%M%S')}"
-    run = RunDir(distributed.from_main(config.run.output_dir or fresh))
+    folder = config.run.output_dir or (trained_in.root if trained_in else None)
+    if distributed.is_main():  # a folder that cannot be written is said now, not after the evaluation
+        run = RunDir(folder) if folder else RunDir.new(prefix="eval-")
+        run.create()
+    run = RunDir(distributed.from_main(str(run.root) if distributed.is_main() else None))
     label = distributed.from_main(_new_label(run))
     result = evaluate(StageContext(config, run, hardware), reference, rows, label, skipped_rows=skipped)
     if distributed.is_main():

@@ -59,6 +59,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         peft_config=sequence_lora_config(config.model),
         callbacks=callbacks(ctx, section, model.num_parameters()),
     )
+    trained_in_fp32(trainer.model)
     folder = train_and_save(trainer, tokenizer, ctx)
     del trainer, model
 
@@ -95,6 +96,15 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
     except (OSError, ValueError) as error:
         raise load_error(reference, error) from error
     return model.to(hardware.device)
+
+
+def trained_in_fp32(model: torch.nn.Module) -> None:
+    """The weights that train in fp32 (master weights; the forward still runs in the run's precision under autocast).
+    PEFT upcasts its LoRA weights, but the new score head it trains in full keeps the load dtype: fp16 gradients
+    stopped the first step (the gradient scaler refuses to unscale them), bf16 ones lost the small updates."""
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
 
 
 def sequence_lora_config(cfg: ModelConfig) -> PeftLoraConfig | None:

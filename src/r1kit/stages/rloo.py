@@ -59,6 +59,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         beta=section.beta,
         reward_weights=list(weights.values()),
         gradient_checkpointing=False,
+        trust_remote_code=config.model.trust_remote_code,  # TRL loads a full fine-tune's KL reference by its name
     )
     trainer = R1kitRLOOTrainer(
         model=model,
