@@ -94,7 +94,8 @@ def write_report(run_dir: Path) -> Path:
     # the run's own, then eval.json, eval_2.json, …, eval_10.json in the order they were written
     paths = sorted(run.root.glob("eval/*.json"), key=lambda path: (_later(path.stem), path.stem))
     written = {path.stem: json.loads(path.read_text()) for path in paths}
-    evaluations = summary.get("evaluations") or _run_evaluations(run, written)
+    # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
+    evaluations = summary.get("evaluations") or _run_evaluations(run, written) or written
     later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
 
     # a recipe run has a summary; a stage run alone (`r1kit sft`) only its stage folder
