@@ -361,3 +361,14 @@ def test_a_build_left_by_a_killed_process_is_removed_by_the_next(tmp_path) -> No
     build_complete(dest, lambda folder: (folder / "weights").write_text("v2"), {})  # replaces the first, whole
     assert is_complete(dest) and (dest / "weights").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "model"]
+
+
+def test_evaluations_started_together_take_labels_of_their_own(tmp_path) -> None:
+    """Both took eval_2 (the first free JSON name) and wrote one file: one result was lost."""
+    from r1kit.runs import RunDir
+    from r1kit.stages.evaluate import reserve_label
+
+    run = RunDir(tmp_path)
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "eval.json").write_text("{}")  # an earlier evaluation
+    assert [reserve_label(run), reserve_label(run)] == ["eval_2", "eval_3"]  # before either has written its JSON

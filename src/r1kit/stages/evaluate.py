@@ -11,6 +11,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import statistics
 import time
@@ -534,10 +535,25 @@ class EvaluateEvery(TrainerCallback):
         return record
 
 
-def _new_label(run: RunDir) -> str:
-    """`eval`, or `eval_2`, `eval_3`, … where earlier evaluations were written into the same folder: each is kept."""
-    labels = ("eval" if n == 1 else f"eval_{n}" for n in itertools.count(1))
-    return next(label for label in labels if not run.eval_path(label).exists())
+def reserve_label(run: RunDir) -> str:
+    """`eval`, or `eval_2`, `eval_3`, … where earlier evaluations were written into the same folder: each is kept.
+    The label is reserved by creating `eval/<label>.reserved` (exclusively), which `main` removes once its JSON is
+    written (a killed evaluation's stays, and its label goes unused): two evaluations started together took one
+    label, and one result was lost."""
+    run.path("eval").mkdir(parents=True, exist_ok=True)
+    for label in ("eval" if n == 1 else f"eval_{n}" for n in itertools.count(1)):
+        if run.eval_path(label).exists():
+            continue
+        try:
+            os.close(os.open(_reservation(run, label), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return label
+        except FileExistsError:  # another evaluation's, in progress
+            continue
+    raise AssertionError("unreachable")
+
+
+def _reservation(run: RunDir, label: str) -> Path:
+    return run.path("eval") / f"{label}.reserved"
 
 
 # what a folder setting takes here; a bare stage name (`sft`) is a recipe's own, read by `r1kit run`
@@ -574,8 +590,12 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
         run = RunDir(folder) if folder else RunDir.new(prefix="eval-")
         run.create()
     run = RunDir(distributed.from_main(str(run.root) if distributed.is_main() else None))
-    label = distributed.from_main(_new_label(run))
-    result = evaluate(StageContext(config, run, hardware), reference, rows, label, skipped_rows=skipped)
+    label = distributed.from_main(reserve_label(run) if distributed.is_main() else None)
+    try:
+        result = evaluate(StageContext(config, run, hardware), reference, rows, label, skipped_rows=skipped)
+    finally:  # written, or failed: the label is free again
+        if distributed.is_main():
+            _reservation(run, label).unlink(missing_ok=True)
     if distributed.is_main():
         print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
         logger.warning("evaluation written to %s", run.eval_path(label))
