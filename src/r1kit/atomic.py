@@ -53,7 +53,7 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind, and its
     temporary folder is removed by the next build (a converted model's is half a gigabyte)."""
     leftovers = [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]
-    for leftover in leftovers if dest.parent.exists() else ():
+    for leftover in leftovers:
         if not _running(leftover.name.rpartition("-")[2]):
             shutil.rmtree(leftover, ignore_errors=True)
     staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")

@@ -46,10 +46,9 @@ class StreamRenderer:
         self.console = console
         self.mode = "text"
         self.pending = ""
-        self.text = THINK_OPEN if thinking else ""
+        self.text = ""
         if thinking:
-            self.mode = "think"
-            self.console.print(_HEADINGS["think"], end="", style="bold", markup=False, highlight=False)
+            self.feed(THINK_OPEN)
 
     def feed(self, chunk: str) -> None:
         self.text += chunk

@@ -54,6 +54,23 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def eval_label(number: int) -> str:
+    """The label of the `number`th `r1kit eval` written into a run folder: eval, eval_2, eval_3, …"""
+    return "eval" if number == 1 else f"eval_{number}"
+
+
+def eval_label_number(label: str) -> int | None:
+    """Which `r1kit eval` of its run folder `label` is, or None for a run's own evaluation (base, a stage).
+
+    >>> eval_label_number("eval"), eval_label_number("eval_10"), eval_label_number("sft"), eval_label_number("eval_x")
+    (1, 10, None, None)
+    """
+    name, _, number = label.rpartition("_")
+    if label == "eval":
+        return 1
+    return int(number) if name == "eval" and number.isdigit() else None
+
+
 class RunDir:
     def __init__(self, root: str | Path, continued: bool = False):
         self.root = Path(root).expanduser()

@@ -39,7 +39,7 @@ from r1kit.config.aliases import (
     refusal,
     stage_key,
 )
-from r1kit.config.schema import R1kitConfig, deep_merge, first_problem, walk_schema
+from r1kit.config.schema import MAPPING_SETTINGS, R1kitConfig, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
 from r1kit.stages.registry import READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_read
 
@@ -613,7 +613,7 @@ def resolve_config(
                 replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
             rank[path] = index
-        merged = deep_merge(merged, layer.values, LEAF_FIELDS)
+        merged = deep_merge(merged, layer.values, MAPPING_SETTINGS)
     for path, value, source in replaced:
         _check_replaced(path, value, source, sources[path])
     _epochs_or_steps(merged, sources, rank)

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
-from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, read_manifest, without_model
+from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_manifest, without_model
 from r1kit.stats import flipped, group_order
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -174,19 +174,15 @@ def _later(label: str) -> tuple:
     >>> sorted(["eval_10", "eval", "sft", "eval_2"], key=_later)
     ['sft', 'eval', 'eval_2', 'eval_10']
     """
-    name, _, number = label.rpartition("_")
-    if label == "eval":
-        return (1, 1)
-    if name == "eval" and number.isdigit():
-        return (1, int(number))
-    return (0, 0)
+    number = eval_label_number(label)
+    return (0, 0) if number is None else (1, number)
 
 
 def _run_evaluations(run: RunDir, written: dict[str, Any]) -> dict[str, Any]:
     """The run's own evaluations when it has no summary (killed, or a stage run alone): the base model's, then each
     stage's in the recipe's order (alphabetical order made the change column compare the wrong stages)."""
     order = ["base", *(stage.get("name") for stage in _stage_list(run))]
-    own = [label for label in written if _later(label)[0] == 0]
+    own = [label for label in written if eval_label_number(label) is None]
     own.sort(key=lambda label: order.index(label) if label in order else len(order))
     return {label: written[label] for label in own}
 

@@ -34,7 +34,7 @@ from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import extract_answer, split_r1
-from r1kit.runs import RunDir, run_of, stage_named
+from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
 
@@ -541,7 +541,7 @@ def reserve_label(run: RunDir) -> str:
     written (a killed evaluation's stays, and its label goes unused): two evaluations started together took one
     label, and one result was lost."""
     run.path("eval").mkdir(parents=True, exist_ok=True)
-    for label in ("eval" if n == 1 else f"eval_{n}" for n in itertools.count(1)):
+    for label in map(eval_label, itertools.count(1)):
         if run.eval_path(label).exists():
             continue
         try:
