@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from r1kit.config.sources import resolve_config
 from r1kit.data.loading import DatasetError
 from r1kit.monitoring.callbacks import TimeLimit
 from r1kit.runs import RunDir
-from r1kit.stages import distill, grpo, sft
+from r1kit.stages import distill, grpo, ppo, rloo, sft
 from r1kit.stages.common import StageInputs, setup
+from r1kit.stages.evaluate import generate
 
 
 def context(tmp_path: Path, *overrides: str):
@@ -309,3 +310,37 @@ def test_sft2_says_when_it_trains_on_general_rows_alone(tmp_path: Path, caplog) 
             StageInputs(model=base, base=base, splits=replace(splits, train=no_traces)),
         )
     assert "sft2: rejection sampling kept no reasoning trace, so it trains on general rows only" in caplog.text
+
+
+# DeepSeek-R1-Distill's template ends its generation prompt with "<think>\n": the model writes the rest of the block
+R1_DISTILL_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("stage", [grpo, rloo, ppo], ids=["grpo", "rloo", "ppo"])
+def test_rewards_read_the_think_a_chat_template_opened(tmp_path: Path, stage) -> None:
+    """The generated text starts inside the block the template opened: read without it, the strict format scored
+    every completion 0. tag_count gives 0.25 for the one <think> the random model's replies then hold."""
+    name = stage.__name__.rsplit(".", 1)[1]
+    ctx, base, splits = context(
+        tmp_path,
+        *("--model.chat_template", R1_DISTILL_TEMPLATE, "--rewards.functions", "[tag_count]"),
+        *("--training.max_steps" if name == "grpo" else f"--{name}.max_steps", "1"),
+    )
+    train(stage, ctx, base, splits)
+    records = step_records(ctx.run, name)
+    assert records and all(r["rewards/tag_count/mean"] >= 0.25 for r in records)
+    assert all(e["completion"].startswith("<think>\n") for e in ctx.run.read("completions.jsonl"))
+
+
+def test_evaluation_reads_the_think_a_chat_template_opened(tiny_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.chat_template = R1_DISTILL_TEMPLATE
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    prompts = [[{"role": "user", "content": "What is 2 + 2?"}], [{"role": "user", "content": "What is 3 + 4?"}]]
+    out = generate(model, tokenizer, prompts, max_new_tokens=4, batch_size=2, samples=2, progress=False)
+    assert [len(texts) for texts in out.texts] == [2, 2]
+    assert all(text.startswith("<think>\n") for texts in out.texts for text in texts)
+    assert all(n <= 4 for lengths in out.lengths for n in lengths)  # the opening is not counted as generated

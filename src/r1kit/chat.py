@@ -12,7 +12,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.hardware import setup_hardware
 from r1kit.models import check_model, load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
-from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, think_opened_by
 from r1kit.stages.common import loadable_model, quiet_libraries
 
 _STYLES = {"text": "", "think": "dim italic", "answer": "bold green"}
@@ -143,7 +143,7 @@ def reply(
     )
     generation.start()
     prompt_end = tokenizer.decode(inputs["input_ids"][0, -8:])
-    renderer = StreamRenderer(console, thinking=prompt_end.rstrip().endswith(THINK_OPEN))
+    renderer = StreamRenderer(console, thinking=bool(think_opened_by(prompt_end)))
     try:
         for chunk in streamer:
             renderer.feed(chunk)

@@ -43,6 +43,37 @@ def completion_text(completion: Completion) -> str:
     return "".join(message.get("content") or "" for message in completion)
 
 
+def think_opened_by(rendered_prompt: str) -> str:
+    """The start of the reply a chat template writes itself: the `<think>` (and what follows it) that ends its
+    generation prompt, as DeepSeek-R1-Distill's `<｜Assistant｜><think>\\n` does; else "".
+
+    The model generates only what comes after it, so rewards, evaluation and traces put it back in front of the
+    generated text (`reply_with`): the reply as the model gives it, which the strict format expects to open with it.
+
+    >>> think_opened_by("<｜User｜>2+2?<｜Assistant｜><think>\\n"), think_opened_by("<|im_start|>assistant\\n")
+    ('<think>\\n', '')
+    """
+    if not rendered_prompt.rstrip().endswith(THINK_OPEN):
+        return ""
+    return rendered_prompt[rendered_prompt.rfind(THINK_OPEN) :]
+
+
+def reply_with(opening: str, completion: Completion) -> Completion:
+    """`completion` (a string or TRL's assistant messages) with `opening` in front of its text.
+
+    >>> reply_with("<think>\\n", "4</think><answer>4</answer>")
+    '<think>\\n4</think><answer>4</answer>'
+    >>> reply_with("<think>\\n", [{"role": "assistant", "content": "4</think>"}])
+    [{'role': 'assistant', 'content': '<think>\\n4</think>'}]
+    """
+    if not opening:
+        return completion
+    if isinstance(completion, str):
+        return opening + completion
+    first, *rest = completion
+    return [{**first, "content": opening + (first.get("content") or "")}, *rest]
+
+
 def written_without_spaces(text: str) -> bool:
     """Whether most letters of `text` are of a script written without spaces between words (Chinese, Japanese,
     Thai, Lao, Khmer, Myanmar, Tibetan).

@@ -33,6 +33,7 @@ from r1kit.config.schema import R1kitConfig, SamplingConfig
 from r1kit.fast.generation import PolicySampler, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
+from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import scoring_accuracy
 from r1kit.stages.traces import sample_from
@@ -112,9 +113,12 @@ def sampled(
             **options,
             row_seeds=[s for place, _ in batch for s in row_seeds((*seed_key, place), 0, k)],
         )
-        texts += [
-            tokenizer.batch_decode(completions[row : row + k], skip_special_tokens=True)
-            for row in range(0, len(completions), k)
+        texts += [  # each with the start of the reply its chat template wrote, as `generate` gives them
+            [
+                think_opened_by(chat) + text
+                for text in tokenizer.batch_decode(completions[row : row + k], skip_special_tokens=True)
+            ]
+            for chat, row in zip(chats, range(0, len(completions), k), strict=True)
         ]
         bar.update(len(batch))
     bar.close()

@@ -33,7 +33,7 @@ from r1kit.models import BUILTIN_MODELS, ModelError, check_model, load_model, lo
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
-from r1kit.rewards.text import extract_answer, split_r1
+from r1kit.rewards.text import extract_answer, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
@@ -109,7 +109,8 @@ def generate(
         new_tokens = output[:, inputs["input_ids"].shape[1] :]  # (batch·samples, ≤ max_new_tokens)
         for row in range(0, new_tokens.shape[0], samples):
             group = new_tokens[row : row + samples]
-            texts.append(tokenizer.batch_decode(group, skip_special_tokens=True))
+            opening = think_opened_by(batch[row // samples])  # the template's own start of the reply, if any
+            texts.append([opening + text for text in tokenizer.batch_decode(group, skip_special_tokens=True)])
             ends = [_generated_length(ids, tokenizer.pad_token_id, tokenizer.eos_token_id) for ids in group]
             lengths.append([n for n, _ in ends])
             truncated.append([not ended for _, ended in ends])

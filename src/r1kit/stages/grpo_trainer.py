@@ -33,6 +33,7 @@ from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
+from r1kit.rewards.text import reply_with, think_opened_by
 from r1kit.stages.curriculum import RESCORING, KeptPrompts
 
 logger = logging.getLogger("r1kit")
@@ -40,18 +41,36 @@ logger = logging.getLogger("r1kit")
 RESAMPLING = RESCORING - 1  # the seed-key tag of dynamic sampling's prompt draws (the curriculum's are -1 and -2)
 
 
-class NoVerdictAtGroupMean:
-    """For TRL's group trainers (GRPO, RLOO): an item a reward gave no verdict (None) counts at its group's mean of
-    that reward, not at 0 (`no_verdict_as_group_mean`). TRL's `_calculate_rewards` returns the whole generation
-    batch's rewards, gathered from every process, so groups are whole."""
+class GroupRewards:
+    """How TRL's group trainers (GRPO, RLOO) score under r1kit:
+    - the rewards read each reply as the model gives it: where the chat template's generation prompt opens `<think>`
+      itself (DeepSeek-R1-Distill), TRL decodes only the tokens after it, and the strict format would score every
+      completion 0, so the opening is put back in front (`think_opened_by`);
+    - an item a reward gave no verdict (None) counts at its group's mean of that reward, not at 0
+      (`no_verdict_as_group_mean`). TRL's `_calculate_rewards` returns the whole generation batch's rewards, gathered
+      from every process, so groups are whole."""
 
-    def _calculate_rewards(self, *args, **kwargs):
-        rewards = super()._calculate_rewards(*args, **kwargs)
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rendered: dict[str, str] = {}  # prompt → its opening; each prompt comes num_generations times
+        for prompt in prompts:
+            key = repr(prompt)
+            if key not in rendered:
+                rendered[key] = think_opened_by(self._rendered_prompt(prompt))
+        replies = [reply_with(rendered[repr(p)], c) for p, c in zip(prompts, completions, strict=True)]
+        rewards = super()._calculate_rewards(inputs, prompts, replies, completion_ids_list)
         group_size = self.num_generations if self.model.training else self.num_generations_eval
         return no_verdict_as_group_mean(rewards, group_size)
 
+    def _rendered_prompt(self, prompt) -> str:
+        """The text the model continued: a plain prompt as is, a conversation through the chat template."""
+        if isinstance(prompt, str):
+            return prompt
+        return self.processing_class.apply_chat_template(
+            prompt, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+        )
 
-class R1kitGRPOTrainer(NoVerdictAtGroupMean, GRPOTrainer):
+
+class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     def __init__(
         self,
         *args,

@@ -39,6 +39,7 @@ from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, repo
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
+from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
 
@@ -348,12 +349,16 @@ class PPOTrainer:
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
 
-    def score(self, prompts: list, solutions: list, completion_ids: list[list[int]]) -> tuple[torch.Tensor, dict]:
+    def score(
+        self, prompts: list, openings: list[str], solutions: list, completion_ids: list[list[int]]
+    ) -> tuple[torch.Tensor, dict]:
         """Sequence rewards (B,): the weighted sum of every reward, and each one's mean. An item a reward gave no
         verdict (None) counts at that reward's mean over the batch's judged items, not at 0, so a correct answer
-        whose check timed out is not scored as a wrong one (0 where the reward judged none)."""
+        whose check timed out is not scored as a wrong one (0 where the reward judged none). `openings`: what each
+        prompt's chat template wrote of the reply (`think_opened_by`)."""
         texts = self.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-        completions = [[{"role": "assistant", "content": text}] for text in texts]  # conversational, as TRL's
+        # conversational, as TRL's: the reply as the model gives it, after any <think> its chat template opened
+        completions = [[{"role": "assistant", "content": o + text}] for o, text in zip(openings, texts, strict=True)]
         total, means = torch.zeros(len(texts)), {}
         for name, (reward, weight) in self.rewards.items():
             values = reward(completions, prompts=prompts, solution=solutions, completion_ids=completion_ids)
@@ -373,7 +378,8 @@ class PPOTrainer:
         texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
         prompt_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
         completion_ids = self.sample(prompt_ids, first)
-        scores, stats = self.score(prompts, [row["solution"] for row in picked], completion_ids)
+        openings = [think_opened_by(text) for text in texts]
+        scores, stats = self.score(prompts, openings, [row["solution"] for row in picked], completion_ids)
 
         pad, width, length = tokenizer.pad_token_id, max(map(len, prompt_ids)), max(map(len, completion_ids))
         pairs = list(zip(prompt_ids, completion_ids, strict=True))

@@ -28,12 +28,11 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
-from r1kit.stages.grpo_trainer import NoVerdictAtGroupMean
+from r1kit.stages.grpo_trainer import GroupRewards
 
 
-class R1kitRLOOTrainer(NoVerdictAtGroupMean, RLOOTrainer):
-    """TRL's RLOOTrainer, with an item a reward gave no verdict (None) counted at its group's mean of that reward,
-    as in r1kit's GRPO trainer."""
+class R1kitRLOOTrainer(GroupRewards, RLOOTrainer):
+    """TRL's RLOOTrainer, scoring as r1kit's GRPO trainer does (`GroupRewards`)."""
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
