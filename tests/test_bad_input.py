@@ -88,6 +88,12 @@ def test_overlong_against_the_completion_limit_is_checked_up_front(capsys: pytes
     code, err = cli(capsys, "config", "show", *args, "--rewards.overlong.max_length", "8")
     assert code == 2
     assert_one_line(err, "rewards.overlong.max_length = 8")
+    # RLOO and PPO build it with their own limits: it failed only as the stage started
+    overlong = ["--rewards.functions", "[accuracy, overlong]"]
+    for flag in ("--rloo.max_completion_length", "--ppo.max_new_tokens"):
+        code, err = cli(capsys, "config", "show", *overlong, flag, "12")
+        assert code == 2
+        assert_one_line(err, "rewards.overlong.soft_cache (16)", f"{flag[2:]} = 12")
 
 
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

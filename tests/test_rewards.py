@@ -106,6 +106,53 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
     assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("2", "2x+1", 0.0),  # plain algebra was read as its first number
+        ("2x + 1", "2x+1", 1.0),
+        ("3y", "3x", 0.0),
+        ("5", "5n", 0.0),
+        ("x+1", "x + 1", 1.0),
+        ("4", "4 - y", 0.0),
+        ("y = 2x + 3", "2x+3", 1.0),
+        ("-x", "-x", 1.0),  # was an unreadable gold
+        ("C", "B", 0.0),  # a multiple-choice letter
+        ("B", "B", 1.0),
+        ("x = 5", "5", 1.0),
+        ("-2.1", "-2,1", 0.0),  # roots written without a space, as NuminaMath's boxed answers are
+        ("-2, 1", "-2,1", 1.0),
+        ("1", "1,-2", 0.0),
+        ("3,5,7", "3, 5, 7", 1.0),
+        ("1,234,567", "1234567", 1.0),
+        ("1", "\\$1{,}000", 0.0),  # MATH's {,} thousands separator
+        ("1000", "\\$1{,}000", 1.0),
+        ("3 − 5", "-2", 1.0),  # a Unicode minus between numbers
+        ("3 − 5", "5", 0.0),
+        ("４２", "42", 1.0),  # fullwidth digits
+        ("12 cm^2", "12", 1.0),  # a unit with a power, read as LaTeX: 12 c m squared
+        ("9.8 m/s^2", "9.8", 1.0),
+        ("5 cm", "5", 1.0),
+        ("14 apples", "14", 1.0),
+    ],
+)
+def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("completion", "score"),
+    [
+        ("<think>\n3 * 4 = 12, 12 - 2 = 10. Then she buys", 0.0),  # cut off while thinking: no answer yet
+        ("<think>2 + 2 = 5? no, 4</think><answer>5", 0.0),  # cut off in its answer block
+        ("<think>2 + 2 = 4</think>\n\nSo she has \\boxed{10}.", 1.0),  # an R1-distill reply: prose after </think>
+        ("<think>10 is tempting</think> It is 12.", 0.0),
+    ],
+)
+def test_accuracy_reads_no_answer_in_a_reply_cut_off_inside_its_tags(completion: str, score: float) -> None:
+    assert build_reward("accuracy")([completion], solution=["10"]) == [score]
+
+
 def test_accuracy_without_tags_falls_back_to_boxed_then_whole_text() -> None:
     accuracy = build_reward("accuracy")
     assert accuracy(["so the result is \\boxed{12}", "The total is 12."], solution=["12", "12"]) == [1.0, 1.0]
@@ -233,6 +280,7 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     reward = build_reward("arithmetic_steps")
     cut = ["5 apples - 3 = 2", "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40", "100 = 5A"]
     cut += ["1/2 = 50%", "double 5 = 10", "twice 6 = 12", "√16 = 4", "10 % 3 = 1", "the 3 boxes minus 1 = 2"]
+    cut += ["17 / 5 = 3 remainder 2", "60 / 7 = 8 weeks and 4 days"]  # a quotient and its remainder in words
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
 
 

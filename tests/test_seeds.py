@@ -292,6 +292,25 @@ def test_a_missing_plugin_is_a_config_error(functions: str, message: str, plugin
     assert code == 2 and message in err, err
 
 
+def test_a_plugin_named_as_a_built_in_setting_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """Its weight and parameters went to the built-in rewards.accuracy, silently."""
+    (tmp_path / "clash.py").write_text("def accuracy(completions, **kwargs):\n    return [1.0] * len(completions)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        code, _, err = show(capsys, "--rewards.functions", "[clash:accuracy]", "--rewards.accuracy.weight", "2")
+    finally:
+        sys.modules.pop("clash", None)
+    assert code == 2 and "its function's name is r1kit's own rewards.accuracy" in err, err
+
+
+def test_a_language_is_named_as_the_language_detector_names_it(capsys) -> None:
+    """ "EN" or "zh-CN" matched no detected language ("en", "zh"): every completion scored 0."""
+    code, config, _ = show(capsys, "--rewards.language_consistency.language", "zh-CN")
+    assert code == 0 and config["rewards"]["language_consistency"]["language"] == "zh"
+    code, _, err = show(capsys, "--rewards.language_consistency.language", "Chinese!")
+    assert code == 2 and "is not a language code" in err, err
+
+
 def test_plugin_parameters_of_an_unlisted_reward_are_refused(capsys) -> None:
     code, _, err = show(capsys, "--rewards.acuracy.weight", "2")
     assert code == 2 and "did you mean 'accuracy'" in err

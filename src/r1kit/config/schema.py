@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Literal, get_origin
 
@@ -266,6 +267,15 @@ class LanguageConsistencyParams(RewardParams):
         "auto", description="ISO 639-1 code the completion should be written in; auto: the prompt's language."
     )
 
+    @field_validator("language")
+    @classmethod
+    def _as_the_language_detector_names_it(cls, language: str) -> str:
+        # fastText names languages by lower-case code without region: "EN" or "zh-CN" scored every completion 0
+        code = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+        if not re.fullmatch(r"auto|[a-z]{2,3}", code):
+            raise ValueError(f"{language!r} is not a language code; give an ISO 639-1 code (en, zh, fr) or auto")
+        return code
+
 
 class OverlongParams(RewardParams):
     max_length: int | None = Field(
@@ -336,6 +346,12 @@ class RewardsConfig(Section):
             )
         for spec in filter(is_plugin, names):
             load_plugin(spec)  # a missing module or function is a config error now, before any model loads
+        taken = [n for n in names if is_plugin(n) and short_name(n) in cls.model_fields]
+        if taken:  # its parameters and statistics would be those of the built-in setting of that name
+            raise ValueError(
+                f"plug-in {taken[0]!r}: its function's name is r1kit's own rewards.{short_name(taken[0])}, where its "
+                "parameters and statistics go; rename the function"
+            )
         short = [short_name(n) for n in names]
         if len(set(short)) != len(short):
             raise ValueError("lists a reward twice (plug-ins count by their function's name)")
@@ -1205,9 +1221,21 @@ class R1kitConfig(Section):
     @model_validator(mode="after")
     def _overlong_fits_the_completion_limit(self) -> R1kitConfig:
         overlong = self.rewards.overlong
-        if "overlong" in self.rewards.functions:
-            limit = overlong.max_length or self.grpo.max_completion_length
-            source = "rewards.overlong.max_length" if overlong.max_length else "grpo.max_completion_length"
+        if "overlong" not in self.rewards.functions:
+            return self
+        # each stage that builds the rewards passes its own limit (overlong's default); a recipe names its stages,
+        # the default ones are also the config of a stage run alone (`r1kit rloo`), which may be any of them
+        limits = {
+            "grpo": ("grpo.max_completion_length", self.grpo.max_completion_length),
+            "rloo": ("rloo.max_completion_length", self.rloo.max_completion_length),
+            "ppo": ("ppo.max_new_tokens", self.ppo.max_new_tokens),
+        }
+        recipe = self.stages != _default_stages()
+        kinds = {spec.stage_kind for spec in self.stages} & limits.keys() if recipe else limits.keys()
+        for kind in sorted(kinds):
+            source, limit = (
+                ("rewards.overlong.max_length", overlong.max_length) if overlong.max_length else limits[kind]
+            )
             if overlong.soft_cache >= limit:
                 raise ValueError(
                     f"rewards.overlong.soft_cache ({overlong.soft_cache}) must be smaller than the length limit "

@@ -18,31 +18,51 @@ import sys
 
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
-# What math-verify reads right only as LaTeX too, as plainly read each is its last number: a pair or an interval,
-# (1, 2), [0, 1], and a list of roots, -1, 3 (a comma and a space: 1,5 may be a decimal, 1,000 is a thousand).
+# What math-verify reads right only as LaTeX too, as plainly read each is its first or last number: a pair or an
+# interval, (1, 2), [0, 1]; a list of roots (`a_list`); algebra written plainly, 2x+1, x + 1, 5n, -x, or a lone
+# letter (a multiple-choice answer, B).
 _BRACKETED = re.compile(r"\s*[(\[]")
-_LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?-?\d+(?:\.\d+)?(?:\s*,\s*-?\d+(?:\.\d+)?)*,\s+-?\d+(?:\.\d+)?\s*")
+_LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d+(?:\.\d+)?(?:\s*,\s*[-+]?\d+(?:\.\d+)?)+\s*")
+_ALGEBRA = re.compile(r"\d[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
+# a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
+_UNIT = re.compile(r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z]{1,3}(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*")
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
-_SIGN_MINUS = re.compile(r"(^|=)(\s*)[-−]\s*(?=\d)")  # "−5" (Unicode minus), "- 5": the sign math-verify reads, "-5"
+_SIGN_MINUS = re.compile(r"(^|=)(\s*)-\s*(?=\d)")  # "- 5": the sign math-verify reads, "-5"
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
 _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
+_FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
 
 
 def plain(text: str) -> str:
-    """How answers are written, as math-verify reads them: Markdown code marks dropped (`18`), LaTeX's thousands
-    spacing (10\\,000, 1,\\!000) as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as
-    a dollar sign, a plus sign before a number dropped (+18) and a minus sign before one written -5 (−5, - 5).
+    """How answers are written, as math-verify reads them: fullwidth digits and signs (４２) as ASCII, every Unicode
+    minus (−) as -, Markdown code marks dropped (`18`), LaTeX's thousands spacing (10\\,000, 1,\\!000, 1{,}000)
+    as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as a dollar sign, a plus sign
+    before a number dropped (+18), a minus sign before one written -5 (- 5), and a number's unit dropped (5 cm).
 
-    >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18")
-    ('$1,000', '10000', 'x = -5', '18')
+    >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18"), plain("４２"), plain("9.8 m/s^2")
+    ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
     """
+    text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
     text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
     if not _UNESCAPED_DOLLAR.search(text):
         text = text.replace("\\$", "$")
+    unit = _UNIT.fullmatch(text)
+    if unit:
+        text = unit.group(1)
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
+
+
+def a_list(text: str) -> bool:
+    """Numbers and commas that are a list of roots: spaced (-1, 3), signed (-2,1, 1,-2) or of three numbers or more
+    (3,5,7; as LaTeX, where it is read, 1,000,000 stays a million). Two unsigned ones, 1,5, are a decimal comma.
+
+    >>> a_list("-1, 3"), a_list("-2,1"), a_list("3,5,7"), a_list("1,5"), a_list("x = 1, 2"), a_list("1.5")
+    (True, True, True, False, True, False)
+    """
+    return bool(_LIST.fullmatch(text)) and (", " in text or "-" in text or text.count(",") > 1)
 
 
 def balanced(text: str) -> bool:
@@ -77,7 +97,12 @@ def main() -> None:
         bare_latex = (
             len(text) <= _SHORT
             and not any(mark in text for mark in _LATEX_DELIMITERS)
-            and (any(mark in text for mark in _LATEX_SYNTAX) or _BRACKETED.match(text) or _LIST.fullmatch(text))
+            and (
+                any(mark in text for mark in _LATEX_SYNTAX)
+                or _BRACKETED.match(text)
+                or a_list(text)
+                or _ALGEBRA.search(text)
+            )
             and not _WORD.search(text)
         )
         as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []

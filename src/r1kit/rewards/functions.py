@@ -27,8 +27,8 @@ from r1kit.rewards.text import (
     LETTERS,
     TAGS,
     Completion,
+    answer_part,
     completion_text,
-    extract_answer,
     prompt_text,
     split_r1,
     written_without_spaces,
@@ -214,12 +214,24 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             sides[0] = None
         if _cut_off_after(python, run):
             sides[-1] = None
+        after = python[run.end() :] if run.group()[-1].isspace() else python[run.end() :].lstrip()
         for (left, right), pair, end in zip(
             itertools.pairwise(sides), itertools.pairwise(written), ends[1:], strict=True
         ):
-            if left is not None and right is not None:
-                verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
+            if left is None or right is None or (end == ends[-1] and _quotient_with_words(left, right, pair, after)):
+                continue
+            verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
     return verdicts
+
+
+def _quotient_with_words(left: float, right: float, written: tuple[str, str], after: str) -> bool:
+    """`17 / 5 = 3 remainder 2`, `60 / 7 = 8 weeks and 4 days`: a whole quotient, its remainder said in words
+    after it; not checked (as an equality it is false).
+
+    >>> _quotient_with_words(17 / 5, 3, ("17 / 5 ", " 3 "), "remainder 2"), _quotient_with_words(3.4, 3, ("x", "3"), "r")
+    (True, False)
+    """
+    return "/" in written[0] and right == math.floor(left) != left and after[:1].isalpha()
 
 
 def _equal_as_written(left: float, right: float, written: tuple[str, str]) -> bool:
@@ -277,8 +289,8 @@ def _verdicts(
     The pool is looked up here, at call time, rather than held by the reward: it owns subprocesses and locks, which
     do not pickle, and a reward sent to another process gets that process's own pool.
 
-    The answer is the content of the last <answer> block (math-verify finds nothing in "<answer>14</answer>");
-    a completion without one is parsed whole (boxed answers first).
+    The answer is the content of the last <answer> block (math-verify finds nothing in "<answer>14</answer>"), or
+    the rest of the completion as `answer_part` reads it (math-verify takes boxed answers first).
     """
     verdicts: list[Verdict | None] = [None] * len(completions)
     pending: list[tuple[int, str, str]] = []
@@ -286,9 +298,7 @@ def _verdicts(
         if gold is None or not str(gold).strip():
             verdicts[index] = Verdict(None, "unparseable_gold")
             continue
-        text = completion_text(completion)
-        answer = extract_answer(text)
-        pending.append((index, text if answer is None else answer, str(gold)))
+        pending.append((index, answer_part(completion_text(completion)), str(gold)))
     pool = shared_verifier(workers, timeout_seconds, batch_budget_seconds)
     judged = pool.verify([(answer, gold) for _, answer, gold in pending])
     for (index, _, _), verdict in zip(pending, judged, strict=True):
