@@ -118,6 +118,14 @@ def test_precision_is_detected_not_assumed(monkeypatch: pytest.MonkeyPatch) -> N
     assert hardware.pick_precision("cpu", "fp32") == "fp32"
 
 
+def test_a_gpu_that_only_emulates_bf16_gets_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch counts a T4's or V100's emulated bf16 as supported unless asked without emulation."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert hardware.pick_precision("cuda") == "fp16" and not hardware.supports_precision("cuda", "bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
+    assert hardware.pick_precision("cuda") == "bf16" and hardware.supports_precision("cuda", "bf16")
+
+
 def test_threads_follow_the_cpu_quota() -> None:
     quota = hardware.cpu_quota()
     assert 1 <= quota <= os.cpu_count()

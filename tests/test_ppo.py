@@ -10,8 +10,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+from r1kit import hardware
 from r1kit.config.schema import PPOConfig
 from r1kit.config.sources import resolve_config
+from r1kit.models import plain_generation_config
 from r1kit.stages import ppo
 from r1kit.stages.common import StageInputs, StageOutput, setup
 
@@ -195,7 +197,7 @@ def test_rollouts_through_generate_sample_the_distribution_the_loss_computes(tin
     shaping |= {"typical_p": 0.5, "epsilon_cutoff": 0.01, "eta_cutoff": 0.01, "min_new_tokens": 6}
     for setting, value in shaping.items():
         setattr(model.generation_config, setting, value)
-    config = ppo.sampling_config(0.7, 6, pad_token_id=0, eos_token_ids=[2])
+    config = plain_generation_config(6, pad_token_id=0, eos_token_ids=[2], temperature=0.7)
     config.update(output_scores=True, output_logits=True, return_dict_in_generate=True)
     ids = torch.tensor([[5, 7, 9, 5, 7, 9]])
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
@@ -297,3 +299,22 @@ def test_ppo_adds_a_reward_model_named_by_an_earlier_stage(tmp_path: Path, tiny_
     ppo.run(ctx, inputs)
     (record,) = steps(ctx)
     assert record["rewards/reward_model/mean"] != 0 and math.isfinite(record["rewards/reward_model/mean"])
+
+
+@pytest.mark.skipif(not hardware.cpu_has_native_bf16(), reason="bf16 needs a CPU with native bf16")
+def test_a_full_fine_tune_runs_its_forwards_in_the_runs_precision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full fine-tune keeps fp32 master weights: PPO's own loop ran every forward in fp32 whatever
+    model.precision said (TRL's trainers autocast)."""
+    seen, original = [], ppo.forward
+
+    def spying(model, input_ids, *args, **kwargs):
+        kind = input_ids.device.type
+        seen.append(torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None)
+        return original(model, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(ppo, "forward", spying)
+    overrides = ("--model.lora.enabled", "false", "--model.precision", "bf16", "--ppo.max_steps", "1")
+    ppo.run(*ppo_stage(tmp_path, *overrides))
+    assert seen and set(seen) == {torch.bfloat16}

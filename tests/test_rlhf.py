@@ -628,3 +628,25 @@ def test_the_reward_models_trained_weights_are_fp32_master_weights(tiny_model: P
     assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}  # frozen: as loaded
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(torch.tensor([[5, 6, 7]])).logits.shape == (1, 1)
+
+
+def test_completion_logprobs_of_a_model_that_rescales_its_logits(tiny_model: Path) -> None:
+    """Granite divides its logits by logits_scaling after the output layer: the layer's output alone gave
+    log-probabilities (perplexity, DPO's implicit reward) of another distribution."""
+    from transformers import GraniteConfig, GraniteForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    shape = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    torch.manual_seed(0)
+    model = GraniteForCausalLM(GraniteConfig(vocab_size=len(tokenizer), logits_scaling=8.0, **shape)).eval()
+    prompt, completion = [{"role": "user", "content": "What is 2 + 2?"}], "The answer is 4."
+    [(total, count)] = evaluate_module.completion_logprobs(model, tokenizer, [prompt], [completion])
+
+    asked = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    said = tokenizer.apply_chat_template([prompt[0], {"role": "assistant", "content": completion}], tokenize=False)
+    ids = tokenizer(said, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    start = len(tokenizer(asked, add_special_tokens=False)["input_ids"])
+    with torch.inference_mode():
+        logps = model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+    assert count == ids.shape[1] - start
+    assert total == pytest.approx(logps[start - 1 :].sum().item(), rel=1e-4)

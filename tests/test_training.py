@@ -19,7 +19,7 @@ from r1kit.monitoring.callbacks import TimeLimit
 from r1kit.runs import RunDir
 from r1kit.stages import distill, grpo, ppo, rloo, sft
 from r1kit.stages.common import StageInputs, setup
-from r1kit.stages.evaluate import generate
+from r1kit.stages.evaluate import Generations, generate
 
 
 def context(tmp_path: Path, *overrides: str):
@@ -340,7 +340,50 @@ def test_evaluation_reads_the_think_a_chat_template_opened(tiny_model: Path) -> 
     tokenizer.chat_template = R1_DISTILL_TEMPLATE
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     prompts = [[{"role": "user", "content": "What is 2 + 2?"}], [{"role": "user", "content": "What is 3 + 4?"}]]
-    out = generate(model, tokenizer, prompts, max_new_tokens=4, batch_size=2, samples=2, progress=False)
+    out = generate(
+        model, tokenizer, prompts, max_new_tokens=4, batch_size=2, samples=2, temperature=1.0, progress=False
+    )
     assert [len(texts) for texts in out.texts] == [2, 2]
     assert all(text.startswith("<think>\n") for texts in out.texts for text in texts)
     assert all(n <= 4 for lengths in out.lengths for n in lengths)  # the opening is not counted as generated
+
+
+def greedy_texts(model, tokenizer, max_new_tokens: int = 12) -> Generations:
+    prompts = [[{"role": "user", "content": f"What is {n} + {n}?"}] for n in range(3)]
+    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3, progress=False)
+
+
+def test_greedy_evaluation_takes_none_of_the_models_own_generation_settings(tiny_model: Path) -> None:
+    """An instruct model ships a repetition penalty (Qwen2.5's 1.05), which made "greedy" pass@1 another decoding."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    plain = greedy_texts(model, tokenizer).texts
+    model.generation_config.repetition_penalty = 5.0
+    model.generation_config.no_repeat_ngram_size = 2
+    model.generation_config.min_new_tokens = 12
+    assert greedy_texts(model, tokenizer).texts == plain
+
+
+def test_a_completion_ended_by_the_models_own_end_token_is_not_truncated(tiny_model: Path) -> None:
+    """generate stops at every end token of the generation config (an end-of-turn token, chatml's <|im_end|>):
+    counted with the tokenizer's eos alone, such a completion was 'truncated' and its trace dropped."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    first = greedy_texts(model, tokenizer, max_new_tokens=1)
+    assert first.truncated == [[True]] * 3  # the limit of one token ended each
+    firsts = tokenizer(first.texts[0][0], add_special_tokens=False)["input_ids"][:1]
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, *firsts]
+    ended = greedy_texts(model, tokenizer)
+    assert ended.lengths[0] == [1] and ended.truncated[0] == [False]
+
+
+def test_one_sample_at_a_temperature_is_sampled_not_greedy(tiny_model: Path) -> None:
+    """The trace stages sample with samples_per_prompt 1 too: that was greedy whatever their temperature and seed."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    prompts = [[{"role": "user", "content": "What is 2 + 2?"}]]
+    drawn = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        drawn.append(generate(model, tokenizer, prompts, max_new_tokens=8, batch_size=1, temperature=3.0).texts)
+    assert drawn[0] != drawn[1]

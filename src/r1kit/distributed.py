@@ -151,10 +151,11 @@ def all_sum(tensor: torch.Tensor) -> torch.Tensor:
         return tensor
     import torch.distributed as dist
 
-    _state()  # the process group accelerate set up
-    total = tensor.detach().clone()
+    # on the process group's device: NCCL, accelerate's backend on GPUs, reduces no CPU tensor (PPO's statistics)
+    device = _state().device
+    total = tensor.detach().to(device, copy=True)
     dist.all_reduce(total)
-    return total
+    return total.to(tensor.device)
 
 
 def broadcast_parameters(parameters: Sequence[torch.Tensor]) -> None:

@@ -66,7 +66,7 @@ def supports_precision(device: str, precision: str) -> bool:
     if precision == "fp32":
         return True
     if device == "cuda":
-        return precision == "fp16" or torch.cuda.is_bf16_supported()
+        return precision == "fp16" or torch.cuda.is_bf16_supported(including_emulation=False)
     if device == "cpu":
         return precision == "bf16" and cpu_has_native_bf16()
     return precision == "fp16"  # mps
@@ -77,7 +77,8 @@ def pick_precision(device: str, requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # without emulation: a T4 or V100 (compute capability 7.x) runs bf16 only emulated, far slower than fp16
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     if device == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"

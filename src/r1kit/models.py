@@ -10,7 +10,14 @@ from pathlib import Path
 import torch
 from peft import AutoPeftModelForCausalLM, PeftModel
 from safetensors import SafetensorError
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from r1kit.atomic import build_complete, is_complete
 from r1kit.cache import cache_root
@@ -374,3 +381,38 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Pat
     `AutoModelForCausalLM.from_pretrained(dest)` or as `--model dest`."""
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
+
+
+def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
+    """The tokens that end a completion, as TRL's GRPO trainer takes them: the tokenizer's EOS and the generation
+    config's (an instruct model's end-of-turn token may be only there)."""
+    configured = model.generation_config.eos_token_id
+    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    return [end for end in dict.fromkeys([tokenizer.eos_token_id, *configured]) if end is not None]
+
+
+def plain_generation_config(
+    max_new_tokens: int, pad_token_id: int, eos_token_ids: list[int], temperature: float | None = None, **restrictions
+) -> GenerationConfig:
+    """`generate`'s settings with none of the model's own: `generate` fills every setting left None from the model's
+    generation config, and an instruct model ships a repetition penalty (Qwen2.5's 1.05), top-k, min-p, …, which
+    would make greedy evaluation not greedy and rollouts not samples of softmax(logits / temperature), the
+    distribution a policy loss computes. Greedy without `temperature`; else sampled at it, from the distribution
+    restricted only by `restrictions` (`generate`'s names: top_p, top_k, min_p, repetition_penalty; None: no
+    restriction)."""
+    neutral = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0}
+    return GenerationConfig(
+        do_sample=temperature is not None,
+        temperature=temperature if temperature is not None else 1.0,
+        **{key: neutral[key] if value is None else value for key, value in (neutral | restrictions).items()},
+        typical_p=1.0,
+        epsilon_cutoff=0.0,
+        eta_cutoff=0.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        min_length=0,
+        min_new_tokens=0,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_ids,
+    )

@@ -31,6 +31,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from r1kit.fast.shared_prefix import supports
+from r1kit.models import eos_token_ids
 
 DECODE_ATTENTION = "r1kit_decode"
 
@@ -178,14 +179,6 @@ def decode_attention(module, query, key, value, attention_mask, dropout=0.0, sca
 
 AttentionInterface.register(DECODE_ATTENTION, decode_attention)
 AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
-
-
-def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
-    """The tokens that end a completion, as TRL's GRPO trainer takes them: the tokenizer's EOS and the generation
-    config's (an instruct model's end-of-turn token may be only there)."""
-    configured = model.generation_config.eos_token_id
-    configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
-    return list(dict.fromkeys([tokenizer.eos_token_id, *configured]))
 
 
 def sampler_for(model: PreTrainedModel, tokenizer) -> PolicySampler | None:

@@ -29,7 +29,15 @@ from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, writ
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import counted, held_out_source, load_eval_rows
 from r1kit.hardware import setup_hardware
-from r1kit.models import BUILTIN_MODELS, ModelError, check_model, load_model, load_tokenizer
+from r1kit.models import (
+    BUILTIN_MODELS,
+    ModelError,
+    check_model,
+    eos_token_ids,
+    load_model,
+    load_tokenizer,
+    plain_generation_config,
+)
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
@@ -73,18 +81,22 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     samples: int = 1,
-    temperature: float = 1.0,
+    temperature: float | None = None,
     restrictions: dict[str, Any] | None = None,
     progress: bool = True,
     desc: str = "generating",
 ) -> Generations:
-    """Completions (text, token count) per prompt: greedy when samples == 1, else `samples` sampled ones, from the
-    distribution restricted by `restrictions` (`generate`'s top_p, top_k, …; default: none).
+    """`samples` completions (text, token count) per prompt: greedy without `temperature`, else sampled at it from
+    the distribution restricted by `restrictions` (`generate`'s top_p, top_k, min_p, repetition_penalty; default:
+    none). None of the model's own generation settings apply (`plain_generation_config`).
 
     Under several processes (`accelerate launch`) each process generates for its contiguous share of the prompts and
     the shares are gathered back in order, so every process returns the same complete result."""
     share = distributed.shard(prompts)
-    restricted = (restrictions or {}) if samples > 1 else {}
+    ends = eos_token_ids(model, tokenizer)  # generate stops at each: an instruct model's end of turn too
+    restricted = (restrictions or {}) if temperature is not None else {}  # greedy: the plain argmax
+    settings = plain_generation_config(max_new_tokens, tokenizer.pad_token_id, ends, temperature, **restricted)
+    settings.num_return_sequences = samples
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
@@ -97,23 +109,15 @@ def generate(
         ]
         inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
         with torch.inference_mode():
-            output = model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=samples > 1,
-                temperature=temperature if samples > 1 else None,
-                **{"top_p": None, "top_k": None, **restricted},  # None: not the model's generation_config values
-                num_return_sequences=samples,
-                pad_token_id=tokenizer.pad_token_id,
-            )
+            output = model.generate(**inputs, generation_config=settings)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]  # (batch·samples, ≤ max_new_tokens)
         for row in range(0, new_tokens.shape[0], samples):
             group = new_tokens[row : row + samples]
             opening = think_opened_by(batch[row // samples])  # the template's own start of the reply, if any
             texts.append([opening + text for text in tokenizer.batch_decode(group, skip_special_tokens=True)])
-            ends = [_generated_length(ids, tokenizer.pad_token_id, tokenizer.eos_token_id) for ids in group]
-            lengths.append([n for n, _ in ends])
-            truncated.append([not ended for _, ended in ends])
+            generated = [_generated_length(ids, ends) for ids in group]
+            lengths.append([n for n, _ in generated])
+            truncated.append([not ended for _, ended in generated])
         bar.update(len(batch))
     bar.close()
     if not distributed.launched():
@@ -123,14 +127,15 @@ def generate(
     return Generations(*([row[part] for row in gathered] for part in range(len(Generations._fields))))
 
 
-def _generated_length(ids: torch.Tensor, pad_id: int, eos_id: int) -> tuple[int, bool]:
-    """(tokens generated up to and including the first eos, whether there is one): what follows is padding.
+def _generated_length(ids: torch.Tensor, ends: list[int]) -> tuple[int, bool]:
+    """(tokens generated up to and including the first end token, whether there is one): `generate` pads a row that
+    ended before the batch's longest with the pad token, which may itself be an end token (eos) or not.
 
-    >>> _generated_length(torch.tensor([5, 6, 2]), pad_id=0, eos_id=2), _generated_length(torch.tensor([5, 6, 7]), 0, 2)
+    >>> _generated_length(torch.tensor([5, 6, 2, 0]), ends=[2]), _generated_length(torch.tensor([5, 0, 7]), [2])
     ((3, True), (3, False))
     """
-    ends = ((ids == eos_id) | (ids == pad_id)).nonzero()
-    return (int(ends[0, 0]) + 1, True) if len(ends) else (len(ids), False)
+    stops = torch.isin(ids, torch.tensor(ends, device=ids.device)).nonzero()
+    return (int(stops[0, 0]) + 1, True) if len(stops) else (len(ids), False)
 
 
 def scoring_accuracy(config: R1kitConfig):
@@ -345,12 +350,18 @@ def completion_logprobs(
 
 
 def _decoder_and_head(model) -> tuple[Any, Any]:
-    """The model's backbone and output layer when it has the usual causal-LM shape, else (None, None)."""
+    """The model's backbone and output layer where the model's logits are the layer's output on the backbone's
+    last hidden state, else (None, None): some models rescale or cap them after the layer (Gemma's softcapping,
+    Granite's logits_scaling, Cohere's logit_scale), which only their own forward knows, so it is checked on a probe."""
     decoder = getattr(model, "get_decoder", lambda: None)()
     head = model.get_output_embeddings()
     if decoder is None or head is None or decoder is model:
         return None, None
-    if getattr(model.config, "final_logit_softcapping", None):  # Gemma-style logits post-processing
+    probe = torch.arange(1, 5, device=model.device).unsqueeze(0) % head.weight.shape[0]  # (1, 4) token ids
+    with torch.inference_mode():
+        logits = model(input_ids=probe).logits.float()
+        split = head(decoder(input_ids=probe).last_hidden_state).float()
+    if not torch.allclose(split, logits, rtol=1e-2, atol=1e-2 * float(logits.abs().max())):
         return None, None
     return decoder, head
 

@@ -25,15 +25,21 @@ from dataclasses import dataclass, fields
 import torch
 from peft import PeftModel, get_peft_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import GenerationConfig
 
 from r1kit import distributed
 from r1kit.atomic import build_complete
 from r1kit.config.schema import PPOConfig, R1kitConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
-from r1kit.fast.generation import eos_token_ids, row_seeds, sampler_for
-from r1kit.models import load_model, load_tokenizer, save_adapter, save_for_inference
+from r1kit.fast.generation import row_seeds, sampler_for
+from r1kit.models import (
+    eos_token_ids,
+    load_model,
+    load_tokenizer,
+    plain_generation_config,
+    save_adapter,
+    save_for_inference,
+)
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, report_alert
 from r1kit.monitoring.recorder import RolloutRecorder
@@ -251,31 +257,6 @@ def forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, width:
     return logits, out.hidden_states[-1][:, -width - 1 : -1].float() if states else None
 
 
-def sampling_config(temperature: float, max_new_tokens: int, pad_token_id: int, eos_token_ids: list[int]):
-    """`generate`'s settings for rollouts from the distribution the loss computes, softmax(logits / temperature), so
-    that none of the model's own generation settings (a repetition penalty, min_p, top_k, …, as instruct models ship
-    them) reshape it: `generate` fills every setting left None from the model's, so each is set to its neutral
-    value."""
-    return GenerationConfig(
-        do_sample=True,
-        temperature=temperature,
-        top_k=0,
-        top_p=1.0,
-        min_p=0.0,
-        typical_p=1.0,
-        epsilon_cutoff=0.0,
-        eta_cutoff=0.0,
-        repetition_penalty=1.0,
-        encoder_repetition_penalty=1.0,
-        no_repeat_ngram_size=0,
-        min_length=0,
-        min_new_tokens=0,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=pad_token_id,
-        eos_token_id=eos_token_ids,
-    )
-
-
 def token_logps(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return logits.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
 
@@ -344,7 +325,7 @@ class PPOTrainer:
         width, pad = max(map(len, prompts)), self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
-        config = sampling_config(section.temperature, section.max_new_tokens, pad, self.eos)
+        config = plain_generation_config(section.max_new_tokens, pad, self.eos, temperature=section.temperature)
         with torch.no_grad():
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
@@ -390,21 +371,22 @@ class PPOTrainer:
         mask = attention_mask[:, width:].float()  # (B, T)
         tokens = input_ids[:, width:]
 
-        logps, ref_logps, hidden, entropy = [], [], [], []
-        for rows in torch.arange(len(ids)).split(section.minibatch_size):  # chunks: a smaller memory peak
-            logits, features = forward(
-                self.model, input_ids[rows], attention_mask[rows], length, section.temperature, True
-            )
-            logps.append(token_logps(logits, tokens[rows]))
-            hidden.append(features)
-            entropy.append(-(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1))
-            if self.kl_coef or section.adaptive_kl:
-                with self._reference() as reference:
-                    ref = forward(reference, input_ids[rows], attention_mask[rows], length, section.temperature)[0]
-                ref_logps.append(token_logps(ref, tokens[rows]))
-        logps, hidden = torch.cat(logps), torch.cat(hidden)
-        ref_logps = torch.cat(ref_logps) if ref_logps else logps
-        values = self.head(hidden).squeeze(-1)  # (B, T)
+        with self._mixed_precision():  # the forwards; sampling ran in the weights' own dtype
+            logps, ref_logps, hidden, entropy = [], [], [], []
+            for rows in torch.arange(len(ids)).split(section.minibatch_size):  # chunks: a smaller memory peak
+                logits, features = forward(
+                    self.model, input_ids[rows], attention_mask[rows], length, section.temperature, True
+                )
+                logps.append(token_logps(logits, tokens[rows]))
+                hidden.append(features)
+                entropy.append(-(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1))
+                if self.kl_coef or section.adaptive_kl:
+                    with self._reference() as reference:
+                        ref = forward(reference, input_ids[rows], attention_mask[rows], length, section.temperature)[0]
+                    ref_logps.append(token_logps(ref, tokens[rows]))
+            logps, hidden = torch.cat(logps), torch.cat(hidden)
+            ref_logps = torch.cat(ref_logps) if ref_logps else logps
+            values = self.head(hidden).squeeze(-1).float()  # (B, T), fp32 for GAE whatever autocast ran
 
         rewards = kl_penalty_rewards(logps, ref_logps, scores.to(device), mask, self.kl_coef)
         advantages, returns = gae(rewards, values, mask, section.gamma, section.lam)
@@ -549,6 +531,12 @@ class PPOTrainer:
     def seed(self) -> int:
         return self.ctx.config.run.seed
 
+    def _mixed_precision(self):
+        """bf16 autocast over a full fine-tune's fp32 master weights, as TRL's trainers run one (a LoRA's frozen
+        weights are bf16 already). fp16 would need a gradient scaler: a full fine-tune there runs in fp32."""
+        hardware, full = self.ctx.hardware, not self.ctx.config.model.lora.enabled
+        return torch.autocast(hardware.device, dtype=torch.bfloat16, enabled=full and hardware.precision == "bf16")
+
     def train(self) -> dict:
         ctx, section = self.ctx, self.section
         alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
@@ -562,7 +550,8 @@ class PPOTrainer:
             started = time.time()
             batch, stats = self.rollout(self.step)
             stats["perf/rollout_seconds"] = time.time() - started
-            stats |= self.update_clip(batch) if section.policy_update == "clip" else self.update_trpo(batch)
+            with self._mixed_precision():
+                stats |= self.update_clip(batch) if section.policy_update == "clip" else self.update_trpo(batch)
             stats["loss"] = stats["loss/policy"] + section.vf_coef * stats["loss/value"]  # what the alerts watch
             if self._skipped_now:
                 self.skipped_steps += 1

@@ -12,8 +12,7 @@ from trl import RLOOConfig, RLOOTrainer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
-from r1kit.fast.generation import eos_token_ids
-from r1kit.models import load_model, load_tokenizer
+from r1kit.models import eos_token_ids, load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import (
