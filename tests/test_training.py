@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from r1kit.config.sources import resolve_config
 from r1kit.data.loading import DatasetError
+from r1kit.models import ModelError
 from r1kit.monitoring.callbacks import TimeLimit
 from r1kit.runs import RunDir
-from r1kit.stages import distill, grpo, ppo, rloo, sft
-from r1kit.stages.common import StageInputs, setup
+from r1kit.stages import distill, grpo, ppo, rejection_sampling, rloo, sft
+from r1kit.stages.common import StageInputs, StageOutput, setup
 from r1kit.stages.evaluate import Generations, generate
 
 
@@ -27,11 +29,16 @@ def context(tmp_path: Path, *overrides: str):
     return setup(config, "test")
 
 
-def train(stage, ctx, base: str, splits) -> Path:
-    """A training stage alone, as `r1kit <stage>` runs it: into RUN/<stage>; its model folder."""
+def train_output(stage, ctx, base: str, splits) -> StageOutput:
+    """A stage alone, as `r1kit <stage>` runs it: into RUN/<stage>."""
     name = stage.__name__.rsplit(".", 1)[1]
     ctx = ctx.for_stage(ctx.config, name, name)
-    return stage.run(ctx, StageInputs(model=base, base=base, splits=splits)).model
+    return stage.run(ctx, StageInputs(model=base, base=base, splits=splits))
+
+
+def train(stage, ctx, base: str, splits) -> Path:
+    """A training stage alone: its model folder."""
+    return train_output(stage, ctx, base, splits).model
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -230,9 +237,19 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))
 
 
-def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path) -> None:
+def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(tmp_path: Path) -> None:
+    """Run alone, the run's base model is model.name, the teacher: it was fine-tuned on its own traces."""
+    config = resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run")]).config
+    with pytest.raises(ModelError, match=r"the student would be the teacher itself.*set distill.student"):
+        distill.main(config)
+    assert not (tmp_path / "run" / "distill" / "data.jsonl").exists()  # before any trace was sampled
+
+
+def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path, tiny_model: Path) -> None:
     """`r1kit distill` whose teacher kept no trace ended complete, with exit code 0 and no student."""
+    student = shutil.copytree(tiny_model, tmp_path / "student")
     overrides = ["--out", str(tmp_path / "run"), "--distill.max_prompts", "2", "--distill.max_new_tokens", "8"]
+    overrides += ["--distill.student", str(student)]
     config = resolve_config(profile="test", environ={}, overrides=overrides).config
     for _ in range(2):  # and the same command again, which finds the stage complete
         with pytest.raises(DatasetError, match="distill made no model: it kept nothing to train on"):
@@ -387,3 +404,76 @@ def test_one_sample_at_a_temperature_is_sampled_not_greedy(tiny_model: Path) -> 
         torch.manual_seed(seed)
         drawn.append(generate(model, tokenizer, prompts, max_new_tokens=8, batch_size=1, temperature=3.0).texts)
     assert drawn[0] != drawn[1]
+
+
+def test_sft_through_a_template_that_drops_the_reasoning_is_refused(tmp_path: Path) -> None:
+    """DeepSeek-R1-Distill's template keeps only what follows </think> in an assistant turn: SFT learned
+    '<answer>5</answer>' without its worked solution, with only TRL's prefix-mismatch warning."""
+    dropping = R1_DISTILL_TEMPLATE.replace(
+        "{{ m['content'] }}",
+        "{% if m['role'] == 'assistant' %}{{ m['content'].split('</think>')[-1] }}{% else %}{{ m['content'] }}{% endif %}",
+    )
+    ctx, base, splits = context(tmp_path, "--model.chat_template", dropping, "--sft.max_steps", "1")
+    with pytest.raises(ModelError, match=r"drops the reasoning .* model.chat_template=chatml"):
+        train(sft, ctx, base, splits)
+    ctx, base, splits = context(tmp_path / "kept", "--model.chat_template", R1_DISTILL_TEMPLATE, "--sft.max_steps", "1")
+    assert changed(weights(Path(base)), weights(train(sft, ctx, base, splits)))  # a template that keeps it trains
+
+
+@pytest.mark.parametrize("stage", [sft, rejection_sampling], ids=["sft", "rejection_sampling"])
+def test_a_stage_whose_data_from_kept_nothing_passes_on(tmp_path: Path, stage) -> None:
+    """The r1 recipe's cold start that keeps no trace: sft failed saying the data had no worked solution (train
+    with grpo), rejection_sampling with KeyError 'all'."""
+    ctx, base, splits = context(tmp_path)
+    output = train_output(stage, ctx, base, replace(splits, train=splits.train.select([])))
+    assert output.model is None
+    assert output.metrics.get("train_rows", output.metrics.get("rows")) == 0
+
+
+def test_sft2_says_when_the_general_rows_fall_short_of_its_ratio(tmp_path: Path, caplog) -> None:
+    """Too few general rows (7 in training, against 0.5 of 40 traces) quietly made them a smaller share of the mix."""
+    from r1kit.stages import sft2
+
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"instruction": f"Say hi {i}.", "response": "Hi."}) + "\n" for i in range(8)))
+    ctx, base, splits = context(
+        tmp_path, "--sft2.general_dataset", str(chat), "--sft2.general_ratio", "0.5", "--sft.max_steps", "1"
+    )
+    traces = splits.train.select(range(40))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft2.run(
+            ctx.for_stage(ctx.config, "sft2", "sft2"),
+            StageInputs(model=base, base=base, splits=replace(splits, train=traces)),
+        )
+    assert "sft2: 7 general rows of the 40 sft2.general_ratio 0.50 asks for: they are 15% of the mix" in caplog.text
+
+
+def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_model: Path) -> None:
+    """Without r1kit's sampler (a GPU, fast.generation false) the pass rates drew from torch's global state: a
+    resumed or --from run chose other prompts to train on."""
+    from r1kit.stages import curriculum
+
+    ctx, _, _ = context(tmp_path, "--curriculum.samples_per_prompt", "2", "--grpo.temperature", "1.5")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    prompts = [[{"role": "user", "content": f"What is {n} + 1?"}] for n in range(2)]
+    drawn = []
+    for _ in range(2):
+        torch.rand(1000)  # whatever ran before
+        drawn.append(curriculum.sampled(model, tokenizer, ctx.config, prompts, "pass rates", None, (0, -1)))
+    assert drawn[0] == drawn[1]
+
+
+def test_a_resumed_curriculum_says_it_keeps_its_earlier_choice(tmp_path: Path, caplog) -> None:
+    """Under --resume the stage's pass_rates.json was reused whatever the curriculum settings had become."""
+    from r1kit.stages import curriculum
+
+    ctx, base, splits = context(tmp_path, "--curriculum.min_pass_rate", "0.6", "--curriculum.max_prompts", "4")
+    ctx = ctx.for_stage(ctx.config, "grpo", "grpo")
+    saved = {"bounds": [0.1, 0.9], "samples_per_prompt": ctx.config.curriculum.samples_per_prompt, "scored": 4}
+    ctx.dir.mkdir(parents=True, exist_ok=True)
+    (ctx.dir / "pass_rates.json").write_text(json.dumps(saved | {"trained_on": [0, 1], "rescored": []}))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        rows, _ = curriculum.apply(ctx, base, splits.train)
+    assert len(rows) == 2  # the earlier choice, as the checkpoints were trained on it
+    assert 'goes on with the prompts it chose ({"bounds": [0.1, 0.9]' in caplog.text

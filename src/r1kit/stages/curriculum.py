@@ -90,11 +90,13 @@ def sampled(
     the distribution and length).
 
     With `sampler` (r1kit's fast sampler over `model`, where it applies) each prompt's rows are seeded by `seed_key`
-    and the prompt's place, so any number of processes, or a resumed run, draws the same; else `model.generate`
-    (from torch's global random state)."""
+    and the prompt's place, so any number of processes, or a resumed run, draws the same; else `model.generate`,
+    seeded by `seed_key` (the same draws for the same processes and batches)."""
     settings, options = _sampling(config, len(prompts)), config.grpo.sampling_options()
     if sampler is None or options.pop("repetition_penalty") != 1.0:  # a penalty the sampler does not implement
-        return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc, config.grpo).texts
+        with torch.random.fork_rng():  # seeded by `seed_key` too: a resumed or --from run picks the same prompts
+            torch.manual_seed(row_seeds(seed_key, 0, 1)[0])
+            return sample_from(model, tokenizer, prompts, settings, config.monitoring.progress, desc, config.grpo).texts
     k, prompts_per_batch = settings.samples_per_prompt, max(1, settings.batch_size // settings.samples_per_prompt)
     share = distributed.shard(list(enumerate(prompts)))  # (place, prompt): a row's seed names its prompt's place
     texts: list[list[str]] = []
@@ -181,6 +183,18 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
     path = ctx.dir / "pass_rates.json"
     # a resumed stage trains on the prompts it chose before (the main process's reading: see r1kit.distributed)
     saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
+    now = {
+        "bounds": [settings.min_pass_rate, settings.max_pass_rate],
+        "samples_per_prompt": settings.samples_per_prompt,
+    }
+    now["scored"] = min(settings.max_prompts, len(train))
+    if saved is not None and {key: saved[key] for key in now} != now:
+        logger.warning(
+            "curriculum: the resumed stage goes on with the prompts it chose (%s), not with the curriculum settings "
+            "now (%s); start the stage afresh (without --resume) to score them again",
+            json.dumps({key: saved[key] for key in now}),
+            json.dumps(now),
+        )
     if saved is None:
         scored = train.select(range(min(settings.max_prompts, len(train))))
         saved = _choose(ctx, pass_rates(ctx, model_reference, scored), len(scored), fallback=range(len(scored)))

@@ -1,6 +1,6 @@
 """Distillation: the final model as teacher writes verified traces, a student is fine-tuned on them (R1 paper, §2.4).
 
-Runnable alone (`r1kit distill`, teacher = model.name) and from a recipe (the `r1` recipe's last stage: the teacher is
+Runnable alone (`r1kit distill`, teacher = model.name, student = distill.student) and from a recipe (the `r1` recipe's last stage: the teacher is
 the latest model, the student by default the run's untouched base model). Reads `distill` (student, sampling) for the
 teacher's traces, `filters` for what is kept, and `sft` for the student's training.
 """
@@ -11,6 +11,7 @@ import logging
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
+from r1kit.models import ModelError
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
 from r1kit.stages.traces import best_verified, first_rows, write_dataset
@@ -20,13 +21,18 @@ logger = logging.getLogger("r1kit")
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
+    student = model_reference_of(settings.student, ctx.config) if settings.student else inputs.base
+    if student == inputs.model:  # run alone, the base is model.name, the teacher: it would learn its own traces
+        raise ModelError(
+            f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
+            "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
+        )
     rows = first_rows(inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
     dataset = write_dataset(ctx, kept, stats, "distill")
 
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
-    student = model_reference_of(settings.student, ctx.config) if settings.student else inputs.base
     logger.warning("distill: %d teacher traces from %s → student %s", len(kept), inputs.model, student)
     model, length = sft.train(ctx, student, sft_rows(read_rows(dataset), ctx.config.prompt.system), inputs.splits.test)
     return StageOutput(

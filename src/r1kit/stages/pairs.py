@@ -16,11 +16,10 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
 from r1kit.data.loading import DatasetError
 from r1kit.data.preferences import Message, Pair, PairSplits, general_pairs, general_prompts, load_pairs, split_pairs
-from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import Generations, generate
-from r1kit.stages.traces import KEPT, TraceJudge, first_rows, sample
+from r1kit.stages.evaluate import Generations
+from r1kit.stages.traces import KEPT, TraceJudge, first_rows, greedy_answers, sample
 
 logger = logging.getLogger("r1kit")
 
@@ -102,20 +101,11 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
     general: list[Pair] = []
     requests = general_prompts()[: settings.general_prompts]
     if requests:
-        tokenizer = load_tokenizer(config.model, model_reference)
-        model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
         chats = [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in requests]
-        answers = generate(
-            model,
-            tokenizer,
-            chats,
-            max_new_tokens=settings.general_max_new_tokens,
-            batch_size=settings.batch_size,
-            progress=config.monitoring.progress,
-            desc="general answers",
+        answers = greedy_answers(
+            ctx, model_reference, chats, settings.general_max_new_tokens, settings.batch_size, "general answers"
         ).texts
         general = general_pairs(chats, [a[0] for a in answers], config.preferences.seed)
-        del model
     kept = sum(r == KEPT for group in reasons for r in group)
     stats = {
         "problems": len(problems),

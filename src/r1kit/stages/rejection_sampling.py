@@ -21,7 +21,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.rejection_sampling
     rows = first_rows(inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "rejection_sampling")
-    by_group = stats["problem_acceptance_by_group"]
+    by_group = stats["problem_acceptance_by_group"] or {"all": 0.0}  # {} without rows (data_from kept none)
     logger.warning(
         "rejection sampling: %d of %d problems accepted (%s), %d rows; dropped %s",
         round(by_group["all"] * len(rows)),

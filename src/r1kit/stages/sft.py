@@ -15,7 +15,8 @@ from trl import SFTConfig, SFTTrainer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import sft_rows
-from r1kit.models import load_model, load_tokenizer
+from r1kit.models import ModelError, load_model, load_tokenizer
+from r1kit.rewards.text import split_r1
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -32,6 +33,9 @@ logger = logging.getLogger("r1kit")
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    if not len(inputs.splits.train):  # data_from a stage that kept no row (it said so): nothing to learn from
+        logger.warning("sft: its data has no rows; the model goes on unchanged")
+        return StageOutput(metrics={"train_rows": 0})
     rows = sft_rows(inputs.splits.train, ctx.config.prompt.system)
     model, length = train(ctx, inputs.model, rows, inputs.splits.test)
     return StageOutput(model=model, metrics={"train_rows": len(rows) - length["rows_dropped"], **length})
@@ -42,6 +46,7 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
     sft.max_length cut and dropped."""
     config = ctx.config
     tokenizer = load_tokenizer(config.model, model_reference)
+    _check_the_template_keeps_the_reasoning(tokenizer, rows, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
 
     args = SFTConfig(
@@ -64,6 +69,24 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
     )
     length = _say_what_the_length_limit_cut(rows, trainer.train_dataset, config.sft.max_length)
     return train_and_save(trainer, tokenizer, ctx), length
+
+
+def _check_the_template_keeps_the_reasoning(tokenizer, rows: Dataset, model_reference: str) -> None:
+    """TRL renders each row through the chat template, and some templates drop an assistant reply's reasoning
+    (DeepSeek-R1-Distill's keeps only what follows </think>, for multi-turn chat): the model would learn the answers
+    without the worked solutions."""
+    for row in rows.select(range(min(len(rows), 8))):
+        reply = row["completion"][-1]["content"]
+        parts = split_r1(reply)
+        if parts is None:  # a chat reply, no worked solution to lose
+            continue
+        rendered = tokenizer.apply_chat_template([*row["prompt"], *row["completion"]], tokenize=False)
+        if parts[0] not in rendered:
+            raise ModelError(
+                f"the chat template of {model_reference} drops the reasoning from an assistant's reply (its "
+                "<think> block), so SFT would learn answers without their worked solutions; set "
+                "model.chat_template=chatml or to a template of your own that keeps it"
+            )
 
 
 def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> dict[str, int]:

@@ -15,12 +15,12 @@ from importlib import resources
 
 from datasets import Dataset, concatenate_datasets
 
-from r1kit.config.schema import DatasetConfig, R1kitConfig, SamplingConfig
+from r1kit.config.schema import DatasetConfig, R1kitConfig
 from r1kit.data.loading import DatasetError, load_splits, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import loops, sample
+from r1kit.stages.traces import greedy_answers, loops
 
 logger = logging.getLogger("r1kit")
 
@@ -29,8 +29,18 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config, settings = ctx.config, ctx.config.sft2
     accepted = inputs.splits.train
     reasoning = sft_rows(accepted, config.prompt.system) if len(accepted) else None
-    general = _general_rows(ctx, inputs, general_wanted(len(accepted), settings.general_ratio))
+    wanted = general_wanted(len(accepted), settings.general_ratio)
+    general = _general_rows(ctx, inputs, wanted)
     logger.warning("sft2: %d reasoning rows + %d general rows", len(accepted), len(general))
+    if len(accepted) and len(general) < wanted:  # the shipped prompts run out, or answers were dropped
+        logger.warning(
+            "sft2: %d general rows of the %d sft2.general_ratio %.2f asks for: they are %.0f%% of the mix; give "
+            "more with sft2.general_dataset",
+            len(general),
+            wanted,
+            settings.general_ratio,
+            100 * len(general) / (len(general) + len(accepted)),
+        )
     if not len(accepted) and general:  # the reasoning model is then fine-tuned on chat alone
         logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
     parts = [reasoning] if reasoning is not None else []
@@ -74,17 +84,13 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
             )
         return pairs[:wanted]
     questions = shipped_general_prompts()[:wanted]
-    answers = sample(
+    answers = greedy_answers(
         ctx,
         inputs.base,
         [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in questions],
-        SamplingConfig(
-            max_prompts=len(questions),
-            samples_per_prompt=1,
-            max_new_tokens=settings.general_max_new_tokens,
-            batch_size=ctx.config.evaluation.batch_size,
-        ),
-        desc="general answers",
+        settings.general_max_new_tokens,
+        ctx.config.evaluation.batch_size,
+        "general answers",
     )
     pairs, dropped = [], Counter()
     for question, (answer,), (cut,) in zip(questions, answers.texts, answers.truncated, strict=True):

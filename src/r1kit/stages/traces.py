@@ -159,6 +159,23 @@ def sample(
         return sample_from(model, tokenizer, prompts, settings, ctx.config.monitoring.progress, desc)
 
 
+def greedy_answers(
+    ctx: StageContext, model_reference: str, prompts: list[list[dict]], max_new_tokens: int, batch_size: int, desc: str
+) -> Generations:
+    """One greedy completion per prompt (the model's own best answer) from the model at `model_reference`."""
+    tokenizer = load_tokenizer(ctx.config.model, model_reference)
+    model = load_model(ctx.config.model, model_reference, ctx.hardware, for_training=False).eval()
+    return generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=ctx.config.monitoring.progress,
+        desc=desc,
+    )
+
+
 def sample_from(
     model,
     tokenizer,
@@ -186,10 +203,16 @@ def sample_from(
 
 
 def best_of(traces: Sequence[str], reasons: Sequence[str], keep: int) -> list[str]:
-    """Up to `keep` kept traces, shortest first (the same answer in fewer words), duplicates dropped."""
+    """Up to `keep` kept traces, shortest first (the same answer in fewer words), duplicates dropped: a row keeps a
+    trace's reasoning with the gold answer (`trace_row`), so traces that differ only in how the answer is written
+    (5, 5.0) are one.
+
+    >>> best_of(["<think>2+3=5</think><answer>5.0</answer>", "<think>2+3=5</think><answer>5</answer>"], [KEPT] * 2, 2)
+    ['<think>2+3=5</think><answer>5</answer>']
+    """
     seen, chosen = set(), []
     for trace in sorted((t for t, r in zip(traces, reasons, strict=True) if r == KEPT), key=len):
-        key = " ".join(trace.lower().split())
+        key = " ".join((split_r1(trace) or (trace,))[0].lower().split())
         if key not in seen:
             seen.add(key)
             chosen.append(trace)
