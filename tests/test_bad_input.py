@@ -88,12 +88,15 @@ def test_overlong_against_the_completion_limit_is_checked_up_front(capsys: pytes
     code, err = cli(capsys, "config", "show", *args, "--rewards.overlong.max_length", "8")
     assert code == 2
     assert_one_line(err, "rewards.overlong.max_length = 8")
-    # RLOO and PPO build it with their own limits: it failed only as the stage started
+    # RLOO and PPO build it with their own limits: it failed only as the stage started; a run that has no such
+    # stage is not held to their limits
     overlong = ["--rewards.functions", "[accuracy, overlong]"]
-    for flag in ("--rloo.max_completion_length", "--ppo.max_new_tokens"):
-        code, err = cli(capsys, "config", "show", *overlong, flag, "12")
+    for command, flag in (("rloo", "--rloo.max_completion_length"), ("ppo", "--ppo.max_new_tokens")):
+        code, err = cli(capsys, command, "--profile", "test", *overlong, flag, "3")  # the profile's soft_cache: 4
         assert code == 2
-        assert_one_line(err, "rewards.overlong.soft_cache (16)", f"{flag[2:]} = 12")
+        assert_one_line(err, "rewards.overlong.soft_cache (4)", f"{flag[2:]} = 3")
+        code, err = cli(capsys, "config", "show", *overlong, flag, "12")
+        assert code == 0, err
 
 
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

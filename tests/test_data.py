@@ -158,6 +158,10 @@ SAMPLES = {
     "r1kit": {"question": "What is 5-2?", "solution": 3},
     "alpaca": {"instruction": "Translate", "input": "bonjour", "output": "hello"},
     "prompt_completion": {"prompt": "Name a colour.", "completion": "Blue."},  # TRL's SFT format
+    "prompt_solution": {  # TRL's prompt-only GRPO rows with a gold answer (open-r1, the tutorial's make_conversation)
+        "prompt": [{"role": "system", "content": "Think first."}, {"role": "user", "content": "What is 6*7?"}],
+        "solution": "6*7 = 42, so \\boxed{42}.",
+    },
     "text": {"text": "What is 2 + 5?\n<think>2 + 5 = 7</think>\n<answer>7</answer>"},  # TRL's dataset_text_field
 }
 EXPECTED = {
@@ -169,6 +173,7 @@ EXPECTED = {
     "r1kit": ("What is 5-2?", "3", None, None),
     "alpaca": ("Translate\n\nbonjour", None, None, "hello"),
     "prompt_completion": ("Name a colour.", None, None, "Blue."),
+    "prompt_solution": ("What is 6*7?", "42", "6*7 = 42, so \\boxed{42}.", None),
     "text": ("What is 2 + 5?", "7", "2 + 5 = 7", None),
 }
 

@@ -134,6 +134,17 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("9.8 m/s^2", "9.8", 1.0),
         ("5 cm", "5", 1.0),
         ("14 apples", "14", 1.0),
+        ("x = 1,000", "1000", 1.0),  # thousands in an equation, not a list
+        ("n = 12,500", "12500", 1.0),
+        ("5 x", "5x", 1.0),  # a variable, not a unit
+        ("7 x", "7", 0.0),
+        ("5 m", "5", 1.0),
+        ("B.", "B", 1.0),  # a multiple-choice letter as answers write it
+        ("**B**", "B", 1.0),
+        ("Option B", "B", 1.0),
+        ("The answer is (C)", "\\text{(C)}", 1.0),
+        ("(A) 12", "B", 0.0),
+        ("i", "I", 1.0),  # a choice, not the imaginary unit
     ],
 )
 def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str, gold: str, score: float) -> None:
@@ -144,12 +155,13 @@ def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str,
     ("completion", "score"),
     [
         ("<think>\n3 * 4 = 12, 12 - 2 = 10. Then she buys", 0.0),  # cut off while thinking: no answer yet
-        ("<think>2 + 2 = 5? no, 4</think><answer>5", 0.0),  # cut off in its answer block
+        ("<think>2 + 2 = 5? no, 10</think><answer>5", 0.0),  # an answer block left open: what it says
+        ("<think>2 + 2 = 4</think><answer>10", 1.0),
         ("<think>2 + 2 = 4</think>\n\nSo she has \\boxed{10}.", 1.0),  # an R1-distill reply: prose after </think>
         ("<think>10 is tempting</think> It is 12.", 0.0),
     ],
 )
-def test_accuracy_reads_no_answer_in_a_reply_cut_off_inside_its_tags(completion: str, score: float) -> None:
+def test_accuracy_reads_no_answer_in_a_reply_cut_off_while_thinking(completion: str, score: float) -> None:
     assert build_reward("accuracy")([completion], solution=["10"]) == [score]
 
 

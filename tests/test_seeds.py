@@ -354,3 +354,24 @@ def test_an_optimized_training_command_trains(tmp_path: Path) -> None:
     steps = [r for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"]
     assert [r["step"] for r in steps] == [1, 2, 3]
     assert "rewards/reasoning_steps/mean" in steps[0]
+
+
+def test_trl_flags_the_seeds_pass_that_ask_for_what_r1kit_does(capsys, tmp_path: Path) -> None:
+    """Seed 003's TrainingArguments and ModelConfig: push_to_hub=False, report_to="none" and
+    remove_unused_columns=False were refused though r1kit does just that; --model_revision was unknown; and
+    evaluation_strategy="steps" with logging_steps=10 (seed 002) left evaluation off, where transformers evaluates every
+    logging_steps."""
+    harmless = ["--push_to_hub", "False", "--report_to", "none", "--remove_unused_columns", "False"]
+    code, config, err = show(capsys, *harmless, "--model_revision", "v1.0")
+    assert code == 0, err
+    assert config["model"]["revision"] == "v1.0" and "--push_to_hub false: r1kit's way already" in err
+    code, _, err = show(capsys, "--push_to_hub", "true")
+    assert code == 2 and "hf upload" in err
+    code, config, _ = show(capsys, "--evaluation_strategy", "steps", "--logging_steps", "10")
+    assert config["evaluation"]["every_steps"] == 10
+    code, config, _ = show(capsys, "--evaluation_strategy", "steps", "--logging_steps", "10", "--eval_steps", "4")
+    assert config["evaluation"]["every_steps"] == 4
+    (tmp_path / "trl.yaml").write_text("model:\n  model_name_or_path: tiny-random\n  model_revision: main\n")
+    code, config, err = show(capsys, "--config", str(tmp_path / "trl.yaml"))
+    assert code == 0, err
+    assert (config["model"]["name"], config["model"]["revision"]) == ("tiny-random", "main")

@@ -400,18 +400,16 @@ def plain_generation_config(
     distribution a policy loss computes. Greedy without `temperature`; else sampled at it, from the distribution
     restricted only by `restrictions` (`generate`'s names: top_p, top_k, min_p, repetition_penalty; None: no
     restriction)."""
-    neutral = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0}
+    # what reshapes the scores before the choice, greedy or sampled (min_new_tokens also stands for min_length)
+    processors = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    processors["min_new_tokens"] = 0
+    # what restricts sampling only (set for greedy decoding, transformers warns that they do nothing)
+    warpers = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+    neutral = processors | (warpers | {"temperature": temperature} if temperature is not None else {})
+    chosen = {key: neutral[key] if value is None else value for key, value in restrictions.items()}
     return GenerationConfig(
         do_sample=temperature is not None,
-        temperature=temperature if temperature is not None else 1.0,
-        **{key: neutral[key] if value is None else value for key, value in (neutral | restrictions).items()},
-        typical_p=1.0,
-        epsilon_cutoff=0.0,
-        eta_cutoff=0.0,
-        encoder_repetition_penalty=1.0,
-        no_repeat_ngram_size=0,
-        min_length=0,
-        min_new_tokens=0,
+        **(neutral | chosen),
         max_new_tokens=max_new_tokens,
         pad_token_id=pad_token_id,
         eos_token_id=eos_token_ids,

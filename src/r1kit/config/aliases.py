@@ -45,7 +45,9 @@ PATH_ALIASES = {
     "monitoring.logging.level": "monitoring.log_level",
     "monitoring.logging.profiling_mode": "monitoring.profiler.enabled",
     "callbacks.checkpoint_preservation.every_n_steps": "training.checkpoint.keep_every",
-    "model.torch_dtype": "model.precision",  # TRL's ModelConfig (`--torch_dtype`, `--dtype`)
+    "model.torch_dtype": "model.precision",  # TRL's ModelConfig (`--torch_dtype`, `--dtype`), in YAML too
+    "model.model_name_or_path": "model.name",
+    "model.model_revision": "model.revision",
 }
 VALUE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "training.precision.bf16": _bf16_precision,
@@ -81,6 +83,7 @@ FLAG_ALIASES = {
     "--resume": FlagAlias("run.resume", value=True, tutorial=False),
     "--model_name": FlagAlias("model.name"),
     "--model_name_or_path": FlagAlias("model.name"),
+    "--model_revision": FlagAlias("model.revision"),  # TRL's ModelConfig
     "--output_dir": FlagAlias("run.output_dir"),
     "--learning_rate": FlagAlias("training.optimization.learning_rate"),
     "--per_device_train_batch_size": FlagAlias("training.batch_size.per_device_train"),
@@ -111,7 +114,11 @@ FLAG_ALIASES = {
     "--use_vllm": FlagAlias("grpo.use_vllm", value=True),
     "--vllm_mode": FlagAlias("grpo.vllm_mode"),
     "--eval_steps": FlagAlias("evaluation.every_steps"),
-    "--reward_funcs": FlagAlias("rewards.functions", as_list=True),
+    "--reward_funcs": FlagAlias(
+        "rewards.functions",
+        as_list=True,
+        hint="each reward keeps its rewards.<name>.weight, format's 0.5 among them, where TRL weighs every one 1.0",
+    ),
     "--no_wandb": FlagAlias("monitoring.wandb.enabled", value=False),
     # the tutorial logs to W&B unless --no_wandb; r1kit is offline unless asked, so the note says how to ask
     "--wandb_project": FlagAlias(
@@ -223,6 +230,13 @@ def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> s
     return None
 
 
+# TRL flags whose value asks for what r1kit does anyway (no upload, no integration, its own columns): noted, not set.
+HARMLESS = {
+    "--push_to_hub": ("false", "0", "no"),
+    "--report_to": ("none",),
+    "--remove_unused_columns": ("true", "false", "1", "0", "yes", "no"),
+}
+
 # Settings of the tutorial or of TRL scripts that r1kit does not have, by flag or by dotted-path prefix.
 REFUSED = {
     "callbacks.comprehensive_logging": "r1kit's monitoring is always on; tune it with monitoring.logging_steps, "
@@ -254,9 +268,9 @@ REFUSED = {
     "every monitoring.examples_every steps",
     "--reward_weights": "each reward's weight sits with it: --rewards.<name>.weight (e.g. --rewards.format.weight "
     "0.2) for each name of --reward_funcs",
-    "--dataset_text_field": "r1kit reads a `text` column itself (dataset.format text: a question, then "
-    "<think>…</think><answer>…</answer>, or 'User: …' then 'Assistant: …'); another column is renamed to it with "
-    "dataset.columns",
+    "--dataset_text_field": "r1kit finds the text itself: a `conversations` or `messages` column is read as chat "
+    "turns (drop the flag), a `text` column as a question then <think>…</think><answer>…</answer>, or 'User: …' then "
+    "'Assistant: …' (dataset.format text); another text column is renamed to `text` with dataset.columns",
     # TRL's PPO, RLOO and DPO trainers (the RLHF notebook's flags)
     "--num_mini_batches": "r1kit's PPO sets its minibatches by size: --ppo.minibatch_size rollouts each, over "
     "--ppo.ppo_epochs passes",
@@ -278,6 +292,7 @@ class StrategyFlag:
     """TRL's `--*_strategy` flags. r1kit counts in optimizer steps, so `steps` is its way already."""
 
     every: str  # the flag that sets how many steps apart
+    unset: str  # what r1kit does when that flag is not given
     off: tuple[str, str] | None = None  # the key and value that turn it off (`no`); None: it cannot be turned off
     always: str = ""  # why it cannot be
 
@@ -294,11 +309,18 @@ class StrategyFlag:
         return f"{flag} takes steps, no or epoch (got {value!r})"
 
 
+_EVAL_UNSET = "off until that is set, or every --logging_steps N given with it, as transformers does"
 STRATEGY_FLAGS = {
-    "--eval_strategy": StrategyFlag("--eval_steps N", off=("evaluation.every_steps", "null")),
-    "--evaluation_strategy": StrategyFlag("--eval_steps N", off=("evaluation.every_steps", "null")),
-    "--save_strategy": StrategyFlag("--save_steps N", always="r1kit always checkpoints, so that a killed run resumes"),
-    "--logging_strategy": StrategyFlag("--logging_steps N", always="r1kit's monitoring is always on"),
+    "--eval_strategy": StrategyFlag("--eval_steps N", _EVAL_UNSET, off=("evaluation.every_steps", "null")),
+    "--evaluation_strategy": StrategyFlag("--eval_steps N", _EVAL_UNSET, off=("evaluation.every_steps", "null")),
+    "--save_strategy": StrategyFlag(
+        "--save_steps N",
+        "training.checkpoint.save_steps otherwise",
+        always="r1kit always checkpoints, so that a killed run resumes",
+    ),
+    "--logging_strategy": StrategyFlag(
+        "--logging_steps N", "monitoring.logging_steps otherwise", always="r1kit's monitoring is always on"
+    ),
 }
 
 

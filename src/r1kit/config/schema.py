@@ -187,7 +187,17 @@ class DatasetConfig(Section):
         ".parquet/.csv) for local data or a built-in task, a split name (or a file) for a hub dataset.",
     )
     format: Literal[
-        "auto", "r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion", "text"
+        "auto",
+        "r1kit",
+        "gsm8k",
+        "numina",
+        "sharegpt",
+        "messages",
+        "dolly",
+        "alpaca",
+        "prompt_completion",
+        "prompt_solution",
+        "text",
     ] = Field(
         "auto",
         description="Row format; auto detects it from the column names. A chat reply (messages, prompt_completion) "
@@ -258,7 +268,12 @@ class CosineParams(RewardParams):
 
 
 class RepetitionPenaltyParams(RewardParams):
-    ngram_size: int = Field(3, ge=1, description="n of the repeated word n-grams.")
+    ngram_size: int = Field(
+        3,
+        ge=1,
+        description="n of the repeated n-grams: of tokens in training (TRL passes completion_ids), else of words "
+        "(of 3n characters in scripts without spaces).",
+    )
     max_penalty: float = Field(-0.1, le=0.0, description="Penalty (<= 0) of a completion that is all repetition.")
 
 
@@ -1223,15 +1238,14 @@ class R1kitConfig(Section):
         overlong = self.rewards.overlong
         if "overlong" not in self.rewards.functions:
             return self
-        # each stage that builds the rewards passes its own limit (overlong's default); a recipe names its stages,
-        # the default ones are also the config of a stage run alone (`r1kit rloo`), which may be any of them
+        # each stage that builds the rewards passes its own limit (overlong's default): the recipe's stages that
+        # build them (a stage run alone is checked as a recipe of that stage: `resolve_config`)
         limits = {
             "grpo": ("grpo.max_completion_length", self.grpo.max_completion_length),
             "rloo": ("rloo.max_completion_length", self.rloo.max_completion_length),
             "ppo": ("ppo.max_new_tokens", self.ppo.max_new_tokens),
         }
-        recipe = self.stages != _default_stages()
-        kinds = {spec.stage_kind for spec in self.stages} & limits.keys() if recipe else limits.keys()
+        kinds = {spec.stage_kind for spec in self.stages} & limits.keys()
         for kind in sorted(kinds):
             source, limit = (
                 ("rewards.overlong.max_length", overlong.max_length) if overlong.max_length else limits[kind]

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from r1kit.config.aliases import (
     FLAG_ALIASES,
     GRPO_SECTIONS,
+    HARMLESS,
     PATH_ALIASES,
     STRATEGY_FLAGS,
     canonical,
@@ -433,8 +434,12 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
                 _read_flag(layer, flag, words, command)
                 continue
             said = " ".join(words).strip().lower()
-            if said == "steps":
-                layer.notes.append(f"{flag} steps: r1kit's way already ({strategy.every}; off until that is set)")
+            every = _flag_value(args, "--logging_steps")  # transformers' eval_steps default
+            if said == "steps" and strategy.off and _flag_value(args, "--eval_steps") is None and every is not None:
+                layer.add(strategy.off[0], every, f"cli:{flag}")
+                layer.notes.append(f"{flag} steps → --{strategy.off[0]} {every} (--logging_steps, as transformers)")
+            elif said == "steps":
+                layer.notes.append(f"{flag} steps: r1kit's way already ({strategy.every}; {strategy.unset})")
             elif said == "no" and strategy.off:
                 turned_off.append((flag, strategy.off))
             else:
@@ -449,9 +454,27 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     return layer
 
 
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value `flag` is given on a command line (`--flag value` or `--flag=value`), else None.
+
+    >>> _flag_value(["--logging_steps", "10"], "--logging_steps"), _flag_value(["--logging_steps=5"], "--logging_steps")
+    ('10', '5')
+    """
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(f"{flag}="):
+            return arg.partition("=")[2]
+    return None
+
+
 def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
     """One flag and its words into `layer`, or a ConfigError saying what is wrong with it."""
     alias = FLAG_ALIASES.get(flag)
+    said = " ".join(words).strip().lower()
+    if said in HARMLESS.get(flag, ()):
+        layer.notes.append(f"{flag} {said}: r1kit's way already, nothing to set")
+        return
     reason = refusal(flag) or refusal(flag[2:])
     if reason:
         raise ConfigError(f"{flag} is not an r1kit option: {reason}")
@@ -620,6 +643,8 @@ def resolve_config(
     _check_stage_keys(merged["stages"], sources["stages"])
     try:
         config = R1kitConfig.model_validate(merged)
+        if command in READS:  # a stage alone (`r1kit rloo`): its own rules too (overlong against rloo's limit)
+            R1kitConfig.model_validate(merged | {"stages": [{"name": command}]})
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     notes = [note for layer in layers for note in layer.notes]

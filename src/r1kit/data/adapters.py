@@ -19,7 +19,18 @@ from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, split_r1
 
 Canonical = dict[str, str | None]
 
-FORMATS = ("r1kit", "gsm8k", "numina", "sharegpt", "messages", "dolly", "alpaca", "prompt_completion", "text")
+FORMATS = (
+    "r1kit",
+    "gsm8k",
+    "numina",
+    "sharegpt",
+    "messages",
+    "dolly",
+    "alpaca",
+    "prompt_completion",
+    "prompt_solution",
+    "text",
+)
 
 
 class BadRow(ValueError):
@@ -249,6 +260,26 @@ def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
     return _reply(_said(row, "prompt", "user"), _said(row, "completion", "assistant"))
 
 
+def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
+    """TRL's prompt-only rows with a gold answer, as open-r1 and the R1 tutorial's `make_conversation` make them:
+    {prompt, solution}, the prompt text or {role, content} messages (its last user turn is the question), the
+    solution a final answer, or a worked one whose \\boxed{} answer is the gold.
+
+    >>> prompt_solution_row({"prompt": [{"role": "user", "content": "2 + 3?"}], "solution": "So \\\\boxed{5}."})
+    {'question': '2 + 3?', 'solution': '5', 'reasoning': 'So \\\\boxed{5}.', 'response': None}
+    """
+    solution = answer_text(row.get("solution"))
+    if solution is None:
+        raise BadRow("solution", "is missing")
+    boxed = last_boxed(solution)
+    return {
+        "question": _said(row, "prompt", "user"),
+        "solution": boxed or solution,
+        "reasoning": solution if boxed else None,
+        "response": None,
+    }
+
+
 # One exchange written out as text: "User: …\n\nAssistant: …" (the RLHF notebook's formatted_text), "Human: …"
 # (Anthropic-HH), "### Human: … ### Assistant: …" (Guanaco), after an optional "System: …" line. A turn's marker
 # starts the text, a line or a "###" section, so "Assistant:" inside a sentence is text; the reply runs to the next
@@ -300,7 +331,7 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
     >>> left_out_turns({"messages": [turn("user"), turn("assistant"), turn("user"), turn("assistant")]}, "messages")
     True
     """
-    if fmt == "prompt_completion":  # a conversational prompt: its last user turn is kept
+    if fmt in ("prompt_completion", "prompt_solution"):  # a conversational prompt: its last user turn is kept
         prompt = row.get("prompt")
         speakers = (
             [turn.get("role") for turn in prompt if isinstance(turn, Mapping)] if isinstance(prompt, list) else []
@@ -330,6 +361,7 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
     "dolly": dolly_row,
     "alpaca": alpaca_row,
     "prompt_completion": prompt_completion_row,
+    "prompt_solution": prompt_solution_row,
     "text": text_row,
 }
 
@@ -356,6 +388,8 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "alpaca"
     if {"prompt", "completion"} <= present:
         return "prompt_completion"
+    if {"prompt", "solution"} <= present:
+        return "prompt_solution"
     if {"question", "answer"} <= present and "####" in str(first_row.get("answer", "")):
         return "gsm8k"
     if {"question", "solution"} <= present:
@@ -371,7 +405,7 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
         f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
         "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
-        "input + output, prompt_completion: prompt + completion, text: a question then <think>…</think>"
+        "input + output, prompt_completion: prompt + completion, prompt_solution: prompt + solution, text: a question then <think>…</think>"
         "<answer>…</answer>, or 'User: …' then 'Assistant: …', in one string), or rename columns "
         "to them with dataset.columns (e.g. {problem: question, answer: solution})"
     )

@@ -23,10 +23,36 @@ _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, 
 # letter (a multiple-choice answer, B).
 _BRACKETED = re.compile(r"\s*[(\[]")
 _LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d+(?:\.\d+)?(?:\s*,\s*[-+]?\d+(?:\.\d+)?)+\s*")
-_ALGEBRA = re.compile(r"\d[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
+_ALGEBRA = re.compile(r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # x = 1,000: as LaTeX the comma would make a list
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
-_UNIT = re.compile(r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z]{1,3}(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*")
+_UNIT = re.compile(
+    r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[mgsLhKAVWJN])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
+)  # a unit of two or three letters, or one of the one-letter units (m, g, s, …): 5 x is five times x
+# A multiple-choice letter as answers write it: B, (B), B., **B**, Option B, The answer is B, \boxed{B}
+_CHOICE = re.compile(
+    r"[\s*(\[{]*(?:\\(?:boxed|text(?:bf)?)\s*\{\s*\(?)?(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)"
+    r"(?:\s+is)?\s*:?\s*)?[*(\[]*([A-Za-z])(?![A-Za-z])[\s*).\]}:]*(?:\s.*)?",
+    re.IGNORECASE | re.DOTALL,
+)
+_CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
+
+
+def choice(gold: str, answer: str) -> bool | None:
+    """A multiple-choice gold (one capital letter, (C), \\text{(C)}) against the letter an answer names, any case;
+    None for another gold. math-verify would read B. or Option B as nothing, and I as the imaginary unit.
+
+    >>> choice("B", "**B**"), choice("\\\\text{(C)}", "The answer is C."), choice("B", "(A) 12"), choice("5", "5")
+    (True, True, False, None)
+    """
+    letter = _CHOICE_GOLD.fullmatch(gold)
+    if letter is None:
+        return None
+    said = _CHOICE.fullmatch(answer)
+    return bool(said) and said.group(1).upper() == letter.group(1)
+
+
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
@@ -105,6 +131,8 @@ def main() -> None:
             )
             and not _WORD.search(text)
         )
+        if bare_latex and _ALGEBRA.search(text) and not a_list(text) and not _BRACKETED.match(text):
+            text = _THOUSANDS_COMMA.sub("", text)
         as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
@@ -132,6 +160,9 @@ def main() -> None:
         return 1.0, "ok"
 
     def judge(answer: str, gold: str) -> tuple[float | None, str]:
+        picked = choice(gold, answer)
+        if picked is not None:
+            return (1.0, "correct") if picked else (0.0, "wrong")
         gold_parsed = gold_of(gold)
         if not gold_parsed:
             return None, "unparseable_gold"

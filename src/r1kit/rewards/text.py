@@ -111,21 +111,21 @@ def extract_answer(text: str) -> str | None:
 
 
 def answer_part(text: str) -> str:
-    """The part of a completion that holds its answer, for verification: the last complete <answer> block; where the
-    reply has none but closed its thinking, what follows `</think>` (R1-distill models answer in prose there);
-    nothing where it was cut off inside <think> or <answer> (a number met while thinking is not its answer); the
-    whole text where it uses no tags at all (a base model's reply).
+    """The part of a completion that holds its answer, for verification: the last complete <answer> block, or what
+    follows an <answer> left open (the strict format scores the missing tag); where the reply has no <answer> but
+    closed its thinking, what follows `</think>` (R1-distill models answer in prose there); nothing where it was cut
+    off while thinking (a number met there is not its answer); the whole text where it uses no tags (a base model).
 
     >>> answer_part("<think>2+2</think><answer>4</answer>"), answer_part("<think>2+2</think> It is 4.")
     ('4', ' It is 4.')
     >>> answer_part("<think>3 * 4 = 12, then"), answer_part("<think>4</think><answer>5"), answer_part("It is 4.")
-    ('', '', 'It is 4.')
+    ('', '5', 'It is 4.')
     """
     answer = extract_answer(text)
     if answer is not None:
         return answer
     if ANSWER_OPEN in text:
-        return ""
+        return text[text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN) :]
     if THINK_CLOSE in text:
         return text[text.rfind(THINK_CLOSE) + len(THINK_CLOSE) :]
     return "" if THINK_OPEN in text else text
