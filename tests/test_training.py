@@ -477,3 +477,18 @@ def test_a_resumed_curriculum_says_it_keeps_its_earlier_choice(tmp_path: Path, c
         rows, _ = curriculum.apply(ctx, base, splits.train)
     assert len(rows) == 2  # the earlier choice, as the checkpoints were trained on it
     assert 'goes on with the prompts it chose ({"bounds": [0.1, 0.9]' in caplog.text
+
+
+def test_sft_trains_with_gradient_checkpointing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 003 enables it for SFT on long traces: r1kit sft refused the flag, having no such setting."""
+    checkpointed = []
+
+    class Recording(sft.SFTTrainer):
+        def training_step(self, model, *args, **kwargs):
+            checkpointed.append(self.model.is_gradient_checkpointing)
+            return super().training_step(model, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "SFTTrainer", Recording)
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "2", "--sft.gradient_checkpointing", "true")
+    assert changed(weights(Path(base)), weights(train(sft, ctx, base, splits)))
+    assert checkpointed == [True, True]

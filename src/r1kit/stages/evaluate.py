@@ -357,6 +357,9 @@ def _decoder_and_head(model) -> tuple[Any, Any]:
     head = model.get_output_embeddings()
     if decoder is None or head is None or decoder is model:
         return None, None
+    settings = [model.config, getattr(model.config, "text_config", None)]
+    if any(getattr(config, "final_logit_softcapping", None) for config in settings):  # a cap small logits never meet
+        return None, None
     probe = torch.arange(1, 5, device=model.device).unsqueeze(0) % head.weight.shape[0]  # (1, 4) token ids
     with torch.inference_mode():
         logits = model(input_ids=probe).logits.float()

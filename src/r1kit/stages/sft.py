@@ -54,7 +54,7 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
         max_length=config.sft.max_length,
         completion_only_loss=True,  # learn the answer, not the prompt (works with SmolLM2's template as is)
         include_num_input_tokens_seen="non_padding",
-        gradient_checkpointing=False,
+        gradient_checkpointing=config.sft.gradient_checkpointing,
     )
     trainer = SFTTrainer(
         model=model,
