@@ -87,6 +87,9 @@ def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> Non
     examples = ctx.run.read("completions.jsonl")
     assert {e["kind"] for e in examples} == {"best", "worst"}
     assert set(examples[0]["rewards"]) == {"cosine", "format"}
+    # what the console showed, to follow with tail -f: r1kit's log lines and each step's block (seed 003)
+    log = (ctx.run.root / "training.log").read_text()
+    assert "r1kit test →" in log and "[grpo] step 2/2" in log, log[-2000:]
     # the final model is a plain HF folder
     loaded = AutoModelForCausalLM.from_pretrained(model_dir)
     assert loaded.num_parameters() > 0 and (model_dir / "chat_template.jinja").exists()

@@ -5,6 +5,7 @@ RUN/
   metrics.jsonl         one line per logging step of every training stage
   completions.jsonl     best and worst completions with their reward breakdown
   alerts.jsonl          trend alerts raised during training
+  training.log          what r1kit says on the console, step blocks included, timed (`tail -f` it)
   eval/<label>.json     evaluation results (base, sft, final, …)
   eval/<label>.problems.jsonl  each held-out problem: question, gold, completion, score, format, group
   <stage>/checkpoints/  resumable checkpoints, each complete or absent
@@ -36,6 +37,22 @@ from r1kit.stages.registry import MAKES, READS
 logger = logging.getLogger("r1kit")
 
 JSONL_LOGS = ("metrics.jsonl", "completions.jsonl", "alerts.jsonl")
+TRAINING_LOG = "training.log"
+
+
+class _TrainingLog(logging.FileHandler):
+    """r1kit's log lines into RUN/training.log as well as onto the console."""
+
+
+def keep_training_log(run: RunDir) -> None:
+    """From now on r1kit's log lines also go to RUN/training.log (the run's until the next one in this process)."""
+    r1kit_logger = logging.getLogger("r1kit")
+    for handler in [h for h in r1kit_logger.handlers if isinstance(h, _TrainingLog)]:
+        r1kit_logger.removeHandler(handler)
+        handler.close()
+    handler = _TrainingLog(run.root / TRAINING_LOG, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    r1kit_logger.addHandler(handler)
 
 
 class RunDirError(RuntimeError):
@@ -114,6 +131,11 @@ class RunDir:
         return self.root / stage / "adapter"
 
     # --------------------------------------------------------------------------------------------- preparing
+
+    def say(self, text: str) -> None:
+        """`text` (a step block, an example) into RUN/training.log, beside r1kit's log lines."""
+        with (self.root / TRAINING_LOG).open("a", encoding="utf-8") as log:
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
     def create(self) -> None:
         """Create the folder and prove it writable: checked first, before any model is built or loaded."""

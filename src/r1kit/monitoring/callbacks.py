@@ -126,8 +126,10 @@ class TrainingMonitor(TrainerCallback):
         if self.nonfinite is not None:
             record["train/skipped_nonfinite_steps"] = self.nonfinite.skipped
         self.run.append("metrics.jsonl", record)
+        block = step_block(record, state.max_steps)
+        self.run.say(block)
         if self.config.progress:
-            _write(step_block(record, state.max_steps))
+            _write(block)
 
         for raised in self.alerts.check(record):
             report_alert(self.run, self.stage, raised, self.config.progress)
@@ -137,6 +139,7 @@ class TrainingMonitor(TrainerCallback):
         if self.recorder and self._window and (due or state.global_step >= state.max_steps):
             for example in self.recorder.extremes(self._window):
                 self.run.append("completions.jsonl", {"stage": self.stage, **example, "step": state.global_step})
+                self.run.say(_example_block(example))
                 if self.config.progress:
                     _write(_example_block(example))
             self._window, self._last_examples_step = [], state.global_step
@@ -184,8 +187,10 @@ def report_alert(run: RunDir, stage: str, raised: dict[str, Any], progress: bool
     run.append("alerts.jsonl", {"stage": stage, **raised})
     where = f"[{stage} step {raised['step']}] {raised['kind']}: {raised['message']}"
     if raised["level"] == "alert":
-        logger.warning("ALERT %s", where)
-    elif progress:
+        logger.warning("ALERT %s", where)  # into training.log too, as every log line
+        return
+    run.say(f"  notice  {where}")
+    if progress:
         _write(f"  notice  {where}")
 
 

@@ -55,6 +55,7 @@ from r1kit.runs import (
     RunDir,
     disk_needed,
     final_model,
+    keep_training_log,
     no_model_said,
     open_run,
     outdated_stages,
@@ -331,6 +332,8 @@ def setup(
         if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
             run.save_config(config)
     run = RunDir(*distributed.from_main((str(run.root), run.continued) if run is not None else None))
+    if distributed.is_main():
+        keep_training_log(run)
     skipped = f" ({counted(splits.skipped_rows, 'bad row')} skipped)" if splits.skipped_rows else ""
     data = f"{splits.source}: {len(splits.train)} train / {len(splits.test)} held-out{skipped}"
     if command in PAIR_KINDS and config.preferences.dataset:  # it trains on its pairs; the problems score its model
