@@ -479,3 +479,12 @@ def test_a_file_the_library_cannot_read_names_the_underlying_cause() -> None:
             raise RuntimeError("An error occurred while generating the dataset") from inner
     except RuntimeError as outer:
         assert innermost_cause(outer) == "Failed to parse string: '1/2' as a scalar of type int64"
+
+
+def test_every_format_the_config_names_has_an_adapter() -> None:
+    from typing import get_args
+
+    from r1kit.config.schema import DatasetConfig
+    from r1kit.data.adapters import ADAPTERS
+
+    assert set(get_args(DatasetConfig.model_fields["format"].annotation)) == {"auto", *ADAPTERS}

@@ -19,19 +19,6 @@ from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, split_r1
 
 Canonical = dict[str, str | None]
 
-FORMATS = (
-    "r1kit",
-    "gsm8k",
-    "numina",
-    "sharegpt",
-    "messages",
-    "dolly",
-    "alpaca",
-    "prompt_completion",
-    "prompt_solution",
-    "text",
-)
-
 
 class BadRow(ValueError):
     """A raw row that lacks what its format needs. `field` names the culprit."""
@@ -403,7 +390,7 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         )
     raise ValueError(
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
-        f"{', '.join(FORMATS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
+        f"{', '.join(ADAPTERS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
         "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
         "input + output, prompt_completion: prompt + completion, prompt_solution: prompt + solution, text: a question then <think>…</think>"
         "<answer>…</answer>, or 'User: …' then 'Assistant: …', in one string), or rename columns "
