@@ -145,6 +145,12 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("The answer is (C)", "\\text{(C)}", 1.0),
         ("(A) 12", "B", 0.0),
         ("i", "I", 1.0),  # a choice, not the imaginary unit
+        ("$B$", "B", 1.0),  # a letter written as math is still math-verify's
+        ("So it is \\boxed{\\text{C}}.", "C", 1.0),
+        ("I think the answer is C", "I", 0.0),  # a sentence that starts with a letter names no option
+        ("A quick check gives D", "A", 0.0),
+        ("V = 12", "V", 0.0),
+        ("*" * 16000, "B", 0.0),  # a degenerate rollout: judged at once, not timed out
     ],
 )
 def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str, gold: str, score: float) -> None:
@@ -159,6 +165,7 @@ def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str,
         ("<think>2 + 2 = 4</think><answer>10", 1.0),
         ("<think>2 + 2 = 4</think>\n\nSo she has \\boxed{10}.", 1.0),  # an R1-distill reply: prose after </think>
         ("<think>10 is tempting</think> It is 12.", 0.0),
+        ("<think>It goes in <answer> tags: 10, then", 0.0),  # an <answer> mentioned while thinking
     ],
 )
 def test_accuracy_reads_no_answer_in_a_reply_cut_off_while_thinking(completion: str, score: float) -> None:

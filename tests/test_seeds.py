@@ -371,6 +371,9 @@ def test_trl_flags_the_seeds_pass_that_ask_for_what_r1kit_does(capsys, tmp_path:
     assert config["evaluation"]["every_steps"] == 10
     code, config, _ = show(capsys, "--evaluation_strategy", "steps", "--logging_steps", "10", "--eval_steps", "4")
     assert config["evaluation"]["every_steps"] == 4
+    # an every_steps set anywhere else stands, as transformers' eval_steps does
+    before = ["--evaluation.every_steps", "4", "--evaluation_strategy", "steps", "--logging_steps", "10"]
+    assert show(capsys, *before)[1]["evaluation"]["every_steps"] == 4
     (tmp_path / "trl.yaml").write_text("model:\n  model_name_or_path: tiny-random\n  model_revision: main\n")
     code, config, err = show(capsys, "--config", str(tmp_path / "trl.yaml"))
     assert code == 0, err

@@ -495,3 +495,15 @@ def test_sft_trains_with_gradient_checkpointing(tmp_path: Path, monkeypatch: pyt
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "2", "--sft.gradient_checkpointing", "true")
     assert changed(weights(Path(base)), weights(train(sft, ctx, base, splits)))
     assert checkpointed == [True, True]
+
+
+def test_a_taken_over_failed_start_keeps_no_training_log_of_it(tmp_path: Path) -> None:
+    """A failed start's folder taken over by the corrected command dropped its metrics but kept its training.log, and
+    this process's handler still wrote into the old run's log."""
+    ctx, _, _ = context(tmp_path, "--sft.max_steps", "1")
+    ctx.run.say("[sft] step 1/3 of the failed start")
+    ctx.run.path("config.yaml").write_text(
+        ctx.run.path("config.yaml").read_text().replace("max_steps: 1", "max_steps: 2")
+    )
+    context(tmp_path, "--sft.max_steps", "3")
+    assert "of the failed start" not in (ctx.run.root / "training.log").read_text()

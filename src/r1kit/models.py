@@ -406,6 +406,8 @@ def plain_generation_config(
     # what restricts sampling only (set for greedy decoding, transformers warns that they do nothing)
     warpers = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
     neutral = processors | (warpers | {"temperature": temperature} if temperature is not None else {})
+    if temperature is None:  # greedy: the argmax, whatever would restrict sampling
+        restrictions = {key: value for key, value in restrictions.items() if key not in warpers}
     chosen = {key: neutral[key] if value is None else value for key, value in restrictions.items()}
     return GenerationConfig(
         do_sample=temperature is not None,

@@ -46,13 +46,10 @@ class _TrainingLog(logging.FileHandler):
 
 def keep_training_log(run: RunDir) -> None:
     """From now on r1kit's log lines also go to RUN/training.log (the run's until the next one in this process)."""
-    r1kit_logger = logging.getLogger("r1kit")
-    for handler in [h for h in r1kit_logger.handlers if isinstance(h, _TrainingLog)]:
-        r1kit_logger.removeHandler(handler)
-        handler.close()
+    stop_training_log()
     handler = _TrainingLog(run.root / TRAINING_LOG, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    r1kit_logger.addHandler(handler)
+    logging.getLogger("r1kit").addHandler(handler)
 
 
 class RunDirError(RuntimeError):
@@ -212,6 +209,14 @@ class RunDir:
                 write_atomic(self.path(log), "".join(json.dumps(r) + "\n" for r in keep))
 
 
+def stop_training_log() -> None:
+    """r1kit's log lines no longer go to the training.log of the run this process last kept one for."""
+    r1kit_logger = logging.getLogger("r1kit")
+    for handler in [h for h in r1kit_logger.handlers if isinstance(h, _TrainingLog)]:
+        r1kit_logger.removeHandler(handler)
+        handler.close()
+
+
 def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     """The run folder of `r1kit COMMAND`, created and writable: a new one, or an existing run to continue (same
     config, or --resume).
@@ -221,6 +226,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     with its mistake corrected just runs. For a recipe run (`run`), each stage's manifest decides what a change
     redoes; for a stage run alone, only the keys it reads (its sections and the seed) are its config.
     """
+    stop_training_log()  # an earlier run's in this process (a notebook) gets nothing of this one
     run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
     saved = run.path("config.yaml")
     per_stage = command == "run"
@@ -252,7 +258,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
             # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
             # model or data set.
             evaluations = [*run.root.glob("eval/*.json"), *run.root.glob("eval/*.problems.jsonl")]
-            for stale in [*map(run.path, [*JSONL_LOGS, "summary.json"]), *evaluations]:
+            for stale in [*map(run.path, [*JSONL_LOGS, TRAINING_LOG, "summary.json"]), *evaluations]:
                 stale.unlink(missing_ok=True)
     elif config.run.resume:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")

@@ -60,6 +60,8 @@ class Layer:
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
     overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
     ignored: list[str] = field(default_factory=list)  # GRPO_* variables that name no key (another tool's, or a typo)
+    # values that stand only where no source sets them (transformers' eval_steps is logging_steps unless given)
+    fallback: Layer | None = None
 
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
@@ -435,9 +437,13 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
                 continue
             said = " ".join(words).strip().lower()
             every = _flag_value(args, "--logging_steps")  # transformers' eval_steps default
-            if said == "steps" and strategy.off and _flag_value(args, "--eval_steps") is None and every is not None:
-                layer.add(strategy.off[0], every, f"cli:{flag}")
-                layer.notes.append(f"{flag} steps → --{strategy.off[0]} {every} (--logging_steps, as transformers)")
+            if said == "steps" and strategy.off and every is not None:
+                layer.fallback = Layer("cli", {})
+                layer.fallback.add(strategy.off[0], every, f"cli:{flag} steps with --logging_steps")
+                layer.notes.append(
+                    f"{flag} steps: every --logging_steps {every} steps where {strategy.off[0]} is not set, as in "
+                    "transformers"
+                )
             elif said == "steps":
                 layer.notes.append(f"{flag} steps: r1kit's way already ({strategy.every}; {strategy.unset})")
             elif said == "no" and strategy.off:
@@ -624,6 +630,7 @@ def resolve_config(
     files, user_profiles = file_layers(recipe, config_file)
     layers = [*files, profile_layer(profile, user_profiles), env_layer(os.environ if environ is None else environ)]
     layers.append(cli_layer(overrides or [], command))
+    layers = [layer.fallback for layer in layers if layer.fallback] + layers  # below every source
 
     merged = R1kitConfig().model_dump()
     sources = dict.fromkeys(flatten(merged), "default")

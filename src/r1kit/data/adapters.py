@@ -375,12 +375,12 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "alpaca"
     if {"prompt", "completion"} <= present:
         return "prompt_completion"
-    if {"prompt", "solution"} <= present:
-        return "prompt_solution"
     if {"question", "answer"} <= present and "####" in str(first_row.get("answer", "")):
         return "gsm8k"
     if {"question", "solution"} <= present:
         return "r1kit"
+    if {"prompt", "solution"} <= present:  # after r1kit's: its rows made conversational keep their question
+        return "prompt_solution"
     if "text" in present:
         return "text"
     if {"chosen", "rejected"} <= present:

@@ -139,9 +139,9 @@ class TrainingMonitor(TrainerCallback):
         if self.recorder and self._window and (due or state.global_step >= state.max_steps):
             for example in self.recorder.extremes(self._window):
                 self.run.append("completions.jsonl", {"stage": self.stage, **example, "step": state.global_step})
-                self.run.say(_example_block(example))
+                self.run.say(example_block(example))
                 if self.config.progress:
-                    _write(_example_block(example))
+                    _write(example_block(example))
             self._window, self._last_examples_step = [], state.global_step
 
     def _performance(self, args, state) -> dict[str, float | None]:
@@ -216,7 +216,7 @@ def _write(text: str) -> None:
     tqdm.write(text)
 
 
-def _example_block(example: dict[str, Any]) -> str:
+def example_block(example: dict[str, Any]) -> str:
     breakdown = "  ".join(f"{k} {v:.2f}" if v is not None else f"{k} –" for k, v in example["rewards"].items())
     completion = "".join(
         c if c.isprintable() else f"\\x{ord(c):02x}" for c in example["completion"].strip().replace("\n", "⏎ ")

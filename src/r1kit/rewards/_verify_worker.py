@@ -28,29 +28,51 @@ _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # x = 1,000: as LaTeX
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
 _UNIT = re.compile(
-    r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[mgsLhKAVWJN])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
-)  # a unit of two or three letters, or one of the one-letter units (m, g, s, …): 5 x is five times x
-# A multiple-choice letter as answers write it: B, (B), B., **B**, Option B, The answer is B, \boxed{B}
+    r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
+)  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
+# A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C); text may
+# follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
-    r"[\s*(\[{]*(?:\\(?:boxed|text(?:bf)?)\s*\{\s*\(?)?(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)"
-    r"(?:\s+is)?\s*:?\s*)?[*(\[]*([A-Za-z])(?![A-Za-z])[\s*).\]}:]*(?:\s.*)?",
+    r"(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?\**\(?([A-Za-z])[).:]?\**"
+    r"(?:(?<=[).:*])\s.*)?",
     re.IGNORECASE | re.DOTALL,
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
+_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
+
+
+def _last_boxed(text: str) -> str | None:
+    """The content of the last \\boxed{…}, braces matched."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for index in range(begin - 1, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[begin:index]
+    return None
 
 
 def choice(gold: str, answer: str) -> bool | None:
-    """A multiple-choice gold (one capital letter, (C), \\text{(C)}) against the letter an answer names, any case;
-    None for another gold. math-verify would read B. or Option B as nothing, and I as the imaginary unit.
+    """Whether an answer names a multiple-choice gold's letter (one capital letter: B, (C), \\text{(C)}), any case
+    (math-verify reads B. or Option B as nothing, and I as the imaginary unit); None where the gold is no letter or
+    the answer names none this way (math-verify then judges it: $B$, \\mathrm{B}).
 
     >>> choice("B", "**B**"), choice("\\\\text{(C)}", "The answer is C."), choice("B", "(A) 12"), choice("5", "5")
     (True, True, False, None)
+    >>> choice("B", "So it is \\\\boxed{\\\\text{B}}."), choice("I", "I think it is C"), choice("B", "*" * 9000)
+    (True, None, None)
     """
     letter = _CHOICE_GOLD.fullmatch(gold)
     if letter is None:
         return None
-    said = _CHOICE.fullmatch(answer)
-    return bool(said) and said.group(1).upper() == letter.group(1)
+    said = _last_boxed(answer) or answer
+    for _ in range(3):  # \text{\textbf{C}}
+        said = _WRAPPER.sub(r"\1", said)
+    said = said.replace("$", "").strip()
+    named = _CHOICE.fullmatch(said) if len(said) <= _SHORT else None
+    return None if named is None else named.group(1).upper() == letter.group(1)
 
 
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression

@@ -120,12 +120,15 @@ def answer_part(text: str) -> str:
     ('4', ' It is 4.')
     >>> answer_part("<think>3 * 4 = 12, then"), answer_part("<think>4</think><answer>5"), answer_part("It is 4.")
     ('', '5', 'It is 4.')
+    >>> answer_part("<think>Put it in <answer> tags. 3 * 4 = 12, then")
+    ''
     """
     answer = extract_answer(text)
     if answer is not None:
         return answer
-    if ANSWER_OPEN in text:
-        return text[text.rfind(ANSWER_OPEN) + len(ANSWER_OPEN) :]
+    opened, thought = text.rfind(ANSWER_OPEN), text.rfind(THINK_CLOSE)
+    if opened >= 0 and (opened > thought >= 0 or THINK_OPEN not in text):  # not a mention inside the thinking
+        return text[opened + len(ANSWER_OPEN) :]
     if THINK_CLOSE in text:
         return text[text.rfind(THINK_CLOSE) + len(THINK_CLOSE) :]
     return "" if THINK_OPEN in text else text

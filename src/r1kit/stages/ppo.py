@@ -41,7 +41,7 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.monitoring.callbacks import complete_checkpoints, replay_alerts, report_alert
+from r1kit.monitoring.callbacks import complete_checkpoints, example_block, replay_alerts, report_alert
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -583,11 +583,14 @@ class PPOTrainer:
                     report_alert(ctx.run, ctx.stage, raised, ctx.config.monitoring.progress)
                 for example in self.recorder.extremes(window) if due else []:
                     ctx.run.append("completions.jsonl", {"stage": ctx.stage, **example})
+                    ctx.run.say(example_block(example))
             window = [] if due else window
+            shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
+            line = f"{ctx.stage} step {self.step}/{section.max_steps}: {shown} · {stats['perf/step_seconds']:.1f}s"
             if ctx.config.monitoring.progress:
-                shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
-                seconds = stats["perf/step_seconds"]
-                logger.warning("%s step %d/%d: %s · %.1fs", ctx.stage, self.step, section.max_steps, shown, seconds)
+                logger.warning("%s", line)  # onto the console and into training.log
+            elif distributed.is_main():
+                ctx.run.say(line)
             if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
                 self.save(self.step)
         return self.last
