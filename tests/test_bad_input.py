@@ -97,6 +97,13 @@ def test_overlong_against_the_completion_limit_is_checked_up_front(capsys: pytes
         assert_one_line(err, "rewards.overlong.soft_cache (4)", f"{flag[2:]} = 3")
         code, err = cli(capsys, "config", "show", *overlong, flag, "12")
         assert code == 0, err
+        # and run alone, it is not held to GRPO's limit, which it does not use
+        grpo_short = [*overlong, "--grpo.max_completion_length", "12"]
+        with pytest.raises(ConfigError, match=r"grpo.max_completion_length = 12"):
+            resolve_config(overrides=grpo_short, environ={}, command="grpo")
+        assert (
+            resolve_config(overrides=grpo_short, environ={}, command=command).config.rewards.overlong.soft_cache == 16
+        )
 
 
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -12,7 +12,15 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from r1kit import distributed
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
@@ -1237,19 +1245,20 @@ class R1kitConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _overlong_fits_the_completion_limit(self) -> R1kitConfig:
+    def _overlong_fits_the_completion_limit(self, info: ValidationInfo) -> R1kitConfig:
         overlong = self.rewards.overlong
         if "overlong" not in self.rewards.functions:
             return self
-        # each stage that builds the rewards passes its own limit (overlong's default): the recipe's stages that
-        # build them (a stage run alone is checked as a recipe of that stage: `resolve_config`)
+        # each stage that builds the rewards passes its own limit (overlong's default): the stage run alone
+        # (`resolve_config` validates with the command as context), else the recipe's stages that build them
+        command = (info.context or {}).get("command")
         limits = {
             "grpo": ("grpo.max_completion_length", self.grpo.max_completion_length),
             "rloo": ("rloo.max_completion_length", self.rloo.max_completion_length),
             "ppo": ("ppo.max_new_tokens", self.ppo.max_new_tokens),
         }
-        kinds = {spec.stage_kind for spec in self.stages} & limits.keys()
-        for kind in sorted(kinds):
+        kinds = {command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}
+        for kind in sorted(kinds & limits.keys()):
             source, limit = (
                 ("rewards.overlong.max_length", overlong.max_length) if overlong.max_length else limits[kind]
             )

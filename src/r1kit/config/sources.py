@@ -649,9 +649,8 @@ def resolve_config(
     _epochs_or_steps(merged, sources, rank)
     _check_stage_keys(merged["stages"], sources["stages"])
     try:
-        config = R1kitConfig.model_validate(merged)
-        if command in READS:  # a stage alone (`r1kit rloo`): its own rules too (overlong against rloo's limit)
-            R1kitConfig.model_validate(merged | {"stages": [{"name": command}]})
+        # a stage run alone (`r1kit rloo`) is checked as that stage (overlong against rloo's limit, not GRPO's)
+        config = R1kitConfig.model_validate(merged, context={"command": command})
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     notes = [note for layer in layers for note in layer.notes]
