@@ -136,6 +136,9 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("14 apples", "14", 1.0),
         ("x = 1,000", "1000", 1.0),  # thousands in an equation, not a list
         ("n = 12,500", "12500", 1.0),
+        ("x = -1,000", "-1000", 1.0),  # signed thousands, not the roots -1 and 0
+        ("-1,000", "-1000", 1.0),
+        ("x = 1,000,000", "1000000", 1.0),
         ("5 x", "5x", 1.0),  # a variable, not a unit
         ("7 x", "7", 0.0),
         ("5 m", "5", 1.0),

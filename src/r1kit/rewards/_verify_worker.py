@@ -24,6 +24,7 @@ _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, 
 _BRACKETED = re.compile(r"\s*[(\[]")
 _LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d+(?:\.\d+)?(?:\s*,\s*[-+]?\d+(?:\.\d+)?)+\s*")
 _ALGEBRA = re.compile(r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
+_THOUSANDS_NUMBER = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*")  # -1,000; x = 1,000,000
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # x = 1,000: as LaTeX the comma would make a list
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
@@ -105,12 +106,16 @@ def plain(text: str) -> str:
 
 def a_list(text: str) -> bool:
     """Numbers and commas that are a list of roots: spaced (-1, 3), signed (-2,1, 1,-2) or of three numbers or more
-    (3,5,7; as LaTeX, where it is read, 1,000,000 stays a million). Two unsigned ones, 1,5, are a decimal comma.
+    (3,5,7), unless written as thousands (-1,000, x = 1,000,000). Two unsigned ones, 1,5, are a decimal comma.
 
     >>> a_list("-1, 3"), a_list("-2,1"), a_list("3,5,7"), a_list("1,5"), a_list("x = 1, 2"), a_list("1.5")
     (True, True, True, False, True, False)
+    >>> a_list("-1,000"), a_list("x = -1,000"), a_list("1,000,000"), a_list("-2,100, 3")
+    (False, False, False, True)
     """
-    return bool(_LIST.fullmatch(text)) and (", " in text or "-" in text or text.count(",") > 1)
+    if not _LIST.fullmatch(text) or _THOUSANDS_NUMBER.fullmatch(text):
+        return False
+    return ", " in text or "-" in text or text.count(",") > 1
 
 
 def balanced(text: str) -> bool:
