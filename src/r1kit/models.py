@@ -401,8 +401,12 @@ def plain_generation_config(
     restricted only by `restrictions` (`generate`'s names: top_p, top_k, min_p, repetition_penalty; None: no
     restriction)."""
     # what reshapes the scores before the choice, greedy or sampled (min_new_tokens also stands for min_length)
-    processors = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
-    processors["min_new_tokens"] = 0
+    processors = {
+        "repetition_penalty": 1.0,
+        "encoder_repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "min_new_tokens": 0,
+    }
     # what restricts sampling only (set for greedy decoding, transformers warns that they do nothing)
     warpers = {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
     neutral = processors | (warpers | {"temperature": temperature} if temperature is not None else {})

@@ -38,6 +38,7 @@ logger = logging.getLogger("r1kit")
 
 JSONL_LOGS = ("metrics.jsonl", "completions.jsonl", "alerts.jsonl")
 TRAINING_LOG = "training.log"
+_LOG_TIME = "%Y-%m-%d %H:%M:%S"  # each line of training.log, r1kit's log lines and `RunDir.say`'s alike
 
 
 class _TrainingLog(logging.FileHandler):
@@ -48,7 +49,7 @@ def keep_training_log(run: RunDir) -> None:
     """From now on r1kit's log lines also go to RUN/training.log (the run's until the next one in this process)."""
     stop_training_log()
     handler = _TrainingLog(run.root / TRAINING_LOG, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", _LOG_TIME))
     logging.getLogger("r1kit").addHandler(handler)
 
 
@@ -132,7 +133,7 @@ class RunDir:
     def say(self, text: str) -> None:
         """`text` (a step block, an example) into RUN/training.log, beside r1kit's log lines."""
         with (self.root / TRAINING_LOG).open("a", encoding="utf-8") as log:
-            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+            log.write(f"{time.strftime(_LOG_TIME)} {text}\n")
 
     def create(self) -> None:
         """Create the folder and prove it writable: checked first, before any model is built or loaded."""

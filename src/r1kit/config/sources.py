@@ -436,8 +436,8 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
                 _read_flag(layer, flag, words, command)
                 continue
             said = " ".join(words).strip().lower()
-            every = _flag_value(args, "--logging_steps")  # transformers' eval_steps default
-            if said == "steps" and strategy.off and every is not None:
+            every = _flag_value(args, "--logging_steps") if said == "steps" else None  # transformers' eval_steps
+            if strategy.off and every is not None:
                 layer.fallback = Layer("cli", {})
                 layer.fallback.add(strategy.off[0], every, f"cli:{flag} steps with --logging_steps")
                 layer.notes.append(

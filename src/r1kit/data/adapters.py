@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, split_r1
+from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, last_boxed, split_r1
 
 Canonical = dict[str, str | None]
 
@@ -35,23 +35,6 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRow(field, f"must be non-empty text (got {value!r:.60})")
     return value.strip()
-
-
-def last_boxed(text: str) -> str | None:
-    r"""Content of the last \boxed{…} (braces balanced), or None.
-
-    >>> last_boxed(r"so $\boxed{\frac{1}{2}}$ and \boxed{3}")
-    '3'
-    """
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for position in range(begin - 1, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[position], 0)
-        if depth == 0:
-            return text[begin:position].strip()
-    return None
 
 
 def answer_text(value: Any) -> str | None:

@@ -139,9 +139,10 @@ class TrainingMonitor(TrainerCallback):
         if self.recorder and self._window and (due or state.global_step >= state.max_steps):
             for example in self.recorder.extremes(self._window):
                 self.run.append("completions.jsonl", {"stage": self.stage, **example, "step": state.global_step})
-                self.run.say(example_block(example))
+                block = example_block(example)
+                self.run.say(block)
                 if self.config.progress:
-                    _write(example_block(example))
+                    _write(block)
             self._window, self._last_examples_step = [], state.global_step
 
     def _performance(self, args, state) -> dict[str, float | None]:
@@ -189,9 +190,10 @@ def report_alert(run: RunDir, stage: str, raised: dict[str, Any], progress: bool
     if raised["level"] == "alert":
         logger.warning("ALERT %s", where)  # into training.log too, as every log line
         return
-    run.say(f"  notice  {where}")
+    notice = f"  notice  {where}"
+    run.say(notice)
     if progress:
-        _write(f"  notice  {where}")
+        _write(notice)
 
 
 def system_usage(cpu_seconds: float, seconds: float, cpus: int) -> dict[str, float]:

@@ -16,6 +16,8 @@ import logging
 import re
 import sys
 
+from r1kit.rewards.text import last_boxed
+
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
 # What math-verify reads right only as LaTeX too, as plainly read each is its first or last number: a pair or an
@@ -25,7 +27,7 @@ _BRACKETED = re.compile(r"\s*[(\[]")
 _LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d+(?:\.\d+)?(?:\s*,\s*[-+]?\d+(?:\.\d+)?)+\s*")
 _ALGEBRA = re.compile(r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
 _THOUSANDS_NUMBER = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*")  # -1,000; x = 1,000,000
-_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # x = 1,000: as LaTeX the comma would make a list
+_THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
 _UNIT = re.compile(
@@ -42,19 +44,6 @@ _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
 
 
-def _last_boxed(text: str) -> str | None:
-    """The content of the last \\boxed{…}, braces matched."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for index in range(begin - 1, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[index], 0)
-        if depth == 0:
-            return text[begin:index]
-    return None
-
-
 def choice(gold: str, answer: str) -> bool | None:
     """Whether an answer names a multiple-choice gold's letter (one capital letter: B, (C), \\text{(C)}), any case
     (math-verify reads B. or Option B as nothing, and I as the imaginary unit); None where the gold is no letter or
@@ -68,7 +57,7 @@ def choice(gold: str, answer: str) -> bool | None:
     letter = _CHOICE_GOLD.fullmatch(gold)
     if letter is None:
         return None
-    said = _last_boxed(answer) or answer
+    said = last_boxed(answer) or answer
     for _ in range(3):  # \text{\textbf{C}}
         said = _WRAPPER.sub(r"\1", said)
     said = said.replace("$", "").strip()
@@ -147,20 +136,13 @@ def main() -> None:
         text = plain(text)
         if len(text) <= _SHORT and not balanced(text):
             return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
-        bare_latex = (
-            len(text) <= _SHORT
-            and not any(mark in text for mark in _LATEX_DELIMITERS)
-            and (
-                any(mark in text for mark in _LATEX_SYNTAX)
-                or _BRACKETED.match(text)
-                or a_list(text)
-                or _ALGEBRA.search(text)
-            )
-            and not _WORD.search(text)
-        )
-        if bare_latex and _ALGEBRA.search(text) and not a_list(text) and not _BRACKETED.match(text):
-            text = _THOUSANDS_COMMA.sub("", text)
-        as_latex = parse(f"${text}$", parsing_timeout=None) if bare_latex else []
+        as_latex = []
+        if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS) and not _WORD.search(text):
+            bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
+            if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
+                text = _THOUSANDS_COMMA.sub("", text)
+            if any(mark in text for mark in _LATEX_SYNTAX) or bracketed or listed or algebra:
+                as_latex = parse(f"${text}$", parsing_timeout=None)
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
 

@@ -110,6 +110,23 @@ def extract_answer(text: str) -> str | None:
     return text[start + len(ANSWER_OPEN) : end].strip()
 
 
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last \boxed{…} (braces balanced), or None.
+
+    >>> last_boxed(r"so $\boxed{\frac{1}{2}}$ and \boxed{3}")
+    '3'
+    """
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, begin = 0, start + len("\\boxed{")
+    for position in range(begin - 1, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[position], 0)
+        if depth == 0:
+            return text[begin:position].strip()
+    return None
+
+
 def answer_part(text: str) -> str:
     """The part of a completion that holds its answer, for verification: the last complete <answer> block, or what
     follows an <answer> left open (the strict format scores the missing tag); where the reply has no <answer> but

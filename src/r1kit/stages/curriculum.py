@@ -186,13 +186,14 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
     now = {
         "bounds": [settings.min_pass_rate, settings.max_pass_rate],
         "samples_per_prompt": settings.samples_per_prompt,
+        "scored": min(settings.max_prompts, len(train)),
     }
-    now["scored"] = min(settings.max_prompts, len(train))
-    if saved is not None and {key: saved[key] for key in now} != now:
+    then = {key: saved[key] for key in now} if saved is not None else now
+    if then != now:
         logger.warning(
             "curriculum: the resumed stage goes on with the prompts it chose (%s), not with the curriculum settings "
             "now (%s); start the stage afresh (without --resume) to score them again",
-            json.dumps({key: saved[key] for key in now}),
+            json.dumps(then),
             json.dumps(now),
         )
     if saved is None:

@@ -51,12 +51,13 @@ class GroupRewards:
       from every process, so groups are whole."""
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rendered: dict[str, str] = {}  # prompt → its opening; each prompt comes num_generations times
-        for prompt in prompts:
+        openings: dict[str, str] = {}  # each prompt comes num_generations times: rendered once
+        replies = []
+        for prompt, completion in zip(prompts, completions, strict=True):
             key = repr(prompt)
-            if key not in rendered:
-                rendered[key] = think_opened_by(self._rendered_prompt(prompt))
-        replies = [reply_with(rendered[repr(p)], c) for p, c in zip(prompts, completions, strict=True)]
+            if key not in openings:
+                openings[key] = think_opened_by(self._rendered_prompt(prompt))
+            replies.append(reply_with(openings[key], completion))
         rewards = super()._calculate_rewards(inputs, prompts, replies, completion_ids_list)
         group_size = self.num_generations if self.model.training else self.num_generations_eval
         return no_verdict_as_group_mean(rewards, group_size)

@@ -25,7 +25,15 @@ from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
-from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, split_r1
+from r1kit.rewards.text import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    extract_answer,
+    last_boxed,
+    split_r1,
+)
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations, generate, scoring_accuracy
 
@@ -67,8 +75,6 @@ def normalise(text: str) -> tuple[str, str] | None:
     >>> normalise("I do not know") is None
     True
     """
-    from r1kit.data.adapters import last_boxed
-
     strict = split_r1(text)
     if strict:
         reasoning, answer = strict
