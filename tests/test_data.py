@@ -180,9 +180,9 @@ EXPECTED = {
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
     if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     elif path.suffix == ".json":
-        path.write_text(json.dumps(rows))
+        path.write_text(json.dumps(rows), encoding="utf-8")
     elif path.suffix == ".parquet":
         pd.DataFrame(rows).to_parquet(path)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -189,6 +190,16 @@ def test_unfinished_items_past_the_batch_budget_are_none_and_counted() -> None:
         pool.close()
 
 
+def test_the_workers_start_outside_the_first_batchs_budget() -> None:
+    """The workers' start-up (math-verify's imports) counted against the first batch: with a budget shorter than
+    it, every verdict of a run's first step was over_budget."""
+    pool = VerifierPool(workers=1, timeout=5.0, batch_budget=0.3)
+    try:
+        assert [v.status for v in pool.verify([("14", "14"), ("15", "14")])] == ["correct", "wrong"]
+    finally:
+        pool.close()
+
+
 def test_the_workers_verify_in_parallel() -> None:
     pool = VerifierPool(workers=2, timeout=1.5, batch_budget=30.0)
     try:
@@ -320,6 +331,32 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path, monk
         "eval-20261205-061500",
     ]
     assert first.root.is_dir() and second.root.is_dir()
+
+
+def test_a_runs_folder_that_is_a_dangling_link_is_said_not_looped_on(tmp_path, monkeypatch) -> None:
+    """`runs` linked to an unmounted disk: mkdir raised FileExistsError for every numbered name, forever."""
+    from r1kit.runs import RunDir, RunDirError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").symlink_to(tmp_path / "not-mounted" / "runs")
+    with pytest.raises(RunDirError, match="runs is a link to nothing; choose a run folder with --out"):
+        RunDir.new()
+
+
+def test_files_are_written_as_utf8_whatever_the_locale_and_no_temporary_file_stays(tmp_path) -> None:
+    """Under an ASCII locale the report's "·" failed to encode, and the temporary file stayed beside it."""
+    target = tmp_path / "report.txt"
+    code = f"from pathlib import Path; from r1kit.atomic import write_atomic; write_atomic(Path({str(target)!r}), '\\u00b7\\u2192 \\u00e9')"  # ASCII argv
+    ascii_locale = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PATH": os.environ["PATH"]}
+    done = subprocess.run([sys.executable, "-c", code], env=ascii_locale, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == "·→ é".encode()
+
+    from r1kit.atomic import write_atomic
+
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(tmp_path / "bad.txt", "a lone surrogate \ud800")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
 
 
 def test_an_eval_folder_that_cannot_be_written_is_said_before_the_evaluation(tmp_path, capsys) -> None:

@@ -36,7 +36,7 @@ def report(finished_run: Path) -> Path:
 
 
 def test_report_is_self_contained_with_plots_and_examples(report: Path) -> None:
-    page = report.read_text()
+    page = report.read_text(encoding="utf-8")
     assert "<script" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched from a network
     assert "@import" not in page and "url(http" not in page

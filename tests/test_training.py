@@ -234,7 +234,7 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
     output = distill.run(ctx, StageInputs(model=str(teacher), base=base, splits=splits))
 
     assert output.metrics["teacher_rows"] == 1 and output.metrics["teacher_acceptance"] == 1.0
-    kept = [json.loads(line) for line in Path(output.dataset).read_text().splitlines()]
+    kept = [json.loads(line) for line in Path(output.dataset).read_text(encoding="utf-8").splitlines()]
     assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
     # the student is the untouched base model, fine-tuned on that trace
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))

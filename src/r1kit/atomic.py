@@ -17,8 +17,13 @@ def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so a kill leaves the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        # UTF-8 whatever the locale: reports and traces hold "·", "→" and the model's own text (LANG=C is ASCII)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, value: Any) -> None:

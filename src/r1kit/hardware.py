@@ -55,7 +55,7 @@ def pick_device(requested: str = "auto") -> str:
 def cpu_has_native_bf16() -> bool:
     """True when the CPU advertises bf16 matrix instructions (Linux /proc/cpuinfo flags)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return False
     flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
@@ -94,12 +94,12 @@ def cpu_quota() -> int:
 def _cgroup_cpu_limit() -> float | None:
     v2 = Path("/sys/fs/cgroup/cpu.max")
     if v2.exists():
-        quota, period = v2.read_text().split()[:2]
+        quota, period = v2.read_text(encoding="utf-8").split()[:2]
         return None if quota == "max" else int(quota) / int(period)
     v1_quota, v1_period = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
     if v1_quota.exists() and v1_period.exists():
-        quota = int(v1_quota.read_text())
-        return None if quota <= 0 else quota / int(v1_period.read_text())
+        quota = int(v1_quota.read_text(encoding="utf-8"))
+        return None if quota <= 0 else quota / int(v1_period.read_text(encoding="utf-8"))
     return None
 
 

@@ -414,7 +414,9 @@ def _evaluated(
         }
     )
     path = ctx.run.eval_path(label)
-    saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)  # one decision for all
+    saved = distributed.from_main(
+        json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    )  # one decision for all
     if saved is not None and saved.get("key") == key:
         return saved
     result = evaluate(ctx, model, held_out, label, models=models, key=key)

@@ -61,7 +61,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
@@ -102,6 +102,10 @@ class RunDir:
                 root.mkdir(parents=True)
                 return cls(root)
             except FileExistsError:
+                if not root.exists() and not root.is_symlink():  # `runs` is a dangling link: no number makes room
+                    raise RunDirError(
+                        f"cannot create {root}: {root.parent} is a link to nothing; choose a run folder with --out"
+                    ) from None
                 continue
             except OSError as error:
                 raise RunDirError(f"cannot create {root} ({error.strerror}); choose a run folder with --out") from None
@@ -179,7 +183,7 @@ class RunDir:
     # ---------------------------------------------------------------------------------------------- logs
 
     def append(self, log: str, record: dict[str, Any]) -> None:
-        with self.path(log).open("a") as stream:
+        with self.path(log).open("a", encoding="utf-8") as stream:
             stream.write(json.dumps(record, default=jsonable) + "\n")
 
     def read(self, log: str) -> list[dict[str, Any]]:
@@ -191,7 +195,7 @@ class RunDir:
         found = {}
         for path in sorted(self.root.glob("eval/eval*.json")):
             try:
-                model = json.loads(path.read_text()).get("model")
+                model = json.loads(path.read_text(encoding="utf-8")).get("model")
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 continue
             if isinstance(model, str):
@@ -322,7 +326,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     """A stage folder's manifest.json; empty where there is none, or one a person damaged (r1kit writes it atomically,
     so a kill leaves the old one or the new one)."""
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
@@ -366,7 +370,7 @@ def _refuse_a_schedule_a_checkpoint_overrides(
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
     """(key, saved value, new value) for every key whose value differs from the saved config's."""
     try:
-        before = yaml.safe_load(saved.read_text()) or {}
+        before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
         before = {}  # a damaged config.yaml: nothing in it can be trusted to match
     before = before if isinstance(before, dict) else {}
@@ -406,6 +410,6 @@ def final_model(run: RunDir) -> Path | None:
     """The final model of a finished run (from summary.json), or the newest complete stage model."""
     summary = run.path("summary.json")
     if summary.exists():
-        return run.root / json.loads(summary.read_text())["final_model"]
+        return run.root / json.loads(summary.read_text(encoding="utf-8"))["final_model"]
     stages = sorted(run.root.glob(f"*/model/{COMPLETE_MARKER}"), key=lambda marker: marker.stat().st_mtime)
     return stages[-1].parent if stages else None

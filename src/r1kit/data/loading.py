@@ -105,7 +105,9 @@ def counted(count: int, noun: str) -> str:
 
 def read_rows(path: Path) -> Dataset:
     """Canonical rows a stage wrote (JSONL, one row per line)."""
-    return Dataset.from_list([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    return Dataset.from_list(
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    )
 
 
 def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset, int]:

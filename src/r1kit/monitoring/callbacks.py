@@ -298,7 +298,7 @@ class TimeLimit(TrainerCallback):
         """The limit with the time already spent by the run that wrote `checkpoint` (none: a fresh start)."""
         spent = 0.0
         if checkpoint is not None and (checkpoint / cls.FILE).exists():
-            spent = json.loads((checkpoint / cls.FILE).read_text())["seconds"]
+            spent = json.loads((checkpoint / cls.FILE).read_text(encoding="utf-8"))["seconds"]
         return cls(minutes, spent)
 
     def spent(self) -> float:

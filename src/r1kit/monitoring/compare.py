@@ -61,7 +61,7 @@ def compare(references: list[str]) -> dict[str, Any]:
 
 def _read_evaluation(path: Path) -> dict[str, Any]:
     try:
-        evaluation = json.loads(path.read_text())
+        evaluation = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         evaluation = None
     if not isinstance(evaluation, dict) or not isinstance(evaluation.get("scores"), list):
@@ -104,7 +104,7 @@ def _config_differences(first: str, a: Path, other: str, b: Path) -> list[str]:
     configs = [path.parent.parent / "config.yaml" for path in (a, b)]
     if not all(config.is_file() for config in configs) or configs[0].resolve() == configs[1].resolve():
         return []
-    before, after = (yaml.safe_load(config.read_text()) or {} for config in configs)
+    before, after = (yaml.safe_load(config.read_text(encoding="utf-8")) or {} for config in configs)
     changed = [(key, was, now) for key, was, now in changed_keys(before, after) if key != "run.output_dir"]
     shown = ", ".join(f"{key} {_short(was)} → {_short(now)}" for key, was, now in changed[:8])
     more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
@@ -131,7 +131,7 @@ def evaluation_file(reference: str) -> Path:
         raise RunDirError(f"compare {reference}: no such file or folder")
     summary = path / "summary.json"
     if summary.exists():  # a recipe run: its final model's evaluation
-        labels = list(json.loads(summary.read_text()).get("evaluations") or [])
+        labels = list(json.loads(summary.read_text(encoding="utf-8")).get("evaluations") or [])
         if not labels or not RunDir(path).eval_path(labels[-1]).exists():  # its last stage redone, not finished
             raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
         return RunDir(path).eval_path(labels[-1])
@@ -173,7 +173,7 @@ def _questions(path: Path) -> list[str] | None:
     problems = path.with_name(f"{path.stem}.problems.jsonl")
     if not problems.exists():
         return None
-    return [json.loads(line)["question"] for line in problems.read_text().splitlines() if line.strip()]
+    return [json.loads(line)["question"] for line in problems.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _check_same_problems(

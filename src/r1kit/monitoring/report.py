@@ -90,10 +90,12 @@ def write_report(run_dir: Path) -> Path:
     metrics = [r for r in logged if r.get("kind") == "step"]
     during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
-    summary = json.loads(run.path("summary.json").read_text()) if run.path("summary.json").exists() else {}
+    summary = (
+        json.loads(run.path("summary.json").read_text(encoding="utf-8")) if run.path("summary.json").exists() else {}
+    )
     # the run's own, then eval.json, eval_2.json, …, eval_10.json in the order they were written
     paths = sorted(run.root.glob("eval/*.json"), key=lambda path: (_later(path.stem), path.stem))
-    written = {path.stem: json.loads(path.read_text()) for path in paths}
+    written = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in paths}
     # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
     evaluations = summary.get("evaluations") or _run_evaluations(run, written) or written
     later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
@@ -129,7 +131,11 @@ def write_report(run_dir: Path) -> Path:
         body += ["<h2>Best and worst completions</h2>", _examples(examples)]
     if evaluations:
         last = list(evaluations)[-1]
-        samples = json.loads(run.eval_path(last).read_text()).get("samples") if run.eval_path(last).exists() else None
+        samples = (
+            json.loads(run.eval_path(last).read_text(encoding="utf-8")).get("samples")
+            if run.eval_path(last).exists()
+            else None
+        )
         if samples:
             body += [f"<h2>Held-out samples ({_e(last)})</h2>", _samples(samples)]
 
@@ -143,7 +149,7 @@ def write_report(run_dir: Path) -> Path:
 
 
 def _overview(run: RunDir, summary: dict[str, Any]) -> str:
-    config = run.path("config.yaml").read_text()  # write_report refuses a folder without one
+    config = run.path("config.yaml").read_text(encoding="utf-8")  # write_report refuses a folder without one
     final = f"<p>Final model: <code>{_e(summary['final_model'])}</code></p>" if summary.get("final_model") else ""
     return f"{final}<details><summary>Resolved config</summary><pre>{_e(config)}</pre></details>"
 
@@ -217,7 +223,7 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
             f"<td>{_duration(seconds)}</td><td>{shown}</td></tr>"
         )
         if (folder / "pass_rates.json").exists():
-            saved = json.loads((folder / "pass_rates.json").read_text())
+            saved = json.loads((folder / "pass_rates.json").read_text(encoding="utf-8"))
             cells = "".join(f"<td>{_e(rate)}: {n}</td>" for rate, n in saved["histogram"].items())
             histograms.append(
                 f"<p>{_e(stage['folder'])}: pass rates of {saved['scored']} prompts ({saved['samples_per_prompt']} "

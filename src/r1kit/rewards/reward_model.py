@@ -97,7 +97,7 @@ def tokenizer_source(path: str) -> str:
     adapter = folder / "adapter_config.json"
     if not adapter.is_file() or (folder / "tokenizer_config.json").is_file():
         return path
-    return json.loads(adapter.read_text())["base_model_name_or_path"]
+    return json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"]
 
 
 _SCORERS: dict[tuple[str, str], RewardModelScorer] = {}
@@ -170,7 +170,7 @@ def get_reward_model_reward(
             "reward_model stage saves its model in RUN/<stage>/model (RUN/NN_<stage>/model in a recipe)"
         )
     adapter = folder / "adapter_config.json"
-    task = json.loads(adapter.read_text()).get("task_type") if adapter.is_file() else "SEQ_CLS"
+    task = json.loads(adapter.read_text(encoding="utf-8")).get("task_type") if adapter.is_file() else "SEQ_CLS"
     if task != "SEQ_CLS":  # a policy's adapter would load with a random score head and score noise
         raise ModelError(
             f"rewards.reward_model.path {path}: a {task} adapter, not a reward model's (LoRA task_type SEQ_CLS)"
@@ -190,7 +190,7 @@ def _reward_model_in(folder: Path) -> Path | None:
         model
         for model in candidates
         if (model / "config.json").is_file()
-        and is_reward_model(json.loads((model / "config.json").read_text()).get("architectures"))
+        and is_reward_model(json.loads((model / "config.json").read_text(encoding="utf-8")).get("architectures"))
     ]
     return found[0] if len(found) == 1 else None
 

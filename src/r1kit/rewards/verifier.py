@@ -154,6 +154,9 @@ class VerifierPool:
     def verify(self, items: list[tuple[str, str]]) -> list[Verdict]:
         """Verdicts for (answer, gold) pairs, in order, all within the batch budget."""
         with self._lock:
+            # The workers' start (math-verify's imports, seconds on a busy machine) is not the batch's to pay: the
+            # first batch of a run would otherwise run out of budget before its first verdict.
+            self._start_workers()
             deadline = time.monotonic() + self.batch_budget
             verdicts: dict[tuple[str, str], Verdict] = {}
             todo: list[tuple[str, str]] = []

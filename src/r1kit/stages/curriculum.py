@@ -182,7 +182,7 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
     settings = ctx.config.curriculum
     path = ctx.dir / "pass_rates.json"
     # a resumed stage trains on the prompts it chose before (the main process's reading: see r1kit.distributed)
-    saved = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
+    saved = distributed.from_main(json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
     now = {
         "bounds": [settings.min_pass_rate, settings.max_pass_rate],
         "samples_per_prompt": settings.samples_per_prompt,
@@ -246,7 +246,9 @@ class Rescore(TrainerCallback):
 
     def _saved(self) -> dict[str, Any]:
         # the main process's reading: it alone writes the file (see r1kit.distributed)
-        return distributed.from_main(json.loads(self.path.read_text()) if distributed.is_main() else None)
+        return distributed.from_main(
+            json.loads(self.path.read_text(encoding="utf-8")) if distributed.is_main() else None
+        )
 
     def on_train_begin(self, args, state, control, **kwargs):
         # a resumed run goes on with the kept set of its checkpoint's step (the first scoring's before any re-scoring)

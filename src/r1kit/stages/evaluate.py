@@ -478,7 +478,7 @@ def _reference_completions(ctx: StageContext, against: str, prompts: list[list[d
     settings = ctx.config.evaluation
     key = json_digest([content_hash(Path(against)), prompts, settings.max_new_tokens])
     path = ctx.run.root / "eval" / "win_rate_reference" / f"{key}.json"
-    kept = distributed.from_main(json.loads(path.read_text()) if path.exists() else None)
+    kept = distributed.from_main(json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
     if kept is not None:
         return kept
     tokenizer = load_tokenizer(ctx.config.model, against)

@@ -144,7 +144,11 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairS
     source = f"built-in pairs from {model_reference}"
 
     def same_key(meta: Path) -> bool:
-        return meta.exists() and (meta.parent / "pairs.jsonl").exists() and json.loads(meta.read_text())["key"] == key
+        return (
+            meta.exists()
+            and (meta.parent / "pairs.jsonl").exists()
+            and json.loads(meta.read_text(encoding="utf-8"))["key"] == key
+        )
 
     if distributed.is_main() and not same_key(meta_path):
         built = next((meta for meta in sorted(ctx.run.root.glob("*/pairs.json")) if same_key(meta)), None)
@@ -152,13 +156,13 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairS
             logger.warning(
                 "%s: reusing the preference pairs in %s (same model, same settings)", ctx.stage, built.parent
             )
-            write_atomic(path, (built.parent / "pairs.jsonl").read_text())
-            write_atomic(meta_path, built.read_text())
+            write_atomic(path, (built.parent / "pairs.jsonl").read_text(encoding="utf-8"))
+            write_atomic(meta_path, built.read_text(encoding="utf-8"))
     # the main process's reading decides for all: see r1kit.distributed
     cached = distributed.from_main(same_key(meta_path))
     if cached:
-        meta = json.loads(meta_path.read_text())
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         strip = ("split",)
         return PairSplits(
             train=[{k: v for k, v in r.items() if k not in strip} for r in records if r["split"] == "train"],
