@@ -116,6 +116,11 @@ def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     code, err = cli(capsys, "config", "show", "--model.cache_dir", str(not_a_folder / "below"))
     assert code == 2
     assert_one_line(err, "model.cache_dir", "which is a file")
+    dangling = tmp_path / "on-an-unmounted-disk"  # passed as usable, then mkdir's bare FileExistsError
+    dangling.symlink_to(tmp_path / "unmounted" / "cache")
+    code, err = cli(capsys, "config", "show", "--model.cache_dir", str(dangling / "r1kit"))
+    assert code == 2
+    assert_one_line(err, "model.cache_dir", "a link to nothing")
 
 
 def test_an_invalid_jinja_chat_template_in_the_config(capsys: pytest.CaptureFixture[str]) -> None:

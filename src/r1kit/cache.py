@@ -17,6 +17,9 @@ def cache_problem(cache_dir: str | None = None) -> str | None:
     'is a file, not a folder'
     """
     path = cache_root(cache_dir)
+    dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    if dangling is not None:  # mkdir would fail with a bare FileExistsError
+        return "is a link to nothing" if dangling == path else f"lies under {dangling}, a link to nothing"
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         return "is a file, not a folder" if existing == path else f"lies under {existing}, which is a file"
