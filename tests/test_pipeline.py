@@ -110,6 +110,28 @@ def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(fi
     assert sft_weights.stat().st_mtime == written
 
 
+def test_an_evaluation_is_reused_only_for_the_same_prompts_and_samples(tiny_model: Path, tmp_path: Path) -> None:
+    """`--model.chat_template chatml` on a finished run retrained every stage but reused the base evaluation made
+    with the model's own template, and pass@k's samples of another --seed were taken for this seed's."""
+    from datasets import Dataset
+
+    from r1kit.config.schema import R1kitConfig
+    from r1kit.hardware import Hardware
+    from r1kit.pipeline import _evaluation_key, _Hashes
+    from r1kit.stages.common import StageContext
+
+    problems = Dataset.from_list([{"question": "What is 2 + 3?", "solution": "5"}])
+
+    def key(**values) -> str:
+        ctx = StageContext(R1kitConfig.model_validate(values), RunDir(tmp_path), Hardware("cpu", "fp32", 2))
+        return _evaluation_key(ctx, str(tiny_model), problems, _Hashes(), None)
+
+    assert key() == key() != key(model={"chat_template": "chatml"})
+    assert key(run={"seed": 1}) == key(run={"seed": 2})  # greedy: the seed changes nothing
+    sampled = {"num_samples": 4, "pass_k": [1, 4]}
+    assert key(run={"seed": 1}, evaluation=sampled) != key(run={"seed": 2}, evaluation=sampled)
+
+
 def test_only_a_stage_whose_earlier_stages_never_ran_stops_before_any_work(tmp_path: Path) -> None:
     run = tmp_path / "run"
     done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--only", "grpo", cwd=REPO)

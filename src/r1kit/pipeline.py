@@ -393,6 +393,26 @@ def _evaluated(
 ) -> dict[str, Any]:
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
     model, the held-out problems and the evaluation settings are the same; also recorded in the stage's manifest."""
+    key = _evaluation_key(ctx, model, held_out, hashes, models)
+    path = ctx.run.eval_path(label)
+    # one decision for all
+    saved = distributed.from_main(json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
+    if saved is not None and saved.get("key") == key:
+        return saved
+    result = evaluate(ctx, model, held_out, label, models=models, key=key)
+    if distributed.is_main() and manifest is not None:
+        record = read_manifest(manifest)
+        record["evaluation"] = _figures(result)
+        write_json(manifest / "manifest.json", record)
+    distributed.wait()  # written before any process goes on to read the run folder
+    return result
+
+
+def _evaluation_key(
+    ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, models: dict[str, str] | None
+) -> str:
+    """What an evaluation's result depends on: the model and judges by content, the problems, the settings, the
+    prompts' text and the numerics; an evaluation saved under the same key is reused."""
     config = ctx.config
     settings = config.evaluation
     judges = {  # the reward model scoring and the model the win rate is against, by content
@@ -400,7 +420,7 @@ def _evaluated(
         for key, name in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against))
         if name
     }
-    key = json_digest(
+    return json_digest(
         {
             "model": hashes.of(model),
             "judges": judges,
@@ -411,21 +431,10 @@ def _evaluated(
             "problems": json_digest(held_out.to_dict()),
             "numerics": [ctx.hardware.device, ctx.hardware.precision],  # bf16 and fp32 greedy answers differ
             "prompt": config.prompt.system,
+            "chat_template": config.model.chat_template,  # the prompts' text
+            "seed": config.run.seed if settings.num_samples > 1 else None,  # pass@k's samples; greedy has no seed
         }
     )
-    path = ctx.run.eval_path(label)
-    saved = distributed.from_main(
-        json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-    )  # one decision for all
-    if saved is not None and saved.get("key") == key:
-        return saved
-    result = evaluate(ctx, model, held_out, label, models=models, key=key)
-    if distributed.is_main() and manifest is not None:
-        record = read_manifest(manifest)
-        record["evaluation"] = _figures(result)
-        write_json(manifest / "manifest.json", record)
-    distributed.wait()  # written before any process goes on to read the run folder
-    return result
 
 
 # ------------------------------------------------------------------------------------------------------- summary
