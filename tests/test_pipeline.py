@@ -98,6 +98,16 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
     assert "01_sft: complete, skipped" in resumed.stderr and "02_grpo: complete, skipped" in resumed.stderr
 
 
+def test_settings_of_how_a_stage_runs_keep_its_finished_work(finished_run: Path, tmp_path: Path) -> None:
+    """A finished run continued with more threads or other checkpoint spacing was refused as "another config"."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    how = ["--model.threads", "1", "--sft.checkpoint.save_steps", "7", "--training.dataloader.pin_memory", "false"]
+    again = r1kit_cli("run", "--profile", "test", "--out", str(run), *how, cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "01_sft: complete, skipped" in again.stderr and "02_grpo: complete, skipped" in again.stderr
+
+
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
     sft_weights = finished_run / "01_sft" / "model" / "model.safetensors"
     written = sft_weights.stat().st_mtime

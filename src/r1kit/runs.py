@@ -32,7 +32,7 @@ import yaml
 from r1kit.atomic import COMPLETE_MARKER, jsonable, write_atomic
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import flatten, to_yaml
-from r1kit.stages.registry import MAKES, READS
+from r1kit.stages.registry import MAKES, READS, how_it_runs
 
 logger = logging.getLogger("r1kit")
 
@@ -239,8 +239,12 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
         if config.run.resume:
             _refuse_a_schedule_a_checkpoint_overrides(run, _changed_keys(saved, config), config, command)
         changed = [] if config.run.resume else _changed_keys(saved, config)
-        if command in READS:  # a stage alone: a key it does not read changes nothing it made
-            changed = [c for c in changed if c[0].split(".")[0] in READS[command] or c[0] == "run.seed"]
+        if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
+            changed = [
+                c
+                for c in changed
+                if (c[0].split(".")[0] in READS[command] and not how_it_runs(c[0])) or c[0] == "run.seed"
+            ]
         finished = run.finished_work() if changed else []
         if not changed or (finished and per_stage):
             run.continued = True

@@ -70,6 +70,21 @@ TOOL_READS = {
 }
 
 
+# Settings of how a stage runs, not of what it makes: a run continued with more threads, another cache folder,
+# data-loader workers or checkpoint spacing keeps its finished work (its fingerprint leaves them out).
+HOW_IT_RUNS = {"model": ("threads", "cache_dir"), "*": ("dataloader", "checkpoint")}
+
+
+def how_it_runs(path: str) -> bool:
+    """Whether the config key `path` only sets how a stage runs (HOW_IT_RUNS).
+
+    >>> how_it_runs("model.threads"), how_it_runs("sft.checkpoint.save_steps"), how_it_runs("sft.max_steps")
+    (True, True, False)
+    """
+    section, _, rest = path.partition(".")
+    return rest.split(".")[0] in (*HOW_IT_RUNS.get(section, ()), *HOW_IT_RUNS["*"])
+
+
 def sections_read(command: str) -> tuple[str, ...]:
     """Every config section `r1kit COMMAND` reads: for a stage kind, the common ones and its own; for eval and chat,
     TOOL_READS."""
