@@ -203,6 +203,41 @@ def test_stages_after_one_redone_by_only_are_listed_as_outdated(
     assert caplog.text.count("is outdated: grpo was trained from") == 1
 
 
+def test_a_redo_that_dies_leaves_no_summary_of_the_models_it_replaced(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redo that died halfway left the old summary.json beside the new config: the report showed the removed
+    model's figures and final model, and `--model RUN` named a folder the redo had deleted."""
+    import r1kit.stages.grpo
+    from r1kit.pipeline import run as run_recipe
+    from r1kit.runs import final_model
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+
+    def dies(ctx, inputs):
+        raise RuntimeError("killed halfway")
+
+    monkeypatch.setattr(r1kit.stages.grpo, "run", dies)
+    overrides = ["--out", str(run), "--training.max_steps", "2"]
+    with pytest.raises(RuntimeError, match="killed halfway"):
+        run_recipe(resolve_config(profile="test", overrides=overrides, environ={}).config)
+    assert not (run / "summary.json").exists() and not (run / "02_grpo" / "model").exists()
+    assert final_model(RunDir(run)) == run / "01_sft" / "model"
+
+
+def test_a_runs_final_model_that_is_its_base_is_not_looked_for_inside_the_run(tmp_path: Path) -> None:
+    """A recipe whose stages kept no model has the base as its final model: a hub id was joined onto the run folder
+    (RUN/HuggingFaceTB/SmolLM2-135M-Instruct)."""
+    from r1kit.runs import final_model
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    for stored in ("HuggingFaceTB/SmolLM2-135M-Instruct", str(tmp_path / "base"), "02_grpo/model"):
+        (run.root / "summary.json").write_text(json.dumps({"final_model": stored}))
+        assert final_model(run) == (run.root / stored if stored.startswith("02_") else Path(stored))
+
+
 def test_a_redone_stage_takes_the_later_evaluations_of_its_old_model_with_it(
     finished_run: Path, tmp_path: Path
 ) -> None:

@@ -566,6 +566,12 @@ def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_pat
         assert only.returncode == 0, only.stderr[-3000:]
         stages = json.loads((out / "manifest.json").read_text())["stages"]
         assert {s["name"]: s["status"] for s in stages}["ppo"] == "complete"  # not outdated: it reads no DPO output
+        # the stages after --only's stay in the run's summary and final model (were cut: RLOO's model was no longer
+        # the run's final one, and `r1kit chat --model RUN` talked to DPO's)
+        assert "04_ppo: complete, skipped" in only.stderr and "05_rloo: complete, skipped" in only.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert list(summary["evaluations"]) == ["base", "sft", "dpo", "ppo", "rloo"]
+        assert summary["final_model"] == "05_rloo/model" and "base→rloo" in summary["paired"]
 
 
 def test_rlhf_on_chat_data_scores_ppo_and_rloo_with_the_reward_model_alone(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ later stage that reads what it made (its model, its dataset, or its name in the 
 change that would discard every finished stage is refused (that is another run: `--out`, or `--from FIRST_STAGE` to
 redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE` runs one stage on the complete stages
 before it; the complete stages after it that read what it made are then listed as outdated in RUN/manifest.json
-until the next run checks them. A stage's own `dataset` (in its recipe config) is the data it trains on; every model
+until the next run checks them, and those that read nothing of it stay in the run's summary. A stage's own `dataset` (in its recipe config) is the data it trains on; every model
 is evaluated on the run's held-out problems.
 """
 
@@ -95,6 +95,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
+        elif only is not None and only in outputs:
+            continue  # after the --only stage, one that reads what it redid: outdated, listed so in RUN/manifest.json
         elif only is not None and spec.name != only:
             raise RunDirError(
                 f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
@@ -104,6 +106,9 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)
+                    # the summary of the run before, whose models this one replaces (a redo killed halfway would
+                    # leave its figures and final model beside the new config)
+                    run_dir.path("summary.json").unlink(missing_ok=True)
                 _write_run_manifest(run_dir, config, outputs, trained, reads, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             trained.add(spec.name)
@@ -118,8 +123,6 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
             _write_run_manifest(run_dir, config, outputs, trained, reads)
-        if spec.name == only:  # the stages after it stay as they are
-            break
 
     makers = {spec.name for spec in config.stages if "model" in MAKES[spec.stage_kind]}
     summary = _summary(run_dir, model, evals, outputs, started_from, makers)
@@ -504,9 +507,13 @@ def _summary(
     steps = [(started_from[label], label) for label in labels[1:] if started_from[label]]
     pairs = dict.fromkeys([*steps, (labels[0], labels[-1])])
     final_path = Path(final)
+    if final_path.is_relative_to(run_dir.root):  # a stage's model, relative to the run (which may be moved)
+        final_model = str(final_path.relative_to(run_dir.root))
+    else:  # the base model where no stage kept one: a folder made absolute, a hub id or alias as it is
+        final_model = str(final_path.resolve()) if final_path.exists() else final
     return {
         "run": str(run_dir.root),
-        "final_model": str(final_path.relative_to(run_dir.root)) if final_path.is_relative_to(run_dir.root) else final,
+        "final_model": final_model,
         "evaluations": {label: _figures(result) for label, result in evals.items()},
         "paired": {
             f"{before}→{after}": paired_difference(evals[before]["scores"], evals[after]["scores"])

@@ -414,6 +414,8 @@ def final_model(run: RunDir) -> Path | None:
     """The final model of a finished run (from summary.json), or the newest complete stage model."""
     summary = run.path("summary.json")
     if summary.exists():
-        return run.root / json.loads(summary.read_text(encoding="utf-8"))["final_model"]
+        final = json.loads(summary.read_text(encoding="utf-8"))["final_model"]
+        # a stage's model, relative to the run; else the base model itself (no stage kept a model)
+        return run.root / final if re.fullmatch(r"\d\d_[^/]+/model", final) else Path(final)
     stages = sorted(run.root.glob(f"*/model/{COMPLETE_MARKER}"), key=lambda marker: marker.stat().st_mtime)
     return stages[-1].parent if stages else None
