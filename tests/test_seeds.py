@@ -242,7 +242,9 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     spec = f"{plugin_module}:short_answer"
     for key in ("short_answer", f'"{spec}"'):  # by its function's name or by its spec
         config_file = Path("config.yaml")
-        config_file.write_text(f"rewards:\n  functions: [accuracy, {spec}]\n  {key}: {{weight: 0.5, max_words: 2}}\n", encoding="utf-8")
+        config_file.write_text(
+            f"rewards:\n  functions: [accuracy, {spec}]\n  {key}: {{weight: 0.5, max_words: 2}}\n", encoding="utf-8"
+        )
         config = resolve_config(config_file=str(config_file), environ={}).config
         assert config.rewards.params(spec).weight == 0.5
         reward = build_rewards(config)["short_answer"]
