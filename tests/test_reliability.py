@@ -409,3 +409,25 @@ def test_evaluations_started_together_take_labels_of_their_own(tmp_path) -> None
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "eval.json").write_text("{}")  # an earlier evaluation
     assert [reserve_label(run), reserve_label(run)] == ["eval_2", "eval_3"]  # before either has written its JSON
+
+
+def test_a_name_server_that_does_not_answer_does_not_hold_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub check's name lookup had no time limit: a silent name server held every hub load for its retries."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from r1kit import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args: time.sleep(30))  # a name server that never answers
+    monkeypatch.setattr(hub, "LOOKUP_SECONDS", 0.3)
+    hub.unreachable.cache_clear()
+    try:
+        started = time.monotonic()
+        assert "cannot be reached from this machine (no answer to its name in 0.3 s)" in hub.unreachable()
+        assert time.monotonic() - started < 2
+    finally:
+        hub.unreachable.cache_clear()

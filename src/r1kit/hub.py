@@ -12,12 +12,15 @@ import logging
 import os
 import socket
 import sys
+import threading
 import urllib.request
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
 logger = logging.getLogger("r1kit")
+
+LOOKUP_SECONDS = 5.0  # the name lookup of the hub's host: a working resolver answers in milliseconds
 
 
 @functools.cache
@@ -29,9 +32,23 @@ def unreachable() -> str | None:
     if proxies.get("https") or proxies.get("all"):  # behind a proxy a host may not resolve here and still be reached
         return None
     host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
+    answer: list[BaseException | None] = []
+
+    def look_up() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            answer.append(None)
+        except OSError as error:
+            answer.append(error)
+
+    # A name server that does not answer leaves getaddrinfo waiting for its own retries (minutes with some resolver
+    # settings), and the lookup cannot be cancelled: it is left to finish in a thread of its own.
+    lookup = threading.Thread(target=look_up, daemon=True)
+    lookup.start()
+    lookup.join(LOOKUP_SECONDS)
+    if not answer:
+        return f"the hub ({host}) cannot be reached from this machine (no answer to its name in {LOOKUP_SECONDS:g} s)"
+    if answer[0] is not None:
         return f"the hub ({host}) cannot be reached from this machine"
     return None
 
