@@ -369,6 +369,14 @@ def test_trl_flags_the_seeds_pass_that_ask_for_what_r1kit_does(capsys, tmp_path:
     assert config["model"]["revision"] == "v1.0" and "--push_to_hub false: r1kit's way already" in err
     code, _, err = show(capsys, "--push_to_hub", "true")
     assert code == 2 and "hf upload" in err
+    # the same settings in a YAML file (a TRL config's keys): were "unknown key 'push_to_hub'" either way
+    trl_yaml = tmp_path / "trl.yaml"
+    trl_yaml.write_text("push_to_hub: false\nreport_to: none\nremove_unused_columns: false\n")
+    code, _, err = show(capsys, "--config", str(trl_yaml))
+    assert code == 0 and "push_to_hub: false (trl.yaml): r1kit's way already" in err
+    trl_yaml.write_text("push_to_hub: true\n")
+    code, _, err = show(capsys, "--config", str(trl_yaml))
+    assert code == 2 and "push_to_hub is not an r1kit setting" in err and "hf upload" in err
     code, config, _ = show(capsys, "--evaluation_strategy", "steps", "--logging_steps", "10")
     assert config["evaluation"]["every_steps"] == 10
     code, config, _ = show(capsys, "--evaluation_strategy", "steps", "--logging_steps", "10", "--eval_steps", "4")

@@ -237,6 +237,17 @@ HARMLESS = {
     "--remove_unused_columns": ("true", "false", "1", "0", "yes", "no"),
 }
 
+
+def harmless(name: str, value: Any) -> bool:
+    """Whether a TRL setting, as a flag or a YAML key, asks for what r1kit does anyway (HARMLESS).
+
+    >>> harmless("--push_to_hub", "false"), harmless("push_to_hub", False), harmless("report_to", "wandb")
+    (True, True, False)
+    """
+    flag = name if name.startswith("--") else f"--{name}"
+    return str(value).strip().lower() in HARMLESS.get(flag, ())
+
+
 # Settings of the tutorial or of TRL scripts that r1kit does not have, by flag or by dotted-path prefix.
 REFUSED = {
     "callbacks.comprehensive_logging": "r1kit's monitoring is always on; tune it with monitoring.logging_steps, "
@@ -335,4 +346,4 @@ def refusal(name: str) -> str | None:
     for prefix, message in REFUSED.items():
         if name == prefix or name.startswith(prefix + "."):
             return message
-    return None
+    return REFUSED.get(f"--{name}")  # a TRL flag written as a YAML key (`push_to_hub: true`)

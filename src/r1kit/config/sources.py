@@ -32,11 +32,11 @@ from pydantic import ValidationError
 from r1kit.config.aliases import (
     FLAG_ALIASES,
     GRPO_SECTIONS,
-    HARMLESS,
     PATH_ALIASES,
     STRATEGY_FLAGS,
     canonical,
     for_stage,
+    harmless,
     refusal,
     stage_key,
 )
@@ -312,9 +312,15 @@ def _yaml_layer(source: str, values: Mapping[str, Any], where: str, label: str) 
     """A layer of YAML values (a file's, or a profile's in it; `where` names it in errors, `label` in notes). A value
     set under the tutorial's name is traced to that name, so a message about it names the key the user wrote, and
     gets a note line."""
-    aliased = [key for key in flatten(values) if key in PATH_ALIASES]
+    flat = flatten(values)
+    aliased = [key for key in flat if key in PATH_ALIASES]
     spelled = {PATH_ALIASES[key]: f"{source}, as {key}" for key in aliased}
     notes = [f"{key} → {PATH_ALIASES[key]} ({label})" for key in aliased]
+    notes += [
+        f"{key}: {str(flat[key]).lower()} ({label}): r1kit's way already, nothing to set"
+        for key in flat
+        if harmless(key, flat[key])
+    ]
     for spec, config in _stage_configs(values.get("stages")):
         stage = spec.get("name")
         notes += [f"{key} → {PATH_ALIASES[key]} ({label}, stage {stage})" for key in config if key in PATH_ALIASES]
@@ -335,6 +341,8 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     refused: dict[str, str] = {}  # reason → the first path refused for it: every refused section named at once
     written: dict[str, str] = {}  # r1kit path → the name it was written under
     for path, value in flatten(values).items():
+        if harmless(path, value):  # `push_to_hub: false` in a TRL config: noted by _yaml_layer, nothing to set
+            continue
         reason = refusal(path)
         if reason:
             refused.setdefault(reason, path)
@@ -478,7 +486,7 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
     """One flag and its words into `layer`, or a ConfigError saying what is wrong with it."""
     alias = FLAG_ALIASES.get(flag)
     said = " ".join(words).strip().lower()
-    if said in HARMLESS.get(flag, ()):
+    if harmless(flag, said):
         layer.notes.append(f"{flag} {said}: r1kit's way already, nothing to set")
         return
     reason = refusal(flag) or refusal(flag[2:])
