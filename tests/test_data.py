@@ -12,7 +12,7 @@ import pytest
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import detect_format
-from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, r1_target, sft_rows
+from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, r1_target, sft_rows, sft_target
 from r1kit.rewards import build_reward
 from tests.conftest import GSM8K
 
@@ -433,6 +433,32 @@ def test_a_sharegpt_reply_is_the_one_after_the_question(tmp_path: Path) -> None:
     ]
     row = load_eval_rows(dataset(write_rows(tmp_path / "greeting.jsonl", [{"conversations": turns}] * 2)))[0][0]
     assert (row["question"], row["solution"], row["response"]) == ("What is 2+2?", "4", "It is \\boxed{4}.")
+
+
+def test_sharegpt_rows_keep_their_thinking_without_a_boxed_answer(tmp_path: Path) -> None:
+    """Bespoke-Stratos' code and puzzle rows (a thought, no \\boxed{}) trained a reply without its thought; and
+    {role, content} turns in a `conversations` column (Unsloth's standardize_sharegpt) were "no user turn"."""
+    reply = "<|begin_of_thought|>Return one.<|end_of_thought|><|begin_of_solution|>def f(): return 1<|end_of_solution|>"
+    turns = [{"role": "user", "content": "Write f."}, {"role": "assistant", "content": reply}]
+    rows = load_eval_rows(dataset(write_rows(tmp_path / "code.jsonl", [{"conversations": turns}] * 2)))[0]
+    assert sft_target(rows[0]) == "<think>\nReturn one.\n</think>\n<answer>def f(): return 1</answer>"
+
+
+def test_a_bare_boxed_or_unboxed_solution_is_no_worked_solution(tmp_path: Path) -> None:
+    """`$\\boxed{5}$` alone was a worked solution (SFT thought "$\\boxed{5}$"), and an unboxed NuminaMath
+    solution was pasted whole into <answer>."""
+    rows = [
+        {"problem": "2 + 3?", "solution": "$\\boxed{5}$"},
+        {"problem": "2x = 6?", "solution": "Halve both sides: x = 3."},
+        {"problem": "1 + 1?", "solution": "One and one make \\boxed{2}."},
+    ]
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", rows)))[0]
+    assert [sft_target(row) for row in loaded] == [
+        None,
+        None,
+        "<think>\nOne and one make \\boxed{2}.\n</think>\n<answer>2</answer>",
+    ]
+    assert loaded["solution"] == ["5", "Halve both sides: x = 3.", "2"]  # still gold answers for GRPO and eval
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl"])

@@ -212,6 +212,46 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     assert len(splits.test) == 3 and len(splits.train) == 16  # test profile: max_pairs 16
 
 
+def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(tmp_path: Path, caplog) -> None:
+    """max_pairs took the first rows: a file of 30 "harmless" pairs then 30 "helpful" ones trained on harmless alone.
+    A split name as test_split with a local file was looked up on the hub, and held-out prompts that were also
+    trained on gave a pairwise accuracy without a word."""
+    rows = [
+        {"prompt": f"{kind} {i}?", "chosen": "Good.", "rejected": "Bad."}
+        for kind in ("harm", "help")
+        for i in range(30)
+    ]
+    cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "sorted.jsonl", rows)))
+    settings = cfg.preferences.model_copy(update={"max_pairs": 20, "test_split": str(tmp_path / "sorted.jsonl")})
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        splits = load_pairs(settings)
+    kinds = {pair["prompt"][0]["content"].split()[0] for pair in splits.train}
+    assert len(splits.train) == 20 and kinds == {"harm", "help"}
+    assert "of 60 held-out pairs have a prompt that is also in the training pairs" in caplog.text
+    with pytest.raises(DatasetError, match=r"preferences.test_split 'validation': .* split names are for hub datasets"):
+        load_pairs(settings.model_copy(update={"test_split": "validation"}))
+
+
+def test_hh_dialogue_prompts_of_prompt_chosen_rejected_rows_are_turns() -> None:
+    """Dahoas/rm-static rows: the whole "Human: … Assistant:" dialogue, markers and all, was one user message."""
+    row = {
+        "prompt": "\n\nHuman: What is 2+2?\n\nAssistant: Let me think.\n\nHuman: Please answer.\n\nAssistant:",
+        "chosen": " 4",
+        "rejected": " 5",
+    }
+    assert pairs_row(row) == {
+        "prompt": [
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "Let me think."},
+            {"role": "user", "content": "Please answer."},
+        ],
+        "chosen": "4",
+        "rejected": "5",
+    }
+    with pytest.raises(BadRow, match="must end with a Human turn"):
+        pairs_row({**row, "prompt": "Human: Hi\n\nAssistant: Hello there."})
+
+
 def test_pairs_that_share_one_prompt_say_nothing_is_held_out(tmp_path: Path, caplog) -> None:
     rows = [{"prompt": "Name a colour.", "chosen": f"Blue {i}.", "rejected": f"Car {i}."} for i in range(6)]
     cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "one.jsonl", rows)))

@@ -843,7 +843,9 @@ class PreferencesConfig(Section):
         "(TRL's preference format); hh: Anthropic-HH chosen/rejected dialogues ('\\n\\nHuman: … \\n\\nAssistant: …') "
         "sharing their prompt; ultrafeedback: prompt text with chosen/rejected conversations (UltraFeedback-binarized).",
     )
-    max_pairs: int | None = Field(2000, ge=1, description="Keep at most this many training pairs.")
+    max_pairs: int | None = Field(
+        2000, ge=1, description="Keep at most this many training pairs (drawn with preferences.seed, in file order)."
+    )
     held_out: float = Field(
         0.1,
         gt=0.0,
@@ -851,7 +853,9 @@ class PreferencesConfig(Section):
         description="Share of pairs held out for evaluation (pairwise accuracy), split by prompt so no prompt is on "
         "both sides; unused when test_split is set.",
     )
-    max_held_out: int = Field(100, ge=1, description="Keep at most this many held-out pairs.")
+    max_held_out: int = Field(
+        100, ge=1, description="Keep at most this many held-out pairs (drawn with preferences.seed, in file order)."
+    )
     seed: int = Field(42, description="Seed of the held-out split and of the built-in degradations.")
     sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
 

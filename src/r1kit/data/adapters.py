@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from r1kit.prompts import r1_completion
 from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, last_boxed, split_r1
 
 Canonical = dict[str, str | None]
@@ -84,16 +85,32 @@ def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
     }
 
 
+def worked(solution: str) -> str | None:
+    r"""A solution that works the problem out: one with words besides its \boxed{} answer, else None (a bare
+    `$\boxed{5}$` is a final answer, and as a worked solution SFT would learn to think nothing).
+
+    >>> worked("$\\boxed{5}$"), worked("2 + 3 = 5, so \\boxed{5}.")
+    (None, '2 + 3 = 5, so \\boxed{5}.')
+    """
+    boxed = last_boxed(solution)
+    rest = re.sub(r"\\boxed\s*\{", "", solution).replace(boxed, "", 1) if boxed else solution
+    return solution if re.search(r"\w", rest) else None
+
+
 def numina_row(row: Mapping[str, Any]) -> Canonical:
     """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}; an `answer` column
-    (MATH-500, OpenR1-Math) is the final answer itself."""
+    (MATH-500, OpenR1-Math) is the final answer itself. A solution with neither is its own gold (math-verify can
+    still find an unboxed final answer in it) and no worked solution: SFT would learn to paste it into <answer>.
+
+    >>> numina_row({"problem": "2x = 6?", "solution": "Halve both sides: x = 3."})["reasoning"] is None
+    True
+    """
     solution = required_text(row, "solution")
-    answer = answer_text(row.get("answer"))
+    gold = answer_text(row.get("answer")) or last_boxed(solution)
     return {
         "question": required_text(row, "problem"),
-        # math-verify can still find an unboxed final answer in the whole solution
-        "solution": answer or last_boxed(solution) or solution,
-        "reasoning": solution,
+        "solution": gold or solution,
+        "reasoning": worked(solution) if gold else None,
         "response": None,
     }
 
@@ -128,25 +145,40 @@ _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOT
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.DOTALL)
 
 
+def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(speaker, words) of a ShareGPT turn: {from, value}, or {role, content} as Unsloth's standardize_sharegpt
+    leaves the same column."""
+    return turn.get("from", turn.get("role")), turn.get("value", turn.get("content"))
+
+
 def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
-    """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]}."""
-    turns = _turns(row, "conversations", "{from, value}")
-    user_index = next((i for i, t in enumerate(turns) if t.get("from") in ("user", "human")), None)
-    if user_index is None or not turns[user_index].get("value"):
+    """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]} ({role, content} turns too). A reply
+    with Bespoke's thought but no \\boxed{} answer (its code and puzzle rows) keeps the thought as its reference
+    reply's <think> block, so SFT does not learn to answer those without thinking.
+
+    >>> thought = "<|begin_of_thought|>Try 1.<|end_of_thought|><|begin_of_solution|>def f(): return 1<|end_of_solution|>"
+    >>> sharegpt_row({"conversations": [{"role": "user", "content": "f?"}, {"role": "assistant", "content": thought}]})
+    {'question': 'f?', 'solution': None, 'reasoning': 'Try 1.', 'response': '<think>\\nTry 1.\\n</think>\\n<answer>def f(): return 1</answer>'}
+    """
+    turns = [_sharegpt_turn(turn) for turn in _turns(row, "conversations", "{from, value}")]
+    user_index = next((i for i, (who, _) in enumerate(turns) if who in ("user", "human")), None)
+    if user_index is None or not turns[user_index][1]:
         raise BadRow("conversations", "has no user turn")
-    user = said_text(turns[user_index]["value"], "conversations")
+    user = said_text(turns[user_index][1], "conversations")
     # the reply to the question: an assistant's greeting before it is not the answer
-    reply = next((t.get("value") for t in turns[user_index + 1 :] if t.get("from") in ("assistant", "gpt")), None)
+    reply = next((words for who, words in turns[user_index + 1 :] if who in ("assistant", "gpt")), None)
     if not reply:
         raise BadRow("conversations", "has no assistant turn after the first user turn")
     reply = said_text(reply, "conversations")
     thought, solution = _THOUGHT.search(reply), _SOLUTION.search(reply)
     final = solution.group(1).strip() if solution else reply.strip()
+    reasoning = thought.group(1).strip() if thought else None
+    gold = last_boxed(final)
     return {
         "question": user,
-        "solution": last_boxed(final),
-        "reasoning": thought.group(1).strip() if thought else None,
-        "response": final,
+        "solution": gold,
+        "reasoning": reasoning,
+        "response": r1_completion(reasoning, final) if reasoning and not gold else final,
     }
 
 
@@ -245,7 +277,7 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     return {
         "question": _said(row, "prompt", "user"),
         "solution": boxed or solution,
-        "reasoning": solution if boxed else None,
+        "reasoning": worked(solution) if boxed else None,
         "response": None,
     }
 
@@ -286,7 +318,7 @@ def text_row(row: Mapping[str, Any]) -> Canonical:
     return _reply(dialogue["question"], dialogue["reply"])
 
 
-_CHAT_FIELDS = {"sharegpt": ("conversations", "from"), "messages": ("messages", "role")}
+_CHAT_FIELDS = {"sharegpt": "conversations", "messages": "messages"}
 
 
 def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
@@ -315,9 +347,8 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
         )
     if fmt not in _CHAT_FIELDS:
         return False
-    field, speaker = _CHAT_FIELDS[fmt]
-    turns = row.get(field) or []
-    speakers = [turn.get(speaker) for turn in turns if isinstance(turn, Mapping)]
+    turns = row.get(_CHAT_FIELDS[fmt]) or []
+    speakers = [_sharegpt_turn(turn)[0] for turn in turns if isinstance(turn, Mapping)]
     own_system = isinstance(row.get("system"), str) and bool(row["system"].strip())  # ShareGPT's top-level field
     return own_system or "system" in speakers or len([who for who in speakers if who != "system"]) > 2
 

@@ -158,18 +158,23 @@ def _names_a_file(cfg: DatasetConfig) -> bool:
     return cfg.name in synthetic.BUILTIN_TASKS or split_is_file(cfg.name, cfg.test_split or "")
 
 
+def held_out_file(split: str, key: str) -> Path:
+    """The held-out file that `key` (a test_split setting) names, or a DatasetError saying what is wrong with it."""
+    path = Path(split).expanduser()
+    if not path.exists() and not path.suffix:  # a hub-style split name (`validation`) for local data
+        raise DatasetError(
+            f"{key} {split!r}: for a built-in task or a local file the held-out set is a file "
+            "(.jsonl/.json/.parquet/.csv); split names are for hub datasets. Leave it unset to hold out a share of "
+            "the rows"
+        )
+    if not path.exists():
+        raise DatasetError(f"{key} {split!r}: held-out file not found")
+    return path
+
+
 def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
     if _names_a_file(cfg):
-        path = Path(cfg.test_split).expanduser()
-        if not path.exists() and not path.suffix:  # a hub-style split name (`validation`) for local data
-            raise DatasetError(
-                f"dataset.test_split {cfg.test_split!r}: for a built-in task or a local file the held-out set is a "
-                "file (.jsonl/.json/.parquet/.csv); split names are for hub datasets. Leave it unset to hold out "
-                "dataset.split.test_size of the rows"
-            )
-        if not path.exists():
-            raise DatasetError(f"dataset.test_split {cfg.test_split!r}: held-out file not found")
-        return load_file(path, cfg.on_bad_row)
+        return load_file(held_out_file(cfg.test_split, "dataset.test_split"), cfg.on_bad_row)
     return _load_raw(cfg, held_out=cfg.test_split)
 
 
@@ -307,7 +312,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             group = row.get(cfg.group_column)
             rows.append(adapter(row) | {"group": None if group is None else str(group)})
             cut += left_out_turns(row, fmt)
-            unboxed += fmt == "numina" and rows[-1]["solution"] == rows[-1]["reasoning"]
+            unboxed += fmt == "numina" and rows[-1]["reasoning"] is None
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(
@@ -319,7 +324,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
     if unboxed:  # its gold is then the whole solution, whose last number the verifier reads
         logger.warning(
             "%s: %d of %d NuminaMath rows have no \\boxed{} answer: their gold answer is the last number of the whole "
-            "solution, which may not be the answer",
+            "solution, which may not be the answer, and they are no worked solutions for SFT",
             source,
             unboxed,
             len(raw),

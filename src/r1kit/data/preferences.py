@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, required_text
-from r1kit.data.loading import DatasetError, load_raw, split_is_file
+from r1kit.data.loading import DatasetError, held_out_file, load_raw, split_is_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -70,9 +70,24 @@ def _messages(value: Any, field: str) -> list[Message]:
     return messages
 
 
+_HH_PROMPT = re.compile(r"\A\s*Human\s*:")
+
+
 def _prompt(row: Mapping[str, Any], field: str = "prompt") -> list[Message]:
-    """The prompt as chat messages: a text becomes one user message; messages must end with the user's turn."""
+    """The prompt as chat messages: a text becomes one user message, an Anthropic-HH dialogue up to the reply's
+    `Assistant:` (Dahoas/rm-static, full-hh-rlhf) its turns; messages must end with the user's turn.
+
+    >>> _prompt({"prompt": "\\n\\nHuman: Hi\\n\\nAssistant: Hello.\\n\\nHuman: 2 + 2?\\n\\nAssistant:"})[1:]
+    [{'role': 'assistant', 'content': 'Hello.'}, {'role': 'user', 'content': '2 + 2?'}]
+    """
     value = row.get(field)
+    if isinstance(value, str) and _HH_PROMPT.match(value):
+        turns = hh_dialogue(value, field)
+        if turns[-1]["role"] == "assistant" and not turns[-1]["content"]:
+            turns = turns[:-1]  # the reply's own `Assistant:`, left empty
+        if turns[-1]["role"] != "user":
+            raise BadRow(field, "is a Human/Assistant dialogue that must end with a Human turn (the one replied to)")
+        return turns
     if isinstance(value, str) or value is None:
         return [{"role": "user", "content": required_text(row, field)}]
     messages = _messages(value, field)
@@ -320,7 +335,7 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
     if cfg.test_split:
         held_is_file = split_is_file(cfg.dataset, cfg.test_split)
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
-        held = cfg.test_split if held_is_file else cfg.dataset
+        held = str(held_out_file(cfg.test_split, "preferences.test_split")) if held_is_file else cfg.dataset
         raw_test, skipped_lines = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
         test, skipped_test = adapt_pairs(raw_test, fmt, held_source, on_bad_row)
         skipped += skipped_test + skipped_lines
@@ -332,12 +347,39 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
                 "give preferences.test_split a file of other prompts",
                 source,
             )
+    _say_held_out_prompts_in_training(train, test, source)
     return PairSplits(
-        train=train[: cfg.max_pairs] if cfg.max_pairs else train,
-        test=test[: cfg.max_held_out],
+        train=_sample(train, cfg.max_pairs, cfg.seed),
+        test=_sample(test, cfg.max_held_out, cfg.seed),
         source=f"{source} ({fmt})",
         skipped_rows=skipped,
     )
+
+
+def _sample(pairs: list[Pair], limit: int | None, seed: int) -> list[Pair]:
+    """At most `limit` pairs drawn with `seed`, in file order: the first ones of a file sorted by subset (HH's
+    harmless rows before its helpful ones) would all be of one kind.
+
+    >>> _sample(list(range(10)), 3, 0), _sample([1, 2], 3, 0), _sample([1, 2], None, 0)
+    ([0, 6, 9], [1, 2], [1, 2])
+    """
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), limit))]
+
+
+def _say_held_out_prompts_in_training(train: list[Pair], test: list[Pair], source: str) -> None:
+    """A held-out file whose prompts are also trained on measures memory, not preference: said, as for problems."""
+    trained = {_prompt_key(pair) for pair in train}
+    both = sum(_prompt_key(pair) in trained for pair in test)
+    if both:
+        logger.warning(
+            "%s: %d of %d held-out pairs have a prompt that is also in the training pairs; their pairwise accuracy "
+            "is not a held-out figure",
+            source,
+            both,
+            len(test),
+        )
 
 
 def split_pairs(pairs: list[Pair], held_out: float, seed: int) -> tuple[list[Pair], list[Pair]]:
