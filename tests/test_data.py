@@ -435,6 +435,22 @@ def test_a_sharegpt_reply_is_the_one_after_the_question(tmp_path: Path) -> None:
     assert (row["question"], row["solution"], row["response"]) == ("What is 2+2?", "4", "It is \\boxed{4}.")
 
 
+def test_a_builtin_task_stays_built_in_beside_a_folder_of_its_name(tmp_path: Path, monkeypatch) -> None:
+    """Run from a folder holding `arithmetic/`, `r1kit eval --data arithmetic` failed: "arithmetic is a folder"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "arithmetic").mkdir()
+    rows, skipped = load_eval_rows(DatasetConfig(name="arithmetic", max_test_samples=5))
+    assert len(rows) == 5 and skipped == 0
+
+
+def test_csv_answers_that_pandas_reads_as_missing_are_kept(tmp_path: Path) -> None:
+    """Gold answers "None", "NA" and "null" in a CSV were read as missing: under skip those rows were dropped."""
+    path = tmp_path / "answers.csv"
+    path.write_text("question,solution\nWhich set is empty?,None\nAbbreviate not applicable.,NA\nNull in JS?,null\n")
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["solution"], skipped) == (["None", "NA", "null"], 0)
+
+
 def test_sharegpt_rows_keep_their_thinking_without_a_boxed_answer(tmp_path: Path) -> None:
     """Bespoke-Stratos' code and puzzle rows (a thought, no \\boxed{}) trained a reply without its thought; and
     {role, content} turns in a `conversations` column (Unsloth's standardize_sharegpt) were "no user turn"."""

@@ -26,13 +26,19 @@ GENERAL_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and clearly
 
 def chat_prompt(question: str, system_prompt: str, earlier: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
     """The conversational prompt TRL trainers and the chat template expect; `earlier`: (question, reply) turns of a
-    conversation before this question."""
+    conversation before this question. An empty system prompt sends no system message (the template's own default,
+    if it has one, applies), as the traces' prompts do.
+
+    >>> chat_prompt("2 + 2?", "")
+    [{'role': 'user', 'content': '2 + 2?'}]
+    """
     turns = [
         message
         for asked, replied in earlier
         for message in ({"role": "user", "content": asked}, {"role": "assistant", "content": replied})
     ]
-    return [{"role": "system", "content": system_prompt}, *turns, {"role": "user", "content": question}]
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*system, *turns, {"role": "user", "content": question}]
 
 
 def r1_completion(reasoning: str, answer: str) -> str:

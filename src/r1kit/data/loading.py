@@ -118,6 +118,14 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
         raw, bad_lines = _load_raw(cfg)
         rows, skipped = _adapt(raw, cfg, cfg.name)
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped + bad_lines
+    if whole_file and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS and not cfg.test_split:
+        logger.warning(
+            "%s: scoring the %.0f%% of its %r split held out from training (dataset.split.test_size), not its own "
+            "test split: give that with --dataset.test_split (e.g. test)",
+            cfg.name,
+            100 * cfg.split.test_size,
+            cfg.train_split,
+        )
     splits = load_splits(cfg)
     return splits.test, splits.skipped_rows
 
@@ -140,6 +148,8 @@ def is_local_data(name: str) -> bool:
     >>> is_local_data("data/train.jsonl"), is_local_data("./mine"), is_local_data("openai/gsm8k")
     (True, True, False)
     """
+    if name in synthetic.BUILTIN_TASKS:  # a folder of that name here does not make it one: `./arithmetic` does
+        return False
     return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
 
 
@@ -253,7 +263,9 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
     try:
-        return load_dataset(builder, data_files=str(path), split="train")
+        # pandas reads "None", "NA", "null", "N/A" and "nan" in a CSV as missing: answers, in a math or chat file
+        text_kept = {"keep_default_na": False, "na_values": [""]} if builder == "csv" else {}
+        return load_dataset(builder, data_files=str(path), split="train", **text_kept)
     except Exception as error:
         said, cause = " ".join(str(error).split()), innermost_cause(error)
         because = f" ({cause})" if cause not in said else ""

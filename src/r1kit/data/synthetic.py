@@ -89,6 +89,7 @@ def _spend(rng: random.Random) -> tuple[str, int, str]:
 
 
 def word_problem_row(rng: random.Random) -> Row:
+    # `level` names the kind of story (2 buy and give away, 3 boxes, 4 spend), each two steps; not a difficulty
     level, make = rng.choice(list(enumerate((_buy_and_give, _boxes, _spend), start=2)))
     question, answer, reasoning = make(rng)
     return {
