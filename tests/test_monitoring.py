@@ -29,7 +29,10 @@ def recorded_batch(
 ) -> None:
     state = SimpleNamespace(global_step=step)
     kwargs = {
-        "prompts": [[{"role": "user", "content": "q"}]] * len(completions),
+        # one prompt per group of num_generations consecutive completions, as TRL batches them
+        "prompts": [
+            [{"role": "user", "content": f"q{i // recorder.num_generations}"}] for i in range(len(completions))
+        ],
         "completion_ids": [[0] * len(c) for c in completions],
         "trainer_state": state,
     }
@@ -43,6 +46,15 @@ def test_a_completion_that_ends_on_the_last_token_allowed_is_not_truncated() -> 
     recorder.tap("format", lambda c, **k: [1.0] * len(c))(["a", "b", "c"], completion_ids=ids)
     assert recorder.rollouts[0].truncated == [False, True, False]
     assert recorder.statistics(recorder.rollouts)["quality/truncated_share"] == 1 / 3
+
+
+def test_a_group_split_between_processes_is_judged_whole() -> None:
+    """With 2 processes of 4 completions and 8 generations a prompt, each process scored half a group: the halves
+    [1, 1, 1, 1] and [0, 0, 0, 0] were each counted as a zero-advantage group, though the group has a signal."""
+    recorder = RolloutRecorder({"accuracy": 1.0, "format": 1.0}, num_generations=8, max_completion_length=40)
+    for accuracy in ([1.0] * 4, [0.0] * 4):  # the two processes' batches of one step (one prompt), as gathered
+        recorded_batch(recorder, [GOOD] * 4, accuracy, step=3)
+    assert recorder.statistics(recorder.rollouts)["quality/zero_advantage_share"] == 0.0
 
 
 def test_recorder_statistics_and_extremes() -> None:

@@ -19,7 +19,8 @@ from r1kit.rewards.text import THINK_CLOSE, THINK_OPEN, completion_text, extract
 
 @dataclass
 class Rollout:
-    """One generation batch: num_generations consecutive completions share a prompt."""
+    """One generation batch as one process scored it: num_generations consecutive completions share a prompt (with
+    several processes, a group may continue in another process's batch)."""
 
     step: int
     prompts: list[str]
@@ -101,14 +102,19 @@ class RolloutRecorder:
         stats["quality/answer_chars"] = _mean([float(n) for n in answers])
         stats["quality/truncated_share"] = _mean([float(cut) for r in rollouts for cut in r.truncated])
         stats["quality/reasoning_steps"] = _mean([float(count_reasoning_steps(c)) for c in texts])
-        stats["quality/zero_advantage_share"] = _mean(
-            [
-                float(_all_equal(group))
-                for r in rollouts
-                for group in _groups(r.totals(self.weights), self.num_generations)
-            ]
-        )
+        stats["quality/zero_advantage_share"] = _mean([float(_all_equal(g)) for g in self._prompt_groups(rollouts)])
         return stats
+
+    def _prompt_groups(self, rollouts: list[Rollout]) -> list[list[float | None]]:
+        """The total rewards of each prompt's completions in a step, from every process's rollouts: with several
+        processes a group of num_generations can be split between them (TRL hands each its slice of the batch, and
+        gathers the rewards before the advantages). Rollouts recorded without prompts are cut into groups in order."""
+        groups: dict[tuple, list[float | None]] = {}
+        for number, rollout in enumerate(rollouts):
+            for index, (prompt, total) in enumerate(zip(rollout.prompts, rollout.totals(self.weights), strict=True)):
+                key = (rollout.step, prompt) if prompt else (rollout.step, number, index // self.num_generations)
+                groups.setdefault(key, []).append(total)
+        return list(groups.values())
 
     def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:
         """The best and the worst completion of a window by total reward, each with its reward breakdown."""
@@ -138,10 +144,6 @@ def _think(text: str) -> str | None:
     start = text.find(THINK_OPEN)
     end = text.find(THINK_CLOSE, start + 1)
     return text[start + len(THINK_OPEN) : end].strip() if 0 <= start < end else None
-
-
-def _groups(values: list[float | None], size: int) -> list[list[float | None]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _all_equal(group: list[float | None]) -> bool:
