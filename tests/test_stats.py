@@ -16,11 +16,15 @@ def test_wilson_interval_on_hand_computed_cases() -> None:
 
 
 def test_paired_difference_on_a_hand_computed_case() -> None:
-    # differences 1, 0, 0, -1, 1 (the unscored pair left out): mean 0.2, sample variance 0.7, se sqrt(0.7/5)
+    # differences 1, 0, 0, -1, 1 (the unscored pair left out): mean 0.2, sample variance 0.7, se sqrt(0.7/5), and
+    # Student's t for 4 degrees of freedom, 2.776 (the normal's 1.96 made the interval of 5 problems too narrow)
     change = paired_difference([0, 1, 1, 1, 0, None], [1, 1, 1, 0, 1, 1])
     assert change["problems"] == 5 and change["difference"] == pytest.approx(0.2)
-    half = 1.959964 * (0.7 / 5) ** 0.5
-    assert change["ci95"] == pytest.approx([0.2 - half, 0.2 + half], abs=1e-5)
+    half = 2.776 * (0.7 / 5) ** 0.5
+    assert change["ci95"] == pytest.approx([0.2 - half, 1.0], abs=1e-5)  # the upper end clipped at +100 points
+    # 12 problems, 3 fixed and 1 broken: mean 1/6, sample variance (4 − 12/36)/11 = 1/3, se 1/6, t for 11 d.f. 2.201
+    twelve = paired_difference([0, 0, 0, 1] + [1] * 4 + [0] * 4, [1, 1, 1, 0] + [1] * 4 + [0] * 4)
+    assert twelve["ci95"] == pytest.approx([1 / 6 - 2.201 / 6, 1 / 6 + 2.201 / 6], abs=1e-5)
     assert (change["fixed"], change["broken"]) == (2, 1)  # 0 → 1 twice, 1 → 0 once
     assert paired_difference([None], [1])["difference"] is None
 
