@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from r1kit.config.sources import resolve_config
+from r1kit.config.sources import ConfigError, resolve_config
 from r1kit.data.loading import DatasetError
 from r1kit.models import ModelError
 from r1kit.monitoring.callbacks import TimeLimit
@@ -228,16 +228,30 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
         "--distill.max_prompts", "1",
         "--distill.max_new_tokens", "32",
         "--distill.temperature", "0.05",
+        "--distill.student", "cold",  # an earlier stage of the recipe, by its name (was looked up as a hub id)
     )  # fmt: skip
     teacher = train(sft, ctx, base, splits)
     ctx = ctx.for_stage(ctx.config, "distill", "distill")
-    output = distill.run(ctx, StageInputs(model=str(teacher), base=base, splits=splits))
+    earlier = {"cold": StageOutput(model=Path(base))}  # the stage named, whose model is the untouched base here
+    output = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
 
     assert output.metrics["teacher_rows"] == 1 and output.metrics["teacher_acceptance"] == 1.0
     kept = [json.loads(line) for line in Path(output.dataset).read_text(encoding="utf-8").splitlines()]
     assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
     # the student is the untouched base model, fine-tuned on that trace
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))
+
+
+def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:
+    from r1kit.pipeline import _check_stage_references
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}, {name: distill, config: {distill: {student: grpo}}}, {name: grpo}]\n")
+    config = resolve_config(recipe=str(recipe), environ={}).config
+    with pytest.raises(
+        ConfigError, match=r"distill.student 'grpo': .* a stage of this recipe that makes a model \(sft\)"
+    ):
+        _check_stage_references(config)
 
 
 def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(tmp_path: Path) -> None:

@@ -45,6 +45,7 @@ from r1kit.stages.common import (
     run_recorded,
     setup,
     stage_values,
+    student_of,
 )
 from r1kit.stages.evaluate import evaluate
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
@@ -115,7 +116,11 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         outputs[spec.name] = output
         if output.model is not None and output.evaluate:
             # distillation trains its student (the base model unless distill.student), not the teacher it reads
-            start = (stage_ctx.config.distill.student or base) if spec.stage_kind == "distill" else inputs.model
+            start = (
+                student_of(stage_ctx.config.distill.student, inputs, config)
+                if spec.stage_kind == "distill"
+                else inputs.model
+            )
             started_from[spec.name] = labels.get(start)
             model = str(output.model)
             labels[model] = spec.name
@@ -214,6 +219,10 @@ def _check_stage_references(config: R1kitConfig) -> None:
                 f"{made.replace('_', ' ')} ({', '.join(makers) or 'none'})"
             )
 
+    for index, spec in enumerate(config.stages):  # a student named by its stage: one before it that makes a model
+        student = config.for_stage(spec).distill.student
+        if spec.stage_kind == "distill" and student in kinds:
+            check("distill.student", student, "model", {name: kinds[name] for name in list(kinds)[:index]})
     check("evaluation.reward_model", config.evaluation.reward_model, "reward_model", kinds)
     check("evaluation.win_rate_against", config.evaluation.win_rate_against, "model", kinds)
     for index, spec in enumerate(config.stages):

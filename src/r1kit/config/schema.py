@@ -786,7 +786,9 @@ class DistillConfig(SamplingConfig):
     samples_per_prompt: int = Field(2, ge=1, description="Teacher completions sampled per problem.")
 
     student: str | None = Field(
-        None, description="Student model (alias, folder or hub id); default: the run's untouched base model."
+        None,
+        description="Student model (alias, folder, hub id, or in a recipe the name of an earlier stage that makes a "
+        "model); default: the run's untouched base model.",
     )
     keep_per_prompt: int = Field(1, ge=1, description="Verified teacher traces kept per problem.")
 

@@ -51,6 +51,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
+from r1kit.rewards.reward_model import resolve_model_path
 from r1kit.runs import (
     RunDir,
     disk_needed,
@@ -492,6 +493,16 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
             set_path(data, key.removeprefix("dataset."), value)
         update["dataset"] = type(trained.dataset).model_validate(data)
     return config.model_copy(update=update)
+
+
+def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
+    """The student: the model of the recipe stage distill.student names (`sft`), else that model reference, else
+    the run's base model."""
+    if named is None:
+        return inputs.base
+    if named in inputs.earlier:
+        return resolve_model_path(named, inputs.earlier, "distill.student")
+    return model_reference_of(named, config)
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:

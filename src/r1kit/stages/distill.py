@@ -1,7 +1,7 @@
 """Distillation: the final model as teacher writes verified traces, a student is fine-tuned on them (R1 paper, §2.4).
 
 Runnable alone (`r1kit distill`, teacher = model.name, student = distill.student) and from a recipe (the `r1` recipe's last stage: the teacher is
-the latest model, the student by default the run's untouched base model). Reads `distill` (student, sampling) for the
+the latest model, the student by default the run's untouched base model, or an earlier stage's model by its name). Reads `distill` (student, sampling) for the
 teacher's traces, `filters` for what is kept, and `sft` for the student's training.
 """
 
@@ -13,7 +13,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
 from r1kit.stages import sft
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
 from r1kit.stages.traces import best_verified, first_rows, write_dataset
 
 logger = logging.getLogger("r1kit")
@@ -21,7 +21,7 @@ logger = logging.getLogger("r1kit")
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
-    student = model_reference_of(settings.student, ctx.config) if settings.student else inputs.base
+    student = student_of(settings.student, inputs, ctx.config)
     if student == inputs.model:  # run alone, the base is model.name, the teacher: it would learn its own traces
         raise ModelError(
             f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
