@@ -94,6 +94,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     )
     pairs, dropped = [], Counter()
     for question, (answer,), (cut,) in zip(questions, answers.texts, answers.truncated, strict=True):
+        answer = after_thinking(answer)
         # what is wrong with the answer itself first; one cut mid-sentence would teach the model to stop there
         reason = unusable_general_answer(answer, ctx.config.filters.max_repetition)
         reason = reason or ("cut at sft2.general_max_new_tokens" if cut else None)
@@ -107,6 +108,16 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
             "sft2: %d of the base model's %d general answers dropped (%s)", dropped.total(), len(questions), reasons
         )
     return pairs
+
+
+def after_thinking(answer: str) -> str:
+    """The answer after a closed thinking block: a base model that always thinks first (DeepSeek-R1-Distill, whose
+    template opens <think>) answers a general prompt after its </think>, and its whole reply was dropped.
+
+    >>> after_thinking("The user greets me.\\n</think>\\n\\nHello! How can I help?"), after_thinking("Hi.")
+    ('Hello! How can I help?', 'Hi.')
+    """
+    return answer.rsplit("</think>", 1)[-1].strip() if "</think>" in answer else answer
 
 
 def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
@@ -123,7 +134,7 @@ def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
     """
     if not answer.strip():
         return "empty"
-    if "<think>" in answer:
+    if "<think>" in answer or "<answer>" in answer:
         return "reasoning tags"
     if loops(answer, max_repetition):
         return "looping"
