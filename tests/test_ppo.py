@@ -207,7 +207,9 @@ def test_rollouts_through_generate_sample_the_distribution_the_loss_computes(tin
 
 @pytest.mark.parametrize("update", ["clip", "trpo"])
 def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, update: str) -> None:
-    ctx, inputs = ppo_stage(tmp_path, "--ppo.policy_update", update)
+    # TRPO's run also penalises replies cut at the limit (TRL's --missing_eos_penalty, which r1kit lacked)
+    penalty = ["--missing_eos_penalty", "10"] if update == "trpo" else []
+    ctx, inputs = ppo_stage(tmp_path, "--ppo.policy_update", update, *penalty)
     output = ppo.run(ctx, inputs)
 
     assert changed(tiny_model, output.model), f"{update}: no weight changed"
@@ -217,6 +219,8 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     for key in keys if update == "trpo" else [*keys, "grad_norm"]:  # TRPO's policy step takes no gradient norm
         assert all(math.isfinite(r[key]) for r in records), key
     assert all(r["train/skipped_nonfinite_steps"] == 0 for r in records)
+    # cosine and format give at most ±2 a reply; every reply of the random model is cut at the limit
+    assert all((r["reward"] < -8) == (update == "trpo") and r["quality/truncated_share"] == 1 for r in records)
     if update == "trpo":
         assert all(0 < r["trpo/step_fraction"] <= 1 and r["approx_kl"] <= 0.01 for r in records)
     else:

@@ -162,6 +162,7 @@ FLAG_ALIASES = {
     "--target_modules": FlagAlias("model.lora.target_modules", as_list=True),
     "--num_ppo_epochs": FlagAlias("ppo.ppo_epochs"),
     "--response_length": FlagAlias("ppo.max_new_tokens"),
+    "--missing_eos_penalty": FlagAlias("ppo.missing_eos_penalty"),
 }
 
 # TRL's trainer flags (--max_steps, --learning_rate, --beta, …) name GRPO's keys (training.*, grpo.*), which `r1kit run`
@@ -289,8 +290,6 @@ REFUSED = {
     "episodes are their product)",
     "--kl_estimator": "r1kit's PPO penalises each token's log-ratio to the start model (k1) times --ppo.kl_coef "
     "(--ppo.adaptive_kl true to steer it to --ppo.target_kl)",
-    "--missing_eos_penalty": "r1kit has no missing-EOS penalty: a completion cut at the limit is scored by the "
-    "overlong reward (rewards.functions, rewards.overlong.*)",
     "--whiten_rewards": "r1kit's PPO whitens advantages, not rewards: --ppo.whiten_advantages",
     "--rpo_alpha": "r1kit's DPO has no RPO term (an NLL loss on the chosen reply); --dpo.loss_type picks TRL's loss",
     "--precompute_ref_log_probs": "r1kit's DPO computes the reference log-probs as it trains (under LoRA, the start "

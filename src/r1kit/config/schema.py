@@ -595,6 +595,12 @@ class PPOConfig(Section):
         5e-4, gt=0.0, description="AdamW learning rate of the value head (a fresh linear layer, so higher)."
     )
     max_new_tokens: int = Field(96, ge=1, description="Longest sampled completion in tokens.")
+    missing_eos_penalty: float | None = Field(
+        None,
+        ge=0.0,
+        description="Subtracted from the reward of a completion that ends without an end token (cut at "
+        "max_new_tokens), as TRL's PPO does: a reward model may score a rambling reply well.",
+    )
     temperature: float = Field(0.7, gt=0.0, description="Sampling temperature (log-probs use the same scaling).")
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="Discount factor of GAE.")
     lam: float = Field(0.95, ge=0.0, le=1.0, description="GAE lambda (bias/variance trade-off of advantages).")

@@ -333,7 +333,8 @@ class PPOTrainer:
     def score(
         self, prompts: list, openings: list[str], solutions: list, completion_ids: list[list[int]]
     ) -> tuple[torch.Tensor, dict]:
-        """Sequence rewards (B,): the weighted sum of every reward, and each one's mean. An item a reward gave no
+        """Sequence rewards (B,): the weighted sum of every reward (less ppo.missing_eos_penalty for a reply cut at the
+        limit), and each one's mean. An item a reward gave no
         verdict (None) counts at that reward's mean over the batch's judged items, not at 0, so a correct answer
         whose check timed out is not scored as a wrong one (0 where the reward judged none). `openings`: what each
         prompt's chat template wrote of the reply (`think_opened_by`)."""
@@ -346,6 +347,9 @@ class PPOTrainer:
             scored = torch.tensor(no_verdict_as_mean([None if v is None else float(v) for v in values]))
             total += weight * scored
             means[f"rewards/{name}/mean"] = scored.mean().item()
+        if self.section.missing_eos_penalty:  # a reply cut at the limit scores that much less
+            cut = torch.tensor([float(ids[-1] not in self.eos) for ids in completion_ids])
+            total -= self.section.missing_eos_penalty * cut
         return total, means
 
     @torch.no_grad()
