@@ -234,20 +234,9 @@ def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(t
 
 def test_hh_dialogue_prompts_of_prompt_chosen_rejected_rows_are_turns() -> None:
     """Dahoas/rm-static rows: the whole "Human: … Assistant:" dialogue, markers and all, was one user message."""
-    row = {
-        "prompt": "\n\nHuman: What is 2+2?\n\nAssistant: Let me think.\n\nHuman: Please answer.\n\nAssistant:",
-        "chosen": " 4",
-        "rejected": " 5",
-    }
-    assert pairs_row(row) == {
-        "prompt": [
-            {"role": "user", "content": "What is 2+2?"},
-            {"role": "assistant", "content": "Let me think."},
-            {"role": "user", "content": "Please answer."},
-        ],
-        "chosen": "4",
-        "rejected": "5",
-    }
+    row = {"prompt": HH_PROMPT + "\n\nAssistant:", "chosen": " It is 4.", "rejected": " Go away."}
+    whole = {"chosen": HH_PROMPT + "\n\nAssistant: It is 4.", "rejected": HH_PROMPT + "\n\nAssistant: Go away."}
+    assert pairs_row(row) == hh_row(whole)  # the pair the same dialogues give as Anthropic-HH rows
     with pytest.raises(BadRow, match="must end with a Human turn"):
         pairs_row({**row, "prompt": "Human: Hi\n\nAssistant: Hello there."})
 
