@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -502,6 +503,25 @@ def test_a_stage_trains_on_its_own_dataset_and_is_evaluated_on_the_runs(tmp_path
     recipe.write_text("stages: [{name: cs, kind: cold_start}, {name: sft, data_from: cs, config: {dataset: {}}}]\n")
     with pytest.raises(ConfigError, match="data_from 'cs' and its own dataset both name the data it trains on"):
         resolve_config(recipe=str(recipe), environ={})  # a config error, before any work (and in `config show`)
+
+
+def test_a_stages_own_data_that_holds_the_runs_held_out_problems_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """Every model is scored on the run's held-out problems; a stage trained on its own data holding some of them
+    was scored on what it had memorised, without a word."""
+    from datasets import Dataset, concatenate_datasets
+
+    from r1kit.data.loading import Splits, load_splits
+    from r1kit.pipeline import _check_data
+
+    config = resolve_config(profile="test", environ={}).config
+    splits = load_splits(config.dataset)
+    held = splits.test.select(range(3))
+    own = Splits(train=concatenate_datasets([held, splits.train]), test=Dataset.from_list([]), source="own.jsonl")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        _check_data(config, splits, {"sft": own})
+    assert f"own.jsonl: stages: sft (sft): 3 of {len(splits.test)} held-out problems are also training problems" in (
+        caplog.text
+    )
 
 
 def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:

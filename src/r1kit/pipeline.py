@@ -28,7 +28,7 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec
 from r1kit.config.sources import ConfigError
-from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows
+from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
 from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
 from r1kit.monitoring.callbacks import complete_checkpoints
@@ -289,6 +289,8 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             data = own_data.get(spec.name, splits)
             where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
             check_data(stage, spec.stage_kind, data.train, where)
+            if data is not splits:  # its own data, every model still scored on the run's held-out problems
+                say_held_out_problems_trained_on(data.train, splits.test, where)
         prefs = stage.preferences
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it

@@ -54,9 +54,15 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train = train.select(range(min(cfg.max_train_samples, len(train))))
     if cfg.max_test_samples:
         test = test.select(range(min(cfg.max_test_samples, len(test))))
+    say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
+    return Splits(train=train, test=test, source=source, skipped_rows=skipped)
+
+
+def say_held_out_problems_trained_on(train: Dataset, test: Dataset, source: str) -> None:
+    """Say how many held-out problems are also training problems (the same question), if any."""
     seen = set(train["question"])
     both = sum(question in seen for question in test["question"])
-    if both:  # the same file twice, or a file with repeated rows
+    if both:
         logger.warning(
             "%s: %d of %d held-out problems are also training problems (the same question): their scores measure "
             "what was memorised, not reasoning",
@@ -64,7 +70,6 @@ def load_splits(cfg: DatasetConfig) -> Splits:
             both,
             len(test),
         )
-    return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
 
 def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, Dataset]:
