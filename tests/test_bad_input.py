@@ -106,6 +106,13 @@ def test_overlong_against_the_completion_limit_is_checked_up_front(capsys: pytes
         )
 
 
+def test_dynamic_sampling_with_batch_scaled_rewards_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A replacement group's advantages were scaled by its own retry batch's spread, ~100x those it joined."""
+    code, err = cli(capsys, "config", "show", "--dynamic_sampling.max_retries", "2", "--grpo.scale_rewards", "batch")
+    assert code == 2
+    assert_one_line(err, "dynamic_sampling.max_retries with grpo.scale_rewards batch", "use scale_rewards group")
+
+
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("x")

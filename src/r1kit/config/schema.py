@@ -1282,6 +1282,17 @@ class R1kitConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _dynamic_sampling_scales_rewards_by_group(self) -> R1kitConfig:
+        # a fresh group's advantages are scaled by the spread of its own retry batch, not of the batch it joins
+        if self.dynamic_sampling.max_retries and self.grpo.scale_rewards == "batch":
+            raise ValueError(
+                "dynamic_sampling.max_retries with grpo.scale_rewards batch: a replacement group would be scaled by "
+                "its own small batch's reward spread, not by that of the batch it joins; use scale_rewards group or "
+                "none with dynamic sampling"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _grpo_batch_holds_whole_groups(self) -> R1kitConfig:
         # TRL samples one generation batch and groups it by prompt, so it must hold whole groups of num_generations;
         # it is then trained on in micro-batches of per_device_train × processes, so it must hold whole micro-batches.

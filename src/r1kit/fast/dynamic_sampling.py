@@ -28,6 +28,7 @@ _PADDING = {
     "old_per_token_logps": (False, 0.0),
     "ref_per_token_logps": (False, 0.0),
     "sampling_per_token_logps": (False, 0.0),
+    "importance_sampling_ratio": (False, 1.0),  # vLLM rollouts' correction: per token, or (B, 1) per sequence
 }
 SPLICEABLE = {*_PADDING, "advantages", "num_items_in_batch"}
 
@@ -61,8 +62,9 @@ def replace_groups(
     batch: dict, groups: torch.Tensor, fresh: dict, fresh_groups: torch.Tensor, group_size: int, pad_token_id: int
 ) -> dict:
     """`batch` with its `groups` replaced, in place of each, by `fresh_groups` of `fresh` (same count)."""
-    rows = (groups[:, None] * group_size + torch.arange(group_size)).flatten()
-    fresh_rows = (fresh_groups[:, None] * group_size + torch.arange(group_size)).flatten()
+    within = torch.arange(group_size, device=groups.device)  # the groups' own device (a GPU's, in training)
+    rows = (groups[:, None] * group_size + within).flatten()
+    fresh_rows = (fresh_groups[:, None] * group_size + within.to(fresh_groups.device)).flatten()
     spliced = dict(batch)
     for key, (left, value) in _PADDING.items():
         if key not in batch:

@@ -9,7 +9,9 @@ def _number(value: Any, fmt: str = ".3g") -> str:
     return "–" if value is None else format(value, fmt)
 
 
-TIMING_PHASES = ("generation", "reward", "forward", "backward", "other")  # of a GRPO step, as r1kit's trainer logs them
+# of a GRPO step, as r1kit's trainer logs them; scoring: the old-policy and reference forwards, tokenising, dynamic
+# sampling and step credit
+TIMING_PHASES = ("generation", "reward", "scoring", "forward", "backward", "other")
 
 
 def step_block(record: dict[str, Any], max_steps: int) -> str:

@@ -108,6 +108,8 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
+        self._scored_at_step: int | None = None  # the optimizer step the rollouts being trained on were made at
+        self._said_unspliceable = False
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._step_started: float | None = None
@@ -188,7 +190,14 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     def _compute_loss(self, model, inputs):
         loss = super()._compute_loss(model, inputs)
         sampled = inputs.get("sampling_per_token_logps")
-        if sampled is not None and self._loss_logps is not None and self._loss_logps.shape == sampled.shape:
+        # on the rollouts' first pass only: a later one (num_iterations > 1) measures how far training moved the policy
+        first_pass = self._scored_at_step == self.state.global_step
+        if (
+            first_pass
+            and sampled is not None
+            and self._loss_logps is not None
+            and self._loss_logps.shape == sampled.shape
+        ):
             # how far the sampler's policy (merged LoRA weights) is from the one the loss differentiates
             mask = inputs["completion_mask"].bool()
             gap = (self._loss_logps.detach() - sampled)[mask].abs().mean()
@@ -198,11 +207,25 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     # ------------------------------------------------------------------------------------------- rollouts
 
     def _generate_and_score_completions(self, inputs):
+        # the scoring phase: what this takes besides generation and rewards (the old-policy and reference forwards,
+        # tokenising, dynamic sampling's splicing, step credit); the backward pass no longer absorbs it
+        return self._timed_apart("scoring", self._scored_batch, inputs)
+
+    def _scored_batch(self, inputs):
+        self._scored_at_step = self.state.global_step
         if self.curriculum is not None and self.model.training:
             inputs = self._kept_rows(inputs)
         batch = super()._generate_and_score_completions(inputs)
-        if not self.model.training or set(batch) - SPLICEABLE:
-            return batch  # evaluating, or a batch with parts it cannot splice or credit (images, tools)
+        if not self.model.training or not (self.resample_retries or self.step_credit):
+            return batch
+        if set(batch) - SPLICEABLE:  # parts it cannot splice or credit (images, tools): said once, not skipped silently
+            if not self._said_unspliceable:
+                logger.warning(
+                    "grpo: rollouts with %s: dynamic sampling and step credit are off for them",
+                    ", ".join(sorted(set(batch) - SPLICEABLE)),
+                )
+                self._said_unspliceable = True
+            return batch
         if self.resample_retries:
             batch = self._replace_dead_groups(batch)
         if self.step_credit:
@@ -247,10 +270,11 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             ids = ids[: sum(mask)]
             steps.append(step_verdicts(decode(ids), token_ends(decode, ids)) if ids else [])
         verdicts = [holds for row in steps for _, holds in row]
-        self._metrics["train"]["step_credit/steps_per_completion"].append(len(verdicts) / len(steps))
-        self._metrics["train"]["step_credit/false_step_share"].append(
-            verdicts.count(False) / len(verdicts) if verdicts else 0.0
-        )
+        # the whole generation batch's counts, every process's share of it
+        counts = torch.tensor([len(verdicts), verdicts.count(False), len(steps)], device=self.accelerator.device)
+        checked, false, completions = self.accelerator.reduce(counts.float(), "sum").tolist()
+        self._metrics["train"]["step_credit/steps_per_completion"].append(checked / completions)
+        self._metrics["train"]["step_credit/false_step_share"].append(false / checked if checked else 0.0)
         width = batch["completion_ids"].size(1)
         return process_advantages(steps, width).to(batch["advantages"].device)
 
@@ -269,9 +293,12 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         for its group. The draw is seeded by the run's seed, the step and the retry: every process draws the same
         prompts, and a resumed run draws what the uninterrupted one would have."""
         pool = self.curriculum.kept if self.curriculum is not None else range(len(self.train_dataset))
-        # a rollout's seeds hash (seed, step, rollout ≥ 1, row): RESAMPLING < 0 keeps this draw out of their streams
+        # a rollout's seeds hash (seed, step, rollout ≥ 1, row): RESAMPLING < 0 keeps this draw out of their streams.
+        # One optimizer step may generate several times (steps_per_generation < gradient accumulation): each of its
+        # generations draws other prompts, or one gradient would count the same fresh groups twice.
         key = (self.args.seed, self.state.global_step, RESAMPLING)
-        draws = torch.Generator().manual_seed(row_seeds(key, retry, 1)[0])
+        generation = self._step % self.args.gradient_accumulation_steps  # within the step; the same on a resume
+        draws = torch.Generator().manual_seed(row_seeds(key, generation * self.resample_retries + retry, 1)[0])
         picks = torch.randint(len(pool), (groups,), generator=draws).tolist()
         return [self.train_dataset[pool[index]] for index in picks for _ in range(self.num_generations)]
 
@@ -310,6 +337,14 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         finally:
             self._phase_seconds[phase] += time.perf_counter() - started
 
+    def _timed_apart(self, phase: str, call, *args, **kwargs):
+        """`call`'s time, less the phases timed within it, counted to `phase`."""
+        before, started = sum(self._phase_seconds.values()), time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._phase_seconds[phase] += time.perf_counter() - started - (sum(self._phase_seconds.values()) - before)
+
     def _generate(self, prompts):
         return self._timed("generation", super()._generate, prompts)
 
@@ -322,11 +357,8 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     def training_step(self, model, inputs, num_items_in_batch):
         if self._step_started is None:
             self._step_started = time.perf_counter()
-        before = sum(self._phase_seconds.values())
-        started = time.perf_counter()
-        output = super().training_step(model, inputs, num_items_in_batch)
-        # what training_step spent outside generation, rewards and the forward: the backward pass
-        self._phase_seconds["backward"] += time.perf_counter() - started - (sum(self._phase_seconds.values()) - before)
+        # what training_step spends outside generation, rewards, scoring and the forward: the backward pass
+        output = self._timed_apart("backward", super().training_step, model, inputs, num_items_in_batch)
         if self._step % self.current_gradient_accumulation_steps == 0:  # an optimizer step is complete
             self._close_step()
         return output
