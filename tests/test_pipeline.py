@@ -377,7 +377,7 @@ def test_interactive_chat_feeds_the_kept_turns_back(
 def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path) -> None:
     from r1kit.chat import reply
     from r1kit.hardware import setup_hardware
-    from r1kit.models import load_model, load_tokenizer
+    from r1kit.models import ModelError, load_model, load_tokenizer
     from r1kit.prompts import chat_prompt
 
     model_dir = str(finished_run / "02_grpo" / "model")
@@ -394,6 +394,23 @@ def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path
     earlier = [("long " * limit, "<answer>1</answer>"), ("What is 1+1?", "<answer>2</answer>")]
     reply(model, tokenizer, "What is 2+3?", config, console, earlier)
     assert earlier == [("What is 1+1?", "<answer>2</answer>")]
+    # a reply longer than the context left (generate failed with an index error in its thread, and the chat waited
+    # for the stream's end forever), a question longer than the whole context, and a generation that fails
+    long_reply = config.model_copy(update={"chat": config.chat.model_copy(update={"max_new_tokens": 10 * limit})})
+
+    def tokens(question: str) -> int:
+        prompt = chat_prompt(question, config.prompt.system)
+        return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"])
+
+    words = limit
+    while tokens("long " * words) > limit - 8:  # a question that leaves a few tokens of context for the reply
+        words = int(words * 0.95)
+    assert isinstance(reply(model, tokenizer, "long " * words, long_reply, console), str)
+    with pytest.raises(ModelError, match=r"the question takes \d+ tokens, the model's whole context"):
+        reply(model, tokenizer, "long " * limit, config, console)
+    model.generate = lambda **kwargs: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        reply(model, tokenizer, "What is 2+3?", config, console)
 
 
 def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_trained_with(tmp_path: Path) -> None:

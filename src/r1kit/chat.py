@@ -10,7 +10,14 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStr
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.hardware import setup_hardware
-from r1kit.models import check_model, load_model, load_tokenizer
+from r1kit.models import (
+    ModelError,
+    check_model,
+    eos_token_ids,
+    load_model,
+    load_tokenizer,
+    plain_generation_config,
+)
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, think_opened_by
 from r1kit.stages.common import loadable_model, quiet_libraries
@@ -106,12 +113,12 @@ def reply(
     the conversation's (question, reply) turns before it, kept by `main`; the oldest are dropped from it where the
     prompt and the reply would not fit the model's context."""
     settings = config.chat
+    # architectures without learned positions (state-space models) name no limit: nothing is dropped for them
+    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
     if settings.raw:  # the text as it is: no chat template, no system prompt
         inputs = tokenizer(question, return_tensors="pt")
     else:
         earlier = [] if earlier is None else earlier
-        # architectures without learned positions (state-space models) name no limit: nothing is dropped for them
-        limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
         room = float("inf") if limit is None else limit - settings.max_new_tokens
         while True:
             inputs = tokenizer.apply_chat_template(
@@ -123,24 +130,38 @@ def reply(
             if not earlier or inputs["input_ids"].size(1) <= room:
                 break
             del earlier[0]  # in place: the conversation goes on without it
+    prompt_tokens = inputs["input_ids"].size(1)
+    if limit is not None and prompt_tokens >= limit:
+        raise ModelError(f"chat: the question takes {prompt_tokens} tokens, the model's whole context ({limit})")
+    # a reply longer than the context left failed inside generate (an index error)
+    max_new_tokens = settings.max_new_tokens if limit is None else min(settings.max_new_tokens, limit - prompt_tokens)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    sampled = settings.temperature > 0
-    stop = Event()  # Ctrl-C stops the generation too (it went on to max_new_tokens before the process could end)
-    generation = Thread(
-        target=model.generate,
-        daemon=True,
-        kwargs={
-            **inputs.to(model.device),
-            "streamer": streamer,
-            "max_new_tokens": settings.max_new_tokens,
-            "do_sample": sampled,
-            "temperature": settings.temperature if sampled else None,
-            "top_p": settings.top_p if sampled else None,
-            "top_k": settings.top_k if sampled else None,
-            "pad_token_id": tokenizer.pad_token_id,
-            "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)]),
-        },
+    # the chat settings alone (an instruct model's own repetition penalty or top-k would apply otherwise, and
+    # transformers' default top-k 50 under sampling), as evaluation decodes
+    generation_config = plain_generation_config(
+        max_new_tokens,
+        tokenizer.pad_token_id,
+        eos_token_ids(model, tokenizer),
+        temperature=settings.temperature if settings.temperature > 0 else None,
+        top_p=settings.top_p,
+        top_k=settings.top_k,
     )
+    stop = Event()  # Ctrl-C stops the generation too (it went on to max_new_tokens before the process could end)
+    failed: list[BaseException] = []
+
+    def generate() -> None:
+        try:
+            model.generate(
+                **inputs.to(model.device),
+                generation_config=generation_config,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+            )
+        except BaseException as error:  # the stream would wait for its end forever: end it, raise it below
+            failed.append(error)
+            streamer.end()
+
+    generation = Thread(target=generate, daemon=True)
     generation.start()
     prompt_end = tokenizer.decode(inputs["input_ids"][0, -8:])
     renderer = StreamRenderer(console, thinking=bool(think_opened_by(prompt_end)))
@@ -151,6 +172,8 @@ def reply(
         stop.set()
         generation.join()
     renderer.close()
+    if failed:
+        raise failed[0]
     answer = extract_answer(renderer.text)
     if answer is not None:
         console.print(f"answer: {answer}", style="bold", markup=False)
