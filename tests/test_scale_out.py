@@ -266,3 +266,30 @@ def test_ddp_searches_for_unused_weights_only_in_a_mixture_of_experts(tiny_model
         num_key_value_heads=1, num_local_experts=4, num_experts_per_tok=1,
     )  # fmt: skip
     assert routes_tokens(MixtralForCausalLM(experts))
+
+
+AVERAGED = """
+import torch
+from r1kit import distributed
+
+distributed.start("cpu")
+rank = distributed.index()
+a, b, c = (torch.nn.Parameter(torch.ones(n)) for n in (3, 2, 1))
+a.grad = torch.full((3,), float(rank + 1))
+if rank == 0:  # an expert no token reached in process 1 has no gradient there
+    b.grad = torch.full((2,), 10.0)
+distributed.average_gradients([a, b, c])  # c got a gradient nowhere (the policy's, under the value loss)
+print(rank, a.grad.tolist(), b.grad.tolist(), c.grad, flush=True)
+distributed.finish()
+"""
+
+
+def test_gradients_some_processes_lack_are_averaged_as_zeros_there(tmp_path: Path) -> None:
+    """The flat all-reduce held each process's gradients only: b's [10, 10] was mixed into a's, and the other
+    process's smaller reduce broke the group."""
+    script = tmp_path / "averaged.py"
+    script.write_text(AVERAGED)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(done.stdout.strip().splitlines()) == [f"{rank} [1.5, 1.5, 1.5] [5.0, 5.0] None" for rank in (0, 1)]

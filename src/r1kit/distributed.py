@@ -177,7 +177,17 @@ def average_gradients(parameters: Sequence[torch.Tensor]) -> None:
         return
     import torch
 
-    grads = [p.grad for p in parameters if p.grad is not None]
+    # Every process reduces the same layout: a parameter that got a gradient in some process but not in this one (an
+    # expert no token reached here) counts as zeros, as under DDP, rather than shifting the flat vector (or hanging
+    # the reduce). One that got none anywhere (the policy's, under the value loss) keeps none: the optimizer skips it.
+    present = all_sum(torch.tensor([float(p.grad is not None) for p in parameters]))
+    used = [p for p, anywhere in zip(parameters, present.tolist(), strict=True) if anywhere]
+    for p in used:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in used]
+    if not grads:
+        return
     flat = all_sum(torch.cat([g.reshape(-1) for g in grads])) / count()
     for grad, chunk in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
         grad.copy_(chunk.view_as(grad))
