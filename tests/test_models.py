@@ -173,6 +173,46 @@ def test_a_lora_adapter_is_saved_beside_the_merged_model_and_loads_on_its_base(t
         assert torch.allclose(merged(ids).logits, on_base(ids).logits, atol=0.05)
 
 
+def test_an_adapter_trained_on_an_adapter_names_the_weights_it_trained_on(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r1kit grpo --model RUN/sft/adapter --model.save_adapter true`: the new adapter named the first base (the SFT
+    adapter's training was lost when it loaded), and a run's relative base path loaded only from the run's folder."""
+    import json
+    import shutil
+
+    from peft import get_peft_model
+
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models import load_model, load_tokenizer, save_adapter
+    from r1kit.stages.common import lora_config
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model, tmp_path / "base")
+    cfg, cpu = ModelConfig(name="base"), hardware.setup_hardware("cpu", "fp32", 1)
+    tokenizer = load_tokenizer(cfg, "base")
+
+    def trained_adapter(start: str, dest: str):
+        model = get_peft_model(load_model(cfg, start, cpu, for_training=True), lora_config(cfg))
+        torch.manual_seed(len(dest))
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:  # as if trained: a LoRA starts as the identity
+                torch.nn.init.normal_(parameter, std=0.5)
+        save_adapter(model, tokenizer, Path(dest))
+        return model
+
+    trained_adapter("base", "first")  # a relative base, as a run's runs/<stamp>/… is
+    second = trained_adapter("first", "second")
+    saved = json.loads((tmp_path / "first" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(tmp_path / "base")
+    ids = torch.tensor([[1, 5, 9, 42, 7]])
+    monkeypatch.chdir(REPO)  # loaded from elsewhere
+    with torch.no_grad():
+        loaded = load_model(cfg, str(tmp_path / "second"), cpu, for_training=False)
+        assert torch.allclose(second(ids).logits, loaded(ids).logits, atol=1e-4)
+
+
 @pytest.mark.skipif(not hardware.keep_freed_memory(), reason="glibc only")
 def test_keeping_freed_memory_stops_the_page_faults_of_every_new_large_tensor() -> None:
     """A step's worth of 25 MB tensors allocated and freed again and again: by default glibc hands the freed top of

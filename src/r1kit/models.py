@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from peft import AutoPeftModelForCausalLM, PeftModel
+from peft import PeftConfig, PeftModel
 from safetensors import SafetensorError
 from transformers import (
     AutoConfig,
@@ -328,11 +328,10 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     """
     full_finetune = for_training and not cfg.lora.enabled
     dtype = torch.float32 if full_finetune else hardware.dtype
-    # A LoRA adapter folder (model.save_adapter) loads on its base model, merged: transformers would load it as an
-    # adapter that TRL wraps in a second one (the final save then failed), or, without LoRA, train nothing.
-    loader = AutoPeftModelForCausalLM if (Path(reference) / ADAPTER_CONFIG).exists() else AutoModelForCausalLM
+    if (Path(reference) / ADAPTER_CONFIG).exists():
+        return _adapter_merged(cfg, reference, hardware, for_training)
     try:
-        model = loader.from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             reference,
             revision=cfg.revision,
             dtype=dtype,
@@ -341,14 +340,34 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
         )
     except (OSError, ValueError, SafetensorError) as error:
         raise load_error(reference, error) from error
-    if isinstance(model, PeftModel):
-        model = model.merge_and_unload()
     if cfg.chat_template == "chatml":  # generate stops at the end of a ChatML turn too (load_tokenizer's end token)
         end = load_tokenizer(cfg, reference).convert_tokens_to_ids(IM_END)
         ends = model.generation_config.eos_token_id
         ends = [ends] if isinstance(ends, int) else list(ends or [])
         model.generation_config.eos_token_id = ends if end in ends else [*ends, end]
     return model.to(hardware.device)
+
+
+def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
+    """A LoRA adapter folder (model.save_adapter) merged into its base model, which is loaded first as `load_model`
+    loads any model: an adapter trained on another names that one's folder as its base, and both are merged in turn.
+    (transformers would load the adapter unmerged, and TRL wrap it in a second one: the final save then failed;
+    without LoRA it trained nothing.)"""
+    try:
+        base = PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    except (OSError, ValueError) as error:
+        raise load_error(adapter, error) from error
+    model = load_model(cfg, base, hardware, for_training)
+    try:
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise load_error(adapter, error) from error
+    # These weights are the base merged with the adapter, not that base: an adapter trained on them names them as its
+    # base (it named the first base, and loaded without this adapter's training). A run's stage saves the same
+    # weights merged beside its adapter.
+    merged = Path(adapter).parent / "model"
+    model.name_or_path = model.config._name_or_path = str((merged if is_complete(merged) else Path(adapter)).resolve())
+    return model
 
 
 def load_error(name: str, error: Exception) -> ModelError:
@@ -378,7 +397,12 @@ def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
 
 def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> None:
     """The LoRA adapter alone (a few MB) with the tokenizer: it loads on its base model wherever that is, with
-    `AutoModelForCausalLM.from_pretrained(dest)` or as `--model dest`."""
+    `AutoModelForCausalLM.from_pretrained(dest)` or as `--model dest`. A local base is named by its absolute path:
+    a run's relative `runs/…/model` loaded only from the folder the run was started in."""
+    settings = model.peft_config[model.active_adapter]
+    base = settings.base_model_name_or_path
+    if base and Path(base).expanduser().exists():
+        settings.base_model_name_or_path = str(Path(base).expanduser().resolve())
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 
