@@ -694,6 +694,16 @@ def test_all_linear_lora_targets_go_to_peft_as_its_own_choice(tiny_model: Path) 
     assert lora_config(model).target_modules == "all-linear"
 
 
+def test_gpt2s_conv1d_layers_are_lora_targets(tmp_path: Path) -> None:
+    """PEFT puts LoRA on GPT-2's Conv1D layers; `--lora_target_modules c_attn c_proj` was "none is a layer of …"."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from r1kit.models import check_model
+
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(tmp_path / "gpt2")
+    check_model(resolve("--lora_target_modules", "c_attn", "c_proj").config.model, str(tmp_path / "gpt2"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

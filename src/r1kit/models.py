@@ -18,6 +18,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.pytorch_utils import Conv1D
 
 from r1kit.atomic import build_complete, is_complete
 from r1kit.cache import cache_root
@@ -249,7 +250,9 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
         return
     with torch.device("meta"):
         empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)
-    linear = {name.rsplit(".", 1)[-1] for name, module in empty.named_modules() if isinstance(module, torch.nn.Linear)}
+    # the layers PEFT puts LoRA on: linear ones, and GPT-2's Conv1D (a linear layer with its weight transposed)
+    layers = (torch.nn.Linear, Conv1D)
+    linear = {name.rsplit(".", 1)[-1] for name, module in empty.named_modules() if isinstance(module, layers)}
     targets = cfg.lora.target_modules
     if not linear & set(targets):  # PEFT would raise this mid-run, after the base evaluation
         raise ModelError(
