@@ -431,3 +431,22 @@ def test_a_name_server_that_does_not_answer_does_not_hold_the_run(monkeypatch: p
         assert time.monotonic() - started < 2
     finally:
         hub.unreachable.cache_clear()
+
+
+def test_an_interrupted_run_in_a_new_folder_names_it_to_go_on(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C said "run the same command again to continue", but without --out that starts a new runs/<time>."""
+    from r1kit import cli
+    from r1kit.runs import RunDir, keep_training_log, stop_training_log
+
+    def interrupted(args, overrides):
+        keep_training_log(RunDir(tmp_path))  # as a command does once its run folder is open
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_command", interrupted)
+    try:
+        assert cli.main(["sft", "--profile", "test"]) == 130
+        assert f"with the same command and --out {tmp_path} --resume" in capsys.readouterr().err
+        assert cli.main(["sft", "--profile", "test", "--out", str(tmp_path)]) == 130
+        assert "run the same command again to continue from the last checkpoint" in capsys.readouterr().err
+    finally:
+        stop_training_log()

@@ -34,6 +34,7 @@ from r1kit.config.sources import (
     to_yaml,
     unused_reward_settings,
 )
+from r1kit.runs import training_log_run
 from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
@@ -311,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         trains = args.command == "run" or args.command in STAGE_KINDS  # eval and chat keep nothing to go on from
-        again = "; run the same command again to continue from the last checkpoint" if trains else ""
+        named = any(arg.split("=")[0] in ("--out", "--run.output_dir") for arg in argv)
+        again = ""
+        if trains and named:
+            again = "; run the same command again to continue from the last checkpoint"
+        elif trains and (run := training_log_run()) is not None:  # in a new runs/<time>: the same command starts anew
+            again = f"; continue from the last checkpoint with the same command and --out {run} --resume"
         print(f"r1kit: interrupted{again}", file=sys.stderr)
         return 130
     except Exception as error:

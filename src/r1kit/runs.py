@@ -53,6 +53,12 @@ def keep_training_log(run: RunDir) -> None:
     logging.getLogger("r1kit").addHandler(handler)
 
 
+def training_log_run() -> Path | None:
+    """The run folder whose training.log this process keeps, if any (the run an interrupted command was in)."""
+    handlers = [h for h in logging.getLogger("r1kit").handlers if isinstance(h, _TrainingLog)]
+    return Path(handlers[-1].baseFilename).parent if handlers else None
+
+
 class RunDirError(RuntimeError):
     """The run folder cannot be used (unwritable, disk full); raised before any training starts."""
 
