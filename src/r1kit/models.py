@@ -314,9 +314,11 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
         tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
     except Exception as error:  # jinja2's TemplateError (raise_exception), or a template's own mistake
+        has_im_end = tokenizer.convert_tokens_to_ids(IM_END) not in (None, tokenizer.unk_token_id)
+        way = "model.chat_template=chatml or a template of your own" if has_im_end else "a template of your own"
         raise ModelError(
             f"the chat template of {reference} cannot ask with a system message ({error}); r1kit puts prompt.system "
-            "in one: set model.chat_template=chatml or to a template of your own that takes it"
+            f"in one: set {way} that takes it (its own turn markers, with a system turn)"
         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
