@@ -135,6 +135,21 @@ def test_threads_follow_the_cpu_quota() -> None:
     assert torch.get_num_threads() == quota
 
 
+def test_a_cpu_quota_on_the_processs_own_cgroup_counts(tmp_path: Path) -> None:
+    """cgroup v2 with the quota on a slice (systemd-run -p CPUQuota=150%, a container sharing the host's cgroup
+    namespace): only the root's cpu.max was read, and every core of the machine was used."""
+    root = tmp_path / "cgroup"
+    (root / "system.slice" / "job.scope").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory\n")
+    for folder, limit in (("", "max"), ("system.slice", "150000"), ("system.slice/job.scope", "max")):
+        (root / folder / "cpu.max").write_text(f"{limit} 100000\n")
+    membership = tmp_path / "cgroup-membership"
+    membership.write_text("0::/system.slice/job.scope\n")
+    assert hardware._cgroup_cpu_limit(root, membership) == 1.5
+    membership.write_text("0::/\n")  # a process at the root: no quota
+    assert hardware._cgroup_cpu_limit(root, membership) is None
+
+
 def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:
     """`--model path/to/file.gguf`: converted once into the cache, then evaluated like any model."""
     import importlib.util

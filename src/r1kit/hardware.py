@@ -91,16 +91,40 @@ def cpu_quota() -> int:
     return max(1, min(cpus, math.ceil(quota))) if quota else cpus
 
 
-def _cgroup_cpu_limit() -> float | None:
-    v2 = Path("/sys/fs/cgroup/cpu.max")
-    if v2.exists():
-        quota, period = v2.read_text(encoding="utf-8").split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    v1_quota, v1_period = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+def _cgroup_cpu_limit(
+    root: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> float | None:
+    """The tightest CPU quota (in CPUs) on this process's cgroup and those above it, or None. cgroup v2: the
+    process's own group is named in /proc/self/cgroup (`0::/system.slice/job.scope`), and a quota set on it or on
+    a slice above it (systemd-run -p CPUQuota=, a container sharing the host's cgroup namespace) is not the
+    root's; v1: the cpu controller's root.
+
+    >>> _cgroup_cpu_limit(Path("/nonexistent"), Path("/nonexistent")) is None
+    True
+    """
+    if (root / "cgroup.controllers").exists() or (root / "cpu.max").exists():  # v2
+        own = next((line[3:].strip() for line in _lines(membership) if line.startswith("0::")), "/")
+        group, quotas = root / own.lstrip("/"), []
+        for folder in [group, *group.parents]:
+            limit = folder / "cpu.max"
+            if limit.exists():
+                quota, period = limit.read_text(encoding="utf-8").split()[:2]
+                quotas += [] if quota == "max" else [int(quota) / int(period)]
+            if folder == root:
+                break
+        return min(quotas) if quotas else None
+    v1_quota, v1_period = root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"
     if v1_quota.exists() and v1_period.exists():
         quota = int(v1_quota.read_text(encoding="utf-8"))
         return None if quota <= 0 else quota / int(v1_period.read_text(encoding="utf-8"))
     return None
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
 
 
 def setup_hardware(device: str = "auto", precision: str = "auto", threads: int | None = None) -> Hardware:
