@@ -99,9 +99,15 @@ def test_running_again_skips_finished_work_and_refuses_another_config(finished_r
 
 
 def test_settings_of_how_a_stage_runs_keep_its_finished_work(finished_run: Path, tmp_path: Path) -> None:
-    """A finished run continued with more threads or other checkpoint spacing was refused as "another config"."""
+    """A finished run continued with more threads or other checkpoint spacing was refused as "another config"; and a
+    run folder of an earlier r1kit, whose fingerprints held those settings, had every finished stage redone."""
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
+    for manifest in run.glob("0*/manifest.json"):  # as an earlier r1kit wrote them: threads in the fingerprint
+        record = json.loads(manifest.read_text())
+        record["fingerprint"]["config"] = "the digest of an earlier r1kit's settings"
+        record["config"]["model"]["threads"] = None
+        manifest.write_text(json.dumps(record))
     how = ["--model.threads", "1", "--sft.checkpoint.save_steps", "7", "--training.dataloader.pin_memory", "false"]
     again = r1kit_cli("run", "--profile", "test", "--out", str(run), *how, cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]

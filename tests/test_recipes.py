@@ -540,10 +540,18 @@ def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:
     # the default recipe: GRPO starts from the latest model, SFT's
     assert _reads(resolve_config(environ={}).config) == {"sft": set(), "grpo": {"sft"}}
     # a manifest from before an input was recorded keeps its work; a recorded input that changed does not
-    saved = {"config": "c", "inputs": {"model": "m1", "dpo.model": "d1"}}
-    assert _same_work(saved, {"config": "c", "inputs": {"model": "m1", "data": "x"}})
-    assert not _same_work(saved, {"config": "c", "inputs": {"model": "m2", "data": "x"}})
-    assert not _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}})
+    from r1kit.stages.common import stage_values
+
+    sft = config.stages[0]
+    saved = {"fingerprint": {"config": "c", "inputs": {"model": "m1", "dpo.model": "d1"}}, "config": {"seed": -1}}
+    assert _same_work(saved, {"config": "c", "inputs": {"model": "m1", "data": "x"}}, config, sft)
+    assert not _same_work(saved, {"config": "c", "inputs": {"model": "m2", "data": "x"}}, config, sft)
+    assert not _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft)
+    # an earlier r1kit's fingerprint (another digest: it held model.threads, since left out) with the same settings:
+    # every finished stage of such a folder was redone, "its config changed (config: '?' → '?')"
+    earlier = {**stage_values(config, "sft"), "model": {**stage_values(config, "sft")["model"], "threads": None}}
+    saved["config"] = json.loads(json.dumps(earlier))
+    assert _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft)
 
 
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])

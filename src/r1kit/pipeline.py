@@ -34,13 +34,14 @@ from r1kit.models import looks_local
 from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
-from r1kit.runs import RunDir, RunDirError, changed_keys, outdated_stages, read_manifest
+from r1kit.runs import RunDir, RunDirError, outdated_stages, read_manifest
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
     StageOutput,
     check_data,
     clear_stage,
+    config_changes,
     files_read,
     run_recorded,
     setup,
@@ -91,7 +92,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
-        same = _same_work(manifest.get("fingerprint", {}), fingerprint)
+        same = _same_work(manifest, fingerprint, stage_ctx.config, spec)
         if manifest.get("status") == "complete" and same and not plan[spec.name]:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
@@ -325,10 +326,13 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
     return {"config": json_digest(stage_values(config, spec.stage_kind)), "inputs": consumed}
 
 
-def _same_work(saved: dict[str, Any], now: dict[str, Any]) -> bool:
-    """Whether a stage's saved fingerprint matches: the same config, and the same content of every input both record
-    (a manifest written before r1kit recorded an input keeps its work rather than being redone for it)."""
-    return saved.get("config") == now["config"] and not _changed_inputs(saved, now)
+def _same_work(manifest: dict[str, Any], now: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> bool:
+    """Whether a stage's saved work fits: the same config (by its digest, or setting by setting for a folder of an
+    earlier r1kit: `config_changes`), and the same content of every input both record (a manifest written before
+    r1kit recorded an input keeps its work rather than being redone for it)."""
+    saved = manifest.get("fingerprint", {})
+    same_config = saved.get("config") == now["config"] or not _changed(manifest.get("config", {}), config, spec)
+    return same_config and not _changed_inputs(saved, now)
 
 
 def _changed_inputs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -337,7 +341,7 @@ def _changed_inputs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 
 def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
-    return changed_keys(saved, stage_values(config, spec.stage_kind))
+    return config_changes(saved, config, spec.stage_kind) if saved else [("config", "(none saved)", "this one")]
 
 
 def _restart_if_changed(
@@ -346,11 +350,12 @@ def _restart_if_changed(
     """Clear a stage folder whose work no longer fits (config or inputs changed, or redo asked for); an interrupted
     stage with the same fingerprint keeps its checkpoints and resumes. The finished first stage made from other
     inputs (its data file edited, say) is not discarded unasked, as `_plan` refuses a change of its config."""
-    if not manifest or (_same_work(manifest.get("fingerprint", {}), fingerprint) and not forced):
+    if not manifest or (_same_work(manifest, fingerprint, ctx.config, spec) and not forced):
         return
     change = ""
-    if manifest.get("fingerprint", {}).get("config") != fingerprint["config"]:
-        key, before, now = (_changed(manifest.get("config", {}), ctx.config, spec) or [("config", "?", "?")])[0]
+    changes = _changed(manifest.get("config", {}), ctx.config, spec)
+    if changes:
+        key, before, now = changes[0]
         change = f"its config changed ({key}: {before!r} → {now!r})"
     if forced:  # the change is said too: --only with a new value read as a plain redo
         why = "asked for by --from / --only" + (f", and {change}" if change else "")

@@ -148,16 +148,17 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         "inputs": local_inputs(config, base, kind),
     }
     done = distributed.from_main(read_manifest(ctx.dir))
-    if done.get("status") == "complete" and done.get("settings") == settings:
+    before = done.get("settings") or {}
+    same = before.get("inputs") == settings["inputs"] and not config_changes(before.get("config", {}), config, kind)
+    if done.get("status") == "complete" and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
-    if done and done.get("settings") != settings and not config.run.resume:
+    if done and not same and not config.run.resume:
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
-        before = done.get("settings") or {}
         inputs, now = before.get("inputs", {}), settings["inputs"]
         changed = [name for name in {**inputs, **now} if inputs.get(name) != now.get(name)]
-        changed += ["its config"] if before.get("config") != settings["config"] else []
+        changed += ["its config"] if config_changes(before.get("config", {}), config, kind) else []
         if done.get("status") == "complete" or complete_checkpoints(ctx.run.checkpoints(ctx.folder)):
             logger.warning(
                 "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
@@ -223,6 +224,27 @@ def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
     sections = set(READS[kind])
     how = {name: {*HOW_IT_RUNS.get(name, ()), *HOW_IT_RUNS["*"]} for name in sections}
     return {"seed": config.run.seed, **config.model_dump(include=sections, exclude=how)}
+
+
+def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, value now) for each setting of `stage_values` that differs from a stage's saved one. A
+    setting the saved config lacks (added to r1kit since) counts only where it is not at its default, and one it has
+    that r1kit no longer counts (a setting of how a stage runs) is left out: a run folder of an earlier r1kit keeps its
+    finished work.
+
+    >>> from r1kit.config.schema import R1kitConfig
+    >>> saved = stage_values(R1kitConfig(), "sft") | {"seed": 7}
+    >>> del saved["sft"]["max_steps"]
+    >>> config_changes(saved, R1kitConfig(), "sft")
+    [('seed', 7, 42)]
+    """
+    was, defaults = flatten(saved), flatten(stage_values(R1kitConfig(), kind))
+    now = flatten(json.loads(json.dumps(stage_values(config, kind), default=jsonable)))
+    return [
+        (key, was.get(key, defaults.get(key)), value)
+        for key, value in now.items()
+        if was.get(key, defaults.get(key)) != value
+    ]
 
 
 def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
