@@ -206,6 +206,16 @@ def test_only_and_from_name_stages_of_the_recipe(r1_run: tuple[Path, list[str]])
     assert only.returncode == 0, only.stderr[-2000:]
     assert "06_distill: asked for by --from / --only" in only.stderr and "02_sft: complete, skipped" in only.stderr
     assert "distill made no model: it kept nothing to train on" in only.stderr
+    # a stage in the middle: the later ones read what it redid (sft2 the rejection-sampled data), and are left
+    # outdated; they crashed the run (KeyError: 'rejection_sampling') once it stopped leaving at --only's stage
+    samples = ["--rejection_sampling.samples_per_prompt", samples]
+    middle = r1kit_cli(*args, *samples, "--only", "reasoning_rl", "--training.max_steps", "2", cwd=REPO)
+    assert middle.returncode == 0, middle.stderr[-2000:]
+    stages = {s["name"]: s["status"] for s in json.loads((run / "manifest.json").read_text())["stages"]}
+    assert [stages[name] for name in ("reasoning_rl", "rejection_sampling", "sft2", "distill")] == (
+        ["complete"] + ["outdated"] * 3
+    )
+    assert json.loads((run / "summary.json").read_text())["final_model"] == "03_reasoning_rl/model"
 
 
 def _steps(run: Path, stage: str) -> list[int]:

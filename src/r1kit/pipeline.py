@@ -85,9 +85,13 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
     trained: set[str] = set()  # the stages this command (re)trained: complete ones reading them are outdated
     reads = _reads(config)
+    left_out: set[str] = set()  # after --only's stage: those that read what it redid, or what was left out
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
+        if only is not None and only in outputs and reads[spec.name] & (trained | left_out):
+            left_out.add(spec.name)  # outdated: listed so in RUN/manifest.json, and checked by the next run
+            continue
         stage_ctx = ctx.for_stage(config.for_stage(spec), spec.name, folder)
         inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
@@ -98,7 +102,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
         elif only is not None and only in outputs:
-            continue  # after the --only stage, one that reads what it redid: outdated, listed so in RUN/manifest.json
+            left_out.add(spec.name)  # after --only's stage, one not complete with this config: left as it is
+            continue
         elif only is not None and spec.name != only:
             raise RunDirError(
                 f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
