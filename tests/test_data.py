@@ -460,7 +460,7 @@ def test_sharegpt_rows_keep_their_thinking_without_a_boxed_answer(tmp_path: Path
     assert sft_target(rows[0]) == "<think>\nReturn one.\n</think>\n<answer>def f(): return 1</answer>"
 
 
-def test_a_bare_boxed_or_unboxed_solution_is_no_worked_solution(tmp_path: Path) -> None:
+def test_a_bare_boxed_or_unboxed_solution_is_no_worked_solution(tmp_path: Path, caplog) -> None:
     """`$\\boxed{5}$` alone was a worked solution (SFT thought "$\\boxed{5}$"), and an unboxed NuminaMath
     solution was pasted whole into <answer>."""
     rows = [
@@ -468,7 +468,9 @@ def test_a_bare_boxed_or_unboxed_solution_is_no_worked_solution(tmp_path: Path) 
         {"problem": "2x = 6?", "solution": "Halve both sides: x = 3."},
         {"problem": "1 + 1?", "solution": "One and one make \\boxed{2}."},
     ]
-    loaded = load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", rows)))[0]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        loaded = load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", rows)))[0]
+    assert "1 of 3 NuminaMath rows have no \\boxed{} answer" in caplog.text  # the bare box is a gold answer
     assert [sft_target(row) for row in loaded] == [
         None,
         None,

@@ -54,7 +54,14 @@ def test_a_group_split_between_processes_is_judged_whole() -> None:
     recorder = RolloutRecorder({"accuracy": 1.0, "format": 1.0}, num_generations=8, max_completion_length=40)
     for accuracy in ([1.0] * 4, [0.0] * 4):  # the two processes' batches of one step (one prompt), as gathered
         recorded_batch(recorder, [GOOD] * 4, accuracy, step=3)
+    assert [(r.batch, r.first_row) for r in recorder.rollouts] == [(0, 0), (1, 0)]  # as one process records them
+    recorder.rollouts[1].batch, recorder.rollouts[1].first_row = 0, 4  # as process 1 records its half
     assert recorder.statistics(recorder.rollouts)["quality/zero_advantage_share"] == 0.0
+    # two groups of one prompt in one batch (a fresh draw may repeat a prompt) stay two groups, both without signal
+    recorder = RolloutRecorder({"accuracy": 1.0, "format": 1.0}, num_generations=2, max_completion_length=40)
+    recorded_batch(recorder, [GOOD] * 4, [1.0, 1.0, 0.0, 0.0], step=3)
+    recorder.rollouts[0].prompts = ["q"] * 4
+    assert recorder.statistics(recorder.rollouts)["quality/zero_advantage_share"] == 1.0
 
 
 def test_recorder_statistics_and_extremes() -> None:

@@ -27,6 +27,7 @@ def test_paired_difference_on_a_hand_computed_case() -> None:
     assert twelve["ci95"] == pytest.approx([1 / 6 - 2.201 / 6, 1 / 6 + 2.201 / 6], abs=1e-5)
     assert (change["fixed"], change["broken"]) == (2, 1)  # 0 → 1 twice, 1 → 0 once
     assert paired_difference([None], [1])["difference"] is None
+    assert paired_difference([0], [1])["ci95"] == [-1.0, 1.0]  # one problem says nothing either way
 
 
 def test_a_paired_interval_is_never_certain_and_stays_within_plus_minus_one() -> None:

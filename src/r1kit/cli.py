@@ -34,7 +34,7 @@ from r1kit.config.sources import (
     to_yaml,
     unused_reward_settings,
 )
-from r1kit.runs import training_log_run
+from r1kit.runs import stop_training_log, training_log_run
 from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     # huggingface_hub is imported (it reads the variable once); HF_HUB_DISABLE_TELEMETRY=0 turns it back on.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     argv = sys.argv[1:] if argv is None else argv
+    stop_training_log()  # an earlier command's in this process: Ctrl-C's hint names this command's run only
     if argv[:1] == ["trpo"]:  # the RLHF notebook's fourth method: argparse would only say "invalid choice"
         print(
             "r1kit: config error: TRPO is PPO's other policy update: r1kit ppo --ppo.policy_update trpo (its settings "

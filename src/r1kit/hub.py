@@ -20,7 +20,9 @@ from huggingface_hub import constants
 
 logger = logging.getLogger("r1kit")
 
-LOOKUP_SECONDS = 5.0  # the name lookup of the hub's host: a working resolver answers in milliseconds
+# the name lookup of the hub's host: a working resolver answers in milliseconds, one whose first name server is
+# down after its 5 s timeout (glibc's default), so the limit leaves room for that
+LOOKUP_SECONDS = 15.0
 
 
 @functools.cache

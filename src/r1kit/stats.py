@@ -83,7 +83,7 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     # Where every problem changed alike (none, or all fixed) the differences' spread is 0, and so would the normal
     # interval be ("[+0.0, +0.0]" over 8 problems), and with few changes it is too narrow. The half-width is at least
     # the Wilson bound of the share of problems that could have gone the other way, none of n seen.
-    half = max(t95(n - 1) * math.sqrt(variance / n), wilson_interval(0, n)[1]) if n > 1 else 1.0
+    half = max(t95(n - 1) * math.sqrt(variance / n), wilson_interval(0, n)[1]) if n > 1 else 2.0  # n 1: [−1, +1]
     fixed, broken = flipped(before, after)
     return {
         "problems": n,

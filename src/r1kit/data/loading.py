@@ -329,7 +329,8 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             group = row.get(cfg.group_column)
             rows.append(adapter(row) | {"group": None if group is None else str(group)})
             cut += left_out_turns(row, fmt)
-            unboxed += fmt == "numina" and rows[-1]["reasoning"] is None
+            # no answer column and no \boxed{}: the gold is the whole solution
+            unboxed += fmt == "numina" and rows[-1]["solution"] == str(row.get("solution")).strip()
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(
@@ -341,7 +342,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
     if unboxed:  # its gold is then the whole solution, whose last number the verifier reads
         logger.warning(
             "%s: %d of %d NuminaMath rows have no \\boxed{} answer: their gold answer is the last number of the whole "
-            "solution, which may not be the answer, and they are no worked solutions for SFT",
+            "solution, which may not be the answer (and they are no worked solutions for SFT)",
             source,
             unboxed,
             len(raw),

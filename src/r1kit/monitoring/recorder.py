@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1kit import distributed
 from r1kit.rewards.functions import count_reasoning_steps
 from r1kit.rewards.text import THINK_CLOSE, THINK_OPEN, completion_text, extract_answer, prompt_text, split_r1
 
@@ -28,6 +29,8 @@ class Rollout:
     lengths: list[int]  # completion tokens
     truncated: list[bool]  # cut at the token limit: no end token there (one that ends on the last token is complete)
     rewards: dict[str, list[float | None]] = field(default_factory=dict)
+    batch: int = 0  # which of the step's generation batches (dynamic sampling's retries are batches too)
+    first_row: int = 0  # the place of this process's first completion in that batch (processes hold equal slices)
 
     def totals(self, weights: dict[str, float]) -> list[float | None]:
         """Weighted reward per completion, None-values skipped, None if every reward was None (for the console and
@@ -57,9 +60,12 @@ class RolloutRecorder:
                 self._batch = completions
                 state = kwargs.get("trainer_state")
                 ids = kwargs.get("completion_ids") or [[]] * len(completions)
+                step = (state.global_step + 1) if state is not None else 0  # the step being computed
                 self.rollouts.append(
                     Rollout(
-                        step=(state.global_step + 1) if state is not None else 0,  # the step being computed
+                        step=step,
+                        batch=sum(rollout.step == step for rollout in self.rollouts),
+                        first_row=distributed.index() * len(completions),
                         prompts=[prompt_text(p) for p in kwargs.get("prompts") or [""] * len(completions)],
                         completions=[completion_text(c) for c in completions],
                         lengths=[len(row) for row in ids],
@@ -106,14 +112,14 @@ class RolloutRecorder:
         return stats
 
     def _prompt_groups(self, rollouts: list[Rollout]) -> list[list[float | None]]:
-        """The total rewards of each prompt's completions in a step, from every process's rollouts: with several
-        processes a group of num_generations can be split between them (TRL hands each its slice of the batch, and
-        gathers the rewards before the advantages). Rollouts recorded without prompts are cut into groups in order."""
-        groups: dict[tuple, list[float | None]] = {}
-        for number, rollout in enumerate(rollouts):
-            for index, (prompt, total) in enumerate(zip(rollout.prompts, rollout.totals(self.weights), strict=True)):
-                key = (rollout.step, prompt) if prompt else (rollout.step, number, index // self.num_generations)
-                groups.setdefault(key, []).append(total)
+        """The total rewards of each prompt group (num_generations consecutive completions of a generation batch),
+        from every process's rollouts: with several processes a group can be split between two of them (TRL hands
+        each an equal slice of the batch, and gathers the rewards before the advantages)."""
+        groups: dict[tuple[int, int, int], list[float | None]] = {}
+        for rollout in rollouts:
+            for index, total in enumerate(rollout.totals(self.weights)):
+                place = (rollout.first_row + index) // self.num_generations
+                groups.setdefault((rollout.step, rollout.batch, place), []).append(total)
         return list(groups.values())
 
     def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
-        self._scored_at_step: int | None = None  # the optimizer step the rollouts being trained on were made at
+        self._scored_at: int | None = None  # the micro-step (TRL's _step) the rollouts being trained on were made at
         self._said_unspliceable = False
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
         self._phase_seconds: dict[str, float] = defaultdict(float)
@@ -190,8 +190,9 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     def _compute_loss(self, model, inputs):
         loss = super()._compute_loss(model, inputs)
         sampled = inputs.get("sampling_per_token_logps")
-        # on the rollouts' first pass only: a later one (num_iterations > 1) measures how far training moved the policy
-        first_pass = self._scored_at_step == self.state.global_step
+        # on the rollouts' first pass only (the micro-steps right after they were made): a later one (num_iterations
+        # > 1) measures how far training has moved the policy since
+        first_pass = self._scored_at is not None and self._step - self._scored_at < self.args.steps_per_generation
         if (
             first_pass
             and sampled is not None
@@ -212,7 +213,8 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         return self._timed_apart("scoring", self._scored_batch, inputs)
 
     def _scored_batch(self, inputs):
-        self._scored_at_step = self.state.global_step
+        if self.model.training:  # an evaluation's rollouts are not trained on
+            self._scored_at = self._step
         if self.curriculum is not None and self.model.training:
             inputs = self._kept_rows(inputs)
         batch = super()._generate_and_score_completions(inputs)

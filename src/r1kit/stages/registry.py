@@ -72,7 +72,7 @@ TOOL_READS = {
 
 # Settings of how a stage runs, not of what it makes: a run continued with more threads, another cache folder,
 # data-loader workers or checkpoint spacing keeps its finished work (its fingerprint leaves them out).
-HOW_IT_RUNS = {"model": ("threads", "cache_dir"), "*": ("dataloader", "checkpoint")}
+HOW_IT_RUNS = {"model": ("threads", "cache_dir"), "ppo": ("save_steps",), "*": ("dataloader", "checkpoint")}
 
 
 def how_it_runs(path: str) -> bool:
