@@ -473,8 +473,9 @@ def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys)
     assert_one_line(err, "02_sft is a stage folder of a run: r1kit report ")  # was: "holds no r1kit run"
 
 
-def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, capsys) -> None:
-    """An interrupted eval said to run it again "to continue from the last checkpoint"; eval keeps none."""
+def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, capsys, tmp_path: Path) -> None:
+    """An interrupted eval said to run it again "to continue from the last checkpoint"; eval keeps none. A stage
+    interrupted before its run folder was opened has none either; in a named folder the same command goes on."""
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -482,8 +483,9 @@ def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, cap
     monkeypatch.setattr("r1kit.stages.evaluate.main", interrupted)
     monkeypatch.setattr("r1kit.stages.sft.main", interrupted)
     assert cli(capsys, "eval", "--profile", "test") == (130, "r1kit: interrupted\n")
-    code, err = cli(capsys, "sft", "--profile", "test")
-    assert code == 130 and "continue from the last checkpoint" in err
+    assert cli(capsys, "sft", "--profile", "test") == (130, "r1kit: interrupted\n")
+    code, err = cli(capsys, "sft", "--profile", "test", "--out", str(tmp_path / "run"))
+    assert code == 130 and "run the same command again to continue from the last checkpoint" in err
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
