@@ -9,8 +9,8 @@ later stage that reads what it made (its model, its dataset, or its name in the 
 change that would discard every finished stage is refused (that is another run: `--out`, or `--from FIRST_STAGE` to
 redo it here). `--from STAGE` redoes a stage and those after it; `--only STAGE` runs one stage on the complete stages
 before it; the complete stages after it that read what it made are then listed as outdated in RUN/manifest.json
-until the next run checks them, and those that read nothing of it stay in the run's summary. A stage's own `dataset` (in its recipe config) is the data it trains on; every model
-is evaluated on the run's held-out problems.
+until the next run checks them, and those that read nothing of it stay in the run's summary. A stage's own `dataset`
+(in its recipe config) is the data it trains on; every model is evaluated on the run's held-out problems.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     model = base
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
-        if only is not None and only in outputs and reads[spec.name] & (trained | left_out):
+        past_only = only is not None and only in outputs  # --only's stage is done: the others stay as they are
+        if past_only and reads[spec.name] & (trained | left_out):
             left_out.add(spec.name)  # outdated: listed so in RUN/manifest.json, and checked by the next run
             continue
         stage_ctx = ctx.for_stage(config.for_stage(spec), spec.name, folder)
@@ -101,7 +102,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
-        elif only is not None and only in outputs:
+        elif past_only:
             left_out.add(spec.name)  # after --only's stage, one not complete with this config: left as it is
             continue
         elif only is not None and spec.name != only:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,16 +61,22 @@ def load_splits(cfg: DatasetConfig) -> Splits:
 
 def say_held_out_problems_trained_on(train: Dataset, test: Dataset, source: str) -> None:
     """Say how many held-out problems are also training problems (the same question), if any."""
-    seen = set(train["question"])
-    both = sum(question in seen for question in test["question"])
+    say_held_out_trained_on(
+        train["question"],
+        test["question"],
+        source,
+        "problems are also training problems (the same question): their scores measure what was memorised, not "
+        "reasoning",
+    )
+
+
+def say_held_out_trained_on(trained: Iterable[str], held_out: Sequence[str], source: str, what: str) -> None:
+    """Say how many of the `held_out` keys (questions, prompts) are `trained` ones too, if any: `what` says what
+    they are and what that makes of their score ("problems are also training problems …")."""
+    seen = set(trained)
+    both = sum(key in seen for key in held_out)
     if both:
-        logger.warning(
-            "%s: %d of %d held-out problems are also training problems (the same question): their scores measure "
-            "what was memorised, not reasoning",
-            source,
-            both,
-            len(test),
-        )
+        logger.warning("%s: %d of %d held-out %s", source, both, len(held_out), what)
 
 
 def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, Dataset]:

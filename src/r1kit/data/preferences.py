@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, required_text
-from r1kit.data.loading import DatasetError, held_out_file, load_raw, split_is_file
+from r1kit.data.loading import DatasetError, held_out_file, load_raw, say_held_out_trained_on, split_is_file
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -347,7 +347,13 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
                 "give preferences.test_split a file of other prompts",
                 source,
             )
-    _say_held_out_prompts_in_training(train, test, source)
+    # a held-out file whose prompts are also trained on measures memory, not preference: said, as for problems
+    say_held_out_trained_on(
+        map(_prompt_key, train),
+        [_prompt_key(pair) for pair in test],
+        source,
+        "pairs have a prompt that is also in the training pairs; their pairwise accuracy is not a held-out figure",
+    )
     return PairSplits(
         train=_sample(train, cfg.max_pairs, cfg.seed),
         test=_sample(test, cfg.max_held_out, cfg.seed),
@@ -366,20 +372,6 @@ def _sample(pairs: list[Pair], limit: int | None, seed: int) -> list[Pair]:
     if limit is None or len(pairs) <= limit:
         return pairs
     return [pairs[i] for i in sorted(random.Random(seed).sample(range(len(pairs)), limit))]
-
-
-def _say_held_out_prompts_in_training(train: list[Pair], test: list[Pair], source: str) -> None:
-    """A held-out file whose prompts are also trained on measures memory, not preference: said, as for problems."""
-    trained = {_prompt_key(pair) for pair in train}
-    both = sum(_prompt_key(pair) in trained for pair in test)
-    if both:
-        logger.warning(
-            "%s: %d of %d held-out pairs have a prompt that is also in the training pairs; their pairwise accuracy "
-            "is not a held-out figure",
-            source,
-            both,
-            len(test),
-        )
 
 
 def split_pairs(pairs: list[Pair], held_out: float, seed: int) -> tuple[list[Pair], list[Pair]]:

@@ -149,7 +149,8 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     }
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
-    same = before.get("inputs") == settings["inputs"] and not config_changes(before.get("config", {}), config, kind)
+    config_changed = bool(config_changes(before.get("config", {}), config, kind))
+    same = before.get("inputs") == settings["inputs"] and not config_changed
     if done.get("status") == "complete" and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
@@ -158,7 +159,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
         inputs, now = before.get("inputs", {}), settings["inputs"]
         changed = [name for name in {**inputs, **now} if inputs.get(name) != now.get(name)]
-        changed += ["its config"] if config_changes(before.get("config", {}), config, kind) else []
+        changed += ["its config"] if config_changed else []
         if done.get("status") == "complete" or complete_checkpoints(ctx.run.checkpoints(ctx.folder)):
             logger.warning(
                 "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir

@@ -213,10 +213,10 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         return self._timed_apart("scoring", self._scored_batch, inputs)
 
     def _scored_batch(self, inputs):
-        if self.model.training:  # an evaluation's rollouts are not trained on
+        if self.model.training:  # an evaluation's rollouts are neither trained on nor the curriculum's
             self._scored_at = self._step
-        if self.curriculum is not None and self.model.training:
-            inputs = self._kept_rows(inputs)
+            if self.curriculum is not None:
+                inputs = self._kept_rows(inputs)
         batch = super()._generate_and_score_completions(inputs)
         if not self.model.training or not (self.resample_retries or self.step_credit):
             return batch
