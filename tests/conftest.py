@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,16 +37,62 @@ def tiny_model(model_cache: Path) -> Path:
     return builtin_model_path("tiny-random")
 
 
-def r1kit_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real `r1kit` entry point in a fresh process."""
-    return subprocess.run(
-        [sys.executable, "-m", "r1kit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+def r1kit_cli(
+    *args: str, cwd: Path, timeout: float = 600, env: dict | None = None, fresh_process: bool = False
+) -> subprocess.CompletedProcess:
+    """Run `r1kit ARGS` as a command: its exit code and what it printed, as `subprocess.run` gives them.
+
+    By default in this process: `python -m r1kit` only calls `r1kit.cli.main`, and a fresh process pays ~8 s of
+    torch/transformers/peft imports (most of the suite's time, where ~70 commands run). A fresh process where the test
+    needs one (`fresh_process`) or changes an environment variable (the libraries read some of them once, on import);
+    `timeout` bounds a fresh process only."""
+    command = [sys.executable, "-m", "r1kit", *args]
+    if fresh_process or any(os.environ.get(key) != value for key, value in (env or {}).items()):
+        return subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+        )
+    out, err = io.StringIO(), io.StringIO()
+    with _as_a_command(cwd, err), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = _exit_code(list(args))
+    return subprocess.CompletedProcess(command, code, out.getvalue(), err.getvalue())
+
+
+def _exit_code(argv: list[str]) -> int:
+    from r1kit.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exiting:  # argparse's usage errors and --help
+        return exiting.code if isinstance(exiting.code, int) else int(exiting.code is not None)
+
+
+@contextlib.contextmanager
+def _as_a_command(cwd: Path, err: io.StringIO) -> Iterator[None]:
+    """What a command changes in its process is put back afterwards: the working folder, the environment, the
+    logging set-up (pytest's handlers would keep r1kit's log lines from `err`: the console's format instead), torch's
+    thread count, the signal handlers and the run's training.log handler."""
+    import torch
+
+    from r1kit.runs import stop_training_log
+
+    root, here, environ = logging.getLogger(), Path.cwd(), dict(os.environ)
+    handlers, level, threads = root.handlers[:], root.level, torch.get_num_threads()
+    signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    console = logging.StreamHandler(err)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.handlers, root.level = [console], logging.WARNING
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        stop_training_log()
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(environ)
+        root.handlers, root.level = handlers, level
+        torch.set_num_threads(threads)
+        for number, handler in signals.items():
+            signal.signal(number, handler)
 
 
 def r1kit_killed_in_checkpoint_write(*args: str, step: int, cwd: Path) -> subprocess.CompletedProcess:

@@ -66,8 +66,9 @@ def steps(run: Path, stage: str) -> list[dict]:
 
 
 def launched(*args: str, out: Path) -> str:
-    """`r1kit ARGS --out OUT` under `accelerate launch` with two CPU processes; its console output."""
-    done = r1kit_cli(*args, *TWO_CPUS, "--out", str(out), cwd=REPO)
+    """`r1kit ARGS --out OUT` under `accelerate launch` with two CPU processes; its console output (the launched
+    processes write to the launching one's file descriptors: a process of its own)."""
+    done = r1kit_cli(*args, *TWO_CPUS, "--out", str(out), cwd=REPO, fresh_process=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "accelerate.commands.launch --config_file" in done.stderr and "--num_processes 2" in done.stderr
     assert "find_unused_parameters=True" not in done.stderr  # was: each process warned of the search at every start
