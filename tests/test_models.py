@@ -329,11 +329,59 @@ def test_a_model_folder_without_a_tokenizer_says_so(tiny_model: Path, tmp_path: 
         load_tokenizer(ModelConfig(), str(folder))
 
 
-def test_a_chat_template_that_refuses_a_system_message_is_a_model_error(tiny_model: Path) -> None:
-    """Gemma-style templates raise on a system role: chat, eval and training crashed as "unexpected error"."""
-    template = (
-        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-        "{% endif %}{{ m['content'] }}{% endfor %}"
+# Gemma 2's own chat template: a system message raises, and so does any order but user, assistant, user, ...
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+
+
+def test_a_chat_template_without_a_system_turn_gets_the_system_prompt_in_the_first_user_message(
+    tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Gemma-style templates raise on a system role: r1kit refused them (a system prompt is how it asks), and
+    `--prompt.system ""` did not lift the refusal. The system prompt now heads the first user message, as Gemma 3's
+    template does itself; a template that fails for another reason is still a clear error."""
+    tokenizer = load_tokenizer(ModelConfig(chat_template=GEMMA2_TEMPLATE), str(tiny_model))
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "2 + 2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "3 + 3?"},
+    ]
+    asked = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    assert asked.endswith(
+        "<start_of_turn>user\nBe brief.\n\n2 + 2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>\n"
+        "<start_of_turn>user\n3 + 3?<end_of_turn>\n<start_of_turn>model\n"
     )
-    with pytest.raises(ModelError, match=r"cannot ask with a system message \(System role not supported\)"):
-        load_tokenizer(ModelConfig(chat_template=template), str(tiny_model))
+    alone = tokenizer.apply_chat_template(conversation[1:2], tokenize=False, add_generation_prompt=True)
+    assert alone.endswith("<start_of_turn>user\n2 + 2?<end_of_turn>\n<start_of_turn>model\n")  # as the template has it
+    assert "takes no system message (System role not supported)" in caplog.text
+    caplog.clear()
+    load_tokenizer(ModelConfig(chat_template=GEMMA2_TEMPLATE), str(tiny_model))
+    assert "takes no system message" not in caplog.text  # said once per model, not at every stage and evaluation
+
+    broken = "{{ raise_exception('Broken template') }}"
+    with pytest.raises(ModelError, match=r"cannot ask with a system message \(Broken template\), nor with the system"):
+        load_tokenizer(ModelConfig(chat_template=broken), str(tiny_model))
+
+
+def test_a_stage_trains_and_evaluates_with_a_template_without_a_system_turn(tmp_path: Path) -> None:
+    """Before, `r1kit sft` with a Gemma-style template stopped at loading the tokenizer."""
+    from tests.conftest import REPO, r1kit_cli
+
+    out = tmp_path / "run"
+    gemma = ("--model.chat_template", GEMMA2_TEMPLATE)
+    done = r1kit_cli("sft", "--profile", "test", *gemma, "--sft.max_steps", "2", "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = "".join(
+        path.read_text() for path in (out / "sft" / "model").glob("*") if path.suffix in (".json", ".jinja")
+    )
+    assert "System role not supported" in saved and "messages[1]['role'] == 'user'" in saved  # saved as it trained
+    evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), cwd=REPO)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "takes no system message" not in evaluated.stderr  # the saved template takes one

