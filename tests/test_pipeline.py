@@ -482,6 +482,28 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     assert "<h2>Evaluation</h2>" in page and "<h1>r1kit sft <code>sft_alone</code></h1>" in page  # was: "r1kit run"
 
 
+def test_a_run_on_relative_data_paths_is_evaluated_from_another_folder(tmp_path: Path) -> None:
+    """`r1kit eval --model RUN` scores the run's held-out problems, but the run's config.yaml keeps its data paths as
+    given: from another folder "dataset file not found: d.jsonl". config.yaml's first line names the folder the
+    command ran in, and the run's relative data and held-out files are found from there."""
+    from r1kit.data.synthetic import generate
+
+    started, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    started.mkdir(), elsewhere.mkdir()
+    for name, seed, rows in (("d.jsonl", 1, 40), ("h.jsonl", 2, 3)):
+        (started / name).write_text("".join(json.dumps(row) + "\n" for row in generate("arithmetic", rows, seed)))
+    args = ("sft", "--profile", "test", "--data", "d.jsonl", "--dataset.test_split", "h.jsonl", "--out", "run")
+    assert r1kit_cli(*args, cwd=started).returncode == 0
+    assert RunDir(started / "run").started_in() == started
+
+    evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(started / "run"), cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = json.loads((started / "run" / "eval" / "eval.json").read_text())
+    assert result["dataset"] == str(started / "h.jsonl") and result["problems"] == 3
+    again = r1kit_cli(*args, cwd=started)  # the header is no setting: the same command still has nothing to do
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
+
+
 def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_path: Path) -> None:
     """Chat data under the default reasoning prompt was trained to ignore its prompt, with only a warning; the
     prompt that trained is what eval and chat ask with, so it is saved with the run."""

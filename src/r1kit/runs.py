@@ -1,7 +1,8 @@
 """The run folder: where a run leaves everything a person or a resume needs.
 
 RUN/
-  config.yaml           the resolved config (repeat the run with --config RUN/config.yaml)
+  config.yaml           the resolved config (repeat the run with --config RUN/config.yaml), after a first line
+                        naming the folder the command ran in (its relative paths are from there)
   metrics.jsonl         one line per logging step of every training stage
   completions.jsonl     best and worst completions with their reward breakdown
   alerts.jsonl          trend alerts raised during training
@@ -38,6 +39,7 @@ logger = logging.getLogger("r1kit")
 
 JSONL_LOGS = ("metrics.jsonl", "completions.jsonl", "alerts.jsonl")
 TRAINING_LOG = "training.log"
+_STARTED_IN = "# started in "  # config.yaml's first line: the folder its relative paths are from
 _LOG_TIME = "%Y-%m-%d %H:%M:%S"  # each line of training.log, r1kit's log lines and `RunDir.say`'s alike
 
 
@@ -168,8 +170,17 @@ class RunDir:
 
     def save_config(self, config: R1kitConfig) -> None:
         """Save the resolved config: what --resume continues and what the next command is compared with. Saved only
-        once the command is going to train, so a refused command leaves the folder's config as it was."""
-        write_atomic(self.path("config.yaml"), to_yaml(config))
+        once the command is going to train, so a refused command leaves the folder's config as it was. Its first
+        line, a comment, names the folder the command ran in: its relative paths are from there."""
+        header = f"{_STARTED_IN}{Path.cwd()} (relative paths below are from there)\n"
+        write_atomic(self.path("config.yaml"), header + to_yaml(config))
+
+    def started_in(self) -> Path | None:
+        """The folder the run's command ran in (its config.yaml's first line), or None (an earlier r1kit's run)."""
+        with self.path("config.yaml").open(encoding="utf-8") as saved:
+            first = saved.readline().rstrip("\n")
+        found = re.fullmatch(rf"{re.escape(_STARTED_IN)}(.+) \(relative paths below are from there\)", first)
+        return Path(found.group(1)) if found else None
 
     def finished_work(self) -> list[str]:
         """Finished work a restart would lose (paths inside the run), the newest last within each stage: complete

@@ -151,7 +151,7 @@ def held_out_source(cfg: DatasetConfig) -> str:
     """
     if not cfg.test_split:
         return cfg.name
-    return cfg.test_split if _names_a_file(cfg) else f"{cfg.name} [{cfg.test_split}]"
+    return cfg.test_split if names_a_file(cfg) else f"{cfg.name} [{cfg.test_split}]"
 
 
 def is_local_data(name: str) -> bool:
@@ -175,7 +175,7 @@ def split_is_file(name: str, split: str) -> bool:
     return is_local_data(name) or Path(split).suffix in _LOCAL_BUILDERS
 
 
-def _names_a_file(cfg: DatasetConfig) -> bool:
+def names_a_file(cfg: DatasetConfig) -> bool:
     """dataset.test_split is a file: always with a built-in task, otherwise as `split_is_file` says."""
     return cfg.name in synthetic.BUILTIN_TASKS or split_is_file(cfg.name, cfg.test_split or "")
 
@@ -195,7 +195,7 @@ def held_out_file(split: str, key: str) -> Path:
 
 
 def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
-    if _names_a_file(cfg):
+    if names_a_file(cfg):
         return load_file(held_out_file(cfg.test_split, "dataset.test_split"), cfg.on_bad_row)
     return _load_raw(cfg, held_out=cfg.test_split)
 

@@ -22,7 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
 from r1kit.atomic import COMPLETE_MARKER, build_complete, content_hash, is_complete, jsonable, write_json
-from r1kit.config.schema import ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
+from r1kit.config.schema import DatasetConfig, ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
 from r1kit.config.sources import ResolvedConfig, flatten, resolve_config, set_path
 from r1kit.data.loading import (
     NO_SFT_ROWS,
@@ -32,6 +32,7 @@ from r1kit.data.loading import (
     has_sft_rows,
     is_local_data,
     load_splits,
+    names_a_file,
     r1_target,
 )
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
@@ -461,18 +462,32 @@ def loadable_model(config: R1kitConfig) -> str:
 
 def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None:
     """The config of the run that trained model.name and that of the stage that made it (a recipe stage's own
-    `config:` laid over the run's); None for a model r1kit did not train."""
+    `config:` laid over the run's); None for a model r1kit did not train. Its relative data paths are made absolute
+    from the folder the run ran in, so they are found from any other."""
     named = stage_named(config.model.name)  # RUN:STAGE names a model of RUN
     run = named[0] if named is not None else run_of(config.model.name)
     if run is None:
         return None
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
+    trained = trained.model_copy(update={"dataset": _data_from(trained.dataset, run.started_in())})
     stage = trained
     stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
     for index, spec in enumerate(trained.stages, start=1):
         if stage_folder == f"{index:02d}_{spec.name}":
             stage = trained.for_stage(spec)
     return trained, stage
+
+
+def _data_from(dataset: DatasetConfig, folder: Path | None) -> DatasetConfig:
+    """`dataset` with its relative local files (data, held-out file) joined onto `folder`, the one a run ran in."""
+    if folder is None:
+        return dataset
+    name, held_out = dataset.name, dataset.test_split
+    if is_local_data(name) and not Path(name).expanduser().is_absolute():
+        name = str(folder / name)
+    if held_out is not None and names_a_file(dataset) and not Path(held_out).expanduser().is_absolute():
+        held_out = str(folder / held_out)
+    return dataset.model_copy(update={"name": name, "test_split": held_out})
 
 
 def with_trained_prompt(resolved: ResolvedConfig, command: str) -> R1kitConfig:
