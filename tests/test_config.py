@@ -745,6 +745,24 @@ def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_onc
     ]
 
 
+def test_the_grpo_batch_rule_holds_where_a_grpo_stage_runs() -> None:
+    """The RLHF notebook's `--batch_size 4` (no multiple of GRPO's 8 completions a prompt) refused `r1kit run --recipe
+    rlhf`, which has no GRPO stage, blaming its ppo stage; `r1kit dpo --grpo.num_generations 6` was refused too."""
+    assert resolve("--batch_size", "4", recipe="rlhf", command="run").config.training.batch_size.per_device_train == 4
+    assert resolve("--grpo.num_generations", "6", command="dpo").config.grpo.num_generations == 6
+    for where in ({"command": "grpo"}, {"command": "run"}, {"recipe": "r1", "command": "run"}):
+        with pytest.raises(ConfigError, match=r"must be divisible by grpo.num_generations \(8\)"):
+            resolve("--batch_size", "4", **where)
+
+
+def test_a_section_with_every_key_commented_out_is_an_empty_section(tmp_path: Path) -> None:
+    """YAML reads `training:` followed by comments only as null: "training: Input should be a valid dictionary"."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("training:\n  # max_steps: 5\nsft:\n  max_steps: 3\n")
+    config = resolve(config_file=str(config_file)).config
+    assert config.sft.max_steps == 3 and config.training == R1kitConfig().training
+
+
 def test_settings_of_a_reward_no_list_names_are_said_to_change_nothing() -> None:
     """The tutorial's cosine settings without cosine in the reward list were accepted without a word."""
     from r1kit.config.sources import unused_reward_settings

@@ -236,7 +236,7 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None:
-    from r1kit.config.sources import ConfigError, resolve_config
+    from r1kit.config.sources import ConfigError, resolve_config, unused_reward_settings
     from r1kit.stages.grpo import build_rewards
 
     spec = f"{plugin_module}:short_answer"
@@ -264,6 +264,13 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     # a name close to none it takes is its **kwargs' business (a function may read kwargs itself)
     extra = ["--rewards.functions", f"[{plugin_module}:broken]", "--rewards.broken.limit", "3"]
     assert resolve_config(overrides=extra, environ={}).config.rewards.params(f"{plugin_module}:broken").model_extra
+    # its parameters under its whole spec are read, and were said to change nothing ("my_rewards is not in
+    # rewards.functions"): the spec's module was taken for the reward
+    by_spec = resolve_config(
+        overrides=["--rewards.functions", f"[{spec}]", f"--rewards.{spec}.max_words", "9"], environ={}, command="grpo"
+    )
+    assert by_spec.config.rewards.params(spec).model_extra == {"max_words": 9}
+    assert unused_reward_settings(by_spec, "grpo") == []
 
 
 def test_a_plugin_that_raises_or_hangs_costs_its_items_not_the_run(plugin_module: str) -> None:
@@ -305,12 +312,30 @@ def test_a_plugin_named_as_a_built_in_setting_is_refused(tmp_path: Path, monkeyp
     assert code == 2 and "its function's name is r1kit's own rewards.accuracy" in err, err
 
 
-def test_a_language_is_named_as_the_language_detector_names_it(capsys) -> None:
-    """ "EN" or "zh-CN" matched no detected language ("en", "zh"): every completion scored 0."""
-    code, config, _ = show(capsys, "--rewards.language_consistency.language", "zh-CN")
-    assert code == 0 and config["rewards"]["language_consistency"]["language"] == "zh"
-    code, _, err = show(capsys, "--rewards.language_consistency.language", "Chinese!")
+@pytest.mark.parametrize("key", ["rewards.language_consistency.language", "filters.language"])
+def test_a_language_is_named_as_the_language_detector_names_it(key: str, capsys) -> None:
+    """ "EN" or "zh-CN" matched no detected language ("en", "zh"): every completion scored 0, and with
+    filters.language every trace was dropped as written in the wrong language."""
+    code, config, _ = show(capsys, f"--{key}", "zh-CN")
+    section, *path = key.split(".")
+    value = config[section]
+    for part in path:
+        value = value[part]
+    assert code == 0 and value == "zh"
+    code, _, err = show(capsys, f"--{key}", "Chinese!")
     assert code == 2 and "is not a language code" in err, err
+
+
+def test_traces_in_the_language_a_filter_names_in_capitals_are_kept() -> None:
+    from r1kit.config.sources import resolve_config
+    from r1kit.stages.traces import TraceJudge
+
+    trace = (
+        "<think>We have three apples and add four more apples, so the total is seven apples in the basket.</think>"
+        "<answer>7</answer>"
+    )
+    config = resolve_config(environ={}, overrides=["--filters.language", "EN"]).config
+    assert TraceJudge(config)([trace], ["Tom has 3 apples and gets 4 more. How many?"], ["7"]) == ["kept"]
 
 
 def test_plugin_parameters_of_an_unlisted_reward_are_refused(capsys) -> None:

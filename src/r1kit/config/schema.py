@@ -293,11 +293,20 @@ class LanguageConsistencyParams(RewardParams):
     @field_validator("language")
     @classmethod
     def _as_the_language_detector_names_it(cls, language: str) -> str:
-        # fastText names languages by lower-case code without region: "EN" or "zh-CN" scored every completion 0
-        code = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
-        if not re.fullmatch(r"auto|[a-z]{2,3}", code):
-            raise ValueError(f"{language!r} is not a language code; give an ISO 639-1 code (en, zh, fr) or auto")
-        return code
+        return language_code(language)
+
+
+def language_code(language: str) -> str:
+    """A language setting as the language detector names languages: fastText's lower-case code without region
+    ("EN" or "zh-CN" matched no completion and no trace).
+
+    >>> language_code("en-US"), language_code("Auto")
+    ('en', 'auto')
+    """
+    code = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+    if not re.fullmatch(r"auto|[a-z]{2,3}", code):
+        raise ValueError(f"{language!r} is not a language code; give an ISO 639-1 code (en, zh, fr) or auto")
+    return code
 
 
 class OverlongParams(RewardParams):
@@ -743,6 +752,11 @@ class TraceFilterConfig(Section):
         "auto", description="ISO 639-1 code traces must be written in; auto: the language of the problem."
     )
     min_think_words: int = Field(3, ge=0, description="Drop a trace whose <think> block has fewer words.")
+
+    @field_validator("language")
+    @classmethod
+    def _as_the_language_detector_names_it(cls, language: str) -> str:
+        return language_code(language)
 
 
 class ColdStartConfig(SamplingConfig):
@@ -1293,9 +1307,14 @@ class R1kitConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _grpo_batch_holds_whole_groups(self) -> R1kitConfig:
+    def _grpo_batch_holds_whole_groups(self, info: ValidationInfo) -> R1kitConfig:
         # TRL samples one generation batch and groups it by prompt, so it must hold whole groups of num_generations;
         # it is then trained on in micro-batches of per_device_train × processes, so it must hold whole micro-batches.
+        # Checked where a GRPO stage runs (the stage alone, or a recipe's): the RLHF notebook's `--batch_size 4` is
+        # no GRPO batch.
+        command = (info.context or {}).get("command")
+        if "grpo" not in ({command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}):
+            return self
         batch = self.training.batch_size
         processes = distributed.launched_count()
         step = batch.per_device_train * processes

@@ -335,6 +335,9 @@ def _stage_configs(stages: Any) -> Iterator[tuple[Mapping[str, Any], dict[str, A
             yield spec, flatten(spec["config"])
 
 
+_SECTIONS = {path for path, _, is_section in walk_schema(R1kitConfig) if is_section}
+
+
 def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """YAML values with dotted keys (`training.epochs: 0.1`) nested, and the tutorial's paths renamed to r1kit's."""
     tree: dict[str, Any] = {}
@@ -342,6 +345,8 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     written: dict[str, str] = {}  # r1kit path → the name it was written under
     for path, value in flatten(values).items():
         if harmless(path, value):  # `push_to_hub: false` in a TRL config: noted by _yaml_layer, nothing to set
+            continue
+        if value is None and path in _SECTIONS:  # `training:` with its keys commented out: YAML reads null
             continue
         reason = refusal(path)
         if reason:
@@ -583,11 +588,11 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     values = flatten(config.rewards.model_dump(), "rewards.")
     defaults = flatten(type(config.rewards)().model_dump(), "rewards.")
     return [
-        f"{key} (from {source}): {key.split('.')[1]} is not in rewards.functions, so it changes nothing"
+        f"{key} (from {source}): {split_path(key)[1]} is not in rewards.functions, so it changes nothing"
         for key, source in resolved.sources.items()
         if key.startswith("rewards.")
-        and key.count(".") >= 2
-        and key.split(".")[1] not in (*_NOT_A_REWARD, *used)
+        and len(split_path(key)) >= 3
+        and short_name(split_path(key)[1]) not in (*_NOT_A_REWARD, *used)
         and (
             source.startswith(("cli:", "env:")) or (source.startswith("file:") and values.get(key) != defaults.get(key))
         )
