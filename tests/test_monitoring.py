@@ -316,3 +316,71 @@ def test_rewards_at_or_below_zero_can_drop_and_improve(series: list[float], kind
     """The rules skipped a series whose earlier level was 0 or below: penalties getting worse raised nothing."""
     raised = alerts_over([{"step": s, "rewards/repetition/mean": v} for s, v in enumerate(series)])
     assert [a["kind"] for a in raised] == ([kind] if kind else [])
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "format_", "zero_advantage"),
+    [
+        ([1.0, None, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], 1.0),  # the unjudged one at the group's mean: all equal
+        ([1.0, None], [0.0, 1.0], 0.0),  # 0.0 + 1.0 against 1.0 + 1.0: a signal
+    ],
+)
+def test_a_missing_verdict_counts_in_the_zero_advantage_share_as_the_trainer_scores_it(
+    accuracy: list[float | None], format_: list[float], zero_advantage: float
+) -> None:
+    """The share counted a reward's None as 0 while the trainer takes it at the group's mean of that reward
+    (`no_verdict_as_group_mean`): a group without signal was counted as one with, and the other way round."""
+    from r1kit.rewards.guard import no_verdict_as_group_mean
+
+    recorder = RolloutRecorder({"accuracy": 1.0, "format": 1.0}, num_generations=len(accuracy), max_completion_length=9)
+    batch = ["x"] * len(accuracy)  # one batch: both rewards score the same list
+    recorder.tap("accuracy", lambda c, **k: accuracy)(batch)
+    recorder.tap("format", lambda c, **k: format_)(batch)
+    assert recorder.statistics(recorder.rollouts)["quality/zero_advantage_share"] == zero_advantage
+    scores = torch.tensor([[float("nan") if a is None else a, f] for a, f in zip(accuracy, format_, strict=True)])
+    totals = no_verdict_as_group_mean(scores, len(accuracy)).sum(dim=1)
+    assert float(totals.max() == totals.min()) == zero_advantage  # the trainer's view
+
+
+def test_a_huge_finite_reward_is_logged_not_a_crash() -> None:
+    """statistics.fmean raised OverflowError on rewards near the float maximum, inside the trainer's logging."""
+    recorder = RolloutRecorder({"big": 1.0}, num_generations=2, max_completion_length=9)
+    recorder.tap("big", lambda c, **k: [1e308, 1e308])(["a", "b"])
+    stats = recorder.statistics(recorder.rollouts)
+    assert stats["rewards/big/mean"] == float("inf") and stats["rewards/big/max"] == 1e308
+    assert alerts_over([{"step": s, "rewards/total/mean": 1e308} for s in range(4)])  # a plateau, not an error
+
+
+def test_steps_without_rollouts_leave_the_rollout_alerts_as_they_were() -> None:
+    """With grpo.num_iterations 2, every other logged step trains on the rollouts before it and has no reward
+    figures: the plateau never fired, and a drop or a failing reward was raised again at every step with rollouts."""
+    flat = [{"step": s, "loss": 0.1} | ({"rewards/total/mean": 0.5} if s % 2 else {}) for s in range(12)]
+    assert [a["kind"] for a in alerts_over(flat)] == ["plateau"]
+    alerts = TrendAlerts(AlertsConfig(window=8, plateau_min_change=0.0))
+    levels = [0.8] * 8 + [0.2] * 16
+    dropping = [{"step": s} | ({"rewards/accuracy/mean": v} if s % 2 else {}) for s, v in enumerate(levels)]
+    assert [a["key"] for record in dropping for a in alerts.check(record)] == ["drop:rewards/accuracy/mean"]
+    failing = {"rewards/slow/mean": None, "rewards/slow/timeouts": 4.0}
+    records = [{"step": s} | (failing if s % 2 else {}) for s in range(8)]
+    assert [a["kind"] for a in alerts_over(records)] == ["failing_reward"]
+
+
+def test_the_eval_table_shows_pass_at_k_that_only_an_earlier_column_has(capsys: pytest.CaptureFixture[str]) -> None:
+    """`r1kit compare A B` with pass@k in A only showed no pass@k row: the rows were those of the last column."""
+    from r1kit.monitoring.console import print_eval_table
+
+    figures = {"dataset": "arithmetic", "problems": 2, "accuracy": 0.5, "format_rate": 1.0}
+    figures |= {"mean_completion_tokens": 9.0, "truncated_rate": 0.0}
+    print_eval_table({"A": figures | {"pass_at_k": {"4": 0.75}}, "B": figures}, title="t")
+    assert "pass@4" in capsys.readouterr().out
+
+
+def test_a_reward_whose_name_starts_with_an_underscore_is_in_the_plot_legend() -> None:
+    """matplotlib leaves labels starting with "_" out of the legend: a plug-in `mod:_mine` had lines and no name."""
+    import re
+
+    from r1kit.monitoring.report import _figure
+
+    rows = [{"rewards/_mine/mean": 0.1 * i} for i in range(12)]
+    svg = _figure("grpo", "t", list(range(12)), [("rewards/_mine/mean", "_mine")], rows, "reward", False)
+    assert "_mine" in re.findall(r"<!-- (.*?) -->", svg)[-1]  # the legend's last entry: its moving average

@@ -301,15 +301,19 @@ def test_a_missing_plugin_is_a_config_error(functions: str, message: str, plugin
     assert code == 2 and message in err, err
 
 
-def test_a_plugin_named_as_a_built_in_setting_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
-    """Its weight and parameters went to the built-in rewards.accuracy, silently."""
-    (tmp_path / "clash.py").write_text("def accuracy(completions, **kwargs):\n    return [1.0] * len(completions)\n")
+@pytest.mark.parametrize("name", ["accuracy", "total"])
+def test_a_plugin_named_as_a_built_in_setting_is_refused(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Its weight and parameters went to the built-in rewards.accuracy, silently; a plug-in `total` had its
+    statistics overwritten by the weighted total's (rewards/total/*)."""
+    (tmp_path / "clash.py").write_text(f"def {name}(completions, **kwargs):\n    return [1.0] * len(completions)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        code, _, err = show(capsys, "--rewards.functions", "[clash:accuracy]", "--rewards.accuracy.weight", "2")
+        code, _, err = show(capsys, "--rewards.functions", f"[format, clash:{name}]")
     finally:
         sys.modules.pop("clash", None)
-    assert code == 2 and "its function's name is r1kit's own rewards.accuracy" in err, err
+    assert code == 2 and f"its function's name is r1kit's own rewards.{name}" in err, err
 
 
 @pytest.mark.parametrize("key", ["rewards.language_consistency.language", "filters.language"])

@@ -337,6 +337,9 @@ class PluginRewardParams(RewardParams):
     model_config = ConfigDict(**Section.model_config | {"extra": "allow"})
 
 
+TOTAL_REWARD = "total"  # rewards/total/*: the weighted sum of the rewards, logged beside each reward's own
+
+
 class RewardsConfig(Section):
     """The rewards GRPO adds up. Besides the built-ins, `functions` takes plug-ins as `module:function` (a function
     with TRL's reward signature); a plug-in's parameters sit under its spec or its function's name."""
@@ -378,11 +381,11 @@ class RewardsConfig(Section):
             )
         for spec in filter(is_plugin, names):
             load_plugin(spec)  # a missing module or function is a config error now, before any model loads
-        taken = [n for n in names if is_plugin(n) and short_name(n) in cls.model_fields]
+        taken = [n for n in names if is_plugin(n) and short_name(n) in (*cls.model_fields, TOTAL_REWARD)]
         if taken:  # its parameters and statistics would be those of the built-in setting of that name
             raise ValueError(
                 f"plug-in {taken[0]!r}: its function's name is r1kit's own rewards.{short_name(taken[0])}, where its "
-                "parameters and statistics go; rename the function"
+                "parameters and statistics go (`total`: the weighted sum's statistics); rename the function"
             )
         short = [short_name(n) for n in names]
         if len(set(short)) != len(short):

@@ -8,7 +8,6 @@ Each rule fires once when its condition starts to hold, and again only after it 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from typing import Any
 
@@ -16,6 +15,7 @@ from r1kit.config.schema import AlertsConfig
 
 # Series watched for drops and improvements: the per-reward means and format compliance.
 _WATCHED_PREFIX, _WATCHED_SUFFIX = "rewards/", "/mean"
+_ROLLOUT_PREFIXES = ("rewards/", "quality/")  # the figures of a step's scored rollouts
 _NOTICE_KINDS = {"improvement"}  # every other kind is an alert
 _LEVEL_FLOOR = 0.1  # a drop or rise is measured against at least this level: rewards are about unit-sized
 
@@ -27,14 +27,19 @@ class TrendAlerts:
         self.active: set[str] = set()
 
     def check(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """Alerts and notices raised by this logged record: [{kind, level, key, message, step}]."""
-        self.history.append(record)
+        """Alerts and notices raised by this logged record: [{kind, level, key, message, step}]. The rules on
+        rollouts read the records that have rollout figures: a step that trains on an earlier step's rollouts
+        (grpo.num_iterations > 1) has none, and leaves those rules as they were."""
         holding: dict[str, str] = {}
         holding.update(self._non_finite(record))
-        holding.update(self._failing_rewards(record))
-        holding.update(self._thresholds())
-        if len(self.history) == self.history.maxlen:
-            holding.update(self._trends())
+        if any(key.startswith(_ROLLOUT_PREFIXES) for key in record):
+            self.history.append(record)
+            holding.update(self._failing_rewards(record))
+            holding.update(self._thresholds())
+            if len(self.history) == self.history.maxlen:
+                holding.update(self._trends())
+        else:
+            holding.update(dict.fromkeys(key for key in self.active if not key.startswith("non_finite:")))
         raised = [
             _raised(key, message, record.get("step")) for key, message in holding.items() if key not in self.active
         ]
@@ -102,7 +107,7 @@ class TrendAlerts:
         if all(t is not None for t in totals) and max(totals) - min(totals) < self.config.plateau_min_change:
             found["plateau"] = (
                 f"total reward stayed within {max(totals) - min(totals):.3g} over the last {len(totals)} logs "
-                f"(plateau at {statistics.fmean(totals):.3g})"
+                f"(plateau at {sum(totals) / len(totals):.3g})"
             )
 
         watched = {"quality/format_rate"} | {
@@ -148,4 +153,4 @@ def _raised(key: str, message: str, step: Any) -> dict[str, Any]:
 
 def _mean(records: list[dict[str, Any]], key: str) -> float | None:
     values = [r[key] for r in records if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
-    return statistics.fmean(values) if values else None
+    return sum(values) / len(values) if values else None  # statistics.fmean raises OverflowError near float max

@@ -123,7 +123,7 @@ def print_eval_table(
                  [interval or (None, None) for interval in intervals]]  # fmt: skip
         table.add_row("  95% interval", *cells, *([""] if len(labels) > 1 else []))
     row("format rate", [evaluations[label]["format_rate"] for label in labels], percent=True)
-    for k in evaluations[labels[-1]].get("pass_at_k") or {}:
+    for k in sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int):  # any column's
         row(pass_k_name(k), [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
     row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
     for key, name, percent in (("perplexity", "perplexity (reference text)", False), ("rouge_l", "ROUGE-L", True),

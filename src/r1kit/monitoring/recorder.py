@@ -8,7 +8,6 @@ reward's values. The monitor turns a window of batches into quality statistics a
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,12 +114,32 @@ class RolloutRecorder:
         """The total rewards of each prompt group (num_generations consecutive completions of a generation batch),
         from every process's rollouts: with several processes a group can be split between two of them (TRL hands
         each an equal slice of the batch, and gathers the rewards before the advantages)."""
-        groups: dict[tuple[int, int, int], list[float | None]] = {}
+        groups: dict[tuple[int, int, int], list[dict[str, float | None]]] = {}
         for rollout in rollouts:
-            for index, total in enumerate(rollout.totals(self.weights)):
+            for index in range(len(rollout.completions)):
                 place = (rollout.first_row + index) // self.num_generations
-                groups.setdefault((rollout.step, rollout.batch, place), []).append(total)
-        return list(groups.values())
+                scores = {name: values[index] for name, values in rollout.rewards.items()}
+                groups.setdefault((rollout.step, rollout.batch, place), []).append(scores)
+        return [self._group_totals(group) for group in groups.values()]
+
+    def _group_totals(self, group: list[dict[str, float | None]]) -> list[float | None]:
+        """A group's weighted totals as the trainer sums them (`no_verdict_as_group_mean`): a reward's missing
+        verdict counts at its mean over the group, a completion no reward judged is None (left out)."""
+        means = {}
+        for name in self.weights:
+            judged = [scores[name] for scores in group if scores.get(name) is not None]
+            means[name] = sum(judged) / len(judged) if judged else None
+        totals: list[float | None] = []
+        for scores in group:
+            if all(value is None for value in scores.values()):
+                totals.append(None)
+                continue
+            total = 0.0
+            for name, weight in self.weights.items():
+                value = means[name] if scores.get(name) is None else scores[name]
+                total += 0.0 if value is None else weight * value  # judged nowhere in the group: no part of it
+            totals.append(total)
+        return totals
 
     def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:
         """The best and the worst completion of a window by total reward, each with its reward breakdown."""
@@ -159,16 +178,21 @@ def _all_equal(group: list[float | None]) -> bool:
 
 
 def _mean(values: list[float]) -> float | None:
-    return statistics.fmean(values) if values else None
+    # a plain sum: statistics.fmean raises OverflowError on finite values near the float maximum (a reward may
+    # return 1e308), where this gives inf
+    return sum(values) / len(values) if values else None
 
 
 def _describe(prefix: str, values: list[float | None]) -> dict[str, float | None]:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return {f"{prefix}/mean": None, f"{prefix}/std": None, f"{prefix}/min": None, f"{prefix}/max": None}
+    mean = _mean(finite)
     return {
-        f"{prefix}/mean": statistics.fmean(finite),
-        f"{prefix}/std": statistics.pstdev(finite),
+        f"{prefix}/mean": mean,
+        f"{prefix}/std": math.sqrt(_mean([(v - mean) * (v - mean) for v in finite]))
+        if math.isfinite(mean)
+        else math.inf,
         f"{prefix}/min": min(finite),
         f"{prefix}/max": max(finite),
     }

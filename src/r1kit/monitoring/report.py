@@ -389,6 +389,9 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
             continue
         ys = [math.nan if v is None else v for v in values]
         smoothed = len(steps) >= _SMOOTHED_FROM
+        # matplotlib leaves a label that starts with "_" out of the legend (a plug-in reward `mod:_mine`): a space
+        # in front keeps it
+        label = f" {label}" if label.startswith("_") else label
         line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
                        alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
         if smoothed:  # what the trend is, through the step-to-step noise
