@@ -273,6 +273,17 @@ def test_environment_variables_both_prefixes() -> None:
     ).config
     assert config.rewards.functions == ["accuracy", "format"] and config.model.lora.enabled is False
     assert resolve(environ={"GRPO_SOMETHING_ELSE": "1", "R1KIT_CACHE": "/tmp"}).config  # not ours / not a config key
+    # one key set by two variables (an alias and its key, or both prefixes): the names' sorted order decided
+    for pair in (("R1KIT_TRAINING_LEARNING_RATE", "R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE"),
+                 ("GRPO_TRAINING_LEARNING_RATE", "R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE")):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"both set training.optimization.learning_rate; keep one"):
+            resolve(environ=dict(zip(pair, ("0.3", "0.5"), strict=True)))
+
+
+def test_a_list_after_an_equals_sign_split_by_the_shell_is_read_whole() -> None:
+    """`--rewards.functions=[accuracy, format]` unquoted: "unexpected argument 'format]'"."""
+    assert resolve("--rewards.functions=[accuracy,", "format]").config.rewards.functions == ["accuracy", "format"]
+    assert resolve("--rewards.functions=[accuracy]", "--max_steps", "3").config.rewards.functions == ["accuracy"]
     # but said, with the key meant where it can be told: a misspelt tutorial variable changed nothing, without a word
     ignored = resolve(environ={"GRPO_LEARNING_RATE": "1e-3", "GRPO_TRAINING_MAXSTEPS": "5"}).ignored
     assert ignored == [

@@ -404,6 +404,7 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
     """R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE=1e-4 and the tutorial's GRPO_TRAINING_LEARNING_RATE=1e-4."""
     by_env_name = {p.replace(".", "_").upper(): p for p in [*LEAF_PATHS, *PATH_ALIASES]}
     layer = Layer("env", {})
+    set_by: dict[str, str] = {}  # config key → the variable that set it
     for name in sorted(environ):
         prefix = next((p for p in ENV_PREFIXES if name.startswith(p)), None)
         if prefix is None or name in ENV_NOT_CONFIG:
@@ -420,10 +421,23 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             # GRPO_* may belong to another tool: said, not refused (a typo of the tutorial's name changed nothing)
             layer.ignored.append(f"environment variable {name} names no config key, so it is not read{guess}")
             continue
+        key = PATH_ALIASES.get(path, path)
+        if key in set_by:  # which one counted was decided by the names' sorted order
+            raise ConfigError(f"environment variables {set_by[key]} and {name} both set {key}; keep one")
+        set_by[key] = name
         layer.add(path, environ[name], f"env:{name}")
         if path in PATH_ALIASES:
             layer.notes.append(f"{name} → {PATH_ALIASES[path]}")
     return layer
+
+
+def _unclosed(text: str) -> bool:
+    """`text` opens more YAML lists or mappings than it closes.
+
+    >>> _unclosed("[accuracy,"), _unclosed("[accuracy, format]")
+    (True, False)
+    """
+    return text.count("[") + text.count("{") > text.count("]") + text.count("}")
 
 
 def cli_layer(args: list[str], command: str | None = None) -> Layer:
@@ -440,7 +454,8 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
         flag, has_equals, inline = flag.partition("=")
         index += 1
         words = [inline] if has_equals else []
-        while not has_equals and index < len(args) and not args[index].startswith("--"):
+        # `--a=[x,` `y]`: the shell split a list given after "=" too
+        while (not has_equals or _unclosed(" ".join(words))) and index < len(args) and not args[index].startswith("--"):
             words.append(args[index])
             index += 1
         strategy = STRATEGY_FLAGS.get(flag)
