@@ -679,3 +679,39 @@ def test_completion_logprobs_of_a_model_that_rescales_its_logits(tiny_model: Pat
         logps = model(ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
     assert count == ids.shape[1] - start
     assert total == pytest.approx(logps[start - 1 :].sum().item(), rel=1e-4)
+
+
+# A ChatML template that, like DeepSeek-R1-Distill's, keeps only what follows </think> of an assistant turn and opens
+# <think> in its generation prompt
+DISTILL_LIKE_TEMPLATE = (
+    "{% for m in messages %}{% if m['role'] == 'user' %}<|im_start|>user\n{{ m['content'] }}<|im_end|>\n"
+    "{% elif m['role'] == 'assistant' %}{% set c = m['content'] %}{% if '</think>' in c %}"
+    "{% set c = c.split('</think>')[-1] %}{% endif %}<|im_start|>assistant\n{{ c }}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+
+
+def test_reference_logprobs_score_the_reasoning_through_a_template_that_drops_it(tiny_model: Path) -> None:
+    """The reference reply was rendered as an assistant turn, which such a template cuts to its answer: perplexity
+    scored `<answer>391</answer>` alone (12 of 47 tokens). Now the reply as the model writes it after the prompt."""
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models import load_tokenizer
+    from r1kit.prompts import chat_prompt, r1_completion
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    reference = r1_completion("First 17 * 20 = 340, then 17 * 3 = 51, and 340 + 51 = 391.", "391")
+    prompt = chat_prompt("What is 17 * 23?", "Be brief.")
+    chatml = load_tokenizer(ModelConfig(chat_template="chatml"), str(tiny_model))
+    distill = load_tokenizer(ModelConfig(chat_template=DISTILL_LIKE_TEMPLATE), str(tiny_model))
+    [(plain_total, plain_count)] = evaluate_module.completion_logprobs(model, chatml, [prompt], [reference])
+    [(total, count)] = evaluate_module.completion_logprobs(model, distill, [prompt], [reference])
+    opening = len(chatml("<think>\n", add_special_tokens=False)["input_ids"])
+    assert count == plain_count - opening  # the whole reply but the <think> the prompt opened, and the turn's end
+    # the same reply after the same text: the same log-probabilities, but those of the opening tokens
+    asked = chatml.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    ids = chatml(asked + reference + "<|im_end|>\n", add_special_tokens=False, return_tensors="pt")["input_ids"]
+    start = len(chatml(asked, add_special_tokens=False)["input_ids"])
+    with torch.inference_mode():
+        logps = model(ids).logits[0, :-1].float().log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+    assert plain_total == pytest.approx(logps[start - 1 :].sum().item(), rel=1e-3)
+    assert total == pytest.approx(logps[start - 1 + opening :].sum().item(), rel=1e-3)

@@ -296,6 +296,9 @@ def reference_texts(rows: Dataset, system_prompt: str) -> tuple[list[list[dict]]
     return prompts, texts
 
 
+_MARK = "\ue000"  # a private-use character: where a reply goes in its rendered turn
+
+
 def completion_logprobs(
     model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], batch_size: int = 8
 ) -> list[tuple[float, int]]:
@@ -308,9 +311,17 @@ def completion_logprobs(
     rows: list[tuple[list[int], int]] = []
     for prompt, completion in zip(prompts, completions, strict=True):
         prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": completion}], tokenize=False
-        )
+        # The reply as the model writes it after the prompt, then the turn's end: a template may drop an assistant
+        # turn's reasoning (DeepSeek-R1-Distill keeps what follows </think>) and open <think> in its generation
+        # prompt, so rendering the reply as a turn scored its answer alone. The turn is rendered around a mark.
+        around = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": _MARK}], tokenize=False)
+        if _MARK in around:
+            reply = completion.removeprefix(think_opened_by(prompt_text))
+            full_text = prompt_text + reply + around.rsplit(_MARK, 1)[1]
+        else:  # a template that leaves a reply's text out: as it renders the turn
+            full_text = tokenizer.apply_chat_template(
+                [*prompt, {"role": "assistant", "content": completion}], tokenize=False
+            )
         prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"]
         start = 0  # where prompt and prompt + completion part (usually the prompt's end)
