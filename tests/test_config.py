@@ -766,6 +766,15 @@ def test_the_grpo_batch_rule_holds_where_a_grpo_stage_runs() -> None:
             resolve("--batch_size", "4", **where)
 
 
+def test_yaml_words_and_dates_in_text_settings_stay_text(tmp_path: Path) -> None:
+    """YAML 1.1 read Norwegian's code `no` as false and a date-named folder as a date: both were refused as "not a
+    valid string". A boolean setting still takes YAML 1.1's words."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("filters: {language: no}\nrun: {output_dir: 2024-01-05}\nmodel: {lora: {enabled: off}}\n")
+    config = resolve(config_file=str(config_file)).config
+    assert (config.filters.language, config.run.output_dir, config.model.lora.enabled) == ("no", "2024-01-05", False)
+
+
 def test_a_section_with_every_key_commented_out_is_an_empty_section(tmp_path: Path) -> None:
     """YAML reads `training:` followed by comments only as null: "training: Input should be a valid dictionary"."""
     config_file = tmp_path / "config.yaml"

@@ -182,16 +182,22 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2's integers: YAML 1.1 read `0123` as octal 83 and `2023_01` as 202301, so
-    a run name or revision written so became another text."""
+    """PyYAML's safe loader with YAML 1.2's integers and booleans, and no dates: YAML 1.1 read `0123` as octal 83,
+    `2023_01` as 202301, `no` (Norwegian) or `on` as a boolean and `2024-01-05` as a date, so a run name, revision
+    or language code written so became another value. A boolean setting still takes yes/no/on/off (the schema
+    reads them)."""
 
 
+_YAML11_ONLY = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 _Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:int"]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
+)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
 
@@ -200,6 +206,8 @@ def read_yaml(text: str) -> Any:
 
     >>> read_yaml("{revision: 0123, run: 2023_01, steps: 30, lr: 1.0e-4, hex: 0x10}")
     {'revision': '0123', 'run': '2023_01', 'steps': 30, 'lr': 0.0001, 'hex': 16}
+    >>> read_yaml("{language: no, subset: on, out: 2024-01-05, lora: true, bf16: False}")
+    {'language': 'no', 'subset': 'on', 'out': '2024-01-05', 'lora': True, 'bf16': False}
     """
     return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: builds no Python objects
 
