@@ -852,6 +852,21 @@ def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
     config_file.write_text("rewards: {functions: [accuracy, cosine]}\n")
     assert main(["config", "show", "--profile", "test", "--recipe", "r1", "--config", str(config_file)]) == 0
     assert f"which wins over {config_file}'s ['accuracy', 'cosine']" in capsys.readouterr().err
+    # a stage's max_steps clears the user's epochs for that stage (it trains by one or the other): said too
+    own.write_text("stages: [{name: sft, config: {sft: {max_steps: 7}}}, {name: grpo}]\n")
+    assert main(["config", "show", "--profile", "test", "--recipe", str(own), "--sft.epochs", "2"]) == 0
+    assert "sets its own sft.max_steps (7), so --sft.epochs's 2.0 (sft.epochs) does not reach it" in (
+        capsys.readouterr().err
+    )
+
+
+def test_stages_given_on_the_command_line_are_read_as_a_files_are() -> None:
+    """A file's stage config takes dotted keys and the tutorial's names; `--stages` refused both ("Extra inputs are
+    not permitted", "unknown key 'training.learning_rate'")."""
+    stages = "[{name: grpo, config: {training.max_steps: 5, training: {learning_rate: 0.1}}}]"
+    config = resolve("--stages", stages).config
+    stage = config.for_stage(config.stages[0])
+    assert (stage.training.max_steps, stage.training.optimization.learning_rate) == (5, 0.1)
 
 
 def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the_command_line(

@@ -66,6 +66,8 @@ class Layer:
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
         target, value = canonical(path, _value_from_text(PATH_ALIASES.get(path, path), text, source))
+        if target == "stages":  # a recipe's stages given whole: each stage's own values read as a file's are
+            value = _stages_normalised(value, source)
         set_path(self.values, target, value)
         self.value_sources[target] = source
 
@@ -369,14 +371,22 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise ConfigError(
             "\n".join(f"{where}: {path} is not an r1kit setting: {reason}" for reason, path in refused.items())
         )
-    if isinstance(tree.get("stages"), list):  # a recipe stage's own values are read as the file's are
-        tree["stages"] = [
-            {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
-            if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)
-            else spec
-            for spec in tree["stages"]
-        ]
+    if "stages" in tree:  # a recipe stage's own values are read as the file's are
+        tree["stages"] = _stages_normalised(tree["stages"], where)
     return tree
+
+
+def _stages_normalised(stages: Any, where: str) -> Any:
+    """A `stages:` list with each stage's `config` read as a file's values are (dotted keys, tutorial names); the
+    schema reports a malformed list."""
+    if not isinstance(stages, list):
+        return stages
+    return [
+        {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
+        if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)
+        else spec
+        for spec in stages
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -574,18 +584,33 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     shipped = recipe.parent == builtin_config("recipes").resolve()
     edit = "a copy of the recipe (r1kit config show)" if shipped else str(recipe)
     lines = []
+
+    def users(key: str) -> str | None:
+        """Where the user set `key`, or None (a default, a profile, the recipe's own file)."""
+        source = resolved.sources.get(key, "")
+        mine = source.startswith(("cli:", "env:")) or (
+            source.startswith("file:") and source != resolved.sources["stages"]  # not the recipe's own file
+        )
+        return source.split(":", 1)[1] if mine else None
+
     for spec in resolved.config.stages:
         for key, own in flatten(spec.config).items():
-            source = resolved.sources.get(key, "")
-            users = source.startswith(("cli:", "env:")) or (
-                source.startswith("file:") and source != resolved.sources["stages"]  # not the recipe's own file
-            )
-            if users and values.get(key) != own:
+            if (source := users(key)) and values.get(key) != own:
                 lines.append(
-                    f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source.split(':', 1)[1]}'s "
+                    f"stages: {spec.name} sets its own {key} ({own!r}), which wins over {source}'s "
                     f"{values.get(key)!r}; to change it, edit that stage in {edit}"
                 )
+            section, _, leaf = key.rpartition(".")
+            other = f"{section}.{_EPOCHS_OR_STEPS.get(leaf)}"  # a stage's max_steps clears the user's epochs
+            if leaf in _EPOCHS_OR_STEPS and own is not None and (source := users(other)) and values.get(other):
+                lines.append(
+                    f"stages: {spec.name} sets its own {key} ({own!r}), so {source}'s {values[other]!r} ({other}) "
+                    f"does not reach it (a stage trains by epochs or by steps); to change it, edit that stage in {edit}"
+                )
     return lines
+
+
+_EPOCHS_OR_STEPS = {"epochs": "max_steps", "max_steps": "epochs"}
 
 
 # The rewards section's settings that are not one reward's.
