@@ -504,9 +504,10 @@ def test_a_run_on_relative_data_paths_is_evaluated_from_another_folder(tmp_path:
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
 
 
-def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_path: Path) -> None:
-    """Chat data under the default reasoning prompt was trained to ignore its prompt, with only a warning; the
-    prompt that trained is what eval and chat ask with, so it is saved with the run."""
+@pytest.mark.parametrize("stage", ["sft", "sft2"])
+def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(stage: str, tmp_path: Path) -> None:
+    """Chat data under the default reasoning prompt was trained to ignore its prompt, with only a warning (sft2: not
+    even that); the prompt that trained is what eval and chat ask with, so it is saved with the run."""
     from r1kit.prompts import GENERAL_SYSTEM_PROMPT
     from r1kit.stages.common import as_trained, with_trained_prompt
 
@@ -516,7 +517,8 @@ def test_sft_alone_on_chat_replies_asks_with_the_plain_prompt_and_saves_it(tmp_p
     ]
     chat.write_text("".join(json.dumps({"messages": row}) + "\n" for row in turns))
     out = tmp_path / "run"
-    args = ("sft", "--profile", "test", "--data", str(chat), "--sft.max_steps", "1", "--out", str(out))
+    args = (stage, "--profile", "test", "--data", str(chat), "--sft.max_steps", "1", "--sft2.general_ratio", "0")
+    args += ("--out", str(out))
     done = r1kit_cli(*args, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "so training, evaluation and chat ask with the plain prompt" in done.stderr

@@ -263,6 +263,14 @@ def test_normalise_turns_loose_reasoning_into_r1_parts() -> None:
     # words that begin like a filler are words ("Sophia" lost "So", "Umar" "Um", "Wells" "Well")
     names = "Sophia sold 12.\nSome of them.\nUmar has 3.\nOksana, Wells Fargo."
     assert strip_filler(names) == names
+    # nor are the words before a hyphen, or a phrase that starts a sentence of reasoning: they were cut
+    # ("-known formula", "problem carefully: …", "if 7 divides 21")
+    reasoning = "Well-known formula: a + b.\nSo-called primes.\nLet me think about this problem: 3 + 4 = 7.\nLet me see if 7 divides 21."
+    assert strip_filler(reasoning) == reasoning
+    assert strip_filler("Let's see: 3 + 4 = 7\nLet me think about it.\n7 - 1 = 6") == "3 + 4 = 7\n7 - 1 = 6"
+    # a think block and a bare answer after it (its docstring's shape) was dropped as having no answer
+    assert normalise("<think>2 + 2 = 4</think> 4") == ("2 + 2 = 4", "4")
+    assert normalise("<think>2 + 2 = 4</think>\nSo we have 4 apples.\nThey are red.") is None  # no answer line
 
 
 def test_the_judge_names_why_a_trace_is_dropped() -> None:
@@ -278,6 +286,19 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
     ]
     reasons = judge(traces, ["What is 3 + 4? Add the two numbers."] * len(traces), ["7"] * len(traces))
     assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
+
+
+def test_the_judge_counts_the_words_of_a_thinking_written_without_spaces() -> None:
+    """A Chinese or Japanese <think> block has no spaces: one word, too short for filters.min_think_words (3), so
+    cold start, rejection sampling and distillation kept none of their traces."""
+    judge = TraceJudge(resolve_config(environ={}).config)
+    chinese = "<think>小明原来有5个苹果，吃掉了2个，所以剩下5减2等于3个苹果。</think><answer>3</answer>"
+    japanese = (
+        "<think>りんごは最初に5個ありました。2個食べたので、5から2を引くと3個になります。</think><answer>3</answer>"
+    )
+    questions = ["小明有5个苹果，吃了2个，还剩几个？", "りんごが5個あり、2個食べました。残りは何個ですか？"]
+    assert judge([chinese, japanese], questions, ["3", "3"]) == ["kept", "kept"]
+    assert judge(["<think>五个</think><answer>5</answer>"], ["五是几？"], ["5"]) == ["too_short"]
 
 
 def test_the_judge_gives_every_trace_a_verdict_whatever_the_batch_budget() -> None:

@@ -465,6 +465,27 @@ def test_sft2_says_when_the_general_rows_fall_short_of_its_ratio(tmp_path: Path,
     assert "sft2: 7 general rows of the 40 sft2.general_ratio 0.50 asks for: they are 15% of the mix" in caplog.text
 
 
+def test_sft2_sizes_its_general_mix_by_the_reasoning_rows_that_train(tmp_path: Path, caplog) -> None:
+    """Rows without a worked solution were left out of training but counted: `reasoning_rows 40` in the manifest and
+    a general mix sized for 40 where 20 trained."""
+    from r1kit.stages import sft2
+
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"instruction": f"Say hi {i}.", "response": "Hi."}) + "\n" for i in range(8)))
+    ctx, base, splits = context(
+        tmp_path, "--sft2.general_dataset", str(chat), "--sft2.general_ratio", "0.2", "--sft.max_steps", "1"
+    )
+    traces = splits.train.select(range(40)).map(lambda row, i: row | ({"reasoning": None} if i % 2 else {}),
+                                                with_indices=True)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        out = sft2.run(
+            ctx.for_stage(ctx.config, "sft2", "sft2"),
+            StageInputs(model=base, base=base, splits=replace(splits, train=traces)),
+        )
+    assert out.metrics["reasoning_rows"] == 20 and out.metrics["general_rows"] == 5  # 20 × 0.2 / 0.8
+    assert "sft2: 20 of 40 rows have no worked solution or reply to train on; left out" in caplog.text
+
+
 def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_model: Path) -> None:
     """Without r1kit's sampler (a GPU, fast.generation false) the pass rates drew from torch's global state: a
     resumed or --from run chose other prompts to train on."""

@@ -16,7 +16,7 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig
-from r1kit.data.loading import DatasetError, load_splits, sft_rows
+from r1kit.data.loading import DatasetError, has_sft_rows, load_splits, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
@@ -28,20 +28,26 @@ logger = logging.getLogger("r1kit")
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config, settings = ctx.config, ctx.config.sft2
     accepted = inputs.splits.train
-    reasoning = sft_rows(accepted, config.prompt.system) if len(accepted) else None
-    wanted = general_wanted(len(accepted), settings.general_ratio)
+    reasoning = sft_rows(accepted, config.prompt.system) if has_sft_rows(accepted) else None
+    kept = len(reasoning) if reasoning is not None else 0  # the general mix is sized by the rows that train
+    if kept < len(accepted):
+        logger.warning(
+            "sft2: %d of %d rows have no worked solution or reply to train on; left out", len(accepted) - kept,
+            len(accepted),
+        )  # fmt: skip
+    wanted = general_wanted(kept, settings.general_ratio)
     general = _general_rows(ctx, inputs, wanted)
-    logger.warning("sft2: %d reasoning rows + %d general rows", len(accepted), len(general))
-    if len(accepted) and len(general) < wanted:  # the shipped prompts run out, or answers were dropped
+    logger.warning("sft2: %d reasoning rows + %d general rows", kept, len(general))
+    if kept and len(general) < wanted:  # the shipped prompts run out, or answers were dropped
         logger.warning(
             "sft2: %d general rows of the %d sft2.general_ratio %.2f asks for: they are %.0f%% of the mix; give "
             "more with sft2.general_dataset",
             len(general),
             wanted,
             settings.general_ratio,
-            100 * len(general) / (len(general) + len(accepted)),
+            100 * len(general) / (len(general) + kept),
         )
-    if not len(accepted) and general:  # the reasoning model is then fine-tuned on chat alone
+    if not kept and general:  # the reasoning model is then fine-tuned on chat alone
         logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
     parts = [reasoning] if reasoning is not None else []
     if general:
@@ -54,7 +60,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
     rows = concatenate_datasets(parts).shuffle(seed=config.run.seed)
     model, length = sft.train(ctx, inputs.model, rows, inputs.splits.test)
-    return StageOutput(model=model, metrics={"reasoning_rows": len(accepted), "general_rows": len(general), **length})
+    return StageOutput(model=model, metrics={"reasoning_rows": kept, "general_rows": len(general), **length})
 
 
 def general_wanted(reasoning_rows: int, ratio: float) -> int:

@@ -33,6 +33,7 @@ from r1kit.rewards.text import (
     extract_answer,
     last_boxed,
     split_r1,
+    written_without_spaces,
 )
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations, generate, scoring_accuracy
@@ -42,11 +43,15 @@ logger = logging.getLogger("r1kit")
 KEPT = "kept"
 _LANGUAGE_MIN = 0.9  # share of a trace's letters in the problem's language
 
-# Openers a model pads its thinking with ("Okay, so", "Hmm,", "Let me think."): no reasoning in them.
+# Openers a model pads its thinking with ("Okay, so", "Hmm,", "Let me think."): no reasoning in them. A word is not
+# one before a hyphen ("Well-known", "So-called"), a phrase only where punctuation or the line's end closes it ("Let
+# me see if 7 divides 21" is reasoning).
 _FILLER = re.compile(
-    r"^\s*(?:(?:okay|ok|alright|hmm+|well|so|um+|let me think(?: about (?:this|it))?|let's see|let me see)\b[\s,.!:;]*)+",
+    r"^\s*(?:(?:(?:okay|ok|alright|hmm+|well|so|um+)\b(?!-)"
+    r"|(?:let me think(?: about (?:this|it))?|let's see|let me see)(?=\s*(?:[,.!:;]|$)))[\s,.!:;]*)+",
     re.IGNORECASE,
 )
+_BARE_ANSWER = 100  # characters: one line after a think block, taken as its answer
 _ANSWER_PHRASE = re.compile(r"(?:final answer|answer)\s*(?:is|:)\s*\$?([^\n$]+?)\$?\s*\.?\s*$", re.IGNORECASE)
 
 
@@ -57,9 +62,23 @@ def strip_filler(reasoning: str) -> str:
     'we add.\\n3 + 4 = 7\\ndone.'
     >>> strip_filler("Sophia sold 12.\\nWells Fargo pays.\\nUmar has 3.")  # words that begin like a filler
     'Sophia sold 12.\\nWells Fargo pays.\\nUmar has 3.'
+    >>> strip_filler("Well-known: a + b = b + a.\\nLet me see if 7 divides 21.\\nLet me think about this sum: 9.")
+    'Well-known: a + b = b + a.\\nLet me see if 7 divides 21.\\nLet me think about this sum: 9.'
     """
     lines = (_FILLER.sub("", line).strip() for line in reasoning.splitlines())
     return "\n".join(line for line in lines if line)
+
+
+def think_words(text: str) -> int:
+    """The words of a thinking: each character a word in a script written without spaces (Chinese, Japanese), as
+    word counts for those scripts go; a Chinese trace was one word, too short for filters.min_think_words.
+
+    >>> think_words("3 + 4 = 7, so 7"), think_words("小明有5个苹果")
+    (7, 7)
+    """
+    if written_without_spaces(text):
+        return len("".join(text.split()))
+    return len(text.split())
 
 
 def normalise(text: str) -> tuple[str, str] | None:
@@ -70,8 +89,8 @@ def normalise(text: str) -> tuple[str, str] | None:
 
     >>> normalise("<think>Okay, 2 + 2 = 4</think> The answer is 4.")
     ('2 + 2 = 4', '4')
-    >>> normalise("2 * 3 = 6\\n#### 6")
-    ('2 * 3 = 6', '6')
+    >>> normalise("2 * 3 = 6\\n#### 6"), normalise("<think>2 + 2 = 4</think>\\n\\n4")
+    (('2 * 3 = 6', '6'), ('2 + 2 = 4', '4'))
     >>> normalise("I do not know") is None
     True
     """
@@ -92,6 +111,9 @@ def normalise(text: str) -> tuple[str, str] | None:
                 reasoning = before
         if answer is None and (found := _ANSWER_PHRASE.search(rest)):
             answer = found.group(1)
+        bare = rest.strip()
+        if answer is None and THINK_CLOSE in body and "\n" not in bare and len(bare) <= _BARE_ANSWER:
+            answer = bare  # `<think>…</think> 4`
         for tag in (ANSWER_OPEN, ANSWER_CLOSE, THINK_OPEN):
             reasoning = reasoning.replace(tag, " ")
     reasoning, answer = strip_filler(reasoning), (answer or "").strip()
@@ -136,7 +158,7 @@ class TraceJudge:
             parts = split_r1(trace)
             if parts is None:
                 reasons[index] = "malformed"
-            elif len(parts[0].split()) < self.min_think_words:
+            elif think_words(parts[0]) < self.min_think_words:
                 reasons[index] = "too_short"
             elif loops(trace, self.max_repetition):
                 reasons[index] = "repetitive"
