@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -186,6 +188,26 @@ def test_log_probs_of_a_left_padded_row_are_those_of_the_unpadded_one_with_absol
     alone, _ = ppo.forward(model, tokens, torch.ones_like(tokens), width=3, temperature=1.0)
     after_padding, _ = ppo.forward(model, padded, mask, width=3, temperature=1.0)
     torch.testing.assert_close(after_padding, alone)
+
+
+def test_a_ppo_stage_after_another_starts_its_value_head_where_that_one_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The value head was saved "for a later PPO stage", which started from zero values all the same."""
+    ctx, inputs = ppo_stage(tmp_path / "first")
+    first = ppo.run(ctx, inputs)
+    ended = torch.load(ctx.dir / "value_head.pt", weights_only=True)
+    started = []
+    real = ppo.PPOTrainer.train
+    monkeypatch.setattr(ppo.PPOTrainer, "train", lambda self: started.append(self.head.weight.clone()) or real(self))
+    later, later_inputs = ppo_stage(tmp_path / "later")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        ppo.run(later, replace(later_inputs, model=first.model))
+    assert torch.equal(started[0], ended["weight"]) and ended["weight"].abs().sum() > 0
+    assert f"the value head starts from {ctx.dir / 'value_head.pt'}" in caplog.text
+    started.clear()
+    ppo.run(*ppo_stage(tmp_path / "from_base"))  # from a model no PPO stage made: zeros
+    assert started[0].abs().sum() == 0
 
 
 def test_rollouts_through_generate_sample_the_distribution_the_loss_computes(tiny_model: Path) -> None:

@@ -505,6 +505,63 @@ def test_a_lora_adapter_folder_is_a_reward_model(tmp_path: Path, tiny_model: Pat
     policy.save_pretrained(tmp_path / "policy_adapter")
     with pytest.raises(ModelError, match="a CAUSAL_LM adapter, not a reward model's"):
         build_reward("reward_model", path=str(tmp_path / "policy_adapter"))
+    # nor a policy's whole folder: it loaded with a random score head and scored noise
+    with pytest.raises(ModelError, match="a LlamaForCausalLM model writes replies, it does not score them"):
+        build_reward("reward_model", path=str(tiny_model))
+
+
+def test_a_reward_model_trains_from_a_policys_lora_adapter_folder(tmp_path: Path, tiny_model: Path) -> None:
+    """`--model.name ADAPTER` (model.save_adapter's folder) trained every step, then failed at the final save:
+    transformers loaded the adapter unmerged into the classifier and TRL added a second one. It starts from the
+    adapter merged into its base, as every other stage does."""
+    from peft import LoraConfig, get_peft_model
+
+    from r1kit.config.schema import ModelConfig
+    from r1kit.hardware import Hardware
+    from r1kit.models import load_model
+    from r1kit.stages.reward_model import load_reward_model
+    from tests.conftest import REPO, r1kit_cli
+
+    torch.manual_seed(1)
+    policy = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj"], init_lora_weights=False),
+    )
+    policy.save_pretrained(tmp_path / "adapter")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "adapter")  # as model.save_adapter saves it
+    cpu = Hardware(device="cpu", precision="fp32", threads=1)
+    reward_model = load_reward_model(ModelConfig(), str(tmp_path / "adapter"), cpu, for_training=True)
+    merged = load_model(ModelConfig(), str(tmp_path / "adapter"), cpu, for_training=False)
+    assert not getattr(reward_model, "_hf_peft_config_loaded", False)
+    assert torch.equal(
+        reward_model.model.layers[0].self_attn.q_proj.weight, merged.model.layers[0].self_attn.q_proj.weight
+    )
+    out = tmp_path / "run"
+    args = ("reward_model", "--profile", "test", "--model.name", str(tmp_path / "adapter"), "--out", str(out))
+    done = r1kit_cli(*args, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "reward_model" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("stage", ["grpo", "rloo"])
+def test_a_full_fine_tunes_kl_reference_is_loaded_at_the_policys_revision(
+    stage: str, tmp_path: Path, monkeypatch
+) -> None:
+    """TRL loads a full fine-tune's KL reference by the policy's name with its own arguments: a hub model given with
+    --model.revision was compared with its default branch's weights (GRPO also without trust_remote_code)."""
+    import trl.trainer.grpo_trainer
+    import trl.trainer.rloo_trainer
+
+    from tests.conftest import REPO, r1kit_cli
+
+    module = {"grpo": trl.trainer.grpo_trainer, "rloo": trl.trainer.rloo_trainer}[stage]
+    loaded = []
+    real = module.create_model_from_path
+    monkeypatch.setattr(module, "create_model_from_path", lambda name, **kw: loaded.append(kw) or real(name, **kw))
+    steps = {"grpo": "--training.max_steps", "rloo": "--rloo.max_steps"}[stage]
+    args = (stage, "--profile", "test", "--model.lora.enabled", "false", f"--{stage}.beta", "0.05", steps, "1")
+    done = r1kit_cli(*args, "--model.revision", "main", "--out", str(tmp_path / "run"), cwd=REPO)
+    assert loaded and loaded[-1]["revision"] == "main" and loaded[-1]["trust_remote_code"] is False, done.stderr
 
 
 def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:
@@ -715,3 +772,19 @@ def test_reference_logprobs_score_the_reasoning_through_a_template_that_drops_it
         logps = model(ids).logits[0, :-1].float().log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
     assert plain_total == pytest.approx(logps[start - 1 :].sum().item(), rel=1e-3)
     assert total == pytest.approx(logps[start - 1 + opening :].sum().item(), rel=1e-3)
+
+
+def test_built_in_pairs_past_max_pairs_are_a_seeded_draw(tmp_path: Path, tiny_model: Path, monkeypatch) -> None:
+    """The built-in pairs come math first, general last, and `max_pairs` kept the first ones: every general pair was
+    cut. A file's pairs were already drawn with the seed; the built-in ones now are too."""
+    from r1kit.stages import pairs as pairs_module
+
+    def pair(question: str, kind: str) -> dict:
+        return {"prompt": [{"role": "user", "content": question}], "chosen": f"{kind} good", "rejected": f"{kind} bad"}
+
+    built = [pair(f"m{i}", "math") for i in range(30)] + [pair(f"g{i}", "general") for i in range(10)]
+    monkeypatch.setattr(pairs_module, "builtin_pairs", lambda ctx, model, rows: (list(built), {}))
+    config = config_for(tmp_path, "--preferences.max_pairs", "16")
+    ctx, _, splits = setup(config, "test")
+    drawn = stage_pairs(ctx.for_stage(config, "dpo", "dpo"), str(tiny_model), splits.train)
+    assert len(drawn.train) == 16 and {p["chosen"].split()[0] for p in drawn.train} == {"math", "general"}

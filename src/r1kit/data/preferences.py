@@ -355,18 +355,18 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
         "pairs have a prompt that is also in the training pairs; their pairwise accuracy is not a held-out figure",
     )
     return PairSplits(
-        train=_sample(train, cfg.max_pairs, cfg.seed),
-        test=_sample(test, cfg.max_held_out, cfg.seed),
+        train=sample_pairs(train, cfg.max_pairs, cfg.seed),
+        test=sample_pairs(test, cfg.max_held_out, cfg.seed),
         source=f"{source} ({fmt})",
         skipped_rows=skipped,
     )
 
 
-def _sample(pairs: list[Pair], limit: int | None, seed: int) -> list[Pair]:
+def sample_pairs(pairs: list[Pair], limit: int | None, seed: int) -> list[Pair]:
     """At most `limit` pairs drawn with `seed`, in file order: the first ones of a file sorted by subset (HH's
     harmless rows before its helpful ones) would all be of one kind.
 
-    >>> _sample(list(range(10)), 3, 0), _sample([1, 2], 3, 0), _sample([1, 2], None, 0)
+    >>> sample_pairs(list(range(10)), 3, 0), sample_pairs([1, 2], 3, 0), sample_pairs([1, 2], None, 0)
     ([0, 6, 9], [1, 2], [1, 2])
     """
     if limit is None or len(pairs) <= limit:

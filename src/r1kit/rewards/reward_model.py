@@ -144,7 +144,7 @@ class RewardModelReward:
 def get_reward_model_reward(
     path: str | None = None, batch_size: int = 8, max_length: int | None = 1024, device: str = "auto"
 ) -> RewardModelReward:
-    from r1kit.models import ModelError, looks_local
+    from r1kit.models import ModelError, is_reward_model, looks_local
 
     # errors of the user's input (one line, before training), not ValueErrors a caller would take for a bug
     if not path:
@@ -174,6 +174,13 @@ def get_reward_model_reward(
     if task != "SEQ_CLS":  # a policy's adapter would load with a random score head and score noise
         raise ModelError(
             f"rewards.reward_model.path {path}: a {task} adapter, not a reward model's (LoRA task_type SEQ_CLS)"
+        )
+    config = folder / "config.json"
+    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") if config.is_file() else None
+    if architectures and not is_reward_model(architectures):  # a policy, loaded with a random score head: noise
+        raise ModelError(
+            f"rewards.reward_model.path {path}: a {', '.join(architectures)} model writes replies, it does not score "
+            "them; give a reward model (a reward_model stage's, or one saved as *ForSequenceClassification)"
         )
     return RewardModelReward(str(path), batch_size, max_length, device)
 

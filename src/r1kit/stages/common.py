@@ -609,6 +609,16 @@ def staging_dir(ctx: StageContext) -> Path:
     return ctx.dir / ".staging"
 
 
+def reference_loading(config: R1kitConfig) -> dict[str, Any]:
+    """GRPOConfig's and RLOOConfig's arguments for a full fine-tune's KL reference, which TRL loads by the policy's
+    name (a hub id, or the merged weights' folder): as the policy was loaded, remote code and hub revision alike
+    (TRL then says the revision "will be ignored": it is for the reference, which it reads it for)."""
+    found: dict[str, Any] = {"trust_remote_code": config.model.trust_remote_code}
+    if config.model.revision:
+        found["model_init_kwargs"] = {"revision": config.model.revision}
+    return found
+
+
 def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig, model: PreTrainedModel) -> dict[str, Any]:
     """Keyword arguments common to TRL's SFTConfig and GRPOConfig, from a stage's config section and its `model`."""
     config, hardware = ctx.config, ctx.hardware

@@ -23,6 +23,7 @@ from r1kit.stages.common import (
     StageOutput,
     callbacks,
     lora_config,
+    reference_loading,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -80,6 +81,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         **config.grpo.model_dump(),  # the grpo section's keys are TRL's GRPOConfig parameters
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,
+        **reference_loading(config),
     )
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,

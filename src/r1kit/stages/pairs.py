@@ -15,7 +15,16 @@ from datasets import Dataset
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
 from r1kit.data.loading import DatasetError
-from r1kit.data.preferences import Message, Pair, PairSplits, general_pairs, general_prompts, load_pairs, split_pairs
+from r1kit.data.preferences import (
+    Message,
+    Pair,
+    PairSplits,
+    general_pairs,
+    general_prompts,
+    load_pairs,
+    sample_pairs,
+    split_pairs,
+)
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
@@ -179,7 +188,7 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairS
             "Sample more (preferences.sampling.samples_per_prompt, max_prompts), or set preferences.dataset"
         )
     train, test = split_pairs(pairs, prefs.held_out, prefs.seed)
-    train, test = (train[: prefs.max_pairs] if prefs.max_pairs else train), test[: prefs.max_held_out]
+    train, test = sample_pairs(train, prefs.max_pairs, prefs.seed), sample_pairs(test, prefs.max_held_out, prefs.seed)
     stats |= {"train_pairs": len(train), "held_out_pairs": len(test)}
     lines = [
         json.dumps({"split": split, **p}, ensure_ascii=False)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 from peft import PeftModel, get_peft_model
@@ -643,6 +644,20 @@ def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
     return {name: (reward, weights[name]) for name, reward in build_rewards(rules, config.ppo.max_new_tokens).items()}
 
 
+def _value_head_of_the_ppo_stage_before(head: torch.nn.Linear, model: Path) -> None:
+    """A PPO stage that trains on from another PPO stage's model starts its value head where that one's ended (saved
+    beside its model, RUN/<stage>/value_head.pt): its values fit the policy it continues, and the first updates' GAE
+    is not computed against values of 0. A checkpoint's head, on resume, replaces it."""
+    saved = model.parent / "value_head.pt"
+    if not saved.is_file():
+        return
+    state = torch.load(saved, weights_only=True, map_location=head.weight.device)
+    if state["weight"].shape != head.weight.shape:  # another model's hidden size
+        return
+    head.load_state_dict(state)
+    logger.warning("ppo: the value head starts from %s, where the PPO stage before ended it", saved)
+
+
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = ctx.config
     tokenizer = load_tokenizer(config.model, inputs.model)
@@ -656,6 +671,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     model.eval()  # no dropout: rollout and update log-probs come from the same function
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
     trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs))
+    _value_head_of_the_ppo_stage_before(trainer.head, Path(inputs.model))
     last = trainer.train()
 
     dest = ctx.run.model_dir(ctx.folder)

@@ -10,7 +10,9 @@ accuracy. It is not a policy: the pipeline does not evaluate it on the held-out 
 from __future__ import annotations
 
 import statistics
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from peft import LoraConfig as PeftLoraConfig
@@ -19,10 +21,11 @@ from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import suppress_seqcls_warning  # "score.weight newly initialized": expected
 
 from r1kit import distributed
+from r1kit.atomic import is_complete
 from r1kit.config.schema import ModelConfig, R1kitConfig
 from r1kit.data.preferences import Pair, trl_pairs
 from r1kit.hardware import Hardware
-from r1kit.models import load_error, load_tokenizer
+from r1kit.models import ADAPTER_CONFIG, load_error, load_model, load_tokenizer
 from r1kit.rewards.reward_model import RewardModelScorer
 from r1kit.stages.common import (
     StageContext,
@@ -83,6 +86,8 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
     """The input model with a fresh one-output score head (AutoModelForSequenceClassification, num_labels=1), in the
     dtype load_model would use."""
     dtype = torch.float32 if for_training and not cfg.lora.enabled else hardware.dtype
+    if (Path(reference) / ADAPTER_CONFIG).exists():  # a policy's LoRA adapter (model.save_adapter)
+        return _from_adapter(cfg, reference, hardware, for_training)
     try:
         with suppress_seqcls_warning():
             model = AutoModelForSequenceClassification.from_pretrained(
@@ -96,6 +101,18 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
     except (OSError, ValueError) as error:
         raise load_error(reference, error) from error
     return model.to(hardware.device)
+
+
+def _from_adapter(cfg: ModelConfig, adapter: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
+    """A reward model from a LoRA adapter folder: from the whole model it was merged into (its run's
+    RUN/<stage>/model beside it), else from the adapter merged into its base here. transformers loaded the adapter
+    unmerged, TRL added a second one, and the stage failed at its final save."""
+    merged = Path(adapter).parent / "model"
+    if is_complete(merged):
+        return load_reward_model(cfg, str(merged), hardware, for_training)
+    with tempfile.TemporaryDirectory(prefix="r1kit-merged-") as folder:
+        load_model(cfg, adapter, hardware, for_training=False).save_pretrained(folder)
+        return load_reward_model(cfg, folder, hardware, for_training)
 
 
 def trained_in_fp32(model: torch.nn.Module) -> None:

@@ -21,6 +21,7 @@ from r1kit.stages.common import (
     StageOutput,
     callbacks,
     lora_config,
+    reference_loading,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -57,7 +58,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         beta=section.beta,
         reward_weights=list(weights.values()),
         gradient_checkpointing=False,
-        trust_remote_code=config.model.trust_remote_code,  # TRL loads a full fine-tune's KL reference by its name
+        **reference_loading(config),
     )
     trainer = R1kitRLOOTrainer(
         model=model,
