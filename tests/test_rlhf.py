@@ -788,3 +788,22 @@ def test_built_in_pairs_past_max_pairs_are_a_seeded_draw(tmp_path: Path, tiny_mo
     ctx, _, splits = setup(config, "test")
     drawn = stage_pairs(ctx.for_stage(config, "dpo", "dpo"), str(tiny_model), splits.train)
     assert len(drawn.train) == 16 and {p["chosen"].split()[0] for p in drawn.train} == {"math", "general"}
+
+
+@pytest.mark.parametrize("stage", ["reward_model", "dpo"])
+def test_a_template_that_drops_reasoning_is_refused_before_pairs_are_built(
+    stage: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    """Through DeepSeek-R1-Distill's kind of template the reward model scored two replies with one answer and other
+    reasoning alike, and DPO's chosen and rejected tokens were the same: refused, as SFT refuses it."""
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models import drops_reasoning, load_tokenizer
+    from tests.conftest import REPO, r1kit_cli
+
+    assert drops_reasoning(load_tokenizer(ModelConfig(chat_template=DISTILL_LIKE_TEMPLATE), str(tiny_model)))
+    assert not drops_reasoning(load_tokenizer(ModelConfig(chat_template="chatml"), str(tiny_model)))
+    out = tmp_path / "run"
+    template = ("--model.chat_template", DISTILL_LIKE_TEMPLATE)
+    done = r1kit_cli(stage, "--profile", "test", *template, "--out", str(out), cwd=REPO)
+    assert done.returncode == 1 and "drops the reasoning from an assistant's reply" in done.stderr, done.stderr[-2000:]
+    assert not (out / stage / "pairs.jsonl").exists()  # before any pair was sampled

@@ -340,6 +340,16 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def drops_reasoning(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the chat template leaves an assistant reply's <think> block out of the rendered turn, as
+    DeepSeek-R1-Distill's does (it keeps what follows </think>, for multi-turn chat): a model trained on the turn
+    would see answers without their worked solutions."""
+    probe = "2 + 2 = 4, checked twice"
+    reply = f"<think>\n{probe}\n</think>\n<answer>4</answer>"
+    turn = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": reply}]
+    return probe not in tokenizer.apply_chat_template(turn, tokenize=False)
+
+
 def _refuses_a_system_message(tokenizer: PreTrainedTokenizerBase) -> str | None:
     """Why the chat template fails on a system message and a user message, or None where it takes them."""
     asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]

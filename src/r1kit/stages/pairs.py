@@ -25,7 +25,9 @@ from r1kit.data.preferences import (
     sample_pairs,
     split_pairs,
 )
+from r1kit.models import ModelError, drops_reasoning
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
+from r1kit.rewards.text import THINK_CLOSE
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
 from r1kit.stages.traces import KEPT, TraceJudge, first_rows, greedy_answers, sample
@@ -127,6 +129,23 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
         "general_pairs": len(general),
     }
     return pairs + replies + general, stats
+
+
+def refuse_a_template_that_drops_reasoning(
+    tokenizer, model_reference: str, stage: str, replies: Iterable[str] | None = None
+) -> None:
+    """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) shows the reward model and DPO
+    the answers alone: two replies with one answer and different reasoning score and train alike. Refused as SFT
+    refuses it, where the replies hold a <think> block (`replies` None: the built-in pairs, worked solutions)."""
+    if not drops_reasoning(tokenizer):
+        return
+    if replies is not None and not any(THINK_CLOSE in reply for reply in replies):
+        return  # chat pairs: no reasoning to lose
+    raise ModelError(
+        f"{stage}: the chat template of {model_reference} drops the reasoning from an assistant's reply (its <think> "
+        "block), so the pairs would be told apart by their answers alone; set model.chat_template=chatml or to a "
+        "template of your own that keeps it"
+    )
 
 
 def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
