@@ -45,6 +45,41 @@ def test_accuracy_reads_the_answer_tag_that_math_verify_alone_misses() -> None:
     assert accuracy([as_messages("<answer>14</answer>")], solution=["14"]) == [1.0]
 
 
+MATRIX = "\\begin{pmatrix} %s \\\\ %s \\end{pmatrix}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        # a LaTeX command's word argument made the answer "text with words", read plainly: a matrix as its last number
+        (MATRIX % (7, 2), MATRIX % (1, 2), 0.0),
+        ("2", MATRIX % (1, 2), 0.0),
+        (MATRIX % (1, 2), MATRIX % (1, 2), 1.0),
+        ("\\boxed{%s}" % (MATRIX % (1, 2)), MATRIX % (1, 2), 1.0),  # was 0.0
+        ("3", "3\\sqrt{2} \\text{ units}", 0.0),
+        ("3\\sqrt{2}", "3\\sqrt{2} \\text{ units}", 1.0),  # was 0.0
+        # a mixed number, as 2\frac{1}{2} already read: 2 1/2 was two halves
+        ("2 1/2", "5/2", 1.0),
+        ("2 1/2", "1", 0.0),
+        ("-2 1/2", "-\\frac{5}{2}", 1.0),
+    ],
+)
+def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<think>x</think><answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+def test_an_answer_block_inside_the_thinking_is_no_answer() -> None:
+    """A complete <answer> block mentioned in the thinking overrode the answer after it, and a reply cut off while
+    thinking scored by the one it mentioned."""
+    accuracy = build_reward("accuracy")
+    completions = [
+        "<think>I must reply as <answer>...</answer>. 3 + 4 = 7</think>\nThe answer is \\boxed{7}.",
+        "<think>Reply as <answer>X</answer>. 3 + 4 = 7</think>\n<answer>7",
+        "<think>Format: <answer>7</answer>. Hmm, 3 + 4 is",
+    ]
+    assert accuracy(completions, solution=["7"] * 3) == [1.0, 1.0, 0.0]
+
+
 def test_accuracy_uses_the_last_answer_block() -> None:
     assert build_reward("accuracy")(["<answer>3</answer> no wait <answer>14</answer>"], solution=["14"]) == [1.0]
 

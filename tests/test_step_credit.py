@@ -32,7 +32,9 @@ def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) ->
     lines = [tokenizer.decode(ids[: token + 1]).rsplit("\n", 1)[-1] for token, _ in verdicts]
     assert lines == ["12 + 9 = 21", "21 - 4 = 18"]  # up to and including the right side's last digit
     # the answer block is not a step, and a completion without equalities has none
-    assert [h for _, h in verdicts_of(tokenizer, "<think>3 = 3</think><answer>4 + 4 = 9</answer>")[1]] == [True]
+    assert [h for _, h in verdicts_of(tokenizer, "<think>1 + 2 = 3</think><answer>4 + 4 = 9</answer>")[1]] == [True]
+    # nor is a number said to equal itself (`3 = 3`: free padding that held)
+    assert verdicts_of(tokenizer, "<think>3 = 3</think><answer>3</answer>")[1] == []
     assert verdicts_of(tokenizer, "<think>I know it.</think><answer>7</answer>")[1] == []
 
 

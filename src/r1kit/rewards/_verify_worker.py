@@ -29,10 +29,14 @@ _ALGEBRA = re.compile(r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s
 _THOUSANDS_NUMBER = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*")  # -1,000; x = 1,000,000
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
+# a LaTeX command's word argument, \begin{pmatrix} or \text{ units}: LaTeX, not words (read plainly, a matrix was its
+# last number: any other matrix ending in it scored correct)
+_LATEX_WORD_ARGUMENT = re.compile(r"\\(?:begin|end|text|textbf|mathrm|mathbf|operatorname)\s*\{[^{}]*\}")
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
 _UNIT = re.compile(
     r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
 )  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
+_MIXED_NUMBER = re.compile(r"\s*([-+]?)(\d+)\s+(\d+)/(\d+)\s*")  # 2 1/2: two and a half (as 2\frac{1}{2} reads)
 # A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C); text may
 # follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
@@ -90,6 +94,10 @@ def plain(text: str) -> str:
     unit = _UNIT.fullmatch(text)
     if unit:
         text = unit.group(1)
+    mixed = _MIXED_NUMBER.fullmatch(text)
+    if mixed:
+        sign, whole, numerator, denominator = mixed.groups()
+        text = f"{sign}{whole}\\frac{{{numerator}}}{{{denominator}}}"
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
 
 
@@ -137,7 +145,8 @@ def main() -> None:
         if len(text) <= _SHORT and not balanced(text):
             return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
         as_latex = []
-        if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS) and not _WORD.search(text):
+        words = _WORD.search(_LATEX_WORD_ARGUMENT.sub(" ", text))
+        if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS) and not words:
             bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
             if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
                 text = _THOUSANDS_COMMA.sub("", text)

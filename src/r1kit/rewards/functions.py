@@ -189,6 +189,9 @@ def _cut_off_after(text: str, run: re.Match) -> bool:
     return after.isalnum() or after in _ATTACHED
 
 
+_BARE_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+
+
 def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     """(end, holds) for each arithmetic equality written in `text` that could be evaluated, in order: `end` is the
     character offset just past its right side. A chain `a = b = c` is two equalities; a side that is not plain
@@ -198,6 +201,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     [(13, True), (25, False), (34, True)]
     >>> equality_verdicts("She read 12 x 2 = 24 pages, 1,200 + 300 = 1,500 words, 20% of 50 = 10 a day.")
     [(20, True), (47, True), (69, True)]
+    >>> equality_verdicts("1 = 1\\n2.0 = 2\\n17 + 25 = 41")  # a number equal to itself is no step
+    [(26, False)]
     """
     python, origin = _as_python(text)
     verdicts = []
@@ -219,6 +224,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             itertools.pairwise(sides), itertools.pairwise(written), ends[1:], strict=True
         ):
             if left is None or right is None or (end == ends[-1] and _quotient_with_words(left, right, pair, after)):
+                continue
+            if all(_BARE_NUMBER.fullmatch(side.strip()) for side in pair):  # `1 = 1`: no step, and free padding
                 continue
             verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
     return verdicts

@@ -139,16 +139,19 @@ def answer_part(text: str) -> str:
     ('', '5', 'It is 4.')
     >>> answer_part("<think>Put it in <answer> tags. 3 * 4 = 12, then")
     ''
+    >>> answer_part("<think>Reply as <answer>X</answer>. 3 + 4 = 7</think> It is 7."), answer_part("<think><answer>7</answer>")
+    (' It is 7.', '')
     """
+    thought = text.rfind(THINK_CLOSE)
+    if thought >= 0:  # tags and numbers inside the thinking are mentions, not its answer
+        text = text[thought + len(THINK_CLOSE) :]
+    elif THINK_OPEN in text:
+        return ""
     answer = extract_answer(text)
     if answer is not None:
         return answer
-    opened, thought = text.rfind(ANSWER_OPEN), text.rfind(THINK_CLOSE)
-    if opened >= 0 and (opened > thought >= 0 or THINK_OPEN not in text):  # not a mention inside the thinking
-        return text[opened + len(ANSWER_OPEN) :]
-    if THINK_CLOSE in text:
-        return text[text.rfind(THINK_CLOSE) + len(THINK_CLOSE) :]
-    return "" if THINK_OPEN in text else text
+    opened = text.rfind(ANSWER_OPEN)
+    return text[opened + len(ANSWER_OPEN) :] if opened >= 0 else text
 
 
 def split_r1(text: str) -> tuple[str, str] | None:
