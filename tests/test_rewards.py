@@ -68,6 +68,25 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
     assert build_reward("accuracy")([f"<think>x</think><answer>{answer}</answer>"], solution=[gold]) == [score]
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("4 or 5", "5", 0.0),  # math-verify read the last number: a hedge scored correct
+        ("either 3 or 4", "4", 0.0),
+        ("3 (or maybe 4)", "4", 0.0),
+        ("1 2 3 4 5", "5", 0.0),
+        ("2 000", "2000", 1.0),  # spaced thousands are one number
+        ("x = 3 or x = -2", "-2, 3", 1.0),  # the roots a set gold asks for
+        ("5 apples", "5", 1.0),
+    ],
+)
+def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<think>x</think><answer>{answer}</answer>"], solution=[gold]) == [score]
+    # prose after the thinking names other numbers on its way to the answer: not a hedge
+    prose = "<think>x</think> There were 3 or 4 boxes at first; counted again, the answer is 7."
+    assert build_reward("accuracy")([prose], solution=["7"]) == [1.0]
+
+
 def test_an_answer_block_inside_the_thinking_is_no_answer() -> None:
     """A complete <answer> block mentioned in the thinking overrode the answer after it, and a reply cut off while
     thinking scored by the one it mentioned."""

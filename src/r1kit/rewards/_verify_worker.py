@@ -11,6 +11,7 @@ Requests:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -101,6 +102,26 @@ def plain(text: str) -> str:
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_OR = re.compile(r"\bor\b", re.IGNORECASE)
+_HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
+
+
+def hedged(text: str) -> bool:
+    """Two numbers offered as alternatives, `4 or 5` or `1 2 3 4 5` (spaced thousands, 2 000, are one number): for a
+    gold that is one number, no answer (math-verify reads the last one, so a hedge scored correct).
+
+    >>> hedged("4 or 5"), hedged("3 (or maybe 4)"), hedged("1 2 3 4 5"), hedged("2 000"), hedged("\\frac{1}{2}")
+    (True, True, True, False, False)
+    """
+    found = list(_NUMBER.finditer(text))
+    for first, second in itertools.pairwise(found):
+        between = text[first.end() : second.start()]
+        if _OR.search(between) or (between.isspace() and len(second.group()) != 3):
+            return True
+    return False
+
+
 def a_list(text: str) -> bool:
     """Numbers and commas that are a list of roots: spaced (-1, 3), signed (-2,1, 1,-2) or of three numbers or more
     (3,5,7), unless written as thousands (-1,000, x = 1,000,000). Two unsigned ones, 1,5, are a decimal comma.
@@ -188,6 +209,9 @@ def main() -> None:
         if not answer_parsed:
             return 0.0, "wrong"
         gold_value, answer_value = exact(gold_parsed), exact(answer_parsed)
+        # one number asked, alternatives given (in a short answer: prose after </think> names other numbers too)
+        if gold_value is not None and len(answer.split()) <= _HEDGE_WORDS and hedged(plain(answer)):
+            return 0.0, "wrong"
         if gold_value is not None and answer_value is not None:
             # Integers and fractions compare exactly: math-verify's numeric tolerance would pass a near miss on a
             # huge number (10^{100} for 10^{100}+1).
