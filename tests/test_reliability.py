@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from r1kit.rewards import REWARD_NAMES, build_reward
+from r1kit.rewards import REWARD_NAMES, build_reward, verifier
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.verifier import VerifierPool
 from tests.hostile import HOSTILE
@@ -173,6 +173,27 @@ def test_a_hostile_gold_costs_its_group_once_within_the_batch_budget(gold: str) 
     assert scores[8:] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]
     assert logged["rewards/accuracy/hostile_gold"] == 8.0
     assert elapsed < budget + 1.0, f"took {elapsed:.1f}s"
+
+
+def test_a_worker_being_replaced_leaves_the_batch_to_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hostile gold's worker is replaced in the background; the answers' phase waited for that start (~2 s of
+    imports on a busy machine) before it began, and the worker's slot took an item it then held: five of six plain
+    answers came back over budget."""
+    pool = VerifierPool(workers=2, timeout=2.0, batch_budget=4.0)
+    try:
+        pool.verify([("1", "1")])  # both workers up
+        started = verifier._Worker.__init__
+
+        def slow_start(self, startup_timeout: float) -> None:
+            time.sleep(2.0)
+            started(self, startup_timeout)
+
+        monkeypatch.setattr(verifier._Worker, "__init__", slow_start)
+        verdicts = pool.verify([("7", "16**2**5**19")] + [(str(n), str(n)) for n in range(6)])
+        assert verdicts[0].status == "hostile_gold"
+        assert [v.status for v in verdicts[1:]] == ["correct"] * 6
+    finally:
+        pool.close()
 
 
 def test_unfinished_items_past_the_batch_budget_are_none_and_counted() -> None:

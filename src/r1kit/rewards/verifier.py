@@ -189,7 +189,7 @@ class VerifierPool:
         """Answer `requests` in parallel over the workers; what is not done by `deadline` is `over_budget`."""
         if not requests:
             return []
-        self._start_workers()
+        # no wait here for a worker being replaced (a timed-out gold's): the others go on, within the deadline
         verdicts: list[Verdict] = [Verdict(None, "over_budget")] * len(requests)
         todo: queue.Queue[int] = queue.Queue()
         for index in range(len(requests)):
@@ -206,14 +206,17 @@ class VerifierPool:
 
     def _drain(self, slot: int, requests, todo: queue.Queue[int], verdicts: list, deadline: float) -> None:
         while True:
+            # the worker first, then an item: a slot whose worker is being replaced takes none while it waits
+            worker = self._worker_by(slot, deadline, todo)
+            if worker is None:
+                return  # the budget is spent (the rest stay `over_budget`), or the other slots took every item
             try:
                 index = todo.get_nowait()
             except queue.Empty:
                 return
-            worker = self._worker_by(slot, deadline)
             left = deadline - time.monotonic()
-            if worker is None or left <= 0:
-                return  # the budget is spent: this item and the rest stay `over_budget`
+            if left <= 0:
+                return
             verdict = worker.ask(requests[index], min(self.timeout, left))
             if verdict.status == "timeout" or not worker.alive:
                 # A worker past its deadline may be stuck forever, a dead one is gone: replace it in the background
@@ -225,11 +228,12 @@ class VerifierPool:
                     verdict = Verdict(None, "over_budget")  # the budget ran out, not the item's own limit
             verdicts[index] = verdict
 
-    def _worker_by(self, slot: int, deadline: float) -> _Worker | None:
-        """The slot's worker, waiting for a replacement being started until `deadline`."""
-        while self._slots[slot] is None and time.monotonic() < deadline:
+    def _worker_by(self, slot: int, deadline: float, todo: queue.Queue[int]) -> _Worker | None:
+        """The slot's worker, waiting for a replacement being started until `deadline`, or None once no item is
+        left to take."""
+        while self._slots[slot] is None and time.monotonic() < deadline and not todo.empty():
             time.sleep(0.02)
-        return self._slots[slot]
+        return self._slots[slot] if not todo.empty() else None
 
     def _spawn(self, slot: int) -> None:
         def start() -> None:
