@@ -258,6 +258,12 @@ def test_mfu_counts_weight_gradients_of_the_trained_weights_only(
     (record,) = run.read("metrics.jsonl")
     expected = flops_per_token * 100 / record["perf/step_seconds"] / 1e6 / processes
     assert record["perf/mfu"] == pytest.approx(expected, rel=1e-6)
+    # a step that trains on the rollouts before it (grpo.num_iterations 2) counts no token: no figure, not 0
+    time.sleep(0.05)
+    state.global_step = 2
+    monitor.on_log(args, state, None, logs={"loss": 0.4})
+    reused = run.read("metrics.jsonl")[-1]
+    assert reused["perf/mfu"] is None and reused["perf/tokens_per_second"] is None and reused["perf/step_seconds"] > 0
 
 
 def test_the_report_shows_notices_apart_from_alerts() -> None:

@@ -153,15 +153,18 @@ class TrainingMonitor(TrainerCallback):
         if steps <= 0 or seconds <= 0:
             return {}
         samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        # GRPO counts tokens where it generates: steps that train on an earlier step's rollouts (num_iterations > 1)
+        # count none, which is no measure of their speed (it read 0 tokens/s every other step)
+        counted = tokens > 0
         perf: dict[str, float | None] = {
             "perf/step_seconds": seconds / steps,
             "perf/samples_per_second": samples / seconds,
-            "perf/tokens_per_second": tokens / seconds,
+            "perf/tokens_per_second": tokens / seconds if counted else None,
             # MFU estimate: the FLOPs of a forward and backward per token processed, against the measured matmul peak
             # `tokens` is every process's (the trainers gather it), `peak_flops` one device's
             "perf/mfu": (
                 self._flops_per_token * tokens / seconds / (self.peak_flops * args.world_size)
-                if self.peak_flops
+                if self.peak_flops and counted
                 else None
             ),
             **system_usage(cpu_seconds, seconds, self._cpus),
