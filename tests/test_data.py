@@ -532,3 +532,61 @@ def test_every_format_the_config_names_has_an_adapter() -> None:
     from r1kit.data.adapters import ADAPTERS
 
     assert set(get_args(DatasetConfig.model_fields["format"].annotation)) == {"auto", *ADAPTERS}
+
+
+def test_numina_placeholder_answers_are_no_gold(tmp_path: Path) -> None:
+    """NuminaMath-1.5 writes `proof` or `notfound` in its answer column: they were the gold (GRPO rewarded the
+    word "proof", SFT learned <answer>proof</answer>)."""
+    rows = [{"problem": f"Show that {n} + {n} is even.", "solution": "Proof: 2n is even.", "answer": "proof"}
+            for n in range(4)]  # fmt: skip
+    rows += [{"problem": f"What is {n} + 1?", "solution": f"It is {n + 1}.", "answer": str(n + 1)} for n in range(20)]
+    rows.append({"problem": "Find x.", "solution": "We could not.", "answer": "notfound"})
+    path = tmp_path / "numina.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip"))
+    assert splits.skipped_rows == 5
+    assert all(gold not in ("proof", "notfound") for gold in [*splits.train["solution"], *splits.test["solution"]])
+
+
+def test_a_sharegpt_gold_is_never_a_guess_boxed_in_the_thinking() -> None:
+    from r1kit.data.adapters import sharegpt_row
+
+    def reply(text: str) -> dict:
+        return sharegpt_row({"conversations": [{"from": "human", "value": "2 + 3?"}, {"from": "gpt", "value": text}]})
+
+    r1_style = reply("<think>Maybe \\boxed{4}? No: 2 + 3 = 5.</think> The answer is \\boxed{5}.")
+    assert (r1_style["solution"], r1_style["reasoning"]) == ("5", "Maybe \\boxed{4}? No: 2 + 3 = 5.")
+    assert reply("<think>Maybe \\boxed{4}? No: 2 + 3 = 5.</think> The answer is 5.")["solution"] is None
+    cut = reply("<|begin_of_thought|>Guess \\boxed{4}; no.<|end_of_thought|><|begin_of_solution|>It is 5.")
+    assert cut["solution"] is None and "<|" not in cut["response"]
+
+
+def test_a_held_out_file_of_a_built_in_tasks_problems_leaves_their_twins_out_of_training(tmp_path: Path) -> None:
+    """Only the carved-out held-out split left out the training rows with a held-out problem's arithmetic; with
+    dataset.test_split a file of the task's own problems had 39 of 200 trained on in other words."""
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps(row) + "\n" for row in synthetic.generate("arithmetic", 200, 1)))
+    cfg = DatasetConfig(name="arithmetic", test_split=str(held))
+    cfg.synthetic.num_examples = 2000
+    splits = load_splits(cfg)
+    assert not set(splits.train["reasoning"]) & set(splits.test["reasoning"])
+    assert len(splits.train) < 2000
+
+
+def test_boxed_answers_as_math_writes_them_and_folders_left_by_a_reused_pid(tmp_path: Path) -> None:
+    import os
+
+    from r1kit.atomic import build_complete
+    from r1kit.rewards.text import last_boxed
+    from r1kit.stats import t95
+
+    assert [last_boxed(t) for t in ("Hence $\\boxed 5$.", "\\boxed {7}", "\\fbox{8}")] == ["5", "7", "8"]
+    # a build left aside by a killed process of this pid (pids repeat in a container) made every rebuild fail
+    dest = tmp_path / "model"
+    build_complete(dest, lambda folder: (folder / "a").write_text("1"), {})
+    (leftover := tmp_path / f".model.old-{os.getpid()}").mkdir()
+    (leftover / "x").write_text("old")
+    build_complete(dest, lambda folder: (folder / "a").write_text("2"), {})
+    assert (dest / "a").read_text() == "2"
+    with pytest.raises(ValueError):  # no spread to estimate: it read the table's last entry
+        t95(0)

@@ -48,6 +48,8 @@ def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
     (staging / COMPLETE_MARKER).write_text(json.dumps(info))
     dest.parent.mkdir(parents=True, exist_ok=True)
     old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    # one left by a killed process of this pid (pids repeat in a container): os.replace cannot move onto it
+    shutil.rmtree(old, ignore_errors=True)
     if dest.exists():
         os.replace(dest, old)
     os.replace(staging, dest)

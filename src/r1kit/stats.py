@@ -25,6 +25,8 @@ def t95(degrees: int) -> float:
     >>> t95(9), round(t95(30), 3), round(t95(60), 3), round(t95(199), 3)
     (2.262, 2.042, 2.0, 1.972)
     """
+    if degrees < 1:  # no spread to estimate (_T95[-1] would have been read)
+        raise ValueError(f"a t interval needs at least 1 degree of freedom, not {degrees}")
     if degrees <= len(_T95):
         return _T95[degrees - 1]
     z = Z95  # Cornish-Fisher expansion of t in 1/degrees, within 0.001 of the tables from 30 on

@@ -97,6 +97,9 @@ def worked(solution: str) -> str | None:
     return solution if re.search(r"\w", rest) else None
 
 
+_NO_ANSWER = ("proof", "notfound")  # NuminaMath-1.5's `answer` of a proof, or of a problem whose answer was not found
+
+
 def numina_row(row: Mapping[str, Any]) -> Canonical:
     """NuminaMath (-TIR/-CoT): {problem, solution} with the final answer in \\boxed{}; an `answer` column
     (MATH-500, OpenR1-Math) is the final answer itself. A solution with neither is its own gold (math-verify can
@@ -106,7 +109,10 @@ def numina_row(row: Mapping[str, Any]) -> Canonical:
     True
     """
     solution = required_text(row, "solution")
-    gold = answer_text(row.get("answer")) or last_boxed(solution)
+    given = answer_text(row.get("answer"))
+    if given is not None and given.strip().lower() in _NO_ANSWER:
+        raise BadRow("answer", f"is {given.strip()!r}, NuminaMath-1.5's mark of a problem without a final answer")
+    gold = given or last_boxed(solution)
     return {
         "question": required_text(row, "problem"),
         "solution": gold or solution,
@@ -142,7 +148,8 @@ def said_text(content: Any, field: str) -> str:
 
 
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
-_SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)<\|end_of_solution\|>", re.DOTALL)
+_SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(?:<\|end_of_solution\|>|$)", re.DOTALL)  # a cut one too
+_THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)  # an R1-style reply (OpenThoughts3)
 
 
 def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -170,9 +177,14 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     if not reply:
         raise BadRow("conversations", "has no assistant turn after the first user turn")
     reply = said_text(reply, "conversations")
-    thought, solution = _THOUGHT.search(reply), _SOLUTION.search(reply)
-    final = solution.group(1).strip() if solution else reply.strip()
+    thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
     reasoning = thought.group(1).strip() if thought else None
+    if solution:
+        final = solution.group(1).strip()
+    elif think:  # the gold is the solution's, never a guess boxed in the thinking
+        reasoning, final = think.group(1).strip() or None, think.group(2).strip()
+    else:
+        final = reply.strip()
     gold = last_boxed(final)
     return {
         "question": user,

@@ -51,6 +51,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     else:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
         skipped += skipped_test
+        train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
     if cfg.max_train_samples:
         train = train.select(range(min(cfg.max_train_samples, len(train))))
     if cfg.max_test_samples:
@@ -91,11 +92,16 @@ def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dat
             f"({cfg.split.test_size}) of them and train on the rest ({error}); add rows, or give the held-out "
             "problems as a file with dataset.test_split"
         ) from None
-    train, test = parts["train"], parts["test"]
-    if cfg.name in synthetic.BUILTIN_TASKS:
-        held_out = set(test["reasoning"])
-        train = train.select([i for i, worked in enumerate(train["reasoning"]) if worked not in held_out])
-    return train, test
+    return _without_held_out_twins(parts["train"], parts["test"], cfg), parts["test"]
+
+
+def _without_held_out_twins(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
+    """A built-in task's training rows without the reworded twins of held-out problems, the same arithmetic asked in
+    other words ("Compute 3 + 17." beside a held-out "What is 3 + 17?"): scored, they would be remembered."""
+    if cfg.name not in synthetic.BUILTIN_TASKS:
+        return train
+    held_out = {worked for worked in test["reasoning"] if worked}
+    return train.select([i for i, worked in enumerate(train["reasoning"]) if worked not in held_out])
 
 
 def innermost_cause(error: BaseException) -> str:

@@ -110,16 +110,25 @@ def extract_answer(text: str) -> str | None:
     return text[start + len(ANSWER_OPEN) : end].strip()
 
 
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+(?=[^\s{$])")
+_BOX_TOKEN = re.compile(r"[^\s$.,;]+")
+
+
 def last_boxed(text: str) -> str | None:
     r"""Content of the last \boxed{…} (braces balanced), or None.
 
     >>> last_boxed(r"so $\boxed{\frac{1}{2}}$ and \boxed{3}")
     '3'
+    >>> last_boxed(r"Hence $\boxed 5$."), last_boxed(r"\boxed {7}"), last_boxed(r"\fbox{8}")  # MATH writes these too
+    ('5', '7', '8')
     """
-    start = text.rfind("\\boxed{")
-    if start < 0:
+    found = list(_BOX.finditer(text))
+    if not found:
         return None
-    depth, begin = 0, start + len("\\boxed{")
+    box = found[-1]
+    if not box.group().endswith("{"):  # \boxed 5: the one token after it
+        return _BOX_TOKEN.match(text, box.end()).group()
+    depth, begin = 0, box.end()
     for position in range(begin - 1, len(text)):
         depth += {"{": 1, "}": -1}.get(text[position], 0)
         if depth == 0:
