@@ -37,7 +37,7 @@ from r1kit.data.preferences import (
     truncated,
     ultrafeedback_row,
 )
-from r1kit.models import ModelError, check_model
+from r1kit.models import ModelError, check_model, load_tokenizer
 from r1kit.rewards import build_reward
 from r1kit.rewards.guard import guarded
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -360,7 +360,7 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     lines = (ctx.dir / "pairs.jsonl").read_text().splitlines()
     assert {json.loads(line)["split"] for line in lines} == {"train", "test"}
     monkeypatch.setattr("r1kit.stages.pairs.builtin_pairs", lambda *a, **k: pytest.fail("not reused"))
-    again = stage_pairs(ctx, inputs.model, inputs.splits.train)
+    again = stage_pairs(ctx, inputs.model, inputs.splits.train, load_tokenizer(ctx.config.model, inputs.model))
     assert len(again.train) == output.metrics["train_pairs"]
 
     # the trained model is a reward for RL: deterministic scores, the same after pickling
@@ -786,7 +786,8 @@ def test_built_in_pairs_past_max_pairs_are_a_seeded_draw(tmp_path: Path, tiny_mo
     monkeypatch.setattr(pairs_module, "builtin_pairs", lambda ctx, model, rows: (list(built), {}))
     config = config_for(tmp_path, "--preferences.max_pairs", "16")
     ctx, _, splits = setup(config, "test")
-    drawn = stage_pairs(ctx.for_stage(config, "dpo", "dpo"), str(tiny_model), splits.train)
+    tokenizer = load_tokenizer(config.model, str(tiny_model))
+    drawn = stage_pairs(ctx.for_stage(config, "dpo", "dpo"), str(tiny_model), splits.train, tokenizer)
     assert len(drawn.train) == 16 and {p["chosen"].split()[0] for p in drawn.train} == {"math", "general"}
 
 

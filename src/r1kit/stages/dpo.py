@@ -29,20 +29,14 @@ from r1kit.stages.common import (
     trainer_arguments,
 )
 from r1kit.stages.evaluate import EvaluateEvery, completion_logprobs
-from r1kit.stages.pairs import refuse_a_template_that_drops_reasoning, stage_pairs
+from r1kit.stages.pairs import stage_pairs
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     config = ctx.config
     section = config.dpo
     tokenizer = load_tokenizer(config.model, inputs.model)
-    built_in = config.preferences.dataset is None  # worked solutions: the template is checked before sampling them
-    if built_in:
-        refuse_a_template_that_drops_reasoning(tokenizer, inputs.model, ctx.stage)
-    pairs = stage_pairs(ctx, inputs.model, inputs.splits.train)
-    if not built_in:
-        replies = (str(pair[side]) for pair in pairs.train for side in ("chosen", "rejected"))
-        refuse_a_template_that_drops_reasoning(tokenizer, inputs.model, ctx.stage, replies)
+    pairs = stage_pairs(ctx, inputs.model, inputs.splits.train, tokenizer)
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
     args = DPOConfig(

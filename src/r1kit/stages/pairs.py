@@ -131,7 +131,7 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
     return pairs + replies + general, stats
 
 
-def refuse_a_template_that_drops_reasoning(
+def _refuse_a_template_that_drops_reasoning(
     tokenizer, model_reference: str, stage: str, replies: Iterable[str] | None = None
 ) -> None:
     """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) shows the reward model and DPO
@@ -148,15 +148,26 @@ def refuse_a_template_that_drops_reasoning(
     )
 
 
-def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
-    """The pairs a preference stage trains and is scored on: `preferences.dataset` when set, else the built-in pairs
-    from `model_reference` on `rows` (the training problems), cached in RUN/<stage>/pairs.jsonl. Pairs another stage
+def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset, tokenizer) -> PairSplits:
+    """The pairs a preference stage trains and is scored on, its `tokenizer`'s chat template checked against them:
+    `preferences.dataset` when set, else the built-in pairs from `model_reference` on `rows` (the training
+    problems)."""
+    if ctx.config.preferences.dataset:
+        pairs = load_pairs(ctx.config.preferences, ctx.config.dataset.on_bad_row)
+        replies = (str(pair[side]) for pair in pairs.train for side in ("chosen", "rejected"))
+        _refuse_a_template_that_drops_reasoning(tokenizer, model_reference, ctx.stage, replies)
+        return pairs
+    # worked solutions: the template is checked before they are sampled
+    _refuse_a_template_that_drops_reasoning(tokenizer, model_reference, ctx.stage)
+    return _built_in_pairs(ctx, model_reference, rows)
+
+
+def _built_in_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> PairSplits:
+    """The built-in pairs from `model_reference` on `rows`, cached in RUN/<stage>/pairs.jsonl. Pairs another stage
     of the run built from the same model (by content) with the same settings are copied, not sampled again: the
     `rlhf` recipe's reward model and DPO train on the same pairs."""
     config = ctx.config
     prefs = config.preferences
-    if prefs.dataset:
-        return load_pairs(prefs, config.dataset.on_bad_row)
 
     path, meta_path = ctx.dir / "pairs.jsonl", ctx.dir / "pairs.json"
     key = json_digest(
