@@ -52,6 +52,19 @@ def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr
 
 
+@pytest.mark.parametrize("name", ["deepspeed_zero2", "deepspeed_zero3"])
+def test_a_deepspeed_launch_without_deepspeed_is_one_line(name: str, tmp_path: Path, monkeypatch) -> None:
+    """accelerate's launcher stopped with a 12-line traceback ending "DeepSpeed is not installed"."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda module, *a: None if module == "deepspeed" else real(module, *a)
+    )
+    done = r1kit_cli("sft", "--profile", "test", "--launch", name, "--out", str(tmp_path / "run"), cwd=REPO)
+    assert done.returncode == 2 and "DeepSpeed is not installed: pip install deepspeed" in done.stderr, done.stderr
+
+
 def test_a_process_count_without_launch_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from r1kit.cli import main
 

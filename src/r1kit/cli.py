@@ -10,6 +10,7 @@ R1KIT_DEBUG=1 shows its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -226,6 +227,11 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(
             f"--launch {args.launch}: neither a shipped config ({', '.join(accelerate_configs())}) nor a file"
         )
+    # accelerate's launcher would fail with a traceback: said in one line, before it starts
+    if _names_deepspeed(config) and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError(
+            f"--launch {args.launch}: a DeepSpeed config, and DeepSpeed is not installed: pip install deepspeed"
+        )
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
@@ -240,6 +246,17 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
     command += ["-m", "r1kit.cli", *rest]
     print(f"r1kit: {' '.join(command)}", file=sys.stderr)
     return subprocess.run(command, check=False).returncode
+
+
+def _names_deepspeed(config: Path) -> bool:
+    """Whether an accelerate config file launches with DeepSpeed (distributed_type: DEEPSPEED)."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False  # accelerate says what is wrong with it
+    return isinstance(values, dict) and str(values.get("distributed_type", "")).upper() == "DEEPSPEED"
 
 
 def _processes_accelerate_left_out() -> int | None:
