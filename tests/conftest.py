@@ -80,7 +80,8 @@ def _as_a_command(cwd: Path, err: io.StringIO) -> Iterator[None]:
     signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     console = logging.StreamHandler(err)
     console.setFormatter(logging.Formatter("%(message)s"))
-    root.handlers, root.level = [console], logging.WARNING
+    root.handlers = [console]
+    root.setLevel(logging.WARNING)  # setLevel: the loggers' cached levels are cleared too
     os.chdir(cwd)
     try:
         yield
@@ -89,7 +90,8 @@ def _as_a_command(cwd: Path, err: io.StringIO) -> Iterator[None]:
         os.chdir(here)
         os.environ.clear()
         os.environ.update(environ)
-        root.handlers, root.level = handlers, level
+        root.handlers = handlers
+        root.setLevel(level)
         torch.set_num_threads(threads)
         for number, handler in signals.items():
             signal.signal(number, handler)
