@@ -6,7 +6,7 @@ import functools
 import hashlib
 import importlib.util
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from r1kit.cache import cache_root
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 from r1kit.hub import offline_if_unreachable, unreachable
+from r1kit.rewards.text import THINK_CLOSE
 
 logger = logging.getLogger("r1kit")
 
@@ -338,6 +339,22 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
     return tokenizer
+
+
+def refuse_a_template_that_drops_reasoning(
+    tokenizer: PreTrainedTokenizerBase, reference: str, replies: Iterable[str] | None, consequence: str, where: str = ""
+) -> None:
+    """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) is refused where `replies`
+    hold one (None: they are worked solutions); `consequence` says what training through it would do, `where` (a
+    stage's "dpo: ") heads the message."""
+    if not drops_reasoning(tokenizer):
+        return
+    if replies is not None and not any(THINK_CLOSE in reply for reply in replies):
+        return  # chat replies: no reasoning to lose
+    raise ModelError(
+        f"{where}the chat template of {reference} drops the reasoning from an assistant's reply (its <think> block), so "
+        f"{consequence}; set model.chat_template=chatml or to a template of your own that keeps it"
+    )
 
 
 def drops_reasoning(tokenizer: PreTrainedTokenizerBase) -> bool:

@@ -597,10 +597,10 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
     settings = config.evaluation
     # A name that is no folder would leave the win rate silently empty.
-    if settings.reward_model and not Path(settings.reward_model).expanduser().is_dir():
-        raise ModelError(f"evaluation.reward_model {settings.reward_model}: no such model folder{_STAGE_NAMES}")
-    if settings.reward_model:  # a policy's folder is refused now, not once the evaluation is done
-        build_reward("reward_model", path=str(Path(settings.reward_model).expanduser()))
+    if settings.reward_model:
+        if not Path(settings.reward_model).expanduser().is_dir():
+            raise ModelError(f"evaluation.reward_model {settings.reward_model}: no such model folder{_STAGE_NAMES}")
+        build_reward("reward_model", path=str(Path(settings.reward_model).expanduser()))  # a policy's folder: now
     if against := settings.win_rate_against:  # a model alias, a run or stage folder or RUN:STAGE
         if against not in BUILTIN_MODELS and stage_named(against) is None and not Path(against).expanduser().is_dir():
             raise ModelError(f"evaluation.win_rate_against {against}: no such model folder{_STAGE_NAMES}")

@@ -25,9 +25,8 @@ from r1kit.data.preferences import (
     sample_pairs,
     split_pairs,
 )
-from r1kit.models import ModelError, drops_reasoning
+from r1kit.models import refuse_a_template_that_drops_reasoning
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
-from r1kit.rewards.text import THINK_CLOSE
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
 from r1kit.stages.traces import KEPT, TraceJudge, first_rows, greedy_answers, sample
@@ -131,21 +130,9 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
     return pairs + replies + general, stats
 
 
-def _refuse_a_template_that_drops_reasoning(
-    tokenizer, model_reference: str, stage: str, replies: Iterable[str] | None = None
-) -> None:
-    """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) shows the reward model and DPO
-    the answers alone: two replies with one answer and different reasoning score and train alike. Refused as SFT
-    refuses it, where the replies hold a <think> block (`replies` None: the built-in pairs, worked solutions)."""
-    if not drops_reasoning(tokenizer):
-        return
-    if replies is not None and not any(THINK_CLOSE in reply for reply in replies):
-        return  # chat pairs: no reasoning to lose
-    raise ModelError(
-        f"{stage}: the chat template of {model_reference} drops the reasoning from an assistant's reply (its <think> "
-        "block), so the pairs would be told apart by their answers alone; set model.chat_template=chatml or to a "
-        "template of your own that keeps it"
-    )
+# Through a template that drops the reasoning (DeepSeek-R1-Distill's), two replies with one answer and different
+# reasoning score and train alike.
+_TOLD_APART = "the pairs would be told apart by their answers alone"
 
 
 def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset, tokenizer) -> PairSplits:
@@ -155,10 +142,10 @@ def stage_pairs(ctx: StageContext, model_reference: str, rows: Dataset, tokenize
     if ctx.config.preferences.dataset:
         pairs = load_pairs(ctx.config.preferences, ctx.config.dataset.on_bad_row)
         replies = (str(pair[side]) for pair in pairs.train for side in ("chosen", "rejected"))
-        _refuse_a_template_that_drops_reasoning(tokenizer, model_reference, ctx.stage, replies)
+        refuse_a_template_that_drops_reasoning(tokenizer, model_reference, replies, _TOLD_APART, f"{ctx.stage}: ")
         return pairs
     # worked solutions: the template is checked before they are sampled
-    _refuse_a_template_that_drops_reasoning(tokenizer, model_reference, ctx.stage)
+    refuse_a_template_that_drops_reasoning(tokenizer, model_reference, None, _TOLD_APART, f"{ctx.stage}: ")
     return _built_in_pairs(ctx, model_reference, rows)
 
 

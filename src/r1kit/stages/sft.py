@@ -15,8 +15,7 @@ from trl import SFTConfig, SFTTrainer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import sft_rows
-from r1kit.models import ModelError, load_model, load_tokenizer
-from r1kit.rewards.text import split_r1
+from r1kit.models import load_model, load_tokenizer, refuse_a_template_that_drops_reasoning
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -75,18 +74,10 @@ def _check_the_template_keeps_the_reasoning(tokenizer, rows: Dataset, model_refe
     """TRL renders each row through the chat template, and some templates drop an assistant reply's reasoning
     (DeepSeek-R1-Distill's keeps only what follows </think>, for multi-turn chat): the model would learn the answers
     without the worked solutions."""
-    for row in rows.select(range(min(len(rows), 8))):
-        reply = row["completion"][-1]["content"]
-        parts = split_r1(reply)
-        if parts is None:  # a chat reply, no worked solution to lose
-            continue
-        rendered = tokenizer.apply_chat_template([*row["prompt"], *row["completion"]], tokenize=False)
-        if parts[0] not in rendered:
-            raise ModelError(
-                f"the chat template of {model_reference} drops the reasoning from an assistant's reply (its "
-                "<think> block), so SFT would learn answers without their worked solutions; set "
-                "model.chat_template=chatml or to a template of your own that keeps it"
-            )
+    replies = [row["completion"][-1]["content"] for row in rows.select(range(min(len(rows), 8)))]
+    refuse_a_template_that_drops_reasoning(
+        tokenizer, model_reference, replies, "SFT would learn answers without their worked solutions"
+    )
 
 
 def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> dict[str, int]:
