@@ -380,6 +380,33 @@ def test_interactive_chat_feeds_the_kept_turns_back(
     capsys.readouterr()
 
 
+def test_a_question_too_long_or_a_ctrl_c_ends_one_reply_not_the_conversation(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pasted question longer than the model's context, or Ctrl-C while a reply was written, ended the whole chat
+    (exit 1 or 130) and the questions after it were never asked."""
+    from r1kit.chat import StreamRenderer
+    from r1kit.chat import main as chat_main
+    from r1kit.stages.common import as_trained
+
+    feed = StreamRenderer.feed
+    pressed = []
+
+    def ctrl_c_in_the_first_reply(self, chunk: str) -> None:
+        if not pressed:
+            pressed.append(chunk)
+            raise KeyboardInterrupt
+        feed(self, chunk)
+
+    monkeypatch.setattr(StreamRenderer, "feed", ctrl_c_in_the_first_reply)
+    monkeypatch.setattr("sys.stdin", io.StringIO("What is 1+1?\n" + "word " * 3000 + "\nWhat is 4+4?\n"))
+    args = ["--model.name", str(finished_run), "--chat.max_new_tokens", "6"]
+    kept = chat_main(as_trained(resolve_config(overrides=args, environ={})), None)
+    assert pressed and [question for question, _ in kept] == ["What is 4+4?"]  # the stopped and the too long: not kept
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(stopped)" in shown and "the model's whole context" in shown
+
+
 def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path) -> None:
     from r1kit.chat import reply
     from r1kit.hardware import setup_hardware

@@ -212,7 +212,14 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
                 earlier.clear()
             console.print(_COMMANDS[question], style="dim", markup=False)
             continue
-        answered = reply(model, tokenizer, question, config, console, earlier)
+        try:
+            answered = reply(model, tokenizer, question, config, console, earlier)
+        except ModelError as error:  # a question too long for the model: said, and the conversation goes on
+            console.print(f"({error})", style="bold", markup=False)
+            continue
+        except KeyboardInterrupt:  # Ctrl-C stops the reply being written, not the conversation; the turn is not kept
+            console.print("\n(stopped)", style="bold", markup=False)
+            continue
         if config.chat.history and not config.chat.raw:
             earlier.append((question, without_thinking(answered)))
     return earlier
