@@ -385,3 +385,26 @@ def test_a_stage_trains_and_evaluates_with_a_template_without_a_system_turn(tmp_
     evaluated = r1kit_cli("eval", "--profile", "test", "--model", str(out), cwd=REPO)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "takes no system message" not in evaluated.stderr  # the saved template takes one
+
+
+def test_model_revision_is_for_model_name_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model.revision` was passed when loading any model under the same settings: a distill student or cold start's
+    refine model from another hub repo was asked for the teacher's commit ("revision not found", or other weights).
+    The hub is out of reach here, so the loaders' calls are recorded instead of answered."""
+    from r1kit import models
+
+    asked: list[tuple[str, str | None]] = []
+
+    def from_pretrained(reference: str, **kwargs) -> None:
+        asked.append((reference, kwargs.get("revision")))
+        raise OSError("not on this machine")
+
+    for loader in (models.AutoTokenizer, models.AutoModelForCausalLM):
+        monkeypatch.setattr(loader, "from_pretrained", from_pretrained)
+    cfg = ModelConfig(name="org/teacher", revision="abc123")
+    for reference in ("org/teacher", "org/student"):
+        with pytest.raises(ModelError):
+            load_tokenizer(cfg, reference)
+        with pytest.raises(ModelError):
+            load_model(cfg, reference, CPU, for_training=False)
+    assert asked == [("org/teacher", "abc123")] * 2 + [("org/student", None)] * 2

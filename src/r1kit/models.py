@@ -241,6 +241,18 @@ def is_reward_model(architectures: list[str] | None) -> bool:
     return bool(architectures) and all(name.endswith("ForSequenceClassification") for name in architectures)
 
 
+def revision_of(cfg: ModelConfig, reference: str) -> str | None:
+    """The hub revision to load `reference` at: `model.revision` names a commit of `model.name`'s repo, so another
+    model loaded under the same settings (a distill student, cold start's refine model) is read at its newest (a
+    commit of one repo is not found in another's).
+
+    >>> cfg = ModelConfig(name="org/teacher", revision="abc123")
+    >>> revision_of(cfg, "org/teacher"), revision_of(cfg, "org/student")
+    ('abc123', None)
+    """
+    return cfg.revision if reference == cfg.name else None
+
+
 def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: str = "model.name") -> None:
     """What can be checked of a model before any weight is loaded: that its config loads (a hub id offline, a broken
     config.json), that it writes text (not a reward model), and, to train it, that the LoRA targets name layers it
@@ -250,7 +262,7 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
         return  # an adapter folder: its base model is checked when it loads
     try:
         model_config = AutoConfig.from_pretrained(
-            reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+            reference, revision=revision_of(cfg, reference), trust_remote_code=cfg.trust_remote_code
         )
     except Exception as error:  # OSError offline, ValueError for an unknown architecture, JSON errors
         raise load_error(reference, error) from error
@@ -298,7 +310,7 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            reference, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+            reference, revision=revision_of(cfg, reference), trust_remote_code=cfg.trust_remote_code
         )
     except Exception as error:  # tokenizers' own parser raises a bare Exception on a broken tokenizer.json
         raise load_error(reference, error) from error
@@ -400,7 +412,7 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     try:
         model = AutoModelForCausalLM.from_pretrained(
             reference,
-            revision=cfg.revision,
+            revision=revision_of(cfg, reference),
             dtype=dtype,
             trust_remote_code=cfg.trust_remote_code,
             attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,

@@ -25,7 +25,7 @@ from r1kit.atomic import is_complete
 from r1kit.config.schema import ModelConfig, R1kitConfig
 from r1kit.data.preferences import Pair, trl_pairs
 from r1kit.hardware import Hardware
-from r1kit.models import ADAPTER_CONFIG, load_error, load_model, load_tokenizer
+from r1kit.models import ADAPTER_CONFIG, load_error, load_model, load_tokenizer, revision_of
 from r1kit.rewards.reward_model import RewardModelScorer
 from r1kit.stages.common import (
     StageContext,
@@ -93,7 +93,7 @@ def load_reward_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_
             model = AutoModelForSequenceClassification.from_pretrained(
                 reference,
                 num_labels=1,
-                revision=cfg.revision,
+                revision=revision_of(cfg, reference),
                 dtype=dtype,
                 trust_remote_code=cfg.trust_remote_code,
                 attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,
