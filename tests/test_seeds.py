@@ -223,6 +223,14 @@ def broken(completions, **kwargs):
 def stuck(completions, **kwargs):
     import time
     time.sleep(30)
+
+
+def prompts_first(prompts, completions, max_words=20, **kwargs):
+    return [float(len(c.split()) <= max_words) for c in completions]
+
+
+async def awaited(completions, **kwargs):
+    return [0.5 for _ in completions]
 """
 
 
@@ -286,6 +294,29 @@ def test_a_plugin_that_raises_or_hangs_costs_its_items_not_the_run(plugin_module
     assert rewards["broken"](["a", "b"], log_metric=logged.__setitem__) == [None, None]
     assert rewards["stuck"](["a"], log_metric=logged.__setitem__) == [None]
     assert logged["rewards/broken/exceptions"] == 2.0 and logged["rewards/stuck/timeouts"] == 1.0
+
+
+def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(plugin_module: str) -> None:
+    """TRL calls a reward by keyword (`prompts=…, completions=…`) and awaits an `async def` one: a plug-in written
+    `def r(prompts, completions, **kwargs)` raised "got multiple values for argument 'prompts'" at every call, an
+    async one returned a coroutine, and both scored None for every completion (a warning, no signal)."""
+    from r1kit.config.sources import ConfigError, resolve_config
+    from r1kit.stages.grpo import build_rewards
+
+    functions = f"[{plugin_module}:prompts_first, {plugin_module}:awaited]"
+    config = resolve_config(
+        overrides=["--rewards.functions", functions, "--rewards.prompts_first.max_words", "1"], environ={}
+    ).config
+    logged: dict[str, float] = {}
+    rewards = build_rewards(config)
+    trl_call = {"prompts": ["p", "p"], "completion_ids": [[1], [2]], "log_metric": logged.__setitem__}
+    assert rewards["prompts_first"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
+    assert rewards["awaited"](["4", "5"], **trl_call) == [0.5, 0.5]
+    assert not any(key.endswith("exceptions") and value for key, value in logged.items())
+    with pytest.raises(ConfigError, match=r"max_wordz is not a parameter .*did you mean 'max_words'"):
+        resolve_config(
+            overrides=["--rewards.functions", functions, "--rewards.prompts_first.max_wordz", "1"], environ={}
+        )
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,12 @@ a call past `rewards.plugin_timeout_seconds` costs the items (None, counted), ne
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import importlib
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -56,6 +57,10 @@ def load_plugin(spec: str) -> Callable[..., list[float | None]]:
     return function
 
 
+# What the trainer passes every reward (TRL's call): no parameter of the config's
+_PASSED_BY_TRAINER = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
+
+
 def misfit_parameter(spec: str, names: list[str]) -> str | None:
     """Why one of the parameters `names` set for plug-in `spec` would not reach its function as meant, or None: a
     name it does not take (a TypeError at every call), or a near miss of one it does (swallowed by its **kwargs, so
@@ -70,7 +75,11 @@ def misfit_parameter(spec: str, names: list[str]) -> str | None:
         parameters = list(inspect.signature(load_plugin(spec)).parameters.values())
     except (TypeError, ValueError):  # a callable without a readable signature: its business
         return None
-    named = [p.name for p in parameters[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    named = [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _PASSED_BY_TRAINER
+    ]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     for name in names:
         close = difflib.get_close_matches(name, named, n=1, cutoff=0.8)
@@ -93,4 +102,12 @@ class PluginReward:
         return short_name(self.spec)
 
     def __call__(self, completions, **kwargs: Any) -> list[float | None]:
-        return load_plugin(self.spec)(completions, **kwargs, **self.params)
+        # by keyword, as TRL calls a reward: `def reward(prompts, completions, **kwargs)` is TRL's signature too
+        values = load_plugin(self.spec)(completions=completions, **kwargs, **self.params)
+        if inspect.isawaitable(values):  # an `async def` reward (TRL awaits those): run here, in the guard's thread
+            values = asyncio.run(_awaited(values))
+        return values
+
+
+async def _awaited(awaitable: Awaitable[list[float | None]]) -> list[float | None]:
+    return await awaitable
