@@ -152,7 +152,7 @@ def test_only_a_stage_whose_earlier_stages_never_ran_stops_before_any_work(tmp_p
     run = tmp_path / "run"
     done = r1kit_cli("run", "--profile", "test", "--out", str(run), "--only", "grpo", cwd=REPO)
     assert done.returncode == 1 and "--only grpo: 01_sft, before it, never finished" in done.stderr
-    assert not (run / "eval" / "base.json").exists()  # the base model was not evaluated first
+    assert not run.exists()  # the base model was not evaluated first, and no folder was made
 
 
 def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked(tmp_path: Path) -> None:
@@ -765,6 +765,30 @@ def test_another_recipe_into_a_finished_run_is_refused(finished_run: Path, capsy
         assert f"holds stage {stage} of another recipe" in err and "--out" in err, err
     assert (finished_run / "config.yaml").read_text() == saved
     assert sorted(p.name for p in finished_run.glob("0*")) == ["01_sft", "02_grpo"]
+
+
+def test_a_refused_run_leaves_a_failed_start_s_logs_and_evaluations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening the folder took over the failed start (its logs and evaluations deleted, "starting over with this
+    config") before the plan was refused: a refused command changed the folder."""
+    from r1kit.cli import main
+    from r1kit.runs import open_run, stop_training_log
+
+    root = tmp_path / "run"
+    config = resolve_config(recipe="r1", profile="test", overrides=["--out", str(root)], environ={}).config
+    open_run(config, "run").save_config(config)
+    (root / "01_cold_start").mkdir()  # killed in its first stage
+    (root / "01_cold_start" / "manifest.json").write_text('{"stage": "cold_start", "kind": "cold_start"}')
+    for name in ("eval/base.json", "metrics.jsonl", "training.log"):
+        (root / name).parent.mkdir(exist_ok=True)
+        (root / name).write_text("{}\n")
+    before = sorted(p for p in root.rglob("*") if p.is_file())
+    assert main(["run", "--profile", "test", "--recipe", "rlhf", "--out", str(root)]) == 1
+    stop_training_log()
+    err = capsys.readouterr().err
+    assert "holds stage 01_cold_start of another recipe" in err and "starting over" not in err, err
+    assert sorted(p for p in root.rglob("*") if p.is_file()) == before
 
 
 NAME_LOOKUPS = """

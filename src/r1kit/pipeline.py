@@ -65,16 +65,21 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     _check_stage_references(config)
     _check_stage_files(config)
     own_data: dict[str, Splits] = {}
+    planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
         own_data.update(_own_data(config))  # and before any work: a stage's bad data file costs nothing
         _check_data(config, splits, own_data)
+        # and the plan, before the folder is opened: a refused run changes nothing in it (opening it clears a failed
+        # start's logs and evaluations)
+        folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
+        planned.append(_plan(config, folder, from_stage, only))
 
     ctx, base, splits = setup(config, "run", check=check)
     config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
     run_dir = ctx.run
     hashes = _Hashes()
-    plan, manifests = _plan(config, run_dir, from_stage, only)  # before any work: a refused plan costs nothing
+    plan, manifests = planned[0]
     outdated = _outdated(run_dir)  # listed so by an earlier --only: checked below
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
@@ -157,29 +162,28 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
 
 def _plan(
-    config: R1kitConfig, run_dir: RunDir, from_stage: str | None, only: str | None
+    config: R1kitConfig, root: Path | None, from_stage: str | None, only: str | None
 ) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
     """Stage name → forced to run again (by --from or --only), and the manifest of every stage folder in the run
-    (NN_<name> → manifest, read once by the main process). Three refusals: --only on a stage whose earlier stages
-    never finished, another recipe's stages in the folder, and a change that would discard the finished first stage
-    unasked (with or without --from / --only, unless they name the first stage)."""
+    folder `root` (None: a new one; NN_<name> → manifest, read once by the main process). Three refusals: --only on
+    a stage whose earlier stages never finished, another recipe's stages in the folder, and a change that would
+    discard the finished first stage unasked (with or without --from / --only, unless they name the first stage)."""
     names = [spec.name for spec in config.stages]
     folders = [f"{index:02d}_{name}" for index, name in enumerate(names, 1)]
     start = names.index(from_stage) if from_stage else names.index(only) if only else len(names)
     forced = {name: index >= start and (only is None or name == only) for index, name in enumerate(names)}
+    found = root.glob("*/manifest.json") if root is not None else []
     manifests = distributed.from_main(
-        {path.parent.name: read_manifest(path.parent) for path in run_dir.root.glob("*/manifest.json")}
-        if distributed.is_main()
-        else None
+        {path.parent.name: read_manifest(path.parent) for path in found} if distributed.is_main() else None
     )
     if only is not None:
         unfinished = [folder for folder in folders[:start] if manifests.get(folder, {}).get("status") != "complete"]
         if unfinished:
             raise RunDirError(
-                f"--only {only}: {', '.join(unfinished)}, before it, never finished in {run_dir.root}; "
+                f"--only {only}: {', '.join(unfinished)}, before it, never finished in {root or 'a new run folder'}; "
                 "run without --only first"
             )
-    _check_same_stages(config, run_dir, manifests)
+    _check_same_stages(config, root, manifests)
     first, done = config.stages[0], manifests.get(folders[0], {})
     if forced[first.name] or done.get("status") != "complete":
         return forced, manifests
@@ -188,14 +192,14 @@ def _plan(
         key, before, now = changed[0]
         asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
         raise RunDirError(
-            f"{run_dir.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+            f"{root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
             f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
             f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
         )
     return forced, manifests
 
 
-def _check_same_stages(config: R1kitConfig, run_dir: RunDir, manifests: dict[str, dict[str, Any]]) -> None:
+def _check_same_stages(config: R1kitConfig, root: Path | None, manifests: dict[str, dict[str, Any]]) -> None:
     """A run folder holds one recipe's stages: a stage folder (in `manifests`, folder → its manifest) where this
     recipe has another stage (or none) was made by another recipe, whose folders, logs and evaluations this run would
     mix with its own."""
@@ -207,7 +211,7 @@ def _check_same_stages(config: R1kitConfig, run_dir: RunDir, manifests: dict[str
     )
     if other:
         raise RunDirError(
-            f"{run_dir.root} holds stage {other[0]} of another recipe (this recipe's stages: {', '.join(expected)}); "
+            f"{root} holds stage {other[0]} of another recipe (this recipe's stages: {', '.join(expected)}); "
             "run that recipe again (--recipe, or --config RUN/config.yaml), or choose another folder with --out"
         )
 
