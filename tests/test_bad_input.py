@@ -113,6 +113,14 @@ def test_dynamic_sampling_with_batch_scaled_rewards_is_refused(capsys: pytest.Ca
     assert_one_line(err, "dynamic_sampling.max_retries with grpo.scale_rewards batch", "use scale_rewards group")
 
 
+def test_dynamic_sampling_with_step_credit_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Dynamic sampling replaced the groups whose outcomes all agreed before step credit saw them: the groups its
+    checked steps are meant to teach from."""
+    code, err = cli(capsys, "config", "show", "--dynamic_sampling.max_retries", "2", "--step_credit.weight", "1")
+    assert code == 2
+    assert_one_line(err, "dynamic_sampling.max_retries with step_credit.weight", "use one of the two")
+
+
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("x")

@@ -40,7 +40,6 @@ def trainer_for(
         output_dir=str(tmp_path / "out"),
         per_device_train_batch_size=GROUPS * GENERATIONS,
         num_generations=GENERATIONS,
-        max_completion_length=12,
         max_steps=2,
         learning_rate=1e-2,
         temperature=0.7,
@@ -50,7 +49,7 @@ def trainer_for(
         logging_steps=1,
         save_strategy="no",
         gradient_checkpointing=False,  # TRL's default is on; the shared prefix needs the cache it turns off
-        **arguments,
+        **{"max_completion_length": 12, **arguments},
     )
     return R1kitGRPOTrainer(
         shared_prefix=shared_prefix,
@@ -359,6 +358,22 @@ def test_training_with_both_fast_paths_logs_the_sampling_gap(tiny_model: Path, t
     assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
     gaps = [log["fast/sampling_logprob_gap"] for log in trainer.state.log_history if "fast/sampling_logprob_gap" in log]
     assert gaps and all(0 <= gap < 0.1 for gap in gaps)  # bf16 rounding of merged vs unmerged weights
+
+
+def test_no_sampling_gap_is_logged_when_every_completion_is_masked(tiny_model: Path, tmp_path: Path) -> None:
+    """With mask_truncated_completions and every completion cut, the gap's mean over no token was NaN, logged."""
+    trainer = trainer_for(
+        tiny_model,
+        tmp_path,
+        torch.float32,
+        shared_prefix=True,
+        max_completion_length=2,
+        mask_truncated_completions=True,
+    )
+    trainer.train()
+    logs = [log for log in trainer.state.log_history if "completions/clipped_ratio" in log]
+    assert logs and all(log["completions/clipped_ratio"] == 1.0 for log in logs)
+    assert all(log.get("fast/sampling_logprob_gap", 0.0) is not None for log in logs), logs
 
 
 # --------------------------------------------------------------------------------------------- dynamic sampling

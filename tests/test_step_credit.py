@@ -40,11 +40,21 @@ def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) ->
 
 def test_process_advantages_blame_a_wrong_step_and_are_zero_when_all_steps_agree() -> None:
     # steps: row 0 true at token 2, false at token 5; row 1 true at 1 and 4 → mean 0.75, std 0.5
-    advantages = process_advantages([[(2, True), (5, False)], [(1, True), (4, True)]], 7)
+    advantages = process_advantages([[(2, True), (5, False)], [(1, True), (4, True)]], 7, group_size=2)
     assert torch.allclose(advantages[0], torch.tensor([-1.0, -1.0, -1.0, -1.5, -1.5, -1.5, 0.0]))
     assert torch.allclose(advantages[1], torch.tensor([1.0, 1.0, 0.5, 0.5, 0.5, 0.0, 0.0]))
-    assert not process_advantages([[(2, True)], [(1, True), (4, True)]], 7).any()  # nothing to tell apart
-    assert not process_advantages([[], []], 7).any()
+    assert not process_advantages([[(2, True)], [(1, True), (4, True)]], 7, group_size=2).any()  # nothing to tell apart
+    assert not process_advantages([[], []], 7, group_size=2).any()
+
+
+def test_process_advantages_are_normalised_within_each_prompt_s_group() -> None:
+    """Normalised over the whole batch, a prompt whose completions all stepped right had every completion pushed up,
+    and one whose completions all slipped every completion pushed down: a difference between prompts, with no
+    completion of a group set against another (DeepSeekMath normalises over a question's outputs)."""
+    all_right, all_wrong = [[(1, True)], [(1, True)]], [[(1, False)], [(1, False)]]
+    assert not process_advantages([*all_right, *all_wrong], 3, group_size=2).any()
+    mixed = process_advantages([*all_right, [(0, True)], [(0, False)]], 3, group_size=2)
+    assert not mixed[:2].any() and mixed[2, 0] > 0 > mixed[3, 0]
 
 
 def trainer_with_step_credit(tiny_model: Path, tmp_path: Path, weight: float) -> R1kitGRPOTrainer:

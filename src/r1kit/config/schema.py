@@ -676,7 +676,8 @@ class StepCreditConfig(Section):
         0.0,
         ge=0.0,
         description="Weight of the process advantage added to each token's outcome advantage: every arithmetic "
-        "equality in the thinking is a step rewarded 1 if it holds and 0 if not, normalised over the batch's steps, "
+        "equality in the thinking is a step rewarded 1 if it holds and 0 if not, normalised over the steps of its "
+        "prompt's group, "
         "summed from each token over the steps at or after it; 0: off (outcome rewards only).",
     )
 
@@ -1299,13 +1300,20 @@ class R1kitConfig(Section):
         return self
 
     @model_validator(mode="after")
-    def _dynamic_sampling_scales_rewards_by_group(self) -> R1kitConfig:
+    def _dynamic_sampling_fits_the_advantages(self) -> R1kitConfig:
         # a fresh group's advantages are scaled by the spread of its own retry batch, not of the batch it joins
         if self.dynamic_sampling.max_retries and self.grpo.scale_rewards == "batch":
             raise ValueError(
                 "dynamic_sampling.max_retries with grpo.scale_rewards batch: a replacement group would be scaled by "
                 "its own small batch's reward spread, not by that of the batch it joins; use scale_rewards group or "
                 "none with dynamic sampling"
+            )
+        # the groups it replaces, those whose outcomes all agree, are the ones step credit still teaches from
+        if self.dynamic_sampling.max_retries and self.step_credit.weight:
+            raise ValueError(
+                "dynamic_sampling.max_retries with step_credit.weight: dynamic sampling replaces the groups whose "
+                "completions all got the same reward before step credit sees them, and those are the groups its "
+                "checked steps still teach from; use one of the two"
             )
         return self
 

@@ -3,8 +3,8 @@
 
 An outcome reward blames every token of a wrong completion alike, and a group whose completions all get the same
 reward teaches nothing. Each arithmetic equality in the thinking is a step the checker can judge on its own ("40 - 9 =
-27" is wrong wherever it appears), so every step gets a reward: 1 if it holds, 0 if not. The step rewards of the batch
-are normalised (minus their mean, over their std), and a token's process advantage is the sum of the normalised
+27" is wrong wherever it appears), so every step gets a reward: 1 if it holds, 0 if not. The step rewards of a prompt's
+group are normalised (minus their mean, over their std), and a token's process advantage is the sum of the normalised
 rewards of the steps that end at or after it: the reward-to-go, as in the paper, since a step depends on every token
 before it. The trainer adds it, times a weight, to the usual outcome advantage.
 """
@@ -42,20 +42,41 @@ def step_verdicts(text: str, ends: Sequence[int]) -> list[tuple[int, bool]]:
     return [(bisect_left(ends, end), holds) for end, holds in equality_verdicts(think) if end <= ends[-1]]
 
 
-def process_advantages(steps: Sequence[Sequence[tuple[int, bool]]], width: int) -> torch.Tensor:
-    """[rows, width] process advantages: each step's reward (1 holds, 0 not) normalised over every step of the batch,
-    summed into each token from the steps that end at or after it. All zero when the batch's steps all agree.
+def process_advantages(steps: Sequence[Sequence[tuple[int, bool]]], width: int, group_size: int) -> torch.Tensor:
+    """[rows, width] process advantages: each step's reward (1 holds, 0 not) normalised over the steps of its group
+    (the `group_size` consecutive rows of one prompt's completions, as the paper normalises over a question's
+    outputs: a prompt whose completions all step right is not pushed above one whose completions all slip), summed
+    into each token from the steps that end at or after it. All zero for a group whose steps all agree.
 
-    >>> process_advantages([[(1, True), (3, False)], [(0, True)]], 4)
+    >>> process_advantages([[(1, True), (3, False)], [(0, True)]], 4, group_size=2)
     tensor([[-0.5774, -0.5774, -1.1547, -1.1547],
             [ 0.5774,  0.0000,  0.0000,  0.0000]])
     """
     advantages = torch.zeros(len(steps), width)
-    rewards = torch.tensor([float(holds) for row in steps for _, holds in row])
-    if len(rewards) < 2 or rewards.std() == 0:
-        return advantages
-    mean, std = rewards.mean(), rewards.std()
-    for row, row_steps in enumerate(steps):
-        for token, holds in row_steps:
-            advantages[row, : token + 1] += (float(holds) - mean) / std
+    for first in range(0, len(steps), group_size):
+        group = steps[first : first + group_size]
+        rewards = torch.tensor([float(holds) for row in group for _, holds in row])
+        if len(rewards) < 2 or rewards.std() == 0:
+            continue
+        mean, std = rewards.mean(), rewards.std()
+        for row, row_steps in enumerate(group, start=first):
+            for token, holds in row_steps:
+                advantages[row, : token + 1] += (float(holds) - mean) / std
     return advantages
+
+
+def process_rows_advantages(
+    steps_by_process: Sequence[Sequence[Sequence[tuple[int, bool]]]], process: int, width: int, group_size: int
+) -> torch.Tensor:
+    """[rows, width] process advantages of process `process`'s rows, from every process's steps in process order (the
+    generation batch's order): a group may span two processes' rows and is normalised whole.
+
+    >>> halves = [[[(0, True)]], [[(0, False)]]]  # one group of 2, a row in each of 2 processes
+    >>> process_rows_advantages(halves, 0, 1, 2), process_rows_advantages(halves, 1, 1, 2)
+    (tensor([[0.7071]]), tensor([[-0.7071]]))
+    """
+    steps = [row for rows in steps_by_process for row in rows]
+    first = sum(map(len, steps_by_process[:process]))
+    # this process's steps end within its own width; another's may end past it
+    widest = max([width, *(token + 1 for row in steps for token, _ in row)])
+    return process_advantages(steps, widest, group_size)[first : first + len(steps_by_process[process]), :width]

@@ -15,6 +15,7 @@ from collections import defaultdict
 from functools import partial
 
 import torch
+from accelerate.utils import gather_object
 from peft import PeftModel
 from trl import GRPOTrainer
 
@@ -32,7 +33,7 @@ from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.rewards.guard import no_verdict_as_group_mean
-from r1kit.rewards.step_credit import process_advantages, step_verdicts, token_ends
+from r1kit.rewards.step_credit import process_rows_advantages, step_verdicts, token_ends
 from r1kit.rewards.text import reply_with, think_opened_by
 from r1kit.stages.curriculum import RESCORING, KeptPrompts
 
@@ -201,8 +202,9 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         ):
             # how far the sampler's policy (merged LoRA weights) is from the one the loss differentiates
             mask = inputs["completion_mask"].bool()
-            gap = (self._loss_logps.detach() - sampled)[mask].abs().mean()
-            self._metrics["train"]["fast/sampling_logprob_gap"].append(gap.item())
+            if mask.any():  # every completion masked (mask_truncated_completions, all cut): no token, no figure
+                gap = (self._loss_logps.detach() - sampled)[mask].abs().mean()
+                self._metrics["train"]["fast/sampling_logprob_gap"].append(gap.item())
         return loss
 
     # ------------------------------------------------------------------------------------------- rollouts
@@ -264,21 +266,24 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         return process_rows(whole, accelerator) if several else whole
 
     def _process_advantages(self, batch: dict) -> torch.Tensor:
-        """[rows, completion tokens] process advantages of the batch's checked arithmetic steps (`step_credit`),
-        normalised over this process's rows (under several processes, its share of the generation batch)."""
+        """[rows, completion tokens] process advantages of the batch's checked arithmetic steps (`step_credit`), each
+        normalised within its prompt's group. Under several processes a group may span two processes' rows: the
+        steps of the whole generation batch are gathered (process order is the batch's order) and each process
+        keeps its own rows."""
         decode = partial(self._tokenizer.decode, skip_special_tokens=True)
         steps = []
         for ids, mask in zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), strict=True):
             ids = ids[: sum(mask)]
             steps.append(step_verdicts(decode(ids), token_ends(decode, ids)) if ids else [])
-        verdicts = [holds for row in steps for _, holds in row]
-        # the whole generation batch's counts, every process's share of it
-        counts = torch.tensor([len(verdicts), verdicts.count(False), len(steps)], device=self.accelerator.device)
-        checked, false, completions = self.accelerator.reduce(counts.float(), "sum").tolist()
-        self._metrics["train"]["step_credit/steps_per_completion"].append(checked / completions)
-        self._metrics["train"]["step_credit/false_step_share"].append(false / checked if checked else 0.0)
+        by_process = gather_object([steps])  # one list per process, in process order
+        verdicts = [holds for rows in by_process for row in rows for _, holds in row]
+        completions = sum(map(len, by_process))
+        self._metrics["train"]["step_credit/steps_per_completion"].append(len(verdicts) / completions)
+        false_share = verdicts.count(False) / len(verdicts) if verdicts else 0.0
+        self._metrics["train"]["step_credit/false_step_share"].append(false_share)
         width = batch["completion_ids"].size(1)
-        return process_advantages(steps, width).to(batch["advantages"].device)
+        advantages = process_rows_advantages(by_process, self.accelerator.process_index, width, self.num_generations)
+        return advantages.to(batch["advantages"].device)
 
     def _kept_rows(self, inputs: list[dict]) -> list[dict]:
         """The rollout's rows, each prompt the curriculum no longer keeps replaced by one it keeps."""
@@ -322,7 +327,8 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             min_p=self.min_p,
             # Seeded by the run's seed, the step, the rollout within the step and the row's place in the global batch
             # (TRL gives each process an equal, consecutive slice of it): any number of processes draws the same
-            # completions, and a resumed run draws those the uninterrupted one would have.
+            # completions (in fp32; bf16 rounding may differ, see r1kit.fast.generation), and a resumed run draws
+            # those the uninterrupted one would have.
             row_seeds=row_seeds(
                 (self.args.seed, self.state.global_step, self._rollouts_this_step),
                 self.accelerator.process_index * len(prompt_ids),
