@@ -232,6 +232,21 @@ def test_a_redo_that_dies_leaves_no_summary_of_the_models_it_replaced(
     assert final_model(RunDir(run)) == run / "01_sft" / "model"
 
 
+def test_the_final_model_of_a_run_without_summary_is_no_reward_model(tmp_path: Path) -> None:
+    """An rlhf run stopped in its DPO stage named its reward model (the newest complete model) as the run's model:
+    `r1kit eval/chat --model RUN` refused it as a reward model instead of using the SFT model."""
+    from r1kit.atomic import COMPLETE_MARKER
+    from r1kit.runs import final_model
+
+    for index, kind in enumerate(("sft", "reward_model")):
+        stage = tmp_path / f"0{index + 1}_{kind}"
+        (stage / "model").mkdir(parents=True)
+        (stage / "manifest.json").write_text(json.dumps({"kind": kind, "status": "complete"}))
+        (stage / "model" / COMPLETE_MARKER).write_text("{}")
+        os.utime(stage / "model" / COMPLETE_MARKER, (1000 + index, 1000 + index))
+    assert final_model(RunDir(tmp_path)) == tmp_path / "01_sft" / "model"
+
+
 def test_a_runs_final_model_that_is_its_base_is_not_looked_for_inside_the_run(tmp_path: Path) -> None:
     """A recipe whose stages kept no model has the base as its final model: a hub id was joined onto the run folder
     (RUN/HuggingFaceTB/SmolLM2-135M-Instruct)."""

@@ -428,11 +428,19 @@ def stage_named(reference: str) -> tuple[RunDir, str] | None:
 
 
 def final_model(run: RunDir) -> Path | None:
-    """The final model of a finished run (from summary.json), or the newest complete stage model."""
+    """The final model of a finished run (from summary.json), or the newest complete stage model that writes text
+    (an rlhf run stopped in its DPO stage: its SFT model, not the reward model after it)."""
     summary = run.path("summary.json")
     if summary.exists():
         final = json.loads(summary.read_text(encoding="utf-8"))["final_model"]
         # a stage's model, relative to the run; else the base model itself (no stage kept a model)
         return run.root / final if re.fullmatch(r"\d\d_[^/]+/model", final) else Path(final)
-    stages = sorted(run.root.glob(f"*/model/{COMPLETE_MARKER}"), key=lambda marker: marker.stat().st_mtime)
+    stages = sorted(
+        (
+            marker
+            for marker in run.root.glob(f"*/model/{COMPLETE_MARKER}")
+            if "reward_model" not in MAKES.get(read_manifest(marker.parent.parent).get("kind"), ())
+        ),
+        key=lambda marker: marker.stat().st_mtime,
+    )
     return stages[-1].parent if stages else None
