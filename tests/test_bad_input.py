@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def test_dynamic_sampling_with_step_credit_is_refused(capsys: pytest.CaptureFixt
     code, err = cli(capsys, "config", "show", "--dynamic_sampling.max_retries", "2", "--step_credit.weight", "1")
     assert code == 2
     assert_one_line(err, "dynamic_sampling.max_retries with step_credit.weight", "use one of the two")
+
+
+def test_a_cache_path_under_a_folder_the_user_cannot_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Path.exists raised PermissionError (R1KIT_CACHE under another user's home): "unexpected error (a bug in
+    r1kit or a library)". The tests run as root, whom no folder stops, so the OS's answer is played here."""
+    locked = tmp_path / "someone_else"
+
+    def exists(path: Path, **kwargs) -> bool:
+        if locked in (path, *path.parents) and path != locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return os.path.exists(path)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    code, err = cli(capsys, "config", "show", "--model.cache_dir", str(locked / "cache"))
+    assert code == 2
+    assert_one_line(err, "model.cache_dir", "cannot be reached (Permission denied")
 
 
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -17,10 +17,13 @@ def cache_problem(cache_dir: str | None = None) -> str | None:
     'is a file, not a folder'
     """
     path = cache_root(cache_dir)
-    dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+    try:  # a folder on the way the user may not search (another user's home) raises PermissionError here
+        dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except PermissionError as error:
+        return f"cannot be reached ({error.strerror}: {error.filename})"
     if dangling is not None:  # mkdir would fail with a bare FileExistsError
         return "is a link to nothing" if dangling == path else f"lies under {dangling}, a link to nothing"
-    existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         return "is a file, not a folder" if existing == path else f"lies under {existing}, which is a file"
     if not os.access(existing, os.W_OK | os.X_OK):
