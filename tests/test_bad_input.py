@@ -368,6 +368,30 @@ def test_a_later_stages_missing_file_is_refused_before_any_work(
     assert not (tmp_path / "run").exists()
 
 
+def test_the_model_cold_start_refines_is_checked_before_any_work_and_read_by_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cold_start.refine_from was in no list of what the stage reads: a typo was found only when the stage ran, and
+    a refine model retrained in place left the stage "complete, skipped" on its old outputs."""
+    from r1kit.stages.common import files_read
+
+    missing = tmp_path / "r1_zero_run"
+    flags = ["--cold_start.methods", "[convert, refine]", "--cold_start.refine_from", str(missing)]
+    code, err = cli(capsys, "run", "--profile", "test", "--recipe", "r1", *flags, "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert f"stages: cold_start: cold_start.refine_from '{missing}': no such file or folder" in err
+    assert not (tmp_path / "run").exists()
+    config = resolve_config(overrides=flags, environ={}).config
+    assert files_read(config, "cold_start") == {"refine_model": str(missing)}
+    assert (
+        files_read(
+            config.model_copy(update={"cold_start": config.cold_start.model_copy(update={"methods": ["convert"]})}),
+            "cold_start",
+        )
+        == {}
+    )
+
+
 def test_a_bad_preference_pair_is_found_before_any_stage_trains(tmp_path: Path, capsys) -> None:
     """In the rlhf recipe a pair with an empty reply stopped DPO after SFT had trained; skipping it then took a
     dataset.on_bad_row that redid SFT."""

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -384,6 +385,41 @@ def test_cold_start_sampling_counts_completions_cut_at_the_limit(tmp_path: Path)
     direct = json.loads((tmp_path / "run" / "cold_start" / "stats.json").read_text())["methods"]["direct"]
     sampled = config.cold_start.max_prompts * config.cold_start.samples_per_prompt
     assert direct["truncated"] == sampled and direct["kept"] == 0  # 3 tokens: every completion is cut
+
+
+def test_cold_start_counts_a_sample_that_repeats_another_of_its_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two identical good samples made one row, and the other was under no drop reason: the per-method reasons no
+    longer added up to the samples drawn."""
+    from r1kit.stages import cold_start
+    from r1kit.stages.common import StageInputs
+    from r1kit.stages.evaluate import Generations
+
+    config = resolve_config(environ={}).config
+    good = "<think>We add 12 and 30 to get 42, and check it: 42 - 30 = 12.</think><answer>42</answer>"
+    drawn = Generations([[good, good, "no answer here"]], [[20, 20, 3]], [[False, False, False]], [0])
+    monkeypatch.setattr(cold_start, "sample", lambda ctx, model, prompts, settings, desc: drawn)
+    ctx = SimpleNamespace(config=config)
+    row = {"question": "Add 12 and 30.", "solution": "42", "group": None}
+    kept, counts = cold_start._sampled(ctx, StageInputs("m", "m", None), "direct", [row], [], TraceJudge(config))
+    assert len(kept) == 1 and counts["repeated_sample"] == 1 and sum(counts.values()) == 3, counts
+
+
+def test_few_shot_examples_are_earlier_turns_with_their_reasoning(tmp_path: Path) -> None:
+    """An empty prompt.system sent an empty system message (the other prompts send none, so the template's own
+    default applies); a template that drops an assistant turn's <think> (DeepSeek-R1-Distill's) showed the examples'
+    answers alone: refused before any sampling."""
+    from r1kit.stages.cold_start import _prompt
+    from tests.test_rlhf import DISTILL_LIKE_TEMPLATE
+
+    config = resolve_config(overrides=["--prompt.system", ""], environ={}).config
+    worked = [{"question": "What is 2 + 3?", "reasoning": "2 + 3 = 5", "solution": "5"}]
+    prompt = _prompt("few_shot", {"question": "What is 4 + 4?"}, worked, 1, config)
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user"] and "2 + 3 = 5" in prompt[1]["content"]
+    out = tmp_path / "run"
+    flags = ["--cold_start.methods", "[convert, few_shot]", "--model.chat_template", DISTILL_LIKE_TEMPLATE]
+    done = r1kit_cli("cold_start", "--profile", "test", *flags, "--out", str(out), cwd=REPO)
+    assert done.returncode == 1 and "few_shot would show the model its examples' answers" in done.stderr
+    assert not (out / "cold_start" / "stats.json").exists()
 
 
 def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:

@@ -257,13 +257,15 @@ def _check_stage_references(config: R1kitConfig) -> None:
 _LOCAL_FILES = {
     "general_data": ("sft2.general_dataset", is_local_data),
     "student": ("distill.student", looks_local),
+    "refine_model": ("cold_start.refine_from", looks_local),
     "preferences": ("preferences.dataset", is_local_data),
 }
 
 
 def _check_stage_files(config: R1kitConfig) -> None:
-    """Files and folders a later stage reads (its general chat data, its preference pairs, its student model) exist,
-    checked before any work: the stage would find a typo only after the stages before it had trained."""
+    """Files and folders a later stage reads (its general chat data, its preference pairs, its student model, the
+    model cold start refines) exist, checked before any work: the stage would find a typo only after the stages
+    before it had trained."""
     for spec in config.stages:
         for role, value in files_read(config.for_stage(spec), spec.stage_kind).items():
             if role not in _LOCAL_FILES:

@@ -16,9 +16,11 @@ import logging
 from collections import Counter
 
 from r1kit.config.schema import R1kitConfig
+from r1kit.models import load_tokenizer, refuse_a_template_that_drops_reasoning
 from r1kit.prompts import R1_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
 from r1kit.stages.traces import (
+    KEPT,
     TraceJudge,
     best_of,
     first_rows,
@@ -42,6 +44,14 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     rows = first_rows(inputs.splits.train, len(inputs.splits.train))
     worked = [row for row in rows if row["reasoning"] and row["solution"]]
     generated_from = rows[: settings.max_prompts]
+    if "few_shot" in settings.methods and worked:  # before any work; the examples are earlier assistant turns
+        refuse_a_template_that_drops_reasoning(
+            load_tokenizer(ctx.config.model, inputs.model),
+            inputs.model,
+            None,
+            "few_shot would show the model its examples' answers without their worked reasoning",
+            "cold_start: ",
+        )
     judge = TraceJudge(ctx.config)
     kept: list[dict] = []
     stats: dict[str, dict] = {}
@@ -102,8 +112,10 @@ def _sampled(
         traces = [r1_completion(*n) for n in normalised if n is not None]
         reasons = judge(traces, [row["question"]] * len(traces), [row["solution"]] * len(traces))
         counts.update(reasons)
-        kept += [trace_row(row, t, method) for t in best_of(traces, reasons, keep=settings.samples_per_prompt)]
-    counts["kept"] = len(kept)  # after per-problem deduplication
+        chosen = best_of(traces, reasons, keep=settings.samples_per_prompt)
+        counts["repeated_sample"] += reasons.count(KEPT) - len(chosen)  # the same reasoning as another sample's
+        kept += [trace_row(row, t, method) for t in chosen]
+    counts["kept"] = len(kept)  # after per-problem deduplication: each sample is kept or has one drop reason
     return kept, counts
 
 
@@ -111,13 +123,9 @@ def _prompt(method: str, row: dict, worked: list[dict], shots: int, config: R1ki
     if method == "direct":
         return chat_prompt(f"{row['question']}\n\n{DIRECT_INSTRUCTION}", config.prompt.system)
     examples = [w for w in worked if w["question"] != row["question"]][:shots]
-    messages = [{"role": "system", "content": config.prompt.system}]
-    for example in examples:  # worked long-CoT examples as earlier turns of the conversation
-        messages += [
-            {"role": "user", "content": example["question"]},
-            {"role": "assistant", "content": r1_completion(example["reasoning"], example["solution"])},
-        ]
-    return [*messages, {"role": "user", "content": row["question"]}]
+    # worked long-CoT examples as earlier turns of the conversation
+    earlier = [(example["question"], r1_completion(example["reasoning"], example["solution"])) for example in examples]
+    return chat_prompt(row["question"], config.prompt.system, earlier)
 
 
 def _deduplicated(rows: list[dict]) -> list[dict]:

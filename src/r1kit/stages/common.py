@@ -251,10 +251,12 @@ def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> lis
 
 def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
     """What a stage of `kind` reads besides its model and data, by role: preference pairs, general chat data, a
-    distillation student, a reward model to score rollouts; each a file, folder, hub id or (in a recipe) the name
-    of an earlier stage. Unset ones left out."""
+    distillation student, a reward model to score rollouts, the model whose outputs cold start refines; each a file,
+    folder, hub id or (in a recipe) the name of an earlier stage. Unset ones left out."""
     rewards = config.rewards
+    refines = kind == "cold_start" and "refine" in config.cold_start.methods
     named = {
+        "refine_model": config.cold_start.refine_from if refines else None,
         "preferences": config.preferences.dataset if kind in PAIR_KINDS else None,
         "general_data": config.sft2.general_dataset if kind == "sft2" else None,
         "student": config.distill.student if kind == "distill" else None,
