@@ -283,6 +283,19 @@ def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: py
     assert figures["rows_cut"] > 0 and figures["train_rows"] == len(splits.train) - figures["rows_dropped"]
 
 
+def test_a_row_that_fits_the_length_limit_exactly_is_not_counted_as_cut() -> None:
+    """TRL leaves no trace of a row's length before truncation, and a row of exactly sft.max_length tokens, its end
+    of turn included, was counted as cut ("its answer is not learned")."""
+    from datasets import Dataset
+
+    from r1kit.stages.sft import _say_what_the_length_limit_cut
+
+    end = [7, 9]  # the template's end of turn, as every row that fits ends
+    prepared = Dataset.from_dict({"input_ids": [[1, 2, *end], [3, *end], [4, 5, 6, 8], [1, *end]]})
+    rows = Dataset.from_dict({"text": ["a"] * 5})  # one dropped by TRL
+    assert _say_what_the_length_limit_cut(rows, prepared, 4) == {"rows_cut": 1, "rows_dropped": 1}
+
+
 def test_a_stage_alone_after_a_start_that_failed_early_does_not_speak_of_redoing_work(tmp_path: Path, caplog) -> None:
     """After "a failed start ... starting over", the stage said its inputs "changed since its work; redoing it"."""
     from r1kit.stages.common import stage_main

@@ -83,7 +83,11 @@ def _check_the_template_keeps_the_reasoning(tokenizer, rows: Dataset, model_refe
 def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> dict[str, int]:
     """TRL cuts each tokenized row at max_length, keeping its start, and drops rows left without a completion token:
     a long worked solution loses its end, <answer> included, without a word from TRL. The counts of both."""
-    cut = sum(len(ids) >= max_length for ids in prepared["input_ids"])
+    ids = prepared["input_ids"]
+    # a row of exactly max_length tokens may fit whole: it then ends as the rows that fit end (the template's end of
+    # turn), which a row cut mid-completion does not
+    ending = _common_ending([row for row in ids if len(row) < max_length])
+    cut = sum(len(row) >= max_length and not (ending and row[-len(ending) :] == ending) for row in ids)
     dropped = len(rows) - len(prepared)
     if cut or dropped:
         logger.warning(
@@ -97,6 +101,20 @@ def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length:
             dropped,
         )
     return {"rows_cut": cut, "rows_dropped": dropped}
+
+
+def _common_ending(rows: list[list[int]], longest: int = 8) -> list[int]:
+    """The last tokens every row ends with (at most `longest`; none where there is no row).
+
+    >>> _common_ending([[5, 1, 2], [7, 1, 2], [2]]), _common_ending([[5, 1], [7, 2]]), _common_ending([])
+    ([2], [], [])
+    """
+    if not rows:
+        return []
+    size = 0
+    while size < min(longest, *map(len, rows)) and len({row[-size - 1] for row in rows}) == 1:
+        size += 1
+    return rows[0][len(rows[0]) - size :]
 
 
 def main(config: R1kitConfig) -> StageOutput:
