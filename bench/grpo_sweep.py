@@ -8,29 +8,47 @@ Each `--variant NAME:ARGS` (ARGS: comma-separated `r1kit grpo` options, `--key=v
 with those options into OUT/NAME, then `r1kit eval` of its model on the held-out split. The SFT model itself is
 evaluated once. Prints a markdown table (pass@1, its 95% interval, paired change against the SFT model with its 95%
 interval, format rate, minutes) and, last, one JSON line with the same figures. Extra options after `--` go to every
-`r1kit` call (e.g. `-- --evaluation.max_samples 200`).
+`r1kit` call (e.g. `-- --evaluation.max_samples 200`). A variant or evaluation already in OUT is reused (an evaluation
+only with the same extra options); the pairing is refused where two evaluations scored other problems (a variant
+trained on other data: `r1kit grpo --model SFT` does not take the SFT run's dataset, so pass `--data` after `--`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from r1kit.stats import paired_difference
+from r1kit.monitoring.compare import paired_change
 
 
 def r1kit(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
 
 
-def evaluated(model: str, out: Path, common: list[str]) -> dict:
+def evaluated(model: str, out: Path, common: list[str]) -> Path:
+    """The eval JSON of `model` with the `common` options, made once: each set of options its own folder."""
+    if common:
+        out = out.with_name(f"{out.name}-{hashlib.sha256(json.dumps(common).encode()).hexdigest()[:8]}")
     if not (out / "eval" / "eval.json").exists():
         r1kit("eval", "--model", model, "--out", str(out), *common)
-    return json.loads((out / "eval" / "eval.json").read_text())
+    return out / "eval" / "eval.json"
+
+
+def trained_minutes(model: str, out: Path, options: list[str], common: list[str]) -> float | None:
+    """Minutes `r1kit grpo` took for this variant: measured now, or as recorded when it ran before (None: unknown)."""
+    record = out / "sweep_minutes.json"
+    if (out / "grpo" / "model").exists():
+        return json.loads(record.read_text())["minutes"] if record.exists() else None
+    started = time.perf_counter()
+    r1kit("grpo", "--model", model, "--out", str(out), *options, *common)
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    record.write_text(json.dumps({"minutes": minutes}))
+    return minutes
 
 
 def main() -> None:
@@ -41,20 +59,19 @@ def main() -> None:
     args, common = parser.parse_known_args()
     common = [a for a in common if a != "--"]
 
-    reference = evaluated(args.model, args.out / "sft-eval", common)
+    reference_file = evaluated(args.model, args.out / "sft-eval", common)
+    reference = json.loads(reference_file.read_text())
     rows = []
     for variant in args.variant:
         name, _, options = variant.partition(":")
         out = args.out / name
-        started = time.perf_counter()
-        if not (out / "grpo" / "model").exists():
-            r1kit("grpo", "--model", args.model, "--out", str(out), *[o for o in options.split(",") if o], *common)
-        minutes = (time.perf_counter() - started) / 60
-        result = evaluated(str(out / "grpo" / "model"), out / "eval-run", common)
-        change = paired_difference(reference["scores"], result["scores"])
+        minutes = trained_minutes(args.model, out, [o for o in options.split(",") if o], common)
+        result_file = evaluated(str(out / "grpo" / "model"), out / "eval-run", common)
+        result = json.loads(result_file.read_text())
+        change = paired_change(reference_file, result_file)  # refused where they scored other problems
         rows.append({"variant": name, "options": options, "pass@1": result["accuracy"],
                      "ci95": result["accuracy_ci95"], "change": change["difference"], "change_ci95": change["ci95"],
-                     "format_rate": result["format_rate"], "minutes": round(minutes, 1)})  # fmt: skip
+                     "format_rate": result["format_rate"], "minutes": minutes})  # fmt: skip
 
     print(f"\nSFT model: pass@1 {reference['accuracy']:.1%} on {reference['problems']} held-out problems\n")
     print("| variant | options | pass@1 | 95% interval | paired change vs SFT | 95% interval | format | minutes |")

@@ -62,6 +62,20 @@ def test_evaluations_of_other_problems_are_refused(tmp_path: Path, capsys) -> No
     )
 
 
+def test_the_sweep_s_pairing_refuses_evaluations_of_other_problems(tmp_path: Path) -> None:
+    """bench/grpo_sweep.py paired the SFT model's scores with a variant's by position without a look at the
+    problems: a variant trained and scored on another task was "paired" with it."""
+    from r1kit.monitoring.compare import paired_change
+    from r1kit.runs import RunDirError
+
+    a = _evaluation(tmp_path / "a", "eval", [1, 0, 1, 0, 1, 0, 1, 0], QUESTIONS)
+    b = _evaluation(tmp_path / "b", "eval", [1, 1, 1, 0, 1, 0, 1, 0], QUESTIONS)
+    assert paired_change(a, b) == paired_difference([1, 0, 1, 0, 1, 0, 1, 0], [1, 1, 1, 0, 1, 0, 1, 0])
+    other = _evaluation(tmp_path / "c", "eval", [1] * 8, [f"Add {i} and {i}." for i in range(8)])
+    with pytest.raises(RunDirError, match="scored other problems"):
+        paired_change(a, other)
+
+
 def test_what_else_differs_between_the_evaluations_is_said(tmp_path: Path, capsys) -> None:
     """A paired change between models asked with another prompt or limit, or trained with another config, was shown
     as the models' alone; the user diffed config.yaml by hand."""

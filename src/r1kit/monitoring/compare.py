@@ -59,6 +59,14 @@ def compare(references: list[str]) -> dict[str, Any]:
     return {"evaluations": figures, "paired": paired}
 
 
+def paired_change(first: Path, other: Path) -> dict[str, Any]:
+    """The paired change (`paired_difference`) from the evaluation in file `first` to the one in `other`; a
+    RunDirError where they scored other problems, as `compare` refuses them (bench/grpo_sweep.py's pairing)."""
+    a, b = _read_evaluation(first), _read_evaluation(other)
+    _check_same_problems(str(first), a, _questions(first), str(other), b, _questions(other))
+    return paired_difference(a["scores"], b["scores"])
+
+
 def _read_evaluation(path: Path) -> dict[str, Any]:
     try:
         evaluation = json.loads(path.read_text(encoding="utf-8"))
