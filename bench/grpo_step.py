@@ -14,9 +14,10 @@ and left out). Each phase is the median of `--repeats` measured steps after two 
 kernel selection, the second still grows the allocator's heap).
 
 MFU counts model FLOPs: 2 × (parameters in matmuls) per token for the forward and as much again for the backward
-(the base weights are frozen: the backward computes input gradients only; LoRA's own are negligible), over the tokens
-a path actually processes (the shared-prefix path forwards each prompt once per group), against this machine's
-measured bf16 matmul peak.
+where the base weights are frozen (input gradients only; LoRA's own are negligible), twice as much for the tutorial's
+full fine-tune (weight gradients too; checkpointing's recomputed forward is not model work), over the tokens a path
+actually processes (the shared-prefix path forwards each prompt once per group), against this machine's bf16 matmul
+peak, measured once before the variants so that every MFU has the same yardstick.
 
     python bench/grpo_step.py                # all variants; the last line is JSON
     python bench/grpo_step.py --repeats 5
@@ -91,6 +92,10 @@ def build(variant: str, tokens: int):
     )
     trainer.create_optimizer()
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which this benchmark steps by hand
+    if tutorial:  # Trainer.train() switches checkpointing on, and this benchmark steps the trainer by hand
+        trainer.model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=args.gradient_checkpointing_kwargs
+        )
     # Equal work: exactly `tokens` tokens per completion, EOS or not.
     trainer.generation_config.min_new_tokens = tokens
     if trainer.sampler is not None:
@@ -114,10 +119,8 @@ def build(variant: str, tokens: int):
     return trainer, prompt_ids, batch
 
 
-def measure(variant: str, tokens: int, repeats: int) -> dict[str, float]:
+def measure(variant: str, tokens: int, repeats: int, peak: float) -> dict[str, float]:
     import torch
-
-    from r1kit.hardware import measure_matmul_peak
 
     trainer, prompt_ids, batch = build(variant, tokens)
     model = trainer.model
@@ -148,13 +151,14 @@ def measure(variant: str, tokens: int, repeats: int) -> dict[str, float]:
     head = base.get_output_embeddings().weight.numel()
     body = sum(m.weight.numel() for m in base.modules() if isinstance(m, torch.nn.Linear)) - head
     # forward FLOPs of the tokens this path processes (backbone) and scores (LM head); the backward as much again
+    # (input gradients), or twice as much where every weight trains (weight gradients too)
     forward_flops = 2 * body * (prompt_rows * width + rows * completion) + 2 * head * rows * completion
+    backward_flops = forward_flops * (2 if variant == "tutorial" else 1)
     train_seconds = result["forward_seconds"] + result["backward_seconds"]
-    peak = measure_matmul_peak(torch.bfloat16)
     result |= {
         "generation_tokens_per_second": rows * tokens / result["generation_seconds"],
         "train_tokens_per_second": rows * (width + completion) / train_seconds,
-        "train_mfu_bf16": 2 * forward_flops / train_seconds / peak,
+        "train_mfu_bf16": (forward_flops + backward_flops) / train_seconds / peak,
         "bf16_peak_gflops": peak / 1e9,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
         "prompt_tokens": width,
@@ -169,15 +173,22 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="tokens per completion (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="measured steps per variant (default 3)")
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # in a child process
+    parser.add_argument("--peak", type=float, help=argparse.SUPPRESS)  # the parent's measured bf16 peak, FLOP/s
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(measure(args.variant, args.tokens, args.repeats)))
+        print(json.dumps(measure(args.variant, args.tokens, args.repeats, args.peak)))
         return
 
+    import torch
+
+    from r1kit.hardware import measure_matmul_peak, setup_hardware
+
+    setup_hardware()  # the threads every variant runs with
+    peak = measure_matmul_peak(torch.bfloat16)  # once: one yardstick for every variant's MFU
     results = {}
     for variant in VARIANTS:
         print(f"measuring {variant} …", file=sys.stderr, flush=True)
-        command = [sys.executable, __file__, "--variant", variant, "--tokens", str(args.tokens)]
+        command = [sys.executable, __file__, "--variant", variant, "--tokens", str(args.tokens), "--peak", str(peak)]
         done = subprocess.run([*command, "--repeats", str(args.repeats)], capture_output=True, text=True, check=False)
         if done.returncode:
             sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")

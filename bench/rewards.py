@@ -38,12 +38,14 @@ HOSTILE_GOLDS = [
 ]
 
 
-def mixed_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Completions as a policy in training writes them: right and wrong answers, tagged or not, boxed, rambling."""
+def mixed_completions(count: int, seed: int = 0, offset: int = 0) -> tuple[list[str], list[str]]:
+    """Completions as a policy in training writes them: right and wrong answers, tagged or not, boxed, rambling.
+    `offset` is added to every gold (and answer): other numbers, so verdicts another call left in the verifier's
+    memory do not answer for them."""
     rng = random.Random(seed)
     completions, golds = [], []
     for row in generate("mixed", count, seed=seed):
-        gold = str(row["solution"])
+        gold = str(int(row["solution"]) + offset)
         wrong = str(int(gold) + rng.choice([-3, -1, 1, 2, 10]))
         answer = gold if rng.random() < 0.5 else wrong
         completions.append(
@@ -59,7 +61,7 @@ def mixed_completions(count: int, seed: int = 0) -> tuple[list[str], list[str]]:
                 ]
             )
         )
-        golds.append(gold if rng.random() > 0.02 else "no numeric gold")  # a few unparseable gold answers
+        golds.append(gold if rng.random() > 0.02 else f"no numeric gold {offset}")  # a few unparseable golds
     return completions, golds
 
 
@@ -81,7 +83,8 @@ def main() -> None:
         shared_verifier(workers, DEFAULTS.timeout_seconds, DEFAULTS.batch_budget_seconds).close()
 
     accuracy = build_reward("accuracy")
-    fresh, fresh_golds = mixed_completions(320, seed=1)  # not seen yet: the pool remembers verdicts
+    # not seen yet: the pool remembers verdicts (this one those of the 1,000 above, whose numbers stay below 10^6)
+    fresh, fresh_golds = mixed_completions(320, seed=1, offset=10**6)
     accuracy(["<answer>1</answer>"], solution=["1"])  # warm workers
     latencies = []
     for start in range(0, 320, 16):
