@@ -715,6 +715,27 @@ def test_gpt2s_conv1d_layers_are_lora_targets(tmp_path: Path) -> None:
     check_model(resolve("--lora_target_modules", "c_attn", "c_proj").config.model, str(tmp_path / "gpt2"))
 
 
+def test_lora_targets_are_matched_as_peft_matches_them(tiny_model: Path) -> None:
+    """PEFT takes a module's dotted tail (`self_attn.q_proj`); it was refused as "none is a layer of …"."""
+    from r1kit.models import ModelError, check_model
+
+    check_model(resolve("--lora_target_modules", "self_attn.q_proj", "self_attn.v_proj").config.model, str(tiny_model))
+    with pytest.raises(ModelError, match=r"mlp\.q_proj is not a linear layer"):
+        check_model(resolve("--lora_target_modules", "self_attn.q_proj", "mlp.q_proj").config.model, str(tiny_model))
+
+
+def test_a_model_that_does_not_write_text_token_by_token_is_refused(tmp_path: Path) -> None:
+    """A T5 folder as model.name was "unexpected error (a bug in r1kit or a library): ValueError: Unrecognized
+    configuration class …"."""
+    from transformers import T5Config
+
+    from r1kit.models import ModelError, check_model
+
+    T5Config(d_model=8, d_ff=16, num_layers=1, num_heads=2, vocab_size=64).save_pretrained(tmp_path / "t5")
+    with pytest.raises(ModelError, match=r"t5 is not a model that writes text token by token \(T5Config"):
+        check_model(resolve("--lora_target_modules", "q").config.model, str(tmp_path / "t5"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

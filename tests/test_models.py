@@ -180,6 +180,11 @@ def test_a_lora_adapter_is_saved_beside_the_merged_model_and_loads_on_its_base(t
     adapter = out / "sft" / "adapter"
     assert (adapter / "adapter_config.json").exists() and not (adapter / "model.safetensors").exists()
     assert resolve_model(str(adapter)) == str(adapter)
+    # checked as its base is (it trains on merged into it): a misspelt LoRA target passed unchecked
+    from r1kit.models import check_model
+
+    with pytest.raises(ModelError, match="v_prj is not a linear layer"):
+        check_model(ModelConfig(lora={"target_modules": ["q_proj", "v_prj"]}), str(adapter))
     merged = AutoModelForCausalLM.from_pretrained(out / "sft" / "model", dtype=torch.float32)
     on_base = AutoModelForCausalLM.from_pretrained(adapter, dtype=torch.float32)
     ids = torch.tensor([[1, 5, 9, 42, 7]])
@@ -317,6 +322,35 @@ def test_chatml_on_a_base_model_ends_replies_with_its_turn_end(tiny_model: Path,
     assert end in load_model(cfg, str(base), CPU, for_training=False).generation_config.eos_token_id
 
 
+def test_a_base_model_s_own_chatml_template_ends_replies_with_its_turn_end(tiny_model: Path, tmp_path: Path) -> None:
+    """Qwen2.5 base models ship a ChatML template with <|endoftext|> as EOS: SFT taught <|im_end|>, and evaluation,
+    GRPO and chat stopped only at <|endoftext|>, running every reply to the token limit (the text after the turn's
+    end breaking the format reward). The token the template ends a reply with is the end token now."""
+    from transformers import AutoTokenizer
+
+    from r1kit.models import turn_end
+
+    base = tmp_path / "base"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)  # its own ChatML template kept
+    tokenizer.eos_token = "<|endoftext|>"
+    tokenizer.save_pretrained(base)
+    loaded = load_tokenizer(ModelConfig(), str(base))
+    assert turn_end(loaded) == loaded.eos_token == "<|im_end|>"
+    # a template that ends a reply with its EOS, or with no special token, changes nothing
+    ends_with_eos = "{% for m in messages %}{{ m['content'] }}{{ eos_token }}{% endfor %}"
+    assert load_tokenizer(ModelConfig(chat_template=ends_with_eos), str(base)).eos_token == "<|endoftext|>"
+    plain = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    assert load_tokenizer(ModelConfig(chat_template=plain), str(base)).eos_token == "<|endoftext|>"
+
+
+def test_a_chat_template_that_is_no_template_is_refused() -> None:
+    """`ChatML` (not `chatml`) and a template file's name were taken as the template itself: every prompt was that
+    text, eval and GRPO ran on it, and SFT's refusal told the user to set model.chat_template=chatml."""
+    assert ModelConfig(chat_template="ChatML").chat_template == "chatml"
+    with pytest.raises(ValueError, match=r"'templates/my_chat.jinja' is neither chatml nor a Jinja chat template"):
+        ModelConfig(chat_template="templates/my_chat.jinja")
+
+
 def test_a_model_folder_without_a_tokenizer_says_so(tiny_model: Path, tmp_path: Path) -> None:
     """A Trainer checkpoint saved without its tokenizer gave "You need to have sentencepiece or tiktoken installed"."""
     import shutil
@@ -408,3 +442,23 @@ def test_model_revision_is_for_model_name_alone(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(ModelError):
             load_model(cfg, reference, CPU, for_training=False)
     assert asked == [("org/teacher", "abc123")] * 2 + [("org/student", None)] * 2
+
+
+def test_a_gguf_file_missing_from_a_local_folder_is_said_so(tiny_model: Path, tmp_path: Path) -> None:
+    """It was answered as for a hub repo: "Checkout 'https://huggingface.co/…' … this machine may be offline"."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    with pytest.raises(ModelError, match=r"GGUF file not found: .*weights/missing.gguf"):
+        resolve_model(str(folder), gguf_file="missing.gguf")
+
+
+def test_weights_that_do_not_fit_their_config_name_the_folder(tiny_model: Path, tmp_path: Path) -> None:
+    """A config.json edited away from its weights raised a RuntimeError reported as a bug in r1kit."""
+    import shutil
+
+    folder = shutil.copytree(tiny_model, tmp_path / "edited")
+    config = json.loads((folder / "config.json").read_text())
+    config["intermediate_size"] += 8
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="edited"):
+        load_model(ModelConfig(), str(folder), CPU, for_training=False)

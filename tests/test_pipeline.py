@@ -657,6 +657,68 @@ GRPO_ARGS = [
 ]
 
 
+def test_resume_from_another_folder_reads_the_run_s_relative_paths_from_where_it_started(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """--resume read the saved config's relative model and data paths from the current folder: a model folder
+    `tinycopy` became a hub id ("cannot load model 'tinycopy'")."""
+    work, elsewhere, out = tmp_path / "work", tmp_path / "elsewhere", tmp_path / "run"
+    elsewhere.mkdir()
+    shutil.copytree(tiny_model, work / "tinycopy")
+    done = r1kit_cli(
+        "sft", "--profile", "test", "--model", "tinycopy", "--sft.max_steps", "1", "--out", str(out), cwd=work
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = r1kit_cli("sft", "--out", str(out), "--resume", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"--resume works in {work}" in again.stderr and "nothing to do" in again.stderr
+
+
+def test_a_run_folder_named_as_a_student_is_read_by_its_model_not_its_logs(finished_run: Path, tmp_path: Path) -> None:
+    """The whole run folder was hashed: `r1kit eval --model RUN` or `r1kit report RUN` writing into it made a distill
+    stage reading it as its student "changed", cleared and redone."""
+    from r1kit.stages.common import local_inputs
+
+    run = shutil.copytree(finished_run, tmp_path / "student_run")
+    config = resolve_config(overrides=["--distill.student", str(run)], environ={}).config
+    before = local_inputs(config, str(run / "02_grpo" / "model"), "distill")
+    (run / "eval" / "eval_9.json").write_text("{}")  # as `r1kit eval --model RUN` writes
+    (run / "report.html").write_text("<html></html>")
+    assert local_inputs(config, str(run / "02_grpo" / "model"), "distill") == before
+    assert before["student"] == before["model"]  # the run stands for its final model
+
+
+def test_a_run_folder_named_from_the_home_folder_is_that_run(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--distill.student=~/runs/s1` (the shell leaves that ~) failed: "…/s1 is not a model folder: it has no
+    config.json" (the run folder was not recognised as one)."""
+    from r1kit.stages.common import model_reference_of
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "s1").symlink_to(finished_run)
+    config = resolve_config(environ={}).config
+    assert model_reference_of("~/s1", config) == str(tmp_path / "s1" / "02_grpo" / "model")
+
+
+def test_a_stage_s_held_out_files_are_read_by_their_content(tmp_path: Path, tiny_model: Path) -> None:
+    """A built-in task's held-out file decides which training rows are left out (their reworded twins), and the
+    held-out pairs the preference accuracy a stage reports; neither was hashed, so an edited file left the stage
+    "complete, nothing to do" on its old result."""
+    from r1kit.stages.common import files_read, local_inputs
+
+    held, pairs = tmp_path / "held.jsonl", tmp_path / "pairs.jsonl"
+    held.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n')
+    pairs.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    flags = ["--dataset.test_split", str(held), "--preferences.dataset", str(pairs)]
+    config = resolve_config(overrides=[*flags, "--preferences.test_split", str(held)], environ={}).config
+    assert files_read(config, "sft") == {"held_out": str(held)}
+    assert files_read(config, "dpo") == {"held_out": str(held), "held_out_pairs": str(held), "preferences": str(pairs)}
+    before = local_inputs(config, str(tiny_model), "sft")
+    held.write_text('{"question": "What is 2 + 2?", "answer": "4"}\n')
+    assert local_inputs(config, str(tiny_model), "sft")["held_out"] != before["held_out"]
+
+
 def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [*GRPO_ARGS, "--out", str(out)]

@@ -35,7 +35,7 @@ from r1kit.config.sources import (
     to_yaml,
     unused_reward_settings,
 )
-from r1kit.runs import stop_training_log, training_log_run
+from r1kit.runs import RunDir, stop_training_log, training_log_run
 from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
@@ -177,6 +177,16 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
         given = [f"--{flag} {value}" for flag, value, unset in chosen if value != unset]
         if given:
             print(f"r1kit: note: --resume continues {saved} as saved; {', '.join(given)} is in it", file=sys.stderr)
+        started = RunDir(saved.parent).started_in()
+        if started is not None and started.is_dir() and started.resolve() != Path.cwd().resolve():
+            # its relative paths (model, data, held-out file, …) are from the folder it started in: work from there
+            saved = saved.resolve()
+            os.chdir(started)
+            print(
+                f"r1kit: note: --resume works in {started}, where the run started (relative paths in its config, and "
+                "in this command's options, are read from there)",
+                file=sys.stderr,
+            )
         resolved = resolve_config(
             config_file=str(saved),
             overrides=[*overrides, "--run.output_dir", str(saved.parent)],

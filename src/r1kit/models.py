@@ -20,6 +20,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.pytorch_utils import Conv1D
 
 from r1kit.atomic import build_complete, is_complete
@@ -201,6 +202,8 @@ def resolve_model(
     if gguf_file:
         if not looks_local(name):  # a hub repo's GGUF file is downloaded
             offline_if_unreachable()
+        elif not (path / gguf_file).is_file():  # transformers would answer as for a hub repo, with its web page
+            raise ModelError(f"GGUF file not found: {path / gguf_file} (model.gguf_file names a file in {path})")
         return str(gguf_model_path(name, gguf_file, revision, cache_dir))
     if not looks_local(name):
         offline_if_unreachable()
@@ -258,8 +261,13 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
     config.json), that it writes text (not a reward model), and, to train it, that the LoRA targets name layers it
     has. Runs on an empty (meta) model in about a second. `key`: the setting that named the model, for the
     message."""
-    if Path(reference).is_dir() and not (Path(reference) / "config.json").exists():
-        return  # an adapter folder: its base model is checked when it loads
+    if (Path(reference) / ADAPTER_CONFIG).is_file() and not (Path(reference) / "config.json").exists():
+        try:  # an adapter folder: it is merged into its base, which is what trains on (its layers, its kind)
+            base = PeftConfig.from_pretrained(reference).base_model_name_or_path
+        except (OSError, ValueError) as error:
+            raise load_error(reference, error) from error
+        check_model(cfg, base, training, key)
+        return
     try:
         model_config = AutoConfig.from_pretrained(
             reference, revision=revision_of(cfg, reference), trust_remote_code=cfg.trust_remote_code
@@ -272,22 +280,33 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
             f"{reference} is a reward model ({architectures[0]}: it scores replies, it does not write them); it "
             f"belongs in rewards.reward_model.path or evaluation.reward_model, and {key} takes a text model"
         )
+    remote = "AutoModelForCausalLM" in (getattr(model_config, "auto_map", None) or {})
+    if model_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not remote:
+        raise ModelError(
+            f"{reference} is not a model that writes text token by token ({type(model_config).__name__}: "
+            f"transformers has no causal language model of its type); {key} takes a decoder-only model"
+        )
     if not training or not cfg.lora.enabled or cfg.lora.target_modules == [ALL_LINEAR]:  # PEFT finds the layers
         return
     with torch.device("meta"):
         empty = AutoModelForCausalLM.from_config(model_config, trust_remote_code=cfg.trust_remote_code)
     # the layers PEFT puts LoRA on: linear ones, and GPT-2's Conv1D (a linear layer with its weight transposed)
     layers = (torch.nn.Linear, Conv1D)
-    linear = {name.rsplit(".", 1)[-1] for name, module in empty.named_modules() if isinstance(module, layers)}
+    names = [name for name, module in empty.named_modules() if isinstance(module, layers)]
+    linear = {name.rsplit(".", 1)[-1] for name in names}
     targets = cfg.lora.target_modules
-    if not linear & set(targets):  # PEFT would raise this mid-run, after the base evaluation
+
+    def found(target: str) -> bool:  # PEFT's rule: a module's whole name, or its last dotted parts
+        return any(name == target or name.endswith(f".{target}") for name in names)
+
+    if not any(map(found, targets)):  # PEFT would raise this mid-run, after the base evaluation
         raise ModelError(
             f"model.lora.target_modules {targets}: none is a layer of {reference}; its linear layers are {sorted(linear)}"
         )
     # A list the user wrote must name only real layers: PEFT skips a misspelt one among several (v_prj) silently,
     # and that layer trains without adapters. The default list names the Llama / Qwen layers; other families get
     # adapters on those of them they have.
-    missing = [name for name in targets if name not in linear]
+    missing = [target for target in targets if not found(target)]
     if missing and targets != LoraConfig.model_fields["target_modules"].default_factory():
         raise ModelError(
             f"model.lora.target_modules {targets}: {', '.join(missing)} "
@@ -348,9 +367,29 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
                 f"prompt in the user's message ({error}): set {way}"
             )
         _say_system_folded(reference, refused)
+    if (end := turn_end(tokenizer)) is not None and end != tokenizer.eos_token:
+        # the template ends a reply with a token other than the EOS (a base model's ChatML, Qwen2.5's: <|im_end|>
+        # against <|endoftext|>): SFT teaches that token, so replies end there; generation stopped only at the EOS
+        # and ran to the token limit with text after the turn's end
+        tokenizer.eos_token = end
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
     return tokenizer
+
+
+def turn_end(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """The special token the chat template writes right after an assistant's reply (ChatML's <|im_end|>, Llama 3's
+    <|eot_id|>, an EOS), or None where it writes none (or cannot render a reply)."""
+    reply = "r1kit probe reply"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": reply}], tokenize=False
+        )
+    except Exception:  # a template's own raise_exception on an unusual conversation: nothing to learn from it
+        return None
+    after = text[text.rfind(reply) + len(reply) :].lstrip() if reply in text else ""
+    special = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special] + tokenizer.all_special_tokens
+    return next((token for token in sorted(set(special), key=len, reverse=True) if after.startswith(token)), None)
 
 
 def refuse_a_template_that_drops_reasoning(
@@ -417,7 +456,8 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
             trust_remote_code=cfg.trust_remote_code,
             attn_implementation=None if cfg.attn_implementation == "auto" else cfg.attn_implementation,
         )
-    except (OSError, ValueError, SafetensorError) as error:
+    # RuntimeError: weights whose shapes the config.json does not match ("ignore_mismatched_sizes")
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise load_error(reference, error) from error
     if cfg.chat_template == "chatml":  # generate stops at the end of a ChatML turn too (load_tokenizer's end token)
         end = load_tokenizer(cfg, reference).convert_tokens_to_ids(IM_END)

@@ -427,6 +427,21 @@ def stage_named(reference: str) -> tuple[RunDir, str] | None:
     return (run, stage) if run is not None else None
 
 
+def model_folder_of(path: Path) -> Path:
+    """The model folder a run folder (its final model) or stage folder (RUN/NN_<stage>: its model) stands for; any
+    other path as it is. A model named by such a folder is hashed by this: the run's logs, evaluations and report
+    change without its model changing.
+
+    >>> model_folder_of(Path("data.jsonl"))
+    PosixPath('data.jsonl')
+    """
+    if (path / "config.yaml").is_file() and (found := final_model(RunDir(path))) is not None:
+        return found
+    if (path / "manifest.json").is_file() and (path / "model").is_dir():
+        return path / "model"
+    return path
+
+
 def final_model(run: RunDir) -> Path | None:
     """The final model of a finished run (from summary.json), or the newest complete stage model that writes text
     (an rlhf run stopped in its DPO stage: its SFT model, not the reward model after it)."""

@@ -127,8 +127,14 @@ class ModelConfig(Section):
     @field_validator("chat_template")
     @classmethod
     def _valid_jinja(cls, template: str | None) -> str | None:
-        if template not in (None, "chatml"):
-            check_jinja(template)
+        if template is None or template.strip().lower() == "chatml":  # ChatML, chatml: the built-in one
+            return None if template is None else "chatml"
+        if "{{" not in template and "{%" not in template:  # a constant: every prompt would be this text
+            raise ValueError(
+                f"{template[:60]!r} is neither chatml nor a Jinja chat template (it writes no message: no {{{{ }}}} "
+                "or {% %} in it); give the template's text, not a file's name (in YAML a block under `|`)"
+            )
+        check_jinja(template)
         return template
 
 
@@ -740,7 +746,9 @@ class SamplingConfig(Section):
     samples_per_prompt: int = Field(4, ge=1, description="Completions sampled per problem (k).")
     max_new_tokens: int = Field(128, ge=1, description="Longest sampled completion in tokens.")
     temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
-    batch_size: int = Field(16, ge=1, description="Prompts generated together.")
+    batch_size: int = Field(
+        16, ge=1, description="Completions generated together (batch_size // samples_per_prompt problems at a time)."
+    )
 
 
 class TraceFilterConfig(Section):

@@ -22,7 +22,15 @@ from transformers.utils import logging as hf_logging
 
 from r1kit import distributed
 from r1kit.atomic import COMPLETE_MARKER, build_complete, content_hash, is_complete, jsonable, write_json
-from r1kit.config.schema import DatasetConfig, ModelConfig, PairTrainingConfig, R1kitConfig, SFTConfig, TrainingConfig
+from r1kit.config.schema import (
+    DatasetConfig,
+    ModelConfig,
+    PairTrainingConfig,
+    R1kitConfig,
+    SFTConfig,
+    TrainingConfig,
+    home_expanded,
+)
 from r1kit.config.sources import ResolvedConfig, flatten, resolve_config, set_path
 from r1kit.data.loading import (
     NO_SFT_ROWS,
@@ -34,6 +42,7 @@ from r1kit.data.loading import (
     load_splits,
     names_a_file,
     r1_target,
+    split_is_file,
 )
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
 from r1kit.models import ALL_LINEAR, ModelError, check_model, resolve_model, save_adapter, save_for_inference
@@ -58,6 +67,7 @@ from r1kit.runs import (
     disk_needed,
     final_model,
     keep_training_log,
+    model_folder_of,
     no_model_said,
     open_run,
     outdated_stages,
@@ -250,12 +260,18 @@ def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> lis
 
 
 def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
-    """What a stage of `kind` reads besides its model and data, by role: preference pairs, general chat data, a
-    distillation student, a reward model to score rollouts, the model whose outputs cold start refines; each a file,
-    folder, hub id or (in a recipe) the name of an earlier stage. Unset ones left out."""
-    rewards = config.rewards
+    """What a stage of `kind` reads besides its model and data, by role: held-out files, preference pairs, general
+    chat data, a distillation student, a reward model to score rollouts, the model whose outputs cold start refines;
+    each a file, folder, hub id or (in a recipe) the name of an earlier stage. Unset ones left out."""
+    rewards, dataset, pairs = config.rewards, config.dataset, config.preferences
     refines = kind == "cold_start" and "refine" in config.cold_start.methods
     named = {
+        # a held-out file decides which rows train (a built-in task's twins of them are left out), and the held-out
+        # pairs the preference accuracy a stage reports
+        "held_out": dataset.test_split if dataset.test_split and names_a_file(dataset) else None,
+        "held_out_pairs": pairs.test_split
+        if kind in PAIR_KINDS and pairs.dataset and pairs.test_split and split_is_file(pairs.dataset, pairs.test_split)
+        else None,
         "refine_model": config.cold_start.refine_from if refines else None,
         "preferences": config.preferences.dataset if kind in PAIR_KINDS else None,
         "general_data": config.sft2.general_dataset if kind == "sft2" else None,
@@ -272,7 +288,7 @@ def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:
     resolved), data, and `files_read`; hub ids left out."""
     data = config.dataset.name if is_local_data(config.dataset.name) else None
     named = {"model": base, "data": data, **files_read(config, kind)}
-    paths = {key: Path(value).expanduser() for key, value in named.items() if value}
+    paths = {key: model_folder_of(Path(value).expanduser()) for key, value in named.items() if value}
     return {key: content_hash(path) for key, path in paths.items() if path.exists()}
 
 
@@ -549,6 +565,7 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     """A model alias, hub id, folder, run folder (its final model), stage folder of a run (its model) or `RUN:STAGE`
     (the model of that stage of the run, as `r1kit compare` names evaluations) made loadable, with the config's model
     options."""
+    name = home_expanded(name)  # `--distill.student=~/runs/a`: the shell leaves that ~ as written
     named = stage_named(name)
     if named is not None:
         run, stage = named
