@@ -281,16 +281,18 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     assert unused_reward_settings(by_spec, "grpo") == []
 
 
-def test_a_plugin_that_raises_or_hangs_costs_its_items_not_the_run(plugin_module: str) -> None:
+def plugin_rewards(functions: str, *overrides: str) -> dict:
+    """The rewards a GRPO stage builds for `rewards.functions` FUNCTIONS and the other settings `overrides`."""
     from r1kit.config.sources import resolve_config
     from r1kit.stages.grpo import build_rewards
 
+    return build_rewards(resolve_config(overrides=["--rewards.functions", functions, *overrides], environ={}).config)
+
+
+def test_a_plugin_that_raises_or_hangs_costs_its_items_not_the_run(plugin_module: str) -> None:
     functions = f"[{plugin_module}:broken, {plugin_module}:stuck]"
-    config = resolve_config(
-        overrides=["--rewards.functions", functions, "--rewards.plugin_timeout_seconds", "0.5"], environ={}
-    ).config
+    rewards = plugin_rewards(functions, "--rewards.plugin_timeout_seconds", "0.5")
     logged: dict[str, float] = {}
-    rewards = build_rewards(config)
     assert rewards["broken"](["a", "b"], log_metric=logged.__setitem__) == [None, None]
     assert rewards["stuck"](["a"], log_metric=logged.__setitem__) == [None]
     assert logged["rewards/broken/exceptions"] == 2.0 and logged["rewards/stuck/timeouts"] == 1.0
@@ -301,14 +303,10 @@ def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(p
     `def r(prompts, completions, **kwargs)` raised "got multiple values for argument 'prompts'" at every call, an
     async one returned a coroutine, and both scored None for every completion (a warning, no signal)."""
     from r1kit.config.sources import ConfigError, resolve_config
-    from r1kit.stages.grpo import build_rewards
 
     functions = f"[{plugin_module}:prompts_first, {plugin_module}:awaited]"
-    config = resolve_config(
-        overrides=["--rewards.functions", functions, "--rewards.prompts_first.max_words", "1"], environ={}
-    ).config
+    rewards = plugin_rewards(functions, "--rewards.prompts_first.max_words", "1")
     logged: dict[str, float] = {}
-    rewards = build_rewards(config)
     trl_call = {"prompts": ["p", "p"], "completion_ids": [[1], [2]], "log_metric": logged.__setitem__}
     assert rewards["prompts_first"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
     assert rewards["awaited"](["4", "5"], **trl_call) == [0.5, 0.5]
