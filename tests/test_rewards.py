@@ -196,6 +196,12 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("5 x", "5x", 1.0),  # a variable, not a unit
         ("7 x", "7", 0.0),
         ("5 m", "5", 1.0),
+        ("3 pi", "3\\pi", 1.0),  # pi, not a unit of two letters (3 pi was read 3)
+        ("3 pi", "3", 0.0),
+        ("2π", "2\\pi", 1.0),
+        ("-\\$5", "-5", 1.0),  # minus five dollars (read as nothing)
+        ("- $5", "-5", 1.0),
+        ("-$5", "5", 0.0),
         ("B.", "B", 1.0),  # a multiple-choice letter as answers write it
         ("**B**", "B", 1.0),
         ("Option B", "B", 1.0),

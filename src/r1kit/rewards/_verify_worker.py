@@ -77,19 +77,26 @@ _SIGN_MINUS = re.compile(r"(^|=)(\s*)-\s*(?=\d)")  # "- 5": the sign math-verify
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
 _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
+_PI = re.compile(r"(?<![A-Za-z\\])(?:pi|π)(?![A-Za-z])")  # 3 pi, 2π: π (as a unit, `pi` made 3 pi read 3)
+# -$5, -\$5: minus five dollars (a currency sign after the sign, not math's delimiter)
+_SIGNED_DOLLAR = re.compile(r"(^|=|\s)([-+])\s*\\?\$(?=\s*\d)")
 
 
 def plain(text: str) -> str:
     """How answers are written, as math-verify reads them: fullwidth digits and signs (４２) as ASCII, every Unicode
     minus (−) as -, Markdown code marks dropped (`18`), LaTeX's thousands spacing (10\\,000, 1,\\!000, 1{,}000)
-    as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as a dollar sign, a plus sign
-    before a number dropped (+18), a minus sign before one written -5 (- 5), and a number's unit dropped (5 cm).
+    as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as a dollar sign and one after a
+    sign dropped (-$5), pi and π as \\pi, a plus sign before a number dropped (+18), a minus sign before one
+    written -5 (- 5), and a number's unit dropped (5 cm).
 
     >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18"), plain("４２"), plain("9.8 m/s^2")
     ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
+    >>> plain("-\\$5"), plain("3 pi"), plain("2π"), plain("pizza")
+    ('-5', '3 \\\\pi', '2\\\\pi', 'pizza')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
     text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
+    text = _PI.sub(r"\\pi", _SIGNED_DOLLAR.sub(r"\1\2", text))
     if not _UNESCAPED_DOLLAR.search(text):
         text = text.replace("\\$", "$")
     unit = _UNIT.fullmatch(text)
