@@ -129,6 +129,36 @@ def test_eval_rows_of_a_file_are_the_whole_file() -> None:
     assert len(load_eval_rows(dataset(GSM8K / "test.jsonl", max_test_samples=25))[0]) == 25
 
 
+def test_gold_numbers_of_a_jsonl_file_are_read_as_written(tmp_path: Path) -> None:
+    """The datasets library's column types changed golds without a word: a column with an integer past int64 became
+    float64 (2**53 + 1 read as 2**53, 25! off in its last digits), and one mixing numbers and strings decoded its
+    strings as JSON ("007" read as 7, "1.50" as 1.5, "null" dropped the row)."""
+    big = tmp_path / "big.jsonl"
+    golds = [2**53 + 1, 10**20, 15511210043330985984000000, 7]
+    big.write_text("".join(json.dumps({"question": f"q{i}", "solution": g}) + "\n" for i, g in enumerate(golds)))
+    rows, _ = load_eval_rows(DatasetConfig(name=str(big)))
+    assert [row["solution"] for row in rows] == [str(g) for g in golds]
+    mixed = tmp_path / "mixed.jsonl"
+    answers = [5, "1.50", "007", "null", "2.5"]
+    mixed.write_text("".join(json.dumps({"question": f"q{i}", "solution": a}) + "\n" for i, a in enumerate(answers)))
+    rows, _ = load_eval_rows(DatasetConfig(name=str(mixed)))
+    assert [row["solution"] for row in rows] == ["5", "1.50", "007", "null", "2.5"]
+
+
+def test_max_train_samples_of_data_in_its_own_order_is_a_seeded_draw(tmp_path: Path) -> None:
+    """With a held-out file, the training rows are the data's in its order, and max_train_samples kept its head: a
+    file sorted by level trained on level 1 alone."""
+    data, held = tmp_path / "sorted.jsonl", tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "solution": str(i), "level": i // 200 + 1}) + "\n"
+                            for i in range(1000)))  # fmt: skip
+    held.write_text(json.dumps({"question": "held", "solution": "1"}) + "\n")
+    train = load_splits(dataset(data, test_split=str(held), max_train_samples=200)).train
+    levels = {row["group"] for row in train}
+    assert len(train) == 200 and levels == {"1", "2", "3", "4", "5"}
+    again = load_splits(dataset(data, test_split=str(held), max_train_samples=200)).train
+    assert again["question"] == train["question"]  # seeded
+
+
 def test_eval_rows_of_a_builtin_task_are_its_held_out_split() -> None:
     assert len(load_eval_rows(dataset("arithmetic", synthetic={"num_examples": 100, "seed": 0}))[0]) == 10
 

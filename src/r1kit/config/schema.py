@@ -224,7 +224,9 @@ class DatasetConfig(Section):
         "question, answer: solution} makes a file of problems and final answers r1kit's question + solution.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
-    max_train_samples: int | None = Field(None, ge=1, description="Keep at most this many training rows.")
+    max_train_samples: int | None = Field(
+        None, ge=1, description="Keep at most this many training rows (a seeded draw, in the data's order)."
+    )
     max_test_samples: int | None = Field(None, ge=1, description="Keep at most this many held-out rows.")
     group_column: str = Field(
         "level",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
         skipped += skipped_test
         train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
-    if cfg.max_train_samples:
-        train = train.select(range(min(cfg.max_train_samples, len(train))))
+    if cfg.max_train_samples and cfg.max_train_samples < len(train):
+        # the split shuffled the rows; those of a held-out file's data are in the file's order, which may be sorted
+        # (by level, by source): a seeded draw, or training would see its first kind of problem alone
+        kept = range(cfg.max_train_samples)
+        if raw_test is not None:
+            kept = sorted(random.Random(cfg.split.seed).sample(range(len(train)), cfg.max_train_samples))
+        train = train.select(kept)
     if cfg.max_test_samples:
         test = test.select(range(min(cfg.max_test_samples, len(test))))
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
@@ -262,16 +268,19 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         raise DatasetError(f"{path}: the file is empty")
     if path.suffix != ".jsonl":
         return _load_with_builder(path, builder, path), 0
-    bad = _bad_json_lines(path, on_bad_row)
-    if not bad:
+    bad, as_text = _scan_json_lines(path, on_bad_row)
+    if not bad and not as_text:
         return _load_with_builder(path, builder, path), 0
-    logger.warning(
-        "%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, counted(len(bad), "line")
-    )
+    if bad:
+        logger.warning(
+            "%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, counted(len(bad), "line")
+        )
     with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
         kept = Path(scratch) / path.name
         with path.open("rb") as lines, kept.open("wb") as out:
-            out.writelines(line for number, line in enumerate(lines, start=1) if number not in bad)
+            for number, line in enumerate(lines, start=1):
+                if number not in bad:
+                    out.write(_numbers_as_text(line, as_text) if as_text and line.strip() else line)
         return _load_with_builder(kept, builder, path), len(bad)
 
 
@@ -292,11 +301,18 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
         library_logger.setLevel(level)
 
 
-def _bad_json_lines(path: Path, on_bad_row: str) -> set[int]:
+# Integers past this lose digits as float64, the type the datasets library gives a column with any integer past int64
+_EXACT_IN_A_FLOAT = 2**53
+
+
+def _scan_json_lines(path: Path, on_bad_row: str) -> tuple[set[int], set[str]]:
     """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
-    not one JSON object each; under `on_bad_row` error the first one is a DatasetError naming it (the datasets
-    library names none)."""
+    not one JSON object each (under `on_bad_row` error the first one is a DatasetError naming it: the datasets
+    library names none), and the fields whose numbers must be read as their text: the datasets library's column
+    types change them otherwise (a column with an integer past int64 becomes float64, 2**53 + 1 read as 2**53 and
+    25! off in its last digits; one that mixes numbers and strings decodes its strings as JSON, "007" read as 7)."""
     bad, seen = set(), 0
+    numbers, texts, big = set(), set(), set()
     with path.open("rb") as lines:  # a binary file's lines end at b"\n" only, not at a bare b"\r"
         for number, raw in enumerate(lines, start=1):
             text = raw.strip()
@@ -306,6 +322,13 @@ def _bad_json_lines(path: Path, on_bad_row: str) -> set[int]:
             try:
                 record = json.loads(text)
                 problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
+                for field, value in record.items() if problem is None else ():
+                    if isinstance(value, str):
+                        texts.add(field)
+                    elif isinstance(value, int | float) and not isinstance(value, bool):
+                        numbers.add(field)
+                        if isinstance(value, int) and abs(value) > _EXACT_IN_A_FLOAT:
+                            big.add(field)
             except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
                 where = "at the end of the line" if error.pos >= len(error.doc) else f"at column {error.colno}"
                 problem = f"is not valid JSON ({error.msg} {where})"
@@ -320,7 +343,21 @@ def _bad_json_lines(path: Path, on_bad_row: str) -> set[int]:
         raise DatasetError(f"{path}: the file is empty (only blank lines)")
     if len(bad) == seen:
         raise DatasetError(f"{path}: none of its {seen} lines is a JSON object")
-    return bad
+    return bad, big | (numbers & texts)
+
+
+def _numbers_as_text(line: bytes, fields: set[str]) -> bytes:
+    """A JSONL line with the numbers of `fields` written as their JSON text (exact for any integer).
+
+    >>> _numbers_as_text(b'{"q": "x", "a": 9007199254740993, "n": 2}\\n', {"a"})
+    b'{"q": "x", "a": "9007199254740993", "n": 2}\\n'
+    """
+    record = json.loads(line)
+    for field in fields & record.keys():
+        value = record[field]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            record[field] = json.dumps(value)
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
 def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
