@@ -103,11 +103,19 @@ def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dat
 
 def _without_held_out_twins(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
     """A built-in task's training rows without the reworded twins of held-out problems, the same arithmetic asked in
-    other words ("Compute 3 + 17." beside a held-out "What is 3 + 17?"): scored, they would be remembered."""
+    other words ("Compute 3 + 17." beside a held-out "What is 3 + 17?"), nor those whose worked solution has a
+    held-out one-step problem as one of its steps ("37 + 48 = 85" on the way to another answer): scored, they would
+    be remembered."""
     if cfg.name not in synthetic.BUILTIN_TASKS:
         return train
     held_out = {worked for worked in test["reasoning"] if worked}
-    return train.select([i for i, worked in enumerate(train["reasoning"]) if worked not in held_out])
+    return train.select(
+        [
+            i
+            for i, worked in enumerate(train["reasoning"])
+            if worked not in held_out and not any(step.strip() in held_out for step in (worked or "").splitlines())
+        ]
+    )
 
 
 def innermost_cause(error: BaseException) -> str:
