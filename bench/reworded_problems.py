@@ -5,7 +5,7 @@
 
 The built-in task asks "What is / Compute / Calculate / Evaluate <expression>" and tells three stories (buy and give
 away, boxes, spending). These problems need the same arithmetic (sums, differences, a product and a sum, numbers
-up to 50) but are asked in other words and other stories, written separately from `r1kit.data.synthetic`. Rows:
+up to about 70) but are asked in other words and other stories, written separately from `r1kit.data.synthetic`. Rows:
 `question`, `solution`, `group` (`arithmetic` or `story`), the columns `r1kit eval` reads from a local file.
 """
 

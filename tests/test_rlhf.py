@@ -134,6 +134,12 @@ def test_ultrafeedback_rows() -> None:
     other = [{"role": "user", "content": "Something else"}, {"role": "assistant", "content": "Maybe 5."}]
     with pytest.raises(BadRow, match="same conversation"):  # was a pair of answers to two questions
         ultrafeedback_row(row | {"rejected": other})
+    # chosen as its reply alone answers the prompt: a rejected reply to another question was taken as its pair
+    alone = {"chosen": [{"role": "assistant", "content": "It is 4."}]}
+    with pytest.raises(BadRow, match="same conversation"):
+        ultrafeedback_row(row | alone | {"rejected": other})
+    assert ultrafeedback_row(row | alone)["rejected"] == "Maybe 5."
+    assert ultrafeedback_row(row | alone | {"rejected": other[1:]})["rejected"] == "Maybe 5."
     with pytest.raises(BadRow) as raised:
         ultrafeedback_row(row | {"rejected": "Maybe 5."})
     assert raised.value.field == "rejected"

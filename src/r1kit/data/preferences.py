@@ -174,7 +174,9 @@ def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
         if isinstance(row.get(side), str):
             raise BadRow(side, "must be a conversation (a list of {role, content} messages) in UltraFeedback rows")
     context = _messages(row.get("chosen"), "chosen")[:-1]
-    if context and _messages(row.get("rejected"), "rejected")[:-1] != context:
+    answered = _messages(row.get("rejected"), "rejected")[:-1]
+    # chosen alone (its reply, no turns before it) answers the prompt: so must rejected, if it names what it answers
+    if answered != context and (context or answered != [{"role": "user", "content": question}]):
         raise BadRow("rejected", "does not answer the same conversation as chosen")
     prompt = context if context and context[-1]["role"] == "user" else [{"role": "user", "content": question}]
     return _pair(prompt, _reply(row, "chosen"), _reply(row, "rejected"))

@@ -36,7 +36,7 @@ def _product_then_add(rng: random.Random) -> tuple[str, str, str]:
     return f"{a} * {b} {op} {c}", str(result), f"{a} * {b} = {product}\n{product} {op} {c} = {result}"
 
 
-# Difficulty levels: more operands, bigger numbers, then precedence.
+# Difficulty levels: two operands, three, precedence (a product, then a sum or difference), four bigger ones.
 _LEVELS: dict[int, Callable[[random.Random], tuple[str, str, str]]] = {
     1: lambda rng: _chain(rng, 2, 20),
     2: lambda rng: _chain(rng, 3, 20),
