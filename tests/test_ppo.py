@@ -258,6 +258,23 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     assert {(e["stage"], e["kind"]) for e in examples} == {("ppo", "best"), ("ppo", "worst")}
     assert max(e["step"] for e in examples) == 2
     assert all(set(e["rewards"]) == {"cosine", "format"} and e["completion"] is not None for e in examples)
+    # ranked by the reward PPO trained on (its missing-EOS penalty included), which the records hold as the total
+    assert all((e["total"] < -8) == (update == "trpo") for e in examples)
+    assert all(r["rewards/total/mean"] == pytest.approx(r["reward"]) for r in records)
+
+
+def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PPO passed its rewards no log_metric and logged a reward that judged nothing as a mean of 0: the failing-reward
+    alert could never fire (a broken plug-in trained on as 0 without a word), nor the plateau one (no total)."""
+    (tmp_path / "broken_reward.py").write_text("def broken(completions, **kwargs):\n    raise RuntimeError('bug')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, broken_reward:broken]")
+    ppo.run(ctx, inputs)
+    records = steps(ctx)
+    assert all(r["rewards/broken/mean"] is None and r["rewards/broken/exceptions"] > 0 for r in records)
+    assert ("ppo", "failing_reward") in [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")]
 
 
 def test_ppo_skips_a_non_finite_update_and_raises_the_alert(

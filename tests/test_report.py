@@ -170,6 +170,9 @@ def test_a_run_without_a_summary_shows_its_evaluations_in_stage_order(tmp_path: 
         },
     ]
     (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+    for stage in stages:
+        (tmp_path / stage["folder"]).mkdir()
+        (tmp_path / stage["folder"] / "manifest.json").write_text(json.dumps({"kind": stage["kind"]}))
 
     def evaluation(label: str, accuracy: float) -> None:
         result = {"label": label, "model": "/m", "problems": 4, "accuracy": accuracy, "format_rate": 1.0}
@@ -189,3 +192,4 @@ def test_a_run_without_a_summary_shows_its_evaluations_in_stage_order(tmp_path: 
     ]
     assert "+50.0 pts" in own
     assert re.findall(r"<th>([^<]*)</th>", later.split("</table>")[0])[1:4] == ["eval", "eval_2", "eval_10"]
+    assert f"<h1>r1kit run <code>{tmp_path.name}</code></h1>" in page  # was titled with its stage folders' names

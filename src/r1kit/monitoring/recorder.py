@@ -30,10 +30,16 @@ class Rollout:
     rewards: dict[str, list[float | None]] = field(default_factory=dict)
     batch: int = 0  # which of the step's generation batches (dynamic sampling's retries are batches too)
     first_row: int = 0  # the place of this process's first completion in that batch (processes hold equal slices)
+    # the reward each completion was trained on, where the trainer computes it itself (PPO: its missing-EOS penalty,
+    # a missing verdict at the batch's mean); None: the weighted sum of the rewards (`totals`)
+    trained_on: list[float] | None = None
 
     def totals(self, weights: dict[str, float]) -> list[float | None]:
         """Weighted reward per completion, None-values skipped, None if every reward was None (for the console and
-        the examples; the trainer counts a None at its group's mean of that reward)."""
+        the examples; the trainer counts a None at its group's mean of that reward); what the trainer trained on
+        where it said (`trained_on`)."""
+        if self.trained_on is not None:
+            return list(self.trained_on)
         totals: list[float | None] = []
         for index in range(len(self.completions)):
             values = [(weights[name], v[index]) for name, v in self.rewards.items() if v[index] is not None]

@@ -100,8 +100,10 @@ def write_report(run_dir: Path) -> Path:
     evaluations = summary.get("evaluations") or _run_evaluations(run, written) or written
     later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
 
-    # a recipe run has a summary; a stage run alone (`r1kit sft`) only its stage folder
-    command = "run" if summary else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
+    # a recipe run has a summary (an interrupted one its RUN/manifest.json); a stage run alone (`r1kit sft`) only its
+    # stage folder
+    recipe = summary or read_manifest(run.root)
+    command = "run" if recipe else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
     body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
         body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]

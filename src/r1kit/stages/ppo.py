@@ -344,13 +344,26 @@ class PPOTrainer:
         completions = [[{"role": "assistant", "content": o + text}] for o, text in zip(openings, texts, strict=True)]
         total, means = torch.zeros(len(texts)), {}
         for name, (reward, weight) in self.rewards.items():
-            values = reward(completions, prompts=prompts, solution=solutions, completion_ids=completion_ids)
-            scored = torch.tensor(no_verdict_as_mean([None if v is None else float(v) for v in values]))
+            # the guard's counts (rewards/<name>/exceptions, /timeouts): the failing-reward alert reads them
+            values = reward(
+                completions,
+                prompts=prompts,
+                solution=solutions,
+                completion_ids=completion_ids,
+                log_metric=means.__setitem__,
+            )
+            judged = [None if v is None else float(v) for v in values]
+            scored = torch.tensor(no_verdict_as_mean(judged))
             total += weight * scored
-            means[f"rewards/{name}/mean"] = scored.mean().item()
+            # the mean of what it judged (None: nothing), not of the batch-mean fill the training signal uses
+            verdicts = [v for v in judged if v is not None]
+            means[f"rewards/{name}/mean"] = sum(verdicts) / len(verdicts) if verdicts else None
         if self.section.missing_eos_penalty:  # a reply cut at the limit scores that much less
             cut = torch.tensor([float(ids[-1] not in self.eos) for ids in completion_ids])
             total -= self.section.missing_eos_penalty * cut
+        means["rewards/total/mean"] = total.mean().item()  # the reward trained on: the plateau alert watches it
+        if self.recorder.rollouts:  # the examples are ranked by it too
+            self.recorder.rollouts[-1].trained_on = total.tolist()
         return total, means
 
     @torch.no_grad()
@@ -409,11 +422,13 @@ class PPOTrainer:
 
     def _averaged(self, stats: dict) -> dict:
         """Each figure's mean over the processes (equal shares: the figure of the whole batch for per-completion
-        means)."""
+        means); a figure a process has none of (None: a reward that judged nothing there) is the others' mean."""
         if self.processes == 1:
             return stats
-        values = distributed.all_sum(torch.tensor(list(stats.values()), dtype=torch.float64)) / self.processes
-        return dict(zip(stats, values.tolist(), strict=True))
+        values = [(0.0, 0.0) if value is None else (float(value), 1.0) for value in stats.values()]
+        sums, counts = distributed.all_sum(torch.tensor(values, dtype=torch.float64)).unbind(1)
+        means = [total / count if count else None for total, count in zip(sums.tolist(), counts.tolist(), strict=True)]
+        return dict(zip(stats, means, strict=True))
 
     def _token_share(self, mask: torch.Tensor) -> torch.Tensor:
         """This process's tokens over the mean tokens per process: a local masked mean times it, averaged over the
