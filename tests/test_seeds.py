@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 
 from r1kit.cli import main
+from r1kit.config.sources import ConfigError, ResolvedConfig, resolve_config
+
+
+def resolve(*args: str) -> ResolvedConfig:
+    return resolve_config(overrides=list(args), environ={})
 
 
 def show(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
@@ -88,7 +93,6 @@ REFUSED = [
     (436, ["--training.batch_size.per_device_train", "7"], "must be divisible by grpo.num_generations (8)"),
     (444, ["--training.optimization.learning_rate", "-1"], "training.optimization.learning_rate: Input should be greater than 0"),
     (452, ["--rewards.functions", "[invalid_function]"], "unknown reward 'invalid_function'"),
-    (649, ["--profile", "profile", "--callbacks.comprehensive_logging.enabled", "true", "--monitoring.logging.profiling_mode", "true"], "monitoring is always on; tune it with monitoring.logging_steps"),
     (0, ["--push_to_hub", "true"], "upload it with"),
     (0, ["--overwrite_output_dir"], "never overwrites finished training"),
 ]  # fmt: skip
@@ -101,6 +105,42 @@ def test_tutorial_command_gets_one_line_naming_what_to_use(line: int, args: list
     code, _, err = show(capsys, *args)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("r1kit: config error:") and message in err, err
+
+
+def test_turning_on_what_is_always_on_is_noted_not_refused(capsys) -> None:
+    """The tutorial's profiling command (line 649) asks for its comprehensive logging, which r1kit always does: the
+    whole command was refused ("monitoring is always on")."""
+    args = ["--profile", "profile", "--callbacks.comprehensive_logging.enabled", "true"]
+    code, config, err = show(capsys, *args, "--monitoring.logging.profiling_mode", "true")
+    assert code == 0 and config["monitoring"]["profiler"]["enabled"] is True
+    assert "--callbacks.comprehensive_logging.enabled true: r1kit's way already, nothing to set" in err
+    code, _, err = show(capsys, "--callbacks.comprehensive_logging.enabled", "false")
+    assert code == 2 and "monitoring is always on" in err
+
+
+def test_trl_flags_read_as_trl_reads_them(capsys) -> None:
+    """Copied TRL commands: `--fp16 true --bf16 false` trained in fp32 (its order decided), `--bf16 true --fp16 true`
+    in fp16 without a word; `--max_steps -1` (transformers' "not set") was refused, and with `--num_train_epochs` a
+    positive one was refused where it overrides them; `--trust_remote_code False` was told to set it true; a bare
+    `--mask_truncated_completions` had a "missing value"; `--packing false` and `--dataset_text_field messages` were
+    refused though they ask for what r1kit does."""
+    for order in (["--fp16", "true", "--bf16", "false"], ["--bf16", "false", "--fp16", "true"]):
+        assert resolve(*order, "--model.device", "cuda").config.model.precision == "fp16"
+    assert resolve("--bf16", "false", "--torch_dtype", "auto").config.model.precision == "fp32"
+    for conflict in (["--bf16", "true", "--fp16", "true"], ["--bf16", "--torch_dtype", "float32"]):
+        with pytest.raises(ConfigError, match="ask for different precisions; keep one"):
+            resolve(*conflict)
+    training = resolve("--num_train_epochs", "3", "--max_steps", "100").config.training
+    assert (training.epochs, training.max_steps) == (None, 100)
+    training = resolve("--num_train_epochs", "3", "--max_steps", "-1").config.training
+    assert (training.epochs, training.max_steps) == (3, None)
+    assert resolve("--trust_remote_code", "False").config.model.trust_remote_code is False
+    assert resolve("--trust_remote_code").config.model.trust_remote_code is True
+    assert resolve("--mask_truncated_completions").config.grpo.mask_truncated_completions is True
+    for harmless in (["--packing", "false"], ["--dataset_text_field", "messages"]):
+        assert "r1kit's way already" in " ".join(resolve(*harmless).notes)
+    with pytest.raises(ConfigError, match="does not pack"):
+        resolve("--packing", "true")
 
 
 def test_the_keep_every_alias_and_wandb_flag_map_onto_r1kit_keys(capsys) -> None:

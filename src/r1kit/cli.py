@@ -28,6 +28,7 @@ from r1kit.config.sources import (
     builtin_profiles,
     field_help,
     flatten,
+    greedy_despite_temperature,
     list_recipes,
     not_read_by,
     overridden_by_stages,
@@ -401,7 +402,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if noted in ("run", *ROLLOUT_KINDS):  # the commands that score with rewards
         for line in unused_reward_settings(resolved, noted):
             print(f"r1kit: note: {line}", file=sys.stderr)
-    unread = not_read_by(resolved, noted)
+    unread = [*not_read_by(resolved, noted), *greedy_despite_temperature(resolved)]
     for line in [*resolved.overridden, *resolved.ignored, *unread]:
         print(f"r1kit: note: {line}", file=sys.stderr)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)

@@ -135,13 +135,14 @@ FLAG_ALIASES = {
     "--repetition_penalty": FlagAlias("grpo.repetition_penalty"),
     "--epsilon_high": FlagAlias("grpo.epsilon_high"),
     "--scale_rewards": FlagAlias("grpo.scale_rewards"),
-    "--mask_truncated_completions": FlagAlias("grpo.mask_truncated_completions"),
+    "--mask_truncated_completions": FlagAlias("grpo.mask_truncated_completions", value=True),
     "--dataset_name": FlagAlias("dataset.name"),
     "--dataset_config": FlagAlias("dataset.subset"),
     # TRL's ModelConfig (its scripts' dtype and LoRA flags)
     "--torch_dtype": FlagAlias("model.torch_dtype"),
     "--dtype": FlagAlias("model.torch_dtype"),
     "--use_peft": FlagAlias("model.lora.enabled", value=True),
+    "--trust_remote_code": FlagAlias("model.trust_remote_code", value=True),
     "--lora_r": FlagAlias("model.lora.rank"),
     "--lora_alpha": FlagAlias("model.lora.alpha"),
     "--lora_dropout": FlagAlias("model.lora.dropout"),
@@ -236,6 +237,10 @@ HARMLESS = {
     "--push_to_hub": ("false", "0", "no"),
     "--report_to": ("none",),
     "--remove_unused_columns": ("true", "false", "1", "0", "yes", "no"),
+    "--packing": ("false", "0", "no"),
+    "--dataset_text_field": ("conversations", "messages", "text"),  # the columns r1kit reads as such itself
+    "--max_steps": ("-1", "0"),  # transformers' "not set: train by epochs"
+    "--callbacks.comprehensive_logging.enabled": ("true", "1", "yes"),  # the tutorial's; r1kit's is always on
 }
 
 
@@ -272,7 +277,6 @@ REFUSED = {
     "--remove_unused_columns": "r1kit builds each stage's columns itself from dataset.format and dataset.columns",
     "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
-    "--trust_remote_code": "set model.trust_remote_code true (only for a repo you trust)",
     "--warmup_steps": "warmup is a share of the steps in r1kit: --warmup_ratio (training.optimization.warmup_ratio)",
     "--max_prompt_length": "r1kit does not cut prompts (TRL 1.x no longer does either); GRPO's completion limit is "
     "--max_completion_length, and SFT, DPO and the reward model limit prompt + reply with --max_length",
@@ -319,7 +323,7 @@ class StrategyFlag:
         return f"{flag} takes steps, no or epoch (got {value!r})"
 
 
-_EVAL_UNSET = "off until that is set, or every --logging_steps N given with it, as transformers does"
+_EVAL_UNSET = "every monitoring.logging_steps steps where one is set, as transformers does"
 STRATEGY_FLAGS = {
     "--eval_strategy": StrategyFlag("--eval_steps N", _EVAL_UNSET, off=("evaluation.every_steps", "null")),
     "--evaluation_strategy": StrategyFlag("--eval_steps N", _EVAL_UNSET, off=("evaluation.every_steps", "null")),

@@ -60,8 +60,9 @@ class Layer:
     notes: list[str] = field(default_factory=list)  # tutorial names used: "--flag → --r1kit.key"
     overridden: list[str] = field(default_factory=list)  # values of the user's --config file a profile replaced
     ignored: list[str] = field(default_factory=list)  # GRPO_* variables that name no key (another tool's, or a typo)
-    # values that stand only where no source sets them (transformers' eval_steps is logging_steps unless given)
-    fallback: Layer | None = None
+    # (flag, key): `--eval_strategy steps` sets key to the resolved monitoring.logging_steps where no source sets it
+    # (transformers' eval_steps is logging_steps unless given, from wherever that comes)
+    every_logging_step: tuple[str, str] | None = None
 
     def add(self, path: str, text: str, source: str) -> None:
         """Read `text` as the value of `path` (a schema path or an alias), set it, and remember where it came from."""
@@ -464,6 +465,7 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     one per try."""
     layer = Layer("cli", {})
     problems, turned_off = [], []
+    deferred = _precision_switches_off(args)
     index = 0
     while index < len(args):
         flag = args[index]
@@ -478,17 +480,18 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
             index += 1
         strategy = STRATEGY_FLAGS.get(flag)
         try:
+            if flag in deferred:
+                layer.notes.append(f"{flag} {' '.join(words)}: {deferred[flag]} sets the precision")
+                continue
             if strategy is None:
                 _read_flag(layer, flag, words, command)
                 continue
             said = " ".join(words).strip().lower()
-            every = _flag_value(args, "--logging_steps") if said == "steps" else None  # transformers' eval_steps
-            if strategy.off and every is not None:
-                layer.fallback = Layer("cli", {})
-                layer.fallback.add(strategy.off[0], every, f"cli:{flag} steps with --logging_steps")
+            if said == "steps" and strategy.off:  # transformers' eval_steps: logging_steps unless given
+                layer.every_logging_step = (flag, strategy.off[0])
                 layer.notes.append(
-                    f"{flag} steps: every --logging_steps {every} steps where {strategy.off[0]} is not set, as in "
-                    "transformers"
+                    f"{flag} steps: every monitoring.logging_steps steps where {strategy.off[0]} is not set, as in "
+                    "transformers (where neither is set, evaluation stays off: r1kit logs every step by default)"
                 )
             elif said == "steps":
                 layer.notes.append(f"{flag} steps: r1kit's way already ({strategy.every}; {strategy.unset})")
@@ -506,18 +509,44 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     return layer
 
 
-def _flag_value(args: list[str], flag: str) -> str | None:
-    """The value `flag` is given on a command line (`--flag value` or `--flag=value`), else None.
+_PRECISION_FLAGS = {"--bf16": "bf16", "--fp16": "fp16", "--torch_dtype": None, "--dtype": None}
 
-    >>> _flag_value(["--logging_steps", "10"], "--logging_steps"), _flag_value(["--logging_steps=5"], "--logging_steps")
-    ('10', '5')
+
+def _precision_switches_off(args: list[str]) -> dict[str, str]:
+    """TRL's precision flags on one command line, read as TRL reads them whatever their order: a switch given false
+    (`--bf16 false`, which TRL commands pass to turn its bf16 default off) and `--torch_dtype auto` give way to a flag
+    that asks for a precision, and auto to a switch given false ({flag: the flag it gives way to}); two that ask for
+    different precisions are a ConfigError. (In order, `--fp16 true --bf16 false` trained in fp32, and `--bf16 true
+    --fp16 true` in fp16 without a word.)
+
+    >>> _precision_switches_off(["--fp16", "true", "--bf16", "false"])
+    {'--bf16': '--fp16'}
+    >>> _precision_switches_off(["--bf16", "false", "--torch_dtype", "auto"])
+    {'--torch_dtype': '--bf16'}
     """
+    strong, off, auto = {}, [], []
     for index, arg in enumerate(args):
-        if arg == flag and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(f"{flag}="):
-            return arg.partition("=")[2]
-    return None
+        flag, has_equals, inline = arg.partition("=")
+        if flag not in _PRECISION_FLAGS:
+            continue
+        given = args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else None
+        value = (inline if has_equals else given or "").strip().lower()
+        if _PRECISION_FLAGS[flag] is None:  # --torch_dtype bfloat16: a dtype's name
+            precision = canonical("model.torch_dtype", value)[1]
+            if precision == "auto":
+                auto.append(flag)
+            else:
+                strong[flag] = precision
+        elif value in _FALSE:
+            off.append(flag)
+        else:
+            strong[flag] = _PRECISION_FLAGS[flag]
+    if len(set(strong.values())) > 1:
+        said = ", ".join(f"{flag} ({precision})" for flag, precision in strong.items())
+        raise ConfigError(f"{said} ask for different precisions; keep one")
+    if strong:
+        return {flag: next(iter(strong)) for flag in (*off, *auto)}
+    return {flag: off[0] for flag in auto if off}
 
 
 def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
@@ -647,6 +676,22 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     ]
 
 
+def greedy_despite_temperature(resolved: ResolvedConfig) -> list[str]:
+    """A line where the user set evaluation.temperature but evaluation samples nothing: pass@1 is greedy, and the
+    temperature samples only pass@k's completions (`r1kit eval --temperature 0.7` scored greedily without a word).
+
+    >>> greedy_despite_temperature(resolve_config(overrides=["--evaluation.temperature", "0.7"], environ={}))[0][:47]
+    'evaluation.temperature 0.7 (from cli:--evaluati'
+    """
+    evaluation, source = resolved.config.evaluation, resolved.sources.get("evaluation.temperature", "default")
+    if source == "default" or evaluation.num_samples > 1:
+        return []
+    return [
+        f"evaluation.temperature {evaluation.temperature:g} (from {source}) changes nothing: pass@1 is greedy, and "
+        "the temperature samples pass@k's completions only with evaluation.num_samples above 1"
+    ]
+
+
 def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     """A line for each value the user set on the command line or in the environment in a section that `r1kit
     COMMAND` does not read (a stage run alone: registry.READS; eval, chat: TOOL_READS; run: none of its recipe's
@@ -691,7 +736,6 @@ def resolve_config(
     files, user_profiles = file_layers(recipe, config_file)
     layers = [*files, profile_layer(profile, user_profiles), env_layer(os.environ if environ is None else environ)]
     layers.append(cli_layer(overrides or [], command))
-    layers = [layer.fallback for layer in layers if layer.fallback] + layers  # below every source
 
     merged = R1kitConfig().model_dump()
     sources = dict.fromkeys(flatten(merged), "default")
@@ -707,6 +751,13 @@ def resolve_config(
         merged = deep_merge(merged, layer.values, MAPPING_SETTINGS)
     for path, value, source in replaced:
         _check_replaced(path, value, source, sources[path])
+    for flag, path in [layer.every_logging_step for layer in layers if layer.every_logging_step]:
+        # set by no source: every logging step, from wherever that was set (r1kit's default, every step, would
+        # evaluate the held-out problems at every step)
+        if path not in rank and "monitoring.logging_steps" in rank:
+            section, key = path.split(".")
+            merged[section][key] = merged["monitoring"]["logging_steps"]
+            sources[path] = f"cli:{flag} steps (every monitoring.logging_steps, {sources['monitoring.logging_steps']})"
     _epochs_or_steps(merged, sources, rank)
     _check_stage_keys(merged["stages"], sources["stages"])
     try:
@@ -744,6 +795,11 @@ def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapp
         values = merged[section]
         if not isinstance(values, dict) or values.get(epochs_key) is None or values.get(steps_key) is None:
             continue  # nothing to decide (or a malformed section, which validation reports)
+        if rank[epochs] == rank.get(steps) and sources[steps] == "cli:--max_steps":
+            # TRL's flags, as a TRL command gives them: a positive max_steps overrides num_train_epochs (transformers)
+            values[epochs_key] = None
+            sources[epochs] = f"gives way to {steps} (--max_steps overrides --num_train_epochs, as in transformers)"
+            continue
         if rank[epochs] == rank.get(steps):
             raise ConfigError(
                 f"{epochs} ({sources[epochs]}) and {steps} ({sources[steps]}) are both set; set one: epochs counts "
