@@ -691,6 +691,7 @@ def test_rlhf_on_chat_data_scores_ppo_and_rloo_with_the_reward_model_alone(tmp_p
     assert stats["reply_pairs"] > 0 and stats["math_pairs"] == 0  # the data's own replies against degraded copies
     ppo = [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "step"]
     assert ppo and [key for key in ppo[-1] if key.startswith("rewards/") and key.endswith("/mean")] == [
-        "rewards/reward_model/mean"
+        "rewards/reward_model/mean",
+        "rewards/total/mean",  # the weighted sum PPO trained on
     ]
     assert 0.0 <= json.loads((run / "eval" / "rloo.json").read_text())["win_rate"] <= 1.0
