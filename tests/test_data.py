@@ -44,6 +44,14 @@ def test_builtin_difficulty_is_graded() -> None:
     assert levels == {1, 2, 3, 4}
 
 
+def test_the_mixed_task_s_groups_say_which_task_their_level_is_of() -> None:
+    """An arithmetic level is a difficulty, a word problem's a kind of story: in `mixed` both shared the labels 2-4,
+    so its per-level table blended unlike problems (group 4: four-operand chains and spending stories)."""
+    groups = {row["level"] for row in synthetic.generate("mixed", 300, seed=0)}
+    assert groups == {f"arithmetic {level}" for level in (1, 2, 3, 4)} | {f"word_problem {k}" for k in (2, 3, 4)}
+    assert {row["level"] for row in synthetic.generate("arithmetic", 50, seed=0)} == {1, 2, 3, 4}
+
+
 def test_builtin_split_keeps_held_out_problems_out_of_training() -> None:
     splits = load_splits(dataset("mixed", synthetic={"num_examples": 500, "seed": 3}))
     assert len(splits.test) == 50 and 440 <= len(splits.train) <= 450  # less the held-out problems' twins and steps

@@ -122,5 +122,7 @@ def generate(task: str, num_examples: int, seed: int) -> list[Row]:
         if attempts > 50 * num_examples:
             raise ValueError(f"task {task!r} cannot produce {num_examples} distinct problems")
         row = rng.choice(makers[task])(rng)
+        if task == "mixed":  # a level is a difficulty of arithmetic and a kind of story: each named with its task
+            row["level"] = f"{row['task']} {row['level']}"
         rows.setdefault(str(row["question"]), row)  # distinct questions: held-out problems never appear in train
     return list(rows.values())
