@@ -383,6 +383,15 @@ def test_the_model_cold_start_refines_is_checked_before_any_work_and_read_by_its
     assert not (tmp_path / "run").exists()
     config = resolve_config(overrides=flags, environ={}).config
     assert files_read(config, "cold_start") == {"refine_model": str(missing)}
+    # a run's stage named as `RUN:STAGE` (as model.name takes it) is no missing file
+    from r1kit.pipeline import _check_stage_files
+
+    zero = tmp_path / "zero"
+    (zero / "02_grpo" / "model").mkdir(parents=True)
+    (zero / "config.yaml").write_text("{}\n")
+    (zero / "02_grpo" / "manifest.json").write_text('{"kind": "grpo", "status": "complete"}')
+    named = ["--cold_start.methods", "[refine]", "--cold_start.refine_from", f"{zero}:grpo"]
+    _check_stage_files(resolve_config(recipe="r1", overrides=named, environ={}).config)
     assert (
         files_read(
             config.model_copy(update={"cold_start": config.cold_start.model_copy(update={"methods": ["convert"]})}),

@@ -454,8 +454,10 @@ def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path
     while tokens("long " * words) > limit - 8:  # a question that leaves a few tokens of context for the reply
         words = int(words * 0.95)
     assert isinstance(reply(model, tokenizer, "long " * words, long_reply, console), str)
+    kept = [("What is 1+1?", "<answer>2</answer>")]
     with pytest.raises(ModelError, match=r"the question takes \d+ tokens, the model's whole context"):
-        reply(model, tokenizer, "long " * limit, config, console)
+        reply(model, tokenizer, "long " * limit, config, console, kept)
+    assert kept == [("What is 1+1?", "<answer>2</answer>")]  # a refused question drops no earlier turn
     model.generate = lambda **kwargs: 1 / 0
     with pytest.raises(ZeroDivisionError):
         reply(model, tokenizer, "What is 2+3?", config, console)
@@ -708,15 +710,24 @@ def test_a_stage_s_held_out_files_are_read_by_their_content(tmp_path: Path, tiny
     from r1kit.stages.common import files_read, local_inputs
 
     held, pairs = tmp_path / "held.jsonl", tmp_path / "pairs.jsonl"
-    held.write_text('{"question": "What is 1 + 1?", "answer": "2"}\n')
+    held.write_text('{"question": "What is 1 + 1?", "solution": "2"}\n')
     pairs.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
     flags = ["--dataset.test_split", str(held), "--preferences.dataset", str(pairs)]
     config = resolve_config(overrides=[*flags, "--preferences.test_split", str(held)], environ={}).config
     assert files_read(config, "sft") == {"held_out": str(held)}
     assert files_read(config, "dpo") == {"held_out": str(held), "held_out_pairs": str(held), "preferences": str(pairs)}
     before = local_inputs(config, str(tiny_model), "sft")
-    held.write_text('{"question": "What is 2 + 2?", "answer": "4"}\n')
+    held.write_text('{"question": "What is 2 + 2?", "solution": "4"}\n')
     assert local_inputs(config, str(tiny_model), "sft")["held_out"] != before["held_out"]
+    # a stage an earlier r1kit finished, which recorded no held-out input, is not redone for it
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--sft.max_steps", "1", "--dataset.test_split", str(held), "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    manifest = json.loads((out / "sft" / "manifest.json").read_text())
+    del manifest["settings"]["inputs"]["held_out"]
+    (out / "sft" / "manifest.json").write_text(json.dumps(manifest))
+    again = r1kit_cli(*args, cwd=REPO)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 
 
 def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:

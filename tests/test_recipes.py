@@ -408,6 +408,8 @@ def test_few_shot_examples_are_earlier_turns_with_their_reasoning(tmp_path: Path
     """An empty prompt.system sent an empty system message (the other prompts send none, so the template's own
     default applies); a template that drops an assistant turn's <think> (DeepSeek-R1-Distill's) showed the examples'
     answers alone: refused before any sampling."""
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models import builtin_model_path, drops_reasoning, load_tokenizer
     from r1kit.stages.cold_start import _prompt
     from tests.test_rlhf import DISTILL_LIKE_TEMPLATE
 
@@ -415,11 +417,21 @@ def test_few_shot_examples_are_earlier_turns_with_their_reasoning(tmp_path: Path
     worked = [{"question": "What is 2 + 3?", "reasoning": "2 + 3 = 5", "solution": "5"}]
     prompt = _prompt("few_shot", {"question": "What is 4 + 4?"}, worked, 1, config)
     assert [m["role"] for m in prompt] == ["user", "assistant", "user"] and "2 + 3 = 5" in prompt[1]["content"]
-    out = tmp_path / "run"
-    flags = ["--cold_start.methods", "[convert, few_shot]", "--model.chat_template", DISTILL_LIKE_TEMPLATE]
-    done = r1kit_cli("cold_start", "--profile", "test", *flags, "--out", str(out), cwd=REPO)
-    assert done.returncode == 1 and "few_shot would show the model its examples' answers" in done.stderr
-    assert not (out / "cold_start" / "stats.json").exists()
+    # Qwen3's kind of template keeps the last reply's <think> and strips it from replies before the last question:
+    # where the few-shot examples sit
+    qwen3_like = (
+        "{% for m in messages %}{% set c = m['content'] %}{% if m['role'] == 'assistant' and not loop.last %}"
+        "{% set c = c.split('</think>')[-1] %}{% endif %}<|im_start|>{{ m['role'] }}\n{{ c }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tokenizer = load_tokenizer(ModelConfig(chat_template=qwen3_like), str(builtin_model_path("tiny-random")))
+    assert not drops_reasoning(tokenizer) and drops_reasoning(tokenizer, earlier_turn=True)
+    for template in (DISTILL_LIKE_TEMPLATE, qwen3_like):
+        out = tmp_path / f"run{len(template)}"
+        flags = ["--cold_start.methods", "[convert, few_shot]", "--model.chat_template", template]
+        done = r1kit_cli("cold_start", "--profile", "test", *flags, "--out", str(out), cwd=REPO)
+        assert done.returncode == 1 and "few_shot would show the model its examples' answers" in done.stderr
+        assert not (out / "cold_start" / "stats.json").exists()
 
 
 def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:

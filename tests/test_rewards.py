@@ -202,6 +202,7 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("-\\$5", "-5", 1.0),  # minus five dollars (read as nothing)
         ("- $5", "-5", 1.0),
         ("-$5", "5", 0.0),
+        ("so 12 - $5$", "5", 1.0),  # math's $…$ after a minus, not a currency sign
         ("B.", "B", 1.0),  # a multiple-choice letter as answers write it
         ("**B**", "B", 1.0),
         ("Option B", "B", 1.0),

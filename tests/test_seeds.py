@@ -271,6 +271,10 @@ def prompts_first(prompts, completions, max_words=20, **kwargs):
 
 async def awaited(completions, **kwargs):
     return [0.5 for _ in completions]
+
+
+def own_name(samples, **kwargs):
+    return [float(len(s) < 3) for s in samples]
 """
 
 
@@ -350,6 +354,8 @@ def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(p
     trl_call = {"prompts": ["p", "p"], "completion_ids": [[1], [2]], "log_metric": logged.__setitem__}
     assert rewards["prompts_first"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
     assert rewards["awaited"](["4", "5"], **trl_call) == [0.5, 0.5]
+    # a first parameter of its own name takes the completions, as before
+    assert plugin_rewards(f"[{plugin_module}:own_name]")["own_name"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
     assert not any(key.endswith("exceptions") and value for key, value in logged.items())
     with pytest.raises(ConfigError, match=r"max_wordz is not a parameter .*did you mean 'max_words'"):
         resolve_config(

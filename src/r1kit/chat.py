@@ -118,21 +118,23 @@ def reply(
     if settings.raw:  # the text as it is: no chat template, no system prompt
         inputs = tokenizer(question, return_tensors="pt")
     else:
-        earlier = [] if earlier is None else earlier
+        kept = [] if earlier is None else list(earlier)
         room = float("inf") if limit is None else limit - settings.max_new_tokens
         while True:
             inputs = tokenizer.apply_chat_template(
-                chat_prompt(question, config.prompt.system, earlier),
+                chat_prompt(question, config.prompt.system, kept),
                 add_generation_prompt=True,
                 return_tensors="pt",
                 return_dict=True,
             )
-            if not earlier or inputs["input_ids"].size(1) <= room:
+            if not kept or inputs["input_ids"].size(1) <= room:
                 break
-            del earlier[0]  # in place: the conversation goes on without it
+            del kept[0]
     prompt_tokens = inputs["input_ids"].size(1)
-    if limit is not None and prompt_tokens >= limit:
+    if limit is not None and prompt_tokens >= limit:  # the conversation is kept as it was for the next question
         raise ModelError(f"chat: the question takes {prompt_tokens} tokens, the model's whole context ({limit})")
+    if earlier is not None and not settings.raw:
+        earlier[:] = kept  # in place: the conversation goes on without the turns that no longer fit
     # a reply longer than the context left failed inside generate (an index error)
     max_new_tokens = settings.max_new_tokens if limit is None else min(settings.max_new_tokens, limit - prompt_tokens)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)

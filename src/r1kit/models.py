@@ -393,12 +393,18 @@ def turn_end(tokenizer: PreTrainedTokenizerBase) -> str | None:
 
 
 def refuse_a_template_that_drops_reasoning(
-    tokenizer: PreTrainedTokenizerBase, reference: str, replies: Iterable[str] | None, consequence: str, where: str = ""
+    tokenizer: PreTrainedTokenizerBase,
+    reference: str,
+    replies: Iterable[str] | None,
+    consequence: str,
+    where: str = "",
+    earlier_turn: bool = False,
 ) -> None:
     """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) is refused where `replies`
     hold one (None: they are worked solutions); `consequence` says what training through it would do, `where` (a
-    stage's "dpo: ") heads the message."""
-    if not drops_reasoning(tokenizer):
+    stage's "dpo: ") heads the message. `earlier_turn`: the replies are earlier turns of a conversation (few-shot
+    examples), which some templates strip where they keep the last one's (Qwen3's)."""
+    if not drops_reasoning(tokenizer, earlier_turn):
         return
     if replies is not None and not any(THINK_CLOSE in reply for reply in replies):
         return  # chat replies: no reasoning to lose
@@ -408,14 +414,16 @@ def refuse_a_template_that_drops_reasoning(
     )
 
 
-def drops_reasoning(tokenizer: PreTrainedTokenizerBase) -> bool:
+def drops_reasoning(tokenizer: PreTrainedTokenizerBase, earlier_turn: bool = False) -> bool:
     """Whether the chat template leaves an assistant reply's <think> block out of the rendered turn, as
     DeepSeek-R1-Distill's does (it keeps what follows </think>, for multi-turn chat): a model trained on the turn
-    would see answers without their worked solutions."""
+    would see answers without their worked solutions. `earlier_turn`: the reply as a turn before another question."""
     probe = "2 + 2 = 4, checked twice"
     reply = f"<think>\n{probe}\n</think>\n<answer>4</answer>"
     turn = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": reply}]
-    return probe not in tokenizer.apply_chat_template(turn, tokenize=False)
+    if earlier_turn:
+        turn.append({"role": "user", "content": "What is 3 + 4?"})
+    return probe not in tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=earlier_turn)
 
 
 def _refuses_a_system_message(tokenizer: PreTrainedTokenizerBase) -> str | None:

@@ -34,7 +34,7 @@ from r1kit.models import looks_local
 from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
-from r1kit.runs import RunDir, RunDirError, model_folder_of, outdated_stages, read_manifest
+from r1kit.runs import RunDir, RunDirError, model_folder_of, outdated_stages, read_manifest, stage_named
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -271,7 +271,7 @@ def _check_stage_files(config: R1kitConfig) -> None:
             if role not in _LOCAL_FILES:
                 continue
             key, local = _LOCAL_FILES[role]
-            if local(value) and not Path(value).expanduser().exists():
+            if local(value) and not Path(value).expanduser().exists() and stage_named(value) is None:
                 raise ConfigError(f"stages: {spec.name}: {key} {value!r}: no such file or folder")
 
 
@@ -570,6 +570,6 @@ class _Hashes:
 
     def of(self, reference: str) -> str:
         if reference not in self._known:
-            path = model_folder_of(Path(reference).expanduser())  # a run folder: its model, not its logs
+            path = model_folder_of(reference)  # a run folder or RUN:STAGE: its model, not its logs
             self._known[reference] = content_hash(path) if path.exists() else reference
         return self._known[reference]

@@ -427,14 +427,20 @@ def stage_named(reference: str) -> tuple[RunDir, str] | None:
     return (run, stage) if run is not None else None
 
 
-def model_folder_of(path: Path) -> Path:
-    """The model folder a run folder (its final model) or stage folder (RUN/NN_<stage>: its model) stands for; any
-    other path as it is. A model named by such a folder is hashed by this: the run's logs, evaluations and report
-    change without its model changing.
+def model_folder_of(reference: str) -> Path:
+    """The model folder a run folder (its final model), a stage folder (RUN/NN_<stage>: its model) or `RUN:STAGE`
+    stands for; any other reference as a path. A model named by such a reference is hashed by this: the run's logs,
+    evaluations and report change without its model changing.
 
-    >>> model_folder_of(Path("data.jsonl"))
+    >>> model_folder_of("data.jsonl")
     PosixPath('data.jsonl')
     """
+    named = stage_named(reference)
+    if named is not None:
+        run, stage = named
+        return next((folder / "model" for folder in stage_folders(run.root, stage) if (folder / "model").is_dir()),
+                    Path(reference))  # fmt: skip
+    path = Path(reference).expanduser()
     if (path / "config.yaml").is_file() and (found := final_model(RunDir(path))) is not None:
         return found
     if (path / "manifest.json").is_file() and (path / "model").is_dir():

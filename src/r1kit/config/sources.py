@@ -523,14 +523,17 @@ def _precision_switches_off(args: list[str]) -> dict[str, str]:
     {'--bf16': '--fp16'}
     >>> _precision_switches_off(["--bf16", "false", "--torch_dtype", "auto"])
     {'--torch_dtype': '--bf16'}
+    >>> _precision_switches_off(["--bf16", "true", "--bf16", "false"])  # the same flag again: in order, the last
+    {}
     """
-    strong, off, auto = {}, [], []
+    last = {}  # each flag's last value: a flag given again overrides itself, in order
     for index, arg in enumerate(args):
         flag, has_equals, inline = arg.partition("=")
-        if flag not in _PRECISION_FLAGS:
-            continue
-        given = args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else None
-        value = (inline if has_equals else given or "").strip().lower()
+        if flag in _PRECISION_FLAGS:
+            given = args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else None
+            last[flag] = (inline if has_equals else given or "").strip().lower()
+    strong, off, auto = {}, [], []
+    for flag, value in last.items():
         if _PRECISION_FLAGS[flag] is None:  # --torch_dtype bfloat16: a dtype's name
             precision = canonical("model.torch_dtype", value)[1]
             if precision == "auto":

@@ -79,7 +79,7 @@ _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
 _PI = re.compile(r"(?<![A-Za-z\\])(?:pi|π)(?![A-Za-z])")  # 3 pi, 2π: π (as a unit, `pi` made 3 pi read 3)
 # -$5, -\$5: minus five dollars (a currency sign after the sign, not math's delimiter)
-_SIGNED_DOLLAR = re.compile(r"(^|=|\s)([-+])\s*\\?\$(?=\s*\d)")
+_SIGNED_DOLLAR = re.compile(r"(^|=|\s)([-+])\s*\\?\$(?=\s*\d[^$]*$)")  # no $ after it: not math's "- $5$"
 
 
 def plain(text: str) -> str:

@@ -102,11 +102,24 @@ class PluginReward:
         return short_name(self.spec)
 
     def __call__(self, completions, **kwargs: Any) -> list[float | None]:
-        # by keyword, as TRL calls a reward: `def reward(prompts, completions, **kwargs)` is TRL's signature too
-        values = load_plugin(self.spec)(completions=completions, **kwargs, **self.params)
+        function = load_plugin(self.spec)
+        # by keyword, as TRL calls a reward (`def reward(prompts, completions, **kwargs)` is TRL's signature too); a
+        # function whose completions parameter has another name takes them first
+        if _takes_completions_by_name(self.spec):
+            values = function(completions=completions, **kwargs, **self.params)
+        else:
+            values = function(completions, **kwargs, **self.params)
         if inspect.isawaitable(values):  # an `async def` reward (TRL awaits those): run here, in the guard's thread
             values = asyncio.run(_awaited(values))
         return values
+
+
+@cache
+def _takes_completions_by_name(spec: str) -> bool:
+    try:
+        return "completions" in inspect.signature(load_plugin(spec)).parameters
+    except (TypeError, ValueError):  # no readable signature: TRL's way
+        return True
 
 
 async def _awaited(awaitable: Awaitable[list[float | None]]) -> list[float | None]:

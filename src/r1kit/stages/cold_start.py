@@ -51,6 +51,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             None,
             "few_shot would show the model its examples' answers without their worked reasoning",
             "cold_start: ",
+            earlier_turn=True,
         )
     judge = TraceJudge(ctx.config)
     kept: list[dict] = []

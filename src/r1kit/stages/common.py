@@ -161,16 +161,18 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
     config_changed = bool(config_changes(before.get("config", {}), config, kind))
-    same = before.get("inputs") == settings["inputs"] and not config_changed
+    inputs, now = before.get("inputs", {}), settings["inputs"]
+    # an input it recorded that changed or is gone; one an earlier r1kit did not record yet is no change
+    changed = [name for name in inputs if inputs[name] != now.get(name)]
+    same = "inputs" in before and not changed and not config_changed
     if done.get("status") == "complete" and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
     if done and not same and not config.run.resume:
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
-        inputs, now = before.get("inputs", {}), settings["inputs"]
-        changed = [name for name in {**inputs, **now} if inputs.get(name) != now.get(name)]
         changed += ["its config"] if config_changed else []
+        changed = changed or ["its inputs, which the r1kit that made it did not record"]
         if done.get("status") == "complete" or complete_checkpoints(ctx.run.checkpoints(ctx.folder)):
             logger.warning(
                 "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
@@ -288,7 +290,7 @@ def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:
     resolved), data, and `files_read`; hub ids left out."""
     data = config.dataset.name if is_local_data(config.dataset.name) else None
     named = {"model": base, "data": data, **files_read(config, kind)}
-    paths = {key: model_folder_of(Path(value).expanduser()) for key, value in named.items() if value}
+    paths = {key: model_folder_of(value) for key, value in named.items() if value}
     return {key: content_hash(path) for key, path in paths.items() if path.exists()}
 
 

@@ -344,14 +344,18 @@ class PPOTrainer:
         completions = [[{"role": "assistant", "content": o + text}] for o, text in zip(openings, texts, strict=True)]
         total, means = torch.zeros(len(texts)), {}
         for name, (reward, weight) in self.rewards.items():
-            # the guard's counts (rewards/<name>/exceptions, /timeouts): the failing-reward alert reads them
+            logged: dict[str, float] = {}  # what the reward and its guard count, some of it late (a timed-out call's)
             values = reward(
                 completions,
                 prompts=prompts,
                 solution=solutions,
                 completion_ids=completion_ids,
-                log_metric=means.__setitem__,
+                log_metric=logged.__setitem__,
             )
+            # the guard's counts, which the failing-reward alert reads; the same keys in every process and step (the
+            # processes average them by position)
+            for failure in ("exceptions", "timeouts"):
+                means[f"rewards/{name}/{failure}"] = logged.get(f"rewards/{name}/{failure}", 0.0)
             judged = [None if v is None else float(v) for v in values]
             scored = torch.tensor(no_verdict_as_mean(judged))
             total += weight * scored
