@@ -392,6 +392,8 @@ def test_the_model_cold_start_refines_is_checked_before_any_work_and_read_by_its
     (zero / "02_grpo" / "manifest.json").write_text('{"kind": "grpo", "status": "complete"}')
     named = ["--cold_start.methods", "[refine]", "--cold_start.refine_from", f"{zero}:grpo"]
     _check_stage_files(resolve_config(recipe="r1", overrides=named, environ={}).config)
+    with pytest.raises(ConfigError, match=f"'{zero}:grpoo': no stage 'grpoo' with a model in {zero}"):
+        _check_stage_files(resolve_config(recipe="r1", overrides=[*named[:-1], f"{zero}:grpoo"], environ={}).config)
     assert (
         files_read(
             config.model_copy(update={"cold_start": config.cold_start.model_copy(update={"methods": ["convert"]})}),

@@ -261,6 +261,7 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     # ranked by the reward PPO trained on (its missing-EOS penalty included), which the records hold as the total
     assert all((e["total"] < -8) == (update == "trpo") for e in examples)
     assert all(r["rewards/total/mean"] == pytest.approx(r["reward"]) for r in records)
+    assert all(r["rewards/cosine/unreadable_gold"] == 0 for r in records)  # the verifier's counts, as GRPO logs them
 
 
 def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(

@@ -275,6 +275,10 @@ async def awaited(completions, **kwargs):
 
 def own_name(samples, **kwargs):
     return [float(len(s) < 3) for s in samples]
+
+
+def keywords_only(**kwargs):
+    return [0.25 for _ in kwargs["completions"]]
 """
 
 
@@ -356,6 +360,7 @@ def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(p
     assert rewards["awaited"](["4", "5"], **trl_call) == [0.5, 0.5]
     # a first parameter of its own name takes the completions, as before
     assert plugin_rewards(f"[{plugin_module}:own_name]")["own_name"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
+    assert plugin_rewards(f"[{plugin_module}:keywords_only]")["keywords_only"](["4", "5"], **trl_call) == [0.25] * 2
     assert not any(key.endswith("exceptions") and value for key, value in logged.items())
     with pytest.raises(ConfigError, match=r"max_wordz is not a parameter .*did you mean 'max_words'"):
         resolve_config(

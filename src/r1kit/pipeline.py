@@ -271,8 +271,10 @@ def _check_stage_files(config: R1kitConfig) -> None:
             if role not in _LOCAL_FILES:
                 continue
             key, local = _LOCAL_FILES[role]
-            if local(value) and not Path(value).expanduser().exists() and stage_named(value) is None:
-                raise ConfigError(f"stages: {spec.name}: {key} {value!r}: no such file or folder")
+            if local(value) and not model_folder_of(value).exists():  # RUN:STAGE: that stage's model
+                named = stage_named(value)
+                what = f"no stage {named[1]!r} with a model in {named[0].root}" if named else "no such file or folder"
+                raise ConfigError(f"stages: {spec.name}: {key} {value!r}: {what}")
 
 
 def _own_data(config: R1kitConfig) -> dict[str, Splits]:

@@ -116,10 +116,19 @@ class PluginReward:
 
 @cache
 def _takes_completions_by_name(spec: str) -> bool:
+    """By keyword, as TRL passes them, unless the function names no `completions` and takes a first positional
+    parameter of its own name (`def r(samples, **kwargs)`); `def r(**kwargs)` reads kwargs["completions"]."""
     try:
-        return "completions" in inspect.signature(load_plugin(spec)).parameters
+        parameters = list(inspect.signature(load_plugin(spec)).parameters.values())
     except (TypeError, ValueError):  # no readable signature: TRL's way
         return True
+    positional = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    named = any(p.name == "completions" for p in parameters)
+    return named or not parameters or parameters[0].kind not in positional
 
 
 async def _awaited(awaitable: Awaitable[list[float | None]]) -> list[float | None]:

@@ -162,8 +162,12 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
     before = done.get("settings") or {}
     config_changed = bool(config_changes(before.get("config", {}), config, kind))
     inputs, now = before.get("inputs", {}), settings["inputs"]
-    # an input it recorded that changed or is gone; one an earlier r1kit did not record yet is no change
-    changed = [name for name in inputs if inputs[name] != now.get(name)]
+    # an input that changed, is gone or is new; one that r1kit did not record before 2026-12-05 is no change there
+    changed = [
+        name
+        for name in {**inputs, **now}
+        if inputs.get(name) != now.get(name) and (name in inputs or name not in _RECORDED_SINCE_DECEMBER)
+    ]
     same = "inputs" in before and not changed and not config_changed
     if done.get("status") == "complete" and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
@@ -283,6 +287,10 @@ def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
         else None,
     }
     return {role: value for role, value in named.items() if value}
+
+
+# Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
+_RECORDED_SINCE_DECEMBER = ("held_out", "held_out_pairs", "refine_model")
 
 
 def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:

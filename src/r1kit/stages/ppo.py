@@ -344,7 +344,7 @@ class PPOTrainer:
         completions = [[{"role": "assistant", "content": o + text}] for o, text in zip(openings, texts, strict=True)]
         total, means = torch.zeros(len(texts)), {}
         for name, (reward, weight) in self.rewards.items():
-            logged: dict[str, float] = {}  # what the reward and its guard count, some of it late (a timed-out call's)
+            logged: dict[str, float] = {}  # what the reward, its verifier and its guard count
             values = reward(
                 completions,
                 prompts=prompts,
@@ -352,10 +352,8 @@ class PPOTrainer:
                 completion_ids=completion_ids,
                 log_metric=logged.__setitem__,
             )
-            # the guard's counts, which the failing-reward alert reads; the same keys in every process and step (the
-            # processes average them by position)
-            for failure in ("exceptions", "timeouts"):
-                means[f"rewards/{name}/{failure}"] = logged.get(f"rewards/{name}/{failure}", 0.0)
+            # as they stand now (a timed-out call's thread may still write): the failing-reward alert reads them
+            means |= dict(logged)
             judged = [None if v is None else float(v) for v in values]
             scored = torch.tensor(no_verdict_as_mean(judged))
             total += weight * scored
@@ -426,13 +424,16 @@ class PPOTrainer:
 
     def _averaged(self, stats: dict) -> dict:
         """Each figure's mean over the processes (equal shares: the figure of the whole batch for per-completion
-        means); a figure a process has none of (None: a reward that judged nothing there) is the others' mean."""
+        means); a figure a process has none of (None, or missing: a reward that judged nothing there, a count a
+        timed-out call did not write) is the others' mean."""
         if self.processes == 1:
             return stats
-        values = [(0.0, 0.0) if value is None else (float(value), 1.0) for value in stats.values()]
+        # every process's keys, in one order (a count may be missing in one: a call that timed out there)
+        keys = sorted(set(distributed.gather(list(stats))))
+        values = [(0.0, 0.0) if stats.get(key) is None else (float(stats[key]), 1.0) for key in keys]
         sums, counts = distributed.all_sum(torch.tensor(values, dtype=torch.float64)).unbind(1)
         means = [total / count if count else None for total, count in zip(sums.tolist(), counts.tolist(), strict=True)]
-        return dict(zip(stats, means, strict=True))
+        return dict(zip(keys, means, strict=True))
 
     def _token_share(self, mask: torch.Tensor) -> torch.Tensor:
         """This process's tokens over the mean tokens per process: a local masked mean times it, averaged over the
