@@ -262,11 +262,8 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
     has. Runs on an empty (meta) model in about a second. `key`: the setting that named the model, for the
     message."""
     if (Path(reference) / ADAPTER_CONFIG).is_file() and not (Path(reference) / "config.json").exists():
-        try:  # an adapter folder: it is merged into its base, which is what trains on (its layers, its kind)
-            base = PeftConfig.from_pretrained(reference).base_model_name_or_path
-        except (OSError, ValueError) as error:
-            raise load_error(reference, error) from error
-        check_model(cfg, base, training, key)
+        # an adapter folder: it is merged into its base, which is what trains on (its layers, its kind)
+        check_model(cfg, _adapter_base(reference), training, key)
         return
     try:
         model_config = AutoConfig.from_pretrained(
@@ -475,16 +472,20 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     return model.to(hardware.device)
 
 
+def _adapter_base(adapter: str) -> str:
+    """The model a LoRA adapter folder was trained on, as its adapter_config.json names it."""
+    try:
+        return PeftConfig.from_pretrained(adapter).base_model_name_or_path
+    except (OSError, ValueError) as error:
+        raise load_error(adapter, error) from error
+
+
 def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
     """A LoRA adapter folder (model.save_adapter) merged into its base model, which is loaded first as `load_model`
     loads any model: an adapter trained on another names that one's folder as its base, and both are merged in turn.
     (transformers would load the adapter unmerged, and TRL wrap it in a second one: the final save then failed;
     without LoRA it trained nothing.)"""
-    try:
-        base = PeftConfig.from_pretrained(adapter).base_model_name_or_path
-    except (OSError, ValueError) as error:
-        raise load_error(adapter, error) from error
-    model = load_model(cfg, base, hardware, for_training)
+    model = load_model(cfg, _adapter_base(adapter), hardware, for_training)
     try:
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:

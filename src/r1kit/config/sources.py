@@ -465,19 +465,9 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     one per try."""
     layer = Layer("cli", {})
     problems, turned_off = [], []
-    deferred = _precision_switches_off(args)
-    index = 0
-    while index < len(args):
-        flag = args[index]
-        if not flag.startswith("--") or len(flag) == 2:
-            raise ConfigError(f"unexpected argument {flag!r}: options look like --section.key value")
-        flag, has_equals, inline = flag.partition("=")
-        index += 1
-        words = [inline] if has_equals else []
-        # `--a=[x,` `y]`: the shell split a list given after "=" too
-        while (not has_equals or _unclosed(" ".join(words))) and index < len(args) and not args[index].startswith("--"):
-            words.append(args[index])
-            index += 1
+    given = _flags(args)
+    deferred = _precision_switches_off(given)
+    for flag, words in given:
         strategy = STRATEGY_FLAGS.get(flag)
         try:
             if flag in deferred:
@@ -509,29 +499,47 @@ def cli_layer(args: list[str], command: str | None = None) -> Layer:
     return layer
 
 
+def _flags(args: list[str]) -> list[tuple[str, list[str]]]:
+    """Each `--flag` of a command line with the words given to it: `--a.b.c value`, `--a.b.c=value` and a value of
+    several words such as `[x, y]`, also after "=" (`--a=[x,` `y]`: the shell split it).
+
+    >>> _flags(["--out", "runs/a", "--rewards.functions=[a,", "b]", "--resume"])
+    [('--out', ['runs/a']), ('--rewards.functions', ['[a,', 'b]']), ('--resume', [])]
+    """
+    flags, index = [], 0
+    while index < len(args):
+        flag = args[index]
+        if not flag.startswith("--") or len(flag) == 2:
+            raise ConfigError(f"unexpected argument {flag!r}: options look like --section.key value")
+        flag, has_equals, inline = flag.partition("=")
+        index += 1
+        words = [inline] if has_equals else []
+        while (not has_equals or _unclosed(" ".join(words))) and index < len(args) and not args[index].startswith("--"):
+            words.append(args[index])
+            index += 1
+        flags.append((flag, words))
+    return flags
+
+
 _PRECISION_FLAGS = {"--bf16": "bf16", "--fp16": "fp16", "--torch_dtype": None, "--dtype": None}
 
 
-def _precision_switches_off(args: list[str]) -> dict[str, str]:
+def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str]:
     """TRL's precision flags on one command line, read as TRL reads them whatever their order: a switch given false
     (`--bf16 false`, which TRL commands pass to turn its bf16 default off) and `--torch_dtype auto` give way to a flag
     that asks for a precision, and auto to a switch given false ({flag: the flag it gives way to}); two that ask for
     different precisions are a ConfigError. (In order, `--fp16 true --bf16 false` trained in fp32, and `--bf16 true
     --fp16 true` in fp16 without a word.)
 
-    >>> _precision_switches_off(["--fp16", "true", "--bf16", "false"])
+    >>> _precision_switches_off(_flags(["--fp16", "true", "--bf16", "false"]))
     {'--bf16': '--fp16'}
-    >>> _precision_switches_off(["--bf16", "false", "--torch_dtype", "auto"])
+    >>> _precision_switches_off(_flags(["--bf16", "false", "--torch_dtype", "auto"]))
     {'--torch_dtype': '--bf16'}
-    >>> _precision_switches_off(["--bf16", "true", "--bf16", "false"])  # the same flag again: in order, the last
+    >>> _precision_switches_off(_flags(["--bf16", "true", "--bf16", "false"]))  # the same flag again: in order, the last
     {}
     """
-    last = {}  # each flag's last value: a flag given again overrides itself, in order
-    for index, arg in enumerate(args):
-        flag, has_equals, inline = arg.partition("=")
-        if flag in _PRECISION_FLAGS:
-            given = args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else None
-            last[flag] = (inline if has_equals else given or "").strip().lower()
+    # each flag's last value: a flag given again overrides itself, in order
+    last = {flag: " ".join(words).strip().lower() for flag, words in given if flag in _PRECISION_FLAGS}
     strong, off, auto = {}, [], []
     for flag, value in last.items():
         if _PRECISION_FLAGS[flag] is None:  # --torch_dtype bfloat16: a dtype's name

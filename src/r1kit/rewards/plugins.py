@@ -71,9 +71,8 @@ def misfit_parameter(spec: str, names: list[str]) -> str | None:
     >>> misfit_parameter("doctest_rewards:short", ["max_wordz"]), misfit_parameter("doctest_rewards:short", ["max_words"])
     ("max_wordz is not a parameter of doctest_rewards:short (it takes: max_words); did you mean 'max_words'?", None)
     """
-    try:
-        parameters = list(inspect.signature(load_plugin(spec)).parameters.values())
-    except (TypeError, ValueError):  # a callable without a readable signature: its business
+    parameters = _parameters(spec)
+    if parameters is None:  # a callable without a readable signature: its business
         return None
     named = [
         p.name
@@ -118,9 +117,8 @@ class PluginReward:
 def _takes_completions_by_name(spec: str) -> bool:
     """By keyword, as TRL passes them, unless the function names no `completions` and takes a first positional
     parameter of its own name (`def r(samples, **kwargs)`); `def r(**kwargs)` reads kwargs["completions"]."""
-    try:
-        parameters = list(inspect.signature(load_plugin(spec)).parameters.values())
-    except (TypeError, ValueError):  # no readable signature: TRL's way
+    parameters = _parameters(spec)
+    if parameters is None:  # no readable signature: TRL's way
         return True
     positional = (
         inspect.Parameter.POSITIONAL_ONLY,
@@ -129,6 +127,14 @@ def _takes_completions_by_name(spec: str) -> bool:
     )
     named = any(p.name == "completions" for p in parameters)
     return named or not parameters or parameters[0].kind not in positional
+
+
+def _parameters(spec: str) -> list[inspect.Parameter] | None:
+    """The plug-in's parameters, or None for a callable whose signature cannot be read."""
+    try:
+        return list(inspect.signature(load_plugin(spec)).parameters.values())
+    except (TypeError, ValueError):
+        return None
 
 
 async def _awaited(awaitable: Awaitable[list[float | None]]) -> list[float | None]:
