@@ -424,7 +424,7 @@ def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.Captur
     args = ["sft2", "--profile", "test", "--sft2.general_dataset", str(path), "--out", str(tmp_path / "run")]
     code, err = cli(capsys, *args)  # was: exit 0, "0 general rows", SFT 2 without its general data
     assert code == 1
-    assert_one_line(err, f"sft2.general_dataset {path}: none of its 3 training rows has a reply")
+    assert_one_line(err, f"sft2.general_dataset {path}: none of its 4 rows has a reply")  # all read: none held out
 
 
 def test_sft2_says_why_the_base_models_general_answers_were_dropped(

@@ -419,10 +419,12 @@ def test_replace_groups_pads_both_batches_alike() -> None:
 def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(
     same_reward: float, size: int, tiny_model: Path, tmp_path: Path
 ) -> None:
-    """A group of 8 rewards of 0.3 has advantages of about 1e-4, not 0 (TRL's float mean): it was kept as live."""
+    """A group of 8 rewards of 0.3 has advantages of about 1e-4, not 0 (TRL's float mean): it was kept as live. The
+    monitor describes the batch trained on (it counted the replaced group and the retries' unused ones)."""
     import random
 
     from r1kit.fast.dynamic_sampling import dead_groups
+    from r1kit.monitoring.recorder import RolloutRecorder
 
     def reward(completions, prompts, **kwargs):  # a group on a "same" prompt all score alike: no learning signal
         return [same_reward if "same" in p[-1]["content"] else random.random() for p in prompts]
@@ -435,10 +437,12 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(
         max_completion_length=6, max_steps=2, use_cpu=True, report_to="none", save_strategy="no",
         gradient_checkpointing=False, seed=3,
     )  # fmt: skip
+    recorder = RolloutRecorder({"reward": 1.0}, num_generations=size, max_completion_length=6)
     trainer = R1kitGRPOTrainer(
         resample_retries=4,
+        recorder=recorder,
         model=model,
-        reward_funcs=reward,
+        reward_funcs=recorder.tap("reward", reward),
         args=args,
         train_dataset=Dataset.from_dict({"prompt": prompts}),
         processing_class=AutoTokenizer.from_pretrained(tiny_model),
@@ -453,6 +457,8 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(
     assert len(metrics["reward"]) == len(metrics["frac_reward_zero_std"]) == 1
     first_prompt = trainer.processing_class.decode(batch["prompt_ids"][0], skip_special_tokens=True)
     assert "vary" in first_prompt and batch["num_items_in_batch"] == batch["completion_mask"].sum()
+    described = recorder.statistics(recorder.take())
+    assert described["quality/completions"] == 2 * size and described["quality/zero_advantage_share"] == 0.0
     trainer.train()  # and it trains through it
 
 

@@ -390,3 +390,18 @@ def test_a_reward_whose_name_starts_with_an_underscore_is_in_the_plot_legend() -
     rows = [{"rewards/_mine/mean": 0.1 * i} for i in range(12)]
     svg = _figure("grpo", "t", list(range(12)), [("rewards/_mine/mean", "_mine")], rows, "reward", False)
     assert "_mine" in re.findall(r"<!-- (.*?) -->", svg)[-1]  # the legend's last entry: its moving average
+
+
+def test_an_example_keeps_its_own_step_and_goes_with_the_window_a_resume_redoes(tmp_path: Path) -> None:
+    """Examples were labelled with the step their window closed at (every one of steps 1–5 read "step 5"); a resume
+    still drops the examples of a window that closed after its checkpoint, whatever step they came from."""
+    from r1kit.runs import RunDir
+
+    run = RunDir(tmp_path)
+    run.append("completions.jsonl", {"stage": "grpo", "kind": "best", "step": 2, "logged_at": 5})
+    run.append("completions.jsonl", {"stage": "grpo", "kind": "best", "step": 7, "logged_at": 10})
+    run.append("metrics.jsonl", {"stage": "grpo", "kind": "step", "step": 5})
+    run.append("metrics.jsonl", {"stage": "grpo", "kind": "step", "step": 10})
+    run.truncate_logs("grpo", after_step=8)  # the window of steps 6–10 is redone, its step-7 example with it
+    assert [e["step"] for e in run.read("completions.jsonl")] == [2]
+    assert [r["step"] for r in run.read("metrics.jsonl")] == [5]

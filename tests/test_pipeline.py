@@ -321,6 +321,10 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     assert all(p["group"] in {"1", "2", "3", "4"} for p in problems)  # the built-in task's levels
     assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout
     assert result["sampling"] == {"num_samples": 4, "temperature": 0.8} and result["system_prompt"]
+    consensus = result["consensus"]  # the majority vote of the 4 samples: right only where one of them is
+    assert consensus["samples"] == 4 and 0.0 <= consensus["accuracy"] <= result["pass_at_k"]["4"]
+    assert consensus["accuracy_ci95"][0] <= consensus["accuracy"] <= consensus["accuracy_ci95"][1]
+    assert "cons@4 (majority vote)" in done.stdout
 
     # again into the same folder: kept beside the first (it was overwritten), with the same samples (they were drawn
     # from whatever random state the process was in)
@@ -328,7 +332,8 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     assert again.returncode == 0, again.stderr[-2000:]
     second = json.loads((tmp_path / "eval" / "eval_2.json").read_text())
     assert json.loads((tmp_path / "eval" / "eval.json").read_text()) == result
-    assert second["pass_at_k"] == result["pass_at_k"] and second["label"] == "eval_2"
+    assert second["pass_at_k"] == result["pass_at_k"] and second["consensus"] == consensus
+    assert second["label"] == "eval_2"
     assert "pass@1 (sampled)" in done.stdout  # told apart from the greedy pass@1 row, not left out
 
 

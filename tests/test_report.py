@@ -193,3 +193,24 @@ def test_a_run_without_a_summary_shows_its_evaluations_in_stage_order(tmp_path: 
     assert "+50.0 pts" in own
     assert re.findall(r"<th>([^<]*)</th>", later.split("</table>")[0])[1:4] == ["eval", "eval_2", "eval_10"]
     assert f"<h1>r1kit run <code>{tmp_path.name}</code></h1>" in page  # was titled with its stage folders' names
+
+
+def test_the_report_shows_the_majority_vote_beside_pass_at_k(tmp_path: Path) -> None:
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    sampled = {"dataset": "arithmetic", "problems": 8, "accuracy": 0.5, "pass_at_k": {"1": 0.4, "8": 0.75}}
+    evaluations = {
+        "sft": sampled | {"consensus": {"samples": 8, "accuracy": 0.5}},
+        "grpo": sampled | {"consensus": {"samples": 8, "accuracy": 0.625}},
+    }
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluations": evaluations}))
+    page = write_report(tmp_path).read_text()
+    row = re.search(r"<tr><th>cons@8 \(majority vote\)</th>(.*?)</tr>", page)
+    assert row, page
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1)) == ["50.0%", "62.5%", "+12.5 pts"]
+    # votes of other sample counts: shown, but their difference is no change of the model
+    evaluations["grpo"]["consensus"]["samples"] = 4
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluations": evaluations}))
+    row = re.search(r"<tr><th>cons@n \(majority vote\)</th>(.*?)</tr>", write_report(tmp_path).read_text())
+    assert row and re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1)) == ["50.0%", "62.5%", ""]

@@ -45,3 +45,30 @@ def test_a_paired_interval_is_never_certain_and_stays_within_plus_minus_one() ->
 def test_groups_are_listed_in_reading_order() -> None:
     by = accuracy_by_group([1.0, 0.0, 1.0, 1.0], ["10", "2", "1", "hard"])
     assert list(by) == ["1", "2", "10", "hard"]  # as text, "10" came before "2"
+    # a numeric level column's missing value reads "nan": it compared false with every level and scrambled them
+    by = accuracy_by_group([1.0] * 6, ["3", "nan", "1", "10", "2", "hard"])
+    assert list(by) == ["1", "2", "3", "10", "hard", "nan"]
+
+
+def test_majority_vote_on_hand_written_completions() -> None:
+    from r1kit.stages.evaluate import majority_correct
+
+    right, wrong = 1.0, 0.0
+    # two right answers written two ways vote together against a repeated wrong one
+    assert majority_correct(
+        ["<think>a</think><answer>12</answer>", "<answer>13</answer>", "<answer>13</answer>", "<answer>12.0</answer>",
+         "<answer>\\boxed{12}</answer>"],
+        [right, wrong, wrong, right, right],
+    )  # fmt: skip
+    # the same wrong number written three ways (1,200 / $1200 / 1200.0) outvotes two right ones
+    assert not majority_correct(
+        ["<answer>1,200</answer>", "<answer>$1200</answer>", "<answer>1200.0</answer>", "<answer>1100</answer>",
+         "<answer>1100</answer>"],
+        [wrong, wrong, wrong, right, right],
+    )  # fmt: skip
+    # completions cut off while thinking do not vote: one right answer against none
+    assert majority_correct(["<think>3 * 4 = 12, then", "<think>so 5", "<answer>7</answer>"], [wrong, wrong, right])
+    assert not majority_correct(["<think>3 * 4 = 12, then", "<think>so"], [wrong, wrong])  # no answer at all
+    # a tie goes to the answer voted first, right or wrong
+    assert majority_correct(["<answer>7</answer>", "<answer>8</answer>"], [right, wrong])
+    assert not majority_correct(["<answer>8</answer>", "<answer>7</answer>"], [wrong, right])

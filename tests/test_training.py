@@ -58,7 +58,9 @@ VARIED_REWARDS = ("--rewards.functions", "[cosine, format]", "--rewards.cosine.m
 
 
 def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> None:
-    ctx, base, splits = context(tmp_path, "--training.max_steps", "2", *VARIED_REWARDS)
+    ctx, base, splits = context(
+        tmp_path, "--training.max_steps", "2", "--monitoring.examples_every", "2", *VARIED_REWARDS
+    )
     model_dir = train(grpo, ctx, base, splits)
 
     assert changed(weights(Path(base)), weights(model_dir)), "GRPO did not change any weight"
@@ -87,6 +89,8 @@ def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> Non
     examples = ctx.run.read("completions.jsonl")
     assert {e["kind"] for e in examples} == {"best", "worst"}
     assert set(examples[0]["rewards"]) == {"cosine", "format"}
+    # one window of two steps, shown at its end, each example with the step it was generated at
+    assert {e["logged_at"] for e in examples} == {2} and {e["step"] for e in examples} <= {1, 2}
     # what the console showed, to follow with tail -f: r1kit's log lines and each step's block (seed 003)
     log = (ctx.run.root / "training.log").read_text()
     assert "r1kit test →" in log and "[grpo] step 2/2" in log, log[-2000:]
@@ -461,7 +465,8 @@ def test_a_stage_whose_data_from_kept_nothing_passes_on(tmp_path: Path, stage) -
 
 
 def test_sft2_says_when_the_general_rows_fall_short_of_its_ratio(tmp_path: Path, caplog) -> None:
-    """Too few general rows (7 in training, against 0.5 of 40 traces) quietly made them a smaller share of the mix."""
+    """Too few general rows (8, against 0.5 of 40 traces) quietly made them a smaller share of the mix; every row of
+    the general data is used (a tenth of it was held out, unused, and a one-row file refused)."""
     from r1kit.stages import sft2
 
     chat = tmp_path / "chat.jsonl"
@@ -475,7 +480,17 @@ def test_sft2_says_when_the_general_rows_fall_short_of_its_ratio(tmp_path: Path,
             ctx.for_stage(ctx.config, "sft2", "sft2"),
             StageInputs(model=base, base=base, splits=replace(splits, train=traces)),
         )
-    assert "sft2: 7 general rows of the 40 sft2.general_ratio 0.50 asks for: they are 15% of the mix" in caplog.text
+    assert (
+        "sft2: 8 general rows of the 40 sft2.general_ratio 0.50 asks for: they are 17% of the mix; sft2.general_dataset "
+        "has no more rows with a reply" in caplog.text
+    )
+    chat.write_text(json.dumps({"instruction": "Say hi.", "response": "Hi."}) + "\n")  # one row: was a DatasetError
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        out = sft2.run(
+            ctx.for_stage(ctx.config, "sft2", "sft2_one_row"),
+            StageInputs(model=base, base=base, splits=replace(splits, train=traces)),
+        )
+    assert out.metrics["general_rows"] == 1
 
 
 def test_sft2_sizes_its_general_mix_by_the_reasoning_rows_that_train(tmp_path: Path, caplog) -> None:

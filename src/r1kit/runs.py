@@ -224,10 +224,15 @@ class RunDir:
         return _read_jsonl(self.problems_path(label))
 
     def truncate_logs(self, stage: str, after_step: int) -> None:
-        """Drop a stage's log lines past `after_step`: a resume redoes those steps, so they must not appear twice."""
+        """Drop a stage's log lines logged past `after_step`: a resume redoes those steps, so they must not appear
+        twice. A line is logged at its `step`, an example of a window of rollouts at the window's end (`logged_at`)."""
         for log in JSONL_LOGS:
             if self.path(log).exists():
-                keep = [r for r in self.read(log) if r.get("stage") != stage or r.get("step", 0) <= after_step]
+                keep = [
+                    r
+                    for r in self.read(log)
+                    if r.get("stage") != stage or r.get("logged_at", r.get("step", 0)) <= after_step
+                ]
                 write_atomic(self.path(log), "".join(json.dumps(r) + "\n" for r in keep))
 
 

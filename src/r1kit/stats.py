@@ -119,12 +119,16 @@ def accuracy_by_group(scores: Sequence[float | None], groups: Sequence[str | Non
 
 
 def group_order(group: str) -> tuple:
-    """Groups in reading order: numbers by value (level 2 before level 10), then names.
+    """Groups in reading order: numbers by value (level 2 before level 10), then names ("nan", a numeric column's
+    missing value, and "inf" among them: NaN compares false with everything and broke the order).
 
     >>> sorted(["10", "2", "b", "1.5", "a"], key=group_order)
     ['1.5', '2', '10', 'a', 'b']
+    >>> sorted(["3", "nan", "1", "10", "2", "inf", "hard"], key=group_order)
+    ['1', '2', '3', '10', 'hard', 'inf', 'nan']
     """
     try:
-        return (0, float(group), group)
+        value = float(group)
     except ValueError:
         return (1, 0.0, group)
+    return (0, value, group) if math.isfinite(value) else (1, 0.0, group)

@@ -1028,7 +1028,11 @@ class EvaluationConfig(Section):
     max_samples: int | None = Field(200, ge=1, description="Evaluate at most this many held-out problems.")
     max_new_tokens: int = Field(128, ge=1, description="Longest generated answer in tokens.")
     batch_size: int = Field(32, ge=1, description="Prompts generated together.")
-    num_samples: int = Field(1, ge=1, description="Sampled completions per problem for pass@k (1: greedy only).")
+    num_samples: int = Field(
+        1,
+        ge=1,
+        description="Sampled completions per problem for pass@k and cons@n, their majority vote (1: greedy only).",
+    )
     pass_k: list[int] = Field(default_factory=lambda: [1], description="k values of pass@k (each <= num_samples).")
     temperature: float = Field(0.8, gt=0.0, description="Sampling temperature for pass@k samples.")
     every_steps: int | None = Field(

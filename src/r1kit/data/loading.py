@@ -147,9 +147,8 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     where `whole_file` (the user named it to score), its test_split file, else the held-out split, as training
     carved it (a run's own data: the problems its table scored, not its training rows)."""
     if whole_file and is_local_data(cfg.name) and not cfg.test_split:
-        raw, bad_lines = _load_raw(cfg)
-        rows, skipped = _adapt(raw, cfg, cfg.name)
-        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped + bad_lines
+        rows, skipped = load_all_rows(cfg)
+        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     if whole_file and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS and not cfg.test_split:
         logger.warning(
             "%s: scoring the %.0f%% of its %r split held out from training (dataset.split.test_size), not its own "
@@ -160,6 +159,21 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
         )
     splits = load_splits(cfg)
     return splits.test, splits.skipped_rows
+
+
+def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
+    """Every canonical row of local data (the file as a whole) or of a hub dataset's training split, none held out,
+    and the bad rows skipped under dataset.on_bad_row=skip: data scored whole, or trained on beside a task that has its
+    own held-out problems (sft2's general data)."""
+    if cfg.name in synthetic.BUILTIN_TASKS:
+        raw, bad_lines = (
+            Dataset.from_list(synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)),
+            0,
+        )
+    else:
+        raw, bad_lines = _load_raw(cfg)
+    rows, skipped = _adapt(raw, cfg, cfg.name)
+    return rows, skipped + bad_lines
 
 
 def held_out_source(cfg: DatasetConfig) -> str:

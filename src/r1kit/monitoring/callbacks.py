@@ -138,7 +138,8 @@ class TrainingMonitor(TrainerCallback):
         due = state.global_step - self._last_examples_step >= self.config.examples_every
         if self.recorder and self._window and (due or state.global_step >= state.max_steps):
             for example in self.recorder.extremes(self._window):
-                self.run.append("completions.jsonl", {"stage": self.stage, **example, "step": state.global_step})
+                # its own step (a window holds examples_every steps of rollouts), logged at the window's end
+                self.run.append("completions.jsonl", {"stage": self.stage, **example, "logged_at": state.global_step})
                 block = example_block(example)
                 self.run.say(block)
                 if self.config.progress:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -93,6 +94,23 @@ def pass_k_name(k: str) -> str:
     return "pass@1 (sampled)" if k == "1" else f"pass@{k}"
 
 
+def consensus_row(evaluations: Sequence[dict[str, Any]]) -> tuple[str, list[float | None], bool] | None:
+    """The majority-vote row: its name (cons@n for the n samples voting), each evaluation's value and whether a change
+    between them means anything (a vote of 4 samples and one of 8 differ by the count alone); None when no
+    evaluation sampled.
+
+    >>> consensus_row([{"consensus": {"samples": 8, "accuracy": 0.5}}, {}])
+    ('cons@8 (majority vote)', [0.5, None], True)
+    >>> consensus_row([{"consensus": {"samples": 4, "accuracy": 0.5}}, {"consensus": {"samples": 8, "accuracy": 0.6}}])
+    ('cons@n (majority vote)', [0.5, 0.6], False)
+    """
+    counts = {e["consensus"]["samples"] for e in evaluations if e.get("consensus")}
+    if not counts:
+        return None
+    values = [(e.get("consensus") or {}).get("accuracy") for e in evaluations]
+    return f"cons@{counts.pop() if len(counts) == 1 else 'n'} (majority vote)", values, len(counts) == 0
+
+
 def print_eval_table(
     evaluations: dict[str, dict[str, Any]], title: str, paired: dict[str, dict[str, Any]] | None = None
 ) -> None:
@@ -108,11 +126,11 @@ def print_eval_table(
     if len(labels) > 1:
         table.add_column(f"change {labels[0]}→{labels[-1]}", justify="right")
 
-    def row(name: str, values: list[Any], percent: bool, fmt: str = ".1f") -> None:
+    def row(name: str, values: list[Any], percent: bool, fmt: str = ".1f", comparable: bool = True) -> None:
         cells = [_number(v, ".1%") if percent else _number(v, fmt) for v in values]
         if len(labels) > 1:
             first, last = values[0], values[-1]
-            delta = None if first is None or last is None else last - first
+            delta = None if first is None or last is None or not comparable else last - first
             cells.append("–" if delta is None else (f"{delta * 100:+.1f} pts" if percent else format(delta, "+" + fmt)))
         table.add_row(name, *cells)
 
@@ -125,6 +143,10 @@ def print_eval_table(
     row("format rate", [evaluations[label]["format_rate"] for label in labels], percent=True)
     for k in sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int):  # any column's
         row(pass_k_name(k), [(evaluations[label].get("pass_at_k") or {}).get(k) for label in labels], percent=True)
+    consensus = consensus_row(list(evaluations.values()))
+    if consensus:
+        name, values, comparable = consensus
+        row(name, values, percent=True, comparable=comparable)
     row("mean completion tokens", [evaluations[label]["mean_completion_tokens"] for label in labels], percent=False)
     for key, name, percent in (("perplexity", "perplexity (reference text)", False), ("rouge_l", "ROUGE-L", True),
                                ("win_rate", "win rate (reward model)", True)):  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from r1kit import distributed
@@ -33,6 +33,37 @@ class Rollout:
     # the reward each completion was trained on, where the trainer computes it itself (PPO: its missing-EOS penalty,
     # a missing verdict at the batch's mean); None: the weighted sum of the rewards (`totals`)
     trained_on: list[float] | None = None
+    # prompt groups (their places in the whole generation batch) that were not trained on: dynamic sampling replaced
+    # them, or had no use for them (a fresh batch's groups beyond those it needed)
+    left_out: set[int] = field(default_factory=set)
+    groups: list[int] | None = None  # each completion's group place, once groups were left out (else from first_row)
+
+    def trained_part(self, num_generations: int) -> Rollout:
+        """This batch without the groups left out of training: what the statistics and examples describe."""
+        if not self.left_out:
+            return self
+        rows = [i for i in range(len(self.completions)) if (self.first_row + i) // num_generations not in self.left_out]
+
+        def pick(values: list) -> list:
+            return [values[i] for i in rows]
+
+        return replace(
+            self,
+            prompts=pick(self.prompts),
+            completions=pick(self.completions),
+            lengths=pick(self.lengths),
+            truncated=pick(self.truncated),
+            rewards={name: pick(values) for name, values in self.rewards.items()},
+            trained_on=None if self.trained_on is None else pick(self.trained_on),
+            groups=[(self.first_row + i) // num_generations for i in rows],
+            left_out=set(),
+        )
+
+    def group_places(self, num_generations: int) -> list[int]:
+        """Each completion's prompt group: its place in the whole generation batch."""
+        if self.groups is not None:
+            return self.groups
+        return [(self.first_row + i) // num_generations for i in range(len(self.completions))]
 
     def totals(self, weights: dict[str, float]) -> list[float | None]:
         """Weighted reward per completion, None-values skipped, None if every reward was None (for the console and
@@ -85,6 +116,10 @@ class RolloutRecorder:
         recorded_reward.__name__ = name
         return recorded_reward
 
+    def latest(self) -> Rollout | None:
+        """The batch recorded last in this process (the rollouts being scored), None before the first."""
+        return self.rollouts[-1] if self.rollouts else None
+
     def take(self) -> list[Rollout]:
         """The batches recorded since the last call."""
         taken, self.rollouts = self.rollouts, []
@@ -95,6 +130,7 @@ class RolloutRecorder:
     def statistics(self, rollouts: list[Rollout]) -> dict[str, float | None]:
         """Per-reward mean/std/min/max, the weighted total, and generation-quality figures of a window."""
         stats: dict[str, float | None] = {}
+        rollouts = [rollout.trained_part(self.num_generations) for rollout in rollouts]
         if not rollouts:
             return stats
         for name in rollouts[0].rewards:
@@ -122,8 +158,7 @@ class RolloutRecorder:
         each an equal slice of the batch, and gathers the rewards before the advantages)."""
         groups: dict[tuple[int, int, int], list[dict[str, float | None]]] = {}
         for rollout in rollouts:
-            for index in range(len(rollout.completions)):
-                place = (rollout.first_row + index) // self.num_generations
+            for index, place in enumerate(rollout.group_places(self.num_generations)):
                 scores = {name: values[index] for name, values in rollout.rewards.items()}
                 groups.setdefault((rollout.step, rollout.batch, place), []).append(scores)
         return [self._group_totals(group) for group in groups.values()]
@@ -150,7 +185,7 @@ class RolloutRecorder:
     def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:
         """The best and the worst completion of a window by total reward, each with its reward breakdown."""
         scored = []
-        for rollout in rollouts:
+        for rollout in (rollout.trained_part(self.num_generations) for rollout in rollouts):
             for index, total in enumerate(rollout.totals(self.weights)):
                 if total is not None:
                     scored.append((total, rollout, index))

@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # no display: render straight to SVG
 import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
-from r1kit.monitoring.console import TIMING_PHASES, pass_k_name
+from r1kit.monitoring.console import TIMING_PHASES, consensus_row, pass_k_name
 from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_manifest, without_model
 from r1kit.stats import flipped, group_order
 
@@ -302,15 +302,18 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
     data = [f"{e.get('dataset')} ({e.get('problems')})" for e in evaluations.values()]
     same_problems = len(set(data)) == 1
     ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int)
-    rows = [("accuracy (pass@1)", "accuracy", True), ("format rate", "format_rate", True)]
-    rows += [(pass_k_name(k), f"pass@{k}", True) for k in ks]
+    # (row title, key, a percentage, a change between the first and last column means something)
+    rows = [("accuracy (pass@1)", "accuracy", True, True), ("format rate", "format_rate", True, True)]
+    rows += [(pass_k_name(k), f"pass@{k}", True, True) for k in ks]
+    consensus = consensus_row(list(evaluations.values()))
+    rows += [(consensus[0], "consensus", True, consensus[2])] if consensus else []
     rows += [
-        ("mean completion tokens", "mean_completion_tokens", False),
-        ("perplexity (reference text)", "perplexity", False),
-        ("ROUGE-L", "rouge_l", True),
-        ("win rate (reward model)", "win_rate", True),
-        ("truncated", "truncated_rate", True),
-        ("problems", "problems", False),
+        ("mean completion tokens", "mean_completion_tokens", False, True),
+        ("perplexity (reference text)", "perplexity", False, True),
+        ("ROUGE-L", "rouge_l", True, True),
+        ("win rate (reward model)", "win_rate", True, True),
+        ("truncated", "truncated_rate", True, True),
+        ("problems", "problems", False, False),
     ]
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
     lines = (
@@ -321,14 +324,18 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
     if models_in is not None:
         models = [_model_name(e.get("model"), models_in) for e in evaluations.values()]
         lines.insert(0, f"<tr><th>model</th>{''.join(f'<td>{_e(m)}</td>' for m in models)}<td></td></tr>")
-    for title, key, percent in rows:
+    for title, key, percent, comparable in rows:
         values = [
-            (e.get("pass_at_k") or {}).get(key[5:]) if key.startswith("pass@") else e.get(key)
+            (e.get("pass_at_k") or {}).get(key[5:])
+            if key.startswith("pass@")
+            else (e.get("consensus") or {}).get("accuracy")
+            if key == "consensus"
+            else e.get(key)
             for e in evaluations.values()
         ]
         cells = "".join(f"<td>{_fmt(v, percent)}</td>" for v in values)
         change = ""
-        if same_problems and len(values) > 1 and values[0] is not None and values[-1] is not None and key != "problems":
+        if same_problems and len(values) > 1 and values[0] is not None and values[-1] is not None and comparable:
             delta = values[-1] - values[0]
             change = (
                 f"{delta * 100:+.1f} pts" if percent else f"{delta:+.2f}" if key == "perplexity" else f"{delta:+.1f}"

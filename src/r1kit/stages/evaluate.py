@@ -1,5 +1,5 @@
-"""Evaluation: batched generation on held-out problems, pass@1 (greedy), format rate, pass@k from n samples,
-perplexity of the held-out reference solutions, ROUGE-L of the answers, and (when configured) the win rate against
+"""Evaluation: batched generation on held-out problems, pass@1 (greedy), format rate, pass@k and cons@n (majority
+vote, the R1 paper's cons@64) from n samples, perplexity of the held-out reference solutions, ROUGE-L of the answers, and (when configured) the win rate against
 another model as judged by a reward model.
 
 Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the `evaluation` section.
@@ -16,6 +16,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,7 +42,7 @@ from r1kit.models import (
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
-from r1kit.rewards.text import extract_answer, split_r1, think_opened_by
+from r1kit.rewards.text import answer_part, extract_answer, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
@@ -60,6 +61,50 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
     if n - correct < k:
         return 1.0
     return 1.0 - math.comb(n - correct, k) / math.comb(n, k)
+
+
+_PLAIN_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
+
+
+def _vote_key(completion: str) -> str | None:
+    """What a completion votes for in a majority vote: its answer as the verifier reads it (`answer_part`), a plain
+    number in its canonical form ("1,200", "$1200.0" and "1200" vote together), else the text with its spacing
+    collapsed; None where it gives no answer (cut off while thinking).
+
+    >>> _vote_key("<think>..</think><answer> $1,200.50 </answer>"), _vote_key("<answer>x + 1</answer>")
+    ('1200.5', 'x + 1')
+    >>> _vote_key("<think>3 * 4 = 12, then") is None
+    True
+    """
+    answer = " ".join(answer_part(completion).split())
+    if not answer:
+        return None
+    bare = answer.replace(",", "").replace("$", "").replace("\\$", "").strip()
+    if _PLAIN_NUMBER.fullmatch(bare):
+        return format(Decimal(bare).normalize(), "f")
+    return answer
+
+
+def majority_correct(completions: Sequence[str], verdicts: Sequence[float]) -> bool:
+    """Whether the majority vote of one problem's sampled completions is right (cons@n, self-consistency): the
+    completions the verifier found right all equal the gold and vote together; the others vote by `_vote_key`. The
+    most voted answer wins; a tie goes to the answer voted first (the samples' order), so it favours neither right
+    nor wrong. No answer at all is wrong.
+
+    >>> majority_correct(["<answer>7</answer>", "<answer>8</answer>", "<answer>7.0</answer>"], [1.0, 0.0, 1.0])
+    True
+    >>> majority_correct(["<answer>8</answer>", "<answer>7</answer>", "<answer>8.0</answer>"], [0.0, 1.0, 0.0])
+    False
+    >>> majority_correct(["<answer>8</answer>", "<answer>7</answer>"], [0.0, 1.0])  # a tie: the first voted wins
+    False
+    """
+    votes: dict[str, int] = {}  # in the order first voted: max() keeps the first of equal counts
+    for completion, verdict in zip(completions, verdicts, strict=True):
+        answer = _vote_key(completion)
+        key = "right" if verdict > 0.5 else None if answer is None else f"answer {answer}"  # "right" the gold's
+        if key is not None:
+            votes[key] = votes.get(key, 0) + 1
+    return bool(votes) and max(votes, key=votes.__getitem__) == "right"
 
 
 class Generations(NamedTuple):
@@ -241,16 +286,23 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
-        per_problem = []
+        per_problem, voted_right = [], []  # over the problems whose every sample was judged
         for samples, gold in zip(sampled, rows["solution"], strict=True):
             verdicts = accuracy(samples, solution=[gold] * len(samples))
             if all(v is not None for v in verdicts):
                 per_problem.append(sum(v > 0.5 for v in verdicts))
+                voted_right.append(majority_correct(samples, verdicts))
         result["pass_at_k"] = {
             str(k): statistics.fmean(pass_at_k(settings.num_samples, c, k) for c in per_problem)
             if per_problem
             else None
             for k in settings.pass_k
+        }
+        # what sharpening the policy toward its own most frequent answer could reach (RL mostly does that)
+        result["consensus"] = {
+            "samples": settings.num_samples,
+            "accuracy": statistics.fmean(voted_right) if voted_right else None,
+            "accuracy_ci95": list(wilson_interval(sum(voted_right), len(voted_right))) if voted_right else None,
         }
     prompts, references = reference_texts(rows, config.prompt.system)
     result["perplexity"] = perplexity(model, tokenizer, prompts, references)

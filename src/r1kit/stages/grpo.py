@@ -90,6 +90,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         step_credit=config.step_credit.weight,
         curriculum=kept,
         side_work=ctx.side_work,
+        recorder=recorder,
         model=model,
         reward_funcs=reward_funcs,
         args=args,

@@ -32,6 +32,7 @@ from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
+from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.step_credit import process_rows_advantages, step_verdicts, token_ends
 from r1kit.rewards.text import reply_with, think_opened_by
@@ -82,9 +83,11 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         step_credit: float = 0.0,
         curriculum: KeptPrompts | None = None,
         side_work: SideWork | None = None,
+        recorder: RolloutRecorder | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.recorder = recorder  # the rollouts the monitor describes: told which groups dynamic sampling left out
         # evaluation and re-scoring between steps: not part of any step's time
         self.side_work = side_work or SideWork()
         self._side_seconds_at_close = self.side_work.seconds
@@ -244,6 +247,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         whole = gather_batch(batch, accelerator, pad) if several else batch
         # TRL logs each scoring's reward, its spread and lengths: the retries' rollouts are not the batch trained on
         logged = {key: len(values) for key, values in self._metrics["train"].items()}
+        original = self.recorder.latest() if self.recorder else None  # this batch as the rewards saw it
         for retry in range(self.resample_retries):
             dead = dead_groups(whole["advantages"], size)  # the same in every process: the same whole batch
             if not len(dead):
@@ -252,11 +256,15 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             share = len(rows) // accelerator.num_processes
             mine = rows[accelerator.process_index * share : (accelerator.process_index + 1) * share]
             fresh = super()._generate_and_score_completions(mine)
+            fresh_recorded = self.recorder.latest() if self.recorder else None
             fresh = gather_batch(fresh, accelerator, pad) if several else fresh
             alive = live_groups(fresh["advantages"], size)[: len(dead)]
             if len(alive):
                 whole = replace_groups(whole, dead[: len(alive)], fresh, alive, size, pad)
                 replaced += len(alive)
+            if original is not None and fresh_recorded is not None:  # the monitor describes what trains
+                original.left_out |= set(dead[: len(alive)].tolist())
+                fresh_recorded.left_out = set(range(len(fresh["advantages"]) // size)) - set(alive.tolist())
         for key, values in self._metrics["train"].items():
             del values[logged.get(key, 0) :]
         self._metrics["train"]["dynamic_sampling/replaced_groups"].append(float(replaced))

@@ -16,7 +16,7 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig
-from r1kit.data.loading import DatasetError, has_sft_rows, load_splits, sft_rows
+from r1kit.data.loading import DatasetError, has_sft_rows, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
@@ -40,12 +40,14 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     logger.warning("sft2: %d reasoning rows + %d general rows", kept, len(general))
     if kept and len(general) < wanted:  # the shipped prompts run out, or answers were dropped
         logger.warning(
-            "sft2: %d general rows of the %d sft2.general_ratio %.2f asks for: they are %.0f%% of the mix; give "
-            "more with sft2.general_dataset",
+            "sft2: %d general rows of the %d sft2.general_ratio %.2f asks for: they are %.0f%% of the mix; %s",
             len(general),
             wanted,
             settings.general_ratio,
             100 * len(general) / (len(general) + kept),
+            "sft2.general_dataset has no more rows with a reply"
+            if settings.general_dataset
+            else "give more with sft2.general_dataset",
         )
     if not kept and general:  # the reasoning model is then fine-tuned on chat alone
         logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
@@ -81,13 +83,16 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     if not wanted:
         return []
     if settings.general_dataset:
-        rows = load_splits(DatasetConfig(name=settings.general_dataset, on_bad_row="skip")).train
+        # all of it: general data has no held-out part (the stage's held-out problems are the task's)
+        rows, skipped = load_all_rows(DatasetConfig(name=settings.general_dataset, on_bad_row="skip"))
         pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
         if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
             raise DatasetError(
-                f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} training rows has a reply (chat "
+                f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
                 "data: messages, conversations, or instruction/response columns)"
             )
+        if skipped:
+            logger.warning("sft2.general_dataset %s: %d bad rows skipped", settings.general_dataset, skipped)
         return pairs[:wanted]
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
