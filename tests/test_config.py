@@ -327,6 +327,16 @@ def test_environment_names_are_unambiguous() -> None:
         (["--ouput_dir", "x"], "unknown option --ouput_dir; did you mean --output_dir?"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
+        # the built-in pairs read none of the dataset's settings: a held-out file for them was quietly not used
+        (
+            ["--preferences.test_split", "held.jsonl"],
+            "preferences: test_split 'held.jsonl' is for preferences.dataset, which is not set",
+        ),
+        # transformers' constant schedule ignores the warm-up steps: was accepted, the first step at the full rate
+        (
+            ["--sft.optimization.lr_scheduler", "constant", "--sft.optimization.warmup_ratio", "0.1"],
+            "sft.optimization: lr_scheduler constant has no warm-up, so warmup_ratio 0.1 would do nothing",
+        ),
         (["--learning_rate"], "--learning_rate: missing value"),
         (["--no_wandb", "maybe"], "--no_wandb is a switch and takes no value (got 'maybe')"),
         (["--bf16", "maybe"], "--bf16 is a switch"),  # true or false (TRL's `--bf16 false`: fp32), nothing else
@@ -522,6 +532,9 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     assert len(lines) == 2 and all(line.startswith("r1kit: config error: ") for line in lines)
     assert "model.tf32: TF32 is an NVIDIA GPU feature" in lines[0] and "grpo.use_vllm: vLLM" in lines[1]
     assert lines[0].endswith("(from cli:--model.tf32)") and lines[1].endswith("(from cli:--grpo.use_vllm)")
+    # a stage that generates no GRPO rollouts is not refused for the grpo section's vLLM (it blocked `r1kit dpo`)
+    assert main(["config", "show", "--grpo.use_vllm", "true", "--stages", "[{name: dpo}]"]) == 0
+    capsys.readouterr()
 
 
 def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -149,7 +149,7 @@ def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, li
     assert json.loads((run / "03_reasoning_rl" / "manifest.json").read_text())["evaluation"]["problems"] == 8
     assert "problem_acceptance_by_group" in json.loads((run / "04_rejection_sampling" / "stats.json").read_text())
     sft2 = json.loads((run / "05_sft2" / "manifest.json").read_text())["output"]
-    assert sft2["metrics"]["general_rows"] == 5 and sft2["model"] == "05_sft2/model"  # 1 of 6 held out by the loader
+    assert sft2["metrics"]["general_rows"] == 6 and sft2["model"] == "05_sft2/model"  # all 6: none held out
     summary = json.loads((run / "summary.json").read_text())
     assert list(summary["evaluations"])[:4] == ["base", "sft", "reasoning_rl", "sft2"]
     assert summary["final_model"] == "05_sft2/model"  # the tiny model's teacher traces all fail: no student

@@ -299,6 +299,16 @@ def test_split_pairs_keeps_every_prompt_on_one_side() -> None:
     assert not {p["prompt"][0]["content"] for p in train} & {p["prompt"][0]["content"] for p in test}
     assert split_pairs(pairs[:1], 0.5, seed=1) == (pairs[:1], [])
 
+    # held_out is a share of the pairs: one prompt with 8 of 10 pairs went to the held-out side at 0.1 (a tenth of
+    # the 3 prompts rounded up to one), leaving training 2 pairs
+    lopsided = [{"prompt": [{"role": "user", "content": "many"}], "chosen": "a", "rejected": str(i)} for i in range(8)]
+    lopsided += [{"prompt": [{"role": "user", "content": q}], "chosen": "a", "rejected": "b"} for q in ("x", "y")]
+    for seed in range(10):
+        train, test = split_pairs(lopsided, 0.1, seed=seed)
+        assert (len(train), len(test)) == (9, 1), seed
+    train, test = split_pairs(lopsided[:8] + lopsided[:8], 0.1, seed=0)  # one prompt alone: nothing to hold out
+    assert (len(train), len(test)) == (16, 0)
+
 
 # ------------------------------------------------------------------------------------------------ built-in pairs
 
@@ -394,6 +404,23 @@ def test_dpo_trains_on_preference_pairs(tmp_path: Path) -> None:
     assert [r["step"] for r in records] == [1, 2]
     assert records[-1]["perf/tokens_per_second"] > 0  # from TRL's num_tokens: it read 0 tok/s, MFU 0.0%
     assert AutoModelForCausalLM.from_pretrained(output.model).num_parameters() > 0
+
+
+@pytest.mark.parametrize("stage", [dpo, reward_model], ids=["dpo", "reward_model"])
+def test_lora_dropout_is_kept_where_it_is_asked_for(tmp_path: Path, monkeypatch, stage) -> None:
+    """TRL's DPO and reward trainers turn every dropout off by default: model.lora.dropout 0.3 trained at 0."""
+    trainer_class = stage.DPOTrainer if stage is dpo else stage.RewardTrainer
+    seen: list[set[float]] = []
+    train = trainer_class.train
+
+    def recording_train(self, *args, **kwargs):
+        seen.append({m.p for name, m in self.model.named_modules() if "lora_dropout" in name and hasattr(m, "p")})
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_class, "train", recording_train)
+    ctx, inputs = stage_setup(tmp_path, stage.__name__.rsplit(".", 1)[-1], "--model.lora.dropout", "0.3")
+    stage.run(ctx, inputs)
+    assert seen == [{0.3}]
 
 
 def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> None:

@@ -532,17 +532,45 @@ def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_mode
 
 def test_a_resumed_curriculum_says_it_keeps_its_earlier_choice(tmp_path: Path, caplog) -> None:
     """Under --resume the stage's pass_rates.json was reused whatever the curriculum settings had become."""
+    from r1kit.atomic import json_digest
+    from r1kit.data.loading import DatasetError
     from r1kit.stages import curriculum
+    from r1kit.stages.traces import drawn_indices
 
     ctx, base, splits = context(tmp_path, "--curriculum.min_pass_rate", "0.6", "--curriculum.max_prompts", "4")
     ctx = ctx.for_stage(ctx.config, "grpo", "grpo")
+    scored = splits.train.select(drawn_indices(len(splits.train), 4, ctx.config.run.seed))
     saved = {"bounds": [0.1, 0.9], "samples_per_prompt": ctx.config.curriculum.samples_per_prompt, "scored": 4}
+    saved |= {"trained_on": [0, 1], "rescored": [], "problems": json_digest(scored["question"])}
     ctx.dir.mkdir(parents=True, exist_ok=True)
-    (ctx.dir / "pass_rates.json").write_text(json.dumps(saved | {"trained_on": [0, 1], "rescored": []}))
+    (ctx.dir / "pass_rates.json").write_text(json.dumps(saved))
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         rows, _ = curriculum.apply(ctx, base, splits.train)
-    assert len(rows) == 2  # the earlier choice, as the checkpoints were trained on it
+    assert rows["question"] == scored.select([0, 1])["question"]  # the earlier choice, as the checkpoints trained on
     assert 'goes on with the prompts it chose ({"bounds": [0.1, 0.9]' in caplog.text
+    # its choice is places among the problems it scored: on other training problems (the data or the split changed)
+    # it trained on other prompts than it said, or failed with an IndexError
+    with pytest.raises(DatasetError, match="the resumed stage's training problems are not those it scored"):
+        curriculum.apply(ctx, base, splits.train.select(range(2, len(splits.train))))
+
+
+def test_the_prompts_a_stage_samples_are_drawn_across_a_sorted_file(tmp_path: Path, caplog) -> None:
+    """The first N of a training file in its order (sorted by level) were one level alone; chat rows of mixed data
+    took the place of problems whose traces could verify."""
+    from datasets import Dataset
+
+    from r1kit.stages.traces import verifiable_prompts
+
+    ctx, _, _ = context(tmp_path)
+    ctx = ctx.for_stage(ctx.config, "rejection_sampling", "rejection_sampling")
+    rows = [
+        {"question": f"{level} {i}?", "solution": str(i), "group": str(level)} for level in (1, 2, 3) for i in range(30)
+    ]
+    rows += [{"question": f"chat {i}", "solution": None, "group": None} for i in range(10)]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        drawn = verifiable_prompts(ctx, Dataset.from_list(rows), 20)
+    assert len(drawn) == 20 and {row["group"] for row in drawn} == {"1", "2", "3"}
+    assert "rejection_sampling: 10 of 100 training rows have no gold answer to verify traces against" in caplog.text
 
 
 def test_sft_trains_with_gradient_checkpointing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -193,7 +193,7 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
             overrides=[*overrides, "--run.output_dir", str(saved.parent)],
             command=command,
         )
-    check_machine(resolved.config, resolved.sources)
+    check_machine(resolved.config, resolved.sources, command)
     for spec in resolved.config.stages:  # a recipe stage's own values: checked before any stage runs, not at its turn
         if spec.config:  # the others are the run's values, checked above
             own = {key: f"stages: {spec.name}'s config" for key in flatten(spec.config)}

@@ -12,9 +12,10 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import ConfigError
 
 
-def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None) -> None:
+def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None, command: str | None = None) -> None:
     """Raise ConfigError when the config asks for hardware or packages this machine does not have (one line for
-    each problem, naming where the value came from when `sources`, the resolved config's, says)."""
+    each problem, naming where the value came from when `sources`, the resolved config's, says). A stage's section
+    counts where `command` (a stage alone, else the recipe) runs that stage: `r1kit dpo` needs no vLLM."""
     model = config.model
     problem = cache_problem(model.cache_dir)
     if problem:
@@ -41,11 +42,12 @@ def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None)
         problems.append(
             "model.attn_implementation: flash_attention_2 needs the flash-attn package (and CUDA); use sdpa"
         )
-    if config.grpo.use_vllm and device != "cuda":
+    generates_with_vllm = config.grpo.use_vllm and "grpo" in config.kinds_trained(command)
+    if generates_with_vllm and device != "cuda":
         problems.append(
             f"grpo.use_vllm: vLLM generation needs a CUDA GPU, and this run is on {device}; set it to false"
         )
-    elif config.grpo.use_vllm and importlib.util.find_spec("vllm") is None:
+    elif generates_with_vllm and importlib.util.find_spec("vllm") is None:
         problems.append("grpo.use_vllm: the vllm package is not installed (pip install vllm)")
     integrations = {"tensorboard": config.monitoring.tensorboard.enabled, "wandb": config.monitoring.wandb.enabled}
     for name, enabled in integrations.items():

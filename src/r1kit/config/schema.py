@@ -447,6 +447,15 @@ class OptimizationConfig(Section):
     )
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
 
+    @model_validator(mode="after")
+    def _warm_up_where_asked(self) -> OptimizationConfig:
+        if self.lr_scheduler == "constant" and self.warmup_ratio > 0:  # transformers' constant ignores the warm-up
+            raise ValueError(
+                f"lr_scheduler constant has no warm-up, so warmup_ratio {self.warmup_ratio:g} would do nothing: use "
+                "lr_scheduler constant_with_warmup, or warmup_ratio 0"
+            )
+        return self
+
 
 class BatchSizeConfig(Section):
     per_device_train: int = Field(8, ge=1, description="Sequences per device per optimizer micro-step.")
@@ -700,7 +709,7 @@ class CurriculumConfig(Section):
         "whose pass rate lies between min_pass_rate and max_pass_rate.",
     )
     max_prompts: int = Field(
-        128, ge=1, description="Training prompts scored (the first N); the kept ones are trained on."
+        128, ge=1, description="Training prompts scored (N drawn with run.seed); the kept ones are trained on."
     )
     samples_per_prompt: int = Field(4, ge=2, description="Samples per prompt that estimate its pass rate.")
     min_pass_rate: float = Field(0.1, ge=0.0, le=1.0, description="Keep prompts solved at least this often.")
@@ -744,7 +753,9 @@ class FastConfig(Section):
 class SamplingConfig(Section):
     """How a data-generating stage samples: which prompts, how many completions each, how long."""
 
-    max_prompts: int = Field(200, ge=1, description="Training problems sampled (the first N of the train split).")
+    max_prompts: int = Field(
+        200, ge=1, description="Training problems sampled (N of those with a gold answer, drawn with run.seed)."
+    )
     samples_per_prompt: int = Field(4, ge=1, description="Completions sampled per problem (k).")
     max_new_tokens: int = Field(128, ge=1, description="Longest sampled completion in tokens.")
     temperature: float = Field(0.8, gt=0.0, description="Sampling temperature.")
@@ -776,7 +787,9 @@ class TraceFilterConfig(Section):
 class ColdStartConfig(SamplingConfig):
     """The `cold_start` stage: long-CoT SFT data, built from worked solutions and from the model itself."""
 
-    max_prompts: int = Field(64, ge=1, description="Training problems the model is prompted with (the first N).")
+    max_prompts: int = Field(
+        64, ge=1, description="Training problems the model is prompted with (N drawn with run.seed)."
+    )
     samples_per_prompt: int = Field(2, ge=1, description="Completions sampled per problem and method.")
 
     methods: list[Literal["convert", "few_shot", "direct", "refine"]] = Field(
@@ -834,7 +847,7 @@ class PairSamplingConfig(SamplingConfig):
     """How the built-in preference pairs are made when `preferences.dataset` is unset: offline, from the stage's
     input model."""
 
-    max_prompts: int = Field(100, ge=1, description="Training problems sampled (the first N of the train split).")
+    max_prompts: int = Field(100, ge=1, description="Training problems sampled (N drawn with preferences.seed).")
     pairs_per_prompt: int = Field(
         2, ge=1, description="Most pairs made from one problem: each a verified-correct reply against a rejected one."
     )
@@ -887,13 +900,35 @@ class PreferencesConfig(Section):
         gt=0.0,
         lt=1.0,
         description="Share of pairs held out for evaluation (pairwise accuracy), split by prompt so no prompt is on "
-        "both sides; unused when test_split is set.",
+        "both sides (whole prompts, as near the share as they come); unused when test_split is set.",
     )
     max_held_out: int = Field(
         100, ge=1, description="Keep at most this many held-out pairs (drawn with preferences.seed, in file order)."
     )
     seed: int = Field(42, description="Seed of the held-out split and of the built-in degradations.")
     sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
+
+    @model_validator(mode="after")
+    def _dataset_settings_need_a_dataset(self) -> PreferencesConfig:
+        # the built-in pairs read none of these: a held-out file given for them was quietly replaced by a carve-out
+        given = [
+            f"{key} {value!r}"
+            for key, value, unset in (
+                ("subset", self.subset, None),
+                ("train_split", self.train_split, "train"),
+                ("test_split", self.test_split, None),
+                ("format", self.format, "auto"),
+            )
+            if value != unset
+        ]
+        if self.dataset is None and given:
+            raise ValueError(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for preferences.dataset, which is not set: "
+                "the built-in pairs are made "
+                "from the stage's model and hold out preferences.held_out of their prompts; set preferences.dataset, "
+                "or leave these out"
+            )
+        return self
 
 
 class PairTrainingConfig(Section):
@@ -1212,6 +1247,10 @@ class R1kitConfig(Section):
         "evaluated on the held-out problems.",
     )
 
+    def kinds_trained(self, command: str | None) -> set[str]:
+        """The kinds of stage a command runs: the stage it names (`r1kit dpo`), else the recipe's stages."""
+        return {command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}
+
     def for_stage(self, spec: StageSpec) -> R1kitConfig:
         """This config with a stage's own values laid over it (they win over every other source)."""
         # The stage's own config lists only itself, without overrides: what it runs is already laid in.
@@ -1301,8 +1340,7 @@ class R1kitConfig(Section):
             "rloo": ("rloo.max_completion_length", self.rloo.max_completion_length),
             "ppo": ("ppo.max_new_tokens", self.ppo.max_new_tokens),
         }
-        kinds = {command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}
-        for kind in sorted(kinds & limits.keys()):
+        for kind in sorted(self.kinds_trained(command) & limits.keys()):
             source, limit = (
                 ("rewards.overlong.max_length", overlong.max_length) if overlong.max_length else limits[kind]
             )
@@ -1338,7 +1376,7 @@ class R1kitConfig(Section):
         # Checked where a GRPO stage runs (the stage alone, or a recipe's): the RLHF notebook's `--batch_size 4` is
         # no GRPO batch.
         command = (info.context or {}).get("command")
-        if "grpo" not in ({command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}):
+        if "grpo" not in self.kinds_trained(command):
             return self
         batch = self.training.batch_size
         processes = distributed.launched_count()

@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -377,18 +378,31 @@ def sample_pairs(pairs: list[Pair], limit: int | None, seed: int) -> list[Pair]:
 
 
 def split_pairs(pairs: list[Pair], held_out: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(training, held-out) pairs, split by prompt so that no prompt is on both sides; order kept within each.
+    """(training, held-out) pairs, split by prompt so that no prompt is on both sides; order kept within each. The
+    held-out prompts are drawn until their pairs come as near `held_out` of the pairs as whole prompts allow (at least
+    one prompt, never all): a prompt with many pairs no longer takes most of the data to the held-out side.
 
     >>> pairs = [{"prompt": [{"role": "user", "content": str(i % 5)}], "chosen": "a", "rejected": "b"} for i in range(10)]
     >>> train, test = split_pairs(pairs, 0.2, seed=0)
     >>> len(train), len(test), {p["prompt"][0]["content"] for p in test} & {p["prompt"][0]["content"] for p in train}
     (8, 2, set())
     """
-    keys = list(dict.fromkeys(_prompt_key(p) for p in pairs))
+    counts = Counter(_prompt_key(p) for p in pairs)
+    keys = list(counts)
     if len(keys) < 2:
         return list(pairs), []
     random.Random(seed).shuffle(keys)
-    held = set(keys[: min(len(keys) - 1, max(1, round(held_out * len(keys))))])
+    wanted = max(1, round(held_out * len(pairs)))
+    held: set[str] = set()
+    taken = 0  # pairs of the held prompts
+    for key in keys:
+        if len(held) == len(keys) - 1 or taken >= wanted:
+            break
+        if taken + counts[key] <= wanted:
+            held.add(key)
+            taken += counts[key]
+    if not held:  # every prompt has more pairs than the share: the one with fewest
+        held.add(min(keys, key=counts.__getitem__))
     return [p for p in pairs if _prompt_key(p) not in held], [p for p in pairs if _prompt_key(p) in held]
 
 

@@ -50,17 +50,21 @@ class TrendAlerts:
 
     @staticmethod
     def _non_finite(record: dict[str, Any]) -> dict[str, str]:
-        found = {}
-        for key in ("loss", "grad_norm"):
-            value = record.get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                found[f"non_finite:{key}"] = f"{key} is {value}: the step's update was skipped"
+        """One alert for a step whose loss or gradient norm is not finite (it raised one for each, and one for the
+        count of skipped steps): keyed by that count where the run counts them, so each newly skipped step raises
+        it again."""
+        values = {key: record.get(key) for key in ("loss", "grad_norm")}
+        bad = [
+            f"{key} is {value}"
+            for key, value in values.items()
+            if isinstance(value, float) and not math.isfinite(value)
+        ]
         skipped = int(record.get("train/skipped_nonfinite_steps") or 0)
-        if skipped:  # one key per count: each newly skipped step raises it again
-            found[f"non_finite:skipped:{skipped}"] = (
-                f"{skipped} step(s) with a non-finite loss or gradient skipped so far"
-            )
-        return found
+        if skipped:
+            said = f"{', '.join(bad)}: " if bad else ""
+            message = f"{said}{skipped} step(s) with a non-finite loss or gradient skipped so far"
+            return {f"non_finite:skipped:{skipped}": message}
+        return {"non_finite": f"{', '.join(bad)}: the step's update was skipped"} if bad else {}
 
     @staticmethod
     def _failing_rewards(record: dict[str, Any]) -> dict[str, str]:

@@ -23,7 +23,7 @@ from r1kit.stages.traces import (
     KEPT,
     TraceJudge,
     best_of,
-    first_rows,
+    drawn_rows,
     normalise,
     sample,
     strip_filler,
@@ -41,9 +41,9 @@ DIRECT_INSTRUCTION = (
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.cold_start
-    rows = first_rows(inputs.splits.train, len(inputs.splits.train))
+    rows = inputs.splits.train.to_list()
     worked = [row for row in rows if row["reasoning"] and row["solution"]]
-    generated_from = rows[: settings.max_prompts]
+    generated_from = drawn_rows(inputs.splits.train, settings.max_prompts, ctx.config.run.seed)
     if "few_shot" in settings.methods and worked:  # before any work; the examples are earlier assistant turns
         refuse_a_template_that_drops_reasoning(
             load_tokenizer(ctx.config.model, inputs.model),

@@ -702,6 +702,13 @@ def routes_tokens(model: PreTrainedModel) -> bool:
     return any(getattr(config, name, None) for name in ("num_experts", "num_local_experts", "n_routed_experts"))
 
 
+def dropout_disabled(model: ModelConfig) -> bool:
+    """TRL's `disable_dropout` for the DPO and reward-model trainers, which default it to on and then set every
+    dropout to 0, LoRA's too (model.lora.dropout did nothing there): on unless LoRA dropout is asked for, as the GRPO
+    and RLOO trainers, which default it to off, keep it."""
+    return not (model.lora.enabled and model.lora.dropout > 0)
+
+
 def lora_config(model: ModelConfig) -> PeftLoraConfig | None:
     if not model.lora.enabled:
         return None

@@ -28,15 +28,16 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from r1kit import distributed
-from r1kit.atomic import write_json
+from r1kit.atomic import json_digest, write_json
 from r1kit.config.schema import R1kitConfig, SamplingConfig
+from r1kit.data.loading import DatasetError
 from r1kit.fast.generation import PolicySampler, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import scoring_accuracy
-from r1kit.stages.traces import sample_from
+from r1kit.stages.traces import drawn_indices, sample_from
 
 logger = logging.getLogger("r1kit")
 
@@ -196,13 +197,20 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
             json.dumps(then),
             json.dumps(now),
         )
+    # a seeded draw: training data in a file's order may be sorted (by level), where the first N are one level alone
+    scored = train.select(drawn_indices(len(train), saved["scored"] if saved else now["scored"], ctx.config.run.seed))
+    problems = json_digest(scored["question"])
     if saved is None:
-        scored = train.select(range(min(settings.max_prompts, len(train))))
         saved = _choose(ctx, pass_rates(ctx, model_reference, scored), len(scored), fallback=range(len(scored)))
-        saved["rescored"] = []
+        saved["rescored"], saved["problems"] = [], problems
         if distributed.is_main():  # the same rates in every process (sampling gathers them); one writes them
             write_json(path, saved)
-    scored = train.select(range(saved["scored"]))
+    elif saved.get("problems") != problems:  # its choices are places among the problems it scored
+        raise DatasetError(
+            f"curriculum: the resumed stage's training problems are not those it scored ({path}): the data or its "
+            "split changed since (dataset.*), or an earlier r1kit scored them; start the stage afresh (without "
+            "--resume)"
+        )
     if not settings.rescore_every:
         return scored.select(saved["trained_on"]), None
     return scored, saved["trained_on"]

@@ -14,7 +14,7 @@ from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
-from r1kit.stages.traces import best_verified, first_rows, write_dataset
+from r1kit.stages.traces import best_verified, verifiable_prompts, write_dataset
 
 logger = logging.getLogger("r1kit")
 
@@ -27,7 +27,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
-    rows = first_rows(inputs.splits.train, settings.max_prompts)
+    rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
     dataset = write_dataset(ctx, kept, stats, "distill")
 

@@ -23,6 +23,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     callbacks,
+    dropout_disabled,
     lora_config,
     stage_main,
     train_and_save,
@@ -46,6 +47,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         label_smoothing=section.label_smoothing,
         max_length=section.max_length,
         gradient_checkpointing=False,
+        disable_dropout=dropout_disabled(config.model),
     )
     # Without LoRA the reference is a frozen copy: loaded as the policy was (TRL would reload it by the config's
     # name, without model.revision or trust_remote_code, and the base of a merged adapter folder)

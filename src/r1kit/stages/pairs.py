@@ -29,7 +29,7 @@ from r1kit.models import refuse_a_template_that_drops_reasoning
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
-from r1kit.stages.traces import KEPT, TraceJudge, first_rows, greedy_answers, sample
+from r1kit.stages.traces import KEPT, TraceJudge, drawn_rows, greedy_answers, sample
 
 logger = logging.getLogger("r1kit")
 
@@ -75,7 +75,7 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
     degraded copy; with counts of what was made."""
     config = ctx.config
     settings = config.preferences.sampling
-    first = first_rows(rows, settings.max_prompts)
+    first = drawn_rows(rows, settings.max_prompts, config.preferences.seed)
     # chat rows have no gold answer to judge samples by: their own reference reply is the chosen one
     chat = [row for row in first if row["response"] and not row["solution"]]
     replies = general_pairs(

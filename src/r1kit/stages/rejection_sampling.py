@@ -12,14 +12,14 @@ import logging
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import best_verified, first_rows, write_dataset
+from r1kit.stages.traces import best_verified, verifiable_prompts, write_dataset
 
 logger = logging.getLogger("r1kit")
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.rejection_sampling
-    rows = first_rows(inputs.splits.train, settings.max_prompts)
+    rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "rejection_sampling")
     by_group = stats["problem_acceptance_by_group"] or {"all": 0.0}  # {} without rows (data_from kept none)
     logger.warning(

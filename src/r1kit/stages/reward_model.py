@@ -32,6 +32,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     callbacks,
+    dropout_disabled,
     lora_config,
     stage_main,
     train_and_save,
@@ -53,6 +54,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         max_length=section.max_length,
         center_rewards_coefficient=section.center_rewards_coefficient,
         gradient_checkpointing=False,
+        disable_dropout=dropout_disabled(config.model),
     )
     trainer = RewardTrainer(
         model=model,

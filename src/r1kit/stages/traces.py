@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -330,5 +331,32 @@ def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str
     return path
 
 
-def first_rows(rows: Dataset, limit: int) -> list[dict[str, Any]]:
-    return [rows[i] for i in range(min(limit, len(rows)))]
+def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
+    """Up to `limit` of `count` rows' indices, a seeded draw kept in order: a training split of data given with a
+    held-out file keeps the file's order, often sorted (by level, by source), where the first N were one kind alone.
+
+    >>> drawn_indices(5, 10, seed=0), len(set(drawn_indices(100, 10, seed=0))), drawn_indices(100, 3, 1) == sorted(drawn_indices(100, 3, 1))
+    ([0, 1, 2, 3, 4], 10, True)
+    """
+    if limit >= count:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), limit))
+
+
+def drawn_rows(rows: Dataset, limit: int, seed: int) -> list[dict[str, Any]]:
+    """Up to `limit` of `rows` (see drawn_indices)."""
+    return [rows[i] for i in drawn_indices(len(rows), limit, seed)]
+
+
+def verifiable_prompts(ctx: StageContext, rows: Dataset, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` training rows with a gold answer (see drawn_rows): a trace is kept only when its answer verifies
+    against it, so a chat row (mixed data) would only take a prompt's place. The rows without one are counted."""
+    answered = [i for i, gold in enumerate(rows["solution"]) if gold]
+    if len(answered) < len(rows):
+        logger.warning(
+            "%s: %d of %d training rows have no gold answer to verify traces against; left out",
+            ctx.stage,
+            len(rows) - len(answered),
+            len(rows),
+        )
+    return [rows[answered[i]] for i in drawn_indices(len(answered), limit, ctx.config.run.seed)]
