@@ -416,6 +416,20 @@ def test_a_bad_preference_pair_is_found_before_any_stage_trains(tmp_path: Path, 
     assert_one_line(err, f"{path}: row 4: field 'chosen'")
 
 
+@pytest.mark.parametrize("stage", ["rejection_sampling", "distill"])
+def test_trace_sampling_on_data_without_gold_answers_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: str
+) -> None:
+    """Chat data: every trace was sampled (the teacher's whole run, for distill), then judged unverifiable, and the
+    closing advice was to sample more."""
+    chat = "".join(json.dumps({"instruction": f"Say hi {i}.", "response": "Hi."}) + "\n" for i in range(12))
+    path = _data_file(tmp_path, "chat.jsonl", chat)
+    args = [stage, "--profile", "test", "--data", str(path), "--out", str(tmp_path / "run")]
+    code, err = cli(capsys, *(args + (["--distill.student", "tiny-random"] if stage == "distill" else [])))
+    assert code == 1
+    assert_one_line(err, f"no row has a gold answer, and {stage} keeps only the traces whose answer verifies")
+
+
 def test_general_chat_data_without_replies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     math = "".join(
         json.dumps({"question": f"{i}+1?", "answer": f"{i}+1={i + 1}\n#### {i + 1}"}) + "\n" for i in range(4)

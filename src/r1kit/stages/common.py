@@ -452,6 +452,11 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             where,
             GENERAL_SYSTEM_PROMPT,
         )
+    if kind in ("rejection_sampling", "distill") and not any(rows["solution"]):  # found after all the sampling
+        raise DatasetError(
+            f"{where}: no row has a gold answer, and {kind} keeps only the traces whose answer verifies against it; "
+            "use data with answers"
+        )
     gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
     if kind not in ROLLOUT_KINDS or not gold:
         return
