@@ -378,6 +378,14 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     monkeypatch.setattr("r1kit.stages.pairs.builtin_pairs", lambda *a, **k: pytest.fail("not reused"))
     again = stage_pairs(ctx, inputs.model, inputs.splits.train, load_tokenizer(ctx.config.model, inputs.model))
     assert len(again.train) == output.metrics["train_pairs"]
+    # pairs judged under other verification settings, or asked through another template, are not these
+    for changed in ({"rewards": {"verification": {"timeout_seconds": 3.0}}}, {"model": {"chat_template": "chatml"}}):
+        config = ctx.config.model_validate(
+            {key: value | changed[key] if key in changed else value for key, value in ctx.config.model_dump().items()}
+        )
+        with pytest.raises(pytest.fail.Exception, match="not reused"):
+            stage_pairs(ctx.for_stage(config, "reward_model", "reward_model"), inputs.model, inputs.splits.train,
+                        load_tokenizer(config.model, inputs.model))  # fmt: skip
 
     # the trained model is a reward for RL: deterministic scores, the same after pickling
     reward = guarded("reward_model", build_reward("reward_model", path=str(output.model)))

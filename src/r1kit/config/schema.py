@@ -934,9 +934,7 @@ class PreferencesConfig(Section):
 class PairTrainingConfig(Section):
     """What every preference-training stage shares: steps, optimizer, batch, checkpoints."""
 
-    epochs: float | None = Field(
-        None, gt=0.0, description="Passes over the training data, used when max_steps is null (default one pass)."
-    )
+    epochs: float | None = _epochs("the training pairs")
     max_steps: int | None = Field(50, ge=1, description="Optimizer steps (null: train by epochs).")
     time_limit_minutes: float | None = _time_limit()
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
@@ -974,7 +972,12 @@ class DPOConfig(PairTrainingConfig):
         lt=0.5,
         description="Assumed share of flipped preference labels, read by the robust loss (cDPO); 0: none.",
     )
-    max_length: int = Field(512, ge=16, description="Longest prompt + reply in tokens (longer ones are cut).")
+    max_length: int = Field(
+        512,
+        ge=16,
+        description="Longest prompt + reply in tokens: a longer reply is cut at the end, and a pair whose prompt "
+        "alone fills it is left out (TRL).",
+    )
 
     @model_validator(mode="after")
     def _label_smoothing_is_the_robust_losss(self) -> DPOConfig:

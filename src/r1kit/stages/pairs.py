@@ -163,6 +163,8 @@ def _built_in_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> P
             "preferences": prefs.model_dump(),
             "dataset": config.dataset.model_dump(),
             "system": config.prompt.system,
+            "chat_template": config.model.chat_template,  # how the model was asked (a stage may set its own)
+            "verification": config.rewards.verification.model_dump(),  # how its samples were judged
             "filters": config.filters.model_dump(),
             "seed": config.run.seed,
         }
