@@ -329,13 +329,8 @@ def test_environment_names_are_unambiguous() -> None:
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
         # the built-in pairs read none of the dataset's settings: a held-out file for them was quietly not used
         (
-            ["--preferences.test_split", "held.jsonl"],
-            "preferences: test_split 'held.jsonl' is for preferences.dataset, which is not set",
-        ),
-        # transformers' constant schedule ignores the warm-up steps: was accepted, the first step at the full rate
-        (
-            ["--sft.optimization.lr_scheduler", "constant", "--sft.optimization.warmup_ratio", "0.1"],
-            "sft.optimization: lr_scheduler constant has no warm-up, so warmup_ratio 0.1 would do nothing",
+            ["--stages", "[{name: dpo}]", "--preferences.test_split", "held.jsonl"],
+            "preferences.test_split 'held.jsonl' is for preferences.dataset, which is not set for dpo",
         ),
         (["--learning_rate"], "--learning_rate: missing value"),
         (["--no_wandb", "maybe"], "--no_wandb is a switch and takes no value (got 'maybe')"),
@@ -515,6 +510,16 @@ def test_config_errors_exit_2_with_one_line(args: list[str], needle: str, capsys
     assert len(err.strip().splitlines()) == 1 and needle in err
 
 
+def test_a_stage_naming_its_own_preference_data_takes_the_runs_held_out_split() -> None:
+    """The refusal of dataset settings without preferences.dataset must not refuse a recipe whose DPO stage names its
+    own pairs file; a stage without one still gets it."""
+    own = "[{name: sft}, {name: dpo, config: {preferences: {dataset: pairs.jsonl}}}]"
+    config = resolve("--stages", own, "--preferences.test_split", "held.jsonl").config
+    assert config.for_stage(config.stages[1]).preferences.test_split == "held.jsonl"
+    with pytest.raises(ConfigError, match="which is not set for reward_model"):
+        resolve("--stages", own[:-1] + ", {name: reward_model}]", "--preferences.test_split", "held.jsonl")
+
+
 def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
@@ -532,9 +537,22 @@ def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str])
     assert len(lines) == 2 and all(line.startswith("r1kit: config error: ") for line in lines)
     assert "model.tf32: TF32 is an NVIDIA GPU feature" in lines[0] and "grpo.use_vllm: vLLM" in lines[1]
     assert lines[0].endswith("(from cli:--model.tf32)") and lines[1].endswith("(from cli:--grpo.use_vllm)")
-    # a stage that generates no GRPO rollouts is not refused for the grpo section's vLLM (it blocked `r1kit dpo`)
+    # a stage that generates no GRPO rollouts is not refused for the grpo section's vLLM (it blocked `r1kit dpo`),
+    # nor are the commands that train nothing, nor `r1kit dpo` beside a recipe's GRPO stage of its own settings
     assert main(["config", "show", "--grpo.use_vllm", "true", "--stages", "[{name: dpo}]"]) == 0
     capsys.readouterr()
+    from r1kit.config.checks import check_machine
+    from r1kit.config.schema import R1kitConfig
+
+    vllm = R1kitConfig(grpo={"use_vllm": True})
+    for command in ("dpo", "eval", "chat"):
+        check_machine(vllm, command=command)
+    with pytest.raises(ConfigError, match=r"grpo\.use_vllm: vLLM generation needs a CUDA GPU"):
+        check_machine(vllm, command="run")
+    recipe = R1kitConfig(stages=[{"name": "sft"}, {"name": "grpo", "config": {"grpo": {"use_vllm": True}}}])
+    check_machine(recipe.for_stage(recipe.stages[1]), command="dpo")
+    with pytest.raises(ConfigError, match=r"grpo\.use_vllm"):
+        check_machine(recipe.for_stage(recipe.stages[1]), command="run")
 
 
 def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -754,7 +772,6 @@ def test_a_model_that_does_not_write_text_token_by_token_is_refused(tmp_path: Pa
     [
         (["--trainig.max_steps"], "unknown option --trainig.max_steps; did you mean 'training.max_steps'?"),
         (["--use_liger_kernel"], "unknown option --use_liger_kernel"),  # both were "missing value"
-        (["--learning_rate"], "--learning_rate: missing value"),
         (["--save_strategy", "epoch"], "--save_strategy epoch: r1kit counts in optimizer steps, not epochs; give "),
         (["--save_strategy", "no"], "--save_strategy no: r1kit always checkpoints, so that a killed run resumes"),
         (["--logging_strategy", "sometimes"], "--logging_strategy takes steps, no or epoch (got 'sometimes')"),

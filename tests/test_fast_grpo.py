@@ -89,8 +89,14 @@ def fixed_batch(tokenizer, shuffle: bool) -> tuple[torch.Tensor, torch.Tensor, i
     ("dtype", "tolerance", "gradient_tolerance"), [(torch.float32, 1e-4, 1e-3), (torch.bfloat16, 0.02, 0.1)]
 )
 def test_shared_prefix_log_probs_and_loss_gradient_match_trl(
-    tiny_model: Path, tmp_path: Path, dtype, tolerance, gradient_tolerance
+    tiny_model: Path, tmp_path: Path, dtype, tolerance, gradient_tolerance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from r1kit.stages import grpo_trainer
+
+    # each path is the one named: the shared-prefix kernel on the fast one only (else it is compared with itself)
+    kernel_calls = []
+    kernel = grpo_trainer.shared_prefix_logps
+    monkeypatch.setattr(grpo_trainer, "shared_prefix_logps", lambda *a, **k: kernel_calls.append(1) or kernel(*a, **k))
     # trained adapters: with LoRA B at zero every lora_A gradient is zero on both paths, and compares nothing
     fast = with_trained_adapters(trainer_for(tiny_model, tmp_path, dtype, shared_prefix=True))
     assert fast.shared_prefix
@@ -110,7 +116,10 @@ def test_shared_prefix_log_probs_and_loss_gradient_match_trl(
         return logps.detach().float(), entropies.detach().float(), grads
 
     fast_logps, fast_entropy, fast_grads = logps_and_grads(True)
+    assert kernel_calls
+    kernel_calls.clear()
     plain_logps, plain_entropy, plain_grads = logps_and_grads(False)
+    assert not kernel_calls
     scored = completion_mask.bool()
     assert torch.allclose(fast_logps[scored], plain_logps[scored], atol=tolerance, rtol=0)
     assert torch.allclose(fast_entropy[scored], plain_entropy[scored], atol=tolerance, rtol=0)

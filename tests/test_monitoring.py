@@ -4,6 +4,7 @@ the console block, the report's alerts table, chat rendering."""
 from __future__ import annotations
 
 import io
+import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,6 +116,12 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
 )
 def test_each_alert_rule_fires(records: list[dict], kind: str) -> None:
     assert (kind, "alert") in [(a["kind"], a["level"]) for a in alerts_over(records)]
+
+
+def test_a_non_finite_step_raises_again_after_a_finite_one() -> None:
+    """SFT's records have no rollout figures: a non-finite step's alert stayed active for good, never raised again."""
+    records = [{"step": s, "loss": value} for s, value in enumerate([math.nan, 1.0, math.nan, 1.0], start=1)]
+    assert [a["step"] for a in alerts_over(records) if a["kind"] == "non_finite"] == [1, 3]
 
 
 def test_a_reward_failing_on_some_items_or_scoring_none_by_design_is_not_failing() -> None:

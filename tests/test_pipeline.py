@@ -62,12 +62,25 @@ def test_run_leaves_a_complete_run_folder(finished_run: Path) -> None:
 
 
 def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> None:
+    from r1kit.stats import paired_difference, wilson_interval
+
     summary = json.loads((finished_run / "summary.json").read_text())
     low, high = summary["evaluations"]["grpo"]["accuracy_ci95"]
     assert 0.0 <= low <= summary["evaluations"]["grpo"]["accuracy"] <= high <= 1.0
     assert set(summary["paired"]) == {"base→sft", "sft→grpo", "base→grpo"}
     assert summary["paired"]["base→grpo"]["problems"] == 8
-    assert len(json.loads((finished_run / "eval" / "grpo.json").read_text())["scores"]) == 8
+    # each figure is that of the evaluations' own per-problem scores, each pair in its order
+    scores = {label: json.loads((finished_run / "eval" / f"{label}.json").read_text())["scores"] for label in
+              ("base", "sft", "grpo")}  # fmt: skip
+    assert len(scores["grpo"]) == 8
+    for label, evaluation in summary["evaluations"].items():
+        judged = [s for s in scores[label] if s is not None]
+        assert evaluation["accuracy_ci95"] == pytest.approx(list(wilson_interval(sum(judged), len(judged))))
+    for pair, change in summary["paired"].items():
+        before, after = pair.split("→")
+        expected = paired_difference(scores[before], scores[after])
+        assert change["ci95"] == pytest.approx(expected.pop("ci95")), pair
+        assert {key: change[key] for key in expected} == pytest.approx(expected), pair
     # the built-in task's difficulty levels break pass@1 down (dataset.group_column)
     final = summary["evaluations"]["grpo"]
     assert final["by_group"] and set(final["by_group"]) <= {"1", "2", "3", "4"}

@@ -460,20 +460,24 @@ def test_the_pass_rate_filter_keeps_prompts_within_the_bounds() -> None:
     )
 
 
-def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path) -> None:
+@pytest.mark.parametrize("min_pass_rate", ["0.1", "0.0"])
+def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path, min_pass_rate: str) -> None:
     out = tmp_path / "run"
     args = ["grpo", "--profile", "test", "--out", str(out), "--curriculum.enabled", "true"]
     args += ["--curriculum.max_prompts", "8", "--curriculum.samples_per_prompt", "2"]
-    done = r1kit_cli(*args, cwd=REPO)
+    done = r1kit_cli(*args, "--curriculum.min_pass_rate", min_pass_rate, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     saved = json.loads((out / "grpo" / "pass_rates.json").read_text())
     assert saved["scored"] == 8 and sum(saved["histogram"].values()) == 8 and len(saved["rates"]) == 8
     low, high = saved["bounds"]
     within = [i for i, rate in enumerate(saved["rates"]) if rate is not None and low <= rate <= high]
     assert saved["kept"] == len(within), saved
+    # the tiny random model solves nothing: at 0.1 no prompt is within, and it trains on all of them, saying so; at
+    # 0.0 every unsolved prompt is within, and it trains on those
+    assert bool(within) == (min_pass_rate == "0.0")
     if within:
-        assert saved["trained_on"] == within
-    else:  # the tiny random model mostly solves nothing: then it trains on all scored prompts, and says so
+        assert saved["trained_on"] == within and "curriculum: no prompt has a pass rate within" not in done.stderr
+    else:
         assert saved["trained_on"] == list(range(8)) and "curriculum: no prompt has a pass rate within" in done.stderr
     assert (out / "grpo" / "model" / "model.safetensors").exists()
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import defaultdict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -330,6 +331,51 @@ def test_a_reward_returning_text_scores_none_at_once() -> None:
     assert time.monotonic() - started < 5
     assert values == [None, 1.0, None]
     assert logged == {"rewards/texty/exceptions": 2.0, "rewards/texty/timeouts": 0.0}
+
+
+def test_a_timed_out_reward_logs_nothing_into_a_later_batch() -> None:
+    """The abandoned call finished during the next batch and logged into it: its exceptions count there (and none
+    for its own batch), its `log_extra` column twice as long as the batch."""
+    started = threading.Event()
+
+    def slow_first(completions, log_extra=None, **kwargs):
+        if not started.is_set():
+            started.set()
+            time.sleep(0.6)
+            raise RuntimeError("late")  # then item by item, in the abandoned thread
+        log_extra("length", [len(c) for c in completions])
+        return [1.0] * len(completions)
+
+    reward = guarded("plug", slow_first, timeout_seconds=0.2)
+    metrics, extras = defaultdict(list), defaultdict(list)  # TRL's pending logs, flushed after each batch
+    loggers = {"log_metric": lambda n, v: metrics[n].append(v), "log_extra": lambda c, vs: extras[c].extend(vs)}
+    assert reward(["a", "bb"], **loggers) == [None, None] and dict(extras) == {}
+    assert dict(metrics) == {"rewards/plug/exceptions": [0.0], "rewards/plug/timeouts": [2.0]}
+    metrics.clear()
+    values = reward(["a", "bb"], **loggers)
+    time.sleep(0.8)  # the first batch's call finishes while this one's logs are pending
+    assert values == [1.0, 1.0] and dict(extras) == {"length": [1, 2]}
+    assert dict(metrics) == {"rewards/plug/exceptions": [0.0], "rewards/plug/timeouts": [0.0]}
+
+
+def test_a_batch_scored_item_by_item_logs_its_counts_once() -> None:
+    """Each item logged its own count of 0 or 1 and TRL averaged them: 3 timeouts in a batch of 4 read 0.75."""
+    metrics = defaultdict(list)
+
+    def counting(completions, log_metric, **kwargs):
+        if "boom" in completions:
+            raise RuntimeError("one bad item")
+        log_metric("rewards/counting/timeouts", float(completions.count("t")))
+        log_metric("share_t", completions.count("t") / len(completions))  # a plug-in's own figure: averaged
+        return [1.0] * len(completions)
+
+    values = guarded("counting", counting)(["t", "t", "x", "boom"], log_metric=lambda n, v: metrics[n].append(v))
+    assert values == [1.0, 1.0, 1.0, None]
+    assert dict(metrics) == {
+        "rewards/counting/timeouts": [2.0],
+        "share_t": [pytest.approx(2 / 3)],
+        "rewards/counting/exceptions": [1.0],
+    }
 
 
 def test_a_reward_returning_the_wrong_count_is_isolated() -> None:

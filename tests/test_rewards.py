@@ -187,7 +187,6 @@ def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str
         ("12 cm^2", "12", 1.0),  # a unit with a power, read as LaTeX: 12 c m squared
         ("9.8 m/s^2", "9.8", 1.0),
         ("5 cm", "5", 1.0),
-        ("14 apples", "14", 1.0),
         ("x = 1,000", "1000", 1.0),  # thousands in an equation, not a list
         ("n = 12,500", "12500", 1.0),
         ("x = -1,000", "-1000", 1.0),  # signed thousands, not the roots -1 and 0
@@ -315,6 +314,8 @@ def test_reasoning_steps_counts_indicators_and_caps_at_one() -> None:
     texts = ["Step 1: add\nStep 2: subtract\nStep 3: done\nStep 4: check", "First, add.", "1. a\n2. b", "just 42"]
     assert reward(texts) == [1.0, pytest.approx(1 / 3), pytest.approx(2 / 3), 0.0]
     assert build_reward("reasoning_steps", target_steps=1)(["First, add."]) == [1.0]
+    # a line that starts with a decimal is arithmetic, not a numbered step ("0." read as step 0)
+    assert reward(["<think>0.5 * 40 = 20\n1.5 + 2 = 3.5\n2.25 * 4 = 9</think>"]) == [0.0]
 
 
 def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
@@ -328,6 +329,9 @@ def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
     ]
     assert reward(texts) == [1.0, 0.5, 1.0, 1.0, 0.0]
     assert reward([as_messages(texts[1])]) == [0.5]
+    # one false step in prose: a clause's comma, or a full stop before the next step, hid it (1.0 or no verdict)
+    prose = ["3 + 4 = 8, then 8 * 2 = 16.", "48 / 2 = 25. 25 + 48 = 73.", "She has 15 + 5 = 20 dollars. 20 / 4 = 6"]
+    assert reward([f"<think>{text}</think><answer>1</answer>" for text in prose]) == [0.5, 0.5, 0.5]
 
 
 @pytest.mark.parametrize(

@@ -279,6 +279,10 @@ def own_name(samples, **kwargs):
 
 def keywords_only(**kwargs):
     return [0.25 for _ in kwargs["completions"]]
+
+
+def no_kwargs(completions, max_words=20):
+    return [1.0 for _ in completions]
 """
 
 
@@ -317,6 +321,9 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
         resolve_config(
             overrides=["--rewards.functions", f"[{spec}]", "--rewards.short_answer.max_wordz", "9"], environ={}
         )
+    # without **kwargs it raised TypeError at every call (the trainer passes prompts, solution, …): None all run
+    with pytest.raises(ConfigError, match=r"plug-in reward .*:no_kwargs takes no \*\*kwargs, but the trainer"):
+        resolve_config(overrides=["--rewards.functions", f"[{plugin_module}:no_kwargs]"], environ={})
     # a name close to none it takes is its **kwargs' business (a function may read kwargs itself)
     extra = ["--rewards.functions", f"[{plugin_module}:broken]", "--rewards.broken.limit", "3"]
     assert resolve_config(overrides=extra, environ={}).config.rewards.params(f"{plugin_module}:broken").model_extra

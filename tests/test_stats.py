@@ -72,3 +72,16 @@ def test_majority_vote_on_hand_written_completions() -> None:
     # a tie goes to the answer voted first, right or wrong
     assert majority_correct(["<answer>7</answer>", "<answer>8</answer>"], [right, wrong])
     assert not majority_correct(["<answer>8</answer>", "<answer>7</answer>"], [wrong, right])
+
+
+def test_a_wrong_answer_written_several_ways_votes_once() -> None:
+    """cons@n counted "1/2", "0.5" and "\\frac{1}{2}" as three answers, so two right samples outvoted them."""
+    from r1kit.rewards import build_reward
+    from r1kit.stages.evaluate import consensus
+
+    samples = [["<answer>1/2</answer>", "<answer>3</answer>", "<answer>0.5</answer>", "<answer>\\frac{1}{2}</answer>",
+                "<answer>3</answer>"], ["<answer>12</answer>", "So it is 13.", "13 apples", "The answer: 13",
+                "<answer>12</answer>"], ["<answer>12</answer>", "So it is 13.", "14 apples", "<answer>12</answer>"]]  # fmt: skip
+    verdicts = [[0.0, 1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]]
+    # prose answers (a base model's) are read as the verifier reads them; two different wrong answers stay two
+    assert consensus(samples, verdicts, build_reward("accuracy")) == [False, False, True]

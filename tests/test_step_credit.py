@@ -133,3 +133,12 @@ def test_grpo_trains_with_step_credit(tiny_model: Path, tmp_path: Path) -> None:
     trainer.train()
     logged = trainer.state.log_history[0]
     assert "step_credit/false_step_share" in logged and logged["step_credit/steps_per_completion"] >= 0
+    # a random model's 8 tokens hold no checkable step, so its process advantages are 0 and train nothing: with
+    # process advantages that differ by token, TRL's step must train on them (its outcome advantages are all 0)
+    trainer = trainer_with_step_credit(tiny_model, tmp_path, weight=1.0)
+    trainer._process_advantages = lambda batch: torch.linspace(-1, 1, batch["completion_ids"].numel()).view(
+        batch["completion_ids"].shape
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters() if n in before)

@@ -46,7 +46,9 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
-    return [name for name in before if not torch.equal(before[name].float(), after[name].float())]
+    """Weights that differ, compared in the saved dtype: a bf16 save of an untrained fp32 model differs in fp32 by
+    rounding alone (15 of 20 tensors "changed" at a learning rate of 1e-30)."""
+    return [name for name in before if not torch.equal(before[name].to(after[name].dtype), after[name])]
 
 
 def step_records(run: RunDir, stage: str) -> list[dict]:
@@ -66,6 +68,7 @@ def test_grpo_two_steps_change_parameters_and_log_metrics(tmp_path: Path) -> Non
     assert changed(weights(Path(base)), weights(model_dir)), "GRPO did not change any weight"
     records = step_records(ctx.run, "grpo")
     assert [r["step"] for r in records] == [1, 2]
+    assert all(r["grad_norm"] > 0 and r["quality/zero_advantage_share"] < 1 for r in records)  # a signal each step
     for key in (
         "loss",
         "rewards/cosine/mean",
@@ -450,8 +453,11 @@ def test_sft_through_a_template_that_drops_the_reasoning_is_refused(tmp_path: Pa
     ctx, base, splits = context(tmp_path, "--model.chat_template", dropping, "--sft.max_steps", "1")
     with pytest.raises(ModelError, match=r"drops the reasoning .* model.chat_template=chatml"):
         train(sft, ctx, base, splits)
-    ctx, base, splits = context(tmp_path / "kept", "--model.chat_template", R1_DISTILL_TEMPLATE, "--sft.max_steps", "1")
-    assert changed(weights(Path(base)), weights(train(sft, ctx, base, splits)))  # a template that keeps it trains
+    # a template that keeps it trains: two steps, as the first of a warm-up is at learning rate 0 (fp32: a few
+    # steps' merged LoRA update is below bf16's rounding of the weights)
+    kept = ("--model.chat_template", R1_DISTILL_TEMPLATE, "--sft.max_steps", "2", "--model.precision", "fp32")
+    ctx, base, splits = context(tmp_path / "kept", *kept)
+    assert changed(weights(Path(base)), weights(train(sft, ctx, base, splits)))
 
 
 @pytest.mark.parametrize("stage", [sft, rejection_sampling], ids=["sft", "rejection_sampling"])
@@ -491,6 +497,19 @@ def test_sft2_says_when_the_general_rows_fall_short_of_its_ratio(tmp_path: Path,
             StageInputs(model=base, base=base, splits=replace(splits, train=traces)),
         )
     assert out.metrics["general_rows"] == 1
+
+
+def test_sft2_draws_its_general_rows_across_a_sorted_file(tmp_path: Path) -> None:
+    """The general mix was the file's first rows: of a file sorted by topic, one topic alone."""
+    from r1kit.stages import sft2
+
+    chat = tmp_path / "chat.jsonl"
+    rows = [{"instruction": f"{topic} question {i}?", "response": "An answer."} for topic in ("cooking", "history")
+            for i in range(20)]  # fmt: skip
+    chat.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ctx, base, splits = context(tmp_path, "--sft2.general_dataset", str(chat))
+    drawn = sft2._general_rows(ctx, StageInputs(model=base, base=base, splits=splits), 10)
+    assert len(drawn) == 10 and {question.split()[0] for question, _ in drawn} == {"cooking", "history"}
 
 
 def test_sft2_sizes_its_general_mix_by_the_reasoning_rows_that_train(tmp_path: Path, caplog) -> None:

@@ -197,7 +197,7 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
     for spec in resolved.config.stages:  # a recipe stage's own values: checked before any stage runs, not at its turn
         if spec.config:  # the others are the run's values, checked above
             own = {key: f"stages: {spec.name}'s config" for key in flatten(spec.config)}
-            check_machine(resolved.config.for_stage(spec), own)
+            check_machine(resolved.config.for_stage(spec), own, command)
     return resolved
 
 

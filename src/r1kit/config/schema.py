@@ -24,9 +24,9 @@ from pydantic import (
 
 from r1kit import distributed
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT
-from r1kit.rewards.plugins import is_plugin, load_plugin, misfit_parameter, short_name
+from r1kit.rewards.plugins import is_plugin, lacks_kwargs, load_plugin, misfit_parameter, short_name
 from r1kit.rewards.registry import KNOWN_REWARDS
-from r1kit.stages.registry import MAKES, STAGE_KINDS
+from r1kit.stages.registry import MAKES, PAIR_KINDS, STAGE_KINDS
 
 
 def first_problem(error: ValidationError) -> tuple[str, str, Any]:
@@ -403,6 +403,9 @@ class RewardsConfig(Section):
     @model_validator(mode="after")
     def _plugin_params(self) -> RewardsConfig:
         plugins = {short_name(n): n for n in self.functions if is_plugin(n)}
+        for spec in plugins.values():
+            if problem := lacks_kwargs(spec):
+                raise ValueError(f"rewards.functions: {problem}")
         for key, value in list((self.model_extra or {}).items()):
             if key not in plugins and key not in plugins.values():
                 close = difflib.get_close_matches(key, [*type(self).model_fields, *plugins], n=1, cutoff=0.8)
@@ -441,20 +444,15 @@ class RewardsConfig(Section):
 class OptimizationConfig(Section):
     learning_rate: float = Field(1e-5, gt=0.0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
-    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
+    warmup_ratio: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of steps with linear warm-up (none under lr_scheduler constant)."
+    )
     lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
-        "constant_with_warmup", description="Learning-rate schedule after warm-up."
+        "constant_with_warmup",
+        description="Learning-rate schedule after warm-up; constant has no warm-up (transformers' constant, which "
+        "reads no warmup_ratio).",
     )
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
-
-    @model_validator(mode="after")
-    def _warm_up_where_asked(self) -> OptimizationConfig:
-        if self.lr_scheduler == "constant" and self.warmup_ratio > 0:  # transformers' constant ignores the warm-up
-            raise ValueError(
-                f"lr_scheduler constant has no warm-up, so warmup_ratio {self.warmup_ratio:g} would do nothing: use "
-                "lr_scheduler constant_with_warmup, or warmup_ratio 0"
-            )
-        return self
 
 
 class BatchSizeConfig(Section):
@@ -908,28 +906,6 @@ class PreferencesConfig(Section):
     seed: int = Field(42, description="Seed of the held-out split and of the built-in degradations.")
     sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
 
-    @model_validator(mode="after")
-    def _dataset_settings_need_a_dataset(self) -> PreferencesConfig:
-        # the built-in pairs read none of these: a held-out file given for them was quietly replaced by a carve-out
-        given = [
-            f"{key} {value!r}"
-            for key, value, unset in (
-                ("subset", self.subset, None),
-                ("train_split", self.train_split, "train"),
-                ("test_split", self.test_split, None),
-                ("format", self.format, "auto"),
-            )
-            if value != unset
-        ]
-        if self.dataset is None and given:
-            raise ValueError(
-                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for preferences.dataset, which is not set: "
-                "the built-in pairs are made "
-                "from the stage's model and hold out preferences.held_out of their prompts; set preferences.dataset, "
-                "or leave these out"
-            )
-        return self
-
 
 class PairTrainingConfig(Section):
     """What every preference-training stage shares: steps, optimizer, batch, checkpoints."""
@@ -1251,8 +1227,11 @@ class R1kitConfig(Section):
     )
 
     def kinds_trained(self, command: str | None) -> set[str]:
-        """The kinds of stage a command runs: the stage it names (`r1kit dpo`), else the recipe's stages."""
-        return {command} if command in STAGE_KINDS else {spec.stage_kind for spec in self.stages}
+        """The kinds of stage a command runs: the stage it names (`r1kit dpo`), none for `eval` and `chat` (they
+        load a model and generate), else the recipe's stages (`run`, `config`)."""
+        if command in STAGE_KINDS:
+            return {command}
+        return set() if command in ("eval", "chat") else {spec.stage_kind for spec in self.stages}
 
     def for_stage(self, spec: StageSpec) -> R1kitConfig:
         """This config with a stage's own values laid over it (they win over every other source)."""
@@ -1352,6 +1331,36 @@ class R1kitConfig(Section):
                     f"rewards.overlong.soft_cache ({overlong.soft_cache}) must be smaller than the length limit "
                     f"({source} = {limit}); lower soft_cache or raise the limit"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _preference_data_settings_need_a_dataset(self, info: ValidationInfo) -> R1kitConfig:
+        # the built-in pairs read none of these: a held-out file given for them was quietly replaced by a carve-out
+        prefs = self.preferences
+        given = [
+            f"preferences.{key} {value!r}"
+            for key, value, unset in (
+                ("subset", prefs.subset, None),
+                ("train_split", prefs.train_split, "train"),
+                ("test_split", prefs.test_split, None),
+                ("format", prefs.format, "auto"),
+            )
+            if value != unset
+        ]
+        if prefs.dataset is not None or not given:
+            return self
+        command = (info.context or {}).get("command")
+        built_in = [  # the pair stages that read the run's preferences: those that name no dataset of their own
+            spec.name
+            for spec in (self.stages if command not in STAGE_KINDS else [StageSpec(name=command)])
+            if spec.stage_kind in PAIR_KINDS and not (spec.config.get("preferences") or {}).get("dataset")
+        ]
+        if built_in:
+            raise ValueError(
+                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for preferences.dataset, which is not set "
+                f"for {', '.join(built_in)}: the built-in pairs are made from the stage's model and hold out "
+                "preferences.held_out of their pairs (by whole prompts); set preferences.dataset, or leave these out"
+            )
         return self
 
     @model_validator(mode="after")

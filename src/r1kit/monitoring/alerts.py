@@ -64,7 +64,7 @@ class TrendAlerts:
             said = f"{', '.join(bad)}: " if bad else ""
             message = f"{said}{skipped} step(s) with a non-finite loss or gradient skipped so far"
             return {f"non_finite:skipped:{skipped}": message}
-        return {"non_finite": f"{', '.join(bad)}: the step's update was skipped"} if bad else {}
+        return {"non_finite:step": f"{', '.join(bad)}: the step's update was skipped"} if bad else {}
 
     @staticmethod
     def _failing_rewards(record: dict[str, Any]) -> dict[str, str]:

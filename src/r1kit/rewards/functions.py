@@ -65,7 +65,8 @@ def tag_count(completions: Sequence[Completion], **kwargs: Any) -> list[float | 
 # ---------------------------------------------------------------------------------------------------- reasoning
 
 # The R1 tutorial's indicators of a reasoning step: "Step 1:", "1." at a line start, bullets, transition words.
-_STEP_PATTERN = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)", re.MULTILINE)
+# "0.5 * 40" at a line start is a number, not step 0
+_STEP_PATTERN = re.compile(r"(Step \d+:|^\d+\.(?!\d)|\n-|\n\*|First,|Second,|Next,|Finally,)", re.MULTILINE)
 
 
 def count_reasoning_steps(text: str) -> int:
@@ -109,6 +110,7 @@ _WRITTEN = re.compile(
     r"|(?<=[\d)])(?P<dash>[ \t]*[–—][ \t]*)(?=[$€£]?[\d(])"  # an en or em dash between two numbers: a minus
     r"|(?<=\d)(?P<percent_of>[ \t]*%[ \t]*of[ \t]*)(?=[\d(])"
     r"|(?<=\d/\d)(?P<fraction_of>[ \t]*of[ \t]*)(?=[\d(])"  # 1/2 of 10 (one-digit denominators)
+    r"|(?P<sentence_end>\.(?=\s|$))"  # "48 / 2 = 25. 25 + 48 = 73": a full stop ends a step, not a decimal
 )
 _AS_PYTHON = {
     "thousands": "_",
@@ -121,6 +123,7 @@ _AS_PYTHON = {
     "dash": "-",
     "percent_of": "/100*",
     "fraction_of": "*",
+    "sentence_end": ";",
 }
 
 
@@ -186,6 +189,8 @@ def _cut_off_before(text: str, run: re.Match) -> bool:
 
 def _cut_off_after(text: str, run: re.Match) -> bool:
     after = text[run.end()] if run.end() < len(text) and not run.group()[-1].isspace() else " "
+    if after in ",:":  # "= 1,5" or "= 8:30" go on as a number; "= 8, then" ends the step at a clause's comma
+        return text[run.end() + 1 : run.end() + 2].isdigit()
     return after.isalnum() or after in _ATTACHED
 
 

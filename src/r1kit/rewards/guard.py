@@ -8,7 +8,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,7 +24,8 @@ def guarded(
     If the batch call raises, each item is scored alone so only the failing ones become None. Non-finite values
     become None too. Both are counted into TRL's metrics as `rewards/<name>/exceptions`. With `timeout_seconds`, a
     call still running then scores its batch None (`rewards/<name>/timeouts`); Python cannot stop a thread, so the
-    stuck call is left behind in a daemon thread. (The verified rewards bound their own time in worker processes.)
+    stuck call is left behind in a daemon thread, whose logs (`log_metric`, `log_extra`) are dropped. (The verified
+    rewards bound their own time in worker processes.)
 
     >>> def shaky(completions, **kwargs):
     ...     return [1 / len(c) for c in completions]
@@ -47,40 +48,103 @@ class GuardedReward:
         return self.name
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        logged = _Logged()
         if self.timeout_seconds is None:
-            return self._scored(completions, kwargs)
-        done: queue.Queue[list[float | None]] = queue.Queue()
-        threading.Thread(target=lambda: done.put(self._scored(completions, kwargs)), daemon=True).start()
-        try:
-            values = done.get(timeout=self.timeout_seconds)
+            values, failures = self._scored(completions, kwargs, logged, threading.Event())
             timed_out = 0.0
-        except queue.Empty:
-            logger.warning("reward %s took over %ss; its batch scores None", self.name, self.timeout_seconds)
-            values, timed_out = [None] * len(completions), float(len(completions))
+        else:
+            done: queue.Queue[tuple[list[float | None], int]] = queue.Queue()
+            abandoned = threading.Event()  # set at the time limit: the call's own logs are dropped, its loop stops
+            threading.Thread(
+                target=lambda: done.put(self._scored(completions, kwargs, logged, abandoned)), daemon=True
+            ).start()
+            try:
+                values, failures = done.get(timeout=self.timeout_seconds)
+                timed_out = 0.0
+            except queue.Empty:
+                abandoned.set()
+                logger.warning("reward %s took over %ss; its batch scores None", self.name, self.timeout_seconds)
+                values, failures, timed_out = [None] * len(completions), 0, float(len(completions))
+                logged = _Logged()  # what the abandoned call logs later is no part of this batch, nor of the next
+        logged.replay(kwargs)
         log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            log_metric(f"rewards/{self.name}/timeouts", timed_out)
+        if log_metric is not None:  # one value of each for every batch, in the batch it belongs to
+            log_metric(f"rewards/{self.name}/exceptions", float(failures))
+            if self.timeout_seconds is not None:
+                log_metric(f"rewards/{self.name}/timeouts", timed_out)
         return values
 
-    def _scored(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[float | None]:
+    def _scored(
+        self, completions: Sequence[Any], kwargs: dict[str, Any], logged: _Logged, abandoned: threading.Event
+    ) -> tuple[list[float | None], int]:
+        """The batch's values (non-finite ones None) and how many items failed (raised, or not a finite number);
+        what the reward logs goes into `logged`."""
         try:
-            values = _checked(self.reward(completions, **kwargs), len(completions))
+            values = _checked(self.reward(completions, **logged.capturing(kwargs)), len(completions))
             raised = 0
         except Exception as error:
             logger.warning("reward %s raised %r; scoring the batch item by item", self.name, error)
-            values, raised = [], 0
+            logged.clear()  # the failed batch call's logs: the items log their own
+            values, raised, items = [], 0, []
             for index in range(len(completions)):
+                if abandoned.is_set():  # past the time limit: nobody waits for the rest
+                    return [None] * len(completions), len(completions)
+                item = _Logged()
                 try:
-                    item_kwargs = _item_kwargs(kwargs, index, len(completions))
+                    item_kwargs = item.capturing(_item_kwargs(kwargs, index, len(completions)))
                     values += _checked(self.reward(completions[index : index + 1], **item_kwargs), 1)
+                    items.append(item)
                 except Exception:
                     values.append(None)
                     raised += 1
+                    items.append(None)
+            logged.merge_items(items, count_prefix=f"rewards/{self.name}/")
         non_finite = sum(value is not None and not math.isfinite(value) for value in values)
-        log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            log_metric(f"rewards/{self.name}/exceptions", float(raised + non_finite))
-        return [value if value is None or math.isfinite(value) else None for value in values]
+        return [value if value is None or math.isfinite(value) else None for value in values], raised + non_finite
+
+
+@dataclass
+class _Logged:
+    """What a reward call logs through TRL's `log_metric` and `log_extra`, held back until the call is known to count:
+    a call abandoned at its time limit used to log into whichever later batch was pending when it finished."""
+
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    extras: dict[str, list[Any]] = field(default_factory=dict)
+
+    def capturing(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """`kwargs` with the loggers TRL passed replaced by this record's."""
+        own = {"log_metric": lambda name, value: self.metrics.setdefault(name, []).append(value),
+               "log_extra": lambda column, values: self.extras.setdefault(column, []).extend(values)}  # fmt: skip
+        return {key: own.get(key, value) if value is not None else value for key, value in kwargs.items()}
+
+    def clear(self) -> None:
+        self.metrics.clear()
+        self.extras.clear()
+
+    def merge_items(self, items: list[_Logged | None], count_prefix: str) -> None:
+        """The logs of a batch scored item by item (None: an item that raised), as one batch's: a metric under
+        `count_prefix` (r1kit's rewards log counts of their items there: timeouts, unreadable gold) is the items'
+        sum, any other the items' mean (it was the mean of N batches of one, which divided every count by N); each
+        extra column holds one value per completion, None for an item that gave none."""
+        scored = [item for item in items if item is not None]
+        for name in dict.fromkeys(name for item in scored for name in item.metrics):
+            values = [value for item in scored for value in item.metrics.get(name, [])]
+            self.metrics[name] = [sum(values) if name.startswith(count_prefix) else sum(values) / len(values)]
+        for column in dict.fromkeys(column for item in scored for column in item.extras):
+            self.extras[column] = [
+                item.extras[column][0] if item is not None and len(item.extras.get(column, [])) == 1 else None
+                for item in items
+            ]
+
+    def replay(self, kwargs: dict[str, Any]) -> None:
+        """Log what was held back through the loggers TRL passed (those it did not pass are not called)."""
+        log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
+        for name, values in self.metrics.items():
+            for value in values if log_metric is not None else []:
+                log_metric(name, value)
+        for column, values in self.extras.items():
+            if log_extra is not None:
+                log_extra(column, values)
 
 
 def _item_kwargs(kwargs: dict[str, Any], index: int, size: int) -> dict[str, Any]:

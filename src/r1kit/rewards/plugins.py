@@ -88,6 +88,26 @@ def misfit_parameter(spec: str, names: list[str]) -> str | None:
     return None
 
 
+def lacks_kwargs(spec: str) -> str | None:
+    """Why plug-in `spec` cannot take what the trainer passes every reward, or None: TRL calls it with the prompts,
+    completions, completion_ids, trainer_state, log_metric, log_extra and each column of the data (solution, …), so a
+    function without **kwargs raised TypeError at every call and scored None all run.
+
+    >>> import types, sys
+    >>> sys.modules["doctest_rewards2"] = types.SimpleNamespace(strict=lambda completions, max_words=40: [])
+    >>> lacks_kwargs("doctest_rewards2:strict")[:60]
+    'plug-in reward doctest_rewards2:strict takes no **kwargs, bu'
+    """
+    parameters = _parameters(spec)
+    if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return (
+        f"plug-in reward {spec} takes no **kwargs, but the trainer passes every reward {', '.join(_PASSED_BY_TRAINER)} "
+        "and the data's columns (solution, …) by keyword; add **kwargs to its parameters (TRL's reward signature: "
+        "def reward(completions, **kwargs))"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class PluginReward:
     """A plug-in reward with its parameters. It holds the name, not the function, so it pickles (TRL's async GRPO,

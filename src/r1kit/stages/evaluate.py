@@ -15,7 +15,7 @@ import os
 import re
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -85,11 +85,14 @@ def _vote_key(completion: str) -> str | None:
     return answer
 
 
-def majority_correct(completions: Sequence[str], verdicts: Sequence[float]) -> bool:
+def majority_correct(
+    completions: Sequence[str], verdicts: Sequence[float], equal: Collection[frozenset[str]] = ()
+) -> bool:
     """Whether the majority vote of one problem's sampled completions is right (cons@n, self-consistency): the
-    completions the verifier found right all equal the gold and vote together; the others vote by `_vote_key`. The
-    most voted answer wins; a tie goes to the answer voted first (the samples' order), so it favours neither right
-    nor wrong. No answer at all is wrong.
+    completions the verifier found right all equal the gold and vote together; the others vote by `_vote_key`, the
+    keys in `equal` pairs (found equal by the verifier: "13 apples" and "So it is 13.") together. The most voted
+    answer wins; a tie goes to the answer voted first (the samples' order), so it favours neither right nor wrong.
+    No answer at all is wrong.
 
     >>> majority_correct(["<answer>7</answer>", "<answer>8</answer>", "<answer>7.0</answer>"], [1.0, 0.0, 1.0])
     True
@@ -97,14 +100,56 @@ def majority_correct(completions: Sequence[str], verdicts: Sequence[float]) -> b
     False
     >>> majority_correct(["<answer>8</answer>", "<answer>7</answer>"], [0.0, 1.0])  # a tie: the first voted wins
     False
+    >>> wrong = ["It is 13.", "13 apples", "<answer>7</answer>", "<answer>7</answer>"]
+    >>> majority_correct(wrong, [0.0, 0.0, 1.0, 1.0]), majority_correct(wrong, [0.0, 0.0, 1.0, 1.0], [frozenset(("It is 13.", "13 apples"))])
+    (True, False)
     """
+    joined: dict[str, str] = {}  # a key → the key of the answer it votes with
+
+    def cluster(key: str) -> str:
+        while joined.get(key, key) != key:
+            key = joined[key]
+        return key
+
+    for pair in equal:
+        first, second = sorted(pair)
+        if cluster(first) != cluster(second):
+            joined[cluster(second)] = cluster(first)
     votes: dict[str, int] = {}  # in the order first voted: max() keeps the first of equal counts
     for completion, verdict in zip(completions, verdicts, strict=True):
         answer = _vote_key(completion)
-        key = "right" if verdict > 0.5 else None if answer is None else f"answer {answer}"  # "right" the gold's
+        key = (
+            "right" if verdict > 0.5 else None if answer is None else f"answer {cluster(answer)}"
+        )  # "right" the gold's
         if key is not None:
             votes[key] = votes.get(key, 0) + 1
     return bool(votes) and max(votes, key=votes.__getitem__) == "right"
+
+
+def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[float]], accuracy) -> list[bool]:
+    """`majority_correct` of each problem, its wrong answers compared with one another by `accuracy` (the verifier:
+    each distinct answer against each other as its gold), so one wrong answer written several ways votes once.
+
+    >>> from r1kit.rewards import build_reward
+    >>> consensus([["It is 13.", "13 apples", "<answer>7</answer>", "<answer>7</answer>", "<answer>13</answer>"]],
+    ...           [[0.0, 0.0, 1.0, 1.0, 0.0]], build_reward("accuracy"))
+    [False]
+    """
+    pairs: list[tuple[int, str, str]] = []  # (problem, answer, other answer) of the distinct wrong answers
+    for problem, (texts, judged) in enumerate(zip(samples, verdicts, strict=True)):
+        wrong = dict.fromkeys(
+            key for text, v in zip(texts, judged, strict=True) if v <= 0.5 and (key := _vote_key(text))
+        )
+        pairs += [(problem, a, b) for a, b in itertools.combinations(wrong, 2)]
+    same = accuracy([a for _, a, _ in pairs], solution=[b for _, _, b in pairs]) if pairs else []
+    equal: list[set[frozenset[str]]] = [set() for _ in samples]
+    for (problem, a, b), verdict in zip(pairs, same, strict=True):
+        if verdict is not None and verdict > 0.5:
+            equal[problem].add(frozenset((a, b)))
+    return [
+        majority_correct(texts, judged, equal[p])
+        for p, (texts, judged) in enumerate(zip(samples, verdicts, strict=True))
+    ]
 
 
 class Generations(NamedTuple):
@@ -286,12 +331,13 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
-        per_problem, voted_right = [], []  # over the problems whose every sample was judged
+        judged = []  # (samples, verdicts) of the problems whose every sample was judged
         for samples, gold in zip(sampled, rows["solution"], strict=True):
             verdicts = accuracy(samples, solution=[gold] * len(samples))
             if all(v is not None for v in verdicts):
-                per_problem.append(sum(v > 0.5 for v in verdicts))
-                voted_right.append(majority_correct(samples, verdicts))
+                judged.append((samples, verdicts))
+        per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
+        voted_right = consensus([s for s, _ in judged], [v for _, v in judged], accuracy) if judged else []
         result["pass_at_k"] = {
             str(k): statistics.fmean(pass_at_k(settings.num_samples, c, k) for c in per_problem)
             if per_problem

@@ -607,7 +607,7 @@ class PPOTrainer:
                 for raised in alerts.check(self.last):
                     report_alert(ctx.run, ctx.stage, raised, ctx.config.monitoring.progress)
                 for example in self.recorder.extremes(window) if due else []:
-                    ctx.run.append("completions.jsonl", {"stage": ctx.stage, **example})
+                    ctx.run.append("completions.jsonl", {"stage": ctx.stage, **example, "logged_at": self.step})
                     ctx.run.say(example_block(example))
             window = [] if due else window
             shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))

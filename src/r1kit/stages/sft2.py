@@ -20,7 +20,7 @@ from r1kit.data.loading import DatasetError, has_sft_rows, load_all_rows, sft_ro
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import greedy_answers, loops
+from r1kit.stages.traces import drawn_indices, greedy_answers, loops
 
 logger = logging.getLogger("r1kit")
 
@@ -93,7 +93,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
             )
         if skipped:
             logger.warning("sft2.general_dataset %s: %d bad rows skipped", settings.general_dataset, skipped)
-        return pairs[:wanted]
+        return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
         ctx,
