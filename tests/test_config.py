@@ -518,6 +518,8 @@ def test_a_stage_naming_its_own_preference_data_takes_the_runs_held_out_split() 
     assert config.for_stage(config.stages[1]).preferences.test_split == "held.jsonl"
     with pytest.raises(ConfigError, match="which is not set for reward_model"):
         resolve("--stages", own[:-1] + ", {name: reward_model}]", "--preferences.test_split", "held.jsonl")
+    # `r1kit eval` of such a run trains none of its stages: not refused
+    resolve("--stages", own[:-1] + ", {name: reward_model}]", "--preferences.test_split", "held.jsonl", command="eval")
 
 
 def test_hardware_mismatch_is_a_config_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -368,6 +368,7 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     cut = ["5 apples - 3 = 2", "2^3 = 8", "12,34 = 1234", "11:00-8:00 = 3", "60 students x 2/3 = 40", "100 = 5A"]
     cut += ["1/2 = 50%", "double 5 = 10", "twice 6 = 12", "√16 = 4", "10 % 3 = 1", "the 3 boxes minus 1 = 2"]
     cut += ["17 / 5 = 3 remainder 2", "60 / 7 = 8 weeks and 4 days"]  # a quotient and its remainder in words
+    cut += ["17 / 5 = 3, remainder 2", "17 / 5 = 3. The remainder is 2."]  # after a comma, a full stop
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
 
 

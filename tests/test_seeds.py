@@ -283,6 +283,25 @@ def keywords_only(**kwargs):
 
 def no_kwargs(completions, max_words=20):
     return [1.0 for _ in completions]
+
+
+def every_argument(prompts, completions, completion_ids, trainer_state, log_extra, log_metric, solution):
+    return [1.0 for _ in completions]
+
+
+def _adapted(function):
+    import functools
+
+    @functools.wraps(function)
+    def adapter(*args, **kwargs):
+        return function(kwargs["completions"])
+
+    return adapter
+
+
+@_adapted
+def wrapped(completions):
+    return [1.0 for _ in completions]
 """
 
 
@@ -324,6 +343,9 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     # without **kwargs it raised TypeError at every call (the trainer passes prompts, solution, …): None all run
     with pytest.raises(ConfigError, match=r"plug-in reward .*:no_kwargs takes no \*\*kwargs, but the trainer"):
         resolve_config(overrides=["--rewards.functions", f"[{plugin_module}:no_kwargs]"], environ={})
+    # one that names every argument the trainer passes, or is called through a decorator's **kwargs, is fine
+    for fine in ("every_argument", "wrapped"):
+        resolve_config(overrides=["--rewards.functions", f"[{plugin_module}:{fine}]"], environ={})
     # a name close to none it takes is its **kwargs' business (a function may read kwargs itself)
     extra = ["--rewards.functions", f"[{plugin_module}:broken]", "--rewards.broken.limit", "3"]
     assert resolve_config(overrides=extra, environ={}).config.rewards.params(f"{plugin_module}:broken").model_extra

@@ -1350,10 +1350,13 @@ class R1kitConfig(Section):
         if prefs.dataset is not None or not given:
             return self
         command = (info.context or {}).get("command")
+        run = self.kinds_trained(command)  # `r1kit eval` trains none of the recipe's stages
         built_in = [  # the pair stages that read the run's preferences: those that name no dataset of their own
             spec.name
             for spec in (self.stages if command not in STAGE_KINDS else [StageSpec(name=command)])
-            if spec.stage_kind in PAIR_KINDS and not (spec.config.get("preferences") or {}).get("dataset")
+            if spec.stage_kind in PAIR_KINDS
+            and spec.stage_kind in run
+            and not (spec.config.get("preferences") or {}).get("dataset")
         ]
         if built_in:
             raise ValueError(

@@ -242,8 +242,10 @@ def _quotient_with_words(left: float, right: float, written: tuple[str, str], af
 
     >>> _quotient_with_words(17 / 5, 3, ("17 / 5 ", " 3 "), "remainder 2"), _quotient_with_words(3.4, 3, ("x", "3"), "r")
     (True, False)
+    >>> _quotient_with_words(17 / 5, 3, ("17 / 5 ", " 3"), ", remainder 2")  # after a comma or a full stop (";")
+    True
     """
-    return "/" in written[0] and right == math.floor(left) != left and after[:1].isalpha()
+    return "/" in written[0] and right == math.floor(left) != left and after.lstrip(" ,;:")[:1].isalpha()
 
 
 def _equal_as_written(left: float, right: float, written: tuple[str, str]) -> bool:

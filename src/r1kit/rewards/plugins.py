@@ -101,6 +101,10 @@ def lacks_kwargs(spec: str) -> str | None:
     parameters = _parameters(spec)
     if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
+    by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    # the completions go to the first parameter where none is named so (`_takes_completions_by_name`)
+    if all(name in by_keyword for name in (*_PASSED_BY_TRAINER, "solution") if name != "completions"):
+        return None  # it names every one
     return (
         f"plug-in reward {spec} takes no **kwargs, but the trainer passes every reward {', '.join(_PASSED_BY_TRAINER)} "
         "and the data's columns (solution, …) by keyword; add **kwargs to its parameters (TRL's reward signature: "
@@ -152,7 +156,8 @@ def _takes_completions_by_name(spec: str) -> bool:
 def _parameters(spec: str) -> list[inspect.Parameter] | None:
     """The plug-in's parameters, or None for a callable whose signature cannot be read."""
     try:
-        return list(inspect.signature(load_plugin(spec)).parameters.values())
+        # the parameters it is called with: a decorator's (*args, **kwargs), not those of what it wraps
+        return list(inspect.signature(load_plugin(spec), follow_wrapped=False).parameters.values())
     except (TypeError, ValueError):
         return None
 

@@ -135,21 +135,19 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     ...           [[0.0, 0.0, 1.0, 1.0, 0.0]], build_reward("accuracy"))
     [False]
     """
-    pairs: list[tuple[int, str, str]] = []  # (problem, answer, other answer) of the distinct wrong answers
-    for problem, (texts, judged) in enumerate(zip(samples, verdicts, strict=True)):
+    voted = []
+    for texts, judged in zip(samples, verdicts, strict=True):
         wrong = dict.fromkeys(
             key for text, v in zip(texts, judged, strict=True) if v <= 0.5 and (key := _vote_key(text))
         )
-        pairs += [(problem, a, b) for a, b in itertools.combinations(wrong, 2)]
-    same = accuracy([a for _, a, _ in pairs], solution=[b for _, _, b in pairs]) if pairs else []
-    equal: list[set[frozenset[str]]] = [set() for _ in samples]
-    for (problem, a, b), verdict in zip(pairs, same, strict=True):
-        if verdict is not None and verdict > 0.5:
-            equal[problem].add(frozenset((a, b)))
-    return [
-        majority_correct(texts, judged, equal[p])
-        for p, (texts, judged) in enumerate(zip(samples, verdicts, strict=True))
-    ]
+        pairs = list(itertools.combinations(wrong, 2))
+        # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
+        same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
+        equal = {
+            frozenset(pair) for pair, verdict in zip(pairs, same, strict=True) if verdict is not None and verdict > 0.5
+        }
+        voted.append(majority_correct(texts, judged, equal))
+    return voted
 
 
 class Generations(NamedTuple):
