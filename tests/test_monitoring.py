@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 
 from r1kit.chat import StreamRenderer
-from r1kit.config.schema import AlertsConfig, MonitoringConfig
+from r1kit.config.schema import AlertsConfig, MonitoringConfig, ProfilerConfig
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import TrainingMonitor
 from r1kit.monitoring.console import step_block
@@ -412,3 +412,24 @@ def test_an_example_keeps_its_own_step_and_goes_with_the_window_a_resume_redoes(
     run.truncate_logs("grpo", after_step=8)  # the window of steps 6–10 is redone, its step-7 example with it
     assert [e["step"] for e in run.read("completions.jsonl")] == [2]
     assert [r["step"] for r in run.read("metrics.jsonl")] == [5]
+
+
+def test_the_profiler_writes_a_trace_for_each_process(tmp_path: Path) -> None:
+    """Every process of an `accelerate launch` run wrote the same two files, one over another."""
+    from r1kit.monitoring.callbacks import TorchProfiler
+
+    settings = ProfilerConfig(wait=0, warmup=1, active=1)
+    for index, world in ((0, 1), (1, 2)):
+        profiler = TorchProfiler(settings, tmp_path)
+        args = SimpleNamespace(process_index=index, world_size=world)
+        profiler.on_train_begin(args, None, None)
+        for _ in range(3):
+            torch.ones(64, 64) @ torch.ones(64, 64)
+            profiler.on_step_end(args, None, None)
+        profiler.on_train_end(args, None, None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "profile_ops.process1.txt",
+        "profile_ops.txt",
+        "profile_trace.json",
+        "profile_trace.process1.json",
+    ]

@@ -220,7 +220,9 @@ def test_a_time_limit_stops_training_with_a_checkpoint_that_keeps_the_time_spent
     assert TimeLimit.resumed_from(5.0, None).spent() == 0.0
 
 
-def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Path) -> None:
+def test_distill_trains_the_student_on_the_teachers_verified_traces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
     # A random model never answers right, so the teacher is made to: full fine-tuning memorises one worked problem.
     data = tmp_path / "one_problem.jsonl"
     data.write_text((json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n") * 12)
@@ -247,6 +249,14 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(tmp_path: Pa
     assert [(row["reasoning"], row["solution"], row["source"]) for row in kept] == [("2 + 3 = 5", "5", "distill")]
     # the student is the untouched base model, fine-tuned on that trace
     assert output.model is not None and changed(weights(Path(base)), weights(Path(output.model)))
+
+    # resumed after a kill while the student trained: on the traces it had, not sampled again by the teacher
+    (ctx.dir / "model").rename(ctx.dir / "model_before")
+    monkeypatch.setattr(distill, "best_verified", lambda *a, **k: pytest.fail("the teacher sampled again"))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        again = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
+    assert "distill: resuming on the 1 teacher traces sampled before" in caplog.text
+    assert again.metrics["teacher_rows"] == 1 and again.metrics["teacher_acceptance"] == 1.0
 
 
 def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:

@@ -350,13 +350,16 @@ class QuietProgress(ProgressCallback):
 
 
 class TorchProfiler(TrainerCallback):
-    """Records a torch.profiler trace of a few steps: profile_trace.json (chrome://tracing) and profile_ops.txt."""
+    """Records a torch.profiler trace of a few steps: profile_trace.json (chrome://tracing) and profile_ops.txt; under
+    several processes each writes its own (profile_trace.process1.json, …), where they wrote over one another."""
 
     def __init__(self, config: ProfilerConfig, out_dir: Path):
         self.config, self.out_dir = config, out_dir
         self.profiler: torch.profiler.profile | None = None
+        self.suffix = ""
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.suffix = f".process{args.process_index}" if args.world_size > 1 else ""
         activities = [torch.profiler.ProfilerActivity.CPU]
         if torch.cuda.is_available():
             activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -377,7 +380,7 @@ class TorchProfiler(TrainerCallback):
 
     def _save(self, profiler: torch.profiler.profile) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        profiler.export_chrome_trace(str(self.out_dir / "profile_trace.json"))
+        profiler.export_chrome_trace(str(self.out_dir / f"profile_trace{self.suffix}.json"))
         table = profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=40)
-        (self.out_dir / "profile_ops.txt").write_text(table)
+        (self.out_dir / f"profile_ops{self.suffix}.txt").write_text(table)
         logger.warning("profile written to %s", self.out_dir)

@@ -7,11 +7,14 @@ teacher's traces, `filters` for what is kept, and `sft` for the student's traini
 
 from __future__ import annotations
 
+import json
 import logging
 
+from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
+from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
 from r1kit.stages.traces import best_verified, verifiable_prompts, write_dataset
@@ -27,9 +30,18 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
-    rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
-    kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
-    dataset = write_dataset(ctx, kept, stats, "distill")
+    traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
+    resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
+    if resumed and traces.exists() and stats_path.exists():
+        # killed while the student trained: on the traces it trained on (sampling them again took the teacher's
+        # whole run, and under another process count draws other traces)
+        kept, dataset = read_rows(traces).to_list(), traces
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
+    else:
+        rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
+        kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
+        dataset = write_dataset(ctx, kept, stats, "distill")
 
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
