@@ -522,6 +522,17 @@ def test_sft2_draws_its_general_rows_across_a_sorted_file(tmp_path: Path) -> Non
     assert len(drawn) == 10 and {question.split()[0] for question, _ in drawn} == {"cooking", "history"}
 
 
+def test_sft2_loads_the_general_datas_own_split_of_a_hub_dataset(tmp_path: Path) -> None:
+    """UltraChat's chat rows are its train_sft split: sft2 could only ask a hub dataset for `train`."""
+    from r1kit.data.loading import DatasetError
+    from r1kit.stages import sft2
+
+    overrides = ("--sft2.general_dataset", "no-such-org/chat", "--sft2.general_split", "train_sft")
+    ctx, base, splits = context(tmp_path, *overrides)
+    with pytest.raises(DatasetError, match=r"cannot load dataset 'no-such-org/chat' \(split 'train_sft'\)"):
+        sft2._general_rows(ctx, StageInputs(model=base, base=base, splits=splits), 4)
+
+
 def test_sft2_sizes_its_general_mix_by_the_reasoning_rows_that_train(tmp_path: Path, caplog) -> None:
     """Rows without a worked solution were left out of training but counted: `reasoning_rows 40` in the manifest and
     a general mix sized for 40 where 20 trained."""

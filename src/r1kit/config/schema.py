@@ -822,6 +822,10 @@ class SFT2Config(Section):
         description="General chat data: a file or hub id in a chat format (messages, sharegpt, dolly). Default: the "
         "base model's own answers to general prompts shipped with r1kit (offline).",
     )
+    general_subset: str | None = Field(None, description="Hub configuration of general_dataset, where it has several.")
+    general_split: str = Field(
+        "train", description="Split of a hub general_dataset (train_sft for HuggingFaceH4/ultrachat_200k)."
+    )
     general_max_new_tokens: int = Field(96, ge=1, description="Longest base-model answer to a general prompt.")
 
 

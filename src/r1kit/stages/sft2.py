@@ -84,7 +84,13 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
         return []
     if settings.general_dataset:
         # all of it: general data has no held-out part (the stage's held-out problems are the task's)
-        rows, skipped = load_all_rows(DatasetConfig(name=settings.general_dataset, on_bad_row="skip"))
+        general = DatasetConfig(
+            name=settings.general_dataset,
+            subset=settings.general_subset,
+            train_split=settings.general_split,
+            on_bad_row="skip",
+        )
+        rows, skipped = load_all_rows(general)
         pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
         if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
             raise DatasetError(
