@@ -9,6 +9,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -48,30 +49,27 @@ class GuardedReward:
         return self.name
 
     def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-        logged = _Logged()
+        logged, finished = _Logged(), True
         if self.timeout_seconds is None:
             values, failures = self._scored(completions, kwargs, logged, threading.Event())
-            timed_out = 0.0
         else:
             done: queue.Queue[tuple[list[float | None], int]] = queue.Queue()
-            abandoned = threading.Event()  # set at the time limit: the call's own logs are dropped, its loop stops
-            threading.Thread(
-                target=lambda: done.put(self._scored(completions, kwargs, logged, abandoned)), daemon=True
-            ).start()
+            abandoned = threading.Event()  # set at the time limit: the call's item-by-item loop stops
+            scoring = partial(self._scored, completions, kwargs, logged, abandoned)
+            threading.Thread(target=lambda: done.put(scoring()), daemon=True).start()
             try:
                 values, failures = done.get(timeout=self.timeout_seconds)
-                timed_out = 0.0
             except queue.Empty:
                 abandoned.set()
                 logger.warning("reward %s took over %ss; its batch scores None", self.name, self.timeout_seconds)
-                values, failures, timed_out = [None] * len(completions), 0, float(len(completions))
-                logged = _Logged()  # what the abandoned call logs later is no part of this batch, nor of the next
-        logged.replay(kwargs)
+                values, failures, finished = [None] * len(completions), 0, False
+        if finished:  # what an abandoned call logs (later, while another batch is scored) is no part of either
+            logged.replay(kwargs)
         log_metric = kwargs.get("log_metric")
         if log_metric is not None:  # one value of each for every batch, in the batch it belongs to
             log_metric(f"rewards/{self.name}/exceptions", float(failures))
             if self.timeout_seconds is not None:
-                log_metric(f"rewards/{self.name}/timeouts", timed_out)
+                log_metric(f"rewards/{self.name}/timeouts", 0.0 if finished else float(len(completions)))
         return values
 
     def _scored(
@@ -113,9 +111,14 @@ class _Logged:
 
     def capturing(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """`kwargs` with the loggers TRL passed replaced by this record's."""
-        own = {"log_metric": lambda name, value: self.metrics.setdefault(name, []).append(value),
-               "log_extra": lambda column, values: self.extras.setdefault(column, []).extend(values)}  # fmt: skip
+        own = {"log_metric": self._metric, "log_extra": self._extra}
         return {key: own.get(key, value) if value is not None else value for key, value in kwargs.items()}
+
+    def _metric(self, name: str, value: float) -> None:
+        self.metrics.setdefault(name, []).append(value)
+
+    def _extra(self, column: str, values: list[Any]) -> None:
+        self.extras.setdefault(column, []).extend(values)
 
     def clear(self) -> None:
         self.metrics.clear()
