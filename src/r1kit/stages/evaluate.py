@@ -117,12 +117,13 @@ def majority_correct(
             joined[cluster(second)] = cluster(first)
     votes: dict[str, int] = {}  # in the order first voted: max() keeps the first of equal counts
     for completion, verdict in zip(completions, verdicts, strict=True):
-        answer = _vote_key(completion)
-        key = (
-            "right" if verdict > 0.5 else None if answer is None else f"answer {cluster(answer)}"
-        )  # "right" the gold's
-        if key is not None:
-            votes[key] = votes.get(key, 0) + 1
+        if verdict > 0.5:
+            key = "right"  # the gold's answer, however written
+        elif (answer := _vote_key(completion)) is not None:
+            key = f"answer {cluster(answer)}"
+        else:
+            continue  # no answer, no vote
+        votes[key] = votes.get(key, 0) + 1
     return bool(votes) and max(votes, key=votes.__getitem__) == "right"
 
 
