@@ -166,10 +166,8 @@ def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
     and the bad rows skipped under dataset.on_bad_row=skip: data scored whole, or trained on beside a task that has its
     own held-out problems (sft2's general data)."""
     if cfg.name in synthetic.BUILTIN_TASKS:
-        raw, bad_lines = (
-            Dataset.from_list(synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)),
-            0,
-        )
+        generated = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
+        raw, bad_lines = Dataset.from_list(generated), 0
     else:
         raw, bad_lines = _load_raw(cfg)
     rows, skipped = _adapt(raw, cfg, cfg.name)
