@@ -279,7 +279,14 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     # was: the same error under skip, which left out only rows that parse but lack a field
     splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip", split={"test_size": 0.3}))
     assert len(splits.train) + len(splits.test) == 10 and splits.skipped_rows == 2
-    assert "broken.jsonl: 2 lines that are not JSON objects skipped" in caplog.text
+    assert "broken.jsonl: 2 lines that are not JSON objects skipped (dataset.on_bad_row skip): line 10, 11" in (
+        caplog.text
+    )
+    # a row without a needed field is named with its reason, not only counted
+    missing = _data_file(tmp_path, "missing.jsonl", good + json.dumps({"question": "4 + 4?"}) + "\n")
+    caplog.clear()
+    load_splits(DatasetConfig(name=str(missing), on_bad_row="skip", split={"test_size": 0.3}))
+    assert "missing.jsonl: 1 bad row skipped (dataset.on_bad_row skip): row 10: " in caplog.text
 
 
 def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -595,7 +602,7 @@ def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: P
     (out / "eval" / "base.problems.jsonl").write_text('{"question": "old"}\n')
 
     open_run(_config(out))  # the corrected command
-    assert "failed start that finished no stage (dataset.name was 'missing.jsonl'" in caplog.text
+    assert "failed start that finished no stage (dataset.name: 'missing.jsonl' there" in caplog.text
     assert not (out / "metrics.jsonl").exists() and not (out / "eval" / "base.json").exists()
     assert not (out / "eval" / "base.problems.jsonl").exists()
 
@@ -622,6 +629,9 @@ def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: P
     (out / "cold_start" / "manifest.json").write_text('{"status": "complete"}')
     with pytest.raises(RunDirError, match=r"finished work \(cold_start\)"):
         open_run(_config(out, "--learning_rate", "0.5"))
+    with pytest.raises(RunDirError) as refused:  # every changed setting named (the first one alone hid the others)
+        open_run(_config(out, "--learning_rate", "0.5", "--training.max_steps", "7"))
+    assert "learning_rate: " in str(refused.value) and "training.max_steps: " in str(refused.value)
     (out / "cold_start" / "manifest.json").write_text('{"status": "running"}')  # an interrupted one: no finished work
     open_run(_config(out, "--learning_rate", "0.5"))
     assert "failed start that finished no stage (training.optimization.learning_rate" in caplog.text

@@ -311,7 +311,11 @@ def test_environment_names_are_unambiguous() -> None:
             "rewards.functions: unknown reward 'nope'; valid: accuracy, format",
         ),
         (["--rewards.functions", "[]"], "rewards.functions: needs at least one reward"),
-        (["--rewards.functions", "[formatt]"], "unknown reward 'formatt' (did you mean 'formatt' → 'format'?); valid"),
+        (["--rewards.functions", "[formatt]"], "unknown reward 'formatt' (did you mean 'format'?); valid"),
+        (
+            ["--rewards.functions", "[formatt, cosin]"],
+            "unknown reward 'formatt', 'cosin' (did you mean 'format' for 'formatt', 'cosine' for 'cosin'?)",
+        ),
         (["--dataset.split.test_size", "1.5"], "dataset.split.test_size: Input should be less than 1"),
         (["--model.lora.rank", "abc"], "model.lora.rank: Input should be a valid integer"),
         (["--model.precision", "fp8"], "model.precision: Input should be 'auto', 'bf16', 'fp16' or 'fp32'"),
@@ -855,11 +859,13 @@ def test_settings_of_a_reward_no_list_names_are_said_to_change_nothing() -> None
 def test_a_config_file_holding_every_key_gives_no_reward_notes(tmp_path: Path) -> None:
     """A run's saved config.yaml, read again by --resume, holds every key (so does `r1kit config`'s dump): each
     reward's defaults gave a note, 20 of them on every --resume."""
-    from r1kit.config.sources import to_yaml, unused_reward_settings
+    from r1kit.config.sources import greedy_despite_temperature, to_yaml, unused_reward_settings
 
     saved = tmp_path / "config.yaml"
     saved.write_text(to_yaml(resolve_config(environ={}).config))
     assert not unused_reward_settings(resolve_config(config_file=str(saved), environ={}), "run")
+    # nor a note that its default evaluation.temperature samples nothing (every `--config RUN/config.yaml` said so)
+    assert not greedy_despite_temperature(resolve_config(config_file=str(saved), environ={}))
     # a value the file changes is still said
     saved.write_text(saved.read_text().replace("max_len: 1000", "max_len: 64"))
     lines = unused_reward_settings(resolve_config(config_file=str(saved), environ={}), "run")

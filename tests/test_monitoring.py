@@ -388,6 +388,17 @@ def test_the_eval_table_shows_pass_at_k_that_only_an_earlier_column_has(capsys: 
     assert "pass@4" in capsys.readouterr().out
 
 
+def test_a_wide_eval_table_is_printed_whole_into_a_file_or_pipe(capsys: pytest.CaptureFixture[str]) -> None:
+    """The rlhf recipe's five columns, its output sent to a file: rich's 80 columns cut them ("0.0%–32…")."""
+    from r1kit.monitoring.console import print_eval_table
+
+    figures = {"dataset": "arithmetic", "problems": 8, "accuracy": 0.5, "accuracy_ci95": [0.125, 0.875]}
+    figures |= {"format_rate": 1.0, "mean_completion_tokens": 9.0, "perplexity": 1.23, "truncated_rate": 0.0}
+    print_eval_table(dict.fromkeys(("base", "sft", "dpo", "ppo", "rloo"), figures), title="r1kit run")
+    out = capsys.readouterr().out
+    assert out.count("12.5%–87.5%") == 5 and "perplexity (reference text)" in out and "change base→rloo" in out
+
+
 def test_a_reward_whose_name_starts_with_an_underscore_is_in_the_plot_legend() -> None:
     """matplotlib leaves labels starting with "_" out of the legend: a plug-in `mod:_mine` had lines and no name."""
     import re

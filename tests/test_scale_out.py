@@ -47,6 +47,14 @@ def test_each_shipped_config_loads_with_accelerates_loader(name: str) -> None:
         assert config.use_cpu
 
 
+def test_config_show_under_launch_prints_the_config_once() -> None:
+    """Each of the launched processes printed the whole config (and its notes)."""
+    done = r1kit_cli("config", "show", "--profile", "test", *TWO_CPUS, "--beta", "0.1", cwd=REPO, fresh_process=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("\nrun:") + done.stdout.startswith("run:") == 1, done.stdout[:500]
+    assert done.stderr.count("were read as r1kit's") == 1, done.stderr[-2000:]
+
+
 def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     done = r1kit_cli("sft", "--profile", "test", "--launch", "nowhere", "--out", str(tmp_path / "run"), cwd=REPO)
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr

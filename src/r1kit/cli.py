@@ -389,7 +389,9 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         compare(args.evaluations)
         return 0
 
-    resolved = load_config(args, overrides)
+    resolved = load_config(args, overrides)  # validated by every process: the launched batch rules included
+    if args.command == "config" and distributed.launched_index() != 0:  # `--launch`: the config said once, not N times
+        return 0
     if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
         print(
             f"r1kit: note: TRL's and the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}",

@@ -28,6 +28,7 @@ T = TypeVar("T")
 # What torchrun (accelerate's multi-process launcher) and the MPI launchers set: the number of processes, in all and
 # on this machine (read as accelerate reads them, without importing it for a single process).
 _WORLD_SIZE = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 _LOCAL_SIZE = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
 _cpu: bool | None = None  # the run's device is the CPU: set by `start`, before anything joins the process group
 
@@ -44,6 +45,16 @@ def launched_count() -> int:
     """Processes in the run, as its launcher set them in the environment (1 when not launched). Readable before
     anything joins the process group, so the config's batch rules can check it."""
     return _env_int(_WORLD_SIZE)
+
+
+def launched_index() -> int:
+    """This process's rank as its launcher set it in the environment (0 when not launched), readable before anything
+    joins the process group."""
+    for name in _RANK:
+        value = os.environ.get(name, "")
+        if value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def launched() -> bool:

@@ -34,7 +34,15 @@ from r1kit.models import looks_local
 from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
-from r1kit.runs import RunDir, RunDirError, model_folder_of, outdated_stages, read_manifest, stage_named
+from r1kit.runs import (
+    RunDir,
+    RunDirError,
+    changes_said,
+    model_folder_of,
+    outdated_stages,
+    read_manifest,
+    stage_named,
+)
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -189,10 +197,9 @@ def _plan(
         return forced, manifests
     changed = _changed(done.get("config", {}), config.for_stage(first), first)
     if changed:
-        key, before, now = changed[0]
         asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
         raise RunDirError(
-            f"{root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+            f"{root} holds a run with another config ({changes_said(changed)}) and finished "
             f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
             f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
         )

@@ -236,6 +236,18 @@ class RunDir:
                 write_atomic(self.path(log), "".join(json.dumps(r) + "\n" for r in keep))
 
 
+def changes_said(changed: list[tuple[str, Any, Any]], shown: int = 3) -> str:
+    """The settings a saved config and this one differ in, in words (the first few: one said alone hid the others).
+
+    >>> changes_said([("sft.max_steps", 2, 3), ("sft.optimization.learning_rate", 1e-5, 1e-4)])
+    'sft.max_steps: 2 there, 3 now; sft.optimization.learning_rate: 1e-05 there, 0.0001 now'
+    >>> changes_said([("a", 1, 2)] * 5)
+    'a: 1 there, 2 now; a: 1 there, 2 now; a: 1 there, 2 now; and 2 more'
+    """
+    said = "; ".join(f"{key}: {before!r} there, {now!r} now" for key, before, now in changed[:shown])
+    return said + (f"; and {len(changed) - shown} more" if len(changed) > shown else "")
+
+
 def stop_training_log() -> None:
     """r1kit's log lines no longer go to the training.log of the run this process last kept one for."""
     r1kit_logger = logging.getLogger("r1kit")
@@ -273,18 +285,15 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
             if not per_stage:  # a recipe run says so once its stages' plan is accepted: it may still be refused
                 logger.warning("continuing the run in %s", run.root)
         elif finished:
-            key, before, now = changed[0]
             raise RunDirError(
-                f"{run.root} holds a run with another config ({key}: {before!r} there, {now!r} now) and finished "
+                f"{run.root} holds a run with another config ({changes_said(changed)}) and finished "
                 f"work ({finished[-1]}); continue it with --resume, or choose another folder with --out"
             )
         else:
-            key, before, now = changed[0]
             logger.warning(
-                "%s holds a failed start that finished no stage (%s was %r there); starting over with this config",
+                "%s holds a failed start that finished no stage (%s); starting over with this config",
                 run.root,
-                key,
-                before,
+                changes_said(changed),
             )
             # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
             # model or data set.

@@ -381,7 +381,12 @@ class RewardsConfig(Section):
         unknown = [n for n in names if n not in KNOWN_REWARDS and not is_plugin(n)]
         if unknown:
             near = [difflib.get_close_matches(n, KNOWN_REWARDS, n=1, cutoff=0.8) for n in unknown]
-            guesses = [f"{n!r} → {close[0]!r}" for n, close in zip(unknown, near, strict=True) if close]
+            # one unknown name: "did you mean 'format'?"; several: each with its guess
+            guesses = [
+                f"{close[0]!r}" if len(unknown) == 1 else f"{close[0]!r} for {n!r}"
+                for n, close in zip(unknown, near, strict=True)
+                if close
+            ]
             raise ValueError(
                 f"unknown reward {', '.join(map(repr, unknown))}"
                 + (f" (did you mean {', '.join(guesses)}?)" if guesses else "")

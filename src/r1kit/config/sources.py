@@ -695,7 +695,13 @@ def greedy_despite_temperature(resolved: ResolvedConfig) -> list[str]:
     'evaluation.temperature 0.7 (from cli:--evaluati'
     """
     evaluation, source = resolved.config.evaluation, resolved.sources.get("evaluation.temperature", "default")
-    if source == "default" or evaluation.num_samples > 1:
+    # a file's default value is no setting: a run's saved config.yaml (`--config RUN/config.yaml`, --resume) holds it
+    default = type(evaluation).model_fields["temperature"].default
+    if (
+        source == "default"
+        or evaluation.num_samples > 1
+        or (source.startswith("file:") and evaluation.temperature == default)
+    ):
         return []
     return [
         f"evaluation.temperature {evaluation.temperature:g} (from {source}) changes nothing: pass@1 is greedy, and "

@@ -292,8 +292,10 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
     if not bad and not as_text:
         return _load_with_builder(path, builder, path), 0
     if bad:
+        what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
+        lines = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
         logger.warning(
-            "%s: %s that are not JSON objects skipped (dataset.on_bad_row skip)", path, counted(len(bad), "line")
+            "%s: %s that %s skipped (dataset.on_bad_row skip): line %s", path, counted(len(bad), "line"), what, lines
         )
     with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
         kept = Path(scratch) / path.name
@@ -391,7 +393,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         raise DatasetError(
             f"{source}: dataset.group_column {cfg.group_column!r} is not a column ({', '.join(raw.column_names)})"
         )
-    rows, skipped, cut, unboxed = [], 0, 0, 0
+    rows, skipped, cut, unboxed = [], [], 0, 0
     for index, row in enumerate(raw):
         try:
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
@@ -406,9 +408,17 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
                 raise DatasetError(
                     f"{source}: row {index + 1}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
                 ) from None
-            skipped += 1
+            skipped.append(f"row {index + 1}: {bad}")
     if not rows:
         raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
+    if skipped:  # which and why, or the count alone leaves the user to find them
+        logger.warning(
+            "%s: %s skipped (dataset.on_bad_row skip): %s%s",
+            source,
+            counted(len(skipped), "bad row"),
+            "; ".join(skipped[:3]),
+            "; …" if len(skipped) > 3 else "",
+        )
     if unboxed:  # its gold is then the whole solution, whose last number the verifier reads
         logger.warning(
             "%s: %d of %d NuminaMath rows have no \\boxed{} answer: their gold answer is the last number of the whole "
@@ -426,7 +436,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             cut,
             len(raw),
         )
-    return Dataset.from_list(rows), skipped
+    return Dataset.from_list(rows), len(skipped)
 
 
 def _renamed(raw: Dataset, columns: dict[str, str], source: str) -> Dataset:

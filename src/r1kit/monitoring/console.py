@@ -116,6 +116,7 @@ def print_eval_table(
 ) -> None:
     """Evaluations side by side (base, after each stage), with the change from the first to the last."""
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     labels = list(evaluations)
@@ -161,6 +162,9 @@ def print_eval_table(
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
         table.caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
     console = Console()
+    if not console.is_terminal:  # a file or a pipe: rich's 80 columns cut the figures ("0.0%–32…") and the labels
+        needed = Measurement.get(console, console.options.update_width(1000), table).maximum
+        console = Console(width=max(console.width, needed))
     console.print(table)
     for label in labels:  # pass@1 by group of problems (difficulty level, task), where the data has groups
         groups = evaluations[label].get("by_group") or {}
