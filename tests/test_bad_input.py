@@ -279,9 +279,13 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     # was: the same error under skip, which left out only rows that parse but lack a field
     splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip", split={"test_size": 0.3}))
     assert len(splits.train) + len(splits.test) == 10 and splits.skipped_rows == 2
-    assert "broken.jsonl: 2 lines that are not JSON objects skipped (dataset.on_bad_row skip): line 10, 11" in (
+    assert "broken.jsonl: 2 lines that are not JSON objects skipped (dataset.on_bad_row skip): lines 10, 11" in (
         caplog.text
     )
+    # every row bad: the error says why, for the first few
+    unusable = _data_file(tmp_path, "unusable.jsonl", json.dumps({"question": "4 + 4?", "solution": ""}) + "\n")
+    with pytest.raises(DatasetError, match=r"all 1 rows are unusable as .* rows \(row 1: "):
+        load_splits(DatasetConfig(name=str(unusable), on_bad_row="skip"))
     # a row without a needed field is named with its reason, not only counted
     missing = _data_file(tmp_path, "missing.jsonl", good + json.dumps({"question": "4 + 4?"}) + "\n")
     caplog.clear()
@@ -632,6 +636,13 @@ def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: P
     with pytest.raises(RunDirError) as refused:  # every changed setting named (the first one alone hid the others)
         open_run(_config(out, "--learning_rate", "0.5", "--training.max_steps", "7"))
     assert "learning_rate: " in str(refused.value) and "training.max_steps: " in str(refused.value)
+    # a config an earlier r1kit saved lacks the settings added since: at their defaults, they are no change (the
+    # folder was refused for "sft2.general_split: None there, 'train' now")
+    older = _config(out).model_dump()
+    del older["sft2"]["general_split"], older["evaluation"]["temperature"]
+    (out / "config.yaml").write_text(yaml.safe_dump(older))
+    open_run(_config(out))
+    (out / "config.yaml").write_text(yaml.safe_dump(_config(out).model_dump()))
     (out / "cold_start" / "manifest.json").write_text('{"status": "running"}')  # an interrupted one: no finished work
     open_run(_config(out, "--learning_rate", "0.5"))
     assert "failed start that finished no stage (training.optimization.learning_rate" in caplog.text

@@ -331,6 +331,7 @@ def test_environment_names_are_unambiguous() -> None:
         (["--ouput_dir", "x"], "unknown option --ouput_dir; did you mean --output_dir?"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
         (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
+        (["--sft2.general_split", "train_sft"], "sft2: general_subset and general_split are those of general_dataset"),
         # the built-in pairs read none of the dataset's settings: a held-out file for them was quietly not used
         (
             ["--stages", "[{name: dpo}]", "--preferences.test_split", "held.jsonl"],

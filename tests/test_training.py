@@ -257,6 +257,12 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
         again = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
     assert "distill: resuming on the 1 teacher traces sampled before" in caplog.text
     assert again.metrics["teacher_rows"] == 1 and again.metrics["teacher_acceptance"] == 1.0
+    # other sampling settings (a --resume that changed them), or another teacher: its traces are sampled again
+    hotter = ctx.config.model_copy(update={"distill": ctx.config.distill.model_copy(update={"temperature": 0.9})})
+    for config, model in ((hotter, teacher), (ctx.config, ctx.dir / "model_before")):  # the last: another model
+        with pytest.raises(pytest.fail.Exception, match="the teacher sampled again"):
+            distill.run(ctx.for_stage(config, "distill", "distill"),
+                        StageInputs(model=str(model), base=str(model), splits=splits, earlier=earlier))  # fmt: skip
 
 
 def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:

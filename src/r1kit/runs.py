@@ -367,14 +367,20 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest if isinstance(manifest, dict) else {}
 
 
-def changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(key, value before, value now) for every leaf of `now` whose value differs from `before`'s.
+def changed_keys(
+    before: dict[str, Any], now: dict[str, Any], missing_as: dict[str, Any] | None = None
+) -> list[tuple[str, Any, Any]]:
+    """(key, value before, value now) for every leaf of `now` whose value differs from `before`'s; a key `before`
+    lacks is read from `missing_as` (a config an earlier r1kit saved: a setting added since is at its default).
 
     >>> changed_keys({"sft": {"max_steps": 60, "lr": 1e-3}}, {"sft": {"max_steps": 20, "lr": 1e-3}})
     [('sft.max_steps', 60, 20)]
+    >>> changed_keys({"sft": {}}, {"sft": {"split": "train"}}, missing_as={"sft.split": "train"})
+    []
     """
     was, now = flatten(before), flatten(now)
-    return [(key, was.get(key), value) for key, value in now.items() if was.get(key) != value]
+    earlier = {key: was[key] if key in was else (missing_as or {}).get(key) for key in now}
+    return [(key, earlier[key], value) for key, value in now.items() if earlier[key] != value]
 
 
 def _refuse_a_schedule_a_checkpoint_overrides(
@@ -409,7 +415,8 @@ def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]
     except (yaml.YAMLError, UnicodeDecodeError):
         before = {}  # a damaged config.yaml: nothing in it can be trusted to match
     before = before if isinstance(before, dict) else {}
-    return [change for change in changed_keys(before, config.model_dump()) if change[0] != "run.resume"]
+    defaults = flatten(R1kitConfig().model_dump())  # the settings an earlier r1kit did not save: at their defaults
+    return [change for change in changed_keys(before, config.model_dump(), defaults) if change[0] != "run.resume"]
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:

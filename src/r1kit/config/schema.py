@@ -833,6 +833,12 @@ class SFT2Config(Section):
     )
     general_max_new_tokens: int = Field(96, ge=1, description="Longest base-model answer to a general prompt.")
 
+    @model_validator(mode="after")
+    def _split_of_a_general_dataset(self) -> SFT2Config:
+        if self.general_dataset is None and (self.general_subset or self.general_split != "train"):
+            raise ValueError("general_subset and general_split are those of general_dataset, which is not set")
+        return self
+
 
 class DistillConfig(SamplingConfig):
     """The `distill` stage: the final model as teacher writes verified traces, a student is fine-tuned on them."""

@@ -295,7 +295,12 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
         lines = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
         logger.warning(
-            "%s: %s that %s skipped (dataset.on_bad_row skip): line %s", path, counted(len(bad), "line"), what, lines
+            "%s: %s that %s skipped (dataset.on_bad_row skip): %s %s",
+            path,
+            counted(len(bad), "line"),
+            what,
+            "line" if len(bad) == 1 else "lines",
+            lines,
         )
     with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
         kept = Path(scratch) / path.name
@@ -410,7 +415,7 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
                 ) from None
             skipped.append(f"row {index + 1}: {bad}")
     if not rows:
-        raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows")
+        raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows ({'; '.join(skipped[:3])})")
     if skipped:  # which and why, or the count alone leaves the user to find them
         logger.warning(
             "%s: %s skipped (dataset.on_bad_row skip): %s%s",

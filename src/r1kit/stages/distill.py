@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from r1kit import distributed
+from r1kit.atomic import content_hash, json_digest
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
@@ -31,17 +33,18 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
+    key = _traces_key(ctx, inputs.model)
     resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
-    if resumed and traces.exists() and stats_path.exists():
+    saved = json.loads(stats_path.read_text(encoding="utf-8")) if resumed and stats_path.exists() else {}
+    if saved.get("traces_key") == key and traces.exists():
         # killed while the student trained: on the traces it trained on (sampling them again took the teacher's
         # whole run, and under another process count draws other traces)
-        kept, dataset = read_rows(traces).to_list(), traces
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        kept, dataset, stats = read_rows(traces).to_list(), traces, saved
         logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
-    else:
+    else:  # a new teacher or sampling settings (a --resume that changed them) sample again
         rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
         kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
-        dataset = write_dataset(ctx, kept, stats, "distill")
+        dataset = write_dataset(ctx, kept, stats | {"traces_key": key}, "distill")
 
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
@@ -55,6 +58,24 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "teacher_acceptance": stats["problem_acceptance_by_group"]["all"],
             **length,
         },
+    )
+
+
+def _traces_key(ctx: StageContext, teacher: str) -> str:
+    """What the teacher's traces are made from: the teacher (by content), how it was asked and sampled, the filters
+    that judged its samples and the problems."""
+    config = ctx.config
+    return json_digest(
+        {
+            "teacher": content_hash(Path(teacher)) if Path(teacher).exists() else teacher,
+            "sampling": config.distill.model_dump(exclude={"student"}),
+            "filters": config.filters.model_dump(),
+            "verification": config.rewards.verification.model_dump(),
+            "system": config.prompt.system,
+            "chat_template": config.model.chat_template,
+            "dataset": config.dataset.model_dump(),
+            "seed": config.run.seed,
+        }
     )
 
 

@@ -16,7 +16,7 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig
-from r1kit.data.loading import DatasetError, has_sft_rows, load_all_rows, sft_rows
+from r1kit.data.loading import DatasetError, counted, has_sft_rows, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
@@ -98,7 +98,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
                 "data: messages, conversations, or instruction/response columns)"
             )
         if skipped:
-            logger.warning("sft2.general_dataset %s: %d bad rows skipped", settings.general_dataset, skipped)
+            logger.warning("sft2.general_dataset %s: %s skipped", settings.general_dataset, counted(skipped, "bad row"))
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
