@@ -390,6 +390,14 @@ def test_interactive_chat_keeps_the_conversation_and_knows_its_commands(finished
     assert shown.count("you>") == 5  # two questions, /help, /clear, /exit: "never asked" was not
 
 
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(finished_run: Path) -> None:
+    """A Latin-1 "é" typed or piped in ended the session: "unexpected error (a bug in r1kit …): TextEncodeInput"."""
+    command = [sys.executable, "-m", "r1kit", "chat", "--model", str(finished_run), "--chat.max_new_tokens", "4"]
+    done = subprocess.run(command, cwd=REPO, input=b"caf\xe9?\nWhat is 1+1?\n", capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert b"unexpected error" not in done.stderr and done.stdout.count(b"you>") == 3
+
+
 def test_interactive_chat_feeds_the_kept_turns_back(
     finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

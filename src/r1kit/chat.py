@@ -106,6 +106,21 @@ def without_thinking(text: str) -> str:
     return (text[:start] + after).strip()
 
 
+def readable(text: str) -> str:
+    r"""`text` with the bytes that were not UTF-8 (Python reads them as lone surrogates, which the tokenizer refuses:
+    one such byte ended the session as "a bug in r1kit") as replacement characters.
+
+    >>> readable(b"caf\xe9?".decode("utf-8", "surrogateescape"))  # a Latin-1 byte, read as Python reads stdin
+    'caf�?'
+    """
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    try:  # the bytes stdin held, each undecodable one a replacement character
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that no byte stands for: "?"
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def reply(
     model, tokenizer, question: str, config: R1kitConfig, console: Console, earlier: list[tuple[str, str]] | None = None
 ) -> str:
@@ -198,13 +213,13 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
     console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)
     if prompt is not None:
-        reply(model, tokenizer, prompt, config, console)
+        reply(model, tokenizer, readable(prompt), config, console)
         return []
     console.print(f"r1kit chat · {config.model.name} · {_QUIT} to quit · /help", style="bold", markup=False)
     earlier: list[tuple[str, str]] = []  # the conversation so far, when chat.history keeps it
     while True:
         try:
-            question = console.input("[bold]you>[/bold] ").strip()
+            question = readable(console.input("[bold]you>[/bold] ")).strip()
         except EOFError:
             break
         if not question or question in ("/exit", "/quit"):
