@@ -579,9 +579,8 @@ def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_mode
 def test_a_resumed_curriculum_says_it_keeps_its_earlier_choice(tmp_path: Path, caplog) -> None:
     """Under --resume the stage's pass_rates.json was reused whatever the curriculum settings had become."""
     from r1kit.atomic import json_digest
-    from r1kit.data.loading import DatasetError
+    from r1kit.data.loading import DatasetError, drawn_indices
     from r1kit.stages import curriculum
-    from r1kit.stages.traces import drawn_indices
 
     ctx, base, splits = context(tmp_path, "--curriculum.min_pass_rate", "0.6", "--curriculum.max_prompts", "4")
     ctx = ctx.for_stage(ctx.config, "grpo", "grpo")

@@ -33,12 +33,12 @@ _LOCAL_SIZE = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZ
 _cpu: bool | None = None  # the run's device is the CPU: set by `start`, before anything joins the process group
 
 
-def _env_int(names: Sequence[str]) -> int:
+def _env_int(names: Sequence[str], default: int = 1) -> int:
     for name in names:
         value = os.environ.get(name, "")
         if value.strip().isdigit():
             return int(value)
-    return 1
+    return default
 
 
 def launched_count() -> int:
@@ -50,11 +50,7 @@ def launched_count() -> int:
 def launched_index() -> int:
     """This process's rank as its launcher set it in the environment (0 when not launched), readable before anything
     joins the process group."""
-    for name in _RANK:
-        value = os.environ.get(name, "")
-        if value.strip().isdigit():
-            return int(value)
-    return 0
+    return _env_int(_RANK, default=0)
 
 
 def launched() -> bool:

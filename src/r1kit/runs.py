@@ -378,8 +378,8 @@ def changed_keys(
     >>> changed_keys({"sft": {}}, {"sft": {"split": "train"}}, missing_as={"sft.split": "train"})
     []
     """
-    was, now = flatten(before), flatten(now)
-    earlier = {key: was[key] if key in was else (missing_as or {}).get(key) for key in now}
+    was, now, missing = flatten(before), flatten(now), missing_as or {}
+    earlier = {key: was[key] if key in was else missing.get(key) for key in now}
     return [(key, earlier[key], value) for key, value in now.items() if earlier[key] != value]
 
 

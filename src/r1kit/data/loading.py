@@ -58,12 +58,24 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         # (by level, by source): a seeded draw, or training would see its first kind of problem alone
         kept = range(cfg.max_train_samples)
         if raw_test is not None:
-            kept = sorted(random.Random(cfg.split.seed).sample(range(len(train)), cfg.max_train_samples))
+            kept = drawn_indices(len(train), cfg.max_train_samples, cfg.split.seed)
         train = train.select(kept)
     if cfg.max_test_samples:
         test = test.select(range(min(cfg.max_test_samples, len(test))))
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
+
+
+def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
+    """Up to `limit` of `count` rows' indices, a seeded draw kept in order: a training split of data given with a
+    held-out file keeps the file's order, often sorted (by level, by source), where the first N were one kind alone.
+
+    >>> drawn_indices(5, 10, seed=0), len(set(drawn_indices(100, 10, seed=0))), drawn_indices(100, 3, 1) == sorted(drawn_indices(100, 3, 1))
+    ([0, 1, 2, 3, 4], 10, True)
+    """
+    if limit >= count:
+        return list(range(count))
+    return sorted(random.Random(seed).sample(range(count), limit))
 
 
 def say_held_out_problems_trained_on(train: Dataset, test: Dataset, source: str) -> None:

@@ -42,7 +42,8 @@ class Rollout:
         """This batch without the groups left out of training: what the statistics and examples describe."""
         if not self.left_out:
             return self
-        rows = [i for i in range(len(self.completions)) if (self.first_row + i) // num_generations not in self.left_out]
+        places = self.group_places(num_generations)
+        rows = [i for i, place in enumerate(places) if place not in self.left_out]
 
         def pick(values: list) -> list:
             return [values[i] for i in rows]
@@ -55,7 +56,7 @@ class Rollout:
             truncated=pick(self.truncated),
             rewards={name: pick(values) for name, values in self.rewards.items()},
             trained_on=None if self.trained_on is None else pick(self.trained_on),
-            groups=[(self.first_row + i) // num_generations for i in rows],
+            groups=pick(places),
             left_out=set(),
         )
 

@@ -64,6 +64,7 @@ from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path
 from r1kit.runs import (
     RunDir,
+    changed_keys,
     disk_needed,
     final_model,
     keep_training_log,
@@ -256,13 +257,8 @@ def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> lis
     >>> config_changes(saved, R1kitConfig(), "sft")
     [('seed', 7, 42)]
     """
-    was, defaults = flatten(saved), flatten(stage_values(R1kitConfig(), kind))
-    now = flatten(json.loads(json.dumps(stage_values(config, kind), default=jsonable)))
-    return [
-        (key, was.get(key, defaults.get(key)), value)
-        for key, value in now.items()
-        if was.get(key, defaults.get(key)) != value
-    ]
+    now = json.loads(json.dumps(stage_values(config, kind), default=jsonable))
+    return changed_keys(saved, now, missing_as=flatten(stage_values(R1kitConfig(), kind)))
 
 
 def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:

@@ -30,14 +30,14 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import json_digest, write_json
 from r1kit.config.schema import R1kitConfig, SamplingConfig
-from r1kit.data.loading import DatasetError
+from r1kit.data.loading import DatasetError, drawn_indices
 from r1kit.fast.generation import PolicySampler, row_seeds, sampler_for
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import scoring_accuracy
-from r1kit.stages.traces import drawn_indices, sample_from
+from r1kit.stages.traces import sample_from
 
 logger = logging.getLogger("r1kit")
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 from r1kit import distributed
-from r1kit.atomic import content_hash, json_digest
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
 from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
-from r1kit.stages.traces import best_verified, verifiable_prompts, write_dataset
+from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, write_dataset
 
 logger = logging.getLogger("r1kit")
 
@@ -33,7 +31,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
-    key = _traces_key(ctx, inputs.model)
+    key = samples_key(ctx.config, inputs.model, sampling=settings.model_dump(exclude={"student"}))
     resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
     saved = json.loads(stats_path.read_text(encoding="utf-8")) if resumed and stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():
@@ -58,24 +56,6 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "teacher_acceptance": stats["problem_acceptance_by_group"]["all"],
             **length,
         },
-    )
-
-
-def _traces_key(ctx: StageContext, teacher: str) -> str:
-    """What the teacher's traces are made from: the teacher (by content), how it was asked and sampled, the filters
-    that judged its samples and the problems."""
-    config = ctx.config
-    return json_digest(
-        {
-            "teacher": content_hash(Path(teacher)) if Path(teacher).exists() else teacher,
-            "sampling": config.distill.model_dump(exclude={"student"}),
-            "filters": config.filters.model_dump(),
-            "verification": config.rewards.verification.model_dump(),
-            "system": config.prompt.system,
-            "chat_template": config.model.chat_template,
-            "dataset": config.dataset.model_dump(),
-            "seed": config.run.seed,
-        }
     )
 
 

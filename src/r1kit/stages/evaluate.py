@@ -1,6 +1,6 @@
 """Evaluation: batched generation on held-out problems, pass@1 (greedy), format rate, pass@k and cons@n (majority
-vote, the R1 paper's cons@64) from n samples, perplexity of the held-out reference solutions, ROUGE-L of the answers, and (when configured) the win rate against
-another model as judged by a reward model.
+vote, the R1 paper's cons@64) from n samples, perplexity of the held-out reference solutions, ROUGE-L of the answers,
+and (when configured) the win rate against another model as judged by a reward model.
 
 Runnable alone (`r1kit eval --model M --data D`) and by the pipeline. Reads the `evaluation` section.
 """

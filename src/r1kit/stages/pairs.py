@@ -13,7 +13,7 @@ from typing import Any
 from datasets import Dataset
 
 from r1kit import distributed
-from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
+from r1kit.atomic import write_atomic, write_json
 from r1kit.data.loading import DatasetError
 from r1kit.data.preferences import (
     Message,
@@ -29,7 +29,7 @@ from r1kit.models import refuse_a_template_that_drops_reasoning
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
-from r1kit.stages.traces import KEPT, TraceJudge, drawn_rows, greedy_answers, sample
+from r1kit.stages.traces import KEPT, TraceJudge, drawn_rows, greedy_answers, sample, samples_key
 
 logger = logging.getLogger("r1kit")
 
@@ -157,18 +157,7 @@ def _built_in_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> P
     prefs = config.preferences
 
     path, meta_path = ctx.dir / "pairs.jsonl", ctx.dir / "pairs.json"
-    key = json_digest(
-        {
-            "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
-            "preferences": prefs.model_dump(),
-            "dataset": config.dataset.model_dump(),
-            "system": config.prompt.system,
-            "chat_template": config.model.chat_template,  # how the model was asked (a stage may set its own)
-            "verification": config.rewards.verification.model_dump(),  # how its samples were judged
-            "filters": config.filters.model_dump(),
-            "seed": config.run.seed,
-        }
-    )
+    key = samples_key(config, model_reference, preferences=prefs.model_dump())
     source = f"built-in pairs from {model_reference}"
 
     def same_key(meta: Path) -> bool:

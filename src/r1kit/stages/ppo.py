@@ -352,8 +352,7 @@ class PPOTrainer:
                 completion_ids=completion_ids,
                 log_metric=logged.__setitem__,
             )
-            # the batch's counts (a timed-out call's own logs are dropped by the guard): the failing-reward alert reads them
-            means |= dict(logged)
+            means |= logged  # the batch's counts: the failing-reward alert reads them
             judged = [None if v is None else float(v) for v in values]
             scored = torch.tensor(no_verdict_as_mean(judged))
             total += weight * scored

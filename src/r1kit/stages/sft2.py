@@ -16,11 +16,11 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig
-from r1kit.data.loading import DatasetError, counted, has_sft_rows, load_all_rows, sft_rows
+from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import drawn_indices, greedy_answers, loops
+from r1kit.stages.traces import greedy_answers, loops
 
 logger = logging.getLogger("r1kit")
 
@@ -90,15 +90,13 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
             train_split=settings.general_split,
             on_bad_row="skip",
         )
-        rows, skipped = load_all_rows(general)
+        rows, _ = load_all_rows(general)  # its bad rows are said by the loader, each with its reason
         pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
         if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
             raise DatasetError(
                 f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
                 "data: messages, conversations, or instruction/response columns)"
             )
-        if skipped:
-            logger.warning("sft2.general_dataset %s: %s skipped", settings.general_dataset, counted(skipped, "bad row"))
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -21,8 +20,9 @@ import torch
 from datasets import Dataset
 
 from r1kit import distributed
-from r1kit.atomic import write_atomic, write_json
+from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
 from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig
+from r1kit.data.loading import drawn_indices
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
@@ -331,16 +331,22 @@ def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str
     return path
 
 
-def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
-    """Up to `limit` of `count` rows' indices, a seeded draw kept in order: a training split of data given with a
-    held-out file keeps the file's order, often sorted (by level, by source), where the first N were one kind alone.
-
-    >>> drawn_indices(5, 10, seed=0), len(set(drawn_indices(100, 10, seed=0))), drawn_indices(100, 3, 1) == sorted(drawn_indices(100, 3, 1))
-    ([0, 1, 2, 3, 4], 10, True)
-    """
-    if limit >= count:
-        return list(range(count))
-    return sorted(random.Random(seed).sample(range(count), limit))
+def samples_key(config: R1kitConfig, model_reference: str, **sampling: Any) -> str:
+    """What data sampled from a model and judged is made from, by which a stage reuses it: the model (by content), how
+    it was asked (system prompt, chat template: a stage may set its own), `sampling` (the stage's settings, under the
+    name given), the verification and filters that judged the samples, the problems and the seed."""
+    return json_digest(
+        {
+            "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
+            "dataset": config.dataset.model_dump(),
+            "system": config.prompt.system,
+            "chat_template": config.model.chat_template,
+            "verification": config.rewards.verification.model_dump(),
+            "filters": config.filters.model_dump(),
+            "seed": config.run.seed,
+            **sampling,
+        }
+    )
 
 
 def drawn_rows(rows: Dataset, limit: int, seed: int) -> list[dict[str, Any]]:
