@@ -299,21 +299,30 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
     the last only between evaluations of the same problems. `models_in`: a run folder; each column then names the
     model it scored (`r1kit eval`'s labels, eval, eval_2, …, do not), relative to that folder where inside it."""
     labels = list(evaluations)
-    data = [f"{e.get('dataset')} ({e.get('problems')})" for e in evaluations.values()]
+    columns = list(evaluations.values())
+    data = [f"{e.get('dataset')} ({e.get('problems')})" for e in columns]
     same_problems = len(set(data)) == 1
-    ks = sorted({k for e in evaluations.values() for k in (e.get("pass_at_k") or {})}, key=int)
-    # (row title, key, a percentage, a change between the first and last column means something)
-    rows = [("accuracy (pass@1)", "accuracy", True, True), ("format rate", "format_rate", True, True)]
-    rows += [(pass_k_name(k), f"pass@{k}", True, True) for k in ks]
-    consensus = consensus_row(list(evaluations.values()))
-    rows += [(consensus[0], "consensus", True, consensus[2])] if consensus else []
+    ks = sorted({k for e in columns for k in (e.get("pass_at_k") or {})}, key=int)
+    # (row title, key, each column's value, a percentage, a change between the first and last column means something)
+    rows = [
+        ("accuracy (pass@1)", "accuracy", [e.get("accuracy") for e in columns], True, True),
+        ("format rate", "format_rate", [e.get("format_rate") for e in columns], True, True),
+    ]
     rows += [
-        ("mean completion tokens", "mean_completion_tokens", False, True),
-        ("perplexity (reference text)", "perplexity", False, True),
-        ("ROUGE-L", "rouge_l", True, True),
-        ("win rate (reward model)", "win_rate", True, True),
-        ("truncated", "truncated_rate", True, True),
-        ("problems", "problems", False, False),
+        (pass_k_name(k), f"pass@{k}", [(e.get("pass_at_k") or {}).get(k) for e in columns], True, True) for k in ks
+    ]
+    consensus = consensus_row(columns)
+    rows += [(consensus[0], "consensus", consensus[1], True, consensus[2])] if consensus else []
+    rows += [
+        (title, key, [e.get(key) for e in columns], percent, comparable)
+        for title, key, percent, comparable in (
+            ("mean completion tokens", "mean_completion_tokens", False, True),
+            ("perplexity (reference text)", "perplexity", False, True),
+            ("ROUGE-L", "rouge_l", True, True),
+            ("win rate (reward model)", "win_rate", True, True),
+            ("truncated", "truncated_rate", True, True),
+            ("problems", "problems", False, False),
+        )
     ]
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
     lines = (
@@ -322,17 +331,9 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
         else [f"<tr><th>held-out data</th>{''.join(f'<td>{_e(d)}</td>' for d in data)}<td></td></tr>"]
     )
     if models_in is not None:
-        models = [_model_name(e.get("model"), models_in) for e in evaluations.values()]
+        models = [_model_name(e.get("model"), models_in) for e in columns]
         lines.insert(0, f"<tr><th>model</th>{''.join(f'<td>{_e(m)}</td>' for m in models)}<td></td></tr>")
-    for title, key, percent, comparable in rows:
-        values = [
-            (e.get("pass_at_k") or {}).get(key[5:])
-            if key.startswith("pass@")
-            else (e.get("consensus") or {}).get("accuracy")
-            if key == "consensus"
-            else e.get(key)
-            for e in evaluations.values()
-        ]
+    for title, key, values, percent, comparable in rows:
         cells = "".join(f"<td>{_fmt(v, percent)}</td>" for v in values)
         change = ""
         if same_problems and len(values) > 1 and values[0] is not None and values[-1] is not None and comparable:
@@ -342,7 +343,7 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
             )
         lines.append(f"<tr><th>{title}</th>{cells}<td class='change'>{change}</td></tr>")
         if key == "accuracy":  # its 95% interval right below it
-            intervals = [e.get("accuracy_ci95") for e in evaluations.values()]
+            intervals = [e.get("accuracy_ci95") for e in columns]
             cells = "".join(f"<td>{_fmt(i[0], True)}–{_fmt(i[1], True)}</td>" if i else "<td>–</td>" for i in intervals)
             lines.append(f"<tr><th>95% interval</th>{cells}<td></td></tr>")
     return f"<table class='eval'><tr><th></th>{head}<th>change</th></tr>{''.join(lines)}</table>"
