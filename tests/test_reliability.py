@@ -367,6 +367,7 @@ def test_a_batch_scored_item_by_item_logs_its_counts_once() -> None:
             raise RuntimeError("one bad item")
         log_metric("rewards/counting/timeouts", float(completions.count("t")))
         log_metric("share_t", completions.count("t") / len(completions))  # a plug-in's own figure: averaged
+        log_metric("rewards/counting/share_x", completions.count("x") / len(completions))  # under the prefix too
         return [1.0] * len(completions)
 
     values = guarded("counting", counting)(["t", "t", "x", "boom"], log_metric=lambda n, v: metrics[n].append(v))
@@ -374,8 +375,20 @@ def test_a_batch_scored_item_by_item_logs_its_counts_once() -> None:
     assert dict(metrics) == {
         "rewards/counting/timeouts": [2.0],
         "share_t": [pytest.approx(2 / 3)],
+        "rewards/counting/share_x": [pytest.approx(1 / 3)],
         "rewards/counting/exceptions": [1.0],
     }
+
+
+def test_every_count_the_verified_rewards_log_is_summed_item_by_item() -> None:
+    """The guard sums only the names it knows as counts: a count the verified rewards log must be one of them."""
+    from r1kit.rewards.functions import _report_failures
+    from r1kit.rewards.guard import ITEM_COUNTS
+    from r1kit.rewards.verifier import Verdict
+
+    logged = []
+    _report_failures("accuracy", [Verdict(1.0, "correct")], {"log_metric": lambda name, value: logged.append(name)})
+    assert logged and all(name.removeprefix("rewards/accuracy/") in ITEM_COUNTS for name in logged)
 
 
 def test_a_reward_returning_the_wrong_count_is_isolated() -> None:

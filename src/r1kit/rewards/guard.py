@@ -16,6 +16,10 @@ import torch
 
 logger = logging.getLogger(__name__)
 
+# What r1kit's rewards log under `rewards/<name>/` that counts items: summed when a batch is scored item by item. Any
+# other figure, a plug-in's own under that prefix included, is the items' mean.
+ITEM_COUNTS = frozenset({"exceptions", "timeouts", "unreadable_gold", "hostile_gold", "over_budget", "errors"})
+
 
 def guarded(
     name: str, reward: Callable[..., list[float | None]], timeout_seconds: float | None = None
@@ -96,7 +100,7 @@ class GuardedReward:
                     values.append(None)
                     raised += 1
                     items.append(None)
-            logged.merge_items(items, count_prefix=f"rewards/{self.name}/")
+            logged.merge_items(items, counts={f"rewards/{self.name}/{count}" for count in ITEM_COUNTS})
         non_finite = sum(value is not None and not math.isfinite(value) for value in values)
         return [value if value is None or math.isfinite(value) else None for value in values], raised + non_finite
 
@@ -124,15 +128,15 @@ class _Logged:
         self.metrics.clear()
         self.extras.clear()
 
-    def merge_items(self, items: list[_Logged | None], count_prefix: str) -> None:
-        """The logs of a batch scored item by item (None: an item that raised), as one batch's: a metric under
-        `count_prefix` (r1kit's rewards log counts of their items there: timeouts, unreadable gold) is the items'
-        sum, any other the items' mean (it was the mean of N batches of one, which divided every count by N); each
-        extra column holds one value per completion, None for an item that gave none."""
+    def merge_items(self, items: list[_Logged | None], counts: set[str]) -> None:
+        """The logs of a batch scored item by item (None: an item that raised), as one batch's: a metric named in
+        `counts` (counts of items: timeouts, unreadable gold) is the items' sum, any other the items' mean (it was the
+        mean of N batches of one, which divided every count by N); each extra column holds one value per completion,
+        None for an item that gave none."""
         scored = [item for item in items if item is not None]
         for name in dict.fromkeys(name for item in scored for name in item.metrics):
             values = [value for item in scored for value in item.metrics.get(name, [])]
-            self.metrics[name] = [sum(values) if name.startswith(count_prefix) else sum(values) / len(values)]
+            self.metrics[name] = [sum(values) if name in counts else sum(values) / len(values)]
         for column in dict.fromkeys(column for item in scored for column in item.extras):
             self.extras[column] = [
                 item.extras[column][0] if item is not None and len(item.extras.get(column, [])) == 1 else None
