@@ -118,6 +118,20 @@ def test_precision_is_detected_not_assumed(monkeypatch: pytest.MonkeyPatch) -> N
     assert hardware.pick_precision("cpu", "fp32") == "fp32"
 
 
+def test_bf16_instructions_are_read_from_x86_flags_and_arm_features(tmp_path: Path) -> None:
+    """An Arm CPU lists `bf16` on its `Features` line: it was read as no bf16 (fp32 on a Graviton3)."""
+    cases = {
+        "flags\t\t: fpu avx512f avx512_bf16 amx_tile\n": True,
+        "flags\t\t: fpu avx512f avx2\n": False,
+        "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\nCPU implementer\t: 0x41\n": True,
+        "Features\t: fp asimd sve\n": False,
+        "model name\t: some CPU with bf16 in its name\n": False,
+    }
+    for index, (text, native) in enumerate(cases.items()):
+        (tmp_path / str(index)).write_text(text)
+        assert hardware.cpu_has_native_bf16(tmp_path / str(index)) is native, text
+
+
 def test_a_gpu_that_only_emulates_bf16_gets_fp16(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch counts a T4's or V100's emulated bf16 as supported unless asked without emulation."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)

@@ -390,10 +390,15 @@ def test_interactive_chat_keeps_the_conversation_and_knows_its_commands(finished
     assert shown.count("you>") == 5  # two questions, /help, /clear, /exit: "never asked" was not
 
 
-def test_a_question_with_bytes_that_are_not_utf8_is_answered(finished_run: Path) -> None:
-    """A Latin-1 "é" typed or piped in ended the session: "unexpected error (a bug in r1kit …): TextEncodeInput"."""
+@pytest.mark.parametrize("encoding", ["", "utf-8"])
+def test_a_question_with_bytes_that_are_not_utf8_is_answered(finished_run: Path, encoding: str) -> None:
+    """A Latin-1 "é" typed or piped in ended the session: "unexpected error (a bug in r1kit …): TextEncodeInput";
+    under a UTF-8 locale (stdin strict; PYTHONIOENCODING stands in for one here), a UnicodeDecodeError."""
     command = [sys.executable, "-m", "r1kit", "chat", "--model", str(finished_run), "--chat.max_new_tokens", "4"]
-    done = subprocess.run(command, cwd=REPO, input=b"caf\xe9?\nWhat is 1+1?\n", capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    done = subprocess.run(
+        command, cwd=REPO, input=b"caf\xe9?\nWhat is 1+1?\n", capture_output=True, timeout=300, env=env
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert b"unexpected error" not in done.stderr and done.stdout.count(b"you>") == 3
 
@@ -480,6 +485,15 @@ def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path
     while tokens("long " * words) > limit - 8:  # a question that leaves a few tokens of context for the reply
         words = int(words * 0.95)
     assert isinstance(reply(model, tokenizer, "long " * words, long_reply, console), str)
+    # a chat.max_new_tokens as long as the context: the earlier turns that fit are kept (every one was dropped), and
+    # one that no longer fits is said to be left out
+    earlier = [("What is 1+1?", "<answer>2</answer>")]
+    reply(model, tokenizer, "What is 2+3?", long_reply, console, earlier)
+    assert earlier == [("What is 1+1?", "<answer>2</answer>")]
+    earlier = [("long " * (limit // 2), "<answer>1</answer>"), ("What is 1+1?", "<answer>2</answer>")]
+    reply(model, tokenizer, "What is 2+3?", long_reply, console, earlier)
+    assert earlier == [("What is 1+1?", "<answer>2</answer>")]
+    assert "(1 earliest turn left out: the context is full)" in console.file.getvalue()
     kept = [("What is 1+1?", "<answer>2</answer>")]
     with pytest.raises(ModelError, match=r"the question takes \d+ tokens, the model's whole context"):
         reply(model, tokenizer, "long " * limit, config, console, kept)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -480,6 +482,57 @@ def test_a_build_left_by_a_killed_process_is_removed_by_the_next(tmp_path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "model"]
 
 
+def _build_at_once(dest: str, tag: str, start, replace: bool) -> None:
+    """One of several processes building `dest` at the same moment, slowly (a model conversion takes minutes)."""
+    from r1kit.atomic import build_complete
+
+    def build(folder: Path) -> None:
+        with open(Path(dest).parent / "builds.log", "a") as log:
+            log.write(tag + "\n")
+        (folder / "part1").write_text(tag)
+        time.sleep(0.2)
+        (folder / "part2").write_text(tag)
+
+    start.wait()
+    build_complete(Path(dest), build, {"by": tag}, replace=replace)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_processes_building_one_folder_at_once_take_turns(tmp_path: Path, replace: bool) -> None:
+    """Two runs converting the same cached model at once could fail in os.replace (a folder moved in between) or
+    commit a folder holding parts of two builds; a cache's waiting process now uses the build it waited for."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    dest = tmp_path / "cache" / "model"
+    dest.parent.mkdir()
+    builders = [context.Process(target=_build_at_once, args=(str(dest), str(i), start, replace)) for i in range(4)]
+    for builder in builders:
+        builder.start()
+    start.set()
+    for builder in builders:
+        builder.join(60)
+    assert [builder.exitcode for builder in builders] == [0, 0, 0, 0]
+    parts = {(dest / name).read_text() for name in ("part1", "part2")}
+    assert len(parts) == 1 and json.loads((dest / "r1kit_complete.json").read_text())["by"] in parts
+    assert len((dest.parent / "builds.log").read_text().split()) == (4 if replace else 1)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["builds.log", "model"]  # nothing left aside
+
+
+def test_a_dead_build_under_a_live_process_id_is_removed(tmp_path: Path) -> None:
+    """A build folder was kept while a process of its id ran: in a container, pid 1 always runs, so a killed
+    build's half a gigabyte stayed for good (and a live build in another container, under an id not running here,
+    was deleted)."""
+    from r1kit.atomic import build_complete
+
+    dead = tmp_path / ".model.tmp-1"
+    dead.mkdir()
+    (dead / "weights").write_text("half")
+    build_complete(tmp_path / "model", lambda folder: (folder / "weights").write_text("v1"), {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
 def test_evaluations_started_together_take_labels_of_their_own(tmp_path) -> None:
     """Both took eval_2 (the first free JSON name) and wrote one file: one result was lost."""
     from r1kit.runs import RunDir
@@ -509,6 +562,43 @@ def test_a_name_server_that_does_not_answer_does_not_hold_the_run(monkeypatch: p
         started = time.monotonic()
         assert "cannot be reached from this machine (no answer to its name in 0.3 s)" in hub.unreachable()
         assert time.monotonic() - started < 2
+    finally:
+        hub.unreachable.cache_clear()
+
+
+def test_a_proxy_for_the_hub_endpoint_s_own_scheme_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An http:// HF_ENDPOINT (a company mirror) behind HTTP_PROXY was taken for offline where its name does not
+    resolve: only an https or all-protocols proxy counted. A host NO_PROXY names is reached directly: its name must
+    resolve."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from r1kit import hub
+
+    def unresolvable(*args):
+        raise socket.gaierror("no such name")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://hf-mirror.corp.internal")
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
+                  "no_proxy"):  # fmt: skip
+        monkeypatch.delenv(proxy, raising=False)
+
+    def said() -> str | None:
+        hub.unreachable.cache_clear()
+        return hub.unreachable()
+
+    try:
+        assert "hf-mirror.corp.internal" in said()  # no proxy: its name must resolve
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+        assert said() is None
+        monkeypatch.setenv("NO_PROXY", "corp.internal")
+        assert "hf-mirror.corp.internal" in said()
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")  # HTTP_PROXY does not carry https
+        assert "huggingface.co" in said()
     finally:
         hub.unreachable.cache_clear()
 

@@ -55,6 +55,13 @@ def test_config_show_under_launch_prints_the_config_once() -> None:
     assert done.stderr.count("were read as r1kit's") == 1, done.stderr[-2000:]
 
 
+def test_config_show_inside_another_job_s_process_prints_the_config() -> None:
+    """A RANK in the environment (a shell inside another job's process) without a WORLD_SIZE above 1 is no launch of
+    r1kit's: `config show` printed nothing there."""
+    done = r1kit_cli("config", "show", "--profile", "test", cwd=REPO, env={"RANK": "1"}, fresh_process=True)
+    assert done.returncode == 0 and done.stdout.startswith("run:"), (done.stdout[:300], done.stderr[-1000:])
+
+
 def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     done = r1kit_cli("sft", "--profile", "test", "--launch", "nowhere", "--out", str(tmp_path / "run"), cwd=REPO)
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr

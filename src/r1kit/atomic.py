@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,42 +50,56 @@ def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
     without some of its files, which then read as complete."""
     (staging / COMPLETE_MARKER).write_text(json.dumps(info))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    # one left by a killed process of this pid (pids repeat in a container): os.replace cannot move onto it
-    shutil.rmtree(old, ignore_errors=True)
+    # a name of its own: one left by a killed process stays out of the way (a process id repeats in a container)
+    old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:12]}")
     if dest.exists():
         os.replace(dest, old)
     os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any]) -> Path:
+def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any], replace: bool = True) -> Path:
     """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind, and its
-    temporary folder is removed by the next build (a converted model's is half a gigabyte)."""
-    leftovers = [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]
-    for leftover in leftovers:
-        if not _running(leftover.name.rpartition("-")[2]):
-            shutil.rmtree(leftover, ignore_errors=True)
-    staging = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        build(staging)
-        commit_folder(staging, dest, info)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    temporary folder is removed by the next build (a converted model's is half a gigabyte). Builds in one folder
+    take turns (a lock on it): two processes committing the same `dest` at once failed in `os.replace`, and a build
+    could not tell another process's folder in progress from a dead one's (by process id, which containers share).
+    `replace` False: a complete `dest` is kept (a cache, where the process that waited uses what another built)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(dest.parent):
+        if not replace and is_complete(dest):
+            return dest
+        for leftover in [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)  # no build of dest runs but this one: a killed one's
+        staging = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
+        staging.mkdir()
+        try:
+            build(staging)
+            commit_folder(staging, dest, info)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
-def _running(pid: str) -> bool:
-    """Whether process `pid` is alive (a build in progress keeps its temporary folder)."""
+_LOCKED: set[Path] = set()  # folders this process holds the lock of: a build inside a build waits on no one
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` for as long as the block runs (released when the process dies). Where the file
+    system cannot lock (some network file systems), builds go on unlocked, as they did before."""
+    folder = folder.resolve()
+    if folder in _LOCKED:  # flock on a second descriptor of the same folder would wait for this process itself
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        _LOCKED.add(folder)
+        yield
+    finally:
+        _LOCKED.discard(folder)
+        os.close(descriptor)  # releases the lock
 
 
 def json_digest(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from threading import Event, Thread
 
 import torch
@@ -96,14 +98,18 @@ def without_thinking(text: str) -> str:
     ('<answer>5</answer>', '')
     >>> without_thinking("2 + 3 = 5\\n</think>\\nIt is 5.")  # a template that opens <think> itself
     'It is 5.'
+    >>> without_thinking("<think>a</think>It is <think>b</think>5.")
+    'It is 5.'
     """
-    start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
-    if start < 0 and end < 0:
-        return text.strip()
-    if start < 0:  # the chat template opened the block (R1-distill models): the reply starts inside it
-        return text[end + len(THINK_CLOSE) :].strip()
-    after = text[end + len(THINK_CLOSE) :] if end > start else ""  # cut off while thinking: nothing was said
-    return (text[:start] + after).strip()
+    close = text.find(THINK_CLOSE)
+    if close >= 0 and THINK_OPEN not in text[:close]:  # the chat template opened the first block (R1-distill models)
+        text = text[close + len(THINK_CLOSE) :]
+    said = []
+    while (start := text.find(THINK_OPEN)) >= 0:  # every block, not the first alone
+        said.append(text[:start])
+        end = text.find(THINK_CLOSE, start)
+        text = "" if end < 0 else text[end + len(THINK_CLOSE) :]  # cut off while thinking: nothing more was said
+    return ("".join(said) + text).strip()
 
 
 def readable(text: str) -> str:
@@ -134,7 +140,9 @@ def reply(
         inputs = tokenizer(question, return_tensors="pt")
     else:
         kept = [] if earlier is None else list(earlier)
-        room = float("inf") if limit is None else limit - settings.max_new_tokens
+        # the reply's room, at most half the context: a chat.max_new_tokens as long as the context left no room for
+        # any earlier turn (the reply is cut to the context left anyway, below)
+        room = float("inf") if limit is None else limit - min(settings.max_new_tokens, limit // 2)
         while True:
             inputs = tokenizer.apply_chat_template(
                 chat_prompt(question, config.prompt.system, kept),
@@ -149,6 +157,10 @@ def reply(
     if limit is not None and prompt_tokens >= limit:  # the conversation is kept as it was for the next question
         raise ModelError(f"chat: the question takes {prompt_tokens} tokens, the model's whole context ({limit})")
     if earlier is not None and not settings.raw:
+        if len(kept) < len(earlier):
+            dropped = len(earlier) - len(kept)
+            said = f"({dropped} earliest turn{'s' if dropped > 1 else ''} left out: the context is full)"
+            console.print(said, style="dim", markup=False)
         earlier[:] = kept  # in place: the conversation goes on without the turns that no longer fit
     # a reply longer than the context left failed inside generate (an index error)
     max_new_tokens = settings.max_new_tokens if limit is None else min(settings.max_new_tokens, limit - prompt_tokens)
@@ -210,6 +222,8 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     set_seed(config.run.seed)  # chat.temperature > 0 samples: the same seed, the same replies
     console = Console()
+    if isinstance(sys.stdin, io.TextIOWrapper):  # strict UTF-8 under most locales: one Latin-1 byte raised
+        sys.stdin.reconfigure(errors="surrogateescape")  # read as Python reads it under the C locale; see readable()
     # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
     console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)
     if prompt is not None:

@@ -390,7 +390,9 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
 
     resolved = load_config(args, overrides)  # validated by every process: the launched batch rules included
-    if args.command == "config" and distributed.launched_index() != 0:  # `--launch`: the config said once, not N times
+    if (
+        args.command == "config" and distributed.launched() and distributed.launched_index() != 0
+    ):  # said once, not N times
         return 0
     if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
         print(

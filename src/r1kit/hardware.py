@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-# CPU flags that give native bf16 matrix instructions. Without them bf16 on CPU is emulated and slower than fp32.
-_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# CPU flags that give native bf16 matrix instructions (x86's on its `flags` line, Arm's `bf16` on its `Features`
+# line). Without them bf16 on CPU is emulated and slower than fp32.
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,14 @@ def pick_device(requested: str = "auto") -> str:
 
 
 @cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU advertises bf16 matrix instructions (Linux /proc/cpuinfo flags)."""
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True when the CPU advertises bf16 matrix instructions (Linux's cpuinfo: x86 flags, Arm features)."""
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+        text = cpuinfo.read_text(encoding="utf-8")
     except OSError:
         return False
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return any(flag in flags.split() for flag in _BF16_CPU_FLAGS)
+    flags = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return any(flag in flags.partition(":")[2].split() for flag in _BF16_CPU_FLAGS)
 
 
 def supports_precision(device: str, precision: str) -> bool:

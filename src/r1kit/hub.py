@@ -30,10 +30,13 @@ def unreachable() -> str | None:
     """Why the hub cannot be reached (its host name does not resolve), or None (reachable, or offline already)."""
     if constants.HF_HUB_OFFLINE:  # the user's HF_HUB_OFFLINE=1: the libraries never ask, and say so themselves
         return None
-    proxies = urllib.request.getproxies()
-    if proxies.get("https") or proxies.get("all"):  # behind a proxy a host may not resolve here and still be reached
-        return None
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    endpoint = urlparse(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    proxies = (
+        urllib.request.getproxies()
+    )  # the endpoint's own scheme's proxy: an http:// mirror goes through HTTP_PROXY
+    if (proxies.get(endpoint.scheme or "https") or proxies.get("all")) and not urllib.request.proxy_bypass(host):
+        return None  # behind a proxy a host may not resolve here and still be reached
     answer: list[BaseException | None] = []
 
     def look_up() -> None:

@@ -101,7 +101,12 @@ def gguf_model_path(source: str, gguf_file: str, revision: str | None = None, ca
     dest = cache_root(cache_dir) / "models" / f"gguf-{Path(gguf_file).stem}-{digest}"
     if not is_complete(dest):
         try:
-            build_complete(dest, lambda folder: _convert_gguf(source, gguf_file, revision, folder), {"gguf": identity})
+            build_complete(
+                dest,
+                lambda folder: _convert_gguf(source, gguf_file, revision, folder),
+                {"gguf": identity},
+                replace=False,
+            )
         except ModelError:
             raise
         except Exception as error:  # a file that is not GGUF, an architecture transformers cannot de-quantise, offline
@@ -172,7 +177,7 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
     dest = cache_root(cache_dir) / "models" / alias
     if not is_complete(dest):
         description, build = BUILTIN_MODELS[alias]
-        build_complete(dest, build, {"alias": alias, "description": description})
+        build_complete(dest, build, {"alias": alias, "description": description}, replace=False)
     return dest
 
 
