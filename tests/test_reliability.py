@@ -199,6 +199,32 @@ def test_a_worker_being_replaced_leaves_the_batch_to_the_others(monkeypatch: pyt
         pool.close()
 
 
+def test_a_gold_that_misses_its_limit_once_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gold whose plain check missed its time limit once (a loaded machine) was hostile for the rest of the run:
+    its prompt scored None at every later step. A gold that hangs twice is hostile for good (not checked a third
+    time)."""
+    pool = VerifierPool(workers=1, timeout=2.0, batch_budget=4.0)
+    pool._golds, pool._pairs = verifier._Memory(failure_seconds=0.0), verifier._Memory(failure_seconds=0.0)
+    real_run, stalls, gold_checks = pool._run, iter([True]), []
+
+    def stalled_once(requests, deadline):  # the first gold check stalls, as on a machine busy with something else
+        if requests and "answer" not in requests[0]:
+            gold_checks.append(requests[0]["gold"])
+            if next(stalls, False):
+                return [verifier.Verdict(None, "timeout")] * len(requests)
+        return real_run(requests, deadline)
+
+    monkeypatch.setattr(pool, "_run", stalled_once)
+    try:
+        assert pool.verify([("14", "14")])[0].status == "hostile_gold"
+        assert pool.verify([("14", "14")])[0].status == "correct"  # a later step: checked again
+        hostile = "16**2**5**19"
+        assert [pool.verify([("7", hostile)])[0].status for _ in range(3)] == ["hostile_gold"] * 3
+        assert gold_checks == ["14", "14", hostile, hostile]  # hostile for good after its second time
+    finally:
+        pool.close()
+
+
 def test_unfinished_items_past_the_batch_budget_are_none_and_counted() -> None:
     pool = VerifierPool(workers=1, timeout=5.0, batch_budget=1.0)
     try:

@@ -122,8 +122,9 @@ class _Memory:
         self._verdicts.move_to_end(key)
         return found[0]
 
-    def put(self, key: tuple, verdict: Verdict) -> None:
-        transient = verdict.status in ("timeout", "over_budget") or verdict.status.startswith("error")
+    def put(self, key: tuple, verdict: Verdict, brief: bool = False) -> None:
+        """Remember `verdict`; only briefly where it is a failure or `brief` (one that may not hold next time)."""
+        transient = brief or verdict.status in ("timeout", "over_budget") or verdict.status.startswith("error")
         self._verdicts[key] = (verdict, time.monotonic() + self._failure_seconds if transient else float("inf"))
         self._verdicts.move_to_end(key)
         while len(self._verdicts) > self._size:
@@ -150,6 +151,7 @@ class VerifierPool:
         self._lock = threading.Lock()
         self._golds = _Memory()
         self._pairs = _Memory()
+        self._gold_timeouts: dict[str, int] = {}  # the golds whose check missed its limit, and how often
 
     def verify(self, items: list[tuple[str, str]]) -> list[Verdict]:
         """Verdicts for (answer, gold) pairs, in order, all within the batch budget."""
@@ -166,23 +168,28 @@ class VerifierPool:
                     verdicts[pair] = known
                 else:
                     todo.append(pair)
-            golds = [gold for gold in dict.fromkeys(gold for _, gold in todo) if self._golds.get((gold,)) is None]
+            checked = {gold: self._golds.get((gold,)) for gold in dict.fromkeys(gold for _, gold in todo)}
+            golds = [gold for gold, verdict in checked.items() if verdict is None]
+            first_strikes = set()
             for gold, verdict in zip(golds, self._run([{"gold": g} for g in golds], deadline), strict=True):
                 if verdict.status == "timeout":
                     verdict = Verdict(None, "hostile_gold")  # it hung on a plain comparison: every answer would
-                self._golds.put((gold,), verdict)
+                    self._gold_timeouts[gold] = self._gold_timeouts.get(gold, 0) + 1
+                    if self._gold_timeouts[gold] == 1:  # a benign gold can miss it once on a loaded machine: it is
+                        first_strikes.add(gold)  # checked again at a later step, and hostile for good the second time
+                self._golds.put((gold,), verdict, brief=gold in first_strikes)
+                checked[gold] = verdict
             pending = []
             for answer, gold in todo:
-                gold_verdict = self._golds.get((gold,))
-                if gold_verdict is None or gold_verdict.status != "ok":
-                    verdicts[answer, gold] = gold_verdict or Verdict(None, "over_budget")
+                if checked[gold].status != "ok":
+                    verdicts[answer, gold] = checked[gold]
                 else:
                     pending.append((answer, gold))
             judged = self._run([{"answer": answer, "gold": gold} for answer, gold in pending], deadline)
             for pair, verdict in zip(pending, judged, strict=True):
                 verdicts[pair] = verdict
             for pair, verdict in verdicts.items():
-                self._pairs.put(pair, verdict)
+                self._pairs.put(pair, verdict, brief=pair[1] in first_strikes)
             return [verdicts[pair] for pair in items]
 
     def _run(self, requests: list[dict[str, str]], deadline: float) -> list[Verdict]:
