@@ -432,6 +432,21 @@ def test_unknown_keys_in_files_and_environment(tmp_path: Path) -> None:
         resolve(environ={"R1KIT_MODEL_NMAE": "x"})
 
 
+def test_a_file_s_unknown_keys_are_named_together_with_the_command_s_own_keys(tmp_path: Path) -> None:
+    """A file of TRL's flat settings took one run per key, and for `r1kit sft` the advice named GRPO's key
+    (training.optimization.learning_rate), which sft does not read: following it changed nothing."""
+    config_file = tmp_path / "trl.yaml"
+    config_file.write_text("learning_rate: 5.0e-5\nnum_train_epochs: 3\nfoo: 1\n")
+    with pytest.raises(ConfigError) as refused:
+        resolve(config_file=str(config_file), command="sft")
+    said = str(refused.value)
+    assert said.startswith(f"unknown keys (from file:{config_file}): 'learning_rate' (the flag --learning_rate sets ")
+    assert "sets sft.optimization.learning_rate: write that key here" in said and "sets sft.epochs" in said
+    assert "training." not in said and said.endswith(", 'foo'")
+    with pytest.raises(ConfigError, match="sets training.optimization.learning_rate: write that key here"):
+        resolve(config_file=str(config_file), command="grpo")
+
+
 def test_unknown_profile_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="unknown profile 'laptop'; known: default, dev, prod, test, profile"):
         resolve(profile="laptop")

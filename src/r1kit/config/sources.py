@@ -20,7 +20,7 @@ import difflib
 import os
 import re
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -124,8 +124,9 @@ def field_help() -> list[tuple[str, Any, str]]:
     return [(path, defaults[path], info.description or "") for path, info in LEAF_FIELDS.items()]
 
 
-def did_you_mean(path: str, as_flag: bool = False) -> str:
-    """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key. A bare
+def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -> str:
+    """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key (for
+    `r1kit COMMAND`, the key it sets there: `learning_rate` is sft.optimization.learning_rate for `r1kit sft`). A bare
     name near a flag's is answered with that flag on the command line (`as_flag`), with the flag's key elsewhere.
 
     >>> did_you_mean("trainig.max_steps"), did_you_mean("monitoring.logging.colour")
@@ -138,10 +139,15 @@ def did_you_mean(path: str, as_flag: bool = False) -> str:
     ("; did you mean 'sft.optimization.learning_rate'?", "; did you mean 'training.optimization.learning_rate'?")
     >>> did_you_mean("training.logging_steps")
     "; did you mean 'monitoring.logging_steps'?"
+    >>> did_you_mean("learning_rate", command="sft")
+    '; the flag --learning_rate sets sft.optimization.learning_rate: write that key here'
     """
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
-        return f"; the flag --{path} sets {alias.path}: write that key here"
+        own = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
+        if own is None:
+            return f"; the flag --{path} sets {alias.path}, which `r1kit {command}` does not read"
+        return f"; the flag --{path} sets {own}: write that key here"
     section, dotted, _ = path.partition(".")
     name = path.rsplit(".", 1)[-1]
     anywhere = [key for key in LEAF_PATHS if key.rsplit(".", 1)[-1] == name]
@@ -759,8 +765,8 @@ def resolve_config(
     rank: dict[str, int] = {}  # leaf path → the precedence of the layer that set it last (1 = lowest)
     replaced: list[tuple[str, Any, str]] = []  # (path, value, source) that a later layer set again
     for index, layer in enumerate(layers, start=1):
+        _check_known(flatten(layer.values), layer, command)
         for path in flatten(layer.values):
-            _check_known(path, layer)
             if path in rank and path in LEAF_FIELDS:
                 replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
@@ -863,10 +869,20 @@ def _is_known(path: str) -> bool:
     return path in LEAF_PATHS or path in SECTION_PATHS or plugin_param(path)
 
 
-def _check_known(path: str, layer: Layer) -> None:
-    if not _is_known(path):
+def _check_known(paths: Iterable[str], layer: Layer, command: str | None) -> None:
+    """Every unknown key of a layer in one error (a file of TRL's flat settings took one run per key)."""
+    unknown = [path for path in paths if not _is_known(path)]
+    if len(unknown) == 1:
+        path = unknown[0]
         source = layer.value_sources.get(path, layer.source)
-        raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path)}")
+        raise ConfigError(f"unknown key {path!r} (from {source}){did_you_mean(path, command=command)}")
+    if unknown:
+        sources = dict.fromkeys(layer.value_sources.get(path, layer.source) for path in unknown)
+        said = [
+            f"{path!r}" + (f" ({hint[2:]})" if (hint := did_you_mean(path, command=command)) else "")
+            for path in unknown
+        ]
+        raise ConfigError(f"unknown keys (from {', '.join(sources)}): {', '.join(said)}")
 
 
 def _check_stage_keys(stages: Any, source: str) -> None:
