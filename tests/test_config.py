@@ -443,7 +443,7 @@ def test_a_file_s_unknown_keys_are_named_together_with_the_command_s_own_keys(tm
     assert said.startswith(f"unknown keys (from file:{config_file}): 'learning_rate' (the flag --learning_rate sets ")
     assert "sets sft.optimization.learning_rate: write that key here" in said and "sets sft.epochs" in said
     assert "training." not in said and said.endswith(", 'foo'")
-    with pytest.raises(ConfigError, match="sets training.optimization.learning_rate: write that key here"):
+    with pytest.raises(ConfigError, match=r"sets training\.optimization\.learning_rate: write that key here"):
         resolve(config_file=str(config_file), command="grpo")
 
 

@@ -127,6 +127,97 @@ def test_settings_of_how_a_stage_runs_keep_its_finished_work(finished_run: Path,
     assert "01_sft: complete, skipped" in again.stderr and "02_grpo: complete, skipped" in again.stderr
 
 
+def test_a_kill_while_a_stage_is_cleared_for_its_redo_leaves_it_to_be_redone(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The redo of a changed stage deleted its folder file by file: killed half way, the folder kept its manifest
+    ("complete") and a model without its tokenizer, and every later run skipped it as complete, then failed."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    rmtree = shutil.rmtree
+
+    def killed_half_way(path, *args, **kwargs) -> None:
+        if (Path(path) / "manifest.json").exists() and "grpo" in Path(path).name:  # the stage's folder
+            for name in ("tokenizer.json", "tokenizer_config.json"):
+                (Path(path) / "model" / name).unlink()
+            raise KeyboardInterrupt  # the kill, with some of its files deleted
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_half_way)
+    redo = ["run", "--profile", "test", "--out", str(run), "--training.max_steps", "4"]
+    assert r1kit_cli(*redo, cwd=REPO).returncode == 130
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    # the run as it was saved (config.yaml is saved once the redo has begun training): its grpo stage done again
+    again = r1kit_cli("run", "--out", str(run), "--resume", cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "02_grpo: complete, skipped" not in again.stderr
+    assert (run / "02_grpo" / "model" / "tokenizer.json").exists()
+    assert [p.name for p in run.iterdir() if p.name.startswith(".")] == []  # the half-deleted folder is gone too
+
+
+def test_an_evaluation_reused_after_a_kill_is_recorded_and_a_damaged_one_done_again(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """Killed after a stage's evaluation was saved, before its manifest recorded it: the rerun reused the evaluation
+    and the manifest never got it. A damaged evaluation file ended the rerun as "a bug" (JSONDecodeError)."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    manifest = json.loads((run / "01_sft" / "manifest.json").read_text())
+    recorded = manifest.pop("evaluation")
+    (run / "01_sft" / "manifest.json").write_text(json.dumps(manifest))
+    (run / "eval" / "grpo.json").write_text('{"accuracy": 0.')  # cut off
+    again = r1kit_cli("run", "--profile", "test", "--out", str(run), cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((run / "01_sft" / "manifest.json").read_text())["evaluation"] == recorded
+    assert f"{run / 'eval' / 'grpo.json'} is damaged (not an evaluation's JSON): evaluating again" in again.stderr
+    assert json.loads((run / "eval" / "grpo.json").read_text())["problems"] > 0
+
+
+def test_a_second_command_in_a_run_folder_at_work_is_refused(tmp_path: Path) -> None:
+    """Two commands on one --out trained the same stage side by side, each resuming the other's checkpoints, and
+    every step was logged twice."""
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = "import fcntl, os, sys, time; fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_EX"
+    hold = lock + "); print(1, flush=True); time.sleep(300)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "1"  # a command at work in the folder
+        refused = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)
+        assert refused.returncode == 1 and f"{out} is in use by another r1kit command still at work" in refused.stderr
+        assert list(out.iterdir()) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "-c", lock + " | fcntl.LOCK_NB)", str(out)]).returncode == 0
+    )  # let go once the command ended
+
+
+def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> None:
+    """Killed after a stage saved its model but before its manifest said complete, `--resume --learning_rate` was
+    accepted and recorded, and the stage finished from its checkpoint without it. `--resume` with fewer steps than
+    the checkpoint had kept the longer-trained model under the lower count."""
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--sft.checkpoint.save_steps", "1", "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    manifest = json.loads((out / "sft" / "manifest.json").read_text())
+    (out / "sft" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))
+    new_rate = r1kit_cli(*args, "--resume", "--learning_rate", "5e-4", cwd=REPO)  # sft's is 1e-3
+    assert new_rate.returncode == 1, new_rate.stderr[-2000:]
+    assert "--resume continues sft's checkpoint with its optimizer and learning-rate schedule" in new_rate.stderr
+    shutil.rmtree(out / "sft" / "model")  # killed after its last checkpoint (step 3), before its model was saved
+    fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)
+    assert fewer.returncode == 1, fewer.stderr[-2000:]
+    assert "sft: its checkpoint is at step 3, past the 2 steps asked now; resume with 3 steps or more" in fewer.stderr
+    assert not (out / "sft" / "model").exists()
+    assert r1kit_cli(*args, "--resume", cwd=REPO).returncode == 1  # the refused --sft.max_steps 2 was saved: said again
+    resumed = r1kit_cli(*args, "--resume", "--sft.max_steps", "3", cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "sft" / "model" / "r1kit_complete.json").exists()
+
+
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
     sft_weights = finished_run / "01_sft" / "model" / "model.safetensors"
     written = sft_weights.stat().st_mtime

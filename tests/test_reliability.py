@@ -640,6 +640,10 @@ def test_an_interrupted_run_in_a_new_folder_names_it_to_go_on(tmp_path, monkeypa
 
     monkeypatch.setattr(cli, "_command", interrupted)
     try:
+        assert cli.main(["sft", "--profile", "test"]) == 130  # before it trained: no config saved to --resume
+        said = capsys.readouterr().err
+        assert said.endswith(f"continue with the same command and --out {tmp_path}\n"), said
+        (tmp_path / "config.yaml").write_text("run: {}\n")  # saved once the run trains
         assert cli.main(["sft", "--profile", "test"]) == 130
         assert f"with the same command and --out {tmp_path} --resume" in capsys.readouterr().err
         assert cli.main(["sft", "--profile", "test", "--out", str(tmp_path)]) == 130

@@ -58,6 +58,17 @@ def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_folder(folder: Path) -> None:
+    """Delete `folder` at once for anyone reading it: renamed aside, then deleted (a kill half way leaves the
+    renamed part, which the next removal of the same folder deletes)."""
+    for leftover in folder.parent.glob(f".{folder.name}.removed-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    if folder.exists():
+        aside = folder.with_name(f".{folder.name}.removed-{uuid.uuid4().hex[:12]}")
+        os.replace(folder, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any], replace: bool = True) -> Path:
     """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind, and its
     temporary folder is removed by the next build (a converted model's is half a gigabyte). Builds in one folder

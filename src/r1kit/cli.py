@@ -36,7 +36,7 @@ from r1kit.config.sources import (
     to_yaml,
     unused_reward_settings,
 )
-from r1kit.runs import RunDir, stop_training_log, training_log_run
+from r1kit.runs import RunDir, leave_run_folder, stop_training_log, training_log_run
 from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
 
 _ABOUT = {
@@ -346,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         if trains and named:
             again = "; run the same command again to continue from the last checkpoint"
         elif trains and (run := training_log_run()) is not None:  # in a new runs/<time>: the same command starts anew
-            again = f"; continue from the last checkpoint with the same command and --out {run} --resume"
+            # --resume needs the config a run saves once it trains: interrupted before (in the base evaluation), the
+            # folder is taken up again by the same command with --out
+            if (run / "config.yaml").exists():
+                again = f"; continue from the last checkpoint with the same command and --out {run} --resume"
+            else:
+                again = f"; continue with the same command and --out {run}"
         print(f"r1kit: interrupted{again}", file=sys.stderr)
         return 130
     except Exception as error:
@@ -362,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        leave_run_folder()  # for the next command, in this process (a notebook) or another
 
 
 def _expected(error: Exception) -> bool:

@@ -436,16 +436,32 @@ def _evaluated(
     key = _evaluation_key(ctx, model, held_out, hashes, models)
     path = ctx.run.eval_path(label)
     # one decision for all
-    saved = distributed.from_main(json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
+    saved = distributed.from_main(_saved_evaluation(path))
     if saved is not None and saved.get("key") == key:
-        return saved
-    result = evaluate(ctx, model, held_out, label, models=models, key=key)
-    if distributed.is_main() and manifest is not None:
+        result = saved
+    else:
+        result = evaluate(ctx, model, held_out, label, models=models, key=key)
+    if distributed.is_main() and manifest is not None:  # a reused one too: killed before its manifest recorded it
         record = read_manifest(manifest)
-        record["evaluation"] = _figures(result)
-        write_json(manifest / "manifest.json", record)
+        if record.get("evaluation") != _figures(result):
+            record["evaluation"] = _figures(result)
+            write_json(manifest / "manifest.json", record)
     distributed.wait()  # written before any process goes on to read the run folder
     return result
+
+
+def _saved_evaluation(path: Path) -> dict[str, Any] | None:
+    """An evaluation saved in the run folder, or None (none, or damaged: it is done again, said)."""
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        saved = None
+    if not isinstance(saved, dict):
+        logger.warning("%s is damaged (not an evaluation's JSON): evaluating again", path)
+        return None
+    return saved
 
 
 def _evaluation_key(

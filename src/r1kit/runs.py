@@ -18,6 +18,7 @@ RUN/
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import logging
@@ -267,6 +268,8 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     """
     stop_training_log()  # an earlier run's in this process (a notebook) gets nothing of this one
     run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
+    if run.root.is_dir():  # before anything in it is read or changed
+        _work_alone_in(run.root)
     saved = run.path("config.yaml")
     per_stage = command == "run"
     if saved.exists():
@@ -303,7 +306,41 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     elif config.run.resume:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
     run.create()
+    _work_alone_in(run.root)
+    for leftover in run.root.glob(".*.removed-*"):  # a stage folder a killed redo was deleting (atomic.remove_folder)
+        shutil.rmtree(leftover, ignore_errors=True)
     return run
+
+
+def leave_run_folder() -> None:
+    """Let go of the run folder this process worked in (its lock), once its command is over."""
+    if "descriptor" in _RUN_LOCK:
+        os.close(_RUN_LOCK["descriptor"])
+    _RUN_LOCK.clear()
+
+
+_RUN_LOCK: dict[str, Any] = {}  # the run folder this process works in, and its locked descriptor
+
+
+def _work_alone_in(root: Path) -> None:
+    """Hold a lock on the run folder for as long as this process works in it (a kill releases it): a second `r1kit`
+    command on the same folder trained the same stage beside the first, each resuming the other's checkpoints, and
+    every step was logged twice. The lock of an earlier run of this process (a notebook, the tests) is let go."""
+    if _RUN_LOCK.get("root") == root.resolve():
+        return
+    leave_run_folder()
+    descriptor = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise RunDirError(
+            f"{root} is in use by another r1kit command still at work there; wait for it to end (or stop it), or "
+            "choose another folder with --out"
+        ) from None
+    except OSError:  # a file system that cannot lock (some network ones): unguarded, as before
+        pass
+    _RUN_LOCK.update(root=root.resolve(), descriptor=descriptor)
 
 
 def stage_of_folder(name: str) -> str:
@@ -395,9 +432,11 @@ def _refuse_a_schedule_a_checkpoint_overrides(
     else:  # a recipe's stages in RUN/NN_<stage>
         folders = {f"{index:02d}_{spec.name}": spec.stage_kind for index, spec in enumerate(config.stages, start=1)}
     for folder, kind in folders.items():
+        # a checkpoint, and the stage not marked complete (its model may be saved already: killed before its
+        # manifest said so, the stage goes on from the checkpoint all the same)
         interrupted = (
             any(run.root.glob(f"{folder}/checkpoints/*/{COMPLETE_MARKER}"))
-            and not (run.root / folder / "model" / COMPLETE_MARKER).exists()
+            and read_manifest(run.root / folder).get("status") != "complete"
         )
         for key, before, now in optimization:
             if interrupted and key.split(".")[0] in READS[kind]:
