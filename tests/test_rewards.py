@@ -469,6 +469,8 @@ def test_overlong_ramps_down_near_the_limit() -> None:
     reward = build_reward("overlong", max_length=100, soft_cache=20)
     ids = [[0] * n for n in (10, 80, 90, 100, 120)]
     assert reward([""] * 5, completion_ids=ids) == [0.0, 0.0, -0.5, -1.0, -1.0]
+    with pytest.raises(ValueError, match="overlong scores token counts: pass completion_ids"):
+        reward([""], solution=["1"])  # called as the other rewards are, without TRL's token ids
 
 
 def test_language_consistency_follows_the_prompt_language() -> None:

@@ -605,6 +605,20 @@ def test_a_full_fine_tunes_kl_reference_is_loaded_at_the_policys_revision(
     assert loaded and loaded[-1]["revision"] == "main" and loaded[-1]["trust_remote_code"] is False, done.stderr
 
 
+def test_the_policy_s_revision_goes_to_trl_only_for_a_reference_it_loads() -> None:
+    """With LoRA (the reference is the adapter turned off) or beta 0 (none), TRL was given the revision all the same,
+    and said on every GRPO run that it "will be ignored"."""
+    from r1kit.stages.common import reference_loading
+
+    def passed(*flags: str, beta: float) -> dict:
+        config = resolve_config(overrides=["--model.revision", "main", *flags], environ={}).config
+        return reference_loading(config, beta)
+
+    assert "model_init_kwargs" not in passed(beta=0.04)  # LoRA, r1kit's default
+    assert "model_init_kwargs" not in passed("--model.lora.enabled", "false", beta=0.0)
+    assert passed("--model.lora.enabled", "false", beta=0.04)["model_init_kwargs"] == {"revision": "main"}
+
+
 def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rewards\.reward_model\.path is not set"):
         config_for(tmp_path, "--rewards.functions", "[accuracy, reward_model]")

@@ -116,6 +116,9 @@ def test_turning_on_what_is_always_on_is_noted_not_refused(capsys) -> None:
     assert "--callbacks.comprehensive_logging.enabled true: r1kit's way already, nothing to set" in err
     code, _, err = show(capsys, "--callbacks.comprehensive_logging.enabled", "false")
     assert code == 2 and "monitoring is always on" in err
+    for callback in ("reward_trend", "checkpoint_preservation"):  # the tutorial's other callbacks, as its YAML has them
+        code, _, err = show(capsys, f"--callbacks.{callback}.enabled", "true")
+        assert code == 0 and f"--callbacks.{callback}.enabled true: r1kit's way already, nothing to set" in err, err
 
 
 def test_trl_flags_read_as_trl_reads_them(capsys) -> None:

@@ -240,7 +240,10 @@ HARMLESS = {
     "--packing": ("false", "0", "no"),
     "--dataset_text_field": ("conversations", "messages", "text"),  # the columns r1kit reads as such itself
     "--max_steps": ("-1", "0"),  # transformers' "not set: train by epochs"
-    "--callbacks.comprehensive_logging.enabled": ("true", "1", "yes"),  # the tutorial's; r1kit's is always on
+    # the tutorial's callbacks turned on: r1kit's monitoring, trend alerts and checkpoints are always on
+    "--callbacks.comprehensive_logging.enabled": ("true", "1", "yes"),
+    "--callbacks.reward_trend.enabled": ("true", "1", "yes"),
+    "--callbacks.checkpoint_preservation.enabled": ("true", "1", "yes"),
 }
 
 

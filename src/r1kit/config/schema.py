@@ -348,6 +348,29 @@ class PluginRewardParams(RewardParams):
 TOTAL_REWARD = "total"  # rewards/total/*: the weighted sum of the rewards, logged beside each reward's own
 
 
+# Other names of r1kit's rewards (the tutorial's and TRL's functions, less their `_reward`): not near in spelling.
+_REWARD_NAMES_ELSEWHERE = {
+    "length_penalty": "overlong",  # the RL + SFT pipeline's "length penalty" on long completions
+    "soft_overlong_punishment": "overlong",  # TRL's get_soft_overlong_punishment
+    "think_format": "format",  # TRL's think_format_reward
+    "cosine_scaled": "cosine",  # the tutorial's get_cosine_scaled_reward
+    "len": "cosine",  # open-r1's len_reward (Kimi 1.5's length reward)
+}
+
+
+def _reward_meant(name: str) -> str | None:
+    """The r1kit reward an unknown name most likely means, or None.
+
+    >>> _reward_meant("accuracy_reward"), _reward_meant("get_cosine_scaled_reward"), _reward_meant("formatt")
+    ('accuracy', 'cosine', 'format')
+    """
+    stem = name.removeprefix("get_").removesuffix("_reward")
+    if stem in _REWARD_NAMES_ELSEWHERE:
+        return _REWARD_NAMES_ELSEWHERE[stem]
+    close = difflib.get_close_matches(stem, KNOWN_REWARDS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 class RewardsConfig(Section):
     """The rewards GRPO adds up. Besides the built-ins, `functions` takes plug-ins as `module:function` (a function
     with TRL's reward signature); a plug-in's parameters sit under its spec or its function's name."""
@@ -380,10 +403,10 @@ class RewardsConfig(Section):
             raise ValueError(f"needs at least one reward; valid: {', '.join(KNOWN_REWARDS)}")
         unknown = [n for n in names if n not in KNOWN_REWARDS and not is_plugin(n)]
         if unknown:
-            near = [difflib.get_close_matches(n, KNOWN_REWARDS, n=1, cutoff=0.8) for n in unknown]
+            near = [_reward_meant(n) for n in unknown]
             # one unknown name: "did you mean 'format'?"; several: each with its guess
             guesses = [
-                f"{close[0]!r}" if len(unknown) == 1 else f"{close[0]!r} for {n!r}"
+                f"{close!r}" if len(unknown) == 1 else f"{close!r} for {n!r}"
                 for n, close in zip(unknown, near, strict=True)
                 if close
             ]

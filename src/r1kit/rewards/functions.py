@@ -538,8 +538,10 @@ class OverlongReward:
             raise ValueError(f"soft_cache ({self.soft_cache}) must be smaller than max_length ({self.max_length})")
 
     def __call__(
-        self, completions: Sequence[Completion], completion_ids: Sequence[Sequence[int]], **kwargs: Any
+        self, completions: Sequence[Completion], completion_ids: Sequence[Sequence[int]] | None = None, **kwargs: Any
     ) -> list[float | None]:
+        if completion_ids is None:  # it was a TypeError about a positional argument
+            raise ValueError("overlong scores token counts: pass completion_ids (TRL's trainers do)")
         safe_length = self.max_length - self.soft_cache
         rewards: list[float | None] = []
         for ids in completion_ids:

@@ -640,7 +640,9 @@ def _say_if_outdated(model: Path) -> None:
 def quiet_libraries(progress: bool) -> None:
     """Library noise off: load/tokenize progress bars unless progress is on, and a deprecation warning that TRL's own
     config triggers in transformers (nothing a user can act on)."""
-    warnings.filterwarnings("ignore", message=r".*`(is_)?gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r".*`(is_)?gradient_checkpointing(_enable|_disable)?` is deprecated", category=FutureWarning
+    )
     if not progress:
         datasets.disable_progress_bars()
         hf_logging.disable_progress_bar()
@@ -650,12 +652,13 @@ def staging_dir(ctx: StageContext) -> Path:
     return ctx.dir / ".staging"
 
 
-def reference_loading(config: R1kitConfig) -> dict[str, Any]:
-    """GRPOConfig's and RLOOConfig's arguments for a full fine-tune's KL reference, which TRL loads by the policy's
-    name (a hub id, or the merged weights' folder): as the policy was loaded, remote code and hub revision alike
-    (TRL then says the revision "will be ignored": it is for the reference, which it reads it for)."""
+def reference_loading(config: R1kitConfig, beta: float) -> dict[str, Any]:
+    """GRPOConfig's and RLOOConfig's arguments for a full fine-tune's KL reference (`beta` above 0), which TRL loads
+    by the policy's name (a hub id, or the merged weights' folder): as the policy was loaded, remote code and hub
+    revision alike. Without a reference to load (beta 0, or LoRA's adapter turned off) no revision is passed: TRL
+    said it "will be ignored" for the policy, which r1kit loads itself."""
     found: dict[str, Any] = {"trust_remote_code": config.model.trust_remote_code}
-    if config.model.revision:
+    if config.model.revision and beta != 0 and not config.model.lora.enabled:
         found["model_init_kwargs"] = {"revision": config.model.revision}
     return found
 

@@ -58,7 +58,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         beta=section.beta,
         reward_weights=list(weights.values()),
         gradient_checkpointing=False,
-        **reference_loading(config),
+        **reference_loading(config, section.beta),
     )
     trainer = R1kitRLOOTrainer(
         model=model,
