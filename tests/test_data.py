@@ -335,6 +335,15 @@ def test_chat_rows_whose_later_turns_or_system_message_are_left_out_are_counted(
         load_eval_rows(dataset(write_rows(tmp_path / "stratos.jsonl", [stratos] * 2)))
     assert "stratos.jsonl: 2 of 2 rows hold their own system message" in caplog.text
     caplog.clear()
+    tutorial = {  # the R1 tutorial's processed rows: its prompt (system message and problem) beside the problem
+        "problem": "What is 2 + 3?",
+        "solution": "$\\boxed{5}$",
+        "prompt": [say("system", "Think, then answer in tags."), say("user", "What is 2 + 3?")],
+    }
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_eval_rows(dataset(write_rows(tmp_path / "tutorial.jsonl", [tutorial] * 3)))
+    assert "tutorial.jsonl: 3 of 3 rows hold their own system message" in caplog.text
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         load_eval_rows(dataset(write_rows(tmp_path / "plain.jsonl", [one] * 3)))
     assert "exchange" not in caplog.text

@@ -344,7 +344,13 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
     True
     >>> left_out_turns({"messages": [turn("user"), turn("assistant"), turn("user"), turn("assistant")]}, "messages")
     True
+    >>> left_out_turns({"problem": "…", "solution": "…", "prompt": [turn("system"), turn("user")]}, "numina")
+    True
     """
+    if fmt == "numina":  # the R1 tutorial's processed rows: the problem, and a `prompt` with its system message
+        prompt = row.get("prompt")
+        roles = [turn.get("role") for turn in prompt if isinstance(turn, Mapping)] if isinstance(prompt, list) else []
+        return "system" in roles
     if fmt in ("prompt_completion", "prompt_solution"):  # a conversational prompt: its last user turn is kept
         prompt = row.get("prompt")
         speakers = (
