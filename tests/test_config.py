@@ -616,6 +616,10 @@ def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_not
     assert "--ppo.kl_coef (default: " not in out and "--grpo.temperature (default: " not in out
     assert "--reward_funcs → rewards.functions (not read by this command)" in out
     assert "--torch_dtype → model.precision\n" in out  # the key a tutorial path stands for
+    # TRL's strategy flags are listed, and a refused flag whose harmless value is accepted says so (--help called
+    # --push_to_hub false refused, which is accepted as r1kit's way)
+    assert "--save_strategy: steps (r1kit's way: --save_steps N sets how often" in out
+    assert "--push_to_hub: false / 0 / no accepted (r1kit's way already); else each stage saves" in out
     # set anyway, it is valid (a config file may hold every section) and said to reach nothing here
     assert main(["config", "show", "--grpo.temperature", "0.9"]) == 0
     assert "does not read" not in capsys.readouterr().err  # config show and run read every section

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from r1kit import distributed
-from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES, REFUSED, FlagAlias, for_stage
+from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias, for_stage
 from r1kit.config.sources import (
     LEAF_PATHS,
     ConfigError,
@@ -74,12 +74,28 @@ def _keys_help(command: str) -> str:
     }
     aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in shown.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
-    refused = "\n".join(f"  {name}: {why}" for name, why in REFUSED.items())
+    # a refused flag whose value can ask for what r1kit does anyway is accepted with that value (--push_to_hub false)
+    refused = "\n".join(
+        f"  {name}: "
+        + (f"{' / '.join(HARMLESS[name])} accepted (r1kit's way already); else " if name in HARMLESS else "")
+        + why
+        for name, why in REFUSED.items()
+    )
+    strategies = "\n".join(
+        f"  {flag}: steps (r1kit's way: {strategy.every} sets how often, {strategy.unset})"
+        + (
+            f"; no turns it off ({strategy.off[0]} {strategy.off[1]})"
+            if strategy.off
+            else f"; not no: {strategy.always}"
+        )
+        + "; epoch refused (counts are in optimizer steps)"
+        for flag, strategy in STRATEGY_FLAGS.items()
+    )
     return (
         f"config keys ({read}--section.key value, --section.key=value, lists as [a, b]; "
         "env: R1KIT_SECTION_KEY or GRPO_SECTION_KEY):\n"
         + "\n".join(rows)
-        + f"\n\nflag aliases:\n{aliases}\n\npath aliases:\n{paths}\n\nnot r1kit settings:\n{refused}\n\n"
+        + f"\n\nflag aliases:\n{aliases}\n{strategies}\n\npath aliases:\n{paths}\n\nnot r1kit settings:\n{refused}\n\n"
         + f"profiles: {', '.join(builtin_profiles())} (+ your own under `profiles:` in --config)\n"
         + f"recipes: {', '.join(list_recipes())}"
     )
