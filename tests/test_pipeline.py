@@ -173,6 +173,28 @@ def test_an_evaluation_reused_after_a_kill_is_recorded_and_a_damaged_one_done_ag
     assert json.loads((run / "eval" / "grpo.json").read_text())["problems"] > 0
 
 
+def test_another_spelling_of_the_run_folder_is_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--out run/` for a run started with `--out /abs/run` read as another config: a failed start was started over,
+    its logs and base evaluation deleted."""
+    from r1kit.runs import leave_run_folder, open_run
+
+    monkeypatch.chdir(tmp_path)
+    config = resolve_config(profile="test", overrides=["--out", str(tmp_path / "run")], environ={}).config
+    run = open_run(config, "run")
+    run.save_config(config)
+    (run.root / "training.log").write_text("the killed start's log\n")
+    again = resolve_config(profile="test", overrides=["--out", "run/"], environ={}).config
+    try:
+        with caplog.at_level(logging.WARNING, logger="r1kit"):
+            assert open_run(again, "run").root.resolve() == run.root.resolve()
+    finally:
+        leave_run_folder()
+    assert "failed start" not in caplog.text
+    assert (tmp_path / "run" / "training.log").read_text() == "the killed start's log\n"
+
+
 def test_a_second_command_in_a_run_folder_at_work_is_refused(tmp_path: Path) -> None:
     """Two commands on one --out trained the same stage side by side, each resuming the other's checkpoints, and
     every step was logged twice."""

@@ -455,7 +455,9 @@ def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]
         before = {}  # a damaged config.yaml: nothing in it can be trusted to match
     before = before if isinstance(before, dict) else {}
     defaults = flatten(R1kitConfig().model_dump())  # the settings an earlier r1kit did not save: at their defaults
-    return [change for change in changed_keys(before, config.model_dump(), defaults) if change[0] != "run.resume"]
+    # the folder's own name is no change: another spelling of it (`--out s9/`), or the folder moved, is the same run
+    same = ("run.resume", "run.output_dir")
+    return [change for change in changed_keys(before, config.model_dump(), defaults) if change[0] not in same]
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:
