@@ -30,6 +30,15 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture(autouse=True)
+def run_folder_let_go() -> Iterator[None]:
+    """A test that opens a run folder in this process (setup, pipeline.run) lets go of it, as a command does."""
+    yield
+    from r1kit.runs import leave_run_folder
+
+    leave_run_folder()
+
+
 @pytest.fixture(scope="session")
 def tiny_model(model_cache: Path) -> Path:
     from r1kit.models import builtin_model_path

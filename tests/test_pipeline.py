@@ -137,9 +137,10 @@ def test_a_kill_while_a_stage_is_cleared_for_its_redo_leaves_it_to_be_redone(
     rmtree = shutil.rmtree
 
     def killed_half_way(path, *args, **kwargs) -> None:
-        if (Path(path) / "manifest.json").exists() and "grpo" in Path(path).name:  # the stage's folder
+        folders = [Path(path)] if Path(path).name == "02_grpo" else list(Path(path).glob("02_grpo*"))  # or moved
+        if folders:  # deleting the stage's folder
             for name in ("tokenizer.json", "tokenizer_config.json"):
-                (Path(path) / "model" / name).unlink()
+                (folders[0] / "model" / name).unlink()
             raise KeyboardInterrupt  # the kill, with some of its files deleted
         rmtree(path, *args, **kwargs)
 
@@ -147,6 +148,7 @@ def test_a_kill_while_a_stage_is_cleared_for_its_redo_leaves_it_to_be_redone(
     redo = ["run", "--profile", "test", "--out", str(run), "--training.max_steps", "4"]
     assert r1kit_cli(*redo, cwd=REPO).returncode == 130
     monkeypatch.setattr(shutil, "rmtree", rmtree)
+    assert [p.parent.name for p in run.glob("*/manifest.json")] == ["01_sft"]  # what is left is no stage
     # the run as it was saved (config.yaml is saved once the redo has begun training): its grpo stage done again
     again = r1kit_cli("run", "--out", str(run), "--resume", cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -230,12 +232,15 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     assert new_rate.returncode == 1, new_rate.stderr[-2000:]
     assert "--resume continues sft's checkpoint with its optimizer and learning-rate schedule" in new_rate.stderr
     shutil.rmtree(out / "sft" / "model")  # killed after its last checkpoint (step 3), before its model was saved
+    saved = (out / "config.yaml").read_text()
     fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)
     assert fewer.returncode == 1, fewer.stderr[-2000:]
-    assert "sft: its checkpoint is at step 3, past the 2 steps asked now; resume with 3 steps or more" in fewer.stderr
-    assert not (out / "sft" / "model").exists()
-    assert r1kit_cli(*args, "--resume", cwd=REPO).returncode == 1  # the refused --sft.max_steps 2 was saved: said again
-    resumed = r1kit_cli(*args, "--resume", "--sft.max_steps", "3", cwd=REPO)
+    assert (
+        "sft.max_steps 2: sft's checkpoint is at step 3; --resume would keep its longer-trained model" in fewer.stderr
+    )
+    assert "Resume with 3 steps or more" in fewer.stderr
+    assert not (out / "sft" / "model").exists() and (out / "config.yaml").read_text() == saved  # nothing written
+    resumed = r1kit_cli(*args, "--resume", cwd=REPO)  # as it was saved
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (out / "sft" / "model" / "r1kit_complete.json").exists()
 

@@ -202,25 +202,33 @@ def test_a_worker_being_replaced_leaves_the_batch_to_the_others(monkeypatch: pyt
 def test_a_gold_that_misses_its_limit_once_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """A gold whose plain check missed its time limit once (a loaded machine) was hostile for the rest of the run:
     its prompt scored None at every later step. A gold that hangs twice is hostile for good (not checked a third
-    time)."""
+    time); one whose check passed in between starts again from no miss."""
     pool = VerifierPool(workers=1, timeout=2.0, batch_budget=4.0)
-    pool._golds, pool._pairs = verifier._Memory(failure_seconds=0.0), verifier._Memory(failure_seconds=0.0)
-    real_run, stalls, gold_checks = pool._run, iter([True]), []
 
-    def stalled_once(requests, deadline):  # the first gold check stalls, as on a machine busy with something else
+    def forget() -> None:  # a later step (brief memories expired), or hours on (every verdict evicted)
+        pool._golds, pool._pairs = verifier._Memory(failure_seconds=0.0), verifier._Memory(failure_seconds=0.0)
+
+    real_run, stall, gold_checks = pool._run, [True], []
+
+    def stalled(requests, deadline):  # a gold check stalls when told to, as on a machine busy with something else
         if requests and "answer" not in requests[0]:
             gold_checks.append(requests[0]["gold"])
-            if next(stalls, False):
+            if stall and stall.pop():
                 return [verifier.Verdict(None, "timeout")] * len(requests)
         return real_run(requests, deadline)
 
-    monkeypatch.setattr(pool, "_run", stalled_once)
+    monkeypatch.setattr(pool, "_run", stalled)
+    forget()
     try:
         assert pool.verify([("14", "14")])[0].status == "hostile_gold"
         assert pool.verify([("14", "14")])[0].status == "correct"  # a later step: checked again
+        forget()
+        stall.append(True)
+        assert pool.verify([("14", "14")])[0].status == "hostile_gold"  # a first miss again, not a second
+        assert pool.verify([("14", "14")])[0].status == "correct"
         hostile = "16**2**5**19"
         assert [pool.verify([("7", hostile)])[0].status for _ in range(3)] == ["hostile_gold"] * 3
-        assert gold_checks == ["14", "14", hostile, hostile]  # hostile for good after its second time
+        assert gold_checks == ["14"] * 4 + [hostile] * 2  # hostile for good after its second time
     finally:
         pool.close()
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks (hold_folder goes on unguarded there)
+    fcntl = None
+
 COMPLETE_MARKER = "r1kit_complete.json"  # written last: a folder without it is incomplete
+REMOVED = ".removed"  # where remove_folder puts a folder it deletes: out of reach of the globs that find stages
+
+logger = logging.getLogger("r1kit")
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -59,14 +67,19 @@ def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
 
 
 def remove_folder(folder: Path) -> None:
-    """Delete `folder` at once for anyone reading it: renamed aside, then deleted (a kill half way leaves the
-    renamed part, which the next removal of the same folder deletes)."""
-    for leftover in folder.parent.glob(f".{folder.name}.removed-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    """Delete `folder` at once for anyone reading it: moved into its parent's `.removed` folder, then deleted. A kill
+    half way leaves the rest there, two levels down, where no `*/manifest.json` finds it as a stage; the next removal
+    in the same parent (or `remove_leftovers`) deletes it."""
     if folder.exists():
-        aside = folder.with_name(f".{folder.name}.removed-{uuid.uuid4().hex[:12]}")
+        aside = folder.parent / REMOVED / f"{folder.name}-{uuid.uuid4().hex[:12]}"
+        aside.parent.mkdir(exist_ok=True)
         os.replace(folder, aside)
-        shutil.rmtree(aside, ignore_errors=True)
+    remove_leftovers(folder.parent)
+
+
+def remove_leftovers(parent: Path) -> None:
+    """Delete what `remove_folder` left in `parent` (killed while deleting)."""
+    shutil.rmtree(parent / REMOVED, ignore_errors=True)
 
 
 def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any], replace: bool = True) -> Path:
@@ -91,26 +104,51 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     return dest
 
 
-_LOCKED: set[Path] = set()  # folders this process holds the lock of: a build inside a build waits on no one
+_HELD: dict[Path, int] = {}  # the folders this process holds the lock of → their descriptors
+
+
+def hold_folder(folder: Path, wait: bool = True) -> bool:
+    """Take the exclusive lock on `folder` for this process until `let_go_of` (a kill releases it too): True once it
+    is held, False where another process holds it and `wait` is False (with `wait`, a line says what it waits for).
+    A folder this process holds already is held at once: a lock taken again through another descriptor would wait
+    for this process itself. Where the system or file system cannot lock (Windows; some network file systems), work
+    goes on unguarded; on NFS a folder's lock holds between the processes of one machine only."""
+    folder = folder.resolve()
+    if folder in _HELD or fcntl is None:
+        return True
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not wait:
+            os.close(descriptor)
+            return False
+        logger.warning("another process is at work in %s (building the same model?): waiting for it", folder)
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+    except OSError:  # a file system that cannot lock
+        pass
+    _HELD[folder] = descriptor
+    return True
+
+
+def let_go_of(folder: Path) -> None:
+    """Release this process's lock on `folder` (`hold_folder`), if it holds one."""
+    descriptor = _HELD.pop(folder.resolve(), None)
+    if descriptor is not None:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on `folder` for as long as the block runs (released when the process dies). Where the file
-    system cannot lock (some network file systems), builds go on unlocked, as they did before."""
-    folder = folder.resolve()
-    if folder in _LOCKED:  # flock on a second descriptor of the same folder would wait for this process itself
-        yield
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
+    """`folder`'s lock for as long as the block runs; one this process held before the block it keeps."""
+    held_before = folder.resolve() in _HELD
+    hold_folder(folder)
     try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        _LOCKED.add(folder)
         yield
     finally:
-        _LOCKED.discard(folder)
-        os.close(descriptor)  # releases the lock
+        if not held_before:
+            let_go_of(folder)
 
 
 def json_digest(value: Any) -> str:

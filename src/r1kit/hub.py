@@ -32,9 +32,8 @@ def unreachable() -> str | None:
         return None
     endpoint = urlparse(constants.ENDPOINT)
     host = endpoint.hostname or "huggingface.co"
-    proxies = (
-        urllib.request.getproxies()
-    )  # the endpoint's own scheme's proxy: an http:// mirror goes through HTTP_PROXY
+    # the proxy of the endpoint's own scheme: an http:// mirror goes through HTTP_PROXY
+    proxies = urllib.request.getproxies()
     if (proxies.get(endpoint.scheme or "https") or proxies.get("all")) and not urllib.request.proxy_bypass(host):
         return None  # behind a proxy a host may not resolve here and still be reached
     answer: list[BaseException | None] = []

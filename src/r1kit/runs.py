@@ -18,7 +18,6 @@ RUN/
 
 from __future__ import annotations
 
-import fcntl
 import itertools
 import json
 import logging
@@ -31,9 +30,10 @@ from typing import Any
 
 import yaml
 
-from r1kit.atomic import COMPLETE_MARKER, jsonable, write_atomic
+from r1kit.atomic import COMPLETE_MARKER, hold_folder, jsonable, let_go_of, remove_leftovers, write_atomic
+from r1kit.config.aliases import for_stage
 from r1kit.config.schema import R1kitConfig
-from r1kit.config.sources import flatten, to_yaml
+from r1kit.config.sources import LEAF_PATHS, flatten, to_yaml
 from r1kit.stages.registry import MAKES, READS, how_it_runs
 
 logger = logging.getLogger("r1kit")
@@ -270,11 +270,12 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
     if run.root.is_dir():  # before anything in it is read or changed
         _work_alone_in(run.root)
+        remove_leftovers(run.root)  # a stage folder a killed redo was deleting: no finished work of the run
     saved = run.path("config.yaml")
     per_stage = command == "run"
     if saved.exists():
         if config.run.resume:
-            _refuse_a_schedule_a_checkpoint_overrides(run, _changed_keys(saved, config), config, command)
+            _refuse_what_a_checkpoint_would_not_use(run, _changed_keys(saved, config), config, command)
         changed = [] if config.run.resume else _changed_keys(saved, config)
         if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
             changed = [
@@ -307,40 +308,32 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
     run.create()
     _work_alone_in(run.root)
-    for leftover in run.root.glob(".*.removed-*"):  # a stage folder a killed redo was deleting (atomic.remove_folder)
-        shutil.rmtree(leftover, ignore_errors=True)
+    remove_leftovers(run.root)  # a stage folder a killed redo was deleting
     return run
 
 
 def leave_run_folder() -> None:
     """Let go of the run folder this process worked in (its lock), once its command is over."""
-    if "descriptor" in _RUN_LOCK:
-        os.close(_RUN_LOCK["descriptor"])
-    _RUN_LOCK.clear()
+    if _RUN_LOCK:
+        let_go_of(_RUN_LOCK.pop())
 
 
-_RUN_LOCK: dict[str, Any] = {}  # the run folder this process works in, and its locked descriptor
+_RUN_LOCK: list[Path] = []  # the run folder this process works in, locked
 
 
 def _work_alone_in(root: Path) -> None:
-    """Hold a lock on the run folder for as long as this process works in it (a kill releases it): a second `r1kit`
+    """Hold the run folder's lock for as long as this process works in it (a kill releases it): a second `r1kit`
     command on the same folder trained the same stage beside the first, each resuming the other's checkpoints, and
-    every step was logged twice. The lock of an earlier run of this process (a notebook, the tests) is let go."""
-    if _RUN_LOCK.get("root") == root.resolve():
+    every step was logged twice. The folder of an earlier command of this process (a notebook, the tests) is let go."""
+    if root.resolve() in _RUN_LOCK:
         return
     leave_run_folder()
-    descriptor = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
+    if not hold_folder(root, wait=False):
         raise RunDirError(
             f"{root} is in use by another r1kit command still at work there; wait for it to end (or stop it), or "
             "choose another folder with --out"
-        ) from None
-    except OSError:  # a file system that cannot lock (some network ones): unguarded, as before
-        pass
-    _RUN_LOCK.update(root=root.resolve(), descriptor=descriptor)
+        )
+    _RUN_LOCK.append(root.resolve())
 
 
 def stage_of_folder(name: str) -> str:
@@ -420,31 +413,45 @@ def changed_keys(
     return [(key, earlier[key], value) for key, value in now.items() if earlier[key] != value]
 
 
-def _refuse_a_schedule_a_checkpoint_overrides(
+def _refuse_what_a_checkpoint_would_not_use(
     run: RunDir, changed: list[tuple[str, Any, Any]], config: R1kitConfig, command: str | None
 ) -> None:
     """An interrupted stage resumes with its checkpoint's optimizer and learning-rate schedule, so a new learning
     rate, weight decay, schedule or warm-up for it (`--resume --learning_rate …`) would be saved in config.yaml and
-    never used: refused before anything is written. `max_grad_norm` is read at each step, and applies."""
+    never used; and fewer steps than its checkpoint has would leave the longer-trained model under the lower count.
+    Both refused before anything is written. `max_grad_norm` is read at each step, and applies."""
     optimization = [c for c in changed if ".optimization." in c[0] and not c[0].endswith(".max_grad_norm")]
     if command in READS:  # a stage alone trains in RUN/<stage>
-        folders = {command: command}
+        stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
-        folders = {f"{index:02d}_{spec.name}": spec.stage_kind for index, spec in enumerate(config.stages, start=1)}
-    for folder, kind in folders.items():
+        stages = {
+            f"{index:02d}_{spec.name}": (spec.stage_kind, config.for_stage(spec))
+            for index, spec in enumerate(config.stages, start=1)
+        }
+    for folder, (kind, stage_config) in stages.items():
         # a checkpoint, and the stage not marked complete (its model may be saved already: killed before its
         # manifest said so, the stage goes on from the checkpoint all the same)
-        interrupted = (
-            any(run.root.glob(f"{folder}/checkpoints/*/{COMPLETE_MARKER}"))
-            and read_manifest(run.root / folder).get("status") != "complete"
-        )
+        steps = [
+            int(p.parent.name.rpartition("-")[2])
+            for p in run.root.glob(f"{folder}/checkpoints/checkpoint-*/{COMPLETE_MARKER}")
+        ]
+        if not steps or read_manifest(run.root / folder).get("status") == "complete":
+            continue
         for key, before, now in optimization:
-            if interrupted and key.split(".")[0] in READS[kind]:
+            if key.split(".")[0] in READS[kind]:
                 raise RunDirError(
                     f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint with its "
                     "optimizer and learning-rate schedule, so the new value would be recorded and not used. Resume "
                     "without it, or train anew into another folder (--out)"
                 )
+        steps_key = for_stage("training.max_steps", kind, LEAF_PATHS.__contains__)
+        max_steps = flatten(stage_config.model_dump()).get(steps_key) if steps_key else None
+        if isinstance(max_steps, int) and 0 < max_steps < max(steps):
+            raise RunDirError(
+                f"{steps_key} {max_steps}: {folder}'s checkpoint is at step {max(steps)}; --resume would keep its "
+                f"longer-trained model under the lower count. Resume with {max(steps)} steps or more, or train anew "
+                "into another folder (--out)"
+            )
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:

@@ -172,6 +172,8 @@ class VerifierPool:
             golds = [gold for gold, verdict in checked.items() if verdict is None]
             first_strikes = set()
             for gold, verdict in zip(golds, self._run([{"gold": g} for g in golds], deadline), strict=True):
+                if verdict.status == "ok":  # its strikes are forgotten (once evicted, a late miss is a first one)
+                    self._gold_timeouts.pop(gold, None)
                 if verdict.status == "timeout":
                     verdict = Verdict(None, "hostile_gold")  # it hung on a plain comparison: every answer would
                     self._gold_timeouts[gold] = self._gold_timeouts.get(gold, 0) + 1

@@ -72,7 +72,6 @@ from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path
 from r1kit.runs import (
     RunDir,
-    RunDirError,
     changed_keys,
     disk_needed,
     final_model,
@@ -782,16 +781,6 @@ def prepare_resume(ctx: StageContext) -> Path | None:
     return latest
 
 
-def refuse_a_checkpoint_past(checkpoint: Path, max_steps: int, ctx: StageContext) -> None:
-    """Refuse to resume from a checkpoint of more steps than the stage now takes (`--resume --training.max_steps`
-    lowered): the stage would be recorded with the lower count and the longer-trained weights."""
-    if 0 < max_steps < checkpoint_step(checkpoint):
-        raise RunDirError(
-            f"{ctx.stage}: its checkpoint is at step {checkpoint_step(checkpoint)}, past the {max_steps} steps asked "
-            f"now; resume with {checkpoint_step(checkpoint)} steps or more, or train anew into another folder (--out)"
-        )
-
-
 def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
     """Train (resuming when a complete checkpoint exists) and save the stage's final model, complete or absent."""
     trainer.remove_callback(PrinterCallback)  # TrainingMonitor prints each logging step instead
@@ -804,9 +793,7 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
             "it (sft.max_length for SFT, SFT 2 and distillation; dpo.max_length; reward_model.max_length)"
         )
     resume = prepare_resume(ctx)
-    if resume is not None:
-        refuse_a_checkpoint_past(resume, trainer.args.max_steps, ctx)
-    if resume is not None and trainer.args.max_steps == checkpoint_step(resume):
+    if resume is not None and 0 < trainer.args.max_steps <= checkpoint_step(resume):
         # Nothing is left to train (killed after the last checkpoint, before the model was saved): its weights are
         # the stage's. trainer.train would run one more step before it checks max_steps.
         trainer._load_from_checkpoint(str(resume))

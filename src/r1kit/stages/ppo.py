@@ -47,15 +47,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.rewards.text import think_opened_by
-from r1kit.stages.common import (
-    StageContext,
-    StageInputs,
-    StageOutput,
-    lora_config,
-    prepare_resume,
-    refuse_a_checkpoint_past,
-    stage_main,
-)
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
 
 logger = logging.getLogger("r1kit")
@@ -575,7 +567,6 @@ class PPOTrainer:
         window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
         resume = prepare_resume(ctx)
         if resume is not None:
-            refuse_a_checkpoint_past(resume, section.max_steps, ctx)
             self.load(resume)
             if distributed.is_main():
                 replay_alerts(alerts, ctx.run, ctx.stage)
