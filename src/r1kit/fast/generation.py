@@ -68,6 +68,15 @@ class PolicySampler:
             self.model = type(base)(copy.deepcopy(base.config))  # its own config: its attention kernel is its own
         self.model.load_state_dict(state, assign=True, strict=False)
         self.model.tie_weights()
+        embeddings = base.get_input_embeddings()
+        if (
+            isinstance(embeddings, LoraLayer)
+            and base.get_output_embeddings().weight is embeddings.get_base_layer().weight
+        ):
+            # LoRA on tied input embeddings changes the lookup, not the head, which stays the base weight; tied in
+            # the copy, the head was the merged embedding (rollouts from another policy than the one trained)
+            head = torch.nn.Parameter(base.get_output_embeddings().weight.detach(), requires_grad=False)
+            self.model.get_output_embeddings().weight = head
         for name, buffer in base.named_buffers():  # computed, not saved: rotary frequencies
             module, _, attribute = name.replace(".base_layer.", ".").rpartition(".")
             setattr(self.model.get_submodule(module), attribute, buffer)

@@ -159,6 +159,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         compute_aux_loss=False,
         **multimodal,
     ):
+        self._loss_logps = None  # TRL's path below leaves none: the sampling gap is not measured against stale ones
         if not self.shared_prefix or compute_aux_loss or any(value is not None for value in multimodal.values()):
             return super()._get_per_token_logps_and_entropies(
                 model,
