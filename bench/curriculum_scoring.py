@@ -62,7 +62,7 @@ def main() -> None:
     rows = builtin_rows(args.data, args.prompts, seed=config.run.seed)
     prompts = [chat_prompt(row["question"], config.prompt.system) for row in rows]
     golds = [row["solution"] for row in rows]
-    per_batch = config.evaluation.batch_size // args.samples
+    per_batch = max(1, config.evaluation.batch_size // args.samples)  # more samples than a batch: one prompt
     print(
         f"{args.prompts} prompts × {args.samples} samples, {per_batch} prompts a batch, temperature "
         f"{config.grpo.temperature}, ≤ {config.grpo.max_completion_length} tokens, {reference}"

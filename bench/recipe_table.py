@@ -82,9 +82,10 @@ def main() -> None:
 
     for label, f in figures.items():
         gsm_ci = f.get("gsm8k_ci95") or [None, None]
+        ci = f["ci95"] or [None, None]  # chat data (rlhf_chat) has no pass@1
         print(
-            f"| {label} | {f['pass@1']:.1%} | {f['ci95'][0]:.1%}–{f['ci95'][1]:.1%} | {f['format_rate']:.1%} | "
-            f"{f['mean_tokens']:.1f} | {shown(f['perplexity'], '.2f')} | {shown(f['rouge_l'], '.1%')} | "
+            f"| {label} | {shown(f['pass@1'], '.1%')} | {shown(ci[0], '.1%')}–{shown(ci[1], '.1%')} | "
+            f"{shown(f['format_rate'], '.1%')} | {shown(f['mean_tokens'], '.1f')} | {shown(f['perplexity'], '.2f')} | {shown(f['rouge_l'], '.1%')} | "
             f"{shown(f['win_rate'], '.1%')} | {shown(f.get('gsm8k_pass@1'), '.1%')} | "
             f"{shown(gsm_ci[0], '.1%')}–{shown(gsm_ci[1], '.1%')} |"
         )

@@ -20,3 +20,26 @@ def test_a_benchmark_answers_help_without_running(script: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("usage:")  # bench/rewards.py ran its whole benchmark instead
     assert not any(line.startswith("{") for line in done.stdout.splitlines())  # no result line: nothing was measured
+
+
+def test_the_recipe_table_of_a_chat_data_run_shows_no_pass_at_1(tmp_path) -> None:
+    """A run on chat data (`--recipe rlhf_chat --data FILE`) has no pass@1: the table failed formatting None after the
+    whole recipe had run."""
+    import json
+
+    chat = {"accuracy": None, "accuracy_ci95": None, "format_rate": None, "mean_completion_tokens": 12.5}
+    chat |= {"perplexity": 3.2, "rouge_l": 0.21, "win_rate": 0.6}
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluations": {"sft": chat}, "stage_figures": {}}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"stages": [{"name": "sft", "folder": "01_sft", "seconds": 60}]})
+    )
+    (tmp_path / "01_sft").mkdir()
+    (tmp_path / "01_sft" / "manifest.json").write_text(json.dumps({"output": {"model": None, "evaluate": True}}))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "recipe_table.py"), "--out", str(tmp_path), "--scored-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| sft | – | –––" in done.stdout and "| 3.20 | 21.0% | 60.0% |" in done.stdout

@@ -214,3 +214,36 @@ def test_the_report_shows_the_majority_vote_beside_pass_at_k(tmp_path: Path) -> 
     (tmp_path / "summary.json").write_text(json.dumps({"evaluations": evaluations}))
     row = re.search(r"<tr><th>cons@n \(majority vote\)</th>(.*?)</tr>", write_report(tmp_path).read_text())
     assert row and re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1)) == ["50.0%", "62.5%", ""]
+
+
+def test_the_report_compares_only_evaluations_of_the_same_problems(tmp_path: Path) -> None:
+    """Two evaluations of one data set's name and size with another split seed (other problems) got a change column;
+    a stage run alone's evaluations named no model (an untrained model's read as the trained one getting worse); an
+    outdated stage's evaluation (after --only) was listed as an `r1kit eval` result; the problems left out of pass@1
+    were not said, and rows no column has (win rate) were printed empty."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "manifest.json").write_text(json.dumps({"stage": "sft", "status": "complete"}))
+    (tmp_path / "eval").mkdir()
+    figures = {"dataset": "arithmetic", "problems": 2, "accuracy": 0.5, "format_rate": 1.0, "excluded": 1}
+    for label, model, questions in (
+        ("eval", tmp_path / "sft" / "model", ["What is 1 + 1?", "What is 2 + 2?"]),
+        ("eval_2", tmp_path / "base", ["What is 3 + 3?", "What is 4 + 4?"]),
+    ):
+        (tmp_path / "eval" / f"{label}.json").write_text(json.dumps(figures | {"model": str(model)}))
+        rows = "".join(json.dumps({"question": q, "correct": 1.0}) + "\n" for q in questions)
+        (tmp_path / "eval" / f"{label}.problems.jsonl").write_text(rows)
+    page = write_report(tmp_path).read_text()
+    table = page.split("<h2>Evaluation</h2>")[1].split("</table>")[0]
+    assert re.findall(r"<td class='change'>([^<]*)</td>", table) == [""] * len(re.findall("change'", table))
+    assert "<tr><th>model</th><td>sft/model</td>" in table  # which model each column scored
+    assert "<tr><th>left out of pass@1 (no readable gold, or not verified)</th><td>1</td>" in table
+    assert "win rate" not in table
+    # a recipe run whose grpo stage --only left outdated: its evaluation is in no summary, and no `r1kit eval` result
+    for label in ("eval", "eval_2"):
+        (tmp_path / "eval" / f"{label}.json").unlink()
+    (tmp_path / "eval" / "grpo.json").write_text(json.dumps(figures))
+    (tmp_path / "summary.json").write_text(json.dumps({"evaluations": {"base": figures, "sft": figures}}))
+    assert "Evaluated later" not in write_report(tmp_path).read_text()

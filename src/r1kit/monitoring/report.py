@@ -98,7 +98,14 @@ def write_report(run_dir: Path) -> Path:
     written = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in paths}
     # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
     evaluations = summary.get("evaluations") or _run_evaluations(run, written) or written
-    later = {label: result for label, result in written.items() if label not in evaluations}  # `r1kit eval` RUN
+    # `r1kit eval RUN`'s (eval, eval_2, …); a stage's own evaluation missing from the summary is an outdated one
+    # (`--only` redid an earlier stage), no later evaluation
+    later = {
+        label: result
+        for label, result in written.items()
+        if label not in evaluations and eval_label_number(label) is not None
+    }
+    questions = {label: [row.get("question") for row in run.read_problems(label)] for label in written}
 
     # a recipe run has a summary (an interrupted one its RUN/manifest.json); a stage run alone (`r1kit sft`) only its
     # stage folder
@@ -106,10 +113,16 @@ def write_report(run_dir: Path) -> Path:
     command = "run" if recipe else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
     body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     if evaluations:
-        body += ["<h2>Evaluation</h2>", _eval_table(evaluations), _paired(summary.get("paired") or {})]
+        # a stage run alone's are `r1kit eval` results of any model: each column names the one it scored
+        models_in = run.root.resolve() if evaluations is written else None
+        table = _eval_table(evaluations, questions, models_in)
+        body += ["<h2>Evaluation</h2>", table, _paired(summary.get("paired") or {})]
         body += [_by_group(evaluations), _changed_problems(run, summary.get("paired") or {})]
     if later:  # its own table: it may score other data, so no change against the run's first column
-        body += ["<h2>Evaluated later (<code>r1kit eval</code>)</h2>", _eval_table(later, run.root.resolve())]
+        body += [
+            "<h2>Evaluated later (<code>r1kit eval</code>)</h2>",
+            _eval_table(later, questions, run.root.resolve()),
+        ]
     stage_list = _stage_list(run)
     if stage_list:
         body += ["<h2>Stages</h2>", _stages(run, stage_list)]
@@ -294,14 +307,19 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
     return "<h3>Problems each stage fixed and broke</h3>" + "".join(parts) if parts else ""
 
 
-def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None = None) -> str:
+def _eval_table(
+    evaluations: dict[str, dict[str, Any]], questions: dict[str, list[str]], models_in: Path | None = None
+) -> str:
     """Evaluations side by side, each column's held-out data named where they differ; the change from the first to
-    the last only between evaluations of the same problems. `models_in`: a run folder; each column then names the
-    model it scored (`r1kit eval`'s labels, eval, eval_2, …, do not), relative to that folder where inside it."""
+    the last only between evaluations of the same problems (the same data, count and, where their problem files
+    are kept, `questions`: another split seed gives others under the same name). `models_in`: a run folder; each
+    column then names the model it scored (`r1kit eval`'s labels, eval, eval_2, …, do not), relative to that folder
+    where inside it."""
     labels = list(evaluations)
     columns = list(evaluations.values())
     data = [f"{e.get('dataset')} ({e.get('problems')})" for e in columns]
-    same_problems = len(set(data)) == 1
+    asked = {tuple(questions[label]) for label in labels if questions.get(label)}
+    same_problems = len(set(data)) == 1 and len(asked) <= 1
     ks = sorted({k for e in columns for k in (e.get("pass_at_k") or {})}, key=int)
     # (row title, key, each column's value, a percentage, a change between the first and last column means something)
     rows = [
@@ -322,8 +340,10 @@ def _eval_table(evaluations: dict[str, dict[str, Any]], models_in: Path | None =
             ("win rate (reward model)", "win_rate", True, True),
             ("truncated", "truncated_rate", True, True),
             ("problems", "problems", False, False),
+            ("left out of pass@1 (no readable gold, or not verified)", "excluded", False, False),
         )
     ]
+    rows = [row for row in rows if any(value is not None for value in row[2])]  # none has it (win rate, perplexity)
     head = "".join(f"<th>{_e(label)}</th>" for label in labels)
     lines = (
         []
