@@ -86,7 +86,7 @@ def _keys_help(command: str) -> str:
         + (
             f"; no turns it off ({strategy.off[0]} {strategy.off[1]})"
             if strategy.off
-            else f"; not no: {strategy.always}"
+            else f"; no refused ({strategy.always})"
         )
         + "; epoch refused (counts are in optimizer steps)"
         for flag, strategy in STRATEGY_FLAGS.items()
@@ -413,9 +413,8 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
 
     resolved = load_config(args, overrides)  # validated by every process: the launched batch rules included
-    if (
-        args.command == "config" and distributed.launched() and distributed.launched_index() != 0
-    ):  # said once, not N times
+    config_shown_elsewhere = distributed.launched() and distributed.launched_index() != 0  # said once, not N times
+    if args.command == "config" and config_shown_elsewhere:
         return 0
     if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
         print(

@@ -31,13 +31,13 @@ from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
 from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
-from r1kit.monitoring.callbacks import complete_checkpoints
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import (
     RunDir,
     RunDirError,
     changes_said,
+    complete_checkpoints,
     model_folder_of,
     outdated_stages,
     read_manifest,

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from r1kit.atomic import COMPLETE_MARKER, hold_folder, jsonable, let_go_of, remove_leftovers, write_atomic
+from r1kit.atomic import COMPLETE_MARKER, hold_folder, is_complete, jsonable, let_go_of, remove_leftovers, write_atomic
 from r1kit.config.aliases import for_stage
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import LEAF_PATHS, flatten, to_yaml
@@ -307,8 +307,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     elif config.run.resume:
         raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
     run.create()
-    _work_alone_in(run.root)
-    remove_leftovers(run.root)  # a stage folder a killed redo was deleting
+    _work_alone_in(run.root)  # a new folder, locked once it exists (one that was there is held already)
     return run
 
 
@@ -334,6 +333,19 @@ def _work_alone_in(root: Path) -> None:
             "choose another folder with --out"
         )
     _RUN_LOCK.append(root.resolve())
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not folder.exists():
+        return []
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and is_complete(p)]
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step in a `checkpoint-N` folder's name."""
+    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 def stage_of_folder(name: str) -> str:
@@ -431,11 +443,8 @@ def _refuse_what_a_checkpoint_would_not_use(
     for folder, (kind, stage_config) in stages.items():
         # a checkpoint, and the stage not marked complete (its model may be saved already: killed before its
         # manifest said so, the stage goes on from the checkpoint all the same)
-        steps = [
-            int(p.parent.name.rpartition("-")[2])
-            for p in run.root.glob(f"{folder}/checkpoints/checkpoint-*/{COMPLETE_MARKER}")
-        ]
-        if not steps or read_manifest(run.root / folder).get("status") == "complete":
+        saved = complete_checkpoints(run.checkpoints(folder))
+        if not saved or read_manifest(run.root / folder).get("status") == "complete":
             continue
         for key, before, now in optimization:
             if key.split(".")[0] in READS[kind]:
@@ -446,10 +455,11 @@ def _refuse_what_a_checkpoint_would_not_use(
                 )
         steps_key = for_stage("training.max_steps", kind, LEAF_PATHS.__contains__)
         max_steps = flatten(stage_config.model_dump()).get(steps_key) if steps_key else None
-        if isinstance(max_steps, int) and 0 < max_steps < max(steps):
+        step = checkpoint_step(saved[-1])
+        if isinstance(max_steps, int) and 0 < max_steps < step:
             raise RunDirError(
-                f"{steps_key} {max_steps}: {folder}'s checkpoint is at step {max(steps)}; --resume would keep its "
-                f"longer-trained model under the lower count. Resume with {max(steps)} steps or more, or train anew "
+                f"{steps_key} {max_steps}: {folder}'s checkpoint is at step {step}; --resume would keep its "
+                f"longer-trained model under the lower count. Resume with {step} steps or more, or train anew "
                 "into another folder (--out)"
             )
 

@@ -20,13 +20,13 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from r1kit import distributed
-from r1kit.atomic import commit_folder, is_complete
+from r1kit.atomic import commit_folder
 from r1kit.config.schema import CheckpointConfig, MonitoringConfig, ProfilerConfig
 from r1kit.hardware import cpu_quota
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.console import step_block
 from r1kit.monitoring.recorder import RolloutRecorder
-from r1kit.runs import RunDir
+from r1kit.runs import RunDir, checkpoint_step, complete_checkpoints
 
 logger = logging.getLogger("r1kit")
 
@@ -327,19 +327,6 @@ class TimeLimit(TrainerCallback):
         if state.is_world_process_zero:
             staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             (staged / self.FILE).write_text(json.dumps({"seconds": self.spent()}))
-
-
-def complete_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    if not folder.exists():
-        return []
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and is_complete(p)]
-    return sorted(found, key=checkpoint_step)
-
-
-def checkpoint_step(checkpoint: Path) -> int:
-    """The step in a `checkpoint-N` folder's name."""
-    return int(checkpoint.name.rsplit("-", 1)[1])
 
 
 class QuietProgress(ProgressCallback):

@@ -62,8 +62,6 @@ from r1kit.monitoring.callbacks import (
     TimeLimit,
     TorchProfiler,
     TrainingMonitor,
-    checkpoint_step,
-    complete_checkpoints,
 )
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
@@ -73,6 +71,8 @@ from r1kit.rewards.reward_model import resolve_model_path
 from r1kit.runs import (
     RunDir,
     changed_keys,
+    checkpoint_step,
+    complete_checkpoints,
     disk_needed,
     final_model,
     keep_training_log,

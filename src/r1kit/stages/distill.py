@@ -14,7 +14,7 @@ from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
-from r1kit.monitoring.callbacks import complete_checkpoints
+from r1kit.runs import complete_checkpoints
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
 from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, write_dataset

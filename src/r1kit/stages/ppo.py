@@ -42,11 +42,12 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.monitoring.callbacks import complete_checkpoints, example_block, replay_alerts, report_alert
+from r1kit.monitoring.callbacks import example_block, replay_alerts, report_alert
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.rewards.text import think_opened_by
+from r1kit.runs import complete_checkpoints
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
 from r1kit.stages.grpo import build_rewards, reward_weights
 
