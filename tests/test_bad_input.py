@@ -553,6 +553,12 @@ def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys)
     code, err = cli(capsys, "report", str(tmp_path))
     assert code == 1
     assert_one_line(err, "holds no r1kit run")
+    evaluated = tmp_path / "evaluated"  # `r1kit eval --out evaluated`: was "holds no r1kit run", nothing more
+    (evaluated / "eval").mkdir(parents=True)
+    (evaluated / "eval" / "eval.json").write_text("{}")
+    code, err = cli(capsys, "report", str(evaluated))
+    assert code == 1
+    assert_one_line(err, f"holds `r1kit eval` results, no r1kit run: `r1kit compare {evaluated} OTHER`")
     (tmp_path / "config.yaml").write_text("{}\n")  # tmp_path is now a run, and a folder in it one of its stages
     (tmp_path / "02_sft").mkdir()
     code, err = cli(capsys, "report", str(tmp_path / "02_sft"))

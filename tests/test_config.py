@@ -238,6 +238,20 @@ def test_a_trainers_own_flag_names_set_the_stages_key(command: str, flags: list[
     assert f"{flags[0]} → --{key}" in resolved.notes
 
 
+@pytest.mark.parametrize("command", ["chat", "eval"])
+def test_generates_total_length_on_chat_or_eval_points_to_max_new_tokens(command: str, tmp_path: Path) -> None:
+    """`--max_length` (generate's prompt + reply) was a bare "unknown option" on the commands that only generate."""
+    with pytest.raises(
+        ConfigError, match=rf"unknown option --max_length; r1kit {command} limits the reply alone: --max_new_tokens"
+    ):
+        resolve("--max_length", "100", command=command)
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text("max_tokens: 100\n")
+    section = {"chat": "chat", "eval": "evaluation"}[command]
+    with pytest.raises(ConfigError, match=rf"'max_tokens' .*: '{section}.max_new_tokens'"):
+        resolve(config_file=str(config_file), command=command)
+
+
 def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:
     with pytest.raises(ConfigError, match=r"unknown option --kl_coef; did you mean 'ppo.kl_coef'"):
         resolve("--kl_coef", "0.1", command="run")

@@ -656,6 +656,7 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
 
 
 def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Path) -> None:
+    from r1kit.monitoring.compare import evaluation_file
     from r1kit.monitoring.report import write_report
     from r1kit.stages.common import as_trained, loadable_model, setup
 
@@ -682,6 +683,8 @@ def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Pa
     page = write_report(out).read_text()
     assert "<td>sft</td><td>sft</td><td>complete</td>" in page and "train_rows" in page
     assert "<h2>Evaluation</h2>" in page and "<h1>r1kit sft <code>sft_alone</code></h1>" in page  # was: "r1kit run"
+    # compare names the stage folder's model by its `r1kit eval` (was: "its model has no evaluation in the run")
+    assert evaluation_file(str(out / "sft")) == out / "eval" / "eval.json"
 
 
 def test_a_run_on_relative_data_paths_is_evaluated_from_another_folder(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ import yaml
 from pydantic import ValidationError
 
 from r1kit.config.aliases import (
+    COMMAND_SECTIONS,
     FLAG_ALIASES,
     GRPO_SECTIONS,
     PATH_ALIASES,
@@ -124,6 +125,10 @@ def field_help() -> list[tuple[str, Any, str]]:
     return [(path, defaults[path], info.description or "") for path, info in LEAF_FIELDS.items()]
 
 
+# transformers' generate() and serving APIs' names for a length limit; chat and eval limit the reply alone
+_TOTAL_LENGTHS = ("max_length", "max_tokens")
+
+
 def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -> str:
     """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key (for
     `r1kit COMMAND`, the key it sets there: `learning_rate` is sft.optimization.learning_rate for `r1kit sft`). A bare
@@ -141,7 +146,12 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     "; did you mean 'monitoring.logging_steps'?"
     >>> did_you_mean("learning_rate", command="sft")
     '; the flag --learning_rate sets sft.optimization.learning_rate: write that key here'
+    >>> did_you_mean("max_length", as_flag=True, command="chat")
+    '; r1kit chat limits the reply alone: --max_new_tokens (generate's max_length counts the prompt too)'
     """
+    if command in COMMAND_SECTIONS and path in _TOTAL_LENGTHS:
+        own = "--max_new_tokens" if as_flag else repr(f"{COMMAND_SECTIONS[command]}.max_new_tokens")
+        return f"; r1kit {command} limits the reply alone: {own} (generate's max_length counts the prompt too)"
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
         own = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
@@ -606,7 +616,7 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
             )
         path = stage_path
     if path not in LEAF_PATHS and path not in PATH_ALIASES and not plugin_param(path):
-        raise ConfigError(f"unknown option {flag}{did_you_mean(path, as_flag=True)}")
+        raise ConfigError(f"unknown option {flag}{did_you_mean(path, as_flag=True, command=command)}")
     if not switch and not words:  # after the name is known: a misspelt switch is an unknown option
         raise ConfigError(f"{flag}: missing value")
     layer.add(path, text, f"cli:{flag}")

@@ -147,6 +147,12 @@ def evaluation_file(reference: str) -> Path:
     if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
         if RunDir(run).eval_path(stage).exists():  # its model's evaluation
             return RunDir(run).eval_path(stage)
+        # a stage run alone evaluates nothing itself: the newest `r1kit eval` of its model
+        scored = [
+            label for label, model in RunDir(run).later_evaluations().items() if model.is_relative_to(path.resolve())
+        ]
+        if scored:
+            return max((RunDir(run).eval_path(label) for label in scored), key=lambda file: file.stat().st_mtime)
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
         raise RunDirError(f"compare {reference}: {why}")
     files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)

@@ -85,6 +85,11 @@ def write_report(run_dir: Path) -> Path:
     if not run.path("config.yaml").exists():
         if (run.root.parent / "config.yaml").exists():  # RUN/NN_<stage>: the report is the run's
             raise RunDirError(f"{run.root} is a stage folder of a run: r1kit report {run.root.parent}")
+        if any(run.root.glob("eval/*.json")):  # `r1kit eval --out FOLDER`: results, no run to report on
+            raise RunDirError(
+                f"{run.root} holds `r1kit eval` results, no r1kit run: `r1kit compare {run.root} OTHER` sets them "
+                "beside another evaluation"
+            )
         raise RunDirError(f"{run.root} holds no r1kit run (it has no config.yaml)")
     logged = run.read("metrics.jsonl")
     metrics = [r for r in logged if r.get("kind") == "step"]
