@@ -81,9 +81,10 @@ def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> N
         expected = paired_difference(scores[before], scores[after])
         assert change["ci95"] == pytest.approx(expected.pop("ci95")), pair
         assert {key: change[key] for key in expected} == pytest.approx(expected), pair
-    # the built-in task's difficulty levels break pass@1 down (dataset.group_column)
+    # the built-in task's levels break pass@1 down (dataset.group_column): in `mixed`, each named with its task
     final = summary["evaluations"]["grpo"]
-    assert final["by_group"] and set(final["by_group"]) <= {"1", "2", "3", "4"}
+    levels = {f"arithmetic {level}" for level in (1, 2, 3, 4)} | {f"word_problem {kind}" for kind in (2, 3, 4)}
+    assert final["by_group"] and set(final["by_group"]) <= levels
     assert sum(group["problems"] for group in final["by_group"].values()) == 8 - final["excluded"]
     assert final["group_column"] == "level"  # what a group is: the table said "by group, grpo: 1 …"
 

@@ -189,9 +189,9 @@ class SyntheticConfig(Section):
 
 class DatasetConfig(Section):
     name: str = Field(
-        "arithmetic",
-        description="Built-in task (arithmetic, word_problems, mixed), a local .json/.jsonl/.parquet/.csv file, "
-        "or a hub dataset id.",
+        "mixed",
+        description="Built-in task (mixed: arithmetic and word problems, half each; arithmetic; word_problems), a "
+        "local .json/.jsonl/.parquet/.csv file, or a hub dataset id.",
     )
     subset: str | None = Field(None, description="Hub dataset configuration name.")
     train_split: str = Field("train", description="Split to train on (hub datasets).")

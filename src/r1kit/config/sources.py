@@ -147,7 +147,7 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     >>> did_you_mean("learning_rate", command="sft")
     '; the flag --learning_rate sets sft.optimization.learning_rate: write that key here'
     >>> did_you_mean("max_length", as_flag=True, command="chat")
-    '; r1kit chat limits the reply alone: --max_new_tokens (generate's max_length counts the prompt too)'
+    "; r1kit chat limits the reply alone: --max_new_tokens (generate's max_length counts the prompt too)"
     """
     if command in COMMAND_SECTIONS and path in _TOTAL_LENGTHS:
         own = "--max_new_tokens" if as_flag else repr(f"{COMMAND_SECTIONS[command]}.max_new_tokens")
