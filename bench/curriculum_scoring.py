@@ -25,7 +25,7 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model folder (default: the embedded SmolLM2-135M-Instruct)")
-    parser.add_argument("--data", default="arithmetic", help="built-in task whose training rows are scored")
+    parser.add_argument("--data", default="mixed", help="built-in task whose training rows are scored")
     parser.add_argument("--prompts", type=int, default=64, help="prompts scored")
     parser.add_argument("--samples", type=int, default=4, help="samples per prompt (curriculum.samples_per_prompt)")
     args = parser.parse_args()

@@ -5,10 +5,13 @@
         --training.max_steps 100 --training.batch_size.per_device_train 32 --dataset.split.test_size 0.02
     r1kit eval --model runs/drill-grpo --data arithmetic --out runs/drill-eval
 
+RUN is a run on the arithmetic task (`r1kit run --data arithmetic`), as in the README: the default run trains on
+`mixed`, whose training rows hold many of the arithmetic task's held-out problems.
+
 Every wrong answer of the SFT models holds a false step (`37 + 48 = 75`, README), so this asks whether RL on the
 steps alone, one bit per step instead of one per problem, teaches the arithmetic the problems need. The steps come
-from problems drawn with another seed than the built-in task's that are not among its 3,000 (training and
-held-out), and no step is one of those problems: a level-1 problem ("What is 3 + 17?") is a single step, and asked
+from problems drawn with another seed than the built-in tasks' that are not among their problems (training and
+held-out, of `arithmetic` and of `mixed`), and no step is one of those problems: a level-1 problem ("What is 3 + 17?") is a single step, and asked
 as a drill it would be a held-out problem trained on. Rows: `question` ("What is 37 + 48?"), `solution`,
 `reasoning` (the step), one row per distinct step. `--min-operand N` keeps steps with an operand of at least N.
 """
@@ -34,7 +37,10 @@ def _expression(question: str) -> str:
 
 def drills(problems: int, seed: int, min_operand: int = 0) -> list[dict[str, str]]:
     defaults = SyntheticConfig()
-    builtin = generate("arithmetic", defaults.num_examples, defaults.seed)
+    mixed = generate("mixed", defaults.num_examples, defaults.seed)
+    builtin = generate("arithmetic", defaults.num_examples, defaults.seed) + [
+        row for row in mixed if row["task"] == "arithmetic"
+    ]
     # a one-step built-in problem (level 1) is a step itself: asked as a drill, it would be a held-out problem
     taken = {row["question"] for row in builtin} | {_expression(row["question"]) for row in builtin}
     rows, seen = [], set()

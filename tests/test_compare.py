@@ -162,3 +162,29 @@ def test_a_path_with_a_colon_and_evaluations_without_their_problems(tmp_path: Pa
     capsys.readouterr()
     assert main(["compare", str(a), str(b)]) == 1
     assert "scored arithmetic, b/eval gsm8k.jsonl: not the same held-out problems" in capsys.readouterr().err
+
+
+def test_a_stage_folder_names_its_models_newest_r1kit_eval_and_never_a_hub_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage run alone evaluates nothing itself, so `compare RUN/<stage>` found nothing ("its model has no
+    evaluation in the run"); its `r1kit eval` results are what scored it. An evaluation of a model named by an alias
+    or hub id (`r1kit eval --model tiny-random --out RUN`) was read as a path from the current folder: from inside the
+    stage folder, as one of the stage's own."""
+    from r1kit.monitoring.compare import evaluation_file
+    from r1kit.runs import RunDir, RunDirError
+
+    run = tmp_path / "run"
+    stage = run / "sft"
+    (stage / "model").mkdir(parents=True)
+    (stage / "manifest.json").write_text("{}")
+    (run / "config.yaml").write_text("{}\n")
+    for label, model in (("eval", str(stage / "model")), ("eval_2", "tiny-random"), ("eval_3", "model")):
+        path = _evaluation(run, label, [1.0, 0.0], QUESTIONS[:2])
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"model": model}))
+    monkeypatch.chdir(stage)
+    assert set(RunDir(run).later_evaluations()) == {"eval"}
+    assert evaluation_file(str(stage)) == run / "eval" / "eval.json"
+    (run / "eval" / "eval.json").unlink()
+    with pytest.raises(RunDirError, match="its model has no evaluation in the run"):
+        evaluation_file(str(stage))

@@ -239,17 +239,20 @@ def test_a_trainers_own_flag_names_set_the_stages_key(command: str, flags: list[
 
 
 @pytest.mark.parametrize("command", ["chat", "eval"])
-def test_generates_total_length_on_chat_or_eval_points_to_max_new_tokens(command: str, tmp_path: Path) -> None:
-    """`--max_length` (generate's prompt + reply) was a bare "unknown option" on the commands that only generate."""
-    with pytest.raises(
-        ConfigError, match=rf"unknown option --max_length; r1kit {command} limits the reply alone: --max_new_tokens"
-    ):
+def test_a_length_limits_name_on_chat_or_eval_points_to_max_new_tokens(command: str, tmp_path: Path) -> None:
+    """`--max_length` (generate's prompt + reply) and `max_tokens` (a serving API's reply) were bare "unknown
+    option" / "unknown key" errors on the commands that only generate."""
+    section = {"chat": "chat", "eval": "evaluation"}[command]
+    with pytest.raises(ConfigError, match=r"--max_length; the reply's limit is --max_new_tokens \(generate's"):
         resolve("--max_length", "100", command=command)
+    with pytest.raises(ConfigError, match=rf"--{section}.max_tokens; the reply's limit is --{section}.max_new_tokens$"):
+        resolve(f"--{section}.max_tokens", "100", command=command)
     config_file = tmp_path / "c.yaml"
     config_file.write_text("max_tokens: 100\n")
-    section = {"chat": "chat", "eval": "evaluation"}[command]
-    with pytest.raises(ConfigError, match=rf"'max_tokens' .*: '{section}.max_new_tokens'"):
+    with pytest.raises(ConfigError, match=rf"'max_tokens' .*; the reply's limit is '{section}.max_new_tokens'$"):
         resolve(config_file=str(config_file), command=command)
+    with pytest.raises(ConfigError, match=r"unknown option --max_length$"):  # a training command: no such hint
+        resolve("--max_length", "100", command="run")
 
 
 def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:

@@ -216,8 +216,8 @@ class RunDir:
                 model = json.loads(path.read_text(encoding="utf-8")).get("model")
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 continue
-            if isinstance(model, str):
-                found[path.stem] = Path(model).expanduser().resolve()
+            if isinstance(model, str) and Path(model).is_absolute():  # a folder; an alias or hub id is none of ours
+                found[path.stem] = Path(model).resolve()
         return found
 
     def read_problems(self, label: str) -> list[dict[str, Any]]:

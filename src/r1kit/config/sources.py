@@ -125,8 +125,8 @@ def field_help() -> list[tuple[str, Any, str]]:
     return [(path, defaults[path], info.description or "") for path, info in LEAF_FIELDS.items()]
 
 
-# transformers' generate() and serving APIs' names for a length limit; chat and eval limit the reply alone
-_TOTAL_LENGTHS = ("max_length", "max_tokens")
+# generate()'s limit of prompt + reply, and serving APIs' of the reply: chat and eval limit the reply, max_new_tokens
+_LENGTH_LIMITS = ("max_length", "max_tokens")
 
 
 def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -> str:
@@ -146,12 +146,9 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     "; did you mean 'monitoring.logging_steps'?"
     >>> did_you_mean("learning_rate", command="sft")
     '; the flag --learning_rate sets sft.optimization.learning_rate: write that key here'
-    >>> did_you_mean("max_length", as_flag=True, command="chat")
-    "; r1kit chat limits the reply alone: --max_new_tokens (generate's max_length counts the prompt too)"
+    >>> did_you_mean("max_length", as_flag=True, command="chat"), did_you_mean("evaluation.max_tokens")
+    ("; the reply's limit is --max_new_tokens (generate's max_length counts the prompt too)", "; the reply's limit is 'evaluation.max_new_tokens'")
     """
-    if command in COMMAND_SECTIONS and path in _TOTAL_LENGTHS:
-        own = "--max_new_tokens" if as_flag else repr(f"{COMMAND_SECTIONS[command]}.max_new_tokens")
-        return f"; r1kit {command} limits the reply alone: {own} (generate's max_length counts the prompt too)"
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
         own = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
@@ -160,6 +157,13 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         return f"; the flag --{path} sets {own}: write that key here"
     section, dotted, _ = path.partition(".")
     name = path.rsplit(".", 1)[-1]
+    replying = section if dotted else COMMAND_SECTIONS.get(command or "")  # chat's or evaluation's own settings
+    if name in _LENGTH_LIMITS and replying in COMMAND_SECTIONS.values() and path.count(".") <= 1:
+        own = (
+            repr(f"{replying}.max_new_tokens") if not as_flag else f"--{replying + '.' if dotted else ''}max_new_tokens"
+        )
+        why = " (generate's max_length counts the prompt too)" if name == "max_length" else ""
+        return f"; the reply's limit is {own}{why}"
     anywhere = [key for key in LEAF_PATHS if key.rsplit(".", 1)[-1] == name]
     if not dotted and len(anywhere) == 1:  # a bare name (`kl_coef: 0.1` at the top of a file) of one setting
         return f"; did you mean {anywhere[0]!r}?"

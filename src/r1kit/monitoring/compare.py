@@ -17,7 +17,15 @@ from typing import Any
 import yaml
 
 from r1kit.monitoring.console import print_eval_table
-from r1kit.runs import RunDir, RunDirError, changed_keys, no_model_said, outdated_stages, stage_of_folder
+from r1kit.runs import (
+    RunDir,
+    RunDirError,
+    changed_keys,
+    eval_label_number,
+    no_model_said,
+    outdated_stages,
+    stage_of_folder,
+)
 from r1kit.stats import paired_difference
 
 
@@ -147,12 +155,13 @@ def evaluation_file(reference: str) -> Path:
     if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
         if RunDir(run).eval_path(stage).exists():  # its model's evaluation
             return RunDir(run).eval_path(stage)
-        # a stage run alone evaluates nothing itself: the newest `r1kit eval` of its model
+        # a stage run alone evaluates nothing itself: the newest `r1kit eval` of its model (`RUN:eval_2` names another)
+        evaluated = RunDir(run).later_evaluations()
         scored = [
-            label for label, model in RunDir(run).later_evaluations().items() if model.is_relative_to(path.resolve())
+            RunDir(run).eval_path(label) for label, model in evaluated.items() if model.is_relative_to(path.resolve())
         ]
         if scored:
-            return max((RunDir(run).eval_path(label) for label in scored), key=lambda file: file.stat().st_mtime)
+            return max(scored, key=lambda file: (file.stat().st_mtime, eval_label_number(file.stem) or 0))
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
         raise RunDirError(f"compare {reference}: {why}")
     files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)

@@ -26,7 +26,7 @@ ABOUT = {
     "sft": "supervised fine-tuning alone (the cold start: worked solutions in <think>/<answer> format)",
     "grpo": "GRPO reinforcement learning alone, with the configured rule-based rewards",
     "rejection_sampling": "k samples per problem from a model; the best verified, well-formed, non-repetitive one kept "
-    "(a dataset with acceptance rates by difficulty)",
+    "(a dataset with acceptance rates by group: the built-in tasks' level)",
     "sft2": "SFT on accepted reasoning data mixed with general chat data (R1's second SFT)",
     "distill": "a teacher writes verified traces, a student (default: the base model) is fine-tuned on them",
     "ppo": "PPO (clipped or TRPO update) with a value head and a KL penalty; rule-based rewards, a reward model",

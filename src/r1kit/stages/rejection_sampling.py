@@ -3,7 +3,8 @@
 Runnable alone (`r1kit rejection_sampling`) and from a recipe (after reasoning RL; `sft2` trains on what it writes).
 Reads `rejection_sampling` (k, prompts, temperature) and `filters`. A sample is accepted when it is well-formed,
 reasons, does not loop, stays in the problem's language and its answer verifies; per problem the shortest accepted
-ones are kept, duplicates dropped. Acceptance rates go by group (dataset.group_column: difficulty level by default).
+ones are kept, duplicates dropped. Acceptance rates go by group (dataset.group_column: the built-in tasks' `level`
+by default).
 """
 
 from __future__ import annotations
