@@ -87,6 +87,9 @@ def test_the_run_table_has_intervals_and_paired_changes(finished_run: Path) -> N
     assert final["by_group"] and set(final["by_group"]) <= levels
     assert sum(group["problems"] for group in final["by_group"].values()) == 8 - final["excluded"]
     assert final["group_column"] == "level"  # what a group is: the table said "by group, grpo: 1 …"
+    # which evaluation each stage started from, for the report of a run killed before its summary
+    stages = json.loads((finished_run / "manifest.json").read_text())["stages"]
+    assert {stage["name"]: stage["started_from"] for stage in stages} == {"sft": "base", "grpo": "sft"}
 
 
 def test_running_again_skips_finished_work_and_refuses_another_config(finished_run: Path) -> None:

@@ -239,6 +239,9 @@ def test_kill_9_mid_stage_resumes_that_stage(tmp_path: Path) -> None:
     assert json.loads((out / "02_grpo" / "manifest.json").read_text())["status"] == "running"
     stages = json.loads((out / "manifest.json").read_text())["stages"]  # the run's list says so too (and the report)
     assert [stage["status"] for stage in stages] == ["complete", "running"]
+    from r1kit.monitoring.report import write_report  # the killed run's report pairs what it evaluated
+
+    assert "<li>base→sft: " in write_report(out).read_text()
 
     # --resume with more steps goes on from the checkpoint (it cleared the stage: "its config changed; redoing it")
     resumed = r1kit_cli("run", "--out", str(out), "--resume", "--training.max_steps", "18", cwd=REPO)

@@ -195,6 +195,40 @@ def test_a_run_without_a_summary_shows_its_evaluations_in_stage_order(tmp_path: 
     assert f"<h1>r1kit run <code>{tmp_path.name}</code></h1>" in page  # was titled with its stage folders' names
 
 
+def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_path: Path) -> None:
+    """A run killed before its summary.json showed no paired change and no problem fixed or broken, though its eval
+    files held the scores: RUN/manifest.json now says which evaluation each stage started from."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "config.yaml").write_text("{}\n")
+    stages = [
+        {"name": "sft", "kind": "sft", "folder": "01_sft", "status": "complete", "started_from": "base"},
+        {"name": "dpo", "kind": "dpo", "folder": "02_dpo", "status": "complete", "started_from": "sft"},
+        {"name": "ppo", "kind": "ppo", "folder": "03_ppo", "status": "complete", "started_from": "sft"},
+        {"name": "rloo", "kind": "rloo", "folder": "04_rloo", "status": "running", "started_from": None},
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+    questions = [f"What is {i} + 1?" for i in range(4)]
+    for label, scores in (("base", [0, 0, 0, 1]), ("sft", [1, 1, 0, 1]), ("dpo", [1, 1, 1, 1]), ("ppo", [1, 0, 0, 1])):
+        result = {"label": label, "model": "/m", "problems": 4, "accuracy": sum(scores) / 4, "scores": scores}
+        (tmp_path / "eval" / f"{label}.json").write_text(json.dumps(result | {"format_rate": 1.0}))
+        rows = [
+            {"question": q, "gold": "1", "completion": "x", "correct": c}
+            for q, c in zip(questions, scores, strict=True)
+        ]
+        (tmp_path / "eval" / f"{label}.problems.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = write_report(tmp_path).read_text()
+    # each stage against the model it started from (PPO against SFT, not DPO), then the whole run
+    assert re.findall(r"<li>(\S+): ([+-]\d+\.\d) pts", page) == [
+        ("base→sft", "+50.0"),
+        ("sft→dpo", "+25.0"),
+        ("sft→ppo", "-25.0"),
+        ("base→ppo", "+25.0"),
+    ]
+    assert "<b>sft→ppo</b>: 0 fixed, 1 broken, of 4 problems" in page
+
+
 def test_the_report_shows_the_majority_vote_beside_pass_at_k(tmp_path: Path) -> None:
     from r1kit.monitoring.report import write_report
 

@@ -58,7 +58,7 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import evaluate
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
-from r1kit.stats import paired_difference
+from r1kit.stats import paired_changes
 
 logger = logging.getLogger("r1kit")
 
@@ -130,7 +130,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                     # the summary of the run before, whose models this one replaces (a redo killed halfway would
                     # leave its figures and final model beside the new config)
                     run_dir.path("summary.json").unlink(missing_ok=True)
-                _write_run_manifest(run_dir, config, outputs, trained, reads, running=spec.name)
+                _write_run_manifest(run_dir, config, outputs, trained, reads, started_from, running=spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             trained.add(spec.name)
         outputs[spec.name] = output
@@ -147,7 +147,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
-            _write_run_manifest(run_dir, config, outputs, trained, reads)
+            _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
 
     makers = {spec.name for spec in config.stages if "model" in MAKES[spec.stage_kind]}
     summary = _summary(run_dir, model, evals, outputs, started_from, makers)
@@ -502,9 +502,11 @@ def _write_run_manifest(
     outputs: dict[str, StageOutput],
     trained: set[str],
     reads: dict[str, set[str]],
+    started_from: dict[str, str | None],
     running: str = "",
 ) -> None:
-    """Each stage's status. A complete stage this command has not reached that reads (`reads`, directly or through
+    """Each stage's status, and the evaluation of the model it started from (the report of a run killed before its
+    summary pairs them). A complete stage this command has not reached that reads (`reads`, directly or through
     another) a stage it trained is `outdated`: what it was made from has changed, and the next run checks it (it is
     kept only if its inputs are the same as before)."""
     stages = []
@@ -521,6 +523,7 @@ def _write_run_manifest(
                 "folder": folder,
                 "status": status,
                 "seconds": manifest.get("seconds"),
+                "started_from": started_from.get(spec.name),
             }
         )
     write_json(run_dir.path("manifest.json"), {"stages": stages})
@@ -554,11 +557,6 @@ def _summary(
     started_from: dict[str, str | None],
     makers: set[str],
 ) -> dict[str, Any]:
-    labels = list(evals)
-    # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other; none
-    # for a student that was not evaluated), and the whole run, on the same problems
-    steps = [(started_from[label], label) for label in labels[1:] if started_from[label]]
-    pairs = dict.fromkeys([*steps, (labels[0], labels[-1])])
     final_path = Path(final)
     if final_path.is_relative_to(run_dir.root):  # a stage's model, relative to the run (which may be moved)
         final_model = str(final_path.relative_to(run_dir.root))
@@ -568,11 +566,9 @@ def _summary(
         "run": str(run_dir.root),
         "final_model": final_model,
         "evaluations": {label: _figures(result) for label, result in evals.items()},
-        "paired": {
-            f"{before}→{after}": paired_difference(evals[before]["scores"], evals[after]["scores"])
-            for before, after in pairs
-            if before != after and len(evals[before].get("scores") or []) == len(evals[after].get("scores") or []) > 0
-        },
+        # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other;
+        # none for a student that was not evaluated), and the whole run, on the same problems
+        "paired": paired_changes({label: e.get("scores") or [] for label, e in evals.items()}, started_from),
         "stage_figures": {name: output.metrics for name, output in outputs.items() if output.metrics},
         # a stage that kept nothing to train on (distillation without a kept trace): the model before it went on
         "made_no_model": [name for name, output in outputs.items() if name in makers and output.model is None],

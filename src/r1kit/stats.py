@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
@@ -93,6 +93,27 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
         "ci95": [max(-1.0, mean - half), min(1.0, mean + half)],
         "fixed": len(fixed),
         "broken": len(broken),
+    }
+
+
+def paired_changes(
+    scores: Mapping[str, Sequence[float | None]], started_from: Mapping[str, str | None]
+) -> dict[str, dict]:
+    """The paired change of each evaluated model against the evaluation of the model it started from
+    (`started_from`: label → that label, or None), then of the last evaluation against the first, keyed
+    "before→after"; a pair whose scores differ in count, or are empty, is left out. `scores` is in run order.
+
+    >>> changes = paired_changes({"base": [0, 1], "sft": [1, 1], "grpo": [1, 0]}, {"sft": "base", "grpo": "sft"})
+    >>> list(changes), changes["base→sft"]["difference"]
+    (['base→sft', 'sft→grpo', 'base→grpo'], 0.5)
+    """
+    labels = list(scores)
+    steps = [(started_from[label], label) for label in labels[1:] if started_from.get(label) in scores]
+    pairs = dict.fromkeys([*steps, (labels[0], labels[-1])] if labels else [])
+    return {
+        f"{before}→{after}": paired_difference(scores[before], scores[after])
+        for before, after in pairs
+        if before != after and len(scores[before]) == len(scores[after]) > 0
     }
 
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, consensus_row, pass_k_name
 from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_manifest, without_model
-from r1kit.stats import flipped, group_order
+from r1kit.stats import flipped, group_order, paired_changes
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 _CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
@@ -117,12 +117,16 @@ def write_report(run_dir: Path) -> Path:
     recipe = summary or read_manifest(run.root)
     command = "run" if recipe else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
     body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
+    paired = summary.get("paired")
+    if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
+        started_from = {stage["name"]: stage.get("started_from") for stage in _stage_list(run) if "name" in stage}
+        paired = paired_changes({label: e.get("scores") or [] for label, e in evaluations.items()}, started_from)
     if evaluations:
         # a stage run alone's are `r1kit eval` results of any model: each column names the one it scored
         models_in = run.root.resolve() if evaluations is written else None
         table = _eval_table(evaluations, questions, models_in)
-        body += ["<h2>Evaluation</h2>", table, _paired(summary.get("paired") or {})]
-        body += [_by_group(evaluations), _changed_problems(run, summary.get("paired") or {})]
+        body += ["<h2>Evaluation</h2>", table, _paired(paired or {})]
+        body += [_by_group(evaluations), _changed_problems(run, paired or {})]
     if later:  # its own table: it may score other data, so no change against the run's first column
         body += [
             "<h2>Evaluated later (<code>r1kit eval</code>)</h2>",
