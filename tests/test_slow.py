@@ -1,4 +1,4 @@
-"""The main job on the real embedded model (~20 minutes on 2 cores): `.venv/bin/python -m pytest -m slow`."""
+"""The main job on the real embedded model (~10 minutes on 2 cores with bf16): `.venv/bin/python -m pytest -m slow`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_main_job_teaches_format_and_accuracy(real_run: Path) -> None:
     evaluations = json.loads((real_run / "summary.json").read_text())["evaluations"]
-    base, final = evaluations["base"], evaluations["final"]
+    base, *_, final = evaluations.values()  # labelled by stage (base, sft, grpo): there is no "final" (a KeyError)
     assert final["format_rate"] >= 0.95 > base["format_rate"]
     assert final["accuracy"] >= base["accuracy"] + 0.25
 
