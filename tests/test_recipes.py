@@ -223,6 +223,21 @@ def _steps(run: Path, stage: str) -> list[int]:
     return [r["step"] for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
 
 
+def test_a_stage_on_the_data_of_one_that_kept_no_row_goes_on(tmp_path: Path) -> None:
+    """Rejection sampling on the rows of a cold start that kept none ended the run as "a bug": the empty dataset read
+    back had no columns ("Column 'solution' doesn't exist")."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "stages: [{name: cold_start, config: {cold_start: {methods: [direct]}}},\n"
+        "         {name: rejection_sampling, data_from: cold_start}]\n"
+    )
+    out = tmp_path / "run"
+    done = r1kit_cli("run", "--recipe", str(recipe), "--profile", "test", "--out", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "01_cold_start" / "stats.json").read_text())["rows"] == 0  # the tiny model's: none
+    assert json.loads((out / "02_rejection_sampling" / "stats.json").read_text())["rows"] == 0
+
+
 def test_kill_9_mid_stage_resumes_that_stage(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["run", "--profile", "test", "--out", str(out), "--training.max_steps", "16"]

@@ -366,8 +366,9 @@ def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_pat
     assert all("eval/accuracy" in r and r["eval/perplexity"] > 1 for r in during)
 
 
-def test_sft2_says_when_it_trains_on_general_rows_alone(tmp_path: Path, caplog) -> None:
-    """Rejection sampling that kept no trace left sft2 fine-tuning the reasoning model on chat alone, without a word."""
+def test_sft2_without_a_reasoning_trace_makes_no_model(tmp_path: Path, caplog) -> None:
+    """Rejection sampling that kept no trace left sft2 fine-tuning the reasoning model on 8 chat rows alone (first
+    without a word, then with one): that model went on to be distillation's teacher and the run's final model."""
     from r1kit.stages import sft2
 
     chat = tmp_path / "chat.jsonl"
@@ -375,11 +376,12 @@ def test_sft2_says_when_it_trains_on_general_rows_alone(tmp_path: Path, caplog) 
     ctx, base, splits = context(tmp_path, "--sft2.general_dataset", str(chat), "--sft.max_steps", "1")
     no_traces = splits.train.select([])
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        sft2.run(
+        output = sft2.run(
             ctx.for_stage(ctx.config, "sft2", "sft2"),
             StageInputs(model=base, base=base, splits=replace(splits, train=no_traces)),
         )
-    assert "sft2: rejection sampling kept no reasoning trace, so it trains on general rows only" in caplog.text
+    assert output.model is None and output.metrics == {"reasoning_rows": 0, "general_rows": 0}
+    assert "sft2: no reasoning trace to train on (rejection sampling kept none); the model goes on" in caplog.text
 
 
 # DeepSeek-R1-Distill's template ends its generation prompt with "<think>\n": the model writes the rest of the block

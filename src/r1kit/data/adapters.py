@@ -18,6 +18,8 @@ from typing import Any
 from r1kit.prompts import r1_completion
 from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, last_boxed, split_r1
 
+CANONICAL_COLUMNS = ("question", "solution", "reasoning", "response")
+
 Canonical = dict[str, str | None]
 
 

@@ -14,7 +14,7 @@ from datasets import Dataset, load_dataset
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
-from r1kit.data.adapters import ADAPTERS, BadRow, detect_format, left_out_turns
+from r1kit.data.adapters import ADAPTERS, CANONICAL_COLUMNS, BadRow, detect_format, left_out_turns
 from r1kit.hub import offline_if_unreachable
 from r1kit.prompts import chat_prompt, r1_completion
 
@@ -148,10 +148,10 @@ def counted(count: int, noun: str) -> str:
 
 
 def read_rows(path: Path) -> Dataset:
-    """Canonical rows a stage wrote (JSONL, one row per line)."""
-    return Dataset.from_list(
-        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    )
+    """Canonical rows a stage wrote (JSONL, one row per line); none with the canonical columns (a stage that kept no
+    row: a dataset without columns ended the next stage in "Column 'solution' doesn't exist")."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return Dataset.from_list(rows) if rows else Dataset.from_dict({c: [] for c in CANONICAL_COLUMNS})
 
 
 def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset, int]:

@@ -35,10 +35,15 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "sft2: %d of %d rows have no worked solution or reply to train on; left out", len(accepted) - kept,
             len(accepted),
         )  # fmt: skip
+    if not kept:  # chat alone, sized for no trace, would only wear the reasoning model down (and be the run's final)
+        logger.warning(
+            "sft2: no reasoning trace to train on (rejection sampling kept none); the model goes on unchanged"
+        )
+        return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
     wanted = general_wanted(kept, settings.general_ratio)
     general = _general_rows(ctx, inputs, wanted)
     logger.warning("sft2: %d reasoning rows + %d general rows", kept, len(general))
-    if kept and len(general) < wanted:  # the shipped prompts run out, or answers were dropped
+    if len(general) < wanted:  # the shipped prompts run out, or answers were dropped
         logger.warning(
             "sft2: %d general rows of the %d sft2.general_ratio %.2f asks for: they are %.0f%% of the mix; %s",
             len(general),
@@ -49,32 +54,27 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             if settings.general_dataset
             else "give more with sft2.general_dataset",
         )
-    if not kept and general:  # the reasoning model is then fine-tuned on chat alone
-        logger.warning("sft2: rejection sampling kept no reasoning trace, so it trains on general rows only")
-    parts = [reasoning] if reasoning is not None else []
+    parts = [reasoning]
     if general:
         chat = Dataset.from_list(
             [{"question": q, "reasoning": None, "solution": None, "response": r} for q, r in general]
         )
         parts.append(sft_rows(chat, GENERAL_SYSTEM_PROMPT))
-    if not parts:
-        logger.warning("sft2: nothing to train on; the model goes on unchanged")
-        return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
     rows = concatenate_datasets(parts).shuffle(seed=config.run.seed)
     model, length = sft.train(ctx, inputs.model, rows, inputs.splits.test)
     return StageOutput(model=model, metrics={"reasoning_rows": kept, "general_rows": len(general), **length})
 
 
 def general_wanted(reasoning_rows: int, ratio: float) -> int:
-    """How many general rows make them `ratio` of the mix: none at ratio 0, else at least one (rounding gave none for
-    1 or 2 traces at 0.2, and asked the sampler for 0 prompts), and a few when no reasoning row was accepted.
+    """How many general rows make them `ratio` of the mix of `reasoning_rows` (at least 1): none at ratio 0, else at
+    least one (rounding gave none for 1 or 2 traces at 0.2, and asked the sampler for 0 prompts).
 
-    >>> general_wanted(100, 0.2), general_wanted(2, 0.2), general_wanted(0, 0.2), general_wanted(100, 0.0)
-    (25, 1, 8, 0)
+    >>> general_wanted(100, 0.2), general_wanted(2, 0.2), general_wanted(100, 0.0)
+    (25, 1, 0)
     """
     if ratio <= 0:
         return 0
-    return max(1, round(reasoning_rows * ratio / (1 - ratio))) if reasoning_rows else 8
+    return max(1, round(reasoning_rows * ratio / (1 - ratio)))
 
 
 def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[tuple[str, str]]:
