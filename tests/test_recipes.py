@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,12 +149,14 @@ def test_r1_recipe_writes_every_stage_folder_and_manifest(r1_run: tuple[Path, li
     assert (run / "03_reasoning_rl" / "model" / "model.safetensors").exists()
     assert json.loads((run / "03_reasoning_rl" / "manifest.json").read_text())["evaluation"]["problems"] == 8
     assert "problem_acceptance_by_group" in json.loads((run / "04_rejection_sampling" / "stats.json").read_text())
+    # the tiny model's samples all fail: sft2 has no trace to train on (chat alone made the run's final model) and
+    # distillation no teacher trace
     sft2 = json.loads((run / "05_sft2" / "manifest.json").read_text())["output"]
-    assert sft2["metrics"]["general_rows"] == 6 and sft2["model"] == "05_sft2/model"  # all 6: none held out
+    assert sft2["metrics"] == {"reasoning_rows": 0, "general_rows": 0} and sft2["model"] is None
     summary = json.loads((run / "summary.json").read_text())
-    assert list(summary["evaluations"])[:4] == ["base", "sft", "reasoning_rl", "sft2"]
-    assert summary["final_model"] == "05_sft2/model"  # the tiny model's teacher traces all fail: no student
-    assert summary["made_no_model"] == ["distill"]  # said under the table, which has a column per model
+    assert list(summary["evaluations"]) == ["base", "sft", "reasoning_rl"]
+    assert summary["final_model"] == "03_reasoning_rl/model"
+    assert summary["made_no_model"] == ["sft2", "distill"]  # said under the table, which has a column per model
     said = (run.parent / "stderr.txt").read_text()  # the keys to change, named with their section (were bare)
     assert "sample more (distill.samples_per_prompt, distill.max_prompts) or relax `filters`" in said
     assert json.loads((run / "06_distill" / "stats.json").read_text())["rows"] == 0
@@ -163,7 +166,8 @@ def test_the_report_lists_the_stages(r1_run: tuple[Path, list[str]]) -> None:
     from r1kit.monitoring.report import write_report
 
     page = write_report(r1_run[0]).read_text()
-    assert page.count("<td>complete</td>") == 5 and "<td>04_rejection_sampling</td>" in page
+    assert page.count("<td>complete</td>") == 4 and "<td>04_rejection_sampling</td>" in page
+    assert "<td>05_sft2</td><td>sft2</td><td>complete: made no model" in page  # no trace to train on
     # distillation kept no trace of the tiny model: its row says so ("complete" alone read as a trained stage)
     assert "<td>06_distill</td><td>distill</td><td>complete: made no model (it kept nothing to train on" in page
 
@@ -188,6 +192,23 @@ def test_r1_recipe_again_skips_finished_stages_and_redoes_a_changed_one(r1_run: 
     assert (run / "02_sft" / "model" / "model.safetensors").stat().st_mtime == sft_model
     stats = json.loads((run / "04_rejection_sampling" / "stats.json").read_text())
     assert stats["samples"] == 3 * stats["problems"]
+
+
+def test_r1_recipe_keeps_its_data_stages_when_grpos_rewards_change(
+    r1_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Cold start, rejection sampling and distillation verify answers (rewards.verification) and add up no reward,
+    but a change of rewards.functions (here one reasoning_rl's own list overrides) redid them, and refused the run:
+    its first stage, cold start, would be lost."""
+    run, args = r1_run
+    shutil.copytree(run, tmp_path / "run")
+    moved = [str(tmp_path / "run") if arg == str(run) else arg for arg in args]
+    again = r1kit_cli(*moved, "--reward_funcs", "accuracy", "format", cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(f"{folder}: complete, skipped" in again.stderr for folder in R1_FOLDERS)
+    verification = r1kit_cli(*moved, "--rewards.verification.timeout_seconds", "3", cwd=REPO)
+    assert verification.returncode == 1  # what they judge with: the first stage's change is refused, as before
+    assert "01_cold_start" in verification.stderr and "rewards.verification.timeout_seconds" in verification.stderr
 
 
 def test_only_and_from_name_stages_of_the_recipe(r1_run: tuple[Path, list[str]]) -> None:

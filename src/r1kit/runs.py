@@ -34,7 +34,7 @@ from r1kit.atomic import COMPLETE_MARKER, hold_folder, is_complete, jsonable, le
 from r1kit.config.aliases import for_stage
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import LEAF_PATHS, flatten, to_yaml
-from r1kit.stages.registry import MAKES, READS, how_it_runs
+from r1kit.stages.registry import MAKES, READS, how_it_runs, stage_reads
 
 logger = logging.getLogger("r1kit")
 
@@ -279,9 +279,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
         changed = [] if config.run.resume else _changed_keys(saved, config)
         if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
             changed = [
-                c
-                for c in changed
-                if (c[0].split(".")[0] in READS[command] and not how_it_runs(c[0])) or c[0] == "run.seed"
+                c for c in changed if (stage_reads(command, c[0]) and not how_it_runs(c[0])) or c[0] == "run.seed"
             ]
         finished = run.finished_work() if changed else []
         if not changed or (finished and per_stage):
@@ -447,7 +445,7 @@ def _refuse_what_a_checkpoint_would_not_use(
         if not saved or read_manifest(run.root / folder).get("status") == "complete":
             continue
         for key, before, now in optimization:
-            if key.split(".")[0] in READS[kind]:
+            if stage_reads(kind, key):
                 raise RunDirError(
                     f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint with its "
                     "optimizer and learning-rate schedule, so the new value would be recorded and not used. Resume "

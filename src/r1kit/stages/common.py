@@ -86,7 +86,7 @@ from r1kit.runs import (
     stage_named,
     stage_of_folder,
 )
-from r1kit.stages.registry import HOW_IT_RUNS, MAKES, PAIR_KINDS, READS, ROLLOUT_KINDS
+from r1kit.stages.registry import HOW_IT_RUNS, MAKES, PAIR_KINDS, READS, READS_PART, ROLLOUT_KINDS
 
 logger = logging.getLogger("r1kit")
 
@@ -250,9 +250,10 @@ def clear_stage(ctx: StageContext) -> None:
 def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
     """The part of the config that shapes what a stage of `kind` makes: the sections it reads (less the settings of
     how it runs), and the seed."""
-    sections = set(READS[kind])
-    how = {name: {*HOW_IT_RUNS.get(name, ()), *HOW_IT_RUNS["*"]} for name in sections}
-    return {"seed": config.run.seed, **config.model_dump(include=sections, exclude=how)}
+    part = READS_PART.get(kind, {})
+    include = {name: {part[name]: True} if name in part else True for name in READS[kind]}
+    how = {name: {*HOW_IT_RUNS.get(name, ()), *HOW_IT_RUNS["*"]} for name in READS[kind]}
+    return {"seed": config.run.seed, **config.model_dump(include=include, exclude=how)}
 
 
 def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> list[tuple[str, Any, Any]]:

@@ -62,6 +62,12 @@ READS = {
     "rloo": ("model", "prompt", "dataset", "rewards", "rloo"),
 }
 COMMON_SECTIONS = ("run", "evaluation", "monitoring")
+# The one part of a section that a kind reads of it: the stages that judge samples verify answers as the accuracy
+# reward does, and add up no reward, so a change of the rewards GRPO uses (their list, weights) redid them, or refused
+# a run whose first stage they were.
+READS_PART = {
+    kind: {"rewards": "verification"} for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
+}
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
 TOOL_READS = {
@@ -99,7 +105,25 @@ def reads(command: str, path: str) -> bool:
     >>> reads("eval", "evaluation.pass_k"), reads("eval", "grpo.temperature"), reads("chat", "chat.temperature")
     (True, False, True)
     """
-    return path.split(".")[0] in sections_read(command)
+    return path.split(".")[0] in sections_read(command) and _in_part(command, path)
+
+
+def stage_reads(kind: str, path: str) -> bool:
+    """Whether the key `path` shapes what a stage of `kind` makes: in its own sections (READS), not the common ones.
+
+    >>> stage_reads("cold_start", "rewards.verification.timeout_seconds"), stage_reads("cold_start", "rewards.functions")
+    (True, False)
+    >>> stage_reads("grpo", "rewards.functions"), stage_reads("sft", "evaluation.max_samples")
+    (True, False)
+    """
+    return path.split(".")[0] in READS[kind] and _in_part(kind, path)
+
+
+def _in_part(command: str, path: str) -> bool:
+    """Whether `path` lies in the part of its section that `command` reads (READS_PART), where it names one."""
+    section, _, rest = path.partition(".")
+    part = READS_PART.get(command, {}).get(section)
+    return part is None or not rest or rest.split(".")[0] == part
 
 
 # What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a
