@@ -328,6 +328,22 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
     assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
 
 
+def test_the_judge_keeps_a_right_trace_to_a_short_question_in_another_language() -> None:
+    """A question too short to identify ("Was ist 7 × 8?": 6 letters; "Combien font 7 × 8 ?": French at 0.34) took
+    the language of the whole conversation, the English system prompt's: a right trace in the question's language
+    was dropped as wrong_language by cold start, rejection sampling and distillation (and GRPO's reward scored it 0)."""
+    judge = TraceJudge(resolve_config(environ={}).config)
+    questions = ["Combien font 7 × 8 ?", "Was ist 7 × 8?", "计算 7 × 8", "What is 7 × 8?", "Evaluate 7 × 8."]
+    traces = [
+        "<think>Sept fois huit font cinquante-six, donc la réponse est 56.</think><answer>56</answer>",
+        "<think>Sieben mal acht ist sechsundfünfzig, also ist die Antwort 56.</think><answer>56</answer>",
+        "<think>七乘以八等于五十六，所以答案是五十六。</think><answer>56</answer>",
+        "<think>Seven times eight is fifty-six, so the answer is 56.</think><answer>56</answer>",
+        "<think>Sept fois huit font cinquante-six, donc la réponse est 56.</think><answer>56</answer>",
+    ]
+    assert judge(traces, questions, ["56"] * 5) == ["kept", "kept", "kept", "kept", "wrong_language"]
+
+
 def test_the_judge_counts_the_words_of_a_thinking_written_without_spaces() -> None:
     """A Chinese or Japanese <think> block has no spaces: one word, too short for filters.min_think_words (3), so
     cold start, rejection sampling and distillation kept none of their traces."""
