@@ -103,6 +103,17 @@ def test_adaptive_kl_controller_moves_toward_the_target() -> None:
     assert ppo.adaptive_kl_coef(0.1, kl=6.0, target=6.0, horizon=100, n_samples=10) == pytest.approx(0.1)
 
 
+def test_an_adaptive_kl_horizon_that_could_zero_the_coefficient_is_refused() -> None:
+    """A KL below target multiplies the coefficient by 1 - 0.2 · 8 / 1 = -0.6 at kl_horizon 1: it went 0.05, -0.03,
+    0.018 (a reward for leaving the input model), or stayed 0 for good at a horizon of 1.6."""
+    from r1kit.config.schema import R1kitConfig
+
+    with pytest.raises(ValueError, match=r"kl_horizon 1 with adaptive_kl true and prompts_per_step 8: .* above 1\.6"):
+        R1kitConfig(ppo={"adaptive_kl": True, "kl_horizon": 1, "prompts_per_step": 8})
+    assert R1kitConfig(ppo={"adaptive_kl": True, "kl_horizon": 2, "prompts_per_step": 8}).ppo.kl_horizon == 2
+    assert R1kitConfig(ppo={"kl_horizon": 1, "prompts_per_step": 8}).ppo.kl_horizon == 1  # a fixed coefficient
+
+
 def test_conjugate_gradient_solves_a_small_spd_system() -> None:
     a, b = torch.tensor([[4.0, 1.0], [1.0, 3.0]]), torch.tensor([1.0, 2.0])
     # A⁻¹ = 1/11·[[3, -1], [-1, 4]], so x = 1/11·(3 - 2, -1 + 8) = (1/11, 7/11); CG is exact in 2 iterations

@@ -339,6 +339,30 @@ def test_a_max_length_that_leaves_no_row_is_a_clear_error(tmp_path: Path) -> Non
         train(sft, ctx, base, splits)
 
 
+@pytest.mark.parametrize("kind", ["reward_model", "dpo"])
+def test_pairs_over_max_length_are_said_and_not_counted_as_trained(kind: str, tmp_path: Path, caplog) -> None:
+    """TRL leaves out a pair longer than max_length without a word; the manifest counted it among train_pairs."""
+    from r1kit.stages import dpo, reward_model
+
+    long_prompt = "Q? " + "word " * 120
+    rows = [
+        {"prompt": long_prompt if i % 2 else f"Q{i}?", "chosen": f"good answer {i}", "rejected": f"bad {i}"}
+        for i in range(12)
+    ]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    overrides = ("--preferences.dataset", str(pairs), f"--{kind}.max_length", "48", f"--{kind}.max_steps", "1")
+    ctx, base, splits = context(tmp_path, *overrides)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        output = train_output({"dpo": dpo, "reward_model": reward_model}[kind], ctx, base, splits)
+    said = re.search(
+        rf"{kind}: (\d+) of its (\d+) training pairs are longer than {kind}.max_length \(48 tokens\)", caplog.text
+    )
+    left_out, given = int(said.group(1)), int(said.group(2))
+    assert given == 9 and left_out > 0  # 12 pairs, 3 held out
+    assert output.metrics["train_pairs"] == given - left_out
+
+
 def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_path: Path, caplog) -> None:
     """Chat data has no gold answers: each evaluation inside SFT printed "pass@1 n/a · format 0%" after generating
     for nothing. It now scores the held-out replies' perplexity (math data gets it beside pass@1) and draws it."""

@@ -645,7 +645,12 @@ class PPOConfig(Section):
     prompts_per_step: int = Field(8, ge=1, description="Prompts per rollout batch (one completion each).")
     ppo_epochs: int = Field(2, ge=1, description="Passes over each rollout batch (policy and value updates).")
     minibatch_size: int = Field(4, ge=1, description="Completions per optimizer step within a pass.")
-    learning_rate: float = Field(5e-5, gt=0.0, description="AdamW learning rate of the policy (LoRA) parameters.")
+    learning_rate: float = Field(
+        5e-5,
+        gt=0.0,
+        description="AdamW learning rate of the policy (LoRA) parameters; unused by policy_update trpo, whose step "
+        "the trust region (trpo_max_kl) sizes.",
+    )
     value_learning_rate: float = Field(
         5e-4, gt=0.0, description="AdamW learning rate of the value head (a fresh linear layer, so higher)."
     )
@@ -696,6 +701,15 @@ class PPOConfig(Section):
             raise ValueError(
                 "kl_coef 0 with adaptive_kl true: the adaptive coefficient scales its start value, so it would stay 0 "
                 "(no KL penalty); give a start value (0.05) or set adaptive_kl false"
+            )
+        # A KL below target multiplies it by 1 - 0.2 · prompts_per_step / kl_horizon: 0 or less turns the penalty off
+        # for good, or into a reward for moving away from the input model
+        if self.adaptive_kl and self.kl_horizon <= 0.2 * self.prompts_per_step:
+            raise ValueError(
+                f"kl_horizon {self.kl_horizon} with adaptive_kl true and prompts_per_step {self.prompts_per_step}: "
+                "each step may shrink the coefficient by 0.2 · prompts_per_step / kl_horizon, so it would reach 0 or "
+                f"turn negative (a reward for leaving the input model); give kl_horizon above "
+                f"{0.2 * self.prompts_per_step:g} (TRL's default is 10000)"
             )
         return self
 

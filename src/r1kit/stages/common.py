@@ -782,6 +782,24 @@ def prepare_resume(ctx: StageContext) -> Path | None:
     return latest
 
 
+def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str) -> int:
+    """How many of the `given` training pairs TRL kept: it leaves out, without a word, a pair whose chosen or
+    rejected reply (the reward model), or whose prompt alone (DPO), is longer than the stage's max_length `setting`;
+    said where some but not all were (none left is train_and_save's error)."""
+    kept = len(trainer.train_dataset)
+    if 0 < kept < given:
+        logger.warning(
+            "%s: %d of its %d training pairs are longer than %s (%d tokens) and left out by TRL; raise it to train on "
+            "them",
+            ctx.stage,
+            given - kept,
+            given,
+            setting,
+            trainer.args.max_length,
+        )
+    return kept
+
+
 def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
     """Train (resuming when a complete checkpoint exists) and save the stage's final model, complete or absent."""
     trainer.remove_callback(PrinterCallback)  # TrainingMonitor prints each logging step instead

@@ -25,6 +25,7 @@ from r1kit.stages.common import (
     callbacks,
     dropout_disabled,
     lora_config,
+    pairs_that_fit,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -66,12 +67,13 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             EvaluateEvery(ctx, inputs.splits.test, tokenizer),
         ],
     )
+    trained_pairs = pairs_that_fit(ctx, trainer, len(pairs.train), "dpo.max_length")
     folder = train_and_save(trainer, tokenizer, ctx)
     del trainer, model
 
     accuracy, margin = implicit_reward_accuracy(ctx, str(folder), inputs.model, pairs.test, section.beta)
     metrics = {
-        "train_pairs": len(pairs.train),
+        "train_pairs": trained_pairs,
         "held_out_pairs": len(pairs.test),
         "preference_accuracy": accuracy,
         "mean_reward_margin": margin,

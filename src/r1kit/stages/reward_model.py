@@ -34,6 +34,7 @@ from r1kit.stages.common import (
     callbacks,
     dropout_disabled,
     lora_config,
+    pairs_that_fit,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -65,6 +66,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         callbacks=callbacks(ctx, section, model.num_parameters()),
     )
     trained_in_fp32(trainer.model)
+    trained_pairs = pairs_that_fit(ctx, trainer, len(pairs.train), "reward_model.max_length")
     folder = train_and_save(trainer, tokenizer, ctx)
     del trainer, model
 
@@ -73,7 +75,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         lambda prompts, replies: scorer.score(replies, prompts, max_length=section.max_length), pairs.test
     )
     metrics = {
-        "train_pairs": len(pairs.train),
+        "train_pairs": trained_pairs,
         "held_out_pairs": len(pairs.test),
         "pairwise_accuracy": accuracy,
         "mean_margin": margin,
