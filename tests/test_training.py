@@ -363,6 +363,40 @@ def test_pairs_over_max_length_are_said_and_not_counted_as_trained(kind: str, tm
     assert output.metrics["train_pairs"] == given - left_out
 
 
+def test_cold_start_draws_its_rows_over_sorted_data_and_samples_only_problems_with_gold(tmp_path: Path, caplog) -> None:
+    """cold_start.max_rows kept the first rows (of data sorted by level: one level alone; of several methods: the
+    converted solutions alone), and the problems the model was sampled on included rows without a gold answer, whose
+    samples could never be kept."""
+    from r1kit.data.synthetic import generate
+    from r1kit.stages import cold_start
+
+    problems = sorted(generate("arithmetic", 60, seed=3), key=lambda row: row["level"])
+    replies = [f"<think>\n{p['reasoning']}\n</think>\n<answer>{p['solution']}</answer>" for p in problems]
+    rows = [[{"role": "user", "content": p["question"]}, {"role": "assistant", "content": r}] for p, r in
+            zip(problems, replies, strict=True)]  # fmt: skip
+    for i in range(0, 60, 2):  # chat rows: nothing to verify a sample against
+        rows[i][1]["content"] = "Blue."
+    data, held_out = tmp_path / "sorted.jsonl", tmp_path / "held_out.jsonl"  # a held-out file keeps the order
+    data.write_text("".join(json.dumps({"messages": row}) + "\n" for row in rows))
+    held_out.write_text(json.dumps({"question": "What is 1 + 1?", "solution": "2"}) + "\n")
+    overrides = (
+        "--data",
+        str(data),
+        "--dataset.test_split",
+        str(held_out),
+        "--cold_start.methods",
+        "[convert, direct]",
+    )
+    ctx, base, splits = context(tmp_path, *overrides, "--cold_start.max_rows", "10", "--cold_start.max_prompts", "8")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        output = train_output(cold_start, ctx, base, splits)
+    kept = [json.loads(line)["question"] for line in output.dataset.read_text().splitlines()]
+    levels = {p["question"]: p["level"] for p in problems}
+    assert len(kept) == 10 and len({levels[question] for question in kept}) >= 3  # was: the first two levels
+    # direct sampled problems with a gold answer only (the tiny model's samples are cut at the limit, never judged)
+    assert "cold_start: 30 of 60 training rows have no gold answer to verify traces against; left out" in caplog.text
+
+
 def test_evaluation_during_sft_on_chat_data_gives_the_replies_perplexity(tmp_path: Path, caplog) -> None:
     """Chat data has no gold answers: each evaluation inside SFT printed "pass@1 n/a · format 0%" after generating
     for nothing. It now scores the held-out replies' perplexity (math data gets it beside pass@1) and draws it."""

@@ -844,7 +844,11 @@ class ColdStartConfig(SamplingConfig):
         description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id); "
         "default: the stage's input model.",
     )
-    max_rows: int | None = Field(None, ge=1, description="Keep at most this many rows in the written dataset.")
+    max_rows: int | None = Field(
+        None,
+        ge=1,
+        description="Keep at most this many rows in the written dataset (a seeded draw over every method's).",
+    )
 
 
 class RejectionSamplingConfig(SamplingConfig):

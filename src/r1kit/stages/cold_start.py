@@ -1,7 +1,7 @@
 """Cold start: long chain-of-thought SFT data in the <think>/<answer> format, before any RL (R1 paper, §2.3.1).
 
 Runnable alone (`r1kit cold_start`) and from a recipe (the `r1` recipe's first stage; the `sft` stage after it trains
-on what it writes). Reads `cold_start` (methods, sampling) and `filters`. Four ways to a trace, as in the paper:
+on what it writes). Reads `cold_start` (methods, sampling), `filters`, `prompt` and `rewards.verification`. Four ways to a trace, as in the paper:
 - convert: the data's own worked solutions (GSM8K steps, NuminaMath solutions, Bespoke-Stratos / ShareGPT thoughts);
 - few_shot: the model shown worked long-CoT examples, then the problem;
 - direct: the model asked to reason step by step and verify its result;
@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 
 from r1kit.config.schema import R1kitConfig
+from r1kit.data.loading import drawn_indices
 from r1kit.models import load_tokenizer, refuse_a_template_that_drops_reasoning
 from r1kit.prompts import R1_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
@@ -23,11 +24,11 @@ from r1kit.stages.traces import (
     KEPT,
     TraceJudge,
     best_of,
-    drawn_rows,
     normalise,
     sample,
     strip_filler,
     trace_row,
+    verifiable_prompts,
     write_dataset,
 )
 
@@ -43,7 +44,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.cold_start
     rows = inputs.splits.train.to_list()
     worked = [row for row in rows if row["reasoning"] and row["solution"]]
-    generated_from = drawn_rows(inputs.splits.train, settings.max_prompts, ctx.config.run.seed)
+    # the problems the model is sampled on: those with a gold answer, as only a verified trace is kept
+    sampled = any(method != "convert" for method in settings.methods)
+    generated_from = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts) if sampled else []
     if "few_shot" in settings.methods and worked:  # before any work; the examples are earlier assistant turns
         refuse_a_template_that_drops_reasoning(
             load_tokenizer(ctx.config.model, inputs.model),
@@ -68,7 +71,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         stats[method] = dict(counts)
         logger.warning("cold_start %s: %d kept, dropped %s", method, len(found), _dropped(counts))
     distinct = _deduplicated(kept)
-    rows_kept = distinct[: settings.max_rows]  # max_rows None: all
+    # a seeded draw over every method's traces: the first N were all convert's (the methods' order), or one level's
+    # of sorted data
+    limit = len(distinct) if settings.max_rows is None else settings.max_rows
+    rows_kept = [distinct[i] for i in drawn_indices(len(distinct), limit, ctx.config.run.seed)]
     # every trace the methods kept is accounted for: a row, a duplicate of another, or one past cold_start.max_rows
     cut = {"duplicates": len(kept) - len(distinct), "past_max_rows": len(distinct) - len(rows_kept)}
     kept = rows_kept
