@@ -808,10 +808,10 @@ class TraceFilterConfig(Section):
     """What makes a generated reasoning trace worth training on (cold start, rejection sampling, distillation)."""
 
     max_repetition: float = Field(
-        0.2,
+        0.3,
         ge=0.0,
         le=1.0,
-        description="Drop a trace whose share of repeated word 3-grams is above this (looping text).",
+        description="Drop a trace whose share of repeated word 5-grams is above this (looping text).",
     )
     language: str = Field(
         "auto", description="ISO 639-1 code traces must be written in; auto: the language of the problem."

@@ -2,7 +2,7 @@
 sft2 and distill share.
 
 A trace is kept when it is well-formed (one <think> block, one <answer> block), reasons (a think block of a few words),
-does not loop (repeated word 3-grams), stays in the problem's language, and its answer verifies against the gold
+does not loop (repeated word 5-grams), stays in the problem's language, and its answer verifies against the gold
 answer. Every other trace is counted under the reason it was dropped.
 """
 
@@ -122,12 +122,15 @@ def normalise(text: str) -> tuple[str, str] | None:
 
 
 def loops(text: str, max_repetition: float) -> bool:
-    """More than `max_repetition` (filters.max_repetition) of the text's 3-grams are repeats: the text loops.
+    """More than `max_repetition` (filters.max_repetition) of the text's word 5-grams are repeats: the text loops.
+    5-grams, not 3: reasoning restates its quantities ("takes 2*3 = 6 hours a week to walk", "… hours a week to
+    bike"), which put 184 of GSM8K's 7,473 worked solutions above 0.2 in 3-grams, 13 in 5-grams and 1 above 0.3; a
+    loop repeats whole phrases (0.6-0.9).
 
-    >>> loops("a b c a b c a b c", 0.5), loops("the cat sat on the mat", 0.5)
+    >>> loops("a b c d e a b c d e a b c d e", 0.3), loops("the cat sat on the mat", 0.3)
     (True, False)
     """
-    return -build_reward("repetition_penalty", ngram_size=3, max_penalty=-1.0)([text])[0] > max_repetition
+    return -build_reward("repetition_penalty", ngram_size=5, max_penalty=-1.0)([text])[0] > max_repetition
 
 
 class TraceJudge:
