@@ -203,6 +203,7 @@ def test_r1_recipe_keeps_its_data_stages_when_grpos_rewards_change(
     run, args = r1_run
     shutil.copytree(run, tmp_path / "run")
     moved = [str(tmp_path / "run") if arg == str(run) else arg for arg in args]
+    assert r1kit_cli(*moved, cwd=REPO).returncode == 0  # the fixture's settings again (other tests change some)
     again = r1kit_cli(*moved, "--reward_funcs", "accuracy", "format", cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(f"{folder}: complete, skipped" in again.stderr for folder in R1_FOLDERS)
