@@ -275,6 +275,17 @@ def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> 
         ConfigError, match=r"distill.student 'grpo': .* a stage of this recipe that makes a model \(sft\)"
     ):
         _check_stage_references(config)
+    # its teacher (the latest model before it, or its model_from) was refused only once distillation started
+    for stages, teacher in (
+        ("[{name: sft}, {name: grpo}, {name: distill, config: {distill: {student: grpo}}}]", "grpo"),
+        ("[{name: sft}, {name: grpo}, {name: distill, model_from: sft, config: {distill: {student: sft}}}]", "sft"),
+    ):
+        recipe.write_text(f"stages: {stages}\n")
+        config = resolve_config(recipe=str(recipe), environ={}).config
+        with pytest.raises(ConfigError, match=rf"distill.student '{teacher}' is its teacher .* itself"):
+            _check_stage_references(config)
+    recipe.write_text("stages: [{name: sft}, {name: grpo}, {name: distill, config: {distill: {student: sft}}}]\n")
+    _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)  # an earlier model: a student
 
 
 def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(tmp_path: Path) -> None:

@@ -241,6 +241,13 @@ def _check_stage_references(config: R1kitConfig) -> None:
         student = config.for_stage(spec).distill.student
         if spec.stage_kind == "distill" and student in kinds:
             check("distill.student", student, "model", {name: kinds[name] for name in list(kinds)[:index]})
+            makers = [earlier.name for earlier in config.stages[:index] if "model" in MAKES[earlier.stage_kind]]
+            teacher = spec.model_from or (makers[-1] if makers else "base")
+            if student == teacher:  # refused only once distillation started, after every stage before it trained
+                raise ConfigError(
+                    f"stages: {spec.name}: distill.student {student!r} is its teacher (the model it starts from) "
+                    "itself; name an earlier stage's model, or leave it unset for the run's base model"
+                )
     check("evaluation.reward_model", config.evaluation.reward_model, "reward_model", kinds)
     check("evaluation.win_rate_against", config.evaluation.win_rate_against, "model", kinds)
     for index, spec in enumerate(config.stages):
