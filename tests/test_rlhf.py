@@ -403,6 +403,41 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
             check_model(ctx.config.model, str(output.model), training=training)
 
 
+def test_dpos_held_out_accuracy_ranks_per_token_where_its_loss_does(tmp_path: Path) -> None:
+    """ipo and sigmoid_norm train on the replies' log-ratios per token; the held-out accuracy ranked their sums, which
+    put a long rejected reply (a sum of many small ratios) apart from what the model learned."""
+    from r1kit.models import load_model
+    from r1kit.stages.evaluate import completion_logprobs
+
+    ctx, inputs = stage_setup(tmp_path, "dpo")
+    policy = AutoModelForCausalLM.from_pretrained(inputs.model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for weight in policy.parameters():
+            weight.add_(0.05 * torch.randn(weight.shape, generator=generator))
+    policy.save_pretrained(tmp_path / "policy")
+    AutoTokenizer.from_pretrained(inputs.model).save_pretrained(tmp_path / "policy")
+    replies = [("4", "the answer is four, I think, after adding two and two"), ("5", "4"), (CORRECT, MALFORMED)]
+    pairs = [{"prompt": USER, "chosen": chosen, "rejected": rejected} for chosen, rejected in replies]
+
+    def scored(model: str) -> list[tuple[float, int]]:
+        loaded = load_model(ctx.config.model, model, ctx.hardware, for_training=False).eval()
+        tokenizer = load_tokenizer(ctx.config.model, model)
+        return completion_logprobs(loaded, tokenizer, [USER] * 6, [c for c, _ in replies] + [r for _, r in replies])
+
+    trained, reference = scored(str(tmp_path / "policy")), scored(inputs.model)
+    figures = {}
+    for per_token in (False, True):
+        ratio = [(p - r) / (n if per_token else 1) for (p, n), (r, _) in zip(trained, reference, strict=True)]
+        margins = [0.1 * (ratio[i] - ratio[i + 3]) for i in range(3)]
+        expected = (sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in margins) / 3, sum(margins) / 3)
+        got = dpo.implicit_reward_accuracy(ctx, str(tmp_path / "policy"), inputs.model, pairs, 0.1, per_token)
+        assert got == pytest.approx(expected, rel=1e-4), per_token
+        figures[per_token] = got
+    assert figures[False] != pytest.approx(figures[True])  # the two rankings' figures differ on these pairs
+    assert dpo.PER_TOKEN_LOSSES == ("ipo", "sigmoid_norm")
+
+
 def test_dpo_trains_on_preference_pairs(tmp_path: Path) -> None:
     ctx, inputs = stage_setup(tmp_path, "dpo")
     output = dpo.run(ctx, inputs)

@@ -71,7 +71,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     folder = train_and_save(trainer, tokenizer, ctx)
     del trainer, model
 
-    accuracy, margin = implicit_reward_accuracy(ctx, str(folder), inputs.model, pairs.test, section.beta)
+    per_token = section.loss_type in PER_TOKEN_LOSSES
+    accuracy, margin = implicit_reward_accuracy(ctx, str(folder), inputs.model, pairs.test, section.beta, per_token)
     metrics = {
         "train_pairs": trained_pairs,
         "held_out_pairs": len(pairs.test),
@@ -84,11 +85,16 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     return StageOutput(model=folder, metrics=metrics)
 
 
+# TRL's losses that compare the replies' log-ratios per token (its "average scores"), not summed over the reply
+PER_TOKEN_LOSSES = ("ipo", "sigmoid_norm")
+
+
 def implicit_reward_accuracy(
-    ctx: StageContext, policy: str, reference: str, pairs: Sequence[Pair], beta: float
+    ctx: StageContext, policy: str, reference: str, pairs: Sequence[Pair], beta: float, per_token: bool = False
 ) -> tuple[float | None, float | None]:
-    """DPO's implicit reward on held-out pairs, beta · (log π(y|x) − log π_ref(y|x)): the share of pairs where it
-    ranks the chosen reply above the rejected one (ties half), and its mean margin."""
+    """DPO's implicit reward on held-out pairs, beta · (log π(y|x) − log π_ref(y|x)), per token of the reply where the
+    loss trained it so (`per_token`: a summed one ranks a long reply apart from what ipo learned): the share of pairs
+    where it ranks the chosen reply above the rejected one (ties half), and its mean margin."""
     if not pairs:
         return None, None
     config = ctx.config
@@ -101,7 +107,7 @@ def implicit_reward_accuracy(
         tokenizer = load_tokenizer(config.model, reference_model)
         model = load_model(config.model, reference_model, ctx.hardware, for_training=False).eval()
         scored = completion_logprobs(model, tokenizer, *map(list, zip(*mine, strict=True))) if mine else []
-        logprobs[name] = distributed.gather([total for total, _ in scored])
+        logprobs[name] = distributed.gather([total / max(count, 1) if per_token else total for total, count in scored])
         del model
     rewards = [beta * (p - r) for p, r in zip(logprobs["policy"], logprobs["reference"], strict=True)]
     chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
