@@ -926,6 +926,11 @@ def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: py
         "nothing"
     ]
     assert not not_read_by(resolve("--beta", "0.3", command="run"), "run")  # the default recipe's grpo does
+    # a key of a section a stage reads part of: said by key (the cold start and SFT read no reward list)
+    recipe = resolve("--reward_funcs", "accuracy", "--stages", "[{name: cold_start}, {name: sft}]", command="run")
+    assert not_read_by(recipe, "run") == [
+        "no stage of this recipe (cold_start, sft) reads rewards.functions (from cli:--reward_funcs): it changes nothing"
+    ]
     assert main(["trpo", "--profile", "test"]) == 2
     assert "r1kit ppo --ppo.policy_update trpo" in capsys.readouterr().err
 

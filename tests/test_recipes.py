@@ -207,6 +207,16 @@ def test_r1_recipe_keeps_its_data_stages_when_grpos_rewards_change(
     again = r1kit_cli(*moved, "--reward_funcs", "accuracy", "format", cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(f"{folder}: complete, skipped" in again.stderr for folder in R1_FOLDERS)
+    # of the verification settings, the time an answer has decides a verdict; the workers and batch budget do not
+    from r1kit.stages.common import stage_values
+
+    def judging(*overrides: str) -> dict:
+        return stage_values(resolve_config(overrides=list(overrides), environ={}).config, "cold_start")
+
+    assert (
+        judging("--rewards.verification.workers", "1", "--rewards.verification.batch_budget_seconds", "9") == judging()
+    )
+    assert judging("--rewards.verification.timeout_seconds", "3") != judging()
     verification = r1kit_cli(*moved, "--rewards.verification.timeout_seconds", "3", cwd=REPO)
     assert verification.returncode == 1  # what they judge with: the first stage's change is refused, as before
     assert "01_cold_start" in verification.stderr and "rewards.verification.timeout_seconds" in verification.stderr
@@ -344,19 +354,23 @@ def test_the_loop_filter_keeps_reasoning_that_restates_its_quantities() -> None:
 
 
 def test_the_judge_keeps_a_right_trace_to_a_short_question_in_another_language() -> None:
-    """A question too short to identify ("Was ist 7 × 8?": 6 letters; "Combien font 7 × 8 ?": French at 0.34) took
-    the language of the whole conversation, the English system prompt's: a right trace in the question's language
-    was dropped as wrong_language by cold start, rejection sampling and distillation (and GRPO's reward scored it 0)."""
+    """A question with fewer than 8 letters ("Was ist 7 × 8?", "计算 7 × 8") took the language of the whole
+    conversation, the English system prompt's: a right trace in the question's language was dropped as wrong_language
+    by cold start, rejection sampling and distillation (and GRPO's reward scored it 0). A question told with little
+    confidence still takes the system prompt's ("Compute $\\tan 225^\\circ$." reads as Spanish at 0.31)."""
     judge = TraceJudge(resolve_config(environ={}).config)
-    questions = ["Combien font 7 × 8 ?", "Was ist 7 × 8?", "计算 7 × 8", "What is 7 × 8?", "Evaluate 7 × 8."]
-    traces = [
-        "<think>Sept fois huit font cinquante-six, donc la réponse est 56.</think><answer>56</answer>",
-        "<think>Sieben mal acht ist sechsundfünfzig, also ist die Antwort 56.</think><answer>56</answer>",
-        "<think>七乘以八等于五十六，所以答案是五十六。</think><answer>56</answer>",
-        "<think>Seven times eight is fifty-six, so the answer is 56.</think><answer>56</answer>",
-        "<think>Sept fois huit font cinquante-six, donc la réponse est 56.</think><answer>56</answer>",
-    ]
-    assert judge(traces, questions, ["56"] * 5) == ["kept", "kept", "kept", "kept", "wrong_language"]
+    english = "<think>Seven times eight is fifty-six, so the answer is 56.</think><answer>56</answer>"
+    french = "<think>Sept fois huit font cinquante-six, donc la réponse est 56.</think><answer>56</answer>"
+    asked = {
+        "Was ist 7 × 8?": "<think>Sieben mal acht ist sechsundfünfzig, also ist die Antwort 56.</think><answer>56</answer>",
+        "计算 7 × 8": "<think>七乘以八等于五十六，所以答案是五十六。</think><answer>56</answer>",
+        "What is 7 × 8?": english,
+        "Compute $\\tan 225^\\circ$.": english,  # the judge reads the language here, whatever the gold
+        "Integrate sin x dx.": english,
+        "Evaluate 7 × 8.": french,
+    }
+    reasons = judge(list(asked.values()), list(asked), ["56"] * len(asked))
+    assert reasons == ["kept", "kept", "kept", "kept", "kept", "wrong_language"]
 
 
 def test_the_judge_counts_the_words_of_a_thinking_written_without_spaces() -> None:

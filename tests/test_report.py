@@ -210,7 +210,10 @@ def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_p
     ]
     (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
     questions = [f"What is {i} + 1?" for i in range(4)]
-    for label, scores in (("base", [0, 0, 0, 1]), ("sft", [1, 1, 0, 1]), ("dpo", [1, 1, 1, 1]), ("ppo", [1, 0, 0, 1])):
+    # rloo's evaluation is of a model from before the killed command (`--from sft` redid what it started from): the
+    # command never reached it, so it records no start model, and was paired as the run's last (base→rloo)
+    evaluations = (("base", [0, 0, 0, 1]), ("sft", [1, 1, 0, 1]), ("dpo", [1, 1, 1, 1]), ("ppo", [1, 0, 0, 1]))
+    for label, scores in (*evaluations, ("rloo", [0, 0, 0, 0])):
         result = {"label": label, "model": "/m", "problems": 4, "accuracy": sum(scores) / 4, "scores": scores}
         (tmp_path / "eval" / f"{label}.json").write_text(json.dumps(result | {"format_rate": 1.0}))
         rows = [

@@ -367,7 +367,7 @@ def test_pairs_over_max_length_are_said_and_not_counted_as_trained(kind: str, tm
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         output = train_output({"dpo": dpo, "reward_model": reward_model}[kind], ctx, base, splits)
     said = re.search(
-        rf"{kind}: (\d+) of its (\d+) training pairs are longer than {kind}.max_length \(48 tokens\)", caplog.text
+        rf"{kind}: (\d+) of its (\d+) training pairs do not fit in {kind}.max_length \(48 tokens\)", caplog.text
     )
     left_out, given = int(said.group(1)), int(said.group(2))
     assert given == 9 and left_out > 0  # 12 pairs, 3 held out
@@ -450,7 +450,7 @@ def test_sft2_without_a_reasoning_trace_makes_no_model(tmp_path: Path, caplog) -
             StageInputs(model=base, base=base, splits=replace(splits, train=no_traces)),
         )
     assert output.model is None and output.metrics == {"reasoning_rows": 0, "general_rows": 0}
-    assert "sft2: no reasoning trace to train on (rejection sampling kept none); the model goes on" in caplog.text
+    assert "sft2: no reasoning trace to train on (none in its data); the model goes on unchanged" in caplog.text
 
 
 # DeepSeek-R1-Distill's template ends its generation prompt with "<think>\n": the model writes the rest of the block

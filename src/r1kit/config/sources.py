@@ -43,7 +43,7 @@ from r1kit.config.aliases import (
 )
 from r1kit.config.schema import MAPPING_SETTINGS, R1kitConfig, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
-from r1kit.stages.registry import READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_read
+from r1kit.stages.registry import COMMON_SECTIONS, READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_said
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -739,12 +739,13 @@ def not_read_by(resolved: ResolvedConfig, command: str | None) -> list[str]:
     """
     if command == "run":  # a recipe: what none of its stages reads (the rlhf recipe and --beta, which is GRPO's)
         stages = resolved.config.stages
-        read = {section for spec in stages for section in sections_read(spec.stage_kind)}
         return [
             f"no stage of this recipe ({', '.join(spec.name for spec in stages)}) reads {key} (from {source}): it "
             "changes nothing"
             for key, source in resolved.sources.items()
-            if source.startswith(("cli:", "env:")) and key.split(".")[0] not in read
+            if source.startswith(("cli:", "env:"))
+            and key != "stages"  # the recipe itself
+            and not any(reads(spec.stage_kind, key) for spec in stages)
         ]
     if command not in READS and command not in TOOL_READS:
         return []
@@ -914,7 +915,7 @@ def _check_stage_keys(stages: Any, source: str) -> None:
                 hint = f"its own setting is {own}" if own and own != path else "set it on the stage that uses it"
                 raise ConfigError(
                     f"stages: {name}: {path} is not read by a {kind} stage (it reads "
-                    f"{', '.join(sections_read(kind))}; from {source}); {hint}"
+                    f"{', '.join((*COMMON_SECTIONS, *sections_said(kind)))}; from {source}); {hint}"
                 )
 
 

@@ -120,7 +120,11 @@ def write_report(run_dir: Path) -> Path:
     paired = summary.get("paired")
     if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
         started_from = {stage["name"]: stage.get("started_from") for stage in _stage_list(run) if "name" in stage}
-        paired = paired_changes({label: e.get("scores") or [] for label, e in evaluations.items()}, started_from)
+        # a stage with no start model recorded was not reached by the killed command: its evaluation may be of a
+        # model a redo (--from) has since replaced the inputs of
+        reached = [label for i, label in enumerate(evaluations) if i == 0 or started_from.get(label)]
+        scores = {label: evaluations[label].get("scores") or [] for label in reached}
+        paired = paired_changes(scores, started_from)
     if evaluations:
         # a stage run alone's are `r1kit eval` results of any model: each column names the one it scored
         models_in = run.root.resolve() if evaluations is written else None

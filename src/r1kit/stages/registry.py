@@ -63,10 +63,12 @@ READS = {
 }
 COMMON_SECTIONS = ("run", "evaluation", "monitoring")
 # The one part of a section that a kind reads of it: the stages that judge samples verify answers as the accuracy
-# reward does, and add up no reward, so a change of the rewards GRPO uses (their list, weights) redid them, or refused
-# a run whose first stage they were.
+# reward does, each answer until rewards.verification.timeout_seconds (workers and the batch budget only set how), and
+# add up no reward, so a change of the rewards GRPO uses (their list, weights) redid them, or refused a run whose first
+# stage they were.
 READS_PART = {
-    kind: {"rewards": "verification"} for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
+    kind: {"rewards": "verification.timeout_seconds"}
+    for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
 }
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
@@ -120,10 +122,24 @@ def stage_reads(kind: str, path: str) -> bool:
 
 
 def _in_part(command: str, path: str) -> bool:
-    """Whether `path` lies in the part of its section that `command` reads (READS_PART), where it names one."""
+    """Whether `path` lies in (or holds) the part of its section that `command` reads (READS_PART), where it names one.
+
+    >>> _in_part("dpo", "rewards.verification"), _in_part("dpo", "rewards.verification.workers")
+    (True, False)
+    """
     section, _, rest = path.partition(".")
     part = READS_PART.get(command, {}).get(section)
-    return part is None or not rest or rest.split(".")[0] == part
+    return part is None or not rest or f"{part}.".startswith(f"{rest}.") or rest.startswith(f"{part}.")
+
+
+def sections_said(kind: str) -> list[str]:
+    """The sections a stage of `kind` reads, each as the part it reads of it where it reads one part (READS_PART).
+
+    >>> sections_said("dpo")[-2:]
+    ['rewards.verification.timeout_seconds', 'filters']
+    """
+    part = READS_PART.get(kind, {})
+    return [f"{section}.{part[section]}" if section in part else section for section in READS[kind]]
 
 
 # What each kind leaves for later stages: a policy `model` (model_from may name it), a `dataset` (data_from), or a

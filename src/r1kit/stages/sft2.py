@@ -36,9 +36,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             len(accepted),
         )  # fmt: skip
     if not kept:  # chat alone, sized for no trace, would only wear the reasoning model down (and be the run's final)
-        logger.warning(
-            "sft2: no reasoning trace to train on (rejection sampling kept none); the model goes on unchanged"
-        )
+        logger.warning("sft2: no reasoning trace to train on (none in its data); the model goes on unchanged")
         return StageOutput(metrics={"reasoning_rows": 0, "general_rows": 0})
     wanted = general_wanted(kept, settings.general_ratio)
     general = _general_rows(ctx, inputs, wanted)
