@@ -153,12 +153,13 @@ def evaluation_file(reference: str) -> Path:
         return RunDir(path).eval_path(labels[-1])
     run, stage = path.resolve().parent, stage_of_folder(path.resolve().name)
     if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
-        if RunDir(run).eval_path(stage).exists():  # its model's evaluation
-            return RunDir(run).eval_path(stage)
+        run_dir = RunDir(run)
+        if run_dir.eval_path(stage).exists():  # its model's evaluation
+            return run_dir.eval_path(stage)
         # a stage run alone evaluates nothing itself: the newest `r1kit eval` of its model (`RUN:eval_2` names another)
-        evaluated = RunDir(run).later_evaluations()
+        evaluated = run_dir.later_evaluations()
         scored = [
-            RunDir(run).eval_path(label) for label, model in evaluated.items() if model.is_relative_to(path.resolve())
+            run_dir.eval_path(label) for label, model in evaluated.items() if model.is_relative_to(path.resolve())
         ]
         if scored:
             return max(scored, key=lambda file: (file.stat().st_mtime, eval_label_number(file.stem) or 0))

@@ -102,7 +102,8 @@ def write_report(run_dir: Path) -> Path:
     paths = sorted(run.root.glob("eval/*.json"), key=lambda path: (_later(path.stem), path.stem))
     written = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in paths}
     # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
-    evaluations = summary.get("evaluations") or _run_evaluations(run, written) or written
+    stage_list = _stage_list(run)  # read once: the manifests of every stage
+    evaluations = summary.get("evaluations") or _run_evaluations(stage_list, written) or written
     # `r1kit eval RUN`'s (eval, eval_2, …); a stage's own evaluation missing from the summary is an outdated one
     # (`--only` redid an earlier stage), no later evaluation
     later = {
@@ -119,7 +120,7 @@ def write_report(run_dir: Path) -> Path:
     body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     paired = summary.get("paired")
     if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
-        started_from = {stage["name"]: stage.get("started_from") for stage in _stage_list(run) if "name" in stage}
+        started_from = {stage["name"]: stage.get("started_from") for stage in stage_list if "name" in stage}
         # a stage with no start model recorded was not reached by the killed command: its evaluation may be of a
         # model a redo (--from) has since replaced the inputs of
         reached = [label for i, label in enumerate(evaluations) if i == 0 or started_from.get(label)]
@@ -136,7 +137,6 @@ def write_report(run_dir: Path) -> Path:
             "<h2>Evaluated later (<code>r1kit eval</code>)</h2>",
             _eval_table(later, questions, run.root.resolve()),
         ]
-    stage_list = _stage_list(run)
     if stage_list:
         body += ["<h2>Stages</h2>", _stages(run, stage_list)]
     for stage in stages:
@@ -212,10 +212,10 @@ def _later(label: str) -> tuple:
     return (0, 0) if number is None else (1, number)
 
 
-def _run_evaluations(run: RunDir, written: dict[str, Any]) -> dict[str, Any]:
+def _run_evaluations(stage_list: list[dict], written: dict[str, Any]) -> dict[str, Any]:
     """The run's own evaluations when it has no summary (killed, or a stage run alone): the base model's, then each
     stage's in the recipe's order (alphabetical order made the change column compare the wrong stages)."""
-    order = ["base", *(stage.get("name") for stage in _stage_list(run))]
+    order = ["base", *(stage.get("name") for stage in stage_list)]
     own = [label for label in written if eval_label_number(label) is None]
     own.sort(key=lambda label: order.index(label) if label in order else len(order))
     return {label: written[label] for label in own}

@@ -1,7 +1,8 @@
 """Cold start: long chain-of-thought SFT data in the <think>/<answer> format, before any RL (R1 paper, §2.3.1).
 
 Runnable alone (`r1kit cold_start`) and from a recipe (the `r1` recipe's first stage; the `sft` stage after it trains
-on what it writes). Reads `cold_start` (methods, sampling), `filters`, `prompt` and `rewards.verification`. Four ways to a trace, as in the paper:
+on what it writes). Reads `cold_start` (methods, sampling), `filters`, `prompt` and, of `rewards`, the verification's
+timeout. Four ways to a trace, as in the paper:
 - convert: the data's own worked solutions (GSM8K steps, NuminaMath solutions, Bespoke-Stratos / ShareGPT thoughts);
 - few_shot: the model shown worked long-CoT examples, then the problem;
 - direct: the model asked to reason step by step and verify its result;

@@ -777,7 +777,7 @@ def prepare_resume(ctx: StageContext) -> Path | None:
     # the others wait for it before any of them writes into the staging folder again.
     found = distributed.from_main(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
     latest = found[-1] if found else None
-    step = int(latest.name.rsplit("-", 1)[1]) if latest else 0
+    step = checkpoint_step(latest) if latest else 0
     if distributed.is_main():
         shutil.rmtree(staging_dir(ctx), ignore_errors=True)
         ctx.run.truncate_logs(ctx.stage, after_step=step)
