@@ -361,6 +361,14 @@ def test_environment_names_are_unambiguous() -> None:
         (["--learning_rate"], "--learning_rate: missing value"),
         (["--no_wandb", "maybe"], "--no_wandb is a switch and takes no value (got 'maybe')"),
         (["--bf16", "maybe"], "--bf16 is a switch"),  # true or false (TRL's `--bf16 false`: fp32), nothing else
+        # `--data "$DATA"` with DATA unset: was "`.` is a folder; dataset.name takes a … file"
+        (["--data", ""], "dataset.name: is empty; name a built-in task"),
+        # two file columns renamed to one: was the datasets library's ValueError, shown as a bug in r1kit
+        (["--dataset.columns", "{problem: question, q: question}"], "renames two columns to one name"),
+        # YAML reads problem:question (no space) as a key without a value: was "Input should be a valid string"
+        (["--dataset.columns", "{problem:question}"], "put a space after the colon"),
+        # the tutorial's `system:` section is not the system prompt
+        (["--system", "You are a helpful assistant."], "the system prompt is prompt.system"),
     ],
 )
 def test_invalid_values_name_the_key(args: list[str], message: str) -> None:

@@ -153,6 +153,65 @@ def test_gold_numbers_of_a_jsonl_file_are_read_as_written(tmp_path: Path) -> Non
     assert [row["solution"] for row in rows] == ["5", "1.50", "007", "null", "2.5"]
 
 
+def test_gold_numbers_of_a_json_array_are_read_as_written(tmp_path: Path) -> None:
+    """A .json file skipped the JSONL reading's care: 25! was refused ("Value is too big!"), 2**53 + 1 beside a 1.5
+    read as 2**53 and "007" beside a 7 as 7; a small float gold became "1e-05", which the verifier reads as no
+    0.00001."""
+    golds = [15511210043330985984000000, 2**53 + 1, 1.5, "007", 7, 0.00001]
+    path = write_rows(tmp_path / "golds.json", [{"question": f"q{i}", "solution": g} for i, g in enumerate(golds)])
+    rows, _ = load_eval_rows(dataset(path))
+    assert rows["solution"] == ["15511210043330985984000000", "9007199254740993", "1.5", "007", "7", "0.00001"]
+    # an item that is no object is named as the array's item
+    path.write_text(json.dumps([{"question": "q", "solution": "1"}, ["q", "2"], {"question": "r", "solution": "3"}]))
+    with pytest.raises(DatasetError, match=r"item 2 must be a JSON object"):
+        load_eval_rows(dataset(path))
+    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["solution"] == ["1", "3"]
+
+
+def test_a_chat_column_mixing_text_and_text_parts_keeps_its_text(tmp_path: Path) -> None:
+    """Turns whose content is text in some and OpenAI-style parts in others made the datasets library decode the
+    texts as JSON: the reply "5" became the number 5, a bad row ("must be text or text parts (got 5)")."""
+    parts = [{"type": "text", "text": "What is 2 + 3?"}]
+    rows = [
+        {"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "5"}]},
+        {"messages": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "null"}]},
+    ]
+    loaded, _ = load_eval_rows(dataset(write_rows(tmp_path / "chat.jsonl", rows)))
+    assert list(zip(loaded["question"], loaded["response"], strict=True)) == [
+        ("What is 2 + 3?", "5"),
+        ("Name a colour.", "null"),
+    ]
+
+
+def test_a_sharegpt_reply_in_r1_form_is_a_worked_solution_with_its_gold(tmp_path: Path) -> None:
+    """Its <answer> block was taken as the final text: no gold, and the reference reply <answer><answer>5</answer>
+    </answer>; a messages row with the same reply was read right."""
+    reply = "<think>2 + 3 = 5</think>\n<answer>5</answer>"
+    for column, turns in (
+        ("conversations", [{"from": "human", "value": "What is 2 + 3?"}, {"from": "gpt", "value": reply}]),
+        ("messages", [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": reply}]),
+    ):
+        row = load_eval_rows(dataset(write_rows(tmp_path / f"{column}.jsonl", [{column: turns}] * 2)))[0][0]
+        assert (row["solution"], row["reasoning"], row["response"]) == ("5", "2 + 3 = 5", reply), column
+
+
+def test_gsm8k_is_told_from_more_than_its_first_row(tmp_path: Path) -> None:
+    """One first row without its #### line made the whole file "cannot tell the dataset format", even under
+    on_bad_row skip: it is a bad row of a GSM8K file."""
+    rows = [{"question": "q0", "answer": "no final line"}] + [
+        {"question": f"q{i}", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(1, 4)
+    ]
+    path = write_rows(tmp_path / "gsm.jsonl", rows)
+    with pytest.raises(DatasetError, match=r"row 1: field 'answer' has no final '####"):
+        load_eval_rows(dataset(path))
+    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["solution"] == ["2", "4", "6"]
+
+
+def test_a_data_file_s_suffix_may_be_upper_case(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "data.jsonl", [{"question": "q", "solution": "1"}] * 2).rename(tmp_path / "DATA.JSONL")
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["1", "1"]
+
+
 def test_max_train_samples_of_data_in_its_own_order_is_a_seeded_draw(tmp_path: Path) -> None:
     """With a held-out file, the training rows are the data's in its order, and max_train_samples kept its head: a
     file sorted by level trained on level 1 alone."""
@@ -232,7 +291,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def test_each_format_is_detected_and_adapted(fmt: str, tmp_path: Path) -> None:
     path = write_rows(tmp_path / "data.jsonl", [SAMPLES[fmt]] * 4)
     rows, _ = load_eval_rows(dataset(path))
-    assert detect_format(list(SAMPLES[fmt]), SAMPLES[fmt]) == fmt
+    assert detect_format(list(SAMPLES[fmt]), [SAMPLES[fmt]]) == fmt
     row = rows[0]
     assert (row["question"], row["solution"], row["reasoning"], row["response"]) == EXPECTED[fmt]
 

@@ -208,6 +208,7 @@ def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_p
         {"name": "ppo", "kind": "ppo", "folder": "03_ppo", "status": "complete", "started_from": "sft"},
         {"name": "rloo", "kind": "rloo", "folder": "04_rloo", "status": "running", "started_from": None},
     ]
+    stages = [stage | {"reached": stage["name"] != "rloo"} for stage in stages]
     (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
     questions = [f"What is {i} + 1?" for i in range(4)]
     # rloo's evaluation is of a model from before the killed command (`--from sft` redid what it started from): the
@@ -230,6 +231,10 @@ def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_p
         ("base→ppo", "+25.0"),
     ]
     assert "<b>sft→ppo</b>: 0 fixed, 1 broken, of 4 problems" in page
+    # and rloo's stale evaluation stands apart: it was the table's last column, its change "from base" the run's
+    own, stale = page.split("<h2>Evaluation</h2>")[1].split("Not reached by the killed command")
+    assert re.findall(r"<th>([^<]*)</th>", own.split("</table>")[0])[1:6] == ["base", "sft", "dpo", "ppo", "change"]
+    assert re.findall(r"<th>([^<]*)</th>", stale.split("</table>")[0])[1:3] == ["rloo", "change"]
 
 
 def test_the_report_shows_the_majority_vote_beside_pass_at_k(tmp_path: Path) -> None:

@@ -531,6 +531,7 @@ def _write_run_manifest(
                 "status": status,
                 "seconds": manifest.get("seconds"),
                 "started_from": started_from.get(spec.name),
+                "reached": spec.name in outputs,  # by this command: a stage it did not reach may predate a redo
             }
         )
     write_json(run_dir.path("manifest.json"), {"stages": stages})

@@ -264,7 +264,8 @@ REFUSED = {
     "callbacks.reward_trend": "trend alerts are always on; tune them under monitoring.alerts (window, drop_share, …)",
     "callbacks": "r1kit's callbacks are always on: see monitoring.* and training.checkpoint.keep_every",
     "project": "name the run folder with run.output_dir (--out) and the W&B project with monitoring.wandb.project",
-    "system": "set the device and threads with model.device and model.threads, the seed with run.seed",
+    "system": "the tutorial's `system:` section: set the device and threads with model.device and model.threads, the "
+    "seed with run.seed; the system prompt is prompt.system (--prompt.system TEXT)",
     "dataset.processing": "r1kit reads rows by dataset.format (and dataset.columns), limits them with "
     "dataset.max_train_samples / max_test_samples, and sets the prompt with prompt.system",
     "rewards.repetition": "the repetition penalty's settings are rewards.repetition_penalty.ngram_size and "

@@ -238,6 +238,22 @@ class DatasetConfig(Section):
     )
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, name: str) -> str:
+        if not name.strip():  # an unset shell variable (--data "$DATA"): read as the current folder
+            raise ValueError("is empty; name a built-in task, a data file or a hub dataset id")
+        return name
+
+    @field_validator("columns")
+    @classmethod
+    def _one_column_each(cls, columns: dict[str, str]) -> dict[str, str]:
+        twice = sorted({new for new in columns.values() if list(columns.values()).count(new) > 1})
+        if twice:  # two file columns renamed to one: which would it read?
+            renamed = ", ".join(f"{old} → {new}" for old, new in columns.items() if new in twice)
+            raise ValueError(f"renames two columns to one name ({renamed}); keep one of them")
+        return columns
+
 
 # ------------------------------------------------------------------------------------------------------- rewards
 

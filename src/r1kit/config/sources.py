@@ -924,6 +924,9 @@ def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     path, message, value = first_problem(error)
     if not path:  # a rule across sections: its message names the keys; a recipe stage's, its file too
         return f"{message} (from {sources['stages']})" if message.startswith("stages:") else message
+    section, _, key = path.rpartition(".")
+    if value is None and section in LEAF_PATHS and ":" in key:  # {problem:question}: YAML's key with no value
+        return f"{section}: {key!r} is one key without a value to YAML; put a space after the colon ({{a: b}})"
     if path not in LEAF_PATHS:  # a rule across the keys of one section
         return f"{path}: {message}"
     source = sources.get(path, "default")

@@ -12,7 +12,8 @@ Each adapter takes one raw row and returns the canonical row, or raises `BadRow`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from r1kit.prompts import r1_completion
@@ -46,11 +47,14 @@ def answer_text(value: Any) -> str | None:
 
     >>> answer_text(72), answer_text(72.0), answer_text(2.5), answer_text(" 1/2 "), answer_text(float("nan"))
     ('72', '72', '2.5', '1/2', None)
+    >>> answer_text(0.00001), answer_text(-2.5e-7)
+    ('0.00001', '-0.00000025')
     """
     if isinstance(value, float):
         if value != value:  # NaN: pandas' empty CSV cell
             return None
-        return str(int(value)) if value.is_integer() else str(value)
+        # positional: "1e-05" is no answer the verifier reads as 0.00001
+        return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
     text = None if value is None else str(value).strip()
     return text or None
 
@@ -134,16 +138,25 @@ def _turns(row: Mapping[str, Any], field: str, shape: str) -> list[Mapping[str, 
     return turns
 
 
-def said_text(content: Any, field: str) -> str:
-    """A chat turn's words: its text, or the text parts of OpenAI-style content ([{type: text, text: …}, …]) joined
-    by newlines; anything else (a number, an image part alone) is a bad row.
+def text_of_parts(parts: list[Any]) -> str:
+    """The text parts of OpenAI-style content joined by newlines ('' when it has none).
 
-    >>> said_text([{"type": "text", "text": "What is"}, {"type": "image"}, {"type": "text", "text": "2 + 2?"}], "m")
+    >>> text_of_parts([{"type": "text", "text": "What is"}, {"type": "image"}, {"type": "text", "text": "2 + 2?"}])
     'What is\\n2 + 2?'
     """
+    texts = [part.get("text") for part in parts if isinstance(part, Mapping) and part.get("type") == "text"]
+    return "\n".join(text.strip() for text in texts if isinstance(text, str) and text.strip())
+
+
+def said_text(content: Any, field: str) -> str:
+    """A chat turn's words: its text, or the text parts of OpenAI-style content ([{type: text, text: …}, …]) joined
+    by newlines (`text_of_parts`); anything else (a number, an image part alone) is a bad row.
+
+    >>> said_text([{"type": "text", "text": " 2 + 2? "}], "messages"), said_text("4", "messages")
+    ('2 + 2?', '4')
+    """
     if isinstance(content, list):
-        parts = [part.get("text") for part in content if isinstance(part, Mapping) and part.get("type") == "text"]
-        content = "\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+        content = text_of_parts(content)
     if not isinstance(content, str) or not content.strip():
         raise BadRow(field, f"has a turn whose content must be text or text parts (got {content!r:.40})")
     return content.strip()
@@ -179,6 +192,8 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     if not reply:
         raise BadRow("conversations", "has no assistant turn after the first user turn")
     reply = said_text(reply, "conversations")
+    if split_r1(reply):  # the strict R1 form: its answer is the gold, as in a messages row
+        return _reply(user, reply)
     thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
     reasoning = thought.group(1).strip() if thought else None
     if solution:
@@ -387,12 +402,13 @@ ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {
 }
 
 
-def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
-    """The format whose signature columns are present.
+def detect_format(columns: list[str], first_rows: Sequence[Mapping[str, Any]]) -> str:
+    """The format whose signature columns are present (GSM8K's: its `####` line in one of the first rows: one bad
+    row first is a bad row, not another format).
 
-    >>> detect_format(["question", "answer"], {"answer": "3 + 4 = 7\\n#### 7"})
+    >>> detect_format(["question", "answer"], [{"answer": "no marker"}, {"answer": "3 + 4 = 7\\n#### 7"}])
     'gsm8k'
-    >>> detect_format(["prompt", "chosen", "rejected"], {})  # doctest: +ELLIPSIS
+    >>> detect_format(["prompt", "chosen", "rejected"], [])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ValueError: its columns ['chosen', 'prompt', 'rejected'] are preference pairs, not problems: ...
     """
@@ -409,7 +425,7 @@ def detect_format(columns: list[str], first_row: Mapping[str, Any]) -> str:
         return "alpaca"
     if {"prompt", "completion"} <= present:
         return "prompt_completion"
-    if {"question", "answer"} <= present and "####" in str(first_row.get("answer", "")):
+    if {"question", "answer"} <= present and any("####" in str(row.get("answer", "")) for row in first_rows):
         return "gsm8k"
     if {"question", "solution"} <= present:
         return "r1kit"

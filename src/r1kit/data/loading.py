@@ -14,7 +14,15 @@ from datasets import Dataset, load_dataset
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
-from r1kit.data.adapters import ADAPTERS, CANONICAL_COLUMNS, BadRow, detect_format, left_out_turns
+from r1kit.data.adapters import (
+    ADAPTERS,
+    CANONICAL_COLUMNS,
+    BadRow,
+    answer_text,
+    detect_format,
+    left_out_turns,
+    text_of_parts,
+)
 from r1kit.hub import offline_if_unreachable
 from r1kit.prompts import chat_prompt, r1_completion
 
@@ -206,7 +214,7 @@ def is_local_data(name: str) -> bool:
     """
     if name in synthetic.BUILTIN_TASKS:  # a folder of that name here does not make it one: `./arithmetic` does
         return False
-    return Path(name).suffix in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
+    return Path(name).suffix.lower() in _LOCAL_BUILDERS or Path(name).exists() or name.startswith((".", "/", "~"))
 
 
 def split_is_file(name: str, split: str) -> bool:
@@ -216,7 +224,7 @@ def split_is_file(name: str, split: str) -> bool:
     >>> split_is_file("data/train.jsonl", "test"), split_is_file("org/set", "test"), split_is_file("org/set", "t.jsonl")
     (True, False, True)
     """
-    return is_local_data(name) or Path(split).suffix in _LOCAL_BUILDERS
+    return is_local_data(name) or Path(split).suffix.lower() in _LOCAL_BUILDERS
 
 
 def names_a_file(cfg: DatasetConfig) -> bool:
@@ -293,34 +301,56 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         raise DatasetError(f"dataset file not found: {path}")
     if path.is_dir():
         raise DatasetError(f"{path} is a folder; dataset.name takes a .jsonl/.json/.parquet/.csv file")
-    builder = _LOCAL_BUILDERS.get(path.suffix)
+    builder = _LOCAL_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
-    if path.suffix != ".jsonl":
+    if builder != "json":
         return _load_with_builder(path, builder, path), 0
-    bad, as_text = _scan_json_lines(path, on_bad_row)
-    if not bad and not as_text:
-        return _load_with_builder(path, builder, path), 0
+    records = _json_array(path) if path.suffix.lower() == ".json" else None
+    if records is None:  # JSON lines (a .json file may hold them too), or an object: read as they are
+        return _load_json_lines(path, path, on_bad_row, "line")
+    with tempfile.TemporaryDirectory() as scratch:  # an array's rows as JSON lines: one reading for both
+        lines = Path(scratch) / f"{path.stem}.jsonl"
+        lines.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), "utf-8")
+        return _load_json_lines(lines, path, on_bad_row, "item")
+
+
+def _json_array(path: Path) -> list | None:
+    """A .json file's rows where it holds one JSON array, else None."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _load_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tuple[Dataset, int]:
+    """JSON lines as a dataset, and how many lines were left out: those that are not JSON objects (under `on_bad_row`
+    error the first stops the load), and the values the datasets library would misread written as text first
+    (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's item) messages name."""
+    bad, fields = _scan_json_lines(path, shown, on_bad_row, unit)
+    if not bad and not fields.rewritten:
+        return _load_with_builder(path, "json", shown), 0
     if bad:
         what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
-        lines = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
+        numbers = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
         logger.warning(
             "%s: %s that %s skipped (dataset.on_bad_row skip): %s %s",
-            path,
-            counted(len(bad), "line"),
+            shown,
+            counted(len(bad), unit),
             what,
-            "line" if len(bad) == 1 else "lines",
-            lines,
+            unit if len(bad) == 1 else f"{unit}s",
+            numbers,
         )
     with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
         kept = Path(scratch) / path.name
         with path.open("rb") as lines, kept.open("wb") as out:
             for number, line in enumerate(lines, start=1):
                 if number not in bad:
-                    out.write(_numbers_as_text(line, as_text) if as_text and line.strip() else line)
-        return _load_with_builder(kept, builder, path), len(bad)
+                    out.write(_as_read(line, fields) if fields.rewritten and line.strip() else line)
+        return _load_with_builder(kept, "json", shown), len(bad)
 
 
 def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
@@ -342,16 +372,31 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
 
 # Integers past this lose digits as float64, the type the datasets library gives a column with any integer past int64
 _EXACT_IN_A_FLOAT = 2**53
+_TURN_WORDS = ("content", "value")  # a chat turn's words: messages' content, ShareGPT's value
 
 
-def _scan_json_lines(path: Path, on_bad_row: str) -> tuple[set[int], set[str]]:
+@dataclass
+class _Rewrites:
+    """What a JSONL file's lines need before the datasets library reads them (`_scan_json_lines`)."""
+
+    numbers: set[str]  # top-level fields whose numbers become their text
+    turns: set[str]  # chat fields whose turns' words become text (text parts joined, numbers as their text)
+
+    @property
+    def rewritten(self) -> bool:
+        return bool(self.numbers or self.turns)
+
+
+def _scan_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tuple[set[int], _Rewrites]:
     """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
     not one JSON object each (under `on_bad_row` error the first one is a DatasetError naming it: the datasets
-    library names none), and the fields whose numbers must be read as their text: the datasets library's column
-    types change them otherwise (a column with an integer past int64 becomes float64, 2**53 + 1 read as 2**53 and
-    25! off in its last digits; one that mixes numbers and strings decodes its strings as JSON, "007" read as 7)."""
+    library names none), and what must be read as text: the datasets library's column types change it otherwise. A
+    column with an integer past int64 becomes float64 (2**53 + 1 read as 2**53, 25! off in its last digits); one
+    that mixes numbers and strings decodes its strings as JSON ("007" read as 7), and so does a chat column whose
+    turns mix plain text with OpenAI-style text parts (a reply "5" read as the number 5)."""
     bad, seen = set(), 0
     numbers, texts, big = set(), set(), set()
+    turn_text, turn_other = set(), set()
     with path.open("rb") as lines:  # a binary file's lines end at b"\n" only, not at a bare b"\r"
         for number, raw in enumerate(lines, start=1):
             text = raw.strip()
@@ -368,6 +413,12 @@ def _scan_json_lines(path: Path, on_bad_row: str) -> tuple[set[int], set[str]]:
                         numbers.add(field)
                         if isinstance(value, int) and abs(value) > _EXACT_IN_A_FLOAT:
                             big.add(field)
+                    elif isinstance(value, list):  # chat turns: is each one's words text?
+                        said = [turn.get(key) for turn in value if isinstance(turn, dict) for key in _TURN_WORDS]
+                        if any(isinstance(words, str) for words in said):
+                            turn_text.add(field)
+                        if any(words is not None and not isinstance(words, str) for words in said):
+                            turn_other.add(field)
             except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
                 where = "at the end of the line" if error.pos >= len(error.doc) else f"at column {error.colno}"
                 problem = f"is not valid JSON ({error.msg} {where})"
@@ -376,26 +427,39 @@ def _scan_json_lines(path: Path, on_bad_row: str) -> tuple[set[int], set[str]]:
             if problem is None:
                 continue
             if on_bad_row == "error":
-                raise DatasetError(f"{path}: line {number} {problem}; fix the line or set dataset.on_bad_row=skip")
+                raise DatasetError(f"{shown}: {unit} {number} {problem}; fix it or set dataset.on_bad_row=skip")
             bad.add(number)
     if not seen:
-        raise DatasetError(f"{path}: the file is empty (only blank lines)")
+        raise DatasetError(f"{shown}: the file is empty (only blank lines)")
     if len(bad) == seen:
-        raise DatasetError(f"{path}: none of its {seen} lines is a JSON object")
-    return bad, big | (numbers & texts)
+        raise DatasetError(f"{shown}: none of its {seen} {unit}s is a JSON object")
+    return bad, _Rewrites(numbers=big | (numbers & texts), turns=turn_text & turn_other)
 
 
-def _numbers_as_text(line: bytes, fields: set[str]) -> bytes:
-    """A JSONL line with the numbers of `fields` written as their JSON text (exact for any integer).
+def _as_read(line: bytes, fields: _Rewrites) -> bytes:
+    """A JSONL line with the numbers of `fields.numbers` written as their text (`answer_text`: exact for any integer,
+    0.00001 without an exponent), and the words of the turns in `fields.turns` as text.
 
-    >>> _numbers_as_text(b'{"q": "x", "a": 9007199254740993, "n": 2}\\n', {"a"})
+    >>> _as_read(b'{"q": "x", "a": 9007199254740993, "n": 2}\\n', _Rewrites({"a"}, set()))
     b'{"q": "x", "a": "9007199254740993", "n": 2}\\n'
+    >>> _as_read(b'{"m": [{"content": [{"type": "text", "text": "2 + 3?"}]}, {"content": 5}]}', _Rewrites(set(), {"m"}))
+    b'{"m": [{"content": "2 + 3?"}, {"content": "5"}]}\\n'
     """
     record = json.loads(line)
-    for field in fields & record.keys():
+    for field in fields.numbers & record.keys():
         value = record[field]
         if isinstance(value, int | float) and not isinstance(value, bool):
-            record[field] = json.dumps(value)
+            record[field] = answer_text(value)
+    for field in fields.turns & record.keys():
+        for turn in record[field] if isinstance(record[field], list) else ():
+            for key in _TURN_WORDS if isinstance(turn, dict) else ():
+                words = turn.get(key)
+                if isinstance(words, list):
+                    turn[key] = text_of_parts(words)  # '' for an image alone: the adapter's bad row says so
+                elif isinstance(words, bool):
+                    turn[key] = json.dumps(words)
+                elif isinstance(words, int | float):
+                    turn[key] = answer_text(words)
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
@@ -470,9 +534,12 @@ def _renamed(raw: Dataset, columns: dict[str, str], source: str) -> Dataset:
     return raw.rename_columns(columns) if columns else raw
 
 
+DETECTED_FROM = 20  # the first rows whose contents tell a format where its columns cannot (GSM8K's ####)
+
+
 def _detect(raw: Dataset, source: str) -> str:
     try:
-        return detect_format(raw.column_names, raw[0])
+        return detect_format(raw.column_names, raw.select(range(min(len(raw), DETECTED_FROM))).to_list())
     except ValueError as error:
         raise DatasetError(f"{source}: {error}") from None
 

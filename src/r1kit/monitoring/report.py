@@ -119,12 +119,15 @@ def write_report(run_dir: Path) -> Path:
     command = "run" if recipe else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
     body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
     paired = summary.get("paired")
+    not_reached: dict[str, Any] = {}
     if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
         started_from = {stage["name"]: stage.get("started_from") for stage in stage_list if "name" in stage}
-        # a stage with no start model recorded was not reached by the killed command: its evaluation may be of a
-        # model a redo (--from) has since replaced the inputs of
-        reached = [label for i, label in enumerate(evaluations) if i == 0 or started_from.get(label)]
-        scores = {label: evaluations[label].get("scores") or [] for label in reached}
+        # a stage the killed command did not reach keeps the evaluation of a model that a redo (--from) may have
+        # replaced the inputs of: beside the run's, not in its chain (manifests from before "reached" say nothing)
+        unreached = {stage["name"] for stage in stage_list if stage.get("reached", True) is False}
+        not_reached = {label: result for label, result in evaluations.items() if label in unreached}
+        evaluations = {label: result for label, result in evaluations.items() if label not in unreached}
+        scores = {label: result.get("scores") or [] for label, result in evaluations.items()}
         paired = paired_changes(scores, started_from)
     if evaluations:
         # a stage run alone's are `r1kit eval` results of any model: each column names the one it scored
@@ -132,6 +135,13 @@ def write_report(run_dir: Path) -> Path:
         table = _eval_table(evaluations, questions, models_in)
         body += ["<h2>Evaluation</h2>", table, _paired(paired or {})]
         body += [_by_group(evaluations), _changed_problems(run, paired or {})]
+    if not_reached:
+        body += [
+            "<h2>Not reached by the killed command</h2>",
+            "<p>Evaluations of models made before it: where it redid an earlier stage (<code>--from</code>), they "
+            "were trained on what it replaces. The next run redoes or keeps each stage.</p>",
+            _eval_table(not_reached, questions),
+        ]
     if later:  # its own table: it may score other data, so no change against the run's first column
         body += [
             "<h2>Evaluated later (<code>r1kit eval</code>)</h2>",
