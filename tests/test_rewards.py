@@ -62,6 +62,12 @@ MATRIX = "\\begin{pmatrix} %s \\\\ %s \\end{pmatrix}"
         ("2 1/2", "5/2", 1.0),
         ("2 1/2", "1", 0.0),
         ("-2 1/2", "-\\frac{5}{2}", 1.0),
+        # anywhere in the answer: read apart, "2" and "1/2" were a hedge (or 2·½·k·m as LaTeX)
+        ("2 1/2 hours", "\\frac{5}{2}", 1.0),
+        ("It takes 2 1/2 hours.", "5/2", 1.0),
+        ("1 1/2 cups", "1.5", 1.0),
+        ("2 1/2 km", "2.5", 1.0),
+        ("2 1/2 hours", "2", 0.0),
     ],
 )
 def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str, gold: str, score: float) -> None:
@@ -78,6 +84,16 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
         ("2 000", "2000", 1.0),  # spaced thousands are one number
         ("x = 3 or x = -2", "-2, 3", 1.0),  # the roots a set gold asks for
         ("5 apples", "5", 1.0),
+        # other ways of offering two numbers: each scored as its last number
+        ("3 and 5", "5", 0.0),
+        ("3; 5", "5", 0.0),
+        ("3 & 5", "5", 0.0),
+        ("4 to 5", "5", 0.0),
+        ("4 \\lor 5", "5", 0.0),
+        ("$4$ $5$", "5", 0.0),
+        ("$4$; $5$", "5", 0.0),
+        ("\\boxed{A} \\boxed{B}", "B", 0.0),  # two options boxed: the last one was read
+        ("5 and 5", "5", 1.0),
     ],
 )
 def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str, score: float) -> None:
@@ -85,6 +101,15 @@ def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str,
     # prose after the thinking names other numbers on its way to the answer: not a hedge
     prose = "<think>x</think> There were 3 or 4 boxes at first; counted again, the answer is 7."
     assert build_reward("accuracy")([prose], solution=["7"]) == [1.0]
+
+
+def test_answers_that_broke_the_reading_are_wrong_not_excluded() -> None:
+    """`\\boxed .` crashed the box reading (an AttributeError), and 0/0 made sympy raise once the worker's cache
+    held some facts (after 1/0): each scored None, the group's mean, where a wrong answer scores 0."""
+    accuracy = build_reward("accuracy", workers=1)
+    answers = ["\\boxed . B", "\\boxed ,", "1/0", "0/0"]
+    completions = [f"<think>x</think><answer>{answer}</answer>" for answer in answers]
+    assert accuracy(completions, solution=["B", "B", "5", "5"]) == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_an_answer_block_inside_the_thinking_is_no_answer() -> None:

@@ -17,7 +17,7 @@ import logging
 import re
 import sys
 
-from r1kit.rewards.text import last_boxed
+from r1kit.rewards.text import boxed_contents
 
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
@@ -37,7 +37,8 @@ _LATEX_WORD_ARGUMENT = re.compile(r"\\(?:begin|end|text|textbf|mathrm|mathbf|ope
 _UNIT = re.compile(
     r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
 )  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
-_MIXED_NUMBER = re.compile(r"\s*([-+]?)(\d+)\s+(\d+)/(\d+)\s*")  # 2 1/2: two and a half (as 2\frac{1}{2} reads)
+# 2 1/2: two and a half (as 2\frac{1}{2} reads), anywhere in the text ("2 1/2 hours"; read apart, a hedge)
+_MIXED_NUMBER = re.compile(r"(?<![\w./])([-+]?)(\d+)[ \t]+(\d+)/(\d+)(?![\w/]|\.\d)")  # a full stop may end it
 # A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C); text may
 # follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
@@ -58,16 +59,26 @@ def choice(gold: str, answer: str) -> bool | None:
     (True, True, False, None)
     >>> choice("B", "So it is \\\\boxed{\\\\text{B}}."), choice("I", "I think it is C"), choice("B", "*" * 9000)
     (True, None, None)
+    >>> choice("B", "\\\\boxed{A} \\\\boxed{B}")  # two options boxed
+    False
     """
     letter = _CHOICE_GOLD.fullmatch(gold)
     if letter is None:
         return None
-    said = last_boxed(answer) or answer
+    boxes = boxed_contents(answer)
+    if len({_option_named(box) for box in boxes} - {None}) > 1:  # \boxed{A} \boxed{B}: two options, a hedge
+        return False
+    named = _option_named(boxes[-1] if boxes and boxes[-1] else answer)
+    return None if named is None else named == letter.group(1)
+
+
+def _option_named(said: str) -> str | None:
+    """The option letter a short text names (upper case), or None."""
     for _ in range(3):  # \text{\textbf{C}}
         said = _WRAPPER.sub(r"\1", said)
     said = said.replace("$", "").strip()
     named = _CHOICE.fullmatch(said) if len(said) <= _SHORT else None
-    return None if named is None else named.group(1).upper() == letter.group(1)
+    return None if named is None else named.group(1).upper()
 
 
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
@@ -87,44 +98,58 @@ def plain(text: str) -> str:
     minus (−) as -, Markdown code marks dropped (`18`), LaTeX's thousands spacing (10\\,000, 1,\\!000, 1{,}000)
     as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as a dollar sign and one after a
     sign dropped (-$5), pi and π as \\pi, a plus sign before a number dropped (+18), a minus sign before one
-    written -5 (- 5), and a number's unit dropped (5 cm).
+    written -5 (- 5), a mixed number as its improper fraction (2 1/2 as 5/2) and a number's unit dropped (5 cm).
 
     >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18"), plain("４２"), plain("9.8 m/s^2")
     ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
     >>> plain("-\\$5"), plain("3 pi"), plain("2π"), plain("pizza")
     ('-5', '3 \\\\pi', '2\\\\pi', 'pizza')
+    >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 5/4"), plain("1 2/3/4")
+    ('-5/2', 'It takes 5/2 hours.', '5/2.', '3 5/4', '1 2/3/4')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
     text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
     text = _PI.sub(r"\\pi", _SIGNED_DOLLAR.sub(r"\1\2", text))
     if not _UNESCAPED_DOLLAR.search(text):
         text = text.replace("\\$", "$")
+    text = _MIXED_NUMBER.sub(_improper, text)
     unit = _UNIT.fullmatch(text)
     if unit:
         text = unit.group(1)
-    mixed = _MIXED_NUMBER.fullmatch(text)
-    if mixed:
-        sign, whole, numerator, denominator = mixed.groups()
-        text = f"{sign}{whole}\\frac{{{numerator}}}{{{denominator}}}"
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
+
+
+def _improper(mixed: re.Match) -> str:
+    """A mixed number as its improper fraction, 2 1/2 as 5/2 (what math-verify reads in a sentence too); `3 5/4`,
+    no proper fraction after the whole, stays as written."""
+    sign, whole, numerator, denominator = mixed.group(1), *(int(part) for part in mixed.groups()[1:])
+    if not 0 < numerator < denominator:
+        return mixed.group()
+    return f"{sign}{whole * denominator + numerator}/{denominator}"
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
+_JOINED = re.compile(r"\s*(?:and|to|;|&|\\lor|\\land)\s*", re.IGNORECASE)  # 3 and 5, 4 to 5, 3; 5, 4 \lor 5
 _HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
 
 
 def hedged(text: str) -> bool:
-    """Two numbers offered as alternatives, `4 or 5` or `1 2 3 4 5` (spaced thousands, 2 000, are one number): for a
-    gold that is one number, no answer (math-verify reads the last one, so a hedge scored correct).
+    """Two numbers offered as alternatives, `4 or 5`, `1 2 3 4 5` (spaced thousands, 2 000, are one number), `$4$ $5$`
+    or two different ones joined, `3 and 5`, `4 to 5`, `3; 5`: for a gold that is one number, no answer (math-verify
+    reads the last one, so a hedge scored correct).
 
     >>> hedged("4 or 5"), hedged("3 (or maybe 4)"), hedged("1 2 3 4 5"), hedged("2 000"), hedged("\\frac{1}{2}")
     (True, True, True, False, False)
+    >>> hedged("3 and 5"), hedged("4 to 5"), hedged("3; 5"), hedged("$4$ $5$"), hedged("5 and 5"), hedged("2^{10}")
+    (True, True, True, True, False, False)
     """
     found = list(_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
-        between = text[first.end() : second.start()]
+        between = text[first.end() : second.start()].replace("$", " ")
         if _OR.search(between) or (between.isspace() and len(second.group()) != 3):
+            return True
+        if _JOINED.fullmatch(between) and float(first.group()) != float(second.group()):
             return True
     return False
 
@@ -184,11 +209,13 @@ def main() -> None:
         return parsed if parsed and not isinstance(parsed[0], str) else []
 
     def exact(parsed: list):
-        """The value of an exact rational number (no floats, no symbols), else None."""
+        """The value of an exact rational number (no floats, no symbols), else None (math-verify judges it then)."""
         value = parsed[0] if parsed else None
-        if isinstance(value, sympy.Basic) and value.is_number and value.is_rational and not value.has(sympy.Float):
-            return value.doit()
-        return None
+        try:
+            rational = isinstance(value, sympy.Basic) and value.is_number and value.is_rational
+        except Exception:  # 0/0: is_rational raises once sympy's cache holds some facts (InconsistentAssumptions)
+            return None
+        return value.doit() if rational and not value.has(sympy.Float) else None
 
     golds: dict[str, list] = {}
 

@@ -110,7 +110,8 @@ def extract_answer(text: str) -> str | None:
     return text[start + len(ANSWER_OPEN) : end].strip()
 
 
-_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+(?=[^\s{$])")
+# \boxed{…}, or \boxed 5 (one token: what follows the space may not be a delimiter or a mark that ends a token)
+_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed\s+(?=[^\s{$.,;])")
 _BOX_TOKEN = re.compile(r"[^\s$.,;]+")
 
 
@@ -121,11 +122,24 @@ def last_boxed(text: str) -> str | None:
     '3'
     >>> last_boxed(r"Hence $\boxed 5$."), last_boxed(r"\boxed {7}"), last_boxed(r"\fbox{8}")  # MATH writes these too
     ('5', '7', '8')
+    >>> last_boxed(r"\boxed ."), last_boxed(r"\boxed{3} then \boxed ,")  # no token: no box
+    (None, '3')
     """
     found = list(_BOX.finditer(text))
-    if not found:
-        return None
-    box = found[-1]
+    return _box_content(text, found[-1]) if found else None
+
+
+def boxed_contents(text: str) -> list[str]:
+    r"""The content of every \boxed{…} in order (one whose braces never close left out).
+
+    >>> boxed_contents(r"\boxed{A} or \boxed{B}, \boxed{")
+    ['A', 'B']
+    """
+    contents = (_box_content(text, box) for box in _BOX.finditer(text))
+    return [content for content in contents if content is not None]
+
+
+def _box_content(text: str, box: re.Match) -> str | None:
     if not box.group().endswith("{"):  # \boxed 5: the one token after it
         return _BOX_TOKEN.match(text, box.end()).group()
     depth, begin = 0, box.end()
