@@ -314,6 +314,10 @@ def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, 
     assert not isinstance(loaded, PeftModel) and not getattr(loaded, "_hf_peft_config_loaded", False)
     with torch.no_grad():
         assert torch.allclose(loaded(ids).logits, expected, atol=1e-4)
+    # saved by PEFT alone (no tokenizer beside it): its base's tokenizer (was "has no tokenizer": no eval, no chat)
+    adapted.save_pretrained(tmp_path / "peft_only")
+    tokenizer = load_tokenizer(ModelConfig(), str(tmp_path / "peft_only"))
+    assert tokenizer.get_vocab() == load_tokenizer(ModelConfig(), str(tiny_model)).get_vocab()
 
 
 def test_chatml_on_a_base_model_ends_replies_with_its_turn_end(tiny_model: Path, tmp_path: Path) -> None:

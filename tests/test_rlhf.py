@@ -44,7 +44,7 @@ from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages import dpo, reward_model, rloo
 from r1kit.stages import evaluate as evaluate_module
 from r1kit.stages.common import StageInputs, setup
-from r1kit.stages.evaluate import evaluate, perplexity, reference_texts, rouge_l, win_rate
+from r1kit.stages.evaluate import evaluate, judge_folders, perplexity, reference_texts, rouge_l, win_rate
 from r1kit.stages.pairs import math_pairs, stage_pairs
 from r1kit.stages.traces import KEPT, TraceJudge
 
@@ -713,6 +713,15 @@ def test_rouge_l_of_identical_and_of_disjoint_texts() -> None:
     assert rouge_l([], []) is None
 
 
+def test_rouge_l_reads_a_problems_answer_as_the_verifier_does() -> None:
+    """A tag mentioned in unfinished thinking was taken as the answer ("X"), where the verifier reads none."""
+    from r1kit.stages.evaluate import answers_and_references
+
+    rows = Dataset.from_list([{"question": "3 + 4?", "solution": "7", "response": None}] * 3)
+    completions = ["<think>Reply as <answer>X</answer>. 3 + 4 =", "<think>3 + 4 = 7</think><answer>7</answer>", "7"]
+    assert answers_and_references(completions, rows) == (["", "7", "7"], ["7", "7", "7"])
+
+
 def test_win_rate_on_hand_made_scores() -> None:
     scores = {"great": 3.0, "good": 2.0, "poor": 1.0, "unscored": None}
 
@@ -749,9 +758,50 @@ def test_evaluation_reports_perplexity_rouge_and_win_rate(
     # a stage that has not run yet: no win rate, no error
     later = evaluate(ctx, inputs.model, inputs.splits.test, "base2", models={"rm": str(judge)})
     assert later["win_rate"] is None
+    # a stage of the recipe not made yet maps to None, whatever folder of its name the current folder holds
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sft").mkdir()
+    unmade = evaluate(ctx, inputs.model, inputs.splits.test, "base3", models={"sft": None, "rm": str(judge)})
+    assert unmade["win_rate"] is None
     monkeypatch.setenv("HOME", str(tmp_path))  # folders named from the home folder, as `r1kit eval` accepts them
-    home = evaluate(ctx, inputs.model, inputs.splits.test, "base3", models={"sft": "~/other", "rm": "~/rm"})
-    assert home["win_rate"] == result["win_rate"]  # was None: `~/other` taken for a stage not run yet
+    named = {"win_rate_against": "~/other", "reward_model": "~/rm"}
+    config = ctx.config.model_copy(update={"evaluation": ctx.config.evaluation.model_copy(update=named)})
+    assert judge_folders(config) == {"~/other": str(other), "~/rm": str(judge)}
+
+
+def test_a_run_resolves_the_win_rates_models_before_any_work(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r1kit run` used evaluation.win_rate_against and evaluation.reward_model as raw paths: a hub id left the win
+    rate empty without a word, a stage folder (RUN/01_sft) crashed the base evaluation ("has no tokenizer"), an alias
+    was refused; `r1kit eval` refused RUN:STAGE for the reward model, which its own message offers."""
+    from r1kit.atomic import COMPLETE_MARKER
+
+    run = tmp_path / "run"  # a finished recipe run's stage folders: a policy and a reward model
+    (run / "config.yaml").parent.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    for stage, source in (("01_sft", tiny_model), ("02_rm", tiny_reward_model(tmp_path / "rm", tiny_model))):
+        (run / stage / "model").mkdir(parents=True)
+        (run / stage / "manifest.json").write_text("{}\n")
+        for file in source.iterdir():
+            (run / stage / "model" / file.name).write_bytes(file.read_bytes())
+        (run / stage / "model" / COMPLETE_MARKER).write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def folders(against: str, judge: str, stages: tuple[str, ...] = ()) -> dict:
+        named = {"win_rate_against": against, "reward_model": judge}
+        config = config_for(tmp_path, "--stages", "[{name: sft}]")
+        return judge_folders(
+            config.model_copy(update={"evaluation": config.evaluation.model_copy(update=named)}), stages
+        )
+
+    sft, rm = run / "01_sft" / "model", run / "02_rm" / "model"
+    assert folders("run/01_sft", "run:rm") == {"run/01_sft": str(sft), "run:rm": str(rm)}
+    assert folders("sft", "run/02_rm", stages=("sft",)) == {"sft": None, "run/02_rm": str(rm)}
+    with pytest.raises(ModelError, match=r"evaluation.win_rate_against org/policy: no such model folder"):
+        folders("org/policy", "run:rm")  # a hub id: the win rate stayed empty
+    with pytest.raises(ModelError, match=r"evaluation\.reward_model .*01_sft/model: a \w+ model writes replies"):
+        folders("run/01_sft", "run:sft")  # a policy as the judge: refused before any work
 
 
 def test_eval_resolves_win_rate_against_before_checking_it(tmp_path: Path, tiny_model: Path) -> None:

@@ -631,6 +631,31 @@ def test_sft2_sizes_its_general_mix_by_the_reasoning_rows_that_train(tmp_path: P
     assert "sft2: 20 of 40 rows have no worked solution or reply to train on; left out" in caplog.text
 
 
+def test_generated_replies_end_where_the_models_positions_do(tiny_model: Path, caplog) -> None:
+    """A model with learned positions (GPT-2's) failed inside `generate` with an IndexError, shown as a bug in r1kit,
+    whenever the prompt and max_new_tokens went past them; chat already cut the reply where the context ends."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from r1kit.models import ModelError
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}]]
+    text = tokenizer.apply_chat_template(prompts[0], tokenize=False, add_generation_prompt=True)
+    width = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=width + 8)
+    model = GPT2LMHeadModel(config).eval()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        generated = generate(model, tokenizer, prompts, max_new_tokens=50, batch_size=1, progress=False, desc="eval")
+    assert generated.lengths[0][0] <= 8
+    assert f"eval: 1 prompt left fewer than max_new_tokens (50) of the model's {width + 8} positions" in caplog.text
+    longer = [[{"role": "user", "content": "What is 2 + 3? " * 20}]]
+    with pytest.raises(
+        ModelError, match=rf"eval: a prompt takes \d+ tokens, the model's whole context \({width + 8}\)"
+    ):
+        generate(model, tokenizer, longer, max_new_tokens=50, batch_size=1, progress=False, desc="eval")
+
+
 def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_model: Path) -> None:
     """Without r1kit's sampler (a GPU, fast.generation false) the pass rates drew from torch's global state: a
     resumed or --from run chose other prompts to train on."""

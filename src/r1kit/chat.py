@@ -15,13 +15,22 @@ from r1kit.hardware import setup_hardware
 from r1kit.models import (
     ModelError,
     check_model,
+    context_limit,
     eos_token_ids,
     load_model,
     load_tokenizer,
     plain_generation_config,
 )
 from r1kit.prompts import chat_prompt
-from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, think_opened_by
+from r1kit.rewards.text import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    THINK_CLOSE,
+    THINK_OPEN,
+    after_thinking,
+    extract_answer,
+    think_opened_by,
+)
 from r1kit.stages.common import loadable_model, quiet_libraries
 
 _STYLES = {"text": "", "think": "dim italic", "answer": "bold green"}
@@ -134,8 +143,7 @@ def reply(
     the conversation's (question, reply) turns before it, kept by `main`; the oldest are dropped from it where the
     prompt and the reply would not fit the model's context."""
     settings = config.chat
-    # architectures without learned positions (state-space models) name no limit: nothing is dropped for them
-    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    limit = context_limit(model)  # None: nothing is dropped
     if settings.raw:  # the text as it is: no chat template, no system prompt
         inputs = tokenizer(question, return_tensors="pt")
     else:
@@ -203,7 +211,7 @@ def reply(
     renderer.close()
     if failed:
         raise failed[0]
-    answer = extract_answer(renderer.text)
+    answer = extract_answer(after_thinking(renderer.text))  # one mentioned while thinking is not the answer
     if answer is not None:
         console.print(f"answer: {answer}", style="bold", markup=False)
     elif "<answer>" in config.prompt.system and not settings.raw:  # only a reply asked for that format lacks it

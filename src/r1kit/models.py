@@ -323,7 +323,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 
 def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
     folder = Path(reference)
-    if folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
+    has_tokenizer = any((folder / name).exists() for name in TOKENIZER_FILES)
+    if folder.is_dir() and not has_tokenizer and (folder / ADAPTER_CONFIG).is_file():
+        # PeftModel.save_pretrained writes the adapter alone: its base model's tokenizer is the one it trained with
+        return load_tokenizer(cfg, _adapter_base(reference))
+    if folder.is_dir() and not has_tokenizer:
         # transformers then asks for sentencepiece or tiktoken, which would not help
         raise ModelError(
             f"{reference} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save one beside the weights with "
@@ -546,6 +550,12 @@ def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:
     configured = model.generation_config.eos_token_id
     configured = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
     return [end for end in dict.fromkeys([tokenizer.eos_token_id, *configured]) if end is not None]
+
+
+def context_limit(model: PreTrainedModel) -> int | None:
+    """The most tokens (prompt and reply) the model has positions for; None for architectures that name no limit
+    (state-space models). Past it a model with learned positions (GPT-2's) fails inside `generate` (an index error)."""
+    return getattr(model.config.get_text_config(), "max_position_embeddings", None)
 
 
 def plain_generation_config(

@@ -56,7 +56,7 @@ from r1kit.stages.common import (
     stage_values,
     student_of,
 )
-from r1kit.stages.evaluate import evaluate
+from r1kit.stages.evaluate import evaluate, judge_folders, judges_named
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_changes
 
@@ -71,6 +71,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if from_stage is not None and only is not None:
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
+    judges = judge_folders(config, names)  # the models the win rate's settings name (a stage's: once made)
     _check_stage_files(config)
     own_data: dict[str, Splits] = {}
     planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
@@ -92,7 +93,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
 
-    evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes)}
+    evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes, models=judges)}
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
@@ -144,7 +145,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             started_from[spec.name] = labels.get(start)
             model = str(output.model)
             labels[model] = spec.name
-            models = {name: str(out.model) for name, out in outputs.items() if out.model is not None}
+            models = judges | {name: str(out.model) for name, out in outputs.items() if out.model is not None}
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
             _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
@@ -436,7 +437,7 @@ def _evaluated(
     held_out: Dataset,
     hashes: _Hashes,
     manifest: Path | None = None,
-    models: dict[str, str] | None = None,
+    models: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
     model, the held-out problems and the evaluation settings are the same; also recorded in the stage's manifest."""
@@ -472,16 +473,16 @@ def _saved_evaluation(path: Path) -> dict[str, Any] | None:
 
 
 def _evaluation_key(
-    ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, models: dict[str, str] | None
+    ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, models: dict[str, str | None] | None
 ) -> str:
     """What an evaluation's result depends on: the model and judges by content, the problems, the settings, the
     prompts' text and the numerics; an evaluation saved under the same key is reused."""
     config = ctx.config
     settings = config.evaluation
-    judges = {  # the reward model scoring and the model the win rate is against, by content
-        key: hashes.of((models or {}).get(name, name))
-        for key, name in (("reward_model", settings.reward_model), ("win_rate_against", settings.win_rate_against))
-        if name
+    folders = models or {}
+    judges = {  # the reward model scoring and the model the win rate is against, by content (a stage's not yet made)
+        key: None if folders.get(name) is None else hashes.of(folders[name])
+        for key, name in judges_named(config).items()
     }
     return json_digest(
         {

@@ -150,6 +150,21 @@ def _box_content(text: str, box: re.Match) -> str | None:
     return None
 
 
+def after_thinking(text: str) -> str:
+    """What follows the last </think>: tags and numbers inside the thinking are mentions, not its answer; '' for a
+    reply cut off while thinking; the whole text where it does not think in tags.
+
+    >>> after_thinking("<think>Reply as <answer>X</answer>. 3 + 4 = 7</think><answer>7</answer>")
+    '<answer>7</answer>'
+    >>> after_thinking("<think>Reply as <answer>X</answer>. 3 + 4 ="), after_thinking("<answer>7</answer>")
+    ('', '<answer>7</answer>')
+    """
+    thought = text.rfind(THINK_CLOSE)
+    if thought >= 0:
+        return text[thought + len(THINK_CLOSE) :]
+    return "" if THINK_OPEN in text else text
+
+
 def answer_part(text: str) -> str:
     """The part of a completion that holds its answer, for verification: the last complete <answer> block, or what
     follows an <answer> left open (the strict format scores the missing tag); where the reply has no <answer> but
@@ -165,11 +180,7 @@ def answer_part(text: str) -> str:
     >>> answer_part("<think>Reply as <answer>X</answer>. 3 + 4 = 7</think> It is 7."), answer_part("<think><answer>7</answer>")
     (' It is 7.', '')
     """
-    thought = text.rfind(THINK_CLOSE)
-    if thought >= 0:  # tags and numbers inside the thinking are mentions, not its answer
-        text = text[thought + len(THINK_CLOSE) :]
-    elif THINK_OPEN in text:
-        return ""
+    text = after_thinking(text)
     answer = extract_answer(text)
     if answer is not None:
         return answer

@@ -34,6 +34,7 @@ from r1kit.models import (
     BUILTIN_MODELS,
     ModelError,
     check_model,
+    context_limit,
     eos_token_ids,
     load_model,
     load_tokenizer,
@@ -42,7 +43,7 @@ from r1kit.models import (
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
-from r1kit.rewards.text import answer_part, extract_answer, split_r1, think_opened_by
+from r1kit.rewards.text import answer_part, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
@@ -73,13 +74,15 @@ def _vote_key(completion: str) -> str | None:
 
     >>> _vote_key("<think>..</think><answer> $1,200.50 </answer>"), _vote_key("<answer>x + 1</answer>")
     ('1200.5', 'x + 1')
+    >>> _vote_key("<answer>\\\\$1,200</answer>")  # Markdown's escaped dollar
+    '1200'
     >>> _vote_key("<think>3 * 4 = 12, then") is None
     True
     """
     answer = " ".join(answer_part(completion).split())
     if not answer:
         return None
-    bare = answer.replace(",", "").replace("$", "").replace("\\$", "").strip()
+    bare = answer.replace(",", "").replace("\\$", "").replace("$", "").strip()
     if _PLAIN_NUMBER.fullmatch(bare):
         return format(Decimal(bare).normalize(), "f")
     return answer
@@ -187,6 +190,7 @@ def generate(
     settings = plain_generation_config(max_new_tokens, tokenizer.pad_token_id, ends, temperature, **restricted)
     settings.num_return_sequences = samples
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
+    limit, cut_by_context = context_limit(model), 0
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
     truncated: list[list[bool]] = []
@@ -197,8 +201,14 @@ def generate(
             for p in share[start : start + batch_size]
         ]
         inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        width = inputs["input_ids"].shape[1]  # the batch's longest prompt (the others padded to it)
+        if limit is not None and width >= limit:
+            raise ModelError(f"{desc}: a prompt takes {width} tokens, the model's whole context ({limit})")
+        # a reply past the model's positions failed inside generate (an index error): cut where the context ends
+        room = {"max_new_tokens": limit - width} if limit is not None and width + max_new_tokens > limit else {}
+        cut_by_context += len(batch) if room else 0
         with torch.inference_mode():
-            output = model.generate(**inputs, generation_config=settings)
+            output = model.generate(**inputs, generation_config=settings, **room)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]  # (batch·samples, ≤ max_new_tokens)
         for row in range(0, new_tokens.shape[0], samples):
             group = new_tokens[row : row + samples]
@@ -209,6 +219,14 @@ def generate(
             truncated.append([not ended for _, ended in generated])
         bar.update(len(batch))
     bar.close()
+    if cut_by_context:
+        logger.warning(
+            "%s: %s left fewer than max_new_tokens (%d) of the model's %d positions; replies end there",
+            desc,
+            counted(cut_by_context, "prompt"),
+            max_new_tokens,
+            limit,
+        )
     if not distributed.launched():
         return Generations(texts, lengths, truncated, [0] * len(texts))
     mine = [(*row, distributed.index()) for row in zip(texts, lengths, truncated, strict=True)]
@@ -281,14 +299,15 @@ def evaluate(
     model_reference: str,
     rows: Dataset,
     label: str,
-    models: Mapping[str, str] | None = None,
+    models: Mapping[str, str | None] | None = None,
     skipped_rows: int = 0,
     key: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
 
-    `models` (stage name → model folder) resolves the stage names evaluation.win_rate_against and
-    evaluation.reward_model may give; the win rate is left out (None) while either is not there yet. `skipped_rows`
+    `models` (a name evaluation.win_rate_against or evaluation.reward_model gives → the model folder it stands for,
+    `judge_folders`, or None for a stage's model not made yet) resolves them; the win rate is left out (None) while
+    either is not there yet. `skipped_rows`
     (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any, and `key` (what
     the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
@@ -526,14 +545,14 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float | No
 
 def answers_and_references(completions: Sequence[str], rows: Dataset) -> tuple[list[str], list[str]]:
     """What ROUGE-L compares: for chat rows the completion against the reference reply, for problems the
-    completion's answer (its <answer> block, else the whole text) against the gold answer."""
+    completion's answer (`answer_part`: its <answer> block, else what follows its thinking) against the gold."""
     predictions, references = [], []
     for completion, row in zip(completions, rows, strict=True):
         if row.get("response"):
             predictions.append(completion)
             references.append(row["response"])
         elif row.get("solution") is not None:
-            predictions.append(extract_answer(completion) or completion)
+            predictions.append(answer_part(completion))  # '' for a reply cut off while thinking
             references.append(str(row["solution"]))
     return predictions, references
 
@@ -563,16 +582,16 @@ def win_rate(
 
 
 def _win_rate_entry(
-    ctx: StageContext, model_reference: str, rows: Dataset, completions: list[str], models: Mapping[str, str]
+    ctx: StageContext, model_reference: str, rows: Dataset, completions: list[str], models: Mapping[str, str | None]
 ) -> dict[str, Any]:
     """The evaluated model's win rate against evaluation.win_rate_against, judged by evaluation.reward_model."""
     config, settings = ctx.config, ctx.config.evaluation
-    # a stage's model, else a folder as given (`~/judge` too: `r1kit eval` accepts it)
-    against = str(Path(models.get(settings.win_rate_against, settings.win_rate_against)).expanduser())
-    judge = str(Path(models.get(settings.reward_model, settings.reward_model)).expanduser())
+    # the folder each stands for (`judge_folders`), else as given (`r1kit eval` resolved them already)
+    against = models.get(settings.win_rate_against, settings.win_rate_against)
+    judge = models.get(settings.reward_model, settings.reward_model)
     entry: dict[str, Any] = {"win_rate": None, "win_rate_against": settings.win_rate_against}
-    missing = [name for name in (against, judge) if not Path(name).exists()]
-    if missing or Path(against).resolve() == Path(model_reference).resolve():
+    made = against is not None and judge is not None and Path(against).exists() and Path(judge).exists()
+    if not made or Path(against).resolve() == Path(model_reference).resolve():
         return entry  # a stage not run yet (or the model against itself): nothing to compare
     prompts = [chat_prompt(q, config.prompt.system) for q in rows["question"]]
     reward = build_reward("reward_model", path=judge)
@@ -683,6 +702,38 @@ def _reservation(run: RunDir, label: str) -> Path:
 _STAGE_NAMES = " (a model folder, a run or stage folder or RUN:STAGE here; a bare stage name only in `r1kit run`)"
 
 
+def judges_named(config: R1kitConfig) -> dict[str, str]:
+    """The evaluation settings that name a model, those set: win_rate_against, reward_model → the name given."""
+    settings = config.evaluation
+    named = {"win_rate_against": settings.win_rate_against, "reward_model": settings.reward_model}
+    return {key: value for key, value in named.items() if value}
+
+
+def judge_folders(config: R1kitConfig, stages: Collection[str] = ()) -> dict[str, str | None]:
+    """evaluation.win_rate_against and evaluation.reward_model → the model folder each stands for, checked before any
+    evaluation: a model alias (the policy the win rate is against), a model folder, a run or stage folder, RUN:STAGE.
+    A name among `stages` (a recipe's) stays unresolved (None): the run maps it to that stage's model once made. Any
+    other name is a ModelError: the win rate would stay empty without a word (a hub id too: download it first)."""
+    folders: dict[str, str | None] = {}
+    for key, value in judges_named(config).items():
+        if value in stages:
+            folders[value] = None
+            continue
+        alias = key == "win_rate_against" and value in BUILTIN_MODELS
+        if not alias and stage_named(value) is None and not Path(value).expanduser().is_dir():
+            raise ModelError(f"evaluation.{key} {value}: no such model folder{_STAGE_NAMES}")
+        folder = model_reference_of(value, config)  # a run, stage or RUN:STAGE: that model
+        if key == "win_rate_against":
+            check_model(config.model, folder, training=False, key=f"evaluation.{key}")
+        else:  # a policy's folder is refused now, not after the evaluation
+            try:
+                build_reward("reward_model", path=folder)
+            except ModelError as error:  # said of the reward's own setting: name this one
+                raise ModelError(str(error).replace("rewards.reward_model.path", f"evaluation.{key}", 1)) from None
+        folders[value] = str(Path(folder).resolve())
+    return folders
+
+
 def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     """`r1kit eval`: one model on the held-out rows of the data; the JSON goes to RUN/eval/eval.json. `data_named`:
     the user named the data (a local file is then scored whole); else it is a run's own, scored on its held-out
@@ -692,18 +743,9 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
-    settings = config.evaluation
-    # A name that is no folder would leave the win rate silently empty.
-    if settings.reward_model:
-        if not Path(settings.reward_model).expanduser().is_dir():
-            raise ModelError(f"evaluation.reward_model {settings.reward_model}: no such model folder{_STAGE_NAMES}")
-        build_reward("reward_model", path=str(Path(settings.reward_model).expanduser()))  # a policy's folder: now
-    if against := settings.win_rate_against:  # a model alias, a run or stage folder or RUN:STAGE
-        if against not in BUILTIN_MODELS and stage_named(against) is None and not Path(against).expanduser().is_dir():
-            raise ModelError(f"evaluation.win_rate_against {against}: no such model folder{_STAGE_NAMES}")
-        against = model_reference_of(against, config)  # the model it stands for
-        check_model(config.model, against, training=False, key="evaluation.win_rate_against")
-        config = config.model_copy(update={"evaluation": settings.model_copy(update={"win_rate_against": against})})
+    folders = judge_folders(config)  # the models they stand for, in the settings the result records
+    judges = {key: folders[value] for key, value in judges_named(config).items()}
+    config = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=judges)})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
     if skipped:
         logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
