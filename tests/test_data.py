@@ -195,6 +195,25 @@ def test_a_sharegpt_reply_in_r1_form_is_a_worked_solution_with_its_gold(tmp_path
         assert (row["solution"], row["reasoning"], row["response"]) == ("5", "2 + 3 = 5", reply), column
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "<think>\n2 + 3 = 5\n</think>\n\nSo the answer is \\boxed{5}.",  # R1-distill data (OpenR1, Mixture-of-Thoughts)
+        "<|begin_of_thought|>2 + 3 = 5<|end_of_thought|><|begin_of_solution|>\\boxed{5}<|end_of_solution|>",
+    ],
+)
+def test_a_messages_reply_with_marked_thinking_is_read_as_in_sharegpt_rows(reply: str, tmp_path: Path) -> None:
+    """A messages row with R1-distill or Bespoke thinking was a reference reply: no gold for GRPO and evaluation, and
+    SFT learned the markup; the same reply in a conversations column was a worked solution with its gold."""
+    turns = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": reply}]
+    row = load_eval_rows(dataset(write_rows(tmp_path / "m.jsonl", [{"messages": turns}] * 2)))[0][0]
+    assert (row["solution"], row["reasoning"]) == ("5", "2 + 3 = 5")
+    assert r1_target(row) == "<think>\n2 + 3 = 5\n</think>\n<answer>5</answer>"
+    plain = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! \\boxed{5}"}]
+    row = load_eval_rows(dataset(write_rows(tmp_path / "p.jsonl", [{"messages": plain}] * 2)))[0][0]
+    assert (row["solution"], row["response"]) == (None, "Hello! \\boxed{5}")  # a plain chat reply stays one
+
+
 def test_gsm8k_is_told_from_more_than_its_first_row(tmp_path: Path) -> None:
     """One first row without its #### line made the whole file "cannot tell the dataset format", even under
     on_bad_row skip: it is a bad row of a GSM8K file."""

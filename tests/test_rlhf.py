@@ -216,6 +216,11 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     held = write_jsonl(tmp_path / "held.jsonl", GOOD_ROWS[:3])
     splits = load_pairs(cfg.preferences.model_copy(update={"dataset": str(parquet), "test_split": str(held)}))
     assert len(splits.test) == 3 and len(splits.train) == 16  # test profile: max_pairs 16
+    # a held-out file in another format is read in its own (it was read in the training file's: every row bad)
+    dialogue = "\n\nHuman: What is 9 + 9?\n\nAssistant: "
+    hh = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": dialogue + "18", "rejected": dialogue + "19"}] * 2)
+    splits = load_pairs(cfg.preferences.model_copy(update={"test_split": str(hh)}))
+    assert [pair["chosen"] for pair in splits.test] == ["18", "18"]
 
 
 def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(tmp_path: Path, caplog) -> None:

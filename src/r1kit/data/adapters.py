@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from r1kit.prompts import r1_completion
-from r1kit.rewards.text import ANSWER_CLOSE, THINK_OPEN, last_boxed, split_r1
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, THINK_OPEN, last_boxed, split_r1
 
 CANONICAL_COLUMNS = ("question", "solution", "reasoning", "response")
 
@@ -174,9 +174,9 @@ def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
-    """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]} ({role, content} turns too). A reply
-    with Bespoke's thought but no \\boxed{} answer (its code and puzzle rows) keeps the thought as its reference
-    reply's <think> block, so SFT does not learn to answer those without thinking.
+    """ShareGPT / Bespoke-Stratos: {system, conversations: [{from, value}, …]} ({role, content} turns too), the reply
+    read as `_reply` reads one, a plain reply's boxed answer its gold. A reply with Bespoke's thought but no
+    \\boxed{} answer (its code and puzzle rows) keeps the thought as its reference reply's <think> block.
 
     >>> thought = "<|begin_of_thought|>Try 1.<|end_of_thought|><|begin_of_solution|>def f(): return 1<|end_of_solution|>"
     >>> sharegpt_row({"conversations": [{"role": "user", "content": "f?"}, {"role": "assistant", "content": thought}]})
@@ -191,24 +191,7 @@ def sharegpt_row(row: Mapping[str, Any]) -> Canonical:
     reply = next((words for who, words in turns[user_index + 1 :] if who in ("assistant", "gpt")), None)
     if not reply:
         raise BadRow("conversations", "has no assistant turn after the first user turn")
-    reply = said_text(reply, "conversations")
-    if split_r1(reply):  # the strict R1 form: its answer is the gold, as in a messages row
-        return _reply(user, reply)
-    thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
-    reasoning = thought.group(1).strip() if thought else None
-    if solution:
-        final = solution.group(1).strip()
-    elif think:  # the gold is the solution's, never a guess boxed in the thinking
-        reasoning, final = think.group(1).strip() or None, think.group(2).strip()
-    else:
-        final = reply.strip()
-    gold = last_boxed(final)
-    return {
-        "question": user,
-        "solution": gold,
-        "reasoning": reasoning,
-        "response": r1_completion(reasoning, final) if reasoning and not gold else final,
-    }
+    return _reply(user, said_text(reply, "conversations"), gold_of_plain_reply=True)
 
 
 def r1_parts(text: str) -> tuple[str, str, str] | None:
@@ -230,15 +213,32 @@ def r1_parts(text: str) -> tuple[str, str, str] | None:
     return (text[:think].strip(), *parts) if parts else None
 
 
-def _reply(question: str, reply: str) -> Canonical:
-    """A chat row's canonical form: a reply in R1 format is a worked solution with its gold answer (which the
-    accuracy reward and evaluation verify), any other reply a reference reply."""
+def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Canonical:
+    """A chat row's canonical form. A reply in R1 format is a worked solution with its gold answer (which the
+    accuracy reward and evaluation verify). A reply whose thinking is marked otherwise (Bespoke-Stratos'
+    <|begin_of_thought|>, an R1-distill <think> block followed by prose) is a worked solution where its final part
+    boxes an answer (the gold; never one boxed in the thinking), else a reference reply with its thinking in a
+    <think> block, so SFT does not learn to answer those without thinking. Any other reply is a reference reply
+    (`gold_of_plain_reply`: with the answer it boxes as its gold, as ShareGPT math data gives it)."""
     worked = split_r1(reply)  # the whole reply is the worked example, in the form the format reward asks for
+    if worked:
+        return {"question": question, "solution": worked[1], "reasoning": worked[0], "response": reply}
+    thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
+    reasoning = thought.group(1).strip() if thought else None
+    if solution:
+        final = solution.group(1).strip()
+    elif think and ANSWER_OPEN not in think.group(2):  # with an <answer> block, R1's form broken: a plain reply
+        reasoning, final = think.group(1).strip() or None, think.group(2).strip()
+    elif gold_of_plain_reply:
+        final = reply.strip()
+    else:
+        return {"question": question, "solution": None, "reasoning": None, "response": reply}
+    gold = last_boxed(final)
     return {
         "question": question,
-        "solution": worked[1] if worked else None,
-        "reasoning": worked[0] if worked else None,
-        "response": reply,
+        "solution": gold,
+        "reasoning": reasoning,
+        "response": r1_completion(reasoning, final) if reasoning and not gold else final,
     }
 
 

@@ -323,16 +323,21 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
     return _READ_PAIRS[key]
 
 
+def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
+    """preferences.format, or the format `raw`'s columns say where it is auto."""
+    if cfg.format != "auto":
+        return cfg.format
+    try:
+        return detect_pair_format(raw.column_names, raw[0] if len(raw) else {})
+    except ValueError as error:
+        raise DatasetError(f"{source}: {error}") from None
+
+
 def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
     source = cfg.dataset
     offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
     raw, skipped_lines = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
-    fmt = cfg.format
-    if fmt == "auto":
-        try:
-            fmt = detect_pair_format(raw.column_names, raw[0] if len(raw) else {})
-        except ValueError as error:
-            raise DatasetError(f"{source}: {error}") from None
+    fmt = _pair_format(cfg, raw, source)
     train, skipped = adapt_pairs(raw, fmt, source, on_bad_row)
     skipped += skipped_lines
     if cfg.test_split:
@@ -340,7 +345,8 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
         held = str(held_out_file(cfg.test_split, "preferences.test_split")) if held_is_file else cfg.dataset
         raw_test, skipped_lines = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
-        test, skipped_test = adapt_pairs(raw_test, fmt, held_source, on_bad_row)
+        # told from its own columns, as a held-out file of problems is: it may be in another format
+        test, skipped_test = adapt_pairs(raw_test, _pair_format(cfg, raw_test, held_source), held_source, on_bad_row)
         skipped += skipped_test + skipped_lines
     else:
         train, test = split_pairs(train, cfg.held_out, cfg.seed)
