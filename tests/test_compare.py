@@ -81,15 +81,22 @@ def test_what_else_differs_between_the_evaluations_is_said(tmp_path: Path, capsy
     as the models' alone; the user diffed config.yaml by hand."""
     first = _evaluation(tmp_path / "a", "grpo", [1, 0, 1, 0], QUESTIONS[:4])
     other = _evaluation(tmp_path / "b", "grpo", [1, 1, 1, 0], QUESTIONS[:4])
-    for path, prompt, limit, rate in ((first, "Think.", 96, 1e-3), (other, "Answer.", 8, 5e-4)):
+    # the first run's config holds a setting the other's lacks (saved by another r1kit): it was not said
+    for path, prompt, limit, rate, more in (
+        (first, "Think.", 96, 1e-3, {"beta": 0.1}),
+        (other, "Answer.", 8, 5e-4, {}),
+    ):
         path.write_text(json.dumps(json.loads(path.read_text()) | {"system_prompt": prompt, "max_new_tokens": limit}))
-        config = {"run": {"output_dir": str(path.parent.parent)}, "training": {"learning_rate": rate}}
+        config = {"run": {"output_dir": str(path.parent.parent)}, "training": {"learning_rate": rate, **more}}
         (path.parent.parent / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "note: a/grpo and b/grpo were asked with another system prompt ('Think.', 'Answer.')" in out
     assert "another completion limit (96, 8)" in out
-    assert "b/grpo's run differs from a/grpo's in training.learning_rate 0.001 → 0.0005\n" in out  # not output_dir
+    # not output_dir
+    assert (
+        "b/grpo's run differs from a/grpo's in training.learning_rate 0.001 → 0.0005, training.beta 0.1 → None\n" in out
+    )
 
 
 @pytest.mark.parametrize(

@@ -273,6 +273,26 @@ def test_mfu_counts_weight_gradients_of_the_trained_weights_only(
     assert reused["perf/mfu"] is None and reused["perf/tokens_per_second"] is None and reused["perf/step_seconds"] > 0
 
 
+def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_path: Path) -> None:
+    """With a generation batch of two steps (grpo.generation_batch_size), the generating step's log read all its
+    tokens as its own (tokens/s and MFU × 2) and the next step's none."""
+    run = RunDir(tmp_path)
+    monitor = TrainingMonitor(run, "grpo", MonitoringConfig(progress=False), total_params=300, peak_flops=1e6)
+    args = SimpleNamespace(
+        per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1, steps_per_generation=2
+    )
+    state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
+    monitor.on_train_begin(args, state, None)
+    for step, seen in ((1, 200), (2, 200), (3, 500), (4, 500)):  # generations at steps 1 and 3
+        time.sleep(0.02)
+        state.global_step, state.num_input_tokens_seen = step, seen
+        monitor.on_step_end(args, state, None)
+        monitor.on_log(args, state, None, logs={"loss": 0.5})
+    records = run.read("metrics.jsonl")
+    tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in records]
+    assert tokens == pytest.approx([100, 100, 150, 150], rel=1e-6)
+
+
 def test_the_report_shows_notices_apart_from_alerts() -> None:
     alert = {"stage": "grpo", "step": 4, "kind": "plateau", "level": "alert", "message": "flat"}
     notice = {"stage": "grpo", "step": 6, "kind": "improvement", "level": "notice", "message": "rose"}

@@ -289,3 +289,26 @@ def test_the_report_compares_only_evaluations_of_the_same_problems(tmp_path: Pat
     (tmp_path / "eval" / "grpo.json").write_text(json.dumps(figures))
     (tmp_path / "summary.json").write_text(json.dumps({"evaluations": {"base": figures, "sft": figures}}))
     assert "Evaluated later" not in write_report(tmp_path).read_text()
+
+
+def test_chat_samples_large_figures_and_a_redone_stage_read_right(tmp_path: Path) -> None:
+    """Held-out samples of chat data (no gold answer) were each marked "excluded · gold None"; a perplexity of 49,152.3
+    read 4.915e+04; a stage redone by --only logs after the stages that followed it, and its plots came last."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "config.yaml").write_text("{}\n")
+    stages = [
+        {"name": name, "kind": name, "folder": f"0{i}_{name}", "status": "complete"}
+        for i, name in enumerate(["sft", "grpo"], 1)
+    ]
+    (tmp_path / "manifest.json").write_text(json.dumps({"stages": stages}))
+    steps = [{"stage": stage, "kind": "step", "step": 1, "train/loss": 1.0} for stage in ("grpo", "sft")]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(step) + "\n" for step in steps))
+    sample = {"question": "Say hi.", "gold": None, "completion": "Hi!", "correct": None, "format": False}
+    result = {"label": "base", "model": "/m", "problems": 1, "perplexity": 49152.3, "samples": [sample]}
+    (tmp_path / "eval" / "base.json").write_text(json.dumps(result))
+    page = write_report(tmp_path).read_text()
+    assert "no gold answer" in page and "excluded" not in page and "gold None" not in page
+    assert "49,152" in page and "e+04" not in page
+    assert page.index("Stage <code>sft</code>") < page.index("Stage <code>grpo</code>")

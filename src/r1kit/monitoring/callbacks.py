@@ -75,8 +75,18 @@ class TrainingMonitor(TrainerCallback):
         self._clock: tuple[float, float, int, int] | None = None
         self._flops_per_token = 6 * total_params  # every weight trained; on_train_begin counts the trained ones
         self._logged_tokens = 0  # TRL's cumulative `num_tokens`, as last logged
+        # GRPO counts a generation's tokens at the step that generates them, and `steps_per_generation` steps train
+        # on them (each on its share): they are spread over those steps, or a log at a generating step read them all
+        # as its own (MFU × steps_per_generation) and the others none
+        self._steps_per_generation: int | None = None  # None: the trainer counts each step's own tokens
+        self._generated = 0  # GRPO's count of the tokens generated so far, as last read
+        self._per_step = 0.0  # the latest generation's tokens, per step that trains on them
+        self._trained = 0.0  # the tokens spread over the steps so far
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # only GRPOConfig has it (SFT, DPO and the others count each step's own batch)
+        self._steps_per_generation = getattr(args, "steps_per_generation", None)
+        self._generated = self._trained = state.num_input_tokens_seen  # a resumed stage's, from its checkpoint
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step
         if torch.cuda.is_available():  # the stage's own peak: earlier stages and evaluations ran in this process
@@ -100,8 +110,18 @@ class TrainingMonitor(TrainerCallback):
         # clocks that stop during side work: their differences are training time only
         wall = time.perf_counter() - self.side_work.seconds
         cpu = time.process_time() - self.side_work.cpu_seconds
-        # the trainer's count where it keeps one (SFT, GRPO); TRL's own `num_tokens` log (DPO, the reward model)
+        if self._steps_per_generation is not None:  # GRPO: its generations' tokens spread over the steps
+            return wall, cpu, state.global_step, self._trained
+        # the trainer's count where it keeps one (SFT); TRL's own `num_tokens` log (DPO, the reward model)
         return wall, cpu, state.global_step, state.num_input_tokens_seen or self._logged_tokens
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._steps_per_generation is None:
+            return
+        if state.num_input_tokens_seen > self._generated:  # this step generated: the steps up to the next train on it
+            self._per_step = (state.num_input_tokens_seen - self._generated) / self._steps_per_generation
+            self._generated = state.num_input_tokens_seen
+        self._trained += self._per_step
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None:
@@ -154,9 +174,7 @@ class TrainingMonitor(TrainerCallback):
         if steps <= 0 or seconds <= 0:
             return {}
         samples = steps * args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
-        # GRPO counts tokens where it generates: steps that train on an earlier step's rollouts (num_iterations > 1)
-        # count none, which is no measure of their speed (it read 0 tokens/s every other step)
-        counted = tokens > 0
+        counted = tokens > 0  # a trainer that counts none (it read 0 tokens/s)
         perf: dict[str, float | None] = {
             "perf/step_seconds": seconds / steps,
             "perf/samples_per_second": samples / seconds,

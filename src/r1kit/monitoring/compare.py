@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
+from r1kit.config.sources import flatten
 from r1kit.monitoring.console import print_eval_table
 from r1kit.runs import (
     RunDir,
     RunDirError,
-    changed_keys,
     eval_label_number,
     no_model_said,
     outdated_stages,
@@ -120,8 +120,10 @@ def _config_differences(first: str, a: Path, other: str, b: Path) -> list[str]:
     configs = [path.parent.parent / "config.yaml" for path in (a, b)]
     if not all(config.is_file() for config in configs) or configs[0].resolve() == configs[1].resolve():
         return []
-    before, after = (yaml.safe_load(config.read_text(encoding="utf-8")) or {} for config in configs)
-    changed = [(key, was, now) for key, was, now in changed_keys(before, after) if key != "run.output_dir"]
+    was, now = (flatten(yaml.safe_load(config.read_text(encoding="utf-8")) or {}) for config in configs)
+    # every key of either (a config of another r1kit version may lack some): one only the first has was left out
+    keys = [key for key in dict.fromkeys([*now, *was]) if key != "run.output_dir"]
+    changed = [(key, was.get(key), now.get(key)) for key in keys if was.get(key) != now.get(key)]
     shown = ", ".join(f"{key} {_short(was)} → {_short(now)}" for key, was, now in changed[:8])
     more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
     return [f"{other}'s run differs from {first}'s in {shown}{more}"] if changed else []

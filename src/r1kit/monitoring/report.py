@@ -103,6 +103,9 @@ def write_report(run_dir: Path) -> Path:
     written = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in paths}
     # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
     stage_list = _stage_list(run)  # read once: the manifests of every stage
+    # in the recipe's order: a stage redone by --only logs after the stages that followed it
+    named = [stage.get("name") for stage in stage_list]
+    stages.sort(key=lambda stage: named.index(stage) if stage in named else len(named))
     evaluations = summary.get("evaluations") or _run_evaluations(stage_list, written) or written
     # `r1kit eval RUN`'s (eval, eval_2, …); a stage's own evaluation missing from the summary is an outdated one
     # (`--only` redid an earlier stage), no later evaluation
@@ -512,9 +515,13 @@ def _examples(examples: list[dict[str, Any]]) -> str:
 def _samples(samples: list[dict[str, Any]]) -> str:
     cards = []
     for sample in samples[:8]:
-        verdict = {1.0: "correct", 0.0: "wrong"}.get(sample.get("correct"), "excluded")
+        if sample.get("gold") is None:  # chat data: nothing to verify, nothing left out
+            verdict, said = "reply", "<b>no gold answer</b>"
+        else:
+            verdict = {1.0: "correct", 0.0: "wrong"}.get(sample.get("correct"), "excluded")
+            said = f"<b>{verdict}</b> · gold {_e(sample.get('gold'))}"
         cards.append(
-            f"<div class='example {verdict}'><div class='meta'><b>{verdict}</b> · gold {_e(sample.get('gold'))}"
+            f"<div class='example {verdict}'><div class='meta'>{said}"
             f" · format {'✓' if sample.get('format') else '✗'}</div><div class='prompt'>{_e(sample.get('question', ''))}</div>"
             f"{_completion(sample.get('completion', ''))}</div>"
         )
@@ -546,7 +553,9 @@ def _fmt(value: Any, percent: bool) -> str:
         return "–"
     if percent:
         return f"{value:.1%}"
-    return f"{value:.4g}" if isinstance(value, float) else _e(value)  # perplexity 499.4 against 499.5: not 499
+    if isinstance(value, float):  # perplexity 499.4 against 499.5: not 499; 49,152.3: not 4.915e+04
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return _e(value)
 
 
 def _duration(seconds: float | None) -> str:
