@@ -579,6 +579,10 @@ def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, cap
     assert cli(capsys, "sft", "--profile", "test") == (130, "r1kit: interrupted\n")
     code, err = cli(capsys, "sft", "--profile", "test", "--out", str(tmp_path / "run"))
     assert code == 130 and "run the same command again to continue from the last checkpoint" in err
+    # --from and --only start their stage over each time: the same command again lost the checkpoints
+    monkeypatch.setattr("r1kit.pipeline.run", interrupted)
+    code, err = cli(capsys, "run", "--profile", "test", "--out", str(tmp_path / "run"), "--from", "grpo")
+    assert code == 130 and "run it again without --from/--only" in err and "the same command" not in err
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:

@@ -307,6 +307,7 @@ def test_a_finished_first_stage_whose_data_file_changed_is_not_discarded_unasked
     again = r1kit_cli(*args, cwd=REPO)
     assert again.returncode == 1 and "holds finished training (01_sft) made from other inputs: its data" in again.stderr
     assert "--from sft" in again.stderr  # the way to redo it here
+    assert json.loads(base_eval.read_text())["key"] == key_before  # refused: the base model was evaluated anew first
     # redone, the base model is evaluated again: its old evaluation was of other problems, and would have been paired
     # problem by problem with the new model's
     assert r1kit_cli(*args, "--from", "sft", cwd=REPO).returncode == 0
@@ -365,6 +366,44 @@ def test_a_redo_that_dies_leaves_no_summary_of_the_models_it_replaced(
         run_recipe(resolve_config(profile="test", overrides=overrides, environ={}).config)
     assert not (run / "summary.json").exists() and not (run / "02_grpo" / "model").exists()
     assert final_model(RunDir(run)) == run / "01_sft" / "model"
+
+
+def test_a_redo_killed_halfway_leaves_the_stages_after_it_outdated(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage at work was not counted as retrained: GRPO, made from the SFT model being replaced, stayed
+    `complete`, and `r1kit eval --model RUN` took its model as the run's without a word."""
+    import r1kit.stages.sft
+    from r1kit.pipeline import run as run_recipe
+    from r1kit.runs import final_model
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+
+    def dies(ctx, inputs):
+        raise RuntimeError("killed halfway")
+
+    monkeypatch.setattr(r1kit.stages.sft, "run", dies)
+    with pytest.raises(RuntimeError, match="killed halfway"):
+        run_recipe(resolve_config(profile="test", overrides=["--out", str(run)], environ={}).config, from_stage="sft")
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "running"), ("02_grpo", "outdated")]
+    assert final_model(RunDir(run)) is None
+
+
+def test_a_stage_set_aside_after_only_stays_outdated(tmp_path: Path) -> None:
+    """`--only sft_b` after `--only sft` wrote sft_c, still made from the old SFT model, as `complete`."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "stages: [{name: sft}, {name: sft_b, kind: sft, model_from: sft}, {name: sft_c, kind: sft, model_from: sft}]\n"
+    )
+    args = ["run", "--recipe", str(recipe), "--profile", "test", "--out", str(tmp_path / "run")]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    assert r1kit_cli(*args, "--run.seed", "7", "--only", "sft", cwd=REPO).returncode == 0  # another SFT model
+    done = r1kit_cli(*args, "--run.seed", "7", "--only", "sft_b", cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stages = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert [s["status"] for s in stages] == ["complete", "complete", "outdated"]
 
 
 def test_the_final_model_of_a_run_without_summary_is_no_reward_model(tmp_path: Path) -> None:

@@ -359,7 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         trains = args.command == "run" or args.command in STAGE_KINDS  # eval and chat keep nothing to go on from
         named = any(arg.split("=")[0] in ("--out", "--run.output_dir") for arg in argv)
         again = ""
-        if trains and named:
+        redo = args.command == "run" and (args.from_stage or args.only)  # they start their stage over every time
+        if trains and named and redo:
+            again = (
+                "; to continue from the last checkpoint, run it again without --from/--only (with them the stage starts "
+                "over; without --only, the stages after it that read it run too)"
+            )
+        elif trains and named:
             again = "; run the same command again to continue from the last checkpoint"
         elif trains and (run := training_log_run()) is not None:  # in a new runs/<time>: the same command starts anew
             # --resume needs the config a run saves once it trains: interrupted before (in the base evaluation), the

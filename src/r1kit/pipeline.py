@@ -93,7 +93,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
 
-    evals = {"base": _evaluated(ctx, base, "base", splits.test, hashes, models=judges)}
+    evals: dict[str, dict[str, Any]] = {}  # the base model's first: once the first stage is not refused (below)
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
@@ -116,6 +116,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
+            if "base" not in evals:
+                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, models=judges)
         elif past_only:
             left_out.add(spec.name)  # after --only's stage, one not complete with this config: left as it is
             continue
@@ -125,13 +127,15 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             )
         else:
             _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
+            if "base" not in evals:  # evaluated after the first stage's refusal: a refused command changes nothing
+                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, models=judges)
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)
                     # the summary of the run before, whose models this one replaces (a redo killed halfway would
                     # leave its figures and final model beside the new config)
                     run_dir.path("summary.json").unlink(missing_ok=True)
-                _write_run_manifest(run_dir, config, outputs, trained, reads, started_from, running=spec.name)
+                _write_run_manifest(run_dir, config, outputs, trained | {spec.name}, reads, started_from, spec.name)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             trained.add(spec.name)
         outputs[spec.name] = output
@@ -149,6 +153,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
         if distributed.is_main():
             _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
+    if distributed.is_main() and left_out:  # set aside after --only's stage: outdated where complete
+        _write_run_manifest(run_dir, config, outputs, trained, reads, started_from, set_aside=left_out)
 
     makers = {spec.name for spec in config.stages if "model" in MAKES[spec.stage_kind]}
     summary = _summary(run_dir, model, evals, outputs, started_from, makers)
@@ -512,17 +518,19 @@ def _write_run_manifest(
     reads: dict[str, set[str]],
     started_from: dict[str, str | None],
     running: str = "",
+    set_aside: set[str] = frozenset(),
 ) -> None:
     """Each stage's status, and the evaluation of the model it started from (the report of a run killed before its
     summary pairs them). A complete stage this command has not reached that reads (`reads`, directly or through
-    another) a stage it trained is `outdated`: what it was made from has changed, and the next run checks it (it is
-    kept only if its inputs are the same as before)."""
+    another) a stage it trained or is training (`trained`), or that it set aside after --only's stage (`set_aside`:
+    made from what has changed since, or with another config), is `outdated`: the next run checks it (it is kept only
+    if its inputs are the same as before)."""
     stages = []
     for index, spec in enumerate(config.stages, start=1):
         folder = f"{index:02d}_{spec.name}"
         manifest = read_manifest(run_dir.root / folder)
         status = "running" if spec.name == running else manifest.get("status", "pending")
-        if status == "complete" and spec.name not in outputs and reads[spec.name] & trained:
+        if status == "complete" and spec.name not in outputs and (reads[spec.name] & trained or spec.name in set_aside):
             status = "outdated"
         stages.append(
             {

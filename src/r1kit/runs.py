@@ -527,17 +527,20 @@ def model_folder_of(reference: str) -> Path:
 
 def final_model(run: RunDir) -> Path | None:
     """The final model of a finished run (from summary.json), or the newest complete stage model that writes text
-    (an rlhf run stopped in its DPO stage: its SFT model, not the reward model after it)."""
+    (an rlhf run stopped in its DPO stage: its SFT model, not the reward model after it) and is not outdated (made
+    from what a redo killed halfway replaces)."""
     summary = run.path("summary.json")
     if summary.exists():
         final = json.loads(summary.read_text(encoding="utf-8"))["final_model"]
         # a stage's model, relative to the run; else the base model itself (no stage kept a model)
         return run.root / final if re.fullmatch(r"\d\d_[^/]+/model", final) else Path(final)
+    outdated = outdated_stages(run.root)
     stages = sorted(
         (
             marker
             for marker in run.root.glob(f"*/model/{COMPLETE_MARKER}")
             if "reward_model" not in MAKES.get(read_manifest(marker.parent.parent).get("kind"), ())
+            and stage_of_folder(marker.parent.parent.name) not in outdated
         ),
         key=lambda marker: marker.stat().st_mtime,
     )
