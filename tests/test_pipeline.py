@@ -247,6 +247,19 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)  # as it was saved
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (out / "sft" / "model" / "r1kit_complete.json").exists()
+    # a learning rate set in a recipe's stage: the run-level keys alone were compared, and it was accepted
+    recipe = tmp_path / "recipe.yaml"
+    stage = "stages: [{name: sft, config: {sft: {checkpoint: {save_steps: 1}, optimization: {learning_rate: %s}}}}]\n"
+    recipe.write_text(stage % "0.001")
+    recipe_args = ["run", "--recipe", str(recipe), "--profile", "test", "--out", str(tmp_path / "recipe_run")]
+    assert r1kit_cli(*recipe_args, cwd=REPO).returncode == 0
+    folder = tmp_path / "recipe_run" / "01_sft"
+    (folder / "manifest.json").write_text(
+        json.dumps(json.loads((folder / "manifest.json").read_text()) | {"status": "running"})
+    )
+    (tmp_path / "new.yaml").write_text(stage % "0.0005")  # --resume takes the run's saved config, then this
+    refused = r1kit_cli("run", "--config", str(tmp_path / "new.yaml"), "--out", recipe_args[-1], "--resume", cwd=REPO)
+    assert refused.returncode == 1 and "sft.optimization.learning_rate: 0.001 there, 0.0005 now" in refused.stderr
 
 
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:

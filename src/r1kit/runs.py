@@ -430,7 +430,7 @@ def _refuse_what_a_checkpoint_would_not_use(
     rate, weight decay, schedule or warm-up for it (`--resume --learning_rate …`) would be saved in config.yaml and
     never used; and fewer steps than its checkpoint has would leave the longer-trained model under the lower count.
     Both refused before anything is written. `max_grad_norm` is read at each step, and applies."""
-    optimization = [c for c in changed if ".optimization." in c[0] and not c[0].endswith(".max_grad_norm")]
+    optimization = [change for change in changed if _sets_the_optimizer(change[0])]
     if command in READS:  # a stage alone trains in RUN/<stage>
         stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
@@ -442,9 +442,18 @@ def _refuse_what_a_checkpoint_would_not_use(
         # a checkpoint, and the stage not marked complete (its model may be saved already: killed before its
         # manifest said so, the stage goes on from the checkpoint all the same)
         saved = complete_checkpoints(run.checkpoints(folder))
-        if not saved or read_manifest(run.root / folder).get("status") == "complete":
+        manifest = read_manifest(run.root / folder)
+        if not saved or manifest.get("status") == "complete":
             continue
-        for key, before, now in optimization:
+        # a recipe stage's manifest holds the settings its checkpoint trained with, its own `config:` laid over the
+        # run's (the run-level keys alone missed a learning rate set in the recipe's stage)
+        trained_with, values = flatten(manifest.get("config") or {}), flatten(stage_config.model_dump())
+        changes = (
+            [(key, was, values.get(key)) for key, was in trained_with.items() if _sets_the_optimizer(key)]
+            if trained_with
+            else optimization
+        )
+        for key, before, now in (change for change in changes if change[1] != change[2]):
             if stage_reads(kind, key):
                 raise RunDirError(
                     f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint with its "
@@ -460,6 +469,11 @@ def _refuse_what_a_checkpoint_would_not_use(
                 f"longer-trained model under the lower count. Resume with {step} steps or more, or train anew "
                 "into another folder (--out)"
             )
+
+
+def _sets_the_optimizer(key: str) -> bool:
+    """A setting a checkpoint's optimizer and schedule hold (`max_grad_norm` is read at each step)."""
+    return ".optimization." in key and not key.endswith(".max_grad_norm")
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
