@@ -262,6 +262,23 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     assert refused.returncode == 1 and "sft.optimization.learning_rate: 0.001 there, 0.0005 now" in refused.stderr
 
 
+def test_resuming_a_stage_alone_whose_data_changed_is_refused(tmp_path: Path) -> None:
+    """`r1kit sft --out RUN --resume` after the data file was edited went on from the old checkpoint and recorded
+    the new data's hash: the next plain run said "nothing to do" of a model never trained on that data."""
+    data = tmp_path / "problems.jsonl"
+    rows = [
+        {"question": f"What is {i} + 2?", "solution": str(i + 2), "reasoning": f"{i} + 2 = {i + 2}"} for i in range(12)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ["sft", "--profile", "test", "--data", str(data), "--out", str(tmp_path / "run")]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    recorded = json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"]
+    data.write_text(data.read_text().replace("What is ", "What's "))
+    resumed = r1kit_cli(*args, "--resume", cwd=REPO)
+    assert resumed.returncode == 1 and "--resume: what sft reads (data) changed since its work" in resumed.stderr
+    assert json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"] == recorded
+
+
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
     sft_weights = finished_run / "01_sft" / "model" / "model.safetensors"
     written = sft_weights.stat().st_mtime

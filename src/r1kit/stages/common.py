@@ -70,6 +70,7 @@ from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path
 from r1kit.runs import (
     RunDir,
+    RunDirError,
     changed_keys,
     checkpoint_step,
     complete_checkpoints,
@@ -182,6 +183,12 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
+    if done and changed and config.run.resume and "inputs" in before:
+        # its checkpoints and model were made from the old inputs: going on from them would record the new ones
+        raise RunDirError(
+            f"--resume: what {kind} reads ({', '.join(changed)}) changed since its work in {ctx.dir}, which was made "
+            "from the old; run without --resume to redo it here, or choose another folder with --out"
+        )
     if done and not same and not config.run.resume:
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
         changed += ["its config"] if config_changed else []
