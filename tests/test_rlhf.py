@@ -534,6 +534,24 @@ def tiny_reward_model(dest: Path, tiny_model: Path) -> Path:
     return dest
 
 
+def test_a_reward_model_named_by_its_run_folder_is_that_model_everywhere(tmp_path: Path, tiny_model: Path) -> None:
+    """A stage-alone `r1kit reward_model --out rm` named as the reward model was fingerprinted as the whole folder
+    (`r1kit report rm` redid the GRPO stage scored by it), and as the win rate's judge it was refused ("no finished
+    model": a run folder stood for its final policy)."""
+    from r1kit.stages.common import files_read
+
+    made = tiny_reward_model(tmp_path / "rm" / "reward_model" / "model", tiny_model)
+    (tmp_path / "rm" / "config.yaml").write_text("{}\n")
+    (tmp_path / "rm" / "reward_model" / "manifest.json").write_text('{"kind": "reward_model", "status": "complete"}')
+    config = config_for(
+        tmp_path, "--reward_funcs", "accuracy,reward_model", "--rewards.reward_model.path", str(tmp_path / "rm")
+    )
+    assert files_read(config, "grpo")["reward_model"] == str(made)
+    named = {"win_rate_against": str(tiny_model), "reward_model": str(tmp_path / "rm")}
+    judged = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=named)})
+    assert judge_folders(judged)[str(tmp_path / "rm")] == str(made.resolve())
+
+
 def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: Path, tiny_model: Path) -> None:
     path = tiny_reward_model(tmp_path / "rm", tiny_model)
     reward = build_reward("reward_model", path=str(path), batch_size=2)

@@ -160,7 +160,7 @@ def get_reward_model_reward(
     # checked now, before training: loaded on the first reward call, a wrong folder would only cost every batch's
     # rewards (the guard scores them None) while the run goes on without a reward signal
     folder = Path(path).expanduser()
-    made = _reward_model_in(folder)  # a run or stage folder, as model.name takes them
+    made = reward_model_in(folder)  # a run or stage folder, as model.name takes them
     if made is not None:
         folder = made
         path = str(made)
@@ -185,7 +185,7 @@ def get_reward_model_reward(
     return RewardModelReward(str(path), batch_size, max_length, device)
 
 
-def _reward_model_in(folder: Path) -> Path | None:
+def reward_model_in(folder: Path) -> Path | None:
     """The reward model a stage folder (RUN/<stage>/model) or a run folder (its one reward model stage) holds; None
     for a model folder itself, or where there is no such model or several."""
     from r1kit.models import is_reward_model

@@ -67,7 +67,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
-from r1kit.rewards.reward_model import resolve_model_path
+from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
 from r1kit.runs import (
     RunDir,
     RunDirError,
@@ -301,8 +301,9 @@ def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
         "preferences": config.preferences.dataset if kind in PAIR_KINDS else None,
         "general_data": config.sft2.general_dataset if kind == "sft2" else None,
         "student": config.distill.student if kind == "distill" else None,
-        "reward_model": rewards.reward_model.path
-        if kind in ROLLOUT_KINDS and "reward_model" in rewards.functions
+        # a run or stage folder as the reward model: the model in it (its logs and report change, not the model)
+        "reward_model": str(reward_model_in(Path(rewards.reward_model.path).expanduser()) or rewards.reward_model.path)
+        if kind in ROLLOUT_KINDS and "reward_model" in rewards.functions and rewards.reward_model.path
         else None,
     }
     return {role: value for role, value in named.items() if value}

@@ -43,6 +43,7 @@ from r1kit.models import (
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
+from r1kit.rewards.reward_model import reward_model_in
 from r1kit.rewards.text import answer_part, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
@@ -722,7 +723,9 @@ def judge_folders(config: R1kitConfig, stages: Collection[str] = ()) -> dict[str
         alias = key == "win_rate_against" and value in BUILTIN_MODELS
         if not alias and stage_named(value) is None and not Path(value).expanduser().is_dir():
             raise ModelError(f"evaluation.{key} {value}: no such model folder{_STAGE_NAMES}")
-        folder = model_reference_of(value, config)  # a run, stage or RUN:STAGE: that model
+        # a run, stage or RUN:STAGE: that model (a run folder's reward model, not its final policy, for the judge)
+        judge = reward_model_in(Path(value).expanduser()) if key == "reward_model" else None
+        folder = str(judge) if judge else model_reference_of(value, config)
         if key == "win_rate_against":
             check_model(config.model, folder, training=False, key=f"evaluation.{key}")
         else:  # a policy's folder is refused now, not after the evaluation
