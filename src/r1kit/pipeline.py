@@ -123,7 +123,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             continue
         elif only is not None and spec.name != only:
             raise RunDirError(
-                f"--only {only}: {folder}, before it, is not complete with this config; run without --only first"
+                f"--only {only}: {folder}, before it, is not complete with this config and what it reads; run without "
+                "--only first"
             )
         else:
             _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
@@ -204,7 +205,13 @@ def _plan(
         return forced, manifests
     changed = _changed(done.get("config", {}), config.for_stage(first), first)
     if changed:
-        asked = f" (--from / --only {from_stage or only} would redo it too)" if from_stage or only else ""
+        asked = (
+            f" (--from {from_stage} would redo it too)"
+            if from_stage
+            else f" (--only {only} needs it complete with this config)"
+            if only
+            else ""
+        )
         raise RunDirError(
             f"{root} holds a run with another config ({changes_said(changed)}) and finished "
             f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
