@@ -168,6 +168,18 @@ def test_gold_numbers_of_a_json_array_are_read_as_written(tmp_path: Path) -> Non
     assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["solution"] == ["1", "3"]
 
 
+def test_a_json_file_needing_no_rewrite_is_read_as_it_is(tmp_path: Path) -> None:
+    """Read through a temporary copy, every load of a .json array left a new copy in the datasets cache; a JSON
+    object ({column: [values]}) was refused as JSON lines ("line 1 is not valid JSON")."""
+    from r1kit.data.loading import load_file
+
+    path = write_rows(tmp_path / "rows.json", [{"question": "q", "solution": "1"}] * 2)
+    assert load_file(path)[0].cache_files == load_file(path)[0].cache_files
+    columns = tmp_path / "columns.json"
+    columns.write_text(json.dumps({"question": ["q1", "q2"], "solution": ["1", "2"]}, indent=2))
+    assert load_file(columns)[0].column_names == ["question", "solution"]
+
+
 def test_a_chat_column_mixing_text_and_text_parts_keeps_its_text(tmp_path: Path) -> None:
     """Turns whose content is text in some and OpenAI-style parts in others made the datasets library decode the
     texts as JSON: the reply "5" became the number 5, a bad row ("must be text or text parts (got 5)")."""
@@ -687,6 +699,8 @@ def test_a_sharegpt_gold_is_never_a_guess_boxed_in_the_thinking() -> None:
     assert reply("<think>Maybe \\boxed{4}? No: 2 + 3 = 5.</think> The answer is 5.")["solution"] is None
     cut = reply("<|begin_of_thought|>Guess \\boxed{4}; no.<|end_of_thought|><|begin_of_solution|>It is 5.")
     assert cut["solution"] is None and "<|" not in cut["response"]
+    broken = "<think>Maybe \\boxed{4}? No.</think> So: <answer>5</answer>"  # R1's form broken: a plain reply
+    assert (reply(broken)["solution"], reply(broken)["response"]) == (None, broken)
 
 
 def test_a_held_out_file_of_a_built_in_tasks_problems_leaves_their_twins_out_of_training(tmp_path: Path) -> None:

@@ -291,6 +291,17 @@ def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_pa
     records = run.read("metrics.jsonl")
     tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in records]
     assert tokens == pytest.approx([100, 100, 150, 150], rel=1e-6)
+    # steps_per_generation counts micro-batches: with gradient accumulation 2, a generation of 2 feeds one step
+    run.path("metrics.jsonl").unlink()
+    args.gradient_accumulation_steps, state.global_step, state.num_input_tokens_seen = 2, 0, 0
+    monitor.on_train_begin(args, state, None)
+    for step, seen in ((1, 200), (2, 500)):
+        time.sleep(0.02)
+        state.global_step, state.num_input_tokens_seen = step, seen
+        monitor.on_step_end(args, state, None)
+        monitor.on_log(args, state, None, logs={"loss": 0.5})
+    tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in run.read("metrics.jsonl")]
+    assert tokens == pytest.approx([200, 300], rel=1e-6)
 
 
 def test_the_report_shows_notices_apart_from_alerts() -> None:

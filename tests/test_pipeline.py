@@ -365,7 +365,7 @@ def test_stages_after_one_redone_by_only_are_listed_as_outdated(
     from r1kit.stages.common import model_reference_of
 
     compare([f"{run}:sft", f"{run}:grpo"])
-    assert "note: run/grpo is outdated: grpo was trained from what an earlier stage made before `--only`" in (
+    assert "note: run/grpo is outdated: grpo was trained from what an earlier stage made before that stage" in (
         capsys.readouterr().out
     )
     config = resolve_config(environ={}).config
@@ -419,6 +419,31 @@ def test_a_redo_killed_halfway_leaves_the_stages_after_it_outdated(
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert [(s["folder"], s["status"]) for s in stages] == [("01_sft", "running"), ("02_grpo", "outdated")]
     assert final_model(RunDir(run)) is None
+
+
+def test_a_redo_killed_in_the_base_evaluation_leaves_the_run_as_it_was(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluated after the redone stage was cleared (and before the manifest said so), a kill in the base evaluation
+    left the run's manifest and summary naming a GRPO model trained from an SFT model that was gone."""
+    import r1kit.pipeline
+    from r1kit.runs import final_model
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    real = r1kit.pipeline._evaluated
+
+    def killed_in_base(ctx, model, label, *args, **kwargs):
+        if label == "base":
+            raise KeyboardInterrupt
+        return real(ctx, model, label, *args, **kwargs)
+
+    monkeypatch.setattr(r1kit.pipeline, "_evaluated", killed_in_base)
+    config = resolve_config(profile="test", overrides=["--out", str(run)], environ={}).config
+    with pytest.raises(KeyboardInterrupt):
+        r1kit.pipeline.run(config, from_stage="sft")
+    assert (run / "01_sft" / "model").exists() and (run / "eval" / "sft.json").exists()
+    assert final_model(RunDir(run)) == run / "02_grpo" / "model"  # the finished run's, from its summary
 
 
 def test_a_stage_set_aside_after_only_stays_outdated(tmp_path: Path) -> None:
@@ -489,7 +514,7 @@ def test_an_outdated_stage_whose_inputs_are_unchanged_is_kept_and_said_so(finish
     (run / "manifest.json").write_text(json.dumps(manifest))
     again = r1kit_cli("run", "--profile", "test", "--out", str(run), cwd=REPO)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "02_grpo: complete, skipped (outdated after --only, but what it reads is unchanged)" in again.stderr
+    assert "02_grpo: complete, skipped (outdated, but what it reads is unchanged)" in again.stderr
     assert "01_sft: complete, skipped\n" in again.stderr
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     assert [s["status"] for s in stages] == ["complete", "complete"]

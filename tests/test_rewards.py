@@ -94,6 +94,8 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
         ("$4$; $5$", "5", 0.0),
         ("\\boxed{A} \\boxed{B}", "B", 0.0),  # two options boxed: the last one was read
         ("5 and 5", "5", 1.0),
+        ("2/3 and 4/6", "2/3", 1.0),  # one value twice
+        ("3 4/4", "4", 1.0),  # a mixed number, not 3 and 4/4
     ],
 )
 def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str, score: float) -> None:
@@ -103,13 +105,13 @@ def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str,
     assert build_reward("accuracy")([prose], solution=["7"]) == [1.0]
 
 
-def test_answers_that_broke_the_reading_are_wrong_not_excluded() -> None:
-    """`\\boxed .` crashed the box reading (an AttributeError), and 0/0 made sympy raise once the worker's cache
-    held some facts (after 1/0): each scored None, the group's mean, where a wrong answer scores 0."""
+def test_an_answer_that_broke_the_box_reading_is_wrong_not_excluded() -> None:
+    """`\\boxed .` crashed the box reading (an AttributeError): scored None, the group's mean, where a wrong answer
+    scores 0. (0/0, whose sympy check raised in a worker after some earlier answers, is guarded as well; that
+    depends on sympy's cache and does not reproduce reliably, so it is not asserted here.)"""
     accuracy = build_reward("accuracy", workers=1)
-    answers = ["\\boxed . B", "\\boxed ,", "1/0", "0/0"]
-    completions = [f"<think>x</think><answer>{answer}</answer>" for answer in answers]
-    assert accuracy(completions, solution=["B", "B", "5", "5"]) == [0.0, 0.0, 0.0, 0.0]
+    completions = [f"<think>x</think><answer>{answer}</answer>" for answer in ("\\boxed . B", "\\boxed ,")]
+    assert accuracy(completions, solution=["B", "B"]) == [0.0, 0.0]
 
 
 def test_an_answer_block_inside_the_thinking_is_no_answer() -> None:

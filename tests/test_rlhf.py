@@ -549,7 +549,7 @@ def test_a_reward_model_named_by_its_run_folder_is_that_model_everywhere(tmp_pat
     assert files_read(config, "grpo")["reward_model"] == str(made)
     named = {"win_rate_against": str(tiny_model), "reward_model": str(tmp_path / "rm")}
     judged = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=named)})
-    assert judge_folders(judged)[str(tmp_path / "rm")] == str(made.resolve())
+    assert judge_folders(judged)["reward_model"] == str(made.resolve())
 
 
 def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: Path, tiny_model: Path) -> None:
@@ -772,24 +772,25 @@ def test_evaluation_reports_perplexity_rouge_and_win_rate(
     ctx, inputs = stage_setup(
         tmp_path, "eval", "--evaluation.win_rate_against", "sft", "--evaluation.reward_model", "rm"
     )
-    result = evaluate(ctx, inputs.model, inputs.splits.test, "base", models={"sft": str(other), "rm": str(judge)})
+    judges = {"win_rate_against": str(other), "reward_model": str(judge)}
+    result = evaluate(ctx, inputs.model, inputs.splits.test, "base", judges=judges)
     assert math.isfinite(result["perplexity"]) and result["perplexity"] > 1.0
     assert 0.0 <= result["rouge_l"] <= 1.0
     assert 0.0 <= result["win_rate"] <= 1.0 and result["win_rate_against"] == "sft"
     saved = json.loads(ctx.run.eval_path("base").read_text())
     assert saved["perplexity"] == result["perplexity"] and "rouge_l" in saved
     # a stage that has not run yet: no win rate, no error
-    later = evaluate(ctx, inputs.model, inputs.splits.test, "base2", models={"rm": str(judge)})
+    later = evaluate(ctx, inputs.model, inputs.splits.test, "base2", judges={"reward_model": str(judge)})
     assert later["win_rate"] is None
     # a stage of the recipe not made yet maps to None, whatever folder of its name the current folder holds
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sft").mkdir()
-    unmade = evaluate(ctx, inputs.model, inputs.splits.test, "base3", models={"sft": None, "rm": str(judge)})
+    unmade = evaluate(ctx, inputs.model, inputs.splits.test, "base3", judges=judges | {"win_rate_against": None})
     assert unmade["win_rate"] is None
     monkeypatch.setenv("HOME", str(tmp_path))  # folders named from the home folder, as `r1kit eval` accepts them
     named = {"win_rate_against": "~/other", "reward_model": "~/rm"}
     config = ctx.config.model_copy(update={"evaluation": ctx.config.evaluation.model_copy(update=named)})
-    assert judge_folders(config) == {"~/other": str(other), "~/rm": str(judge)}
+    assert judge_folders(config) == {"win_rate_against": str(other), "reward_model": str(judge)}
 
 
 def test_a_run_resolves_the_win_rates_models_before_any_work(
@@ -819,8 +820,11 @@ def test_a_run_resolves_the_win_rates_models_before_any_work(
         )
 
     sft, rm = run / "01_sft" / "model", run / "02_rm" / "model"
-    assert folders("run/01_sft", "run:rm") == {"run/01_sft": str(sft), "run:rm": str(rm)}
-    assert folders("sft", "run/02_rm", stages=("sft",)) == {"sft": None, "run/02_rm": str(rm)}
+    assert folders("run/01_sft", "run:rm") == {"win_rate_against": str(sft), "reward_model": str(rm)}
+    assert folders("sft", "run/02_rm", stages=("sft",)) == {"win_rate_against": None, "reward_model": str(rm)}
+    # one run folder for both: its final policy, and its reward model (keyed by name, the judge replaced the policy)
+    (run / "summary.json").write_text(json.dumps({"final_model": "01_sft/model"}))
+    assert folders("run", "run") == {"win_rate_against": str(sft), "reward_model": str(rm)}
     with pytest.raises(ModelError, match=r"evaluation.win_rate_against org/policy: no such model folder"):
         folders("org/policy", "run:rm")  # a hub id: the win rate stayed empty
     with pytest.raises(ModelError, match=r"evaluation\.reward_model .*01_sft/model: a \w+ model writes replies"):

@@ -71,7 +71,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if from_stage is not None and only is not None:
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
-    judges = judge_folders(config, names)  # the models the win rate's settings name (a stage's: once made)
+    judges = judge_folders(config, names)  # the models the win rate's settings name (a stage's: None until made)
     _check_stage_files(config)
     own_data: dict[str, Splits] = {}
     planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
@@ -114,10 +114,10 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         same = _same_work(manifest, fingerprint, stage_ctx.config, spec)
         if manifest.get("status") == "complete" and same and not plan[spec.name]:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
-            checked = " (outdated after --only, but what it reads is unchanged)" if spec.name in outdated else ""
+            checked = " (outdated, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
             if "base" not in evals:
-                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, models=judges)
+                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
         elif past_only:
             left_out.add(spec.name)  # after --only's stage, one not complete with this config: left as it is
             continue
@@ -127,9 +127,10 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 "--only first"
             )
         else:
-            _restart_if_changed(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
-            if "base" not in evals:  # evaluated after the first stage's refusal: a refused command changes nothing
-                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, models=judges)
+            redone = _why_redone(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
+            if "base" not in evals:  # after the first stage's refusal (a refused command changes nothing), before
+                # its work is cleared (a kill in this evaluation leaves the run as it was)
+                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)
@@ -137,6 +138,9 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                     # leave its figures and final model beside the new config)
                     run_dir.path("summary.json").unlink(missing_ok=True)
                 _write_run_manifest(run_dir, config, outputs, trained | {spec.name}, reads, started_from, spec.name)
+            if redone:
+                logger.warning("%s", redone)
+                clear_stage(stage_ctx)
             output = _run_stage(stage_ctx, spec, inputs, fingerprint)
             trained.add(spec.name)
         outputs[spec.name] = output
@@ -150,8 +154,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             started_from[spec.name] = labels.get(start)
             model = str(output.model)
             labels[model] = spec.name
-            models = judges | {name: str(out.model) for name, out in outputs.items() if out.model is not None}
-            evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, models)
+            made = _judges_made(config, judges, outputs)
+            evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
         if distributed.is_main():
             _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
     if distributed.is_main() and left_out:  # set aside after --only's stage: outdated where complete
@@ -386,14 +390,15 @@ def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> lis
     return config_changes(saved, config, spec.stage_kind) if saved else [("config", "(none saved)", "this one")]
 
 
-def _restart_if_changed(
+def _why_redone(
     ctx: StageContext, spec: StageSpec, manifest: dict[str, Any], fingerprint: dict, forced: bool, first: bool
-) -> None:
-    """Clear a stage folder whose work no longer fits (config or inputs changed, or redo asked for); an interrupted
-    stage with the same fingerprint keeps its checkpoints and resumes. The finished first stage made from other
-    inputs (its data file edited, say) is not discarded unasked, as `_plan` refuses a change of its config."""
+) -> str | None:
+    """Why a stage folder's work no longer fits (config or inputs changed, or redo asked for), to be said before it
+    is cleared; None where it stands: an interrupted stage with the same fingerprint keeps its checkpoints and
+    resumes. The finished first stage made from other inputs (its data file edited, say) is not discarded unasked,
+    as `_plan` refuses a change of its config: refused here, before anything is written."""
     if not manifest or (_same_work(manifest, fingerprint, ctx.config, spec) and not forced):
-        return
+        return None
     change = ""
     changes = _changed(manifest.get("config", {}), ctx.config, spec)
     if changes:
@@ -405,7 +410,7 @@ def _restart_if_changed(
         # `--resume --training.max_steps 100`: goes on from its checkpoint, as a stage run alone does (a new
         # optimizer setting is refused before this, open_run's check)
         logger.warning("%s: %s; --resume goes on from its checkpoint with it", ctx.folder, change)
-        return
+        return None
     elif change:
         why = change
     else:
@@ -419,8 +424,7 @@ def _restart_if_changed(
         why = f"what it reads changed ({changed})"
     finished = manifest.get("status") == "complete"  # work the user may have meant to compare
     replaced = "; what it made is replaced (another --out keeps both)" if finished else ""
-    logger.warning("%s: %s; redoing it%s", ctx.folder, why, replaced)
-    clear_stage(ctx)
+    return f"{ctx.folder}: {why}; redoing it{replaced}"
 
 
 def _resumable(ctx: StageContext, manifest: dict[str, Any], fingerprint: dict) -> bool:
@@ -443,6 +447,15 @@ def _run_stage(ctx: StageContext, spec: StageSpec, inputs: StageInputs, fingerpr
 # ----------------------------------------------------------------------------------------------------- evaluation
 
 
+def _judges_made(
+    config: R1kitConfig, judges: dict[str, str | None], outputs: dict[str, StageOutput]
+) -> dict[str, str | None]:
+    """`judges` (`judge_folders`) with a recipe stage named there mapped to its model once made."""
+    named = judges_named(config)
+    made = {name: str(output.model) for name, output in outputs.items() if output.model is not None}
+    return {key: folder if folder is not None else made.get(named[key]) for key, folder in judges.items()}
+
+
 def _evaluated(
     ctx: StageContext,
     model: str,
@@ -450,18 +463,18 @@ def _evaluated(
     held_out: Dataset,
     hashes: _Hashes,
     manifest: Path | None = None,
-    models: dict[str, str | None] | None = None,
+    judges: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """A model's evaluation with the run's settings (every stage on the same problems and prompt), reused while the
     model, the held-out problems and the evaluation settings are the same; also recorded in the stage's manifest."""
-    key = _evaluation_key(ctx, model, held_out, hashes, models)
+    key = _evaluation_key(ctx, model, held_out, hashes, judges or {})
     path = ctx.run.eval_path(label)
     # one decision for all
     saved = distributed.from_main(_saved_evaluation(path))
     if saved is not None and saved.get("key") == key:
         result = saved
     else:
-        result = evaluate(ctx, model, held_out, label, models=models, key=key)
+        result = evaluate(ctx, model, held_out, label, judges=judges, key=key)
     if distributed.is_main() and manifest is not None:  # a reused one too: killed before its manifest recorded it
         record = read_manifest(manifest)
         if record.get("evaluation") != _figures(result):
@@ -486,21 +499,18 @@ def _saved_evaluation(path: Path) -> dict[str, Any] | None:
 
 
 def _evaluation_key(
-    ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, models: dict[str, str | None] | None
+    ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, judges: dict[str, str | None]
 ) -> str:
     """What an evaluation's result depends on: the model and judges by content, the problems, the settings, the
     prompts' text and the numerics; an evaluation saved under the same key is reused."""
     config = ctx.config
     settings = config.evaluation
-    folders = models or {}
-    judges = {  # the reward model scoring and the model the win rate is against, by content (a stage's not yet made)
-        key: None if folders.get(name) is None else hashes.of(folders[name])
-        for key, name in judges_named(config).items()
-    }
+    # the reward model scoring and the model the win rate is against, by content (None: a stage's, not yet made)
+    judged = {key: None if folder is None else hashes.of(folder) for key, folder in judges.items()}
     return json_digest(
         {
             "model": hashes.of(model),
-            "judges": judges,
+            "judges": judged,
             "evaluation": settings.model_dump(exclude={"every_steps", "during_training_samples"}),
             "dataset": config.dataset.model_dump(),
             # the problems themselves: a data file edited in place keeps its name, and an evaluation of the old

@@ -392,7 +392,8 @@ def no_model_said(run_root: Path, stage: str) -> str | None:
 
 def outdated_stages(run_root: Path) -> set[str]:
     """The stages a recipe run's manifest.json lists as outdated: complete, but made from what an earlier stage made
-    before `--only` redid it. The next `r1kit run` of the folder checks them."""
+    before that stage was redone (by `--only`, or by a redo stopped halfway). The next `r1kit run` of the folder
+    checks them."""
     stages = read_manifest(run_root).get("stages") or []
     return {stage["name"] for stage in stages if stage.get("status") == "outdated"}
 

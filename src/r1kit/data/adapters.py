@@ -227,12 +227,12 @@ def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Cano
     reasoning = thought.group(1).strip() if thought else None
     if solution:
         final = solution.group(1).strip()
-    elif think and ANSWER_OPEN not in think.group(2):  # with an <answer> block, R1's form broken: a plain reply
+    elif think and ANSWER_OPEN not in think.group(2):
         reasoning, final = think.group(1).strip() or None, think.group(2).strip()
-    elif gold_of_plain_reply:
-        final = reply.strip()
-    else:
-        return {"question": question, "solution": None, "reasoning": None, "response": reply}
+    else:  # a plain reply (with an <answer> block after its thinking, R1's form broken: one too)
+        after = think.group(2) if think else reply  # a guess boxed in the thinking is no gold
+        gold = last_boxed(after) if gold_of_plain_reply else None
+        return {"question": question, "solution": gold, "reasoning": None, "response": reply}
     gold = last_boxed(final)
     return {
         "question": question,

@@ -308,31 +308,33 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         raise DatasetError(f"{path}: the file is empty")
     if builder != "json":
         return _load_with_builder(path, builder, path), 0
-    records = _json_array(path) if path.suffix.lower() == ".json" else None
-    if records is None:  # JSON lines (a .json file may hold them too), or an object: read as they are
+    whole = _whole_json(path) if path.suffix.lower() == ".json" else None
+    if whole is None:  # JSON lines (a .json file may hold them too)
         return _load_json_lines(path, path, on_bad_row, "line")
+    if not isinstance(whole, list):  # an object: the datasets library's reading ({column: [values]})
+        return _load_with_builder(path, builder, path), 0
     with tempfile.TemporaryDirectory() as scratch:  # an array's rows as JSON lines: one reading for both
         lines = Path(scratch) / f"{path.stem}.jsonl"
-        lines.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), "utf-8")
+        lines.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in whole), "utf-8")
         return _load_json_lines(lines, path, on_bad_row, "item")
 
 
-def _json_array(path: Path) -> list | None:
-    """A .json file's rows where it holds one JSON array, else None."""
+def _whole_json(path: Path) -> object | None:
+    """A .json file's one JSON value (an array of rows, an object), or None where it holds JSON lines."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return value if isinstance(value, list) else None
 
 
 def _load_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tuple[Dataset, int]:
     """JSON lines as a dataset, and how many lines were left out: those that are not JSON objects (under `on_bad_row`
     error the first stops the load), and the values the datasets library would misread written as text first
-    (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's item) messages name."""
+    (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's item) messages name; read as it
+    is where nothing needs rewriting (the datasets library caches a file by its path: not a temporary copy's)."""
     bad, fields = _scan_json_lines(path, shown, on_bad_row, unit)
     if not bad and not fields.rewritten:
-        return _load_with_builder(path, "json", shown), 0
+        return _load_with_builder(shown, "json", shown), 0
     if bad:
         what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
         numbers = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")

@@ -75,17 +75,21 @@ class TrainingMonitor(TrainerCallback):
         self._clock: tuple[float, float, int, int] | None = None
         self._flops_per_token = 6 * total_params  # every weight trained; on_train_begin counts the trained ones
         self._logged_tokens = 0  # TRL's cumulative `num_tokens`, as last logged
-        # GRPO counts a generation's tokens at the step that generates them, and `steps_per_generation` steps train
-        # on them (each on its share): they are spread over those steps, or a log at a generating step read them all
-        # as its own (MFU × steps_per_generation) and the others none
-        self._steps_per_generation: int | None = None  # None: the trainer counts each step's own tokens
+        # GRPO counts a generation's tokens at the step that generates them, and the optimizer steps after it train on
+        # them (each on its share): they are spread over those steps, or a log at a generating step read them all as
+        # its own (MFU × steps) and the others none
+        self._steps_per_generation: float | None = None  # optimizer steps; None: each step counts its own tokens
         self._generated = 0  # GRPO's count of the tokens generated so far, as last read
         self._per_step = 0.0  # the latest generation's tokens, per step that trains on them
         self._trained = 0.0  # the tokens spread over the steps so far
 
     def on_train_begin(self, args, state, control, **kwargs):
-        # only GRPOConfig has it (SFT, DPO and the others count each step's own batch)
-        self._steps_per_generation = getattr(args, "steps_per_generation", None)
+        # GRPO's and RLOO's configs have it, in micro-batches (its default, gradient_accumulation_steps: one optimizer
+        # step); SFT, DPO and the others count each step's own batch
+        micro_batches = getattr(args, "steps_per_generation", None)
+        self._steps_per_generation = (
+            None if micro_batches is None else max(micro_batches / args.gradient_accumulation_steps, 1.0)
+        )
         self._generated = self._trained = state.num_input_tokens_seen  # a resumed stage's, from its checkpoint
         self._clock = self._reading(state)
         self._last_examples_step = state.global_step

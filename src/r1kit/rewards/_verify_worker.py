@@ -104,8 +104,8 @@ def plain(text: str) -> str:
     ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
     >>> plain("-\\$5"), plain("3 pi"), plain("2π"), plain("pizza")
     ('-5', '3 \\\\pi', '2\\\\pi', 'pizza')
-    >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 5/4"), plain("1 2/3/4")
-    ('-5/2', 'It takes 5/2 hours.', '5/2.', '3 5/4', '1 2/3/4')
+    >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 4/4"), plain("1 2/3/4")
+    ('-5/2', 'It takes 5/2 hours.', '5/2.', '16/4', '1 2/3/4')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
     text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
@@ -120,10 +120,10 @@ def plain(text: str) -> str:
 
 
 def _improper(mixed: re.Match) -> str:
-    """A mixed number as its improper fraction, 2 1/2 as 5/2 (what math-verify reads in a sentence too); `3 5/4`,
-    no proper fraction after the whole, stays as written."""
+    """A mixed number as its improper fraction, 2 1/2 as 5/2 (what math-verify reads in a sentence too; 3 4/4 is 4,
+    as 3\\frac{4}{4} reads); one over 0 stays as written."""
     sign, whole, numerator, denominator = mixed.group(1), *(int(part) for part in mixed.groups()[1:])
-    if not 0 < numerator < denominator:
+    if denominator == 0:
         return mixed.group()
     return f"{sign}{whole * denominator + numerator}/{denominator}"
 
@@ -143,13 +143,18 @@ def hedged(text: str) -> bool:
     (True, True, True, False, False)
     >>> hedged("3 and 5"), hedged("4 to 5"), hedged("3; 5"), hedged("$4$ $5$"), hedged("5 and 5"), hedged("2^{10}")
     (True, True, True, True, False, False)
+    >>> hedged("2/3 and 4/6"), hedged("1/2 and 3")
+    (False, False)
     """
     found = list(_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
         between = text[first.end() : second.start()].replace("$", " ")
         if _OR.search(between) or (between.isspace() and len(second.group()) != 3):
             return True
-        if _JOINED.fullmatch(between) and float(first.group()) != float(second.group()):
+        # numbers standing alone: 2/3 and 4/6 are one value twice, not 3 and 4
+        before, after = text[: first.start()][-1:], text[second.end() :][:1]
+        alone = before not in ("/", "^", "_") and after != "/"
+        if alone and _JOINED.fullmatch(between) and float(first.group()) != float(second.group()):
             return True
     return False
 

@@ -183,7 +183,8 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
-    if done and changed and config.run.resume and "inputs" in before:
+    worked = done.get("status") == "complete" or bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
+    if worked and changed and config.run.resume and "inputs" in before:
         # its checkpoints and model were made from the old inputs: going on from them would record the new ones
         raise RunDirError(
             f"--resume: what {kind} reads ({', '.join(changed)}) changed since its work in {ctx.dir}, which was made "
@@ -193,7 +194,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
         changed += ["its config"] if config_changed else []
         changed = changed or ["its inputs, which the r1kit that made it did not record"]
-        if done.get("status") == "complete" or complete_checkpoints(ctx.run.checkpoints(ctx.folder)):
+        if worked:
             logger.warning(
                 "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
             )
@@ -642,7 +643,7 @@ def _say_if_outdated(model: Path) -> None:
     stage = stage_of_folder(folder.name)
     if stage in outdated_stages(folder.parent):
         logger.warning(
-            "%s is outdated: %s was trained from what an earlier stage made before `--only` redid it "
+            "%s is outdated: %s was trained from what an earlier stage made before that stage was redone "
             "(`r1kit run --out %s --resume` redoes it)",
             model,
             stage,

@@ -300,15 +300,14 @@ def evaluate(
     model_reference: str,
     rows: Dataset,
     label: str,
-    models: Mapping[str, str | None] | None = None,
+    judges: Mapping[str, str | None] | None = None,
     skipped_rows: int = 0,
     key: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
 
-    `models` (a name evaluation.win_rate_against or evaluation.reward_model gives → the model folder it stands for,
-    `judge_folders`, or None for a stage's model not made yet) resolves them; the win rate is left out (None) while
-    either is not there yet. `skipped_rows`
+    `judges` (win_rate_against, reward_model → the model folder each setting stands for, `judge_folders`; None for a
+    recipe stage's model not made yet): the win rate is left out (None) while either is not there. `skipped_rows`
     (the bad rows left out of `rows` under dataset.on_bad_row skip) is recorded when there were any, and `key` (what
     the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
@@ -373,7 +372,7 @@ def evaluate(
     result["perplexity"] = perplexity(model, tokenizer, prompts, references)
     result["rouge_l"] = rouge_l(*answers_and_references(completions, rows))
     if settings.win_rate_against and settings.reward_model:
-        result |= _win_rate_entry(ctx, model_reference, rows, completions, models or {})
+        result |= _win_rate_entry(ctx, model_reference, rows, completions, judges or {})
     result["seconds"] = time.perf_counter() - started
     groups = rows["group"] if "group" in rows.column_names else [None] * len(rows)
     problems = [
@@ -583,13 +582,11 @@ def win_rate(
 
 
 def _win_rate_entry(
-    ctx: StageContext, model_reference: str, rows: Dataset, completions: list[str], models: Mapping[str, str | None]
+    ctx: StageContext, model_reference: str, rows: Dataset, completions: list[str], judges: Mapping[str, str | None]
 ) -> dict[str, Any]:
     """The evaluated model's win rate against evaluation.win_rate_against, judged by evaluation.reward_model."""
     config, settings = ctx.config, ctx.config.evaluation
-    # the folder each stands for (`judge_folders`), else as given (`r1kit eval` resolved them already)
-    against = models.get(settings.win_rate_against, settings.win_rate_against)
-    judge = models.get(settings.reward_model, settings.reward_model)
+    against, judge = judges.get("win_rate_against"), judges.get("reward_model")  # the folders (`judge_folders`)
     entry: dict[str, Any] = {"win_rate": None, "win_rate_against": settings.win_rate_against}
     made = against is not None and judge is not None and Path(against).exists() and Path(judge).exists()
     if not made or Path(against).resolve() == Path(model_reference).resolve():
@@ -714,11 +711,12 @@ def judge_folders(config: R1kitConfig, stages: Collection[str] = ()) -> dict[str
     """evaluation.win_rate_against and evaluation.reward_model → the model folder each stands for, checked before any
     evaluation: a model alias (the policy the win rate is against), a model folder, a run or stage folder, RUN:STAGE.
     A name among `stages` (a recipe's) stays unresolved (None): the run maps it to that stage's model once made. Any
-    other name is a ModelError: the win rate would stay empty without a word (a hub id too: download it first)."""
+    other name is a ModelError: the win rate would stay empty without a word (a hub id too: download it first). Keyed
+    by setting: one run folder names a policy as the one and its reward model as the other."""
     folders: dict[str, str | None] = {}
     for key, value in judges_named(config).items():
         if value in stages:
-            folders[value] = None
+            folders[key] = None
             continue
         alias = key == "win_rate_against" and value in BUILTIN_MODELS
         if not alias and stage_named(value) is None and not Path(value).expanduser().is_dir():
@@ -733,7 +731,7 @@ def judge_folders(config: R1kitConfig, stages: Collection[str] = ()) -> dict[str
                 build_reward("reward_model", path=folder)
             except ModelError as error:  # said of the reward's own setting: name this one
                 raise ModelError(str(error).replace("rewards.reward_model.path", f"evaluation.{key}", 1)) from None
-        folders[value] = str(Path(folder).resolve())
+        folders[key] = str(Path(folder).resolve())
     return folders
 
 
@@ -746,8 +744,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder
-    folders = judge_folders(config)  # the models they stand for, in the settings the result records
-    judges = {key: folders[value] for key, value in judges_named(config).items()}
+    judges = judge_folders(config)  # the models they stand for, in the settings the result records
     config = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=judges)})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
     if skipped:
@@ -762,7 +759,8 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     run = RunDir(distributed.from_main(str(run.root) if distributed.is_main() else None))
     label = distributed.from_main(reserve_label(run) if distributed.is_main() else None)
     try:
-        result = evaluate(StageContext(config, run, hardware), reference, rows, label, skipped_rows=skipped)
+        ctx = StageContext(config, run, hardware)
+        result = evaluate(ctx, reference, rows, label, judges=judges, skipped_rows=skipped)
     finally:  # written, or failed: the label is free again
         if distributed.is_main():
             _reservation(run, label).unlink(missing_ok=True)
