@@ -55,8 +55,8 @@ def compare(references: list[str]) -> dict[str, Any]:
         if path.stem in outdated_stages(run):
             print(
                 f"note: {label} is outdated: {path.stem} was trained from what an earlier stage made before that stage "
-                f"was redone (--only, or a redo stopped halfway), so its run's config is not what it was made with (`r1kit run --out {run} --resume` "
-                "redoes it)"
+                "was redone (--only, or a redo stopped halfway), so its run's config is not what it was made with "
+                f"(`r1kit run --out {run} --resume` redoes it)"
             )
     # what else differs: a change of score is the models' only where nothing else does
     for label, path in zip(labels[1:], found[1:], strict=True):
