@@ -305,7 +305,7 @@ def test_an_evaluation_is_reused_only_for_the_same_prompts_and_samples(tiny_mode
 
     def key(**values) -> str:
         ctx = StageContext(R1kitConfig.model_validate(values), RunDir(tmp_path), Hardware("cpu", "fp32", 2))
-        return _evaluation_key(ctx, str(tiny_model), problems, _Hashes(), None)
+        return _evaluation_key(ctx, str(tiny_model), problems, _Hashes(), {})
 
     assert key() == key() != key(model={"chat_template": "chatml"})
     assert key(run={"seed": 1}) == key(run={"seed": 2})  # greedy: the seed changes nothing
