@@ -93,7 +93,14 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
 
-    evals: dict[str, dict[str, Any]] = {}  # the base model's first: once the first stage is not refused (below)
+    evals: dict[str, dict[str, Any]] = {}  # the base model's first: `base_evaluated`
+
+    def base_evaluated() -> None:
+        """The base model's evaluation, once: after the first stage's refusal (a refused command changes nothing),
+        before its work is cleared (a kill in this evaluation leaves the run as it was)."""
+        if "base" not in evals:
+            evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
+
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
@@ -116,8 +123,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
-            if "base" not in evals:
-                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
+            base_evaluated()
         elif past_only:
             left_out.add(spec.name)  # after --only's stage, one not complete with this config: left as it is
             continue
@@ -128,9 +134,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             )
         else:
             redone = _why_redone(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
-            if "base" not in evals:  # after the first stage's refusal (a refused command changes nothing), before
-                # its work is cleared (a kill in this evaluation leaves the run as it was)
-                evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
+            base_evaluated()
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
                     run_dir.save_config(config)

@@ -6,8 +6,9 @@ import json
 import logging
 import random
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
@@ -310,13 +311,19 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         return _load_with_builder(path, builder, path), 0
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
     if whole is None:  # JSON lines (a .json file may hold them too)
-        return _load_json_lines(path, path, on_bad_row, "line")
+        return _load_json_lines(partial(_file_lines, path), path, on_bad_row, "line")
     if not isinstance(whole, list):  # an object: the datasets library's reading ({column: [values]})
         return _load_with_builder(path, builder, path), 0
-    with tempfile.TemporaryDirectory() as scratch:  # an array's rows as JSON lines: one reading for both
-        lines = Path(scratch) / f"{path.stem}.jsonl"
-        lines.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in whole), "utf-8")
-        return _load_json_lines(lines, path, on_bad_row, "item")
+
+    def items() -> Iterator[bytes]:  # an array's rows as JSON lines: one reading for both
+        return ((json.dumps(record, ensure_ascii=False) + "\n").encode() for record in whole)
+
+    return _load_json_lines(items, path, on_bad_row, "item")
+
+
+def _file_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as lines:  # a binary file's lines end at b"\n" only, not at a bare b"\r"
+        yield from lines
 
 
 def _whole_json(path: Path) -> object | None:
@@ -327,12 +334,15 @@ def _whole_json(path: Path) -> object | None:
         return None
 
 
-def _load_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tuple[Dataset, int]:
-    """JSON lines as a dataset, and how many lines were left out: those that are not JSON objects (under `on_bad_row`
-    error the first stops the load), and the values the datasets library would misread written as text first
-    (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's item) messages name; read as it
-    is where nothing needs rewriting (the datasets library caches a file by its path: not a temporary copy's)."""
-    bad, fields = _scan_json_lines(path, shown, on_bad_row, unit)
+def _load_json_lines(
+    lines: Callable[[], Iterable[bytes]], shown: Path, on_bad_row: str, unit: str
+) -> tuple[Dataset, int]:
+    """JSON lines (`lines()` reads them anew each time) as a dataset, and how many were left out: those that are not
+    JSON objects (under `on_bad_row` error the first stops the load), and the values the datasets library would
+    misread written as text first (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's
+    item) messages name; read as it is where nothing needs rewriting (the datasets library caches a file by its
+    path: not a temporary copy's)."""
+    bad, fields = _scan_json_lines(lines(), shown, on_bad_row, unit)
     if not bad and not fields.rewritten:
         return _load_with_builder(shown, "json", shown), 0
     if bad:
@@ -347,9 +357,9 @@ def _load_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tup
             numbers,
         )
     with tempfile.TemporaryDirectory() as scratch:  # the datasets library reads a file or nothing: the good lines
-        kept = Path(scratch) / path.name
-        with path.open("rb") as lines, kept.open("wb") as out:
-            for number, line in enumerate(lines, start=1):
+        kept = Path(scratch) / f"{shown.stem}.jsonl"
+        with kept.open("wb") as out:
+            for number, line in enumerate(lines(), start=1):
                 if number not in bad:
                     out.write(_as_read(line, fields) if fields.rewritten and line.strip() else line)
         return _load_with_builder(kept, "json", shown), len(bad)
@@ -389,7 +399,7 @@ class _Rewrites:
         return bool(self.numbers or self.turns)
 
 
-def _scan_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tuple[set[int], _Rewrites]:
+def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit: str) -> tuple[set[int], _Rewrites]:
     """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
     not one JSON object each (under `on_bad_row` error the first one is a DatasetError naming it: the datasets
     library names none), and what must be read as text: the datasets library's column types change it otherwise. A
@@ -399,38 +409,37 @@ def _scan_json_lines(path: Path, shown: Path, on_bad_row: str, unit: str) -> tup
     bad, seen = set(), 0
     numbers, texts, big = set(), set(), set()
     turn_text, turn_other = set(), set()
-    with path.open("rb") as lines:  # a binary file's lines end at b"\n" only, not at a bare b"\r"
-        for number, raw in enumerate(lines, start=1):
-            text = raw.strip()
-            if not text:
-                continue
-            seen += 1
-            try:
-                record = json.loads(text)
-                problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
-                for field, value in record.items() if problem is None else ():
-                    if isinstance(value, str):
-                        texts.add(field)
-                    elif isinstance(value, int | float) and not isinstance(value, bool):
-                        numbers.add(field)
-                        if isinstance(value, int) and abs(value) > _EXACT_IN_A_FLOAT:
-                            big.add(field)
-                    elif isinstance(value, list):  # chat turns: is each one's words text?
-                        said = [turn.get(key) for turn in value if isinstance(turn, dict) for key in _TURN_WORDS]
-                        if any(isinstance(words, str) for words in said):
-                            turn_text.add(field)
-                        if any(words is not None and not isinstance(words, str) for words in said):
-                            turn_other.add(field)
-            except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
-                where = "at the end of the line" if error.pos >= len(error.doc) else f"at column {error.colno}"
-                problem = f"is not valid JSON ({error.msg} {where})"
-            except UnicodeDecodeError as error:
-                problem = f"is not valid JSON ({error.reason})"
-            if problem is None:
-                continue
-            if on_bad_row == "error":
-                raise DatasetError(f"{shown}: {unit} {number} {problem}; fix it or set dataset.on_bad_row=skip")
-            bad.add(number)
+    for number, raw in enumerate(lines, start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        seen += 1
+        try:
+            record = json.loads(text)
+            problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
+            for field, value in record.items() if problem is None else ():
+                if isinstance(value, str):
+                    texts.add(field)
+                elif isinstance(value, int | float) and not isinstance(value, bool):
+                    numbers.add(field)
+                    if isinstance(value, int) and abs(value) > _EXACT_IN_A_FLOAT:
+                        big.add(field)
+                elif isinstance(value, list):  # chat turns: is each one's words text?
+                    said = [turn.get(key) for turn in value if isinstance(turn, dict) for key in _TURN_WORDS]
+                    if any(isinstance(words, str) for words in said):
+                        turn_text.add(field)
+                    if any(words is not None and not isinstance(words, str) for words in said):
+                        turn_other.add(field)
+        except json.JSONDecodeError as error:  # its own "line 1 column 7" counts in the line, not in the file
+            where = "at the end of the line" if error.pos >= len(error.doc) else f"at column {error.colno}"
+            problem = f"is not valid JSON ({error.msg} {where})"
+        except UnicodeDecodeError as error:
+            problem = f"is not valid JSON ({error.reason})"
+        if problem is None:
+            continue
+        if on_bad_row == "error":
+            raise DatasetError(f"{shown}: {unit} {number} {problem}; fix it or set dataset.on_bad_row=skip")
+        bad.add(number)
     if not seen:
         raise DatasetError(f"{shown}: the file is empty (only blank lines)")
     if len(bad) == seen:
