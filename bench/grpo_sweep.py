@@ -4,7 +4,8 @@
         --variant base: --variant lr2e-4:--training.optimization.learning_rate=2e-4 \
         --variant curriculum:--curriculum.enabled=true,--training.optimization.learning_rate=2e-4
 
-Each `--variant NAME:ARGS` (ARGS: comma-separated `r1kit grpo` options, `--key=value`) runs `r1kit grpo --model MODEL`
+Each `--variant NAME:ARGS` (ARGS: comma-separated `r1kit grpo` options, `--key=value`; a list value keeps its
+commas: `--rewards.functions=[accuracy,format]`) runs `r1kit grpo --model MODEL`
 with those options into OUT/NAME, then `r1kit eval` of its model on the held-out split. The SFT model itself is
 evaluated once. Prints a markdown table (pass@1, its 95% interval, paired change against the SFT model with its 95%
 interval, format rate, minutes) and, last, one JSON line with the same figures. Extra options after `--` go to every
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -51,6 +53,15 @@ def trained_minutes(model: str, out: Path, options: list[str], common: list[str]
     return minutes
 
 
+def variant_options(options: str) -> list[str]:
+    """A variant's `r1kit grpo` options: a comma starts a new one only before "--", so a list keeps its commas.
+
+    >>> variant_options("--rewards.functions=[accuracy,format],--grpo.beta=0.04")
+    ['--rewards.functions=[accuracy,format]', '--grpo.beta=0.04']
+    """
+    return [option for option in re.split(r",(?=--|$)", options) if option]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="the SFT model every variant starts from")
@@ -65,7 +76,7 @@ def main() -> None:
     for variant in args.variant:
         name, _, options = variant.partition(":")
         out = args.out / name
-        minutes = trained_minutes(args.model, out, [o for o in options.split(",") if o], common)
+        minutes = trained_minutes(args.model, out, variant_options(options), common)
         result_file = evaluated(str(out / "grpo" / "model"), out / "eval-run", common)
         result = json.loads(result_file.read_text())
         change = paired_change(reference_file, result_file)  # refused where they scored other problems

@@ -26,7 +26,7 @@ def r1kit(*args: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipe", default="r1")
+    parser.add_argument("--recipe", help="the recipe to run (default: r1); with --scored-run, only the table's label")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--gsm8k", type=Path, help="GSM8K test.jsonl; its first --problems rows are scored")
     parser.add_argument("--problems", type=int, default=200)
@@ -36,7 +36,7 @@ def main() -> None:
 
     started = time.perf_counter()
     if not args.scored_run:
-        r1kit("run", "--recipe", args.recipe, "--out", str(args.out), *run_args)
+        r1kit("run", "--recipe", args.recipe or "r1", "--out", str(args.out), *run_args)
     minutes = (time.perf_counter() - started) / 60
     summary = json.loads((args.out / "summary.json").read_text())
     if args.scored_run:  # stage seconds exclude the held-out evaluations between stages
@@ -65,12 +65,17 @@ def main() -> None:
             model = models[label] or str(args.out)  # base: the run's config names it
             model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
             if not (args.scored_run and (out / "eval" / "eval.json").exists()):
-                r1kit("eval", *model_args, "--data", str(args.gsm8k), "--dataset.max_test_samples", str(args.problems),
-                      "--out", str(out), *run_args)  # fmt: skip
+                # --problems last: a profile among the run's arguments (dev: 40) capped the problems scored
+                r1kit("eval", *model_args, "--data", str(args.gsm8k), "--out", str(out), *run_args,
+                      "--dataset.max_test_samples", str(args.problems), "--evaluation.max_samples", str(args.problems))  # fmt: skip
             scored = json.loads((out / "eval" / "eval.json").read_text())
-            figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"]}
+            figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"],
+                               "gsm8k_problems": scored["problems"]}  # fmt: skip
 
-    print(f"\n{args.recipe}: {minutes:.1f} min; stage figures: {json.dumps(summary['stage_figures'])}\n")
+    recipe = args.recipe or (None if args.scored_run else "r1")  # a scored run's folder does not name its recipe
+    problems = sorted({f["gsm8k_problems"] for f in figures.values() if "gsm8k_problems" in f})
+    print(f"\n{recipe or args.out}: {minutes:.1f} min; stage figures: {json.dumps(summary['stage_figures'])}")
+    print(f"GSM8K problems scored: {', '.join(map(str, problems))}\n" if problems else "")
     print(
         "| stage | pass@1 (built-in held-out) | 95% interval | format | mean tokens | perplexity | ROUGE-L | "
         "win rate | GSM8K pass@1 | 95% interval |"
@@ -89,7 +94,7 @@ def main() -> None:
             f"{shown(f['win_rate'], '.1%')} | {shown(f.get('gsm8k_pass@1'), '.1%')} | "
             f"{shown(gsm_ci[0], '.1%')}–{shown(gsm_ci[1], '.1%')} |"
         )
-    print(json.dumps({"recipe": args.recipe, "minutes": round(minutes, 1), "stages": figures}))
+    print(json.dumps({"recipe": recipe, "minutes": round(minutes, 1), "stages": figures}))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -43,3 +44,15 @@ def test_the_recipe_table_of_a_chat_data_run_shows_no_pass_at_1(tmp_path) -> Non
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| sft | – | –––" in done.stdout and "| 3.20 | 21.0% | 60.0% |" in done.stdout
+
+
+def test_a_sweep_variant_keeps_the_commas_of_a_list_value() -> None:
+    """`--variant r:--rewards.functions=[accuracy,format]` was cut at every comma: `[accuracy` and `format]`."""
+    spec = importlib.util.spec_from_file_location("grpo_sweep", REPO / "bench" / "grpo_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    assert sweep.variant_options("--rewards.functions=[accuracy,format],--grpo.beta=0.04,") == [
+        "--rewards.functions=[accuracy,format]",
+        "--grpo.beta=0.04",
+    ]
+    assert sweep.variant_options("") == []

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from r1kit.atomic import is_complete
+from r1kit.atomic import is_complete, json_digest
 from r1kit.config.schema import CheckpointConfig
 from r1kit.monitoring.callbacks import AtomicCheckpoints
 
@@ -46,3 +46,15 @@ def test_milestones_are_steps_not_save_counts(tmp_path: Path) -> None:
 
 def test_only_the_main_process_commits(tmp_path: Path) -> None:
     assert save_steps(tmp_path, range(1, 3), main_process=False, save_total_limit=2, keep_every=1) == []
+
+
+def test_the_digest_of_a_dataset_column_holds_every_item() -> None:
+    """A datasets Column is no JSON list: its digest was of its text, a preview of the first five items, so pairs
+    built from other problems (a recipe's `data_from` rows) and a curriculum resumed on other data were taken as
+    the same."""
+    from datasets import Dataset
+
+    first = Dataset.from_dict({"question": [str(i) for i in range(10)]})["question"]
+    other = Dataset.from_dict({"question": [str(i) for i in range(9)] + ["changed"]})["question"]
+    assert json_digest(first) != json_digest(other)
+    assert json_digest(first) == json_digest([str(i) for i in range(10)])

@@ -655,6 +655,12 @@ def test_a_stages_help_lists_the_keys_it_reads_and_a_key_it_does_not_read_is_not
     assert not_read_by(resolved, "grpo") == [
         "`r1kit grpo` does not read sft.max_steps (from cli:--sft.max_steps): it is for other stages"
     ]
+    # TRL's --eval_steps reached no evaluation in the stages that step no policy (read, the note said; nothing ran)
+    resolved = resolve("--eval_steps", "5", command="reward_model")
+    assert not_read_by(resolved, "reward_model") == [
+        "`r1kit reward_model` does not read evaluation.every_steps (from cli:--eval_steps): it is for other stages"
+    ]
+    assert not_read_by(resolve("--eval_steps", "5", command="ppo"), "ppo") == []
 
 
 def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[str]) -> None:
@@ -1065,6 +1071,8 @@ def test_chat_and_eval_take_sampling_flags_for_their_own_settings() -> None:
     """`r1kit chat --temperature 0.7` set grpo.temperature (and said chat does not read it): chat stayed greedy."""
     chat = resolve("--temperature", "0.7", "--top_p", "0.9", "--max_new_tokens", "64", command="chat").config.chat
     assert (chat.temperature, chat.top_p, chat.max_new_tokens) == (0.7, 0.9, 64)
+    # top-k 0 is no limit, as GRPO and generate read it (chat refused it)
+    assert resolve("--temperature", "0.7", "--top_k", "0", command="chat").config.chat.top_k == 0
     evaluation = resolve("--temperature", "0.5", "--max_new_tokens", "32", command="eval").config.evaluation
     assert (evaluation.temperature, evaluation.max_new_tokens) == (0.5, 32)
     assert resolve("--temperature", "0.5", command="run").config.grpo.temperature == 0.5

@@ -283,10 +283,17 @@ def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(
     alert could never fire (a broken plug-in trained on as 0 without a word), nor the plateau one (no total)."""
     (tmp_path / "broken_reward.py").write_text("def broken(completions, **kwargs):\n    raise RuntimeError('bug')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, broken_reward:broken]")
-    ppo.run(ctx, inputs)
+    ctx, inputs = ppo_stage(
+        tmp_path, "--rewards.functions", "[format, broken_reward:broken]", "--ppo.kl_coef", "0", "--eval_steps", "1"
+    )
+    output = ppo.run(ctx, inputs)
     records = steps(ctx)
     assert all(r["rewards/broken/mean"] is None and r["rewards/broken/exceptions"] > 0 for r in records)
+    # without a KL penalty no reference forward runs: the KL is not measured (it was logged as 0 however far it went)
+    assert all(r["kl"] is None for r in records) and "kl" not in output.metrics
+    # the held-out slice is scored between steps, as under TRL's trainers (PPO accepted --eval_steps and ran none)
+    evals = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "ppo" and r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [1, 2] and all(0 <= r["eval/format_rate"] <= 1 for r in evals)
     assert ("ppo", "failing_reward") in [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")]
 
 

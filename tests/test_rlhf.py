@@ -221,6 +221,13 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     hh = write_jsonl(tmp_path / "hh.jsonl", [{"chosen": dialogue + "18", "rejected": dialogue + "19"}] * 2)
     splits = load_pairs(cfg.preferences.model_copy(update={"test_split": str(hh)}))
     assert [pair["chosen"] for pair in splits.test] == ["18", "18"]
+    # an HH file whose first row is bad (no chosen dialogue) is still told HH (it was `pairs`: every row refused)
+    asked = [f"\n\nHuman: What is {i} + {i}?\n\nAssistant: " for i in range(10)]
+    bad_first = [{"chosen": None, "rejected": asked[0] + "1"}] + [
+        {"chosen": q + "2", "rejected": q + "3"} for q in asked
+    ]
+    skip = cfg.preferences.model_copy(update={"dataset": str(write_jsonl(tmp_path / "hh_bad.jsonl", bad_first))})
+    assert load_pairs(skip, "skip").skipped_rows == 1
 
 
 def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(tmp_path: Path, caplog) -> None:
@@ -391,6 +398,11 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
         with pytest.raises(pytest.fail.Exception, match="not reused"):
             stage_pairs(ctx.for_stage(config, "reward_model", "reward_model"), inputs.model, inputs.splits.train,
                         load_tokenizer(config.model, inputs.model))  # fmt: skip
+    # nor are pairs of other problems under the same settings (a recipe stage's `data_from` rows): DPO from the same
+    # model in the same run took the reward model's pairs, none of them its own problems
+    with pytest.raises(pytest.fail.Exception, match="not reused"):
+        stage_pairs(ctx.for_stage(ctx.config, "dpo", "dpo"), inputs.model, inputs.splits.train.select(range(10)),
+                    load_tokenizer(ctx.config.model, inputs.model))  # fmt: skip
 
     # the trained model is a reward for RL: deterministic scores, the same after pickling
     reward = guarded("reward_model", build_reward("reward_model", path=str(output.model)))

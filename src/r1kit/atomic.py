@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,12 +152,17 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def json_digest(value: Any) -> str:
-    """A short sha256 of a JSON-able value (dict keys in any order): a key for what a result was made from.
+    """A short sha256 of a JSON-able value (dict keys in any order): a key for what a result was made from. A
+    sequence JSON does not know (a datasets Column) counts as its items: as text it was a preview of its first five.
 
     >>> json_digest({"a": 1, "b": [2]}) == json_digest({"b": [2], "a": 1})
     True
     """
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=_as_json).encode()).hexdigest()[:16]
+
+
+def _as_json(value: Any) -> Any:
+    return list(value) if isinstance(value, Sequence) else str(value)
 
 
 def content_hash(path: Path) -> str:

@@ -239,12 +239,25 @@ HARMLESS = {
     "--remove_unused_columns": ("true", "false", "1", "0", "yes", "no"),
     "--packing": ("false", "0", "no"),
     "--dataset_text_field": ("conversations", "messages", "text"),  # the columns r1kit reads as such itself
-    "--max_steps": ("-1", "0"),  # transformers' "not set: train by epochs"
+    "--max_steps": ("-1", "0"),  # transformers' "not set: train by epochs" (see HARMLESS_SAID)
     # the tutorial's callbacks turned on: r1kit's monitoring, trend alerts and checkpoints are always on
     "--callbacks.comprehensive_logging.enabled": ("true", "1", "yes"),
     "--callbacks.reward_trend.enabled": ("true", "1", "yes"),
     "--callbacks.checkpoint_preservation.enabled": ("true", "1", "yes"),
 }
+
+# What the note on a HARMLESS value says, where "r1kit's way already" would mislead: transformers trains
+# `--max_steps -1` by epochs (3 unless given), r1kit each stage's max_steps unless its epochs are set.
+HARMLESS_SAID = {
+    "--max_steps": "nothing set: each stage trains its own max_steps (`r1kit config show` lists them); "
+    "--num_train_epochs N trains by epochs instead",
+}
+
+
+def harmless_note(name: str) -> str:
+    """What a note says of a HARMLESS value of the flag or YAML key `name`."""
+    flag = name if name.startswith("--") else f"--{name}"
+    return HARMLESS_SAID.get(flag, "r1kit's way already, nothing to set")
 
 
 def harmless(name: str, value: Any) -> bool:

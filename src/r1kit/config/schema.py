@@ -155,7 +155,9 @@ class ChatConfig(Section):
     max_new_tokens: int = Field(256, ge=1, description="Longest reply in tokens.")
     temperature: float = Field(0.0, ge=0.0, description="Sampling temperature; 0 answers greedily.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (with temperature > 0).")
-    top_k: int | None = Field(None, ge=1, description="Sample only from the k likeliest tokens (with temperature > 0).")
+    top_k: int = Field(
+        0, ge=0, description="Sample only from the k likeliest tokens (with temperature > 0); 0: no limit."
+    )
     raw: bool = Field(
         False,
         description="Send the text as it is, without the chat template or system prompt (for base models and "
@@ -1124,9 +1126,9 @@ class EvaluationConfig(Section):
     every_steps: int | None = Field(
         None,
         ge=1,
-        description="Also score a held-out slice every N optimizer steps inside SFT and GRPO (greedy pass@1 and "
-        "format rate where there are gold answers, the references' perplexity) into metrics.jsonl, the console and "
-        "the report; null: off.",
+        description="Also score a held-out slice every N optimizer steps inside the stages that train a policy (SFT, "
+        "SFT 2, distillation, GRPO, DPO, RLOO, PPO): greedy pass@1 and format rate where there are gold answers, the "
+        "references' perplexity, into metrics.jsonl, the console and the report; null: off.",
     )
     during_training_samples: int = Field(
         32, ge=1, description="Held-out problems scored each time during training (the first N of the held-out set)."

@@ -38,6 +38,7 @@ from r1kit.config.aliases import (
     canonical,
     for_stage,
     harmless,
+    harmless_note,
     refusal,
     stage_key,
 )
@@ -348,9 +349,7 @@ def _yaml_layer(source: str, values: Mapping[str, Any], where: str, label: str) 
     spelled = {PATH_ALIASES[key]: f"{source}, as {key}" for key in aliased}
     notes = [f"{key} → {PATH_ALIASES[key]} ({label})" for key in aliased]
     notes += [
-        f"{key}: {str(flat[key]).lower()} ({label}): r1kit's way already, nothing to set"
-        for key in flat
-        if harmless(key, flat[key])
+        f"{key}: {str(flat[key]).lower()} ({label}): {harmless_note(key)}" for key in flat if harmless(key, flat[key])
     ]
     for spec, config in _stage_configs(values.get("stages")):
         stage = spec.get("name")
@@ -585,7 +584,7 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
     alias = FLAG_ALIASES.get(flag)
     said = " ".join(words).strip().lower()
     if harmless(flag, said):
-        layer.notes.append(f"{flag} {said}: r1kit's way already, nothing to set")
+        layer.notes.append(f"{flag} {said}: {harmless_note(flag)}")
         return
     reason = refusal(flag) or refusal(flag[2:])
     if reason:

@@ -289,7 +289,10 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
     if not seen:
         raise DatasetError(f"{source}: the preference dataset is empty")
     if not pairs:
-        raise DatasetError(f"{source}: all {seen} rows are unusable as {fmt} preference pairs")
+        raise DatasetError(
+            f"{source}: all {seen} rows are unusable as {fmt} preference pairs; if they are in another format, set "
+            f"preferences.format (one of {', '.join(PAIR_FORMATS)})"
+        )
     if cut:
         logger.warning(
             "%s: %d of %d pairs hold earlier turns in a reply, other than the prompt; each reply is its final "
@@ -324,11 +327,13 @@ def load_pairs(cfg: PreferencesConfig, on_bad_row: str = "error") -> PairSplits:
 
 
 def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
-    """preferences.format, or the format `raw`'s columns say where it is auto."""
+    """preferences.format, or the format `raw`'s columns and first row with a chosen reply say where it is auto (a
+    first row without one, bad, told an Anthropic-HH file as `pairs`: every row refused)."""
     if cfg.format != "auto":
         return cfg.format
+    first = next((row for row in raw.select(range(min(20, len(raw)))) if row.get("chosen") is not None), {})
     try:
-        return detect_pair_format(raw.column_names, raw[0] if len(raw) else {})
+        return detect_pair_format(raw.column_names, first)
     except ValueError as error:
         raise DatasetError(f"{source}: {error}") from None
 

@@ -31,7 +31,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
-    key = samples_key(ctx.config, inputs.model, sampling=settings.model_dump(exclude={"student"}))
+    key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
     resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
     saved = json.loads(stats_path.read_text(encoding="utf-8")) if resumed and stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():

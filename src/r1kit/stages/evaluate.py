@@ -633,20 +633,24 @@ class EvaluateEvery(TrainerCallback):
         self.rows = held_out.select(range(min(settings.during_training_samples, len(held_out))))
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.after_step(model, state.global_step, state.is_world_process_zero)
+
+    def after_step(self, model, step: int, main_process: bool) -> None:
+        """Score `model` if `step` is due (a trainer without TRL's callbacks, PPO's, calls it after each step)."""
         # Every process takes part: the problems are shared out between them (see `generate`); the main one writes.
-        if not self.every or state.global_step % self.every:
+        if not self.every or step % self.every:
             return
         padding_side, was_training = self.tokenizer.padding_side, model.training
         model.eval()
         try:
             with self.ctx.side_work.timed():  # not training: the speed figures leave it out
-                record = self._scores(model, state.global_step)
+                record = self._scores(model, step)
         finally:  # the trainer's collator pads on its own side, and the model trains on
             self.tokenizer.padding_side = padding_side
             model.train(was_training)
-        if not state.is_world_process_zero:
+        if not main_process:
             return
-        self.ctx.run.append("metrics.jsonl", {"stage": self.stage, "kind": "eval", "step": state.global_step} | record)
+        self.ctx.run.append("metrics.jsonl", {"stage": self.stage, "kind": "eval", "step": step} | record)
         shown = []
         if "eval/accuracy" in record:
             accuracy = record["eval/accuracy"]
@@ -659,7 +663,7 @@ class EvaluateEvery(TrainerCallback):
         logger.warning(
             "  eval    [%s step %d] held-out %s · %d problems",
             self.stage,
-            state.global_step,
+            step,
             " · ".join(shown),
             len(self.rows),
         )

@@ -157,7 +157,7 @@ def _built_in_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> P
     prefs = config.preferences
 
     path, meta_path = ctx.dir / "pairs.jsonl", ctx.dir / "pairs.json"
-    key = samples_key(config, model_reference, preferences=prefs.model_dump())
+    key = samples_key(config, model_reference, rows, preferences=prefs.model_dump())
     source = f"built-in pairs from {model_reference}"
 
     def same_key(meta: Path) -> bool:

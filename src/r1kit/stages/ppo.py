@@ -49,6 +49,7 @@ from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.rewards.text import think_opened_by
 from r1kit.runs import complete_checkpoints
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, lora_config, prepare_resume, stage_main
+from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
 
 logger = logging.getLogger("r1kit")
@@ -280,7 +281,7 @@ def prompt_indices(n_rows: int, step: int, count: int, seed: int) -> list[int]:
 class PPOTrainer:
     """The policy (LoRA or full), its value head, the reference, the rewards, and the loop with its checkpoints."""
 
-    def __init__(self, ctx: StageContext, model, reference, tokenizer, rows, rewards: dict):
+    def __init__(self, ctx: StageContext, model, reference, tokenizer, rows, rewards: dict, evaluate: EvaluateEvery):
         self.ctx, self.section = ctx, ctx.config.ppo
         # each reward tapped, so the best and worst completions go to RUN/completions.jsonl as under TRL's trainers
         weights = {name: weight for name, (_, weight) in rewards.items()}
@@ -288,6 +289,7 @@ class PPOTrainer:
         self.recorder = RolloutRecorder(weights, 1, self.section.max_new_tokens, self.eos)
         rewards = {name: (self.recorder.tap(name, reward), weight) for name, (reward, weight) in rewards.items()}
         self.model, self.reference, self.tokenizer, self.rows, self.rewards = model, reference, tokenizer, rows, rewards
+        self.evaluate = evaluate  # the held-out slice every evaluation.every_steps, as TRL's trainers get it
         self.policy = {name: p for name, p in model.named_parameters() if p.requires_grad}
         size = model.config.get_text_config().hidden_size
         self.head = torch.nn.Linear(size, 1, device=model.device)  # fp32; zeros: every value starts at 0
@@ -415,7 +417,8 @@ class PPOTrainer:
         batch = Rollout(input_ids, attention_mask, mask, logps, values, hidden, advantages, returns)
         stats |= {
             "reward": scores.mean().item(),
-            "kl": ((logps - ref_logps) * mask).sum(1).mean().item(),  # per completion, as the KL target reads it
+            # per completion, as the KL target reads it; not measured without a penalty (no reference forward)
+            "kl": ((logps - ref_logps) * mask).sum(1).mean().item() if ref_logps is not logps else None,
             "entropy": masked_mean(torch.cat(entropy), mask).item(),
             "quality/completion_tokens": mask.sum(1).mean().item(),
             "quality/truncated_share": sum(c[-1] not in self.eos for c in completion_ids) / len(completion_ids),
@@ -610,12 +613,16 @@ class PPOTrainer:
                     ctx.run.append("completions.jsonl", {"stage": ctx.stage, **example, "logged_at": self.step})
                     ctx.run.say(example_block(example))
             window = [] if due else window
-            shown = " · ".join(f"{key} {stats[key]:.4g}" for key in ("reward", "kl", "kl_coef", "loss/policy"))
+            shown = " · ".join(
+                f"{key} {'n/a' if stats[key] is None else format(stats[key], '.4g')}"
+                for key in ("reward", "kl", "kl_coef", "loss/policy")
+            )
             line = f"{ctx.stage} step {self.step}/{section.max_steps}: {shown} · {stats['perf/step_seconds']:.1f}s"
             if ctx.config.monitoring.progress:
                 logger.warning("%s", line)  # onto the console and into training.log
             elif distributed.is_main():
                 ctx.run.say(line)
+            self.evaluate.after_step(self.model, self.step, distributed.is_main())
             if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
                 self.save(self.step)
         return self.last
@@ -690,7 +697,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         reference.eval()
     model.eval()  # no dropout: rollout and update log-probs come from the same function
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
-    trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs))
+    evaluate = EvaluateEvery(ctx, inputs.splits.test, tokenizer)
+    trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs), evaluate)
     _value_head_of_the_ppo_stage_before(trainer.head, Path(inputs.model))
     last = trainer.train()
 
@@ -706,7 +714,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             build_complete(adapter, lambda folder: save_adapter(model, tokenizer, folder), marker)
         build_complete(dest, lambda folder: save_for_inference(model, tokenizer, folder), marker)
     distributed.wait()
-    metrics = {key: last[key] for key in ("reward", "kl", "kl_coef") if key in last}
+    metrics = {key: last[key] for key in ("reward", "kl", "kl_coef") if last.get(key) is not None}
     return StageOutput(model=dest, metrics={"steps": trainer.step, **metrics})
 
 

@@ -70,6 +70,10 @@ READS_PART = {
     kind: {"rewards": "verification.timeout_seconds"}
     for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
 }
+# Keys of a common section that a kind does not read: the stages that only sample or judge, and the reward model
+# (no policy to score), have no held-out evaluation between steps (the run evaluates their models after them).
+DURING_TRAINING = ("evaluation.every_steps", "evaluation.during_training_samples")
+READS_NOT = {kind: DURING_TRAINING for kind in ("cold_start", "rejection_sampling", "reward_model")}
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
 TOOL_READS = {
@@ -107,7 +111,12 @@ def reads(command: str, path: str) -> bool:
     >>> reads("eval", "evaluation.pass_k"), reads("eval", "grpo.temperature"), reads("chat", "chat.temperature")
     (True, False, True)
     """
-    return path.split(".")[0] in sections_read(command) and _in_part(command, path)
+    unread = READS_NOT.get(command, ())
+    return (
+        path.split(".")[0] in sections_read(command)
+        and _in_part(command, path)
+        and not any(path == key or path.startswith(f"{key}.") for key in unread)
+    )
 
 
 def stage_reads(kind: str, path: str) -> bool:

@@ -334,14 +334,16 @@ def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str
     return path
 
 
-def samples_key(config: R1kitConfig, model_reference: str, **sampling: Any) -> str:
+def samples_key(config: R1kitConfig, model_reference: str, rows: Dataset, **sampling: Any) -> str:
     """What data sampled from a model and judged is made from, by which a stage reuses it: the model (by content), how
     it was asked (system prompt, chat template: a stage may set its own), `sampling` (the stage's settings, under the
-    name given), the verification and filters that judged the samples, the problems and the seed."""
+    name given), the verification and filters that judged the samples, the problems and the seed. The problems are
+    `rows` themselves, not the dataset settings: a recipe stage with `data_from` reads another stage's rows under
+    the same settings."""
     return json_digest(
         {
             "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
-            "dataset": config.dataset.model_dump(),
+            "problems": json_digest([rows["question"], rows["solution"]]),
             "system": config.prompt.system,
             "chat_template": config.model.chat_template,
             "verification": config.rewards.verification.model_dump(),
