@@ -308,6 +308,7 @@ def test_an_evaluation_is_reused_only_for_the_same_prompts_and_samples(tiny_mode
         return _evaluation_key(ctx, str(tiny_model), problems, _Hashes(), {})
 
     assert key() == key() != key(model={"chat_template": "chatml"})
+    assert key() != key(rewards={"verification": {"timeout_seconds": 0.5}})  # a slow answer's verdict
     assert key(run={"seed": 1}) == key(run={"seed": 2})  # greedy: the seed changes nothing
     sampled = {"num_samples": 4, "pass_k": [1, 4]}
     assert key(run={"seed": 1}, evaluation=sampled) != key(run={"seed": 2}, evaluation=sampled)

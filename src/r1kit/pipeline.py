@@ -506,7 +506,8 @@ def _evaluation_key(
     ctx: StageContext, model: str, held_out: Dataset, hashes: _Hashes, judges: dict[str, str | None]
 ) -> str:
     """What an evaluation's result depends on: the model and judges by content, the problems, the settings, the
-    prompts' text and the numerics; an evaluation saved under the same key is reused."""
+    prompts' text, the verification's time limit and the numerics; an evaluation saved under the same key is
+    reused."""
     config = ctx.config
     settings = config.evaluation
     # the reward model scoring and the model the win rate is against, by content (None: a stage's, not yet made)
@@ -523,6 +524,8 @@ def _evaluation_key(
             "numerics": [ctx.hardware.device, ctx.hardware.precision],  # bf16 and fp32 greedy answers differ
             "prompt": config.prompt.system,
             "chat_template": config.model.chat_template,  # the prompts' text
+            # an answer whose verification outlasts it scores wrong (as the stages that judge samples read it)
+            "verification_timeout": config.rewards.verification.timeout_seconds,
             "seed": config.run.seed if settings.num_samples > 1 else None,  # pass@k's samples; greedy has no seed
         }
     )
