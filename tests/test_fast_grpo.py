@@ -371,6 +371,20 @@ def test_training_with_both_fast_paths_logs_the_sampling_gap(tiny_model: Path, t
     assert gaps and all(0 <= gap < 0.1 for gap in gaps)  # bf16 rounding of merged vs unmerged weights
 
 
+def test_the_sampling_gap_is_not_training_drift_under_a_generation_batch_of_several_steps(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """With generation_batch_size twice a step's batch, the second step trains on rollouts the first step's weights
+    sampled: its "gap" was how far that step had moved the policy (0.04), shown as the sampler's error (1e-7)."""
+    trainer = trainer_for(
+        tiny_model, tmp_path, torch.float32, shared_prefix=True, generation_batch_size=2 * GROUPS * GENERATIONS
+    )
+    assert trainer.args.steps_per_generation == 2 and trainer.args.gradient_accumulation_steps == 1
+    trainer.train()
+    gaps = [log["fast/sampling_logprob_gap"] for log in trainer.state.log_history if "fast/sampling_logprob_gap" in log]
+    assert gaps and all(gap < 1e-4 for gap in gaps), gaps  # fp32: the merged and unmerged weights agree
+
+
 def test_no_sampling_gap_is_logged_when_every_completion_is_masked(tiny_model: Path, tmp_path: Path) -> None:
     """With mask_truncated_completions and every completion cut, the gap's mean over no token was NaN, logged."""
     trainer = trainer_for(

@@ -325,3 +325,20 @@ def test_gradients_some_processes_lack_are_averaged_as_zeros_there(tmp_path: Pat
     assert done.returncode == 0, done.stderr[-2000:]
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}.txt").read_text() == "[1.5, 1.5, 1.5] [5.0, 5.0] None"
+
+
+def test_an_accelerate_config_s_mixed_precision_gives_way_to_the_run_s(tmp_path: Path, monkeypatch) -> None:
+    """`accelerate launch` exports its config's mixed_precision (the shipped GPU configs: bf16), which transformers
+    takes where neither bf16 nor fp16 is set: `--model.precision fp32` trained under bf16 autocast while the run
+    said fp32 (and DeepSpeed refused the mismatch)."""
+    from trl import SFTConfig
+
+    from r1kit.config.sources import resolve_config
+    from r1kit.stages.common import setup
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    overrides = ["--out", str(tmp_path / "run"), "--model.precision", "fp32"]
+    ctx, _, _ = setup(resolve_config(profile="test", environ={}, overrides=overrides).config, "test")
+    assert ctx.hardware.precision == "fp32"
+    args = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, fp16=False, report_to=[])
+    assert args.mixed_precision == "no"

@@ -385,7 +385,7 @@ def setup(
     """Start a stage or the pipeline: hardware, seed, data (`check`ed), run folder (checked before training), base
     model."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
-    distributed.start(hardware.device)
+    distributed.start(hardware.device, hardware.precision)
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
     splits = load_splits(config.dataset)  # before the run folder: data that cannot be read leaves no folder behind

@@ -744,7 +744,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     the user named the data (a local file is then scored whole); else it is a run's own, scored on its held-out
     split."""
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
-    distributed.start(hardware.device)
+    distributed.start(hardware.device, hardware.precision)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar above the table
     reference = loadable_model(config)
     check_model(config.model, reference, training=False)  # a reward model, say, before the data and the run folder

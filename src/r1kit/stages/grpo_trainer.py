@@ -112,7 +112,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             )
         self._sampled_at_step: int | None = None  # the optimizer step the sampler's weights are from
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
-        self._scored_at: int | None = None  # the micro-step (TRL's _step) the rollouts being trained on were made at
+        self._scored_at: int | None = None  # the optimizer step the rollouts being trained on were made at
         self._said_unspliceable = False
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
         self._phase_seconds: dict[str, float] = defaultdict(float)
@@ -195,9 +195,9 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
     def _compute_loss(self, model, inputs):
         loss = super()._compute_loss(model, inputs)
         sampled = inputs.get("sampling_per_token_logps")
-        # on the rollouts' first pass only (the micro-steps right after they were made): a later one (num_iterations
-        # > 1) measures how far training has moved the policy since
-        first_pass = self._scored_at is not None and self._step - self._scored_at < self.args.steps_per_generation
+        # only in the optimizer step the rollouts were made at: a later one (num_iterations > 1, or a generation batch
+        # of several steps) measures how far training has moved the policy since
+        first_pass = self._scored_at == self.state.global_step
         if (
             first_pass
             and sampled is not None
@@ -220,7 +220,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
 
     def _scored_batch(self, inputs):
         if self.model.training:  # an evaluation's rollouts are neither trained on nor the curriculum's
-            self._scored_at = self._step
+            self._scored_at = self.state.global_step
             if self.curriculum is not None:
                 inputs = self._kept_rows(inputs)
         batch = super()._generate_and_score_completions(inputs)
