@@ -10,12 +10,15 @@ R1KIT_DEBUG=1 shows its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from r1kit import distributed
@@ -192,18 +195,19 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
         # values that were set above them (a --sft.max_steps on the first command line), so only env and CLI apply.
         chosen = (("profile", args.profile, "default"), ("recipe", args.recipe, None))  # (flag, value, when not given)
         given = [f"--{flag} {value}" for flag, value, unset in chosen if value != unset]
-        if given:
+        if given and not _said_by_another_process():
             print(f"r1kit: note: --resume continues {saved} as saved; {', '.join(given)} is in it", file=sys.stderr)
         started = RunDir(saved.parent).started_in()
         if started is not None and started.is_dir() and started.resolve() != Path.cwd().resolve():
             # its relative paths (model, data, held-out file, …) are from the folder it started in: work from there
             saved = saved.resolve()
             os.chdir(started)
-            print(
-                f"r1kit: note: --resume works in {started}, where the run started (relative paths in its config, and "
-                "in this command's options, are read from there)",
-                file=sys.stderr,
-            )
+            if not _said_by_another_process():
+                print(
+                    f"r1kit: note: --resume works in {started}, where the run started (relative paths in its config, and "
+                    "in this command's options, are read from there)",
+                    file=sys.stderr,
+                )
         resolved = resolve_config(
             config_file=str(saved),
             overrides=[*overrides, "--run.output_dir", str(saved.parent)],
@@ -246,7 +250,7 @@ def accelerate_configs() -> list[str]:
     return sorted(p.stem for p in _ACCELERATE_CONFIGS.glob("*.yaml"))
 
 
-def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> int:
     """The same command again under `accelerate launch` with the named config: scaling out is accelerate's job."""
     shipped = _ACCELERATE_CONFIGS / f"{args.launch}.yaml"
     config = shipped if shipped.exists() else Path(args.launch)
@@ -254,11 +258,33 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(
             f"--launch {args.launch}: neither a shipped config ({', '.join(accelerate_configs())}) nor a file"
         )
+    settings = _accelerate_settings(config)
+    deepspeed = settings.get("deepspeed_config") if isinstance(settings.get("deepspeed_config"), dict) else {}
     # accelerate's launcher would fail with a traceback: said in one line, before it starts
-    if _names_deepspeed(config) and importlib.util.find_spec("deepspeed") is None:
+    if (
+        str(settings.get("distributed_type", "")).upper() == "DEEPSPEED"
+        and importlib.util.find_spec("deepspeed") is None
+    ):
         raise ConfigError(
             f"--launch {args.launch}: a DeepSpeed config, and DeepSpeed is not installed: pip install deepspeed"
         )
+    if str(settings.get("distributed_type", "")).upper() == "FSDP" or str(deepspeed.get("zero_stage")) == "3":
+        raise ConfigError(f"--launch {args.launch}: {distributed.SHARDED_WEIGHTS}")
+    if args.command == "chat":  # N copies would each answer (and read the same keyboard)
+        raise ConfigError("chat runs in one process: leave out --launch")
+    processes = args.num_processes or settings.get("num_processes")
+    if not processes:  # the shipped GPU configs: every GPU of this machine, one process each
+        import torch
+
+        processes = torch.cuda.device_count()
+        if not processes:
+            raise ConfigError(
+                f"--launch {args.launch}: this machine has no GPU for it; --launch cpu runs CPU processes (or give "
+                "--num_processes N)"
+            )
+    # the config's errors (the batch rules for N processes among them) once, here, rather than once a process
+    with _launched_as(int(processes)), contextlib.redirect_stderr(io.StringIO()):
+        load_config(args, overrides)
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
@@ -268,22 +294,36 @@ def _launch(args: argparse.Namespace, argv: list[str]) -> int:
         elif not arg.startswith(("--launch=", "--num_processes=")):
             rest.append(arg)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
-    if args.num_processes:
-        command += ["--num_processes", str(args.num_processes)]
-    command += ["-m", "r1kit.cli", *rest]
+    command += ["--num_processes", str(processes), "-m", "r1kit.cli", *rest]
     print(f"r1kit: {' '.join(command)}", file=sys.stderr)
     return subprocess.run(command, check=False).returncode
 
 
-def _names_deepspeed(config: Path) -> bool:
-    """Whether an accelerate config file launches with DeepSpeed (distributed_type: DEEPSPEED)."""
+@contextlib.contextmanager
+def _launched_as(processes: int) -> Iterator[None]:
+    """The environment of one of `processes` launched processes (its world size, which the batch rules read), and
+    the working folder (a --resume moves to the run's) restored after."""
+    folder, saved = Path.cwd(), os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = str(processes)
+    try:
+        yield
+    finally:
+        os.chdir(folder)
+        if saved is None:
+            os.environ.pop("WORLD_SIZE")
+        else:
+            os.environ["WORLD_SIZE"] = saved
+
+
+def _accelerate_settings(config: Path) -> dict:
+    """An accelerate config file's settings ({} where it cannot be read: accelerate says what is wrong with it)."""
     import yaml
 
     try:
         values = yaml.safe_load(config.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
-        return False  # accelerate says what is wrong with it
-    return isinstance(values, dict) and str(values.get("distributed_type", "")).upper() == "DEEPSPEED"
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def _processes_accelerate_left_out() -> int | None:
@@ -347,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 "processes), ddp or another accelerate config"
             )
         if args.command not in _READ_ONLY and args.launch:
-            return _launch(args, argv)
+            return _launch(args, argv, overrides)
         code = _command(args, overrides)
         distributed.finish()
         return code
@@ -402,6 +442,31 @@ def _expected(error: Exception) -> bool:
     return isinstance(error, (ModelError, DatasetError, RunDirError))
 
 
+def _said_by_another_process() -> bool:
+    """Whether this is a launched process other than the main one: the config and its notes are said once, not N
+    times (a RANK without a world size above 1, a shell inside another job, is no launch)."""
+    return distributed.launched() and distributed.launched_index() != 0
+
+
+def _say_notes(resolved: ResolvedConfig, command: str) -> None:
+    """What the config's sources did that the user may not expect, a line each."""
+    if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
+        print(
+            f"r1kit: note: TRL's and the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}",
+            file=sys.stderr,
+        )
+    if command in ("run", "config"):  # the commands that read the recipe's stages
+        for line in overridden_by_stages(resolved):
+            print(f"r1kit: note: {line}", file=sys.stderr)
+    noted = "run" if command == "config" else command  # `config` shows what `run` would read
+    if noted in ("run", *ROLLOUT_KINDS):  # the commands that score with rewards
+        for line in unused_reward_settings(resolved, noted):
+            print(f"r1kit: note: {line}", file=sys.stderr)
+    unread = [*not_read_by(resolved, noted), *greedy_despite_temperature(resolved)]
+    for line in [*resolved.overridden, *resolved.ignored, *unread]:
+        print(f"r1kit: note: {line}", file=sys.stderr)
+
+
 def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.command == "report":
         from r1kit.monitoring.report import write_report
@@ -419,24 +484,11 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
         return 0
 
     resolved = load_config(args, overrides)  # validated by every process: the launched batch rules included
-    config_shown_elsewhere = distributed.launched() and distributed.launched_index() != 0  # said once, not N times
-    if args.command == "config" and config_shown_elsewhere:
-        return 0
-    if resolved.notes:  # deprecated, not refused: one line with the names to use from now on
-        print(
-            f"r1kit: note: TRL's and the R1 tutorial's names were read as r1kit's: {', '.join(resolved.notes)}",
-            file=sys.stderr,
-        )
-    if args.command in ("run", "config"):  # the commands that read the recipe's stages
-        for line in overridden_by_stages(resolved):
-            print(f"r1kit: note: {line}", file=sys.stderr)
-    noted = "run" if args.command == "config" else args.command  # `config` shows what `run` would read
-    if noted in ("run", *ROLLOUT_KINDS):  # the commands that score with rewards
-        for line in unused_reward_settings(resolved, noted):
-            print(f"r1kit: note: {line}", file=sys.stderr)
-    unread = [*not_read_by(resolved, noted), *greedy_despite_temperature(resolved)]
-    for line in [*resolved.overridden, *resolved.ignored, *unread]:
-        print(f"r1kit: note: {line}", file=sys.stderr)
+    if _said_by_another_process():
+        if args.command == "config":
+            return 0
+    else:
+        _say_notes(resolved, args.command)
     logging.getLogger().setLevel(resolved.config.monitoring.log_level)
     if args.command == "config":
         _show(resolved, args.format, args.explain)

@@ -39,7 +39,7 @@ from r1kit.config.schema import (
     TrainingConfig,
     home_expanded,
 )
-from r1kit.config.sources import ResolvedConfig, flatten, resolve_config, set_path
+from r1kit.config.sources import ConfigError, ResolvedConfig, flatten, resolve_config, set_path
 from r1kit.data.loading import (
     NO_SFT_ROWS,
     DatasetError,
@@ -814,8 +814,16 @@ def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str
     return kept
 
 
+def shards_weights(trainer: Trainer) -> bool:
+    """Whether the trainer's accelerate setup splits every weight over the processes (FSDP, DeepSpeed ZeRO-3)."""
+    deepspeed = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None
+    return trainer.is_fsdp_enabled or (deepspeed is not None and deepspeed.zero_stage == 3)
+
+
 def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
     """Train (resuming when a complete checkpoint exists) and save the stage's final model, complete or absent."""
+    if shards_weights(trainer):  # launched by accelerate itself: `--launch` refused it before starting
+        raise ConfigError(f"{ctx.stage}: {distributed.SHARDED_WEIGHTS}")
     trainer.remove_callback(PrinterCallback)  # TrainingMonitor prints each logging step instead
     if ctx.config.monitoring.progress:
         trainer.remove_callback(ProgressCallback)
