@@ -1071,8 +1071,9 @@ def test_chat_and_eval_take_sampling_flags_for_their_own_settings() -> None:
     """`r1kit chat --temperature 0.7` set grpo.temperature (and said chat does not read it): chat stayed greedy."""
     chat = resolve("--temperature", "0.7", "--top_p", "0.9", "--max_new_tokens", "64", command="chat").config.chat
     assert (chat.temperature, chat.top_p, chat.max_new_tokens) == (0.7, 0.9, 64)
-    # top-k 0 is no limit, as GRPO and generate read it (chat refused it)
+    # top-k 0 is no limit, as GRPO and generate read it (chat refused it); null, as every saved run has it, too
     assert resolve("--temperature", "0.7", "--top_k", "0", command="chat").config.chat.top_k == 0
+    assert R1kitConfig.model_validate({"chat": {"top_k": None}}).chat.top_k is None
     evaluation = resolve("--temperature", "0.5", "--max_new_tokens", "32", command="eval").config.evaluation
     assert (evaluation.temperature, evaluation.max_new_tokens) == (0.5, 32)
     assert resolve("--temperature", "0.5", command="run").config.grpo.temperature == 0.5

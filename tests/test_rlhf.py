@@ -403,6 +403,12 @@ def test_reward_model_trains_and_reports_held_out_pairwise_accuracy(tmp_path: Pa
     with pytest.raises(pytest.fail.Exception, match="not reused"):
         stage_pairs(ctx.for_stage(ctx.config, "dpo", "dpo"), inputs.model, inputs.splits.train.select(range(10)),
                     load_tokenizer(ctx.config.model, inputs.model))  # fmt: skip
+    # the same questions with other worked solutions or replies are other problems too
+    other = inputs.splits.train.map(lambda row: {"reasoning": f"{row['reasoning']}\nChecked."})
+    with pytest.raises(pytest.fail.Exception, match="not reused"):
+        stage_pairs(
+            ctx.for_stage(ctx.config, "dpo", "dpo"), inputs.model, other, load_tokenizer(ctx.config.model, inputs.model)
+        )
 
     # the trained model is a reward for RL: deterministic scores, the same after pickling
     reward = guarded("reward_model", build_reward("reward_model", path=str(output.model)))

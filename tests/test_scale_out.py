@@ -5,6 +5,7 @@ and writes its folder once, and two processes train as one process with gradient
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,10 @@ def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Pat
     fsdp.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 2\n")
     done = r1kit_cli("sft", "--profile", "test", "--launch", str(fsdp), *out, cwd=REPO)
     assert done.returncode == 2 and "ZeRO-3 and FSDP shard them over the processes" in done.stderr, done.stderr
+    mine = tmp_path / "mine.yaml"  # a CPU config of the user's own without a count (accelerate: -1, "pass it in")
+    mine.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nuse_cpu: true\n")
+    done = r1kit_cli("sft", "--profile", "test", "--launch", str(mine), *out, cwd=REPO)
+    assert done.returncode == 2 and "a CPU config without a process count" in done.stderr, done.stderr
     done = r1kit_cli("chat", "--profile", "test", "--prompt", "hi", *TWO_CPUS, cwd=REPO)
     assert done.returncode == 2 and "chat runs in one process: leave out --launch" in done.stderr, done.stderr
     assert not (tmp_path / "run").exists()
@@ -363,6 +368,11 @@ def test_an_accelerate_config_s_mixed_precision_gives_way_to_the_run_s(tmp_path:
     assert ctx.hardware.precision == "fp32"
     args = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, fp16=False, report_to=[])
     assert args.mixed_precision == "no"
+    # outside a launch it is left unset: set by a bf16 run, it reached a later fp32 trainer in the same process
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    overrides = ["--out", str(tmp_path / "run2"), "--model.precision", "bf16"]
+    setup(resolve_config(profile="test", environ={}, overrides=overrides).config, "test")
+    assert "ACCELERATE_MIXED_PRECISION" not in os.environ
 
 
 def test_a_trainer_sharding_its_weights_is_told_apart() -> None:

@@ -140,8 +140,8 @@ def test_trl_flags_read_as_trl_reads_them(capsys) -> None:
     # alone it sets nothing, and says so (it was "r1kit's way already": a TRL user meant 3 epochs, trained 30 steps)
     alone = resolve("--max_steps", "-1")
     assert (alone.config.training.epochs, alone.config.training.max_steps) == (None, 30)
-    assert "--max_steps -1: nothing set: each stage trains its own max_steps" in " ".join(alone.notes)
-    assert "--num_train_epochs N trains by epochs instead" in " ".join(alone.notes)
+    assert "--max_steps -1: nothing set: a stage trains its own max_steps" in " ".join(alone.notes)
+    assert "unless --num_train_epochs or its epochs are given" in " ".join(alone.notes)
     assert resolve("--trust_remote_code", "False").config.model.trust_remote_code is False
     assert resolve("--trust_remote_code").config.model.trust_remote_code is True
     assert resolve("--mask_truncated_completions").config.grpo.mask_truncated_completions is True

@@ -272,7 +272,11 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
         raise ConfigError(f"--launch {args.launch}: {distributed.SHARDED_WEIGHTS}")
     if args.command == "chat":  # N copies would each answer (and read the same keyboard)
         raise ConfigError("chat runs in one process: leave out --launch")
-    processes = args.num_processes or settings.get("num_processes")
+    on_cpus = str(settings.get("use_cpu", "")).lower() in ("true", "1", "yes")
+    given = settings.get("num_processes")
+    processes = args.num_processes or (given if isinstance(given, int) and given > 0 else None)
+    if not processes and on_cpus:
+        raise ConfigError(f"--launch {args.launch}: a CPU config without a process count; give --num_processes N")
     if not processes:  # the shipped GPU configs: every GPU of this machine, one process each
         import torch
 
@@ -283,7 +287,7 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
                 "--num_processes N)"
             )
     # the config's errors (the batch rules for N processes among them) once, here, rather than once a process
-    with _launched_as(int(processes)), contextlib.redirect_stderr(io.StringIO()):
+    with _launched_as(processes, on_cpus), contextlib.redirect_stderr(io.StringIO()):
         load_config(args, overrides)
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
@@ -300,19 +304,23 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
 
 
 @contextlib.contextmanager
-def _launched_as(processes: int) -> Iterator[None]:
-    """The environment of one of `processes` launched processes (its world size, which the batch rules read), and
-    the working folder (a --resume moves to the run's) restored after."""
-    folder, saved = Path.cwd(), os.environ.get("WORLD_SIZE")
-    os.environ["WORLD_SIZE"] = str(processes)
+def _launched_as(processes: int, on_cpus: bool) -> Iterator[None]:
+    """The environment of one of `processes` launched processes (its world size, which the batch rules read; on the
+    CPUs where the launch config says so, as the device check reads it), and the working folder (a --resume moves to
+    the run's) restored after."""
+    folder = Path.cwd()
+    launch = {"WORLD_SIZE": str(processes), **({"ACCELERATE_USE_CPU": "true"} if on_cpus else {})}
+    saved = {name: os.environ.get(name) for name in launch}
+    os.environ.update(launch)
     try:
         yield
     finally:
         os.chdir(folder)
-        if saved is None:
-            os.environ.pop("WORLD_SIZE")
-        else:
-            os.environ["WORLD_SIZE"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
 
 
 def _accelerate_settings(config: Path) -> dict:

@@ -75,11 +75,14 @@ def start(device: str, precision: str) -> None:
     """Join the process group now, for the run's device: the first process-group set-up fixes the backend (gloo on
     CPUs, nccl on GPUs), and the trainer later asks for the same. Processes other than the main one keep r1kit's
     console lines to errors, so the console shows each line once. The run's precision is the trainers' whatever an
-    accelerate config says: its `mixed_precision` (exported by `accelerate launch`) is what transformers falls back
-    on where neither bf16 nor fp16 is set, so an fp32 run trained under bf16 autocast, and DeepSpeed refused it."""
+    accelerate config says: its `mixed_precision`, which `accelerate launch` exports, is what transformers falls
+    back on where neither bf16 nor fp16 is set, so an fp32 run trained under bf16 autocast, and DeepSpeed refused
+    it. Only a launcher's value is replaced: set in a process that goes on (tests, a notebook), it would reach a
+    later trainer of another precision."""
     global _cpu
     _cpu = device == "cpu"
-    os.environ["ACCELERATE_MIXED_PRECISION"] = {"fp32": "no"}.get(precision, precision)
+    if "ACCELERATE_MIXED_PRECISION" in os.environ:
+        os.environ["ACCELERATE_MIXED_PRECISION"] = {"fp32": "no"}.get(precision, precision)
     if launched() and not is_main():
         logging.getLogger("r1kit").setLevel(logging.ERROR)
 

@@ -26,7 +26,7 @@ from datasets import Dataset
 
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_json
-from r1kit.config.schema import R1kitConfig, StageSpec
+from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
 from r1kit.data.preferences import load_pairs
@@ -512,6 +512,7 @@ def _evaluation_key(
     settings = config.evaluation
     # the reward model scoring and the model the win rate is against, by content (None: a stage's, not yet made)
     judged = {key: None if folder is None else hashes.of(folder) for key, folder in judges.items()}
+    timeout = config.rewards.verification.timeout_seconds
     return json_digest(
         {
             "model": hashes.of(model),
@@ -524,8 +525,9 @@ def _evaluation_key(
             "numerics": [ctx.hardware.device, ctx.hardware.precision],  # bf16 and fp32 greedy answers differ
             "prompt": config.prompt.system,
             "chat_template": config.model.chat_template,  # the prompts' text
-            # an answer whose verification outlasts it scores wrong (as the stages that judge samples read it)
-            "verification_timeout": config.rewards.verification.timeout_seconds,
+            # an answer whose verification outlasts it scores wrong (as the stages that judge samples read it); at
+            # its default, left out: the evaluations saved before it was in the key stay valid
+            **({"verification_timeout": timeout} if timeout != VerificationConfig().timeout_seconds else {}),
             "seed": config.run.seed if settings.num_samples > 1 else None,  # pass@k's samples; greedy has no seed
         }
     )

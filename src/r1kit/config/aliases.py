@@ -249,8 +249,8 @@ HARMLESS = {
 # What the note on a HARMLESS value says, where "r1kit's way already" would mislead: transformers trains
 # `--max_steps -1` by epochs (3 unless given), r1kit each stage's max_steps unless its epochs are set.
 HARMLESS_SAID = {
-    "--max_steps": "nothing set: each stage trains its own max_steps (`r1kit config show` lists them); "
-    "--num_train_epochs N trains by epochs instead",
+    "--max_steps": "nothing set: a stage trains its own max_steps (`r1kit config show` lists them) unless "
+    "--num_train_epochs or its epochs are given",
 }
 
 

@@ -155,8 +155,8 @@ class ChatConfig(Section):
     max_new_tokens: int = Field(256, ge=1, description="Longest reply in tokens.")
     temperature: float = Field(0.0, ge=0.0, description="Sampling temperature; 0 answers greedily.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling threshold (with temperature > 0).")
-    top_k: int = Field(
-        0, ge=0, description="Sample only from the k likeliest tokens (with temperature > 0); 0: no limit."
+    top_k: int | None = Field(
+        None, ge=0, description="Sample only from the k likeliest tokens (with temperature > 0); 0 or null: no limit."
     )
     raw: bool = Field(
         False,

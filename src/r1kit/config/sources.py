@@ -44,7 +44,7 @@ from r1kit.config.aliases import (
 )
 from r1kit.config.schema import MAPPING_SETTINGS, R1kitConfig, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
-from r1kit.stages.registry import COMMON_SECTIONS, READS, ROLLOUT_KINDS, TOOL_READS, reads, sections_said
+from r1kit.stages.registry import COMMON_SECTIONS, READS, READS_NOT, ROLLOUT_KINDS, TOOL_READS, reads, sections_said
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -912,9 +912,10 @@ def _check_stage_keys(stages: Any, source: str) -> None:
             if kind in READS and not reads(kind, path):  # it would change nothing, without a word
                 own = for_stage(path, kind, LEAF_PATHS.__contains__)  # training.* → sft.* where sft has the setting
                 hint = f"its own setting is {own}" if own and own != path else "set it on the stage that uses it"
+                unread = f" but not {', '.join(READS_NOT[kind])}" if kind in READS_NOT else ""
                 raise ConfigError(
                     f"stages: {name}: {path} is not read by a {kind} stage (it reads "
-                    f"{', '.join((*COMMON_SECTIONS, *sections_said(kind)))}; from {source}); {hint}"
+                    f"{', '.join((*COMMON_SECTIONS, *sections_said(kind)))}{unread}; from {source}); {hint}"
                 )
 
 

@@ -205,7 +205,9 @@ def apply(ctx: StageContext, model_reference: str, train: Dataset) -> tuple[Data
         saved["rescored"], saved["problems"] = [], problems
         if distributed.is_main():  # the same rates in every process (sampling gathers them); one writes them
             write_json(path, saved)
-    elif saved.get("problems") != problems:  # its choices are places among the problems it scored
+    # its choices are places among the problems it scored (a digest saved before 2026-12-06 was of the first five
+    # questions alone, a datasets Column's preview: such a run resumes as it did, under that weaker check)
+    elif saved.get("problems") not in (problems, json_digest(str(scored["question"]))):
         raise DatasetError(
             f"curriculum: the resumed stage's training problems are not those it scored ({path}): the data or its "
             "split changed since (dataset.*), or an earlier r1kit scored them; start the stage afresh (without "

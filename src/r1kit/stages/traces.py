@@ -22,7 +22,7 @@ from datasets import Dataset
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
 from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig
-from r1kit.data.loading import drawn_indices
+from r1kit.data.loading import CANONICAL_COLUMNS, drawn_indices
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards import build_reward
@@ -343,7 +343,10 @@ def samples_key(config: R1kitConfig, model_reference: str, rows: Dataset, **samp
     return json_digest(
         {
             "model": content_hash(Path(model_reference)) if Path(model_reference).exists() else model_reference,
-            "problems": json_digest([rows["question"], rows["solution"]]),
+            # every canonical column it has: pairs take a chat row's reply and a worked solution too
+            "problems": json_digest(
+                rows.select_columns([c for c in CANONICAL_COLUMNS if c in rows.column_names]).to_dict()
+            ),
             "system": config.prompt.system,
             "chat_template": config.model.chat_template,
             "verification": config.rewards.verification.model_dump(),
