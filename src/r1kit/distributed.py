@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# What torchrun (accelerate's multi-process launcher) and the MPI launchers set: the number of processes, in all and
-# on this machine (read as accelerate reads them, without importing it for a single process).
 # Why ZeRO-3 and FSDP are refused before any work: each process holds a shard of every weight, and a stage's model is
 # saved (LoRA merged in) from the main process's whole weights, which there are empty shards; gathering them is not
 # built yet (and untested without a GPU).
@@ -35,6 +33,8 @@ SHARDED_WEIGHTS = (
     "them is not built yet): use ddp, or deepspeed_zero2 (optimizer state and gradients sharded, weights whole)"
 )
 
+# What torchrun (accelerate's multi-process launcher) and the MPI launchers set: the number of processes, in all and
+# on this machine (read as accelerate reads them, without importing it for a single process).
 _WORLD_SIZE = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 _RANK = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 _LOCAL_SIZE = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
