@@ -33,10 +33,11 @@ def main() -> None:
     parser.add_argument("--scored-run", action="store_true", help="score the finished run in --out; don't run it")
     args, run_args = parser.parse_known_args()
     run_args = [a for a in run_args if a != "--"]
+    recipe = args.recipe or (None if args.scored_run else "r1")  # a scored run's folder does not name its recipe
 
     started = time.perf_counter()
     if not args.scored_run:
-        r1kit("run", "--recipe", args.recipe or "r1", "--out", str(args.out), *run_args)
+        r1kit("run", "--recipe", recipe, "--out", str(args.out), *run_args)
     minutes = (time.perf_counter() - started) / 60
     summary = json.loads((args.out / "summary.json").read_text())
     if args.scored_run:  # stage seconds exclude the held-out evaluations between stages
@@ -72,7 +73,6 @@ def main() -> None:
             figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"],
                                "gsm8k_problems": scored["problems"]}  # fmt: skip
 
-    recipe = args.recipe or (None if args.scored_run else "r1")  # a scored run's folder does not name its recipe
     problems = sorted({f["gsm8k_problems"] for f in figures.values() if "gsm8k_problems" in f})
     print(f"\n{recipe or args.out}: {minutes:.1f} min; stage figures: {json.dumps(summary['stage_figures'])}")
     print(f"GSM8K problems scored: {', '.join(map(str, problems))}\n" if problems else "")

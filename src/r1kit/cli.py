@@ -259,16 +259,14 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
             f"--launch {args.launch}: neither a shipped config ({', '.join(accelerate_configs())}) nor a file"
         )
     settings = _accelerate_settings(config)
+    kind = str(settings.get("distributed_type", "")).upper()
     deepspeed = settings.get("deepspeed_config") if isinstance(settings.get("deepspeed_config"), dict) else {}
     # accelerate's launcher would fail with a traceback: said in one line, before it starts
-    if (
-        str(settings.get("distributed_type", "")).upper() == "DEEPSPEED"
-        and importlib.util.find_spec("deepspeed") is None
-    ):
+    if kind == "DEEPSPEED" and importlib.util.find_spec("deepspeed") is None:
         raise ConfigError(
             f"--launch {args.launch}: a DeepSpeed config, and DeepSpeed is not installed: pip install deepspeed"
         )
-    if str(settings.get("distributed_type", "")).upper() == "FSDP" or str(deepspeed.get("zero_stage")) == "3":
+    if kind == "FSDP" or str(deepspeed.get("zero_stage")) == "3":
         raise ConfigError(f"--launch {args.launch}: {distributed.SHARDED_WEIGHTS}")
     if args.command == "chat":  # N copies would each answer (and read the same keyboard)
         raise ConfigError("chat runs in one process: leave out --launch")
@@ -343,7 +341,7 @@ def _processes_accelerate_left_out() -> int | None:
     """
     env = os.environ
     ranked = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-    if env.get("ACCELERATE_USE_CPU", "").lower() != "true" or "MASTER_ADDR" not in env or any(k in env for k in ranked):
+    if not distributed.cpu_launch() or "MASTER_ADDR" not in env or any(k in env for k in ranked):
         return None
     import psutil
 

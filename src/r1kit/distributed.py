@@ -91,10 +91,15 @@ def _state() -> PartialState:
     # PartialState is one shared state per process; the trainer's arguments reset and rebuild it with the same device
     # choice, so it is looked up at each use rather than kept.
     from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
 
-    cpu = _cpu if _cpu is not None else parse_flag_from_env("ACCELERATE_USE_CPU") or not _has_gpu()
+    cpu = _cpu if _cpu is not None else cpu_launch() or not _has_gpu()
     return PartialState(cpu=cpu)
+
+
+def cpu_launch() -> bool:
+    """Whether an accelerate launch asked for the CPUs (its config's `use_cpu`, exported as ACCELERATE_USE_CPU), the
+    value read as accelerate's `str_to_bool` reads it."""
+    return os.environ.get("ACCELERATE_USE_CPU", "").strip().lower() in ("y", "yes", "t", "true", "on", "1")
 
 
 def _has_gpu() -> bool:

@@ -44,9 +44,11 @@ def available_devices() -> list[str]:
 def pick_device(requested: str = "auto") -> str:
     """cuda → mps → cpu when `requested` is "auto" (cpu where an accelerate launch asks for the CPUs: `--launch cpu`
     on a machine with GPUs put every process on them); otherwise the requested one (validated elsewhere)."""
+    from r1kit.distributed import cpu_launch
+
     if requested != "auto":
         return requested
-    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+    if cpu_launch():
         return "cpu"
     if torch.cuda.is_available():
         return "cuda"

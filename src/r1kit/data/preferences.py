@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from r1kit.data.adapters import BadRow, required_text
-from r1kit.data.loading import DatasetError, held_out_file, load_raw, say_held_out_trained_on, split_is_file
+from r1kit.data.loading import (
+    DETECTED_FROM,
+    DatasetError,
+    held_out_file,
+    load_raw,
+    say_held_out_trained_on,
+    split_is_file,
+)
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -331,7 +338,7 @@ def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
     first row without one, bad, told an Anthropic-HH file as `pairs`: every row refused)."""
     if cfg.format != "auto":
         return cfg.format
-    first = next((row for row in raw.select(range(min(20, len(raw)))) if row.get("chosen") is not None), {})
+    first = next((row for row in raw.select(range(min(DETECTED_FROM, len(raw)))) if row.get("chosen") is not None), {})
     try:
         return detect_pair_format(raw.column_names, first)
     except ValueError as error:
