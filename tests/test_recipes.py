@@ -721,6 +721,52 @@ def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:
     assert _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft)
 
 
+def test_a_lora_change_keeps_the_stages_that_train_nothing() -> None:
+    """Cold start and rejection sampling train no adapter, yet a --model.lora.rank change on a finished r1 run was
+    refused as discarding its cold start ("finished training (01_cold_start)")."""
+    from r1kit.stages.common import config_changes, stage_values
+    from r1kit.stages.registry import reads
+
+    before = resolve_config(recipe="r1", environ={}).config
+    after = resolve_config(recipe="r1", overrides=["--model.lora.rank", "8"], environ={}).config
+    for kind in ("cold_start", "rejection_sampling"):
+        assert config_changes(stage_values(before, kind), after, kind) == []
+        assert not reads(kind, "model.lora.rank") and reads(kind, "model.chat_template")
+    assert config_changes(stage_values(before, "sft"), after, "sft") == [("model.lora.rank", 16, 8)]
+
+
+def test_another_distillation_student_is_new_work(tmp_path: Path) -> None:
+    """The student was an input only where named by a path: a --resume that named one where the default (the base
+    model) had trained went on from the old student's checkpoint, the new one recorded as its start."""
+    from datasets import Dataset
+
+    from r1kit.data.loading import Splits
+    from r1kit.pipeline import _changed_inputs, _fingerprint, _Hashes
+    from r1kit.stages.common import StageInputs, StageOutput
+
+    config = resolve_config(recipe="r1", environ={}).config
+    spec = next(spec for spec in config.stages if spec.stage_kind == "distill")
+    models = {name: tmp_path / name for name in ("base", "sft", "other")}
+    for name, folder in models.items():
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"name": name}))  # a model folder, as far as a hash goes
+    rows = Dataset.from_dict({"question": ["q"]})
+    splits = Splits(train=rows, test=rows, source="arithmetic")
+    inputs = StageInputs(model="teacher", base=str(models["base"]), splits=splits,
+                         earlier={"sft": StageOutput(model=models["sft"])})  # fmt: skip
+
+    def fingerprint(student: str | None) -> dict:
+        stage = config.for_stage(spec)
+        stage.distill.student = student
+        return _fingerprint(stage, inputs, spec, _Hashes())
+
+    default = fingerprint(None)
+    for student in ("sft", str(models["other"])):  # an earlier stage's model, a folder
+        assert _changed_inputs(default, fingerprint(student)) == ["student"]
+        assert _changed_inputs(fingerprint(student), default) == ["student"]
+    assert _changed_inputs(fingerprint("sft"), fingerprint(str(models["sft"]))) == []  # the same model, named twice
+
+
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])
 def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_path: Path, policy_update: str) -> None:
     out = tmp_path / "run"

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from r1kit.atomic import COMPLETE_MARKER
 from r1kit.config.sources import ConfigError, resolve_config
 from r1kit.data.loading import DatasetError
 from r1kit.models import ModelError
@@ -263,6 +264,14 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
         with pytest.raises(pytest.fail.Exception, match="the teacher sampled again"):
             distill.run(ctx.for_stage(config, "distill", "distill"),
                         StageInputs(model=str(model), base=str(model), splits=splits, earlier=earlier))  # fmt: skip
+    # and the student's checkpoints, trained on the traces replaced, are not gone on from (it mixed both sets)
+    checkpoint = ctx.run.checkpoints(ctx.folder) / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / COMPLETE_MARKER).write_text("{}")
+    with pytest.raises(pytest.fail.Exception, match="the teacher sampled again"):
+        distill.run(ctx.for_stage(hotter, "distill", "distill"),
+                    StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))  # fmt: skip
+    assert not checkpoint.exists()
 
 
 def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:
@@ -286,6 +295,36 @@ def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> 
             _check_stage_references(config)
     recipe.write_text("stages: [{name: sft}, {name: grpo}, {name: distill, config: {distill: {student: sft}}}]\n")
     _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)  # an earlier model: a student
+    # found only once the stages before it had trained (and the teacher had sampled): a misspelt stage, loaded as a
+    # hub id; the base model as the default student where no stage before it makes a model (it is the teacher)
+    for stages, message in (
+        ("[{name: sft}, {name: distill, config: {distill: {student: sfft}}}]", r"distill.student 'sfft': .* \(sft\)"),
+        ("[{name: cold_start}, {name: distill}]", r"distill.student \(unset: the run's base model\) is its teacher"),
+    ):
+        recipe.write_text(f"stages: {stages}\n")
+        with pytest.raises(ConfigError, match=rf"stages: distill: {message}"):
+            _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)
+    recipe.write_text("stages: [{name: sft}, {name: distill, config: {distill: {student: tiny-random}}}]\n")
+    _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)  # a built-in model by its name
+
+
+def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -> None:
+    """The paper's flow (R1-Zero's outputs refined into cold-start data) passed every check with the stage's name,
+    then failed once the stages before it had trained: the name was loaded as a hub id. A misspelt one too."""
+    from r1kit import pipeline
+
+    recipe = tmp_path / "recipe.yaml"
+    refines = "{name: cold_start, model_from: base, config: {cold_start: {methods: [refine], refine_from: %s}}}"
+    recipe.write_text(f"stages: [{{name: zero, kind: grpo}}, {refines % 'zerro'}]\n")
+    config = resolve_config(recipe=str(recipe), profile="test", environ={}).config
+    with pytest.raises(ConfigError, match=r"cold_start.refine_from 'zerro': .* makes a model \(zero\)"):
+        pipeline.run(config)
+    recipe.write_text(f"stages: [{{name: zero, kind: grpo}}, {refines % 'zero'}]\n")
+    out = tmp_path / "run"
+    overrides = ["--out", str(out), "--training.max_steps", "1", "--cold_start.max_prompts", "2"]
+    pipeline.run(resolve_config(recipe=str(recipe), profile="test", overrides=overrides, environ={}).config)
+    manifest = json.loads((out / "02_cold_start" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and "zero.model" in manifest["fingerprint"]["inputs"]
 
 
 def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(tmp_path: Path) -> None:

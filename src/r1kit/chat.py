@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Callable
 from threading import Event, Thread
 
 import torch
@@ -38,10 +39,11 @@ _SWITCHES = {THINK_OPEN: "think", THINK_CLOSE: "text", ANSWER_OPEN: "answer", AN
 _HEADINGS = {"think": "\n── thinking ──\n", "answer": "\n── answer ──\n"}
 
 
-_QUIT = "an empty line, /exit or Ctrl-D"
+_QUIT = "/exit or Ctrl-D"
+_BLOCK = '"""'  # a line that opens (and one that closes) a question of several lines
 _COMMANDS = {
-    "/help": f"/clear forgets the conversation so far (chat.history keeps it; false asks each question alone); {_QUIT} "
-    "quits",
+    "/help": f"/clear forgets the conversation so far (chat.history keeps it; false asks each question alone); a "
+    f"question of several lines goes between two {_BLOCK} lines; {_QUIT} quits",
     "/clear": "(the conversation so far is forgotten)",
 }
 
@@ -134,6 +136,32 @@ def readable(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     except UnicodeEncodeError:  # a surrogate that no byte stands for: "?"
         return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def read_question(read_line: Callable[[bool], str]) -> str | None:
+    r"""The next question from `read_line(inside_a_block)` (which raises EOFError at the end of the input), or None
+    at its end. Empty lines are skipped: one ended the session, and a pasted problem with a blank line lost its later
+    lines. The lines between two lines of three double quotes (`_BLOCK`) are one question: a pasted problem was asked
+    line by line.
+
+    >>> typed = iter(["", _BLOCK + "Solve:", "", "x + y = 3", _BLOCK, "next"])
+    >>> read_question(lambda inside: next(typed)), read_question(lambda inside: next(typed))
+    ('Solve:\n\nx + y = 3', 'next')
+    """
+    while True:
+        line = readable(read_line(False)).strip()
+        if line.startswith(_BLOCK):
+            break
+        if line:
+            return line
+    lines = [line[len(_BLOCK) :]]
+    while not lines[-1].endswith(_BLOCK):
+        try:
+            lines.append(readable(read_line(True)).rstrip())
+        except EOFError:  # the input ended inside the block: what it holds is the question
+            return "\n".join(lines).strip() or None
+    lines[-1] = lines[-1][: -len(_BLOCK)]
+    return "\n".join(lines).strip() or read_question(read_line)
 
 
 def reply(
@@ -241,10 +269,12 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     earlier: list[tuple[str, str]] = []  # the conversation so far, when chat.history keeps it
     while True:
         try:
-            question = readable(console.input("[bold]you>[/bold] ")).strip()
+            question = read_question(
+                lambda inside: console.input("[dim]...[/dim] " if inside else "[bold]you>[/bold] ")
+            )
         except EOFError:
             break
-        if not question or question in ("/exit", "/quit"):
+        if question is None or question in ("/exit", "/quit"):
             break
         if question in _COMMANDS:
             if question == "/clear":

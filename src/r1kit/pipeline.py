@@ -30,7 +30,7 @@ from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
 from r1kit.data.preferences import load_pairs
-from r1kit.models import looks_local
+from r1kit.models import BUILTIN_MODELS, looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import (
@@ -259,17 +259,25 @@ def _check_stage_references(config: R1kitConfig) -> None:
                 f"{made.replace('_', ' ')} ({', '.join(makers) or 'none'})"
             )
 
-    for index, spec in enumerate(config.stages):  # a student named by its stage: one before it that makes a model
-        student = config.for_stage(spec).distill.student
-        if spec.stage_kind == "distill" and student in kinds:
-            check("distill.student", student, "model", {name: kinds[name] for name in list(kinds)[:index]})
-            makers = [earlier.name for earlier in config.stages[:index] if "model" in MAKES[earlier.stage_kind]]
-            teacher = spec.model_from or (makers[-1] if makers else "base")
-            if student == teacher:  # refused only once distillation started, after every stage before it trained
-                raise ConfigError(
-                    f"stages: {spec.name}: distill.student {student!r} is its teacher (the model it starts from) "
-                    "itself; name an earlier stage's model, or leave it unset for the run's base model"
-                )
+    for index, spec in enumerate(config.stages):  # models named by their stage: one before it that makes a model
+        stage, earlier = config.for_stage(spec), {name: kinds[name] for name in list(kinds)[:index]}
+        if spec.stage_kind == "cold_start" and "refine" in stage.cold_start.methods:
+            refined = stage.cold_start.refine_from
+            if refined not in BUILTIN_MODELS:  # a misspelt stage was loaded as a hub id once cold start ran
+                check(f"stages: {spec.name}: cold_start.refine_from", refined, "model", earlier)
+        if spec.stage_kind != "distill":
+            continue
+        student = stage.distill.student
+        if student not in BUILTIN_MODELS:  # a misspelt stage was loaded as a hub id after the teacher's sampling
+            check(f"stages: {spec.name}: distill.student", student, "model", earlier)
+        makers = [name for name, kind in earlier.items() if "model" in MAKES[kind]]
+        teacher = spec.model_from or (makers[-1] if makers else "base")
+        if (student or "base") == teacher:  # refused only once distillation started, after the stages before it
+            said = f"distill.student {student!r} is" if student else "distill.student (unset: the run's base model) is"
+            raise ConfigError(
+                f"stages: {spec.name}: {said} its teacher (the model it starts from) itself; name an earlier stage's "
+                "model or another model, or put a stage that makes a model before it"
+            )
     check("evaluation.reward_model", config.evaluation.reward_model, "reward_model", kinds)
     check("evaluation.win_rate_against", config.evaluation.win_rate_against, "model", kinds)
     for index, spec in enumerate(config.stages):
@@ -365,7 +373,11 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
     files or earlier stages of `files_read`). A stage that reads nothing of a redone stage (PPO beside DPO, both from
     SFT) is kept."""
     consumed = {"model": hashes.of(inputs.model), "data": hashes.of(inputs.splits.source)}
+    if spec.stage_kind == "distill":  # the model it trains, however named (unset: the base): another is new work
+        consumed["student"] = hashes.of(student_of(config.distill.student, inputs, config))
     for role, reference in files_read(config, spec.stage_kind).items():
+        if role == "student":
+            continue
         earlier = inputs.earlier.get(reference)
         if earlier is None:  # a file, folder or hub id
             consumed[role] = hashes.of(reference)

@@ -20,7 +20,7 @@ from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import drawn_indices
 from r1kit.models import load_tokenizer, refuse_a_template_that_drops_reasoning
 from r1kit.prompts import R1_SYSTEM_PROMPT, chat_prompt, r1_completion
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_reference_of, stage_main
+from r1kit.stages.common import StageContext, StageInputs, StageOutput, model_named, stage_main
 from r1kit.stages.traces import (
     KEPT,
     TraceJudge,
@@ -104,7 +104,9 @@ def _sampled(
 ) -> tuple[list[dict], Counter]:
     settings = ctx.config.cold_start
     if method == "refine":
-        model = model_reference_of(settings.refine_from, ctx.config) if settings.refine_from else inputs.model
+        # R1-Zero's outputs: an earlier stage's model by its name (the paper's flow), a model, or the start model
+        refined = settings.refine_from
+        model = model_named(refined, inputs, ctx.config, "cold_start.refine_from") if refined else inputs.model
         prompts = [chat_prompt(row["question"], R1_SYSTEM_PROMPT) for row in rows]  # the R1-Zero prompt
     else:
         model = inputs.model

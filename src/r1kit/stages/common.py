@@ -87,7 +87,15 @@ from r1kit.runs import (
     stage_named,
     stage_of_folder,
 )
-from r1kit.stages.registry import HOW_IT_RUNS, MAKES, PAIR_KINDS, READS, READS_PART, ROLLOUT_KINDS
+from r1kit.stages.registry import (
+    HOW_IT_RUNS,
+    MAKES,
+    PAIR_KINDS,
+    READS,
+    READS_NOT,
+    READS_PART,
+    ROLLOUT_KINDS,
+)
 
 logger = logging.getLogger("r1kit")
 
@@ -266,6 +274,9 @@ def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
             nested = {key: nested}
         include[section] = nested
     how = {name: {*HOW_IT_RUNS.get(name, ()), *HOW_IT_RUNS["*"]} for name in READS[kind]}
+    for section, _, key in (path.partition(".") for path in READS_NOT.get(kind, ())):
+        if section in how:  # of a section it reads (model.lora), not of a common one
+            how[section].add(key)
     return {"seed": config.run.seed, **config.model_dump(include=include, exclude=how)}
 
 
@@ -588,13 +599,16 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
 
 
 def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
-    """The student: the model of the recipe stage distill.student names (`sft`), else that model reference, else
-    the run's base model."""
-    if named is None:
-        return inputs.base
-    if named in inputs.earlier:
-        return resolve_model_path(named, inputs.earlier, "distill.student")
-    return model_reference_of(named, config)
+    """The student: the model distill.student names (`model_named`), else the run's base model."""
+    return inputs.base if named is None else model_named(named, inputs, config, "distill.student")
+
+
+def model_named(name: str, inputs: StageInputs, config: R1kitConfig, key: str) -> str:
+    """The model of the earlier recipe stage `name` names (`sft`; the setting `key` names it), else that model
+    reference made loadable (`model_reference_of`)."""
+    if name in inputs.earlier:
+        return resolve_model_path(name, inputs.earlier, key)
+    return model_reference_of(name, config)
 
 
 def model_reference_of(name: str, config: R1kitConfig) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 
 from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
@@ -40,6 +41,11 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         kept, dataset, stats = read_rows(traces).to_list(), traces, saved
         logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
     else:  # a new teacher or sampling settings (a --resume that changed them) sample again
+        if resumed:  # the student's checkpoints trained on the traces replaced here: going on from them mixed both
+            logger.warning("distill: the teacher traces are sampled again; the student starts again from step 0")
+            if distributed.is_main():
+                shutil.rmtree(ctx.run.checkpoints(ctx.folder), ignore_errors=True)
+            distributed.wait()
         rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
         kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
         dataset = write_dataset(ctx, kept, stats | {"traces_key": key}, "distill")

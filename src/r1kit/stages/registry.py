@@ -70,10 +70,16 @@ READS_PART = {
     kind: {"rewards": "verification.timeout_seconds"}
     for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
 }
-# Keys of a common section that a kind does not read: the stages that only sample or judge, and the reward model
-# (no policy to score), have no held-out evaluation between steps (the run evaluates their models after them).
+# Keys of a section it reads that a kind does not read: the stages that only sample or judge, and the reward model
+# (no policy to score), have no held-out evaluation between steps (the run evaluates their models after them); the
+# stages that train nothing have no adapter (a LoRA change refused a finished r1 run, as discarding its cold start).
 DURING_TRAINING = ("evaluation.every_steps", "evaluation.during_training_samples")
-READS_NOT = {kind: DURING_TRAINING for kind in ("cold_start", "rejection_sampling", "reward_model")}
+TRAINING_ONLY = ("model.lora", "model.save_adapter")
+READS_NOT = {
+    "cold_start": (*DURING_TRAINING, *TRAINING_ONLY),
+    "rejection_sampling": (*DURING_TRAINING, *TRAINING_ONLY),
+    "reward_model": DURING_TRAINING,
+}
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
 TOOL_READS = {
