@@ -84,6 +84,9 @@ def test_recorder_statistics_and_extremes() -> None:
     assert (best["kind"], best["total"], worst["kind"], worst["total"]) == ("best", 1.5, "worst", 0.0)
     assert worst["rewards"] == {"accuracy": 0.0, "format": 0.0} and worst["completion"] == "no tags, 5"
     assert recorder.rollouts == []
+    # every total the same (early RL: all 0): one example, said to be one of equals, not the same one as best and worst
+    recorded_batch(recorder, ["no tags, 5", "no tags, 6"], [0.0, 0.0])
+    assert [(e["kind"], e["completion"]) for e in recorder.extremes(recorder.take())] == [("all equal", "no tags, 5")]
 
 
 def test_recorder_treats_none_as_missing_not_zero() -> None:
@@ -419,6 +422,17 @@ def test_the_eval_table_shows_pass_at_k_that_only_an_earlier_column_has(capsys: 
     assert "pass@4" in capsys.readouterr().out
 
 
+def test_the_eval_table_shows_a_split_in_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    """A hub dataset's held-out data is "openai/gsm8k [test]": rich read "[test]" as a style tag and dropped it."""
+    from r1kit.monitoring.console import print_eval_table
+
+    figures = {"dataset": "openai/gsm8k [test]", "problems": 2, "accuracy": 0.5, "format_rate": 1.0}
+    figures |= {"mean_completion_tokens": 9.0, "truncated_rate": 0.0}
+    print_eval_table({"[b]sft": figures}, title="r1kit run [runs/a]")
+    out = " ".join(capsys.readouterr().out.split())  # the caption wraps
+    assert "openai/gsm8k [test]" in out and "[b]sft" in out and "[runs/a]" in out
+
+
 def test_a_wide_eval_table_is_printed_whole_into_a_file_or_pipe(capsys: pytest.CaptureFixture[str]) -> None:
     """The rlhf recipe's five columns, its output sent to a file: rich's 80 columns cut them ("0.0%–32…")."""
     from r1kit.monitoring.console import print_eval_table
@@ -428,6 +442,16 @@ def test_a_wide_eval_table_is_printed_whole_into_a_file_or_pipe(capsys: pytest.C
     print_eval_table(dict.fromkeys(("base", "sft", "dpo", "ppo", "rloo"), figures), title="r1kit run")
     out = capsys.readouterr().out
     assert out.count("12.5%–87.5%") == 5 and "perplexity (reference text)" in out and "change base→rloo" in out
+
+
+def test_the_preference_stages_accuracy_and_margin_are_plotted() -> None:
+    """DPO's rewards/accuracies and margins, the reward model's accuracy and margin: logged, never drawn."""
+    from r1kit.monitoring.report import _stage_plots
+
+    for accuracy, margin in (("rewards/accuracies", "rewards/margins"), ("accuracy", "margin")):
+        rows = [{"step": i + 1, "loss": 0.7, accuracy: 0.5 + 0.05 * i, margin: 0.1 * i} for i in range(8)]
+        shown = "".join(_stage_plots("dpo", rows))
+        assert "Preference accuracy" in shown and "Reward margin" in shown
 
 
 def test_a_reward_whose_name_starts_with_an_underscore_is_in_the_plot_legend() -> None:

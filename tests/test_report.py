@@ -312,3 +312,14 @@ def test_chat_samples_large_figures_and_a_redone_stage_read_right(tmp_path: Path
     assert "no gold answer" in page and "excluded" not in page and "gold None" not in page
     assert "49,152" in page and "e+04" not in page
     assert page.index("Stage <code>sft</code>") < page.index("Stage <code>grpo</code>")
+
+
+def test_a_report_of_the_current_folder_names_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`r1kit report .` in the run folder gave a page titled "r1kit · " with an empty run name."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "my_run").mkdir()
+    (tmp_path / "my_run" / "config.yaml").write_text("{}\n")
+    monkeypatch.chdir(tmp_path / "my_run")
+    page = write_report(Path(".")).read_text(encoding="utf-8")
+    assert "<title>r1kit · my_run</title>" in page and "<code>my_run</code>" in page

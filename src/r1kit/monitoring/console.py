@@ -23,6 +23,9 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
     [grpo] step 3/30  loss 0.01
       reward breakdown  format 1±0
       performance       20.5 s/step
+    >>> print(step_block({"stage": "dpo", "step": 2, "loss": 0.69, "rewards/accuracies": 0.75,
+    ...                   "rewards/margins": 0.012}, 30))
+    [dpo] step 2/30  loss 0.69  pref acc 0.75  margin 0.012
     """
     head = [f"[{record['stage']}] step {record['step']}/{max_steps}"]
     for key, label in (
@@ -30,6 +33,10 @@ def step_block(record: dict[str, Any], max_steps: int) -> str:
         ("grad_norm", "grad"),
         ("learning_rate", "lr"),
         ("mean_token_accuracy", "token acc"),
+        ("rewards/accuracies", "pref acc"),  # DPO's; the reward model's are accuracy and margin
+        ("rewards/margins", "margin"),
+        ("accuracy", "pref acc"),
+        ("margin", "margin"),
     ):
         if key in record:
             head.append(f"{label} {_number(record[key])}")
@@ -116,16 +123,18 @@ def print_eval_table(
 ) -> None:
     """Evaluations side by side (base, after each stage), with the change from the first to the last."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.measure import Measurement
     from rich.table import Table
 
+    # title, headers and caption are read as markup: a hub dataset's "openai/gsm8k [test]" lost its split, a tag
     labels = list(evaluations)
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("metric")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(escape(label), justify="right")
     if len(labels) > 1:
-        table.add_column(f"change {labels[0]}→{labels[-1]}", justify="right")
+        table.add_column(escape(f"change {labels[0]}→{labels[-1]}"), justify="right")
 
     def row(name: str, values: list[Any], percent: bool, fmt: str = ".1f", comparable: bool = True) -> None:
         cells = [_number(v, ".1%") if percent else _number(v, fmt) for v in values]
@@ -158,9 +167,10 @@ def print_eval_table(
     last = evaluations[labels[-1]]
     held = last.get("held_out_rows", last["problems"])  # the header counts them all: say which part is scored
     scored = f"{last['problems']} of {held} held-out problems (evaluation.max_samples)"
-    table.caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {last['dataset']}"
+    caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {last['dataset']}"
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
-        table.caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
+        caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
+    table.caption = escape(caption)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: rich's 80 columns cut the figures ("0.0%–32…") and the labels
         needed = Measurement.get(console, console.options.update_width(1000), table).maximum

@@ -184,7 +184,9 @@ class RolloutRecorder:
         return totals
 
     def extremes(self, rollouts: list[Rollout]) -> list[dict[str, Any]]:
-        """The best and the worst completion of a window by total reward, each with its reward breakdown."""
+        """The best and the worst completion of a window by total reward, each with its reward breakdown; one, of kind
+        "all equal", where every total is the same (the usual case early in RL: the same completion was shown twice,
+        as the best and as the worst)."""
         scored = []
         for rollout in (rollout.trained_part(self.num_generations) for rollout in rollouts):
             for index, total in enumerate(rollout.totals(self.weights)):
@@ -193,6 +195,7 @@ class RolloutRecorder:
         if not scored:
             return []
         best, worst = max(scored, key=lambda s: s[0]), min(scored, key=lambda s: s[0])
+        shown = (("best", best), ("worst", worst)) if best[0] != worst[0] else (("all equal", best),)
         return [
             {
                 "kind": kind,
@@ -203,7 +206,7 @@ class RolloutRecorder:
                 "completion": rollout.completions[index],
                 "tokens": rollout.lengths[index],
             }
-            for kind, (total, rollout, index) in (("best", best), ("worst", worst))
+            for kind, (total, rollout, index) in shown
         ]
 
 

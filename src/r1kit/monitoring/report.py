@@ -50,6 +50,19 @@ _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
     ),
     ("Loss", [("loss", "loss")], "loss", False),
     ("Token accuracy", [("mean_token_accuracy", "token accuracy")], "share", True),
+    # the preference stages' health: how often the chosen reply outscores the rejected one, and by how much
+    (
+        "Preference accuracy",
+        [("rewards/accuracies", "chosen above rejected (DPO)"), ("accuracy", "chosen above rejected")],
+        "share",
+        True,
+    ),
+    (
+        "Reward margin",
+        [("rewards/margins", "chosen − rejected (DPO)"), ("margin", "chosen − rejected")],
+        "margin",
+        False,
+    ),
     ("Gradient norm", [("grad_norm", "grad norm")], "norm", False),
     ("Speed", [("perf/tokens_per_second", "tokens/s")], "tokens/s", False),
     ("Step time", [("perf/step_seconds", "seconds/step")], "seconds", False),
@@ -120,7 +133,8 @@ def write_report(run_dir: Path) -> Path:
     # stage folder
     recipe = summary or read_manifest(run.root)
     command = "run" if recipe else " ".join(path.parent.name for path in sorted(run.root.glob("*/manifest.json")))
-    body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(run.root.name)}</code></h1>", _overview(run, summary)]
+    name = run.root.resolve().name  # `r1kit report .` in the run folder: its own name, not ""
+    body = [f"<h1>r1kit {_e(command or 'run')} <code>{_e(name)}</code></h1>", _overview(run, summary)]
     paired = summary.get("paired")
     not_reached: dict[str, Any] = {}
     if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
@@ -180,7 +194,7 @@ def write_report(run_dir: Path) -> Path:
         if samples:
             body += [f"<h2>Held-out samples ({_e(last)})</h2>", _samples(samples)]
 
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>r1kit · {_e(run.root.name)}</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>r1kit · {_e(name)}</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>"
     out = run.path("report.html")
     write_atomic(out, page)
     return out
@@ -282,16 +296,17 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
 
 
 def moving_average(values: list[float | None], window: int) -> list[float]:
-    """Mean of the last `window` finite values at each point (nan before any).
+    """Mean of the last `window` finite values at each point that has one; nan at a point without (the line drawn
+    on, flat, through the steps where a reward stopped scoring read as a healthy one).
 
-    >>> moving_average([1.0, None, 3.0, 5.0], 2)
-    [1.0, 1.0, 2.0, 4.0]
+    >>> moving_average([1.0, None, 3.0, 5.0, None], 2)
+    [1.0, nan, 2.0, 4.0, nan]
     """
     averaged, recent = [], []
     for value in values:
         if value is not None:
             recent = [*recent, value][-window:]
-        averaged.append(sum(recent) / len(recent) if recent else math.nan)
+        averaged.append(sum(recent) / len(recent) if recent and value is not None else math.nan)
     return averaged
 
 
