@@ -233,7 +233,7 @@ def test_an_adapter_trained_on_an_adapter_names_the_weights_it_trained_on(
         for name, parameter in model.named_parameters():
             if "lora_B" in name:  # as if trained: a LoRA starts as the identity
                 torch.nn.init.normal_(parameter, std=0.5)
-        save_adapter(model, tokenizer, Path(dest))
+        save_adapter(model, tokenizer, Path(dest), ModelConfig())
         return model
 
     trained_adapter("base", "first")  # a relative base, as a run's runs/<stamp>/… is
@@ -306,7 +306,7 @@ def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, 
     for name, parameter in adapted.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(parameter, std=0.5)  # B starts at zero: an adapter that changes the outputs
-    save_adapter(adapted, load_tokenizer(ModelConfig(), str(tiny_model)), tmp_path / "adapter")
+    save_adapter(adapted, load_tokenizer(ModelConfig(), str(tiny_model)), tmp_path / "adapter", ModelConfig())
     ids = torch.tensor([[5, 6, 7, 8]])
     with torch.no_grad():
         expected = adapted(ids).logits
@@ -422,6 +422,23 @@ def test_a_chat_template_without_a_system_turn_gets_the_system_prompt_in_the_fir
         load_tokenizer(ModelConfig(chat_template=broken), str(tiny_model))
 
 
+def test_a_chat_template_that_drops_the_system_message_silently_gets_it_in_the_first_user_message(
+    tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some templates render the user and assistant turns alone (Phi-3-mini's of spring 2024): the system prompt,
+    which asks for <think>/<answer>, was gone from training, evaluation and chat without a word."""
+    users_only = (
+        "{% for message in messages %}{% if message['role'] in ['user', 'assistant'] %}"
+        "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+    tokenizer = load_tokenizer(ModelConfig(chat_template=users_only), str(tiny_model))
+    asked = [{"role": "system", "content": "Think first."}, {"role": "user", "content": "2 + 2?"}]
+    shown = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+    assert shown == "<|im_start|>user\nThink first.\n\n2 + 2?<|im_end|>\n<|im_start|>assistant\n"
+    assert "takes no system message (it leaves the system message out)" in caplog.text
+
+
 def test_a_stage_trains_and_evaluates_with_a_template_without_a_system_turn(tmp_path: Path) -> None:
     """Before, `r1kit sft` with a Gemma-style template stopped at loading the tokenizer."""
     from tests.conftest import REPO, r1kit_cli
@@ -480,3 +497,74 @@ def test_weights_that_do_not_fit_their_config_name_the_folder(tiny_model: Path, 
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="edited"):
         load_model(ModelConfig(), str(folder), CPU, for_training=False)
+
+
+def test_an_alias_or_hub_id_asked_from_inside_a_run_folder_is_not_that_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r1kit chat --model tiny-random` (or a hub id `org/model`) started in a run folder was taken as that run's
+    model: asked with its system prompt and held-out data, an `eval` result written into it."""
+    from r1kit.runs import run_of
+
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text("prompt: {system: Answer like a pirate.}\n")
+    monkeypatch.chdir(tmp_path / "run")
+    assert run_of("tiny-random") is None and run_of("org/model") is None
+    assert run_of(".") is not None and run_of(str(tmp_path / "run")).root == tmp_path / "run"
+
+
+def test_an_adapter_of_a_hub_model_at_a_revision_loads_on_that_revision(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An adapter trained on `org/base` at `model.revision` recorded no revision: loaded alone (`--model ADAPTER`),
+    it was merged into the repo's newest weights. The hub is out of reach, so the loaders' calls are recorded."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1kit import models
+    from r1kit.models import save_adapter
+
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=2, target_modules="all-linear")
+    )
+    model.peft_config["default"].base_model_name_or_path = "org/base"  # as loaded from the hub
+    save_adapter(
+        model,
+        AutoTokenizer.from_pretrained(tiny_model),
+        tmp_path / "adapter",
+        ModelConfig(name="org/base", revision="abc123"),
+    )
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["revision"] == "abc123"
+    asked: list[tuple[str, str | None]] = []
+
+    def from_pretrained(reference: str, **kwargs) -> None:
+        asked.append((reference, kwargs.get("revision")))
+        raise OSError("not on this machine")
+
+    monkeypatch.setattr(models.AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    with pytest.raises(ModelError):
+        load_model(ModelConfig(name=str(tmp_path / "adapter")), str(tmp_path / "adapter"), CPU, for_training=False)
+    assert asked == [("org/base", "abc123")]
+
+
+def test_raw_chat_takes_a_base_model_without_a_chat_template(tiny_model: Path, tmp_path: Path) -> None:
+    """`chat.raw` is for base models, yet it was refused for a tokenizer without a chat template ("set
+    model.chat_template=chatml", which a tokenizer without <|im_end|> refuses too); its banner named a system prompt
+    it does not send, and an empty raw prompt ended as "a bug in r1kit"."""
+    import shutil
+
+    from tests.conftest import REPO, r1kit_cli
+
+    base = shutil.copytree(tiny_model, tmp_path / "base")
+    (base / "chat_template.jinja").unlink(missing_ok=True)
+    settings = json.loads((base / "tokenizer_config.json").read_text())
+    settings.pop("chat_template", None)
+    (base / "tokenizer_config.json").write_text(json.dumps(settings))
+    asked = ("chat", "--model", str(base), "--chat.raw", "true", "--chat.max_new_tokens", "3")
+    done = r1kit_cli(*asked, "--prompt", "Once upon a time", cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "raw text: no chat template, no system prompt" in " ".join(done.stdout.split())
+    empty = r1kit_cli(*asked, "--prompt", "", cwd=REPO)
+    assert empty.returncode == 1 and "chat.raw: an empty prompt gives the model no text to continue" in empty.stderr
+    templated = r1kit_cli("chat", "--model", str(base), "--prompt", "hi", cwd=REPO)  # a chat prompt needs one
+    assert templated.returncode == 1 and "has no chat template" in templated.stderr

@@ -173,6 +173,8 @@ def reply(
     settings = config.chat
     limit = context_limit(model)  # None: nothing is dropped
     if settings.raw:  # the text as it is: no chat template, no system prompt
+        if not question:  # no token to go on from (generate failed on an empty tensor, "a bug in r1kit")
+            raise ModelError("chat.raw: an empty prompt gives the model no text to continue")
         inputs = tokenizer(question, return_tensors="pt")
     else:
         kept = [] if earlier is None else list(earlier)
@@ -254,14 +256,17 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     check_model(config.model, reference, training=False)
     hardware = setup_hardware(config.model.device, config.model.precision, config.model.threads)
     quiet_libraries(config.monitoring.progress)  # no weight-loading bar before the conversation
-    tokenizer = load_tokenizer(config.model, reference)
+    tokenizer = load_tokenizer(config.model, reference, templated=not config.chat.raw)  # raw: a base model's too
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     set_seed(config.run.seed)  # chat.temperature > 0 samples: the same seed, the same replies
     console = Console()
     if isinstance(sys.stdin, io.TextIOWrapper):  # strict UTF-8 under most locales: one Latin-1 byte raised
         sys.stdin.reconfigure(errors="surrogateescape")  # read as Python reads it under the C locale; see readable()
     # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
-    console.print(f"model {reference} · system prompt: {config.prompt.system}", style="dim", markup=False)
+    asked = (
+        "raw text: no chat template, no system prompt" if config.chat.raw else f"system prompt: {config.prompt.system}"
+    )
+    console.print(f"model {reference} · {asked}", style="dim", markup=False)
     if prompt is not None:
         reply(model, tokenizer, readable(prompt), config, console)
         return []

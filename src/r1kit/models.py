@@ -268,7 +268,7 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
     message."""
     if (Path(reference) / ADAPTER_CONFIG).is_file() and not (Path(reference) / "config.json").exists():
         # an adapter folder: it is merged into its base, which is what trains on (its layers, its kind)
-        check_model(cfg, _adapter_base(reference), training, key)
+        check_model(*_adapter_base(cfg, reference), training, key)
         return
     try:
         model_config = AutoConfig.from_pretrained(
@@ -321,12 +321,14 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
-def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
+def load_tokenizer(cfg: ModelConfig, reference: str, templated: bool = True) -> PreTrainedTokenizerBase:
+    """The model's tokenizer with its chat template checked and fitted (`model.chat_template` in its place where
+    set). `templated` False (`chat.raw`: text as it is) takes a tokenizer without a template, as base models have."""
     folder = Path(reference)
     has_tokenizer = any((folder / name).exists() for name in TOKENIZER_FILES)
     if folder.is_dir() and not has_tokenizer and (folder / ADAPTER_CONFIG).is_file():
         # PeftModel.save_pretrained writes the adapter alone: its base model's tokenizer is the one it trained with
-        return load_tokenizer(cfg, _adapter_base(reference))
+        return load_tokenizer(*_adapter_base(cfg, reference), templated)
     if folder.is_dir() and not has_tokenizer:
         # transformers then asks for sentencepiece or tiktoken, which would not help
         raise ModelError(
@@ -350,6 +352,16 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
                 f"give a template of your own that ends each turn with its end token ({tokenizer.eos_token})"
             )
         tokenizer.eos_token = IM_END
+    if tokenizer.chat_template or templated:
+        _ready_chat_template(tokenizer, reference)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
+    return tokenizer
+
+
+def _ready_chat_template(tokenizer: PreTrainedTokenizerBase, reference: str) -> None:
+    """Check the tokenizer's chat template and fit it to how r1kit asks (a system message; replies ended by the
+    template's end of turn)."""
     if not tokenizer.chat_template:
         raise ModelError(
             f"the tokenizer of {reference} has no chat template, and r1kit builds chat prompts with it: "
@@ -378,9 +390,6 @@ def load_tokenizer(cfg: ModelConfig, reference: str) -> PreTrainedTokenizerBase:
         # against <|endoftext|>): SFT teaches that token, so replies end there; generation stopped only at the EOS
         # and ran to the token limit with text after the turn's end
         tokenizer.eos_token = end
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token  # batched generation pads; eos is the usual stand-in
-    return tokenizer
 
 
 def turn_end(tokenizer: PreTrainedTokenizerBase) -> str | None:
@@ -433,13 +442,15 @@ def drops_reasoning(tokenizer: PreTrainedTokenizerBase, earlier_turn: bool = Fal
 
 
 def _refuses_a_system_message(tokenizer: PreTrainedTokenizerBase) -> str | None:
-    """Why the chat template fails on a system message and a user message, or None where it takes them."""
-    asked = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    """Why the chat template fails on a system message and a user message (an error, or the system text left out
+    without one: some templates render the user and assistant turns alone), or None where it takes them."""
+    probe = "r1kit system message probe"
+    asked = [{"role": "system", "content": probe}, {"role": "user", "content": "u"}]
     try:
-        tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
+        shown = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
     except Exception as error:  # jinja2's TemplateError (raise_exception), or a template's own mistake
         return str(error)
-    return None
+    return None if probe in shown else "it leaves the system message out"
 
 
 @functools.cache  # once per model a process loads, not at every stage and evaluation
@@ -481,12 +492,16 @@ def load_model(cfg: ModelConfig, reference: str, hardware: Hardware, for_trainin
     return model.to(hardware.device)
 
 
-def _adapter_base(adapter: str) -> str:
-    """The model a LoRA adapter folder was trained on, as its adapter_config.json names it."""
+def _adapter_base(cfg: ModelConfig, adapter: str) -> tuple[ModelConfig, str]:
+    """The model a LoRA adapter folder was trained on, as its adapter_config.json names it, with the settings to load
+    it by: at the hub commit it trained on where `save_adapter` recorded one (PEFT's `revision`; the repo's newest
+    weights would take the adapter otherwise)."""
     try:
-        return PeftConfig.from_pretrained(adapter).base_model_name_or_path
+        settings = PeftConfig.from_pretrained(adapter)
     except (OSError, ValueError) as error:
         raise load_error(adapter, error) from error
+    base = settings.base_model_name_or_path
+    return (cfg.model_copy(update={"name": base, "revision": settings.revision}) if settings.revision else cfg), base
 
 
 def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
@@ -494,7 +509,7 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
     loads any model: an adapter trained on another names that one's folder as its base, and both are merged in turn.
     (transformers would load the adapter unmerged, and TRL wrap it in a second one: the final save then failed;
     without LoRA it trained nothing.)"""
-    model = load_model(cfg, _adapter_base(adapter), hardware, for_training)
+    model = load_model(*_adapter_base(cfg, adapter), hardware, for_training)
     try:
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
@@ -532,14 +547,17 @@ def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     tokenizer.save_pretrained(dest)
 
 
-def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> None:
+def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Path, cfg: ModelConfig) -> None:
     """The LoRA adapter alone (a few MB) with the tokenizer: it loads on its base model wherever that is, with
     `AutoModelForCausalLM.from_pretrained(dest)` or as `--model dest`. A local base is named by its absolute path:
-    a run's relative `runs/…/model` loaded only from the folder the run was started in."""
+    a run's relative `runs/…/model` loaded only from the folder the run was started in; a hub base with the commit
+    it was loaded at (`model.revision`, `cfg`'s)."""
     settings = model.peft_config[model.active_adapter]
     base = settings.base_model_name_or_path
     if base and Path(base).expanduser().exists():
         settings.base_model_name_or_path = str(Path(base).expanduser().resolve())
+    elif base and settings.revision is None:
+        settings.revision = revision_of(cfg, base)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 

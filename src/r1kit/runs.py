@@ -502,8 +502,11 @@ def disk_needed(model_reference: str, config: R1kitConfig) -> int:
 def run_of(model_path: str | Path) -> RunDir | None:
     """The run a path belongs to: the run folder itself, a stage folder in it (RUN/<stage>), or a stage model inside
     it (RUN/<stage>/model). A run folder has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a
-    stage run alone)."""
+    stage run alone). None for a path that does not exist: an alias or hub id (`tiny-random`, `org/model`) asked
+    from inside a run folder was taken as that run's model, with its system prompt and held-out data."""
     path = Path(model_path).expanduser()
+    if not path.exists():
+        return None
     for candidate in (path, path.parent, path.parent.parent):
         made = (candidate / "eval").is_dir() or any(candidate.glob("*/manifest.json"))
         if (candidate / "config.yaml").exists() and made:

@@ -860,7 +860,9 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     if trainer.accelerator.is_main_process:  # one writer under `accelerate launch`
         if ctx.config.model.save_adapter and isinstance(trainer.model, PeftModel):  # before merging it away
             adapter = ctx.run.adapter_dir(ctx.folder)
-            build_complete(adapter, lambda folder: save_adapter(trainer.model, tokenizer, folder), marker)
+            build_complete(
+                adapter, lambda folder: save_adapter(trainer.model, tokenizer, folder, ctx.config.model), marker
+            )
         build_complete(dest, lambda folder: save_for_inference(trainer.model, tokenizer, folder), marker)
         shutil.rmtree(staging_dir(ctx), ignore_errors=True)
     trainer.accelerator.wait_for_everyone()

@@ -711,7 +711,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         marker = {"stage": ctx.stage}
         if config.model.save_adapter and isinstance(model, PeftModel):  # before merging it away
             adapter = ctx.run.adapter_dir(ctx.folder)
-            build_complete(adapter, lambda folder: save_adapter(model, tokenizer, folder), marker)
+            build_complete(adapter, lambda folder: save_adapter(model, tokenizer, folder, config.model), marker)
         build_complete(dest, lambda folder: save_for_inference(model, tokenizer, folder), marker)
     distributed.wait()
     metrics = {key: last[key] for key in ("reward", "kl", "kl_coef") if last.get(key) is not None}
