@@ -481,12 +481,16 @@ def test_lora_dropout_is_kept_where_it_is_asked_for(tmp_path: Path, monkeypatch,
 
     def recording_train(self, *args, **kwargs):
         seen.append({m.p for name, m in self.model.named_modules() if "lora_dropout" in name and hasattr(m, "p")})
+        checkpointing.append(self.args.gradient_checkpointing)
         return train(self, *args, **kwargs)
 
+    checkpointing: list[bool] = []
     monkeypatch.setattr(trainer_class, "train", recording_train)
     ctx, inputs = stage_setup(tmp_path, stage.__name__.rsplit(".", 1)[-1], "--model.lora.dropout", "0.3")
     stage.run(ctx, inputs)
     assert seen == [{0.3}]
+    # and activations are recomputed by default: a batch of long pairs held ~11 GB of them for SmolLM2-135M
+    assert checkpointing == [True]
 
 
 def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> None:

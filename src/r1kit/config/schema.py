@@ -989,6 +989,12 @@ class PairTrainingConfig(Section):
     time_limit_minutes: float | None = _time_limit()
     optimization: OptimizationConfig = Field(default_factory=lambda: OptimizationConfig(learning_rate=5e-5))
     batch_size: BatchSizeConfig = Field(default_factory=BatchSizeConfig)
+    gradient_checkpointing: bool = Field(
+        True,
+        description="Recompute activations in the backward pass: a batch of pairs holds each pair's chosen and "
+        "rejected sides, padded to the longest (SmolLM2-135M on built-in pairs, 2 CPU cores: the reward model's "
+        "RSS while training 10.5 → 4.4 GB, DPO's 10.9 → 4.5 GB, the same losses, steps up to ~14% slower).",
+    )
     dataloader: DataloaderConfig = Field(default_factory=DataloaderConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 

@@ -47,7 +47,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         loss_type=[section.loss_type],
         label_smoothing=section.label_smoothing,
         max_length=section.max_length,
-        gradient_checkpointing=False,
+        gradient_checkpointing=section.gradient_checkpointing,
         disable_dropout=dropout_disabled(config.model),
     )
     # Without LoRA the reference is a frozen copy: loaded as the policy was (TRL would reload it by the config's

@@ -89,8 +89,13 @@ TOOL_READS = {
 
 
 # Settings of how a stage runs, not of what it makes: a run continued with more threads, another cache folder,
-# data-loader workers or checkpoint spacing keeps its finished work (its fingerprint leaves them out).
-HOW_IT_RUNS = {"model": ("threads", "cache_dir"), "ppo": ("save_steps",), "*": ("dataloader", "checkpoint")}
+# data-loader workers, checkpoint spacing or activations recomputed keeps its finished work (its fingerprint leaves
+# them out).
+HOW_IT_RUNS = {
+    "model": ("threads", "cache_dir"),
+    "ppo": ("save_steps",),
+    "*": ("dataloader", "checkpoint", "gradient_checkpointing"),
+}
 
 
 def how_it_runs(path: str) -> bool:
@@ -98,6 +103,8 @@ def how_it_runs(path: str) -> bool:
 
     >>> how_it_runs("model.threads"), how_it_runs("sft.checkpoint.save_steps"), how_it_runs("sft.max_steps")
     (True, True, False)
+    >>> how_it_runs("dpo.gradient_checkpointing")  # the same activations, recomputed
+    True
     """
     section, _, rest = path.partition(".")
     return rest.split(".")[0] in (*HOW_IT_RUNS.get(section, ()), *HOW_IT_RUNS["*"])

@@ -54,7 +54,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         **trainer_arguments(ctx, section, model),
         max_length=section.max_length,
         center_rewards_coefficient=section.center_rewards_coefficient,
-        gradient_checkpointing=False,
+        gradient_checkpointing=section.gradient_checkpointing,
         disable_dropout=dropout_disabled(config.model),
     )
     trainer = RewardTrainer(
