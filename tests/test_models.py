@@ -568,3 +568,24 @@ def test_raw_chat_takes_a_base_model_without_a_chat_template(tiny_model: Path, t
     assert empty.returncode == 1 and "chat.raw: an empty prompt gives the model no text to continue" in empty.stderr
     templated = r1kit_cli("chat", "--model", str(base), "--prompt", "hi", cwd=REPO)  # a chat prompt needs one
     assert templated.returncode == 1 and "has no chat template" in templated.stderr
+
+
+def test_an_adapter_of_a_built_in_model_loads_after_its_cache_is_gone(tmp_path: Path) -> None:
+    """A LoRA adapter of `tiny-random` (or the embedded SmolLM2) names the converted folder in the cache it trained
+    with: with that cache cleared, or on another machine, it failed as a hub id ("the hub cannot be reached")."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1kit.models import save_adapter
+
+    first = builtin_model_path("tiny-random", str(tmp_path / "cache_a"))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(first), LoraConfig(r=2, target_modules="all-linear"))
+    save_adapter(model, AutoTokenizer.from_pretrained(first), tmp_path / "adapter", ModelConfig())
+    shutil.rmtree(tmp_path / "cache_a")
+    cfg = ModelConfig(name=str(tmp_path / "adapter"), cache_dir=str(tmp_path / "cache_b"))
+    loaded = load_model(cfg, str(tmp_path / "adapter"), CPU, for_training=False)
+    assert loaded.num_parameters() > 0 and (tmp_path / "cache_b" / "models" / "tiny-random").is_dir()
+    with pytest.raises(ModelError, match=r"'/nowhere/model': there is no such folder$"):
+        load_model(ModelConfig(), "/nowhere/model", CPU, for_training=False)

@@ -501,6 +501,11 @@ def _adapter_base(cfg: ModelConfig, adapter: str) -> tuple[ModelConfig, str]:
     except (OSError, ValueError) as error:
         raise load_error(adapter, error) from error
     base = settings.base_model_name_or_path
+    cached = Path(base)
+    if not cached.exists() and cached.parent.name == "models" and cached.name in BUILTIN_MODELS:
+        # a built-in model's converted folder, named by its path: gone with a cleared or another cache (another
+        # machine's), it is built again as it was
+        base = str(builtin_model_path(cached.name, cfg.cache_dir))
     return (cfg.model_copy(update={"name": base, "revision": settings.revision}) if settings.revision else cfg), base
 
 
@@ -526,6 +531,8 @@ def load_error(name: str, error: Exception) -> ModelError:
     reason = " ".join(str(error).split())  # one line: library messages span several
     if Path(name).expanduser().exists():
         return ModelError(f"cannot load the model in {name}: {reason}")
+    if name.startswith(("/", "~", ".")):  # a path, not a hub id: the hub has nothing to do with it
+        return ModelError(f"cannot load model {name!r}: there is no such folder")
     offline = unreachable()
     if offline:  # the library speaks of its offline mode, which r1kit turned on: say why, and keep its words
         folder = "" if "/" in name else f"there is no folder {name!r} here, and "

@@ -859,8 +859,8 @@ class ColdStartConfig(SamplingConfig):
     few_shot_examples: int = Field(2, ge=1, description="Worked examples shown in each few-shot prompt.")
     refine_from: str | None = Field(
         None,
-        description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id); "
-        "default: the stage's input model.",
+        description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id, or in a "
+        "recipe the name of an earlier stage that makes a model); default: the stage's input model.",
     )
     max_rows: int | None = Field(
         None,
