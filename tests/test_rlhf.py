@@ -493,6 +493,24 @@ def test_lora_dropout_is_kept_where_it_is_asked_for(tmp_path: Path, monkeypatch,
     assert checkpointing == [True]
 
 
+def test_a_model_that_cannot_recompute_activations_trains_without(caplog: pytest.LogCaptureFixture) -> None:
+    """transformers refuses gradient checkpointing, at the trainer's start, for a model that cannot do it (some
+    trust_remote_code ones), which DPO and the reward model now ask for by default."""
+    from types import SimpleNamespace
+
+    from r1kit.stages.common import recomputes_activations
+
+    able, unable = (
+        SimpleNamespace(supports_gradient_checkpointing=True),
+        SimpleNamespace(supports_gradient_checkpointing=False),
+    )
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        assert recomputes_activations(True, able, "dpo") and not recomputes_activations(False, able, "dpo")
+        assert not caplog.text
+        assert not recomputes_activations(True, unable, "dpo")
+    assert "dpo: SimpleNamespace cannot recompute activations; it trains without" in caplog.text
+
+
 def test_dpo_trains_on_a_pairs_file_with_a_full_fine_tune(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "p.jsonl", GOOD_ROWS)
     ctx, inputs = stage_setup(

@@ -304,8 +304,11 @@ def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> 
         recipe.write_text(f"stages: {stages}\n")
         with pytest.raises(ConfigError, match=rf"stages: distill: {message}"):
             _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)
-    recipe.write_text("stages: [{name: sft}, {name: distill, config: {distill: {student: tiny-random}}}]\n")
-    _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)  # a built-in model by its name
+    for student in ("tiny-random", "gpt2", "runs/a:sft"):  # a built-in model, a hub id without a slash, RUN:STAGE
+        recipe.write_text(
+            f"stages: [{{name: sft}}, {{name: distill, config: {{distill: {{student: '{student}'}}}}}}]\n"
+        )
+        _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)
 
 
 def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ until the next run checks them, and those that read nothing of it stay in the ru
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import logging
@@ -30,7 +31,7 @@ from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
 from r1kit.data.preferences import load_pairs
-from r1kit.models import BUILTIN_MODELS, looks_local
+from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import (
@@ -261,15 +262,18 @@ def _check_stage_references(config: R1kitConfig) -> None:
 
     for index, spec in enumerate(config.stages):  # models named by their stage: one before it that makes a model
         stage, earlier = config.for_stage(spec), {name: kinds[name] for name in list(kinds)[:index]}
-        if spec.stage_kind == "cold_start" and "refine" in stage.cold_start.methods:
-            refined = stage.cold_start.refine_from
-            if refined not in BUILTIN_MODELS:  # a misspelt stage was loaded as a hub id once cold start ran
-                check(f"stages: {spec.name}: cold_start.refine_from", refined, "model", earlier)
+        named = {  # a misspelt stage was loaded as a hub id once the stages before it had trained
+            "cold_start.refine_from": stage.cold_start.refine_from
+            if spec.stage_kind == "cold_start" and "refine" in stage.cold_start.methods
+            else None,
+            "distill.student": stage.distill.student if spec.stage_kind == "distill" else None,
+        }
+        for key, value in named.items():
+            if value and _meant_as_a_stage(value, kinds):
+                check(f"stages: {spec.name}: {key}", value, "model", earlier)
         if spec.stage_kind != "distill":
             continue
         student = stage.distill.student
-        if student not in BUILTIN_MODELS:  # a misspelt stage was loaded as a hub id after the teacher's sampling
-            check(f"stages: {spec.name}: distill.student", student, "model", earlier)
         makers = [name for name, kind in earlier.items() if "model" in MAKES[kind]]
         teacher = spec.model_from or (makers[-1] if makers else "base")
         if (student or "base") == teacher:  # refused only once distillation started, after the stages before it
@@ -294,6 +298,17 @@ def _check_stage_references(config: R1kitConfig) -> None:
                     "exist yet when this stage runs"
                 )
             check(where, path, "reward_model", earlier)
+
+
+def _meant_as_a_stage(value: str, stages: dict[str, str]) -> bool:
+    """Whether a model setting's value names a stage of the recipe, or nearly does (`sfft`): a hub id without a slash
+    (`gpt2`), a built-in alias or `RUN:STAGE` of another run is none.
+
+    >>> stages = {"sft": "sft", "grpo": "grpo"}
+    >>> [_meant_as_a_stage(v, stages) for v in ("sft", "sfft", "gpt2", "tiny-random", "runs/a:sft")]
+    [True, True, False, False, False]
+    """
+    return value in stages or (names_a_stage(value) and bool(difflib.get_close_matches(value, stages, cutoff=0.75)))
 
 
 # The files of `files_read` whose existence is checked up front: the key that names each, and what looks local.

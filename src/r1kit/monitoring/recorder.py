@@ -195,7 +195,8 @@ class RolloutRecorder:
         if not scored:
             return []
         best, worst = max(scored, key=lambda s: s[0]), min(scored, key=lambda s: s[0])
-        shown = (("best", best), ("worst", worst)) if best[0] != worst[0] else (("all equal", best),)
+        tied = math.isclose(best[0], worst[0], abs_tol=1e-9)  # 0.1 + 0.2 and 0.3: the same total, printed so
+        shown = (("all equal", best),) if tied else (("best", best), ("worst", worst))
         return [
             {
                 "kind": kind,

@@ -296,17 +296,19 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
 
 
 def moving_average(values: list[float | None], window: int) -> list[float]:
-    """Mean of the last `window` finite values at each point that has one; nan at a point without (the line drawn
-    on, flat, through the steps where a reward stopped scoring read as a healthy one).
+    """Mean of the last `window` finite values at each point, nan where none of the last `window` points had one
+    (drawn on, flat, through the steps where a reward stopped scoring, the line read as a healthy one; a series
+    logged every other step keeps its line).
 
-    >>> moving_average([1.0, None, 3.0, 5.0, None], 2)
-    [1.0, nan, 2.0, 4.0, nan]
+    >>> moving_average([1.0, None, 3.0, 5.0, None, None, None], 2)
+    [1.0, 1.0, 2.0, 4.0, 4.0, nan, nan]
     """
-    averaged, recent = [], []
+    averaged, recent, since = [], [], 0  # since: points since the last value
     for value in values:
+        since = 0 if value is not None else since + 1
         if value is not None:
             recent = [*recent, value][-window:]
-        averaged.append(sum(recent) / len(recent) if recent and value is not None else math.nan)
+        averaged.append(sum(recent) / len(recent) if recent and since < window else math.nan)
     return averaged
 
 

@@ -828,6 +828,14 @@ def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str
     return kept
 
 
+def recomputes_activations(asked: bool, model: PreTrainedModel, stage: str) -> bool:
+    """Gradient checkpointing where asked and the model can do it (transformers refuses it, at the trainer's start,
+    for a model that cannot: some trust_remote_code ones), said where it cannot."""
+    if asked and not model.supports_gradient_checkpointing:
+        logger.warning("%s: %s cannot recompute activations; it trains without", stage, type(model).__name__)
+    return asked and model.supports_gradient_checkpointing
+
+
 def shards_weights(trainer: Trainer) -> bool:
     """Whether the trainer's accelerate setup splits every weight over the processes (FSDP, DeepSpeed ZeRO-3)."""
     deepspeed = trainer.accelerator.state.deepspeed_plugin if trainer.is_deepspeed_enabled else None

@@ -26,6 +26,7 @@ from r1kit.stages.common import (
     dropout_disabled,
     lora_config,
     pairs_that_fit,
+    recomputes_activations,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -47,7 +48,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         loss_type=[section.loss_type],
         label_smoothing=section.label_smoothing,
         max_length=section.max_length,
-        gradient_checkpointing=section.gradient_checkpointing,
+        gradient_checkpointing=recomputes_activations(section.gradient_checkpointing, model, ctx.stage),
         disable_dropout=dropout_disabled(config.model),
     )
     # Without LoRA the reference is a frozen copy: loaded as the policy was (TRL would reload it by the config's

@@ -35,6 +35,7 @@ from r1kit.stages.common import (
     dropout_disabled,
     lora_config,
     pairs_that_fit,
+    recomputes_activations,
     stage_main,
     train_and_save,
     trainer_arguments,
@@ -54,7 +55,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         **trainer_arguments(ctx, section, model),
         max_length=section.max_length,
         center_rewards_coefficient=section.center_rewards_coefficient,
-        gradient_checkpointing=section.gradient_checkpointing,
+        gradient_checkpointing=recomputes_activations(section.gradient_checkpointing, model, ctx.stage),
         disable_dropout=dropout_disabled(config.model),
     )
     trainer = RewardTrainer(
