@@ -456,20 +456,27 @@ def test_a_stage_trains_and_evaluates_with_a_template_without_a_system_turn(tmp_
     assert "takes no system message" not in evaluated.stderr  # the saved template takes one
 
 
-def test_model_revision_is_for_model_name_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`model.revision` was passed when loading any model under the same settings: a distill student or cold start's
-    refine model from another hub repo was asked for the teacher's commit ("revision not found", or other weights).
-    The hub is out of reach here, so the loaders' calls are recorded instead of answered."""
-    from r1kit import models
-
+def hub_loads_recorded(monkeypatch: pytest.MonkeyPatch, *loaders: type) -> list[tuple[str, str | None]]:
+    """The (reference, revision) of each `from_pretrained` call of `loaders`, each failing as an unreachable hub
+    would: the hub is out of reach here, so the calls are recorded instead of answered."""
     asked: list[tuple[str, str | None]] = []
 
     def from_pretrained(reference: str, **kwargs) -> None:
         asked.append((reference, kwargs.get("revision")))
         raise OSError("not on this machine")
 
-    for loader in (models.AutoTokenizer, models.AutoModelForCausalLM):
+    for loader in loaders:
         monkeypatch.setattr(loader, "from_pretrained", from_pretrained)
+    return asked
+
+
+def test_model_revision_is_for_model_name_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model.revision` was passed when loading any model under the same settings: a distill student or cold start's
+    refine model from another hub repo was asked for the teacher's commit ("revision not found", or other weights).
+    The hub is out of reach here, so the loaders' calls are recorded instead of answered."""
+    from r1kit import models
+
+    asked = hub_loads_recorded(monkeypatch, models.AutoTokenizer, models.AutoModelForCausalLM)
     cfg = ModelConfig(name="org/teacher", revision="abc123")
     for reference in ("org/teacher", "org/student"):
         with pytest.raises(ModelError):
@@ -535,13 +542,7 @@ def test_an_adapter_of_a_hub_model_at_a_revision_loads_on_that_revision(
         ModelConfig(name="org/base", revision="abc123"),
     )
     assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["revision"] == "abc123"
-    asked: list[tuple[str, str | None]] = []
-
-    def from_pretrained(reference: str, **kwargs) -> None:
-        asked.append((reference, kwargs.get("revision")))
-        raise OSError("not on this machine")
-
-    monkeypatch.setattr(models.AutoModelForCausalLM, "from_pretrained", from_pretrained)
+    asked = hub_loads_recorded(monkeypatch, models.AutoModelForCausalLM)
     with pytest.raises(ModelError):
         load_model(ModelConfig(name=str(tmp_path / "adapter")), str(tmp_path / "adapter"), CPU, for_training=False)
     assert asked == [("org/base", "abc123")]
