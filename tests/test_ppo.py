@@ -253,6 +253,8 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     for key in keys if update == "trpo" else [*keys, "grad_norm"]:  # TRPO's policy step takes no gradient norm
         assert all(math.isfinite(r[key]) for r in records), key
     assert all(r["train/skipped_nonfinite_steps"] == 0 for r in records)
+    # memory and CPU as TRL's trainers log them (PPO logged neither: the rlhf recipe's peak went unseen)
+    assert all(r["perf/rss_gb"] > 0 and r["perf/peak_rss_gb"] > 0 and r["perf/cpu_percent"] > 0 for r in records)
     # cosine and format give at most ±2 a reply; every reply of the random model is cut at the limit
     assert all((r["reward"] < -8) == (update == "trpo") and r["quality/truncated_share"] == 1 for r in records)
     if update == "trpo":

@@ -42,7 +42,8 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.monitoring.callbacks import example_block, replay_alerts, report_alert
+from r1kit.hardware import cpu_quota
+from r1kit.monitoring.callbacks import example_block, replay_alerts, report_alert, system_usage
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -569,13 +570,14 @@ class PPOTrainer:
         ctx, section = self.ctx, self.section
         alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
         window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
+        cpus = cpu_quota()  # as TRL's trainers' steps are measured (TrainingMonitor)
         resume = prepare_resume(ctx)
         if resume is not None:
             self.load(resume)
             if distributed.is_main():
                 replay_alerts(alerts, ctx.run, ctx.stage)
         while self.step < section.max_steps:
-            started = time.time()
+            started, cpu_started = time.time(), time.process_time()
             batch, stats = self.rollout(self.step)
             stats["perf/rollout_seconds"] = time.time() - started
             with self._mixed_precision():
@@ -599,6 +601,8 @@ class PPOTrainer:
                 )
             self.step += 1
             stats["perf/step_seconds"] = time.time() - started
+            # CPU share and memory as TRL's trainers log them: the stage's peak shows in the report and on the console
+            stats |= system_usage(time.process_time() - cpu_started, stats["perf/step_seconds"], cpus)
             self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
             rollouts = distributed.gather(self.recorder.take())  # every process scored its share of the prompts
             for rollout in rollouts:
@@ -617,7 +621,10 @@ class PPOTrainer:
                 f"{key} {'n/a' if stats[key] is None else format(stats[key], '.4g')}"
                 for key in ("reward", "kl", "kl_coef", "loss/policy")
             )
-            line = f"{ctx.stage} step {self.step}/{section.max_steps}: {shown} · {stats['perf/step_seconds']:.1f}s"
+            line = (
+                f"{ctx.stage} step {self.step}/{section.max_steps}: {shown} · {stats['perf/step_seconds']:.1f}s"
+                f" · {stats['perf/rss_gb']:.2f} GB RSS"
+            )
             if ctx.config.monitoring.progress:
                 logger.warning("%s", line)  # onto the console and into training.log
             elif distributed.is_main():
