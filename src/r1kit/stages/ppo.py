@@ -33,6 +33,7 @@ from r1kit.config.schema import PPOConfig, R1kitConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import grpo_rows
 from r1kit.fast.generation import row_seeds, sampler_for
+from r1kit.hardware import cpu_quota
 from r1kit.models import (
     eos_token_ids,
     load_model,
@@ -42,7 +43,6 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.hardware import cpu_quota
 from r1kit.monitoring.callbacks import example_block, replay_alerts, report_alert, system_usage
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
