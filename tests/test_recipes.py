@@ -767,6 +767,24 @@ def test_another_distillation_student_is_new_work(tmp_path: Path) -> None:
     assert _changed_inputs(fingerprint("sft"), fingerprint(str(models["sft"]))) == []  # the same model, named twice
 
 
+def test_verifier_workers_keep_the_teachers_traces_and_pairs() -> None:
+    """Distillation's traces and the preference pairs are keyed by what judged them: `--rewards.verification.workers
+    1` on a --resume sampled them all again (and discarded the student's checkpoints), though the judge verifies every
+    answer to the per-answer time limit whatever the workers and the batch budget."""
+    from datasets import Dataset
+
+    from r1kit.stages.traces import samples_key
+
+    rows = Dataset.from_dict({"question": ["q"], "solution": ["1"]})
+
+    def key(*overrides: str) -> str:
+        return samples_key(resolve_config(overrides=list(overrides), environ={}).config, "teacher", rows, sampling={})
+
+    default = key()
+    assert key("--rewards.verification.workers", "1", "--rewards.verification.batch_budget_seconds", "60") == default
+    assert key("--rewards.verification.timeout_seconds", "5") != default  # a longer limit may verify more answers
+
+
 @pytest.mark.parametrize("policy_update", ["clip", "trpo"])
 def test_rlhf_recipe_runs_every_stage_with_perplexity_rouge_and_win_rate(tmp_path: Path, policy_update: str) -> None:
     out = tmp_path / "run"

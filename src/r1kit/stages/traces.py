@@ -21,7 +21,7 @@ from datasets import Dataset
 
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
-from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig
+from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig, VerificationConfig
 from r1kit.data.loading import CANONICAL_COLUMNS, drawn_indices
 from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
@@ -349,7 +349,11 @@ def samples_key(config: R1kitConfig, model_reference: str, rows: Dataset, **samp
             ),
             "system": config.prompt.system,
             "chat_template": config.model.chat_template,
-            "verification": config.rewards.verification.model_dump(),
+            # every sample is judged to the per-answer time limit, with no batch budget (`scoring_accuracy`): the
+            # workers and the budget set how, not which verdicts; keyed at their defaults, so keys made before stay
+            "verification": VerificationConfig(
+                timeout_seconds=config.rewards.verification.timeout_seconds
+            ).model_dump(),
             "filters": config.filters.model_dump(),
             "seed": config.run.seed,
             **sampling,
