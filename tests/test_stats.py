@@ -85,3 +85,36 @@ def test_a_wrong_answer_written_several_ways_votes_once() -> None:
     verdicts = [[0.0, 1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]]
     # prose answers (a base model's) are read as the verifier reads them; two different wrong answers stay two
     assert consensus(samples, verdicts, build_reward("accuracy")) == [False, False, True]
+
+
+def test_votes_keep_numbers_apart_that_only_look_alike() -> None:
+    """The vote dropped every comma ("1,2" voted with "12") and rounded to 28 digits (two 33-digit answers voted
+    together), so two different wrong answers could outvote a right one."""
+    from r1kit.stages.evaluate import majority_correct
+
+    right, wrong = 1.0, 0.0
+    assert majority_correct(
+        ["<answer>7</answer>", "<answer>1,2</answer>", "<answer>12</answer>"], [right, wrong, wrong]
+    )
+    big = "265252859812191058636308480000000"
+    assert majority_correct(
+        ["<answer>7</answer>", f"<answer>{big}</answer>", f"<answer>{big[:-1]}1</answer>"], [right, wrong, wrong]
+    )
+    # separators still vote together
+    assert not majority_correct(["<answer>7</answer>", "<answer>-12,000</answer>", "<answer>-12000</answer>"],
+                                [right, wrong, wrong])  # fmt: skip
+
+
+def test_an_answer_that_hangs_the_verifier_is_wrong_not_left_out() -> None:
+    """Evaluation left out a problem whose answer the verifier timed out on, as it does one whose gold it cannot
+    read: a model answering every problem it could not solve with a power tower scored 100%, and two models were
+    scored on different problems. Only the gold decides what is left out now."""
+    from r1kit.config.sources import resolve_config
+    from r1kit.stages.evaluate import answer_scores
+    from tests.hostile import HOSTILE
+
+    config = resolve_config(overrides=["--rewards.verification.timeout_seconds", "0.5"], environ={}).config
+    tower = HOSTILE["huge_power_tower"]
+    scores = answer_scores(config, ["<answer>2</answer>", tower, "<answer>5</answer>", "<answer>4</answer>"],
+                           ["2", "4", "see the steps above", None])  # fmt: skip
+    assert scores == [1.0, 0.0, None, None]

@@ -36,7 +36,7 @@ from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import scoring_accuracy
+from r1kit.stages.evaluate import answer_scores
 from r1kit.stages.traces import sample_from
 
 logger = logging.getLogger("r1kit")
@@ -59,11 +59,11 @@ def pass_rate_filter(rates: Sequence[float | None], low: float, high: float) -> 
 
 
 def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str]) -> list[float | None]:
-    """Share of each prompt's completions whose answer verifies against its gold (None when no verdict could be had)."""
-    accuracy = scoring_accuracy(config)
+    """Share of each prompt's completions whose answer verifies against its gold (None where the gold cannot be read
+    or hangs the verifier; an answer it could not judge counts wrong, as in evaluation)."""
     rates: list[float | None] = []
     for completions, gold in zip(samples, golds, strict=True):
-        verdicts = [v for v in accuracy(list(completions), solution=[gold] * len(completions)) if v is not None]
+        verdicts = [v for v in answer_scores(config, list(completions), [gold] * len(completions)) if v is not None]
         rates.append(statistics.fmean(v >= 1.0 for v in verdicts) if verdicts else None)
     return rates
 

@@ -16,7 +16,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -66,6 +66,7 @@ def pass_at_k(n: int, correct: int, k: int) -> float:
 
 
 _PLAIN_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(,\d{3})+(\.\d*)?")
 
 
 def _vote_key(completion: str) -> str | None:
@@ -79,13 +80,19 @@ def _vote_key(completion: str) -> str | None:
     '1200'
     >>> _vote_key("<think>3 * 4 = 12, then") is None
     True
+    >>> _vote_key("<answer>1,2</answer>"), _vote_key("<answer>-12,000</answer>")
+    ('1,2', '-12000')
     """
     answer = " ".join(answer_part(completion).split())
     if not answer:
         return None
-    bare = answer.replace(",", "").replace("\\$", "").replace("$", "").strip()
+    bare = answer.replace("\\$", "").replace("$", "").strip()
+    if _THOUSANDS.fullmatch(bare):  # only separators: "1,2" (two answers, or 1.2 written in French) is no 12
+        bare = bare.replace(",", "")
     if _PLAIN_NUMBER.fullmatch(bare):
-        return format(Decimal(bare).normalize(), "f")
+        with localcontext() as exact:  # every digit kept: 28 (the default) made 30-digit numbers vote together
+            exact.prec = len(bare)
+            return format(Decimal(bare).normalize(), "f")
     return answer
 
 
@@ -253,6 +260,19 @@ def scoring_accuracy(config: R1kitConfig):
     return build_reward("accuracy", **config.rewards.verification.model_dump() | {"batch_budget_seconds": math.inf})
 
 
+GOLD_FAILURES = ("unparseable_gold", "hostile_gold")  # the verdicts that say nothing of the answer
+
+
+def answer_scores(config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None]) -> list[float | None]:
+    """Each answer scored against its gold for evaluation (and pass rates): 1.0 right, 0.0 wrong, None only where the
+    gold cannot be read or hangs the verifier, so which problems count depends on the data alone and two models are
+    scored on the same ones. An answer the verifier could not judge (it timed out on it, or failed) is wrong: left
+    out, it took its problem out of the count, and a model whose wrong answers hang the verifier scored 100%."""
+    accuracy = scoring_accuracy(config)
+    verdicts = accuracy.verification.verdicts("accuracy", completions, golds, {})
+    return [v.score if v.score is not None or v.status in GOLD_FAILURES else 0.0 for v in verdicts]
+
+
 def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: str) -> dict[str, Any]:
     """Greedy pass@1, format rate and lengths of `model` on canonical rows, with each completion and its score."""
     settings = config.evaluation
@@ -267,10 +287,12 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         desc=desc,
     )
     completions = [g[0] for g in greedy.texts]
-    scores = scoring_accuracy(config)(completions, solution=list(rows["solution"]))
+    scores = answer_scores(config, completions, list(rows["solution"]))
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
     lengths = [n[0] for n in greedy.lengths]
+    # every row has a group column (None where the data names none): data without groups has no breakdown
+    by_group = accuracy_by_group(scores, rows["group"]) if "group" in rows.column_names else {}
     shared_out = {}
     if distributed.launched():  # who generated what: each problem once, by one of the processes
         shared_out = {
@@ -279,15 +301,15 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         }
     return {
         "problems": len(rows),
-        "excluded": len(scores) - len(scored),  # gold answer unparseable or verification failed
+        "excluded": len(scores) - len(scored),  # the gold answer unreadable or hanging the verifier
         "accuracy": statistics.fmean(scored) if scored else None,
         "accuracy_ci95": list(wilson_interval(sum(s > 0.5 for s in scored), len(scored))) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
         "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
         "truncated_rate": statistics.fmean(cut[0] for cut in greedy.truncated) if lengths else None,
         # pass@1 per group (dataset.group_column: a difficulty level, a task); empty for data without groups
-        "by_group": accuracy_by_group(scores, rows["group"]) if "group" in rows.column_names else {},
-        "group_column": config.dataset.group_column if "group" in rows.column_names else None,  # what a group is
+        "by_group": by_group,
+        "group_column": config.dataset.group_column if by_group else None,  # what a group is, where there are any
         "completions": completions,
         "scores": scores,
         "formats": formats,
@@ -349,9 +371,9 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
-        judged = []  # (samples, verdicts) of the problems whose every sample was judged
+        judged = []  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
         for samples, gold in zip(sampled, rows["solution"], strict=True):
-            verdicts = accuracy(samples, solution=[gold] * len(samples))
+            verdicts = answer_scores(config, samples, [gold] * len(samples))
             if all(v is not None for v in verdicts):
                 judged.append((samples, verdicts))
         per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
@@ -365,6 +387,7 @@ def evaluate(
         # what sharpening the policy toward its own most frequent answer could reach (RL mostly does that)
         result["consensus"] = {
             "samples": settings.num_samples,
+            "problems": len(voted_right),
             "accuracy": statistics.fmean(voted_right) if voted_right else None,
             "accuracy_ci95": list(wilson_interval(sum(voted_right), len(voted_right))) if voted_right else None,
         }
