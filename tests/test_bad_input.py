@@ -467,6 +467,11 @@ def test_sft2_says_why_the_base_models_general_answers_were_dropped(
 BAD_CONFIGS = {
     "not a mapping": ("- a\n- b\n", "must hold a mapping"),
     "broken yaml": ("training: {max_steps: 3\n", "not valid YAML"),
+    # the first line of PyYAML's message alone: "while scanning for the next token", no cause, no line
+    "tab indented": ("training:\n\tmax_steps: 3\n", "that cannot start any token (line 2, column 1)"),
+    # the last of two values won without a word
+    "key written twice": ("training: {max_steps: 3, max_steps: 4}\n", "'max_steps' is written twice"),
+    "dotted and nested": ("training.max_steps: 3\ntraining: {max_steps: 4}\n", "training.max_steps set twice"),
     "unknown key": ("trainig: {max_steps: 3}\n", "did you mean 'training.max_steps'"),
     "section as scalar": ("training: 5\n", "training"),
     "wrong type": ("training: {max_steps: lots}\n", "training.max_steps"),

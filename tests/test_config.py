@@ -363,6 +363,7 @@ def test_environment_names_are_unambiguous() -> None:
         (["--bf16", "maybe"], "--bf16 is a switch"),  # true or false (TRL's `--bf16 false`: fp32), nothing else
         # `--data "$DATA"` with DATA unset: was "`.` is a folder; dataset.name takes a … file"
         (["--data", ""], "dataset.name: is empty; name a built-in task"),
+        (["--model", ""], "model.name: is empty; name a built-in model"),  # was: the current folder loaded
         # two file columns renamed to one: was the datasets library's ValueError, shown as a bug in r1kit
         (["--dataset.columns", "{problem: question, q: question}"], "renames two columns to one name"),
         # YAML reads problem:question (no space) as a key without a value: was "Input should be a valid string"
@@ -1109,3 +1110,35 @@ def test_dpo_label_smoothing_is_refused_where_the_loss_ignores_it() -> None:
     with pytest.raises(ConfigError, match=r"label_smoothing 0.1 is read by loss_type robust only"):
         resolve("--dpo.label_smoothing", "0.1")
     assert resolve("--dpo.label_smoothing", "0.1", "--dpo.loss_type", "robust").config.dpo.label_smoothing == 0.1
+
+
+def test_run_wide_checks_leave_a_stage_its_own_values(tmp_path: Path) -> None:
+    """The GRPO batch, overlong and vLLM checks read the run's values wherever a recipe had a GRPO stage, also one
+    that replaces them: a stage's own grpo.num_generations 4 for the run's batch of 4 was refused (divisible by 8),
+    and so was its grpo.use_vllm false under a run-wide true. What the stage runs with is checked, as before."""
+    from r1kit.config.checks import check_machine
+
+    def config(text: str):
+        (tmp_path / "c.yaml").write_text(text)
+        return resolve(config_file=str(tmp_path / "c.yaml"), command="run").config
+
+    stage = "stages:\n  - name: sft\n  - name: grpo\n    config:\n"
+    config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 4}\n")
+    config("rewards: {functions: [accuracy, overlong], overlong: {soft_cache: 64}}\n"
+           + stage + "      grpo: {max_completion_length: 256}\n")  # fmt: skip
+    check_machine(config("grpo: {use_vllm: true}\n" + stage + "      grpo: {use_vllm: false}\n"), command="run")
+    with pytest.raises(ConfigError, match="stages: grpo: its config is invalid: training.batch_size"):
+        config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 3}\n")
+    with pytest.raises(ConfigError, match="must be divisible by grpo.num_generations"):  # a stage without its own
+        config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 4}\n"
+               "  - {name: rl2, kind: grpo}\n")  # fmt: skip
+
+
+def test_the_tutorials_bf16_switch_refuses_what_is_not_true_or_false() -> None:
+    """`--training.precision.bf16 ture` (or an empty variable) trained in fp32 without a word: anything not read as
+    true or false was false. Null leaves the precision to `auto`."""
+    assert resolve("--training.precision.bf16", "no").config.model.precision == "fp32"
+    assert resolve("--training.precision.bf16", "null").config.model.precision == "auto"
+    for junk in ("ture", ""):
+        with pytest.raises(ConfigError, match=rf"got '{junk}', from cli:--training.precision.bf16"):
+            resolve("--training.precision.bf16", junk)

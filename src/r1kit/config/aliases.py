@@ -25,10 +25,23 @@ def _dtype_precision(dtype: Any) -> str:
     return names.get(text, text)  # auto, or a value the schema then refuses with its choices
 
 
-def _bf16_precision(enabled: Any) -> str:
-    """The tutorial's `training.precision.bf16: true/false` as r1kit's `model.precision`."""
-    on = enabled if isinstance(enabled, bool) else str(enabled).strip().lower() in ("true", "1", "yes", "on")
-    return "bf16" if on else "fp32"
+def _bf16_precision(enabled: Any) -> Any:
+    """The tutorial's `training.precision.bf16: true/false` as r1kit's `model.precision`; not set (null) is `auto`.
+    Any other value is passed on for the schema to refuse with its choices: read as false, a typo (`ture`) trained
+    in fp32 without a word.
+
+    >>> _bf16_precision(True), _bf16_precision("no"), _bf16_precision(None), _bf16_precision("ture")
+    ('bf16', 'fp32', 'auto', 'ture')
+    """
+    text = str(enabled).strip().lower()
+    if enabled is None or text in ("null", "~"):  # null written on a command line or in a variable is text
+        return "auto"
+    if isinstance(enabled, bool) or text in (*_ON, *_OFF):
+        return "bf16" if enabled is True or text in _ON else "fp32"
+    return enabled
+
+
+_ON, _OFF = ("true", "1", "yes", "y", "t", "on"), ("false", "0", "no", "n", "f", "off")
 
 
 # The tutorial's dotted paths (in its YAML, profiles, GRPO_* variables and command lines) → the schema's.

@@ -42,7 +42,7 @@ def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None,
         problems.append(
             "model.attn_implementation: flash_attention_2 needs the flash-attn package (and CUDA); use sdpa"
         )
-    generates_with_vllm = config.grpo.use_vllm and "grpo" in config.kinds_trained(command)
+    generates_with_vllm = config.grpo.use_vllm and "grpo" in config.kinds_on_run_values(command)
     if generates_with_vllm and device != "cuda":
         problems.append(
             f"grpo.use_vllm: vLLM generation needs a CUDA GPU, and this run is on {device}; set it to false"

@@ -122,6 +122,8 @@ class ModelConfig(Section):
     @field_validator("name")
     @classmethod
     def _home_expanded(cls, name: str) -> str:
+        if not name.strip():  # an unset shell variable (--model "$MODEL"): read as the current folder
+            raise ValueError("is empty; name a built-in model, a model folder or a hub model id")
         return home_expanded(name)
 
     @field_validator("chat_template")
@@ -1319,6 +1321,14 @@ class R1kitConfig(Section):
             return {command}
         return set() if command in ("eval", "chat") else {spec.stage_kind for spec in self.stages}
 
+    def kinds_on_run_values(self, command: str | None) -> set[str]:
+        """`kinds_trained`, less the recipe stages with a config of their own: those run on the run's values with
+        theirs laid over, and are checked so (`for_stage`), so a run-wide check of the values a stage replaces
+        refused a valid recipe (its own grpo.num_generations 4 against the run's batch of 4)."""
+        if command in STAGE_KINDS or command in ("eval", "chat"):
+            return self.kinds_trained(command)
+        return {spec.stage_kind for spec in self.stages if not spec.config}
+
     def for_stage(self, spec: StageSpec) -> R1kitConfig:
         """This config with a stage's own values laid over it (they win over every other source)."""
         # The stage's own config lists only itself, without overrides: what it runs is already laid in.
@@ -1408,7 +1418,7 @@ class R1kitConfig(Section):
             "rloo": ("rloo.max_completion_length", self.rloo.max_completion_length),
             "ppo": ("ppo.max_new_tokens", self.ppo.max_new_tokens),
         }
-        for kind in sorted(self.kinds_trained(command) & limits.keys()):
+        for kind in sorted(self.kinds_on_run_values(command) & limits.keys()):
             source, limit = (
                 ("rewards.overlong.max_length", overlong.max_length) if overlong.max_length else limits[kind]
             )
@@ -1477,7 +1487,7 @@ class R1kitConfig(Section):
         # Checked where a GRPO stage runs (the stage alone, or a recipe's): the RLHF notebook's `--batch_size 4` is
         # no GRPO batch.
         command = (info.context or {}).get("command")
-        if "grpo" not in self.kinds_trained(command):
+        if "grpo" not in self.kinds_on_run_values(command):
             return self
         batch = self.training.batch_size
         processes = distributed.launched_count()

@@ -20,7 +20,8 @@ import difflib
 import os
 import re
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -212,7 +213,12 @@ class _Yaml12Loader(yaml.SafeLoader):
     reads them)."""
 
 
-_YAML11_ONLY = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+_YAML11_ONLY = (
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:timestamp",
+)
 _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -220,9 +226,35 @@ _Yaml12Loader.yaml_implicit_resolvers = {
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
 )
+# YAML 1.1 read `1e-4` and `5e-5` (the tutorial's learning rates) as text: a plug-in reward's parameter, which no
+# schema converts, stayed a string. A dot or an exponent makes a float (`0123` stays text, as above).
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|\.[0-9]+[eE][-+]?[0-9]+)"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def _no_repeated_keys(loader: _Yaml12Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys are each written once: PyYAML kept the last of two `max_steps:` without a word."""
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key!r} is written twice in one mapping; keep one", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Yaml12Loader.construct_mapping = _no_repeated_keys
 
 
 def read_yaml(text: str) -> Any:
@@ -230,6 +262,8 @@ def read_yaml(text: str) -> Any:
 
     >>> read_yaml("{revision: 0123, run: 2023_01, steps: 30, lr: 1.0e-4, hex: 0x10}")
     {'revision': '0123', 'run': '2023_01', 'steps': 30, 'lr': 0.0001, 'hex': 16}
+    >>> read_yaml("[1e-4, 5E5, .5, 2., -1.5e+3, .inf, 1:30, 1_000.5, 3]")
+    [0.0001, 500000.0, 0.5, 2.0, -1500.0, inf, '1:30', '1_000.5', 3]
     >>> read_yaml("{language: no, subset: on, out: 2024-01-05, lora: true, bf16: False}")
     {'language': 'no', 'subset': 'on', 'out': '2024-01-05', 'lora': True, 'bf16': False}
     """
@@ -316,10 +350,45 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of config sections, not {type(values).__name__}")
+    twice = sorted(key for key, count in Counter(_set_paths(values)).items() if count > 1)
+    if twice:  # `training.max_steps: 7` and `training: {max_steps: 8}`: the later one won without a word
+        raise ConfigError(f"{path}: {', '.join(twice)} set twice (as a dotted key and within its section); keep one")
     return values
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where: the first line alone ("while scanning for the next token") said neither.
+
+    >>> try:
+    ...     read_yaml("steps: [1, 2")
+    ... except yaml.YAMLError as error:
+    ...     print(_yaml_problem(error))
+    expected ',' or ']', but got '<stream end>' (line 1, column 13)
+    """
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return str(error).splitlines()[0]
+    what = error.problem or error.context or "unreadable"
+    mark = error.problem_mark or error.context_mark
+    return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
+
+
+def _set_paths(values: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted path a YAML mapping sets, with repeats (`flatten` keeps the last).
+
+    >>> _set_paths({"training.max_steps": 7, "training": {"max_steps": 8}, "stages": [{"name": "sft"}]})
+    ['training.max_steps', 'training.max_steps', 'stages']
+    """
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value and path not in LEAF_FIELDS:
+            paths += _set_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
 
 
 def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Layer]:
