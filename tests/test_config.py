@@ -1127,9 +1127,10 @@ def test_run_wide_checks_leave_a_stage_its_own_values(tmp_path: Path) -> None:
     config("rewards: {functions: [accuracy, overlong], overlong: {soft_cache: 64}}\n"
            + stage + "      grpo: {max_completion_length: 256}\n")  # fmt: skip
     check_machine(config("grpo: {use_vllm: true}\n" + stage + "      grpo: {use_vllm: false}\n"), command="run")
-    with pytest.raises(ConfigError, match="stages: grpo: its config is invalid: training.batch_size"):
+    with pytest.raises(ConfigError, match=re.escape("stages: grpo: its config is invalid: training.batch_size")):
         config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 3}\n")
-    with pytest.raises(ConfigError, match="must be divisible by grpo.num_generations"):  # a stage without its own
+    # a stage without its own config runs on the run's values: checked against them
+    with pytest.raises(ConfigError, match=re.escape("must be divisible by grpo.num_generations")):
         config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 4}\n"
                "  - {name: rl2, kind: grpo}\n")  # fmt: skip
 
