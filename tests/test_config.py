@@ -364,6 +364,9 @@ def test_environment_names_are_unambiguous() -> None:
         # `--data "$DATA"` with DATA unset: was "`.` is a folder; dataset.name takes a … file"
         (["--data", ""], "dataset.name: is empty; name a built-in task"),
         (["--model", ""], "model.name: is empty; name a built-in model"),  # was: the current folder loaded
+        # a section, or a key under one: was "did you mean 'training.batch_size'?" and "did you mean 'model.lora'?"
+        (["--training.batch_size", "4"], "training.batch_size is a section: set one of its keys (gradient_acc"),
+        (["--model.lora.r", "8"], "model.lora has no 'r' (its keys: alpha, dropout, enabled, rank, target_modules)"),
         # two file columns renamed to one: was the datasets library's ValueError, shown as a bug in r1kit
         (["--dataset.columns", "{problem: question, q: question}"], "renames two columns to one name"),
         # YAML reads problem:question (no space) as a key without a value: was "Input should be a valid string"

@@ -157,6 +157,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         if own is None:
             return f"; the flag --{path} sets {alias.path}, which `r1kit {command}` does not read"
         return f"; the flag --{path} sets {own}: write that key here"
+    if path in SECTION_PATHS:  # `--training.batch_size 4`: was "did you mean 'training.batch_size'?"
+        return f"; {path} is a section: set one of its keys ({_keys_of(path)})"
     section, dotted, _ = path.partition(".")
     name = path.rsplit(".", 1)[-1]
     replying = section if dotted else COMMAND_SECTIONS.get(command or "")  # chat's or evaluation's own settings
@@ -188,7 +190,19 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         if close and len(names[close[0]]) == 1:
             return f"; did you mean {names[close[0]][0]!r}?"
     close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
+    if close and close[0] in SECTION_PATHS and path.startswith(f"{close[0]}."):  # model.lora.r: not 'model.lora'
+        return f"; {close[0]} has no {path.removeprefix(close[0] + '.')!r} (its keys: {_keys_of(close[0])})"
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _keys_of(section: str) -> str:
+    """The names directly under a section, its subsections included.
+
+    >>> _keys_of("model.lora")
+    'alpha, dropout, enabled, rank, target_modules'
+    """
+    return ", ".join(sorted({key.removeprefix(f"{section}.").split(".")[0] for key in LEAF_PATHS
+                             if key.startswith(f"{section}.")}))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
