@@ -1005,7 +1005,9 @@ def test_tutorial_names_in_a_file_or_the_environment_get_the_same_note_as_on_the
     assert "GRPO_TRAINING_LEARNING_RATE → training.optimization.learning_rate" in err
 
 
-def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(tmp_path: Path, capsys) -> None:
+def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A profile comes after --config, as documented; a value the user wrote and a profile replaced went unsaid."""
     mine = tmp_path / "my.yaml"
     mine.write_text("training:\n  max_steps: 5\nsft:\n  max_steps: 7\n")
@@ -1017,6 +1019,14 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(tmp_path: Pat
     mine.write_text("training:\n  max_steps: 3\n")  # what the profile sets too: nothing to say
     assert main(["config", "show", "--config", str(mine), "--profile", "test"]) == 0
     assert "over 3 from" not in capsys.readouterr().err
+    # the file named as ./my.yaml, and a value under the tutorial's name: neither was said
+    mine.write_text("training:\n  max_steps: 40\n  learning_rate: 2.0e-5\n"
+                    "profiles:\n  mine:\n    training: {max_steps: 41, optimization: {learning_rate: 3.0e-5}}\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "show", "--config", "./my.yaml", "--profile", "mine"]) == 0
+    err = capsys.readouterr().err
+    assert "--profile mine sets training.max_steps to 41 over 40 from ./my.yaml" in err
+    assert "--profile mine sets training.optimization.learning_rate to 3e-05 over 2e-05 from ./my.yaml" in err
 
 
 # ------------------------------------------------------------------------------ values reach the key they name

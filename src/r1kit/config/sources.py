@@ -891,7 +891,8 @@ def resolve_config(
         f"{config_file} (a flag wins over both)"
         for path, value, source in replaced
         if config_file
-        and source == f"file:{config_file}"
+        # the file's layer is named by its Path (`./c.yaml` is `c.yaml`); a tutorial name is said after ", as"
+        and source.partition(", as ")[0] == f"file:{Path(config_file)}"
         and sources[path].startswith("profile:")
         and _get(merged, path) != value  # the same value again changes nothing
     ]
