@@ -471,6 +471,9 @@ BAD_CONFIGS = {
     "tab indented": ("training:\n\tmax_steps: 3\n", "that cannot start any token (line 2, column 1)"),
     # the last of two values won without a word
     "key written twice": ("training: {max_steps: 3, max_steps: 4}\n", "'max_steps' is written twice"),
+    # a key without its colon makes the section a text: was "Input should be a valid dictionary", no value or file
+    "key without a colon": ("training:\n  max_steps 5\n", "training: is a section and takes its keys"),
+    "stage name": ("stages:\n  - name: RL\n", "(got 'RL', from file:"),
     "dotted and nested": ("training.max_steps: 3\ntraining: {max_steps: 4}\n", "training.max_steps set twice"),
     "unknown key": ("trainig: {max_steps: 3}\n", "did you mean 'training.max_steps'"),
     "section as scalar": ("training: 5\n", "training"),

@@ -1011,9 +1011,13 @@ def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     section, _, key = path.rpartition(".")
     if value is None and section in LEAF_PATHS and ":" in key:  # {problem:question}: YAML's key with no value
         return f"{section}: {key!r} is one key without a value to YAML; put a space after the colon ({{a: b}})"
+    source = sources.get(path, "default")
+    if path in SECTION_PATHS and not isinstance(value, Mapping):  # `training:` then `  max_steps 5` (no colon)
+        return f"{path}: is a section and takes its keys ({_keys_of(path)}) (got {value!r}, from {source})"
+    if path.startswith("stages."):  # a stage's name or kind: was "stages.name: String should match …", no value
+        return f"{path}: {message} (got {value!r}, from {sources.get('stages', 'default')})"
     if path not in LEAF_PATHS:  # a rule across the keys of one section
         return f"{path}: {message}"
-    source = sources.get(path, "default")
     return f"{path}: {message} (got {value!r}, from {source})"
 
 
