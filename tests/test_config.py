@@ -1027,6 +1027,12 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(
     err = capsys.readouterr().err
     assert "--profile mine sets training.max_steps to 41 over 40 from ./my.yaml" in err
     assert "--profile mine sets training.optimization.learning_rate to 3e-05 over 2e-05 from ./my.yaml" in err
+    # a recipe's values too: the shipped `profile` profile's one GRPO stage replaced r1's six without a word
+    assert main(["config", "show", "--recipe", "r1", "--profile", "profile"]) == 0
+    assert (
+        "--profile profile sets stages to [grpo] over [cold_start, sft, reasoning_rl, rejection_sampling, sft2, "
+        "distill] from the r1 recipe" in capsys.readouterr().err
+    )
 
 
 # ------------------------------------------------------------------------------ values reach the key they name

@@ -886,13 +886,16 @@ def resolve_config(
     except ValidationError as error:
         raise ConfigError(_describe(error, sources)) from None
     notes = [note for layer in layers for note in layer.notes]
-    overridden = [  # a profile comes after --config: said where it replaces a value the user wrote
-        f"--{sources[path].replace(':', ' ')} sets {path} to {_get(merged, path)!r} over {value!r} from "
-        f"{config_file} (a flag wins over both)"
+    # a profile comes after --config and the recipe: said where it replaces a value the user chose (the `profile`
+    # profile's one GRPO stage replaced the r1 recipe's six without a word). A file's layer is named by its Path
+    # (`./c.yaml` is `c.yaml`), and a tutorial name is said after ", as".
+    chosen = {f"file:{Path(config_file)}": config_file} if config_file else {}
+    chosen |= {f"file:{recipe_path(recipe)}": f"the {recipe} recipe"} if recipe else {}
+    overridden = [
+        f"--{sources[path].replace(':', ' ')} sets {path} to {_said(path, _get(merged, path))} over "
+        f"{_said(path, value)} from {chosen[source.partition(', as ')[0]]} (a flag wins over both)"
         for path, value, source in replaced
-        if config_file
-        # the file's layer is named by its Path (`./c.yaml` is `c.yaml`); a tutorial name is said after ", as"
-        and source.partition(", as ")[0] == f"file:{Path(config_file)}"
+        if source.partition(", as ")[0] in chosen
         and sources[path].startswith("profile:")
         and _get(merged, path) != value  # the same value again changes nothing
     ]
@@ -1001,6 +1004,17 @@ def _check_stage_keys(stages: Any, source: str) -> None:
                     f"stages: {name}: {path} is not read by a {kind} stage (it reads "
                     f"{', '.join((*COMMON_SECTIONS, *sections_said(kind)))}{unread}; from {source}); {hint}"
                 )
+
+
+def _said(path: str, value: Any) -> str:
+    """A value as a note shows it: a list of stages by their names.
+
+    >>> _said("stages", [{"name": "sft"}, {"name": "rl", "kind": "grpo"}]), _said("training.max_steps", 5)
+    ('[sft, rl]', '5')
+    """
+    if path == "stages" and isinstance(value, list):
+        return f"[{', '.join(str(stage.get('name')) for stage in value if isinstance(stage, Mapping))}]"
+    return repr(value)
 
 
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
