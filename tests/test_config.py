@@ -783,6 +783,8 @@ def test_resume_continues_the_saved_config_over_a_profile_given_again(
         (["--dataset_config", "main"], "dataset.subset", "main"),  # TRL's ScriptArguments
         (["--per_device_eval_batch_size", "16"], "evaluation.batch_size", 16),
         (["--log_level", "debug"], "monitoring.log_level", "DEBUG"),
+        (["--log_level", "passive"], "monitoring.log_level", "WARNING"),  # transformers' default: was refused
+        (["--log_level", "critical"], "monitoring.log_level", "CRITICAL"),
         (["--vllm_mode", "server"], "grpo.vllm_mode", "server"),
         (["--lora_target_modules", "all-linear"], "model.lora.target_modules", ["all-linear"]),
     ],

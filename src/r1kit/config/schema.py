@@ -1212,8 +1212,10 @@ class ProfilerConfig(Section):
 
 
 class MonitoringConfig(Section):
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "WARNING", description="Console log level of r1kit and its libraries (DEBUG shows the most)."
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "WARNING",
+        description="Console log level of r1kit and its libraries (DEBUG shows the most); TRL's `passive` (the "
+        "libraries' own default) and `warn` are WARNING.",
     )
     logging_steps: int = Field(1, ge=1, description="Write metrics every N optimizer steps.")
     examples_every: int = Field(5, ge=1, description="Show the best and worst completion every N steps.")
@@ -1226,7 +1228,10 @@ class MonitoringConfig(Section):
     @field_validator("log_level", mode="before")
     @classmethod
     def _any_case(cls, level: Any) -> Any:
-        return level.upper() if isinstance(level, str) else level  # TRL's `--log_level debug`
+        if not isinstance(level, str):
+            return level
+        # TRL's `--log_level debug`, and its `passive` (transformers' default, which copied commands carry)
+        return {"PASSIVE": "WARNING", "WARN": "WARNING"}.get(level.upper(), level.upper())
 
 
 # ---------------------------------------------------------------------------------------------------------- root
