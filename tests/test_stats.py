@@ -118,3 +118,21 @@ def test_an_answer_that_hangs_the_verifier_is_wrong_not_left_out() -> None:
     scores = answer_scores(config, ["<answer>2</answer>", tower, "<answer>5</answer>", "<answer>4</answer>"],
                            ["2", "4", "see the steps above", None])  # fmt: skip
     assert scores == [1.0, 0.0, None, None]
+
+
+def test_the_vote_verifies_pairs_of_wrong_answers_only_where_they_could_win() -> None:
+    """Every pair of distinct wrong answers was verified on every problem, also where no right answer was sampled
+    or the right ones outnumber all the wrong: cons@64 of a weak model took about an hour of verification."""
+    from r1kit.stages.evaluate import consensus
+
+    asked = []
+
+    def accuracy(answers, solution):  # the verifier's signature; records what it was asked
+        asked.extend(zip(answers, solution, strict=True))
+        return [0.0] * len(answers)
+
+    wrong = [f"<answer>{n}</answer>" for n in range(10, 16)]
+    assert consensus([wrong], [[0.0] * 6], accuracy) == [False] and not asked  # nothing right: wrong
+    right = ["<answer>7</answer>"] * 4
+    assert consensus([right + wrong[:3]], [[1.0] * 4 + [0.0] * 3], accuracy) == [True] and not asked  # 4 > 3
+    assert consensus([right[:2] + wrong[:3]], [[1.0] * 2 + [0.0] * 3], accuracy) == [True] and len(asked) == 3

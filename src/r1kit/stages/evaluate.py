@@ -149,9 +149,12 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     """
     voted = []
     for texts, judged in zip(samples, verdicts, strict=True):
-        wrong = dict.fromkeys(
-            key for text, v in zip(texts, judged, strict=True) if v <= 0.5 and (key := _vote_key(text))
-        )
+        keys = [_vote_key(text) if v <= 0.5 else None for text, v in zip(texts, judged, strict=True)]
+        right, wrong_votes = sum(v > 0.5 for v in judged), sum(key is not None for key in keys)
+        if not right or right > wrong_votes:  # decided whatever the wrong answers' clusters: no pair to verify
+            voted.append(bool(right))  # (all pairs of 64 distinct wrong answers are 2,016 verifications)
+            continue
+        wrong = dict.fromkeys(key for key in keys if key is not None)
         pairs = list(itertools.combinations(wrong, 2))
         # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
         same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
