@@ -63,7 +63,8 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     or hangs the verifier; an answer it could not judge counts wrong, as in evaluation)."""
     rates: list[float | None] = []
     for completions, gold in zip(samples, golds, strict=True):
-        verdicts = [v for v in answer_scores(config, list(completions), [gold] * len(completions)) if v is not None]
+        scores, _ = answer_scores(config, list(completions), [gold] * len(completions))
+        verdicts = [v for v in scores if v is not None]
         rates.append(statistics.fmean(v >= 1.0 for v in verdicts) if verdicts else None)
     return rates
 

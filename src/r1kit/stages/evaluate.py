@@ -266,14 +266,24 @@ def scoring_accuracy(config: R1kitConfig):
 GOLD_FAILURES = ("unparseable_gold", "hostile_gold")  # the verdicts that say nothing of the answer
 
 
-def answer_scores(config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None]) -> list[float | None]:
+def answer_scores(
+    config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None]
+) -> tuple[list[float | None], int]:
     """Each answer scored against its gold for evaluation (and pass rates): 1.0 right, 0.0 wrong, None only where the
     gold cannot be read or hangs the verifier, so which problems count depends on the data alone and two models are
-    scored on the same ones. An answer the verifier could not judge (it timed out on it, or failed) is wrong: left
-    out, it took its problem out of the count, and a model whose wrong answers hang the verifier scored 100%."""
+    scored on the same ones; and how many answers the verifier could not judge (it timed out on them, or failed).
+    Those are wrong, said on the console: left out, they took their problems out of the count, and a model whose
+    wrong answers hang the verifier scored 100%."""
     accuracy = scoring_accuracy(config)
     verdicts = accuracy.verification.verdicts("accuracy", completions, golds, {})
-    return [v.score if v.score is not None or v.status in GOLD_FAILURES else 0.0 for v in verdicts]
+    unjudged = [v.score is None and v.status not in GOLD_FAILURES for v in verdicts]
+    if any(unjudged):
+        logger.warning(
+            "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
+            sum(unjudged),
+            config.rewards.verification.timeout_seconds,
+        )
+    return [0.0 if failed else v.score for v, failed in zip(verdicts, unjudged, strict=True)], sum(unjudged)
 
 
 def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: str) -> dict[str, Any]:
@@ -290,7 +300,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         desc=desc,
     )
     completions = [g[0] for g in greedy.texts]
-    scores = answer_scores(config, completions, list(rows["solution"]))
+    scores, unverified = answer_scores(config, completions, list(rows["solution"]))
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
     lengths = [n[0] for n in greedy.lengths]
@@ -305,6 +315,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
     return {
         "problems": len(rows),
         "excluded": len(scores) - len(scored),  # the gold answer unreadable or hanging the verifier
+        "unverified_answers": unverified,  # answers the verifier could not judge in time: scored wrong
         "accuracy": statistics.fmean(scored) if scored else None,
         "accuracy_ci95": list(wilson_interval(sum(s > 0.5 for s in scored), len(scored))) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
@@ -376,7 +387,7 @@ def evaluate(
             ).texts
         judged = []  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
         for samples, gold in zip(sampled, rows["solution"], strict=True):
-            verdicts = answer_scores(config, samples, [gold] * len(samples))
+            verdicts, _ = answer_scores(config, samples, [gold] * len(samples))
             if all(v is not None for v in verdicts):
                 judged.append((samples, verdicts))
         per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
