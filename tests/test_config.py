@@ -1164,3 +1164,19 @@ def test_the_tutorials_bf16_switch_refuses_what_is_not_true_or_false() -> None:
     for junk in ("ture", ""):
         with pytest.raises(ConfigError, match=rf"got '{junk}', from cli:--training.precision.bf16"):
             resolve("--training.precision.bf16", junk)
+
+
+def test_yaml_merge_keys_and_text_that_reads_as_a_number(tmp_path: Path) -> None:
+    """The check for keys written twice refused YAML's merge key (`<<: *rl`, one stage's config reused for another),
+    and a run's saved config wrote `revision: 1e3` plain, which YAML 1.2 reads back as 1000.0 on --resume."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "stages:\n  - name: grpo\n    config: &rl {grpo: {num_generations: 4}, training: {max_steps: 5}}\n"
+        "  - name: rl2\n    kind: grpo\n    config: {<<: *rl, training: {max_steps: 9}}\n"
+    )
+    stages = resolve(config_file=str(config)).config.stages
+    assert stages[1].config == {"grpo": {"num_generations": 4}, "training": {"max_steps": 9}}
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(to_yaml(resolve("--model.revision", "1e3", "--dataset.subset", "12e4567").config))
+    again = resolve(config_file=str(saved)).config
+    assert (again.model.revision, again.dataset.subset) == ("1e3", "12e4567")

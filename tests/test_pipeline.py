@@ -179,6 +179,25 @@ def test_an_evaluation_reused_after_a_kill_is_recorded_and_a_damaged_one_done_ag
     assert json.loads((run / "eval" / "grpo.json").read_text())["problems"] > 0
 
 
+def test_an_evaluation_saved_before_timeouts_counted_wrong_is_redone_where_it_left_problems_out(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """An evaluation saved before answers the verifier timed out on were scored wrong (no `unverified_answers`) left
+    those problems out: reused, the run's table compared stages over different problems."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    for label, excluded in (("base", 1), ("sft", 0)):
+        path = run / "eval" / f"{label}.json"
+        saved = json.loads(path.read_text())
+        del saved["unverified_answers"]
+        path.write_text(json.dumps(saved | {"excluded": excluded, "marker": label}))
+    again = r1kit_cli("run", "--profile", "test", "--out", str(run), cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    redone, kept = (json.loads((run / "eval" / f"{label}.json").read_text()) for label in ("base", "sft"))
+    assert "marker" not in redone and redone["unverified_answers"] == 0 and redone["excluded"] == 0
+    assert kept["marker"] == "sft"  # nothing left out: the same under both rules, reused
+
+
 def test_another_spelling_of_the_run_folder_is_the_same_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

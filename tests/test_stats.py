@@ -118,6 +118,11 @@ def test_an_answer_that_hangs_the_verifier_is_wrong_not_left_out() -> None:
     scores = answer_scores(config, ["<answer>2</answer>", tower, "<answer>5</answer>", "<answer>4</answer>"],
                            ["2", "4", "see the steps above", None])  # fmt: skip
     assert scores == ([1.0, 0.0, None, None], 1)  # one answer unjudged, scored wrong and counted
+    # a gold that makes the verifier raise is the gold's failure: left out, even for the answer written as it
+    assert answer_scores(config, ["<answer>\\frac{1}{0}</answer>", "<answer>7</answer>"], ["\\frac{1}{0}"] * 2) == (
+        [None, None],
+        0,
+    )
 
 
 def test_the_vote_verifies_pairs_of_wrong_answers_only_where_they_could_win() -> None:

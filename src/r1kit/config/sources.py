@@ -242,14 +242,11 @@ _Yaml12Loader.add_implicit_resolver(
 )
 # YAML 1.1 read `1e-4` and `5e-5` (the tutorial's learning rates) as text: a plug-in reward's parameter, which no
 # schema converts, stayed a string. A dot or an exponent makes a float (`0123` stays text, as above).
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|\.[0-9]+[eE][-+]?[0-9]+)"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
+_YAML12_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+|\.[0-9]+[eE][-+]?[0-9]+)"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
@@ -259,8 +256,12 @@ def _no_repeated_keys(loader: _Yaml12Loader, node: yaml.MappingNode, deep: bool 
     """A mapping whose keys are each written once: PyYAML kept the last of two `max_steps:` without a word."""
     seen = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, which PyYAML resolves below
+            continue
         key = loader.construct_object(key_node, deep=deep)
-        if isinstance(key, Hashable) and key in seen:
+        if not isinstance(key, Hashable):  # PyYAML says "found unhashable key" below
+            continue
+        if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"{key!r} is written twice in one mapping; keep one", key_node.start_mark
             )
@@ -1035,5 +1036,17 @@ def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     return f"{path}: {message} (got {value!r}, from {source})"
 
 
+class _Yaml12Dumper(yaml.SafeDumper):
+    """A dumper that quotes the text YAML 1.2 reads as a number (`revision: '1e3'`): written plain, a run's saved
+    config read back another revision, 1000.0."""
+
+
+_Yaml12Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+
+
 def to_yaml(config: R1kitConfig) -> str:
-    return yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True)
+    """
+    >>> "revision: '1e3'" in to_yaml(R1kitConfig(model={"revision": "1e3"}))
+    True
+    """
+    return yaml.dump(config.model_dump(), Dumper=_Yaml12Dumper, sort_keys=False, allow_unicode=True)

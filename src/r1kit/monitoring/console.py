@@ -169,7 +169,7 @@ def print_eval_table(
     scored = f"{last['problems']} of {held} held-out problems (evaluation.max_samples)"
     caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {last['dataset']}"
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
-        caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer, or verification failed)"
+        caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer)"
     table.caption = escape(caption)
     console = Console()
     if not console.is_terminal:  # a file or a pipe: rich's 80 columns cut the figures ("0.0%–32…") and the labels

@@ -383,7 +383,7 @@ def _eval_table(
             ("win rate (reward model)", "win_rate", True, True),
             ("truncated", "truncated_rate", True, True),
             ("problems", "problems", False, False),
-            ("left out of pass@1 (no readable gold, or not verified)", "excluded", False, False),
+            ("left out of pass@1 (no readable gold)", "excluded", False, False),
         )
     ]
     rows = [row for row in rows if any(value is not None for value in row[2])]  # none has it (win rate, perplexity)

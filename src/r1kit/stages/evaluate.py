@@ -276,7 +276,12 @@ def answer_scores(
     wrong answers hang the verifier scored 100%."""
     accuracy = scoring_accuracy(config)
     verdicts = accuracy.verification.verdicts("accuracy", completions, golds, {})
-    unjudged = [v.score is None and v.status not in GOLD_FAILURES for v in verdicts]
+    failed = [i for i, v in enumerate(verdicts) if v.score is None and v.status not in GOLD_FAILURES]
+    # a failure is the gold's where the gold does not verify as its own answer (`\frac{1}{0}` makes the verifier
+    # raise for every answer): such a problem is left out for every model, as an unreadable gold is
+    own = accuracy([str(golds[i]) for i in failed], solution=[golds[i] for i in failed]) if failed else []
+    answer_side = {i for i, verdict in zip(failed, own, strict=True) if verdict == 1.0}
+    unjudged = [i in answer_side for i in range(len(verdicts))]
     if any(unjudged):
         logger.warning(
             "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
