@@ -267,7 +267,7 @@ GOLD_FAILURES = ("unparseable_gold", "hostile_gold")  # the verdicts that say no
 
 
 def answer_scores(
-    config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None]
+    config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None], say: bool = True
 ) -> tuple[list[float | None], int]:
     """Each answer scored against its gold for evaluation (and pass rates): 1.0 right, 0.0 wrong, None only where the
     gold cannot be read or hangs the verifier, so which problems count depends on the data alone and two models are
@@ -282,13 +282,17 @@ def answer_scores(
     own = accuracy([str(golds[i]) for i in failed], solution=[golds[i] for i in failed]) if failed else []
     answer_side = {i for i, verdict in zip(failed, own, strict=True) if verdict == 1.0}
     unjudged = [i in answer_side for i in range(len(verdicts))]
-    if any(unjudged):
-        logger.warning(
-            "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
-            sum(unjudged),
-            config.rewards.verification.timeout_seconds,
-        )
+    if any(unjudged) and say:  # `say` False: the caller says the total of several calls (`unverified_said`)
+        unverified_said(config, sum(unjudged))
     return [0.0 if failed else v.score for v, failed in zip(verdicts, unjudged, strict=True)], sum(unjudged)
+
+
+def unverified_said(config: R1kitConfig, count: int) -> None:
+    logger.warning(
+        "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
+        count,
+        config.rewards.verification.timeout_seconds,
+    )
 
 
 def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: str) -> dict[str, Any]:
@@ -390,11 +394,14 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
-        judged = []  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
+        judged, unverified = [], 0  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
         for samples, gold in zip(sampled, rows["solution"], strict=True):
-            verdicts, _ = answer_scores(config, samples, [gold] * len(samples))
+            verdicts, unjudged = answer_scores(config, samples, [gold] * len(samples), say=False)
+            unverified += unjudged
             if all(v is not None for v in verdicts):
                 judged.append((samples, verdicts))
+        if unverified:
+            unverified_said(config, unverified)
         per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
         voted_right = consensus([s for s, _ in judged], [v for _, v in judged], accuracy) if judged else []
         result["pass_at_k"] = {
