@@ -972,6 +972,10 @@ def test_a_value_a_recipe_stage_sets_for_itself_is_named_when_the_user_sets_it(
     assert (
         f"which wins over --grpo.temperature's 0.5; to change it, edit that stage in {own}\n" in capsys.readouterr().err
     )
+    # stages given on the command line are edited there (was "edit that stage in DIR/cli:--stages")
+    stages = "[{name: rl, kind: grpo, config: {grpo: {temperature: 0.9}}}]"
+    assert main(["config", "show", "--profile", "test", "--stages", stages, "--grpo.temperature", "0.5"]) == 0
+    assert "to change it, edit that stage in --stages\n" in capsys.readouterr().err
     # the user's --config file too (its value was replaced without a word)
     config_file = tmp_path / "c.yaml"
     config_file.write_text("rewards: {functions: [accuracy, cosine]}\n")

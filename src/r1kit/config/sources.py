@@ -722,10 +722,18 @@ def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
     ["stages: reasoning_rl sets its own rewards.functions (['accuracy', 'format', 'language_consistency']), ..."]
     """
     values = flatten(resolved.config.model_dump(exclude={"stages"}))
-    recipe = Path(resolved.sources["stages"].removeprefix("file:")).resolve()
-    # r1kit's own recipes live in the installed package: the user edits a copy of one, and their own file in place
+    where = resolved.sources["stages"]
+    recipe = Path(where.removeprefix("file:")).resolve()
+    # r1kit's own recipes live in the installed package: the user edits a copy of one, and their own file in place;
+    # stages given on the command line or in a variable are edited there (was "edit that stage in DIR/cli:--stages")
     shipped = recipe.parent == builtin_config("recipes").resolve()
-    edit = "a copy of the recipe (r1kit config show)" if shipped else str(recipe)
+    edit = (
+        where.split(":", 1)[-1]  # --stages, R1KIT_STAGES
+        if not where.startswith("file:")
+        else "a copy of the recipe (r1kit config show)"
+        if shipped
+        else str(recipe)
+    )
     lines = []
 
     def users(key: str) -> str | None:
