@@ -162,6 +162,24 @@ def test_accuracy_compares_integers_and_fractions_exactly(answer: str, gold: str
 @pytest.mark.parametrize(
     ("answer", "gold", "score"),
     [
+        ("3:45", "3:30", 0.0),  # read plainly as its first number, 3: was 1.0
+        ("3", "3:30", 0.0),  # was 1.0
+        ("1:3", "1:2", 0.0),  # was 1.0
+        ("2:3", "$2:1$", 0.0),  # was 1.0
+        ("3:30", "3:30", 1.0),
+        ("The meeting starts at 3:30 pm.", "3:30", 1.0),
+        ("12:30:00", "12:30", 0.0),  # a time of three parts is no h:mm
+        ("3:4", "0.75", 1.0),  # a ratio against a number: 3/4
+        ("3:5", "0.75", 0.0),
+    ],
+)
+def test_accuracy_reads_a_time_or_a_ratio_whole(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
         ("(5, 2)", "(1, 2)", 0.0),  # a pair, plainly read as its last number 2
         ("(1,2)", "\\left( 1, 2 \\right)", 1.0),
         ("(1, 2)", "[1, 2]", 0.0),  # an open interval is not a closed one

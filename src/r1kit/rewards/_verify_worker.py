@@ -82,6 +82,8 @@ def _option_named(said: str) -> str | None:
 
 
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
+# a time (3:30) or a ratio (2:1): read plainly, math-verify keeps its first number (3:45 was 3:30)
+_COLON_PAIR = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\d.:])")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
 _SIGN_MINUS = re.compile(r"(^|=)(\s*)-\s*(?=\d)")  # "- 5": the sign math-verify reads, "-5"
@@ -173,6 +175,26 @@ def a_list(text: str) -> bool:
     return ", " in text or "-" in text or text.count(",") > 1
 
 
+def colon_pairs(text: str) -> list[tuple[float, float]]:
+    """Every time or ratio written in `text`, as its two numbers.
+
+    >>> colon_pairs("at 3:30 or 10:05 pm"), colon_pairs("12:30:00"), colon_pairs("ratio 2 : 1.5")
+    ([(3.0, 30.0), (10.0, 5.0)], [], [(2.0, 1.5)])
+    """
+    return [(float(a), float(b)) for a, b in _COLON_PAIR.findall(plain(text))]
+
+
+def colon_pair(gold: str) -> tuple[float, float] | None:
+    """A gold that is one time or ratio (`3:30`, `$2:1$`), as its two numbers; else None.
+
+    >>> colon_pair("3:30"), colon_pair("$2:1$"), colon_pair("3"), colon_pair("x:y")
+    ((3.0, 30.0), (2.0, 1.0), None, None)
+    """
+    text = plain(gold).strip().strip("$").strip()
+    match = _COLON_PAIR.fullmatch(text)
+    return (float(match.group(1)), float(match.group(2))) if match else None
+
+
 def balanced(text: str) -> bool:
     """Every { closed: an unclosed one (`\\frac{`, `2^{`) is broken LaTeX, which math-verify reads in part (2^{ as 2)."""
     depth = 0
@@ -208,7 +230,8 @@ def main() -> None:
             bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
             if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
                 text = _THOUSANDS_COMMA.sub("", text)
-            if any(mark in text for mark in _LATEX_SYNTAX) or bracketed or listed or algebra:
+            ratio = _COLON_PAIR.fullmatch(text)  # 3:4 against 0.75: as LaTeX, 3/4 (plainly, 3)
+            if any(mark in text for mark in _LATEX_SYNTAX) or bracketed or listed or algebra or ratio:
                 as_latex = parse(f"${text}$", parsing_timeout=None)
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
@@ -241,6 +264,10 @@ def main() -> None:
         picked = choice(gold, answer)
         if picked is not None:
             return (1.0, "correct") if picked else (0.0, "wrong")
+        paired = colon_pair(gold)
+        if paired is not None:  # a time or a ratio asked: the answer's last one, both parts as written
+            said = colon_pairs(answer)
+            return (1.0, "correct") if said and said[-1] == paired else (0.0, "wrong")
         gold_parsed = gold_of(gold)
         if not gold_parsed:
             return None, "unparseable_gold"
