@@ -285,6 +285,10 @@ def own_name(samples, **kwargs):
     return [float(len(s) < 3) for s in samples]
 
 
+def ids_first(completion_ids, **kwargs):
+    return [float(len(ids)) for ids in completion_ids]
+
+
 def keywords_only(**kwargs):
     return [0.25 for _ in kwargs["completions"]]
 
@@ -316,10 +320,12 @@ def wrapped(completions):
 @pytest.fixture
 def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (tmp_path / "my_rewards.py").write_text(PLUGIN)
+    (tmp_path / "keyed_rewards.py").write_text('raise RuntimeError("needs OPENAI_KEY")\n')
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     yield "my_rewards"
     sys.modules.pop("my_rewards", None)
+    sys.modules.pop("keyed_rewards", None)
 
 
 def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None:
@@ -398,10 +404,17 @@ def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(p
     # a first parameter of its own name takes the completions, as before
     assert plugin_rewards(f"[{plugin_module}:own_name]")["own_name"](["4", "it is 4"], **trl_call) == [1.0, 0.0]
     assert plugin_rewards(f"[{plugin_module}:keywords_only]")["keywords_only"](["4", "5"], **trl_call) == [0.25] * 2
+    # one the trainer passes by its name: given the completions too, "multiple values" at every call
+    assert plugin_rewards(f"[{plugin_module}:ids_first]")["ids_first"](["4", "5"], **trl_call) == [1.0, 1.0]
     assert not any(key.endswith("exceptions") and value for key, value in logged.items())
     with pytest.raises(ConfigError, match=r"max_wordz is not a parameter .*did you mean 'max_words'"):
         resolve_config(
             overrides=["--rewards.functions", functions, "--rewards.prompts_first.max_wordz", "1"], environ={}
+        )
+    # a parameter named as what the trainer passes: accepted, then "multiple values" at every call
+    with pytest.raises(ConfigError, match=r"solution is what the trainer passes"):
+        resolve_config(
+            overrides=["--rewards.functions", functions, "--rewards.prompts_first.solution", "1"], environ={}
         )
 
 
@@ -411,6 +424,8 @@ def test_a_plugin_with_trl_s_argument_order_or_async_is_called_as_trl_calls_it(p
         ("[accuracy, no_such_module:f]", "cannot import module 'no_such_module'"),
         ("[accuracy, my_rewards:nothing]", "module 'my_rewards' has no 'nothing'"),
         ("[accuracy, 'my_rewards:two words']", "must look like module.path:function_name"),
+        # its own code failing: was "unexpected error (a bug in r1kit or a library)"
+        ("[accuracy, keyed_rewards:f]", "importing module 'keyed_rewards' raised RuntimeError: needs OPENAI_KEY"),
     ],
 )
 def test_a_missing_plugin_is_a_config_error(functions: str, message: str, plugin_module: str, capsys) -> None:

@@ -49,6 +49,10 @@ def load_plugin(spec: str) -> Callable[..., list[float | None]]:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(f"plug-in reward {spec!r}: cannot import module {module_name!r} ({error})") from None
+    except Exception as error:  # its own code failed (a SyntaxError, a missing key): the user's to mend, not r1kit's
+        raise ValueError(
+            f"plug-in reward {spec!r}: importing module {module_name!r} raised {type(error).__name__}: {error}"
+        ) from None
     function = getattr(module, function_name, None)
     if function is None:
         raise ValueError(f"plug-in reward {spec!r}: module {module_name!r} has no {function_name!r}")
@@ -81,6 +85,8 @@ def misfit_parameter(spec: str, names: list[str]) -> str | None:
     ]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     for name in names:
+        if name in (*_PASSED_BY_TRAINER, "solution"):  # the trainer passes it too: "multiple values" at every call
+            return f"{name} is what the trainer passes {spec} at every step; give its parameter another name"
         close = difflib.get_close_matches(name, named, n=1, cutoff=0.8)
         if name not in named and (close or not takes_any):
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -150,7 +156,10 @@ def _takes_completions_by_name(spec: str) -> bool:
         inspect.Parameter.VAR_POSITIONAL,
     )
     named = any(p.name == "completions" for p in parameters)
-    return named or not parameters or parameters[0].kind not in positional
+    # a first parameter the trainer passes by its own name (`def r(completion_ids, **kwargs)`) is not the completions:
+    # given them too, it got "multiple values" at every call
+    passed = parameters and parameters[0].name in (*_PASSED_BY_TRAINER, "solution")
+    return named or not parameters or parameters[0].kind not in positional or bool(passed)
 
 
 def _parameters(spec: str) -> list[inspect.Parameter] | None:
