@@ -398,6 +398,10 @@ def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
         "3 multiplied by 4 = 12",
         "100 / 3 = 33.33",  # a result rounded where it is written
         "2/3 = 0.667",
+        # R1-distill's inline math, Markdown's bullets and bold: unchecked, slips in them went unpunished
+        "\\( 3 \\times 4 = 12 \\)",
+        "\n- 12 + 9 = 21",
+        "\n* 3 + 4 = 7",
     ],
 )
 def test_arithmetic_steps_reads_steps_as_people_write_them(step: str) -> None:
@@ -405,6 +409,18 @@ def test_arithmetic_steps_reads_steps_as_people_write_them(step: str) -> None:
     assert reward([f"<think>{step}</think><answer>1</answer>"]) == [1.0]
     slipped = step.replace("= ", "= 1")  # the same step with a wrong result
     assert reward([f"<think>{slipped}</think><answer>1</answer>"]) == [0.0]
+
+
+def test_a_false_step_before_an_arrow_or_after_a_mentioned_answer_tag_counts() -> None:
+    """`3 + 4 = 8 -> 8 + 1 = 9` dropped its false step (the run ended in `8 -`) and scored 1.0; an `<answer>` named
+    in the thinking cut the steps after it off (None)."""
+    reward = build_reward("arithmetic_steps")
+    assert reward(["<think>3 + 4 = 8 -> 8 + 1 = 9</think><answer>9</answer>"]) == [0.5]
+    mention = "<think>\nI must reply with <answer> tags.\n12 + 9 = 22\n22 * 2 = 44\n</think>\n<answer>44</answer>"
+    assert reward([mention]) == [0.5]
+    assert reward(["<think>2**3 = 8</think><answer>8</answer>"]) == [None]  # a power, not bold: unchecked
+    bold = [f"<think>12 + 9 = **{result}**</think><answer>1</answer>" for result in (21, 22)]
+    assert reward(bold) == [1.0, 0.0]  # Markdown's bold result: was unchecked
 
 
 def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:

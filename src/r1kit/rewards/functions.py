@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1kit.rewards.text import (
-    ANSWER_OPEN,
     LETTERS,
     TAGS,
     Completion,
@@ -31,6 +30,7 @@ from r1kit.rewards.text import (
     completion_text,
     prompt_text,
     split_r1,
+    thinking_part,
     written_without_spaces,
 )
 from r1kit.rewards.verifier import Verdict, shared_verifier
@@ -111,6 +111,10 @@ _WRITTEN = re.compile(
     r"|(?<=\d)(?P<percent_of>[ \t]*%[ \t]*of[ \t]*)(?=[\d(])"
     r"|(?<=\d/\d)(?P<fraction_of>[ \t]*of[ \t]*)(?=[\d(])"  # 1/2 of 10 (one-digit denominators)
     r"|(?P<sentence_end>\.(?=\s|$))"  # "48 / 2 = 25. 25 + 48 = 73": a full stop ends a step, not a decimal
+    r"|(?P<arrow>[ \t]*(?:->|=>|⇒)[ \t]*)"  # "3 + 4 = 8 -> 8 + 1 = 9": two steps (the run ended in "8 -")
+    r"|(?P<inline_math>\\[()\[\]])"  # R1-distill's \( 3 \times 4 = 12 \): the run began at "(", one side open
+    r"|(?<![\d)])(?P<bold_open>\*\*)(?=[$€£\d(-])|(?<=[\d)])(?P<bold_close>\*\*)(?![\d(])"  # = **22** (2**3 stays)
+    r"|(?m:(?:^|(?<=<think>))[ \t]*(?P<bullet>[-*•])[ \t]+)"  # a Markdown bullet "- 12 + 9 = 22": not a minus
 )
 _AS_PYTHON = {
     "thousands": "_",
@@ -124,6 +128,11 @@ _AS_PYTHON = {
     "percent_of": "/100*",
     "fraction_of": "*",
     "sentence_end": ";",
+    "arrow": ";",
+    "inline_math": " ",
+    "bold_open": "",
+    "bold_close": "",
+    "bullet": "",
 }
 
 
@@ -281,7 +290,7 @@ def arithmetic_steps(completions: Sequence[Completion], **kwargs: Any) -> list[f
     scores: list[float | None] = []
     for completion in completions:
         text = completion_text(completion)
-        think = text.split(ANSWER_OPEN, 1)[0]  # the steps, not the answer block (the whole text if no answer)
+        think = thinking_part(text)  # the steps, not the answer block
         true, checked = checked_equalities(think)
         scores.append(true / checked if checked else None)
     return scores

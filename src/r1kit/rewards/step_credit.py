@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from r1kit.rewards.functions import equality_verdicts
-from r1kit.rewards.text import ANSWER_OPEN
+from r1kit.rewards.text import thinking_part
 
 
 def token_ends(decode, ids: Sequence[int]) -> list[int]:
@@ -32,13 +32,13 @@ def token_ends(decode, ids: Sequence[int]) -> list[int]:
 
 
 def step_verdicts(text: str, ends: Sequence[int]) -> list[tuple[int, bool]]:
-    """(token, holds) for each checked equality in the thinking (the text before the first `<answer>`), where `token`
+    """(token, holds) for each checked equality in the thinking (`thinking_part`), where `token`
     is the index of the token that completes its right side; `ends` as from `token_ends`.
 
     >>> step_verdicts("4 + 5 = 9\\n5 - 2 = 2<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27])
     [(4, True), (9, False)]
     """
-    think = text.split(ANSWER_OPEN, 1)[0]
+    think = thinking_part(text)
     return [(bisect_left(ends, end), holds) for end, holds in equality_verdicts(think) if end <= ends[-1]]
 
 
