@@ -153,6 +153,31 @@ def test_gold_numbers_of_a_jsonl_file_are_read_as_written(tmp_path: Path) -> Non
     assert [row["solution"] for row in rows] == ["5", "1.50", "007", "null", "2.5"]
 
 
+def test_gold_numbers_of_a_csv_file_are_read_as_written(tmp_path: Path) -> None:
+    """pandas guessed each CSV column's type: "007" was 7, 2**53 + 1 beside a 1.5 lost its last digit, a 24-digit
+    integer failed the load, and a "1/2" after 10,000 whole numbers (pandas reads 10,000 rows at a time) failed it."""
+    golds = ["007", "9007199254740993", "1.5", "123456789012345678901234", "3.141592653589793238"]
+    path = tmp_path / "golds.csv"
+    path.write_text("question,solution\n" + "".join(f"q{i},{g}\n" for i, g in enumerate(golds)))
+    assert load_eval_rows(dataset(path))[0]["solution"] == golds
+    path.write_text(
+        "question,solution\n" + "".join(f"q{i},{i}\n" for i in range(10_050)).replace("q10020,10020", "q,1/2")
+    )
+    assert load_eval_rows(dataset(path))[0]["solution"][10_020] == "1/2"
+
+
+def test_a_jsonl_file_whose_columns_change_type_after_its_first_10_mb_loads(tmp_path: Path) -> None:
+    """The datasets library inferred each column's type from a JSONL file's first 10 MB: an integer gold column with a
+    2.5 after them, a group that was null until then, or a column first met there failed the load."""
+    pad = "x" * 1000
+    rows = [{"question": f"What is {i} + 1? {pad}", "solution": i + 1, "level": None} for i in range(11_000)]
+    rows[10_900] |= {"solution": 2.5, "level": "hard", "reasoning": "1 + 1.5 = 2.5"}
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    loaded, _ = load_eval_rows(dataset(path))
+    assert (loaded[10_900]["solution"], loaded[10_900]["group"], loaded[0]["solution"]) == ("2.5", "hard", "1")
+
+
 def test_gold_numbers_of_a_json_array_are_read_as_written(tmp_path: Path) -> None:
     """A .json file skipped the JSONL reading's care: 25! was refused ("Value is too big!"), 2**53 + 1 beside a 1.5
     read as 2**53 and "007" beside a 7 as 7; a small float gold became "1e-05", which the verifier reads as no

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import random
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, Features, Value, load_dataset
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
@@ -371,15 +374,50 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
     try:
-        # pandas reads "None", "NA", "null", "N/A" and "nan" in a CSV as missing: answers, in a math or chat file
-        text_kept = {"keep_default_na": False, "na_values": [""]} if builder == "csv" else {}
-        return load_dataset(builder, data_files=str(path), split="train", **text_kept)
+        options: dict[str, Any] = {}
+        if builder == "csv":
+            # pandas reads "None", "NA", "null", "N/A" and "nan" in a CSV as missing: answers, in a math or chat
+            # file; and it guesses each column's type, 10,000 rows at a time: a gold "007" was 7, 2**53 + 1 lost its
+            # last digit, and a "1/2" after 10,000 whole numbers failed the load. Every cell is read as its text.
+            options = {"keep_default_na": False, "na_values": [""], **_text_columns(path)}
+        elif builder == "json":
+            # read in one piece: the library infers each column's type from its first 10 MB, so a 2.5 after them in
+            # a column of integers, a text after nulls, or a key first met there failed the load
+            options = {"chunksize": max(10 << 20, path.stat().st_size + 1)}
+        loaded = load_dataset(builder, data_files=str(path), split="train", **options)
+        return _whole_numbers_unfloated(loaded) if builder == "csv" else loaded
     except Exception as error:
         said, cause = " ".join(str(error).split()), innermost_cause(error)
         because = f" ({cause})" if cause not in said else ""
         raise DatasetError(f"{shown}: cannot be read as {builder}: {said}{because}") from error
     finally:
         library_logger.setLevel(level)
+
+
+_FLOATED_WHOLE = re.compile(r"-?\d+\.0")
+
+
+def _whole_numbers_unfloated(rows: Dataset) -> Dataset:
+    """A CSV's cells that are a whole number as pandas writes a float column's (`10.0`: a column with one blank cell
+    or one 2.5) as the number (`10`), so an SFT target is `<answer>10</answer>`; other text as written (`2.50`)."""
+
+    def unfloated(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: value[:-2] if isinstance(value, str) and _FLOATED_WHOLE.fullmatch(value) else value
+            for key, value in row.items()
+        }
+
+    return rows.map(unfloated, desc="whole numbers") if len(rows) else rows
+
+
+def _text_columns(path: Path) -> dict[str, Any]:
+    """`features` reading every column of a CSV file as text, from its header (none where the header repeats a
+    name: pandas renames the second, and the library then reads it as it would)."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        header = next(csv.reader(file), [])
+    if not header or len(set(header)) < len(header):
+        return {}
+    return {"features": Features({name: Value("string") for name in header})}
 
 
 # Integers past this lose digits as float64, the type the datasets library gives a column with any integer past int64
