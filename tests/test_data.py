@@ -757,3 +757,16 @@ def test_boxed_answers_as_math_writes_them_and_folders_left_by_a_reused_pid(tmp_
     assert (dest / "a").read_text() == "2"
     with pytest.raises(ValueError):  # no spread to estimate: it read the table's last entry
         t95(0)
+
+
+def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
+    """The dialogue's pattern cost cubic time in a run of blank lines: 800 of them took 12 s a row (and loading has
+    no time limit). A run reads as one blank line; the next line keeps its indentation."""
+    import time
+
+    from r1kit.data.adapters import text_row
+
+    started = time.perf_counter()
+    row = text_row({"text": "User: Code?\n\nAssistant: Here:" + " \n" * 3000 + "    x = 1"})
+    assert time.perf_counter() - started < 1.0  # was hours, not a close call
+    assert (row["question"], row["response"]) == ("Code?", "Here:\n\n    x = 1")
