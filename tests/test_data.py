@@ -768,5 +768,5 @@ def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
 
     started = time.perf_counter()
     row = text_row({"text": "User: Code?\n\nAssistant: Here:" + " \n" * 3000 + "    x = 1"})
-    assert time.perf_counter() - started < 1.0  # was hours, not a close call
+    assert time.perf_counter() - started < 5.0  # a hang guard, not a speed target: 3,000 lines took hours
     assert (row["question"], row["response"]) == ("Code?", "Here:\n\n    x = 1")
