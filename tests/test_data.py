@@ -770,3 +770,13 @@ def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
     row = text_row({"text": "User: Code?\n\nAssistant: Here:" + " \n" * 3000 + "    x = 1"})
     assert time.perf_counter() - started < 5.0  # a hang guard, not a speed target: 3,000 lines took hours
     assert (row["question"], row["response"]) == ("Code?", "Here:\n\n    x = 1")
+
+
+def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -> None:
+    """{question, solution, answer}: the worked solution was taken whole as the gold (its last number, "1", read as
+    the answer) and the answer column ignored, without a word."""
+    rows = [
+        {"question": "Tom has 3 apples and gets 1. How many?", "solution": "3 + 1 = 4 apples, 1 more.", "answer": 4}
+    ]
+    row = load_eval_rows(dataset(write_rows(tmp_path / "qsa.jsonl", rows * 2)))[0][0]
+    assert (row["solution"], row["reasoning"]) == ("4", "3 + 1 = 4 apples, 1 more.")

@@ -60,11 +60,18 @@ def answer_text(value: Any) -> str | None:
 
 
 def r1kit_row(row: Mapping[str, Any]) -> Canonical:
-    """{question, solution[, reasoning]}: r1kit's own format (the built-in tasks and plain Q/A files)."""
-    solution = answer_text(row.get("solution"))
+    """{question, solution[, reasoning]}: r1kit's own format (the built-in tasks and plain Q/A files). With an
+    `answer` beside them (MATH's and NuminaMath's way), that is the gold and the solution its worked reasoning: the
+    whole solution taken as the gold, the verifier read its last number.
+
+    >>> r1kit_row({"question": "q", "solution": "3 + 1 = 4 apples, 1 more.", "answer": 4})["solution"]
+    '4'
+    """
+    worked = answer_text(row.get("solution"))
+    solution = answer_text(row.get("answer")) or worked
     if solution is None:
         raise BadRow("solution", "is missing")
-    reasoning = row.get("reasoning")
+    reasoning = row.get("reasoning") or (worked if solution != worked else None)
     return {
         "question": required_text(row, "question"),
         "solution": solution,
