@@ -780,3 +780,21 @@ def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -
     ]
     row = load_eval_rows(dataset(write_rows(tmp_path / "qsa.jsonl", rows * 2)))[0][0]
     assert (row["solution"], row["reasoning"]) == ("4", "3 + 1 = 4 apples, 1 more.")
+
+
+def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_path: Path) -> None:
+    """dataset.max_test_samples took a held-out file's first rows: a file sorted by level gave level 1 alone. And a
+    level column with one blank cell is float: its groups were "1.0", "2.0", apart from another file's "1", "2"."""
+    rows = [
+        {"question": f"L{level} q{i}", "solution": str(i), "level": level} for level in (1, 2, 3) for i in range(10)
+    ]
+    path = write_rows(tmp_path / "sorted.jsonl", rows)
+    scored = load_eval_rows(dataset(path, max_test_samples=10))[0]
+    assert len(scored) == 10 and len(set(scored["group"])) > 1
+    held_out = load_splits(
+        dataset(write_rows(tmp_path / "train.jsonl", rows), test_split=str(path), max_test_samples=10)
+    )
+    assert len(held_out.test) == 10 and len(set(held_out.test["group"])) > 1
+    floats = tmp_path / "levels.csv"
+    floats.write_text("question,solution,level\nq1,1,1\nq2,2,\nq3,3,2\n")
+    assert load_eval_rows(dataset(floats))[0]["group"] == ["1", None, "2"]

@@ -72,8 +72,11 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         if raw_test is not None:
             kept = drawn_indices(len(train), cfg.max_train_samples, cfg.split.seed)
         train = train.select(kept)
-    if cfg.max_test_samples:
-        test = test.select(range(min(cfg.max_test_samples, len(test))))
+    if cfg.max_test_samples:  # a held-out file's rows are in its order, maybe sorted: drawn, as training's are
+        kept = range(min(cfg.max_test_samples, len(test)))
+        if raw_test is not None:
+            kept = drawn_indices(len(test), cfg.max_test_samples, cfg.split.seed)
+        test = test.select(kept)
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     return Splits(train=train, test=test, source=source, skipped_rows=skipped)
 
@@ -171,8 +174,8 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     where `whole_file` (the user named it to score), its test_split file, else the held-out split, as training
     carved it (a run's own data: the problems its table scored, not its training rows)."""
     if whole_file and is_local_data(cfg.name) and not cfg.test_split:
-        rows, skipped = load_all_rows(cfg)
-        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
+        rows, skipped = load_all_rows(cfg)  # in the file's order, maybe sorted by level: a seeded draw
+        return rows.select(drawn_indices(len(rows), cfg.max_test_samples or len(rows), cfg.split.seed)), skipped
     if whole_file and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS and not cfg.test_split:
         logger.warning(
             "%s: scoring the %.0f%% of its %r split held out from training (dataset.split.test_size), not its own "
@@ -529,7 +532,8 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
             # acceptance rates down in evaluations and reports
             group = row.get(cfg.group_column)
-            rows.append(adapter(row) | {"group": None if group is None else str(group)})
+            # as a number's text: a level column with one blank cell is float, and "1.0" split level 1 in two
+            rows.append(adapter(row) | {"group": None if group is None else answer_text(group)})
             cut += left_out_turns(row, fmt)
             # no answer column and no \boxed{}: the gold is the whole solution
             unboxed += fmt == "numina" and rows[-1]["solution"] == str(row.get("solution")).strip()
