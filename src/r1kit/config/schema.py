@@ -231,7 +231,12 @@ class DatasetConfig(Section):
     max_train_samples: int | None = Field(
         None, ge=1, description="Keep at most this many training rows (a seeded draw, in the data's order)."
     )
-    max_test_samples: int | None = Field(None, ge=1, description="Keep at most this many held-out rows (a held-out file's drawn with dataset.split.seed: a file may be sorted by level).")
+    max_test_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Keep at most this many held-out rows (a held-out file's are drawn with dataset.split.seed: a file "
+        "may be sorted by level).",
+    )
     group_column: str = Field(
         "level",
         description="Column that groups problems (a difficulty level, a task): held-out accuracy and acceptance rates "
