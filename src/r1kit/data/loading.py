@@ -404,13 +404,12 @@ def _whole_numbers_unfloated(rows: Dataset) -> Dataset:
     """A CSV's cells that are a whole number as pandas writes a float column's (`10.0`: a column with one blank cell
     or one 2.5) as the number (`10`), so an SFT target is `<answer>10</answer>`; other text as written (`2.50`)."""
 
-    def unfloated(row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            key: value[:-2] if isinstance(value, str) and _FLOATED_WHOLE.fullmatch(value) else value
-            for key, value in row.items()
-        }
-
-    return rows.map(unfloated, desc="whole numbers") if len(rows) else rows
+    for column in rows.column_names:
+        cells = rows[column]
+        if any(isinstance(cell, str) and _FLOATED_WHOLE.fullmatch(cell) for cell in cells):
+            whole = [cell[:-2] if isinstance(cell, str) and _FLOATED_WHOLE.fullmatch(cell) else cell for cell in cells]
+            rows = rows.remove_columns(column).add_column(column, whole)
+    return rows
 
 
 def _text_columns(path: Path) -> dict[str, Any]:

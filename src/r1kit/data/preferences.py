@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r1kit.data.adapters import BadRow, required_text
+from r1kit.data.adapters import BadRow, answer_text, required_text
 from r1kit.data.loading import (
     DETECTED_FROM,
     DatasetError,
@@ -109,8 +109,8 @@ def _reply(row: Mapping[str, Any], field: str) -> str:
     value = row.get(field)
     if value is None:
         raise BadRow(field, "is missing")
-    if isinstance(value, str):
-        text = value
+    if isinstance(value, str | int | float) and not isinstance(value, bool):  # a reply "0": a number in the file
+        text = value if isinstance(value, str) else answer_text(value)
     else:
         messages = _messages(value, field)
         if messages[-1]["role"] != "assistant":
@@ -281,7 +281,7 @@ class PairSplits:
 def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_row: str) -> tuple[list[Pair], int]:
     """Canonical pairs of raw rows in format `fmt`; a bad row stops with its file, row and field (or is skipped)."""
     adapter = PAIR_ADAPTERS[fmt]
-    pairs, skipped, seen, cut = [], 0, 0, 0
+    pairs, skipped, seen, cut = [], [], 0, 0
     for index, row in enumerate(raw):
         seen += 1
         try:
@@ -292,7 +292,15 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
                 raise DatasetError(
                     f"{source}: row {index + 1}: {bad} ({fmt} preference format); fix the row or set dataset.on_bad_row=skip"
                 ) from None
-            skipped += 1
+            skipped.append(f"row {index + 1}: {bad}")
+    if skipped and pairs:  # which and why, as the problem rows' are said: the count alone left the user to find them
+        logger.warning(
+            "%s: %d bad preference row(s) skipped (dataset.on_bad_row skip): %s%s",
+            source,
+            len(skipped),
+            "; ".join(skipped[:3]),
+            ", …" if len(skipped) > 3 else "",
+        )
     if not seen:
         raise DatasetError(f"{source}: the preference dataset is empty")
     if not pairs:
@@ -308,7 +316,7 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
             cut,
             seen,
         )
-    return pairs, skipped
+    return pairs, len(skipped)
 
 
 _READ_PAIRS: dict[str, PairSplits] = {}
