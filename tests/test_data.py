@@ -164,6 +164,8 @@ def test_gold_numbers_of_a_csv_file_are_read_as_written(tmp_path: Path) -> None:
         "question,solution\n" + "".join(f"q{i},{i}\n" for i in range(10_050)).replace("q10020,10020", "q,1/2")
     )
     assert load_eval_rows(dataset(path))[0]["solution"][10_020] == "1/2"
+    path.write_text(",question,solution,\n0,q,007,\n")  # pandas' index column, a trailing comma: unnamed columns
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["007"]
 
 
 def test_a_jsonl_file_whose_columns_change_type_after_its_first_10_mb_loads(tmp_path: Path) -> None:
@@ -769,7 +771,7 @@ def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
     started = time.perf_counter()
     row = text_row({"text": "User: Code?\n\nAssistant: Here:" + " \n" * 3000 + "    x = 1"})
     assert time.perf_counter() - started < 5.0  # a hang guard, not a speed target: 3,000 lines took hours
-    assert (row["question"], row["response"]) == ("Code?", "Here:\n\n    x = 1")
+    assert (row["question"], row["response"]) == ("Code?", "Here:\n\n\n    x = 1")  # at most two blank lines
 
 
 def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -> None:
@@ -783,14 +785,14 @@ def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -
 
 
 def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_path: Path) -> None:
-    """dataset.max_test_samples took a held-out file's first rows: a file sorted by level gave level 1 alone. And a
+    """dataset.max_test_samples took a held-out file's first rows: a file sorted by level held out level 1 alone. And a
     level column with one blank cell is float: its groups were "1.0", "2.0", apart from another file's "1", "2"."""
     rows = [
         {"question": f"L{level} q{i}", "solution": str(i), "level": level} for level in (1, 2, 3) for i in range(10)
     ]
     path = write_rows(tmp_path / "sorted.jsonl", rows)
-    scored = load_eval_rows(dataset(path, max_test_samples=10))[0]
-    assert len(scored) == 10 and len(set(scored["group"])) > 1
+    scored = load_eval_rows(dataset(path, max_test_samples=10))[0]  # a file named to score: its first rows
+    assert scored["question"] == [f"L1 q{i}" for i in range(10)]
     held_out = load_splits(
         dataset(write_rows(tmp_path / "train.jsonl", rows), test_split=str(path), max_test_samples=10)
     )

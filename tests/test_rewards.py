@@ -170,6 +170,9 @@ def test_accuracy_compares_integers_and_fractions_exactly(answer: str, gold: str
         ("The meeting starts at 3:30 pm.", "3:30", 1.0),
         ("12:30:00", "12:30", 0.0),  # a time of three parts is no h:mm
         ("3:4", "0.75", 1.0),  # a ratio against a number: 3/4
+        ("12:00", "12:00", 1.0),  # a time on the hour: no ratio 12/0 (its gold was unreadable, every answer None)
+        ("11:00", "12:00", 0.0),
+        ("5:00", "5", 1.0),
         ("3:5", "0.75", 0.0),
     ],
 )

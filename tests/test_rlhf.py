@@ -234,11 +234,11 @@ def test_numeric_replies_are_text_and_a_skipped_pair_is_named(tmp_path: Path, ca
     """A file whose replies are all numbers (`"chosen": 0`) was refused as no text ("must be text"), where the same
     numbers beside one text reply loaded; and a pair skipped under on_bad_row skip was counted, never named."""
     rows = [{"prompt": f"{i} + {i}?", "chosen": 2 * i, "rejected": 2 * i + 1} for i in range(10)]
-    rows.append({"prompt": "Same?", "chosen": 7, "rejected": 7})
+    rows += [{"prompt": "Same?", "chosen": 7, "rejected": 7}, {"prompt": "Blank?", "chosen": 1, "rejected": math.nan}]
     cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "numbers.jsonl", rows)))
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         splits = load_pairs(cfg.preferences.model_copy(update={"max_held_out": 2, "max_pairs": None}), "skip")
-    assert splits.skipped_rows == 1 and {pair["chosen"] for pair in [*splits.train, *splits.test]} >= {"0", "18"}
+    assert splits.skipped_rows == 2 and {pair["chosen"] for pair in [*splits.train, *splits.test]} >= {"0", "18"}
     assert "row 11: field 'rejected' is the same reply as chosen" in caplog.text
 
 

@@ -234,8 +234,8 @@ class DatasetConfig(Section):
     max_test_samples: int | None = Field(
         None,
         ge=1,
-        description="Keep at most this many held-out rows (a held-out file's are drawn with dataset.split.seed: a file "
-        "may be sorted by level).",
+        description="Keep at most this many held-out rows (a test_split file's are drawn with dataset.split.seed: a "
+        "file may be sorted by level; a file given to `r1kit eval --data` keeps its first rows).",
     )
     group_column: str = Field(
         "level",

@@ -67,8 +67,9 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     >>> r1kit_row({"question": "q", "solution": "3 + 1 = 4 apples, 1 more.", "answer": 4})["solution"]
     '4'
     """
-    worked = answer_text(row.get("solution"))
-    solution = answer_text(row.get("answer")) or worked
+    worked, answer = answer_text(row.get("solution")), answer_text(row.get("answer"))
+    # the gold is the short one: a file whose `answer` holds the worked text keeps its `solution` as the gold
+    solution = answer if answer and (worked is None or len(answer) < len(worked)) else worked
     if solution is None:
         raise BadRow("solution", "is missing")
     reasoning = row.get("reasoning") or (worked if solution != worked else None)
@@ -330,13 +331,18 @@ _DIALOGUE = re.compile(
 )
 
 
-# A run of blank lines, as one: matched around it, the dialogue's lazy turns cost cubic time in its length (800
-# whitespace lines took 12 s a row, with no time limit on loading)
-_BLANK_LINES = re.compile(r"[ \t\r]*\n(?:[ \t\r]*\n)+")  # the next line keeps its indentation
+# A run of more than two blank lines, as two: matched around it, the dialogue's lazy turns cost cubic time in its
+# length (800 whitespace lines took 12 s a row, with no time limit on loading). Shorter runs (two blank lines between
+# two functions) and the line ends (CRLF) are kept as written.
+_BLANK_LINES = re.compile(r"(?:[ \t]*\r?\n){4,}")
+
+
+def _few_blank_lines(text: str) -> str:
+    return _BLANK_LINES.sub(lambda run: "".join(re.findall(r"\r?\n", run.group())[:3]), text)
 
 
 def _dialogue(text: str) -> re.Match | None:
-    return _DIALOGUE.match(_BLANK_LINES.sub("\n\n", text))
+    return _DIALOGUE.match(_few_blank_lines(text))
 
 
 def text_row(row: Mapping[str, Any]) -> Canonical:
@@ -391,7 +397,7 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
         )
         return "system" in speakers or speakers.count("user") > 1
     if fmt == "text":  # an exchange written out: a turn after its reply, or a system line before it
-        text = _BLANK_LINES.sub("\n\n", str(row.get("text") or ""))
+        text = _few_blank_lines(str(row.get("text") or ""))
         dialogue = _DIALOGUE.match(text)
         return dialogue is not None and (
             dialogue.end() < len(text.rstrip()) or bool(re.match(r"\s*(?:###\s*)?System\s*:", text, re.IGNORECASE))

@@ -8,6 +8,7 @@ import logging
 import random
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -174,8 +175,8 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     where `whole_file` (the user named it to score), its test_split file, else the held-out split, as training
     carved it (a run's own data: the problems its table scored, not its training rows)."""
     if whole_file and is_local_data(cfg.name) and not cfg.test_split:
-        rows, skipped = load_all_rows(cfg)  # in the file's order, maybe sorted by level: a seeded draw
-        return rows.select(drawn_indices(len(rows), cfg.max_test_samples or len(rows), cfg.split.seed)), skipped
+        rows, skipped = load_all_rows(cfg)  # a file named to score: its first rows, as the README's tables took them
+        return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     if whole_file and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS and not cfg.test_split:
         logger.warning(
             "%s: scoring the %.0f%% of its %r split held out from training (dataset.split.test_size), not its own "
@@ -350,7 +351,7 @@ def _load_json_lines(
     path: not a temporary copy's)."""
     bad, fields = _scan_json_lines(lines(), shown, on_bad_row, unit)
     if not bad and not fields.rewritten:
-        return _load_with_builder(shown, "json", shown), 0
+        return _load_with_builder(shown, "json", shown, fields.uneven), 0
     if bad:
         what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
         numbers = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
@@ -368,11 +369,12 @@ def _load_json_lines(
             for number, line in enumerate(lines(), start=1):
                 if number not in bad:
                     out.write(_as_read(line, fields) if fields.rewritten and line.strip() else line)
-        return _load_with_builder(kept, "json", shown), len(bad)
+        return _load_with_builder(kept, "json", shown, fields.uneven), len(bad)
 
 
-def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
-    """`path` read by a datasets builder; an error names `shown`, the user's file."""
+def _load_with_builder(path: Path, builder: str, shown: Path, uneven: bool = False) -> Dataset:
+    """`path` read by a datasets builder; an error names `shown`, the user's file. `uneven`: a JSON file whose
+    columns change type (or appear) from row to row (`_Rewrites.uneven`)."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -383,9 +385,9 @@ def _load_with_builder(path: Path, builder: str, shown: Path) -> Dataset:
             # file; and it guesses each column's type, 10,000 rows at a time: a gold "007" was 7, 2**53 + 1 lost its
             # last digit, and a "1/2" after 10,000 whole numbers failed the load. Every cell is read as its text.
             options = {"keep_default_na": False, "na_values": [""], **_text_columns(path)}
-        elif builder == "json":
-            # read in one piece: the library infers each column's type from its first 10 MB, so a 2.5 after them in
-            # a column of integers, a text after nulls, or a key first met there failed the load
+        elif builder == "json" and uneven:
+            # read in one piece (more memory: only where needed): the library infers each column's type from its first
+            # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
             options = {"chunksize": max(10 << 20, path.stat().st_size + 1)}
         loaded = load_dataset(builder, data_files=str(path), split="train", **options)
         return _whole_numbers_unfloated(loaded) if builder == "csv" else loaded
@@ -417,6 +419,8 @@ def _text_columns(path: Path) -> dict[str, Any]:
     name: pandas renames the second, and the library then reads it as it would)."""
     with path.open(encoding="utf-8-sig", newline="") as file:
         header = next(csv.reader(file), [])
+    # an empty name (pandas' index column, a trailing comma) is pandas' "Unnamed: N"
+    header = [name or f"Unnamed: {index}" for index, name in enumerate(header)]
     if not header or len(set(header)) < len(header):
         return {}
     return {"features": Features({name: Value("string") for name in header})}
@@ -433,6 +437,7 @@ class _Rewrites:
 
     numbers: set[str]  # top-level fields whose numbers become their text
     turns: set[str]  # chat fields whose turns' words become text (text parts joined, numbers as their text)
+    uneven: bool = False  # a field of several kinds (whole and decimal numbers, null and a value) or not in every row
 
     @property
     def rewritten(self) -> bool:
@@ -448,6 +453,8 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
     turns mix plain text with OpenAI-style text parts (a reply "5" read as the number 5)."""
     bad, seen = set(), 0
     numbers, texts, big = set(), set(), set()
+    kinds: dict[str, set[str]] = {}  # field → the JSON kinds of its values (int and float apart)
+    present: Counter[str] = Counter()
     turn_text, turn_other = set(), set()
     for number, raw in enumerate(lines, start=1):
         text = raw.strip()
@@ -458,6 +465,8 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
             record = json.loads(text)
             problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
             for field, value in record.items() if problem is None else ():
+                kinds.setdefault(field, set()).add(type(value).__name__)
+                present[field] += 1
                 if isinstance(value, str):
                     texts.add(field)
                 elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -484,7 +493,9 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
         raise DatasetError(f"{shown}: the file is empty (only blank lines)")
     if len(bad) == seen:
         raise DatasetError(f"{shown}: none of its {seen} {unit}s is a JSON object")
-    return bad, _Rewrites(numbers=big | (numbers & texts), turns=turn_text & turn_other)
+    good = seen - len(bad)
+    uneven = any(len(kinds[field]) > 1 or present[field] < good for field in kinds)
+    return bad, _Rewrites(numbers=big | (numbers & texts), turns=turn_text & turn_other, uneven=uneven)
 
 
 def _as_read(line: bytes, fields: _Rewrites) -> bytes:

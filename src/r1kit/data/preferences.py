@@ -111,6 +111,8 @@ def _reply(row: Mapping[str, Any], field: str) -> str:
         raise BadRow(field, "is missing")
     if isinstance(value, str | int | float) and not isinstance(value, bool):  # a reply "0": a number in the file
         text = value if isinstance(value, str) else answer_text(value)
+        if text is None:  # NaN: a blank cell of a table
+            raise BadRow(field, "is missing")
     else:
         messages = _messages(value, field)
         if messages[-1]["role"] != "assistant":

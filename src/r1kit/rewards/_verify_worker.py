@@ -230,7 +230,8 @@ def main() -> None:
             bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
             if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
                 text = _THOUSANDS_COMMA.sub("", text)
-            ratio = _COLON_PAIR.fullmatch(text)  # 3:4 against 0.75: as LaTeX, 3/4 (plainly, 3)
+            # 3:4 against 0.75: as LaTeX, 3/4 (plainly, 3); not a time on the hour (12:00 is no 12/0)
+            ratio = (pair := _COLON_PAIR.fullmatch(text)) and float(pair.group(2)) != 0
             if any(mark in text for mark in _LATEX_SYNTAX) or bracketed or listed or algebra or ratio:
                 as_latex = parse(f"${text}$", parsing_timeout=None)
         parsed = as_latex or parse(text, parsing_timeout=None)
@@ -253,6 +254,8 @@ def main() -> None:
         return golds[gold]
 
     def check_gold(gold: str) -> tuple[float | None, str]:
+        if colon_pair(gold) is not None:  # a time or a ratio: judged by its two numbers (judge)
+            return 1.0, "ok"
         parsed = gold_of(gold)
         if not parsed:
             return None, "unparseable_gold"

@@ -151,17 +151,18 @@ def _box_content(text: str, box: re.Match) -> str | None:
 
 
 def thinking_part(text: str) -> str:
-    """The part of a completion that holds its steps: up to the last </think> where it closes its thinking (an
-    `<answer>` named in the thinking is a mention: cut there, the steps after it went unchecked), else the text before
-    its first <answer> (the whole text where it has none).
+    """The part of a completion that holds its steps: the text before its answer block, the first <answer> after
+    its last </think> (an `<answer>` named in the thinking is a mention: cut there, the steps after it went
+    unchecked; steps an R1-distill model writes after </think> count too); the whole text where it has none.
 
-    >>> thinking_part("<think>Reply in <answer> tags. 3 + 4 = 7</think><answer>7</answer>")
-    '<think>Reply in <answer> tags. 3 + 4 = 7'
+    >>> thinking_part("<think>Reply in <answer> tags. 3 + 4 = 7</think> So 7.<answer>7</answer>")
+    '<think>Reply in <answer> tags. 3 + 4 = 7</think> So 7.'
     >>> thinking_part("3 + 4 = 7<answer>7</answer>"), thinking_part("<think>3 + 4 =")
     ('3 + 4 = 7', '<think>3 + 4 =')
     """
     thought = text.rfind(THINK_CLOSE)
-    return text[:thought] if thought >= 0 else text.split(ANSWER_OPEN, 1)[0]
+    answer = text.find(ANSWER_OPEN, max(thought, 0))
+    return text if answer < 0 else text[:answer]
 
 
 def after_thinking(text: str) -> str:
