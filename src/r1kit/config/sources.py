@@ -1053,7 +1053,8 @@ _Yaml12Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, li
 
 
 def to_yaml(config: R1kitConfig) -> str:
-    """
+    """The config as YAML (a run's config.yaml, `r1kit config show`) that `read_yaml` reads back as it was.
+
     >>> "revision: '1e3'" in to_yaml(R1kitConfig(model={"revision": "1e3"}))
     True
     """
