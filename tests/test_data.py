@@ -800,3 +800,15 @@ def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_pat
     floats = tmp_path / "levels.csv"
     floats.write_text("question,solution,level\nq1,1,1\nq2,2,\nq3,3,2\n")
     assert load_eval_rows(dataset(floats))[0]["group"] == ["1", None, "2"]
+
+
+def test_a_csv_row_with_an_extra_field_is_skipped_and_named_under_skip(tmp_path: Path, caplog) -> None:
+    """An unquoted comma in a question (`What is 1,000 + 1?,1001`) stopped the load under on_bad_row skip too."""
+    path = tmp_path / "commas.csv"
+    path.write_text('question,solution\nWhat is 1 + 1?,2\nWhat is 1,000 + 1?,1001\n"What is\n2 + 2?",4\nq4,\n')
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["solution"], skipped) == (["2", "4"], 2)  # the wide row and the one without a gold
+    assert "1 row with more fields than the header skipped (dataset.on_bad_row skip): line 3" in caplog.text
+    with pytest.raises(DatasetError, match="Expected 2 fields in line 3"):
+        load_eval_rows(dataset(path))

@@ -314,6 +314,8 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
+    if builder == "csv" and on_bad_row == "skip":
+        return _load_csv_skipping(path)
     if builder != "json":
         return _load_with_builder(path, builder, path), 0
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
@@ -326,6 +328,27 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         return ((json.dumps(record, ensure_ascii=False) + "\n").encode() for record in whole)
 
     return _load_json_lines(items, path, on_bad_row, "item")
+
+
+def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
+    """A CSV file under `on_bad_row` skip: its rows with more fields than its header (an unquoted comma in a question)
+    left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the first)."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        rows = csv.reader(file)
+        width = len(next(rows, []))
+        # more fields than the header: what pandas refuses (a shorter row's missing cells are blank, judged later)
+        bad = [rows.line_num for row in rows if len(row) > width]  # line_num: the file's line, quotes spanned
+    if not bad:
+        return _load_with_builder(path, "csv", path), 0
+    logger.warning(
+        "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",
+        path,
+        counted(len(bad), "row"),
+        "" if len(bad) == 1 else "s",
+        ", ".join(map(str, bad[:5])),
+        ", …" if len(bad) > 5 else "",
+    )
+    return _load_with_builder(path, "csv", path, skip_bad_lines=True), len(bad)
 
 
 def _file_lines(path: Path) -> Iterator[bytes]:
@@ -372,9 +395,12 @@ def _load_json_lines(
         return _load_with_builder(kept, "json", shown, fields.uneven), len(bad)
 
 
-def _load_with_builder(path: Path, builder: str, shown: Path, uneven: bool = False) -> Dataset:
+def _load_with_builder(
+    path: Path, builder: str, shown: Path, uneven: bool = False, skip_bad_lines: bool = False
+) -> Dataset:
     """`path` read by a datasets builder; an error names `shown`, the user's file. `uneven`: a JSON file whose
-    columns change type (or appear) from row to row (`_Rewrites.uneven`)."""
+    columns change type (or appear) from row to row (`_Rewrites.uneven`); `skip_bad_lines`: a CSV file's rows of
+    another width are left out (counted by `_load_csv_skipping`)."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -385,6 +411,8 @@ def _load_with_builder(path: Path, builder: str, shown: Path, uneven: bool = Fal
             # file; and it guesses each column's type, 10,000 rows at a time: a gold "007" was 7, 2**53 + 1 lost its
             # last digit, and a "1/2" after 10,000 whole numbers failed the load. Every cell is read as its text.
             options = {"keep_default_na": False, "na_values": [""], **_text_columns(path)}
+            if skip_bad_lines:
+                options["on_bad_lines"] = "skip"
         elif builder == "json" and uneven:
             # read in one piece (more memory: only where needed): the library infers each column's type from its first
             # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
