@@ -210,14 +210,22 @@ def _keys_of(section: str) -> str:
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mapping → {dotted path: leaf value}; lists and mapping-valued fields (dataset.columns) are leaves."""
-    flat: dict[str, Any] = {}
+    return dict(_leaves(values, prefix))
+
+
+def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, leaf value) of a nested mapping, in order and with repeats (`training.max_steps` and
+    `training: {max_steps: …}` in one file are one path twice: `flatten` keeps the last).
+
+    >>> [path for path, _ in _leaves({"training.max_steps": 7, "training": {"max_steps": 8}, "stages": [{}]})]
+    ['training.max_steps', 'training.max_steps', 'stages']
+    """
     for key, value in values.items():
         path = f"{prefix}{key}"
         if isinstance(value, Mapping) and value and path not in LEAF_FIELDS:
-            flat.update(flatten(value, f"{path}."))
+            yield from _leaves(value, f"{path}.")
         else:
-            flat[path] = value
-    return flat
+            yield path, value
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -368,7 +376,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of config sections, not {type(values).__name__}")
-    twice = sorted(key for key, count in Counter(_set_paths(values)).items() if count > 1)
+    twice = sorted(key for key, count in Counter(path for path, _ in _leaves(values)).items() if count > 1)
     if twice:  # `training.max_steps: 7` and `training: {max_steps: 8}`: the later one won without a word
         raise ConfigError(f"{path}: {', '.join(twice)} set twice (as a dotted key and within its section); keep one")
     return values
@@ -388,22 +396,6 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     what = error.problem or error.context or "unreadable"
     mark = error.problem_mark or error.context_mark
     return f"{what} (line {mark.line + 1}, column {mark.column + 1})" if mark else what
-
-
-def _set_paths(values: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Every dotted path a YAML mapping sets, with repeats (`flatten` keeps the last).
-
-    >>> _set_paths({"training.max_steps": 7, "training": {"max_steps": 8}, "stages": [{"name": "sft"}]})
-    ['training.max_steps', 'training.max_steps', 'stages']
-    """
-    paths = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and path not in LEAF_FIELDS:
-            paths += _set_paths(value, f"{path}.")
-        else:
-            paths.append(path)
-    return paths
 
 
 def _profiles_in(path: Path, values: dict[str, Any]) -> dict[str, Layer]:
