@@ -36,7 +36,7 @@ from r1kit.models import load_model, load_tokenizer
 from r1kit.prompts import chat_prompt
 from r1kit.rewards.text import think_opened_by
 from r1kit.stages.common import StageContext
-from r1kit.stages.evaluate import answer_scores, unverified_said
+from r1kit.stages.evaluate import sample_scores
 from r1kit.stages.traces import sample_from
 
 logger = logging.getLogger("r1kit")
@@ -62,14 +62,9 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     """Share of each prompt's completions whose answer verifies against its gold (None where the gold cannot be read
     or hangs the verifier; an answer it could not judge counts wrong, as in evaluation)."""
     rates: list[float | None] = []
-    unverified = 0
-    for completions, gold in zip(samples, golds, strict=True):
-        scores, unjudged = answer_scores(config, list(completions), [gold] * len(completions), say=False)
-        unverified += unjudged
+    for scores in sample_scores(config, samples, golds):
         verdicts = [v for v in scores if v is not None]
         rates.append(statistics.fmean(v >= 1.0 for v in verdicts) if verdicts else None)
-    if unverified:
-        unverified_said(config, unverified)
     return rates
 
 

@@ -267,13 +267,13 @@ GOLD_FAILURES = ("unparseable_gold", "hostile_gold")  # the verdicts that say no
 
 
 def answer_scores(
-    config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None], say: bool = True
+    config: R1kitConfig, completions: Sequence[str], golds: Sequence[str | None]
 ) -> tuple[list[float | None], int]:
     """Each answer scored against its gold for evaluation (and pass rates): 1.0 right, 0.0 wrong, None only where the
     gold cannot be read or hangs the verifier, so which problems count depends on the data alone and two models are
     scored on the same ones; and how many answers the verifier could not judge (it timed out on them, or failed).
-    Those are wrong, said on the console: left out, they took their problems out of the count, and a model whose
-    wrong answers hang the verifier scored 100%."""
+    Those are wrong (`say_unverified` says so): left out, they took their problems out of the count, and a model
+    whose wrong answers hang the verifier scored 100%."""
     accuracy = scoring_accuracy(config)
     verdicts = accuracy.verification.verdicts("accuracy", completions, golds, {})
     failed = [i for i, v in enumerate(verdicts) if v.score is None and v.status not in GOLD_FAILURES]
@@ -282,17 +282,30 @@ def answer_scores(
     own = accuracy([str(golds[i]) for i in failed], solution=[golds[i] for i in failed]) if failed else []
     answer_side = {i for i, verdict in zip(failed, own, strict=True) if verdict == 1.0}
     unjudged = [i in answer_side for i in range(len(verdicts))]
-    if any(unjudged) and say:  # `say` False: the caller says the total of several calls (`unverified_said`)
-        unverified_said(config, sum(unjudged))
     return [0.0 if failed else v.score for v, failed in zip(verdicts, unjudged, strict=True)], sum(unjudged)
 
 
-def unverified_said(config: R1kitConfig, count: int) -> None:
-    logger.warning(
-        "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
-        count,
-        config.rewards.verification.timeout_seconds,
-    )
+def sample_scores(
+    config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str | None]
+) -> list[list[float | None]]:
+    """`answer_scores` of each problem's samples against its gold (a problem at a time), the unjudged said once."""
+    scored, unverified = [], 0
+    for completions, gold in zip(samples, golds, strict=True):
+        scores, unjudged = answer_scores(config, list(completions), [gold] * len(completions))
+        scored.append(scores)
+        unverified += unjudged
+    say_unverified(config, unverified)
+    return scored
+
+
+def say_unverified(config: R1kitConfig, count: int) -> None:
+    """One line for the answers `answer_scores` could not judge, if any."""
+    if count:
+        logger.warning(
+            "%d answer(s) could not be verified within rewards.verification.timeout_seconds (%s s): scored wrong",
+            count,
+            config.rewards.verification.timeout_seconds,
+        )
 
 
 def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: str) -> dict[str, Any]:
@@ -310,6 +323,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
     )
     completions = [g[0] for g in greedy.texts]
     scores, unverified = answer_scores(config, completions, list(rows["solution"]))
+    say_unverified(config, unverified)
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
     lengths = [n[0] for n in greedy.lengths]
@@ -394,14 +408,11 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
-        judged, unverified = [], 0  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
-        for samples, gold in zip(sampled, rows["solution"], strict=True):
-            verdicts, unjudged = answer_scores(config, samples, [gold] * len(samples), say=False)
-            unverified += unjudged
-            if all(v is not None for v in verdicts):
-                judged.append((samples, verdicts))
-        if unverified:
-            unverified_said(config, unverified)
+        judged = [  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
+            (samples, verdicts)
+            for samples, verdicts in zip(sampled, sample_scores(config, sampled, rows["solution"]), strict=True)
+            if all(v is not None for v in verdicts)
+        ]
         per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
         voted_right = consensus([s for s, _ in judged], [v for _, v in judged], accuracy) if judged else []
         result["pass_at_k"] = {
