@@ -63,6 +63,7 @@ def load_plugin(spec: str) -> Callable[..., list[float | None]]:
 
 # What the trainer passes every reward (TRL's call): no parameter of the config's
 _PASSED_BY_TRAINER = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
+_BY_KEYWORD = (*_PASSED_BY_TRAINER, "solution")  # and the data's gold column, which every built-in task has
 
 
 def misfit_parameter(spec: str, names: list[str]) -> str | None:
@@ -85,7 +86,7 @@ def misfit_parameter(spec: str, names: list[str]) -> str | None:
     ]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
     for name in names:
-        if name in (*_PASSED_BY_TRAINER, "solution"):  # the trainer passes it too: "multiple values" at every call
+        if name in _BY_KEYWORD:  # the trainer passes it too: "multiple values" at every call
             return f"{name} is what the trainer passes {spec} at every step; give its parameter another name"
         close = difflib.get_close_matches(name, named, n=1, cutoff=0.8)
         if name not in named and (close or not takes_any):
@@ -109,7 +110,7 @@ def lacks_kwargs(spec: str) -> str | None:
         return None
     by_keyword = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     # the completions go to the first parameter where none is named so (`_takes_completions_by_name`)
-    if all(name in by_keyword for name in (*_PASSED_BY_TRAINER, "solution") if name != "completions"):
+    if all(name in by_keyword for name in _BY_KEYWORD if name != "completions"):
         return None  # it names every one
     return (
         f"plug-in reward {spec} takes no **kwargs, but the trainer passes every reward {', '.join(_PASSED_BY_TRAINER)} "
@@ -158,7 +159,7 @@ def _takes_completions_by_name(spec: str) -> bool:
     named = any(p.name == "completions" for p in parameters)
     # a first parameter the trainer passes by its own name (`def r(completion_ids, **kwargs)`) is not the completions:
     # given them too, it got "multiple values" at every call
-    passed = parameters and parameters[0].name in (*_PASSED_BY_TRAINER, "solution")
+    passed = parameters and parameters[0].name in _BY_KEYWORD
     return named or not parameters or parameters[0].kind not in positional or bool(passed)
 
 
