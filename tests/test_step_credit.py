@@ -3,6 +3,7 @@ advantages, and a GRPO update that lowers a wrong step where the outcome rewards
 
 from __future__ import annotations
 
+import random
 from functools import partial
 from pathlib import Path
 
@@ -36,6 +37,21 @@ def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) ->
     # nor is a number said to equal itself (`3 = 3`: free padding that held)
     assert verdicts_of(tokenizer, "<think>3 = 3</think><answer>3</answer>")[1] == []
     assert verdicts_of(tokenizer, "<think>I know it.</think><answer>7</answer>")[1] == []
+
+
+def test_token_ends_match_decoding_every_prefix(tiny_model: Path) -> None:
+    # random ids split characters across tokens (and decode to replacement characters) wherever bytes fall
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    decode = partial(tokenizer.decode, skip_special_tokens=True)
+    generator = random.Random(0)
+    texts = ["<think>\n37 + 48 = 85 é 中文 😀\n</think>\n<answer>85</answer>" * 3]
+    for ids in [tokenizer(text)["input_ids"] for text in texts] + [
+        [generator.randrange(tokenizer.vocab_size) for _ in range(generator.randrange(1, 40))] for _ in range(100)
+    ]:
+        assert token_ends(decode, ids) == [len(decode(ids[: count + 1])) for count in range(len(ids))]
+    # a decoder that is not local (its text depends on the whole length) is decoded prefix by prefix
+    counted = lambda ids: "x" * len(ids) ** 2  # noqa: E731
+    assert token_ends(counted, list(range(12))) == [(count + 1) ** 2 for count in range(12)]
 
 
 def test_process_advantages_blame_a_wrong_step_and_are_zero_when_all_steps_agree() -> None:

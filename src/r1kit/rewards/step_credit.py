@@ -19,16 +19,30 @@ import torch
 from r1kit.rewards.functions import equality_verdicts
 from r1kit.rewards.text import thinking_part
 
+# A character is at most 4 bytes, so at most 4 tokens of a byte-level tokenizer: a window of 8 tokens before a token
+# holds the start of the character it ends, and decoding it alone gives the same tail as decoding the whole prefix.
+_DECODE_WINDOW = 8
+
 
 def token_ends(decode, ids: Sequence[int]) -> list[int]:
     """The length of the decoded text after each token of `ids` (`decode`: token ids → text).
 
-    Prefixes are decoded whole rather than token by token: a byte-level tokenizer splits a character across tokens.
+    Each token's share is read from decoding it with the few tokens before it, not alone: a byte-level tokenizer
+    splits a character across tokens, and a SentencePiece one drops the space of a text's first token. Decoding every
+    prefix whole is quadratic in the completion's length; it is what a tokenizer whose decoding is not local gets (the
+    window's total does not match the whole text's length).
 
     >>> token_ends(lambda ids: "".join(["12", " +", " 3"][i] for i in ids), [0, 1, 2])
     [2, 4, 6]
     """
-    return [len(decode(ids[: count + 1])) for count in range(len(ids))]
+    ends, end = [], 0
+    for count in range(len(ids)):
+        start = max(0, count - _DECODE_WINDOW)
+        end += len(decode(ids[start : count + 1])) - len(decode(ids[start:count]))
+        ends.append(end)
+    if ids and ends[-1] != len(decode(ids)):
+        return [len(decode(ids[: count + 1])) for count in range(len(ids))]
+    return ends
 
 
 def step_verdicts(text: str, ends: Sequence[int]) -> list[tuple[int, bool]]:
