@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -382,16 +383,39 @@ def test_a_timed_out_reward_logs_nothing_into_a_later_batch() -> None:
         log_extra("length", [len(c) for c in completions])
         return [1.0] * len(completions)
 
-    reward = guarded("plug", slow_first, timeout_seconds=0.2)
+    reward = guarded("plug", slow_first, timeout_seconds=0.4)
     metrics, extras = defaultdict(list), defaultdict(list)  # TRL's pending logs, flushed after each batch
     loggers = {"log_metric": lambda n, v: metrics[n].append(v), "log_extra": lambda c, vs: extras[c].extend(vs)}
     assert reward(["a", "bb"], **loggers) == [None, None] and dict(extras) == {}
     assert dict(metrics) == {"rewards/plug/exceptions": [0.0], "rewards/plug/timeouts": [2.0]}
     metrics.clear()
-    values = reward(["a", "bb"], **loggers)
-    time.sleep(0.8)  # the first batch's call finishes while this one's logs are pending
+    values = reward(["a", "bb"], **loggers)  # waits for the first batch's call, which finishes meanwhile
     assert values == [1.0, 1.0] and dict(extras) == {"length": [1, 2]}
     assert dict(metrics) == {"rewards/plug/exceptions": [0.0], "rewards/plug/timeouts": [0.0]}
+
+
+def test_a_reward_that_hangs_for_good_holds_one_thread_not_one_each_step() -> None:
+    """Each batch started another call of the hung reward, in a thread Python cannot stop: one more spinning thread
+    (sharing the GIL with training) every step."""
+    release, calls = threading.Event(), []
+
+    def hanging(completions, **kwargs):
+        calls.append(len(completions))
+        release.wait(30)
+        return [1.0] * len(completions)
+
+    reward = guarded("stuck", hanging, timeout_seconds=0.1)
+    metrics = defaultdict(list)
+    before = threading.active_count()
+    try:
+        for _ in range(4):
+            assert reward(["a", "b"], log_metric=lambda n, v: metrics[n].append(v)) == [None, None]
+        assert calls == [2] and threading.active_count() == before + 1
+        assert metrics["rewards/stuck/timeouts"] == [2.0] * 4  # each batch's items, counted as timed out
+        assert copy.copy(reward)._abandoned == []  # the thread it waits for is no part of a copy (nor a pickle)
+    finally:
+        release.set()
+    assert reward(["a"]) == [1.0] and calls == [2, 1]  # once the call returns, the reward is called again
 
 
 def test_a_batch_scored_item_by_item_logs_its_counts_once() -> None:

@@ -29,8 +29,10 @@ def guarded(
     If the batch call raises, each item is scored alone so only the failing ones become None. Non-finite values
     become None too. Both are counted into TRL's metrics as `rewards/<name>/exceptions`. With `timeout_seconds`, a
     call still running then scores its batch None (`rewards/<name>/timeouts`); Python cannot stop a thread, so the
-    stuck call is left behind in a daemon thread, whose logs (`log_metric`, `log_extra`) are dropped. (The verified
-    rewards bound their own time in worker processes.)
+    stuck call is left behind in a daemon thread, whose logs (`log_metric`, `log_extra`) are dropped. The next call
+    waits for it up to the same limit, and scores its batch None without calling the reward if it is still running:
+    a reward that hangs for good holds one thread, not one more each step. (The verified rewards bound their own time
+    in worker processes.)
 
     >>> def shaky(completions, **kwargs):
     ...     return [1 / len(c) for c in completions]
@@ -47,6 +49,15 @@ class GuardedReward:
     name: str
     reward: Callable[..., list[float | None]]
     timeout_seconds: float | None = None
+    # the call left running at its time limit, if any (at most one: `__call__` starts none while it runs)
+    _abandoned: list[threading.Thread] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # a thread does not pickle; a copy starts with none
+        return {key: value for key, value in self.__dict__.items() if key != "_abandoned"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, value in {**state, "_abandoned": []}.items():
+            object.__setattr__(self, key, value)
 
     @property
     def __name__(self) -> str:  # the name TRL logs the reward under
@@ -56,15 +67,25 @@ class GuardedReward:
         logged, finished = _Logged(), True
         if self.timeout_seconds is None:
             values, failures = self._scored(completions, kwargs, logged, threading.Event())
+        elif self._still_running():
+            logger.warning(
+                "reward %s is still running a call it started over %ss ago (it hangs?); its batch scores None "
+                "without calling it again",
+                self.name,
+                2 * self.timeout_seconds,
+            )
+            values, failures, finished = [None] * len(completions), 0, False
         else:
             done: queue.Queue[tuple[list[float | None], int]] = queue.Queue()
             abandoned = threading.Event()  # set at the time limit: the call's item-by-item loop stops
             scoring = partial(self._scored, completions, kwargs, logged, abandoned)
-            threading.Thread(target=lambda: done.put(scoring()), daemon=True).start()
+            thread = threading.Thread(target=lambda: done.put(scoring()), daemon=True)
+            thread.start()
             try:
                 values, failures = done.get(timeout=self.timeout_seconds)
             except queue.Empty:
                 abandoned.set()
+                self._abandoned.append(thread)
                 logger.warning("reward %s took over %ss; its batch scores None", self.name, self.timeout_seconds)
                 values, failures, finished = [None] * len(completions), 0, False
         if finished:  # what an abandoned call logs (later, while another batch is scored) is no part of either
@@ -75,6 +96,13 @@ class GuardedReward:
             if self.timeout_seconds is not None:
                 log_metric(f"rewards/{self.name}/timeouts", 0.0 if finished else float(len(completions)))
         return values
+
+    def _still_running(self) -> bool:
+        """Whether the call abandoned at its time limit is still running after waiting for it up to that limit again."""
+        for thread in self._abandoned:
+            thread.join(self.timeout_seconds)
+        self._abandoned[:] = [thread for thread in self._abandoned if thread.is_alive()]
+        return bool(self._abandoned)
 
     def _scored(
         self, completions: Sequence[Any], kwargs: dict[str, Any], logged: _Logged, abandoned: threading.Event
