@@ -295,21 +295,15 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
     return f"<table class='alerts'>{head}{''.join(lines)}</table>{''.join(histograms)}"
 
 
-def moving_average(values: list[float | None], window: int) -> list[float]:
-    """Mean of the last `window` finite values at each point, nan where none of the last `window` points had one
-    (drawn on, flat, through the steps where a reward stopped scoring, the line read as a healthy one; a series
-    logged every other step keeps its line).
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Mean of the last `window` values at each value: a series' own values, drawn at their own steps, so that its
+    trend ends where the series stops (a reward that stopped scoring is not drawn on, flat, as a healthy one) and a
+    series logged every few steps keeps one line.
 
-    >>> moving_average([1.0, None, 3.0, 5.0, None, None, None], 2)
-    [1.0, 1.0, 2.0, 4.0, 4.0, nan, nan]
+    >>> moving_average([1.0, 3.0, 5.0, 7.0], 2)
+    [1.0, 2.0, 4.0, 6.0]
     """
-    averaged, recent, since = [], [], 0  # since: points since the last value
-    for value in values:
-        since = 0 if value is not None else since + 1
-        if value is not None:
-            recent = [*recent, value][-window:]
-        averaged.append(sum(recent) / len(recent) if recent and since < window else math.nan)
-    return averaged
+    return [sum(values[max(0, at - window + 1) : at + 1]) / min(window, at + 1) for at in range(len(values))]
 
 
 def _paired(paired: dict[str, dict[str, Any]]) -> str:
@@ -468,8 +462,10 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
                        alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
         if smoothed:  # what the trend is, through the step-to-step noise
-            window = max(3, len(steps) // 8)
-            ax.plot(steps, moving_average(values, window), color=line.get_color(), linewidth=2.2,
+            logged = [(step, value) for step, value in zip(steps, values, strict=True) if value is not None]
+            window = max(3, len(logged) // 8)
+            trend = moving_average([value for _, value in logged], window)
+            ax.plot([step for step, _ in logged], trend, color=line.get_color(), linewidth=2.2,
                     label=f"{label} (mean of {window})")  # fmt: skip
         if band:  # the spread of the reward within each step's batch
             low = [
