@@ -18,7 +18,7 @@ from r1kit.config.schema import AlertsConfig, MonitoringConfig, ProfilerConfig
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import TrainingMonitor
 from r1kit.monitoring.console import step_block
-from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.monitoring.recorder import Rollout, RolloutRecorder
 from r1kit.monitoring.report import _alerts
 from r1kit.runs import RunDir
 
@@ -305,6 +305,29 @@ def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_pa
         monitor.on_log(args, state, None, logs={"loss": 0.5})
     tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in run.read("metrics.jsonl")]
     assert tokens == pytest.approx([200, 300], rel=1e-6)
+
+
+def test_the_last_window_of_examples_is_written_when_no_log_falls_on_the_last_step(tmp_path: Path) -> None:
+    """Examples were written only at a step log at least examples_every steps after the last: the rollouts after the
+    last such log (a time limit's early stop, or a last log before max_steps) were never shown."""
+    run = RunDir(tmp_path)
+    recorder = RolloutRecorder({"a": 1.0}, 2, 16)
+    config = MonitoringConfig(progress=False, examples_every=10)
+    monitor = TrainingMonitor(run, "grpo", config, total_params=10, peak_flops=None, recorder=recorder)
+    args = SimpleNamespace(per_device_train_batch_size=2, gradient_accumulation_steps=1, world_size=1)
+    state = SimpleNamespace(global_step=0, max_steps=30, num_input_tokens_seen=0, is_world_process_zero=True)
+    monitor.on_train_begin(args, state, None)
+    for step in range(1, 31):
+        completions = [f"good {step}", f"bad {step}"]
+        recorder.rollouts.append(Rollout(step, ["p", "p"], completions, [3, 3], [False, False], {"a": [1.0, 0.0]}))
+        state.global_step = step
+        if step % 4 == 0:  # logging_steps 4: no log at step 30
+            monitor.on_log(args, state, None, logs={"loss": 0.1})
+    monitor.on_log(args, state, None, logs={"train_loss": 0.1})  # the trainer's summary at the end of training
+    examples = run.read("completions.jsonl")
+    # windows end at the first log at or past each multiple of 10 (12, 20), and the summary writes the rest
+    assert sorted({e["logged_at"] for e in examples}) == [12, 20, 30]
+    assert min(e["step"] for e in examples if e["logged_at"] == 30) > 20  # from the steps after the last window
 
 
 def test_the_report_shows_notices_apart_from_alerts() -> None:

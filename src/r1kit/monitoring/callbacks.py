@@ -134,13 +134,16 @@ class TrainingMonitor(TrainerCallback):
         step_log = "train_loss" not in logs  # else the trainer's end-of-training summary, not a step
         # Every process logs at the same steps and scored its own share of the rollouts: the main process writes
         # statistics and examples of all of them.
-        rollouts = distributed.gather(self.recorder.take()) if self.recorder and step_log else []
+        rollouts = distributed.gather(self.recorder.take()) if self.recorder else []
         if not state.is_world_process_zero:
             return
         if not step_log:
             self.run.append(
                 "metrics.jsonl", {"stage": self.stage, "step": state.global_step, "kind": "summary", **logs}
             )
+            # the last window's examples: the steps after the last step log (or a time limit's early stop) had none
+            self._window += rollouts
+            self._write_examples(state)
             return
         record: dict[str, Any] = {"stage": self.stage, "step": state.global_step, "kind": "step", "time": time.time()}
         record.update({key: value for key, value in logs.items() if key != "step"})
@@ -159,8 +162,14 @@ class TrainingMonitor(TrainerCallback):
             report_alert(self.run, self.stage, raised, self.config.progress)
 
         self._window += rollouts
-        due = state.global_step - self._last_examples_step >= self.config.examples_every
-        if self.recorder and self._window and (due or state.global_step >= state.max_steps):
+        # windows end at multiples of examples_every, so a resumed stage shows its examples at the same steps
+        every = self.config.examples_every
+        if state.global_step // every > self._last_examples_step // every or state.global_step >= state.max_steps:
+            self._write_examples(state)
+
+    def _write_examples(self, state) -> None:
+        """The best and worst completions of the rollouts since the last examples, logged at this step."""
+        if self.recorder and self._window:
             for example in self.recorder.extremes(self._window):
                 # its own step (a window holds examples_every steps of rollouts), logged at the window's end
                 self.run.append("completions.jsonl", {"stage": self.stage, **example, "logged_at": state.global_step})
@@ -168,7 +177,7 @@ class TrainingMonitor(TrainerCallback):
                 self.run.say(block)
                 if self.config.progress:
                     _write(block)
-            self._window, self._last_examples_step = [], state.global_step
+        self._window, self._last_examples_step = [], state.global_step
 
     def _performance(self, args, state) -> dict[str, float | None]:
         now = self._reading(state)
