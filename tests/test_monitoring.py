@@ -362,6 +362,17 @@ def test_stream_renderer_separates_think_and_answer(chunks: list[str]) -> None:
     assert renderer.text == "".join(chunks)
 
 
+def test_an_answer_tag_mentioned_while_thinking_is_shown_as_thinking() -> None:
+    out = io.StringIO()
+    renderer = StreamRenderer(Console(file=out, width=200))
+    for chunk in ["<think>The format is <answer>X</answer>, so", " 2+3=5</think>", "<answer>5</answer>"]:
+        renderer.feed(chunk)
+    renderer.close()
+    shown = out.getvalue()
+    assert shown.count("── answer ──") == 1 and "── answer ──\n5" in shown
+    assert "The format is <answer>X</answer>, so 2+3=5" in shown  # all of it thinking, the tags as written
+
+
 def test_the_eval_table_names_what_its_groups_are(capsys: pytest.CaptureFixture[str]) -> None:
     """The breakdown read "by group, sft: 1 94% (35) …", the levels unnamed."""
     from r1kit.monitoring.console import print_eval_table

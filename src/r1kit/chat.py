@@ -74,7 +74,9 @@ class StreamRenderer:
         self.text += chunk
         self.pending += chunk
         while True:
-            found = [(self.pending.find(tag), tag) for tag in _SWITCHES if tag in self.pending]
+            # inside the thinking only its end switches: an <answer> the model mentions while thinking is thinking
+            switches = [THINK_CLOSE] if self.mode == "think" else _SWITCHES
+            found = [(self.pending.find(tag), tag) for tag in switches if tag in self.pending]
             if not found:
                 break
             position, tag = min(found)
