@@ -254,6 +254,10 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     new_rate = r1kit_cli(*args, "--resume", "--learning_rate", "5e-4", cwd=REPO)  # sft's is 1e-3
     assert new_rate.returncode == 1, new_rate.stderr[-2000:]
     assert "--resume continues sft's checkpoint with its optimizer and learning-rate schedule" in new_rate.stderr
+    # an adapter of another shape did not load (a crash, after config.yaml named the new rank)
+    new_rank = r1kit_cli(*args, "--resume", "--model.lora.rank", "32", cwd=REPO)
+    assert new_rank.returncode == 1, new_rank.stderr[-2000:]
+    assert "model.lora.rank: 16 there, 32 now; --resume continues sft's checkpoint, which holds" in new_rank.stderr
     shutil.rmtree(out / "sft" / "model")  # killed after its last checkpoint (step 3), before its model was saved
     saved = (out / "config.yaml").read_text()
     fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)
@@ -296,6 +300,36 @@ def test_resuming_a_stage_alone_whose_data_changed_is_refused(tmp_path: Path) ->
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)
     assert resumed.returncode == 1 and "--resume: what sft reads (data) changed since its work" in resumed.stderr
     assert json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"] == recorded
+
+
+def test_a_finished_stage_alone_resumed_with_new_settings_is_redone_and_a_refusal_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """`r1kit sft --out RUN --resume --sft.max_steps 2` on a finished 3-step stage "resumed" from its last checkpoint
+    (step 3), trained nothing and recorded the old model under the new config; a new learning rate likewise, after
+    which the plain command said "nothing to do". A refused `--resume` had saved its config.yaml first, so neither
+    command worked any more; and config.yaml kept `resume: true`, so `--config RUN/config.yaml` resumed."""
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    saved = (out / "config.yaml").read_text()
+    data = tmp_path / "problems.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2), "reasoning": f"{i} + 2 = {i + 2}"})
+            + "\n"
+            for i in range(12)
+        )
+    )
+    refused = r1kit_cli(*args, "--resume", "--data", str(data), cwd=REPO)
+    assert refused.returncode == 1 and "--resume: what sft reads" in refused.stderr, refused.stderr[-2000:]
+    assert (out / "config.yaml").read_text() == saved
+    fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)
+    assert fewer.returncode == 0 and "redoing it" in fewer.stderr, fewer.stderr[-2000:]
+    steps = [r["step"] for r in RunDir(out).read("metrics.jsonl") if r.get("kind") == "step"]
+    assert steps == [1, 2] and "resume: false" in (out / "config.yaml").read_text()
+    again = r1kit_cli(*args, "--sft.max_steps", "2", cwd=REPO)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 
 
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:

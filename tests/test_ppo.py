@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import replace
@@ -18,6 +19,7 @@ from r1kit.config.sources import resolve_config
 from r1kit.models import plain_generation_config
 from r1kit.stages import ppo
 from r1kit.stages.common import StageInputs, StageOutput, setup
+from tests.conftest import REPO, r1kit_cli
 
 
 def close(actual: torch.Tensor, expected: list) -> None:
@@ -348,6 +350,37 @@ def test_ppo_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
     finished = ppo.run(ctx, inputs)
     assert [r["step"] for r in steps(ctx)] == [1, 2]
     assert finished.metrics["reward"] == pytest.approx(again[1]["reward"]) and "kl" in finished.metrics
+    # resumed with another fixed KL coefficient (`--resume --ppo.kl_coef`), step 2 uses it: the checkpoint's was kept
+    (checkpoints / "checkpoint-2" / "r1kit_complete.json").unlink()
+    (ctx.run.root / "ppo" / "model" / "r1kit_complete.json").unlink()
+    ppo.run(
+        ctx.for_stage(
+            ctx.config.model_copy(update={"ppo": ctx.config.ppo.model_copy(update={"kl_coef": 0.5})}), "ppo", "ppo"
+        ),
+        inputs,
+    )
+    assert [r["kl_coef"] for r in steps(ctx)] == [first[0]["kl_coef"], 0.5]
+
+
+def test_resuming_ppo_refuses_what_its_optimizer_holds(tmp_path: Path) -> None:
+    """PPO's learning rates are its own keys (no `optimization` section): a new one was recorded and the checkpoint's
+    kept; a new update method failed to load the optimizer ("different number of parameter groups")."""
+    out = tmp_path / "run"
+    args = ["ppo", "--profile", "test", "--ppo.max_steps", "2", *VARIED_REWARDS, "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    manifest = json.loads((out / "ppo" / "manifest.json").read_text())
+    (out / "ppo" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))  # as if killed
+    for key, value in (
+        ("ppo.learning_rate", "0.01"),
+        ("ppo.value_learning_rate", "0.1"),
+        ("ppo.policy_update", "trpo"),
+    ):
+        refused = r1kit_cli(*args, "--resume", f"--{key}", value, cwd=REPO)
+        assert (
+            refused.returncode == 1
+            and f"{key}: " in refused.stderr
+            and "--resume continues ppo's checkpoint" in (refused.stderr)
+        ), refused.stderr[-2000:]
 
 
 def test_ppo_adds_a_reward_model_named_by_an_earlier_stage(tmp_path: Path, tiny_model: Path) -> None:

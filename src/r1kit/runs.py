@@ -172,9 +172,11 @@ class RunDir:
     def save_config(self, config: R1kitConfig) -> None:
         """Save the resolved config: what --resume continues and what the next command is compared with. Saved only
         once the command is going to train, so a refused command leaves the folder's config as it was. Its first
-        line, a comment, names the folder the command ran in: its relative paths are from there."""
+        line, a comment, names the folder the command ran in: its relative paths are from there. `run.resume` is saved
+        false: it is how that command went on, not a setting (`--config RUN/config.yaml --out NEW` resumed nothing)."""
         header = f"{_STARTED_IN}{Path.cwd()} (relative paths below are from there)\n"
-        write_atomic(self.path("config.yaml"), header + to_yaml(config))
+        unresumed = config.model_copy(update={"run": config.run.model_copy(update={"resume": False})})
+        write_atomic(self.path("config.yaml"), header + to_yaml(unresumed))
 
     def started_in(self) -> Path | None:
         """The folder the run's command ran in (its config.yaml's first line), or None (an earlier r1kit's run)."""
@@ -429,9 +431,10 @@ def _refuse_what_a_checkpoint_would_not_use(
 ) -> None:
     """An interrupted stage resumes with its checkpoint's optimizer and learning-rate schedule, so a new learning
     rate, weight decay, schedule or warm-up for it (`--resume --learning_rate …`) would be saved in config.yaml and
-    never used; and fewer steps than its checkpoint has would leave the longer-trained model under the lower count.
-    Both refused before anything is written. `max_grad_norm` is read at each step, and applies."""
-    optimization = [change for change in changed if _sets_the_optimizer(change[0])]
+    never used; a new LoRA shape would not load its checkpoint; and fewer steps than its checkpoint has would leave
+    the longer-trained model under the lower count. All refused before anything is written. `max_grad_norm` is read
+    at each step, and applies."""
+    held_changes = [change for change in changed if _held_by_a_checkpoint(change[0])]
     if command in READS:  # a stage alone trains in RUN/<stage>
         stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
@@ -450,15 +453,19 @@ def _refuse_what_a_checkpoint_would_not_use(
         # run's (the run-level keys alone missed a learning rate set in the recipe's stage)
         trained_with, values = flatten(manifest.get("config") or {}), flatten(stage_config.model_dump())
         changes = (
-            [(key, was, values.get(key)) for key, was in trained_with.items() if _sets_the_optimizer(key)]
+            [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key)]
             if trained_with
-            else optimization
+            else held_changes
         )
         for key, before, now in (change for change in changes if change[1] != change[2]):
             if stage_reads(kind, key):
+                held = (
+                    ", which holds the weights it trains as they were, so it would not load"
+                    if key.startswith("model.lora.") or key == "ppo.policy_update"
+                    else " with its optimizer and learning-rate schedule, so the new value would be recorded and not used"
+                )
                 raise RunDirError(
-                    f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint with its "
-                    "optimizer and learning-rate schedule, so the new value would be recorded and not used. Resume "
+                    f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint{held}. Resume "
                     "without it, or train anew into another folder (--out)"
                 )
         steps_key = for_stage("training.max_steps", kind, LEAF_PATHS.__contains__)
@@ -472,9 +479,15 @@ def _refuse_what_a_checkpoint_would_not_use(
             )
 
 
-def _sets_the_optimizer(key: str) -> bool:
-    """A setting a checkpoint's optimizer and schedule hold (`max_grad_norm` is read at each step)."""
-    return ".optimization." in key and not key.endswith(".max_grad_norm")
+# PPO's own optimizer settings (its trainer is r1kit's: no `optimization` section), and which weights it trains
+_PPO_OPTIMIZER = ("ppo.learning_rate", "ppo.value_learning_rate", "ppo.policy_update")
+
+
+def _held_by_a_checkpoint(key: str) -> bool:
+    """A setting a checkpoint holds: its optimizer and schedule (`max_grad_norm` is read at each step), and the shape
+    of what it trains (LoRA's rank, targets, or the whole model: a checkpoint of another shape does not load)."""
+    optimizer = ".optimization." in key and not key.endswith(".max_grad_norm")
+    return optimizer or key in _PPO_OPTIMIZER or key.startswith("model.lora.")
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:

@@ -198,8 +198,10 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
             f"--resume: what {kind} reads ({', '.join(changed)}) changed since its work in {ctx.dir}, which was made "
             "from the old; run without --resume to redo it here, or choose another folder with --out"
         )
-    if done and not same and not config.run.resume:
-        # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over
+    if done and not same and (not config.run.resume or done.get("status") == "complete"):
+        # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over; so does
+        # a finished stage under --resume (its last checkpoint is its model: "resuming" it trained nothing, and kept
+        # the old model under the new config, as a recipe's finished stage is redone)
         changed += ["its config"] if config_changed else []
         changed = changed or ["its inputs, which the r1kit that made it did not record"]
         if worked:
@@ -207,6 +209,8 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
                 "%s: what it reads (%s) changed since its work in %s; redoing it", kind, ", ".join(changed), ctx.dir
             )
         clear_stage(ctx)  # else a start that failed before its first checkpoint: there is no work to speak of
+    if distributed.is_main():  # once it is going to train: a refused command leaves the folder's config as it was
+        ctx.run.save_config(config)
     output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
@@ -415,10 +419,8 @@ def setup(
         if run is not None and new_folder and not any(run.root.iterdir()):  # a failed start leaves no empty folder
             run.root.rmdir()
         raise
-    if run is not None:
+    if run is not None:  # the config is saved once the command is going to train (stage_main, r1kit.pipeline)
         run.prepare(disk_needed(base, config))
-        if command != "run":  # a recipe run saves it once its plan is accepted (r1kit.pipeline)
-            run.save_config(config)
     run = RunDir(*distributed.from_main((str(run.root), run.continued) if run is not None else None))
     if distributed.is_main():
         keep_training_log(run)

@@ -660,7 +660,9 @@ class PPOTrainer:
                 self.policy[name].copy_(tensor)
         self.head.load_state_dict(state["value_head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.kl_coef, self.last = state["step"], state["kl_coef"], state.get("last", {})  # older: none
+        self.step, self.last = state["step"], state.get("last", {})  # older checkpoints: no `last`
+        if self.section.adaptive_kl:  # the controller's coefficient is state; a fixed one is the config's (--resume)
+            self.kl_coef = state["kl_coef"]
         self.skipped_steps = state.get("skipped_steps", 0)  # checkpoints written before it was counted
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"]:
