@@ -332,6 +332,14 @@ def test_a_finished_stage_alone_resumed_with_new_settings_is_redone_and_a_refusa
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 
 
+def test_a_stage_alone_that_trains_nothing_keeps_its_work_under_a_lora_change(tmp_path: Path) -> None:
+    """`r1kit cold_start` said "does not read model.lora.rank", then refused the folder for holding another config."""
+    args = ["cold_start", "--profile", "test", "--out", str(tmp_path / "run")]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    again = r1kit_cli(*args, "--model.lora.rank", "32", cwd=REPO)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
+
+
 def test_from_a_later_stage_does_not_discard_the_finished_first_stage_unasked(finished_run: Path) -> None:
     sft_weights = finished_run / "01_sft" / "model" / "model.safetensors"
     written = sft_weights.stat().st_mtime

@@ -133,14 +133,17 @@ def reads(command: str, path: str) -> bool:
 
 
 def stage_reads(kind: str, path: str) -> bool:
-    """Whether the key `path` shapes what a stage of `kind` makes: in its own sections (READS), not the common ones.
+    """Whether the key `path` shapes what a stage of `kind` makes: in its own sections (READS), not the common ones,
+    nor a key of them it does not read (READS_NOT: a stage that trains nothing has no adapter).
 
     >>> stage_reads("cold_start", "rewards.verification.timeout_seconds"), stage_reads("cold_start", "rewards.functions")
     (True, False)
     >>> stage_reads("grpo", "rewards.functions"), stage_reads("sft", "evaluation.max_samples")
     (True, False)
+    >>> stage_reads("cold_start", "model.lora.rank"), stage_reads("sft", "model.lora.rank")
+    (False, True)
     """
-    return path.split(".")[0] in READS[kind] and _in_part(kind, path)
+    return path.split(".")[0] in READS[kind] and reads(kind, path)
 
 
 def _in_part(command: str, path: str) -> bool:
