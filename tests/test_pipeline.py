@@ -523,6 +523,24 @@ def test_a_stage_set_aside_after_only_stays_outdated(tmp_path: Path) -> None:
     assert [s["status"] for s in stages] == ["complete", "complete", "outdated"]
 
 
+def test_a_refused_only_leaves_the_evaluations_as_they_were(tmp_path: Path) -> None:
+    """`--only grpo2` with new evaluation settings re-scored the base and SFT models (writing their evaluations)
+    before it was refused for grpo, before it, not being complete with the new GRPO settings."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}, {name: grpo}, {name: grpo2, kind: grpo}]\n")
+    run = tmp_path / "run"
+    args = ["run", "--recipe", str(recipe), "--profile", "test", "--out", str(run)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    saved = {
+        path: path.read_bytes() for path in [*run.glob("eval/*"), *run.glob("*/manifest.json"), run / "manifest.json"]
+    }
+    refused = r1kit_cli(
+        *args, "--only", "grpo2", "--grpo.temperature", "0.9", "--evaluation.max_samples", "4", cwd=REPO
+    )
+    assert refused.returncode == 1 and "--only grpo2: 02_grpo, before it, is not complete" in refused.stderr
+    assert {path: path.read_bytes() for path in saved} == saved
+
+
 def test_the_final_model_of_a_run_without_summary_is_no_reward_model(tmp_path: Path) -> None:
     """An rlhf run stopped in its DPO stage named its reward model (the newest complete model) as the run's model:
     `r1kit eval/chat --model RUN` refused it as a reward model instead of using the SFT model."""

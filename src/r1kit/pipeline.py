@@ -19,7 +19,9 @@ import difflib
 import importlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +96,25 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if run_dir.continued:
         logger.warning("continuing the run in %s", run_dir.root)
 
-    evals: dict[str, dict[str, Any]] = {}  # the base model's first: `base_evaluated`
+    evals: dict[str, dict[str, Any]] = {}  # label → its evaluation, the base model's first
+    # --only: the evaluations of the stages before its stage wait until that stage passed its checks (a refused
+    # command changes nothing: new evaluation settings had redone the saved evaluations first)
+    holding = only is not None
+    waiting: list[tuple[str, Callable[[], dict[str, Any]]]] = []
 
-    def base_evaluated() -> None:
-        """The base model's evaluation, once: after the first stage's refusal (a refused command changes nothing),
-        before its work is cleared (a kill in this evaluation leaves the run as it was)."""
-        if "base" not in evals:
-            evals["base"] = _evaluated(ctx, base, "base", splits.test, hashes, judges=judges)
+    def evaluated_in_turn(label: str, evaluation: Callable[[], dict[str, Any]]) -> None:
+        """evals[label] = evaluation(), once: now, or with those waiting once `holding` ends."""
+        waiting.append((label, evaluation))
+        while waiting and not holding:
+            label, evaluation = waiting.pop(0)
+            if label not in evals:
+                evals[label] = evaluation()
+
+    # The base model's evaluation: after the first stage's refusal (a refused command changes nothing), before its
+    # work is cleared (a kill in this evaluation leaves the run as it was).
+    base_evaluated = partial(
+        evaluated_in_turn, "base", partial(_evaluated, ctx, base, "base", splits.test, hashes, judges=judges)
+    )
 
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
@@ -135,6 +149,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             )
         else:
             redone = _why_redone(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
+            holding = False  # the stage to train passed its checks
             base_evaluated()
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
                 if not trained:  # the first stage this command trains: no refusal can come any more
@@ -160,8 +175,10 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             model = str(output.model)
             labels[model] = spec.name
             made = _judges_made(config, judges, outputs)
-            evals[spec.name] = _evaluated(ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
-        if distributed.is_main():
+            evaluated_in_turn(
+                spec.name, partial(_evaluated, ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
+            )
+        if distributed.is_main() and not holding:
             _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
     if distributed.is_main() and left_out:  # set aside after --only's stage: outdated where complete
         _write_run_manifest(run_dir, config, outputs, trained, reads, started_from, set_aside=left_out)
