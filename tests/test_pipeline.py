@@ -541,6 +541,17 @@ def test_a_refused_only_leaves_the_evaluations_as_they_were(tmp_path: Path) -> N
     assert {path: path.read_bytes() for path in saved} == saved
 
 
+def test_a_complete_stage_whose_model_was_deleted_is_redone(finished_run: Path, tmp_path: Path) -> None:
+    """It was skipped as complete, and the next stage failed to load its model ("there is no such folder")."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "01_sft" / "model")
+    done = r1kit_cli("run", "--profile", "test", "--out", str(run), cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"01_sft: complete, but its model ({run / '01_sft' / 'model'}) is gone; redoing it" in done.stderr
+    assert (run / "01_sft" / "model" / "r1kit_complete.json").exists()
+
+
 def test_the_final_model_of_a_run_without_summary_is_no_reward_model(tmp_path: Path) -> None:
     """An rlhf run stopped in its DPO stage named its reward model (the newest complete model) as the run's model:
     `r1kit eval/chat --model RUN` refused it as a reward model instead of using the SFT model."""

@@ -134,7 +134,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
         same = _same_work(manifest, fingerprint, stage_ctx.config, spec)
-        if manifest.get("status") == "complete" and same and not plan[spec.name]:
+        gone = _output_gone(manifest, run_dir.root)
+        if manifest.get("status") == "complete" and same and not plan[spec.name] and not gone:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
             checked = " (outdated, but what it reads is unchanged)" if spec.name in outdated else ""
             logger.warning("%s: complete, skipped%s", folder, checked)
@@ -144,11 +145,13 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             continue
         elif only is not None and spec.name != only:
             raise RunDirError(
-                f"--only {only}: {folder}, before it, is not complete with this config and what it reads; run without "
-                "--only first"
+                f"--only {only}: {folder}, before it, is not complete with this config and what it reads"
+                f"{f' (its {gone} is gone)' if gone else ''}; run without --only first"
             )
         else:
             redone = _why_redone(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
+            if gone and not redone:
+                redone = f"{folder}: complete, but its {gone} is gone; redoing it"
             holding = False  # the stage to train passed its checks
             base_evaluated()
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
@@ -418,6 +421,16 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
             if path is not None:
                 consumed[f"{reference}.{kind}"] = hashes.of(str(path))
     return {"config": json_digest(stage_values(config, spec.stage_kind)), "inputs": consumed}
+
+
+def _output_gone(manifest: dict[str, Any], root: Path) -> str | None:
+    """What a complete stage's manifest says it made (its model folder, its data set) and is no longer there (a person
+    deleted it): skipped as complete, the next stage or the evaluation failed to load it."""
+    if manifest.get("status") != "complete":
+        return None
+    made = manifest.get("output") or {}
+    gone = [what for what in ("model", "dataset") if made.get(what) and not (root / made[what]).exists()]
+    return f"{gone[0]} ({root / made[gone[0]]})" if gone else None
 
 
 def _same_work(manifest: dict[str, Any], now: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> bool:
