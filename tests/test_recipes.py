@@ -566,6 +566,19 @@ def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path, m
     assert (out / "grpo" / "model" / "model.safetensors").exists()
 
 
+def test_grpo_with_fewer_prompts_than_one_generation_batch_is_refused(tmp_path: Path) -> None:
+    """TRL's sampler dropped the one batch it could not fill: 0 steps trained, the input model saved as the stage's,
+    "grpo done"."""
+    out = tmp_path / "run"
+    args = ["grpo", "--profile", "test", "--out", str(out), "--curriculum.enabled", "true"]
+    args += ["--curriculum.max_prompts", "1", "--curriculum.samples_per_prompt", "2"]
+    done = r1kit_cli(*args, "--training.batch_size.per_device_train", "8", cwd=REPO)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "grpo: 1 training prompt(s) the curriculum kept (widen" in done.stderr
+    assert "fewer than the 2 distinct prompts one generation batch samples (8 completions, 4 per prompt)" in done.stderr
+    assert not (out / "grpo" / "model").exists()
+
+
 def test_a_re_scored_curriculum_resumes_with_its_kept_set_and_shows_in_the_report(tmp_path: Path) -> None:
     from r1kit.monitoring.report import write_report
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import grpo_rows
+from r1kit.data.loading import DatasetError, grpo_rows
 from r1kit.models import eos_token_ids, load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards import build_reward
@@ -83,6 +83,18 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         gradient_checkpointing=config.training.gradient_checkpointing,
         **reference_loading(config, config.grpo.beta),
     )
+    # TRL's sampler drops a generation batch it cannot fill with distinct prompts: fewer prompts than one batch
+    # trains no step at all, and the stage "finished" with its input model
+    per_batch = args.generation_batch_size // args.num_generations
+    if len(rows) < per_batch:
+        whose = (
+            " the curriculum kept (widen curriculum.min_pass_rate / max_pass_rate)" if config.curriculum.enabled else ""
+        )
+        raise DatasetError(
+            f"grpo: {len(rows)} training prompt(s){whose}, fewer than the {per_batch} distinct prompts one generation "
+            f"batch samples ({args.generation_batch_size} completions, {args.num_generations} per prompt): give more "
+            "problems, or sample fewer a step (training.batch_size.per_device_train, grpo.generation_batch_size)"
+        )
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,
         fast_generation=config.fast.generation,
