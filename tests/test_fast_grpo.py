@@ -179,6 +179,22 @@ def test_dynamic_samplings_fresh_prompts_are_drawn_by_step_as_a_resumed_run_draw
     assert [row["prompt"] for row in resumed._fresh_rows(2, retry=0)] != draws[2]
 
 
+def test_dynamic_samplings_fresh_prompts_are_new_to_the_step(tiny_model: Path, tmp_path: Path) -> None:
+    """The draw was with replacement over the whole pool: a fresh group could be the dead prompt it replaced, a live
+    group of the batch, or the other fresh group (7 steps in 20 drew one prompt twice)."""
+    trainer = trainer_for(tiny_model, tmp_path, torch.float32, shared_prefix=False)
+    prompts = [repr(prompt) for prompt in trainer.train_dataset["prompt"]]  # 6 distinct prompts
+    in_batch = set(prompts[:2])
+    for step in range(20):
+        trainer.state.global_step = step
+        fresh = [repr(row["prompt"]) for row in trainer._fresh_rows(3, retry=0, drawn=in_batch)]
+        groups = fresh[:: trainer.num_generations]
+        assert len(set(groups)) == 3 and not set(groups) & in_batch
+        assert fresh == [prompt for prompt in groups for _ in range(trainer.num_generations)]
+    # a pool with too few new prompts takes the drawn ones last, then repeats
+    assert len({repr(row["prompt"]) for row in trainer._fresh_rows(8, retry=0, drawn=in_batch)}) == 6
+
+
 def test_token_log_probs_gradient_and_entropy_are_those_of_a_log_softmax() -> None:
     """The LM-head chunk function's hand-written backward against autograd's numerical gradient (fp64), and its
     entropy and log-probs against a plain log-softmax."""

@@ -419,8 +419,12 @@ def setup(
         if run is not None and new_folder and not any(run.root.iterdir()):  # a failed start leaves no empty folder
             run.root.rmdir()
         raise
-    if run is not None:  # the config is saved once the command is going to train (stage_main, r1kit.pipeline)
+    if run is not None:
         run.prepare(disk_needed(base, config))
+        # a new folder's config at once (it is a run from the start); an existing run's is replaced only once the
+        # command is going to train (stage_main, r1kit.pipeline), so a refused command leaves it as it was
+        if command != "run" and not run.path("config.yaml").exists():
+            run.save_config(config)
     run = RunDir(*distributed.from_main((str(run.root), run.continued) if run is not None else None))
     if distributed.is_main():
         keep_training_log(run)

@@ -114,6 +114,7 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         self._rollouts_this_step = 0  # sampler calls at that step (dynamic sampling adds some): part of row seeds
         self._scored_at: int | None = None  # the optimizer step the rollouts being trained on were made at
         self._said_unspliceable = False
+        self._prompt_keys: list[str] | None = None  # each training row's prompt (its repr), read once for resampling
         self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._step_started: float | None = None
@@ -235,17 +236,19 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
                 self._said_unspliceable = True
             return batch
         if self.resample_retries:
-            batch = self._replace_dead_groups(batch)
+            batch = self._replace_dead_groups(batch, [row["prompt"] for row in inputs])
         if self.step_credit:
             batch["advantages"] = batch["advantages"].unsqueeze(1) + self.step_credit * self._process_advantages(batch)
         return batch
 
-    def _replace_dead_groups(self, batch: dict) -> dict:
+    def _replace_dead_groups(self, batch: dict, prompts: list) -> dict:
         """DAPO's dynamic sampling on the whole generation batch (gathered from every process, where there are
-        several: see r1kit.fast.dynamic_sampling); each process returns with its own slice of the result."""
+        several: see r1kit.fast.dynamic_sampling); each process returns with its own slice of the result. `prompts`:
+        this process's rows' prompts, which no fresh group repeats."""
         size, pad, replaced = self.num_generations, self._tokenizer.pad_token_id, 0
         accelerator, several = self.accelerator, self.accelerator.num_processes > 1
         whole = gather_batch(batch, accelerator, pad) if several else batch
+        drawn = {repr(prompt) for prompt in (gather_object(prompts) if several else prompts)}
         # TRL logs each scoring's reward, its spread and lengths: the retries' rollouts are not the batch trained on
         logged = {key: len(values) for key, values in self._metrics["train"].items()}
         original = self.recorder.latest() if self.recorder else None  # this batch as the rewards saw it
@@ -253,7 +256,8 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
             dead = dead_groups(whole["advantages"], size)  # the same in every process: the same whole batch
             if not len(dead):
                 break
-            rows = self._fresh_rows(fresh_group_count(len(dead), size, accelerator.num_processes), retry)
+            rows = self._fresh_rows(fresh_group_count(len(dead), size, accelerator.num_processes), retry, drawn)
+            drawn |= {repr(row["prompt"]) for row in rows}
             share = len(rows) // accelerator.num_processes
             mine = rows[accelerator.process_index * share : (accelerator.process_index + 1) * share]
             fresh = super()._generate_and_score_completions(mine)
@@ -304,19 +308,25 @@ class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
         self._metrics["train"]["curriculum/swapped_prompts"].append(swapped / self.num_generations)
         return [row if pick is None else self.train_dataset[pick] for row, pick in zip(inputs, picks, strict=True)]
 
-    def _fresh_rows(self, groups: int, retry: int) -> list[dict]:
-        """`groups` training prompts drawn at random (those the curriculum keeps, when it is re-scored), each repeated
-        for its group. The draw is seeded by the run's seed, the step and the retry: every process draws the same
-        prompts, and a resumed run draws what the uninterrupted one would have."""
+    def _fresh_rows(self, groups: int, retry: int, drawn: set[str] = frozenset()) -> list[dict]:
+        """`groups` training prompts drawn at random without replacement (those the curriculum keeps, when it is
+        re-scored), none of the prompts `drawn` (their repr) this step unless the pool has too few others, each
+        repeated for its group. The draw is seeded by the run's seed, the step and the retry: every process draws the
+        same prompts, and a resumed run draws what the uninterrupted one would have."""
         pool = self.curriculum.kept if self.curriculum is not None else range(len(self.train_dataset))
+        if self._prompt_keys is None:  # one read of the column: a row read per prompt of the pool is slow
+            self._prompt_keys = [repr(prompt) for prompt in self.train_dataset["prompt"]]
         # a rollout's seeds hash (seed, step, rollout ≥ 1, row): RESAMPLING < 0 keeps this draw out of their streams.
         # One optimizer step may generate several times (steps_per_generation < gradient accumulation): each of its
         # generations draws other prompts, or one gradient would count the same fresh groups twice.
         key = (self.args.seed, self.state.global_step, RESAMPLING)
         generation = self._step % self.args.gradient_accumulation_steps  # within the step; the same on a resume
         draws = torch.Generator().manual_seed(row_seeds(key, generation * self.resample_retries + retry, 1)[0])
-        picks = torch.randint(len(pool), (groups,), generator=draws).tolist()
-        return [self.train_dataset[pool[index]] for index in picks for _ in range(self.num_generations)]
+        order = [pool[place] for place in torch.randperm(len(pool), generator=draws).tolist()]
+        new = [index for index in order if self._prompt_keys[index] not in drawn]
+        order = new + [index for index in order if self._prompt_keys[index] in drawn]  # a small pool repeats last
+        picks = [order[draw % len(order)] for draw in range(groups)]
+        return [self.train_dataset[index] for index in picks for _ in range(self.num_generations)]
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         if self.sampler is None or images is not None or multimodal_fields:
