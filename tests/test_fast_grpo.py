@@ -661,3 +661,22 @@ def test_fast_scoring_is_seeded_by_its_key(tiny_model: Path, tmp_path: Path) -> 
 
     assert scored(4) == scored(4)  # a resumed run re-scores what the uninterrupted one did
     assert scored(4) != scored(6)
+
+
+def test_a_model_family_the_sampler_cannot_decode_falls_back_to_generate(
+    tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OPT passed the family check and crashed in the first decode step of every rollout (its attention's shapes)."""
+    from transformers import OPTConfig, OPTForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = OPTConfig(
+        vocab_size=512, hidden_size=64, num_hidden_layers=2, ffn_dim=128, num_attention_heads=4, word_embed_proj_dim=64
+    )
+    config._attn_implementation = "sdpa"
+    with caplog.at_level("WARNING", logger="r1kit"):
+        assert generation.sampler_for(OPTForCausalLM(config), tokenizer) is None
+    assert "fast sampler unavailable" in caplog.text
+    llama = AutoModelForCausalLM.from_pretrained(tiny_model).train()
+    sampler = generation.sampler_for(llama, tokenizer)  # a family it reproduces: its check passes, the mode is kept
+    assert sampler is not None and generation._sampling_gap(sampler, llama) < 1e-3 and llama.training
