@@ -163,6 +163,15 @@ def test_an_invalid_jinja_chat_template_in_the_config(capsys: pytest.CaptureFixt
     assert_one_line(err, "model.chat_template", "not a valid Jinja")
 
 
+@pytest.mark.parametrize("flag", ["--seed", "--dataset.split.seed", "--preferences.seed"])
+@pytest.mark.parametrize("seed", ["-1", "5000000000"])
+def test_a_seed_out_of_numpys_range_is_a_config_error(flag: str, seed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """It passed the config and crashed in set_seed as "a bug in r1kit" (exit 1), after the model had loaded."""
+    code, err = cli(capsys, "config", "show", flag, seed)
+    assert code == 2
+    assert_one_line(err, "run.seed" if flag == "--seed" else flag.removeprefix("--"))
+
+
 # ----------------------------------------------------------------------------------- values kept as written
 
 

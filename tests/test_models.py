@@ -359,6 +359,37 @@ def test_a_base_model_s_own_chatml_template_ends_replies_with_its_turn_end(tiny_
     assert load_tokenizer(ModelConfig(chat_template=ends_with_eos), str(base)).eos_token == "<|endoftext|>"
     plain = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     assert load_tokenizer(ModelConfig(chat_template=plain), str(base)).eos_token == "<|endoftext|>"
+    # the saved model stops there too for a plain transformers user: its generation config named <|endoftext|> alone
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.models import save_for_inference
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.generation_config.eos_token_id = model.config.eos_token_id = tokenizer.eos_token_id
+    save_for_inference(model, loaded, tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "generation_config.json").read_text())["eos_token_id"]
+    assert saved == [loaded.eos_token_id, tokenizer.eos_token_id]
+
+
+def test_a_template_transformers_renders_is_valid() -> None:
+    """The config checked templates with a plain Jinja parse, which refused the loop controls and the
+    `{% generation %}` tag transformers renders (Cohere2's and LFM2's own templates, TRL's training templates)."""
+    template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}"
+        "{% if m['role'] == 'assistant' %}{% generation %}{{ m['content'] }}{% endgeneration %}"
+        "{% else %}{{ m['content'] }}{% endif %}{% if loop.index > 9 %}{% break %}{% endif %}{% endfor %}"
+    )
+    assert ModelConfig(chat_template=template).chat_template == template
+    with pytest.raises(ValueError, match="not a valid Jinja chat template"):
+        ModelConfig(chat_template="{% for m in messages %}{{ m['content'] }}")
+
+
+def test_a_builtin_model_with_a_gguf_file_or_revision_is_refused() -> None:
+    """`--model.gguf_file X.gguf` without the repo in model.name trained the built-in model without a word."""
+    with pytest.raises(ModelError, match=r"model\.gguf_file is set, but model\.name 'tiny-random' is a built-in model"):
+        resolve_model("tiny-random", gguf_file="Other-Q8_0.gguf")
+    with pytest.raises(ModelError, match=r"model\.revision is set"):
+        resolve_model("smollm2-135m", revision="abc123")
 
 
 def test_a_chat_template_that_is_no_template_is_refused() -> None:

@@ -198,6 +198,12 @@ def resolve_model(
     """A loadable reference: a built-in alias becomes its cached folder, a GGUF file (or a hub repo with
     `gguf_file`) its converted cached folder, a folder is checked, a hub id passes."""
     if name in BUILTIN_MODELS:
+        if gguf_file or revision:  # they name a file or commit of a hub repo or folder: unused, the run was another
+            setting = "gguf_file" if gguf_file else "revision"
+            raise ModelError(
+                f"model.{setting} is set, but model.name {name!r} is a built-in model, which has none: name the hub "
+                f"repo or folder the {'file' if gguf_file else 'commit'} belongs to in model.name"
+            )
         return str(builtin_model_path(name, cache_dir))
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
@@ -547,9 +553,12 @@ def load_error(name: str, error: Exception) -> ModelError:
 
 
 def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dest: Path) -> None:
-    """A plain HF folder (safetensors, tokenizer, chat template) any transformers user can load; LoRA merged in."""
+    """A plain HF folder (safetensors, tokenizer, chat template) any transformers user can load; LoRA merged in. Its
+    generation config ends a reply where r1kit's generation does (`eos_token_ids`): at the turn's end a chat template
+    writes (<|im_end|>) as well as at the model's own EOS, which `generate` alone ran past to the token limit."""
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
+    model.generation_config.eos_token_id = eos_token_ids(model, tokenizer)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 

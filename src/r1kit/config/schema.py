@@ -60,7 +60,7 @@ class RunConfig(Section):
         description="Run folder (checkpoints, metrics, evals, report). Default: runs/<timestamp> (-2, -3, … for runs "
         "started in the same second).",
     )
-    seed: int = Field(42, description="Seed for data order, sampling and initialisation.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed for data order, sampling and initialisation.")
     resume: bool = Field(
         False, description="Continue from the newest complete checkpoint in the run folder instead of starting over."
     )
@@ -141,12 +141,13 @@ class ModelConfig(Section):
 
 
 def check_jinja(template: str) -> None:
-    """Raise ValueError (one line) when `template` is not a valid Jinja template."""
+    """Raise ValueError (one line) when `template` is not a valid Jinja chat template: compiled as transformers
+    compiles it (its sandbox, with loop controls and its `{% generation %}` tag, which a plain Jinja parse refused)."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment  # what transformers renders chat templates with
+    from transformers.utils.chat_template_utils import _compile_jinja_template
 
     try:
-        ImmutableSandboxedEnvironment().parse(template)
+        _compile_jinja_template(template)
     except TemplateSyntaxError as error:
         raise ValueError(f"not a valid Jinja chat template: {error.message} (line {error.lineno})") from None
 
@@ -183,12 +184,12 @@ class PromptConfig(Section):
 
 class SplitConfig(Section):
     test_size: float = Field(0.1, gt=0.0, lt=1.0, description="Share of rows held out for evaluation.")
-    seed: int = Field(42, description="Seed of the train / held-out split.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Seed of the train / held-out split.")
 
 
 class SyntheticConfig(Section):
     num_examples: int = Field(3000, ge=10, description="Rows generated for a built-in task (before the split).")
-    seed: int = Field(1234, description="Seed of the built-in task generator.")
+    seed: int = Field(1234, ge=0, le=2**32 - 1, description="Seed of the built-in task generator.")
 
 
 class DatasetConfig(Section):
@@ -994,7 +995,9 @@ class PreferencesConfig(Section):
     max_held_out: int = Field(
         100, ge=1, description="Keep at most this many held-out pairs (drawn with preferences.seed, in file order)."
     )
-    seed: int = Field(42, description="Seed of the held-out split and of the built-in degradations.")
+    seed: int = Field(
+        42, ge=0, le=2**32 - 1, description="Seed of the held-out split and of the built-in degradations."
+    )
     sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
 
 
