@@ -219,6 +219,11 @@ def test_a_time_limit_stops_training_with_a_checkpoint_that_keeps_the_time_spent
     # a resumed run starts its clock from what the interrupted one had spent
     assert TimeLimit.resumed_from(5.0, checkpoint).spent() >= spent
     assert TimeLimit.resumed_from(5.0, None).spent() == 0.0
+    # killed after the limit's checkpoint, before the model was saved: the resume trains no step past the limit
+    saved = weights(model_dir)
+    shutil.rmtree(model_dir)
+    assert changed(saved, weights(train(sft, ctx, base, splits))) == []
+    assert [r["step"] for r in step_records(ctx.run, "sft")] == [1]
 
 
 def test_distill_trains_the_student_on_the_teachers_verified_traces(

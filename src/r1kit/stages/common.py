@@ -862,9 +862,12 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
             "it (sft.max_length for SFT, SFT 2 and distillation; dpo.max_length; reward_model.max_length)"
         )
     resume = prepare_resume(ctx)
-    if resume is not None and 0 < trainer.args.max_steps <= checkpoint_step(resume):
-        # Nothing is left to train (killed after the last checkpoint, before the model was saved): its weights are
-        # the stage's. trainer.train would run one more step before it checks max_steps.
+    limit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeLimit)), None)
+    if resume is not None and (
+        0 < trainer.args.max_steps <= checkpoint_step(resume) or (limit is not None and limit.spent() >= limit.limit)
+    ):
+        # Nothing is left to train (killed after the last checkpoint, or the time limit's, before the model was
+        # saved): its weights are the stage's. trainer.train would run one more step before it checks either.
         trainer._load_from_checkpoint(str(resume))
         trainer.state.global_step = checkpoint_step(resume)  # the steps it took, for the stage's figures
     else:
