@@ -34,10 +34,11 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
     key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
     resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
-    saved = json.loads(stats_path.read_text(encoding="utf-8")) if resumed and stats_path.exists() else {}
+    # stats.json is written after data.jsonl: the traces are whole; a redone stage's folder was cleared before
+    saved = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():
-        # killed while the student trained: on the traces it trained on (sampling them again took the teacher's
-        # whole run, and under another process count draws other traces)
+        # killed while the student trained, before its first checkpoint too: on the traces it trains on (sampling
+        # them again took the teacher's whole run, and under another process count draws other traces)
         kept, dataset, stats = read_rows(traces).to_list(), traces, saved
         logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
     else:  # a new teacher or sampling settings (a --resume that changed them) sample again
