@@ -339,6 +339,19 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
     assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
 
 
+def test_a_teachers_trace_in_r1_distills_form_is_judged_in_r1_form() -> None:
+    """Distillation's teacher may be an R1-Distill model (its answer after </think>, boxed): its right traces were
+    all `malformed`, and `r1kit distill` from such a teacher made no model."""
+    from r1kit.stages.traces import in_r1_form
+
+    judge = TraceJudge(resolve_config(environ={}).config)
+    distilled = "<think>\nAva has 27 + 3 = 30 pencils. Then 30 - 8 = 22.\n</think>\n\nAva has 22 now.\n\n\\boxed{22}"
+    question = ["Ava has 27 pencils, gets 3 and gives away 8. How many now?"]
+    assert judge([distilled], question, ["22"]) == ["malformed"]
+    assert judge([in_r1_form(distilled)], question, ["22"]) == ["kept"]
+    assert in_r1_form("I cannot say.") == "I cannot say."  # no answer to read: left to be judged malformed
+
+
 def test_the_loop_filter_keeps_reasoning_that_restates_its_quantities() -> None:
     """Word 3-grams counted restated quantities as a loop: 184 of GSM8K's 7,473 gold worked solutions (this one
     among them) were dropped as repetitive, and so was a long trace that checks its answer a second way."""

@@ -361,6 +361,35 @@ def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path, tiny_model: Pat
             distill.main(config)
 
 
+def test_distill_reads_a_teacher_that_answers_after_its_thinking(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An R1-Distill teacher writes its answer after </think> (boxed): every right trace was `malformed`, and the
+    stage made no model. (A tiny model writes no such trace: the teacher's samples are given.)"""
+    from r1kit.stages import traces
+
+    def teacher(ctx, model_reference, prompts, settings, desc):
+        answers = [re.search(r"What is (\d+) \+ (\d+)", p[-1]["content"]) for p in prompts]
+        texts = [
+            [f"<think>\nAdding gives {int(a[1]) + int(a[2])}.\n</think>\n\n\\boxed{{{int(a[1]) + int(a[2])}}}"]
+            for a in answers
+        ]
+        return Generations(texts, [[9]] * len(texts), [[False]] * len(texts), [0] * len(texts))
+
+    monkeypatch.setattr(traces, "sample", teacher)
+    data = tmp_path / "sums.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
+    )
+    student = shutil.copytree(tiny_model, tmp_path / "student")
+    ctx, base, splits = context(
+        tmp_path, "--data", str(data), "--distill.student", str(student), "--sft.max_steps", "1"
+    )
+    ctx = ctx.for_stage(ctx.config, "distill", "distill")
+    output = distill.run(ctx, StageInputs(model=base, base=base, splits=splits))
+    assert output.metrics["teacher_acceptance"] == 1.0 and output.model is not None
+
+
 def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """TRL cut long worked solutions at sft.max_length, <answer> and all, without a word (a fifth of GSM8K at 256)."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "140")

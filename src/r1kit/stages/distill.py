@@ -48,7 +48,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
                 shutil.rmtree(ctx.run.checkpoints(ctx.folder), ignore_errors=True)
             distributed.wait()
         rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
-        kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill")
+        # the teacher may be any reasoning model (an R1-Distill, Qwen3): its traces are read in whatever form it writes
+        kept, stats = best_verified(
+            ctx, inputs.model, rows, settings, settings.keep_per_prompt, "distill", any_format=True
+        )
         dataset = write_dataset(ctx, kept, stats | {"traces_key": key}, "distill")
 
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself

@@ -24,7 +24,7 @@ from r1kit.atomic import content_hash, json_digest, write_atomic, write_json
 from r1kit.config.schema import GRPOConfig, R1kitConfig, SamplingConfig, VerificationConfig
 from r1kit.data.loading import CANONICAL_COLUMNS, drawn_indices
 from r1kit.models import load_model, load_tokenizer
-from r1kit.prompts import chat_prompt
+from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.text import (
     ANSWER_CLOSE,
@@ -251,6 +251,16 @@ def best_of(traces: Sequence[str], reasons: Sequence[str], keep: int) -> list[st
     return chosen[:keep]
 
 
+def in_r1_form(completion: str) -> str:
+    """`completion` in the strict R1 form where `normalise` reads a reasoning and an answer in it, else as it is.
+
+    >>> in_r1_form("<think>\\n27 + 3 = 30. Then 30 - 8 = 22.\\n</think>\\n\\nAva has 22 now.\\n\\n\\\\boxed{22}")
+    '<think>\\n27 + 3 = 30. Then 30 - 8 = 22.\\n</think>\\n<answer>22</answer>'
+    """
+    parts = normalise(completion)
+    return completion if parts is None else r1_completion(*parts)
+
+
 def trace_row(row: dict[str, Any], trace: str, source: str) -> dict[str, Any]:
     """A canonical row whose worked solution is a kept trace's reasoning (SFT writes it back in R1 form)."""
     reasoning, _ = split_r1(trace) or normalise(trace) or (trace, "")
@@ -271,15 +281,20 @@ def best_verified(
     settings: SamplingConfig,
     keep: int,
     source: str,
+    any_format: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """k samples per problem from a model, judged; the best `keep` accepted traces per problem as canonical rows, and
-    the statistics (acceptance per group and per sample, dropped by reason): rejection sampling and distillation."""
+    the statistics (acceptance per group and per sample, dropped by reason): rejection sampling and distillation.
+    `any_format`: a completion in another shape than R1's (`in_r1_form`) is judged in R1 form, as a teacher that
+    never learnt r1kit's tags writes (R1-Distill: the answer after </think>, in \\boxed{})."""
     prompts = [chat_prompt(row["question"], ctx.config.prompt.system) for row in rows]
     samples = sample(ctx, model_reference, prompts, settings, desc=source.replace("_", " "))
     judge = TraceJudge(ctx.config)
     reasons_count: Counter = Counter()
     kept, accepted = [], []
     for row, completions, cuts in zip(rows, samples.texts, samples.truncated, strict=True):
+        if any_format:
+            completions = [in_r1_form(completion) for completion in completions]
         asked, golds = [row["question"]] * len(completions), [row["solution"]] * len(completions)
         reasons = judge(completions, asked, golds, truncated=cuts)
         reasons_count.update(reasons)
