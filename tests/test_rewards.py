@@ -577,6 +577,14 @@ def test_language_consistency_reads_english_with_names_and_units_as_english() ->
         "Ensuite nous multiplions le nombre de paniers par le nombre de pommes dans chaque panier.</think>"
     )
     assert 0.3 < reward([mixed])[0] < 0.7
+    # a sentence in another language within an English line: read with the line, it counted as English (1.0)
+    first = "Ava starts with 27 pencils and then she gets 3 more pencils from her teacher, so 27 + 3 = 30 pencils."
+    last = "Then she gives 8 of them away to a friend, so 30 - 8 = 22 pencils are left at the end."
+    for switched in (
+        "Ensuite elle donne huit crayons à son amie, donc il en reste vingt-deux.",
+        "然后她把八支铅笔送给了她的好朋友，所以我们需要从三十支里面减去八支。",
+    ):
+        assert reward([f"<think>{first} {switched} {last}</think><answer>22</answer>"])[0] < 0.8
 
 
 def test_text_helpers() -> None:

@@ -623,7 +623,7 @@ def prompt_language(prompt: Completion) -> str | None:
 class LanguageConsistencyReward:
     """Share of the completion's letters written in the target language (the prompt's, unless fixed).
 
-    The completion (tags removed) is identified in runs of lines of at least 40 letters, each weighted by its letter
+    The completion (tags removed) is identified in runs of sentences of at least 40 letters, each weighted by its letter
     count; a run counts against it only when identified as another language with confidence 0.8 or more. A
     completion or prompt with too few letters to identify gets None.
 
@@ -657,18 +657,26 @@ class LanguageConsistencyReward:
         return rewards
 
 
+# Where a sentence ends: a switch of language mid-line is a sentence of its own (a line read whole took the language
+# of most of its letters, and a French or Chinese sentence between two English ones counted as English).
+_SENTENCE_END = re.compile(r"(?<=[.!?])[ \t]+|(?<=[。！？])|\n")
+
+
 def _letter_runs(text: str) -> list[tuple[str, int]]:
-    r"""Consecutive lines joined until each run holds at least _RUN_LETTERS letters (a short tail joins the run before
-    it), with its letter count: the units a language is identified in.
+    r"""Consecutive sentences (or lines) joined until each run holds at least _RUN_LETTERS letters (a short tail joins
+    the run before it), with its letter count, an ideograph counting as 3 (a word): the units a language is identified
+    in.
 
     >>> [n for _, n in _letter_runs("Forty letters of English text are needed here.\nx = 2\nThen we add.")]
     [48]
+    >>> [n for _, n in _letter_runs("We add the two numbers together to get the total sum here. 然后她把八支铅笔送给了她的朋友。")]
+    [46, 45]
     """
     runs: list[tuple[str, int]] = []
     lines: list[str] = []
     count = 0
-    for line in text.splitlines():
-        letters = sum(len(run) for run in LETTERS.findall(line))
+    for line in _SENTENCE_END.split(text):
+        letters = sum(len(run) for run in LETTERS.findall(line)) + 2 * len(_IDEOGRAPHS.findall(line))
         if not letters:
             continue
         lines.append(line)
