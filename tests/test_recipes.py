@@ -334,9 +334,20 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
         "<think>7</think><answer>7</answer>",  # too short
         "<think>" + "add the numbers and " * 12 + "</think><answer>7</answer>",  # repetitive
         "<think>Nous additionnons trois et quatre pour obtenir sept pommes.</think><answer>7</answer>",  # language
+        # the R1 paper's other two filters: code blocks, long paragraphs
+        "<think>We add 3 and 4:\n```python\nprint(3 + 4)\n```\nwhich gives 7.</think><answer>7</answer>",
+        "<think>"
+        + " ".join(f"step {n} adds {n} to {n + 1}." for n in range(80))
+        + "\n\nSo 7.</think><answer>7</answer>",
     ]
     reasons = judge(traces, ["What is 3 + 4? Add the two numbers."] * len(traces), ["7"] * len(traces))
-    assert reasons == ["kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language"]
+    assert reasons == [
+        "kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language", "code_block", "long_paragraph"
+    ]  # fmt: skip
+    # each can be turned off
+    lenient = ["--filters.drop_code_blocks", "false", "--filters.max_paragraph_words", "null"]
+    judge = TraceJudge(resolve_config(environ={}, overrides=lenient).config)
+    assert judge(traces[-2:], ["What is 3 + 4? Add the two numbers."] * 2, ["7"] * 2) == ["kept", "kept"]
 
 
 def test_a_teachers_trace_in_r1_distills_form_is_judged_in_r1_form() -> None:

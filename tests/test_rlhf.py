@@ -696,7 +696,7 @@ def test_a_reward_model_trains_from_a_policys_lora_adapter_folder(tmp_path: Path
 
 @pytest.mark.parametrize("stage", ["grpo", "rloo"])
 def test_a_full_fine_tunes_kl_reference_is_loaded_at_the_policys_revision(
-    stage: str, tmp_path: Path, monkeypatch
+    stage: str, tmp_path: Path, monkeypatch, tiny_model: Path
 ) -> None:
     """TRL loads a full fine-tune's KL reference by the policy's name with its own arguments: a hub model given with
     --model.revision was compared with its default branch's weights (GRPO also without trust_remote_code)."""
@@ -711,7 +711,9 @@ def test_a_full_fine_tunes_kl_reference_is_loaded_at_the_policys_revision(
     monkeypatch.setattr(module, "create_model_from_path", lambda name, **kw: loaded.append(kw) or real(name, **kw))
     steps = {"grpo": "--training.max_steps", "rloo": "--rloo.max_steps"}[stage]
     args = (stage, "--profile", "test", "--model.lora.enabled", "false", f"--{stage}.beta", "0.05", steps, "1")
-    done = r1kit_cli(*args, "--model.revision", "main", "--out", str(tmp_path / "run"), cwd=REPO)
+    # a folder stands for the hub repo here (a built-in model has no revision: refused)
+    model = ("--model", str(tiny_model), "--model.revision", "main")
+    done = r1kit_cli(*args, *model, "--out", str(tmp_path / "run"), cwd=REPO)
     assert loaded and loaded[-1]["revision"] == "main" and loaded[-1]["trust_remote_code"] is False, done.stderr
 
 

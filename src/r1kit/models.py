@@ -558,7 +558,8 @@ def save_for_inference(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBas
     writes (<|im_end|>) as well as at the model's own EOS, which `generate` alone ran past to the token limit."""
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
-    model.generation_config.eos_token_id = eos_token_ids(model, tokenizer)
+    if model.can_generate():  # a reward model scores text, it writes none
+        model.generation_config.eos_token_id = eos_token_ids(model, tokenizer)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
 

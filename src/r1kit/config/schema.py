@@ -853,6 +853,15 @@ class TraceFilterConfig(Section):
         "auto", description="ISO 639-1 code traces must be written in; auto: the language of the problem."
     )
     min_think_words: int = Field(3, ge=0, description="Drop a trace whose <think> block has fewer words.")
+    max_paragraph_words: int | None = Field(
+        300,
+        ge=1,
+        description="Drop a trace whose <think> block has a paragraph (text between blank lines) of more words, as "
+        "the R1 paper filters long paragraphs; null keeps any.",
+    )
+    drop_code_blocks: bool = Field(
+        True, description="Drop a trace whose <think> block holds a fenced code block (```), as the R1 paper does."
+    )
 
     @field_validator("language")
     @classmethod

@@ -82,6 +82,15 @@ def think_words(text: str) -> int:
     return len(text.split())
 
 
+def longest_paragraph(text: str) -> int:
+    r"""The words (`think_words`) of the longest paragraph of `text`, paragraphs being split at blank lines.
+
+    >>> longest_paragraph("We add.\nThen we check it twice.\n\nDone.")
+    7
+    """
+    return max(map(think_words, re.split(r"\n[ \t]*\n", text)))
+
+
 def normalise(text: str) -> tuple[str, str] | None:
     """(reasoning, answer) of a completion in any of the shapes R1-Zero-style models write, or None without an answer.
 
@@ -139,6 +148,7 @@ class TraceJudge:
     def __init__(self, config: R1kitConfig):
         filters = config.filters
         self.min_think_words = filters.min_think_words
+        self.max_paragraph_words, self.drop_code_blocks = filters.max_paragraph_words, filters.drop_code_blocks
         self.max_repetition = filters.max_repetition
         self.language = build_reward("language_consistency", language=filters.language)
         # asked as the run asks: a question too short to tell its language by ("What is 3 + 4?") is told by the rest
@@ -164,6 +174,10 @@ class TraceJudge:
                 reasons[index] = "malformed"
             elif think_words(parts[0]) < self.min_think_words:
                 reasons[index] = "too_short"
+            elif self.drop_code_blocks and "```" in parts[0]:
+                reasons[index] = "code_block"
+            elif self.max_paragraph_words and longest_paragraph(parts[0]) > self.max_paragraph_words:
+                reasons[index] = "long_paragraph"
             elif loops(trace, self.max_repetition):
                 reasons[index] = "repetitive"
         open_ = [i for i, reason in enumerate(reasons) if not reason]
