@@ -344,6 +344,16 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
     assert reasons == [
         "kept", "wrong", "malformed", "too_short", "repetitive", "wrong_language", "code_block", "long_paragraph"
     ]  # fmt: skip
+    # a long thinking of short paragraphs is no long paragraph, also written without its blank lines (strip_filler:
+    # cold start's traces) or read through in_r1_form (distillation's)
+    from r1kit.stages.traces import in_r1_form
+
+    paragraphs = [
+        " ".join(f"Then {n} + {k} = {n + k} holds." for n in range(24 * k, 24 * k + 24)) for k in (1, 2, 3, 4)
+    ]
+    long = "<think>" + "\n\n".join(paragraphs) + "\nSo 3 + 4 = 7.</think><answer>7</answer>"  # 4 × 144 words
+    for trace in (long, strip_filler(long), in_r1_form(long)):
+        assert judge([trace], ["What is 3 + 4? Add the two numbers."], ["7"]) == ["kept"]
     # each can be turned off
     lenient = ["--filters.drop_code_blocks", "false", "--filters.max_paragraph_words", "null"]
     judge = TraceJudge(resolve_config(environ={}, overrides=lenient).config)
@@ -361,6 +371,24 @@ def test_a_teachers_trace_in_r1_distills_form_is_judged_in_r1_form() -> None:
     assert judge([distilled], question, ["22"]) == ["malformed"]
     assert judge([in_r1_form(distilled)], question, ["22"]) == ["kept"]
     assert in_r1_form("I cannot say.") == "I cannot say."  # no answer to read: left to be judged malformed
+
+
+def test_trace_keys_made_before_the_readability_filters_stay_valid() -> None:
+    """The two filters added (code blocks, long paragraphs) entered every key at their defaults: an interrupted
+    distillation of an older run sampled its teacher again, and the built-in pairs were made again."""
+    from datasets import Dataset
+
+    from r1kit.config.schema import R1kitConfig
+    from r1kit.stages.traces import samples_key
+
+    rows = Dataset.from_list([{"question": "1+1?", "solution": "2"}])
+
+    def key(**filters) -> str:
+        config = R1kitConfig(filters=filters)
+        return samples_key(config, "org/teacher", rows, sampling=config.distill.model_dump(exclude={"student"}))
+
+    assert key() == "5378f3acc382d9e6"  # the key of a default config before the two filters existed
+    assert key(drop_code_blocks=False) != key() != key(max_paragraph_words=100)
 
 
 def test_the_loop_filter_keeps_reasoning_that_restates_its_quantities() -> None:

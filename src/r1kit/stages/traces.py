@@ -83,12 +83,13 @@ def think_words(text: str) -> int:
 
 
 def longest_paragraph(text: str) -> int:
-    r"""The words (`think_words`) of the longest paragraph of `text`, paragraphs being split at blank lines.
+    r"""The words (`think_words`) of the longest paragraph of `text`: of its longest line, as the traces judged are
+    written without blank lines (`strip_filler`), where a paragraph is a line.
 
     >>> longest_paragraph("We add.\nThen we check it twice.\n\nDone.")
-    7
+    5
     """
-    return max(map(think_words, re.split(r"\n[ \t]*\n", text)))
+    return max(map(think_words, text.splitlines() or [""]))
 
 
 def normalise(text: str) -> tuple[str, str] | None:
@@ -266,11 +267,14 @@ def best_of(traces: Sequence[str], reasons: Sequence[str], keep: int) -> list[st
 
 
 def in_r1_form(completion: str) -> str:
-    """`completion` in the strict R1 form where `normalise` reads a reasoning and an answer in it, else as it is.
+    """`completion` in the strict R1 form where it is in another shape and `normalise` reads a reasoning and an
+    answer in it, else as it is.
 
     >>> in_r1_form("<think>\\n27 + 3 = 30. Then 30 - 8 = 22.\\n</think>\\n\\nAva has 22 now.\\n\\n\\\\boxed{22}")
     '<think>\\n27 + 3 = 30. Then 30 - 8 = 22.\\n</think>\\n<answer>22</answer>'
     """
+    if split_r1(completion) is not None:  # as it was written: its blank lines and openers are the model's
+        return completion
     parts = normalise(completion)
     return completion if parts is None else r1_completion(*parts)
 
@@ -383,11 +387,24 @@ def samples_key(config: R1kitConfig, model_reference: str, rows: Dataset, **samp
             "verification": VerificationConfig(
                 timeout_seconds=config.rewards.verification.timeout_seconds
             ).model_dump(),
-            "filters": config.filters.model_dump(),
+            "filters": _keyed_filters(config),
             "seed": config.run.seed,
             **sampling,
         }
     )
+
+
+# Trace filters added after keys were first made: keyed only where set to other than their default, so traces and
+# pairs sampled before they existed (judged without them, as their defaults then were) stay valid on --resume.
+_FILTERS_ADDED = ("max_paragraph_words", "drop_code_blocks")
+
+
+def _keyed_filters(config: R1kitConfig) -> dict[str, Any]:
+    filters = config.filters.model_dump()
+    for name in _FILTERS_ADDED:
+        if filters[name] == type(config.filters).model_fields[name].default:
+            del filters[name]
+    return filters
 
 
 def drawn_rows(rows: Dataset, limit: int, seed: int) -> list[dict[str, Any]]:
