@@ -626,9 +626,22 @@ def test_grpo_with_fewer_prompts_than_one_generation_batch_is_refused(tmp_path: 
     args += ["--curriculum.max_prompts", "1", "--curriculum.samples_per_prompt", "2"]
     done = r1kit_cli(*args, "--training.batch_size.per_device_train", "8", cwd=REPO)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "grpo: 1 training prompt(s) the curriculum kept (widen" in done.stderr
+    assert "grpo: 1 training prompt(s) the curriculum chose (it scores curriculum.max_prompts" in done.stderr
     assert "fewer than the 2 distinct prompts one generation batch samples (8 completions, 4 per prompt)" in done.stderr
     assert not (out / "grpo" / "model").exists()
+    # without a curriculum, the data's prompts are counted before any work: a finished stage "redone" with a larger
+    # batch under --resume had been cleared (its model gone) and its config.yaml rewritten, then refused
+    data = tmp_path / "sums.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
+    )
+    args = ["grpo", "--profile", "test", "--out", str(tmp_path / "plain"), "--data", str(data)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    saved = (tmp_path / "plain" / "config.yaml").read_text()
+    larger = r1kit_cli(*args, "--resume", "--training.batch_size.per_device_train", "64", cwd=REPO)
+    assert larger.returncode == 1 and "grpo: 10 training prompt(s), fewer than the 16 distinct" in larger.stderr
+    assert (tmp_path / "plain" / "grpo" / "model" / "model.safetensors").exists()
+    assert (tmp_path / "plain" / "config.yaml").read_text() == saved
 
 
 def test_a_re_scored_curriculum_resumes_with_its_kept_set_and_shows_in_the_report(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import DatasetError, grpo_rows
+from r1kit.data.loading import grpo_rows
 from r1kit.models import eos_token_ids, load_model, load_tokenizer
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards import build_reward
@@ -22,6 +22,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     callbacks,
+    check_prompts_fill_a_batch,
     lora_config,
     reference_loading,
     stage_main,
@@ -83,18 +84,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         gradient_checkpointing=config.training.gradient_checkpointing,
         **reference_loading(config, config.grpo.beta),
     )
-    # TRL's sampler drops a generation batch it cannot fill with distinct prompts: fewer prompts than one batch
-    # trains no step at all, and the stage "finished" with its input model
-    per_batch = args.generation_batch_size // args.num_generations
-    if len(rows) < per_batch:
-        whose = (
-            " the curriculum kept (widen curriculum.min_pass_rate / max_pass_rate)" if config.curriculum.enabled else ""
-        )
-        raise DatasetError(
-            f"grpo: {len(rows)} training prompt(s){whose}, fewer than the {per_batch} distinct prompts one generation "
-            f"batch samples ({args.generation_batch_size} completions, {args.num_generations} per prompt): give more "
-            "problems, or sample fewer a step (training.batch_size.per_device_train, grpo.generation_batch_size)"
-        )
+    # the curriculum's prompts are known only now (the prompts of data alone: check_data, before any work)
+    check_prompts_fill_a_batch(len(rows), args.generation_batch_size, args.num_generations, config.curriculum.enabled)
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,
         fast_generation=config.fast.generation,
