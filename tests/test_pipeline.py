@@ -1082,6 +1082,25 @@ def test_a_stage_s_held_out_files_are_read_by_their_content(tmp_path: Path, tiny
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 
 
+def test_a_checkpoint_holds_its_optimizer_and_adapter_shape_not_what_applies_on_resume() -> None:
+    """Every model.lora.* key was refused on --resume (alpha and dropout apply to a loaded adapter; a full
+    fine-tune's checkpoint has none), PPO's policy learning rate under TRPO (unused), and an adaptive KL start was
+    accepted and not used."""
+    from r1kit.runs import _held_by_a_checkpoint as held
+
+    lora, full = {"model.lora.enabled": True}, {"model.lora.enabled": False}
+    assert (
+        held("model.lora.rank", lora) and held("model.lora.target_modules", lora) and held("model.lora.enabled", full)
+    )
+    assert not any(held(key, lora) for key in ("model.lora.alpha", "model.lora.dropout", "sft.max_steps"))
+    assert not held("model.lora.rank", full)
+    assert held("sft.optimization.learning_rate", lora) and not held("sft.optimization.max_grad_norm", lora)
+    assert held("ppo.learning_rate", {"ppo.policy_update": "clip"}) and not held(
+        "ppo.learning_rate", {"ppo.policy_update": "trpo"}
+    )
+    assert held("ppo.kl_coef", {"ppo.adaptive_kl": True}) and not held("ppo.kl_coef", {"ppo.adaptive_kl": False})
+
+
 def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [*GRPO_ARGS, "--out", str(out)]

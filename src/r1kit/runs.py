@@ -434,7 +434,8 @@ def _refuse_what_a_checkpoint_would_not_use(
     never used; a new LoRA shape would not load its checkpoint; and fewer steps than its checkpoint has would leave
     the longer-trained model under the lower count. All refused before anything is written. `max_grad_norm` is read
     at each step, and applies."""
-    held_changes = [change for change in changed if _held_by_a_checkpoint(change[0])]
+    run_values = flatten(config.model_dump())
+    held_changes = [change for change in changed if _held_by_a_checkpoint(change[0], run_values)]
     if command in READS:  # a stage alone trains in RUN/<stage>
         stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
@@ -453,17 +454,18 @@ def _refuse_what_a_checkpoint_would_not_use(
         # run's (the run-level keys alone missed a learning rate set in the recipe's stage)
         trained_with, values = flatten(manifest.get("config") or {}), flatten(stage_config.model_dump())
         changes = (
-            [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key)]
+            [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key, values)]
             if trained_with
             else held_changes
         )
         for key, before, now in (change for change in changes if change[1] != change[2]):
             if stage_reads(kind, key):
-                held = (
-                    ", which holds the weights it trains as they were, so it would not load"
-                    if key.startswith("model.lora.") or key == "ppo.policy_update"
-                    else " with its optimizer and learning-rate schedule, so the new value would be recorded and not used"
-                )
+                if key.startswith("model.lora.") or key == "ppo.policy_update":
+                    held = ", which holds the weights it trains as they were, so it would not load"
+                elif key == "ppo.kl_coef":
+                    held = " with its adaptive KL coefficient, so the new start would be recorded and not used"
+                else:
+                    held = " with its optimizer and learning-rate schedule, so the new value would be recorded and not used"
                 raise RunDirError(
                     f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint{held}. Resume "
                     "without it, or train anew into another folder (--out)"
@@ -479,15 +481,24 @@ def _refuse_what_a_checkpoint_would_not_use(
             )
 
 
-# PPO's own optimizer settings (its trainer is r1kit's: no `optimization` section), and which weights it trains
-_PPO_OPTIMIZER = ("ppo.learning_rate", "ppo.value_learning_rate", "ppo.policy_update")
+_LORA_SHAPE = ("model.lora.rank", "model.lora.target_modules")
 
 
-def _held_by_a_checkpoint(key: str) -> bool:
-    """A setting a checkpoint holds: its optimizer and schedule (`max_grad_norm` is read at each step), and the shape
-    of what it trains (LoRA's rank, targets, or the whole model: a checkpoint of another shape does not load)."""
-    optimizer = ".optimization." in key and not key.endswith(".max_grad_norm")
-    return optimizer or key in _PPO_OPTIMIZER or key.startswith("model.lora.")
+def _held_by_a_checkpoint(key: str, values: dict[str, Any]) -> bool:
+    """A setting a checkpoint holds, for a stage whose (flattened) settings are `values`: its optimizer and schedule
+    (`max_grad_norm` is read at each step; PPO's own learning rates, the value head's always, the policy's under the
+    clipped update; its update method, which sets the optimizer's groups; an adaptive KL coefficient, the controller's
+    state), and the shape of what it trains (LoRA on or off, and its rank and targets while on: a checkpoint of
+    another shape does not load; alpha and dropout apply to it)."""
+    if ".optimization." in key:
+        return not key.endswith(".max_grad_norm")
+    if key.startswith("model.lora."):
+        return key == "model.lora.enabled" or (key in _LORA_SHAPE and bool(values.get("model.lora.enabled")))
+    if key == "ppo.learning_rate":  # the policy's: TRPO moves the policy without it
+        return values.get("ppo.policy_update") == "clip"
+    if key == "ppo.kl_coef":  # an adaptive coefficient's start: the controller's value is in the checkpoint
+        return bool(values.get("ppo.adaptive_kl"))
+    return key in ("ppo.value_learning_rate", "ppo.policy_update")
 
 
 def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]]:
