@@ -49,6 +49,11 @@ def test_token_ends_match_decoding_every_prefix(tiny_model: Path) -> None:
         [generator.randrange(tokenizer.vocab_size) for _ in range(generator.randrange(1, 40))] for _ in range(100)
     ]:
         assert token_ends(decode, ids) == [len(decode(ids[: count + 1])) for count in range(len(ids))]
+    # linear: each token's share is decoded with at most 8 tokens before it, and the whole text once (the check)
+    decoded: list[int] = []
+    ids = tokenizer(texts[0] * 20)["input_ids"]
+    token_ends(lambda part: decoded.append(len(part)) or decode(part), ids)
+    assert sorted(decoded)[-2] <= 9 and decoded.count(len(ids)) == 1
     # a decoder that is not local (its text depends on the whole length) is decoded prefix by prefix
     counted = lambda ids: "x" * len(ids) ** 2  # noqa: E731
     assert token_ends(counted, list(range(12))) == [(count + 1) ** 2 for count in range(12)]
