@@ -626,7 +626,7 @@ def test_grpo_with_fewer_prompts_than_one_generation_batch_is_refused(tmp_path: 
     args += ["--curriculum.max_prompts", "1", "--curriculum.samples_per_prompt", "2"]
     done = r1kit_cli(*args, "--training.batch_size.per_device_train", "8", cwd=REPO)
     assert done.returncode == 1, done.stderr[-2000:]
-    assert "grpo: 1 training prompt(s) the curriculum chose (it scores curriculum.max_prompts" in done.stderr
+    assert "grpo: 1 training prompt(s) for the curriculum (it scores curriculum.max_prompts" in done.stderr
     assert "fewer than the 2 distinct prompts one generation batch samples (8 completions, 4 per prompt)" in done.stderr
     assert not (out / "grpo" / "model").exists()
     # without a curriculum, the data's prompts are counted before any work: a finished stage "redone" with a larger

@@ -155,7 +155,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             holding = False  # the stage to train passed its checks
             base_evaluated()
             if distributed.is_main():  # an interrupted run's manifest and report show which stage was at work
-                if not trained:  # the first stage this command trains: no refusal can come any more
+                if not trained:  # the first stage this command trains: no refusal of the plan can come any more
                     run_dir.save_config(config)
                     # the summary of the run before, whose models this one replaces (a redo killed halfway would
                     # leave its figures and final model beside the new config)

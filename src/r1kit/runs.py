@@ -434,8 +434,6 @@ def _refuse_what_a_checkpoint_would_not_use(
     never used; a new LoRA shape would not load its checkpoint; and fewer steps than its checkpoint has would leave
     the longer-trained model under the lower count. All refused before anything is written. `max_grad_norm` is read
     at each step, and applies."""
-    run_values = flatten(config.model_dump())
-    held_changes = [change for change in changed if _held_by_a_checkpoint(change[0], run_values)]
     if command in READS:  # a stage alone trains in RUN/<stage>
         stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
@@ -456,7 +454,7 @@ def _refuse_what_a_checkpoint_would_not_use(
         changes = (
             [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key, values)]
             if trained_with
-            else held_changes
+            else [change for change in changed if _held_by_a_checkpoint(change[0], values)]
         )
         for key, before, now in (change for change in changes if change[1] != change[2]):
             if stage_reads(kind, key):

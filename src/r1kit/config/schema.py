@@ -856,8 +856,8 @@ class TraceFilterConfig(Section):
     max_paragraph_words: int | None = Field(
         300,
         ge=1,
-        description="Drop a trace whose <think> block has a paragraph of more words (a line: the traces judged are "
-        "written without blank lines), as the R1 paper filters long paragraphs; null keeps any.",
+        description="Drop a trace whose <think> block has a paragraph (a line: cold start's traces are written "
+        "without blank lines) of more words, as the R1 paper filters long paragraphs; null keeps any.",
     )
     drop_code_blocks: bool = Field(
         True, description="Drop a trace whose <think> block holds a fenced code block (```), as the R1 paper does."

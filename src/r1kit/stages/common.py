@@ -474,21 +474,31 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
 
 
+def grpo_generation_batch(config: R1kitConfig) -> int:
+    """The completions one GRPO generation batch samples, as TRL's GRPOConfig sets it: grpo.generation_batch_size, else
+    per_device_train × processes × gradient_accumulation_steps."""
+    batch = config.training.batch_size
+    return config.grpo.generation_batch_size or (
+        batch.per_device_train * distributed.launched_count() * batch.gradient_accumulation_steps
+    )
+
+
 def check_prompts_fill_a_batch(prompts: int, generation_batch: int, num_generations: int, curriculum: bool) -> None:
     """GRPO's training prompts fill one generation batch: TRL's sampler drops a batch it cannot fill with distinct
     prompts, so fewer trained no step at all, and the stage "finished" with its input model. `curriculum`: the
-    prompts are those the curriculum chose."""
+    prompts are those the curriculum scores or chose."""
     per_batch = generation_batch // num_generations
     if prompts < per_batch:
         whose = (
-            " the curriculum chose (it scores curriculum.max_prompts and keeps those within its pass-rate bounds)"
+            " for the curriculum (it scores curriculum.max_prompts and keeps those within its pass-rate bounds)"
             if curriculum
             else ""
         )
         raise DatasetError(
             f"grpo: {prompts} training prompt(s){whose}, fewer than the {per_batch} distinct prompts one generation "
             f"batch samples ({generation_batch} completions, {num_generations} per prompt): give more problems, or "
-            "sample fewer a step (training.batch_size.per_device_train, grpo.generation_batch_size)"
+            "sample fewer a step (grpo.generation_batch_size, or training.batch_size's per_device_train and "
+            "gradient_accumulation_steps)"
         )
 
 
@@ -513,12 +523,10 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             f"{where}: no row has a gold answer, and {kind} keeps only the traces whose answer verifies against it; "
             "use data with answers"
         )
-    if kind == "grpo" and not config.curriculum.enabled:  # the curriculum's prompts: checked once it has chosen
-        batch = config.training.batch_size
-        generation_batch = config.grpo.generation_batch_size or (
-            batch.per_device_train * distributed.launched_count() * batch.gradient_accumulation_steps
-        )
-        check_prompts_fill_a_batch(len(rows), generation_batch, config.grpo.num_generations, curriculum=False)
+    if kind == "grpo":  # the prompts a curriculum chooses: at most those it scores, and checked again once chosen
+        curriculum = config.curriculum.enabled
+        prompts = min(len(rows), config.curriculum.max_prompts) if curriculum else len(rows)
+        check_prompts_fill_a_batch(prompts, grpo_generation_batch(config), config.grpo.num_generations, curriculum)
     gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
     if kind not in ROLLOUT_KINDS or not gold:
         return

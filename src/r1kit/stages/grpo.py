@@ -23,6 +23,7 @@ from r1kit.stages.common import (
     StageOutput,
     callbacks,
     check_prompts_fill_a_batch,
+    grpo_generation_batch,
     lora_config,
     reference_loading,
     stage_main,
@@ -66,6 +67,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     if config.curriculum.enabled:  # before the training model loads: the scoring copy is freed by then
         train, first_kept = curriculum.apply(ctx, inputs.model, train)  # first_kept: when re-scored in training
     rows = grpo_rows(train, config.prompt.system)
+    # the curriculum's choice, and the rows of an earlier stage (data_from), are known only now: before any load
+    check_prompts_fill_a_batch(
+        len(rows), grpo_generation_batch(config), config.grpo.num_generations, config.curriculum.enabled
+    )
     # the re-scored curriculum's kept prompts, named by the rows' own prompts: what the trainer's rollouts carry
     kept = None if first_kept is None else curriculum.KeptPrompts(rows["prompt"], first_kept, config.run.seed)
     tokenizer = load_tokenizer(config.model, inputs.model)
@@ -84,8 +89,6 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         gradient_checkpointing=config.training.gradient_checkpointing,
         **reference_loading(config, config.grpo.beta),
     )
-    # the curriculum's prompts are known only now (the prompts of data alone: check_data, before any work)
-    check_prompts_fill_a_batch(len(rows), args.generation_batch_size, args.num_generations, config.curriculum.enabled)
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,
         fast_generation=config.fast.generation,

@@ -83,8 +83,8 @@ def think_words(text: str) -> int:
 
 
 def longest_paragraph(text: str) -> int:
-    r"""The words (`think_words`) of the longest paragraph of `text`: of its longest line, as the traces judged are
-    written without blank lines (`strip_filler`), where a paragraph is a line.
+    r"""The words (`think_words`) of the longest paragraph of `text`, read as its longest line: cold start's traces
+    are written without blank lines (`strip_filler`), and a model writes a paragraph as one line.
 
     >>> longest_paragraph("We add.\nThen we check it twice.\n\nDone.")
     5
@@ -394,8 +394,8 @@ def samples_key(config: R1kitConfig, model_reference: str, rows: Dataset, **samp
     )
 
 
-# Trace filters added after keys were first made: keyed only where set to other than their default, so traces and
-# pairs sampled before they existed (judged without them, as their defaults then were) stay valid on --resume.
+# Trace filters added after keys were first made: keyed only where set to other than their default, so the traces and
+# pairs of a run made before they existed stay valid on --resume (as they were judged: without these two filters).
 _FILTERS_ADDED = ("max_paragraph_words", "drop_code_blocks")
 
 
