@@ -763,10 +763,23 @@ def test_a_stages_own_data_that_holds_the_runs_held_out_problems_is_said(caplog:
     held = splits.test.select(range(3))
     own = Splits(train=concatenate_datasets([held, splits.train]), test=Dataset.from_list([]), source="own.jsonl")
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        _check_data(config, splits, {"sft": own})
+        _check_data(config, splits, {"sft": own}, finished=set())
     assert f"own.jsonl: stages: sft (sft): 3 of {len(splits.test)} held-out problems are also training problems" in (
         caplog.text
     )
+
+
+def test_a_finished_grpo_stages_prompts_are_not_counted_against_this_commands_batch() -> None:
+    """A finished run continued on more processes (a larger generation batch, which no fingerprint holds) was refused
+    for too few prompts in its GRPO stage, which it would skip."""
+    from r1kit.data.loading import DatasetError, load_splits
+    from r1kit.pipeline import _check_data
+
+    config = resolve_config(profile="test", environ={}, overrides=["--grpo.generation_batch_size", "4096"]).config
+    splits = load_splits(config.dataset)
+    _check_data(config, splits, {}, finished={"01_sft", "02_grpo"})
+    with pytest.raises(DatasetError, match=r"grpo: \d+ training prompt\(s\), fewer than the 1024 distinct prompts"):
+        _check_data(config, splits, {}, finished={"01_sft"})
 
 
 def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:

@@ -81,11 +81,11 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
         own_data.update(_own_data(config))  # and before any work: a stage's bad data file costs nothing
-        _check_data(config, splits, own_data)
         # and the plan, before the folder is opened: a refused run changes nothing in it (opening it clears a failed
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
         planned.append(_plan(config, folder, from_stage, only))
+        _check_data(config, splits, own_data, finished=_finished(planned[0][1]))
 
     ctx, base, splits = setup(config, "run", check=check)
     config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
@@ -373,16 +373,24 @@ def _own_data(config: R1kitConfig) -> dict[str, Splits]:
     return own
 
 
-def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]) -> None:
+def _finished(manifests: dict[str, dict[str, Any]]) -> set[str]:
+    """The folders (NN_<stage>) whose stage is complete."""
+    return {folder for folder, manifest in manifests.items() if manifest.get("status") == "complete"}
+
+
+def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits], finished: set[str]) -> None:
     """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, and
     a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
-    by a dataset.on_bad_row that redoes SFT)."""
-    for spec in config.stages:
+    by a dataset.on_bad_row that redoes SFT). `finished`: the folders of complete stages, whose GRPO prompts are not
+    counted against this command's batch (continued on more processes, a finished run was refused for a stage it
+    skips; one redone is counted by the stage)."""
+    for index, spec in enumerate(config.stages, start=1):
         stage = config.for_stage(spec)
         if spec.data_from is None:  # an earlier stage's dataset does not exist yet
             data = own_data.get(spec.name, splits)
             where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
-            check_data(stage, spec.stage_kind, data.train, where)
+            count = f"{index:02d}_{spec.name}" not in finished
+            check_data(stage, spec.stage_kind, data.train, where, count_prompts=count)
             if data is not splits:  # its own data, every model still scored on the run's held-out problems
                 say_held_out_problems_trained_on(data.train, splits.test, where)
         prefs = stage.preferences

@@ -502,10 +502,11 @@ def check_prompts_fill_a_batch(prompts: int, generation_batch: int, num_generati
         )
 
 
-def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: str) -> None:
+def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: str, count_prompts: bool = True) -> None:
     """`rows` have what a stage of `kind` (with its `config`) needs, checked before any work: an SFT stage needs worked
-    solutions or replies; a rollout stage scored by gold answers needs gold answers the verifier can read. `where`
-    names the data and the stage in the message."""
+    solutions or replies; a rollout stage scored by gold answers needs gold answers the verifier can read; GRPO
+    prompts that fill a generation batch, unless `count_prompts` is off (a recipe's finished stage, which another
+    process count would not train again). `where` names the data and the stage in the message."""
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
     first = rows.select(range(min(GOLDS_READ, len(rows))))
@@ -523,7 +524,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             f"{where}: no row has a gold answer, and {kind} keeps only the traces whose answer verifies against it; "
             "use data with answers"
         )
-    if kind == "grpo":  # the prompts a curriculum chooses: at most those it scores, and checked again once chosen
+    if kind == "grpo" and count_prompts:  # a curriculum's: at most those it scores, and checked again once chosen
         curriculum = config.curriculum.enabled
         prompts = min(len(rows), config.curriculum.max_prompts) if curriculum else len(rows)
         check_prompts_fill_a_batch(prompts, grpo_generation_batch(config), config.grpo.num_generations, curriculum)
