@@ -110,6 +110,10 @@ def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Pat
     assert done.returncode == 2 and "a CPU config without a process count" in done.stderr, done.stderr
     done = r1kit_cli("chat", "--profile", "test", "--prompt", "hi", *TWO_CPUS, cwd=REPO)
     assert done.returncode == 2 and "chat runs in one process: leave out --launch" in done.stderr, done.stderr
+    # a model folder that is not there: said by each process, then accelerate's traceback
+    done = r1kit_cli("sft", "--profile", "test", *TWO_CPUS, "--model", str(tmp_path / "nope"), *out, cwd=REPO)
+    assert done.returncode == 1 and done.stderr.count("r1kit: error: model folder not found") == 1, done.stderr
+    assert "accelerate.commands.launch" not in done.stderr
     assert not (tmp_path / "run").exists()
 
 

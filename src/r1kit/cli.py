@@ -23,6 +23,7 @@ from pathlib import Path
 
 from r1kit import distributed
 from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias, for_stage
+from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import (
     LEAF_PATHS,
     ConfigError,
@@ -284,9 +285,12 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
                 f"--launch {args.launch}: this machine has no GPU for it; --launch cpu runs CPU processes (or give "
                 "--num_processes N)"
             )
-    # the config's errors (the batch rules for N processes among them) once, here, rather than once a process
-    with _launched_as(processes, on_cpus), contextlib.redirect_stderr(io.StringIO()):
-        load_config(args, overrides)
+    # the config's errors (the batch rules for N processes among them) once, here, rather than once a process; and
+    # the model's (a folder that is not there, a hub id offline): each process said it, then accelerate's traceback
+    with _launched_as(processes, on_cpus):
+        with contextlib.redirect_stderr(io.StringIO()):
+            config = load_config(args, overrides).config
+        _check_model_once(config, training=args.command != "eval")
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
@@ -299,6 +303,15 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     command += ["--num_processes", str(processes), "-m", "r1kit.cli", *rest]
     print(f"r1kit: {' '.join(command)}", file=sys.stderr)
     return subprocess.run(command, check=False).returncode
+
+
+def _check_model_once(config: R1kitConfig, training: bool) -> None:
+    """What the launched processes would check of `model.name` before any weight loads (a built-in model is built
+    here, once: they find it in the cache)."""
+    from r1kit.models import check_model
+    from r1kit.stages.common import model_reference_of
+
+    check_model(config.model, model_reference_of(config.model.name, config), training=training)
 
 
 @contextlib.contextmanager
