@@ -289,8 +289,9 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     # the model's (a folder that is not there, a hub id offline): each process said it, then accelerate's traceback
     with _launched_as(processes, on_cpus):
         with contextlib.redirect_stderr(io.StringIO()):
-            config = load_config(args, overrides).config
-        _check_model_once(config, training=args.command != "eval")
+            resolved = load_config(args, overrides).config
+        if args.command != "config":  # `config show` loads no model
+            _check_model_once(resolved, training=args.command != "eval")
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
