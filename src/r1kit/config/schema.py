@@ -1502,6 +1502,14 @@ class R1kitConfig(Section):
             )
         return self
 
+    def grpo_generation_batch(self) -> int:
+        """The completions one GRPO generation batch samples, as TRL's GRPOConfig sets it: grpo.generation_batch_size,
+        else per_device_train × processes × gradient_accumulation_steps."""
+        batch = self.training.batch_size
+        return self.grpo.generation_batch_size or (
+            batch.per_device_train * distributed.launched_count() * batch.gradient_accumulation_steps
+        )
+
     @model_validator(mode="after")
     def _grpo_batch_holds_whole_groups(self, info: ValidationInfo) -> R1kitConfig:
         # TRL samples one generation batch and groups it by prompt, so it must hold whole groups of num_generations;
@@ -1514,9 +1522,8 @@ class R1kitConfig(Section):
         batch = self.training.batch_size
         processes = distributed.launched_count()
         step = batch.per_device_train * processes
-        generation_batch = self.grpo.generation_batch_size
-        if generation_batch is None:
-            generation_batch = step * batch.gradient_accumulation_steps
+        generation_batch = self.grpo_generation_batch()
+        if self.grpo.generation_batch_size is None:
             how = (
                 f"the GRPO generation batch (per_device_train {batch.per_device_train} × {processes} process(es) "
                 f"× gradient_accumulation_steps {batch.gradient_accumulation_steps} = {generation_batch} completions)"

@@ -339,12 +339,15 @@ class TimeLimit(TrainerCallback):
     def spent(self) -> float:
         return self.spent_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
 
+    def reached(self) -> bool:
+        return self.spent() >= self.limit
+
     def on_step_begin(self, args, state, control, **kwargs):
         if self._started is None:
             self._started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if distributed.from_main(self.spent() >= self.limit) and not control.should_training_stop:
+        if distributed.from_main(self.reached()) and not control.should_training_stop:
             control.should_training_stop = control.should_save = True
             logger.warning(
                 "time limit of %.1f min reached at step %d of %d: training stops here",

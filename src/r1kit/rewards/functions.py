@@ -673,22 +673,22 @@ def _letter_runs(text: str) -> list[tuple[str, int]]:
     [46, 45]
     """
     runs: list[tuple[str, int]] = []
-    lines: list[str] = []
+    pieces: list[str] = []
     count = 0
-    for line in _SENTENCE_END.split(text):
-        letters = sum(len(run) for run in LETTERS.findall(line)) + 2 * len(_IDEOGRAPHS.findall(line))
+    for piece in _SENTENCE_END.split(text):
+        letters = sum(len(run) for run in LETTERS.findall(piece)) + 2 * len(_IDEOGRAPHS.findall(piece))
         if not letters:
             continue
-        lines.append(line)
+        pieces.append(piece)
         count += letters
         if count >= _RUN_LETTERS:
-            runs.append((" ".join(lines), count))
-            lines, count = [], 0
-    if lines and runs:
+            runs.append((" ".join(pieces), count))
+            pieces, count = [], 0
+    if pieces and runs:
         joined, before = runs.pop()
-        runs.append((f"{joined} {' '.join(lines)}", before + count))
-    elif lines:
-        runs.append((" ".join(lines), count))
+        runs.append((f"{joined} {' '.join(pieces)}", before + count))
+    elif pieces:
+        runs.append((" ".join(pieces), count))
     return runs
 
 

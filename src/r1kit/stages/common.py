@@ -474,15 +474,6 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
 
 
-def grpo_generation_batch(config: R1kitConfig) -> int:
-    """The completions one GRPO generation batch samples, as TRL's GRPOConfig sets it: grpo.generation_batch_size, else
-    per_device_train × processes × gradient_accumulation_steps."""
-    batch = config.training.batch_size
-    return config.grpo.generation_batch_size or (
-        batch.per_device_train * distributed.launched_count() * batch.gradient_accumulation_steps
-    )
-
-
 def check_prompts_fill_a_batch(prompts: int, generation_batch: int, num_generations: int, curriculum: bool) -> None:
     """GRPO's training prompts fill one generation batch: TRL's sampler drops a batch it cannot fill with distinct
     prompts, so fewer trained no step at all, and the stage "finished" with its input model. `curriculum`: the
@@ -527,7 +518,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     if kind == "grpo" and count_prompts:  # a curriculum's: at most those it scores, and checked again once chosen
         curriculum = config.curriculum.enabled
         prompts = min(len(rows), config.curriculum.max_prompts) if curriculum else len(rows)
-        check_prompts_fill_a_batch(prompts, grpo_generation_batch(config), config.grpo.num_generations, curriculum)
+        check_prompts_fill_a_batch(prompts, config.grpo_generation_batch(), config.grpo.num_generations, curriculum)
     gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
     if kind not in ROLLOUT_KINDS or not gold:
         return
@@ -897,7 +888,7 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     resume = prepare_resume(ctx)
     limit = next((c for c in trainer.callback_handler.callbacks if isinstance(c, TimeLimit)), None)
     if resume is not None and (
-        0 < trainer.args.max_steps <= checkpoint_step(resume) or (limit is not None and limit.spent() >= limit.limit)
+        0 < trainer.args.max_steps <= checkpoint_step(resume) or (limit is not None and limit.reached())
     ):
         # Nothing is left to train (killed after the last checkpoint, or the time limit's, before the model was
         # saved): its weights are the stage's. trainer.train would run one more step before it checks either.

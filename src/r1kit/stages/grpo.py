@@ -23,7 +23,6 @@ from r1kit.stages.common import (
     StageOutput,
     callbacks,
     check_prompts_fill_a_batch,
-    grpo_generation_batch,
     lora_config,
     reference_loading,
     stage_main,
@@ -69,7 +68,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     rows = grpo_rows(train, config.prompt.system)
     # the curriculum's choice, and the rows of an earlier stage (data_from), are known only now: before any load
     check_prompts_fill_a_batch(
-        len(rows), grpo_generation_batch(config), config.grpo.num_generations, config.curriculum.enabled
+        len(rows), config.grpo_generation_batch(), config.grpo.num_generations, config.curriculum.enabled
     )
     # the re-scored curriculum's kept prompts, named by the rows' own prompts: what the trainer's rollouts carry
     kept = None if first_kept is None else curriculum.KeptPrompts(rows["prompt"], first_kept, config.run.seed)
