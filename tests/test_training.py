@@ -343,11 +343,12 @@ def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -
 
 
 def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(tmp_path: Path) -> None:
-    """Run alone, the run's base model is model.name, the teacher: it was fine-tuned on its own traces."""
+    """Run alone, the run's base model is model.name, the teacher: it was fine-tuned on its own traces. Refused
+    before the stage's folder is touched: it was refused inside the stage, once a redo had cleared its folder."""
     config = resolve_config(profile="test", environ={}, overrides=["--out", str(tmp_path / "run")]).config
     with pytest.raises(ModelError, match=r"the student would be the teacher itself.*set distill.student"):
         distill.main(config)
-    assert not (tmp_path / "run" / "distill" / "data.jsonl").exists()  # before any trace was sampled
+    assert not (tmp_path / "run" / "distill").exists()  # no manifest, no trace sampled
 
 
 def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path, tiny_model: Path) -> None:

@@ -161,15 +161,23 @@ class StageOutput:
         )
 
 
-def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, StageInputs], StageOutput]) -> StageOutput:
+def stage_main(
+    config: R1kitConfig,
+    kind: str,
+    run: Callable[[StageContext, StageInputs], StageOutput],
+    refuse: Callable[[StageContext, StageInputs], None] | None = None,
+) -> StageOutput:
     """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>. Its figures (held-out
     preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
-    and onto the console."""
+    and onto the console. `refuse` raises for inputs the stage cannot use, before its folder is touched."""
     ctx, base, splits = setup(
         config, kind, check=lambda config, splits: check_data(config, kind, splits.train, f"{splits.source}: {kind}")
     )
     config = ctx.config  # with the prompt setup chose for chat data
     ctx = ctx.for_stage(config, kind, kind)
+    inputs = StageInputs(model=base, base=base, splits=splits)
+    if refuse is not None:  # before a redo clears the stage's folder and its config is saved: a refusal leaves them
+        refuse(ctx, inputs)
     # what the stage made depends on, as in a recipe: the config sections it reads, the seed, and the content of the
     # local files and folders it reads (a model retrained in place under the same name is another input)
     settings = {
@@ -211,7 +219,7 @@ def stage_main(config: R1kitConfig, kind: str, run: Callable[[StageContext, Stag
         clear_stage(ctx)  # else a start that failed before its first checkpoint: there is no work to speak of
     if distributed.is_main():  # once it is going to train: a refused command leaves the folder's config as it was
         ctx.run.save_config(config)
-    output, record = run_recorded(ctx, kind, StageInputs(model=base, base=base, splits=splits), run, settings=settings)
+    output, record = run_recorded(ctx, kind, inputs, run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
             f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"

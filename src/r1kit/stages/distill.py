@@ -23,14 +23,20 @@ from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, 
 logger = logging.getLogger("r1kit")
 
 
-def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
-    settings = ctx.config.distill
-    student = student_of(settings.student, inputs, ctx.config)
-    if student == inputs.model:  # run alone, the base is model.name, the teacher: it would learn its own traces
+def refuse_own_student(ctx: StageContext, inputs: StageInputs) -> None:
+    """Run alone, the base is model.name, the teacher: unless distill.student names another, it would learn its own
+    traces (a recipe's plan refuses that before any stage runs)."""
+    if student_of(ctx.config.distill.student, inputs, ctx.config) == inputs.model:
         raise ModelError(
             f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
+
+
+def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
+    settings = ctx.config.distill
+    refuse_own_student(ctx, inputs)
+    student = student_of(settings.student, inputs, ctx.config)
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
     key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
     resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
@@ -71,4 +77,4 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
 
 def main(config: R1kitConfig) -> StageOutput:
     """`r1kit distill`: teacher model.name, into RUN/distill."""
-    return stage_main(config, "distill", run)
+    return stage_main(config, "distill", run, refuse=refuse_own_student)
