@@ -114,6 +114,13 @@ def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Pat
     done = r1kit_cli("sft", "--profile", "test", *TWO_CPUS, "--model", str(tmp_path / "nope"), *out, cwd=REPO)
     assert done.returncode == 1 and done.stderr.count("r1kit: error: model folder not found") == 1, done.stderr
     assert "accelerate.commands.launch" not in done.stderr
+    # so was data that is not there, or that the stage cannot use (SFT rows without a worked solution)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(f'{{"question": "{i} + 1?", "solution": "{i + 1}"}}\n' for i in range(20)))
+    for data, said in [(tmp_path / "nope.jsonl", "dataset file not found"), (answers, "worked solution")]:
+        done = r1kit_cli("sft", "--profile", "test", *TWO_CPUS, "--dataset.name", str(data), *out, cwd=REPO)
+        assert done.returncode == 1 and done.stderr.count("r1kit: error:") == 1, done.stderr
+        assert said in done.stderr and "accelerate.commands.launch" not in done.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -286,12 +286,13 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
                 "--num_processes N)"
             )
     # the config's errors (the batch rules for N processes among them) once, here, rather than once a process; and
-    # the model's (a folder that is not there, a hub id offline): each process said it, then accelerate's traceback
+    # the data's and the model's (a file that is not there, a hub id offline): each process said it, then
+    # accelerate's traceback
     with _launched_as(processes, on_cpus):
         with contextlib.redirect_stderr(io.StringIO()):
             resolved = load_config(args, overrides).config
-        if args.command != "config":  # `config show` loads no model
-            _check_model_once(resolved, training=args.command != "eval")
+        if args.command != "config":  # `config show` reads no data and loads no model
+            _check_inputs_once(resolved, args.command)
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
@@ -306,13 +307,26 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     return subprocess.run(command, check=False).returncode
 
 
-def _check_model_once(config: R1kitConfig, training: bool) -> None:
-    """What the launched processes would check of `model.name` before any weight loads (a built-in model is built
-    here, once: they find it in the cache)."""
+def _check_inputs_once(config: R1kitConfig, command: str) -> None:
+    """What the launched processes would check before any weight loads: that the data reads (a hub data set is then
+    in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model is built here, once:
+    they find it in the cache). Warnings are left to the processes, which say them again."""
+    from r1kit.data.loading import load_splits
     from r1kit.models import check_model
-    from r1kit.stages.common import model_reference_of
+    from r1kit.stages.common import check_data, model_reference_of, plain_prompt_for_chat_data, quiet_libraries
 
-    check_model(config.model, model_reference_of(config.model.name, config), training=training)
+    quiet_libraries(config.monitoring.progress)
+    said = logging.getLogger("r1kit")
+    level = said.level
+    said.setLevel(logging.ERROR)
+    try:
+        splits = load_splits(config.dataset)
+        if command in STAGE_KINDS:
+            config = plain_prompt_for_chat_data(config, command, splits)
+            check_data(config, command, splits.train, f"{splits.source}: {command}")
+        check_model(config.model, model_reference_of(config.model.name, config), training=command != "eval")
+    finally:
+        said.setLevel(level)
 
 
 @contextlib.contextmanager

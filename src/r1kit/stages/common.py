@@ -175,9 +175,9 @@ def stage_main(
     )
     config = ctx.config  # with the prompt setup chose for chat data
     ctx = ctx.for_stage(config, kind, kind)
-    inputs = StageInputs(model=base, base=base, splits=splits)
+    given = StageInputs(model=base, base=base, splits=splits)
     if refuse is not None:  # before a redo clears the stage's folder and its config is saved: a refusal leaves them
-        refuse(ctx, inputs)
+        refuse(ctx, given)
     # what the stage made depends on, as in a recipe: the config sections it reads, the seed, and the content of the
     # local files and folders it reads (a model retrained in place under the same name is another input)
     settings = {
@@ -219,7 +219,7 @@ def stage_main(
         clear_stage(ctx)  # else a start that failed before its first checkpoint: there is no work to speak of
     if distributed.is_main():  # once it is going to train: a refused command leaves the folder's config as it was
         ctx.run.save_config(config)
-    output, record = run_recorded(ctx, kind, inputs, run, settings=settings)
+    output, record = run_recorded(ctx, kind, given, run, settings=settings)
     if distributed.is_main():
         figures = " · ".join(
             f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
