@@ -269,6 +269,35 @@ def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str,
 
 
 @pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("x < 6", "6", 0.0),  # an inequality was read as its last number: correct for 6, and 6 for it
+        ("5 < x < 6", "6", 0.0),
+        ("6", "x > 6", 0.0),
+        ("x < 6", "x > 6", 0.0),
+        ("6 < x", "x > 6", 1.0),
+        ("x >= 6", "x \\ge 6", 1.0),  # was wrong
+        ("x ≤ 6", "x \\le 6", 1.0),
+        ("-3 and 3", "3", 0.0),  # the ± hedge: the minus sign was not read
+        ("3 and -3", "-3", 0.0),
+        ("-3 to 3", "3", 0.0),
+        ("4 - 3", "1", 1.0),  # a difference, no hedge
+        ("Monday", "\\text{Monday}", 1.0),  # a word asked, a word answered: was wrong
+        ("even", "\\text{even}", 1.0),
+        ("Tuesday", "\\text{Monday}", 0.0),
+        ("Monday", "5", 0.0),
+        ("٤٢", "42", 1.0),  # Arabic-Indic, Persian and Devanagari digits were wrong
+        ("۴۲", "42", 1.0),
+        ("४२", "42", 1.0),
+    ],
+)
+def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digits(
+    answer: str, gold: str, score: float
+) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
     ("completion", "score"),
     [
         ("<think>\n3 * 4 = 12, 12 - 2 = 10. Then she buys", 0.0),  # cut off while thinking: no answer yet

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import sys
+import unicodedata
 
 from r1kit.rewards.text import boxed_contents
 
@@ -26,7 +27,9 @@ _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, 
 # letter (a multiple-choice answer, B).
 _BRACKETED = re.compile(r"\s*[(\[]")
 _LIST = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d+(?:\.\d+)?(?:\s*,\s*[-+]?\d+(?:\.\d+)?)+\s*")
-_ALGEBRA = re.compile(r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=]|[-+*/^=]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$")
+_ALGEBRA = re.compile(
+    r"\d\s*[A-Za-z](?![A-Za-z])|[A-Za-z]\s*[-+*/^=<>]|[-+*/^=<>]\s*[A-Za-z]|^\s*[-+]?\s*[A-Za-z]\s*$"
+)  # an inequality too, x > 6: plainly read, its last number (6 scored correct for it, and it for 6)
 _THOUSANDS_NUMBER = re.compile(r"\s*(?:[A-Za-z]\s*=\s*)?[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?\s*")  # -1,000; x = 1,000,000
 _THOUSANDS_COMMA = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX command such as \frac
@@ -47,6 +50,7 @@ _CHOICE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
+_WORDS = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+){0,3}\s*")  # Monday, even, no solution
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
 
 
@@ -91,25 +95,33 @@ _SIGN_MINUS = re.compile(r"(^|=)(\s*)-\s*(?=\d)")  # "- 5": the sign math-verify
 _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
 _PI = re.compile(r"(?<![A-Za-z\\])(?:pi|π)(?![A-Za-z])")  # 3 pi, 2π: π (as a unit, `pi` made 3 pi read 3)
+_AT_LEAST = re.compile(r"\s*(?:>=|≥)\s*")  # x >= 6, x ≥ 6: as LaTeX writes it, \ge
+_AT_MOST = re.compile(r"\s*(?:<=|≤)\s*")
 # -$5, -\$5: minus five dollars (a currency sign after the sign, not math's delimiter)
 _SIGNED_DOLLAR = re.compile(r"(^|=|\s)([-+])\s*\\?\$(?=\s*\d[^$]*$)")  # no $ after it: not math's "- $5$"
 
 
 def plain(text: str) -> str:
-    """How answers are written, as math-verify reads them: fullwidth digits and signs (４２) as ASCII, every Unicode
-    minus (−) as -, Markdown code marks dropped (`18`), LaTeX's thousands spacing (10\\,000, 1,\\!000, 1{,}000)
-    as plain digits, an escaped dollar outside math (\\$18, as Markdown needs it) as a dollar sign and one after a
-    sign dropped (-$5), pi and π as \\pi, a plus sign before a number dropped (+18), a minus sign before one
-    written -5 (- 5), a mixed number as its improper fraction (2 1/2 as 5/2) and a number's unit dropped (5 cm).
+    """How answers are written, as math-verify reads them: fullwidth digits and signs (４２) and every script's
+    decimal digits (٤٢, ४२) as ASCII, every Unicode minus (−) as -, Markdown code marks dropped (`18`), LaTeX's
+    thousands spacing (10\\,000, 1,\\!000, 1{,}000) as plain digits, >= and ≤ as \\ge and \\le, an escaped dollar
+    outside math (\\$18, as Markdown needs it) as a dollar sign and one after a sign dropped (-$5), pi and π as \\pi,
+    a plus sign before a number dropped (+18), a minus sign before one written -5 (- 5), a mixed number as its
+    improper fraction (2 1/2 as 5/2) and a number's unit dropped (5 cm).
 
     >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18"), plain("４２"), plain("9.8 m/s^2")
     ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
-    >>> plain("-\\$5"), plain("3 pi"), plain("2π"), plain("pizza")
-    ('-5', '3 \\\\pi', '2\\\\pi', 'pizza')
+    >>> plain("٤٢"), plain("۴۲"), plain("४२")
+    ('42', '42', '42')
+    >>> plain("-\\$5"), plain("3 pi"), plain("2π"), plain("pizza"), plain("x >= 6"), plain("x≤6")
+    ('-5', '3 \\\\pi', '2\\\\pi', 'pizza', 'x \\\\ge 6', 'x \\\\le 6')
     >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 4/4"), plain("1 2/3/4")
     ('-5/2', 'It takes 5/2 hours.', '5/2.', '16/4', '1 2/3/4')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
+    if not text.isascii():  # math-verify reads ASCII digits only
+        text = "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text)
+    text = _AT_MOST.sub(r" \\le ", _AT_LEAST.sub(r" \\ge ", text))
     text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
     text = _PI.sub(r"\\pi", _SIGNED_DOLLAR.sub(r"\1\2", text))
     if not _UNESCAPED_DOLLAR.search(text):
@@ -130,14 +142,15 @@ def _improper(mixed: re.Match) -> str:
     return f"{sign}{whole * denominator + numerator}/{denominator}"
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# a number with its minus sign where it stands alone (-3 and 3), not a difference's (4-3)
+_SIGNED_NUMBER = re.compile(r"(?<![\w)\]])-?\d+(?:\.\d+)?|\d+(?:\.\d+)?")
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 _JOINED = re.compile(r"\s*(?:and|to|;|&|\\lor|\\land)\s*", re.IGNORECASE)  # 3 and 5, 4 to 5, 3; 5, 4 \lor 5
 _HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
 
 
 def hedged(text: str) -> bool:
-    """Two numbers offered as alternatives, `4 or 5`, `1 2 3 4 5` (spaced thousands, 2 000, are one number), `$4$ $5$`
+    """Two numbers offered as alternatives, `4 or 5`, `-3 and 3`, `1 2 3 4 5` (spaced thousands, 2 000, are one number), `$4$ $5$`
     or two different ones joined, `3 and 5`, `4 to 5`, `3; 5`: for a gold that is one number, no answer (math-verify
     reads the last one, so a hedge scored correct).
 
@@ -145,13 +158,13 @@ def hedged(text: str) -> bool:
     (True, True, True, False, False)
     >>> hedged("3 and 5"), hedged("4 to 5"), hedged("3; 5"), hedged("$4$ $5$"), hedged("5 and 5"), hedged("2^{10}")
     (True, True, True, True, False, False)
-    >>> hedged("2/3 and 4/6"), hedged("1/2 and 3")
-    (False, False)
+    >>> hedged("2/3 and 4/6"), hedged("1/2 and 3"), hedged("-3 and 3"), hedged("3 and -3"), hedged("4 - 3")
+    (False, False, True, True, False)
     """
-    found = list(_NUMBER.finditer(text))
+    found = list(_SIGNED_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
         between = text[first.end() : second.start()].replace("$", " ")
-        if _OR.search(between) or (between.isspace() and len(second.group()) != 3):
+        if _OR.search(between) or (between.isspace() and len(second.group().lstrip("-")) != 3):
             return True
         # numbers standing alone: 2/3 and 4/6 are one value twice, not 3 and 4
         before, after = text[: first.start()][-1:], text[second.end() :][:1]
@@ -274,10 +287,14 @@ def main() -> None:
         gold_parsed = gold_of(gold)
         if not gold_parsed:
             return None, "unparseable_gold"
-        answer_parsed = read(answer)
+        answer_parsed, gold_value = read(answer), exact(gold_parsed)
+        if not answer_parsed and gold_value is None and _WORDS.fullmatch(answer):
+            # a word asked (MATH's \text{Sunday}, \text{even}): a word answered is read as LaTeX text too (plainly,
+            # as nothing: a right answer scored wrong)
+            answer_parsed = read(f"\\text{{{answer.strip()}}}")
         if not answer_parsed:
             return 0.0, "wrong"
-        gold_value, answer_value = exact(gold_parsed), exact(answer_parsed)
+        answer_value = exact(answer_parsed)
         # one number asked, alternatives given (in a short answer: prose after </think> names other numbers too)
         if gold_value is not None and len(answer.split()) <= _HEDGE_WORDS and hedged(plain(answer)):
             return 0.0, "wrong"
