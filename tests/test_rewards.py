@@ -393,6 +393,9 @@ def test_reasoning_steps_counts_indicators_and_caps_at_one() -> None:
     assert build_reward("reasoning_steps", target_steps=1)(["First, add."]) == [1.0]
     # a line that starts with a decimal is arithmetic, not a numbered step ("0." read as step 0)
     assert reward(["<think>0.5 * 40 = 20\n1.5 + 2 = 3.5\n2.25 * 4 = 9</think>"]) == [0.0]
+    # nor one that starts with a negative number, or a bold heading: a bullet's mark is followed by a space
+    assert reward(["<think>\n-5 + 3 = -2\n-4 - 1 = -5\n**Answer**\n**Done**</think>"]) == [0.0]
+    assert reward(["<think>\n- add\n* subtract\n- check</think>"]) == [1.0]
 
 
 def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:
@@ -453,6 +456,13 @@ def test_a_false_step_before_an_arrow_or_after_a_mentioned_answer_tag_counts() -
     assert reward(["<think>2**3 = 8</think><answer>8</answer>"]) == [None]  # a power, not bold: unchecked
     bold = [f"<think>12 + 9 = **{result}**</think><answer>1</answer>" for result in (21, 22)]
     assert reward(bold) == [1.0, 0.0]  # Markdown's bold result: was unchecked
+
+
+def test_arithmetic_steps_checks_a_chain_s_last_link() -> None:
+    """`12 + 9 = 21 = 22` scored 1.0: a pair of bare numbers was skipped in a chain too (as `1 = 1` padding is)."""
+    reward = build_reward("arithmetic_steps")
+    assert reward(["<think>12 + 9 = 21 = 22</think><answer>22</answer>"]) == [0.5]
+    assert reward(["<think>12 + 9 = 21 = 21.0</think><answer>21</answer>"]) == [1.0]  # padding: no step
 
 
 def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:

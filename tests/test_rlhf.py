@@ -375,6 +375,16 @@ def test_degradations_make_a_worse_copy() -> None:
     assert len(pairs) == 1 and pairs[0]["chosen"] == answer and pairs[0]["rejected"] != answer
 
 
+def test_a_degraded_multi_line_reply_keeps_its_line_breaks() -> None:
+    """Every rejected copy was joined on one line: "has a line break" alone told it from its chosen reply."""
+    tips = "Here are three tips:\n1. Sleep early.\n2. Avoid screens.\n3. Keep it dark."
+    worse = {how: text for how, text in (degrade(tips, random.Random(seed)) for seed in range(30))}
+    assert set(worse) == {"truncated", "shuffled", "repeated"}
+    assert "\n" in worse["shuffled"] and "\n" in worse["repeated"], worse  # (the first third is on line 1 here)
+    assert tips.startswith(worse["truncated"])  # cut where the words end, as written
+    assert sorted(worse["shuffled"].splitlines()) == sorted(tips.splitlines())  # whole numbered lines move
+
+
 def test_the_shipped_general_prompts_are_read() -> None:
     prompts = general_prompts()
     assert len(prompts) >= 8 and all(p and not p.startswith("#") for p in prompts)

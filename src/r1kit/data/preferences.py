@@ -457,7 +457,26 @@ def trl_pairs(pairs: Sequence[Pair]) -> Dataset:
 # ------------------------------------------------------------------------------------------------ built-in pairs
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# a sentence's end and the white space after it (captured: a degraded copy keeps a reply's line breaks, else "has no
+# line break" alone told a rejected multi-line reply from its chosen one)
+_SENTENCE_END = re.compile(r"((?<=[.!?])[ \t]*\n\s*|(?<=[.!?])[ \t]+|\n\s*)")
+_LIST_MARK = re.compile(r"(?:\d+|[A-Za-z])\.")  # "1." of a numbered line: no sentence of its own
+
+
+def sentence_pieces(text: str) -> list[tuple[str, str]]:
+    """Each sentence of `text` with the white space after it ("" after the last); a list item's mark stays with it.
+
+    >>> sentence_pieces("One. Two!\\nThree"), sentence_pieces("Tips:\\n1. Sleep. Rest.")
+    ([('One.', ' '), ('Two!', '\\n'), ('Three', '')], [('Tips:', '\\n'), ('1. Sleep.', ' '), ('Rest.', '')])
+    """
+    split = _SENTENCE_END.split(text.strip())
+    pieces: list[tuple[str, str]] = []
+    for sentence, space in zip(split[::2], [*split[1::2], ""], strict=True):
+        if pieces and _LIST_MARK.fullmatch(pieces[-1][0]):
+            sentence = pieces.pop()[0] + " " + sentence
+        if sentence:
+            pieces.append((sentence, space))
+    return pieces
 
 
 def sentences(text: str) -> list[str]:
@@ -465,32 +484,40 @@ def sentences(text: str) -> list[str]:
     >>> sentences("One. Two!\\nThree")
     ['One.', 'Two!', 'Three']
     """
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    return [sentence for sentence, _ in sentence_pieces(text)]
 
 
 def truncated(text: str) -> str | None:
-    """The first third of the words (None when there are too few to cut)."""
-    words = text.split()
-    return " ".join(words[: len(words) // 3]) if len(words) >= 3 else None
+    """The first third of the words, cut where they end in `text` (None when there are too few to cut).
+
+    >>> truncated("Tips:\\n1. Sleep early.\\n2. Rest.")
+    'Tips:\\n1.'
+    """
+    words = list(re.finditer(r"\S+", text))
+    return text[: words[len(words) // 3 - 1].end()] if len(words) >= 3 else None
 
 
 def shuffled(text: str, rng: random.Random) -> str | None:
-    """The sentences in another order (None with fewer than two distinct sentences)."""
-    parts = sentences(text)
+    """The sentences in another order, the white space between them where it was (None with fewer than two distinct
+    sentences)."""
+    pieces = sentence_pieces(text)
+    parts = [sentence for sentence, _ in pieces]
     if len(set(parts)) < 2:
         return None
     order = parts[:]
     while order == parts:
         rng.shuffle(order)
-    return " ".join(order)
+    return "".join(sentence + space for sentence, (_, space) in zip(order, pieces, strict=True))
 
 
 def repeated(text: str) -> str | None:
-    """The first sentence looped four times, as a degenerate model writes (None for an empty text)."""
-    parts = sentences(text)
-    if not parts:
+    """The first sentence looped four times, as a degenerate model writes, on lines of their own where the reply's
+    sentences are (None for an empty text)."""
+    pieces = sentence_pieces(text)
+    if not pieces:
         return None
-    return " ".join([parts[0]] * 4)
+    sentence, space = pieces[0]
+    return (space if "\n" in space else " ").join([sentence] * 4)
 
 
 def degrade(text: str, rng: random.Random) -> tuple[str, str] | None:

@@ -65,8 +65,9 @@ def tag_count(completions: Sequence[Completion], **kwargs: Any) -> list[float | 
 # ---------------------------------------------------------------------------------------------------- reasoning
 
 # The R1 tutorial's indicators of a reasoning step: "Step 1:", "1." at a line start, bullets, transition words.
-# "0.5 * 40" at a line start is a number, not step 0
-_STEP_PATTERN = re.compile(r"(Step \d+:|^\d+\.(?!\d)|\n-|\n\*|First,|Second,|Next,|Finally,)", re.MULTILINE)
+# "0.5 * 40" at a line start is a number, not step 0; "-5 + 3" and "**Answer**" no bullets (a bullet's mark is
+# followed by a space)
+_STEP_PATTERN = re.compile(r"(Step \d+:|^\d+\.(?!\d)|\n-(?=\s)|\n\*(?=\s)|First,|Second,|Next,|Finally,)", re.MULTILINE)
 
 
 def count_reasoning_steps(text: str) -> int:
@@ -217,6 +218,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     [(20, True), (47, True), (69, True)]
     >>> equality_verdicts("1 = 1\\n2.0 = 2\\n17 + 25 = 41")  # a number equal to itself is no step
     [(26, False)]
+    >>> equality_verdicts("12 + 9 = 21 = 22"), equality_verdicts("Day 1 = 20 pages")  # a chain's last link, a label
+    ([(11, True), (16, False)], [])
     """
     python, origin = _as_python(text)
     verdicts = []
@@ -239,7 +242,10 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
         ):
             if left is None or right is None or (end == ends[-1] and _quotient_with_words(left, right, pair, after)):
                 continue
-            if all(_BARE_NUMBER.fullmatch(side.strip()) for side in pair):  # `1 = 1`: no step, and free padding
+            # `1 = 1`: no step, and free padding; `Day 1 = 20` alone: a label. In a chain, `12 + 9 = 21 = 22` ends
+            # in a false step
+            bare = all(_BARE_NUMBER.fullmatch(side.strip()) for side in pair)
+            if bare and (len(sides) == 2 or _equal_as_written(left, right, pair)):
                 continue
             verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
     return verdicts
