@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import shutil
 from dataclasses import replace
@@ -738,6 +739,27 @@ def test_generated_replies_end_where_the_models_positions_do(tiny_model: Path, c
         ModelError, match=rf"eval: a prompt takes \d+ tokens, the model's whole context \({width + 8}\)"
     ):
         generate(model, tokenizer, longer, max_new_tokens=50, batch_size=1, progress=False, desc="eval")
+
+
+def test_a_reply_past_the_models_positions_is_scored_up_to_there(tiny_model: Path, caplog) -> None:
+    """A reference solution longer than a GPT-2 model's positions failed perplexity with an IndexError, losing the
+    whole evaluation (and a training run at its evaluation step)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from r1kit.stages.evaluate import completion_logprobs, perplexity
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=len(tokenizer), n_positions=64)
+    model = GPT2LMHeadModel(config).eval()
+    prompts = [[{"role": "user", "content": "2 + 2?"}]] * 2
+    replies = ["<think>" + " step" * 200 + "</think><answer>4</answer>", "<answer>4</answer>"]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        scored = completion_logprobs(model, tokenizer, prompts, replies)
+    assert "1 of 2 replies scored run past the model's 64 positions" in caplog.text
+    prompt_tokens = len(tokenizer.apply_chat_template(prompts[0], add_generation_prompt=True, tokenize=True))
+    assert 0 < scored[0][1] <= 64 - prompt_tokens and scored[1][1] > 0
+    assert math.isfinite(perplexity(model, tokenizer, prompts, replies))
 
 
 def test_curriculum_scoring_through_generate_is_seeded(tmp_path: Path, tiny_model: Path) -> None:

@@ -478,7 +478,8 @@ _MARK = "\ue000"  # a private-use character: where a reply goes in its rendered 
 def completion_logprobs(
     model, tokenizer, prompts: Sequence[list[dict]], completions: Sequence[str], batch_size: int = 8
 ) -> list[tuple[float, int]]:
-    """(sum of log-probabilities of the completion's tokens given the prompt, completion tokens) per pair.
+    """(sum of log-probabilities of the completion's tokens given the prompt, completion tokens) per pair; a pair
+    longer than the model's context is scored up to its end.
 
     Prompt and completion are rendered with the chat template, the completion as the assistant's reply (its
     end-of-turn tokens included); the prompt's tokens are masked out. Rows of similar length are batched together,
@@ -504,6 +505,16 @@ def completion_logprobs(
         while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
             start += 1
         rows.append((full_ids, max(start, 1)))  # the first token has no prediction
+    limit = context_limit(model)
+    cut = sum(len(full_ids) > limit for full_ids, _ in rows) if limit else 0
+    if cut:  # past its positions a model with learned ones (GPT-2's) fails with an index error: the tokens it has
+        logger.warning(
+            "%d of %d replies scored run past the model's %d positions (prompt and reply): scored up to there",
+            cut,
+            len(rows),
+            limit,
+        )
+        rows = [(full_ids[:limit], min(start, limit)) for full_ids, start in rows]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     decoder, head = _decoder_and_head(model)
     results: list[tuple[float, int] | None] = [None] * len(rows)
