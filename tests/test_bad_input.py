@@ -288,8 +288,9 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     # was: the same error under skip, which left out only rows that parse but lack a field
     splits = load_splits(DatasetConfig(name=str(path), on_bad_row="skip", split={"test_size": 0.3}))
     assert len(splits.train) + len(splits.test) == 10 and splits.skipped_rows == 2
-    assert "broken.jsonl: 2 lines that are not JSON objects skipped (dataset.on_bad_row skip): lines 10, 11" in (
-        caplog.text
+    assert (
+        "broken.jsonl: 2 lines that are not readable JSON objects skipped (dataset.on_bad_row skip): lines 10, 11"
+        in (caplog.text)
     )
     # every row bad: the error says why, for the first few
     unusable = _data_file(tmp_path, "unusable.jsonl", json.dumps({"question": "4 + 4?", "solution": ""}) + "\n")
@@ -300,6 +301,43 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     caplog.clear()
     load_splits(DatasetConfig(name=str(missing), on_bad_row="skip", split={"test_size": 0.3}))
     assert "missing.jsonl: 1 bad row skipped (dataset.on_bad_row skip): row 10: " in caplog.text
+
+
+CUT_EMOJI = '{"question": "emoji cut \\ud83d here", "solution": "5"}'  # a lone surrogate escape: valid JSON
+GOOD_ROWS = [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(9)]
+
+
+@pytest.mark.parametrize("on_bad_row", ["error", "skip"])
+def test_files_that_crashed_the_load_are_said_or_skipped(tmp_path: Path, on_bad_row: str) -> None:
+    """Each was "unexpected error (a bug in r1kit)" or the datasets library's words: a CSV from Excel's Windows export
+    under skip, a lone surrogate (an emoji cut in two), an integer gold past Python's 4,300 digits, a file of no rows."""
+    from r1kit.config.schema import DatasetConfig
+    from r1kit.data.loading import DatasetError, load_splits
+
+    def load(name: str, content: str | bytes):
+        path = _data_file(tmp_path, name, content)
+        return load_splits(DatasetConfig(name=str(path), on_bad_row=on_bad_row, split={"test_size": 0.3}))
+
+    with pytest.raises(DatasetError, match=r"cp1252.csv: .*(not UTF-8|utf-8' codec can't decode)"):
+        load("cp1252.csv", b"question,solution\nq1,1\ncaf\xe9 price?,12\n")
+    lines = "".join(json.dumps(row) + "\n" for row in GOOD_ROWS)
+    rows = ", ".join(json.dumps(row) for row in GOOD_ROWS)
+    for name, content, unit in [
+        ("cut.jsonl", CUT_EMOJI + "\n" + lines, "line"),
+        ("cut.json", f"[{CUT_EMOJI}, {rows}]", "item"),
+    ]:
+        if on_bad_row == "error":
+            with pytest.raises(DatasetError, match=rf"{name}: {unit} 1 holds an unpaired surrogate escape"):
+                load(name, content)
+        else:
+            splits = load(name, content)
+            assert splits.skipped_rows == 1 and len(splits.train) + len(splits.test) == 9
+    huge = "9" * 5000  # an integer gold written out: json.loads raised ValueError past 4,300 digits
+    splits = load("huge.jsonl", f'{{"question": "10^5000 - 1?", "solution": {huge}}}\n' + lines)
+    assert huge in [*splits.train["solution"], *splits.test["solution"]]
+    for name, content in [("header.csv", "question,solution\n"), ("objects.jsonl", "{}\n{}\n")]:
+        with pytest.raises(DatasetError, match=f"{name}: holds no rows"):
+            load(name, content)
 
 
 def test_a_grouping_column_the_data_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import re
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -325,7 +326,8 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         return _load_with_builder(path, builder, path), 0
 
     def items() -> Iterator[bytes]:  # an array's rows as JSON lines: one reading for both
-        return ((json.dumps(record, ensure_ascii=False) + "\n").encode() for record in whole)
+        # escaped as ASCII: a lone surrogate (an emoji cut in two) has no UTF-8, and the scan names its item
+        return ((json.dumps(record) + "\n").encode() for record in whole)
 
     return _load_json_lines(items, path, on_bad_row, "item")
 
@@ -335,9 +337,14 @@ def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
     left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the first)."""
     with path.open(encoding="utf-8-sig", newline="") as file:
         rows = csv.reader(file)
-        width = len(next(rows, []))
-        # more fields than the header: what pandas refuses (a shorter row's missing cells are blank, judged later)
-        bad = [rows.line_num for row in rows if len(row) > width]  # line_num: the file's line, quotes spanned
+        try:
+            width = len(next(rows, []))
+            # more fields than the header: what pandas refuses (a shorter row's missing cells are blank, judged later)
+            bad = [rows.line_num for row in rows if len(row) > width]  # line_num: the file's line, quotes spanned
+        except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
+            raise DatasetError(
+                f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+            ) from error
     if not bad:
         return _load_with_builder(path, "csv", path), 0
     logger.warning(
@@ -359,9 +366,23 @@ def _file_lines(path: Path) -> Iterator[bytes]:
 def _whole_json(path: Path) -> object | None:
     """A .json file's one JSON value (an array of rows, an object), or None where it holds JSON lines."""
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int_or_digits)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+class _Digits(str):
+    """An integer too long for Python's int() (over sys.get_int_max_str_digits(), 4,300 digits), kept as its
+    digits: json.loads raised ValueError on it (a gold like 2**16000 written out)."""
+
+
+def _int_or_digits(digits: str) -> int | str:
+    """
+    >>> _int_or_digits("-12"), type(_int_or_digits("9" * 5000)).__name__
+    (-12, '_Digits')
+    """
+    limit = sys.get_int_max_str_digits()
+    return _Digits(digits) if limit and len(digits.lstrip("-")) > limit else int(digits)
 
 
 def _load_json_lines(
@@ -376,7 +397,7 @@ def _load_json_lines(
     if not bad and not fields.rewritten:
         return _load_with_builder(shown, "json", shown, fields.uneven), 0
     if bad:
-        what = "is not a JSON object" if len(bad) == 1 else "are not JSON objects"
+        what = "is not a readable JSON object" if len(bad) == 1 else "are not readable JSON objects"
         numbers = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
         logger.warning(
             "%s: %s that %s skipped (dataset.on_bad_row skip): %s %s",
@@ -420,6 +441,8 @@ def _load_with_builder(
         loaded = load_dataset(builder, data_files=str(path), split="train", **options)
         return _whole_numbers_unfloated(loaded) if builder == "csv" else loaded
     except Exception as error:
+        if "corresponds to no data" in str(error):  # the library's words for a file without rows
+            raise DatasetError(f"{shown}: holds no rows (a header alone, or empty objects)") from error
         said, cause = " ".join(str(error).split()), innermost_cause(error)
         because = f" ({cause})" if cause not in said else ""
         raise DatasetError(f"{shown}: cannot be read as {builder}: {said}{because}") from error
@@ -456,6 +479,7 @@ def _text_columns(path: Path) -> dict[str, Any]:
 
 # Integers past this lose digits as float64, the type the datasets library gives a column with any integer past int64
 _EXACT_IN_A_FLOAT = 2**53
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _TURN_WORDS = ("content", "value")  # a chat turn's words: messages' content, ShareGPT's value
 
 
@@ -490,12 +514,20 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
             continue
         seen += 1
         try:
-            record = json.loads(text)
+            record = json.loads(text, parse_int=_int_or_digits)
             problem = None if isinstance(record, dict) else f"must be a JSON object, not {type(record).__name__}"
+            if problem is None and _ESCAPED_SURROGATE.search(text):
+                try:  # a lone one (an emoji cut in two) is valid JSON that no UTF-8 file, nor Arrow, can hold
+                    json.dumps(record, ensure_ascii=False).encode()
+                except UnicodeEncodeError:
+                    problem = "holds an unpaired surrogate escape (\\ud83d…: an emoji cut in two)"
             for field, value in record.items() if problem is None else ():
                 kinds.setdefault(field, set()).add(type(value).__name__)
                 present[field] += 1
-                if isinstance(value, str):
+                if isinstance(value, _Digits):  # written as text, whatever the other rows hold
+                    texts.add(field)
+                    big.add(field)
+                elif isinstance(value, str):
                     texts.add(field)
                 elif isinstance(value, int | float) and not isinstance(value, bool):
                     numbers.add(field)
@@ -535,7 +567,7 @@ def _as_read(line: bytes, fields: _Rewrites) -> bytes:
     >>> _as_read(b'{"m": [{"content": [{"type": "text", "text": "2 + 3?"}]}, {"content": 5}]}', _Rewrites(set(), {"m"}))
     b'{"m": [{"content": "2 + 3?"}, {"content": "5"}]}\\n'
     """
-    record = json.loads(line)
+    record = json.loads(line, parse_int=_int_or_digits)
     for field in fields.numbers & record.keys():
         value = record[field]
         if isinstance(value, int | float) and not isinstance(value, bool):
