@@ -784,6 +784,26 @@ def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -
     assert (row["solution"], row["reasoning"]) == ("4", "3 + 1 = 4 apples, 1 more.")
 
 
+def test_a_worked_solution_ending_in_its_answer_is_split_into_gold_and_reasoning(tmp_path: Path) -> None:
+    """{question, solution} whose solution ends in `#### 72` or \\boxed{42}: the whole text was the gold and no row
+    had a worked solution, so `r1kit run` refused the file for SFT ("no row has a worked solution")."""
+    from r1kit.data.loading import has_sft_rows
+
+    rows = [
+        {"question": "How many clips?", "solution": "In May she sold 48/2 = <<48/2=24>>24.\n48 + 24 = 72.\n#### 1,072"},
+        {"question": "What is 40 + 2?", "solution": "We add 40 and 2 to get $\\boxed{42}$."},
+        {"question": "What is 2 + 2?", "solution": "4"},  # a final answer alone stays one
+    ]
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "worked.jsonl", rows)))[0]
+    assert loaded["solution"] == ["1072", "42", "4"]
+    assert loaded["reasoning"] == [
+        "In May she sold 48/2 = 24.\n48 + 24 = 72.",
+        "We add 40 and 2 to get $\\boxed{42}$.",
+        None,
+    ]
+    assert has_sft_rows(loaded)
+
+
 def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_path: Path) -> None:
     """dataset.max_test_samples took a held-out file's first rows: a file sorted by level held out level 1 alone. And a
     level column with one blank cell is float: its groups were "1.0", "2.0", apart from another file's "1", "2"."""

@@ -66,13 +66,25 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
 
     >>> r1kit_row({"question": "q", "solution": "3 + 1 = 4 apples, 1 more.", "answer": 4})["solution"]
     '4'
+
+    Without one, a worked solution that ends in GSM8K's `#### 72` line or a \boxed{} answer is split as those
+    formats' are: its answer the gold, the text the reasoning (the whole text as the gold left SFT nothing to learn).
+
+    >>> r1kit_row({"question": "q", "solution": "48 + 24 = 72.\\n#### 72"}) | {"question": None}
+    {'question': None, 'solution': '72', 'reasoning': '48 + 24 = 72.', 'response': None}
     """
-    worked, answer = answer_text(row.get("solution")), answer_text(row.get("answer"))
+    worked_text, answer = answer_text(row.get("solution")), answer_text(row.get("answer"))
+    if answer is None and worked_text is not None:  # the final answer inside the worked solution
+        steps, marker, final = worked_text.rpartition("####")
+        if marker and final.strip() and "\n" not in final.strip() and steps.strip():
+            worked_text, answer = _CALCULATOR.sub("", steps).strip(), _THOUSANDS.sub("", final.strip())
+        elif worked(worked_text):
+            answer = last_boxed(worked_text)
     # the gold is the short one: a file whose `answer` holds the worked text keeps its `solution` as the gold
-    solution = answer if answer and (worked is None or len(answer) < len(worked)) else worked
+    solution = answer if answer and (worked_text is None or len(answer) < len(worked_text)) else worked_text
     if solution is None:
         raise BadRow("solution", "is missing")
-    reasoning = row.get("reasoning") or (worked if solution != worked else None)
+    reasoning = row.get("reasoning") or (worked_text if solution != worked_text else None)
     return {
         "question": required_text(row, "question"),
         "solution": solution,
