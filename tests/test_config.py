@@ -1033,6 +1033,14 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(
     err = capsys.readouterr().err
     assert "--profile mine sets training.max_steps to 41 over 40 from ./my.yaml" in err
     assert "--profile mine sets training.optimization.learning_rate to 3e-05 over 2e-05 from ./my.yaml" in err
+    # epochs in the file, the profile's max_steps: the file's epochs gave way without a word
+    mine.write_text("sft:\n  epochs: 1\ntraining:\n  epochs: 0.5\n")
+    assert main(["config", "show", "--config", str(mine), "--profile", "dev"]) == 0
+    err = capsys.readouterr().err
+    assert f"--profile dev sets sft.max_steps to 20, so sft.epochs 1 from {mine} gives way" in err
+    assert f"--profile dev sets training.max_steps to 8, so training.epochs 0.5 from {mine} gives way" in err
+    assert main(["config", "show", "--config", str(mine), "--profile", "dev", "--sft.epochs", "2"]) == 0
+    assert "sft.epochs" not in capsys.readouterr().err  # the flag's epochs stand
     # a recipe's values too: the shipped `profile` profile's one GRPO stage replaced r1's six without a word
     assert main(["config", "show", "--recipe", "r1", "--profile", "profile"]) == 0
     assert (

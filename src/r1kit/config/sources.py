@@ -879,7 +879,7 @@ def resolve_config(
             section, key = path.split(".")
             merged[section][key] = merged["monitoring"]["logging_steps"]
             sources[path] = f"cli:{flag} steps (every monitoring.logging_steps, {sources['monitoring.logging_steps']})"
-    _epochs_or_steps(merged, sources, rank)
+    gave_way = _epochs_or_steps(merged, sources, rank)
     _check_stage_keys(merged["stages"], sources["stages"])
     try:
         # a stage run alone (`r1kit rloo`) is checked as that stage (overlong against rloo's limit, not GRPO's)
@@ -900,6 +900,12 @@ def resolve_config(
         and sources[path].startswith("profile:")
         and _get(merged, path) != value  # the same value again changes nothing
     ]
+    overridden += [  # `epochs: 1` in the user's file, the profile's max_steps: training ran by the profile's steps
+        f"--{winner_source.replace(':', ' ')} sets {winner} to {_said(winner, _get(merged, winner))}, so {path} "
+        f"{_said(path, value)} from {chosen[source.partition(', as ')[0]]} gives way (a flag wins over both)"
+        for path, value, source, winner, winner_source in gave_way
+        if source.partition(", as ")[0] in chosen and winner_source.startswith("profile:")
+    ]
     ignored = [line for layer in layers for line in layer.ignored]
     return ResolvedConfig(config, sources, list(dict.fromkeys(notes)), overridden, ignored)
 
@@ -910,10 +916,14 @@ STEP_LIMITS = {
 }
 
 
-def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapping[str, int]) -> None:
+def _epochs_or_steps(
+    merged: dict[str, Any], sources: dict[str, str], rank: Mapping[str, int]
+) -> list[tuple[str, Any, str, str, str]]:
     """The later of `epochs` and `max_steps` wins: an explicitly set `epochs` trains by epochs, and a max_steps from a
     lower layer (or the default) gives way, and the other way round. Both set in one layer (the same file, or both on
-    the command line) is an error naming both."""
+    the command line) is an error naming both. Returns what gave way, set by a source: (key, value, its source, the
+    key that won, that key's source)."""
+    gave_way = []
     for epochs, steps in STEP_LIMITS.items():
         section, steps_key = steps.split(".")
         epochs_key = epochs.split(".")[1]
@@ -930,12 +940,14 @@ def _epochs_or_steps(merged: dict[str, Any], sources: dict[str, str], rank: Mapp
                 f"{epochs} ({sources[epochs]}) and {steps} ({sources[steps]}) are both set; set one: epochs counts "
                 "passes over the data, max_steps optimizer steps"
             )
-        if rank[epochs] > rank.get(steps, 0):
-            values[steps_key] = None
-            sources[steps] = f"gives way to {epochs} (set by {sources[epochs]}): training runs by epochs"
-        else:
-            values[epochs_key] = None
-            sources[epochs] = f"gives way to {steps} (set by {sources[steps]}): training runs by steps"
+        by_epochs = rank[epochs] > rank.get(steps, 0)
+        (loser, loser_key, winner) = (steps, steps_key, epochs) if by_epochs else (epochs, epochs_key, steps)
+        if loser in rank:  # a value some source set (not the default)
+            gave_way.append((loser, values[loser_key], sources[loser], winner, sources[winner]))
+        values[loser_key] = None
+        runs_by = "epochs" if by_epochs else "steps"
+        sources[loser] = f"gives way to {winner} (set by {sources[winner]}): training runs by {runs_by}"
+    return gave_way
 
 
 def _get(tree: Mapping[str, Any], path: str) -> Any:
