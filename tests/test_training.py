@@ -197,6 +197,16 @@ def test_checkpoints_are_complete_plain_folders(tmp_path: Path) -> None:
     assert model.num_parameters() > 0
 
 
+def test_a_milestone_between_saves_is_saved_and_kept(tmp_path: Path) -> None:
+    """keep_every 2 with save_steps 3 (the tutorial's every_n_steps beside save_steps): no checkpoint was written
+    at steps 2 and 4, so no milestone was ever kept."""
+    steps = ["--sft.max_steps", "5", "--sft.checkpoint.save_steps", "3", "--sft.checkpoint.save_total_limit", "1"]
+    ctx, base, splits = context(tmp_path, *steps, "--sft.checkpoint.keep_every", "2")
+    train(sft, ctx, base, splits)
+    checkpoints = sorted(p.name for p in ctx.run.checkpoints("sft").iterdir())
+    assert checkpoints == ["checkpoint-2", "checkpoint-4", "checkpoint-5"]  # the milestones, and the newest
+
+
 def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
     ctx, base, splits = context(
         tmp_path, "--training.max_steps", "2", "--monitoring.tensorboard.enabled", "true", *VARIED_REWARDS

@@ -291,12 +291,18 @@ class AtomicCheckpoints(TrainerCallback):
     The trainer writes `checkpoint-N` into a staging folder; once it has finished (on_save), the folder gets a
     completion marker and is renamed into the checkpoints folder. A kill mid-write leaves only staging debris,
     which a resume ignores and the next start removes. It keeps the newest `save_total_limit` complete checkpoints,
-    and also every one whose step is a multiple of `keep_every` (milestones to compare or go back to).
+    and also every one whose step is a multiple of `keep_every` (milestones to compare or go back to), saved at those
+    steps whatever save_steps is.
     """
 
     def __init__(self, staging: Path, checkpoints: Path, config: CheckpointConfig):
         self.staging, self.checkpoints = staging, checkpoints
         self.keep, self.keep_every = config.save_total_limit, config.keep_every
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # a milestone save_steps does not fall on (keep_every 30, save_steps 25) was never written, so never kept
+        if self.keep_every is not None and state.global_step % self.keep_every == 0:
+            control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):
         # Under several processes each one writes its own part (its RNG state) into the staging checkpoint, with no
