@@ -558,8 +558,18 @@ def test_repetition_penalty_leaves_normal_text_in_any_script_alone() -> None:
     assert reward(["Sam has five apples, 五个 in Chinese, and buys three more."]) == [0.0]
 
 
+def test_repetition_penalty_counts_words_in_training_as_outside_it() -> None:
+    """With TRL's completion_ids it counted tokens: a number's digits (one token each) were repetition in training,
+    and the same reply scored otherwise outside it. The tutorial counts words."""
+    reward = build_reward("repetition_penalty", max_penalty=-1.0)
+    text = "<think>We compute 3333333 + 4444444 = 7777777.</think><answer>7777777</answer>"
+    digits = [[10, 11, 12, 13] + [3] * 7 + [14] + [4] * 7 + [15] + [7] * 7]
+    assert reward([text], completion_ids=digits) == reward([text]) == [0.0]
+    assert build_reward("repetition_penalty", max_penalty=-1.0, unit="tokens")([text], completion_ids=digits)[0] < 0
+
+
 def test_repetition_penalty_counts_token_ngrams_when_trl_passes_completion_ids() -> None:
-    reward = build_reward("repetition_penalty", ngram_size=2, max_penalty=-0.5)
+    reward = build_reward("repetition_penalty", ngram_size=2, max_penalty=-0.5, unit="tokens")
     ids = [[5, 6, 7, 5, 6, 8, 5, 6], [1, 2, 3, 4], [9] * 6, [3]]
     # bigrams of the first: (5,6) (6,7) (7,5) (5,6) (6,8) (8,5) (5,6): 7 bigrams, 5 distinct -> 2/7 repeated
     expected = [pytest.approx(-0.5 * 2 / 7), 0.0, pytest.approx(-0.5 * 4 / 5), 0.0]

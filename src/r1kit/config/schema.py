@@ -313,10 +313,14 @@ class RepetitionPenaltyParams(RewardParams):
     ngram_size: int = Field(
         3,
         ge=1,
-        description="n of the repeated n-grams: of tokens in training (TRL passes completion_ids), else of words "
-        "(of 3n characters in scripts without spaces).",
+        description="n of the repeated n-grams, of `unit` (of 3n characters in scripts without spaces).",
     )
     max_penalty: float = Field(-0.1, le=0.0, description="Penalty (<= 0) of a completion that is all repetition.")
+    unit: Literal["words", "tokens"] = Field(
+        "words",
+        description="words: split on white space, as the R1 tutorial and open-r1 count them; tokens: the completion's "
+        "token ids in training (a number's digits, one token each in many tokenizers, repeat as tokens: 3333333).",
+    )
 
 
 class LanguageConsistencyParams(RewardParams):

@@ -480,34 +480,41 @@ _CHARACTERS_PER_WORD = 3
 @dataclass(frozen=True)
 class RepetitionPenaltyReward:
     """max_penalty × the share of repeated n-grams: near max_penalty for a completion stuck in a loop, 0 without
-    repetition or for a completion shorter than one n-gram. The n-grams are, by what is available:
+    repetition or for a completion shorter than one n-gram. The n-grams are:
 
-    - of ngram_size tokens, when TRL passes `completion_ids` (it does in training): the same unit in every language;
+    - of ngram_size tokens with `unit` "tokens", when TRL passes `completion_ids` (it does in training): the same
+      unit in every language, where a number's digits (one token each in many tokenizers) repeat too (3333333);
     - of 3 × ngram_size characters (spaces left out) for text mostly in a script written without spaces between
       words (Chinese, Japanese, Thai, …), which split on spaces is one long "word" that never repeats. At about
       three characters a word such an n-gram spans about as much text as ngram_size words: shorter ones already
       repeat in normal text (particles and syllables such as 的是, ます, ที่มี), longer ones only where text repeats;
-    - of ngram_size words (split on whitespace, lowercased) otherwise.
+    - of ngram_size words (split on whitespace, lowercased) otherwise, as the R1 tutorial and open-r1 count them.
 
     >>> penalty = get_repetition_penalty_reward(3, -1.0)
     >>> penalty(["a b c a b c a b c", "the cat sat on the mat"])
     [-0.5714285714285714, 0.0]
     >>> penalty(["我不知道。" * 4, "我们先算出苹果的总数，再减去吃掉的那一个。"])
     [-0.5833333333333333, 0.0]
-    >>> penalty(["", ""], completion_ids=[[7, 8, 9, 7, 8, 9, 7, 8, 9], [1, 2, 3, 4]])
-    [-0.5714285714285714, 0.0]
+    >>> penalty(["We add 3333333 + 4444444 = 7777777.", ""], completion_ids=[[3] * 7 + [4] * 7, [1, 2, 3, 4]])
+    [0.0, 0.0]
+    >>> get_repetition_penalty_reward(3, -1.0, unit="tokens")([""], completion_ids=[[7, 8, 9, 7, 8, 9, 7, 8, 9]])
+    [-0.5714285714285714]
     """
 
     __name__ = "repetition_penalty"
     ngram_size: int
     max_penalty: float
+    unit: str = "words"
 
     def __post_init__(self) -> None:
         if self.max_penalty > 0:
             raise ValueError(f"max_penalty {self.max_penalty} must not be positive")
+        if self.unit not in ("words", "tokens"):
+            raise ValueError(f"unit {self.unit!r} must be words or tokens")
 
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        completion_ids = kwargs.get("completion_ids") or [None] * len(completions)
+        completion_ids = kwargs.get("completion_ids") if self.unit == "tokens" else None
+        completion_ids = completion_ids or [None] * len(completions)
         rewards: list[float | None] = []
         for completion, ids in zip(completions, completion_ids, strict=True):
             repeated_share = _repeated_share(*self._units(completion_text(completion), ids))
@@ -531,8 +538,8 @@ def _repeated_share(units: tuple[Any, ...] | str, n: int) -> float:
     return 1 - len({units[start : start + n] for start in range(count)}) / count
 
 
-def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -0.1) -> RewardFn:
-    return RepetitionPenaltyReward(ngram_size, max_penalty)
+def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -0.1, unit: str = "words") -> RewardFn:
+    return RepetitionPenaltyReward(ngram_size, max_penalty, unit)
 
 
 @dataclass(frozen=True)
