@@ -545,6 +545,38 @@ def test_missing_file_unknown_columns_and_offline_hub_are_clear(tmp_path: Path) 
         load_splits(dataset("no-such-org/no-such-dataset"))
 
 
+def test_a_hub_datasets_held_out_share_is_said_and_its_test_split_taken_when_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Held-out problems cut from a hub dataset's train split without a word in training (seeds 000 and 003 score
+    on its test split), and TRL's --dataset_test_split had no alias. No hub here: its loader answers from rows."""
+    from datasets import Dataset
+
+    from r1kit.config.sources import resolve_config
+    from r1kit.data import loading
+
+    asked = []
+
+    def hub(name: str, subset: str | None, split: str):
+        asked.append(split)
+        return Dataset.from_list([{"question": f"{split} {i} + 1?", "solution": str(i + 1)} for i in range(20)])
+
+    monkeypatch.setattr(loading, "load_dataset", hub)
+    monkeypatch.setattr(loading, "offline_if_unreachable", lambda: None)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_splits(dataset("org/set"))
+    assert asked == ["train"]
+    assert "org/set: the held-out problems are 10% of its 'train' split (dataset.split.test_size), not its own" in (
+        caplog.text
+    )
+    caplog.clear()
+    config = resolve_config(overrides=["--dataset_name", "org/set", "--dataset_test_split", "test"], environ={}).config
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        splits = load_splits(config.dataset)
+    assert asked == ["train", "train", "test"] and splits.test[0]["question"].startswith("test ")
+    assert "not its own test split" not in caplog.text
+
+
 def test_rows_for_each_trainer() -> None:
     rows = load_splits(dataset("arithmetic", synthetic={"num_examples": 20, "seed": 0})).train
     grpo = grpo_rows(rows, "SYSTEM")

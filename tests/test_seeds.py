@@ -165,6 +165,28 @@ def test_the_keep_every_alias_and_wandb_flag_map_onto_r1kit_keys(capsys) -> None
     )
 
 
+def test_trls_split_and_pin_memory_flags_and_a_suggestion_only_of_keys_the_command_reads() -> None:
+    """--dataset_test_split / --dataset_train_split / --dataloader_pin_memory were unknown options; and `r1kit ppo
+    --time_limit_minutes` was told "did you mean 'sft.time_limit_minutes'?", which `r1kit ppo` then ignored."""
+    flags = ["--dataset_test_split", "test", "--dataset_train_split", "all", "--dataloader_pin_memory", "false"]
+    config = resolve_config(overrides=flags, environ={}, command="grpo").config
+    assert (config.dataset.test_split, config.dataset.train_split) == ("test", "all")
+    assert config.training.dataloader.pin_memory is False
+    with pytest.raises(ConfigError) as raised:
+        resolve_config(overrides=["--time_limit_minutes", "3"], environ={}, command="ppo")
+    assert "sft.time_limit_minutes" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["GRPO_REWARDS_REPETITION_N_GRAMS", "GRPO_SYSTEM_SEED", "R1KIT_CALLBACKS_X_ENABLED"])
+def test_a_tutorial_section_r1kit_refuses_is_refused_from_the_environment_too(name: str) -> None:
+    """As a flag or YAML key it is refused with what to use instead; as a variable it was "names no config key, so it
+    is not read" (the run went on with the default)."""
+    with pytest.raises(
+        ConfigError, match=f"environment variable {name} is not an r1kit setting: .*(rewards|run|monitoring)"
+    ):
+        resolve_config(environ={name: "4"})
+
+
 def test_the_tutorials_reward_arguments_set_each_rewards_parameters(capsys) -> None:
     """GRPOScriptArguments (tutorial lines 33-39): cosine_* and repetition_* as flags."""
     args = ["--cosine_max_len", "300", "--cosine_min_value_correct", "0.7", "--repetition_n_grams", "4"]

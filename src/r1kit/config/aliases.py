@@ -118,6 +118,7 @@ FLAG_ALIASES = {
     "--per_device_eval_batch_size": FlagAlias("evaluation.batch_size"),
     "--log_level": FlagAlias("monitoring.log_level"),
     "--dataloader_num_workers": FlagAlias("training.dataloader.num_workers"),
+    "--dataloader_pin_memory": FlagAlias("training.dataloader.pin_memory"),
     "--num_generations": FlagAlias("grpo.num_generations"),
     "--rloo_k": FlagAlias("rloo.num_generations", tutorial=False),  # TRL's RLOO before num_generations
     "--max_completion_length": FlagAlias("grpo.max_completion_length"),
@@ -151,6 +152,8 @@ FLAG_ALIASES = {
     "--mask_truncated_completions": FlagAlias("grpo.mask_truncated_completions", value=True),
     "--dataset_name": FlagAlias("dataset.name"),
     "--dataset_config": FlagAlias("dataset.subset"),
+    "--dataset_train_split": FlagAlias("dataset.train_split"),
+    "--dataset_test_split": FlagAlias("dataset.test_split"),
     # TRL's ModelConfig (its scripts' dtype and LoRA flags)
     "--torch_dtype": FlagAlias("model.torch_dtype"),
     "--dtype": FlagAlias("model.torch_dtype"),

@@ -35,6 +35,7 @@ from r1kit.config.aliases import (
     FLAG_ALIASES,
     GRPO_SECTIONS,
     PATH_ALIASES,
+    REFUSED,
     STRATEGY_FLAGS,
     canonical,
     for_stage,
@@ -148,6 +149,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     "; did you mean 'monitoring.logging_steps'?"
     >>> did_you_mean("learning_rate", command="sft")
     '; the flag --learning_rate sets sft.optimization.learning_rate: write that key here'
+    >>> did_you_mean("time_limit_minutes", as_flag=True, command="ppo"), did_you_mean("time_limit_minutes")
+    ('', "; did you mean 'sft.time_limit_minutes'?")
     >>> did_you_mean("max_length", as_flag=True, command="chat"), did_you_mean("evaluation.max_tokens")
     ("; the reply's limit is --max_new_tokens (generate's max_length counts the prompt too)", "; the reply's limit is 'evaluation.max_new_tokens'")
     """
@@ -157,6 +160,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         if own is None:
             return f"; the flag --{path} sets {alias.path}, which `r1kit {command}` does not read"
         return f"; the flag --{path} sets {own}: write that key here"
+    # for `r1kit COMMAND`, only the keys it reads: a key it ignores would be accepted and change nothing
+    known = [key for key in LEAF_PATHS if reads(command, key)] if command in (*READS, *TOOL_READS) else LEAF_PATHS
     if path in SECTION_PATHS:  # `--training.batch_size 4`: was "did you mean 'training.batch_size'?"
         return f"; {path} is a section: set one of its keys ({_keys_of(path)})"
     section, dotted, _ = path.partition(".")
@@ -168,13 +173,13 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         )
         why = " (generate's max_length counts the prompt too)" if name == "max_length" else ""
         return f"; the reply's limit is {own}{why}"
-    anywhere = [key for key in LEAF_PATHS if key.rsplit(".", 1)[-1] == name]
+    anywhere = [key for key in known if key.rsplit(".", 1)[-1] == name]
     if not dotted and len(anywhere) == 1:  # a bare name (`kl_coef: 0.1` at the top of a file) of one setting
         return f"; did you mean {anywhere[0]!r}?"
     # The setting under its own name one level off (sft.learning_rate) is a better guess than a near spelling in
     # another section (ppo.learning_rate); GRPO's settings are split over grpo.* and training.*.
     for sections in ((section,), GRPO_SECTIONS if section in GRPO_SECTIONS else ()):
-        same = [key for key in LEAF_PATHS if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
+        same = [key for key in known if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
         if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
     if len(anywhere) == 1:  # the one setting of that name, in another section (training.logging_steps)
@@ -182,14 +187,14 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
         flags = {name[2:]: alias.path for name, alias in FLAG_ALIASES.items()}
         names: dict[str, list[str]] = {}  # a setting's own name → the keys that end in it
-        for key in LEAF_PATHS:
+        for key in known:
             names.setdefault(key.rsplit(".", 1)[-1], []).append(key)
         close = difflib.get_close_matches(path, [*flags, *names], n=1, cutoff=0.8)
         if close and close[0] in flags:  # what a flag sets depends on the command: not named on the command line
             return f"; did you mean --{close[0]}?" if as_flag else f"; did you mean {flags[close[0]]!r}?"
         if close and len(names[close[0]]) == 1:
             return f"; did you mean {names[close[0]][0]!r}?"
-    close = difflib.get_close_matches(path, LEAF_PATHS + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
+    close = difflib.get_close_matches(path, known + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     if close and close[0] in SECTION_PATHS and path.startswith(f"{close[0]}."):  # model.lora.r: not 'model.lora'
         return f"; {close[0]} has no {path.removeprefix(close[0] + '.')!r} (its keys: {_keys_of(close[0])})"
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -525,6 +530,16 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             continue
         key = name[len(prefix) :]
         path = by_env_name.get(key)
+        refused = next(
+            (
+                why
+                for prefix, why in REFUSED.items()
+                if key == _env_form(prefix) or key.startswith(_env_form(prefix) + "_")
+            ),
+            None,
+        )
+        if path is None and refused is not None:  # the tutorial's GRPO_SYSTEM_SEED: as its YAML key and flag are
+            raise ConfigError(f"environment variable {name} is not an r1kit setting: {refused}")
         if path is None:
             flag = FLAG_ALIASES.get(f"--{key.lower()}")  # GRPO_LEARNING_RATE: a flag's name
             guess = did_you_mean(key.lower().replace("_", "."))
@@ -543,6 +558,15 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         if path in PATH_ALIASES:
             layer.notes.append(f"{name} → {PATH_ALIASES[path]}")
     return layer
+
+
+def _env_form(key: str) -> str:
+    """A config key (or a refused flag) as an environment variable's name after its prefix.
+
+    >>> _env_form("rewards.repetition"), _env_form("--push_to_hub")
+    ('REWARDS_REPETITION', 'PUSH_TO_HUB')
+    """
+    return key.lstrip("-").replace(".", "_").upper()
 
 
 def _unclosed(text: str) -> bool:

@@ -61,6 +61,16 @@ def load_splits(cfg: DatasetConfig) -> Splits:
 
     train, skipped = _adapt(raw_train, cfg, source)
     skipped += bad_lines + bad_test_lines
+    if raw_test is None and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS:
+        # a hub dataset's own test split (GSM8K's, NuminaMath-TIR's) is what its users score on: said, not guessed
+        # (some hub test splits have no answers)
+        logger.warning(
+            "%s: the held-out problems are %.0f%% of its %r split (dataset.split.test_size), not its own test split: "
+            "give that with --dataset.test_split (e.g. test)",
+            cfg.name,
+            100 * cfg.split.test_size,
+            cfg.train_split,
+        )
     if raw_test is None:
         train, test = _held_out_split(train, cfg, source)
     else:
@@ -178,14 +188,6 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     if whole_file and is_local_data(cfg.name) and not cfg.test_split:
         rows, skipped = load_all_rows(cfg)  # a file named to score: its first rows, as the README's tables took them
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
-    if whole_file and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS and not cfg.test_split:
-        logger.warning(
-            "%s: scoring the %.0f%% of its %r split held out from training (dataset.split.test_size), not its own "
-            "test split: give that with --dataset.test_split (e.g. test)",
-            cfg.name,
-            100 * cfg.split.test_size,
-            cfg.train_split,
-        )
     splits = load_splits(cfg)
     return splits.test, splits.skipped_rows
 
