@@ -577,6 +577,18 @@ def test_a_hub_datasets_held_out_share_is_said_and_its_test_split_taken_when_nam
     assert "not its own test split" not in caplog.text
 
 
+def test_a_json_file_of_columns_is_read_as_rows(tmp_path: Path) -> None:
+    """{"question": [...], "solution": [...]} and pandas' to_json() ({column: {index: value}}) were one row of lists:
+    every row bad ("question must be text")."""
+    questions, golds = [f"{i} + 1?" for i in range(12)], [str(i + 1) for i in range(12)]
+    lists, by_index = tmp_path / "lists.json", tmp_path / "pandas.json"
+    lists.write_text(json.dumps({"question": questions, "solution": golds}))
+    by_index.write_text(json.dumps({"question": dict(enumerate(questions)), "solution": dict(enumerate(golds))}))
+    for path in (lists, by_index):
+        rows = load_eval_rows(dataset(path))[0]
+        assert rows["question"] == questions and rows["solution"] == golds
+
+
 def test_rows_for_each_trainer() -> None:
     rows = load_splits(dataset("arithmetic", synthetic={"num_examples": 20, "seed": 0})).train
     grpo = grpo_rows(rows, "SYSTEM")

@@ -324,14 +324,17 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
     if whole is None:  # JSON lines (a .json file may hold them too)
         return _load_json_lines(partial(_file_lines, path), path, on_bad_row, "line")
-    if not isinstance(whole, list):  # an object: the datasets library's reading ({column: [values]})
+    rows = _rows_of(whole)
+    if rows is None:  # another object: one row, as the datasets library reads it
         return _load_with_builder(path, builder, path), 0
 
     def items() -> Iterator[bytes]:  # an array's rows as JSON lines: one reading for both
         # escaped as ASCII: a lone surrogate (an emoji cut in two) has no UTF-8, and the scan names its item
-        return ((json.dumps(record) + "\n").encode() for record in whole)
+        return ((json.dumps(record) + "\n").encode() for record in rows)
 
-    return _load_json_lines(items, path, on_bad_row, "item")
+    # columns (not an array) are read as rows only from the rewritten copy
+    array = isinstance(whole, list)
+    return _load_json_lines(items, path, on_bad_row, "item" if array else "row", as_written=array)
 
 
 def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
@@ -373,6 +376,28 @@ def _whole_json(path: Path) -> object | None:
         return None
 
 
+def _rows_of(whole: object) -> list | None:
+    """The rows of a .json file's value: an array of them, or its columns (pandas' `to_json(orient="columns")` or a
+    dict of equal-length lists, which the datasets library read as one row of lists); None for another object (one
+    row: a single chat `{"messages": [...]}`).
+
+    >>> _rows_of({"q": ["a", "b"], "s": ["1", "2"]}), _rows_of({"q": {"0": "a", "1": "b"}, "s": {"0": "1", "1": "2"}})
+    ([{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}], [{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}])
+    >>> _rows_of({"messages": [{"role": "user", "content": "hi"}]}), _rows_of({"q": "a", "s": "1"})
+    (None, None)
+    """
+    if isinstance(whole, list):
+        return whole
+    if not isinstance(whole, dict) or len(whole) < 2:
+        return None
+    columns = list(whole.values())
+    if all(isinstance(column, list) for column in columns) and len({len(column) for column in columns}) == 1:
+        return [dict(zip(whole, cells, strict=True)) for cells in zip(*columns, strict=True)]
+    if all(isinstance(column, dict) for column in columns) and len({tuple(column) for column in columns}) == 1:
+        return [{name: whole[name][index] for name in whole} for index in columns[0]]
+    return None
+
+
 class _Digits(str):
     """An integer too long for Python's int() (over sys.get_int_max_str_digits(), 4,300 digits), kept as its
     digits: json.loads raised ValueError on it (a gold like 2**16000 written out)."""
@@ -388,15 +413,15 @@ def _int_or_digits(digits: str) -> int | str:
 
 
 def _load_json_lines(
-    lines: Callable[[], Iterable[bytes]], shown: Path, on_bad_row: str, unit: str
+    lines: Callable[[], Iterable[bytes]], shown: Path, on_bad_row: str, unit: str, as_written: bool = True
 ) -> tuple[Dataset, int]:
     """JSON lines (`lines()` reads them anew each time) as a dataset, and how many were left out: those that are not
     JSON objects (under `on_bad_row` error the first stops the load), and the values the datasets library would
     misread written as text first (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's
-    item) messages name; read as it is where nothing needs rewriting (the datasets library caches a file by its
-    path: not a temporary copy's)."""
+    item) messages name; read as it is where nothing needs rewriting and the library reads its rows as `lines()`
+    (`as_written`; the datasets library caches a file by its path: not a temporary copy's)."""
     bad, fields = _scan_json_lines(lines(), shown, on_bad_row, unit)
-    if not bad and not fields.rewritten:
+    if as_written and not bad and not fields.rewritten:
         return _load_with_builder(shown, "json", shown, fields.uneven), 0
     if bad:
         what = "is not a readable JSON object" if len(bad) == 1 else "are not readable JSON objects"
