@@ -1295,3 +1295,23 @@ def test_an_interrupted_chat_reply_stops_its_generation() -> None:
     assert criterion(ids, None).tolist() == [False, False]
     stop.set()
     assert criterion(ids, None).tolist() == [True, True]
+
+
+def test_a_folder_named_as_a_stage_where_the_command_runs_is_not_that_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `reward_model` folder holding a reward model in the working folder hid the rlhf recipe's reward_model stage
+    from the bookkeeping: PPO and RLOO recorded that folder's hash, and were not redone once the stage retrained."""
+    from r1kit.pipeline import _reads
+    from r1kit.stages.common import files_read
+
+    model = tmp_path / "reward_model" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForSequenceClassification"]}))
+    monkeypatch.chdir(tmp_path)
+    config = resolve_config(recipe="rlhf", profile="test", environ={}).config
+    ppo = next(spec for spec in config.stages if spec.stage_kind == "ppo")
+    read = files_read(config.for_stage(ppo), "ppo", ["sft", "reward_model", "dpo"])
+    assert read["reward_model"] == "reward_model"  # the stage, by its name (was the folder's model here)
+    assert "reward_model" in _reads(config)[ppo.name]
+    assert files_read(config.for_stage(ppo), "ppo")["reward_model"] == str(Path("reward_model/model"))  # alone

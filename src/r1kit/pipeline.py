@@ -241,10 +241,11 @@ def _plan(
             if only
             else ""
         )
+        go_on = "without the changed setting" if config.run.resume else "with --resume (without the changed setting)"
         raise RunDirError(
             f"{root} holds a run with another config ({changes_said(changed)}) and finished "
-            f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved with --resume (without "
-            f"the changed setting), redo it here with --from {names[0]}, or choose another folder with --out"
+            f"training (01_{first.name}); nothing of it would be kept{asked}. Continue it as saved {go_on}, redo it "
+            f"here with --from {names[0]}, or choose another folder with --out"
         )
     return forced, manifests
 
@@ -418,7 +419,7 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
     consumed = {"model": hashes.of(inputs.model), "data": hashes.of(inputs.splits.source)}
     if spec.stage_kind == "distill":  # the model it trains, however named (unset: the base): another is new work
         consumed["student"] = hashes.of(student_of(config.distill.student, inputs, config))
-    for role, reference in files_read(config, spec.stage_kind).items():
+    for role, reference in files_read(config, spec.stage_kind, inputs.earlier).items():
         if role == "student":
             continue
         earlier = inputs.earlier.get(reference)
@@ -652,7 +653,7 @@ def _reads(config: R1kitConfig) -> dict[str, set[str]]:
     latest = None
     for spec in config.stages:
         start = latest if spec.model_from is None else spec.model_from
-        named = files_read(config.for_stage(spec), spec.stage_kind).values()
+        named = files_read(config.for_stage(spec), spec.stage_kind, reads).values()
         direct = {name for name in (start, spec.data_from, *named) if name in reads}
         reads[spec.name] = direct.union(*(reads[name] for name in direct))
         if "model" in MAKES[spec.stage_kind]:

@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,10 +308,11 @@ def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> lis
     return changed_keys(saved, now, missing_as=flatten(stage_values(R1kitConfig(), kind)))
 
 
-def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
+def files_read(config: R1kitConfig, kind: str, stages: Collection[str] = ()) -> dict[str, str]:
     """What a stage of `kind` reads besides its model and data, by role: held-out files, preference pairs, general
     chat data, a distillation student, a reward model to score rollouts, the model whose outputs cold start refines;
-    each a file, folder, hub id or (in a recipe) the name of an earlier stage. Unset ones left out."""
+    each a file, folder, hub id or (in a recipe) the name of one of `stages`, the earlier ones. Unset ones left
+    out."""
     rewards, dataset, pairs = config.rewards, config.dataset, config.preferences
     refines = kind == "cold_start" and "refine" in config.cold_start.methods
     named = {
@@ -326,11 +327,20 @@ def files_read(config: R1kitConfig, kind: str) -> dict[str, str]:
         "general_data": config.sft2.general_dataset if kind == "sft2" else None,
         "student": config.distill.student if kind == "distill" else None,
         # a run or stage folder as the reward model: the model in it (its logs and report change, not the model)
-        "reward_model": str(reward_model_in(Path(rewards.reward_model.path).expanduser()) or rewards.reward_model.path)
+        # (a stage's name first: a folder of that name where the command runs is not what the recipe means)
+        "reward_model": _reward_model_read(rewards.reward_model.path, stages)
         if kind in ROLLOUT_KINDS and "reward_model" in rewards.functions and rewards.reward_model.path
         else None,
     }
     return {role: value for role, value in named.items() if value}
+
+
+def _reward_model_read(path: str, stages: Collection[str]) -> str:
+    """The reward model `rewards.reward_model.path` names: an earlier stage by its name, else the model folder in the
+    run or stage folder it names (its logs and report change, not the model), else the path as given."""
+    if path in stages:
+        return path
+    return str(reward_model_in(Path(path).expanduser()) or path)
 
 
 # Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
