@@ -1023,6 +1023,10 @@ def _check_known(paths: Iterable[str], layer: Layer, command: str | None) -> Non
         raise ConfigError(f"unknown keys (from {', '.join(sources)}): {', '.join(said)}")
 
 
+# what a stage's own config may set of `evaluation`: how it scores itself while it trains
+_STAGE_EVALUATION_KEYS = ("evaluation.every_steps", "evaluation.during_training_samples", "evaluation.batch_size")
+
+
 def _check_stage_keys(stages: Any, source: str) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
     then checks their values (and reports a malformed stage list). `source` says where the stage list came from."""
@@ -1032,6 +1036,13 @@ def _check_stage_keys(stages: Any, source: str) -> None:
             if not _is_known(path):
                 raise ConfigError(
                     f"stages: {name}: unknown key {path!r} in its config (from {source}){did_you_mean(path)}"
+                )
+            if path.startswith("evaluation.") and path not in _STAGE_EVALUATION_KEYS:
+                # every model of a run is scored alike, so that their scores pair: the table's settings are the run's
+                raise ConfigError(
+                    f"stages: {name}: {path} is the run's: every stage's model is evaluated with the same settings, so "
+                    f"that their scores pair (from {source}); set it at the top of the recipe or on the command line "
+                    f"(a stage sets only {', '.join(_STAGE_EVALUATION_KEYS)}, its evaluation during training)"
                 )
             if kind in READS and not reads(kind, path):  # it would change nothing, without a word
                 own = for_stage(path, kind, LEAF_PATHS.__contains__)  # training.* → sft.* where sft has the setting
