@@ -15,12 +15,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from r1kit.atomic import COMPLETE_MARKER
 from r1kit.config.sources import ConfigError, resolve_config
-from r1kit.data.loading import DatasetError
+from r1kit.data.loading import DatasetError, sft_rows
 from r1kit.models import ModelError
 from r1kit.monitoring.callbacks import TimeLimit
-from r1kit.runs import RunDir
+from r1kit.runs import RunDir, complete_checkpoints
 from r1kit.stages import distill, grpo, ppo, rejection_sampling, rloo, sft
 from r1kit.stages.common import StageInputs, StageOutput, setup
 from r1kit.stages.evaluate import Generations, generate
@@ -287,14 +286,25 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
         with pytest.raises(pytest.fail.Exception, match="the teacher sampled again"):
             distill.run(ctx.for_stage(config, "distill", "distill"),
                         StageInputs(model=str(model), base=str(model), splits=splits, earlier=earlier))  # fmt: skip
-    # and the student's checkpoints, trained on the traces replaced, are not gone on from (it mixed both sets)
-    checkpoint = ctx.run.checkpoints(ctx.folder) / "checkpoint-2"
-    checkpoint.mkdir(parents=True)
-    (checkpoint / COMPLETE_MARKER).write_text("{}")
-    with pytest.raises(pytest.fail.Exception, match="the teacher sampled again"):
-        distill.run(ctx.for_stage(hotter, "distill", "distill"),
-                    StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))  # fmt: skip
-    assert not checkpoint.exists()
+
+
+def test_checkpoints_of_other_training_rows_are_not_gone_on_from(tmp_path: Path, caplog) -> None:
+    """`--resume` with new sft2 data settings (general_dataset, general_ratio) went on from the checkpoints of the old
+    rows and recorded the new mix; distillation's new traces likewise (its student's checkpoints)."""
+    ctx, base, splits = context(tmp_path, "--sft.max_steps", "2", "--sft.checkpoint.save_steps", "1")
+    rows = sft_rows(splits.train, ctx.config.prompt.system)
+    sft.train(ctx, base, rows, splits.test)
+    shutil.rmtree(ctx.run.model_dir(ctx.folder))  # killed after its last checkpoint, before the model was saved
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft.train(ctx, base, rows, splits.test)  # the same rows: its checkpoint stands
+    assert "resuming from" in caplog.text and "rows changed" not in caplog.text
+    shutil.rmtree(ctx.run.model_dir(ctx.folder))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft.train(ctx, base, rows.select(range(len(rows) // 2)), splits.test)
+    assert f"{ctx.stage}: its training rows changed since its checkpoints; it starts again from step 0" in caplog.text
+    assert "resuming from" not in caplog.text
+    assert [p.name for p in complete_checkpoints(ctx.run.checkpoints(ctx.folder))] == ["checkpoint-1", "checkpoint-2"]
 
 
 def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:

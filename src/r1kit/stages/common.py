@@ -858,6 +858,27 @@ def prepare_resume(ctx: StageContext) -> Path | None:
     return latest
 
 
+_TRAINED_ON = "checkpoints_trained_on.json"  # in a stage's folder: the digest of the rows its checkpoints trained on
+
+
+def keep_checkpoints_of(ctx: StageContext, rows_key: str) -> None:
+    """Keep the stage's checkpoints only where they trained on the rows `rows_key` digests: a --resume whose new
+    settings change the rows (sft2's general data or ratio, distillation's traces) went on from steps of the old
+    ones, and its model mixed both. Where they differ the checkpoints are removed and training starts from step 0;
+    checkpoints of an r1kit that recorded no digest are kept."""
+    folder = ctx.run.checkpoints(ctx.folder)
+    if distributed.is_main():
+        record = ctx.dir / _TRAINED_ON
+        before = json.loads(record.read_text(encoding="utf-8")).get("rows") if record.exists() else None
+        if before not in (None, rows_key) and complete_checkpoints(folder):
+            logger.warning(
+                "%s: its training rows changed since its checkpoints; it starts again from step 0", ctx.stage
+            )
+            shutil.rmtree(folder)
+        write_json(record, {"rows": rows_key})
+    distributed.wait()
+
+
 def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str) -> int:
     """How many of the `given` training pairs TRL kept: it leaves out, without a word, a pair whose chosen or
     rejected reply (the reward model), or whose prompt alone (DPO), does not fit in the stage's max_length `setting`;

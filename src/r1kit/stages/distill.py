@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
-from r1kit import distributed
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
-from r1kit.runs import complete_checkpoints
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
 from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, write_dataset
@@ -39,7 +36,6 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     student = student_of(settings.student, inputs, ctx.config)
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
     key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
-    resumed = distributed.from_main(bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder))))
     # stats.json is written after data.jsonl: the traces are whole; a redone stage's folder was cleared before
     saved = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():
@@ -47,12 +43,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         # them again took the teacher's whole run, and under another process count draws other traces)
         kept, dataset, stats = read_rows(traces).to_list(), traces, saved
         logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
-    else:  # a new teacher or sampling settings (a --resume that changed them) sample again
-        if resumed:  # the student's checkpoints trained on the traces replaced here: going on from them mixed both
-            logger.warning("distill: the teacher traces are sampled again; the student starts again from step 0")
-            if distributed.is_main():
-                shutil.rmtree(ctx.run.checkpoints(ctx.folder), ignore_errors=True)
-            distributed.wait()
+    else:  # a new teacher or sampling settings (a --resume that changed them) sample again; the student's checkpoints
+        # of the old traces are then not gone on from (sft.train's keep_checkpoints_of)
         rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
         # the teacher may be any reasoning model (an R1-Distill, Qwen3): its traces are read in whatever form it writes
         kept, stats = best_verified(

@@ -13,6 +13,7 @@ from pathlib import Path
 from datasets import Dataset
 from trl import SFTConfig, SFTTrainer
 
+from r1kit.atomic import json_digest
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import sft_rows
 from r1kit.models import load_model, load_tokenizer, refuse_a_template_that_drops_reasoning
@@ -21,6 +22,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     callbacks,
+    keep_checkpoints_of,
     lora_config,
     stage_main,
     train_and_save,
@@ -44,6 +46,7 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
     """Fine-tune `model_reference` on TRL prompt-completion rows: the stage's model folder, and how many rows
     sft.max_length cut and dropped."""
     config = ctx.config
+    keep_checkpoints_of(ctx, json_digest([rows["prompt"], rows["completion"]]))
     tokenizer = load_tokenizer(config.model, model_reference)
     _check_the_template_keeps_the_reasoning(tokenizer, rows, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
