@@ -307,6 +307,18 @@ def test_checkpoints_of_other_training_rows_are_not_gone_on_from(tmp_path: Path,
     assert [p.name for p in complete_checkpoints(ctx.run.checkpoints(ctx.folder))] == ["checkpoint-1", "checkpoint-2"]
 
 
+def test_a_recipe_s_distillation_whose_teacher_fell_back_to_its_student_makes_no_model(tmp_path: Path, caplog) -> None:
+    """`--distill.student reasoning_rl` under the r1 recipe passed the plan (sft2 would teach), then sft2 made no model,
+    the teacher fell back to reasoning_rl and the run failed at its last stage, its summary gone."""
+    ctx, base, splits = context(tmp_path, "--distill.student", "reasoning_rl")
+    ctx = ctx.for_stage(ctx.config, "distill", "distill")
+    earlier = {"reasoning_rl": StageOutput(model=Path(base)), "sft2": StageOutput()}
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        output = distill.run(ctx, StageInputs(model=base, base=base, splits=splits, earlier=earlier))
+    assert output.model is None and output.metrics["teacher_rows"] == 0
+    assert "distill: its teacher is its student itself" in caplog.text
+
+
 def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> None:
     from r1kit.pipeline import _check_stage_references
 

@@ -32,8 +32,14 @@ def refuse_own_student(ctx: StageContext, inputs: StageInputs) -> None:
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
-    refuse_own_student(ctx, inputs)
     student = student_of(settings.student, inputs, ctx.config)
+    if student == inputs.model:  # in a recipe (alone: refused before): the stages meant to teach it made no model
+        logger.warning(
+            "distill: its teacher is its student itself (%s): the stages before it that were to make the teacher made "
+            "no model; nothing to distill",
+            student,
+        )
+        return StageOutput(metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
     key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
     # stats.json is written after data.jsonl: the traces are whole; a redone stage's folder was cleared before
