@@ -335,6 +335,8 @@ def test_files_that_crashed_the_load_are_said_or_skipped(tmp_path: Path, on_bad_
     huge = "9" * 5000  # an integer gold written out: json.loads raised ValueError past 4,300 digits
     splits = load("huge.jsonl", f'{{"question": "10^5000 - 1?", "solution": {huge}}}\n' + lines)
     assert huge in [*splits.train["solution"], *splits.test["solution"]]
+    splits = load("huge.json", f'[{{"question": "10^5000 - 1?", "solution": {huge}}}, {rows}]')
+    assert huge in [*splits.train["solution"], *splits.test["solution"]]
     for name, content in [("header.csv", "question,solution\n"), ("objects.jsonl", "{}\n{}\n")]:
         with pytest.raises(DatasetError, match=f"{name}: holds no rows"):
             load(name, content)

@@ -12,7 +12,16 @@ import pytest
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
 from r1kit.data.adapters import detect_format
-from r1kit.data.loading import DatasetError, grpo_rows, load_eval_rows, load_splits, r1_target, sft_rows, sft_target
+from r1kit.data.loading import (
+    DatasetError,
+    grpo_rows,
+    load_eval_rows,
+    load_file,
+    load_splits,
+    r1_target,
+    sft_rows,
+    sft_target,
+)
 from r1kit.rewards import build_reward
 from tests.conftest import GSM8K
 
@@ -587,6 +596,14 @@ def test_a_json_file_of_columns_is_read_as_rows(tmp_path: Path) -> None:
     for path in (lists, by_index):
         rows = load_eval_rows(dataset(path))[0]
         assert rows["question"] == questions and rows["solution"] == golds
+    # one conversational row as TRL writes it stays one row (its turns are no columns)
+    turns = tmp_path / "turns.json"
+    turns.write_text(
+        json.dumps(
+            {"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "assistant", "content": "Hello"}]}
+        )
+    )
+    assert load_file(turns)[0][0]["prompt"] == [{"role": "user", "content": "Hi"}]
 
 
 def test_rows_for_each_trainer() -> None:
@@ -837,13 +854,15 @@ def test_a_worked_solution_ending_in_its_answer_is_split_into_gold_and_reasoning
         {"question": "How many clips?", "solution": "In May she sold 48/2 = <<48/2=24>>24.\n48 + 24 = 72.\n#### 1,072"},
         {"question": "What is 40 + 2?", "solution": "We add 40 and 2 to get $\\boxed{42}$."},
         {"question": "What is 2 + 2?", "solution": "4"},  # a final answer alone stays one
+        {"question": "A million?", "solution": "10^6\n#### 1,000,000"},  # the steps shorter than the answer
     ]
     loaded = load_eval_rows(dataset(write_rows(tmp_path / "worked.jsonl", rows)))[0]
-    assert loaded["solution"] == ["1072", "42", "4"]
+    assert loaded["solution"] == ["1072", "42", "4", "1000000"]
     assert loaded["reasoning"] == [
         "In May she sold 48/2 = 24.\n48 + 24 = 72.",
         "We add 40 and 2 to get $\\boxed{42}$.",
         None,
+        "10^6",
     ]
     assert has_sft_rows(loaded)
 

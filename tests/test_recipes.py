@@ -92,7 +92,7 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
         # the run table's evaluation is the run's (was: accepted, and every model scored with the run's settings)
         (
             "[{name: sft, config: {evaluation: {max_new_tokens: 4, max_samples: 3}}}, {name: grpo}]",
-            r"stages: sft: evaluation.max_new_tokens is the run's: every stage's model is evaluated with the same",
+            r"stages: sft: evaluation.max_samples is the run's: every stage's model is evaluated with the same",
         ),
         ("[{name: base, kind: sft}, {name: rl, kind: grpo}]", "'base' names the run's untouched model"),
         # what a stage asks an earlier one for must be something that kind writes, known before anything trains

@@ -282,6 +282,8 @@ def test_accuracy_reads_plain_algebra_tight_lists_units_and_unicode(answer: str,
         ("3 and -3", "-3", 0.0),
         ("-3 to 3", "3", 0.0),
         ("4 - 3", "1", 1.0),  # a difference, no hedge
+        ("12 -5 = 7", "7", 1.0),
+        ("-3 -4 = -7", "-7", 1.0),
         ("Monday", "\\text{Monday}", 1.0),  # a word asked, a word answered: was wrong
         ("even", "\\text{even}", 1.0),
         ("Tuesday", "\\text{Monday}", 0.0),

@@ -124,6 +124,21 @@ def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
+def test_the_launch_check_reads_an_evaluations_data_as_eval_does(tmp_path: Path) -> None:
+    """A one-row file `r1kit eval` scores whole was refused under --launch ("too few to hold out …"): the check read
+    it as training data."""
+    from r1kit.cli import _check_inputs_once
+    from r1kit.config.sources import resolve_config
+    from r1kit.data.loading import DatasetError
+
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"question": "2 + 3?", "solution": "5"}\n')
+    config = resolve_config(profile="test", environ={}, overrides=["--data", str(one)]).config
+    _check_inputs_once(config, "eval")
+    with pytest.raises(DatasetError, match="too few to hold out"):
+        _check_inputs_once(config, "sft")
+
+
 def steps(run: Path, stage: str) -> list[dict]:
     return [r for r in RunDir(run).read("metrics.jsonl") if r["stage"] == stage and r["kind"] == "step"]
 

@@ -308,8 +308,8 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
 
 
 def _check_inputs_once(config: R1kitConfig, command: str) -> None:
-    """What the launched processes would check before any weight loads: that the data reads (a hub data set is then
-    in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model is built here, once:
+    """What the launched processes would check before any weight loads: that the data of a stage or a run reads (a
+    hub data set is then in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model is built here, once:
     they find it in the cache). Warnings are left to the processes, which say them again."""
     from r1kit.data.loading import load_splits
     from r1kit.models import check_model
@@ -320,7 +320,8 @@ def _check_inputs_once(config: R1kitConfig, command: str) -> None:
     level = said.level
     said.setLevel(logging.ERROR)
     try:
-        splits = load_splits(config.dataset)
+        if command != "eval":  # eval reads its data its own way (a file whole, a run's own data)
+            splits = load_splits(config.dataset)
         if command in STAGE_KINDS:
             config = plain_prompt_for_chat_data(config, command, splits)
             check_data(config, command, splits.train, f"{splits.source}: {command}")

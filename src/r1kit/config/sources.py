@@ -538,8 +538,12 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             ),
             None,
         )
-        if path is None and refused is not None:  # the tutorial's GRPO_SYSTEM_SEED: as its YAML key and flag are
-            raise ConfigError(f"environment variable {name} is not an r1kit setting: {refused}")
+        if path is None and refused is not None:  # the tutorial's GRPO_SYSTEM_SEED: what to use instead, as its key's
+            said = f"environment variable {name} is not an r1kit setting: {refused}"
+            if prefix == "R1KIT_":
+                raise ConfigError(said)
+            layer.ignored.append(said)  # GRPO_* may belong to another tool (GRPO_PROJECT_DIR)
+            continue
         if path is None:
             flag = FLAG_ALIASES.get(f"--{key.lower()}")  # GRPO_LEARNING_RATE: a flag's name
             guess = did_you_mean(key.lower().replace("_", "."))
@@ -1024,7 +1028,12 @@ def _check_known(paths: Iterable[str], layer: Layer, command: str | None) -> Non
 
 
 # what a stage's own config may set of `evaluation`: how it scores itself while it trains
-_STAGE_EVALUATION_KEYS = ("evaluation.every_steps", "evaluation.during_training_samples", "evaluation.batch_size")
+_STAGE_EVALUATION_KEYS = (
+    "evaluation.every_steps",
+    "evaluation.during_training_samples",
+    "evaluation.max_new_tokens",
+    "evaluation.batch_size",
+)
 
 
 def _check_stage_keys(stages: Any, source: str) -> None:

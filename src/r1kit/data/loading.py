@@ -334,7 +334,9 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
 
     # columns (not an array) are read as rows only from the rewritten copy
     array = isinstance(whole, list)
-    return _load_json_lines(items, path, on_bad_row, "item" if array else "row", as_written=array)
+    # an integer too long to read is written out as text in the copy: the library fails on the file itself
+    long_digits = any(isinstance(value, _Digits) for row in rows if isinstance(row, dict) for value in row.values())
+    return _load_json_lines(items, path, on_bad_row, "item" if array else "row", as_written=array and not long_digits)
 
 
 def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
@@ -385,13 +387,20 @@ def _rows_of(whole: object) -> list | None:
     ([{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}], [{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}])
     >>> _rows_of({"messages": [{"role": "user", "content": "hi"}]}), _rows_of({"q": "a", "s": "1"})
     (None, None)
+    >>> turns = {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "a"}]}
+    >>> _rows_of(turns) is None  # one conversational row, as TRL writes them
+    True
+
     """
     if isinstance(whole, list):
         return whole
     if not isinstance(whole, dict) or len(whole) < 2:
         return None
     columns = list(whole.values())
-    if all(isinstance(column, list) for column in columns) and len({len(column) for column in columns}) == 1:
+    lists = all(isinstance(column, list) for column in columns)
+    if lists and any(isinstance(cell, dict) for column in columns for cell in column):
+        return None  # chat turns: one conversation ({"prompt": [turns], "completion": [turns]})
+    if lists and len({len(column) for column in columns}) == 1:
         return [dict(zip(whole, cells, strict=True)) for cells in zip(*columns, strict=True)]
     if all(isinstance(column, dict) for column in columns) and len({tuple(column) for column in columns}) == 1:
         return [{name: whole[name][index] for name in whole} for index in columns[0]]

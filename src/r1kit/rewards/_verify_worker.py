@@ -142,8 +142,8 @@ def _improper(mixed: re.Match) -> str:
     return f"{sign}{whole * denominator + numerator}/{denominator}"
 
 
-# a number with its minus sign where it stands alone (-3 and 3), not a difference's (4-3)
-_SIGNED_NUMBER = re.compile(r"(?<![\w)\]])-?\d+(?:\.\d+)?|\d+(?:\.\d+)?")
+# a number with its minus sign where it stands alone (-3 and 3), not a difference's (4-3, 12 -5)
+_SIGNED_NUMBER = re.compile(r"(?<![\w)\]])(?<!\d\s)-?\d+(?:\.\d+)?|\d+(?:\.\d+)?")
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 _JOINED = re.compile(r"\s*(?:and|to|;|&|\\lor|\\land)\s*", re.IGNORECASE)  # 3 and 5, 4 to 5, 3; 5, 4 \lor 5
 _HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
@@ -160,6 +160,8 @@ def hedged(text: str) -> bool:
     (True, True, True, True, False, False)
     >>> hedged("2/3 and 4/6"), hedged("1/2 and 3"), hedged("-3 and 3"), hedged("3 and -3"), hedged("4 - 3")
     (False, False, True, True, False)
+    >>> hedged("12 -5 = 7"), hedged("-3 -4 = -7"), hedged("$4$ $-5$")
+    (False, False, True)
     """
     found = list(_SIGNED_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
