@@ -563,6 +563,10 @@ def test_the_kept_prompts_replace_the_others_alike_in_every_copy() -> None:
     assert {KeptPrompts(prompts, [1, 4], seed=0).replacements([prompts[0]], step)[0] for step in range(40)} == {1, 4}
     with pytest.raises(KeyError):  # the trainer's data is the scored prompts: a stranger is a bug, not a keep
         kept.replacements([[{"role": "user", "content": "unknown"}]], step=0)
+    # a question twice in the data is one prompt: kept where either copy is (the first copy's verdict swapped a kept
+    # one out, sometimes for itself, and counted it as a swap)
+    twice = [prompts[0], prompts[1], prompts[0]]
+    assert {KeptPrompts(twice, [1, 2], seed=0).replacements([prompts[0]], step)[0] for step in range(20)} == {None}
 
 
 def test_rollouts_under_a_re_scored_curriculum_are_of_kept_prompts_only(tiny_model: Path, tmp_path: Path) -> None:

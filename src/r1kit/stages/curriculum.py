@@ -147,12 +147,16 @@ class KeptPrompts:
     >>> kept = KeptPrompts(["a", "b", "c"], kept=[1], seed=0)
     >>> kept.replacements(["a", "a", "b", "b"], step=3)
     [1, 1, None, None]
+    >>> KeptPrompts(["a", "b", "a"], kept=[1, 2], seed=0).replacements(["a"], step=0)  # a kept copy of it: kept
+    [None]
     """
 
     def __init__(self, prompts: Sequence[Any], kept: list[int], seed: int):
-        self.row_of: dict[str, int] = {}  # a prompt (as JSON) → its first row
+        # a prompt (as JSON) → its rows: a question twice in the data is one prompt, kept where either copy is (the
+        # first copy's verdict alone swapped the kept one out, sometimes for itself)
+        self.rows_of: dict[str, list[int]] = {}
         for row, prompt in enumerate(prompts):
-            self.row_of.setdefault(_key(prompt), row)
+            self.rows_of.setdefault(_key(prompt), []).append(row)
         self.seed = seed
         self.kept = kept
 
@@ -164,11 +168,11 @@ class KeptPrompts:
         allowed = set(self.kept)
         picks: list[int | None] = []
         for prompt in prompts:
-            row = self.row_of[_key(prompt)]  # the trainer's data is the scored prompts: every one is known
-            if row in allowed:
+            rows = self.rows_of[_key(prompt)]  # the trainer's data is the scored prompts: every one is known
+            if allowed.intersection(rows):
                 picks.append(None)
             else:
-                picks.append(self.kept[random.Random(f"{self.seed}/{step}/{row}").randrange(len(self.kept))])
+                picks.append(self.kept[random.Random(f"{self.seed}/{step}/{rows[0]}").randrange(len(self.kept))])
         return picks
 
 
