@@ -149,6 +149,19 @@ def test_threads_follow_the_cpu_quota() -> None:
     assert torch.get_num_threads() == quota
 
 
+def test_a_users_omp_num_threads_is_honoured_where_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OMP_NUM_THREADS=1 (two jobs side by side) was overridden: every core of the quota, oversubscribed."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        assert hardware.setup_hardware().threads == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "999")
+        assert hardware.setup_hardware().threads == hardware.cpu_quota()  # never more than the quota
+        assert hardware.setup_hardware(threads=1).threads == 1  # model.threads wins
+    finally:
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        hardware.setup_hardware()  # the quota again, for the tests after this one
+
+
 def test_a_cpu_quota_on_the_processs_own_cgroup_counts(tmp_path: Path) -> None:
     """cgroup v2 with the quota on a slice (systemd-run -p CPUQuota=150%, a container sharing the host's cgroup
     namespace): only the root's cpu.max was read, and every core of the machine was used."""

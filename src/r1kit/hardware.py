@@ -135,11 +135,18 @@ def _lines(path: Path) -> list[str]:
 
 def setup_hardware(device: str = "auto", precision: str = "auto", threads: int | None = None) -> Hardware:
     """Resolve the device and precision, and size torch's thread pool to the CPU quota (each process launched on this
-    machine to its share of it: more threads than cores only slows every process down)."""
-    from r1kit.distributed import local_count
+    machine to its share of it: more threads than cores only slows every process down), or to the user's
+    OMP_NUM_THREADS where fewer (`model.threads` wins over both)."""
+    from r1kit.distributed import launched, local_count
 
     chosen_device = pick_device(device)
-    n_threads = threads or max(1, cpu_quota() // local_count())
+    share = max(1, cpu_quota() // local_count())
+    # a user's OMP_NUM_THREADS (two jobs side by side) was overridden; a launcher's (torchrun sets 1 for each process it
+    # starts) is not the user's: the share decides there
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if not launched() and asked.isdigit() and int(asked) > 0:
+        share = min(share, int(asked))
+    n_threads = threads or share
     torch.set_num_threads(n_threads)
     if chosen_device == "cpu":
         keep_freed_memory()

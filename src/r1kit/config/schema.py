@@ -110,7 +110,12 @@ class ModelConfig(Section):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Numeric precision; auto picks bf16 where the hardware runs it natively, else fp16/fp32."
     )
-    threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: the real CPU quota.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for torch; default: the real CPU quota (a launched process's share of it), or "
+        "OMP_NUM_THREADS where fewer.",
+    )
     cache_dir: str | None = Field(
         None, description="Where converted built-in models are cached. Default: $R1KIT_CACHE or ~/.cache/r1kit."
     )
