@@ -311,9 +311,8 @@ def _check_inputs_once(config: R1kitConfig, command: str) -> None:
     """What the launched processes would check before any weight loads: that the data of a stage or a run reads (a
     hub data set is then in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model is built here, once:
     they find it in the cache). Warnings are left to the processes, which say them again."""
-    from r1kit.data.loading import load_splits
     from r1kit.models import check_model
-    from r1kit.stages.common import check_data, model_reference_of, plain_prompt_for_chat_data, quiet_libraries
+    from r1kit.stages.common import model_reference_of, quiet_libraries, read_data, stage_data_check
 
     quiet_libraries(config.monitoring.progress)
     said = logging.getLogger("r1kit")
@@ -321,10 +320,7 @@ def _check_inputs_once(config: R1kitConfig, command: str) -> None:
     said.setLevel(logging.ERROR)
     try:
         if command != "eval":  # eval reads its data its own way (a file whole, a run's own data)
-            splits = load_splits(config.dataset)
-        if command in STAGE_KINDS:
-            config = plain_prompt_for_chat_data(config, command, splits)
-            check_data(config, command, splits.train, f"{splits.source}: {command}")
+            read_data(config, command, stage_data_check(command) if command in STAGE_KINDS else None)
         check_model(config.model, model_reference_of(config.model.name, config), training=command != "eval")
     finally:
         said.setLevel(level)

@@ -521,7 +521,8 @@ def profile_layer(name: str, user_profiles: Mapping[str, Layer]) -> Layer:
 
 def env_layer(environ: Mapping[str, str]) -> Layer:
     """R1KIT_TRAINING_OPTIMIZATION_LEARNING_RATE=1e-4 and the tutorial's GRPO_TRAINING_LEARNING_RATE=1e-4."""
-    by_env_name = {p.replace(".", "_").upper(): p for p in [*LEAF_PATHS, *PATH_ALIASES]}
+    by_env_name = {_env_form(p): p for p in [*LEAF_PATHS, *PATH_ALIASES]}
+    refused_forms = [(_env_form(key), why) for key, why in REFUSED.items()]
     layer = Layer("env", {})
     set_by: dict[str, str] = {}  # config key → the variable that set it
     for name in sorted(environ):
@@ -530,15 +531,8 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             continue
         key = name[len(prefix) :]
         path = by_env_name.get(key)
-        refused = next(
-            (
-                why
-                for prefix, why in REFUSED.items()
-                if key == _env_form(prefix) or key.startswith(_env_form(prefix) + "_")
-            ),
-            None,
-        )
-        if path is None and refused is not None:  # the tutorial's GRPO_SYSTEM_SEED: what to use instead, as its key's
+        refused = None if path is not None else next((why for form, why in refused_forms if _names(key, form)), None)
+        if refused is not None:  # the tutorial's GRPO_SYSTEM_SEED: what to use instead, as its key's refusal says
             said = f"environment variable {name} is not an r1kit setting: {refused}"
             if prefix == "R1KIT_":
                 raise ConfigError(said)
@@ -548,7 +542,7 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
             flag = FLAG_ALIASES.get(f"--{key.lower()}")  # GRPO_LEARNING_RATE: a flag's name
             guess = did_you_mean(key.lower().replace("_", "."))
             if flag is not None and flag.value is None:
-                guess = f"; the flag --{key.lower()} sets {flag.path}: {prefix}{flag.path.replace('.', '_').upper()}"
+                guess = f"; the flag --{key.lower()} sets {flag.path}: {prefix}{_env_form(flag.path)}"
             if prefix == "R1KIT_":  # R1KIT_* is ours, so a typo is an error
                 raise ConfigError(f"environment variable {name} is not a config key{guess}")
             # GRPO_* may belong to another tool: said, not refused (a typo of the tutorial's name changed nothing)
@@ -562,6 +556,11 @@ def env_layer(environ: Mapping[str, str]) -> Layer:
         if path in PATH_ALIASES:
             layer.notes.append(f"{name} → {PATH_ALIASES[path]}")
     return layer
+
+
+def _names(name: str, form: str) -> bool:
+    """An environment variable's name (after its prefix) is `form` or a key under it."""
+    return name == form or name.startswith(form + "_")
 
 
 def _env_form(key: str) -> str:

@@ -74,19 +74,16 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     {'question': None, 'solution': '72', 'reasoning': '48 + 24 = 72.', 'response': None}
     >>> r1kit_row({"question": "q", "solution": "10^6\\n#### 1,000,000"})["solution"]
     '1000000'
-
     """
     worked_text, answer = answer_text(row.get("solution")), answer_text(row.get("answer"))
-    if answer is None and worked_text is not None:  # the final answer inside the worked solution
+    if answer is None and worked_text is not None:  # the answer inside it, whatever the lengths (10^6 #### 1,000,000)
         steps, marker, final = worked_text.rpartition("####")
         if marker and final.strip() and "\n" not in final.strip() and steps.strip():
-            answer, worked_text = _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
-            split = True
-        else:
-            answer = last_boxed(worked_text) if worked(worked_text) else None
-            split = answer is not None
-        if split:  # whatever their lengths (`10^6 #### 1,000,000`)
-            return _canonical(row, answer, row.get("reasoning") or worked_text)
+            gold, steps = _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
+            return _canonical(row, gold, row.get("reasoning") or steps)
+        boxed = last_boxed(worked_text) if worked(worked_text) else None
+        if boxed is not None:
+            return _canonical(row, boxed, row.get("reasoning") or worked_text)
     # the gold is the short one: a file whose `answer` holds the worked text keeps its `solution` as the gold
     solution = answer if answer and (worked_text is None or len(answer) < len(worked_text)) else worked_text
     if solution is None:

@@ -245,9 +245,11 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             # `1 = 1`: no step, and free padding; `Day 1 = 20` alone: a label. In a chain, `12 + 9 = 21 = 22` ends
             # in a false step
             bare = all(_BARE_NUMBER.fullmatch(side.strip()) for side in pair)
-            if bare and (len(sides) == 2 or _equal_as_written(left, right, pair)):
+            if bare and len(sides) == 2:
                 continue
-            verdicts.append((origin[end - 1] + 1, _equal_as_written(left, right, pair)))
+            equal = _equal_as_written(left, right, pair)
+            if not (bare and equal):
+                verdicts.append((origin[end - 1] + 1, equal))
     return verdicts
 
 

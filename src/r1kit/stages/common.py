@@ -170,9 +170,7 @@ def stage_main(
     """A stage run alone (`r1kit <stage>`): from model.name and dataset.name, into RUN/<stage>. Its figures (held-out
     preference accuracy, kept and dropped traces, skipped rows, …) go to RUN/<stage>/manifest.json, as in a recipe,
     and onto the console. `refuse` raises for inputs the stage cannot use, before its folder is touched."""
-    ctx, base, splits = setup(
-        config, kind, check=lambda config, splits: check_data(config, kind, splits.train, f"{splits.source}: {kind}")
-    )
+    ctx, base, splits = setup(config, kind, check=stage_data_check(kind))
     config = ctx.config  # with the prompt setup chose for chat data
     ctx = ctx.for_stage(config, kind, kind)
     given = StageInputs(model=base, base=base, splits=splits)
@@ -421,10 +419,8 @@ def setup(
     distributed.start(hardware.device, hardware.precision)
     quiet_libraries(config.monitoring.progress)
     set_seed(config.run.seed)
-    splits = load_splits(config.dataset)  # before the run folder: data that cannot be read leaves no folder behind
-    config = plain_prompt_for_chat_data(config, command, splits)
-    if check is not None:  # before the run folder too: data a stage cannot use leaves no folder behind
-        check(config, splits)
+    # before the run folder: data that cannot be read, or that a stage cannot use, leaves no folder behind
+    config, splits = read_data(config, command, check)
     # Under several processes the run folder is the main process's: it opens (or takes over) the folder and saves
     # the config; the others use the folder it chose (a name from the clock could differ by a second between them).
     new_folder = not config.run.output_dir or not Path(config.run.output_dir).expanduser().exists()
@@ -472,6 +468,23 @@ def no_worked_solutions(rows: datasets.Dataset) -> bool:
     """Whether none of the first GOLDS_READ rows has a worked solution to write as <think>/<answer> (chat replies)."""
     first = rows.select(range(min(GOLDS_READ, len(rows))))
     return not any(r1_target(row) for row in first)
+
+
+def read_data(
+    config: R1kitConfig, command: str, check: Callable[[R1kitConfig, Splits], None] | None = None
+) -> tuple[R1kitConfig, Splits]:
+    """The data `r1kit COMMAND` reads (DatasetError where it cannot be read), `check`ed, and the config with the
+    prompt chosen for chat data."""
+    splits = load_splits(config.dataset)
+    config = plain_prompt_for_chat_data(config, command, splits)
+    if check is not None:
+        check(config, splits)
+    return config, splits
+
+
+def stage_data_check(kind: str) -> Callable[[R1kitConfig, Splits], None]:
+    """What a stage run alone checks of its data (`check_data`), before any work."""
+    return lambda config, splits: check_data(config, kind, splits.train, f"{splits.source}: {kind}")
 
 
 def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits) -> R1kitConfig:
