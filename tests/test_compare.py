@@ -13,15 +13,23 @@ from r1kit.cli import main
 from r1kit.stats import paired_difference
 
 
-def _evaluation(run: Path, label: str, scores: list[float], questions: list[str]) -> Path:
+def _evaluation(
+    run: Path,
+    label: str,
+    scores: list[float],
+    questions: list[str],
+    golds: list[str] | None = None,
+    dataset: str = "arithmetic",
+) -> Path:
     """An evaluation as `r1kit run` / `r1kit eval` write it: RUN/eval/<label>.json and its problems file."""
     (run / "eval").mkdir(parents=True, exist_ok=True)
-    figures = {"label": label, "dataset": "arithmetic", "problems": len(scores), "excluded": 0}
+    figures = {"label": label, "dataset": dataset, "problems": len(scores), "excluded": 0}
     figures |= {"accuracy": sum(scores) / len(scores), "format_rate": 1.0, "mean_completion_tokens": 30.0}
     figures |= {"truncated_rate": 0.0, "scores": scores}
     path = run / "eval" / f"{label}.json"
     path.write_text(json.dumps(figures))
-    rows = [{"question": q, "correct": s} for q, s in zip(questions, scores, strict=True)]
+    golds = golds or [str(2 * i) for i in range(len(scores))]
+    rows = [{"question": q, "gold": g, "correct": s} for q, g, s in zip(questions, golds, scores, strict=True)]
     path.with_name(f"{label}.problems.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
@@ -60,6 +68,44 @@ def test_evaluations_of_other_problems_are_refused(tmp_path: Path, capsys) -> No
     assert "scored 8 problems of arithmetic, c/eval 3 of arithmetic: not the same held-out problems" in (
         capsys.readouterr().err
     )
+
+
+def test_the_same_questions_against_other_gold_answers_are_refused(tmp_path: Path, capsys) -> None:
+    """A data file re-annotated in place (or another release of a benchmark) keeps its questions: compare paired the
+    two and called the golds' change the models' ("+50.0 pts, above zero"), naming only the last data set."""
+    golds = [str(2 * i) for i in range(8)]
+    a = _evaluation(tmp_path / "a", "eval", [0, 0, 0, 0, 1, 1, 1, 1], QUESTIONS, golds, "gsm8k.jsonl")
+    fixed = ["99", *golds[1:]]
+    b = _evaluation(tmp_path / "b", "eval", [1] * 8, QUESTIONS, fixed, "gsm8k_platinum.jsonl")
+    assert main(["compare", str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert "a/eval and b/eval scored the same questions against other gold answers (problem 1: '0' and '99')" in err
+    # the same problems in two files: paired, and both named
+    c = _evaluation(tmp_path / "c", "eval", [1] * 8, QUESTIONS, golds, "gsm8k_copy.jsonl")
+    assert main(["compare", str(a), str(c)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "gsm8k.jsonl and gsm8k_copy.jsonl" in out  # the table's caption
+    assert "note: a/eval scored gsm8k.jsonl, c/eval gsm8k_copy.jsonl: the same questions and gold answers" in out
+    # an evaluation of an older r1kit kept no gold answers: its questions alone are compared
+    older = tmp_path / "older" / "eval" / "eval.problems.jsonl"
+    shutil.copytree(tmp_path / "c", tmp_path / "older")
+    older.write_text("".join(json.dumps({"question": q}) + "\n" for q in QUESTIONS))
+    assert main(["compare", str(b), str(tmp_path / "older")]) == 0
+
+
+def test_a_folder_s_newest_evaluation_at_the_same_time_is_the_later_r1kit_eval(tmp_path: Path) -> None:
+    """Two evaluation files of one time (a copy, a filesystem of coarse times) were ordered by name: eval.json was
+    taken as newer than eval_2.json."""
+    import os
+
+    from r1kit.monitoring.compare import evaluation_file
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    second = _evaluation(tmp_path, "eval_2", [1] * 8, QUESTIONS)
+    first = _evaluation(tmp_path, "eval", [0] * 8, QUESTIONS)
+    for path in (first, second):
+        os.utime(path, (1_000_000, 1_000_000))
+    assert evaluation_file(str(tmp_path)) == second
 
 
 def test_the_sweep_s_pairing_refuses_evaluations_of_other_problems(tmp_path: Path) -> None:

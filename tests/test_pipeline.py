@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from rich.console import Console
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from r1kit.config.sources import resolve_config, to_yaml
 from r1kit.runs import RunDir, RunDirError
@@ -760,6 +760,55 @@ def test_a_question_too_long_or_a_ctrl_c_ends_one_reply_not_the_conversation(
     assert pressed and [question for question, _ in kept] == ["What is 4+4?"]  # the stopped and the too long: not kept
     shown = " ".join(capsys.readouterr().out.split())
     assert "(stopped)" in shown and "the model's whole context" in shown
+
+
+def test_ctrl_c_keeps_the_earlier_turns_and_at_the_prompt_drops_only_the_question(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C on a reply that had left earlier turns out to make room lost those turns with it; Ctrl-C at the `you>`
+    prompt or inside a \"\"\" block (to drop a half-pasted question) ended the whole chat."""
+    from r1kit.chat import StreamRenderer
+    from r1kit.chat import main as chat_main
+    from r1kit.stages.common import as_trained
+
+    feed = StreamRenderer.feed
+    replies = []
+
+    def ctrl_c_in_the_second_reply(self, chunk: str) -> None:
+        if self not in replies:
+            replies.append(self)
+        if len(replies) == 2:
+            raise KeyboardInterrupt
+        feed(self, chunk)
+
+    class Typed(io.StringIO):  # a line "^C" is Ctrl-C pressed there
+        def readline(self, *args) -> str:
+            line = super().readline(*args)
+            if line == "^C\n":
+                raise KeyboardInterrupt
+            return line
+
+    def config(max_new_tokens: int):
+        args = ["--model.name", str(finished_run), "--chat.max_new_tokens", str(max_new_tokens)]
+        return as_trained(resolve_config(overrides=args, environ={}))
+
+    limit = AutoConfig.from_pretrained(finished_run / "02_grpo" / "model").max_position_embeddings
+    monkeypatch.setattr(StreamRenderer, "feed", ctrl_c_in_the_second_reply)
+    tokenizer = AutoTokenizer.from_pretrained(finished_run / "02_grpo" / "model")
+    words = limit
+    while len(tokenizer("long " * words)["input_ids"]) > limit * 0.35:
+        words = int(words * 0.9)
+    question = ("long " * words).strip()  # two do not fit in half the context: the second leaves the first out
+    monkeypatch.setattr("sys.stdin", Typed(f"{question}\n{question}\n"))
+    kept = chat_main(config(limit // 2), None)  # the earlier turns get the other half of the context
+    assert len(replies) == 2 and [q for q, _ in kept] == [question]  # the first turn is still the conversation's
+    assert "(1 earliest turn left out: the context is full)" in capsys.readouterr().out
+
+    monkeypatch.setattr(StreamRenderer, "feed", feed)
+    monkeypatch.setattr("sys.stdin", Typed('What is 1+1?\n^C\n"""Solve:\n^C\nWhat is 4+4?\n'))
+    kept = chat_main(config(4), None)
+    assert [q for q, _ in kept] == ["What is 1+1?", "What is 4+4?"]
+    assert " ".join(capsys.readouterr().out.split()).count("(cancelled; /exit or Ctrl-D quits)") == 2
 
 
 def test_a_chat_turn_is_asked_after_the_earlier_ones_that_fit(finished_run: Path) -> None:

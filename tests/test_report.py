@@ -237,6 +237,24 @@ def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_p
     assert re.findall(r"<th>([^<]*)</th>", stale.split("</table>")[0])[1:3] == ["rloo", "change"]
 
 
+@pytest.mark.parametrize(
+    ("file", "text", "said"),
+    [
+        ("eval/base.json", '{"label": "base", "scores": [1', "base.json is damaged (Expecting"),
+        ("eval/base.json", "[]", "base.json is damaged (a JSON list, not an object)"),
+        ("summary.json", "{'evaluations': 1}", "summary.json is damaged (Expecting property name"),
+    ],
+)
+def test_a_damaged_json_file_of_the_run_is_named(tmp_path: Path, file: str, text: str, said: str) -> None:
+    """One cut-short or hand-edited evaluation or summary made `r1kit report` fail with "unexpected error (a bug in
+    r1kit …): JSONDecodeError" (or an AttributeError), naming no file."""
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "config.yaml").write_text("{}\n")
+    (tmp_path / file).write_text(text)
+    done = r1kit_cli("report", str(tmp_path), cwd=REPO)
+    assert done.returncode == 1 and said in done.stderr and "unexpected error" not in done.stderr, done.stderr
+
+
 def test_the_report_shows_the_majority_vote_beside_pass_at_k(tmp_path: Path) -> None:
     from r1kit.monitoring.report import write_report
 

@@ -281,6 +281,9 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
             )
         except EOFError:
             break
+        except KeyboardInterrupt:  # a half-typed question or block dropped, as Python's prompt does; not the session
+            console.print(f"\n(cancelled; {_QUIT} quits)", style="dim", markup=False)
+            continue
         if question is None or question in ("/exit", "/quit"):
             break
         if question in _COMMANDS:
@@ -288,12 +291,14 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
                 earlier.clear()
             console.print(_COMMANDS[question], style="dim", markup=False)
             continue
+        before = list(earlier)  # the turns reply() may leave out to make room for this question's
         try:
             answered = reply(model, tokenizer, question, config, console, earlier)
         except ModelError as error:  # a question too long for the model: said, and the conversation goes on
             console.print(f"({error})", style="bold", markup=False)
             continue
         except KeyboardInterrupt:  # Ctrl-C stops the reply being written, not the conversation; the turn is not kept
+            earlier[:] = before  # nor are the earlier turns left out to make room for it lost
             console.print("\n(stopped)", style="bold", markup=False)
             continue
         if config.chat.history and not config.chat.raw:

@@ -78,6 +78,25 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object r1kit wrote into a run folder (summary.json, an evaluation); a RunDirError naming the file where
+    it is not one (cut short by a full disk, edited by hand), instead of the JSON library's words.
+
+    >>> read_json(Path("/nonexistent/summary.json"))
+    Traceback (most recent call last):
+    r1kit.runs.RunDirError: /nonexistent/summary.json cannot be read: it is not there
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunDirError(f"{path} cannot be read: it is not there") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{path} is damaged ({error}): not the JSON r1kit writes; move it aside") from None
+    if not isinstance(value, dict):
+        raise RunDirError(f"{path} is damaged (a JSON {type(value).__name__}, not an object): move it aside")
+    return value
+
+
 def eval_label(number: int) -> str:
     """The label of the `number`th `r1kit eval` written into a run folder: eval, eval_2, eval_3, …"""
     return "eval" if number == 1 else f"eval_{number}"
@@ -571,7 +590,7 @@ def final_model(run: RunDir) -> Path | None:
     from what a redo killed halfway replaces)."""
     summary = run.path("summary.json")
     if summary.exists():
-        final = json.loads(summary.read_text(encoding="utf-8"))["final_model"]
+        final = read_json(summary)["final_model"]
         # a stage's model, relative to the run; else the base model itself (no stage kept a model)
         return run.root / final if re.fullmatch(r"\d\d_[^/]+/model", final) else Path(final)
     outdated = outdated_stages(run.root)

@@ -24,6 +24,7 @@ from r1kit.runs import (
     eval_label_number,
     no_model_said,
     outdated_stages,
+    read_json,
     stage_of_folder,
 )
 from r1kit.stats import paired_difference
@@ -37,10 +38,10 @@ def compare(references: list[str]) -> dict[str, Any]:
     found = [evaluation_file(reference) for reference in references]
     labels = _column_labels(found)
     evaluations = {label: _read_evaluation(path) for label, path in zip(labels, found, strict=True)}
-    questions = {label: _questions(path) for label, path in zip(labels, found, strict=True)}
+    problems = {label: _problems(path) for label, path in zip(labels, found, strict=True)}
     first = labels[0]
     for label in labels[1:]:
-        _check_same_problems(first, evaluations[first], questions[first], label, evaluations[label], questions[label])
+        _check_same_problems(first, evaluations[first], problems[first], label, evaluations[label], problems[label])
     paired = {
         f"{first}→{label}": paired_difference(evaluations[first]["scores"], evaluations[label]["scores"])
         for label in labels[1:]
@@ -60,6 +61,11 @@ def compare(references: list[str]) -> dict[str, Any]:
             )
     # what else differs: a change of score is the models' only where nothing else does
     for label, path in zip(labels[1:], found[1:], strict=True):
+        if evaluations[first].get("dataset") != evaluations[label].get("dataset"):  # passed: their problems are equal
+            print(
+                f"note: {first} scored {evaluations[first].get('dataset')}, {label} {evaluations[label].get('dataset')}"
+                ": the same questions and gold answers, paired"
+            )
         for line in _asked_differently(first, evaluations[first], label, evaluations[label]):
             print(f"note: {line}")
         for line in _config_differences(first, found[0], label, path):
@@ -71,7 +77,7 @@ def paired_change(first: Path, other: Path) -> dict[str, Any]:
     """The paired change (`paired_difference`) from the evaluation in file `first` to the one in `other`; a
     RunDirError where they scored other problems, as `compare` refuses them (bench/grpo_sweep.py's pairing)."""
     a, b = _read_evaluation(first), _read_evaluation(other)
-    _check_same_problems(str(first), a, _questions(first), str(other), b, _questions(other))
+    _check_same_problems(str(first), a, _problems(first), str(other), b, _problems(other))
     return paired_difference(a["scores"], b["scores"])
 
 
@@ -149,7 +155,7 @@ def evaluation_file(reference: str) -> Path:
         raise RunDirError(f"compare {reference}: no such file or folder")
     summary = path / "summary.json"
     if summary.exists():  # a recipe run: its final model's evaluation
-        labels = list(json.loads(summary.read_text(encoding="utf-8")).get("evaluations") or [])
+        labels = list(read_json(summary).get("evaluations") or [])
         if not labels or not RunDir(path).eval_path(labels[-1]).exists():  # its last stage redone, not finished
             raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
         return RunDir(path).eval_path(labels[-1])
@@ -164,10 +170,10 @@ def evaluation_file(reference: str) -> Path:
             run_dir.eval_path(label) for label, model in evaluated.items() if model.is_relative_to(path.resolve())
         ]
         if scored:
-            return max(scored, key=lambda file: (file.stat().st_mtime, eval_label_number(file.stem) or 0))
+            return max(scored, key=_newest)
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
         raise RunDirError(f"compare {reference}: {why}")
-    files = sorted(path.glob("eval/*.json"), key=lambda file: file.stat().st_mtime)
+    files = sorted(path.glob("eval/*.json"), key=_newest)
     if not files and not (path / "config.yaml").exists():
         raise RunDirError(
             f"compare {reference}: {path} holds no r1kit run (no config.yaml); name run folders, eval JSON files or "
@@ -178,6 +184,12 @@ def evaluation_file(reference: str) -> Path:
             f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"
         )
     return files[-1]
+
+
+def _newest(file: Path) -> tuple[float, int]:
+    """Sort key of evaluation files, newest last: by time, and `r1kit eval`'s numbering where times are equal (a copy,
+    a filesystem of coarse times)."""
+    return file.stat().st_mtime, eval_label_number(file.stem) or 0
 
 
 def _column_labels(files: list[Path]) -> list[str]:
@@ -194,35 +206,41 @@ def _column_labels(files: list[Path]) -> list[str]:
     return labels
 
 
-def _questions(path: Path) -> list[str] | None:
-    """The questions an evaluation scored, in the order of its scores; None where it did not keep them."""
+def _problems(path: Path) -> list[tuple[str, str | None]] | None:
+    """The (question, gold answer) pairs an evaluation scored, in the order of its scores; None where it did not keep
+    them (an evaluation of an older r1kit kept no gold: None for each)."""
     problems = path.with_name(f"{path.stem}.problems.jsonl")
     if not problems.exists():
         return None
-    return [json.loads(line)["question"] for line in problems.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in problems.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row["question"], row.get("gold")) for row in rows]
 
 
 def _check_same_problems(
     first: str,
     a: dict[str, Any],
-    a_questions: list[str] | None,
+    a_problems: list[tuple[str, str | None]] | None,
     other: str,
     b: dict[str, Any],
-    b_questions: list[str] | None,
+    b_problems: list[tuple[str, str | None]] | None,
 ) -> None:
-    """Paired scores mean the same problems in the same order: refused where the counts, or the kept questions,
-    differ."""
+    """Paired scores mean the same problems in the same order: refused where the counts, or the kept questions or
+    their gold answers, differ (a data file re-annotated in place keeps its questions: a change of score there is the
+    golds', not the models')."""
     if len(a.get("scores") or []) != len(b.get("scores") or []) or not a.get("scores"):
         raise RunDirError(
             f"compare: {first} scored {len(a.get('scores') or [])} problems of {a.get('dataset')}, {other} "
             f"{len(b.get('scores') or [])} of {b.get('dataset')}: not the same held-out problems (score both with "
             "`r1kit eval --model M --data D` on the same data)"
         )
-    if a.get("dataset") != b.get("dataset") and (a_questions is None or b_questions is None):
+    if a.get("dataset") != b.get("dataset") and (a_problems is None or b_problems is None):
         raise RunDirError(
             f"compare: {first} scored {a.get('dataset')}, {other} {b.get('dataset')}: not the same held-out problems"
         )
-    if a_questions is not None and b_questions is not None and a_questions != b_questions:
+    if a_problems is None or b_problems is None:
+        return
+    a_questions, b_questions = [q for q, _ in a_problems], [q for q, _ in b_problems]
+    if a_questions != b_questions:
         pairs = zip(a_questions, b_questions, strict=False)
         index = next((i for i, (x, y) in enumerate(pairs) if x != y), min(len(a_questions), len(b_questions)))
         if index >= min(len(a_questions), len(b_questions)):
@@ -231,3 +249,10 @@ def _check_same_problems(
             f"compare: {first} and {other} scored other problems (problem {index + 1}: {a_questions[index][:60]!r} "
             f"and {b_questions[index][:60]!r}); score both on the same data"
         )
+    golds = zip(a_problems, b_problems, strict=True)
+    for index, ((_, x), (_, y)) in enumerate(golds):
+        if x is not None and y is not None and x != y:
+            raise RunDirError(
+                f"compare: {first} and {other} scored the same questions against other gold answers (problem "
+                f"{index + 1}: {str(x)[:40]!r} and {str(y)[:40]!r}); score both on the same data"
+            )

@@ -167,7 +167,10 @@ def print_eval_table(
     last = evaluations[labels[-1]]
     held = last.get("held_out_rows", last["problems"])  # the header counts them all: say which part is scored
     scored = f"{last['problems']} of {held} held-out problems (evaluation.max_samples)"
-    caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {last['dataset']}"
+    datasets = " and ".join(
+        dict.fromkeys(str(evaluations[label]["dataset"]) for label in labels)
+    )  # compare's may differ
+    caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {datasets}"
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
         caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer)"
     table.caption = escape(caption)

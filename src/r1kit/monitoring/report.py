@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, consensus_row, pass_k_name
-from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_manifest, without_model
+from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_json, read_manifest, without_model
 from r1kit.stats import flipped, group_order, paired_changes
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -108,12 +107,10 @@ def write_report(run_dir: Path) -> Path:
     metrics = [r for r in logged if r.get("kind") == "step"]
     during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
     stages = list(dict.fromkeys(r["stage"] for r in metrics))
-    summary = (
-        json.loads(run.path("summary.json").read_text(encoding="utf-8")) if run.path("summary.json").exists() else {}
-    )
+    summary = read_json(run.path("summary.json")) if run.path("summary.json").exists() else {}
     # the run's own, then eval.json, eval_2.json, …, eval_10.json in the order they were written
     paths = sorted(run.root.glob("eval/*.json"), key=lambda path: (_later(path.stem), path.stem))
-    written = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in paths}
+    written = {path.stem: read_json(path) for path in paths}
     # a stage run alone evaluates nothing itself: its `r1kit eval` results are its evaluations
     stage_list = _stage_list(run)  # read once: the manifests of every stage
     # in the recipe's order: a stage redone by --only logs after the stages that followed it
@@ -186,11 +183,7 @@ def write_report(run_dir: Path) -> Path:
         body += ["<h2>Best and worst completions</h2>", _examples(examples)]
     if evaluations:
         last = list(evaluations)[-1]
-        samples = (
-            json.loads(run.eval_path(last).read_text(encoding="utf-8")).get("samples")
-            if run.eval_path(last).exists()
-            else None
-        )
+        samples = read_json(run.eval_path(last)).get("samples") if run.eval_path(last).exists() else None
         if samples:
             body += [f"<h2>Held-out samples ({_e(last)})</h2>", _samples(samples)]
 
@@ -278,7 +271,7 @@ def _stages(run: RunDir, stage_list: list[dict]) -> str:
             f"<td>{_duration(seconds)}</td><td>{shown}</td></tr>"
         )
         if (folder / "pass_rates.json").exists():
-            saved = json.loads((folder / "pass_rates.json").read_text(encoding="utf-8"))
+            saved = read_json(folder / "pass_rates.json")
             cells = "".join(f"<td>{_e(rate)}: {n}</td>" for rate, n in saved["histogram"].items())
             histograms.append(
                 f"<p>{_e(stage['folder'])}: pass rates of {saved['scored']} prompts ({saved['samples_per_prompt']} "
