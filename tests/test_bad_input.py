@@ -140,6 +140,27 @@ def test_a_cache_path_under_a_folder_the_user_cannot_search(
     assert_one_line(err, "model.cache_dir", "cannot be reached (Permission denied")
 
 
+def test_a_read_only_cache_built_already_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A shared cache built already that this user may only read (a team's, a container image's) refused every
+    command, even one whose model is a plain folder: "cannot be created or written". It is written only where a model
+    is made in it. The tests run as root, whom no folder stops, so the OS's answer is played here."""
+    from r1kit.models import ModelError, builtin_model_path
+
+    cache = tmp_path / "cache"
+    built = builtin_model_path("tiny-random", cache_dir=str(cache))
+
+    def access(path, mode: int, **kwargs) -> bool:
+        inside = Path(path) == cache or cache in Path(path).parents
+        return not (inside and mode & os.W_OK) and os.path.exists(path)
+
+    monkeypatch.setattr(os, "access", access)
+    code, err = cli(capsys, "config", "show", "--model.cache_dir", str(cache))
+    assert code == 0, err
+    assert builtin_model_path("tiny-random", cache_dir=str(cache)) == built
+    with pytest.raises(ModelError, match=r"model.cache_dir: .* is not writable\), and the built-in model smollm2-135m"):
+        builtin_model_path("smollm2-135m", cache_dir=str(cache))
+
+
 def test_a_cache_path_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("x")

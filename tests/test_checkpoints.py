@@ -10,6 +10,7 @@ import pytest
 from r1kit.atomic import is_complete, json_digest
 from r1kit.config.schema import CheckpointConfig
 from r1kit.monitoring.callbacks import AtomicCheckpoints
+from r1kit.runs import complete_checkpoints
 
 
 def save_steps(tmp_path: Path, steps: range, main_process: bool = True, **config) -> list[str]:
@@ -21,9 +22,9 @@ def save_steps(tmp_path: Path, steps: range, main_process: bool = True, **config
         (staging / f"checkpoint-{step}" / "model.safetensors").write_text("weights")
         state = SimpleNamespace(global_step=step, is_world_process_zero=main_process)
         callback.on_save(None, state, None)
-    left = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    left = sorted(checkpoints.glob("checkpoint-*"), key=lambda p: p.name)
     assert all(is_complete(p) for p in left)
-    return [p.name for p in left]
+    return [p.name for p in complete_checkpoints(checkpoints)]
 
 
 @pytest.mark.parametrize(
@@ -58,3 +59,16 @@ def test_the_digest_of_a_dataset_column_holds_every_item() -> None:
     other = Dataset.from_dict({"question": [str(i) for i in range(9)] + ["changed"]})["question"]
     assert json_digest(first) != json_digest(other)
     assert json_digest(first) == json_digest([str(i) for i in range(10)])
+
+
+def test_a_users_copy_of_a_checkpoint_is_no_checkpoint(tmp_path: Path) -> None:
+    """A backup copy `checkpoint-2.bak` (with its completion marker) made --resume fail with "unexpected error (a bug
+    in r1kit …): ValueError: invalid literal for int()", and pruning failed the same way after the next save."""
+    import shutil
+
+    save_steps(tmp_path, range(1, 3), save_total_limit=2)
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(checkpoints / "checkpoint-2", checkpoints / "checkpoint-2.bak")
+    assert [p.name for p in complete_checkpoints(checkpoints)] == ["checkpoint-1", "checkpoint-2"]
+    assert save_steps(tmp_path, range(3, 5), save_total_limit=2) == ["checkpoint-3", "checkpoint-4"]
+    assert (checkpoints / "checkpoint-2.bak").is_dir()  # the user's copy is left alone

@@ -175,6 +175,20 @@ def test_a_cpu_quota_on_the_processs_own_cgroup_counts(tmp_path: Path) -> None:
     assert hardware._cgroup_cpu_limit(root, membership) == 1.5
     membership.write_text("0::/\n")  # a process at the root: no quota
     assert hardware._cgroup_cpu_limit(root, membership) is None
+    # a cpu.max of another form ("max" alone, empty, a period of 0) failed every command (ValueError,
+    # ZeroDivisionError): no quota read from it, the others still count
+    membership.write_text("0::/system.slice/job.scope\n")
+    for odd in ("max\n", "", "50000\n", "50000 0\n", "fifty 100000\n"):
+        (root / "system.slice" / "job.scope" / "cpu.max").write_text(odd)
+        assert hardware._cgroup_cpu_limit(root, membership) == 1.5
+    (root / "cgroup.controllers").unlink()
+    (root / "cpu.max").unlink()
+    (root / "cpu").mkdir()  # v1
+    (root / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (root / "cpu" / "cpu.cfs_period_us").write_text("0\n")
+    assert hardware._cgroup_cpu_limit(root, membership) is None
+    (root / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert hardware._cgroup_cpu_limit(root, membership) == 2.0
 
 
 def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:

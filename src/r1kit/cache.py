@@ -10,8 +10,14 @@ def cache_root(cache_dir: str | None = None) -> Path:
     return Path(cache_dir or os.environ.get("R1KIT_CACHE") or Path.home() / ".cache" / "r1kit").expanduser()
 
 
-def cache_problem(cache_dir: str | None = None) -> str | None:
+def cache_setting(cache_dir: str | None = None) -> str:
+    """The setting that names the cache folder, for messages."""
+    return "model.cache_dir" if cache_dir else "R1KIT_CACHE" if os.environ.get("R1KIT_CACHE") else "the cache"
+
+
+def cache_problem(cache_dir: str | None = None, writing: bool = True) -> str | None:
     """Why the cache folder cannot be used (a file in its place, no permission), or None. Creates nothing.
+    `writing` False: only read (a cache built already, shared read-only: a team's, a container image's).
 
     >>> cache_problem("/dev/null")
     'is a file, not a folder'
@@ -26,6 +32,8 @@ def cache_problem(cache_dir: str | None = None) -> str | None:
         return "is a link to nothing" if dangling == path else f"lies under {dangling}, a link to nothing"
     if not existing.is_dir():
         return "is a file, not a folder" if existing == path else f"lies under {existing}, which is a file"
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if writing and not os.access(existing, os.W_OK | os.X_OK):
         return f"cannot be created or written ({existing} is not writable)"
+    if not os.access(existing, os.R_OK | os.X_OK):
+        return f"cannot be read ({existing} is not readable)"
     return None

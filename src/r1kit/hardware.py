@@ -112,18 +112,28 @@ def _cgroup_cpu_limit(
         own = next((line[3:].strip() for line in _lines(membership) if line.startswith("0::")), "/")
         group, quotas = root / own.lstrip("/"), []
         for folder in [group, *group.parents]:
-            limit = folder / "cpu.max"
-            if limit.exists():
-                quota, period = limit.read_text(encoding="utf-8").split()[:2]
-                quotas += [] if quota == "max" else [int(quota) / int(period)]
+            quota = _quota(" ".join(_lines(folder / "cpu.max")).split()[:2])
+            quotas += [] if quota is None else [quota]
             if folder == root:
                 break
         return min(quotas) if quotas else None
-    v1_quota, v1_period = root / "cpu" / "cpu.cfs_quota_us", root / "cpu" / "cpu.cfs_period_us"
-    if v1_quota.exists() and v1_period.exists():
-        quota = int(v1_quota.read_text(encoding="utf-8"))
-        return None if quota <= 0 else quota / int(v1_period.read_text(encoding="utf-8"))
-    return None
+    v1 = [line for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us") for line in _lines(root / "cpu" / name)[:1]]
+    return _quota(v1)
+
+
+def _quota(fields: list[str]) -> float | None:
+    """CPUs of a cgroup's `quota period` pair, or None where it sets none ("max", v1's -1) or cannot be read (a
+    kernel or container runtime that writes something else: the machine's CPUs count then, not a crash of every
+    command).
+
+    >>> _quota(["150000", "100000"]), _quota(["max", "100000"]), _quota(["-1", "100000"]), _quota(["max"]), _quota([])
+    (1.5, None, None, None, None)
+    """
+    try:
+        quota, period = (int(field) for field in fields)
+    except ValueError:  # "max", a field missing or more, not a number
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def _lines(path: Path) -> list[str]:

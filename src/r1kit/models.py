@@ -24,7 +24,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from transformers.pytorch_utils import Conv1D
 
 from r1kit.atomic import build_complete, is_complete
-from r1kit.cache import cache_root
+from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 from r1kit.hub import offline_if_unreachable, unreachable
@@ -100,6 +100,7 @@ def gguf_model_path(source: str, gguf_file: str, revision: str | None = None, ca
     digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     dest = cache_root(cache_dir) / "models" / f"gguf-{Path(gguf_file).stem}-{digest}"
     if not is_complete(dest):
+        _check_cache_writable(cache_dir, f"{gguf_file}'s conversion")
         try:
             build_complete(
                 dest,
@@ -176,9 +177,21 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
     complete, so an interrupted build never leaves a half-written model behind."""
     dest = cache_root(cache_dir) / "models" / alias
     if not is_complete(dest):
+        _check_cache_writable(cache_dir, f"the built-in model {alias}")
         description, build = BUILTIN_MODELS[alias]
         build_complete(dest, build, {"alias": alias, "description": description}, replace=False)
     return dest
+
+
+def _check_cache_writable(cache_dir: str | None, building: str) -> None:
+    """A ModelError where `building` (a model made on first use) cannot be written into the cache; a cache built
+    already is only read, and may be read-only."""
+    problem = cache_problem(cache_dir)
+    if problem:
+        raise ModelError(
+            f"{cache_setting(cache_dir)}: {cache_root(cache_dir)} {problem}, and {building} is made there on first "
+            "use; point it at a writable folder"
+        )
 
 
 # ------------------------------------------------------------------------------------------------- resolving

@@ -355,10 +355,11 @@ def _work_alone_in(root: Path) -> None:
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Complete checkpoints, oldest first: `checkpoint-N` folders (a user's copy, `checkpoint-2.bak`, is none)."""
     if not folder.exists():
         return []
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and is_complete(p)]
+    named = [p for p in folder.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)]
+    found = [p for p in named if p.is_dir() and is_complete(p)]
     return sorted(found, key=checkpoint_step)
 
 

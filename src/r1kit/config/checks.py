@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Mapping
 
 from r1kit import hardware
-from r1kit.cache import cache_problem, cache_root
+from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import ConfigError
 
@@ -17,12 +16,11 @@ def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None,
     each problem, naming where the value came from when `sources`, the resolved config's, says). A stage's section
     counts where `command` (a stage alone, else the recipe) runs that stage: `r1kit dpo` needs no vLLM."""
     model = config.model
-    problem = cache_problem(model.cache_dir)
+    problem = cache_problem(model.cache_dir, writing=False)  # written only where a model is built: checked there
     if problem:
-        setting = (
-            "model.cache_dir" if model.cache_dir else "R1KIT_CACHE" if os.environ.get("R1KIT_CACHE") else "the cache"
+        raise ConfigError(
+            f"{cache_setting(model.cache_dir)}: {cache_root(model.cache_dir)} {problem}; point it at a writable folder"
         )
-        raise ConfigError(f"{setting}: {cache_root(model.cache_dir)} {problem}; point it at a writable folder")
     devices = hardware.available_devices()
     if model.device != "auto" and model.device not in devices:
         available = f"model.device: {model.device} is not available here (available: {', '.join(devices)})"
