@@ -339,12 +339,73 @@ def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, 
         expected = adapted(ids).logits
     loaded = load_model(ModelConfig(), str(tmp_path / "adapter"), CPU, for_training=True)
     assert not isinstance(loaded, PeftModel) and not getattr(loaded, "_hf_peft_config_loaded", False)
+    # PEFT had frozen the merged weights: a full fine-tune failed ("element 0 of tensors does not require grad")
+    assert all(parameter.requires_grad for parameter in loaded.parameters())
     with torch.no_grad():
         assert torch.allclose(loaded(ids).logits, expected, atol=1e-4)
     # saved by PEFT alone (no tokenizer beside it): its base's tokenizer (was "has no tokenizer": no eval, no chat)
     adapted.save_pretrained(tmp_path / "peft_only")
     tokenizer = load_tokenizer(ModelConfig(), str(tmp_path / "peft_only"))
     assert tokenizer.get_vocab() == load_tokenizer(ModelConfig(), str(tiny_model)).get_vocab()
+
+
+def test_an_adapter_of_a_moved_run_loads_on_its_runs_stage_model(tiny_model: Path, tmp_path: Path) -> None:
+    """A run folder moved (or copied to another machine): its later stage's adapter named the earlier stage's model
+    where the run was, and a checkpoint's adapter named it relative to the folder the run started in ("Repo id must
+    be in the form …"). The same stage's model in the adapter's own run is its base; a base that is nowhere is said
+    as the adapter's."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.atomic import COMPLETE_MARKER
+    from r1kit.models import save_adapter
+
+    run = tmp_path / "moved" / "run"
+    shutil.copytree(tiny_model, run / "01_sft" / "model")
+    (run / "01_sft" / "model" / COMPLETE_MARKER).write_text("{}")
+    adapted = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=2, target_modules="all-linear")
+    )
+    tokenizer = load_tokenizer(ModelConfig(), str(tiny_model))
+    for folder, base in (
+        (run / "02_grpo" / "adapter", "/where/the/run/was/01_sft/model"),
+        (run / "02_grpo" / "checkpoints" / "checkpoint-3", "runs/run/01_sft/model"),
+    ):
+        adapted.peft_config["default"].base_model_name_or_path = base
+        adapted.save_pretrained(folder)
+        loaded = load_model(ModelConfig(), str(folder), CPU, for_training=False)
+        assert loaded.config.vocab_size == adapted.config.vocab_size
+    adapted.peft_config["default"].base_model_name_or_path = "/nowhere/base"
+    save_adapter(adapted, tokenizer, tmp_path / "lone", ModelConfig())
+    with pytest.raises(ModelError, match=r"lone is a LoRA adapter whose base model /nowhere/base \(its adapter_config"):
+        load_model(ModelConfig(), str(tmp_path / "lone"), CPU, for_training=False)
+
+
+def test_a_lora_adapter_on_the_hub_trains_on_merged_into_its_base(tiny_model: Path, tmp_path: Path) -> None:
+    """A hub repo holding an adapter (`--model someone/tiny-lora`) was loaded unmerged by transformers and wrapped in a
+    second adapter: the stage trained, then failed to save its model ("a bug in r1kit": UnboundLocalError). The hub
+    is out of reach here, so the repo is put in a hub cache as a download leaves it."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.models import save_adapter
+    from tests.conftest import REPO, r1kit_cli
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--tiny-lora"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    adapted = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=2, target_modules="all-linear")
+    )
+    save_adapter(adapted, load_tokenizer(ModelConfig(), str(tiny_model)), repo / "snapshots" / commit, ModelConfig())
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "run"
+    done = r1kit_cli("sft", "--profile", "test", "--model", "someone/tiny-lora", "--out", str(out), cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "sft" / "model" / "model.safetensors").exists()
 
 
 def test_chatml_on_a_base_model_ends_replies_with_its_turn_end(tiny_model: Path, tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ def resolve_model(
         return str(gguf_model_path(name, gguf_file, revision, cache_dir))
     if not looks_local(name):
         offline_if_unreachable()
-        return name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
+        return _hub_adapter_folder(name, revision) or name  # a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct
     if not path.is_dir():
         what = f"{path} is a file, not a model folder" if path.is_file() else f"model folder not found: {path}"
         raise ModelError(
@@ -246,6 +246,24 @@ def resolve_model(
     for weights in sorted(path.glob("*.safetensors")):
         _check_safetensors(weights)
     return str(path)
+
+
+def _hub_adapter_folder(name: str, revision: str | None) -> str | None:
+    """Where a hub repo holding a LoRA adapter (adapter_config.json) is downloaded, to be loaded as an adapter folder
+    is (merged into its base), or None for any other repo. transformers loads such a repo unmerged and TRL wrapped it
+    in a second adapter: a stage trained, then failed to save its model. Adapters are a few MB."""
+    from huggingface_hub import snapshot_download
+    from transformers.utils import find_adapter_config_file
+
+    try:
+        if find_adapter_config_file(name, revision=revision) is None:
+            return None
+    except Exception:  # no such repo, offline and not cached: the model's own loading says so
+        return None
+    try:
+        return snapshot_download(name, revision=revision)  # offline: from the hub cache
+    except Exception as error:  # a network or cache failure half way
+        raise load_error(name, error) from error
 
 
 def _check_safetensors(weights: Path) -> None:
@@ -520,12 +538,33 @@ def _adapter_base(cfg: ModelConfig, adapter: str) -> tuple[ModelConfig, str]:
     except (OSError, ValueError) as error:
         raise load_error(adapter, error) from error
     base = settings.base_model_name_or_path
-    cached = Path(base)
+    cached = Path(base).expanduser()
     if not cached.exists() and cached.parent.name == "models" and cached.name in BUILTIN_MODELS:
         # a built-in model's converted folder, named by its path: gone with a cleared or another cache (another
         # machine's), it is built again as it was
         base = str(builtin_model_path(cached.name, cfg.cache_dir))
+    elif not cached.exists() and looks_local(base):
+        # a stage's model named where its run was (the run moved, or copied to another machine) or, by a checkpoint,
+        # from the folder the run started in: the same stage's model in the adapter's own run
+        base = _stage_model_of_own_run(Path(adapter), cached) or base
+        if not Path(base).exists():
+            raise ModelError(
+                f"{adapter} is a LoRA adapter whose base model {base} (its adapter_config.json's "
+                "base_model_name_or_path) is not there: put that model back, or set the path to where it is"
+            )
     return (cfg.model_copy(update={"name": base, "revision": settings.revision}) if settings.revision else cfg), base
+
+
+def _stage_model_of_own_run(adapter: Path, base: Path) -> str | None:
+    """`base`, a run's `NN_<stage>/model`, in the run `adapter` sits in (RUN/NN_x/adapter, or one of its stage's
+    checkpoints), where that run holds it complete; else None."""
+    if base.name != "model":
+        return None
+    for folder in list(adapter.resolve().parents)[:4]:  # RUN from RUN/NN_x/checkpoints/checkpoint-N at most
+        candidate = folder / base.parent.name / "model"
+        if is_complete(candidate):
+            return str(candidate)
+    return None
 
 
 def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_training: bool) -> PreTrainedModel:
@@ -538,6 +577,9 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise load_error(adapter, error) from error
+    # PEFT froze the base's weights under the adapter: a full fine-tune of them trained nothing ("element 0 of tensors
+    # does not require grad"); as any loaded model's, they take gradients until a trainer freezes them
+    model.requires_grad_(True)
     # These weights are the base merged with the adapter, not that base: an adapter trained on them names them as its
     # base (it named the first base, and loaded without this adapter's training). A run's stage saves the same
     # weights merged beside its adapter.
