@@ -336,7 +336,7 @@ def test_the_judge_names_why_a_trace_is_dropped() -> None:
         "<think>We add 3 and 4 to get 7.</think><answer>7</answer>",  # kept
         "<think>We add 3 and 4 to get 8.</think><answer>8</answer>",  # wrong
         "We add 3 and 4 to get 7. <answer>7</answer>",  # malformed
-        "<think>7</think><answer>7</answer>",  # too short
+        "<think>Okay, so let me think.</think><answer>7</answer>",  # too short: filler only (was kept, and preferred)
         "<think>" + "add the numbers and " * 12 + "</think><answer>7</answer>",  # repetitive
         "<think>Nous additionnons trois et quatre pour obtenir sept pommes.</think><answer>7</answer>",  # language
         # the R1 paper's other two filters: code blocks, long paragraphs
@@ -441,6 +441,12 @@ def test_the_judge_counts_the_words_of_a_thinking_written_without_spaces() -> No
     questions = ["小明有5个苹果，吃了2个，还剩几个？", "りんごが5個あり、2個食べました。残りは何個ですか？"]
     assert judge([chinese, japanese], questions, ["3", "3"]) == ["kept", "kept"]
     assert judge(["<think>五个</think><answer>5</answer>"], ["五是几？"], ["5"]) == ["too_short"]
+    # a paragraph's length: a word every 3 characters, as the repetition filter reads these scripts (a character a
+    # word dropped a Chinese paragraph of ~110 words under filters.max_paragraph_words 300, an English one of 200 kept)
+    steps = "".join(f"第{n}步，我们把{n}和{n + 1}相加，得到{2 * n + 1}。" for n in range(1, 25))
+    assert 400 < len(steps) < 900
+    trace = f"<think>{steps}所以答案是49。</think><answer>49</answer>"
+    assert judge([trace], ["把这些数加起来，最后一步得到多少？"], ["49"]) == ["kept"]
 
 
 def test_the_judge_gives_every_trace_a_verdict_whatever_the_batch_budget() -> None:

@@ -866,7 +866,8 @@ class TraceFilterConfig(Section):
         300,
         ge=1,
         description="Drop a trace whose <think> block has a paragraph (a line: cold start's traces are written "
-        "without blank lines) of more words, as the R1 paper filters long paragraphs; null keeps any.",
+        "without blank lines) of more words (in Chinese, Japanese and other scripts written without spaces, a word "
+        "every 3 characters), as the R1 paper filters long paragraphs; null keeps any.",
     )
     drop_code_blocks: bool = Field(
         True, description="Drop a trace whose <think> block holds a fenced code block (```), as the R1 paper does."

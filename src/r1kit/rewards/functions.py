@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from r1kit.rewards.text import (
+    CHARACTERS_PER_WORD,
     LETTERS,
     TAGS,
     Completion,
@@ -474,10 +475,6 @@ def get_cosine_reward(
 
 # ----------------------------------------------------------------------------------------------------- penalties
 
-# Characters per word, roughly, in the scripts written without spaces: a Chinese word is one or two characters, a
-# Japanese one two or three, a Thai one about four code points (vowel and tone marks are code points of their own).
-_CHARACTERS_PER_WORD = 3
-
 
 @dataclass(frozen=True)
 class RepetitionPenaltyReward:
@@ -528,7 +525,7 @@ class RepetitionPenaltyReward:
         if ids is not None:
             return tuple(ids), self.ngram_size
         if written_without_spaces(text):
-            return "".join(text.lower().split()), _CHARACTERS_PER_WORD * self.ngram_size
+            return "".join(text.lower().split()), CHARACTERS_PER_WORD * self.ngram_size
         return tuple(text.lower().split()), self.ngram_size
 
 

@@ -74,6 +74,11 @@ def reply_with(opening: str, completion: Completion) -> Completion:
     return [{**first, "content": opening + (first.get("content") or "")}, *rest]
 
 
+# Characters per word, roughly, in the scripts written without spaces: a Chinese word is one or two characters, a
+# Japanese one two or three, a Thai one about four code points (vowel and tone marks are code points of their own).
+CHARACTERS_PER_WORD = 3
+
+
 def written_without_spaces(text: str) -> bool:
     """Whether most letters of `text` are of a script written without spaces between words (Chinese, Japanese,
     Thai, Lao, Khmer, Myanmar, Tibetan).
