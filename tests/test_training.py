@@ -570,6 +570,26 @@ def test_sft2_without_a_reasoning_trace_makes_no_model(tmp_path: Path, caplog) -
     assert "sft2: no reasoning trace to train on (none in its data); the model goes on unchanged" in caplog.text
 
 
+def test_sft2_general_data_leaves_out_held_out_problems_and_reasoning_replies(tmp_path: Path, caplog) -> None:
+    """sft2.general_dataset was read whole: a chat dump holding a held-out problem trained on it, and a reply in
+    <think>/<answer> tags was trained under the general prompt, which asks for none."""
+    from r1kit.stages import sft2
+
+    chat = tmp_path / "chat.jsonl"
+    ctx, base, splits = context(tmp_path, "--sft2.general_dataset", str(chat))
+    held_out = splits.test["question"][0]
+    rows = [{"instruction": f"Say hi {i}.", "response": "Hi."} for i in range(8)]
+    rows += [{"instruction": held_out, "response": "It is 7."}, {"instruction": "Add 2 and 5.", "response": R1_REPLY}]
+    chat.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        pairs = sft2._general_rows(ctx, StageInputs(model=base, base=base, splits=splits), wanted=10)
+    assert sorted(q for q, _ in pairs) == sorted(f"Say hi {i}." for i in range(8))
+    assert f"sft2.general_dataset {chat}: 2 of its 10 replies left out" in caplog.text
+
+
+R1_REPLY = "<think>2 + 5 = 7</think><answer>7</answer>"
+
+
 # DeepSeek-R1-Distill's template ends its generation prompt with "<think>\n": the model writes the rest of the block
 R1_DISTILL_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

@@ -31,7 +31,7 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
-from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, say_held_out_problems_trained_on
+from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, without_held_out
 from r1kit.data.preferences import load_pairs
 from r1kit.models import looks_local
 from r1kit.monitoring.console import print_eval_table
@@ -80,7 +80,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
-        own_data.update(_own_data(config))  # and before any work: a stage's bad data file costs nothing
+        own_data.update(_own_data(config, splits.test))  # and before any work: a stage's bad data file costs nothing
         # and the plan, before the folder is opened: a refused run changes nothing in it (opening it clears a failed
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
@@ -357,20 +357,26 @@ def _check_stage_files(config: R1kitConfig) -> None:
                 raise ConfigError(f"stages: {spec.name}: {key} {value!r}: {what}")
 
 
-def _own_data(config: R1kitConfig) -> dict[str, Splits]:
+def _own_data(config: R1kitConfig, held_out: Dataset) -> dict[str, Splits]:
     """Stage name → the data it trains on, for each stage whose own config sets `dataset`. Every model is still
-    evaluated on the run's held-out problems, so the stages' scores stay paired; the held-out part of a stage's own
-    data is left out of its training, as it is when that stage runs alone."""
+    evaluated on the run's held-out problems (`held_out`), so the stages' scores stay paired, and those problems (with
+    a built-in task's reworded twins) are left out of its training, as the held-out part of its own data is."""
     own = {}
     for spec in config.stages:
         if "dataset" in spec.config:
-            own[spec.name] = load_splits(config.for_stage(spec).dataset)
-            logger.warning(
-                "stages: %s trains on %s (%d rows; its own dataset)",
-                spec.name,
-                own[spec.name].source,
-                len(own[spec.name].train),
-            )
+            dataset = config.for_stage(spec).dataset
+            data = load_splits(dataset)
+            train = without_held_out(data.train, held_out, dataset)
+            if len(train) < len(data.train):
+                logger.warning(
+                    "stages: %s: %d rows of %s are the run's held-out problems (or a built-in task's rewording of "
+                    "one), on which every model is scored: left out of its training",
+                    spec.name,
+                    len(data.train) - len(train),
+                    data.source,
+                )
+            own[spec.name] = replace(data, train=train)
+            logger.warning("stages: %s trains on %s (%d rows; its own dataset)", spec.name, data.source, len(train))
     return own
 
 
@@ -392,8 +398,6 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             where = f"{data.source}: stages: {spec.name} ({spec.stage_kind})"
             count = f"{index:02d}_{spec.name}" not in finished
             check_data(stage, spec.stage_kind, data.train, where, count_prompts=count)
-            if data is not splits:  # its own data, every model still scored on the run's held-out problems
-                say_held_out_problems_trained_on(data.train, splits.test, where)
         prefs = stage.preferences
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it

@@ -140,6 +140,15 @@ def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dat
     return _without_held_out_twins(parts["train"], parts["test"], cfg), parts["test"]
 
 
+def without_held_out(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
+    """`train` (of the data `cfg` names) without the problems of another data's held-out split `test`: its questions,
+    and for a built-in task their reworded twins and steps (`_without_held_out_twins`). A recipe stage's own data
+    against the run's held-out problems, on which every model of the run is scored."""
+    held_out = set(test["question"])
+    train = train.select([i for i, question in enumerate(train["question"]) if question not in held_out])
+    return _without_held_out_twins(train, test, cfg)
+
+
 def _without_held_out_twins(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
     """A built-in task's training rows without the reworded twins of held-out problems, the same arithmetic asked in
     other words ("Compute 3 + 17." beside a held-out "What is 3 + 17?"), nor those whose worked solution has a

@@ -95,6 +95,21 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
                 f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
                 "data: messages, conversations, or instruction/response columns)"
             )
+        # the held-out problems every model is scored on are not trained on, nor are reasoning replies, which the
+        # general prompt does not ask for (a chat dump of math conversations holds both)
+        held_out = set(inputs.splits.test["question"])
+        usable = [(q, r) for q, r in pairs if q not in held_out and unusable_general_answer(r, 1.0) != "reasoning tags"]
+        if len(usable) < len(pairs):
+            logger.warning(
+                "sft2.general_dataset %s: %d of its %d replies left out (a held-out problem's question, or reasoning "
+                "tags in the reply)",
+                settings.general_dataset,
+                len(pairs) - len(usable),
+                len(pairs),
+            )
+        pairs = usable
+        if not pairs:
+            raise DatasetError(f"sft2.general_dataset {settings.general_dataset}: no reply is left to train on")
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
