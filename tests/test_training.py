@@ -211,7 +211,27 @@ def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
         tmp_path, "--training.max_steps", "2", "--monitoring.tensorboard.enabled", "true", *VARIED_REWARDS
     )
     train(grpo, ctx, base, splits)
-    assert list((ctx.run.root / "tensorboard" / "grpo").rglob("events.out.tfevents.*"))
+    assert {"train/loss", "train/perf/step_seconds", "train/quality/zero_advantage_share"} <= tensorboard_tags(
+        ctx.run.root / "tensorboard" / "grpo"
+    )  # r1kit's own figures too: TensorBoard's callback read each log before TrainingMonitor added them
+    # r1kit's PPO wrote none: its figures, TRL's trainers' own included (format rate), under the same names
+    ctx, base, splits = context(
+        tmp_path / "ppo", "--ppo.max_steps", "1", "--monitoring.tensorboard.enabled", "true", *VARIED_REWARDS
+    )
+    train(ppo, ctx, base, splits)
+    assert {"train/loss", "train/kl_coef", "train/quality/format_rate"} <= tensorboard_tags(
+        ctx.run.root / "tensorboard" / "ppo"
+    )
+    assert "quality/format_rate" in step_records(ctx.run, "ppo")[-1]  # in metrics.jsonl: the format alert reads it
+
+
+def tensorboard_tags(folder: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        tags |= set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    return tags
 
 
 def test_a_time_limit_stops_training_with_a_checkpoint_that_keeps_the_time_spent(tmp_path: Path) -> None:

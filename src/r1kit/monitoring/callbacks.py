@@ -49,6 +49,31 @@ class SideWork:
             self.cpu_seconds += time.process_time() - cpu
 
 
+def external_figures(record: dict[str, Any]) -> dict[str, float]:
+    """The figures of a metrics record that TensorBoard and W&B take: numbers (a figure not measured is None), not
+    the record's own keys.
+
+    >>> external_figures({"stage": "grpo", "step": 3, "kind": "step", "time": 1.0, "loss": 0.5, "perf/mfu": None})
+    {'loss': 0.5}
+    """
+    return {
+        key: value
+        for key, value in record.items()
+        if key not in ("stage", "step", "kind", "time")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    }
+
+
+def first_in_line(trainer, monitor: TrainingMonitor) -> None:
+    """Put `monitor` before the trainer's other callbacks: transformers adds the `report_to` integrations before the
+    callbacks a trainer is given, so TensorBoard and W&B read each log before TrainingMonitor added r1kit's figures
+    (speed, MFU, format rate, zero-advantage share, reward spreads) to it, and got none of them."""
+    handler = trainer.callback_handler.callbacks
+    handler.remove(monitor)
+    handler.insert(0, monitor)
+
+
 class TrainingMonitor(TrainerCallback):
     """Writes metrics.jsonl, completions.jsonl and alerts.jsonl at each logging step, and shows them."""
 
@@ -153,6 +178,8 @@ class TrainingMonitor(TrainerCallback):
         if self.nonfinite is not None:
             record["train/skipped_nonfinite_steps"] = self.nonfinite.skipped
         self.run.append("metrics.jsonl", record)
+        # r1kit's own figures into the logs TensorBoard's and W&B's callbacks read after this one (`first_in_line`)
+        logs.update({key: value for key, value in external_figures(record).items() if key not in logs})
         block = step_block(record, state.max_steps)
         self.run.say(block)
         if self.config.progress:

@@ -62,6 +62,7 @@ from r1kit.monitoring.callbacks import (
     TimeLimit,
     TorchProfiler,
     TrainingMonitor,
+    first_in_line,
 )
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
@@ -929,6 +930,7 @@ def train_and_save(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, ctx: St
     if shards_weights(trainer):  # launched by accelerate itself: `--launch` refused it before starting
         raise ConfigError(f"{ctx.stage}: {distributed.SHARDED_WEIGHTS}")
     trainer.remove_callback(PrinterCallback)  # TrainingMonitor prints each logging step instead
+    first_in_line(trainer, next(c for c in trainer.callback_handler.callbacks if isinstance(c, TrainingMonitor)))
     if ctx.config.monitoring.progress:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())

@@ -43,7 +43,7 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.monitoring.callbacks import example_block, replay_alerts, report_alert, system_usage
+from r1kit.monitoring.callbacks import example_block, external_figures, replay_alerts, report_alert, system_usage
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
@@ -567,15 +567,25 @@ class PPOTrainer:
         return torch.autocast(hardware.device, dtype=torch.bfloat16, enabled=full and hardware.precision == "bf16")
 
     def train(self) -> dict:
-        ctx, section = self.ctx, self.section
+        ctx = self.ctx
         alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
-        window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
         cpus = cpu_quota()  # as TRL's trainers' steps are measured (TrainingMonitor)
         resume = prepare_resume(ctx)
         if resume is not None:
             self.load(resume)
             if distributed.is_main():
                 replay_alerts(alerts, ctx.run, ctx.stage)
+        tensorboard = _tensorboard(ctx) if distributed.is_main() else None
+        try:
+            self._steps(alerts, cpus, tensorboard)
+        finally:
+            if tensorboard is not None:
+                tensorboard.close()
+        return self.last
+
+    def _steps(self, alerts: TrendAlerts, cpus: int, tensorboard) -> None:
+        ctx, section = self.ctx, self.section
+        window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
         while self.step < section.max_steps:
             started, cpu_started = time.time(), time.process_time()
             batch, stats = self.rollout(self.step)
@@ -603,14 +613,21 @@ class PPOTrainer:
             stats["perf/step_seconds"] = time.time() - started
             # CPU share and memory as TRL's trainers log them: the stage's peak shows in the report and on the console
             stats |= system_usage(time.process_time() - cpu_started, stats["perf/step_seconds"], cpus)
-            self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
             rollouts = distributed.gather(self.recorder.take())  # every process scored its share of the prompts
             for rollout in rollouts:
                 rollout.step = self.step
+            # the figures TRL's trainers log (format rate, reward spreads, lengths: the format alert reads them); one
+            # completion per prompt has no group to share an advantage with
+            figures = self.recorder.statistics(rollouts)
+            figures.pop("quality/zero_advantage_share", None)
+            stats = figures | stats  # the step's own where both have one (the total reward trained on)
+            self.last = {"stage": ctx.stage, "step": self.step, "kind": "step", "time": time.time(), **stats}
             window += rollouts
             due = self.step % examples_every == 0 or self.step == section.max_steps
             if distributed.is_main():
                 ctx.run.append("metrics.jsonl", self.last)
+                for key, value in external_figures(self.last).items() if tensorboard else ():
+                    tensorboard.add_scalar(f"train/{key}", value, self.step)  # TRL's trainers' tag names
                 for raised in alerts.check(self.last):
                     report_alert(ctx.run, ctx.stage, raised, ctx.config.monitoring.progress)
                 for example in self.recorder.extremes(window) if due else []:
@@ -632,7 +649,6 @@ class PPOTrainer:
             self.evaluate.after_step(self.model, self.step, distributed.is_main())
             if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
                 self.save(self.step)
-        return self.last
 
     def save(self, step: int) -> None:
         """A resumable checkpoint, complete or absent: trainable policy weights, value head, optimizer, KL
@@ -670,6 +686,23 @@ class PPOTrainer:
 
 
 # ------------------------------------------------------------------------------------------------------ stage
+
+
+def _tensorboard(ctx: StageContext):
+    """A TensorBoard writer into RUN/tensorboard/<stage> where monitoring.tensorboard asks for one, as transformers'
+    integration writes TRL's trainers' logs; else None. W&B is said to be left out: TRL's integration logs it for the
+    trainers it runs, and this one is r1kit's."""
+    if ctx.config.monitoring.wandb.enabled:
+        logger.warning(
+            "%s: r1kit's PPO writes no W&B logs; its figures are in metrics.jsonl, the report and TensorBoard "
+            "(monitoring.tensorboard.enabled)",
+            ctx.stage,
+        )
+    if not ctx.config.monitoring.tensorboard.enabled:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(ctx.run.root / "tensorboard" / ctx.stage))
 
 
 def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
