@@ -127,6 +127,39 @@ def test_a_non_finite_step_raises_again_after_a_finite_one() -> None:
     assert [a["step"] for a in alerts_over(records) if a["kind"] == "non_finite"] == [1, 3]
 
 
+def test_fp16_loss_scaler_overflows_are_its_steps_not_non_finite_alerts() -> None:
+    """Under fp16 (a GPU without bf16: a T4, a V100) the loss scaler skips a step whose scaled gradients overflowed
+    and lowers its scale, by design early in a run: each was counted as a non-finite loss, with a new alert. The
+    trainer's order (clip_grad_norm_ unscales, on_pre_optimizer_step, the scaler's step) is played on the CPU."""
+    from types import SimpleNamespace
+
+    from r1kit.monitoring.callbacks import NonFiniteGuard
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 1))
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    guard, records = NonFiniteGuard(), []
+    for step in range(1, 4):
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = model(torch.randn(4, 8) * 30).pow(2).mean()  # its fp16 gradient × 2**16 overflows
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        guard.on_pre_optimizer_step(None, SimpleNamespace(global_step=step - 1), None, model=model,
+                                    optimizer=SimpleNamespace(scaler=scaler))  # fmt: skip
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad()
+        records.append({"step": step, "loss": loss.item(), "grad_norm": norm.item(),
+                        "train/skipped_nonfinite_steps": guard.skipped,
+                        "train/loss_scale_overflows": guard.overflows})  # fmt: skip
+    assert scaler.get_scale() < 2.0**16 and guard.overflows >= 1 and guard.skipped == 0
+    assert not [a for a in alerts_over(records) if a["kind"] == "non_finite"]
+    # a non-finite loss is one still
+    assert [a["kind"] for a in alerts_over([{**records[0], "loss": math.nan}])] == ["non_finite"]
+
+
 def test_a_reward_failing_on_some_items_or_scoring_none_by_design_is_not_failing() -> None:
     partly = {"step": 1, "rewards/accuracy/mean": 0.5, "rewards/accuracy/exceptions": 1.0}
     unreadable_gold = {"step": 2, "rewards/accuracy/mean": None, "rewards/accuracy/exceptions": 0.0}

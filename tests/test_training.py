@@ -160,6 +160,13 @@ def test_a_non_finite_step_is_skipped_and_counted(tmp_path: Path, monkeypatch: p
     assert all(torch.isfinite(p).all() for p in step3.values())
     assert step_records(ctx.run, "sft")[-1]["train/skipped_nonfinite_steps"] == 1
     assert any(a["kind"] == "non_finite" for a in ctx.run.read("alerts.jsonl"))
+    # the checkpoints hold the count: resumed from the metrics logged before a checkpoint, a step skipped after the
+    # last log went uncounted (and its alert, logged later, was cut with the logs)
+    from r1kit.monitoring.callbacks import NonFiniteGuard
+    from r1kit.runs import complete_checkpoints
+
+    checkpoint = complete_checkpoints(ctx.run.checkpoints("sft"))[-1]
+    assert NonFiniteGuard.resumed_from(checkpoint).skipped == 1
 
 
 def test_a_forced_collapse_raises_an_alert(tmp_path: Path) -> None:

@@ -52,8 +52,11 @@ class TrendAlerts:
     def _non_finite(record: dict[str, Any]) -> dict[str, str]:
         """One alert for a step whose loss or gradient norm is not finite (it raised one for each, and one for the
         count of skipped steps): keyed by that count where the run counts them, so each newly skipped step raises
-        it again."""
+        it again. Under fp16's loss scaler a gradient overflow is the scaler's step, not a failure: only the loss
+        counts there."""
         values = {key: record.get(key) for key in ("loss", "grad_norm")}
+        if "train/loss_scale_overflows" in record:  # fp16: an overflowed gradient is the loss scaler's to skip
+            values.pop("grad_norm")
         bad = [
             f"{key} is {value}"
             for key, value in values.items()

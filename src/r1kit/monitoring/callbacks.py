@@ -120,11 +120,6 @@ class TrainingMonitor(TrainerCallback):
         self._last_examples_step = state.global_step
         if torch.cuda.is_available():  # the stage's own peak: earlier stages and evaluations ran in this process
             torch.cuda.reset_peak_memory_stats()
-        if state.global_step and self.nonfinite is not None:  # a resumed stage counts on from its logged count
-            logged = [
-                r for r in self.run.read("metrics.jsonl") if r.get("stage") == self.stage and r.get("kind") == "step"
-            ]
-            self.nonfinite.skipped = int(logged[-1].get("train/skipped_nonfinite_steps", 0)) if logged else 0
         if state.global_step and state.is_world_process_zero:
             replay_alerts(self.alerts, self.run, self.stage)
         model = kwargs.get("model")
@@ -177,6 +172,8 @@ class TrainingMonitor(TrainerCallback):
         record.update(self._performance(args, state))
         if self.nonfinite is not None:
             record["train/skipped_nonfinite_steps"] = self.nonfinite.skipped
+            if self.nonfinite.overflows is not None:
+                record["train/loss_scale_overflows"] = self.nonfinite.overflows
         self.run.append("metrics.jsonl", record)
         # r1kit's own figures into the logs TensorBoard's and W&B's callbacks read after this one (`first_in_line`)
         logs.update({key: value for key, value in external_figures(record).items() if key not in logs})
@@ -297,12 +294,41 @@ class NonFiniteGuard(TrainerCallback):
     parameters without a gradient untouched (moments included), so the bad step is never applied.
     """
 
+    FILE = "nonfinite_steps.json"
+
     def __init__(self) -> None:
         self.skipped = 0
+        # fp16's loss scaler (a GPU without bf16: a T4, a V100) skips a step whose scaled gradients overflowed and
+        # lowers its scale, by design early in a run and whenever it tries a larger one: its steps, not failures
+        self.overflows: int | None = None  # None: no loss scaler
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+    @classmethod
+    def resumed_from(cls, checkpoint: Path | None) -> NonFiniteGuard:
+        """The guard with the counts of the run that wrote `checkpoint` (none, or one of an older r1kit: from 0). The
+        checkpoint holds them: a step skipped after the last log before it was in its weights and in no log a resume
+        keeps, and the count went back down."""
+        guard = cls()
+        if checkpoint is not None and (checkpoint / cls.FILE).exists():
+            counts = json.loads((checkpoint / cls.FILE).read_text(encoding="utf-8"))
+            guard.skipped, guard.overflows = counts["skipped"], counts["overflows"]
+        return guard
+
+    def on_save(self, args, state, control, **kwargs):
+        # before AtomicCheckpoints commits the staging folder, as TimeLimit's file
+        if state.is_world_process_zero:
+            staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (staged / self.FILE).write_text(json.dumps({"skipped": self.skipped, "overflows": self.overflows}))
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+        scaler = getattr(optimizer, "scaler", None)  # accelerate's optimizer holds the GradScaler under fp16
+        scaling = scaler is not None and scaler.is_enabled()
+        if scaling and self.overflows is None:
+            self.overflows = 0
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if not grads or math.isfinite(torch.nn.utils.get_total_norm(grads).item()):
+            return
+        if scaling:  # the scaler skips this step itself (found_inf at unscale_)
+            self.overflows += 1
             return
         for parameter in model.parameters():
             parameter.grad = None

@@ -835,7 +835,8 @@ def callbacks(
 ) -> list:
     """Monitoring, non-finite step guard, the time limit if set, atomic checkpoints, and the profiler when asked for."""
     monitoring = ctx.config.monitoring
-    guard = NonFiniteGuard()
+    resumed = complete_checkpoints(ctx.run.checkpoints(ctx.folder))
+    guard = NonFiniteGuard.resumed_from(resumed[-1] if resumed else None)
     peak = measure_matmul_peak(ctx.hardware.dtype, ctx.hardware.device)
     found = [
         guard,
@@ -844,7 +845,6 @@ def callbacks(
         ),
     ]
     if section.time_limit_minutes is not None:  # before AtomicCheckpoints: it writes into the staged checkpoint
-        resumed = complete_checkpoints(ctx.run.checkpoints(ctx.folder))
         found.append(TimeLimit.resumed_from(section.time_limit_minutes, resumed[-1] if resumed else None))
     found.append(AtomicCheckpoints(staging_dir(ctx), ctx.run.checkpoints(ctx.folder), section.checkpoint))
     if monitoring.profiler.enabled:
