@@ -39,18 +39,16 @@ def trainer_for(
     prompts = [[{"role": "user", "content": f"What is {a} + {a * 3}?"}] for a in range(1, 7)]
     args = GRPOConfig(
         output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=GROUPS * GENERATIONS,
         num_generations=GENERATIONS,
-        max_steps=2,
         learning_rate=1e-2,
         temperature=0.7,
         bf16=dtype == torch.bfloat16,
         use_cpu=True,
         report_to="none",
         logging_steps=1,
-        save_strategy="no",
         gradient_checkpointing=False,  # TRL's default is on; the shared prefix needs the cache it turns off
-        **{"max_completion_length": 12, **arguments},
+        **{"per_device_train_batch_size": GROUPS * GENERATIONS, "max_completion_length": 12, "max_steps": 2}
+        | {"save_strategy": "no", **arguments},
     )
     return R1kitGRPOTrainer(
         shared_prefix=shared_prefix,
@@ -158,6 +156,39 @@ def test_a_draw_of_zero_never_samples_a_token_the_restriction_left_out() -> None
     assert tokens.tolist() == [1, 1, 2]
     top_one = generation._sample(probs, torch.tensor([0.0, 0.5, 1 - 2**-24]), top_p=1.0, top_k=1, min_p=None)
     assert top_one.tolist() == [1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "cycle", [{"num_iterations": 3}, {"steps_per_generation": 3, "per_device_train_batch_size": GENERATIONS}]
+)
+def test_a_run_resumed_inside_a_generation_cycle_trains_as_the_uninterrupted_one(
+    tiny_model: Path, tmp_path: Path, cycle: dict
+) -> None:
+    """A generation's rollouts trained on over 3 optimizer steps, the run stopped at a checkpoint after the second:
+    resumed, TRL generated afresh at step 3 (from other weights, for prompts already trained on) instead of training
+    on the cycle's last share, and went on off the uninterrupted run's course."""
+    from transformers import TrainerCallback
+
+    class StopAtTwo(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 2
+
+    settings = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2, **cycle}
+    straight = trainer_for(tiny_model, tmp_path / "straight", torch.float32, shared_prefix=True, **settings)
+    straight.train()
+    stopped = trainer_for(tiny_model, tmp_path / "stopped", torch.float32, shared_prefix=True, **settings)
+    stopped.add_callback(StopAtTwo())
+    stopped.train()
+    assert stopped.state.global_step == 2
+    resumed = trainer_for(tiny_model, tmp_path / "stopped", torch.float32, shared_prefix=True, **settings)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "stopped" / "out" / "checkpoint-2"))
+
+    def generated(trainer) -> list[int]:  # the steps that made rollouts (the others log no reward)
+        return [log["step"] for log in trainer.state.log_history if "reward" in log]
+
+    assert generated(straight) == generated(resumed) == [1, 4]  # the resumed one's step 1: from the checkpoint
+    trained = {name: p for name, p in straight.model.named_parameters() if p.requires_grad}
+    assert all(torch.equal(p, trained[name]) for name, p in resumed.model.named_parameters() if p.requires_grad)
 
 
 def test_dynamic_samplings_fresh_prompts_are_drawn_by_step_as_a_resumed_run_draws_them(

@@ -1039,3 +1039,45 @@ def test_a_template_that_drops_reasoning_is_refused_before_pairs_are_built(
     done = r1kit_cli(stage, "--profile", "test", *template, "--out", str(out), cwd=REPO)
     assert done.returncode == 1 and "drops the reasoning from an assistant's reply" in done.stderr, done.stderr[-2000:]
     assert not (out / stage / "pairs.jsonl").exists()  # before any pair was sampled
+
+
+def test_rloo_resumed_inside_a_generation_cycle_trains_as_the_uninterrupted_one(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """RLOO trains a generation's rollouts over num_iterations optimizer steps, as GRPO does: resumed from a
+    checkpoint inside the cycle, TRL generated afresh there (test_fast_grpo has GRPO's case)."""
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import RLOOConfig
+
+    from r1kit.stages.rloo import R1kitRLOOTrainer
+
+    class StopAtTwo(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step == 2
+
+    def trainer(out: Path) -> R1kitRLOOTrainer:
+        torch.manual_seed(0)
+        args = RLOOConfig(
+            output_dir=str(out), per_device_train_batch_size=12, num_generations=4, num_iterations=3, max_steps=4,
+            save_strategy="steps", save_steps=2, learning_rate=1e-2, max_completion_length=12, use_cpu=True,
+            report_to="none", logging_steps=1, gradient_checkpointing=False,
+        )  # fmt: skip
+        return R1kitRLOOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_model),
+            reward_funcs=lambda completions, **kw: [float(len(c[0]["content"]) % 3) for c in completions],
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": [[{"role": "user", "content": f"Add {a}."}] for a in range(6)]}),
+            processing_class=AutoTokenizer.from_pretrained(tiny_model),
+            peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        )
+
+    straight = trainer(tmp_path / "straight")
+    straight.train()
+    stopped = trainer(tmp_path / "stopped")
+    stopped.add_callback(StopAtTwo())
+    stopped.train()
+    resumed = trainer(tmp_path / "stopped")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "stopped" / "checkpoint-2"))
+    trained = {name: p for name, p in straight.model.named_parameters() if p.requires_grad}
+    assert all(torch.equal(p, trained[name]) for name, p in resumed.model.named_parameters() if p.requires_grad)

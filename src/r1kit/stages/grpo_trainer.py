@@ -13,10 +13,12 @@ import logging
 import time
 from collections import defaultdict
 from functools import partial
+from pathlib import Path
 
 import torch
 from accelerate.utils import gather_object
 from peft import PeftModel
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from r1kit.fast.dynamic_sampling import (
@@ -40,6 +42,7 @@ from r1kit.stages.curriculum import RESCORING, KeptPrompts
 
 logger = logging.getLogger("r1kit")
 
+ROLLOUTS_FILE = "rollouts_{process}.pt"  # in a checkpoint inside a generation cycle: the rollouts left to train on
 RESAMPLING = RESCORING - 1  # the seed-key tag of dynamic sampling's prompt draws (the curriculum's are -1 and -2)
 
 
@@ -73,7 +76,34 @@ class GroupRewards:
         )
 
 
-class R1kitGRPOTrainer(GroupRewards, GRPOTrainer):
+class RolloutsInCheckpoints:
+    """How TRL's group trainers (GRPO, RLOO) checkpoint under r1kit: a generation's rollouts are trained on over
+    several optimizer steps where num_iterations > 1 or steps_per_generation exceeds gradient_accumulation_steps, and
+    a checkpoint inside such a cycle keeps them (each process its own), as TRL keeps its adaptive-entropy state.
+    Resumed without them, TRL generated afresh at the checkpoint step, for prompts already trained on, and the run
+    went off the uninterrupted one's course."""
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        generate_every = self.args.steps_per_generation * self.num_iterations  # micro-batches
+        if self._buffered_inputs is not None and self._step % generate_every:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            state = {"step": self._step, "rollouts": self._buffered_inputs}
+            torch.save(state, folder / ROLLOUTS_FILE.format(process=self.accelerator.process_index))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        saved = (
+            None
+            if checkpoint is None
+            else Path(checkpoint) / ROLLOUTS_FILE.format(process=self.accelerator.process_index)
+        )
+        if saved is not None and saved.exists():
+            state = torch.load(saved, map_location=self.accelerator.device, weights_only=True)
+            self._step, self._buffered_inputs = state["step"], state["rollouts"]
+
+
+class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
     def __init__(
         self,
         *args,

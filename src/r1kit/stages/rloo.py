@@ -28,11 +28,11 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import EvaluateEvery
 from r1kit.stages.grpo import build_rewards, reward_weights
-from r1kit.stages.grpo_trainer import GroupRewards
+from r1kit.stages.grpo_trainer import GroupRewards, RolloutsInCheckpoints
 
 
-class R1kitRLOOTrainer(GroupRewards, RLOOTrainer):
-    """TRL's RLOOTrainer, scoring as r1kit's GRPO trainer does (`GroupRewards`)."""
+class R1kitRLOOTrainer(GroupRewards, RolloutsInCheckpoints, RLOOTrainer):
+    """TRL's RLOOTrainer, scoring and checkpointing as r1kit's GRPO trainer does."""
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
