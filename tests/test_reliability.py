@@ -102,9 +102,10 @@ def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> Non
         )  # sympy hangs on the first
         elapsed = time.monotonic() - started
         assert verdicts[0].status == "timeout" and verdicts[0].score is None and verdicts[0].failed
-        assert [v.score for v in verdicts[1:]] == [1.0, 1.0]  # a fresh worker took over
-        assert pool._slots[0].process.pid != first_worker
+        assert [v.score for v in verdicts[1:]] == [1.0, 1.0]  # judged first: the shortest answers go first
         assert elapsed < 1.0 + 30  # the limit, plus the replacement worker's start
+        assert [v.score for v in pool.verify([("6", "6")])] == [1.0]  # a fresh worker took over
+        assert pool._slots[0].process.pid != first_worker
     finally:
         pool.close()
 
@@ -137,7 +138,7 @@ def test_timeouts_are_counted_in_the_metrics() -> None:
     accuracy = build_reward("accuracy", timeout_seconds=0.5, batch_budget_seconds=30)
     hostile = [HOSTILE["huge_python_power"], "<answer>1</answer>"]
     values = accuracy(hostile, solution=["1", "1"], log_metric=lambda name, value: logged.__setitem__(name, value))
-    assert values == [None, 1.0]
+    assert values == [0.0, 1.0]  # an answer that hangs the verifier is wrong, as evaluation scores it
     assert logged == {
         "rewards/accuracy/timeouts": 1.0,
         "rewards/accuracy/unreadable_gold": 0.0,
@@ -241,10 +242,48 @@ def test_unfinished_items_past_the_batch_budget_are_none_and_counted() -> None:
         started = time.monotonic()
         verdicts = pool.verify([("10**10**10**10**10", "1"), ("2", "2"), ("3", "3")])
         elapsed = time.monotonic() - started
-        assert [v.status for v in verdicts] == ["over_budget"] * 3 and all(v.score is None for v in verdicts)
+        # the shortest answers first: the plain ones are judged, the hanging one runs past the budget
+        assert [v.status for v in verdicts] == ["over_budget", "correct", "correct"] and verdicts[0].score is None
         assert elapsed < 1.0 + 0.5
         # the killed worker is replaced in the background: the next batch is scored normally
         assert [v.score for v in pool.verify([("6", "6"), ("4", "3")])] == [1.0, 0.0]
+    finally:
+        pool.close()
+
+
+def test_a_few_hanging_answers_leave_the_other_groups_their_verdicts() -> None:
+    """Items were judged in batch order under one budget: four answers of the first group that hang the verifier
+    took both workers' time, and the second group's plain answers were all over_budget (None: no signal)."""
+    pool = VerifierPool(workers=2, timeout=1.0, batch_budget=2.0)
+    try:
+        pool.verify([("1", "1"), ("2", "2")])
+        hanging = [(f"10**10**10**10**{k}", "7") for k in range(10, 14)]
+        plain = [(str(n), "42") for n in range(38, 46)]
+        verdicts = pool.verify([*hanging, *plain])
+        assert [v.score for v in verdicts[4:]] == [float(n == 42) for n in range(38, 46)]
+    finally:
+        pool.close()
+
+
+def test_a_failure_is_forgotten_though_its_pair_is_asked_again_and_again() -> None:
+    """A failure (over_budget) is remembered only briefly, so that a later step verifies the pair again; but each
+    batch that read it stored it again for as long, and a pair asked every few seconds ("12" for "12", in every
+    step of an integer task) stayed unscored for the rest of the run."""
+    from r1kit.rewards.verifier import _Memory
+
+    pool = VerifierPool(workers=1, timeout=5.0, batch_budget=1.0)
+    try:
+        pool.verify([("1", "1")])
+        pool._pairs = _Memory(failure_seconds=0.5)
+        assert pool.verify([("10**10**10**10**10", "1"), ("12", "12")])[0].status == "over_budget"
+        pool.batch_budget = 30.0
+        statuses = []
+        for _ in range(8):  # every 0.2 s, for longer than the failure is remembered
+            statuses.append(pool.verify([("10**10**10**10**10", "1")])[0].status)
+            time.sleep(0.2)
+            if statuses[-1] != "over_budget":
+                break
+        assert statuses[-1] == "timeout"  # verified again (and judged: it hangs)
     finally:
         pool.close()
 
@@ -306,7 +345,8 @@ def test_a_hostile_batch_mixed_with_normal_items_keeps_the_normal_verdicts() -> 
         "<answer>4</answer>",
     ]
     values = accuracy(completions, solution=["4"] * 5)
-    assert values == [1.0, None, 0.0, 0.0, 1.0]
+    assert values == [1.0, 0.0, 0.0, 0.0, 1.0]  # one that hangs the verifier is wrong (as the group's mean, it
+    # scored above an honest wrong answer: RL could learn to hang the verifier)
 
 
 # ------------------------------------------------------------------------------------------------ fuzzing

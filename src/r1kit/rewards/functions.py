@@ -392,10 +392,23 @@ class Verification:
         return verdicts
 
 
+def trained_score(verdict: Verdict) -> float | None:
+    """A verdict as the rewards score it: an answer that hangs the verifier past its own time limit is wrong, as
+    evaluation scores it. None (the group's mean) scored a wrong answer that hangs it above an honest wrong one, which
+    RL could learn; None stays for what says nothing of the answer (an unreadable or hostile gold, the batch's budget
+    spent, an error).
+
+    >>> trained_score(Verdict(None, "timeout")), trained_score(Verdict(None, "over_budget"))
+    (0.0, None)
+    """
+    return 0.0 if verdict.status == "timeout" else verdict.score
+
+
 @dataclass(frozen=True)
 class AccuracyReward:
-    """1.0 when the answer is mathematically equal to the gold `solution`, 0.0 when not, None when the gold
-    cannot be parsed or verification failed (timeout, error): such items are excluded, not scored 0 or 0.5.
+    """1.0 when the answer is mathematically equal to the gold `solution`, 0.0 when not (or when it hangs the
+    verifier: `trained_score`), None when the gold cannot be parsed or verification failed (the batch budget spent,
+    an error): such items are excluded, not scored 0 or 0.5.
 
     >>> get_accuracy_reward()(["<think>6*7</think><answer>42</answer>", "<answer>41</answer>", "so \\\\boxed{42}"],
     ...                       solution=["42", "42", "42"])
@@ -408,7 +421,7 @@ class AccuracyReward:
     def __call__(
         self, completions: Sequence[Completion], solution: Sequence[str | None], **kwargs: Any
     ) -> list[float | None]:
-        return [v.score for v in self.verification.verdicts("accuracy", completions, solution, kwargs)]
+        return [trained_score(v) for v in self.verification.verdicts("accuracy", completions, solution, kwargs)]
 
 
 def get_accuracy_reward(timeout_seconds: float = 2.0, workers: int = 2, batch_budget_seconds: float = 4.0) -> RewardFn:
@@ -440,12 +453,12 @@ class CosineReward:
     ) -> list[float | None]:
         verdicts = self.verification.verdicts("cosine", completions, solution, kwargs)
         rewards: list[float | None] = []
-        for completion, verdict in zip(completions, verdicts, strict=True):
-            if verdict.score is None:
+        for completion, score in zip(completions, map(trained_score, verdicts), strict=True):
+            if score is None:
                 rewards.append(None)
                 continue
             progress = min(len(completion_text(completion)), self.max_len) / self.max_len
-            if verdict.score > 0.5:
+            if score > 0.5:
                 low, high = self.min_value_correct, self.max_value_correct
             else:  # swapped, so that the penalty shrinks as the (wrong) answer gets longer
                 low, high = self.max_value_wrong, self.min_value_wrong
