@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import math
@@ -456,6 +457,21 @@ def test_a_reward_that_hangs_for_good_holds_one_thread_not_one_each_step() -> No
     finally:
         release.set()
     assert reward(["a"]) == [1.0] and calls == [2, 1]  # once the call returns, the reward is called again
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), asyncio.CancelledError()])
+def test_a_reward_raising_what_is_not_an_exception_fails_at_once(raised: BaseException) -> None:
+    """A plug-in that raised SystemExit or asyncio's CancelledError under a time limit ended its thread without an
+    answer: every step waited out the whole limit (30 s by default) and counted a timeout, the error never said."""
+
+    def exits(completions, **kwargs):
+        raise raised
+
+    metrics = defaultdict(list)
+    started = time.monotonic()
+    values = guarded("exits", exits, timeout_seconds=20)(["a", "b"], log_metric=lambda n, v: metrics[n].append(v))
+    assert values == [None, None] and time.monotonic() - started < 10
+    assert metrics["rewards/exits/exceptions"] == [2.0] and metrics["rewards/exits/timeouts"] == [0.0]
 
 
 def test_a_batch_scored_item_by_item_logs_its_counts_once() -> None:

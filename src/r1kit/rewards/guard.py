@@ -79,7 +79,16 @@ class GuardedReward:
             done: queue.Queue[tuple[list[float | None], int]] = queue.Queue()
             abandoned = threading.Event()  # set at the time limit: the call's item-by-item loop stops
             scoring = partial(self._scored, completions, kwargs, logged, abandoned)
-            thread = threading.Thread(target=lambda: done.put(scoring()), daemon=True)
+
+            def score() -> None:
+                try:
+                    done.put(scoring())
+                except BaseException as error:  # SystemExit, asyncio's CancelledError: the thread ended unanswered,
+                    # and every step waited out the time limit for a "timeout"
+                    logger.warning("reward %s raised %r; its batch scores None", self.name, error)
+                    done.put(([None] * len(completions), len(completions)))
+
+            thread = threading.Thread(target=score, daemon=True)
             thread.start()
             try:
                 values, failures = done.get(timeout=self.timeout_seconds)
