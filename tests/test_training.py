@@ -653,6 +653,24 @@ def test_evaluation_reads_the_think_a_chat_template_opened(tiny_model: Path) -> 
     assert all(n <= 4 for lengths in out.lengths for n in lengths)  # the opening is not counted as generated
 
 
+def test_near_the_context_end_a_short_prompts_reply_is_not_cut_to_its_batchs_longest(tiny_model: Path, caplog) -> None:
+    """With little context left (GPT-2's 1024 positions, a long max_new_tokens), a batch's replies were all cut to
+    the room its longest prompt left: a short prompt's reply, its truncation and verdict depended on its batch, and
+    every prompt of the batch was counted as cut."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    short = [{"role": "user", "content": "What is 2 + 3?"}]
+    long = [{"role": "user", "content": "What is 2 + 3? " + "Add the numbers and show every step. " * 6}]
+    width = len(tokenizer.apply_chat_template(long, add_generation_prompt=True, return_dict=True)["input_ids"])
+    model.config.max_position_embeddings = width + 20
+    alone = generate(model, tokenizer, [short], max_new_tokens=40, batch_size=1, progress=False)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        together = generate(model, tokenizer, [short, long], max_new_tokens=40, batch_size=2, progress=False)
+    assert together.texts[0] == alone.texts[0] and together.lengths[0] == alone.lengths[0] == [40]
+    assert together.lengths[1][0] <= 20
+    assert "1 prompt left fewer than max_new_tokens (40)" in caplog.text
+
+
 def greedy_texts(model, tokenizer, max_new_tokens: int = 12) -> Generations:
     prompts = [[{"role": "user", "content": f"What is {n} + {n}?"}] for n in range(3)]
     return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3, progress=False)

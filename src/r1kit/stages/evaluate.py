@@ -206,28 +206,37 @@ def generate(
     lengths: list[list[int]] = []
     truncated: list[list[bool]] = []
     bar = tqdm(total=len(share), desc=desc, disable=not (progress and distributed.is_main()), leave=False)
+
+    def encoded(batch: list[str]):
+        return tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+
     for start in range(0, len(share), batch_size):
         batch = [
             tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
             for p in share[start : start + batch_size]
         ]
-        inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        width = inputs["input_ids"].shape[1]  # the batch's longest prompt (the others padded to it)
-        if limit is not None and width >= limit:
-            raise ModelError(f"{desc}: a prompt takes {width} tokens, the model's whole context ({limit})")
-        # a reply past the model's positions failed inside generate (an index error): cut where the context ends
-        room = {"max_new_tokens": limit - width} if limit is not None and width + max_new_tokens > limit else {}
-        cut_by_context += len(batch) if room else 0
-        with torch.inference_mode():
-            output = model.generate(**inputs, generation_config=settings, **room)
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]  # (batch·samples, ≤ max_new_tokens)
-        for row in range(0, new_tokens.shape[0], samples):
-            group = new_tokens[row : row + samples]
-            opening = think_opened_by(batch[row // samples])  # the template's own start of the reply, if any
-            texts.append([opening + text for text in tokenizer.batch_decode(group, skip_special_tokens=True)])
-            generated = [_generated_length(ids, ends) for ids in group]
-            lengths.append([n for n, _ in generated])
-            truncated.append([not ended for _, ended in generated])
+        inputs = encoded(batch)
+        # near the context's end each prompt is asked alone: in a batch, a short prompt's reply was cut to the room
+        # the longest one left (its padded width)
+        near_the_end = limit is not None and inputs["input_ids"].shape[1] + max_new_tokens > limit
+        for part in [[prompt] for prompt in batch] if near_the_end and len(batch) > 1 else [batch]:
+            inputs = encoded(part) if len(part) < len(batch) else inputs
+            width = inputs["input_ids"].shape[1]  # the longest prompt of the part (the others padded to it)
+            if limit is not None and width >= limit:
+                raise ModelError(f"{desc}: a prompt takes {width} tokens, the model's whole context ({limit})")
+            # a reply past the model's positions failed inside generate (an index error): cut where the context ends
+            room = {"max_new_tokens": limit - width} if limit is not None and width + max_new_tokens > limit else {}
+            cut_by_context += len(part) if room else 0
+            with torch.inference_mode():
+                output = model.generate(**inputs, generation_config=settings, **room)
+            new_tokens = output[:, width:]  # (part·samples, ≤ max_new_tokens)
+            for row in range(0, new_tokens.shape[0], samples):
+                group = new_tokens[row : row + samples]
+                opening = think_opened_by(part[row // samples])  # the template's own start of the reply, if any
+                texts.append([opening + text for text in tokenizer.batch_decode(group, skip_special_tokens=True)])
+                generated = [_generated_length(ids, ends) for ids in group]
+                lengths.append([n for n, _ in generated])
+                truncated.append([not ended for _, ended in generated])
         bar.update(len(batch))
     bar.close()
     if cut_by_context:
