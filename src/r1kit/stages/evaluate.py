@@ -624,16 +624,21 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float | No
 
 
 def answers_and_references(completions: Sequence[str], rows: Dataset) -> tuple[list[str], list[str]]:
-    """What ROUGE-L compares: for chat rows the completion against the reference reply, for problems the
-    completion's answer (`answer_part`: its <answer> block, else what follows its thinking) against the gold."""
+    """What ROUGE-L compares: the completion's answer (`answer_part`: its <answer> block, else what follows its
+    thinking, else the whole reply) against the gold where the row has one, else against the reference reply. A row
+    with both (an R1-format or Bespoke-Stratos reply) compared the whole completion, thinking included, with the
+    reply: the same answer scored 0.09 there and 1.0 beside a GSM8K row.
+
+    >>> answers_and_references(["<think>6 * 7</think><answer>42</answer>", "<think>hm</think>Hello!"],
+    ...                        [{"solution": "42", "response": "The product is 42."}, {"response": "Hello!"}])
+    (['42', 'Hello!'], ['42', 'Hello!'])
+    """
     predictions, references = [], []
     for completion, row in zip(completions, rows, strict=True):
-        if row.get("response"):
-            predictions.append(completion)
-            references.append(row["response"])
-        elif row.get("solution") is not None:
+        reference = str(row["solution"]) if row.get("solution") is not None else row.get("response")
+        if reference:
             predictions.append(answer_part(completion))  # '' for a reply cut off while thinking
-            references.append(str(row["solution"]))
+            references.append(reference)
     return predictions, references
 
 
