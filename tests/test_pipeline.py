@@ -641,6 +641,7 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     assert all(p["group"] in {"1", "2", "3", "4"} for p in problems)  # the built-in task's levels
     assert set(result["pass_at_k"]) == {"1", "2", "4"} and "pass@4" in done.stdout
     assert result["sampling"] == {"num_samples": 4, "temperature": 0.8} and result["system_prompt"]
+    assert result["sampled_unverified_answers"] == 0  # counted in the JSON, as the greedy answers' are
     consensus = result["consensus"]  # the majority vote of the 4 samples: right only where one of them is
     assert consensus["samples"] == 4 and 0.0 <= consensus["accuracy"] <= result["pass_at_k"]["4"]
     assert consensus["accuracy_ci95"][0] <= consensus["accuracy"] <= consensus["accuracy_ci95"][1]

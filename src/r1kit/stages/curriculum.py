@@ -62,7 +62,7 @@ def verified_rates(config: R1kitConfig, samples: Sequence[Sequence[str]], golds:
     """Share of each prompt's completions whose answer verifies against its gold (None where the gold cannot be read
     or hangs the verifier; an answer it could not judge counts wrong, as in evaluation)."""
     rates: list[float | None] = []
-    for scores in sample_scores(config, samples, golds):
+    for scores in sample_scores(config, samples, golds)[0]:
         verdicts = [v for v in scores if v is not None]
         rates.append(statistics.fmean(v >= 1.0 for v in verdicts) if verdicts else None)
     return rates

@@ -296,15 +296,16 @@ def answer_scores(
 
 def sample_scores(
     config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str | None]
-) -> list[list[float | None]]:
-    """`answer_scores` of each problem's samples against its gold (a problem at a time), the unjudged said once."""
+) -> tuple[list[list[float | None]], int]:
+    """`answer_scores` of each problem's samples against its gold (a problem at a time), and how many answers the
+    verifier could not judge (said once)."""
     scored, unverified = [], 0
     for completions, gold in zip(samples, golds, strict=True):
         scores, unjudged = answer_scores(config, list(completions), [gold] * len(completions))
         scored.append(scores)
         unverified += unjudged
     say_unverified(config, unverified)
-    return scored
+    return scored, unverified
 
 
 def say_unverified(config: R1kitConfig, count: int) -> None:
@@ -417,9 +418,11 @@ def evaluate(
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
             ).texts
+        # beside `sampling` (how the model was asked, which compare sets side by side), not in it
+        scores, result["sampled_unverified_answers"] = sample_scores(config, sampled, rows["solution"])
         judged = [  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
             (samples, verdicts)
-            for samples, verdicts in zip(sampled, sample_scores(config, sampled, rows["solution"]), strict=True)
+            for samples, verdicts in zip(sampled, scores, strict=True)
             if all(v is not None for v in verdicts)
         ]
         per_problem = [sum(v > 0.5 for v in verdicts) for _, verdicts in judged]
