@@ -7,6 +7,7 @@ import copy
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -111,6 +112,31 @@ def test_a_hanging_verification_times_out_to_none_and_the_pool_recovers() -> Non
         pool.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_the_workers_end_with_a_killed_process() -> None:
+    """A worker stuck in a computation never reads the end of its input: after a kill -9 (or a scheduler's SIGTERM)
+    of the training process it went on at full CPU, its memory growing, for good."""
+    parent = (
+        "from r1kit.rewards.verifier import VerifierPool\n"
+        "pool = VerifierPool(workers=2, timeout=600, batch_budget=600)\n"
+        "pool.verify([('1', '1')])\n"
+        "print(' '.join(str(w.process.pid) for w in pool._slots), flush=True)\n"
+        "pool.verify([('1', '16**2**5**19')])  # hangs in a worker\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in process.stdout.readline().split()]
+    time.sleep(1.0)  # the hanging check under way
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # what the test started, whatever it asserts
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
+
+
 def test_a_replacement_worker_the_os_refuses_once_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
     from r1kit.rewards import verifier
 
@@ -127,7 +153,8 @@ def test_a_replacement_worker_the_os_refuses_once_is_started_again(monkeypatch: 
 
         monkeypatch.setattr(verifier.subprocess, "Popen", refusing_once)
         verdicts = pool.verify([("10**10**10**10**10", "1"), ("14", "14")])  # sympy hangs on the first
-        assert refused and verdicts[0].status == "timeout" and verdicts[1].score == 1.0
+        assert verdicts[0].status == "timeout" and verdicts[1].score == 1.0
+        assert pool.verify([("6", "6")])[0].score == 1.0 and refused  # its replacement, started on the second try
     finally:
         pool.close()
 

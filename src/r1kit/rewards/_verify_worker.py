@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import re
 import sys
 import unicodedata
@@ -221,7 +222,23 @@ def balanced(text: str) -> bool:
     return depth == 0
 
 
+def die_with_parent(parent: int) -> None:
+    """Be killed when the parent process ends, however it ends (Linux; elsewhere a worker ends when its input does):
+    stuck in a computation, a worker never reads the end of its input, and outlived a killed training process at full
+    CPU. The signal comes when the parent's thread that started this one ends: the parent's spawner thread, which
+    lives as long as the parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it ended before the line above
+        sys.exit(0)
+
+
 def main() -> None:
+    if len(sys.argv) > 1:  # the parent's process id
+        die_with_parent(int(sys.argv[1]))
     # With its timeouts disabled, math-verify warns on every call; the parent's hard limit replaces them.
     logging.disable(logging.WARNING)
     import sympy

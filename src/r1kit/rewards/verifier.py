@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -49,13 +50,52 @@ class VerifierWorkerError(RuntimeError):
     pass
 
 
+class _Spawner:
+    """Starts the workers from one thread that lives as long as the process. A worker asks the kernel to kill it when
+    the thread that started it ends (PR_SET_PDEATHSIG, Linux): with this thread, when the process ends, killed too
+    (SIGKILL, a scheduler's SIGTERM). A worker stuck in a computation never reads the end of its input, and went on
+    at full CPU, its memory growing, after the training process was gone. A process forked from this one (a pool's
+    worker) gets a spawner of its own: threads do not survive a fork."""
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue | None = None  # the thread's, once started
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._requests is None:
+                self._requests = queue.Queue()
+                threading.Thread(target=self._serve, args=(self._requests,), daemon=True).start()
+            requests = self._requests
+        reply: queue.Queue = queue.Queue()
+        requests.put((args, kwargs, reply))
+        started = reply.get()
+        if isinstance(started, BaseException):
+            raise started
+        return started
+
+    @staticmethod
+    def _serve(requests: queue.Queue) -> None:
+        while True:
+            args, kwargs, reply = requests.get()
+            try:
+                reply.put(subprocess.Popen(*args, **kwargs))
+            except BaseException as error:  # the OS refused the fork (EFAULT, ENOMEM): the caller's to handle
+                reply.put(error)
+
+
+_spawner = _Spawner()
+if hasattr(os, "register_at_fork"):  # a forked child has no thread of its parent's, and its locks may be held
+    os.register_at_fork(after_in_child=_spawner.__init__)
+
+
 class _Worker:
     """One verifier subprocess with a reader thread that turns its stdout lines into queue items."""
 
     def __init__(self, startup_timeout: float):
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker; closed in kill()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "r1kit.rewards._verify_worker"],
+        self.process = _spawner.popen(
+            [sys.executable, "-m", "r1kit.rewards._verify_worker", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
