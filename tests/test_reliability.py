@@ -316,6 +316,29 @@ def test_a_failure_is_forgotten_though_its_pair_is_asked_again_and_again() -> No
         pool.close()
 
 
+def test_evaluation_checks_a_gold_that_missed_its_limit_once_again_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A benign gold whose check missed its limit once (a busy machine) was hostile for ten seconds: its problem was
+    left out of the model evaluated then and not of the next one, and the paired change compared other problems."""
+    from r1kit.config.sources import resolve_config
+    from r1kit.rewards.verifier import Verdict
+    from r1kit.stages.evaluate import answer_scores
+
+    gold, real_run, missed = "171717", VerifierPool._run, []
+
+    def one_miss(self, requests, deadline):
+        verdicts = real_run(self, requests, deadline)
+        for index, request in enumerate(requests):
+            if request == {"gold": gold} and not missed:
+                missed.append(True)
+                verdicts[index] = Verdict(None, "timeout")
+        return verdicts
+
+    monkeypatch.setattr(VerifierPool, "_run", one_miss)
+    config = resolve_config(environ={}).config
+    scores, _ = answer_scores(config, ["<answer>12</answer>", f"<answer>{gold}</answer>"], ["12", gold])
+    assert missed and scores == [1.0, 1.0]
+
+
 def test_the_workers_start_outside_the_first_batchs_budget() -> None:
     """The workers' start-up (math-verify's imports) counted against the first batch: with a budget shorter than
     it, every verdict of a run's first step was over_budget."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import math
 import os
 import queue
 import subprocess
@@ -211,7 +212,15 @@ class VerifierPool:
             checked = {gold: self._golds.get((gold,)) for gold in dict.fromkeys(gold for _, gold in todo)}
             golds = [gold for gold, verdict in checked.items() if verdict is None]
             first_strikes = set()
-            for gold, verdict in zip(golds, self._run([{"gold": g} for g in golds], deadline), strict=True):
+            gold_verdicts = self._run([{"gold": g} for g in golds], deadline)
+            if math.isinf(self.batch_budget):  # scoring every item (evaluation): a gold that missed its limit once
+                # is checked again at once, not at a later step: left out for one model only, it took a problem out
+                # of that model's pass@1 and not of the next one's
+                again = [i for i, verdict in enumerate(gold_verdicts) if verdict.status == "timeout"]
+                for i, verdict in zip(again, self._run([{"gold": golds[i]} for i in again], deadline), strict=True):
+                    if verdict.status != "timeout":
+                        gold_verdicts[i] = verdict
+            for gold, verdict in zip(golds, gold_verdicts, strict=True):
                 if verdict.status == "ok":  # its strikes are forgotten (once evicted, a late miss is a first one)
                     self._gold_timeouts.pop(gold, None)
                 if verdict.status == "timeout":
