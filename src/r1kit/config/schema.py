@@ -1244,7 +1244,12 @@ class MonitoringConfig(Section):
         description="Console log level of r1kit and its libraries (DEBUG shows the most); TRL's `passive` (the "
         "libraries' own default) and `warn` are WARNING.",
     )
-    logging_steps: int = Field(1, ge=1, description="Write metrics every N optimizer steps.")
+    logging_steps: int = Field(
+        1,
+        ge=1,
+        description="Write metrics every N optimizer steps (r1kit's PPO writes every step: each is a whole rollout "
+        "and update).",
+    )
     examples_every: int = Field(5, ge=1, description="Show the best and worst completion every N steps.")
     progress: bool = Field(True, description="Show progress bars and the per-step console block.")
     tensorboard: IntegrationConfig = Field(default_factory=IntegrationConfig)
