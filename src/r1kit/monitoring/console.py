@@ -167,9 +167,8 @@ def print_eval_table(
     last = evaluations[labels[-1]]
     held = last.get("held_out_rows", last["problems"])  # the header counts them all: say which part is scored
     scored = f"{last['problems']} of {held} held-out problems (evaluation.max_samples)"
-    datasets = " and ".join(
-        dict.fromkeys(str(evaluations[label]["dataset"]) for label in labels)
-    )  # compare's may differ
+    # the data of every column (compare's columns may have scored the same problems from two files)
+    datasets = " and ".join(dict.fromkeys(str(evaluations[label]["dataset"]) for label in labels))
     caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {datasets}"
     if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
         caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer)"
