@@ -1,7 +1,7 @@
 """Curriculum scoring benchmark: a re-scoring through r1kit's fast sampler against `model.generate`, same work.
 
 A re-scoring (`curriculum.rescore_every`) samples k completions of every scored prompt from the policy being trained:
-a LoRA-wrapped model. Both variants score the same prompts (the built-in task's first training rows) with the same
+a LoRA-wrapped model. Both variants score the same prompts (the built-in task's first rows drawn with `run.seed`) with the same
 model, adapters, temperature, completion limit and batch size, through `r1kit.stages.curriculum.sampled`, in one
 process, each after one warm-up batch:
 - `generate`: `model.generate` through the unmerged adapters (what re-scoring did before it used the sampler);

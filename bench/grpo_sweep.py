@@ -9,9 +9,11 @@ commas: `--rewards.functions=[accuracy,format]`) runs `r1kit grpo --model MODEL`
 with those options into OUT/NAME, then `r1kit eval` of its model on the held-out split. The SFT model itself is
 evaluated once. Prints a markdown table (pass@1, its 95% interval, paired change against the SFT model with its 95%
 interval, format rate, minutes) and, last, one JSON line with the same figures. Extra options after `--` go to every
-`r1kit` call (e.g. `-- --evaluation.max_samples 200`). A variant or evaluation already in OUT is reused (an evaluation
-only with the same extra options); the pairing is refused where two evaluations scored other problems (a variant
-trained on other data: `r1kit grpo --model SFT` does not take the SFT run's dataset, so pass `--data` after `--`).
+`r1kit` call (e.g. `-- --evaluation.max_samples 200`). A variant or evaluation already in OUT is reused where it was
+made from the same model with the same options (an evaluation: the same extra options), and refused where not (its
+folder named: remove it, or choose another OUT); the pairing is refused where two evaluations scored other problems (a
+variant trained on other data: `r1kit grpo --model SFT` does not take the SFT run's dataset, so pass `--data` after
+`--`).
 """
 
 from __future__ import annotations
@@ -33,23 +35,37 @@ def r1kit(*args: str) -> None:
 
 
 def evaluated(model: str, out: Path, common: list[str]) -> Path:
-    """The eval JSON of `model` with the `common` options, made once: each set of options its own folder."""
+    """The eval JSON of `model` with the `common` options, made once: each set of options its own folder. One of
+    another model (the folder's name does not say which) is refused: it was paired as this one's."""
     if common:
         out = out.with_name(f"{out.name}-{hashlib.sha256(json.dumps(common).encode()).hexdigest()[:8]}")
-    if not (out / "eval" / "eval.json").exists():
+    found = out / "eval" / "eval.json"
+    if not found.exists():
         r1kit("eval", "--model", model, "--out", str(out), *common)
-    return out / "eval" / "eval.json"
+    elif not same_model(json.loads(found.read_text())["model"], model):
+        sys.exit(f"{found} is an evaluation of {json.loads(found.read_text())['model']}, not of {model}: remove it")
+    return found
+
+
+def same_model(recorded: str, model: str) -> bool:
+    """Whether an evaluation's recorded model is `model` (a folder wherever named from, or a hub id)."""
+    return recorded == model or Path(recorded).expanduser().resolve() == Path(model).expanduser().resolve()
 
 
 def trained_minutes(model: str, out: Path, options: list[str], common: list[str]) -> float | None:
-    """Minutes `r1kit grpo` took for this variant: measured now, or as recorded when it ran before (None: unknown)."""
-    record = out / "sweep_minutes.json"
+    """Minutes `r1kit grpo` took for this variant: measured now, or as recorded when it ran before. A variant made
+    from another model or with other options (the folder's name does not say) is refused: its figures were reported
+    under this one's options."""
+    record, made_with = out / "sweep_minutes.json", {"model": model, "options": options, "common": common}
     if (out / "grpo" / "model").exists():
-        return json.loads(record.read_text())["minutes"] if record.exists() else None
+        recorded = json.loads(record.read_text()) if record.exists() else {}
+        if {key: recorded.get(key) for key in made_with} != made_with:
+            sys.exit(f"{out} holds a variant made from another model or with other options: remove it")
+        return recorded["minutes"]
     started = time.perf_counter()
     r1kit("grpo", "--model", model, "--out", str(out), *options, *common)
     minutes = round((time.perf_counter() - started) / 60, 1)
-    record.write_text(json.dumps({"minutes": minutes}))
+    record.write_text(json.dumps({"minutes": minutes, **made_with}))
     return minutes
 
 

@@ -1,7 +1,7 @@
 """A second held-out set in wordings r1kit's built-in task never uses, to check that a gain is not the templates'.
 
     .venv/bin/python bench/reworded_problems.py --out runs/reworded.jsonl
-    r1kit eval --model RUN/02_grpo/model --data runs/reworded.jsonl --out runs/reworded-grpo
+    r1kit eval --model RUN/02_grpo/model --data runs/reworded.jsonl --dataset.group_column group --out runs/reworded-grpo
 
 The built-in task asks "What is / Compute / Calculate / Evaluate <expression>" and tells three stories (buy and give
 away, boxes, spending). These problems need the same arithmetic (sums, differences, a product and a sum, numbers

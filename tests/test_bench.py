@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,22 @@ def test_a_sweep_variant_keeps_the_commas_of_a_list_value() -> None:
         "--grpo.beta=0.04",
     ]
     assert sweep.variant_options("") == []
+
+
+def test_a_sweep_refuses_results_of_another_model_or_other_options(tmp_path: Path) -> None:
+    """Results in OUT were reused by folder name alone: a sweep from a new SFT model, or a variant asked with another
+    learning rate, reported the old figures under the new model and options, without a word."""
+    spec = importlib.util.spec_from_file_location("grpo_sweep", REPO / "bench" / "grpo_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    (tmp_path / "sft-eval" / "eval").mkdir(parents=True)
+    (tmp_path / "sft-eval" / "eval" / "eval.json").write_text(json.dumps({"model": "/runs/old/02_sft/model"}))
+    with pytest.raises(SystemExit, match="is an evaluation of /runs/old/02_sft/model, not of /runs/new/02_sft/model"):
+        sweep.evaluated("/runs/new/02_sft/model", tmp_path / "sft-eval", [])
+    assert sweep.evaluated("/runs/old/02_sft/model", tmp_path / "sft-eval", []).exists()  # its own: reused
+    (tmp_path / "lr" / "grpo" / "model").mkdir(parents=True)
+    made = {"minutes": 3.0, "model": "/m", "options": ["--learning_rate=1e-4"], "common": []}
+    (tmp_path / "lr" / "sweep_minutes.json").write_text(json.dumps(made))
+    assert sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=1e-4"], []) == 3.0
+    with pytest.raises(SystemExit, match="lr holds a variant made from another model or with other options"):
+        sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=9e-4"], [])
