@@ -14,7 +14,7 @@ import yaml
 
 from r1kit.cli import main
 from r1kit.config.sources import ConfigError, resolve_config
-from r1kit.runs import RunDir, RunDirError, open_run
+from r1kit.runs import RunDir, RunDirError, leave_run_folder, open_run
 from tests.conftest import REPO, r1kit_cli
 
 
@@ -682,6 +682,31 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypat
 
 def _config(out: Path, *args: str):
     return resolve_config(profile="test", overrides=["--out", str(out), *args], environ={}).config
+
+
+def test_a_model_folder_written_another_way_is_the_same_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`r1kit grpo --model s1` finished, then `--model $PWD/s1` (or from another folder, `--model ../work/s1`) was
+    "another config": refused, and the --resume the message advised cleared the finished stage and trained it
+    again."""
+    from r1kit.stages.common import config_changes, stage_values
+
+    work = tmp_path / "work"
+    (work / "s1").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    out = work / "g1"
+    first = _config(out, "--model", "s1")
+    open_run(first, "grpo").save_config(first)
+    (out / "grpo" / "model").mkdir(parents=True)
+    (out / "grpo" / "model" / "r1kit_complete.json").write_text("{}")  # finished work
+    saved = json.loads(json.dumps(stage_values(first, "grpo")))
+    leave_run_folder()
+    for cwd, name in ((work, str(work / "s1")), (tmp_path, "work/s1")):
+        monkeypatch.chdir(cwd)
+        again = _config(out, "--model", name)
+        assert open_run(again, "grpo").continued  # not refused
+        leave_run_folder()
+        assert config_changes(saved, again, "grpo", started_in=work) == []
+    assert config_changes(saved, _config(out, "--model", "tiny-random"), "grpo", started_in=work)  # another model
 
 
 def test_a_failed_start_is_taken_over_but_finished_work_is_protected(tmp_path: Path, caplog) -> None:

@@ -529,7 +529,29 @@ def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]
     defaults = flatten(R1kitConfig().model_dump())  # the settings an earlier r1kit did not save: at their defaults
     # the folder's own name is no change: another spelling of it (`--out s9/`), or the folder moved, is the same run
     same = ("run.resume", "run.output_dir")
-    return [change for change in changed_keys(before, config.model_dump(), defaults) if change[0] not in same]
+    started = RunDir(saved.parent).started_in()
+    return [
+        change
+        for change in changed_keys(before, config.model_dump(), defaults)
+        if change[0] not in same and not names_one_path(change[1], change[2], started)
+    ]
+
+
+def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
+    """Whether a setting's saved value and its value now name one existing file or folder: `saved` as the command that
+    saved it wrote it (relative paths from the folder it ran in, `started_in`; unknown: from here), `now` from here.
+    `--model s1` then `--model $PWD/s1` was another config: refused, and `--resume` then redid the finished stage.
+
+    >>> names_one_path("/tmp", "/tmp/", None), names_one_path("/tmp", "/var", None), names_one_path(1, 1, None)
+    (True, False, False)
+    """
+    if not isinstance(saved, str) or not isinstance(now, str) or not saved or not now:
+        return False
+    before = Path(saved).expanduser()
+    if not before.is_absolute() and started_in is not None:
+        before = started_in / before
+    after = Path(now).expanduser()
+    return before.exists() and after.exists() and before.resolve() == after.resolve()
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:

@@ -79,6 +79,7 @@ from r1kit.runs import (
     final_model,
     keep_training_log,
     model_folder_of,
+    names_one_path,
     no_model_said,
     open_run,
     outdated_stages,
@@ -185,7 +186,8 @@ def stage_main(
     }
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
-    config_changed = bool(config_changes(before.get("config", {}), config, kind))
+    started_in = distributed.from_main(ctx.run.started_in() if ctx.run.path("config.yaml").exists() else None)
+    config_changed = bool(config_changes(before.get("config", {}), config, kind, started_in))
     inputs, now = before.get("inputs", {}), settings["inputs"]
     # an input that changed, is gone or is new; one that r1kit did not record before 2026-12-05 is no change there
     changed = [
@@ -291,11 +293,14 @@ def stage_values(config: R1kitConfig, kind: str) -> dict[str, Any]:
     return {"seed": config.run.seed, **config.model_dump(include=include, exclude=how)}
 
 
-def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> list[tuple[str, Any, Any]]:
+def config_changes(
+    saved: dict[str, Any], config: R1kitConfig, kind: str, started_in: Path | None = None
+) -> list[tuple[str, Any, Any]]:
     """(key, saved value, value now) for each setting of `stage_values` that differs from a stage's saved one. A
     setting the saved config lacks (added to r1kit since) counts only where it is not at its default, and one it has
     that r1kit no longer counts (a setting of how a stage runs) is left out: a run folder of an earlier r1kit keeps its
-    finished work.
+    finished work. A path written another way (`s1`, `$PWD/s1`; `started_in`: the folder the saved one was written
+    from) is no change: what it names is compared by content (`local_inputs`).
 
     >>> from r1kit.config.schema import R1kitConfig
     >>> saved = stage_values(R1kitConfig(), "sft") | {"seed": 7}
@@ -304,7 +309,8 @@ def config_changes(saved: dict[str, Any], config: R1kitConfig, kind: str) -> lis
     [('seed', 7, 42)]
     """
     now = json.loads(json.dumps(stage_values(config, kind), default=jsonable))
-    return changed_keys(saved, now, missing_as=flatten(stage_values(R1kitConfig(), kind)))
+    changes = changed_keys(saved, now, missing_as=flatten(stage_values(R1kitConfig(), kind)))
+    return [change for change in changes if not names_one_path(change[1], change[2], started_in)]
 
 
 def files_read(config: R1kitConfig, kind: str, stages: Collection[str] = ()) -> dict[str, str]:
