@@ -332,6 +332,18 @@ def test_a_finished_stage_alone_resumed_with_new_settings_is_redone_and_a_refusa
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
 
 
+def test_a_finished_stage_alone_whose_model_is_gone_makes_it_again(tmp_path: Path) -> None:
+    """Its model folder deleted, the same command said "complete …; nothing to do", and the next stage found no model
+    in the run ("its stages are still running")."""
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    shutil.rmtree(out / "sft" / "model")
+    again = r1kit_cli(*args, cwd=REPO)
+    assert again.returncode == 0 and "its model" in again.stderr and "is gone; making it again" in again.stderr
+    assert (out / "sft" / "model" / "r1kit_complete.json").exists()
+
+
 def test_a_stage_alone_that_trains_nothing_keeps_its_work_under_a_lora_change(tmp_path: Path) -> None:
     """`r1kit cold_start` said "does not read model.lora.rank", then refused the folder for holding another config."""
     args = ["cold_start", "--profile", "test", "--out", str(tmp_path / "run")]

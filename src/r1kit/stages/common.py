@@ -196,10 +196,16 @@ def stage_main(
         if inputs.get(name) != now.get(name) and (name in inputs or name not in _RECORDED_SINCE_DECEMBER)
     ]
     same = "inputs" in before and not changed and not config_changed
-    if done.get("status") == "complete" and same:
+    made = StageOutput.from_json(done["output"], ctx.run.root) if done.get("status") == "complete" else None
+    if made is not None and made.model is not None and not is_complete(made.model):
+        # its model folder is gone (deleted by hand): "nothing to do" left a run without a model; the stage goes on
+        # as an interrupted one (from its last checkpoint, the model saved again without training)
+        logger.warning("%s: complete in %s, but its model %s is gone; making it again", kind, ctx.dir, made.model)
+        made = None
+    if made is not None and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
-        return made_a_model(kind, StageOutput.from_json(done["output"], ctx.run.root), ctx.dir)
+        return made_a_model(kind, made, ctx.dir)
     worked = done.get("status") == "complete" or bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
     if worked and changed and config.run.resume and "inputs" in before:
         # its checkpoints and model were made from the old inputs: going on from them would record the new ones
