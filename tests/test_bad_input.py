@@ -838,3 +838,26 @@ def test_a_stage_that_makes_data_is_named_so_when_asked_for_as_a_model(tmp_path:
     code, err = cli(capsys, "eval", "--model", f"{run}:rejection_sampling", "--profile", "test")
     assert code == 1
     assert_one_line(err, "stage rejection_sampling (rejection_sampling) makes data, not a model")
+
+
+def test_resume_without_out_takes_the_newest_run_of_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`r1kit grpo --resume` took the newest run of any command (a finished `r1kit sft`'s), trained GRPO from scratch
+    there and left the interrupted GRPO run as it was."""
+    import os
+
+    from r1kit.cli import _resumable_run
+    from r1kit.config.sources import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    for run, stage, when in (("grpo_run", "grpo", 1_000), ("sft_run", "sft", 2_000), ("recipe", "01_sft", 500)):
+        (tmp_path / "runs" / run / stage).mkdir(parents=True)
+        (tmp_path / "runs" / run / stage / "manifest.json").write_text("{}")
+        (tmp_path / "runs" / run / "config.yaml").write_text("{}\n")
+        os.utime(tmp_path / "runs" / run / "config.yaml", (when, when))
+    assert _resumable_run(None, "grpo") == Path("runs/grpo_run")
+    assert "--resume continues runs/grpo_run, the newest run of r1kit grpo" in capsys.readouterr().err
+    assert _resumable_run(None, "run") == Path("runs/recipe")
+    with pytest.raises(ConfigError, match="no run of r1kit dpo found under runs/"):
+        _resumable_run(None, "dpo")

@@ -191,7 +191,7 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
         recipe=args.recipe, config_file=args.config, profile=args.profile, overrides=overrides, command=command
     )
     if resolved.config.run.resume and not args.config:
-        saved = _resumable_run(resolved.config.run.output_dir) / "config.yaml"
+        saved = _resumable_run(resolved.config.run.output_dir, command) / "config.yaml"
         # The saved config already holds the run's profile and recipe; laid over it again they would replace the
         # values that were set above them (a --sft.max_steps on the first command line), so only env and CLI apply.
         chosen = (("profile", args.profile, "default"), ("recipe", args.recipe, None))  # (flag, value, when not given)
@@ -222,16 +222,28 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
     return resolved
 
 
-def _resumable_run(output_dir: str | None) -> Path:
-    """The run to resume: --out, or the newest run under runs/."""
+def _resumable_run(output_dir: str | None, command: str) -> Path:
+    """The run to resume: --out, or the newest run under runs/ that holds `command`'s work (a recipe's stages for
+    `run`, the stage's folder for a stage alone): the newest of any command was taken (a finished `r1kit sft`'s for
+    `r1kit grpo --resume`, which trained GRPO from scratch there and left the interrupted one as it was)."""
     if output_dir:
         if not (Path(output_dir) / "config.yaml").exists():
             raise ConfigError(f"--resume: no run to resume in {output_dir} (it has no config.yaml)")
         return Path(output_dir)
-    runs = sorted(Path("runs").glob("*/config.yaml"), key=lambda p: p.stat().st_mtime)
+    def holds_its_work(run: Path) -> bool:
+        if command == "run":  # a recipe's stage folders, RUN/NN_<stage>
+            return any(run.glob("[0-9][0-9]_*/manifest.json"))
+        return (run / command / "manifest.json").exists()
+
+    runs = sorted(
+        (saved.parent for saved in Path("runs").glob("*/config.yaml") if holds_its_work(saved.parent)),
+        key=lambda run: (run / "config.yaml").stat().st_mtime,
+    )
     if not runs:
-        raise ConfigError("--resume: no run found under runs/; name one with --out RUN_DIR")
-    return runs[-1].parent
+        raise ConfigError(f"--resume: no run of r1kit {command} found under runs/; name one with --out RUN_DIR")
+    if not _said_by_another_process():
+        print(f"r1kit: note: --resume continues {runs[-1]}, the newest run of r1kit {command}", file=sys.stderr)
+    return runs[-1]
 
 
 def _show(resolved: ResolvedConfig, fmt: str, explain: bool) -> None:
