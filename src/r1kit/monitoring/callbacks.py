@@ -409,7 +409,7 @@ class TimeLimit(TrainerCallback):
         if distributed.from_main(self.reached()) and not control.should_training_stop:
             control.should_training_stop = control.should_save = True
             logger.warning(
-                "time limit of %.1f min reached at step %d of %d: training stops here",
+                "time limit of %g min reached at step %d of %d: training stops here",
                 self.limit / 60,
                 state.global_step,
                 state.max_steps,
