@@ -321,15 +321,40 @@ def test_a_finished_stage_alone_resumed_with_new_settings_is_redone_and_a_refusa
             for i in range(12)
         )
     )
-    refused = r1kit_cli(*args, "--resume", "--data", str(data), cwd=REPO)
-    assert refused.returncode == 1 and "--resume: what sft reads" in refused.stderr, refused.stderr[-2000:]
+    refused = r1kit_cli(*args, "--data", str(data), cwd=REPO)  # another config, and finished work: refused
+    assert refused.returncode == 1 and "continue it with --resume" in refused.stderr, refused.stderr[-2000:]
     assert (out / "config.yaml").read_text() == saved
+    # as the refusal says, with --resume: redone on the new data (it was refused again, "run without --resume",
+    # which the first refusal had refused: the folder could not be redone at all)
+    redone = r1kit_cli(*args, "--resume", "--data", str(data), cwd=REPO)
+    assert redone.returncode == 0 and "what it reads (data, dataset.name) changed" in redone.stderr, redone.stderr[
+        -2000:
+    ]
+    assert json.loads((out / "sft" / "manifest.json").read_text())["inputs"]["data"] == str(data)
     fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)
     assert fewer.returncode == 0 and "redoing it" in fewer.stderr, fewer.stderr[-2000:]
     steps = [r["step"] for r in RunDir(out).read("metrics.jsonl") if r.get("kind") == "step"]
     assert steps == [1, 2] and "resume: false" in (out / "config.yaml").read_text()
-    again = r1kit_cli(*args, "--sft.max_steps", "2", cwd=REPO)
+    again = r1kit_cli(*args, "--data", str(data), "--sft.max_steps", "2", cwd=REPO)
     assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-2000:]
+
+
+def test_an_interrupted_stage_resumed_on_other_data_or_prompt_starts_over(tmp_path: Path) -> None:
+    """`r1kit grpo --resume --data arithmetic --prompt.system …` went on from a checkpoint trained on `mixed` with the
+    reasoning prompt, and recorded only the new ones: a built-in task or hub id has no content hash, and a stage's
+    own settings may change under --resume (more steps). Its data, model and prompt are what it trains on."""
+    out = tmp_path / "run"
+    args = ["grpo", "--profile", "test", "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    manifest = json.loads((out / "grpo" / "manifest.json").read_text())
+    (out / "grpo" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))  # killed after step 2
+    shutil.rmtree(out / "grpo" / "model")
+    shutil.rmtree(out / "grpo" / "checkpoints" / "checkpoint-3", ignore_errors=True)
+    resumed = r1kit_cli(*args, "--resume", "--data", "arithmetic", cwd=REPO)
+    assert resumed.returncode == 0 and "what it reads (dataset.name) changed" in resumed.stderr, resumed.stderr[-2000:]
+    assert "resuming from" not in resumed.stderr
+    steps = [r["step"] for r in RunDir(out).read("metrics.jsonl") if r.get("kind") == "step"]
+    assert steps == [1, 2, 3]  # from step 0, once
 
 
 def test_a_finished_stage_alone_whose_model_is_gone_makes_it_again(tmp_path: Path) -> None:

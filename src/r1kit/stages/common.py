@@ -71,7 +71,6 @@ from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
 from r1kit.runs import (
     RunDir,
-    RunDirError,
     changed_keys,
     checkpoint_step,
     complete_checkpoints,
@@ -187,7 +186,10 @@ def stage_main(
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
     started_in = distributed.from_main(ctx.run.started_in() if ctx.run.path("config.yaml").exists() else None)
-    config_changed = bool(config_changes(before.get("config", {}), config, kind, started_in))
+    changes = config_changes(before.get("config", {}), config, kind, started_in)
+    config_changed = bool(changes)
+    # what it trains on named anew: another model, data or prompt (a built-in task or a hub id has no content hash)
+    renamed = [key for key, _, _ in changes if _names_what_it_trains_on(key)]
     inputs, now = before.get("inputs", {}), settings["inputs"]
     # an input that changed, is gone or is new; one that r1kit did not record before 2026-12-05 is no change there
     changed = [
@@ -207,17 +209,14 @@ def stage_main(
         logger.warning("%s: complete in %s with this config, model and data; nothing to do", kind, ctx.dir)
         return made_a_model(kind, made, ctx.dir)
     worked = done.get("status") == "complete" or bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
-    if worked and changed and config.run.resume and "inputs" in before:
-        # its checkpoints and model were made from the old inputs: going on from them would record the new ones
-        raise RunDirError(
-            f"--resume: what {kind} reads ({', '.join(changed)}) changed since its work in {ctx.dir}, which was made "
-            "from the old; run without --resume to redo it here, or choose another folder with --out"
-        )
-    if done and not same and (not config.run.resume or done.get("status") == "complete"):
-        # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over; so does
-        # a finished stage under --resume (its last checkpoint is its model: "resuming" it trained nothing, and kept
-        # the old model under the new config, as a recipe's finished stage is redone)
-        changed += ["its config"] if config_changed else []
+    other_inputs = bool(changed and "inputs" in before) or bool(renamed)
+    if done and not same and (other_inputs or not config.run.resume or done.get("status") == "complete"):
+        # made (or begun) from other inputs: its checkpoints would carry them into this run, so it starts over, under
+        # --resume too (going on from them recorded the new inputs; refused instead, with the plain command refused
+        # for the folder's other config, the folder could not be redone at all); so does a finished stage under
+        # --resume (its last checkpoint is its model: "resuming" it trained nothing, and kept the old model under the
+        # new config, as a recipe's finished stage is redone)
+        changed += renamed or (["its config"] if config_changed else [])
         changed = changed or ["its inputs, which the r1kit that made it did not record"]
         if worked:
             logger.warning(
@@ -356,6 +355,20 @@ def _reward_model_read(path: str, stages: Collection[str]) -> str:
 
 # Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
 _RECORDED_SINCE_DECEMBER = ("held_out", "held_out_pairs", "refine_model")
+
+
+def _names_what_it_trains_on(key: str) -> bool:
+    """Whether a setting names a stage's model, data or prompt (a change of it is new inputs, not a setting an
+    interrupted stage goes on with), rather than saying how it trains or how many held-out problems are scored.
+
+    >>> [_names_what_it_trains_on(k) for k in ("model.name", "dataset.name", "prompt.system", "sft.max_steps")]
+    [True, True, True, False]
+    >>> _names_what_it_trains_on("dataset.max_test_samples")
+    False
+    """
+    if key in ("model.name", "model.revision", "model.gguf_file"):
+        return True
+    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples"
 
 
 def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:
