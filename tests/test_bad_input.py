@@ -663,6 +663,24 @@ def test_ctrl_c_speaks_of_checkpoints_only_where_there_are_some(monkeypatch, cap
     assert code == 130 and "run it again without --from/--only" in err and "the same command" not in err
 
 
+def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys) -> None:
+    """A checkpoint or model write that filled the disk (the check before training is an estimate, 50 MB for a hub
+    model) was "unexpected error (a bug in r1kit or a library): OSError: [Errno 28]"."""
+    from r1kit.monitoring import report
+
+    def full(run_dir: Path) -> Path:
+        try:
+            raise OSError(28, "No space left on device", "/runs/x/02_grpo/model/model.safetensors")
+        except OSError as error:  # as a library wraps it
+            raise RuntimeError("failed to save the model") from error
+
+    monkeypatch.setattr(report, "write_report", full)
+    code, err = cli(capsys, "report", "anywhere")
+    assert code == 1
+    assert_one_line(err, "the disk is full (No space left on device: /runs/x/02_grpo/model/model.safetensors)")
+    assert "goes on from the last complete checkpoint" in err and "unexpected error" not in err
+
+
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
     from r1kit.monitoring import report
 

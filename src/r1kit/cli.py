@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.util
 import io
 import json
@@ -230,6 +231,7 @@ def _resumable_run(output_dir: str | None, command: str) -> Path:
         if not (Path(output_dir) / "config.yaml").exists():
             raise ConfigError(f"--resume: no run to resume in {output_dir} (it has no config.yaml)")
         return Path(output_dir)
+
     def holds_its_work(run: Path) -> bool:
         if command == "run":  # a recipe's stage folders, RUN/NN_<stage>
             return any(run.glob("[0-9][0-9]_*/manifest.json"))
@@ -463,6 +465,13 @@ def main(argv: list[str] | None = None) -> int:
         if _expected(error):
             print(f"r1kit: error: {error}", file=sys.stderr)
             return 1
+        if (full := _disk_full(error)) is not None:  # a checkpoint or model write, however deep in a library
+            print(
+                f"r1kit: error: the disk is full ({full.strerror}: {full.filename or 'a write'}); free space, or choose "
+                "another folder with --out: the same command again goes on from the last complete checkpoint",
+                file=sys.stderr,
+            )
+            return 1
         if args.debug or os.environ.get("R1KIT_DEBUG", "") not in ("", "0"):
             raise
         reason = " ".join(str(error).split())[:500]
@@ -483,6 +492,16 @@ def _expected(error: Exception) -> bool:
     from r1kit.runs import RunDirError
 
     return isinstance(error, (ModelError, DatasetError, RunDirError))
+
+
+def _disk_full(error: BaseException) -> OSError | None:
+    """The "no space left" (or quota) error in `error`'s chain, if any: a full disk is the machine's state, not a bug
+    in r1kit, and said as such (the disk check before training is an estimate)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _said_by_another_process() -> bool:
