@@ -39,16 +39,17 @@ def evaluated(model: str, out: Path, common: list[str]) -> Path:
     another model (the folder's name does not say which) is refused: it was paired as this one's."""
     if common:
         out = out.with_name(f"{out.name}-{hashlib.sha256(json.dumps(common).encode()).hexdigest()[:8]}")
-    found = out / "eval" / "eval.json"
+    found, asked = out / "eval" / "eval.json", out / "sweep_model.json"  # the --model it was asked for, as given
     if not found.exists():
         r1kit("eval", "--model", model, "--out", str(out), *common)
-    elif not same_model(json.loads(found.read_text())["model"], model):
-        sys.exit(f"{found} is an evaluation of {json.loads(found.read_text())['model']}, not of {model}: remove it")
+        asked.write_text(json.dumps({"model": model}))
+    elif asked.exists() and not same_model(recorded := json.loads(asked.read_text())["model"], model):
+        sys.exit(f"{found} is an evaluation of {recorded}, not of {model}: remove it")
     return found
 
 
 def same_model(recorded: str, model: str) -> bool:
-    """Whether an evaluation's recorded model is `model` (a folder wherever named from, or a hub id)."""
+    """Whether the model an evaluation was asked for is `model` (a folder wherever named from, an alias, a hub id)."""
     return recorded == model or Path(recorded).expanduser().resolve() == Path(model).expanduser().resolve()
 
 
@@ -59,9 +60,11 @@ def trained_minutes(model: str, out: Path, options: list[str], common: list[str]
     record, made_with = out / "sweep_minutes.json", {"model": model, "options": options, "common": common}
     if (out / "grpo" / "model").exists():
         recorded = json.loads(record.read_text()) if record.exists() else {}
-        if {key: recorded.get(key) for key in made_with} != made_with:
+        kept = {key: recorded[key] for key in made_with if key in recorded}  # a sweep before 2026-12-06 kept none
+        model_differs = "model" in kept and not same_model(kept.pop("model"), model)
+        if model_differs or any(kept[key] != made_with[key] for key in kept):
             sys.exit(f"{out} holds a variant made from another model or with other options: remove it")
-        return recorded["minutes"]
+        return recorded.get("minutes")
     started = time.perf_counter()
     r1kit("grpo", "--model", model, "--out", str(out), *options, *common)
     minutes = round((time.perf_counter() - started) / 60, 1)

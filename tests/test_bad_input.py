@@ -680,6 +680,26 @@ def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys) -> None:
     assert_one_line(err, "the disk is full (No space left on device: /runs/x/02_grpo/model/model.safetensors)")
     assert "goes on from the last complete checkpoint" in err and "unexpected error" not in err
 
+    # torch.save says no errno ("unexpected pos …"): the run folder's disk, all but full, says it
+    import shutil
+
+    from r1kit import cli as cli_module
+
+    def torch_save(run_dir: Path) -> Path:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(report, "write_report", torch_save)
+    monkeypatch.setattr(cli_module, "training_log_run", lambda: Path("/"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100 * 2**30, 100 * 2**30, 2**20))
+    code, err = cli(capsys, "report", "anywhere")
+    assert code == 1
+    assert_one_line(err, "the disk is full (1 MB left where / is)")
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100 * 2**30, 50 * 2**30, 50 * 2**30)
+    )
+    code, err = cli(capsys, "report", "anywhere")
+    assert code == 1 and "unexpected error" in err  # room left: not the disk's
+
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
     from r1kit.monitoring import report

@@ -68,12 +68,16 @@ def test_a_sweep_refuses_results_of_another_model_or_other_options(tmp_path: Pat
     spec.loader.exec_module(sweep)
     (tmp_path / "sft-eval" / "eval").mkdir(parents=True)
     (tmp_path / "sft-eval" / "eval" / "eval.json").write_text(json.dumps({"model": "/runs/old/02_sft/model"}))
-    with pytest.raises(SystemExit, match="is an evaluation of /runs/old/02_sft/model, not of /runs/new/02_sft/model"):
-        sweep.evaluated("/runs/new/02_sft/model", tmp_path / "sft-eval", [])
-    assert sweep.evaluated("/runs/old/02_sft/model", tmp_path / "sft-eval", []).exists()  # its own: reused
+    assert sweep.evaluated("/runs/new", tmp_path / "sft-eval", []).exists()  # made before the sweep kept its model
+    (tmp_path / "sft-eval" / "sweep_model.json").write_text(json.dumps({"model": "/runs/old"}))
+    with pytest.raises(SystemExit, match="is an evaluation of /runs/old, not of /runs/new"):
+        sweep.evaluated("/runs/new", tmp_path / "sft-eval", [])
+    assert sweep.evaluated("/runs/old", tmp_path / "sft-eval", []).exists()  # its own (a run folder): reused
     (tmp_path / "lr" / "grpo" / "model").mkdir(parents=True)
     made = {"minutes": 3.0, "model": "/m", "options": ["--learning_rate=1e-4"], "common": []}
     (tmp_path / "lr" / "sweep_minutes.json").write_text(json.dumps(made))
     assert sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=1e-4"], []) == 3.0
     with pytest.raises(SystemExit, match="lr holds a variant made from another model or with other options"):
         sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=9e-4"], [])
+    (tmp_path / "lr" / "sweep_minutes.json").write_text(json.dumps({"minutes": 3.0}))  # a sweep's before this one
+    assert sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=9e-4"], []) == 3.0

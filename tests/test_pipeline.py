@@ -285,9 +285,10 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     assert refused.returncode == 1 and "sft.optimization.learning_rate: 0.001 there, 0.0005 now" in refused.stderr
 
 
-def test_resuming_a_stage_alone_whose_data_changed_is_refused(tmp_path: Path) -> None:
+def test_resuming_a_stage_alone_whose_data_changed_starts_it_over(tmp_path: Path) -> None:
     """`r1kit sft --out RUN --resume` after the data file was edited went on from the old checkpoint and recorded
-    the new data's hash: the next plain run said "nothing to do" of a model never trained on that data."""
+    the new data's hash: the next plain run said "nothing to do" of a model never trained on that data. (Then it was
+    refused, and the plain command it advised was refused for the folder's finished work: nothing could redo it.)"""
     data = tmp_path / "problems.jsonl"
     rows = [
         {"question": f"What is {i} + 2?", "solution": str(i + 2), "reasoning": f"{i} + 2 = {i + 2}"} for i in range(12)
@@ -298,8 +299,11 @@ def test_resuming_a_stage_alone_whose_data_changed_is_refused(tmp_path: Path) ->
     recorded = json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"]
     data.write_text(data.read_text().replace("What is ", "What's "))
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)
-    assert resumed.returncode == 1 and "--resume: what sft reads (data) changed since its work" in resumed.stderr
-    assert json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"] == recorded
+    assert resumed.returncode == 0 and "sft: what it reads (data) changed since its work" in resumed.stderr
+    assert "redoing it" in resumed.stderr and "resuming from" not in resumed.stderr
+    assert json.loads((tmp_path / "run" / "sft" / "manifest.json").read_text())["settings"]["inputs"] != recorded
+    steps = [r["step"] for r in RunDir(tmp_path / "run").read("metrics.jsonl") if r.get("kind") == "step"]
+    assert steps == [1, 2, 3]  # trained again from step 0 on the new data, its old logs cleared
 
 
 def test_a_finished_stage_alone_resumed_with_new_settings_is_redone_and_a_refusal_writes_nothing(
@@ -365,7 +369,7 @@ def test_a_finished_stage_alone_whose_model_is_gone_makes_it_again(tmp_path: Pat
     assert r1kit_cli(*args, cwd=REPO).returncode == 0
     shutil.rmtree(out / "sft" / "model")
     again = r1kit_cli(*args, cwd=REPO)
-    assert again.returncode == 0 and "its model" in again.stderr and "is gone; making it again" in again.stderr
+    assert again.returncode == 0 and "what it made" in again.stderr and "is gone; making it again" in again.stderr
     assert (out / "sft" / "model" / "r1kit_complete.json").exists()
 
 

@@ -817,14 +817,14 @@ def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:
 
     sft = config.stages[0]
     saved = {"fingerprint": {"config": "c", "inputs": {"model": "m1", "dpo.model": "d1"}}, "config": {"seed": -1}}
-    assert _same_work(saved, {"config": "c", "inputs": {"model": "m1", "data": "x"}}, config, sft)
-    assert not _same_work(saved, {"config": "c", "inputs": {"model": "m2", "data": "x"}}, config, sft)
-    assert not _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft)
+    assert _same_work(saved, {"config": "c", "inputs": {"model": "m1", "data": "x"}}, config, sft, None)
+    assert not _same_work(saved, {"config": "c", "inputs": {"model": "m2", "data": "x"}}, config, sft, None)
+    assert not _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft, None)
     # an earlier r1kit's fingerprint (another digest: it held model.threads, since left out) with the same settings:
     # every finished stage of such a folder was redone, "its config changed (config: '?' → '?')"
     earlier = {**stage_values(config, "sft"), "model": {**stage_values(config, "sft")["model"], "threads": None}}
     saved["config"] = json.loads(json.dumps(earlier))
-    assert _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft)
+    assert _same_work(saved, {"config": "c2", "inputs": {"model": "m1"}}, config, sft, None)
 
 
 def test_a_lora_change_keeps_the_stages_that_train_nothing() -> None:

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -467,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         if (full := _disk_full(error)) is not None:  # a checkpoint or model write, however deep in a library
             print(
-                f"r1kit: error: the disk is full ({full.strerror}: {full.filename or 'a write'}); free space, or choose "
-                "another folder with --out: the same command again goes on from the last complete checkpoint",
+                f"r1kit: error: the disk is full ({full}); free space, or choose another folder with --out: the same "
+                "command again goes on from the last complete checkpoint",
                 file=sys.stderr,
             )
             return 1
@@ -494,13 +495,22 @@ def _expected(error: Exception) -> bool:
     return isinstance(error, (ModelError, DatasetError, RunDirError))
 
 
-def _disk_full(error: BaseException) -> OSError | None:
-    """The "no space left" (or quota) error in `error`'s chain, if any: a full disk is the machine's state, not a bug
-    in r1kit, and said as such (the disk check before training is an estimate)."""
-    while error is not None:
+_FULL_BELOW = 64 * 2**20  # bytes free on the run folder's disk under which a failed write is the disk's
+
+
+def _disk_full(error: BaseException) -> str | None:
+    """What says the disk is full where `error` came of it, else None: the "no space left" (or quota) error in its
+    chain, or, for a write that says no errno (torch.save: "unexpected pos …"), the run folder's disk all but full. A
+    full disk is the machine's state, not a bug in r1kit (the disk check before training is an estimate)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return error
+            return f"{error.strerror}: {error.filename or 'a write'}"
         error = error.__cause__ or error.__context__
+    run = training_log_run()
+    if run is not None and run.exists() and (free := shutil.disk_usage(run).free) < _FULL_BELOW:
+        return f"{free / 2**20:.0f} MB left where {run} is"
     return None
 
 

@@ -90,6 +90,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     ctx, base, splits = setup(config, "run", check=check)
     config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
     run_dir = ctx.run
+    started_in = run_dir.started_in()  # where its stages' relative paths are from: read before it is saved again
     hashes = _Hashes()
     plan, manifests = planned[0]
     outdated = _outdated(run_dir)  # listed so by an earlier --only: checked below
@@ -133,7 +134,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
-        same = _same_work(manifest, fingerprint, stage_ctx.config, spec)
+        same = _same_work(manifest, fingerprint, stage_ctx.config, spec, started_in)
         gone = _output_gone(manifest, run_dir.root)
         if manifest.get("status") == "complete" and same and not plan[spec.name] and not gone:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
@@ -149,7 +150,9 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 f"{f' (its {gone} is gone)' if gone else ''}; run without --only first"
             )
         else:
-            redone = _why_redone(stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1)
+            redone = _why_redone(
+                stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1, started_in=started_in
+            )
             if gone and not redone:
                 redone = f"{folder}: complete, but its {gone} is gone; redoing it"
             holding = False  # the stage to train passed its checks
@@ -232,7 +235,8 @@ def _plan(
     first, done = config.stages[0], manifests.get(folders[0], {})
     if forced[first.name] or done.get("status") != "complete":
         return forced, manifests
-    changed = _changed(done.get("config", {}), config.for_stage(first), first)
+    started_in = RunDir(root).started_in() if root is not None else None
+    changed = _changed(done.get("config", {}), config.for_stage(first), first, started_in)
     if changed:
         asked = (
             f" (--from {from_stage} would redo it too)"
@@ -446,12 +450,17 @@ def _output_gone(manifest: dict[str, Any], root: Path) -> str | None:
     return f"{gone[0]} ({root / made[gone[0]]})" if gone else None
 
 
-def _same_work(manifest: dict[str, Any], now: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> bool:
+def _same_work(
+    manifest: dict[str, Any], now: dict[str, Any], config: R1kitConfig, spec: StageSpec, started_in: Path | None
+) -> bool:
     """Whether a stage's saved work fits: the same config (by its digest, or setting by setting for a folder of an
-    earlier r1kit: `config_changes`), and the same content of every input both record (a manifest written before
-    r1kit recorded an input keeps its work rather than being redone for it)."""
+    earlier r1kit, or one whose paths are written another way: `config_changes`), and the same content of every
+    input both record (a manifest written before r1kit recorded an input keeps its work rather than being redone for
+    it)."""
     saved = manifest.get("fingerprint", {})
-    same_config = saved.get("config") == now["config"] or not _changed(manifest.get("config", {}), config, spec)
+    same_config = saved.get("config") == now["config"] or not _changed(
+        manifest.get("config", {}), config, spec, started_in
+    )
     return same_config and not _changed_inputs(saved, now)
 
 
@@ -460,21 +469,32 @@ def _changed_inputs(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return [name for name in after if name in before and before[name] != after[name]]
 
 
-def _changed(saved: dict[str, Any], config: R1kitConfig, spec: StageSpec) -> list[tuple[str, Any, Any]]:
-    return config_changes(saved, config, spec.stage_kind) if saved else [("config", "(none saved)", "this one")]
+def _changed(
+    saved: dict[str, Any], config: R1kitConfig, spec: StageSpec, started_in: Path | None
+) -> list[tuple[str, Any, Any]]:
+    """`config_changes` of a stage's saved config (`started_in`: the folder the run's relative paths are from)."""
+    if not saved:
+        return [("config", "(none saved)", "this one")]
+    return config_changes(saved, config, spec.stage_kind, started_in)
 
 
 def _why_redone(
-    ctx: StageContext, spec: StageSpec, manifest: dict[str, Any], fingerprint: dict, forced: bool, first: bool
+    ctx: StageContext,
+    spec: StageSpec,
+    manifest: dict[str, Any],
+    fingerprint: dict,
+    forced: bool,
+    first: bool,
+    started_in: Path | None,
 ) -> str | None:
     """Why a stage folder's work no longer fits (config or inputs changed, or redo asked for), to be said before it
     is cleared; None where it stands: an interrupted stage with the same fingerprint keeps its checkpoints and
     resumes. The finished first stage made from other inputs (its data file edited, say) is not discarded unasked,
     as `_plan` refuses a change of its config: refused here, before anything is written."""
-    if not manifest or (_same_work(manifest, fingerprint, ctx.config, spec) and not forced):
+    if not manifest or (_same_work(manifest, fingerprint, ctx.config, spec, started_in) and not forced):
         return None
     change = ""
-    changes = _changed(manifest.get("config", {}), ctx.config, spec)
+    changes = _changed(manifest.get("config", {}), ctx.config, spec, started_in)
     if changes:
         key, before, now = changes[0]
         change = f"its config changed ({key}: {before!r} → {now!r})"

@@ -198,9 +198,13 @@ class RunDir:
         write_atomic(self.path("config.yaml"), header + to_yaml(unresumed))
 
     def started_in(self) -> Path | None:
-        """The folder the run's command ran in (its config.yaml's first line), or None (an earlier r1kit's run)."""
-        with self.path("config.yaml").open(encoding="utf-8") as saved:
-            first = saved.readline().rstrip("\n")
+        """The folder the run's command ran in (its config.yaml's first line), or None (an earlier r1kit's run, or no
+        config.yaml that can be read)."""
+        try:
+            with self.path("config.yaml").open(encoding="utf-8") as saved:
+                first = saved.readline().rstrip("\n")
+        except (OSError, UnicodeDecodeError):
+            return None
         found = re.fullmatch(rf"{re.escape(_STARTED_IN)}(.+) \(relative paths below are from there\)", first)
         return Path(found.group(1)) if found else None
 
@@ -454,6 +458,8 @@ def _refuse_what_a_checkpoint_would_not_use(
     never used; a new LoRA shape would not load its checkpoint; and fewer steps than its checkpoint has would leave
     the longer-trained model under the lower count. All refused before anything is written. `max_grad_norm` is read
     at each step, and applies."""
+    if command in READS and any(names_what_it_trains_on(key) for key, _, _ in changed):
+        return  # a stage alone with another model, data or prompt starts over (stage_main): no checkpoint is used
     if command in READS:  # a stage alone trains in RUN/<stage>
         stages = {command: (command, config)}
     else:  # a recipe's stages in RUN/NN_<stage>
@@ -525,16 +531,31 @@ def _changed_keys(saved: Path, config: R1kitConfig) -> list[tuple[str, Any, Any]
         before = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
         before = {}  # a damaged config.yaml: nothing in it can be trusted to match
+    started = RunDir(saved.parent).started_in()
     before = before if isinstance(before, dict) else {}
     defaults = flatten(R1kitConfig().model_dump())  # the settings an earlier r1kit did not save: at their defaults
     # the folder's own name is no change: another spelling of it (`--out s9/`), or the folder moved, is the same run
     same = ("run.resume", "run.output_dir")
-    started = RunDir(saved.parent).started_in()
     return [
         change
         for change in changed_keys(before, config.model_dump(), defaults)
         if change[0] not in same and not names_one_path(change[1], change[2], started)
     ]
+
+
+def names_what_it_trains_on(key: str) -> bool:
+    """Whether a setting names a stage's model, data or prompt (a change of it is new inputs, which a stage alone
+    starts over on, not a setting an interrupted stage goes on with), rather than saying how it trains or how many
+    held-out problems are scored.
+
+    >>> [names_what_it_trains_on(k) for k in ("model.name", "dataset.name", "prompt.system", "sft.max_steps")]
+    [True, True, True, False]
+    >>> names_what_it_trains_on("dataset.max_test_samples")
+    False
+    """
+    if key in ("model.name", "model.revision", "model.gguf_file"):
+        return True
+    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples"
 
 
 def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
@@ -551,7 +572,10 @@ def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
     if not before.is_absolute() and started_in is not None:
         before = started_in / before
     after = Path(now).expanduser()
-    return before.exists() and after.exists() and before.resolve() == after.resolve()
+    try:  # a long text is no path: a component over 255 bytes (the R1 system prompt) raises "File name too long"
+        return before.exists() and after.exists() and before.resolve() == after.resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def disk_needed(model_reference: str, config: R1kitConfig) -> int:

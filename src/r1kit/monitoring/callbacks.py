@@ -320,7 +320,7 @@ class NonFiniteGuard(TrainerCallback):
             (staged / self.FILE).write_text(json.dumps({"skipped": self.skipped, "overflows": self.overflows}))
 
     def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
-        scaler = getattr(optimizer, "scaler", None)  # accelerate's optimizer holds the GradScaler under fp16
+        scaler = optimizer.scaler  # accelerate's optimizer (the trainer's): its GradScaler under fp16, else None
         scaling = scaler is not None and scaler.is_enabled()
         if scaling and self.overflows is None:
             self.overflows = 0

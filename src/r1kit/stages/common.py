@@ -79,6 +79,7 @@ from r1kit.runs import (
     keep_training_log,
     model_folder_of,
     names_one_path,
+    names_what_it_trains_on,
     no_model_said,
     open_run,
     outdated_stages,
@@ -152,6 +153,12 @@ class StageOutput:
             "evaluate": self.evaluate,
         }
 
+    def gone(self) -> Path | None:
+        """What a finished stage made (its model, its data set) that is no longer there (deleted by hand), if any."""
+        if self.model is not None and not is_complete(self.model):
+            return self.model
+        return self.dataset if self.dataset is not None and not self.dataset.exists() else None
+
     @classmethod
     def from_json(cls, record: dict[str, Any], root: Path) -> StageOutput:
         return cls(
@@ -185,11 +192,11 @@ def stage_main(
     }
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
-    started_in = distributed.from_main(ctx.run.started_in() if ctx.run.path("config.yaml").exists() else None)
+    started_in = distributed.from_main(ctx.run.started_in())
     changes = config_changes(before.get("config", {}), config, kind, started_in)
     config_changed = bool(changes)
     # what it trains on named anew: another model, data or prompt (a built-in task or a hub id has no content hash)
-    renamed = [key for key, _, _ in changes if _names_what_it_trains_on(key)]
+    renamed = [key for key, _, _ in changes if names_what_it_trains_on(key)]
     inputs, now = before.get("inputs", {}), settings["inputs"]
     # an input that changed, is gone or is new; one that r1kit did not record before 2026-12-05 is no change there
     changed = [
@@ -199,10 +206,10 @@ def stage_main(
     ]
     same = "inputs" in before and not changed and not config_changed
     made = StageOutput.from_json(done["output"], ctx.run.root) if done.get("status") == "complete" else None
-    if made is not None and made.model is not None and not is_complete(made.model):
-        # its model folder is gone (deleted by hand): "nothing to do" left a run without a model; the stage goes on
-        # as an interrupted one (from its last checkpoint, the model saved again without training)
-        logger.warning("%s: complete in %s, but its model %s is gone; making it again", kind, ctx.dir, made.model)
+    if made is not None and (gone := made.gone()) is not None:
+        # what it made is gone (deleted by hand): "nothing to do" left a run without it; the stage goes on as an
+        # interrupted one (a model from its last checkpoint, saved again without training)
+        logger.warning("%s: complete in %s, but what it made, %s, is gone; making it again", kind, ctx.dir, gone)
         made = None
     if made is not None and same:
         # the same command again: its result stands (training on from the last checkpoint would add steps)
@@ -355,20 +362,6 @@ def _reward_model_read(path: str, stages: Collection[str]) -> str:
 
 # Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
 _RECORDED_SINCE_DECEMBER = ("held_out", "held_out_pairs", "refine_model")
-
-
-def _names_what_it_trains_on(key: str) -> bool:
-    """Whether a setting names a stage's model, data or prompt (a change of it is new inputs, not a setting an
-    interrupted stage goes on with), rather than saying how it trains or how many held-out problems are scored.
-
-    >>> [_names_what_it_trains_on(k) for k in ("model.name", "dataset.name", "prompt.system", "sft.max_steps")]
-    [True, True, True, False]
-    >>> _names_what_it_trains_on("dataset.max_test_samples")
-    False
-    """
-    if key in ("model.name", "model.revision", "model.gguf_file"):
-        return True
-    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples"
 
 
 def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:

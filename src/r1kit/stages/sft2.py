@@ -98,7 +98,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
         # the held-out problems every model is scored on are not trained on, nor are reasoning replies, which the
         # general prompt does not ask for (a chat dump of math conversations holds both)
         held_out = set(inputs.splits.test["question"])
-        usable = [(q, r) for q, r in pairs if q not in held_out and unusable_general_answer(r, 1.0) != "reasoning tags"]
+        usable = [(q, r) for q, r in pairs if q not in held_out and not has_reasoning_tags(r)]
         if len(usable) < len(pairs):
             logger.warning(
                 "sft2.general_dataset %s: %d of its %d replies left out (a held-out problem's question, or reasoning "
@@ -162,11 +162,16 @@ def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
     """
     if not answer.strip():
         return "empty"
-    if "<think>" in answer or "<answer>" in answer:
+    if has_reasoning_tags(answer):
         return "reasoning tags"
     if loops(answer, max_repetition):
         return "looping"
     return None
+
+
+def has_reasoning_tags(answer: str) -> bool:
+    """Whether a reply is written in the reasoning format, which a general reply (asked with the plain prompt) is not."""
+    return "<think>" in answer or "<answer>" in answer
 
 
 def shipped_general_prompts() -> list[str]:

@@ -197,9 +197,12 @@ class TraceJudge:
             if share is not None and share < _LANGUAGE_MIN:
                 reasons[i] = "wrong_language"
         open_ = [i for i in open_ if not reasons[i]]
-        verdicts = self.accuracy([traces[i] for i in open_], solution=[golds[i] for i in open_]) if open_ else []
+        # the verifier's own verdicts: an answer it could not judge in time is unverifiable here (neither a kept trace
+        # nor a rejected DPO reply: a correct one misses the limit on a busy machine), where a reward scores it wrong
+        verification = self.accuracy.verification
+        verdicts = verification.verdicts("accuracy", [traces[i] for i in open_], [golds[i] for i in open_], {})
         for i, verdict in zip(open_, verdicts, strict=True):
-            reasons[i] = "unverifiable" if verdict is None else KEPT if verdict >= 1.0 else "wrong"
+            reasons[i] = "unverifiable" if verdict.score is None else KEPT if verdict.score >= 1.0 else "wrong"
         return reasons
 
 
