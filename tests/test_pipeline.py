@@ -361,6 +361,23 @@ def test_an_interrupted_stage_resumed_on_other_data_or_prompt_starts_over(tmp_pa
     assert steps == [1, 2, 3]  # from step 0, once
 
 
+def test_an_interrupted_stage_started_over_on_other_data_takes_new_optimizer_settings(tmp_path: Path) -> None:
+    """On other data an interrupted stage starts over, yet a new learning rate with it was refused ("would be
+    recorded and not used": a checkpoint's optimizer) and so was fewer steps than its checkpoint: no command could
+    redo the folder."""
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--out", str(out)]
+    assert r1kit_cli(*args, "--sft.max_steps", "4", cwd=REPO).returncode == 0
+    manifest = json.loads((out / "sft" / "manifest.json").read_text())
+    (out / "sft" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))  # killed at step 3
+    shutil.rmtree(out / "sft" / "model")
+    shutil.rmtree(out / "sft" / "checkpoints" / "checkpoint-4")
+    new = ["--resume", "--data", "arithmetic", "--sft.optimization.learning_rate", "1e-4", "--sft.max_steps", "1"]
+    redone = r1kit_cli(*args, *new, cwd=REPO)
+    assert redone.returncode == 0 and "redoing it" in redone.stderr, redone.stderr[-2000:]
+    assert [r["step"] for r in RunDir(out).read("metrics.jsonl") if r.get("kind") == "step"] == [1]
+
+
 def test_a_finished_stage_alone_whose_model_is_gone_makes_it_again(tmp_path: Path) -> None:
     """Its model folder deleted, the same command said "complete …; nothing to do", and the next stage found no model
     in the run ("its stages are still running")."""

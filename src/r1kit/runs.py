@@ -565,6 +565,8 @@ def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
 
     >>> names_one_path("/tmp", "/tmp/", None), names_one_path("/tmp", "/var", None), names_one_path(1, 1, None)
     (True, False, False)
+    >>> names_one_path("A conversation " * 30, "Think step by step", None)  # a prompt: no path, however long
+    False
     """
     if not isinstance(saved, str) or not isinstance(now, str) or not saved or not now:
         return False
