@@ -88,19 +88,17 @@ class RolloutsInCheckpoints:
         generate_every = self.args.steps_per_generation * self.num_iterations  # micro-batches
         if self._buffered_inputs is not None and self._step % generate_every:
             folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            state = {"step": self._step, "rollouts": self._buffered_inputs}
-            torch.save(state, folder / ROLLOUTS_FILE.format(process=self.accelerator.process_index))
+            torch.save({"step": self._step, "rollouts": self._buffered_inputs}, self._rollouts_in(folder))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        saved = (
-            None
-            if checkpoint is None
-            else Path(checkpoint) / ROLLOUTS_FILE.format(process=self.accelerator.process_index)
-        )
-        if saved is not None and saved.exists():
+        if checkpoint is not None and (saved := self._rollouts_in(Path(checkpoint))).exists():
             state = torch.load(saved, map_location=self.accelerator.device, weights_only=True)
             self._step, self._buffered_inputs = state["step"], state["rollouts"]
+
+    def _rollouts_in(self, checkpoint: Path) -> Path:
+        """This process's rollouts file in a checkpoint folder."""
+        return checkpoint / ROLLOUTS_FILE.format(process=self.accelerator.process_index)
 
 
 class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
