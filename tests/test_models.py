@@ -480,6 +480,50 @@ def test_a_builtin_model_with_a_gguf_file_or_revision_is_refused() -> None:
         resolve_model("smollm2-135m", revision="abc123")
 
 
+def test_a_local_model_with_a_revision_is_refused(tiny_model: Path) -> None:
+    """`--model FOLDER --model.revision abc123` trained the folder as it is, at no commit, without a word; a run
+    folder (its final model) too. The hub repo's own revision still passes."""
+    from r1kit.config.sources import resolve_config
+    from r1kit.stages.common import model_reference_of
+
+    for name in (str(tiny_model), f"{tiny_model}:sft"):
+        config = resolve_config(environ={}, overrides=["--model", name, "--model.revision", "abc123"]).config
+        with pytest.raises(ModelError, match=r"model\.revision abc123 is set, but model\.name .* is a local folder"):
+            model_reference_of(name, config)
+    config = resolve_config(environ={}, overrides=["--model", str(tiny_model)]).config
+    assert model_reference_of(str(tiny_model), config) == str(tiny_model)
+    config = resolve_config(environ={}, overrides=["--model", "org/base", "--model.revision", "abc123"]).config
+    assert model_reference_of("org/base", config) == "org/base"  # a hub id (out of reach here) is asked at its commit
+
+
+def test_a_hub_models_weights_are_counted_for_the_disk_check(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub id's weights counted 0 bytes (a fixed 50 MB was the whole estimate): a full fine-tune of a 7B model
+    passed the disk check with a few GB free and filled the disk at its first checkpoint. From the hub cache here."""
+    from huggingface_hub import constants
+
+    from r1kit.config.sources import resolve_config
+    from r1kit.models import weights_bytes
+    from r1kit.runs import disk_needed
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--org--base"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"w" * 3_000_000)
+    (snapshot / "config.json").write_text("{}")
+    assert weights_bytes("org/base") == 3_000_000
+    assert weights_bytes(str(tiny_model)) == (tiny_model / "model.safetensors").stat().st_size
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never downloaded, and no hub to ask
+    assert weights_bytes("org/other") is None
+    full = resolve_config(environ={}, overrides=["--model", "org/base", "--model.lora.enabled", "false"]).config
+    limit = full.training.checkpoint.save_total_limit
+    assert disk_needed(3_000_000, full) == 3_000_000 * (len(full.stages) + 3 * limit) + 50_000_000
+
+
 def test_a_chat_template_that_is_no_template_is_refused() -> None:
     """`ChatML` (not `chatml`) and a template file's name were taken as the template itself: every prompt was that
     text, eval and GRPO ran on it, and SFT's refusal told the user to set model.chat_template=chatml."""

@@ -929,7 +929,8 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
         "stages: [{name: sft}, {name: rl, kind: grpo, config: {prompt: {system: RL prompt.}, dataset: {name: mixed}}}]\n"
     )
     run = tmp_path / "run"
-    for folder in ("eval", "01_sft/model", "02_rl/model"):  # model folders as far as finding them goes
+    # model folders as far as finding them goes
+    for folder in ("eval", "01_sft/model", "02_rl/model", "02_rl/checkpoints/checkpoint-3"):
         (run / folder).mkdir(parents=True)
         (run / folder / "config.json").write_text("{}")
     (run / "config.yaml").write_text(to_yaml(resolve_config(recipe=str(recipe), environ={}).config))
@@ -941,6 +942,9 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     assert asked_with(run) == "RL prompt."  # the run's final model: its stage's own prompt
     assert asked_with(run / "02_rl" / "model") == "RL prompt."
     assert asked_with(run / "01_sft" / "model") == "Run prompt."
+    # a checkpoint of the stage: its stage's prompt and the run's held-out problems (the default prompt and data were
+    # asked, and its evaluation went to a new folder)
+    assert asked_with(run / "02_rl" / "checkpoints" / "checkpoint-3") == "RL prompt."
     assert asked_with(run, "--prompt.system", "Mine.") == "Mine."  # one the user gives wins
 
     def scored_on(*flags: str):
@@ -1265,6 +1269,29 @@ def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     # and raised the alerts it does, each once (they were raised again at the first step after the resume)
     raised = [[(a["key"], a["step"]) for a in RunDir(folder).read("alerts.jsonl")] for folder in (out, whole)]
     assert raised[0] == raised[1] and raised[1]
+
+
+def test_a_run_folder_in_a_stage_folder_of_another_run_is_refused(tmp_path: Path) -> None:
+    """`--out RUN/01_sft/next` was taken: redoing 01_sft deletes its folder, and the run in it with it. A run folder
+    beside the user's own config.yaml is no stage folder."""
+    from r1kit.runs import check_run_folder, leave_run_folder, open_run
+
+    run = tmp_path / "project" / "run"
+    (run / "01_sft").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}")
+    (run / "manifest.json").write_text("{}")
+    (run / "01_sft" / "manifest.json").write_text("{}")
+    (tmp_path / "project" / "config.yaml").write_text("{}")  # the user's own config, beside the run folder
+    for out in (run / "01_sft" / "next", run / "01_sft", run / "01_sft" / "a" / "b"):
+        config = resolve_config(environ={}, overrides=["--out", str(out)]).config
+        for check in (check_run_folder, open_run):
+            with pytest.raises(RunDirError, match=r"01_sft is a stage folder of the run in .*run, deleted with all"):
+                check(config, "sft")
+    assert sorted(p.name for p in (run / "01_sft").iterdir()) == ["manifest.json"]  # nothing was made
+    for out in (tmp_path / "project" / "other", run / "eval" / "new"):  # beside the run, or in no stage folder
+        config = resolve_config(environ={}, overrides=["--out", str(out)]).config
+        assert open_run(config, "sft").root == out
+        leave_run_folder()
 
 
 def test_a_folder_without_room_is_refused_before_training(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and writes its folder once, and two processes train as one process with gradient
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -124,6 +125,33 @@ def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Pat
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_folder_that_refuses_the_command_is_said_once_before_any_process_starts(tmp_path: Path) -> None:
+    """The main process alone opens the run folder: refused there (another config's finished work, a stage whose
+    earlier stages never finished), it said so and the other process, waiting for it, failed with gloo's connection
+    errors, then torchrun's traceback."""
+    run = tmp_path / "run"
+    alone("sft", "--profile", "test", "--sft.max_steps", "1", out=run)
+    made = sorted(path.relative_to(run) for path in run.rglob("*"))
+    changed = (
+        "sft",
+        "--profile",
+        "test",
+        "--sft.max_steps",
+        "1",
+        "--sft.optimization.learning_rate",
+        "0.002",
+        *TWO_CPUS,
+    )
+    done = r1kit_cli(*changed, "--out", str(run), cwd=REPO)
+    assert done.returncode == 1 and done.stderr.count("r1kit: error:") == 1, done.stderr[-3000:]
+    assert "holds a run with another config" in done.stderr and "accelerate.commands.launch" not in done.stderr
+    assert sorted(path.relative_to(run) for path in run.rglob("*")) == made  # the refused command changed nothing
+    done = r1kit_cli("run", "--profile", "test", "--only", "grpo", *TWO_CPUS, "--out", str(tmp_path / "new"), cwd=REPO)
+    assert done.returncode == 1 and done.stderr.count("r1kit: error:") == 1, done.stderr[-3000:]
+    assert "--only grpo: 01_sft, before it, never finished" in done.stderr
+    assert "accelerate.commands.launch" not in done.stderr and not (tmp_path / "new").exists()
+
+
 def test_the_launch_check_reads_an_evaluations_data_as_eval_does(tmp_path: Path) -> None:
     """A one-row file `r1kit eval` scores whole was refused under --launch ("too few to hold out …"): the check read
     it as training data."""
@@ -134,9 +162,9 @@ def test_the_launch_check_reads_an_evaluations_data_as_eval_does(tmp_path: Path)
     one = tmp_path / "one.jsonl"
     one.write_text('{"question": "2 + 3?", "solution": "5"}\n')
     config = resolve_config(profile="test", environ={}, overrides=["--data", str(one)]).config
-    _check_inputs_once(config, "eval")
+    _check_inputs_once(config, argparse.Namespace(command="eval"))
     with pytest.raises(DatasetError, match="too few to hold out"):
-        _check_inputs_once(config, "sft")
+        _check_inputs_once(config, argparse.Namespace(command="sft"))
 
 
 def steps(run: Path, stage: str) -> list[dict]:

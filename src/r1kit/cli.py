@@ -286,7 +286,8 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
         raise ConfigError(f"--launch {args.launch}: {distributed.SHARDED_WEIGHTS}")
     if args.command == "chat":  # N copies would each answer (and read the same keyboard)
         raise ConfigError("chat runs in one process: leave out --launch")
-    on_cpus = str(settings.get("use_cpu", "")).lower() in ("true", "1", "yes")
+    # the device check reads the launched processes' CPU setting
+    on_cpus = {"ACCELERATE_USE_CPU": "true"} if str(settings.get("use_cpu", "")).lower() in ("true", "1", "yes") else {}
     given = settings.get("num_processes")
     processes = args.num_processes or (given if isinstance(given, int) and given > 0 else None)
     if not processes and on_cpus:
@@ -301,13 +302,17 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
                 "--num_processes N)"
             )
     # the config's errors (the batch rules for N processes among them) once, here, rather than once a process; and
-    # the data's and the model's (a file that is not there, a hub id offline): each process said it, then
-    # accelerate's traceback
-    with _launched_as(processes, on_cpus):
-        with contextlib.redirect_stderr(io.StringIO()):
+    # the data's, the model's (a file that is not there, a hub id offline) and the run folder's (another config's
+    # finished work): each process said it, or waited for the main one that did, then accelerate's traceback
+    folder = Path.cwd()  # a --resume moves to the folder its run started in
+    try:
+        with _environment(WORLD_SIZE=str(processes), **on_cpus), contextlib.redirect_stderr(io.StringIO()):
             resolved = load_config(args, overrides).config
         if args.command != "config":  # `config show` reads no data and loads no model
-            _check_inputs_once(resolved, args.command)
+            with _environment(**on_cpus):  # one process's checks: nothing here joins the processes' group
+                _check_inputs_once(resolved, args)
+    finally:
+        os.chdir(folder)
     rest, skip = [], False
     for arg in argv:  # the command without --launch / --num_processes (accelerate takes the process count)
         if skip:
@@ -322,38 +327,41 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     return subprocess.run(command, check=False).returncode
 
 
-def _check_inputs_once(config: R1kitConfig, command: str) -> None:
+def _check_inputs_once(config: R1kitConfig, args: argparse.Namespace) -> None:
     """What the launched processes would check before any weight loads: that the data of a stage or a run reads (a
-    hub data set is then in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model is built here, once:
-    they find it in the cache). Warnings are left to the processes, which say them again."""
+    hub data set is then in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model
+    is built here, once: they find it in the cache); that the run folder takes the command (a recipe run's plan too).
+    Warnings are left to the processes, which say them again."""
+    from r1kit import pipeline
     from r1kit.models import check_model
+    from r1kit.runs import check_run_folder
     from r1kit.stages.common import model_reference_of, quiet_libraries, read_data, stage_data_check
 
+    command = args.command
     quiet_libraries(config.monitoring.progress)
     said = logging.getLogger("r1kit")
     level = said.level
     said.setLevel(logging.ERROR)
     try:
-        if command != "eval":  # eval reads its data its own way (a file whole, a run's own data)
-            read_data(config, command, stage_data_check(command) if command in STAGE_KINDS else None)
+        if command == "run":
+            pipeline.check_inputs(config, args.from_stage, args.only)
+        elif command != "eval":  # eval reads its data its own way (a file whole, a run's own data)
+            read_data(config, command, stage_data_check(command))
         check_model(config.model, model_reference_of(config.model.name, config), training=command != "eval")
+        if command != "eval":  # eval writes into a run folder without refusals of its own
+            check_run_folder(config, command)
     finally:
         said.setLevel(level)
 
 
 @contextlib.contextmanager
-def _launched_as(processes: int, on_cpus: bool) -> Iterator[None]:
-    """The environment of one of `processes` launched processes (its world size, which the batch rules read; on the
-    CPUs where the launch config says so, as the device check reads it), and the working folder (a --resume moves to
-    the run's) restored after."""
-    folder = Path.cwd()
-    launch = {"WORLD_SIZE": str(processes), **({"ACCELERATE_USE_CPU": "true"} if on_cpus else {})}
-    saved = {name: os.environ.get(name) for name in launch}
-    os.environ.update(launch)
+def _environment(**values: str) -> Iterator[None]:
+    """The environment variables `values` set for as long as the block runs, then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        os.chdir(folder)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name)

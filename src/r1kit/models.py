@@ -266,6 +266,41 @@ def _hub_adapter_folder(name: str, revision: str | None) -> str | None:
         raise load_error(name, error) from error
 
 
+def weights_bytes(reference: str, revision: str | None = None) -> int | None:
+    """The bytes of a model's weight files: a folder's, or a hub repo's (from the hub cache, else as the hub lists
+    them); None where they cannot be known (offline, never downloaded). Safetensors files where there are any, else
+    PyTorch ones (a repo may hold the same weights in both)."""
+    folder = Path(reference)
+    if folder.is_dir():
+        return _weights_of({path.name: path.stat().st_size for path in folder.iterdir() if path.is_file()})
+    from huggingface_hub import HfApi, snapshot_download
+
+    try:  # downloaded before: no request
+        cached = Path(snapshot_download(reference, revision=revision, local_files_only=True))
+        return _weights_of({path.name: path.stat().st_size for path in cached.iterdir() if path.is_file()})
+    except Exception:  # not in the cache (or no such repo): the hub says
+        pass
+    try:
+        files = HfApi().model_info(reference, revision=revision, files_metadata=True).siblings or []
+    except Exception:  # offline, or no such repo: loading the model says so
+        return None
+    return _weights_of({file.rfilename: file.size or 0 for file in files})
+
+
+def _weights_of(sizes: dict[str, int]) -> int:
+    """The bytes of the weight files among `sizes` (file name → bytes).
+
+    >>> _weights_of({"model.safetensors": 500, "pytorch_model.bin": 510, "tokenizer.json": 9})
+    500
+    >>> _weights_of({"pytorch_model-00001-of-00002.bin": 300, "pytorch_model-00002-of-00002.bin": 200})
+    500
+    """
+    for suffix in (".safetensors", ".bin"):
+        if found := [size for name, size in sizes.items() if name.endswith(suffix)]:
+            return sum(found)
+    return 0
+
+
 def _check_safetensors(weights: Path) -> None:
     """A damaged weights file (garbage, cut short by a full disk or a kill) is an error now, not mid-run."""
     from safetensors import safe_open

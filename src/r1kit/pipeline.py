@@ -54,6 +54,7 @@ from r1kit.stages.common import (
     clear_stage,
     config_changes,
     files_read,
+    read_data,
     run_recorded,
     setup,
     stage_values,
@@ -66,7 +67,22 @@ from r1kit.stats import paired_changes
 logger = logging.getLogger("r1kit")
 
 
-def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> dict[str, Any]:
+def check_inputs(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> None:
+    """What `run` checks before it opens its run folder (the recipe, the data, its stages' own data, the plan against
+    the run folder), with nothing opened: under `--launch` the launching process says a refusal once, before any
+    process starts."""
+    read_data(config, "run", _checks(config, from_stage, only, {}, []))
+
+
+def _checks(
+    config: R1kitConfig,
+    from_stage: str | None,
+    only: str | None,
+    own_data: dict[str, Splits],
+    planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]],
+) -> Callable[[R1kitConfig, Splits], None]:
+    """The run's checks of its recipe, now, and the check of its data `setup` makes before the run folder opens: it
+    fills `own_data` (stage → the data set of its own) and `planned` (the plan, `_plan`'s)."""
     names = [spec.name for spec in config.stages]
     for flag, name in (("--from", from_stage), ("--only", only)):
         if name is not None and name not in names:
@@ -74,10 +90,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     if from_stage is not None and only is not None:
         raise ConfigError("--from and --only: give one (--from redoes a stage and those after it, --only one stage)")
     _check_stage_references(config)
-    judges = judge_folders(config, names)  # the models the win rate's settings name (a stage's: None until made)
     _check_stage_files(config)
-    own_data: dict[str, Splits] = {}
-    planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
         own_data.update(_own_data(config, splits.test))  # and before any work: a stage's bad data file costs nothing
@@ -87,6 +100,15 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         planned.append(_plan(config, folder, from_stage, only))
         _check_data(config, splits, own_data, finished=_finished(planned[0][1]))
 
+    return check
+
+
+def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> dict[str, Any]:
+    own_data: dict[str, Splits] = {}
+    planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
+    check = _checks(config, from_stage, only, own_data, planned)
+    judges = judge_folders(config, [spec.name for spec in config.stages])  # the models the win rate's settings name
+    # (a stage's: None until made)
     ctx, base, splits = setup(config, "run", check=check)
     config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
     run_dir = ctx.run

@@ -292,46 +292,83 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     redoes; for a stage run alone, only the keys it reads (its sections and the seed) are its config.
     """
     stop_training_log()  # an earlier run's in this process (a notebook) gets nothing of this one
+    if config.run.output_dir:
+        _refuse_a_stage_folder_of_another_run(Path(config.run.output_dir))
     run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
     if run.root.is_dir():  # before anything in it is read or changed
         _work_alone_in(run.root)
         remove_leftovers(run.root)  # a stage folder a killed redo was deleting: no finished work of the run
-    saved = run.path("config.yaml")
-    per_stage = command == "run"
-    if saved.exists():
-        if config.run.resume:
-            _refuse_what_a_checkpoint_would_not_use(run, _changed_keys(saved, config), config, command)
-        changed = [] if config.run.resume else _changed_keys(saved, config)
-        if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
-            changed = [
-                c for c in changed if (stage_reads(command, c[0]) and not how_it_runs(c[0])) or c[0] == "run.seed"
-            ]
-        finished = run.finished_work() if changed else []
-        if not changed or (finished and per_stage):
-            run.continued = True
-            if not per_stage:  # a recipe run says so once its stages' plan is accepted: it may still be refused
-                logger.warning("continuing the run in %s", run.root)
-        elif finished:
-            raise RunDirError(
-                f"{run.root} holds a run with another config ({changes_said(changed)}) and finished "
-                f"work ({finished[-1]}); continue it with --resume, or choose another folder with --out"
-            )
-        else:
-            logger.warning(
-                "%s holds a failed start that finished no stage (%s); starting over with this config",
-                run.root,
-                changes_said(changed),
-            )
-            # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
-            # model or data set.
-            evaluations = [*run.root.glob("eval/*.json"), *run.root.glob("eval/*.problems.jsonl")]
-            for stale in [*map(run.path, [*JSONL_LOGS, TRAINING_LOG, "summary.json"]), *evaluations]:
-                stale.unlink(missing_ok=True)
-    elif config.run.resume:
-        raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
+    changed = _changes_taken(run, config, command)
+    if changed is not None and (not changed or run.finished_work()):  # with changes: a recipe run's stages decide
+        run.continued = True
+        if command != "run":  # a recipe run says so once its stages' plan is accepted: it may still be refused
+            logger.warning("continuing the run in %s", run.root)
+    elif changed:
+        logger.warning(
+            "%s holds a failed start that finished no stage (%s); starting over with this config",
+            run.root,
+            changes_said(changed),
+        )
+        # What the failed start wrote belongs to the old config: its logs, and evaluations of what may be another
+        # model or data set.
+        evaluations = [*run.root.glob("eval/*.json"), *run.root.glob("eval/*.problems.jsonl")]
+        for stale in [*map(run.path, [*JSONL_LOGS, TRAINING_LOG, "summary.json"]), *evaluations]:
+            stale.unlink(missing_ok=True)
     run.create()
     _work_alone_in(run.root)  # a new folder, locked once it exists (one that was there is held already)
     return run
+
+
+def check_run_folder(config: R1kitConfig, command: str) -> None:
+    """`open_run`'s refusals, with nothing opened, created or locked: under `--launch` the launching process says
+    them once, before any process starts (the main process alone opens the folder: refused there, it left the others
+    waiting for it, each then failing with its own connection error)."""
+    if not config.run.output_dir:
+        return
+    _refuse_a_stage_folder_of_another_run(Path(config.run.output_dir))
+    run = RunDir(config.run.output_dir)
+    if run.root.is_dir() and run.root.resolve() not in _RUN_LOCK:  # a folder this process works in stays held
+        if not hold_folder(run.root, wait=False):
+            raise RunDirError(_IN_USE.format(root=run.root))
+        let_go_of(run.root)
+    _changes_taken(run, config, command)
+
+
+def _refuse_a_stage_folder_of_another_run(root: Path) -> None:
+    """A run folder in a stage folder of another run (`--out RUN/01_sft/next`, or `RUN/01_sft` itself) was accepted:
+    redone, that stage deletes its folder, and the run in it. A stage folder holds a manifest and no config (a run
+    folder holds both), in a folder with a config."""
+    path = root.expanduser().resolve()
+    for inner, outer in itertools.pairwise([path, *path.parents]):
+        stage = (inner / "manifest.json").exists() and not (inner / "config.yaml").exists()
+        if stage and (outer / "config.yaml").exists():
+            raise RunDirError(
+                f"--out {root}: {inner} is a stage folder of the run in {outer}, deleted with all it holds when that "
+                "stage is redone; choose a folder outside it"
+            )
+
+
+def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> list[tuple[str, Any, Any]] | None:
+    """The changes of the run saved in `run` that `r1kit COMMAND` with `config` takes ([]: it goes on as saved;
+    changes: a recipe run's, whose stages decide, or a failed start's, taken over), None for a folder without one;
+    a RunDirError where the command would discard finished work, or resume nothing."""
+    saved = run.path("config.yaml")
+    if not saved.exists():
+        if config.run.resume:
+            raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
+        return None
+    if config.run.resume:
+        _refuse_what_a_checkpoint_would_not_use(run, _changed_keys(saved, config), config, command)
+        return []
+    changed = _changed_keys(saved, config)
+    if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
+        changed = [c for c in changed if (stage_reads(command, c[0]) and not how_it_runs(c[0])) or c[0] == "run.seed"]
+    if changed and command != "run" and (finished := run.finished_work()):
+        raise RunDirError(
+            f"{run.root} holds a run with another config ({changes_said(changed)}) and finished "
+            f"work ({finished[-1]}); continue it with --resume, or choose another folder with --out"
+        )
+    return changed
 
 
 def leave_run_folder() -> None:
@@ -340,6 +377,10 @@ def leave_run_folder() -> None:
         let_go_of(_RUN_LOCK.pop())
 
 
+_IN_USE = (
+    "{root} is in use by another r1kit command still at work there; wait for it to end (or stop it), or choose "
+    "another folder with --out"
+)
 _RUN_LOCK: list[Path] = []  # the run folder this process works in, locked
 
 
@@ -351,10 +392,7 @@ def _work_alone_in(root: Path) -> None:
         return
     leave_run_folder()
     if not hold_folder(root, wait=False):
-        raise RunDirError(
-            f"{root} is in use by another r1kit command still at work there; wait for it to end (or stop it), or "
-            "choose another folder with --out"
-        )
+        raise RunDirError(_IN_USE.format(root=root))
     _RUN_LOCK.append(root.resolve())
 
 
@@ -580,23 +618,24 @@ def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
         return False
 
 
-def disk_needed(model_reference: str, config: R1kitConfig) -> int:
-    """Rough bytes a run writes: a model folder per stage, and checkpoints (optimizer state for a full fine-tune)."""
-    folder = Path(model_reference)
-    model_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors")) if folder.is_dir() else 0
+def disk_needed(model_bytes: int, config: R1kitConfig) -> int:
+    """Rough bytes a run writes, of a model whose weights take `model_bytes`: a model folder per stage, and
+    checkpoints (optimizer state for a full fine-tune)."""
     stages = len(config.stages)
     checkpoint_bytes = 0 if config.model.lora.enabled else 3 * model_bytes * config.training.checkpoint.save_total_limit
     return model_bytes * stages + checkpoint_bytes + 50_000_000
 
 
 def run_of(model_path: str | Path) -> RunDir | None:
-    """The run a path belongs to: the run folder itself, a stage folder in it (RUN/<stage>), or a stage model inside
-    it (RUN/<stage>/model). A run folder has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a
+    """The run a path belongs to: the run folder itself, a stage folder in it (RUN/<stage>), a stage model inside
+    it (RUN/<stage>/model) or a checkpoint of a stage (RUN/<stage>/checkpoints/checkpoint-N). A run folder has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a
     stage run alone). None for a path that does not exist: an alias or hub id (`tiny-random`, `org/model`) asked
     from inside a run folder was taken as that run's model, with its system prompt and held-out data."""
     path = Path(model_path).expanduser()
     if not path.exists():
         return None
+    if path.parent.name == "checkpoints":  # RUN/<stage>/checkpoints/checkpoint-N: its stage's
+        path = path.parent
     for candidate in (path, path.parent, path.parent.parent):
         made = (candidate / "eval").is_dir() or any(candidate.glob("*/manifest.json"))
         if (candidate / "config.yaml").exists() and made:

@@ -90,7 +90,9 @@ class ModelConfig(Section):
         description="Model alias (smollm2-135m: the embedded SmolLM2-135M-Instruct; tiny-random: a tiny test model), "
         "a Hugging Face hub id, or a local folder.",
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a hub model.")
+    revision: str | None = Field(
+        None, description="Hub revision (branch, tag or commit) of model.name, a hub repo (a local folder has none)."
+    )
     gguf_file: str | None = Field(
         None,
         description="GGUF file to load from model.name (a hub repo or a folder), converted once into the cache. "

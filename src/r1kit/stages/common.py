@@ -53,7 +53,17 @@ from r1kit.data.loading import (
     split_is_file,
 )
 from r1kit.hardware import Hardware, measure_matmul_peak, setup_hardware
-from r1kit.models import ALL_LINEAR, ModelError, check_model, resolve_model, save_adapter, save_for_inference
+from r1kit.models import (
+    ALL_LINEAR,
+    ModelError,
+    check_model,
+    looks_local,
+    resolve_model,
+    revision_of,
+    save_adapter,
+    save_for_inference,
+    weights_bytes,
+)
 from r1kit.monitoring.callbacks import (
     AtomicCheckpoints,
     NonFiniteGuard,
@@ -453,7 +463,10 @@ def setup(
             run.root.rmdir()
         raise
     if run is not None:
-        run.prepare(disk_needed(base, config))
+        weights = weights_bytes(base, revision_of(config.model, base))
+        if weights is None:
+            logger.warning("r1kit: the size of %s is not known here: the free disk space is not checked for it", base)
+        run.prepare(disk_needed(weights or 0, config))
         # a new folder's config at once (it is a run from the start); an existing run's is replaced only once the
         # command is going to train (stage_main, r1kit.pipeline), so a refused command leaves it as it was
         if command != "run" and not run.path("config.yaml").exists():
@@ -616,7 +629,9 @@ def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None
     trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
     trained = trained.model_copy(update={"dataset": _data_from(trained.dataset, run.started_in())})
     stage = trained
-    stage_folder = Path(loadable_model(config)).parent.name  # RUN/NN_<stage>/model (a run folder: its final model)
+    # RUN/NN_<stage>/model or RUN/NN_<stage>/checkpoints/checkpoint-N (a run folder: its final model)
+    model = Path(loadable_model(config))
+    stage_folder = (model.parent.parent if model.parent.name == "checkpoints" else model.parent).name
     for index, spec in enumerate(trained.stages, start=1):
         if stage_folder == f"{index:02d}_{spec.name}":
             stage = trained.for_stage(spec)
@@ -695,8 +710,15 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     """A model alias, hub id, folder, run folder (its final model), stage folder of a run (its model) or `RUN:STAGE`
     (the model of that stage of the run, as `r1kit compare` names evaluations) made loadable, with the config's model
     options."""
+    same = name == config.model.name  # gguf_file and revision belong to model.name
+    revision = config.model.revision if same else None
     name = home_expanded(name)  # `--distill.student=~/runs/a`: the shell leaves that ~ as written
     named = stage_named(name)
+    if revision and (named is not None or looks_local(name)):  # transformers loads a folder as it is, at no commit
+        raise ModelError(
+            f"model.revision {revision} is set, but model.name {name} is a local folder or file, which has no "
+            "revisions: check that commit out in it, or name the hub repo in model.name"
+        )
     if named is not None:
         run, stage = named
         found = [folder / "model" for folder in stage_folders(run.root, stage) if is_complete(folder / "model")]
@@ -724,9 +746,8 @@ def model_reference_of(name: str, config: R1kitConfig) -> str:
     stage_model = Path(name).expanduser() / "model"
     if run is not None and is_complete(stage_model):  # RUN/NN_<stage>: what that stage made
         return resolve_model(str(stage_model))
-    same = name == config.model.name  # gguf_file and revision belong to model.name
     model = config.model
-    return resolve_model(name, model.cache_dir, model.gguf_file if same else None, model.revision if same else None)
+    return resolve_model(name, model.cache_dir, model.gguf_file if same else None, revision)
 
 
 def _say_if_outdated(model: Path) -> None:
