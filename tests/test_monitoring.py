@@ -115,10 +115,27 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
         # a plug-in returning a bare float: every item scored None, blamed on the task by the zero-advantage alert
         ([{"step": 1, "rewards/scalar/mean": None, "rewards/scalar/exceptions": 4.0}], "failing_reward"),
         ([{"step": 1, "rewards/slow/mean": None, "rewards/slow/timeouts": 4.0}], "failing_reward"),
+        ([{"step": 1, "rewards/total/mean": 0.5, "entropy": 0.004}], "entropy_collapse"),
+        ([{"step": 1, "rewards/total/mean": 0.5, "kl": 0.8}], "kl"),
     ],
 )
 def test_each_alert_rule_fires(records: list[dict], kind: str) -> None:
     assert (kind, "alert") in [(a["kind"], a["level"]) for a in alerts_over(records)]
+
+
+def test_the_kl_alert_reads_ppos_kl_per_completion_token() -> None:
+    """r1kit's PPO logs its KL per completion (as its KL target reads it), TRL's GRPO and RLOO per token: 6 nats over
+    40-token completions is 0.15 a token, no drift; 40 is 1 a token."""
+
+    def raised(kl: float, kl_per_completion: bool) -> bool:
+        record = {"step": 1, "rewards/total/mean": 0.5, "kl": kl, "quality/completion_tokens": 40.0}
+        monitor = TrendAlerts(AlertsConfig(), kl_per_completion=kl_per_completion)
+        return [a["kind"] for a in monitor.check(record)] == ["kl"]
+
+    assert (raised(6, True), raised(40, True), raised(6, False)) == (False, True, True)
+    # healthy figures raise neither (the default run's entropy is 0.02–0.03 nats a token)
+    healthy = {"step": 1, "rewards/total/mean": 0.5, "entropy": 0.025, "kl": 0.05, "quality/completion_tokens": 40.0}
+    assert alerts_over([healthy]) == []
 
 
 def test_a_non_finite_step_raises_again_after_a_finite_one() -> None:

@@ -1231,6 +1231,18 @@ class AlertsConfig(Section):
     truncated_max: float = Field(
         0.95, gt=0.0, le=1.0, description="Alert when at least this share of completions hits the length limit."
     )
+    entropy_min: float = Field(
+        0.01,
+        ge=0.0,
+        description="Alert when the policy's mean token entropy (nats) falls below this: its samples are nearly all "
+        "alike (entropy collapse), so groups have little to compare. 0 turns the alert off.",
+    )
+    kl_max: float = Field(
+        0.5,
+        gt=0.0,
+        description="Alert when the mean KL to the reference model per completion token (nats) rises above this: "
+        "the policy drifts from it (measured only with a KL penalty: grpo.beta, rloo.beta, PPO's kl_coef).",
+    )
 
 
 class ProfilerConfig(Section):

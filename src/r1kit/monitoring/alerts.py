@@ -21,8 +21,11 @@ _LEVEL_FLOOR = 0.1  # a drop or rise is measured against at least this level: re
 
 
 class TrendAlerts:
-    def __init__(self, config: AlertsConfig):
+    def __init__(self, config: AlertsConfig, kl_per_completion: bool = False):
         self.config = config
+        # a trainer's "kl": TRL's GRPO and RLOO log it per completion token, r1kit's PPO per completion (as its KL
+        # target reads it); the alert compares it per token
+        self.kl_per_completion = kl_per_completion
         self.history: deque[dict[str, Any]] = deque(maxlen=config.window)
         self.active: set[str] = set()
 
@@ -103,7 +106,28 @@ class TrendAlerts:
                 "advantage, no learning signal): the task is too hard or too easy for the model, or the rewards "
                 "cannot tell completions apart"
             )
+        entropy = _mean(history, "entropy")
+        if entropy is not None and entropy < self.config.entropy_min:
+            found["entropy_collapse"] = (
+                f"the policy's token entropy averaged {entropy:.3g} nats over the last {len(history)} logs: its samples "
+                "are nearly all alike, so a group's completions have little to compare (raise the rollout "
+                "temperature, or lower the learning rate)"
+            )
+        kl = _mean([self._kl_per_token(record) for record in history], "kl")
+        if kl is not None and kl > self.config.kl_max:
+            found["kl"] = (
+                f"the KL to the reference model averaged {kl:.3g} nats a completion token over the last "
+                f"{len(history)} logs: the policy drifts far from it (lower the learning rate, or raise the KL "
+                "coefficient)"
+            )
         return found
+
+    def _kl_per_token(self, record: dict[str, Any]) -> dict[str, Any]:
+        """{"kl": the record's KL per completion token} (empty where it has none)."""
+        kl, tokens = record.get("kl"), record.get("quality/completion_tokens")
+        if not self.kl_per_completion:
+            return {"kl": kl}
+        return {"kl": kl / tokens} if isinstance(kl, int | float) and isinstance(tokens, int | float) and tokens else {}
 
     def _trends(self) -> dict[str, str]:
         found = {}

@@ -568,7 +568,8 @@ class PPOTrainer:
 
     def train(self) -> dict:
         ctx = self.ctx
-        alerts = TrendAlerts(ctx.config.monitoring.alerts)  # the trend alerts TRL's trainers get from TrainingMonitor
+        # the trend alerts TRL's trainers get from TrainingMonitor
+        alerts = TrendAlerts(ctx.config.monitoring.alerts, kl_per_completion=True)
         cpus = cpu_quota()  # as TRL's trainers' steps are measured (TrainingMonitor)
         resume = prepare_resume(ctx)
         if resume is not None:
