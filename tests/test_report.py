@@ -129,6 +129,30 @@ def test_a_reward_that_scored_nothing_is_drawn_without_a_legend_warning(tmp_path
         assert "<svg" in write_report(tmp_path).read_text()
 
 
+def test_a_long_runs_report_stays_small(tmp_path: Path) -> None:
+    """Every logged step was drawn, with a dot each: a 30,000-step run's report was 45 MB of SVG. Drawn in spans of
+    steps now, each plot a thousand points at most, the last span ending at the last step."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    rows = [
+        {"stage": "grpo", "kind": "step", "step": step, "loss": 1.0 / step, "rewards/accuracy/mean": (step % 7) / 7,
+         "rewards/accuracy/min": 0.0, "rewards/accuracy/max": 1.0, "quality/completion_tokens": 40.0 + step % 5}
+        for step in range(1, 5001)
+    ]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    size = write_report(tmp_path).stat().st_size
+    assert size < 1_000_000, size
+    from r1kit.monitoring.report import in_spans
+
+    spans = in_spans(rows, 1000)
+    assert (
+        len(spans) == 1000
+        and spans[-1]["step"] == 5000
+        and spans[0]["loss"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4 + 1 / 5) / 5)
+    )
+
+
 def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_run: Path, tmp_path: Path) -> None:
     """`r1kit eval --model RUN` writes RUN/eval/eval.json; a pipeline run's report read only its summary's stages."""
     from r1kit.monitoring.report import write_report

@@ -27,6 +27,10 @@ from r1kit.stats import flipped, group_order, paired_changes
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
 _CHANGED_SHOWN = 3  # per pair of evaluations: problems fixed, and problems broken
 _SMOOTHED_FROM = 6  # logged steps from which a series also gets its moving average (a line per step is noise)
+_MARKED_UP_TO = 200  # logged steps up to which each is drawn as a dot too
+# points a plot draws at most: a longer run's steps are drawn in spans of consecutive ones (a 30,000-step run's report
+# drew every step, 45 MB of SVG that a browser took seconds to open)
+_MOST_POINTS = 1000
 
 # (title, [(metric key, label)], y-axis label, percent?) — a plot is drawn when any of its keys was logged.
 _PLOTS: list[tuple[str, list[tuple[str, str]], str, bool]] = [
@@ -412,6 +416,7 @@ def _model_name(model: str | None, run_root: Path) -> str:
 
 
 def _stage_plots(stage: str, rows: list[dict[str, Any]]) -> list[str]:
+    rows = in_spans(rows, _MOST_POINTS)
     steps = [r["step"] for r in rows]
     reward_names = sorted(
         {
@@ -441,6 +446,39 @@ def _stage_plots(stage: str, rows: list[dict[str, Any]]) -> list[str]:
     return figures
 
 
+def in_spans(rows: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
+    """`rows` (logged steps), or at most `most` rows where there are more: each the figures of a span of consecutive
+    steps, at its last step: a figure's mean over the span, a batch's `…/min` and `…/max` their lowest and highest.
+
+    >>> rows = [{"step": s, "loss": float(s), "rewards/a/min": -s, "rewards/a/max": s} for s in range(1, 7)]
+    >>> in_spans(rows, 3) == [
+    ...     {"step": 2, "loss": 1.5, "rewards/a/min": -2, "rewards/a/max": 2},
+    ...     {"step": 4, "loss": 3.5, "rewards/a/min": -4, "rewards/a/max": 4},
+    ...     {"step": 6, "loss": 5.5, "rewards/a/min": -6, "rewards/a/max": 6},
+    ... ]
+    True
+    """
+    if len(rows) <= most:
+        return rows
+    size = math.ceil(len(rows) / most)
+    spans = []
+    for start in range(0, len(rows), size):
+        span = rows[start : start + size]
+        merged: dict[str, Any] = {"step": span[-1]["step"]}
+        for key in dict.fromkeys(key for row in span for key in row if key != "step"):
+            values = [value for row in span if (value := _finite(row.get(key))) is not None]
+            if values:  # a figure no step of the span has stays missing there
+                merged[key] = (
+                    min(values)
+                    if key.endswith("/min")
+                    else max(values)
+                    if key.endswith("/max")
+                    else sum(values) / len(values)
+                )
+        spans.append(merged)
+    return spans
+
+
 def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.0), dpi=100)
     for key, label in series:
@@ -452,7 +490,8 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         # matplotlib leaves a label that starts with "_" out of the legend (a plug-in reward `mod:_mine`): a space
         # in front keeps it
         label = f" {label}" if label.startswith("_") else label
-        line = ax.plot(steps, ys, marker="o", markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
+        marker = "o" if len(steps) <= _MARKED_UP_TO else None
+        line = ax.plot(steps, ys, marker=marker, markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
                        alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
         if smoothed:  # what the trend is, through the step-to-step noise
             logged = [(step, value) for step, value in zip(steps, values, strict=True) if value is not None]
