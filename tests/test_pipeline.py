@@ -1418,6 +1418,26 @@ def test_the_chat_renderer_starts_in_the_thinking_a_template_opened() -> None:
     assert extract_answer(renderer.text) == "5"
 
 
+def test_a_chat_reply_that_ends_inside_its_thinking_says_why(tiny_model: Path) -> None:
+    """A reply cut off while thinking (R1-distill's template opens <think>, and 4 tokens end it) showed its thinking
+    and nothing more: no answer, no word of the limit it hit."""
+    from r1kit.chat import reply
+    from r1kit.hardware import setup_hardware
+    from r1kit.models import load_model, load_tokenizer
+
+    opens = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}<think>\n{% endif %}"
+    config = resolve_config(
+        overrides=["--model", str(tiny_model), "--model.chat_template", opens, "--chat.max_new_tokens", "4"], environ={}
+    ).config
+    tokenizer = load_tokenizer(config.model, str(tiny_model))
+    model = load_model(config.model, str(tiny_model), setup_hardware("cpu", "fp32"), for_training=False)
+    console = Console(file=io.StringIO(), width=400)
+    reply(model, tokenizer, "What is 2+3?", config, console)
+    shown = console.file.getvalue()
+    assert "── thinking ──" in shown and "(no <answer> block)" not in shown
+    assert "(the reply ended inside its thinking: it reached chat.max_new_tokens (4): raise it" in shown
+
+
 def test_an_interrupted_chat_reply_stops_its_generation() -> None:
     """Ctrl-C printed "interrupted" at once, and the process ended only when the generation reached max_new_tokens."""
     from threading import Event

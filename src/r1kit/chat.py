@@ -217,15 +217,17 @@ def reply(
     )
     stop = Event()  # Ctrl-C stops the generation too (it went on to max_new_tokens before the process could end)
     failed: list[BaseException] = []
+    written: list[int] = []  # the reply's tokens
 
     def generate() -> None:
         try:
-            model.generate(
+            output = model.generate(
                 **inputs.to(model.device),
                 generation_config=generation_config,
                 streamer=streamer,
                 stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
             )
+            written.append(output.size(1) - prompt_tokens)
         except BaseException as error:  # the stream would wait for its end forever: end it, raise it below
             failed.append(error)
             streamer.end()
@@ -244,7 +246,16 @@ def reply(
     if failed:
         raise failed[0]
     answer = extract_answer(after_thinking(renderer.text))  # one mentioned while thinking is not the answer
-    if answer is not None:
+    cut = written == [max_new_tokens]  # generation stopped at the limit, not at the end of the reply
+    if renderer.mode == "think":  # its thinking never closed: there is no answer to show
+        why = (
+            ("it reached the end of the model's context" if max_new_tokens < settings.max_new_tokens else
+             f"it reached chat.max_new_tokens ({max_new_tokens}): raise it for a longer reply")
+            if cut
+            else "the model stopped there"
+        )  # fmt: skip
+        console.print(f"(the reply ended inside its thinking: {why})", style="bold", markup=False)
+    elif answer is not None:
         console.print(f"answer: {answer}", style="bold", markup=False)
     elif "<answer>" in config.prompt.system and not settings.raw:  # only a reply asked for that format lacks it
         console.print("(no <answer> block)", style="bold", markup=False)
