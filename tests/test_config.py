@@ -229,6 +229,11 @@ def test_more_trl_flags_name_r1kit_keys_or_say_what_to_use() -> None:
         ("sft", ["--target_modules", "q_proj", "v_proj"], "model.lora.target_modules", ["q_proj", "v_proj"]),
         ("dpo", ["--max_seq_length", "512"], "dpo.max_length", 512),  # sft's key's name, DPO's own setting
         ("sft2", ["--general_dataset", "chat.jsonl"], "sft2.general_dataset", "chat.jsonl"),  # its own section too
+        # a stage whose batch size is its own key of the flag's name, not a per_device_train (refused: "no such
+        # setting"), and eval's (set training's, which eval does not read)
+        ("cold_start", ["--batch_size", "8"], "cold_start.batch_size", 8),
+        ("rejection_sampling", ["--batch_size", "8"], "rejection_sampling.batch_size", 8),
+        ("eval", ["--batch_size", "4"], "evaluation.batch_size", 4),
     ],
 )
 def test_a_trainers_own_flag_names_set_the_stages_key(command: str, flags: list[str], key: str, value: Any) -> None:
@@ -777,7 +782,7 @@ def test_resume_continues_the_saved_config_over_a_profile_given_again(
     ("args", "key", "value"),
     [
         (["--bf16", "false"], "model.precision", "fp32"),  # was: "--bf16 is a switch and takes no value"
-        (["--fp16", "False"], "model.precision", "fp32"),
+        (["--fp16", "False"], "model.precision", "auto"),  # TRL then keeps its bf16 default
         (["--torch_dtype", "bfloat16"], "model.precision", "bf16"),  # TRL's ModelConfig
         (["--dtype", "float32"], "model.precision", "fp32"),
         (["--dataset_config", "main"], "dataset.subset", "main"),  # TRL's ScriptArguments
@@ -1122,6 +1127,33 @@ def test_a_tutorial_name_and_its_key_in_one_file_is_an_error_naming_both(tmp_pat
     config_file.write_text("model: {precision: fp16}\ntraining: {precision: {bf16: true}}\n")
     with pytest.raises(ConfigError, match=r"model.precision and training.precision.bf16 both set model.precision"):
         resolve(config_file=str(config_file))
+
+
+def test_a_yaml_switch_where_a_number_goes_is_refused(tmp_path: Path) -> None:
+    """`learning_rate: true` in a file trained at 1.0, `seed: false` at 0 (pydantic reads a bool as a number); the
+    command line refused the same words. A number where a switch goes keeps its meaning."""
+    for text, said in [
+        (
+            "training: {optimization: {learning_rate: true}}",
+            "training.optimization.learning_rate: is true, not a number",
+        ),
+        ("run: {seed: false}", "run.seed: is false, not a number"),
+        ("training: {max_steps: true}", "training.max_steps: is true, not a number"),
+    ]:
+        config_file = tmp_path / "c.yaml"
+        config_file.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            resolve(config_file=str(config_file))
+    assert resolve("--model.threads", "2").config.model.threads == 2  # an int | None field still takes a number
+
+
+def test_text_that_reads_as_a_yaml_1_2_number_is_saved_quoted() -> None:
+    """`0o17` in a text setting was written plain into a run's config.yaml, and read back as 15."""
+    from r1kit.config.sources import read_yaml, to_yaml
+
+    config = resolve("--model.revision", "0o17", "--monitoring.wandb.run_name", "0x1F").config
+    saved = read_yaml(to_yaml(config))
+    assert (saved["model"]["revision"], saved["monitoring"]["wandb"]["run_name"]) == ("0o17", "0x1F")
 
 
 def test_text_that_looks_like_a_yaml_1_1_number_stays_as_written(tmp_path: Path) -> None:

@@ -958,6 +958,35 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     assert (limited.name, limited.max_test_samples) == ("word_problems", 5)
 
 
+def test_a_runs_own_config_is_read_back_whatever_command_and_processes_made_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`r1kit eval`, `chat` and a stage training on from a run read its config.yaml as a plain `r1kit run`: a PPO
+    stage's overlong reward was checked against GRPO's length limit, a 2-process run's batch against 1 process, and
+    each such run could not be evaluated, chatted with or trained from."""
+    from r1kit.stages.common import as_trained
+
+    ppo = ["--reward_funcs", "accuracy,format,overlong", "--ppo.max_new_tokens", "64"]
+    made = {
+        "ppo": resolve_config(
+            profile="test", overrides=[*ppo, "--rewards.overlong.soft_cache", "32"], environ={}, command="ppo"
+        ).config,
+    }
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as in each of the 2 launched processes
+    made["grpo"] = resolve_config(
+        profile="test", overrides=["--per_device_train_batch_size", "2"], environ={}, command="grpo"
+    ).config
+    monkeypatch.delenv("WORLD_SIZE")
+    for stage, config in made.items():
+        run = tmp_path / stage
+        (run / stage / "model").mkdir(parents=True)
+        (run / stage / "model" / "config.json").write_text("{}")
+        (run / stage / "manifest.json").write_text("{}")
+        (run / "config.yaml").write_text(to_yaml(config))
+        asked = as_trained(resolve_config(overrides=["--model.name", str(run / stage / "model")], environ={}))
+        assert asked.prompt == config.prompt
+
+
 def test_a_stage_run_alone_is_a_run_folder_for_eval_chat_and_report(tmp_path: Path) -> None:
     from r1kit.monitoring.compare import evaluation_file
     from r1kit.monitoring.report import write_report

@@ -721,8 +721,20 @@ def test_a_full_fine_tunes_kl_reference_is_loaded_at_the_policys_revision(
     monkeypatch.setattr(module, "create_model_from_path", lambda name, **kw: loaded.append(kw) or real(name, **kw))
     steps = {"grpo": "--training.max_steps", "rloo": "--rloo.max_steps"}[stage]
     args = (stage, "--profile", "test", "--model.lora.enabled", "false", f"--{stage}.beta", "0.05", steps, "1")
-    # a folder stands for the hub repo here (a built-in model has no revision: refused)
-    model = ("--model", str(tiny_model), "--model.revision", "main")
+    # the hub is out of reach: the repo is put in a hub cache as a download leaves it (a folder or a built-in model
+    # has no revision: refused)
+    import shutil
+
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--org--tiny"
+    shutil.copytree(tiny_model, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    model = ("--model", "org/tiny", "--model.revision", "main")
     done = r1kit_cli(*args, *model, "--out", str(tmp_path / "run"), cwd=REPO)
     assert loaded and loaded[-1]["revision"] == "main" and loaded[-1]["trust_remote_code"] is False, done.stderr
 

@@ -131,6 +131,11 @@ def test_trl_flags_read_as_trl_reads_them(capsys) -> None:
     for order in (["--fp16", "true", "--bf16", "false"], ["--bf16", "false", "--fp16", "true"]):
         assert resolve(*order, "--model.device", "cuda").config.model.precision == "fp16"
     assert resolve("--bf16", "false", "--torch_dtype", "auto").config.model.precision == "fp32"
+    # `--fp16 false` alone keeps TRL's bf16 default (it trained in fp32): the hardware's choice; with `--bf16 false`
+    # too, fp32, in either order
+    assert resolve("--fp16", "false").config.model.precision == "auto"
+    for order in (["--fp16", "false", "--bf16", "false"], ["--bf16", "false", "--fp16", "false"]):
+        assert resolve(*order).config.model.precision == "fp32"
     for conflict in (["--bf16", "true", "--fp16", "true"], ["--bf16", "--torch_dtype", "float32"]):
         with pytest.raises(ConfigError, match="ask for different precisions; keep one"):
             resolve(*conflict)
@@ -398,6 +403,16 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     )
     assert by_spec.config.rewards.params(spec).model_extra == {"max_words": 9}
     assert unused_reward_settings(by_spec, "grpo") == []
+    # under both names: `config show` listed both, and the run read one of them without a word
+    both = ["--rewards.short_answer.max_words", "2", f"--rewards.{spec}.max_words", "3"]
+    with pytest.raises(ConfigError, match=r"rewards\.short_answer and rewards\..*:short_answer both set the param"):
+        resolve_config(overrides=["--rewards.functions", f"[{spec}]", *both], environ={})
+    # a parameter whose value is a mapping is the plug-in's own (it was refused as an unknown key)
+    mapping = resolve_config(
+        overrides=["--rewards.functions", f"[{plugin_module}:broken]", "--rewards.broken.bonus", "{any: 0.5}"],
+        environ={},
+    )
+    assert mapping.config.rewards.params(f"{plugin_module}:broken").model_extra == {"bonus": {"any": 0.5}}
 
 
 def plugin_rewards(functions: str, *overrides: str) -> dict:

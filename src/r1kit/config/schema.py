@@ -10,7 +10,7 @@ import difflib
 import os
 import re
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any, Literal, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -40,6 +40,17 @@ class Section(BaseModel):
     # forbid: a misspelt key is an error, not a silently ignored value. No inf/nan: a learning rate or weight of inf
     # would otherwise pass validation and blow up mid-run.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_switch_as_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """A YAML `true` or `false` where a number goes (`learning_rate: true` was 1.0, `seed: false` 0): pydantic
+        reads a bool as 1 or 0; the command line refuses the same words."""
+        kinds = set(get_args(cls.model_fields[info.field_name].annotation)) - {type(None)}
+        kinds = kinds or {cls.model_fields[info.field_name].annotation}
+        if isinstance(value, bool) and kinds <= {int, float}:
+            raise ValueError(f"is {str(value).lower()}, not a number")
+        return value
 
 
 # ---------------------------------------------------------------------------------------------------- run & model
@@ -484,6 +495,11 @@ class RewardsConfig(Section):
             misfit = misfit_parameter(plugins.get(key, key), list(self.model_extra[key].model_extra or {}))
             if misfit:
                 raise ValueError(f"rewards.{key}: {misfit}")
+        for short, spec in plugins.items():  # one of the two would be left unread, without a word
+            if short != spec and short in self.model_extra and spec in self.model_extra:
+                raise ValueError(
+                    f"rewards.{short} and rewards.{spec} both set the parameters of plug-in {spec}; keep one"
+                )
         return self
 
     @model_validator(mode="after")

@@ -227,7 +227,8 @@ def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
     """
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and path not in LEAF_FIELDS:
+        # a plug-in reward's parameter is its own value, a mapping too (`rewards.keyed.bonus: {any: 0.5}`)
+        if isinstance(value, Mapping) and value and path not in LEAF_FIELDS and not plugin_param(path):
             yield from _leaves(value, f"{path}.")
         else:
             yield path, value
@@ -250,9 +251,8 @@ _Yaml12Loader.yaml_implicit_resolvers = {
     first: [(tag, pattern) for tag, pattern in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"), list("-+0123456789")
-)
+_YAML12_INT = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$")
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:int", _YAML12_INT, list("-+0123456789"))
 # YAML 1.1 read `1e-4` and `5e-5` (the tutorial's learning rates) as text: a plug-in reward's parameter, which no
 # schema converts, stayed a string. A dot or an exponent makes a float (`0123` stays text, as above).
 _YAML12_FLOAT = re.compile(
@@ -659,6 +659,8 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     {'--torch_dtype': '--bf16'}
     >>> _precision_switches_off(_flags(["--bf16", "true", "--bf16", "false"]))  # the same flag again: in order, the last
     {}
+    >>> _precision_switches_off(_flags(["--bf16", "false", "--fp16", "false"]))  # neither: fp32
+    {'--fp16': '--bf16'}
     """
     # each flag's last value: a flag given again overrides itself, in order
     last = {flag: " ".join(words).strip().lower() for flag, words in given if flag in _PRECISION_FLAGS}
@@ -679,7 +681,10 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
         raise ConfigError(f"{said} ask for different precisions; keep one")
     if strong:
         return {flag: next(iter(strong)) for flag in (*off, *auto)}
-    return {flag: off[0] for flag in auto if off}
+    gives_way = {flag: off[0] for flag in auto if off}
+    if "--fp16" in off and "--bf16" in off:  # both off: TRL trains in fp32, which `--bf16 false` says here
+        gives_way["--fp16"] = "--bf16"
+    return gives_way
 
 
 def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
@@ -715,6 +720,10 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
             text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
     if alias and alias.tutorial:
         stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
+        if stage_path in (None, path) and command not in (None, "run", "config"):
+            # the stage's (or eval's, chat's) own key of the flag's name: `r1kit cold_start --batch_size 8` is
+            # cold_start.batch_size, which has no per_device_train of its own
+            stage_path = stage_key(flag[2:], command, LEAF_PATHS.__contains__) or stage_path
         if stage_path is None:
             raise ConfigError(
                 f"{flag} sets {path}, which `r1kit {command}` does not read, and the {command} stage has no such "
@@ -1092,11 +1101,12 @@ def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
 
 
 class _Yaml12Dumper(yaml.SafeDumper):
-    """A dumper that quotes the text YAML 1.2 reads as a number (`revision: '1e3'`): written plain, a run's saved
-    config read back another revision, 1000.0."""
+    """A dumper that quotes the text YAML 1.2 reads as a number (`revision: '1e3'`, `'0o17'`): written plain, a
+    run's saved config read back another revision, 1000.0 (or 15)."""
 
 
 _Yaml12Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+_Yaml12Dumper.add_implicit_resolver("tag:yaml.org,2002:int", _YAML12_INT, list("-+0123456789"))  # `0o17` too
 
 
 def to_yaml(config: R1kitConfig) -> str:

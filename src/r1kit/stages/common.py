@@ -626,7 +626,9 @@ def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None
     run = named[0] if named is not None else run_of(config.model.name)
     if run is None:
         return None
-    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}).config
+    # read as `eval` reads a config: the rules of a command it trains with (the batch for the processes it ran in,
+    # GRPO's limits under a PPO stage alone) held when it was made, and refused the run's own config here
+    trained = resolve_config(config_file=str(run.path("config.yaml")), environ={}, command="eval").config
     trained = trained.model_copy(update={"dataset": _data_from(trained.dataset, run.started_in())})
     stage = trained
     # RUN/NN_<stage>/model or RUN/NN_<stage>/checkpoints/checkpoint-N (a run folder: its final model)
