@@ -517,6 +517,22 @@ def test_local_file_types(suffix: str, tmp_path: Path) -> None:
     assert (len(splits.train), len(splits.test)) == (15, 5)
 
 
+def test_float32_answers_of_a_parquet_file_read_as_written(tmp_path: Path) -> None:
+    """A Parquet column of float32 golds read 99.99 as 99.98999786376953: a right answer of 99.99 scored 0, and SFT
+    learned to write the long number."""
+    import numpy as np
+
+    from r1kit.rewards.functions import get_accuracy_reward
+
+    golds = np.array([99.99, 1234.56, 0.00001, 2.5] * 5, dtype=np.float32)
+    path = tmp_path / "f32.parquet"
+    pd.DataFrame({"question": [f"q{i}" for i in range(20)], "solution": golds}).to_parquet(path)
+    golds = load_eval_rows(dataset(path), whole_file=True)[0]["solution"][:4]
+    assert golds == ["99.99", "1234.56", "0.00001", "2.5"]
+    right = [f"<think>x</think><answer>{gold}</answer>" for gold in ("99.99", "1234.56", "0.00001", "2.5")]
+    assert get_accuracy_reward()(right, solution=golds) == [1.0] * 4
+
+
 @pytest.mark.parametrize(
     ("fmt", "broken", "field"),
     [

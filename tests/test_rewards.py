@@ -202,6 +202,10 @@ def test_accuracy_reads_a_time_or_a_ratio_whole(answer: str, gold: str, score: f
         ("5", "−5", 0.0),
         ("1,5", "1.5", 1.0),  # no space after the comma: a decimal comma, not two roots
         ("12 + 9 = 21, 21 * 2 = 42", "42", 1.0),  # a chain: still its last number
+        ("1e-5", "0.00001", 1.0),  # E notation (read as Euler's e minus 5: wrong)
+        ("2.5e3", "2500", 1.0),
+        ("2500", "2.5E3", 1.0),
+        ("2.5e3", "25000", 0.0),
     ],
 )
 def test_accuracy_reads_pairs_lists_spaced_thousands_and_minus_signs(answer: str, gold: str, score: float) -> None:

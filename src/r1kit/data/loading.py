@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from datasets import Dataset, Features, Value, load_dataset
 
 from r1kit.config.schema import DatasetConfig
@@ -300,7 +301,7 @@ def load_raw(
         return load_file(Path(name).expanduser(), on_bad_row)
     unreachable = offline_if_unreachable()
     try:
-        return load_dataset(name, subset, split=split), 0
+        return short_floats_as_written(load_dataset(name, subset, split=split)), 0
     except Exception as error:
         if unreachable:  # the library speaks of its offline mode, which r1kit turned on: say why, keep its words
             raise DatasetError(
@@ -484,7 +485,7 @@ def _load_with_builder(
             # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
             options = {"chunksize": max(10 << 20, path.stat().st_size + 1)}
         loaded = load_dataset(builder, data_files=str(path), split="train", **options)
-        return _whole_numbers_unfloated(loaded) if builder == "csv" else loaded
+        return _whole_numbers_unfloated(loaded) if builder == "csv" else short_floats_as_written(loaded)
     except Exception as error:
         if "corresponds to no data" in str(error):  # the library's words for a file without rows
             raise DatasetError(f"{shown}: holds no rows (a header alone, or empty objects)") from error
@@ -508,6 +509,29 @@ def _whole_numbers_unfloated(rows: Dataset) -> Dataset:
             whole = [cell[:-2] if isinstance(cell, str) and _FLOATED_WHOLE.fullmatch(cell) else cell for cell in cells]
             rows = rows.remove_columns(column).add_column(column, whole)
     return rows
+
+
+def short_floats_as_written(rows: Dataset) -> Dataset:
+    """A column of float32 or float16 numbers (Parquet's, a hub dataset's) as the numbers written there: read as
+    float64, 99.99 was 99.98999786376953, a gold that a right answer of 99.99 never matched.
+
+    >>> rows = Dataset.from_dict({"solution": [99.99, 2.5, None]}, features=Features({"solution": Value("float32")}))
+    >>> list(short_floats_as_written(rows)["solution"])
+    [99.99, 2.5, None]
+    """
+    short = {"float32": np.float32, "float16": np.float16}
+    narrow = {
+        column: short[feature.dtype]
+        for column, feature in rows.features.items()
+        if isinstance(feature, Value) and feature.dtype in short
+    }
+    if not narrow:
+        return rows
+
+    columns = rows.to_dict()
+    for column, kind in narrow.items():  # a float's shortest text at its own width, read back as a float64
+        columns[column] = [None if value is None else float(str(kind(value))) for value in columns[column]]
+    return Dataset.from_dict(columns, features=Features({**rows.features, **dict.fromkeys(narrow, Value("float64"))}))
 
 
 def _text_columns(path: Path) -> dict[str, Any]:

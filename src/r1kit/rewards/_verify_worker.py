@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import unicodedata
+from decimal import Decimal
 
 from r1kit.rewards.text import boxed_contents
 
@@ -99,6 +100,9 @@ _PI = re.compile(r"(?<![A-Za-z\\])(?:pi|π)(?![A-Za-z])")  # 3 pi, 2π: π (as a
 _AT_LEAST = re.compile(r"\s*(?:>=|≥)\s*")  # x >= 6, x ≥ 6: as LaTeX writes it, \ge
 _AT_MOST = re.compile(r"\s*(?:<=|≤)\s*")
 # -$5, -\$5: minus five dollars (a currency sign after the sign, not math's delimiter)
+# a number in E notation, a short exponent (1e99999 written out would be the verifier's undoing): math-verify reads
+# 1e-5 as Euler's e minus 5
+_E_NOTATION = re.compile(r"\s*([-+]?\d+(?:\.\d+)?[eE][-+]?\d{1,2})\s*")
 _SIGNED_DOLLAR = re.compile(r"(^|=|\s)([-+])\s*\\?\$(?=\s*\d[^$]*$)")  # no $ after it: not math's "- $5$"
 
 
@@ -108,7 +112,7 @@ def plain(text: str) -> str:
     thousands spacing (10\\,000, 1,\\!000, 1{,}000) as plain digits, >= and ≤ as \\ge and \\le, an escaped dollar
     outside math (\\$18, as Markdown needs it) as a dollar sign and one after a sign dropped (-$5), pi and π as \\pi,
     a plus sign before a number dropped (+18), a minus sign before one written -5 (- 5), a mixed number as its
-    improper fraction (2 1/2 as 5/2) and a number's unit dropped (5 cm).
+    improper fraction (2 1/2 as 5/2), a number's unit dropped (5 cm) and one in E notation written out (1e-5).
 
     >>> plain("\\$1,\\!000"), plain("10\\,000"), plain("x = − 5"), plain("+18"), plain("４２"), plain("9.8 m/s^2")
     ('$1,000', '10000', 'x = -5', '18', '42', '9.8')
@@ -118,6 +122,8 @@ def plain(text: str) -> str:
     ('-5', '3 \\\\pi', '2\\\\pi', 'pizza', 'x \\\\ge 6', 'x \\\\le 6')
     >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 4/4"), plain("1 2/3/4")
     ('-5/2', 'It takes 5/2 hours.', '5/2.', '16/4', '1 2/3/4')
+    >>> plain("1e-5"), plain("2.5E3"), plain("-3e+02"), plain("2e"), plain("1e999")
+    ('0.00001', '2500', '-300', '2e', '1e999')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
     if not text.isascii():  # math-verify reads ASCII digits only
@@ -131,6 +137,8 @@ def plain(text: str) -> str:
     unit = _UNIT.fullmatch(text)
     if unit:
         text = unit.group(1)
+    if scientific := _E_NOTATION.fullmatch(text):
+        text = format(Decimal(scientific.group(1)), "f")
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
 
 
