@@ -533,6 +533,57 @@ def test_float32_answers_of_a_parquet_file_read_as_written(tmp_path: Path) -> No
     assert get_accuracy_reward()(right, solution=golds) == [1.0] * 4
 
 
+def test_a_text_column_written_with_a_chat_template_asks_its_user_turn(tmp_path: Path) -> None:
+    """A `text` from `apply_chat_template` (ChatML, Llama 3, Alpaca) before an R1 reply was taken whole for the
+    question: SFT asked the template, its system prompt and its tokens under r1kit's own prompt."""
+    reply = "<think>6 + 3 = 9</think>\n<answer>9</answer>"
+    texts = [
+        f"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 6 + 3?<|im_end|>\n<|im_start|>assistant\n{reply}",
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 6 + 3?<|eot_id|>"
+        f"<|start_header_id|>assistant<|end_header_id|>\n\n{reply}<|eot_id|>",
+        f"### Instruction:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
+    ]
+    path = write_rows(tmp_path / "templated.jsonl", [{"text": text} for text in texts])
+    rows = load_eval_rows(dataset(path))[0]
+    assert rows["question"] == ["What is 6 + 3?"] * 3 and rows["solution"] == ["9"] * 3
+    write_rows(path, [{"text": f"<|im_start|>assistant\n{reply}"}])  # markup, and no user turn in it
+    with pytest.raises(DatasetError, match="holds a chat template's markup before <think> but no user turn"):
+        load_eval_rows(dataset(path))
+
+
+def test_a_one_column_json_file_pandas_wrote_is_its_rows(tmp_path: Path) -> None:
+    """`pd.DataFrame({"messages": ...}).to_json(path)` writes {"messages": {"0": …, "1": …}}: read as one row, refused
+    ("field 'messages' must be a non-empty list"); two columns or more were read as rows."""
+    turns = [
+        [{"role": "user", "content": f"What is {i}+1?"}, {"role": "assistant", "content": str(i + 1)}] for i in range(6)
+    ]
+    path = tmp_path / "chat.json"
+    pd.DataFrame({"messages": turns}).to_json(path)
+    assert len(load_eval_rows(dataset(path))[0]) == 6
+
+
+def test_a_list_or_mapping_gold_is_its_item_or_a_bad_row(tmp_path: Path) -> None:
+    """`"solution": ["3"]` became the gold "['3']" (an SFT target of <answer>['3']</answer>), a mapping its Python
+    text, which the verifier could not read."""
+    path = write_rows(tmp_path / "g.jsonl", [{"question": f"{i} + 2?", "solution": [str(i + 2)]} for i in range(4)])
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["2", "3", "4", "5"]
+    write_rows(path, [{"question": "1 + 2?", "solution": {"value": "3"}}])
+    with pytest.raises(DatasetError, match=r"row 1: field 'solution' is a mapping .*a gold answer is text or a number"):
+        load_eval_rows(dataset(path))
+
+
+def test_eval_counts_the_bad_rows_of_the_held_out_file_it_scores(tmp_path: Path) -> None:
+    """With dataset.test_split, `r1kit eval` counted the training file's bad rows as skipped from what it scored."""
+    good = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(30)]
+    train = write_rows(tmp_path / "train.jsonl", [*good, {"question": "q", "solution": None}])
+    held_out = write_rows(tmp_path / "test.jsonl", good[:6])
+    rows, skipped = load_eval_rows(dataset(train, test_split=str(held_out), on_bad_row="skip"), whole_file=False)
+    assert (len(rows), skipped) == (6, 0)
+    write_rows(held_out, [*good[:6], {"question": "q", "solution": None}])
+    rows, skipped = load_eval_rows(dataset(train, test_split=str(held_out), on_bad_row="skip"), whole_file=False)
+    assert (len(rows), skipped) == (6, 1)
+
+
 @pytest.mark.parametrize(
     ("fmt", "broken", "field"),
     [

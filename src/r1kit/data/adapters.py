@@ -59,6 +59,23 @@ def answer_text(value: Any) -> str | None:
     return text or None
 
 
+def gold_text(row: Mapping[str, Any], field: str) -> str | None:
+    """`row[field]`, a gold answer (or worked solution), as text (`answer_text`): a one-item list as its item
+    (`["3"]`), any other list or a mapping a BadRow (it became its Python text, `['3', '4']`, in the SFT targets, and
+    the verifier could not read it).
+
+    >>> gold_text({"answer": ["3"]}, "answer"), gold_text({"answer": 3}, "answer"), gold_text({}, "answer")
+    ('3', '3', None)
+    """
+    value = row.get(field)
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, list | dict):
+        kind = "a list" if isinstance(value, list) else "a mapping"
+        raise BadRow(field, f"is {kind} ({value!r:.60}); a gold answer is text or a number")
+    return answer_text(value)
+
+
 def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     """{question, solution[, reasoning]}: r1kit's own format (the built-in tasks and plain Q/A files). With an
     `answer` beside them (MATH's and NuminaMath's way), that is the gold and the solution its worked reasoning: the
@@ -75,7 +92,7 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     >>> r1kit_row({"question": "q", "solution": "10^6\\n#### 1,000,000"})["solution"]
     '1000000'
     """
-    worked_text, answer = answer_text(row.get("solution")), answer_text(row.get("answer"))
+    worked_text, answer = gold_text(row, "solution"), gold_text(row, "answer")
     if answer is None and worked_text is not None:  # the answer inside it, whatever the lengths (10^6 #### 1,000,000)
         steps, marker, final = worked_text.rpartition("####")
         if marker and final.strip() and "\n" not in final.strip() and steps.strip():
@@ -142,7 +159,7 @@ def numina_row(row: Mapping[str, Any]) -> Canonical:
     True
     """
     solution = required_text(row, "solution")
-    given = answer_text(row.get("answer"))
+    given = gold_text(row, "answer")
     if given is not None and given.strip().lower() in _NO_ANSWER:
         raise BadRow("answer", f"is {given.strip()!r}, NuminaMath-1.5's mark of a problem without a final answer")
     gold = given or last_boxed(solution)
@@ -326,7 +343,7 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     >>> prompt_solution_row({"prompt": [{"role": "user", "content": "2 + 3?"}], "solution": "So \\\\boxed{5}."})
     {'question': '2 + 3?', 'solution': '5', 'reasoning': 'So \\\\boxed{5}.', 'response': None}
     """
-    solution = answer_text(row.get("solution"))
+    solution = gold_text(row, "solution")
     if solution is None:
         raise BadRow("solution", "is missing")
     boxed = last_boxed(solution)
@@ -364,6 +381,44 @@ def _dialogue(text: str) -> re.Match | None:
     return _DIALOGUE.match(_few_blank_lines(text))
 
 
+# A chat template's turns written into the text (`apply_chat_template` in a notebook): the last user turn of ChatML,
+# Llama 3, Zephyr / Phi-3, and Alpaca's instruction (with its input)
+_TEMPLATE_MARKS = re.compile(r"<\|im_start\|>|<\|start_header_id\|>|<\|user\|>|###\s*Response:")
+_TEMPLATE_USER = (
+    re.compile(r"<\|im_start\|>user\s*(.*?)<\|im_end\|>", re.S),
+    re.compile(r"<\|start_header_id\|>user<\|end_header_id\|>\s*(.*?)<\|eot_id\|>", re.S),
+    re.compile(r"<\|user\|>\s*(.*?)(?:</s>|<\|end\|>)", re.S),
+    re.compile(r"###\s*Instruction:\s*(.*?)\s*(?:###\s*Input:\s*(.*?)\s*)?###\s*Response:\s*$", re.S),
+)
+
+
+def templated_question(prompt: str) -> str:
+    """The question of a text's prompt part: as written, or, where a chat template's markup is written into it, its
+    last user turn (the template, its system prompt and its tokens were taken for the question, and SFT asked that
+    whole text under r1kit's own prompt); a BadRow where no user turn is found in such markup.
+
+    >>> templated_question("What is 6 + 3?")
+    'What is 6 + 3?'
+    >>> templated_question("<|im_start|>system\\nBe brief.<|im_end|>\\n<|im_start|>user\\nWhat is 6 + 3?<|im_end|>")
+    'What is 6 + 3?'
+    >>> templated_question("### Instruction:\\nAdd them.\\n\\n### Input:\\n6 and 3\\n\\n### Response:")
+    'Add them.\\n\\n6 and 3'
+    """
+    if not _TEMPLATE_MARKS.search(prompt):
+        return prompt
+    for pattern in _TEMPLATE_USER:
+        if turns := pattern.findall(prompt):
+            last = turns[-1]
+            question = "\n\n".join(part.strip() for part in last if part.strip()) if isinstance(last, tuple) else last
+            if question.strip():
+                return question.strip()
+    raise BadRow(
+        "text",
+        "holds a chat template's markup before <think> but no user turn r1kit reads: give the rows as messages "
+        "(role/content), or the question alone before <think>",
+    )
+
+
 def text_row(row: Mapping[str, Any]) -> Canonical:
     """{text}: a whole example in one string (TRL's `dataset_text_field`, the notebooks' `text` and `formatted_text`):
     a question, then <think>reasoning</think><answer>answer</answer>; or a "User: …" (or "Human: …") turn, then
@@ -378,7 +433,7 @@ def text_row(row: Mapping[str, Any]) -> Canonical:
     parts, dialogue = r1_parts(text), _dialogue(text)
     if parts is not None and parts[0] and dialogue is None:
         question, reasoning, answer = parts
-        return {"question": question, "solution": answer, "reasoning": reasoning, "response": None}
+        return {"question": templated_question(question), "solution": answer, "reasoning": reasoning, "response": None}
     if dialogue is None:
         raise BadRow(
             "text",

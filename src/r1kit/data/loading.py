@@ -48,6 +48,7 @@ class Splits:
     test: Dataset
     source: str
     skipped_rows: int = 0  # bad rows left out under dataset.on_bad_row=skip
+    skipped_held_out: int = 0  # those of them in a held-out file (dataset.test_split)
 
 
 def load_splits(cfg: DatasetConfig) -> Splits:
@@ -61,7 +62,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     raw_test, bad_test_lines = _load_held_out(cfg) if cfg.test_split else (None, 0)
 
     train, skipped = _adapt(raw_train, cfg, source)
-    skipped += bad_lines + bad_test_lines
+    skipped += bad_lines
     if raw_test is None and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS:
         # a hub dataset's own test split (GSM8K's, NuminaMath-TIR's) is what its users score on: said, not guessed
         # (some hub test splits have no answers)
@@ -76,6 +77,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train, test = _held_out_split(train, cfg, source)
     else:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
+        skipped_test += bad_test_lines
         skipped += skipped_test
         train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
     if cfg.max_train_samples and cfg.max_train_samples < len(train):
@@ -91,7 +93,8 @@ def load_splits(cfg: DatasetConfig) -> Splits:
             kept = drawn_indices(len(test), cfg.max_test_samples, cfg.split.seed)
         test = test.select(kept)
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
-    return Splits(train=train, test=test, source=source, skipped_rows=skipped)
+    held_out_skipped = skipped_test if raw_test is not None else 0
+    return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)
 
 
 def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
@@ -199,7 +202,8 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
         rows, skipped = load_all_rows(cfg)  # a file named to score: its first rows, as the README's tables took them
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     splits = load_splits(cfg)
-    return splits.test, splits.skipped_rows
+    # a held-out file's own bad rows: the training file's cost none of the problems scored
+    return splits.test, splits.skipped_held_out if cfg.test_split else splits.skipped_rows
 
 
 def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
@@ -400,11 +404,16 @@ def _rows_of(whole: object) -> list | None:
     >>> turns = {"prompt": [{"role": "user", "content": "hi"}], "completion": [{"role": "assistant", "content": "a"}]}
     >>> _rows_of(turns) is None  # one conversational row, as TRL writes them
     True
-
+    >>> _rows_of({"text": {"0": "a", "1": "b"}}), _rows_of({"messages": [{"role": "user", "content": "hi"}]})
+    ([{'text': 'a'}, {'text': 'b'}], None)
     """
     if isinstance(whole, list):
         return whole
-    if not isinstance(whole, dict) or len(whole) < 2:
+    if isinstance(whole, dict) and len(whole) == 1:  # one column as pandas writes it: {"messages": {"0": …, "1": …}}
+        [(name, column)] = whole.items()
+        indexed = isinstance(column, dict) and column and all(key.isdigit() for key in column)
+        return [{name: cell} for cell in column.values()] if indexed else None
+    if not isinstance(whole, dict):
         return None
     columns = list(whole.values())
     lists = all(isinstance(column, list) for column in columns)

@@ -839,8 +839,9 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     judges = judge_folders(config)  # the models they stand for, in the settings the result records
     config = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=judges)})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
-    if skipped:
-        logger.warning("%s: %s skipped (dataset.on_bad_row skip)", config.dataset.name, counted(skipped, "bad row"))
+    if skipped:  # of the file the problems came from: a held-out file's own
+        source = held_out_source(config.dataset) if config.dataset.test_split else config.dataset.name
+        logger.warning("%s: %s skipped (dataset.on_bad_row skip)", source, counted(skipped, "bad row"))
     # A run's model is evaluated into its run folder, where `r1kit report` finds it; another model into a new
     # folder, one for every process: the main process's (a name from the clock could differ by a second).
     trained_in = run_of(reference)  # the resolved model: RUN:STAGE is RUN's too
