@@ -551,6 +551,29 @@ def test_a_text_column_written_with_a_chat_template_asks_its_user_turn(tmp_path:
         load_eval_rows(dataset(path))
 
 
+def test_a_json_array_that_does_not_read_names_where(tmp_path: Path) -> None:
+    """A trailing comma or a Latin-1 byte in a .json array was "line 1 is not valid JSON; … set on_bad_row=skip", and
+    skip then said "none of its 26 lines is a JSON object"; a UTF-16 file (PowerShell's default) was "line 1 must be
+    a JSON object, not list"."""
+    rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(4)]
+    text = json.dumps(rows, indent=2)
+    cases = [
+        ("trailing.json", (text[:-2] + ",\n]").encode(), r"not valid JSON at line 18, column 1 \(Expecting value\)"),
+        (
+            "latin1.json",
+            text.replace("What", "Wh\xe4t", 1).encode("latin-1"),
+            r"not UTF-8 text \(byte 26 is not UTF-8\)",
+        ),
+        ("utf16.json", text.encode("utf-16"), "UTF-16 or UTF-32 text"),
+        ("utf16.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode("utf-16"), "UTF-16 or UTF-32 text"),
+    ]
+    for name, data, said in cases:
+        (tmp_path / name).write_bytes(data)
+        for on_bad_row in ("error", "skip"):
+            with pytest.raises(DatasetError, match=said):
+                load_eval_rows(dataset(tmp_path / name, on_bad_row=on_bad_row))
+
+
 def test_a_one_column_json_file_pandas_wrote_is_its_rows(tmp_path: Path) -> None:
     """`pd.DataFrame({"messages": ...}).to_json(path)` writes {"messages": {"0": …, "1": …}}: read as one row, refused
     ("field 'messages' must be a non-empty list"); two columns or more were read as rows."""

@@ -325,12 +325,16 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
     if not path.exists():
         raise DatasetError(f"dataset file not found: {path}")
     if path.is_dir():
-        raise DatasetError(f"{path} is a folder; dataset.name takes a .jsonl/.json/.parquet/.csv file")
+        raise DatasetError(f"{path} is a folder, not a data file (.jsonl/.json/.parquet/.csv)")
     builder = _LOCAL_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DatasetError(f"{path}: unsupported file type; use one of {', '.join(_LOCAL_BUILDERS)}")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
+    with path.open("rb") as file:
+        start = file.read(4)
+    if start.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 or UTF-32 (PowerShell's default): no reader here reads it
+        raise DatasetError(f"{path}: UTF-16 or UTF-32 text (it starts with that byte-order mark); save it as UTF-8")
     if builder == "csv" and on_bad_row == "skip":
         return _load_csv_skipping(path)
     if builder != "json":
@@ -385,10 +389,24 @@ def _file_lines(path: Path) -> Iterator[bytes]:
 
 
 def _whole_json(path: Path) -> object | None:
-    """A .json file's one JSON value (an array of rows, an object), or None where it holds JSON lines."""
+    """A .json file's one JSON value (an array of rows, an object), or None where it holds JSON lines. A file that
+    opens an array and is not valid JSON (a trailing comma, a byte that is not UTF-8) is a DatasetError naming where:
+    read as JSON lines, its first line was said to be no JSON, and `skip` then found no row in any line."""
+    data = path.read_bytes()
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_int_or_digits)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        return json.loads(data.decode("utf-8-sig"), parse_int=_int_or_digits)
+    except UnicodeDecodeError as error:
+        if data.lstrip().startswith(b"["):
+            raise DatasetError(
+                f"{path}: not UTF-8 text (byte {error.start + 1} is not UTF-8); save it as UTF-8"
+            ) from None
+        return None
+    except json.JSONDecodeError as error:
+        if data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
+            raise DatasetError(
+                f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}); a .json file "
+                "holds one array of rows (or JSON lines)"
+            ) from None
         return None
 
 
