@@ -9,7 +9,7 @@ import time
 import pytest
 
 from r1kit.rewards import REWARD_NAMES, build_reward
-from r1kit.rewards.text import extract_answer, split_r1
+from r1kit.rewards.text import boxed_contents, extract_answer, split_r1
 from tests.hostile import HOSTILE
 
 GOOD = "<think>\n6 * 7 = 42\n</think>\n<answer>42</answer>"
@@ -505,6 +505,21 @@ def test_arithmetic_steps_reads_a_flood_of_digits_or_equations_quickly() -> None
     assert time.monotonic() - started < 10
     assert flood is None  # a million-digit side is not a written step: nothing checked
     assert chain == 1.0  # 100,000 true equalities (9 * 9 = 9 * 9 = … = 81), each checked
+    # a collapsed policy's whitespace (SmolLM2 has a 64-space token: 1,024 tokens are 65k spaces) took 17 s, quadratic
+    # in the run's length; and a flood of nested \boxed{ (read by the multiple-choice check) too
+    started = time.monotonic()
+    assert reward([" " * 65_000, "\t" * 65_000]) == [None, None]
+    assert boxed_contents("\\boxed{" * 30_000) == []
+    assert time.monotonic() - started < 2
+
+
+def test_arithmetic_steps_reads_a_label_before_a_step_as_a_label() -> None:
+    """`Day 1 = 4 * 5 = 20` checked `1 = 4 * 5`, a false step: a right solution scored 0.75 (and step credit pushed
+    its right step down)."""
+    reward = build_reward("arithmetic_steps")
+    worked = "<think>\nDay 1: 4 * 5 = 20 pages\nDay 2 = 4 * 5 + 2 = 22 pages\nTotal = 20 + 22 = 42\n</think>"
+    assert reward([worked + "<answer>42</answer>"]) == [1.0]
+    assert reward(["<think>Week 3 = 7 * 3 = 22</think><answer>22</answer>"]) == [0.0]  # its step still checked
 
 
 def test_cosine_orders_short_and_long_right_and_wrong() -> None:

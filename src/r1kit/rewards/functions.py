@@ -113,7 +113,9 @@ _WRITTEN = re.compile(
     r"|(?<=\d)(?P<percent_of>[ \t]*%[ \t]*of[ \t]*)(?=[\d(])"
     r"|(?<=\d/\d)(?P<fraction_of>[ \t]*of[ \t]*)(?=[\d(])"  # 1/2 of 10 (one-digit denominators)
     r"|(?P<sentence_end>\.(?=\s|$))"  # "48 / 2 = 25. 25 + 48 = 73": a full stop ends a step, not a decimal
-    r"|(?P<arrow>[ \t]*(?:->|=>|⇒)[ \t]*)"  # "3 + 4 = 8 -> 8 + 1 = 9": two steps (the run ended in "8 -")
+    # "3 + 4 = 8 -> 8 + 1 = 9": two steps (the run ended in "8 -"); from a run of spaces' first (tried inside it, a
+    # long run of spaces cost quadratic time)
+    r"|(?<![ \t])(?P<arrow>[ \t]*(?:->|=>|⇒)[ \t]*)"
     r"|(?P<inline_math>\\[()\[\]])"  # R1-distill's \( 3 \times 4 = 12 \): the run began at "(", one side open
     r"|(?<![\d)])(?P<bold_open>\*\*)(?=[$€£\d(-])|(?<=[\d)])(?P<bold_close>\*\*)(?![\d(])"  # = **22** (2**3 stays)
     r"|(?m:(?:^|(?<=<think>))[ \t]*(?P<bullet>[-*•])[ \t]+)"  # a Markdown bullet "- 12 + 9 = 22": not a minus
@@ -221,6 +223,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     [(26, False)]
     >>> equality_verdicts("12 + 9 = 21 = 22"), equality_verdicts("Day 1 = 20 pages")  # a chain's last link, a label
     ([(11, True), (16, False)], [])
+    >>> equality_verdicts("Day 1 = 4 * 5 = 20"), equality_verdicts("Then 3 + 4 = 8")  # a label before a step
+    ([(18, True)], [(14, False)])
     """
     python, origin = _as_python(text)
     verdicts = []
@@ -233,8 +237,9 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             sides.append(_arithmetic_value(side))
             ends.append(offset + len(side.rstrip()))
             offset += len(side) + 1  # past the side and its "="
-        if _cut_off_before(python, run):
-            sides[0] = None
+        labelled = run.start() and python[run.start() - 1].isalpha() and run.group()[0].isspace()
+        if _cut_off_before(python, run) or (labelled and _BARE_NUMBER.fullmatch(written[0].strip())):
+            sides[0] = None  # `Day 1 = 4 * 5`: a label's number, not the left side of a step
         if _cut_off_after(python, run):
             sides[-1] = None
         after = python[run.end() :] if run.group()[-1].isspace() else python[run.end() :].lstrip()

@@ -137,11 +137,22 @@ def last_boxed(text: str) -> str | None:
 def boxed_contents(text: str) -> list[str]:
     r"""The content of every \boxed{…} in order (one whose braces never close left out).
 
-    >>> boxed_contents(r"\boxed{A} or \boxed{B}, \boxed{")
-    ['A', 'B']
+    >>> boxed_contents(r"\boxed{A} or \boxed{B}, \boxed{"), boxed_contents(r"\boxed{\boxed{1} + 2} \boxed 3")
+    (['A', 'B'], ['\\boxed{1} + 2', '1', '3'])
     """
-    contents = (_box_content(text, box) for box in _BOX.finditer(text))
-    return [content for content in contents if content is not None]
+    closing, opened = {}, []  # each "{"'s matching "}", in one pass (one scan per box was quadratic in nested boxes)
+    for position, char in enumerate(text):
+        if char == "{":
+            opened.append(position)
+        elif char == "}" and opened:
+            closing[opened.pop()] = position
+    contents = []
+    for box in _BOX.finditer(text):
+        if not box.group().endswith("{"):  # \boxed 5: the one token after it
+            contents.append(_BOX_TOKEN.match(text, box.end()).group())
+        elif (end := closing.get(box.end() - 1)) is not None:
+            contents.append(text[box.end() : end].strip())
+    return contents
 
 
 def _box_content(text: str, box: re.Match) -> str | None:
