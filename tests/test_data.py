@@ -985,3 +985,8 @@ def test_a_csv_row_with_an_extra_field_is_skipped_and_named_under_skip(tmp_path:
     assert "1 row with more fields than the header skipped (dataset.on_bad_row skip): line 3" in caplog.text
     with pytest.raises(DatasetError, match="Expected 2 fields in line 3"):
         load_eval_rows(dataset(path))
+    # row names in a first column without a header (R's write.table): pandas' index, no bad rows (all 4 were
+    # skipped as "more fields than the header", and pandas then read every one of them)
+    path.write_text("question,solution\n0,What is 2+2?,4\n1,What, is 3+3?,6\n2,What is 4+4?,8\n")
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["question"], skipped) == (["What is 2+2?", "What is 4+4?"], 1)

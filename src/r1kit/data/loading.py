@@ -364,12 +364,15 @@ def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
         rows = csv.reader(file)
         try:
             width = len(next(rows, []))
-            # more fields than the header: what pandas refuses (a shorter row's missing cells are blank, judged later)
-            bad = [rows.line_num for row in rows if len(row) > width]  # line_num: the file's line, quotes spanned
+            widths = [(rows.line_num, len(row)) for row in rows]  # line_num: the file's line, quotes spanned
         except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
             raise DatasetError(
                 f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
             ) from error
+    if widths and widths[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
+        width += 1  # index (R's write.table writes row names so), and so every row of that width
+    # more fields than that: what pandas refuses (a shorter row's missing cells are blank, judged later)
+    bad = [line for line, fields in widths if fields > width]
     if not bad:
         return _load_with_builder(path, "csv", path), 0
     logger.warning(
