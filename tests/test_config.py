@@ -936,6 +936,13 @@ def test_a_config_file_holding_every_key_gives_no_reward_notes(tmp_path: Path) -
     saved.write_text(saved.read_text().replace("max_len: 1000", "max_len: 64"))
     lines = unused_reward_settings(resolve_config(config_file=str(saved), environ={}), "run")
     assert [line.split(" (")[0] for line in lines] == ["rewards.cosine.max_len"]
+    # but not of a run's own saved config, which holds its profile's values (the test profile's overlong settings
+    # were said to change nothing at every --resume of such a run)
+    run = tmp_path / "run"
+    (run / "sft").mkdir(parents=True)
+    (run / "sft" / "manifest.json").write_text("{}")
+    (run / "config.yaml").write_text(to_yaml(resolve_config(profile="test", environ={}).config))
+    assert not unused_reward_settings(resolve_config(config_file=str(run / "config.yaml"), environ={}), "run")
 
 
 def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: pytest.CaptureFixture[str]) -> None:

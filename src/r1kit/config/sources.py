@@ -812,6 +812,8 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
     # A file's value equal to the default is no setting: a run's saved config.yaml (read again by --resume) and the
     # dump of `r1kit config` hold every key, and each gave a note.
+    # A run's own saved config holds its profile's values too (the test profile's overlong settings): noted when
+    # the run was made, not again at each --resume.
     values = flatten(config.rewards.model_dump(), "rewards.")
     defaults = flatten(type(config.rewards)().model_dump(), "rewards.")
     return [
@@ -821,9 +823,22 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
         and len(split_path(key)) >= 3
         and short_name(split_path(key)[1]) not in (*_NOT_A_REWARD, *used)
         and (
-            source.startswith(("cli:", "env:")) or (source.startswith("file:") and values.get(key) != defaults.get(key))
+            source.startswith(("cli:", "env:"))
+            or (
+                source.startswith("file:")
+                and values.get(key) != defaults.get(key)
+                and not _saved_by_a_run(source.removeprefix("file:"))
+            )
         )
     ]
+
+
+def _saved_by_a_run(path: str) -> bool:
+    """Whether the config file `path` is a run's saved config.yaml (its folder holds the run's stage folders)."""
+    folder = Path(path).parent
+    return Path(path).name == "config.yaml" and (
+        (folder / "manifest.json").exists() or any(folder.glob("*/manifest.json"))
+    )
 
 
 def greedy_despite_temperature(resolved: ResolvedConfig) -> list[str]:
