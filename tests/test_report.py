@@ -153,6 +153,27 @@ def test_a_long_runs_report_stays_small(tmp_path: Path) -> None:
     )
 
 
+def test_a_run_writes_its_report_as_it_ends_and_a_failure_is_said(tmp_path: Path, caplog) -> None:
+    """report.html was written by `r1kit report` alone; written at the end of `r1kit run`, a report that fails (a
+    damaged file of the run) is said, and the finished run stands."""
+    import logging
+
+    from r1kit.pipeline import _write_report
+    from r1kit.runs import RunDir
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    rows = [{"stage": "grpo", "kind": "step", "step": step, "rewards/accuracy/mean": 0.5} for step in range(1, 9)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        _write_report(RunDir(tmp_path))
+    assert "plot-grpo-rewards" in (tmp_path / "report.html").read_text() and "report: " in caplog.text
+    (tmp_path / "summary.json").write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        _write_report(RunDir(tmp_path))
+    assert f"the report could not be written (RunDirError: {tmp_path / 'summary.json'} is damaged" in caplog.text
+    assert f"`r1kit report {tmp_path}` tries again" in caplog.text
+
+
 def test_an_evaluation_of_a_runs_model_written_later_has_its_own_table(finished_run: Path, tmp_path: Path) -> None:
     """`r1kit eval --model RUN` writes RUN/eval/eval.json; a pipeline run's report read only its summary's stages."""
     from r1kit.monitoring.report import write_report

@@ -34,5 +34,6 @@ def test_chat_shows_the_thinking_and_the_answer(real_run: Path) -> None:
 
 
 def test_the_report_of_a_real_run(real_run: Path) -> None:
+    assert "plot-grpo-rewards" in (real_run / "report.html").read_text()  # written by the run as it ended
     done = r1kit_cli("report", str(real_run), cwd=REPO)
     assert done.returncode == 0 and "plot-grpo-rewards" in (real_run / "report.html").read_text()

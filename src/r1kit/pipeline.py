@@ -225,7 +225,24 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 "  %s made no model: it kept nothing to train on (its warnings say why); the model before it went on",
                 name,
             )
+        if config.monitoring.report:
+            _write_report(run_dir)
     return summary
+
+
+def _write_report(run_dir: RunDir) -> None:
+    """RUN/report.html, said; a failure is said, not raised: the run is done and saved, the report only shows it."""
+    from r1kit.monitoring.report import write_report  # matplotlib: imported where a report is drawn
+
+    try:
+        logger.warning("report: %s", write_report(run_dir.root))
+    except Exception as error:
+        logger.warning(
+            "the report could not be written (%s: %s); `r1kit report %s` tries again",
+            type(error).__name__,
+            " ".join(str(error).split())[:300],
+            run_dir.root,
+        )
 
 
 # ------------------------------------------------------------------------------------------------------- planning

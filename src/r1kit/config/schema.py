@@ -1282,6 +1282,9 @@ class MonitoringConfig(Section):
     )
     examples_every: int = Field(5, ge=1, description="Show the best and worst completion every N steps.")
     progress: bool = Field(True, description="Show progress bars and the per-step console block.")
+    report: bool = Field(
+        True, description="Write RUN/report.html when `r1kit run` ends (`r1kit report RUN` writes it at any time)."
+    )
     tensorboard: IntegrationConfig = Field(default_factory=IntegrationConfig)
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
