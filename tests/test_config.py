@@ -782,7 +782,7 @@ def test_resume_continues_the_saved_config_over_a_profile_given_again(
     ("args", "key", "value"),
     [
         (["--bf16", "false"], "model.precision", "fp32"),  # was: "--bf16 is a switch and takes no value"
-        (["--fp16", "False"], "model.precision", "auto"),  # TRL then keeps its bf16 default
+        (["--fp16", "False"], "model.precision", "fp32"),
         (["--torch_dtype", "bfloat16"], "model.precision", "bf16"),  # TRL's ModelConfig
         (["--dtype", "float32"], "model.precision", "fp32"),
         (["--dataset_config", "main"], "dataset.subset", "main"),  # TRL's ScriptArguments

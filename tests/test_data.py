@@ -534,44 +534,24 @@ def test_float32_answers_of_a_parquet_file_read_as_written(tmp_path: Path) -> No
 
 
 def test_a_text_column_written_with_a_chat_template_asks_its_user_turn(tmp_path: Path) -> None:
-    """A `text` from `apply_chat_template` (ChatML, Llama 3, Alpaca) before an R1 reply was taken whole for the
-    question: SFT asked the template, its system prompt and its tokens under r1kit's own prompt."""
+    """A `text` from `apply_chat_template` (ChatML, Llama 3, GLM, Alpaca and its variants) before an R1 reply was
+    taken whole for the question: SFT asked the template, its system prompt and its tokens under r1kit's own prompt.
+    A question that only mentions such markup is asked as written."""
     reply = "<think>6 + 3 = 9</think>\n<answer>9</answer>"
     texts = [
         f"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 6 + 3?<|im_end|>\n<|im_start|>assistant\n{reply}",
         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 6 + 3?<|eot_id|>"
         f"<|start_header_id|>assistant<|end_header_id|>\n\n{reply}<|eot_id|>",
+        f"<|user|>\nWhat is 6 + 3?<|assistant|>\n{reply}",
         f"### Instruction:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
+        f"### Instruction:\nYou are a math expert.\n\n### Question:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
     ]
     path = write_rows(tmp_path / "templated.jsonl", [{"text": text} for text in texts])
     rows = load_eval_rows(dataset(path))[0]
-    assert rows["question"] == ["What is 6 + 3?"] * 3 and rows["solution"] == ["9"] * 3
-    write_rows(path, [{"text": f"<|im_start|>assistant\n{reply}"}])  # markup, and no user turn in it
-    with pytest.raises(DatasetError, match="holds a chat template's markup before <think> but no user turn"):
-        load_eval_rows(dataset(path))
-
-
-def test_a_json_array_that_does_not_read_names_where(tmp_path: Path) -> None:
-    """A trailing comma or a Latin-1 byte in a .json array was "line 1 is not valid JSON; … set on_bad_row=skip", and
-    skip then said "none of its 26 lines is a JSON object"; a UTF-16 file (PowerShell's default) was "line 1 must be
-    a JSON object, not list"."""
-    rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(4)]
-    text = json.dumps(rows, indent=2)
-    cases = [
-        ("trailing.json", (text[:-2] + ",\n]").encode(), r"not valid JSON at line 18, column 1 \(Expecting value\)"),
-        (
-            "latin1.json",
-            text.replace("What", "Wh\xe4t", 1).encode("latin-1"),
-            r"not UTF-8 text \(byte 26 is not UTF-8\)",
-        ),
-        ("utf16.json", text.encode("utf-16"), "UTF-16 or UTF-32 text"),
-        ("utf16.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode("utf-16"), "UTF-16 or UTF-32 text"),
-    ]
-    for name, data, said in cases:
-        (tmp_path / name).write_bytes(data)
-        for on_bad_row in ("error", "skip"):
-            with pytest.raises(DatasetError, match=said):
-                load_eval_rows(dataset(tmp_path / name, on_bad_row=on_bad_row))
+    assert list(rows["question"]) == ["What is 6 + 3?"] * 5 and list(rows["solution"]) == ["9"] * 5
+    mention = "What does the ### Response: header do in a prompt?"
+    write_rows(path, [{"text": f"{mention}\n{reply}"}])
+    assert list(load_eval_rows(dataset(path))[0]["question"]) == [mention]
 
 
 def test_a_one_column_json_file_pandas_wrote_is_its_rows(tmp_path: Path) -> None:

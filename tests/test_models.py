@@ -519,6 +519,13 @@ def test_a_hub_models_weights_are_counted_for_the_disk_check(
     assert weights_bytes(str(tiny_model)) == (tiny_model / "model.safetensors").stat().st_size
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # never downloaded, and no hub to ask
     assert weights_bytes("org/other") is None
+    # checked before the run (its config.json alone in the cache): the hub is asked, not "0 bytes"
+    partial = tmp_path / "hub" / "models--org--partial"
+    (partial / "refs").mkdir(parents=True)
+    (partial / "refs" / "main").write_text("4567cdef")
+    (partial / "snapshots" / "4567cdef").mkdir(parents=True)
+    (partial / "snapshots" / "4567cdef" / "config.json").write_text("{}")
+    assert weights_bytes("org/partial") is None
     full = resolve_config(environ={}, overrides=["--model", "org/base", "--model.lora.enabled", "false"]).config
     limit = full.training.checkpoint.save_total_limit
     assert disk_needed(3_000_000, full) == 3_000_000 * (len(full.stages) + 3 * limit) + 50_000_000

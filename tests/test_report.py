@@ -153,6 +153,24 @@ def test_a_long_runs_report_stays_small(tmp_path: Path) -> None:
     )
 
 
+def test_a_figure_logged_every_other_step_is_drawn_as_a_line(tmp_path: Path) -> None:
+    """Past 200 steps the dots go; a rollout figure logged every other step (grpo.num_iterations 2) was then drawn as
+    points between gaps, which draw nothing: only its moving average showed."""
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    rows = [
+        {"stage": "grpo", "kind": "step", "step": step, "loss": 1.0 / step}
+        | ({"rewards/accuracy/mean": (step % 7) / 7} if step % 2 else {})
+        for step in range(1, 401)
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    html = write_report(tmp_path).read_text()
+    figure = html[html.index("plot-grpo-rewards") :]
+    lines = re.findall(r'<path d="(M[^"]*)"', figure[: figure.index("</figure>")])
+    assert sum(path.count("L ") >= 50 for path in lines) == 2  # the figure's line and its moving average
+
+
 def test_a_run_writes_its_report_as_it_ends_and_a_failure_is_said(tmp_path: Path, caplog) -> None:
     """report.html was written by `r1kit report` alone; written at the end of `r1kit run`, a report that fails (a
     damaged file of the run) is said, and the finished run stands."""

@@ -520,6 +520,8 @@ def test_arithmetic_steps_reads_a_label_before_a_step_as_a_label() -> None:
     worked = "<think>\nDay 1: 4 * 5 = 20 pages\nDay 2 = 4 * 5 + 2 = 22 pages\nTotal = 20 + 22 = 42\n</think>"
     assert reward([worked + "<answer>42</answer>"]) == [1.0]
     assert reward(["<think>Week 3 = 7 * 3 = 22</think><answer>22</answer>"]) == [0.0]  # its step still checked
+    # a word before a step of two sides is no label: `We get 100 = 50 * 3` is a false step
+    assert reward(["<think>We get 100 = 50 * 3. So 40 = 5 * 8.</think><answer>100</answer>"]) == [0.5]
 
 
 def test_cosine_orders_short_and_long_right_and_wrong() -> None:

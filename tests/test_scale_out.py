@@ -161,10 +161,47 @@ def test_the_launch_check_reads_an_evaluations_data_as_eval_does(tmp_path: Path)
 
     one = tmp_path / "one.jsonl"
     one.write_text('{"question": "2 + 3?", "solution": "5"}\n')
-    config = resolve_config(profile="test", environ={}, overrides=["--data", str(one)]).config
-    _check_inputs_once(config, argparse.Namespace(command="eval"))
+    resolved = resolve_config(profile="test", environ={}, overrides=["--data", str(one)])
+    _check_inputs_once(resolved, argparse.Namespace(command="eval"))
     with pytest.raises(DatasetError, match="too few to hold out"):
-        _check_inputs_once(config, argparse.Namespace(command="sft"))
+        _check_inputs_once(resolved, argparse.Namespace(command="sft"))
+
+
+def test_the_launch_check_reads_the_config_and_data_as_the_processes_do(tmp_path: Path) -> None:
+    """The check read the folder with the config as given, not as the processes open it (chat data's plain prompt):
+    the same command again in its finished folder was refused under --launch ("another config: prompt.system"); and
+    it checked the data for 1 process, so a batch the 2 processes cannot fill was said by each, then torchrun's
+    traceback."""
+    from r1kit import distributed
+    from r1kit.cli import _check_inputs_once
+    from r1kit.config.sources import resolve_config
+    from r1kit.data.loading import DatasetError
+
+    chat = tmp_path / "chat.jsonl"
+    turns = [
+        [{"role": "user", "content": f"Name a colour {i}."}, {"role": "assistant", "content": "Blue."}]
+        for i in range(40)
+    ]
+    chat.write_text("".join(json.dumps({"messages": messages}) + "\n" for messages in turns))
+    args = ("sft", "--profile", "test", "--data", str(chat), "--sft.max_steps", "1")
+    alone(*args, out=tmp_path / "run")
+    resolved = resolve_config(
+        profile="test", environ={}, overrides=[*args[3:], "--out", str(tmp_path / "run")], command="sft"
+    )
+    with distributed.planned(2):
+        _check_inputs_once(resolved, argparse.Namespace(command="sft"))  # the processes go on with it: no refusal
+    three = tmp_path / "three.jsonl"
+    three.write_text("".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(3)))
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text(three.read_text())
+    grpo = ["--data", str(three), "--dataset.test_split", str(held_out), "--per_device_train_batch_size", "4"]
+    resolved = resolve_config(
+        profile="test", environ={}, overrides=[*grpo, "--grpo.num_generations", "2"], command="grpo"
+    )
+    _check_inputs_once(resolved, argparse.Namespace(command="grpo"))  # one process: 2 prompts fill its batch
+    with distributed.planned(2), pytest.raises(DatasetError, match="3 training prompt"):
+        _check_inputs_once(resolved, argparse.Namespace(command="grpo"))
+    assert not distributed.launched()
 
 
 def steps(run: Path, stage: str) -> list[dict]:

@@ -131,11 +131,9 @@ def test_trl_flags_read_as_trl_reads_them(capsys) -> None:
     for order in (["--fp16", "true", "--bf16", "false"], ["--bf16", "false", "--fp16", "true"]):
         assert resolve(*order, "--model.device", "cuda").config.model.precision == "fp16"
     assert resolve("--bf16", "false", "--torch_dtype", "auto").config.model.precision == "fp32"
-    # `--fp16 false` alone keeps TRL's bf16 default (it trained in fp32): the hardware's choice; with `--bf16 false`
-    # too, fp32, in either order
-    assert resolve("--fp16", "false").config.model.precision == "auto"
-    for order in (["--fp16", "false", "--bf16", "false"], ["--bf16", "false", "--fp16", "false"]):
-        assert resolve(*order).config.model.precision == "fp32"
+    # `--fp16 false` is fp32 (auto would pick fp16 on a T4), and says what TRL would do instead
+    alone = resolve("--fp16", "false")
+    assert alone.config.model.precision == "fp32" and "TRL would train in bf16 then" in " ".join(alone.notes)
     for conflict in (["--bf16", "true", "--fp16", "true"], ["--bf16", "--torch_dtype", "float32"]):
         with pytest.raises(ConfigError, match="ask for different precisions; keep one"):
             resolve(*conflict)
@@ -413,6 +411,12 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
         environ={},
     )
     assert mapping.config.rewards.params(f"{plugin_module}:broken").model_extra == {"bonus": {"any": 0.5}}
+    # replaced whole by a later source, as dataset.columns is (it was merged into the file's)
+    Path("bonus.yaml").write_text(
+        f"rewards: {{functions: [{plugin_module}:broken], broken: {{bonus: {{a: 1, b: 2}}}}}}\n"
+    )
+    later = resolve_config(config_file="bonus.yaml", overrides=["--rewards.broken.bonus", "{c: 3}"], environ={})
+    assert later.config.rewards.params(f"{plugin_module}:broken").model_extra == {"bonus": {"c": 3}}
 
 
 def plugin_rewards(functions: str, *overrides: str) -> dict:

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from r1kit import distributed
 from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias, for_stage
-from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import (
     LEAF_PATHS,
     ConfigError,
@@ -306,10 +305,10 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     # finished work): each process said it, or waited for the main one that did, then accelerate's traceback
     folder = Path.cwd()  # a --resume moves to the folder its run started in
     try:
-        with _environment(WORLD_SIZE=str(processes), **on_cpus), contextlib.redirect_stderr(io.StringIO()):
-            resolved = load_config(args, overrides).config
-        if args.command != "config":  # `config show` reads no data and loads no model
-            with _environment(**on_cpus):  # one process's checks: nothing here joins the processes' group
+        with distributed.planned(processes), _environment(**on_cpus):
+            with contextlib.redirect_stderr(io.StringIO()):
+                resolved = load_config(args, overrides)
+            if args.command != "config":  # `config show` reads no data and loads no model
                 _check_inputs_once(resolved, args)
     finally:
         os.chdir(folder)
@@ -327,26 +326,34 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
     return subprocess.run(command, check=False).returncode
 
 
-def _check_inputs_once(config: R1kitConfig, args: argparse.Namespace) -> None:
+def _check_inputs_once(resolved: ResolvedConfig, args: argparse.Namespace) -> None:
     """What the launched processes would check before any weight loads: that the data of a stage or a run reads (a
     hub data set is then in the cache for them) and, for a stage, suits it; that `model.name` loads (a built-in model
-    is built here, once: they find it in the cache); that the run folder takes the command (a recipe run's plan too).
-    Warnings are left to the processes, which say them again."""
+    is built here, once: they find it in the cache); that the run folder takes the command (a recipe run's plan too),
+    with the config the processes open it with (a trained model's own prompt, chat data's plain one). Warnings are left
+    to the processes, which say them again."""
     from r1kit import pipeline
     from r1kit.models import check_model
     from r1kit.runs import check_run_folder
-    from r1kit.stages.common import model_reference_of, quiet_libraries, read_data, stage_data_check
+    from r1kit.stages.common import (
+        model_reference_of,
+        quiet_libraries,
+        read_data,
+        stage_data_check,
+        with_trained_prompt,
+    )
 
     command = args.command
+    config = with_trained_prompt(resolved, command) if command in STAGE_KINDS else resolved.config
     quiet_libraries(config.monitoring.progress)
     said = logging.getLogger("r1kit")
     level = said.level
     said.setLevel(logging.ERROR)
     try:
         if command == "run":
-            pipeline.check_inputs(config, args.from_stage, args.only)
+            config = pipeline.check_inputs(config, args.from_stage, args.only)
         elif command != "eval":  # eval reads its data its own way (a file whole, a run's own data)
-            read_data(config, command, stage_data_check(command))
+            config = read_data(config, command, stage_data_check(command))[0]
         check_model(config.model, model_reference_of(config.model.name, config), training=command != "eval")
         if command != "eval":  # eval writes into a run folder without refusals of its own
             check_run_folder(config, command)

@@ -50,9 +50,25 @@ def _env_int(names: Sequence[str], default: int = 1) -> int:
 
 
 def launched_count() -> int:
-    """Processes in the run, as its launcher set them in the environment (1 when not launched). Readable before
-    anything joins the process group, so the config's batch rules can check it."""
-    return _env_int(_WORLD_SIZE)
+    """Processes in the run, as its launcher set them in the environment (1 when not launched), or those a launch is
+    about to start while the launching process checks the command for them (`planned`). Readable before anything
+    joins the process group, so the config's batch rules can check it."""
+    return _planned or _env_int(_WORLD_SIZE)
+
+
+_planned: int | None = None  # the processes `r1kit --launch` will start, while it checks the command for them
+
+
+@contextmanager
+def planned(processes: int) -> Iterator[None]:
+    """The batch rules read `processes` (`launched_count`) while the launching process checks a command for the
+    processes it will start; it is not one of them (`launched` stays False: it joins no process group)."""
+    global _planned
+    _planned = processes
+    try:
+        yield
+    finally:
+        _planned = None
 
 
 def launched_index() -> int:
@@ -63,7 +79,7 @@ def launched_index() -> int:
 
 def launched() -> bool:
     """Running as one of several processes."""
-    return launched_count() > 1
+    return _env_int(_WORLD_SIZE) > 1
 
 
 def local_count() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import hashlib
 import importlib.util
@@ -275,9 +276,10 @@ def weights_bytes(reference: str, revision: str | None = None) -> int | None:
         return _weights_of({path.name: path.stat().st_size for path in folder.iterdir() if path.is_file()})
     from huggingface_hub import HfApi, snapshot_download
 
-    try:  # downloaded before: no request
+    try:  # downloaded before: no request (checking the model leaves its config.json alone there: no weights yet)
         cached = Path(snapshot_download(reference, revision=revision, local_files_only=True))
-        return _weights_of({path.name: path.stat().st_size for path in cached.iterdir() if path.is_file()})
+        if found := _weights_of({path.name: path.stat().st_size for path in cached.iterdir() if path.is_file()}):
+            return found
     except Exception:  # not in the cache (or no such repo): the hub says
         pass
     try:
@@ -288,15 +290,20 @@ def weights_bytes(reference: str, revision: str | None = None) -> int | None:
 
 
 def _weights_of(sizes: dict[str, int]) -> int:
-    """The bytes of the weight files among `sizes` (file name → bytes).
+    """The bytes of the weight files transformers loads among `sizes` (file name → bytes): the model's own
+    safetensors files where there are any (not a repo's other copy beside them, Mistral's consolidated.safetensors),
+    else any at the top level, else PyTorch ones.
 
     >>> _weights_of({"model.safetensors": 500, "pytorch_model.bin": 510, "tokenizer.json": 9})
     500
     >>> _weights_of({"pytorch_model-00001-of-00002.bin": 300, "pytorch_model-00002-of-00002.bin": 200})
     500
+    >>> _weights_of({"consolidated.safetensors": 900, "model-00001-of-00002.safetensors": 450, "model-00002-of-00002.safetensors": 450})
+    900
     """
-    for suffix in (".safetensors", ".bin"):
-        if found := [size for name, size in sizes.items() if name.endswith(suffix)]:
+    top = {name: size for name, size in sizes.items() if "/" not in name}
+    for pattern in ("model*.safetensors", "*.safetensors", "pytorch_model*.bin", "*.bin"):
+        if found := [size for name, size in top.items() if fnmatch.fnmatch(name, pattern)]:
             return sum(found)
     return 0
 

@@ -67,11 +67,11 @@ from r1kit.stats import paired_changes
 logger = logging.getLogger("r1kit")
 
 
-def check_inputs(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> None:
+def check_inputs(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> R1kitConfig:
     """What `run` checks before it opens its run folder (the recipe, the data, its stages' own data, the plan against
     the run folder), with nothing opened: under `--launch` the launching process says a refusal once, before any
-    process starts."""
-    read_data(config, "run", _checks(config, from_stage, only, {}, []))
+    process starts. The config the run goes on with (chat data's prompt)."""
+    return read_data(config, "run", _checks(config, from_stage, only, {}, []))[0]
 
 
 def _checks(

@@ -99,6 +99,18 @@ def split_path(path: str) -> list[str]:
     return [section, f"{module}:{function}", *rest]
 
 
+class _ReplacedWhole:
+    """The settings a later source replaces whole (`deep_merge`'s `whole`): the mapping-valued fields (dataset.columns)
+    and a plug-in reward's parameters, whose mapping value is the parameter's own (`{bonus: {c: 3}}` on the command
+    line was merged into the file's `{a: 1, b: 2}`)."""
+
+    def __contains__(self, path: object) -> bool:
+        return path in MAPPING_SETTINGS or (isinstance(path, str) and plugin_param(path))
+
+
+_REPLACED_WHOLE = _ReplacedWhole()
+
+
 def plugin_param(path: str) -> bool:
     """`rewards.<plug-in>.<parameter>`: a key the schema checks against rewards.functions once all layers are in."""
     keys = split_path(path)
@@ -659,8 +671,6 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     {'--torch_dtype': '--bf16'}
     >>> _precision_switches_off(_flags(["--bf16", "true", "--bf16", "false"]))  # the same flag again: in order, the last
     {}
-    >>> _precision_switches_off(_flags(["--bf16", "false", "--fp16", "false"]))  # neither: fp32
-    {'--fp16': '--bf16'}
     """
     # each flag's last value: a flag given again overrides itself, in order
     last = {flag: " ".join(words).strip().lower() for flag, words in given if flag in _PRECISION_FLAGS}
@@ -681,10 +691,7 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
         raise ConfigError(f"{said} ask for different precisions; keep one")
     if strong:
         return {flag: next(iter(strong)) for flag in (*off, *auto)}
-    gives_way = {flag: off[0] for flag in auto if off}
-    if "--fp16" in off and "--bf16" in off:  # both off: TRL trains in fp32, which `--bf16 false` says here
-        gives_way["--fp16"] = "--bf16"
-    return gives_way
+    return {flag: off[0] for flag in auto if off}
 
 
 def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
@@ -920,7 +927,7 @@ def resolve_config(
                 replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
             rank[path] = index
-        merged = deep_merge(merged, layer.values, MAPPING_SETTINGS)
+        merged = deep_merge(merged, layer.values, _REPLACED_WHOLE)
     for path, value, source in replaced:
         _check_replaced(path, value, source, sources[path])
     for flag, path in [layer.every_logging_step for layer in layers if layer.every_logging_step]:

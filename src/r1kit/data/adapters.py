@@ -382,20 +382,20 @@ def _dialogue(text: str) -> re.Match | None:
 
 
 # A chat template's turns written into the text (`apply_chat_template` in a notebook): the last user turn of ChatML,
-# Llama 3, Zephyr / Phi-3, and Alpaca's instruction (with its input)
-_TEMPLATE_MARKS = re.compile(r"<\|im_start\|>|<\|start_header_id\|>|<\|user\|>|###\s*Response:")
+# Llama 3, Zephyr / Phi-3 / GLM
 _TEMPLATE_USER = (
     re.compile(r"<\|im_start\|>user\s*(.*?)<\|im_end\|>", re.S),
     re.compile(r"<\|start_header_id\|>user<\|end_header_id\|>\s*(.*?)<\|eot_id\|>", re.S),
-    re.compile(r"<\|user\|>\s*(.*?)(?:</s>|<\|end\|>)", re.S),
-    re.compile(r"###\s*Instruction:\s*(.*?)\s*(?:###\s*Input:\s*(.*?)\s*)?###\s*Response:\s*$", re.S),
+    re.compile(r"<\|user\|>\s*(.*?)(?:</s>|<\|end\|>|<\|assistant\|>)", re.S),
 )
+_SECTION = re.compile(r"^###\s*([A-Za-z][A-Za-z ]*?)\s*:", re.M)  # Alpaca's `### Instruction:`, `### Question:`
 
 
 def templated_question(prompt: str) -> str:
-    """The question of a text's prompt part: as written, or, where a chat template's markup is written into it, its
-    last user turn (the template, its system prompt and its tokens were taken for the question, and SFT asked that
-    whole text under r1kit's own prompt); a BadRow where no user turn is found in such markup.
+    """The question of a text's prompt part: where a chat template's markup is written into it, its last user turn
+    (the template, its system prompt and its tokens were taken for the question, and SFT asked that whole text under
+    r1kit's own prompt); in `### Section:` form, the section before `### Response:` (an Alpaca instruction with its
+    input); else the text as written.
 
     >>> templated_question("What is 6 + 3?")
     'What is 6 + 3?'
@@ -403,20 +403,20 @@ def templated_question(prompt: str) -> str:
     'What is 6 + 3?'
     >>> templated_question("### Instruction:\\nAdd them.\\n\\n### Input:\\n6 and 3\\n\\n### Response:")
     'Add them.\\n\\n6 and 3'
+    >>> templated_question("### Instruction:\\nBe a math expert.\\n\\n### Question:\\nWhat is 6 + 3?\\n\\n### Response:")
+    'What is 6 + 3?'
     """
-    if not _TEMPLATE_MARKS.search(prompt):
-        return prompt
     for pattern in _TEMPLATE_USER:
-        if turns := pattern.findall(prompt):
-            last = turns[-1]
-            question = "\n\n".join(part.strip() for part in last if part.strip()) if isinstance(last, tuple) else last
-            if question.strip():
-                return question.strip()
-    raise BadRow(
-        "text",
-        "holds a chat template's markup before <think> but no user turn r1kit reads: give the rows as messages "
-        "(role/content), or the question alone before <think>",
-    )
+        if (turns := pattern.findall(prompt)) and turns[-1].strip():
+            return turns[-1].strip()
+    parts = _SECTION.split(prompt)  # [before, name, body, name, body, …]
+    names, bodies = [name.strip().lower() for name in parts[1::2]], [body.strip() for body in parts[2::2]]
+    if len(names) >= 2 and names[-1] == "response" and not bodies[-1]:
+        if names[-2] == "input" and len(names) >= 3 and names[-3] == "instruction":
+            return "\n\n".join(body for body in bodies[-3:-1] if body)
+        if bodies[-2]:
+            return bodies[-2]
+    return prompt
 
 
 def text_row(row: Mapping[str, Any]) -> Canonical:

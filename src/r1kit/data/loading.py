@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import Dataset, Features, Value, load_dataset
+import pyarrow as pa
+from datasets import Dataset, DatasetInfo, Features, Value, load_dataset
+from datasets.table import InMemoryTable
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
@@ -558,10 +560,16 @@ def short_floats_as_written(rows: Dataset) -> Dataset:
     if not narrow:
         return rows
 
-    columns = rows.to_dict()
+    table = rows.data.table  # the other columns stay as they are (memory-mapped): only the narrow ones are read
     for column, kind in narrow.items():  # a float's shortest text at its own width, read back as a float64
-        columns[column] = [None if value is None else float(str(kind(value))) for value in columns[column]]
-    return Dataset.from_dict(columns, features=Features({**rows.features, **dict.fromkeys(narrow, Value("float64"))}))
+        values = [None if value is None else float(str(kind(value))) for value in table.column(column).to_pylist()]
+        table = table.set_column(table.schema.get_field_index(column), column, pa.array(values, pa.float64()))
+    features = Features({**rows.features, **dict.fromkeys(narrow, Value("float64"))})
+    # a fingerprint of its own from the loaded one's: hashing the whole table for one would read it all
+    fingerprint = f"{rows._fingerprint}-short-floats"
+    return Dataset(
+        InMemoryTable(table.replace_schema_metadata(None)), info=DatasetInfo(features=features), fingerprint=fingerprint
+    )
 
 
 def _text_columns(path: Path) -> dict[str, Any]:

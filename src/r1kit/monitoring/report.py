@@ -485,16 +485,17 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         values = [_finite(r.get(key)) for r in rows]
         if all(v is None for v in values):
             continue
-        ys = [math.nan if v is None else v for v in values]
+        # its logged points alone: a figure logged every other step (a rollout figure under grpo.num_iterations 2)
+        # is one line, not dots between gaps (which draw nothing without markers)
+        logged = [(step, value) for step, value in zip(steps, values, strict=True) if value is not None]
         smoothed = len(steps) >= _SMOOTHED_FROM
         # matplotlib leaves a label that starts with "_" out of the legend (a plug-in reward `mod:_mine`): a space
         # in front keeps it
         label = f" {label}" if label.startswith("_") else label
-        marker = "o" if len(steps) <= _MARKED_UP_TO else None
-        line = ax.plot(steps, ys, marker=marker, markersize=2.5, linewidth=1.0 if smoothed else 1.6, label=label,
-                       alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
+        marker = "o" if len(logged) <= _MARKED_UP_TO else None
+        line = ax.plot([step for step, _ in logged], [value for _, value in logged], marker=marker, markersize=2.5,
+                       linewidth=1.0 if smoothed else 1.6, label=label, alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
         if smoothed:  # what the trend is, through the step-to-step noise
-            logged = [(step, value) for step, value in zip(steps, values, strict=True) if value is not None]
             window = max(3, len(logged) // 8)
             trend = moving_average([value for _, value in logged], window)
             ax.plot([step for step, _ in logged], trend, color=line.get_color(), linewidth=2.2,

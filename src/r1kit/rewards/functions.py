@@ -223,8 +223,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
     [(26, False)]
     >>> equality_verdicts("12 + 9 = 21 = 22"), equality_verdicts("Day 1 = 20 pages")  # a chain's last link, a label
     ([(11, True), (16, False)], [])
-    >>> equality_verdicts("Day 1 = 4 * 5 = 20"), equality_verdicts("Then 3 + 4 = 8")  # a label before a step
-    ([(18, True)], [(14, False)])
+    >>> equality_verdicts("Day 1 = 4 * 5 = 20"), equality_verdicts("So 7 = 3 + 5")  # a label before a chain
+    ([(18, True)], [(12, False)])
     """
     python, origin = _as_python(text)
     verdicts = []
@@ -237,9 +237,11 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
             sides.append(_arithmetic_value(side))
             ends.append(offset + len(side.rstrip()))
             offset += len(side) + 1  # past the side and its "="
-        labelled = run.start() and python[run.start() - 1].isalpha() and run.group()[0].isspace()
+        # `Day 1 = 4 * 5 = 20`: a label's number before a chain, not the left side of a step (in `So 7 = 3 + 5`,
+        # a step)
+        labelled = run.start() and python[run.start() - 1].isalpha() and run.group()[0].isspace() and len(sides) > 2
         if _cut_off_before(python, run) or (labelled and _BARE_NUMBER.fullmatch(written[0].strip())):
-            sides[0] = None  # `Day 1 = 4 * 5`: a label's number, not the left side of a step
+            sides[0] = None
         if _cut_off_after(python, run):
             sides[-1] = None
         after = python[run.end() :] if run.group()[-1].isspace() else python[run.end() :].lstrip()
