@@ -1275,6 +1275,39 @@ def test_kill_9_mid_training_then_resume(tmp_path: Path) -> None:
     assert manifest["seconds"] == pytest.approx(manifest["seconds_before_resume"] + resumed_part, abs=0.2)
 
 
+def test_resume_refuses_new_curriculum_settings() -> None:
+    """`--resume --curriculum.max_pass_rate 0.5` was said to keep the prompts the stage chose, then its later
+    re-scorings used the new bounds: one stage, two curricula."""
+    from r1kit.runs import _held_by_a_checkpoint
+
+    assert _held_by_a_checkpoint("curriculum.max_pass_rate", {"curriculum.enabled": True})
+    assert _held_by_a_checkpoint("curriculum.samples_per_prompt", {"curriculum.enabled": True})
+    assert not _held_by_a_checkpoint("curriculum.max_pass_rate", {"curriculum.enabled": False})  # no curriculum
+    assert _held_by_a_checkpoint("curriculum.enabled", {"curriculum.enabled": False})  # turned off on resume
+
+
+def test_a_stage_resumed_in_a_later_epoch_trains_on_that_epochs_prompts(tmp_path: Path) -> None:
+    """8 prompts, 4 a step: 2 steps an epoch. Resumed from checkpoint-2 (the first epoch's end), the stage trained
+    steps 3 and 4 on the first epoch's prompts in the first epoch's order again (TRL's sampler draws each epoch's
+    order from a generator seeded once, which a resume restarted)."""
+
+    def prompts_by_step(run: Path) -> dict[int, list[str]]:
+        shown = RunDir(run).read("completions.jsonl")
+        return {step: sorted({e["prompt"] for e in shown if e["step"] == step}) for step in range(1, 5)}
+
+    args = ["grpo", "--profile", "test", "--dataset.max_train_samples", "8", "--grpo.num_generations", "2"]
+    args += ["--training.batch_size.per_device_train", "8", "--training.max_steps", "4"]
+    args += ["--training.checkpoint.save_steps", "2", "--monitoring.examples_every", "1"]
+    killed = r1kit_killed_in_checkpoint_write(*args, "--out", str(tmp_path / "resumed"), step=4, cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = r1kit_cli(*args, "--out", str(tmp_path / "resumed"), cwd=REPO)
+    assert resumed.returncode == 0 and "checkpoint-2" in resumed.stderr, resumed.stderr[-2000:]
+    assert r1kit_cli(*args, "--out", str(tmp_path / "whole"), cwd=REPO).returncode == 0
+    whole = prompts_by_step(tmp_path / "whole")
+    assert whole[3] != whole[1]  # the second epoch's order is another
+    assert prompts_by_step(tmp_path / "resumed") == whole
+
+
 def test_kill_9_during_a_checkpoint_write_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = [*GRPO_ARGS, "--training.max_steps", "8", "--out", str(out)]

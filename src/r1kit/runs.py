@@ -526,6 +526,11 @@ def _refuse_what_a_checkpoint_would_not_use(
                     held = ", which holds the weights it trains as they were, so it would not load"
                 elif key == "ppo.kl_coef":
                     held = " with its adaptive KL coefficient, so the new start would be recorded and not used"
+                elif key.startswith("curriculum."):
+                    held = (
+                        " with the prompts its curriculum chose, so the new value would be recorded and used only by "
+                        "its later re-scorings"
+                    )
                 else:
                     held = " with its optimizer and learning-rate schedule, so the new value would be recorded and not used"
                 raise RunDirError(
@@ -550,8 +555,9 @@ def _held_by_a_checkpoint(key: str, values: dict[str, Any]) -> bool:
     """A setting a checkpoint holds, for a stage whose (flattened) settings are `values`: its optimizer and schedule
     (`max_grad_norm` is read at each step; PPO's own learning rates, the value head's always, the policy's under the
     clipped update; its update method, which sets the optimizer's groups; an adaptive KL coefficient, the controller's
-    state), and the shape of what it trains (LoRA on or off, and its rank and targets while on: a checkpoint of
-    another shape does not load; alpha and dropout apply to it)."""
+    state), the shape of what it trains (LoRA on or off, and its rank and targets while on: a checkpoint of
+    another shape does not load; alpha and dropout apply to it), and a curriculum's settings (the prompts it chose; a
+    re-scoring under new bounds mixed two curricula in one stage)."""
     if ".optimization." in key:
         return not key.endswith(".max_grad_norm")
     if key.startswith("model.lora."):
@@ -560,6 +566,8 @@ def _held_by_a_checkpoint(key: str, values: dict[str, Any]) -> bool:
         return values.get("ppo.policy_update") == "clip"
     if key == "ppo.kl_coef":  # an adaptive coefficient's start: the controller's value is in the checkpoint
         return bool(values.get("ppo.adaptive_kl"))
+    if key.startswith("curriculum."):  # the prompts it trains on, chosen when it started (pass_rates.json)
+        return key == "curriculum.enabled" or bool(values.get("curriculum.enabled"))
     return key in ("ppo.value_learning_rate", "ppo.policy_update")
 
 

@@ -20,6 +20,7 @@ from accelerate.utils import gather_object
 from peft import PeftModel
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
+from trl.trainer.utils import RepeatSampler
 
 from r1kit.fast.dynamic_sampling import (
     SPLICEABLE,
@@ -81,7 +82,8 @@ class RolloutsInCheckpoints:
     several optimizer steps where num_iterations > 1 or steps_per_generation exceeds gradient_accumulation_steps, and
     a checkpoint inside such a cycle keeps them (each process its own), as TRL keeps its adaptive-entropy state.
     Resumed without them, TRL generated afresh at the checkpoint step, for prompts already trained on, and the run
-    went off the uninterrupted one's course."""
+    went off the uninterrupted one's course. The prompts' order goes on as it would in any epoch
+    (`EpochOrderSampler`)."""
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
@@ -99,6 +101,31 @@ class RolloutsInCheckpoints:
     def _rollouts_in(self, checkpoint: Path) -> Path:
         """This process's rollouts file in a checkpoint folder."""
         return checkpoint / ROLLOUTS_FILE.format(process=self.accelerator.process_index)
+
+    def _get_train_sampler(self, dataset=None):
+        """TRL's sampler, resumable in any epoch (`EpochOrderSampler`)."""
+        made = super()._get_train_sampler(dataset)
+        return EpochOrderSampler(
+            data_source=made.data_source,
+            mini_repeat_count=made.mini_repeat_count,
+            batch_size=made.batch_size,
+            repeat_count=made.repeat_count,
+            shuffle=made.shuffle,
+            seed=made.seed,
+        )
+
+
+class EpochOrderSampler(RepeatSampler):
+    """TRL's RepeatSampler, whose order in epoch k is that of an uninterrupted run's also after a resume: it draws each
+    epoch's order from one generator seeded once, and transformers (5.x) only calls `set_epoch` on a resume, no longer
+    running through the epochs before; a GRPO stage resumed in its second epoch trained on the first epoch's prompts
+    in the first epoch's order again (a curriculum's few kept prompts make a second epoch common)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.shuffle and self.seed is not None:
+            self.generator.manual_seed(self.seed)
+            for _ in range(epoch):  # the orders of the epochs before this one
+                torch.randperm(self.num_samples, generator=self.generator)
 
 
 class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
