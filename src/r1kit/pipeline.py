@@ -107,8 +107,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     own_data: dict[str, Splits] = {}
     planned: list[tuple[dict[str, bool], dict[str, dict[str, Any]]]] = []
     check = _checks(config, from_stage, only, own_data, planned)
-    judges = judge_folders(config, [spec.name for spec in config.stages])  # the models the win rate's settings name
-    # (a stage's: None until made)
+    # the models the win rate's settings name (a stage's: None until made)
+    judges = judge_folders(config, [spec.name for spec in config.stages])
     ctx, base, splits = setup(config, "run", check=check)
     config = ctx.config  # with the prompt setup chose for chat data: every stage trains, and the run saves, with it
     run_dir = ctx.run

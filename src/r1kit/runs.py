@@ -636,9 +636,10 @@ def disk_needed(model_bytes: int, config: R1kitConfig) -> int:
 
 def run_of(model_path: str | Path) -> RunDir | None:
     """The run a path belongs to: the run folder itself, a stage folder in it (RUN/<stage>), a stage model inside
-    it (RUN/<stage>/model) or a checkpoint of a stage (RUN/<stage>/checkpoints/checkpoint-N). A run folder has its config.yaml and evaluations (`r1kit run`) or a stage's manifest (a
-    stage run alone). None for a path that does not exist: an alias or hub id (`tiny-random`, `org/model`) asked
-    from inside a run folder was taken as that run's model, with its system prompt and held-out data."""
+    it (RUN/<stage>/model) or a checkpoint of a stage (RUN/<stage>/checkpoints/checkpoint-N). A run folder has its
+    config.yaml and evaluations (`r1kit run`) or a stage's manifest (a stage run alone). None for a path that does
+    not exist: an alias or hub id (`tiny-random`, `org/model`) asked from inside a run folder was taken as that run's
+    model, with its system prompt and held-out data."""
     path = Path(model_path).expanduser()
     if not path.exists():
         return None

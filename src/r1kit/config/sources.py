@@ -818,9 +818,8 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
         lists = [config.for_stage(spec).rewards.functions for spec in config.stages if spec.stage_kind in ROLLOUT_KINDS]
     used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
     # A file's value equal to the default is no setting: a run's saved config.yaml (read again by --resume) and the
-    # dump of `r1kit config` hold every key, and each gave a note.
-    # A run's own saved config holds its profile's values too (the test profile's overlong settings): noted when
-    # the run was made, not again at each --resume.
+    # dump of `r1kit config` hold every key, and each gave a note. Nor is a run's own saved value (its profile's, the
+    # test profile's overlong settings): noted when the run was made, not again at each --resume.
     values = flatten(config.rewards.model_dump(), "rewards.")
     defaults = flatten(type(config.rewards)().model_dump(), "rewards.")
     return [

@@ -465,7 +465,7 @@ def setup(
     if run is not None:
         weights = weights_bytes(base, revision_of(config.model, base))
         if weights is None:
-            logger.warning("r1kit: the size of %s is not known here: the free disk space is not checked for it", base)
+            logger.warning("the size of %s is not known here: the free disk space is not checked for it", base)
         run.prepare(disk_needed(weights or 0, config))
         # a new folder's config at once (it is a run from the start); an existing run's is replaced only once the
         # command is going to train (stage_main, r1kit.pipeline), so a refused command leaves it as it was
