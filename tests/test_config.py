@@ -943,6 +943,11 @@ def test_a_config_file_holding_every_key_gives_no_reward_notes(tmp_path: Path) -
     (run / "sft" / "manifest.json").write_text("{}")
     (run / "config.yaml").write_text(to_yaml(resolve_config(profile="test", environ={}).config))
     assert not unused_reward_settings(resolve_config(config_file=str(run / "config.yaml"), environ={}), "run")
+    # a user's own config beside the runs it made is no run's: its notes stay
+    (tmp_path / "exp" / "run1").mkdir(parents=True)
+    (tmp_path / "exp" / "run1" / "manifest.json").write_text("{}")
+    (tmp_path / "exp" / "config.yaml").write_text("rewards: {overlong: {soft_cache: 8}}\n")
+    assert unused_reward_settings(resolve_config(config_file=str(tmp_path / "exp" / "config.yaml"), environ={}), "run")
 
 
 def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: pytest.CaptureFixture[str]) -> None:

@@ -545,13 +545,37 @@ def test_a_text_column_written_with_a_chat_template_asks_its_user_turn(tmp_path:
         f"<|user|>\nWhat is 6 + 3?<|assistant|>\n{reply}",
         f"### Instruction:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
         f"### Instruction:\nYou are a math expert.\n\n### Question:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
-    ]
+    ]  # each section before ### Response: is the question's (an instruction and its input, a question's context)
     path = write_rows(tmp_path / "templated.jsonl", [{"text": text} for text in texts])
     rows = load_eval_rows(dataset(path))[0]
-    assert list(rows["question"]) == ["What is 6 + 3?"] * 5 and list(rows["solution"]) == ["9"] * 5
+    assert list(rows["question"]) == ["What is 6 + 3?"] * 4 + ["You are a math expert.\n\nWhat is 6 + 3?"]
+    assert list(rows["solution"]) == ["9"] * 5
     mention = "What does the ### Response: header do in a prompt?"
     write_rows(path, [{"text": f"{mention}\n{reply}"}])
     assert list(load_eval_rows(dataset(path))[0]["question"]) == [mention]
+
+
+def test_a_json_array_that_does_not_read_names_where(tmp_path: Path) -> None:
+    """A trailing comma or a Latin-1 byte in a .json array was "line 1 is not valid JSON; … set on_bad_row=skip", and
+    skip then said "none of its 26 lines is a JSON object"; a UTF-16 file (PowerShell's default) was "line 1 must be
+    a JSON object, not list"."""
+    rows = [{"question": f"What is {i}+1?", "solution": str(i + 1)} for i in range(4)]
+    text = json.dumps(rows, indent=2)
+    cases = [
+        ("trailing.json", (text[:-2] + ",\n]").encode(), r"not valid JSON at line 18, column 1 \(Expecting value\)"),
+        (
+            "latin1.json",
+            text.replace("What", "Wh\xe4t", 1).encode("latin-1"),
+            r"not UTF-8 text \(byte 26 is not UTF-8\)",
+        ),
+        ("utf16.json", text.encode("utf-16"), "UTF-16 or UTF-32 text"),
+        ("utf16.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode("utf-16"), "UTF-16 or UTF-32 text"),
+    ]
+    for name, data, said in cases:
+        (tmp_path / name).write_bytes(data)
+        for on_bad_row in ("error", "skip"):
+            with pytest.raises(DatasetError, match=said):
+                load_eval_rows(dataset(tmp_path / name, on_bad_row=on_bad_row))
 
 
 def test_a_one_column_json_file_pandas_wrote_is_its_rows(tmp_path: Path) -> None:

@@ -131,9 +131,8 @@ def test_trl_flags_read_as_trl_reads_them(capsys) -> None:
     for order in (["--fp16", "true", "--bf16", "false"], ["--bf16", "false", "--fp16", "true"]):
         assert resolve(*order, "--model.device", "cuda").config.model.precision == "fp16"
     assert resolve("--bf16", "false", "--torch_dtype", "auto").config.model.precision == "fp32"
-    # `--fp16 false` is fp32 (auto would pick fp16 on a T4), and says what TRL would do instead
-    alone = resolve("--fp16", "false")
-    assert alone.config.model.precision == "fp32" and "TRL would train in bf16 then" in " ".join(alone.notes)
+    # `--fp16 false` is fp32, as `--bf16 false` is (auto would pick fp16 on a T4, what the flag turns off)
+    assert resolve("--fp16", "false").config.model.precision == "fp32"
     for conflict in (["--bf16", "true", "--fp16", "true"], ["--bf16", "--torch_dtype", "float32"]):
         with pytest.raises(ConfigError, match="ask for different precisions; keep one"):
             resolve(*conflict)
@@ -417,6 +416,11 @@ def test_a_plugin_reward_with_its_parameters(plugin_module: str, capsys) -> None
     )
     later = resolve_config(config_file="bonus.yaml", overrides=["--rewards.broken.bonus", "{c: 3}"], environ={})
     assert later.config.rewards.params(f"{plugin_module}:broken").model_extra == {"bonus": {"c": 3}}
+    # and by a recipe stage's own config
+    from r1kit.config.schema import StageSpec
+
+    staged = later.config.for_stage(StageSpec(name="grpo", config={"rewards": {"broken": {"bonus": {"d": 4}}}}))
+    assert staged.rewards.params(f"{plugin_module}:broken").model_extra == {"bonus": {"d": 4}}
 
 
 def plugin_rewards(functions: str, *overrides: str) -> dict:

@@ -344,12 +344,12 @@ def _check_inputs_once(resolved: ResolvedConfig, args: argparse.Namespace) -> No
     )
 
     command = args.command
-    config = with_trained_prompt(resolved, command) if command in STAGE_KINDS else resolved.config
-    quiet_libraries(config.monitoring.progress)
+    quiet_libraries(resolved.config.monitoring.progress)
     said = logging.getLogger("r1kit")
     level = said.level
     said.setLevel(logging.ERROR)
     try:
+        config = with_trained_prompt(resolved, command) if command in STAGE_KINDS else resolved.config
         if command == "run":
             config = pipeline.check_inputs(config, args.from_stage, args.only)
         elif command != "eval":  # eval reads its data its own way (a file whole, a run's own data)

@@ -232,9 +232,9 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
 
 def _write_report(run_dir: RunDir) -> None:
     """RUN/report.html, said; a failure is said, not raised: the run is done and saved, the report only shows it."""
-    from r1kit.monitoring.report import write_report  # matplotlib: imported where a report is drawn
-
     try:
+        from r1kit.monitoring.report import write_report  # matplotlib: imported where a report is drawn
+
         logger.warning("report: %s", write_report(run_dir.root))
     except Exception as error:
         logger.warning(

@@ -115,12 +115,7 @@ FLAG_ALIASES = {
     "--bf16": FlagAlias("model.precision", value="bf16", off="fp32"),
     # TRL's `--fp16 false` alone leaves its bf16 default on; here it is fp32, as `auto` picks fp16 on a GPU without
     # bf16 (a T4), what the flag turns off
-    "--fp16": FlagAlias(
-        "model.precision",
-        value="fp16",
-        off="fp32",
-        hint="given false: fp32; TRL would train in bf16 then, which --bf16 true or --model.precision auto asks for",
-    ),
+    "--fp16": FlagAlias("model.precision", value="fp16", off="fp32"),
     "--tf32": FlagAlias("model.tf32", value=True),
     "--per_device_eval_batch_size": FlagAlias("evaluation.batch_size"),
     "--log_level": FlagAlias("monitoring.log_level"),

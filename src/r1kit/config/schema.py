@@ -1402,7 +1402,7 @@ class R1kitConfig(Section):
     def for_stage(self, spec: StageSpec) -> R1kitConfig:
         """This config with a stage's own values laid over it (they win over every other source)."""
         # The stage's own config lists only itself, without overrides: what it runs is already laid in.
-        merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config, MAPPING_SETTINGS)
+        merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config, REPLACED_WHOLE)
         _epochs_or_steps_of_the_stage(merged, spec.config)
         return R1kitConfig.model_validate(merged | {"stages": [{"name": spec.name, "kind": spec.stage_kind}]})
 
@@ -1592,3 +1592,28 @@ class R1kitConfig(Section):
 
 # Settings whose value is a mapping (dataset.columns): a later source replaces them whole, as it replaces a list.
 MAPPING_SETTINGS = frozenset(path for path, info, _ in walk_schema(R1kitConfig) if get_origin(info.annotation) is dict)
+
+
+class _ReplacedWhole:
+    """The settings a later source (or a recipe stage's `config:`) replaces whole in `deep_merge`: the mapping-valued
+    fields (dataset.columns), and a plug-in reward's parameters, whose mapping value is the parameter's own
+    (`{bonus: {c: 3}}` was merged into an earlier `{a: 1, b: 2}`).
+
+    >>> "dataset.columns" in REPLACED_WHOLE, "rewards.keyed.bonus" in REPLACED_WHOLE, "rewards.pkg.mod:fn.bonus" in REPLACED_WHOLE
+    (True, True, True)
+    >>> "rewards.accuracy.weight" in REPLACED_WHOLE, "rewards.functions" in REPLACED_WHOLE, "rewards.keyed" in REPLACED_WHOLE
+    (False, False, False)
+    """
+
+    def __contains__(self, path: object) -> bool:
+        if path in MAPPING_SETTINGS:
+            return True
+        if not isinstance(path, str) or not path.startswith("rewards."):
+            return False
+        rest = path.removeprefix("rewards.")  # <plug-in>.<parameter>; a spec's module may hold dots (pkg.mod:fn)
+        end = rest.find(".", rest.find(":") + 1) if ":" in rest else rest.find(".")
+        spec, parameter = rest[:end], rest[end + 1 :]
+        return end > 0 and spec not in RewardsConfig.model_fields and bool(parameter) and "." not in parameter
+
+
+REPLACED_WHOLE = _ReplacedWhole()

@@ -44,9 +44,18 @@ from r1kit.config.aliases import (
     refusal,
     stage_key,
 )
-from r1kit.config.schema import MAPPING_SETTINGS, R1kitConfig, deep_merge, first_problem, walk_schema
+from r1kit.config.schema import REPLACED_WHOLE, R1kitConfig, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
-from r1kit.stages.registry import COMMON_SECTIONS, READS, READS_NOT, ROLLOUT_KINDS, TOOL_READS, reads, sections_said
+from r1kit.stages.registry import (
+    COMMON_SECTIONS,
+    READS,
+    READS_NOT,
+    ROLLOUT_KINDS,
+    STAGE_KINDS,
+    TOOL_READS,
+    reads,
+    sections_said,
+)
 
 ENV_PREFIXES = ("R1KIT_", "GRPO_")  # GRPO_ is the R1 tutorial's prefix
 ENV_NOT_CONFIG = {"R1KIT_CACHE", "R1KIT_DEBUG"}  # r1kit variables that are not config paths
@@ -97,18 +106,6 @@ def split_path(path: str) -> list[str]:
     section, _, module = head.partition(".")
     function, *rest = tail.split(".")
     return [section, f"{module}:{function}", *rest]
-
-
-class _ReplacedWhole:
-    """The settings a later source replaces whole (`deep_merge`'s `whole`): the mapping-valued fields (dataset.columns)
-    and a plug-in reward's parameters, whose mapping value is the parameter's own (`{bonus: {c: 3}}` on the command
-    line was merged into the file's `{a: 1, b: 2}`)."""
-
-    def __contains__(self, path: object) -> bool:
-        return path in MAPPING_SETTINGS or (isinstance(path, str) and plugin_param(path))
-
-
-_REPLACED_WHOLE = _ReplacedWhole()
 
 
 def plugin_param(path: str) -> bool:
@@ -840,11 +837,12 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
 
 
 def _saved_by_a_run(path: str) -> bool:
-    """Whether the config file `path` is a run's saved config.yaml (its folder holds the run's stage folders)."""
+    """Whether the config file `path` is a run's saved config.yaml: beside a recipe run's manifest, or a stage
+    folder of its own (RUN/<stage kind>); not a user's config beside the runs it made (`exp/config.yaml`, `exp/run1`).
+    """
     folder = Path(path).parent
-    return Path(path).name == "config.yaml" and (
-        (folder / "manifest.json").exists() or any(folder.glob("*/manifest.json"))
-    )
+    stage_alone = any((folder / kind / "manifest.json").exists() for kind in STAGE_KINDS)
+    return Path(path).name == "config.yaml" and ((folder / "manifest.json").exists() or stage_alone)
 
 
 def greedy_despite_temperature(resolved: ResolvedConfig) -> list[str]:
@@ -926,7 +924,7 @@ def resolve_config(
                 replaced.append((path, _get(merged, path), sources[path]))
             sources[path] = layer.value_sources.get(path, layer.source)
             rank[path] = index
-        merged = deep_merge(merged, layer.values, _REPLACED_WHOLE)
+        merged = deep_merge(merged, layer.values, REPLACED_WHOLE)
     for path, value, source in replaced:
         _check_replaced(path, value, source, sources[path])
     for flag, path in [layer.every_logging_step for layer in layers if layer.every_logging_step]:

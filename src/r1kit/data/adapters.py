@@ -394,8 +394,8 @@ _SECTION = re.compile(r"^###\s*([A-Za-z][A-Za-z ]*?)\s*:", re.M)  # Alpaca's `##
 def templated_question(prompt: str) -> str:
     """The question of a text's prompt part: where a chat template's markup is written into it, its last user turn
     (the template, its system prompt and its tokens were taken for the question, and SFT asked that whole text under
-    r1kit's own prompt); in `### Section:` form, the section before `### Response:` (an Alpaca instruction with its
-    input); else the text as written.
+    r1kit's own prompt); in `### Section:` form, the sections before `### Response:` (an Alpaca instruction and its
+    input, a question and its context), without their headers; else the text as written.
 
     >>> templated_question("What is 6 + 3?")
     'What is 6 + 3?'
@@ -404,18 +404,15 @@ def templated_question(prompt: str) -> str:
     >>> templated_question("### Instruction:\\nAdd them.\\n\\n### Input:\\n6 and 3\\n\\n### Response:")
     'Add them.\\n\\n6 and 3'
     >>> templated_question("### Instruction:\\nBe a math expert.\\n\\n### Question:\\nWhat is 6 + 3?\\n\\n### Response:")
-    'What is 6 + 3?'
+    'Be a math expert.\\n\\nWhat is 6 + 3?'
     """
     for pattern in _TEMPLATE_USER:
         if (turns := pattern.findall(prompt)) and turns[-1].strip():
             return turns[-1].strip()
     parts = _SECTION.split(prompt)  # [before, name, body, name, body, …]
     names, bodies = [name.strip().lower() for name in parts[1::2]], [body.strip() for body in parts[2::2]]
-    if len(names) >= 2 and names[-1] == "response" and not bodies[-1]:
-        if names[-2] == "input" and len(names) >= 3 and names[-3] == "instruction":
-            return "\n\n".join(body for body in bodies[-3:-1] if body)
-        if bodies[-2]:
-            return bodies[-2]
+    if len(names) >= 2 and names[-1] == "response" and not bodies[-1]:  # every section before it, markup left out
+        return "\n\n".join(body for body in [parts[0].strip(), *bodies[:-1]] if body) or prompt
     return prompt
 
 

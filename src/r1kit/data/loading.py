@@ -560,6 +560,7 @@ def short_floats_as_written(rows: Dataset) -> Dataset:
     if not narrow:
         return rows
 
+    rows = rows.flatten_indices() if rows._indices is not None else rows  # a selection's rows, not its table's
     table = rows.data.table  # the other columns stay as they are (memory-mapped): only the narrow ones are read
     for column, kind in narrow.items():  # a float's shortest text at its own width, read back as a float64
         values = [None if value is None else float(str(kind(value))) for value in table.column(column).to_pylist()]

@@ -102,10 +102,12 @@ class RolloutsInCheckpoints:
         """This process's rollouts file in a checkpoint folder."""
         return checkpoint / ROLLOUTS_FILE.format(process=self.accelerator.process_index)
 
+    _epoch_order: EpochOrderSampler | None = None  # the training prompts' sampler, told each epoch's number
+
     def _get_train_sampler(self, dataset=None):
         """TRL's sampler, resumable in any epoch (`EpochOrderSampler`)."""
         made = super()._get_train_sampler(dataset)
-        return EpochOrderSampler(
+        self._epoch_order = EpochOrderSampler(
             data_source=made.data_source,
             mini_repeat_count=made.mini_repeat_count,
             batch_size=made.batch_size,
@@ -113,13 +115,21 @@ class RolloutsInCheckpoints:
             shuffle=made.shuffle,
             seed=made.seed,
         )
+        return self._epoch_order
+
+    def _run_epoch(self, model, epoch, *args, **kwargs):
+        # told here: transformers' own `set_epoch` call does not reach a sampler under several processes resumed
+        # mid-epoch (accelerate's batch-sampler shard, wrapped to skip the batches trained)
+        if self._epoch_order is not None:
+            self._epoch_order.set_epoch(epoch)
+        return super()._run_epoch(model, epoch, *args, **kwargs)
 
 
 class EpochOrderSampler(RepeatSampler):
-    """TRL's RepeatSampler, whose order in epoch k is that of an uninterrupted run's also after a resume: it draws each
-    epoch's order from one generator seeded once, and transformers (5.x) only calls `set_epoch` on a resume, no longer
-    running through the epochs before; a GRPO stage resumed in its second epoch trained on the first epoch's prompts
-    in the first epoch's order again (a curriculum's few kept prompts make a second epoch common)."""
+    """TRL's RepeatSampler, whose order in epoch k is that of an uninterrupted run's also after a resume. It draws each
+    epoch's order from one generator seeded once and ignored `set_epoch`, so a resumed run started its order over: a
+    GRPO stage resumed in its second epoch trained on the first epoch's prompts in the first epoch's order again (a
+    curriculum's few kept prompts make a second epoch common). Told its epoch, it replays the orders before it."""
 
     def set_epoch(self, epoch: int) -> None:
         if self.shuffle and self.seed is not None:
