@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
@@ -400,19 +401,17 @@ def _whole_json(path: Path) -> object | None:
     data = path.read_bytes()
     try:
         return json.loads(data.decode("utf-8-sig"), parse_int=_int_or_digits)
-    except UnicodeDecodeError as error:
-        if data.lstrip().startswith(b"["):
-            raise DatasetError(
-                f"{path}: not UTF-8 text (byte {error.start + 1} is not UTF-8); save it as UTF-8"
-            ) from None
-        return None
-    except json.JSONDecodeError as error:
-        if data.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):
-            raise DatasetError(
-                f"{path}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}); a .json file "
-                "holds one array of rows (or JSON lines)"
-            ) from None
-        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        if not data.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+            return None  # JSON lines, read line by line
+        if isinstance(error, UnicodeDecodeError):
+            where = f"not UTF-8 text (byte {error.start + 1} is not UTF-8); save it as UTF-8"
+        else:
+            where = (
+                f"not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}); a .json file holds one "
+                "array of rows (or JSON lines)"
+            )
+        raise DatasetError(f"{path}: {where}") from None
 
 
 def _rows_of(whole: object) -> list | None:
