@@ -264,11 +264,11 @@ BAD_DATA = {
     "not_objects.jsonl": ('{"question": "1+1?", "solution": "2"}\n[1, 2]\n', "line 2 must be a JSON object"),
     "sharegpt_strings.jsonl": (
         json.dumps({"conversations": ["hello", "hi"]}) + "\n",
-        "row 1: field 'conversations' turn 0 must be a {from, value} object",
+        "line 1: field 'conversations' turn 0 must be a {from, value} object",
     ),
     "messages_strings.jsonl": (
         json.dumps({"messages": [{"role": "user", "content": "hi"}, "a reply"]}) + "\n",
-        "row 1: field 'messages' turn 1 must be a {role, content} object",
+        "line 1: field 'messages' turn 1 must be a {role, content} object",
     ),
     "fake.parquet": ("question,solution\n1+1,2\n", "cannot be read as parquet"),
     "binary.jsonl": (b"\x00\xff\xfe" * 50, "line 1 is not valid JSON"),
@@ -315,13 +315,13 @@ def test_a_line_that_is_not_json_is_skipped_under_on_bad_row_skip(tmp_path: Path
     )
     # every row bad: the error says why, for the first few
     unusable = _data_file(tmp_path, "unusable.jsonl", json.dumps({"question": "4 + 4?", "solution": ""}) + "\n")
-    with pytest.raises(DatasetError, match=r"all 1 rows are unusable as .* rows \(row 1: "):
+    with pytest.raises(DatasetError, match=r"all 1 rows are unusable as .* rows \(line 1: "):
         load_splits(DatasetConfig(name=str(unusable), on_bad_row="skip"))
     # a row without a needed field is named with its reason, not only counted
     missing = _data_file(tmp_path, "missing.jsonl", good + json.dumps({"question": "4 + 4?"}) + "\n")
     caplog.clear()
     load_splits(DatasetConfig(name=str(missing), on_bad_row="skip", split={"test_size": 0.3}))
-    assert "missing.jsonl: 1 bad row skipped (dataset.on_bad_row skip): row 10: " in caplog.text
+    assert "missing.jsonl: 1 bad row skipped (dataset.on_bad_row skip): line 10: " in caplog.text
 
 
 CUT_EMOJI = '{"question": "emoji cut \\ud83d here", "solution": "5"}'  # a lone surrogate escape: valid JSON
@@ -494,7 +494,7 @@ def test_a_bad_preference_pair_is_found_before_any_stage_trains(tmp_path: Path, 
     code, err = cli(capsys, "run", "--profile", "test", "--recipe", "rlhf", "--preferences.dataset", str(path),
                     "--out", str(run))  # fmt: skip
     assert code == 1 and not run.exists()
-    assert_one_line(err, f"{path}: row 4: field 'chosen'")
+    assert_one_line(err, f"{path}: line 4: field 'chosen'")
 
 
 @pytest.mark.parametrize("stage", ["rejection_sampling", "distill"])

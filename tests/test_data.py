@@ -269,7 +269,7 @@ def test_gsm8k_is_told_from_more_than_its_first_row(tmp_path: Path) -> None:
         {"question": f"q{i}", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(1, 4)
     ]
     path = write_rows(tmp_path / "gsm.jsonl", rows)
-    with pytest.raises(DatasetError, match=r"row 1: field 'answer' has no final '####"):
+    with pytest.raises(DatasetError, match=r"line 1: field 'answer' has no final '####"):
         load_eval_rows(dataset(path))
     assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["solution"] == ["2", "4", "6"]
 
@@ -376,7 +376,7 @@ def test_conversational_prompt_completion_rows_and_input_output_files_are_read(t
     rows, _ = load_eval_rows(dataset(write_rows(tmp_path / "io.jsonl", pairs)))
     assert (rows[0]["question"], rows[0]["response"]) == ("2 + 2?", "4")
     no_reply = {"prompt": "Hi", "completion": [{"role": "user", "content": "Hi"}]}
-    with pytest.raises(DatasetError, match=r"row 1: field 'completion' has no assistant message with text"):
+    with pytest.raises(DatasetError, match=r"line 1: field 'completion' has no assistant message with text"):
         load_eval_rows(dataset(write_rows(tmp_path / "bad.jsonl", [no_reply])))
 
 
@@ -595,7 +595,9 @@ def test_a_list_or_mapping_gold_is_its_item_or_a_bad_row(tmp_path: Path) -> None
     path = write_rows(tmp_path / "g.jsonl", [{"question": f"{i} + 2?", "solution": [str(i + 2)]} for i in range(4)])
     assert load_eval_rows(dataset(path))[0]["solution"] == ["2", "3", "4", "5"]
     write_rows(path, [{"question": "1 + 2?", "solution": {"value": "3"}}])
-    with pytest.raises(DatasetError, match=r"row 1: field 'solution' is a mapping .*a gold answer is text or a number"):
+    with pytest.raises(
+        DatasetError, match=r"line 1: field 'solution' is a mapping .*a gold answer is text or a number"
+    ):
         load_eval_rows(dataset(path))
 
 
@@ -629,12 +631,41 @@ def test_eval_counts_the_bad_rows_of_the_held_out_file_it_scores(tmp_path: Path)
 def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, tmp_path: Path) -> None:
     good = {key: value for key, value in SAMPLES[fmt].items()}
     path = write_rows(tmp_path / "data.jsonl", [good, good, {**{k: None for k in good}, **broken}, good])
-    with pytest.raises(DatasetError, match=rf"data.jsonl: row 3: field '{field}' .*\({fmt} format\)"):
+    with pytest.raises(DatasetError, match=rf"data.jsonl: line 3: field '{field}' .*\({fmt} format\)"):
         load_eval_rows(dataset(path, format=fmt))
     skipped = load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
     assert skipped.skipped_rows == 1 and len(skipped.train) + len(skipped.test) == 3
     rows, skipped_rows = load_eval_rows(dataset(path, format=fmt, on_bad_row="skip"))
     assert skipped_rows == 1 and len(rows) == 3
+
+
+def test_a_bad_row_is_named_by_its_place_in_the_file(tmp_path: Path, caplog) -> None:
+    """Rows were numbered as read: a JSONL file's bad row after blank or unreadable lines was "row 3" on line 6, a
+    CSV file's counted neither its header nor a quoted cell's lines."""
+    lines = ['{"question": "a", "solution": "1"}', "", "not json", '{"question": "b", "solution": "2"}', ""]
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join([*lines, '{"question": "c"}', '{"question": "d", "solution": "4"}']) + "\n")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["solution"], skipped) == (["1", "2", "4"], 2)
+    assert "line 6: field 'solution' is missing" in caplog.text
+    array = tmp_path / "data.json"
+    array.write_text(json.dumps([{"question": "a", "solution": "1"}, 7, {"question": "c"}]))
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        load_eval_rows(dataset(array, on_bad_row="skip"))  # item 2, not an object, is skipped first
+    assert "item 3: field 'solution' is missing" in caplog.text
+    table = tmp_path / "data.csv"
+    table.write_text('question,solution\n\n"What is\n1 + 1?",2\nq,\n')
+    with pytest.raises(DatasetError, match=r"data\.csv: line 5: field 'solution' is missing"):
+        load_eval_rows(dataset(table))
+
+
+def test_a_jsonl_file_with_blank_lines_and_a_column_of_mixed_kinds_is_read(tmp_path: Path) -> None:
+    """A gold written as a one-item list in a column of text, in a file with a blank line (a trailing one too), failed
+    the load: "cannot be read as json: Expected object or value"."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"question": "a", "solution": "1"}\n\n{"question": "b", "solution": ["2"]}\n\n')
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["1", "2"]
 
 
 def test_missing_file_unknown_columns_and_offline_hub_are_clear(tmp_path: Path) -> None:
@@ -740,7 +771,7 @@ def test_chat_content_given_as_text_parts_is_read_and_other_content_is_a_bad_row
     image = [{"type": "image", "text": None}]  # nothing to read
     bad = {"messages": [{"role": "user", "content": image}, {"role": "assistant", "content": reply}]}
     path = write_rows(tmp_path / "images.jsonl", [good, bad, good])
-    with pytest.raises(DatasetError, match=r"row 2: field 'messages' .*must be text"):
+    with pytest.raises(DatasetError, match=r"line 2: field 'messages' .*must be text"):
         load_eval_rows(dataset(path))
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (len(rows), skipped) == (2, 1)

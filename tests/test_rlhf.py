@@ -300,7 +300,7 @@ def test_a_bad_row_in_a_file_names_the_file_row_and_field(tmp_path: Path) -> Non
     rows = [*GOOD_ROWS[:3], {"prompt": "q", "chosen": "a"}, *GOOD_ROWS[3:6]]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     cfg = config_for(tmp_path, "--preferences.dataset", str(path))
-    with pytest.raises(DatasetError, match=r"bad\.jsonl: row 4: field 'rejected' is missing") as raised:
+    with pytest.raises(DatasetError, match=r"bad\.jsonl: line 4: field 'rejected' is missing") as raised:
         load_pairs(cfg.preferences, cfg.dataset.on_bad_row)
     assert "on_bad_row=skip" in str(raised.value)
     splits = load_pairs(cfg.preferences, "skip")

@@ -10,12 +10,13 @@ import random
 import re
 import sys
 import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -45,6 +46,25 @@ class DatasetError(ValueError):
     """A dataset that cannot be used as configured; the message says which file, row and field."""
 
 
+class Raw(NamedTuple):
+    """Rows as read, before a format is applied: how many lines or items the reader left out (not JSON objects, a CSV
+    row wider than its header), and where each row is in its file, which bad-row messages name (`unit` and its 1-based
+    `places`; None where the i-th row is `unit` i)."""
+
+    rows: Dataset
+    skipped: int = 0
+    unit: str = "row"
+    places: Sequence[int] | None = None
+
+    def place(self, index: int) -> str:
+        """Where row `index` is: "line 7" of a JSONL file with blank or bad lines before it, else its number.
+
+        >>> Raw(Dataset.from_list([{"q": 1}] * 2), unit="line", places=[3, 7]).place(1), Raw(None).place(4)
+        ('line 7', 'row 5')
+        """
+        return f"{self.unit} {self.places[index] if self.places is not None else index + 1}"
+
+
 @dataclass
 class Splits:
     train: Dataset
@@ -59,13 +79,13 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     if cfg.name in synthetic.BUILTIN_TASKS:
         _say_an_unused_subset(cfg)
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
-        raw_train, bad_lines, source = Dataset.from_list(rows), 0, f"built-in task {cfg.name}"
+        raw_train, source = Raw(Dataset.from_list(rows)), f"built-in task {cfg.name}"
     else:
-        (raw_train, bad_lines), source = _load_raw(cfg), cfg.name
-    raw_test, bad_test_lines = _load_held_out(cfg) if cfg.test_split else (None, 0)
+        raw_train, source = _load_raw(cfg), cfg.name
+    raw_test = _load_held_out(cfg) if cfg.test_split else None
 
     train, skipped = _adapt(raw_train, cfg, source)
-    skipped += bad_lines
+    skipped += raw_train.skipped
     if raw_test is None and not is_local_data(cfg.name) and cfg.name not in synthetic.BUILTIN_TASKS:
         # a hub dataset's own test split (GSM8K's, NuminaMath-TIR's) is what its users score on: said, not guessed
         # (some hub test splits have no answers)
@@ -80,7 +100,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train, test = _held_out_split(train, cfg, source)
     else:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
-        skipped_test += bad_test_lines
+        skipped_test += raw_test.skipped
         skipped += skipped_test
         train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
     if cfg.max_train_samples and cfg.max_train_samples < len(train):
@@ -214,12 +234,11 @@ def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
     and the bad rows skipped under dataset.on_bad_row=skip: data scored whole, or trained on beside a task that has its
     own held-out problems (sft2's general data)."""
     if cfg.name in synthetic.BUILTIN_TASKS:
-        generated = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
-        raw, bad_lines = Dataset.from_list(generated), 0
+        raw = Raw(Dataset.from_list(synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)))
     else:
-        raw, bad_lines = _load_raw(cfg)
+        raw = _load_raw(cfg)
     rows, skipped = _adapt(raw, cfg, cfg.name)
-    return rows, skipped + bad_lines
+    return rows, skipped + raw.skipped
 
 
 def held_out_source(cfg: DatasetConfig) -> str:
@@ -274,7 +293,7 @@ def held_out_file(split: str, key: str) -> Path:
     return path
 
 
-def _load_held_out(cfg: DatasetConfig) -> tuple[Dataset, int]:
+def _load_held_out(cfg: DatasetConfig) -> Raw:
     if names_a_file(cfg):
         return load_file(held_out_file(cfg.test_split, "dataset.test_split"), cfg.on_bad_row)
     return _load_raw(cfg, held_out=cfg.test_split)
@@ -289,26 +308,22 @@ def _say_an_unused_subset(cfg: DatasetConfig) -> None:
         )
 
 
-def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> tuple[Dataset, int]:
-    """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it), and the
-    unreadable lines skipped."""
+def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Raw:
+    """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
     if held_out is None and is_local_data(cfg.name):
         _say_an_unused_subset(cfg)
     offline = "Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
     return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline, cfg.on_bad_row)
 
 
-def load_raw(
-    name: str, subset: str | None, split: str, what: str, instead: str, on_bad_row: str = "error"
-) -> tuple[Dataset, int]:
-    """A local file as a whole, or a split of a hub dataset, and the number of a JSONL file's lines that are not
-    JSON objects, skipped under `on_bad_row` skip; a hub that cannot be reached is an error naming `what` is loaded
-    and what to use `instead`."""
+def load_raw(name: str, subset: str | None, split: str, what: str, instead: str, on_bad_row: str = "error") -> Raw:
+    """A local file as a whole (`load_file`), or a split of a hub dataset; a hub that cannot be reached is an error
+    naming `what` is loaded and what to use `instead`."""
     if is_local_data(name):
         return load_file(Path(name).expanduser(), on_bad_row)
     unreachable = offline_if_unreachable()
     try:
-        return short_floats_as_written(load_dataset(name, subset, split=split)), 0
+        return Raw(short_floats_as_written(load_dataset(name, subset, split=split)))
     except Exception as error:
         if unreachable:  # the library speaks of its offline mode, which r1kit turned on: say why, keep its words
             raise DatasetError(
@@ -321,10 +336,10 @@ def load_raw(
         ) from error
 
 
-def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
-    """A local .jsonl/.json/.parquet/.csv file as a dataset (a missing or unreadable one: DatasetError), and how many
-    of a JSONL file's lines were left out as not JSON objects (`on_bad_row` skip; under `error` the first one stops
-    the load)."""
+def load_file(path: Path, on_bad_row: str = "error") -> Raw:
+    """A local .jsonl/.json/.parquet/.csv file's rows (a missing or unreadable file: DatasetError), how many of its
+    lines or items were left out as not JSON objects or as CSV rows wider than the header (`on_bad_row` skip; under
+    `error` the first one stops the load), and where each row is in the file."""
     if not path.exists():
         raise DatasetError(f"dataset file not found: {path}")
     if path.is_dir():
@@ -338,16 +353,16 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
         start = file.read(4)
     if start.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 or UTF-32 (PowerShell's default): no reader here reads it
         raise DatasetError(f"{path}: UTF-16 or UTF-32 text (it starts with that byte-order mark); save it as UTF-8")
-    if builder == "csv" and on_bad_row == "skip":
-        return _load_csv_skipping(path)
+    if builder == "csv":
+        return _load_csv(path, on_bad_row)
     if builder != "json":
-        return _load_with_builder(path, builder, path), 0
+        return Raw(_load_with_builder(path, builder, path))
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
     if whole is None:  # JSON lines (a .json file may hold them too)
         return _load_json_lines(partial(_file_lines, path), path, on_bad_row, "line")
     rows = _rows_of(whole)
     if rows is None:  # another object: one row, as the datasets library reads it
-        return _load_with_builder(path, builder, path), 0
+        return Raw(_load_with_builder(path, builder, path))
 
     def items() -> Iterator[bytes]:  # an array's rows as JSON lines: one reading for both
         # escaped as ASCII: a lone surrogate (an emoji cut in two) has no UTF-8, and the scan names its item
@@ -360,24 +375,30 @@ def load_file(path: Path, on_bad_row: str = "error") -> tuple[Dataset, int]:
     return _load_json_lines(items, path, on_bad_row, "item" if array else "row", as_written=array and not long_digits)
 
 
-def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
-    """A CSV file under `on_bad_row` skip: its rows with more fields than its header (an unquoted comma in a question)
-    left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the first)."""
+def _load_csv(path: Path, on_bad_row: str) -> Raw:
+    """A CSV file's rows and the line each starts on (a quoted cell may span lines; blank lines hold no row, as
+    pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
+    question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
+    first)."""
     with path.open(encoding="utf-8-sig", newline="") as file:
         rows = csv.reader(file)
         try:
-            width = len(next(rows, []))
-            widths = [(rows.line_num, len(row)) for row in rows]  # line_num: the file's line, quotes spanned
+            width, records, end = len(next(rows, [])), [], rows.line_num
+            for row in rows:  # line_num: the file's line the row ends on, quotes spanned
+                if row:
+                    records.append((end + 1, len(row)))
+                end = rows.line_num
         except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
             raise DatasetError(
                 f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
             ) from error
-    if widths and widths[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
+    if records and records[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
         width += 1  # index (R's write.table writes row names so), and so every row of that width
     # more fields than that: what pandas refuses (a shorter row's missing cells are blank, judged later)
-    bad = [line for line, fields in widths if fields > width]
+    bad = [line for line, fields in records if fields > width] if on_bad_row == "skip" else []
+    places = array("q", (line for line, fields in records if not bad or fields <= width))
     if not bad:
-        return _load_with_builder(path, "csv", path), 0
+        return Raw(_load_with_builder(path, "csv", path), unit="line", places=places)
     logger.warning(
         "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",
         path,
@@ -386,7 +407,7 @@ def _load_csv_skipping(path: Path) -> tuple[Dataset, int]:
         ", ".join(map(str, bad[:5])),
         ", …" if len(bad) > 5 else "",
     )
-    return _load_with_builder(path, "csv", path, skip_bad_lines=True), len(bad)
+    return Raw(_load_with_builder(path, "csv", path, skip_bad_lines=True), len(bad), "line", places)
 
 
 def _file_lines(path: Path) -> Iterator[bytes]:
@@ -464,15 +485,18 @@ def _int_or_digits(digits: str) -> int | str:
 
 def _load_json_lines(
     lines: Callable[[], Iterable[bytes]], shown: Path, on_bad_row: str, unit: str, as_written: bool = True
-) -> tuple[Dataset, int]:
-    """JSON lines (`lines()` reads them anew each time) as a dataset, and how many were left out: those that are not
-    JSON objects (under `on_bad_row` error the first stops the load), and the values the datasets library would
-    misread written as text first (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's
-    item) messages name; read as it is where nothing needs rewriting and the library reads its rows as `lines()`
+) -> Raw:
+    """JSON lines (`lines()` reads them anew each time) as rows, and how many were left out: those that are not JSON
+    objects (under `on_bad_row` error the first stops the load), and the values the datasets library would misread
+    written as text first (`_scan_json_lines`). `shown`: the user's file, whose `unit` (a line, an array's item)
+    messages name; read as it is where nothing needs rewriting and the library reads its rows as `lines()`
     (`as_written`; the datasets library caches a file by its path: not a temporary copy's)."""
-    bad, fields = _scan_json_lines(lines(), shown, on_bad_row, unit)
-    if as_written and not bad and not fields.rewritten:
-        return _load_with_builder(shown, "json", shown, fields.uneven), 0
+    bad, fields, kept = _scan_json_lines(lines(), shown, on_bad_row, unit)
+    places = None if kept[-1] == len(kept) else kept  # a blank or bad line came before a row
+    # the library re-reads a file of uneven columns line by line, and a blank line then failed the load ("Expected
+    # object or value"): such a file is read from a copy without them
+    if as_written and not bad and not fields.rewritten and not (fields.uneven and fields.blank_lines):
+        return Raw(_load_with_builder(shown, "json", shown, fields.uneven), unit=unit, places=places)
     if bad:
         what = "is not a readable JSON object" if len(bad) == 1 else "are not readable JSON objects"
         numbers = ", ".join(str(number) for number in sorted(bad)[:5]) + (", …" if len(bad) > 5 else "")
@@ -488,9 +512,9 @@ def _load_json_lines(
         kept = Path(scratch) / f"{shown.stem}.jsonl"
         with kept.open("wb") as out:
             for number, line in enumerate(lines(), start=1):
-                if number not in bad:
-                    out.write(_as_read(line, fields) if fields.rewritten and line.strip() else line)
-        return _load_with_builder(kept, "json", shown, fields.uneven), len(bad)
+                if number not in bad and line.strip():
+                    out.write(_as_read(line, fields) if fields.rewritten else line)
+        return Raw(_load_with_builder(kept, "json", shown, fields.uneven), len(bad), unit, places)
 
 
 def _load_with_builder(
@@ -498,7 +522,7 @@ def _load_with_builder(
 ) -> Dataset:
     """`path` read by a datasets builder; an error names `shown`, the user's file. `uneven`: a JSON file whose
     columns change type (or appear) from row to row (`_Rewrites.uneven`); `skip_bad_lines`: a CSV file's rows of
-    another width are left out (counted by `_load_csv_skipping`)."""
+    another width are left out (counted by `_load_csv`)."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -597,25 +621,29 @@ class _Rewrites:
     numbers: set[str]  # top-level fields whose numbers become their text
     turns: set[str]  # chat fields whose turns' words become text (text parts joined, numbers as their text)
     uneven: bool = False  # a field of several kinds (whole and decimal numbers, null and a value) or not in every row
+    blank_lines: bool = False  # the library re-reads an uneven file line by line, and a blank one failed it
 
     @property
     def rewritten(self) -> bool:
         return bool(self.numbers or self.turns)
 
 
-def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit: str) -> tuple[set[int], _Rewrites]:
+def _scan_json_lines(
+    lines: Iterable[bytes], shown: Path, on_bad_row: str, unit: str
+) -> tuple[set[int], _Rewrites, Sequence[int]]:
     """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
     not one JSON object each (under `on_bad_row` error the first one is a DatasetError naming it: the datasets
-    library names none), and what must be read as text: the datasets library's column types change it otherwise. A
+    library names none), those of its rows (the other lines but blank ones), and what must be read as text: the datasets library's column types change it otherwise. A
     column with an integer past int64 becomes float64 (2**53 + 1 read as 2**53, 25! off in its last digits); one
     that mixes numbers and strings decodes its strings as JSON ("007" read as 7), and so does a chat column whose
     turns mix plain text with OpenAI-style text parts (a reply "5" read as the number 5)."""
-    bad, seen = set(), 0
+    bad, seen, kept = set(), 0, array("q")
     numbers, texts, big = set(), set(), set()
     kinds: dict[str, set[str]] = {}  # field → the JSON kinds of its values (int and float apart)
     present: Counter[str] = Counter()
     turn_text, turn_other = set(), set()
-    for number, raw in enumerate(lines, start=1):
+    number = 0
+    for number, raw in enumerate(lines, start=1):  # its last number counts the lines
         text = raw.strip()
         if not text:
             continue
@@ -652,6 +680,7 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
         except UnicodeDecodeError as error:
             problem = f"is not valid JSON ({error.reason})"
         if problem is None:
+            kept.append(number)
             continue
         if on_bad_row == "error":
             raise DatasetError(f"{shown}: {unit} {number} {problem}; fix it or set dataset.on_bad_row=skip")
@@ -662,7 +691,8 @@ def _scan_json_lines(lines: Iterable[bytes], shown: Path, on_bad_row: str, unit:
         raise DatasetError(f"{shown}: none of its {seen} {unit}s is a JSON object")
     good = seen - len(bad)
     uneven = any(len(kinds[field]) > 1 or present[field] < good for field in kinds)
-    return bad, _Rewrites(numbers=big | (numbers & texts), turns=turn_text & turn_other, uneven=uneven)
+    rewrites = _Rewrites(big | (numbers & texts), turn_text & turn_other, uneven, blank_lines=number > seen)
+    return bad, rewrites, kept
 
 
 def _as_read(line: bytes, fields: _Rewrites) -> bytes:
@@ -692,10 +722,10 @@ def _as_read(line: bytes, fields: _Rewrites) -> bytes:
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
-def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
-    if len(raw) == 0:
+def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
+    if len(read.rows) == 0:
         raise DatasetError(f"{source}: the dataset is empty")
-    raw = _renamed(raw, cfg.columns, source)
+    raw = _renamed(read.rows, cfg.columns, source)
     fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
     adapter = ADAPTERS[fmt]
     # data without the default grouping column is simply not grouped; a column the user names must be there
@@ -717,9 +747,9 @@ def _adapt(raw: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]
         except BadRow as bad:
             if cfg.on_bad_row == "error":
                 raise DatasetError(
-                    f"{source}: row {index + 1}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
+                    f"{source}: {read.place(index)}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
                 ) from None
-            skipped.append(f"row {index + 1}: {bad}")
+            skipped.append(f"{read.place(index)}: {bad}")
     if not rows:
         raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows ({'; '.join(skipped[:3])})")
     if skipped:  # which and why, or the count alone leaves the user to find them

@@ -26,7 +26,7 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +36,7 @@ from r1kit.data.adapters import BadRow, answer_text, required_text
 from r1kit.data.loading import (
     DETECTED_FROM,
     DatasetError,
+    Raw,
     held_out_file,
     load_raw,
     say_held_out_trained_on,
@@ -280,11 +281,11 @@ class PairSplits:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_row: str) -> tuple[list[Pair], int]:
-    """Canonical pairs of raw rows in format `fmt`; a bad row stops with its file, row and field (or is skipped)."""
+def adapt_pairs(read: Raw, fmt: str, source: str, on_bad_row: str) -> tuple[list[Pair], int]:
+    """Canonical pairs of rows in format `fmt`; a bad row stops with its file, place and field (or is skipped)."""
     adapter = PAIR_ADAPTERS[fmt]
     pairs, skipped, seen, cut = [], [], 0, 0
-    for index, row in enumerate(raw):
+    for index, row in enumerate(read.rows):
         seen += 1
         try:
             pairs.append(adapter(row))
@@ -292,9 +293,10 @@ def adapt_pairs(raw: Iterable[Mapping[str, Any]], fmt: str, source: str, on_bad_
         except BadRow as bad:
             if on_bad_row == "error":
                 raise DatasetError(
-                    f"{source}: row {index + 1}: {bad} ({fmt} preference format); fix the row or set dataset.on_bad_row=skip"
+                    f"{source}: {read.place(index)}: {bad} ({fmt} preference format); fix the row or set "
+                    "dataset.on_bad_row=skip"
                 ) from None
-            skipped.append(f"row {index + 1}: {bad}")
+            skipped.append(f"{read.place(index)}: {bad}")
     if skipped and pairs:  # which and why, as the problem rows' are said: the count alone left the user to find them
         logger.warning(
             "%s: %d bad preference row(s) skipped (dataset.on_bad_row skip): %s%s",
@@ -358,18 +360,19 @@ def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
 def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
     source = cfg.dataset
     offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
-    raw, skipped_lines = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
-    fmt = _pair_format(cfg, raw, source)
+    raw = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
+    fmt = _pair_format(cfg, raw.rows, source)
     train, skipped = adapt_pairs(raw, fmt, source, on_bad_row)
-    skipped += skipped_lines
+    skipped += raw.skipped
     if cfg.test_split:
         held_is_file = split_is_file(cfg.dataset, cfg.test_split)
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
         held = str(held_out_file(cfg.test_split, "preferences.test_split")) if held_is_file else cfg.dataset
-        raw_test, skipped_lines = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
+        raw_test = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
         # told from its own columns, as a held-out file of problems is: it may be in another format
-        test, skipped_test = adapt_pairs(raw_test, _pair_format(cfg, raw_test, held_source), held_source, on_bad_row)
-        skipped += skipped_test + skipped_lines
+        held_format = _pair_format(cfg, raw_test.rows, held_source)
+        test, skipped_test = adapt_pairs(raw_test, held_format, held_source, on_bad_row)
+        skipped += skipped_test + raw_test.skipped
     else:
         train, test = split_pairs(train, cfg.held_out, cfg.seed)
         if not test:  # split by prompt, so no prompt is on both sides: one prompt leaves none to hold out
