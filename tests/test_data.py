@@ -1005,6 +1005,9 @@ def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_pat
         dataset(write_rows(tmp_path / "train.jsonl", rows), test_split=str(path), max_test_samples=10)
     )
     assert len(held_out.test) == 10 and len(set(held_out.test["group"])) > 1
+    # evaluation.max_samples scores the held-out rows' first ones: they took level 1 alone too
+    whole = load_splits(dataset(tmp_path / "train.jsonl", test_split=str(path)))
+    assert len(whole.test) == 30 and len(set(whole.test.select(range(10))["group"])) > 1
     floats = tmp_path / "levels.csv"
     floats.write_text("question,solution,level\nq1,1,1\nq2,2,\nq3,3,2\n")
     assert load_eval_rows(dataset(floats))[0]["group"] == ["1", None, "2"]

@@ -22,7 +22,15 @@ from r1kit.config.sources import SECTION_PATHS, ConfigError, list_recipes, resol
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT
 from r1kit.runs import RunDir, RunDirError
 from r1kit.stages.registry import READS, STAGES
-from r1kit.stages.traces import KEPT, TraceJudge, acceptance_by_group, best_of, normalise, strip_filler
+from r1kit.stages.traces import (
+    KEPT,
+    TraceJudge,
+    acceptance_by_group,
+    best_of,
+    normalise,
+    strip_filler,
+    write_dataset,
+)
 from tests.conftest import REPO, r1kit_cli, r1kit_killed_in_checkpoint_write
 
 R1_FOLDERS = ["01_cold_start", "02_sft", "03_reasoning_rl", "04_rejection_sampling", "05_sft2", "06_distill"]
@@ -588,8 +596,24 @@ def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:
 
 
 def test_acceptance_by_group() -> None:
-    assert acceptance_by_group(["a", "b", "b"], [False, True, False]) == {"a": 0.0, "b": 0.5, "all": 1 / 3}
-    assert acceptance_by_group([None, None], [True, True]) == {"all": 1.0}
+    """The share over all problems was a group named "all" too (a group of that name changed it), and groups sorted
+    as text ("10" before "2")."""
+    assert acceptance_by_group(["a", "b", "b"], [False, True, False]) == {"a": 0.0, "b": 0.5}
+    assert acceptance_by_group([None, None], [True, True]) == {}
+    assert list(acceptance_by_group(["10", "2", "all"], [True, True, False])) == ["2", "10", "all"]
+
+
+def test_no_trace_kept_names_the_remedy_for_its_commonest_reason(tmp_path: Path, caplog) -> None:
+    """Replies all cut at max_new_tokens were told to sample more or relax the filters, which keep none either."""
+    ctx = SimpleNamespace(stage="rejection_sampling", dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        write_dataset(ctx, [], {"dropped": {"truncated": 16, "wrong": 2}}, "rejection_sampling")
+    assert "most replies were cut at rejection_sampling.max_new_tokens: give them more room" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        write_dataset(ctx, [], {"dropped": {"truncated": 1, "wrong": 15}}, "rejection_sampling")
+    assert "sample more (rejection_sampling.samples_per_prompt" in caplog.text
+    assert json.loads((tmp_path / "stats.json").read_text())["dropped"]["wrong"] == 15
 
 
 # ------------------------------------------------------------------------------------------- pass-rate curriculum

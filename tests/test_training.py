@@ -818,8 +818,6 @@ def test_generated_replies_end_where_the_models_positions_do(tiny_model: Path, c
     whenever the prompt and max_new_tokens went past them; chat already cut the reply where the context ends."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from r1kit.models import ModelError
-
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     prompts = [[{"role": "user", "content": "What is 2 + 3?"}]]
     text = tokenizer.apply_chat_template(prompts[0], tokenize=False, add_generation_prompt=True)
@@ -831,11 +829,18 @@ def test_generated_replies_end_where_the_models_positions_do(tiny_model: Path, c
         generated = generate(model, tokenizer, prompts, max_new_tokens=50, batch_size=1, progress=False, desc="eval")
     assert generated.lengths[0][0] <= 8
     assert f"eval: 1 prompt left fewer than max_new_tokens (50) of the model's {width + 8} positions" in caplog.text
-    longer = [[{"role": "user", "content": "What is 2 + 3? " * 20}]]
-    with pytest.raises(
-        ModelError, match=rf"eval: a prompt takes \d+ tokens, the model's whole context \({width + 8}\)"
-    ):
-        generate(model, tokenizer, longer, max_new_tokens=50, batch_size=1, progress=False, desc="eval")
+    # a prompt that fills the context gets an empty reply, cut, and is named: it stopped the whole evaluation (or a
+    # rejection-sampling stage after the RL before it)
+    longer = [*prompts, [{"role": "user", "content": "What is 4 + 4? " * 20}], *prompts]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        generated = generate(
+            model, tokenizer, longer, max_new_tokens=50, batch_size=3, samples=2, temperature=1.0, progress=False
+        )
+    assert generated.texts[1] == ["", ""] and generated.truncated[1] == [True, True] and generated.lengths[1] == [0, 0]
+    assert all(0 < n <= 8 for n in generated.lengths[0] + generated.lengths[2])
+    assert f"1 prompt filling the model's whole context ({width + 8} tokens) got no reply" in caplog.text
+    assert "'What is 4 + 4? What is" in caplog.text
 
 
 def test_a_reply_past_the_models_positions_is_scored_up_to_there(tiny_model: Path, caplog) -> None:

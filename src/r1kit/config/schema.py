@@ -253,8 +253,9 @@ class DatasetConfig(Section):
     max_test_samples: int | None = Field(
         None,
         ge=1,
-        description="Keep at most this many held-out rows (a test_split file's are drawn with dataset.split.seed: a "
-        "file may be sorted by level; a file given to `r1kit eval --data` keeps its first rows).",
+        description="Keep at most this many held-out rows (a test_split file's are drawn with dataset.split.seed, "
+        "as evaluation.max_samples draws: a file may be sorted by level; a file given to `r1kit eval --data` keeps "
+        "its first rows).",
     )
     group_column: str = Field(
         "level",
@@ -1172,7 +1173,12 @@ def _default_stages() -> list[StageSpec]:
 
 
 class EvaluationConfig(Section):
-    max_samples: int | None = Field(200, ge=1, description="Evaluate at most this many held-out problems.")
+    max_samples: int | None = Field(
+        200,
+        ge=1,
+        description="Evaluate at most this many held-out problems (a seeded draw of a dataset.test_split file's, which "
+        "may be sorted by level; a file given to `r1kit eval --data`: its first ones).",
+    )
     max_new_tokens: int = Field(128, ge=1, description="Longest generated answer in tokens.")
     batch_size: int = Field(32, ge=1, description="Prompts generated together.")
     num_samples: int = Field(

@@ -110,11 +110,13 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         if raw_test is not None:
             kept = drawn_indices(len(train), cfg.max_train_samples, cfg.split.seed)
         train = train.select(kept)
-    if cfg.max_test_samples:  # a held-out file's rows are in its order, maybe sorted: drawn, as training's are
-        kept = range(min(cfg.max_test_samples, len(test)))
-        if raw_test is not None:
-            kept = drawn_indices(len(test), cfg.max_test_samples, cfg.split.seed)
-        test = test.select(kept)
+    if raw_test is not None:
+        # a held-out file's (or split's) rows are in its order, maybe sorted by level: in a seeded one, as the split
+        # shuffles, so the first N that max_test_samples and evaluation.max_samples take are a fair draw (they took
+        # the file's first kind of problem alone)
+        test = test.select(random.Random(cfg.split.seed).sample(range(len(test)), len(test)))
+    if cfg.max_test_samples:
+        test = test.select(range(min(cfg.max_test_samples, len(test))))
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     held_out_skipped = skipped_test if raw_test is not None else 0
     return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)

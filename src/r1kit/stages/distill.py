@@ -67,7 +67,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         dataset=dataset,
         metrics={
             "teacher_rows": len(kept),
-            "teacher_acceptance": stats["problem_acceptance_by_group"]["all"],
+            "teacher_acceptance": stats["problem_acceptance"],
             **length,
         },
     )

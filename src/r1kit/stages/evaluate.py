@@ -201,7 +201,7 @@ def generate(
     settings = plain_generation_config(max_new_tokens, tokenizer.pad_token_id, ends, temperature, **restricted)
     settings.num_return_sequences = samples
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
-    limit, cut_by_context = context_limit(model), 0
+    limit, cut_by_context, unanswerable = context_limit(model), 0, []
     texts: list[list[str]] = []
     lengths: list[list[int]] = []
     truncated: list[list[bool]] = []
@@ -219,11 +219,18 @@ def generate(
         # near the context's end each prompt is asked alone: in a batch, a short prompt's reply was cut to the room
         # the longest one left (its padded width)
         near_the_end = limit is not None and inputs["input_ids"].shape[1] + max_new_tokens > limit
-        for part in [[prompt] for prompt in batch] if near_the_end and len(batch) > 1 else [batch]:
+        parts = [[prompt] for prompt in batch] if near_the_end and len(batch) > 1 else [batch]
+        for index, part in enumerate(parts, start=start):
             inputs = encoded(part) if len(part) < len(batch) else inputs
             width = inputs["input_ids"].shape[1]  # the longest prompt of the part (the others padded to it)
-            if limit is not None and width >= limit:
-                raise ModelError(f"{desc}: a prompt takes {width} tokens, the model's whole context ({limit})")
+            if limit is not None and width >= limit:  # alone (near_the_end): no room for one token of reply
+                # an empty reply, cut at once (wrong; no trace): one long problem stopped a whole evaluation, or a
+                # rejection-sampling stage after hours of RL
+                unanswerable.append((width, share[index][-1]["content"]))
+                texts.append([""] * samples)
+                lengths.append([0] * samples)
+                truncated.append([True] * samples)
+                continue
             # a reply past the model's positions failed inside generate (an index error): cut where the context ends
             room = {"max_new_tokens": limit - width} if limit is not None and width + max_new_tokens > limit else {}
             cut_by_context += len(part) if room else 0
@@ -239,6 +246,17 @@ def generate(
                 truncated.append([not ended for _, ended in generated])
         bar.update(len(batch))
     bar.close()
+    if unanswerable:
+        width, question = unanswerable[0]
+        logger.warning(
+            "%s: %s filling the model's whole context (%d tokens) got no reply (wrong, no trace); the first takes %d "
+            "tokens: %r",
+            desc,
+            counted(len(unanswerable), "prompt"),
+            limit,
+            width,
+            question[:80] + ("…" if len(question) > 80 else ""),
+        )
     if cut_by_context:
         logger.warning(
             "%s: %s left fewer than max_new_tokens (%d) of the model's %d positions; replies end there",

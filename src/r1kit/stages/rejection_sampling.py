@@ -22,12 +22,13 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.rejection_sampling
     rows = verifiable_prompts(ctx, inputs.splits.train, settings.max_prompts)
     kept, stats = best_verified(ctx, inputs.model, rows, settings, settings.keep_per_prompt, "rejection_sampling")
-    by_group = stats["problem_acceptance_by_group"] or {"all": 0.0}  # {} without rows (data_from kept none)
+    by_group = "".join(f", {group} {share:.0%}" for group, share in stats["problem_acceptance_by_group"].items())
     logger.warning(
-        "rejection sampling: %d of %d problems accepted (%s), %d rows; dropped %s",
-        round(by_group["all"] * len(rows)),
+        "rejection sampling: %d of %d problems accepted (%.0f%%%s), %d rows; dropped %s",
+        round(stats["problem_acceptance"] * len(rows)),
         len(rows),
-        ", ".join(f"{k} {v:.0%}" for k, v in by_group.items()),
+        100 * stats["problem_acceptance"],
+        by_group,
         len(kept),
         stats["dropped"],
     )
@@ -36,7 +37,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         dataset=dataset,
         metrics={
             "rows": len(kept),
-            "problem_acceptance": by_group["all"],
+            "problem_acceptance": stats["problem_acceptance"],
             "sample_acceptance": stats["sample_acceptance"],
         },
     )

@@ -40,6 +40,7 @@ from r1kit.rewards.text import (
 )
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations, generate, scoring_accuracy
+from r1kit.stats import group_order
 
 logger = logging.getLogger("r1kit")
 
@@ -337,6 +338,7 @@ def best_verified(
         "problems": len(rows),
         "samples": total,
         "sample_acceptance": reasons_count[KEPT] / max(1, total),
+        "problem_acceptance": sum(accepted) / max(1, len(rows)),
         "problem_acceptance_by_group": acceptance_by_group([row.get("group") for row in rows], accepted),
         "dropped": {reason: n for reason, n in reasons_count.items() if reason != KEPT},
         "rows": len(kept),
@@ -345,18 +347,18 @@ def best_verified(
 
 
 def acceptance_by_group(groups: Sequence[str | None], accepted: Sequence[bool]) -> dict[str, float]:
-    """Share of problems with an accepted trace, per group (dataset.group_column: a difficulty level, a task), and
-    over `all`.
+    """Share of problems with an accepted trace, per group (dataset.group_column: a difficulty level, a task), in the
+    evaluation table's order; the share over all problems is apart (a group may be named "all").
 
-    >>> acceptance_by_group(["1", "1", "2", None], [True, False, True, True])
-    {'1': 0.5, '2': 1.0, 'all': 0.75}
+    >>> acceptance_by_group(["10", "2", "2", None, "all"], [True, False, True, True, False])
+    {'2': 0.5, '10': 1.0, 'all': 0.0}
     """
     totals, hits = Counter(), Counter()
     for group, ok in zip(groups, accepted, strict=True):
-        for key in ([group] if group is not None else []) + ["all"]:
-            totals[key] += 1
-            hits[key] += ok
-    return {key: hits[key] / totals[key] for key in sorted(totals, key=lambda k: (k == "all", k))}
+        if group is not None:
+            totals[group] += 1
+            hits[group] += ok
+    return {key: hits[key] / totals[key] for key in sorted(totals, key=group_order)}
 
 
 def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str, Any], section: str) -> Path:
@@ -364,14 +366,12 @@ def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str
     the stages after it then train on what else they have, or pass their model on unchanged. `section`: the
     stage's config section, whose sampling keys the warning names."""
     if not rows:
-        logger.warning(
-            "%s: no trace was kept (dropped: %s); sample more (%s.samples_per_prompt, %s.max_prompts) or relax "
-            "`filters`",
-            ctx.stage,
-            json.dumps(stats.get("dropped", stats)),
-            section,
-            section,
-        )
+        dropped = stats.get("dropped", stats)
+        # the remedy for the commonest reason: a reply cut at the limit needs room, not more samples
+        remedy = f"sample more ({section}.samples_per_prompt, {section}.max_prompts) or relax `filters`"
+        if dropped and max(dropped, key=dropped.get) == "truncated":
+            remedy = f"most replies were cut at {section}.max_new_tokens: give them more room"
+        logger.warning("%s: no trace was kept (dropped: %s); %s", ctx.stage, json.dumps(dropped), remedy)
     path = ctx.dir / "data.jsonl"
     if distributed.is_main():  # every process holds the same rows (generation gathers them); one writes them
         write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
