@@ -857,12 +857,29 @@ def test_chat_replies_trained_behind_the_reasoning_prompt_get_a_warning(
         config = resolve_config(
             profile="test", overrides=["--data", data, *(["--prompt.system", system] if system else [])], environ={}
         ).config
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="r1kit"):
-            check_data(config, "sft", load_splits(config.dataset).train, "data: sft")
-        assert ("the rows are chat replies" in caplog.text) is warned, (data, system)
-        if warned:
-            assert f"set --prompt.system '{GENERAL_SYSTEM_PROMPT}'" in caplog.text
+        for kind in ("sft", "dpo"):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="r1kit"):
+                check_data(config, kind, load_splits(config.dataset).train, f"data: {kind}")
+            assert ("the rows are chat replies" in caplog.text) is warned, (data, system, kind)
+            if warned:
+                assert f"set --prompt.system '{GENERAL_SYSTEM_PROMPT}'" in caplog.text
+
+
+@pytest.mark.parametrize("command", ["sft", "dpo", "reward_model"])
+def test_a_stage_alone_on_chat_data_asks_with_the_plain_prompt(tmp_path: Path, command: str, caplog) -> None:
+    """`r1kit dpo --data chat.jsonl` built its pairs of the rows' plain replies behind the reasoning prompt (its
+    general pairs behind the plain one), where `r1kit sft` on the same data switched to the plain prompt."""
+    from r1kit.prompts import GENERAL_SYSTEM_PROMPT
+    from r1kit.stages.common import read_data
+
+    chat = tmp_path / "dolly.jsonl"
+    chat.write_text("".join(json.dumps({"instruction": f"Colour {i}?", "response": "Blue."}) + "\n" for i in range(8)))
+    config = resolve_config(profile="test", overrides=["--data", str(chat)], environ={}).config
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        assert read_data(config, command)[0].prompt.system == GENERAL_SYSTEM_PROMPT
+    assert f"{command}: the rows are chat replies without worked solutions" in caplog.text
+    assert read_data(config, "ppo")[0].prompt.system == config.prompt.system  # its rewards may ask for the format
 
 
 def test_a_stage_that_makes_data_is_named_so_when_asked_for_as_a_model(tmp_path: Path, capsys) -> None:

@@ -220,8 +220,11 @@ def test_a_ppo_stage_after_another_starts_its_value_head_where_that_one_ended(
     assert torch.equal(started[0], ended["weight"]) and ended["weight"].abs().sum() > 0
     assert f"the value head starts from {ctx.dir / 'value_head.pt'}" in caplog.text
     started.clear()
-    ppo.run(*ppo_stage(tmp_path / "from_base"))  # from a model no PPO stage made: zeros
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):  # from a model no PPO stage made: zeros
+        ppo.run(*ppo_stage(tmp_path / "from_base", "--model.lora.dropout", "0.3"))
     assert started[0].abs().sum() == 0
+    assert "ppo: model.lora.dropout 0.3 is not applied" in caplog.text  # accepted, and ignored without a word
 
 
 def test_rollouts_through_generate_sample_the_distribution_the_loss_computes(tiny_model: Path) -> None:

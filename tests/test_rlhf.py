@@ -44,9 +44,9 @@ from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages import dpo, reward_model, rloo
 from r1kit.stages import evaluate as evaluate_module
 from r1kit.stages.common import StageInputs, setup
-from r1kit.stages.evaluate import evaluate, judge_folders, perplexity, reference_texts, rouge_l, win_rate
+from r1kit.stages.evaluate import Generations, evaluate, judge_folders, perplexity, reference_texts, rouge_l, win_rate
 from r1kit.stages.pairs import math_pairs, stage_pairs
-from r1kit.stages.traces import KEPT, TraceJudge
+from r1kit.stages.traces import KEPT, TraceJudge, usable_general_answers
 
 USER = [{"role": "user", "content": "What is 2 + 2?"}]
 
@@ -140,6 +140,14 @@ def test_ultrafeedback_rows() -> None:
         ultrafeedback_row(row | alone | {"rejected": other})
     assert ultrafeedback_row(row | alone)["rejected"] == "Maybe 5."
     assert ultrafeedback_row(row | alone | {"rejected": other[1:]})["rejected"] == "Maybe 5."
+    # and so does rejected as its reply alone (it was refused as answering another conversation), not another one
+    assert ultrafeedback_row(row | {"rejected": other[1:]}) == {
+        "prompt": USER,
+        "chosen": "It is 4.",
+        "rejected": "Maybe 5.",
+    }
+    with pytest.raises(BadRow, match="same conversation"):
+        ultrafeedback_row(row | {"chosen": [*other[:1], {"role": "assistant", "content": "4."}], "rejected": other[1:]})
     with pytest.raises(BadRow) as raised:
         ultrafeedback_row(row | {"rejected": "Maybe 5."})
     assert raised.value.field == "rejected"
@@ -239,7 +247,7 @@ def test_numeric_replies_are_text_and_a_skipped_pair_is_named(tmp_path: Path, ca
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         splits = load_pairs(cfg.preferences.model_copy(update={"max_held_out": 2, "max_pairs": None}), "skip")
     assert splits.skipped_rows == 2 and {pair["chosen"] for pair in [*splits.train, *splits.test]} >= {"0", "18"}
-    assert "row 11: field 'rejected' is the same reply as chosen" in caplog.text
+    assert "line 11: field 'rejected' is the same reply as chosen" in caplog.text
 
 
 def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(tmp_path: Path, caplog) -> None:
@@ -373,6 +381,30 @@ def test_degradations_make_a_worse_copy() -> None:
     assert hows == {"truncated", "shuffled", "repeated"}
     pairs = general_pairs([USER, USER], [answer, "   "], seed=0)
     assert len(pairs) == 1 and pairs[0]["chosen"] == answer and pairs[0]["rejected"] != answer
+
+
+def test_a_cut_or_looping_general_answer_is_no_preferred_reply() -> None:
+    """The built-in pairs preferred a reply cut at general_max_new_tokens to its own first third, and a looping one to
+    a shorter loop: the reward model and DPO learnt to prefer cut, looping text. A cut answer is kept up to its last
+    full sentence (SFT 2 drops it: it would teach a model to stop there)."""
+    answers = Generations(
+        texts=[
+            ["Keep a regular schedule. Avoid screens late. Keep the room dark and"],
+            ["Sleep is good. Sleep is good. Sleep is good. Sleep is good. Sleep is"],
+            ["Here are three tips for better"],
+            ["Paris is the capital of France."],
+        ],
+        lengths=[[96], [96], [96], [7]],
+        truncated=[[True], [True], [True], [False]],
+        processes=[0] * 4,
+    )
+    limit = "preferences.sampling.general_max_new_tokens"
+    usable, dropped = usable_general_answers(answers, 0.2, limit, whole_sentences=True)
+    assert usable == ["Keep a regular schedule. Avoid screens late.", None, None, "Paris is the capital of France."]
+    assert dropped == {"looping": 1, "empty": 1}
+    usable, dropped = usable_general_answers(answers, 0.2, "sft2.general_max_new_tokens")
+    assert usable == [None, None, None, "Paris is the capital of France."]
+    assert dropped == {"cut at sft2.general_max_new_tokens": 2, "looping": 1}
 
 
 def test_a_degraded_multi_line_reply_keeps_its_line_breaks() -> None:

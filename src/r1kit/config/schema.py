@@ -88,7 +88,9 @@ class LoraConfig(Section):
     enabled: bool = Field(True, description="Train LoRA adapters (PEFT) instead of every weight.")
     rank: int = Field(16, ge=1, description="LoRA rank r.")
     alpha: int = Field(32, ge=1, description="LoRA alpha (the update is scaled by alpha / rank).")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input (not in PPO/TRPO, which train without dropout)."
+    )
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         description="Module names that get adapters; [all-linear]: every linear layer but the output head (PEFT's).",
@@ -988,8 +990,9 @@ class PairSamplingConfig(SamplingConfig):
     general_prompts: int = Field(
         50,
         ge=0,
-        description="General prompts shipped with r1kit made into pairs: the model's greedy answer against a degraded "
-        "copy of it (truncated, sentences shuffled, or repeated); 0: none.",
+        description="General prompts shipped with r1kit made into pairs: the model's greedy answer (one cut at "
+        "general_max_new_tokens up to its last full sentence; an empty, looping or tagged one makes none) against a "
+        "degraded copy of it (truncated, sentences shuffled, or repeated); 0: none.",
     )
     general_max_new_tokens: int = Field(96, ge=1, description="Longest greedy answer to a general prompt in tokens.")
 

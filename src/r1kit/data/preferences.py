@@ -186,10 +186,13 @@ def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
             raise BadRow(side, "must be a conversation (a list of {role, content} messages) in UltraFeedback rows")
     context = _messages(row.get("chosen"), "chosen")[:-1]
     answered = _messages(row.get("rejected"), "rejected")[:-1]
-    # chosen alone (its reply, no turns before it) answers the prompt: so must rejected, if it names what it answers
-    if answered != context and (context or answered != [{"role": "user", "content": question}]):
+    # a side that is its reply alone answers the prompt; one that names its conversation must end with the prompt
+    # (either side: a reply-only rejected beside a whole chosen was refused, a reply-only chosen accepted)
+    asked, known = {"role": "user", "content": question}, context or answered
+    both_named = bool(context) and bool(answered)
+    if (both_named and answered != context) or (known and not both_named and known[-1] != asked):
         raise BadRow("rejected", "does not answer the same conversation as chosen")
-    prompt = context if context and context[-1]["role"] == "user" else [{"role": "user", "content": question}]
+    prompt = known if known and known[-1]["role"] == "user" else [asked]
     return _pair(prompt, _reply(row, "chosen"), _reply(row, "rejected"))
 
 

@@ -520,10 +520,12 @@ def stage_data_check(kind: str) -> Callable[[R1kitConfig, Splits], None]:
 
 
 def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits) -> R1kitConfig:
-    """`r1kit sft`, `sft2` or `run` on chat replies (no worked solution to write as <think>/<answer>) under the default
-    reasoning prompt: the plain prompt instead, said, and saved with the run's config, so eval and chat ask as it
-    trained. A prompt the user set is kept (check_data warns where it asks for <think>)."""
-    if command not in ("sft", "sft2", "run") or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
+    """`r1kit sft`, `sft2`, `reward_model`, `dpo` or `run` on chat replies (no worked solution to write as
+    <think>/<answer>) under the default reasoning prompt: the plain prompt instead, said, and saved with the run's
+    config, so eval and chat ask as it trained (the built-in pairs of a preference stage were the rows' plain replies
+    behind the reasoning prompt, beside general pairs behind the plain one). A prompt the user set is kept
+    (check_data warns where it asks for <think>)."""
+    if command not in ("sft", "sft2", "run", *PAIR_KINDS) or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
         return config
     first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
     if not no_worked_solutions(first) or not has_sft_rows(first):
@@ -564,7 +566,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
     first = rows.select(range(min(GOLDS_READ, len(rows))))
-    if kind in ("sft", "sft2") and "<think>" in config.prompt.system and no_worked_solutions(rows):
+    if kind in ("sft", "sft2", *PAIR_KINDS) and "<think>" in config.prompt.system and no_worked_solutions(rows):
         # chat replies trained behind a prompt asking for <think>/<answer> teach the model to ignore its prompt
         logger.warning(
             "%s: the rows are chat replies, without worked solutions to write as <think>/<answer>, and prompt.system "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ from r1kit.models import refuse_a_template_that_drops_reasoning
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt, r1_completion
 from r1kit.stages.common import StageContext
 from r1kit.stages.evaluate import Generations
-from r1kit.stages.traces import KEPT, TraceJudge, drawn_rows, greedy_answers, sample, samples_key
+from r1kit.stages.traces import (
+    KEPT,
+    TraceJudge,
+    drawn_rows,
+    greedy_answers,
+    sample,
+    samples_key,
+    usable_general_answers,
+)
 
 logger = logging.getLogger("r1kit")
 
@@ -110,12 +119,25 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
 
     general: list[Pair] = []
     requests = general_prompts()[: settings.general_prompts]
+    dropped: Counter[str] = Counter()
     if requests:
         chats = [chat_prompt(q, GENERAL_SYSTEM_PROMPT) for q in requests]
         answers = greedy_answers(
             ctx, model_reference, chats, settings.general_max_new_tokens, settings.batch_size, "general answers"
-        ).texts
-        general = general_pairs(chats, [a[0] for a in answers], config.preferences.seed)
+        )
+        # a cut or looping answer as the preferred reply taught the reward model and DPO to prefer cut, looping text
+        limit = "preferences.sampling.general_max_new_tokens"
+        usable, dropped = usable_general_answers(answers, config.filters.max_repetition, limit, whole_sentences=True)
+        kept = [(chat, answer) for chat, answer in zip(chats, usable, strict=True) if answer is not None]
+        general = general_pairs([chat for chat, _ in kept], [answer for _, answer in kept], config.preferences.seed)
+        if dropped:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
+            logger.warning(
+                "preference pairs: %d of the model's %d general answers make no pair (%s)",
+                dropped.total(),
+                len(requests),
+                reasons,
+            )
     kept = sum(r == KEPT for group in reasons for r in group)
     stats = {
         "problems": len(problems),
@@ -125,6 +147,7 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
         "math_pairs": len(pairs),
         "reply_pairs": len(replies),
         "general_prompts": len(requests),
+        "general_answers_dropped": dict(dropped),
         "general_pairs": len(general),
     }
     return pairs + replies + general, stats

@@ -739,6 +739,12 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         reference = load_model(config.model, inputs.model, ctx.hardware, for_training=True).requires_grad_(False)
         reference.eval()
     model.eval()  # no dropout: rollout and update log-probs come from the same function
+    if peft is not None and config.model.lora.dropout > 0:  # accepted by every other stage: said, not ignored
+        logger.warning(
+            "ppo: model.lora.dropout %g is not applied: PPO trains without dropout, so that its probability ratios "
+            "compare the rollout's and the update's log-probs of one function",
+            config.model.lora.dropout,
+        )
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
     evaluate = EvaluateEvery(ctx, inputs.splits.test, tokenizer)
     trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs), evaluate)

@@ -10,7 +10,6 @@ are trained with a plain assistant prompt, so the model keeps answering them wit
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from importlib import resources
 
 from datasets import Dataset, concatenate_datasets
@@ -20,7 +19,7 @@ from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_a
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import greedy_answers, loops
+from r1kit.stages.traces import greedy_answers, has_reasoning_tags, usable_general_answers
 
 logger = logging.getLogger("r1kit")
 
@@ -120,58 +119,14 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
         ctx.config.evaluation.batch_size,
         "general answers",
     )
-    pairs, dropped = [], Counter()
-    for question, (answer,), (cut,) in zip(questions, answers.texts, answers.truncated, strict=True):
-        answer = after_thinking(answer)
-        # what is wrong with the answer itself first; one cut mid-sentence would teach the model to stop there
-        reason = unusable_general_answer(answer, ctx.config.filters.max_repetition)
-        reason = reason or ("cut at sft2.general_max_new_tokens" if cut else None)
-        if reason:
-            dropped[reason] += 1
-        else:
-            pairs.append((question, answer.strip()))
+    usable, dropped = usable_general_answers(answers, ctx.config.filters.max_repetition, "sft2.general_max_new_tokens")
+    pairs = [(question, answer) for question, answer in zip(questions, usable, strict=True) if answer is not None]
     if dropped:  # say why, or "0 general rows" reads like a bug
         reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
         logger.warning(
             "sft2: %d of the base model's %d general answers dropped (%s)", dropped.total(), len(questions), reasons
         )
     return pairs
-
-
-def after_thinking(answer: str) -> str:
-    """The answer after a closed thinking block: a base model that always thinks first (DeepSeek-R1-Distill, whose
-    template opens <think>) answers a general prompt after its </think>, and its whole reply was dropped.
-
-    >>> after_thinking("The user greets me.\\n</think>\\n\\nHello! How can I help?"), after_thinking("Hi.")
-    ('Hello! How can I help?', 'Hi.')
-    """
-    return answer.rsplit("</think>", 1)[-1].strip() if "</think>" in answer else answer
-
-
-def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
-    """Why a base-model answer cannot be a general SFT row, or None when it can.
-
-    An empty or looping answer teaches nothing general; reasoning tags do not belong in one.
-
-    >>> unusable_general_answer("Paris is the capital of France.", 0.5) is None
-    True
-    >>> unusable_general_answer("   ", 0.5), unusable_general_answer("<think>hm</think> yes", 0.5)
-    ('empty', 'reasoning tags')
-    >>> unusable_general_answer("the cat sat " * 10, 0.5)
-    'looping'
-    """
-    if not answer.strip():
-        return "empty"
-    if has_reasoning_tags(answer):
-        return "reasoning tags"
-    if loops(answer, max_repetition):
-        return "looping"
-    return None
-
-
-def has_reasoning_tags(answer: str) -> bool:
-    """Whether a reply is written in the reasoning format, which a general reply (asked with the plain prompt) is not."""
-    return "<think>" in answer or "<answer>" in answer
 
 
 def shipped_general_prompts() -> list[str]:

@@ -207,6 +207,75 @@ class TraceJudge:
         return reasons
 
 
+def reply_after_thinking(answer: str) -> str:
+    """The answer after a closed thinking block: a base model that always thinks first (DeepSeek-R1-Distill, whose
+    template opens <think>) answers a general prompt after its </think>, and its whole reply was dropped.
+
+    >>> reply_after_thinking("The user greets me.\\n</think>\\n\\nHello!"), reply_after_thinking("Hi.")
+    ('Hello!', 'Hi.')
+    """
+    return answer.rsplit("</think>", 1)[-1].strip() if "</think>" in answer else answer
+
+
+def unusable_general_answer(answer: str, max_repetition: float) -> str | None:
+    """Why a model's answer to a general prompt cannot be a reply to train on (a general SFT row, a preferred reply),
+    or None when it can.
+
+    An empty or looping answer teaches nothing general; reasoning tags do not belong in one.
+
+    >>> unusable_general_answer("Paris is the capital of France.", 0.5) is None
+    True
+    >>> unusable_general_answer("   ", 0.5), unusable_general_answer("<think>hm</think> yes", 0.5)
+    ('empty', 'reasoning tags')
+    >>> unusable_general_answer("the cat sat " * 10, 0.5)
+    'looping'
+    """
+    if not answer.strip():
+        return "empty"
+    if has_reasoning_tags(answer):
+        return "reasoning tags"
+    if loops(answer, max_repetition):
+        return "looping"
+    return None
+
+
+def has_reasoning_tags(answer: str) -> bool:
+    """Whether a reply is written in the reasoning format, which a general reply (asked with the plain prompt) is not."""
+    return "<think>" in answer or "<answer>" in answer
+
+
+def usable_general_answers(
+    answers: Generations, max_repetition: float, limit_key: str, whole_sentences: bool = False
+) -> tuple[list[str | None], Counter[str]]:
+    """Each greedy answer to a general prompt (after a closed thinking block) as a reply to train on, or None where
+    it is unusable or was cut at `limit_key` (the setting that sets its length); and how many for each reason. One cut
+    mid-sentence would teach a model to stop there, or, as a preferred reply, be preferred to its own first third.
+    `whole_sentences`: a cut answer is kept up to its last full sentence instead (a preferred reply needs no end of
+    its own: it is compared with a degraded copy of itself)."""
+    usable, dropped = [], Counter()
+    for (answer,), (cut,) in zip(answers.texts, answers.truncated, strict=True):
+        answer = reply_after_thinking(answer)
+        if cut and whole_sentences:
+            answer, cut = up_to_last_sentence(answer), False
+        # what is wrong with the answer itself first
+        reason = unusable_general_answer(answer, max_repetition) or (f"cut at {limit_key}" if cut else None)
+        dropped.update([reason] if reason else [])
+        usable.append(None if reason else answer.strip())
+    return usable, dropped
+
+
+def up_to_last_sentence(text: str) -> str:
+    """`text` up to the end of its last full sentence (`.`, `!`, `?` before a space, or a line's end); '' for none.
+
+    >>> up_to_last_sentence("Keep a schedule. Avoid screens before"), up_to_last_sentence("Sleep is good. Sleep is")
+    ('Keep a schedule.', 'Sleep is good.')
+    >>> up_to_last_sentence("Here are three tips for better")
+    ''
+    """
+    ends = [match.end() for match in re.finditer(r"[.!?](?=\s)|\n", text + " ")]
+    return text[: ends[-1]].strip() if ends else ""
+
+
 def sample(
     ctx: StageContext, model_reference: str, prompts: list[list[dict]], settings: SamplingConfig, desc: str
 ) -> Generations:
