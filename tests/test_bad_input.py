@@ -620,6 +620,33 @@ def test_eval_counts_the_bad_rows_it_skipped(tiny_model: Path, tmp_path: Path, c
     assert result["skipped_rows"] == 1 and result["problems"] == 2
 
 
+def test_eval_draws_its_problems_from_a_file_sorted_by_level(tiny_model: Path, tmp_path: Path, capsys) -> None:
+    """evaluation.max_samples scored a held-out file's first rows: of a file sorted by level, level 1 alone. A file
+    named to score (`--data`) and the same file as a held-out file (`--dataset.test_split`) are drawn alike, so their
+    evaluations pair problem by problem (`r1kit compare`)."""
+    rows = [{"question": f"L{level} q{i}: {i} + 1?", "solution": str(i + 1), "level": level} for level in (1, 2, 3)
+            for i in range(10)]  # fmt: skip
+    data = tmp_path / "sorted.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(row | {"question": f"T {row['question']}"}) + "\n" for row in rows))
+    args = ["eval", "--model", str(tiny_model), "--profile", "test", "--evaluation.max_samples", "6"]
+    scored = []
+    for name, data_args in (
+        ("whole", ["--data", str(data)]),
+        ("held", ["--data", str(train), "--dataset.test_split", str(data)]),
+    ):
+        code, err = cli(capsys, *args, *data_args, "--out", str(tmp_path / name))
+        assert code == 0, err
+        result = json.loads((tmp_path / name / "eval" / "eval.json").read_text())
+        assert result["problems"] + result["excluded"] == 6 and len(result["by_group"]) > 1, result["by_group"]
+        lines = (tmp_path / name / "eval" / "eval.problems.jsonl").read_text().splitlines()
+        scored.append([json.loads(line)["question"] for line in lines])
+    assert scored[0] == scored[1] and scored[0] == sorted(
+        scored[0], key=lambda q: (q[:2], int(q.split("q")[1].split(":")[0]))
+    )
+
+
 def test_report_on_a_missing_folder_a_file_and_a_non_run(tmp_path: Path, capsys) -> None:
     code, err = cli(capsys, "report", str(tmp_path / "nothing"))
     assert code == 1

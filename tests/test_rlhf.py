@@ -401,7 +401,7 @@ def test_a_cut_or_looping_general_answer_is_no_preferred_reply() -> None:
     limit = "preferences.sampling.general_max_new_tokens"
     usable, dropped = usable_general_answers(answers, 0.2, limit, whole_sentences=True)
     assert usable == ["Keep a regular schedule. Avoid screens late.", None, None, "Paris is the capital of France."]
-    assert dropped == {"looping": 1, "empty": 1}
+    assert dropped == {"looping": 1, f"cut at {limit} before a full sentence": 1}
     usable, dropped = usable_general_answers(answers, 0.2, "sft2.general_max_new_tokens")
     assert usable == [None, None, None, "Paris is the capital of France."]
     assert dropped == {"cut at sft2.general_max_new_tokens": 2, "looping": 1}

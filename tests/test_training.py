@@ -300,13 +300,18 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
         again = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
     assert "distill: resuming on the 1 teacher traces sampled before" in caplog.text
     assert again.metrics["teacher_rows"] == 1 and again.metrics["teacher_acceptance"] == 1.0
-    # killed before the student's first checkpoint: the same (the teacher sampled again)
+    # killed before the student's first checkpoint: the same (the teacher sampled again); its traces' statistics
+    # written before the share over all problems was apart from the groups (it failed after the student trained)
     shutil.rmtree(ctx.dir / "model")
     shutil.rmtree(ctx.run.checkpoints(ctx.folder))
+    saved = json.loads((ctx.dir / "stats.json").read_text())
+    all_problems = {"problem_acceptance_by_group": {"all": saved.pop("problem_acceptance")}}
+    (ctx.dir / "stats.json").write_text(json.dumps(saved | all_problems))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
+        again = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
     assert "distill: resuming on the 1 teacher traces sampled before" in caplog.text
+    assert again.metrics["teacher_acceptance"] == 1.0
     # other sampling settings (a --resume that changed them), or another teacher: its traces are sampled again
     hotter = ctx.config.model_copy(update={"distill": ctx.config.distill.model_copy(update={"temperature": 0.9})})
     for config, model in ((hotter, teacher), (ctx.config, ctx.dir / "model_before")):  # the last: another model

@@ -255,9 +255,8 @@ class DatasetConfig(Section):
     max_test_samples: int | None = Field(
         None,
         ge=1,
-        description="Keep at most this many held-out rows (a test_split file's are drawn with dataset.split.seed, "
-        "as evaluation.max_samples draws: a file may be sorted by level; a file given to `r1kit eval --data` keeps "
-        "its first rows).",
+        description="Keep at most this many held-out rows (a test_split file's are drawn with dataset.split.seed: a "
+        "file may be sorted by level; a file given to `r1kit eval --data` keeps its first rows).",
     )
     group_column: str = Field(
         "level",
@@ -1179,8 +1178,9 @@ class EvaluationConfig(Section):
     max_samples: int | None = Field(
         200,
         ge=1,
-        description="Evaluate at most this many held-out problems (a seeded draw of a dataset.test_split file's, which "
-        "may be sorted by level; a file given to `r1kit eval --data`: its first ones).",
+        description="Evaluate at most this many held-out problems: of a held-out file (dataset.test_split) or a file "
+        "given to `r1kit eval --data`, a draw kept in the file's order (seeded by dataset.split.seed: a file may be "
+        "sorted by level); of the share the split holds out (in a seeded order already), the first.",
     )
     max_new_tokens: int = Field(128, ge=1, description="Longest generated answer in tokens.")
     batch_size: int = Field(32, ge=1, description="Prompts generated together.")

@@ -110,13 +110,11 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         if raw_test is not None:
             kept = drawn_indices(len(train), cfg.max_train_samples, cfg.split.seed)
         train = train.select(kept)
-    if raw_test is not None:
-        # a held-out file's (or split's) rows are in its order, maybe sorted by level: in a seeded one, as the split
-        # shuffles, so the first N that max_test_samples and evaluation.max_samples take are a fair draw (they took
-        # the file's first kind of problem alone)
-        test = test.select(random.Random(cfg.split.seed).sample(range(len(test)), len(test)))
-    if cfg.max_test_samples:
-        test = test.select(range(min(cfg.max_test_samples, len(test))))
+    if cfg.max_test_samples:  # a held-out file's rows are in its order, maybe sorted: drawn, as training's are
+        kept = range(min(cfg.max_test_samples, len(test)))
+        if raw_test is not None:
+            kept = drawn_indices(len(test), cfg.max_test_samples, cfg.split.seed)
+        test = test.select(kept)
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     held_out_skipped = skipped_test if raw_test is not None else 0
     return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)
@@ -223,12 +221,17 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     """The rows `r1kit eval` scores and the bad rows skipped under dataset.on_bad_row=skip: a local file as a whole
     where `whole_file` (the user named it to score), its test_split file, else the held-out split, as training
     carved it (a run's own data: the problems its table scored, not its training rows)."""
-    if whole_file and is_local_data(cfg.name) and not cfg.test_split:
+    if scores_whole_file(cfg, whole_file):
         rows, skipped = load_all_rows(cfg)  # a file named to score: its first rows, as the README's tables took them
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     splits = load_splits(cfg)
     # a held-out file's own bad rows: the training file's cost none of the problems scored
     return splits.test, splits.skipped_held_out if cfg.test_split else splits.skipped_rows
+
+
+def scores_whole_file(cfg: DatasetConfig, whole_file: bool) -> bool:
+    """Whether `load_eval_rows` reads the local file as a whole (`whole_file`: the user named it to score)."""
+    return whole_file and is_local_data(cfg.name) and not cfg.test_split
 
 
 def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
@@ -382,18 +385,24 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
+    limit = csv.field_size_limit(2**31 - 1)  # its default, 131,072 characters, refused a long worked solution
     with path.open(encoding="utf-8-sig", newline="") as file:
         rows = csv.reader(file)
+        records, end = [], 0  # (the line each row starts on, its fields): the header's first
         try:
-            width, records, end = len(next(rows, [])), [], rows.line_num
             for row in rows:  # line_num: the file's line the row ends on, quotes spanned
-                if row:
+                if len(row) > 1 or (row and row[0].strip()):  # an empty or blank line holds no row, as for pandas
                     records.append((end + 1, len(row)))
                 end = rows.line_num
         except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
             raise DatasetError(
                 f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
             ) from error
+        except csv.Error as error:
+            raise DatasetError(f"{path}: cannot be read as csv: {error} (line {rows.line_num})") from error
+        finally:
+            csv.field_size_limit(limit)
+    width, records = (records[0][1], records[1:]) if records else (0, [])
     if records and records[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
         width += 1  # index (R's write.table writes row names so), and so every row of that width
     # more fields than that: what pandas refuses (a shorter row's missing cells are blank, judged later)

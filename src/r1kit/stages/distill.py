@@ -48,6 +48,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         # killed while the student trained, before its first checkpoint too: on the traces it trains on (sampling
         # them again took the teacher's whole run, and under another process count draws other traces)
         kept, dataset, stats = read_rows(traces).to_list(), traces, saved
+        if "problem_acceptance" not in stats:  # saved before it was apart from the groups (then under "all")
+            stats["problem_acceptance"] = stats["problem_acceptance_by_group"].pop("all", 0.0)
         logger.warning("distill: resuming on the %d teacher traces sampled before (%s)", len(kept), traces)
     else:  # a new teacher or sampling settings (a --resume that changed them) sample again; the student's checkpoints
         # of the old traces are then not gone on from (sft.train's keep_checkpoints_of)

@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
 from r1kit.config.schema import R1kitConfig
-from r1kit.data.loading import counted, held_out_source, load_eval_rows
+from r1kit.data.loading import counted, drawn_indices, held_out_source, load_eval_rows, scores_whole_file
 from r1kit.hardware import setup_hardware
 from r1kit.models import (
     BUILTIN_MODELS,
@@ -390,8 +390,13 @@ def evaluate(
     judges: Mapping[str, str | None] | None = None,
     skipped_rows: int = 0,
     key: str | None = None,
+    in_file_order: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
+
+    `in_file_order`: the rows are in their file's order (a held-out file, a file named to score), which may be sorted
+    by level: evaluation.max_samples draws from them (seeded by dataset.split.seed, kept in order), where the first
+    ones were one level alone; the share the split holds out is in a seeded order already, and its first are taken.
 
     `judges` (win_rate_against, reward_model → the model folder each setting stands for, `judge_folders`; None for a
     recipe stage's model not made yet): the win rate is left out (None) while either is not there. `skipped_rows`
@@ -399,7 +404,8 @@ def evaluate(
     the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
     held_out_rows = len(rows)
-    rows = rows.select(range(min(settings.max_samples or len(rows), len(rows))))
+    limit = min(settings.max_samples or len(rows), len(rows))
+    rows = rows.select(drawn_indices(len(rows), limit, config.dataset.split.seed) if in_file_order else range(limit))
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
 
@@ -871,7 +877,8 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     label = distributed.from_main(reserve_label(run) if distributed.is_main() else None)
     try:
         ctx = StageContext(config, run, hardware)
-        result = evaluate(ctx, reference, rows, label, judges=judges, skipped_rows=skipped)
+        in_file_order = bool(config.dataset.test_split) or scores_whole_file(config.dataset, data_named)
+        result = evaluate(ctx, reference, rows, label, judges=judges, skipped_rows=skipped, in_file_order=in_file_order)
     finally:  # written, or failed: the label is free again
         if distributed.is_main():
             _reservation(run, label).unlink(missing_ok=True)

@@ -131,12 +131,11 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
         kept = [(chat, answer) for chat, answer in zip(chats, usable, strict=True) if answer is not None]
         general = general_pairs([chat for chat, _ in kept], [answer for _, answer in kept], config.preferences.seed)
         if dropped:
-            reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
             logger.warning(
                 "preference pairs: %d of the model's %d general answers make no pair (%s)",
                 dropped.total(),
                 len(requests),
-                reasons,
+                ", ".join(f"{count} {reason}" for reason, count in dropped.most_common()),
             )
     kept = sum(r == KEPT for group in reasons for r in group)
     stats = {

@@ -256,23 +256,39 @@ def usable_general_answers(
     for (answer,), (cut,) in zip(answers.texts, answers.truncated, strict=True):
         answer = reply_after_thinking(answer)
         if cut and whole_sentences:
-            answer, cut = up_to_last_sentence(answer), False
-        # what is wrong with the answer itself first
-        reason = unusable_general_answer(answer, max_repetition) or (f"cut at {limit_key}" if cut else None)
+            answer = up_to_last_sentence(answer)
+            reason = (
+                unusable_general_answer(answer, max_repetition)
+                if answer
+                else f"cut at {limit_key} before a full sentence"
+            )
+        else:  # what is wrong with the answer itself first
+            reason = unusable_general_answer(answer, max_repetition) or (f"cut at {limit_key}" if cut else None)
         dropped.update([reason] if reason else [])
         usable.append(None if reason else answer.strip())
     return usable, dropped
 
 
+_NOT_A_SENTENCE_END = re.compile(
+    r"(?:^|\n)\s*\d+\.$"  # a numbered list's marker ("1.")
+    r"|\b(?:Dr|Mr|Mrs|Ms|St|Fig|No|vs|e\.g|i\.e)\.$"  # an abbreviation
+    r"|:\s*$"  # a line that introduces what follows ("Here are three tips:")
+)
+
+
 def up_to_last_sentence(text: str) -> str:
-    """`text` up to the end of its last full sentence (`.`, `!`, `?` before a space, or a line's end); '' for none.
+    """`text` up to the end of its last full sentence (`.`, `!`, `?` before a space, or a line's end, but not a list
+    marker's, an abbreviation's or a colon's); '' for none.
 
     >>> up_to_last_sentence("Keep a schedule. Avoid screens before"), up_to_last_sentence("Sleep is good. Sleep is")
     ('Keep a schedule.', 'Sleep is good.')
-    >>> up_to_last_sentence("Here are three tips for better")
-    ''
+    >>> up_to_last_sentence("Tips:\\n1. Keep a schedule.\\n2. Avoid"), up_to_last_sentence("Tips:\\n1. Keep a")
+    ('Tips:\\n1. Keep a schedule.', '')
+    >>> up_to_last_sentence("It costs 3.5 dollars. Ask Dr. Smith or e.g. a")
+    'It costs 3.5 dollars.'
     """
     ends = [match.end() for match in re.finditer(r"[.!?](?=\s)|\n", text + " ")]
+    ends = [end for end in ends if not _NOT_A_SENTENCE_END.search(text[:end].rstrip("\n"))]
     return text[: ends[-1]].strip() if ends else ""
 
 
