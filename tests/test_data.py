@@ -666,6 +666,8 @@ def test_a_bad_row_is_named_by_its_place_in_the_file(tmp_path: Path, caplog) -> 
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         rows, skipped = load_eval_rows(dataset(table, on_bad_row="skip"))
     assert (len(rows[0]["solution"]), skipped) == (200_000, 1) and "line 6: field 'solution'" in caplog.text
+    table.write_text("\n\nquestion,solution\nq1,007\nq2,2.50\n")  # its header past the blank lines: text columns
+    assert load_eval_rows(dataset(table))[0]["solution"] == ["007", "2.50"]  # were 7 and 2.5
 
 
 def test_a_jsonl_file_with_blank_lines_and_a_column_of_mixed_kinds_is_read(tmp_path: Path) -> None:

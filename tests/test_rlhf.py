@@ -401,7 +401,10 @@ def test_a_cut_or_looping_general_answer_is_no_preferred_reply() -> None:
     limit = "preferences.sampling.general_max_new_tokens"
     usable, dropped = usable_general_answers(answers, 0.2, limit, whole_sentences=True)
     assert usable == ["Keep a regular schedule. Avoid screens late.", None, None, "Paris is the capital of France."]
-    assert dropped == {"looping": 1, f"cut at {limit} before a full sentence": 1}
+    assert dropped == {"looping": 1, f"cut at {limit} before a sentence ended": 1}
+    # an unclosed thinking block is its own reason, cut or not; an empty answer is empty
+    tagged = Generations([["<think>Sleep matters. I should"], [""]], [[96], [0]], [[True], [True]], [0, 0])
+    assert usable_general_answers(tagged, 0.2, limit, whole_sentences=True)[1] == {"reasoning tags": 1, "empty": 1}
     usable, dropped = usable_general_answers(answers, 0.2, "sft2.general_max_new_tokens")
     assert usable == [None, None, None, "Paris is the capital of France."]
     assert dropped == {"cut at sft2.general_max_new_tokens": 2, "looping": 1}

@@ -848,6 +848,27 @@ def test_generated_replies_end_where_the_models_positions_do(tiny_model: Path, c
     assert "'What is 4 + 4? What is" in caplog.text
 
 
+def test_evaluation_during_training_draws_from_a_held_out_file_sorted_by_level(tmp_path: Path) -> None:
+    """The problems scored between training steps were a held-out file's first: of a file sorted by level, level 1
+    alone in every curve; they are chosen as evaluation.max_samples chooses (a seeded draw kept in order)."""
+    from r1kit.stages.evaluate import EvaluateEvery
+
+    rows = [
+        {"question": f"L{level} q{i}", "solution": str(i), "level": level} for level in (1, 2, 3) for i in range(20)
+    ]
+    held_out, train = tmp_path / "sorted.jsonl", tmp_path / "train.jsonl"
+    held_out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    train.write_text("".join(json.dumps(row | {"question": f"T{row['question']}"}) + "\n" for row in rows))
+    overrides = ("--data", str(train), "--dataset.test_split", str(held_out), "--evaluation.during_training_samples")
+    ctx, _, splits = context(tmp_path, *overrides, "8")
+    scored = EvaluateEvery(ctx.for_stage(ctx.config, "sft", "sft"), splits.test, tokenizer=None).rows
+    assert len(scored) == 8 and len(set(scored["group"])) > 1
+    assert scored["question"] == sorted(scored["question"], key=lambda q: (q[:2], int(q.split("q")[1])))
+    task, _, task_splits = context(tmp_path / "task", "--evaluation.during_training_samples", "8")
+    built_in = EvaluateEvery(task.for_stage(task.config, "sft", "sft"), task_splits.test, tokenizer=None).rows
+    assert built_in["question"] == task_splits.test["question"][:8]  # the split's share: its first (seeded already)
+
+
 def test_a_reply_past_the_models_positions_is_scored_up_to_there(tiny_model: Path, caplog) -> None:
     """A reference solution longer than a GPT-2 model's positions failed perplexity with an IndexError, losing the
     whole evaluation (and a training run at its evaluation step)."""

@@ -60,7 +60,7 @@ from r1kit.stages.common import (
     stage_values,
     student_of,
 )
-from r1kit.stages.evaluate import evaluate, judge_folders, judges_named
+from r1kit.stages.evaluate import evaluate, in_file_order, judge_folders, judges_named
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
 from r1kit.stats import paired_changes
 
@@ -610,8 +610,7 @@ def _evaluated(
     if saved is not None and saved.get("key") == key and scored_alike:
         result = saved
     else:
-        # a held-out file's problems are drawn from, as `r1kit eval --data` draws from the same file
-        result = evaluate(ctx, model, held_out, label, judges=judges, key=key, in_file_order=_in_file_order(ctx))
+        result = evaluate(ctx, model, held_out, label, judges=judges, key=key)
     if distributed.is_main() and manifest is not None:  # a reused one too: killed before its manifest recorded it
         record = read_manifest(manifest)
         if record.get("evaluation") != _figures(result):
@@ -662,15 +661,10 @@ def _evaluation_key(
             # its default, left out: the evaluations saved before it was in the key stay valid
             **({"verification_timeout": timeout} if timeout != VerificationConfig().timeout_seconds else {}),
             "seed": config.run.seed if settings.num_samples > 1 else None,  # pass@k's samples; greedy has no seed
-            # its first rows were scored before: saved evaluations of them are not paired with drawn ones
-            **({"drawn_from_the_file": True} if _in_file_order(ctx) else {}),
+            # a held-out file's first rows were scored before: saved evaluations of them are not paired with a draw
+            **({"drawn_from_the_file": True} if in_file_order(config.dataset) else {}),
         }
     )
-
-
-def _in_file_order(ctx: StageContext) -> bool:
-    """Whether the run's held-out problems are a file's (dataset.test_split), in its order (`evaluate`)."""
-    return bool(ctx.config.dataset.test_split)
 
 
 # ------------------------------------------------------------------------------------------------------- summary

@@ -1199,7 +1199,9 @@ class EvaluationConfig(Section):
         "references' perplexity, into metrics.jsonl, the console and the report; null: off.",
     )
     during_training_samples: int = Field(
-        32, ge=1, description="Held-out problems scored each time during training (the first N of the held-out set)."
+        32,
+        ge=1,
+        description="Held-out problems scored each time during training (chosen as evaluation.max_samples chooses).",
     )
     win_rate_against: str | None = Field(
         None,

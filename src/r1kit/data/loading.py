@@ -385,23 +385,23 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
+    records, end = [], 0  # (the line each row starts on, its fields): the header's first
     limit = csv.field_size_limit(2**31 - 1)  # its default, 131,072 characters, refused a long worked solution
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        rows = csv.reader(file)
-        records, end = [], 0  # (the line each row starts on, its fields): the header's first
-        try:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            rows = csv.reader(file)
             for row in rows:  # line_num: the file's line the row ends on, quotes spanned
-                if len(row) > 1 or (row and row[0].strip()):  # an empty or blank line holds no row, as for pandas
+                if _holds_cells(row):
                     records.append((end + 1, len(row)))
                 end = rows.line_num
-        except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
-            raise DatasetError(
-                f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
-            ) from error
-        except csv.Error as error:
-            raise DatasetError(f"{path}: cannot be read as csv: {error} (line {rows.line_num})") from error
-        finally:
-            csv.field_size_limit(limit)
+    except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
+        raise DatasetError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+        ) from error
+    except csv.Error as error:
+        raise DatasetError(f"{path}: cannot be read as csv: {error} (line {end + 1})") from error
+    finally:
+        csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
     if records and records[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
         width += 1  # index (R's write.table writes row names so), and so every row of that width
@@ -419,6 +419,15 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         ", …" if len(bad) > 5 else "",
     )
     return Raw(_load_with_builder(path, "csv", path, skip_bad_lines=True), len(bad), "line", places)
+
+
+def _holds_cells(row: list[str]) -> bool:
+    """Whether a CSV line is a row to pandas: not an empty line, nor one of spaces alone.
+
+    >>> _holds_cells([]), _holds_cells([" \t"]), _holds_cells(["", ""]), _holds_cells(["q"])
+    (False, False, True, True)
+    """
+    return len(row) > 1 or bool(row and row[0].strip())
 
 
 def _file_lines(path: Path) -> Iterator[bytes]:
@@ -611,7 +620,7 @@ def _text_columns(path: Path) -> dict[str, Any]:
     """`features` reading every column of a CSV file as text, from its header (none where the header repeats a
     name: pandas renames the second, and the library then reads it as it would)."""
     with path.open(encoding="utf-8-sig", newline="") as file:
-        header = next(csv.reader(file), [])
+        header = next((row for row in csv.reader(file) if _holds_cells(row)), [])  # pandas' header: blank lines skipped
     # an empty name (pandas' index column, a trailing comma) is pandas' "Unnamed: N"
     header = [name or f"Unnamed: {index}" for index, name in enumerate(header)]
     if not header or len(set(header)) < len(header):

@@ -27,7 +27,7 @@ from transformers import TrainerCallback
 
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
-from r1kit.config.schema import R1kitConfig
+from r1kit.config.schema import DatasetConfig, R1kitConfig
 from r1kit.data.loading import counted, drawn_indices, held_out_source, load_eval_rows, scores_whole_file
 from r1kit.hardware import setup_hardware
 from r1kit.models import (
@@ -272,6 +272,21 @@ def generate(
     return Generations(*([row[part] for row in gathered] for part in range(len(Generations._fields))))
 
 
+def scored_rows(rows: Dataset, limit: int | None, dataset: DatasetConfig, whole_file: bool = False) -> Dataset:
+    """At most `limit` of the held-out `rows` to score: of rows in their file's order (`in_file_order`), which may be
+    sorted by level, a draw seeded by dataset.split.seed and kept in order (the first ones were one level alone); of
+    the share the split holds out, in a seeded order already, the first ones (the default run's 200)."""
+    limit = min(limit or len(rows), len(rows))
+    drawn = in_file_order(dataset, whole_file)
+    return rows.select(drawn_indices(len(rows), limit, dataset.split.seed) if drawn else range(limit))
+
+
+def in_file_order(dataset: DatasetConfig, whole_file: bool = False) -> bool:
+    """Whether held-out rows are in their source's order: a held-out file or split (dataset.test_split), or a file
+    named to score whole (`whole_file`)."""
+    return bool(dataset.test_split) or whole_file
+
+
 def _generated_length(ids: torch.Tensor, ends: list[int]) -> tuple[int, bool]:
     """(tokens generated up to and including the first end token, whether there is one): `generate` pads a row that
     ended before the batch's longest with the pad token, which may itself be an end token (eos) or not.
@@ -390,13 +405,11 @@ def evaluate(
     judges: Mapping[str, str | None] | None = None,
     skipped_rows: int = 0,
     key: str | None = None,
-    in_file_order: bool = False,
+    whole_file: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a model on canonical rows; write RUN/eval/<label>.json and return the result.
 
-    `in_file_order`: the rows are in their file's order (a held-out file, a file named to score), which may be sorted
-    by level: evaluation.max_samples draws from them (seeded by dataset.split.seed, kept in order), where the first
-    ones were one level alone; the share the split holds out is in a seeded order already, and its first are taken.
+    `whole_file`: the rows are a file named to score (`scored_rows`: evaluation.max_samples of them are drawn).
 
     `judges` (win_rate_against, reward_model → the model folder each setting stands for, `judge_folders`; None for a
     recipe stage's model not made yet): the win rate is left out (None) while either is not there. `skipped_rows`
@@ -404,8 +417,7 @@ def evaluate(
     the result depends on, by which a run reuses it) when given."""
     config, settings = ctx.config, ctx.config.evaluation
     held_out_rows = len(rows)
-    limit = min(settings.max_samples or len(rows), len(rows))
-    rows = rows.select(drawn_indices(len(rows), limit, config.dataset.split.seed) if in_file_order else range(limit))
+    rows = scored_rows(rows, settings.max_samples, config.dataset, whole_file)
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
 
@@ -736,13 +748,13 @@ def _reference_completions(ctx: StageContext, against: str, prompts: list[list[d
 
 
 class EvaluateEvery(TrainerCallback):
-    """Greedy pass@1 and format rate on the first `evaluation.during_training_samples` held-out problems every
+    """Greedy pass@1 and format rate on `evaluation.during_training_samples` held-out problems (`scored_rows`) every
     `evaluation.every_steps` optimizer steps: a `kind: eval` record in metrics.jsonl, a console line, report curves."""
 
     def __init__(self, ctx: StageContext, held_out: Dataset, tokenizer):
         settings = ctx.config.evaluation
         self.ctx, self.stage, self.tokenizer, self.every = ctx, ctx.stage, tokenizer, settings.every_steps
-        self.rows = held_out.select(range(min(settings.during_training_samples, len(held_out))))
+        self.rows = scored_rows(held_out, settings.during_training_samples, ctx.config.dataset)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         self.after_step(model, state.global_step, state.is_world_process_zero)
@@ -877,8 +889,8 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     label = distributed.from_main(reserve_label(run) if distributed.is_main() else None)
     try:
         ctx = StageContext(config, run, hardware)
-        in_file_order = bool(config.dataset.test_split) or scores_whole_file(config.dataset, data_named)
-        result = evaluate(ctx, reference, rows, label, judges=judges, skipped_rows=skipped, in_file_order=in_file_order)
+        whole_file = scores_whole_file(config.dataset, data_named)
+        result = evaluate(ctx, reference, rows, label, judges=judges, skipped_rows=skipped, whole_file=whole_file)
     finally:  # written, or failed: the label is free again
         if distributed.is_main():
             _reservation(run, label).unlink(missing_ok=True)

@@ -255,24 +255,25 @@ def usable_general_answers(
     usable, dropped = [], Counter()
     for (answer,), (cut,) in zip(answers.texts, answers.truncated, strict=True):
         answer = reply_after_thinking(answer)
-        if cut and whole_sentences:
+        reason = unusable_general_answer(answer, max_repetition)  # what is wrong with the answer itself first
+        if cut and reason is None and whole_sentences:
             answer = up_to_last_sentence(answer)
             reason = (
                 unusable_general_answer(answer, max_repetition)
                 if answer
-                else f"cut at {limit_key} before a full sentence"
+                else f"cut at {limit_key} before a sentence ended"
             )
-        else:  # what is wrong with the answer itself first
-            reason = unusable_general_answer(answer, max_repetition) or (f"cut at {limit_key}" if cut else None)
+        elif cut and reason is None:
+            reason = f"cut at {limit_key}"
         dropped.update([reason] if reason else [])
         usable.append(None if reason else answer.strip())
     return usable, dropped
 
 
 _NOT_A_SENTENCE_END = re.compile(
-    r"(?:^|\n)\s*\d+\.$"  # a numbered list's marker ("1.")
-    r"|\b(?:Dr|Mr|Mrs|Ms|St|Fig|No|vs|e\.g|i\.e)\.$"  # an abbreviation
-    r"|:\s*$"  # a line that introduces what follows ("Here are three tips:")
+    r"(?:^|\n)[ \t]*\d+\.[ \t]$"  # a numbered list's marker ("1. " before its item; "1945." ending a line is a number)
+    r"|\b(?:Dr|Mr|Mrs|Ms|Fig|vs|e\.g|i\.e)\.\s$"  # an abbreviation
+    r"|:\s*\n$"  # a line that introduces what follows ("Here are three tips:")
 )
 
 
@@ -286,9 +287,13 @@ def up_to_last_sentence(text: str) -> str:
     ('Tips:\\n1. Keep a schedule.', '')
     >>> up_to_last_sentence("It costs 3.5 dollars. Ask Dr. Smith or e.g. a")
     'It costs 3.5 dollars.'
+    >>> up_to_last_sentence("The answer is No. Skipping it"), up_to_last_sentence("It ended in:\\n1945.\\nAfter")
+    ('The answer is No.', 'It ended in:\\n1945.')
     """
-    ends = [match.end() for match in re.finditer(r"[.!?](?=\s)|\n", text + " ")]
-    ends = [end for end in ends if not _NOT_A_SENTENCE_END.search(text[:end].rstrip("\n"))]
+    text += " "  # the end of the text ends a sentence as a space does
+    ends = [match.end() for match in re.finditer(r"[.!?](?=\s)|\n", text)]
+    # each judged with the character after it (the space or line end that closes it)
+    ends = [end for end in ends if not _NOT_A_SENTENCE_END.search(text[: end + (text[end - 1] != "\n")])]
     return text[: ends[-1]].strip() if ends else ""
 
 
