@@ -272,7 +272,7 @@ def usable_general_answers(
 
 _NOT_A_SENTENCE_END = re.compile(
     r"(?:^|\n)[ \t]*\d+\.[ \t]$"  # a numbered list's marker ("1. " before its item; "1945." ending a line is a number)
-    r"|\b(?:Dr|Mr|Mrs|Ms|Fig|vs|e\.g|i\.e)\.\s$"  # an abbreviation
+    r"|\b(?:Dr|Mr|Mrs|Ms|St|Fig|vs|e\.g|i\.e)\.\s$"  # an abbreviation ("No." may end a sentence)
     r"|:\s*\n$"  # a line that introduces what follows ("Here are three tips:")
 )
 
