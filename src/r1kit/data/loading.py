@@ -653,8 +653,9 @@ def _scan_json_lines(
 ) -> tuple[set[int], _Rewrites, Sequence[int]]:
     """The numbers of a JSONL file's lines (split at newlines only, as datasets' json reader splits them) that are
     not one JSON object each (under `on_bad_row` error the first one is a DatasetError naming it: the datasets
-    library names none), those of its rows (the other lines but blank ones), and what must be read as text: the datasets library's column types change it otherwise. A
-    column with an integer past int64 becomes float64 (2**53 + 1 read as 2**53, 25! off in its last digits); one
+    library names none), what must be read as text, and the numbers of the lines that are its rows (the others but
+    blank ones). What must be read as text: the datasets library's column types change it otherwise. A column with
+    an integer past int64 becomes float64 (2**53 + 1 read as 2**53, 25! off in its last digits); one
     that mixes numbers and strings decodes its strings as JSON ("007" read as 7), and so does a chat column whose
     turns mix plain text with OpenAI-style text parts (a reply "5" read as the number 5)."""
     bad, seen, kept = set(), 0, array("q")
