@@ -181,8 +181,14 @@ def main() -> None:
 
     import torch
 
-    from r1kit.hardware import measure_matmul_peak, setup_hardware
+    from r1kit.hardware import cpu_has_native_bf16, measure_matmul_peak, setup_hardware
 
+    if not cpu_has_native_bf16():  # emulated, bf16 is ~20× slower: hours for a comparison r1kit never runs here
+        sys.exit(
+            "bench/grpo_step.py compares r1kit and TRL in bf16 (LoRA on bf16 weights, MFU against the bf16 matmul "
+            "peak), and this CPU has no native bf16 (avx512_bf16 or amx_bf16): r1kit trains in fp32 here. Run it on "
+            "a CPU with bf16."
+        )
     setup_hardware()  # the threads every variant runs with
     peak = measure_matmul_peak(torch.bfloat16)  # once: one yardstick for every variant's MFU
     results = {}

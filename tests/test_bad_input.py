@@ -430,6 +430,24 @@ def test_gold_answers_the_verifier_cannot_read(
     assert len(counted) == 3 and sum(counted) > 0
 
 
+def test_word_golds_are_read_and_a_column_of_words_is_said(tmp_path: Path, caplog) -> None:
+    """A yes/no data set's golds were unreadable: GRPO refused it ("none of the first N gold answers holds an answer
+    the verifier can read"). Words are read now, and a column of nothing but words (labels, maybe) is said."""
+    from r1kit.data.loading import load_splits
+    from r1kit.stages.common import check_data
+
+    for golds, warned in ((["Yes", "No"], True), (["Yes", "12"], False)):
+        path = tmp_path / f"{len(golds)}{warned}.jsonl"
+        rows = [{"question": f"Is {i} even?", "solution": golds[i % 2]} for i in range(16)]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        config = resolve_config(profile="test", overrides=["--data", str(path)], environ={}).config
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r1kit"):
+            check_data(config, "grpo", load_splits(config.dataset).train, "data: grpo")
+        assert "hold no answer the verifier can read" not in caplog.text
+        assert ("the first 14 gold answers are all words ('No', 'Yes')" in caplog.text) is warned, caplog.text
+
+
 @pytest.mark.parametrize(
     ("recipe", "setting", "message"),
     [

@@ -217,6 +217,31 @@ def test_a_path_with_a_colon_and_evaluations_without_their_problems(tmp_path: Pa
     assert "scored arithmetic, b/eval gsm8k.jsonl: not the same held-out problems" in capsys.readouterr().err
 
 
+def test_evaluations_copied_without_their_problems_are_compared_by_what_their_json_keeps(
+    tmp_path: Path, capsys
+) -> None:
+    """Two draws of the same data set, each JSON copied on its own: paired as the same problems (same data set name
+    and count), though their kept first problems and their groups' sizes differ."""
+
+    def copied(name: str, questions: list[str], groups: dict[str, int]) -> Path:
+        path = _evaluation(tmp_path / name, "eval", [1, 0, 1, 0, 1, 0, 1, 0], questions)
+        path.with_name("eval.problems.jsonl").unlink()
+        samples = [{"question": q, "gold": str(2 * i)} for i, q in enumerate(questions[:4])]
+        by_group = {group: {"problems": count, "accuracy": 0.5} for group, count in groups.items()}
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"samples": samples, "by_group": by_group}))
+        return path
+
+    a = copied("a", QUESTIONS, {"1": 4, "2": 4})
+    other_draw = copied("b", [*QUESTIONS[1:], "What is 9 + 9?"], {"1": 4, "2": 4})
+    assert main(["compare", str(a), str(other_draw)]) == 1
+    assert "scored other problems (problem 1: 'What is 0 + 0?' and 'What is 1 + 1?')" in capsys.readouterr().err
+    other_groups = copied("c", QUESTIONS, {"1": 5, "2": 3})
+    assert main(["compare", str(a), str(other_groups)]) == 1
+    assert "their groups hold other numbers of them" in capsys.readouterr().err
+    same = copied("d", QUESTIONS, {"1": 4, "2": 4})
+    assert main(["compare", str(a), str(same)]) == 0
+
+
 def test_a_stage_folder_names_its_models_newest_r1kit_eval_and_never_a_hub_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

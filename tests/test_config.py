@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
@@ -356,7 +357,8 @@ def test_environment_names_are_unambiguous() -> None:
         (["--learnig_rate", "1"], "unknown option --learnig_rate; did you mean --learning_rate?"),
         (["--ouput_dir", "x"], "unknown option --ouput_dir; did you mean --output_dir?"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
-        (["--evaluation.pass_k", "[1, 4]"], "pass_k [4] must be between 1 and num_samples (1)"),
+        # a rule across a section's keys names where those set came from (no value, no source was said)
+        (["--evaluation.pass_k", "[1, 4]"], "num_samples (1) (evaluation.pass_k from cli:--evaluation.pass_k)"),
         (["--sft2.general_split", "train_sft"], "sft2: general_subset and general_split are those of general_dataset"),
         # the built-in pairs read none of the dataset's settings: a held-out file for them was quietly not used
         (
@@ -553,6 +555,11 @@ def test_config_show_explain_names_sources(capsys: pytest.CaptureFixture[str], m
     assert 'model.name = "tiny-random"    # profile:test' in out
     assert "monitoring.wandb.enabled = false    # cli:--no_wandb" in out
     assert "grpo.beta = 0.0    # default" in out
+    # as JSON where asked (--format json was dropped beside --explain)
+    assert main(["config", "show", "--explain", "--format", "json", "--profile", "test"]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["model.name"] == {"value": "tiny-random", "source": "profile:test"}
+    assert explained["training.optimization.learning_rate"]["source"] == "env:GRPO_TRAINING_LEARNING_RATE"
 
 
 @pytest.mark.parametrize(
@@ -696,6 +703,9 @@ def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[s
         ("run", "--max_steps → training.max_steps", None),
         ("sft", "--max_steps → sft.max_steps", "--beta → grpo.beta (not read by `r1kit sft`: refused)"),
         ("dpo", "--beta → dpo.beta", "--num_generations → grpo.num_generations (not read by `r1kit dpo`: refused)"),
+        # the stage's own key of the flag's name: help said refused, and the flag set it
+        ("cold_start", "--batch_size → cold_start.batch_size", None),
+        ("rejection_sampling", "--batch_size → rejection_sampling.batch_size", None),
     ],
 )
 def test_help_says_where_a_trainer_flag_lands_for_the_command(
@@ -708,6 +718,38 @@ def test_help_says_where_a_trainer_flag_lands_for_the_command(
     out = capsys.readouterr().out
     assert f"\n  {lands}\n" in out
     assert refused is None or refused in out
+
+
+@pytest.mark.parametrize("option", ["--config", "--recipe", "--profile"])
+def test_a_file_or_profile_option_given_twice_is_refused(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The last one replaced the others without a word (two --config files read as one: the first's values lost)."""
+    values = {"--config": ["a.yaml", "b.yaml"], "--recipe": ["r1", "rlhf"], "--profile": ["test", "dev"]}[option]
+    with pytest.raises(SystemExit) as exit_:
+        main(["config", "show", option, values[0], option, values[1]])
+    assert exit_.value.code == 2
+    assert f"{option} given twice ({values[0]}, {values[1]}); give it once" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ("[{name: sft, confg: {sft: {max_steps: 3}}}]", "stages: sft: unknown key 'confg'; did you mean 'config'?"),
+        ("[{name: sft}, {name: grpo, model_form: sft}]", "stages: grpo: unknown key 'model_form'; did you mean"),
+        ("[sft, grpo]", "stages: 'sft' is a name alone; write each stage as a mapping: - name: sft"),
+    ],
+)
+def test_a_recipe_stage_s_misspelt_key_or_bare_name_is_said_in_words(tmp_path: Path, stages: str, message: str) -> None:
+    """Was pydantic's "stages.confg: Extra inputs are not permitted", naming neither the stage nor the key meant."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"stages: {stages}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve(config_file=str(recipe))
+
+
+def test_a_recipe_stage_whose_config_keys_are_all_commented_out_has_none(tmp_path: Path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages:\n- name: sft\n  config:\n  #  sft: {max_steps: 3}\n- name: grpo\n")
+    assert [spec.config for spec in resolve(config_file=str(recipe)).config.stages] == [{}, {}]
 
 
 def test_saved_config_repeats_the_run(tmp_path: Path) -> None:
@@ -724,6 +766,12 @@ def test_an_integration_without_its_package_is_a_config_error(capsys: pytest.Cap
         pytest.skip("wandb is installed here")
     assert main(["config", "show", "--monitoring.wandb.enabled", "true"]) == 2
     assert "monitoring.wandb.enabled: the wandb package is not installed" in capsys.readouterr().err
+    # chat and eval log to neither: a training config's W&B setting (--config train.yaml) was refused there
+    from r1kit.cli import load_config
+
+    for command in ("chat", "eval"):
+        args = argparse.Namespace(command=command, recipe=None, config=None, profile=None)
+        assert load_config(args, ["--monitoring.wandb.enabled", "true"]).config.monitoring.wandb.enabled
 
 
 # ------------------------------------------------------------------------------------------- epochs and steps

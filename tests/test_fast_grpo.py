@@ -715,3 +715,35 @@ def test_a_model_family_the_sampler_cannot_decode_falls_back_to_generate(
     llama = AutoModelForCausalLM.from_pretrained(tiny_model).train()
     sampler = generation.sampler_for(llama, tokenizer)  # a family it reproduces: its check passes, the mode is kept
     assert sampler is not None and generation._sampling_gap(sampler, llama) < 1e-3 and llama.training
+
+
+@pytest.mark.parametrize("family", ["lfm2", "granite"])
+def test_a_family_the_fast_paths_do_not_reproduce_trains_on_trls_paths_and_says_why(
+    family: str, tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hybrid of convolution and attention layers (LFM2; Qwen3.5's linear attention alike) passed the family check:
+    the sampler and the shared-prefix loss crashed on its caches. A family left out (Granite's scaled logits) fell back
+    without a word."""
+    from transformers import GraniteConfig, Lfm2Config
+
+    sizes = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4}
+    sizes |= {"num_key_value_heads": 2, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    config = {
+        "lfm2": Lfm2Config(num_hidden_layers=4, layer_types=["conv", "full_attention"] * 2, **sizes),
+        "granite": GraniteConfig(num_hidden_layers=2, logits_scaling=8.0, **sizes),
+    }[family]
+    torch.manual_seed(0)
+    folder = tmp_path / family
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    with caplog.at_level("WARNING", logger="r1kit"):
+        trainer = trainer_for(folder, tmp_path, torch.float32, shared_prefix=True, targets=("q_proj", "v_proj"))
+    assert trainer.sampler is None and not trainer.shared_prefix
+    reason = {"lfm2": "has layers other than attention (conv)", "granite": "scales or caps its logits"}[family]
+    assert (
+        f"fast.shared_prefix, fast.generation: TRL's own paths are used ({type(trainer.model.get_base_model()).__name__} {reason}"
+        in caplog.text
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from rich.console import Console
+from transformers import TrainerControl
 
 from r1kit.chat import StreamRenderer
 from r1kit.config.schema import AlertsConfig, MonitoringConfig, ProfilerConfig
@@ -115,6 +116,9 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
         # a plug-in returning a bare float: every item scored None, blamed on the task by the zero-advantage alert
         ([{"step": 1, "rewards/scalar/mean": None, "rewards/scalar/exceptions": 4.0}], "failing_reward"),
         ([{"step": 1, "rewards/slow/mean": None, "rewards/slow/timeouts": 4.0}], "failing_reward"),
+        # the verifier's batch time ran out before any item (was: only the zero-advantage alert, blaming the task)
+        ([{"step": 1, "rewards/accuracy/mean": None, "rewards/accuracy/over_budget": 4.0}], "failing_reward"),
+        ([{"step": 1, "rewards/accuracy/mean": None, "rewards/accuracy/errors": 4.0}], "failing_reward"),
         ([{"step": 1, "rewards/total/mean": 0.5, "entropy": 0.004}], "entropy_collapse"),
         ([{"step": 1, "rewards/total/mean": 0.5, "kl": 0.8}], "kl"),
     ],
@@ -339,7 +343,7 @@ def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_pa
     for step, seen in ((1, 200), (2, 200), (3, 500), (4, 500)):  # generations at steps 1 and 3
         time.sleep(0.02)
         state.global_step, state.num_input_tokens_seen = step, seen
-        monitor.on_step_end(args, state, None)
+        monitor.on_step_end(args, state, TrainerControl())
         monitor.on_log(args, state, None, logs={"loss": 0.5})
     records = run.read("metrics.jsonl")
     tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in records]
@@ -351,7 +355,7 @@ def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_pa
     for step, seen in ((1, 200), (2, 500)):
         time.sleep(0.02)
         state.global_step, state.num_input_tokens_seen = step, seen
-        monitor.on_step_end(args, state, None)
+        monitor.on_step_end(args, state, TrainerControl())
         monitor.on_log(args, state, None, logs={"loss": 0.5})
     tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in run.read("metrics.jsonl")]
     assert tokens == pytest.approx([200, 300], rel=1e-6)

@@ -1498,6 +1498,14 @@ def test_a_chat_reply_that_ends_inside_its_thinking_says_why(tiny_model: Path) -
     shown = console.file.getvalue()
     assert "── thinking ──" in shown and "(no <answer> block)" not in shown
     assert "(the reply ended inside its thinking: it reached chat.max_new_tokens (4): raise it" in shown
+    # cut after its thinking (inside the answer block the template opens): "(no <answer> block)" was said
+    opens_answer = opens.replace("<think>\n{% endif %}", "<think>2+3</think>\n<answer>{% endif %}")
+    config = config.model_copy(update={"model": config.model.model_copy(update={"chat_template": opens_answer})})
+    console = Console(file=io.StringIO(), width=400)
+    reply(model, load_tokenizer(config.model, str(tiny_model)), "What is 2+3?", config, console)
+    shown = console.file.getvalue()
+    assert "(no <answer> block)" not in shown and "ended inside its thinking" not in shown
+    assert "(the reply was cut: it reached chat.max_new_tokens (4): raise it" in shown
 
 
 def test_an_interrupted_chat_reply_stops_its_generation() -> None:

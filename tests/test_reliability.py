@@ -788,3 +788,12 @@ def test_an_interrupted_run_in_a_new_folder_names_it_to_go_on(tmp_path, monkeypa
         assert "run the same command again to continue from the last checkpoint" in capsys.readouterr().err
     finally:
         stop_training_log()
+
+
+def test_a_reward_returning_a_mapping_is_refused_not_scored_by_its_keys() -> None:
+    """`list({0: 0.9, 1: 0.2})` is [0, 1]: the completions were scored by their indices, and no exception counted."""
+    metrics: dict[str, list[float]] = {}
+    reward = guarded("by_index", lambda completions, **kw: {i: 0.9 for i in range(len(completions))})
+    log = {"log_metric": lambda name, value: metrics.setdefault(name, []).append(value)}
+    assert reward(["a", "b"], **log) == [None, None]
+    assert metrics["rewards/by_index/exceptions"] == [2.0]

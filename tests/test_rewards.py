@@ -304,6 +304,37 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
 
 
 @pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("5²", "5", 0.0),  # math-verify dropped the superscript: 5² was 5
+        ("5²", "25", 1.0),
+        ("10⁶", "1000000", 1.0),
+        ("x² + 1", "x^2+1", 1.0),
+        ("12 cm²", "12", 1.0),
+        ("2½", "2", 0.0),  # was right: the fraction dropped
+        ("2½", "5/2", 1.0),
+        ("½", "1/2", 1.0),
+        ("2⅓", "7/3", 1.0),
+        ("√16", "4", 1.0),
+        ("2√3", "2\\sqrt{3}", 1.0),
+        ("–3", "-3", 1.0),  # an en dash for the minus sign: was 3
+        ("–3", "3", 0.0),
+        ("Answer: - 5", "-5", 1.0),  # a spaced minus after a colon: was 5
+        ("Answer: - 5", "5", 0.0),
+        ("18 (24 - 6)", "18", 1.0),  # its working in brackets: the last number, 6, was read
+        ("3 (or maybe 4)", "3", 0.0),  # a hedge in them stays a hedge
+        ("*14*", "14", 1.0),  # Markdown's italics (its bold was read)
+        ("yes", "Yes", 1.0),  # a word gold: unreadable (no reward for the whole group) unless written \text{Yes}
+        ("No", "Yes", 0.0),
+        ("No solution", "no solution", 1.0),
+        ("5", "Yes", 0.0),
+    ],
+)
+def test_accuracy_reads_unicode_math_working_in_brackets_and_word_golds(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
     ("completion", "score"),
     [
         ("<think>\n3 * 4 = 12, 12 - 2 = 10. Then she buys", 0.0),  # cut off while thinking: no answer yet
@@ -402,6 +433,22 @@ def test_reasoning_steps_counts_indicators_and_caps_at_one() -> None:
     # nor one that starts with a negative number, or a bold heading: a bullet's mark is followed by a space
     assert reward(["<think>\n-5 + 3 = -2\n-4 - 1 = -5\n**Answer**\n**Done**</think>"]) == [0.0]
     assert reward(["<think>\n- add\n* subtract\n- check</think>"]) == [1.0]
+    # the first step written right after <think>, indented bullets and "•" bullets count (they did not)
+    assert reward(["<think>1. add\n2. double\n3. check</think>", "<think>- add\n- double\n- check</think>"]) == [
+        1.0,
+        1.0,
+    ]
+    assert reward(["<think>\n  - add\n  - double\n  - check</think>", "<think>\n• add\n• double\n• check</think>"]) == [
+        1.0,
+        1.0,
+    ]
+
+
+def test_arithmetic_steps_checks_big_results_and_written_decimals_exactly() -> None:
+    """A float's relative tolerance passed a step of a million or more off by a unit: `1234 * 5678 = 7006650`."""
+    reward = build_reward("arithmetic_steps")
+    steps = ["1234 * 5678 = 7006650", "1000000 + 1 = 1000000", "1234 * 5678 = 7006652", "22 / 7 = 3.142857142857142857"]
+    assert reward([f"<think>{step}</think><answer>1</answer>" for step in steps]) == [0.0, 0.0, 1.0, 1.0]
 
 
 def test_arithmetic_steps_scores_the_share_of_true_equalities() -> None:

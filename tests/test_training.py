@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import shutil
 from dataclasses import replace
@@ -232,6 +233,45 @@ def test_tensorboard_integration_writes_events(tmp_path: Path) -> None:
     assert "quality/format_rate" in step_records(ctx.run, "ppo")[-1]  # in metrics.jsonl: the format alert reads it
 
 
+def every_other_unjudged(completions, **kwargs) -> list[float | None]:
+    """A reward (for the test below) that judges every other completion: 1, none, 0, none, 1, …"""
+    return [None if i % 2 else float(i % 4 == 0) for i in range(len(completions))]
+
+
+def test_tensorboard_shows_the_figures_metrics_jsonl_keeps(tmp_path: Path) -> None:
+    """TRL logs rewards/<name>/std of its rewards with the unjudged items at their group's mean; metrics.jsonl
+    keeps r1kit's, of the judged ones: TensorBoard and W&B showed TRL's under the same name."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    reward = "tests.test_training:every_other_unjudged"
+    ctx, base, splits = context(
+        tmp_path,
+        "--training.max_steps",
+        "1",
+        "--monitoring.tensorboard.enabled",
+        "true",
+        "--rewards.functions",
+        f"[format, '{reward}']",
+    )
+    train(grpo, ctx, base, splits)
+    kept = step_records(ctx.run, "grpo")[-1]["rewards/every_other_unjudged/std"]
+    (events,) = (ctx.run.root / "tensorboard" / "grpo").rglob("events.out.tfevents.*")
+    shown = EventAccumulator(str(events)).Reload().Scalars("train/rewards/every_other_unjudged/std")
+    assert kept == pytest.approx(0.5, abs=0.05) and shown[-1].value == pytest.approx(kept, rel=1e-5)
+
+
+def test_the_configs_wandb_project_wins_over_the_shells(tmp_path: Path, monkeypatch) -> None:
+    """`--wandb_project` set WANDB_PROJECT only where the shell had not: an exported one won over the command line."""
+    from r1kit.stages.common import trainer_arguments
+
+    for project, expected in ((["--monitoring.wandb.project", "mine"], "mine"), ([], "exported")):
+        monkeypatch.setenv("WANDB_PROJECT", "exported")
+        ctx, base, _ = context(tmp_path, "--monitoring.wandb.enabled", "true", *project)
+        ctx = ctx.for_stage(ctx.config, "sft", "sft")
+        trainer_arguments(ctx, ctx.config.sft, AutoModelForCausalLM.from_pretrained(base))
+        assert os.environ["WANDB_PROJECT"] == expected
+
+
 def tensorboard_tags(folder: Path) -> set[str]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -239,6 +279,18 @@ def tensorboard_tags(folder: Path) -> set[str]:
     for events in folder.rglob("events.out.tfevents.*"):
         tags |= set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
     return tags
+
+
+def test_the_steps_after_the_last_logging_step_are_logged(tmp_path: Path) -> None:
+    """With logging_steps 2, a 3-step stage logged step 2 alone, and one stopped by its time limit at step 1 nothing:
+    the last steps' figures never reached metrics.jsonl, the alerts or the report."""
+    ctx, base, splits = context(tmp_path, "--training.max_steps", "3", "--monitoring.logging_steps", "2")
+    train(grpo, ctx, base, splits)
+    assert [r["step"] for r in step_records(ctx.run, "grpo")] == [2, 3]
+    limited = ("--sft.max_steps", "50", "--sft.time_limit_minutes", "0.00001", "--monitoring.logging_steps", "2")
+    ctx, base, splits = context(tmp_path / "limited", *limited)
+    train(sft, ctx, base, splits)
+    assert [r["step"] for r in step_records(ctx.run, "sft")] == [1]
 
 
 def test_a_time_limit_stops_training_with_a_checkpoint_that_keeps_the_time_spent(tmp_path: Path) -> None:

@@ -247,16 +247,18 @@ def reply(
         raise failed[0]
     answer = extract_answer(after_thinking(renderer.text))  # one mentioned while thinking is not the answer
     cut = written == [max_new_tokens]  # generation stopped at the limit, not at the end of the reply
+    limit = (
+        "it reached the end of the model's context"
+        if max_new_tokens < settings.max_new_tokens
+        else f"it reached chat.max_new_tokens ({max_new_tokens}): raise it for a longer reply"
+    )
     if renderer.mode == "think":  # its thinking never closed: there is no answer to show
-        why = (
-            ("it reached the end of the model's context" if max_new_tokens < settings.max_new_tokens else
-             f"it reached chat.max_new_tokens ({max_new_tokens}): raise it for a longer reply")
-            if cut
-            else "the model stopped there"
-        )  # fmt: skip
+        why = limit if cut else "the model stopped there"
         console.print(f"(the reply ended inside its thinking: {why})", style="bold", markup=False)
     elif answer is not None:
         console.print(f"answer: {answer}", style="bold", markup=False)
+    elif cut:  # inside its answer block, say: a block that never closed is no answer
+        console.print(f"(the reply was cut: {limit})", style="bold", markup=False)
     elif "<answer>" in config.prompt.system and not settings.raw:  # only a reply asked for that format lacks it
         console.print("(no <answer> block)", style="bold", markup=False)
     return renderer.text

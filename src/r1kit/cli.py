@@ -24,9 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from r1kit import distributed
-from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias, for_stage
+from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias
 from r1kit.config.sources import (
-    LEAF_PATHS,
     ConfigError,
     ResolvedConfig,
     builtin_config,
@@ -39,6 +38,7 @@ from r1kit.config.sources import (
     overridden_by_stages,
     resolve_config,
     to_yaml,
+    tutorial_flag_lands,
     unused_reward_settings,
 )
 from r1kit.runs import RunDir, leave_run_folder, stop_training_log, training_log_run
@@ -77,7 +77,7 @@ def _keys_help(command: str) -> str:
     shown = {
         flag: alias for flag, alias in FLAG_ALIASES.items() if command not in TOOL_READS or reads(command, alias.path)
     }
-    aliases = "\n".join(f"  {flag} → {_alias_target(alias, command)}" for flag, alias in shown.items())
+    aliases = "\n".join(f"  {flag} → {_alias_target(flag, alias, command)}" for flag, alias in shown.items())
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     # a refused flag whose value can ask for what r1kit does anyway is accepted with that value (--push_to_hub false)
     refused = "\n".join(
@@ -106,10 +106,10 @@ def _keys_help(command: str) -> str:
     )
 
 
-def _alias_target(alias: FlagAlias, command: str) -> str:
+def _alias_target(flag: str, alias: FlagAlias, command: str) -> str:
     """Where a flag alias lands for `r1kit COMMAND` (a trainer flag lands in a stage's own section when it runs alone),
     with the schema key a tutorial path stands for."""
-    path = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path
+    path = tutorial_flag_lands(flag, alias.path, command) if alias.tutorial else alias.path
     if path is None:
         return f"{alias.path} (not read by `r1kit {command}`: refused)"
     path = PATH_ALIASES.get(path, path)
@@ -121,11 +121,23 @@ def _alias_target(alias: FlagAlias, command: str) -> str:
     )
 
 
+class _GivenOnce(argparse.Action):
+    """--config, --recipe, --profile: refused a second time (the last one replaced the others without a word; files
+    are not layered: one --config, over a recipe, under a profile)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)}, {values}); give it once")
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    common.add_argument("--config", help="YAML file with config values (and optional `profiles:`)")
-    common.add_argument("--recipe", help="a shipped recipe name or a recipe YAML path (applied before --config)")
-    common.add_argument("--profile", default="default", help="profile applied over the files (default: default)")
+    common.add_argument("--config", action=_GivenOnce, help="YAML file with config values (and optional `profiles:`)")
+    common.add_argument(
+        "--recipe", action=_GivenOnce, help="a shipped recipe name or a recipe YAML path (applied before --config)"
+    )
+    common.add_argument("--profile", action=_GivenOnce, help="profile applied over the files (default: default)")
     common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     common.add_argument(
         "--launch",
@@ -189,14 +201,18 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
 
     command = args.command
     resolved = resolve_config(
-        recipe=args.recipe, config_file=args.config, profile=args.profile, overrides=overrides, command=command
+        recipe=args.recipe,
+        config_file=args.config,
+        profile=args.profile or "default",
+        overrides=overrides,
+        command=command,
     )
     if resolved.config.run.resume and not args.config:
         saved = _resumable_run(resolved.config.run.output_dir, command) / "config.yaml"
         # The saved config already holds the run's profile and recipe; laid over it again they would replace the
         # values that were set above them (a --sft.max_steps on the first command line), so only env and CLI apply.
-        chosen = (("profile", args.profile, "default"), ("recipe", args.recipe, None))  # (flag, value, when not given)
-        given = [f"--{flag} {value}" for flag, value, unset in chosen if value != unset]
+        chosen = (("profile", args.profile), ("recipe", args.recipe))
+        given = [f"--{flag} {value}" for flag, value in chosen if value is not None]
         if given and not _said_by_another_process():
             print(f"r1kit: note: --resume continues {saved} as saved; {', '.join(given)} is in it", file=sys.stderr)
         started = RunDir(saved.parent).started_in()
@@ -249,7 +265,13 @@ def _resumable_run(output_dir: str | None, command: str) -> Path:
 
 
 def _show(resolved: ResolvedConfig, fmt: str, explain: bool) -> None:
-    if explain:
+    if explain and fmt == "json":  # each key's value and where it came from, for a program to read
+        explained = {
+            path: {"value": value, "source": resolved.sources.get(path, "default")}
+            for path, value in flatten(resolved.config.model_dump()).items()
+        }
+        print(json.dumps(explained, indent=2))
+    elif explain:
         for path, value in flatten(resolved.config.model_dump()).items():
             print(f"{path} = {json.dumps(value)}    # {resolved.sources.get(path, 'default')}")
     elif fmt == "json":
@@ -433,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    args, overrides = _parser().parse_known_args(argv)
+    args, overrides = _parser().parse_known_args(_questions_kept(argv))
     try:
         if args.command not in _READ_ONLY and not args.launch and (processes := _processes_accelerate_left_out()):
             print(
@@ -499,6 +521,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         leave_run_folder()  # for the next command, in this process (a notebook) or another
+
+
+def _questions_kept(argv: list[str]) -> list[str]:
+    """`--prompt -5+3` as `--prompt=-5+3`: argparse reads a word that starts with one dash as an option (and said
+    "expected one argument").
+
+    >>> _questions_kept(["chat", "--prompt", "-5+3", "--model", "m"]), _questions_kept(["chat", "--prompt", "--model"])
+    (['chat', '--prompt=-5+3', '--model', 'm'], ['chat', '--prompt', '--model'])
+    """
+    kept = list(argv)
+    for index, word in enumerate(argv[:-1]):
+        question = argv[index + 1]
+        if word == "--prompt" and question.startswith("-") and not question.startswith("--"):
+            kept[index : index + 2] = [f"--prompt={question}", None]
+    return [word for word in kept if word is not None]
 
 
 def _expected(error: Exception) -> bool:

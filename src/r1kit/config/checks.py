@@ -48,7 +48,7 @@ def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None,
     elif generates_with_vllm and importlib.util.find_spec("vllm") is None:
         problems.append("grpo.use_vllm: the vllm package is not installed (pip install vllm)")
     integrations = {"tensorboard": config.monitoring.tensorboard.enabled, "wandb": config.monitoring.wandb.enabled}
-    for name, enabled in integrations.items():
+    for name, enabled in integrations.items() if command not in ("chat", "eval") else ():  # they log to neither
         if enabled and importlib.util.find_spec(name) is None:
             problems.append(
                 f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]')"

@@ -289,7 +289,7 @@ class DatasetConfig(Section):
 
 
 class RewardParams(Section):
-    weight: float = Field(1.0, description="Weight of this reward in the total GRPO reward.")
+    weight: float = Field(1.0, description="Weight of this reward in the total reward.")
 
 
 class VerificationConfig(Section):
@@ -369,7 +369,10 @@ def language_code(language: str) -> str:
 
 class OverlongParams(RewardParams):
     max_length: int | None = Field(
-        None, ge=1, description="Length limit in tokens; default: grpo.max_completion_length."
+        None,
+        ge=1,
+        description="Length limit in tokens; default: the stage's completion limit (grpo.max_completion_length, "
+        "rloo.max_completion_length, ppo.max_new_tokens).",
     )
     soft_cache: int = Field(
         16, ge=1, description="Tokens before the limit where the penalty ramps linearly from 0 to -1."
@@ -422,14 +425,14 @@ def _reward_meant(name: str) -> str | None:
 
 
 class RewardsConfig(Section):
-    """The rewards GRPO adds up. Besides the built-ins, `functions` takes plug-ins as `module:function` (a function
-    with TRL's reward signature); a plug-in's parameters sit under its spec or its function's name."""
+    """The rewards GRPO, RLOO and PPO add up. Besides the built-ins, `functions` takes plug-ins as `module:function`
+    (a function with TRL's reward signature); a plug-in's parameters sit under its spec or its function's name."""
 
     model_config = ConfigDict(**Section.model_config | {"extra": "allow"})  # plug-in parameters, checked below
 
     functions: list[str] = Field(
         default_factory=lambda: ["accuracy", "format", "tag_count"],
-        description=f"Rewards used by GRPO and RLOO, from: {', '.join(KNOWN_REWARDS)}; or your own as module:function.",
+        description=f"Rewards used by GRPO, RLOO and PPO, from: {', '.join(KNOWN_REWARDS)}; or your own as module:function.",
     )
     plugin_timeout_seconds: float = Field(
         30.0, gt=0.0, description="Time limit of one call of a plug-in reward; past it the batch scores None, counted."
@@ -1235,7 +1238,9 @@ class IntegrationConfig(Section):
 
 
 class WandbConfig(IntegrationConfig):
-    project: str = Field("r1kit", description="Weights & Biases project.")
+    project: str | None = Field(
+        None, description="Weights & Biases project; default: the WANDB_PROJECT environment variable, else r1kit."
+    )
     run_name: str | None = Field(None, description="Weights & Biases run name; default: the run folder name.")
 
 

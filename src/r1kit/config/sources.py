@@ -44,7 +44,7 @@ from r1kit.config.aliases import (
     refusal,
     stage_key,
 )
-from r1kit.config.schema import REPLACED_WHOLE, R1kitConfig, deep_merge, first_problem, walk_schema
+from r1kit.config.schema import REPLACED_WHOLE, R1kitConfig, StageSpec, deep_merge, first_problem, walk_schema
 from r1kit.rewards.plugins import short_name
 from r1kit.stages.registry import (
     COMMON_SECTIONS,
@@ -487,16 +487,32 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _stages_normalised(stages: Any, where: str) -> Any:
-    """A `stages:` list with each stage's `config` read as a file's values are (dotted keys, tutorial names); the
-    schema reports a malformed list."""
+    """A `stages:` list with each stage's `config` read as a file's values are (dotted keys, tutorial names; empty,
+    its keys commented out, as none); a stage given by its name alone or with a misspelt key is refused in words the
+    schema's ("Extra inputs are not permitted") lacked. The schema reports the rest of a malformed list."""
     if not isinstance(stages, list):
         return stages
+    for spec in stages:
+        _check_stage_entry(spec, where)
     return [
-        {**spec, "config": _normalised(spec["config"], f"{where}: stage {spec.get('name')}")}
-        if isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)
+        {**spec, "config": _normalised(spec.get("config") or {}, f"{where}: stage {spec.get('name')}")}
+        if isinstance(spec, Mapping) and isinstance(spec.get("config") or {}, Mapping)
         else spec
         for spec in stages
     ]
+
+
+def _check_stage_entry(spec: Any, where: str) -> None:
+    """A ConfigError for a recipe stage written as a bare name (`- sft`) or with a key a stage has not (`confg`)."""
+    if isinstance(spec, str):
+        raise ConfigError(f"{where}: stages: {spec!r} is a name alone; write each stage as a mapping: - name: {spec}")
+    if not isinstance(spec, Mapping):
+        return
+    for key in spec:
+        if key not in StageSpec.model_fields:
+            close = difflib.get_close_matches(str(key), list(StageSpec.model_fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (a stage has {', '.join(StageSpec.model_fields)})"
+            raise ConfigError(f"{where}: stages: {spec.get('name', '?')}: unknown key {key!r}{hint}")
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -691,6 +707,17 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     return {flag: off[0] for flag in auto if off}
 
 
+def tutorial_flag_lands(flag: str, path: str, command: str | None) -> str | None:
+    """The key a tutorial's or TRL's flag alias (`flag`, for key `path`) sets under `r1kit COMMAND`: `path` in the
+    stage's own section (`for_stage`), else the stage's (or eval's, chat's) own key of the flag's name (`r1kit
+    cold_start --batch_size 8` is cold_start.batch_size, which has no per_device_train of its own); None where the
+    command has no such setting (refused). `r1kit COMMAND --help` lists the same."""
+    stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
+    if stage_path in (None, path) and command not in (None, "run", "config"):
+        stage_path = stage_key(flag[2:], command, LEAF_PATHS.__contains__) or stage_path
+    return stage_path
+
+
 def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -> None:
     """One flag and its words into `layer`, or a ConfigError saying what is wrong with it."""
     alias = FLAG_ALIASES.get(flag)
@@ -723,11 +750,7 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
         if alias and alias.as_list and text and not text.startswith("["):
             text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
     if alias and alias.tutorial:
-        stage_path = for_stage(path, command, LEAF_PATHS.__contains__)
-        if stage_path in (None, path) and command not in (None, "run", "config"):
-            # the stage's (or eval's, chat's) own key of the flag's name: `r1kit cold_start --batch_size 8` is
-            # cold_start.batch_size, which has no per_device_train of its own
-            stage_path = stage_key(flag[2:], command, LEAF_PATHS.__contains__) or stage_path
+        stage_path = tutorial_flag_lands(flag, path, command)
         if stage_path is None:
             raise ConfigError(
                 f"{flag} sets {path}, which `r1kit {command}` does not read, and the {command} stage has no such "
@@ -1114,8 +1137,13 @@ def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
         return f"{path}: is a section and takes its keys ({_keys_of(path)}) (got {value!r}, from {source})"
     if path.startswith("stages."):  # a stage's name or kind: was "stages.name: String should match …", no value
         return f"{path}: {message} (got {value!r}, from {sources.get('stages', 'default')})"
-    if path not in LEAF_PATHS:  # a rule across the keys of one section
-        return f"{path}: {message}"
+    if path not in LEAF_PATHS:  # a rule across the keys of one section: where its keys set were set
+        given = [
+            f"{leaf} from {where}"
+            for leaf, where in sources.items()
+            if leaf.startswith(f"{path}.") and where != "default"
+        ]
+        return f"{path}: {message}" + (f" ({', '.join(given)})" if given else "")
     return f"{path}: {message} (got {value!r}, from {source})"
 
 

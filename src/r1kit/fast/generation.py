@@ -201,8 +201,8 @@ def sampler_for(model: PreTrainedModel, tokenizer) -> PolicySampler | None:
     try:
         sampler = PolicySampler(model, tokenizer.pad_token_id, eos_token_ids(model, tokenizer))
         gap = _sampling_gap(sampler, model)
-    except (ValueError, RuntimeError, TypeError, IndexError) as error:  # an architecture its copy cannot decode
-        logger.warning("fast sampler unavailable (%s); using model.generate", error)
+    except Exception as error:  # an architecture its copy cannot decode (a cache layer without keys: AttributeError)
+        logger.warning("fast sampler unavailable (%s: %s); using model.generate", type(error).__name__, error)
         return None
     if gap > _LARGEST_GAP:
         logger.warning(
@@ -222,19 +222,28 @@ _LARGEST_GAP = 0.5
 
 @torch.no_grad()
 def _sampling_gap(sampler: PolicySampler, model: PreTrainedModel) -> float:
-    """Mean |log-prob| difference a token between 4 tokens the sampler draws after a short prompt and the model's own
-    forward over them: a model family the fast paths do not reproduce fails here (or raises), not in training."""
+    """Mean |log-prob| difference a token between the up to 4 tokens the sampler draws for each row of a small batch
+    and the model's own forward over them: a model family the fast paths do not reproduce fails here (or raises), not
+    in training. Two prompts of different lengths, two rows each, as a GRPO batch has them: the padding and the copy
+    of a prompt's cache to its group are part of what is compared."""
     sampler.refresh()
-    prompt = [token % model.config.vocab_size for token in (11, 12, 13)]
-    (completion,), (sampled,) = sampler.sample([prompt], 4, row_seeds=[0])
+    short, long = (
+        [token % model.config.vocab_size for token in tokens] for tokens in ((11, 12, 13), (14, 15, 16, 17, 18))
+    )
+    prompts = [short, short, long, long]
+    completions, sampled = sampler.sample(prompts, 4, row_seeds=[0, 1, 2, 3])
     training = model.training
     model.eval()  # no dropout in the comparison
+    gaps = []
     try:
-        logits = model(input_ids=torch.tensor([prompt + completion], device=model.device)).logits[0].float()
+        for prompt, completion, logps in zip(prompts, completions, sampled, strict=True):
+            logits = model(input_ids=torch.tensor([prompt + completion], device=model.device)).logits[0].float()
+            taken = torch.tensor(completion, device=logits.device)[:, None]
+            own = logits[len(prompt) - 1 : -1].log_softmax(-1).gather(1, taken).squeeze(1).cpu()
+            gaps.append((own - torch.tensor(logps)).abs())
     finally:
         model.train(training)
-    own = logits[len(prompt) - 1 : -1].log_softmax(-1).gather(1, torch.tensor(completion)[:, None].to(logits.device))
-    return (own.squeeze(1).cpu() - torch.tensor(sampled)).abs().mean().item()
+    return torch.cat(gaps).mean().item()
 
 
 def row_seeds(key: tuple[int, ...], first_row: int, rows: int) -> list[int]:

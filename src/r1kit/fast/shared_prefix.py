@@ -36,21 +36,29 @@ _EXP_FLOOR = -87.0
 _EAGER_ATTENTION_BYTES = 1024**3
 
 
+# fields only some architectures have: a value other than None or 1 scales or caps the logits
+_SCALED_HEAD = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+# a hybrid's other layers (convolutions, state-space or linear attention: LFM2, Qwen3.5) keep caches of their own
+_ATTENTION_LAYERS = {"full_attention", "sliding_attention", "chunked_attention"}
+
+
+def unsupported_because(model: PreTrainedModel) -> str | None:
+    """Why this path (and the fast sampler) does not reproduce `model`'s forward, or None where it does: decoder-only
+    text models of attention layers, without logit scaling or soft-capping (Llama, Qwen2, Mistral, SmolLM, …)."""
+    config, name = model.config.get_text_config(), type(model).__name__
+    if config is not model.config or not hasattr(model, "model") or config.is_encoder_decoder:
+        return f"{name} is not a decoder-only text model"
+    scaled = [f"{key} {getattr(config, key)}" for key in _SCALED_HEAD if getattr(config, key, None) not in (None, 1.0)]
+    if scaled:
+        return f"{name} scales or caps its logits ({', '.join(scaled)})"
+    others = sorted(set(getattr(config, "layer_types", None) or ()) - _ATTENTION_LAYERS)
+    if others:
+        return f"{name} has layers other than attention ({', '.join(others)})"
+    return None
+
+
 def supports(model: PreTrainedModel) -> bool:
-    """The model families whose forward this path reproduces exactly: decoder-only text models without logit
-    scaling or soft-capping (Llama, Qwen2, Mistral, SmolLM, …)."""
-    config = model.config.get_text_config()
-    plain_head = all(
-        getattr(config, name, None) in (None, 1.0)  # fields only some architectures have
-        for name in (
-            "final_logit_softcapping",
-            "logit_scale",
-            "output_multiplier",
-            "lm_head_multiplier",
-            "logits_scaling",
-        )
-    )
-    return plain_head and config is model.config and hasattr(model, "model") and not config.is_encoder_decoder
+    return unsupported_because(model) is None
 
 
 def shared_prefix_logps(

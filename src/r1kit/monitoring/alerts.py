@@ -18,6 +18,15 @@ _WATCHED_PREFIX, _WATCHED_SUFFIX = "rewards/", "/mean"
 _ROLLOUT_PREFIXES = ("rewards/", "quality/")  # the figures of a step's scored rollouts
 _NOTICE_KINDS = {"improvement"}  # every other kind is an alert
 _LEVEL_FLOOR = 0.1  # a drop or rise is measured against at least this level: rewards are about unit-sized
+# The counts of items a reward could not score (rewards/<name>/<count>), and why. A gold answer that cannot be read is
+# none of them: it is said before training (the data check), and a reward may score nothing by design.
+_FAILURES = {
+    "exceptions": "it raised or returned something that is not a number",
+    "timeouts": "it timed out",
+    "over_budget": "the batch's verification time ran out first: rewards.verification.batch_budget_seconds",
+    "errors": "the verifier failed",
+    "hostile_gold": "their gold answers hang the verifier",
+}
 
 
 class TrendAlerts:
@@ -75,16 +84,16 @@ class TrendAlerts:
     @staticmethod
     def _failing_rewards(record: dict[str, Any]) -> dict[str, str]:
         """A reward that scored nothing at a logged step because every call raised, returned what is not a number,
-        or timed out: it gives no signal, which the zero-advantage alert would otherwise blame on the task."""
+        or timed out, or its verifier ran out of time or failed (`_FAILURES`): it gives no signal, which the
+        zero-advantage alert would otherwise blame on the task."""
         found = {}
         for key, failures in record.items():
             name, _, what = key.removeprefix(_WATCHED_PREFIX).rpartition("/")
-            failed = key.startswith(_WATCHED_PREFIX) and what in ("exceptions", "timeouts") and failures
+            failed = key.startswith(_WATCHED_PREFIX) and what in _FAILURES and failures
             if failed and record.get(f"{_WATCHED_PREFIX}{name}{_WATCHED_SUFFIX}") is None:
-                why = "raised or returned something that is not a number" if what == "exceptions" else "timed out"
                 found[f"failing_reward:{name}"] = (
-                    f"reward {name} scored none of the completions it was given ({failures:g} {what}: it {why}); it "
-                    f"gives no learning signal. The log's 'reward {name} …' lines say why"
+                    f"reward {name} scored none of the completions it was given ({failures:g} {what}: "
+                    f"{_FAILURES[what]}); it gives no learning signal. The log's 'reward {name} …' lines say why"
                 )
         return found
 

@@ -140,6 +140,8 @@ class TrainingMonitor(TrainerCallback):
         return wall, cpu, state.global_step, state.num_input_tokens_seen or self._logged_tokens
 
     def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:  # the steps after the last multiple of logging_steps: logged too
+            control.should_log = True
         if self._steps_per_generation is None:
             return
         if state.num_input_tokens_seen > self._generated:  # this step generated: the steps up to the next train on it
@@ -175,8 +177,9 @@ class TrainingMonitor(TrainerCallback):
             if self.nonfinite.overflows is not None:
                 record["train/loss_scale_overflows"] = self.nonfinite.overflows
         self.run.append("metrics.jsonl", record)
-        # r1kit's own figures into the logs TensorBoard's and W&B's callbacks read after this one (`first_in_line`)
-        logs.update({key: value for key, value in external_figures(record).items() if key not in logs})
+        # r1kit's own figures into the logs TensorBoard's and W&B's callbacks read after this one (`first_in_line`);
+        # where TRL logged a figure of the same name (rewards/<name>/mean), r1kit's: the one metrics.jsonl keeps
+        logs.update(external_figures(record))
         block = step_block(record, state.max_steps)
         self.run.say(block)
         if self.config.progress:
@@ -407,7 +410,8 @@ class TimeLimit(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if distributed.from_main(self.reached()) and not control.should_training_stop:
-            control.should_training_stop = control.should_save = True
+            # the steps since the last log are logged: their figures reach metrics.jsonl, the alerts and the report
+            control.should_training_stop = control.should_save = control.should_log = True
             logger.warning(
                 "time limit of %g min reached at step %d of %d: training stops here",
                 self.limit / 60,

@@ -216,6 +216,22 @@ def _problems(path: Path) -> list[tuple[str, str | None]] | None:
     return [(row["question"], row.get("gold")) for row in rows]
 
 
+def _kept_in_the_json(
+    first: str, a: dict[str, Any], other: str, b: dict[str, Any]
+) -> tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]:
+    """The (question, gold) pairs an evaluation's JSON keeps (its first problems, `samples`), as many of each; a
+    RunDirError where the problems of a group number differently (`by_group`: another draw of the same data)."""
+    sizes = [{group: entry.get("problems") for group, entry in (e.get("by_group") or {}).items()} for e in (a, b)]
+    if all(sizes) and sizes[0] != sizes[1]:
+        raise RunDirError(
+            f"compare: {first} and {other} scored other problems (their groups hold other numbers of them: "
+            f"{_short(sizes[0])}, {_short(sizes[1])}); score both on the same data"
+        )
+    kept = [[(row.get("question"), row.get("gold")) for row in e.get("samples") or []] for e in (a, b)]
+    shared = min(len(kept[0]), len(kept[1]))
+    return kept[0][:shared], kept[1][:shared]
+
+
 def _check_same_problems(
     first: str,
     a: dict[str, Any],
@@ -237,8 +253,8 @@ def _check_same_problems(
         raise RunDirError(
             f"compare: {first} scored {a.get('dataset')}, {other} {b.get('dataset')}: not the same held-out problems"
         )
-    if a_problems is None or b_problems is None:
-        return
+    if a_problems is None or b_problems is None:  # an evaluation's JSON alone: its first problems and its groups' sizes
+        a_problems, b_problems = _kept_in_the_json(first, a, other, b)
     a_questions, b_questions = [q for q, _ in a_problems], [q for q, _ in b_problems]
     if a_questions != b_questions:
         pairs = zip(a_questions, b_questions, strict=False)

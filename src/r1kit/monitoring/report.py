@@ -479,6 +479,17 @@ def in_spans(rows: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
     return spans
 
 
+def _trend_label(label: str, steps: list[int], window: int) -> str:
+    """The legend of a moving average over `window` plotted points, in steps: a point stands for several where the
+    steps were logged every few (logging_steps) or merged into spans (`in_spans`).
+
+    >>> _trend_label("loss", list(range(1, 101)), 12), _trend_label("loss", list(range(5, 5001, 5)), 125)
+    ('loss (mean of 12 steps)', 'loss (mean of 625 steps)')
+    """
+    per_point = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else 1
+    return f"{label} (mean of {round(window * per_point)} steps)"
+
+
 def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.0), dpi=100)
     for key, label in series:
@@ -499,7 +510,7 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
             window = max(3, len(logged) // 8)
             trend = moving_average([value for _, value in logged], window)
             ax.plot([step for step, _ in logged], trend, color=line.get_color(), linewidth=2.2,
-                    label=f"{label} (mean of {window})")  # fmt: skip
+                    label=_trend_label(label, [step for step, _ in logged], window))  # fmt: skip
         if band:  # the spread of the reward within each step's batch
             low = [
                 math.nan if _finite(r.get(key.replace("/mean", "/min"))) is None else r[key.replace("/mean", "/min")]

@@ -19,8 +19,9 @@ import re
 import sys
 import unicodedata
 from decimal import Decimal
+from fractions import Fraction
 
-from r1kit.rewards.text import boxed_contents
+from r1kit.rewards.text import WORD_GOLD, boxed_contents
 
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
@@ -40,7 +41,7 @@ _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")  # a word, not a LaTeX comman
 _LATEX_WORD_ARGUMENT = re.compile(r"\\(?:begin|end|text|textbf|mathrm|mathbf|operatorname)\s*\{[^{}]*\}")
 # a number and its unit, 5 cm, 12 cm^2, 9.8 m/s^2: the number (as LaTeX, cm^2 would be c times m squared)
 _UNIT = re.compile(
-    r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|[²³])?\s*"
+    r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|\^\{\d\})?\s*"
 )  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
 # 2 1/2: two and a half (as 2\frac{1}{2} reads), anywhere in the text ("2 1/2 hours"; read apart, a hedge)
 _MIXED_NUMBER = re.compile(r"(?<![\w./])([-+]?)(\d+)[ \t]+(\d+)/(\d+)(?![\w/]|\.\d)")  # a full stop may end it
@@ -53,6 +54,9 @@ _CHOICE = re.compile(
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
 _WORDS = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+){0,3}\s*")  # Monday, even, no solution
+# a number, then its working or a remark in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space
+# at least, as 2(3) is a product
+_NUMBER_THEN_BRACKETS = re.compile(r"\s*(\$?[-+]?\d[\d,]*(?:\.\d+)?)\s+\([^()]*\)\s*\.?\s*")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
 
 
@@ -92,7 +96,15 @@ _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
 _COLON_PAIR = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\d.:])")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
-_SIGN_MINUS = re.compile(r"(^|=)(\s*)-\s*(?=\d)")  # "- 5": the sign math-verify reads, "-5"
+_SIGN_MINUS = re.compile(r"(^|[=:])(\s*)-\s*(?=\d)")  # "- 5", "Answer: - 5": the sign math-verify reads, "-5"
+_DASH_MINUS = re.compile(r"(^|[=(:])(\s*)[–—]\s*(?=\d)")  # "–3", "x = —3": an en or em dash for a minus sign
+# Unicode's superscripts, fractions and root as LaTeX writes them (math-verify drops them: 5² was 5, 2½ was 2)
+_SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
+_SUPERSCRIPT_ASCII = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+_VULGAR_FRACTION = re.compile(r"(\d?)\s*([¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])")
+_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|\([^()]*\)|\{[^{}]*\})")
+# single-asterisk Markdown emphasis, *14* (2*3*4 and **14** are left alone)
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=[^*\s])([^*]*?[^*\s])\*(?![\w*])")
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
 _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
@@ -124,8 +136,14 @@ def plain(text: str) -> str:
     ('-5/2', 'It takes 5/2 hours.', '5/2.', '16/4', '1 2/3/4')
     >>> plain("1e-5"), plain("2.5E3"), plain("-3e+02"), plain("2e"), plain("1e999")
     ('0.00001', '2500', '-300', '2e', '1e999')
+    >>> plain("5²"), plain("x⁻¹"), plain("2½"), plain("½"), plain("√16"), plain("2√(x+1)"), plain("12 cm²")
+    ('5^{2}', 'x^{-1}', '5/2', '1/2', '\\\\sqrt{16}', '2\\\\sqrt{x+1}', '12')
+    >>> plain("–3"), plain("x = —3"), plain("1–3"), plain("Answer: - 5"), plain("*14*"), plain("2*3*4")
+    ('-3', 'x = -3', '1–3', 'Answer: -5', '14', '2*3*4')
     """
-    text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",")
+    text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",").replace("\u2044", "/")
+    if not text.isascii():
+        text = _unicode_math(text)
     if not text.isascii():  # math-verify reads ASCII digits only
         text = "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text)
     text = _AT_MOST.sub(r" \\le ", _AT_LEAST.sub(r" \\ge ", text))
@@ -139,7 +157,22 @@ def plain(text: str) -> str:
         text = unit.group(1)
     if scientific := _E_NOTATION.fullmatch(text):
         text = format(Decimal(scientific.group(1)), "f")
-    return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", text))
+    return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", _EMPHASIS.sub(r"\1", text)))
+
+
+def _unicode_math(text: str) -> str:
+    """Superscripts as exponents (5² as 5^{2}), vulgar fractions as fractions (½ as 1/2, 2½ as the mixed number
+    2 1/2), √ as \\sqrt, and an en or em dash before a number (not between two) as a minus sign."""
+    text = _SUPERSCRIPTS.sub(lambda run: "^{" + run.group().translate(_SUPERSCRIPT_ASCII) + "}", text)
+    text = _VULGAR_FRACTION.sub(_vulgar_fraction, text)
+    text = _ROOT.sub(lambda root: "\\sqrt{" + root.group(1).strip("(){}") + "}", text)
+    return _DASH_MINUS.sub(r"\1\2-", text)
+
+
+def _vulgar_fraction(match: re.Match) -> str:
+    value = Fraction(unicodedata.numeric(match.group(2))).limit_denominator(10)
+    written = f"{value.numerator}/{value.denominator}"
+    return f"{match.group(1)} {written}" if match.group(1) else written
 
 
 def _improper(mixed: re.Match) -> str:
@@ -262,6 +295,8 @@ def main() -> None:
         value: as a gold it is unparseable, as an answer wrong (otherwise two broken strings would compare equal).
         """
         text = plain(text)
+        if bracketed_after := _NUMBER_THEN_BRACKETS.fullmatch(text):
+            text = bracketed_after.group(1)  # a hedge in them, 3 (or 4), was judged before (hedged)
         if len(text) <= _SHORT and not balanced(text):
             return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
         as_latex = []
@@ -290,7 +325,8 @@ def main() -> None:
 
     def gold_of(gold: str) -> list:
         if gold not in golds:
-            golds[gold] = read(gold)
+            # a word (Yes, Monday, no solution) as LaTeX text: plainly read it is nothing (an unreadable gold)
+            golds[gold] = read(gold) or (read(f"\\text{{{gold.strip()}}}") if WORD_GOLD.fullmatch(gold) else [])
         return golds[gold]
 
     def check_gold(gold: str) -> tuple[float | None, str]:

@@ -20,6 +20,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from r1kit.rewards.text import (
@@ -65,10 +66,12 @@ def tag_count(completions: Sequence[Completion], **kwargs: Any) -> list[float | 
 
 # ---------------------------------------------------------------------------------------------------- reasoning
 
-# The R1 tutorial's indicators of a reasoning step: "Step 1:", "1." at a line start, bullets, transition words.
-# "0.5 * 40" at a line start is a number, not step 0; "-5 + 3" and "**Answer**" no bullets (a bullet's mark is
-# followed by a space)
-_STEP_PATTERN = re.compile(r"(Step \d+:|^\d+\.(?!\d)|\n-(?=\s)|\n\*(?=\s)|First,|Second,|Next,|Finally,)", re.MULTILINE)
+# The R1 tutorial's indicators of a reasoning step: "Step 1:", "1." at a line start (or right after <think>, maybe
+# indented), bullets (-, *, •), transition words. "0.5 * 40" at a line start is a number, not step 0; "-5 + 3" and
+# "**Answer**" no bullets (a bullet's mark is followed by a space)
+_STEP_PATTERN = re.compile(
+    r"Step \d+:|(?:^|(?<=<think>))[ \t]*(?:\d+\.(?!\d)|[-*•](?=[ \t]))|First,|Second,|Next,|Finally,", re.MULTILINE
+)
 
 
 def count_reasoning_steps(text: str) -> int:
@@ -156,8 +159,15 @@ def _as_python(text: str) -> tuple[str, list[int]]:
     return "".join(pieces), origin
 
 
-def _arithmetic_value(expression: str) -> float | None:
-    """The value of a plain arithmetic expression, or None if it is anything else (or divides by zero)."""
+def _arithmetic_value(expression: str) -> Fraction | None:
+    """The exact value of a plain arithmetic expression, or None if it is anything else (or divides by zero).
+
+    Exact: in floats a step of a million or more held when off by a unit (`1234 * 5678 = 7006650`, relative error
+    3e-7), and a number is taken as written (3.142857142857142857, not its nearest float).
+
+    >>> _arithmetic_value("1234 * 5678"), _arithmetic_value("1_000 / 3 + 0.5"), _arithmetic_value("2 / (1 - 1)")
+    (Fraction(7006652, 1), Fraction(2003, 6), None)
+    """
     expression = expression.replace("×", "*").replace("÷", "/").strip()
     if not expression or len(expression) > _LONGEST_SIDE:
         return None
@@ -166,9 +176,9 @@ def _arithmetic_value(expression: str) -> float | None:
     except (SyntaxError, ValueError):
         return None
 
-    def value(node: ast.AST) -> float | None:
+    def value(node: ast.AST) -> Fraction | None:
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return float(node.value)
+            return Fraction(ast.get_source_segment(expression, node).replace("_", ""))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             inner = value(node.operand)
             return None if inner is None else -inner
@@ -273,12 +283,18 @@ def _quotient_with_words(left: float, right: float, written: tuple[str, str], af
     return "/" in written[0] and right == math.floor(left) != left and after.lstrip(" ,;:")[:1].isalpha()
 
 
-def _equal_as_written(left: float, right: float, written: tuple[str, str]) -> bool:
-    """Equal, or equal up to the rounding of a side written as a decimal (33.33 for 100 / 3, not 3 for 10 / 3)."""
+def _equal_as_written(left: Fraction, right: Fraction, written: tuple[str, str]) -> bool:
+    """Equal, or equal up to the rounding of a side written as a decimal (33.33 for 100 / 3, not 3 for 10 / 3).
+
+    >>> _equal_as_written(Fraction(100, 3), Fraction("33.33"), ("100 / 3", "33.33"))
+    True
+    >>> _equal_as_written(Fraction(1000001), Fraction(1000000), ("1000 * 1001", "1000000"))  # a unit off: false
+    False
+    """
     decimals = [len(match.group(1)) for side in written if (match := _DECIMALS.fullmatch(side))]
     if decimals:
-        return abs(left - right) <= 0.5 * 10.0 ** -min(decimals) * (1 + 1e-9)
-    return math.isclose(left, right, rel_tol=1e-6, abs_tol=1e-9)
+        return abs(left - right) <= Fraction(5, 10 ** (min(decimals) + 1))
+    return left == right
 
 
 def checked_equalities(text: str) -> tuple[int, int]:

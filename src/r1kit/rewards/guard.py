@@ -7,7 +7,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -201,7 +201,10 @@ def _item_kwargs(kwargs: dict[str, Any], index: int, size: int) -> dict[str, Any
 
 def _checked(values: Sequence[float | None], expected: int) -> list[float | None]:
     """The reward's values as floats (None kept); a wrong count or a value that is not a number raises, so the
-    failing items score None like any other reward error, instead of failing later in the NaN check or in TRL."""
+    failing items score None like any other reward error, instead of failing later in the NaN check or in TRL. A
+    mapping or a set is refused: listed, it gives its keys (`{0: 0.9, 1: 0.2}` scored 0 and 1) or no order."""
+    if isinstance(values, Mapping | Set):
+        raise TypeError(f"returned a {type(values).__name__}; a reward returns a list with one score per completion")
     values = list(values)
     if len(values) != expected:
         raise ValueError(f"returned {len(values)} values for {expected} completions")

@@ -176,7 +176,7 @@ class VerifierPool:
     """Warm verifier workers with a hard per-item time limit and a time budget per batch.
 
     >>> pool = VerifierPool(workers=1, timeout=10)
-    >>> [v.score for v in pool.verify([("14", "14"), ("15", "14"), ("x", "not math")])]
+    >>> [v.score for v in pool.verify([("14", "14"), ("15", "14"), ("x", "no math at all")])]
     [1.0, 0.0, None]
     >>> pool.close()
     """

@@ -79,6 +79,7 @@ from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
+from r1kit.rewards.text import WORD_GOLD
 from r1kit.runs import (
     RunDir,
     changed_keys,
@@ -594,6 +595,15 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             "RLHF on chat data, PPO and RLOO scored by a reward model alone: r1kit run --recipe rlhf_chat)"
         )
     golds = first["solution"]
+    given = [str(gold) for gold in golds if gold]
+    if given and all(WORD_GOLD.fullmatch(gold) for gold in given):  # yes/no data, or a column of labels
+        logger.warning(
+            "%s: the first %d gold answers are all words (%s), which answers must name; if that column holds no final "
+            "answers, point dataset.columns at them",
+            where,
+            len(given),
+            ", ".join(sorted({repr(gold.strip()) for gold in given})[:4]),
+        )
     unreadable = unreadable_golds(golds, **config.rewards.verification.model_dump())
     if not unreadable:
         return
@@ -808,8 +818,9 @@ def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig, mo
         if on
     ]
     # transformers configures these integrations from the environment.
-    if config.monitoring.wandb.enabled:
-        os.environ.setdefault("WANDB_PROJECT", config.monitoring.wandb.project)
+    if config.monitoring.wandb.enabled:  # the project set in the config over the shell's WANDB_PROJECT, not under it
+        project = config.monitoring.wandb.project
+        os.environ["WANDB_PROJECT"] = project or os.environ.get("WANDB_PROJECT") or "r1kit"
     if config.monitoring.tensorboard.enabled:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.root / "tensorboard" / ctx.stage)
     return {

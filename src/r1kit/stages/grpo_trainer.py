@@ -32,7 +32,7 @@ from r1kit.fast.dynamic_sampling import (
     replace_groups,
 )
 from r1kit.fast.generation import row_seeds, sampler_for
-from r1kit.fast.shared_prefix import shared_prefix_logps, supports
+from r1kit.fast.shared_prefix import shared_prefix_logps, supports, unsupported_because
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.monitoring.recorder import RolloutRecorder
@@ -170,6 +170,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         self.sampler = (
             sampler_for(self.model, self._tokenizer) if fast_generation and self._fast_generation_applies() else None
         )
+        if (shared_prefix or fast_generation) and (reason := unsupported_because(self._causal_lm(self.model))):
+            logger.warning("fast.shared_prefix, fast.generation: TRL's own paths are used (%s)", reason)
         lacks = self._options_the_sampler_lacks()
         if fast_generation and lacks:  # slower rollouts: say why
             logger.warning(
