@@ -357,6 +357,11 @@ def test_environment_names_are_unambiguous() -> None:
         (["--learnig_rate", "1"], "unknown option --learnig_rate; did you mean --learning_rate?"),
         (["--ouput_dir", "x"], "unknown option --ouput_dir; did you mean --output_dir?"),
         (["--rewards.cosine.min_value_wrong", "0.5"], "rewards.cosine: min_value_wrong must be <= max_value_wrong"),
+        # a key inside a mapping setting: was a bare "unknown option"
+        (
+            ["--dataset.columns.problem", "q"],
+            'dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"',
+        ),
         # a rule across a section's keys names where those set came from (no value, no source was said)
         (["--evaluation.pass_k", "[1, 4]"], "num_samples (1) (evaluation.pass_k from cli:--evaluation.pass_k)"),
         (["--sft2.general_split", "train_sft"], "sft2: general_subset and general_split are those of general_dataset"),
@@ -695,6 +700,11 @@ def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[s
     assert not_read_by(resolved, "eval") == [
         "`r1kit eval` does not read grpo.temperature (from cli:--grpo.temperature): it is for other commands"
     ]
+    # chat writes no run folder: --out did nothing, without a word
+    resolved = resolve("--out", "somewhere", command="chat")
+    assert not_read_by(resolved, "chat") == [
+        "`r1kit chat` does not read run.output_dir (from cli:--out): it is for other commands"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -744,6 +754,13 @@ def test_a_recipe_stage_s_misspelt_key_or_bare_name_is_said_in_words(tmp_path: P
     recipe.write_text(f"stages: {stages}\n")
     with pytest.raises(ConfigError, match=re.escape(message)):
         resolve(config_file=str(recipe))
+
+
+def test_a_profile_or_recipe_chosen_in_a_file_is_sent_to_the_command_line(tmp_path: Path) -> None:
+    config = tmp_path / "mine.yaml"
+    config.write_text("profile: dev\n")
+    with pytest.raises(ConfigError, match=re.escape("a profile is chosen on the command line (--profile NAME)")):
+        resolve(config_file=str(config))
 
 
 def test_a_recipe_stage_whose_config_keys_are_all_commented_out_has_none(tmp_path: Path) -> None:

@@ -44,7 +44,15 @@ from r1kit.config.aliases import (
     refusal,
     stage_key,
 )
-from r1kit.config.schema import REPLACED_WHOLE, R1kitConfig, StageSpec, deep_merge, first_problem, walk_schema
+from r1kit.config.schema import (
+    MAPPING_SETTINGS,
+    REPLACED_WHOLE,
+    R1kitConfig,
+    StageSpec,
+    deep_merge,
+    first_problem,
+    walk_schema,
+)
 from r1kit.rewards.plugins import short_name
 from r1kit.stages.registry import (
     COMMON_SECTIONS,
@@ -162,7 +170,17 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ('', "; did you mean 'sft.time_limit_minutes'?")
     >>> did_you_mean("max_length", as_flag=True, command="chat"), did_you_mean("evaluation.max_tokens")
     ("; the reply's limit is --max_new_tokens (generate's max_length counts the prompt too)", "; the reply's limit is 'evaluation.max_new_tokens'")
+    >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
+    ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
+    if path in ("profile", "recipe"):  # `profile: dev` in a file: the command line chooses them
+        defined = ", and defined under `profiles:`" if path == "profile" else ""
+        return f"; a {path} is chosen on the command line (--{path} NAME){defined}"
+    mapping = next((leaf for leaf in sorted(MAPPING_SETTINGS) if path.startswith(f"{leaf}.")), None)
+    if mapping is not None:  # `--dataset.columns.problem question`: a key inside a mapping setting
+        key = path.removeprefix(f"{mapping}.")
+        written = f'--{mapping} "{{{key}: VALUE}}"' if as_flag else f"{mapping}: {{{key}: VALUE}}"
+        return f"; {mapping} is one setting, a mapping: {written}"
     alias = FLAG_ALIASES.get(f"--{path}")
     if alias is not None:  # a TRL flag's name written as a key (`top_k: 5` at the top of a file)
         own = for_stage(alias.path, command, LEAF_PATHS.__contains__) if alias.tutorial else alias.path

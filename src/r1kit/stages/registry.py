@@ -79,6 +79,7 @@ READS_NOT = {
     "cold_start": (*DURING_TRAINING, *TRAINING_ONLY),
     "rejection_sampling": (*DURING_TRAINING, *TRAINING_ONLY),
     "reward_model": DURING_TRAINING,
+    "chat": ("run.output_dir", "run.resume"),  # it writes no run folder (run.seed seeds its sampling)
 }
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
