@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -430,22 +431,34 @@ def test_gold_answers_the_verifier_cannot_read(
     assert len(counted) == 3 and sum(counted) > 0
 
 
-def test_word_golds_are_read_and_a_column_of_words_is_said(tmp_path: Path, caplog) -> None:
-    """A yes/no data set's golds were unreadable: GRPO refused it ("none of the first N gold answers holds an answer
-    the verifier can read"). Words are read now, and a column of nothing but words (labels, maybe) is said."""
-    from r1kit.data.loading import load_splits
+def test_word_golds_are_read_and_a_column_of_words_alone_is_asked_about(tmp_path: Path, caplog) -> None:
+    """A yes/no data set's golds were unreadable ("none of the first N gold answers holds an answer the verifier can
+    read"): words are read now. A column of words alone may be labels (MATH's `type`: Algebra, Geometry), so it is
+    refused unless dataset.word_answers says they are the answers; a column of option letters is multiple choice."""
+    from r1kit.data.loading import DatasetError, load_splits
     from r1kit.stages.common import check_data
 
-    for golds, warned in ((["Yes", "No"], True), (["Yes", "12"], False)):
-        path = tmp_path / f"{len(golds)}{warned}.jsonl"
+    for golds, words_set, refused in (
+        (["Yes", "No"], False, True),
+        (["Yes", "No"], True, False),
+        (["Yes", "12"], False, False),
+        (["A", "C"], False, False),
+    ):
+        path = tmp_path / f"{golds[0]}{golds[1]}.jsonl"
         rows = [{"question": f"Is {i} even?", "solution": golds[i % 2]} for i in range(16)]
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        config = resolve_config(profile="test", overrides=["--data", str(path)], environ={}).config
+        settings = ["--data", str(path), *(["--dataset.word_answers", "true"] if words_set else [])]
+        config = resolve_config(profile="test", overrides=settings, environ={}).config
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="r1kit"):
-            check_data(config, "grpo", load_splits(config.dataset).train, "data: grpo")
+            if refused:
+                with pytest.raises(
+                    DatasetError, match=re.escape("the first 14 gold answers are all words ('No', 'Yes')")
+                ):
+                    check_data(config, "grpo", load_splits(config.dataset).train, "data: grpo")
+            else:
+                check_data(config, "grpo", load_splits(config.dataset).train, "data: grpo")
         assert "hold no answer the verifier can read" not in caplog.text
-        assert ("the first 14 gold answers are all words ('No', 'Yes')" in caplog.text) is warned, caplog.text
 
 
 @pytest.mark.parametrize(

@@ -528,7 +528,10 @@ def test_a_hub_models_weights_are_counted_for_the_disk_check(
     assert weights_bytes("org/partial") is None
     full = resolve_config(environ={}, overrides=["--model", "org/base", "--model.lora.enabled", "false"]).config
     limit = full.training.checkpoint.save_total_limit
-    assert disk_needed(3_000_000, full) == 3_000_000 * (len(full.stages) + 3 * limit) + 50_000_000
+    assert disk_needed(3_000_000, full, "run") == 3_000_000 * (len(full.stages) + 3 * limit) + 50_000_000
+    # a stage alone makes one model (it counted the default recipe's two), a data stage none
+    assert disk_needed(3_000_000, full, "sft") == 3_000_000 * (1 + 3 * limit) + 50_000_000
+    assert disk_needed(3_000_000, full, "cold_start") == 50_000_000
 
 
 def test_a_chat_template_that_is_no_template_is_refused() -> None:

@@ -321,12 +321,22 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
         ("–3", "3", 0.0),
         ("Answer: - 5", "-5", 1.0),  # a spaced minus after a colon: was 5
         ("Answer: - 5", "5", 0.0),
+        ("A = 25 cm²", "25", 1.0),  # a unit's square: not an exponent (cm as c times m)
+        ("8 m³/h", "8", 1.0),
         ("18 (24 - 6)", "18", 1.0),  # its working in brackets: the last number, 6, was read
+        ("20 (4 × 5)", "20", 1.0),
+        ("18 (24 - 5)", "18", 0.0),  # working that comes to another number: not read as the number's
         ("3 (or maybe 4)", "3", 0.0),  # a hedge in them stays a hedge
+        ("5 (maybe 6)", "5", 0.0),
+        ("2 (x - 3)", "2x - 6", 1.0),  # algebra, not working
+        ("3 (x + 1)", "3", 0.0),
         ("*14*", "14", 1.0),  # Markdown's italics (its bold was read)
+        ("(2)*(3)*(4)", "24", 1.0),  # no italics
         ("yes", "Yes", 1.0),  # a word gold: unreadable (no reward for the whole group) unless written \text{Yes}
+        ("Yes.", "Yes", 1.0),
+        ("**Yes**", "Yes", 1.0),
+        ("Sunday.", "\\text{Sunday}", 1.0),
         ("No", "Yes", 0.0),
-        ("No solution", "no solution", 1.0),
         ("5", "Yes", 0.0),
     ],
 )

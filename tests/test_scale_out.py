@@ -68,6 +68,20 @@ def test_an_unknown_launch_config_is_a_config_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--launch nowhere: neither a shipped config" in done.stderr
 
 
+def test_a_bad_process_count_or_accelerate_config_is_one_line(tmp_path: Path, capsys) -> None:
+    """accelerate's launcher stopped with a traceback (14 lines for -1, 61 for a config that is no YAML)."""
+    from r1kit.cli import main
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("distributed_type: [\n")
+    for launch, count, said in (
+        ("cpu", "-1", "--num_processes -1: give a count of 1 or more"),
+        (str(broken), "2", f"--launch {broken}: not a readable accelerate config (line 2)"),
+    ):
+        assert main(["sft", "--profile", "test", "--launch", launch, "--num_processes", count]) == 2
+        assert said in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["deepspeed_zero2"])
 def test_a_deepspeed_launch_without_deepspeed_is_one_line(name: str, tmp_path: Path, monkeypatch) -> None:
     """accelerate's launcher stopped with a 12-line traceback ending "DeepSpeed is not installed"."""

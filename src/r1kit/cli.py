@@ -295,6 +295,8 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
         raise ConfigError(
             f"--launch {args.launch}: neither a shipped config ({', '.join(accelerate_configs())}) nor a file"
         )
+    if args.num_processes is not None and args.num_processes < 1:  # accelerate: a traceback (0 took the config's)
+        raise ConfigError(f"--num_processes {args.num_processes}: give a count of 1 or more")
     settings = _accelerate_settings(config)
     kind = str(settings.get("distributed_type", "")).upper()
     deepspeed = settings.get("deepspeed_config") if isinstance(settings.get("deepspeed_config"), dict) else {}
@@ -399,14 +401,19 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def _accelerate_settings(config: Path) -> dict:
-    """An accelerate config file's settings ({} where it cannot be read: accelerate says what is wrong with it)."""
+    """An accelerate config file's settings; a ConfigError where it is no YAML mapping (accelerate's launcher said so
+    in a 60-line traceback)."""
     import yaml
 
     try:
         values = yaml.safe_load(config.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return {}
-    return values if isinstance(values, dict) else {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"--launch {config}: not a readable accelerate config{line}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--launch {config}: an accelerate config is a YAML mapping of its settings")
+    return values
 
 
 def _processes_accelerate_left_out() -> int | None:

@@ -41,6 +41,7 @@ from r1kit.runs import (
     RunDirError,
     changes_said,
     complete_checkpoints,
+    manifest_started_in,
     model_folder_of,
     outdated_stages,
     read_manifest,
@@ -156,7 +157,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
         inputs = _inputs(spec, base, model, own_data.get(spec.name, splits), outputs)
         fingerprint = _fingerprint(stage_ctx.config, inputs, spec, hashes)
         manifest = manifests.get(folder, {})  # as the main process read it before any work: one decision for all
-        same = _same_work(manifest, fingerprint, stage_ctx.config, spec, started_in)
+        paths_from = manifest_started_in(manifest, started_in)
+        same = _same_work(manifest, fingerprint, stage_ctx.config, spec, paths_from)
         gone = _output_gone(manifest, run_dir.root)
         if manifest.get("status") == "complete" and same and not plan[spec.name] and not gone:
             output = StageOutput.from_json(manifest["output"], run_dir.root)
@@ -173,7 +175,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             )
         else:
             redone = _why_redone(
-                stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1, started_in=started_in
+                stage_ctx, spec, manifest, fingerprint, plan[spec.name], first=index == 1, started_in=paths_from
             )
             if gone and not redone:
                 redone = f"{folder}: complete, but its {gone} is gone; redoing it"
@@ -274,7 +276,7 @@ def _plan(
     first, done = config.stages[0], manifests.get(folders[0], {})
     if forced[first.name] or done.get("status") != "complete":
         return forced, manifests
-    started_in = RunDir(root).started_in() if root is not None else None
+    started_in = manifest_started_in(done, RunDir(root).started_in() if root is not None else None)
     changed = _changed(done.get("config", {}), config.for_stage(first), first, started_in)
     if changed:
         asked = (

@@ -292,6 +292,7 @@ def open_run(config: R1kitConfig, command: str | None = None) -> RunDir:
     redoes; for a stage run alone, only the keys it reads (its sections and the seed) are its config.
     """
     stop_training_log()  # an earlier run's in this process (a notebook) gets nothing of this one
+    _refuse_resuming_a_new_folder(config)
     if config.run.output_dir:
         _refuse_a_stage_folder_of_another_run(Path(config.run.output_dir))
     run = RunDir(config.run.output_dir) if config.run.output_dir else RunDir.new()
@@ -323,6 +324,7 @@ def check_run_folder(config: R1kitConfig, command: str) -> None:
     """`open_run`'s refusals, with nothing opened, created or locked: under `--launch` the launching process says
     them once, before any process starts (the main process alone opens the folder: refused there, it left the others
     waiting for it, each then failing with its own connection error)."""
+    _refuse_resuming_a_new_folder(config)
     if not config.run.output_dir:
         return
     _refuse_a_stage_folder_of_another_run(Path(config.run.output_dir))
@@ -332,6 +334,16 @@ def check_run_folder(config: R1kitConfig, command: str) -> None:
             raise RunDirError(_IN_USE.format(root=run.root))
         let_go_of(run.root)
     _changes_taken(run, config, command)
+
+
+def _refuse_resuming_a_new_folder(config: R1kitConfig) -> None:
+    """--resume with --config and no --out (without --config the CLI finds the newest run): a new folder was made,
+    left empty, and said to hold nothing to resume."""
+    if config.run.resume and not config.run.output_dir:
+        raise RunDirError(
+            "--resume: name the run to continue with --out (without --config, --resume continues the newest run "
+            "under runs/ as it saved its config)"
+        )
 
 
 def _refuse_a_stage_folder_of_another_run(root: Path) -> None:
@@ -357,12 +369,21 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
         if config.run.resume:
             raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
         return None
+    recipe_stages = sorted(folder.name for folder in run.root.glob("[0-9][0-9]_*") if folder.is_dir())
+    if command in READS and recipe_stages:  # its config.yaml would replace the recipe's (and --resume then ran that)
+        raise RunDirError(
+            f"{run.root} holds a recipe run (its stages {', '.join(recipe_stages)}): `r1kit {command}` runs a stage "
+            f"alone in a folder of its own (choose one with --out), or redo the recipe's stage with `r1kit run --out "
+            f"{run.root} --only STAGE`"
+        )
     if config.run.resume:
         _refuse_what_a_checkpoint_would_not_use(run, _changed_keys(saved, config), config, command)
         return []
     changed = _changed_keys(saved, config)
     if command in READS:  # a stage alone: a key it does not read, or of how it runs, changes nothing it made
         changed = [c for c in changed if (stage_reads(command, c[0]) and not how_it_runs(c[0])) or c[0] == "run.seed"]
+    elif command == "run":  # how it runs or is watched: a failed start rerun with more threads keeps its evaluations
+        changed = [c for c in changed if not how_it_runs(c[0]) and not c[0].startswith("monitoring.")]
     if changed and command != "run" and (finished := run.finished_work()):
         raise RunDirError(
             f"{run.root} holds a run with another config ({changes_said(changed)}) and finished "
@@ -604,6 +625,12 @@ def names_what_it_trains_on(key: str) -> bool:
     return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples"
 
 
+def manifest_started_in(manifest: dict[str, Any], run_started_in: Path | None) -> Path | None:
+    """The folder a stage manifest's relative paths are from: the one its command ran in, where it says (a later
+    command of the run, run from another folder, saves the run's config.yaml with its own), else the run's."""
+    return Path(manifest["started_in"]) if manifest.get("started_in") else run_started_in
+
+
 def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
     """Whether a setting's saved value and its value now name one existing file or folder: `saved` as the command that
     saved it wrote it (relative paths from the folder it ran in, `started_in`; unknown: from here), `now` from here.
@@ -626,12 +653,20 @@ def names_one_path(saved: Any, now: Any, started_in: Path | None) -> bool:
         return False
 
 
-def disk_needed(model_bytes: int, config: R1kitConfig) -> int:
-    """Rough bytes a run writes, of a model whose weights take `model_bytes`: a model folder per stage, and
-    checkpoints (optimizer state for a full fine-tune)."""
-    stages = len(config.stages)
-    checkpoint_bytes = 0 if config.model.lora.enabled else 3 * model_bytes * config.training.checkpoint.save_total_limit
-    return model_bytes * stages + checkpoint_bytes + 50_000_000
+def disk_needed(model_bytes: int, config: R1kitConfig, command: str) -> int:
+    """Rough bytes `r1kit COMMAND` writes, of a model whose weights take `model_bytes`: a model folder per stage that
+    makes one (a recipe's, or the stage run alone: not the default recipe's two; a data stage's none), and
+    checkpoints (optimizer state for a full fine-tune).
+
+    >>> config = R1kitConfig.model_validate({"stages": [{"name": "cold_start"}, {"name": "sft"}, {"name": "grpo"}]})
+    >>> disk_needed(10**9, config, "run") // 10**9, disk_needed(10**9, config, "sft") // 10**9
+    (2, 1)
+    """
+    kinds = [spec.stage_kind for spec in config.stages] if command == "run" else [command]
+    models = sum(bool(MAKES.get(kind, set()) & {"model", "reward_model"}) for kind in kinds)
+    limit = config.training.checkpoint.save_total_limit
+    checkpoint_bytes = 0 if config.model.lora.enabled or not models else 3 * model_bytes * limit
+    return model_bytes * models + checkpoint_bytes + 50_000_000
 
 
 def run_of(model_path: str | Path) -> RunDir | None:

@@ -248,6 +248,11 @@ class DatasetConfig(Section):
         description="Columns renamed before the format is read, {file column: format column}: e.g. {problem: "
         "question, answer: solution} makes a file of problems and final answers r1kit's question + solution.",
     )
+    word_answers: bool = Field(
+        False,
+        description="Gold answers that are single words (yes/no, a weekday) are the answers: without it, data whose "
+        "first gold answers are all words is refused as a column of labels (dataset.columns pointing elsewhere).",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     max_train_samples: int | None = Field(
         None, ge=1, description="Keep at most this many training rows (a seeded draw, in the data's order)."

@@ -54,9 +54,14 @@ _CHOICE = re.compile(
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
 _WORDS = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+){0,3}\s*")  # Monday, even, no solution
-# a number, then its working or a remark in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space
-# at least, as 2(3) is a product
-_NUMBER_THEN_BRACKETS = re.compile(r"\s*(\$?[-+]?\d[\d,]*(?:\.\d+)?)\s+\([^()]*\)\s*\.?\s*")
+# a number, then its working in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space at least,
+# as 2(3) is a product (and `2 (x - 3)`, algebra, is no working: `_worked_out`)
+_NUMBER_THEN_BRACKETS = re.compile(r"\s*(\$?[-+]?\d[\d,]*(?:\.\d+)?)\s+\(([^()]*)\)\s*\.?\s*")
+_WORKING = re.compile(r"[\d\s.,+\-*/×÷()]*\d\s*[-+*/×÷]\s*[\d(][\d\s.,+\-*/×÷()]*")  # plain arithmetic
+# a unit's square or cube after a number, 25 cm², 8 m³/h: the unit's (as an exponent, cm would be read as c·m)
+_UNIT_POWER = re.compile(r"(\d\s+(?:[A-Za-z]{2,3}|[A-Zmgsl]))[²³]")
+# a word answer as written around it: **Yes**, \text{Monday}., *even*!
+_WORD_MARKS = re.compile(r"\\text(?:bf)?\s*\{([^{}]*)\}|[*_$]")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
 
 
@@ -103,8 +108,8 @@ _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
 _SUPERSCRIPT_ASCII = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _VULGAR_FRACTION = re.compile(r"(\d?)\s*([¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])")
 _ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|\([^()]*\)|\{[^{}]*\})")
-# single-asterisk Markdown emphasis, *14* (2*3*4 and **14** are left alone)
-_EMPHASIS = re.compile(r"(?<![\w*])\*(?=[^*\s])([^*]*?[^*\s])\*(?![\w*])")
+# single-asterisk Markdown emphasis, *14* (2*3*4, (2)*(3)*(4) and **14** are left alone)
+_EMPHASIS = re.compile(r"(?<![\w*)])\*(?=[^*\s(])([^*]*?[^*\s)])\*(?![\w*(])")
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
 _THOUSANDS_SPACE = re.compile(r"(?<=\d)(,?)(?:\\[,!;: ])+(?=\d{3}(?!\d))")
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}  # ４２ (fullwidth forms of ASCII): 42
@@ -140,6 +145,8 @@ def plain(text: str) -> str:
     ('5^{2}', 'x^{-1}', '5/2', '1/2', '\\\\sqrt{16}', '2\\\\sqrt{x+1}', '12')
     >>> plain("–3"), plain("x = —3"), plain("1–3"), plain("Answer: - 5"), plain("*14*"), plain("2*3*4")
     ('-3', 'x = -3', '1–3', 'Answer: -5', '14', '2*3*4')
+    >>> plain("(2)*(3)*(4)"), plain("A = 25 cm²"), plain("8 m³/h"), plain("5 x²")
+    ('(2)*(3)*(4)', 'A = 25 cm', '8', '5 x^{2}')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",").replace("\u2044", "/")
     if not text.isascii():
@@ -161,8 +168,9 @@ def plain(text: str) -> str:
 
 
 def _unicode_math(text: str) -> str:
-    """Superscripts as exponents (5² as 5^{2}), vulgar fractions as fractions (½ as 1/2, 2½ as the mixed number
+    """Superscripts as exponents (5² as 5^{2}; a unit's, 25 cm², dropped), vulgar fractions as fractions (½ as 1/2, 2½ as the mixed number
     2 1/2), √ as \\sqrt, and an en or em dash before a number (not between two) as a minus sign."""
+    text = _UNIT_POWER.sub(r"\1", text)
     text = _SUPERSCRIPTS.sub(lambda run: "^{" + run.group().translate(_SUPERSCRIPT_ASCII) + "}", text)
     text = _VULGAR_FRACTION.sub(_vulgar_fraction, text)
     text = _ROOT.sub(lambda root: "\\sqrt{" + root.group(1).strip("(){}") + "}", text)
@@ -295,8 +303,8 @@ def main() -> None:
         value: as a gold it is unparseable, as an answer wrong (otherwise two broken strings would compare equal).
         """
         text = plain(text)
-        if bracketed_after := _NUMBER_THEN_BRACKETS.fullmatch(text):
-            text = bracketed_after.group(1)  # a hedge in them, 3 (or 4), was judged before (hedged)
+        if (after := _NUMBER_THEN_BRACKETS.fullmatch(text)) and worked_out(*after.groups()):
+            text = after.group(1)
         if len(text) <= _SHORT and not balanced(text):
             return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
         as_latex = []
@@ -311,6 +319,14 @@ def main() -> None:
                 as_latex = parse(f"${text}$", parsing_timeout=None)
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
+
+    def worked_out(number: str, working: str) -> bool:
+        """Whether `working` is plain arithmetic that comes to `number` (`18 (24 - 6)`); not algebra (`2 (x - 3)`),
+        a remark or another number (`5 (maybe 6)`: a hedge)."""
+        if not _WORKING.fullmatch(working):
+            return False
+        value = exact(parse(working.replace("×", "*").replace("÷", "/"), parsing_timeout=None))
+        return value is not None and value == exact(parse(number.lstrip("$"), parsing_timeout=None))
 
     def exact(parsed: list):
         """The value of an exact rational number (no floats, no symbols), else None (math-verify judges it then)."""
@@ -351,10 +367,11 @@ def main() -> None:
         if not gold_parsed:
             return None, "unparseable_gold"
         answer_parsed, gold_value = read(answer), exact(gold_parsed)
-        if not answer_parsed and gold_value is None and _WORDS.fullmatch(answer):
-            # a word asked (MATH's \text{Sunday}, \text{even}): a word answered is read as LaTeX text too (plainly,
-            # as nothing: a right answer scored wrong)
-            answer_parsed = read(f"\\text{{{answer.strip()}}}")
+        said = _WORD_MARKS.sub(r"\1", answer).strip().rstrip(".!").strip()  # **Yes**, Monday.
+        if not answer_parsed and gold_value is None and _WORDS.fullmatch(said):
+            # a word asked (Yes, MATH's \text{Sunday}): a word answered is read as LaTeX text too (plainly, as
+            # nothing: a right answer scored wrong)
+            answer_parsed = read(f"\\text{{{said}}}")
         if not answer_parsed:
             return 0.0, "wrong"
         answer_value = exact(answer_parsed)

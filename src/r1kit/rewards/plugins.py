@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import importlib
+import importlib.util
 import inspect
 import sys
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,24 @@ def short_name(spec: str) -> str:
     ('short_answer', 'accuracy')
     """
     return spec.rsplit(":", 1)[-1]
+
+
+def plugin_source(spec: str) -> str | None:
+    """The file of a plug-in reward's module (`module:function`), where it is a local Python file: what a stage that
+    scores with it reads (an edit of the reward is new work); None where it is not found or not a file.
+
+    >>> plugin_source("r1kit.rewards.plugins:load_plugin").endswith("plugins.py"), plugin_source("no_such_mod:f")
+    (True, None)
+    """
+    module_name = spec.partition(":")[0]
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    origin = found.origin if found is not None else None
+    return origin if origin and origin.endswith(".py") else None
 
 
 @cache

@@ -17,9 +17,9 @@ TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 Completion = str | Sequence[dict[str, Any]]
 
 LETTERS = re.compile(r"[^\W\d_]+")  # runs of letters in any script
-# A gold answer that is a word or two (Yes, Monday, no solution): compared as text. Longer text is no answer (a wrong
-# column: "see the worked solution").
-WORD_GOLD = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+)?\s*")
+# A gold answer that is one word (Yes, Monday): compared as text. Longer text is no answer (a wrong column: "see the
+# worked solution"); MATH writes its phrases as \text{no solution}.
+WORD_GOLD = re.compile(r"\s*[A-Za-z]+\s*")
 
 # Scripts that do not put spaces between words, where a text split on spaces is one long "word".
 _UNSPACED = re.compile(

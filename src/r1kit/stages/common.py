@@ -77,6 +77,7 @@ from r1kit.monitoring.callbacks import (
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
+from r1kit.rewards.plugins import is_plugin, plugin_source
 from r1kit.rewards.registry import GOLD_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
 from r1kit.rewards.text import WORD_GOLD
@@ -88,6 +89,7 @@ from r1kit.runs import (
     disk_needed,
     final_model,
     keep_training_log,
+    manifest_started_in,
     model_folder_of,
     names_one_path,
     names_what_it_trains_on,
@@ -203,7 +205,7 @@ def stage_main(
     }
     done = distributed.from_main(read_manifest(ctx.dir))
     before = done.get("settings") or {}
-    started_in = distributed.from_main(ctx.run.started_in())
+    started_in = manifest_started_in(done, distributed.from_main(ctx.run.started_in()))
     changes = config_changes(before.get("config", {}), config, kind, started_in)
     config_changed = bool(changes)
     # what it trains on named anew: another model, data or prompt (a built-in task or a hub id has no content hash)
@@ -213,7 +215,8 @@ def stage_main(
     changed = [
         name
         for name in {**inputs, **now}
-        if inputs.get(name) != now.get(name) and (name in inputs or name not in _RECORDED_SINCE_DECEMBER)
+        if inputs.get(name) != now.get(name)
+        and (name in inputs or (name not in _RECORDED_SINCE_DECEMBER and not name.startswith(_PLUGIN)))
     ]
     same = "inputs" in before and not changed and not config_changed
     made = StageOutput.from_json(done["output"], ctx.run.root) if done.get("status") == "complete" else None
@@ -360,7 +363,12 @@ def files_read(config: R1kitConfig, kind: str, stages: Collection[str] = ()) -> 
         if kind in ROLLOUT_KINDS and "reward_model" in rewards.functions and rewards.reward_model.path
         else None,
     }
+    for spec in rewards.functions if kind in ROLLOUT_KINDS else ():  # a plug-in reward's code: edited, it scores anew
+        named[f"{_PLUGIN}{spec}"] = plugin_source(spec) if is_plugin(spec) else None
     return {role: value for role, value in named.items() if value}
+
+
+_PLUGIN = "reward "  # files_read's role of a plug-in reward's module file
 
 
 def _reward_model_read(path: str, stages: Collection[str]) -> str:
@@ -371,7 +379,8 @@ def _reward_model_read(path: str, stages: Collection[str]) -> str:
     return str(reward_model_in(Path(path).expanduser()) or path)
 
 
-# Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
+# Inputs a stage's manifest records since 2026-12-05 (and plug-in rewards' files since 2026-12-07): a finished stage
+# whose manifest lacks them is not redone for them
 _RECORDED_SINCE_DECEMBER = ("held_out", "held_out_pairs", "refine_model")
 
 
@@ -401,6 +410,7 @@ def run_recorded(
         **facts,
         "inputs": {"model": inputs.model, "data": data_read(ctx.config, kind, inputs)},
         "started_at": time.time(),
+        "started_in": str(Path.cwd()),  # where its config's relative paths are from (a later command may run elsewhere)
         "seconds_before_resume": before,
     }
     if distributed.is_main():  # the run folder is the main process's to write (see r1kit.distributed)
@@ -467,7 +477,7 @@ def setup(
         weights = weights_bytes(base, revision_of(config.model, base))
         if weights is None:
             logger.warning("the size of %s is not known here: the free disk space is not checked for it", base)
-        run.prepare(disk_needed(weights or 0, config))
+        run.prepare(disk_needed(weights or 0, config, command))
         # a new folder's config at once (it is a run from the start); an existing run's is replaced only once the
         # command is going to train (stage_main, r1kit.pipeline), so a refused command leaves it as it was
         if command != "run" and not run.path("config.yaml").exists():
@@ -595,14 +605,13 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             "RLHF on chat data, PPO and RLOO scored by a reward model alone: r1kit run --recipe rlhf_chat)"
         )
     golds = first["solution"]
-    given = [str(gold) for gold in golds if gold]
-    if given and all(WORD_GOLD.fullmatch(gold) for gold in given):  # yes/no data, or a column of labels
-        logger.warning(
-            "%s: the first %d gold answers are all words (%s), which answers must name; if that column holds no final "
-            "answers, point dataset.columns at them",
-            where,
-            len(given),
-            ", ".join(sorted({repr(gold.strip()) for gold in given})[:4]),
+    given = [str(gold).strip() for gold in golds if gold]
+    letters = all(len(gold) == 1 and gold.isupper() for gold in given)  # multiple choice: the option's letter
+    if given and all(WORD_GOLD.fullmatch(gold) for gold in given) and not letters and not config.dataset.word_answers:
+        raise DatasetError(
+            f"{where}: the first {len(given)} gold answers are all words ({', '.join(sorted(map(repr, set(given)))[:4])}"
+            "): a column of labels rather than final answers? Point dataset.columns at the answers; if these words "
+            "are the answers (yes/no data), set --dataset.word_answers true"
         )
     unreadable = unreadable_golds(golds, **config.rewards.verification.model_dump())
     if not unreadable:
