@@ -1070,13 +1070,18 @@ def test_a_failed_start_rerun_with_more_threads_keeps_its_base_evaluation(tmp_pa
     assert (run / "eval" / "base.json").read_text() == evaluated  # reused, not scored again
 
 
-def test_fewer_held_out_problems_leave_a_finished_stage_as_it_is(tmp_path: Path) -> None:
-    """dataset.max_test_samples trims the held-out problems alone (evaluation.max_samples alike): a finished run was
-    refused as "another config" of finished training."""
-    args = ("sft", "--profile", "test", "--out", "run")
+def test_saying_the_golds_are_words_leaves_a_finished_stage_as_it_is(tmp_path: Path) -> None:
+    """dataset.word_answers only lets the data check accept words: set on a finished run (one started before the
+    check refused all-word data), it refused the run as "another config", and --resume trained it again."""
+    rows = [
+        {"question": f"Is {i} even?", "solution": "12" if i == 0 else ("Yes" if i % 2 == 0 else "No")}
+        for i in range(40)
+    ]
+    (tmp_path / "yes_no.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ("grpo", "--profile", "test", "--data", "yes_no.jsonl", "--out", "run")
     assert r1kit_cli(*args, cwd=tmp_path).returncode == 0
-    fewer = r1kit_cli(*args, "--dataset.max_test_samples", "2", cwd=tmp_path)
-    assert fewer.returncode == 0 and "nothing to do" in fewer.stderr, fewer.stderr[-3000:]
+    said = r1kit_cli(*args, "--dataset.word_answers", "true", cwd=tmp_path)
+    assert said.returncode == 0 and "nothing to do" in said.stderr, said.stderr[-3000:]
 
 
 def test_resume_with_a_config_file_and_no_folder_makes_none(tmp_path: Path, monkeypatch) -> None:
@@ -1150,6 +1155,14 @@ def test_a_stage_alone_in_a_recipe_runs_folder_is_refused(finished_run: Path) ->
         done = r1kit_cli("sft", "--profile", "test", "--out", str(finished_run), *extra, cwd=REPO)
         assert done.returncode == 1 and "holds a recipe run (its stages 01_sft, 02_grpo)" in done.stderr, done.stderr
     assert (finished_run / "config.yaml").read_text() == saved and not (finished_run / "sft").exists()
+
+
+def test_a_folder_of_data_named_like_a_stage_is_no_recipe_run(tmp_path: Path) -> None:
+    args = ("sft", "--profile", "test", "--out", "run")
+    assert r1kit_cli(*args, cwd=tmp_path).returncode == 0
+    (tmp_path / "run" / "00_data").mkdir()  # the user's: no stage manifest in it
+    again = r1kit_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
 
 
 def test_chat_sampling_and_raw_prompt_options(finished_run: Path) -> None:

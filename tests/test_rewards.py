@@ -325,16 +325,21 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
         ("8 m³/h", "8", 1.0),
         ("18 (24 - 6)", "18", 1.0),  # its working in brackets: the last number, 6, was read
         ("20 (4 × 5)", "20", 1.0),
-        ("18 (24 - 5)", "18", 0.0),  # working that comes to another number: not read as the number's
+        ("3 (1.5 + 1.5)", "3", 1.0),
+        ("15 (after 3 days)", "15", 1.0),  # a remark
+        ("12 (3 x 4)", "12", 1.0),
         ("3 (or maybe 4)", "3", 0.0),  # a hedge in them stays a hedge
         ("5 (maybe 6)", "5", 0.0),
         ("2 (x - 3)", "2x - 6", 1.0),  # algebra, not working
         ("3 (x + 1)", "3", 0.0),
         ("*14*", "14", 1.0),  # Markdown's italics (its bold was read)
         ("(2)*(3)*(4)", "24", 1.0),  # no italics
+        ("*(1, 2)*", "(1,2)", 1.0),  # a whole answer in italics
+        ("4 m² + 1", "4m^2+1", 1.0),  # a square in algebra, not a unit's
         ("yes", "Yes", 1.0),  # a word gold: unreadable (no reward for the whole group) unless written \text{Yes}
         ("Yes.", "Yes", 1.0),
         ("**Yes**", "Yes", 1.0),
+        ("N_o", "No", 0.0),  # marks at a word's ends only
         ("Sunday.", "\\text{Sunday}", 1.0),
         ("No", "Yes", 0.0),
         ("5", "Yes", 0.0),

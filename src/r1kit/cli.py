@@ -413,6 +413,13 @@ def _accelerate_settings(config: Path) -> dict:
         raise ConfigError(f"--launch {config}: not a readable accelerate config{line}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--launch {config}: an accelerate config is a YAML mapping of its settings")
+    from accelerate.utils import DistributedType
+
+    kinds = list(DistributedType.__members__)
+    given = values.get("distributed_type")
+    if str(given).upper() not in kinds:  # accelerate: a 23- or 33-line traceback
+        said = "no distributed_type" if given is None else f"distributed_type {given!r}, none of accelerate's"
+        raise ConfigError(f"--launch {config}: {said} ({', '.join(kinds)})")
     return values
 
 

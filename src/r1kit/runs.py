@@ -369,7 +369,7 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
         if config.run.resume:
             raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
         return None
-    recipe_stages = sorted(folder.name for folder in run.root.glob("[0-9][0-9]_*") if folder.is_dir())
+    recipe_stages = sorted(manifest.parent.name for manifest in run.root.glob("[0-9][0-9]_*/manifest.json"))
     if command in READS and recipe_stages:  # its config.yaml would replace the recipe's (and --resume then ran that)
         raise RunDirError(
             f"{run.root} holds a recipe run (its stages {', '.join(recipe_stages)}): `r1kit {command}` runs a stage "
@@ -622,7 +622,7 @@ def names_what_it_trains_on(key: str) -> bool:
     """
     if key in ("model.name", "model.revision", "model.gguf_file"):
         return True
-    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples"
+    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples" and not how_it_runs(key)
 
 
 def manifest_started_in(manifest: dict[str, Any], run_started_in: Path | None) -> Path | None:

@@ -54,14 +54,18 @@ _CHOICE = re.compile(
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
 _WORDS = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+){0,3}\s*")  # Monday, even, no solution
-# a number, then its working in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space at least,
-# as 2(3) is a product (and `2 (x - 3)`, algebra, is no working: `_worked_out`)
+# a number, then its working or a remark in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space
+# at least, as 2(3) is a product (`said_around` tells working from algebra and hedges)
 _NUMBER_THEN_BRACKETS = re.compile(r"\s*(\$?[-+]?\d[\d,]*(?:\.\d+)?)\s+\(([^()]*)\)\s*\.?\s*")
-_WORKING = re.compile(r"[\d\s.,+\-*/×÷()]*\d\s*[-+*/×÷]\s*[\d(][\d\s.,+\-*/×÷()]*")  # plain arithmetic
-# a unit's square or cube after a number, 25 cm², 8 m³/h: the unit's (as an exponent, cm would be read as c·m)
-_UNIT_POWER = re.compile(r"(\d\s+(?:[A-Za-z]{2,3}|[A-Zmgsl]))[²³]")
-# a word answer as written around it: **Yes**, \text{Monday}., *even*!
-_WORD_MARKS = re.compile(r"\\text(?:bf)?\s*\{([^{}]*)\}|[*_$]")
+_HEDGE_WORD = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably|also|alternatively|otherwise)\b", re.IGNORECASE)
+_TIMES_BETWEEN_NUMBERS = re.compile(r"(?<=\d)\s*[xX·]\s*(?=\d)")  # 3 x 4: times, not a variable
+_VARIABLE = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z.])")  # x, not a word or "i.e."
+_NUMBER_ALONE = re.compile(r"\s*[-+]?\d[\d,]*(?:\.\d+)?\s*")
+# a unit's square or cube after a number, where the unit ends the answer: 25 cm², 8 m³/h (as an exponent, cm would be
+# read as c·m); not in algebra, 4 m² + 1
+_UNIT_POWER = re.compile(r"(\d\s+(?:[A-Za-z]{2,3}|[A-Zmgsl]))[²³](?=\s*(?:/[A-Za-z]|[.,;)]|$))")
+# a word answer as written: **Yes**, \text{Monday}., *even*! (marks at its ends only: N_o is no No)
+_WORD_IN_TEXT = re.compile(r"\s*\\text(?:bf)?\s*\{([^{}]*)\}\s*([.!]?)\s*")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
 
 
@@ -108,6 +112,8 @@ _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
 _SUPERSCRIPT_ASCII = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _VULGAR_FRACTION = re.compile(r"(\d?)\s*([¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])")
 _ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|\([^()]*\)|\{[^{}]*\})")
+# a whole answer in italics, *(1, 2)*
+_ITALIC = re.compile(r"\s*\*(?!\*)(.+?)(?<!\*)\*\s*")
 # single-asterisk Markdown emphasis, *14* (2*3*4, (2)*(3)*(4) and **14** are left alone)
 _EMPHASIS = re.compile(r"(?<![\w*)])\*(?=[^*\s(])([^*]*?[^*\s)])\*(?![\w*(])")
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
@@ -164,6 +170,8 @@ def plain(text: str) -> str:
         text = unit.group(1)
     if scientific := _E_NOTATION.fullmatch(text):
         text = format(Decimal(scientific.group(1)), "f")
+    if italic := _ITALIC.fullmatch(text):
+        text = italic.group(1)
     return _SIGN_MINUS.sub(r"\1\2-", _SIGN_PLUS.sub(r"\1\2", _EMPHASIS.sub(r"\1", text)))
 
 
@@ -181,6 +189,37 @@ def _vulgar_fraction(match: re.Match) -> str:
     value = Fraction(unicodedata.numeric(match.group(2))).limit_denominator(10)
     written = f"{value.numerator}/{value.denominator}"
     return f"{match.group(1)} {written}" if match.group(1) else written
+
+
+def said_around(number: str, inside: str) -> bool:
+    """Whether brackets after a number hold its working or a remark, so that the number is the answer: `18 (24 - 6)`,
+    `15 (after 3 days)`, `100 (10^2)`, `12 (3 x 4)`; not algebra (`2 (x - 3)`, `6 (\\sqrt{2})`: products), a hedge
+    (`5 (maybe 6)`) or another number alone (`5 (6)`).
+
+    >>> said_around("18", "24 - 6"), said_around("15", "after 3 days"), said_around("12", "3 x 4"), said_around("2", "i.e. 1 + 1")
+    (True, True, True, True)
+    >>> said_around("2", "x - 3"), said_around("6", "\\\\sqrt{2}"), said_around("5", "maybe 6"), said_around("5", "6")
+    (False, False, False, False)
+    """
+    if "\\" in inside or _HEDGE_WORD.search(inside):
+        return False
+    if _NUMBER_ALONE.fullmatch(inside):
+        return float(inside.replace(",", "")) == float(number.lstrip("$").replace(",", ""))
+    algebra = _VARIABLE.search(_TIMES_BETWEEN_NUMBERS.sub("*", inside)) and re.search(r"[-+*/^=]", inside)
+    return not algebra
+
+
+def word_said(answer: str) -> str:
+    """An answer with the marks around a word taken off: `**Yes**`, `Yes.`, `\\text{Monday}.`, `*even*!` (not inside
+    it: `N_o` stays).
+
+    >>> word_said("**Yes**"), word_said("Yes."), word_said("\\\\text{Monday}."), word_said("N_o"), word_said("$No$")
+    ('Yes', 'Yes', 'Monday', 'N_o', 'No')
+    """
+    said = answer.strip()
+    if wrapped := _WORD_IN_TEXT.fullmatch(said):
+        said = wrapped.group(1)
+    return said.strip("*_$ ").rstrip(".!").strip("*_$ ")
 
 
 def _improper(mixed: re.Match) -> str:
@@ -303,7 +342,7 @@ def main() -> None:
         value: as a gold it is unparseable, as an answer wrong (otherwise two broken strings would compare equal).
         """
         text = plain(text)
-        if (after := _NUMBER_THEN_BRACKETS.fullmatch(text)) and worked_out(*after.groups()):
+        if (after := _NUMBER_THEN_BRACKETS.fullmatch(text)) and said_around(*after.groups()):
             text = after.group(1)
         if len(text) <= _SHORT and not balanced(text):
             return []  # a broken answer; a long text (a worked solution) is read where math-verify finds its answer
@@ -319,14 +358,6 @@ def main() -> None:
                 as_latex = parse(f"${text}$", parsing_timeout=None)
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
-
-    def worked_out(number: str, working: str) -> bool:
-        """Whether `working` is plain arithmetic that comes to `number` (`18 (24 - 6)`); not algebra (`2 (x - 3)`),
-        a remark or another number (`5 (maybe 6)`: a hedge)."""
-        if not _WORKING.fullmatch(working):
-            return False
-        value = exact(parse(working.replace("×", "*").replace("÷", "/"), parsing_timeout=None))
-        return value is not None and value == exact(parse(number.lstrip("$"), parsing_timeout=None))
 
     def exact(parsed: list):
         """The value of an exact rational number (no floats, no symbols), else None (math-verify judges it then)."""
@@ -367,7 +398,7 @@ def main() -> None:
         if not gold_parsed:
             return None, "unparseable_gold"
         answer_parsed, gold_value = read(answer), exact(gold_parsed)
-        said = _WORD_MARKS.sub(r"\1", answer).strip().rstrip(".!").strip()  # **Yes**, Monday.
+        said = word_said(answer)
         if not answer_parsed and gold_value is None and _WORDS.fullmatch(said):
             # a word asked (Yes, MATH's \text{Sunday}): a word answered is read as LaTeX text too (plainly, as
             # nothing: a right answer scored wrong)

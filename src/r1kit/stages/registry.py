@@ -94,7 +94,7 @@ TOOL_READS = {
 # them out).
 HOW_IT_RUNS = {
     "model": ("threads", "cache_dir"),
-    "dataset": ("max_test_samples",),  # how many held-out problems are scored: the training rows are the same
+    "dataset": ("word_answers",),  # what the data check accepts: the rows and what they train are the same
     "ppo": ("save_steps",),
     "*": ("dataloader", "checkpoint", "gradient_checkpointing"),
 }
