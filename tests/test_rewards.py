@@ -335,11 +335,17 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
         ("*14*", "14", 1.0),  # Markdown's italics (its bold was read)
         ("(2)*(3)*(4)", "24", 1.0),  # no italics
         ("*(1, 2)*", "(1,2)", 1.0),  # a whole answer in italics
+        ("*x* = *5*", "5", 1.0),  # several italic words
+        ("5 (could be 6)", "5", 0.0),  # hedges
+        ("5 (6, 7)", "5", 0.0),
+        ("4 (xy - 1)", "4xy-4", 1.0),  # a product of two letters: algebra
+        ("25 cm²!", "25", 1.0),
         ("4 m² + 1", "4m^2+1", 1.0),  # a square in algebra, not a unit's
         ("yes", "Yes", 1.0),  # a word gold: unreadable (no reward for the whole group) unless written \text{Yes}
         ("Yes.", "Yes", 1.0),
         ("**Yes**", "Yes", 1.0),
         ("N_o", "No", 0.0),  # marks at a word's ends only
+        ("**\\text{Yes}**", "Yes", 1.0),
         ("Sunday.", "\\text{Sunday}", 1.0),
         ("No", "Yes", 0.0),
         ("5", "Yes", 0.0),

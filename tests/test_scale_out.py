@@ -76,10 +76,13 @@ def test_a_bad_process_count_or_accelerate_config_is_one_line(tmp_path: Path, ca
     broken.write_text("distributed_type: [\n")
     no_kind = tmp_path / "no_kind.yaml"
     no_kind.write_text("num_processes: 2\n")
+    lower = tmp_path / "lower.yaml"  # accelerate's values are case-sensitive: its own traceback
+    lower.write_text("distributed_type: multi_gpu\n")
     for launch, count, said in (
         ("cpu", "-1", "--num_processes -1: give a count of 1 or more"),
         (str(broken), "2", f"--launch {broken}: not a readable accelerate config (line 2)"),
         (str(no_kind), "2", f"--launch {no_kind}: no distributed_type (NO, MULTI_CPU"),
+        (str(lower), "2", f"--launch {lower}: distributed_type 'multi_gpu', none of accelerate's (NO, MULTI_CPU"),
     ):
         assert main(["sft", "--profile", "test", "--launch", launch, "--num_processes", count]) == 2
         assert said in capsys.readouterr().err

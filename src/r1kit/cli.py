@@ -413,11 +413,11 @@ def _accelerate_settings(config: Path) -> dict:
         raise ConfigError(f"--launch {config}: not a readable accelerate config{line}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--launch {config}: an accelerate config is a YAML mapping of its settings")
-    from accelerate.utils import DistributedType
+    from accelerate.utils import DistributedType, SageMakerDistributedType
 
-    kinds = list(DistributedType.__members__)
-    given = values.get("distributed_type")
-    if str(given).upper() not in kinds:  # accelerate: a 23- or 33-line traceback
+    kinds = [kind.value for kind in (*DistributedType, *SageMakerDistributedType)]
+    given = "NO" if values.get("distributed_type") is False else values.get("distributed_type")  # YAML 1.1's NO
+    if given not in kinds:  # accelerate: a 23- or 33-line traceback (its values are case-sensitive)
         said = "no distributed_type" if given is None else f"distributed_type {given!r}, none of accelerate's"
         raise ConfigError(f"--launch {config}: {said} ({', '.join(kinds)})")
     return values

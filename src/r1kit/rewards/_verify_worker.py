@@ -57,13 +57,17 @@ _WORDS = re.compile(r"\s*[A-Za-z]+(?: [A-Za-z]+){0,3}\s*")  # Monday, even, no s
 # a number, then its working or a remark in brackets: `18 (24 - 6)` (math-verify read the last number, 6); one space
 # at least, as 2(3) is a product (`said_around` tells working from algebra and hedges)
 _NUMBER_THEN_BRACKETS = re.compile(r"\s*(\$?[-+]?\d[\d,]*(?:\.\d+)?)\s+\(([^()]*)\)\s*\.?\s*")
-_HEDGE_WORD = re.compile(r"\b(?:or|maybe|perhaps|possibly|probably|also|alternatively|otherwise)\b", re.IGNORECASE)
+_HEDGE_WORD = re.compile(
+    r"\b(?:or|maybe|perhaps|possibly|probably|also|alternatively|otherwise|could|might|either|unless)\b|\?",
+    re.IGNORECASE,
+)
 _TIMES_BETWEEN_NUMBERS = re.compile(r"(?<=\d)\s*[xX·]\s*(?=\d)")  # 3 x 4: times, not a variable
-_VARIABLE = re.compile(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z.])")  # x, not a word or "i.e."
-_NUMBER_ALONE = re.compile(r"\s*[-+]?\d[\d,]*(?:\.\d+)?\s*")
+# x, xy: a variable or a product of two, not a word, "i.e." or a short word of a remark
+_VARIABLE = re.compile(r"(?<![A-Za-z])(?!(?:is|of|to|so|by|in|on|at|an|as|be|it|if)\b)[A-Za-z]{1,2}(?![A-Za-z.])")
+_NUMBERS_ALONE = re.compile(r"[-+]?[\d\s.,;]*\d[\d\s.,;]*")  # 6, or 6, 7: numbers and no working
 # a unit's square or cube after a number, where the unit ends the answer: 25 cm², 8 m³/h (as an exponent, cm would be
 # read as c·m); not in algebra, 4 m² + 1
-_UNIT_POWER = re.compile(r"(\d\s+(?:[A-Za-z]{2,3}|[A-Zmgsl]))[²³](?=\s*(?:/[A-Za-z]|[.,;)]|$))")
+_UNIT_POWER = re.compile(r"(\d\s+(?:[A-Za-z]{2,3}|[A-Zmgsl]))[²³](?=\s*(?:/[A-Za-z]|[.,;:!?)]|$))")
 # a word answer as written: **Yes**, \text{Monday}., *even*! (marks at its ends only: N_o is no No)
 _WORD_IN_TEXT = re.compile(r"\s*\\text(?:bf)?\s*\{([^{}]*)\}\s*([.!]?)\s*")
 _WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^{}]*)\}")  # \text{(C)} → (C)
@@ -113,7 +117,7 @@ _SUPERSCRIPT_ASCII = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456
 _VULGAR_FRACTION = re.compile(r"(\d?)\s*([¼½¾⅐⅑⅒⅓⅔⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])")
 _ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|\([^()]*\)|\{[^{}]*\})")
 # a whole answer in italics, *(1, 2)*
-_ITALIC = re.compile(r"\s*\*(?!\*)(.+?)(?<!\*)\*\s*")
+_ITALIC = re.compile(r"\s*\*([^*]+)\*\s*")
 # single-asterisk Markdown emphasis, *14* (2*3*4, (2)*(3)*(4) and **14** are left alone)
 _EMPHASIS = re.compile(r"(?<![\w*)])\*(?=[^*\s(])([^*]*?[^*\s)])\*(?![\w*(])")
 # thousands spaced as LaTeX does, 10\,000 and MATH's 1,\!000 (read as 10 times 000, 1 times 000): 10000, 1,000
@@ -194,7 +198,7 @@ def _vulgar_fraction(match: re.Match) -> str:
 def said_around(number: str, inside: str) -> bool:
     """Whether brackets after a number hold its working or a remark, so that the number is the answer: `18 (24 - 6)`,
     `15 (after 3 days)`, `100 (10^2)`, `12 (3 x 4)`; not algebra (`2 (x - 3)`, `6 (\\sqrt{2})`: products), a hedge
-    (`5 (maybe 6)`) or another number alone (`5 (6)`).
+    (`5 (maybe 6)`, `5 (could be 6)`) or other numbers alone (`5 (6)`, `5 (6, 7)`).
 
     >>> said_around("18", "24 - 6"), said_around("15", "after 3 days"), said_around("12", "3 x 4"), said_around("2", "i.e. 1 + 1")
     (True, True, True, True)
@@ -203,8 +207,11 @@ def said_around(number: str, inside: str) -> bool:
     """
     if "\\" in inside or _HEDGE_WORD.search(inside):
         return False
-    if _NUMBER_ALONE.fullmatch(inside):
-        return float(inside.replace(",", "")) == float(number.lstrip("$").replace(",", ""))
+    if _NUMBERS_ALONE.fullmatch(inside):  # the same number again (1,000 (1000)) at most
+        written = inside.replace(",", "").strip()
+        return re.fullmatch(r"[-+]?\d+(?:\.\d+)?", written) is not None and float(written) == float(
+            number.lstrip("$").replace(",", "")
+        )
     algebra = _VARIABLE.search(_TIMES_BETWEEN_NUMBERS.sub("*", inside)) and re.search(r"[-+*/^=]", inside)
     return not algebra
 
@@ -216,8 +223,8 @@ def word_said(answer: str) -> str:
     >>> word_said("**Yes**"), word_said("Yes."), word_said("\\\\text{Monday}."), word_said("N_o"), word_said("$No$")
     ('Yes', 'Yes', 'Monday', 'N_o', 'No')
     """
-    said = answer.strip()
-    if wrapped := _WORD_IN_TEXT.fullmatch(said):
+    said = answer.strip().strip("*_$ ")
+    if wrapped := _WORD_IN_TEXT.fullmatch(said):  # **\\text{Yes}**
         said = wrapped.group(1)
     return said.strip("*_$ ").rstrip(".!").strip("*_$ ")
 
