@@ -740,22 +740,6 @@ def test_a_file_or_profile_option_given_twice_is_refused(option: str, capsys: py
     assert f"{option} given twice ({values[0]}, {values[1]}); give it once" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("stages", "message"),
-    [
-        ("[{name: sft, confg: {sft: {max_steps: 3}}}]", "stages: sft: unknown key 'confg'; did you mean 'config'?"),
-        ("[{name: sft}, {name: grpo, model_form: sft}]", "stages: grpo: unknown key 'model_form'; did you mean"),
-        ("[sft, grpo]", "stages: 'sft' is a name alone; write each stage as a mapping: - name: sft"),
-    ],
-)
-def test_a_recipe_stage_s_misspelt_key_or_bare_name_is_said_in_words(tmp_path: Path, stages: str, message: str) -> None:
-    """Was pydantic's "stages.confg: Extra inputs are not permitted", naming neither the stage nor the key meant."""
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(f"stages: {stages}\n")
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        resolve(config_file=str(recipe))
-
-
 def test_a_profile_or_recipe_chosen_in_a_file_is_sent_to_the_command_line(tmp_path: Path) -> None:
     config = tmp_path / "mine.yaml"
     config.write_text("profile: dev\n")

@@ -111,6 +111,10 @@ def test_a_stage_config_reads_the_tutorials_names_as_the_file_does(tmp_path: Pat
         ("[{name: sft}, {name: sft2, data_from: sft}]", "data_from 'sft': a sft stage writes no dataset"),
         ("[{name: rm, kind: reward_model}, {name: rl, kind: grpo, model_from: rm}]", "stages that write one: none"),
         ("[{name: sft}, {name: d, kind: distill}, {name: s2, kind: sft2, data_from: base}]", "not an earlier stage"),
+        # a misspelt key or a bare name: was pydantic's "stages.confg: Extra inputs are not permitted"
+        ("[{name: sft, confg: {sft: {max_steps: 3}}}]", "stages: sft: unknown key 'confg'; did you mean 'config'"),
+        ("[{name: sft}, {name: grpo, model_form: sft}]", "stages: grpo: unknown key 'model_form'; did you mean"),
+        ("[sft, grpo]", "stages: 'sft' is a name alone; write each stage as a mapping: - name: sft"),
     ],
 )
 def test_bad_stage_lists_are_config_errors(tmp_path: Path, stages: str, message: str) -> None:
