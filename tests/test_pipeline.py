@@ -1045,15 +1045,22 @@ def test_a_run_on_relative_data_paths_is_evaluated_from_another_folder(tmp_path:
 def test_an_edited_plug_in_reward_is_new_work(tmp_path: Path) -> None:
     """A stage scored by a plug-in reward said "nothing to do" after the reward's code was edited: the model trained
     on the old reward was kept."""
-    (tmp_path / "my_rewards.py").write_text("def short(completions, **kw):\n    return [1.0 for c in completions]\n")
-    args = ("grpo", "--profile", "test", "--rewards.functions", "[format, 'my_rewards:short']", "--out", "run")
-    assert r1kit_cli(*args, cwd=tmp_path).returncode == 0
-    again = r1kit_cli(*args, cwd=tmp_path)
-    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
-    (tmp_path / "my_rewards.py").write_text("def short(completions, **kw):\n    return [0.0 for c in completions]\n")
-    edited = r1kit_cli(*args, cwd=tmp_path)
-    assert edited.returncode == 0, edited.stderr[-3000:]
-    assert "nothing to do" not in edited.stderr and "reward my_rewards:short" in edited.stderr, edited.stderr[-3000:]
+    from r1kit.rewards.plugins import load_plugin
+
+    module = tmp_path / "edited_in_a_test.py"  # a name of its own: the commands run in this process, which keeps it
+    module.write_text("def short(completions, **kw):\n    return [1.0 for c in completions]\n")
+    args = ("grpo", "--profile", "test", "--rewards.functions", "[format, 'edited_in_a_test:short']", "--out", "run")
+    try:
+        assert r1kit_cli(*args, cwd=tmp_path).returncode == 0
+        again = r1kit_cli(*args, cwd=tmp_path)
+        assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr[-3000:]
+        module.write_text("def short(completions, **kw):\n    return [0.0 for c in completions]\n")
+        edited = r1kit_cli(*args, cwd=tmp_path)
+        assert edited.returncode == 0, edited.stderr[-3000:]
+        assert "nothing to do" not in edited.stderr and "reward edited_in_a_test:short" in edited.stderr
+    finally:
+        sys.modules.pop("edited_in_a_test", None)
+        load_plugin.cache_clear()
 
 
 def test_a_failed_start_rerun_with_more_threads_keeps_its_base_evaluation(tmp_path: Path) -> None:
