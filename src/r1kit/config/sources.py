@@ -506,31 +506,15 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 def _stages_normalised(stages: Any, where: str) -> Any:
     """A `stages:` list with each stage's `config` read as a file's values are (dotted keys, tutorial names; empty,
-    its keys commented out, as none); a stage given by its name alone or with a misspelt key is refused in words the
-    schema's ("Extra inputs are not permitted") lacked. The schema reports the rest of a malformed list."""
+    its keys commented out, as none); `_check_stage_keys` and the schema report a malformed list."""
     if not isinstance(stages, list):
         return stages
-    for spec in stages:
-        _check_stage_entry(spec, where)
     return [
         {**spec, "config": _normalised(spec.get("config") or {}, f"{where}: stage {spec.get('name')}")}
         if isinstance(spec, Mapping) and isinstance(spec.get("config") or {}, Mapping)
         else spec
         for spec in stages
     ]
-
-
-def _check_stage_entry(spec: Any, where: str) -> None:
-    """A ConfigError for a recipe stage written as a bare name (`- sft`) or with a key a stage has not (`confg`)."""
-    if isinstance(spec, str):
-        raise ConfigError(f"{where}: stages: {spec!r} is a name alone; write each stage as a mapping: - name: {spec}")
-    if not isinstance(spec, Mapping):
-        return
-    for key in spec:
-        if key not in StageSpec.model_fields:
-            close = difflib.get_close_matches(str(key), list(StageSpec.model_fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else f" (a stage has {', '.join(StageSpec.model_fields)})"
-            raise ConfigError(f"{where}: stages: {spec.get('name', '?')}: unknown key {key!r}{hint}")
 
 
 # ------------------------------------------------------------------------------------------------------ sources
@@ -1104,9 +1088,25 @@ _STAGE_EVALUATION_KEYS = (
 )
 
 
+def _check_stage_entry(spec: Any, source: str) -> None:
+    """A ConfigError for a recipe stage written as a bare name (`- sft`) or with a key a stage has not (`confg`): the
+    schema said "Extra inputs are not permitted", naming neither the stage nor the key meant."""
+    if isinstance(spec, str):
+        raise ConfigError(
+            f"stages: {spec!r} is a name alone; write each stage as a mapping: - name: {spec} (from {source})"
+        )
+    for key in spec if isinstance(spec, Mapping) else ():
+        if key not in StageSpec.model_fields:
+            close = difflib.get_close_matches(str(key), list(StageSpec.model_fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (a stage has {', '.join(StageSpec.model_fields)})"
+            raise ConfigError(f"stages: {spec.get('name', '?')}: unknown key {key!r}{hint} (from {source})")
+
+
 def _check_stage_keys(stages: Any, source: str) -> None:
     """A recipe stage's own `config` keys are checked as a file's are, a typo named with its near miss; the schema
     then checks their values (and reports a malformed stage list). `source` says where the stage list came from."""
+    for spec in stages if isinstance(stages, list) else []:
+        _check_stage_entry(spec, source)
     for spec, config in _stage_configs(stages):
         name, kind = spec.get("name"), spec.get("kind") or spec.get("name")
         for path in config:

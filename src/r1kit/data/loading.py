@@ -103,21 +103,26 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         skipped_test += raw_test.skipped
         skipped += skipped_test
         train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
+    # the split shuffled the rows; those of data given with a held-out file, and the file's, are in the file's order,
+    # which may be sorted (by level, by source): a seeded draw, or training would see its first kind of problem alone
+    in_file_order = raw_test is not None
     if cfg.max_train_samples and cfg.max_train_samples < len(train):
-        # the split shuffled the rows; those of a held-out file's data are in the file's order, which may be sorted
-        # (by level, by source): a seeded draw, or training would see its first kind of problem alone
-        kept = range(cfg.max_train_samples)
-        if raw_test is not None:
-            kept = drawn_indices(len(train), cfg.max_train_samples, cfg.split.seed)
-        train = train.select(kept)
-    if cfg.max_test_samples:  # a held-out file's rows are in its order, maybe sorted: drawn, as training's are
-        kept = range(min(cfg.max_test_samples, len(test)))
-        if raw_test is not None:
-            kept = drawn_indices(len(test), cfg.max_test_samples, cfg.split.seed)
-        test = test.select(kept)
+        train = train.select(first_or_drawn(len(train), cfg.max_train_samples, cfg.split.seed, in_file_order))
+    if cfg.max_test_samples:
+        test = test.select(first_or_drawn(len(test), cfg.max_test_samples, cfg.split.seed, in_file_order))
     say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     held_out_skipped = skipped_test if raw_test is not None else 0
     return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)
+
+
+def first_or_drawn(count: int, limit: int, seed: int, drawn: bool) -> Sequence[int]:
+    """Up to `limit` of `count` rows' indices: the first ones (rows in a seeded order already), or where `drawn` (rows
+    in their file's order, maybe sorted) a seeded draw kept in order (`drawn_indices`).
+
+    >>> list(first_or_drawn(100, 3, 1, drawn=False)), first_or_drawn(100, 3, 1, drawn=True) == drawn_indices(100, 3, 1)
+    ([0, 1, 2], True)
+    """
+    return drawn_indices(count, limit, seed) if drawn else range(min(limit, count))
 
 
 def drawn_indices(count: int, limit: int, seed: int) -> list[int]:

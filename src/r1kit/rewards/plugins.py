@@ -37,6 +37,12 @@ def short_name(spec: str) -> str:
     return spec.rsplit(":", 1)[-1]
 
 
+def _current_folder_importable() -> None:
+    """The current folder on the import path, as `python -m` puts it: a plug-in module written there is found."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+
+
 def plugin_source(spec: str) -> str | None:
     """The file of a plug-in reward's module (`module:function`), where it is a local Python file: what a stage that
     scores with it reads (an edit of the reward is new work); None where it is not found or not a file.
@@ -45,8 +51,7 @@ def plugin_source(spec: str) -> str | None:
     (True, None)
     """
     module_name = spec.partition(":")[0]
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    _current_folder_importable()
     try:
         found = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
@@ -62,8 +67,7 @@ def load_plugin(spec: str) -> Callable[..., list[float | None]]:
     module_name, _, function_name = spec.partition(":")
     if not module_name or not function_name.isidentifier():
         raise ValueError(f"plug-in reward {spec!r} must look like module.path:function_name")
-    if "" not in sys.path:
-        sys.path.insert(0, "")
+    _current_folder_importable()
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

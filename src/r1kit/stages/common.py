@@ -215,8 +215,7 @@ def stage_main(
     changed = [
         name
         for name in {**inputs, **now}
-        if inputs.get(name) != now.get(name)
-        and (name in inputs or (name not in _RECORDED_SINCE_DECEMBER and not name.startswith(_PLUGIN)))
+        if inputs.get(name) != now.get(name) and (name in inputs or not _recorded_lately(name))
     ]
     same = "inputs" in before and not changed and not config_changed
     made = StageOutput.from_json(done["output"], ctx.run.root) if done.get("status") == "complete" else None
@@ -379,9 +378,14 @@ def _reward_model_read(path: str, stages: Collection[str]) -> str:
     return str(reward_model_in(Path(path).expanduser()) or path)
 
 
-# Inputs a stage's manifest records since 2026-12-05 (and plug-in rewards' files since 2026-12-07): a finished stage
-# whose manifest lacks them is not redone for them
+# Inputs a stage's manifest records since 2026-12-05: a finished stage whose manifest lacks them is not redone for them
 _RECORDED_SINCE_DECEMBER = ("held_out", "held_out_pairs", "refine_model")
+
+
+def _recorded_lately(role: str) -> bool:
+    """Whether a stage's manifest records the input `role` only since December 2026 (a plug-in reward's file: since
+    the 7th): missing from a manifest, it is no change."""
+    return role in _RECORDED_SINCE_DECEMBER or role.startswith(_PLUGIN)
 
 
 def local_inputs(config: R1kitConfig, base: str, kind: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, jsonable, write_atomic, write_json
 from r1kit.config.schema import DatasetConfig, R1kitConfig
-from r1kit.data.loading import counted, drawn_indices, held_out_source, load_eval_rows, scores_whole_file
+from r1kit.data.loading import counted, first_or_drawn, held_out_source, load_eval_rows, scores_whole_file
 from r1kit.hardware import setup_hardware
 from r1kit.models import (
     BUILTIN_MODELS,
@@ -276,9 +276,8 @@ def scored_rows(rows: Dataset, limit: int | None, dataset: DatasetConfig, whole_
     """At most `limit` of the held-out `rows` to score: of rows in their file's order (`in_file_order`), which may be
     sorted by level, a draw seeded by dataset.split.seed and kept in order (the first ones were one level alone); of
     the share the split holds out, in a seeded order already, the first ones (the default run's 200)."""
-    limit = min(limit or len(rows), len(rows))
     drawn = in_file_order(dataset, whole_file)
-    return rows.select(drawn_indices(len(rows), limit, dataset.split.seed) if drawn else range(limit))
+    return rows.select(first_or_drawn(len(rows), limit or len(rows), dataset.split.seed, drawn))
 
 
 def in_file_order(dataset: DatasetConfig, whole_file: bool = False) -> bool:

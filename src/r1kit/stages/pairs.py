@@ -35,6 +35,7 @@ from r1kit.stages.traces import (
     TraceJudge,
     drawn_rows,
     greedy_answers,
+    reasons_said,
     sample,
     samples_key,
     usable_general_answers,
@@ -135,7 +136,7 @@ def builtin_pairs(ctx: StageContext, model_reference: str, rows: Dataset) -> tup
                 "preference pairs: %d of the model's %d general answers make no pair (%s)",
                 dropped.total(),
                 len(requests),
-                ", ".join(f"{count} {reason}" for reason, count in dropped.most_common()),
+                reasons_said(dropped),
             )
     kept = sum(r == KEPT for group in reasons for r in group)
     stats = {

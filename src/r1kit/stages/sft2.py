@@ -19,7 +19,7 @@ from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_a
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
-from r1kit.stages.traces import greedy_answers, has_reasoning_tags, usable_general_answers
+from r1kit.stages.traces import greedy_answers, has_reasoning_tags, reasons_said, usable_general_answers
 
 logger = logging.getLogger("r1kit")
 
@@ -122,9 +122,11 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     usable, dropped = usable_general_answers(answers, ctx.config.filters.max_repetition, "sft2.general_max_new_tokens")
     pairs = [(question, answer) for question, answer in zip(questions, usable, strict=True) if answer is not None]
     if dropped:  # say why, or "0 general rows" reads like a bug
-        reasons = ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
         logger.warning(
-            "sft2: %d of the base model's %d general answers dropped (%s)", dropped.total(), len(questions), reasons
+            "sft2: %d of the base model's %d general answers dropped (%s)",
+            dropped.total(),
+            len(questions),
+            reasons_said(dropped),
         )
     return pairs
 

@@ -270,6 +270,15 @@ def usable_general_answers(
     return usable, dropped
 
 
+def reasons_said(dropped: Counter) -> str:
+    """Why answers were dropped (`usable_general_answers`), the commonest reason first.
+
+    >>> reasons_said(Counter({"empty": 1, "looping": 3}))
+    '3 looping, 1 empty'
+    """
+    return ", ".join(f"{count} {reason}" for reason, count in dropped.most_common())
+
+
 _NOT_A_SENTENCE_END = re.compile(
     r"(?:^|\n)[ \t]*\d+\.[ \t]$"  # a numbered list's marker ("1. " before its item; "1945." ending a line is a number)
     r"|\b(?:Dr|Mr|Mrs|Ms|St|Fig|vs|e\.g|i\.e)\.\s$"  # an abbreviation ("No." may end a sentence)
