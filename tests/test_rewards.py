@@ -541,6 +541,24 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
 
 
+def test_padding_with_true_steps_does_not_buy_back_a_slip() -> None:
+    """The share of true steps paid for padding: `1 + 1 = 2` written ten times before a slip scored 10/11, a true step
+    repeated as much. A step counts once, and with the problem a true step counts only where it works on its
+    numbers (given in digits or words) or on such a step's results."""
+    reward = build_reward("arithmetic_steps")
+    slip = "12 + 9 = 22\n"
+    repeated, trivial = "12 + 3 = 15\n" * 10 + slip, "".join(f"{n} + 1 = {n + 1}\n" for n in range(30, 40)) + slip
+    texts = [f"<think>{steps}</think><answer>22</answer>" for steps in (repeated, trivial)]
+    assert reward(texts) == [0.5, pytest.approx(10 / 11)]  # without the problem: only the repetition is seen
+    problem = "What is 12 + 9 + 3?"
+    assert reward(texts, prompts=[problem] * 2) == [0.5, 0.0]
+    worked = "<think>\n12 + 9 = 21\n21 + 3 = 24\n1 + 1 = 2\n</think>\n<answer>24</answer>"
+    assert reward([worked], prompts=[[{"role": "user", "content": problem}]]) == [1.0]
+    assert reward(["<think>1 + 1 = 2</think><answer>2</answer>"], prompts=[problem]) == [None]
+    in_words = "<think>2 * 3 = 6\n6 + 25 = 31</think><answer>31</answer>"
+    assert reward([in_words], prompts=["Two bags of three apples and twenty-five pears: how many fruits?"]) == [1.0]
+
+
 def test_a_rounded_result_holds_only_where_it_is_rounded_right() -> None:
     reward = build_reward("arithmetic_steps")
     steps = ["10 / 3 = 3", "22 / 7 = 3.2", "2/3 = 0.66", "15 / 7 = 2.14", "0.5 + 0.25 = 0.75"]

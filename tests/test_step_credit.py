@@ -100,11 +100,12 @@ def trainer_with_step_credit(tiny_model: Path, tmp_path: Path, weight: float) ->
     return trainer
 
 
-def scored_batch(trainer: R1kitGRPOTrainer) -> dict:
-    """A group of the two completions above, as `_generate_and_score_completions` returns it, outcome advantages 0."""
+def scored_batch(trainer: R1kitGRPOTrainer, texts: tuple[str, str] = (RIGHT, WRONG)) -> dict:
+    """A group of two completions (the two above), as `_generate_and_score_completions` returns it, outcome
+    advantages 0."""
     tokenizer = trainer.processing_class
     prompt = tokenizer("What is 12 + 9 - 4?")["input_ids"]
-    completions = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (RIGHT, WRONG)]
+    completions = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     width = max(map(len, completions))
     return {
         "prompt_ids": torch.tensor([prompt, prompt]),
@@ -146,6 +147,16 @@ def test_step_credit_teaches_where_the_outcome_reward_cannot(tiny_model: Path, t
     plain = trainer_with_step_credit(tiny_model, tmp_path, weight=0.0)
     plain.compute_loss(plain.model, scored_batch(plain)).backward()
     assert all(not p.grad.any() for p in plain.model.parameters() if p.grad is not None)
+
+
+def test_step_credit_pays_nothing_for_padding_with_true_steps(tiny_model: Path, tmp_path: Path) -> None:
+    """Each true step raised the credit of every token before it: `1 + 1 = 2` padded before a slip made that
+    completion the group's better one. True steps count where they work on the prompt's numbers, each once."""
+    trainer = trainer_with_step_credit(tiny_model, tmp_path, weight=1.0)
+    padded = "<think>\n1 + 1 = 2\n2 + 2 = 4\n12 + 9 = 22\n12 + 9 = 22\n</think>\n<answer>18</answer>"
+    slip = "<think>\n12 + 9 = 22\n</think>\n<answer>18</answer>"
+    assert not trainer._process_advantages(scored_batch(trainer, (padded, slip))).any()  # the same single slip
+    assert trainer._metrics["train"]["step_credit/false_step_share"] == [1.0]
 
 
 def test_grpo_trains_with_step_credit(tiny_model: Path, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from r1kit.rewards.text import (
     CHARACTERS_PER_WORD,
@@ -220,25 +220,34 @@ def _cut_off_after(text: str, run: re.Match) -> bool:
 _BARE_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
 
-def equality_verdicts(text: str) -> list[tuple[int, bool]]:
-    """(end, holds) for each arithmetic equality written in `text` that could be evaluated, in order: `end` is the
-    character offset just past its right side. A chain `a = b = c` is two equalities; a side that is not plain
-    arithmetic (a word, a unit) is not checked.
+class Equality(NamedTuple):
+    """An arithmetic equality written in a text, evaluated."""
 
-    >>> equality_verdicts("81 + 43 = 124\\n27 - 2 = 23 = 20 + 3")
+    end: int  # the character offset just past its right side
+    holds: bool
+    sides: tuple[str, str]  # as written, with Python's operators (`12 x 2` is `12 * 2`, `1,500` is `1_500`)
+    chain: int  # which run of arithmetic it is a link of: `a = b = c` is two links of one chain
+
+
+def equalities(text: str) -> list[Equality]:
+    """The arithmetic equalities written in `text` that could be evaluated, in order. A chain `a = b = c` is two
+    equalities; a side that is not plain arithmetic (a word, a unit) is not checked.
+
+    >>> verdicts = lambda text: [(equality.end, equality.holds) for equality in equalities(text)]
+    >>> verdicts("81 + 43 = 124\\n27 - 2 = 23 = 20 + 3")
     [(13, True), (25, False), (34, True)]
-    >>> equality_verdicts("She read 12 x 2 = 24 pages, 1,200 + 300 = 1,500 words, 20% of 50 = 10 a day.")
+    >>> verdicts("She read 12 x 2 = 24 pages, 1,200 + 300 = 1,500 words, 20% of 50 = 10 a day.")
     [(20, True), (47, True), (69, True)]
-    >>> equality_verdicts("1 = 1\\n2.0 = 2\\n17 + 25 = 41")  # a number equal to itself is no step
+    >>> verdicts("1 = 1\\n2.0 = 2\\n17 + 25 = 41")  # a number equal to itself is no step
     [(26, False)]
-    >>> equality_verdicts("12 + 9 = 21 = 22"), equality_verdicts("Day 1 = 20 pages")  # a chain's last link, a label
+    >>> verdicts("12 + 9 = 21 = 22"), verdicts("Day 1 = 20 pages")  # a chain's last link, a label
     ([(11, True), (16, False)], [])
-    >>> equality_verdicts("Day 1 = 4 * 5 = 20"), equality_verdicts("So 7 = 3 + 5")  # a label before a chain
+    >>> verdicts("Day 1 = 4 * 5 = 20"), verdicts("So 7 = 3 + 5")  # a label before a chain
     ([(18, True)], [(12, False)])
     """
     python, origin = _as_python(text)
-    verdicts = []
-    for run in _ARITHMETIC_RUN.finditer(python):
+    found = []
+    for chain, run in enumerate(_ARITHMETIC_RUN.finditer(python)):
         if "=" not in run.group():
             continue
         sides, ends, offset = [], [], run.start()
@@ -267,8 +276,8 @@ def equality_verdicts(text: str) -> list[tuple[int, bool]]:
                 continue
             equal = _equal_as_written(left, right, pair)
             if not (bare and equal):
-                verdicts.append((origin[end - 1] + 1, equal))
-    return verdicts
+                found.append(Equality(origin[end - 1] + 1, equal, (pair[0].strip(), pair[1].strip()), chain))
+    return found
 
 
 def _quotient_with_words(left: float, right: float, written: tuple[str, str], after: str) -> bool:
@@ -297,33 +306,104 @@ def _equal_as_written(left: Fraction, right: Fraction, written: tuple[str, str])
     return left == right
 
 
-def checked_equalities(text: str) -> tuple[int, int]:
-    """(true, checked): the arithmetic equalities written in `text` that hold, and all that could be evaluated.
+def counted_steps(found: Sequence[Equality], given: str | None = None) -> list[Equality]:
+    """The equalities of `found` (from `equalities`) that count as steps: each written step once, so a slip is not
+    diluted by repeating a true step; and with `given` (the problem), a true step only where it works on the problem:
+    a number of its chain's first side is one of the problem's (in digits or words) or a result of such a step
+    (`12 + 9 = 21`, then `21 * 2 = 42`). True steps about nothing (`1 + 1 = 2`, `2 + 2 = 4`, …) are free to write,
+    and would otherwise buy back any slip. A false step counts wherever it is.
 
-    >>> checked_equalities("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
-    (3, 4)
+    >>> [step.sides for step in counted_steps(equalities("1 + 1 = 2\\n12 + 9 = 22\\n1 + 1 = 2"), "What is 12 + 9?")]
+    [('12 + 9', '22')]
     """
-    verdicts = equality_verdicts(text)
-    return sum(holds for _, holds in verdicts), len(verdicts)
+    known = None if given is None else set(_given_numbers(given))
+    seen: set[tuple[str, str]] = set()
+    grounded_chains: set[int] = set()
+    counted = []
+    for equality in found:
+        written = ("".join(equality.sides[0].split()), "".join(equality.sides[1].split()))
+        if written in seen:
+            continue
+        seen.add(written)
+        if equality.holds and known is not None:
+            if equality.chain not in grounded_chains and known.isdisjoint(_numbers(equality.sides[0])):
+                continue  # true, but about none of the problem's numbers
+            grounded_chains.add(equality.chain)
+            known.update(_numbers(equality.sides[1]))
+        counted.append(equality)
+    return counted
 
 
-def arithmetic_steps(completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
+def checked_steps(text: str, given: str | None = None) -> tuple[int, int]:
+    """(true, checked): the steps written in `text` that hold, and all that could be evaluated (`counted_steps`).
+
+    >>> checked_steps("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
+    (3, 4)
+    >>> checked_steps("1 + 1 = 2\\n2 + 2 = 4\\n12 + 9 = 22\\n1 + 1 = 2", given="What is 12 + 9?")
+    (0, 1)
+    >>> checked_steps("12 + 9 = 21\\n21 * 2 = 42\\n21 * 2 = 42", given="Double 12 + 9.")
+    (2, 2)
+    """
+    counted = counted_steps(equalities(text), given)
+    return sum(step.holds for step in counted), len(counted)
+
+
+_NUMBER = re.compile(r"\d[\d_]*(?:\.\d+)?|\.\d+")
+
+
+def _numbers(python: str) -> list[Fraction]:
+    """The numbers written in `python` (text with Python's operators and digit separators), without their signs."""
+    return [Fraction(number.replace("_", "")) for number in _NUMBER.findall(python)]
+
+
+# Numbers a problem gives in words ("three times a week", "two dozen", "half as many"), or that its solution may
+# multiply by: a solution's `2 * 3 = 6` works on them
+_UNITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+_TEENS = ("thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_NUMBER_WORDS = {word: index for index, word in enumerate(_UNITS + _TEENS)}
+_NUMBER_WORDS |= {word: 10 * index for index, word in enumerate(_TENS, 2)}
+_NUMBER_WORDS |= {"hundred": 100, "thousand": 1000, "dozen": 12, "half": 2, "twice": 2, "double": 2}
+_NUMBER_WORDS |= {"triple": 3, "thrice": 3, "quarter": 4, "third": 3, "fourth": 4, "fifth": 5}
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+def _given_numbers(given: str) -> list[Fraction]:
+    """The numbers a problem gives, in digits or in words (`twenty-five` is 25, and 20 and 5).
+
+    >>> sorted(_given_numbers("Jo walks three times a week, twenty-five minutes, and 1,200 steps."))
+    [Fraction(3, 1), Fraction(5, 1), Fraction(20, 1), Fraction(25, 1), Fraction(1200, 1)]
+    """
+    numbers = _numbers(_as_python(given)[0])
+    for word in _WORD.findall(given.lower()):
+        parts = [_NUMBER_WORDS.get(part) for part in word.split("-")]
+        numbers += [Fraction(part) for part in parts if part is not None]
+        if len(parts) == 2 and None not in parts:
+            numbers.append(Fraction(sum(parts)))
+    return numbers
+
+
+def arithmetic_steps(
+    completions: Sequence[Completion], prompts: Sequence[Completion] | None = None, **kwargs: Any
+) -> list[float | None]:
     """Share of the arithmetic equalities in the thinking that are true; None (no verdict) when it has none.
 
     A rule-based check of the steps, not only of the final answer: a completion that reaches the gold answer through
     a wrong step ("10 + 11 = 20", then "20 - 1 = 20") is not fully credited, and completions that all miss the
-    answer are still told apart by how many of their steps hold.
+    answer are still told apart by how many of their steps hold. Each step counts once, and with the `prompts` (as
+    TRL passes them) a true step counts only where it works on the problem's numbers (see `counted_steps`): padding
+    with true steps does not pay.
 
     >>> arithmetic_steps(["<think>\\n12 + 9 = 21\\n21 * 2 = 42\\n</think>\\n<answer>42</answer>",
     ...                   "<think>\\n10 + 11 = 20\\n20 - 1 = 20\\n</think>\\n<answer>20</answer>",
     ...                   "<think>I just know it.</think><answer>7</answer>"])
     [1.0, 0.0, None]
     """
+    givens = [None] * len(completions) if prompts is None else [prompt_text(prompt) for prompt in prompts]
     scores: list[float | None] = []
-    for completion in completions:
-        text = completion_text(completion)
-        think = thinking_part(text)  # the steps, not the answer block
-        true, checked = checked_equalities(think)
+    for completion, given in zip(completions, givens, strict=True):
+        think = thinking_part(completion_text(completion))  # the steps, not the answer block
+        true, checked = checked_steps(think, given)
         scores.append(true / checked if checked else None)
     return scores
 

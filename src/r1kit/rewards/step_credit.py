@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from r1kit.rewards.functions import equality_verdicts
+from r1kit.rewards.functions import counted_steps, equalities
 from r1kit.rewards.text import thinking_part
 
 # A character is at most 4 bytes, so at most 4 tokens of a byte-level tokenizer: a window of 8 tokens before a token
@@ -45,15 +45,19 @@ def token_ends(decode, ids: Sequence[int]) -> list[int]:
     return ends
 
 
-def step_verdicts(text: str, ends: Sequence[int]) -> list[tuple[int, bool]]:
-    """(token, holds) for each checked equality in the thinking (`thinking_part`), where `token`
-    is the index of the token that completes its right side; `ends` as from `token_ends`.
+def step_verdicts(text: str, ends: Sequence[int], given: str | None = None) -> list[tuple[int, bool]]:
+    """(token, holds) for each step of the thinking (`thinking_part`) that counts (`counted_steps`: once each, and
+    with the problem `given`, true ones only where they work on its numbers: padding with true steps would raise
+    every token's credit before it), where `token` is the index of the token that completes its right side; `ends`
+    as from `token_ends`.
 
     >>> step_verdicts("4 + 5 = 9\\n5 - 2 = 2<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27])
     [(4, True), (9, False)]
+    >>> step_verdicts("1 + 1 = 2\\n4 + 5 = 9<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27], given="4 + 5?")
+    [(9, True)]
     """
-    think = thinking_part(text)
-    return [(bisect_left(ends, end), holds) for end, holds in equality_verdicts(think) if end <= ends[-1]]
+    counted = counted_steps(equalities(thinking_part(text)), given)
+    return [(bisect_left(ends, step.end), step.holds) for step in counted if step.end <= ends[-1]]
 
 
 def process_advantages(steps: Sequence[Sequence[tuple[int, bool]]], width: int, group_size: int) -> torch.Tensor:

@@ -351,10 +351,16 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         steps of the whole generation batch are gathered (process order is the batch's order) and each process
         keeps its own rows."""
         decode = partial(self._tokenizer.decode, skip_special_tokens=True)
+        # each row's prompt as the policy read it: true steps count where they work on its numbers (`counted_steps`)
+        prompts = [
+            decode([token for token, kept in zip(ids, mask, strict=True) if kept])
+            for ids, mask in zip(batch["prompt_ids"].tolist(), batch["prompt_mask"].tolist(), strict=True)
+        ]
         steps = []
-        for ids, mask in zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), strict=True):
+        rows = zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), prompts, strict=True)
+        for ids, mask, prompt in rows:
             ids = ids[: sum(mask)]
-            steps.append(step_verdicts(decode(ids), token_ends(decode, ids)) if ids else [])
+            steps.append(step_verdicts(decode(ids), token_ends(decode, ids), prompt) if ids else [])
         by_process = gather_object([steps])  # one list per process, in process order
         verdicts = [holds for rows in by_process for row in rows for _, holds in row]
         completions = sum(map(len, by_process))
