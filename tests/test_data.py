@@ -485,16 +485,29 @@ def test_numina_rows_without_a_boxed_answer_are_counted(tmp_path: Path, caplog) 
     assert "numina.jsonl: 1 of 4 NuminaMath rows have no \\boxed{} answer" in caplog.text
 
 
-def test_held_out_problems_that_are_also_training_problems_are_counted(tmp_path: Path, caplog) -> None:
+def test_held_out_problems_are_never_trained_on_nor_scored_twice(tmp_path: Path, caplog) -> None:
+    """A held-out file's problems in the training data were only said (and trained on); a file with several rows of a
+    problem (k traces each) was split by row: a problem held out was trained on through its other rows, and scored
+    as often as it was held out."""
     rows = [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(6)]
     path = write_rows(tmp_path / "same.jsonl", rows)
-    with caplog.at_level(logging.WARNING, logger="r1kit"):  # was: "6 train / 6 held-out", and nothing said
+    with pytest.raises(DatasetError, match="every training row asks a problem of the held-out file"):
         load_splits(DatasetConfig(name=str(path), test_split=str(path)))
-    assert "6 of 6 held-out problems are also training problems" in caplog.text
-    caplog.clear()
+    held_out = write_rows(tmp_path / "held_out.jsonl", rows[:2] + rows[:1])
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        load_splits(DatasetConfig(name="arithmetic"))  # the built-in task's split keeps them apart
-    assert "also training problems" not in caplog.text
+        splits = load_splits(DatasetConfig(name=str(path), test_split=str(held_out)))
+    assert splits.test["question"] == ["0 + 1?", "1 + 1?"] and set(splits.train["question"]).isdisjoint(
+        splits.test["question"]
+    )
+    assert "1 row repeating an earlier problem left out" in caplog.text
+    assert "2 training rows with a problem of the held-out file" in caplog.text
+
+    traces = [{"question": f"{i} * 3?", "solution": str(3 * i)} for i in range(50) for _ in range(4)]
+    splits = load_splits(DatasetConfig(name=str(write_rows(tmp_path / "traces.jsonl", traces))))
+    assert len(splits.test) == len(set(splits.test["question"])) == 5  # 10% of the 50 problems, each once
+    assert len(splits.train) == 4 * 45 and set(splits.train["question"]).isdisjoint(splits.test["question"])
+    arithmetic = load_splits(DatasetConfig(name="arithmetic"))  # distinct problems: the split of rows as before
+    assert arithmetic.test["question"][:2] == ["Evaluate 7 + 11 - 5.", "What is 46 - 1 - 45 + 26?"]
 
 
 def test_a_hub_configuration_name_given_for_a_local_file_is_said_to_be_unused(tmp_path: Path, caplog) -> None:
@@ -633,8 +646,8 @@ def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, 
     path = write_rows(tmp_path / "data.jsonl", [good, good, {**{k: None for k in good}, **broken}, good])
     with pytest.raises(DatasetError, match=rf"data.jsonl: line 3: field '{field}' .*\({fmt} format\)"):
         load_eval_rows(dataset(path, format=fmt))
-    skipped = load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
-    assert skipped.skipped_rows == 1 and len(skipped.train) + len(skipped.test) == 3
+    with pytest.raises(DatasetError, match="3 usable rows of 1 problem, too few to hold out"):  # held out by problem
+        load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
     rows, skipped_rows = load_eval_rows(dataset(path, format=fmt, on_bad_row="skip"))
     assert skipped_rows == 1 and len(rows) == 3
 
@@ -1012,7 +1025,11 @@ def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_pat
     scored = load_eval_rows(dataset(path, max_test_samples=10))[0]  # a file named to score: its first rows
     assert scored["question"] == [f"L1 q{i}" for i in range(10)]
     held_out = load_splits(
-        dataset(write_rows(tmp_path / "train.jsonl", rows), test_split=str(path), max_test_samples=10)
+        dataset(
+            write_rows(tmp_path / "train.jsonl", [{**row, "question": f"T{row['question']}"} for row in rows]),
+            test_split=str(path),
+            max_test_samples=10,
+        )
     )
     assert len(held_out.test) == 10 and len(set(held_out.test["group"])) > 1
     floats = tmp_path / "levels.csv"

@@ -102,7 +102,21 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         test, skipped_test = _adapt(raw_test, cfg, held_out_source(cfg))
         skipped_test += raw_test.skipped
         skipped += skipped_test
-        train = _without_held_out_twins(train, test, cfg)  # a held-out file of the task's own problems too
+        test = _each_problem_once(test, held_out_source(cfg))
+        trained = len(train)
+        train = without_held_out(train, test, cfg)  # its twins too, for a held-out file of the task's own problems
+        if len(train) < trained and cfg.name not in synthetic.BUILTIN_TASKS:
+            logger.warning(
+                "%s: %s with a problem of the held-out file %s left out of training (scored, it would measure memory)",
+                source,
+                counted(trained - len(train), "training row"),
+                held_out_source(cfg),
+            )
+        if not len(train):
+            raise DatasetError(
+                f"{source}: every training row asks a problem of the held-out file {held_out_source(cfg)} (the same "
+                "file twice?): give problems to train on that are not held out"
+            )
     # the split shuffled the rows; those of data given with a held-out file, and the file's, are in the file's order,
     # which may be sorted (by level, by source): a seeded draw, or training would see its first kind of problem alone
     in_file_order = raw_test is not None
@@ -110,7 +124,6 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train = train.select(first_or_drawn(len(train), cfg.max_train_samples, cfg.split.seed, in_file_order))
     if cfg.max_test_samples:
         test = test.select(first_or_drawn(len(test), cfg.max_test_samples, cfg.split.seed, in_file_order))
-    say_held_out_problems_trained_on(train, test, source)  # the same file twice, or a file with repeated rows
     held_out_skipped = skipped_test if raw_test is not None else 0
     return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)
 
@@ -137,17 +150,6 @@ def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(count), limit))
 
 
-def say_held_out_problems_trained_on(train: Dataset, test: Dataset, source: str) -> None:
-    """Say how many held-out problems are also training problems (the same question), if any."""
-    say_held_out_trained_on(
-        train["question"],
-        test["question"],
-        source,
-        "problems are also training problems (the same question): their scores measure what was memorised, not "
-        "reasoning",
-    )
-
-
 def say_held_out_trained_on(trained: Iterable[str], held_out: Sequence[str], source: str, what: str) -> None:
     """Say how many of the `held_out` keys (questions, prompts) are `trained` ones too, if any: `what` says what
     they are and what that makes of their score ("problems are also training problems …")."""
@@ -160,16 +162,44 @@ def say_held_out_trained_on(trained: Iterable[str], held_out: Sequence[str], sou
 def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, Dataset]:
     """dataset.split.test_size of `rows` held out. A built-in task asks the same sum in several wordings ("What is
     3 + 17?", "Compute 3 + 17.") and a word problem with other names: training leaves out every problem whose worked
-    solution (its arithmetic) is a held-out one's, so the held-out score is not one of reworded training problems."""
+    solution (its arithmetic) is a held-out one's, so the held-out score is not one of reworded training problems.
+
+    The split is of problems, not rows: data with several rows of a problem (k traces of each, as distillation and
+    rejection-sampling files have) would hold a problem out and train on its other rows. A held-out problem is
+    scored once (its first row), and each training problem keeps all its rows."""
+    rows_of: dict[str, list[int]] = {}
+    for index, question in enumerate(rows["question"]):
+        rows_of.setdefault(question, []).append(index)
+    problems = rows.select([indices[0] for indices in rows_of.values()]) if len(rows_of) < len(rows) else rows
     try:
-        parts = rows.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
-    except ValueError as error:  # too few rows to hold some out and train on the rest
+        parts = problems.train_test_split(test_size=cfg.split.test_size, seed=cfg.split.seed)
+    except ValueError as error:  # too few problems to hold some out and train on the rest
+        of_problems = f" of {counted(len(rows_of), 'problem')}" if problems is not rows else ""
         raise DatasetError(
-            f"{source}: {counted(len(rows), 'usable row')}, too few to hold out dataset.split.test_size "
+            f"{source}: {counted(len(rows), 'usable row')}{of_problems}, too few to hold out dataset.split.test_size "
             f"({cfg.split.test_size}) of them and train on the rest ({error}); add rows, or give the held-out "
             "problems as a file with dataset.test_split"
         ) from None
-    return _without_held_out_twins(parts["train"], parts["test"], cfg), parts["test"]
+    train, test = parts["train"], parts["test"]
+    if problems is not rows:  # each training problem with all its rows, in the split's (shuffled) order
+        logger.info(
+            "%s: %s of %s: held out by problem", source, counted(len(rows_of), "problem"), counted(len(rows), "row")
+        )
+        train = rows.select([index for question in train["question"] for index in rows_of[question]])
+    return _without_held_out_twins(train, test, cfg), test
+
+
+def _each_problem_once(test: Dataset, source: str) -> Dataset:
+    """A held-out file's rows, each problem once (its first row): a problem written twice was scored twice."""
+    first = {question: index for index, question in reversed(list(enumerate(test["question"])))}
+    if len(first) == len(test):
+        return test
+    logger.warning(
+        "%s: %s repeating an earlier problem left out: each held-out problem is scored once",
+        source,
+        counted(len(test) - len(first), "row"),
+    )
+    return test.select(sorted(first.values()))
 
 
 def without_held_out(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
