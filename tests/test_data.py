@@ -991,6 +991,32 @@ def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -
     ]
     row = load_eval_rows(dataset(write_rows(tmp_path / "qsa.jsonl", rows * 2)))[0][0]
     assert (row["solution"], row["reasoning"]) == ("4", "3 + 1 = 4 apples, 1 more.")
+    # the shorter of the two was the gold: a LaTeX answer longer than its brief solution was lost; and the columns the
+    # other way round (the worked text in `answer`) lost the worked text
+    rows = [
+        {
+            "question": "Solve x^2-x-6>0.",
+            "solution": "Factor: (x-3)(x+2)>0.",
+            "answer": "(-\\infty,-2)\\cup(3,\\infty)",
+        },
+        {"question": "Tom has 3 apples and gets 1?", "solution": "4", "answer": "3 + 1 = 4 apples, 1 more."},
+    ]
+    read = load_eval_rows(dataset(write_rows(tmp_path / "qsa.jsonl", rows)))[0]
+    assert read["solution"] == ["(-\\infty,-2)\\cup(3,\\infty)", "4"]
+    assert read["reasoning"] == ["Factor: (x-3)(x+2)>0.", "3 + 1 = 4 apples, 1 more."]
+
+
+def test_a_gold_column_beside_chat_turns_or_without_a_solution_is_read(tmp_path: Path) -> None:
+    """A chat file with a `solution` or `answer` column (turns for SFT, a gold for RL) lost its gold: GRPO refused it
+    as "no row has a gold answer"; a NuminaMath row with its `answer` and an empty `solution` was a bad row."""
+    turns = [{"role": "user", "content": "What is 6 + 2?"}, {"role": "assistant", "content": "6 plus 2 is 8."}]
+    rows = [{"question": "What is 6 + 2?", "solution": "8", "messages": turns}, {"messages": turns, "answer": 8}]
+    rows.append({"prompt": "What is 6 + 2?", "completion": "It is 8.", "solution": 8})
+    read = [load_eval_rows(dataset(write_rows(tmp_path / f"chat{i}.jsonl", [row])))[0][0] for i, row in enumerate(rows)]
+    assert [(row["solution"], row["response"]) for row in read] == [("8", "6 plus 2 is 8.")] * 2 + [("8", "It is 8.")]
+    numina = [{"problem": "What is 2 + 2?", "solution": "", "answer": "4"}, {"problem": "1 + 1?", "answer": 2}]
+    read = load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", numina), format="numina"))[0]
+    assert (read["solution"], read["reasoning"]) == (["4", "2"], [None, None])
 
 
 def test_a_worked_solution_ending_in_its_answer_is_split_into_gold_and_reasoning(tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
 
     >>> r1kit_row({"question": "q", "solution": "3 + 1 = 4 apples, 1 more.", "answer": 4})["solution"]
     '4'
+    >>> r1kit_row({"question": "q", "solution": "4", "answer": "3 + 1 = 4 apples, 1 more."})["reasoning"]  # swapped
+    '3 + 1 = 4 apples, 1 more.'
 
     Without one, a worked solution that ends in GSM8K's `#### 72` line or a \boxed{} answer is split as those
     formats' are: its answer the gold, the text the reasoning (the whole text as the gold left SFT nothing to learn).
@@ -101,11 +103,28 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
         boxed = last_boxed(worked_text) if worked(worked_text) else None
         if boxed is not None:
             return _canonical(row, boxed, row.get("reasoning") or worked_text)
-    # the gold is the short one: a file whose `answer` holds the worked text keeps its `solution` as the gold
-    solution = answer if answer and (worked_text is None or len(answer) < len(worked_text)) else worked_text
-    if solution is None:
-        raise BadRow("solution", "is missing")
-    return _canonical(row, solution, row.get("reasoning") or (worked_text if solution != worked_text else None))
+    if answer is None:
+        if worked_text is None:
+            raise BadRow("solution", "is missing")
+        return _canonical(row, worked_text, row.get("reasoning"))
+    # `answer` is the gold, unless it is the longer and reads as the worked text and `solution` does not (the columns
+    # the other way round): taking the shorter of the two lost a LaTeX answer longer than its brief solution
+    longer = worked_text is not None and len(answer) > len(worked_text)
+    if longer and _reads_worked(answer) and not _reads_worked(worked_text):
+        answer, worked_text = worked_text, answer
+    return _canonical(row, answer, row.get("reasoning") or worked_text)
+
+
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")  # a word, not a LaTeX command's name (\infty, \cup)
+
+
+def _reads_worked(text: str) -> bool:
+    """Whether `text` reads as a worked solution rather than a final answer: several lines, or a sentence's words.
+
+    >>> _reads_worked("3 + 1 = 4 apples, 1 more."), _reads_worked("(-\\infty,-2)\\cup(3,\\infty)"), _reads_worked("Factor: x")
+    (True, False, False)
+    """
+    return "\n" in text.strip() or len(_PROSE_WORD.findall(text)) >= 2
 
 
 def _canonical(row: Mapping[str, Any], solution: str, reasoning: Any) -> Canonical:
@@ -158,10 +177,12 @@ def numina_row(row: Mapping[str, Any]) -> Canonical:
     >>> numina_row({"problem": "2x = 6?", "solution": "Halve both sides: x = 3."})["reasoning"] is None
     True
     """
-    solution = required_text(row, "solution")
     given = gold_text(row, "answer")
     if given is not None and given.strip().lower() in _NO_ANSWER:
         raise BadRow("answer", f"is {given.strip()!r}, NuminaMath-1.5's mark of a problem without a final answer")
+    if given and not gold_text(row, "solution"):  # the gold alone: enough for GRPO and evaluation, not for SFT
+        return {"question": required_text(row, "problem"), "solution": given, "reasoning": None, "response": None}
+    solution = required_text(row, "solution")
     gold = given or last_boxed(solution)
     return {
         "question": required_text(row, "problem"),
@@ -479,6 +500,21 @@ def left_out_turns(row: Mapping[str, Any], fmt: str) -> bool:
     speakers = [_sharegpt_turn(turn)[0] for turn in turns if isinstance(turn, Mapping)]
     own_system = isinstance(row.get("system"), str) and bool(row["system"].strip())  # ShareGPT's top-level field
     return own_system or "system" in speakers or len([who for who in speakers if who != "system"]) > 2
+
+
+def with_gold_column(canonical: Canonical, row: Mapping[str, Any]) -> Canonical:
+    """A row's gold answer from its own `solution` or `answer` column where its format's fields give none: a chat
+    file that keeps the turns for SFT and a gold answer for RL (its gold column was dropped, and GRPO refused the
+    file as having no answers).
+
+    >>> turns = [{"role": "user", "content": "6 + 2?"}, {"role": "assistant", "content": "It is 8."}]
+    >>> with_gold_column(messages_row({"messages": turns}), {"messages": turns, "answer": 8})["solution"]
+    '8'
+    """
+    if canonical["solution"] is not None:
+        return canonical
+    golds = [gold for field in ("solution", "answer") if (gold := gold_text(row, field))]
+    return canonical | {"solution": golds[0]} if golds else canonical
 
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {

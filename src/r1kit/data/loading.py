@@ -33,6 +33,7 @@ from r1kit.data.adapters import (
     detect_format,
     left_out_turns,
     text_of_parts,
+    with_gold_column,
 )
 from r1kit.hub import offline_if_unreachable
 from r1kit.prompts import chat_prompt, r1_completion
@@ -796,7 +797,7 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
             # acceptance rates down in evaluations and reports
             group = row.get(cfg.group_column)
             # as a number's text: a level column with one blank cell is float, and "1.0" split level 1 in two
-            rows.append(adapter(row) | {"group": None if group is None else answer_text(group)})
+            rows.append(with_gold_column(adapter(row), row) | {"group": None if group is None else answer_text(group)})
             cut += left_out_turns(row, fmt)
             # no answer column and no \boxed{}: the gold is the whole solution
             unboxed += fmt == "numina" and rows[-1]["solution"] == str(row.get("solution")).strip()
