@@ -1063,6 +1063,25 @@ def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_pat
     assert load_eval_rows(dataset(floats))[0]["group"] == ["1", None, "2"]
 
 
+def test_an_empty_array_a_table_of_no_rows_and_rows_nested_under_one_key(tmp_path: Path) -> None:
+    """`[]` was "only blank lines", a Parquet table of no rows the library's batch size error, and `{"data": [rows]}`
+    (the datasets library's `field="data"`) one row of a column `data`, of no format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    with pytest.raises(DatasetError, match=r"empty.json: holds no rows \(an empty array\)"):
+        load_eval_rows(dataset(empty))
+    table = tmp_path / "none.parquet"
+    pq.write_table(pa.table({"question": pa.array([], pa.string()), "solution": pa.array([], pa.string())}), table)
+    with pytest.raises(DatasetError, match=r"none\.parquet: holds no rows"):
+        load_eval_rows(dataset(table))
+    nested = tmp_path / "nested.json"
+    nested.write_text(json.dumps({"data": [{"question": f"{i} + 1?", "solution": str(i + 1)} for i in range(3)]}))
+    assert load_eval_rows(dataset(nested))[0]["solution"] == ["1", "2", "3"]
+
+
 def test_a_csv_row_with_an_extra_field_is_skipped_and_named_under_skip(tmp_path: Path, caplog) -> None:
     """An unquoted comma in a question (`What is 1,000 + 1?,1001`) stopped the load under on_bad_row skip too."""
     path = tmp_path / "commas.csv"
@@ -1071,7 +1090,12 @@ def test_a_csv_row_with_an_extra_field_is_skipped_and_named_under_skip(tmp_path:
         rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["solution"], skipped) == (["2", "4"], 2)  # the wide row and the one without a gold
     assert "1 row with more fields than the header skipped (dataset.on_bad_row skip): line 3" in caplog.text
-    with pytest.raises(DatasetError, match="Expected 2 fields in line 3"):
+    with pytest.raises(
+        DatasetError, match=r"line 3 has 3 fields, the header 2 \(an unquoted comma\?\).*on_bad_row=skip"
+    ):
+        load_eval_rows(dataset(path))  # pandas' words counted records ("line 3" of a quoted cell's lines: wrong)
+    path.write_text('question,solution\n"What is\n2 + 2?",4\nWhat is 1,000 + 1?,1001\n')
+    with pytest.raises(DatasetError, match="line 4 has 3 fields"):
         load_eval_rows(dataset(path))
     # row names in a first column without a header (R's write.table): pandas' index, no bad rows (all 4 were
     # skipped as "more fields than the header", and pandas then read every one of them)

@@ -402,6 +402,8 @@ def load_file(path: Path, on_bad_row: str = "error") -> Raw:
     if whole is None:  # JSON lines (a .json file may hold them too)
         return _load_json_lines(partial(_file_lines, path), path, on_bad_row, "line")
     rows = _rows_of(whole)
+    if rows == []:
+        raise DatasetError(f"{path}: holds no rows (an empty array)")
     if rows is None:  # another object: one row, as the datasets library reads it
         return Raw(_load_with_builder(path, builder, path))
 
@@ -442,7 +444,13 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     if records and records[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
         width += 1  # index (R's write.table writes row names so), and so every row of that width
     # more fields than that: what pandas refuses (a shorter row's missing cells are blank, judged later)
-    bad = [line for line, fields in records if fields > width] if on_bad_row == "skip" else []
+    bad = [line for line, fields in records if fields > width]
+    if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
+        fields = next(fields for line, fields in records if line == bad[0])
+        raise DatasetError(
+            f"{path}: line {bad[0]} has {fields} fields, the header {width} (an unquoted comma?); quote that cell or "
+            "set dataset.on_bad_row=skip"
+        )
     places = array("q", (line for line, fields in records if not bad or fields <= width))
     if not bad:
         return Raw(_load_with_builder(path, "csv", path), unit="line", places=places)
@@ -491,6 +499,20 @@ def _whole_json(path: Path) -> object | None:
         raise DatasetError(f"{path}: {where}") from None
 
 
+def _nested_rows(value: object) -> bool:
+    """Whether `value` is a list of rows (objects) rather than one row's chat turns (objects with a role).
+
+    >>> _nested_rows([{"question": "q", "solution": "1"}]), _nested_rows([{"role": "user", "content": "hi"}])
+    (True, False)
+    """
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, dict) for item in value)
+        and not any(item.keys() & {"role", "from"} for item in value)
+    )
+
+
 def _rows_of(whole: object) -> list | None:
     """The rows of a .json file's value: an array of them, or its columns (pandas' `to_json(orient="columns")` or a
     dict of equal-length lists, which the datasets library read as one row of lists); None for another object (one
@@ -510,6 +532,8 @@ def _rows_of(whole: object) -> list | None:
         return whole
     if isinstance(whole, dict) and len(whole) == 1:  # one column as pandas writes it: {"messages": {"0": …, "1": …}}
         [(name, column)] = whole.items()
+        if _nested_rows(column):  # {"data": [rows]}, the datasets library's `field="data"`
+            return column
         indexed = isinstance(column, dict) and column and all(key.isdigit() for key in column)
         return [{name: cell} for cell in column.values()] if indexed else None
     if not isinstance(whole, dict):
@@ -598,9 +622,10 @@ def _load_with_builder(
         loaded = load_dataset(builder, data_files=str(path), split="train", **options)
         return _whole_numbers_unfloated(loaded) if builder == "csv" else short_floats_as_written(loaded)
     except Exception as error:
-        if "corresponds to no data" in str(error):  # the library's words for a file without rows
-            raise DatasetError(f"{shown}: holds no rows (a header alone, or empty objects)") from error
         said, cause = " ".join(str(error).split()), innermost_cause(error)
+        # the library's words for a file without rows (a Parquet table of none: its reader's batch size of 0)
+        if "corresponds to no data" in said or "BatchSize must be greater than 0" in cause:
+            raise DatasetError(f"{shown}: holds no rows (a header alone, empty objects, an empty table)") from error
         because = f" ({cause})" if cause not in said else ""
         raise DatasetError(f"{shown}: cannot be read as {builder}: {said}{because}") from error
     finally:
