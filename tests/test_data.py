@@ -122,6 +122,18 @@ def test_gold_answers_verify_against_their_own_traces() -> None:
     assert build_reward("format")(completions) == [1.0] * len(rows)
 
 
+def test_rows_without_a_worked_solution_left_out_of_sft_are_counted(tmp_path: Path, caplog) -> None:
+    """Only the final `train_rows` count said that 33 of 36 rows were not trained on (final answers only)."""
+    rows = [
+        {"question": f"{i} + 1?", "solution": str(i + 1)} | ({"reasoning": f"{i} + 1 = {i + 1}"} if i < 3 else {})
+        for i in range(10)
+    ]
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "partial.jsonl", rows)))[0]
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        assert len(sft_rows(loaded, "sys")) == 3
+    assert "7 of 10 training rows have no worked solution or reference reply (final answers only)" in caplog.text
+
+
 # ------------------------------------------------------------------------------------------------------ GSM8K
 
 

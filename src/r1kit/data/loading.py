@@ -933,4 +933,10 @@ def sft_rows(rows: Dataset, system_prompt: str) -> Dataset:
         completions.append([{"role": "assistant", "content": target}])
     if not prompts:
         raise DatasetError(NO_SFT_ROWS)
+    if len(prompts) < len(rows):  # the final count alone did not say why most of the data was not trained on
+        logger.warning(
+            "%d of %d training rows have no worked solution or reference reply (final answers only): left out of SFT",
+            len(rows) - len(prompts),
+            len(rows),
+        )
     return Dataset.from_dict({"prompt": prompts, "completion": completions})
