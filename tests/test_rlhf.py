@@ -199,6 +199,14 @@ def test_the_pair_format_is_detected_from_the_columns() -> None:
     assert detect_pair_format(["chosen", "rejected"], {"chosen": messages}) == "pairs"
     with pytest.raises(ValueError, match="chosen and rejected"):
         detect_pair_format(["question", "answer"], {})
+    # Intel/orca_dpo_pairs' columns: read as Anthropic-HH dialogues, a bad row each (no setting named the prompt)
+    orca = {"system": "", "question": "What is 2 + 2?", "chosen": "4", "rejected": "5"}
+    assert detect_pair_format(list(orca), orca) == "pairs"
+    assert pairs_row(orca) == {
+        "prompt": [{"role": "user", "content": "What is 2 + 2?"}],
+        "chosen": "4",
+        "rejected": "5",
+    }
 
 
 # ------------------------------------------------------------------------------------------------------- loading

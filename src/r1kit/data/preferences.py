@@ -130,13 +130,28 @@ def _pair(prompt: list[Message], chosen: str, rejected: str) -> Pair:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
 
 
+# The prompt's column: TRL's name, else Intel/orca_dpo_pairs' and Alpaca-style pair files' (their rows were read as
+# Anthropic-HH dialogues, and no setting named the column)
+_PROMPT_COLUMNS = ("prompt", "question", "instruction")
+
+
+def prompt_column(row: Mapping[str, Any]) -> str:
+    """The column holding a pair's prompt (`prompt`, else `question` or `instruction`, the first one given).
+
+    >>> prompt_column({"system": "", "question": "2 + 2?", "chosen": "4", "rejected": "5"})
+    'question'
+    """
+    return next((field for field in _PROMPT_COLUMNS if row.get(field) is not None), "prompt")
+
+
 def pairs_row(row: Mapping[str, Any]) -> Pair:
-    """TRL's preference format: prompt, chosen, rejected as text or chat messages.
+    """TRL's preference format: prompt (or question, instruction), chosen, rejected as text or chat messages.
 
     >>> pairs_row({"prompt": "2 + 2?", "chosen": "4", "rejected": [{"role": "assistant", "content": "5"}]})
     {'prompt': [{'role': 'user', 'content': '2 + 2?'}], 'chosen': '4', 'rejected': '5'}
     """
-    if row.get("prompt") is None and isinstance(row.get("chosen"), list):  # conversations with an implicit prompt
+    asked = prompt_column(row)
+    if row.get(asked) is None and isinstance(row.get("chosen"), list):  # conversations with an implicit prompt
         if isinstance(row.get("rejected"), str):
             raise BadRow(
                 "rejected",
@@ -150,7 +165,7 @@ def pairs_row(row: Mapping[str, Any]) -> Pair:
         if rejected[:-1] != prompt:
             raise BadRow("rejected", "does not start with the same conversation as chosen")
         return _pair(prompt, _reply(row, "chosen"), _reply(row, "rejected"))
-    return _pair(_prompt(row), _reply(row, "chosen"), _reply(row, "rejected"))
+    return _pair(_prompt(row, asked), _reply(row, "chosen"), _reply(row, "rejected"))
 
 
 def turns_left_out(row: Mapping[str, Any]) -> bool:
@@ -163,9 +178,10 @@ def turns_left_out(row: Mapping[str, Any]) -> bool:
     >>> turns_left_out({"prompt": "Hi", "chosen": [say("user", "Bye"), say("assistant", "Hello")], "rejected": "Go"})
     True
     """
-    if row.get("prompt") is None:
+    prompt = row.get(prompt_column(row))
+    if prompt is None:
         return False
-    asked = [{"role": "user", "content": row["prompt"]}] if isinstance(row["prompt"], str) else row["prompt"]
+    asked = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     replies = [row.get(field) for field in ("chosen", "rejected")]
     return any(isinstance(reply, list) and len(reply) > 1 and reply[:-1] != asked for reply in replies)
 
@@ -258,12 +274,12 @@ def detect_pair_format(columns: Sequence[str], first_row: Mapping[str, Any]) -> 
     if not {"chosen", "rejected"} <= present:
         raise ValueError(
             f"cannot tell the preference format from its columns {sorted(present)}: preference data needs chosen and "
-            f"rejected columns; set preferences.format to one of {', '.join(PAIR_FORMATS)} (pairs: prompt + chosen + "
+            f"rejected columns; set preferences.format to one of {', '.join(PAIR_FORMATS)} (pairs: prompt (or question, instruction) + chosen + "
             "rejected, hh: Anthropic-HH chosen/rejected dialogues, ultrafeedback: prompt + chosen/rejected "
             "conversations)"
         )
     chosen = first_row.get("chosen")
-    if "prompt" not in present and isinstance(chosen, str):
+    if present.isdisjoint(_PROMPT_COLUMNS) and isinstance(chosen, str):
         return "hh"
     if isinstance(chosen, list) and any(isinstance(m, Mapping) and m.get("role") == "user" for m in chosen):
         return "ultrafeedback" if "prompt" in present and isinstance(first_row.get("prompt"), str) else "pairs"
