@@ -389,6 +389,14 @@ def test_checkpoints_of_other_training_rows_are_not_gone_on_from(tmp_path: Path,
     assert f"{ctx.stage}: its training rows changed since its checkpoints; it starts again from step 0" in caplog.text
     assert "resuming from" not in caplog.text
     assert [p.name for p in complete_checkpoints(ctx.run.checkpoints(ctx.folder))] == ["checkpoint-1", "checkpoint-2"]
+    # the same rows, another model (`r1kit distill --resume --distill.student …`): the old student's steps went on
+    shutil.rmtree(ctx.run.model_dir(ctx.folder))
+    other = shutil.copytree(base, tmp_path / "other_student")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft.train(ctx, str(other), rows.select(range(len(rows) // 2)), splits.test)
+    assert f"{ctx.stage}: its training model changed since its checkpoints" in caplog.text
+    assert "resuming from" not in caplog.text
 
 
 def test_a_recipe_s_distillation_whose_teacher_fell_back_to_its_student_makes_no_model(tmp_path: Path, caplog) -> None:

@@ -942,22 +942,39 @@ def prepare_resume(ctx: StageContext) -> Path | None:
 _TRAINED_ON = "checkpoints_trained_on.json"  # in a stage's folder: the digest of the rows its checkpoints trained on
 
 
-def keep_checkpoints_of(ctx: StageContext, rows_key: str) -> None:
-    """Keep the stage's checkpoints only where they trained on the rows `rows_key` digests: a --resume whose new
-    settings change the rows (sft2's general data or ratio, distillation's traces) went on from steps of the old
-    ones, and its model mixed both. Where they differ the checkpoints are removed and training starts from step 0;
-    checkpoints of an r1kit that recorded no digest are kept."""
+def keep_checkpoints_of(ctx: StageContext, rows_key: str, trained: str | None = None) -> None:
+    """Keep the stage's checkpoints only where they trained on the rows `rows_key` digests, and the model `trained`
+    (a reference) where given: a --resume whose new settings change the rows (sft2's general data or ratio,
+    distillation's traces) went on from steps of the old ones, and its model mixed both; one with another student
+    (`r1kit distill --resume --distill.student …`) put the old student's steps on the new one. Where they differ the
+    checkpoints are removed and training starts from step 0; checkpoints of an r1kit that recorded neither are kept."""
     folder = ctx.run.checkpoints(ctx.folder)
     if distributed.is_main():
         record = ctx.dir / _TRAINED_ON
-        before = json.loads(record.read_text(encoding="utf-8")).get("rows") if record.exists() else None
-        if before not in (None, rows_key) and complete_checkpoints(folder):
+        now = {"rows": rows_key, "model": _model_key(ctx, trained)}
+        before = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
+        changed = [what for what, key in now.items() if before.get(what) not in (None, key)]
+        if changed and complete_checkpoints(folder):
             logger.warning(
-                "%s: its training rows changed since its checkpoints; it starts again from step 0", ctx.stage
+                "%s: its training %s changed since its checkpoints; it starts again from step 0",
+                ctx.stage,
+                " and ".join(changed),
             )
             shutil.rmtree(folder)
-        write_json(record, {"rows": rows_key})
+        write_json(record, now)
     distributed.wait()
+
+
+def _model_key(ctx: StageContext, reference: str | None) -> str | None:
+    """A trained model's reference as the checkpoints' record keeps it: a model of this run by its place in the run (a
+    run continued from another folder keeps its checkpoints), a local one by its full path, a hub id as given."""
+    if reference is None:
+        return None
+    path = Path(reference).expanduser()
+    if not path.exists():
+        return reference
+    path, root = path.resolve(), ctx.run.root.resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str) -> int:

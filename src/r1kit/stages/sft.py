@@ -46,7 +46,7 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
     """Fine-tune `model_reference` on TRL prompt-completion rows: the stage's model folder, and how many rows
     sft.max_length cut and dropped."""
     config = ctx.config
-    keep_checkpoints_of(ctx, json_digest([rows["prompt"], rows["completion"]]))
+    keep_checkpoints_of(ctx, json_digest([rows["prompt"], rows["completion"]]), trained=model_reference)
     tokenizer = load_tokenizer(config.model, model_reference)
     _check_the_template_keeps_the_reasoning(tokenizer, rows, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=True)
