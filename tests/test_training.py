@@ -448,6 +448,19 @@ def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> 
         _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)
 
 
+def test_base_names_the_run_s_base_model_as_student_or_model_refined(tmp_path: Path) -> None:
+    """`distill.student: base` (as `model_from: base` reads) was loaded as a hub id named "base", once every stage
+    before it had trained and the teacher had sampled."""
+    from r1kit.stages.common import model_named, student_of
+
+    ctx, base, splits = context(tmp_path)
+    inputs = StageInputs(
+        model="the/teacher", base=str(base), splits=splits, earlier={"sft": StageOutput(model=Path(base))}
+    )
+    assert student_of("base", inputs, ctx.config) == str(base)
+    assert model_named("base", inputs, ctx.config, "cold_start.refine_from") == str(base)
+
+
 def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -> None:
     """The paper's flow (R1-Zero's outputs refined into cold-start data) passed every check with the stage's name,
     then failed once the stages before it had trained: the name was loaded as a hub id. A misspelt one too."""

@@ -924,8 +924,9 @@ class ColdStartConfig(SamplingConfig):
     few_shot_examples: int = Field(2, ge=1, description="Worked examples shown in each few-shot prompt.")
     refine_from: str | None = Field(
         None,
-        description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id, or in a "
-        "recipe the name of an earlier stage that makes a model); default: the stage's input model.",
+        description="Model whose outputs `refine` cleans up (an R1-Zero run folder, a model folder or hub id, `base` "
+        "for the run's base model, or in a recipe the name of an earlier stage that makes a model); default: the "
+        "stage's input model.",
     )
     max_rows: int | None = Field(
         None,
@@ -971,8 +972,8 @@ class DistillConfig(SamplingConfig):
 
     student: str | None = Field(
         None,
-        description="Student model (alias, folder, hub id, or in a recipe the name of an earlier stage that makes a "
-        "model); default: the run's untouched base model.",
+        description="Student model (alias, folder, hub id, `base` for the run's untouched base model, or in a recipe "
+        "the name of an earlier stage that makes a model); default: the run's untouched base model.",
     )
     keep_per_prompt: int = Field(1, ge=1, description="Verified teacher traces kept per problem.")
 

@@ -726,8 +726,11 @@ def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> s
 
 
 def model_named(name: str, inputs: StageInputs, config: R1kitConfig, key: str) -> str:
-    """The model of the earlier recipe stage `name` names (`sft`; the setting `key` names it), else that model
-    reference made loadable (`model_reference_of`)."""
+    """The model of the earlier recipe stage `name` names (`sft`; the setting `key` names it), the run's base model
+    for `base` (as `model_from` reads it: it was loaded as a hub id, after every stage before had trained), else that
+    model reference made loadable (`model_reference_of`)."""
+    if name == "base":
+        return inputs.base
     if name in inputs.earlier:
         return resolve_model_path(name, inputs.earlier, key)
     return model_reference_of(name, config)
