@@ -826,6 +826,23 @@ def test_a_finished_grpo_stages_prompts_are_not_counted_against_this_commands_ba
         _check_data(config, splits, {}, finished={"01_sft"})
 
 
+def test_rloo_with_fewer_prompts_than_one_generation_batch_is_refused() -> None:
+    """As GRPO's: TRL's RLOO sampler dropped the batch it could not fill, trained 0 steps and "rloo done" saved its
+    input model as the stage's (in the rlhf recipe, RLOO's row of the run's table)."""
+    from r1kit.data.loading import DatasetError, load_splits
+    from r1kit.stages.common import check_data
+
+    batch = ["--rloo.batch_size.per_device_train", "16", "--rloo.batch_size.gradient_accumulation_steps", "16"]
+    config = resolve_config(profile="test", environ={}, overrides=[*batch, "--dataset.max_train_samples", "36"]).config
+    train = load_splits(config.dataset).train
+    with pytest.raises(
+        DatasetError, match=r"rloo: 36 training prompt\(s\), fewer than the 128 distinct prompts .*rloo.batch_size"
+    ):
+        check_data(config, "rloo", train, "data: rloo")
+    check_data(config, "rloo", train, "data: rloo", count_prompts=False)  # a finished stage's: not counted
+    check_data(config, "grpo", train, "data: grpo")  # its own batch: filled
+
+
 def test_what_each_rlhf_stage_reads_decides_what_a_change_redoes() -> None:
     """DPO, PPO and RLOO each start from SFT; PPO and RLOO also read the reward model, DPO its pairs file."""
     from r1kit.pipeline import _reads, _same_work

@@ -1126,11 +1126,17 @@ class RLOOConfig(PairTrainingConfig):
         0.05, ge=0.0, description="KL penalty toward the input model; 0 loads no reference model (faster)."
     )
 
+    def generation_batch(self) -> int:
+        """The completions one RLOO generation batch samples, as TRL's RLOOConfig sets it: per_device_train ×
+        processes × gradient_accumulation_steps."""
+        batch = self.batch_size
+        return batch.per_device_train * distributed.launched_count() * batch.gradient_accumulation_steps
+
     @model_validator(mode="after")
     def _batch_holds_whole_groups(self) -> RLOOConfig:
         processes = distributed.launched_count()
         batch = self.batch_size
-        generation_batch = batch.per_device_train * processes * batch.gradient_accumulation_steps
+        generation_batch = self.generation_batch()
         if generation_batch % self.num_generations:
             raise ValueError(
                 f"the RLOO generation batch (per_device_train {batch.per_device_train} × {processes} process(es) × "

@@ -554,10 +554,12 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
 
 
-def check_prompts_fill_a_batch(prompts: int, generation_batch: int, num_generations: int, curriculum: bool) -> None:
-    """GRPO's training prompts fill one generation batch: TRL's sampler drops a batch it cannot fill with distinct
-    prompts, so fewer trained no step at all, and the stage "finished" with its input model. `curriculum`: the
-    prompts are those the curriculum scores or chose."""
+def check_prompts_fill_a_batch(
+    prompts: int, generation_batch: int, num_generations: int, curriculum: bool, kind: str = "grpo"
+) -> None:
+    """GRPO's (or RLOO's, `kind`) training prompts fill one generation batch: TRL's sampler drops a batch it cannot
+    fill with distinct prompts, so fewer trained no step at all, and the stage "finished" with its input model.
+    `curriculum`: the prompts are those the curriculum scores or chose."""
     per_batch = generation_batch // num_generations
     if prompts < per_batch:
         whose = (
@@ -565,18 +567,22 @@ def check_prompts_fill_a_batch(prompts: int, generation_batch: int, num_generati
             if curriculum
             else ""
         )
+        knobs = (
+            "rloo.batch_size's per_device_train and gradient_accumulation_steps"
+            if kind == "rloo"
+            else "grpo.generation_batch_size, or training.batch_size's per_device_train and gradient_accumulation_steps"
+        )
         raise DatasetError(
-            f"grpo: {prompts} training prompt(s){whose}, fewer than the {per_batch} distinct prompts one generation "
+            f"{kind}: {prompts} training prompt(s){whose}, fewer than the {per_batch} distinct prompts one generation "
             f"batch samples ({generation_batch} completions, {num_generations} per prompt): give more problems, or "
-            "sample fewer a step (grpo.generation_batch_size, or training.batch_size's per_device_train and "
-            "gradient_accumulation_steps)"
+            f"sample fewer a step ({knobs})"
         )
 
 
 def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: str, count_prompts: bool = True) -> None:
     """`rows` have what a stage of `kind` (with its `config`) needs, checked before any work: an SFT stage needs worked
-    solutions or replies; a rollout stage scored by gold answers needs gold answers the verifier can read; GRPO
-    prompts that fill a generation batch, unless `count_prompts` is off (a recipe's finished stage, which another
+    solutions or replies; a rollout stage scored by gold answers needs gold answers the verifier can read; GRPO's and
+    RLOO's prompts that fill a generation batch, unless `count_prompts` is off (a recipe's finished stage, which another
     process count would not train again). `where` names the data and the stage in the message."""
     if kind == "sft" and not has_sft_rows(rows):
         raise DatasetError(f"{where}: {NO_SFT_ROWS}")
@@ -599,6 +605,10 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
         curriculum = config.curriculum.enabled
         prompts = min(len(rows), config.curriculum.max_prompts) if curriculum else len(rows)
         check_prompts_fill_a_batch(prompts, config.grpo_generation_batch(), config.grpo.num_generations, curriculum)
+    if kind == "rloo" and count_prompts:
+        check_prompts_fill_a_batch(
+            len(rows), config.rloo.generation_batch(), config.rloo.num_generations, curriculum=False, kind="rloo"
+        )
     gold = [name for name in config.rewards.functions if name in GOLD_REWARDS]
     if kind not in ROLLOUT_KINDS or not gold:
         return
