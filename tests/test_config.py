@@ -876,6 +876,22 @@ def test_lora_targets_are_matched_as_peft_matches_them(tiny_model: Path) -> None
         check_model(resolve("--lora_target_modules", "self_attn.q_proj", "mlp.q_proj").config.model, str(tiny_model))
 
 
+def test_lora_on_an_output_head_tied_to_the_embeddings_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    """Merged into the saved model, the head's adapter changed the shared input embeddings too: the saved model's
+    logits were 1.1 off the trained adapter's."""
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.models import ModelError, check_model
+
+    with pytest.raises(
+        ModelError, match=r"lm_head is the output head of .* shares its weight with the input embeddings"
+    ):
+        check_model(resolve("--lora_target_modules", "q_proj", "lm_head").config.model, str(tiny_model))
+    untied = AutoModelForCausalLM.from_pretrained(tiny_model, tie_word_embeddings=False)
+    untied.save_pretrained(tmp_path / "untied")
+    check_model(resolve("--lora_target_modules", "q_proj", "lm_head").config.model, str(tmp_path / "untied"))
+
+
 def test_a_model_that_does_not_write_text_token_by_token_is_refused(tmp_path: Path) -> None:
     """A T5 folder as model.name was "unexpected error (a bug in r1kit or a library): ValueError: Unrecognized
     configuration class …"."""

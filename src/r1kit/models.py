@@ -394,6 +394,19 @@ def check_model(cfg: ModelConfig, reference: str, training: bool = True, key: st
             f"{'is not a linear layer' if len(missing) == 1 else 'are not linear layers'} of {reference}; "
             f"its linear layers are {sorted(linear)}"
         )
+    # A tied output head shares its weight with the input embeddings: merged into the saved model, its adapter would
+    # change the embeddings too, which training never did (the saved model was not the one trained)
+    head = empty.get_output_embeddings()
+    if head is not None and head.weight is empty.get_input_embeddings().weight:
+        [head_name] = [name for name, module in empty.named_modules() if module is head]
+        tied = [target for target in targets if head_name == target or head_name.endswith(f".{target}")]
+        if tied:
+            raise ModelError(
+                f"model.lora.target_modules {targets}: {tied[0]} is the output head of {reference}, which shares its "
+                "weight with the input embeddings (tie_word_embeddings): the saved model merges each adapter into "
+                "its weights, and this one would change the embeddings as well, so it would not be the model "
+                f"trained; leave {tied[0]} out"
+            )
 
 
 # What a tokenizer is saved as (save_pretrained writes some of them; a model folder saved without one has none).

@@ -93,7 +93,8 @@ class LoraConfig(Section):
     )
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names that get adapters; [all-linear]: every linear layer but the output head (PEFT's).",
+        description="Module names that get adapters; [all-linear]: every linear layer but the output head (PEFT's). "
+        "An output head tied to the input embeddings (SmolLM2's) is refused: the saved model merges its adapter.",
     )
 
 
