@@ -938,6 +938,15 @@ def test_a_stage_alone_on_chat_data_asks_with_the_plain_prompt(tmp_path: Path, c
         assert read_data(config, command)[0].prompt.system == GENERAL_SYSTEM_PROMPT
     assert f"{command}: the rows are chat replies without worked solutions" in caplog.text
     assert read_data(config, "ppo")[0].prompt.system == config.prompt.system  # its rewards may ask for the format
+    # scored by no reward that reads the format or a gold (a reward model trained behind the plain prompt), PPO and
+    # RLOO sampled behind the reasoning one
+    judged = resolve_config(
+        profile="test",
+        overrides=["--data", str(chat), "--rewards.functions", "[repetition_penalty, overlong]"],
+        environ={},
+    ).config
+    for rollouts in ("ppo", "rloo"):
+        assert read_data(judged, rollouts)[0].prompt.system == GENERAL_SYSTEM_PROMPT
 
 
 def test_a_stage_that_makes_data_is_named_so_when_asked_for_as_a_model(tmp_path: Path, capsys) -> None:

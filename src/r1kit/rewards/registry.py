@@ -25,6 +25,10 @@ KNOWN_REWARDS = (*REWARD_NAMES, *MODEL_REWARD_NAMES)
 # Rewards that compare the answer with the row's gold `solution`: on data without gold answers they score nothing.
 GOLD_REWARDS = ("accuracy", "cosine")
 
+# Rewards that read the <think>/<answer> form or a gold answer: a rollout stage scored by the others alone (a reward
+# model on chat data) asks with the plain prompt
+REASONING_REWARDS = (*GOLD_REWARDS, "format", "tag_count", "reasoning_steps", "arithmetic_steps")
+
 
 def build_reward(name: str, **params: Any):
     """The reward callable `name` with TRL's signature, built with `params`.

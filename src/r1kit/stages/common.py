@@ -78,7 +78,7 @@ from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.prompts import DEFAULT_SYSTEM_PROMPT, GENERAL_SYSTEM_PROMPT
 from r1kit.rewards.functions import unreadable_golds
 from r1kit.rewards.plugins import is_plugin, plugin_source
-from r1kit.rewards.registry import GOLD_REWARDS
+from r1kit.rewards.registry import GOLD_REWARDS, REASONING_REWARDS
 from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
 from r1kit.rewards.text import WORD_GOLD
 from r1kit.runs import (
@@ -538,9 +538,13 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     """`r1kit sft`, `sft2`, `reward_model`, `dpo` or `run` on chat replies (no worked solution to write as
     <think>/<answer>) under the default reasoning prompt: the plain prompt instead, said, and saved with the run's
     config, so eval and chat ask as it trained (the built-in pairs of a preference stage were the rows' plain replies
-    behind the reasoning prompt, beside general pairs behind the plain one). A prompt the user set is kept
-    (check_data warns where it asks for <think>)."""
-    if command not in ("sft", "sft2", "run", *PAIR_KINDS) or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
+    behind the reasoning prompt, beside general pairs behind the plain one). So do `r1kit ppo`, `rloo` and `grpo`
+    scored by none of the rewards that read that form or a gold answer (a reward model trained behind the plain
+    prompt judged rollouts of the reasoning one). A prompt the user set is kept (check_data warns where it asks for
+    <think>)."""
+    chat_rollouts = command in ROLLOUT_KINDS and not set(config.rewards.functions) & set(REASONING_REWARDS)
+    trains_on_replies = command in ("sft", "sft2", "run", *PAIR_KINDS) or chat_rollouts
+    if not trains_on_replies or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
         return config
     first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
     if not no_worked_solutions(first) or not has_sft_rows(first):
