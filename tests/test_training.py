@@ -448,9 +448,10 @@ def test_a_student_named_by_a_stage_must_be_an_earlier_model(tmp_path: Path) -> 
         _check_stage_references(resolve_config(recipe=str(recipe), environ={}).config)
 
 
-def test_base_names_the_run_s_base_model_as_student_or_model_refined(tmp_path: Path) -> None:
+def test_the_student_or_model_refined_named_base_or_by_a_stage_that_made_none(tmp_path: Path) -> None:
     """`distill.student: base` (as `model_from: base` reads) was loaded as a hub id named "base", once every stage
     before it had trained and the teacher had sampled."""
+    from r1kit.runs import RunDirError
     from r1kit.stages.common import model_named, student_of
 
     ctx, base, splits = context(tmp_path)
@@ -459,6 +460,10 @@ def test_base_names_the_run_s_base_model_as_student_or_model_refined(tmp_path: P
     )
     assert student_of("base", inputs, ctx.config) == str(base)
     assert model_named("base", inputs, ctx.config, "cold_start.refine_from") == str(base)
+    # a stage that kept nothing to train on made no model: "unexpected error (a bug …): ValueError", after training
+    inputs.earlier["sft"] = StageOutput()
+    with pytest.raises(RunDirError, match="distill.student: stage 'sft' made no model in this run"):
+        student_of("sft", inputs, ctx.config)
 
 
 def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ from r1kit.rewards.reward_model import resolve_model_path, reward_model_in
 from r1kit.rewards.text import WORD_GOLD
 from r1kit.runs import (
     RunDir,
+    RunDirError,
     changed_keys,
     checkpoint_step,
     complete_checkpoints,
@@ -746,6 +747,8 @@ def model_named(name: str, inputs: StageInputs, config: R1kitConfig, key: str) -
     if name == "base":
         return inputs.base
     if name in inputs.earlier:
+        if inputs.earlier[name].model is None:  # it kept nothing to train on (said in its log), as model_from says
+            raise RunDirError(f"{key}: stage {name!r} made no model in this run (see its log)")
         return resolve_model_path(name, inputs.earlier, key)
     return model_reference_of(name, config)
 
