@@ -462,8 +462,38 @@ def test_the_student_or_model_refined_named_base_or_by_a_stage_that_made_none(tm
     assert model_named("base", inputs, ctx.config, "cold_start.refine_from") == str(base)
     # a stage that kept nothing to train on made no model: "unexpected error (a bug …): ValueError", after training
     inputs.earlier["sft"] = StageOutput()
-    with pytest.raises(RunDirError, match="distill.student: stage 'sft' made no model in this run"):
+    with pytest.raises(RunDirError, match=r"distill\.student: stage 'sft' made no model in this run"):
         student_of("sft", inputs, ctx.config)
+
+
+def test_a_named_student_is_checked_before_any_work(tiny_model: Path, tmp_path: Path) -> None:
+    """A student without a chat template (or a hub id offline) failed once the stages before it had trained and the
+    teacher had sampled: the remedy the error names, the run-wide model.chat_template, then changed the first stage."""
+    import shutil
+
+    from r1kit.models import ModelError
+    from r1kit.pipeline import run
+
+    student = shutil.copytree(tiny_model, tmp_path / "student")
+    (student / "chat_template.jinja").unlink(missing_ok=True)
+    settings = json.loads((student / "tokenizer_config.json").read_text())
+    settings.pop("chat_template", None)
+    (student / "tokenizer_config.json").write_text(json.dumps(settings))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"stages: [{{name: sft}}, {{name: distill, config: {{distill: {{student: '{student}'}}}}}}]\n")
+    out = tmp_path / "run"
+    config = resolve_config(recipe=str(recipe), profile="test", overrides=["--out", str(out)], environ={}).config
+    with pytest.raises(ModelError, match="has no chat template"):
+        run(config)
+    assert not (out / "01_sft").exists()
+    with pytest.raises(ModelError, match="cannot load model 'no-such-org/student'"):  # a stage alone, a hub id offline
+        distill.main(
+            resolve_config(
+                profile="test",
+                overrides=["--distill.student", "no-such-org/student", "--out", str(tmp_path / "alone")],
+                environ={},
+            ).config
+        )
 
 
 def test_the_model_cold_start_refines_may_be_an_earlier_stages(tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ from r1kit.models import (
     ALL_LINEAR,
     ModelError,
     check_model,
+    load_tokenizer,
     looks_local,
     resolve_model,
     revision_of,
@@ -455,6 +456,29 @@ def data_read(config: R1kitConfig, kind: str, inputs: StageInputs) -> str:
     return f"preference pairs built from {inputs.model} on {inputs.splits.source}"
 
 
+def check_named_models(config: R1kitConfig, command: str) -> None:
+    """The students and refined models the command's stages name (not an earlier stage's model, nor the base): their
+    configs load, they write text, and their tokenizers have a chat template, checked before any work (a hub id
+    offline or a student without a template failed once the stages before it had trained and its teacher had
+    sampled)."""
+    if command == "run":
+        stages = [
+            (config.for_stage(spec), spec.stage_kind, [s.name for s in config.stages[:i]])
+            for i, spec in enumerate(config.stages)
+        ]
+    else:
+        stages = [(config, command, [])]
+    keys = {"student": ("distill.student", True), "refine_model": ("cold_start.refine_from", False)}
+    for stage, kind, earlier in stages:
+        for role, named in files_read(stage, kind).items():
+            if role not in keys or named is None or named == "base" or named in earlier:
+                continue
+            key, trains = keys[role]
+            reference = model_reference_of(named, stage)
+            check_model(stage.model, reference, training=trains, key=key)
+            load_tokenizer(stage.model, reference)
+
+
 def setup(
     config: R1kitConfig, command: str, check: Callable[[R1kitConfig, Splits], None] | None = None
 ) -> tuple[StageContext, str, Splits]:
@@ -474,6 +498,7 @@ def setup(
         with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
             base = model_reference_of(config.model.name, config)  # a run or stage folder: the model it made
         check_model(config.model, base)
+        check_named_models(config, command)
     except Exception:
         if run is not None and new_folder and not any(run.root.iterdir()):  # a failed start leaves no empty folder
             run.root.rmdir()
