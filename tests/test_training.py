@@ -321,9 +321,12 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
     # A random model never answers right, so the teacher is made to: full fine-tuning memorises one worked problem.
     data = tmp_path / "one_problem.jsonl"
     data.write_text((json.dumps({"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}) + "\n") * 12)
+    held_out = tmp_path / "held_out.jsonl"  # a problem's rows are held out whole: another problem to score
+    held_out.write_text(json.dumps({"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}) + "\n")
     ctx, base, splits = context(
         tmp_path,
         "--data", str(data),
+        "--dataset.test_split", str(held_out),
         "--model.lora.enabled", "false",
         "--sft.max_steps", "80",
         "--sft.optimization.learning_rate", "1e-2",
