@@ -96,6 +96,16 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
         ("5 and 5", "5", 1.0),
         ("2/3 and 4/6", "2/3", 1.0),  # one value twice
         ("3 4/4", "4", 1.0),  # a mixed number, not 3 and 4/4
+        # the number read denied or bounded: math-verify read it, and each scored right
+        ("not 7", "7", 0.0),
+        ("7 is wrong", "7", 0.0),
+        ("fewer than 7", "7", 0.0),
+        ("x > 7", "7", 0.0),
+        ("\\ge 7", "7", 0.0),
+        ("7 or more", "7", 0.0),
+        ("Ava has 8 apples, not 7.", "7", 0.0),  # the answer, then the number it denies: 8
+        ("Ava has 7 apples, not 8.", "7", 1.0),
+        ("12 (not 13)", "12", 1.0),
     ],
 )
 def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str, score: float) -> None:

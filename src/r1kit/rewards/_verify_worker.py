@@ -276,6 +276,46 @@ def hedged(text: str) -> bool:
     return False
 
 
+# "8 apples, not 7", "12 (not 13)": the number denied after the answer, dropped (math-verify read the last number)
+_DENIED_TAIL = re.compile(r"[,;]?\s*\(?\s*(?:and\s+|but\s+)?not\s+\$?-?\d[\d.,/]*[^()\d]*\)?[.!]?\s*$", re.IGNORECASE)
+# a number denied or bounded rather than given: "not 7", "fewer than 7", "< 7", "\\ge 7", "7 is wrong", "7 or more"
+_NOT_EXACTLY = re.compile(
+    r"(?:\b(?:not|never|fewer than|less than|more than|greater than|at least|at most)|[<>≤≥≠]"
+    r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)\s*\$?\s*-?(?P<bounded>\d[\d.,/]*)"
+    r"|(?P<denied>\d[\d.,/]*)\$?\s*(?:(?:[a-z]+\s+)?(?:is|are)\s+(?:not|wrong|incorrect)|or\s+(?:fewer|more|less|so))\b",
+    re.IGNORECASE,
+)
+_ANY_NUMBER = re.compile(r"\d[\d.,/]*")
+
+
+def denial_dropped(text: str) -> str:
+    """`text` without a number it denies after its answer: `8 apples, not 7` is 8 (math-verify read 7).
+
+    >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (not 13)"), denial_dropped("not 7")
+    ('Ava has 8 apples', '12', 'not 7')
+    """
+    kept = _DENIED_TAIL.sub("", text)
+    return kept if kept != text and re.search(r"\d", kept) else text
+
+
+def not_exactly(text: str) -> bool:
+    """The answer's last number (the one math-verify reads) denied or bounded rather than given: for a gold that is
+    one number, no answer (`not 7`, `fewer than 7`, `< 7` scored right for 7).
+
+    >>> not_exactly("not 7"), not_exactly("fewer than 7"), not_exactly("x \\ge 7"), not_exactly("7 is wrong")
+    (True, True, True, True)
+    >>> not_exactly("7 or more"), not_exactly("$7$ is not right")
+    (True, True)
+    >>> not_exactly("7"), not_exactly("x = 7"), not_exactly("7 over 2"), not_exactly("x > 0, so x = 7")
+    (False, False, False, False)
+    """
+    numbers = list(_ANY_NUMBER.finditer(text))
+    if not numbers:
+        return False
+    read = numbers[-1].end()  # the number math-verify reads: is it the one denied or bounded?
+    return any(read in (match.end("bounded"), match.end("denied")) for match in _NOT_EXACTLY.finditer(text))
+
+
 def a_list(text: str) -> bool:
     """Numbers and commas that are a list of roots: spaced (-1, 3), signed (-2,1, 1,-2) or of three numbers or more
     (3,5,7), unless written as thousands (-1,000, x = 1,000,000). Two unsigned ones, 1,5, are a decimal comma.
@@ -408,7 +448,12 @@ def main() -> None:
         gold_parsed = gold_of(gold)
         if not gold_parsed:
             return None, "unparseable_gold"
-        answer_parsed, gold_value = read(answer), exact(gold_parsed)
+        gold_value = exact(gold_parsed)
+        if gold_value is not None and len(answer.split()) <= _HEDGE_WORDS:  # one number asked, a short answer
+            answer = denial_dropped(answer)
+            if not_exactly(plain(answer)):
+                return 0.0, "wrong"
+        answer_parsed = read(answer)
         said = word_said(answer)
         if not answer_parsed and gold_value is None and _WORDS.fullmatch(said):
             # a word asked (Yes, MATH's \text{Sunday}): a word answered is read as LaTeX text too (plainly, as
