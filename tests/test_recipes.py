@@ -826,6 +826,23 @@ def test_a_finished_grpo_stages_prompts_are_not_counted_against_this_commands_ba
         _check_data(config, splits, {}, finished={"01_sft"})
 
 
+def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> None:
+    """A file of no replies (or a hub id offline) as sft2.general_dataset failed once cold start, SFT, RL and
+    rejection sampling had run."""
+    from r1kit.data.loading import DatasetError, load_splits
+    from r1kit.pipeline import _check_data
+
+    no_replies = tmp_path / "problems.jsonl"
+    no_replies.write_text(
+        "".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(4))
+    )
+    config = resolve_config(recipe="r1", overrides=["--sft2.general_dataset", str(no_replies)], environ={}).config
+    splits = load_splits(config.dataset)
+    with pytest.raises(DatasetError, match=r"sft2.general_dataset .*problems.jsonl: none of its 4 rows has a reply"):
+        _check_data(config, splits, {}, finished=set())
+    _check_data(config, splits, {}, finished={"05_sft2"})  # finished: not read again
+
+
 def test_rloo_with_fewer_prompts_than_one_generation_batch_is_refused() -> None:
     """As GRPO's: TRL's RLOO sampler dropped the batch it could not fill, trained 0 steps and "rloo done" saved its
     input model as the stage's (in the rlhf recipe, RLOO's row of the run's table)."""

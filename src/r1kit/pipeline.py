@@ -63,6 +63,7 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import evaluate, in_file_order, judge_folders, judges_named
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
+from r1kit.stages.sft2 import general_replies
 from r1kit.stats import paired_changes
 
 logger = logging.getLogger("r1kit")
@@ -431,8 +432,8 @@ def _finished(manifests: dict[str, dict[str, Any]]) -> set[str]:
 
 
 def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits], finished: set[str]) -> None:
-    """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, and
-    a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
+    """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, SFT
+    2's general data, and a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
     by a dataset.on_bad_row that redoes SFT). `finished`: the folders of complete stages, whose GRPO prompts are not
     counted against this command's batch (continued on more processes, a finished run was refused for a stage it
     skips; one redone is counted by the stage)."""
@@ -446,6 +447,8 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
         prefs = stage.preferences
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
+        if spec.stage_kind == "sft2" and stage.sft2.general_dataset and f"{index:02d}_{spec.name}" not in finished:
+            general_replies(stage.sft2, splits.test)  # a hub id offline, a file of no replies: found before any work
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

@@ -14,7 +14,7 @@ from importlib import resources
 
 from datasets import Dataset, concatenate_datasets
 
-from r1kit.config.schema import DatasetConfig, R1kitConfig
+from r1kit.config.schema import DatasetConfig, R1kitConfig, SFT2Config
 from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
@@ -74,41 +74,47 @@ def general_wanted(reasoning_rows: int, ratio: float) -> int:
     return max(1, round(reasoning_rows * ratio / (1 - ratio)))
 
 
+def general_replies(settings: SFT2Config, held_out: Dataset) -> list[tuple[str, str]]:
+    """The (question, reply) pairs of sft2.general_dataset that SFT 2 may train on: all of it (general data has no
+    held-out part: the stage's held-out problems are the task's), but the `held_out` problems every model is scored
+    on and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
+    both). A DatasetError where none is left: read by a recipe before any stage trains (an unreachable hub id or a
+    file without replies failed once every stage before SFT 2 had)."""
+    general = DatasetConfig(
+        name=settings.general_dataset,
+        subset=settings.general_subset,
+        train_split=settings.general_split,
+        on_bad_row="skip",
+    )
+    rows, _ = load_all_rows(general)  # its bad rows are said by the loader, each with its reason
+    pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
+    if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
+        raise DatasetError(
+            f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
+            "data: messages, conversations, or instruction/response columns)"
+        )
+    held_out_questions = set(held_out["question"])
+    usable = [(q, r) for q, r in pairs if q not in held_out_questions and not has_reasoning_tags(r)]
+    if len(usable) < len(pairs):
+        logger.warning(
+            "sft2.general_dataset %s: %d of its %d replies left out (a held-out problem's question, or reasoning "
+            "tags in the reply)",
+            settings.general_dataset,
+            len(pairs) - len(usable),
+            len(pairs),
+        )
+    if not usable:
+        raise DatasetError(f"sft2.general_dataset {settings.general_dataset}: no reply is left to train on")
+    return usable
+
+
 def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[tuple[str, str]]:
     """Up to `wanted` general (question, response) pairs: from the configured data, else the base model's answers."""
     settings = ctx.config.sft2
     if not wanted:
         return []
     if settings.general_dataset:
-        # all of it: general data has no held-out part (the stage's held-out problems are the task's)
-        general = DatasetConfig(
-            name=settings.general_dataset,
-            subset=settings.general_subset,
-            train_split=settings.general_split,
-            on_bad_row="skip",
-        )
-        rows, _ = load_all_rows(general)  # its bad rows are said by the loader, each with its reason
-        pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
-        if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
-            raise DatasetError(
-                f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
-                "data: messages, conversations, or instruction/response columns)"
-            )
-        # the held-out problems every model is scored on are not trained on, nor are reasoning replies, which the
-        # general prompt does not ask for (a chat dump of math conversations holds both)
-        held_out = set(inputs.splits.test["question"])
-        usable = [(q, r) for q, r in pairs if q not in held_out and not has_reasoning_tags(r)]
-        if len(usable) < len(pairs):
-            logger.warning(
-                "sft2.general_dataset %s: %d of its %d replies left out (a held-out problem's question, or reasoning "
-                "tags in the reply)",
-                settings.general_dataset,
-                len(pairs) - len(usable),
-                len(pairs),
-            )
-        pairs = usable
-        if not pairs:
-            raise DatasetError(f"sft2.general_dataset {settings.general_dataset}: no reply is left to train on")
+        pairs = general_replies(settings, inputs.splits.test)
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
