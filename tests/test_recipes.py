@@ -826,6 +826,30 @@ def test_a_finished_grpo_stages_prompts_are_not_counted_against_this_commands_ba
         _check_data(config, splits, {}, finished={"01_sft"})
 
 
+def test_a_distilled_student_is_paired_with_its_teacher_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run paired the student only with the model it started from (the base): how much it lost against its
+    teacher (README's r1 table, the R1 paper's comparison) was not computed. The tiny model never answers right, so
+    the teacher's verified traces are the worked solutions."""
+    from r1kit import pipeline
+    from r1kit.prompts import r1_completion
+    from r1kit.stages import distill
+    from r1kit.stages.traces import trace_row
+
+    def worked_solutions(ctx, model, rows, settings, keep, source, any_format=False):
+        kept = [trace_row(row, r1_completion(row["reasoning"], row["solution"]), source) for row in rows]
+        return kept, {"problem_acceptance": 1.0, "problem_acceptance_by_group": {}, "rows": len(kept), "dropped": {}}
+
+    monkeypatch.setattr(distill, "best_verified", worked_solutions)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}, {name: distill}]\n")
+    out = tmp_path / "run"
+    steps = ["--sft.max_steps", "1", "--distill.max_prompts", "2", "--out", str(out)]
+    summary = pipeline.run(resolve_config(recipe=str(recipe), profile="test", overrides=steps, environ={}).config)
+    assert list(summary["paired"]) == ["base→sft", "base→distill", "sft→distill"]
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    assert [(stage["started_from"], stage["taught_by"]) for stage in stages] == [("base", None), ("base", "sft")]
+
+
 def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> None:
     """A file of no replies (or a hub id offline) as sft2.general_dataset failed once cold start, SFT, RL and
     rejection sampling had run."""

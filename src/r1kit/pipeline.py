@@ -144,6 +144,7 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
     outputs: dict[str, StageOutput] = {}
     labels = {base: "base"}  # model → the label it is evaluated under
     started_from: dict[str, str | None] = {}  # stage label → the label of the model it trained (None: not evaluated)
+    taught_by: dict[str, str | None] = {}  # a distillation stage's label → its teacher's
     trained: set[str] = set()  # the stages this command (re)trained: complete ones reading them are outdated
     reads = _reads(config)
     left_out: set[str] = set()  # after --only's stage: those that read what it redid, or what was left out
@@ -188,7 +189,9 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                     # the summary of the run before, whose models this one replaces (a redo killed halfway would
                     # leave its figures and final model beside the new config)
                     run_dir.path("summary.json").unlink(missing_ok=True)
-                _write_run_manifest(run_dir, config, outputs, trained | {spec.name}, reads, started_from, spec.name)
+                _write_run_manifest(
+                    run_dir, config, outputs, trained | {spec.name}, reads, (started_from, taught_by), spec.name
+                )
             if redone:
                 logger.warning("%s", redone)
                 clear_stage(stage_ctx)
@@ -203,6 +206,8 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 else inputs.model
             )
             started_from[spec.name] = labels.get(start)
+            if spec.stage_kind == "distill":  # what the student lost against its teacher (R1 paper, §4.1)
+                taught_by[spec.name] = labels.get(inputs.model)
             model = str(output.model)
             labels[model] = spec.name
             made = _judges_made(config, judges, outputs)
@@ -210,12 +215,12 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
                 spec.name, partial(_evaluated, ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
             )
         if distributed.is_main() and not holding:
-            _write_run_manifest(run_dir, config, outputs, trained, reads, started_from)
+            _write_run_manifest(run_dir, config, outputs, trained, reads, (started_from, taught_by))
     if distributed.is_main() and left_out:  # set aside after --only's stage: outdated where complete
-        _write_run_manifest(run_dir, config, outputs, trained, reads, started_from, set_aside=left_out)
+        _write_run_manifest(run_dir, config, outputs, trained, reads, (started_from, taught_by), set_aside=left_out)
 
     makers = {spec.name for spec in config.stages if "model" in MAKES[spec.stage_kind]}
-    summary = _summary(run_dir, model, evals, outputs, started_from, makers)
+    summary = _summary(run_dir, model, evals, outputs, (started_from, taught_by), makers)
     if distributed.is_main():  # every process ends with the same summary; one writes and shows it
         if not trained:  # every stage skipped: settings that redo no stage are saved too
             run_dir.save_config(config)
@@ -681,12 +686,13 @@ def _write_run_manifest(
     outputs: dict[str, StageOutput],
     trained: set[str],
     reads: dict[str, set[str]],
-    started_from: dict[str, str | None],
+    compared_with: tuple[dict[str, str | None], dict[str, str | None]],
     running: str = "",
     set_aside: set[str] = frozenset(),
 ) -> None:
-    """Each stage's status, and the evaluation of the model it started from (the report of a run killed before its
-    summary pairs them). A complete stage this command has not reached that reads (`reads`, directly or through
+    """Each stage's status, and the evaluation of the model it started from and a student's teacher's
+    (`compared_with`: `paired_changes`'s started_from and taught_by; the report of a run killed before its summary
+    pairs them). A complete stage this command has not reached that reads (`reads`, directly or through
     another) a stage it trained or is training (`trained`), or that it set aside after --only's stage (`set_aside`:
     made from what has changed since, or with another config), is `outdated`: the next run checks it (it is kept only
     if its inputs are the same as before)."""
@@ -704,7 +710,8 @@ def _write_run_manifest(
                 "folder": folder,
                 "status": status,
                 "seconds": manifest.get("seconds"),
-                "started_from": started_from.get(spec.name),
+                "started_from": compared_with[0].get(spec.name),
+                "taught_by": compared_with[1].get(spec.name),
                 "reached": spec.name in outputs,  # by this command: a stage it did not reach may predate a redo
             }
         )
@@ -736,7 +743,7 @@ def _summary(
     final: str,
     evals: dict[str, dict[str, Any]],
     outputs: dict[str, StageOutput],
-    started_from: dict[str, str | None],
+    compared_with: tuple[dict[str, str | None], dict[str, str | None]],
     makers: set[str],
 ) -> dict[str, Any]:
     final_path = Path(final)
@@ -749,8 +756,9 @@ def _summary(
         "final_model": final_model,
         "evaluations": {label: _figures(result) for label, result in evals.items()},
         # each stage against the model it started from (rlhf's DPO, PPO and RLOO all against SFT, not each other;
-        # none for a student that was not evaluated), and the whole run, on the same problems
-        "paired": paired_changes({label: e.get("scores") or [] for label, e in evals.items()}, started_from),
+        # none for a student that was not evaluated), a student against its teacher too, and the whole run, on the
+        # same problems
+        "paired": paired_changes({label: e.get("scores") or [] for label, e in evals.items()}, *compared_with),
         "stage_figures": {name: output.metrics for name, output in outputs.items() if output.metrics},
         # a stage that kept nothing to train on (distillation without a kept trace): the model before it went on
         "made_no_model": [name for name, output in outputs.items() if name in makers and output.model is None],

@@ -97,18 +97,29 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
 
 
 def paired_changes(
-    scores: Mapping[str, Sequence[float | None]], started_from: Mapping[str, str | None]
+    scores: Mapping[str, Sequence[float | None]],
+    started_from: Mapping[str, str | None],
+    taught_by: Mapping[str, str | None] | None = None,
 ) -> dict[str, dict]:
     """The paired change of each evaluated model against the evaluation of the model it started from
-    (`started_from`: label → that label, or None), then of the last evaluation against the first, keyed
-    "before→after"; a pair whose scores differ in count, or are empty, is left out. `scores` is in run order.
+    (`started_from`: label → that label, or None) and, for a distilled student, of its teacher (`taught_by`), then
+    of the last evaluation against the first, keyed "before→after"; a pair whose scores differ in count, or are
+    empty, is left out. `scores` is in run order.
 
     >>> changes = paired_changes({"base": [0, 1], "sft": [1, 1], "grpo": [1, 0]}, {"sft": "base", "grpo": "sft"})
     >>> list(changes), changes["base→sft"]["difference"]
     (['base→sft', 'sft→grpo', 'base→grpo'], 0.5)
+    >>> list(paired_changes({"base": [0, 1], "sft": [1, 1], "distill": [1, 0]}, {"sft": "base", "distill": "base"},
+    ...                     {"distill": "sft"}))
+    ['base→sft', 'base→distill', 'sft→distill']
     """
-    labels = list(scores)
-    steps = [(started_from[label], label) for label in labels[1:] if started_from.get(label) in scores]
+    labels, taught_by = list(scores), taught_by or {}
+    steps = [
+        (before[label], label)
+        for label in labels[1:]
+        for before in (started_from, taught_by)
+        if before.get(label) in scores
+    ]
     pairs = dict.fromkeys([*steps, (labels[0], labels[-1])] if labels else [])
     return {
         f"{before}→{after}": paired_difference(scores[before], scores[after])

@@ -140,13 +140,14 @@ def write_report(run_dir: Path) -> Path:
     not_reached: dict[str, Any] = {}
     if paired is None and evaluations is not written:  # a killed recipe run: its stages' changes from their files
         started_from = {stage["name"]: stage.get("started_from") for stage in stage_list if "name" in stage}
+        taught_by = {stage["name"]: stage.get("taught_by") for stage in stage_list if "name" in stage}
         # a stage the killed command did not reach keeps the evaluation of a model that a redo (--from) may have
         # replaced the inputs of: beside the run's, not in its chain (manifests from before "reached" say nothing)
         unreached = {stage["name"] for stage in stage_list if stage.get("reached", True) is False}
         not_reached = {label: result for label, result in evaluations.items() if label in unreached}
         evaluations = {label: result for label, result in evaluations.items() if label not in unreached}
         scores = {label: result.get("scores") or [] for label, result in evaluations.items()}
-        paired = paired_changes(scores, started_from)
+        paired = paired_changes(scores, started_from, taught_by)
     if evaluations:
         # a stage run alone's are `r1kit eval` results of any model: each column names the one it scored
         models_in = run.root.resolve() if evaluations is written else None
