@@ -603,6 +603,12 @@ def test_files_are_written_as_utf8_whatever_the_locale_and_no_temporary_file_sta
     with pytest.raises(UnicodeEncodeError):
         write_atomic(tmp_path / "bad.txt", "a lone surrogate \ud800")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+    # one left by a process killed between its write and its rename goes with the next write; a running one's stays
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed, running = tmp_path / f".report.txt.tmp-{ended.stdout.strip()}", tmp_path / f".report.txt.tmp-{os.getppid()}"
+    killed.write_text("half"), running.write_text("being written")
+    write_atomic(target, "again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "report.txt"]
 
 
 def test_an_eval_folder_that_cannot_be_written_is_said_before_the_evaluation(tmp_path, capsys) -> None:
