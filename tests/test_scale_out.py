@@ -108,6 +108,9 @@ def test_a_process_count_without_launch_is_a_config_error(tmp_path: Path, capsys
     assert main(["sft", "--profile", "test", "--num_processes", "2", "--out", str(tmp_path / "run")]) == 2
     assert "--num_processes 2 sets the process count of --launch: add --launch cpu" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    assert main(["sft", "--profile", "test", "--num_processes", "0", "--out", str(tmp_path / "run")]) == 2  # was run
+    assert "--num_processes 0 sets the process count of --launch" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_launch_is_refused_in_one_line_before_any_process_starts(tmp_path: Path) -> None:
@@ -212,8 +215,8 @@ def test_the_launch_check_reads_the_config_and_data_as_the_processes_do(tmp_path
         _check_inputs_once(resolved, argparse.Namespace(command="sft"))  # the processes go on with it: no refusal
     three = tmp_path / "three.jsonl"
     three.write_text("".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(3)))
-    held_out = tmp_path / "held_out.jsonl"
-    held_out.write_text(three.read_text())
+    held_out = tmp_path / "held_out.jsonl"  # other problems: those of the training file would be left out of it
+    held_out.write_text(json.dumps({"question": "9 + 1?", "solution": "10"}) + "\n")
     grpo = ["--data", str(three), "--dataset.test_split", str(held_out), "--per_device_train_batch_size", "4"]
     resolved = resolve_config(
         profile="test", environ={}, overrides=[*grpo, "--grpo.num_generations", "2"], command="grpo"

@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             args.launch, args.num_processes = "cpu", processes
-        if args.command not in _READ_ONLY and args.num_processes and not args.launch:  # alone: one process, silently
+        if args.command not in _READ_ONLY and args.num_processes is not None and not args.launch:  # alone: ignored
             raise ConfigError(
                 f"--num_processes {args.num_processes} sets the process count of --launch: add --launch cpu (CPU "
                 "processes), ddp or another accelerate config"
