@@ -392,12 +392,22 @@ def test_checkpoints_of_other_training_rows_are_not_gone_on_from(tmp_path: Path,
     assert f"{ctx.stage}: its training rows changed since its checkpoints; it starts again from step 0" in caplog.text
     assert "resuming from" not in caplog.text
     assert [p.name for p in complete_checkpoints(ctx.run.checkpoints(ctx.folder))] == ["checkpoint-1", "checkpoint-2"]
-    # the same rows, another model (`r1kit distill --resume --distill.student …`): the old student's steps went on
+    # the same model copied elsewhere (a node's local disk): its checkpoints stand
     shutil.rmtree(ctx.run.model_dir(ctx.folder))
-    other = shutil.copytree(base, tmp_path / "other_student")
+    copied = shutil.copytree(base, tmp_path / "copied")
+    half = rows.select(range(len(rows) // 2))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        sft.train(ctx, str(other), rows.select(range(len(rows) // 2)), splits.test)
+        sft.train(ctx, str(copied), half, splits.test)
+    assert "resuming from" in caplog.text and "changed" not in caplog.text
+    # the same rows, another model (`r1kit distill --resume --distill.student …`): the old student's steps went on
+    shutil.rmtree(ctx.run.model_dir(ctx.folder))
+    other = AutoModelForCausalLM.from_pretrained(base)
+    torch.nn.init.normal_(other.get_output_embeddings().weight)
+    other.save_pretrained(shutil.copytree(base, tmp_path / "other_student"))  # its tokenizer, other weights
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft.train(ctx, str(tmp_path / "other_student"), half, splits.test)
     assert f"{ctx.stage}: its training model changed since its checkpoints" in caplog.text
     assert "resuming from" not in caplog.text
 

@@ -182,6 +182,24 @@ def _as_json(value: Any) -> Any:
     return list(value) if isinstance(value, Sequence) else str(value)
 
 
+def sampled_hash(path: Path, sample: int = 1 << 20) -> str:
+    """sha256 over a file's or a folder's file names, sizes, and first and last `sample` bytes: what a model holds,
+    whatever its path, in a few reads however large its weights (`content_hash` reads all of them). Two fine-tunes
+    of one model differ there; the same weights copied elsewhere do not."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file.name == COMPLETE_MARKER:
+            continue
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}:{size}".encode())
+        with file.open("rb") as stream:
+            digest.update(stream.read(sample))
+            stream.seek(max(sample, size - sample))
+            digest.update(stream.read(sample))
+    return digest.hexdigest()[:16]
+
+
 def content_hash(path: Path) -> str:
     """sha256 over a file, or over a folder's files (names and contents; the completion marker left out): what a
     file or model folder holds, whatever its path or time."""

@@ -28,6 +28,7 @@ from r1kit.atomic import (
     is_complete,
     jsonable,
     remove_folder,
+    sampled_hash,
     write_json,
 )
 from r1kit.config.schema import (
@@ -996,7 +997,7 @@ def keep_checkpoints_of(ctx: StageContext, rows_key: str, trained: str | None = 
     folder = ctx.run.checkpoints(ctx.folder)
     if distributed.is_main():
         record = ctx.dir / _TRAINED_ON
-        now = {"rows": rows_key, "model": _model_key(ctx, trained)}
+        now = {"rows": rows_key, "model": _model_key(trained)}
         before = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
         changed = [what for what, key in now.items() if before.get(what) not in (None, key)]
         if changed and complete_checkpoints(folder):
@@ -1010,16 +1011,14 @@ def keep_checkpoints_of(ctx: StageContext, rows_key: str, trained: str | None = 
     distributed.wait()
 
 
-def _model_key(ctx: StageContext, reference: str | None) -> str | None:
-    """A trained model's reference as the checkpoints' record keeps it: a model of this run by its place in the run (a
-    run continued from another folder keeps its checkpoints), a local one by its full path, a hub id as given."""
+def _model_key(reference: str | None) -> str | None:
+    """A trained model as the checkpoints' record keeps it: a local one by what it holds (`sampled_hash`: the same
+    model copied to another path, a node's local disk, is the same; another fine-tune of it is not), a hub id as
+    given."""
     if reference is None:
         return None
     path = Path(reference).expanduser()
-    if not path.exists():
-        return reference
-    path, root = path.resolve(), ctx.run.root.resolve()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return sampled_hash(path) if path.exists() else reference
 
 
 def pairs_that_fit(ctx: StageContext, trainer: Trainer, given: int, setting: str) -> int:
