@@ -106,6 +106,13 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
         ("Ava has 8 apples, not 7.", "7", 0.0),  # the answer, then the number it denies: 8
         ("Ava has 7 apples, not 8.", "7", 1.0),
         ("12 (not 13)", "12", 1.0),
+        ("$7$ (not $8$)", "7", 1.0),
+        # no bound: an arrow, a remark in brackets, a hedge that bounds nothing
+        ("12 - 5 => 7", "7", 1.0),
+        ("x -> 7", "7", 1.0),
+        ("7 (x > 0)", "7", 1.0),
+        ("3 (never 4)", "3", 1.0),
+        ("7 or so", "7", 1.0),
     ],
 )
 def test_alternatives_are_no_answer_to_a_one_number_gold(answer: str, gold: str, score: float) -> None:
@@ -584,6 +591,14 @@ def test_arithmetic_steps_has_no_verdict_without_checkable_steps() -> None:
         "<think>think</think><answer>2 + 2 = 5</answer>",  # the answer block is not a step
     ]
     assert reward(texts) == [None, None, None, None]
+
+
+def test_a_short_answer_of_a_digit_flood_is_judged_wrong_quickly() -> None:
+    """The check for a denied or bounded number read a run of digits in quadratic time: 8,000 digits, one "word",
+    hit the verifier's time limit (no verdict) instead of being wrong."""
+    started = time.monotonic()
+    assert build_reward("accuracy")(["<answer>" + "7" * 8000 + "</answer>"], solution=["7"]) == [0.0]
+    assert time.monotonic() - started < 2
 
 
 def test_arithmetic_steps_reads_a_flood_of_digits_or_equations_quickly() -> None:

@@ -276,26 +276,37 @@ def hedged(text: str) -> bool:
     return False
 
 
-# "8 apples, not 7", "12 (not 13)": the number denied after the answer, dropped (math-verify read the last number)
-_DENIED_TAIL = re.compile(r"[,;]?\s*\(?\s*(?:and\s+|but\s+)?not\s+\$?-?\d[\d.,/]*[^()\d]*\)?[.!]?\s*$", re.IGNORECASE)
-# a number denied or bounded rather than given: "not 7", "fewer than 7", "< 7", "\\ge 7", "7 is wrong", "7 or more"
-_NOT_EXACTLY = re.compile(
-    r"(?:\b(?:not|never|fewer than|less than|more than|greater than|at least|at most)|[<>≤≥≠]"
-    r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)\s*\$?\s*-?(?P<bounded>\d[\d.,/]*)"
-    r"|(?P<denied>\d[\d.,/]*)\$?\s*(?:(?:[a-z]+\s+)?(?:is|are)\s+(?:not|wrong|incorrect)|or\s+(?:fewer|more|less|so))\b",
+# "8 apples, not 7", "12 (never 13)": a number denied after the answer (math-verify read the last number). Each
+# pattern reads a bounded window beside one number: a rollout's flood of digits or spaces is read in linear time.
+_DENIED = re.compile(r"[,;]?[ \t]*\(?(?:and |but )?(?:not|never)[ \t]+\$?-?$", re.IGNORECASE)
+_BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>, ->), "\ge 7"
+    r"(?:\b(?:not|never|fewer than|less than|more than|greater than|at least|at most)|(?<![=-])[<>]|[≤≥≠]"
+    r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
     re.IGNORECASE,
 )
-_ANY_NUMBER = re.compile(r"\d[\d.,/]*")
+_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"
+    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are) (?:not|wrong|incorrect)|or (?:fewer|more|less))\b", re.IGNORECASE
+)
+_NUMBER_RUN = re.compile(r"\d[\d.,/]*")
+_REMARK = re.compile(r"\([^()]*\)")  # a remark after the answer, `7 (x > 0)`, is not what math-verify reads
+_WINDOW = 40  # characters beside a number read for its denial or bound
 
 
 def denial_dropped(text: str) -> str:
     """`text` without a number it denies after its answer: `8 apples, not 7` is 8 (math-verify read 7).
 
-    >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (not 13)"), denial_dropped("not 7")
+    >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (never 13)"), denial_dropped("not 7")
     ('Ava has 8 apples', '12', 'not 7')
+    >>> denial_dropped("$7$ (not $8$)"), denial_dropped("7, not 70%")
+    ('$7$', '7')
     """
-    kept = _DENIED_TAIL.sub("", text)
-    return kept if kept != text and re.search(r"\d", kept) else text
+    numbers = list(_NUMBER_RUN.finditer(text))
+    if len(numbers) < 2 or re.search(r"[^\s.!)%$]", text[numbers[-1].end() :][:_WINDOW]):
+        return text  # one number, or words after the last one: no denial at the end
+    denial = _DENIED.search(text[max(numbers[-2].end(), numbers[-1].start() - _WINDOW) : numbers[-1].start()])
+    if denial is None:
+        return text
+    return text[: numbers[-1].start() - len(denial.group())].rstrip(" \t,;")  # a number run takes its comma
 
 
 def not_exactly(text: str) -> bool:
@@ -308,12 +319,15 @@ def not_exactly(text: str) -> bool:
     (True, True)
     >>> not_exactly("7"), not_exactly("x = 7"), not_exactly("7 over 2"), not_exactly("x > 0, so x = 7")
     (False, False, False, False)
+    >>> not_exactly("12 - 5 => 7"), not_exactly("x -> 7"), not_exactly("7 (x > 0)")
+    (False, False, False)
     """
-    numbers = list(_ANY_NUMBER.finditer(text))
+    numbers = list(_NUMBER_RUN.finditer(_REMARK.sub(" ", text)))
     if not numbers:
         return False
-    read = numbers[-1].end()  # the number math-verify reads: is it the one denied or bounded?
-    return any(read in (match.end("bounded"), match.end("denied")) for match in _NOT_EXACTLY.finditer(text))
+    text, last = numbers[-1].string, numbers[-1]
+    before, after = text[max(0, last.start() - _WINDOW) : last.start()], text[last.end() : last.end() + _WINDOW]
+    return bool(_BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after))
 
 
 def a_list(text: str) -> bool:
