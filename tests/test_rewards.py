@@ -574,6 +574,8 @@ def test_padding_with_true_steps_does_not_buy_back_a_slip() -> None:
     assert reward(["<think>1 + 1 = 2</think><answer>2</answer>"], prompts=[problem]) == [None]
     in_words = "<think>2 * 3 = 6\n6 + 25 = 31</think><answer>31</answer>"
     assert reward([in_words], prompts=["Two bags of three apples and twenty-five pears: how many fruits?"]) == [1.0]
+    latex = "<think>12500 * 0.2 = 2500\n12500 - 2500 = 10000</think><answer>10000</answer>"  # MATH's thousands
+    assert reward([latex], prompts=["A car costs $\\$12{,}500$ and loses $20\\%$ of its value."]) == [1.0]
 
 
 def test_a_rounded_result_holds_only_where_it_is_rounded_right() -> None:

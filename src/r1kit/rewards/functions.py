@@ -366,15 +366,21 @@ _NUMBER_WORDS |= {word: 10 * index for index, word in enumerate(_TENS, 2)}
 _NUMBER_WORDS |= {"hundred": 100, "thousand": 1000, "dozen": 12, "half": 2, "twice": 2, "double": 2}
 _NUMBER_WORDS |= {"triple": 3, "thrice": 3, "quarter": 4, "third": 3, "fourth": 4, "fifth": 5}
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+_THOUSANDS_WRITTEN = re.compile(r"(?<=\d)(?:\{,\}|,\\!|\\,|\\ |~| )(?=\d{3}(?!\d))")
 
 
 def _given_numbers(given: str) -> list[Fraction]:
     """The numbers a problem gives, in digits or in words (`twenty-five` is 25, and 20 and 5).
 
-    >>> sorted(_given_numbers("Jo walks three times a week, twenty-five minutes, and 1,200 steps."))
+    >>> sorted(set(_given_numbers("Jo walks three times a week, twenty-five minutes, and 1,200 steps.")))
     [Fraction(3, 1), Fraction(5, 1), Fraction(20, 1), Fraction(25, 1), Fraction(1200, 1)]
+    >>> Fraction(12500) in _given_numbers("A car costs $\\$12{,}500$"), Fraction(12500) in _given_numbers("12 500")
+    (True, True)
     """
-    numbers = _numbers(_as_python(given)[0])
+    # LaTeX's and print's thousands (MATH's `12{,}500`, `12,\\!500`, `12\\,500`, `12 500`) as well as the digits read
+    # apart: more numbers only ground more steps
+    joined = _THOUSANDS_WRITTEN.sub("", given)
+    numbers = _numbers(_as_python(given)[0]) + _numbers(_as_python(joined)[0])
     for word in _WORD.findall(given.lower()):
         parts = [_NUMBER_WORDS.get(part) for part in word.split("-")]
         numbers += [Fraction(part) for part in parts if part is not None]
