@@ -1026,6 +1026,8 @@ def test_a_gold_column_beside_chat_turns_or_without_a_solution_is_read(tmp_path:
     rows.append({"prompt": "What is 6 + 2?", "completion": "It is 8.", "solution": 8})
     read = [load_eval_rows(dataset(write_rows(tmp_path / f"chat{i}.jsonl", [row])))[0][0] for i, row in enumerate(rows)]
     assert [(row["solution"], row["response"]) for row in read] == [("8", "6 plus 2 is 8.")] * 2 + [("8", "It is 8.")]
+    aliases = {"messages": turns, "answer": {"value": "8", "aliases": ["eight"]}}  # not one gold: the row as it was
+    assert load_eval_rows(dataset(write_rows(tmp_path / "aliases.jsonl", [aliases])))[0][0]["solution"] is None
     numina = [{"problem": "What is 2 + 2?", "solution": "", "answer": "4"}, {"problem": "1 + 1?", "answer": 2}]
     read = load_eval_rows(dataset(write_rows(tmp_path / "numina.jsonl", numina), format="numina"))[0]
     assert (read["solution"], read["reasoning"]) == (["4", "2"], [None, None])

@@ -207,6 +207,13 @@ def test_the_pair_format_is_detected_from_the_columns() -> None:
         "chosen": "4",
         "rejected": "5",
     }
+    alpaca = {
+        "instruction": "Translate to French.",
+        "input": "Good morning.",
+        "chosen": "Bonjour.",
+        "rejected": "Salut.",
+    }
+    assert pairs_row(alpaca)["prompt"] == [{"role": "user", "content": "Translate to French.\n\nGood morning."}]
 
 
 # ------------------------------------------------------------------------------------------------------- loading

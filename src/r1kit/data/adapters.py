@@ -513,8 +513,14 @@ def with_gold_column(canonical: Canonical, row: Mapping[str, Any]) -> Canonical:
     """
     if canonical["solution"] is not None:
         return canonical
-    golds = [gold for field in ("solution", "answer") if (gold := gold_text(row, field))]
-    return canonical | {"solution": golds[0]} if golds else canonical
+    for field in ("solution", "answer"):
+        try:
+            gold = gold_text(row, field)
+        except BadRow:  # not one answer (TriviaQA's {value, aliases}): the row stands as its format reads it
+            continue
+        if gold:
+            return canonical | {"solution": gold}
+    return canonical
 
 
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], Canonical]] = {

@@ -151,6 +151,9 @@ def pairs_row(row: Mapping[str, Any]) -> Pair:
     {'prompt': [{'role': 'user', 'content': '2 + 2?'}], 'chosen': '4', 'rejected': '5'}
     """
     asked = prompt_column(row)
+    if asked == "instruction" and isinstance(row["instruction"], str):  # Alpaca-style: its input is part of the ask
+        given = [row[field].strip() for field in ("input", "context") if isinstance(row.get(field), str)]
+        row = {**row, "instruction": "\n\n".join([row["instruction"].strip(), *filter(None, given)])}
     if row.get(asked) is None and isinstance(row.get("chosen"), list):  # conversations with an implicit prompt
         if isinstance(row.get("rejected"), str):
             raise BadRow(
