@@ -52,6 +52,7 @@ from r1kit.stages.common import (
     StageInputs,
     StageOutput,
     check_data,
+    check_named_models,
     clear_stage,
     config_changes,
     files_read,
@@ -63,7 +64,7 @@ from r1kit.stages.common import (
 )
 from r1kit.stages.evaluate import evaluate, in_file_order, judge_folders, judges_named
 from r1kit.stages.registry import MAKES, PAIR_KINDS, ROLLOUT_KINDS, STAGES
-from r1kit.stages.sft2 import general_replies
+from r1kit.stages.sft2 import check_general_data
 from r1kit.stats import paired_changes
 
 logger = logging.getLogger("r1kit")
@@ -100,7 +101,14 @@ def _checks(
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
         planned.append(_plan(config, folder, from_stage, only))
-        _check_data(config, splits, own_data, finished=_finished(planned[0][1]))
+        forced, finished = planned[0][0], _finished(planned[0][1])
+        _check_data(config, splits, own_data, finished=finished)
+        running = [
+            spec.name
+            for index, spec in enumerate(config.stages, start=1)
+            if (only is None or spec.name == only) and (forced[spec.name] or f"{index:02d}_{spec.name}" not in finished)
+        ]
+        check_named_models(config, "run", running)
 
     return check
 
@@ -453,7 +461,7 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
         if spec.stage_kind == "sft2" and stage.sft2.general_dataset and f"{index:02d}_{spec.name}" not in finished:
-            general_replies(stage.sft2, splits.test)  # a hub id offline, a file of no replies: found before any work
+            check_general_data(stage.sft2)  # a hub id offline, a file of no replies: found before any work
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

@@ -270,14 +270,16 @@ def scores_whole_file(cfg: DatasetConfig, whole_file: bool) -> bool:
     return whole_file and is_local_data(cfg.name) and not cfg.test_split
 
 
-def load_all_rows(cfg: DatasetConfig) -> tuple[Dataset, int]:
+def load_all_rows(cfg: DatasetConfig, first: int | None = None) -> tuple[Dataset, int]:
     """Every canonical row of local data (the file as a whole) or of a hub dataset's training split, none held out,
     and the bad rows skipped under dataset.on_bad_row=skip: data scored whole, or trained on beside a task that has its
-    own held-out problems (sft2's general data)."""
+    own held-out problems (sft2's general data). `first`: only that many rows are made canonical (a check)."""
     if cfg.name in synthetic.BUILTIN_TASKS:
         raw = Raw(Dataset.from_list(synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)))
     else:
         raw = _load_raw(cfg)
+    if first is not None and first < len(raw.rows):
+        raw = raw._replace(rows=raw.rows.select(range(first)))
     rows, skipped = _adapt(raw, cfg, cfg.name)
     return rows, skipped + raw.skipped
 

@@ -457,15 +457,16 @@ def data_read(config: R1kitConfig, kind: str, inputs: StageInputs) -> str:
     return f"preference pairs built from {inputs.model} on {inputs.splits.source}"
 
 
-def check_named_models(config: R1kitConfig, command: str) -> None:
+def check_named_models(config: R1kitConfig, command: str, running: Collection[str] = ()) -> None:
     """The students and refined models the command's stages name (not an earlier stage's model, nor the base): their
     configs load, they write text, and their tokenizers have a chat template, checked before any work (a hub id
     offline or a student without a template failed once the stages before it had trained and its teacher had
-    sampled)."""
+    sampled). `running`: a recipe's stages this command may train (not those --only leaves, nor finished ones)."""
     if command == "run":
         stages = [
             (config.for_stage(spec), spec.stage_kind, [s.name for s in config.stages[:i]])
             for i, spec in enumerate(config.stages)
+            if spec.name in running
         ]
     else:
         stages = [(config, command, [])]
@@ -499,7 +500,8 @@ def setup(
         with distributed.main_first():  # a built-in model is built once, by the main process; the others find it
             base = model_reference_of(config.model.name, config)  # a run or stage folder: the model it made
         check_model(config.model, base)
-        check_named_models(config, command)
+        if command != "run":  # a recipe checks those of the stages it will train (its plan)
+            check_named_models(config, command)
     except Exception:
         if run is not None and new_folder and not any(run.root.iterdir()):  # a failed start leaves no empty folder
             run.root.rmdir()

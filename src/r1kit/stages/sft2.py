@@ -18,7 +18,7 @@ from r1kit.config.schema import DatasetConfig, R1kitConfig, SFT2Config
 from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main
+from r1kit.stages.common import GOLDS_READ, StageContext, StageInputs, StageOutput, stage_main
 from r1kit.stages.traces import greedy_answers, has_reasoning_tags, reasons_said, usable_general_answers
 
 logger = logging.getLogger("r1kit")
@@ -74,25 +74,37 @@ def general_wanted(reasoning_rows: int, ratio: float) -> int:
     return max(1, round(reasoning_rows * ratio / (1 - ratio)))
 
 
-def general_replies(settings: SFT2Config, held_out: Dataset) -> list[tuple[str, str]]:
-    """The (question, reply) pairs of sft2.general_dataset that SFT 2 may train on: all of it (general data has no
-    held-out part: the stage's held-out problems are the task's), but the `held_out` problems every model is scored
-    on and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
-    both). A DatasetError where none is left: read by a recipe before any stage trains (an unreachable hub id or a
-    file without replies failed once every stage before SFT 2 had)."""
+def check_general_data(settings: SFT2Config) -> None:
+    """sft2.general_dataset loads and its first rows hold replies: read by a recipe before any stage trains (an
+    unreachable hub id, or a file without replies, failed once every stage before SFT 2 had), its first rows only
+    (a million-row chat dump is read whole once, by the stage)."""
+    _replies(settings, first=GOLDS_READ)
+
+
+def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, str]]:
+    """The (question, reply) pairs of sft2.general_dataset (of its `first` rows)."""
     general = DatasetConfig(
         name=settings.general_dataset,
         subset=settings.general_subset,
         train_split=settings.general_split,
         on_bad_row="skip",
     )
-    rows, _ = load_all_rows(general)  # its bad rows are said by the loader, each with its reason
+    rows, _ = load_all_rows(general, first)  # its bad rows are said by the loader, each with its reason
     pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
     if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
         raise DatasetError(
-            f"sft2.general_dataset {settings.general_dataset}: none of its {len(rows)} rows has a reply (chat "
-            "data: messages, conversations, or instruction/response columns)"
+            f"sft2.general_dataset {settings.general_dataset}: none of its {'first ' if len(rows) == first else ''}{len(rows)} "
+            "rows has a reply (chat data: messages, conversations, or instruction/response columns)"
         )
+    return pairs
+
+
+def general_replies(settings: SFT2Config, held_out: Dataset) -> list[tuple[str, str]]:
+    """The (question, reply) pairs of sft2.general_dataset that SFT 2 may train on: all of it (general data has no
+    held-out part: the stage's held-out problems are the task's), but the `held_out` problems every model is scored
+    on and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
+    both). A DatasetError where none is left."""
+    pairs = _replies(settings)
     held_out_questions = set(held_out["question"])
     usable = [(q, r) for q, r in pairs if q not in held_out_questions and not has_reasoning_tags(r)]
     if len(usable) < len(pairs):
