@@ -946,8 +946,12 @@ def test_trl_strategy_flags_set_what_r1kit_can_and_every_refusal_is_named_at_onc
 
 def test_the_grpo_batch_rule_holds_where_a_grpo_stage_runs() -> None:
     """The RLHF notebook's `--batch_size 4` (no multiple of GRPO's 8 completions a prompt) refused `r1kit run --recipe
-    rlhf`, which has no GRPO stage, blaming its ppo stage; `r1kit dpo --grpo.num_generations 6` was refused too."""
-    assert resolve("--batch_size", "4", recipe="rlhf", command="run").config.training.batch_size.per_device_train == 4
+    rlhf`, which has no GRPO stage, blaming its ppo stage; `r1kit dpo --grpo.num_generations 6` was refused too. Under
+    rlhf the flag now names the stages' own batch sizes (it set GRPO's, which no stage there reads)."""
+    with pytest.raises(
+        ConfigError, match=r"--batch_size sets .* set the stages' own: --sft.batch_size.per_device_train"
+    ):
+        resolve("--batch_size", "4", recipe="rlhf", command="run")
     assert resolve("--grpo.num_generations", "6", command="dpo").config.grpo.num_generations == 6
     for where in ({"command": "grpo"}, {"command": "run"}, {"recipe": "r1", "command": "run"}):
         with pytest.raises(ConfigError, match=r"must be divisible by grpo.num_generations \(8\)"):
@@ -1022,10 +1026,16 @@ def test_the_rlhf_notebooks_trainer_flags_say_what_r1kit_uses_instead(capsys: py
     lines = str(raised.value).splitlines()
     assert len(lines) == 3 and "--ppo.minibatch_size" in lines[0] and "--ppo.whiten_advantages" in lines[1]
     assert resolve("--rloo_k", "8", command="rloo").config.rloo.num_generations == 8  # TRL's older name
-    # a flag no stage of the recipe reads is said to change nothing (--beta is GRPO's, and rlhf has no GRPO stage)
-    assert not_read_by(resolve("--beta", "0.3", "--dpo.beta", "0.2", recipe="rlhf", command="run"), "run") == [
-        "no stage of this recipe (sft, reward_model, dpo, ppo, rloo) reads grpo.beta (from cli:--beta): it changes "
-        "nothing"
+    # a trainer flag no stage of the recipe reads, where its stages have their own settings of it, is refused naming
+    # them (--beta is GRPO's, and rlhf has no GRPO stage; the notebook's --learning_rate 2e-5 left SFT at 1e-3 after
+    # a note); one none has a setting of is said to change nothing
+    with pytest.raises(ConfigError, match=r"--beta sets grpo.beta, which no stage of this recipe .* --dpo.beta"):
+        resolve("--beta", "0.3", recipe="rlhf", command="run")
+    with pytest.raises(ConfigError, match=r"set the stages' own: --sft.optimization.learning_rate, --reward_model"):
+        resolve("--learning_rate", "2e-5", recipe="rlhf", command="run")
+    assert not_read_by(resolve("--grpo.beta", "0.3", recipe="rlhf", command="run"), "run") == [
+        "no stage of this recipe (sft, reward_model, dpo, ppo, rloo) reads grpo.beta (from cli:--grpo.beta): it "
+        "changes nothing"
     ]
     assert not not_read_by(resolve("--beta", "0.3", command="run"), "run")  # the default recipe's grpo does
     # a key of a section a stage reads part of: said by key (the cold start and SFT read no reward list)

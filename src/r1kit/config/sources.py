@@ -987,7 +987,28 @@ def resolve_config(
         if source.partition(", as ")[0] in chosen and winner_source.startswith("profile:")
     ]
     ignored = [line for layer in layers for line in layer.ignored]
+    if command == "run":
+        _refuse_trainer_flags_no_stage_reads(config, sources)
     return ResolvedConfig(config, sources, list(dict.fromkeys(notes)), overridden, ignored)
+
+
+def _refuse_trainer_flags_no_stage_reads(config: R1kitConfig, sources: Mapping[str, str]) -> None:
+    """`r1kit run` places TRL's and the notebooks' trainer flags on GRPO's keys. Under a recipe whose stages do not
+    read one but have settings of their own for it (`--recipe rlhf --learning_rate 2e-5`: SFT's, DPO's), the run
+    went on with each stage's default (SFT's learning rate, 50 times the notebook's), after a note: refused, naming
+    those settings. A flag no stage has a setting for changes nothing and is said so (`not_read_by`)."""
+    for path, source in sources.items():
+        flag = source.removeprefix("cli:")
+        if flag == source or flag not in FLAG_ALIASES or any(reads(spec.stage_kind, path) for spec in config.stages):
+            continue
+        own = [for_stage(path, spec.stage_kind, LEAF_PATHS.__contains__) for spec in config.stages]
+        own = list(dict.fromkeys(key for key in own if key not in (None, path)))
+        if own:
+            names = ", ".join(spec.name for spec in config.stages)
+            raise ConfigError(
+                f"{flag} sets {path}, which no stage of this recipe ({names}) reads; set the stages' own: "
+                f"{', '.join(f'--{key}' for key in own)}"
+            )
 
 
 # A stage trains for a number of passes over its data or of optimizer steps; max_steps has a default.
