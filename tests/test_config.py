@@ -1214,6 +1214,17 @@ def test_a_tutorial_name_and_its_key_in_one_file_is_an_error_naming_both(tmp_pat
     config_file.write_text("model: {precision: fp16}\ntraining: {precision: {bf16: true}}\n")
     with pytest.raises(ConfigError, match=r"model.precision and training.precision.bf16 both set model.precision"):
         resolve(config_file=str(config_file))
+    # the tutorial sets its precision twice, agreeing (torch_dtype bfloat16, bf16 true): one precision, not refused
+    config_file.write_text("model: {torch_dtype: float32}\ntraining: {precision: {bf16: false}}\n")
+    assert resolve(config_file=str(config_file)).config.model.precision == "fp32"
+    # on the command line, read as TRL's --bf16 (a switch given false gives way), not the last one winning
+    for order in (
+        ["--torch_dtype", "float32", "--training.precision.bf16", "false"],
+        ["--training.precision.bf16", "false", "--torch_dtype", "float32"],
+    ):
+        assert resolve(*order).config.model.precision == "fp32"
+    with pytest.raises(ConfigError, match="ask for different precisions"):
+        resolve("--training.precision.bf16", "true", "--torch_dtype", "float32")
 
 
 def test_a_yaml_switch_where_a_number_goes_is_refused(tmp_path: Path) -> None:

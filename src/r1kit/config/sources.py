@@ -481,6 +481,7 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     refused: dict[str, str] = {}  # reason → the first path refused for it: every refused section named at once
     written: dict[str, str] = {}  # r1kit path → the name it was written under
+    set_to: dict[str, Any] = {}  # r1kit path → its value
     for path, value in flatten(values).items():
         if harmless(path, value):  # `push_to_hub: false` in a TRL config: noted by _yaml_layer, nothing to set
             continue
@@ -491,9 +492,11 @@ def _normalised(values: Mapping[str, Any], where: str) -> dict[str, Any]:
             refused.setdefault(reason, path)
             continue
         key, value = canonical(path, value)
+        if key in written and set_to[key] == value:  # the tutorial's torch_dtype and bf16, agreeing: one precision
+            continue
         if key in written:  # a tutorial name and r1kit's (or two tutorial names) for one key: which one counts?
             raise ConfigError(f"{where}: {written[key]} and {path} both set {key}; keep one")
-        written[key] = path
+        written[key], set_to[key] = path, value
         set_path(tree, key, value)
     if refused:
         raise ConfigError(
@@ -670,7 +673,14 @@ def _flags(args: list[str]) -> list[tuple[str, list[str]]]:
     return flags
 
 
-_PRECISION_FLAGS = {"--bf16": "bf16", "--fp16": "fp16", "--torch_dtype": None, "--dtype": None}
+# the tutorial's `training.precision.bf16` is TRL's --bf16 by its dotted name
+_PRECISION_FLAGS = {
+    "--bf16": "bf16",
+    "--training.precision.bf16": "bf16",
+    "--fp16": "fp16",
+    "--torch_dtype": None,
+    "--dtype": None,
+}
 
 
 def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str]:
