@@ -341,7 +341,7 @@ def test_environment_names_are_unambiguous() -> None:
         ),
         (  # the tutorial's and TRL's function names, and the RL + SFT pipeline's "length penalty"
             ["--rewards.functions", "[accuracy_reward, length_penalty]"],
-            "(did you mean 'accuracy' for 'accuracy_reward', 'overlong' for 'length_penalty'?)",
+            "(did you mean 'accuracy' for 'accuracy_reward', 'cosine' for 'length_penalty'?)",
         ),
         (["--dataset.split.test_size", "1.5"], "dataset.split.test_size: Input should be less than 1"),
         (["--model.lora.rank", "abc"], "model.lora.rank: Input should be a valid integer"),

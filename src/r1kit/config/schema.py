@@ -409,7 +409,8 @@ TOTAL_REWARD = "total"  # rewards/total/*: the weighted sum of the rewards, logg
 
 # Other names of r1kit's rewards (the tutorial's and TRL's functions, less their `_reward`): not near in spelling.
 _REWARD_NAMES_ELSEWHERE = {
-    "length_penalty": "overlong",  # the RL + SFT pipeline's "length penalty" on long completions
+    # the RL + SFT pipeline's "length penalty", which weighs "the length of the response relative to its accuracy"
+    "length_penalty": "cosine",
     "soft_overlong_punishment": "overlong",  # TRL's get_soft_overlong_punishment
     "think_format": "format",  # TRL's think_format_reward
     "cosine_scaled": "cosine",  # the tutorial's get_cosine_scaled_reward
