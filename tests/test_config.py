@@ -700,6 +700,11 @@ def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[s
     assert not_read_by(resolved, "eval") == [
         "`r1kit eval` does not read grpo.temperature (from cli:--grpo.temperature): it is for other commands"
     ]
+    # eval scores with the verification settings alone: a reward list or a reward's setting did nothing, unsaid
+    resolved = resolve("--reward_funcs", "accuracy,cosine", "--rewards.verification.workers", "1", command="eval")
+    assert not_read_by(resolved, "eval") == [
+        "`r1kit eval` does not read rewards.functions (from cli:--reward_funcs): it is for other commands"
+    ]
     # chat writes no run folder: --out did nothing, without a word
     resolved = resolve("--out", "somewhere", command="chat")
     assert not_read_by(resolved, "chat") == [

@@ -70,6 +70,9 @@ READS_PART = {
     kind: {"rewards": "verification.timeout_seconds"}
     for kind in ("cold_start", "rejection_sampling", "distill", "reward_model", "dpo")
 }
+# `r1kit eval` scores with the accuracy reward's verification alone (its list, weights and other rewards unread: a
+# `--reward_funcs` given to it got no note)
+READS_PART["eval"] = {"rewards": "verification"}
 # Keys of a section it reads that a kind does not read: the stages that only sample or judge, and the reward model
 # (no policy to score), have no held-out evaluation between steps (the run evaluates their models after them); the
 # stages that train nothing have no adapter (a LoRA change refused a finished r1 run, as discarding its cold start).
