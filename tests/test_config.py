@@ -395,9 +395,13 @@ def test_invalid_values_name_the_key(args: list[str], message: str) -> None:
 def test_true_false_switches_take_a_value_as_trl_reads_them() -> None:
     assert resolve("--use_peft", "false").config.model.lora.enabled is False  # was: "a switch and takes no value"
     assert resolve("--use_peft", "True").config.model.lora.enabled is True
-    assert (
-        resolve("--no_wandb", "false", "--monitoring.wandb.enabled", "false").config.monitoring.wandb.enabled is False
-    )
+    assert resolve("--no_wandb", "false").config.monitoring.wandb.enabled is True
+    # a flag and r1kit's key for one setting, at odds: the last one won, unsaid (a file and the environment refuse it)
+    with pytest.raises(ConfigError, match=r"--no_wandb and --monitoring\.wandb\.enabled both set"):
+        resolve("--no_wandb", "false", "--monitoring.wandb.enabled", "false")
+    assert resolve("--no_wandb", "--monitoring.wandb.enabled", "false").config.monitoring.wandb.enabled is False
+    with pytest.raises(ConfigError, match=r"--model_name and --model\.name both set model\.name, to different values"):
+        resolve("--model_name", "a/b", "--model.name", "c/d")
     assert resolve("--gradient_checkpointing", "no").config.training.gradient_checkpointing is False
 
 

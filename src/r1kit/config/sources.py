@@ -773,7 +773,14 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
         raise ConfigError(f"unknown option {flag}{did_you_mean(path, as_flag=True, command=command)}")
     if not switch and not words:  # after the name is known: a misspelt switch is an unknown option
         raise ConfigError(f"{flag}: missing value")
+    key = PATH_ALIASES.get(path, path)
+    before = layer.value_sources.get(key)
+    earlier = _get(layer.values, key) if before is not None else None
     layer.add(path, text, f"cli:{flag}")
+    if before not in (None, f"cli:{flag}") and _get(layer.values, key) != earlier:
+        # a tutorial's name and r1kit's for one key (`--model_name A --model.name B`): the last one won, unsaid (a
+        # file and the environment refuse it too); the same flag again is the shell's last-wins
+        raise ConfigError(f"{before.removeprefix('cli:')} and {flag} both set {key}, to different values; keep one")
     if (alias and alias.tutorial) or path in PATH_ALIASES:
         hint = f" ({alias.hint})" if alias and alias.hint else ""
         layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
