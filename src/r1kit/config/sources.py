@@ -170,9 +170,13 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ('', "; did you mean 'sft.time_limit_minutes'?")
     >>> did_you_mean("max_length", as_flag=True, command="chat"), did_you_mean("evaluation.max_tokens")
     ("; the reply's limit is --max_new_tokens (generate's max_length counts the prompt too)", "; the reply's limit is 'evaluation.max_new_tokens'")
+    >>> did_you_mean("do_sample", as_flag=True, command="chat")
+    '; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)'
     >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
     ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
+    if path.rsplit(".", 1)[-1] == "do_sample":  # transformers' generate(do_sample=True, temperature=0.7)
+        return "; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)"
     if path in ("profile", "recipe"):  # `profile: dev` in a file: the command line chooses them
         defined = ", and defined under `profiles:`" if path == "profile" else ""
         return f"; a {path} is chosen on the command line (--{path} NAME){defined}"
