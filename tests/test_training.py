@@ -270,6 +270,13 @@ def test_the_configs_wandb_project_wins_over_the_shells(tmp_path: Path, monkeypa
         ctx = ctx.for_stage(ctx.config, "sft", "sft")
         trainer_arguments(ctx, ctx.config.sft, AutoModelForCausalLM.from_pretrained(base))
         assert os.environ["WANDB_PROJECT"] == expected
+    # commands in one process (a notebook's cells): the next one without a project had the last one's
+    monkeypatch.delenv("WANDB_PROJECT")
+    for project, expected in ((["--monitoring.wandb.project", "mine"], "mine"), ([], "r1kit")):
+        ctx, base, _ = context(tmp_path, "--monitoring.wandb.enabled", "true", *project)
+        ctx = ctx.for_stage(ctx.config, "sft", "sft")
+        trainer_arguments(ctx, ctx.config.sft, AutoModelForCausalLM.from_pretrained(base))
+        assert os.environ["WANDB_PROJECT"] == expected
 
 
 def tensorboard_tags(folder: Path) -> set[str]:

@@ -867,6 +867,11 @@ def reference_loading(config: R1kitConfig, beta: float) -> dict[str, Any]:
     return found
 
 
+# [the WANDB_PROJECT r1kit set, the one it found]: a later command in the same process (a notebook's cells) reads the
+# user's, not the project an earlier command's config named
+_WANDB_PROJECT_SET: list[str | None] = []
+
+
 def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig, model: PreTrainedModel) -> dict[str, Any]:
     """Keyword arguments common to TRL's SFTConfig and GRPOConfig, from a stage's config section and its `model`."""
     config, hardware = ctx.config, ctx.hardware
@@ -880,8 +885,12 @@ def trainer_arguments(ctx: StageContext, section: SFTConfig | TrainingConfig, mo
     ]
     # transformers configures these integrations from the environment.
     if config.monitoring.wandb.enabled:  # the project set in the config over the shell's WANDB_PROJECT, not under it
-        project = config.monitoring.wandb.project
-        os.environ["WANDB_PROJECT"] = project or os.environ.get("WANDB_PROJECT") or "r1kit"
+        shells = os.environ.get("WANDB_PROJECT")
+        if _WANDB_PROJECT_SET and shells == _WANDB_PROJECT_SET[0]:  # an earlier command's in this process (a notebook)
+            shells = _WANDB_PROJECT_SET[1]
+        project = config.monitoring.wandb.project or shells or "r1kit"
+        _WANDB_PROJECT_SET[:] = [project, shells]
+        os.environ["WANDB_PROJECT"] = project
     if config.monitoring.tensorboard.enabled:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.run.root / "tensorboard" / ctx.stage)
     return {
