@@ -957,6 +957,20 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     assert scored_on("--data", "arithmetic").name == "arithmetic"
     limited = scored_on("--dataset.max_test_samples", "5")  # the user's own dataset.* laid over the run's
     assert (limited.name, limited.max_test_samples) == ("word_problems", 5)
+    # scored whole only where the data was named to score: `--config RUN/config.yaml` (the run's own data) scored its
+    # training rows as held-out
+    from r1kit.stages.common import data_named
+
+    def named(*flags: str, config_file: str | None = None, environ: dict | None = None) -> bool:
+        given = resolve_config(
+            config_file=config_file, overrides=["--model.name", str(run), *flags], environ=environ or {}
+        )
+        return data_named(given)
+
+    assert not named() and named("--data", "word_problems") and named("--data", "arithmetic")
+    assert not named(config_file=str(run / "config.yaml"))
+    assert not named(environ={"R1KIT_DATASET_NAME": "word_problems"})
+    assert named(environ={"R1KIT_DATASET_NAME": "arithmetic"})  # other data: its rows are no training rows
 
 
 def test_a_runs_own_config_is_read_back_whatever_command_and_processes_made_it(

@@ -636,7 +636,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from r1kit import chat, pipeline
     from r1kit.stages import evaluate
-    from r1kit.stages.common import as_trained, with_trained_prompt
+    from r1kit.stages.common import as_trained, data_named, with_trained_prompt
     from r1kit.stages.registry import STAGES
 
     if args.command in STAGES:
@@ -645,7 +645,7 @@ def _command(args: argparse.Namespace, overrides: list[str]) -> int:
     commands = {
         "run": lambda: pipeline.run(resolved.config, from_stage=args.from_stage, only=args.only),
         # a run's own data file (no --data) is scored on its held-out split, as the run's table was
-        "eval": lambda: evaluate.main(as_trained(resolved), data_named=resolved.sources["dataset.name"] != "default"),
+        "eval": lambda: evaluate.main(as_trained(resolved), data_named=data_named(resolved)),
         "chat": lambda: chat.main(as_trained(resolved), args.prompt),
     }
     commands[args.command]()

@@ -763,6 +763,21 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     return config.model_copy(update=update)
 
 
+def data_named(resolved: ResolvedConfig) -> bool:
+    """Whether `r1kit eval` was given data to score whole: on the command line (`--data`), or elsewhere (a --config
+    file, R1KIT_DATASET_NAME) data other than what the model's run trained on. The run's own data is scored on its
+    held-out split, however it is named (`--config RUN/config.yaml` scored the run's training rows as held-out)."""
+    source = resolved.sources["dataset.name"]
+    if source.startswith("cli:") or source == "default":
+        return source.startswith("cli:")
+    found = _trained_with(resolved.config)
+    if found is None:
+        return True
+    given, trained = resolved.config.dataset.name, found[0].dataset.name
+    same_file = Path(given).expanduser().exists() and Path(given).expanduser().resolve() == Path(trained).resolve()
+    return not (given == trained or same_file)
+
+
 def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
     """The student: the model distill.student names (`model_named`), else the run's base model."""
     return inputs.base if named is None else model_named(named, inputs, config, "distill.student")
