@@ -820,6 +820,15 @@ def test_greedy_evaluation_takes_none_of_the_models_own_generation_settings(tiny
     model.generation_config.no_repeat_ngram_size = 2
     model.generation_config.min_new_tokens = 12
     assert greedy_texts(model, tokenizer).texts == plain
+    # settings whose neutral value is None were filled from the model's: beam search, a forced end, banned tokens
+    first = tokenizer(plain[0][0], add_special_tokens=False)["input_ids"][0]
+    model.generation_config.update(num_beams=4, forced_eos_token_id=2, suppress_tokens=[first], bad_words_ids=[[first]])
+    again = greedy_texts(model, tokenizer)
+    assert (
+        again.texts == plain
+        and again.truncated == greedy_texts(AutoModelForCausalLM.from_pretrained(tiny_model), tokenizer).truncated
+    )
+    assert model.generation_config.num_beams == 4  # the model's own, back after generating
 
 
 def test_a_completion_ended_by_the_models_own_end_token_is_not_truncated(tiny_model: Path) -> None:

@@ -20,6 +20,7 @@ from r1kit.models import (
     eos_token_ids,
     load_model,
     load_tokenizer,
+    own_generation_settings_aside,
     plain_generation_config,
 )
 from r1kit.prompts import chat_prompt
@@ -221,12 +222,13 @@ def reply(
 
     def generate() -> None:
         try:
-            output = model.generate(
-                **inputs.to(model.device),
-                generation_config=generation_config,
-                streamer=streamer,
-                stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
-            )
+            with own_generation_settings_aside(model):
+                output = model.generate(
+                    **inputs.to(model.device),
+                    generation_config=generation_config,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]),
+                )
             written.append(output.size(1) - prompt_tokens)
         except BaseException as error:  # the stream would wait for its end forever: end it, raise it below
             failed.append(error)

@@ -7,7 +7,8 @@ import functools
 import hashlib
 import importlib.util
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -701,6 +702,23 @@ def context_limit(model: PreTrainedModel) -> int | None:
     """The most tokens (prompt and reply) the model has positions for; None for architectures that name no limit
     (state-space models). Past it a model with learned positions (GPT-2's) fails inside `generate` (an index error)."""
     return getattr(model.config.get_text_config(), "max_position_embeddings", None)
+
+
+@contextmanager
+def own_generation_settings_aside(model: PreTrainedModel | PeftModel) -> Iterator[None]:
+    """The model's own generation config set aside while r1kit generates (its token ids kept): `generate` fills
+    every setting left None in the config it is given from it, and `plain_generation_config` can set only those
+    whose neutral value is not None. A model shipped with `num_beams: 4` searched beams for "greedy" evaluation
+    (and failed pass@k's 8 samples), `forced_eos_token_id` ended cut replies as finished, `suppress_tokens` and
+    `bad_words_ids` forbade tokens."""
+    generating = model.get_base_model() if isinstance(model, PeftModel) else model  # PEFT's generate is its base's
+    own = generating.generation_config
+    ids = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    generating.generation_config = GenerationConfig(**{name: getattr(own, name) for name in ids})
+    try:
+        yield
+    finally:
+        generating.generation_config = own
 
 
 def plain_generation_config(

@@ -38,6 +38,7 @@ from r1kit.models import (
     eos_token_ids,
     load_model,
     load_tokenizer,
+    own_generation_settings_aside,
     plain_generation_config,
 )
 from r1kit.monitoring.console import print_eval_table
@@ -234,7 +235,7 @@ def generate(
             # a reply past the model's positions failed inside generate (an index error): cut where the context ends
             room = {"max_new_tokens": limit - width} if limit is not None and width + max_new_tokens > limit else {}
             cut_by_context += len(part) if room else 0
-            with torch.inference_mode():
+            with torch.inference_mode(), own_generation_settings_aside(model):
                 output = model.generate(**inputs, generation_config=settings, **room)
             new_tokens = output[:, width:]  # (part·samples, ≤ max_new_tokens)
             for row in range(0, new_tokens.shape[0], samples):

@@ -38,6 +38,7 @@ from r1kit.models import (
     eos_token_ids,
     load_model,
     load_tokenizer,
+    own_generation_settings_aside,
     plain_generation_config,
     save_adapter,
     save_for_inference,
@@ -331,7 +332,7 @@ class PPOTrainer:
         ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.model.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device)
         config = plain_generation_config(section.max_new_tokens, pad, self.eos, temperature=section.temperature)
-        with torch.no_grad():
+        with torch.no_grad(), own_generation_settings_aside(self.model):
             out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
         return [row[: next((i + 1 for i, t in enumerate(row) if t in self.eos), len(row))] for row in out]
 
