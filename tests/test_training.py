@@ -831,6 +831,22 @@ def test_greedy_evaluation_takes_none_of_the_models_own_generation_settings(tiny
     assert model.generation_config.num_beams == 4  # the model's own, back after generating
 
 
+def test_a_reply_cut_inside_its_answer_has_no_answer_in_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`<answer>12` of a model writing 125, cut at evaluation.max_new_tokens, scored right for a gold 12 (greedy
+    pass@1, pass@k and cons@n alike); a reply that closed its answer is read as ever."""
+    from datasets import Dataset
+
+    from r1kit.config.sources import resolve_config
+    from r1kit.stages import evaluate
+
+    replies = ["<think>\n5 * 25 = 125\n</think>\n<answer>12", "<think>\n6 * 2 = 12\n</think>\n<answer>12</answer>"]
+    generated = evaluate.Generations([[reply] for reply in replies], [[30], [30]], [[True], [True]], [0, 0])
+    monkeypatch.setattr(evaluate, "generate", lambda *args, **kwargs: generated)
+    rows = Dataset.from_dict({"question": ["5 * 25?", "6 * 2?"], "solution": ["12", "12"]})
+    config = resolve_config(environ={}).config
+    assert evaluate.greedy_scores(None, None, rows, config, "eval")["scores"] == [0.0, 1.0]
+
+
 def test_a_completion_ended_by_the_models_own_end_token_is_not_truncated(tiny_model: Path) -> None:
     """generate stops at every end token of the generation config (an end-of-turn token, chatml's <|im_end|>):
     counted with the tokenizer's eos alone, such a completion was 'truncated' and its trace dropped."""

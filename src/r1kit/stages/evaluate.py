@@ -45,7 +45,7 @@ from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
 from r1kit.rewards.reward_model import reward_model_in
-from r1kit.rewards.text import answer_part, split_r1, think_opened_by
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, answer_part, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
@@ -327,6 +327,18 @@ def answer_scores(
     return [0.0 if failed else v.score for v, failed in zip(verdicts, unjudged, strict=True)], sum(unjudged)
 
 
+def without_cut_answer(completion: str, truncated: bool) -> str:
+    """A completion cut at the token limit inside its <answer> block, without that block: `<answer>12` of a model
+    writing 125 was read as 12, right for a gold 12 (the reward reads an answer left open, as a reply in another
+    format may leave it; evaluation knows where the limit cut it, and chat says such a reply was cut).
+
+    >>> without_cut_answer("<think>5 * 25</think><answer>12", True), without_cut_answer("<answer>12", False)
+    ('<think>5 * 25</think>', '<answer>12')
+    """
+    opened = completion.rfind(ANSWER_OPEN)
+    return completion[:opened] if truncated and opened > completion.rfind(ANSWER_CLOSE) else completion
+
+
 def sample_scores(
     config: R1kitConfig, samples: Sequence[Sequence[str]], golds: Sequence[str | None]
 ) -> tuple[list[list[float | None]], int]:
@@ -365,7 +377,8 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         desc=desc,
     )
     completions = [g[0] for g in greedy.texts]
-    scores, unverified = answer_scores(config, completions, list(rows["solution"]))
+    answered = [without_cut_answer(text, cut[0]) for text, cut in zip(completions, greedy.truncated, strict=True)]
+    scores, unverified = answer_scores(config, answered, list(rows["solution"]))
     say_unverified(config, unverified)
     scored = [s for s in scores if s is not None]
     formats = [split_r1(c) is not None for c in completions]
@@ -443,7 +456,7 @@ def evaluate(
         # settings give the same pass@k in `r1kit eval` and inside `r1kit run`
         with torch.random.fork_rng():
             torch.manual_seed(config.run.seed)
-            sampled = generate(
+            generated = generate(
                 model,
                 tokenizer,
                 [chat_prompt(q, config.prompt.system) for q in rows["question"]],
@@ -453,7 +466,11 @@ def evaluate(
                 temperature=settings.temperature,
                 progress=config.monitoring.progress,
                 desc=f"pass@k {label}",
-            ).texts
+            )
+        sampled = [
+            [without_cut_answer(text, cut) for text, cut in zip(texts, cuts, strict=True)]
+            for texts, cuts in zip(generated.texts, generated.truncated, strict=True)
+        ]
         # beside `sampling` (how the model was asked, which compare sets side by side), not in it
         scores, result["sampled_unverified_answers"] = sample_scores(config, sampled, rows["solution"])
         judged = [  # (samples, verdicts) of the problems with a readable gold: those pass@1 counts
