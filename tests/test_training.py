@@ -845,6 +845,9 @@ def test_a_reply_cut_inside_its_answer_has_no_answer_in_evaluation(monkeypatch: 
     rows = Dataset.from_dict({"question": ["5 * 25?", "6 * 2?"], "solution": ["12", "12"]})
     config = resolve_config(environ={}).config
     assert evaluate.greedy_scores(None, None, rows, config, "eval")["scores"] == [0.0, 1.0]
+    # a prompt filling the model's whole context got no reply (0 tokens): not in the mean length of the replies
+    generated = evaluate.Generations([[replies[1]], [""]], [[30], [0]], [[False], [True]], [0, 0])
+    assert evaluate.greedy_scores(None, None, rows, config, "eval")["mean_completion_tokens"] == 30
 
 
 def test_a_completion_ended_by_the_models_own_end_token_is_not_truncated(tiny_model: Path) -> None:

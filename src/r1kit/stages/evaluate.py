@@ -398,7 +398,8 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "accuracy": statistics.fmean(scored) if scored else None,
         "accuracy_ci95": list(wilson_interval(sum(s > 0.5 for s in scored), len(scored))) if scored else None,
         "format_rate": statistics.fmean(formats) if formats else None,
-        "mean_completion_tokens": statistics.fmean(lengths) if lengths else None,
+        # of the replies written: a prompt filling the model's whole context got none (0 tokens, said in the log)
+        "mean_completion_tokens": statistics.fmean(written) if (written := [n for n in lengths if n]) else None,
         "truncated_rate": statistics.fmean(cut[0] for cut in greedy.truncated) if lengths else None,
         # pass@1 per group (dataset.group_column: a difficulty level, a task); empty for data without groups
         "by_group": by_group,
