@@ -508,6 +508,11 @@ def test_a_named_student_is_checked_before_any_work(tiny_model: Path, tmp_path: 
     assert not (out / "01_sft").exists()
     run(config, only="sft")  # a stage the command does not run is not checked (offline, its student may be away)
     assert (out / "01_sft" / "model").exists()
+    # a complete stage that will be redone (its config changed: here none recorded) is checked
+    (out / "02_distill").mkdir()
+    (out / "02_distill" / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    with pytest.raises(ModelError, match="has no chat template"):
+        run(config)
     with pytest.raises(ModelError, match="cannot load model 'no-such-org/student'"):  # a stage alone, a hub id offline
         distill.main(
             resolve_config(

@@ -101,16 +101,33 @@ def _checks(
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
         planned.append(_plan(config, folder, from_stage, only))
-        forced, finished = planned[0][0], _finished(planned[0][1])
-        _check_data(config, splits, own_data, finished=finished)
-        running = [
-            spec.name
-            for index, spec in enumerate(config.stages, start=1)
-            if (only is None or spec.name == only) and (forced[spec.name] or f"{index:02d}_{spec.name}" not in finished)
-        ]
-        check_named_models(config, "run", running)
+        _check_data(config, splits, own_data, finished=_finished(planned[0][1]))
+        check_named_models(config, "run", _may_train(config, planned[0], only, folder))
 
     return check
+
+
+def _may_train(
+    config: R1kitConfig, plan: tuple[dict[str, bool], dict[str, dict[str, Any]]], only: str | None, folder: Path | None
+) -> list[str]:
+    """The stages a command may train, as far as can be told before any model is read: those --only leaves aside
+    are not, and a complete one is where --from forces it, its config changed or it reads one that may train (a
+    changed input of another kind is found when the stage is reached)."""
+    forced, manifests = plan
+    started_in = RunDir(folder).started_in() if folder is not None else None
+    reads, training = _reads(config), []
+    for index, spec in enumerate(config.stages, start=1):
+        manifest = manifests.get(f"{index:02d}_{spec.name}", {})
+        stage = config.for_stage(spec)
+        digest = json_digest(stage_values(stage, spec.stage_kind))
+        changed = manifest.get("fingerprint", {}).get("config") != digest and _changed(
+            manifest.get("config", {}), stage, spec, started_in
+        )
+        complete = manifest.get("status") == "complete"
+        redone = forced[spec.name] or not complete or changed or reads[spec.name] & set(training)
+        if (only is None or spec.name == only) and redone:
+            training.append(spec.name)
+    return training
 
 
 def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = None) -> dict[str, Any]:
