@@ -417,6 +417,16 @@ def test_checkpoints_of_other_training_rows_are_not_gone_on_from(tmp_path: Path,
         sft.train(ctx, str(tmp_path / "other_student"), half, splits.test)
     assert f"{ctx.stage}: its training model changed since its checkpoints" in caplog.text
     assert "resuming from" not in caplog.text
+    # a record of an earlier r1kit named the model by its path: not compared, the checkpoints kept
+    shutil.rmtree(ctx.run.model_dir(ctx.folder))
+    record = ctx.dir / "checkpoints_trained_on.json"
+    record.write_text(
+        json.dumps({"rows": json.loads(record.read_text())["rows"], "model": str(tmp_path / "elsewhere")})
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        sft.train(ctx, str(tmp_path / "other_student"), half, splits.test)
+    assert "resuming from" in caplog.text and "changed" not in caplog.text
 
 
 def test_a_recipe_s_distillation_whose_teacher_fell_back_to_its_student_makes_no_model(tmp_path: Path, caplog) -> None:

@@ -1023,9 +1023,10 @@ def keep_checkpoints_of(ctx: StageContext, rows_key: str, trained: str | None = 
     folder = ctx.run.checkpoints(ctx.folder)
     if distributed.is_main():
         record = ctx.dir / _TRAINED_ON
-        now = {"rows": rows_key, "model": _model_key(trained)}
+        # "trained_model": what the model holds (an earlier record's "model" was its path: not compared)
+        now = {"rows": rows_key, "trained_model": _model_key(trained)}
         before = json.loads(record.read_text(encoding="utf-8")) if record.exists() else {}
-        changed = [what for what, key in now.items() if before.get(what) not in (None, key)]
+        changed = [what.removeprefix("trained_") for what, key in now.items() if before.get(what) not in (None, key)]
         if changed and complete_checkpoints(folder):
             logger.warning(
                 "%s: its training %s changed since its checkpoints; it starts again from step 0",
