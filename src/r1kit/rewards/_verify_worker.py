@@ -288,7 +288,9 @@ _BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"
     r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are) (?:not|wrong|incorrect)|or (?:fewer|more|less))\b", re.IGNORECASE
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")
-_REMARK = re.compile(r"\([^()]*\)")  # a remark after the answer, `7 (x > 0)`, is not what math-verify reads
+# a remark after the answer, `7 (x > 0)`, is not what math-verify reads (a denial in brackets is: denial_dropped)
+_REMARK = re.compile(r"\((?![^()]*\b(?:not|never)\b)[^()]*\)", re.IGNORECASE)
+_UNIT_AFTER = re.compile(r"[ \t]*\$?%?[ \t]*(?:[A-Za-z]+[ \t]*){0,4}\)?[ \t]*[.!]?[ \t]*")  # "8 dollars).", "70%"
 _WINDOW = 40  # characters beside a number read for its denial or bound
 
 
@@ -297,12 +299,14 @@ def denial_dropped(text: str) -> str:
 
     >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (never 13)"), denial_dropped("not 7")
     ('Ava has 8 apples', '12', 'not 7')
-    >>> denial_dropped("$7$ (not $8$)"), denial_dropped("7, not 70%")
-    ('$7$', '7')
+    >>> denial_dropped("$7$ (not $8$)"), denial_dropped("7, not 70%"), denial_dropped("7 dollars (not 8 dollars)")
+    ('$7$', '7', '7 dollars')
+    >>> denial_dropped("Ava has 8 apples, not 7 apples."), denial_dropped("$7 (not $8 as first computed)")
+    ('Ava has 8 apples', '$7')
     """
     numbers = list(_NUMBER_RUN.finditer(text))
-    if len(numbers) < 2 or re.search(r"[^\s.!)%$]", text[numbers[-1].end() :][:_WINDOW]):
-        return text  # one number, or words after the last one: no denial at the end
+    if len(numbers) < 2 or not _UNIT_AFTER.fullmatch(text[numbers[-1].end() :][:_WINDOW]):
+        return text  # one number, or more than its unit after the last one: no denial at the end
     denial = _DENIED.search(text[max(numbers[-2].end(), numbers[-1].start() - _WINDOW) : numbers[-1].start()])
     if denial is None:
         return text
