@@ -865,6 +865,13 @@ def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> No
     with pytest.raises(DatasetError, match=r"sft2.general_dataset .*problems.jsonl: none of its 4 rows has a reply"):
         _check_data(config, splits, {}, finished=set())
     _check_data(config, splits, {}, finished={"05_sft2"})  # finished: not read again
+    # replies SFT 2 would leave out (reasoning tags) are no general data either
+    thinking = tmp_path / "thinking.jsonl"
+    reply = {"instruction": "Hi?", "response": "<think>greet</think>Hello."}
+    thinking.write_text("".join(json.dumps(reply | {"instruction": f"Hi {i}?"}) + "\n" for i in range(4)))
+    config = resolve_config(recipe="r1", overrides=["--sft2.general_dataset", str(thinking)], environ={}).config
+    with pytest.raises(DatasetError, match=r"thinking.jsonl: no reply is left to train on"):
+        _check_data(config, splits, {}, finished=set())
 
 
 def test_rloo_with_fewer_prompts_than_one_generation_batch_is_refused() -> None:

@@ -478,7 +478,7 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
         if spec.stage_kind == "sft2" and stage.sft2.general_dataset and f"{index:02d}_{spec.name}" not in finished:
-            check_general_data(stage.sft2)  # a hub id offline, a file of no replies: found before any work
+            check_general_data(stage.sft2, splits.test)  # a hub id offline, no reply to train on: before any work
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

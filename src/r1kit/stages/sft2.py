@@ -74,11 +74,23 @@ def general_wanted(reasoning_rows: int, ratio: float) -> int:
     return max(1, round(reasoning_rows * ratio / (1 - ratio)))
 
 
-def check_general_data(settings: SFT2Config) -> None:
-    """sft2.general_dataset loads and its first rows hold replies: read by a recipe before any stage trains (an
-    unreachable hub id, or a file without replies, failed once every stage before SFT 2 had), its first rows only
-    (a million-row chat dump is read whole once, by the stage)."""
-    _replies(settings, first=GOLDS_READ)
+def check_general_data(settings: SFT2Config, held_out: Dataset) -> None:
+    """sft2.general_dataset loads and holds replies SFT 2 may train on (`general_replies`): read by a recipe before
+    any stage trains (an unreachable hub id, or a file without usable replies, failed once every stage before SFT 2
+    had). Its first rows are read; the whole of it only where they hold none (a million-row chat dump is read whole
+    once, by the stage)."""
+    try:
+        usable = _usable(_replies(settings, first=GOLDS_READ), held_out)
+    except DatasetError:  # none in its first rows: the whole data decides, with its own error
+        usable = []
+    if not usable:
+        general_replies(settings, held_out)
+
+
+def _usable(pairs: list[tuple[str, str]], held_out: Dataset) -> list[tuple[str, str]]:
+    """`pairs` but the `held_out` problems and replies with reasoning tags."""
+    held_out_questions = set(held_out["question"])
+    return [(q, r) for q, r in pairs if q not in held_out_questions and not has_reasoning_tags(r)]
 
 
 def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, str]]:
@@ -105,8 +117,7 @@ def general_replies(settings: SFT2Config, held_out: Dataset) -> list[tuple[str, 
     on and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
     both). A DatasetError where none is left."""
     pairs = _replies(settings)
-    held_out_questions = set(held_out["question"])
-    usable = [(q, r) for q, r in pairs if q not in held_out_questions and not has_reasoning_tags(r)]
+    usable = _usable(pairs, held_out)
     if len(usable) < len(pairs):
         logger.warning(
             "sft2.general_dataset %s: %d of its %d replies left out (a held-out problem's question, or reasoning "
