@@ -402,6 +402,17 @@ def test_true_false_switches_take_a_value_as_trl_reads_them() -> None:
     assert resolve("--no_wandb", "--monitoring.wandb.enabled", "false").config.monitoring.wandb.enabled is False
     with pytest.raises(ConfigError, match=r"--model_name and --model\.name both set model\.name, to different values"):
         resolve("--model_name", "a/b", "--model.name", "c/d")
+    # one value written two ways is one setting; a TRL switch turned off gives way to r1kit's precision key
+    assert resolve("--learning_rate", "0.0001", "--training.optimization.learning_rate", "1e-4").config.training
+    assert resolve("--seed", "1", "--run.seed", "01").config.run.seed == 1
+    cuda = ["--model.device", "cuda"]
+    for given in (
+        ["--bf16", "false", "--model.precision", "fp16"],
+        ["--dtype", "auto", "--model.torch_dtype", "float16"],
+    ):
+        assert resolve(*given, *cuda).config.model.precision == "fp16"
+    for off in ("off", "null"):  # the tutorial's bf16 key off (or unset) beside TRL's --fp16: a switch off, not bf16
+        assert resolve("--training.precision.bf16", off, "--fp16", "true", *cuda).config.model.precision == "fp16"
     assert resolve("--gradient_checkpointing", "no").config.training.gradient_checkpointing is False
 
 

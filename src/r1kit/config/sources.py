@@ -677,13 +677,17 @@ def _flags(args: list[str]) -> list[tuple[str, list[str]]]:
     return flags
 
 
-# the tutorial's `training.precision.bf16` is TRL's --bf16 by its dotted name
+# The flags that set the precision, read together (`_precision_switches_off`): TRL's switches, by the precision they
+# ask for, and the others by the key their value is read as (the tutorial's `training.precision.bf16` is --bf16 by
+# its dotted name; r1kit's own keys beside TRL's switches)
+_PRECISION_SWITCHES = {"--bf16": "bf16", "--fp16": "fp16"}
 _PRECISION_FLAGS = {
-    "--bf16": "bf16",
-    "--training.precision.bf16": "bf16",
-    "--fp16": "fp16",
-    "--torch_dtype": None,
-    "--dtype": None,
+    **_PRECISION_SWITCHES,
+    "--torch_dtype": "model.torch_dtype",
+    "--dtype": "model.torch_dtype",
+    "--model.torch_dtype": "model.torch_dtype",
+    "--training.precision.bf16": "training.precision.bf16",
+    "--model.precision": "model.precision",
 }
 
 
@@ -705,16 +709,17 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     last = {flag: " ".join(words).strip().lower() for flag, words in given if flag in _PRECISION_FLAGS}
     strong, off, auto = {}, [], []
     for flag, value in last.items():
-        if _PRECISION_FLAGS[flag] is None:  # --torch_dtype bfloat16: a dtype's name
-            precision = canonical("model.torch_dtype", value)[1]
-            if precision == "auto":
-                auto.append(flag)
-            else:
-                strong[flag] = precision
-        elif value in _FALSE:
+        if flag in _PRECISION_SWITCHES:
+            off.append(flag) if value in _FALSE else strong.update({flag: _PRECISION_SWITCHES[flag]})
+            continue
+        key = _PRECISION_FLAGS[flag]  # --torch_dtype bfloat16: a dtype's name; the bf16 key's false, off: a switch off
+        precision = canonical(key, _value_from_text(key, value, f"cli:{flag}"))[1]
+        if precision == "auto":
+            auto.append(flag)
+        elif precision == "fp32" and key == "training.precision.bf16":
             off.append(flag)
         else:
-            strong[flag] = _PRECISION_FLAGS[flag]
+            strong[flag] = precision
     if len(set(strong.values())) > 1:
         said = ", ".join(f"{flag} ({precision})" for flag, precision in strong.items())
         raise ConfigError(f"{said} ask for different precisions; keep one")
@@ -781,13 +786,28 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
     before = layer.value_sources.get(key)
     earlier = _get(layer.values, key) if before is not None else None
     layer.add(path, text, f"cli:{flag}")
-    if before not in (None, f"cli:{flag}") and _get(layer.values, key) != earlier:
+    if before not in (None, f"cli:{flag}") and not _same_value(_get(layer.values, key), earlier):
         # a tutorial's name and r1kit's for one key (`--model_name A --model.name B`): the last one won, unsaid (a
         # file and the environment refuse it too); the same flag again is the shell's last-wins
         raise ConfigError(f"{before.removeprefix('cli:')} and {flag} both set {key}, to different values; keep one")
     if (alias and alias.tutorial) or path in PATH_ALIASES:
         hint = f" ({alias.hint})" if alias and alias.hint else ""
         layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
+
+
+def _same_value(first: Any, second: Any) -> bool:
+    """Whether two values as the command line gave them are one setting: `1e-4` and `0.0001`, `8` and `8.0`, `True`
+    and `true` are (the schema reads each the same).
+
+    >>> _same_value("1e-4", "0.0001"), _same_value("01", 1), _same_value("True", "true"), _same_value("a/b", "c/d")
+    (True, True, True, False)
+    """
+    if first == second:
+        return True
+    try:
+        return float(first) == float(second)
+    except (TypeError, ValueError):
+        return str(first).strip().lower() == str(second).strip().lower()
 
 
 def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:
