@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -605,7 +606,11 @@ def test_a_chat_template_that_drops_the_system_message_silently_gets_it_in_the_f
         "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     )
-    tokenizer = load_tokenizer(ModelConfig(chat_template=users_only), str(tiny_model))
+    from r1kit.models import _say_system_folded
+
+    _say_system_folded.cache_clear()  # said once a process: an earlier test's template may have said it
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        tokenizer = load_tokenizer(ModelConfig(chat_template=users_only), str(tiny_model))
     asked = [{"role": "system", "content": "Think first."}, {"role": "user", "content": "2 + 2?"}]
     shown = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)
     assert shown == "<|im_start|>user\nThink first.\n\n2 + 2?<|im_end|>\n<|im_start|>assistant\n"
