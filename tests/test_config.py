@@ -413,6 +413,14 @@ def test_true_false_switches_take_a_value_as_trl_reads_them() -> None:
         assert resolve(*given, *cuda).config.model.precision == "fp16"
     for off in ("off", "null"):  # the tutorial's bf16 key off (or unset) beside TRL's --fp16: a switch off, not bf16
         assert resolve("--training.precision.bf16", off, "--fp16", "true", *cuda).config.model.precision == "fp16"
+    with pytest.raises(ConfigError, match=r"--training\.precision\.bf16: missing value"):  # no switch: no bf16
+        resolve("--training.precision.bf16", "--fp16", "false")
+    for different in (
+        ["--output_dir", "Runs/A", "--out", "runs/a"],
+        ["--model_revision", "1.0", "--model.revision", "1"],
+    ):
+        with pytest.raises(ConfigError, match="to different values"):  # text as written: folders, git refs
+            resolve(*different)
     assert resolve("--gradient_checkpointing", "no").config.training.gradient_checkpointing is False
 
 

@@ -872,6 +872,8 @@ def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> No
     config = resolve_config(recipe="r1", overrides=["--sft2.general_dataset", str(thinking)], environ={}).config
     with pytest.raises(DatasetError, match=r"thinking.jsonl: no reply is left to train on"):
         _check_data(config, splits, {}, finished=set())
+    unread = ["--sft2.general_dataset", str(thinking), "--sft2.general_ratio", "0"]  # at ratio 0 it is never read
+    _check_data(resolve_config(recipe="r1", overrides=unread, environ={}).config, splits, {}, finished=set())
 
 
 def test_rloo_with_fewer_prompts_than_one_generation_batch_is_refused() -> None:

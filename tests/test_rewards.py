@@ -110,6 +110,8 @@ def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str,
         ("7 dollars (not 8 dollars)", "8", 0.0),  # a unit after the denied number: the denial still read
         ("7 km (not 8 km)", "7", 1.0),
         ("Ava has 8 apples, not 7 apples.", "8", 1.0),
+        ("7 (not 8 - I misread it)", "7", 1.0),
+        ("6 hours, not 8 as they planned", "6", 1.0),
         # no bound: an arrow, a remark in brackets, a hedge that bounds nothing
         ("12 - 5 => 7", "7", 1.0),
         ("x -> 7", "7", 1.0),

@@ -520,9 +520,12 @@ def test_a_named_student_is_checked_before_any_work(tiny_model: Path, tmp_path: 
     assert (out / "01_sft" / "model").exists()
     # a complete stage that will be redone (its config changed: here none recorded) is checked
     (out / "02_distill").mkdir()
-    (out / "02_distill" / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    (out / "02_distill" / "manifest.json").write_text(json.dumps({"status": "complete", "fingerprint": None}))
     with pytest.raises(ModelError, match="has no chat template"):
         run(config)
+    from r1kit.pipeline import check_inputs
+
+    check_inputs(config, only="sft")  # a stage --only leaves aside is not read, however odd its manifest
     with pytest.raises(ModelError, match="cannot load model 'no-such-org/student'"):  # a stage alone, a hub id offline
         distill.main(
             resolve_config(

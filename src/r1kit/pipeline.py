@@ -114,18 +114,21 @@ def _may_train(
     are not, and a complete one is where --from forces it, its config changed or it reads one that may train (a
     changed input of another kind is found when the stage is reached)."""
     forced, manifests = plan
-    started_in = RunDir(folder).started_in() if folder is not None else None
+    run_started_in = RunDir(folder).started_in() if folder is not None else None
     reads, training = _reads(config), []
     for index, spec in enumerate(config.stages, start=1):
-        manifest = manifests.get(f"{index:02d}_{spec.name}", {})
+        if only is not None and spec.name != only:
+            continue
+        manifest = manifests.get(f"{index:02d}_{spec.name}") or {}
+        if forced[spec.name] or manifest.get("status") != "complete" or reads[spec.name] & set(training):
+            training.append(spec.name)
+            continue
         stage = config.for_stage(spec)
-        digest = json_digest(stage_values(stage, spec.stage_kind))
-        changed = manifest.get("fingerprint", {}).get("config") != digest and _changed(
-            manifest.get("config", {}), stage, spec, started_in
-        )
-        complete = manifest.get("status") == "complete"
-        redone = forced[spec.name] or not complete or changed or reads[spec.name] & set(training)
-        if (only is None or spec.name == only) and redone:
+        saved = (manifest.get("fingerprint") or {}).get("config")
+        started_in = manifest_started_in(manifest, run_started_in)  # its relative paths, as the run loop reads them
+        if saved != json_digest(stage_values(stage, spec.stage_kind)) and _changed(
+            manifest.get("config") or {}, stage, spec, started_in
+        ):
             training.append(spec.name)
     return training
 
@@ -477,8 +480,10 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
         prefs = stage.preferences
         if spec.stage_kind in PAIR_KINDS and prefs.dataset is not None and is_local_data(prefs.dataset):
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
-        if spec.stage_kind == "sft2" and stage.sft2.general_dataset and f"{index:02d}_{spec.name}" not in finished:
-            check_general_data(stage.sft2, splits.test)  # a hub id offline, no reply to train on: before any work
+        general = stage.sft2.general_dataset and stage.sft2.general_ratio > 0  # at 0 it is never read
+        if spec.stage_kind == "sft2" and general and f"{index:02d}_{spec.name}" not in finished:
+            held_out = own_data.get(spec.name, splits).test  # a hub id offline, no reply to train on: before any work
+            check_general_data(stage.sft2, held_out)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

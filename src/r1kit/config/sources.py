@@ -709,6 +709,8 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     last = {flag: " ".join(words).strip().lower() for flag, words in given if flag in _PRECISION_FLAGS}
     strong, off, auto = {}, [], []
     for flag, value in last.items():
+        if not value and flag not in _PRECISION_SWITCHES:  # a key flag without its value: read alone, "missing value"
+            continue
         if flag in _PRECISION_SWITCHES:
             off.append(flag) if value in _FALSE else strong.update({flag: _PRECISION_SWITCHES[flag]})
             continue
@@ -786,7 +788,7 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
     before = layer.value_sources.get(key)
     earlier = _get(layer.values, key) if before is not None else None
     layer.add(path, text, f"cli:{flag}")
-    if before not in (None, f"cli:{flag}") and not _same_value(_get(layer.values, key), earlier):
+    if before not in (None, f"cli:{flag}") and not _same_value(key, _get(layer.values, key), earlier):
         # a tutorial's name and r1kit's for one key (`--model_name A --model.name B`): the last one won, unsaid (a
         # file and the environment refuse it too); the same flag again is the shell's last-wins
         raise ConfigError(f"{before.removeprefix('cli:')} and {flag} both set {key}, to different values; keep one")
@@ -795,19 +797,29 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
         layer.notes.append(f"{flag} → --{PATH_ALIASES.get(path, path)}{hint}")
 
 
-def _same_value(first: Any, second: Any) -> bool:
-    """Whether two values as the command line gave them are one setting: `1e-4` and `0.0001`, `8` and `8.0`, `True`
-    and `true` are (the schema reads each the same).
+def _same_value(path: str, first: Any, second: Any) -> bool:
+    """Whether two values of `path` as the command line gave them are one setting, as its field's type reads them:
+    `1e-4` and `0.0001` for a number, `True` and `true` for a switch; text as written (`Runs/A` is not `runs/a`, a
+    revision `1.0` not `1`).
 
-    >>> _same_value("1e-4", "0.0001"), _same_value("01", 1), _same_value("True", "true"), _same_value("a/b", "c/d")
-    (True, True, True, False)
+    >>> _same_value("training.optimization.learning_rate", "1e-4", "0.0001"), _same_value("run.seed", "01", "1")
+    (True, True)
+    >>> _same_value("model.lora.enabled", "True", "true"), _same_value("model.revision", "1.0", "1")
+    (True, False)
     """
     if first == second:
         return True
-    try:
-        return float(first) == float(second)
-    except (TypeError, ValueError):
-        return str(first).strip().lower() == str(second).strip().lower()
+    annotation = LEAF_FIELDS[path].annotation if path in LEAF_FIELDS else None
+    kinds = set(get_args(annotation)) | {annotation}
+    said = [str(value).strip().lower() for value in (first, second)]
+    if bool in kinds:
+        return all(word in _TRUE for word in said) or all(word in _FALSE for word in said)
+    if kinds & {int, float}:
+        try:
+            return float(said[0]) == float(said[1])
+        except ValueError:
+            return False
+    return False
 
 
 def overridden_by_stages(resolved: ResolvedConfig) -> list[str]:

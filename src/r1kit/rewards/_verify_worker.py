@@ -289,8 +289,9 @@ _BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")
 # a remark after the answer, `7 (x > 0)`, is not what math-verify reads (a denial in brackets is: denial_dropped)
-_REMARK = re.compile(r"\((?![^()]*\b(?:not|never)\b)[^()]*\)", re.IGNORECASE)
-_UNIT_AFTER = re.compile(r"[ \t]*\$?%?[ \t]*(?:[A-Za-z]+[ \t]*){0,4}\)?[ \t]*[.!]?[ \t]*")  # "8 dollars).", "70%"
+_REMARK = re.compile(r"\((?![^()]*\b(?:not|never)[ \t]+\$?-?\d)[^()]*\)", re.IGNORECASE)
+# what may follow a denied number within the window: no other number or bracket ("8 dollars).", "8 - I misread it)")
+_UNIT_AFTER = re.compile(r"[^\d()]*\)?[^\d()]*")
 _WINDOW = 40  # characters beside a number read for its denial or bound
 
 
