@@ -466,8 +466,9 @@ def _finished(manifests: dict[str, dict[str, Any]]) -> set[str]:
 
 def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits], finished: set[str]) -> None:
     """The data each stage trains on has what it needs, checked before the base evaluation: a stage's problems, SFT
-    2's general data, and a local preference-pairs file read whole (a bad pair found by DPO, after SFT had trained, could only be skipped
-    by a dataset.on_bad_row that redoes SFT). `finished`: the folders of complete stages, whose GRPO prompts are not
+    2's general data (a hub id offline, no reply to train on), and a local preference-pairs file read whole (a bad
+    pair found by DPO, after SFT had trained, could only be skipped by a dataset.on_bad_row that redoes SFT).
+    `finished`: the folders of complete stages, whose GRPO prompts are not
     counted against this command's batch (continued on more processes, a finished run was refused for a stage it
     skips; one redone is counted by the stage)."""
     for index, spec in enumerate(config.stages, start=1):
@@ -482,8 +483,7 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
         general = stage.sft2.general_dataset and stage.sft2.general_ratio > 0  # at 0 it is never read
         if spec.stage_kind == "sft2" and general and f"{index:02d}_{spec.name}" not in finished:
-            held_out = own_data.get(spec.name, splits).test  # a hub id offline, no reply to train on: before any work
-            check_general_data(stage.sft2, held_out)
+            check_general_data(stage.sft2, own_data.get(spec.name, splits).test)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

@@ -461,7 +461,8 @@ def check_named_models(config: R1kitConfig, command: str, running: Collection[st
     """The students and refined models the command's stages name (not an earlier stage's model, nor the base): their
     configs load, they write text, and their tokenizers have a chat template, checked before any work (a hub id
     offline or a student without a template failed once the stages before it had trained and its teacher had
-    sampled). `running`: a recipe's stages this command may train (not those --only leaves, nor finished ones)."""
+    sampled). `running`: the stages of a recipe this command may train (the pipeline's plan: not those --only leaves
+    aside, nor complete ones it keeps)."""
     if command == "run":
         stages = [
             (config.for_stage(spec), spec.stage_kind, [s.name for s in config.stages[:i]])
@@ -1011,7 +1012,7 @@ def prepare_resume(ctx: StageContext) -> Path | None:
     return latest
 
 
-_TRAINED_ON = "checkpoints_trained_on.json"  # in a stage's folder: the digest of the rows its checkpoints trained on
+_TRAINED_ON = "checkpoints_trained_on.json"  # in a stage's folder: what its checkpoints trained on (rows, model)
 
 
 def keep_checkpoints_of(ctx: StageContext, rows_key: str, trained: str | None = None) -> None:
