@@ -49,8 +49,8 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it runs, as another user
+        pass
     return True
 
 
@@ -187,12 +187,9 @@ def sampled_hash(path: Path, sample: int = 1 << 20) -> str:
     whatever its path, in a few reads however large its weights (`content_hash` reads all of them). Two fine-tunes
     of one model differ there; the same weights copied elsewhere do not."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if file.name == COMPLETE_MARKER:
-            continue
+    for name, file in _named_files(path):
         size = file.stat().st_size
-        digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}:{size}".encode())
+        digest.update(f"{name}:{size}".encode())
         with file.open("rb") as stream:
             digest.update(stream.read(sample))
             stream.seek(max(sample, size - sample))
@@ -204,12 +201,18 @@ def content_hash(path: Path) -> str:
     """sha256 over a file, or over a folder's files (names and contents; the completion marker left out): what a
     file or model folder holds, whatever its path or time."""
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if file.name == COMPLETE_MARKER:
-            continue
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+    for name, file in _named_files(path):
+        digest.update(name.encode())
         with file.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def _named_files(path: Path) -> Iterator[tuple[str, Path]]:
+    """A file (by its name), or a folder's files in order (by their paths in it), the completion marker left out:
+    what the hashes of a file or model folder read."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file.name != COMPLETE_MARKER:
+            yield str(file.relative_to(path) if path.is_dir() else file.name), file

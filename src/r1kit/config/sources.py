@@ -711,8 +711,11 @@ def _precision_switches_off(given: list[tuple[str, list[str]]]) -> dict[str, str
     for flag, value in last.items():
         if not value and flag not in _PRECISION_SWITCHES:  # a key flag without its value: read alone, "missing value"
             continue
+        if flag in _PRECISION_SWITCHES and value in _FALSE:
+            off.append(flag)
+            continue
         if flag in _PRECISION_SWITCHES:
-            off.append(flag) if value in _FALSE else strong.update({flag: _PRECISION_SWITCHES[flag]})
+            strong[flag] = _PRECISION_SWITCHES[flag]
             continue
         key = _PRECISION_FLAGS[flag]  # --torch_dtype bfloat16: a dtype's name; the bf16 key's false, off: a switch off
         precision = canonical(key, _value_from_text(key, value, f"cli:{flag}"))[1]

@@ -277,9 +277,9 @@ def detect_pair_format(columns: Sequence[str], first_row: Mapping[str, Any]) -> 
     if not {"chosen", "rejected"} <= present:
         raise ValueError(
             f"cannot tell the preference format from its columns {sorted(present)}: preference data needs chosen and "
-            f"rejected columns; set preferences.format to one of {', '.join(PAIR_FORMATS)} (pairs: prompt (or question, instruction) + chosen + "
-            "rejected, hh: Anthropic-HH chosen/rejected dialogues, ultrafeedback: prompt + chosen/rejected "
-            "conversations)"
+            f"rejected columns; set preferences.format to one of {', '.join(PAIR_FORMATS)} (pairs: prompt (or "
+            "question, instruction) + chosen + rejected, hh: Anthropic-HH chosen/rejected dialogues, ultrafeedback: "
+            "prompt + chosen/rejected conversations)"
         )
     chosen = first_row.get("chosen")
     if present.isdisjoint(_PROMPT_COLUMNS) and isinstance(chosen, str):

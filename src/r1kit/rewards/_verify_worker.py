@@ -327,11 +327,12 @@ def not_exactly(text: str) -> bool:
     >>> not_exactly("12 - 5 => 7"), not_exactly("x -> 7"), not_exactly("7 (x > 0)")
     (False, False, False)
     """
-    numbers = list(_NUMBER_RUN.finditer(_REMARK.sub(" ", text)))
+    read = _REMARK.sub(" ", text)
+    numbers = list(_NUMBER_RUN.finditer(read))
     if not numbers:
         return False
-    text, last = numbers[-1].string, numbers[-1]
-    before, after = text[max(0, last.start() - _WINDOW) : last.start()], text[last.end() : last.end() + _WINDOW]
+    last = numbers[-1]
+    before, after = read[max(0, last.start() - _WINDOW) : last.start()], read[last.end() : last.end() + _WINDOW]
     return bool(_BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after))
 
 

@@ -104,9 +104,10 @@ def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, 
     rows, _ = load_all_rows(general, first)  # its bad rows are said by the loader, each with its reason
     pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
     if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
+        read = f"first {len(rows)}" if len(rows) == first else str(len(rows))
         raise DatasetError(
-            f"sft2.general_dataset {settings.general_dataset}: none of its {'first ' if len(rows) == first else ''}{len(rows)} "
-            "rows has a reply (chat data: messages, conversations, or instruction/response columns)"
+            f"sft2.general_dataset {settings.general_dataset}: none of its {read} rows has a reply (chat data: "
+            "messages, conversations, or instruction/response columns)"
         )
     return pairs
 
