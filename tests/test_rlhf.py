@@ -253,6 +253,34 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     assert load_pairs(skip, "skip").skipped_rows == 1
 
 
+def test_pairs_under_other_column_names_are_read_with_preferences_columns(tmp_path: Path) -> None:
+    """A file of `instruction`/`good`/`bad` columns (and a held-out file of the same) had to be rewritten by hand:
+    only the problem data had a `columns` renaming."""
+    rows = [{"instruction": r["prompt"], "good": r["chosen"], "bad": r["rejected"]} for r in GOOD_ROWS]
+    data, held = write_jsonl(tmp_path / "p.jsonl", rows[3:]), write_jsonl(tmp_path / "held.jsonl", rows[:3])
+    renaming = '{"instruction": "prompt", "good": "chosen", "bad": "rejected"}'
+    cfg = config_for(tmp_path, "--preferences.dataset", str(data), "--preferences.columns", renaming)
+    splits = load_pairs(cfg.preferences.model_copy(update={"test_split": str(held)}))
+    assert len(splits.test) == 3 and splits.test[0] == {
+        "prompt": [USER[0] | {"content": "What is 0 + 0?"}],
+        "chosen": "0",
+        "rejected": "1",
+    }
+    assert len(splits.train) == 16 and "pairs" in splits.source
+    with pytest.raises(
+        DatasetError, match=r"preferences\.columns renames instruction, good, bad, which the data does not have"
+    ):
+        load_pairs(cfg.preferences.model_copy(update={"dataset": str(write_jsonl(tmp_path / "g.jsonl", GOOD_ROWS))}))
+    with pytest.raises(DatasetError, match=r"renamed with preferences\.columns"):
+        load_pairs(cfg.preferences.model_copy(update={"columns": {}}))
+    with pytest.raises(ConfigError, match="renames two columns to one name"):
+        config_for(
+            tmp_path, "--preferences.dataset", str(data), "--preferences.columns", '{"good": "chosen", "bad": "chosen"}'
+        )
+    with pytest.raises(ConfigError, match=r"preferences\.columns"):  # the built-in pairs have no columns to rename
+        resolve_config(recipe="rlhf", profile="test", environ={}, overrides=["--preferences.columns", renaming])
+
+
 def test_numeric_replies_are_text_and_a_skipped_pair_is_named(tmp_path: Path, caplog) -> None:
     """A file whose replies are all numbers (`"chosen": 0`) was refused as no text ("must be text"), where the same
     numbers beside one text reply loaded; and a pair skipped under on_bad_row skip was counted, never named."""

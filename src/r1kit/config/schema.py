@@ -213,6 +213,16 @@ class SyntheticConfig(Section):
     seed: int = Field(1234, ge=0, le=2**32 - 1, description="Seed of the built-in task generator.")
 
 
+def one_column_each(columns: dict[str, str]) -> dict[str, str]:
+    """A `columns` renaming that gives each new name to one column (two file columns renamed to one: which would it
+    read?)."""
+    twice = sorted({new for new in columns.values() if list(columns.values()).count(new) > 1})
+    if twice:
+        renamed = ", ".join(f"{old} → {new}" for old, new in columns.items() if new in twice)
+        raise ValueError(f"renames two columns to one name ({renamed}); keep one of them")
+    return columns
+
+
 class DatasetConfig(Section):
     name: str = Field(
         "mixed",
@@ -281,14 +291,7 @@ class DatasetConfig(Section):
             raise ValueError("is empty; name a built-in task, a data file or a hub dataset id")
         return name
 
-    @field_validator("columns")
-    @classmethod
-    def _one_column_each(cls, columns: dict[str, str]) -> dict[str, str]:
-        twice = sorted({new for new in columns.values() if list(columns.values()).count(new) > 1})
-        if twice:  # two file columns renamed to one: which would it read?
-            renamed = ", ".join(f"{old} → {new}" for old, new in columns.items() if new in twice)
-            raise ValueError(f"renames two columns to one name ({renamed}); keep one of them")
-        return columns
+    _one_column_each = field_validator("columns")(one_column_each)
 
 
 # ------------------------------------------------------------------------------------------------------- rewards
@@ -1033,6 +1036,11 @@ class PreferencesConfig(Section):
         "(TRL's preference format); hh: Anthropic-HH chosen/rejected dialogues ('\\n\\nHuman: … \\n\\nAssistant: …') "
         "sharing their prompt; ultrafeedback: prompt text with chosen/rejected conversations (UltraFeedback-binarized).",
     )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Columns renamed before the format is read (training and held-out files), {file column: format "
+        "column}: e.g. {instruction: prompt, good: chosen, bad: rejected}.",
+    )
     max_pairs: int | None = Field(
         2000, ge=1, description="Keep at most this many training pairs (drawn with preferences.seed, in file order)."
     )
@@ -1050,6 +1058,8 @@ class PreferencesConfig(Section):
         42, ge=0, le=2**32 - 1, description="Seed of the held-out split and of the built-in degradations."
     )
     sampling: PairSamplingConfig = Field(default_factory=PairSamplingConfig)
+
+    _one_column_each = field_validator("columns")(one_column_each)
 
 
 class PairTrainingConfig(Section):
@@ -1540,6 +1550,7 @@ class R1kitConfig(Section):
                 ("train_split", prefs.train_split, "train"),
                 ("test_split", prefs.test_split, None),
                 ("format", prefs.format, "auto"),
+                ("columns", prefs.columns, {}),
             )
             if value != unset
         ]

@@ -809,7 +809,7 @@ def _as_read(line: bytes, fields: _Rewrites) -> bytes:
 def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
     if len(read.rows) == 0:
         raise DatasetError(f"{source}: the dataset is empty")
-    raw = _renamed(read.rows, cfg.columns, source)
+    raw = renamed(read.rows, cfg.columns, source)
     fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
     adapter = ADAPTERS[fmt]
     # data without the default grouping column is simply not grouped; a column the user names must be there
@@ -864,17 +864,17 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
     return Dataset.from_list(rows), len(skipped)
 
 
-def _renamed(raw: Dataset, columns: dict[str, str], source: str) -> Dataset:
-    """`raw` with dataset.columns renamed ({file column: format column})."""
+def renamed(raw: Dataset, columns: dict[str, str], source: str, key: str = "dataset.columns") -> Dataset:
+    """`raw` with the config's `key` renaming applied ({file column: format column})."""
     missing = [column for column in columns if column not in raw.column_names]
     if missing:
         raise DatasetError(
-            f"{source}: dataset.columns renames {', '.join(missing)}, which the data does not have "
+            f"{source}: {key} renames {', '.join(missing)}, which the data does not have "
             f"(its columns: {', '.join(raw.column_names)})"
         )
     taken = [new for old, new in columns.items() if new in raw.column_names and new not in columns]
     if taken:
-        raise DatasetError(f"{source}: dataset.columns renames a column to {', '.join(taken)}, which the data has")
+        raise DatasetError(f"{source}: {key} renames a column to {', '.join(taken)}, which the data has")
     return raw.rename_columns(columns) if columns else raw
 
 

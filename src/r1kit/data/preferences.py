@@ -39,6 +39,7 @@ from r1kit.data.loading import (
     Raw,
     held_out_file,
     load_raw,
+    renamed,
     say_held_out_trained_on,
     split_is_file,
 )
@@ -279,7 +280,7 @@ def detect_pair_format(columns: Sequence[str], first_row: Mapping[str, Any]) -> 
             f"cannot tell the preference format from its columns {sorted(present)}: preference data needs chosen and "
             f"rejected columns; set preferences.format to one of {', '.join(PAIR_FORMATS)} (pairs: prompt (or "
             "question, instruction) + chosen + rejected, hh: Anthropic-HH chosen/rejected dialogues, ultrafeedback: "
-            "prompt + chosen/rejected conversations)"
+            "prompt + chosen/rejected conversations); other column names are renamed with preferences.columns"
         )
     chosen = first_row.get("chosen")
     if present.isdisjoint(_PROMPT_COLUMNS) and isinstance(chosen, str):
@@ -379,10 +380,16 @@ def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
         raise DatasetError(f"{source}: {error}") from None
 
 
+def _renamed_pairs(read: Raw, cfg: PreferencesConfig, source: str) -> Raw:
+    return read._replace(rows=renamed(read.rows, cfg.columns, source, "preferences.columns"))
+
+
 def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
     source = cfg.dataset
     offline = "Use a local .jsonl/.json/.parquet file, or leave preferences.dataset unset for the built-in pairs."
-    raw = load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row)
+    raw = _renamed_pairs(
+        load_raw(cfg.dataset, cfg.subset, cfg.train_split, "preference dataset", offline, on_bad_row), cfg, source
+    )
     fmt = _pair_format(cfg, raw.rows, source)
     train, skipped = adapt_pairs(raw, fmt, source, on_bad_row)
     skipped += raw.skipped
@@ -390,7 +397,9 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
         held_is_file = split_is_file(cfg.dataset, cfg.test_split)
         held_source = cfg.test_split if held_is_file else f"{source} [{cfg.test_split}]"
         held = str(held_out_file(cfg.test_split, "preferences.test_split")) if held_is_file else cfg.dataset
-        raw_test = load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row)
+        raw_test = _renamed_pairs(
+            load_raw(held, cfg.subset, cfg.test_split, "preference dataset", offline, on_bad_row), cfg, held_source
+        )
         # told from its own columns, as a held-out file of problems is: it may be in another format
         held_format = _pair_format(cfg, raw_test.rows, held_source)
         test, skipped_test = adapt_pairs(raw_test, held_format, held_source, on_bad_row)
