@@ -715,6 +715,8 @@ def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[s
     assert "`r1kit eval` reads the sections run, evaluation, monitoring, model, prompt, dataset, rewards;" in out
     assert "--evaluation.pass_k (default: " in out and "--grpo.temperature (default: " not in out
     assert "--per_device_eval_batch_size → evaluation.batch_size\n" in out and "--num_generations" not in out
+    # it waits for every answer's verdict: the training reward's time budget a batch is no setting of it
+    assert "--rewards.verification.workers (default: " in out and "batch_budget_seconds" not in out
     with pytest.raises(SystemExit):
         main(["chat", "--help"])
     out = capsys.readouterr().out

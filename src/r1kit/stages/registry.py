@@ -83,6 +83,7 @@ READS_NOT = {
     "rejection_sampling": (*DURING_TRAINING, *TRAINING_ONLY),
     "reward_model": DURING_TRAINING,
     "chat": ("run.output_dir", "run.resume"),  # it writes no run folder (run.seed seeds its sampling)
+    "eval": ("rewards.verification.batch_budget_seconds",),  # it waits for every answer's verdict (evaluate.py)
 }
 
 # The sections the commands that train nothing read (the accuracy reward's verification settings score eval's answers).
