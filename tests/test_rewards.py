@@ -370,6 +370,38 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
 
 
 @pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
+        ("2 or 2.5", "2.5", 0.0),  # a decimal gold: hedges, denials and bounds were read as its last number
+        ("not 2.5", "2.5", 0.0),
+        ("2.5 or more", "2.5", 0.0),
+        ("$2$ $2.5$", "2.5", 0.0),
+        ("not 25%", "25\\%", 0.0),
+        ("12.4, not 12.5", "12.5", 0.0),
+        ("12.5, not 12.4", "12.5", 1.0),
+        ("4\\sqrt{2} or 3\\sqrt{2}", "3\\sqrt{2}", 0.0),
+        ("2.5", "2.5", 1.0),
+        ("The answer is (B).", "B", 1.0),  # a full stop after the option's closing mark
+        ("The correct answer is **B**.", "B", 1.0),
+        ("**Answer: B**", "B", 1.0),
+        ("The answer is (C).", "B", 0.0),
+        ("-.5", "-0.5", 1.0),  # no leading zero
+        ("-.25", "-1/4", 1.0),
+        ("-0.5", "-.5", 1.0),
+        ("- .5", "0.5", 0.0),  # its sign kept
+        ("12.5\\%", "12.5", 1.0),  # a decimal percentage as written (50\\% for 50 already was)
+        ("\\boxed{12.5\\%}", "12.5", 1.0),
+        ("12.5", "12.5\\%", 1.0),
+        ("12.4\\%", "12.5", 0.0),
+    ],
+)
+def test_accuracy_reads_decimal_golds_choices_bare_decimals_and_percentages(
+    answer: str, gold: str, score: float
+) -> None:
+    assert build_reward("accuracy")([f"<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
     ("completion", "score"),
     [
         ("<think>\n3 * 4 = 12, 12 - 2 = 10. Then she buys", 0.0),  # cut off while thinking: no answer yet

@@ -45,11 +45,11 @@ _UNIT = re.compile(
 )  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
 # 2 1/2: two and a half (as 2\frac{1}{2} reads), anywhere in the text ("2 1/2 hours"; read apart, a hedge)
 _MIXED_NUMBER = re.compile(r"(?<![\w./])([-+]?)(\d+)[ \t]+(\d+)/(\d+)(?![\w/]|\.\d)")  # a full stop may end it
-# A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C); text may
-# follow the letter only after its closing mark ("I think…" names no option)
+# A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C)., **Answer: B**;
+# text may follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
-    r"(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*)?\**\(?([A-Za-z])[).:]?\**"
-    r"(?:(?<=[).:*])\s.*)?",
+    r"\**(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*\**\s*)?\**\(?([A-Za-z])[).:]?\**"
+    r"[.!]?(?:(?<=[).:*!])\s.*)?",
     re.IGNORECASE | re.DOTALL,
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
@@ -84,6 +84,8 @@ def choice(gold: str, answer: str) -> bool | None:
     (True, None, None)
     >>> choice("B", "\\\\boxed{A} \\\\boxed{B}")  # two options boxed
     False
+    >>> choice("B", "The answer is (B)."), choice("B", "**Answer: B**"), choice("B", "**Answer:** (B)."), choice("B", "B!")
+    (True, True, True, True)
     """
     letter = _CHOICE_GOLD.fullmatch(gold)
     if letter is None:
@@ -110,6 +112,7 @@ _COLON_PAIR = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
 _SIGN_MINUS = re.compile(r"(^|[=:])(\s*)-\s*(?=\d)")  # "- 5", "Answer: - 5": the sign math-verify reads, "-5"
+_BARE_DECIMAL = re.compile(r"(?<![\w.])\.(?=\d)")  # .5, -.5 (math-verify reads -.5 as nothing): 0.5, -0.5
 _DASH_MINUS = re.compile(r"(^|[=(:])(\s*)[–—]\s*(?=\d)")  # "–3", "x = —3": an en or em dash for a minus sign
 # Unicode's superscripts, fractions and root as LaTeX writes them (math-verify drops them: 5² was 5, 2½ was 2)
 _SUPERSCRIPTS = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
@@ -158,6 +161,8 @@ def plain(text: str) -> str:
     ('-3', 'x = -3', '1–3', 'Answer: -5', '14', '2*3*4')
     >>> plain("(2)*(3)*(4)"), plain("A = 25 cm²"), plain("8 m³/h"), plain("5 x²")
     ('(2)*(3)*(4)', 'A = 25 cm', '8', '5 x^{2}')
+    >>> plain("-.5"), plain("- .25"), plain("x = .5"), plain("3.5"), plain("v1.5"), plain("end..5")
+    ('-0.5', '-0.25', 'x = 0.5', '3.5', 'v1.5', 'end..5')
     """
     text = text.translate(_FULLWIDTH).replace("\u2212", "-").replace("{,}", ",").replace("\u2044", "/")
     if not text.isascii():
@@ -165,7 +170,7 @@ def plain(text: str) -> str:
     if not text.isascii():  # math-verify reads ASCII digits only
         text = "".join(str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text)
     text = _AT_MOST.sub(r" \\le ", _AT_LEAST.sub(r" \\ge ", text))
-    text = _THOUSANDS_SPACE.sub(r"\1", text.replace("`", ""))
+    text = _BARE_DECIMAL.sub("0.", _THOUSANDS_SPACE.sub(r"\1", text.replace("`", "")))
     text = _PI.sub(r"\\pi", _SIGNED_DOLLAR.sub(r"\1\2", text))
     if not _UNESCAPED_DOLLAR.search(text):
         text = text.replace("\\$", "$")
@@ -247,6 +252,7 @@ _SIGNED_NUMBER = re.compile(r"(?<![\w)\]])(?<!\d\s)-?\d+(?:\.\d+)?|\d+(?:\.\d+)?
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 _JOINED = re.compile(r"\s*(?:and|to|;|&|\\lor|\\land)\s*", re.IGNORECASE)  # 3 and 5, 4 to 5, 3; 5, 4 \lor 5
 _HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
+_PERCENT = re.compile(r"(?<=\d)[ \t]*\\?%")  # 12.5%, 12.5\%
 
 
 def hedged(text: str) -> bool:
@@ -260,13 +266,13 @@ def hedged(text: str) -> bool:
     (True, True, True, True, False, False)
     >>> hedged("2/3 and 4/6"), hedged("1/2 and 3"), hedged("-3 and 3"), hedged("3 and -3"), hedged("4 - 3")
     (False, False, True, True, False)
-    >>> hedged("12 -5 = 7"), hedged("-3 -4 = -7"), hedged("$4$ $-5$")
-    (False, False, True)
+    >>> hedged("12 -5 = 7"), hedged("-3 -4 = -7"), hedged("$4$ $-5$"), hedged("$2$ $2.5$")
+    (False, False, True, True)
     """
     found = list(_SIGNED_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
         between = text[first.end() : second.start()].replace("$", " ")
-        if _OR.search(between) or (between.isspace() and len(second.group().lstrip("-")) != 3):
+        if _OR.search(between) or (between.isspace() and not re.fullmatch(r"\d{3}", second.group())):
             return True
         # numbers standing alone: 2/3 and 4/6 are one value twice, not 3 and 4
         before, after = text[: first.start()][-1:], text[second.end() :][:1]
@@ -430,6 +436,15 @@ def main() -> None:
         parsed = as_latex or parse(text, parsing_timeout=None)
         return parsed if parsed and not isinstance(parsed[0], str) else []
 
+    def one_number(parsed: list) -> bool:
+        """Whether a parsed gold is one number, exact or not (12.5, 25\\%, 3\\sqrt{2}): a short answer to it that
+        offers several, denies or bounds its number is no answer."""
+        value = parsed[0] if parsed else None
+        try:
+            return isinstance(value, sympy.Basic) and bool(value.is_number)
+        except Exception:  # sympy's assumptions may raise on odd values (0/0)
+            return False
+
     def exact(parsed: list):
         """The value of an exact rational number (no floats, no symbols), else None (math-verify judges it then)."""
         value = parsed[0] if parsed else None
@@ -469,7 +484,9 @@ def main() -> None:
         if not gold_parsed:
             return None, "unparseable_gold"
         gold_value = exact(gold_parsed)
-        if gold_value is not None and len(answer.split()) <= _HEDGE_WORDS:  # one number asked, a short answer
+        # one number asked, a short answer (a decimal or a root as well as an integer: `2 or 2.5` scored right)
+        short_to_one = one_number(gold_parsed) and len(answer.split()) <= _HEDGE_WORDS
+        if short_to_one:
             answer = denial_dropped(answer)
             if not_exactly(plain(answer)):
                 return 0.0, "wrong"
@@ -483,7 +500,7 @@ def main() -> None:
             return 0.0, "wrong"
         answer_value = exact(answer_parsed)
         # one number asked, alternatives given (in a short answer: prose after </think> names other numbers too)
-        if gold_value is not None and len(answer.split()) <= _HEDGE_WORDS and hedged(plain(answer)):
+        if short_to_one and hedged(plain(answer)):
             return 0.0, "wrong"
         if gold_value is not None and answer_value is not None:
             # Integers and fractions compare exactly: math-verify's numeric tolerance would pass a near miss on a
@@ -491,6 +508,9 @@ def main() -> None:
             correct = bool(gold_value == answer_value)
         else:
             correct = verify(gold_parsed, answer_parsed, timeout_seconds=None, raise_on_error=True)
+        if not correct and _PERCENT.search(answer + gold):
+            # 12.5\\% for 12.5 (math-verify reads 50\\% as 50 but 12.5\\% only as 0.125): the number as written too
+            return judge(_PERCENT.sub("", answer), _PERCENT.sub("", gold))
         return (1.0, "correct") if correct else (0.0, "wrong")
 
     out = sys.stdout
