@@ -22,19 +22,27 @@ def test_paired_difference_on_a_hand_computed_case() -> None:
     assert change["problems"] == 5 and change["difference"] == pytest.approx(0.2)
     half = 2.776 * (0.7 / 5) ** 0.5
     assert change["ci95"] == pytest.approx([0.2 - half, 1.0], abs=1e-5)  # the upper end clipped at +100 points
-    # 12 problems, 3 fixed and 1 broken: mean 1/6, sample variance (4 − 12/36)/11 = 1/3, se 1/6, t for 11 d.f. 2.201
+    # 12 problems, 3 fixed and 1 broken: mean 1/6, sample variance (4 − 12/36)/11 = 1/3, se 1/6, t for 11 d.f. 2.201;
+    # its lower end goes down to the exact one given the 4 changed: 3 of 4 fixed, Clopper-Pearson's lower rate q
+    # solves P(X >= 3) = 4q³ − 3q⁴ = 0.025, q = 0.19412, so 4/12 × (2q − 1) = −0.20392 (t's: −0.20017)
     twelve = paired_difference([0, 0, 0, 1] + [1] * 4 + [0] * 4, [1, 1, 1, 0] + [1] * 4 + [0] * 4)
-    assert twelve["ci95"] == pytest.approx([1 / 6 - 2.201 / 6, 1 / 6 + 2.201 / 6], abs=1e-5)
+    assert twelve["ci95"] == pytest.approx([4 / 12 * (2 * 0.19412 - 1), 1 / 6 + 2.201 / 6], abs=1e-5)
     assert (change["fixed"], change["broken"]) == (2, 1)  # 0 → 1 twice, 1 → 0 once
     assert paired_difference([None], [1])["difference"] is None
     assert paired_difference([0], [1])["ci95"] == [-1.0, 1.0]  # one problem says nothing either way
 
 
 def test_a_paired_interval_is_never_certain_and_stays_within_plus_minus_one() -> None:
-    # all 5 problems fixed: the differences' spread is 0; the half-width is Wilson's bound for 0 of 5,
-    # z²/(n + z²) = 3.8415/8.8415, and the upper end is clipped at +1 (+100 points)
-    assert paired_difference([0] * 5, [1] * 5)["ci95"] == pytest.approx([1 - 3.8415 / 8.8415, 1.0], abs=1e-4)
-    assert paired_difference([1] * 5, [0] * 5)["ci95"] == pytest.approx([-1.0, -1 + 3.8415 / 8.8415], abs=1e-4)
+    # all 5 problems fixed: the differences' spread is 0, and Wilson's bound for 0 of 5 (±3.8415/8.8415) still read
+    # as a gain; given 5 changed, all fixed has probability 0.5⁵ each way, McNemar's exact p = 0.0625: the exact
+    # lower rate is 0.025^(1/5) = 0.47818, the difference 2 × 0.47818 − 1 (the upper end clipped at +100 points)
+    assert paired_difference([0] * 5, [1] * 5)["ci95"] == pytest.approx([2 * 0.025 ** (1 / 5) - 1, 1.0], abs=1e-4)
+    assert paired_difference([1] * 5, [0] * 5)["ci95"] == pytest.approx([-1.0, 1 - 2 * 0.025 ** (1 / 5)], abs=1e-4)
+    # 4 fixed, none broken of 200 (exact p = 0.125) read as a gain, [+0.0, +4.0] points; 6 of 6 (p = 0.031) is one
+    four = paired_difference([0] * 200, [1] * 4 + [0] * 196)["ci95"]
+    assert four[0] == pytest.approx(4 / 200 * (2 * 0.025 ** (1 / 4) - 1), abs=1e-6) and four[0] < 0
+    six = paired_difference([0] * 200, [1] * 6 + [0] * 194)["ci95"]
+    assert six[0] == pytest.approx(6 / 200 * (2 * 0.025 ** (1 / 6) - 1), abs=1e-6) and six[0] > 0
     # 49 of 50 fixed: the normal interval's upper end, 0.98 + 1.96·sqrt(0.0196/50) = 1.019, is clipped at 1
     assert paired_difference([0] * 50, [1] * 49 + [0])["ci95"][1] == 1.0
     # one of 200 fixed: at least as wide as when none changed (±3.8415/203.8415), not narrower

@@ -3,13 +3,14 @@
 - `wilson_interval`: the 95% interval of a pass rate (Wilson score interval: sound at 0% and 100% and for small n,
   where the normal approximation gives impossible bounds).
 - `paired_difference`: the change between two models scored on the same problems, with the 95% interval of the mean
-  per-problem difference (pairing removes the problems' own difficulty from the noise).
+  per-problem difference (pairing removes the problems' own difficulty from the noise); for right/wrong scores, at
+  least as wide as the exact interval given the problems that changed (McNemar's exact test).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
@@ -52,6 +53,42 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     return low, high
 
 
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial rate: the rates at which as many successes or more (fewer or as
+    many) have probability (1 − level) / 2, found by bisection.
+
+    >>> [round(x, 4) for x in clopper_pearson(4, 4)], [round(x, 4) for x in clopper_pearson(0, 10)]
+    ([0.3976, 1.0], [0.0, 0.3085])
+    >>> [round(x, 4) for x in clopper_pearson(11, 14)]
+    [0.492, 0.9534]
+    """
+    tail = (1 - level) / 2
+    low = 0.0 if successes == 0 else _rate_where(lambda p: _at_least(successes, n, p) >= tail)
+    high = 1.0 if successes == n else _rate_where(lambda p: _at_least(successes + 1, n, p) > 1 - tail)
+    return low, high
+
+
+def _at_least(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), 0 < p < 1 (terms in log space: n may be thousands)."""
+    log_p, log_q = math.log(p), math.log1p(-p)
+    return min(
+        1.0,
+        sum(
+            math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
+            for i in range(k, n + 1)
+        ),
+    )
+
+
+def _rate_where(reached: Callable[[float], bool]) -> float:
+    """The least rate in (0, 1) at which `reached` (false below it, true above) holds, to 1e-12."""
+    below, above = 0.0, 1.0
+    while above - below > 1e-12:
+        middle = (below + above) / 2
+        below, above = (below, middle) if reached(middle) else (middle, above)
+    return above
+
+
 def flipped(before: Sequence[float | None], after: Sequence[float | None]) -> tuple[list[int], list[int]]:
     """Indices of the problems both scored that went from wrong to right (fixed) and from right to wrong (broken).
 
@@ -63,9 +100,14 @@ def flipped(before: Sequence[float | None], after: Sequence[float | None]) -> tu
 
 
 def paired_difference(before: Sequence[float | None], after: Sequence[float | None]) -> dict:
-    """Mean of after − before over the problems both scored (None: not scored), with its 95% interval (Student's t
-    interval of the mean of the per-problem differences, kept within [−1, 1]), and how many problems went from
-    wrong to right (`fixed`) and from right to wrong (`broken`): a small change can hide much churn.
+    """Mean of after − before over the problems both scored (None: not scored), with its 95% interval, and how many
+    problems went from wrong to right (`fixed`) and from right to wrong (`broken`): a small change can hide much churn.
+
+    The interval is Student's t interval of the mean of the per-problem differences, kept within [−1, 1]. Where every
+    score is right or wrong, it is widened to hold the exact interval given the problems that changed: fixed of
+    fixed + broken as a binomial rate q (Clopper-Pearson), the difference (fixed + broken) / n × (2q − 1). With few
+    changes, all one way, the t interval is too narrow: 4 fixed and none broken of 200 read as a gain, where McNemar's
+    exact test gives p = 0.125.
 
     >>> d = paired_difference([0, 0, 1, 1, 0, 1], [1, 0, 1, 0, 1, 1])
     >>> d["problems"], round(d["difference"], 4), [round(x, 4) for x in d["ci95"]], d["fixed"], d["broken"]
@@ -73,7 +115,11 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     >>> [round(x, 4) for x in paired_difference([1, 0] * 4, [1, 0] * 4)["ci95"]]  # nothing changed, 8 problems
     [-0.3244, 0.3244]
     >>> [round(x, 4) for x in paired_difference([0] * 5, [1] * 5)["ci95"]]  # every problem fixed: not certainty
-    [0.5655, 1.0]
+    [-0.0436, 1.0]
+    >>> [round(x, 4) for x in paired_difference([0] * 200, [1] * 4 + [0] * 196)["ci95"]]  # 4 fixed of 200
+    [-0.0041, 0.0396]
+    >>> [round(x, 4) for x in paired_difference([0.5, 0, 1], [1, 0.5, 1])["ci95"]]  # not right/wrong: t alone
+    [-0.3838, 1.0]
     """
     pairs = [(a, b) for a, b in zip(before, after, strict=True) if a is not None and b is not None]
     n = len(pairs)
@@ -86,11 +132,16 @@ def paired_difference(before: Sequence[float | None], after: Sequence[float | No
     # interval be ("[+0.0, +0.0]" over 8 problems), and with few changes it is too narrow. The half-width is at least
     # the Wilson bound of the share of problems that could have gone the other way, none of n seen.
     half = max(t95(n - 1) * math.sqrt(variance / n), wilson_interval(0, n)[1]) if n > 1 else 2.0  # n 1: [−1, +1]
+    low, high = mean - half, mean + half
     fixed, broken = flipped(before, after)
+    changed = len(fixed) + len(broken)
+    if changed and all(score in (0, 1) for pair in pairs for score in pair):
+        q_low, q_high = clopper_pearson(len(fixed), changed)
+        low, high = min(low, changed / n * (2 * q_low - 1)), max(high, changed / n * (2 * q_high - 1))
     return {
         "problems": n,
         "difference": mean,
-        "ci95": [max(-1.0, mean - half), min(1.0, mean + half)],
+        "ci95": [max(-1.0, low), min(1.0, high)],
         "fixed": len(fixed),
         "broken": len(broken),
     }
