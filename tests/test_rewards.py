@@ -593,6 +593,9 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     cut += ["17 / 5 = 3 remainder 2", "60 / 7 = 8 weeks and 4 days"]  # a quotient and its remainder in words
     cut += ["17 / 5 = 3, remainder 2", "17 / 5 = 3. The remainder is 2."]  # after a comma, a full stop
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
+    # a completion the token limit cut inside a result: `1200 + 34 = 12` of a `1234` being written was a false step
+    limit = ["<think>\n12 + 9 = 21\n1200 + 34 = 12", "<think>\n1200 + 34 = 12", "<think>\n1200 + 34 = 12\n"]
+    assert reward(limit) == [1.0, None, 0.0]  # a line ended is a step written
 
 
 def test_padding_with_true_steps_does_not_buy_back_a_slip() -> None:

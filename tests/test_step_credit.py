@@ -37,6 +37,10 @@ def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) ->
     # nor is a number said to equal itself (`3 = 3`: free padding that held)
     assert verdicts_of(tokenizer, "<think>3 = 3</think><answer>3</answer>")[1] == []
     assert verdicts_of(tokenizer, "<think>I know it.</think><answer>7</answer>")[1] == []
+    # a completion the token limit cut inside a result (`1234` being written, one digit a token) is not blamed for
+    # that step, which was judged false; the steps before the cut are judged
+    cut = "<think>\n12 + 9 = 21\n1200 + 34 = 12"
+    assert [holds for _, holds in verdicts_of(tokenizer, cut)[1]] == [True]
 
 
 def test_token_ends_match_decoding_every_prefix(tiny_model: Path) -> None:

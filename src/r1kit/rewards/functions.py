@@ -334,8 +334,22 @@ def counted_steps(found: Sequence[Equality], given: str | None = None) -> list[E
     return counted
 
 
+def written_steps(text: str) -> list[Equality]:
+    """The equalities of a completion's thinking (`thinking_part`), less one whose right side ends the completion:
+    the token limit may have cut its number (`48 + 27 = 7` of a `75` being written), and a finished completion writes
+    its answer after its steps.
+
+    >>> [step.sides for step in written_steps("<think>\\n48 + 27 = 75\\n75 * 2 = 15")]
+    [('48 + 27', '75')]
+    >>> [step.sides for step in written_steps("48 + 27 = 75<answer>75</answer>")]
+    [('48 + 27', '75')]
+    """
+    return [step for step in equalities(thinking_part(text)) if step.end < len(text)]
+
+
 def checked_steps(text: str, given: str | None = None) -> tuple[int, int]:
-    """(true, checked): the steps written in `text` that hold, and all that could be evaluated (`counted_steps`).
+    """(true, checked): the steps written in completion `text` (`written_steps`) that hold, and all that could be
+    evaluated (`counted_steps`).
 
     >>> checked_steps("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
     (3, 4)
@@ -344,7 +358,7 @@ def checked_steps(text: str, given: str | None = None) -> tuple[int, int]:
     >>> checked_steps("12 + 9 = 21\\n21 * 2 = 42\\n21 * 2 = 42", given="Double 12 + 9.")
     (2, 2)
     """
-    counted = counted_steps(equalities(text), given)
+    counted = counted_steps(written_steps(text), given)
     return sum(step.holds for step in counted), len(counted)
 
 
@@ -408,8 +422,7 @@ def arithmetic_steps(
     givens = [None] * len(completions) if prompts is None else [prompt_text(prompt) for prompt in prompts]
     scores: list[float | None] = []
     for completion, given in zip(completions, givens, strict=True):
-        think = thinking_part(completion_text(completion))  # the steps, not the answer block
-        true, checked = checked_steps(think, given)
+        true, checked = checked_steps(completion_text(completion), given)  # the steps, not the answer block
         scores.append(true / checked if checked else None)
     return scores
 

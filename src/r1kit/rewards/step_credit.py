@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from r1kit.rewards.functions import counted_steps, equalities
-from r1kit.rewards.text import thinking_part
+from r1kit.rewards.functions import counted_steps, written_steps
 
 # A character is at most 4 bytes, so at most 4 tokens of a byte-level tokenizer: a window of 8 tokens before a token
 # holds the start of the character it ends, and decoding it alone gives the same tail as decoding the whole prefix.
@@ -46,17 +45,17 @@ def token_ends(decode, ids: Sequence[int]) -> list[int]:
 
 
 def step_verdicts(text: str, ends: Sequence[int], given: str | None = None) -> list[tuple[int, bool]]:
-    """(token, holds) for each step of the thinking (`thinking_part`) that counts (`counted_steps`: once each, and
-    with the problem `given`, true ones only where they work on its numbers: padding with true steps would raise
-    every token's credit before it), where `token` is the index of the token that completes its right side; `ends`
-    as from `token_ends`.
+    """(token, holds) for each step of the thinking (`written_steps`: not one the token limit may have cut) that
+    counts (`counted_steps`: once each, and with the problem `given`, true ones only where they work on its numbers:
+    padding with true steps would raise every token's credit before it), where `token` is the index of the token that
+    completes its right side; `ends` as from `token_ends`.
 
     >>> step_verdicts("4 + 5 = 9\\n5 - 2 = 2<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27])
     [(4, True), (9, False)]
     >>> step_verdicts("1 + 1 = 2\\n4 + 5 = 9<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27], given="4 + 5?")
     [(9, True)]
     """
-    counted = counted_steps(equalities(thinking_part(text)), given)
+    counted = counted_steps(written_steps(text), given)
     return [(bisect_left(ends, step.end), step.holds) for step in counted if step.end <= ends[-1]]
 
 
