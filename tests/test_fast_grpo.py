@@ -529,6 +529,9 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(
     assert len(metrics["reward"]) == len(metrics["frac_reward_zero_std"]) == 1
     first_prompt = trainer.processing_class.decode(batch["prompt_ids"][0], skip_special_tokens=True)
     assert "vary" in first_prompt and batch["num_items_in_batch"] == batch["completion_mask"].sum()
+    # the tokens seen are the batch's trained on (the retries' counted too, raising throughput and MFU)
+    trained = batch["prompt_mask"].sum() + batch["completion_mask"].sum()
+    assert trainer.state.num_input_tokens_seen == trained and metrics["num_tokens"] == [trained]
     described = recorder.statistics(recorder.take())
     assert described["quality/completions"] == 2 * size and described["quality/zero_advantage_share"] == 0.0
     trainer.train()  # and it trains through it

@@ -658,6 +658,18 @@ def test_grpo_with_the_curriculum_writes_pass_rates_and_trains(tmp_path: Path, m
     assert (out / "grpo" / "model" / "model.safetensors").exists()
 
 
+def test_no_re_scoring_where_the_time_limit_stops_training(tmp_path: Path) -> None:
+    """The time limit stops training at a step where a re-scoring falls due: it sampled every scored prompt anyway
+    (minutes on a real model), after the budget, for a kept set nothing would train on."""
+    out = tmp_path / "run"
+    args = ["grpo", "--profile", "test", "--out", str(out), "--curriculum.enabled", "true"]
+    args += ["--curriculum.max_prompts", "8", "--curriculum.samples_per_prompt", "2", "--curriculum.rescore_every", "1"]
+    done = r1kit_cli(*args, "--training.max_steps", "6", "--training.time_limit_minutes", "0.00001", cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "time limit of" in done.stderr
+    assert json.loads((out / "grpo" / "pass_rates.json").read_text())["rescored"] == []
+
+
 def test_grpo_with_fewer_prompts_than_one_generation_batch_is_refused(tmp_path: Path) -> None:
     """TRL's sampler dropped the one batch it could not fill: 0 steps trained, the input model saved as the stage's,
     "grpo done"."""

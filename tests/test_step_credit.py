@@ -3,6 +3,7 @@ advantages, and a GRPO update that lowers a wrong step where the outcome rewards
 
 from __future__ import annotations
 
+import math
 import random
 from functools import partial
 from pathlib import Path
@@ -161,6 +162,9 @@ def test_step_credit_pays_nothing_for_padding_with_true_steps(tiny_model: Path, 
     slip = "<think>\n12 + 9 = 22\n</think>\n<answer>18</answer>"
     assert not trainer._process_advantages(scored_batch(trainer, (padded, slip))).any()  # the same single slip
     assert trainer._metrics["train"]["step_credit/false_step_share"] == [1.0]
+    # a batch with no step checked has no share: 0.0 read as every step right, and diluted a window's mean
+    trainer._process_advantages(scored_batch(trainer, ("<think>Hm.</think><answer>7</answer>",) * 2))
+    assert math.isnan(trainer._metrics["train"]["step_credit/false_step_share"][-1])
 
 
 def test_grpo_trains_with_step_credit(tiny_model: Path, tmp_path: Path) -> None:

@@ -272,7 +272,8 @@ class Rescore(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step = state.global_step
-        if step % self.every or step >= state.max_steps:
+        # not where training ends (its last step, or the time limit, whose callback runs first): nothing would use it
+        if step % self.every or step >= state.max_steps or control.should_training_stop:
             return
         saved = self._saved()
         made = [entry for entry in saved["rescored"] if entry["step"] == step]

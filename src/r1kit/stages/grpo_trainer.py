@@ -10,6 +10,7 @@ vLLM keep working as in TRL.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from functools import partial
@@ -318,6 +319,9 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         drawn = {repr(prompt) for prompt in (gather_object(prompts) if several else prompts)}
         # TRL logs each scoring's reward, its spread and lengths: the retries' rollouts are not the batch trained on
         logged = {key: len(values) for key, values in self._metrics["train"].items()}
+        # and counts each scoring's tokens as seen: those of the batch trained on count, not the retries' (throughput
+        # and MFU read the count as trained tokens)
+        seen, original_tokens = self.state.num_input_tokens_seen, _tokens(whole)
         original = self.recorder.latest() if self.recorder else None  # this batch as the rewards saw it
         for retry in range(self.resample_retries):
             dead = dead_groups(whole["advantages"], size)  # the same in every process: the same whole batch
@@ -339,6 +343,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
                 fresh_recorded.left_out = set(range(len(fresh["advantages"]) // size)) - set(alive.tolist())
         for key, values in self._metrics["train"].items():
             del values[logged.get(key, 0) :]
+        self.state.num_input_tokens_seen = seen - original_tokens + _tokens(whole)
+        self._metrics["train"]["num_tokens"] = [self.state.num_input_tokens_seen]
         self._metrics["train"]["dynamic_sampling/replaced_groups"].append(float(replaced))
         self._metrics["train"]["dynamic_sampling/zero_advantage_groups_left"].append(
             float(len(dead_groups(whole["advantages"], size)))
@@ -365,7 +371,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         verdicts = [holds for rows in by_process for row in rows for _, holds in row]
         completions = sum(map(len, by_process))
         self._metrics["train"]["step_credit/steps_per_completion"].append(len(verdicts) / completions)
-        false_share = verdicts.count(False) / len(verdicts) if verdicts else 0.0
+        # no step checked is no share (0.0 read as every step right; TRL's log leaves NaN out of a window's mean)
+        false_share = verdicts.count(False) / len(verdicts) if verdicts else math.nan
         self._metrics["train"]["step_credit/false_step_share"].append(false_share)
         width = batch["completion_ids"].size(1)
         advantages = process_rows_advantages(by_process, self.accelerator.process_index, width, self.num_generations)
@@ -475,3 +482,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
             self._metrics["train"][f"timing/{phase}_seconds"].append(self._phase_seconds[phase])
         self._phase_seconds.clear()
         self._step_started = now
+
+
+def _tokens(batch: dict) -> int:
+    """Prompt and completion tokens of a scored batch (whole: gathered from every process)."""
+    return int(batch["prompt_mask"].sum().item() + batch["completion_mask"].sum().item())
