@@ -9,11 +9,13 @@ commas: `--rewards.functions=[accuracy,format]`) runs `r1kit grpo --model MODEL`
 with those options into OUT/NAME, then `r1kit eval` of its model on the held-out split. The SFT model itself is
 evaluated once. Prints a markdown table (pass@1, its 95% interval, paired change against the SFT model with its 95%
 interval, format rate, minutes) and, last, one JSON line with the same figures. Extra options after `--` go to every
-`r1kit` call (e.g. `-- --evaluation.max_samples 200`). A variant or evaluation already in OUT is reused where it was
+`r1kit` call (e.g. `-- --evaluation.max_samples 200`), under the variant's own options (a variant's setting wins). A variant or evaluation already in OUT is reused where it was
 made from the same model with the same options (an evaluation: the same extra options), and refused where not (its
 folder named: remove it, or choose another OUT); the pairing is refused where two evaluations scored other problems (a
 variant trained on other data: `r1kit grpo --model SFT` does not take the SFT run's dataset, so pass `--data` after
-`--`).
+`--`). Every model is scored on the held-out split of that data: of a local file, the rows a run trained on it holds
+out (`r1kit eval --data FILE` of the file a model's run trained on), so the SFT model's run must have trained on the
+same file, or the SFT model is scored on the whole file and the pairing refused.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def evaluated(model: str, out: Path, common: list[str]) -> Path:
         out = out.with_name(f"{out.name}-{hashlib.sha256(json.dumps(common).encode()).hexdigest()[:8]}")
     found, asked = out / "eval" / "eval.json", out / "sweep_model.json"  # the --model it was asked for, as given
     if not found.exists():
-        r1kit("eval", "--model", model, "--out", str(out), *common)
+        r1kit("eval", *common, "--model", model, "--out", str(out))  # the last value of a key wins
         asked.write_text(json.dumps({"model": model}))
     elif asked.exists() and not same_model(recorded := json.loads(asked.read_text())["model"], model):
         sys.exit(f"{found} is an evaluation of {recorded}, not of {model}: remove it")
@@ -66,7 +68,7 @@ def trained_minutes(model: str, out: Path, options: list[str], common: list[str]
             sys.exit(f"{out} holds a variant made from another model or with other options: remove it")
         return recorded.get("minutes")
     started = time.perf_counter()
-    r1kit("grpo", "--model", model, "--out", str(out), *options, *common)
+    r1kit("grpo", *common, "--model", model, "--out", str(out), *options)  # a variant's own options win
     minutes = round((time.perf_counter() - started) / 60, 1)
     record.write_text(json.dumps({"minutes": minutes, **made_with}))
     return minutes

@@ -24,6 +24,33 @@ def r1kit(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
 
 
+def without(args: list[str], names: tuple[str, ...]) -> list[str]:
+    """`args` without the options `names` (each with its value: `--data X`, `--data=X`; a name ending in "." is a
+    section: `--dataset.` drops every `--dataset.KEY`).
+
+    >>> without(["--profile", "dev", "--data", "arithmetic", "--dataset.split.seed=3", "--seed", "1"], ("--data", "--dataset."))
+    ['--profile', 'dev', '--seed', '1']
+    """
+    kept, value_next = [], False
+    for arg in args:
+        if value_next:
+            value_next = False
+            continue
+        flag = arg.split("=", 1)[0]
+        if any(flag == name or (name.endswith(".") and flag.startswith(name)) for name in names):
+            value_next = "=" not in arg
+            continue
+        kept.append(arg)
+    return kept
+
+
+# What the GSM8K evaluation sets itself: a run's model, data and folder given after `--` replaced them (every stage
+# scored as the base model, the built-in task scored as "GSM8K"); the base model's run config holds the run's file,
+# recipe and profile (a second --config was refused, after the whole recipe had run)
+_EVAL_OWN = ("--model", "--model.name", "--data", "--dataset.", "--out", "--run.output_dir")
+_RUN_CONFIG = ("--config", "--recipe", "--profile")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", help="the recipe to run (default: r1); with --scored-run, only the table's label")
@@ -67,7 +94,8 @@ def main() -> None:
             model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
             if not (args.scored_run and (out / "eval" / "eval.json").exists()):
                 # --problems last: a profile among the run's arguments (dev: 40) capped the problems scored
-                r1kit("eval", *model_args, "--data", str(args.gsm8k), "--out", str(out), *run_args,
+                given = without(run_args, _EVAL_OWN + (_RUN_CONFIG if label == "base" else ()))
+                r1kit("eval", *given, *model_args, "--data", str(args.gsm8k), "--out", str(out),
                       "--dataset.max_test_samples", str(args.problems), "--evaluation.max_samples", str(args.problems))  # fmt: skip
             scored = json.loads((out / "eval" / "eval.json").read_text())
             figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"],

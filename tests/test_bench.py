@@ -81,3 +81,57 @@ def test_a_sweep_refuses_results_of_another_model_or_other_options(tmp_path: Pat
         sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=9e-4"], [])
     (tmp_path / "lr" / "sweep_minutes.json").write_text(json.dumps({"minutes": 3.0}))  # a sweep's before this one
     assert sweep.trained_minutes("/m", tmp_path / "lr", ["--learning_rate=9e-4"], []) == 3.0
+
+
+def bench_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_sweep_variant_s_own_options_come_after_the_common_ones(tmp_path: Path, monkeypatch) -> None:
+    """`-- --training.max_steps 2` replaced a variant's `--training.max_steps=1` (the last value of a key wins), and
+    the table listed the variant's option; a `--model` after `--` replaced the model evaluated."""
+    sweep = bench_module("grpo_sweep")
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(sweep, "r1kit", lambda *args: calls.append(args))
+    common = ["--profile", "test", "--training.max_steps", "2", "--model", "other"]
+    (tmp_path / "steps1").mkdir()
+    sweep.trained_minutes("/sft", tmp_path / "steps1", ["--training.max_steps=1"], common)
+    assert calls[-1][-1] == "--training.max_steps=1" and calls[-1][-4:-1] == ("/sft", "--out", str(tmp_path / "steps1"))
+    (tmp_path / "sft-eval-81525323").mkdir()  # the folder of these options
+    sweep.evaluated("/sft", tmp_path / "sft-eval", common)
+    assert calls[-1][-4:-2] == ("--model", "/sft")
+
+
+def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path, monkeypatch) -> None:
+    """Arguments after `--` replaced the GSM8K evaluation's own: `--model X` scored every stage as X, `--data
+    arithmetic` scored the built-in task as "GSM8K", and `--config FILE` was refused beside the run's config.yaml after
+    the whole recipe had run."""
+    table = bench_module("recipe_table")
+    run = tmp_path / "run"
+    evaluation = {"accuracy": 0.5, "accuracy_ci95": [0.1, 0.9], "format_rate": 1.0, "mean_completion_tokens": 9.0}
+    (run / "01_sft").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"evaluations": {"base": evaluation, "sft": evaluation}, "stage_figures": {}}))  # fmt: skip
+    (run / "manifest.json").write_text(json.dumps({"stages": [{"name": "sft", "folder": "01_sft", "seconds": 60}]}))
+    (run / "01_sft" / "manifest.json").write_text(json.dumps({"output": {"model": "01_sft/model", "evaluate": True}}))
+    calls: list[tuple[str, ...]] = []
+
+    def r1kit(*args: str) -> None:
+        calls.append(args)
+        out = Path(args[args.index("--out", args.index("--data")) + 1])
+        (out / "eval").mkdir(parents=True)
+        (out / "eval" / "eval.json").write_text(json.dumps({"accuracy": 0.0, "accuracy_ci95": [0, 1], "problems": 5}))
+
+    monkeypatch.setattr(table, "r1kit", r1kit)
+    given = ["--config", "my.yaml", "--model", "X", "--data", "arithmetic", "--dataset.split.seed=3", "--seed", "1"]
+    argv = ["recipe_table.py", "--out", str(run), "--scored-run", "--gsm8k", "gsm8k.jsonl", "--problems", "5", "--"]
+    monkeypatch.setattr(sys, "argv", [*argv, *given])
+    table.main()
+    base, sft = calls
+    assert base[:4] == ("eval", "--seed", "1", "--config") and base[4] == str(run / "config.yaml")
+    assert sft[:6] == ("eval", "--config", "my.yaml", "--seed", "1", "--model") and sft[6] == str(run / "01_sft/model")
+    for call in calls:
+        assert call.count("--data") == 1 and call[call.index("--data") + 1] == "gsm8k.jsonl"
+        assert "X" not in call and "--dataset.split.seed=3" not in call

@@ -967,10 +967,24 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
         )
         return data_named(given)
 
-    assert not named() and named("--data", "word_problems") and named("--data", "arithmetic")
+    assert not named() and not named("--data", "word_problems") and named("--data", "arithmetic")
     assert not named(config_file=str(run / "config.yaml"))
     assert not named(environ={"R1KIT_DATASET_NAME": "word_problems"})
     assert named(environ={"R1KIT_DATASET_NAME": "arithmetic"})  # other data: its rows are no training rows
+    # the local file it trained on, given with --data: its held-out rows too (the whole file, training rows and all,
+    # was scored: a sweep's `-- --data FILE` paired models on problems they had trained on)
+    data, other = tmp_path / "sums.jsonl", tmp_path / "other.jsonl"
+    for path in (data, other):
+        path.write_text("".join(json.dumps({"question": f"{i} + 1?", "solution": str(i + 1)}) + "\n" for i in range(9)))
+    own = tmp_path / "own"
+    for folder in ("eval", "01_sft/model"):
+        (own / folder).mkdir(parents=True)
+    (own / "01_sft" / "model" / "config.json").write_text("{}")
+    (own / "config.yaml").write_text(to_yaml(resolve_config(overrides=["--data", str(data)], environ={}).config))
+    (own / "summary.json").write_text(json.dumps({"final_model": "01_sft/model"}))
+    trained_on = resolve_config(overrides=["--model.name", str(own), "--data", str(data)], environ={})
+    assert not data_named(trained_on)
+    assert data_named(resolve_config(overrides=["--model.name", str(own), "--data", str(other)], environ={}))
 
 
 def test_a_runs_own_config_is_read_back_whatever_command_and_processes_made_it(

@@ -765,18 +765,23 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
 
 
 def data_named(resolved: ResolvedConfig) -> bool:
-    """Whether `r1kit eval` was given data to score whole: on the command line (`--data`), or elsewhere (a --config
-    file, R1KIT_DATASET_NAME) data other than what the model's run trained on. The run's own data is scored on its
-    held-out split, however it is named (`--config RUN/config.yaml` scored the run's training rows as held-out)."""
-    source = resolved.sources["dataset.name"]
-    if source.startswith("cli:") or source == "default":
-        return source.startswith("cli:")
+    """Whether `r1kit eval` was given data to score whole: data other than what the model's run (or its stage) trained
+    on, named anywhere (`--data`, a --config file, R1KIT_DATASET_NAME). The run's own data is scored on its held-out
+    split, however it is named: `--config RUN/config.yaml`, or `--data FILE` of the file it trained on, scored its
+    training rows as held-out."""
+    if resolved.sources["dataset.name"] == "default":
+        return False
     found = _trained_with(resolved.config)
     if found is None:
         return True
-    given, trained = resolved.config.dataset.name, found[0].dataset.name
-    same_file = Path(given).expanduser().exists() and Path(given).expanduser().resolve() == Path(trained).resolve()
-    return not (given == trained or same_file)
+    given = resolved.config.dataset.name
+    for trained in dict.fromkeys(config.dataset.name for config in found):
+        if given == trained or (
+            Path(given).expanduser().exists() and Path(given).expanduser().resolve() == Path(trained).resolve()
+        ):
+            logger.info("eval: %s is the data the model trained on: its held-out rows are scored", given)
+            return False
+    return True
 
 
 def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
