@@ -171,6 +171,40 @@ def test_a_figure_logged_every_other_step_is_drawn_as_a_line(tmp_path: Path) -> 
     assert sum(path.count("L ") >= 50 for path in lines) == 2  # the figure's line and its moving average
 
 
+def test_a_reward_s_gap_its_band_and_a_huge_value_are_drawn_as_they_are(tmp_path: Path) -> None:
+    """A reward that scored nothing from step 101 to 300 was drawn straight across the gap, its moving average after
+    it mostly the values before; the band of a reward named `mean_length` read `rewards/min_length/min` (another
+    reward's); a reward near the float maximum overflowed matplotlib's ticks and the whole report failed."""
+    import matplotlib.axes
+
+    from r1kit.monitoring.report import write_report
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    rows = [
+        {"stage": "grpo", "kind": "step", "step": step, "loss": 1.0, "quality/completion_tokens": 40.0,
+         "rewards/accuracy/mean": None if 100 < step <= 300 else (0.8 if step <= 100 else 0.2),
+         "rewards/mean_length/mean": 0.5, "rewards/mean_length/min": 0.4, "rewards/mean_length/max": 0.6,
+         "rewards/min_length/mean": 0.1, "rewards/min_length/min": -5.0, "rewards/min_length/max": 9.0,
+         "rewards/huge/mean": 1.0, "rewards/huge/min": -1e308 if step == 7 else 0.0, "rewards/huge/max": 1e308}
+        for step in range(1, 401)
+    ]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    drawn: list[tuple[str, list, list]] = []
+    bands: list[tuple[list, list]] = []
+    plot, fill = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
+    try:
+        matplotlib.axes.Axes.plot = lambda ax, x, y, *a, **k: drawn.append((k["label"], list(x), list(y))) or plot(ax, x, y, *a, **k)  # fmt: skip
+        matplotlib.axes.Axes.fill_between = lambda ax, x, low, high, **k: bands.append((list(low), list(high))) or fill(ax, x, low, high, **k)  # fmt: skip
+        assert "<svg" in write_report(tmp_path).read_text()
+    finally:
+        matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between = plot, fill
+    accuracy = [(label, x) for label, x, _ in drawn if any(step in x for step in (50, 350)) and label.startswith(("accuracy", "_"))]  # fmt: skip
+    assert all(x[-1] <= 100 or x[0] > 300 for _, x in accuracy)  # no line across the gap
+    after = next(y for label, x, y in drawn if x[0] > 300 and label == "_nolegend_" and y[0] == pytest.approx(0.2))
+    assert all(value == pytest.approx(0.2) for value in after)  # its trend starts again after the gap
+    assert ([0.4] * 400, [0.6] * 400) in bands
+
+
 def test_a_run_writes_its_report_as_it_ends_and_a_failure_is_said(tmp_path: Path, caplog) -> None:
     """report.html was written by `r1kit report` alone; written at the end of `r1kit run`, a report that fails (a
     damaged file of the run) is said, and the finished run stands."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import math
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -482,19 +484,42 @@ def in_spans(rows: list[dict[str, Any]], most: int) -> list[dict[str, Any]]:
 
 def _trend_label(label: str, steps: list[int], window: int) -> str:
     """The legend of a moving average over `window` plotted points, in steps: a point stands for several where the
-    steps were logged every few (logging_steps) or merged into spans (`in_spans`).
+    steps were logged every few (logging_steps) or merged into spans (`in_spans`), its usual spacing (a gap where the
+    series logged nothing is no wider window).
 
     >>> _trend_label("loss", list(range(1, 101)), 12), _trend_label("loss", list(range(5, 5001, 5)), 125)
     ('loss (mean of 12 steps)', 'loss (mean of 625 steps)')
+    >>> _trend_label("reward", [*range(1, 301), *range(701, 1001)], 75)
+    'reward (mean of 75 steps)'
     """
-    per_point = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else 1
+    per_point = statistics.median(b - a for a, b in itertools.pairwise(steps)) if len(steps) > 1 else 1
     return f"{label} (mean of {round(window * per_point)} steps)"
+
+
+def segments(logged: list[tuple[int, float]]) -> list[list[tuple[int, float]]]:
+    """A series' (step, value) points cut where it skips more than twice its usual spacing (a reward that scored
+    nothing for a while): drawn as a gap, not a line across it, and a moving average starts again after it.
+
+    >>> [len(part) for part in segments([(1, 0.0), (2, 0.0), (3, 0.0), (10, 1.0), (11, 1.0)])]
+    [3, 2]
+    >>> [len(part) for part in segments([(2, 0.0), (4, 0.0), (6, 0.0), (8, 1.0)])]  # logged every other step
+    [4]
+    """
+    if len(logged) < 3:
+        return [logged] if logged else []
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(logged)]
+    usual, parts = statistics.median(gaps), [[logged[0]]]
+    for gap, point in zip(gaps, logged[1:], strict=True):
+        if gap > 2 * usual:
+            parts.append([])
+        parts[-1].append(point)
+    return parts
 
 
 def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> str:
     fig, ax = plt.subplots(figsize=(5.2, 3.0), dpi=100)
     for key, label in series:
-        values = [_finite(r.get(key)) for r in rows]
+        values = [_plottable(r.get(key)) for r in rows]
         if all(v is None for v in values):
             continue
         # its logged points alone: a figure logged every other step (a rollout figure under grpo.num_iterations 2)
@@ -505,23 +530,24 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         # in front keeps it
         label = f" {label}" if label.startswith("_") else label
         marker = "o" if len(logged) <= _MARKED_UP_TO else None
-        line = ax.plot([step for step, _ in logged], [value for _, value in logged], marker=marker, markersize=2.5,
-                       linewidth=1.0 if smoothed else 1.6, label=label, alpha=0.45 if smoothed else 1.0)[0]  # fmt: skip
-        if smoothed:  # what the trend is, through the step-to-step noise
-            window = max(3, len(logged) // 8)
-            trend = moving_average([value for _, value in logged], window)
-            ax.plot([step for step, _ in logged], trend, color=line.get_color(), linewidth=2.2,
-                    label=_trend_label(label, [step for step, _ in logged], window))  # fmt: skip
-        if band:  # the spread of the reward within each step's batch
-            low = [
-                math.nan if _finite(r.get(key.replace("/mean", "/min"))) is None else r[key.replace("/mean", "/min")]
-                for r in rows
-            ]
-            high = [
-                math.nan if _finite(r.get(key.replace("/mean", "/max"))) is None else r[key.replace("/mean", "/max")]
-                for r in rows
-            ]
-            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.12, linewidth=0)
+        window = max(3, len(logged) // 8)
+        color = None
+        for number, part in enumerate(segments(logged)):  # one legend entry for all of a series' parts
+            shown = "_nolegend_" if number else label
+            line = ax.plot([step for step, _ in part], [value for _, value in part], marker=marker, markersize=2.5,
+                           linewidth=1.0 if smoothed else 1.6, label=shown, alpha=0.45 if smoothed else 1.0,
+                           color=color)[0]  # fmt: skip
+            color = line.get_color()
+            if smoothed:  # what the trend is, through the step-to-step noise
+                trend = moving_average([value for _, value in part], window)
+                trend_label = "_nolegend_" if number else _trend_label(label, [step for step, _ in logged], window)
+                ax.plot([step for step, _ in part], trend, color=color, linewidth=2.2, label=trend_label)
+        if band:  # the spread of the reward within each step's batch (`rewards/NAME/mean`: its /min and /max)
+            low, high = (
+                [math.nan if (v := _plottable(r.get(key.removesuffix("/mean") + end))) is None else v for r in rows]
+                for end in ("/min", "/max")
+            )
+            ax.fill_between(steps, low, high, color=color, alpha=0.12, linewidth=0)
     ax.set_title(title, fontsize=11)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
@@ -604,6 +630,15 @@ def _e(value: Any) -> str:
 
 def _finite(value: Any) -> float | None:
     return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _plottable(value: Any) -> float | None:
+    """A value a figure can draw: finite and within matplotlib's axis arithmetic (a reward near the float maximum
+    overflowed its ticks, and the whole report failed)."""
+    return value if _finite(value) is not None and abs(value) < _LARGEST_PLOTTED else None
+
+
+_LARGEST_PLOTTED = 1e300
 
 
 def _fmt(value: Any, percent: bool) -> str:
