@@ -142,6 +142,15 @@ def test_the_kl_alert_reads_ppos_kl_per_completion_token() -> None:
     assert alerts_over([healthy]) == []
 
 
+def test_a_dpo_step_raises_no_rollout_alert() -> None:
+    """TRL's DPO logs `rewards/chosen`, `rewards/margins` and `entropy`: read as rollout figures, a confident DPO
+    policy got the entropy-collapse alert, advising a higher rollout temperature for a stage without rollouts."""
+    dpo = {"step": 5, "loss": 0.4, "entropy": 0.006, "rewards/chosen": 0.3, "rewards/rejected": -0.2,
+           "rewards/accuracies": 0.9, "rewards/margins": 0.5, "logps/chosen": -3.0}  # fmt: skip
+    assert alerts_over([dpo] * 4) == []
+    assert [a["kind"] for a in alerts_over([dpo | {"rewards/total/mean": 0.5}])] == ["entropy_collapse"]
+
+
 def test_a_non_finite_step_raises_again_after_a_finite_one() -> None:
     """SFT's records have no rollout figures: a non-finite step's alert stayed active for good, never raised again."""
     records = [{"step": s, "loss": value} for s, value in enumerate([math.nan, 1.0, math.nan, 1.0], start=1)]

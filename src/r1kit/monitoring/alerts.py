@@ -15,7 +15,19 @@ from r1kit.config.schema import AlertsConfig
 
 # Series watched for drops and improvements: the per-reward means and format compliance.
 _WATCHED_PREFIX, _WATCHED_SUFFIX = "rewards/", "/mean"
-_ROLLOUT_PREFIXES = ("rewards/", "quality/")  # the figures of a step's scored rollouts
+
+
+def _rollout_figure(key: str) -> bool:
+    """Whether `key` is a figure of scored rollouts: the quality of completions, or a reward's (`rewards/NAME/mean`,
+    its spread, its failure counts). TRL's DPO logs `rewards/chosen`, `rewards/margins` (a pair's implicit reward) and
+    `entropy` too, and got GRPO's entropy-collapse alert with its advice on the rollout temperature.
+
+    >>> _rollout_figure("rewards/accuracy/mean"), _rollout_figure("quality/format_rate"), _rollout_figure("rewards/chosen")
+    (True, True, False)
+    """
+    return key.startswith("quality/") or (key.startswith("rewards/") and key.count("/") >= 2)
+
+
 _NOTICE_KINDS = {"improvement"}  # every other kind is an alert
 _LEVEL_FLOOR = 0.1  # a drop or rise is measured against at least this level: rewards are about unit-sized
 # The counts of items a reward could not score (rewards/<name>/<count>), and why. A gold answer that cannot be read is
@@ -44,7 +56,7 @@ class TrendAlerts:
         (grpo.num_iterations > 1) has none, and leaves those rules as they were."""
         holding: dict[str, str] = {}
         holding.update(self._non_finite(record))
-        if any(key.startswith(_ROLLOUT_PREFIXES) for key in record):
+        if any(map(_rollout_figure, record)):
             self.history.append(record)
             holding.update(self._failing_rewards(record))
             holding.update(self._thresholds())
