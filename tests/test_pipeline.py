@@ -980,10 +980,14 @@ def test_chat_and_eval_ask_a_stage_model_with_the_system_prompt_its_stage_traine
     for folder in ("eval", "01_sft/model"):
         (own / folder).mkdir(parents=True)
     (own / "01_sft" / "model" / "config.json").write_text("{}")
-    (own / "config.yaml").write_text(to_yaml(resolve_config(overrides=["--data", str(data)], environ={}).config))
+    split = ["--dataset.split.seed", "7"]
+    (own / "config.yaml").write_text(
+        to_yaml(resolve_config(overrides=["--data", str(data), *split], environ={}).config)
+    )
     (own / "summary.json").write_text(json.dumps({"final_model": "01_sft/model"}))
     trained_on = resolve_config(overrides=["--model.name", str(own), "--data", str(data)], environ={})
     assert not data_named(trained_on)
+    assert as_trained(trained_on).dataset.split.seed == 7  # held out as its run held it out (eval's seed: its rows)
     assert data_named(resolve_config(overrides=["--model.name", str(own), "--data", str(other)], environ={}))
 
 

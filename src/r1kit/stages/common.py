@@ -747,21 +747,37 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     found = _trained_with(config)
     if found is None:
         return config
-    trained, stage = found
+    stage = found[1]
     update: dict[str, Any] = {}
     if resolved.sources.get("prompt.system") == "default":
         update["prompt"] = stage.prompt
-    if resolved.sources.get("dataset.name") == "default":  # the run's data, with the user's own dataset.* over it
+    own = _own_data(resolved, found)
+    if own is not None:  # its run's (or stage's) data as it was split, with the user's own dataset.* over it
         given = {
             key: value
             for key, value in flatten(config.dataset.model_dump(), "dataset.").items()
             if resolved.sources.get(key, "default").startswith(("cli:", "env:", "file:"))
         }
-        data = trained.dataset.model_dump()
+        data = own.model_dump()
         for key, value in given.items():
             set_path(data, key.removeprefix("dataset."), value)
-        update["dataset"] = type(trained.dataset).model_validate(data)
+        update["dataset"] = type(own).model_validate(data)
     return config.model_copy(update=update)
+
+
+def _own_data(resolved: ResolvedConfig, found: tuple[R1kitConfig, R1kitConfig]) -> DatasetConfig | None:
+    """The data settings the model trained with that the evaluation scores on: its run's where no data is named (the
+    held-out problems of the run's table, not a final stage's own data), else those of the run or stage that trained
+    on the data named (held out with their split: eval's default split scored training rows); None for other data."""
+    if resolved.sources.get("dataset.name") == "default":
+        return found[0].dataset
+    given = resolved.config.dataset.name
+    for trained in (config.dataset for config in found):
+        if given == trained.name or (
+            Path(given).expanduser().exists() and Path(given).expanduser().resolve() == Path(trained.name).resolve()
+        ):
+            return trained
+    return None
 
 
 def data_named(resolved: ResolvedConfig) -> bool:
@@ -774,14 +790,10 @@ def data_named(resolved: ResolvedConfig) -> bool:
     found = _trained_with(resolved.config)
     if found is None:
         return True
-    given = resolved.config.dataset.name
-    for trained in dict.fromkeys(config.dataset.name for config in found):
-        if given == trained or (
-            Path(given).expanduser().exists() and Path(given).expanduser().resolve() == Path(trained).resolve()
-        ):
-            logger.info("eval: %s is the data the model trained on: its held-out rows are scored", given)
-            return False
-    return True
+    if _own_data(resolved, found) is None:
+        return True
+    logger.info("eval: %s is the data the model trained on: its held-out rows are scored", resolved.config.dataset.name)
+    return False
 
 
 def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
