@@ -595,7 +595,10 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
     # a completion the token limit cut inside a result: `1200 + 34 = 12` of a `1234` being written was a false step
     limit = ["<think>\n12 + 9 = 21\n1200 + 34 = 12", "<think>\n1200 + 34 = 12", "<think>\n1200 + 34 = 12\n"]
-    assert reward(limit) == [1.0, None, 0.0]  # a line ended is a step written
+    at_limit = build_reward("arithmetic_steps", max_length=6)
+    assert at_limit(limit, completion_ids=[[0] * 6] * 3) == [1.0, None, 0.0]  # a line ended is a step written
+    # one that ended on its own (fewer tokens than the limit) is judged whole: a wrong last step is no free step
+    assert at_limit(limit, completion_ids=[[0] * 5] * 3) == reward(limit) == [0.5, 0.0, 0.0]
 
 
 def test_padding_with_true_steps_does_not_buy_back_a_slip() -> None:

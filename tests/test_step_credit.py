@@ -21,10 +21,10 @@ RIGHT = "<think>\n12 + 9 = 21\n21 - 4 = 17\n</think>\n<answer>17</answer>"
 WRONG = "<think>\n12 + 9 = 21\n21 - 4 = 18\n</think>\n<answer>18</answer>"  # the second step is a slip
 
 
-def verdicts_of(tokenizer, text: str) -> tuple[list[int], list[tuple[int, bool]]]:
+def verdicts_of(tokenizer, text: str, cut: bool = False) -> tuple[list[int], list[tuple[int, bool]]]:
     decode = partial(tokenizer.decode, skip_special_tokens=True)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return ids, step_verdicts(decode(ids), token_ends(decode, ids))
+    return ids, step_verdicts(decode(ids), token_ends(decode, ids), cut=cut)
 
 
 def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) -> None:
@@ -41,7 +41,8 @@ def test_each_step_is_judged_at_the_token_that_completes_it(tiny_model: Path) ->
     # a completion the token limit cut inside a result (`1234` being written, one digit a token) is not blamed for
     # that step, which was judged false; the steps before the cut are judged
     cut = "<think>\n12 + 9 = 21\n1200 + 34 = 12"
-    assert [holds for _, holds in verdicts_of(tokenizer, cut)[1]] == [True]
+    assert [holds for _, holds in verdicts_of(tokenizer, cut, cut=True)[1]] == [True]
+    assert [holds for _, holds in verdicts_of(tokenizer, cut)[1]] == [True, False]  # it ended there: a false step
 
 
 def test_token_ends_match_decoding_every_prefix(tiny_model: Path) -> None:

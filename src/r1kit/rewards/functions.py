@@ -334,22 +334,21 @@ def counted_steps(found: Sequence[Equality], given: str | None = None) -> list[E
     return counted
 
 
-def written_steps(text: str) -> list[Equality]:
-    """The equalities of a completion's thinking (`thinking_part`), less one whose right side ends the completion:
-    the token limit may have cut its number (`48 + 27 = 7` of a `75` being written), and a finished completion writes
-    its answer after its steps.
+def written_steps(text: str, cut: bool = False) -> list[Equality]:
+    """The equalities of a completion's thinking (`thinking_part`); of one the token limit cut (`cut`), less one whose
+    right side ends the text: its number may be cut short (`48 + 27 = 7` of a `75` being written).
 
-    >>> [step.sides for step in written_steps("<think>\\n48 + 27 = 75\\n75 * 2 = 15")]
+    >>> [step.sides for step in written_steps("<think>\\n48 + 27 = 75\\n75 * 2 = 15", cut=True)]
     [('48 + 27', '75')]
-    >>> [step.sides for step in written_steps("48 + 27 = 75<answer>75</answer>")]
-    [('48 + 27', '75')]
+    >>> [step.sides for step in written_steps("<think>\\n48 + 27 = 75\\n75 * 2 = 15")]  # it ended there
+    [('48 + 27', '75'), ('75 * 2', '15')]
     """
-    return [step for step in equalities(thinking_part(text)) if step.end < len(text)]
+    return [step for step in equalities(thinking_part(text)) if not (cut and step.end >= len(text))]
 
 
-def checked_steps(text: str, given: str | None = None) -> tuple[int, int]:
-    """(true, checked): the steps written in completion `text` (`written_steps`) that hold, and all that could be
-    evaluated (`counted_steps`).
+def checked_steps(text: str, given: str | None = None, cut: bool = False) -> tuple[int, int]:
+    """(true, checked): the steps written in completion `text` (`written_steps`; `cut`: the token limit cut it) that
+    hold, and all that could be evaluated (`counted_steps`).
 
     >>> checked_steps("81 + 43 = 81 + 40 + 3 = 121 + 3 = 124\\n27 - 2 = 23\\nso x = 5")
     (3, 4)
@@ -358,7 +357,7 @@ def checked_steps(text: str, given: str | None = None) -> tuple[int, int]:
     >>> checked_steps("12 + 9 = 21\\n21 * 2 = 42\\n21 * 2 = 42", given="Double 12 + 9.")
     (2, 2)
     """
-    counted = counted_steps(written_steps(text), given)
+    counted = counted_steps(written_steps(text, cut), given)
     return sum(step.holds for step in counted), len(counted)
 
 
@@ -404,7 +403,11 @@ def _given_numbers(given: str) -> list[Fraction]:
 
 
 def arithmetic_steps(
-    completions: Sequence[Completion], prompts: Sequence[Completion] | None = None, **kwargs: Any
+    completions: Sequence[Completion],
+    prompts: Sequence[Completion] | None = None,
+    completion_ids: Sequence[Sequence[int]] | None = None,
+    max_length: int | None = None,
+    **kwargs: Any,
 ) -> list[float | None]:
     """Share of the arithmetic equalities in the thinking that are true; None (no verdict) when it has none.
 
@@ -412,7 +415,8 @@ def arithmetic_steps(
     a wrong step ("10 + 11 = 20", then "20 - 1 = 20") is not fully credited, and completions that all miss the
     answer are still told apart by how many of their steps hold. Each step counts once, and with the `prompts` (as
     TRL passes them) a true step counts only where it works on the problem's numbers (see `counted_steps`): padding
-    with true steps does not pay.
+    with true steps does not pay. `max_length` (the stage's completion limit, `get_arithmetic_steps_reward`) with
+    TRL's `completion_ids`: a completion that reached it was cut, and a step its text ends on is not judged.
 
     >>> arithmetic_steps(["<think>\\n12 + 9 = 21\\n21 * 2 = 42\\n</think>\\n<answer>42</answer>",
     ...                   "<think>\\n10 + 11 = 20\\n20 - 1 = 20\\n</think>\\n<answer>20</answer>",
@@ -420,11 +424,32 @@ def arithmetic_steps(
     [1.0, 0.0, None]
     """
     givens = [None] * len(completions) if prompts is None else [prompt_text(prompt) for prompt in prompts]
+    cuts = [max_length is not None and len(ids) >= max_length for ids in completion_ids or [[]] * len(completions)]
     scores: list[float | None] = []
-    for completion, given in zip(completions, givens, strict=True):
-        true, checked = checked_steps(completion_text(completion), given)  # the steps, not the answer block
+    for completion, given, cut in zip(completions, givens, cuts, strict=True):
+        true, checked = checked_steps(completion_text(completion), given, cut)  # the steps, not the answer block
         scores.append(true / checked if checked else None)
     return scores
+
+
+@dataclass(frozen=True)
+class ArithmeticStepsReward:
+    """`arithmetic_steps` of a stage whose completions are cut at `max_length` tokens: the step a cut completion's
+    text ends on is not judged, that of one that ended on its own is.
+
+    >>> ArithmeticStepsReward(4)(["<think>1200 + 34 = 12"] * 2, completion_ids=[[0] * 4, [0] * 3])
+    [None, 0.0]
+    """
+
+    __name__ = "arithmetic_steps"
+    max_length: int | None = None
+
+    def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
+        return arithmetic_steps(completions, max_length=self.max_length, **kwargs)
+
+
+def get_arithmetic_steps_reward(max_length: int | None = None) -> RewardFn:
+    return ArithmeticStepsReward(max_length)
 
 
 # ------------------------------------------------------------------------------------------------------ accuracy

@@ -48,7 +48,7 @@ def build_reward(name: str, **params: Any):
         "format": lambda: f.format,
         "tag_count": lambda: f.tag_count,
         "reasoning_steps": f.get_reasoning_steps_reward,
-        "arithmetic_steps": lambda: f.arithmetic_steps,
+        "arithmetic_steps": f.get_arithmetic_steps_reward,
         "cosine": f.get_cosine_reward,
         "repetition_penalty": f.get_repetition_penalty_reward,
         "language_consistency": f.get_language_consistency_reward,

@@ -44,8 +44,11 @@ def token_ends(decode, ids: Sequence[int]) -> list[int]:
     return ends
 
 
-def step_verdicts(text: str, ends: Sequence[int], given: str | None = None) -> list[tuple[int, bool]]:
-    """(token, holds) for each step of the thinking (`written_steps`: not one the token limit may have cut) that
+def step_verdicts(
+    text: str, ends: Sequence[int], given: str | None = None, cut: bool = False
+) -> list[tuple[int, bool]]:
+    """(token, holds) for each step of the thinking (`written_steps`: of a completion the token limit `cut`, not the
+    step its text ends on) that
     counts (`counted_steps`: once each, and with the problem `given`, true ones only where they work on its numbers:
     padding with true steps would raise every token's credit before it), where `token` is the index of the token that
     completes its right side; `ends` as from `token_ends`.
@@ -55,7 +58,7 @@ def step_verdicts(text: str, ends: Sequence[int], given: str | None = None) -> l
     >>> step_verdicts("1 + 1 = 2\\n4 + 5 = 9<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27], given="4 + 5?")
     [(9, True)]
     """
-    counted = counted_steps(written_steps(text), given)
+    counted = counted_steps(written_steps(text, cut), given)
     return [(bisect_left(ends, step.end), step.holds) for step in counted if step.end <= ends[-1]]
 
 

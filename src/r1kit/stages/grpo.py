@@ -38,7 +38,7 @@ _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
 def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> dict:
     """name → reward function, for the configured rewards (built-ins and plug-ins), each with its own parameters.
     A plug-in goes by its function's name. `completion_limit`: the stage's completion length limit, overlong's
-    default (GRPO's grpo.max_completion_length unless given)."""
+    default and where arithmetic_steps takes a completion as cut (GRPO's grpo.max_completion_length unless given)."""
     rewards = {}
     for name in config.rewards.functions:
         params = config.rewards.params(name).model_dump(exclude={"weight"})
@@ -49,8 +49,8 @@ def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> d
             continue
         if name in _VERIFIED:
             params |= config.rewards.verification.model_dump()
-        if name == "overlong" and params["max_length"] is None:
-            params["max_length"] = completion_limit or config.grpo.max_completion_length
+        if (name == "overlong" and params["max_length"] is None) or name == "arithmetic_steps":
+            params["max_length"] = completion_limit or config.grpo.max_completion_length  # what cuts a completion
         rewards[name] = guarded(name, build_reward(name, **params))
     return rewards
 

@@ -366,7 +366,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         rows = zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), prompts, strict=True)
         for ids, mask, prompt in rows:
             ids = ids[: sum(mask)]
-            steps.append(step_verdicts(decode(ids), token_ends(decode, ids), prompt) if ids else [])
+            cut = len(ids) >= self.max_completion_length and ids[-1] not in self.eos_token_ids  # a number cut short
+            steps.append(step_verdicts(decode(ids), token_ends(decode, ids), prompt, cut) if ids else [])
         by_process = gather_object([steps])  # one list per process, in process order
         verdicts = [holds for rows in by_process for row in rows for _, holds in row]
         completions = sum(map(len, by_process))
