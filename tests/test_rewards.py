@@ -393,6 +393,13 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
         ("\\boxed{12.5\\%}", "12.5", 1.0),
         ("12.5", "12.5\\%", 1.0),
         ("12.4\\%", "12.5", 0.0),
+        ("0.5 (or 50%)", "0.5", 1.0),  # one value written two ways is no hedge
+        ("1/2 or 0.5", "0.5", 1.0),
+        ("$12.50$ or $12.5$", "12.5", 1.0),
+        ("$2.5$ $2.5$", "2.5", 1.0),
+        ("0.5 or 0.6", "0.5", 0.0),
+        ("1 234.5", "1234.5", 1.0),  # thousands spaced as print does
+        ("5" + "%" * 3000, "5", 1.0),  # a run of percent signs is read in one pass (each was a retry)
     ],
 )
 def test_accuracy_reads_decimal_golds_choices_bare_decimals_and_percentages(

@@ -49,7 +49,7 @@ _MIXED_NUMBER = re.compile(r"(?<![\w./])([-+]?)(\d+)[ \t]+(\d+)/(\d+)(?![\w/]|\.
 # text may follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
     r"\**(?:(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)(?:\s+is)?\s*:?\s*\**\s*)?\**\(?([A-Za-z])[).:]?\**"
-    r"[.!]?(?:(?<=[).:*!])\s.*)?",
+    r"\.?(?:(?<=[).:*])\s.*)?",
     re.IGNORECASE | re.DOTALL,
 )
 _CHOICE_GOLD = re.compile(r"\s*(?:\\text\{\s*)?\(?\s*([A-Z])\s*\)?\s*\}?\s*")
@@ -84,8 +84,8 @@ def choice(gold: str, answer: str) -> bool | None:
     (True, None, None)
     >>> choice("B", "\\\\boxed{A} \\\\boxed{B}")  # two options boxed
     False
-    >>> choice("B", "The answer is (B)."), choice("B", "**Answer: B**"), choice("B", "**Answer:** (B)."), choice("B", "B!")
-    (True, True, True, True)
+    >>> choice("B", "The answer is (B)."), choice("B", "**Answer: B**"), choice("B", "**Answer:** (B)."), choice("I", "I! Hm")
+    (True, True, True, None)
     """
     letter = _CHOICE_GOLD.fullmatch(gold)
     if letter is None:
@@ -252,7 +252,10 @@ _SIGNED_NUMBER = re.compile(r"(?<![\w)\]])(?<!\d\s)-?\d+(?:\.\d+)?|\d+(?:\.\d+)?
 _OR = re.compile(r"\bor\b", re.IGNORECASE)
 _JOINED = re.compile(r"\s*(?:and|to|;|&|\\lor|\\land)\s*", re.IGNORECASE)  # 3 and 5, 4 to 5, 3; 5, 4 \lor 5
 _HEDGE_WORDS = 8  # an answer of at most this many words is judged for alternatives
-_PERCENT = re.compile(r"(?<=\d)[ \t]*\\?%")  # 12.5%, 12.5\%
+_THOUSANDS_GROUP = re.compile(r"\d{3}(?:\.\d+)?")  # the 000.50 of 12 000.50: one number spaced as print does
+# one value as an alternative writes it: 0.5, -3, 1/2, 50%, \frac{1}{2}
+_ONE_VALUE = re.compile(r"([-+]?\d+(?:\.\d+)?)(?:/(\d+))?(%?)|\\frac\{(\d+)\}\{(\d+)\}")
+_PERCENT = re.compile(r"(?<=\d)(?:[ \t]*\\?%)+")  # 12.5%, 12.5\%: a run of them at once (5%%%… in one pass)
 
 
 def hedged(text: str) -> bool:
@@ -268,11 +271,19 @@ def hedged(text: str) -> bool:
     (False, False, True, True, False)
     >>> hedged("12 -5 = 7"), hedged("-3 -4 = -7"), hedged("$4$ $-5$"), hedged("$2$ $2.5$")
     (False, False, True, True)
+    >>> hedged("1/2 (or 0.5)"), hedged("0.5 or 50%"), hedged("1 234.5"), hedged("1/2 or 0.6"), hedged("2 or 2 or 3")
+    (False, False, False, True, True)
+    >>> hedged("$2.5$ $2.5$"), hedged("$4$ $4.0$")
+    (False, False)
     """
+    alternatives = {_value_said(part) for part in _OR.split(text)} if _OR.search(text) else set()
+    if len(alternatives) == 1 and None not in alternatives:
+        return False  # one value written two ways: 1/2 (or 0.5), 0.5 or 50%
     found = list(_SIGNED_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
         between = text[first.end() : second.start()].replace("$", " ")
-        if _OR.search(between) or (between.isspace() and not re.fullmatch(r"\d{3}", second.group())):
+        spaced = between.isspace() and not _THOUSANDS_GROUP.fullmatch(second.group())
+        if _OR.search(between) or (spaced and float(first.group()) != float(second.group())):  # `$4$ $4$`: one
             return True
         # numbers standing alone: 2/3 and 4/6 are one value twice, not 3 and 4
         before, after = text[: first.start()][-1:], text[second.end() :][:1]
@@ -280,6 +291,24 @@ def hedged(text: str) -> bool:
         if alone and _JOINED.fullmatch(between) and float(first.group()) != float(second.group()):
             return True
     return False
+
+
+def _value_said(part: str) -> Fraction | None:
+    """The value of one alternative written alone (`0.5`, `(1/2)`, `$50\\%$.`; a percentage as its share), else None.
+
+    >>> _value_said(" 50%)"), _value_said("$\\\\frac{3}{4}$ "), _value_said("0.75."), _value_said("x = 2")
+    (Fraction(1, 2), Fraction(3, 4), Fraction(3, 4), None)
+    """
+    said = _ONE_VALUE.fullmatch(part.replace("\\%", "%").strip(" \t$()[].,;:"))
+    if said is None:
+        return None
+    number, over, percent, numerator, denominator = said.groups()
+    if numerator is not None:
+        return Fraction(int(numerator), int(denominator)) if int(denominator) else None
+    if over is not None and int(over) == 0:
+        return None
+    value = Fraction(number) / (int(over) if over else 1)
+    return value / 100 if percent else value
 
 
 # "8 apples, not 7", "12 (never 13)": a number denied after the answer (math-verify read the last number). Each
@@ -472,7 +501,7 @@ def main() -> None:
         verify(parsed, parse("0", parsing_timeout=None), timeout_seconds=None, raise_on_error=True)
         return 1.0, "ok"
 
-    def judge(answer: str, gold: str) -> tuple[float | None, str]:
+    def judge(answer: str, gold: str, as_written: bool = False) -> tuple[float | None, str]:
         picked = choice(gold, answer)
         if picked is not None:
             return (1.0, "correct") if picked else (0.0, "wrong")
@@ -508,9 +537,9 @@ def main() -> None:
             correct = bool(gold_value == answer_value)
         else:
             correct = verify(gold_parsed, answer_parsed, timeout_seconds=None, raise_on_error=True)
-        if not correct and _PERCENT.search(answer + gold):
+        if not correct and not as_written and _PERCENT.search(answer + gold):
             # 12.5\\% for 12.5 (math-verify reads 50\\% as 50 but 12.5\\% only as 0.125): the number as written too
-            return judge(_PERCENT.sub("", answer), _PERCENT.sub("", gold))
+            return judge(_PERCENT.sub("", answer), _PERCENT.sub("", gold), as_written=True)
         return (1.0, "correct") if correct else (0.0, "wrong")
 
     out = sys.stdout
