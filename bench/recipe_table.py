@@ -19,16 +19,19 @@ import sys
 import time
 from pathlib import Path
 
+from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES
+
 
 def r1kit(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
 
 
-def without(args: list[str], names: tuple[str, ...]) -> list[str]:
-    """`args` without the options `names` (each with its value: `--data X`, `--data=X`; a name ending in "." is a
-    section: `--dataset.` drops every `--dataset.KEY`).
+def without(args: list[str], keys: tuple[str, ...]) -> list[str]:
+    """`args` without the options that set `keys` (config keys, however spelt: `--data X`, `--dataset_name=X`; a key
+    ending in "." is a section: `dataset.` drops every dataset key; `--config`, `--recipe`, `--profile` as such),
+    each with its value.
 
-    >>> without(["--profile", "dev", "--data", "arithmetic", "--dataset.split.seed=3", "--seed", "1"], ("--data", "--dataset."))
+    >>> without(["--profile", "dev", "--dataset_name", "gsm", "--dataset.split.seed=3", "--seed", "1"], ("dataset.",))
     ['--profile', 'dev', '--seed', '1']
     """
     kept, value_next = [], False
@@ -37,8 +40,10 @@ def without(args: list[str], names: tuple[str, ...]) -> list[str]:
             value_next = False
             continue
         flag = arg.split("=", 1)[0]
-        if any(flag == name or (name.endswith(".") and flag.startswith(name)) for name in names):
-            value_next = "=" not in arg
+        alias = FLAG_ALIASES.get(flag)
+        key = alias.path if alias else PATH_ALIASES.get(flag.removeprefix("--"), flag.removeprefix("--"))
+        if any(key == name or (name.endswith(".") and key.startswith(name)) for name in keys):
+            value_next = "=" not in arg and not (alias and alias.value is not None)  # a switch takes no value
             continue
         kept.append(arg)
     return kept
@@ -47,8 +52,8 @@ def without(args: list[str], names: tuple[str, ...]) -> list[str]:
 # What the GSM8K evaluation sets itself: a run's model, data and folder given after `--` replaced them (every stage
 # scored as the base model, the built-in task scored as "GSM8K"); the base model's run config holds the run's file,
 # recipe and profile (a second --config was refused, after the whole recipe had run)
-_EVAL_OWN = ("--model", "--model.name", "--data", "--dataset.", "--out", "--run.output_dir")
-_RUN_CONFIG = ("--config", "--recipe", "--profile")
+_EVAL_OWN = ("model.name", "dataset.", "run.output_dir")
+_RUN_CONFIG = ("config", "recipe", "profile")
 
 
 def main() -> None:

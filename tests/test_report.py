@@ -185,24 +185,26 @@ def test_a_reward_s_gap_its_band_and_a_huge_value_are_drawn_as_they_are(tmp_path
          "rewards/accuracy/mean": None if 100 < step <= 300 else (0.8 if step <= 100 else 0.2),
          "rewards/mean_length/mean": 0.5, "rewards/mean_length/min": 0.4, "rewards/mean_length/max": 0.6,
          "rewards/min_length/mean": 0.1, "rewards/min_length/min": -5.0, "rewards/min_length/max": 9.0,
-         "rewards/huge/mean": 1.0, "rewards/huge/min": -1e308 if step == 7 else 0.0, "rewards/huge/max": 1e308}
+         "rewards/huge/mean": 1.0, "rewards/huge/min": -1e308 if step == 7 else 0.0, "rewards/huge/max": 1e308,
+         "rewards/once/mean": 0.3 if step <= 300 or step == 400 else None}
         for step in range(1, 401)
     ]  # fmt: skip
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    drawn: list[tuple[str, list, list]] = []
+    drawn: list[tuple[str, list, list, str | None]] = []
     bands: list[tuple[list, list]] = []
     plot, fill = matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between
     try:
-        matplotlib.axes.Axes.plot = lambda ax, x, y, *a, **k: drawn.append((k["label"], list(x), list(y))) or plot(ax, x, y, *a, **k)  # fmt: skip
+        matplotlib.axes.Axes.plot = lambda ax, x, y, *a, **k: drawn.append((k["label"], list(x), list(y), k.get("marker"))) or plot(ax, x, y, *a, **k)  # fmt: skip
         matplotlib.axes.Axes.fill_between = lambda ax, x, low, high, **k: bands.append((list(low), list(high))) or fill(ax, x, low, high, **k)  # fmt: skip
         assert "<svg" in write_report(tmp_path).read_text()
     finally:
         matplotlib.axes.Axes.plot, matplotlib.axes.Axes.fill_between = plot, fill
-    accuracy = [(label, x) for label, x, _ in drawn if any(step in x for step in (50, 350)) and label.startswith(("accuracy", "_"))]  # fmt: skip
+    accuracy = [(label, x) for label, x, _, _ in drawn if any(step in x for step in (50, 350)) and label.startswith(("accuracy", "_"))]  # fmt: skip
     assert all(x[-1] <= 100 or x[0] > 300 for _, x in accuracy)  # no line across the gap
-    after = next(y for label, x, y in drawn if x[0] > 300 and label == "_nolegend_" and y[0] == pytest.approx(0.2))
+    after = next(y for label, x, y, _ in drawn if x[0] > 300 and label == "_nolegend_" and y[0] == pytest.approx(0.2))
     assert all(value == pytest.approx(0.2) for value in after)  # its trend starts again after the gap
     assert ([0.4] * 400, [0.6] * 400) in bands
+    assert ([400], "o") in [(x, marker) for _, x, _, marker in drawn]  # a value logged once after a gap: a dot
 
 
 def test_a_run_writes_its_report_as_it_ends_and_a_failure_is_said(tmp_path: Path, caplog) -> None:

@@ -534,7 +534,9 @@ def _figure(stage, title, steps, series, rows, ylabel, percent, band=False) -> s
         color = None
         for number, part in enumerate(segments(logged)):  # one legend entry for all of a series' parts
             shown = "_nolegend_" if number else label
-            line = ax.plot([step for step, _ in part], [value for _, value in part], marker=marker, markersize=2.5,
+            # a part of one point (a value logged once after a gap) draws nothing as a line: a dot
+            line = ax.plot([step for step, _ in part], [value for _, value in part], markersize=2.5,
+                           marker=marker or ("o" if len(part) == 1 else None),
                            linewidth=1.0 if smoothed else 1.6, label=shown, alpha=0.45 if smoothed else 1.0,
                            color=color)[0]  # fmt: skip
             color = line.get_color()
