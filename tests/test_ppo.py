@@ -304,6 +304,27 @@ def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(
     assert ("ppo", "failing_reward") in [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")]
 
 
+def test_a_ppo_run_whose_reward_logs_numpy_numbers_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug-in's `log_metric("…", np.std(v))` went as a numpy float into the checkpoint's state, which then failed
+    to load (`weights_only`): every resume of the run crashed."""
+    (tmp_path / "np_reward.py").write_text(
+        "import numpy as np\n"
+        "def scored(completions, log_metric=None, **kwargs):\n"
+        "    values = [float(len(c[0]['content']) % 3) for c in completions]\n"
+        "    log_metric('rewards/scored/spread', np.float64(np.std(values)))\n"
+        "    return values\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, np_reward:scored]")
+    ppo.run(ctx, inputs)
+    (ctx.run.checkpoints(ctx.folder) / "checkpoint-2" / "r1kit_complete.json").unlink()  # killed in step 2
+    (ctx.run.root / "ppo" / "model" / "r1kit_complete.json").unlink()
+    ppo.run(ctx, inputs)
+    assert [r["step"] for r in steps(ctx)] == [1, 2] and all(
+        type(r["rewards/scored/spread"]) is float for r in steps(ctx)
+    )
+
+
 def test_ppo_skips_a_non_finite_update_and_raises_the_alert(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -237,15 +237,3 @@ def no_verdict_as_group_mean(rewards: torch.Tensor, group_size: int) -> torch.Te
     filled = torch.where(torch.isnan(grouped), means, grouped).reshape(rewards.shape)
     filled[torch.isnan(rewards).all(dim=1)] = torch.nan  # unscorable: TRL zeroes its advantage
     return filled
-
-
-def no_verdict_as_mean(values: Sequence[float | None]) -> list[float]:
-    """One reward's values with each None (no verdict) replaced by the mean of the judged ones (0 if none is): the
-    same neutral score for a loss without groups (PPO), whose batch is the group.
-
-    >>> no_verdict_as_mean([1.0, None, 0.0, 0.5]), no_verdict_as_mean([None, None])
-    ([1.0, 0.5, 0.0, 0.5], [0.0, 0.0])
-    """
-    judged = [value for value in values if value is not None]
-    neutral = sum(judged) / len(judged) if judged else 0.0
-    return [neutral if value is None else value for value in values]

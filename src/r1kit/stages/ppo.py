@@ -46,7 +46,6 @@ from r1kit.models import (
 from r1kit.monitoring.alerts import TrendAlerts
 from r1kit.monitoring.callbacks import example_block, external_figures, replay_alerts, report_alert, system_usage
 from r1kit.monitoring.recorder import RolloutRecorder
-from r1kit.rewards.guard import no_verdict_as_mean
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.rewards.text import think_opened_by
 from r1kit.runs import complete_checkpoints
@@ -357,13 +356,17 @@ class PPOTrainer:
                 completion_ids=completion_ids,
                 log_metric=logged.__setitem__,
             )
-            means |= logged  # the batch's counts: the failing-reward alert reads them
+            # the batch's counts, which the failing-reward alert reads; as plain numbers: a plug-in's numpy float went
+            # into the checkpoint's state, which then failed to load (weights_only)
+            means |= {key: None if value is None else float(value) for key, value in logged.items()}
             judged = [None if v is None else float(v) for v in values]
-            scored = torch.tensor(no_verdict_as_mean(judged))
-            total += weight * scored
-            # the mean of what it judged (None: nothing), not of the batch-mean fill the training signal uses
+            # the mean of what it judged over the whole batch, every process's share of it (one process's own share
+            # filled an item with its neighbour's score, or 0 where it judged none of its rows)
             verdicts = [v for v in judged if v is not None]
-            means[f"rewards/{name}/mean"] = sum(verdicts) / len(verdicts) if verdicts else None
+            summed, counted = distributed.all_sum(torch.tensor([sum(verdicts), len(verdicts)], dtype=torch.float64))
+            mean = (summed / counted).item() if counted else None
+            total += weight * torch.tensor([(mean or 0.0) if v is None else v for v in judged])
+            means[f"rewards/{name}/mean"] = mean  # of what it judged (None: nothing), not of the fill
         if self.section.missing_eos_penalty:  # a reply cut at the limit scores that much less
             cut = torch.tensor([float(ids[-1] not in self.eos) for ids in completion_ids])
             total -= self.section.missing_eos_penalty * cut
