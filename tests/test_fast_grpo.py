@@ -242,6 +242,15 @@ def test_token_log_probs_gradient_and_entropy_are_those_of_a_log_softmax() -> No
     assert torch.allclose(logps, reference[torch.arange(5), targets])
     assert torch.allclose(entropy, -(reference.exp() * reference).sum(-1))
     assert not entropy.requires_grad
+    # under bf16 autocast, logits as a language model's (±40): the entropy's sum ran in bf16, off by 0.1 nats and below 0
+    hidden = torch.randn(64, 576, generator=generator).bfloat16()
+    weight = (torch.randn(4096, 576, generator=generator) * 0.12).bfloat16()
+    weight[:8] *= 3.0  # a few likely tokens
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, entropy = TokenLogProbs.apply(hidden, weight, None, torch.zeros(64, dtype=torch.long), 0.7)
+        logits = torch.nn.functional.linear(hidden, weight).float() / 0.7  # the bf16 logits it works from
+    exact = -(logits.log_softmax(-1).exp() * logits.log_softmax(-1)).sum(-1)
+    assert logits.abs().max() > 30 and (entropy - exact).abs().max() < 0.01 and entropy.min() >= 0
 
 
 @pytest.mark.parametrize("padded", [False, True])
@@ -702,9 +711,12 @@ def test_fast_scoring_is_seeded_by_its_key(tiny_model: Path, tmp_path: Path) -> 
 
 
 def test_a_model_family_the_sampler_cannot_decode_falls_back_to_generate(
-    tiny_model: Path, caplog: pytest.LogCaptureFixture
+    tiny_model: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """OPT passed the family check and crashed in the first decode step of every rollout (its attention's shapes)."""
+    """OPT passed the family check and crashed in the first decode step of every rollout: its learned absolute
+    positions came from the mask, and the sampler gave none. Positions are now counted from each prompt's first real
+    token, as `generate` counts them, and OPT samples what `generate` samples; a family whose decoding still fails
+    (its cache layers without keys) falls back to `generate`, saying so."""
     from transformers import OPTConfig, OPTForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
@@ -712,9 +724,18 @@ def test_a_model_family_the_sampler_cannot_decode_falls_back_to_generate(
         vocab_size=512, hidden_size=64, num_hidden_layers=2, ffn_dim=128, num_attention_heads=4, word_embed_proj_dim=64
     )
     config._attn_implementation = "sdpa"
+    opt = OPTForCausalLM(config)
+    sampler = generation.sampler_for(opt, tokenizer)
+    assert sampler is not None and generation._sampling_gap(sampler, opt) < 1e-3
+
+    def no_keys(*args, **kwargs):
+        raise AttributeError("'LinearAttentionLayer' object has no attribute 'keys'")
+
+    monkeypatch.setattr(generation.PolicySampler, "sample", no_keys)
     with caplog.at_level("WARNING", logger="r1kit"):
-        assert generation.sampler_for(OPTForCausalLM(config), tokenizer) is None
+        assert generation.sampler_for(opt, tokenizer) is None
     assert "fast sampler unavailable" in caplog.text
+    monkeypatch.undo()
     llama = AutoModelForCausalLM.from_pretrained(tiny_model).train()
     sampler = generation.sampler_for(llama, tokenizer)  # a family it reproduces: its check passes, the mode is kept
     assert sampler is not None and generation._sampling_gap(sampler, llama) < 1e-3 and llama.training
@@ -750,3 +771,55 @@ def test_a_family_the_fast_paths_do_not_reproduce_trains_on_trls_paths_and_says_
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
     assert any(not torch.equal(p, before[n]) for n, p in trainer.model.named_parameters() if p.requires_grad)
+
+
+def test_trls_generation_leaves_the_models_own_settings_aside_as_the_sampler_does(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """A model shipped with `no_repeat_ngram_size` or `min_new_tokens`: transformers' `generate` filled the settings
+    TRL's config leaves unset from them, so TRL's path sampled another distribution than r1kit's sampler (greedy here,
+    top_k 1: the sampler repeated a token, `generate` could not)."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+
+    def rollout(fast: bool) -> list[int]:
+        model = AutoModelForCausalLM.from_pretrained(tiny_model)
+        model.generation_config.update(no_repeat_ngram_size=2, min_new_tokens=12)
+        args = GRPOConfig(
+            output_dir=str(tmp_path), num_generations=4, per_device_train_batch_size=4, top_k=1, max_completion_length=12,
+            use_cpu=True, report_to="none", gradient_checkpointing=False, save_strategy="no",
+        )  # fmt: skip
+        trainer = R1kitGRPOTrainer(
+            fast_generation=fast,
+            model=model,
+            reward_funcs=lambda completions, **kwargs: [0.0] * len(completions),
+            args=args,
+            train_dataset=Dataset.from_dict({"prompt": ["Hi"] * 4}),
+            processing_class=tokenizer,
+        )
+        assert (trainer.sampler is not None) == fast
+        ids, _ = trainer._generate_single_turn([tokenizer("What is 12 times 13?")["input_ids"]], None, {}, 1)
+        assert model.generation_config.no_repeat_ngram_size == 2  # the model's own, back after the rollout
+        return ids[0]
+
+    assert rollout(fast=False) == rollout(fast=True)
+
+
+def test_shared_prefix_eager_attention_is_for_the_completions_and_counts_what_it_keeps(tiny_model: Path) -> None:
+    """Eager attention ran the prompts' prefill too (U × heads × P² probabilities per layer, counted nowhere) and its
+    bound counted the probabilities at the model's element size, where eager keeps them in fp32 as well."""
+    from r1kit.fast import shared_prefix
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa")
+    kernels: list[str] = []
+    forward = model.model.forward
+    model.model.forward = lambda *a, **k: kernels.append(model.config._attn_implementation) or forward(*a, **k)
+    prompt, completion = torch.tensor([[5, 6, 7]] * 2), torch.tensor([[8, 9], [10, 11]])
+    shared_prefix.shared_prefix_logps(model, prompt, torch.ones_like(prompt), completion, torch.ones_like(completion), 1.0, False)  # fmt: skip
+    assert kernels == ["sdpa", "eager"]
+    config = model.config
+    per_probability = config.num_hidden_layers * config.num_attention_heads * 2 * (3 + 2)
+    limit = shared_prefix._EAGER_ATTENTION_BYTES
+    with shared_prefix._attention_for(model.bfloat16(), torch.Size([limit // (6 * per_probability) + 1, 2]), 3):
+        assert config._attn_implementation == "sdpa"  # 6 bytes a probability in bf16: past the bound
+    with shared_prefix._attention_for(model, torch.Size([limit // (6 * per_probability), 2]), 3):
+        assert config._attn_implementation == "eager"

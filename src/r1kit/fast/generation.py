@@ -128,9 +128,16 @@ class PolicySampler:
 
         total = width + max_new_tokens
         cache = StaticCache(config=self.model.config, max_cache_len=total)
+        # positions counted from each prompt's first real token, as `generate` counts them (a model of absolute
+        # positions decoded a left-padded prompt at shifted ones; rotary ones differed by rounding)
         hidden = self.model.model(
-            input_ids=prompt_ids, attention_mask=prompt_mask, past_key_values=cache, cache_position=torch.arange(width)
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0),
+            past_key_values=cache,
+            cache_position=torch.arange(width),
         ).last_hidden_state[:, -1]  # (U, D); through the LM head as a 2-D matmul, which copies no weight
+        prompt_lengths = prompt_mask.sum(1)[row_to_prompt]  # (B,): the position of each row's first new token
         logits = self.model.lm_head(hidden.contiguous())[row_to_prompt]  # (B, V): for every row of each group
         for layer in cache.layers:  # (U, …) → (B, …): the group's rows share their prompt's keys and values
             layer.keys, layer.values = layer.keys[row_to_prompt], layer.values[row_to_prompt]
@@ -159,6 +166,7 @@ class PolicySampler:
             logits = self.model(
                 input_ids=chosen[:, None],
                 attention_mask=attention_mask,
+                position_ids=(prompt_lengths[rows] + step)[:, None],
                 past_key_values=cache,
                 cache_position=torch.tensor([width + step]),
                 logits_to_keep=1,

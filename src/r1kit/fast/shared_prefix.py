@@ -82,11 +82,11 @@ def shared_prefix_logps(
 
     backbone = model.model
     cache = DynamicCache(config=model.config)
-    with _attention_for(model, completion_ids.shape, prompt_ids.size(1)):
-        prompt_hidden = backbone(
-            input_ids=unique_prompts, attention_mask=unique_mask, past_key_values=cache, use_cache=True
-        )
-        cache.batch_select_indices(row_to_prompt)  # (U, …) → (B, …): a gather, so gradients reach the shared prompts
+    prompt_hidden = backbone(
+        input_ids=unique_prompts, attention_mask=unique_mask, past_key_values=cache, use_cache=True
+    )
+    cache.batch_select_indices(row_to_prompt)  # (U, …) → (B, …): a gather, so gradients reach the shared prompts
+    with _attention_for(model, completion_ids.shape, prompt_ids.size(1)):  # the prompts' prefill keeps its kernel
         completion_hidden = backbone(
             input_ids=completion_ids,
             attention_mask=torch.cat([prompt_mask, completion_mask], dim=1),
@@ -128,14 +128,18 @@ def _attention_for(model: PreTrainedModel, completion_shape: torch.Size, prompt_
     loss's forward + backward 2.5 s at 64-token completions, 3.5 s at 96 and 9.6 s at 256, where eager attention
     (two matmuls and a softmax) made it 2.1, 2.8 and 8.0 s, with the same log-probs. Decoding one token at a time is
     the other way round, so the sampler keeps the model's own kernel. Eager keeps each layer's attention
-    probabilities (rows × heads × completion × (prompt + completion)) for the backward, hence the size bound."""
+    probabilities (rows × heads × completion × (prompt + completion)) for the backward, in fp32 and, in a lower
+    precision, a copy in it too, hence the size bound."""
     config = model.config
     rows, completion = completion_shape
-    probabilities = config.num_hidden_layers * rows * config.num_attention_heads * completion
+    probabilities = (
+        config.num_hidden_layers * rows * config.num_attention_heads * completion * (prompt_width + completion)
+    )
+    kept_bytes = 4 + (model.dtype.itemsize if model.dtype != torch.float32 else 0)  # per probability
     eager = (
         model.device.type == "cpu"
         and config._attn_implementation != "eager"
-        and probabilities * (prompt_width + completion) * model.dtype.itemsize <= _EAGER_ATTENTION_BYTES
+        and probabilities * kept_bytes <= _EAGER_ATTENTION_BYTES
     )
     if not eager:
         yield
@@ -165,7 +169,8 @@ class TokenLogProbs(torch.autograd.Function):
         total = unnormalised.sum(-1)  # (N,)
         log_normaliser = top.squeeze(1) + total.log()  # (N,)
         # entropy = log Z − Σ p·logit, the sum as a batched dot product: one pass, no (N, V) temporary
-        expected_logit = torch.bmm(unnormalised[:, None, :], logits[:, :, None]).view(-1) / total
+        with torch.autocast(device, enabled=False):  # in fp32: under autocast bmm ran in bf16 (entropies below 0)
+            expected_logit = torch.bmm(unnormalised[:, None, :].float(), logits[:, :, None].float()).view(-1) / total
         ctx.save_for_backward(hidden, weight, bias, targets, log_normaliser)
         ctx.temperature, ctx.matmul_dtype = temperature, matmul_dtype
         entropy = log_normaliser - expected_logit

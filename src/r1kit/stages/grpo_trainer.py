@@ -34,6 +34,7 @@ from r1kit.fast.dynamic_sampling import (
 )
 from r1kit.fast.generation import row_seeds, sampler_for
 from r1kit.fast.shared_prefix import shared_prefix_logps, supports, unsupported_because
+from r1kit.models import own_generation_settings_aside
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.monitoring.recorder import RolloutRecorder
@@ -411,9 +412,12 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         if self.sampler is None or images is not None or multimodal_fields:
-            return super()._generate_single_turn(
-                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
-            )
+            # the model's own generation settings aside, as r1kit's sampler has none of them: `generate` filled what
+            # TRL's config leaves unset from them (a shipped no_repeat_ngram_size, min_p, min_new_tokens)
+            with own_generation_settings_aside(self.accelerator.unwrap_model(self.model)):
+                return super()._generate_single_turn(
+                    prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+                )
         if self._sampled_at_step != self.state.global_step:  # the policy has changed since the last rollouts
             self.sampler.refresh()
             self._sampled_at_step, self._rollouts_this_step = self.state.global_step, 0
