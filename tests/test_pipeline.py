@@ -285,6 +285,43 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     assert refused.returncode == 1 and "sft.optimization.learning_rate: 0.001 there, 0.0005 now" in refused.stderr
 
 
+def test_resuming_a_recipe_stage_whose_prompt_or_data_split_changed_starts_it_over(tmp_path: Path) -> None:
+    """A recipe's interrupted GRPO stage went on from its checkpoint under `--resume --prompt.system …` or another
+    built-in split (`--dataset.synthetic.num_examples`: its fingerprint names the task, not its rows): trained on
+    another prompt, or on what are now held-out problems, as one model. A stage alone starts over; so does it now."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: grpo}]\n")
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "--recipe",
+        str(recipe),
+        "--profile",
+        "test",
+        "--out",
+        str(out),
+        "--training.checkpoint.save_steps",
+        "1",
+    ]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+
+    def interrupted() -> None:  # killed after its last checkpoint, before its model was saved
+        manifest = json.loads((out / "01_grpo" / "manifest.json").read_text())
+        (out / "01_grpo" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))
+        shutil.rmtree(out / "01_grpo" / "model")
+
+    for change in (["--prompt.system", "Answer with a number."], ["--dataset.synthetic.num_examples", "120"]):
+        interrupted()
+        redone = r1kit_cli("run", "--out", str(out), "--resume", *change, cwd=REPO)
+        assert redone.returncode == 0, redone.stderr[-2000:]
+        assert f"01_grpo: its config changed ({change[0].removeprefix('--')}:" in redone.stderr
+        assert "redoing it" in redone.stderr and "resuming from" not in redone.stderr
+    interrupted()
+    longer = r1kit_cli("run", "--out", str(out), "--resume", "--training.max_steps", "5", cwd=REPO)  # goes on
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert "--resume goes on from its checkpoint with it" in longer.stderr and "resuming from" in longer.stderr
+
+
 def test_resuming_a_stage_alone_whose_data_changed_starts_it_over(tmp_path: Path) -> None:
     """`r1kit sft --out RUN --resume` after the data file was edited went on from the old checkpoint and recorded
     the new data's hash: the next plain run said "nothing to do" of a model never trained on that data. (Then it was

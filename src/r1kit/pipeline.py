@@ -43,6 +43,7 @@ from r1kit.runs import (
     complete_checkpoints,
     manifest_started_in,
     model_folder_of,
+    names_what_it_trains_on,
     outdated_stages,
     read_manifest,
     stage_named,
@@ -579,7 +580,7 @@ def _why_redone(
         change = f"its config changed ({key}: {before!r} → {now!r})"
     if forced:  # the change is said too: --only with a new value read as a plain redo
         why = "asked for by --from / --only" + (f", and {change}" if change else "")
-    elif change and _resumable(ctx, manifest, fingerprint):
+    elif change and _resumable(ctx, manifest, fingerprint, [key for key, _, _ in changes]):
         # `--resume --training.max_steps 100`: goes on from its checkpoint, as a stage run alone does (a new
         # optimizer setting is refused before this, open_run's check)
         logger.warning("%s: %s; --resume goes on from its checkpoint with it", ctx.folder, change)
@@ -600,12 +601,15 @@ def _why_redone(
     return f"{ctx.folder}: {why}; redoing it{replaced}"
 
 
-def _resumable(ctx: StageContext, manifest: dict[str, Any], fingerprint: dict) -> bool:
-    """--resume of an interrupted stage (a complete checkpoint, no final model) that reads the same inputs."""
+def _resumable(ctx: StageContext, manifest: dict[str, Any], fingerprint: dict, changed: list[str]) -> bool:
+    """--resume of an interrupted stage (a complete checkpoint, no final model) that reads the same inputs: the same
+    fingerprint, and no `changed` setting that names its model, data or prompt (a built-in task's other split or a new
+    system prompt kept the checkpoint, trained on what are now held-out problems; a stage alone starts over)."""
     return (
         ctx.config.run.resume
         and manifest.get("status") != "complete"
         and not _changed_inputs(manifest.get("fingerprint", {}), fingerprint)
+        and not any(map(names_what_it_trains_on, changed))
         and bool(complete_checkpoints(ctx.run.checkpoints(ctx.folder)))
     )
 
