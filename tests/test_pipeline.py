@@ -1233,6 +1233,19 @@ def test_a_stage_alone_in_a_recipe_runs_folder_is_refused(finished_run: Path) ->
     assert (finished_run / "config.yaml").read_text() == saved and not (finished_run / "sft").exists()
 
 
+def test_a_recipe_run_in_a_stage_alone_s_folder_is_refused(tmp_path: Path) -> None:
+    """`r1kit run --out FOLDER` of a finished `r1kit sft --out FOLDER` took it over: its SFT cut the stage's log lines
+    (the same label), replaced its config.yaml, and the stage could no longer be resumed."""
+    out = tmp_path / "alone"
+    assert r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO).returncode == 0
+    saved, logged = (out / "config.yaml").read_text(), (out / "metrics.jsonl").read_text()
+    for extra in ([], ["--resume"]):
+        done = r1kit_cli("run", "--profile", "test", "--out", str(out), *extra, cwd=REPO)
+        assert done.returncode == 1 and "holds a stage run alone (sft): `r1kit run` runs a recipe" in done.stderr
+    assert (out / "config.yaml").read_text() == saved and (out / "metrics.jsonl").read_text() == logged
+    assert not list(out.glob("0*_*"))
+
+
 def test_a_folder_of_data_named_like_a_stage_is_no_recipe_run(tmp_path: Path) -> None:
     args = ("sft", "--profile", "test", "--out", "run")
     assert r1kit_cli(*args, cwd=tmp_path).returncode == 0

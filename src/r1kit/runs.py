@@ -376,6 +376,14 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
             f"alone in a folder of its own (choose one with --out), or redo the recipe's stage with `r1kit run --out "
             f"{run.root} --only STAGE`"
         )
+    alone = sorted(
+        manifest.parent.name for manifest in run.root.glob("*/manifest.json") if manifest.parent.name in READS
+    )
+    if command == "run" and alone:  # the recipe's stage would cut the log lines of the one run alone (the same label)
+        raise RunDirError(
+            f"{run.root} holds a stage run alone ({', '.join(alone)}): `r1kit run` runs a recipe in a folder of its "
+            f"own (choose one with --out), or continue that stage with `r1kit {alone[0]} --out {run.root} --resume`"
+        )
     if config.run.resume:
         _refuse_what_a_checkpoint_would_not_use(run, _changed_keys(saved, config), config, command)
         return []
