@@ -1246,6 +1246,18 @@ def test_a_recipe_run_in_a_stage_alone_s_folder_is_refused(tmp_path: Path) -> No
     assert not list(out.glob("0*_*"))
 
 
+def test_a_hand_written_config_in_the_out_folder_is_not_taken_for_a_failed_start(tmp_path: Path) -> None:
+    """`r1kit run --config u1/config.yaml --profile smoke --out u1`: the user's file was taken for a failed start's,
+    deleted with the folder's logs and replaced by the run's config, its profiles gone."""
+    out = tmp_path / "u1"
+    out.mkdir()
+    mine = "# my settings\nmodel: {name: tiny-random}\nprofiles:\n  smoke: {sft: {max_steps: 1}, training: {max_steps: 1}}\n"
+    (out / "config.yaml").write_text(mine)
+    done = r1kit_cli("run", "--config", str(out / "config.yaml"), "--profile", "smoke", "--out", str(out), cwd=REPO)
+    assert done.returncode == 1 and "config.yaml is no r1kit run's config" in done.stderr, done.stderr[-2000:]
+    assert (out / "config.yaml").read_text() == mine
+
+
 def test_a_folder_of_data_named_like_a_stage_is_no_recipe_run(tmp_path: Path) -> None:
     args = ("sft", "--profile", "test", "--out", "run")
     assert r1kit_cli(*args, cwd=tmp_path).returncode == 0

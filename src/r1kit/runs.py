@@ -369,6 +369,17 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
         if config.run.resume:
             raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
         return None
+    if (
+        run.started_in() is None
+        and not any(run.root.glob("*/manifest.json"))
+        and not run.path("metrics.jsonl").exists()
+    ):
+        # no r1kit run wrote it (it heads its config with the folder it ran in): the user's own, which a failed
+        # start's clean-up deleted and the run's config replaced (its profiles with it)
+        raise RunDirError(
+            f"{run.root}/config.yaml is no r1kit run's config: the run would replace it with its own; keep your config "
+            "elsewhere (--config FILE) or choose another folder with --out"
+        )
     recipe_stages = sorted(manifest.parent.name for manifest in run.root.glob("[0-9][0-9]_*/manifest.json"))
     if command in READS and recipe_stages:  # its config.yaml would replace the recipe's (and --resume then ran that)
         raise RunDirError(
