@@ -255,6 +255,10 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     assert new_rate.returncode == 1, new_rate.stderr[-2000:]
     assert "--resume continues sft's checkpoint with its optimizer and learning-rate schedule" in new_rate.stderr
     # an adapter of another shape did not load (a crash, after config.yaml named the new rank)
+    new_seed = r1kit_cli(*args, "--resume", "--run.seed", "7", cwd=REPO)  # it reordered the epoch it was in
+    assert (
+        new_seed.returncode == 1 and "run.seed: 42 there, 7 now; --resume continues sft's checkpoint" in new_seed.stderr
+    )
     new_rank = r1kit_cli(*args, "--resume", "--model.lora.rank", "32", cwd=REPO)
     assert new_rank.returncode == 1, new_rank.stderr[-2000:]
     assert "model.lora.rank: 16 there, 32 now; --resume continues sft's checkpoint, which holds" in new_rank.stderr

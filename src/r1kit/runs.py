@@ -577,6 +577,15 @@ def _refuse_what_a_checkpoint_would_not_use(
                     f"{key}: {before!r} there, {now!r} now; --resume continues {folder}'s checkpoint{held}. Resume "
                     "without it, or train anew into another folder (--out)"
                 )
+        # its data order and sampling drawn with the seed it started with: a new one reorders the epoch it is in,
+        # some rows then trained twice and others never
+        seeded = trained_with.get("seed") if trained_with else next((b for k, b, _ in changed if k == "run.seed"), None)
+        if seeded is not None and seeded != config.run.seed:
+            raise RunDirError(
+                f"run.seed: {seeded!r} there, {config.run.seed!r} now; --resume continues {folder}'s checkpoint, whose "
+                "data order and sampling were drawn with its seed. Resume without it, or train anew into another "
+                "folder (--out)"
+            )
         steps_key = for_stage("training.max_steps", kind, LEAF_PATHS.__contains__)
         max_steps = flatten(stage_config.model_dump()).get(steps_key) if steps_key else None
         step = checkpoint_step(saved[-1])
