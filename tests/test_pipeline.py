@@ -463,15 +463,19 @@ def test_an_evaluation_is_reused_only_for_the_same_prompts_and_samples(tiny_mode
 
     problems = Dataset.from_list([{"question": "What is 2 + 3?", "solution": "5"}])
 
-    def key(**values) -> str:
+    def key(reference: str = str(tiny_model), **values) -> str:
         ctx = StageContext(R1kitConfig.model_validate(values), RunDir(tmp_path), Hardware("cpu", "fp32", 2))
-        return _evaluation_key(ctx, str(tiny_model), problems, _Hashes(), {})
+        return _evaluation_key(ctx, reference, problems, _Hashes(), {})
 
     assert key() == key() != key(model={"chat_template": "chatml"})
     assert key() != key(rewards={"verification": {"timeout_seconds": 0.5}})  # a slow answer's verdict
     assert key(run={"seed": 1}) == key(run={"seed": 2})  # greedy: the seed changes nothing
     sampled = {"num_samples": 4, "pass_k": [1, 4]}
     assert key(run={"seed": 1}, evaluation=sampled) != key(run={"seed": 2}, evaluation=sampled)
+    # a hub model is known by its id: another revision of it was scored as the one evaluated before
+    hub = "org/model"
+    assert key(hub) != key(hub, model={"revision": "0123abc"}) != key(hub, model={"gguf_file": "q8.gguf"})
+    assert key(model={"revision": "0123abc"}) == key()  # a local folder is known by its content
 
 
 def test_only_a_stage_whose_earlier_stages_never_ran_stops_before_any_work(tmp_path: Path) -> None:

@@ -689,9 +689,12 @@ def _evaluation_key(
     # the reward model scoring and the model the win rate is against, by content (None: a stage's, not yet made)
     judged = {key: None if folder is None else hashes.of(folder) for key, folder in judges.items()}
     timeout = config.rewards.verification.timeout_seconds
+    # a hub model is known by its id alone: which revision (or GGUF file of the repo) is part of what it is
+    hub = [config.model.revision, config.model.gguf_file] if not model_folder_of(model).exists() else []
     return json_digest(
         {
             "model": hashes.of(model),
+            **({"revision": hub} if any(hub) else {}),  # none set: the key of the evaluations saved before it
             "judges": judged,
             "evaluation": settings.model_dump(exclude={"every_steps", "during_training_samples"}),
             "dataset": config.dataset.model_dump(),
