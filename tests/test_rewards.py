@@ -399,6 +399,7 @@ def test_accuracy_reads_inequalities_signed_hedges_words_and_every_scripts_digit
         ("$2.5$ $2.5$", "2.5", 1.0),
         ("0.5 or 0.6", "0.5", 0.0),
         ("1 234.5", "1234.5", 1.0),  # thousands spaced as print does
+        ("$2$ $500.5$", "500.5", 0.0),  # not two blocks of math
         ("5" + "%" * 3000, "5", 1.0),  # a run of percent signs is read in one pass (each was a retry)
     ],
 )
@@ -602,8 +603,9 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     assert reward([f"<think>{text}</think><answer>1</answer>" for text in cut]) == [None] * len(cut)
     # a completion the token limit cut inside a result: `1200 + 34 = 12` of a `1234` being written was a false step
     limit = ["<think>\n12 + 9 = 21\n1200 + 34 = 12", "<think>\n1200 + 34 = 12", "<think>\n1200 + 34 = 12\n"]
-    at_limit = build_reward("arithmetic_steps", max_length=6)
+    at_limit = build_reward("arithmetic_steps", max_length=6, end_tokens=[2])
     assert at_limit(limit, completion_ids=[[0] * 6] * 3) == [1.0, None, 0.0]  # a line ended is a step written
+    assert at_limit(limit, completion_ids=[[0] * 5 + [2]] * 3) == [0.5, 0.0, 0.0]  # ended on its last token
     # one that ended on its own (fewer tokens than the limit) is judged whole: a wrong last step is no free step
     assert at_limit(limit, completion_ids=[[0] * 5] * 3) == reward(limit) == [0.5, 0.0, 0.0]
 

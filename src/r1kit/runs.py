@@ -369,13 +369,8 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
         if config.run.resume:
             raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
         return None
-    if (
-        run.started_in() is None
-        and not any(run.root.glob("*/manifest.json"))
-        and not run.path("metrics.jsonl").exists()
-    ):
-        # no r1kit run wrote it (it heads its config with the folder it ran in): the user's own, which a failed
-        # start's clean-up deleted and the run's config replaced (its profiles with it)
+    if not _run_config(run):
+        # the user's own, which a failed start's clean-up deleted and the run's config replaced (its profiles too)
         raise RunDirError(
             f"{run.root}/config.yaml is no r1kit run's config: the run would replace it with its own; keep your config "
             "elsewhere (--config FILE) or choose another folder with --out"
@@ -409,6 +404,18 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
             f"work ({finished[-1]}); continue it with --resume, or choose another folder with --out"
         )
     return changed
+
+
+def _run_config(run: RunDir) -> bool:
+    """Whether `run`'s config.yaml is a run's: headed with the folder its command ran in, or (an earlier r1kit's)
+    every section written out, or beside a run's work (a stage, its logs)."""
+    if run.started_in() is not None or any(run.root.glob("*/manifest.json")) or run.path("metrics.jsonl").exists():
+        return True
+    try:
+        saved = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return True  # damaged: a run's whose changes say nothing can be trusted (`_changed_keys`)
+    return bool(run.finished_work()) or (isinstance(saved, dict) and set(R1kitConfig.model_fields) <= set(saved))
 
 
 def leave_run_folder() -> None:
@@ -555,6 +562,8 @@ def _refuse_what_a_checkpoint_would_not_use(
         # a recipe stage's manifest holds the settings its checkpoint trained with, its own `config:` laid over the
         # run's (the run-level keys alone missed a learning rate set in the recipe's stage)
         trained_with, values = flatten(manifest.get("config") or {}), flatten(stage_config.model_dump())
+        if any(names_what_it_trains_on(key) and values.get(key) != was for key, was in trained_with.items()):
+            continue  # new data or prompt: it starts over (pipeline._resumable), no checkpoint of it is used
         changes = (
             [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key, values)]
             if trained_with

@@ -273,16 +273,19 @@ def hedged(text: str) -> bool:
     (False, False, True, True)
     >>> hedged("1/2 (or 0.5)"), hedged("0.5 or 50%"), hedged("1 234.5"), hedged("1/2 or 0.6"), hedged("2 or 2 or 3")
     (False, False, False, True, True)
-    >>> hedged("$2.5$ $2.5$"), hedged("$4$ $4.0$")
-    (False, False)
+    >>> hedged("$2.5$ $2.5$"), hedged("$4$ $4.0$"), hedged("$2$ $500.5$"), hedged(".5 or 5")
+    (False, False, True, True)
     """
     alternatives = {_value_said(part) for part in _OR.split(text)} if _OR.search(text) else set()
     if len(alternatives) == 1 and None not in alternatives:
         return False  # one value written two ways: 1/2 (or 0.5), 0.5 or 50%
     found = list(_SIGNED_NUMBER.finditer(text))
     for first, second in itertools.pairwise(found):
-        between = text[first.end() : second.start()].replace("$", " ")
-        spaced = between.isspace() and not _THOUSANDS_GROUP.fullmatch(second.group())
+        written = text[first.end() : second.start()]
+        between = written.replace("$", " ")
+        # print's spaced thousands (2 000, 1 234.5), not two blocks of math (`$2$ $500.5$`)
+        thousands = "$" not in written and _THOUSANDS_GROUP.fullmatch(second.group())
+        spaced = between.isspace() and not thousands
         if _OR.search(between) or (spaced and float(first.group()) != float(second.group())):  # `$4$ $4$`: one
             return True
         # numbers standing alone: 2/3 and 4/6 are one value twice, not 3 and 4
@@ -299,7 +302,7 @@ def _value_said(part: str) -> Fraction | None:
     >>> _value_said(" 50%)"), _value_said("$\\\\frac{3}{4}$ "), _value_said("0.75."), _value_said("x = 2")
     (Fraction(1, 2), Fraction(3, 4), Fraction(3, 4), None)
     """
-    said = _ONE_VALUE.fullmatch(part.replace("\\%", "%").strip(" \t$()[].,;:"))
+    said = _ONE_VALUE.fullmatch(part.replace("\\%", "%").strip(" \t$()[]").rstrip(".,;:"))  # .5 keeps its point
     if said is None:
         return None
     number, over, percent, numerator, denominator = said.groups()

@@ -407,6 +407,7 @@ def arithmetic_steps(
     prompts: Sequence[Completion] | None = None,
     completion_ids: Sequence[Sequence[int]] | None = None,
     max_length: int | None = None,
+    end_tokens: Sequence[int] = (),
     **kwargs: Any,
 ) -> list[float | None]:
     """Share of the arithmetic equalities in the thinking that are true; None (no verdict) when it has none.
@@ -416,7 +417,8 @@ def arithmetic_steps(
     answer are still told apart by how many of their steps hold. Each step counts once, and with the `prompts` (as
     TRL passes them) a true step counts only where it works on the problem's numbers (see `counted_steps`): padding
     with true steps does not pay. `max_length` (the stage's completion limit, `get_arithmetic_steps_reward`) with
-    TRL's `completion_ids`: a completion that reached it was cut, and a step its text ends on is not judged.
+    TRL's `completion_ids`: a completion that reached it without ending on one of `end_tokens` was cut, and a step its
+    text ends on is not judged.
 
     >>> arithmetic_steps(["<think>\\n12 + 9 = 21\\n21 * 2 = 42\\n</think>\\n<answer>42</answer>",
     ...                   "<think>\\n10 + 11 = 20\\n20 - 1 = 20\\n</think>\\n<answer>20</answer>",
@@ -424,7 +426,10 @@ def arithmetic_steps(
     [1.0, 0.0, None]
     """
     givens = [None] * len(completions) if prompts is None else [prompt_text(prompt) for prompt in prompts]
-    cuts = [max_length is not None and len(ids) >= max_length for ids in completion_ids or [[]] * len(completions)]
+    cuts = [
+        max_length is not None and len(ids) >= max_length and ids[-1] not in end_tokens
+        for ids in completion_ids or [[]] * len(completions)
+    ]
     scores: list[float | None] = []
     for completion, given, cut in zip(completions, givens, cuts, strict=True):
         true, checked = checked_steps(completion_text(completion), given, cut)  # the steps, not the answer block
@@ -434,22 +439,23 @@ def arithmetic_steps(
 
 @dataclass(frozen=True)
 class ArithmeticStepsReward:
-    """`arithmetic_steps` of a stage whose completions are cut at `max_length` tokens: the step a cut completion's
-    text ends on is not judged, that of one that ended on its own is.
+    """`arithmetic_steps` of a stage whose completions are cut at `max_length` tokens unless they end on one of
+    `end_tokens`: the step a cut completion's text ends on is not judged, that of one that ended on its own is.
 
-    >>> ArithmeticStepsReward(4)(["<think>1200 + 34 = 12"] * 2, completion_ids=[[0] * 4, [0] * 3])
-    [None, 0.0]
+    >>> ArithmeticStepsReward(4, (9,))(["<think>1200 + 34 = 12"] * 3, completion_ids=[[0] * 4, [0] * 3, [0, 0, 0, 9]])
+    [None, 0.0, 0.0]
     """
 
     __name__ = "arithmetic_steps"
     max_length: int | None = None
+    end_tokens: tuple[int, ...] = ()
 
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        return arithmetic_steps(completions, max_length=self.max_length, **kwargs)
+        return arithmetic_steps(completions, max_length=self.max_length, end_tokens=self.end_tokens, **kwargs)
 
 
-def get_arithmetic_steps_reward(max_length: int | None = None) -> RewardFn:
-    return ArithmeticStepsReward(max_length)
+def get_arithmetic_steps_reward(max_length: int | None = None, end_tokens: Sequence[int] = ()) -> RewardFn:
+    return ArithmeticStepsReward(max_length, tuple(end_tokens))
 
 
 # ------------------------------------------------------------------------------------------------------ accuracy

@@ -6,6 +6,8 @@ loss) and `rewards`. Load → build rewards → build trainer → train → save
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from trl import GRPOConfig
 
 from r1kit.config.schema import R1kitConfig
@@ -35,10 +37,11 @@ from r1kit.stages.grpo_trainer import R1kitGRPOTrainer
 _VERIFIED = ("accuracy", "cosine")  # rewards that run math-verify
 
 
-def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> dict:
+def build_rewards(config: R1kitConfig, completion_limit: int | None = None, end_tokens: Sequence[int] = ()) -> dict:
     """name → reward function, for the configured rewards (built-ins and plug-ins), each with its own parameters.
     A plug-in goes by its function's name. `completion_limit`: the stage's completion length limit, overlong's
-    default and where arithmetic_steps takes a completion as cut (GRPO's grpo.max_completion_length unless given)."""
+    default (GRPO's grpo.max_completion_length unless given); a completion that reaches it without ending on one of
+    `end_tokens` was cut, and arithmetic_steps leaves the step its text ends on unjudged."""
     rewards = {}
     for name in config.rewards.functions:
         params = config.rewards.params(name).model_dump(exclude={"weight"})
@@ -49,8 +52,10 @@ def build_rewards(config: R1kitConfig, completion_limit: int | None = None) -> d
             continue
         if name in _VERIFIED:
             params |= config.rewards.verification.model_dump()
-        if (name == "overlong" and params["max_length"] is None) or name == "arithmetic_steps":
-            params["max_length"] = completion_limit or config.grpo.max_completion_length  # what cuts a completion
+        if name == "overlong" and params["max_length"] is None:
+            params["max_length"] = completion_limit or config.grpo.max_completion_length
+        if name == "arithmetic_steps":  # what cuts a completion
+            params |= {"max_length": completion_limit or config.grpo.max_completion_length, "end_tokens": end_tokens}
         rewards[name] = guarded(name, build_reward(name, **params))
     return rewards
 
@@ -75,11 +80,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     tokenizer = load_tokenizer(config.model, inputs.model)
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
 
-    weights = reward_weights(config)
-    recorder = RolloutRecorder(
-        weights, config.grpo.num_generations, config.grpo.max_completion_length, eos_token_ids(model, tokenizer)
-    )
-    reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config).items()]
+    weights, ends = reward_weights(config), eos_token_ids(model, tokenizer)
+    recorder = RolloutRecorder(weights, config.grpo.num_generations, config.grpo.max_completion_length, ends)
+    reward_funcs = [recorder.tap(name, reward) for name, reward in build_rewards(config, end_tokens=ends).items()]
 
     args = GRPOConfig(
         **trainer_arguments(ctx, config.training, model),

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -710,12 +710,13 @@ def _tensorboard(ctx: StageContext):
     return SummaryWriter(log_dir=str(ctx.run.root / "tensorboard" / ctx.stage))
 
 
-def reward_functions(config: R1kitConfig, inputs: StageInputs) -> dict:
+def reward_functions(config: R1kitConfig, inputs: StageInputs, end_tokens: Sequence[int]) -> dict:
     """name → (reward function, weight): the `rewards` section's rewards, built as GRPO builds them (a listed
-    `reward_model` included, its path a folder, hub id or earlier reward_model stage)."""
+    `reward_model` included, its path a folder, hub id or earlier reward_model stage; `end_tokens` end a reply)."""
     rules = resolve_reward_models(config, inputs.earlier)  # a reward model named by its stage → its folder
     weights = reward_weights(rules)
-    return {name: (reward, weights[name]) for name, reward in build_rewards(rules, config.ppo.max_new_tokens).items()}
+    built = build_rewards(rules, config.ppo.max_new_tokens, end_tokens)
+    return {name: (reward, weights[name]) for name, reward in built.items()}
 
 
 def _value_head_of_the_ppo_stage_before(head: torch.nn.Linear, model: Path) -> None:
@@ -751,7 +752,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         )
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
     evaluate = EvaluateEvery(ctx, inputs.splits.test, tokenizer)
-    trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, reward_functions(config, inputs), evaluate)
+    rewards = reward_functions(config, inputs, eos_token_ids(model, tokenizer))
+    trainer = PPOTrainer(ctx, model, reference, tokenizer, rows, rewards, evaluate)
     _value_head_of_the_ppo_stage_before(trainer.head, Path(inputs.model))
     last = trainer.train()
 

@@ -42,13 +42,10 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     model = load_model(config.model, inputs.model, ctx.hardware, for_training=True)
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
 
-    weights = reward_weights(config)
-    recorder = RolloutRecorder(
-        weights, section.num_generations, section.max_completion_length, eos_token_ids(model, tokenizer)
-    )
-    reward_funcs = [
-        recorder.tap(name, reward) for name, reward in build_rewards(config, section.max_completion_length).items()
-    ]
+    weights, ends = reward_weights(config), eos_token_ids(model, tokenizer)
+    recorder = RolloutRecorder(weights, section.num_generations, section.max_completion_length, ends)
+    rewards = build_rewards(config, section.max_completion_length, ends)
+    reward_funcs = [recorder.tap(name, reward) for name, reward in rewards.items()]
 
     args = RLOOConfig(
         **trainer_arguments(ctx, section, model),
