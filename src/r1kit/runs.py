@@ -562,8 +562,6 @@ def _refuse_what_a_checkpoint_would_not_use(
         # a recipe stage's manifest holds the settings its checkpoint trained with, its own `config:` laid over the
         # run's (the run-level keys alone missed a learning rate set in the recipe's stage)
         trained_with, values = flatten(manifest.get("config") or {}), flatten(stage_config.model_dump())
-        if any(names_what_it_trains_on(key) and values.get(key) != was for key, was in trained_with.items()):
-            continue  # new data or prompt: it starts over (pipeline._resumable), no checkpoint of it is used
         changes = (
             [(key, was, values.get(key)) for key, was in trained_with.items() if _held_by_a_checkpoint(key, values)]
             if trained_with
