@@ -301,7 +301,9 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
         )
         for mode in ("default", "keep")
     }
-    assert faults["default"] > 10 * 10_000, faults  # ~6,250 pages a tensor, faulted again every step
+    # ~6,250 pages a tensor, faulted again every step: 250,000 over the 10 steps where glibc hands every block back,
+    # fewer where it keeps some (68,656 seen on one machine); at least some thousands a step either way
+    assert faults["default"] > 10 * 2_000, faults
     # kept: usually 0; now and then the heap grows once or twice more (another allocation took its top): 6,250 each
     assert faults["keep"] < faults["default"] / 10, faults
 
