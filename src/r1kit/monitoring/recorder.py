@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from r1kit import distributed
-from r1kit.rewards.functions import count_reasoning_steps
+from r1kit.rewards.functions import count_reasoning_steps, cut_at_limit
 from r1kit.rewards.text import THINK_CLOSE, THINK_OPEN, completion_text, extract_answer, prompt_text, split_r1
 
 
@@ -106,9 +106,7 @@ class RolloutRecorder:
                         prompts=[prompt_text(p) for p in kwargs.get("prompts") or [""] * len(completions)],
                         completions=[completion_text(c) for c in completions],
                         lengths=[len(row) for row in ids],
-                        truncated=[
-                            len(row) >= self.max_completion_length and row[-1] not in self.end_token_ids for row in ids
-                        ],
+                        truncated=[cut_at_limit(row, self.max_completion_length, self.end_token_ids) for row in ids],
                     )
                 )
             self.rollouts[-1].rewards[name] = list(values)

@@ -426,15 +426,22 @@ def arithmetic_steps(
     [1.0, 0.0, None]
     """
     givens = [None] * len(completions) if prompts is None else [prompt_text(prompt) for prompt in prompts]
-    cuts = [
-        max_length is not None and len(ids) >= max_length and ids[-1] not in end_tokens
-        for ids in completion_ids or [[]] * len(completions)
-    ]
+    cuts = [cut_at_limit(ids, max_length, end_tokens) for ids in completion_ids or [[]] * len(completions)]
     scores: list[float | None] = []
     for completion, given, cut in zip(completions, givens, cuts, strict=True):
         true, checked = checked_steps(completion_text(completion), given, cut)  # the steps, not the answer block
         scores.append(true / checked if checked else None)
     return scores
+
+
+def cut_at_limit(ids: Sequence[int], max_length: int | None, end_tokens: Sequence[int]) -> bool:
+    """Whether the token limit cut a completion: it reached `max_length` tokens without ending on one of `end_tokens`
+    (one that ends on its last allowed token is complete).
+
+    >>> cut_at_limit([5, 6, 7], 3, [9]), cut_at_limit([5, 6, 9], 3, [9]), cut_at_limit([5], 3, [9]), cut_at_limit([5], None, [9])
+    (True, False, False, False)
+    """
+    return max_length is not None and len(ids) >= max_length and ids[-1] not in end_tokens
 
 
 @dataclass(frozen=True)

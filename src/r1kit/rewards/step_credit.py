@@ -48,10 +48,9 @@ def step_verdicts(
     text: str, ends: Sequence[int], given: str | None = None, cut: bool = False
 ) -> list[tuple[int, bool]]:
     """(token, holds) for each step of the thinking (`written_steps`: of a completion the token limit `cut`, not the
-    step its text ends on) that
-    counts (`counted_steps`: once each, and with the problem `given`, true ones only where they work on its numbers:
-    padding with true steps would raise every token's credit before it), where `token` is the index of the token that
-    completes its right side; `ends` as from `token_ends`.
+    step its text ends on) that counts (`counted_steps`: once each, and with the problem `given`, true ones only where
+    they work on its numbers: padding with true steps would raise every token's credit before it), where `token` is
+    the index of the token that completes its right side; `ends` as from `token_ends`.
 
     >>> step_verdicts("4 + 5 = 9\\n5 - 2 = 2<answer>", [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 27])
     [(4, True), (9, False)]

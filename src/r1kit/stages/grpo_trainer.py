@@ -38,6 +38,7 @@ from r1kit.models import own_generation_settings_aside
 from r1kit.monitoring.callbacks import SideWork
 from r1kit.monitoring.console import TIMING_PHASES
 from r1kit.monitoring.recorder import RolloutRecorder
+from r1kit.rewards.functions import cut_at_limit
 from r1kit.rewards.guard import no_verdict_as_group_mean
 from r1kit.rewards.step_credit import process_rows_advantages, step_verdicts, token_ends
 from r1kit.rewards.text import reply_with, think_opened_by
@@ -367,7 +368,7 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         rows = zip(batch["completion_ids"].tolist(), batch["completion_mask"].tolist(), prompts, strict=True)
         for ids, mask, prompt in rows:
             ids = ids[: sum(mask)]
-            cut = len(ids) >= self.max_completion_length and ids[-1] not in self.eos_token_ids  # a number cut short
+            cut = cut_at_limit(ids, self.max_completion_length, self.eos_token_ids)  # its last number may be cut short
             steps.append(step_verdicts(decode(ids), token_ends(decode, ids), prompt, cut) if ids else [])
         by_process = gather_object([steps])  # one list per process, in process order
         verdicts = [holds for rows in by_process for row in rows for _, holds in row]
