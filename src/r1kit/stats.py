@@ -70,14 +70,12 @@ def clopper_pearson(successes: int, n: int, level: float = 0.95) -> tuple[float,
 
 def _at_least(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p), 0 < p < 1 (terms in log space: n may be thousands)."""
-    log_p, log_q = math.log(p), math.log1p(-p)
-    return min(
-        1.0,
-        sum(
-            math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q)
-            for i in range(k, n + 1)
-        ),
+    log_p, log_q, log_n_factorial = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    terms = (
+        log_n_factorial - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+        for i in range(k, n + 1)
     )
+    return min(1.0, sum(map(math.exp, terms)))
 
 
 def _rate_where(reached: Callable[[float], bool]) -> float:
