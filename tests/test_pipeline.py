@@ -270,6 +270,13 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
         "sft.max_steps 2: sft's checkpoint is at step 3; --resume would keep its longer-trained model" in fewer.stderr
     )
     assert "Resume with 3 steps or more" in fewer.stderr
+    # trained by epochs instead: fewer passes than the checkpoint has made were accepted the same way
+    passes = json.loads(
+        next((out / "sft" / "checkpoints").glob("checkpoint-3")).joinpath("trainer_state.json").read_text()
+    )
+    fewer_epochs = r1kit_cli(*args, "--resume", "--sft.epochs", str(passes["epoch"] / 2), cwd=REPO)
+    assert fewer_epochs.returncode == 1, fewer_epochs.stderr[-2000:]
+    assert f"has made {passes['epoch']:g} passes over its data; --resume would keep" in fewer_epochs.stderr
     assert not (out / "sft" / "model").exists() and (out / "config.yaml").read_text() == saved  # nothing written
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)  # as it was saved
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -457,6 +457,15 @@ def checkpoint_step(checkpoint: Path) -> int:
     return int(checkpoint.name.rsplit("-", 1)[1])
 
 
+def checkpoint_epoch(checkpoint: Path) -> float | None:
+    """The passes over its data a checkpoint has made (its trainer_state.json's `epoch`), None where unrecorded."""
+    try:
+        epoch = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8")).get("epoch")
+    except (OSError, ValueError, AttributeError):  # no state file, or not a JSON object: nothing to compare
+        return None
+    return float(epoch) if isinstance(epoch, int | float) else None
+
+
 def stage_of_folder(name: str) -> str:
     """The stage a run's folder holds: a recipe's `NN_<stage>`, or a stage run alone's `<stage>`.
 
@@ -594,13 +603,22 @@ def _refuse_what_a_checkpoint_would_not_use(
                 "folder (--out)"
             )
         steps_key = for_stage("training.max_steps", kind, LEAF_PATHS.__contains__)
-        max_steps = flatten(stage_config.model_dump()).get(steps_key) if steps_key else None
+        max_steps = values.get(steps_key) if steps_key else None
         step = checkpoint_step(saved[-1])
         if isinstance(max_steps, int) and 0 < max_steps < step:
             raise RunDirError(
                 f"{steps_key} {max_steps}: {folder}'s checkpoint is at step {step}; --resume would keep its "
                 f"longer-trained model under the lower count. Resume with {step} steps or more, or train anew "
                 "into another folder (--out)"
+            )
+        # trained by epochs (no max_steps): the checkpoint's own count of passes, as the trainer recorded it
+        epochs_key = for_stage("training.epochs", kind, LEAF_PATHS.__contains__)
+        epochs, passes = values.get(epochs_key) if epochs_key else None, checkpoint_epoch(saved[-1])
+        if max_steps is None and isinstance(epochs, int | float) and passes is not None and epochs < passes - 1e-6:
+            raise RunDirError(
+                f"{epochs_key} {epochs:g}: {folder}'s checkpoint has made {passes:g} passes over its data; --resume "
+                f"would keep its longer-trained model under the lower count. Resume with {passes:g} epochs or more, "
+                "or train anew into another folder (--out)"
             )
 
 
