@@ -160,7 +160,13 @@ def test_trpo_step_on_a_categorical_policy_stays_in_the_trust_region() -> None:
             return ((now.exp() * advantages).sum() - surrogate).item(), (old.exp() * (old - now)).sum().item()
 
     section = PPOConfig(trpo_max_kl=0.01, trpo_damping=0.0, trpo_cg_iters=10)
-    fraction, improvement, step_kl = ppo.trpo_step([theta], surrogate, kl, evaluate, section)
+    (gradient,) = torch.autograd.grad(surrogate, theta, retain_graph=True)
+    (grad_kl,) = torch.autograd.grad(kl, theta, create_graph=True)
+
+    def kl_hessian_vector(v: torch.Tensor) -> torch.Tensor:
+        return torch.autograd.grad(grad_kl @ v, theta, retain_graph=True)[0]
+
+    fraction, improvement, step_kl = ppo.trpo_step([theta], gradient, kl_hessian_vector, evaluate, section)
     assert fraction > 0 and improvement > 0 and 0 < step_kl <= 0.01
     probs = theta.detach().softmax(-1)
     assert probs[0] > probs[1] > 0.25 > probs[2] > probs[3]
@@ -281,6 +287,26 @@ def test_two_ppo_steps_train_log_and_save(tmp_path: Path, tiny_model: Path, upda
     assert all((e["total"] < -8) == (update == "trpo") for e in examples)
     assert all(r["rewards/total/mean"] == pytest.approx(r["reward"]) for r in records)
     assert all(r["rewards/cosine/unreadable_gold"] == 0 for r in records)  # the verifier's counts, as GRPO logs them
+
+
+def test_a_trpo_step_taken_a_completion_at_a_time_is_the_one_taken_on_the_whole_batch(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """TRPO's update held the whole batch's (B, T, V) log-probs three times over, whatever `minibatch_size` said (10 GB a
+    tensor at a 150k vocabulary); its sums are now taken chunk by chunk. The step must not change with the chunks."""
+    weights = []
+    for minibatch in ("4", "1"):  # the whole batch of 4 in one chunk, and one completion at a time
+        ctx, inputs = ppo_stage(
+            tmp_path / minibatch,
+            *("--ppo.policy_update", "trpo", "--ppo.max_steps", "1", "--ppo.minibatch_size", minibatch),
+            *("--ppo.trpo_fisher_fraction", "1.0"),  # every completion in the Fisher products: 4 chunks of them too
+        )
+        output = ppo.run(ctx, inputs)
+        assert steps(ctx)[0]["trpo/step_fraction"] > 0  # a step was taken
+        weights.append(load_file(str(output.model / "model.safetensors")))
+    assert changed(tiny_model, output.model)
+    for name in weights[0]:
+        torch.testing.assert_close(weights[1][name], weights[0][name], atol=1e-5, rtol=1e-4)
 
 
 def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(

@@ -722,7 +722,12 @@ class PPOConfig(Section):
     max_steps: int = Field(20, ge=1, description="PPO steps: each samples a rollout batch and updates on it.")
     prompts_per_step: int = Field(8, ge=1, description="Prompts per rollout batch (one completion each).")
     ppo_epochs: int = Field(2, ge=1, description="Passes over each rollout batch (policy and value updates).")
-    minibatch_size: int = Field(4, ge=1, description="Completions per optimizer step within a pass.")
+    minibatch_size: int = Field(
+        4,
+        ge=1,
+        description="Completions per optimizer step within a pass; under policy_update trpo, completions per forward "
+        "(its memory follows it).",
+    )
     learning_rate: float = Field(
         5e-5,
         gt=0.0,

@@ -180,26 +180,25 @@ def _assign(params: list[torch.Tensor], flat: torch.Tensor) -> None:
 
 def trpo_step(
     params: list[torch.Tensor],
-    surrogate: torch.Tensor,
-    kl: torch.Tensor,
+    gradient: torch.Tensor,
+    kl_hessian_vector: Callable[[torch.Tensor], torch.Tensor],
     evaluate: Callable[[], tuple[float, float]],
     section: PPOConfig,
     average: Callable[[torch.Tensor], torch.Tensor] = lambda vector: vector,
 ) -> tuple[float, float, float]:
-    """One natural-gradient step on `params`: x ≈ F⁻¹g by conjugate gradient, where g is the surrogate's gradient
-    and F·v the Hessian-vector product of the mean KL(old‖new) (zero gradient at the old policy, so its Hessian is
-    the Fisher matrix; double backprop) plus damping·v; step sqrt(2·max_kl / xᵀFx)·x, then the line search.
-    `surrogate` and `kl` are graphs at the old parameters; `evaluate()` gives (improvement, kl) at the current ones.
-    Returns (step fraction, improvement, kl); the parameters are left moved by the accepted step, or unmoved.
-    Data-parallel, `average` makes g and each F·v the mean over the processes, so every process takes the same step.
+    """One natural-gradient step on `params`: x ≈ F⁻¹g by conjugate gradient, where g is the surrogate's (flat)
+    `gradient` and F·v the Hessian-vector product of the mean KL(old‖new) at the old policy (zero gradient there, so
+    its Hessian is the Fisher matrix), `kl_hessian_vector(v)`, plus damping·v; step sqrt(2·max_kl / xᵀFx)·x, then the
+    line search. `evaluate()` gives (improvement, kl) at the current parameters. Returns (step fraction,
+    improvement, kl); the parameters are left moved by the accepted step, or unmoved. Data-parallel, `average` makes
+    g and each F·v the mean over the processes, so every process takes the same step.
     """
-    g = average(_flat(torch.autograd.grad(surrogate, params, retain_graph=True)))
+    g = average(gradient)
     if not g.any():  # e.g. every reward equal and no KL penalty yet: all advantages 0, nothing to do
         return 0.0, 0.0, 0.0
-    grad_kl = _flat(torch.autograd.grad(kl, params, create_graph=True))
 
     def fisher_vector(v: torch.Tensor) -> torch.Tensor:
-        return average(_flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True))) + section.trpo_damping * v
+        return average(kl_hessian_vector(v)) + section.trpo_damping * v
 
     x = conjugate_gradient(fisher_vector, g, section.trpo_cg_iters)
     curvature = (x @ fisher_vector(x)).item()
@@ -489,38 +488,74 @@ class PPOTrainer:
         }
 
     def update_trpo(self, batch: Rollout) -> dict:
+        """One TRPO step on the policy, every forward over `minibatch_size` completions at a time: a (B, T, V) tensor
+        of the whole batch is gigabytes at a large vocabulary, so sums over the batch are taken chunk by chunk."""
         section, params = self.section, list(self.policy.values())
         value_loss = self._fit_values(batch)
-        width = batch.mask.size(1)
+        width, tokens = batch.mask.size(1), batch.mask.sum().clamp(min=1)
+        chunks = torch.arange(len(batch.mask)).split(section.minibatch_size)
+        share = self._token_share(batch.mask)
+
+        def logits_of(part: Rollout) -> torch.Tensor:  # (b, T, V) log-probs at the current parameters
+            return forward(self.model, part.input_ids, part.attention_mask, width, section.temperature)[0].log_softmax(
+                -1
+            )
+
         # The math kernel of attention: the flash one on CPU has no double backward, and one kernel for every
         # forward here keeps the old and new policies' numbers comparable.
         with sdpa_kernel(SDPBackend.MATH):
-            logits, _ = forward(self.model, batch.input_ids, batch.attention_mask, width, section.temperature)
-            all_logps = logits.log_softmax(-1)  # (B, T, V)
-            old_all = all_logps.detach()
-            logps = all_logps.gather(-1, batch.tokens[..., None]).squeeze(-1)
-            old_logps = logps.detach()  # this forward's own: the ratio is exactly 1 at the old parameters
-            share = self._token_share(batch.mask)
-            surrogate = masked_mean((logps - old_logps).exp() * batch.advantages, batch.mask) * share
+            # the surrogate Σ ratio·A over the batch's tokens and its gradient, at the old parameters (ratio 1 there)
+            gradient, old_logps = torch.zeros_like(_flat(params)), []
+            for rows in chunks:
+                part = batch.rows(rows)
+                logps = logits_of(part).gather(-1, part.tokens[..., None]).squeeze(-1)  # (b, T)
+                old_logps.append(logps.detach())  # this forward's own: the ratio is exactly 1 at the old parameters
+                surrogate = ((logps - logps.detach()).exp() * part.advantages * part.mask).sum() / tokens * share
+                gradient += _flat(torch.autograd.grad(surrogate, params))
+            old_logps = torch.cat(old_logps)
+            surrogate = (batch.advantages * batch.mask).sum() / tokens * share
             # The Fisher products (a double backward each, cg_iters + 1 of them) dominate the step's time, so they
             # use every k-th completion, as OpenAI baselines' TRPO does; the gradient and line search use all.
             fisher = batch.rows(slice(None, None, max(1, round(1 / section.trpo_fisher_fraction))))
-            sub = forward(self.model, fisher.input_ids, fisher.attention_mask, width, section.temperature)[0]
-            sub = sub.log_softmax(-1)
-            kl = masked_mean((sub.detach().exp() * (sub.detach() - sub)).sum(-1), fisher.mask)
-            kl = kl * self._token_share(fisher.mask)
+            fisher_chunks = torch.arange(len(fisher.mask)).split(section.minibatch_size)
+            fisher_tokens, fisher_share = fisher.mask.sum().clamp(min=1), self._token_share(fisher.mask)
+
+            def kl_gradient(rows: torch.Tensor) -> torch.Tensor:  # flat graph of ∇KL(old‖new) over those rows
+                part = fisher.rows(rows)
+                sub = logits_of(part)
+                kl = ((sub.detach().exp() * (sub.detach() - sub)).sum(-1) * part.mask).sum() / fisher_tokens
+                return _flat(torch.autograd.grad(kl * fisher_share, params, create_graph=True))
+
+            # one chunk's graph is kept for every product; several are rebuilt each time (one chunk in memory)
+            held = [kl_gradient(fisher_chunks[0])] if len(fisher_chunks) == 1 else None
+
+            def kl_hessian_vector(v: torch.Tensor) -> torch.Tensor:
+                product = torch.zeros_like(v)
+                for index, rows in enumerate(fisher_chunks):
+                    grad_kl = held[index] if held else kl_gradient(rows)
+                    product += _flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=held is not None))
+                return product
+
+            old_weights = _flat(params).detach().clone()
 
             @torch.no_grad()
             def evaluate() -> tuple[float, float]:  # (surrogate improvement, mean KL(old‖new)) at the current weights
-                new = forward(self.model, batch.input_ids, batch.attention_mask, width, section.temperature)[0]
-                new = new.log_softmax(-1)
-                ratio = (new.gather(-1, batch.tokens[..., None]).squeeze(-1) - old_logps).exp()
-                gain = masked_mean(ratio * batch.advantages, batch.mask) * share - surrogate.detach()
-                new_kl = masked_mean((old_all.exp() * (old_all - new)).sum(-1), batch.mask) * share
-                both = self._mean(torch.stack([gain, new_kl]))  # the whole batch's
+                moved, gain, new_kl = _flat(params).clone(), torch.zeros(()), torch.zeros(())
+                for rows in chunks:
+                    part = batch.rows(rows)
+                    _assign(params, old_weights)  # the old policy's whole distribution, one chunk at a time
+                    old = logits_of(part)
+                    _assign(params, moved)
+                    new = logits_of(part)
+                    ratio = (new.gather(-1, part.tokens[..., None]).squeeze(-1) - old_logps[rows]).exp()
+                    gain += (ratio * part.advantages * part.mask).sum() / tokens * share
+                    new_kl += ((old.exp() * (old - new)).sum(-1) * part.mask).sum() / tokens * share
+                both = self._mean(torch.stack([gain - surrogate, new_kl]))  # the whole batch's
                 return both[0].item(), both[1].item()
 
-            fraction, improvement, new_kl = trpo_step(params, surrogate, kl, evaluate, section, self._mean)
+            fraction, improvement, new_kl = trpo_step(
+                params, gradient, kl_hessian_vector, evaluate, section, self._mean
+            )
         surrogate = self._mean(surrogate.detach())  # the whole batch's
         return {
             "loss/policy": 0.0 - (surrogate.item() + improvement),  # 0.0 -: no "-0" when nothing moved
