@@ -194,6 +194,26 @@ def test_a_real_runs_stages_compare_as_its_own_table_pairs_them(finished_run: Pa
     )
 
 
+def test_a_run_stopped_in_its_last_evaluation_is_not_compared_by_an_earlier_stage(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """Killed while evaluating its last stage (its model saved, no summary.json), `compare RUN` took the newest
+    evaluation file, the SFT model's, while `eval`/`chat --model RUN` take the GRPO model."""
+    from r1kit.monitoring.compare import evaluation_file
+    from r1kit.runs import RunDirError
+
+    stopped = tmp_path / "stopped"
+    shutil.copytree(finished_run, stopped)
+    (stopped / "summary.json").unlink()
+    (stopped / "eval" / "grpo.json").unlink()
+    with pytest.raises(RunDirError, match=r"its newest model, 02_grpo/model, has no evaluation yet"):
+        evaluation_file(str(stopped))
+    # `r1kit eval --model RUN` scored it: that evaluation is the run's
+    scored = _evaluation(stopped, "eval", [1.0] * 8, QUESTIONS)
+    scored.write_text(json.dumps(json.loads(scored.read_text()) | {"model": str(stopped / "02_grpo" / "model")}))
+    assert evaluation_file(str(stopped)) == scored
+
+
 def test_perplexity_near_one_shows_its_change(tmp_path: Path, capsys) -> None:
     """1.127 and 1.153 read 1.1 and 1.2 with a change of +0.0."""
     for run, perplexity in (("a", 1.127), ("b", 1.153)):

@@ -22,6 +22,7 @@ from r1kit.runs import (
     RunDir,
     RunDirError,
     eval_label_number,
+    final_model,
     no_model_said,
     outdated_stages,
     read_json,
@@ -137,7 +138,8 @@ def _config_differences(first: str, a: Path, other: str, b: Path) -> list[str]:
 
 def evaluation_file(reference: str) -> Path:
     """The eval JSON a reference names: a file, `RUN:LABEL`, or a run folder (its final evaluation: the last of its
-    summary.json, else its newest evaluation file)."""
+    summary.json; in a run not finished, that of its newest model, the one `eval --model RUN` takes; else its newest
+    evaluation file)."""
     exists = Path(reference).expanduser().exists()  # a path with a ':' in it is a path
     folder, _, label = reference.rpartition(":") if ":" in reference and not exists else (reference, "", "")
     path = Path(folder).expanduser()
@@ -161,18 +163,21 @@ def evaluation_file(reference: str) -> Path:
         return RunDir(path).eval_path(labels[-1])
     run, stage = path.resolve().parent, stage_of_folder(path.resolve().name)
     if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
-        run_dir = RunDir(run)
-        if run_dir.eval_path(stage).exists():  # its model's evaluation
-            return run_dir.eval_path(stage)
-        # a stage run alone evaluates nothing itself: the newest `r1kit eval` of its model (`RUN:eval_2` names another)
-        evaluated = run_dir.later_evaluations()
-        scored = [
-            run_dir.eval_path(label) for label, model in evaluated.items() if model.is_relative_to(path.resolve())
-        ]
-        if scored:
-            return max(scored, key=_newest)
+        if scored := _evaluations_of(RunDir(run), path):
+            return scored
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
         raise RunDirError(f"compare {reference}: {why}")
+    # a run not finished: the model `eval`/`chat --model RUN` take, its newest (killed while evaluating its last stage,
+    # the newest evaluation file is an earlier stage's)
+    newest = final_model(RunDir(path)) if (path / "config.yaml").exists() else None
+    if newest is not None and newest.resolve().parent.parent == path.resolve():
+        if scored := _evaluations_of(RunDir(path), newest.resolve().parent):
+            return scored
+        raise RunDirError(
+            f"compare {reference}: its newest model, {newest.resolve().relative_to(path.resolve())}, has no evaluation yet (the run was "
+            f"stopped before it?): `r1kit run --resume --out {path}` finishes the run, or `r1kit eval --model "
+            f"{path}` scores it alone"
+        )
     files = sorted(path.glob("eval/*.json"), key=_newest)
     if not files and not (path / "config.yaml").exists():
         raise RunDirError(
@@ -184,6 +189,16 @@ def evaluation_file(reference: str) -> Path:
             f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"
         )
     return files[-1]
+
+
+def _evaluations_of(run: RunDir, stage_folder: Path) -> Path | None:
+    """The evaluation of a stage folder's model: the run's own of that stage, else the newest `r1kit eval` of it (a
+    stage run alone evaluates nothing itself; `RUN:eval_2` names another), else None."""
+    if run.eval_path(stage := stage_of_folder(stage_folder.name)).exists():
+        return run.eval_path(stage)
+    folder = stage_folder.resolve()
+    scored = [run.eval_path(label) for label, model in run.later_evaluations().items() if model.is_relative_to(folder)]
+    return max(scored, key=_newest) if scored else None
 
 
 def _newest(file: Path) -> tuple[float, int]:
