@@ -68,6 +68,11 @@ MATRIX = "\\begin{pmatrix} %s \\\\ %s \\end{pmatrix}"
         ("1 1/2 cups", "1.5", 1.0),
         ("2 1/2 km", "2.5", 1.0),
         ("2 1/2 hours", "2", 0.0),
+        # said with `and`: it read as 1/2 (the last number), right against a gold 1/2 and wrong against 5/2
+        ("2 and 1/2", "5/2", 1.0),
+        ("2 and 1/2", "1/2", 0.0),
+        ("It takes 1 and 3/4 hours.", "7/4", 1.0),
+        ("3 and 5/2", "11/2", 0.0),  # a fraction of one or more: two numbers, not a mixed one
     ],
 )
 def test_accuracy_reads_latex_with_word_arguments_and_mixed_numbers(answer: str, gold: str, score: float) -> None:

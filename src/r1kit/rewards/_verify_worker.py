@@ -43,8 +43,11 @@ _LATEX_WORD_ARGUMENT = re.compile(r"\\(?:begin|end|text|textbf|mathrm|mathbf|ope
 _UNIT = re.compile(
     r"(\s*[-+]?\d[\d,]*(?:\.\d+)?)\s+(?:[A-Za-z]{2,3}|[A-Zmgsl])(?:/[A-Za-z]{1,3})?(?:\^\d|\^\{\d\})?\s*"
 )  # a unit of two or three letters, a capital (25 C, 5 T) or m, g, s, l: 5 x is five times x
-# 2 1/2: two and a half (as 2\frac{1}{2} reads), anywhere in the text ("2 1/2 hours"; read apart, a hedge)
-_MIXED_NUMBER = re.compile(r"(?<![\w./])([-+]?)(\d+)[ \t]+(\d+)/(\d+)(?![\w/]|\.\d)")  # a full stop may end it
+# 2 1/2: two and a half (as 2\frac{1}{2} reads), anywhere in the text ("2 1/2 hours"; read apart, a hedge); also said
+# `2 and 1/2` where the fraction is below one (`3 and 5/2` is two numbers)
+_MIXED_NUMBER = re.compile(
+    r"(?<![\w./])([-+]?)(\d+)[ \t]+(and[ \t]+)?(\d+)/(\d+)(?![\w/]|\.\d)", re.IGNORECASE
+)  # a full stop may end it
 # A multiple-choice letter as answers write it: B, (B), B., **B**, B) 12, Option B, The answer is (C)., **Answer: B**;
 # text may follow the letter only after its closing mark ("I think…" names no option)
 _CHOICE = re.compile(
@@ -153,6 +156,8 @@ def plain(text: str) -> str:
     ('-5', '3 \\\\pi', '2\\\\pi', 'pizza', 'x \\\\ge 6', 'x \\\\le 6')
     >>> plain("-2 1/2"), plain("It takes 2 1/2 hours."), plain("2 1/2."), plain("3 4/4"), plain("1 2/3/4")
     ('-5/2', 'It takes 5/2 hours.', '5/2.', '16/4', '1 2/3/4')
+    >>> plain("2 and 1/2"), plain("1 And 3/4 hours"), plain("3 and 5/2"), plain("2 and 1/0")
+    ('5/2', '7/4 hours', '3 and 5/2', '2 and 1/0')
     >>> plain("1e-5"), plain("2.5E3"), plain("-3e+02"), plain("2e"), plain("1e999")
     ('0.00001', '2500', '-300', '2e', '1e999')
     >>> plain("5²"), plain("x⁻¹"), plain("2½"), plain("½"), plain("√16"), plain("2√(x+1)"), plain("12 cm²")
@@ -240,9 +245,10 @@ def word_said(answer: str) -> str:
 
 def _improper(mixed: re.Match) -> str:
     """A mixed number as its improper fraction, 2 1/2 as 5/2 (what math-verify reads in a sentence too; 3 4/4 is 4,
-    as 3\\frac{4}{4} reads); one over 0 stays as written."""
-    sign, whole, numerator, denominator = mixed.group(1), *(int(part) for part in mixed.groups()[1:])
-    if denominator == 0:
+    as 3\\frac{4}{4} reads), `2 and 1/2` too; one over 0, and `3 and 5/2`, stay as written."""
+    sign, said_and = mixed.group(1), mixed.group(3)
+    whole, numerator, denominator = (int(mixed.group(index)) for index in (2, 4, 5))
+    if denominator == 0 or (said_and and numerator >= denominator):
         return mixed.group()
     return f"{sign}{whole * denominator + numerator}/{denominator}"
 
