@@ -1122,6 +1122,11 @@ def test_the_prompts_a_stage_samples_are_drawn_across_a_sorted_file(tmp_path: Pa
         drawn = verifiable_prompts(ctx, Dataset.from_list(rows), 20)
     assert len(drawn) == 20 and {row["group"] for row in drawn} == {"1", "2", "3"}
     assert "rejection_sampling: 10 of 100 training rows have no gold answer to verify traces against" in caplog.text
+    # a problem in several rows (k traces each, as rejection sampling and distill write them) is drawn once: it was
+    # sampled, and kept, once a row
+    twice = [row | {"reasoning": reasoning} for row in rows[:30] for reasoning in ("one way", "another")]
+    drawn = verifiable_prompts(ctx, Dataset.from_list(twice), 100)
+    assert sorted(row["question"] for row in drawn) == sorted(row["question"] for row in rows[:30])
 
 
 def test_sft_trains_with_gradient_checkpointing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

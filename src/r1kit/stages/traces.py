@@ -525,14 +525,25 @@ def drawn_rows(rows: Dataset, limit: int, seed: int) -> list[dict[str, Any]]:
 
 
 def verifiable_prompts(ctx: StageContext, rows: Dataset, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` training rows with a gold answer (see drawn_rows): a trace is kept only when its answer verifies
-    against it, so a chat row (mixed data) would only take a prompt's place. The rows without one are counted."""
-    answered = [i for i, gold in enumerate(rows["solution"]) if gold]
-    if len(answered) < len(rows):
+    """Up to `limit` training problems with a gold answer (see drawn_rows), each once: a trace is kept only when its
+    answer verifies against it, so a chat row (mixed data) would only take a prompt's place; a problem in several
+    rows (k traces each, as rejection sampling writes them) would be sampled, and kept, once a row. The rows without
+    a gold answer are counted."""
+    answered, seen = [], set()
+    for index, (question, gold) in enumerate(zip(rows["question"], rows["solution"], strict=True)):
+        if gold and question not in seen:
+            answered.append(index)
+            seen.add(question)
+    unanswered = sum(not gold for gold in rows["solution"])
+    if unanswered:
         logger.warning(
             "%s: %d of %d training rows have no gold answer to verify traces against; left out",
             ctx.stage,
-            len(rows) - len(answered),
+            unanswered,
             len(rows),
+        )
+    if repeated := len(rows) - unanswered - len(answered):
+        logger.info(
+            "%s: %d training rows repeat a problem of an earlier row; each problem is sampled once", ctx.stage, repeated
         )
     return [rows[answered[i]] for i in drawn_indices(len(answered), limit, ctx.config.run.seed)]
