@@ -857,6 +857,22 @@ def test_resume_continues_the_saved_config_over_a_profile_given_again(
     assert resolve(environ={"R1KIT_DEBUG": "1"}).config
 
 
+@pytest.mark.parametrize("out", ["{run}/", "./{name}/", "{name}"])
+@pytest.mark.parametrize("flag", ["--out", "--output_dir", "--run.output_dir"])
+def test_resume_takes_the_run_folder_however_it_is_spelt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], out: str, flag: str
+) -> None:
+    """`--resume --out runs/a/` (a shell's tab completion) was refused: "--out and --run.output_dir both set
+    run.output_dir, to different values", the second being the folder --resume had found, which the user never typed."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(to_yaml(resolve("--sft.max_steps", "300", profile="test").config))
+    monkeypatch.chdir(tmp_path)
+    args = ["config", "show", "--format", "json", "--resume", flag, out.format(run=run, name=run.name)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["sft"]["max_steps"] == 300
+
+
 @pytest.mark.parametrize(
     ("args", "key", "value"),
     [

@@ -40,6 +40,7 @@ from r1kit.config.sources import (
     to_yaml,
     tutorial_flag_lands,
     unused_reward_settings,
+    without_flags_for,
 )
 from r1kit.runs import RunDir, leave_run_folder, stop_training_log, training_log_run
 from r1kit.stages.registry import ABOUT, READS, ROLLOUT_KINDS, STAGE_KINDS, TOOL_READS, reads, sections_read
@@ -228,7 +229,8 @@ def load_config(args: argparse.Namespace, overrides: list[str]) -> ResolvedConfi
                 )
         resolved = resolve_config(
             config_file=str(saved),
-            overrides=[*overrides, "--run.output_dir", str(saved.parent)],
+            # the folder found above, however the command spelt it (`runs/a/`, `./runs/a`, a path from elsewhere)
+            overrides=[*without_flags_for(overrides, "run.output_dir"), "--run.output_dir", str(saved.parent)],
             command=command,
         )
     check_machine(resolved.config, resolved.sources, command)

@@ -662,9 +662,14 @@ def _flags(args: list[str]) -> list[tuple[str, list[str]]]:
     >>> _flags(["--out", "runs/a", "--rewards.functions=[a,", "b]", "--resume"])
     [('--out', ['runs/a']), ('--rewards.functions', ['[a,', 'b]']), ('--resume', [])]
     """
+    return [(flag, words) for flag, words, _ in _flag_spans(args)]
+
+
+def _flag_spans(args: list[str]) -> list[tuple[str, list[str], slice]]:
+    """_flags, with the slice of `args` each flag and its words take."""
     flags, index = [], 0
     while index < len(args):
-        flag = args[index]
+        flag, start = args[index], index
         if not flag.startswith("--") or len(flag) == 2:
             raise ConfigError(f"unexpected argument {flag!r}: options look like --section.key value")
         flag, has_equals, inline = flag.partition("=")
@@ -673,8 +678,23 @@ def _flags(args: list[str]) -> list[tuple[str, list[str]]]:
         while (not has_equals or _unclosed(" ".join(words))) and index < len(args) and not args[index].startswith("--"):
             words.append(args[index])
             index += 1
-        flags.append((flag, words))
+        flags.append((flag, words, slice(start, index)))
     return flags
+
+
+def without_flags_for(args: list[str], key: str) -> list[str]:
+    """A command line without the flags that set `key`, whatever their spelling (`--out`, `--output_dir`).
+
+    >>> without_flags_for(["--out", "runs/a/", "--resume", "--output_dir=runs/a", "--sft.max_steps", "3"], "run.output_dir")
+    ['--resume', '--sft.max_steps', '3']
+    """
+    kept = []
+    for flag, _, span in _flag_spans(args):
+        alias = FLAG_ALIASES.get(flag)
+        path = alias.path if alias else flag[2:]
+        if PATH_ALIASES.get(path, path) != key:
+            kept += args[span]
+    return kept
 
 
 # The flags that set the precision, read together (`_precision_switches_off`): TRL's switches, by the precision they
