@@ -525,6 +525,22 @@ def test_traces_in_the_language_a_filter_names_in_capitals_are_kept() -> None:
     assert TraceJudge(config)([trace], ["Tom has 3 apples and gets 4 more. How many?"], ["7"]) == ["kept"]
 
 
+def test_a_plugin_s_parameters_beside_a_recipe_stage_with_its_own_list_change_nothing_and_are_no_error(
+    plugin_module: str,
+) -> None:
+    """The r1 and rlhf recipes' RL stages set their own rewards.functions: the run's parameters of a plug-in that list
+    leaves out were refused ("'short_answer' is neither a setting nor a plug-in reward listed", blaming the recipe)."""
+    from r1kit.config.sources import resolve_config
+
+    spec = f"{plugin_module}:short_answer"
+    overrides = ["--rewards.functions", f"[accuracy, {spec}]", "--rewards.short_answer.weight", "0.25"]
+    resolved = resolve_config(recipe="r1", overrides=overrides, environ={})
+    stage = next(s for s in resolved.config.stages if s.name == "reasoning_rl")
+    rewards = resolved.config.for_stage(stage).rewards
+    assert spec not in rewards.functions and "short_answer" not in (rewards.model_extra or {})
+    assert resolved.config.rewards.params(spec).weight == 0.25  # the run's own, as given
+
+
 def test_plugin_parameters_of_an_unlisted_reward_are_refused(capsys) -> None:
     code, _, err = show(capsys, "--rewards.acuracy.weight", "2")
     assert code == 2 and "did you mean 'accuracy'" in err

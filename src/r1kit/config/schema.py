@@ -1393,6 +1393,19 @@ def _epochs_or_steps_of_the_stage(merged: dict[str, Any], own: Mapping[str, Any]
             limits["epochs"] = None
 
 
+def _plugin_params_of_the_stages_list(merged: dict[str, Any], own: Mapping[str, Any]) -> None:
+    """A stage whose own `rewards.functions` replaces the run's list leaves the run's parameters of plug-ins it does
+    not list unread (as the run's list would be), not an error about a plug-in missing from the stage's list; the
+    stage's own parameters stay, checked as ever."""
+    rewards, own_rewards = merged.get("rewards"), own.get("rewards")
+    if not isinstance(rewards, dict) or not isinstance(own_rewards, Mapping) or "functions" not in own_rewards:
+        return
+    listed = {name for spec in rewards.get("functions") or [] if is_plugin(spec) for name in (spec, short_name(spec))}
+    for key in [key for key in rewards if key not in RewardsConfig.model_fields]:
+        if key not in listed and key not in own_rewards:
+            del rewards[key]
+
+
 # What loads every stage's model: set for the run, not for one stage (a stage trains the model of its model_from).
 RUN_WIDE_MODEL_SETTINGS = ("name", "revision", "gguf_file", "device", "precision", "threads", "cache_dir")
 
@@ -1449,6 +1462,7 @@ class R1kitConfig(Section):
         # The stage's own config lists only itself, without overrides: what it runs is already laid in.
         merged = deep_merge(self.model_dump(exclude={"stages"}), spec.config, REPLACED_WHOLE)
         _epochs_or_steps_of_the_stage(merged, spec.config)
+        _plugin_params_of_the_stages_list(merged, spec.config)
         return R1kitConfig.model_validate(merged | {"stages": [{"name": spec.name, "kind": spec.stage_kind}]})
 
     @model_validator(mode="after")
