@@ -541,6 +541,14 @@ def test_a_plugin_s_parameters_beside_a_recipe_stage_with_its_own_list_change_no
     assert resolved.config.rewards.params(spec).weight == 0.25  # the run's own, as given
 
 
+def test_a_plugin_s_parameter_of_the_wrong_type_is_named_with_its_plugin(plugin_module: str, capsys) -> None:
+    """It was said as `rewards.weight: Input should be a valid number`: no plug-in, no value, no source."""
+    functions = ["--rewards.functions", f"[accuracy, {plugin_module}:short_answer]"]
+    code, _, err = show(capsys, *functions, "--rewards.short_answer.weight", "0.2x")
+    assert code == 2 and "rewards.short_answer.weight: Input should be a valid number" in err
+    assert "(got '0.2x')" in err and "from cli:--rewards.short_answer.weight" in err
+
+
 def test_plugin_parameters_of_an_unlisted_reward_are_refused(capsys) -> None:
     code, _, err = show(capsys, "--rewards.acuracy.weight", "2")
     assert code == 2 and "did you mean 'accuracy'" in err

@@ -506,7 +506,11 @@ class RewardsConfig(Section):
                 )
             if not isinstance(value, dict | PluginRewardParams):
                 raise ValueError(f"rewards.{key}: a plug-in's parameters are a mapping (weight: …, your_param: …)")
-            self.model_extra[key] = PluginRewardParams.model_validate(value)
+            try:
+                self.model_extra[key] = PluginRewardParams.model_validate(value)
+            except ValidationError as error:  # its own key: pydantic's would be rewards.weight, no plug-in named
+                field, message, got = first_problem(error)
+                raise ValueError(f"rewards.{key}.{field}: {message} (got {got!r})") from None
             misfit = misfit_parameter(plugins.get(key, key), list(self.model_extra[key].model_extra or {}))
             if misfit:
                 raise ValueError(f"rewards.{key}: {misfit}")
