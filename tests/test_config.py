@@ -261,9 +261,14 @@ def test_a_length_limits_name_on_chat_or_eval_points_to_max_new_tokens(command: 
         resolve("--max_length", "100", command="run")
 
 
-def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use() -> None:
-    with pytest.raises(ConfigError, match=r"unknown option --kl_coef; did you mean 'ppo.kl_coef'"):
+def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use(tmp_path: Path) -> None:
+    # GRPO's is beta: `ppo.kl_coef`, the one key of that name, was suggested, and changed nothing GRPO reads
+    with pytest.raises(ConfigError, match=r"unknown option --kl_coef; GRPO's KL coefficient is --beta"):
         resolve("--kl_coef", "0.1", command="run")
+    with pytest.raises(ConfigError, match=r"unknown key 'grpo.kl_coef'.*; GRPO's KL coefficient is 'grpo.beta'"):
+        (tmp_path / "kl.yaml").write_text("grpo:\n  kl_coef: 0.04\n")
+        resolve(config_file=str(tmp_path / "kl.yaml"))
+    assert resolve("--kl_coef", "0.04", command="grpo").config.grpo.beta == 0.04  # as rloo's kl_coef is its beta
     with pytest.raises(ConfigError, match=r"--max_prompt_length .* limit prompt \+ reply with --max_length"):
         resolve("--max_prompt_length", "12", command="dpo")  # it pointed at --max_completion_length, refused there
     # another stage's setting on a stage without it is refused, not set where nothing reads it

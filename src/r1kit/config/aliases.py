@@ -188,8 +188,9 @@ FLAG_ALIASES = {
 # and `r1kit grpo` read. A stage run alone reads its own section instead: the flag lands there (sft2 and distill train
 # with sft.*), or is refused where that stage has no such setting, rather than being set on keys the stage ignores.
 _OWN_SECTIONS = {"sft2": ("sft",), "distill": ("distill", "sft")}
-# A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`.
-_RENAMED = {("rloo", "kl_coef"): "beta"}
+# A stage's setting under the name an older TRL trainer gave it: RLOO's KL coefficient was `kl_coef` before `beta`,
+# and GRPO's is PPO's `kl_coef` in many a tutorial.
+_RENAMED = {("rloo", "kl_coef"): "beta", ("grpo", "kl_coef"): "beta"}
 GRPO_SECTIONS = ("training", "grpo")
 # The commands that train nothing read their own section's sampling settings: `r1kit chat --temperature 0.7`.
 COMMAND_SECTIONS = {"chat": "chat", "eval": "evaluation"}

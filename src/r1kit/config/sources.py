@@ -172,9 +172,16 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ("; the reply's limit is --max_new_tokens (generate's max_length counts the prompt too)", "; the reply's limit is 'evaluation.max_new_tokens'")
     >>> did_you_mean("do_sample", as_flag=True, command="chat")
     '; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)'
+    >>> did_you_mean("grpo.kl_coef"), did_you_mean("kl_coef", as_flag=True, command="run")
+    ("; GRPO's KL coefficient is 'grpo.beta' (TRL's beta); PPO's is 'ppo.kl_coef'", "; GRPO's KL coefficient is --beta (TRL's beta); PPO's is --ppo.kl_coef")
     >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
     ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
+    section, dotted, _ = path.partition(".")
+    if path.endswith("kl_coef") and (section in GRPO_SECTIONS or not dotted) and command not in ("ppo", "rloo"):
+        # GRPO's KL coefficient is TRL's `beta`; the one key named kl_coef is PPO's, which GRPO never reads
+        said = ("--beta", "--ppo.kl_coef") if as_flag else ("'grpo.beta'", "'ppo.kl_coef'")
+        return f"; GRPO's KL coefficient is {said[0]} (TRL's beta); PPO's is {said[1]}"
     if path.rsplit(".", 1)[-1] == "do_sample":  # transformers' generate(do_sample=True, temperature=0.7)
         return "; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)"
     if path in ("profile", "recipe"):  # `profile: dev` in a file: the command line chooses them
@@ -195,7 +202,6 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     known = [key for key in LEAF_PATHS if reads(command, key)] if command in (*READS, *TOOL_READS) else LEAF_PATHS
     if path in SECTION_PATHS:  # `--training.batch_size 4`: was "did you mean 'training.batch_size'?"
         return f"; {path} is a section: set one of its keys ({_keys_of(path)})"
-    section, dotted, _ = path.partition(".")
     name = path.rsplit(".", 1)[-1]
     replying = section if dotted else COMMAND_SECTIONS.get(command or "")  # chat's or evaluation's own settings
     if name in _LENGTH_LIMITS and replying in COMMAND_SECTIONS.values() and path.count(".") <= 1:
