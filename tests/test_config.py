@@ -381,6 +381,10 @@ def test_environment_names_are_unambiguous() -> None:
         # `--data "$DATA"` with DATA unset: was "`.` is a folder; dataset.name takes a … file"
         (["--data", ""], "dataset.name: is empty; name a built-in task"),
         (["--model", ""], "model.name: is empty; name a built-in model"),  # was: the current folder loaded
+        # every optional text likewise: an empty held-out file was read as unset, and a share cut from the training rows
+        (["--dataset.test_split", ""], "dataset.test_split: is empty; give it a value, or leave it out (null)"),
+        (["--model.revision", " "], "model.revision: is empty"),
+        (["--preferences.dataset", ""], "preferences.dataset: is empty"),
         # a section, or a key under one: was "did you mean 'training.batch_size'?" and "did you mean 'model.lora'?"
         (["--training.batch_size", "4"], "training.batch_size is a section: set one of its keys (gradient_acc"),
         (["--model.lora.r", "8"], "model.lora has no 'r' (its keys: alpha, dropout, enabled, rank, target_modules)"),

@@ -50,7 +50,15 @@ class Section(BaseModel):
         kinds = kinds or {cls.model_fields[info.field_name].annotation}
         if isinstance(value, bool) and kinds <= {int, float}:
             raise ValueError(f"is {str(value).lower()}, not a number")
+        if kinds == {str} and isinstance(value, str) and not value.strip() and _optional(cls, info.field_name):
+            # an unset shell variable (`--dataset.test_split "$HELD"`): read as unset, it fell back to a default
+            # (a held-out share cut from the training rows) without a word
+            raise ValueError("is empty; give it a value, or leave it out (null) for its default")
         return value
+
+
+def _optional(section: type[BaseModel], name: str) -> bool:
+    return type(None) in get_args(section.model_fields[name].annotation)
 
 
 # ---------------------------------------------------------------------------------------------------- run & model
@@ -78,10 +86,8 @@ class RunConfig(Section):
 
     @field_validator("output_dir")
     @classmethod
-    def _a_folder_or_unset(cls, folder: str | None) -> str | None:
-        if folder is not None and not folder.strip():  # an unset shell variable: not a wish for runs/<timestamp>
-            raise ValueError("is empty; name a folder, or leave it out for runs/<timestamp>")
-        return home_expanded(folder)
+    def _home_expanded_folder(cls, folder: str | None) -> str | None:
+        return home_expanded(folder)  # an empty one is refused as every optional text is (Section)
 
 
 class LoraConfig(Section):
