@@ -564,6 +564,21 @@ def test_distill_alone_without_a_student_would_train_the_teacher_and_is_refused(
     assert not (tmp_path / "run" / "distill").exists()  # no manifest, no trace sampled
 
 
+def test_distill_whose_student_is_the_teacher_s_folder_written_another_way_is_refused(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--model.name teacher --distill.student /full/path/to/teacher` sampled the teacher and trained it on its own
+    traces: the two references were compared as text."""
+    shutil.copytree(tiny_model, tmp_path / "teacher")
+    monkeypatch.chdir(tmp_path)
+    for student in (str(tmp_path / "teacher"), "./teacher/"):
+        overrides = ["--out", str(tmp_path / "run"), "--model.name", "teacher", "--distill.student", student]
+        config = resolve_config(profile="test", environ={}, overrides=overrides).config
+        with pytest.raises(ModelError, match=r"the student would be the teacher itself"):
+            distill.main(config)
+        assert not (tmp_path / "run" / "distill").exists()
+
+
 def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path, tiny_model: Path) -> None:
     """`r1kit distill` whose teacher kept no trace ended complete, with exit code 0 and no student."""
     student = shutil.copytree(tiny_model, tmp_path / "student")

@@ -13,6 +13,7 @@ import logging
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
+from r1kit.runs import names_one_path
 from r1kit.stages import sft
 from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
 from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, write_dataset
@@ -23,17 +24,24 @@ logger = logging.getLogger("r1kit")
 def refuse_own_student(ctx: StageContext, inputs: StageInputs) -> None:
     """Run alone, the base is model.name, the teacher: unless distill.student names another, it would learn its own
     traces (a recipe's plan refuses that before any stage runs)."""
-    if student_of(ctx.config.distill.student, inputs, ctx.config) == inputs.model:
+    if same_model(student_of(ctx.config.distill.student, inputs, ctx.config), inputs.model):
         raise ModelError(
             f"distill: the student would be the teacher itself ({inputs.model}); set distill.student to the model "
             "to train (a smaller one; the rejection_sampling and sft2 stages train a model on its own traces)"
         )
 
 
+def same_model(student: str, teacher: str) -> bool:
+    """One model named twice: the same reference, or one local folder written two ways (`teacher`, its full path)."""
+    return student == teacher or names_one_path(student, teacher, None)
+
+
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
     student = student_of(settings.student, inputs, ctx.config)
-    if student == inputs.model:  # in a recipe (alone: refused before): the stages meant to teach it made no model
+    if same_model(
+        student, inputs.model
+    ):  # in a recipe (alone: refused before): the stages meant to teach it made no model
         logger.warning(
             "distill: its teacher is its student itself (%s): the stages before it that were to make the teacher made "
             "no model; nothing to distill",
