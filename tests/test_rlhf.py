@@ -692,6 +692,29 @@ def test_a_reward_model_named_by_its_run_folder_is_that_model_everywhere(tmp_pat
     assert judge_folders(judged)["reward_model"] == str(made.resolve())
 
 
+QUESTION_TEMPLATE = (
+    "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + ('Question: ' if m['role'] == 'user' else '') + "
+    "m['content'] + '<|im_end|>\\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\\n'}}{% endif %}"
+)
+
+
+def test_win_rate_reference_completions_are_kept_per_chat_template(tmp_path: Path, tiny_model: Path) -> None:
+    """The reference model's completions were keyed by the prompts' messages: an evaluation into the same run under
+    another model.chat_template reused the ones made under the first, so the policy and the reference were asked
+    differently."""
+    from r1kit.prompts import chat_prompt
+
+    prompts = [chat_prompt(f"What is {i} + 2?", None) for i in range(2)]
+    kept = tmp_path / "run" / "eval" / "win_rate_reference"
+    ctx, _, _ = setup(config_for(tmp_path), "test")
+    first = evaluate_module._reference_completions(ctx, str(tiny_model), prompts)
+    assert evaluate_module._reference_completions(ctx, str(tiny_model), prompts) == first  # kept, not made again
+    assert len(list(kept.iterdir())) == 1
+    ctx, _, _ = setup(config_for(tmp_path, "--model.chat_template", QUESTION_TEMPLATE), "test")
+    evaluate_module._reference_completions(ctx, str(tiny_model), prompts)
+    assert len(list(kept.iterdir())) == 2
+
+
 def test_the_reward_model_reward_scores_deterministically_and_pickles(tmp_path: Path, tiny_model: Path) -> None:
     path = tiny_reward_model(tmp_path / "rm", tiny_model)
     reward = build_reward("reward_model", path=str(path), batch_size=2)

@@ -741,14 +741,18 @@ def _win_rate_entry(
 
 def _reference_completions(ctx: StageContext, against: str, prompts: list[list[dict]]) -> list[str]:
     """The win-rate reference model's greedy completions of `prompts`: generated once per run and kept in
-    RUN/eval/win_rate_reference/, keyed by that model's content and the prompts, for every model judged after."""
+    RUN/eval/win_rate_reference/, keyed by that model's content, the prompts' text as its chat template writes them
+    (model.chat_template changes what it is asked), the reply's limit and the numerics (bf16 and fp32 greedy replies,
+    and a batch's padding, differ), for every model judged after."""
     settings = ctx.config.evaluation
-    key = json_digest([content_hash(Path(against)), prompts, settings.max_new_tokens])
+    tokenizer = load_tokenizer(ctx.config.model, against)
+    asked = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    numerics = [ctx.hardware.device, ctx.hardware.precision, settings.batch_size]
+    key = json_digest([content_hash(Path(against)), asked, settings.max_new_tokens, numerics])
     path = ctx.run.root / "eval" / "win_rate_reference" / f"{key}.json"
     kept = distributed.from_main(json.loads(path.read_text(encoding="utf-8")) if path.exists() else None)
     if kept is not None:
         return kept
-    tokenizer = load_tokenizer(ctx.config.model, against)
     reference_model = load_model(ctx.config.model, against, ctx.hardware, for_training=False).eval()
     texts = generate(
         reference_model,
