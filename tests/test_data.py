@@ -375,6 +375,17 @@ def test_each_format_is_detected_and_adapted(fmt: str, tmp_path: Path) -> None:
     assert (row["question"], row["solution"], row["reasoning"], row["response"]) == EXPECTED[fmt]
 
 
+def test_gsm8k_in_trl_s_prompt_solution_shape_is_split_at_its_answer_line(tmp_path: Path) -> None:
+    """GSM8K mapped to {prompt, solution}: the whole worked text, calculator notes and all, was the gold, with no
+    reasoning, so SFT said the file had no worked solution."""
+    worked = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 72"
+    rows, _ = load_eval_rows(
+        dataset(write_rows(tmp_path / "ps.jsonl", [{"prompt": "How many?", "solution": worked}] * 3))
+    )
+    assert rows[0]["solution"] == "72"
+    assert rows[0]["reasoning"] == "Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips."
+
+
 def test_conversational_prompt_completion_rows_and_input_output_files_are_read(tmp_path: Path) -> None:
     """TRL's conversational prompt-completion rows and a file of input/output pairs could not be told apart from
     unknown columns ("cannot tell the dataset format")."""

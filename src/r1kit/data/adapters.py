@@ -96,9 +96,8 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     """
     worked_text, answer = gold_text(row, "solution"), gold_text(row, "answer")
     if answer is None and worked_text is not None:  # the answer inside it, whatever the lengths (10^6 #### 1,000,000)
-        steps, marker, final = worked_text.rpartition("####")
-        if marker and final.strip() and "\n" not in final.strip() and steps.strip():
-            gold, steps = _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
+        if split := gsm8k_split(worked_text):
+            gold, steps = split
             return _canonical(row, gold, row.get("reasoning") or steps)
         boxed = last_boxed(worked_text) if worked(worked_text) else None
         if boxed is not None:
@@ -356,6 +355,19 @@ def prompt_completion_row(row: Mapping[str, Any]) -> Canonical:
     return _reply(_said(row, "prompt", "user"), _said(row, "completion", "assistant"))
 
 
+def gsm8k_split(worked_text: str) -> tuple[str, str] | None:
+    """GSM8K's worked answer as (gold, steps): the answer after its last `####` line (thousands commas dropped) and
+    the steps before it without their calculator notes (`<<48/2=24>>`); None for text without one.
+
+    >>> gsm8k_split("48/2 = <<48/2=24>>24 clips.\\n#### 1,024"), gsm8k_split("So \\\\boxed{5}.")
+    (('1024', '48/2 = 24 clips.'), None)
+    """
+    steps, marker, final = worked_text.rpartition("####")
+    if marker and final.strip() and "\n" not in final.strip() and steps.strip():
+        return _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
+    return None
+
+
 def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     """TRL's prompt-only rows with a gold answer, as open-r1 and the R1 tutorial's `make_conversation` make them:
     {prompt, solution}, the prompt text or {role, content} messages (its last user turn is the question), the
@@ -363,10 +375,15 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
 
     >>> prompt_solution_row({"prompt": [{"role": "user", "content": "2 + 3?"}], "solution": "So \\\\boxed{5}."})
     {'question': '2 + 3?', 'solution': '5', 'reasoning': 'So \\\\boxed{5}.', 'response': None}
+    >>> prompt_solution_row({"prompt": "2 + 3?", "solution": "2 + 3 = <<2+3=5>>5.\\n#### 5"})["reasoning"]
+    '2 + 3 = 5.'
     """
     solution = gold_text(row, "solution")
     if solution is None:
         raise BadRow("solution", "is missing")
+    if split := gsm8k_split(solution):  # GSM8K's worked answer in this shape: its `#### 72` line, as r1kit's reads it
+        gold, steps = split
+        return {"question": _said(row, "prompt", "user"), "solution": gold, "reasoning": steps, "response": None}
     boxed = last_boxed(solution)
     return {
         "question": _said(row, "prompt", "user"),
