@@ -528,12 +528,12 @@ def test_a_bad_preference_pair_is_found_before_any_stage_trains(tmp_path: Path, 
     assert_one_line(err, f"{path}: line 4: field 'chosen'")
 
 
-@pytest.mark.parametrize("stage", ["rejection_sampling", "distill"])
+@pytest.mark.parametrize("stage", ["rejection_sampling", "distill", "cold_start"])
 def test_trace_sampling_on_data_without_gold_answers_is_refused_up_front(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: str
 ) -> None:
     """Chat data: every trace was sampled (the teacher's whole run, for distill), then judged unverifiable, and the
-    closing advice was to sample more."""
+    closing advice was to sample more (cold start wrote no row and ended with exit code 0)."""
     chat = "".join(json.dumps({"instruction": f"Say hi {i}.", "response": "Hi."}) + "\n" for i in range(12))
     path = _data_file(tmp_path, "chat.jsonl", chat)
     args = [stage, "--profile", "test", "--data", str(path), "--out", str(tmp_path / "run")]

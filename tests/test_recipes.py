@@ -619,6 +619,11 @@ def test_no_trace_kept_names_the_remedy_for_its_commonest_reason(tmp_path: Path,
         write_dataset(ctx, [], {"dropped": {"truncated": 1, "wrong": 15}}, "rejection_sampling")
     assert "sample more (rejection_sampling.samples_per_prompt" in caplog.text
     assert json.loads((tmp_path / "stats.json").read_text())["dropped"]["wrong"] == 15
+    # cold start's rows without a worked solution to convert are rows, not traces: they outnumbered the cut replies
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        write_dataset(ctx, [], {"dropped": {"no_worked_solution": 10, "truncated": 8, "wrong": 1}}, "cold_start")
+    assert "most replies were cut at cold_start.max_new_tokens: give them more room" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------- pass-rate curriculum

@@ -630,7 +630,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
             where,
             GENERAL_SYSTEM_PROMPT,
         )
-    if kind in ("rejection_sampling", "distill") and not any(rows["solution"]):  # found after all the sampling
+    if kind in ("rejection_sampling", "distill", "cold_start") and not any(rows["solution"]):  # after all the work
         raise DatasetError(
             f"{where}: no row has a gold answer, and {kind} keeps only the traces whose answer verifies against it; "
             "use data with answers"

@@ -466,9 +466,11 @@ def write_dataset(ctx: StageContext, rows: list[dict[str, Any]], stats: dict[str
     stage's config section, whose sampling keys the warning names."""
     if not rows:
         dropped = stats.get("dropped", stats)
-        # the remedy for the commonest reason: a reply cut at the limit needs room, not more samples
+        # the remedy for the commonest reason a trace was dropped (cold start's rows without a worked solution to
+        # convert are rows, not traces): a reply cut at the limit needs room, not more samples
         remedy = f"sample more ({section}.samples_per_prompt, {section}.max_prompts) or relax `filters`"
-        if dropped and max(dropped, key=dropped.get) == "truncated":
+        traces = {reason: n for reason, n in dropped.items() if reason != "no_worked_solution"}
+        if traces and max(traces, key=traces.get) == "truncated":
             remedy = f"most replies were cut at {section}.max_new_tokens: give them more room"
         logger.warning("%s: no trace was kept (dropped: %s); %s", ctx.stage, json.dumps(dropped), remedy)
     path = ctx.dir / "data.jsonl"
