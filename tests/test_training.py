@@ -619,6 +619,44 @@ def test_distill_reads_a_teacher_that_answers_after_its_thinking(
     assert output.metrics["teacher_acceptance"] == 1.0 and output.model is not None
 
 
+def test_a_student_whose_template_drops_the_reasoning_is_refused_before_sampling_and_may_have_its_own(
+    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An R1-Distill-like student was refused only inside its SFT, after the teacher had sampled every problem (in the
+    r1 recipe, after every stage before), and the advice, model.chat_template, re-templated the teacher too."""
+    from r1kit.stages import traces
+    from tests.test_rlhf import DISTILL_LIKE_TEMPLATE
+
+    asked = []
+
+    def teacher(ctx, model_reference, prompts, settings, desc):
+        asked.append(ctx.config.model.chat_template)
+        sums = [int(re.search(r"What is (\d+) \+ 2", p[-1]["content"])[1]) + 2 for p in prompts]
+        texts = [[f"<think>\nAdding gives {n}.\n</think>\n<answer>{n}</answer>"] for n in sums]
+        return Generations(texts, [[9]] * len(texts), [[False]] * len(texts), [0] * len(texts))
+
+    monkeypatch.setattr(traces, "sample", teacher)
+    data = tmp_path / "sums.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
+    )
+    student = shutil.copytree(tiny_model, tmp_path / "student")
+    settings = json.loads((student / "tokenizer_config.json").read_text()) | {"chat_template": DISTILL_LIKE_TEMPLATE}
+    (student / "tokenizer_config.json").write_text(json.dumps(settings))
+    (student / "chat_template.jinja").unlink(missing_ok=True)
+    overrides = ["--out", str(tmp_path / "run"), "--data", str(data), "--distill.student", str(student)]
+    overrides += ["--sft.max_steps", "1"]
+    config = resolve_config(profile="test", environ={}, overrides=overrides).config
+    with pytest.raises(ModelError, match=r"distill: the chat template of .* set distill.student_chat_template=chatml"):
+        distill.main(config)
+    assert asked == []  # before the teacher sampled anything
+    config = resolve_config(
+        profile="test", environ={}, overrides=[*overrides, "--distill.student_chat_template", "chatml"]
+    ).config
+    output = distill.main(config)
+    assert output.model is not None and asked == [None]  # the teacher asked with its own template
+
+
 def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """TRL cut long worked solutions at sft.max_length, <answer> and all, without a word (a fifth of GSM8K at 256)."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "140")

@@ -507,18 +507,20 @@ def refuse_a_template_that_drops_reasoning(
     consequence: str,
     where: str = "",
     earlier_turn: bool = False,
+    key: str = "model.chat_template",
 ) -> None:
     """A template that drops an assistant reply's <think> block (DeepSeek-R1-Distill's) is refused where `replies`
     hold one (None: they are worked solutions); `consequence` says what training through it would do, `where` (a
-    stage's "dpo: ") heads the message. `earlier_turn`: the replies are earlier turns of a conversation (few-shot
-    examples), which some templates strip where they keep the last one's (Qwen3's)."""
+    stage's "dpo: ") heads the message, `key` the setting that gives another template. `earlier_turn`: the replies
+    are earlier turns of a conversation (few-shot examples), which some templates strip where they keep the last
+    one's (Qwen3's)."""
     if not drops_reasoning(tokenizer, earlier_turn):
         return
     if replies is not None and not any(THINK_CLOSE in reply for reply in replies):
         return  # chat replies: no reasoning to lose
     raise ModelError(
         f"{where}the chat template of {reference} drops the reasoning from an assistant's reply (its <think> block), so "
-        f"{consequence}; set model.chat_template=chatml or to a template of your own that keeps it"
+        f"{consequence}; set {key}=chatml or to a template of your own that keeps it"
     )
 
 

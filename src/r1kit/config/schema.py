@@ -156,15 +156,20 @@ class ModelConfig(Section):
     @field_validator("chat_template")
     @classmethod
     def _valid_jinja(cls, template: str | None) -> str | None:
-        if template is None or template.strip().lower() == "chatml":  # ChatML, chatml: the built-in one
-            return None if template is None else "chatml"
-        if "{{" not in template and "{%" not in template:  # a constant: every prompt would be this text
-            raise ValueError(
-                f"{template[:60]!r} is neither chatml nor a Jinja chat template (it writes no message: no {{{{ }}}} "
-                "or {% %} in it); give the template's text, not a file's name (in YAML a block under `|`)"
-            )
-        check_jinja(template)
-        return template
+        return chat_template_checked(template)
+
+
+def chat_template_checked(template: str | None) -> str | None:
+    """A chat_template setting as given: None, `chatml` (any case: the built-in one), or a valid Jinja template."""
+    if template is None or template.strip().lower() == "chatml":  # ChatML, chatml: the built-in one
+        return None if template is None else "chatml"
+    if "{{" not in template and "{%" not in template:  # a constant: every prompt would be this text
+        raise ValueError(
+            f"{template[:60]!r} is neither chatml nor a Jinja chat template (it writes no message: no {{{{ }}}} "
+            "or {% %} in it); give the template's text, not a file's name (in YAML a block under `|`)"
+        )
+    check_jinja(template)
+    return template
 
 
 def check_jinja(template: str) -> None:
@@ -996,6 +1001,17 @@ class DistillConfig(SamplingConfig):
         "the name of an earlier stage that makes a model); default: the run's untouched base model.",
     )
     keep_per_prompt: int = Field(1, ge=1, description="Verified teacher traces kept per problem.")
+    student_chat_template: str | None = Field(
+        None,
+        description="Chat template the student trains with instead of its tokenizer's: 'chatml' or a Jinja template "
+        "string (model.chat_template is the teacher's, and the student's unless this is set): for a student whose "
+        "template drops the reasoning from a reply (DeepSeek-R1-Distill's).",
+    )
+
+    @field_validator("student_chat_template")
+    @classmethod
+    def _valid_jinja(cls, template: str | None) -> str | None:
+        return chat_template_checked(template)
 
 
 # ------------------------------------------------------------------------------------------ classic RLHF stages

@@ -60,6 +60,7 @@ from r1kit.models import (
     check_model,
     load_tokenizer,
     looks_local,
+    refuse_a_template_that_drops_reasoning,
     resolve_model,
     revision_of,
     save_adapter,
@@ -479,7 +480,21 @@ def check_named_models(config: R1kitConfig, command: str, running: Collection[st
             key, trains = keys[role]
             reference = model_reference_of(named, stage)
             check_model(stage.model, reference, training=trains, key=key)
-            load_tokenizer(stage.model, reference)
+            if role != "student":
+                load_tokenizer(stage.model, reference)
+                continue
+            # the template the student trains with: one that drops the teacher's reasoning was found only once every
+            # trace was sampled (in the r1 recipe, after every stage before)
+            own = stage.distill.student_chat_template
+            settings = stage.model if own is None else stage.model.model_copy(update={"chat_template": own})
+            refuse_a_template_that_drops_reasoning(
+                load_tokenizer(settings, reference),
+                reference,
+                None,
+                "distillation would teach it the teacher's answers without their worked reasoning",
+                "distill: ",
+                key="distill.student_chat_template",
+            )
 
 
 def setup(

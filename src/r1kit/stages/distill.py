@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
@@ -49,7 +50,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         )
         return StageOutput(metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
-    key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=settings.model_dump(exclude={"student"}))
+    # what the teacher samples: not the student's settings
+    sampling = settings.model_dump(exclude={"student", "student_chat_template"})
+    key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=sampling)
     # stats.json is written after data.jsonl: the traces are whole; a redone stage's folder was cleared before
     saved = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():
@@ -71,6 +74,9 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     if not kept:  # said by write_dataset; a student trained on nothing would only be a copy of itself
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     logger.warning("distill: %d teacher traces from %s → student %s", len(kept), inputs.model, student)
+    if settings.student_chat_template is not None:  # the student's own template; model.chat_template is the teacher's
+        model_settings = ctx.config.model.model_copy(update={"chat_template": settings.student_chat_template})
+        ctx = replace(ctx, config=ctx.config.model_copy(update={"model": model_settings}))
     model, length = sft.train(ctx, student, sft_rows(read_rows(dataset), ctx.config.prompt.system), inputs.splits.test)
     return StageOutput(
         model=model,
