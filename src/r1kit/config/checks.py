@@ -51,7 +51,8 @@ def check_machine(config: R1kitConfig, sources: Mapping[str, str] | None = None,
     for name, enabled in integrations.items() if command not in ("chat", "eval") else ():  # they log to neither
         if enabled and importlib.util.find_spec(name) is None:
             problems.append(
-                f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]')"
+                f"monitoring.{name}.enabled: the {name} package is not installed (pip install 'r1kit[{name}]', or "
+                f"--monitoring.{name}.enabled false)"
             )
     if problems:
         raise ConfigError("\n".join(_with_source(problem, sources or {}) for problem in problems))
