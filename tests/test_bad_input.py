@@ -576,6 +576,11 @@ BAD_CONFIGS = {
     "key without a colon": ("training:\n  max_steps 5\n", "training: is a section and takes its keys"),
     "stage name": ("stages:\n  - name: RL\n", "(got 'RL', from file:"),
     "dotted and nested": ("training.max_steps: 3\ntraining: {max_steps: 4}\n", "training.max_steps set twice"),
+    # in a recipe stage's own config too (the later one won there without a word)
+    "dotted and nested in a stage": (
+        "stages:\n  - name: grpo\n    config: {training.max_steps: 3, training: {max_steps: 40}}\n",
+        "stage grpo's config: training.max_steps set twice",
+    ),
     "unknown key": ("trainig: {max_steps: 3}\n", "did you mean 'training.max_steps'"),
     "section as scalar": ("training: 5\n", "training"),
     "wrong type": ("training: {max_steps: lots}\n", "training.max_steps"),

@@ -418,10 +418,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must hold a mapping of config sections, not {type(values).__name__}")
-    twice = sorted(key for key, count in Counter(path for path, _ in _leaves(values)).items() if count > 1)
-    if twice:  # `training.max_steps: 7` and `training: {max_steps: 8}`: the later one won without a word
-        raise ConfigError(f"{path}: {', '.join(twice)} set twice (as a dotted key and within its section); keep one")
+    stages = values.get("stages") if isinstance(values.get("stages"), list) else []
+    own = [(f"stage {spec.get('name')}'s config: ", spec["config"]) for spec in stages if _has_config(spec)]
+    for where, tree in [("", values), *own]:  # a stage's own config too: its later key won there as well
+        twice = sorted(key for key, count in Counter(key for key, _ in _leaves(tree)).items() if count > 1)
+        if twice:  # `training.max_steps: 7` and `training: {max_steps: 8}`: the later one won without a word
+            raise ConfigError(
+                f"{path}: {where}{', '.join(twice)} set twice (as a dotted key and within its section); keep one"
+            )
     return values
+
+
+def _has_config(spec: Any) -> bool:
+    return isinstance(spec, Mapping) and isinstance(spec.get("config"), Mapping)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:
