@@ -1188,6 +1188,23 @@ def test_a_profile_that_replaces_a_value_of_the_users_file_says_so(
     assert f"--profile dev sets training.max_steps to 8, so training.epochs 0.5 from {mine} gives way" in err
     assert main(["config", "show", "--config", str(mine), "--profile", "dev", "--sft.epochs", "2"]) == 0
     assert "sft.epochs" not in capsys.readouterr().err  # the flag's epochs stand
+
+
+def test_a_config_file_that_replaces_the_named_recipe_s_values_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--recipe r1_zero --config dump.yaml` (a `config show` dump, or RUN/config.yaml) dropped the recipe's stages,
+    prompt and rewards without a word."""
+    dump = tmp_path / "dump.yaml"
+    assert main(["config", "show"]) == 0
+    dump.write_text(capsys.readouterr().out)
+    assert main(["config", "show", "--recipe", "r1_zero", "--config", str(dump)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--config {dump} sets stages to [sft, grpo] over [grpo] from the r1_zero recipe" in err
+    assert f"--config {dump} sets rewards.functions to" in err
+    (tmp_path / "steps.yaml").write_text("training:\n  max_steps: 5\n")  # a key the recipe leaves alone: no note
+    assert main(["config", "show", "--recipe", "r1_zero", "--config", str(tmp_path / "steps.yaml")]) == 0
+    assert "from the r1_zero recipe" not in capsys.readouterr().err
     # a recipe's values too: the shipped `profile` profile's one GRPO stage replaced r1's six without a word
     assert main(["config", "show", "--recipe", "r1", "--profile", "profile"]) == 0
     assert (

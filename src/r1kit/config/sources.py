@@ -1077,6 +1077,14 @@ def resolve_config(
         for path, value, source, winner, winner_source in gave_way
         if source.partition(", as ")[0] in chosen and winner_source.startswith("profile:")
     ]
+    if recipe and config_file:  # a file after the recipe it was named with: a `config show` dump replaced it whole
+        recipes, files = f"file:{recipe_path(recipe)}", f"file:{Path(config_file)}"
+        overridden += [
+            f"--config {config_file} sets {path} to {_said(path, _get(merged, path))} over {_said(path, value)} "
+            f"from the {recipe} recipe (the file is read after it)"
+            for path, value, source in replaced
+            if source == recipes and sources[path] == files and _get(merged, path) != value
+        ]
     ignored = [line for layer in layers for line in layer.ignored]
     if command == "run":
         _refuse_trainer_flags_no_stage_reads(config, sources)
