@@ -1364,6 +1364,10 @@ def test_run_wide_checks_leave_a_stage_its_own_values(tmp_path: Path) -> None:
     check_machine(config("grpo: {use_vllm: true}\n" + stage + "      grpo: {use_vllm: false}\n"), command="run")
     with pytest.raises(ConfigError, match=re.escape("stages: grpo: its config is invalid: training.batch_size")):
         config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 3}\n")
+    # a key of the run's own that the stage's rule refused: named with its source, not the recipe's file alone
+    (tmp_path / "c.yaml").write_text(stage + "      grpo: {num_generations: 4}\n")
+    with pytest.raises(ConfigError, match=r"\(from file:.*c\.yaml; training\.batch_size\.per_device_train from cli:--"):
+        resolve("--training.batch_size.per_device_train", "6", config_file=str(tmp_path / "c.yaml"), command="run")
     # a stage without its own config runs on the run's values: checked against them
     with pytest.raises(ConfigError, match=re.escape("must be divisible by grpo.num_generations")):
         config("training: {batch_size: {per_device_train: 4}}\n" + stage + "      grpo: {num_generations: 4}\n"

@@ -1262,11 +1262,22 @@ def _said(path: str, value: Any) -> str:
     return repr(value)
 
 
+_STAGE_KEY = re.compile(r"its config is invalid: ([\w.]+):")  # the key a recipe stage's problem names
+
+
 def _describe(error: ValidationError, sources: Mapping[str, str]) -> str:
     """The first validation problem as one line: key, problem, offending value and where it came from."""
     path, message, value = first_problem(error)
-    if not path:  # a rule across sections: its message names the keys; a recipe stage's, its file too
-        return f"{message} (from {sources['stages']})" if message.startswith("stages:") else message
+    if not path and message.startswith("stages:"):  # a recipe stage's: its file, and where the run set that key
+        named = _STAGE_KEY.search(message)
+        given = [
+            f"; {leaf} from {where}"
+            for leaf, where in sources.items()
+            if named and where != "default" and (leaf == named[1] or leaf.startswith(f"{named[1]}."))
+        ]
+        return f"{message} (from {sources['stages']}{''.join(given)})"
+    if not path:  # a rule across sections: its message names the keys
+        return message
     section, _, key = path.rpartition(".")
     if value is None and section in LEAF_PATHS and ":" in key:  # {problem:question}: YAML's key with no value
         return f"{section}: {key!r} is one key without a value to YAML; put a space after the colon ({{a: b}})"
