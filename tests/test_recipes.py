@@ -397,13 +397,14 @@ def test_trace_keys_made_before_the_readability_filters_stay_valid() -> None:
     from datasets import Dataset
 
     from r1kit.config.schema import R1kitConfig
+    from r1kit.stages.distill import teacher_sampling
     from r1kit.stages.traces import samples_key
 
     rows = Dataset.from_list([{"question": "1+1?", "solution": "2"}])
 
     def key(**filters) -> str:
         config = R1kitConfig(filters=filters)
-        return samples_key(config, "org/teacher", rows, sampling=config.distill.model_dump(exclude={"student"}))
+        return samples_key(config, "org/teacher", rows, sampling=teacher_sampling(config.distill))
 
     assert key() == "5378f3acc382d9e6"  # the key of a default config before the two filters existed
     assert key(drop_code_blocks=False) != key() != key(max_paragraph_words=100)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from typing import Any
 
-from r1kit.config.schema import R1kitConfig
+from r1kit.config.schema import DistillConfig, R1kitConfig
 from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
 from r1kit.runs import names_one_path
@@ -37,6 +38,11 @@ def same_model(student: str, teacher: str) -> bool:
     return student == teacher or names_one_path(student, teacher, None)
 
 
+def teacher_sampling(settings: DistillConfig) -> dict[str, Any]:
+    """The distill settings the teacher's traces are made with, which key them: not the student's."""
+    return settings.model_dump(exclude={"student", "student_chat_template"})
+
+
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
     settings = ctx.config.distill
     student = student_of(settings.student, inputs, ctx.config)
@@ -50,9 +56,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         )
         return StageOutput(metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     traces, stats_path = ctx.dir / "data.jsonl", ctx.dir / "stats.json"
-    # what the teacher samples: not the student's settings
-    sampling = settings.model_dump(exclude={"student", "student_chat_template"})
-    key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=sampling)
+    key = samples_key(ctx.config, inputs.model, inputs.splits.train, sampling=teacher_sampling(settings))
     # stats.json is written after data.jsonl: the traces are whole; a redone stage's folder was cleared before
     saved = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.exists() else {}
     if saved.get("traces_key") == key and traces.exists():
