@@ -386,6 +386,53 @@ def test_an_adapter_of_a_moved_run_loads_on_its_runs_stage_model(tiny_model: Pat
         load_model(ModelConfig(), str(tmp_path / "lone"), CPU, for_training=False)
 
 
+def test_an_adapter_is_merged_only_onto_the_base_it_was_trained_on(tiny_model: Path, tmp_path: Path) -> None:
+    """An adapter named its base by path alone: a run renamed and a new one started under its name (or its SFT stage
+    redone), the old GRPO adapter and checkpoints were merged onto the new SFT model, a model no one trained, without
+    a word. Its base's content is recorded beside it: the same stage's model of its own run is taken where that one
+    matches, else it is refused."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.atomic import COMPLETE_MARKER
+    from r1kit.models import BASE_RECORD, save_adapter
+    from r1kit.pipeline import _Hashes
+
+    def made_again(folder: Path, seed: int) -> None:  # another model under the same path
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+        model.save_pretrained(folder)
+
+    run = tmp_path / "run"
+    base = shutil.copytree(tiny_model, run / "01_sft" / "model")
+    (base / COMPLETE_MARKER).write_text("{}")
+    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules="all-linear"))
+    adapter = run / "02_grpo" / "adapter"
+    save_adapter(adapted, load_tokenizer(ModelConfig(), str(base)), adapter, ModelConfig())
+    assert (adapter / BASE_RECORD).is_file()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    expected = load_model(ModelConfig(), str(adapter), CPU, for_training=False)(ids).logits.detach()
+    fingerprint = _Hashes().of(str(adapter))  # what a run that starts from the adapter is keyed by
+    # renamed, and a new run under the old name: its own run's SFT model is the base
+    shutil.move(run, tmp_path / "old")
+    shutil.copytree(tiny_model, base)
+    made_again(base, seed=1)
+    assert _Hashes().of(str(tmp_path / "old" / "02_grpo" / "adapter")) == fingerprint  # the same model
+    moved = load_model(ModelConfig(), str(tmp_path / "old" / "02_grpo" / "adapter"), CPU, for_training=False)
+    assert torch.allclose(moved(ids).logits, expected, atol=1e-5)
+    # its own run's SFT model made again as well: nothing holds what it was trained on. The adapter's files alone
+    # keyed it: a run started from it was "complete, skipped" (and its base evaluation reused) on another model
+    made_again(tmp_path / "old" / "01_sft" / "model", seed=2)
+    assert _Hashes().of(str(tmp_path / "old" / "02_grpo" / "adapter")) != fingerprint
+    with pytest.raises(ModelError, match=r"adapter is a LoRA adapter trained on another model than the one now at"):
+        load_model(ModelConfig(), str(tmp_path / "old" / "02_grpo" / "adapter"), CPU, for_training=False)
+
+
 def test_a_lora_adapter_on_the_hub_trains_on_merged_into_its_base(tiny_model: Path, tmp_path: Path) -> None:
     """A hub repo holding an adapter (`--model someone/tiny-lora`) was loaded unmerged by transformers and wrapped in a
     second adapter: the stage trained, then failed to save its model ("a bug in r1kit": UnboundLocalError). The hub

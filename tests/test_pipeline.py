@@ -262,6 +262,8 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     new_rank = r1kit_cli(*args, "--resume", "--model.lora.rank", "32", cwd=REPO)
     assert new_rank.returncode == 1, new_rank.stderr[-2000:]
     assert "model.lora.rank: 16 there, 32 now; --resume continues sft's checkpoint, which holds" in new_rank.stderr
+    # a LoRA checkpoint loads as a model: the base it trains on is recorded in it, as beside a saved adapter
+    assert (out / "sft" / "checkpoints" / "checkpoint-3" / "r1kit_base.json").is_file()
     shutil.rmtree(out / "sft" / "model")  # killed after its last checkpoint (step 3), before its model was saved
     saved = (out / "config.yaml").read_text()
     fewer = r1kit_cli(*args, "--resume", "--sft.max_steps", "2", cwd=REPO)

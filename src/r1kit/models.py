@@ -6,6 +6,7 @@ import fnmatch
 import functools
 import hashlib
 import importlib.util
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.pytorch_utils import Conv1D
 
-from r1kit.atomic import build_complete, is_complete
+from r1kit.atomic import build_complete, content_hash, is_complete, write_json
 from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
@@ -35,6 +36,9 @@ from r1kit.rewards.text import THINK_CLOSE
 logger = logging.getLogger("r1kit")
 
 ADAPTER_CONFIG = "adapter_config.json"  # a LoRA adapter folder (save_adapter) holds it beside its weights
+# beside a LoRA adapter (saved, or a checkpoint's): the content of the local base model it was trained on, which a
+# redone stage or a new run in a renamed run's folder replaces under the same path
+BASE_RECORD = "r1kit_base.json"
 
 IM_END = "<|im_end|>"  # the end of a ChatML turn
 CHATML_TEMPLATE = (
@@ -597,7 +601,8 @@ def _adapter_base(cfg: ModelConfig, adapter: str) -> tuple[ModelConfig, str]:
         raise load_error(adapter, error) from error
     base = settings.base_model_name_or_path
     cached = Path(base).expanduser()
-    if not cached.exists() and cached.parent.name == "models" and cached.name in BUILTIN_MODELS:
+    built_in = cached.parent.name == "models" and cached.name in BUILTIN_MODELS
+    if not cached.exists() and built_in:
         # a built-in model's converted folder, named by its path: gone with a cleared or another cache (another
         # machine's), it is built again as it was
         base = str(builtin_model_path(cached.name, cfg.cache_dir))
@@ -610,7 +615,74 @@ def _adapter_base(cfg: ModelConfig, adapter: str) -> tuple[ModelConfig, str]:
                 f"{adapter} is a LoRA adapter whose base model {base} (its adapter_config.json's "
                 "base_model_name_or_path) is not there: put that model back, or set the path to where it is"
             )
+    if not built_in:  # a built-in model is the same converted from its shipped file, in any cache (another version's)
+        base = _base_trained_on(Path(adapter), base)
     return (cfg.model_copy(update={"name": base, "revision": settings.revision}) if settings.revision else cfg), base
+
+
+def _base_trained_on(adapter: Path, base: str) -> str:
+    """`base`, the local model an adapter names, if it holds what the adapter was trained on (BASE_RECORD; none
+    recorded: taken as it is); else the same stage's model in the adapter's own run, where that one does (a run
+    renamed, a new one started under its old name); else a ModelError: merged onto another model, the adapter would
+    give a model no one trained, without a word."""
+    record = adapter / BASE_RECORD
+    if not record.is_file() or not Path(base).is_dir():
+        return base
+    trained_on = json.loads(record.read_text(encoding="utf-8")).get("base_hash")
+    if trained_on in (None, base_hash(Path(base))):
+        return base
+    own = _stage_model_of_own_run(adapter, Path(base))
+    if own is not None and base_hash(Path(own)) == trained_on:
+        return own
+    raise ModelError(
+        f"{adapter} is a LoRA adapter trained on another model than the one now at {base} (that model was made again "
+        "since: its stage redone, or a new run under that folder's name); merged onto it, it would give a model no one "
+        "trained. Use the stage's merged model (its `model` folder), or train the adapter again"
+    )
+
+
+_BASE_HASHES: dict[tuple, str] = {}  # (folder, its files' sizes and times) → content hash: a base is read once
+
+
+def base_hash(folder: Path) -> str:
+    """A local model folder's content hash (see `content_hash`), computed once while its files stay as they are."""
+    folder = folder.expanduser().resolve()
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    key = (folder, *((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _BASE_HASHES:
+        _BASE_HASHES[key] = content_hash(folder)
+    return _BASE_HASHES[key]
+
+
+def adapter_base_named(folder: Path) -> str | None:
+    """The local base model a LoRA adapter folder is merged onto: the one its adapter_config.json names, or the same
+    stage's model of its own run where only that one holds what it trained on (`_base_trained_on`); None for another
+    folder, or for a base not on this machine (a hub id)."""
+    config = folder / ADAPTER_CONFIG
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (ValueError, AttributeError):  # damaged: loading it says so
+        return None
+    if not isinstance(base, str) or not base or not Path(base).expanduser().is_dir():
+        return None
+    if Path(base).expanduser().resolve() == folder.resolve():
+        return None
+    try:
+        return _base_trained_on(folder, base)
+    except ModelError:  # none holds it: keyed by the one named, which loading it refuses
+        return base
+
+
+def record_base(model: torch.nn.Module, folder: Path) -> None:
+    """Beside a LoRA adapter written into `folder` (saved, or a checkpoint's), the content of the local base model it
+    trains on (BASE_RECORD), which `load_model` checks before merging it there. Nothing for other models."""
+    if not isinstance(model, PeftModel):
+        return
+    base = Path(model.peft_config[model.active_adapter].base_model_name_or_path or "").expanduser()
+    if base.is_dir():
+        write_json(folder / BASE_RECORD, {"base_hash": base_hash(base)})
 
 
 def _stage_model_of_own_run(adapter: Path, base: Path) -> str | None:
@@ -690,6 +762,7 @@ def save_adapter(model: PeftModel, tokenizer: PreTrainedTokenizerBase, dest: Pat
         settings.revision = revision_of(cfg, base)
     model.save_pretrained(dest)
     tokenizer.save_pretrained(dest)
+    record_base(model, dest)
 
 
 def eos_token_ids(model: PreTrainedModel, tokenizer) -> list[int]:

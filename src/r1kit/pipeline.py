@@ -33,7 +33,7 @@ from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, without_held_out
 from r1kit.data.preferences import load_pairs
-from r1kit.models import looks_local
+from r1kit.models import adapter_base_named, looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import (
@@ -819,5 +819,8 @@ class _Hashes:
     def of(self, reference: str) -> str:
         if reference not in self._known:
             path = model_folder_of(reference)  # a run folder or RUN:STAGE: its model, not its logs
-            self._known[reference] = content_hash(path) if path.exists() else reference
+            digest = content_hash(path) if path.exists() else reference
+            # a LoRA adapter stands for itself merged onto its base: a base made again since is another model
+            base = adapter_base_named(path) if path.is_dir() else None
+            self._known[reference] = json_digest([digest, self.of(base)]) if base else digest
         return self._known[reference]

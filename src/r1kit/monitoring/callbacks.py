@@ -8,7 +8,7 @@ import math
 import resource
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,9 +351,16 @@ class AtomicCheckpoints(TrainerCallback):
     steps whatever save_steps is.
     """
 
-    def __init__(self, staging: Path, checkpoints: Path, config: CheckpointConfig):
+    def __init__(
+        self,
+        staging: Path,
+        checkpoints: Path,
+        config: CheckpointConfig,
+        also_write: Callable[[Any, Path], None] | None = None,
+    ):
         self.staging, self.checkpoints = staging, checkpoints
         self.keep, self.keep_every = config.save_total_limit, config.keep_every
+        self.also_write = also_write  # (model, staged checkpoint): what else a checkpoint holds (a LoRA base record)
 
     def on_step_end(self, args, state, control, **kwargs):
         # a milestone save_steps does not fall on (keep_every 30, save_steps 25) was never written, so never kept
@@ -367,6 +374,8 @@ class AtomicCheckpoints(TrainerCallback):
         if not state.is_world_process_zero:
             return
         name = f"checkpoint-{state.global_step}"
+        if self.also_write is not None:
+            self.also_write(kwargs.get("model"), self.staging / name)
         commit_folder(self.staging / name, self.checkpoints / name, {"step": state.global_step})
         for old in complete_checkpoints(self.checkpoints)[: -self.keep]:
             if not self._milestone(old):

@@ -60,6 +60,7 @@ from r1kit.models import (
     check_model,
     load_tokenizer,
     looks_local,
+    record_base,
     refuse_a_template_that_drops_reasoning,
     resolve_model,
     revision_of,
@@ -1018,7 +1019,9 @@ def callbacks(
     ]
     if section.time_limit_minutes is not None:  # before AtomicCheckpoints: it writes into the staged checkpoint
         found.append(TimeLimit.resumed_from(section.time_limit_minutes, resumed[-1] if resumed else None))
-    found.append(AtomicCheckpoints(staging_dir(ctx), ctx.run.checkpoints(ctx.folder), section.checkpoint))
+    # a LoRA checkpoint loads as a model (`--model RUN/NN_x/checkpoints/checkpoint-N`): with its base's record
+    checkpoints = ctx.run.checkpoints(ctx.folder)
+    found.append(AtomicCheckpoints(staging_dir(ctx), checkpoints, section.checkpoint, also_write=record_base))
     if monitoring.profiler.enabled:
         found.append(TorchProfiler(monitoring.profiler, ctx.dir / "profile"))
     return found
