@@ -628,7 +628,10 @@ def _base_trained_on(adapter: Path, base: str) -> str:
     record = adapter / BASE_RECORD
     if not record.is_file() or not Path(base).is_dir():
         return base
-    trained_on = json.loads(record.read_text(encoding="utf-8")).get("base_hash")
+    try:
+        trained_on = json.loads(record.read_text(encoding="utf-8")).get("base_hash")
+    except (ValueError, UnicodeDecodeError, AttributeError):  # damaged: as an adapter saved without one
+        return base
     if trained_on in (None, base_hash(Path(base))):
         return base
     own = _stage_model_of_own_run(adapter, Path(base))

@@ -173,10 +173,10 @@ def evaluation_file(reference: str) -> Path:
     if newest is not None and newest.resolve().parent.parent == path.resolve():
         if scored := _evaluations_of(RunDir(path), newest.resolve().parent):
             return scored
+        model = newest.resolve().relative_to(path.resolve())
         raise RunDirError(
-            f"compare {reference}: its newest model, {newest.resolve().relative_to(path.resolve())}, has no evaluation yet (the run was "
-            f"stopped before it?): `r1kit run --resume --out {path}` finishes the run, or `r1kit eval --model "
-            f"{path}` scores it alone"
+            f"compare {reference}: its newest model, {model}, has no evaluation yet (the run was stopped before it?): "
+            f"`r1kit run --resume --out {path}` finishes the run, or `r1kit eval --model {path}` scores it alone"
         )
     files = sorted(path.glob("eval/*.json"), key=_newest)
     if not files and not (path / "config.yaml").exists():

@@ -497,9 +497,8 @@ class PPOTrainer:
         share = self._token_share(batch.mask)
 
         def logits_of(part: Rollout) -> torch.Tensor:  # (b, T, V) log-probs at the current parameters
-            return forward(self.model, part.input_ids, part.attention_mask, width, section.temperature)[0].log_softmax(
-                -1
-            )
+            logits = forward(self.model, part.input_ids, part.attention_mask, width, section.temperature)[0]
+            return logits.log_softmax(-1)
 
         # The math kernel of attention: the flash one on CPU has no double backward, and one kernel for every
         # forward here keeps the old and new policies' numbers comparable.
@@ -540,7 +539,7 @@ class PPOTrainer:
 
             @torch.no_grad()
             def evaluate() -> tuple[float, float]:  # (surrogate improvement, mean KL(old‖new)) at the current weights
-                moved, gain, new_kl = _flat(params).clone(), torch.zeros(()), torch.zeros(())
+                moved, gain, new_kl = _flat(params).clone(), tokens.new_zeros(()), tokens.new_zeros(())
                 for rows in chunks:
                     part = batch.rows(rows)
                     _assign(params, old_weights)  # the old policy's whole distribution, one chunk at a time
