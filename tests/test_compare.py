@@ -214,6 +214,22 @@ def test_a_run_stopped_in_its_last_evaluation_is_not_compared_by_an_earlier_stag
     assert evaluation_file(str(stopped)) == scored
 
 
+def test_a_stage_run_alone_and_moved_is_compared_by_its_newest_evaluation(tmp_path: Path) -> None:
+    """A stage run alone writes no summary.json: its `r1kit eval` results name the model where the run was, so once
+    the run moved, the unfinished-recipe rule found no evaluation of its model and refused."""
+    from r1kit.atomic import COMPLETE_MARKER
+    from r1kit.monitoring.compare import evaluation_file
+
+    run = tmp_path / "moved"
+    (run / "sft" / "model").mkdir(parents=True)
+    (run / "sft" / "model" / COMPLETE_MARKER).write_text("{}")
+    (run / "sft" / "manifest.json").write_text('{"kind": "sft", "status": "complete"}')
+    (run / "config.yaml").write_text("{}\n")
+    scored = _evaluation(run, "eval", [1.0, 0.0], QUESTIONS[:2])
+    scored.write_text(json.dumps(json.loads(scored.read_text()) | {"model": "/where/it/was/sft/model"}))
+    assert evaluation_file(str(run)) == scored
+
+
 def test_perplexity_near_one_shows_its_change(tmp_path: Path, capsys) -> None:
     """1.127 and 1.153 read 1.1 and 1.2 with a change of +0.0."""
     for run, perplexity in (("a", 1.127), ("b", 1.153)):

@@ -269,6 +269,8 @@ def test_a_bare_name_elsewhere_names_its_one_key_or_says_what_to_use(tmp_path: P
         (tmp_path / "kl.yaml").write_text("grpo:\n  kl_coef: 0.04\n")
         resolve(config_file=str(tmp_path / "kl.yaml"))
     assert resolve("--kl_coef", "0.04", command="grpo").config.grpo.beta == 0.04  # as rloo's kl_coef is its beta
+    with pytest.raises(ConfigError, match=r"unknown option --kl_coef$"):  # SFT has no KL term: not GRPO's hint
+        resolve("--kl_coef", "0.1", command="sft")
     with pytest.raises(ConfigError, match=r"--max_prompt_length .* limit prompt \+ reply with --max_length"):
         resolve("--max_prompt_length", "12", command="dpo")  # it pointed at --max_completion_length, refused there
     # another stage's setting on a stage without it is refused, not set where nothing reads it

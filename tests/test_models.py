@@ -417,18 +417,24 @@ def test_an_adapter_is_merged_only_onto_the_base_it_was_trained_on(tiny_model: P
     assert (adapter / BASE_RECORD).is_file()
     ids = torch.tensor([[5, 6, 7, 8]])
     expected = load_model(ModelConfig(), str(adapter), CPU, for_training=False)(ids).logits.detach()
-    fingerprint = _Hashes().of(str(adapter))  # what a run that starts from the adapter is keyed by
+    fingerprint = _Hashes().base_of(str(adapter))  # what a run that starts from the adapter is keyed by, besides it
+    assert list(fingerprint) == ["model.base"]
+    # a model card or a clone's metadata beside the weights is the same model
+    (base / "README.md").write_text("# my model\n")
+    (base / ".git").mkdir()
+    (base / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert torch.allclose(load_model(ModelConfig(), str(adapter), CPU, for_training=False)(ids).logits, expected)
     # renamed, and a new run under the old name: its own run's SFT model is the base
     shutil.move(run, tmp_path / "old")
     shutil.copytree(tiny_model, base)
     made_again(base, seed=1)
-    assert _Hashes().of(str(tmp_path / "old" / "02_grpo" / "adapter")) == fingerprint  # the same model
+    assert _Hashes().base_of(str(tmp_path / "old" / "02_grpo" / "adapter")) == fingerprint  # the same model
     moved = load_model(ModelConfig(), str(tmp_path / "old" / "02_grpo" / "adapter"), CPU, for_training=False)
     assert torch.allclose(moved(ids).logits, expected, atol=1e-5)
     # its own run's SFT model made again as well: nothing holds what it was trained on. The adapter's files alone
     # keyed it: a run started from it was "complete, skipped" (and its base evaluation reused) on another model
     made_again(tmp_path / "old" / "01_sft" / "model", seed=2)
-    assert _Hashes().of(str(tmp_path / "old" / "02_grpo" / "adapter")) != fingerprint
+    assert _Hashes().base_of(str(tmp_path / "old" / "02_grpo" / "adapter")) != fingerprint
     with pytest.raises(ModelError, match=r"adapter is a LoRA adapter trained on another model than the one now at"):
         load_model(ModelConfig(), str(tmp_path / "old" / "02_grpo" / "adapter"), CPU, for_training=False)
 

@@ -278,7 +278,7 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     )
     fewer_epochs = r1kit_cli(*args, "--resume", "--sft.epochs", str(passes["epoch"] / 2), cwd=REPO)
     assert fewer_epochs.returncode == 1, fewer_epochs.stderr[-2000:]
-    assert f"has made {passes['epoch']:g} passes over its data; --resume would keep" in fewer_epochs.stderr
+    assert f"checkpoint is at step 3, {passes['epoch']:g} passes over its data, and" in fewer_epochs.stderr
     assert not (out / "sft" / "model").exists() and (out / "config.yaml").read_text() == saved  # nothing written
     resumed = r1kit_cli(*args, "--resume", cwd=REPO)  # as it was saved
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -296,6 +296,22 @@ def test_resume_refuses_what_its_checkpoint_would_not_use(tmp_path: Path) -> Non
     (tmp_path / "new.yaml").write_text(stage % "0.0005")  # --resume takes the run's saved config, then this
     refused = r1kit_cli("run", "--config", str(tmp_path / "new.yaml"), "--out", recipe_args[-1], "--resume", cwd=REPO)
     assert refused.returncode == 1 and "sft.optimization.learning_rate: 0.001 there, 0.0005 now" in refused.stderr
+
+
+def test_a_stage_trained_by_a_share_of_an_epoch_resumes_with_that_share(tmp_path: Path) -> None:
+    """The trainer rounds the steps of 0.1 epochs up, so the last checkpoint had made 0.11 passes: resumed with its own
+    `--sft.epochs 0.1`, it was refused as fewer epochs than the checkpoint had made."""
+    out = tmp_path / "run"
+    args = ["sft", "--profile", "test", "--sft.epochs", "0.1", "--sft.checkpoint.save_steps", "1", "--out", str(out)]
+    assert r1kit_cli(*args, cwd=REPO).returncode == 0
+    (last,) = sorted((out / "sft" / "checkpoints").glob("checkpoint-*"))[-1:]
+    assert json.loads((last / "trainer_state.json").read_text())["epoch"] > 0.1  # rounded up
+    manifest = json.loads((out / "sft" / "manifest.json").read_text())
+    (out / "sft" / "manifest.json").write_text(json.dumps(manifest | {"status": "running"}))
+    shutil.rmtree(out / "sft" / "model")  # killed after its last checkpoint, before its model was saved
+    resumed = r1kit_cli(*args, "--resume", cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "sft" / "model" / "r1kit_complete.json").exists()
 
 
 def test_resuming_a_recipe_stage_whose_prompt_or_data_split_changed_starts_it_over(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.pytorch_utils import Conv1D
 
-from r1kit.atomic import build_complete, content_hash, is_complete, write_json
+from r1kit.atomic import build_complete, is_complete, write_json
 from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
@@ -644,16 +644,26 @@ def _base_trained_on(adapter: Path, base: str) -> str:
     )
 
 
-_BASE_HASHES: dict[tuple, str] = {}  # (folder, its files' sizes and times) → content hash: a base is read once
+_BASE_HASHES: dict[tuple, str] = {}  # (folder, its files' sizes and times) → hash: a base is read once
+# what makes a model folder the model: its architecture and weights (a model card, a clone's .git or a download's
+# metadata beside them change nothing it computes)
+_MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
 
 
 def base_hash(folder: Path) -> str:
-    """A local model folder's content hash (see `content_hash`), computed once while its files stay as they are."""
+    """sha256 of a local model folder's config and weights (names and contents), computed once while those files stay
+    as they are."""
     folder = folder.expanduser().resolve()
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    key = (folder, *((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    files = sorted({file for pattern in _MODEL_FILES for file in folder.glob(pattern) if file.is_file()})
+    key = (folder, *((file.name, file.stat().st_size, file.stat().st_mtime_ns) for file in files))
     if key not in _BASE_HASHES:
-        _BASE_HASHES[key] = content_hash(folder)
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode())
+            with file.open("rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+        _BASE_HASHES[key] = digest.hexdigest()[:16]
     return _BASE_HASHES[key]
 
 

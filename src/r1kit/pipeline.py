@@ -33,7 +33,7 @@ from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
 from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, without_held_out
 from r1kit.data.preferences import load_pairs
-from r1kit.models import adapter_base_named, looks_local
+from r1kit.models import adapter_base_named, base_hash, looks_local
 from r1kit.monitoring.console import print_eval_table
 from r1kit.rewards.reward_model import names_a_stage
 from r1kit.runs import (
@@ -504,7 +504,11 @@ def _fingerprint(config: R1kitConfig, inputs: StageInputs, spec: StageSpec, hash
     """What a stage's result depends on: its config and the content of what it reads (its model, its data, and the
     files or earlier stages of `files_read`). A stage that reads nothing of a redone stage (PPO beside DPO, both from
     SFT) is kept."""
-    consumed = {"model": hashes.of(inputs.model), "data": hashes.of(inputs.splits.source)}
+    consumed = {
+        "model": hashes.of(inputs.model),
+        **hashes.base_of(inputs.model),
+        "data": hashes.of(inputs.splits.source),
+    }
     if spec.stage_kind == "distill":  # the model it trains, however named (unset: the base): another is new work
         consumed["student"] = hashes.of(student_of(config.distill.student, inputs, config))
     for role, reference in files_read(config, spec.stage_kind, inputs.earlier).items():
@@ -694,6 +698,7 @@ def _evaluation_key(
     return json_digest(
         {
             "model": hashes.of(model),
+            **hashes.base_of(model),  # an adapter's base
             **({"revision": hub} if any(hub) else {}),  # none set: the key of the evaluations saved before it
             "judges": judged,
             "evaluation": settings.model_dump(exclude={"every_steps", "during_training_samples"}),
@@ -819,8 +824,13 @@ class _Hashes:
     def of(self, reference: str) -> str:
         if reference not in self._known:
             path = model_folder_of(reference)  # a run folder or RUN:STAGE: its model, not its logs
-            digest = content_hash(path) if path.exists() else reference
-            # a LoRA adapter stands for itself merged onto its base: a base made again since is another model
-            base = adapter_base_named(path) if path.is_dir() else None
-            self._known[reference] = json_digest([digest, self.of(base)]) if base else digest
+            self._known[reference] = content_hash(path) if path.exists() else reference
         return self._known[reference]
+
+    def base_of(self, reference: str) -> dict[str, str]:
+        """{"model.base": its hash} for a LoRA adapter folder, which stands for itself merged onto that base (a base
+        made again since makes it another model); nothing for another model. Apart from the adapter's own hash: the
+        manifests and evaluations saved before it stay valid."""
+        path = model_folder_of(reference)
+        base = adapter_base_named(path) if path.is_dir() else None
+        return {"model.base": base_hash(Path(base))} if base else {}  # its config and weights

@@ -178,7 +178,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
     section, dotted, _ = path.partition(".")
-    if path.endswith("kl_coef") and (section in GRPO_SECTIONS or not dotted) and command not in ("ppo", "rloo"):
+    grpo_read = command in (None, "run", "grpo", "config")  # the commands whose training.* and grpo.* are GRPO's
+    if path.endswith("kl_coef") and (section in GRPO_SECTIONS or not dotted) and grpo_read:
         # GRPO's KL coefficient is TRL's `beta`; the one key named kl_coef is PPO's, which GRPO never reads
         said = ("--beta", "--ppo.kl_coef") if as_flag else ("'grpo.beta'", "'ppo.kl_coef'")
         return f"; GRPO's KL coefficient is {said[0]} (TRL's beta); PPO's is {said[1]}"

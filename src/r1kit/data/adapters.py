@@ -137,6 +137,7 @@ def _canonical(row: Mapping[str, Any], solution: str, reasoning: Any) -> Canonic
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,234,567; not the decimal comma of 3,5
+_NUMBER = re.compile(r"[-+]?\d*\.?\d+")  # GSM8K's answer line: a number (its thousands commas dropped)
 
 
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
@@ -377,12 +378,15 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     {'question': '2 + 3?', 'solution': '5', 'reasoning': 'So \\\\boxed{5}.', 'response': None}
     >>> prompt_solution_row({"prompt": "2 + 3?", "solution": "2 + 3 = <<2+3=5>>5.\\n#### 5"})["reasoning"]
     '2 + 3 = 5.'
+    >>> prompt_solution_row({"prompt": "2 + 3?", "solution": "2 + 3 = 5.\\n#### Final answer: \\\\boxed{5}"})["solution"]
+    '5'
     """
     solution = gold_text(row, "solution")
     if solution is None:
         raise BadRow("solution", "is missing")
-    if split := gsm8k_split(solution):  # GSM8K's worked answer in this shape: its `#### 72` line, as r1kit's reads it
-        gold, steps = split
+    split = gsm8k_split(solution)
+    if split and _NUMBER.fullmatch(split[0]):  # GSM8K's worked answer in this shape: its `#### 72` line (a markdown
+        gold, steps = split  # `#### Final Answer: …` heading is no such line)
         return {"question": _said(row, "prompt", "user"), "solution": gold, "reasoning": steps, "response": None}
     boxed = last_boxed(solution)
     return {

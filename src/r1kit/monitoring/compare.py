@@ -11,6 +11,7 @@ kept them (`eval/<label>.problems.jsonl`).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -167,11 +168,12 @@ def evaluation_file(reference: str) -> Path:
             return scored
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"
         raise RunDirError(f"compare {reference}: {why}")
-    # a run not finished: the model `eval`/`chat --model RUN` take, its newest (killed while evaluating its last stage,
-    # the newest evaluation file is an earlier stage's)
+    # a recipe run not finished: the model `eval`/`chat --model RUN` take, its newest (killed while evaluating its
+    # last stage, the newest evaluation file is an earlier stage's); a stage run alone evaluates nothing itself
     newest = final_model(RunDir(path)) if (path / "config.yaml").exists() else None
-    if newest is not None and newest.resolve().parent.parent == path.resolve():
-        if scored := _evaluations_of(RunDir(path), newest.resolve().parent):
+    stage_folder = newest.resolve().parent if newest is not None else None
+    if stage_folder is not None and stage_folder.parent == path.resolve() and RECIPE_STAGE.fullmatch(stage_folder.name):
+        if scored := _evaluations_of(RunDir(path), stage_folder):
             return scored
         model = newest.resolve().relative_to(path.resolve())
         raise RunDirError(
@@ -189,6 +191,9 @@ def evaluation_file(reference: str) -> Path:
             f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"
         )
     return files[-1]
+
+
+RECIPE_STAGE = re.compile(r"\d\d_.+")  # a recipe's stage folder, NN_<stage>
 
 
 def _evaluations_of(run: RunDir, stage_folder: Path) -> Path | None:
