@@ -829,8 +829,8 @@ class _Hashes:
 
     def base_of(self, reference: str) -> dict[str, str]:
         """{"model.base": its hash} for a LoRA adapter folder, which stands for itself merged onto that base (a base
-        made again since makes it another model); nothing for another model. Apart from the adapter's own hash: the
-        manifests and evaluations saved before it stay valid."""
+        made again since makes it another model); nothing for another model. A key apart from the adapter's own: the
+        stage manifests saved before it stay valid (an adapter's evaluations saved before are made again, once)."""
         path = model_folder_of(reference)
         base = adapter_base_named(path) if path.is_dir() else None
         return {"model.base": base_hash(Path(base))} if base else {}  # its config and weights

@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -612,18 +611,21 @@ def _refuse_what_a_checkpoint_would_not_use(
                 f"longer-trained model under the lower count. Resume with {step} steps or more, or train anew "
                 "into another folder (--out)"
             )
-        # trained by epochs (no max_steps): the step those epochs end at, at the checkpoint's steps per pass over
-        # its data (the trainer recorded both; it rounds the last pass's steps up, so 0.1 epochs may end past 0.1)
+        # trained by epochs (no max_steps), fewer than it trained toward and than the passes over its data its
+        # checkpoint has made (the trainer's record: it rounds a pass's steps up, so the epochs it trained toward may
+        # end a little past themselves, and resume as they were)
         epochs_key = for_stage("training.epochs", kind, LEAF_PATHS.__contains__)
         epochs, passes = values.get(epochs_key) if epochs_key else None, checkpoint_epoch(saved[-1])
-        if max_steps is None and isinstance(epochs, int | float) and passes:
-            ends_at = math.ceil(epochs * step / passes - 1e-6)
-            if ends_at < step:
-                raise RunDirError(
-                    f"{epochs_key} {epochs:g}: {folder}'s checkpoint is at step {step}, {passes:g} passes over its "
-                    f"data, and {epochs:g} end at step {ends_at}; --resume would keep its longer-trained model under "
-                    f"the lower count. Resume with {passes:g} epochs or more, or train anew into another folder (--out)"
-                )
+        before = (
+            trained_with.get(epochs_key) if trained_with else next((b for k, b, _ in changed if k == epochs_key), None)
+        )
+        fewer = isinstance(epochs, int | float) and isinstance(before, int | float) and epochs < before
+        if max_steps is None and fewer and passes is not None and epochs < passes - 1e-6:
+            raise RunDirError(
+                f"{epochs_key} {epochs:g}: {folder}'s checkpoint has made {passes:g} passes over its data, of the "
+                f"{before:g} it trained toward; --resume would keep its longer-trained model under the lower count. "
+                f"Resume with {passes:g} epochs or more, or train anew into another folder (--out)"
+            )
 
 
 _LORA_SHAPE = ("model.lora.rank", "model.lora.target_modules")

@@ -137,7 +137,8 @@ def _canonical(row: Mapping[str, Any], solution: str, reasoning: Any) -> Canonic
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,234,567; not the decimal comma of 3,5
-_NUMBER = re.compile(r"[-+]?\d*\.?\d+")  # GSM8K's answer line: a number (its thousands commas dropped)
+# a markdown heading after `####` (`#### Final Answer: \boxed{42}`), not GSM8K's answer line (`#### 72`, `#### 3/4`)
+_HEADING = re.compile(r"[A-Za-z][A-Za-z ]*:|.*\\boxed\{")
 
 
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
@@ -380,13 +381,15 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     '2 + 3 = 5.'
     >>> prompt_solution_row({"prompt": "2 + 3?", "solution": "2 + 3 = 5.\\n#### Final answer: \\\\boxed{5}"})["solution"]
     '5'
+    >>> prompt_solution_row({"prompt": "Half of 3/2?", "solution": "3/2 / 2 = 3/4.\\n#### 3/4"})["solution"]
+    '3/4'
     """
     solution = gold_text(row, "solution")
     if solution is None:
         raise BadRow("solution", "is missing")
     split = gsm8k_split(solution)
-    if split and _NUMBER.fullmatch(split[0]):  # GSM8K's worked answer in this shape: its `#### 72` line (a markdown
-        gold, steps = split  # `#### Final Answer: …` heading is no such line)
+    if split and not _HEADING.match(split[0]):  # GSM8K's worked answer in this shape: its `#### 72` line (a
+        gold, steps = split  # markdown `#### Final Answer: …` heading is no such line)
         return {"question": _said(row, "prompt", "user"), "solution": gold, "reasoning": steps, "response": None}
     boxed = last_boxed(solution)
     return {
