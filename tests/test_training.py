@@ -590,6 +590,15 @@ def test_a_stage_alone_that_makes_no_model_fails(tmp_path: Path, tiny_model: Pat
             distill.main(config)
 
 
+def sums_data(folder: Path) -> Path:
+    """Twelve problems `What is i + 2?` with their answers, which a teacher stub answers from the question."""
+    data = folder / "sums.jsonl"
+    data.write_text(
+        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
+    )
+    return data
+
+
 def test_distill_reads_a_teacher_that_answers_after_its_thinking(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -606,10 +615,7 @@ def test_distill_reads_a_teacher_that_answers_after_its_thinking(
         return Generations(texts, [[9]] * len(texts), [[False]] * len(texts), [0] * len(texts))
 
     monkeypatch.setattr(traces, "sample", teacher)
-    data = tmp_path / "sums.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
-    )
+    data = sums_data(tmp_path)
     student = shutil.copytree(tiny_model, tmp_path / "student")
     ctx, base, splits = context(
         tmp_path, "--data", str(data), "--distill.student", str(student), "--sft.max_steps", "1"
@@ -636,10 +642,7 @@ def test_a_student_whose_template_drops_the_reasoning_is_refused_before_sampling
         return Generations(texts, [[9]] * len(texts), [[False]] * len(texts), [0] * len(texts))
 
     monkeypatch.setattr(traces, "sample", teacher)
-    data = tmp_path / "sums.jsonl"
-    data.write_text(
-        "".join(json.dumps({"question": f"What is {i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(12))
-    )
+    data = sums_data(tmp_path)
     student = shutil.copytree(tiny_model, tmp_path / "student")
     settings = json.loads((student / "tokenizer_config.json").read_text()) | {"chat_template": DISTILL_LIKE_TEMPLATE}
     (student / "tokenizer_config.json").write_text(json.dumps(settings))
