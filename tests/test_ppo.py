@@ -154,7 +154,7 @@ def test_trpo_step_on_a_categorical_policy_stays_in_the_trust_region() -> None:
     surrogate = (new_logps.exp() * advantages).sum()  # Σ p_old·(p/p_old)·A
     kl = (old.exp() * (old - new_logps)).sum()
 
-    def evaluate() -> tuple[float, float]:
+    def evaluate(_start: torch.Tensor | None = None) -> tuple[float, float]:  # its old policy is `old`, kept above
         with torch.no_grad():
             now = theta.log_softmax(-1)
             return ((now.exp() * advantages).sum() - surrogate).item(), (old.exp() * (old - now)).sum().item()

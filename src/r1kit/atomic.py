@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +200,13 @@ def sampled_hash(path: Path, sample: int = 1 << 20) -> str:
 def content_hash(path: Path) -> str:
     """sha256 over a file, or over a folder's files (names and contents; the completion marker left out): what a
     file or model folder holds, whatever its path or time."""
+    return files_hash(_named_files(path))
+
+
+def files_hash(named: Iterable[tuple[str, Path]]) -> str:
+    """sha256 over (name, file) pairs in order: each name, then its file's contents."""
     digest = hashlib.sha256()
-    for name, file in _named_files(path):
+    for name, file in named:
         digest.update(name.encode())
         with file.open("rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):

@@ -26,7 +26,7 @@ from transformers import (
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 from transformers.pytorch_utils import Conv1D
 
-from r1kit.atomic import build_complete, is_complete, write_json
+from r1kit.atomic import build_complete, files_hash, is_complete, write_json
 from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
@@ -657,13 +657,7 @@ def base_hash(folder: Path) -> str:
     files = sorted({file for pattern in _MODEL_FILES for file in folder.glob(pattern) if file.is_file()})
     key = (folder, *((file.name, file.stat().st_size, file.stat().st_mtime_ns) for file in files))
     if key not in _BASE_HASHES:
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(file.name.encode())
-            with file.open("rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-        _BASE_HASHES[key] = digest.hexdigest()[:16]
+        _BASE_HASHES[key] = files_hash((file.name, file) for file in files)
     return _BASE_HASHES[key]
 
 

@@ -595,7 +595,7 @@ def _refuse_what_a_checkpoint_would_not_use(
                 )
         # its data order and sampling drawn with the seed it started with: a new one reorders the epoch it is in,
         # some rows then trained twice and others never
-        seeded = trained_with.get("seed") if trained_with else next((b for k, b, _ in changed if k == "run.seed"), None)
+        seeded = _trained_with(trained_with, changed, "seed", "run.seed")
         if seeded is not None and seeded != config.run.seed:
             raise RunDirError(
                 f"run.seed: {seeded!r} there, {config.run.seed!r} now; --resume continues {folder}'s checkpoint, whose "
@@ -616,9 +616,7 @@ def _refuse_what_a_checkpoint_would_not_use(
         # end a little past themselves, and resume as they were)
         epochs_key = for_stage("training.epochs", kind, LEAF_PATHS.__contains__)
         epochs, passes = values.get(epochs_key) if epochs_key else None, checkpoint_epoch(saved[-1])
-        before = (
-            trained_with.get(epochs_key) if trained_with else next((b for k, b, _ in changed if k == epochs_key), None)
-        )
+        before = _trained_with(trained_with, changed, epochs_key)
         fewer = isinstance(epochs, int | float) and isinstance(before, int | float) and epochs < before
         if max_steps is None and fewer and passes is not None and epochs < passes - 1e-6:
             raise RunDirError(
@@ -626,6 +624,16 @@ def _refuse_what_a_checkpoint_would_not_use(
                 f"{before:g} it trained toward; --resume would keep its longer-trained model under the lower count. "
                 f"Resume with {passes:g} epochs or more, or train anew into another folder (--out)"
             )
+
+
+def _trained_with(
+    manifest: dict[str, Any], changed: list[tuple[str, Any, Any]], key: str | None, changed_key: str | None = None
+) -> Any:
+    """The value of `key` an interrupted stage's checkpoint trained with: its manifest's (flattened `config`), else,
+    for a manifest without one, the run config's saved value where it changed (`changed_key`, if named otherwise)."""
+    if manifest:
+        return manifest.get(key)
+    return next((before for name, before, _ in changed if name == (changed_key or key)), None)
 
 
 _LORA_SHAPE = ("model.lora.rank", "model.lora.target_modules")

@@ -486,10 +486,8 @@ def check_named_models(config: R1kitConfig, command: str, running: Collection[st
                 continue
             # the template the student trains with: one that drops the teacher's reasoning was found only once every
             # trace was sampled (in the r1 recipe, after every stage before)
-            own = stage.distill.student_chat_template
-            settings = stage.model if own is None else stage.model.model_copy(update={"chat_template": own})
             refuse_a_template_that_drops_reasoning(
-                load_tokenizer(settings, reference),
+                load_tokenizer(student_model_settings(stage), reference),
                 reference,
                 None,
                 "distillation would teach it the teacher's answers without their worked reasoning",
@@ -815,6 +813,13 @@ def data_named(resolved: ResolvedConfig) -> bool:
 def student_of(named: str | None, inputs: StageInputs, config: R1kitConfig) -> str:
     """The student: the model distill.student names (`model_named`), else the run's base model."""
     return inputs.base if named is None else model_named(named, inputs, config, "distill.student")
+
+
+def student_model_settings(config: R1kitConfig) -> ModelConfig:
+    """The model settings the distill student trains with: the run's, with its own chat template where
+    distill.student_chat_template sets one (model.chat_template is then the teacher's alone)."""
+    own = config.distill.student_chat_template
+    return config.model if own is None else config.model.model_copy(update={"chat_template": own})
 
 
 def model_named(name: str, inputs: StageInputs, config: R1kitConfig, key: str) -> str:

@@ -17,7 +17,14 @@ from r1kit.data.loading import read_rows, sft_rows
 from r1kit.models import ModelError
 from r1kit.runs import names_one_path
 from r1kit.stages import sft
-from r1kit.stages.common import StageContext, StageInputs, StageOutput, stage_main, student_of
+from r1kit.stages.common import (
+    StageContext,
+    StageInputs,
+    StageOutput,
+    stage_main,
+    student_model_settings,
+    student_of,
+)
 from r1kit.stages.traces import best_verified, samples_key, verifiable_prompts, write_dataset
 
 logger = logging.getLogger("r1kit")
@@ -79,8 +86,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         return StageOutput(dataset=dataset, metrics={"teacher_rows": 0, "teacher_acceptance": 0.0})
     logger.warning("distill: %d teacher traces from %s → student %s", len(kept), inputs.model, student)
     if settings.student_chat_template is not None:  # the student's own template; model.chat_template is the teacher's
-        model_settings = ctx.config.model.model_copy(update={"chat_template": settings.student_chat_template})
-        ctx = replace(ctx, config=ctx.config.model_copy(update={"model": model_settings}))
+        ctx = replace(ctx, config=ctx.config.model_copy(update={"model": student_model_settings(ctx.config)}))
     model, length = sft.train(ctx, student, sft_rows(read_rows(dataset), ctx.config.prompt.system), inputs.splits.test)
     return StageOutput(
         model=model,

@@ -182,14 +182,15 @@ def trpo_step(
     params: list[torch.Tensor],
     gradient: torch.Tensor,
     kl_hessian_vector: Callable[[torch.Tensor], torch.Tensor],
-    evaluate: Callable[[], tuple[float, float]],
+    evaluate: Callable[[torch.Tensor], tuple[float, float]],
     section: PPOConfig,
     average: Callable[[torch.Tensor], torch.Tensor] = lambda vector: vector,
 ) -> tuple[float, float, float]:
     """One natural-gradient step on `params`: x ≈ F⁻¹g by conjugate gradient, where g is the surrogate's (flat)
     `gradient` and F·v the Hessian-vector product of the mean KL(old‖new) at the old policy (zero gradient there, so
     its Hessian is the Fisher matrix), `kl_hessian_vector(v)`, plus damping·v; step sqrt(2·max_kl / xᵀFx)·x, then the
-    line search. `evaluate()` gives (improvement, kl) at the current parameters. Returns (step fraction,
+    line search. `evaluate(old)` gives (improvement, kl) at the current parameters, `old` the flat parameters the
+    step started from. Returns (step fraction,
     improvement, kl); the parameters are left moved by the accepted step, or unmoved. Data-parallel, `average` makes
     g and each F·v the mean over the processes, so every process takes the same step.
     """
@@ -208,7 +209,7 @@ def trpo_step(
 
     def moved(step: torch.Tensor) -> tuple[float, float]:
         _assign(params, old + step)
-        return evaluate()
+        return evaluate(old)
 
     full_step = math.sqrt(2 * section.trpo_max_kl / curvature) * x  # where the quadratic KL model reaches max_kl
     fraction, improvement, new_kl = line_search(
@@ -535,10 +536,8 @@ class PPOTrainer:
                     product += _flat(torch.autograd.grad(grad_kl @ v, params, retain_graph=True))
                 return product
 
-            old_weights = _flat(params).detach().clone()
-
             @torch.no_grad()
-            def evaluate() -> tuple[float, float]:  # (surrogate improvement, mean KL(old‖new)) at the current weights
+            def evaluate(old_weights: torch.Tensor) -> tuple[float, float]:  # (surrogate gain, mean KL(old‖new))
                 moved, gain, new_kl = _flat(params).clone(), tokens.new_zeros(()), tokens.new_zeros(())
                 for rows in chunks:
                     part = batch.rows(rows)

@@ -531,12 +531,12 @@ def verifiable_prompts(ctx: StageContext, rows: Dataset, limit: int) -> list[dic
     answer verifies against it, so a chat row (mixed data) would only take a prompt's place; a problem in several
     rows (k traces each, as rejection sampling writes them) would be sampled, and kept, once a row. The rows without
     a gold answer are counted."""
-    answered, seen = [], set()
+    answered, seen, unanswered = [], set(), 0
     for index, (question, gold) in enumerate(zip(rows["question"], rows["solution"], strict=True)):
+        unanswered += not gold
         if gold and question not in seen:
             answered.append(index)
             seen.add(question)
-    unanswered = sum(not gold for gold in rows["solution"])
     if unanswered:
         logger.warning(
             "%s: %d of %d training rows have no gold answer to verify traces against; left out",
