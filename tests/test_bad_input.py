@@ -763,6 +763,17 @@ def test_a_full_disk_is_one_line_that_says_so(monkeypatch, capsys) -> None:
     code, err = cli(capsys, "report", "anywhere")
     assert code == 1 and "unexpected error" in err  # room left: not the disk's
 
+    # safetensors' SafetensorError (no OSError) over a full cache's disk, with room left where the run is
+    from safetensors import SafetensorError
+
+    def safetensors_save(run_dir: Path) -> Path:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(report, "write_report", safetensors_save)
+    code, err = cli(capsys, "report", "anywhere")
+    assert code == 1
+    assert_one_line(err, "the disk is full (No space left on device (os error 28))")
+
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys) -> None:
     from r1kit.monitoring import report

@@ -1064,6 +1064,16 @@ def test_a_worked_solution_ending_in_its_answer_is_split_into_gold_and_reasoning
         "10^6",
     ]
     assert has_sft_rows(loaded)
+    # the worked text beside an `answer` column loses its calculator notes and `####` line too (both were the
+    # reasoning SFT taught), and a markdown `#### Final Answer: \\boxed{5}` heading gives its boxed answer in every
+    # format that reads GSM8K's line (it was the gold, taught inside <answer>)
+    beside = {"question": "q", "solution": "48/2 = <<48/2=24>>24 clips.\n#### 24", "answer": "24"}
+    heading = {"question": "What is 2 + 3?", "solution": "2 + 3 = 5.\n#### Final Answer: $\\boxed{5}$"}
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "beside.jsonl", [beside, heading])))[0]
+    assert (loaded["solution"], loaded["reasoning"]) == (["24", "5"], ["48/2 = 24 clips.", "2 + 3 = 5."])
+    gsm8k = [{"question": "What is 2 + 3?", "answer": heading["solution"]}]
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "gsm8k.jsonl", gsm8k), format="gsm8k"))[0]
+    assert (loaded["solution"], loaded["reasoning"]) == (["5"], ["2 + 3 = 5."])
 
 
 def test_a_held_out_files_sample_is_drawn_and_its_float_levels_are_whole(tmp_path: Path) -> None:
@@ -1127,3 +1137,53 @@ def test_a_csv_row_with_an_extra_field_is_skipped_and_named_under_skip(tmp_path:
     path.write_text("question,solution\n0,What is 2+2?,4\n1,What, is 3+3?,6\n2,What is 4+4?,8\n")
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], skipped) == (["What is 2+2?", "What is 4+4?"], 1)
+
+
+def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(tmp_path: Path) -> None:
+    """A first row one field wider than the header (an unquoted comma in its question) made pandas read the first
+    column as the index of every row: each question became its gold, without a word, under on_bad_row error too."""
+    path = tmp_path / "shifted.csv"
+    path.write_text("question,solution,level\nAdd 1,000 and 2.,1002,1\nWhat is 3+3?,6,1\nWhat is 4+4?,8,2\n")
+    with pytest.raises(DatasetError, match=r"line 2 has 4 fields, the header 3 \(an unquoted comma\?\)"):
+        load_eval_rows(dataset(path))
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["question"], rows["solution"], skipped) == (["What is 3+3?", "What is 4+4?"], ["6", "8"], 1)
+    # a comma at the end of some rows or every row (a blank cell more) is no bad row; a cell more that holds text is
+    path.write_text("question,solution\nWhat is 2+2?,4,\nWhat is 3+3?,6,x\nWhat is 4+4?,8\n")
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["question"], rows["solution"], skipped) == (["What is 2+2?", "What is 4+4?"], ["4", "8"], 1)
+    path.write_text("question,solution,level\nWhat is 2+2?,4,1,\nWhat is 3+3?,6,2,\n")
+    rows, skipped = load_eval_rows(dataset(path))
+    assert (rows["question"], rows["solution"], skipped) == (["What is 2+2?", "What is 3+3?"], ["4", "6"], 0)
+
+
+def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Path) -> None:
+    """open-r1-style {prompt: messages, solution} rows saved by pandas' to_csv: the printed list was the question."""
+    path = tmp_path / "printed.csv"
+    messages = [{"role": "system", "content": "Think first."}, {"role": "user", "content": "What is 1+1?"}]
+    pd.DataFrame({"prompt": [messages] * 2, "solution": ["2"] * 2}).to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
+        load_eval_rows(dataset(path))
+
+
+def test_text_golds_beside_lists_or_booleans_in_a_column_are_read_as_written(tmp_path: Path) -> None:
+    """The datasets library reads a column mixing text with lists or true/false as JSON and decoded its texts: "007"
+    was 7, "2.50" 2.5, "true" True, and the text "[1, 2]" a list (refused as a list gold)."""
+    path = tmp_path / "mixed.jsonl"
+    golds = ["007", "2.50", "true", ["3"], "[1, 2]", True]
+    path.write_text("".join(json.dumps({"question": f"q{i}", "solution": gold}) + "\n" for i, gold in enumerate(golds)))
+    rows, _ = load_eval_rows(dataset(path))
+    assert rows["solution"] == ["007", "2.50", "true", "3", "[1, 2]", "True"]
+
+
+def test_a_json_array_saved_as_jsonl_is_read_as_rows(tmp_path: Path) -> None:
+    """json.dump of a list of rows into train.jsonl (which the datasets library reads) was "line 1 must be a JSON
+    object, not list; … set dataset.on_bad_row=skip", and under skip an indented one had "none of its lines"."""
+    rows = [{"question": f"What is {i} + 1?", "solution": str(i + 1)} for i in range(3)]
+    for indent in (None, 2):
+        path = tmp_path / f"array{indent}.jsonl"
+        path.write_text(json.dumps(rows, indent=indent))
+        assert load_eval_rows(dataset(path))[0]["solution"] == ["1", "2", "3"]
+    path.write_text("[1, 2]\n[3, 4]\n")  # lines that are arrays: bad lines, as before
+    with pytest.raises(DatasetError, match="line 1 must be a JSON object, not list"):
+        load_eval_rows(dataset(path))

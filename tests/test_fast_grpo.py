@@ -546,6 +546,43 @@ def test_dynamic_sampling_replaces_a_constant_reward_group_and_counts_it(
     trainer.train()  # and it trains through it
 
 
+def test_dynamic_sampling_counts_the_tokens_of_the_batch_trained_on_with_cut_completions_masked(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """With mask_truncated_completions, a replaced group's completions cut at the limit stayed counted as seen (TRL
+    counts them whole; the mask said 0), raising throughput and MFU."""
+    import random
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    eos, limit, size = tokenizer.eos_token_id, 6, 4
+
+    def cut_or_short(self, prompt_ids, *args, **kwargs):  # "same" prompts: cut at the limit; the others end at EOS
+        return [[7] * limit if "same" in tokenizer.decode(ids) else [7, 8, eos] for ids in prompt_ids], None
+
+    monkeypatch.setattr(R1kitGRPOTrainer, "_generate_single_turn", cut_or_short)
+    prompts = [[{"role": "user", "content": text}] for text in ["same 1+1?", "vary 2+2?", "vary 3+3?", "vary 4+4?"]]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=2 * size, num_generations=size,
+        max_completion_length=limit, max_steps=1, use_cpu=True, report_to="none", save_strategy="no",
+        gradient_checkpointing=False, seed=3, mask_truncated_completions=True,
+    )  # fmt: skip
+    trainer = R1kitGRPOTrainer(
+        resample_retries=2,
+        model=AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32),
+        reward_funcs=lambda completions, prompts, **kwargs: [
+            1.0 if "same" in p[-1]["content"] else random.random() for p in prompts
+        ],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+        processing_class=tokenizer,
+    )
+    trainer.model.train()
+    batch = trainer._generate_and_score_completions([{"prompt": prompts[0]}] * size + [{"prompt": prompts[1]}] * size)
+    assert trainer._metrics["train"]["dynamic_sampling/replaced_groups"] == [1.0]
+    completion_tokens = 2 * size * 3  # every group trained on ends at EOS after 3 tokens
+    assert trainer.state.num_input_tokens_seen == batch["prompt_mask"].sum() + completion_tokens
+
+
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_a_reward_without_a_verdict_neither_rewards_nor_punishes_the_item(
     tiny_model: Path, tmp_path: Path, algorithm: str

@@ -74,8 +74,16 @@ def test_a_mistyped_path_inside_a_local_folder_is_not_taken_for_a_hub_id(
 
 
 def test_offline_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelError, match=r"cannot load model 'no-such-org/no-such-model'.*offline"):
+    """Under the user's own HF_HUB_OFFLINE (the tests': conftest), the error blamed the network ("this machine may be
+    offline"), though only the environment kept the hub from being asked."""
+    from huggingface_hub import constants
+
+    from r1kit import hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub, "unreachable", lambda: None)  # what r1kit finds where the user turned the hub off
+    offline = r"cannot load model 'no-such-org/no-such-model': HF_HUB_OFFLINE is set in this environment, so only the"
+    with pytest.raises(ModelError, match=offline):
         load_tokenizer(ModelConfig(), "no-such-org/no-such-model")
 
 
@@ -319,6 +327,12 @@ def test_a_stage_folder_given_as_a_model_names_its_model_or_says_it_made_none(tm
     (data_stage / "manifest.json").write_text('{"status": "complete"}')
     with pytest.raises(ModelError, match="and that stage made no model"):
         resolve_model(str(data_stage))
+    # a PPO checkpoint holds its loop's state alone (README said any stage's checkpoint can be evaluated)
+    checkpoint = tmp_path / "run" / "03_ppo" / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.pt").write_bytes(b"")
+    with pytest.raises(ModelError, match=f"a PPO checkpoint: .* is written to {tmp_path / 'run' / '03_ppo' / 'model'}"):
+        resolve_model(str(checkpoint))
 
 
 def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, tmp_path: Path) -> None:
@@ -823,3 +837,21 @@ def test_an_adapter_of_a_built_in_model_loads_after_its_cache_is_gone(tmp_path: 
     assert loaded.num_parameters() > 0 and (tmp_path / "cache_b" / "models" / "tiny-random").is_dir()
     with pytest.raises(ModelError, match=r"'/nowhere/model': there is no such folder$"):
         load_model(ModelConfig(), "/nowhere/model", CPU, for_training=False)
+
+
+def test_a_damaged_built_in_model_in_the_cache_is_built_again(tmp_path: Path, caplog) -> None:
+    """A cached build cut short after it was complete (a disk error) never loaded again: "Error while deserializing
+    header", with nothing saying it was the cache, nor that deleting it would help."""
+    import logging
+
+    from safetensors.torch import load_file
+
+    cache = str(tmp_path / "cache")
+    weights = builtin_model_path("tiny-random", cache) / "model.safetensors"
+    whole = weights.stat().st_size
+    with weights.open("r+b") as file:
+        file.truncate(1000)
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        assert builtin_model_path("tiny-random", cache) / "model.safetensors" == weights
+    assert "the cached build of tiny-random is damaged" in caplog.text and "building it again" in caplog.text
+    assert weights.stat().st_size == whole and load_file(weights)

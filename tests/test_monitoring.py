@@ -109,8 +109,8 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
         ([{"step": s, "quality/format_rate": v} for s, v in enumerate([0.9, 0.9, 0.4, 0.3])], "drop"),
         ([{"step": s, "rewards/accuracy/mean": v} for s, v in enumerate([0.8, 0.8, 0.3, 0.3])], "drop"),
         ([{"step": s, "quality/completion_tokens": v} for s, v in enumerate([40, 40, 100, 120])], "length_blowup"),
-        ([{"step": 1, "quality/zero_advantage_share": 0.9}], "zero_advantage"),
-        ([{"step": 1, "quality/truncated_share": 1.0}], "truncated"),
+        ([{"step": s, "quality/zero_advantage_share": 0.9} for s in (1, 2)], "zero_advantage"),
+        ([{"step": s, "quality/truncated_share": 1.0} for s in (1, 2)], "truncated"),
         ([{"step": 1, "loss": float("nan")}], "non_finite"),
         ([{"step": 1, "grad_norm": float("inf")}], "non_finite"),
         # a plug-in returning a bare float: every item scored None, blamed on the task by the zero-advantage alert
@@ -119,8 +119,8 @@ def alerts_over(records: list[dict], **config) -> list[dict]:
         # the verifier's batch time ran out before any item (was: only the zero-advantage alert, blaming the task)
         ([{"step": 1, "rewards/accuracy/mean": None, "rewards/accuracy/over_budget": 4.0}], "failing_reward"),
         ([{"step": 1, "rewards/accuracy/mean": None, "rewards/accuracy/errors": 4.0}], "failing_reward"),
-        ([{"step": 1, "rewards/total/mean": 0.5, "entropy": 0.004}], "entropy_collapse"),
-        ([{"step": 1, "rewards/total/mean": 0.5, "kl": 0.8}], "kl"),
+        ([{"step": s, "rewards/total/mean": 0.5, "entropy": 0.004} for s in (1, 2)], "entropy_collapse"),
+        ([{"step": s, "rewards/total/mean": 0.5, "kl": 0.8} for s in (1, 2)], "kl"),
     ],
 )
 def test_each_alert_rule_fires(records: list[dict], kind: str) -> None:
@@ -133,13 +133,13 @@ def test_the_kl_alert_reads_ppos_kl_per_completion_token() -> None:
 
     def raised(kl: float, kl_per_completion: bool) -> bool:
         record = {"step": 1, "rewards/total/mean": 0.5, "kl": kl, "quality/completion_tokens": 40.0}
-        monitor = TrendAlerts(AlertsConfig(), kl_per_completion=kl_per_completion)
-        return [a["kind"] for a in monitor.check(record)] == ["kl"]
+        monitor = TrendAlerts(AlertsConfig(window=4), kl_per_completion=kl_per_completion)
+        return [a["kind"] for record in [record] * 2 for a in monitor.check(record)] == ["kl"]
 
     assert (raised(6, True), raised(40, True), raised(6, False)) == (False, True, True)
     # healthy figures raise neither (the default run's entropy is 0.02–0.03 nats a token)
     healthy = {"step": 1, "rewards/total/mean": 0.5, "entropy": 0.025, "kl": 0.05, "quality/completion_tokens": 40.0}
-    assert alerts_over([healthy]) == []
+    assert alerts_over([healthy] * 2) == []
 
 
 def test_a_dpo_step_raises_no_rollout_alert() -> None:
@@ -148,7 +148,7 @@ def test_a_dpo_step_raises_no_rollout_alert() -> None:
     dpo = {"step": 5, "loss": 0.4, "entropy": 0.006, "rewards/chosen": 0.3, "rewards/rejected": -0.2,
            "rewards/accuracies": 0.9, "rewards/margins": 0.5, "logps/chosen": -3.0}  # fmt: skip
     assert alerts_over([dpo] * 4) == []
-    assert [a["kind"] for a in alerts_over([dpo | {"rewards/total/mean": 0.5}])] == ["entropy_collapse"]
+    assert [a["kind"] for a in alerts_over([dpo | {"rewards/total/mean": 0.5}] * 2)] == ["entropy_collapse"]
 
 
 def test_a_non_finite_step_raises_again_after_a_finite_one() -> None:
@@ -238,7 +238,18 @@ def test_an_alert_fires_once_until_it_clears() -> None:
     monitor = TrendAlerts(AlertsConfig(window=2))  # shares are averaged over the last 2 logs
     shares = [1.0, 1.0, 0.1, 0.1, 1.0, 1.0]
     raised = [a["step"] for s, v in enumerate(shares) for a in monitor.check({"step": s, "quality/truncated_share": v})]
-    assert raised == [0, 5]
+    assert raised == [1, 5]  # not on a first log alone (one step of a few groups), nor again at step 4 (0.55)
+
+
+def test_a_share_alert_waits_for_a_quarter_of_its_window_and_holds_until_clearly_below() -> None:
+    """The zero-advantage alert fired on a run's first log (2 groups of 8: "100% … over the last 1 logs" one run in
+    four at half the groups dead), and a share hovering at its threshold raised it again every few steps."""
+    monitor = TrendAlerts(AlertsConfig(window=20))  # five logs at least
+    shares = [1.0] * 5 + [0.5] * 3 + [0.7, 0.7, 0.9, 0.9]  # means: 1.0 at step 4, 0.79 at step 9, 0.8 at step 10
+    raised = [
+        a["step"] for s, v in enumerate(shares) for a in monitor.check({"step": s, "quality/zero_advantage_share": v})
+    ]
+    assert raised == [4]  # held through 0.79 (above 0.72, 10% under 0.8): not raised again at step 10
 
 
 def test_one_noisy_step_does_not_raise_a_share_alert() -> None:
@@ -368,6 +379,35 @@ def test_grpo_tokens_are_spread_over_the_steps_that_train_on_a_generation(tmp_pa
         monitor.on_log(args, state, None, logs={"loss": 0.5})
     tokens = [r["perf/tokens_per_second"] * r["perf/step_seconds"] for r in run.read("metrics.jsonl")]
     assert tokens == pytest.approx([200, 300], rel=1e-6)
+
+
+def test_a_stage_resumed_inside_a_generations_steps_keeps_their_tokens_per_step(tmp_path: Path) -> None:
+    """Resumed from a checkpoint inside a generation's steps, the steps training on its restored rollouts generate
+    nothing: they counted 0 tokens, and their logs showed no tokens/s nor MFU."""
+    run, config = RunDir(tmp_path), MonitoringConfig(progress=False)
+    args = SimpleNamespace(
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        world_size=1,
+        steps_per_generation=2,
+        output_dir=str(tmp_path / "staging"),
+    )
+    state = SimpleNamespace(global_step=0, max_steps=4, num_input_tokens_seen=0, is_world_process_zero=True)
+    first = TrainingMonitor(run, "grpo", config, total_params=300, peak_flops=1e6)
+    first.on_train_begin(args, state, None)
+    state.global_step, state.num_input_tokens_seen = 1, 200  # step 1 generates for steps 1 and 2
+    first.on_step_end(args, state, TrainerControl())
+    checkpoint = tmp_path / "staging" / "checkpoint-1"
+    checkpoint.mkdir(parents=True)
+    first.on_save(args, state, TrainerControl())  # then killed
+    resumed = TrainingMonitor(run, "grpo", config, total_params=300, peak_flops=1e6, resumed=checkpoint)
+    resumed.on_train_begin(args, state, None)
+    time.sleep(0.02)
+    state.global_step = 2  # trains on the restored rollouts: nothing generated
+    resumed.on_step_end(args, state, TrainerControl())
+    resumed.on_log(args, state, None, logs={"loss": 0.5})
+    record = run.read("metrics.jsonl")[-1]
+    assert record["perf/tokens_per_second"] * record["perf/step_seconds"] == pytest.approx(100, rel=1e-6)
 
 
 def test_the_last_window_of_examples_is_written_when_no_log_falls_on_the_last_step(tmp_path: Path) -> None:

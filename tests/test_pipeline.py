@@ -718,8 +718,10 @@ def test_a_redone_stage_takes_the_later_evaluations_of_its_old_model_with_it(
     shutil.copytree(finished_run, run)
     for data in ([], ["--data", "word_problems"]):  # eval.json and eval_2.json, both of the final (GRPO) model
         assert r1kit_cli("eval", "--profile", "test", "--model", str(run), *data, cwd=REPO).returncode == 0
-    sft_eval = run / "eval" / "eval_3.json"  # an evaluation of the SFT model, which stays
     assert r1kit_cli("eval", "--profile", "test", "--model", str(run / "01_sft"), cwd=REPO).returncode == 0
+    # and in the folder moved since (its evaluations name the models where they were: they were kept)
+    run = run.rename(tmp_path / "moved")
+    sft_eval = run / "eval" / "eval_3.json"  # an evaluation of the SFT model, which stays
     redone = r1kit_cli("run", "--profile", "test", "--out", str(run), "--training.max_steps", "2", cwd=REPO)
     assert redone.returncode == 0, redone.stderr[-2000:]
     assert "02_grpo: removed the evaluations of its old model (eval, eval_2)" in redone.stderr
@@ -1291,6 +1293,12 @@ def test_a_hand_written_config_in_the_out_folder_is_not_taken_for_a_failed_start
     done = r1kit_cli("run", "--config", str(out / "config.yaml"), "--profile", "smoke", "--out", str(out), cwd=REPO)
     assert done.returncode == 1 and "config.yaml is no r1kit run's config" in done.stderr, done.stderr[-2000:]
     assert (out / "config.yaml").read_text() == mine
+    # nor is a `config show` dump of every section (an earlier r1kit's run config has them too, beside its log)
+    dump = r1kit_cli("config", "show", "--profile", "test", cwd=REPO).stdout
+    (out / "config.yaml").write_text("# my notes\n" + dump)
+    done = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)
+    assert done.returncode == 1 and "config.yaml is no r1kit run's config" in done.stderr, done.stderr[-2000:]
+    assert (out / "config.yaml").read_text() == "# my notes\n" + dump
 
 
 def test_a_folder_of_data_named_like_a_stage_is_no_recipe_run(tmp_path: Path) -> None:

@@ -351,6 +351,32 @@ def test_a_ppo_run_whose_reward_logs_numpy_numbers_resumes(tmp_path: Path, monke
     )
 
 
+def test_ppo_passes_its_rewards_what_trls_trainers_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plug-in with TRL's documented signature (trainer_state, log_extra) raised at every PPO call, where GRPO and
+    RLOO pass both: PPO trained without it, its alert saying only that it raised."""
+    (tmp_path / "ramp_reward.py").write_text(
+        "def ramp(completions, trainer_state, log_extra, log_metric, **kwargs):\n"
+        "    log_metric('rewards/ramp/step', trainer_state.global_step)\n"
+        "    log_extra('ramp', [1.0] * len(completions))\n"
+        "    return [min(1.0, trainer_state.global_step / trainer_state.max_steps)] * len(completions)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, ramp_reward:ramp]")
+    ppo.run(ctx, inputs)
+    records = steps(ctx)
+    assert [(r["rewards/ramp/step"], r["rewards/ramp/mean"]) for r in records] == [(0, 0.0), (1, 0.5)]
+    assert all(r["rewards/ramp/exceptions"] == 0 for r in records)
+
+
+def test_ppo_records_a_profile_when_asked(tmp_path: Path) -> None:
+    """monitoring.profiler.enabled was accepted by PPO, r1kit's own loop, and wrote nothing without a word."""
+    profiled = ["--monitoring.profiler.enabled", "true", "--monitoring.profiler.wait", "0"]
+    ctx, inputs = ppo_stage(tmp_path, *profiled, "--monitoring.profiler.active", "1")  # warm-up 1: both steps
+    ppo.run(ctx, inputs)
+    assert "ProfilerStep" in (ctx.dir / "profile" / "profile_trace.json").read_text()
+    assert (ctx.dir / "profile" / "profile_ops.txt").stat().st_size > 0
+
+
 def test_ppo_skips_a_non_finite_update_and_raises_the_alert(
     tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -619,8 +619,14 @@ def test_an_eval_folder_that_cannot_be_written_is_said_before_the_evaluation(tmp
     blocker.write_text("")
     assert main(["eval", "--profile", "test", "--out", str(blocker / "x")]) == 1
     err = capsys.readouterr().err
-    assert f"run folder {blocker / 'x'} is not writable" in err and "unexpected error" not in err
+    assert f"run folder {blocker / 'x'} lies under {blocker}, which is a file" in err and "unexpected error" not in err
     assert "pass@1" not in err
+    # a file or a link to nothing named as the folder itself was "not writable (File exists)"
+    assert main(["eval", "--profile", "test", "--out", str(blocker)]) == 1
+    assert f"run folder {blocker} is a file, not a folder; choose another with --out" in capsys.readouterr().err
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert main(["eval", "--profile", "test", "--out", str(tmp_path / "dangling")]) == 1
+    assert f"run folder {tmp_path / 'dangling'} is a link to nothing" in capsys.readouterr().err
 
 
 def test_a_home_folder_path_is_expanded_in_the_run_folder_and_model_name() -> None:
@@ -650,6 +656,31 @@ def test_a_build_left_by_a_killed_process_is_removed_by_the_next(tmp_path) -> No
     build_complete(dest, lambda folder: (folder / "weights").write_text("v2"), {})  # replaces the first, whole
     assert is_complete(dest) and (dest / "weights").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name, "model"]
+
+
+def test_a_built_folder_is_readable_as_the_umask_allows_and_a_bracketed_names_leftover_goes(tmp_path) -> None:
+    """safetensors writes weights for their owner alone (0600): a cache built in a container image by root, or a
+    colleague's run, did not load. And a killed build of a folder named with `[` (a GGUF file's `[Q4]`) was never
+    removed: its name was read as a pattern."""
+    import os
+    import stat
+
+    from r1kit.atomic import build_complete
+
+    def weights(folder: Path) -> None:
+        (folder / "model.safetensors").write_bytes(b"w")
+        (folder / "model.safetensors").chmod(0o600)
+
+    dest = tmp_path / "gguf-SmolLM2[Q4]-abc"
+    killed = tmp_path / ".gguf-SmolLM2[Q4]-abc.tmp-deadbeef0001"
+    killed.mkdir()
+    mask = os.umask(0o027)
+    try:
+        build_complete(dest, weights, {})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((dest / "model.safetensors").stat().st_mode) == 0o640  # 0o666 under the umask 027
+    assert not killed.exists()
 
 
 def _build_at_once(dest: str, tag: str, start, replace: bool) -> None:

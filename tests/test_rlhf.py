@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 from datasets import Dataset
@@ -136,8 +137,9 @@ def test_ultrafeedback_rows() -> None:
         ultrafeedback_row(row | {"rejected": other})
     # chosen as its reply alone answers the prompt: a rejected reply to another question was taken as its pair
     alone = {"chosen": [{"role": "assistant", "content": "It is 4."}]}
-    with pytest.raises(BadRow, match="same conversation"):
+    with pytest.raises(BadRow, match="does not answer the prompt") as raised:
         ultrafeedback_row(row | alone | {"rejected": other})
+    assert raised.value.field == "rejected"  # the side whose conversation differs
     assert ultrafeedback_row(row | alone)["rejected"] == "Maybe 5."
     assert ultrafeedback_row(row | alone | {"rejected": other[1:]})["rejected"] == "Maybe 5."
     # and so does rejected as its reply alone (it was refused as answering another conversation), not another one
@@ -146,8 +148,15 @@ def test_ultrafeedback_rows() -> None:
         "chosen": "It is 4.",
         "rejected": "Maybe 5.",
     }
-    with pytest.raises(BadRow, match="same conversation"):
+    with pytest.raises(BadRow, match="does not answer the prompt") as raised:
         ultrafeedback_row(row | {"chosen": [*other[:1], {"role": "assistant", "content": "4."}], "rejected": other[1:]})
+    assert raised.value.field == "chosen"
+    # the prompt as read (stripped) is its conversation's user message as written: a newline after both was refused
+    spaced = {
+        "prompt": "What is 2 + 2?\n",
+        "chosen": [{"role": "user", "content": "What is 2 + 2?\n"}, row["chosen"][1]],
+    }
+    assert ultrafeedback_row(row | spaced | {"rejected": other[1:]})["chosen"] == "It is 4."
     with pytest.raises(BadRow) as raised:
         ultrafeedback_row(row | {"rejected": "Maybe 5."})
     assert raised.value.field == "rejected"
@@ -251,6 +260,27 @@ def test_pairs_load_from_a_local_file_with_a_held_out_split_by_prompt(tmp_path: 
     ]
     skip = cfg.preferences.model_copy(update={"dataset": str(write_jsonl(tmp_path / "hh_bad.jsonl", bad_first))})
     assert load_pairs(skip, "skip").skipped_rows == 1
+    # every row bad under skip: the error says why (it said only "set preferences.format", right as it was)
+    same = [{"prompt": "2+2?", "chosen": "4", "rejected": "4"}] * 3
+    unusable = cfg.preferences.model_copy(update={"dataset": str(write_jsonl(tmp_path / "same.jsonl", same))})
+    with pytest.raises(DatasetError, match=r"all 3 rows .* \(line 1: field 'rejected' is the same reply as chosen"):
+        load_pairs(unusable, "skip")
+
+
+def test_pairs_whose_messages_a_table_printed_as_text_are_refused(tmp_path: Path) -> None:
+    """pandas' to_csv of UltraFeedback-style pairs writes each message list as its printed text, which was trained on
+    as the reply: brackets, roles and the prompt's words included."""
+    table = tmp_path / "pairs.csv"
+    pd.DataFrame(
+        {
+            "prompt": ["2+2?"] * 3,
+            "chosen": [[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]] * 3,
+            "rejected": [[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "5"}]] * 3,
+        }
+    ).to_csv(table, index=False)
+    cfg = config_for(tmp_path, "--preferences.dataset", str(table))
+    with pytest.raises(DatasetError, match=r"line 2: field 'chosen' holds chat messages printed as text.*to_json"):
+        load_pairs(cfg.preferences)
 
 
 def test_pairs_under_other_column_names_are_read_with_preferences_columns(tmp_path: Path) -> None:
@@ -658,6 +688,31 @@ def test_rloo_trains_with_rule_rewards_and_a_reward_model(tmp_path: Path, tiny_m
     step = [r for r in ctx.run.read("metrics.jsonl") if r["stage"] == "rloo" and r["kind"] == "step"][-1]
     assert step["step"] == 2 and "rewards/reward_model/mean" in step and "rewards/cosine/mean" in step
     assert output.metrics["steps"] == 2  # the run table's figure (it was the prompt count alone, read as steps)
+
+
+def test_rloo_rollouts_are_not_reshaped_by_the_models_own_generation_settings(
+    tmp_path: Path, tiny_model: Path, monkeypatch
+) -> None:
+    """TRL's RLOO sets some sampling settings; `generate` filled the others from the model's own generation config
+    (a shipped no_repeat_ngram_size, min_p), so rollouts were not the samples of softmax(logits / T) the loss uses."""
+    from transformers.generation import utils
+
+    shipped = tmp_path / "shipped"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.generation_config.update(no_repeat_ngram_size=2, min_p=0.2, do_sample=True)
+    model.save_pretrained(shipped)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(shipped)
+    built, processors = [], utils.GenerationMixin._get_logits_processor
+
+    def recorded(self, generation_config, *args, **kwargs):
+        made = processors(self, generation_config, *args, **kwargs)
+        built.append({type(processor).__name__ for processor in made})
+        return made
+
+    monkeypatch.setattr(utils.GenerationMixin, "_get_logits_processor", recorded)
+    ctx, inputs = stage_setup(tmp_path, "rloo", "--model.name", str(shipped), "--rloo.max_steps", "1")
+    rloo.run(ctx, inputs)
+    assert built and all(found <= {"TemperatureLogitsWarper"} for found in built), built
 
 
 # --------------------------------------------------------------------------------------------- reward-model reward

@@ -345,7 +345,9 @@ def test_distill_trains_the_student_on_the_teachers_verified_traces(
         "--distill.student", "cold",  # an earlier stage of the recipe, by its name (was looked up as a hub id)
     )  # fmt: skip
     teacher = train(sft, ctx, base, splits)
-    ctx = ctx.for_stage(ctx.config, "distill", "distill")
+    # the student fine-tunes 2 steps on the trace (its 80 steps, the teacher's memorising, took most of a minute)
+    student_steps = ctx.config.sft.model_copy(update={"max_steps": 2})
+    ctx = ctx.for_stage(ctx.config.model_copy(update={"sft": student_steps}), "distill", "distill")
     earlier = {"cold": StageOutput(model=Path(base))}  # the stage named, whose model is the untouched base here
     output = distill.run(ctx, StageInputs(model=str(teacher), base=str(teacher), splits=splits, earlier=earlier))
 

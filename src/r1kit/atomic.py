@@ -65,6 +65,29 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def folder_problem(path: Path, writing: bool = True) -> str | None:
+    """Why folder `path` cannot be used (a file or a link to nothing in its place or on its way, no permission), or
+    None; `writing` False: only read. Creates nothing.
+
+    >>> folder_problem(Path("/dev/null")), folder_problem(Path("/dev/null/x"))
+    ('is a file, not a folder', 'lies under /dev/null, which is a file')
+    """
+    try:  # a folder on the way the user may not search (another user's home) raises PermissionError here
+        dangling = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+        existing = next(p for p in (path, *path.parents) if p.exists())
+    except PermissionError as error:
+        return f"cannot be reached ({error.strerror}: {error.filename})"
+    if dangling is not None:  # mkdir would fail with a bare FileExistsError
+        return "is a link to nothing" if dangling == path else f"lies under {dangling}, a link to nothing"
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"lies under {existing}, which is a file"
+    if writing and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot be created or written ({existing} is not writable)"
+    if not os.access(existing, os.R_OK | os.X_OK):
+        return f"cannot be read ({existing} is not readable)"
+    return None
+
+
 def is_complete(folder: Path) -> bool:
     return (folder / COMPLETE_MARKER).exists()
 
@@ -72,7 +95,13 @@ def is_complete(folder: Path) -> bool:
 def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
     """Mark a fully written folder complete and rename it into place (atomic on one filesystem). A folder it
     replaces is first renamed aside, then deleted: deleted in place, a kill half way left `dest` with its marker and
-    without some of its files, which then read as complete."""
+    without some of its files, which then read as complete. Its files are readable as the umask allows any file:
+    safetensors writes its weights for their owner alone (0600), so a shared cache or a colleague's run did not
+    load."""
+    readable = 0o666 & ~_umask()
+    for path in staging.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(path.stat().st_mode & 0o7777 | readable)
     (staging / COMPLETE_MARKER).write_text(json.dumps(info))
     dest.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own: one left by a killed process stays out of the way (a process id repeats in a container)
@@ -81,6 +110,13 @@ def commit_folder(staging: Path, dest: Path, info: dict[str, Any]) -> None:
         os.replace(dest, old)
     os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it: there is no other way, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_folder(folder: Path) -> None:
@@ -109,7 +145,8 @@ def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, An
     with _folder_lock(dest.parent):
         if not replace and is_complete(dest):
             return dest
-        for leftover in [*dest.parent.glob(f".{dest.name}.tmp-*"), *dest.parent.glob(f".{dest.name}.old-*")]:
+        name = glob.escape(dest.name)  # a GGUF file's `[Q4]` is a pattern's character class
+        for leftover in [*dest.parent.glob(f".{name}.tmp-*"), *dest.parent.glob(f".{name}.old-*")]:
             shutil.rmtree(leftover, ignore_errors=True)  # no build of dest runs but this one: a killed one's
         staging = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex[:12]}")
         staging.mkdir()

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -564,6 +565,7 @@ def _expected(error: Exception) -> bool:
 
 
 _FULL_BELOW = 64 * 2**20  # bytes free on the run folder's disk under which a failed write is the disk's
+_NO_SPACE = re.compile(r"No space left on device(?: \(os error 28\))?|Disk quota exceeded(?: \(os error 122\))?")
 
 
 def _disk_full(error: BaseException) -> str | None:
@@ -575,6 +577,9 @@ def _disk_full(error: BaseException) -> str | None:
         seen.add(id(error))
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"{error.strerror}: {error.filename or 'a write'}"
+        # safetensors' own error (a SafetensorError, no OSError) gives the system's words and number alone
+        if said := _NO_SPACE.search(str(error)):
+            return said.group(0)
         error = error.__cause__ or error.__context__
     run = training_log_run()
     if run is not None and run.exists() and (free := shutil.disk_usage(run).free) < _FULL_BELOW:

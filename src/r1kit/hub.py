@@ -57,6 +57,15 @@ def unreachable() -> str | None:
     return None
 
 
+def offline_reason() -> str | None:
+    """Why hub ids load from the local cache only: the hub cannot be reached (r1kit turned offline mode on), or the
+    user's own HF_HUB_OFFLINE (a load failing there was blamed on the network); None where it is online."""
+    reason = unreachable()
+    if reason is None and constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set in this environment"
+    return reason
+
+
 def offline_if_unreachable() -> str | None:
     """Switch huggingface_hub, transformers and datasets to offline mode where the hub cannot be reached; the reason,
     or None."""

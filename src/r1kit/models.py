@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from r1kit.atomic import build_complete, files_hash, is_complete, write_json
 from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
-from r1kit.hub import offline_if_unreachable, unreachable
+from r1kit.hub import offline_if_unreachable, offline_reason
 from r1kit.rewards.text import THINK_CLOSE
 
 logger = logging.getLogger("r1kit")
@@ -182,11 +183,27 @@ def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
     """The cached folder of a built-in model, built on first use in a temporary folder renamed into place once
     complete, so an interrupted build never leaves a half-written model behind."""
     dest = cache_root(cache_dir) / "models" / alias
-    if not is_complete(dest):
+    damage = _damage(dest) if is_complete(dest) else None
+    if damage is not None:  # complete once, damaged since (a disk error, a file cut short): it never loaded again
+        logger.warning("%s: the cached build of %s is damaged (%s); building it again", dest, alias, damage)
+    if damage is not None or not is_complete(dest):
         _check_cache_writable(cache_dir, f"the built-in model {alias}")
         description, build = BUILTIN_MODELS[alias]
-        build_complete(dest, build, {"alias": alias, "description": description}, replace=False)
+        build_complete(dest, build, {"alias": alias, "description": description}, replace=damage is not None)
     return dest
+
+
+def _damage(folder: Path) -> str | None:
+    """What is wrong with a complete model folder's files (its config or weights missing or cut short), or None."""
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    weights = sorted(folder.glob("*.safetensors"))
+    try:
+        for file in weights:
+            _check_safetensors(file)
+    except ModelError as error:
+        return str(error)
+    return None if weights else "no weights"
 
 
 def _check_cache_writable(cache_dir: str | None, building: str) -> None:
@@ -248,6 +265,11 @@ def resolve_model(
             raise ModelError(f"{path} is a stage folder of a run: its model is {path / 'model'}")
         if (path / "manifest.json").exists():
             raise ModelError(f"{path} is a stage folder of a run, and that stage made no model (see its manifest.json)")
+        if (path / "state.pt").exists():  # PPO's checkpoints: r1kit's own loop saves its training state alone
+            raise ModelError(
+                f"{path} is a PPO checkpoint: the state a resumed run goes on from, not a model (the stage's model "
+                f"is written to {path.parent.parent / 'model'} when it ends)"
+            )
         raise ModelError(f"{path} is not a model folder: it has no config.json")
     for weights in sorted(path.glob("*.safetensors")):
         _check_safetensors(weights)
@@ -317,6 +339,8 @@ def _check_safetensors(weights: Path) -> None:
     """A damaged weights file (garbage, cut short by a full disk or a kill) is an error now, not mid-run."""
     from safetensors import safe_open
 
+    if not os.access(weights, os.R_OK):  # the loaders said "No such file or directory"
+        raise ModelError(f"{weights} cannot be read by this user (its mode is {weights.stat().st_mode & 0o777:o})")
     try:
         with safe_open(str(weights), framework="pt"):  # reads and checks the header; the tensors stay on disk
             pass
@@ -731,8 +755,8 @@ def load_error(name: str, error: Exception) -> ModelError:
         return ModelError(f"cannot load the model in {name}: {reason}")
     if name.startswith(("/", "~", ".")):  # a path, not a hub id: the hub has nothing to do with it
         return ModelError(f"cannot load model {name!r}: there is no such folder")
-    offline = unreachable()
-    if offline:  # the library speaks of its offline mode, which r1kit turned on: say why, and keep its words
+    offline = offline_reason()
+    if offline:  # the library speaks of its offline mode: say why it is on, and keep its words
         folder = "" if "/" in name else f"there is no folder {name!r} here, and "
         return ModelError(
             f"cannot load model {name!r}: {folder}{offline}, so only the local hub cache was searched ({reason}) "

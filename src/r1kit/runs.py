@@ -30,7 +30,16 @@ from typing import Any
 
 import yaml
 
-from r1kit.atomic import COMPLETE_MARKER, hold_folder, is_complete, jsonable, let_go_of, remove_leftovers, write_atomic
+from r1kit.atomic import (
+    COMPLETE_MARKER,
+    folder_problem,
+    hold_folder,
+    is_complete,
+    jsonable,
+    let_go_of,
+    remove_leftovers,
+    write_atomic,
+)
 from r1kit.config.aliases import for_stage
 from r1kit.config.schema import R1kitConfig
 from r1kit.config.sources import LEAF_PATHS, flatten, to_yaml
@@ -169,6 +178,8 @@ class RunDir:
 
     def create(self) -> None:
         """Create the folder and prove it writable: checked first, before any model is built or loaded."""
+        if (problem := folder_problem(self.root.absolute())) is not None:  # a file or a dangling link: "File exists"
+            raise RunDirError(f"run folder {self.root} {problem}; choose another with --out")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f".write-test-{os.getpid()}"
@@ -234,7 +245,9 @@ class RunDir:
         return _read_jsonl(self.path(log))
 
     def later_evaluations(self) -> dict[str, Path]:
-        """Label → evaluated model folder of each `r1kit eval` of this run's models (eval.json, eval_2.json, …)."""
+        """Label → evaluated model folder of each `r1kit eval` of this run's models (eval.json, eval_2.json, …). A
+        model saved under where the run folder was before it moved is its stage's here (its path named nothing of
+        the run any more, so a redone stage kept the old model's evaluation as the new one's)."""
         found = {}
         for path in sorted(self.root.glob("eval/eval*.json")):
             try:
@@ -242,8 +255,17 @@ class RunDir:
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 continue
             if isinstance(model, str) and Path(model).is_absolute():  # a folder; an alias or hub id is none of ours
-                found[path.stem] = Path(model).resolve()
+                found[path.stem] = (Path(model) if Path(model).exists() else self._moved_here(Path(model))).resolve()
         return found
+
+    def _moved_here(self, gone: Path) -> Path:
+        """`gone` (a path that no longer exists) as the same stage's path in this folder, where one of its folders
+        is a stage of this run (RUN/02_grpo/model, …/02_grpo/checkpoints/checkpoint-20); else `gone` as it is."""
+        parts = gone.parts
+        for start in range(len(parts) - 1, 0, -1):
+            if (self.root / parts[start] / "manifest.json").exists():
+                return self.root.joinpath(*parts[start:])
+        return gone
 
     def read_problems(self, label: str) -> list[dict[str, Any]]:
         """Every problem of evaluation `label` (see problems_path); none for an evaluation made without the file."""
@@ -408,14 +430,16 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
 
 def _run_config(run: RunDir) -> bool:
     """Whether `run`'s config.yaml is a run's: headed with the folder its command ran in, or (an earlier r1kit's)
-    every section written out, or beside a run's work (a stage, its logs)."""
+    every section written out beside its training.log, or beside a run's work (a stage, its logs). Every section
+    alone is also a `config show` dump of the user's, which was written over."""
     if run.started_in() is not None or any(run.root.glob("*/manifest.json")) or run.path("metrics.jsonl").exists():
         return True
     try:
         saved = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return True  # damaged: a run's whose changes say nothing can be trusted (`_changed_keys`)
-    return bool(run.finished_work()) or (isinstance(saved, dict) and set(R1kitConfig.model_fields) <= set(saved))
+    whole = isinstance(saved, dict) and set(R1kitConfig.model_fields) <= set(saved)
+    return bool(run.finished_work()) or (whole and run.path(TRAINING_LOG).exists())
 
 
 def leave_run_folder() -> None:

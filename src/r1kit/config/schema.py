@@ -762,15 +762,30 @@ class PPOConfig(Section):
     temperature: float = Field(0.7, gt=0.0, description="Sampling temperature (log-probs use the same scaling).")
     gamma: float = Field(1.0, ge=0.0, le=1.0, description="Discount factor of GAE.")
     lam: float = Field(0.95, ge=0.0, le=1.0, description="GAE lambda (bias/variance trade-off of advantages).")
-    cliprange: float = Field(0.2, gt=0.0, description="Clip range of the probability ratio in the surrogate.")
+    cliprange: float = Field(
+        0.2,
+        gt=0.0,
+        description="Clip range of the probability ratio in the surrogate; unused by policy_update trpo, whose step "
+        "is bounded by trpo_max_kl.",
+    )
     cliprange_value: float = Field(0.2, gt=0.0, description="Clip range of value predictions around the old ones.")
-    vf_coef: float = Field(0.1, ge=0.0, description="Weight of the value loss in the clipped objective.")
+    vf_coef: float = Field(
+        0.1,
+        ge=0.0,
+        description="Weight of the value loss in the clipped objective; under policy_update trpo it only weighs the "
+        "logged loss (the value head is fit on its own loss).",
+    )
     kl_coef: float = Field(0.05, ge=0.0, description="Per-token KL penalty coefficient (the start value if adaptive).")
     adaptive_kl: bool = Field(
         False, description="Adapt kl_coef toward target_kl (Ziegler et al. 2019); false: a fixed coefficient."
     )
     target_kl: float = Field(6.0, gt=0.0, description="Adaptive KL target: KL to the input model per completion.")
-    kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon in completions (larger: slower changes).")
+    kl_horizon: int = Field(
+        10000,
+        ge=1,
+        description="Adaptive KL horizon in completions (larger: slower changes): a step moves kl_coef by at most "
+        "±0.2 · prompts_per_step / kl_horizon, so over a run by about e^±0.2 where it is the run's completions.",
+    )
     max_grad_norm: float = Field(1.0, gt=0.0, description="Gradient-norm clipping threshold.")
     whiten_advantages: bool = Field(True, description="Normalise advantages to mean 0, std 1 over the batch.")
     policy_update: Literal["clip", "trpo"] = Field(
@@ -1301,7 +1316,10 @@ class WandbConfig(IntegrationConfig):
 
 class AlertsConfig(Section):
     window: int = Field(
-        20, ge=2, description="Logging steps in the moving window that trends and shares are read over."
+        20,
+        ge=2,
+        description="Logging steps in the moving window that trends and shares are read over: shares and levels are "
+        "alerted on once it holds a quarter of them (2 at least), trends once it is full.",
     )
     plateau_min_change: float = Field(
         0.01, ge=0.0, description="Reward plateau: total reward moved less than this over a full window."

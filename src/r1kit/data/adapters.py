@@ -38,7 +38,30 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
         raise BadRow(field, "is missing")
     if not isinstance(value, str) or not value.strip():
         raise BadRow(field, f"must be non-empty text (got {value!r:.60})")
-    return value.strip()
+    return not_printed_messages(value, field).strip()
+
+
+# a list of chat messages printed as text: `[{'role': 'user', …` (pandas' to_csv of a column of messages)
+_PRINTED_MESSAGES = re.compile(r"\s*\[\s*\{\s*['\"](?:role|from|content|value)['\"]\s*:")
+
+
+def not_printed_messages(text: str, field: str) -> str:
+    """`text`, unless it is a list of chat messages printed as text: a table's cell (pandas' to_csv of a column of
+    messages) was trained on as the words of a question or reply, brackets and roles included.
+
+    >>> not_printed_messages("[1, 2] is a list", "prompt")
+    '[1, 2] is a list'
+    >>> not_printed_messages("[{'role': 'user', 'content': 'Hi'}]", "prompt")
+    Traceback (most recent call last):
+    r1kit.data.adapters.BadRow: field 'prompt' holds chat messages printed as text ([{'role': 'user', 'content': 'Hi'}]…); save the rows as JSON lines (pandas: to_json(path, orient="records", lines=True)) to keep them messages
+    """
+    if _PRINTED_MESSAGES.match(text):
+        raise BadRow(
+            field,
+            f"holds chat messages printed as text ({text:.40}…); save the rows as JSON lines (pandas: "
+            'to_json(path, orient="records", lines=True)) to keep them messages',
+        )
+    return text
 
 
 def answer_text(value: Any) -> str | None:
@@ -111,7 +134,9 @@ def r1kit_row(row: Mapping[str, Any]) -> Canonical:
     longer = worked_text is not None and len(answer) > len(worked_text)
     if longer and _reads_worked(answer) and not _reads_worked(worked_text):
         answer, worked_text = worked_text, answer
-    return _canonical(row, answer, row.get("reasoning") or worked_text)
+    # GSM8K's worked text beside its answer: the steps without the calculator notes and the `####` line, as above
+    split = gsm8k_split(worked_text) if worked_text is not None else None
+    return _canonical(row, answer, row.get("reasoning") or (split[1] if split else worked_text))
 
 
 _PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")  # a word, not a LaTeX command's name (\infty, \cup)
@@ -142,14 +167,20 @@ _HEADING = re.compile(r"[A-Za-z][A-Za-z ]*:|.*\\boxed\{")
 
 
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
-    """GSM8K: {question, answer} where the answer's steps end with a `#### 72` line."""
+    """GSM8K: {question, answer} where the answer's steps end with a `#### 72` line (a markdown `#### Final Answer:
+    \\boxed{72}` heading: the boxed answer).
+
+    >>> gsm8k_row({"question": "q", "answer": "2 + 3 = <<2+3=5>>5\\n#### Final Answer: $\\\\boxed{5}$"})["solution"]
+    '5'
+    """
     answer = required_text(row, "answer")
     steps, marker, final = answer.rpartition("####")
     if not marker or not final.strip():
         raise BadRow("answer", "has no final '#### <answer>' line")
+    heading = _HEADING.match(final.strip()) and last_boxed(final)
     return {
         "question": required_text(row, "question"),
-        "solution": _THOUSANDS.sub("", final.strip()),
+        "solution": heading or _THOUSANDS.sub("", final.strip()),
         "reasoning": _CALCULATOR.sub("", steps).strip() or None,  # drop calculator annotations <<48/2=24>>
         "response": None,
     }
@@ -365,9 +396,12 @@ def gsm8k_split(worked_text: str) -> tuple[str, str] | None:
     (('1024', '48/2 = 24 clips.'), None)
     """
     steps, marker, final = worked_text.rpartition("####")
-    if marker and final.strip() and "\n" not in final.strip() and steps.strip():
-        return _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
-    return None
+    if not (marker and final.strip() and "\n" not in final.strip() and steps.strip()):
+        return None
+    if _HEADING.match(final.strip()):  # a markdown `#### Final Answer: \boxed{5}` heading: its boxed answer
+        boxed = last_boxed(final)
+        return (boxed, _CALCULATOR.sub("", steps).strip()) if boxed else None
+    return _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
 
 
 def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
@@ -387,9 +421,8 @@ def prompt_solution_row(row: Mapping[str, Any]) -> Canonical:
     solution = gold_text(row, "solution")
     if solution is None:
         raise BadRow("solution", "is missing")
-    split = gsm8k_split(solution)
-    if split and not _HEADING.match(split[0]):  # GSM8K's worked answer in this shape: its `#### 72` line (a
-        gold, steps = split  # markdown `#### Final Answer: …` heading is no such line)
+    if split := gsm8k_split(solution):  # GSM8K's worked answer in this shape: its `#### 72` line
+        gold, steps = split
         return {"question": _said(row, "prompt", "user"), "solution": gold, "reasoning": steps, "response": None}
     boxed = last_boxed(solution)
     return {

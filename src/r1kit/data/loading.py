@@ -35,7 +35,7 @@ from r1kit.data.adapters import (
     text_of_parts,
     with_gold_column,
 )
-from r1kit.hub import offline_if_unreachable
+from r1kit.hub import offline_if_unreachable, offline_reason
 from r1kit.prompts import chat_prompt, r1_completion
 
 logger = logging.getLogger("r1kit")
@@ -364,13 +364,13 @@ def load_raw(name: str, subset: str | None, split: str, what: str, instead: str,
     naming `what` is loaded and what to use `instead`."""
     if is_local_data(name):
         return load_file(Path(name).expanduser(), on_bad_row)
-    unreachable = offline_if_unreachable()
+    offline_if_unreachable()
     try:
         return Raw(short_floats_as_written(load_dataset(name, subset, split=split)))
     except Exception as error:
-        if unreachable:  # the library speaks of its offline mode, which r1kit turned on: say why, keep its words
+        if offline := offline_reason():  # the library speaks of its offline mode: say why it is on, keep its words
             raise DatasetError(
-                f"cannot load {what} {name!r} (split {split!r}): {unreachable}, so only the local cache was searched "
+                f"cannot load {what} {name!r} (split {split!r}): {offline}, so only the local cache was searched "
                 f"({' '.join(str(error).split())}) {instead}"
             ) from error
         raise DatasetError(
@@ -393,7 +393,7 @@ def load_file(path: Path, on_bad_row: str = "error") -> Raw:
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: the file is empty")
     with path.open("rb") as file:
-        start = file.read(4)
+        start = file.read(64)
     if start.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 or UTF-32 (PowerShell's default): no reader here reads it
         raise DatasetError(f"{path}: UTF-16 or UTF-32 text (it starts with that byte-order mark); save it as UTF-8")
     if builder == "csv":
@@ -401,6 +401,11 @@ def load_file(path: Path, on_bad_row: str = "error") -> Raw:
     if builder != "json":
         return Raw(_load_with_builder(path, builder, path))
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
+    if path.suffix.lower() == ".jsonl" and start.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+        try:  # a JSON array saved as .jsonl (json.dump of a list of rows): read as the datasets library reads it
+            whole = _whole_json(path)
+        except DatasetError:  # no array: lines, each judged as a line
+            whole = None
     if whole is None:  # JSON lines (a .json file may hold them too)
         return _load_json_lines(partial(_file_lines, path), path, on_bad_row, "line")
     rows = _rows_of(whole)
@@ -425,14 +430,15 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
-    records, end = [], 0  # (the line each row starts on, its fields): the header's first
+    records = []  # (the line a row starts on, its fields, its index among pandas' rows, whether its last cell is blank)
+    end = 0
     limit = csv.field_size_limit(2**31 - 1)  # its default, 131,072 characters, refused a long worked solution
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
             rows = csv.reader(file)
-            for row in rows:  # line_num: the file's line the row ends on, quotes spanned
+            for index, row in enumerate(rows):  # line_num: the file's line the row ends on, quotes spanned
                 if _holds_cells(row):
-                    records.append((end + 1, len(row)))
+                    records.append((end + 1, len(row), index, not row[-1].strip()))
                 end = rows.line_num
     except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
         raise DatasetError(
@@ -443,28 +449,36 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     finally:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
-    if records and records[0][1] == width + 1:  # a first row one field wider: pandas reads its first column as the
-        width += 1  # index (R's write.table writes row names so), and so every row of that width
-    # more fields than that: what pandas refuses (a shorter row's missing cells are blank, judged later)
-    bad = [line for line, fields in records if fields > width]
+    # Where the first row is one field wider than the header, pandas reads the file's first column as its index and
+    # shifts every row by a field. That is right only for R's write.table, whose row names make every row wider; a
+    # wider first row among rows of the header's width is a bad row. A blank cell more at a row's end (`q,4,`: a
+    # comma at its end) is dropped: pandas does so for every row one field wider where it is told the file has no
+    # index, so a row whose cell more is not blank is a bad row then.
+    trailing_comma = {index for _, fields, index, blank in records if fields == width + 1 and blank}
+    row_names = bool(records) and all(fields > width for _, fields, _, _ in records) and not trailing_comma
+    most = width + 1 if row_names else width  # the fields a row may have
+    bad = [record for record in records if record[1] > most and record[2] not in trailing_comma]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
-        fields = next(fields for line, fields in records if line == bad[0])
+        line, fields, _, blank = bad[0]
+        cause = "a comma at its end?" if blank else "an unquoted comma?"
         raise DatasetError(
-            f"{path}: line {bad[0]} has {fields} fields, the header {width} (an unquoted comma?); quote that cell or "
-            "set dataset.on_bad_row=skip"
+            f"{path}: line {line} has {fields} fields, the header {width} ({cause}); quote that cell or set "
+            "dataset.on_bad_row=skip"
         )
-    places = array("q", (line for line, fields in records if not bad or fields <= width))
-    if not bad:
-        return Raw(_load_with_builder(path, "csv", path), unit="line", places=places)
-    logger.warning(
-        "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",
-        path,
-        counted(len(bad), "row"),
-        "" if len(bad) == 1 else "s",
-        ", ".join(map(str, bad[:5])),
-        ", …" if len(bad) > 5 else "",
-    )
-    return Raw(_load_with_builder(path, "csv", path, skip_bad_lines=True), len(bad), "line", places)
+    skipped = {index for _, _, index, _ in bad}
+    places = array("q", (line for line, _, index, _ in records if index not in skipped))
+    if bad:
+        logger.warning(
+            "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",
+            path,
+            counted(len(bad), "row"),
+            "" if len(bad) == 1 else "s",
+            ", ".join(str(line) for line, *_ in bad[:5]),
+            ", …" if len(bad) > 5 else "",
+        )
+    # pandas is told which rows to leave out (its own skipping kept a wider first row as the index of every row)
+    loaded = _load_with_builder(path, "csv", path, csv_rows_left_out=sorted(skipped), no_index=bool(trailing_comma))
+    return Raw(loaded, len(bad), "line", places)
 
 
 def _holds_cells(row: list[str]) -> bool:
@@ -529,6 +543,8 @@ def _rows_of(whole: object) -> list | None:
     True
     >>> _rows_of({"text": {"0": "a", "1": "b"}}), _rows_of({"messages": [{"role": "user", "content": "hi"}]})
     ([{'text': 'a'}, {'text': 'b'}], None)
+    >>> _rows_of({"text": ["a", "b"]})
+    [{'text': 'a'}, {'text': 'b'}]
     """
     if isinstance(whole, list):
         return whole
@@ -537,7 +553,11 @@ def _rows_of(whole: object) -> list | None:
         if _nested_rows(column):  # {"data": [rows]}, the datasets library's `field="data"`
             return column
         indexed = isinstance(column, dict) and column and all(key.isdigit() for key in column)
-        return [{name: cell} for cell in column.values()] if indexed else None
+        if indexed:
+            return [{name: cell} for cell in column.values()]
+        # a list of texts or numbers: one column (to_dict("list") of a frame of one), as two such lists are read
+        cells = isinstance(column, list) and column and not any(isinstance(cell, dict | list) for cell in column)
+        return [{name: cell} for cell in column] if cells else None
     if not isinstance(whole, dict):
         return None
     columns = list(whole.values())
@@ -600,11 +620,17 @@ def _load_json_lines(
 
 
 def _load_with_builder(
-    path: Path, builder: str, shown: Path, uneven: bool = False, skip_bad_lines: bool = False
+    path: Path,
+    builder: str,
+    shown: Path,
+    uneven: bool = False,
+    csv_rows_left_out: Sequence[int] = (),
+    no_index: bool = False,
 ) -> Dataset:
     """`path` read by a datasets builder; an error names `shown`, the user's file. `uneven`: a JSON file whose
-    columns change type (or appear) from row to row (`_Rewrites.uneven`); `skip_bad_lines`: a CSV file's rows of
-    another width are left out (counted by `_load_csv`)."""
+    columns change type (or appear) from row to row (`_Rewrites.uneven`); `csv_rows_left_out`: the rows of a CSV
+    file (pandas' count: the header 0, blank lines counted) left out as wider than the header (by `_load_csv`);
+    `no_index`: a CSV file's rows end in one blank cell more than its header has, dropped."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -615,8 +641,10 @@ def _load_with_builder(
             # file; and it guesses each column's type, 10,000 rows at a time: a gold "007" was 7, 2**53 + 1 lost its
             # last digit, and a "1/2" after 10,000 whole numbers failed the load. Every cell is read as its text.
             options = {"keep_default_na": False, "na_values": [""], **_text_columns(path)}
-            if skip_bad_lines:
-                options["on_bad_lines"] = "skip"
+            if csv_rows_left_out:
+                options["skiprows"] = list(csv_rows_left_out)
+            if no_index:
+                options["index_col"] = False
         elif builder == "json" and uneven:
             # read in one piece (more memory: only where needed): the library infers each column's type from its first
             # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
@@ -703,12 +731,15 @@ class _Rewrites:
 
     numbers: set[str]  # top-level fields whose numbers become their text
     turns: set[str]  # chat fields whose turns' words become text (text parts joined, numbers as their text)
+    # top-level fields that mix text with true/false, lists or objects: the library reads such a column as JSON and
+    # decodes its texts ("007" read as 7, "true" as True), so each text is written as its own JSON ("\"007\"")
+    encoded_texts: frozenset[str] = frozenset()
     uneven: bool = False  # a field of several kinds (whole and decimal numbers, null and a value) or not in every row
     blank_lines: bool = False  # the library re-reads an uneven file line by line, and a blank one failed it
 
     @property
     def rewritten(self) -> bool:
-        return bool(self.numbers or self.turns)
+        return bool(self.numbers or self.turns or self.encoded_texts)
 
 
 def _scan_json_lines(
@@ -719,10 +750,11 @@ def _scan_json_lines(
     library names none), what must be read as text, and the numbers of the lines that are its rows (the others but
     blank ones). What must be read as text: the datasets library's column types change it otherwise. A column with
     an integer past int64 becomes float64 (2**53 + 1 read as 2**53, 25! off in its last digits); one
-    that mixes numbers and strings decodes its strings as JSON ("007" read as 7), and so does a chat column whose
-    turns mix plain text with OpenAI-style text parts (a reply "5" read as the number 5)."""
+    that mixes strings with anything but null decodes its strings as JSON ("007" read as 7; a one-item list gold
+    beside text golds), and so does a chat column whose turns mix plain text with OpenAI-style text parts (a reply
+    "5" read as the number 5)."""
     bad, seen, kept = set(), 0, array("q")
-    numbers, texts, big = set(), set(), set()
+    numbers, texts, big, structured = set(), set(), set(), set()
     kinds: dict[str, set[str]] = {}  # field → the JSON kinds of its values (int and float apart)
     present: Counter[str] = Counter()
     turn_text, turn_other = set(), set()
@@ -752,7 +784,10 @@ def _scan_json_lines(
                     numbers.add(field)
                     if isinstance(value, int) and abs(value) > _EXACT_IN_A_FLOAT:
                         big.add(field)
+                elif isinstance(value, bool | dict):
+                    structured.add(field)
                 elif isinstance(value, list):  # chat turns: is each one's words text?
+                    structured.add(field)
                     said = [turn.get(key) for turn in value if isinstance(turn, dict) for key in _TURN_WORDS]
                     if any(isinstance(words, str) for words in said):
                         turn_text.add(field)
@@ -775,18 +810,23 @@ def _scan_json_lines(
         raise DatasetError(f"{shown}: none of its {seen} {unit}s is a JSON object")
     good = seen - len(bad)
     uneven = any(len(kinds[field]) > 1 or present[field] < good for field in kinds)
-    rewrites = _Rewrites(big | (numbers & texts), turn_text & turn_other, uneven, blank_lines=number > seen)
+    encoded = frozenset(texts & structured)
+    rewrites = _Rewrites(big | (numbers & texts), turn_text & turn_other, encoded, uneven, blank_lines=number > seen)
     return bad, rewrites, kept
 
 
 def _as_read(line: bytes, fields: _Rewrites) -> bytes:
     """A JSONL line with the numbers of `fields.numbers` written as their text (`answer_text`: exact for any integer,
-    0.00001 without an exponent), and the words of the turns in `fields.turns` as text.
+    0.00001 without an exponent), the words of the turns in `fields.turns` as text, and the texts of
+    `fields.encoded_texts` as their JSON.
 
     >>> _as_read(b'{"q": "x", "a": 9007199254740993, "n": 2}\\n', _Rewrites({"a"}, set()))
     b'{"q": "x", "a": "9007199254740993", "n": 2}\\n'
     >>> _as_read(b'{"m": [{"content": [{"type": "text", "text": "2 + 3?"}]}, {"content": 5}]}', _Rewrites(set(), {"m"}))
     b'{"m": [{"content": "2 + 3?"}, {"content": "5"}]}\\n'
+    >>> texts = _Rewrites({"s"}, set(), frozenset("s"))
+    >>> _as_read(b'{"s": "007", "n": 5}', texts), _as_read(b'{"s": 5}', texts)
+    (b'{"s": "\\\\"007\\\\"", "n": 5}\\n', b'{"s": "\\\\"5\\\\""}\\n')
     """
     record = json.loads(line, parse_int=_int_or_digits)
     for field in fields.numbers & record.keys():
@@ -803,6 +843,9 @@ def _as_read(line: bytes, fields: _Rewrites) -> bytes:
                     turn[key] = json.dumps(words)
                 elif isinstance(words, int | float):
                     turn[key] = answer_text(words)
+    for field in fields.encoded_texts & record.keys():  # after the numbers: a number there is text by now
+        if isinstance(record[field], str):
+            record[field] = json.dumps(record[field], ensure_ascii=False)
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 

@@ -32,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from r1kit.data.adapters import BadRow, answer_text, required_text
+from r1kit.data.adapters import BadRow, answer_text, not_printed_messages, required_text
 from r1kit.data.loading import (
     DETECTED_FROM,
     DatasetError,
@@ -112,7 +112,7 @@ def _reply(row: Mapping[str, Any], field: str) -> str:
     if value is None:
         raise BadRow(field, "is missing")
     if isinstance(value, str | int | float) and not isinstance(value, bool):  # a reply "0": a number in the file
-        text = value if isinstance(value, str) else answer_text(value)
+        text = not_printed_messages(value, field) if isinstance(value, str) else answer_text(value)
         if text is None:  # NaN: a blank cell of a table
             raise BadRow(field, "is missing")
     else:
@@ -210,8 +210,12 @@ def ultrafeedback_row(row: Mapping[str, Any]) -> Pair:
     # (either side: a reply-only rejected beside a whole chosen was refused, a reply-only chosen accepted)
     asked, known = {"role": "user", "content": question}, context or answered
     both_named = bool(context) and bool(answered)
-    if (both_named and answered != context) or (known and not both_named and known[-1] != asked):
+    if both_named and answered != context:
         raise BadRow("rejected", "does not answer the same conversation as chosen")
+    # the prompt is compared as read (stripped): "Name a colour.\n" in both was refused
+    if known and not both_named and (known[-1]["role"], known[-1]["content"].strip()) != ("user", question):
+        side = "chosen" if context else "rejected"
+        raise BadRow(side, "does not answer the prompt: its last user message is another text")
     prompt = known if known and known[-1]["role"] == "user" else [asked]
     return _pair(prompt, _reply(row, "chosen"), _reply(row, "rejected"))
 
@@ -330,10 +334,10 @@ def adapt_pairs(read: Raw, fmt: str, source: str, on_bad_row: str) -> tuple[list
         )
     if not seen:
         raise DatasetError(f"{source}: the preference dataset is empty")
-    if not pairs:
+    if not pairs:  # why, as the problem rows say it: the format was blamed for pairs whose replies were the same
         raise DatasetError(
-            f"{source}: all {seen} rows are unusable as {fmt} preference pairs; if they are in another format, set "
-            f"preferences.format (one of {', '.join(PAIR_FORMATS)})"
+            f"{source}: all {seen} rows are unusable as {fmt} preference pairs ({'; '.join(skipped[:3])}); if they "
+            f"are in another format, set preferences.format (one of {', '.join(PAIR_FORMATS)})"
         )
     if cut:
         logger.warning(

@@ -110,32 +110,44 @@ class TrendAlerts:
         return found
 
     def _thresholds(self) -> dict[str, str]:
-        """Shares averaged over the window: one step of a few prompt groups is too noisy to alert on."""
-        found = {}
+        """Shares and levels averaged over the window, once it holds a quarter of its logs (two at least): one step
+        of a few prompt groups is too noisy to alert on (at half the groups dead, two groups a step opened one run in
+        four with "100% … over the last 1 logs"). A rule that holds holds on until its mean is 10% clear of its
+        threshold: a share hovering at it raised its alert again every few steps."""
+        found: dict[str, str] = {}
         history = list(self.history)
+        if len(history) < max(2, self.config.window // 4):
+            return found
+
+        def beyond(key: str, value: float | None, limit: float, above: bool = True) -> bool:
+            clear = 0.9 if key in self.active else 1.0  # the margin a holding rule's mean must clear
+            if value is None:
+                return False
+            return value >= limit * clear if above else value < limit / clear
+
         truncated = _mean(history, "quality/truncated_share")
-        if truncated is not None and truncated >= self.config.truncated_max:
+        if beyond("truncated", truncated, self.config.truncated_max):
             found["truncated"] = (
                 f"{truncated:.0%} of completions hit the length limit over the last {len(history)} logs: "
                 "raise the stage's limit (grpo.max_completion_length, rloo.max_completion_length or "
                 "ppo.max_new_tokens) or penalise length (overlong reward)"
             )
         zero = _mean(history, "quality/zero_advantage_share")
-        if zero is not None and zero >= self.config.zero_advantage_max:
+        if beyond("zero_advantage", zero, self.config.zero_advantage_max):
             found["zero_advantage"] = (
                 f"{zero:.0%} of prompt groups got identical rewards over the last {len(history)} logs (zero "
                 "advantage, no learning signal): the task is too hard or too easy for the model, or the rewards "
                 "cannot tell completions apart"
             )
         entropy = _mean(history, "entropy")
-        if entropy is not None and entropy < self.config.entropy_min:
+        if beyond("entropy_collapse", entropy, self.config.entropy_min, above=False):
             found["entropy_collapse"] = (
                 f"the policy's token entropy averaged {entropy:.3g} nats over the last {len(history)} logs: its samples "
                 "are nearly all alike, so a group's completions have little to compare (raise the rollout "
                 "temperature, or lower the learning rate)"
             )
         kl = _mean([self._kl_per_token(record) for record in history], "kl")
-        if kl is not None and kl > self.config.kl_max:
+        if beyond("kl", kl, self.config.kl_max):
             found["kl"] = (
                 f"the KL to the reference model averaged {kl:.3g} nats a completion token over the last "
                 f"{len(history)} logs: the policy drifts far from it (lower the learning rate, or raise the KL "

@@ -75,7 +75,10 @@ def first_in_line(trainer, monitor: TrainingMonitor) -> None:
 
 
 class TrainingMonitor(TrainerCallback):
-    """Writes metrics.jsonl, completions.jsonl and alerts.jsonl at each logging step, and shows them."""
+    """Writes metrics.jsonl, completions.jsonl and alerts.jsonl at each logging step, and shows them. `resumed`: the
+    checkpoint a resumed stage goes on from, which holds the tokens per step of the generation it is in."""
+
+    FILE = "tokens_per_step.json"
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class TrainingMonitor(TrainerCallback):
         recorder: RolloutRecorder | None = None,
         nonfinite: NonFiniteGuard | None = None,
         side_work: SideWork | None = None,
+        resumed: Path | None = None,
     ):
         self.run, self.stage, self.config = run, stage, config
         self.side_work = side_work or SideWork()
@@ -106,6 +110,10 @@ class TrainingMonitor(TrainerCallback):
         self._steps_per_generation: float | None = None  # optimizer steps; None: each step counts its own tokens
         self._generated = 0  # GRPO's count of the tokens generated so far, as last read
         self._per_step = 0.0  # the latest generation's tokens, per step that trains on them
+        # a stage resumed inside a generation's steps trains on rollouts it does not generate again: their tokens per
+        # step are the checkpoint's (from 0, its steps logged no tokens/s nor MFU)
+        if resumed is not None and (resumed / self.FILE).exists():
+            self._per_step = json.loads((resumed / self.FILE).read_text(encoding="utf-8"))["per_step"]
         self._trained = 0.0  # the tokens spread over the steps so far
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -148,6 +156,12 @@ class TrainingMonitor(TrainerCallback):
             self._per_step = (state.num_input_tokens_seen - self._generated) / self._steps_per_generation
             self._generated = state.num_input_tokens_seen
         self._trained += self._per_step
+
+    def on_save(self, args, state, control, **kwargs):
+        # before AtomicCheckpoints commits the staging folder, as TimeLimit's file
+        if state.is_world_process_zero and self._steps_per_generation is not None:
+            staged = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            (staged / self.FILE).write_text(json.dumps({"per_step": self._per_step}))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None:
@@ -451,8 +465,9 @@ class TorchProfiler(TrainerCallback):
         self.profiler: torch.profiler.profile | None = None
         self.suffix = ""
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.suffix = f".process{args.process_index}" if args.world_size > 1 else ""
+    def start(self, process_index: int, processes: int) -> None:
+        """Before the first step (PPO, r1kit's own loop, calls start, step and stop itself)."""
+        self.suffix = f".process{process_index}" if processes > 1 else ""
         activities = [torch.profiler.ProfilerActivity.CPU]
         if torch.cuda.is_available():
             activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -462,14 +477,23 @@ class TorchProfiler(TrainerCallback):
         self.profiler = torch.profiler.profile(activities=activities, schedule=schedule, on_trace_ready=self._save)
         self.profiler.start()
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def step(self) -> None:
         if self.profiler is not None:
             self.profiler.step()
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def stop(self) -> None:
         if self.profiler is not None:
             self.profiler.stop()
             self.profiler = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start(args.process_index, args.world_size)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.stop()
 
     def _save(self, profiler: torch.profiler.profile) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)

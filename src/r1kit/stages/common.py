@@ -1019,7 +1019,15 @@ def callbacks(
     found = [
         guard,
         TrainingMonitor(
-            ctx.run, ctx.stage, monitoring, total_params, peak, recorder, nonfinite=guard, side_work=ctx.side_work
+            ctx.run,
+            ctx.stage,
+            monitoring,
+            total_params,
+            peak,
+            recorder,
+            nonfinite=guard,
+            side_work=ctx.side_work,
+            resumed=resumed[-1] if resumed else None,
         ),
     ]
     if section.time_limit_minutes is not None:  # before AtomicCheckpoints: it writes into the staged checkpoint

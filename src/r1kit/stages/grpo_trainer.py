@@ -491,5 +491,9 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
 
 
 def _tokens(batch: dict) -> int:
-    """Prompt and completion tokens of a scored batch (whole: gathered from every process)."""
-    return int(batch["prompt_mask"].sum().item() + batch["completion_mask"].sum().item())
+    """Prompt and completion tokens of a scored batch (whole: gathered from every process), as TRL counts them: a
+    completion cut at the limit counts its whole length, the batch's width, where `mask_truncated_completions` has
+    zeroed its mask (every other completion's mask holds one token at least, its EOS)."""
+    lengths = batch["completion_mask"].sum(dim=1)  # (rows,)
+    lengths = torch.where(lengths > 0, lengths, batch["completion_mask"].shape[1])
+    return int(batch["prompt_mask"].sum().item() + lengths.sum().item())

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from peft import PeftModel, get_peft_model
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import TrainerState
 
 from r1kit import distributed
 from r1kit.atomic import build_complete
@@ -44,7 +45,14 @@ from r1kit.models import (
     save_for_inference,
 )
 from r1kit.monitoring.alerts import TrendAlerts
-from r1kit.monitoring.callbacks import example_block, external_figures, replay_alerts, report_alert, system_usage
+from r1kit.monitoring.callbacks import (
+    TorchProfiler,
+    example_block,
+    external_figures,
+    replay_alerts,
+    report_alert,
+    system_usage,
+)
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.rewards.text import think_opened_by
@@ -128,6 +136,25 @@ def adaptive_kl_coef(kl_coef: float, kl: float, target: float, horizon: int, n_s
     proportional error is clipped to ±0.2 and the change spread over `horizon` samples."""
     error = min(max(kl / target - 1.0, -0.2), 0.2)
     return kl_coef * (1.0 + error * n_samples / horizon)
+
+
+def adaptive_kl_stuck(section: PPOConfig) -> str | None:
+    """Why ppo.adaptive_kl would leave kl_coef about fixed, or None. Each step moves it by at most ±0.2 ·
+    prompts_per_step / kl_horizon: TRL's horizon of 10,000 completions is meant for batches of hundreds.
+
+    >>> print(adaptive_kl_stuck(PPOConfig(adaptive_kl=True, prompts_per_step=8, max_steps=20)))
+    ppo.adaptive_kl: 20 steps of 8 completions move kl_coef by 0.3% at most (kl_horizon 10000): about fixed; give ppo.kl_horizon the run's 160 completions or fewer
+    >>> adaptive_kl_stuck(PPOConfig(adaptive_kl=True, prompts_per_step=8, max_steps=20, kl_horizon=160)) is None
+    True
+    """
+    most = (1 + 0.2 * section.prompts_per_step / section.kl_horizon) ** section.max_steps - 1
+    if not section.adaptive_kl or most >= 0.1:
+        return None
+    return (
+        f"ppo.adaptive_kl: {section.max_steps} steps of {section.prompts_per_step} completions move kl_coef by "
+        f"{100 * most:.1f}% at most (kl_horizon {section.kl_horizon}): about fixed; give ppo.kl_horizon the run's "
+        f"{section.max_steps * section.prompts_per_step} completions or fewer"
+    )
 
 
 def conjugate_gradient(
@@ -279,6 +306,11 @@ def prompt_indices(n_rows: int, step: int, count: int, seed: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------------- trainer
 
 
+def _no_completions_table(column: str, values: list) -> None:
+    """TRL's `log_extra` (a reward's own columns in its completions table): PPO keeps no such table, and a reward
+    that logs one scores the same."""
+
+
 class PPOTrainer:
     """The policy (LoRA or full), its value head, the reference, the rewards, and the loop with its checkpoints."""
 
@@ -347,6 +379,10 @@ class PPOTrainer:
         # conversational, as TRL's: the reply as the model gives it, after any <think> its chat template opened
         completions = [[{"role": "assistant", "content": o + text}] for o, text in zip(openings, texts, strict=True)]
         total, means = torch.zeros(len(texts)), {}
+        # what TRL's trainers pass every reward besides (a plug-in that ramps up by trainer_state.global_step failed
+        # under PPO alone): the step being scored as their TrainerState holds it
+        epoch = self.step * self.section.prompts_per_step / len(self.rows)
+        state = TrainerState(global_step=self.step, max_steps=self.section.max_steps, epoch=epoch)
         for name, (reward, weight) in self.rewards.items():
             logged: dict[str, float] = {}  # what the reward, its verifier and its guard count
             values = reward(
@@ -354,7 +390,9 @@ class PPOTrainer:
                 prompts=prompts,
                 solution=solutions,
                 completion_ids=completion_ids,
+                trainer_state=state,
                 log_metric=logged.__setitem__,
+                log_extra=_no_completions_table,
             )
             # the batch's counts, which the failing-reward alert reads; as plain numbers: a plug-in's numpy float went
             # into the checkpoint's state, which then failed to load (weights_only)
@@ -614,14 +652,20 @@ class PPOTrainer:
             if distributed.is_main():
                 replay_alerts(alerts, ctx.run, ctx.stage)
         tensorboard = _tensorboard(ctx) if distributed.is_main() else None
+        profiling = ctx.config.monitoring.profiler
+        profiler = TorchProfiler(profiling, ctx.dir / "profile") if profiling.enabled else None
+        if profiler is not None:
+            profiler.start(distributed.index(), distributed.count())
         try:
-            self._steps(alerts, cpus, tensorboard)
+            self._steps(alerts, cpus, tensorboard, profiler)
         finally:
             if tensorboard is not None:
                 tensorboard.close()
+            if profiler is not None:
+                profiler.stop()
         return self.last
 
-    def _steps(self, alerts: TrendAlerts, cpus: int, tensorboard) -> None:
+    def _steps(self, alerts: TrendAlerts, cpus: int, tensorboard, profiler: TorchProfiler | None) -> None:
         ctx, section = self.ctx, self.section
         window, examples_every = [], ctx.config.monitoring.examples_every  # rollouts since the last best/worst
         while self.step < section.max_steps:
@@ -685,6 +729,8 @@ class PPOTrainer:
             elif distributed.is_main():
                 ctx.run.say(line)
             self.evaluate.after_step(self.model, self.step, distributed.is_main())
+            if profiler is not None:
+                profiler.step()
             if (self.step % section.save_steps == 0 or self.step == section.max_steps) and distributed.is_main():
                 self.save(self.step)
 
@@ -783,6 +829,8 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
             "compare the rollout's and the update's log-probs of one function",
             config.model.lora.dropout,
         )
+    if (stuck := adaptive_kl_stuck(config.ppo)) is not None:
+        logger.warning("%s", stuck)
     rows = grpo_rows(inputs.splits.train, config.prompt.system)
     evaluate = EvaluateEvery(ctx, inputs.splits.test, tokenizer)
     rewards = reward_functions(config, inputs, eos_token_ids(model, tokenizer))

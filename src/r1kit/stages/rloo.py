@@ -12,7 +12,7 @@ from trl import RLOOConfig, RLOOTrainer
 
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import grpo_rows
-from r1kit.models import eos_token_ids, load_model, load_tokenizer
+from r1kit.models import eos_token_ids, load_model, load_tokenizer, own_generation_settings_aside
 from r1kit.monitoring.recorder import RolloutRecorder
 from r1kit.rewards.reward_model import resolve_reward_models
 from r1kit.stages.common import (
@@ -33,6 +33,14 @@ from r1kit.stages.grpo_trainer import GroupRewards, RolloutsInCheckpoints
 
 class R1kitRLOOTrainer(GroupRewards, RolloutsInCheckpoints, RLOOTrainer):
     """TRL's RLOOTrainer, scoring and checkpointing as r1kit's GRPO trainer does."""
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields):
+        # the model's own generation settings aside, as GRPO's rollouts set them: TRL sets the temperature, top-p/k,
+        # min-p and repetition penalty, and `generate` filled the rest from the model's (a shipped
+        # no_repeat_ngram_size, min_new_tokens; its min_p where TRL's is None), so rollouts came from another
+        # distribution than the loss and its KL compute
+        with own_generation_settings_aside(self.accelerator.unwrap_model(self.model)):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields)
 
 
 def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
