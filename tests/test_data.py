@@ -1069,8 +1069,10 @@ def test_a_worked_solution_ending_in_its_answer_is_split_into_gold_and_reasoning
     # format that reads GSM8K's line (it was the gold, taught inside <answer>)
     beside = {"question": "q", "solution": "48/2 = <<48/2=24>>24 clips.\n#### 24", "answer": "24"}
     heading = {"question": "What is 2 + 3?", "solution": "2 + 3 = 5.\n#### Final Answer: $\\boxed{5}$"}
-    loaded = load_eval_rows(dataset(write_rows(tmp_path / "beside.jsonl", [beside, heading])))[0]
-    assert (loaded["solution"], loaded["reasoning"]) == (["24", "5"], ["48/2 = 24 clips.", "2 + 3 = 5."])
+    labelled = {"question": "What is 70 + 2?", "solution": "70 + 2 = 72.\n#### Answer: 72"}  # the words after it
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "beside.jsonl", [beside, heading, labelled])))[0]
+    assert loaded["solution"] == ["24", "5", "72"]
+    assert loaded["reasoning"] == ["48/2 = 24 clips.", "2 + 3 = 5.", "70 + 2 = 72."]
     gsm8k = [{"question": "What is 2 + 3?", "answer": heading["solution"]}]
     loaded = load_eval_rows(dataset(write_rows(tmp_path / "gsm8k.jsonl", gsm8k), format="gsm8k"))[0]
     assert (loaded["solution"], loaded["reasoning"]) == (["5"], ["2 + 3 = 5."])
@@ -1148,13 +1150,26 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
         load_eval_rows(dataset(path))
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], rows["solution"], skipped) == (["What is 3+3?", "What is 4+4?"], ["6", "8"], 1)
-    # a comma at the end of some rows or every row (a blank cell more) is no bad row; a cell more that holds text is
-    path.write_text("question,solution\nWhat is 2+2?,4,\nWhat is 3+3?,6,x\nWhat is 4+4?,8\n")
+    # a comma at the end of every row (a blank cell more) is read without it (its rows were shifted as row names);
+    # a row with more fields still is a bad row
+    path.write_text("question,solution,level\nWhat is 2+2?,4,1,\nWhat is 1,000 + 1?,1001,1,\nWhat is 3+3?,6,2,\n")
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["question"], rows["solution"], rows["group"]) == (
+        ["What is 2+2?", "What is 3+3?"],
+        ["4", "6"],
+        ["1", "2"],
+    )
+    assert skipped == 1
+    # on some rows only it is a bad row, said so
+    path.write_text("question,solution\nWhat is 2+2?,4\nWhat is 3+3?,6,\nWhat is 4+4?,8\n")
+    with pytest.raises(DatasetError, match=r"line 3 has 3 fields, the header 2 \(a comma at its end\?\)"):
+        load_eval_rows(dataset(path))
+    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    assert (rows["question"], skipped) == (["What is 2+2?", "What is 4+4?"], 1)
+    # R's row names, one row's gold blank: row names still (the blank last cell was taken for a comma at its end)
+    path.write_text('question,solution\n"1","What is 2+2?","4"\n"2","What is 3+3?",""\n"3","What is 4+4?","8"\n')
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], rows["solution"], skipped) == (["What is 2+2?", "What is 4+4?"], ["4", "8"], 1)
-    path.write_text("question,solution,level\nWhat is 2+2?,4,1,\nWhat is 3+3?,6,2,\n")
-    rows, skipped = load_eval_rows(dataset(path))
-    assert (rows["question"], rows["solution"], skipped) == (["What is 2+2?", "What is 3+3?"], ["4", "6"], 0)
 
 
 def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Path) -> None:

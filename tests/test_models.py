@@ -853,5 +853,8 @@ def test_a_damaged_built_in_model_in_the_cache_is_built_again(tmp_path: Path, ca
         file.truncate(1000)
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         assert builtin_model_path("tiny-random", cache) / "model.safetensors" == weights
-    assert "the cached build of tiny-random is damaged" in caplog.text and "building it again" in caplog.text
+    assert (
+        "the cached build of the built-in model tiny-random is damaged" in caplog.text
+        and "building it again" in caplog.text
+    )
     assert weights.stat().st_size == whole and load_file(weights)

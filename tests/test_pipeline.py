@@ -719,13 +719,17 @@ def test_a_redone_stage_takes_the_later_evaluations_of_its_old_model_with_it(
     for data in ([], ["--data", "word_problems"]):  # eval.json and eval_2.json, both of the final (GRPO) model
         assert r1kit_cli("eval", "--profile", "test", "--model", str(run), *data, cwd=REPO).returncode == 0
     assert r1kit_cli("eval", "--profile", "test", "--model", str(run / "01_sft"), cwd=REPO).returncode == 0
+    other = shutil.copytree(finished_run, tmp_path / "other")  # another run's GRPO model, scored into this run
+    scored = r1kit_cli("eval", "--profile", "test", "--model", str(other), "--out", str(run), cwd=REPO)
+    assert scored.returncode == 0
+    shutil.rmtree(other)
     # and in the folder moved since (its evaluations name the models where they were: they were kept)
     run = run.rename(tmp_path / "moved")
-    sft_eval = run / "eval" / "eval_3.json"  # an evaluation of the SFT model, which stays
+    kept = ["eval_3.json", "eval_4.json"]  # of the SFT model, and of the other run's model (not this run's GRPO)
     redone = r1kit_cli("run", "--profile", "test", "--out", str(run), "--training.max_steps", "2", cwd=REPO)
     assert redone.returncode == 0, redone.stderr[-2000:]
     assert "02_grpo: removed the evaluations of its old model (eval, eval_2)" in redone.stderr
-    assert sorted(p.name for p in (run / "eval").glob("eval*.json")) == [sft_eval.name]
+    assert sorted(p.name for p in (run / "eval").glob("eval*.json")) == kept
 
 
 def test_an_outdated_stage_whose_inputs_are_unchanged_is_kept_and_said_so(finished_run: Path, tmp_path: Path) -> None:
@@ -1616,6 +1620,7 @@ def test_a_finished_stage_run_again_alone_is_left_as_it_is(
     shutil.copytree(tiny_model, model)
     data.write_text("".join(json.dumps({"question": f"{i} + 2?", "solution": str(i + 2)}) + "\n" for i in range(16)))
     args = ["grpo", "--profile", "test", "--model", str(model), "--data", str(data), "--out", str(out)]
+    args += ["--training.max_steps", "2"]  # its checkpoint at its last step, as the 3rd of 3 was
     weights = out / "grpo" / "model" / "model.safetensors"
     assert main(args) == 0
     made = weights.read_bytes()
@@ -1637,7 +1642,7 @@ def test_a_finished_stage_run_again_alone_is_left_as_it_is(
     assert "resuming from" not in caplog.text  # trained from the start each time (before: resumed at its last step)
     assert main([*args, "--resume", "--training.optimization.learning_rate", "0.5"]) == 0
     assert "resuming from" not in caplog.text and caplog.text.count("changed since its work") == 3
-    assert [r["step"] for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"] == [1, 2, 3]
+    assert [r["step"] for r in RunDir(out).read("metrics.jsonl") if r["kind"] == "step"] == [1, 2]
 
 
 def test_another_recipe_into_a_finished_run_is_refused(finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

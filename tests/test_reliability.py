@@ -695,7 +695,7 @@ def _build_at_once(dest: str, tag: str, start, replace: bool) -> None:
         (folder / "part2").write_text(tag)
 
     start.wait()
-    build_complete(Path(dest), build, {"by": tag}, replace=replace)
+    build_complete(Path(dest), build, {"by": tag}, usable=None if replace else lambda folder: True)
 
 
 @pytest.mark.parametrize("replace", [False, True])

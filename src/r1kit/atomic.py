@@ -135,15 +135,18 @@ def remove_leftovers(parent: Path) -> None:
     shutil.rmtree(parent / REMOVED, ignore_errors=True)
 
 
-def build_complete(dest: Path, build: Callable[[Path], None], info: dict[str, Any], replace: bool = True) -> Path:
+def build_complete(
+    dest: Path, build: Callable[[Path], None], info: dict[str, Any], usable: Callable[[Path], bool] | None = None
+) -> Path:
     """Build a folder in a temporary sibling and commit it; a kill mid-build leaves no `dest` behind, and its
     temporary folder is removed by the next build (a converted model's is half a gigabyte). Builds in one folder
     take turns (a lock on it): two processes committing the same `dest` at once failed in `os.replace`, and a build
     could not tell another process's folder in progress from a dead one's (by process id, which containers share).
-    `replace` False: a complete `dest` is kept (a cache, where the process that waited uses what another built)."""
+    `usable`: a complete `dest` it accepts is kept (a cache, where the process that waited uses what another built;
+    judged under the lock, so two processes that found it damaged build it once); None: `dest` is built anew."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _folder_lock(dest.parent):
-        if not replace and is_complete(dest):
+        if usable is not None and is_complete(dest) and usable(dest):
             return dest
         name = glob.escape(dest.name)  # a GGUF file's `[Q4]` is a pattern's character class
         for leftover in [*dest.parent.glob(f".{name}.tmp-*"), *dest.parent.glob(f".{name}.old-*")]:

@@ -106,20 +106,18 @@ def gguf_model_path(source: str, gguf_file: str, revision: str | None = None, ca
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     dest = cache_root(cache_dir) / "models" / f"gguf-{Path(gguf_file).stem}-{digest}"
-    if not is_complete(dest):
-        _check_cache_writable(cache_dir, f"{gguf_file}'s conversion")
-        try:
-            build_complete(
-                dest,
-                lambda folder: _convert_gguf(source, gguf_file, revision, folder),
-                {"gguf": identity},
-                replace=False,
-            )
-        except ModelError:
-            raise
-        except Exception as error:  # a file that is not GGUF, an architecture transformers cannot de-quantise, offline
-            raise load_error(f"{source}/{gguf_file}", error) from error
-    return dest
+    try:
+        return _cached(
+            dest,
+            lambda folder: _convert_gguf(source, gguf_file, revision, folder),
+            {"gguf": identity},
+            cache_dir,
+            f"{gguf_file}'s conversion",
+        )
+    except ModelError:
+        raise
+    except Exception as error:  # a file that is not GGUF, an architecture transformers cannot de-quantise, offline
+        raise load_error(f"{source}/{gguf_file}", error) from error
 
 
 def _build_tiny_random(dest: Path) -> None:
@@ -182,14 +180,20 @@ BUILTIN_MODELS: dict[str, tuple[str, Callable[[Path], None]]] = {
 def builtin_model_path(alias: str, cache_dir: str | None = None) -> Path:
     """The cached folder of a built-in model, built on first use in a temporary folder renamed into place once
     complete, so an interrupted build never leaves a half-written model behind."""
-    dest = cache_root(cache_dir) / "models" / alias
+    description, build = BUILTIN_MODELS[alias]
+    info = {"alias": alias, "description": description}
+    return _cached(cache_root(cache_dir) / "models" / alias, build, info, cache_dir, f"the built-in model {alias}")
+
+
+def _cached(dest: Path, build: Callable[[Path], None], info: dict, cache_dir: str | None, building: str) -> Path:
+    """`dest`, a model folder in the cache, built where it is not there whole: not complete, or complete once and
+    damaged since (a disk error, a file cut short), which never loaded again."""
     damage = _damage(dest) if is_complete(dest) else None
-    if damage is not None:  # complete once, damaged since (a disk error, a file cut short): it never loaded again
-        logger.warning("%s: the cached build of %s is damaged (%s); building it again", dest, alias, damage)
+    if damage is not None:
+        logger.warning("%s: the cached build of %s is damaged (%s); building it again", dest, building, damage)
     if damage is not None or not is_complete(dest):
-        _check_cache_writable(cache_dir, f"the built-in model {alias}")
-        description, build = BUILTIN_MODELS[alias]
-        build_complete(dest, build, {"alias": alias, "description": description}, replace=damage is not None)
+        _check_cache_writable(cache_dir, building)
+        build_complete(dest, build, info, usable=lambda folder: _damage(folder) is None)
     return dest
 
 

@@ -246,26 +246,22 @@ class RunDir:
 
     def later_evaluations(self) -> dict[str, Path]:
         """Label → evaluated model folder of each `r1kit eval` of this run's models (eval.json, eval_2.json, …). A
-        model saved under where the run folder was before it moved is its stage's here (its path named nothing of
-        the run any more, so a redone stage kept the old model's evaluation as the new one's)."""
+        model under where this folder was when the evaluation was written is its model here (the folder moved since:
+        a redone stage kept the old model's evaluation as the new one's)."""
         found = {}
         for path in sorted(self.root.glob("eval/eval*.json")):
             try:
-                model = json.loads(path.read_text(encoding="utf-8")).get("model")
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                model, written_in = saved.get("model"), saved.get("run_folder")
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 continue
-            if isinstance(model, str) and Path(model).is_absolute():  # a folder; an alias or hub id is none of ours
-                found[path.stem] = (Path(model) if Path(model).exists() else self._moved_here(Path(model))).resolve()
+            if not (isinstance(model, str) and Path(model).is_absolute()):  # an alias or hub id is none of ours
+                continue
+            evaluated = Path(model)
+            if isinstance(written_in, str) and evaluated.is_relative_to(written_in) and not evaluated.exists():
+                evaluated = self.root / evaluated.relative_to(written_in)
+            found[path.stem] = evaluated.resolve()
         return found
-
-    def _moved_here(self, gone: Path) -> Path:
-        """`gone` (a path that no longer exists) as the same stage's path in this folder, where one of its folders
-        is a stage of this run (RUN/02_grpo/model, …/02_grpo/checkpoints/checkpoint-20); else `gone` as it is."""
-        parts = gone.parts
-        for start in range(len(parts) - 1, 0, -1):
-            if (self.root / parts[start] / "manifest.json").exists():
-                return self.root.joinpath(*parts[start:])
-        return gone
 
     def read_problems(self, label: str) -> list[dict[str, Any]]:
         """Every problem of evaluation `label` (see problems_path); none for an evaluation made without the file."""

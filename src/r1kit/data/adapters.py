@@ -11,6 +11,8 @@ Each adapter takes one raw row and returns the canonical row, or raises `BadRow`
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -45,17 +47,34 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
 _PRINTED_MESSAGES = re.compile(r"\s*\[\s*\{\s*['\"](?:role|from|content|value)['\"]\s*:")
 
 
+def _messages(text: str) -> bool:
+    """Whether `text` is, whole, a list of chat messages as Python or JSON writes it ({role, content}, ShareGPT's
+    {from, value})."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        turns = isinstance(value, list) and value and all(isinstance(turn, dict) and turn for turn in value)
+        return bool(turns) and all(
+            set(turn) <= {"role", "content", "name"} or set(turn) <= {"from", "value"} for turn in value
+        )
+    return False
+
+
 def not_printed_messages(text: str, field: str) -> str:
     """`text`, unless it is a list of chat messages printed as text: a table's cell (pandas' to_csv of a column of
     messages) was trained on as the words of a question or reply, brackets and roles included.
 
     >>> not_printed_messages("[1, 2] is a list", "prompt")
     '[1, 2] is a list'
+    >>> not_printed_messages('[{"from": "A", "to": "B", "km": 3}] How far?', "question")  # JSON in a question
+    '[{"from": "A", "to": "B", "km": 3}] How far?'
     >>> not_printed_messages("[{'role': 'user', 'content': 'Hi'}]", "prompt")
     Traceback (most recent call last):
     r1kit.data.adapters.BadRow: field 'prompt' holds chat messages printed as text ([{'role': 'user', 'content': 'Hi'}]…); save the rows as JSON lines (pandas: to_json(path, orient="records", lines=True)) to keep them messages
     """
-    if _PRINTED_MESSAGES.match(text):
+    if _PRINTED_MESSAGES.match(text) and _messages(text):
         raise BadRow(
             field,
             f"holds chat messages printed as text ({text:.40}…); save the rows as JSON lines (pandas: "
@@ -166,6 +185,18 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")  # 1,234,567; not the decima
 _HEADING = re.compile(r"[A-Za-z][A-Za-z ]*:|.*\\boxed\{")
 
 
+def _heading_answer(final: str) -> str | None:
+    """The answer a markdown heading's line gives: its boxed answer, else the words after its colon; None for none.
+
+    >>> _heading_answer(" Final Answer: $\\\\boxed{5}$"), _heading_answer(" Answer: 1,072"), _heading_answer(" Answer:")
+    ('5', '1072', None)
+    """
+    if boxed := last_boxed(final):
+        return boxed
+    _, colon, after = final.partition(":")
+    return (colon and _THOUSANDS.sub("", after.strip())) or None
+
+
 def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
     """GSM8K: {question, answer} where the answer's steps end with a `#### 72` line (a markdown `#### Final Answer:
     \\boxed{72}` heading: the boxed answer).
@@ -177,7 +208,7 @@ def gsm8k_row(row: Mapping[str, Any]) -> Canonical:
     steps, marker, final = answer.rpartition("####")
     if not marker or not final.strip():
         raise BadRow("answer", "has no final '#### <answer>' line")
-    heading = _HEADING.match(final.strip()) and last_boxed(final)
+    heading = _HEADING.match(final.strip()) and _heading_answer(final)
     return {
         "question": required_text(row, "question"),
         "solution": heading or _THOUSANDS.sub("", final.strip()),
@@ -398,9 +429,9 @@ def gsm8k_split(worked_text: str) -> tuple[str, str] | None:
     steps, marker, final = worked_text.rpartition("####")
     if not (marker and final.strip() and "\n" not in final.strip() and steps.strip()):
         return None
-    if _HEADING.match(final.strip()):  # a markdown `#### Final Answer: \boxed{5}` heading: its boxed answer
-        boxed = last_boxed(final)
-        return (boxed, _CALCULATOR.sub("", steps).strip()) if boxed else None
+    if _HEADING.match(final.strip()):  # a markdown `#### Final Answer: \boxed{5}` heading: the answer it gives
+        answer = _heading_answer(final)
+        return (answer, _CALCULATOR.sub("", steps).strip()) if answer else None
     return _THOUSANDS.sub("", final.strip()), _CALCULATOR.sub("", steps).strip()
 
 

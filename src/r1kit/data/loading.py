@@ -449,15 +449,16 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     finally:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
-    # Where the first row is one field wider than the header, pandas reads the file's first column as its index and
-    # shifts every row by a field. That is right only for R's write.table, whose row names make every row wider; a
-    # wider first row among rows of the header's width is a bad row. A blank cell more at a row's end (`q,4,`: a
-    # comma at its end) is dropped: pandas does so for every row one field wider where it is told the file has no
-    # index, so a row whose cell more is not blank is a bad row then.
-    trailing_comma = {index for _, fields, index, blank in records if fields == width + 1 and blank}
-    row_names = bool(records) and all(fields > width for _, fields, _, _ in records) and not trailing_comma
-    most = width + 1 if row_names else width  # the fields a row may have
-    bad = [record for record in records if record[1] > most and record[2] not in trailing_comma]
+    # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
+    # That is right only where every row is wider (R's write.table writes row names so): a wider first row among
+    # rows of the header's width shifted every row by a field. A comma at the end of every row (`q,4,`: a blank cell
+    # more in each) is read by dropping that cell (pandas does, told the file has no index); on some rows only, or
+    # with more fields still, a row is a bad row.
+    wider = bool(records) and all(fields > width for _, fields, _, _ in records)
+    one_more = [blank for _, fields, _, blank in records if fields == width + 1]
+    trailing_commas = wider and bool(one_more) and all(one_more)
+    most = width + 1 if wider else width  # the fields a row may have
+    bad = [record for record in records if record[1] > most]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
         line, fields, _, blank = bad[0]
         cause = "a comma at its end?" if blank else "an unquoted comma?"
@@ -477,7 +478,7 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
             ", …" if len(bad) > 5 else "",
         )
     # pandas is told which rows to leave out (its own skipping kept a wider first row as the index of every row)
-    loaded = _load_with_builder(path, "csv", path, csv_rows_left_out=sorted(skipped), no_index=bool(trailing_comma))
+    loaded = _load_with_builder(path, "csv", path, csv_rows_left_out=sorted(skipped), no_index=trailing_commas)
     return Raw(loaded, len(bad), "line", places)
 
 

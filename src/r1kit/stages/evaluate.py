@@ -443,6 +443,8 @@ def evaluate(
         "label": label,
         # a folder by its full path: a stage redone later removes the evaluations of its old model (clear_stage)
         "model": str(Path(model_reference).resolve()) if Path(model_reference).exists() else model_reference,
+        # and where the run folder it is written into was then: one moved since still knows its own models' paths
+        "run_folder": str(ctx.run.root.resolve()),
         "dataset": held_out_source(config.dataset),
         "system_prompt": config.prompt.system,  # what the model was asked with: a score depends on it
         "max_new_tokens": settings.max_new_tokens,  # and how long it could answer
