@@ -1782,3 +1782,36 @@ def test_a_folder_named_as_a_stage_where_the_command_runs_is_not_that_stage(
     assert read["reward_model"] == "reward_model"  # the stage, by its name (was the folder's model here)
     assert "reward_model" in _reads(config)[ppo.name]
     assert files_read(config.for_stage(ppo), "ppo")["reward_model"] == str(Path("reward_model/model"))  # alone
+
+
+def test_a_model_replaced_while_it_is_evaluated_writes_no_figures(
+    tiny_model: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`r1kit eval` beside a run that redid the model's stage wrote the old model's figures under the new model's
+    path: `compare` and the report then showed two results for one model."""
+    from datasets import Dataset
+
+    from r1kit.config.schema import R1kitConfig
+    from r1kit.hardware import Hardware
+    from r1kit.models import ModelError
+    from r1kit.stages import evaluate as evaluation
+    from r1kit.stages.common import StageContext
+
+    model = shutil.copytree(tiny_model, tmp_path / "run" / "02_grpo" / "model")
+    scores = evaluation.greedy_scores
+
+    def redone_meanwhile(*args, **kwargs):
+        result = scores(*args, **kwargs)
+        shutil.copytree(tiny_model, tmp_path / "new_model")
+        os.replace(model, tmp_path / "old_model")
+        os.replace(tmp_path / "new_model", model)  # as commit_folder puts a redone stage's model in place
+        return result
+
+    monkeypatch.setattr(evaluation, "greedy_scores", redone_meanwhile)
+    ctx = StageContext(
+        R1kitConfig(evaluation={"max_new_tokens": 4}), RunDir(tmp_path / "run"), Hardware("cpu", "fp32", 2)
+    )
+    problems = Dataset.from_list([{"question": "What is 2 + 3?", "solution": "5"}])
+    with pytest.raises(ModelError, match="was replaced while it was evaluated"):
+        evaluation.evaluate(ctx, str(model), problems, "eval")
+    assert not (tmp_path / "run" / "eval").exists()

@@ -432,6 +432,7 @@ def evaluate(
     config, settings = ctx.config, ctx.config.evaluation
     held_out_rows = len(rows)
     rows = scored_rows(rows, settings.max_samples, config.dataset, whole_file)
+    loaded_from = _folder_identity(model_reference)
     tokenizer = load_tokenizer(config.model, model_reference)
     model = load_model(config.model, model_reference, ctx.hardware, for_training=False).eval()
 
@@ -514,11 +515,26 @@ def evaluate(
         result["skipped_rows"] = skipped_rows
     if key is not None:
         result["key"] = key
+    if _folder_identity(model_reference) != loaded_from:  # `r1kit eval` beside a run that redid the model's stage
+        raise ModelError(
+            f"{model_reference} was replaced while it was evaluated (its stage redone?): these figures are the old "
+            "model's, not written; evaluate it again"
+        )
     if distributed.is_main():  # every process holds the same result; one writes it
         # each problem with its completion and verdict: which ones a stage fixed or broke, not only how many
         write_atomic(ctx.run.problems_path(label), "".join(json.dumps(p, default=jsonable) + "\n" for p in problems))
         write_json(ctx.run.eval_path(label), result)
     return result
+
+
+def _folder_identity(model_reference: str) -> tuple[int, int] | None:
+    """Which folder `model_reference` is now (a folder built anew and renamed into its place is another: it existed
+    beside the old one, so its inode is another), or None for a hub id or alias."""
+    path = Path(model_reference)
+    if not path.is_dir():
+        return None
+    status = path.stat()
+    return status.st_dev, status.st_ino
 
 
 # ------------------------------------------------------------------------------------- perplexity, ROUGE-L, win rate
