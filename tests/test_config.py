@@ -757,6 +757,14 @@ def test_eval_and_chat_help_lists_what_they_read(capsys: pytest.CaptureFixture[s
         # the stage's own key of the flag's name: help said refused, and the flag set it
         ("cold_start", "--batch_size → cold_start.batch_size", None),
         ("rejection_sampling", "--batch_size → rejection_sampling.batch_size", None),
+        # any key of the stage's own section by its bare name, and the renamed ones (help listed neither)
+        ("ppo", "--NAME → ppo.NAME (a key of its own section by its bare name, as TRL's scripts take them)", None),
+        (
+            "grpo",
+            "--NAME → training.NAME or grpo.NAME (a key of its own sections, in that order, by its bare name, as "
+            "TRL's scripts take them; --kl_coef → grpo.beta)",
+            None,
+        ),
     ],
 )
 def test_help_says_where_a_trainer_flag_lands_for_the_command(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from datasets import Dataset
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
@@ -730,8 +731,6 @@ def test_a_hub_datasets_held_out_share_is_said_and_its_test_split_taken_when_nam
 ) -> None:
     """Held-out problems cut from a hub dataset's train split without a word in training (seeds 000 and 003 score
     on its test split), and TRL's --dataset_test_split had no alias. No hub here: its loader answers from rows."""
-    from datasets import Dataset
-
     from r1kit.config.sources import resolve_config
     from r1kit.data import loading
 
@@ -1170,6 +1169,13 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
     path.write_text('question,solution\n"1","What is 2+2?","4"\n"2","What is 3+3?",""\n"3","What is 4+4?","8"\n')
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], rows["solution"], skipped) == (["What is 2+2?", "What is 4+4?"], ["4", "8"], 1)
+    # and with a last column blank in every row, as R quotes it (it was read as commas at the rows' ends, shifted)
+    path.write_text('question,solution,note\n"1","What is 2+2?","4",""\n"2","What is 3+3?","6",""\n')
+    assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
+    # a comma at every row's end but a cell more in one: no row names (it was read shifted), bad rows said
+    path.write_text("question,solution\nWhat is 2+2?,4,\nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n")
+    with pytest.raises(DatasetError, match=r"line 2 has 3 fields, the header 2 \(a comma at its end\?\)"):
+        load_eval_rows(dataset(path))
 
 
 def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Path) -> None:
@@ -1177,6 +1183,15 @@ def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Pa
     path = tmp_path / "printed.csv"
     messages = [{"role": "system", "content": "Think first."}, {"role": "user", "content": "What is 1+1?"}]
     pd.DataFrame({"prompt": [messages] * 2, "solution": ["2"] * 2}).to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
+        load_eval_rows(dataset(path))
+    # through the datasets library (its lists print their turns without commas), and with a key more in a turn
+    Dataset.from_list([{"prompt": messages, "solution": "2"}] * 2).to_pandas().to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
+        load_eval_rows(dataset(path))
+    pd.DataFrame({"prompt": [[{**messages[1], "tool_calls": None}]] * 2, "solution": ["2"] * 2}).to_csv(
+        path, index=False
+    )
     with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
         load_eval_rows(dataset(path))
 
@@ -1202,3 +1217,17 @@ def test_a_json_array_saved_as_jsonl_is_read_as_rows(tmp_path: Path) -> None:
     path.write_text("[1, 2]\n[3, 4]\n")  # lines that are arrays: bad lines, as before
     with pytest.raises(DatasetError, match="line 1 must be a JSON object, not list"):
         load_eval_rows(dataset(path))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"instruction": "What is 2 + 3?", "input": "", "output": "<think>2 + 3 = 5</think><answer>5</answer>"},
+        {"instruction": "What is 2 + 3?", "context": "", "response": "<think>2 + 3 = 5</think><answer>5</answer>"},
+    ],
+)
+def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tmp_path: Path, row: dict) -> None:
+    """Alpaca and Dolly rows of R1-distilled data had no gold (`r1kit grpo` refused the file) where the same replies
+    as chat messages had theirs."""
+    loaded = load_eval_rows(dataset(write_rows(tmp_path / "r1.jsonl", [row] * 2)))[0]
+    assert (loaded["solution"], loaded["reasoning"]) == (["5", "5"], ["2 + 3 = 5", "2 + 3 = 5"])

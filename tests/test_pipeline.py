@@ -1815,3 +1815,26 @@ def test_a_model_replaced_while_it_is_evaluated_writes_no_figures(
     with pytest.raises(ModelError, match="was replaced while it was evaluated"):
         evaluation.evaluate(ctx, str(model), problems, "eval")
     assert not (tmp_path / "run" / "eval").exists()
+
+    def removed_meanwhile(*args, **kwargs):  # a checkpoint its run let go of (save_total_limit): still its figures
+        result = scores(*args, **kwargs)
+        shutil.rmtree(model)
+        return result
+
+    monkeypatch.setattr(evaluation, "greedy_scores", removed_meanwhile)
+    evaluation.evaluate(ctx, str(model), problems, "eval")
+    assert not model.exists() and (tmp_path / "run" / "eval" / "eval.json").exists()
+
+
+def test_the_evaluations_of_a_run_moved_aside_stay_its_own(tmp_path: Path) -> None:
+    """`mv runs/exp runs/exp_v1`, then the same command again: exp_v1's evaluation named the new run's model, and
+    stood for it (an evaluation written before the run folder was recorded is read as it was)."""
+    moved = tmp_path / "exp_v1"
+    (moved / "eval").mkdir(parents=True)
+    before = str(tmp_path / "exp")
+    (tmp_path / "exp" / "02_grpo" / "model").mkdir(parents=True)  # the new run where the old one was
+    written = {"eval": {"model": f"{before}/02_grpo/model", "run_folder": before}, "eval_2": {"model": f"{before}/x"}}
+    for label, result in written.items():
+        (moved / "eval" / f"{label}.json").write_text(json.dumps(result))
+    found = RunDir(moved).later_evaluations()
+    assert found == {"eval": (moved / "02_grpo" / "model").resolve(), "eval_2": Path(f"{before}/x").resolve()}

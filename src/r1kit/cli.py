@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from r1kit import distributed
-from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias
+from r1kit.config.aliases import FLAG_ALIASES, HARMLESS, PATH_ALIASES, REFUSED, STRATEGY_FLAGS, FlagAlias, bare_names
 from r1kit.config.sources import (
     ConfigError,
     ResolvedConfig,
@@ -80,6 +80,8 @@ def _keys_help(command: str) -> str:
         flag: alias for flag, alias in FLAG_ALIASES.items() if command not in TOOL_READS or reads(command, alias.path)
     }
     aliases = "\n".join(f"  {flag} → {_alias_target(flag, alias, command)}" for flag, alias in shown.items())
+    if (bare := bare_names(command)) is not None:
+        aliases = f"{bare}\n{aliases}"
     paths = "\n".join(f"  {alias} → {path}" for alias, path in PATH_ALIASES.items())
     # a refused flag whose value can ask for what r1kit does anyway is accepted with that value (--push_to_hub false)
     refused = "\n".join(

@@ -246,8 +246,8 @@ class RunDir:
 
     def later_evaluations(self) -> dict[str, Path]:
         """Label → evaluated model folder of each `r1kit eval` of this run's models (eval.json, eval_2.json, …). A
-        model under where this folder was when the evaluation was written is its model here (the folder moved since:
-        a redone stage kept the old model's evaluation as the new one's)."""
+        model under where this folder was when the evaluation was written is its model here, wherever the folder is
+        now (moved: a redone stage kept the old model's evaluation as the new one's)."""
         found = {}
         for path in sorted(self.root.glob("eval/eval*.json")):
             try:
@@ -258,7 +258,8 @@ class RunDir:
             if not (isinstance(model, str) and Path(model).is_absolute()):  # an alias or hub id is none of ours
                 continue
             evaluated = Path(model)
-            if isinstance(written_in, str) and evaluated.is_relative_to(written_in) and not evaluated.exists():
+            # moved aside, a new run may stand where it was: its model there is not the one evaluated
+            if isinstance(written_in, str) and evaluated.is_relative_to(written_in):
                 evaluated = self.root / evaluated.relative_to(written_in)
             found[path.stem] = evaluated.resolve()
         return found

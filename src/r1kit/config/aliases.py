@@ -208,14 +208,32 @@ def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> s
     >>> stage_key("kl_coef", "rloo", {"rloo.beta"}.__contains__), stage_key("max_new_tokens", "chat", {"chat.max_new_tokens"}.__contains__)
     ('rloo.beta', 'chat.max_new_tokens')
     """
-    if command in COMMAND_SECTIONS:
-        sections = (COMMAND_SECTIONS[command],)
-    elif command in STAGE_KINDS:
-        sections = GRPO_SECTIONS if command == "grpo" else (command, *_OWN_SECTIONS.get(command, ()))
-    else:
-        return None
     name = _RENAMED.get((command, name), name)
-    return next((f"{own}.{name}" for own in sections if known(f"{own}.{name}")), None)
+    return next((f"{own}.{name}" for own in _own_sections(command) if known(f"{own}.{name}")), None)
+
+
+def _own_sections(command: str | None) -> tuple[str, ...]:
+    """The sections whose keys `r1kit COMMAND` takes by their bare names (none for run and config)."""
+    if command in COMMAND_SECTIONS:
+        return (COMMAND_SECTIONS[command],)
+    if command in STAGE_KINDS:
+        return GRPO_SECTIONS if command == "grpo" else tuple(dict.fromkeys((command, *_OWN_SECTIONS.get(command, ()))))
+    return ()
+
+
+def bare_names(command: str) -> str | None:
+    """`--help`'s line on the bare names `r1kit COMMAND` takes (`stage_key`), or None where it takes none.
+
+    >>> print(bare_names("rloo"))
+      --NAME → rloo.NAME (a key of its own section by its bare name, as TRL's scripts take them; --kl_coef → rloo.beta)
+    """
+    sections = _own_sections(command)
+    if not sections:
+        return None
+    renamed = "".join(f"; --{old} → {command}.{new}" for (stage, old), new in _RENAMED.items() if stage == command)
+    where = " or ".join(f"{section}.NAME" for section in sections)
+    own = "its own section" if len(sections) == 1 else "its own sections, in that order,"
+    return f"  --NAME → {where} (a key of {own} by its bare name, as TRL's scripts take them{renamed})"
 
 
 def for_stage(path: str, command: str | None, known: Callable[[str], bool]) -> str | None:

@@ -11,8 +11,6 @@ Each adapter takes one raw row and returns the canonical row, or raises `BadRow`
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -45,21 +43,20 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
 
 # a list of chat messages printed as text: `[{'role': 'user', …` (pandas' to_csv of a column of messages)
 _PRINTED_MESSAGES = re.compile(r"\s*\[\s*\{\s*['\"](?:role|from|content|value)['\"]\s*:")
+_TURN_KEY = {
+    "speaker": re.compile(r"['\"](?:role|from)['\"]\s*:"),
+    "words": re.compile(r"['\"](?:content|value)['\"]\s*:"),
+}
 
 
 def _messages(text: str) -> bool:
-    """Whether `text` is, whole, a list of chat messages as Python or JSON writes it ({role, content}, ShareGPT's
-    {from, value})."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(text.strip())
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        turns = isinstance(value, list) and value and all(isinstance(turn, dict) and turn for turn in value)
-        return bool(turns) and all(
-            set(turn) <= {"role", "content", "name"} or set(turn) <= {"from", "value"} for turn in value
-        )
-    return False
+    """Whether `text`, opening as printed messages, is a list of them as a whole: it ends the list, and names both
+    a turn's speaker and its words ({role, content}, ShareGPT's {from, value}; more keys, `tool_calls`, allowed).
+    Not parsed: a list that the datasets library handed to pandas prints its turns without commas between them."""
+    said = text.rstrip()
+    speaker = _TURN_KEY["speaker"].search(said)
+    words = _TURN_KEY["words"].search(said)
+    return said.endswith("}]") and speaker is not None and words is not None
 
 
 def not_printed_messages(text: str, field: str) -> str:
@@ -388,7 +385,7 @@ def dolly_row(row: Mapping[str, Any]) -> Canonical:
     question = required_text(row, "instruction")
     if isinstance(context, str) and context.strip():
         question = f"{question}\n\n{context.strip()}"
-    return {"question": question, "solution": None, "reasoning": None, "response": required_text(row, "response")}
+    return _reply(question, required_text(row, "response"))  # an R1-form reply is a worked solution, as in chat rows
 
 
 def alpaca_row(row: Mapping[str, Any]) -> Canonical:
@@ -398,7 +395,7 @@ def alpaca_row(row: Mapping[str, Any]) -> Canonical:
     question = "\n\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
     if not question:
         raise BadRow("instruction", "and input are both missing or empty")
-    return {"question": question, "solution": None, "reasoning": None, "response": required_text(row, "output")}
+    return _reply(question, required_text(row, "output"))  # an R1-form reply is a worked solution, as in chat rows
 
 
 def _said(row: Mapping[str, Any], field: str, role: str) -> str:

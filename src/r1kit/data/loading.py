@@ -430,15 +430,23 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
-    records = []  # (the line a row starts on, its fields, its index among pandas' rows, whether its last cell is blank)
-    end = 0
+    # (the line a row starts on, its fields, its index among pandas' rows, whether its line ends in a comma: a blank
+    # cell no quotes hold, as R writes them)
+    records = []
+    end, last = 0, [""]  # the last line the reader took: a row's own last line when it yields the row
+
+    def lines(file) -> Iterator[str]:
+        for line in file:
+            last[0] = line
+            yield line
+
     limit = csv.field_size_limit(2**31 - 1)  # its default, 131,072 characters, refused a long worked solution
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
-            rows = csv.reader(file)
+            rows = csv.reader(lines(file))
             for index, row in enumerate(rows):  # line_num: the file's line the row ends on, quotes spanned
                 if _holds_cells(row):
-                    records.append((end + 1, len(row), index, not row[-1].strip()))
+                    records.append((end + 1, len(row), index, last[0].rstrip("\r\n").endswith(",")))
                 end = rows.line_num
     except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
         raise DatasetError(
@@ -450,14 +458,15 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
-    # That is right only where every row is wider (R's write.table writes row names so): a wider first row among
-    # rows of the header's width shifted every row by a field. A comma at the end of every row (`q,4,`: a blank cell
-    # more in each) is read by dropping that cell (pandas does, told the file has no index); on some rows only, or
-    # with more fields still, a row is a bad row.
+    # That is right only where every row is wider, none by a comma at its end (R's write.table writes row names so,
+    # and quotes a blank cell): a wider first row among rows of the header's width shifted every row by a field. A
+    # comma at the end of every row (`q,4,`) is read by dropping the blank cell it makes (pandas does, told the file
+    # has no index). Rows wider some other way (a comma at the end of some rows only, a cell more in one) are bad.
     wider = bool(records) and all(fields > width for _, fields, _, _ in records)
-    one_more = [blank for _, fields, _, blank in records if fields == width + 1]
-    trailing_commas = wider and bool(one_more) and all(one_more)
-    most = width + 1 if wider else width  # the fields a row may have
+    comma_ends = [comma for _, fields, _, comma in records if fields == width + 1]
+    trailing_commas = wider and bool(comma_ends) and all(comma_ends)
+    row_names = wider and not any(comma_ends)
+    most = width + 1 if trailing_commas or row_names else width  # the fields a row may have
     bad = [record for record in records if record[1] > most]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
         line, fields, _, blank = bad[0]

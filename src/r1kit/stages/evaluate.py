@@ -515,11 +515,14 @@ def evaluate(
         result["skipped_rows"] = skipped_rows
     if key is not None:
         result["key"] = key
-    if _folder_identity(model_reference) != loaded_from:  # `r1kit eval` beside a run that redid the model's stage
+    now = _folder_identity(model_reference)
+    if now is not None and now != loaded_from:  # `r1kit eval` beside a run that redid the model's stage
         raise ModelError(
             f"{model_reference} was replaced while it was evaluated (its stage redone?): these figures are the old "
             "model's, not written; evaluate it again"
         )
+    if now is None and loaded_from is not None:  # a checkpoint its run let go of (save_total_limit): still its own
+        logger.warning("%s was removed while it was evaluated; its figures are written", model_reference)
     if distributed.is_main():  # every process holds the same result; one writes it
         # each problem with its completion and verdict: which ones a stage fixed or broke, not only how many
         write_atomic(ctx.run.problems_path(label), "".join(json.dumps(p, default=jsonable) + "\n" for p in problems))
