@@ -469,8 +469,8 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     most = width + 1 if trailing_commas or row_names else width  # the fields a row may have
     bad = [record for record in records if record[1] > most]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
-        line, fields, _, blank = bad[0]
-        cause = "a comma at its end?" if blank else "an unquoted comma?"
+        line, fields, _, comma_end = bad[0]
+        cause = "a comma at its end?" if comma_end else "an unquoted comma?"
         raise DatasetError(
             f"{path}: line {line} has {fields} fields, the header {width} ({cause}); quote that cell or set "
             "dataset.on_bad_row=skip"
