@@ -1816,14 +1816,23 @@ def test_a_model_replaced_while_it_is_evaluated_writes_no_figures(
         evaluation.evaluate(ctx, str(model), problems, "eval")
     assert not (tmp_path / "run" / "eval").exists()
 
-    def removed_meanwhile(*args, **kwargs):  # a checkpoint its run let go of (save_total_limit): still its figures
-        result = scores(*args, **kwargs)
-        shutil.rmtree(model)
-        return result
+    # removed (a stage redone clears its folder first, and trains for minutes): refused too; a checkpoint its run
+    # let go of (save_total_limit) is gone for good, and its figures are still its own
+    checkpoint = shutil.copytree(tiny_model, tmp_path / "run" / "02_grpo" / "checkpoints" / "checkpoint-2")
+    for removed, written in ((model, False), (checkpoint, True)):
 
-    monkeypatch.setattr(evaluation, "greedy_scores", removed_meanwhile)
-    evaluation.evaluate(ctx, str(model), problems, "eval")
-    assert not model.exists() and (tmp_path / "run" / "eval" / "eval.json").exists()
+        def removed_meanwhile(*args, removed=removed, **kwargs):
+            result = scores(*args, **kwargs)
+            shutil.rmtree(removed)
+            return result
+
+        monkeypatch.setattr(evaluation, "greedy_scores", removed_meanwhile)
+        if written:
+            evaluation.evaluate(ctx, str(removed), problems, "eval")
+        else:
+            with pytest.raises(ModelError, match="was removed while it was evaluated"):
+                evaluation.evaluate(ctx, str(removed), problems, "eval")
+        assert (tmp_path / "run" / "eval" / "eval.json").exists() == written
 
 
 def test_the_evaluations_of_a_run_moved_aside_stay_its_own(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ Each adapter takes one raw row and returns the canonical row, or raises `BadRow`
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -43,20 +45,29 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
 
 # a list of chat messages printed as text: `[{'role': 'user', …` (pandas' to_csv of a column of messages)
 _PRINTED_MESSAGES = re.compile(r"\s*\[\s*\{\s*['\"](?:role|from|content|value)['\"]\s*:")
-_TURN_KEY = {
-    "speaker": re.compile(r"['\"](?:role|from)['\"]\s*:"),
-    "words": re.compile(r"['\"](?:content|value)['\"]\s*:"),
-}
+_TURNS_UNSEPARATED = re.compile(r"\}\s*\n\s*\{")  # numpy's print of a list of turns: a line, no comma, between
 
 
 def _messages(text: str) -> bool:
-    """Whether `text`, opening as printed messages, is a list of them as a whole: it ends the list, and names both
-    a turn's speaker and its words ({role, content}, ShareGPT's {from, value}; more keys, `tool_calls`, allowed).
-    Not parsed: a list that the datasets library handed to pandas prints its turns without commas between them."""
-    said = text.rstrip()
-    speaker = _TURN_KEY["speaker"].search(said)
-    words = _TURN_KEY["words"].search(said)
-    return said.endswith("}]") and speaker is not None and words is not None
+    """Whether `text` is, whole, a list of chat messages as Python or JSON prints it: every turn {role, content}
+    (with a name or tool calls) or ShareGPT's {from, value} (with a weight). A list the datasets library handed to
+    pandas prints its turns without commas between them."""
+    joined = _TURNS_UNSEPARATED.sub("}, {", text.strip())
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(joined)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        return isinstance(value, list) and bool(value) and all(_turn(item) for item in value)
+    return False
+
+
+def _turn(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    keys = set(item)
+    chat = {"role", "content"} <= keys <= {"role", "content", "name", "tool_calls", "tool_call_id"}
+    return chat or {"from", "value"} <= keys <= {"from", "value", "weight"}
 
 
 def not_printed_messages(text: str, field: str) -> str:
@@ -67,6 +78,8 @@ def not_printed_messages(text: str, field: str) -> str:
     '[1, 2] is a list'
     >>> not_printed_messages('[{"from": "A", "to": "B", "km": 3}] How far?', "question")  # JSON in a question
     '[{"from": "A", "to": "B", "km": 3}] How far?'
+    >>> not_printed_messages('[{"from": "JFK", "to": "LAX", "value": 420}]', "output")  # a JSON reply
+    '[{"from": "JFK", "to": "LAX", "value": 420}]'
     >>> not_printed_messages("[{'role': 'user', 'content': 'Hi'}]", "prompt")
     Traceback (most recent call last):
     r1kit.data.adapters.BadRow: field 'prompt' holds chat messages printed as text ([{'role': 'user', 'content': 'Hi'}]…); save the rows as JSON lines (pandas: to_json(path, orient="records", lines=True)) to keep them messages
@@ -385,7 +398,7 @@ def dolly_row(row: Mapping[str, Any]) -> Canonical:
     question = required_text(row, "instruction")
     if isinstance(context, str) and context.strip():
         question = f"{question}\n\n{context.strip()}"
-    return _reply(question, required_text(row, "response"))  # an R1-form reply is a worked solution, as in chat rows
+    return _instruction_reply(question, required_text(row, "response"))
 
 
 def alpaca_row(row: Mapping[str, Any]) -> Canonical:
@@ -395,7 +408,15 @@ def alpaca_row(row: Mapping[str, Any]) -> Canonical:
     question = "\n\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
     if not question:
         raise BadRow("instruction", "and input are both missing or empty")
-    return _reply(question, required_text(row, "output"))  # an R1-form reply is a worked solution, as in chat rows
+    return _instruction_reply(question, required_text(row, "output"))
+
+
+def _instruction_reply(question: str, reply: str) -> Canonical:
+    """An instruction row's reply: in R1 form, a worked solution with its gold answer (as a chat row's: R1-distilled
+    data in Alpaca's columns had none, and GRPO refused it); else the reference reply as it is."""
+    if split_r1(reply):
+        return _reply(question, reply)
+    return {"question": question, "solution": None, "reasoning": None, "response": reply}
 
 
 def _said(row: Mapping[str, Any], field: str, role: str) -> str:

@@ -10,6 +10,7 @@ import random
 import re
 import sys
 import tempfile
+import warnings
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 from datasets import Dataset, DatasetInfo, Features, Value, load_dataset
 from datasets.table import InMemoryTable
+from pandas.errors import ParserWarning
 
 from r1kit.config.schema import DatasetConfig
 from r1kit.data import synthetic
@@ -446,7 +448,7 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
             rows = csv.reader(lines(file))
             for index, row in enumerate(rows):  # line_num: the file's line the row ends on, quotes spanned
                 if _holds_cells(row):
-                    records.append((end + 1, len(row), index, last[0].rstrip("\r\n").endswith(",")))
+                    records.append((end + 1, len(row), index, last[0].rstrip(" \t\r\n").endswith(",")))
                 end = rows.line_num
     except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
         raise DatasetError(
@@ -458,16 +460,15 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
-    # That is right only where every row is wider, none by a comma at its end (R's write.table writes row names so,
-    # and quotes a blank cell): a wider first row among rows of the header's width shifted every row by a field. A
-    # comma at the end of every row (`q,4,`) is read by dropping the blank cell it makes (pandas does, told the file
-    # has no index). Rows wider some other way (a comma at the end of some rows only, a cell more in one) are bad.
+    # That is right only where every row is wider (R's write.table writes row names so): a wider first row among
+    # rows of the header's width shifted every row by a field. Where most of the rows one field wider end in a comma
+    # (`q,4,`), they are read without the blank cell it makes (pandas drops it, told the file has no index), and
+    # one that does not is bad: its cell more holds something.
     wider = bool(records) and all(fields > width for _, fields, _, _ in records)
     comma_ends = [comma for _, fields, _, comma in records if fields == width + 1]
-    trailing_commas = wider and bool(comma_ends) and all(comma_ends)
-    row_names = wider and not any(comma_ends)
-    most = width + 1 if trailing_commas or row_names else width  # the fields a row may have
-    bad = [record for record in records if record[1] > most]
+    trailing_commas = wider and 2 * sum(comma_ends) > len(comma_ends)
+    most = width + 1 if wider else width  # the fields a row may have: with row names, or a comma at its end
+    bad = [r for r in records if r[1] > most or (trailing_commas and r[1] == width + 1 and not r[3])]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
         line, fields, _, comma_end = bad[0]
         cause = "a comma at its end?" if comma_end else "an unquoted comma?"
@@ -659,7 +660,9 @@ def _load_with_builder(
             # read in one piece (more memory: only where needed): the library infers each column's type from its first
             # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
             options = {"chunksize": max(10 << 20, path.stat().st_size + 1)}
-        loaded = load_dataset(builder, data_files=str(path), split="train", **options)
+        with warnings.catch_warnings():  # pandas on the blank cells no_index drops: "a loss of data", of none
+            warnings.filterwarnings("ignore", "Length of header or names does not match", category=ParserWarning)
+            loaded = load_dataset(builder, data_files=str(path), split="train", **options)
         return _whole_numbers_unfloated(loaded) if builder == "csv" else short_floats_as_written(loaded)
     except Exception as error:
         said, cause = " ".join(str(error).split()), innermost_cause(error)

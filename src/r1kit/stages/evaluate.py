@@ -516,13 +516,16 @@ def evaluate(
     if key is not None:
         result["key"] = key
     now = _folder_identity(model_reference)
-    if now is not None and now != loaded_from:  # `r1kit eval` beside a run that redid the model's stage
+    # a checkpoint its run let go of (save_total_limit) is gone for good: its figures are still its own
+    let_go = now is None and Path(model_reference).parent.name == "checkpoints"
+    if now != loaded_from and not let_go:  # `r1kit eval` beside a run that redid the model's stage
+        change = "replaced" if now is not None else "removed"
         raise ModelError(
-            f"{model_reference} was replaced while it was evaluated (its stage redone?): these figures are the old "
+            f"{model_reference} was {change} while it was evaluated (its stage redone?): these figures are the old "
             "model's, not written; evaluate it again"
         )
-    if now is None and loaded_from is not None:  # a checkpoint its run let go of (save_total_limit): still its own
-        logger.warning("%s was removed while it was evaluated; its figures are written", model_reference)
+    if now != loaded_from:
+        logger.warning("%s was removed while it was evaluated (its run kept newer checkpoints)", model_reference)
     if distributed.is_main():  # every process holds the same result; one writes it
         # each problem with its completion and verdict: which ones a stage fixed or broke, not only how many
         write_atomic(ctx.run.problems_path(label), "".join(json.dumps(p, default=jsonable) + "\n" for p in problems))
