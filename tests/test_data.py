@@ -1172,15 +1172,17 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
     # and with a last column blank in every row, as R quotes it (it was read as commas at the rows' ends, shifted)
     path.write_text('question,solution,note\n"1","What is 2+2?","4",""\n"2","What is 3+3?","6",""\n')
     assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    # a comma at most rows' ends (a space after it too) but a cell more in one: no row names (it was read shifted),
-    # that row is bad; and row names written without quotes, one gold blank (its line ends in a comma): row names
+    # a comma at some rows' ends (a space after it too) and a cell more in another: no reading is sure (a guess read
+    # them shifted), the wider rows are bad; row names 1, 2, … written without quotes, one gold blank (its line
+    # ends in a comma), and a space after every row's comma: read as they are
     path.write_text("question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n")
-    with pytest.raises(DatasetError, match=r"line 4 has 3 fields, the header 2 \(an unquoted comma\?\)"):
+    with pytest.raises(DatasetError, match=r"line 2 has 3 fields, the header 2 \(a comma at its end\?\)"):
         load_eval_rows(dataset(path))
-    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
     path.write_text("question,solution\n1,What is 2+2?,4\n2,What is 3+3?,\n3,What is 4+4?,8\n")
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], skipped) == (["What is 2+2?", "What is 4+4?"], 1)  # the one without a gold
+    path.write_text("question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6, \n")
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["4", "6"]
 
 
 def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Path) -> None:
@@ -1236,6 +1238,14 @@ def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tm
     as chat messages had theirs."""
     loaded = load_eval_rows(dataset(write_rows(tmp_path / "r1.jsonl", [row] * 2)))[0]
     assert (loaded["solution"], loaded["reasoning"]) == (["5", "5"], ["2 + 3 = 5", "2 + 3 = 5"])
+    # an R1-distill reply (its thinking, then prose boxing the answer) too
+    distilled = {
+        key: "<think>2 + 3 = 5</think>\nSo \\boxed{5}." if "<think>" in str(v) else v for key, v in row.items()
+    }
+    assert load_eval_rows(dataset(write_rows(tmp_path / "distilled.jsonl", [distilled] * 2)))[0]["solution"] == [
+        "5",
+        "5",
+    ]
     # a reply thinking without its answer block stays the reply it is (not an R1 reply with an empty answer)
     thinking = "<think>Not sure.</think>"
     unanswered = {key: thinking if "<think>" in str(value) else value for key, value in row.items()}

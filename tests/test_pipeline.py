@@ -1819,7 +1819,10 @@ def test_a_model_replaced_while_it_is_evaluated_writes_no_figures(
     # removed (a stage redone clears its folder first, and trains for minutes): refused too; a checkpoint its run
     # let go of (save_total_limit) is gone for good, and its figures are still its own
     checkpoint = shutil.copytree(tiny_model, tmp_path / "run" / "02_grpo" / "checkpoints" / "checkpoint-2")
-    for removed, written in ((model, False), (checkpoint, True)):
+    redone = shutil.copytree(tiny_model, tmp_path / "run" / "03_rloo" / "checkpoints" / "checkpoint-2")
+    # the model, the checkpoint alone (let go), the checkpoint with its stage's folder (the stage being redone)
+    cases = ((model, model, False), (checkpoint, checkpoint, True), (redone, redone.parents[1], False))
+    for label, (evaluated, removed, written) in zip(("model", "let_go", "redone"), cases, strict=True):
 
         def removed_meanwhile(*args, removed=removed, **kwargs):
             result = scores(*args, **kwargs)
@@ -1828,11 +1831,11 @@ def test_a_model_replaced_while_it_is_evaluated_writes_no_figures(
 
         monkeypatch.setattr(evaluation, "greedy_scores", removed_meanwhile)
         if written:
-            evaluation.evaluate(ctx, str(removed), problems, "eval")
+            evaluation.evaluate(ctx, str(evaluated), problems, label)
         else:
             with pytest.raises(ModelError, match="was removed while it was evaluated"):
-                evaluation.evaluate(ctx, str(removed), problems, "eval")
-        assert (tmp_path / "run" / "eval" / "eval.json").exists() == written
+                evaluation.evaluate(ctx, str(evaluated), problems, label)
+        assert (tmp_path / "run" / "eval" / f"{label}.json").exists() == written
 
 
 def test_the_evaluations_of_a_run_moved_aside_stay_its_own(tmp_path: Path) -> None:

@@ -11,8 +11,6 @@ Each adapter takes one raw row and returns the canonical row, or raises `BadRow`
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -45,29 +43,27 @@ def required_text(row: Mapping[str, Any], field: str) -> str:
 
 # a list of chat messages printed as text: `[{'role': 'user', …` (pandas' to_csv of a column of messages)
 _PRINTED_MESSAGES = re.compile(r"\s*\[\s*\{\s*['\"](?:role|from|content|value)['\"]\s*:")
-_TURNS_UNSEPARATED = re.compile(r"\}\s*\n\s*\{")  # numpy's print of a list of turns: a line, no comma, between
+_CHAT_SPEAKER = re.compile(
+    r"""['"]role['"]\s*:\s*['"](?:user|assistant|system|tool|developer)['"]"""
+    r"""|['"]from['"]\s*:\s*['"](?:human|gpt|user|assistant|system)['"]""",
+    re.IGNORECASE,
+)
+_TURN_WORDS_KEY = re.compile(r"""['"](?:content|value)['"]\s*:""")
 
 
 def _messages(text: str) -> bool:
-    """Whether `text` is, whole, a list of chat messages as Python or JSON prints it: every turn {role, content}
-    (with a name or tool calls) or ShareGPT's {from, value} (with a weight). A list the datasets library handed to
-    pandas prints its turns without commas between them."""
-    joined = _TURNS_UNSEPARATED.sub("}, {", text.strip())
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(joined)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        return isinstance(value, list) and bool(value) and all(_turn(item) for item in value)
-    return False
+    """Whether `text`, opening as printed messages, is a list of chat turns: it ends the list, a turn's speaker is a
+    chat role (`'role': 'user'`, ShareGPT's `'from': 'gpt'`) and its words a key. Not parsed: numpy prints a list
+    the datasets library handed to pandas without commas between turns, a tool call as `array(…)`; and a JSON reply
+    of flights `{"from": "JFK", "value": 420}` names no chat role.
 
-
-def _turn(item: Any) -> bool:
-    if not isinstance(item, dict):
-        return False
-    keys = set(item)
-    chat = {"role", "content"} <= keys <= {"role", "content", "name", "tool_calls", "tool_call_id"}
-    return chat or {"from", "value"} <= keys <= {"from", "value", "weight"}
+    >>> _messages("[{'role': 'user', 'content': 'q', 'refusal': None}\\n {'role': 'assistant', 'content': 'a'}]")
+    True
+    >>> _messages('[{"from": "JFK", "to": "LAX", "value": 420}]'), _messages('[{"role": "admin", "value": 3}]')
+    (False, False)
+    """
+    said = text.rstrip()
+    return said.endswith("}]") and bool(_CHAT_SPEAKER.search(said)) and bool(_TURN_WORDS_KEY.search(said))
 
 
 def not_printed_messages(text: str, field: str) -> str:
@@ -365,9 +361,9 @@ def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Cano
     reasoning = thought.group(1).strip() if thought else None
     if solution:
         final = solution.group(1).strip()
-    elif think and ANSWER_OPEN not in think.group(2):
+    elif think and ANSWER_OPEN not in think.group(2) and think.group(2).strip():
         reasoning, final = think.group(1).strip() or None, think.group(2).strip()
-    else:  # a plain reply (with an <answer> block after its thinking, R1's form broken: one too)
+    else:  # a plain reply (with an <answer> block after its thinking, R1's form broken, or nothing: one too)
         after = think.group(2) if think else reply  # a guess boxed in the thinking is no gold
         gold = last_boxed(after) if gold_of_plain_reply else None
         return {"question": question, "solution": gold, "reasoning": None, "response": reply}
@@ -398,7 +394,7 @@ def dolly_row(row: Mapping[str, Any]) -> Canonical:
     question = required_text(row, "instruction")
     if isinstance(context, str) and context.strip():
         question = f"{question}\n\n{context.strip()}"
-    return _instruction_reply(question, required_text(row, "response"))
+    return _reply(question, required_text(row, "response"))  # a reply with its thinking: as chat rows
 
 
 def alpaca_row(row: Mapping[str, Any]) -> Canonical:
@@ -408,15 +404,7 @@ def alpaca_row(row: Mapping[str, Any]) -> Canonical:
     question = "\n\n".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
     if not question:
         raise BadRow("instruction", "and input are both missing or empty")
-    return _instruction_reply(question, required_text(row, "output"))
-
-
-def _instruction_reply(question: str, reply: str) -> Canonical:
-    """An instruction row's reply: in R1 form, a worked solution with its gold answer (as a chat row's: R1-distilled
-    data in Alpaca's columns had none, and GRPO refused it); else the reference reply as it is."""
-    if split_r1(reply):
-        return _reply(question, reply)
-    return {"question": question, "solution": None, "reasoning": None, "response": reply}
+    return _reply(question, required_text(row, "output"))  # R1-distilled data in Alpaca's columns: as chat rows
 
 
 def _said(row: Mapping[str, Any], field: str, role: str) -> str:

@@ -433,7 +433,7 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
     # (the line a row starts on, its fields, its index among pandas' rows, whether its line ends in a comma: a blank
-    # cell no quotes hold, as R writes them)
+    # cell no quotes hold, its first cell)
     records = []
     end, last = 0, [""]  # the last line the reader took: a row's own last line when it yields the row
 
@@ -448,7 +448,8 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
             rows = csv.reader(lines(file))
             for index, row in enumerate(rows):  # line_num: the file's line the row ends on, quotes spanned
                 if _holds_cells(row):
-                    records.append((end + 1, len(row), index, last[0].rstrip(" \t\r\n").endswith(",")))
+                    comma_end = last[0].rstrip(" \t\r\n").endswith(",")
+                    records.append((end + 1, len(row), index, comma_end, row[0].strip()))
                 end = rows.line_num
     except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
         raise DatasetError(
@@ -460,24 +461,27 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
-    # That is right only where every row is wider (R's write.table writes row names so): a wider first row among
-    # rows of the header's width shifted every row by a field. Where most of the rows one field wider end in a comma
-    # (`q,4,`), they are read without the blank cell it makes (pandas drops it, told the file has no index), and
-    # one that does not is bad: its cell more holds something.
-    wider = bool(records) and all(fields > width for _, fields, _, _ in records)
-    comma_ends = [comma for _, fields, _, comma in records if fields == width + 1]
-    trailing_commas = wider and 2 * sum(comma_ends) > len(comma_ends)
-    most = width + 1 if wider else width  # the fields a row may have: with row names, or a comma at its end
-    bad = [r for r in records if r[1] > most or (trailing_commas and r[1] == width + 1 and not r[3])]
+    # That is right only where every row is wider, as R's write.table writes its row names (1, 2, …; a blank cell
+    # unquoted ends a line in a comma there too): a wider first row among rows of the header's width shifted every
+    # row by a field. Where every row one field wider ends in a comma (`q,4,`) and the first cells are no row
+    # numbers, the blank cell it makes is dropped (pandas does, told the file has no index). Any other mix leaves
+    # the wider rows bad: a guess read them shifted.
+    wider = bool(records) and all(r[1] > width for r in records)
+    comma_ends = [r[3] for r in records if r[1] == width + 1]
+    numbered = len({r[4] for r in records}) == len(records) and all(r[4].isdigit() for r in records)
+    row_names = wider and (numbered or not any(comma_ends))
+    trailing_commas = wider and not row_names and all(comma_ends)
+    most = width + 1 if row_names or trailing_commas else width  # the fields a row may have
+    bad = [r for r in records if r[1] > most]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
-        line, fields, _, comma_end = bad[0]
+        line, fields, _, comma_end, _ = bad[0]
         cause = "a comma at its end?" if comma_end else "an unquoted comma?"
         raise DatasetError(
             f"{path}: line {line} has {fields} fields, the header {width} ({cause}); quote that cell or set "
             "dataset.on_bad_row=skip"
         )
-    skipped = {index for _, _, index, _ in bad}
-    places = array("q", (line for line, _, index, _ in records if index not in skipped))
+    skipped = {index for _, _, index, *_ in bad}
+    places = array("q", (line for line, _, index, *_ in records if index not in skipped))
     if bad:
         logger.warning(
             "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",

@@ -516,8 +516,10 @@ def evaluate(
     if key is not None:
         result["key"] = key
     now = _folder_identity(model_reference)
-    # a checkpoint its run let go of (save_total_limit) is gone for good: its figures are still its own
-    let_go = now is None and Path(model_reference).parent.name == "checkpoints"
+    # a checkpoint its run let go of (save_total_limit) is gone for good: its figures are still its own (where its
+    # stage's checkpoints are gone too, the stage is being redone)
+    folder = Path(model_reference).parent
+    let_go = now is None and folder.name == "checkpoints" and folder.is_dir()
     if now != loaded_from and not let_go:  # `r1kit eval` beside a run that redid the model's stage
         change = "replaced" if now is not None else "removed"
         raise ModelError(
