@@ -1201,6 +1201,13 @@ def test_a_prompt_whose_messages_a_table_printed_as_text_is_refused(tmp_path: Pa
     )
     with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
         load_eval_rows(dataset(path))
+    # a tool call through the datasets library (numpy prints it as `array([...], dtype=object)`), short turns
+    called = [messages[1], {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function"}]}]
+    short = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    for turns in (called, short):
+        Dataset.from_list([{"prompt": turns, "solution": "2"}] * 2).to_pandas().to_csv(path, index=False)
+        with pytest.raises(DatasetError, match=r"line 2: field 'prompt' holds chat messages printed as text"):
+            load_eval_rows(dataset(path))
 
 
 def test_text_golds_beside_lists_or_booleans_in_a_column_are_read_as_written(tmp_path: Path) -> None:
