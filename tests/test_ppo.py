@@ -330,18 +330,24 @@ def test_a_failing_reward_under_ppo_is_said_not_trained_on_as_zero(
     assert ("ppo", "failing_reward") in [(a["stage"], a["kind"]) for a in ctx.run.read("alerts.jsonl")]
 
 
+def scored_by_plug_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, source: str):
+    """The PPO stage scored by `format` and the plug-in reward `module:function`, its module written from `source`."""
+    (tmp_path / f"{spec.split(':')[0]}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return ppo_stage(tmp_path, "--rewards.functions", f"[format, {spec}]")
+
+
 def test_a_ppo_run_whose_reward_logs_numpy_numbers_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A plug-in's `log_metric("…", np.std(v))` went as a numpy float into the checkpoint's state, which then failed
     to load (`weights_only`): every resume of the run crashed."""
-    (tmp_path / "np_reward.py").write_text(
+    source = (
         "import numpy as np\n"
         "def scored(completions, log_metric=None, **kwargs):\n"
         "    values = [float(len(c[0]['content']) % 3) for c in completions]\n"
         "    log_metric('rewards/scored/spread', np.float64(np.std(values)))\n"
         "    return values\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, np_reward:scored]")
+    ctx, inputs = scored_by_plug_in(tmp_path, monkeypatch, "np_reward:scored", source)
     ppo.run(ctx, inputs)
     (ctx.run.checkpoints(ctx.folder) / "checkpoint-2" / "r1kit_complete.json").unlink()  # killed in step 2
     (ctx.run.root / "ppo" / "model" / "r1kit_complete.json").unlink()
@@ -354,14 +360,13 @@ def test_a_ppo_run_whose_reward_logs_numpy_numbers_resumes(tmp_path: Path, monke
 def test_ppo_passes_its_rewards_what_trls_trainers_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A plug-in with TRL's documented signature (trainer_state, log_extra) raised at every PPO call, where GRPO and
     RLOO pass both: PPO trained without it, its alert saying only that it raised."""
-    (tmp_path / "ramp_reward.py").write_text(
+    source = (
         "def ramp(completions, trainer_state, log_extra, log_metric, **kwargs):\n"
         "    log_metric('rewards/ramp/step', trainer_state.global_step)\n"
         "    log_extra('ramp', [1.0] * len(completions))\n"
         "    return [min(1.0, trainer_state.global_step / trainer_state.max_steps)] * len(completions)\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    ctx, inputs = ppo_stage(tmp_path, "--rewards.functions", "[format, ramp_reward:ramp]")
+    ctx, inputs = scored_by_plug_in(tmp_path, monkeypatch, "ramp_reward:ramp", source)
     ppo.run(ctx, inputs)
     records = steps(ctx)
     assert [(r["rewards/ramp/step"], r["rewards/ramp/mean"]) for r in records] == [(0, 0.0), (1, 0.5)]
