@@ -1172,12 +1172,23 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
     # and with a last column blank in every row, as R quotes it (it was read as commas at the rows' ends, shifted)
     path.write_text('question,solution,note\n"1","What is 2+2?","4",""\n"2","What is 3+3?","6",""\n')
     assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    # a comma at some rows' ends (a space after it too) and a cell more in another: no reading is sure (a guess read
-    # them shifted), the wider rows are bad; row names 1, 2, … written without quotes, one gold blank (its line
-    # ends in a comma), and a space after every row's comma: read as they are
+    # a comma at most rows' ends (a space after it too) and a cell more in another: that one is bad (it was read as
+    # row names, every row shifted); half and half fits no reading: every wider row is bad
     path.write_text("question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n")
+    with pytest.raises(DatasetError, match=r"line 4 has 3 fields, the header 2 \(an unquoted comma\?\)"):
+        load_eval_rows(dataset(path))
+    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
+    path.write_text("question,solution\nWhat is 2+2?,4,\nWhat is 3+3?,6,oops\n")
     with pytest.raises(DatasetError, match=r"line 2 has 3 fields, the header 2 \(a comma at its end\?\)"):
         load_eval_rows(dataset(path))
+    # an id column and a comma at every row's end (its first cells number the rows, as R's row names would)
+    path.write_text("id,question,solution\n1,What is 2+2?,4,\n2,What is 3+3?,6,\n")
+    assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
+    # R's row names of words, unquoted, one gold blank (its line ends in a comma)
+    path.write_text("question,solution\nq1,What is 2+2?,4\nq2,What is 3+3?,\nq3,What is 4+4?,8\n")
+    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 4+4?"]
+    # row names 1, 2, … written without quotes, one gold blank (its line ends in a comma), and a space after every
+    # row's comma: read as they are
     path.write_text("question,solution\n1,What is 2+2?,4\n2,What is 3+3?,\n3,What is 4+4?,8\n")
     rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
     assert (rows["question"], skipped) == (["What is 2+2?", "What is 4+4?"], 1)  # the one without a gold
@@ -1253,8 +1264,9 @@ def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tm
         "5",
         "5",
     ]
-    # a reply thinking without its answer block stays the reply it is (not an R1 reply with an empty answer)
-    thinking = "<think>Not sure.</think>"
+    # a reply thinking without its answer block (an end token after it at most) stays the reply it is (not an R1
+    # reply with an empty answer)
+    thinking = "<think>Not sure.</think>\n<|im_end|>"
     unanswered = {key: thinking if "<think>" in str(value) else value for key, value in row.items()}
     loaded = load_eval_rows(dataset(write_rows(tmp_path / "think.jsonl", [unanswered] * 2)))[0]
     assert (loaded["solution"], loaded["response"]) == ([None, None], [thinking, thinking])

@@ -61,9 +61,29 @@ def _messages(text: str) -> bool:
     True
     >>> _messages('[{"from": "JFK", "to": "LAX", "value": 420}]'), _messages('[{"role": "admin", "value": 3}]')
     (False, False)
+    >>> _messages('[{"role": "user", "content": "2+2?"}]\\nThen: messages += [{"role": "assistant", "content": r}]')
+    False
     """
-    said = text.rstrip()
-    return said.endswith("}]") and bool(_CHAT_SPEAKER.search(said)) and bool(_TURN_WORDS_KEY.search(said))
+    said = text.strip()
+    one_list = _closing_bracket(said) == len(said) - 1  # not a list quoted, prose, then another
+    return one_list and said.endswith("}]") and bool(_CHAT_SPEAKER.search(said)) and bool(_TURN_WORDS_KEY.search(said))
+
+
+def _closing_bracket(text: str) -> int | None:
+    """Where the bracket opening `text` closes (quoted text skipped, as Python and JSON quote it), or None."""
+    depth, quote, escaped = 0, "", False
+    for place, char in enumerate(text):
+        if quote:
+            escaped, quote = (not escaped and char == "\\"), ("" if char == quote and not escaped else quote)
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+            if depth == 0:
+                return place
+    return None
 
 
 def not_printed_messages(text: str, field: str) -> str:
@@ -299,6 +319,7 @@ def said_text(content: Any, field: str) -> str:
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(?:<\|end_of_solution\|>|$)", re.DOTALL)  # a cut one too
 _THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)  # an R1-style reply (OpenThoughts3)
+_END_MARKS = re.compile(r"<\|[A-Za-z_]+\|>|</s>|<eos>")  # a chat template's end tokens left in a reply
 
 
 def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -359,10 +380,11 @@ def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Cano
         return {"question": question, "solution": worked[1], "reasoning": worked[0], "response": reply}
     thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
     reasoning = thought.group(1).strip() if thought else None
-    if solution:
+    after_thinking = _END_MARKS.sub("", think.group(2)).strip() if think else ""  # an end token alone is no answer
+    if solution and thought:  # Bespoke-Stratos' form (a reply that only names its marker is a plain one)
         final = solution.group(1).strip()
-    elif think and ANSWER_OPEN not in think.group(2) and think.group(2).strip():
-        reasoning, final = think.group(1).strip() or None, think.group(2).strip()
+    elif think and ANSWER_OPEN not in think.group(2) and after_thinking:
+        reasoning, final = think.group(1).strip() or None, after_thinking
     else:  # a plain reply (with an <answer> block after its thinking, R1's form broken, or nothing: one too)
         after = think.group(2) if think else reply  # a guess boxed in the thinking is no gold
         gold = last_boxed(after) if gold_of_plain_reply else None

@@ -461,18 +461,23 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         csv.field_size_limit(limit)
     width, records = (records[0][1], records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
-    # That is right only where every row is wider, as R's write.table writes its row names (1, 2, …; a blank cell
-    # unquoted ends a line in a comma there too): a wider first row among rows of the header's width shifted every
-    # row by a field. Where every row one field wider ends in a comma (`q,4,`) and the first cells are no row
-    # numbers, the blank cell it makes is dropped (pandas does, told the file has no index). Any other mix leaves
-    # the wider rows bad: a guess read them shifted.
+    # That is right only where every row is wider, as R's write.table writes its row names: a wider first row among
+    # rows of the header's width shifted every row by a field. Where every row is wider, each one-wider row ending
+    # in a comma (`q,4,`) makes a blank cell more (pandas drops it, told the file has no index); where none does, the
+    # first field is the row names. A mix is R's blank cells unquoted where the first cells number the rows (1, 2,
+    # …), else the reading most rows fit (a tie fits neither): row names take rows with and without the comma,
+    # trailing commas make the rows without one bad.
     wider = bool(records) and all(r[1] > width for r in records)
     comma_ends = [r[3] for r in records if r[1] == width + 1]
     numbered = len({r[4] for r in records}) == len(records) and all(r[4].isdigit() for r in records)
-    row_names = wider and (numbered or not any(comma_ends))
-    trailing_commas = wider and not row_names and all(comma_ends)
-    most = width + 1 if row_names or trailing_commas else width  # the fields a row may have
-    bad = [r for r in records if r[1] > most]
+    if not wider or not comma_ends or all(comma_ends) or not any(comma_ends) or numbered:
+        trailing_commas = wider and bool(comma_ends) and all(comma_ends)
+        fits = [wider] * len(records)  # every one-wider row fits the one reading
+    else:
+        commas, tie = sum(comma_ends), 2 * sum(comma_ends) == len(comma_ends)
+        trailing_commas = 2 * commas > len(comma_ends)  # its rows without one are bad; row names take both
+        fits = [not tie and (r[3] or not trailing_commas) for r in records]
+    bad = [r for r, fit in zip(records, fits, strict=True) if r[1] > width + (r[1] == width + 1 and fit)]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
         line, fields, _, comma_end, _ = bad[0]
         cause = "a comma at its end?" if comma_end else "an unquoted comma?"
