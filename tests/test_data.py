@@ -1172,21 +1172,19 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
     # and with a last column blank in every row, as R quotes it (it was read as commas at the rows' ends, shifted)
     path.write_text('question,solution,note\n"1","What is 2+2?","4",""\n"2","What is 3+3?","6",""\n')
     assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    # a comma at most rows' ends (a space after it too) and a cell more in another: that one is bad (it was read as
-    # row names, every row shifted); half and half fits no reading: every wider row is bad
-    path.write_text("question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n")
-    with pytest.raises(DatasetError, match=r"line 4 has 3 fields, the header 2 \(an unquoted comma\?\)"):
-        load_eval_rows(dataset(path))
-    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    path.write_text("question,solution\nWhat is 2+2?,4,\nWhat is 3+3?,6,oops\n")
-    with pytest.raises(DatasetError, match=r"line 2 has 3 fields, the header 2 \(a comma at its end\?\)"):
-        load_eval_rows(dataset(path))
-    # an id column and a comma at every row's end (its first cells number the rows, as R's row names would)
-    path.write_text("id,question,solution\n1,What is 2+2?,4,\n2,What is 3+3?,6,\n")
-    assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    # R's row names of words, unquoted, one gold blank (its line ends in a comma)
-    path.write_text("question,solution\nq1,What is 2+2?,4\nq2,What is 3+3?,\nq3,What is 4+4?,8\n")
-    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 4+4?"]
+    # every row wider, some ending in a comma: commas at the rows' ends with a cell more in one, or R's row names
+    # (of words) with a blank cell unquoted? Either reading shifts the other's rows: refused, said so (one guess read
+    # rows shifted without a word); and so is an id column (1, 2, …) with a comma at every row's end, which R's
+    # numbered row names with a blank last column write alike
+    ambiguous = (
+        "question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n",
+        "question,solution\nq1,What is 2+2?,4\nq2,What is 3+3?,\nq3,What is 4+4?,8\n",
+        "id,question,solution\n1,What is 2+2?,4,\n2,What is 3+3?,6,\n",
+    )
+    for text in ambiguous:
+        path.write_text(text)
+        with pytest.raises(DatasetError, match=r"commas at the rows' ends, or row names .* the header does not name"):
+            load_eval_rows(dataset(path, on_bad_row="skip"))
     # row names 1, 2, … written without quotes, one gold blank (its line ends in a comma), and a space after every
     # row's comma: read as they are
     path.write_text("question,solution\n1,What is 2+2?,4\n2,What is 3+3?,\n3,What is 4+4?,8\n")
@@ -1270,3 +1268,18 @@ def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tm
     unanswered = {key: thinking if "<think>" in str(value) else value for key, value in row.items()}
     loaded = load_eval_rows(dataset(write_rows(tmp_path / "think.jsonl", [unanswered] * 2)))[0]
     assert (loaded["solution"], loaded["response"]) == ([None, None], [thinking, thinking])
+
+
+def test_a_replys_end_tokens_and_bespoke_markers_are_read_where_they_belong() -> None:
+    """Only end tokens at a reply's end are no answer (`<s>old</s>` and `<|im_start|>` inside an answer were cut
+    out of it); a reply of Bespoke's solution block alone keeps its gold (it was read as a plain reply)."""
+    from r1kit.data.adapters import messages_row
+
+    def read(reply: str) -> dict:
+        return messages_row({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": reply}]})
+
+    assert read("<think>t</think>\nWrite <s>old</s> new.<|im_end|>")["response"].count("<s>old</s> new.") == 1
+    assert read("<think>t</think>\n<|im_end|>")["response"] == "<think>t</think>\n<|im_end|>"
+    bespoke = read("<|begin_of_solution|>2 + 3 = \\boxed{5}<|end_of_solution|>")
+    assert bespoke["solution"] == "5"
+    assert read("Bespoke wraps answers in <|begin_of_solution|> tags.")["solution"] is None

@@ -319,7 +319,7 @@ def said_text(content: Any, field: str) -> str:
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(?:<\|end_of_solution\|>|$)", re.DOTALL)  # a cut one too
 _THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)  # an R1-style reply (OpenThoughts3)
-_END_MARKS = re.compile(r"<\|[A-Za-z_]+\|>|</s>|<eos>")  # a chat template's end tokens left in a reply
+_END_MARKS = re.compile(r"(?:\s*(?:<\|[A-Za-z_]+\|>|</s>|<eos>))+\s*\Z")  # end tokens left at a reply's end
 
 
 def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -381,7 +381,8 @@ def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Cano
     thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
     reasoning = thought.group(1).strip() if thought else None
     after_thinking = _END_MARKS.sub("", think.group(2)).strip() if think else ""  # an end token alone is no answer
-    if solution and thought:  # Bespoke-Stratos' form (a reply that only names its marker is a plain one)
+    # Bespoke-Stratos' form: its thought marker, or its solution marker first (a reply naming it is a plain one)
+    if solution and (thought or reply.lstrip().startswith("<|begin_of_solution|>")):
         final = solution.group(1).strip()
     elif think and ANSWER_OPEN not in think.group(2) and after_thinking:
         reasoning, final = think.group(1).strip() or None, after_thinking

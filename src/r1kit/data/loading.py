@@ -462,22 +462,21 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     width, records = (records[0][1], records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
     # That is right only where every row is wider, as R's write.table writes its row names: a wider first row among
-    # rows of the header's width shifted every row by a field. Where every row is wider, each one-wider row ending
-    # in a comma (`q,4,`) makes a blank cell more (pandas drops it, told the file has no index); where none does, the
-    # first field is the row names. A mix is R's blank cells unquoted where the first cells number the rows (1, 2,
-    # …), else the reading most rows fit (a tie fits neither): row names take rows with and without the comma,
-    # trailing commas make the rows without one bad.
+    # rows of the header's width shifted every row by a field. Where every row is wider, a comma ending each
+    # one-wider row (`q,4,`) makes a blank cell more, dropped (pandas does, told the file has no index); where none
+    # does, the first field is the row names; where the first cells number the rows (1, 2, …), a mix is R's row
+    # names with blank cells unquoted. Any other file could be read either way, one of them shifted: it is refused.
     wider = bool(records) and all(r[1] > width for r in records)
     comma_ends = [r[3] for r in records if r[1] == width + 1]
     numbered = len({r[4] for r in records}) == len(records) and all(r[4].isdigit() for r in records)
-    if not wider or not comma_ends or all(comma_ends) or not any(comma_ends) or numbered:
-        trailing_commas = wider and bool(comma_ends) and all(comma_ends)
-        fits = [wider] * len(records)  # every one-wider row fits the one reading
-    else:
-        commas, tie = sum(comma_ends), 2 * sum(comma_ends) == len(comma_ends)
-        trailing_commas = 2 * commas > len(comma_ends)  # its rows without one are bad; row names take both
-        fits = [not tie and (r[3] or not trailing_commas) for r in records]
-    bad = [r for r, fit in zip(records, fits, strict=True) if r[1] > width + (r[1] == width + 1 and fit)]
+    trailing_commas = wider and bool(comma_ends) and all(comma_ends) and not numbered
+    if wider and any(comma_ends) and not trailing_commas and (all(comma_ends) or not numbered):
+        raise DatasetError(
+            f"{path}: every row has more fields than the header, and {sum(comma_ends)} of the "
+            f"{len(comma_ends)} with one more end in a comma: commas at the rows' ends, or row names in a first "
+            "column the header does not name? Remove the commas, or name that column in the header"
+        )
+    bad = [r for r in records if r[1] > width + wider]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
         line, fields, _, comma_end, _ = bad[0]
         cause = "a comma at its end?" if comma_end else "an unquoted comma?"
