@@ -891,8 +891,8 @@ def test_the_corrected_command_runs_after_a_failed_start(tmp_path: Path) -> None
     assert not out.exists()  # was: a folder holding config.yaml alone
 
     # a start that failed once the folder was made (its config saved): the corrected command takes it over
-    out.mkdir()
-    (out / "config.yaml").write_text(yaml.safe_dump(_config(out, "--data", str(answers_only)).model_dump()))
+    RunDir(out).create()
+    RunDir(out).save_config(_config(out, "--data", str(answers_only)))
     fixed = r1kit_cli("sft", "--profile", "test", "--out", str(out), cwd=REPO)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "failed start that finished no stage" in fixed.stderr
