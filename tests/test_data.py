@@ -1172,19 +1172,21 @@ def test_a_wider_first_csv_row_is_a_bad_row_and_commas_at_row_ends_are_dropped(t
     # and with a last column blank in every row, as R quotes it (it was read as commas at the rows' ends, shifted)
     path.write_text('question,solution,note\n"1","What is 2+2?","4",""\n"2","What is 3+3?","6",""\n')
     assert load_eval_rows(dataset(path))[0]["question"] == ["What is 2+2?", "What is 3+3?"]
-    # every row wider, some ending in a comma: commas at the rows' ends with a cell more in one, or R's row names
-    # (of words) with a blank cell unquoted? Either reading shifts the other's rows: refused, said so (one guess read
-    # rows shifted without a word); and so is an id column (1, 2, …) with a comma at every row's end, which R's
-    # numbered row names with a blank last column write alike
+    # every row wider, most ending in a comma: commas at the rows' ends with a cell more in one, or R's row names
+    # with blank cells unquoted? Either reading shifts the other's rows: refused, said so (one guess read rows
+    # shifted without a word); and so is an id column (1, 2, …) with a comma at every row's end, which R's numbered
+    # row names with a blank last column write alike
     ambiguous = (
         "question,solution\nWhat is 2+2?,4, \nWhat is 3+3?,6,\nWhat is 4+4?,8,oops\n",
-        "question,solution\nq1,What is 2+2?,4\nq2,What is 3+3?,\nq3,What is 4+4?,8\n",
         "id,question,solution\n1,What is 2+2?,4,\n2,What is 3+3?,6,\n",
     )
     for text in ambiguous:
         path.write_text(text)
-        with pytest.raises(DatasetError, match=r"commas at the rows' ends, or row names .* the header does not name"):
+        with pytest.raises(DatasetError, match=r"stray commas at the rows' ends .* or row names in a first column"):
             load_eval_rows(dataset(path, on_bad_row="skip"))
+    # R's row names of words, unquoted, a few golds blank (their lines end in a comma): row names
+    path.write_text("question,solution\nq1,What is 2+2?,4\nq2,What is 3+3?,\nq3,What is 4+4?,8\n")
+    assert load_eval_rows(dataset(path, on_bad_row="skip"))[0]["question"] == ["What is 2+2?", "What is 4+4?"]
     # row names 1, 2, … written without quotes, one gold blank (its line ends in a comma), and a space after every
     # row's comma: read as they are
     path.write_text("question,solution\n1,What is 2+2?,4\n2,What is 3+3?,\n3,What is 4+4?,8\n")
@@ -1282,4 +1284,6 @@ def test_a_replys_end_tokens_and_bespoke_markers_are_read_where_they_belong() ->
     assert read("<think>t</think>\n<|im_end|>")["response"] == "<think>t</think>\n<|im_end|>"
     bespoke = read("<|begin_of_solution|>2 + 3 = \\boxed{5}<|end_of_solution|>")
     assert bespoke["solution"] == "5"
+    after_thinking = read("<think>2 + 3 = 5</think>\n<|begin_of_solution|>So \\boxed{5}<|end_of_solution|>")
+    assert (after_thinking["solution"], after_thinking["response"]) == ("5", "So \\boxed{5}")
     assert read("Bespoke wraps answers in <|begin_of_solution|> tags.")["solution"] is None

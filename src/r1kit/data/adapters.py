@@ -319,7 +319,15 @@ def said_text(content: Any, field: str) -> str:
 _THOUGHT = re.compile(r"<\|begin_of_thought\|>(.*?)<\|end_of_thought\|>", re.DOTALL)
 _SOLUTION = re.compile(r"<\|begin_of_solution\|>(.*?)(?:<\|end_of_solution\|>|$)", re.DOTALL)  # a cut one too
 _THINK_BLOCK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.DOTALL)  # an R1-style reply (OpenThoughts3)
-_END_MARKS = re.compile(r"(?:\s*(?:<\|[A-Za-z_]+\|>|</s>|<eos>))+\s*\Z")  # end tokens left at a reply's end
+_END_MARK = re.compile(r"(?:<\|[A-Za-z_]+\|>|</s>|<eos>)\Z")  # an end token left at a reply's end
+
+
+def _without_end_marks(text: str) -> str:
+    """`text` without the end tokens a chat template left at its end (`<|im_end|>`, `</s>`), stripped."""
+    text = text.strip()
+    while found := _END_MARK.search(text):
+        text = text[: found.start()].rstrip()
+    return text
 
 
 def _sharegpt_turn(turn: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -380,10 +388,13 @@ def _reply(question: str, reply: str, gold_of_plain_reply: bool = False) -> Cano
         return {"question": question, "solution": worked[1], "reasoning": worked[0], "response": reply}
     thought, solution, think = _THOUGHT.search(reply), _SOLUTION.search(reply), _THINK_BLOCK.match(reply)
     reasoning = thought.group(1).strip() if thought else None
-    after_thinking = _END_MARKS.sub("", think.group(2)).strip() if think else ""  # an end token alone is no answer
-    # Bespoke-Stratos' form: its thought marker, or its solution marker first (a reply naming it is a plain one)
-    if solution and (thought or reply.lstrip().startswith("<|begin_of_solution|>")):
+    after_thinking = _without_end_marks(think.group(2)) if think else ""  # an end token alone is no answer
+    # Bespoke-Stratos' form: its thought marker, or its solution marker first, after a <think> block at most (a
+    # reply only naming the marker is a plain one)
+    if solution and (thought or (after_thinking if think else reply).lstrip().startswith("<|begin_of_solution|>")):
         final = solution.group(1).strip()
+        if think and not thought:
+            reasoning = think.group(1).strip() or None
     elif think and ANSWER_OPEN not in think.group(2) and after_thinking:
         reasoning, final = think.group(1).strip() or None, after_thinking
     else:  # a plain reply (with an <answer> block after its thinking, R1's form broken, or nothing: one too)

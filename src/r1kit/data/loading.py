@@ -464,17 +464,20 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     # That is right only where every row is wider, as R's write.table writes its row names: a wider first row among
     # rows of the header's width shifted every row by a field. Where every row is wider, a comma ending each
     # one-wider row (`q,4,`) makes a blank cell more, dropped (pandas does, told the file has no index); where none
-    # does, the first field is the row names; where the first cells number the rows (1, 2, …), a mix is R's row
-    # names with blank cells unquoted. Any other file could be read either way, one of them shifted: it is refused.
+    # does, the first field is the row names; a mix is R's row names with blank cells unquoted where the first cells
+    # number the rows (1, 2, …) or fewer than half end in a comma. Any other file could be read either way, one of
+    # them shifted: it is refused.
     wider = bool(records) and all(r[1] > width for r in records)
     comma_ends = [r[3] for r in records if r[1] == width + 1]
     numbered = len({r[4] for r in records}) == len(records) and all(r[4].isdigit() for r in records)
     trailing_commas = wider and bool(comma_ends) and all(comma_ends) and not numbered
-    if wider and any(comma_ends) and not trailing_commas and (all(comma_ends) or not numbered):
+    few = 2 * sum(comma_ends) < len(comma_ends)
+    if wider and any(comma_ends) and not trailing_commas and (all(comma_ends) or not (numbered or few)):
         raise DatasetError(
-            f"{path}: every row has more fields than the header, and {sum(comma_ends)} of the "
-            f"{len(comma_ends)} with one more end in a comma: commas at the rows' ends, or row names in a first "
-            "column the header does not name? Remove the commas, or name that column in the header"
+            f"{path}: every row has more fields than the header, and {sum(comma_ends)} of the {len(comma_ends)} with "
+            "one more end in a comma: stray commas at the rows' ends (remove them from every row), or row names in "
+            "a first column the header does not name (name it in the header; a comma ending a row is then its "
+            "blank last cell)?"
         )
     bad = [r for r in records if r[1] > width + wider]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
