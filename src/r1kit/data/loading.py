@@ -403,7 +403,7 @@ def load_file(path: Path, on_bad_row: str = "error") -> Raw:
     if builder != "json":
         return Raw(_load_with_builder(path, builder, path))
     whole = _whole_json(path) if path.suffix.lower() == ".json" else None
-    if path.suffix.lower() == ".jsonl" and start.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+    if path.suffix.lower() == ".jsonl" and _opens_array(start):
         try:  # a JSON array saved as .jsonl (json.dump of a list of rows): read as the datasets library reads it
             whole = _whole_json(path)
         except DatasetError:  # no array: lines, each judged as a line
@@ -427,14 +427,22 @@ def load_file(path: Path, on_bad_row: str = "error") -> Raw:
     return _load_json_lines(items, path, on_bad_row, "item" if array else "row", as_written=array and not long_digits)
 
 
+class _CsvRecord(NamedTuple):
+    """One row of a CSV file as `_load_csv` judges it."""
+
+    line: int  # the file's line it starts on
+    fields: int
+    index: int  # among pandas' rows (blank lines counted, a quoted cell's lines one row)
+    comma_end: bool  # its line ends in a comma: a blank cell no quotes hold
+    first: str  # its first cell
+
+
 def _load_csv(path: Path, on_bad_row: str) -> Raw:
     """A CSV file's rows and the line each starts on (a quoted cell may span lines; blank lines hold no row, as
     pandas reads them). Under `on_bad_row` skip its rows with more fields than its header (an unquoted comma in a
     question) are left out, counted and named, as a JSONL file's bad lines are (pandas stopped the load at the
     first)."""
-    # (the line a row starts on, its fields, its index among pandas' rows, whether its line ends in a comma: a blank
-    # cell no quotes hold, its first cell)
-    records = []
+    records: list[_CsvRecord] = []
     end, last = 0, [""]  # the last line the reader took: a row's own last line when it yields the row
 
     def lines(file) -> Iterator[str]:
@@ -449,7 +457,7 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
             for index, row in enumerate(rows):  # line_num: the file's line the row ends on, quotes spanned
                 if _holds_cells(row):
                     comma_end = last[0].rstrip(" \t\r\n").endswith(",")
-                    records.append((end + 1, len(row), index, comma_end, row[0].strip()))
+                    records.append(_CsvRecord(end + 1, len(row), index, comma_end, row[0].strip()))
                 end = rows.line_num
     except UnicodeDecodeError as error:  # Excel's Windows export (cp1252): not a bad row, a file to convert
         raise DatasetError(
@@ -459,7 +467,7 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
         raise DatasetError(f"{path}: cannot be read as csv: {error} (line {end + 1})") from error
     finally:
         csv.field_size_limit(limit)
-    width, records = (records[0][1], records[1:]) if records else (0, [])
+    width, records = (records[0].fields, records[1:]) if records else (0, [])
     # Where the first row is one field wider than the header, pandas reads the file's first column as its index.
     # That is right only where every row is wider, as R's write.table writes its row names: a wider first row among
     # rows of the header's width shifted every row by a field. Where every row is wider, a comma ending each
@@ -467,35 +475,36 @@ def _load_csv(path: Path, on_bad_row: str) -> Raw:
     # does, the first field is the row names; a mix is R's row names with blank cells unquoted where the first cells
     # number the rows (1, 2, …) or fewer than half end in a comma. Any other file could be read either way, one of
     # them shifted: it is refused.
-    wider = bool(records) and all(r[1] > width for r in records)
-    comma_ends = [r[3] for r in records if r[1] == width + 1]
-    numbered = len({r[4] for r in records}) == len(records) and all(r[4].isdigit() for r in records)
-    trailing_commas = wider and bool(comma_ends) and all(comma_ends) and not numbered
+    wider = bool(records) and all(r.fields > width for r in records)
+    comma_ends = [r.comma_end for r in records if r.fields == width + 1]
+    numbered = len({r.first for r in records}) == len(records) and all(r.first.isdigit() for r in records)
+    mixed = any(comma_ends) and not all(comma_ends)
     few = 2 * sum(comma_ends) < len(comma_ends)
-    if wider and any(comma_ends) and not trailing_commas and (all(comma_ends) or not (numbered or few)):
+    trailing_commas = wider and bool(comma_ends) and all(comma_ends) and not numbered
+    row_names = wider and (not any(comma_ends) or (mixed and (numbered or few)))
+    if wider and not (row_names or trailing_commas):
         raise DatasetError(
             f"{path}: every row has more fields than the header, and {sum(comma_ends)} of the {len(comma_ends)} with "
             "one more end in a comma: stray commas at the rows' ends (remove them from every row), or row names in "
             "a first column the header does not name (name it in the header; a comma ending a row is then its "
             "blank last cell)?"
         )
-    bad = [r for r in records if r[1] > width + wider]
+    bad = [r for r in records if r.fields > width + wider]
     if bad and on_bad_row == "error":  # pandas' own error counts records, not the file's lines
-        line, fields, _, comma_end, _ = bad[0]
-        cause = "a comma at its end?" if comma_end else "an unquoted comma?"
+        cause = "a comma at its end?" if bad[0].comma_end else "an unquoted comma?"
         raise DatasetError(
-            f"{path}: line {line} has {fields} fields, the header {width} ({cause}); quote that cell or set "
-            "dataset.on_bad_row=skip"
+            f"{path}: line {bad[0].line} has {bad[0].fields} fields, the header {width} ({cause}); quote that cell or "
+            "set dataset.on_bad_row=skip"
         )
-    skipped = {index for _, _, index, *_ in bad}
-    places = array("q", (line for line, _, index, *_ in records if index not in skipped))
+    skipped = {r.index for r in bad}
+    places = array("q", (r.line for r in records if r.index not in skipped))
     if bad:
         logger.warning(
             "%s: %s with more fields than the header skipped (dataset.on_bad_row skip): line%s %s%s",
             path,
             counted(len(bad), "row"),
             "" if len(bad) == 1 else "s",
-            ", ".join(str(line) for line, *_ in bad[:5]),
+            ", ".join(str(r.line) for r in bad[:5]),
             ", …" if len(bad) > 5 else "",
         )
     # pandas is told which rows to leave out (its own skipping kept a wider first row as the index of every row)
@@ -517,6 +526,11 @@ def _file_lines(path: Path) -> Iterator[bytes]:
         yield from lines
 
 
+def _opens_array(data: bytes) -> bool:
+    """Whether a file's bytes open a JSON array (after a byte-order mark and blanks)."""
+    return data.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"[")
+
+
 def _whole_json(path: Path) -> object | None:
     """A .json file's one JSON value (an array of rows, an object), or None where it holds JSON lines. A file that
     opens an array and is not valid JSON (a trailing comma, a byte that is not UTF-8) is a DatasetError naming where:
@@ -525,7 +539,7 @@ def _whole_json(path: Path) -> object | None:
     try:
         return json.loads(data.decode("utf-8-sig"), parse_int=_int_or_digits)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        if not data.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+        if not _opens_array(data):
             return None  # JSON lines, read line by line
         if isinstance(error, UnicodeDecodeError):
             where = f"not UTF-8 text (byte {error.start + 1} is not UTF-8); save it as UTF-8"
