@@ -17,6 +17,11 @@ import pytest
 # The tests run offline, as CI does: hub look-ups fail at once instead of retrying a closed network. huggingface_hub
 # reads this when imported, so it is set before anything imports it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under pytest-xdist's two workers (pyproject's addopts) each worker's torch takes one thread, as r1kit sizes its pool
+# to a user's OMP_NUM_THREADS where fewer: two pools of two threads on 2 cores spin against each other (a kill -9
+# test took 3 times as long). Commands in fresh processes inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k"

@@ -149,13 +149,16 @@ def test_a_gpu_that_only_emulates_bf16_gets_fp16(monkeypatch: pytest.MonkeyPatch
     assert hardware.pick_precision("cuda") == "bf16" and hardware.supports_precision("cuda", "bf16")
 
 
-def test_threads_follow_the_cpu_quota() -> None:
+def test_threads_follow_the_cpu_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the test workers' one thread each (conftest)
     quota = hardware.cpu_quota()
     assert 1 <= quota <= os.cpu_count()
     hardware.setup_hardware(threads=1)
     assert torch.get_num_threads() == 1
     hardware.setup_hardware()
     assert torch.get_num_threads() == quota
+    monkeypatch.undo()
+    hardware.setup_hardware()  # the test process's threads again (one under xdist), for the tests after this one
 
 
 def test_a_users_omp_num_threads_is_honoured_where_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,8 +170,8 @@ def test_a_users_omp_num_threads_is_honoured_where_fewer(monkeypatch: pytest.Mon
         assert hardware.setup_hardware().threads == hardware.cpu_quota()  # never more than the quota
         assert hardware.setup_hardware(threads=1).threads == 1  # model.threads wins
     finally:
-        monkeypatch.delenv("OMP_NUM_THREADS")
-        hardware.setup_hardware()  # the quota again, for the tests after this one
+        monkeypatch.undo()  # the test process's own OMP_NUM_THREADS, if any (conftest's under xdist)
+        hardware.setup_hardware()  # its threads again, for the tests after this one
 
 
 def test_a_cpu_quota_on_the_processs_own_cgroup_counts(tmp_path: Path) -> None:
@@ -200,21 +203,80 @@ def test_a_cpu_quota_on_the_processs_own_cgroup_counts(tmp_path: Path) -> None:
     assert hardware._cgroup_cpu_limit(root, membership) == 2.0
 
 
-def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:
-    """`--model path/to/file.gguf`: converted once into the cache, then evaluated like any model."""
+def tiny_gguf(folder: Path) -> Path:
+    """A 2-layer llama GGUF with the embedded SmolLM2's tokenizer cut to its first 1,024 tokens, its weights random
+    and quantised as that file's are (Q8_0 embeddings, Q4_1 layers): converted in ~2 s where the real file takes ~20
+    (most of it reading 49,152 tokens and 48,900 merges)."""
     import importlib.util
 
+    import numpy as np
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFWriter
+    from gguf.quants import quantize
+
     from r1kit.models import SMOLLM2_GGUF, SMOLLM2_PACKAGE
+
+    real = GGUFReader(Path(importlib.util.find_spec(SMOLLM2_PACKAGE).submodule_search_locations[0]) / SMOLLM2_GGUF)
+    vocab, width, ffn, kv_width = 1024, 64, 128, 32
+    tokens = real.fields["tokenizer.ggml.tokens"].contents()[:vocab]
+    kept = set(tokens)
+    shape = {
+        "llama.block_count": 2,
+        "llama.embedding_length": width,
+        "llama.feed_forward_length": ffn,
+        "llama.attention.head_count": 4,
+        "llama.attention.head_count_kv": 2,
+        "llama.rope.dimension_count": width // 4,
+        "llama.vocab_size": vocab,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": real.fields["tokenizer.ggml.token_type"].contents()[:vocab],
+        # a merge whose parts or result fell outside the kept tokens would name tokens the vocabulary lacks
+        "tokenizer.ggml.merges": [
+            merge
+            for merge in real.fields["tokenizer.ggml.merges"].contents()
+            if merge.replace(" ", "") in kept and all(part in kept for part in merge.split(" "))
+        ],
+    }
+    path = folder / "Tiny-Q4_1.gguf"
+    writer = GGUFWriter(path, "llama")
+    for key, field in real.fields.items():
+        if not key.startswith("GGUF.") and key != "general.architecture":  # the writer's own
+            writer.add_key_value(key, shape.get(key, field.contents()), *field.types[:2])
+    rng = np.random.default_rng(0)
+
+    def weight(name: str, rows: int, columns: int, kind: GGMLQuantizationType) -> None:
+        writer.add_tensor(name, quantize(rng.normal(0, 0.02, (rows, columns)).astype(np.float32), kind), raw_dtype=kind)
+
+    weight("token_embd.weight", vocab, width, GGMLQuantizationType.Q8_0)
+    for block in range(2):
+        for norm in ("attn_norm", "ffn_norm"):
+            writer.add_tensor(f"blk.{block}.{norm}.weight", np.ones(width, np.float32))
+        for name, rows, columns in [("attn_q", width, width), ("attn_k", kv_width, width), ("attn_v", kv_width, width)]:
+            weight(f"blk.{block}.{name}.weight", rows, columns, GGMLQuantizationType.Q4_1)
+        weight(f"blk.{block}.attn_output.weight", width, width, GGMLQuantizationType.Q4_1)
+        weight(f"blk.{block}.ffn_gate.weight", ffn, width, GGMLQuantizationType.Q4_1)
+        weight(f"blk.{block}.ffn_up.weight", ffn, width, GGMLQuantizationType.Q4_1)
+        weight(f"blk.{block}.ffn_down.weight", width, ffn, GGMLQuantizationType.Q4_1)
+    writer.add_tensor("output_norm.weight", np.ones(width, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_a_gguf_file_is_a_model(tmp_path: Path) -> None:
+    """`--model path/to/file.gguf`: converted once into the cache, then evaluated like any model."""
     from tests.conftest import REPO, r1kit_cli
 
-    gguf = Path(importlib.util.find_spec(SMOLLM2_PACKAGE).submodule_search_locations[0]) / SMOLLM2_GGUF
+    gguf = tiny_gguf(tmp_path)
     args = ["eval", "--model", str(gguf), "--evaluation.max_samples", "2", "--evaluation.max_new_tokens", "4"]
     done = r1kit_cli(*args, "--out", str(tmp_path / "eval"), cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "eval" / "eval" / "eval.json").read_text())
     assert result["problems"] == 2
     folder = resolve_model(str(gguf))  # cached: no second conversion
-    assert "gguf-SmolLM2-135M-Instruct" in folder and (Path(folder) / "r1kit_complete.json").exists()
+    assert "gguf-Tiny-Q4_1" in folder and (Path(folder) / "r1kit_complete.json").exists()
+    assert json.loads((Path(folder) / "config.json").read_text())["num_hidden_layers"] == 2
     with pytest.raises(ModelError, match="GGUF file not found"):
         resolve_model(str(tmp_path / "missing.gguf"))
 

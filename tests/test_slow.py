@@ -9,13 +9,16 @@ import pytest
 
 from tests.conftest import REPO, r1kit_cli
 
-pytestmark = pytest.mark.slow
+# one xdist worker runs the module, so its run is made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_run")]
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("real") / "run"
-    done = r1kit_cli("run", "--out", str(out), "--monitoring.progress", "false", cwd=REPO, timeout=45 * 60)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("OMP_NUM_THREADS", raising=False)  # every core, as a user's run (an xdist worker has one thread)
+        done = r1kit_cli("run", "--out", str(out), "--monitoring.progress", "false", cwd=REPO, timeout=45 * 60)
     assert done.returncode == 0, done.stderr[-4000:]
     return out
 
