@@ -210,6 +210,31 @@ def test_accuracy_reads_a_time_or_a_ratio_whole(answer: str, gold: str, score: f
 @pytest.mark.parametrize(
     ("answer", "gold", "score"),
     [
+        ("\\frac{1}{2}.", "\\frac{1}{2}", 1.0),  # was 0: as LaTeX with its full stop, a string
+        ("2\\sqrt{3}.", "2\\sqrt{3}", 1.0),
+        ("2^{10}.", "1024", 1.0),
+        ("(1, 2).", "(1, 2)", 1.0),
+        ("2x+1.", "2x+1", 1.0),
+        ("2^{10}.", "2", 0.0),  # was 1: its first number
+        ("(1, 2).", "2", 0.0),
+        ("2x+1,", "2", 0.0),
+        ("3:30.", "3:30", 1.0),  # was 0: the time's full stop hid it
+        ("The meeting starts at 3:30.", "3:30", 1.0),
+        ("The ratio is 3:1.", "3:1", 1.0),
+        ("The ratio is 3:1.5", "3:1", 0.0),
+        ("7 students are not in the club.", "7", 1.0),  # was 0: taken for a denial
+        ("12 eggs are not broken.", "12", 1.0),
+        ("7 is not the answer", "7", 0.0),
+        ("$7$ is not right", "7", 0.0),
+    ],
+)
+def test_accuracy_reads_an_answer_ending_a_sentence(answer: str, gold: str, score: float) -> None:
+    assert build_reward("accuracy")([f"<think>...</think>\n<answer>{answer}</answer>"], solution=[gold]) == [score]
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "score"),
+    [
         ("(5, 2)", "(1, 2)", 0.0),  # a pair, plainly read as its last number 2
         ("(1,2)", "\\left( 1, 2 \\right)", 1.0),
         ("(1, 2)", "[1, 2]", 0.0),  # an open interval is not a closed one
@@ -613,6 +638,9 @@ def test_arithmetic_steps_leaves_a_cut_off_side_unchecked() -> None:
     assert at_limit(limit, completion_ids=[[0] * 5 + [2]] * 3) == [0.5, 0.0, 0.0]  # ended on its last token
     # one that ended on its own (fewer tokens than the limit) is judged whole: a wrong last step is no free step
     assert at_limit(limit, completion_ids=[[0] * 5] * 3) == reward(limit) == [0.5, 0.0, 0.0]
+    # cut right after a decimal point or a thousands comma (tokenizers that split digits stop there): was a false step
+    points = ["<think>\n10 / 4 = 2.", "<think>\n1,200 + 34 = 1,", "<think>\n10 / 4 = 2.\n"]
+    assert at_limit(points, completion_ids=[[0] * 6] * 3) == [None, None, 0.0]
 
 
 def test_padding_with_true_steps_does_not_buy_back_a_slip() -> None:
@@ -794,6 +822,24 @@ def test_a_short_or_unsure_question_takes_its_language_from_the_whole_prompt() -
         [system, {"role": "user", "content": "What is 3 + 4?"}],
     )
     assert reward([english, chinese], prompts=[evaluate, short]) == [1.0, 0.0]
+
+
+def test_a_question_s_variables_are_not_its_language() -> None:
+    """ "If $x+y=10$ and $x-y=2$, find $x$." read as Spanish (y: "and") at 0.81, over the English system prompt: an
+    English reply scored 0. Its math and one-letter variables are no evidence; a Spanish question still is."""
+    reward = build_reward("language_consistency")
+    system = {"role": "system", "content": "Think step by step inside think tags, then give the final answer."}
+    english = (
+        "<think>Adding the two equations gives 2x = 12, so x = 6. Then y = 4. We check that both equations hold for "
+        "these values.</think><answer>6</answer>"
+    )
+    asked = [
+        "If $x+y=10$ and $x-y=2$, find $x$.",
+        "Let x = 5 and y = 2. Compute x^2 - y^2.",
+        "Si x + y = 10 y x - y = 2, ¿cuánto vale x?",
+    ]
+    prompts = [[system, {"role": "user", "content": question}] for question in asked]
+    assert reward([english] * 3, prompts=prompts) == [1.0, 1.0, 0.0]
 
 
 def test_language_consistency_reads_english_with_names_and_units_as_english() -> None:

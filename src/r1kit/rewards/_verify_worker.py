@@ -110,8 +110,9 @@ def _option_named(said: str) -> str | None:
 
 
 _SHORT = 200  # characters: an answer block that may be a bare LaTeX expression
+_END_PUNCTUATION = re.compile(r"\s*[.,;]+\s*$")
 # a time (3:30) or a ratio (2:1): read plainly, math-verify keeps its first number (3:45 was 3:30)
-_COLON_PAIR = re.compile(r"(?<![\d.:])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\d.:])")
+_COLON_PAIR = re.compile(r"(?<![\d:])(?<!\d\.)(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\d:]|\.\d)")
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 _SIGN_PLUS = re.compile(r"(^|=)(\s*)\+(?=\s*\d)")  # "+18", "x = +18": a sign, which math-verify does not read
 _SIGN_MINUS = re.compile(r"(^|[=:])(\s*)-\s*(?=\d)")  # "- 5", "Answer: - 5": the sign math-verify reads, "-5"
@@ -328,8 +329,10 @@ _BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>
     r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
     re.IGNORECASE,
 )
-_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"
-    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are) (?:not|wrong|incorrect)|or (?:fewer|more|less))\b", re.IGNORECASE
+_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more" (not "7 students are not in the club")
+    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are) (?:not (?:right|correct|true|valid|possible|it|the (?:right |correct )?answer)"
+    r"|wrong|incorrect)|or (?:fewer|more|less))\b",
+    re.IGNORECASE,
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")
 # a remark after the answer, `7 (x > 0)`, is not what math-verify reads (a denial in brackets is: denial_dropped)
@@ -370,6 +373,8 @@ def not_exactly(text: str) -> bool:
     (False, False, False, False)
     >>> not_exactly("12 - 5 => 7"), not_exactly("x -> 7"), not_exactly("7 (x > 0)")
     (False, False, False)
+    >>> not_exactly("7 students are not in the club."), not_exactly("7 is not the answer")
+    (False, True)
     """
     read = _REMARK.sub(" ", text)
     numbers = list(_NUMBER_RUN.finditer(read))
@@ -464,6 +469,8 @@ def main() -> None:
         as_latex = []
         words = _WORD.search(_LATEX_WORD_ARGUMENT.sub(" ", text))
         if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS) and not words:
+            # a sentence's full stop, `\\frac{1}{2}.`: as LaTeX it made the whole answer a string, or its first number
+            text = _END_PUNCTUATION.sub("", text)
             bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
             if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
                 text = _THOUSANDS_COMMA.sub("", text)

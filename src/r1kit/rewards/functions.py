@@ -342,8 +342,11 @@ def written_steps(text: str, cut: bool = False) -> list[Equality]:
     [('48 + 27', '75')]
     >>> [step.sides for step in written_steps("<think>\\n48 + 27 = 75\\n75 * 2 = 15")]  # it ended there
     [('48 + 27', '75'), ('75 * 2', '15')]
+    >>> written_steps("<think>\\n10 / 4 = 2.", cut=True), written_steps("<think>\\n1,200 + 34 = 1,", cut=True)
+    ([], [])
     """
-    return [step for step in equalities(thinking_part(text)) if not (cut and step.end >= len(text))]
+    # a cut right after a decimal point or a thousands comma (`= 2.` of a `2.5`) ends the text with it
+    return [step for step in equalities(thinking_part(text)) if not (cut and text[step.end :] in ("", ".", ","))]
 
 
 def checked_steps(text: str, given: str | None = None, cut: bool = False) -> tuple[int, int]:
@@ -779,6 +782,21 @@ def detect_language(text: str, min_letters: int = _MIN_LETTERS) -> tuple[str, fl
     return str(best["lang"]), float(best["score"])
 
 
+# A question's mathematics and its variables are no language: "If $x+y=12$ and $x-y=4$, find $y$." read as Spanish
+# (y: "and") at 0.81, and an English reply to it was marked as mixed
+_MATH_SPAN = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+_LONE_LETTER = re.compile(r"(?<![^\W\d_])[A-Za-z](?![^\W\d_])")  # Latin: a variable; 加 in 7加8 is a word
+
+
+def _without_math(text: str) -> str:
+    """`text` less its LaTeX math and its one-letter Latin words (variables, mostly; Spanish's y and a leave enough).
+
+    >>> _without_math("If $x+y=12$ and x - y = 4, find \\(y\\).")
+    'If   and   -   = 4, find  .'
+    """
+    return _LONE_LETTER.sub(" ", _MATH_SPAN.sub(" ", text))
+
+
 def prompt_language(prompt: Completion) -> str | None:
     """The language a prompt asks in: its question's where that can be told (from 4 letters, a Chinese character
     counting as a word, at confidence 0.5 or more: "Evaluate 9 - 4." reads as French at 0.35), else its whole
@@ -791,8 +809,10 @@ def prompt_language(prompt: Completion) -> str | None:
     'en'
     >>> prompt_language("Was ist 7 × 8?"), prompt_language("计算 7 × 8")  # too few letters for a completion's runs
     ('de', 'zh')
+    >>> prompt_language("If $x+y=12$ and $x-y=4$, find $y$."), prompt_language("Si $x+y=10$, trouvez $x$.")
+    ('en', 'fr')
     """
-    question = prompt_text(prompt)
+    question = _without_math(prompt_text(prompt))
     letters = "".join(LETTERS.findall(question))
     told = (
         detect_language(question, min_letters=0) if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4 else None
@@ -800,7 +820,7 @@ def prompt_language(prompt: Completion) -> str | None:
     if told is not None and told[1] >= _PROMPT_SURE:
         return told[0]
     whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
-    identified = detect_language(whole)
+    identified = detect_language(_without_math(whole))
     return identified[0] if identified is not None and identified[1] >= _PROMPT_SURE else None
 
 
