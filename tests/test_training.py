@@ -916,11 +916,20 @@ def test_a_reply_cut_inside_its_answer_has_no_answer_in_evaluation(monkeypatch: 
     from r1kit.stages import evaluate
 
     replies = ["<think>\n5 * 25 = 125\n</think>\n<answer>12", "<think>\n6 * 2 = 12\n</think>\n<answer>12</answer>"]
-    generated = evaluate.Generations([[reply] for reply in replies], [[30], [30]], [[True], [True]], [0, 0])
+    # without an answer block, the number the limit cut (prose after </think>, a base model's reply) was read too;
+    # a number before more words is whole
+    replies += ["<think>\n5 * 25 = 125\n</think>\nThe answer is 12", "5 * 25 = 12", "6 * 2 = 12, so the"]
+    generated = evaluate.Generations([[reply] for reply in replies], [[30]] * 5, [[True]] * 5, [0] * 5)
     monkeypatch.setattr(evaluate, "generate", lambda *args, **kwargs: generated)
-    rows = Dataset.from_dict({"question": ["5 * 25?", "6 * 2?"], "solution": ["12", "12"]})
+    rows = Dataset.from_dict(
+        {"question": ["5 * 25?", "6 * 2?", "5 * 25?", "5 * 25?", "6 * 2?"], "solution": ["12"] * 5}
+    )
     config = resolve_config(environ={}).config
-    assert evaluate.greedy_scores(None, None, rows, config, "eval")["scores"] == [0.0, 1.0]
+    scored = evaluate.greedy_scores(None, None, rows, config, "eval")
+    assert scored["scores"] == [0.0, 1.0, 0.0, 0.0, 1.0]
+    # ROUGE-L compares what pass@1 read: the cut `<answer>12` matched the gold whole
+    assert evaluate.answers_and_references(scored["answered"][:1], rows.select([0]))[0] == ["\n"]  # no answer
+    rows = rows.select([0, 1])
     # a prompt filling the model's whole context got no reply (0 tokens): not in the mean length of the replies
     generated = evaluate.Generations([[replies[1]], [""]], [[30], [0]], [[False], [True]], [0, 0])
     assert evaluate.greedy_scores(None, None, rows, config, "eval")["mean_completion_tokens"] == 30

@@ -753,10 +753,17 @@ def with_trained_prompt(resolved: ResolvedConfig, command: str) -> R1kitConfig:
     return config.model_copy(update={"prompt": prompt})
 
 
+# How a run's table scored its models (how many problems, how long an answer, pass@k's sampling): `eval` of a run's
+# model takes them too, so it scores what the table scored (a dev-profile run's 40 problems were scored as the
+# default's 200, which `compare` then refused to pair)
+_TABLE_SETTINGS = ("max_samples", "max_new_tokens", "batch_size", "num_samples", "pass_k", "temperature")
+
+
 def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
     """The config to evaluate or chat with: a model trained by r1kit is asked with the system prompt it was trained
     with (its stage's own, a recipe stage's `config: {prompt: ...}`, else its run's) and scored on its run's data
-    (the same held-out problems as the run's table), each unless the user gives one."""
+    (the same held-out problems as the run's table, scored as the table scored them: `_TABLE_SETTINGS`), each unless
+    the user gives one."""
     config = resolved.config
     found = _trained_with(config)
     if found is None:
@@ -776,6 +783,12 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
         for key, value in given.items():
             set_path(data, key.removeprefix("dataset."), value)
         update["dataset"] = type(own).model_validate(data)
+        table = {
+            key: getattr(found[0].evaluation, key)  # the run's: every stage of its table was scored with them
+            for key in _TABLE_SETTINGS
+            if not resolved.sources.get(f"evaluation.{key}", "default").startswith(("cli:", "env:", "file:"))
+        }
+        update["evaluation"] = config.evaluation.model_copy(update=table)
     return config.model_copy(update=update)
 
 

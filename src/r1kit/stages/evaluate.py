@@ -147,6 +147,10 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     >>> consensus([["It is 13.", "13 apples", "<answer>7</answer>", "<answer>7</answer>", "<answer>13</answer>"]],
     ...           [[0.0, 0.0, 1.0, 1.0, 0.0]], build_reward("accuracy"))
     [False]
+    >>> b, b_said, c = "<answer>B</answer>", "<answer>The answer is (B)</answer>", "<answer>C</answer>"
+    >>> consensus([[b, b, b_said, b_said, c, c, c], [b_said, b_said, b, b, c, c, c]], [[0.0] * 4 + [1.0] * 3] * 2,
+    ...           build_reward("accuracy"))  # in either order, B written two ways is one answer of 4 votes
+    [False, False]
     """
     voted = []
     for texts, judged in zip(samples, verdicts, strict=True):
@@ -156,7 +160,9 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
             voted.append(bool(right))  # (all pairs of 64 distinct wrong answers are 2,016 verifications)
             continue
         wrong = dict.fromkeys(key for key in keys if key is not None)
-        pairs = list(itertools.combinations(wrong, 2))
+        # each pair both ways, as the verifier is not symmetric (`B` against a gold `The answer is (B)` has no verdict,
+        # the other way round it is right): one way only, the vote hung on which of the two came first
+        pairs = [pair for a, b in itertools.combinations(wrong, 2) for pair in ((a, b), (b, a))]
         # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
         same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
         equal = {
@@ -327,16 +333,29 @@ def answer_scores(
     return [0.0 if failed else v.score for v, failed in zip(verdicts, unjudged, strict=True)], sum(unjudged)
 
 
+_CUT_NUMBER = re.compile(r"\d[\d.,]*$")
+
+
 def without_cut_answer(completion: str, truncated: bool) -> str:
     """A completion cut at the token limit inside its <answer> block, without that block: `<answer>12` of a model
     writing 125 was read as 12, right for a gold 12 (the reward reads an answer left open, as a reply in another
-    format may leave it; evaluation knows where the limit cut it, and chat says such a reply was cut).
+    format may leave it; evaluation knows where the limit cut it, and chat says such a reply was cut). Without an
+    answer block the number the limit cut ends the text (`The answer is 12` of a 125, an R1-distill model's prose
+    after </think> or a base model's reply): it is left out too.
 
     >>> without_cut_answer("<think>5 * 25</think><answer>12", True), without_cut_answer("<answer>12", False)
     ('<think>5 * 25</think>', '<answer>12')
+    >>> without_cut_answer("</think> The answer is 12", True), without_cut_answer("So 125. Then", True)
+    ('</think> The answer is ', 'So 125. Then')
+    >>> without_cut_answer("<answer>125</answer> 12", True)  # after a closed answer block: not what is read
+    '<answer>125</answer> 12'
     """
-    opened = completion.rfind(ANSWER_OPEN)
-    return completion[:opened] if truncated and opened > completion.rfind(ANSWER_CLOSE) else completion
+    if not truncated:
+        return completion
+    opened, closed = completion.rfind(ANSWER_OPEN), completion.rfind(ANSWER_CLOSE)
+    if opened > closed:
+        return completion[:opened]
+    return completion if closed >= 0 else _CUT_NUMBER.sub("", completion)
 
 
 def sample_scores(
@@ -405,6 +424,7 @@ def greedy_scores(model, tokenizer, rows: Dataset, config: R1kitConfig, desc: st
         "by_group": by_group,
         "group_column": config.dataset.group_column if by_group else None,  # what a group is, where there are any
         "completions": completions,
+        "answered": answered,  # what pass@1 read of each: a number or answer block the token limit cut left out
         "scores": scores,
         "formats": formats,
         **shared_out,
@@ -438,7 +458,7 @@ def evaluate(
 
     started = time.perf_counter()
     scored = greedy_scores(model, tokenizer, rows, config, desc=f"eval {label}")
-    completions, formats = scored.pop("completions"), scored.pop("formats")
+    completions, answered, formats = scored.pop("completions"), scored.pop("answered"), scored.pop("formats")
     # scored["scores"] stays: per problem, in order, for paired comparisons between models on the same problems
     result: dict[str, Any] = {
         "label": label,
@@ -499,7 +519,7 @@ def evaluate(
         }
     prompts, references = reference_texts(rows, config.prompt.system)
     result["perplexity"] = perplexity(model, tokenizer, prompts, references)
-    result["rouge_l"] = rouge_l(*answers_and_references(completions, rows))
+    result["rouge_l"] = rouge_l(*answers_and_references(answered, rows))  # the answers pass@1 read
     if settings.win_rate_against and settings.reward_model:
         result |= _win_rate_entry(ctx, model_reference, rows, completions, judges or {})
     result["seconds"] = time.perf_counter() - started
