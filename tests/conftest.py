@@ -27,6 +27,12 @@ REPO = Path(__file__).resolve().parents[1]
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest file first: a file runs on one worker (pyproject: `--dist loadfile`), and test_scale_out.py's
+    accelerate launches (~4 minutes), started last, kept one worker busy alone at the end."""
+    items.sort(key=lambda item: item.path.name != "test_scale_out.py")  # stable: the others keep their order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every test builds built-in models into one session cache, never into the user's ~/.cache."""

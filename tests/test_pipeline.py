@@ -1080,20 +1080,25 @@ def test_eval_of_a_runs_model_scores_what_its_table_scored(tmp_path: Path) -> No
     (run / "sft" / "model").mkdir(parents=True)
     (run / "sft" / "model" / "config.json").write_text("{}")
     table = ["--evaluation.max_samples", "4", "--evaluation.max_new_tokens", "8", "--evaluation.num_samples", "2"]
-    table += ["--evaluation.every_steps", "3"]
+    table += ["--evaluation.pass_k", "[1, 2]", "--evaluation.every_steps", "3"]
     (run / "config.yaml").write_text(
         to_yaml(resolve_config(overrides=["--data", "arithmetic", *table], environ={}).config)
     )
     (run / "summary.json").write_text(json.dumps({"final_model": "sft/model"}))
 
-    def scored_with(*flags: str):
-        return as_trained(resolve_config(overrides=["--model.name", str(run), *flags], environ={})).evaluation
+    def scored_with(*flags: str, profile: str = "default"):
+        given = resolve_config(profile=profile, overrides=["--model.name", str(run), *flags], environ={})
+        return as_trained(given).evaluation
 
     scored = scored_with()
     assert (scored.max_samples, scored.max_new_tokens, scored.num_samples) == (4, 8, 2)
     assert scored.every_steps is None  # how it evaluated while training is no setting of the table's
     assert scored_with("--evaluation.max_samples", "6").max_samples == 6  # the user's own
     assert scored_with("--data", "word_problems").max_samples == 200  # other data: eval's own settings
+    # pass@k's settings go together: the run's pass_k beside the user's fewer samples read 100% (n - c < k)
+    sampled = scored_with("--evaluation.num_samples", "1")
+    assert (sampled.num_samples, sampled.pass_k) == (1, [1])
+    assert scored_with(profile="test").max_samples == 8  # a profile named is the user's too
 
 
 def test_a_runs_own_config_is_read_back_whatever_command_and_processes_made_it(

@@ -29,8 +29,6 @@ EXPECTED = {
     "deepspeed_zero2": "DEEPSPEED",
 }
 TWO_CPUS = ("--launch", "cpu", "--num_processes", "2")
-# Launched processes meet on accelerate's default port: one xdist worker runs this file's tests, one launch at a time.
-pytestmark = pytest.mark.xdist_group("launch")
 
 
 def test_the_launch_configs_ship() -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from tests.conftest import REPO, r1kit_cli
 
-# one xdist worker runs the module, so its run is made once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real_run")]
+pytestmark = pytest.mark.slow  # one xdist worker runs a file (pyproject: loadfile), so the run is made once
 
 
 @pytest.fixture(scope="module")

@@ -329,9 +329,10 @@ _BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>
     r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
     re.IGNORECASE,
 )
-_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more" (not "7 students are not in the club")
-    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are) (?:not (?:right|correct|true|valid|possible|it|the (?:right |correct )?answer)"
-    r"|wrong|incorrect)|or (?:fewer|more|less))\b",
+_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"; after a noun, a verdict must follow "not":
+    # "7 students are not in the club" gives 7
+    r"\$?[ \t]*(?:(?:is|are) (?:not|wrong|incorrect)|[a-z]+ (?:is|are) (?:not (?:right|correct|true|valid|possible"
+    r"|accurate|it|an? |the )|wrong|incorrect)|or (?:fewer|more|less))\b",
     re.IGNORECASE,
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")
@@ -373,8 +374,10 @@ def not_exactly(text: str) -> bool:
     (False, False, False, False)
     >>> not_exactly("12 - 5 => 7"), not_exactly("x -> 7"), not_exactly("7 (x > 0)")
     (False, False, False)
-    >>> not_exactly("7 students are not in the club."), not_exactly("7 is not the answer")
+    >>> not_exactly("7 students are not in the club."), not_exactly("7 is not a solution")
     (False, True)
+    >>> not_exactly("7 apples is not correct"), not_exactly("7 apples are not the answer")
+    (True, True)
     """
     read = _REMARK.sub(" ", text)
     numbers = list(_NUMBER_RUN.finditer(read))
@@ -461,6 +464,10 @@ def main() -> None:
         syntax (`16**2`) keeps the plain reading. What math-verify could only keep as a string (`\\frac{`) has no
         value: as a gold it is unparseable, as an answer wrong (otherwise two broken strings would compare equal).
         """
+        if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS):
+            # a sentence's full stop, `\\frac{1}{2}.`: as LaTeX it made the whole answer a string, or its first number
+            # (before `plain`, which reads a unit at the text's end: `12 cm^2.`)
+            text = _END_PUNCTUATION.sub("", text)
         text = plain(text)
         if (after := _NUMBER_THEN_BRACKETS.fullmatch(text)) and said_around(*after.groups()):
             text = after.group(1)
@@ -469,8 +476,6 @@ def main() -> None:
         as_latex = []
         words = _WORD.search(_LATEX_WORD_ARGUMENT.sub(" ", text))
         if len(text) <= _SHORT and not any(mark in text for mark in _LATEX_DELIMITERS) and not words:
-            # a sentence's full stop, `\\frac{1}{2}.`: as LaTeX it made the whole answer a string, or its first number
-            text = _END_PUNCTUATION.sub("", text)
             bracketed, listed, algebra = _BRACKETED.match(text), a_list(text), _ALGEBRA.search(text)
             if algebra and not listed and not bracketed:  # x = 1,000: as LaTeX the comma would make a list
                 text = _THOUSANDS_COMMA.sub("", text)

@@ -344,9 +344,16 @@ def written_steps(text: str, cut: bool = False) -> list[Equality]:
     [('48 + 27', '75'), ('75 * 2', '15')]
     >>> written_steps("<think>\\n10 / 4 = 2.", cut=True), written_steps("<think>\\n1,200 + 34 = 1,", cut=True)
     ([], [])
+    >>> [step.sides for step in written_steps("<think>\\n10 / 4 = 2.5.", cut=True)]
+    [('10 / 4', '2.5')]
     """
-    # a cut right after a decimal point or a thousands comma (`= 2.` of a `2.5`) ends the text with it
-    return [step for step in equalities(thinking_part(text)) if not (cut and text[step.end :] in ("", ".", ","))]
+    return [step for step in equalities(thinking_part(text)) if not (cut and _cut_inside(step, text[step.end :]))]
+
+
+def _cut_inside(step: Equality, after: str) -> bool:
+    """Whether the token limit may have cut `step`'s right side, the text ending `after` it: right at its end, or
+    after its decimal point or a thousands comma (`= 2.` of a `2.5`; `= 2.5.` is a full stop)."""
+    return after == "" or after == "," or (after == "." and "." not in step.sides[1])
 
 
 def checked_steps(text: str, given: str | None = None, cut: bool = False) -> tuple[int, int]:
@@ -789,7 +796,7 @@ _LONE_LETTER = re.compile(r"(?<![^\W\d_])[A-Za-z](?![^\W\d_])")  # Latin: a vari
 
 
 def _without_math(text: str) -> str:
-    """`text` less its LaTeX math and its one-letter Latin words (variables, mostly; Spanish's y and a leave enough).
+    """`text` less its LaTeX math and its one-letter Latin words (variables, mostly; Spanish's y and a too).
 
     >>> _without_math("If $x+y=12$ and x - y = 4, find \\(y\\).")
     'If   and   -   = 4, find  .'
@@ -811,17 +818,24 @@ def prompt_language(prompt: Completion) -> str | None:
     ('de', 'zh')
     >>> prompt_language("If $x+y=12$ and $x-y=4$, find $y$."), prompt_language("Si $x+y=10$, trouvez $x$.")
     ('en', 'fr')
+    >>> prompt_language("Suma 3 y 4."), prompt_language("x = 3 y y = 4. Suma.")
+    ('es', 'es')
     """
-    question = _without_math(prompt_text(prompt))
-    letters = "".join(LETTERS.findall(question))
-    told = (
-        detect_language(question, min_letters=0) if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4 else None
-    )
-    if told is not None and told[1] >= _PROMPT_SURE:
-        return told[0]
+    question = prompt_text(prompt)
     whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
-    identified = detect_language(_without_math(whole))
-    return identified[0] if identified is not None and identified[1] >= _PROMPT_SURE else None
+    # each without its math first ("find $y$": Spanish), then as written (the "y" of "Suma 3 y 4." may be all a short
+    # Spanish question says of its language)
+    for text in (_without_math(question), question):
+        letters = "".join(LETTERS.findall(text))
+        if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4:
+            language, confidence = detect_language(text, min_letters=0)
+            if confidence >= _PROMPT_SURE:
+                return language
+    for text in (_without_math(whole), whole):
+        identified = detect_language(text)
+        if identified is not None and identified[1] >= _PROMPT_SURE:
+            return identified[0]
+    return None
 
 
 @dataclass(frozen=True)

@@ -755,8 +755,9 @@ def with_trained_prompt(resolved: ResolvedConfig, command: str) -> R1kitConfig:
 
 # How a run's table scored its models (how many problems, how long an answer, pass@k's sampling): `eval` of a run's
 # model takes them too, so it scores what the table scored (a dev-profile run's 40 problems were scored as the
-# default's 200, which `compare` then refused to pair)
-_TABLE_SETTINGS = ("max_samples", "max_new_tokens", "batch_size", "num_samples", "pass_k", "temperature")
+# default's 200, which `compare` then refused to pair). Each group is taken whole or not at all: the run's pass_k
+# beside the user's num_samples could ask for more samples than drawn
+_TABLE_SETTINGS = (("max_samples",), ("max_new_tokens",), ("batch_size",), ("num_samples", "pass_k", "temperature"))
 
 
 def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
@@ -785,11 +786,18 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
         update["dataset"] = type(own).model_validate(data)
         table = {
             key: getattr(found[0].evaluation, key)  # the run's: every stage of its table was scored with them
-            for key in _TABLE_SETTINGS
-            if not resolved.sources.get(f"evaluation.{key}", "default").startswith(("cli:", "env:", "file:"))
+            for group in _TABLE_SETTINGS
+            if not any(_users(resolved, f"evaluation.{key}") for key in group)
+            for key in group
         }
-        update["evaluation"] = config.evaluation.model_copy(update=table)
+        update["evaluation"] = type(config.evaluation).model_validate(config.evaluation.model_dump() | table)
     return config.model_copy(update=update)
+
+
+def _users(resolved: ResolvedConfig, key: str) -> bool:
+    """Whether the user set `key` for this command: on its command line, in the environment, in a --config file or
+    through a --profile named."""
+    return resolved.sources.get(key, "default").startswith(("cli:", "env:", "file:", "profile:"))
 
 
 def _own_data(resolved: ResolvedConfig, found: tuple[R1kitConfig, R1kitConfig]) -> DatasetConfig | None:

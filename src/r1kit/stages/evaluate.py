@@ -151,6 +151,9 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     >>> consensus([[b, b, b_said, b_said, c, c, c], [b_said, b_said, b, b, c, c, c]], [[0.0] * 4 + [1.0] * 3] * 2,
     ...           build_reward("accuracy"))  # in either order, B written two ways is one answer of 4 votes
     [False, False]
+    >>> seven, denied = "<answer>7</answer>", "<answer>8, not 7</answer>"
+    >>> consensus([[seven, seven, denied, denied, c, c, c]], [[0.0] * 4 + [1.0] * 3], build_reward("accuracy"))
+    [True]
     """
     voted = []
     for texts, judged in zip(samples, verdicts, strict=True):
@@ -160,13 +163,16 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
             voted.append(bool(right))  # (all pairs of 64 distinct wrong answers are 2,016 verifications)
             continue
         wrong = dict.fromkeys(key for key in keys if key is not None)
-        # each pair both ways, as the verifier is not symmetric (`B` against a gold `The answer is (B)` has no verdict,
-        # the other way round it is right): one way only, the vote hung on which of the two came first
+        # each pair both ways, as the verifier is not symmetric: `B` against a gold `The answer is (B)` has no verdict,
+        # the other way round it is right (one way only, the vote hung on which came first); `7` against a gold
+        # `8, not 7` is right (a gold is read by its last number), the other way round wrong: not one answer
         pairs = [pair for a, b in itertools.combinations(wrong, 2) for pair in ((a, b), (b, a))]
         # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
         same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
         equal = {
-            frozenset(pair) for pair, verdict in zip(pairs, same, strict=True) if verdict is not None and verdict > 0.5
+            frozenset(pairs[i])
+            for i in range(0, len(pairs), 2)
+            if max(same[i] or 0.0, same[i + 1] or 0.0) > 0.5 and 0.0 not in (same[i], same[i + 1])
         }
         voted.append(majority_correct(texts, judged, equal))
     return voted
