@@ -1095,9 +1095,11 @@ def test_eval_of_a_runs_model_scores_what_its_table_scored(tmp_path: Path) -> No
     assert scored.every_steps is None  # how it evaluated while training is no setting of the table's
     assert scored_with("--evaluation.max_samples", "6").max_samples == 6  # the user's own
     assert scored_with("--data", "word_problems").max_samples == 200  # other data: eval's own settings
-    # pass@k's settings go together: the run's pass_k beside the user's fewer samples read 100% (n - c < k)
+    # the run's pass_k beside the user's fewer samples read 100% (n - c < k): the k that fit in them
     sampled = scored_with("--evaluation.num_samples", "1")
     assert (sampled.num_samples, sampled.pass_k) == (1, [1])
+    warmer = scored_with("--evaluation.temperature", "0.5")  # the run's samples, at the user's temperature
+    assert (warmer.num_samples, warmer.pass_k, warmer.temperature) == (2, [1, 2], 0.5)
     assert scored_with(profile="test").max_samples == 8  # a profile named is the user's too
 
 

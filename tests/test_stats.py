@@ -148,6 +148,4 @@ def test_the_vote_verifies_pairs_of_wrong_answers_only_where_they_could_win() ->
     assert consensus([wrong], [[0.0] * 6], accuracy) == [False] and not asked  # nothing right: wrong
     right = ["<answer>7</answer>"] * 4
     assert consensus([right + wrong[:3]], [[1.0] * 4 + [0.0] * 3], accuracy) == [True] and not asked  # 4 > 3
-    assert (
-        consensus([right[:2] + wrong[:3]], [[1.0] * 2 + [0.0] * 3], accuracy) == [True] and len(asked) == 6
-    )  # 3 pairs, both ways
+    assert consensus([right[:2] + wrong[:3]], [[1.0] * 2 + [0.0] * 3], accuracy) == [True] and len(asked) == 3

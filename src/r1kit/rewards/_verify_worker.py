@@ -329,10 +329,11 @@ _BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>
     r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
     re.IGNORECASE,
 )
-_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 or more"; after a noun, a verdict must follow "not":
-    # "7 students are not in the club" gives 7
-    r"\$?[ \t]*(?:(?:is|are) (?:not|wrong|incorrect)|[a-z]+ (?:is|are) (?:not (?:right|correct|true|valid|possible"
-    r"|accurate|it|an? |the )|wrong|incorrect)|or (?:fewer|more|less))\b",
+_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 isn't a solution", "7 or more"; a verdict must
+    # follow "not": "7 students are not in the club", "12 are not broken" give their number
+    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are)(?: not|n't) (?:exactly |quite )?(?:right|correct|true|valid|possible|accurate|it"
+    r"|(?:the |an? )?(?:final |right |correct )?(?:answer|solution|option))|(?:[a-z]+ )?(?:is|are) (?:wrong|incorrect)"
+    r"|or (?:fewer|more|less))\b",
     re.IGNORECASE,
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")
@@ -374,10 +375,10 @@ def not_exactly(text: str) -> bool:
     (False, False, False, False)
     >>> not_exactly("12 - 5 => 7"), not_exactly("x -> 7"), not_exactly("7 (x > 0)")
     (False, False, False)
-    >>> not_exactly("7 students are not in the club."), not_exactly("7 is not a solution")
-    (False, True)
-    >>> not_exactly("7 apples is not correct"), not_exactly("7 apples are not the answer")
-    (True, True)
+    >>> not_exactly("7 students are not in the club."), not_exactly("12 are not broken."), not_exactly("7 is not a solution")
+    (False, False, True)
+    >>> not_exactly("7 apples is not correct"), not_exactly("7 apples are not the answer"), not_exactly("7 isn't right")
+    (True, True, True)
     """
     read = _REMARK.sub(" ", text)
     numbers = list(_NUMBER_RUN.finditer(read))

@@ -755,9 +755,8 @@ def with_trained_prompt(resolved: ResolvedConfig, command: str) -> R1kitConfig:
 
 # How a run's table scored its models (how many problems, how long an answer, pass@k's sampling): `eval` of a run's
 # model takes them too, so it scores what the table scored (a dev-profile run's 40 problems were scored as the
-# default's 200, which `compare` then refused to pair). Each group is taken whole or not at all: the run's pass_k
-# beside the user's num_samples could ask for more samples than drawn
-_TABLE_SETTINGS = (("max_samples",), ("max_new_tokens",), ("batch_size",), ("num_samples", "pass_k", "temperature"))
+# default's 200, which `compare` then refused to pair)
+_TABLE_SETTINGS = ("max_samples", "max_new_tokens", "batch_size", "temperature", "num_samples", "pass_k")
 
 
 def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
@@ -784,12 +783,10 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
         for key, value in given.items():
             set_path(data, key.removeprefix("dataset."), value)
         update["dataset"] = type(own).model_validate(data)
-        table = {
-            key: getattr(found[0].evaluation, key)  # the run's: every stage of its table was scored with them
-            for group in _TABLE_SETTINGS
-            if not any(_users(resolved, f"evaluation.{key}") for key in group)
-            for key in group
-        }
+        run = found[0].evaluation  # every stage of its table was scored with them
+        table = {key: getattr(run, key) for key in _TABLE_SETTINGS if not _users(resolved, f"evaluation.{key}")}
+        if "pass_k" in table and "num_samples" not in table:  # the user's sample count: the run's k that fit in it
+            table["pass_k"] = [k for k in run.pass_k if k <= config.evaluation.num_samples] or [1]
         update["evaluation"] = type(config.evaluation).model_validate(config.evaluation.model_dump() | table)
     return config.model_copy(update=update)
 

@@ -151,9 +151,10 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     >>> consensus([[b, b, b_said, b_said, c, c, c], [b_said, b_said, b, b, c, c, c]], [[0.0] * 4 + [1.0] * 3] * 2,
     ...           build_reward("accuracy"))  # in either order, B written two ways is one answer of 4 votes
     [False, False]
-    >>> seven, denied = "<answer>7</answer>", "<answer>8, not 7</answer>"
-    >>> consensus([[seven, seven, denied, denied, c, c, c]], [[0.0] * 4 + [1.0] * 3], build_reward("accuracy"))
-    [True]
+    >>> seven, denied, twelve, said = (f"<answer>{x}</answer>" for x in ("7", "8, not 7", "12", "12, not 13"))
+    >>> consensus([[seven, seven, denied, denied, c, c, c], [twelve, twelve, said, said, c, c, c]],
+    ...           [[0.0] * 4 + [1.0] * 3] * 2, build_reward("accuracy"))
+    [True, False]
     """
     voted = []
     for texts, judged in zip(samples, verdicts, strict=True):
@@ -163,16 +164,19 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
             voted.append(bool(right))  # (all pairs of 64 distinct wrong answers are 2,016 verifications)
             continue
         wrong = dict.fromkeys(key for key in keys if key is not None)
-        # each pair both ways, as the verifier is not symmetric: `B` against a gold `The answer is (B)` has no verdict,
-        # the other way round it is right (one way only, the vote hung on which came first); `7` against a gold
-        # `8, not 7` is right (a gold is read by its last number), the other way round wrong: not one answer
-        pairs = [pair for a, b in itertools.combinations(wrong, 2) for pair in ((a, b), (b, a))]
+        # the verifier is not symmetric: it reads an answer as written (`8, not 7` is 8, `(B) 12` names B) and a gold
+        # plainly (by its last number): the longer of two answers is judged against the shorter as its gold, the other
+        # way round only where that has no verdict (`B` against `The answer is (B)`). Asked in the samples' order,
+        # the vote hung on which came first.
+        pairs = [(a, b) if len(a) >= len(b) else (b, a) for a, b in itertools.combinations(wrong, 2)]
         # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
         same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
+        unjudged = [i for i, verdict in enumerate(same) if verdict is None]
+        again = accuracy([pairs[i][1] for i in unjudged], solution=[pairs[i][0] for i in unjudged]) if unjudged else []
+        for i, verdict in zip(unjudged, again, strict=True):
+            same[i] = verdict
         equal = {
-            frozenset(pairs[i])
-            for i in range(0, len(pairs), 2)
-            if max(same[i] or 0.0, same[i + 1] or 0.0) > 0.5 and 0.0 not in (same[i], same[i + 1])
+            frozenset(pair) for pair, verdict in zip(pairs, same, strict=True) if verdict is not None and verdict > 0.5
         }
         voted.append(majority_correct(texts, judged, equal))
     return voted
