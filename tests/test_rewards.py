@@ -232,6 +232,10 @@ def test_accuracy_reads_a_time_or_a_ratio_whole(answer: str, gold: str, score: f
         ("12 are not broken.", "12", 1.0),  # "are not" without a verdict repeats the question
         ("x = 7 is not negative", "7", 1.0),
         ("7 isn't right", "7", 0.0),
+        ("7 isn’t right", "7", 0.0),  # a curly apostrophe
+        ("7 is not a valid answer", "7", 0.0),
+        ("7 is definitely not right", "7", 0.0),
+        ("7 students are not right-handed.", "7", 1.0),
         ("12 cm^2.", "12", 1.0),  # a unit before the full stop (the stop dropped after the unit: read as algebra)
         ("3 m/s.", "3", 1.0),
     ],
@@ -848,11 +852,12 @@ def test_a_question_s_variables_are_not_its_language() -> None:
     ]
     prompts = [[system, {"role": "user", "content": question}] for question in asked]
     assert reward([english] * 3, prompts=prompts) == [1.0, 1.0, 0.0]
-    # a short question: "Find $y$." with the system prompt is English; asked alone, a Spanish one whose "y" (and) was
-    # all it said of its language is still Spanish
+    # a short question: "Find $y$." with the system prompt is English; a Spanish one whose "y" (and) was all it said of
+    # its language is still Spanish, with the English system prompt too
     assert reward([english], prompts=[[system, {"role": "user", "content": "Find $y$."}]]) == [1.0]
     spanish = "<think>Sumamos tres y cuatro, y obtenemos siete. Lo comprobamos otra vez.</think><answer>7</answer>"
-    assert reward([spanish] * 2, prompts=["Suma 3 y 4.", "Multiplica 6 y 9."]) == [1.0, 1.0]
+    short = [[system, {"role": "user", "content": question}] for question in ("Suma 3 y 4.", "Multiplica 6 y 9.")]
+    assert reward([spanish] * 2, prompts=short) == [1.0, 1.0]
 
 
 def test_language_consistency_reads_english_with_names_and_units_as_english() -> None:

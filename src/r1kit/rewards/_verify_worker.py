@@ -329,11 +329,12 @@ _BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>
     r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
     re.IGNORECASE,
 )
-_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 isn't a solution", "7 or more"; a verdict must
-    # follow "not": "7 students are not in the club", "12 are not broken" give their number
-    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are)(?: not|n't) (?:exactly |quite )?(?:right|correct|true|valid|possible|accurate|it"
-    r"|(?:the |an? )?(?:final |right |correct )?(?:answer|solution|option))|(?:[a-z]+ )?(?:is|are) (?:wrong|incorrect)"
-    r"|or (?:fewer|more|less))\b",
+_BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 isn't a valid solution", "7 or more"; a verdict must
+    # follow "not": "7 students are not in the club", "12 are not broken", "7 are not right-handed" give their number
+    r"\$?[ \t]*(?:(?:[a-z]+ )?(?:is|are)(?: (?:definitely |clearly |certainly |also )?not|n['’]t) (?:exactly |quite )?"
+    r"(?:right|correct|true|valid|possible|accurate|it|(?:the |an? |my |our )?"
+    r"(?:final |right |correct |valid |possible |only )?(?:answer|solution|option|value|result|root)s?)(?![\w-])"
+    r"|(?:[a-z]+ )?(?:is|are) (?:wrong|incorrect)\b|or (?:fewer|more|less)\b)",
     re.IGNORECASE,
 )
 _NUMBER_RUN = re.compile(r"\d[\d.,/]*")

@@ -818,22 +818,25 @@ def prompt_language(prompt: Completion) -> str | None:
     ('de', 'zh')
     >>> prompt_language("If $x+y=12$ and $x-y=4$, find $y$."), prompt_language("Si $x+y=10$, trouvez $x$.")
     ('en', 'fr')
-    >>> prompt_language("Suma 3 y 4."), prompt_language([{"role": "system", "content": "Answer in English."},
-    ...                                                   {"role": "user", "content": "Find $y$."}])
-    ('es', 'en')
+    >>> english = {"role": "system", "content": "Think it through, then answer in English."}
+    >>> prompt_language([english, {"role": "user", "content": "Suma 3 y 4."}])
+    'es'
+    >>> prompt_language([english, {"role": "user", "content": "Find $y$."}])
+    'en'
+
     """
     question = prompt_text(prompt)
     whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
-    # without its math first ("Find $y$." read as Spanish), the question then the whole prompt; then as written (the
-    # "y" of "Suma 3 y 4." asked alone may be all a short Spanish question says of its language)
-    for stripped in (_without_math, lambda text: text):
-        text = stripped(question)
+    # without its math ("Find $y$." read as Spanish), then with its one-letter words (the "y" of "Suma 3 y 4." may be
+    # all a short Spanish question says of its language), then the whole prompt so, then as written
+    for text in (_without_math(question), _MATH_SPAN.sub(" ", question)):
         letters = "".join(LETTERS.findall(text))
         if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4:
             language, confidence = detect_language(text, min_letters=0)
             if confidence >= _PROMPT_SURE:
                 return language
-        identified = detect_language(stripped(whole))
+    for text in (_without_math(whole), whole):
+        identified = detect_language(text)
         if identified is not None and identified[1] >= _PROMPT_SURE:
             return identified[0]
     return None

@@ -44,6 +44,7 @@ from r1kit.models import (
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
+from r1kit.rewards._verify_worker import denial_dropped
 from r1kit.rewards.reward_model import reward_model_in
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, answer_part, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
@@ -151,10 +152,11 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
     >>> consensus([[b, b, b_said, b_said, c, c, c], [b_said, b_said, b, b, c, c, c]], [[0.0] * 4 + [1.0] * 3] * 2,
     ...           build_reward("accuracy"))  # in either order, B written two ways is one answer of 4 votes
     [False, False]
-    >>> seven, denied, twelve, said = (f"<answer>{x}</answer>" for x in ("7", "8, not 7", "12", "12, not 13"))
-    >>> consensus([[seven, seven, denied, denied, c, c, c], [twelve, twelve, said, said, c, c, c]],
-    ...           [[0.0] * 4 + [1.0] * 3] * 2, build_reward("accuracy"))
-    [True, False]
+    >>> seven, denied, twelve, said, told = (
+    ...     f"<answer>{x}</answer>" for x in ("7", "8, not 7", "12", "12, not 13", "The answer is 7"))
+    >>> consensus([[seven, seven, denied, denied, c, c, c], [twelve, twelve, said, said, c, c, c],
+    ...            [told, told, denied, denied, c, c, c]], [[0.0] * 4 + [1.0] * 3] * 3, build_reward("accuracy"))
+    [True, False, True]
     """
     voted = []
     for texts, judged in zip(samples, verdicts, strict=True):
@@ -165,14 +167,18 @@ def consensus(samples: Sequence[Sequence[str]], verdicts: Sequence[Sequence[floa
             continue
         wrong = dict.fromkeys(key for key in keys if key is not None)
         # the verifier is not symmetric: it reads an answer as written (`8, not 7` is 8, `(B) 12` names B) and a gold
-        # plainly (by its last number): the longer of two answers is judged against the shorter as its gold, the other
-        # way round only where that has no verdict (`B` against `The answer is (B)`). Asked in the samples' order,
-        # the vote hung on which came first.
-        pairs = [(a, b) if len(a) >= len(b) else (b, a) for a, b in itertools.combinations(wrong, 2)]
+        # plainly (by its last number; a denied one dropped here): the longer of two answers is judged against the
+        # shorter as its gold, the other way round only where that has no verdict (`B` against `The answer is (B)`).
+        # Asked in the samples' order, the vote hung on which came first.
+        pairs = [(a, b) if (len(a), a) >= (len(b), b) else (b, a) for a, b in itertools.combinations(wrong, 2)]
         # a problem at a time: the verifier remembers a bounded number of golds, and forgot the first of a larger batch
-        same = accuracy([a for a, _ in pairs], solution=[b for _, b in pairs]) if pairs else []
+        same = accuracy([a for a, _ in pairs], solution=[denial_dropped(b) for _, b in pairs]) if pairs else []
         unjudged = [i for i, verdict in enumerate(same) if verdict is None]
-        again = accuracy([pairs[i][1] for i in unjudged], solution=[pairs[i][0] for i in unjudged]) if unjudged else []
+        again = (
+            accuracy([pairs[i][1] for i in unjudged], solution=[denial_dropped(pairs[i][0]) for i in unjudged])
+            if unjudged
+            else []
+        )
         for i, verdict in zip(unjudged, again, strict=True):
             same[i] = verdict
         equal = {
