@@ -784,14 +784,14 @@ def as_trained(resolved: ResolvedConfig) -> R1kitConfig:
             set_path(data, key.removeprefix("dataset."), value)
         update["dataset"] = type(own).model_validate(data)
         run = found[0].evaluation  # every stage of its table was scored with them
-        table = {key: getattr(run, key) for key in _TABLE_SETTINGS if not _users(resolved, f"evaluation.{key}")}
+        table = {key: getattr(run, key) for key in _TABLE_SETTINGS if not _set_by_user(resolved, f"evaluation.{key}")}
         if "pass_k" in table and "num_samples" not in table:  # the user's sample count: the run's k that fit in it
             table["pass_k"] = [k for k in run.pass_k if k <= config.evaluation.num_samples] or [1]
         update["evaluation"] = type(config.evaluation).model_validate(config.evaluation.model_dump() | table)
     return config.model_copy(update=update)
 
 
-def _users(resolved: ResolvedConfig, key: str) -> bool:
+def _set_by_user(resolved: ResolvedConfig, key: str) -> bool:
     """Whether the user set `key` for this command: on its command line, in the environment, in a --config file or
     through a --profile named."""
     return resolved.sources.get(key, "default").startswith(("cli:", "env:", "file:", "profile:"))
