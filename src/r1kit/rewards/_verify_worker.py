@@ -21,7 +21,7 @@ import unicodedata
 from decimal import Decimal
 from fractions import Fraction
 
-from r1kit.rewards.text import WORD_GOLD, boxed_contents
+from r1kit.rewards.text import NUMBER_RUN, NUMBER_WINDOW, WORD_GOLD, boxed_contents, denial_dropped
 
 _LATEX_DELIMITERS = ("$", "\\(", "\\[", "\\boxed")
 _LATEX_SYNTAX = ("\\", "^", "{")  # a bare expression written in LaTeX: 2^{10}, \frac{1}{2}, 10^{100}+1
@@ -321,9 +321,6 @@ def _value_said(part: str) -> Fraction | None:
     return value / 100 if percent else value
 
 
-# "8 apples, not 7", "12 (never 13)": a number denied after the answer (math-verify read the last number). Each
-# pattern reads a bounded window beside one number: a rollout's flood of digits or spaces is read in linear time.
-_DENIED = re.compile(r"[,;]?[ \t]*\(?(?:and |but )?(?:not|never)[ \t]+\$?-?$", re.IGNORECASE)
 _BOUND_BEFORE = re.compile(  # "not 7", "fewer than 7", "< 7" (not an arrow's =>, ->), "\ge 7"
     r"(?:\b(?:not|never|fewer than|less than|more than|greater than|at least|at most)|(?<![=-])[<>]|[≤≥≠]"
     r"|\\(?:le|ge|lt|gt|leq|geq|neq|ne)\b)[ \t]*\$?[ \t]*-?$",
@@ -337,31 +334,8 @@ _BOUND_AFTER = re.compile(  # "7 is wrong", "$7$ is not right", "7 isn't a valid
     r"|(?:[a-z]+ )?(?:is|are) (?:wrong|incorrect)\b|or (?:fewer|more|less)\b)",
     re.IGNORECASE,
 )
-_NUMBER_RUN = re.compile(r"\d[\d.,/]*")
 # a remark after the answer, `7 (x > 0)`, is not what math-verify reads (a denial in brackets is: denial_dropped)
 _REMARK = re.compile(r"\((?![^()]*\b(?:not|never)[ \t]+\$?-?\d)[^()]*\)", re.IGNORECASE)
-# what may follow a denied number within the window: no other number or bracket ("8 dollars).", "8 - I misread it)")
-_UNIT_AFTER = re.compile(r"[^\d()]*\)?[^\d()]*")
-_WINDOW = 40  # characters beside a number read for its denial or bound
-
-
-def denial_dropped(text: str) -> str:
-    """`text` without a number it denies after its answer: `8 apples, not 7` is 8 (math-verify read 7).
-
-    >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (never 13)"), denial_dropped("not 7")
-    ('Ava has 8 apples', '12', 'not 7')
-    >>> denial_dropped("$7$ (not $8$)"), denial_dropped("7, not 70%"), denial_dropped("7 dollars (not 8 dollars)")
-    ('$7$', '7', '7 dollars')
-    >>> denial_dropped("Ava has 8 apples, not 7 apples."), denial_dropped("$7 (not $8 as first computed)")
-    ('Ava has 8 apples', '$7')
-    """
-    numbers = list(_NUMBER_RUN.finditer(text))
-    if len(numbers) < 2 or not _UNIT_AFTER.fullmatch(text[numbers[-1].end() :][:_WINDOW]):
-        return text  # one number, or more than its unit after the last one: no denial at the end
-    denial = _DENIED.search(text[max(numbers[-2].end(), numbers[-1].start() - _WINDOW) : numbers[-1].start()])
-    if denial is None:
-        return text
-    return text[: numbers[-1].start() - len(denial.group())].rstrip(" \t,;")  # a number run takes its comma
 
 
 def not_exactly(text: str) -> bool:
@@ -382,11 +356,14 @@ def not_exactly(text: str) -> bool:
     (True, True, True)
     """
     read = _REMARK.sub(" ", text)
-    numbers = list(_NUMBER_RUN.finditer(read))
+    numbers = list(NUMBER_RUN.finditer(read))
     if not numbers:
         return False
     last = numbers[-1]
-    before, after = read[max(0, last.start() - _WINDOW) : last.start()], read[last.end() : last.end() + _WINDOW]
+    before, after = (
+        read[max(0, last.start() - NUMBER_WINDOW) : last.start()],
+        read[last.end() : last.end() + NUMBER_WINDOW],
+    )
     return bool(_BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after))
 
 

@@ -829,7 +829,8 @@ def prompt_language(prompt: Completion) -> str | None:
     whole = prompt if isinstance(prompt, str) else "\n".join(m.get("content") or "" for m in prompt)
     # without its math ("Find $y$." read as Spanish), then with its one-letter words (the "y" of "Suma 3 y 4." may be
     # all a short Spanish question says of its language), then the whole prompt so, then as written
-    for text in (_without_math(question), _MATH_SPAN.sub(" ", question)):
+    question_without_latex = _MATH_SPAN.sub(" ", question)
+    for text in (_LONE_LETTER.sub(" ", question_without_latex), question_without_latex):
         letters = "".join(LETTERS.findall(text))
         if len(letters) + 3 * len(_IDEOGRAPHS.findall(letters)) >= 4:
             language, confidence = detect_language(text, min_letters=0)

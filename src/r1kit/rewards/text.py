@@ -1,7 +1,7 @@
 """Reading completions: plain text out of TRL's completion forms, and the R1 tags out of the text.
 
-Everything here is plain string scanning (no backtracking regular expressions), so hostile completions such as
-megabyte strings or thousands of tags cost linear time.
+Everything here is plain string scanning, or patterns that cannot backtrack or read a bounded window, so hostile
+completions such as megabyte strings or thousands of tags cost linear time.
 """
 
 from __future__ import annotations
@@ -247,3 +247,32 @@ def split_r1(text: str) -> tuple[str, str] | None:
     if not think or not answer:
         return None
     return think, answer
+
+
+# A number as written (1,000.5, 3/4), and how many characters beside one are read for its denial or bound: each
+# pattern reads a bounded window beside one number, so a rollout's flood of digits or spaces is read in linear time.
+NUMBER_RUN = re.compile(r"\d[\d.,/]*")
+NUMBER_WINDOW = 40
+# "8 apples, not 7", "12 (never 13)": a number denied after the answer (math-verify reads the last number)
+_DENIED = re.compile(r"[,;]?[ \t]*\(?(?:and |but )?(?:not|never)[ \t]+\$?-?$", re.IGNORECASE)
+# what may follow a denied number within the window: no other number or bracket ("8 dollars).", "8 - I misread it)")
+_UNIT_AFTER = re.compile(r"[^\d()]*\)?[^\d()]*")
+
+
+def denial_dropped(text: str) -> str:
+    """`text` without a number it denies after its answer: `8 apples, not 7` is 8 (math-verify read 7).
+
+    >>> denial_dropped("Ava has 8 apples, not 7."), denial_dropped("12 (never 13)"), denial_dropped("not 7")
+    ('Ava has 8 apples', '12', 'not 7')
+    >>> denial_dropped("$7$ (not $8$)"), denial_dropped("7, not 70%"), denial_dropped("7 dollars (not 8 dollars)")
+    ('$7$', '7', '7 dollars')
+    >>> denial_dropped("Ava has 8 apples, not 7 apples."), denial_dropped("$7 (not $8 as first computed)")
+    ('Ava has 8 apples', '$7')
+    """
+    numbers = list(NUMBER_RUN.finditer(text))
+    if len(numbers) < 2 or not _UNIT_AFTER.fullmatch(text[numbers[-1].end() :][:NUMBER_WINDOW]):
+        return text  # one number, or more than its unit after the last one: no denial at the end
+    denial = _DENIED.search(text[max(numbers[-2].end(), numbers[-1].start() - NUMBER_WINDOW) : numbers[-1].start()])
+    if denial is None:
+        return text
+    return text[: numbers[-1].start() - len(denial.group())].rstrip(" \t,;")  # a number run takes its comma

@@ -44,9 +44,8 @@ from r1kit.models import (
 from r1kit.monitoring.console import print_eval_table
 from r1kit.prompts import chat_prompt, r1_completion
 from r1kit.rewards import build_reward
-from r1kit.rewards._verify_worker import denial_dropped
 from r1kit.rewards.reward_model import reward_model_in
-from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, answer_part, split_r1, think_opened_by
+from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, answer_part, denial_dropped, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
 from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
 from r1kit.stats import accuracy_by_group, wilson_interval
