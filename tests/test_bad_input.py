@@ -965,6 +965,27 @@ def test_a_stage_alone_on_chat_data_asks_with_the_plain_prompt(tmp_path: Path, c
         assert read_data(judged, rollouts)[0].prompt.system == GENERAL_SYSTEM_PROMPT
 
 
+@pytest.mark.parametrize("recipe", ["r1", "default"])
+def test_a_recipe_that_asks_for_the_r1_form_keeps_the_reasoning_prompt_on_chat_data(
+    tmp_path: Path, recipe: str
+) -> None:
+    """`r1kit run --recipe r1` on chat rows with gold answers asked every stage with the plain prompt (its rejection
+    sampling judged, its SFT 2 and distillation trained, R1 traces behind it), where `r1kit grpo` alone kept the
+    reasoning one; a recipe whose stages only train on replies or score them by a reward model still switches."""
+    from r1kit.prompts import GENERAL_SYSTEM_PROMPT
+    from r1kit.stages.common import read_data
+
+    chat = tmp_path / "chat.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"What is {i} + 2?"}, {"role": "assistant", "content": "It is."}],
+             "answer": str(i + 2)} for i in range(12)]  # fmt: skip
+    chat.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = resolve_config(recipe=recipe, profile="test", overrides=["--data", str(chat)], environ={}).config
+    assert read_data(config, "run")[0].prompt.system == config.prompt.system != GENERAL_SYSTEM_PROMPT
+    assert read_data(config, "sft")[0].prompt.system == GENERAL_SYSTEM_PROMPT  # a stage alone on replies: plain
+    rlhf = resolve_config(recipe="rlhf_chat", profile="test", overrides=["--data", str(chat)], environ={}).config
+    assert read_data(rlhf, "run")[0].prompt.system == GENERAL_SYSTEM_PROMPT
+
+
 def test_a_stage_that_makes_data_is_named_so_when_asked_for_as_a_model(tmp_path: Path, capsys) -> None:
     """`eval --model RUN:rejection_sampling` said "no stage 'rejection_sampling' with a finished model"."""
     run = tmp_path / "run"

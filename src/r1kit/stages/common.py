@@ -585,9 +585,17 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
     behind the reasoning prompt, beside general pairs behind the plain one). So do `r1kit ppo`, `rloo` and `grpo`
     scored by none of the rewards that read that form or a gold answer (a reward model trained behind the plain
     prompt judged rollouts of the reasoning one). A prompt the user set is kept (check_data warns where it asks for
-    <think>)."""
-    chat_rollouts = command in ROLLOUT_KINDS and not set(config.rewards.functions) & set(REASONING_REWARDS)
-    trains_on_replies = command in ("sft", "sft2", "run", *PAIR_KINDS) or chat_rollouts
+    <think>). `r1kit run` does so only for a recipe none of whose stages writes, judges or rewards the R1 form (the
+    r1 recipe on chat rows with gold answers asked every stage, rejection sampling and distillation included, with the
+    plain prompt)."""
+    if command == "run":
+        trains_on_replies = not any(
+            _asks_for_the_r1_form(config.for_stage(spec), spec.stage_kind) for spec in config.stages
+        )
+    else:
+        trains_on_replies = command in ("sft", "sft2", *PAIR_KINDS) or (
+            command in ROLLOUT_KINDS and not _asks_for_the_r1_form(config, command)
+        )
     if not trains_on_replies or config.prompt.system != DEFAULT_SYSTEM_PROMPT:
         return config
     first = splits.train.select(range(min(GOLDS_READ, len(splits.train))))
@@ -600,6 +608,18 @@ def plain_prompt_for_chat_data(config: R1kitConfig, command: str, splits: Splits
         GENERAL_SYSTEM_PROMPT,
     )
     return config.model_copy(update={"prompt": config.prompt.model_copy(update={"system": GENERAL_SYSTEM_PROMPT})})
+
+
+# The kinds that write or judge traces in the R1 form (sft2: the reasoning rows rejection sampling kept, beside general
+# ones behind the plain prompt)
+TRACE_KINDS = ("cold_start", "rejection_sampling", "sft2", "distill")
+
+
+def _asks_for_the_r1_form(config: R1kitConfig, kind: str) -> bool:
+    """A stage of `kind` writes or judges R1 traces, or samples rollouts scored by a reward that reads the form or a
+    gold answer: it asks with the reasoning prompt whatever the rows' replies."""
+    rewarded = kind in ROLLOUT_KINDS and bool(set(config.rewards.functions) & set(REASONING_REWARDS))
+    return kind in TRACE_KINDS or rewarded
 
 
 def check_prompts_fill_a_batch(
