@@ -391,6 +391,28 @@ def test_a_teachers_trace_in_r1_distills_form_is_judged_in_r1_form() -> None:
     assert in_r1_form("I cannot say.") == "I cannot say."  # no answer to read: left to be judged malformed
 
 
+def test_a_trace_in_r1_tags_that_hedges_is_not_rebuilt_into_a_clean_one() -> None:
+    """Distillation and the cold start rebuilt a hedged trace in R1 tags from one of its parts (the last of two answer
+    blocks, the first of two think blocks, the words before a retraction after </answer>), which the judge kept and
+    the student trained on, where rejection sampling's strict judge refused the same samples."""
+    from r1kit.stages.traces import in_r1_form
+
+    judge = TraceJudge(resolve_config(environ={}).config)
+    question = ["Ava has 27 pencils, gets 3 and gives away 8. How many now?"]
+    hedges = [
+        "<think>27 + 3 = 30, and 30 - 8 = 22.</think><answer>21</answer><answer>22</answer>",
+        "<think>27 + 3 = 30.</think><think>30 - 8 = 21, so 22?</think><answer>22</answer>",
+        "<think>27 + 3 = 30, then 30 - 8 = 22.</think><answer>22</answer>\nWait, the answer is 21.",
+    ]
+    for hedge in hedges:
+        assert normalise(hedge) is None
+        assert judge([in_r1_form(hedge)], question, ["22"]) == ["malformed"]
+    # a model's doubled opening keeps its whole reasoning: still a trace
+    doubled = "<think>\n\n<think>27 + 3 = 30, then 30 - 8 = 22.</think><answer>22</answer>"
+    assert normalise(doubled) == ("27 + 3 = 30, then 30 - 8 = 22.", "22")
+    assert judge([in_r1_form(doubled)], question, ["22"]) == ["kept"]
+
+
 def test_trace_keys_made_before_the_readability_filters_stay_valid() -> None:
     """The two filters added (code blocks, long paragraphs) entered every key at their defaults: an interrupted
     distillation of an older run sampled its teacher again, and the built-in pairs were made again."""

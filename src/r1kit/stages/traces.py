@@ -104,10 +104,12 @@ def _paragraph_words(line: str) -> int:
 
 
 def normalise(text: str) -> tuple[str, str] | None:
-    """(reasoning, answer) of a completion in any of the shapes R1-Zero-style models write, or None without an answer.
+    """(reasoning, answer) of a completion in any of the shapes R1-Zero-style models write, or None without one answer.
 
     Strict R1 form; a think block followed by a bare answer; or untagged reasoning ending in an <answer> block,
-    \\boxed{…}, `#### x` or "the answer is x". Filler openers are stripped from the reasoning.
+    \\boxed{…}, `#### x` or "the answer is x". Filler openers are stripped from the reasoning. A completion in R1 tags
+    that hedges or goes on is no trace: two think blocks or answer blocks, or words after its answer block (taking
+    one part rebuilt a clean trace of it that the strict judge refused as written).
 
     >>> normalise("<think>Okay, 2 + 2 = 4</think> The answer is 4.")
     ('2 + 2 = 4', '4')
@@ -115,12 +117,20 @@ def normalise(text: str) -> tuple[str, str] | None:
     (('2 * 3 = 6', '6'), ('2 + 2 = 4', '4'))
     >>> normalise("I do not know") is None
     True
+    >>> normalise("<think>30 - 8 = 22</think><answer>21</answer><answer>22</answer>") is None
+    True
+    >>> normalise("<think>30 - 8 = 22</think><answer>22</answer> Wait, it is 21.") is None
+    True
     """
     strict = split_r1(text)
     if strict:
         reasoning, answer = strict
     else:
         body = text.strip()
+        if any(body.count(tag) > 1 for tag in (THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)) or (
+            ANSWER_CLOSE in body and not body.endswith(ANSWER_CLOSE)
+        ):
+            return None  # a doubled <think> opening alone is kept: a model's habit, the reasoning whole after it
         if THINK_CLOSE in body:
             reasoning, _, rest = body.partition(THINK_CLOSE)
             reasoning = reasoning.replace(THINK_OPEN, "")
