@@ -131,6 +131,19 @@ def test_settings_of_how_a_stage_runs_keep_its_finished_work(finished_run: Path,
     assert "01_sft: complete, skipped" in again.stderr and "02_grpo: complete, skipped" in again.stderr
 
 
+def test_scoring_fewer_held_out_problems_keeps_a_finished_runs_stages(finished_run: Path, tmp_path: Path) -> None:
+    """A finished run given another dataset.max_test_samples was refused as discarding its first stage (the only way
+    on, --from, trained every stage again), though the held-out count changes no training row; it scores anew."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    again = r1kit_cli("run", "--profile", "test", "--out", str(run), "--dataset.max_test_samples", "4", cwd=REPO)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "01_sft: complete, skipped" in again.stderr and "02_grpo: complete, skipped" in again.stderr
+    for label in ("base", "sft", "grpo"):
+        assert len(json.loads((run / "eval" / f"{label}.json").read_text())["scores"]) == 4, label
+    assert json.loads((run / "summary.json").read_text())["paired"]["base→grpo"]["problems"] == 4
+
+
 def test_a_kill_while_a_stage_is_cleared_for_its_redo_leaves_it_to_be_redone(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -710,7 +710,7 @@ def names_what_it_trains_on(key: str) -> bool:
     """
     if key in ("model.name", "model.revision", "model.gguf_file"):
         return True
-    return key.startswith(("dataset.", "prompt.")) and key != "dataset.max_test_samples" and not how_it_runs(key)
+    return key.startswith(("dataset.", "prompt.")) and not how_it_runs(key)
 
 
 def manifest_started_in(manifest: dict[str, Any], run_started_in: Path | None) -> Path | None:

@@ -98,7 +98,8 @@ TOOL_READS = {
 # them out).
 HOW_IT_RUNS = {
     "model": ("threads", "cache_dir"),
-    "dataset": ("word_answers",),  # what the data check accepts: the rows and what they train are the same
+    # what the data check accepts, and how many held-out problems are scored: the training rows are the same
+    "dataset": ("word_answers", "max_test_samples"),
     "ppo": ("save_steps",),
     "*": ("dataloader", "checkpoint", "gradient_checkpointing"),
 }
