@@ -890,6 +890,42 @@ def test_a_distilled_student_is_paired_with_its_teacher_too(tmp_path: Path, monk
     assert [(stage["started_from"], stage["taught_by"]) for stage in stages] == [("base", None), ("base", "sft")]
 
 
+def test_a_distilled_student_is_scored_with_the_chat_template_it_trained_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With model.chat_template (the teacher's) and distill.student_chat_template both set, the student trained with
+    its own template but the run's table asked it with the teacher's."""
+    from r1kit import pipeline
+    from r1kit.prompts import r1_completion
+    from r1kit.stages import distill, evaluate
+    from r1kit.stages.traces import trace_row
+
+    def worked_solutions(ctx, model, rows, settings, keep, source, any_format=False):
+        kept = [trace_row(row, r1_completion(row["reasoning"], row["solution"]), source) for row in rows]
+        return kept, {"problem_acceptance": 1.0, "problem_acceptance_by_group": {}, "rows": len(kept), "dropped": {}}
+
+    student = (
+        "{% for m in messages %}### {{ m['role'] }}:\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}### assistant:\n{% endif %}"
+    )
+    asked: dict[str, str] = {}
+    load_tokenizer = evaluate.load_tokenizer
+
+    def recorded(settings, reference, *args, **kwargs):
+        tokenizer = load_tokenizer(settings, reference, *args, **kwargs)
+        asked[Path(reference).parent.name] = tokenizer.chat_template
+        return tokenizer
+
+    monkeypatch.setattr(distill, "best_verified", worked_solutions)
+    monkeypatch.setattr(evaluate, "load_tokenizer", recorded)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages: [{name: sft}, {name: distill}]\n")
+    steps = ["--sft.max_steps", "1", "--distill.max_prompts", "2", "--out", str(tmp_path / "run")]
+    steps += ["--model.chat_template", "chatml", "--distill.student_chat_template", student]
+    pipeline.run(resolve_config(recipe=str(recipe), profile="test", overrides=steps, environ={}).config)
+    assert asked["02_distill"] == student and asked["01_sft"] != student
+
+
 def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> None:
     """A file of no replies (or a hub id offline) as sft2.general_dataset failed once cold start, SFT, RL and
     rejection sampling had run."""

@@ -61,6 +61,7 @@ from r1kit.stages.common import (
     run_recorded,
     setup,
     stage_values,
+    student_model_settings,
     student_of,
 )
 from r1kit.stages.evaluate import evaluate, in_file_order, judge_folders, judges_named
@@ -240,8 +241,12 @@ def run(config: R1kitConfig, from_stage: str | None = None, only: str | None = N
             model = str(output.model)
             labels[model] = spec.name
             made = _judges_made(config, judges, outputs)
+            asking = ctx
+            if spec.stage_kind == "distill":  # the student is asked with the chat template it trained with
+                student = student_model_settings(stage_ctx.config)
+                asking = replace(ctx, config=ctx.config.model_copy(update={"model": student}))
             evaluated_in_turn(
-                spec.name, partial(_evaluated, ctx, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
+                spec.name, partial(_evaluated, asking, model, spec.name, splits.test, hashes, stage_ctx.dir, made)
             )
         if distributed.is_main() and not holding:
             _write_run_manifest(run_dir, config, outputs, trained, reads, (started_from, taught_by))
