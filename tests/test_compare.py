@@ -214,6 +214,31 @@ def test_a_run_stopped_in_its_last_evaluation_is_not_compared_by_an_earlier_stag
     assert evaluation_file(str(stopped)) == scored
 
 
+def test_a_run_beside_the_users_own_config_is_no_stage_folder(finished_run: Path, tmp_path: Path) -> None:
+    """A run in a folder holding the user's config.yaml was taken for a stage folder of a run there: a run killed
+    before its summary was refused as "its model has no evaluation in the run (yet)"."""
+    from r1kit.monitoring.compare import evaluation_file
+    from r1kit.monitoring.report import write_report
+    from r1kit.runs import RunDirError
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("sft: {max_steps: 3}\n")  # the user's own
+    killed = project / "killed"
+    shutil.copytree(finished_run, killed)
+    (killed / "summary.json").unlink()  # killed in GRPO: its newest model is SFT's
+    shutil.rmtree(killed / "02_grpo")
+    (killed / "eval" / "grpo.json").unlink()
+    assert evaluation_file(str(killed)) == killed / "eval" / "sft.json"
+    # nor is `r1kit eval --out` results' folder there a stage folder, and the project's folder is no run to report on
+    results = project / "results"
+    shutil.copytree(finished_run / "eval", results / "eval")
+    with pytest.raises(RunDirError, match=r"holds `r1kit eval` results, no r1kit run"):
+        write_report(results)
+    with pytest.raises(RunDirError, match=r"project holds no r1kit run \(its config.yaml is no run's\): r1kit report"):
+        write_report(project)
+
+
 def test_a_stage_run_alone_and_moved_is_compared_by_its_newest_evaluation(tmp_path: Path) -> None:
     """A stage run alone writes no summary.json: its `r1kit eval` results name the model where the run was, so once
     the run moved, the unfinished-recipe rule found no evaluation of its model and refused."""

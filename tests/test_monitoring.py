@@ -570,6 +570,19 @@ def test_the_eval_table_shows_a_split_in_brackets(capsys: pytest.CaptureFixture[
     assert "openai/gsm8k [test]" in out and "[b]sft" in out and "[runs/a]" in out
 
 
+def test_the_eval_table_of_data_without_gold_answers_says_so_and_no_emoji(capsys: pytest.CaptureFixture[str]) -> None:
+    """Chat data's table said "6 left out of pass@1 (no readable gold answer)", as if the others were scored; a
+    file's name with `:x:` in it was printed as an emoji."""
+    from r1kit.monitoring.console import print_eval_table
+
+    figures = {"dataset": "chat:x:.jsonl", "problems": 6, "excluded": 6, "accuracy": None, "format_rate": 1.0}
+    figures |= {"mean_completion_tokens": 9.0, "truncated_rate": 0.0}
+    print_eval_table({"sft": figures}, title="t")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no readable gold answer: pass@1 not measured" in out and "left out" not in out
+    assert "chat:x:.jsonl" in out
+
+
 def test_a_wide_eval_table_is_printed_whole_into_a_file_or_pipe(capsys: pytest.CaptureFixture[str]) -> None:
     """The rlhf recipe's five columns, its output sent to a file: rich's 80 columns cut them ("0.0%–32…")."""
     from r1kit.monitoring.console import print_eval_table

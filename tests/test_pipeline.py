@@ -804,6 +804,7 @@ def test_eval_command_with_pass_at_k(finished_run: Path, tmp_path: Path) -> None
     assert json.loads((tmp_path / "eval" / "eval.json").read_text()) == result
     assert second["pass_at_k"] == result["pass_at_k"] and second["consensus"] == consensus
     assert second["label"] == "eval_2"
+    assert re.search(r"metric\s+┃\s+eval_2\s+┃", again.stdout)  # its column named as compare names it (was "eval")
     assert "pass@1 (sampled)" in done.stdout  # told apart from the greedy pass@1 row, not left out
 
 
@@ -849,6 +850,10 @@ def test_interactive_chat_keeps_the_conversation_and_knows_its_commands(finished
     assert "/clear forgets the conversation so far" in shown and "(the conversation so far is forgotten)" in shown
     # two questions, the empty line, /help, /clear, /exit ("never asked" was not), the block's 3 more lines each "..."
     assert shown.count("you>") == 6 and shown.count("... ") >= 3
+    # a mistyped command is said, not asked of the model (nor kept in the conversation)
+    mistyped = subprocess.run(command, cwd=REPO, input="/exti\n/exit\n", capture_output=True, text=True, timeout=300)
+    assert mistyped.returncode == 0 and "(no command /exti: /help lists them)" in mistyped.stdout
+    assert not re.search(r"\(no <answer> block\)|\(the reply|answer: ", mistyped.stdout)  # what each reply ends with
 
 
 @pytest.mark.parametrize("encoding", ["", "utf-8"])
@@ -1767,6 +1772,18 @@ def test_the_chat_renderer_starts_in_the_thinking_a_template_opened() -> None:
     shown = console.file.getvalue()
     assert shown.index("── thinking ──") < shown.index("2 + 3 = 5") < shown.index("── answer ──")
     assert extract_answer(renderer.text) == "5"
+
+
+def test_a_chat_reply_is_shown_as_written_without_emoji() -> None:
+    """rich's default console read a ratio's `:b:` (a:b:c), `:x:` or `:100:` in a reply as emoji codes."""
+    from r1kit.chat import StreamRenderer
+
+    console = Console(file=io.StringIO())
+    renderer = StreamRenderer(console, thinking=True)
+    renderer.feed("The ratio a:b:c is 2:3:4, :x: and :100:.</think>\n<answer>a:b:c</answer>")
+    renderer.close()
+    shown = console.file.getvalue()
+    assert "a:b:c is 2:3:4, :x: and :100:." in shown and "a:b:c" in shown.split("── answer ──")[1]
 
 
 def test_a_chat_reply_that_ends_inside_its_thinking_says_why(tiny_model: Path) -> None:

@@ -330,6 +330,12 @@ def test_a_killed_runs_report_pairs_its_stages_from_their_evaluation_files(tmp_p
         ("base→ppo", "+25.0"),
     ]
     assert "<b>sft→ppo</b>: 0 fixed, 1 broken, of 4 problems" in page
+    # data without gold answers (chat replies): no pair says "0 fixed, 0 broken, of 0 problems"
+    for label, _ in evaluations:
+        path = tmp_path / "eval" / f"{label}.problems.jsonl"
+        rows = [json.loads(line) | {"correct": None} for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "Problems each stage fixed and broke" not in write_report(tmp_path).read_text()
     # and rloo's stale evaluation stands apart: it was the table's last column, its change "from base" the run's
     own, stale = page.split("<h2>Evaluation</h2>")[1].split("Not reached by the killed command")
     assert re.findall(r"<th>([^<]*)</th>", own.split("</table>")[0])[1:6] == ["base", "sft", "dpo", "ppo", "change"]

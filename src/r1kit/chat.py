@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Callable
 from threading import Event, Thread
@@ -42,6 +43,7 @@ _HEADINGS = {"think": "\n── thinking ──\n", "answer": "\n── answer �
 
 _QUIT = "/exit or Ctrl-D"
 _BLOCK = '"""'  # a line that opens (and one that closes) a question of several lines
+_A_COMMAND = re.compile(r"/[A-Za-z]+")
 _COMMANDS = {
     "/help": f"/clear forgets the conversation so far (chat.history keeps it; false asks each question alone); a "
     f"question of several lines goes between two {_BLOCK} lines; {_QUIT} quits",
@@ -101,7 +103,8 @@ class StreamRenderer:
 
     def _emit(self, text: str) -> None:
         if text:
-            self.console.print(text, end="", style=_STYLES[self.mode], markup=False, highlight=False)
+            # the model's words as written: rich's default read the :b: of a ratio a:b:c as an emoji
+            self.console.print(text, end="", style=_STYLES[self.mode], markup=False, highlight=False, emoji=False)
 
 
 def without_thinking(text: str) -> str:
@@ -145,11 +148,18 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
     r"""The next question from `read_line(inside_a_block)` (which raises EOFError at the end of the input), or None
     at its end. Empty lines are skipped: one ended the session, and a pasted problem with a blank line lost its later
     lines. The lines between two lines of three double quotes (`_BLOCK`) are one question: a pasted problem was asked
-    line by line.
+    line by line. Only a line of those quotes alone closes the block: pasted code whose line ends in a docstring's
+    quotes cut the question there, and its closing line opened another block (the block on one line is one question).
 
     >>> typed = iter(["", _BLOCK + "Solve:", "", "x + y = 3", _BLOCK, "next"])
     >>> read_question(lambda inside: next(typed)), read_question(lambda inside: next(typed))
     ('Solve:\n\nx + y = 3', 'next')
+    >>> docstring = "    " + _BLOCK + "One." + _BLOCK
+    >>> typed = iter([_BLOCK, "def f():", docstring, "    return 1", _BLOCK, _BLOCK + "2 + 2?" + _BLOCK])
+    >>> read_question(lambda inside: next(typed)) == "\n".join(["def f():", docstring, "    return 1"])
+    True
+    >>> read_question(lambda inside: next(typed))
+    '2 + 2?'
     """
     while True:
         line = readable(read_line(False)).strip()
@@ -157,14 +167,17 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
             break
         if line:
             return line
+    if len(line) >= 2 * len(_BLOCK) and line.endswith(_BLOCK):  # the block on one line
+        return line[len(_BLOCK) : -len(_BLOCK)].strip() or read_question(read_line)
     lines = [line[len(_BLOCK) :]]
-    while not lines[-1].endswith(_BLOCK):
+    while True:
         try:
-            lines.append(readable(read_line(True)).rstrip())
+            line = readable(read_line(True)).rstrip()
         except EOFError:  # the input ended inside the block: what it holds is the question
             return "\n".join(lines).strip() or None
-    lines[-1] = lines[-1][: -len(_BLOCK)]
-    return "\n".join(lines).strip() or read_question(read_line)
+        if line.strip() == _BLOCK:
+            return "\n".join(lines).strip() or read_question(read_line)
+        lines.append(line)
 
 
 def reply(
@@ -258,7 +271,7 @@ def reply(
         why = limit if cut else "the model stopped there"
         console.print(f"(the reply ended inside its thinking: {why})", style="bold", markup=False)
     elif answer is not None:
-        console.print(f"answer: {answer}", style="bold", markup=False)
+        console.print(f"answer: {answer}", style="bold", markup=False, emoji=False)
     elif cut:  # inside its answer block, say: a block that never closed is no answer
         console.print(f"(the reply was cut: {limit})", style="bold", markup=False)
     elif "<answer>" in config.prompt.system and not settings.raw:  # only a reply asked for that format lacks it
@@ -276,7 +289,7 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
     tokenizer = load_tokenizer(config.model, reference, templated=not config.chat.raw)  # raw: a base model's too
     model = load_model(config.model, reference, hardware, for_training=False).eval()
     set_seed(config.run.seed)  # chat.temperature > 0 samples: the same seed, the same replies
-    console = Console()
+    console = Console(emoji=False)  # a question, a model's or file's name as written (:x: is no emoji)
     if isinstance(sys.stdin, io.TextIOWrapper):  # strict UTF-8 under most locales: one Latin-1 byte raised
         sys.stdin.reconfigure(errors="surrogateescape")  # read as Python reads it under the C locale; see readable()
     # which model and prompt answer: a run folder stands for its final stage's model, asked as that stage trained
@@ -305,6 +318,9 @@ def main(config: R1kitConfig, prompt: str | None) -> list[tuple[str, str]]:
             if question == "/clear":
                 earlier.clear()
             console.print(_COMMANDS[question], style="dim", markup=False)
+            continue
+        if _A_COMMAND.fullmatch(question):  # a mistyped one (/exti) was asked of the model, and kept in the history
+            console.print(f"(no command {question}: /help lists them)", style="dim", markup=False)
             continue
         before = list(earlier)  # the turns reply() may leave out to make room for this question's
         try:

@@ -388,7 +388,7 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
         if config.run.resume:
             raise RunDirError(f"--resume: no run to resume in {run.root} (it has no config.yaml)")
         return None
-    if not _run_config(run):
+    if not written_by_a_run(run):
         # the user's own, which a failed start's clean-up deleted and the run's config replaced (its profiles too)
         raise RunDirError(
             f"{run.root}/config.yaml is no r1kit run's config: the run would replace it with its own; keep your config "
@@ -425,11 +425,13 @@ def _changes_taken(run: RunDir, config: R1kitConfig, command: str | None) -> lis
     return changed
 
 
-def _run_config(run: RunDir) -> bool:
+def written_by_a_run(run: RunDir) -> bool:
     """Whether `run`'s config.yaml is a run's: headed with the folder its command ran in, or (an earlier r1kit's)
     every section written out beside its training.log, or beside a run's work (a stage, its logs). Every section
-    alone is also a `config show` dump of the user's, which was written over."""
-    if run.started_in() is not None or any(run.root.glob("*/manifest.json")) or run.path("metrics.jsonl").exists():
+    alone is also a `config show` dump of the user's, which was written over. A run in a folder inside is not this
+    folder's (a user's config.yaml beside the runs it made)."""
+    stages = any(is_stage_folder(manifest.parent) for manifest in run.root.glob("*/manifest.json"))
+    if run.started_in() is not None or stages or run.path("metrics.jsonl").exists():
         return True
     try:
         saved = yaml.safe_load(run.path("config.yaml").read_text(encoding="utf-8"))
@@ -537,6 +539,12 @@ def outdated_stages(run_root: Path) -> set[str]:
     checks them."""
     stages = read_manifest(run_root).get("stages") or []
     return {stage["name"] for stage in stages if stage.get("status") == "outdated"}
+
+
+def is_stage_folder(folder: Path) -> bool:
+    """Whether `folder` holds a stage's manifest (a damaged one too), not a recipe run's own (which lists its stages):
+    a run in a folder with the user's config.yaml was taken for a stage folder of a run there."""
+    return (folder / "manifest.json").is_file() and "stages" not in read_manifest(folder)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from r1kit.runs import (
     RunDirError,
     eval_label_number,
     final_model,
+    is_stage_folder,
     no_model_said,
     outdated_stages,
     read_json,
@@ -163,7 +164,7 @@ def evaluation_file(reference: str) -> Path:
             raise RunDirError(f"compare {reference}: its final evaluation is not there (the run is being redone?)")
         return RunDir(path).eval_path(labels[-1])
     run, stage = path.resolve().parent, stage_of_folder(path.resolve().name)
-    if (path / "manifest.json").exists() and (run / "config.yaml").exists():  # a recipe's stage folder
+    if is_stage_folder(path) and (run / "config.yaml").exists():  # a recipe's stage folder
         if scored := _evaluations_of(RunDir(run), path):
             return scored
         why = no_model_said(run, stage) or "its model has no evaluation in the run (yet)"

@@ -170,13 +170,15 @@ def print_eval_table(
     # the data of every column (compare's columns may have scored the same problems from two files)
     datasets = " and ".join(dict.fromkeys(str(evaluations[label]["dataset"]) for label in labels))
     caption = f"{scored if held > last['problems'] else f'{held} held-out problems'} · {datasets}"
-    if last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
+    if last.get("excluded") and last["excluded"] >= last["problems"]:  # chat data: no gold answer to score
+        caption += " · no readable gold answer: pass@1 not measured"
+    elif last.get("excluded"):  # pass@1 is over the others: say so, or "–" would read as a failed evaluation
         caption += f" · {last['excluded']} left out of pass@1 (no readable gold answer)"
     table.caption = escape(caption)
-    console = Console()
+    console = Console(emoji=False)  # a file's or folder's name with :x: in it is no emoji
     if not console.is_terminal:  # a file or a pipe: rich's 80 columns cut the figures ("0.0%–32…") and the labels
         needed = Measurement.get(console, console.options.update_width(1000), table).maximum
-        console = Console(width=max(console.width, needed))
+        console = Console(width=max(console.width, needed), emoji=False)
     console.print(table)
     for label in labels:  # pass@1 by group of problems (difficulty level, task), where the data has groups
         groups = evaluations[label].get("by_group") or {}

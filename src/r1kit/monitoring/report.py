@@ -23,7 +23,17 @@ import matplotlib.pyplot as plt
 
 from r1kit.atomic import write_atomic
 from r1kit.monitoring.console import TIMING_PHASES, consensus_row, pass_k_name
-from r1kit.runs import KEPT_NOTHING, RunDir, RunDirError, eval_label_number, read_json, read_manifest, without_model
+from r1kit.runs import (
+    KEPT_NOTHING,
+    RunDir,
+    RunDirError,
+    eval_label_number,
+    is_stage_folder,
+    read_json,
+    read_manifest,
+    without_model,
+    written_by_a_run,
+)
 from r1kit.stats import flipped, group_order, paired_changes
 
 _EXAMPLES_SHOWN = 6  # per stage: the newest best/worst pairs
@@ -101,7 +111,7 @@ def write_report(run_dir: Path) -> Path:
     if not run.root.is_dir():
         raise RunDirError(f"{run.root} is a file; r1kit report takes a run folder (the --out of a run)")
     if not run.path("config.yaml").exists():
-        if (run.root.parent / "config.yaml").exists():  # RUN/NN_<stage>: the report is the run's
+        if is_stage_folder(run.root) and (run.root.parent / "config.yaml").exists():  # RUN/NN_<stage>: the run's
             raise RunDirError(f"{run.root} is a stage folder of a run: r1kit report {run.root.parent}")
         if any(run.root.glob("eval/*.json")):  # `r1kit eval --out FOLDER`: results, no run to report on
             raise RunDirError(
@@ -109,6 +119,11 @@ def write_report(run_dir: Path) -> Path:
                 "beside another evaluation"
             )
         raise RunDirError(f"{run.root} holds no r1kit run (it has no config.yaml)")
+    # the user's own config.yaml beside the runs it made: its runs were read as stages of one run
+    inner = sorted(path.parent for path in run.root.glob("*/config.yaml"))
+    recorded = read_manifest(run.root) or run.path("summary.json").exists()
+    if inner and not (recorded or written_by_a_run(run)):
+        raise RunDirError(f"{run.root} holds no r1kit run (its config.yaml is no run's): r1kit report {inner[0]}")
     logged = run.read("metrics.jsonl")
     metrics = [r for r in logged if r.get("kind") == "step"]
     during = [r for r in logged if r.get("kind") == "eval"]  # evaluation.every_steps
@@ -329,6 +344,8 @@ def _changed_problems(run: RunDir, pairs: Iterable[str]) -> str:
         scores = [p["correct"] for p in old], [p["correct"] for p in new]
         fixed, broken = flipped(*scores)
         judged = sum(a is not None and b is not None for a, b in zip(*scores, strict=True))
+        if not judged:  # no gold answer to judge by (chat data): nothing was fixed or broken
+            continue
         cards = [
             f"<div class='example {css}'><div class='meta'><b>{verdict}</b> · gold {_e(old[i]['gold'])}</div>"
             f"<div class='prompt'>{_e(old[i]['question'])}</div><div class='meta'>{_e(before)}</div>"

@@ -978,6 +978,6 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
         if distributed.is_main():
             _reservation(run, label).unlink(missing_ok=True)
     if distributed.is_main():
-        print_eval_table({"eval": result}, title=f"r1kit eval · {config.model.name}")
+        print_eval_table({label: result}, title=f"r1kit eval · {config.model.name}")  # the name compare reads
         logger.warning("evaluation written to %s", run.eval_path(label))
     return result
