@@ -389,7 +389,7 @@ def test_environment_names_are_unambiguous() -> None:
         (["--preferences.dataset", ""], "preferences.dataset: is empty"),
         # a section, or a key under one: was "did you mean 'training.batch_size'?" and "did you mean 'model.lora'?"
         (["--training.batch_size", "4"], "training.batch_size is a section: set one of its keys (gradient_acc"),
-        (["--model.lora.r", "8"], "model.lora has no 'r' (its keys: alpha, dropout, enabled, rank, target_modules)"),
+        (["--model.lora.r", "8"], "TRL's r is --model.lora.rank"),  # PEFT's LoraConfig(r=8)
         # two file columns renamed to one: was the datasets library's ValueError, shown as a bug in r1kit
         (["--dataset.columns", "{problem: question, q: question}"], "renames two columns to one name"),
         # YAML reads problem:question (no space) as a key without a value: was "Input should be a valid string"

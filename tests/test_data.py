@@ -545,6 +545,26 @@ def test_a_hub_configuration_name_given_for_a_local_file_is_said_to_be_unused(tm
     with caplog.at_level(logging.WARNING, logger="r1kit"):  # `r1kit eval` of a local file reads it on its own path
         load_eval_rows(DatasetConfig(name=str(path), subset="all"))
     assert caplog.text.count(said) == 1
+    # so is a split (TRL's --dataset_train_split train_sft): the file and a built-in task were read whole, unsaid
+    for name in (str(path), "arithmetic"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="r1kit"):
+            load_splits(DatasetConfig(name=name, train_split="train_sft"))
+        assert f"dataset.train_split 'train_sft' names a split of a hub dataset; {name} is read whole" in caplog.text
+
+
+def test_a_text_column_beside_its_answer_column_is_told_how_to_name_them(tmp_path: Path) -> None:
+    """A notebook's `text` + `target_text` rows were refused with "fix the row or set dataset.on_bad_row=skip", and
+    skipping refused every row: the way that works, dataset.columns, was named nowhere."""
+    rows = [{"text": f"What is {i} + 1?", "target_text": str(i + 1)} for i in range(6)]
+    path = write_rows(tmp_path / "kaggle.json", rows)
+    advice = 'name the columns: --dataset.columns "{text: question, target_text: solution}"'
+    for on_bad_row in ("error", "skip"):
+        with pytest.raises(DatasetError) as raised:
+            load_splits(DatasetConfig(name=str(path), on_bad_row=on_bad_row))
+        assert advice in str(raised.value) and "on_bad_row=skip" not in str(raised.value)
+    named = load_splits(DatasetConfig(name=str(path), columns={"text": "question", "target_text": "solution"}))
+    assert sorted([*named.train["solution"], *named.test["solution"]], key=int) == [str(i + 1) for i in range(6)]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".parquet", ".csv"])

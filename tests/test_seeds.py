@@ -168,6 +168,41 @@ def test_the_keep_every_alias_and_wandb_flag_map_onto_r1kit_keys(capsys) -> None
     )
 
 
+def test_the_tutorials_dotted_names_land_in_the_stage_run_alone() -> None:
+    """`r1kit sft --training.learning_rate 1e-4` (the tutorial's name) and its checkpoint-keeping alias were "for
+    other stages": SFT trained at its own rate and kept no milestone, where the tutorial's flags land in the stage."""
+    overrides = ["--training.learning_rate", "1e-4", "--callbacks.checkpoint_preservation.every_n_steps", "2"]
+    resolved = resolve_config(overrides=overrides, environ={}, command="sft")
+    config = resolved.config
+    assert (config.sft.optimization.learning_rate, config.sft.checkpoint.keep_every) == (1e-4, 2)
+    assert "--training.learning_rate → --sft.optimization.learning_rate" in resolved.notes
+    recipe = resolve_config(overrides=overrides, environ={}, command="run").config  # a recipe's: GRPO's, as before
+    assert (recipe.training.optimization.learning_rate, recipe.training.checkpoint.keep_every) == (1e-4, 2)
+
+
+def test_trl_names_under_a_section_are_answered_with_their_key_not_a_near_spelling(tmp_path: Path) -> None:
+    """The tutorial writes TrainingArguments under `training:`: per_device_eval_batch_size was answered "did you mean
+    training.per_device_train_batch_size?" and eval_steps "training.max_steps?" (the eval interval as the step count);
+    others were bare unknown options, and seed notebooks' --r, --group_by_length got no word of what to use."""
+    tutorial = tmp_path / "tutorial.yaml"
+    tutorial.write_text("training: {per_device_eval_batch_size: 16, eval_steps: 50, bf16: true}\n")
+    with pytest.raises(ConfigError) as raised:
+        resolve_config(config_file=str(tutorial), environ={})
+    said = str(raised.value)
+    assert "(TRL's per_device_eval_batch_size is 'evaluation.batch_size')" in said
+    assert "(TRL's eval_steps is 'evaluation.every_steps')" in said and "max_steps" not in said
+    assert "(TRL's bf16 is 'model.precision: bf16')" in said
+    for flag, answer in [
+        ("--training.warmup_steps", "warmup is a share of the steps"),
+        ("--sft.packing", "it does not pack"),
+        ("--model.lora_r", "TRL's lora_r is --model.lora.rank"),
+        ("--group_by_length", "r1kit batches rows in a seeded shuffle"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(answer)):
+            resolve_config(overrides=[flag, "1"], environ={}, command="sft")
+    assert resolve_config(overrides=["--r", "8"], environ={}).config.model.lora.rank == 8  # PEFT's LoraConfig(r=8)
+
+
 def test_trls_split_and_pin_memory_flags_and_a_suggestion_only_of_keys_the_command_reads() -> None:
     """--dataset_test_split / --dataset_train_split / --dataloader_pin_memory were unknown options; and `r1kit ppo
     --time_limit_minutes` was told "did you mean 'sft.time_limit_minutes'?", which `r1kit ppo` then ignored."""

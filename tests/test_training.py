@@ -662,6 +662,31 @@ def test_a_student_whose_template_drops_the_reasoning_is_refused_before_sampling
     assert output.model is not None and asked == [None]  # the teacher asked with its own template
 
 
+def test_sft_of_chat_replies_through_a_template_that_opens_thinking_is_refused(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """Seed 000's model and data: an R1-Distill template (its generation prompt opens <think>) and smoltalk's replies.
+    TRL left the opening out of the training sequence; chat then showed every reply as thinking never closed, and
+    evaluation's ROUGE-L read no answer."""
+    from tests.test_rlhf import DISTILL_LIKE_TEMPLATE
+
+    model = shutil.copytree(tiny_model, tmp_path / "distill_like")
+    settings = json.loads((model / "tokenizer_config.json").read_text()) | {"chat_template": DISTILL_LIKE_TEMPLATE}
+    (model / "tokenizer_config.json").write_text(json.dumps(settings))
+    (model / "chat_template.jinja").unlink(missing_ok=True)
+    chat = tmp_path / "chat.jsonl"
+    turns = [
+        [{"role": "user", "content": f"Hi {i}!"}, {"role": "assistant", "content": f"Hello {i}."}] for i in range(8)
+    ]
+    chat.write_text("".join(json.dumps({"messages": turn}) + "\n" for turn in turns))
+    overrides = ["--model.name", str(model), "--data", str(chat), "--sft.max_steps", "1", "--out", str(tmp_path / "r")]
+    config = resolve_config(profile="test", environ={}, overrides=overrides).config
+    with pytest.raises(ModelError, match=r"sft: the chat template of .* opens <think> at the start of every reply"):
+        sft.main(config)
+    chatml = resolve_config(profile="test", environ={}, overrides=[*overrides, "--model.chat_template", "chatml"])
+    assert sft.main(chatml.config).model is not None  # the way the message names
+
+
 def test_sft_says_how_many_rows_the_length_limit_cuts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """TRL cut long worked solutions at sft.max_length, <answer> and all, without a word (a fifth of GSM8K at 256)."""
     ctx, base, splits = context(tmp_path, "--sft.max_steps", "1", "--sft.max_length", "140")

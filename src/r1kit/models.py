@@ -32,7 +32,7 @@ from r1kit.cache import cache_problem, cache_root, cache_setting
 from r1kit.config.schema import LoraConfig, ModelConfig, check_jinja
 from r1kit.hardware import Hardware
 from r1kit.hub import offline_if_unreachable, offline_reason
-from r1kit.rewards.text import THINK_CLOSE
+from r1kit.rewards.text import THINK_CLOSE, think_opened_by
 
 logger = logging.getLogger("r1kit")
 
@@ -553,6 +553,24 @@ def refuse_a_template_that_drops_reasoning(
     raise ModelError(
         f"{where}the chat template of {reference} drops the reasoning from an assistant's reply (its <think> block), so "
         f"{consequence}; set {key}=chatml or to a template of your own that keeps it"
+    )
+
+
+def refuse_a_template_that_opens_thinking(
+    tokenizer: PreTrainedTokenizerBase, reference: str, replies: Iterable[str], where: str = ""
+) -> None:
+    """A template whose generation prompt opens <think> itself (DeepSeek-R1-Distill's `<｜Assistant｜><think>\\n`) is
+    refused for replies without reasoning (chat data): TRL leaves the opening out of the training sequence, so the
+    model learns replies that chat then shows inside a think block never closed, and evaluation reads no answer."""
+    if any(THINK_CLOSE in reply for reply in replies):
+        return
+    asked = [{"role": "user", "content": "What is 2 + 2?"}]
+    if not think_opened_by(tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)):
+        return
+    raise ModelError(
+        f"{where}the chat template of {reference} opens <think> at the start of every reply, and these replies hold no "
+        "reasoning: the model would be asked to think and learn to answer instead (chat shows the reply as thinking, "
+        "evaluation reads no answer); set model.chat_template=chatml or to a template of your own"
     )
 
 

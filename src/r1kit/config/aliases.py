@@ -162,6 +162,7 @@ FLAG_ALIASES = {
     "--use_peft": FlagAlias("model.lora.enabled", value=True),
     "--trust_remote_code": FlagAlias("model.trust_remote_code", value=True),
     "--lora_r": FlagAlias("model.lora.rank"),
+    "--r": FlagAlias("model.lora.rank"),  # PEFT's LoraConfig(r=16) (the RLHF notebook's setup_peft)
     "--lora_alpha": FlagAlias("model.lora.alpha"),
     "--lora_dropout": FlagAlias("model.lora.dropout"),
     "--lora_target_modules": FlagAlias("model.lora.target_modules", as_list=True),
@@ -329,6 +330,12 @@ REFUSED = {
     "--push_to_hub": "each stage saves a plain HF folder in RUN/<stage>/model; upload it with `hf upload`",
     "--overwrite_output_dir": "r1kit never overwrites finished training: continue with --resume or pick another --out",
     "--remove_unused_columns": "r1kit builds each stage's columns itself from dataset.format and dataset.columns",
+    "--group_by_length": "r1kit batches rows in a seeded shuffle; its GRPO shares each prompt among its completions "
+    "(fast.shared_prefix) instead of padding whole sequences",
+    "--dataloader_persistent_workers": "r1kit's data loaders take --training.dataloader.num_workers and pin_memory; "
+    "workers are started per stage",
+    "--dataloader_prefetch_factor": "r1kit's data loaders take --training.dataloader.num_workers and pin_memory; "
+    "each worker prefetches PyTorch's default",
     "--packing": "r1kit's SFT trains on prompt-completion pairs with the loss on the completion; it does not pack",
     "--report_to": "turn integrations on with monitoring.tensorboard.enabled / monitoring.wandb.enabled",
     "--warmup_steps": "warmup is a share of the steps in r1kit: --warmup_ratio (training.optimization.warmup_ratio)",

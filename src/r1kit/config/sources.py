@@ -37,6 +37,7 @@ from r1kit.config.aliases import (
     PATH_ALIASES,
     REFUSED,
     STRATEGY_FLAGS,
+    VALUE_CONVERSIONS,
     canonical,
     for_stage,
     harmless,
@@ -174,6 +175,12 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     '; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)'
     >>> did_you_mean("grpo.kl_coef"), did_you_mean("kl_coef", as_flag=True, command="run")
     ("; GRPO's KL coefficient is 'grpo.beta' (TRL's beta); PPO's is 'ppo.kl_coef'", "; GRPO's KL coefficient is --beta (TRL's beta); PPO's is --ppo.kl_coef")
+    >>> did_you_mean("training.eval_steps"), did_you_mean("training.per_device_eval_batch_size", as_flag=True)
+    ("; TRL's eval_steps is 'evaluation.every_steps'", "; TRL's per_device_eval_batch_size is --evaluation.batch_size")
+    >>> did_you_mean("model.lora_r"), did_you_mean("training.warmup_steps").split(":")[0]
+    ("; TRL's lora_r is 'model.lora.rank'", '; warmup is a share of the steps in r1kit')
+    >>> did_you_mean("training.bf16"), did_you_mean("model.use_peft", as_flag=True)
+    ("; TRL's bf16 is 'model.precision: bf16'", "; TRL's use_peft is --model.lora.enabled true")
     >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
     ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
@@ -222,6 +229,20 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
             return f"; did you mean {same[0]!r}?"
     if len(anywhere) == 1:  # the one setting of that name, in another section (training.logging_steps)
         return f"; did you mean {anywhere[0]!r}?"
+    flag = FLAG_ALIASES.get(f"--{name}")
+    in_a_section = dotted and section in R1kitConfig.model_fields  # not a misspelt one (trainig.max_steps)
+    # a TRL flag's name under a section (the tutorial's training.eval_steps): its key, not a near spelling
+    # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size)
+    if in_a_section and flag is not None:
+        own = for_stage(flag.path, command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
+        if own is None:
+            return f"; TRL's {name} is {flag.path}, which `r1kit {command}` does not read"
+        value = "" if flag.value is None else str(flag.value).lower()  # a switch's: bf16 is model.precision bf16
+        return f"; TRL's {name} is " + (
+            f"--{own} {value}".rstrip() if as_flag else repr(f"{own}: {value}".rstrip(": "))
+        )
+    if in_a_section and f"--{name}" in REFUSED:  # training.warmup_steps, sft.packing: what r1kit does instead
+        return f"; {REFUSED[f'--{name}']}"
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting
         flags = {name[2:]: alias.path for name, alias in FLAG_ALIASES.items()}
         names: dict[str, list[str]] = {}  # a setting's own name → the keys that end in it
@@ -811,6 +832,12 @@ def _read_flag(layer: Layer, flag: str, words: list[str], command: str | None) -
         text = " ".join(words)  # the shell splits `[accuracy, format]` into `[accuracy,` and `format]`
         if alias and alias.as_list and text and not text.startswith("["):
             text = "[" + ", ".join(w for w in text.replace(",", " ").split()) + "]"
+    if alias is None and path in PATH_ALIASES and path not in VALUE_CONVERSIONS:
+        # the tutorial's dotted names land where its flags do: `r1kit sft --training.learning_rate` is SFT's
+        landed = tutorial_flag_lands(flag, PATH_ALIASES[path], command)
+        if landed not in (None, PATH_ALIASES[path]):
+            layer.notes.append(f"{flag} → --{landed}")
+            path = landed
     if alias and alias.tutorial:
         stage_path = tutorial_flag_lands(flag, path, command)
         if stage_path is None:

@@ -80,7 +80,7 @@ class Splits:
 def load_splits(cfg: DatasetConfig) -> Splits:
     """Canonical train and held-out rows for a built-in task, a local file or a hub dataset."""
     if cfg.name in synthetic.BUILTIN_TASKS:
-        _say_an_unused_subset(cfg)
+        _say_unused_hub_settings(cfg)
         rows = synthetic.generate(cfg.name, cfg.synthetic.num_examples, cfg.synthetic.seed)
         raw_train, source = Raw(Dataset.from_list(rows)), f"built-in task {cfg.name}"
     else:
@@ -344,11 +344,19 @@ def _load_held_out(cfg: DatasetConfig) -> Raw:
     return _load_raw(cfg, held_out=cfg.test_split)
 
 
-def _say_an_unused_subset(cfg: DatasetConfig) -> None:
+def _say_unused_hub_settings(cfg: DatasetConfig) -> None:
+    """A hub dataset's configuration or split named for a built-in task or a local file, which has neither."""
     if cfg.subset:  # TRL's --dataset_config all, given for data that has no configurations
         logger.warning(
             "dataset.subset %r names a configuration of a hub dataset; %s has none, so it is not used",
             cfg.subset,
+            cfg.name,
+        )
+    if cfg.train_split != type(cfg).model_fields["train_split"].default:  # TRL's --dataset_train_split train_sft
+        logger.warning(
+            "dataset.train_split %r names a split of a hub dataset; %s is read whole (its held-out problems are a "
+            "dataset.split.test_size share of it, or dataset.test_split's file), so it is not used",
+            cfg.train_split,
             cfg.name,
         )
 
@@ -356,7 +364,7 @@ def _say_an_unused_subset(cfg: DatasetConfig) -> None:
 def _load_raw(cfg: DatasetConfig, held_out: str | None = None) -> Raw:
     """The training rows of local data (a file), or of a hub dataset (`held_out`: another split of it)."""
     if held_out is None and is_local_data(cfg.name):
-        _say_an_unused_subset(cfg)
+        _say_unused_hub_settings(cfg)
     offline = "Use a built-in task (arithmetic, word_problems, mixed) or a local .jsonl/.json/.parquet/.csv file."
     return load_raw(cfg.name, cfg.subset, held_out or cfg.train_split, "dataset", offline, cfg.on_bad_row)
 
@@ -899,6 +907,14 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
             f"{source}: dataset.group_column {cfg.group_column!r} is not a column ({', '.join(raw.column_names)})"
         )
     rows, skipped, cut, unboxed = [], [], 0, 0
+    # a `text` column beside another (a notebook's text + target_text): the text is a question, the other its answer
+    others = [column for column in raw.column_names if column not in ("text", cfg.group_column)]
+    named = (
+        f'; if {others[0]!r} holds the answer, name the columns: --dataset.columns "{{text: question, {others[0]}: '
+        'solution}"'
+        if fmt == "text" and others
+        else ""
+    )
     for index, row in enumerate(raw):
         try:
             # the grouping column (the built-in tasks' `level`, MATH's `level`, a `task`) breaks accuracy and
@@ -911,12 +927,13 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
             unboxed += fmt == "numina" and rows[-1]["solution"] == str(row.get("solution")).strip()
         except BadRow as bad:
             if cfg.on_bad_row == "error":
-                raise DatasetError(
-                    f"{source}: {read.place(index)}: {bad} ({fmt} format); fix the row or set dataset.on_bad_row=skip"
-                ) from None
+                advice = named or "; fix the row or set dataset.on_bad_row=skip"
+                raise DatasetError(f"{source}: {read.place(index)}: {bad} ({fmt} format){advice}") from None
             skipped.append(f"{read.place(index)}: {bad}")
     if not rows:
-        raise DatasetError(f"{source}: all {len(raw)} rows are unusable as {fmt} rows ({'; '.join(skipped[:3])})")
+        raise DatasetError(
+            f"{source}: all {len(raw)} rows are unusable as {fmt} rows ({'; '.join(skipped[:3])}){named}"
+        )
     if skipped:  # which and why, or the count alone leaves the user to find them
         logger.warning(
             "%s: %s skipped (dataset.on_bad_row skip): %s%s",

@@ -16,7 +16,12 @@ from trl import SFTConfig, SFTTrainer
 from r1kit.atomic import json_digest
 from r1kit.config.schema import R1kitConfig
 from r1kit.data.loading import sft_rows
-from r1kit.models import load_model, load_tokenizer, refuse_a_template_that_drops_reasoning
+from r1kit.models import (
+    load_model,
+    load_tokenizer,
+    refuse_a_template_that_drops_reasoning,
+    refuse_a_template_that_opens_thinking,
+)
 from r1kit.stages.common import (
     StageContext,
     StageInputs,
@@ -76,11 +81,14 @@ def train(ctx: StageContext, model_reference: str, rows: Dataset, held_out: Data
 def _check_the_template_keeps_the_reasoning(tokenizer, rows: Dataset, model_reference: str) -> None:
     """TRL renders each row through the chat template, and some templates drop an assistant reply's reasoning
     (DeepSeek-R1-Distill's keeps only what follows </think>, for multi-turn chat): the model would learn the answers
-    without the worked solutions."""
+    without the worked solutions. One that opens <think> itself is refused for replies without any reasoning."""
     replies = [row["completion"][-1]["content"] for row in rows.select(range(min(len(rows), 8)))]
     refuse_a_template_that_drops_reasoning(
         tokenizer, model_reference, replies, "SFT would learn answers without their worked solutions"
     )
+    # every row: SFT 2's reasoning rows may come after its first general ones
+    every_reply = (completion[-1]["content"] for completion in rows["completion"])
+    refuse_a_template_that_opens_thinking(tokenizer, model_reference, every_reply, "sft: ")
 
 
 def _say_what_the_length_limit_cut(rows: Dataset, prepared: Dataset, max_length: int) -> dict[str, int]:
