@@ -563,6 +563,11 @@ def test_a_text_column_beside_its_answer_column_is_told_how_to_name_them(tmp_pat
         with pytest.raises(DatasetError) as raised:
             load_splits(DatasetConfig(name=str(path), on_bad_row=on_bad_row))
         assert advice in str(raised.value) and "on_bad_row=skip" not in str(raised.value)
+    # one bad row among rows that read: that row's fault, not the columns'
+    good = [{"id": i, "text": f"What is {i}?\n<think>It is {i}.</think><answer>{i}</answer>"} for i in range(4)]
+    cut = write_rows(tmp_path / "r1.jsonl", [*good, {"id": 4, "text": "What is 4?\n<think>It is"}])
+    with pytest.raises(DatasetError, match=r"fix the row or set dataset.on_bad_row=skip$"):
+        load_splits(DatasetConfig(name=str(cut)))
     named = load_splits(DatasetConfig(name=str(path), columns={"text": "question", "target_text": "solution"}))
     assert sorted([*named.train["solution"], *named.test["solution"]], key=int) == [str(i + 1) for i in range(6)]
 

@@ -926,6 +926,33 @@ def test_a_distilled_student_is_scored_with_the_chat_template_it_trained_with(
     assert asked["02_distill"] == student and asked["01_sft"] != student
 
 
+def test_sft2_leaves_out_every_held_out_question_whatever_the_count_scored(tmp_path: Path, caplog) -> None:
+    """SFT 2's general data was checked against the held-out problems dataset.max_test_samples drew to score: a
+    finished stage, kept when the count grew (it changes no training row elsewhere), had trained on problems then
+    scored."""
+    from r1kit.config.schema import DatasetConfig, SFT2Config
+    from r1kit.data.loading import load_splits
+    from r1kit.stages.sft2 import general_replies
+
+    held_out = [{"question": f"What is {i} + 2?", "solution": str(i + 2)} for i in range(8)]
+    training = [{"question": f"What is {i} + 3?", "solution": str(i + 3)} for i in range(8)]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in held_out))
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in training))
+    chat = [{"instruction": row["question"], "response": "It is that."} for row in held_out]
+    chat += [{"instruction": f"Name colour {i}.", "response": "Blue."} for i in range(4)]
+    (tmp_path / "general.jsonl").write_text("".join(json.dumps(row) + "\n" for row in chat))
+    data = DatasetConfig(name=str(tmp_path / "train.jsonl"), test_split=str(tmp_path / "test.jsonl"))
+    splits = load_splits(data.model_copy(update={"max_test_samples": 2}))
+    assert len(splits.test) == 2 and len(splits.held_out_questions) == 8
+    general = SFT2Config(general_dataset=str(tmp_path / "general.jsonl"), general_split="train_sft")
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        kept = general_replies(general, splits.held_out_questions)
+    assert [question for question, _ in kept] == [f"Name colour {i}." for i in range(4)]
+    # a hub split named for a general file: said under its own key (was dataset.train_split's, with held-out words)
+    assert "sft2.general_split names a part of a hub dataset; the file" in caplog.text
+    assert "dataset.train_split" not in caplog.text
+
+
 def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> None:
     """A file of no replies (or a hub id offline) as sft2.general_dataset failed once cold start, SFT, RL and
     rejection sampling had run."""
@@ -1029,7 +1056,7 @@ def test_another_distillation_student_is_new_work(tmp_path: Path) -> None:
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"name": name}))  # a model folder, as far as a hash goes
     rows = Dataset.from_dict({"question": ["q"]})
-    splits = Splits(train=rows, test=rows, source="arithmetic")
+    splits = Splits(train=rows, test=rows, source="arithmetic", held_out_questions=frozenset(["q"]))
     inputs = StageInputs(model="teacher", base=str(models["base"]), splits=splits,
                          earlier={"sft": StageOutput(model=models["sft"])})  # fmt: skip
 

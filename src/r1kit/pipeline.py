@@ -489,7 +489,7 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
         general = stage.sft2.general_dataset and stage.sft2.general_ratio > 0  # at 0 it is never read
         if spec.stage_kind == "sft2" and general and f"{index:02d}_{spec.name}" not in finished:
-            check_general_data(stage.sft2, own_data.get(spec.name, splits).test)
+            check_general_data(stage.sft2, own_data.get(spec.name, splits).held_out_questions)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

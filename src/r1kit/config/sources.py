@@ -179,6 +179,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ("; TRL's eval_steps is 'evaluation.every_steps'", "; TRL's per_device_eval_batch_size is --evaluation.batch_size")
     >>> did_you_mean("model.lora_r"), did_you_mean("training.warmup_steps").split(":")[0]
     ("; TRL's lora_r is 'model.lora.rank'", '; warmup is a share of the steps in r1kit')
+    >>> did_you_mean("sft.per_device_train_batch_size"), did_you_mean("dpo.max_seq_length")
+    ("; TRL's per_device_train_batch_size is 'sft.batch_size.per_device_train'", "; TRL's max_seq_length is 'dpo.max_length'")
     >>> did_you_mean("training.bf16"), did_you_mean("model.use_peft", as_flag=True)
     ("; TRL's bf16 is 'model.precision: bf16'", "; TRL's use_peft is --model.lora.enabled true")
     >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
@@ -233,14 +235,19 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     in_a_section = dotted and section in R1kitConfig.model_fields  # not a misspelt one (trainig.max_steps)
     # a TRL flag's name under a section (the tutorial's training.eval_steps): its key, not a near spelling
     # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size)
+    # under a stage's section, that stage's own key (sft.per_device_train_batch_size is sft.batch_size's, not GRPO's),
+    # else a near spelling as before
+    stage = section if section in STAGE_KINDS else None
     if in_a_section and flag is not None:
-        own = for_stage(flag.path, command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
-        if own is None:
+        own = for_stage(flag.path, stage or command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
+        if own is None and stage is None:
             return f"; TRL's {name} is {flag.path}, which `r1kit {command}` does not read"
-        value = "" if flag.value is None else str(flag.value).lower()  # a switch's: bf16 is model.precision bf16
-        return f"; TRL's {name} is " + (
-            f"--{own} {value}".rstrip() if as_flag else repr(f"{own}: {value}".rstrip(": "))
-        )
+        sections = GRPO_SECTIONS if stage == "grpo" else (stage,)
+        if own is not None and (stage is None or own.split(".")[0] in sections):
+            value = "" if flag.value is None else str(flag.value).lower()  # a switch's: bf16 is model.precision bf16
+            return f"; TRL's {name} is " + (
+                f"--{own} {value}".rstrip() if as_flag else repr(f"{own}: {value}".rstrip(": "))
+            )
     if in_a_section and f"--{name}" in REFUSED:  # training.warmup_steps, sft.packing: what r1kit does instead
         return f"; {REFUSED[f'--{name}']}"
     if not dotted:  # a misspelt flag name (--learnig_rate, --modle) or a bare key of one setting

@@ -71,8 +71,11 @@ class Raw(NamedTuple):
 @dataclass
 class Splits:
     train: Dataset
-    test: Dataset
+    test: Dataset  # the held-out problems scored: dataset.max_test_samples of them where set
     source: str
+    # every held-out problem's question, those dataset.max_test_samples leaves unscored too: data a stage draws from
+    # elsewhere (SFT 2's general replies) leaves them out whatever the count, so a finished stage holds for any count
+    held_out_questions: frozenset[str]
     skipped_rows: int = 0  # bad rows left out under dataset.on_bad_row=skip
     skipped_held_out: int = 0  # those of them in a held-out file (dataset.test_split)
 
@@ -125,10 +128,18 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     in_file_order = raw_test is not None
     if cfg.max_train_samples and cfg.max_train_samples < len(train):
         train = train.select(first_or_drawn(len(train), cfg.max_train_samples, cfg.split.seed, in_file_order))
+    held_out_questions = frozenset(test["question"])
     if cfg.max_test_samples:
         test = test.select(first_or_drawn(len(test), cfg.max_test_samples, cfg.split.seed, in_file_order))
     held_out_skipped = skipped_test if raw_test is not None else 0
-    return Splits(train=train, test=test, source=source, skipped_rows=skipped, skipped_held_out=held_out_skipped)
+    return Splits(
+        train=train,
+        test=test,
+        source=source,
+        held_out_questions=held_out_questions,
+        skipped_rows=skipped,
+        skipped_held_out=held_out_skipped,
+    )
 
 
 def first_or_drawn(count: int, limit: int, seed: int, drawn: bool) -> Sequence[int]:
@@ -927,7 +938,8 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
             unboxed += fmt == "numina" and rows[-1]["solution"] == str(row.get("solution")).strip()
         except BadRow as bad:
             if cfg.on_bad_row == "error":
-                advice = named or "; fix the row or set dataset.on_bad_row=skip"
+                # the columns named only where no row read yet: one bad row among good ones is that row's fault
+                advice = (not rows and named) or "; fix the row or set dataset.on_bad_row=skip"
                 raise DatasetError(f"{source}: {read.place(index)}: {bad} ({fmt} format){advice}") from None
             skipped.append(f"{read.place(index)}: {bad}")
     if not rows:

@@ -660,7 +660,7 @@ def check_data(config: R1kitConfig, kind: str, rows: datasets.Dataset, where: st
         logger.warning(
             "%s: the rows are chat replies, without worked solutions to write as <think>/<answer>, and prompt.system "
             "asks for that format; for plain chat data set --prompt.system %r (training, evaluation and chat all "
-            "use it)",
+            "use it), unless a later stage asks for the format",
             where,
             GENERAL_SYSTEM_PROMPT,
         )

@@ -10,12 +10,13 @@ are trained with a plain assistant prompt, so the model keeps answering them wit
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from importlib import resources
 
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig, SFT2Config
-from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, load_all_rows, sft_rows
+from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, is_local_data, load_all_rows, sft_rows
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import GOLDS_READ, StageContext, StageInputs, StageOutput, stage_main
@@ -74,7 +75,7 @@ def general_wanted(reasoning_rows: int, ratio: float) -> int:
     return max(1, round(reasoning_rows * ratio / (1 - ratio)))
 
 
-def check_general_data(settings: SFT2Config, held_out: Dataset) -> None:
+def check_general_data(settings: SFT2Config, held_out: Collection[str]) -> None:
     """sft2.general_dataset loads and holds replies SFT 2 may train on (`general_replies`): read by a recipe before
     any stage trains (an unreachable hub id, or a file without usable replies, failed once every stage before SFT 2
     had). Its first rows are read; the whole of it only where they hold none (a million-row chat dump is read whole
@@ -87,20 +88,26 @@ def check_general_data(settings: SFT2Config, held_out: Dataset) -> None:
         general_replies(settings, held_out)
 
 
-def _usable(pairs: list[tuple[str, str]], held_out: Dataset) -> list[tuple[str, str]]:
-    """`pairs` but the `held_out` problems and replies with reasoning tags."""
-    held_out_questions = set(held_out["question"])
-    return [(q, r) for q, r in pairs if q not in held_out_questions and not has_reasoning_tags(r)]
+def _usable(pairs: list[tuple[str, str]], held_out: Collection[str]) -> list[tuple[str, str]]:
+    """`pairs` but those asking a `held_out` question and replies with reasoning tags."""
+    return [(q, r) for q, r in pairs if q not in held_out and not has_reasoning_tags(r)]
 
 
 def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, str]]:
     """The (question, reply) pairs of sft2.general_dataset (of its `first` rows)."""
-    general = DatasetConfig(
-        name=settings.general_dataset,
-        subset=settings.general_subset,
-        train_split=settings.general_split,
-        on_bad_row="skip",
-    )
+    hub = {"subset": settings.general_subset, "train_split": settings.general_split}
+    if is_local_data(settings.general_dataset):  # a file is read whole: said under sft2's own keys
+        named = {"sft2.general_subset": settings.general_subset, "sft2.general_split": settings.general_split}
+        unused = [key for key, value in named.items() if value not in (None, "train")]
+        if unused and first is None:  # said by the stage that reads it all, not by the check of its first rows
+            logger.warning(
+                "%s %s a part of a hub dataset; the file %s is read whole",
+                " and ".join(unused),
+                "names" if len(unused) == 1 else "name",
+                settings.general_dataset,
+            )
+        hub = {}
+    general = DatasetConfig(name=settings.general_dataset, on_bad_row="skip", **hub)
     rows, _ = load_all_rows(general, first)  # its bad rows are said by the loader, each with its reason
     pairs = [(row["question"], row["response"]) for row in rows if row["response"]]
     if not pairs:  # math rows have no reply to imitate; SFT 2 would quietly train without the general data
@@ -112,10 +119,10 @@ def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, 
     return pairs
 
 
-def general_replies(settings: SFT2Config, held_out: Dataset) -> list[tuple[str, str]]:
+def general_replies(settings: SFT2Config, held_out: Collection[str]) -> list[tuple[str, str]]:
     """The (question, reply) pairs of sft2.general_dataset that SFT 2 may train on: all of it (general data has no
     held-out part: the stage's held-out problems are the task's), but the `held_out` problems every model is scored
-    on and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
+    on (`held_out`: their questions, every one of them) and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
     both). A DatasetError where none is left."""
     pairs = _replies(settings)
     usable = _usable(pairs, held_out)
@@ -138,7 +145,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     if not wanted:
         return []
     if settings.general_dataset:
-        pairs = general_replies(settings, inputs.splits.test)
+        pairs = general_replies(settings, inputs.splits.held_out_questions)
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
