@@ -74,6 +74,17 @@ def trained_minutes(model: str, out: Path, options: list[str], common: list[str]
     return minutes
 
 
+def as_asked(evaluation: dict) -> list[str]:
+    """`r1kit eval` options that ask a model as `evaluation` asked its own: its completion limit and sampling.
+
+    >>> as_asked({"max_new_tokens": 256, "sampling": {"num_samples": 4, "temperature": 0.7}})
+    ['--evaluation.max_new_tokens=256', '--evaluation.num_samples=4', '--evaluation.temperature=0.7']
+    """
+    sampling = evaluation.get("sampling") or {}
+    asked = {"max_new_tokens": evaluation.get("max_new_tokens"), **sampling}
+    return [f"--evaluation.{key}={value}" for key, value in asked.items() if value is not None]
+
+
 def variant_options(options: str) -> list[str]:
     """A variant's `r1kit grpo` options: a comma starts a new one only before "--", so a list keeps its commas.
 
@@ -93,14 +104,17 @@ def main() -> None:
 
     reference_file = evaluated(args.model, args.out / "sft-eval", common)
     reference = json.loads(reference_file.read_text())
+    # each variant's model is asked as the SFT model was (its run's completion limit and sampling, which `r1kit eval`
+    # takes from the run that trained a model): a new grpo run's defaults were paired with them
+    asked = as_asked(reference)
     rows = []
     for variant in args.variant:
         name, _, options = variant.partition(":")
         out = args.out / name
         minutes = trained_minutes(args.model, out, variant_options(options), common)
-        result_file = evaluated(str(out / "grpo" / "model"), out / "eval-run", common)
+        result_file = evaluated(str(out / "grpo" / "model"), out / "eval-run", [*common, *asked])
         result = json.loads(result_file.read_text())
-        change = paired_change(reference_file, result_file)  # refused where they scored other problems
+        change = paired_change(reference_file, result_file)  # refused where they scored or asked otherwise
         rows.append({"variant": name, "options": options, "pass@1": result["accuracy"],
                      "ci95": result["accuracy_ci95"], "change": change["difference"], "change_ci95": change["ci95"],
                      "format_rate": result["format_rate"], "minutes": minutes})  # fmt: skip

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES
 
 
@@ -54,6 +56,10 @@ def without(args: list[str], keys: tuple[str, ...]) -> list[str]:
 # recipe and profile (a second --config was refused, after the whole recipe had run)
 _EVAL_OWN = ("model.name", "dataset.", "run.output_dir")
 _RUN_CONFIG = ("config", "recipe", "profile")
+_RUN_ONLY = ("from", "only")  # `r1kit run`'s own options, which `r1kit eval` refused after the whole recipe had run
+# How every model is asked on GSM8K, read from the run's config: the base model (scored with that config) took the
+# recipe's or profile's values, each stage's model (scored as a trained model on other data) eval's defaults
+_ASKED = ("max_new_tokens", "num_samples", "temperature", "pass_k")
 
 
 def main() -> None:
@@ -67,14 +73,20 @@ def main() -> None:
     run_args = [a for a in run_args if a != "--"]
     recipe = args.recipe or (None if args.scored_run else "r1")  # a scored run's folder does not name its recipe
 
+    continued = (args.out / "manifest.json").exists()  # its finished stages are skipped: the call's time is not theirs
     started = time.perf_counter()
     if not args.scored_run:
         r1kit("run", "--recipe", recipe, "--out", str(args.out), *run_args)
     minutes = (time.perf_counter() - started) / 60
     summary = json.loads((args.out / "summary.json").read_text())
-    if args.scored_run:  # stage seconds exclude the held-out evaluations between stages
+    if args.scored_run or continued:  # stage seconds exclude the held-out evaluations between stages
         stages = json.loads((args.out / "manifest.json").read_text())["stages"]
         minutes = sum(stage["seconds"] or 0 for stage in stages) / 60
+        print(f"minutes: the stages' own seconds ({'scored run' if args.scored_run else 'a run continued'})")
+    saved = args.out / "config.yaml"
+    run_config = (yaml.safe_load(saved.read_text()) if saved.exists() else None) or {}
+    evaluation = run_config.get("evaluation") or {}
+    asked = [f"--evaluation.{key}={json.dumps(evaluation[key])}" for key in _ASKED if key in evaluation]
 
     models = {"base": None}
     for stage in json.loads((args.out / "manifest.json").read_text())["stages"]:
@@ -99,8 +111,8 @@ def main() -> None:
             model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
             if not (args.scored_run and (out / "eval" / "eval.json").exists()):
                 # --problems last: a profile among the run's arguments (dev: 40) capped the problems scored
-                given = without(run_args, _EVAL_OWN + (_RUN_CONFIG if label == "base" else ()))
-                r1kit("eval", *given, *model_args, "--data", str(args.gsm8k), "--out", str(out),
+                given = without(run_args, _EVAL_OWN + _RUN_ONLY + (_RUN_CONFIG if label == "base" else ()))
+                r1kit("eval", *given, *model_args, *asked, "--data", str(args.gsm8k), "--out", str(out),
                       "--dataset.max_test_samples", str(args.problems), "--evaluation.max_samples", str(args.problems))  # fmt: skip
             scored = json.loads((out / "eval" / "eval.json").read_text())
             figures[label] |= {"gsm8k_pass@1": scored["accuracy"], "gsm8k_ci95": scored["accuracy_ci95"],

@@ -1,10 +1,10 @@
-"""Reward benchmark: accuracy verifications per second, and the worst case on hostile completions.
+"""Reward benchmark: completions the accuracy reward scores per second, and the worst case on hostile completions.
 
     python bench/rewards.py
 
-Prints verifications/s for 1,000 mixed completions (one batch call, as GRPO makes them) with 1 and 2 verifier
-workers, the per-batch latency of TRL-sized batches (16), the slowest reward call on each hostile completion
-(tests/hostile.py), and the worst GRPO-shaped batch (2 groups of 8, accuracy then cosine, as a step scores them) over
+Prints completions scored/s for 1,000 mixed completions (one batch call, as GRPO makes them) with 1 and 2 verifier
+workers, the per-batch latency of TRL-sized batches (16, each of numbers no earlier call verified), the slowest reward
+call on each hostile completion (tests/hostile.py), and the worst GRPO-shaped batch (2 groups of 8, accuracy then cosine, as a step scores them) over
 a hostile mix in which a quarter of the groups have an adversarial gold answer, against the batch budget. All with
 r1kit's default verification settings. The last line is JSON.
 """
@@ -77,20 +77,21 @@ def main() -> None:
         started = time.perf_counter()
         scores = accuracy(completions, solution=golds)
         seconds = time.perf_counter() - started
-        print(
-            f"  {workers} worker(s): {len(completions) / seconds:8.0f} verifications/s "
+        print(  # completions, not verifications: the pool verifies a repeated (answer, gold) pair once
+            f"  {workers} worker(s): {len(completions) / seconds:8.0f} completions scored/s "
             f"({sum(s == 1.0 for s in scores)} correct, {sum(s is None for s in scores)} excluded)"
         )
         shared_verifier(workers, DEFAULTS.timeout_seconds, DEFAULTS.batch_budget_seconds).close()
 
     accuracy = build_reward("accuracy")
-    # not seen yet: the pool remembers verdicts (this one those of the 1,000 above, whose numbers stay below 10^6)
-    fresh, fresh_golds = mixed_completions(320, seed=1, offset=10**6)
     accuracy(["<answer>1</answer>"], solution=["1"])  # warm workers
     latencies = []
-    for start in range(0, 320, 16):
+    for batch in range(20):
+        # numbers not seen yet, each batch its own: the pool remembers verdicts and golds it checked (the 1,000
+        # above stay below 10^6; batches drawing from one pool of golds found most of theirs checked already)
+        fresh, fresh_golds = mixed_completions(16, seed=1 + batch, offset=10**6 * (batch + 1))
         started = time.perf_counter()
-        accuracy(fresh[start : start + 16], solution=fresh_golds[start : start + 16])
+        accuracy(fresh, solution=fresh_golds)
         latencies.append(time.perf_counter() - started)
     print(
         f"  batches of 16 (one GRPO step): median {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"

@@ -90,6 +90,31 @@ def bench_module(name: str):
     return module
 
 
+def test_a_sweep_asks_each_variant_as_its_sft_model_was_asked_and_pairs_nothing_else(tmp_path: Path) -> None:
+    """The SFT model was scored with its run's completion limit (`r1kit eval` takes a trained model's from its run),
+    each variant with a new grpo run's default, and the pair was reported as the models' change without a word."""
+    from r1kit.monitoring.compare import paired_change
+    from r1kit.runs import RunDirError
+
+    sweep = bench_module("grpo_sweep")
+    sampled = {"max_new_tokens": 256, "sampling": {"num_samples": 4, "temperature": 0.7}}
+    assert sweep.as_asked(sampled) == [
+        "--evaluation.max_new_tokens=256",
+        "--evaluation.num_samples=4",
+        "--evaluation.temperature=0.7",
+    ]
+    assert sweep.as_asked({"max_new_tokens": 128}) == ["--evaluation.max_new_tokens=128"]  # greedy
+    files = []
+    for name, limit in (("sft", 16), ("variant", 128)):
+        evaluation = {"scores": [1.0, 0.0], "problems": 2, "max_new_tokens": limit, "system_prompt": "Think."}
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(evaluation))
+    with pytest.raises(RunDirError, match=r"were asked with another completion limit \(16, 128\)"):
+        paired_change(*files)
+    files[1].write_text(files[0].read_text())
+    assert paired_change(*files)["difference"] == 0.0
+
+
 def test_a_sweep_variant_s_own_options_come_after_the_common_ones(tmp_path: Path, monkeypatch) -> None:
     """`-- --training.max_steps 2` replaced a variant's `--training.max_steps=1` (the last value of a key wins), and
     the table listed the variant's option; a `--model` after `--` replaced the model evaluated."""
@@ -103,6 +128,23 @@ def test_a_sweep_variant_s_own_options_come_after_the_common_ones(tmp_path: Path
     (tmp_path / "sft-eval-81525323").mkdir()  # the folder of these options
     sweep.evaluated("/sft", tmp_path / "sft-eval", common)
     assert calls[-1][-4:-2] == ("--model", "/sft")
+
+
+def test_the_recipe_table_of_a_continued_run_reports_its_stages_minutes(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Run again on a finished folder (the retry after a failure), the table reported the skipping call's minutes as
+    the recipe's."""
+    table = bench_module("recipe_table")
+    run = tmp_path / "run"
+    evaluation = {"accuracy": 0.5, "accuracy_ci95": [0.1, 0.9], "format_rate": 1.0, "mean_completion_tokens": 9.0}
+    (run / "01_sft").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"evaluations": {"base": evaluation}, "stage_figures": {}}))
+    (run / "manifest.json").write_text(json.dumps({"stages": [{"name": "sft", "folder": "01_sft", "seconds": 90}]}))
+    (run / "01_sft" / "manifest.json").write_text(json.dumps({"output": {"model": None, "evaluate": True}}))
+    monkeypatch.setattr(table, "r1kit", lambda *args: None)  # every stage complete, skipped
+    monkeypatch.setattr(sys, "argv", ["recipe_table.py", "--recipe", "default", "--out", str(run)])
+    table.main()
+    out = capsys.readouterr().out
+    assert json.loads(out.splitlines()[-1])["minutes"] == 1.5 and "a run continued" in out
 
 
 def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path, monkeypatch) -> None:
@@ -127,6 +169,9 @@ def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path
     monkeypatch.setattr(table, "r1kit", r1kit)
     given = ["--config", "my.yaml", "--model", "X", "--data", "arithmetic", "--dataset.split.seed=3", "--seed", "1"]
     given += ["--model_name_or_path=X", "--dataset_name", "arithmetic", "--output_dir", "runs/x"]  # TRL's spellings
+    given += ["--from", "sft", "--only=sft"]  # `r1kit run`'s own: eval refused them after the whole recipe had run
+    # the run's evaluation settings (a recipe's or profile's) ask every model: the stages were asked with eval's own
+    (run / "config.yaml").write_text("# ran in /x\nevaluation: {max_new_tokens: 16, pass_k: [1, 4]}\n")
     argv = ["recipe_table.py", "--out", str(run), "--scored-run", "--gsm8k", "gsm8k.jsonl", "--problems", "5", "--"]
     monkeypatch.setattr(sys, "argv", [*argv, *given])
     table.main()
@@ -136,3 +181,5 @@ def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path
     for call in calls:
         assert call.count("--data") == 1 and call[call.index("--data") + 1] == "gsm8k.jsonl"
         assert not {"X", "--dataset.split.seed=3", "--model_name_or_path=X", "--dataset_name", "runs/x"} & set(call)
+        assert not {"--from", "sft", "--only=sft"} & set(call)
+        assert {"--evaluation.max_new_tokens=16", "--evaluation.pass_k=[1, 4]"} <= set(call)

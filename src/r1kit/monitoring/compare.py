@@ -78,9 +78,13 @@ def compare(references: list[str]) -> dict[str, Any]:
 
 def paired_change(first: Path, other: Path) -> dict[str, Any]:
     """The paired change (`paired_difference`) from the evaluation in file `first` to the one in `other`; a
-    RunDirError where they scored other problems, as `compare` refuses them (bench/grpo_sweep.py's pairing)."""
+    RunDirError where they scored other problems, as `compare` refuses them, or asked their models otherwise (another
+    completion limit, sampling or system prompt, which `compare` only notes): bench/grpo_sweep.py's pairing, whose
+    table reports the change as the models'."""
     a, b = _read_evaluation(first), _read_evaluation(other)
     _check_same_problems(str(first), a, _problems(first), str(other), b, _problems(other))
+    if asked := _asked_differently(str(first), a, str(other), b):
+        raise RunDirError("; ".join(asked))
     return paired_difference(a["scores"], b["scores"])
 
 
