@@ -86,7 +86,13 @@ def main() -> None:
     saved = args.out / "config.yaml"
     run_config = (yaml.safe_load(saved.read_text()) if saved.exists() else None) or {}
     evaluation = run_config.get("evaluation") or {}
-    asked = [f"--evaluation.{key}={json.dumps(evaluation[key])}" for key in _ASKED if key in evaluation]
+    # less what the arguments after `--` set themselves (a scored run's go to the evaluations alone), a sample count
+    # and its pass@k together
+    own = {key for key in _ASKED if without(run_args, (f"evaluation.{key}",)) != run_args}
+    own |= {"num_samples", "pass_k"} if own & {"num_samples", "pass_k"} else set()
+    asked = [
+        f"--evaluation.{key}={json.dumps(evaluation[key])}" for key in _ASKED if key in evaluation and key not in own
+    ]
 
     models = {"base": None}
     for stage in json.loads((args.out / "manifest.json").read_text())["stages"]:

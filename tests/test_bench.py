@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,12 @@ def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path
         assert not {"X", "--dataset.split.seed=3", "--model_name_or_path=X", "--dataset_name", "runs/x"} & set(call)
         assert not {"--from", "sft", "--only=sft"} & set(call)
         assert {"--evaluation.max_new_tokens=16", "--evaluation.pass_k=[1, 4]"} <= set(call)
+    # what the arguments after `--` set themselves wins (a sample count and its pass@k together)
+    calls.clear()
+    shutil.rmtree(run / "gsm8k")
+    mine = ["--evaluation.max_new_tokens", "512", "--evaluation.num_samples=8"]
+    monkeypatch.setattr(sys, "argv", [*argv, *given, *mine])
+    table.main()
+    for call in calls:
+        assert "--evaluation.max_new_tokens=16" not in call and "--evaluation.pass_k=[1, 4]" not in call
+        assert call[call.index("--evaluation.max_new_tokens") + 1] == "512"

@@ -845,7 +845,7 @@ def test_a_stages_own_data_leaves_out_the_runs_held_out_problems(
     splits = load_splits(config.dataset)
     alone = load_splits(config.for_stage(config.stages[0]).dataset).train
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        own = _own_data(config, splits.test)["sft"].train
+        own = _own_data(config, splits.held_out)["sft"].train
     held_questions, held_steps = set(splits.test["question"]), set(splits.test["reasoning"])
     assert not held_questions & set(own["question"]) and held_questions & set(alone["question"])
     assert not held_steps & set(own["reasoning"]) and held_steps & set(alone["reasoning"])
@@ -943,14 +943,35 @@ def test_sft2_leaves_out_every_held_out_question_whatever_the_count_scored(tmp_p
     (tmp_path / "general.jsonl").write_text("".join(json.dumps(row) + "\n" for row in chat))
     data = DatasetConfig(name=str(tmp_path / "train.jsonl"), test_split=str(tmp_path / "test.jsonl"))
     splits = load_splits(data.model_copy(update={"max_test_samples": 2}))
-    assert len(splits.test) == 2 and len(splits.held_out_questions) == 8
+    assert len(splits.test) == 2 and len(splits.held_out.questions) == 8
     general = SFT2Config(general_dataset=str(tmp_path / "general.jsonl"), general_split="train_sft")
     with caplog.at_level(logging.WARNING, logger="r1kit"):
-        kept = general_replies(general, splits.held_out_questions)
+        kept = general_replies(general, splits.held_out.questions)
     assert [question for question, _ in kept] == [f"Name colour {i}." for i in range(4)]
     # a hub split named for a general file: said under its own key (was dataset.train_split's, with held-out words)
     assert "sft2.general_split names a part of a hub dataset; the file" in caplog.text
     assert "dataset.train_split" not in caplog.text
+
+
+def test_a_stage_s_own_data_leaves_out_every_held_out_problem_of_the_run(tmp_path: Path) -> None:
+    """A stage with its own dataset left out only the run's problems dataset.max_test_samples scored (46 of the 300
+    held-out arithmetic problems were in its training), and SFT 2 with its own data filtered its general replies by
+    its own held-out problems, not the run's: both were kept, finished, when the count grew."""
+    from r1kit.data.loading import load_splits
+    from r1kit.pipeline import _own_data
+
+    rows = [{"question": f"What is {i} + 2?", "solution": str(i + 2)} for i in range(40)]
+    (tmp_path / "own.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "stages: [{name: sft, config: {dataset: {name: arithmetic}}}, "
+        f"{{name: sft2, config: {{dataset: {{name: {tmp_path / 'own.jsonl'}}}}}}}]\n"
+    )
+    config = resolve_config(recipe=str(recipe), overrides=["--dataset.max_test_samples", "5"], environ={}).config
+    splits = load_splits(config.dataset)  # the run's: the built-in arithmetic task, 5 of its 300 held out scored
+    own = _own_data(config, splits.held_out)
+    assert len(splits.test) == 5 and not splits.held_out.questions & set(own["sft"].train["question"])
+    assert own["sft2"].held_out.questions >= splits.held_out.questions  # what its general replies leave out
 
 
 def test_sft2_general_data_is_read_before_any_stage_trains(tmp_path: Path) -> None:
@@ -1045,7 +1066,7 @@ def test_another_distillation_student_is_new_work(tmp_path: Path) -> None:
     model) had trained went on from the old student's checkpoint, the new one recorded as its start."""
     from datasets import Dataset
 
-    from r1kit.data.loading import Splits
+    from r1kit.data.loading import HeldOut, Splits
     from r1kit.pipeline import _changed_inputs, _fingerprint, _Hashes
     from r1kit.stages.common import StageInputs, StageOutput
 
@@ -1056,7 +1077,7 @@ def test_another_distillation_student_is_new_work(tmp_path: Path) -> None:
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"name": name}))  # a model folder, as far as a hash goes
     rows = Dataset.from_dict({"question": ["q"]})
-    splits = Splits(train=rows, test=rows, source="arithmetic", held_out_questions=frozenset(["q"]))
+    splits = Splits(train=rows, test=rows, source="arithmetic", held_out=HeldOut(frozenset(["q"]), frozenset()))
     inputs = StageInputs(model="teacher", base=str(models["base"]), splits=splits,
                          earlier={"sft": StageOutput(model=models["sft"])})  # fmt: skip
 

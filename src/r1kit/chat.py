@@ -148,8 +148,8 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
     r"""The next question from `read_line(inside_a_block)` (which raises EOFError at the end of the input), or None
     at its end. Empty lines are skipped: one ended the session, and a pasted problem with a blank line lost its later
     lines. The lines between two lines of three double quotes (`_BLOCK`) are one question: a pasted problem was asked
-    line by line. The block ends at a line ending in those quotes, unless the line holds them twice: pasted code's
-    one-line docstring cut the question there, and the block's own closing line opened another (the block on one line
+    line by line. The block ends at a line ending in those quotes where they close none opened inside it: pasted
+    code's docstring cut the question there, and the block's own closing line opened another (the block on one line
     is one question).
 
     >>> typed = iter(["", _BLOCK + "Solve:", "", "x + y = 3", _BLOCK, "next"])
@@ -164,6 +164,9 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
     >>> typed = iter([_BLOCK + "Solve for x:", "  x + 2 = 5" + _BLOCK, "next"])
     >>> read_question(lambda inside: next(typed)), read_question(lambda inside: next(typed))
     ('Solve for x:\n  x + 2 = 5', 'next')
+    >>> typed = iter([_BLOCK, "def add(a, b):", "    " + _BLOCK + "Add a", "    and b." + _BLOCK, _BLOCK, "next"])
+    >>> read_question(lambda inside: next(typed)).count(_BLOCK), read_question(lambda inside: next(typed))
+    (2, 'next')
     """
     while True:
         line = readable(read_line(False)).strip()
@@ -179,10 +182,11 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
             line = readable(read_line(True)).rstrip()
         except EOFError:  # the input ended inside the block: what it holds is the question
             return "\n".join(lines).strip() or None
-        if line.endswith(_BLOCK) and line.count(_BLOCK) % 2:  # `"""`, or the question's last line and `"""`
-            lines.append(line[: -len(_BLOCK)])
-            return "\n".join(lines).strip() or read_question(read_line)
         lines.append(line)
+        # `"""`, or the question's last line and `"""`: quotes that close none the block's own text opened
+        if line.endswith(_BLOCK) and "\n".join(lines).count(_BLOCK) % 2:
+            lines[-1] = line[: -len(_BLOCK)]
+            return "\n".join(lines).strip() or read_question(read_line)
 
 
 def reply(

@@ -31,7 +31,7 @@ from r1kit import distributed
 from r1kit.atomic import content_hash, json_digest, write_json
 from r1kit.config.schema import R1kitConfig, StageSpec, VerificationConfig
 from r1kit.config.sources import ConfigError
-from r1kit.data.loading import Splits, is_local_data, load_splits, read_rows, without_held_out
+from r1kit.data.loading import HeldOut, Splits, is_local_data, load_splits, read_rows, without_held_out
 from r1kit.data.preferences import load_pairs
 from r1kit.models import adapter_base_named, base_hash, looks_local
 from r1kit.monitoring.console import print_eval_table
@@ -98,7 +98,9 @@ def _checks(
     _check_stage_files(config)
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
-        own_data.update(_own_data(config, splits.test))  # and before any work: a stage's bad data file costs nothing
+        own_data.update(
+            _own_data(config, splits.held_out)
+        )  # and before any work: a stage's bad data file costs nothing
         # and the plan, before the folder is opened: a refused run changes nothing in it (opening it clears a failed
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None
@@ -442,10 +444,12 @@ def _check_stage_files(config: R1kitConfig) -> None:
                 raise ConfigError(f"stages: {spec.name}: {key} {value!r}: {what}")
 
 
-def _own_data(config: R1kitConfig, held_out: Dataset) -> dict[str, Splits]:
+def _own_data(config: R1kitConfig, held_out: HeldOut) -> dict[str, Splits]:
     """Stage name → the data it trains on, for each stage whose own config sets `dataset`. Every model is still
-    evaluated on the run's held-out problems (`held_out`), so the stages' scores stay paired, and those problems (with
-    a built-in task's reworded twins) are left out of its training, as the held-out part of its own data is."""
+    evaluated on the run's held-out problems (`held_out`: all of them, those dataset.max_test_samples leaves unscored
+    too), so the stages' scores stay paired, and those problems (with a built-in task's reworded twins) are left out
+    of its training, as the held-out part of its own data is, and out of what it draws from elsewhere (SFT 2's general
+    replies)."""
     own = {}
     for spec in config.stages:
         if "dataset" in spec.config:
@@ -460,7 +464,7 @@ def _own_data(config: R1kitConfig, held_out: Dataset) -> dict[str, Splits]:
                     len(data.train) - len(train),
                     data.source,
                 )
-            own[spec.name] = replace(data, train=train)
+            own[spec.name] = replace(data, train=train, held_out=data.held_out | held_out)
             logger.warning("stages: %s trains on %s (%d rows; its own dataset)", spec.name, data.source, len(train))
     return own
 
@@ -489,7 +493,7 @@ def _check_data(config: R1kitConfig, splits: Splits, own_data: dict[str, Splits]
             load_pairs(prefs, stage.dataset.on_bad_row)  # read once: the stages reuse it
         general = stage.sft2.general_dataset and stage.sft2.general_ratio > 0  # at 0 it is never read
         if spec.stage_kind == "sft2" and general and f"{index:02d}_{spec.name}" not in finished:
-            check_general_data(stage.sft2, own_data.get(spec.name, splits).held_out_questions)
+            check_general_data(stage.sft2, own_data.get(spec.name, splits).held_out.questions)
 
 
 def _inputs(spec: StageSpec, base: str, latest: str, splits: Splits, outputs: dict[str, StageOutput]) -> StageInputs:

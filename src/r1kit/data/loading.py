@@ -68,14 +68,29 @@ class Raw(NamedTuple):
         return f"{self.unit} {self.places[index] if self.places is not None else index + 1}"
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """What other data trained on leaves out of every held-out problem, those dataset.max_test_samples leaves
+    unscored too (a stage finished under one count then holds for any other): their questions, and their worked
+    solutions (a built-in task's reworded twins and steps, `_without_held_out_twins`)."""
+
+    questions: frozenset[str]
+    worked: frozenset[str]
+
+    @classmethod
+    def of(cls, test: Dataset) -> HeldOut:
+        return cls(frozenset(test["question"]), frozenset(worked for worked in test["reasoning"] if worked))
+
+    def __or__(self, other: HeldOut) -> HeldOut:
+        return HeldOut(self.questions | other.questions, self.worked | other.worked)
+
+
 @dataclass
 class Splits:
     train: Dataset
     test: Dataset  # the held-out problems scored: dataset.max_test_samples of them where set
     source: str
-    # every held-out problem's question, those dataset.max_test_samples leaves unscored too: data a stage draws from
-    # elsewhere (SFT 2's general replies) leaves them out whatever the count, so a finished stage holds for any count
-    held_out_questions: frozenset[str]
+    held_out: HeldOut  # every held-out problem, scored or not
     skipped_rows: int = 0  # bad rows left out under dataset.on_bad_row=skip
     skipped_held_out: int = 0  # those of them in a held-out file (dataset.test_split)
 
@@ -110,7 +125,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         skipped += skipped_test
         test = _each_problem_once(test, held_out_source(cfg))
         trained = len(train)
-        train = without_held_out(train, test, cfg)  # its twins too, for a held-out file of the task's own problems
+        train = without_held_out(train, HeldOut.of(test), cfg)  # its twins too, for a file of the task's problems
         if len(train) < trained and cfg.name not in synthetic.BUILTIN_TASKS:
             logger.warning(
                 "%s: %s with a problem of the held-out file %s left out of training (scored, it would measure memory)",
@@ -128,7 +143,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
     in_file_order = raw_test is not None
     if cfg.max_train_samples and cfg.max_train_samples < len(train):
         train = train.select(first_or_drawn(len(train), cfg.max_train_samples, cfg.split.seed, in_file_order))
-    held_out_questions = frozenset(test["question"])
+    held_out = HeldOut.of(test)
     if cfg.max_test_samples:
         test = test.select(first_or_drawn(len(test), cfg.max_test_samples, cfg.split.seed, in_file_order))
     held_out_skipped = skipped_test if raw_test is not None else 0
@@ -136,7 +151,7 @@ def load_splits(cfg: DatasetConfig) -> Splits:
         train=train,
         test=test,
         source=source,
-        held_out_questions=held_out_questions,
+        held_out=held_out,
         skipped_rows=skipped,
         skipped_held_out=held_out_skipped,
     )
@@ -200,7 +215,7 @@ def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dat
             "%s: %s of %s: held out by problem", source, counted(len(rows_of), "problem"), counted(len(rows), "row")
         )
         train = rows.select([index for question in train["question"] for index in rows_of[question]])
-    return _without_held_out_twins(train, test, cfg), test
+    return _without_held_out_twins(train, HeldOut.of(test), cfg), test
 
 
 def _each_problem_once(test: Dataset, source: str) -> Dataset:
@@ -216,28 +231,27 @@ def _each_problem_once(test: Dataset, source: str) -> Dataset:
     return test.select(sorted(first.values()))
 
 
-def without_held_out(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
-    """`train` (of the data `cfg` names) without the problems of another data's held-out split `test`: its questions,
-    and for a built-in task their reworded twins and steps (`_without_held_out_twins`). A recipe stage's own data
-    against the run's held-out problems, on which every model of the run is scored."""
-    held_out = set(test["question"])
-    train = train.select([i for i, question in enumerate(train["question"]) if question not in held_out])
-    return _without_held_out_twins(train, test, cfg)
+def without_held_out(train: Dataset, held_out: HeldOut, cfg: DatasetConfig) -> Dataset:
+    """`train` (of the data `cfg` names) without `held_out` problems: their questions, and for a built-in task their
+    reworded twins and steps (`_without_held_out_twins`). A recipe stage's own data against the run's held-out
+    problems, on which every model of the run is scored."""
+    train = train.select([i for i, question in enumerate(train["question"]) if question not in held_out.questions])
+    return _without_held_out_twins(train, held_out, cfg)
 
 
-def _without_held_out_twins(train: Dataset, test: Dataset, cfg: DatasetConfig) -> Dataset:
+def _without_held_out_twins(train: Dataset, held_out: HeldOut, cfg: DatasetConfig) -> Dataset:
     """A built-in task's training rows without the reworded twins of held-out problems, the same arithmetic asked in
     other words ("Compute 3 + 17." beside a held-out "What is 3 + 17?"), nor those whose worked solution has a
     held-out one-step problem as one of its steps ("37 + 48 = 85" on the way to another answer): scored, they would
     be remembered."""
     if cfg.name not in synthetic.BUILTIN_TASKS:
         return train
-    held_out = {worked for worked in test["reasoning"] if worked}
+    known = held_out.worked
     return train.select(
         [
             i
             for i, worked in enumerate(train["reasoning"])
-            if worked not in held_out and not any(step.strip() in held_out for step in (worked or "").splitlines())
+            if worked not in known and not any(step.strip() in known for step in (worked or "").splitlines())
         ]
     )
 

@@ -145,7 +145,7 @@ def _general_rows(ctx: StageContext, inputs: StageInputs, wanted: int) -> list[t
     if not wanted:
         return []
     if settings.general_dataset:
-        pairs = general_replies(settings, inputs.splits.held_out_questions)
+        pairs = general_replies(settings, inputs.splits.held_out.questions)
         return [pairs[i] for i in drawn_indices(len(pairs), wanted, ctx.config.run.seed)]  # a file may be sorted
     questions = shipped_general_prompts()[:wanted]
     answers = greedy_answers(
