@@ -17,21 +17,23 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
 
 from r1kit.config.aliases import FLAG_ALIASES, PATH_ALIASES
+from r1kit.config.sources import ConfigError, cli_layer
 
 
 def r1kit(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "r1kit", *args], check=True)
 
 
-def without(args: list[str], keys: tuple[str, ...]) -> list[str]:
+def without(args: list[str], keys: tuple[str, ...], flags: Collection[str] = ()) -> list[str]:
     """`args` without the options that set `keys` (config keys, however spelt: `--data X`, `--dataset_name=X`; a key
-    ending in "." is a section: `dataset.` drops every dataset key; `--config`, `--recipe`, `--profile` as such),
-    each with its value.
+    ending in "." is a section: `dataset.` drops every dataset key; `--config`, `--recipe`, `--profile` as such), nor
+    the `flags` named, each with its value.
 
     >>> without(["--profile", "dev", "--dataset_name", "gsm", "--dataset.split.seed=3", "--seed", "1"], ("dataset.",))
     ['--profile', 'dev', '--seed', '1']
@@ -44,7 +46,7 @@ def without(args: list[str], keys: tuple[str, ...]) -> list[str]:
         flag = arg.split("=", 1)[0]
         alias = FLAG_ALIASES.get(flag)
         key = alias.path if alias else PATH_ALIASES.get(flag.removeprefix("--"), flag.removeprefix("--"))
-        if any(key == name or (name.endswith(".") and key.startswith(name)) for name in keys):
+        if flag in flags or any(key == name or (name.endswith(".") and key.startswith(name)) for name in keys):
             value_next = "=" not in arg and not (alias and alias.value is not None)  # a switch takes no value
             continue
         kept.append(arg)
@@ -60,6 +62,20 @@ _RUN_ONLY = ("from", "only")  # `r1kit run`'s own options, which `r1kit eval` re
 # How every model is asked on GSM8K, read from the run's config: the base model (scored with that config) took the
 # recipe's or profile's values, each stage's model (scored as a trained model on other data) eval's defaults
 _ASKED = ("max_new_tokens", "num_samples", "temperature", "pass_k")
+
+
+def evaluation_flags(args: list[str]) -> dict[str, str]:
+    """Each of `_ASKED`'s settings that `args` set as `r1kit eval` reads them → the flag that sets it.
+
+    >>> evaluation_flags(["--temperature", "0.7", "--evaluation.pass_k=[1]", "--seed", "1"])
+    {'temperature': '--temperature', 'pass_k': '--evaluation.pass_k'}
+    """
+    try:
+        sources = cli_layer(args, "eval").value_sources
+    except ConfigError:  # arguments eval refuses: its own call says so
+        return {}
+    read = {key.removeprefix("evaluation."): source.removeprefix("cli:") for key, source in sources.items()}
+    return {key: flag for key, flag in read.items() if key in _ASKED}
 
 
 def main() -> None:
@@ -88,8 +104,13 @@ def main() -> None:
     evaluation = run_config.get("evaluation") or {}
     # less what the arguments after `--` set themselves (a scored run's go to the evaluations alone), a sample count
     # and its pass@k together
-    own = {key for key in _ASKED if without(run_args, (f"evaluation.{key}",)) != run_args}
+    # the flags among them `r1kit eval` reads as one of these (`--temperature`, `--max_new_tokens` too): a scored
+    # run's are the user's for the evaluations, a run's were `r1kit run`'s (GRPO's temperature), so the run's config
+    # says how it was scored; given both ways, eval refused the pair
+    read_as = evaluation_flags(without(run_args, _EVAL_OWN + _RUN_ONLY + _RUN_CONFIG))
+    own = set(read_as) if args.scored_run else set()
     own |= {"num_samples", "pass_k"} if own & {"num_samples", "pass_k"} else set()
+    dropped = () if args.scored_run else set(read_as.values())
     asked = [
         f"--evaluation.{key}={json.dumps(evaluation[key])}" for key in _ASKED if key in evaluation and key not in own
     ]
@@ -117,7 +138,7 @@ def main() -> None:
             model_args = ["--model", model] if models[label] else ["--config", str(args.out / "config.yaml")]
             if not (args.scored_run and (out / "eval" / "eval.json").exists()):
                 # --problems last: a profile among the run's arguments (dev: 40) capped the problems scored
-                given = without(run_args, _EVAL_OWN + _RUN_ONLY + (_RUN_CONFIG if label == "base" else ()))
+                given = without(run_args, _EVAL_OWN + _RUN_ONLY + (_RUN_CONFIG if label == "base" else ()), dropped)
                 r1kit("eval", *given, *model_args, *asked, "--data", str(args.gsm8k), "--out", str(out),
                       "--dataset.max_test_samples", str(args.problems), "--evaluation.max_samples", str(args.problems))  # fmt: skip
             scored = json.loads((out / "eval" / "eval.json").read_text())

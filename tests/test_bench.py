@@ -141,11 +141,28 @@ def test_the_recipe_table_of_a_continued_run_reports_its_stages_minutes(tmp_path
     (run / "summary.json").write_text(json.dumps({"evaluations": {"base": evaluation}, "stage_figures": {}}))
     (run / "manifest.json").write_text(json.dumps({"stages": [{"name": "sft", "folder": "01_sft", "seconds": 90}]}))
     (run / "01_sft" / "manifest.json").write_text(json.dumps({"output": {"model": None, "evaluate": True}}))
-    monkeypatch.setattr(table, "r1kit", lambda *args: None)  # every stage complete, skipped
-    monkeypatch.setattr(sys, "argv", ["recipe_table.py", "--recipe", "default", "--out", str(run)])
+    (run / "config.yaml").write_text("evaluation: {temperature: 0.0}\n")
+    calls: list[tuple[str, ...]] = []
+
+    def r1kit(*args: str) -> None:  # the run: every stage complete, skipped; each evaluation writes its result
+        calls.append(args)
+        if args[0] == "eval":
+            out = Path(args[args.index("--out", args.index("--data")) + 1])
+            (out / "eval").mkdir(parents=True)
+            (out / "eval" / "eval.json").write_text(
+                json.dumps({"accuracy": 0.0, "accuracy_ci95": [0, 1], "problems": 5})
+            )
+
+    monkeypatch.setattr(table, "r1kit", r1kit)
+    argv = ["recipe_table.py", "--recipe", "default", "--out", str(run), "--gsm8k", "gsm8k.jsonl", "--"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--temperature", "0.7"])
     table.main()
     out = capsys.readouterr().out
     assert json.loads(out.splitlines()[-1])["minutes"] == 1.5 and "a run continued" in out
+    # the run's --temperature was GRPO's: eval read it as its own, beside the run's evaluation.temperature, and
+    # refused the pair
+    (base,) = [call for call in calls if call[0] == "eval"]
+    assert "--temperature" not in base and "--evaluation.temperature=0.0" in base
 
 
 def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path, monkeypatch) -> None:
@@ -187,9 +204,9 @@ def test_the_recipe_table_scores_gsm8k_whatever_the_run_was_given(tmp_path: Path
     # what the arguments after `--` set themselves wins (a sample count and its pass@k together)
     calls.clear()
     shutil.rmtree(run / "gsm8k")
-    mine = ["--evaluation.max_new_tokens", "512", "--evaluation.num_samples=8"]
+    mine = ["--max_new_tokens", "512", "--evaluation.num_samples=8"]  # eval's bare name too
     monkeypatch.setattr(sys, "argv", [*argv, *given, *mine])
     table.main()
     for call in calls:
         assert "--evaluation.max_new_tokens=16" not in call and "--evaluation.pass_k=[1, 4]" not in call
-        assert call[call.index("--evaluation.max_new_tokens") + 1] == "512"
+        assert call[call.index("--max_new_tokens") + 1] == "512"

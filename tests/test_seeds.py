@@ -201,6 +201,17 @@ def test_trl_names_under_a_section_are_answered_with_their_key_not_a_near_spelli
         with pytest.raises(ConfigError, match=re.escape(answer)):
             resolve_config(overrides=[flag, "1"], environ={}, command="sft")
     assert resolve_config(overrides=["--r", "8"], environ={}).config.model.lora.rank == 8  # PEFT's LoraConfig(r=8)
+    # under a stage's section, a key that stage reads: its own or a common one, never another stage's
+    for key, answer in [
+        ("--sft.per_device_train_batch_size", "TRL's per_device_train_batch_size is --sft.batch_size.per_device_train"),
+        ("--sft2.learning_rate", "TRL's learning_rate is --sft.optimization.learning_rate"),
+        ("--sft.bf16", "TRL's bf16 is --model.precision bf16"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(answer)):
+            resolve_config(overrides=[key, "1"], environ={})
+    with pytest.raises(ConfigError) as raised:  # GRPO's rewards, which SFT does not read
+        resolve_config(overrides=["--sft.reward_funcs", "accuracy"], environ={})
+    assert "rewards.functions" not in str(raised.value)
 
 
 def test_trls_split_and_pin_memory_flags_and_a_suggestion_only_of_keys_the_command_reads() -> None:

@@ -148,9 +148,9 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
     r"""The next question from `read_line(inside_a_block)` (which raises EOFError at the end of the input), or None
     at its end. Empty lines are skipped: one ended the session, and a pasted problem with a blank line lost its later
     lines. The lines between two lines of three double quotes (`_BLOCK`) are one question: a pasted problem was asked
-    line by line. The block ends at a line ending in those quotes where they close none opened inside it: pasted
-    code's docstring cut the question there, and the block's own closing line opened another (the block on one line
-    is one question).
+    line by line. The block ends at a line of those quotes alone, or at a line ending in them where they close none
+    opened inside it and open no string: pasted code's docstrings cut the question there, and the block's own closing
+    line opened another (the block on one line is one question).
 
     >>> typed = iter(["", _BLOCK + "Solve:", "", "x + y = 3", _BLOCK, "next"])
     >>> read_question(lambda inside: next(typed)), read_question(lambda inside: next(typed))
@@ -167,6 +167,14 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
     >>> typed = iter([_BLOCK, "def add(a, b):", "    " + _BLOCK + "Add a", "    and b." + _BLOCK, _BLOCK, "next"])
     >>> read_question(lambda inside: next(typed)).count(_BLOCK), read_question(lambda inside: next(typed))
     (2, 'next')
+    >>> typed = iter([_BLOCK, "def f(x):", "    " + _BLOCK, "    Square x.", "    " + _BLOCK, "q = " + _BLOCK, _BLOCK])
+    >>> read_question(lambda inside: next(typed)).count(_BLOCK)  # indented quotes alone, a string opened: kept
+    3
+    >>> typed = iter([_BLOCK, "What does x = " + _BLOCK + "abc start?", _BLOCK, "next"])
+    >>> read_question(lambda inside: next(typed)) == "What does x = " + _BLOCK + "abc start?"
+    True
+    >>> read_question(lambda inside: next(typed))
+    'next'
     """
     while True:
         line = readable(read_line(False)).strip()
@@ -182,10 +190,15 @@ def read_question(read_line: Callable[[bool], str]) -> str | None:
             line = readable(read_line(True)).rstrip()
         except EOFError:  # the input ended inside the block: what it holds is the question
             return "\n".join(lines).strip() or None
+        if line == _BLOCK:  # the quotes alone at the line's start: the end, whatever the question's text holds
+            return "\n".join(lines).strip() or read_question(read_line)
         lines.append(line)
-        # `"""`, or the question's last line and `"""`: quotes that close none the block's own text opened
-        if line.endswith(_BLOCK) and "\n".join(lines).count(_BLOCK) % 2:
-            lines[-1] = line[: -len(_BLOCK)]
+        # the question's last line and `"""`: quotes that close none its text opened, and open no string (`x = """`);
+        # indented quotes alone are a pasted docstring's
+        before = line[: -len(_BLOCK)]
+        opens = before.rstrip().endswith(("=", "(", ",", "[")) or not before.strip()
+        if line.endswith(_BLOCK) and not opens and "\n".join(lines).count(_BLOCK) % 2:
+            lines[-1] = before
             return "\n".join(lines).strip() or read_question(read_line)
 
 

@@ -210,10 +210,10 @@ def stage_key(name: str, command: str | None, known: Callable[[str], bool]) -> s
     ('rloo.beta', 'chat.max_new_tokens')
     """
     name = _RENAMED.get((command, name), name)
-    return next((f"{own}.{name}" for own in own_sections(command) if known(f"{own}.{name}")), None)
+    return next((f"{own}.{name}" for own in _own_sections(command) if known(f"{own}.{name}")), None)
 
 
-def own_sections(command: str | None) -> tuple[str, ...]:
+def _own_sections(command: str | None) -> tuple[str, ...]:
     """The sections whose keys `r1kit COMMAND` takes by their bare names (none for run and config)."""
     if command in COMMAND_SECTIONS:
         return (COMMAND_SECTIONS[command],)
@@ -228,7 +228,7 @@ def bare_names(command: str) -> str | None:
     >>> print(bare_names("rloo"))
       --NAME → rloo.NAME (a key of its own section by its bare name, as TRL's scripts take them; --kl_coef → rloo.beta)
     """
-    sections = own_sections(command)
+    sections = _own_sections(command)
     if not sections:
         return None
     renamed = "".join(f"; --{old} → {command}.{new}" for (stage, old), new in _RENAMED.items() if stage == command)

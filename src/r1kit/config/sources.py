@@ -42,7 +42,6 @@ from r1kit.config.aliases import (
     for_stage,
     harmless,
     harmless_note,
-    own_sections,
     refusal,
     stage_key,
 )
@@ -236,16 +235,14 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     in_a_section = dotted and section in R1kitConfig.model_fields  # not a misspelt one (trainig.max_steps)
     # a TRL flag's name under a section (the tutorial's training.eval_steps): its key, not a near spelling
     # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size)
-    # under a stage's section, that stage's own key (sft.per_device_train_batch_size is sft.batch_size's, not GRPO's)
-    # or a common one (sft.bf16 is model.precision), never another stage's; else a near spelling as before
+    # under a stage's section, a key that stage reads: its own (sft.per_device_train_batch_size is sft.batch_size's,
+    # not GRPO's) or a common one (sft.bf16 is model.precision), never another stage's; else a near spelling as before
     stage = section if section in STAGE_KINDS else None
     if in_a_section and flag is not None:
         own = for_stage(flag.path, stage or command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
         if own is None and stage is None:
             return f"; TRL's {name} is {flag.path}, which `r1kit {command}` does not read"
-        landed = None if own is None else own.split(".")[0]
-        stages_own = ("training", *STAGE_KINDS)  # training.* is GRPO's
-        if own is not None and (stage is None or landed in own_sections(stage) or landed not in stages_own):
+        if own is not None and (stage is None or reads(stage, own)):  # sft.reward_funcs: GRPO's, which SFT reads not
             value = "" if flag.value is None else str(flag.value).lower()  # a switch's: bf16 is model.precision bf16
             return f"; TRL's {name} is " + (
                 f"--{own} {value}".rstrip() if as_flag else repr(f"{own}: {value}".rstrip(": "))
