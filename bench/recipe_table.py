@@ -102,11 +102,10 @@ def main() -> None:
     saved = args.out / "config.yaml"
     run_config = (yaml.safe_load(saved.read_text()) if saved.exists() else None) or {}
     evaluation = run_config.get("evaluation") or {}
-    # less what the arguments after `--` set themselves (a scored run's go to the evaluations alone), a sample count
-    # and its pass@k together
-    # the flags among them `r1kit eval` reads as one of these (`--temperature`, `--max_new_tokens` too): a scored
-    # run's are the user's for the evaluations, a run's were `r1kit run`'s (GRPO's temperature), so the run's config
-    # says how it was scored; given both ways, eval refused the pair
+    # The arguments after `--` that `r1kit eval` reads as one of these (`--temperature`, `--max_new_tokens` too): a
+    # scored run's are the user's for its evaluations and win (a sample count and its pass@k together); a run's were
+    # `r1kit run`'s (GRPO's temperature) and are left out, as the run's config says how it is scored (given both
+    # ways, eval refused the pair)
     read_as = evaluation_flags(without(run_args, _EVAL_OWN + _RUN_ONLY + _RUN_CONFIG))
     own = set(read_as) if args.scored_run else set()
     own |= {"num_samples", "pass_k"} if own & {"num_samples", "pass_k"} else set()
