@@ -233,10 +233,10 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         return f"; did you mean {anywhere[0]!r}?"
     flag = FLAG_ALIASES.get(f"--{name}")
     in_a_section = dotted and section in R1kitConfig.model_fields  # not a misspelt one (trainig.max_steps)
-    # a TRL flag's name under a section (the tutorial's training.eval_steps): its key, not a near spelling
-    # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size)
-    # under a stage's section, a key that stage reads: its own (sft.per_device_train_batch_size is sft.batch_size's,
-    # not GRPO's) or a common one (sft.bf16 is model.precision), never another stage's; else a near spelling as before
+    # A TRL flag's name under a section (the tutorial's training.eval_steps): its key, not a near spelling
+    # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size). Under a stage's section, only a
+    # key that stage reads: its own (sft.per_device_train_batch_size is sft.batch_size's, not GRPO's) or a common one
+    # (sft.bf16 is model.precision), never another stage's; else a near spelling as before.
     stage = section if section in STAGE_KINDS else None
     if in_a_section and flag is not None:
         own = for_stage(flag.path, stage or command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
