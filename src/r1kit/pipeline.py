@@ -98,9 +98,8 @@ def _checks(
     _check_stage_files(config)
 
     def check(config: R1kitConfig, splits: Splits) -> None:  # before the run folder: bad data leaves none behind
-        own_data.update(
-            _own_data(config, splits.held_out)
-        )  # and before any work: a stage's bad data file costs nothing
+        # and before any work: a stage's bad data file costs nothing
+        own_data.update(_own_data(config, splits.held_out))
         # and the plan, before the folder is opened: a refused run changes nothing in it (opening it clears a failed
         # start's logs and evaluations)
         folder = Path(config.run.output_dir).expanduser() if config.run.output_dir else None

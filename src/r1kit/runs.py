@@ -541,13 +541,16 @@ def outdated_stages(run_root: Path) -> set[str]:
     return {stage["name"] for stage in stages if stage.get("status") == "outdated"}
 
 
+RECIPE_STAGE = re.compile(r"\d\d_.+")  # a recipe's stage folder, NN_<stage>
+
+
 def is_stage_folder(folder: Path) -> bool:
     """Whether `folder` holds a stage's manifest (a damaged one too), not a recipe run's own (which lists its stages),
     or none yet under a recipe stage's name (`NN_<stage>`, killed before it wrote one): a run in a folder with the
     user's config.yaml was taken for a stage folder of a run there."""
     if (folder / "manifest.json").is_file():
         return "stages" not in read_manifest(folder)
-    return re.fullmatch(r"\d\d_\w+", folder.name) is not None and not (folder / "config.yaml").exists()
+    return RECIPE_STAGE.fullmatch(folder.name) is not None and not (folder / "config.yaml").exists()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ kept them (`eval/<label>.problems.jsonl`).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import yaml
 from r1kit.config.sources import flatten
 from r1kit.monitoring.console import print_eval_table
 from r1kit.runs import (
+    RECIPE_STAGE,
     RunDir,
     RunDirError,
     eval_label_number,
@@ -196,9 +196,6 @@ def evaluation_file(reference: str) -> Path:
             f"compare {reference}: {path} holds no evaluation (a finished `r1kit run`, or `r1kit eval --model {path}`)"
         )
     return files[-1]
-
-
-RECIPE_STAGE = re.compile(r"\d\d_.+")  # a recipe's stage folder, NN_<stage>
 
 
 def _evaluations_of(run: RunDir, stage_folder: Path) -> Path | None:

@@ -98,7 +98,8 @@ def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, 
     hub = {"subset": settings.general_subset, "train_split": settings.general_split}
     if is_local_data(settings.general_dataset):  # a file is read whole: said under sft2's own keys
         named = {"sft2.general_subset": settings.general_subset, "sft2.general_split": settings.general_split}
-        unused = [key for key, value in named.items() if value not in (None, "train")]
+        default = type(settings).model_fields["general_split"].default
+        unused = [key for key, value in named.items() if value not in (None, default)]
         if unused and first is None:  # said by the stage that reads it all, not by the check of its first rows
             logger.warning(
                 "%s %s a part of a hub dataset; the file %s is read whole",
@@ -122,8 +123,8 @@ def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, 
 def general_replies(settings: SFT2Config, held_out: Collection[str]) -> list[tuple[str, str]]:
     """The (question, reply) pairs of sft2.general_dataset that SFT 2 may train on: all of it (general data has no
     held-out part: the stage's held-out problems are the task's), but the `held_out` problems every model is scored
-    on (`held_out`: their questions, every one of them) and reasoning replies, which the general prompt does not ask for (a chat dump of math conversations holds
-    both). A DatasetError where none is left."""
+    on (`held_out`: their questions, every one of them) and reasoning replies, which the general prompt does not ask
+    for (a chat dump of math conversations holds both). A DatasetError where none is left."""
     pairs = _replies(settings)
     usable = _usable(pairs, held_out)
     if len(usable) < len(pairs):
