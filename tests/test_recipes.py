@@ -949,7 +949,11 @@ def test_sft2_leaves_out_every_held_out_question_whatever_the_count_scored(tmp_p
         kept = general_replies(general, splits.held_out.questions)
     assert [question for question, _ in kept] == [f"Name colour {i}." for i in range(4)]
     # a hub split named for a general file: said under its own key (was dataset.train_split's, with held-out words)
-    assert "sft2.general_split names a part of a hub dataset; the file" in caplog.text
+    general_file = tmp_path / "general.jsonl"
+    assert (
+        f"sft2.general_split 'train_sft' names a split of a hub dataset; {general_file} is read whole, so"
+        in caplog.text
+    )
     assert "dataset.train_split" not in caplog.text
 
 

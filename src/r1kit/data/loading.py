@@ -370,19 +370,28 @@ def _load_held_out(cfg: DatasetConfig) -> Raw:
 
 
 def _say_unused_hub_settings(cfg: DatasetConfig) -> None:
-    """A hub dataset's configuration or split named for a built-in task or a local file, which has neither."""
-    if cfg.subset:  # TRL's --dataset_config all, given for data that has no configurations
+    """dataset.subset or dataset.train_split named for a built-in task or a local file, which has neither."""
+    say_unused_hub_parts(
+        cfg.name,
+        ("dataset.subset", cfg.subset),
+        ("dataset.train_split", cfg.train_split, type(cfg).model_fields["train_split"].default),
+        " (its held-out problems are a dataset.split.test_size share of it, or dataset.test_split's file)",
+    )
+
+
+def say_unused_hub_parts(
+    name: str, subset: tuple[str, str | None], split: tuple[str, str, str], held_out: str = ""
+) -> None:
+    """A hub dataset's configuration or split named for `name`, a built-in task or a local file, which has neither:
+    `subset` is (its key, its value), `split` (its key, its value, the key's default); `held_out` says where such
+    data's held-out part comes from instead."""
+    key, value = subset
+    if value:  # TRL's --dataset_config all, given for data that has no configurations
+        logger.warning("%s %r names a configuration of a hub dataset; %s has none, so it is not used", key, value, name)
+    key, value, default = split
+    if value != default:  # TRL's --dataset_train_split train_sft
         logger.warning(
-            "dataset.subset %r names a configuration of a hub dataset; %s has none, so it is not used",
-            cfg.subset,
-            cfg.name,
-        )
-    if cfg.train_split != type(cfg).model_fields["train_split"].default:  # TRL's --dataset_train_split train_sft
-        logger.warning(
-            "dataset.train_split %r names a split of a hub dataset; %s is read whole (its held-out problems are a "
-            "dataset.split.test_size share of it, or dataset.test_split's file), so it is not used",
-            cfg.train_split,
-            cfg.name,
+            "%s %r names a split of a hub dataset; %s is read whole%s, so it is not used", key, value, name, held_out
         )
 
 

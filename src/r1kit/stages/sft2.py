@@ -16,7 +16,15 @@ from importlib import resources
 from datasets import Dataset, concatenate_datasets
 
 from r1kit.config.schema import DatasetConfig, R1kitConfig, SFT2Config
-from r1kit.data.loading import DatasetError, drawn_indices, has_sft_rows, is_local_data, load_all_rows, sft_rows
+from r1kit.data.loading import (
+    DatasetError,
+    drawn_indices,
+    has_sft_rows,
+    is_local_data,
+    load_all_rows,
+    say_unused_hub_parts,
+    sft_rows,
+)
 from r1kit.prompts import GENERAL_SYSTEM_PROMPT, chat_prompt
 from r1kit.stages import sft
 from r1kit.stages.common import GOLDS_READ, StageContext, StageInputs, StageOutput, stage_main
@@ -97,15 +105,11 @@ def _replies(settings: SFT2Config, first: int | None = None) -> list[tuple[str, 
     """The (question, reply) pairs of sft2.general_dataset (of its `first` rows)."""
     hub = {"subset": settings.general_subset, "train_split": settings.general_split}
     if is_local_data(settings.general_dataset):  # a file is read whole: said under sft2's own keys
-        named = {"sft2.general_subset": settings.general_subset, "sft2.general_split": settings.general_split}
-        default = type(settings).model_fields["general_split"].default
-        unused = [key for key, value in named.items() if value not in (None, default)]
-        if unused and first is None:  # said by the stage that reads it all, not by the check of its first rows
-            logger.warning(
-                "%s %s a part of a hub dataset; the file %s is read whole",
-                " and ".join(unused),
-                "names" if len(unused) == 1 else "name",
+        if first is None:  # said by the stage that reads it all, not by the check of its first rows
+            say_unused_hub_parts(
                 settings.general_dataset,
+                ("sft2.general_subset", settings.general_subset),
+                ("sft2.general_split", settings.general_split, type(settings).model_fields["general_split"].default),
             )
         hub = {}
     general = DatasetConfig(name=settings.general_dataset, on_bad_row="skip", **hub)
