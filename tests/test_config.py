@@ -511,6 +511,26 @@ def test_unknown_keys_in_files_and_environment(tmp_path: Path) -> None:
         resolve(environ={"R1KIT_MODEL_NMAE": "x"})
 
 
+def test_a_stage_section_s_unknown_key_is_never_answered_with_another_stage_s_setting(tmp_path: Path) -> None:
+    """`ppo: {beta: 0.1}` was answered "did you mean 'dpo.beta'?", `ppo.epochs` with dpo.epochs and `dpo.kl_coef`
+    with ppo.kl_coef: settings another stage reads, which would change nothing of the stage the user meant."""
+    said = {
+        "ppo: {beta: 0.1}": "; PPO's KL coefficient is 'ppo.kl_coef'",
+        "ppo: {epochs: 2}": "; did you mean 'ppo.ppo_epochs'?",
+        "dpo: {kl_coef: 0.1}": "; DPO's KL coefficient is 'dpo.beta'",
+        "trpo: {max_steps: 5}": "; TRPO is PPO's other policy update: ppo.policy_update trpo",
+        "grpo: {max_step: 5}": "; did you mean 'training.max_steps'?",  # GRPO's settings are under both
+    }
+    config_file = tmp_path / "c.yaml"
+    for written, advice in said.items():
+        config_file.write_text(written + "\n")
+        with pytest.raises(ConfigError) as refused:
+            resolve(config_file=str(config_file))
+        assert advice in str(refused.value), written
+        assert ("dpo." in str(refused.value)) == written.startswith("dpo"), written
+        assert "grpo.beta" not in str(refused.value), written
+
+
 def test_a_file_s_unknown_keys_are_named_together_with_the_command_s_own_keys(tmp_path: Path) -> None:
     """A file of TRL's flat settings took one run per key, and for `r1kit sft` the advice named GRPO's key
     (training.optimization.learning_rate), which sft does not read: following it changed nothing."""

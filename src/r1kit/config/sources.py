@@ -150,6 +150,9 @@ def field_help() -> list[tuple[str, Any, str]]:
 _LENGTH_LIMITS = ("max_length", "max_tokens")
 
 
+_KL_COEFFICIENT = {"ppo": "ppo.kl_coef", "dpo": "dpo.beta", "rloo": "rloo.beta"}  # GRPO's: said with kl_coef's rule
+
+
 def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -> str:
     """A suggestion only for a near miss (a typo), never a merely related key; for a TRL flag's name, its key (for
     `r1kit COMMAND`, the key it sets there: `learning_rate` is sft.optimization.learning_rate for `r1kit sft`). A bare
@@ -183,6 +186,8 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     ("; TRL's per_device_train_batch_size is 'sft.batch_size.per_device_train'", "; TRL's max_seq_length is 'dpo.max_length'")
     >>> did_you_mean("training.bf16"), did_you_mean("model.use_peft", as_flag=True)
     ("; TRL's bf16 is 'model.precision: bf16'", "; TRL's use_peft is --model.lora.enabled true")
+    >>> did_you_mean("ppo.beta"), did_you_mean("ppo.epochs"), did_you_mean("sft.temprature")
+    ("; PPO's KL coefficient is 'ppo.kl_coef'", "; did you mean 'ppo.ppo_epochs'?", '')
     >>> did_you_mean("profile"), did_you_mean("dataset.columns.problem", as_flag=True)
     ('; a profile is chosen on the command line (--profile NAME), and defined under `profiles:`', '; dataset.columns is one setting, a mapping: --dataset.columns "{problem: VALUE}"')
     """
@@ -192,6 +197,11 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         # GRPO's KL coefficient is TRL's `beta`; the one key named kl_coef is PPO's, which GRPO never reads
         said = ("--beta", "--ppo.kl_coef") if as_flag else ("'grpo.beta'", "'ppo.kl_coef'")
         return f"; GRPO's KL coefficient is {said[0]} (TRL's beta); PPO's is {said[1]}"
+    kl = _KL_COEFFICIENT.get(section)
+    if kl and path in (f"{section}.beta", f"{section}.kl_coef") and path != kl:  # ppo.beta was answered with dpo.beta
+        return f"; {section.upper()}'s KL coefficient is {'--' + kl if as_flag else repr(kl)}"
+    if section == "trpo":  # trpo.beta was answered with grpo.beta, trpo.max_steps with ppo.max_steps as if the same
+        return "; TRPO is PPO's other policy update: ppo.policy_update trpo, its own settings ppo.trpo_*"
     if path.rsplit(".", 1)[-1] == "do_sample":  # transformers' generate(do_sample=True, temperature=0.7)
         return "; sampling is set by the temperature alone (--temperature 0 is greedy; above 0 it samples)"
     if path in ("profile", "recipe"):  # `profile: dev` in a file: the command line chooses them
@@ -229,7 +239,9 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
         same = [key for key in known if key.split(".")[0] in sections and key.rsplit(".", 1)[-1] == name]
         if len(same) == 1:
             return f"; did you mean {same[0]!r}?"
-    if len(anywhere) == 1:  # the one setting of that name, in another section (training.logging_steps)
+    stage = section if section in STAGE_KINDS else None
+    # the one setting of that name, in another section (training.logging_steps), which a stage's section reads
+    if len(anywhere) == 1 and (stage is None or reads(stage, anywhere[0])):  # dpo.kl_coef is not ppo.kl_coef
         return f"; did you mean {anywhere[0]!r}?"
     flag = FLAG_ALIASES.get(f"--{name}")
     in_a_section = dotted and section in R1kitConfig.model_fields  # not a misspelt one (trainig.max_steps)
@@ -237,7 +249,6 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
     # (training.max_steps; per_device_train_batch_size for per_device_eval_batch_size). Under a stage's section, only a
     # key that stage reads: its own (sft.per_device_train_batch_size is sft.batch_size's, not GRPO's) or a common one
     # (sft.bf16 is model.precision), never another stage's; else a near spelling as before.
-    stage = section if section in STAGE_KINDS else None
     if in_a_section and flag is not None:
         own = for_stage(flag.path, stage or command, LEAF_PATHS.__contains__) if flag.tutorial else flag.path
         if own is None and stage is None:
@@ -259,6 +270,15 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
             return f"; did you mean --{close[0]}?" if as_flag else f"; did you mean {flags[close[0]]!r}?"
         if close and len(names[close[0]]) == 1:
             return f"; did you mean {names[close[0]][0]!r}?"
+    if in_a_section:  # the section is right (ppo.epochs): a near key of another stage's (dpo.epochs) is another setting
+        under = path.partition(".")[2]  # the name under the section, as a key of its own sections is written
+        own = [key for key in known if key.split(".")[0] in (GRPO_SECTIONS if section in GRPO_SECTIONS else (section,))]
+        named = [key for key in own if key.endswith(f"_{under}")]  # ppo.epochs: ppo.ppo_epochs
+        if len(named) == 1:
+            return f"; did you mean {named[0]!r}?"
+        by_name = {f"{section}.{key.partition('.')[2]}": key for key in own}  # grpo.max_steps: training.max_steps
+        close = difflib.get_close_matches(path, list(by_name), n=1, cutoff=0.85)
+        return f"; did you mean {by_name[close[0]]!r}?" if close else ""
     close = difflib.get_close_matches(path, known + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
     if close and close[0] in SECTION_PATHS and path.startswith(f"{close[0]}."):  # model.lora.r: not 'model.lora'
         return f"; {close[0]} has no {path.removeprefix(close[0] + '.')!r} (its keys: {_keys_of(close[0])})"
