@@ -4,7 +4,8 @@ Every variant does the same work: the embedded SmolLM2-135M-Instruct, 2 prompts 
 `--tokens` tokens each (EOS ignored, so no variant gets shorter completions by chance), the same prompts, and the same
 completion tokens for the loss. Variants, each in its own process (so that its peak RSS is its own):
 - `trl`: TRL's GRPOTrainer with r1kit's settings: LoRA (r 16, all linear layers) on frozen bf16 weights, bf16
-  autocast, r1kit's short system prompt, no gradient checkpointing. Rollouts from `model.generate`, loss from TRL's
+  autocast (fp32 weights and arithmetic under `--precision fp32`, as r1kit trains on a CPU without native bf16),
+  r1kit's short system prompt, no gradient checkpointing. Rollouts from `model.generate`, loss from TRL's
   fused-LM-head path. The real peer.
 - `r1kit`: the same trainer with r1kit's fast paths on (`fast.generation`, `fast.shared_prefix`).
 - `tutorial`: TRL with the R1 tutorial's settings, for context: a full fp32 fine-tune (its bf16 needs a GPU),
@@ -16,11 +17,12 @@ kernel selection, the second still grows the allocator's heap).
 MFU counts model FLOPs: 2 × (parameters in matmuls) per token for the forward and as much again for the backward
 where the base weights are frozen (input gradients only; LoRA's own are negligible), twice as much for the tutorial's
 full fine-tune (weight gradients too; checkpointing's recomputed forward is not model work), over the tokens a path
-actually processes (the shared-prefix path forwards each prompt once per group), against this machine's bf16 matmul
-peak, measured once before the variants so that every MFU has the same yardstick.
+actually processes (the shared-prefix path forwards each prompt once per group), against this machine's matmul peak
+in the compared precision, measured once before the variants so that every MFU has the same yardstick.
 
     python bench/grpo_step.py                # all variants; the last line is JSON
     python bench/grpo_step.py --repeats 5
+    python bench/grpo_step.py --precision fp32   # what r1kit runs on a CPU without native bf16 (the default there)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ VARIANTS = ("trl", "r1kit", "tutorial")
 WARMUP = 2
 
 
-def build(variant: str, tokens: int):
+def build(variant: str, tokens: int, precision: str):
     """The trainer, the prompts (token ids, each repeated for its group) and a fixed loss batch for `variant`."""
     import torch
     from datasets import Dataset
@@ -58,7 +60,8 @@ def build(variant: str, tokens: int):
     tutorial = variant == "tutorial"
     path = builtin_model_path("smollm2-135m")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if tutorial else torch.bfloat16)
+    bf16 = precision == "bf16" and not tutorial  # the tutorial's bf16 needs a GPU: a full fp32 fine-tune here
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
     system = R1_SYSTEM_PROMPT if tutorial else DEFAULT_SYSTEM_PROMPT
     questions = [row["question"] for row in generate("arithmetic", PROMPTS, seed=0)]
     conversations = [chat_prompt(q, system) for q in questions]
@@ -70,7 +73,7 @@ def build(variant: str, tokens: int):
         max_completion_length=tokens,
         temperature=defaults.grpo.temperature,
         learning_rate=5e-5,
-        bf16=not tutorial,
+        bf16=bf16,
         gradient_checkpointing=tutorial,
         use_cpu=True,
         report_to="none",
@@ -119,10 +122,10 @@ def build(variant: str, tokens: int):
     return trainer, prompt_ids, batch
 
 
-def measure(variant: str, tokens: int, repeats: int, peak: float) -> dict[str, float]:
+def measure(variant: str, tokens: int, repeats: int, peak: float, precision: str) -> dict[str, float]:
     import torch
 
-    trainer, prompt_ids, batch = build(variant, tokens)
+    trainer, prompt_ids, batch = build(variant, tokens, precision)
     model = trainer.model
     phases: dict[str, list[float]] = {"generation": [], "forward": [], "backward": [], "optimizer": []}
     for repeat in range(repeats + WARMUP):
@@ -158,8 +161,8 @@ def measure(variant: str, tokens: int, repeats: int, peak: float) -> dict[str, f
     result |= {
         "generation_tokens_per_second": rows * tokens / result["generation_seconds"],
         "train_tokens_per_second": rows * (width + completion) / train_seconds,
-        "train_mfu_bf16": (forward_flops + backward_flops) / train_seconds / peak,
-        "bf16_peak_gflops": peak / 1e9,
+        f"train_mfu_{precision}": (forward_flops + backward_flops) / train_seconds / peak,
+        "peak_gflops": peak / 1e9,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
         "prompt_tokens": width,
         "shared_prefix": trainer.shared_prefix,
@@ -172,29 +175,38 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=64, help="tokens per completion (default 64)")
     parser.add_argument("--repeats", type=int, default=3, help="measured steps per variant (default 3)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="the weights and arithmetic of r1kit and its peer: auto is bf16 on a CPU with native bf16, else fp32, as "
+        "r1kit's model.precision auto chooses (default auto)",
+    )
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # in a child process
-    parser.add_argument("--peak", type=float, help=argparse.SUPPRESS)  # the parent's measured bf16 peak, FLOP/s
+    parser.add_argument("--peak", type=float, help=argparse.SUPPRESS)  # the parent's measured matmul peak, FLOP/s
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(measure(args.variant, args.tokens, args.repeats, args.peak)))
+        print(json.dumps(measure(args.variant, args.tokens, args.repeats, args.peak, args.precision)))
         return
 
     import torch
 
     from r1kit.hardware import cpu_has_native_bf16, measure_matmul_peak, setup_hardware
 
-    if not cpu_has_native_bf16():  # emulated, bf16 is ~20× slower: hours for a comparison r1kit never runs here
+    precision = args.precision if args.precision != "auto" else "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "bf16" and not cpu_has_native_bf16():  # emulated, bf16 is ~20× slower: hours, never run here
         sys.exit(
-            "bench/grpo_step.py compares r1kit and TRL in bf16 (LoRA on bf16 weights, MFU against the bf16 matmul "
-            "peak), and this CPU has no native bf16 (avx512_bf16 or amx_bf16): r1kit trains in fp32 here. Run it on "
-            "a CPU with bf16."
+            "bench/grpo_step.py --precision bf16: this CPU has no native bf16 (avx512_bf16 or amx_bf16), so bf16 is "
+            "emulated, about 20 times slower, and r1kit trains in fp32 here: compare with --precision fp32 (auto)."
         )
     setup_hardware(device="cpu")  # the threads (and glibc set-up) every variant runs with on the CPU
-    peak = measure_matmul_peak(torch.bfloat16)  # once: one yardstick for every variant's MFU
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    peak = measure_matmul_peak(dtype)  # once: one yardstick for every variant's MFU
     results = {}
     for variant in VARIANTS:
-        print(f"measuring {variant} …", file=sys.stderr, flush=True)
+        print(f"measuring {variant} ({precision}) …", file=sys.stderr, flush=True)
         command = [sys.executable, __file__, "--variant", variant, "--tokens", str(args.tokens), "--peak", str(peak)]
+        command += ["--precision", precision]
         done = subprocess.run([*command, "--repeats", str(args.repeats)], capture_output=True, text=True, check=False)
         if done.returncode:
             sys.exit(f"{variant} failed:\n{done.stderr[-3000:]}")
@@ -214,21 +226,22 @@ def main() -> None:
         ("  optimizer (s)", "optimizer_seconds", ".3f", True),
         ("generation tokens/s", "generation_tokens_per_second", ".0f", False),
         ("train tokens/s (fwd+bwd)", "train_tokens_per_second", ".0f", False),
-        ("train MFU (bf16 peak)", "train_mfu_bf16", ".1%", False),
+        (f"train MFU ({precision} peak)", f"train_mfu_{precision}", ".1%", False),
         ("peak RSS (GB)", "peak_rss_gb", ".2f", True),
     ]
     for label, key, fmt, lower_is_better in rows:
         ratio = peer[key] / ours[key] if lower_is_better else ours[key] / peer[key]
         print(f"{label:30}{ours[key]:>10{fmt}}{peer[key]:>19{fmt}}{ratio:>7.2f}x{tutorial[key]:>14{fmt}}")
     print(
-        f"ratio: how many times better r1kit is than TRL with the same settings; bf16 peak {ours['bf16_peak_gflops']:.0f} GFLOP/s"
+        f"ratio: how many times better r1kit is than TRL with the same settings; {precision} matmul peak "
+        f"{ours['peak_gflops']:.0f} GFLOP/s"
     )
     print(
         json.dumps(
             {
                 "speedup_vs_trl_same_settings": round(peer["step_seconds"] / ours["step_seconds"], 3),
                 "peak_rss_ratio_vs_trl": round(ours["peak_rss_gb"] / peer["peak_rss_gb"], 3),
-                "train_mfu_bf16": round(ours["train_mfu_bf16"], 3),
+                f"train_mfu_{precision}": round(ours[f"train_mfu_{precision}"], 3),
                 "generation_speedup_vs_hf_generate": round(
                     ours["generation_tokens_per_second"] / peer["generation_tokens_per_second"], 3
                 ),
