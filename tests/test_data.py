@@ -525,6 +525,8 @@ def test_held_out_problems_are_never_trained_on_nor_scored_twice(tmp_path: Path,
     )
     assert "1 row repeating an earlier problem left out" in caplog.text
     assert "2 training rows with a problem of the held-out file" in caplog.text
+    # `r1kit eval --data` of that file scores the same problems, once each: it read the repeat, and paired with no run
+    assert load_eval_rows(DatasetConfig(name=str(held_out)))[0]["question"] == ["0 + 1?", "1 + 1?"]
 
     traces = [{"question": f"{i} * 3?", "solution": str(3 * i)} for i in range(50) for _ in range(4)]
     splits = load_splits(DatasetConfig(name=str(write_rows(tmp_path / "traces.jsonl", traces))))

@@ -286,6 +286,7 @@ def load_eval_rows(cfg: DatasetConfig, whole_file: bool = True) -> tuple[Dataset
     carved it (a run's own data: the problems its table scored, not its training rows)."""
     if scores_whole_file(cfg, whole_file):
         rows, skipped = load_all_rows(cfg)  # a file named to score: its first rows, as the README's tables took them
+        rows = _each_problem_once(rows, cfg.name)  # as a run's held-out file is read: the two pair problem by problem
         return rows.select(range(min(cfg.max_test_samples or len(rows), len(rows)))), skipped
     splits = load_splits(cfg)
     # a held-out file's own bad rows: the training file's cost none of the problems scored
