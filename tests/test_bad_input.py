@@ -646,8 +646,10 @@ def test_eval_refuses_a_win_rate_model_that_is_not_a_folder(tiny_model: Path, tm
 
 def test_eval_counts_the_bad_rows_it_skipped(tiny_model: Path, tmp_path: Path, capsys, caplog) -> None:
     data = tmp_path / "gsm.jsonl"
-    good = {"question": "What is 2 + 3?", "answer": "2 + 3 = 5\n#### 5"}
-    data.write_text("\n".join(json.dumps(row) for row in [good, {"question": "q", "answer": "no final line"}, good]))
+    good = [{"question": f"What is 2 + {i}?", "answer": f"2 + {i} = {2 + i}\n#### {2 + i}"} for i in (3, 4)]
+    data.write_text(
+        "\n".join(json.dumps(row) for row in [good[0], {"question": "q", "answer": "no final line"}, good[1]])
+    )
     args = ["eval", "--model", str(tiny_model), "--profile", "test", "--data", str(data), "--out", str(tmp_path / "e")]
     code, err = cli(capsys, *args, "--dataset.on_bad_row", "skip")
     assert code == 0, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from r1kit.data.adapters import detect_format
 from r1kit.data.loading import (
     DatasetError,
     grpo_rows,
+    load_all_rows,
     load_eval_rows,
     load_file,
     load_splits,
@@ -99,6 +101,12 @@ def test_other_column_names_are_renamed_with_dataset_columns(tmp_path: Path) -> 
         load_eval_rows(dataset(path, columns={"prompt": "question"}))
     with pytest.raises(DatasetError, match="renames a column to answer, which the data has"):
         load_eval_rows(dataset(path, columns={"problem": "answer"}))
+    # a bad row's field is named as the file names it (was: field 'solution' is missing, a column the file lacks)
+    rows = [{"problem": "What is 1 + 1?", "answer": 2}, {"problem": "What is 2 + 2?", "answer": ""}]
+    renaming = {"problem": "question", "answer": "solution"}
+    bad = "line 2: field 'answer' (read as 'solution' through dataset.columns) is missing"
+    with pytest.raises(DatasetError, match=re.escape(bad)):
+        load_splits(dataset(write_rows(tmp_path / "blank.jsonl", rows), columns=renaming))
 
 
 def test_dataset_columns_is_read_from_flags_env_and_yaml(tmp_path: Path) -> None:
@@ -289,7 +297,7 @@ def test_gsm8k_is_told_from_more_than_its_first_row(tmp_path: Path) -> None:
 
 def test_a_data_file_s_suffix_may_be_upper_case(tmp_path: Path) -> None:
     path = write_rows(tmp_path / "data.jsonl", [{"question": "q", "solution": "1"}] * 2).rename(tmp_path / "DATA.JSONL")
-    assert load_eval_rows(dataset(path))[0]["solution"] == ["1", "1"]
+    assert load_all_rows(dataset(path))[0]["solution"] == ["1", "1"]
 
 
 def test_max_train_samples_of_data_in_its_own_order_is_a_seeded_draw(tmp_path: Path) -> None:
@@ -611,7 +619,7 @@ def test_a_text_column_written_with_a_chat_template_asks_its_user_turn(tmp_path:
         f"### Instruction:\nYou are a math expert.\n\n### Question:\nWhat is 6 + 3?\n\n### Response:\n{reply}",
     ]  # each section before ### Response: is the question's (an instruction and its input, a question's context)
     path = write_rows(tmp_path / "templated.jsonl", [{"text": text} for text in texts])
-    rows = load_eval_rows(dataset(path))[0]
+    rows = load_all_rows(dataset(path))[0]  # every row as read (eval scores a problem once)
     assert list(rows["question"]) == ["What is 6 + 3?"] * 4 + ["You are a math expert.\n\nWhat is 6 + 3?"]
     assert list(rows["solution"]) == ["9"] * 5
     mention = "What does the ### Response: header do in a prompt?"
@@ -699,8 +707,9 @@ def test_a_bad_row_names_file_row_and_field(fmt: str, broken: dict, field: str, 
         load_eval_rows(dataset(path, format=fmt))
     with pytest.raises(DatasetError, match="3 usable rows of 1 problem, too few to hold out"):  # held out by problem
         load_splits(dataset(path, format=fmt, on_bad_row="skip", split={"test_size": 0.34, "seed": 0}))
-    rows, skipped_rows = load_eval_rows(dataset(path, format=fmt, on_bad_row="skip"))
+    rows, skipped_rows = load_all_rows(dataset(path, format=fmt, on_bad_row="skip"))
     assert skipped_rows == 1 and len(rows) == 3
+    assert len(load_eval_rows(dataset(path, format=fmt, on_bad_row="skip"))[0]) == 1  # one problem, scored once
 
 
 def test_a_bad_row_is_named_by_its_place_in_the_file(tmp_path: Path, caplog) -> None:
@@ -845,7 +854,7 @@ def test_chat_content_given_as_text_parts_is_read_and_other_content_is_a_bad_row
     path = write_rows(tmp_path / "images.jsonl", [good, bad, good])
     with pytest.raises(DatasetError, match=r"line 2: field 'messages' .*must be text"):
         load_eval_rows(dataset(path))
-    rows, skipped = load_eval_rows(dataset(path, on_bad_row="skip"))
+    rows, skipped = load_all_rows(dataset(path, on_bad_row="skip"))
     assert (len(rows), skipped) == (2, 1)
 
 
@@ -1281,13 +1290,13 @@ def test_a_json_array_saved_as_jsonl_is_read_as_rows(tmp_path: Path) -> None:
 def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tmp_path: Path, row: dict) -> None:
     """Alpaca and Dolly rows of R1-distilled data had no gold (`r1kit grpo` refused the file) where the same replies
     as chat messages had theirs."""
-    loaded = load_eval_rows(dataset(write_rows(tmp_path / "r1.jsonl", [row] * 2)))[0]
+    loaded = load_all_rows(dataset(write_rows(tmp_path / "r1.jsonl", [row] * 2)))[0]
     assert (loaded["solution"], loaded["reasoning"]) == (["5", "5"], ["2 + 3 = 5", "2 + 3 = 5"])
     # an R1-distill reply (its thinking, then prose boxing the answer) too
     distilled = {
         key: "<think>2 + 3 = 5</think>\nSo \\boxed{5}." if "<think>" in str(v) else v for key, v in row.items()
     }
-    assert load_eval_rows(dataset(write_rows(tmp_path / "distilled.jsonl", [distilled] * 2)))[0]["solution"] == [
+    assert load_all_rows(dataset(write_rows(tmp_path / "distilled.jsonl", [distilled] * 2)))[0]["solution"] == [
         "5",
         "5",
     ]
@@ -1295,7 +1304,7 @@ def test_an_instruction_rows_r1_form_reply_is_a_worked_solution_with_its_gold(tm
     # reply with an empty answer)
     thinking = "<think>Not sure.</think>\n<|im_end|>"
     unanswered = {key: thinking if "<think>" in str(value) else value for key, value in row.items()}
-    loaded = load_eval_rows(dataset(write_rows(tmp_path / "think.jsonl", [unanswered] * 2)))[0]
+    loaded = load_all_rows(dataset(write_rows(tmp_path / "think.jsonl", [unanswered] * 2)))[0]
     assert (loaded["solution"], loaded["response"]) == ([None, None], [thinking, thinking])
 
 

@@ -29,7 +29,7 @@ class BadRow(ValueError):
 
     def __init__(self, field: str, problem: str):
         super().__init__(f"field {field!r} {problem}")
-        self.field = field
+        self.field, self.problem = field, problem
 
 
 def required_text(row: Mapping[str, Any], field: str) -> str:

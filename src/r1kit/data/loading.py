@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -58,6 +58,8 @@ class Raw(NamedTuple):
     skipped: int = 0
     unit: str = "row"
     places: Sequence[int] | None = None
+    columns: Mapping[str, str] | None = None  # the renaming `renamed` applied ({file column: format column}), its key
+    columns_key: str = "dataset.columns"
 
     def place(self, index: int) -> str:
         """Where row `index` is: "line 7" of a JSONL file with blank or bad lines before it, else its number.
@@ -66,6 +68,19 @@ class Raw(NamedTuple):
         ('line 7', 'row 5')
         """
         return f"{self.unit} {self.places[index] if self.places is not None else index + 1}"
+
+    def fault(self, index: int, bad: BadRow) -> str:
+        """Where row `index` is and what is wrong with it, its field named as the file names it.
+
+        >>> Raw(None, columns={"answer": "solution"}).fault(5, BadRow("solution", "is missing"))
+        "row 6: field 'answer' (read as 'solution' through dataset.columns) is missing"
+        """
+        written = next((old for old, new in (self.columns or {}).items() if new == bad.field), None)
+        if written is None:
+            return f"{self.place(index)}: {bad}"
+        return (
+            f"{self.place(index)}: field {written!r} (read as {bad.field!r} through {self.columns_key}) {bad.problem}"
+        )
 
 
 @dataclass(frozen=True)
@@ -933,7 +948,8 @@ def _as_read(line: bytes, fields: _Rewrites) -> bytes:
 def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
     if len(read.rows) == 0:
         raise DatasetError(f"{source}: the dataset is empty")
-    raw = renamed(read.rows, cfg.columns, source)
+    read = renamed(read, cfg.columns, source)
+    raw = read.rows
     fmt = cfg.format if cfg.format != "auto" else _detect(raw, source)
     adapter = ADAPTERS[fmt]
     # data without the default grouping column is simply not grouped; a column the user names must be there
@@ -964,8 +980,8 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
             if cfg.on_bad_row == "error":
                 # the columns named only where no row read yet: one bad row among good ones is that row's fault
                 advice = (not rows and named) or "; fix the row or set dataset.on_bad_row=skip"
-                raise DatasetError(f"{source}: {read.place(index)}: {bad} ({fmt} format){advice}") from None
-            skipped.append(f"{read.place(index)}: {bad}")
+                raise DatasetError(f"{source}: {read.fault(index, bad)} ({fmt} format){advice}") from None
+            skipped.append(read.fault(index, bad))
     if not rows:
         raise DatasetError(
             f"{source}: all {len(raw)} rows are unusable as {fmt} rows ({'; '.join(skipped[:3])}){named}"
@@ -998,8 +1014,10 @@ def _adapt(read: Raw, cfg: DatasetConfig, source: str) -> tuple[Dataset, int]:
     return Dataset.from_list(rows), len(skipped)
 
 
-def renamed(raw: Dataset, columns: dict[str, str], source: str, key: str = "dataset.columns") -> Dataset:
-    """`raw` with the config's `key` renaming applied ({file column: format column})."""
+def renamed(read: Raw, columns: dict[str, str], source: str, key: str = "dataset.columns") -> Raw:
+    """`read` with the config's `key` renaming applied ({file column: format column}), which its bad rows' messages
+    undo."""
+    raw = read.rows
     missing = [column for column in columns if column not in raw.column_names]
     if missing:
         raise DatasetError(
@@ -1009,7 +1027,7 @@ def renamed(raw: Dataset, columns: dict[str, str], source: str, key: str = "data
     taken = [new for old, new in columns.items() if new in raw.column_names and new not in columns]
     if taken:
         raise DatasetError(f"{source}: {key} renames a column to {', '.join(taken)}, which the data has")
-    return raw.rename_columns(columns) if columns else raw
+    return read._replace(rows=raw.rename_columns(columns) if columns else raw, columns=columns, columns_key=key)
 
 
 DETECTED_FROM = 20  # the first rows whose contents tell a format where its columns cannot (GSM8K's ####)

@@ -320,10 +320,10 @@ def adapt_pairs(read: Raw, fmt: str, source: str, on_bad_row: str) -> tuple[list
         except BadRow as bad:
             if on_bad_row == "error":
                 raise DatasetError(
-                    f"{source}: {read.place(index)}: {bad} ({fmt} preference format); fix the row or set "
+                    f"{source}: {read.fault(index, bad)} ({fmt} preference format); fix the row or set "
                     "dataset.on_bad_row=skip"
                 ) from None
-            skipped.append(f"{read.place(index)}: {bad}")
+            skipped.append(read.fault(index, bad))
     if skipped and pairs:  # which and why, as the problem rows' are said: the count alone left the user to find them
         logger.warning(
             "%s: %d bad preference row(s) skipped (dataset.on_bad_row skip): %s%s",
@@ -385,7 +385,7 @@ def _pair_format(cfg: PreferencesConfig, raw: Dataset, source: str) -> str:
 
 
 def _renamed_pairs(read: Raw, cfg: PreferencesConfig, source: str) -> Raw:
-    return read._replace(rows=renamed(read.rows, cfg.columns, source, "preferences.columns"))
+    return renamed(read, cfg.columns, source, "preferences.columns")
 
 
 def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
