@@ -902,11 +902,47 @@ def test_the_policy_s_revision_goes_to_trl_only_for_a_reference_it_loads() -> No
 
     def passed(*flags: str, beta: float) -> dict:
         config = resolve_config(overrides=["--model.revision", "main", *flags], environ={}).config
-        return reference_loading(config, beta)
+        hub_model = SimpleNamespace(config=SimpleNamespace(_name_or_path="org/tiny"))  # loaded by its name
+        return reference_loading(SimpleNamespace(config=config), hub_model, beta)
 
     assert "model_init_kwargs" not in passed(beta=0.04)  # LoRA, r1kit's default
     assert "model_init_kwargs" not in passed("--model.lora.enabled", "false", beta=0.0)
     assert passed("--model.lora.enabled", "false", beta=0.04)["model_init_kwargs"] == {"revision": "main"}
+
+
+@pytest.mark.parametrize("stage", ["grpo", "rloo"])
+def test_a_full_fine_tune_from_an_adapter_folder_has_a_kl_reference(
+    stage: str, tmp_path: Path, tiny_model: Path
+) -> None:
+    """The policy merged from an adapter folder is named by that folder, which TRL loaded as the KL reference:
+    "Unrecognized model" (RLOO's default beta 0.05 from any LoRA checkpoint, GRPO's with grpo.beta above 0)."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from r1kit.config.schema import ModelConfig
+    from r1kit.models import load_tokenizer, save_adapter
+    from r1kit.stages import grpo
+
+    torch.manual_seed(0)
+    lora = PeftLoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    adapted = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), lora)
+    for name, parameter in adapted.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # an adapter that changes the weights it is merged into
+    adapter = tmp_path / "adapter"
+    save_adapter(adapted, load_tokenizer(ModelConfig(), str(tiny_model)), adapter, ModelConfig())
+    steps = {"grpo": "--training.max_steps", "rloo": "--rloo.max_steps"}[stage]
+    flags = ("--model.name", str(adapter), "--model.lora.enabled", "false", f"--{stage}.beta", "0.05", steps, "1")
+    ctx, inputs = stage_setup(tmp_path, stage, *flags)
+    inputs.model = str(adapter)
+    output = {"grpo": grpo, "rloo": rloo}[stage].run(ctx, inputs)
+    reference = ctx.dir / "reference"
+    assert (reference / "config.json").is_file() and output.model.is_dir()
+    # the reference is the merged start model (the adapter's weights in it), not its base
+    merged = load_file(str(reference / "model.safetensors"))
+    base = load_file(str(tiny_model / "model.safetensors"))
+    assert any(not torch.equal(merged[k].to(base[k].dtype), base[k]) for k in base if "q_proj" in k)
 
 
 def test_reward_model_config_and_stage_names(tmp_path: Path) -> None:

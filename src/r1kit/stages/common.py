@@ -24,6 +24,7 @@ from r1kit import distributed
 from r1kit.atomic import (
     COMPLETE_MARKER,
     build_complete,
+    commit_folder,
     content_hash,
     is_complete,
     jsonable,
@@ -948,14 +949,31 @@ def staging_dir(ctx: StageContext) -> Path:
     return ctx.dir / ".staging"
 
 
-def reference_loading(config: R1kitConfig, beta: float) -> dict[str, Any]:
+def reference_loading(ctx: StageContext, model: PreTrainedModel, beta: float) -> dict[str, Any]:
     """GRPOConfig's and RLOOConfig's arguments for a full fine-tune's KL reference (`beta` above 0), which TRL loads
     by the policy's name (a hub id, or the merged weights' folder): as the policy was loaded, remote code and hub
     revision alike. Without a reference to load (beta 0, or LoRA's adapter turned off) no revision is passed: TRL
-    said it "will be ignored" for the policy, which r1kit loads itself."""
+    said it "will be ignored" for the policy, which r1kit loads itself.
+
+    A policy merged from an adapter folder exists in memory only (its name is the adapter's folder, which TRL cannot
+    load: "Unrecognized model", RLOO's default beta from any adapter): its weights are saved once, as the reference,
+    in the stage's folder, and the policy named by them."""
+    config = ctx.config
     found: dict[str, Any] = {"trust_remote_code": config.model.trust_remote_code}
-    if config.model.revision and beta != 0 and not config.model.lora.enabled:
+    if beta == 0 or config.model.lora.enabled:
+        return found
+    if config.model.revision:
         found["model_init_kwargs"] = {"revision": config.model.revision}
+    named = Path(model.config._name_or_path)
+    if named.is_dir() and not (named / "config.json").is_file():
+        reference = ctx.dir / "reference"
+        with distributed.main_first():  # the main process writes it, the others find it written
+            if not is_complete(reference):
+                staging = reference.with_name(f".{reference.name}.partial")
+                shutil.rmtree(staging, ignore_errors=True)
+                model.save_pretrained(staging)
+                commit_folder(staging, reference, {"merged_from": str(named)})
+        model.name_or_path = model.config._name_or_path = str(reference.resolve())
     return found
 
 

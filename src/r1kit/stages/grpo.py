@@ -89,7 +89,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         **config.grpo.model_dump(),  # the grpo section's keys are TRL's GRPOConfig parameters
         reward_weights=list(weights.values()),
         gradient_checkpointing=config.training.gradient_checkpointing,
-        **reference_loading(config, config.grpo.beta),
+        **reference_loading(ctx, model, config.grpo.beta),
     )
     trainer = R1kitGRPOTrainer(
         shared_prefix=config.fast.shared_prefix,

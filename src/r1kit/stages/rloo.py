@@ -63,7 +63,7 @@ def run(ctx: StageContext, inputs: StageInputs) -> StageOutput:
         beta=section.beta,
         reward_weights=list(weights.values()),
         gradient_checkpointing=False,
-        **reference_loading(config, section.beta),
+        **reference_loading(ctx, model, section.beta),
     )
     trainer = R1kitRLOOTrainer(
         model=model,
