@@ -326,19 +326,27 @@ def test_numeric_replies_are_text_and_a_skipped_pair_is_named(tmp_path: Path, ca
 def test_pairs_files_sorted_by_kind_are_sampled_and_a_held_out_file_is_checked(tmp_path: Path, caplog) -> None:
     """max_pairs took the first rows: a file of 30 "harmless" pairs then 30 "helpful" ones trained on harmless alone.
     A split name as test_split with a local file was looked up on the hub, and held-out prompts that were also
-    trained on gave a pairwise accuracy without a word."""
+    trained on gave a pairwise accuracy without a word (then with a word: they are left out of training now)."""
     rows = [
         {"prompt": f"{kind} {i}?", "chosen": "Good.", "rejected": "Bad."}
         for kind in ("harm", "help")
         for i in range(30)
     ]
     cfg = config_for(tmp_path, "--preferences.dataset", str(write_jsonl(tmp_path / "sorted.jsonl", rows)))
-    settings = cfg.preferences.model_copy(update={"max_pairs": 20, "test_split": str(tmp_path / "sorted.jsonl")})
+    held_out = write_jsonl(tmp_path / "held_out.jsonl", rows[:10])
+    settings = cfg.preferences.model_copy(update={"max_pairs": 20, "test_split": str(held_out)})
     with caplog.at_level(logging.WARNING, logger="r1kit"):
         splits = load_pairs(settings)
     kinds = {pair["prompt"][0]["content"].split()[0] for pair in splits.train}
     assert len(splits.train) == 20 and kinds == {"harm", "help"}
-    assert "of 60 held-out pairs have a prompt that is also in the training pairs" in caplog.text
+    assert "10 training pairs with a prompt of the held-out file" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="r1kit"):
+        splits = load_pairs(settings.model_copy(update={"max_pairs": None}))
+    assert len(splits.train) == 50 and not {p["prompt"][0]["content"] for p in splits.train} & {
+        f"harm {i}?" for i in range(10)
+    }
+    with pytest.raises(DatasetError, match="every training pair has a prompt of the held-out file"):
+        load_pairs(settings.model_copy(update={"test_split": str(tmp_path / "sorted.jsonl")}))
     with pytest.raises(DatasetError, match=r"preferences.test_split 'validation': .* split names are for hub datasets"):
         load_pairs(settings.model_copy(update={"test_split": "validation"}))
 

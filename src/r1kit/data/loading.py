@@ -194,15 +194,6 @@ def drawn_indices(count: int, limit: int, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(count), limit))
 
 
-def say_held_out_trained_on(trained: Iterable[str], held_out: Sequence[str], source: str, what: str) -> None:
-    """Say how many of the `held_out` keys (questions, prompts) are `trained` ones too, if any: `what` says what
-    they are and what that makes of their score ("problems are also training problems …")."""
-    seen = set(trained)
-    both = sum(key in seen for key in held_out)
-    if both:
-        logger.warning("%s: %d of %d held-out %s", source, both, len(held_out), what)
-
-
 def _held_out_split(rows: Dataset, cfg: DatasetConfig, source: str) -> tuple[Dataset, Dataset]:
     """dataset.split.test_size of `rows` held out. A built-in task asks the same sum in several wordings ("What is
     3 + 17?", "Compute 3 + 17.") and a word problem with other names: training leaves out every problem whose worked

@@ -37,10 +37,10 @@ from r1kit.data.loading import (
     DETECTED_FROM,
     DatasetError,
     Raw,
+    counted,
     held_out_file,
     load_raw,
     renamed,
-    say_held_out_trained_on,
     split_is_file,
 )
 
@@ -408,6 +408,21 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
         held_format = _pair_format(cfg, raw_test.rows, held_source)
         test, skipped_test = adapt_pairs(raw_test, held_format, held_source, on_bad_row)
         skipped += skipped_test + raw_test.skipped
+        # as a held-out file's problems are: pairs of its prompts are not trained on (scored, they measure memory)
+        held_prompts, trained = {_prompt_key(pair) for pair in test}, len(train)
+        train = [pair for pair in train if _prompt_key(pair) not in held_prompts]
+        if len(train) < trained:
+            logger.warning(
+                "%s: %s with a prompt of the held-out file %s left out of training (scored, it would measure memory)",
+                source,
+                counted(trained - len(train), "training pair"),
+                held_source,
+            )
+        if not train:
+            raise DatasetError(
+                f"{source}: every training pair has a prompt of the held-out file {held_source} (the same file "
+                "twice?): give pairs to train on whose prompts are not held out"
+            )
     else:
         train, test = split_pairs(train, cfg.held_out, cfg.seed)
         if not test:  # split by prompt, so no prompt is on both sides: one prompt leaves none to hold out
@@ -416,13 +431,6 @@ def _read_pairs(cfg: PreferencesConfig, on_bad_row: str) -> PairSplits:
                 "give preferences.test_split a file of other prompts",
                 source,
             )
-    # a held-out file whose prompts are also trained on measures memory, not preference: said, as for problems
-    say_held_out_trained_on(
-        map(_prompt_key, train),
-        [_prompt_key(pair) for pair in test],
-        source,
-        "pairs have a prompt that is also in the training pairs; their pairwise accuracy is not a held-out figure",
-    )
     return PairSplits(
         train=sample_pairs(train, cfg.max_pairs, cfg.seed),
         test=sample_pairs(test, cfg.max_held_out, cfg.seed),
