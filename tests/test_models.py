@@ -429,6 +429,27 @@ def test_a_lora_adapter_folder_loads_merged_on_its_base_model(tiny_model: Path, 
     assert tokenizer.get_vocab() == load_tokenizer(ModelConfig(), str(tiny_model)).get_vocab()
 
 
+def test_an_adapter_trained_with_added_tokens_loads_on_its_base(tiny_model: Path, tmp_path: Path) -> None:
+    """An adapter whose tokenizer adds tokens (<think> as a token, its embeddings trained with modules_to_save, as
+    PEFT's recipes do) did not load: "size mismatch for embed_tokens", the base's embeddings being smaller."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<think>", "</think>"]})
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    base.resize_token_embeddings(len(tokenizer))
+    lora = PeftLoraConfig(r=4, target_modules=["q_proj", "v_proj"], modules_to_save=["embed_tokens"])
+    adapted = get_peft_model(base, lora)
+    adapted.save_pretrained(tmp_path / "adapter")
+    tokenizer.save_pretrained(tmp_path / "adapter")
+    loaded = load_model(ModelConfig(), str(tmp_path / "adapter"), CPU, for_training=True)
+    assert loaded.get_input_embeddings().num_embeddings == len(tokenizer)
+    ids = load_tokenizer(ModelConfig(), str(tmp_path / "adapter"))("<think>")["input_ids"]
+    assert ids == tokenizer("<think>")["input_ids"] and max(ids) >= len(tokenizer) - 2  # the added token, read as one
+
+
 def test_an_adapter_of_a_moved_run_loads_on_its_runs_stage_model(tiny_model: Path, tmp_path: Path) -> None:
     """A run folder moved (or copied to another machine): its later stage's adapter named the earlier stage's model
     where the run was, and a checkpoint's adapter named it relative to the folder the run started in ("Repo id must

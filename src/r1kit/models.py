@@ -757,6 +757,12 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
     without LoRA it trained nothing.)"""
     model = load_model(*_adapter_base(cfg, adapter), hardware, for_training)
     try:
+        # tokens added with the adapter (<think> as a token of its own): its saved embeddings are its tokenizer's
+        # size, which the base's must take first (PEFT's way; "size mismatch for embed_tokens" otherwise)
+        if (Path(adapter) / "tokenizer_config.json").is_file():
+            vocabulary = len(AutoTokenizer.from_pretrained(adapter))
+            if vocabulary > model.get_input_embeddings().num_embeddings:
+                model.resize_token_embeddings(vocabulary)
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise load_error(adapter, error) from error
