@@ -617,6 +617,20 @@ def test_few_shot_examples_are_earlier_turns_with_their_reasoning(tmp_path: Path
         assert not (out / "cold_start" / "stats.json").exists()
 
 
+def test_a_template_that_drops_the_traces_is_refused_before_the_recipe_works(tmp_path: Path) -> None:
+    """The r1 recipe through a template that drops a reply's <think> block (R1-Distill's) was refused at its SFT
+    stage, after the base model's evaluation and the cold start had run; the fixed command was then refused as
+    another config over finished work."""
+    from tests.test_rlhf import DISTILL_LIKE_TEMPLATE
+
+    out = tmp_path / "run"
+    args = ("run", "--recipe", "r1", "--profile", "test", "--model.chat_template", DISTILL_LIKE_TEMPLATE)
+    done = r1kit_cli(*args, "--out", str(out), cwd=REPO)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "sft: the chat template of" in done.stderr and "drops the reasoning" in done.stderr, done.stderr[-2000:]
+    assert not (out / "eval").exists() and not (out / "01_cold_start").exists()
+
+
 def test_best_of_keeps_the_shortest_distinct_accepted_traces() -> None:
     traces = ["<think>long way round</think><answer>7</answer>", "<think>short</think><answer>7</answer>"] * 2
     assert best_of(traces, ["kept", "kept", "kept", "wrong"], keep=2) == [traces[1], traces[0]]

@@ -495,6 +495,25 @@ def check_named_models(config: R1kitConfig, command: str, running: Collection[st
                 "distill: ",
                 key="distill.student_chat_template",
             )
+    if command != "run":
+        return
+    # a stage that fine-tunes on the R1 traces an earlier stage writes, through a template that drops them, was
+    # refused once it started: after the base model's evaluation and the stages before it had worked
+    kinds = [spec.stage_kind for spec in config.stages]
+    for index, spec in enumerate(config.stages):
+        on_traces = spec.stage_kind == "sft2" or (
+            spec.stage_kind == "sft" and {"cold_start", "rejection_sampling"} & set(kinds[:index])
+        )
+        if spec.name in running and on_traces:
+            stage = config.for_stage(spec)
+            reference = model_reference_of(stage.model.name, stage)
+            refuse_a_template_that_drops_reasoning(
+                load_tokenizer(stage.model, reference),
+                reference,
+                None,
+                "it would learn the traces' answers without their worked reasoning",
+                f"{spec.name}: ",
+            )
 
 
 def setup(
