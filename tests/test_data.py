@@ -1039,6 +1039,11 @@ def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
     row = text_row({"text": "User: Code?\n\nAssistant: Here:" + " \n" * 3000 + "    x = 1"})
     assert time.perf_counter() - started < 5.0  # a hang guard, not a speed target: 3,000 lines took hours
     assert (row["question"], row["response"]) == ("Code?", "Here:\n\n\n    x = 1")  # at most two blank lines
+    # so a run of spaces, its time square in its length (30,000 took 12 s a row, twice per row): read as 16
+    started = time.perf_counter()
+    row = text_row({"text": "User: Hi" + " " * 30_000 + "there\n\nAssistant: Hello" + "\t" * 30_000 + "!"})
+    assert time.perf_counter() - started < 5.0  # a hang guard
+    assert (row["question"], row["response"]) == ("Hi" + " " * 16 + "there", "Hello" + "\t" * 16 + "!")
 
 
 def test_an_answer_column_beside_a_worked_solution_is_the_gold(tmp_path: Path) -> None:
