@@ -528,7 +528,7 @@ _SPACES = re.compile(r"[ \t]{17,}")
 def _few_blank_lines(text: str) -> str:
     """`text` with runs of blank lines and of spaces cut short, so the dialogue's pattern reads it in linear time.
 
-    >>> _few_blank_lines("Q" + " " * 40 + "x\n\n\n\n\n\ny") == "Q" + " " * 16 + "x\n\n\ny"
+    >>> _few_blank_lines("Q" + " " * 40 + "x\\n\\n\\n\\n\\n\\ny") == "Q" + " " * 16 + "x\\n\\n\\ny"
     True
     """
     text = _SPACES.sub(lambda run: run.group()[:16], text)
