@@ -1328,3 +1328,19 @@ def test_a_replys_end_tokens_and_bespoke_markers_are_read_where_they_belong() ->
     after_thinking = read("<think>2 + 3 = 5</think>\n<|begin_of_solution|>So \\boxed{5}<|end_of_solution|>")
     assert (after_thinking["solution"], after_thinking["response"]) == ("5", "So \\boxed{5}")
     assert read("Bespoke wraps answers in <|begin_of_solution|> tags.")["solution"] is None
+
+
+def test_a_rewritten_copy_of_a_file_leaves_nothing_in_the_datasets_cache(tmp_path: Path, monkeypatch) -> None:
+    """A JSON-lines file read from a rewritten copy (a bad line skipped, golds of mixed types) was cached by the
+    datasets library under the copy's new path each time: every command added a copy of the whole file to
+    ~/.cache/huggingface, never reused nor removed."""
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    path = tmp_path / "mixed.jsonl"
+    rows = [{"question": f"What is {i} + 1?", "solution": i + 1 if i % 2 else str(i + 1)} for i in range(40)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows) + "not json\n")
+    for _ in range(2):
+        loaded, skipped = load_all_rows(dataset(path, on_bad_row="skip"))
+        assert (len(loaded), skipped, loaded["solution"][:2]) == (40, 1, ["1", "2"])
+    assert not list((tmp_path / "hf").rglob("*.arrow"))

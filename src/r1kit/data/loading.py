@@ -701,7 +701,10 @@ def _load_json_lines(
             for number, line in enumerate(lines(), start=1):
                 if number not in bad and line.strip():
                     out.write(_as_read(line, fields) if fields.rewritten else line)
-        return Raw(_load_with_builder(kept, "json", shown, fields.uneven), len(bad), unit, places)
+        # its Arrow copy in the scratch folder too, and the rows in memory: cached under the copy's new path each
+        # time, every command added a copy of the whole file to the library's cache, never reused nor removed
+        loaded = _load_with_builder(kept, "json", shown, fields.uneven, scratch=Path(scratch) / "cache")
+        return Raw(loaded, len(bad), unit, places)
 
 
 def _load_with_builder(
@@ -711,11 +714,13 @@ def _load_with_builder(
     uneven: bool = False,
     csv_rows_left_out: Sequence[int] = (),
     no_index: bool = False,
+    scratch: Path | None = None,
 ) -> Dataset:
     """`path` read by a datasets builder; an error names `shown`, the user's file. `uneven`: a JSON file whose
     columns change type (or appear) from row to row (`_Rewrites.uneven`); `csv_rows_left_out`: the rows of a CSV
     file (pandas' count: the header 0, blank lines counted) left out as wider than the header (by `_load_csv`);
-    `no_index`: a CSV file's rows end in one blank cell more than its header has, dropped."""
+    `no_index`: a CSV file's rows end in one blank cell more than its header has, dropped; `scratch`: a temporary
+    copy's own cache folder, removed with it (the rows are then read into memory)."""
     library_logger = logging.getLogger("datasets")
     level = library_logger.level
     library_logger.setLevel(logging.CRITICAL)  # it logs its own error before raising; ours below says it once
@@ -734,6 +739,8 @@ def _load_with_builder(
             # read in one piece (more memory: only where needed): the library infers each column's type from its first
             # 10 MB, so a 2.5 after them in a column of integers, a text after nulls, or a key first met there failed
             options = {"chunksize": max(10 << 20, path.stat().st_size + 1)}
+        if scratch is not None:
+            options |= {"cache_dir": str(scratch), "keep_in_memory": True}
         with warnings.catch_warnings():  # pandas on the blank cells no_index drops: "a loss of data", of none
             warnings.filterwarnings("ignore", "Length of header or names does not match", category=ParserWarning)
             loaded = load_dataset(builder, data_files=str(path), split="train", **options)
