@@ -1022,3 +1022,27 @@ def test_resume_without_out_takes_the_newest_run_of_the_command(
     assert _resumable_run(None, "run") == Path("runs/recipe")
     with pytest.raises(ConfigError, match="no run of r1kit dpo found under runs/"):
         _resumable_run(None, "dpo")
+
+
+def test_problems_a_model_trained_on_are_said_when_scored_as_held_out(tmp_path: Path, capsys, caplog) -> None:
+    """`r1kit eval` of a run's model with the run's data split otherwise, or on another built-in task (half of
+    `mixed` is arithmetic), and a stage alone from it on data split otherwise, scored training problems as
+    held-out ones without a word."""
+    run = tmp_path / "run"
+    code, err = cli(capsys, "sft", "--profile", "test", "--sft.max_steps", "1", "--out", str(run))
+    assert code == 0, err
+    said = "training problems of"
+    code, err = cli(capsys, "eval", "--model", str(run), "--profile", "test", "--out", str(tmp_path / "e1"))
+    assert code == 0 and said not in caplog.text, err  # its own held-out problems
+    resplit = ("--dataset.split.seed", "7")
+    code, err = cli(capsys, "eval", "--model", str(run), "--profile", "test", *resplit, "--out", str(tmp_path / "e2"))
+    assert code == 0, err
+    assert "eval: " in caplog.text and f"held-out problems scored are {said} {run}" in caplog.text
+    caplog.clear()
+    code, err = cli(capsys, "eval", "--model", str(run), "--profile", "test", "--data", "arithmetic",
+                    "--out", str(tmp_path / "e3"))  # fmt: skip
+    assert code == 0 and said in caplog.text, err
+    caplog.clear()
+    code, err = cli(capsys, "sft", "--model", str(run), "--profile", "test", *resplit, "--sft.max_steps", "1",
+                    "--out", str(tmp_path / "s2"))  # fmt: skip
+    assert code == 0 and "sft: " in caplog.text and said in caplog.text, err

@@ -587,6 +587,8 @@ def read_data(
     """The data `r1kit COMMAND` reads (DatasetError where it cannot be read), `check`ed, and the config with the
     prompt chosen for chat data."""
     splits = load_splits(config.dataset)
+    if command != "run":  # a stage alone from a run's model, scored on data split otherwise than that run's
+        say_scored_training_problems(config, splits.test["question"], command)
     config = plain_prompt_for_chat_data(config, command, splits)
     if check is not None:
         check(config, splits)
@@ -761,6 +763,34 @@ def _trained_with(config: R1kitConfig) -> tuple[R1kitConfig, R1kitConfig] | None
         if stage_folder == f"{index:02d}_{spec.name}":
             stage = trained.for_stage(spec)
     return trained, stage
+
+
+def say_scored_training_problems(config: R1kitConfig, questions: Collection[str], command: str) -> None:
+    """Say how many of the held-out `questions` a command scores the model of config.model.name's run trained on,
+    where they are not that run's held-out problems: other data (a built-in task half of another's, `mixed`), or the
+    run's data split otherwise (`--dataset.split.seed 7`). Its own held-out problems were never trained on."""
+    found = _trained_with(config)
+    if found is None or any(config.dataset == trained.dataset for trained in found):
+        return
+    trained_on: set[str] = set()
+    run_data, stage_data = (trained.dataset for trained in found)
+    for dataset in [run_data] if stage_data == run_data else [run_data, stage_data]:
+        try:
+            trained_on.update(load_splits(dataset).train["question"])
+        except DatasetError as error:  # moved or changed since: not checked, and said
+            logger.warning("%s: the training problems of %s are not known here (%s)", command, config.model.name, error)
+            return
+    both = sum(question in trained_on for question in questions)
+    if both:
+        logger.warning(
+            "%s: %d of the %d held-out problems scored are training problems of %s (its run's data, split as it "
+            "was): their score is not a held-out figure; its run's own held-out problems are scored without dataset.* "
+            "settings",
+            command,
+            both,
+            len(questions),
+            config.model.name,
+        )
 
 
 def _data_from(dataset: DatasetConfig, folder: Path | None) -> DatasetConfig:

@@ -47,7 +47,13 @@ from r1kit.rewards import build_reward
 from r1kit.rewards.reward_model import reward_model_in
 from r1kit.rewards.text import ANSWER_CLOSE, ANSWER_OPEN, answer_part, denial_dropped, split_r1, think_opened_by
 from r1kit.runs import RunDir, eval_label, run_of, stage_named
-from r1kit.stages.common import StageContext, loadable_model, model_reference_of, quiet_libraries
+from r1kit.stages.common import (
+    StageContext,
+    loadable_model,
+    model_reference_of,
+    quiet_libraries,
+    say_scored_training_problems,
+)
 from r1kit.stats import accuracy_by_group, wilson_interval
 
 logger = logging.getLogger("r1kit")
@@ -958,6 +964,7 @@ def main(config: R1kitConfig, data_named: bool = True) -> dict[str, Any]:
     judges = judge_folders(config)  # the models they stand for, in the settings the result records
     config = config.model_copy(update={"evaluation": config.evaluation.model_copy(update=judges)})
     rows, skipped = load_eval_rows(config.dataset, whole_file=data_named)
+    say_scored_training_problems(config, rows["question"], "eval")
     if skipped:  # of the file the problems came from: a held-out file's own
         source = held_out_source(config.dataset) if config.dataset.test_split else config.dataset.name
         logger.warning("%s: %s skipped (dataset.on_bad_row skip)", source, counted(skipped, "bad row"))
