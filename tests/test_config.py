@@ -1428,3 +1428,28 @@ def test_yaml_merge_keys_and_text_that_reads_as_a_number(tmp_path: Path) -> None
     saved.write_text(to_yaml(resolve("--model.revision", "1e3", "--dataset.subset", "12e4567").config))
     again = resolve(config_file=str(saved)).config
     assert (again.model.revision, again.dataset.subset) == ("1e3", "12e4567")
+
+
+def test_curriculum_settings_without_the_curriculum_are_said_to_change_nothing(tmp_path: Path, capsys) -> None:
+    """`--curriculum.max_pass_rate 0.5` without `--curriculum.enabled true` was accepted and changed nothing, without
+    a word (a reward's settings without the reward are said)."""
+    from r1kit.config.sources import unused_curriculum_settings
+
+    def said(*flags: str, command: str = "run", recipe: Path | None = None) -> list[str]:
+        file = {"config_file": str(recipe)} if recipe else {}
+        return unused_curriculum_settings(resolve_config(overrides=list(flags), environ={}, **file), command)
+
+    assert said("--curriculum.max_pass_rate", "0.5", command="grpo") == [
+        "curriculum.max_pass_rate (from cli:--curriculum.max_pass_rate): curriculum.enabled is false, so it changes "
+        "nothing"
+    ]
+    assert said("--curriculum.max_pass_rate", "0.5", "--curriculum.enabled", "true") == []
+    recipe = tmp_path / "recipe.yaml"  # a GRPO stage of the recipe with the curriculum on: read there
+    recipe.write_text(
+        "stages:\n  - name: sft\n  - name: rl\n    kind: grpo\n    config: {curriculum: {enabled: true}}\n"
+    )
+    assert said("--curriculum.max_pass_rate", "0.5", recipe=recipe) == []
+    assert main(["config", "show", "--curriculum.rescore_every", "2"]) == 0
+    assert "curriculum.rescore_every (from cli:--curriculum.rescore_every): curriculum.enabled is false" in (
+        capsys.readouterr().err
+    )

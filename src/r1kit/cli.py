@@ -40,6 +40,7 @@ from r1kit.config.sources import (
     resolve_config,
     to_yaml,
     tutorial_flag_lands,
+    unused_curriculum_settings,
     unused_reward_settings,
     without_flags_for,
 )
@@ -608,6 +609,9 @@ def _say_notes(resolved: ResolvedConfig, command: str) -> None:
     noted = "run" if command == "config" else command  # `config` shows what `run` would read
     if noted in ("run", *ROLLOUT_KINDS):  # the commands that score with rewards
         for line in unused_reward_settings(resolved, noted):
+            print(f"r1kit: note: {line}", file=sys.stderr)
+    if noted in ("run", "grpo"):  # the commands that may run GRPO's curriculum
+        for line in unused_curriculum_settings(resolved, noted):
             print(f"r1kit: note: {line}", file=sys.stderr)
     unread = [*not_read_by(resolved, noted), *greedy_despite_temperature(resolved)]
     for line in [*resolved.overridden, *resolved.ignored, *unread]:

@@ -995,15 +995,38 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
         if key.startswith("rewards.")
         and len(split_path(key)) >= 3
         and short_name(split_path(key)[1]) not in (*_NOT_A_REWARD, *used)
-        and (
-            source.startswith(("cli:", "env:"))
-            or (
-                source.startswith("file:")
-                and values.get(key) != defaults.get(key)
-                and not _saved_by_a_run(source.removeprefix("file:"))
-            )
-        )
+        and _given(source, values.get(key), defaults.get(key))
     ]
+
+
+def unused_curriculum_settings(resolved: ResolvedConfig, command: str) -> list[str]:
+    """A line for each curriculum value the user set where no GRPO stage `r1kit COMMAND` runs has the curriculum on:
+    `--curriculum.max_pass_rate 0.5` without `--curriculum.enabled true` changed nothing, without a word.
+
+    >>> unused_curriculum_settings(resolve_config(overrides=["--curriculum.rescore_every", "2"], environ={}), "run")
+    ['curriculum.rescore_every (from cli:--curriculum.rescore_every): curriculum.enabled is false, so it changes nothing']
+    """
+    config = resolved.config
+    stages = [config] if command == "grpo" else [config.for_stage(s) for s in config.stages if s.stage_kind == "grpo"]
+    if any(stage.curriculum.enabled for stage in stages):
+        return []
+    values = flatten(config.curriculum.model_dump(), "curriculum.")
+    defaults = flatten(type(config.curriculum)().model_dump(), "curriculum.")
+    return [
+        f"{key} (from {source}): curriculum.enabled is false, so it changes nothing"
+        for key, source in resolved.sources.items()
+        if key.startswith("curriculum.")
+        and key != "curriculum.enabled"
+        and _given(source, values.get(key), defaults.get(key))
+    ]
+
+
+def _given(source: str, value: Any, default: Any) -> bool:
+    """Whether a value from `source` was the user's for this command: on its command line or in the environment, or
+    in a file unless it is the default there or the file is a run's saved config."""
+    if source.startswith(("cli:", "env:")):
+        return True
+    return source.startswith("file:") and value != default and not _saved_by_a_run(source.removeprefix("file:"))
 
 
 def _saved_by_a_run(path: str) -> bool:
