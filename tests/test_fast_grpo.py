@@ -860,3 +860,25 @@ def test_shared_prefix_eager_attention_is_for_the_completions_and_counts_what_it
         assert config._attn_implementation == "sdpa"  # 6 bytes a probability in bf16: past the bound
     with shared_prefix._attention_for(model, torch.Size([limit // (6 * per_probability), 2]), 3):
         assert config._attn_implementation == "eager"
+
+
+def test_the_sampler_stands_aside_for_a_head_or_attention_it_does_not_compute() -> None:
+    """ModernBERT's decoder has a prediction head before its vocabulary projection, and the sampler drew each
+    rollout's first token from that head's `hidden_size` outputs; GPT-OSS's attention sinks were left out of its
+    decoding attention. Both passed its log-prob check (0.49 and 0.06 nats a token, under 0.5): `generate` samples
+    them now."""
+    import transformers
+
+    from r1kit.fast.generation import PolicySampler
+
+    common = {"vocab_size": 128, "hidden_size": 32, "intermediate_size": 32, "num_hidden_layers": 2}
+    heads = {"num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16}
+    sinks = transformers.GptOssConfig(**common, **heads, num_local_experts=2, num_experts_per_tok=1,
+                                      layer_types=["full_attention"] * 2)  # fmt: skip
+    prediction_head = transformers.ModernBertDecoderConfig(**common, num_attention_heads=2, pad_token_id=0)
+    plain = transformers.LlamaConfig(**common, **heads)
+    applies = {
+        type(config).__name__: PolicySampler.applies_to(transformers.AutoModelForCausalLM.from_config(config))
+        for config in (sinks, prediction_head, plain)
+    }
+    assert applies == {"GptOssConfig": False, "ModernBertDecoderConfig": False, "LlamaConfig": True}
