@@ -185,7 +185,9 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         self._scored_at: int | None = None  # the optimizer step the rollouts being trained on were made at
         self._said_unspliceable = False
         self._prompt_keys: list[str] | None = None  # each training row's prompt (its repr), read once for resampling
-        self._loss_logps: torch.Tensor | None = None  # the loss path's last log-probs, for the mismatch metric
+        self._loss_logps: torch.Tensor | None = (
+            None  # the last log-probs computed (the loss's), for the mismatch metric
+        )
         self._phase_seconds: dict[str, float] = defaultdict(float)
         self._step_started: float | None = None
 
@@ -230,9 +232,8 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
         compute_aux_loss=False,
         **multimodal,
     ):
-        self._loss_logps = None  # TRL's path below leaves none: the sampling gap is not measured against stale ones
         if not self.shared_prefix or compute_aux_loss or any(value is not None for value in multimodal.values()):
-            return super()._get_per_token_logps_and_entropies(
+            found = super()._get_per_token_logps_and_entropies(
                 model,
                 input_ids,
                 attention_mask,
@@ -242,6 +243,10 @@ class R1kitGRPOTrainer(GroupRewards, RolloutsInCheckpoints, GRPOTrainer):
                 compute_aux_loss,
                 **multimodal,
             )
+            # the sampling gap on this path too: gradient checkpointing or a mixture of experts' router loss send the
+            # loss here, where the sampler's drift went unmeasured
+            self._loss_logps = found[0]
+            return found
         causal_lm = self._causal_lm(self.accelerator.unwrap_model(model))
         split = input_ids.size(1) - logits_to_keep  # prompt | completion
         batch_size = batch_size or input_ids.size(0)  # chunks, as TRL's path: a smaller memory peak
