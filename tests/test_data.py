@@ -93,8 +93,13 @@ def test_a_builtin_task_is_evaluated_on_the_held_out_file_given(tmp_path: Path) 
 def test_other_column_names_are_renamed_with_dataset_columns(tmp_path: Path) -> None:
     path = tmp_path / "qa.jsonl"
     path.write_text(json.dumps({"problem": "What is 3 + 4?", "answer": 7}) + "\n")
+    unknown = write_rows(tmp_path / "unknown.jsonl", [{"query": "What is 3 + 4?", "target": 7}])
     with pytest.raises(DatasetError, match=r"or rename columns to them with dataset.columns"):
-        load_eval_rows(dataset(path))
+        load_eval_rows(dataset(unknown))
+    # AIME's problem + answer (and a quiz's question + answer without GSM8K's ####) were refused too: read now
+    assert load_eval_rows(dataset(path))[0]["solution"] == ["7"]
+    quiz = write_rows(tmp_path / "quiz.jsonl", [{"question": "What is 3 + 4?", "answer": "7"}])
+    assert load_eval_rows(dataset(quiz))[0]["solution"] == ["7"]
     rows, _ = load_eval_rows(dataset(path, columns={"problem": "question", "answer": "solution"}))
     assert (rows["question"], rows["solution"]) == (["What is 3 + 4?"], ["7"])
     with pytest.raises(DatasetError, match=r"renames prompt, which the data does not have .*: problem, answer"):

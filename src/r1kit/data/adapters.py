@@ -680,6 +680,8 @@ def detect_format(columns: list[str], first_rows: Sequence[Mapping[str, Any]]) -
 
     >>> detect_format(["question", "answer"], [{"answer": "no marker"}, {"answer": "3 + 4 = 7\\n#### 7"}])
     'gsm8k'
+    >>> detect_format(["question", "answer"], [{"answer": "7"}]), detect_format(["problem", "answer"], [])
+    ('r1kit', 'numina')
     >>> detect_format(["prompt", "chosen", "rejected"], [])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ValueError: its columns ['chosen', 'prompt', 'rejected'] are preference pairs, not problems: ...
@@ -703,6 +705,12 @@ def detect_format(columns: list[str], first_rows: Sequence[Mapping[str, Any]]) -
         return "r1kit"
     if {"prompt", "solution"} <= present:  # after r1kit's: its rows made conversational keep their question
         return "prompt_solution"
+    # a final answer without worked steps (AIME's, a quiz's): read as r1kit's and NuminaMath's formats read it, the
+    # answer column the gold (it was refused as a format not told, which either format reads)
+    if {"question", "answer"} <= present:
+        return "r1kit"
+    if {"problem", "answer"} <= present:
+        return "numina"
     if "text" in present:
         return "text"
     if {"chosen", "rejected"} <= present:
@@ -712,8 +720,8 @@ def detect_format(columns: list[str], first_rows: Sequence[Mapping[str, Any]]) -
         )
     raise ValueError(
         f"cannot tell the dataset format from its columns {sorted(present)}; set dataset.format to one of "
-        f"{', '.join(ADAPTERS)} (r1kit: question + solution, gsm8k: question + answer with '####', numina: problem + "
-        "solution, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
+        f"{', '.join(ADAPTERS)} (r1kit: question + solution or answer, gsm8k: question + answer with '####', numina: "
+        "problem + solution or answer, sharegpt: conversations, messages: messages, dolly: instruction + response, alpaca: instruction + "
         "input + output, prompt_completion: prompt + completion, prompt_solution: prompt + solution, text: a question then <think>…</think>"
         "<answer>…</answer>, or 'User: …' then 'Assistant: …', in one string), or rename columns "
         "to them with dataset.columns (e.g. {problem: question, answer: solution})"
