@@ -1349,3 +1349,13 @@ def test_a_rewritten_copy_of_a_file_leaves_nothing_in_the_datasets_cache(tmp_pat
         loaded, skipped = load_all_rows(dataset(path, on_bad_row="skip"))
         assert (len(loaded), skipped, loaded["solution"][:2]) == (40, 1, ["1", "2"])
     assert not list((tmp_path / "hf").rglob("*.arrow"))
+
+
+def test_a_json_file_of_rows_by_number_is_read_as_rows(tmp_path: Path) -> None:
+    """pandas' `to_json(orient="index")` ({row number: row}) was read transposed: the rows' numbers taken for
+    columns, and refused as a format not told (a 2,714-character message naming every number)."""
+    frame = pd.DataFrame({"question": [f"What is {i} + 1?" for i in range(12)], "solution": [i + 1 for i in range(12)]})
+    path = tmp_path / "by_row.json"
+    frame.to_json(path, orient="index")
+    rows = load_all_rows(dataset(path))[0]
+    assert rows["question"] == list(frame["question"]) and rows["solution"] == [str(i + 1) for i in range(12)]

@@ -615,8 +615,8 @@ def _nested_rows(value: object) -> bool:
 
 
 def _rows_of(whole: object) -> list | None:
-    """The rows of a .json file's value: an array of them, or its columns (pandas' `to_json(orient="columns")` or a
-    dict of equal-length lists, which the datasets library read as one row of lists); None for another object (one
+    """The rows of a .json file's value: an array of them, its rows by number (pandas' `orient="index"`), or its
+    columns (pandas' `to_json(orient="columns")` or a dict of equal-length lists, which the datasets library read as one row of lists); None for another object (one
     row: a single chat `{"messages": [...]}`).
 
     >>> _rows_of({"q": ["a", "b"], "s": ["1", "2"]}), _rows_of({"q": {"0": "a", "1": "b"}, "s": {"0": "1", "1": "2"}})
@@ -628,8 +628,8 @@ def _rows_of(whole: object) -> list | None:
     True
     >>> _rows_of({"text": {"0": "a", "1": "b"}}), _rows_of({"messages": [{"role": "user", "content": "hi"}]})
     ([{'text': 'a'}, {'text': 'b'}], None)
-    >>> _rows_of({"text": ["a", "b"]})
-    [{'text': 'a'}, {'text': 'b'}]
+    >>> _rows_of({"text": ["a", "b"]}), _rows_of({"0": {"q": "a", "s": "1"}, "1": {"q": "b", "s": "2"}})
+    ([{'text': 'a'}, {'text': 'b'}], [{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}])
     """
     if isinstance(whole, list):
         return whole
@@ -652,6 +652,8 @@ def _rows_of(whole: object) -> list | None:
     if lists and len({len(column) for column in columns}) == 1:
         return [dict(zip(whole, cells, strict=True)) for cells in zip(*columns, strict=True)]
     if all(isinstance(column, dict) for column in columns) and len({tuple(column) for column in columns}) == 1:
+        if all(key.isdigit() for key in whole) and not all(key.isdigit() for key in columns[0]):
+            return columns  # pandas' orient="index": {row number: row}, read transposed as columns
         return [{name: whole[name][index] for name in whole} for index in columns[0]]
     return None
 
