@@ -505,3 +505,16 @@ def test_a_trainer_sharding_its_weights_is_told_apart() -> None:
 
     assert shards_weights(trainer(True, None)) and shards_weights(trainer(False, 3))
     assert not shards_weights(trainer(False, 2)) and not shards_weights(trainer(False, None))
+
+
+def test_a_prompt_too_long_in_another_process_s_share_is_said(tmp_path: Path) -> None:
+    """Generation counted the prompts that filled the model's context in its own process's share, and only the main
+    process's warnings are shown: a long problem in the other's share got no reply without a word."""
+    rows = [{"question": f"What is {i} + 1?", "solution": str(i + 1)} for i in range(7)]
+    rows.append({"question": "Add these: " + " + ".join(["7"] * 700) + ".", "solution": "4900"})  # last: process 1's
+    data = tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    args = ("eval", "--profile", "test", "--data", str(data), *TWO_CPUS, "--out", str(tmp_path / "e"))
+    done = r1kit_cli(*args, cwd=REPO, fresh_process=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("1 prompt filling the model's whole context") == 1, done.stderr[-3000:]

@@ -274,6 +274,10 @@ def generate(
                 truncated.append([not ended for _, ended in generated])
         bar.update(len(batch))
     bar.close()
+    # every process's, said by the main one (the others log errors alone): a long prompt in another process's share
+    # got no reply without a word
+    unanswerable = distributed.gather(unanswerable)
+    cut_by_context = sum(distributed.gather([cut_by_context]))
     if unanswerable:
         width, question = unanswerable[0]
         logger.warning(
