@@ -236,7 +236,7 @@ def launched(*args: str, out: Path) -> str:
     processes write to the launching one's file descriptors: a process of its own)."""
     done = r1kit_cli(*args, *TWO_CPUS, "--out", str(out), cwd=REPO, fresh_process=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "accelerate.commands.launch --config_file" in done.stderr and "--num_processes 2" in done.stderr
+    assert "r1kit.launcher --config_file" in done.stderr and "--num_processes 2" in done.stderr
     assert "find_unused_parameters=True" not in done.stderr  # was: each process warned of the search at every start
     notes = [line for line in done.stderr.splitlines() if line.startswith("r1kit: note:")]
     assert len(notes) == len(set(notes)), notes  # said by the main process alone (was: once a process)
@@ -518,3 +518,16 @@ def test_a_prompt_too_long_in_another_process_s_share_is_said(tmp_path: Path) ->
     done = r1kit_cli(*args, cwd=REPO, fresh_process=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("1 prompt filling the model's whole context") == 1, done.stderr[-3000:]
+
+
+def test_a_launched_command_s_failure_is_said_once(tmp_path: Path, tiny_model: Path) -> None:
+    """An expected failure in the launched processes was printed once a process, then torchrun's report of the
+    failed process and its ChildFailedError traceback (some 40 lines). Here each process finds the student to be
+    its teacher (the cache's tiny model is the test profile's model)."""
+    student = ("--distill.student", str(tiny_model))
+    args = ("distill", *student, "--profile", "test", *TWO_CPUS, "--out", str(tmp_path / "d"))
+    done = r1kit_cli(*args, cwd=REPO, fresh_process=True)
+    assert done.returncode == 1, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("r1kit: error:")]
+    assert len(errors) == 1 and "the student would be the teacher itself" in errors[0], done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr, done.stderr[-3000:]

@@ -350,7 +350,7 @@ def _launch(args: argparse.Namespace, argv: list[str], overrides: list[str]) -> 
             skip = True
         elif not arg.startswith(("--launch=", "--num_processes=")):
             rest.append(arg)
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config)]
+    command = [sys.executable, "-m", "r1kit.launcher", "--config_file", str(config)]  # accelerate's, quieter
     command += ["--num_processes", str(processes), "-m", "r1kit.cli", *rest]
     print(f"r1kit: {' '.join(command)}", file=sys.stderr)
     return subprocess.run(command, check=False).returncode
@@ -520,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"r1kit: interrupted{again}", file=sys.stderr)
         return 130
     except Exception as error:
+        if _said_by_another_process() and (_expected(error) or _peer_gone(error)):
+            return 1  # the main process meets the same input and says it (a launch printed each error twice), or
+            # it is the one that failed and said why: this process only lost its peer
         if _expected(error):
             print(f"r1kit: error: {error}", file=sys.stderr)
             return 1
@@ -588,6 +591,17 @@ def _disk_full(error: BaseException) -> str | None:
     if run is not None and run.exists() and (free := shutil.disk_usage(run).free) < _FULL_BELOW:
         return f"{free / 2**20:.0f} MB left where {run} is"
     return None
+
+
+def _peer_gone(error: BaseException) -> bool:
+    """Whether `error` is a launched process losing another (gloo's "Connection closed by peer", a reset): what the
+    other processes meet when one fails.
+
+    >>> _peer_gone(RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer [10.0.0.1]:29500"))
+    True
+    """
+    said = str(error)
+    return any(words in said for words in ("Connection closed by peer", "Connection reset by peer", "Broken pipe"))
 
 
 def _said_by_another_process() -> bool:
