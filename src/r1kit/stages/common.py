@@ -1005,8 +1005,9 @@ def reference_loading(ctx: StageContext, model: PreTrainedModel, beta: float) ->
     said it "will be ignored" for the policy, which r1kit loads itself.
 
     A policy merged from an adapter folder exists in memory only (its name is the adapter's folder, which TRL cannot
-    load: "Unrecognized model", RLOO's default beta from any adapter): its weights are saved once, as the reference,
-    in the stage's folder, and the policy named by them."""
+    load: "Unrecognized model", RLOO's default beta from any adapter): its weights are saved as the reference in the
+    stage's folder, and the policy named by them; anew at each start (another adapter, or its base changed, in the
+    same folder would otherwise be compared with an old one)."""
     config = ctx.config
     found: dict[str, Any] = {"trust_remote_code": config.model.trust_remote_code}
     if beta == 0 or config.model.lora.enabled:
@@ -1017,7 +1018,7 @@ def reference_loading(ctx: StageContext, model: PreTrainedModel, beta: float) ->
     if named.is_dir() and not (named / "config.json").is_file():
         reference = ctx.dir / "reference"
         with distributed.main_first():  # the main process writes it, the others find it written
-            if not is_complete(reference):
+            if distributed.is_main():
                 staging = reference.with_name(f".{reference.name}.partial")
                 shutil.rmtree(staging, ignore_errors=True)
                 model.save_pretrained(staging)
