@@ -1435,9 +1435,9 @@ def test_curriculum_settings_without_the_curriculum_are_said_to_change_nothing(t
     a word (a reward's settings without the reward are said)."""
     from r1kit.config.sources import unused_curriculum_settings
 
-    def said(*flags: str, command: str = "run", recipe: Path | None = None) -> list[str]:
-        file = {"config_file": str(recipe)} if recipe else {}
-        return unused_curriculum_settings(resolve_config(overrides=list(flags), environ={}, **file), command)
+    def said(*flags: str, command: str = "run", recipe: Path | str | None = None) -> list[str]:
+        chosen = {"config_file": str(recipe)} if isinstance(recipe, Path) else {"recipe": recipe} if recipe else {}
+        return unused_curriculum_settings(resolve_config(overrides=list(flags), environ={}, **chosen), command)
 
     assert said("--curriculum.max_pass_rate", "0.5", command="grpo") == [
         "curriculum.max_pass_rate (from cli:--curriculum.max_pass_rate): curriculum.enabled is false, so it changes "
@@ -1449,6 +1449,8 @@ def test_curriculum_settings_without_the_curriculum_are_said_to_change_nothing(t
         "stages:\n  - name: sft\n  - name: rl\n    kind: grpo\n    config: {curriculum: {enabled: true}}\n"
     )
     assert said("--curriculum.max_pass_rate", "0.5", recipe=recipe) == []
+    # a recipe without a GRPO stage: not blamed on curriculum.enabled (the key is said not to be read)
+    assert said("--curriculum.enabled", "true", "--curriculum.max_pass_rate", "0.5", recipe="rlhf") == []
     assert main(["config", "show", "--curriculum.rescore_every", "2"]) == 0
     assert "curriculum.rescore_every (from cli:--curriculum.rescore_every): curriculum.enabled is false" in (
         capsys.readouterr().err

@@ -887,3 +887,8 @@ def test_the_sampler_stands_aside_for_a_head_or_attention_it_does_not_compute() 
         for config in (sinks, prediction_head, plain)
     }
     assert applies == {"GptOssConfig": False, "ModernBertDecoderConfig": False, "LlamaConfig": True}
+    # nor does the shared-prefix loss, which scored ModernBERT's backbone with its vocabulary projection alone
+    from r1kit.fast.shared_prefix import unsupported_because
+
+    modernbert = transformers.AutoModelForCausalLM.from_config(prediction_head)
+    assert "output head is more than its lm_head" in unsupported_because(modernbert)

@@ -1008,7 +1008,7 @@ def unused_curriculum_settings(resolved: ResolvedConfig, command: str) -> list[s
     """
     config = resolved.config
     stages = [config] if command == "grpo" else [config.for_stage(s) for s in config.stages if s.stage_kind == "grpo"]
-    if any(stage.curriculum.enabled for stage in stages):
+    if not stages or any(stage.curriculum.enabled for stage in stages):  # no GRPO stage: said as a key not read
         return []
     values = flatten(config.curriculum.model_dump(), "curriculum.")
     defaults = flatten(type(config.curriculum)().model_dump(), "curriculum.")

@@ -48,15 +48,11 @@ class PolicySampler:
     def applies_to(model: PreTrainedModel) -> bool:
         """Whether it samples `model` (the causal LM, unwrapped) as `generate` would: a model family whose forward
         the fast paths reproduce, with a plain linear LM head, on a CPU (its tensors are built on the CPU; elsewhere
-        `generate` or vLLM are the fast paths). Its prompt's first logits are `lm_head`'s, so that must be the whole
-        head (ModernBERT's decoder has a prediction head before its vocabulary projection: the first token was drawn
-        from `hidden_size` scores); and attention sinks (GPT-OSS) are a term its decoding attention has not."""
-        head = model.get_output_embeddings()
+        `generate` or vLLM are the fast paths). Attention sinks (GPT-OSS) are a term its decoding attention has not."""
         return (
             model.device.type == "cpu"
             and supports(model)
-            and type(head) is torch.nn.Linear
-            and getattr(model, "lm_head", None) is head
+            and type(model.get_output_embeddings()) is torch.nn.Linear
             and not any(name.endswith(".sinks") for name, _ in model.named_parameters())
         )
 

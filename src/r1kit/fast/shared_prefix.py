@@ -54,6 +54,10 @@ def unsupported_because(model: PreTrainedModel) -> str | None:
     others = sorted(set(getattr(config, "layer_types", None) or ()) - _ATTENTION_LAYERS)
     if others:
         return f"{name} has layers other than attention ({', '.join(others)})"
+    # both paths score the backbone's hidden states with `lm_head`: ModernBERT's decoder has a prediction head
+    # (dense, activation, norm) before its vocabulary projection, which they skipped
+    if getattr(model, "lm_head", None) is not model.get_output_embeddings():
+        return f"{name}'s output head is more than its lm_head"
     return None
 
 
