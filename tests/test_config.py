@@ -529,6 +529,12 @@ def test_a_stage_section_s_unknown_key_is_never_answered_with_another_stage_s_se
         assert advice in str(refused.value), written
         assert ("dpo." in str(refused.value)) == written.startswith("dpo"), written
         assert "grpo.beta" not in str(refused.value), written
+    # the tutorial's spellings misspelt are still answered, and no key of another sub-section merely ending alike
+    from r1kit.config.sources import did_you_mean
+
+    assert did_you_mean("training.learnig_rate") == "; did you mean 'training.learning_rate'?"
+    assert did_you_mean("grpo.vllm.enabld") == "; did you mean 'grpo.vllm.enabled'?"
+    assert did_you_mean("model.modules") == did_you_mean("training.rate") == ""
 
 
 def test_a_file_s_unknown_keys_are_named_together_with_the_command_s_own_keys(tmp_path: Path) -> None:

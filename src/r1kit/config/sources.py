@@ -270,16 +270,20 @@ def did_you_mean(path: str, as_flag: bool = False, command: str | None = None) -
             return f"; did you mean --{close[0]}?" if as_flag else f"; did you mean {flags[close[0]]!r}?"
         if close and len(names[close[0]]) == 1:
             return f"; did you mean {names[close[0]][0]!r}?"
-    if in_a_section:  # the section is right (ppo.epochs): a near key of another stage's (dpo.epochs) is another setting
+    if in_a_section:  # the section is right (ppo.epochs): a near key of its own, not of another stage's (dpo.epochs)
         under = path.partition(".")[2]  # the name under the section, as a key of its own sections is written
         own = [key for key in known if key.split(".")[0] in (GRPO_SECTIONS if section in GRPO_SECTIONS else (section,))]
-        named = [key for key in own if key.endswith(f"_{under}")]  # ppo.epochs: ppo.ppo_epochs
-        if len(named) == 1:
-            return f"; did you mean {named[0]!r}?"
+        prefixed = f"{section}.{section}_{under}"  # TRL's prefixed name: ppo.epochs is ppo.ppo_epochs
+        if prefixed in own:
+            return f"; did you mean {prefixed!r}?"
         by_name = {f"{section}.{key.partition('.')[2]}": key for key in own}  # grpo.max_steps: training.max_steps
         close = difflib.get_close_matches(path, list(by_name), n=1, cutoff=0.85)
-        return f"; did you mean {by_name[close[0]]!r}?" if close else ""
+        if close:
+            return f"; did you mean {by_name[close[0]]!r}?"
     close = difflib.get_close_matches(path, known + SECTION_PATHS + list(PATH_ALIASES), n=1, cutoff=0.85)
+    other = close[0].split(".")[0] if close else None
+    if in_a_section and other != section and other in STAGE_KINDS and {section, other} - set(GRPO_SECTIONS):
+        return ""  # the section is right (ppo.epochs): another stage's near key (dpo.epochs) is another setting
     if close and close[0] in SECTION_PATHS and path.startswith(f"{close[0]}."):  # model.lora.r: not 'model.lora'
         return f"; {close[0]} has no {path.removeprefix(close[0] + '.')!r} (its keys: {_keys_of(close[0])})"
     return f"; did you mean {close[0]!r}?" if close else ""
