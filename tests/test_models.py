@@ -448,6 +448,16 @@ def test_an_adapter_trained_with_added_tokens_loads_on_its_base(tiny_model: Path
     assert loaded.get_input_embeddings().num_embeddings == len(tokenizer)
     ids = load_tokenizer(ModelConfig(), str(tmp_path / "adapter"))("<think>")["input_ids"]
     assert ids == tokenizer("<think>")["input_ids"] and max(ids) >= len(tokenizer) - 2  # the added token, read as one
+    # a base with more embeddings than tokens (Qwen's, padded): the adapter saved fewer, which the base takes
+    padded = AutoModelForCausalLM.from_pretrained(tiny_model)
+    padded.resize_token_embeddings(len(tokenizer) + 62)
+    padded.save_pretrained(tmp_path / "padded")
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(tmp_path / "padded")
+    shrunk = AutoModelForCausalLM.from_pretrained(tmp_path / "padded")
+    shrunk.resize_token_embeddings(len(tokenizer))
+    get_peft_model(shrunk, lora).save_pretrained(tmp_path / "adapter_of_padded")
+    loaded = load_model(ModelConfig(), str(tmp_path / "adapter_of_padded"), CPU, for_training=True)
+    assert loaded.get_input_embeddings().num_embeddings == len(tokenizer)
 
 
 def test_an_adapter_of_a_moved_run_loads_on_its_runs_stage_model(tiny_model: Path, tmp_path: Path) -> None:

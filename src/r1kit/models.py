@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from peft import PeftConfig, PeftModel
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -341,8 +341,6 @@ def _weights_of(sizes: dict[str, int]) -> int:
 
 def _check_safetensors(weights: Path) -> None:
     """A damaged weights file (garbage, cut short by a full disk or a kill) is an error now, not mid-run."""
-    from safetensors import safe_open
-
     if not os.access(weights, os.R_OK):  # the loaders said "No such file or directory"
         raise ModelError(f"{weights} cannot be read by this user (its mode is {weights.stat().st_mode & 0o777:o})")
     try:
@@ -757,12 +755,12 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
     without LoRA it trained nothing.)"""
     model = load_model(*_adapter_base(cfg, adapter), hardware, for_training)
     try:
-        # tokens added with the adapter (<think> as a token of its own): its saved embeddings are its tokenizer's
-        # size, which the base's must take first (PEFT's way; "size mismatch for embed_tokens" otherwise)
-        if (Path(adapter) / "tokenizer_config.json").is_file():
-            vocabulary = len(AutoTokenizer.from_pretrained(adapter))
-            if vocabulary > model.get_input_embeddings().num_embeddings:
-                model.resize_token_embeddings(vocabulary)
+        # tokens added with the adapter (<think> as a token of its own): the embeddings it saved have another size
+        # than the base's (larger, or smaller than a padded one: Qwen's), which the base's take first, as PEFT's
+        # recipe resizes them ("size mismatch for embed_tokens" otherwise)
+        rows = _saved_embedding_rows(Path(adapter))
+        if rows is not None and rows != model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(rows)
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise load_error(adapter, error) from error
@@ -775,6 +773,18 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
     merged = Path(adapter).parent / "model"
     model.name_or_path = model.config._name_or_path = str((merged if is_complete(merged) else Path(adapter)).resolve())
     return model
+
+
+def _saved_embedding_rows(adapter: Path) -> int | None:
+    """How many token embeddings an adapter folder saved (its `embed_tokens` trained in full: modules_to_save), read
+    from its safetensors header; None where it saved none."""
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    with safe_open(str(weights), framework="pt") as saved:
+        # the whole matrix (modules_to_save), not a LoRA on it (lora_embedding_A: rank × tokens)
+        shapes = [saved.get_slice(key).get_shape() for key in saved.keys() if key.endswith("embed_tokens.weight")]  # noqa: SIM118
+    return shapes[0][0] if shapes else None
 
 
 def load_error(name: str, error: Exception) -> ModelError:
