@@ -531,3 +531,29 @@ def test_a_launched_command_s_failure_is_said_once(tmp_path: Path, tiny_model: P
     errors = [line for line in done.stderr.splitlines() if line.startswith("r1kit: error:")]
     assert len(errors) == 1 and "the student would be the teacher itself" in errors[0], done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr, done.stderr[-3000:]
+
+
+def test_a_launched_process_killed_by_a_signal_is_named(tmp_path: Path) -> None:
+    """With torchrun's report left out, a process the out-of-memory killer ended (SIGKILL: it can say nothing) left
+    the launch with exit code 1 and no word."""
+    script = tmp_path / "killed.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "time.sleep(5)\n"
+    )
+    config = REPO / "src" / "r1kit" / "configs" / "accelerate" / "cpu.yaml"
+    command = [
+        sys.executable,
+        "-m",
+        "r1kit.launcher",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        "2",
+        str(script),
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 128 + 9, done.stderr[-3000:]
+    assert "r1kit: error: launched process 1 was killed by SIGKILL" in done.stderr, done.stderr[-3000:]
