@@ -520,18 +520,19 @@ _DIALOGUE = re.compile(
 # length (800 whitespace lines took 12 s a row, with no time limit on loading). Shorter runs (two blank lines between
 # two functions) and the line ends (CRLF) are kept as written.
 _BLANK_LINES = re.compile(r"(?:[ \t]*\r?\n){4,}")
-# A run of spaces or tabs, as its first 16: the turns' `\s*` around it, and the blank lines' `[ \t]*`, cost time
-# square in its length (30,000 spaces took 12 s a row).
-_SPACES = re.compile(r"[ \t]{17,}")
+# A run of white space within a line (spaces, tabs, NBSP, a lone CR, U+3000) as its first 256: the turns' `\s*`
+# around it, and the blank lines' `[ \t]*`, cost time square in its length (30,000 spaces took 12 s a row). Code's
+# indentation stays as written.
+_SPACES = re.compile(r"[^\S\n]{257,}")
 
 
 def _few_blank_lines(text: str) -> str:
     """`text` with runs of blank lines and of spaces cut short, so the dialogue's pattern reads it in linear time.
 
-    >>> _few_blank_lines("Q" + " " * 40 + "x\\n\\n\\n\\n\\n\\ny") == "Q" + " " * 16 + "x\\n\\n\\ny"
+    >>> _few_blank_lines("Q" + " " * 400 + "x\\n\\n\\n\\n\\n\\ny") == "Q" + " " * 256 + "x\\n\\n\\ny"
     True
     """
-    text = _SPACES.sub(lambda run: run.group()[:16], text)
+    text = _SPACES.sub(lambda run: run.group()[:256], text)
     return _BLANK_LINES.sub(lambda run: "".join(re.findall(r"\r?\n", run.group())[:3]), text)
 
 
