@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from r1kit.config.aliases import (
     COMMAND_SECTIONS,
@@ -988,18 +988,10 @@ def unused_reward_settings(resolved: ResolvedConfig, command: str) -> list[str]:
     else:  # a recipe: what its rollout stages score with, each list after the stage's own config
         lists = [config.for_stage(spec).rewards.functions for spec in config.stages if spec.stage_kind in ROLLOUT_KINDS]
     used = {short_name(name) for names in lists for name in names}  # a plug-in's settings sit under its short name
-    # A file's value equal to the default is no setting: a run's saved config.yaml (read again by --resume) and the
-    # dump of `r1kit config` hold every key, and each gave a note. Nor is a run's own saved value (its profile's, the
-    # test profile's overlong settings): noted when the run was made, not again at each --resume.
-    values = flatten(config.rewards.model_dump(), "rewards.")
-    defaults = flatten(type(config.rewards)().model_dump(), "rewards.")
     return [
         f"{key} (from {source}): {split_path(key)[1]} is not in rewards.functions, so it changes nothing"
-        for key, source in resolved.sources.items()
-        if key.startswith("rewards.")
-        and len(split_path(key)) >= 3
-        and short_name(split_path(key)[1]) not in (*_NOT_A_REWARD, *used)
-        and _given(source, values.get(key), defaults.get(key))
+        for key, source in _given_in(resolved, config.rewards, "rewards")
+        if len(split_path(key)) >= 3 and short_name(split_path(key)[1]) not in (*_NOT_A_REWARD, *used)
     ]
 
 
@@ -1014,23 +1006,33 @@ def unused_curriculum_settings(resolved: ResolvedConfig, command: str) -> list[s
     stages = [config] if command == "grpo" else [config.for_stage(s) for s in config.stages if s.stage_kind == "grpo"]
     if not stages or any(stage.curriculum.enabled for stage in stages):  # no GRPO stage: said as a key not read
         return []
-    values = flatten(config.curriculum.model_dump(), "curriculum.")
-    defaults = flatten(type(config.curriculum)().model_dump(), "curriculum.")
     return [
         f"{key} (from {source}): curriculum.enabled is false, so it changes nothing"
-        for key, source in resolved.sources.items()
-        if key.startswith("curriculum.")
-        and key != "curriculum.enabled"
-        and _given(source, values.get(key), defaults.get(key))
+        for key, source in _given_in(resolved, config.curriculum, "curriculum")
+        if key != "curriculum.enabled"
     ]
 
 
-def _given(source: str, value: Any, default: Any) -> bool:
-    """Whether a value from `source` was the user's for this command: on its command line or in the environment, or
-    in a file unless it is the default there or the file is a run's saved config."""
-    if source.startswith(("cli:", "env:")):
-        return True
-    return source.startswith("file:") and value != default and not _saved_by_a_run(source.removeprefix("file:"))
+def _given_in(resolved: ResolvedConfig, section: BaseModel, name: str) -> list[tuple[str, str]]:
+    """(key, source) of each value of the config's `section` (named `name`) the user set for this command: on its
+    command line or in the environment, or in a file. A file's value equal to the default is no setting (a run's
+    saved config.yaml, read again by --resume, and the dump of `r1kit config` hold every key); nor is a run's own
+    saved value (its profile's): noted when the run was made, not again at each --resume."""
+    values = flatten(section.model_dump(), f"{name}.")
+    defaults = flatten(type(section)().model_dump(), f"{name}.")
+    return [
+        (key, source)
+        for key, source in resolved.sources.items()
+        if key.startswith(f"{name}.")
+        and (
+            source.startswith(("cli:", "env:"))
+            or (
+                source.startswith("file:")
+                and values.get(key) != defaults.get(key)
+                and not _saved_by_a_run(source.removeprefix("file:"))
+            )
+        )
+    ]
 
 
 def _saved_by_a_run(path: str) -> bool:
