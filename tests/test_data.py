@@ -1045,12 +1045,14 @@ def test_a_text_row_with_a_long_run_of_blank_lines_reads_at_once() -> None:
     assert time.perf_counter() - started < 5.0  # a hang guard, not a speed target: 3,000 lines took hours
     assert (row["question"], row["response"]) == ("Code?", "Here:\n\n\n    x = 1")  # at most two blank lines
     # so a run of white space in a line, its time square in its length (30,000 spaces took 12 s a row, twice a row;
-    # NBSP and U+3000 as long): read as 256, which code's indentation never reaches
+    # NBSP and U+3000 as long), and many shorter runs: read as written, at once
     started = time.perf_counter()
     text = "User: Hi" + " " * 30_000 + "there\n\nAssistant: Hello" + "\u00a0" * 30_000 + "!" + "\u3000" * 30_000
     row = text_row({"text": text})
+    padded = text_row({"text": "User: " + "cell" + " " * 256 + "cell" * 800 + "\n\nAssistant: ok"})
     assert time.perf_counter() - started < 5.0  # a hang guard
-    assert (row["question"], row["response"]) == ("Hi" + " " * 256 + "there", "Hello" + "\u00a0" * 256 + "!")
+    assert (row["question"], row["response"]) == ("Hi" + " " * 30_000 + "there", "Hello" + "\u00a0" * 30_000 + "!")
+    assert padded["response"] == "ok"
     code = "def f(x):\n" + "".join(" " * (4 * depth) + "if x:\n" for depth in range(1, 7)) + " " * 28 + "return x"
     assert text_row({"text": f"User: Code?\n\nAssistant: {code}"})["response"] == code  # indentation kept
 
