@@ -458,6 +458,24 @@ def test_an_adapter_trained_with_added_tokens_loads_on_its_base(tiny_model: Path
     get_peft_model(shrunk, lora).save_pretrained(tmp_path / "adapter_of_padded")
     loaded = load_model(ModelConfig(), str(tmp_path / "adapter_of_padded"), CPU, for_training=True)
     assert loaded.get_input_embeddings().num_embeddings == len(tokenizer)
+    # the embeddings saved beside a LoRA on them, or beside trainable tokens, and PEFT's older .bin weights
+    added = [len(tokenizer) - 2, len(tokenizer) - 1]
+    ways = {
+        "lora_on_embeddings": {"target_modules": ["q_proj", "v_proj", "embed_tokens"]},
+        "trainable_tokens": {
+            "target_modules": ["q_proj", "v_proj"],
+            "trainable_token_indices": {"embed_tokens": added},
+        },
+        "bin": {"target_modules": ["q_proj", "v_proj"], "modules_to_save": ["embed_tokens", "lm_head"]},
+    }
+    for way, settings in ways.items():
+        base = AutoModelForCausalLM.from_pretrained(tiny_model)
+        base.resize_token_embeddings(len(tokenizer))
+        get_peft_model(base, PeftLoraConfig(r=4, **settings)).save_pretrained(
+            tmp_path / way, safe_serialization=way != "bin"
+        )
+        loaded = load_model(ModelConfig(), str(tmp_path / way), CPU, for_training=True)
+        assert loaded.get_input_embeddings().num_embeddings == len(tokenizer), way
 
 
 def test_an_adapter_of_a_moved_run_loads_on_its_runs_stage_model(tiny_model: Path, tmp_path: Path) -> None:

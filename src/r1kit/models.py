@@ -9,6 +9,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -758,11 +759,11 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
         # tokens added with the adapter (<think> as a token of its own): the embeddings it saved have another size
         # than the base's (larger, or smaller than a padded one: Qwen's), which the base's take first, as PEFT's
         # recipe resizes them ("size mismatch for embed_tokens" otherwise)
-        rows = _saved_embedding_rows(Path(adapter))
+        rows = _saved_embedding_rows(Path(adapter), model)
         if rows is not None and rows != model.get_input_embeddings().num_embeddings:
             model.resize_token_embeddings(rows)
         model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+    except (OSError, ValueError, RuntimeError, IndexError, SafetensorError) as error:
         raise load_error(adapter, error) from error
     # PEFT froze the base's weights under the adapter: a full fine-tune of them trained nothing ("element 0 of tensors
     # does not require grad"); as any loaded model's, they take gradients until a trainer freezes them
@@ -775,15 +776,23 @@ def _adapter_merged(cfg: ModelConfig, adapter: str, hardware: Hardware, for_trai
     return model
 
 
-def _saved_embedding_rows(adapter: Path) -> int | None:
-    """How many token embeddings an adapter folder saved (its `embed_tokens` trained in full: modules_to_save), read
-    from its safetensors header; None where it saved none."""
-    weights = adapter / "adapter_model.safetensors"
-    if not weights.is_file():
+def _saved_embedding_rows(adapter: Path, model: PreTrainedModel) -> int | None:
+    """How many token embeddings an adapter folder saved for `model`'s input embedding (`embed_tokens`, GPT-2's
+    `wte`): trained whole (modules_to_save), or its base layer saved beside a LoRA or trainable tokens on it; read
+    from its weights' shapes, None where it saved none. A LoRA's own matrices (rank × tokens) are not its size."""
+    embedding = model.get_input_embeddings()
+    name = next(name for name, module in model.named_modules() if module is embedding).rsplit(".", 1)[-1]
+    whole = re.compile(
+        rf"(?:^|\.){re.escape(name)}(?:\.base_layer|\.original_module|\.token_adapter\.base_layer)?\.weight$"
+    )
+    if (adapter / "adapter_model.safetensors").is_file():
+        with safe_open(str(adapter / "adapter_model.safetensors"), framework="pt") as saved:  # its header alone
+            shapes = [saved.get_slice(key).get_shape() for key in saved.keys() if whole.search(key)]  # noqa: SIM118
+    elif (adapter / "adapter_model.bin").is_file():  # PEFT's older format: mapped, not read
+        saved = torch.load(adapter / "adapter_model.bin", map_location="cpu", weights_only=True, mmap=True)
+        shapes = [list(tensor.shape) for key, tensor in saved.items() if whole.search(key)]
+    else:
         return None
-    with safe_open(str(weights), framework="pt") as saved:
-        # the whole matrix (modules_to_save), not a LoRA on it (lora_embedding_A: rank × tokens)
-        shapes = [saved.get_slice(key).get_shape() for key in saved.keys() if key.endswith("embed_tokens.weight")]  # noqa: SIM118
     return shapes[0][0] if shapes else None
 
 
