@@ -616,8 +616,8 @@ def _nested_rows(value: object) -> bool:
 
 def _rows_of(whole: object) -> list | None:
     """The rows of a .json file's value: an array of them, its rows by number (pandas' `orient="index"`), or its
-    columns (pandas' `to_json(orient="columns")` or a dict of equal-length lists, which the datasets library read as one row of lists); None for another object (one
-    row: a single chat `{"messages": [...]}`).
+    columns (pandas' `to_json(orient="columns")` or a dict of equal-length lists, which the datasets library read as
+    one row of lists); None for another object (one row: a single chat `{"messages": [...]}`).
 
     >>> _rows_of({"q": ["a", "b"], "s": ["1", "2"]}), _rows_of({"q": {"0": "a", "1": "b"}, "s": {"0": "1", "1": "2"}})
     ([{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}], [{'q': 'a', 's': '1'}, {'q': 'b', 's': '2'}])
